@@ -1,0 +1,29 @@
+#include <iostream>
+
+#include "commands.h"
+#include "fcn/io/model_file.h"
+#include "fcn/models/convolutionalize.h"
+#include "fcn/util/error.h"
+
+namespace fcn::cli {
+
+void add_convolutionalize(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convolutionalize",
+                                 "Turn a classifier into a fully convolutional net (fc layers -> convs, same weights)\n"
+                                 "  example: fcn convolutionalize vgg16.fcn --out vgg16-conv.fcn\n"
+                                 "  The result maps any input of at least the training size to a class heatmap.");
+  static std::string path, out;
+  cmd->add_option("CLASSIFIER", path, "classifier model file (fcn import / fcn init --arch classifier)")->required();
+  cmd->add_option("--out", out, "model file to write")->required();
+  cmd->callback([] {
+    auto model = load_model(path);
+    auto* classifier = dynamic_cast<ClassifierImpl*>(model.net.get());
+    if (classifier == nullptr) fail(path, "is a '" + model.net->arch() + "' model, not a classifier");
+    model.net = convolutionalize(*classifier).ptr();
+    save_model(out, model);
+    std::cout << "wrote " << out << ": fc6 is now a " << classifier->options.kernel() << "x" << classifier->options.kernel()
+              << " conv, fc7/fc8 1x1 convs; " << parameter_count(*model.net) << " parameters (unchanged)\n";
+  });
+}
+
+}  // namespace fcn::cli

@@ -1,0 +1,38 @@
+// fcn: the command-line tool. Verbs live in cmd_*.cpp; this file wires them and turns every
+// error into one line on stderr and a non-zero exit code.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "fcn/util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fcn: semantic segmentation with Fully Convolutional Networks (C++, LibTorch)\n\n"
+               "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
+               "  fcn info fcn8s.fcn --size 500\n"
+               "  fcn forward fcn8s.fcn --input image.png --output logits.npy\n",
+               "fcn"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every verb");
+  fcn::cli::add_init(app);
+  fcn::cli::add_info(app);
+  fcn::cli::add_import(app);
+  fcn::cli::add_convolutionalize(app);
+  fcn::cli::add_forward(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const fcn::Error& e) {
+    std::cerr << "fcn: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "fcn: error: " << fcn::first_line(e.what_without_backtrace()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "fcn: error: " << fcn::first_line(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
+}

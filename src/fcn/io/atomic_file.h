@@ -1,0 +1,16 @@
+// Whole-file reads and atomic writes (temp file in the same folder + rename), so a crash or a
+// Ctrl-C never leaves a half-written model, checkpoint or output behind.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fcn {
+
+std::vector<char> read_file(const std::string& path);  // throws fcn::Error naming the file
+void write_file_atomic(const std::string& path, const char* data, size_t size);
+inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes) {
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace fcn

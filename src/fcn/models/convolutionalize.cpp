@@ -1,0 +1,53 @@
+#include "fcn/models/convolutionalize.h"
+
+#include <torch/torch.h>
+
+#include "fcn/models/layers.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+ConvClassifierImpl::ConvClassifierImpl(const ClassifierOptions& options_) : options(options_) {
+  backbone = register_module("backbone", VGG(options.backbone()));
+  const int64_t k = options.kernel();
+  const int64_t fc = options.fc_channels();
+  fc6 = register_module("fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(5), fc, k)));
+  fc7 = register_module("fc7", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, fc, 1)));
+  fc8 = register_module("fc8", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, options.num_classes(), 1)));
+  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+}
+
+torch::Tensor ConvClassifierImpl::forward(const torch::Tensor& x) {
+  check_input(x, in_channels(), "conv-classifier");
+  if (x.size(2) < min_input_size() || x.size(3) < min_input_size())
+    fail("conv-classifier", "input " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
+                                " is smaller than " + std::to_string(min_input_size()) + "x" +
+                                std::to_string(min_input_size()) + ", the classifier's training size");
+  auto h = backbone->forward(x).pool5;
+  h = dropout(torch::relu(conv(fc6, h)));
+  h = dropout(torch::relu(conv(fc7, h)));
+  return conv(fc8, h);
+}
+
+ConvClassifier convolutionalize(ClassifierImpl& classifier) {
+  ConvClassifier net(classifier.options);
+  torch::NoGradGuard no_grad;
+  const auto& from = classifier.backbone->convs();
+  const auto& to = net->backbone->convs();
+  for (size_t i = 0; i < from.size(); ++i) {
+    to[i].conv->weight.copy_(from[i].conv->weight);
+    to[i].conv->bias.copy_(from[i].conv->bias);
+  }
+  // A dense layer over a flattened C x k x k map is a k x k conv: same numbers, new view.
+  auto reshape_into = [](torch::nn::Conv2d& conv, const torch::nn::Linear& dense) {
+    conv->weight.copy_(dense->weight.view(conv->weight.sizes()));
+    conv->bias.copy_(dense->bias);
+  };
+  reshape_into(net->fc6, classifier.fc6);
+  reshape_into(net->fc7, classifier.fc7);
+  reshape_into(net->fc8, classifier.fc8);
+  net->train(classifier.is_training());
+  return net;
+}
+
+}  // namespace fcn

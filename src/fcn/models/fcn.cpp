@@ -1,0 +1,166 @@
+#include "fcn/models/fcn.h"
+
+#include <torch/torch.h>
+
+#include "fcn/models/init.h"
+#include "fcn/models/layers.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+// Caffe voc-fcn nets: offsets that align each upsampled map with the input (the Crop layers).
+constexpr int64_t kCropPool4 = 5, kCropPool3 = 9;
+int64_t reference_output_crop(int64_t stride) { return stride == 32 ? 19 : stride == 16 ? 27 : 31; }
+
+void copy_weights(torch::nn::Module& to, torch::nn::Module& from) {
+  torch::NoGradGuard no_grad;
+  auto source = from.named_parameters();
+  for (auto& item : to.named_parameters()) item.value().copy_(source[item.key()]);
+}
+
+}  // namespace
+
+Geometry parse_geometry(const std::string& name) {
+  if (name == "reference") return Geometry::kReference;
+  if (name == "same") return Geometry::kSame;
+  fail("--geometry", "'" + name + "' is not one of reference, same");
+}
+
+std::string geometry_name(Geometry geometry) { return geometry == Geometry::kReference ? "reference" : "same"; }
+
+FCNImpl::FCNImpl(const FCNOptions& options_) : options(options_) {
+  const int64_t stride = options.stride();
+  if (stride != 32 && stride != 16 && stride != 8)
+    fail("fcn", "stride " + std::to_string(stride) + " is not one of 32, 16, 8");
+  if (options.num_classes() < 1) fail("fcn", "needs at least one class");
+  const bool reference = options.geometry() == Geometry::kReference;
+  options.backbone().first_padding(reference ? 100 : 1).ceil_mode(reference);
+
+  backbone = register_module("backbone", VGG(options.backbone()));
+  const int64_t fc = options.fc_channels();
+  const int64_t classes = options.num_classes();
+  fc6 = register_module("fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(5), fc, options.fc_kernel())));
+  fc7 = register_module("fc7", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, fc, 1)));
+  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  init_kaiming(fc6);
+  init_kaiming(fc7);
+  // Score layers start at zero (paper, 4.2): a new skip changes nothing until it is trained.
+  score_fr = register_module("score_fr", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, classes, 1)));
+  init_zero(score_fr);
+  if (stride <= 16) {
+    score_pool4 = register_module("score_pool4", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(4), classes, 1)));
+    init_zero(score_pool4);
+  }
+  if (stride == 8) {
+    score_pool3 = register_module("score_pool3", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(3), classes, 1)));
+    init_zero(score_pool3);
+  }
+  if (reference && stride == 32) {
+    upscore = make_upsampling("upscore", 32);
+  } else if (reference) {
+    upscore2 = make_upsampling("upscore2", 2);
+    if (stride == 16) upscore16 = make_upsampling("upscore16", 16);
+    if (stride == 8) upscore_pool4 = make_upsampling("upscore_pool4", 2);
+    if (stride == 8) upscore8 = make_upsampling("upscore8", 8);
+  } else {
+    upscore = make_upsampling("upscore", 32);
+    if (stride <= 16) upscore16 = make_upsampling("upscore16", 16);
+    if (stride == 8) upscore8 = make_upsampling("upscore8", 8);
+  }
+  set_upsampling_learnable(options.learnable_upsampling());
+}
+
+torch::nn::ConvTranspose2d FCNImpl::make_upsampling(const std::string& name, int64_t factor) {
+  // Kernel 2f, stride f. Same geometry pads f/2 so input cell i's centre maps to output pixel
+  // f*i + (f-1)/2 (cell centres aligned) and the output is exactly f times the input.
+  const int64_t padding = options.geometry() == Geometry::kSame ? factor / 2 : 0;
+  const int64_t classes = options.num_classes();
+  auto layer = register_module(
+      name, torch::nn::ConvTranspose2d(
+                torch::nn::ConvTranspose2dOptions(classes, classes, 2 * factor).stride(factor).padding(padding).bias(false)));
+  init_bilinear(layer);
+  return layer;
+}
+
+void FCNImpl::set_upsampling_learnable(bool learnable) {
+  options.learnable_upsampling(learnable);
+  for (auto* layer : {&upscore, &upscore2, &upscore_pool4, &upscore16, &upscore8})
+    if (!layer->is_empty()) (*layer)->weight.set_requires_grad(learnable);
+}
+
+torch::Tensor FCNImpl::forward(const torch::Tensor& input) {
+  check_input(input, in_channels(), "fcn");
+  const int64_t h = input.size(2), w = input.size(3);
+  const bool reference = options.geometry() == Geometry::kReference;
+  const auto features = backbone->forward(reference ? input : pad_to_multiple(input, 32));
+  torch::Tensor x = features.pool5;
+  if (!reference) {
+    const int64_t k = options.fc_kernel();  // 'same' padding, asymmetric for even k
+    x = torch::constant_pad_nd(x, {(k - 1) / 2, k / 2, (k - 1) / 2, k / 2}, 0.0);
+  } else if (x.size(2) < options.fc_kernel() || x.size(3) < options.fc_kernel()) {
+    fail("fcn", "pool5 map " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
+                    " is smaller than fc6's kernel " + std::to_string(options.fc_kernel()));
+  }
+  x = dropout(torch::relu(conv(fc6, x)));
+  x = dropout(torch::relu(conv(fc7, x)));
+  const auto score = conv(score_fr, x);
+  return reference ? forward_reference(features, score, h, w) : forward_same(features, score, h, w);
+}
+
+torch::Tensor FCNImpl::forward_reference(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w) {
+  const int64_t stride = options.stride();
+  torch::Tensor x;
+  if (stride == 32) {
+    x = conv(upscore, score);
+  } else {
+    auto up = conv(upscore2, score);  // stride 16
+    x = up + crop(conv(score_pool4, f.pool4), kCropPool4, kCropPool4, up.size(2), up.size(3));
+    if (stride == 16) {
+      x = conv(upscore16, x);
+    } else {
+      up = conv(upscore_pool4, x);  // stride 8
+      x = up + crop(conv(score_pool3, f.pool3), kCropPool3, kCropPool3, up.size(2), up.size(3));
+      x = conv(upscore8, x);
+    }
+  }
+  const int64_t offset = reference_output_crop(stride);
+  return crop(x, offset, offset, h, w);
+}
+
+torch::Tensor FCNImpl::forward_same(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w) {
+  auto x = conv(upscore, score);
+  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, f.pool4));
+  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, f.pool3));
+  return crop(x, 0, 0, h, w);
+}
+
+FCN FCN::from_coarser(FCNImpl& coarser, int64_t stride) {
+  if (stride >= coarser.options.stride())
+    fail("fcn", "from_coarser: stride " + std::to_string(stride) + " is not finer than the source's " +
+                    std::to_string(coarser.options.stride()));
+  auto options = coarser.options;
+  FCN finer(options.stride(stride));
+  torch::NoGradGuard no_grad;
+  // Every layer the two nets share (by name and shape) carries over; the rest keep their init.
+  auto source = coarser.named_parameters();
+  for (auto& item : finer->named_parameters()) {
+    const auto* from = source.find(item.key());
+    if (from != nullptr && from->sizes() == item.value().sizes()) item.value().copy_(*from);
+  }
+  finer->train(coarser.is_training());
+  return finer;
+}
+
+FCN FCN::from_classifier(ConvClassifierImpl& classifier, FCNOptions options) {
+  const auto& c = classifier.options;
+  options.backbone().depth(c.backbone().depth()).width(c.backbone().width()).in_channels(c.backbone().in_channels());
+  options.fc_channels(c.fc_channels()).fc_kernel(c.kernel()).dropout(c.dropout());
+  FCN net(options);
+  copy_weights(*net->backbone, *classifier.backbone);
+  copy_weights(*net->fc6, *classifier.fc6);
+  copy_weights(*net->fc7, *classifier.fc7);
+  return net;
+}
+
+}  // namespace fcn

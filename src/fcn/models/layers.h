@@ -1,0 +1,41 @@
+// The few layer calls every fcn net makes, in one place: convolution forward passes that also
+// count FLOPs when a FlopCounter is alive (so `fcn info` reports the cost of any architecture),
+// and the crop/pad helpers the FCN and U-Net geometries need.
+#pragma once
+
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+namespace fcn {
+
+// Counts the floating-point operations (2 per multiply-add) of conv/linear layers run through
+// the helpers below on this thread while it is alive. Nested counters are not supported.
+class FlopCounter {
+ public:
+  FlopCounter();
+  ~FlopCounter();
+  FlopCounter(const FlopCounter&) = delete;
+  FlopCounter& operator=(const FlopCounter&) = delete;
+  double flops() const { return flops_; }
+
+ private:
+  friend void count_flops(double);
+  double flops_ = 0;
+};
+void count_flops(double flops);
+
+torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x);
+torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x);
+torch::Tensor linear(torch::nn::Linear layer, const torch::Tensor& x);
+
+// x[:, :, top:top+height, left:left+width]; throws if the window leaves x.
+torch::Tensor crop(const torch::Tensor& x, int64_t top, int64_t left, int64_t height, int64_t width);
+// Center crop of x to like's spatial size (U-Net skips).
+torch::Tensor center_crop(const torch::Tensor& x, int64_t height, int64_t width);
+// Zero-pads x at the bottom and right so H and W become multiples of `multiple`.
+torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t multiple);
+
+// Checks a user tensor is N x channels x H x W floating point; throws fcn::Error otherwise.
+void check_input(const torch::Tensor& x, int64_t channels, const char* net);
+
+}  // namespace fcn

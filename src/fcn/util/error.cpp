@@ -1,0 +1,14 @@
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+void fail(const std::string& context, const std::string& message) {
+  throw Error(context.empty() ? message : context + ": " + message);
+}
+
+std::string first_line(const std::string& message) {
+  const auto end = message.find('\n');
+  return end == std::string::npos ? message : message.substr(0, end);
+}
+
+}  // namespace fcn

@@ -1,0 +1,171 @@
+"""End-to-end tests of the `fcn` command line, with PyTorch (oracle/nets.py) as the oracle.
+
+Usage: /usr/bin/python3 cli_test.py PATH/TO/fcn
+Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+import nets  # noqa: E402
+
+FCN = sys.argv[1]
+TMP = tempfile.mkdtemp(prefix="fcn-cli-")
+results = []
+
+
+def run(*args, ok=True):
+    p = subprocess.run([FCN, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if ok and p.returncode != 0:
+        raise AssertionError(f"fcn {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
+    return p
+
+
+def check(name):
+    def wrap(fn):
+        try:
+            fn()
+            results.append((name, None))
+            print(f"[ OK ] {name}")
+        except Exception as e:  # noqa: BLE001 - report every failure and go on
+            results.append((name, e))
+            print(f"[FAIL] {name}: {e}")
+        return fn
+    return wrap
+
+
+def path(name):
+    return os.path.join(TMP, name)
+
+
+def one_line_error(p, *needles):
+    assert p.returncode != 0, f"expected failure, got 0: {p.stdout}"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {p.stderr!r}"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+
+
+def randomize_model_file(src, dst, seed):
+    """Fills a model file's weights with random numbers, saved from Python (interop both ways)."""
+    d = torch.load(src)
+    g = torch.Generator().manual_seed(seed)
+    sd = {k: (torch.randn(v.shape, generator=g) * 0.2 if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
+    d["state_dict"] = sd
+    torch.save(d, dst)
+    return d, sd
+
+
+def write_ppm(file, image):
+    h, w, _ = image.shape
+    with open(file, "wb") as f:
+        f.write(f"P6\n{w} {h}\n255\n".encode() + image.astype(np.uint8).tobytes())
+
+
+@check("help lists the verbs with examples")
+def _():
+    out = run("--help").stdout
+    for verb in ("init", "info", "import", "convolutionalize", "forward"):
+        assert verb in out, verb
+    assert "example" in run("forward", "--help").stdout
+
+
+@check("init + forward on an image equals the PyTorch definition (FCN-8s reference)")
+def _():
+    run("init", "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", "16", "--classes", "4",
+        "--geometry", "reference", "--out", path("fcn8s.fcn"))
+    d, sd = randomize_model_file(path("fcn8s.fcn"), path("fcn8s_random.fcn"), 1)
+    config, meta = json.loads(d["config"]), json.loads(d["meta"])
+    assert config["stride"] == 8 and config["geometry"] == "reference"
+    image = np.random.default_rng(0).integers(0, 256, (37, 29, 3))
+    write_ppm(path("image.ppm"), image)
+    run("forward", path("fcn8s_random.fcn"), "--input", path("image.ppm"), "--output", path("logits.npy"))
+    net = nets.CaffeFCN(8, 4, width=0.125, fc_channels=16)
+    net.load_state_dict(sd)
+    net.eval()
+    mean, std = np.array(meta["normalization"]["mean"]), np.array(meta["normalization"]["std"])
+    x = torch.tensor(((image / 255.0 - mean) / std).transpose(2, 0, 1)[None], dtype=torch.float32)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    got = np.load(path("logits.npy"))
+    assert got.shape == (1, 4, 37, 29), got.shape
+    err = np.abs(got - expected).max() / np.abs(expected).max()
+    assert err <= 1e-4, err
+
+
+@check("forward on a .npy feeds it as is; info --json counts parameters and FLOPs")
+def _():
+    run("init", "--arch", "unet", "--padding", "valid", "--depth", "2", "--base-channels", "4", "--in-channels", "1",
+        "--classes", "3", "--out", path("unet.fcn"))
+    d, sd = randomize_model_file(path("unet.fcn"), path("unet_random.fcn"), 2)
+    x = np.random.default_rng(1).standard_normal((2, 1, 44, 60)).astype(np.float32)
+    np.save(path("x.npy"), x)
+    run("forward", path("unet_random.fcn"), "--input", path("x.npy"), "--output", path("y.npy"))
+    net = nets.UNet(2, 4, 1, 3, "valid", "transposed", False)
+    net.load_state_dict(sd)
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    got = np.load(path("y.npy"))
+    assert got.shape == expected.shape == (2, 3, 4, 20), got.shape
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    info = json.loads(run("info", path("unet_random.fcn"), "--size", "44x60", "--json").stdout)
+    assert info["parameters"] == sum(v.numel() for k, v in sd.items() if "running" not in k and "num_batches" not in k)
+    # FLOPs by hand: 2 * MACs of every conv at its output size.
+    assert info["gflops"] > 0 and info["size"] == [44, 60]
+
+
+@check("import a torchvision-layout VGG16, convolutionalize it, get a heatmap")
+def _():
+    from make_goldens import small_torchvision_vgg16  # noqa: E402
+    model = small_torchvision_vgg16(3)
+    torch.save(model.state_dict(), path("vgg.pth"))
+    run("import", "torchvision-vgg16", path("vgg.pth"), "--out", path("vgg.fcn"))
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    np.save(path("x64.npy"), x)
+    run("forward", path("vgg.fcn"), "--input", path("x64.npy"), "--output", path("logits64.npy"))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert np.abs(np.load(path("logits64.npy")) - expected).max() <= 1e-4 * np.abs(expected).max()
+    run("convolutionalize", path("vgg.fcn"), "--out", path("vgg-conv.fcn"))
+    run("forward", path("vgg-conv.fcn"), "--input", path("x64.npy"), "--output", path("heat64.npy"))
+    heat = np.load(path("heat64.npy"))
+    assert heat.shape == (1, 10, 1, 1) and np.abs(heat.reshape(1, 10) - expected).max() <= 1e-4 * np.abs(expected).max()
+    np.save(path("x_big.npy"), np.zeros((1, 3, 96, 160), np.float32))
+    run("forward", path("vgg-conv.fcn"), "--input", path("x_big.npy"), "--output", path("heat_big.npy"))
+    assert np.load(path("heat_big.npy")).shape == (1, 10, 2, 4)
+
+
+@check("bad input: one-line errors naming the file or flag, non-zero exit")
+def _():
+    data = open(path("fcn8s.fcn"), "rb").read()
+    open(path("cut.fcn"), "wb").write(data[: len(data) // 2])
+    one_line_error(run("info", path("cut.fcn"), ok=False), path("cut.fcn"), "truncated")
+    one_line_error(run("info", path("absent.fcn"), ok=False), "absent.fcn")
+    one_line_error(run("init", "--arch", "fcn9s", "--out", path("x.fcn"), ok=False), "--arch", "fcn9s")
+    one_line_error(run("init", "--arch", "fcn8s", "--backbone", "resnet50", "--out", path("x.fcn"), ok=False), "--backbone")
+    one_line_error(run("info", path("fcn8s.fcn"), "--size", "abc", ok=False), "--size")
+    np.save(path("wrong.npy"), np.zeros((1, 2, 8, 8), np.float32))
+    one_line_error(run("forward", path("fcn8s.fcn"), "--input", path("wrong.npy"), "--output", path("o.npy"), ok=False),
+                   "wrong.npy", "N x 3 x H x W")
+    open(path("empty.png"), "wb").close()
+    one_line_error(run("forward", path("fcn8s.fcn"), "--input", path("empty.png"), "--output", path("o.npy"), ok=False),
+                   "empty.png")
+    missing = dict(torch.load(path("vgg.pth")))
+    del missing["classifier.3.bias"]
+    torch.save(missing, path("missing.pth"))
+    one_line_error(run("import", "torchvision-vgg16", path("missing.pth"), "--out", path("x.fcn"), ok=False),
+                   "missing.pth", "classifier.3.bias")
+    one_line_error(run("convolutionalize", path("fcn8s.fcn"), "--out", path("x.fcn"), ok=False), "not a classifier")
+    assert not os.path.exists(path("x.fcn")), "a failed command left an output behind"
+
+
+failed = [n for n, e in results if e is not None]
+print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)

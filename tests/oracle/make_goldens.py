@@ -1,0 +1,130 @@
+"""Writes golden references for fcn's C++ tests into OUT_DIR (run at test time, never committed).
+
+For every case: CASE.pth (state dict with fcn's names, via torch.save), CASE_input.npy and
+CASE_output.npy (eval-mode forward of the PyTorch definition in nets.py), and cases.json with
+fcn's JSON config of each case. Weights are random, score and upsampling layers included, so
+every path of each net is exercised. Plus the torchvision VGG16 classifier case (vgg16.pth as
+torchvision writes it), and small torchvision-layout VGG16 files for the bad-input tests.
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nets  # noqa: E402
+
+
+def randomize(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            p.copy_(torch.randn(p.shape, generator=g) / max(1.0, fan_in) ** 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+    return model.eval()
+
+
+def save_case(out, name, model, x, config, cases):
+    with torch.no_grad():
+        y = model(x)
+    torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
+    np.save(os.path.join(out, name + "_input.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(out, name + "_output.npy"), y.numpy().astype(np.float32))
+    cases.append({"name": name, "config": config})
+
+
+def backbone_json(depth, width, in_channels):
+    name = f"vgg{depth}" + ("" if width == 1.0 else f"-w{width:g}")
+    return {"name": name, "in_channels": in_channels}
+
+
+def write_safetensors(path, state_dict):
+    header, blobs, offset = {}, [], 0
+    for key, t in state_dict.items():
+        data = t.contiguous().numpy().astype(np.float32).tobytes()
+        header[key] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+
+
+def small_torchvision_vgg16(seed):
+    """torchvision's VGG class with 1/4 widths, a 2x2 pool5 window and small fc layers."""
+    cfg = []
+    for blocks, ch in zip(nets.VGG_BLOCKS[16], nets.VGG_CHANNELS):
+        cfg += [ch // 4] * blocks + ["M"]
+    model = torchvision.models.vgg.VGG(torchvision.models.vgg.make_layers(cfg), num_classes=10)
+    model.avgpool = torch.nn.AdaptiveAvgPool2d((2, 2))
+    model.classifier[0] = torch.nn.Linear(128 * 2 * 2, 32)
+    model.classifier[3] = torch.nn.Linear(32, 32)
+    model.classifier[6] = torch.nn.Linear(32, 10)
+    return randomize(model, seed)
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    cases = []
+    width, fc, classes = 0.25, 32, 5
+    x = torch.randn(1, 3, 75, 53)  # odd and non-square
+    for stride in (32, 16, 8):
+        m = randomize(nets.CaffeFCN(stride, classes, width=width, fc_channels=fc), stride)
+        cfg = {"arch": "fcn", "stride": stride, "num_classes": classes, "backbone": backbone_json(16, width, 3),
+               "geometry": "reference", "fc_channels": fc, "fc_kernel": 7, "dropout": 0.5, "learnable_upsampling": True}
+        save_case(out, f"fcn{stride}s_reference", m, x, cfg, cases)
+        m = randomize(nets.SameFCN(stride, classes, width=width, fc_channels=fc, fc_kernel=3), 100 + stride)
+        save_case(out, f"fcn{stride}s_same", m, x, dict(cfg, geometry="same", fc_kernel=3), cases)
+    for padding, upsample, bn, size in (("valid", "transposed", False, 140), ("valid", "bilinear", True, 108),
+                                        ("same", "transposed", True, 45), ("same", "bilinear", False, 37)):
+        m = randomize(nets.UNet(3, 4, 1, 3, padding, upsample, bn), size)
+        cfg = {"arch": "unet", "depth": 3, "base_channels": 4, "in_channels": 1, "num_classes": 3,
+               "padding": padding, "upsample": upsample, "batch_norm": bn}
+        save_case(out, f"unet_{padding}_{upsample}", m, torch.randn(1, 1, size, size + 8 * (padding == "valid") + 3 * (padding == "same")),
+                  cfg, cases)
+    with open(os.path.join(out, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+    # Acceptance 1: torchvision's own VGG16 (full size, random weights) as torchvision saves it.
+    vgg = torchvision.models.vgg16().eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        y = vgg(x)
+    torch.save(vgg.state_dict(), os.path.join(out, "vgg16.pth"))
+    np.save(os.path.join(out, "vgg16_input.npy"), x.numpy())
+    np.save(os.path.join(out, "vgg16_output.npy"), y.numpy())
+
+    # Small torchvision-layout VGG16: good .pth and .safetensors, and broken variants.
+    small = small_torchvision_vgg16(7)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        y = small(x)
+    sd = small.state_dict()
+    torch.save(sd, os.path.join(out, "small_vgg16.pth"))
+    write_safetensors(os.path.join(out, "small_vgg16.safetensors"), sd)
+    np.save(os.path.join(out, "small_vgg16_input.npy"), x.numpy())
+    np.save(os.path.join(out, "small_vgg16_output.npy"), y.numpy())
+    missing = dict(sd)
+    del missing["features.28.weight"]
+    torch.save(missing, os.path.join(out, "missing_key.pth"))
+    wrong = dict(sd)
+    wrong["features.5.weight"] = torch.zeros(32, 16, 5, 5)
+    torch.save(wrong, os.path.join(out, "wrong_shape.pth"))
+    extra = dict(sd)
+    extra["features.99.weight"] = torch.zeros(1)
+    torch.save(extra, os.path.join(out, "extra_key.pth"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,59 @@
+#include "test_util.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+namespace fcn::test {
+
+const std::string& goldens() {
+  static const std::string dir = [] {
+    const std::string path = FCN_GOLDENS;
+    if (!std::filesystem::exists(path + "/cases.json")) {
+      const std::string command = std::string(FCN_PYTHON) + " " + FCN_ORACLE_DIR + "/make_goldens.py " + path;
+      if (std::system(command.c_str()) != 0) throw std::runtime_error("oracle failed: " + command);
+    }
+    return path;
+  }();
+  return dir;
+}
+
+std::string golden(const std::string& file) { return goldens() + "/" + file; }
+
+double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
+  EXPECT_EQ(actual.sizes(), expected.sizes());
+  if (actual.sizes() != expected.sizes()) return 1e9;
+  const double scale = expected.abs().max().item<double>();
+  return (actual - expected).abs().max().item<double>() / std::max(scale, 1e-12);
+}
+
+}  // namespace fcn::test
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fcn/io/npy.h"
+#include "fcn/io/weights.h"
+#include "fcn/models/config.h"
+
+namespace fcn::test {
+
+void check_golden_case(const std::string& name, double tolerance) {
+  std::ifstream in(golden("cases.json"));
+  const auto cases = nlohmann::json::parse(in);
+  for (const auto& c : cases) {
+    if (c.at("name") != name) continue;
+    auto net = build_net(c.at("config"), name);
+    load_state_dict(*net, read_state_dict(golden(name + ".pth")), name + ".pth");
+    net->eval();
+    c10::InferenceMode guard;
+    const auto y = net->forward(read_npy(golden(name + "_input.npy")));
+    EXPECT_LE(relative_error(y, read_npy(golden(name + "_output.npy"))), tolerance) << name;
+    return;
+  }
+  ADD_FAILURE() << "no golden case " << name;
+}
+
+}  // namespace fcn::test
