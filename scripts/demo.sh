@@ -12,7 +12,8 @@ mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
 step "A real Fashion-MNIST test image (the first of t10k) as a PGM"
-{ printf 'P5\n28 28\n255\n'; zcat "$DATA/t10k-images-idx3-ubyte.gz" | tail -c +17 | head -c 784; } > "$OUT/item.pgm"
+# IDX: a 16-byte header, then 28x28 bytes per image. (head closes the pipe early: no pipefail here.)
+{ printf 'P5\n28 28\n255\n'; (set +o pipefail; zcat "$DATA/t10k-images-idx3-ubyte.gz" | head -c $((16 + 784)) | tail -c 784); } > "$OUT/item.pgm"
 echo "wrote $OUT/item.pgm (28x28, 8-bit gray)"
 
 step "A VGG16-style classifier at a quarter width for 64x64 gray inputs, and its fully convolutional twin"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/models/config.h"
 #include "fcn/models/fcn.h"
 #include "test_util.h"
 
@@ -108,6 +109,30 @@ TEST(FCN, FrozenUpsamplingHasNoGradient) {
   EXPECT_FALSE(net->upscore->weight.requires_grad());
   EXPECT_FALSE(net->upscore16->weight.requires_grad());
   EXPECT_TRUE(net->score_pool4->weight.requires_grad());
+}
+
+}  // namespace
+}  // namespace fcn
+
+namespace fcn {
+namespace {
+
+TEST(FlopCounter, ClassifierFlopsEqualTheHandCount) {
+  // VGG16 at 224x224, quarter width: 2 * sum over layers of (output pixels x in x out x k x k).
+  Classifier net(ClassifierOptions().backbone(VGGOptions().width(0.25)).input_size(224).fc_channels(64).num_classes(10));
+  const int64_t c[5] = {16, 32, 64, 128, 128};
+  const int blocks[5] = {2, 2, 3, 3, 3};
+  double macs = 0;
+  int64_t in = 3, side = 224;
+  for (int b = 0; b < 5; ++b) {
+    for (int i = 0; i < blocks[b]; ++i) {
+      macs += static_cast<double>(side * side * in * c[b] * 9);
+      in = c[b];
+    }
+    side /= 2;
+  }
+  macs += 128.0 * 7 * 7 * 64 + 64.0 * 64 + 64.0 * 10;
+  EXPECT_DOUBLE_EQ(forward_flops(*net, 224, 224), 2 * macs);
 }
 
 }  // namespace
