@@ -17,7 +17,8 @@ void add_convolutionalize(CLI::App& app) {
   cmd->add_option("--out", out, "model file to write")->required();
   cmd->callback([] {
     auto model = load_model(path);
-    auto* classifier = dynamic_cast<ClassifierImpl*>(model.net.get());
+    // Keeps the classifier alive: model.net is replaced below.
+    const auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model.net);
     if (classifier == nullptr) fail(path, "is a '" + model.net->arch() + "' model, not a classifier");
     model.net = convolutionalize(*classifier).ptr();
     save_model(out, model);
