@@ -8,6 +8,7 @@ packages=(
   libtorch-dev            # tensors, autograd, oneDNN, optimisers
   libopenblas-dev         # LibTorch's BLAS; the reference BLAS is ~30x slower (shared/FACTS.md)
   libopencv-dev           # image I/O, resize, colour, drawing, and the DNN peer for ONNX parity
+  libpng-dev zlib1g-dev   # masks as stored (palette indices) and the gzipped Fashion-MNIST files
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler

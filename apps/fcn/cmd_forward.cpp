@@ -7,9 +7,7 @@
 #include "fcn/io/model_file.h"
 #include "fcn/io/npy.h"
 #include "fcn/util/error.h"
-#ifdef FCN_WITH_OPENCV
 #include "fcn/io/image.h"
-#endif
 
 namespace fcn::cli {
 
@@ -33,11 +31,7 @@ void add_forward(CLI::App& app) {
         fail(input, "must be N x " + std::to_string(model.net->in_channels()) + " x H x W, found shape " +
                         c10::str(x.sizes()));
     } else {
-#ifdef FCN_WITH_OPENCV
       x = load_image(input, model.net->in_channels(), model.meta.normalization);
-#else
-      fail(input, "image inputs need fcn built with OpenCV (FCN_WITH_OPENCV); pass a .npy");
-#endif
     }
     c10::InferenceMode guard;
     const auto start = std::chrono::steady_clock::now();

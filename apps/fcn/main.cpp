@@ -9,6 +9,10 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"fcn: semantic segmentation with Fully Convolutional Networks (C++, LibTorch)\n\n"
+               "  fcn data fashion-scenes --out scenes\n"
+               "  fcn pretrain --data fashion-mnist --out classifier.fcn\n"
+               "  fcn train --data scenes --arch fcn32s --init classifier.fcn --out fcn32s.fcn\n"
+               "  fcn eval fcn32s.fcn --data scenes\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
                "  fcn forward fcn8s.fcn --input image.png --output logits.npy\n",
@@ -20,6 +24,10 @@ int main(int argc, char** argv) {
   fcn::cli::add_import(app);
   fcn::cli::add_convolutionalize(app);
   fcn::cli::add_forward(app);
+  fcn::cli::add_data(app);
+  fcn::cli::add_pretrain(app);
+  fcn::cli::add_train(app);
+  fcn::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -126,5 +126,50 @@ def main(out):
     torch.save(extra, os.path.join(out, "extra_key.pth"))
 
 
+def metrics_and_loss(out):
+    """Oracles for eval/metrics (numpy, the FCN paper's formulas) and train/loss (F.cross_entropy)."""
+    g = torch.Generator().manual_seed(11)
+    n = 6
+    target = torch.randint(0, n, (3, 17, 23), generator=g)
+    target[:, :2] = 255                                # ignore pixels
+    target[target == 4] = 0                            # class 4 absent from ground truth...
+    pred = torch.randint(0, n, (3, 17, 23), generator=g)
+    pred[pred == 5] = 1                                # ...class 5 predicted nowhere; 4 is predicted
+    target[target == 5] = 2                            # class 5 absent from both: excluded from means
+    t, p = target.numpy().ravel(), pred.numpy().ravel()
+    keep = t != 255
+    hist = np.bincount(n * t[keep] + p[keep], minlength=n * n).reshape(n, n).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = np.diag(hist) / hist.sum(1)
+        iu = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+    freq = hist.sum(1) / hist.sum()
+    valid = ~np.isnan(iu)
+    expected = {"pixel_acc": np.diag(hist).sum() / hist.sum(), "mean_acc": np.nanmean(acc), "mean_iu": np.nanmean(iu),
+                "fw_iu": (freq[valid] * iu[valid]).sum(), "iou": [None if np.isnan(v) else v for v in iu],
+                "confusion": hist.astype(int).tolist()}
+    np.save(os.path.join(out, "metrics_target.npy"), target.numpy())
+    np.save(os.path.join(out, "metrics_pred.npy"), pred.numpy())
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(expected, f)
+
+    logits = torch.randn(2, 5, 9, 11, generator=g, dtype=torch.float64).float().requires_grad_()
+    labels = torch.randint(0, 5, (2, 9, 11), generator=g)
+    labels[0, :3] = 255
+    weights = torch.rand(5, generator=g) + 0.5
+    np.save(os.path.join(out, "loss_logits.npy"), logits.detach().numpy())
+    np.save(os.path.join(out, "loss_targets.npy"), labels.numpy())
+    np.save(os.path.join(out, "loss_weights.npy"), weights.numpy())
+    for reduction in ("mean", "sum"):
+        for weighted in (False, True):
+            logits.grad = None
+            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weights if weighted else None,
+                                                     ignore_index=255, reduction=reduction)
+            loss.backward()
+            name = f"loss_{reduction}_{'weighted' if weighted else 'plain'}"
+            np.save(os.path.join(out, name + ".npy"), np.array([loss.item()], np.float64))
+            np.save(os.path.join(out, name + "_grad.npy"), logits.grad.numpy())
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
+    metrics_and_loss(sys.argv[1])

@@ -1,42 +1,92 @@
 #include "fcn/io/image.h"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
+#include <fstream>
+
 #include <torch/torch.h>
 
+#include "fcn/io/png.h"
 #include "fcn/util/error.h"
 
-namespace fcn {
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
 
-torch::Tensor load_image(const std::string& path, int64_t channels, const Normalization& normalization) {
+namespace fcn {
+namespace {
+
+#ifdef FCN_WITH_OPENCV
+torch::Tensor read_with_opencv(const std::string& path) {
   cv::Mat image;
   try {
     image = cv::imread(path, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     fail(path, "cannot decode image: " + e.msg);
   }
-  if (image.empty()) fail(path, "cannot read image (missing, unreadable or not an image format OpenCV knows)");
+  if (image.empty()) fail(path, "cannot read image (missing, empty, unreadable or not an image format OpenCV knows)");
   if (image.depth() != CV_8U && image.depth() != CV_16U) fail(path, "only 8- and 16-bit images are supported");
-  const double max_value = image.depth() == CV_8U ? 255.0 : 65535.0;
-  if (channels == 3) {
-    if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2RGB);
-    else if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2RGB);
-    else if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
-  } else if (channels == 1) {
-    if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2GRAY);
-    else if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2GRAY);
-  }
-  if (image.channels() != channels)
-    fail(path, "image has " + std::to_string(image.channels()) + " channels, the model expects " + std::to_string(channels));
+  if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
+  if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2RGBA);
   cv::Mat as_float;
-  image.convertTo(as_float, CV_32F, 1.0 / max_value);
-  auto tensor = torch::from_blob(as_float.data, {as_float.rows, as_float.cols, channels}, torch::kFloat)
-                    .permute({2, 0, 1})
-                    .unsqueeze(0)
-                    .clone();
-  const auto mean = torch::tensor(normalization.mean, torch::kDouble).to(torch::kFloat).view({1, channels, 1, 1});
-  const auto std = torch::tensor(normalization.std, torch::kDouble).to(torch::kFloat).view({1, channels, 1, 1});
-  return (tensor - mean) / std;
+  image.convertTo(as_float, CV_32F, image.depth() == CV_8U ? 1.0 / 255.0 : 1.0 / 65535.0);
+  return torch::from_blob(as_float.data, {as_float.rows, as_float.cols, as_float.channels()}, torch::kFloat)
+      .permute({2, 0, 1})
+      .clone();
+}
+#endif
+
+}  // namespace
+
+torch::Tensor read_image(const std::string& path) {
+  if (is_png(path)) {
+    const auto png = read_png(path);
+    if (png.indexed) {
+      auto palette = torch::empty({static_cast<int64_t>(std::max<size_t>(png.palette.size(), 1)), 3}, torch::kByte).zero_();
+      for (size_t i = 0; i < png.palette.size(); ++i)
+        for (int c = 0; c < 3; ++c) palette[static_cast<int64_t>(i)][c] = png.palette[i][c];
+      const auto indices = png.pixels.select(2, 0).to(torch::kLong).clamp_max(palette.size(0) - 1);
+      return palette.index_select(0, indices.flatten()).view({indices.size(0), indices.size(1), 3}).permute({2, 0, 1}).to(torch::kFloat).div(255.0f);
+    }
+    const float max_value = png.pixels.scalar_type() == torch::kByte ? 255.0f : 65535.0f;
+    return png.pixels.permute({2, 0, 1}).to(torch::kFloat).div(max_value).contiguous();
+  }
+#ifdef FCN_WITH_OPENCV
+  return read_with_opencv(path);
+#else
+  std::ifstream probe(path);
+  if (!probe) fail(path, "cannot open");
+  fail(path, "not a PNG; other image formats need fcn built with OpenCV (FCN_WITH_OPENCV)");
+#endif
+}
+
+torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& path) {
+  const int64_t have = image.size(0);
+  if (have == channels) return image;
+  if (channels == 3 && have == 1) return image.expand({3, image.size(1), image.size(2)}).contiguous();
+  if (channels == 3 && have == 4) return image.slice(0, 0, 3);
+  if (channels == 1 && (have == 3 || have == 4)) {
+    const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}).view({3, 1, 1});
+    return (image.slice(0, 0, 3) * weights).sum(0, true);
+  }
+  if (channels == 1 && have == 2) return image.slice(0, 0, 1);  // gray + alpha
+  fail(path, "image has " + std::to_string(have) + " channels, the model expects " + std::to_string(channels));
+}
+
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization) {
+  const int64_t channels = image.size(-3);
+  TORCH_CHECK(static_cast<int64_t>(normalization.mean.size()) == channels, "normalize: ", channels, " channels vs ",
+              normalization.mean.size(), " means");
+  std::vector<int64_t> shape(image.dim(), 1);
+  shape[image.dim() - 3] = channels;
+  const auto mean = torch::tensor(normalization.mean, torch::kDouble).to(image.scalar_type()).view(shape).to(image.device());
+  const auto std = torch::tensor(normalization.std, torch::kDouble).to(image.scalar_type()).view(shape).to(image.device());
+  return (image - mean) / std;
+}
+
+torch::Tensor load_image(const std::string& path, int64_t channels, const Normalization& normalization) {
+  auto image = read_image(path);
+  if (image.size(1) == 0 || image.size(2) == 0) fail(path, "image is empty (0 pixels)");
+  return normalize(adapt_channels(image, channels, path), normalization).unsqueeze(0);
 }
 
 }  // namespace fcn

@@ -1,5 +1,5 @@
-// Images in and out of the nets (OpenCV; built only with FCN_WITH_OPENCV). Reads 8/16-bit
-// grayscale, RGB and RGBA files into the float N x C x H x W tensors a model expects.
+// Images in and out of the nets. PNG (8/16-bit gray, RGB, RGBA, palette) is read with libpng, so
+// the core needs no OpenCV; JPEG and the other formats go through OpenCV when built with it.
 #pragma once
 
 #include <string>
@@ -10,8 +10,13 @@
 
 namespace fcn {
 
-// 1 x channels x H x W float32, (pixel/max - mean) / std. Channels are adapted: gray -> RGB by
-// replication, RGBA -> RGB by dropping alpha, colour -> gray by luminance. Errors name the file.
+// C x H x W float32 in [0, 1], as stored (palette PNGs expanded to RGB). Errors name the file.
+torch::Tensor read_image(const std::string& path);
+// Gray -> RGB by replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601).
+torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& path);
+// (x - mean) / std per channel.
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization);
+// read + adapt + normalize: 1 x channels x H x W, ready for a net.
 torch::Tensor load_image(const std::string& path, int64_t channels, const Normalization& normalization);
 
 }  // namespace fcn

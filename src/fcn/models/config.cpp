@@ -117,7 +117,8 @@ std::shared_ptr<NetImpl> build_net(const json& j, const std::string& context) {
 json meta_to_json(const ModelMeta& meta) {
   return {{"class_names", meta.class_names},
           {"palette", meta.palette},
-          {"normalization", {{"mean", meta.normalization.mean}, {"std", meta.normalization.std}}}};
+          {"normalization", {{"mean", meta.normalization.mean}, {"std", meta.normalization.std}}},
+          {"training", json::parse(meta.training)}};
 }
 
 ModelMeta meta_from_json(const json& j, const std::string& context) {
@@ -127,6 +128,7 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
     meta.palette = j.at("palette").get<std::vector<std::array<uint8_t, 3>>>();
     meta.normalization.mean = j.at("normalization").at("mean").get<std::vector<double>>();
     meta.normalization.std = j.at("normalization").at("std").get<std::vector<double>>();
+    if (j.contains("training")) meta.training = j.at("training").dump();
     return meta;
   } catch (const json::exception& e) {
     fail(context, std::string("bad model metadata: ") + e.what());

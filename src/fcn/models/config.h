@@ -24,6 +24,7 @@ struct ModelMeta {
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> palette;  // RGB per class
   Normalization normalization;
+  std::string training = "{}";  // JSON provenance: data, epochs, seed, train seconds, ...
 };
 
 struct Model {

@@ -1,0 +1,88 @@
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "fcn/data/dataset.h"
+#include "fcn/data/fashion_scenes.h"
+#include "fcn/util/error.h"
+#include "fcn/util/progress.h"
+
+namespace fcn::cli {
+
+void add_data(CLI::App& app) {
+  auto* cmd = app.add_subcommand("data", "Make or check datasets\n"
+                                         "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64\n"
+                                         "  example: fcn data check scenes");
+  cmd->require_subcommand(1);
+
+  auto* scenes = cmd->add_subcommand("fashion-scenes",
+                                     "Compose segmentation scenes from Fashion-MNIST items (VOC layout + classes.json)\n"
+                                     "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64 --seed 0");
+  static std::string out;
+  static FashionScenesOptions options;
+  static int64_t train = options.train(), val = options.val(), size = options.size();
+  static uint64_t seed = 0;
+  scenes->add_option("--out", out, "dataset folder to write")->required();
+  scenes->add_option("--train", train, "scenes from the train split")->capture_default_str();
+  scenes->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
+  scenes->add_option("--size", size, "scene side in pixels")->capture_default_str();
+  scenes->add_option("--seed", seed, "random seed (same seed, same scenes)")->capture_default_str();
+  scenes->callback([] {
+    Progress progress("fashion-scenes", train + val);
+    write_fashion_scenes(out, options.train(train).val(val).size(size).seed(seed),
+                         [&](int64_t done, int64_t) { progress.update(done); });
+    progress.finish();
+    std::cout << "wrote " << out << ": " << train << " train + " << val << " val scenes of " << size << "x" << size
+              << ", 11 classes (background + 10 Fashion-MNIST)\n";
+  });
+
+  auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
+                                             "  example: fcn data check scenes --split train\n"
+                                             "  Exit code 1 when any problem is found.");
+  static std::string dir, split;
+  static bool json_output = false;
+  check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
+  check->add_option("--split", split, "only this split (default: all)");
+  check->add_flag("--json", json_output, "print a JSON report");
+  check->callback([] {
+    Progress progress("check", 1, json_output);
+    const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
+      if (done == 1) progress = Progress("check", total, json_output);
+      progress.update(done);
+    });
+    if (!json_output) progress.finish();
+    std::vector<int64_t> histogram, empty;
+    std::vector<double> weights;
+    if (report.histogram.defined()) {
+      for (int64_t c = 0; c < report.histogram.size(0); ++c) {
+        histogram.push_back(report.histogram[c].item<int64_t>());
+        weights.push_back(report.suggested_weights[c].item<double>());
+      }
+    }
+    if (json_output) {
+      std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
+                                  {"errors", report.errors}, {"classes", report.class_names}, {"pixels", histogram},
+                                  {"suggested_weights", weights}}
+                       .dump(2)
+                << "\n";
+    } else {
+      for (size_t s = 0; s < report.splits.size(); ++s)
+        std::printf("split %-10s %ld pairs\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]));
+      const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
+      std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
+      for (size_t c = 0; c < histogram.size(); ++c)
+        std::printf("%-4zu %-16s %12ld %7.2f%% %10.3f\n", c, report.class_names[c].c_str(), static_cast<long>(histogram[c]),
+                    100.0 * static_cast<double>(histogram[c]) / total, weights[c]);
+      for (const auto& error : report.errors) std::printf("error: %s\n", error.c_str());
+      std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
+    }
+    if (!report.errors.empty()) throw CLI::RuntimeError(1);
+  });
+}
+
+}  // namespace fcn::cli

@@ -1,0 +1,86 @@
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "fcn/eval/evaluate.h"
+#include "fcn/io/atomic_file.h"
+#include "fcn/io/model_file.h"
+#include "fcn/util/error.h"
+
+namespace fcn::cli {
+namespace {
+
+nlohmann::json nan_to_null(const std::vector<double>& values) {
+  auto out = nlohmann::json::array();
+  for (double v : values) out.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
+  return out;
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "eval", "Evaluate models on a dataset split: pixel acc, mean acc, mean IU, f.w. IU (the FCN paper's four)\n"
+              "  example: fcn eval fcn8s.fcn --data scenes --split val\n"
+              "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
+              "  Classes absent from both ground truth and predictions are left out of the means.");
+  static std::vector<std::string> models;
+  static std::string data, split = "val", markdown, device = "cpu";
+  static bool json_output = false;
+  cmd->add_option("MODEL", models, "model file(s)")->required();
+  cmd->add_option("--data", data, "dataset folder")->required();
+  cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
+  cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
+  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  cmd->add_flag("--json", json_output, "print JSON (keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion)");
+  cmd->callback([] {
+    const SegmentationDataset dataset(data, split);
+    const auto target = parse_device(device);
+    auto results = nlohmann::json::array();
+    std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
+    if (!json_output) std::printf("%-28s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU");
+    for (const auto& path : models) {
+      auto model = load_model(path);
+      model.net->to(target);
+      const auto confusion = evaluate(model, dataset, target, json_output);
+      const auto m = confusion.metrics();
+      auto per_class = nlohmann::json::array();
+      for (size_t c = 0; c < m.iou.size(); ++c)
+        per_class.push_back({{"class", dataset.class_names()[c]}, {"iou", nan_to_null({m.iou[c]})[0]}, {"accuracy", nan_to_null({m.accuracy[c]})[0]}});
+      std::vector<std::vector<int64_t>> matrix;
+      for (int64_t i = 0; i < confusion.num_classes(); ++i) {
+        matrix.emplace_back();
+        for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
+      }
+      const auto training = nlohmann::json::parse(model.meta.training);
+      results.push_back({{"model", path}, {"split", split}, {"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu},
+                         {"fw_iu", m.fw_iu}, {"per_class", per_class}, {"confusion", matrix}, {"training", training}});
+      if (!json_output) std::printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), m.pixel_acc, m.mean_acc, m.mean_iu, m.fw_iu);
+      char row[512];
+      const std::string how = training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") +
+                                                              ", " + std::to_string(training.value("epochs", 0)) + " epochs"
+                                                        : "";
+      std::snprintf(row, sizeof row, "| %s | %s | %.0f s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n",
+                    std::filesystem::path(path).filename().c_str(), how.c_str(), training.value("train_seconds", 0.0),
+                    100 * m.pixel_acc, 100 * m.mean_acc, 100 * m.mean_iu, 100 * m.fw_iu);
+      table += row;
+    }
+    if (!json_output && models.size() == 1) {
+      const auto& per_class = results[0]["per_class"];
+      std::printf("\n%-16s %8s %8s\n", "class", "IoU", "acc");
+      for (const auto& c : per_class)
+        std::printf("%-16s %8s %8s\n", c["class"].get<std::string>().c_str(),
+                    c["iou"].is_null() ? "-" : std::to_string(c["iou"].get<double>()).substr(0, 6).c_str(),
+                    c["accuracy"].is_null() ? "-" : std::to_string(c["accuracy"].get<double>()).substr(0, 6).c_str());
+    }
+    if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
+    if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());
+  });
+}
+
+}  // namespace fcn::cli

@@ -1,0 +1,68 @@
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "fcn/io/model_file.h"
+#include "fcn/train/pretrain.h"
+#include "fcn/util/error.h"
+
+namespace fcn::cli {
+
+torch::Device parse_device(const std::string& text) {
+  if (text == "cpu") return torch::kCPU;
+  if (text.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      fail("--device", "'" + text + "': no CUDA device is available to this LibTorch (build against a CUDA LibTorch on a GPU machine)");
+    try {
+      return torch::Device(text);
+    } catch (const c10::Error&) {
+    }
+  }
+  fail("--device", "'" + text + "' is not cpu, cuda or cuda:N");
+}
+
+void add_pretrain(CLI::App& app) {
+  auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
+                                             "  example: fcn pretrain --data fashion-mnist --out classifier.fcn --epochs 1 --train-images 20000");
+  static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw";
+  static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256;
+  static double lr = 1e-3;
+  static uint64_t seed = 0;
+  static bool json_output = false;
+  cmd->add_option("--data", data, "fashion-mnist (Debian's dataset-fashion-mnist)")->capture_default_str();
+  cmd->add_option("--out", out, "classifier model file to write")->required();
+  cmd->add_option("--epochs", epochs, "passes over the training images")->capture_default_str();
+  cmd->add_option("--train-images", train_images, "use the first N of a shuffled train split (0: all 60000)")->capture_default_str();
+  cmd->add_option("--batch", batch, "batch size")->capture_default_str();
+  cmd->add_option("--lr", lr, "learning rate (cosine decay)")->capture_default_str();
+  cmd->add_option("--optimizer", optimizer, "adamw | sgd")->capture_default_str();
+  cmd->add_option("--backbone", backbone, "VGG variant")->capture_default_str();
+  cmd->add_option("--fc-channels", fc_channels, "fc6/fc7 width")->capture_default_str();
+  cmd->add_option("--seed", seed, "random seed")->capture_default_str();
+  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  cmd->add_flag("--json", json_output, "print a JSON summary");
+  cmd->callback([] {
+    if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");
+    auto result = pretrain_fashion_mnist(PretrainOptions()
+                                             .backbone(backbone)
+                                             .fc_channels(fc_channels)
+                                             .epochs(epochs)
+                                             .train_images(train_images)
+                                             .batch_size(batch)
+                                             .optimizer(OptimizerOptions().name(optimizer).lr(lr).weight_decay(1e-4).schedule("cosine"))
+                                             .seed(seed)
+                                             .device(parse_device(device))
+                                             .quiet(json_output));
+    save_model(out, result.model);
+    if (json_output) {
+      std::cout << nlohmann::json{{"model", out}, {"test_accuracy", result.test_accuracy}, {"train_seconds", result.seconds}}.dump(2) << "\n";
+    } else {
+      std::printf("wrote %s: Fashion-MNIST test accuracy %.2f%% after %.0f s of training\n", out.c_str(), 100 * result.test_accuracy,
+                  result.seconds);
+    }
+  });
+}
+
+}  // namespace fcn::cli

@@ -1,0 +1,78 @@
+// Segmentation datasets on disk: the PASCAL VOC layout (JPEGImages/, SegmentationClass/,
+// ImageSets/Segmentation/SPLIT.txt) and folder pairs (images/ + masks/ matched by file stem,
+// optionally under DIR/SPLIT/). Masks: palette PNGs (pixel = class index), 8/16-bit index PNGs,
+// RGB colour masks with the colour table of classes.json, and binary 0/255 masks (folder pairs
+// without classes.json). 255 is the void/ignore label. Every problem is an fcn::Error naming the file.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+constexpr int64_t kIgnoreLabel = 255;
+
+struct Sample {
+  torch::Tensor image;  // C x H x W float32 in [0, 1]
+  torch::Tensor mask;   // H x W int64: class index or kIgnoreLabel
+  std::string id;
+};
+
+class SegmentationDataset {
+ public:
+  // Lists the split and checks that every listed file exists; reads nothing else yet.
+  SegmentationDataset(const std::string& dir, const std::string& split);
+
+  size_t size() const { return images_.size(); }
+  Sample get(size_t index) const;  // reads, decodes and validates one pair
+  const std::string& image_path(size_t index) const { return images_.at(index); }
+  const std::string& mask_path(size_t index) const { return masks_.at(index); }
+
+  int64_t num_classes() const { return static_cast<int64_t>(class_names_.size()); }
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& split() const { return split_; }
+
+  // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
+  torch::Tensor read_mask(const std::string& path) const;
+
+ private:
+  std::string dir_, split_;
+  std::vector<std::string> images_, masks_, ids_;
+  std::vector<std::string> class_names_;
+  std::vector<std::array<uint8_t, 3>> palette_;
+  bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
+};
+
+// The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all").
+std::vector<std::string> dataset_splits(const std::string& dir);
+
+// Per-class pixel counts over a split (ignore excluded), and weights derived from them.
+torch::Tensor class_histogram(const SegmentationDataset& dataset);
+// Median frequency balancing (Eigen & Fergus): weight_c = median(freq) / freq_c; absent classes get 0.
+torch::Tensor median_frequency_weights(const torch::Tensor& histogram);
+
+}  // namespace fcn
+
+namespace fcn {
+
+// What `fcn data check` reports: every problem (file + what is wrong), per-class pixel counts
+// and the weights median-frequency balancing would use.
+struct DatasetReport {
+  std::vector<std::string> splits;
+  std::vector<int64_t> split_sizes;
+  std::vector<std::string> errors;
+  std::vector<std::string> class_names;
+  torch::Tensor histogram;           // over every readable mask of every split
+  torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
+};
+// Reads every image and mask of every split (or just `split`) and collects all problems.
+DatasetReport check_dataset(const std::string& dir, const std::string& split = "",
+                            const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace fcn

@@ -1,0 +1,116 @@
+#include "fcn/data/fashion_scenes.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/io/atomic_file.h"
+#include "fcn/io/png.h"
+#include "fcn/models/config.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+constexpr double kInkThreshold = 0.1;  // an item pixel is "visible ink" above 10% intensity
+
+torch::Tensor random_field(std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto field = torch::empty({rows, cols});
+  auto* data = field.data_ptr<float>();
+  for (int64_t i = 0; i < rows * cols; ++i) data[i] = normal(rng);
+  return field;
+}
+
+// Smooth blotches + oriented stripes + grain: enough texture that "not dark" is not "item".
+torch::Tensor background(std::mt19937_64& rng, int64_t size) {
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  const float base = 0.05f + 0.3f * uniform(rng);
+  auto blotches = torch::upsample_bilinear2d(random_field(rng, 4, 4).view({1, 1, 4, 4}), {size, size}, true).view({size, size});
+  const float angle = 3.14159265f * uniform(rng), frequency = 0.2f + 0.8f * uniform(rng);
+  auto coords = torch::arange(size, torch::kFloat);
+  auto stripes = torch::sin(frequency * (coords.view({size, 1}) * std::cos(angle) + coords.view({1, size}) * std::sin(angle)));
+  return base + 0.08f * blotches + 0.06f * uniform(rng) * stripes + 0.03f * random_field(rng, size, size);
+}
+
+uint64_t scene_seed(uint64_t seed, const std::string& split, int64_t index) {
+  // splitmix64 of (seed, split, index): independent streams per scene.
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(index) * 0xBF58476D1CE4E5B9ull + (split == "val" ? 0x94D049BB133111EBull : 0);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+std::vector<std::string> fashion_scene_classes() {
+  std::vector<std::string> names = {"background"};
+  for (const auto& name : fashion_mnist_classes()) names.push_back(name);
+  return names;
+}
+
+Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& options, const std::string& split, int64_t index) {
+  torch::NoGradGuard no_grad;
+  std::mt19937_64 rng(scene_seed(options.seed(), split, index));
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const int64_t size = options.size();
+  auto image = background(rng, size);
+  auto mask = torch::zeros({size, size}, torch::kByte);
+  const int64_t count = options.min_items() + static_cast<int64_t>(rng() % static_cast<uint64_t>(options.max_items() - options.min_items() + 1));
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t item = static_cast<int64_t>(rng() % static_cast<uint64_t>(items.images.size(0)));
+    const double scale = options.min_scale() + (options.max_scale() - options.min_scale()) * uniform(rng);
+    const int64_t side = std::min<int64_t>(size, std::lround(28 * scale));
+    auto ink = items.images[item].to(torch::kFloat).div(255.0f).view({1, 1, 28, 28});
+    ink = torch::upsample_bilinear2d(ink, {side, side}, false).view({side, side}).clamp(0.0f, 1.0f);
+    if (uniform(rng) < 0.5) ink = ink.flip({1});
+    const int64_t top = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
+    const int64_t left = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
+    const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
+    auto region = image.slice(0, top, top + side).slice(1, left, left + side);
+    const auto alpha = (ink * 3.0f).clamp(0.0f, 1.0f);
+    region.copy_(region * (1 - alpha) + alpha * (0.1f + brightness * ink));
+    auto labels = mask.slice(0, top, top + side).slice(1, left, left + side);
+    labels.masked_fill_(ink > kInkThreshold, static_cast<uint8_t>(items.labels[item].item<int64_t>() + 1));
+  }
+  return {image.clamp(0.0f, 1.0f).mul(255.0f).round().to(torch::kByte), mask};
+}
+
+void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
+                          const std::function<void(int64_t, int64_t)>& progress) {
+  if (options.size() < 32) fail("--size", std::to_string(options.size()) + " is too small for 28-pixel items; use at least 32");
+  if (options.train() < 1 || options.val() < 1) fail("--train/--val", "need at least one scene in each split");
+  if (options.min_items() < 1 || options.max_items() < options.min_items())
+    fail("fashion-scenes", "items per scene must satisfy 1 <= min <= max");
+  namespace fs = std::filesystem;
+  for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(fs::path(dir) / sub);
+  const auto names = fashion_scene_classes();
+  const auto meta = default_meta(static_cast<int64_t>(names.size()), 1);
+  const int64_t total = options.train() + options.val();
+  int64_t done = 0;
+  for (const std::string split : {"train", "val"}) {
+    const auto items = read_fashion_mnist(split == "train" ? "train" : "t10k", options.source());
+    const int64_t n = split == "train" ? options.train() : options.val();
+    std::string list;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto scene = compose_scene(items, options, split, i);
+      char id[32];
+      std::snprintf(id, sizeof id, "%s_%05ld", split.c_str(), static_cast<long>(i));
+      write_png(dir + "/JPEGImages/" + id + ".png", scene.image.unsqueeze(2));
+      write_png_indexed(dir + "/SegmentationClass/" + id + ".png", scene.mask, meta.palette);
+      list += std::string(id) + "\n";
+      if (progress) progress(++done, total);
+    }
+    write_file_atomic(dir + "/ImageSets/Segmentation/" + split + ".txt", list.data(), list.size());
+  }
+  const nlohmann::json classes = {{"names", names}, {"colors", meta.palette}, {"ignore_label", 255},
+                                  {"source", "Fashion-MNIST scenes"}, {"seed", options.seed()}, {"size", options.size()}};
+  const auto text = classes.dump(1);
+  write_file_atomic(dir + "/classes.json", text.data(), text.size());
+}
+
+}  // namespace fcn

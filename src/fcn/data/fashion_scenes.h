@@ -1,0 +1,46 @@
+// Fashion-MNIST scenes: fcn's built-in real-data segmentation benchmark. Each scene places 2-4
+// Fashion-MNIST items (real photos of clothing, not drawn here) at random scales and positions on
+// a textured background, later items occluding earlier ones. Label = item class + 1 where the
+// item's ink is visible, 0 = background. Train scenes use only the train split, val scenes only
+// t10k. Written in the PASCAL VOC layout with a palette and classes.json. Deterministic per seed.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include "fcn/data/fashion_mnist.h"
+
+namespace fcn {
+
+struct FashionScenesOptions {
+  TORCH_ARG(int64_t, train) = 2000;   // scenes from the train split
+  TORCH_ARG(int64_t, val) = 300;      // scenes from t10k
+  TORCH_ARG(int64_t, size) = 64;      // scene side in pixels
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(int64_t, min_items) = 2;
+  TORCH_ARG(int64_t, max_items) = 4;
+  TORCH_ARG(double, min_scale) = 1.0;  // item side = 28 * scale
+  TORCH_ARG(double, max_scale) = 2.0;
+  TORCH_ARG(std::string, source) = kFashionMnistDir;
+};
+
+struct Scene {
+  torch::Tensor image;  // H x W uint8 (gray)
+  torch::Tensor mask;   // H x W uint8 class indices
+};
+
+// Scene `index` of a split; the same (seed, split, index) always gives the same scene.
+Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& options, const std::string& split, int64_t index);
+
+// Writes DIR/{JPEGImages,SegmentationClass,ImageSets/Segmentation} and DIR/classes.json.
+// `progress(done, total)` is called as scenes are written.
+void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
+                          const std::function<void(int64_t, int64_t)>& progress = {});
+
+// background + the 10 Fashion-MNIST classes.
+std::vector<std::string> fashion_scene_classes();
+
+}  // namespace fcn

@@ -1,0 +1,60 @@
+#include "fcn/eval/metrics.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+namespace fcn {
+
+ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : matrix_(torch::zeros({num_classes, num_classes}, torch::kLong)) {}
+
+void ConfusionMatrix::update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore) {
+  TORCH_CHECK(predictions.sizes() == targets.sizes(), "ConfusionMatrix: predictions ", predictions.sizes(), " vs targets ",
+              targets.sizes());
+  const int64_t n = num_classes();
+  const auto target = targets.flatten().to(torch::kCPU, torch::kLong);
+  const auto prediction = predictions.flatten().to(torch::kCPU, torch::kLong);
+  const auto valid = (target != ignore) & (target >= 0) & (target < n);
+  const auto index = target.masked_select(valid) * n + prediction.masked_select(valid).clamp(0, n - 1);
+  matrix_ += torch::bincount(index, {}, n * n).view({n, n}).to(torch::kLong);
+}
+
+SegmentationMetrics ConfusionMatrix::metrics() const {
+  SegmentationMetrics m;
+  const auto hist = matrix_.to(torch::kDouble);
+  const auto* h = hist.data_ptr<double>();
+  const int64_t n = num_classes();
+  double diagonal = 0, total = 0, acc_sum = 0, iu_sum = 0, fw_sum = 0;
+  int64_t acc_count = 0, iu_count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double t_i = 0, predicted_i = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      t_i += h[i * n + j];
+      predicted_i += h[j * n + i];
+    }
+    const double n_ii = h[i * n + i];
+    const double union_i = t_i + predicted_i - n_ii;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    m.accuracy.push_back(t_i > 0 ? n_ii / t_i : nan);
+    m.iou.push_back(union_i > 0 ? n_ii / union_i : nan);
+    diagonal += n_ii;
+    total += t_i;
+    if (t_i > 0) {
+      acc_sum += n_ii / t_i;
+      ++acc_count;
+    }
+    if (union_i > 0) {
+      iu_sum += n_ii / union_i;
+      fw_sum += t_i * n_ii / union_i;
+      ++iu_count;
+    }
+  }
+  m.pixel_acc = total > 0 ? diagonal / total : 0;
+  m.mean_acc = acc_count > 0 ? acc_sum / acc_count : 0;
+  m.mean_iu = iu_count > 0 ? iu_sum / iu_count : 0;
+  m.fw_iu = total > 0 ? fw_sum / total : 0;
+  return m;
+}
+
+}  // namespace fcn

@@ -1,0 +1,35 @@
+// The FCN paper's four metrics (section 5) from a confusion matrix accumulated over a whole split:
+// with n_ij the pixels of class i predicted as j and t_i = sum_j n_ij,
+//   pixel accuracy   sum_i n_ii / sum_i t_i
+//   mean accuracy    (1/n_cl) sum_i n_ii / t_i
+//   mean IU          (1/n_cl) sum_i n_ii / (t_i + sum_j n_ji - n_ii)
+//   f.w. IU          (sum_k t_k)^-1 sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii)
+// Pixels labelled ignore (255) are not counted. A class whose ratio is 0/0 (absent from ground truth,
+// and for IU also from the predictions) is left out of that mean, so n_cl counts the classes present.
+#pragma once
+
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+struct SegmentationMetrics {
+  double pixel_acc = 0, mean_acc = 0, mean_iu = 0, fw_iu = 0;
+  std::vector<double> iou, accuracy;  // per class; NaN where undefined (0/0)
+};
+
+class ConfusionMatrix {
+ public:
+  explicit ConfusionMatrix(int64_t num_classes);
+  // predictions and targets: same shape, integer class indices; targets may hold `ignore`.
+  void update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore = 255);
+  const torch::Tensor& matrix() const { return matrix_; }  // num_classes^2 int64, rows = ground truth
+  SegmentationMetrics metrics() const;
+  int64_t num_classes() const { return matrix_.size(0); }
+
+ private:
+  torch::Tensor matrix_;
+};
+
+}  // namespace fcn

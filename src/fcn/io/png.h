@@ -1,0 +1,29 @@
+// PNG files through libpng, without OpenCV: masks must be read as stored (a palette PNG's pixels
+// are class indices, which OpenCV would turn into colours) and written as palette PNGs (open as a
+// colour picture, keep the class indices). 8- and 16-bit gray, gray+alpha, RGB, RGBA, palette.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+struct PngContent {
+  torch::Tensor pixels;  // H x W x C; uint8 for 8-bit (and palette indices), int32 for 16-bit
+  bool indexed = false;  // a palette PNG: pixels are indices into `palette`
+  std::vector<std::array<uint8_t, 3>> palette;
+};
+
+PngContent read_png(const std::string& path);  // throws fcn::Error naming the file
+bool is_png(const std::string& path);          // by signature
+
+// H x W uint8 indices + palette (<= 256 colours) -> palette PNG. Atomic.
+void write_png_indexed(const std::string& path, const torch::Tensor& indices,
+                       const std::vector<std::array<uint8_t, 3>>& palette);
+// H x W x C (C = 1 or 3) uint8 -> gray or RGB PNG. Atomic.
+void write_png(const std::string& path, const torch::Tensor& pixels);
+
+}  // namespace fcn

@@ -1,0 +1,60 @@
+#include "fcn/train/optimizer.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+void validate(const OptimizerOptions& o) {
+  if (o.name() != "sgd" && o.name() != "adamw") fail("--optimizer", "'" + o.name() + "' is not one of sgd, adamw");
+  if (o.schedule() != "fixed" && o.schedule() != "poly" && o.schedule() != "cosine")
+    fail("--schedule", "'" + o.schedule() + "' is not one of fixed, poly, cosine");
+  if (!(o.lr() > 0) || !std::isfinite(o.lr())) fail("--lr", "must be a positive number");
+  if (o.weight_decay() < 0) fail("--weight-decay", "must be >= 0");
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const OptimizerOptions& o) {
+  validate(o);
+  std::vector<torch::Tensor> weights, biases;
+  for (const auto& item : module.named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    const auto& name = item.key();
+    const bool bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    (bias ? biases : weights).push_back(item.value());
+  }
+  if (o.name() == "sgd") {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(weights, std::make_unique<torch::optim::SGDOptions>(
+                                     torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay())));
+    groups.emplace_back(biases, std::make_unique<torch::optim::SGDOptions>(
+                                    torch::optim::SGDOptions(o.lr() * o.bias_lr_mult()).momentum(o.momentum())));
+    return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(o.lr()));
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(weights, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay())));
+  groups.emplace_back(biases, std::make_unique<torch::optim::AdamWOptions>(
+                                  torch::optim::AdamWOptions(o.lr() * o.bias_lr_mult()).weight_decay(0.0)));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr()));
+}
+
+double scheduled_lr(const OptimizerOptions& o, double progress) {
+  progress = std::min(std::max(progress, 0.0), 1.0);
+  if (o.schedule() == "poly") return o.lr() * std::pow(1.0 - progress, 0.9);
+  if (o.schedule() == "cosine") return o.lr() * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return o.lr();
+}
+
+void set_lr(torch::optim::Optimizer& optimizer, const OptimizerOptions& o, double lr) {
+  auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const double group_lr = g == 1 ? lr * o.bias_lr_mult() : lr;
+    if (o.name() == "sgd") static_cast<torch::optim::SGDOptions&>(groups[g].options()).lr(group_lr);
+    else static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(group_lr);
+  }
+}
+
+}  // namespace fcn

@@ -1,0 +1,40 @@
+// Classifier pretraining on Fashion-MNIST: the transfer-learning source of the FCN pipeline
+// (the paper starts from ImageNet classifiers; here a VGG-style classifier learns the 10 clothing
+// classes from the 28x28 images, zero-padded to 32x32 so five pools leave a 1x1 pool5).
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include "fcn/data/fashion_mnist.h"
+#include "fcn/models/config.h"
+#include "fcn/train/optimizer.h"
+
+namespace fcn {
+
+struct PretrainOptions {
+  TORCH_ARG(std::string, backbone) = "vgg16-w0.25";
+  TORCH_ARG(int64_t, fc_channels) = 256;
+  TORCH_ARG(int64_t, epochs) = 1;
+  TORCH_ARG(int64_t, train_images) = 0;  // 0: all 60000
+  TORCH_ARG(int64_t, test_images) = 0;   // 0: all 10000
+  TORCH_ARG(int64_t, batch_size) = 64;
+  TORCH_ARG(OptimizerOptions, optimizer) = OptimizerOptions().name("adamw").lr(1e-3).weight_decay(1e-4).schedule("cosine");
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(std::string, source) = kFashionMnistDir;
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+  TORCH_ARG(bool, quiet) = false;
+};
+
+struct PretrainResult {
+  Model model;  // a Classifier with Fashion-MNIST class names and normalisation
+  double test_accuracy = 0;
+  double seconds = 0;
+};
+
+PretrainResult pretrain_fashion_mnist(const PretrainOptions& options);
+
+// Fraction of `images` (N x 28 x 28 uint8) the classifier labels as `labels`.
+double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit, torch::Device device);
+
+}  // namespace fcn

@@ -1,0 +1,64 @@
+// Segmentation training: the loop, the schedule, validation, checkpoints and resume.
+// A run folder holds checkpoint.pt (model + optimiser + position: everything to continue
+// exactly), last.fcn and best.fcn (model files, best by validation mean IU) and metrics.jsonl
+// (one JSON line per epoch). Every write is atomic; Ctrl-C writes a checkpoint and returns.
+// Randomness (order, augmentation, dropout) is derived from (seed, epoch, step), so a resumed run
+// computes what the uninterrupted run would have.
+#pragma once
+
+#include <string>
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include "fcn/data/dataset.h"
+#include "fcn/data/transforms.h"
+#include "fcn/eval/metrics.h"
+#include "fcn/models/config.h"
+#include "fcn/train/loss.h"
+#include "fcn/train/optimizer.h"
+
+namespace fcn {
+
+struct TrainOptions {
+  TORCH_ARG(std::string, run_dir);
+  TORCH_ARG(int64_t, epochs) = 10;
+  TORCH_ARG(int64_t, batch_size) = 8;
+  TORCH_ARG(OptimizerOptions, optimizer);
+  TORCH_ARG(AugmentOptions, augment);
+  TORCH_ARG(Reduction, reduction) = Reduction::kMean;
+  TORCH_ARG(torch::Tensor, class_weights);  // undefined: all 1
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(int64_t, val_every) = 1;         // epochs between validations (the last epoch always)
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+  TORCH_ARG(bool, quiet) = false;
+  // Stop after this many steps in this invocation and checkpoint, as Ctrl-C does (0: no limit).
+  TORCH_ARG(int64_t, stop_after_steps) = 0;
+};
+
+struct TrainResult {
+  int64_t epochs_done = 0;
+  bool interrupted = false;
+  double best_mean_iu = -1;
+  int64_t best_epoch = 0;
+  double seconds = 0;  // training time of the whole run, resumed parts included
+  SegmentationMetrics last_val;
+};
+
+// Trains model.net in place from scratch (its current weights) into options.run_dir.
+TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
+                               const TrainOptions& options);
+
+// Continues the run whose checkpoint is at `checkpoint` (RUN_DIR/checkpoint.pt or RUN_DIR):
+// restores model, optimiser and position; `options` gives the data-independent settings (pass
+// the same as the first run; epochs may be raised to train longer). Returns the resumed model.
+TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
+                                const SegmentationDataset* val, const TrainOptions& options);
+
+// Per-channel mean/std of a split's images (up to `max_images`), for a model's normalisation.
+Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images = 500);
+
+// RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
+std::string checkpoint_path(const std::string& run_or_checkpoint);
+
+}  // namespace fcn

@@ -1,0 +1,65 @@
+#include "fcn/util/progress.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+#include <unistd.h>
+
+namespace fcn {
+namespace {
+std::atomic<bool> interrupt_flag{false};
+void on_signal(int) { interrupt_flag = true; }
+struct sigaction old_int, old_term;
+}  // namespace
+
+Progress::Progress(std::string label, int64_t total, bool quiet)
+    : label_(std::move(label)), total_(std::max<int64_t>(total, 1)), quiet_(quiet), tty_(isatty(fileno(stderr)) != 0),
+      start_(std::chrono::steady_clock::now()) {}
+
+double Progress::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void Progress::update(int64_t done, const std::string& status) {
+  if (quiet_) return;
+  const double elapsed = seconds();
+  const double fraction = static_cast<double>(done) / static_cast<double>(total_);
+  const double eta = done > 0 ? elapsed * (1.0 - fraction) / fraction : 0.0;
+  if (tty_) {
+    const int width = 24, filled = static_cast<int>(fraction * width);
+    std::fprintf(stderr, "\r%s [%.*s%*s] %ld/%ld %s  %.0fs, ETA %.0fs \x1b[K", label_.c_str(), filled,
+                 "########################", width - filled, "", static_cast<long>(done), static_cast<long>(total_),
+                 status.c_str(), elapsed, eta);
+    std::fflush(stderr);
+  } else {
+    const int64_t decile = done * 10 / total_;
+    if (decile == last_decile_) return;
+    last_decile_ = decile;
+    std::fprintf(stderr, "%s %ld/%ld %s (%.0fs, ETA %.0fs)\n", label_.c_str(), static_cast<long>(done),
+                 static_cast<long>(total_), status.c_str(), elapsed, eta);
+  }
+}
+
+void Progress::finish(const std::string& status) {
+  if (quiet_) return;
+  if (tty_) std::fprintf(stderr, "\r\x1b[K");
+  std::fprintf(stderr, "%s done in %.1fs %s\n", label_.c_str(), seconds(), status.c_str());
+}
+
+InterruptGuard::InterruptGuard() {
+  struct sigaction action = {};
+  action.sa_handler = on_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &old_int);
+  sigaction(SIGTERM, &action, &old_term);
+}
+InterruptGuard::~InterruptGuard() {
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+}
+bool InterruptGuard::requested() { return interrupt_flag; }
+void InterruptGuard::request() { interrupt_flag = true; }
+void InterruptGuard::clear() { interrupt_flag = false; }
+
+}  // namespace fcn

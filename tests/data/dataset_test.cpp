@@ -1,0 +1,177 @@
+// Datasets on disk: the VOC layout and folder pairs, every mask kind, and every kind of bad data
+// as a one-line error naming the file (and the value) — in reading and in `check_dataset`.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/data/dataset.h"
+#include "fcn/data/fashion_scenes.h"
+#include "fcn/data/transforms.h"
+#include "fcn/io/png.h"
+#include "fcn/models/config.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A 5-class VOC-layout dataset of three 8x10 gray images with palette masks.
+std::string make_voc(const std::string& name) {
+  const std::string dir = ::testing::TempDir() + "/" + name;
+  fs::remove_all(dir);
+  for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(dir + "/" + sub);
+  const auto palette = default_meta(5, 1).palette;
+  std::ofstream list(dir + "/ImageSets/Segmentation/train.txt");
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "img" + std::to_string(i);
+    write_png(dir + "/JPEGImages/" + id + ".png", torch::full({8, 10, 1}, 40 * i, torch::kByte));
+    auto mask = torch::full({8, 10}, i, torch::kByte);
+    mask[0][0] = 255;
+    write_png_indexed(dir + "/SegmentationClass/" + id + ".png", mask, palette);
+    list << id << "\n";
+  }
+  std::ofstream(dir + "/classes.json") << nlohmann::json{{"names", {"a", "b", "c", "d", "e"}}, {"colors", palette}}.dump();
+  return dir;
+}
+
+void expect_names(const std::string& message, const std::string& file, const std::string& what) {
+  EXPECT_NE(message.find(file), std::string::npos) << message;
+  EXPECT_NE(message.find(what), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST(Dataset, ReadsTheVocLayoutWithPaletteMasks) {
+  const SegmentationDataset dataset(make_voc("voc_ok"), "train");
+  ASSERT_EQ(dataset.size(), 3u);
+  EXPECT_EQ(dataset.num_classes(), 5);
+  const auto sample = dataset.get(2);
+  EXPECT_EQ(sample.image.sizes(), (std::vector<int64_t>{1, 8, 10}));
+  EXPECT_NEAR(sample.image[0][3][3].item<float>(), 80.0f / 255.0f, 1e-6);
+  EXPECT_EQ(sample.mask[0][0].item<int64_t>(), 255);
+  EXPECT_EQ(sample.mask[5][5].item<int64_t>(), 2);
+  EXPECT_TRUE(check_dataset(dataset.dir()).errors.empty());
+}
+
+TEST(Dataset, MaskOfTheWrongSize) {
+  const auto dir = make_voc("voc_size");
+  const auto mask = dir + "/SegmentationClass/img1.png";
+  write_png_indexed(mask, torch::zeros({8, 9}, torch::kByte), default_meta(5, 1).palette);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(1); }), mask, "8x9");
+  const auto report = check_dataset(dir);
+  ASSERT_EQ(report.errors.size(), 1u);
+  expect_names(report.errors[0], mask, "8x10");
+}
+
+TEST(Dataset, LabelOutsideTheClassSet) {
+  const auto dir = make_voc("voc_label");
+  const auto mask = dir + "/SegmentationClass/img2.png";
+  auto labels = torch::zeros({8, 10}, torch::kByte);
+  labels[5][3] = 7;
+  write_png_indexed(mask, labels, default_meta(5, 1).palette);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(2); }), mask, "label 7 at (5,3) is not a class (0..4)");
+}
+
+TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
+  auto dir = make_voc("voc_missing");
+  fs::remove(dir + "/SegmentationClass/img0.png");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train"); }), "SegmentationClass/img0.png", "missing mask");
+
+  dir = make_voc("voc_corrupt");
+  const auto image = dir + "/JPEGImages/img1.png";
+  fs::resize_file(image, 40);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(1); }), image, "truncated");
+  EXPECT_EQ(check_dataset(dir).errors.size(), 1u);
+
+  dir = make_voc("voc_empty");
+  std::ofstream(dir + "/ImageSets/Segmentation/train.txt").close();
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train"); }), "train.txt", "lists no images");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "val"); }), "val.txt", "not found");
+}
+
+TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
+  const std::string dir = ::testing::TempDir() + "/pairs";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  write_png(dir + "/images/a.png", torch::zeros({4, 4, 3}, torch::kByte));
+  auto binary = torch::zeros({4, 4, 1}, torch::kByte);
+  binary[2][2][0] = 255;
+  write_png(dir + "/masks/a.png", binary);
+  const SegmentationDataset pairs(dir, "all");
+  EXPECT_EQ(pairs.num_classes(), 2);
+  EXPECT_EQ(pairs.get(0).mask[2][2].item<int64_t>(), 1);  // 0/255 masks: 255 is the foreground
+  EXPECT_EQ(pairs.get(0).mask.sum().item<int64_t>(), 1);
+
+  // RGB colour masks through classes.json's colour table.
+  std::ofstream(dir + "/classes.json") << R"({"names": ["bg", "red", "green"], "colors": [[0,0,0],[255,0,0],[0,255,0]]})";
+  auto colour = torch::zeros({4, 4, 3}, torch::kByte);
+  colour[1][1][1] = 255;
+  colour[3][0][0] = 255;
+  write_png(dir + "/masks/a.png", colour);
+  const SegmentationDataset coloured(dir, "all");
+  EXPECT_EQ(coloured.get(0).mask[1][1].item<int64_t>(), 2);
+  EXPECT_EQ(coloured.get(0).mask[3][0].item<int64_t>(), 1);
+  colour[0][3][2] = 7;
+  write_png(dir + "/masks/a.png", colour);
+  expect_names(test::error_of([&] { coloured.get(0); }), "masks/a.png", "colour (0,0,7) at (0,3)");
+
+  fs::remove(dir + "/masks/a.png");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "images/a.png", "has no mask");
+}
+
+TEST(FashionScenes, DeterministicLabelledFromInk) {
+  const auto items = read_fashion_mnist("t10k");
+  const auto options = FashionScenesOptions().size(48);
+  const auto a = compose_scene(items, options, "val", 3), b = compose_scene(items, options, "val", 3);
+  EXPECT_TRUE(torch::equal(a.image, b.image));
+  EXPECT_TRUE(torch::equal(a.mask, b.mask));
+  const auto c = compose_scene(items, FashionScenesOptions(options).seed(1), "val", 3);
+  EXPECT_FALSE(torch::equal(a.image, c.image));
+  EXPECT_EQ(a.image.sizes(), (std::vector<int64_t>{48, 48}));
+  EXPECT_LE(a.mask.max().item<int64_t>(), 10);
+  // Items are brighter than the background they cover: labelled pixels are brighter on average.
+  const auto labelled = a.mask > 0;
+  ASSERT_GT(labelled.sum().item<int64_t>(), 50);
+  EXPECT_GT(a.image.masked_select(labelled).to(torch::kFloat).mean().item<float>(),
+            a.image.masked_select(~labelled).to(torch::kFloat).mean().item<float>());
+}
+
+TEST(FashionScenes, WritesAVocDatasetThatChecksClean) {
+  const std::string dir = ::testing::TempDir() + "/scenes";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(5).val(3).size(40));
+  const auto report = check_dataset(dir);
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_EQ(report.splits, (std::vector<std::string>{"train", "val"}));
+  EXPECT_EQ(report.class_names.size(), 11u);
+  EXPECT_EQ(report.class_names[1], "T-shirt/top");
+}
+
+TEST(Transforms, ImageAndMaskMoveTogether) {
+  // The image holds its own labels, so after any augmentation image == mask wherever not padded.
+  auto mask = torch::randint(0, 5, {20, 30}, torch::kLong);
+  Sample sample{mask.to(torch::kFloat).unsqueeze(0), mask, "x"};
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 20; ++i) {
+    const auto out = augment(sample, AugmentOptions().min_scale(0.5).max_scale(2.0).crop(32).flip(true), rng);
+    ASSERT_EQ(out.mask.sizes(), (std::vector<int64_t>{32, 32}));
+    const auto valid = out.mask != kIgnoreLabel;
+    const auto uniques = std::get<0>(torch::_unique(out.mask.masked_select(valid)));
+    EXPECT_LE(uniques.max().item<int64_t>(), 4);  // nearest: no new label values
+    EXPECT_GE(out.mask.masked_select(valid).numel(), 1);
+  }
+  // Without scaling, flips and crops keep image and mask pixel-aligned exactly.
+  for (int i = 0; i < 10; ++i) {
+    const auto out = augment(sample, AugmentOptions().crop(16).flip(true), rng);
+    EXPECT_TRUE(torch::equal(out.image.squeeze(0).to(torch::kLong), out.mask));
+  }
+  const auto padded = augment(sample, AugmentOptions().crop(40), rng);
+  EXPECT_EQ(padded.mask.slice(0, 20).eq(kIgnoreLabel).all().item<bool>(), true);  // padding is ignore
+}
+
+}  // namespace
+}  // namespace fcn

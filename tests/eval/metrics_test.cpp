@@ -1,0 +1,56 @@
+// The paper's four metrics: a hand-computed confusion matrix, and numpy's formulas (oracle) on
+// random predictions with ignore pixels and absent classes, to 1e-9.
+#include <cmath>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/eval/metrics.h"
+#include "fcn/io/npy.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+TEST(Metrics, HandComputedExample) {
+  // Ground truth 0 0 0 1 | 1 2 255 2, prediction 0 0 1 1 | 2 2 0 2 (the 255 pixel is ignored).
+  ConfusionMatrix confusion(3);
+  confusion.update(torch::tensor({0, 0, 1, 1, 2, 2, 0, 2}), torch::tensor({0, 0, 0, 1, 1, 2, 255, 2}));
+  // rows = truth: [[2,1,0],[0,1,1],[0,0,2]]
+  EXPECT_EQ(confusion.matrix()[0][1].item<int64_t>(), 1);
+  EXPECT_EQ(confusion.matrix()[1][2].item<int64_t>(), 1);
+  const auto m = confusion.metrics();
+  EXPECT_NEAR(m.pixel_acc, 5.0 / 7.0, 1e-12);
+  EXPECT_NEAR(m.mean_acc, (2.0 / 3 + 1.0 / 2 + 2.0 / 2) / 3, 1e-12);
+  // IU: class 0: 2/(3+2-2)=2/3; class 1: 1/(2+2-1)=1/3; class 2: 2/(2+3-2)=2/3.
+  EXPECT_NEAR(m.mean_iu, (2.0 / 3 + 1.0 / 3 + 2.0 / 3) / 3, 1e-12);
+  EXPECT_NEAR(m.fw_iu, (3 * 2.0 / 3 + 2 * 1.0 / 3 + 2 * 2.0 / 3) / 7, 1e-12);
+}
+
+TEST(Metrics, MatchNumpyOracleWithIgnoreAndAbsentClasses) {
+  ConfusionMatrix confusion(6);
+  const auto target = read_npy(test::golden("metrics_target.npy"));
+  const auto pred = read_npy(test::golden("metrics_pred.npy"));
+  // Accumulating in two halves equals one pass: the matrix is over the whole split.
+  confusion.update(pred.slice(0, 0, 1), target.slice(0, 0, 1));
+  confusion.update(pred.slice(0, 1), target.slice(0, 1));
+  std::ifstream in(test::golden("metrics.json"));
+  const auto expected = nlohmann::json::parse(in);
+  const auto m = confusion.metrics();
+  EXPECT_NEAR(m.pixel_acc, expected["pixel_acc"].get<double>(), 1e-9);
+  EXPECT_NEAR(m.mean_acc, expected["mean_acc"].get<double>(), 1e-9);
+  EXPECT_NEAR(m.mean_iu, expected["mean_iu"].get<double>(), 1e-9);
+  EXPECT_NEAR(m.fw_iu, expected["fw_iu"].get<double>(), 1e-9);
+  for (size_t c = 0; c < 6; ++c) {
+    if (expected["iou"][c].is_null()) EXPECT_TRUE(std::isnan(m.iou[c])) << c;
+    else EXPECT_NEAR(m.iou[c], expected["iou"][c].get<double>(), 1e-9) << c;
+    for (size_t j = 0; j < 6; ++j) EXPECT_EQ(confusion.matrix()[c][j].item<int64_t>(), expected["confusion"][c][j].get<int64_t>());
+  }
+  EXPECT_TRUE(std::isnan(m.accuracy[4]));  // absent from ground truth
+  EXPECT_EQ(m.iou[4], 0.0);                // ...but predicted: a real zero
+}
+
+}  // namespace
+}  // namespace fcn

@@ -1,0 +1,134 @@
+// Training: a small FCN-8s overfits 4 fixed scenes; an interrupted run resumed from its checkpoint
+// ends with exactly the weights of the uninterrupted run; divergence keeps the last good checkpoint.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/data/fashion_scenes.h"
+#include "fcn/eval/evaluate.h"
+#include "fcn/io/atomic_file.h"
+#include "fcn/models/fcn.h"
+#include "fcn/train/trainer.h"
+#include "fcn/util/progress.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string& scenes() {
+  static const std::string dir = [] {
+    const std::string path = ::testing::TempDir() + "/trainer_scenes";
+    fs::remove_all(path);
+    write_fashion_scenes(path, FashionScenesOptions().train(8).val(4).size(32).seed(5));
+    return path;
+  }();
+  return dir;
+}
+
+Model small_fcn8s(uint64_t seed) {
+  torch::manual_seed(seed);
+  Model model;
+  model.net = std::make_shared<FCNImpl>(
+      FCNOptions().stride(8).num_classes(11).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0.1));
+  model.meta = default_meta(11, 1);
+  return model;
+}
+
+TrainOptions options(const std::string& run, int64_t epochs) {
+  return TrainOptions()
+      .run_dir(::testing::TempDir() + "/" + run)
+      .epochs(epochs)
+      .batch_size(4)
+      .optimizer(OptimizerOptions().name("adamw").lr(3e-3).weight_decay(0).schedule("poly"))
+      .augment(AugmentOptions().flip(true))
+      .seed(9)
+      .quiet(true);
+}
+
+TEST(Trainer, SmallFcn8sOverfitsFourScenes) {
+  // The 4 scenes are the first train scenes; train and measure on them.
+  const std::string dir = ::testing::TempDir() + "/four_scenes";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(4).val(1).size(32).seed(5));
+  const SegmentationDataset train(dir, "train");
+  auto model = small_fcn8s(1);
+  auto o = options("overfit", 150);  // 150 steps at batch 4
+  o.augment(AugmentOptions()).optimizer().lr(2e-3);
+  train_segmentation(model, train, nullptr, o);
+  const auto metrics = evaluate(model, train).metrics();
+  EXPECT_GE(metrics.pixel_acc, 0.95) << "mean IU " << metrics.mean_iu;
+}
+
+std::vector<torch::Tensor> weights_of(const Model& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.net->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+void expect_same_weights(const Model& a, const Model& b) {
+  const auto wa = weights_of(a), wb = weights_of(b);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_LE((wa[i] - wb[i]).abs().max().item<float>(), 1e-6f) << "parameter " << i;
+}
+
+TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
+  const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
+  auto straight = small_fcn8s(2);
+  train_segmentation(straight, train, &val, options("straight", 2));
+
+  // Stopped mid-epoch (after 3 of 2 x 2 steps: epoch 2, step 1), then resumed.
+  auto first = small_fcn8s(2);
+  const auto stopped = train_segmentation(first, train, &val, options("resumed", 2).stop_after_steps(3));
+  EXPECT_TRUE(stopped.interrupted);
+  Model resumed;
+  const auto result = resume_segmentation(::testing::TempDir() + "/resumed", resumed, train, &val, options("resumed", 2));
+  EXPECT_FALSE(result.interrupted);
+  expect_same_weights(straight, resumed);
+
+  // Stopped at the epoch boundary, as after `--epochs 1`, then resumed for the second epoch.
+  auto boundary = small_fcn8s(2);
+  train_segmentation(boundary, train, &val, options("boundary", 2).stop_after_steps(2));
+  Model continued;
+  resume_segmentation(::testing::TempDir() + "/boundary/checkpoint.pt", continued, train, &val, options("boundary", 2));
+  expect_same_weights(straight, continued);
+  EXPECT_TRUE(fs::exists(::testing::TempDir() + "/boundary/best.fcn"));
+}
+
+TEST(Trainer, CtrlCWritesAResumableCheckpoint) {
+  const SegmentationDataset train(scenes(), "train");
+  auto model = small_fcn8s(3);
+  InterruptGuard::request();
+  const auto result = train_segmentation(model, train, nullptr, options("ctrl_c", 1));
+  EXPECT_TRUE(result.interrupted);
+  EXPECT_FALSE(InterruptGuard::requested());
+  Model resumed;
+  EXPECT_FALSE(resume_segmentation(::testing::TempDir() + "/ctrl_c", resumed, train, nullptr, options("ctrl_c", 1)).interrupted);
+}
+
+TEST(Trainer, DivergenceStopsAndKeepsTheLastGoodCheckpoint) {
+  const SegmentationDataset train(scenes(), "train");
+  auto model = small_fcn8s(4);
+  train_segmentation(model, train, nullptr, options("diverge", 1));
+  const auto checkpoint = ::testing::TempDir() + "/diverge/checkpoint.pt";
+  const auto before = read_file(checkpoint);
+  auto wild = options("diverge", 2);
+  wild.optimizer().name("adamw").lr(1e30);
+  Model resumed;
+  const auto message = test::error_of([&] { resume_segmentation(checkpoint, resumed, train, nullptr, wild); });
+  EXPECT_NE(message.find("diverged"), std::string::npos) << message;
+  EXPECT_EQ(read_file(checkpoint), before);
+}
+
+TEST(Trainer, ClassCountMismatchIsAClearError) {
+  const SegmentationDataset train(scenes(), "train");
+  Model model = small_fcn8s(5);
+  model.net = std::make_shared<FCNImpl>(FCNOptions().num_classes(3).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(8));
+  const auto message = test::error_of([&] { train_segmentation(model, train, nullptr, options("mismatch", 1)); });
+  EXPECT_NE(message.find("11 classes, the model predicts 3"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace fcn
