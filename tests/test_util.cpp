@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include <torch/torch.h>
 
 namespace fcn::test {
@@ -15,6 +17,22 @@ const std::string& goldens() {
       if (std::system(command.c_str()) != 0) throw std::runtime_error("oracle failed: " + command);
     }
     return path;
+  }();
+  return dir;
+}
+
+const std::string& temp_dir() {
+  static const std::string dir = [] {
+    const auto path = std::filesystem::temp_directory_path() / ("fcn-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(path);
+    static struct Cleanup {
+      std::filesystem::path path;
+      ~Cleanup() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+      }
+    } cleanup{path};
+    return path.string();
   }();
   return dir;
 }

@@ -8,6 +8,9 @@
 
 namespace fcn::test {
 
+// A fresh folder for this test process's files (/tmp/fcn-test-PID), removed at exit.
+const std::string& temp_dir();
+
 // The folder oracle/make_goldens.py wrote (generated on first use when run outside ctest).
 const std::string& goldens();
 std::string golden(const std::string& file);

@@ -23,7 +23,7 @@ struct TrainFlags {
   int64_t epochs = 10, batch = 8, val_every = 1, crop = 0, fc_channels = 0;
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
   uint64_t seed = 0;
-  bool flip = false, json_output = false;
+  bool flip = false, json_output = false, no_check = false;
 };
 
 torch::Tensor class_weights_from(const std::string& choice, const SegmentationDataset& train) {
@@ -127,7 +127,17 @@ void add_train(CLI::App& app) {
   cmd->add_option("--geometry", f.geometry, "FCN geometry: same | reference")->capture_default_str();
   cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
   cmd->add_flag("--json", f.json_output, "print a JSON summary");
+  cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");
   cmd->callback([] {
+    // Bad data should fail now, not hours into a run: read every pair of the splits used.
+    for (const std::string split : {"train", "val"}) {
+      if (f.no_check || (split == "val" && dataset_splits(f.data).size() < 2)) continue;
+      const auto report = check_dataset(f.data, split);
+      if (!report.errors.empty())
+        throw Error(report.errors.front() + (report.errors.size() > 1 ? " (and " + std::to_string(report.errors.size() - 1) +
+                                                                            " more problems: fcn data check " + f.data + ")"
+                                                                      : ""));
+    }
     SegmentationDataset train(f.data, "train");
     std::unique_ptr<SegmentationDataset> val;
     if (std::filesystem::exists(f.data + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(f.data + "/val"))

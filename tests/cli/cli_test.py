@@ -166,6 +166,74 @@ def _():
     assert not os.path.exists(path("x.fcn")), "a failed command left an output behind"
 
 
+def write_gray_png(file, array):
+    from torchvision.io import write_png
+    write_png(torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))[None], file)
+
+
+def tiny_voc(name):
+    """A 5-class VOC-layout dataset: 4 gray 16x16 images, index masks (values 0..4, 255 void)."""
+    root = path(name)
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        write_gray_png(os.path.join(root, "JPEGImages", f"im{i}.png"), rng.integers(0, 256, (16, 16)))
+        write_gray_png(os.path.join(root, "SegmentationClass", f"im{i}.png"), rng.integers(0, 5, (16, 16)))
+    for split, ids in (("train", "im0 im1 im2"), ("val", "im3")):
+        open(os.path.join(root, "ImageSets/Segmentation", split + ".txt"), "w").write(ids.replace(" ", "\n") + "\n")
+    json.dump({"names": ["a", "b", "c", "d", "e"]}, open(os.path.join(root, "classes.json"), "w"))
+    return root
+
+
+@check("data: fashion-scenes writes a dataset that checks clean; training and eval run on it")
+def _():
+    run("data", "fashion-scenes", "--out", path("scenes"), "--train", 6, "--val", 2, "--size", 32)
+    assert "0 problems found" in run("data", "check", path("scenes")).stdout
+    report = json.loads(run("data", "check", path("scenes"), "--json").stdout)
+    assert report["sizes"] == [6, 2] and report["errors"] == [] and len(report["classes"]) == 11
+    run("train", "--data", path("scenes"), "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
+        "--epochs", 1, "--batch", 3, "--out", path("s8.fcn"))
+    result = json.loads(run("eval", path("s8.fcn"), "--data", path("scenes"), "--json").stdout)
+    for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
+        assert 0.0 <= result[key] <= 1.0, (key, result[key])
+    assert len(result["per_class"]) == 11 and len(result["confusion"]) == 11
+    run("eval", path("s8.fcn"), "--data", path("scenes"), "--markdown", path("table.md"))
+    assert "| s8.fcn |" in open(path("table.md")).read()
+    d = torch.load(path("s8.fcn"))
+    assert json.loads(d["meta"])["class_names"][1] == "T-shirt/top"
+
+
+@check("bad data: one-line errors naming the file (and value) in data check and in train")
+def _():
+    cases = {}
+    root = tiny_voc("bad_size")
+    write_gray_png(os.path.join(root, "SegmentationClass", "im1.png"), np.zeros((16, 15)))
+    cases[root] = ("SegmentationClass/im1.png", "16x15")
+    root = tiny_voc("bad_label")
+    mask = np.zeros((16, 16)); mask[3, 4] = 7
+    write_gray_png(os.path.join(root, "SegmentationClass", "im2.png"), mask)
+    cases[root] = ("SegmentationClass/im2.png", "label 7 at (3,4)")
+    root = tiny_voc("bad_missing")
+    os.remove(os.path.join(root, "SegmentationClass", "im0.png"))
+    cases[root] = ("SegmentationClass/im0.png", "missing mask")
+    root = tiny_voc("bad_corrupt")
+    image = os.path.join(root, "JPEGImages", "im1.png")
+    open(image, "r+b").truncate(50)
+    cases[root] = ("JPEGImages/im1.png", "PNG")
+    root = tiny_voc("bad_empty")
+    open(os.path.join(root, "ImageSets/Segmentation/train.txt"), "w").close()
+    cases[root] = ("train.txt", "lists no images")
+    for root, (file, what) in cases.items():
+        p = run("data", "check", root, ok=False)
+        assert p.returncode == 1, (root, p.returncode)
+        assert file in p.stdout and what in p.stdout, (root, p.stdout)
+        p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--epochs", 1,
+                "--out", path("bad.fcn"), ok=False)
+        one_line_error(p, file, what)
+    assert not os.path.exists(path("bad.fcn"))
+
+
 failed = [n for n, e in results if e is not None]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

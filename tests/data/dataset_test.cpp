@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 // A 5-class VOC-layout dataset of three 8x10 gray images with palette masks.
 std::string make_voc(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/" + name;
+  const std::string dir = test::temp_dir() + "/" + name;
   fs::remove_all(dir);
   for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(dir + "/" + sub);
   const auto palette = default_meta(5, 1).palette;
@@ -93,7 +93,7 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
 }
 
 TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
-  const std::string dir = ::testing::TempDir() + "/pairs";
+  const std::string dir = test::temp_dir() + "/pairs";
   fs::remove_all(dir);
   fs::create_directories(dir + "/images");
   fs::create_directories(dir + "/masks");
@@ -141,7 +141,7 @@ TEST(FashionScenes, DeterministicLabelledFromInk) {
 }
 
 TEST(FashionScenes, WritesAVocDatasetThatChecksClean) {
-  const std::string dir = ::testing::TempDir() + "/scenes";
+  const std::string dir = test::temp_dir() + "/scenes";
   fs::remove_all(dir);
   write_fashion_scenes(dir, FashionScenesOptions().train(5).val(3).size(40));
   const auto report = check_dataset(dir);

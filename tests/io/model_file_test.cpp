@@ -26,7 +26,7 @@ std::vector<std::shared_ptr<NetImpl>> every_arch() {
 }
 
 TEST(ModelFile, EveryArchRoundTrips) {
-  const std::string path = ::testing::TempDir() + "/model.fcn";
+  const std::string path = test::temp_dir() + "/model.fcn";
   for (auto& net : every_arch()) {
     torch::NoGradGuard no_grad;
     for (auto& p : net->parameters()) p.normal_();
@@ -45,7 +45,7 @@ TEST(ModelFile, EveryArchRoundTrips) {
 }
 
 TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {
-  const std::string path = ::testing::TempDir() + "/cut.fcn";
+  const std::string path = test::temp_dir() + "/cut.fcn";
   auto net = every_arch()[2];
   save_model(path, {net, default_meta(3, 3)});
   std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
@@ -56,7 +56,7 @@ TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {
 }
 
 TEST(ModelFile, ForeignFilesAreRejectedByName) {
-  const std::string text = ::testing::TempDir() + "/text.fcn";
+  const std::string text = test::temp_dir() + "/text.fcn";
   std::ofstream(text) << "not a model";
   EXPECT_NE(test::error_of([&] { load_model(text); }).find("not an fcn model file"), std::string::npos);
   // A weights file is a zip archive too, but not a model.

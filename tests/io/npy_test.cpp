@@ -12,7 +12,7 @@ namespace fcn {
 namespace {
 
 TEST(Npy, RoundTripsEveryDtypeAndRank) {
-  const std::string path = ::testing::TempDir() + "/roundtrip.npy";
+  const std::string path = test::temp_dir() + "/roundtrip.npy";
   for (const auto& t : {torch::randn({2, 3, 4, 5}), torch::arange(7, torch::kLong), torch::randint(0, 255, {3, 2}).to(torch::kByte),
                         torch::randn({}).to(torch::kDouble)}) {
     write_npy(path, t);
@@ -29,7 +29,7 @@ TEST(Npy, ReadsWhatNumPyWrote) {
 }
 
 TEST(Npy, TruncatedFileIsAClearError) {
-  const std::string path = ::testing::TempDir() + "/truncated.npy";
+  const std::string path = test::temp_dir() + "/truncated.npy";
   write_npy(path, torch::randn({4, 4}));
   std::filesystem::resize_file(path, 100);
   const auto message = test::error_of([&] { read_npy(path); });

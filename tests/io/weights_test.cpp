@@ -47,7 +47,7 @@ TEST(Weights, UnexpectedKeyIsNamed) {
 }
 
 TEST(Weights, TruncatedAndForeignFilesAreClearErrors) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = test::temp_dir();
   const std::string truncated = dir + "/truncated.pth";
   std::filesystem::copy_file(test::golden("small_vgg16.pth"), truncated, std::filesystem::copy_options::overwrite_existing);
   std::filesystem::resize_file(truncated, 5000);
@@ -71,7 +71,7 @@ TEST(Weights, StrictLoadNamesMissingAndMisShapedKeys) {
 }
 
 TEST(Weights, WrittenStateDictReadsBack) {
-  const std::string path = ::testing::TempDir() + "/written.pth";
+  const std::string path = test::temp_dir() + "/written.pth";
   const StateDict weights = {{"a.weight", torch::randn({3, 4})}, {"b", torch::arange(5, torch::kLong)}};
   write_torch_state_dict(path, weights);
   const auto back = read_state_dict(path);

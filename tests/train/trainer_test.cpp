@@ -1,5 +1,6 @@
 // Training: a small FCN-8s overfits 4 fixed scenes; an interrupted run resumed from its checkpoint
 // ends with exactly the weights of the uninterrupted run; divergence keeps the last good checkpoint.
+#include <chrono>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 
 const std::string& scenes() {
   static const std::string dir = [] {
-    const std::string path = ::testing::TempDir() + "/trainer_scenes";
+    const std::string path = test::temp_dir() + "/trainer_scenes";
     fs::remove_all(path);
     write_fashion_scenes(path, FashionScenesOptions().train(8).val(4).size(32).seed(5));
     return path;
@@ -39,7 +40,7 @@ Model small_fcn8s(uint64_t seed) {
 
 TrainOptions options(const std::string& run, int64_t epochs) {
   return TrainOptions()
-      .run_dir(::testing::TempDir() + "/" + run)
+      .run_dir(test::temp_dir() + "/" + run)
       .epochs(epochs)
       .batch_size(4)
       .optimizer(OptimizerOptions().name("adamw").lr(3e-3).weight_decay(0).schedule("poly"))
@@ -50,7 +51,7 @@ TrainOptions options(const std::string& run, int64_t epochs) {
 
 TEST(Trainer, SmallFcn8sOverfitsFourScenes) {
   // The 4 scenes are the first train scenes; train and measure on them.
-  const std::string dir = ::testing::TempDir() + "/four_scenes";
+  const std::string dir = test::temp_dir() + "/four_scenes";
   fs::remove_all(dir);
   write_fashion_scenes(dir, FashionScenesOptions().train(4).val(1).size(32).seed(5));
   const SegmentationDataset train(dir, "train");
@@ -77,24 +78,30 @@ void expect_same_weights(const Model& a, const Model& b) {
 TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
   auto straight = small_fcn8s(2);
-  train_segmentation(straight, train, &val, options("straight", 2));
+  const auto start = std::chrono::steady_clock::now();
+  const auto full = train_segmentation(straight, train, &val, options("straight", 2));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(full.seconds, 0.0);
+  EXPECT_LE(full.seconds, wall);  // training time is counted once
 
   // Stopped mid-epoch (after 3 of 2 x 2 steps: epoch 2, step 1), then resumed.
   auto first = small_fcn8s(2);
   const auto stopped = train_segmentation(first, train, &val, options("resumed", 2).stop_after_steps(3));
   EXPECT_TRUE(stopped.interrupted);
   Model resumed;
-  const auto result = resume_segmentation(::testing::TempDir() + "/resumed", resumed, train, &val, options("resumed", 2));
+  const auto result = resume_segmentation(test::temp_dir() + "/resumed", resumed, train, &val, options("resumed", 2));
   EXPECT_FALSE(result.interrupted);
+  EXPECT_GT(result.seconds, stopped.seconds);
+  EXPECT_LT(result.seconds, 2 * wall + 1.0);  // the stopped part plus the rest, not counted twice
   expect_same_weights(straight, resumed);
 
   // Stopped at the epoch boundary, as after `--epochs 1`, then resumed for the second epoch.
   auto boundary = small_fcn8s(2);
   train_segmentation(boundary, train, &val, options("boundary", 2).stop_after_steps(2));
   Model continued;
-  resume_segmentation(::testing::TempDir() + "/boundary/checkpoint.pt", continued, train, &val, options("boundary", 2));
+  resume_segmentation(test::temp_dir() + "/boundary/checkpoint.pt", continued, train, &val, options("boundary", 2));
   expect_same_weights(straight, continued);
-  EXPECT_TRUE(fs::exists(::testing::TempDir() + "/boundary/best.fcn"));
+  EXPECT_TRUE(fs::exists(test::temp_dir() + "/boundary/best.fcn"));
 }
 
 TEST(Trainer, CtrlCWritesAResumableCheckpoint) {
@@ -105,14 +112,14 @@ TEST(Trainer, CtrlCWritesAResumableCheckpoint) {
   EXPECT_TRUE(result.interrupted);
   EXPECT_FALSE(InterruptGuard::requested());
   Model resumed;
-  EXPECT_FALSE(resume_segmentation(::testing::TempDir() + "/ctrl_c", resumed, train, nullptr, options("ctrl_c", 1)).interrupted);
+  EXPECT_FALSE(resume_segmentation(test::temp_dir() + "/ctrl_c", resumed, train, nullptr, options("ctrl_c", 1)).interrupted);
 }
 
 TEST(Trainer, DivergenceStopsAndKeepsTheLastGoodCheckpoint) {
   const SegmentationDataset train(scenes(), "train");
   auto model = small_fcn8s(4);
   train_segmentation(model, train, nullptr, options("diverge", 1));
-  const auto checkpoint = ::testing::TempDir() + "/diverge/checkpoint.pt";
+  const auto checkpoint = test::temp_dir() + "/diverge/checkpoint.pt";
   const auto before = read_file(checkpoint);
   auto wild = options("diverge", 2);
   wild.optimizer().name("adamw").lr(1e30);

@@ -81,7 +81,8 @@ TrainResult run(Model& model, const SegmentationDataset& train, const Segmentati
   TrainResult result;
   int64_t steps_this_run = 0;
   const auto started = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return at.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  const double seconds_before = at.seconds;  // of the earlier invocations of this run
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   for (int64_t epoch = at.epoch; epoch < options.epochs(); ++epoch) {
     std::vector<int64_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), 0);
