@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -50,12 +51,12 @@ void add_data(CLI::App& app) {
   check->add_option("--split", split, "only this split (default: all)");
   check->add_flag("--json", json_output, "print a JSON report");
   check->callback([] {
-    Progress progress("check", 1, json_output);
+    std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
-      if (done == 1) progress = Progress("check", total, json_output);
-      progress.update(done);
+      if (done == 1) progress = std::make_unique<Progress>("check", total, json_output);
+      progress->update(done);
     });
-    if (!json_output) progress.finish();
+    if (progress) progress->finish();
     std::vector<int64_t> histogram, empty;
     std::vector<double> weights;
     if (report.histogram.defined()) {

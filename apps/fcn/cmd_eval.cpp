@@ -10,6 +10,7 @@
 #include "fcn/eval/evaluate.h"
 #include "fcn/io/atomic_file.h"
 #include "fcn/io/model_file.h"
+#include "fcn/io/png.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
@@ -30,13 +31,14 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static std::vector<std::string> models;
-  static std::string data, split = "val", markdown, device = "cpu";
+  static std::string data, split = "val", markdown, device = "cpu", confusion_png;
   static bool json_output = false;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
   cmd->add_flag("--json", json_output, "print JSON (keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion)");
   cmd->callback([] {
     const SegmentationDataset dataset(data, split);
@@ -60,6 +62,7 @@ void add_eval(CLI::App& app) {
       const auto training = nlohmann::json::parse(model.meta.training);
       results.push_back({{"model", path}, {"split", split}, {"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu},
                          {"fw_iu", m.fw_iu}, {"per_class", per_class}, {"confusion", matrix}, {"training", training}});
+      if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
       if (!json_output) std::printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), m.pixel_acc, m.mean_acc, m.mean_iu, m.fw_iu);
       char row[512];
       const std::string how = training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") +

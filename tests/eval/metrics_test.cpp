@@ -54,3 +54,19 @@ TEST(Metrics, MatchNumpyOracleWithIgnoreAndAbsentClasses) {
 
 }  // namespace
 }  // namespace fcn
+
+namespace fcn {
+namespace {
+
+TEST(Metrics, ConfusionPictureShadesRowShares) {
+  const auto matrix = torch::tensor({{3, 1}, {0, 0}}, torch::kLong);
+  const auto picture = confusion_picture(matrix, 4);
+  ASSERT_EQ(picture.sizes(), (std::vector<int64_t>{8, 8, 3}));
+  // Cell (0,0): 75% of row 0 -> 3/4 of the way to dark blue; the empty row stays white.
+  EXPECT_EQ(picture[2][2][0].item<uint8_t>(), static_cast<uint8_t>(std::lround(255 + 0.75 * (8 - 255))));
+  EXPECT_EQ(picture[6][6][2].item<uint8_t>(), 255);
+  EXPECT_EQ(picture[0][2][0].item<uint8_t>(), 200);  // grid line
+}
+
+}  // namespace
+}  // namespace fcn

@@ -57,4 +57,18 @@ SegmentationMetrics ConfusionMatrix::metrics() const {
   return m;
 }
 
+torch::Tensor confusion_picture(const torch::Tensor& matrix, int64_t cell) {
+  const auto counts = matrix.to(torch::kDouble);
+  const auto share = counts / counts.sum(1, true).clamp_min(1.0);  // rows with no pixels stay white
+  const auto white = torch::tensor({255.0, 255.0, 255.0}, torch::kDouble), blue = torch::tensor({8.0, 48.0, 107.0}, torch::kDouble);
+  auto colours = white + share.unsqueeze(2) * (blue - white);  // n x n x 3
+  auto picture = colours.repeat_interleave(cell, 0).repeat_interleave(cell, 1);
+  for (int64_t i = 0; i <= matrix.size(0); ++i) {  // grid lines
+    const int64_t at = std::min(i * cell, picture.size(0) - 1);
+    picture.select(0, at).fill_(200.0);
+    picture.select(1, at).fill_(200.0);
+  }
+  return picture.round().to(torch::kByte).contiguous();
+}
+
 }  // namespace fcn

@@ -32,4 +32,9 @@ class ConfusionMatrix {
   torch::Tensor matrix_;
 };
 
+// A picture of a confusion matrix: H x W x 3 uint8, one `cell` x `cell` square per entry, each row
+// normalised (the share of class i's pixels predicted as j) from white (0) to dark blue (1), with
+// a 1-pixel grid. Rows are ground truth, columns predictions.
+torch::Tensor confusion_picture(const torch::Tensor& matrix, int64_t cell = 16);
+
 }  // namespace fcn

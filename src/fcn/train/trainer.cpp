@@ -89,7 +89,7 @@ TrainResult run(Model& model, const SegmentationDataset& train, const Segmentati
     std::mt19937_64 shuffle_rng(mix(options.seed(), epoch, -1));
     std::shuffle(order.begin(), order.end(), shuffle_rng);
     net.train();
-    double loss_sum = 0, lr = 0;
+    double loss_sum = 0, lr = 0, pixels = 0;
     int64_t loss_count = 0;
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs()), steps_per_epoch, options.quiet());
     for (int64_t step = at.step; step < steps_per_epoch; ++step) {
@@ -131,8 +131,10 @@ TrainResult run(Model& model, const SegmentationDataset& train, const Segmentati
       optimizer.step();
       loss_sum += value;
       ++loss_count;
-      char status[64];
-      std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(loss_count));
+      pixels += static_cast<double>(targets.numel());
+      char status[96];
+      std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s", loss_sum / static_cast<double>(loss_count),
+                    pixels / std::max(progress.seconds(), 1e-9));
       progress.update(step + 1, status);
     }
     at.step = 0;
