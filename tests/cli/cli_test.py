@@ -234,6 +234,24 @@ def _():
     assert not os.path.exists(path("bad.fcn"))
 
 
+@check("Ctrl-C during fcn train leaves a checkpoint that --resume continues")
+def _():
+    import signal
+    import time
+    run("data", "fashion-scenes", "--out", path("many"), "--train", 200, "--val", 2, "--size", 32)
+    args = ["train", "--data", path("many"), "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--batch", 1,
+            "--out", path("ctrl_c.fcn")]
+    p = subprocess.Popen([FCN, *map(str, args), "--epochs", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (p.returncode, err[-500:])
+    assert "interrupted" in err and os.path.exists(path("ctrl_c.run/checkpoint.pt")), err[-500:]
+    assert not os.path.exists(path("ctrl_c.fcn"))
+    run(*args, "--epochs", 1, "--resume", path("ctrl_c.run"))
+    assert os.path.exists(path("ctrl_c.fcn"))
+
+
 failed = [n for n, e in results if e is not None]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

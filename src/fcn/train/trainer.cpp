@@ -162,7 +162,8 @@ TrainResult run(Model& model, const SegmentationDataset& train, const Segmentati
                   validate_now ? (", val mean IU " + std::to_string(result.last_val.mean_iu)).c_str() : "");
     progress.finish(status);
   }
-  if (val == nullptr) save_model(run_dir + "/best.fcn", model);
+  // Without validation (or before any ran), the final model is the best there is.
+  if (val == nullptr || !fs::exists(run_dir + "/best.fcn")) save_model(run_dir + "/best.fcn", model);
   result.epochs_done = options.epochs();
   result.best_mean_iu = at.best_mean_iu;
   result.best_epoch = at.best_epoch;
