@@ -12,10 +12,14 @@ torch::Tensor prepare_input(const Model& model, const torch::Tensor& image, cons
   return normalize(adapt_channels(image, model.net->in_channels(), source), model.meta.normalization).unsqueeze(0);
 }
 
-ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, torch::Device device, bool quiet) {
-  if (dataset.num_classes() != model.net->num_classes())
+void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
+  if (dataset.num_classes() != net.num_classes())
     fail(dataset.dir(), "has " + std::to_string(dataset.num_classes()) + " classes, the model predicts " +
-                            std::to_string(model.net->num_classes()));
+                            std::to_string(net.num_classes()));
+}
+
+ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, torch::Device device, bool quiet) {
+  check_class_count(dataset, *model.net);
   c10::InferenceMode guard;
   const bool was_training = model.net->is_training();
   model.net->eval();

@@ -71,10 +71,8 @@ TrainResult run(Model& model, const SegmentationDataset& train, const Segmentati
   const int64_t batch_size = std::min<int64_t>(options.batch_size(), n);
   const int64_t steps_per_epoch = (n + batch_size - 1) / batch_size;
   const int64_t total_steps = steps_per_epoch * options.epochs();
-  if (val != nullptr && val->num_classes() != model.net->num_classes())
-    fail(val->dir(), "has " + std::to_string(val->num_classes()) + " classes, the model predicts " + std::to_string(model.net->num_classes()));
-  if (train.num_classes() != model.net->num_classes())
-    fail(train.dir(), "has " + std::to_string(train.num_classes()) + " classes, the model predicts " + std::to_string(model.net->num_classes()));
+  check_class_count(train, *model.net);
+  if (val != nullptr) check_class_count(*val, *model.net);
   auto& net = *model.net;
   net.to(options.device());
   InterruptGuard interrupt;
