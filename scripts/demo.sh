@@ -10,7 +10,9 @@ OUT=${DEMO_OUT:-out/demo}
 EPOCHS=${EPOCHS:-5}
 TRAIN_SCENES=${SCENES:-2000}
 RESULTS=${RESULTS:-docs/results.md}
-mkdir -p "$OUT" "$(dirname "$RESULTS")"
+PICTURES=${PICTURES:-docs/pictures}
+HEATMAP_CLASS=${HEATMAP_CLASS:-Trouser}
+mkdir -p "$OUT" "$(dirname "$RESULTS")" "$PICTURES"
 step() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)
 
@@ -23,7 +25,9 @@ step "Pretrain the transfer source: a quarter-width VGG16 classifier on the 6000
 
 step "Convolutionalize it: fc layers become convolutions, the classifier becomes a heatmap net"
 "$FCN" convolutionalize "$OUT/classifier.fcn" --out "$OUT/classifier-conv.fcn"
-"$FCN" forward "$OUT/classifier-conv.fcn" --input "$OUT/scenes/JPEGImages/val_00000.png" --output "$OUT/heatmap.npy"
+"$FCN" data fashion-scenes --out "$OUT/big-scenes" --train 1 --val 1 --size 160 --seed 3
+"$FCN" heatmap "$OUT/classifier.fcn" "$OUT/big-scenes/JPEGImages/val_00000.png" --class "$HEATMAP_CLASS" \
+  --out "$PICTURES/heatmap.png" --npy "$OUT/heatmap.npy"
 
 train=(--data "$OUT/scenes" --epochs "$EPOCHS" --batch 8 --lr 1e-3 --optimizer adamw --weight-decay 1e-4 --seed 0)
 step "FCN-32s from the classifier ($EPOCHS epochs)"
@@ -38,6 +42,11 @@ step "Control: FCN-32s from random weights, same epochs"
 step "Evaluate on the val scenes"
 "$FCN" eval "$OUT/fcn32s-random.fcn" "$OUT/fcn32s.fcn" "$OUT/fcn16s.fcn" "$OUT/fcn8s.fcn" --data "$OUT/scenes" --markdown "$OUT/table.md"
 "$FCN" eval "$OUT/fcn8s.fcn" --data "$OUT/scenes" --json > "$OUT/fcn8s-eval.json"
+
+step "Pictures: FCN-8s predictions with overlays, and the run's HTML report"
+"$FCN" predict "$OUT/fcn8s.fcn" "$OUT"/scenes/JPEGImages/val_0000[0-3].png --out "$OUT/predictions" --overlay
+cp "$OUT/predictions/val_00000-overlay.png" "$PICTURES/fcn8s-overlay.png"
+"$FCN" report "$OUT/fcn8s.run" --out "$PICTURES/fcn8s-report.html" --examples 8
 
 {
   echo "# Results: FCN-32s / 16s / 8s on Fashion-MNIST scenes"
@@ -62,7 +71,23 @@ step "Evaluate on the val scenes"
   echo "fcn train \$common --arch fcn8s --from fcn16s.fcn --out fcn8s.fcn"
   echo "fcn train \$common --arch fcn32s --out fcn32s-random.fcn"
   echo "fcn eval fcn32s-random.fcn fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes"
+  echo "fcn predict fcn8s.fcn scenes/JPEGImages/val_0000[0-3].png --out predictions --overlay"
+  echo "fcn report fcn8s.run --out fcn8s-report.html"
+  echo "fcn data fashion-scenes --out big-scenes --train 1 --val 1 --size 160 --seed 3"
+  echo "fcn heatmap classifier.fcn big-scenes/JPEGImages/val_00000.png --class $HEATMAP_CLASS --out heatmap.png"
   echo '```'
+  echo
+  echo "## Pictures"
+  echo
+  echo "FCN-8s on a validation scene (\\`fcn predict --overlay\\`), and the whole run as one page: [fcn8s-report.html](pictures/fcn8s-report.html)"
+  echo "(curves, IoU per class, confusion matrix, examples)."
+  echo
+  echo "![FCN-8s prediction overlay](pictures/fcn8s-overlay.png)"
+  echo
+  echo "Convolutionalization (the paper's figure 2): the Fashion-MNIST classifier, made fully convolutional, run on a"
+  echo "160x160 scene; the probability of '$HEATMAP_CLASS' per 32x32 window (\\`fcn heatmap\\`):"
+  echo
+  echo "![classifier heatmap](pictures/heatmap.png)"
 } > "$RESULTS"
 step "Wrote $RESULTS in $(( $(date +%s) - start )) s"
 cat "$RESULTS" | sed -n '6,12p'

@@ -15,6 +15,7 @@ packages=(
   libgloo-dev             # c10d ProcessGroupGloo for multi-process CPU training
   python3-torch python3-torchvision python3-numpy   # oracles and peers in tests/bench only
   dataset-fashion-mnist   # the built-in real data
+  chromium                # headless: the test that fcn report's HTML renders
 )
 
 missing=()

@@ -174,6 +174,8 @@ void add_train(CLI::App& app) {
       model = starting_model(f, train);
       model.meta.class_names = train.class_names();
       model.meta.palette = train.palette();
+      // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
+      model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.arch}, {"data", f.data}}.dump();
       result = train_segmentation(model, train, val.get(), options);
     }
     if (result.interrupted) throw CLI::RuntimeError(130);

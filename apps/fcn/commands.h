@@ -18,6 +18,10 @@ void add_data(CLI::App& app);
 void add_pretrain(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_heatmap(CLI::App& app);
+void add_export(CLI::App& app);
+void add_report(CLI::App& app);
 
 // "cpu" | "cuda" | "cuda:N"; an error naming --device when CUDA is not available.
 torch::Device parse_device(const std::string& text);

@@ -13,6 +13,10 @@ int main(int argc, char** argv) {
                "  fcn pretrain --data fashion-mnist --out classifier.fcn\n"
                "  fcn train --data scenes --arch fcn32s --init classifier.fcn --out fcn32s.fcn\n"
                "  fcn eval fcn32s.fcn --data scenes\n"
+               "  fcn predict fcn8s.fcn photos/ --out masks --overlay\n"
+               "  fcn heatmap classifier.fcn scene.png --class Trouser --out heatmap.png\n"
+               "  fcn export fcn8s.fcn --onnx fcn8s.onnx\n"
+               "  fcn report fcn8s.run --out report.html\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
                "  fcn forward fcn8s.fcn --input image.png --output logits.npy\n",
@@ -28,6 +32,10 @@ int main(int argc, char** argv) {
   fcn::cli::add_pretrain(app);
   fcn::cli::add_train(app);
   fcn::cli::add_eval(app);
+  fcn::cli::add_predict(app);
+  fcn::cli::add_heatmap(app);
+  fcn::cli::add_export(app);
+  fcn::cli::add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

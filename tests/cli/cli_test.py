@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -15,51 +14,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
 import nets  # noqa: E402
 
-FCN = sys.argv[1]
-TMP = tempfile.mkdtemp(prefix="fcn-cli-")
-results = []
-
-
-def run(*args, ok=True):
-    p = subprocess.run([FCN, *map(str, args)], capture_output=True, text=True, timeout=300)
-    if ok and p.returncode != 0:
-        raise AssertionError(f"fcn {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
-    return p
-
-
-def check(name):
-    def wrap(fn):
-        try:
-            fn()
-            results.append((name, None))
-            print(f"[ OK ] {name}")
-        except Exception as e:  # noqa: BLE001 - report every failure and go on
-            results.append((name, e))
-            print(f"[FAIL] {name}: {e}")
-        return fn
-    return wrap
-
-
-def path(name):
-    return os.path.join(TMP, name)
-
-
-def one_line_error(p, *needles):
-    assert p.returncode != 0, f"expected failure, got 0: {p.stdout}"
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {p.stderr!r}"
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-
-
-def randomize_model_file(src, dst, seed):
-    """Fills a model file's weights with random numbers, saved from Python (interop both ways)."""
-    d = torch.load(src)
-    g = torch.Generator().manual_seed(seed)
-    sd = {k: (torch.randn(v.shape, generator=g) * 0.2 if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
-    d["state_dict"] = sd
-    torch.save(d, dst)
-    return d, sd
+from harness import FCN, check, one_line_error, path, randomize_model_file, run, summary, write_gray_png  # noqa: E402
 
 
 def write_ppm(file, image):
@@ -166,11 +121,6 @@ def _():
     assert not os.path.exists(path("x.fcn")), "a failed command left an output behind"
 
 
-def write_gray_png(file, array):
-    from torchvision.io import write_png
-    write_png(torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))[None], file)
-
-
 def tiny_voc(name):
     """A 5-class VOC-layout dataset: 4 gray 16x16 images, index masks (values 0..4, 255 void)."""
     root = path(name)
@@ -252,6 +202,4 @@ def _():
     assert os.path.exists(path("ctrl_c.fcn"))
 
 
-failed = [n for n, e in results if e is not None]
-print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+summary()

@@ -1,5 +1,9 @@
 #include "fcn/io/image.h"
 
+#include <glob.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include <torch/torch.h>
@@ -87,6 +91,41 @@ torch::Tensor load_image(const std::string& path, int64_t channels, const Normal
   auto image = read_image(path);
   if (image.size(1) == 0 || image.size(2) == 0) fail(path, "image is empty (0 pixels)");
   return normalize(adapt_channels(image, channels, path), normalization).unsqueeze(0);
+}
+
+namespace {
+bool has_image_extension(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".webp"})
+    if (ext == known) return true;
+  return false;
+}
+}  // namespace
+
+std::vector<std::string> list_images(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> images;
+  for (const auto& input : inputs) {
+    std::error_code error;
+    if (fs::is_directory(input, error)) {
+      std::vector<std::string> found;
+      for (const auto& entry : fs::directory_iterator(input, error))
+        if (entry.is_regular_file() && has_image_extension(entry.path())) found.push_back(entry.path().string());
+      if (found.empty()) fail(input, "folder holds no image files (.png, .jpg, ...)");
+      std::sort(found.begin(), found.end());
+      images.insert(images.end(), found.begin(), found.end());
+    } else if (input.find_first_of("*?[") != std::string::npos && !fs::exists(input, error)) {
+      glob_t matches{};
+      const int status = glob(input.c_str(), 0, nullptr, &matches);
+      for (size_t i = 0; status == 0 && i < matches.gl_pathc; ++i) images.emplace_back(matches.gl_pathv[i]);
+      globfree(&matches);
+      if (status != 0) fail(input, "pattern matches no file");
+    } else {
+      images.push_back(input);  // a missing or unreadable file is reported when it is read
+    }
+  }
+  return images;
 }
 
 }  // namespace fcn

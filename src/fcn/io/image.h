@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -18,5 +19,10 @@ torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const
 torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization);
 // read + adapt + normalize: 1 x channels x H x W, ready for a net.
 torch::Tensor load_image(const std::string& path, int64_t channels, const Normalization& normalization);
+
+// Image files named by `inputs`: files as given, folders by their image files (by extension,
+// sorted), glob patterns (*, ?, [...]) expanded. Throws fcn::Error naming an input that matches
+// nothing.
+std::vector<std::string> list_images(const std::vector<std::string>& inputs);
 
 }  // namespace fcn

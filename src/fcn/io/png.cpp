@@ -44,7 +44,8 @@ void on_error(png_structp png, png_const_charp message) {
 void on_warning(png_structp, png_const_charp) {}
 
 std::vector<char> encode(const std::string& path, int width, int height, int color_type,
-                         const std::vector<std::array<uint8_t, 3>>* palette, const uint8_t* rows, int row_bytes) {
+                         const std::vector<std::array<uint8_t, 3>>* palette, const uint8_t* rows, int row_bytes,
+                         int bit_depth = 8) {
   std::string message;
   std::vector<char> out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &message, on_error, on_warning);
@@ -54,7 +55,7 @@ std::vector<char> encode(const std::string& path, int width, int height, int col
     fail(path, "cannot encode PNG: " + message);
   }
   png_set_write_fn(png, &out, write_to_vector, flush_nothing);
-  png_set_IHDR(png, info, width, height, 8, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+  png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
   std::vector<png_color> colors;
   if (palette != nullptr) {
@@ -144,14 +145,25 @@ void write_png_indexed(const std::string& path, const torch::Tensor& indices,
                                  PNG_COLOR_TYPE_PALETTE, &full, rows.data_ptr<uint8_t>(), static_cast<int>(rows.size(1))));
 }
 
-void write_png(const std::string& path, const torch::Tensor& pixels) {
+std::vector<char> encode_png(const torch::Tensor& pixels) {
   TORCH_CHECK(pixels.dim() == 3 && pixels.scalar_type() == torch::kByte && (pixels.size(2) == 1 || pixels.size(2) == 3),
-              "write_png: H x W x {1,3} uint8 expected");
+              "encode_png: H x W x {1,3} uint8 expected");
   const auto rows = pixels.contiguous();
   const int channels = static_cast<int>(rows.size(2));
-  write_file_atomic(path, encode(path, static_cast<int>(rows.size(1)), static_cast<int>(rows.size(0)),
-                                 channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, nullptr, rows.data_ptr<uint8_t>(),
-                                 static_cast<int>(rows.size(1) * channels)));
+  return encode("png", static_cast<int>(rows.size(1)), static_cast<int>(rows.size(0)),
+                channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, nullptr, rows.data_ptr<uint8_t>(),
+                static_cast<int>(rows.size(1) * channels));
+}
+
+void write_png(const std::string& path, const torch::Tensor& pixels) { write_file_atomic(path, encode_png(pixels)); }
+
+void write_png16(const std::string& path, const torch::Tensor& values) {
+  TORCH_CHECK(values.dim() == 2, "write_png16: H x W expected");
+  // PNG stores 16-bit samples big-endian.
+  const auto v = values.to(torch::kInt).clamp(0, 65535).contiguous();
+  const auto bytes = torch::stack({v.div(256, "floor"), v.remainder(256)}, 2).to(torch::kByte).contiguous();
+  write_file_atomic(path, encode(path, static_cast<int>(v.size(1)), static_cast<int>(v.size(0)), PNG_COLOR_TYPE_GRAY,
+                                 nullptr, bytes.data_ptr<uint8_t>(), static_cast<int>(v.size(1) * 2), 16));
 }
 
 }  // namespace fcn

@@ -25,5 +25,9 @@ void write_png_indexed(const std::string& path, const torch::Tensor& indices,
                        const std::vector<std::array<uint8_t, 3>>& palette);
 // H x W x C (C = 1 or 3) uint8 -> gray or RGB PNG. Atomic.
 void write_png(const std::string& path, const torch::Tensor& pixels);
+// The same picture as PNG bytes (for embedding, e.g. in an HTML report).
+std::vector<char> encode_png(const torch::Tensor& pixels);
+// H x W integers in 0..65535 -> 16-bit gray PNG (e.g. probabilities scaled by 65535). Atomic.
+void write_png16(const std::string& path, const torch::Tensor& values);
 
 }  // namespace fcn

@@ -1,0 +1,158 @@
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "fcn/infer/picture.h"
+#include "fcn/infer/predictor.h"
+#include "fcn/io/image.h"
+#include "fcn/io/npy.h"
+#include "fcn/io/png.h"
+#include "fcn/util/error.h"
+#include "fcn/util/progress.h"
+
+namespace fcn::cli {
+namespace {
+
+struct Flags {
+  std::string model, out, device = "cpu", probs, resize;
+  std::vector<std::string> inputs, tta;
+  bool overlay = false, json = false, quiet = false;
+  PredictOptions options;
+};
+
+// A unique output stem per input (two inputs may share a file name in different folders).
+std::string unique_stem(const std::string& path, std::set<std::string>& used) {
+  const std::string stem = std::filesystem::path(path).stem().string();
+  std::string name = stem;
+  for (int i = 2; !used.insert(name).second; ++i) name = stem + "_" + std::to_string(i);
+  return name;
+}
+
+// Writes the outputs asked for; returns the files written.
+std::vector<std::string> write_outputs(const Flags& f, const std::string& stem, const torch::Tensor& image,
+                                       const Prediction& prediction) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
+  if (prediction.probs.size(0) <= 256) {
+    files.push_back(path(".png"));
+    write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
+  } else {
+    files.push_back(path("-labels.npy"));
+    write_npy(files.back(), prediction.labels.to(torch::kInt));
+  }
+  if (f.overlay) {
+    const auto counts = prediction.class_pixels();
+    std::vector<int64_t> present;
+    for (size_t c = 0; c < counts.size(); ++c)
+      if (counts[c] > 0) present.push_back(static_cast<int64_t>(c));
+    std::sort(present.begin(), present.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
+    const auto picture = enlarge(prediction.overlay(image), 256);
+    files.push_back(path("-overlay.png"));
+    write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
+  }
+  if (f.probs == "npy") {
+    files.push_back(path("-probs.npy"));
+    write_npy(files.back(), prediction.probs);
+  } else if (f.probs == "png") {
+    for (int64_t c = 0; c < prediction.probs.size(0); ++c) {
+      files.push_back(path("-prob" + std::to_string(c) + ".png"));
+      write_png16(files.back(), (prediction.probs[c] * 65535).round());
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
+void add_predict(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "predict", "Segment images: a palette PNG of class indices per image (opens as a colour picture)\n"
+                 "  example: fcn predict fcn8s.fcn photos/ --out masks --overlay\n"
+                 "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
+                 "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
+                 "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
+                 "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
+  static Flags f;
+  cmd->add_option("MODEL", f.model, "model file")->required();
+  cmd->add_option("INPUT", f.inputs, "image files, folders or glob patterns")->required();
+  cmd->add_option("--out", f.out, "output folder (created)")->required();
+  cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend");
+  cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32) or png "
+                                      "(NAME-probC.png per class, 16-bit, p * 65535)")
+      ->check(CLI::IsMember({"npy", "png"}));
+  cmd->add_option("--tile", f.options.tile, "overlap-tile inference with tiles of this side (px); 0 = whole image")
+      ->capture_default_str();
+  cmd->add_option("--overlap", f.options.overlap, "pixels shared by neighbouring tiles")->capture_default_str();
+  cmd->add_option("--batch", f.options.batch, "tiles per forward pass")->capture_default_str();
+  cmd->add_option("--tta", f.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
+      ->check(CLI::IsMember({"flip", "rot90"}))
+      ->delimiter(',');
+  cmd->add_option("--resize", f.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
+  cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
+  cmd->add_flag("--json", f.json, "print one JSON object per run: per image size, time, class pixel counts, files");
+  cmd->add_flag("--quiet", f.quiet, "no progress");
+  cmd->callback([] {
+    if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
+    for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
+    const auto device = parse_device(f.device);
+    const Predictor predictor(f.model, device, f.options);
+    const auto images = list_images(f.inputs);
+    std::filesystem::create_directories(f.out);
+
+    std::set<std::string> stems;
+    std::vector<double> times;
+    auto report = nlohmann::json::array();
+    int failed = 0;
+    Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
+    for (size_t i = 0; i < images.size(); ++i) {
+      const auto& path = images[i];
+      try {
+        const auto image = read_image(path);
+        const auto prediction = predictor(image, path);
+        const auto files = write_outputs(f, unique_stem(path, stems), image, prediction);
+        times.push_back(prediction.milliseconds);
+        if (f.json) {
+          nlohmann::json counts;
+          const auto pixels = prediction.class_pixels();
+          for (size_t c = 0; c < pixels.size(); ++c)
+            if (pixels[c] > 0) counts[c < prediction.class_names.size() ? prediction.class_names[c] : std::to_string(c)] = pixels[c];
+          report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
+                            {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
+        } else if (f.quiet || images.size() < 2) {
+          std::cout << path << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
+                    << prediction.milliseconds << " ms\n";
+        }
+      } catch (const fcn::Error& e) {
+        ++failed;
+        std::cerr << "fcn: error: " << e.what() << " (skipped)\n";
+        if (f.json) report.push_back({{"image", path}, {"error", e.what()}});
+      } catch (const c10::Error& e) {
+        ++failed;
+        std::cerr << "fcn: error: " << path << ": " << first_line(e.what_without_backtrace()) << " (skipped)\n";
+        if (f.json) report.push_back({{"image", path}, {"error", first_line(e.what_without_backtrace())}});
+      }
+      progress.update(static_cast<int64_t>(i + 1));
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times.empty() ? 0.0 : times[times.size() / 2];
+    if (f.json) {
+      std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
+                                  {"succeeded", times.size()}, {"failed", failed}, {"median_ms", median}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::cout << times.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
+                << median << " ms/image" << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
+    }
+    if (failed > 0) throw CLI::RuntimeError(1);
+  });
+}
+
+}  // namespace fcn::cli

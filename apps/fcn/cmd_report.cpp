@@ -1,0 +1,34 @@
+#include <iostream>
+
+#include "commands.h"
+#include "fcn/io/report.h"
+
+namespace fcn::cli {
+
+void add_report(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "report", "One HTML page for a training run: curves, metrics, IoU per class, confusion matrix, examples\n"
+                "  example: fcn report fcn8s.run --out fcn8s-report.html\n"
+                "  RUN_DIR is the folder fcn train writes beside the model (MODEL.run). The best model is\n"
+                "  evaluated on the dataset recorded in it (or --data). No external scripts; opens offline.");
+  static std::string run_dir, out, data, split = "val", device = "cpu";
+  static int64_t examples = 8;
+  cmd->add_option("RUN_DIR", run_dir, "run directory (metrics.jsonl, best.fcn)")->required();
+  cmd->add_option("--out", out, "HTML file to write")->required();
+  cmd->add_option("--data", data, "dataset folder (default: the one the model was trained on)");
+  cmd->add_option("--split", split, "split to evaluate and show")->capture_default_str();
+  cmd->add_option("--examples", examples, "example rows (image | truth | prediction)")->capture_default_str();
+  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  cmd->callback([] {
+    ReportOptions options;
+    options.data = data;
+    options.split = split;
+    options.examples = examples;
+    options.device = parse_device(device);
+    options.quiet = false;
+    write_report(run_dir, out, options);
+    std::cout << "wrote " << out << "\n";
+  });
+}
+
+}  // namespace fcn::cli

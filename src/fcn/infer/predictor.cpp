@@ -1,0 +1,227 @@
+#include "fcn/infer/predictor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "fcn/eval/evaluate.h"
+#include "fcn/infer/picture.h"
+#include "fcn/io/image.h"
+#include "fcn/io/model_file.h"
+#include "fcn/models/fcn.h"
+#include "fcn/models/unet.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// How a segmentation net maps input sides to output sides.
+struct SizeRule {
+  int64_t align = 1;        // the net's pooling period: tiles start on multiples of it
+  const UNetImpl* valid_unet = nullptr;  // output smaller than input (the paper's U-Net)
+
+  // Smallest input side the net accepts whose output covers `side` output pixels.
+  int64_t input_for(int64_t side) const {
+    return valid_unet != nullptr ? valid_unet->input_size_for(side) : round_up(side, align);
+  }
+  // Smallest legal input side >= side.
+  int64_t legal_at_least(int64_t side) const {
+    return valid_unet != nullptr ? valid_unet->nearest_legal_sizes(side).second : round_up(side, align);
+  }
+  int64_t output(int64_t input) const { return valid_unet != nullptr ? valid_unet->output_size(input) : input; }
+};
+
+SizeRule size_rule(const NetImpl& net, const std::string& source) {
+  if (const auto* fcn = dynamic_cast<const FCNImpl*>(&net)) {
+    // The reference geometry accepts any side; tiles on a 32 grid keep its pooling phase.
+    (void)fcn;
+    return {32, nullptr};
+  }
+  if (const auto* unet = dynamic_cast<const UNetImpl*>(&net)) {
+    return {int64_t{1} << unet->options.depth(), unet->options.padding() == Padding::kValid ? unet : nullptr};
+  }
+  fail(source, "is a '" + net.arch() + "' model, not a segmentation net (fcn, unet); for a classifier's heatmap use fcn heatmap");
+}
+
+// The views of test-time augmentation and their inverses, on N x C x H x W tensors.
+struct View {
+  bool flip;
+  int rotations;  // quarter turns
+  torch::Tensor apply(const torch::Tensor& x) const {
+    auto y = flip ? x.flip({3}) : x;
+    return rotations != 0 ? torch::rot90(y, rotations, {2, 3}) : y;
+  }
+  torch::Tensor invert(const torch::Tensor& x) const {
+    auto y = rotations != 0 ? torch::rot90(x, -rotations, {2, 3}) : x;
+    return flip ? y.flip({3}) : y;
+  }
+};
+
+std::vector<View> views(const PredictOptions& options) {
+  std::vector<View> result;
+  for (const bool flip : {false, true}) {
+    if (flip && !options.flip) continue;
+    for (int r = 0; r < (options.rot90 ? 4 : 1); ++r) result.push_back({flip, r});
+  }
+  return result;
+}
+
+}  // namespace
+
+torch::Tensor mirror_pad(const torch::Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  TORCH_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "mirror_pad: negative pad");
+  auto y = x;
+  while (top > 0 || bottom > 0 || left > 0 || right > 0) {
+    // Reflection can add at most side - 1 pixels per pass; a 1-pixel side can only be replicated.
+    const int64_t h = y.size(2), w = y.size(3);
+    const int64_t max_h = std::max<int64_t>(h - 1, 1), max_w = std::max<int64_t>(w - 1, 1);
+    const int64_t t = std::min(top, max_h), b = std::min(bottom, max_h), l = std::min(left, max_w), r = std::min(right, max_w);
+    if (h == 1 || w == 1) {
+      y = torch::replication_pad2d(y, {l, r, t, b});
+    } else {
+      y = torch::reflection_pad2d(y, {l, r, t, b});
+    }
+    top -= t, bottom -= b, left -= l, right -= r;
+  }
+  return y;
+}
+
+torch::Tensor tile_window(int64_t side, int64_t overlap) {
+  auto window = torch::ones({side});
+  const int64_t ramp = std::min(overlap, side / 2);
+  auto* w = window.data_ptr<float>();
+  for (int64_t t = 0; t < ramp; ++t) {
+    const double s = std::sin(M_PI / 2 * (static_cast<double>(t) + 0.5) / static_cast<double>(ramp));
+    w[t] = w[side - 1 - t] = static_cast<float>(s * s);
+  }
+  return window;
+}
+
+Predictor::Predictor(const std::string& model_path, torch::Device device, PredictOptions options)
+    : Predictor(load_model(model_path), device, options, model_path) {}
+
+Predictor::Predictor(Model model, torch::Device device, PredictOptions options)
+    : Predictor(std::move(model), device, options, "model") {}
+
+Predictor::Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source)
+    : model_(std::move(model)), device_(device), options_(options) {
+  size_rule(*model_.net, source);  // a segmentation net, or a clear error
+  if (options_.tile < 0 || options_.overlap < 0 || options_.batch < 1)
+    fail("predict", "tile and overlap must be >= 0 and batch >= 1");
+  if ((options_.resize_height > 0) != (options_.resize_width > 0)) fail("--resize", "needs both height and width");
+  if (options_.tile > 0) {
+    const auto rule = size_rule(*model_.net, "model");
+    const int64_t tile_out = rule.output(rule.legal_at_least(options_.tile));
+    if (options_.overlap >= tile_out)
+      fail("--overlap", std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
+  }
+  model_.net->eval();
+  model_.net->to(device_);
+}
+
+torch::Tensor Predictor::forward(const torch::Tensor& input) const {
+  return model_.net->forward(input.to(device_)).to(torch::kCPU, torch::kFloat);
+}
+
+torch::Tensor Predictor::whole(const torch::Tensor& input) const {
+  const auto rule = size_rule(*model_.net, "model");
+  const int64_t h = input.size(2), w = input.size(3);
+  const int64_t in_h = rule.input_for(h), in_w = rule.input_for(w);
+  // Valid U-Net: the output is the centre of the input, `border` pixels in from each side.
+  const int64_t border_h = (in_h - rule.output(in_h)) / 2, border_w = (in_w - rule.output(in_w)) / 2;
+  const auto padded = mirror_pad(input, border_h, in_h - h - border_h, border_w, in_w - w - border_w);
+  return forward(padded)[0].slice(1, 0, h).slice(2, 0, w);
+}
+
+torch::Tensor Predictor::tiled(const torch::Tensor& input) const {
+  const auto rule = size_rule(*model_.net, "model");
+  const int64_t h = input.size(2), w = input.size(3);
+  const int64_t tile_in = rule.legal_at_least(options_.tile);
+  const int64_t tile_out = rule.output(tile_in);
+  const int64_t border = (tile_in - tile_out) / 2;
+  // Tiles start on the net's pooling grid, so every tile sees the image in the same pooling phase.
+  int64_t step = tile_out - options_.overlap;
+  if (step >= rule.align) step -= step % rule.align;
+  if (h <= tile_out && w <= tile_out) return whole(input);
+
+  const int64_t tiles_y = std::max<int64_t>(1, (h - tile_out + step - 1) / step + 1);
+  const int64_t tiles_x = std::max<int64_t>(1, (w - tile_out + step - 1) / step + 1);
+  const int64_t canvas_h = (tiles_y - 1) * step + tile_out, canvas_w = (tiles_x - 1) * step + tile_out;
+  const auto padded = mirror_pad(input, border, canvas_h - h + (tile_in - tile_out - border), border,
+                                 canvas_w - w + (tile_in - tile_out - border));
+  const auto window = tile_window(tile_out, options_.overlap);
+  const auto weight = window.unsqueeze(1) * window.unsqueeze(0);  // tile_out x tile_out
+
+  const int64_t classes = model_.net->num_classes();
+  auto sum = torch::zeros({classes, canvas_h, canvas_w});
+  auto total = torch::zeros({canvas_h, canvas_w});
+  std::vector<std::pair<int64_t, int64_t>> origins;
+  for (int64_t ty = 0; ty < tiles_y; ++ty)
+    for (int64_t tx = 0; tx < tiles_x; ++tx) origins.emplace_back(ty * step, tx * step);
+  for (size_t first = 0; first < origins.size(); first += static_cast<size_t>(options_.batch)) {
+    const size_t last = std::min(origins.size(), first + static_cast<size_t>(options_.batch));
+    std::vector<torch::Tensor> tiles;
+    for (size_t i = first; i < last; ++i)
+      tiles.push_back(padded[0].slice(1, origins[i].first, origins[i].first + tile_in).slice(2, origins[i].second, origins[i].second + tile_in));
+    const auto logits = forward(torch::stack(tiles));
+    for (size_t i = first; i < last; ++i) {
+      const auto [y, x] = origins[i];
+      sum.slice(1, y, y + tile_out).slice(2, x, x + tile_out).add_(logits[static_cast<int64_t>(i - first)] * weight);
+      total.slice(0, y, y + tile_out).slice(1, x, x + tile_out).add_(weight);
+    }
+  }
+  return (sum / total).slice(1, 0, h).slice(2, 0, w);
+}
+
+torch::Tensor Predictor::logits(const torch::Tensor& image, const std::string& source) const {
+  if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
+  if (image.size(1) == 0 || image.size(2) == 0) fail(source, "image is empty (0 x 0)");
+  c10::InferenceMode guard;
+  auto input = prepare_input(model_, image, source);
+  if (options_.resize_height <= 0) return options_.tile > 0 ? tiled(input) : whole(input);
+  const auto resized = torch::upsample_bilinear2d(input, {options_.resize_height, options_.resize_width}, false);
+  const auto out = options_.tile > 0 ? tiled(resized) : whole(resized);
+  return torch::upsample_bilinear2d(out.unsqueeze(0), {image.size(1), image.size(2)}, false)[0];
+}
+
+Prediction Predictor::operator()(const torch::Tensor& image, const std::string& source) const {
+  if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
+  c10::InferenceMode guard;
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor probs;
+  const auto all = views(options_);
+  for (const auto& view : all) {
+    const auto seen = view.apply(image.unsqueeze(0))[0];
+    const auto p = view.invert(torch::softmax(logits(seen, source), 0).unsqueeze(0))[0];
+    probs = probs.defined() ? probs + p : p;
+  }
+  if (all.size() > 1) probs = probs / static_cast<double>(all.size());
+  Prediction result;
+  result.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  result.probs = probs.contiguous();
+  result.labels = probs.argmax(0);
+  result.class_names = model_.meta.class_names;
+  result.palette = model_.meta.palette;
+  return result;
+}
+
+Prediction Predictor::operator()(const std::string& image_path) const { return (*this)(read_image(image_path), image_path); }
+
+torch::Tensor Prediction::colorize() const { return fcn::colorize(labels, palette); }
+
+torch::Tensor Prediction::overlay(const torch::Tensor& image, double alpha) const {
+  return blend(to_rgb8(image), colorize(), alpha);
+}
+
+std::vector<int64_t> Prediction::class_pixels() const {
+  const int64_t classes = probs.size(0);
+  const auto valid = labels.flatten().masked_select(labels.flatten().ge(0) & labels.flatten().lt(classes));
+  const auto counts = torch::bincount(valid, {}, classes);
+  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+}
+
+}  // namespace fcn

@@ -1,0 +1,84 @@
+// Inference for users who ship C++: a model file in, per-pixel labels and class probabilities out,
+// for an image of any size, whole or in overlapping tiles (the U-Net paper's overlap-tile strategy
+// with mirrored borders), optionally averaged over flips and rotations (test-time augmentation).
+//
+//   fcn::Predictor predict{"fcn8s.fcn", torch::kCPU};
+//   fcn::Prediction result = predict(fcn::read_image("scene.png"));
+//   fcn::write_png("scene-mask.png", result.colorize());
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "fcn/models/config.h"
+
+namespace fcn {
+
+struct PredictOptions {
+  // 0: the whole image in one pass. Otherwise the side of the (input) tiles; it is rounded up to
+  // the nearest size the net accepts (a multiple of 32 for FCN, a legal size for a valid U-Net).
+  int64_t tile = 0;
+  int64_t overlap = 64;  // pixels shared by neighbouring tiles (output side), blended smoothly
+  int64_t batch = 1;     // tiles per forward pass
+  bool flip = false;     // test-time augmentation: also the horizontally mirrored image
+  bool rot90 = false;    // also the image rotated by 90, 180 and 270 degrees
+  // > 0: the image is resized (bilinear, aspect ratio not kept) to height x width for the net and
+  // the logits resized back. 0: the image is mirror-padded to a legal size and cropped back.
+  int64_t resize_height = 0, resize_width = 0;
+};
+
+struct Prediction {
+  torch::Tensor labels;  // H x W int64 class indices
+  torch::Tensor probs;   // num_classes x H x W float32 (softmax, averaged over TTA views)
+  std::vector<std::string> class_names;
+  std::vector<std::array<uint8_t, 3>> palette;
+  double milliseconds = 0;  // network time for this image (all tiles and views)
+
+  // H x W x 3 uint8 picture of the labels in the model's palette.
+  torch::Tensor colorize() const;
+  // The labels' colours blended over `image` (C x H x W in [0, 1], as read_image returns):
+  // H x W x 3 uint8. `alpha` is the weight of the label colour.
+  torch::Tensor overlay(const torch::Tensor& image, double alpha = 0.5) const;
+  // Pixels per class (num_classes entries).
+  std::vector<int64_t> class_pixels() const;
+};
+
+class Predictor {
+ public:
+  // Loads a model file (fcn::Error naming it when it is not a segmentation model).
+  explicit Predictor(const std::string& model_path, torch::Device device = torch::kCPU, PredictOptions options = {});
+  Predictor(Model model, torch::Device device = torch::kCPU, PredictOptions options = {});
+
+  // image: C x H x W float in [0, 1] (fcn::read_image). Channels are adapted to the model (gray
+  // replicated, alpha dropped). `source` names the image in errors.
+  Prediction operator()(const torch::Tensor& image, const std::string& source = "image") const;
+  Prediction operator()(const std::string& image_path) const;
+
+  // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
+  torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;
+
+  const Model& model() const { return model_; }
+  const PredictOptions& options() const { return options_; }
+  torch::Device device() const { return device_; }
+
+ private:
+  Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source);
+  torch::Tensor forward(const torch::Tensor& input) const;  // 1 x C x h x w normalised -> K x h x w
+  torch::Tensor whole(const torch::Tensor& input) const;
+  torch::Tensor tiled(const torch::Tensor& input) const;
+
+  Model model_;
+  torch::Device device_;
+  PredictOptions options_;
+};
+
+// Reflection padding by any amount (repeated reflection where a pad exceeds the side; a side of
+// one pixel is replicated): the U-Net paper's mirrored borders. x: N x C x H x W.
+torch::Tensor mirror_pad(const torch::Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);
+
+// Smooth blending weights for a tile side: sin^2 ramps over `overlap` pixels at both ends, 1 inside.
+torch::Tensor tile_window(int64_t side, int64_t overlap);
+
+}  // namespace fcn

@@ -1,0 +1,205 @@
+"""End-to-end tests of inference and deployment: fcn predict / heatmap / export / report, and the
+examples/ program, with PyTorch (oracle/nets.py) and headless Chromium as oracles.
+
+Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+import nets  # noqa: E402
+
+from harness import check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
+
+EXAMPLE = sys.argv[2]
+
+
+def scenes_model():
+    """A small FCN-8s trained for one epoch on 32x32 Fashion-MNIST scenes (and its run dir)."""
+    if not os.path.exists(path("s8.fcn")):
+        run("data", "fashion-scenes", "--out", path("scenes"), "--train", 24, "--val", 4, "--size", 32)
+        run("train", "--data", path("scenes"), "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
+            "--epochs", 2, "--batch", 4, "--out", path("s8.fcn"))
+    return path("s8.fcn")
+
+
+def rgb_model():
+    if not os.path.exists(path("rgb_random.fcn")):
+        run("init", "--arch", "fcn8s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--classes", 4,
+            "--out", path("rgb.fcn"))
+        randomize_model_file(path("rgb.fcn"), path("rgb_random.fcn"), 3)
+    return path("rgb_random.fcn")
+
+
+def save(file, array):
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(file)
+
+
+@check("predict: files, folders and globs -> palette PNGs of the labels that forward gives")
+def _():
+    model = rgb_model()
+    rng = np.random.default_rng(0)
+    os.makedirs(path("photos"), exist_ok=True)
+    sizes = [(40, 52), (33, 33), (64, 96)]
+    for i, (h, w) in enumerate(sizes):
+        save(path(f"photos/p{i}.png"), rng.integers(0, 256, (h, w, 3)))
+    out = json.loads(run("predict", model, path("photos"), "--out", path("masks"), "--json", "--overlay").stdout)
+    assert out["succeeded"] == 3 and out["failed"] == 0 and out["device"] == "cpu", out
+    for i, (h, w) in enumerate(sizes):
+        mask = Image.open(path(f"masks/p{i}.png"))
+        assert mask.mode == "P", mask.mode  # palette: opens as colours, stores class indices
+        assert mask.getpalette()[3:6] == [128, 0, 0]  # VOC colour of class 1
+        # predict mirrors the image to a multiple of 32 and crops back: forward on the mirrored image
+        image = np.array(Image.open(path(f"photos/p{i}.png")))
+        padded = np.pad(image, ((0, -h % 32), (0, -w % 32), (0, 0)), mode="reflect")
+        save(path("padded.png"), padded)
+        run("forward", model, "--input", path("padded.png"), "--output", path("logits.npy"))
+        expected = np.load(path("logits.npy"))[0].argmax(0)[:h, :w]
+        got = np.array(mask)
+        assert got.shape == expected.shape and (got == expected).all(), (i, (got == expected).mean())
+        overlay = Image.open(path(f"masks/p{i}-overlay.png"))
+        assert overlay.mode == "RGB" and overlay.size[0] > mask.size[0], overlay.size  # enlarged + legend
+    counts = out["images"][0]["class_pixels"]
+    assert sum(counts.values()) == 40 * 52, counts
+    p = run("predict", model, path("photos/p*.png"), "--out", path("masks2"), "--quiet")
+    assert len(glob.glob(path("masks2/*.png"))) == 3 and "3 image(s) segmented on cpu" in p.stdout, p.stdout
+
+
+@check("predict: probabilities as .npy and 16-bit PNGs agree and sum to one")
+def _():
+    model = rgb_model()
+    run("predict", model, path("photos/p0.png"), "--out", path("probs"), "--probs", "npy")
+    run("predict", model, path("photos/p0.png"), "--out", path("probs"), "--probs", "png")
+    probs = np.load(path("probs/p0-probs.npy"))
+    assert probs.shape == (4, 40, 52) and np.abs(probs.sum(0) - 1).max() < 1e-5
+    png = np.stack([np.array(Image.open(path(f"probs/p0-prob{c}.png"))) for c in range(4)]) / 65535.0
+    assert np.abs(png - probs).max() <= 1 / 65535.0 + 1e-7
+    assert (np.array(Image.open(path("probs/p0.png"))) == probs.argmax(0)).all()
+
+
+@check("predict: a bad image is reported and skipped, the others written, exit code 1")
+def _():
+    model = rgb_model()
+    os.makedirs(path("mixed"), exist_ok=True)
+    shutil.copy(path("photos/p0.png"), path("mixed/a.png"))
+    open(path("mixed/b.png"), "wb").write(b"\x89PNG\r\n\x1a\n broken")
+    save(path("mixed/c.png"), np.zeros((5, 7, 4)))  # RGBA into an RGB model: alpha dropped
+    save(path("mixed/d.png"), np.zeros((6, 9)))  # gray into an RGB model: replicated
+    p = run("predict", model, path("mixed"), "--out", path("mixed_out"), ok=False)
+    assert p.returncode == 1, p.returncode
+    errors = [line for line in p.stderr.splitlines() if line.startswith("fcn: error")]
+    assert len(errors) == 1 and "b.png" in errors[0] and "skipped" in errors[0], p.stderr
+    assert sorted(os.listdir(path("mixed_out"))) == ["a.png", "c.png", "d.png"], os.listdir(path("mixed_out"))
+    one_line_error(run("predict", model, path("nothing/*.png"), "--out", path("x"), ok=False), "matches no file")
+    one_line_error(run("predict", path("photos/p0.png"), path("photos"), "--out", path("x"), ok=False), "p0.png")
+    one_line_error(run("predict", model, path("photos"), "--out", path("x"), "--tile", 64, "--overlap", 64, ok=False),
+                   "--overlap")
+
+
+@check("predict --tile on a large image equals whole-image prediction almost everywhere")
+def _():
+    model = scenes_model()
+    tiles = [np.array(Image.open(f)) for f in sorted(glob.glob(path("scenes/JPEGImages/*.png")))]
+    big = np.concatenate([np.concatenate(tiles[r * 7:(r + 1) * 7], 1) for r in range(4)], 0)  # 128 x 224
+    big = np.tile(big, (4, 4))  # 512 x 896
+    save(path("big.png"), big)
+    run("predict", model, path("big.png"), "--out", path("whole"))
+    run("predict", model, path("big.png"), "--out", path("tiled"), "--tile", 256, "--overlap", 64, "--batch", 2)
+    whole, tiled = np.array(Image.open(path("whole/big.png"))), np.array(Image.open(path("tiled/big.png")))
+    assert whole.shape == (512, 896)
+    assert (whole == tiled).mean() >= 0.99, (whole == tiled).mean()
+
+
+@check("heatmap: the convolutionalized classifier's class map on a scene, as a picture and .npy")
+def _():
+    run("init", "--arch", "classifier", "--backbone", "vgg11-w0.0625", "--fc-channels", 8, "--classes", 3,
+        "--input-size", 32, "--in-channels", 1, "--out", path("cls.fcn"))
+    save(path("scene96.png"), np.random.default_rng(1).integers(0, 256, (96, 128)))
+    p = run("heatmap", path("cls.fcn"), path("scene96.png"), "--class", "class_2", "--out", path("heat.png"),
+            "--npy", path("heat.npy"))
+    assert np.load(path("heat.npy")).shape == (3, 4), p.stdout
+    picture = Image.open(path("heat.png"))
+    assert picture.mode == "RGB" and picture.size[1] >= 256
+    one_line_error(run("heatmap", path("cls.fcn"), path("scene96.png"), "--class", "dog", "--out", path("h.png"), ok=False),
+                   "--class", "class_0")
+
+
+@check("export --pth: torch.load + the PyTorch definition (nets.py) give fcn's logits")
+def _():
+    run("init", "--arch", "fcn16s", "--backbone", "vgg16-w0.125", "--fc-channels", 16, "--classes", 3,
+        "--geometry", "same", "--out", path("same16.fcn"))
+    randomize_model_file(path("same16.fcn"), path("same16_random.fcn"), 4)
+    run("export", path("same16_random.fcn"), "--pth", path("same16.pth"))
+    net = nets.SameFCN(16, 3, width=0.125, fc_channels=16, fc_kernel=7)
+    net.load_state_dict(torch.load(path("same16.pth")))
+    net.eval()
+    x = np.random.default_rng(2).standard_normal((1, 3, 50, 70)).astype(np.float32)
+    np.save(path("x.npy"), x)
+    run("forward", path("same16_random.fcn"), "--input", path("x.npy"), "--output", path("y.npy"))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    got = np.load(path("y.npy"))
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+@check("export --onnx: a checked ONNX file with the preprocessing in its metadata")
+def _():
+    p = run("export", path("same16_random.fcn"), "--onnx", path("same16.onnx"), "--size", "64x96")
+    assert "onnx::checker" in p.stdout and "logits 1x3x64x96" in p.stdout, p.stdout
+    p = run("export", path("same16_random.fcn"), "--onnx", path("dyn.onnx"), "--dynamic")
+    assert "input ?x3x?x?" in p.stdout, p.stdout
+    raw = open(path("same16.onnx"), "rb").read()
+    for key in (b"fcn.mean", b"fcn.class_names", b"fcn.palette", b"fcn.preprocessing"):
+        assert key in raw, key
+    run("init", "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16, "--classes", 3,
+        "--geometry", "reference", "--out", path("ref8.fcn"))
+    one_line_error(run("export", path("ref8.fcn"), "--onnx", path("r.onnx"), "--dynamic", ok=False), "--dynamic")
+    one_line_error(run("export", path("cls.fcn"), "--onnx", path("r.onnx"), ok=False), "classifier")
+    assert not os.path.exists(path("r.onnx"))
+
+
+@check("report: an HTML page that headless Chromium renders (screenshot not blank)")
+def _():
+    scenes_model()
+    run("report", path("s8.run"), "--out", path("report.html"), "--examples", 3)
+    html = open(path("report.html")).read()
+    for needle in ("<svg", "mean IU", "Confusion matrix", "data:image/png;base64,", "T-shirt/top"):
+        assert needle in html, needle
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed (scripts/install-deps.sh installs it)"
+    shot = path("report.png")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1100,1800", "file://" + path("report.html")],
+                   capture_output=True, timeout=120)
+    pixels = np.array(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    colours = len(np.unique(pixels, axis=0))
+    non_white = (pixels.min(1) < 250).mean()
+    assert colours > 50 and non_white > 0.05, (colours, non_white)
+    one_line_error(run("report", path("scenes"), "--out", path("r.html"), ok=False), "metrics.jsonl")
+
+
+@check("examples/segment: the C++ API in 40 lines gives fcn predict's labels")
+def _():
+    model = scenes_model()
+    image = sorted(glob.glob(path("scenes/JPEGImages/*.png")))[0]
+    p = subprocess.run([EXAMPLE, model, image, path("example")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "segmented in" in p.stdout and " px" in p.stdout, p.stdout
+    run("predict", model, image, "--out", path("example_cli"))
+    ours = np.array(Image.open(path("example-labels.png")))
+    cli = np.array(Image.open(os.path.join(path("example_cli"), os.path.basename(image))))
+    assert (ours == cli).all()
+    lines = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "segment.cpp")).read()
+    assert len(lines.splitlines()) <= 40
+
+
+summary()

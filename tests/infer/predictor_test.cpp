@@ -1,0 +1,258 @@
+// Inference: whole-image prediction equals the net's forward, overlap-tiled prediction equals
+// whole-image prediction (exactly for a valid U-Net, whose receptive field is its border; within a
+// stated tolerance for a trained FCN-8s), test-time augmentation is the average it claims, and
+// bad images are clear errors or handled.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/data/fashion_scenes.h"
+#include "fcn/infer/heatmap.h"
+#include "fcn/infer/picture.h"
+#include "fcn/infer/predictor.h"
+#include "fcn/io/image.h"
+#include "fcn/models/classifier.h"
+#include "fcn/models/convolutionalize.h"
+#include "fcn/models/fcn.h"
+#include "fcn/models/unet.h"
+#include "fcn/train/trainer.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+namespace fs = std::filesystem;
+
+void randomize(torch::nn::Module& net, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& p : net.parameters()) p.normal_(0, 0.1);
+}
+
+Model random_unet(Padding padding, int64_t in_channels = 1) {
+  Model model;
+  model.net = std::make_shared<UNetImpl>(
+      UNetOptions().depth(2).base_channels(4).in_channels(in_channels).num_classes(3).padding(padding));
+  randomize(*model.net, 3);
+  model.meta = default_meta(3, in_channels);
+  return model;
+}
+
+Model random_fcn8s(int64_t in_channels = 3) {
+  Model model;
+  model.net = std::make_shared<FCNImpl>(
+      FCNOptions().stride(8).num_classes(4).backbone(VGGOptions().width(0.0625).in_channels(in_channels)).fc_channels(8).fc_kernel(1));
+  randomize(*model.net, 4);
+  model.meta = default_meta(4, in_channels);
+  return model;
+}
+
+TEST(MirrorPad, EqualsPeriodicReflectionForAnyAmount) {
+  const auto x = torch::arange(5, torch::kFloat).view({1, 1, 1, 5}).expand({1, 1, 2, 5}).contiguous();
+  const auto y = mirror_pad(x, 0, 0, 13, 11);  // pads far larger than the side
+  ASSERT_EQ(y.size(3), 5 + 13 + 11);
+  // Reflection without repeating the edge has period 2 * (5 - 1) = 8: index i -> |((i mod 8) + 8) mod 8 ...|
+  for (int64_t j = 0; j < y.size(3); ++j) {
+    int64_t i = ((j - 13) % 8 + 8) % 8;
+    if (i > 4) i = 8 - i;
+    EXPECT_EQ(y[0][0][1][j].item<float>(), static_cast<float>(i)) << "column " << j;
+  }
+  EXPECT_TRUE(torch::equal(mirror_pad(x, 1, 1, 2, 3), torch::reflection_pad2d(x, {2, 3, 1, 1})));
+  const auto one = torch::ones({1, 1, 1, 1});
+  EXPECT_TRUE(torch::equal(mirror_pad(one, 2, 2, 2, 2), torch::ones({1, 1, 5, 5})));
+}
+
+TEST(TileWindow, SmoothSymmetricAndOneInside) {
+  const auto w = tile_window(256, 64);
+  EXPECT_TRUE(torch::equal(w, w.flip({0})));
+  EXPECT_GT(w.min().item<float>(), 0.0f);
+  EXPECT_LT(w[0].item<float>(), 1e-3f);
+  EXPECT_EQ(w.slice(0, 64, 192).min().item<float>(), 1.0f);
+  EXPECT_TRUE((w.slice(0, 1, 64) >= w.slice(0, 0, 63)).all().item<bool>());  // rises monotonically
+}
+
+TEST(Predictor, WholeImageIsTheNetOnTheMirrorPaddedImage) {
+  const auto model = random_fcn8s();
+  const Predictor predict(model);
+  torch::manual_seed(0);
+  const auto image = torch::rand({3, 45, 70});
+  const auto logits = predict.logits(image);
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{4, 45, 70}));
+  c10::InferenceMode guard;
+  const auto input = torch::reflection_pad2d(normalize(image, model.meta.normalization).unsqueeze(0), {0, 26, 0, 19});
+  const auto expected = model.net->forward(input)[0].slice(1, 0, 45).slice(2, 0, 70);
+  EXPECT_LE(test::relative_error(logits, expected), 1e-6);
+  const auto result = predict(image);
+  EXPECT_TRUE(torch::equal(result.labels, expected.argmax(0)));
+  EXPECT_LE((result.probs.sum(0) - 1).abs().max().item<float>(), 1e-5f);
+}
+
+TEST(Predictor, ValidUNetTilesEqualTheWholeImage) {
+  // A valid U-Net's output pixel sees exactly its border's worth of input, so with mirrored
+  // borders every tile computes the same numbers as the whole image.
+  const auto model = random_unet(Padding::kValid);
+  torch::manual_seed(1);
+  const auto image = torch::rand({1, 150, 211});
+  const auto whole = Predictor(model).logits(image);
+  PredictOptions tiled;
+  tiled.tile = 60;  // not legal for depth 2: rounded up to the next legal side
+  tiled.overlap = 8;
+  tiled.batch = 3;
+  const auto tiles = Predictor(model, torch::kCPU, tiled).logits(image);
+  ASSERT_EQ(whole.sizes(), (std::vector<int64_t>{3, 150, 211}));
+  EXPECT_LE(test::relative_error(tiles, whole), 1e-5);
+}
+
+TEST(Predictor, SameUNetAndFcnTilesAreSeamlessAwayFromSeams) {
+  // Same-padded nets see zeros at tile borders instead of the image, so tiles differ from the
+  // whole image near tile edges; the smooth window hides them. Labels agree almost everywhere.
+  for (const auto& model : {random_unet(Padding::kSame), random_fcn8s(1)}) {
+    torch::manual_seed(2);
+    const auto image = torch::rand({1, 130, 300});
+    PredictOptions tiled;
+    tiled.tile = 128;
+    tiled.overlap = 32;
+    const auto whole = Predictor(model)(image);
+    const auto tiles = Predictor(model, torch::kCPU, tiled)(image);
+    const double agree = whole.labels.eq(tiles.labels).to(torch::kDouble).mean().item<double>();
+    EXPECT_GE(agree, 0.95) << model.net->arch();
+  }
+}
+
+// A 500 x 700 poster of Fashion-MNIST scenes (the demo's kind of image).
+std::pair<torch::Tensor, torch::Tensor> poster(int64_t height, int64_t width) {
+  const auto items = read_fashion_mnist("t10k");
+  const auto options = FashionScenesOptions().size(64).seed(11);
+  auto image = torch::zeros({(height + 63) / 64 * 64, (width + 63) / 64 * 64}, torch::kByte);
+  auto mask = torch::zeros_like(image);
+  int64_t index = 0;
+  for (int64_t y = 0; y < image.size(0); y += 64)
+    for (int64_t x = 0; x < image.size(1); x += 64) {
+      const auto scene = compose_scene(items, options, "val", index++);
+      image.slice(0, y, y + 64).slice(1, x, x + 64).copy_(scene.image);
+      mask.slice(0, y, y + 64).slice(1, x, x + 64).copy_(scene.mask);
+    }
+  return {image.slice(0, 0, height).slice(1, 0, width).unsqueeze(0).to(torch::kFloat).div(255),
+          mask.slice(0, 0, height).slice(1, 0, width).to(torch::kLong)};
+}
+
+TEST(Predictor, TiledEqualsWholeOnA700x500SceneForATrainedFcn8s) {
+  // Issue acceptance: --tile 256 --overlap 64 agrees with whole-image labels on >= 99.5% of the
+  // pixels, and probabilities agree within 1e-3 away from the seams (the overlap bands, widened
+  // by `kSeam` pixels) and from the image border.
+  const std::string dir = test::temp_dir() + "/tile_scenes";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(32).val(1).size(64).seed(7));
+  torch::manual_seed(5);
+  Model model;
+  model.net = std::make_shared<FCNImpl>(
+      FCNOptions().stride(8).num_classes(11).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0));
+  model.meta = default_meta(11, 1);
+  const SegmentationDataset train(dir, "train");
+  train_segmentation(model, train, nullptr,
+                     TrainOptions().run_dir(test::temp_dir() + "/tile_run").epochs(6).batch_size(4).quiet(true).seed(1).optimizer(
+                         OptimizerOptions().name("adamw").lr(3e-3).weight_decay(0)));
+
+  const auto [image, mask] = poster(500, 700);
+  PredictOptions tiled;
+  tiled.tile = 256;
+  tiled.overlap = 64;
+  const auto whole = Predictor(model)(image);
+  const auto tiles = Predictor(model, torch::kCPU, tiled)(image);
+  const double agree = whole.labels.eq(tiles.labels).to(torch::kDouble).mean().item<double>();
+  EXPECT_GE(agree, 0.995);
+  // Background is about half of the poster; above it, the model has learned something.
+  EXPECT_GE(whole.labels.eq(mask).to(torch::kDouble).mean().item<double>(), 0.55) << "the model did not learn";
+
+  // Tiles start every 192 px; overlap bands are [192k, 192k + 64). Away from them and the border:
+  constexpr int64_t kSeam = 32;
+  auto away = torch::ones({500, 700}, torch::kBool);
+  for (int64_t start = 192; start < 700; start += 192) {
+    away.slice(0, std::max<int64_t>(0, start - kSeam), std::min<int64_t>(500, start + 64 + kSeam)).fill_(false);
+    away.slice(1, std::max<int64_t>(0, start - kSeam), start + 64 + kSeam).fill_(false);
+  }
+  away.slice(0, 500 - kSeam, 500).fill_(false);
+  away.slice(1, 700 - kSeam, 700).fill_(false);
+  const auto difference = (whole.probs - tiles.probs).abs().amax(0).masked_select(away);
+  ASSERT_GT(difference.numel(), 500 * 700 / 6);
+  EXPECT_LE(difference.max().item<float>(), 1e-3f) << "label agreement " << agree;
+}
+
+TEST(Predictor, FlipTtaAveragesTheMirroredPrediction) {
+  const auto model = random_fcn8s();
+  torch::manual_seed(3);
+  const auto image = torch::rand({3, 40, 56});
+  PredictOptions options;
+  options.flip = true;
+  const auto tta = Predictor(model, torch::kCPU, options)(image);
+  const Predictor plain(model);
+  const auto expected = (torch::softmax(plain.logits(image), 0) + torch::softmax(plain.logits(image.flip({2})), 0).flip({2})) / 2;
+  EXPECT_LE((tta.probs - expected).abs().max().item<float>(), 1e-6f);
+  options.rot90 = true;
+  EXPECT_LE((Predictor(model, torch::kCPU, options)(image).probs.sum(0) - 1).abs().max().item<float>(), 1e-5f);
+}
+
+TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
+  const auto model = random_fcn8s(3);
+  const Predictor predict(model);
+  torch::manual_seed(4);
+  const auto rgb = torch::rand({3, 33, 40});
+  const auto rgba = torch::cat({rgb, torch::rand({1, 33, 40})});
+  EXPECT_TRUE(torch::equal(predict(rgba).labels, predict(rgb).labels));  // alpha dropped
+  const auto gray = torch::rand({1, 33, 40});
+  EXPECT_TRUE(torch::equal(predict(gray).labels, predict(gray.expand({3, -1, -1})).labels));  // replicated
+  EXPECT_NE(test::error_of([&] { predict(torch::zeros({3, 0, 0}), "empty.png"); }).find("empty.png"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { predict(std::string("/nonexistent/x.png")); }).find("/nonexistent/x.png"), std::string::npos);
+  Model classifier;
+  classifier.net = std::make_shared<ClassifierImpl>(
+      ClassifierOptions().backbone(VGGOptions().width(0.0625)).input_size(32).fc_channels(8).num_classes(3));
+  classifier.meta = default_meta(3, 3);
+  EXPECT_NE(test::error_of([&] { Predictor{classifier}; }).find("heatmap"), std::string::npos);
+}
+
+TEST(Predictor, ColorizeAndOverlayUseThePalette) {
+  Prediction p;
+  p.labels = torch::tensor({0, 1, 2, 255}).view({2, 2});
+  p.probs = torch::zeros({3, 2, 2});
+  p.palette = {{0, 0, 0}, {128, 0, 0}, {0, 128, 0}};
+  const auto colors = p.colorize();
+  EXPECT_EQ(colors[0][1][0].item<int>(), 128);
+  EXPECT_EQ(colors[1][0][1].item<int>(), 128);
+  EXPECT_EQ(colors[1][1][0].item<int>(), 160);  // outside the palette: grey
+  const auto image = torch::ones({1, 2, 2});
+  const auto overlay = p.overlay(image, 0.5);
+  EXPECT_EQ(overlay[0][1][0].item<int>(), 192);  // (255 + 128) / 2 rounded
+  EXPECT_EQ(overlay[0][1][1].item<int>(), 128);
+  EXPECT_EQ(p.class_pixels(), (std::vector<int64_t>{1, 1, 1}));
+}
+
+TEST(Heatmap, ConvolutionalizedClassifierGivesPerWindowProbabilities) {
+  torch::manual_seed(6);
+  Model model;
+  auto classifier = std::make_shared<ClassifierImpl>(
+      ClassifierOptions().backbone(VGGOptions().width(0.0625).in_channels(1)).input_size(32).fc_channels(8).num_classes(3));
+  randomize(*classifier, 6);
+  model.net = classifier;
+  model.meta = default_meta(3, 1);
+  const auto image = torch::rand({1, 96, 64});
+  const auto heatmap = class_heatmap(model, image, 2, "scene.png");
+  ASSERT_EQ(heatmap.coarse.sizes(), (std::vector<int64_t>{3, 2}));
+  ASSERT_EQ(heatmap.full.sizes(), (std::vector<int64_t>{96, 64}));
+  // The class-2 softmax of the convolutionalized classifier on the normalised image (cell by cell
+  // equal to the classifier on its window: tests/models/convolutionalize_test.cpp).
+  c10::InferenceMode guard;
+  auto conv = convolutionalize(*classifier);
+  conv->eval();
+  const auto expected = torch::softmax(conv->forward(normalize(image, model.meta.normalization).unsqueeze(0)), 1)[0][2];
+  EXPECT_LE((heatmap.coarse - expected).abs().max().item<float>(), 1e-6f);
+  // Bilinear upsampling keeps the coarse values' range.
+  EXPECT_LE(heatmap.full.max().item<float>(), expected.max().item<float>() + 1e-6f);
+  EXPECT_NE(test::error_of([&] { class_heatmap(model, torch::rand({1, 16, 16}), 0, "small.png"); }).find("small.png"),
+            std::string::npos);
+  EXPECT_EQ(class_index(model.meta, "class_1"), 1);
+  EXPECT_NE(test::error_of([&] { class_index(model.meta, "cat"); }).find("class_0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fcn
