@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build test demo sanitize clean
+.PHONY: deps build test demo bench sanitize clean
 
 deps:
 	$(SUDO) bash scripts/install-deps.sh
@@ -18,6 +18,13 @@ test: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# Speed: fcn bench against PyTorch-Python and OpenCV DNN in the same run, then the micro-benchmarks.
+bench: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DFCN_BUILD_BENCH=ON
+	cmake --build $(BUILD) -j$(JOBS)
+	$(BUILD)/fcn bench --peers
+	$(BUILD)/bench/fcn_micro --benchmark_min_time=0.5
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps

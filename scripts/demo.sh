@@ -79,13 +79,13 @@ cp "$OUT/predictions/val_00000-overlay.png" "$PICTURES/fcn8s-overlay.png"
   echo
   echo "## Pictures"
   echo
-  echo "FCN-8s on a validation scene (\\`fcn predict --overlay\\`), and the whole run as one page: [fcn8s-report.html](pictures/fcn8s-report.html)"
+  echo 'FCN-8s on a validation scene (`fcn predict --overlay`), and the whole run as one page: [fcn8s-report.html](pictures/fcn8s-report.html)'
   echo "(curves, IoU per class, confusion matrix, examples)."
   echo
   echo "![FCN-8s prediction overlay](pictures/fcn8s-overlay.png)"
   echo
   echo "Convolutionalization (the paper's figure 2): the Fashion-MNIST classifier, made fully convolutional, run on a"
-  echo "160x160 scene; the probability of '$HEATMAP_CLASS' per 32x32 window (\\`fcn heatmap\\`):"
+  echo "160x160 scene; the probability of '$HEATMAP_CLASS' per 32x32 window (""\`fcn heatmap\`""):"
   echo
   echo "![classifier heatmap](pictures/heatmap.png)"
 } > "$RESULTS"

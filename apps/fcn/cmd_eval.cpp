@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "fcn/eval/evaluate.h"
+#include "fcn/infer/benchmark.h"
 #include "fcn/io/atomic_file.h"
 #include "fcn/io/model_file.h"
 #include "fcn/io/png.h"
@@ -31,13 +32,14 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static std::vector<std::string> models;
-  static std::string data, split = "val", markdown, device = "cpu", confusion_png;
+  static std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   static bool json_output = false;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--dtype", dtype, "fp32 | bf16 (run the nets in bfloat16)")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
   cmd->add_flag("--json", json_output, "print JSON (keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion)");
   cmd->callback([] {
@@ -48,7 +50,7 @@ void add_eval(CLI::App& app) {
     if (!json_output) std::printf("%-28s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU");
     for (const auto& path : models) {
       auto model = load_model(path);
-      model.net->to(target);
+      model.net->to(target, parse_dtype(dtype));
       const auto confusion = evaluate(model, dataset, target, json_output);
       const auto m = confusion.metrics();
       auto per_class = nlohmann::json::array();

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "fcn/infer/benchmark.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/io/image.h"
@@ -20,7 +21,7 @@ namespace fcn::cli {
 namespace {
 
 struct Flags {
-  std::string model, out, device = "cpu", probs, resize;
+  std::string model, out, device = "cpu", probs, resize, dtype = "fp32";
   std::vector<std::string> inputs, tta;
   bool overlay = false, json = false, quiet = false;
   PredictOptions options;
@@ -96,10 +97,12 @@ void add_predict(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--resize", f.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
   cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--dtype", f.dtype, "fp32 | bf16 (run the net in bfloat16)")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_flag("--json", f.json, "print one JSON object per run: per image size, time, class pixel counts, files");
   cmd->add_flag("--quiet", f.quiet, "no progress");
   cmd->callback([] {
     if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
+    f.options.dtype = parse_dtype(f.dtype);
     for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
     const auto device = parse_device(f.device);
     const Predictor predictor(f.model, device, f.options);

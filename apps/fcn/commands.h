@@ -22,6 +22,7 @@ void add_predict(CLI::App& app);
 void add_heatmap(CLI::App& app);
 void add_export(CLI::App& app);
 void add_report(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // "cpu" | "cuda" | "cuda:N"; an error naming --device when CUDA is not available.
 torch::Device parse_device(const std::string& text);

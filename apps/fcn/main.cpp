@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
                "  fcn heatmap classifier.fcn scene.png --class Trouser --out heatmap.png\n"
                "  fcn export fcn8s.fcn --onnx fcn8s.onnx\n"
                "  fcn report fcn8s.run --out report.html\n"
+               "  fcn bench --peers\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
                "  fcn forward fcn8s.fcn --input image.png --output logits.npy\n",
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   fcn::cli::add_heatmap(app);
   fcn::cli::add_export(app);
   fcn::cli::add_report(app);
+  fcn::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

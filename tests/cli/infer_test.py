@@ -202,4 +202,20 @@ def _():
     assert len(lines.splitlines()) <= 40
 
 
+@check("bench --peers --json: every figure, PyTorch-Python and OpenCV DNN peers on the same model")
+def _():
+    out = json.loads(run("bench", "--backbone", "vgg16-w0.0625", "--geometry", "same", "--size", 64, "--runs", 2,
+                         "--threads", "1,2", "--peers", "--json").stdout)
+    for key in ("ms_per_image", "gflops_per_s", "sgemm_gflops_per_s", "conv_gflops_per_s", "fraction_of_conv_peak",
+                "peak_rss_mib"):
+        assert out[key] > 0, (key, out)
+    assert [r["threads"] for r in out["runs"]] == [1, 2]
+    for peer in ("pytorch", "opencv_dnn"):
+        p = out["peers"][peer]
+        assert p["ms_per_image"] > 0 and abs(p["ratio"] - out["ms_per_image"] / p["ms_per_image"]) < 1e-9, (peer, p)
+    train = json.loads(run("bench", "--arch", "unet", "--size", 32, "--batch", 2, "--mode", "train", "--runs", 1,
+                           "--classes", 3, "--json").stdout)
+    assert train["mode"] == "train" and train["ms_per_image"] > 0
+
+
 summary()

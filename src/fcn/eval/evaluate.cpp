@@ -24,10 +24,12 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
   const bool was_training = model.net->is_training();
   model.net->eval();
   ConfusionMatrix confusion(dataset.num_classes());
+  const auto parameters = model.net->parameters();
+  const auto dtype = parameters.empty() ? torch::kFloat : parameters.front().scalar_type();  // fp32 or bf16
   Progress progress("eval " + dataset.split(), static_cast<int64_t>(dataset.size()), quiet);
   for (size_t i = 0; i < dataset.size(); ++i) {
     const auto sample = dataset.get(i);
-    const auto logits = model.net->forward(prepare_input(model, sample.image, dataset.image_path(i)).to(device));
+    const auto logits = model.net->forward(prepare_input(model, sample.image, dataset.image_path(i)).to(device, dtype));
     confusion.update(logits.argmax(1).squeeze(0), sample.mask);
     progress.update(static_cast<int64_t>(i + 1));
   }

@@ -120,11 +120,13 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
       fail("--overlap", std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
   }
   model_.net->eval();
-  model_.net->to(device_);
+  model_.net->to(device_, options_.dtype);
 }
 
 torch::Tensor Predictor::forward(const torch::Tensor& input) const {
-  return model_.net->forward(input.to(device_)).to(torch::kCPU, torch::kFloat);
+  // Channels-last activations: oneDNN's fast convolution layout on CPU (shared/FACTS.md: ~7x).
+  const auto x = input.to(device_, options_.dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+  return model_.net->forward(x).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 torch::Tensor Predictor::whole(const torch::Tensor& input) const {

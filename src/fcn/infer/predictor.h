@@ -27,6 +27,8 @@ struct PredictOptions {
   // > 0: the image is resized (bilinear, aspect ratio not kept) to height x width for the net and
   // the logits resized back. 0: the image is mirror-padded to a legal size and cropped back.
   int64_t resize_height = 0, resize_width = 0;
+  // bf16 runs the net in bfloat16 (fast on CPUs with AVX512-BF16/AMX); probabilities stay float32.
+  torch::Dtype dtype = torch::kFloat;
 };
 
 struct Prediction {
@@ -47,7 +49,8 @@ struct Prediction {
 
 class Predictor {
  public:
-  // Loads a model file (fcn::Error naming it when it is not a segmentation model).
+  // Loads a model file (fcn::Error naming it when it is not a segmentation model). The net is moved
+  // to `device` and options.dtype (a Model passed in is shared, so it is converted too).
   explicit Predictor(const std::string& model_path, torch::Device device = torch::kCPU, PredictOptions options = {});
   Predictor(Model model, torch::Device device = torch::kCPU, PredictOptions options = {});
 

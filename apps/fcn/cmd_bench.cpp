@@ -1,0 +1,202 @@
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "fcn/infer/benchmark.h"
+#include "fcn/io/model_file.h"
+#include "fcn/io/weights.h"
+#include "fcn/models/backbone.h"
+#include "fcn/util/error.h"
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+#include <opencv2/core/utility.hpp>
+#include <opencv2/dnn.hpp>
+
+#include "fcn/io/onnx_export.h"
+#endif
+
+namespace fcn::cli {
+namespace {
+
+struct Flags {
+  std::string model, arch = "fcn8s", backbone = "vgg16", geometry = "reference", size = "500", device = "cpu";
+  int64_t classes = 21;
+  std::vector<int> threads;
+  bool peers = false, json = false, nchw = false;
+  BenchOptions options;
+};
+
+nlohmann::json default_config(const Flags& f) {
+  if (f.arch == "unet")
+    return {{"arch", "unet"}, {"depth", 4}, {"base_channels", 64}, {"in_channels", 3}, {"num_classes", f.classes},
+            {"padding", "same"}, {"upsample", "transposed"}, {"batch_norm", false}};
+  if (f.arch != "fcn32s" && f.arch != "fcn16s" && f.arch != "fcn8s") fail("--arch", "'" + f.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet");
+  const auto backbone = parse_backbone(f.backbone);
+  return {{"arch", "fcn"}, {"stride", std::stoi(f.arch.substr(3))}, {"num_classes", f.classes}, {"geometry", f.geometry},
+          {"backbone", {{"name", f.backbone}, {"in_channels", 3}}},
+          {"fc_channels", std::max<int64_t>(1, std::llround(4096 * backbone.width()))}, {"fc_kernel", 7},
+          {"dropout", 0.5}, {"learnable_upsampling", true}};
+}
+
+nlohmann::json run_torch_peer(const Model& model, const Flags& f, int threads, const std::string& dir) {
+  const std::string config = dir + "/config.json", weights = dir + "/weights.pth";
+  std::ofstream(config) << net_config(*model.net).dump();
+  write_torch_state_dict(weights, state_dict(*model.net));
+  std::ostringstream command;
+  command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << config << " " << weights << " --size "
+          << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
+          << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads;
+  FILE* pipe = popen(command.str().c_str(), "r");
+  if (pipe == nullptr) fail("--peers", "cannot start " + std::string(FCN_PYTHON));
+  std::string output;
+  char buffer[4096];
+  while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  const int status = pclose(pipe);
+  if (status != 0 || output.empty()) fail("--peers", "the PyTorch peer failed (" + command.str() + ")");
+  return nlohmann::json::parse(output.substr(output.rfind('{')));
+}
+
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+std::vector<double> run_opencv_peer(const Model& model, const Flags& f, int threads, const std::string& dir) {
+  OnnxExportOptions options;
+  options.height = f.options.height;
+  options.width = f.options.width;
+  export_onnx(model, dir + "/model.onnx", options);
+  cv::setNumThreads(threads);
+  auto net = cv::dnn::readNetFromONNX(dir + "/model.onnx");
+  torch::manual_seed(0);
+  const auto input = torch::rand({f.options.batch, model.net->in_channels(), f.options.height, f.options.width}).contiguous();
+  const int sizes[] = {static_cast<int>(input.size(0)), static_cast<int>(input.size(1)), static_cast<int>(input.size(2)),
+                       static_cast<int>(input.size(3))};
+  const cv::Mat blob(4, sizes, CV_32F, input.data_ptr<float>());
+  std::vector<double> ms;
+  for (int64_t i = 0; i < f.options.warmup + f.options.runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    net.setInput(blob);
+    net.forward();
+    if (i >= f.options.warmup) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return ms;
+}
+#endif
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "bench", "Speed: ms/image, GFLOP/s and the share of this machine's measured peak, memory, peers in the same run\n"
+               "  example: fcn bench --peers                       (FCN-8s VGG16 at 500x500: the paper's setting)\n"
+               "  example: fcn bench --dtype bf16 --threads 1,2\n"
+               "  example: fcn bench fcn8s.fcn --size 64 --batch 8 --mode train --peers --json\n"
+               "  Peers: PyTorch-Python eager on the same architecture and weights (bench/peers/torch_peer.py),\n"
+               "  and OpenCV DNN on fcn's own ONNX export. Ratios are fcn time / peer time (< 1: fcn faster).");
+  static Flags f;
+  f.options.runs = 3;
+  cmd->add_option("MODEL", f.model, "model file (default: a randomly initialised --arch)");
+  cmd->add_option("--arch", f.arch, "fcn32s | fcn16s | fcn8s | unet (without MODEL)")->capture_default_str();
+  cmd->add_option("--backbone", f.backbone, "VGG backbone (without MODEL)")->capture_default_str();
+  cmd->add_option("--geometry", f.geometry, "reference | same (without MODEL)")->capture_default_str();
+  cmd->add_option("--classes", f.classes, "classes (without MODEL)")->capture_default_str();
+  cmd->add_option("--size", f.size, "input HxW or S")->capture_default_str();
+  cmd->add_option("--batch", f.options.batch, "images per run")->capture_default_str();
+  cmd->add_option("--mode", f.options.mode, "infer | train")->capture_default_str()->check(CLI::IsMember({"infer", "train"}));
+  cmd->add_option("--dtype", f.options.dtype, "fp32 | bf16")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--threads", f.threads, "thread counts to measure, e.g. 1,2 (default: all cores)")->delimiter(',');
+  cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
+  cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
+  cmd->add_flag("--nchw", f.nchw, "keep activations NCHW (default: channels-last)");
+  cmd->add_flag("--peers", f.peers, "also time PyTorch-Python and OpenCV DNN on the same model and input");
+  cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
+  cmd->add_flag("--json", f.json, "print the results as JSON (ms_per_image, gflops_per_s, ...)");
+  cmd->callback([] {
+    std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
+    f.options.device = parse_device(f.device);
+    f.options.channels_last = !f.nchw;
+    if (f.threads.empty()) f.threads.push_back(torch::get_num_threads());
+    Model model;
+    if (!f.model.empty()) {
+      model = load_model(f.model);
+    } else {
+      torch::manual_seed(0);
+      model.net = build_net(default_config(f), "--arch");
+      model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
+    }
+    const std::string name = f.model.empty() ? f.arch + " " + f.backbone + (f.arch == "unet" ? "" : " " + f.geometry) : f.model;
+    const double gflop = forward_flops(*model.net, f.options.height, f.options.width) * 1e-9 * static_cast<double>(f.options.batch) *
+                         (f.options.mode == "train" ? 3.0 : 1.0);  // backward ~ 2x forward
+    const int max_threads = *std::max_element(f.threads.begin(), f.threads.end());
+    torch::set_num_threads(max_threads);
+    const double gemm = sgemm_gflops(), conv_peak = conv_gflops(parse_dtype(f.options.dtype));
+
+    nlohmann::json runs = nlohmann::json::array();
+    for (const int threads : f.threads) {
+      torch::set_num_threads(threads);
+      const auto timing = time_net(*model.net, f.options);
+      const double ms = timing.median() / static_cast<double>(f.options.batch);
+      runs.push_back({{"threads", threads}, {"ms_per_image", ms}, {"images_per_s", 1000.0 / ms},
+                      {"min_ms", timing.min()}, {"max_ms", timing.max()}, {"gflops_per_s", gflop / (timing.median() * 1e-3)}});
+    }
+    const double rss = peak_rss_mib();
+    // Peers after fcn, so fcn's peak memory is its own. They time shapes, not values: the weights
+    // go back to fp32 (after a bf16 run they are the rounded values).
+    model.net->to(torch::kCPU, torch::kFloat);
+    nlohmann::json peers = nlohmann::json::object();
+    const std::string dir = (std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(getpid()))).string();
+    if (f.peers) {
+      std::filesystem::create_directories(dir);
+      const auto torch_peer = run_torch_peer(model, f, max_threads, dir);
+      peers["pytorch"] = {{"ms_per_image", median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch},
+                          {"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
+                          {"what", "PyTorch-Python eager, NCHW fp32, inference_mode"}};
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+      if (f.options.mode == "infer" && f.options.device.is_cpu()) {
+        peers["opencv_dnn"] = {{"ms_per_image", median(run_opencv_peer(model, f, max_threads, dir)) / f.options.batch},
+                               {"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}};
+      }
+#endif
+      std::filesystem::remove_all(dir);
+    }
+
+    const auto& best = runs.back();
+    nlohmann::json result = {{"model", name}, {"mode", f.options.mode}, {"dtype", f.options.dtype},
+                             {"size", {f.options.height, f.options.width}}, {"batch", f.options.batch},
+                             {"device", f.options.device.str()}, {"channels_last", f.options.channels_last},
+                             {"gflop_per_run", gflop}, {"runs", runs}, {"ms_per_image", best["ms_per_image"]},
+                             {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
+                             {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
+                             {"peak_rss_mib", rss}, {"peers", peers}};
+    for (auto& [peer, value] : peers.items())
+      result["peers"][peer]["ratio"] = best["ms_per_image"].get<double>() / value["ms_per_image"].get<double>();
+    if (f.json) {
+      std::cout << result.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s, %s %s, %ldx%ld, batch %ld, %s%s: %.1f GFLOP per run\n", name.c_str(), f.options.mode.c_str(),
+                f.options.dtype.c_str(), f.options.height, f.options.width, f.options.batch, f.options.device.str().c_str(),
+                f.options.channels_last ? ", channels-last" : "", gflop);
+    std::printf("machine (same run): SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n", gemm, conv_peak, f.options.dtype.c_str());
+    for (const auto& r : runs)
+      std::printf("  fcn, %d thread(s): %9.1f ms/image  %6.2f images/s  %6.1f GFLOP/s (%.0f%% of conv peak)  [%.1f .. %.1f ms]\n",
+                  r["threads"].get<int>(), r["ms_per_image"].get<double>(), r["images_per_s"].get<double>(),
+                  r["gflops_per_s"].get<double>(), 100 * r["gflops_per_s"].get<double>() / conv_peak,
+                  r["min_ms"].get<double>(), r["max_ms"].get<double>());
+    for (const auto& [peer, value] : result["peers"].items())
+      std::printf("  %-12s %9.1f ms/image  fcn/peer = %.2f  (%s)\n", peer.c_str(), value["ms_per_image"].get<double>(),
+                  value["ratio"].get<double>(), value["what"].get<std::string>().c_str());
+    std::printf("peak memory: fcn %.0f MiB", result["peak_rss_mib"].get<double>());
+    if (peers.contains("pytorch")) std::printf(", PyTorch-Python %.0f MiB", peers["pytorch"]["peak_rss_mib"].get<double>());
+    std::printf("\n");
+  });
+}
+
+}  // namespace fcn::cli

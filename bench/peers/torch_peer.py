@@ -1,0 +1,86 @@
+"""PyTorch-Python eager peer for `fcn bench --peers`: the same architecture (tests/oracle/nets.py,
+identical parameter names), the same weights (fcn export --pth) and the same input size, timed the
+way a PyTorch user runs it (eval, inference_mode, NCHW fp32 eager; train: SGD momentum 0.9).
+
+Usage: /usr/bin/python3 torch_peer.py CONFIG_JSON WEIGHTS_PTH --size HxW --batch N --mode infer|train
+                                      --runs R --warmup W --threads T
+Prints one JSON object: {"ms": [...], "peak_rss_mib": ..., "torch": version}.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "oracle"))
+import nets  # noqa: E402
+
+
+def build(config):
+    backbone = config.get("backbone", {})
+    if config["arch"] == "fcn":
+        name = backbone["name"]
+        depth = int(name[3:].split("-w")[0])
+        width = float(name.split("-w")[1]) if "-w" in name else 1.0
+        common = dict(depth=depth, width=width, in_channels=backbone["in_channels"], fc_channels=config["fc_channels"])
+        if config["geometry"] == "reference":
+            assert config["fc_kernel"] == 7, "nets.CaffeFCN has Caffe's 7x7 fc6"
+            return nets.CaffeFCN(config["stride"], config["num_classes"], **common)
+        return nets.SameFCN(config["stride"], config["num_classes"], fc_kernel=config["fc_kernel"], **common)
+    if config["arch"] == "unet":
+        return nets.UNet(config["depth"], config["base_channels"], config["in_channels"], config["num_classes"],
+                         config["padding"], config["upsample"], config["batch_norm"])
+    raise SystemExit(f"torch_peer: no PyTorch definition for arch {config['arch']}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("config")
+    p.add_argument("weights")
+    p.add_argument("--size", required=True)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--mode", default="infer")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    config = json.loads(open(a.config).read())
+    net = build(config)
+    net.load_state_dict(torch.load(a.weights))
+    h, w = (int(v) for v in a.size.split("x"))
+    torch.manual_seed(0)
+    x = torch.rand(a.batch, next(net.parameters()).shape[1], h, w)
+    times = []
+    if a.mode == "infer":
+        net.eval()
+        with torch.inference_mode():
+            for i in range(a.warmup + a.runs):
+                start = time.perf_counter()
+                net(x)
+                if i >= a.warmup:
+                    times.append((time.perf_counter() - start) * 1000)
+    else:
+        net.train()
+        sgd = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
+        labels = None
+        for i in range(a.warmup + a.runs):
+            start = time.perf_counter()
+            sgd.zero_grad()
+            logits = net(x)
+            if labels is None:
+                labels = torch.randint(0, logits.shape[1], (logits.shape[0], logits.shape[2], logits.shape[3]))
+            torch.nn.functional.cross_entropy(logits, labels, ignore_index=255).backward()
+            sgd.step()
+            if i >= a.warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"ms": times, "peak_rss_mib": rss, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
