@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/models/layers.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/error.h"
 
@@ -59,6 +60,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   if (options.runs < 1 || options.warmup < 0) fail("--runs", "needs at least one run");
   const auto dtype = parse_dtype(options.dtype);
   net.to(options.device, dtype);
+  if (options.channels_last) to_channels_last(net);
   torch::manual_seed(0);
   const auto input = to_inference_input(torch::rand({options.batch, net.in_channels(), options.height, options.width}), options);
   Timing timing;

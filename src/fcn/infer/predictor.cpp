@@ -11,6 +11,7 @@
 #include "fcn/io/image.h"
 #include "fcn/io/model_file.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/layers.h"
 #include "fcn/models/unet.h"
 #include "fcn/util/error.h"
 
@@ -121,6 +122,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   }
   model_.net->eval();
   model_.net->to(device_, options_.dtype);
+  to_channels_last(*model_.net);
 }
 
 torch::Tensor Predictor::forward(const torch::Tensor& input) const {

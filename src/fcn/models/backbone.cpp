@@ -90,7 +90,7 @@ VGGFeatures VGGImpl::forward(const torch::Tensor& input) {
   torch::Tensor x = input;
   size_t block = 0;
   for (size_t i = 0; i < convs_.size(); ++i) {
-    x = torch::relu(conv(convs_[i].conv, x));
+    x = conv(convs_[i].conv, x).relu_();
     if (static_cast<int>(i) == block_ends_[block]) {
       x = torch::max_pool2d(x, 2, 2, 0, 1, options.ceil_mode());
       if (block == 2) features.pool3 = x;

@@ -24,8 +24,8 @@ torch::Tensor ConvClassifierImpl::forward(const torch::Tensor& x) {
                                 " is smaller than " + std::to_string(min_input_size()) + "x" +
                                 std::to_string(min_input_size()) + ", the classifier's training size");
   auto h = backbone->forward(x).pool5;
-  h = dropout(torch::relu(conv(fc6, h)));
-  h = dropout(torch::relu(conv(fc7, h)));
+  h = dropout(conv(fc6, h).relu_());
+  h = dropout(conv(fc7, h).relu_());
   return conv(fc8, h);
 }
 

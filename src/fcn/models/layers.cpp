@@ -29,12 +29,29 @@ torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) {
 }
 
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
-  auto y = layer->forward(x);
+  torch::Tensor y;
+  if (x.scalar_type() == torch::kBFloat16 && x.is_cpu()) {
+    // LibTorch 1.13 has no bf16 transposed convolution on CPU; the upsamplers are a sliver of the
+    // FLOPs, so they run in fp32.
+    const auto& o = layer->options;
+    const auto bias = layer->bias.defined() ? layer->bias.to(torch::kFloat) : torch::Tensor();
+    y = torch::conv_transpose2d(x.to(torch::kFloat), layer->weight.to(torch::kFloat), bias, o.stride(), c10::get<torch::ExpandingArray<2>>(o.padding()),
+                                o.output_padding(), o.groups(), o.dilation())
+            .to(torch::kBFloat16);
+  } else {
+    y = layer->forward(x);
+  }
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // in x out/groups x kh x kw: each input pixel scatters a kernel
     count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(w.numel() / w.size(0)));
   }
   return y;
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 torch::Tensor linear(torch::nn::Linear layer, const torch::Tensor& x) {

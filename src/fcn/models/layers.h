@@ -28,6 +28,10 @@ torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x);
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x);
 torch::Tensor linear(torch::nn::Linear layer, const torch::Tensor& x);
 
+// Conv weights in channels-last (NHWC) layout: with channels-last activations, oneDNN then runs
+// without reordering activations between layers (FCN-8s VGG16 500^2: 6.0 s -> 3.9 s in PyTorch).
+void to_channels_last(torch::nn::Module& module);
+
 // x[:, :, top:top+height, left:left+width]; throws if the window leaves x.
 torch::Tensor crop(const torch::Tensor& x, int64_t top, int64_t left, int64_t height, int64_t width);
 // Center crop of x to like's spatial size (U-Net skips).

@@ -35,9 +35,9 @@ DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool ba
 torch::Tensor DoubleConvImpl::forward(const torch::Tensor& input) {
   auto x = conv(conv1, input);
   if (!bn1.is_empty()) x = bn1(x);
-  x = conv(conv2, torch::relu(x));
+  x = conv(conv2, x.relu_());
   if (!bn2.is_empty()) x = bn2(x);
-  return torch::relu(x);
+  return x.relu_();
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
