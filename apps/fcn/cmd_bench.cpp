@@ -12,6 +12,7 @@
 #include "fcn/io/model_file.h"
 #include "fcn/io/weights.h"
 #include "fcn/models/backbone.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
 #include <opencv2/core/utility.hpp>
@@ -43,11 +44,16 @@ nlohmann::json default_config(const Flags& f) {
           {"dropout", 0.5}, {"learnable_upsampling", true}};
 }
 
-nlohmann::json run_torch_peer(const Model& model, const Flags& f, int threads, const std::string& dir) {
+// glibc settings a Python user can set without code to get the effect of fcn's CPU allocator:
+// no per-block mmap, no trimming, so freed activations are reused instead of page-faulted back.
+constexpr const char* kTunedMalloc = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736";
+
+nlohmann::json run_torch_peer(const Model& model, const Flags& f, int threads, const std::string& dir, bool tuned_malloc) {
   const std::string config = dir + "/config.json", weights = dir + "/weights.pth";
   std::ofstream(config) << net_config(*model.net).dump();
   write_torch_state_dict(weights, state_dict(*model.net));
   std::ostringstream command;
+  if (tuned_malloc) command << kTunedMalloc << " ";
   command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << config << " " << weights << " --size "
           << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
           << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads;
@@ -84,6 +90,12 @@ std::vector<double> run_opencv_peer(const Model& model, const Flags& f, int thre
   return ms;
 }
 #endif
+
+std::string allocator_name() {
+  if (!cpu_allocator_installed()) return "LibTorch default (FCN_CPU_ALLOCATOR=system)";
+  const auto limit = cpu_allocator_stats().cache_limit_bytes >> 20;
+  return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", no block cache"));
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -154,10 +166,15 @@ void add_bench(CLI::App& app) {
     const std::string dir = (std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(getpid()))).string();
     if (f.peers) {
       std::filesystem::create_directories(dir);
-      const auto torch_peer = run_torch_peer(model, f, max_threads, dir);
-      peers["pytorch"] = {{"ms_per_image", median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch},
-                          {"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
-                          {"what", "PyTorch-Python eager, NCHW fp32, inference_mode"}};
+      const std::string what = f.options.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
+                                                         : "PyTorch-Python eager, NCHW fp32, SGD momentum";
+      for (const bool tuned : {false, true}) {
+        const auto torch_peer = run_torch_peer(model, f, max_threads, dir, tuned);
+        peers[tuned ? "pytorch_tuned_malloc" : "pytorch"] = {
+            {"ms_per_image", median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch},
+            {"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
+            {"what", tuned ? what + ", with " + kTunedMalloc : what}};
+      }
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
       if (f.options.mode == "infer" && f.options.device.is_cpu()) {
         peers["opencv_dnn"] = {{"ms_per_image", median(run_opencv_peer(model, f, max_threads, dir)) / f.options.batch},
@@ -174,7 +191,8 @@ void add_bench(CLI::App& app) {
                              {"gflop_per_run", gflop}, {"runs", runs}, {"ms_per_image", best["ms_per_image"]},
                              {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
                              {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
-                             {"peak_rss_mib", rss}, {"peers", peers}};
+                             {"peak_rss_mib", rss}, {"peers", peers},
+                             {"cpu_allocator", allocator_name()}};
     for (auto& [peer, value] : peers.items())
       result["peers"][peer]["ratio"] = best["ms_per_image"].get<double>() / value["ms_per_image"].get<double>();
     if (f.json) {
@@ -193,6 +211,7 @@ void add_bench(CLI::App& app) {
     for (const auto& [peer, value] : result["peers"].items())
       std::printf("  %-12s %9.1f ms/image  fcn/peer = %.2f  (%s)\n", peer.c_str(), value["ms_per_image"].get<double>(),
                   value["ratio"].get<double>(), value["what"].get<std::string>().c_str());
+    std::printf("CPU allocator: %s\n", result["cpu_allocator"].get<std::string>().c_str());
     std::printf("peak memory: fcn %.0f MiB", result["peak_rss_mib"].get<double>());
     if (peers.contains("pytorch")) std::printf(", PyTorch-Python %.0f MiB", peers["pytorch"]["peak_rss_mib"].get<double>());
     std::printf("\n");

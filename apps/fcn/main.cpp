@@ -5,9 +5,11 @@
 #include <iostream>
 
 #include "commands.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 int main(int argc, char** argv) {
+  fcn::install_cpu_allocator();  // big activations reused, not page-faulted back (see allocator.h)
   CLI::App app{"fcn: semantic segmentation with Fully Convolutional Networks (C++, LibTorch)\n\n"
                "  fcn data fashion-scenes --out scenes\n"
                "  fcn pretrain --data fashion-mnist --out classifier.fcn\n"

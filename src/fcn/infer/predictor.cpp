@@ -13,6 +13,7 @@
 #include "fcn/models/fcn.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/unet.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -120,6 +121,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
     if (options_.overlap >= tile_out)
       fail("--overlap", std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
   }
+  if (device_.is_cpu()) install_cpu_allocator();
   model_.net->eval();
   model_.net->to(device_, options_.dtype);
   to_channels_last(*model_.net);

@@ -1,0 +1,164 @@
+#include "fcn/util/allocator.h"
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+namespace fcn {
+namespace {
+
+constexpr size_t kLargeBlock = size_t{1} << 20;  // 1 MiB: below this, c10's allocation
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// Size classes: multiples of 2 MiB up to 64 MiB, then steps of 1/16 of the next power of two, so
+// slightly different image sizes still share blocks and a block wastes at most ~6%.
+size_t size_class(size_t n) {
+  n = round_up(n, kHugePage);
+  if (n <= (size_t{64} << 20)) return n;
+  size_t p = size_t{1} << (63 - __builtin_clzll(n - 1) + 1);  // next power of two >= n
+  return round_up(n, p / 16);
+}
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  explicit CachingCpuAllocator(size_t limit) : limit_(limit) { stats_.cache_limit_bytes = limit; }
+
+  c10::DataPtr allocate(size_t n) const override {
+    void* p = n >= kLargeBlock ? allocate_large(n) : c10::alloc_cpu(n);
+    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+  static void release(void* p) {
+    if (p == nullptr) return;
+    if (!instance().release_large(p)) c10::free_cpu(p);
+  }
+
+  static CachingCpuAllocator& instance();
+
+  CpuAllocatorStats stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+  void trim() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [size, p] : free_) munmap(p, size);
+    free_.clear();
+    stats_.cached_bytes = 0;
+  }
+
+ private:
+  void* allocate_large(size_t n) const {
+    const size_t size = size_class(n);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(size);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        stats_.cached_bytes -= size;
+        ++stats_.reused;
+        live_[p] = size;
+        return p;
+      }
+    }
+    void* p = map_aligned(size);
+    if (p == nullptr) {
+      trim();  // give the cache back and try once more before reporting out-of-memory
+      p = map_aligned(size);
+    }
+    if (p == nullptr)
+      throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                       "fcn CPU allocator: out of memory allocating " + std::to_string(n >> 20) + " MiB");
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.mapped;
+    live_[p] = size;
+    return p;
+  }
+
+  // mmap with 2 MiB alignment, advised for transparent huge pages (one fault per 2 MiB).
+  static void* map_aligned(size_t size) {
+    void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    auto begin = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = round_up(begin, kHugePage);
+    if (aligned > begin) munmap(raw, aligned - begin);
+    const uintptr_t tail = aligned + size;
+    const uintptr_t end = begin + size + kHugePage;
+    if (end > tail) munmap(reinterpret_cast<void*>(tail), end - tail);
+#ifdef MADV_HUGEPAGE
+    madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
+#endif
+    return reinterpret_cast<void*>(aligned);
+  }
+
+  bool release_large(void* p) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return false;
+    const size_t size = it->second;
+    live_.erase(it);
+    if (stats_.cached_bytes + size <= limit_) {
+      free_.emplace(size, p);
+      stats_.cached_bytes += size;
+    } else {
+      munmap(p, size);
+    }
+    return true;
+  }
+
+  size_t limit_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<void*, size_t> live_;
+  mutable std::multimap<size_t, void*> free_;
+  mutable CpuAllocatorStats stats_;
+};
+
+size_t requested_limit = 0;
+bool installed = false;
+std::mutex install_mutex;
+
+CachingCpuAllocator& CachingCpuAllocator::instance() {
+  // Never destroyed: tensors freed during static destruction still find it.
+  static auto* allocator = new CachingCpuAllocator(requested_limit);
+  return *allocator;
+}
+
+}  // namespace
+
+bool install_cpu_allocator(size_t cache_limit_bytes) {
+  std::lock_guard<std::mutex> lock(install_mutex);
+  if (installed) return true;
+  const char* env = std::getenv("FCN_CPU_ALLOCATOR");
+  if (env != nullptr && std::strcmp(env, "system") == 0) return false;
+  requested_limit = cache_limit_bytes;
+  if (const char* mib = std::getenv("FCN_CPU_CACHE_MIB"); mib != nullptr && cache_limit_bytes == 0)
+    requested_limit = static_cast<size_t>(std::strtoull(mib, nullptr, 10)) << 20;
+  c10::SetAllocator(c10::DeviceType::CPU, &CachingCpuAllocator::instance(), /*priority=*/1);
+  installed = c10::GetAllocator(c10::DeviceType::CPU) == &CachingCpuAllocator::instance();
+  return installed;
+}
+
+bool cpu_allocator_installed() { return installed; }
+
+CpuAllocatorStats cpu_allocator_stats() {
+  return installed ? CachingCpuAllocator::instance().stats() : CpuAllocatorStats{};
+}
+
+void release_cached_cpu_memory() {
+  if (installed) CachingCpuAllocator::instance().trim();
+}
+
+}  // namespace fcn
