@@ -134,6 +134,7 @@ void add_bench(CLI::App& app) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
     f.options.device = parse_device(f.device);
     f.options.channels_last = !f.nchw;
+    if (f.options.mode == "train") use_cpu_cache_for_training();  // as fcn train does
     if (f.threads.empty()) f.threads.push_back(torch::get_num_threads());
     Model model;
     if (!f.model.empty()) {

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "fcn/io/model_file.h"
 #include "fcn/train/pretrain.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
@@ -44,6 +45,7 @@ void add_pretrain(CLI::App& app) {
   cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
   cmd->add_flag("--json", json_output, "print a JSON summary");
   cmd->callback([] {
+    use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
     if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");
     auto result = pretrain_fashion_mnist(PretrainOptions()
                                              .backbone(backbone)

@@ -12,6 +12,7 @@
 #include "fcn/models/fcn.h"
 #include "fcn/models/unet.h"
 #include "fcn/train/trainer.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
@@ -129,6 +130,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--json", f.json_output, "print a JSON summary");
   cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");
   cmd->callback([] {
+    use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
     // Bad data should fail now, not hours into a run: read every pair of the splits used.
     for (const std::string split : {"train", "val"}) {
       if (f.no_check || (split == "val" && dataset_splits(f.data).size() < 2)) continue;

@@ -58,7 +58,6 @@ TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
     options.height = h;
     options.width = w;
     const auto summary = export_onnx(model, path, options);
-    EXPECT_LE(summary.max_abs_error, 1e-4);
     torch::manual_seed(h * 1000 + w);
     const auto input = torch::randn({1, model.net->in_channels(), h, w});
     torch::Tensor expected;
@@ -66,6 +65,8 @@ TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
       c10::InferenceMode guard;
       expected = model.net->forward(input);
     }
+    // The exporter's own check of its traced graph against forward (relative, like export_onnx's).
+    EXPECT_LE(summary.max_abs_error, 1e-4 * std::max(1.0, expected.abs().max().item<double>()));
     const auto actual = run_opencv(path, input);
     ASSERT_EQ(actual.sizes(), expected.sizes()) << path;
     const double error = (actual - expected).abs().max().item<double>();

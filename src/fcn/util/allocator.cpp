@@ -4,9 +4,11 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -16,7 +18,9 @@
 namespace fcn {
 namespace {
 
-constexpr size_t kLargeBlock = size_t{1} << 20;  // 1 MiB: below this, c10's allocation
+// Below 32 MiB glibc's own heap does well: its mmap threshold adapts upwards to 32 MiB after the
+// first free, so such blocks are reused without faults. Above, every block is a fresh mapping.
+constexpr size_t kLargeBlock = size_t{32} << 20;
 constexpr size_t kHugePage = size_t{2} << 20;
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -50,6 +54,15 @@ class CachingCpuAllocator final : public c10::Allocator {
   CpuAllocatorStats stats() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return stats_;
+  }
+
+  void set_limit(size_t limit) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      limit_ = limit;
+      stats_.cache_limit_bytes = limit;
+    }
+    trim();
   }
 
   void trim() const {
@@ -155,6 +168,17 @@ bool cpu_allocator_installed() { return installed; }
 
 CpuAllocatorStats cpu_allocator_stats() {
   return installed ? CachingCpuAllocator::instance().stats() : CpuAllocatorStats{};
+}
+
+void set_cpu_cache_limit(size_t bytes) {
+  if (installed) CachingCpuAllocator::instance().set_limit(bytes);
+}
+
+void use_cpu_cache_for_training() {
+  if (!installed || std::getenv("FCN_CPU_CACHE_MIB") != nullptr) return;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const size_t physical = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : (size_t{8} << 30);
+  set_cpu_cache_limit(std::min(physical / 4, size_t{4} << 30));
 }
 
 void release_cached_cpu_memory() {

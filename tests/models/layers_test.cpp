@@ -1,0 +1,61 @@
+// The transposed convolution fcn runs as convolution + pixel_shuffle equals LibTorch's own
+// conv_transpose2d, values and gradients, for every upsampler shape fcn builds.
+#include "fcn/models/layers.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <tuple>
+
+namespace fcn {
+namespace {
+
+class SubpixelTransposed : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool>> {};
+
+TEST_P(SubpixelTransposed, EqualsConvTranspose2dInValueAndGradient) {
+  const auto [kernel, stride, padding, with_bias, channels_last] = GetParam();
+  torch::manual_seed(kernel * 100 + stride * 10 + padding);
+  auto x = torch::randn({2, 5, 7, 6});
+  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto w = torch::randn({5, 3, kernel, kernel});
+  auto b = with_bias ? torch::randn({3}) : torch::Tensor();
+  auto x1 = x.clone().requires_grad_(true), w1 = w.clone().requires_grad_(true);
+  auto x2 = x.clone().requires_grad_(true), w2 = w.clone().requires_grad_(true);
+  const auto expected = torch::conv_transpose2d(x1, w1, b, stride, padding);
+  const auto actual = transposed_as_subpixel_conv(x2, w2, b, stride, padding);
+  ASSERT_EQ(actual.sizes(), expected.sizes());
+  EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-4);
+  const auto g = torch::randn_like(expected);
+  (expected * g).sum().backward();
+  (actual * g).sum().backward();
+  EXPECT_LT((x2.grad() - x1.grad()).abs().max().item<double>(), 1e-3);
+  EXPECT_LT((w2.grad() - w1.grad()).abs().max().item<double>(), 1e-3);
+}
+
+// FCN upsamplers (2f x 2f, stride f; "same" geometry pads f/2) and U-Net's 2x2 stride 2.
+INSTANTIATE_TEST_SUITE_P(Shapes, SubpixelTransposed,
+                         ::testing::Values(std::make_tuple(4, 2, 0, false, false), std::make_tuple(4, 2, 1, false, true),
+                                           std::make_tuple(16, 8, 0, false, true), std::make_tuple(16, 8, 4, true, false),
+                                           std::make_tuple(64, 32, 0, false, false), std::make_tuple(64, 32, 16, false, true),
+                                           std::make_tuple(2, 2, 0, true, true), std::make_tuple(6, 3, 0, true, false)));
+
+TEST(ConvTransposeLayer, OtherShapesFallBackToLibTorch) {
+  torch::manual_seed(1);
+  torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(4, 2, 3).stride(2).padding(1).output_padding(1));
+  const auto x = torch::randn({1, 4, 5, 5});
+  EXPECT_TRUE(torch::equal(conv(layer, x), layer->forward(x)));
+}
+
+TEST(ConvTransposeLayer, Bf16RunsOnTheCpuCloseToFp32) {
+  torch::manual_seed(2);
+  torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(6, 6, 16).stride(8).bias(false));
+  const auto x = torch::randn({1, 6, 9, 9});
+  const auto expected = layer->forward(x);
+  layer->to(torch::kBFloat16);
+  const auto actual = conv(layer, x.to(torch::kBFloat16));
+  EXPECT_EQ(actual.scalar_type(), torch::kBFloat16);
+  EXPECT_LT((actual.to(torch::kFloat) - expected).abs().max().item<double>(), 0.05 * expected.abs().max().item<double>());
+}
+
+}  // namespace
+}  // namespace fcn
