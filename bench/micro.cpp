@@ -1,11 +1,12 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
-// memory formats and dtypes, the x32 bilinear upsampling, the per-pixel loss, the confusion matrix.
+// memory formats and dtypes, the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, the confusion matrix.
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
 #include "fcn/models/init.h"
+#include "fcn/models/layers.h"
 #include "fcn/train/loss.h"
 
 namespace {
@@ -25,15 +26,18 @@ void BM_VggConvBlock(benchmark::State& state) {
 }
 BENCHMARK(BM_VggConvBlock)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Unit(benchmark::kMillisecond);
 
-// FCN-32s upscore: 21 classes, x32 bilinear transposed conv from a 16x16 score map.
-void BM_BilinearUpscore32(benchmark::State& state) {
+// FCN-8s upscore8 at 500x500 (21 classes, 16x16 kernel, stride 8, from a 70x70 map): LibTorch's
+// conv_transpose2d (arg 0) against fcn::conv's convolution + pixel_shuffle (arg 1), fp32.
+void BM_Upscore8(benchmark::State& state) {
   c10::InferenceMode guard;
-  torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(21, 21, 64).stride(32).padding(16).bias(false));
+  torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(21, 21, 16).stride(8).bias(false));
   fcn::init_bilinear(up);
-  const auto x = torch::rand({1, 21, 16, 16});
-  for (auto _ : state) benchmark::DoNotOptimize(up->forward(x));
+  const auto x = torch::rand({1, 21, 70, 70}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const bool subpixel = state.range(0) != 0;
+  for (auto _ : state) benchmark::DoNotOptimize(subpixel ? fcn::conv(up, x) : up->forward(x));
+  state.SetLabel(subpixel ? "fcn: conv + pixel_shuffle" : "LibTorch conv_transpose2d");
 }
-BENCHMARK(BM_BilinearUpscore32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Upscore8)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 void BM_SegmentationLoss(benchmark::State& state) {
   const auto logits = torch::randn({8, 21, 256, 256}, torch::requires_grad());

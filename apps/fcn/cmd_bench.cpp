@@ -144,7 +144,7 @@ void add_bench(CLI::App& app) {
       model.net = build_net(default_config(f), "--arch");
       model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
     }
-    const std::string name = f.model.empty() ? f.arch + " " + f.backbone + (f.arch == "unet" ? "" : " " + f.geometry) : f.model;
+    const std::string name = f.model.empty() ? (f.arch == "unet" ? std::string("unet") : f.arch + " " + f.backbone + " " + f.geometry) : f.model;
     const double gflop = forward_flops(*model.net, f.options.height, f.options.width) * 1e-9 * static_cast<double>(f.options.batch) *
                          (f.options.mode == "train" ? 3.0 : 1.0);  // backward ~ 2x forward
     const int max_threads = *std::max_element(f.threads.begin(), f.threads.end());
@@ -169,19 +169,27 @@ void add_bench(CLI::App& app) {
       std::filesystem::create_directories(dir);
       const std::string what = f.options.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
                                                          : "PyTorch-Python eager, NCHW fp32, SGD momentum";
-      for (const bool tuned : {false, true}) {
-        const auto torch_peer = run_torch_peer(model, f, max_threads, dir, tuned);
-        peers[tuned ? "pytorch_tuned_malloc" : "pytorch"] = {
-            {"ms_per_image", median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch},
-            {"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
-            {"what", tuned ? what + ", with " + kTunedMalloc : what}};
-      }
+      // Every peer at every thread count fcn ran, so each ratio compares like with like.
+      auto record = [&](const std::string& peer, int threads, double ms, nlohmann::json info) {
+        auto& entry = peers[peer];
+        if (entry.is_null()) entry = std::move(info);
+        entry["by_threads"][std::to_string(threads)] = ms;
+        entry["ms_per_image"] = ms;  // ends at the last thread count, as fcn's headline does
+      };
+      for (const int threads : f.threads) {
+        for (const bool tuned : {false, true}) {
+          const auto torch_peer = run_torch_peer(model, f, threads, dir, tuned);
+          record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads,
+                 median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch,
+                 {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
+                  {"what", tuned ? what + ", with " + kTunedMalloc : what}});
+        }
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-      if (f.options.mode == "infer" && f.options.device.is_cpu()) {
-        peers["opencv_dnn"] = {{"ms_per_image", median(run_opencv_peer(model, f, max_threads, dir)) / f.options.batch},
-                               {"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}};
-      }
+        if (f.options.mode == "infer" && f.options.device.is_cpu())
+          record("opencv_dnn", threads, median(run_opencv_peer(model, f, threads, dir)) / f.options.batch,
+                 {{"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}});
 #endif
+      }
       std::filesystem::remove_all(dir);
     }
 
@@ -196,6 +204,9 @@ void add_bench(CLI::App& app) {
                              {"cpu_allocator", allocator_name()}};
     for (auto& [peer, value] : peers.items())
       result["peers"][peer]["ratio"] = best["ms_per_image"].get<double>() / value["ms_per_image"].get<double>();
+    for (auto& run : result["runs"])
+      for (auto& [peer, value] : peers.items())
+        run["ratio"][peer] = run["ms_per_image"].get<double>() / value["by_threads"][std::to_string(run["threads"].get<int>())].get<double>();
     if (f.json) {
       std::cout << result.dump(2) << "\n";
       return;
@@ -209,9 +220,14 @@ void add_bench(CLI::App& app) {
                   r["threads"].get<int>(), r["ms_per_image"].get<double>(), r["images_per_s"].get<double>(),
                   r["gflops_per_s"].get<double>(), 100 * r["gflops_per_s"].get<double>() / conv_peak,
                   r["min_ms"].get<double>(), r["max_ms"].get<double>());
-    for (const auto& [peer, value] : result["peers"].items())
-      std::printf("  %-12s %9.1f ms/image  fcn/peer = %.2f  (%s)\n", peer.c_str(), value["ms_per_image"].get<double>(),
-                  value["ratio"].get<double>(), value["what"].get<std::string>().c_str());
+    for (const auto& [peer, value] : result["peers"].items()) {
+      std::printf("  %s: %s\n", peer.c_str(), value["what"].get<std::string>().c_str());
+      for (const auto& r : result["runs"]) {
+        const auto threads = std::to_string(r["threads"].get<int>());
+        std::printf("    %s thread(s): %9.1f ms/image  fcn/peer = %.2f\n", threads.c_str(),
+                    value["by_threads"][threads].get<double>(), r["ratio"][peer].get<double>());
+      }
+    }
     std::printf("CPU allocator: %s\n", result["cpu_allocator"].get<std::string>().c_str());
     std::printf("peak memory: fcn %.0f MiB", result["peak_rss_mib"].get<double>());
     if (peers.contains("pytorch")) std::printf(", PyTorch-Python %.0f MiB", peers["pytorch"]["peak_rss_mib"].get<double>());

@@ -3,13 +3,13 @@
 // page-faults in ~1 GiB of zeroed 4 KiB pages. On the 2-core VM this project is measured on, that
 // fault work took 60% of FCN-8s inference (3.0 s -> 1.2 s per image with huge pages; see
 // docs/benchmarks.md). LibTorch 1.13 offers no such CPU allocator outside mobile builds, so:
-//  - blocks >= 32 MiB are mmapped 2 MiB-aligned and advised for transparent huge pages (one fault
+//  - blocks >= 1 MiB are mmapped 2 MiB-aligned and advised for transparent huge pages (one fault
 //    per 2 MiB instead of per 4 KiB), and unmapped when freed, so resident memory stays as low as
 //    with the default allocator;
 //  - optionally, freed large blocks are kept (up to a byte budget, FCN_CPU_CACHE_MIB) and reused
 //    for requests of the same size class: no faults and no page zeroing at all after the first
 //    image (FCN-8s 500^2: 1.2 s -> 1.05 s), for ~0.9 GiB more resident memory;
-//  - smaller blocks go to c10's own aligned allocation (glibc's heap reuses those well).
+//  - smaller blocks go to c10's own aligned allocation.
 // install_cpu_allocator() swaps it in for all LibTorch CPU tensors of the process (tensors that
 // already exist keep their own deleter, so installing late is safe). The fcn CLI installs it at
 // start; FCN_CPU_ALLOCATOR=system keeps LibTorch's default.
