@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -123,7 +124,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--batch", f.options.batch, "images per run")->capture_default_str();
   cmd->add_option("--mode", f.options.mode, "infer | train")->capture_default_str()->check(CLI::IsMember({"infer", "train"}));
   cmd->add_option("--dtype", f.options.dtype, "fp32 | bf16")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->add_option("--threads", f.threads, "thread counts to measure, e.g. 1,2 (default: all cores)")->delimiter(',');
+  cmd->add_option("--threads", f.threads, "thread counts to measure, e.g. 1,2 (default: 1 and all cores)")->delimiter(',');
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
   cmd->add_flag("--nchw", f.nchw, "keep activations NCHW (default: channels-last)");
@@ -135,7 +136,12 @@ void add_bench(CLI::App& app) {
     f.options.device = parse_device(f.device);
     f.options.channels_last = !f.nchw;
     if (f.options.mode == "train") use_cpu_cache_for_training();  // as fcn train does
-    if (f.threads.empty()) f.threads.push_back(torch::get_num_threads());
+    if (f.threads.empty()) {  // scaling from 1 thread to every core (LibTorch's own default can be 1 here)
+      const int cores = std::max<int>({1, static_cast<int>(std::thread::hardware_concurrency()), torch::get_num_threads()});
+      f.threads = cores > 1 ? std::vector<int>{1, cores} : std::vector<int>{1};
+    }
+    for (const int t : f.threads)
+      if (t < 1) fail("--threads", "thread counts must be >= 1, got " + std::to_string(t));
     Model model;
     if (!f.model.empty()) {
       model = load_model(f.model);

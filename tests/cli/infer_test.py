@@ -210,9 +210,13 @@ def _():
                 "peak_rss_mib"):
         assert out[key] > 0, (key, out)
     assert [r["threads"] for r in out["runs"]] == [1, 2]
-    for peer in ("pytorch", "opencv_dnn"):
+    for peer in ("pytorch", "pytorch_tuned_malloc", "opencv_dnn"):
         p = out["peers"][peer]
         assert p["ms_per_image"] > 0 and abs(p["ratio"] - out["ms_per_image"] / p["ms_per_image"]) < 1e-9, (peer, p)
+        for r in out["runs"]:  # every peer at every thread count, ratios like with like
+            mine, theirs = r["ms_per_image"], p["by_threads"][str(r["threads"])]
+            assert abs(r["ratio"][peer] - mine / theirs) < 1e-9, (peer, r)
+    assert out["cpu_allocator"].startswith("fcn"), out["cpu_allocator"]
     train = json.loads(run("bench", "--arch", "unet", "--size", 32, "--batch", 2, "--mode", "train", "--runs", 1,
                            "--classes", 3, "--json").stdout)
     assert train["mode"] == "train" and train["ms_per_image"] > 0

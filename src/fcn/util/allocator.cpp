@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -141,7 +142,7 @@ class CachingCpuAllocator final : public c10::Allocator {
 };
 
 size_t requested_limit = 0;
-bool installed = false;
+std::atomic<bool> installed{false};
 std::mutex install_mutex;
 
 CachingCpuAllocator& CachingCpuAllocator::instance() {
@@ -154,7 +155,10 @@ CachingCpuAllocator& CachingCpuAllocator::instance() {
 
 bool install_cpu_allocator(size_t cache_limit_bytes) {
   std::lock_guard<std::mutex> lock(install_mutex);
-  if (installed) return true;
+  if (installed) {
+    if (cache_limit_bytes != 0) CachingCpuAllocator::instance().set_limit(cache_limit_bytes);
+    return true;
+  }
   const char* env = std::getenv("FCN_CPU_ALLOCATOR");
   if (env != nullptr && std::strcmp(env, "system") == 0) return false;
   requested_limit = cache_limit_bytes;

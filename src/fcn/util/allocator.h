@@ -27,7 +27,8 @@ struct CpuAllocatorStats {
 };
 
 // Installs the allocator (idempotent). `cache_limit_bytes` bounds the freed blocks kept; 0 takes
-// FCN_CPU_CACHE_MIB from the environment, else keeps none. Returns false when
+// FCN_CPU_CACHE_MIB from the environment, else keeps none (a nonzero limit given to a later call
+// replaces the budget). Returns false when
 // FCN_CPU_ALLOCATOR=system.
 bool install_cpu_allocator(size_t cache_limit_bytes = 0);
 bool cpu_allocator_installed();
