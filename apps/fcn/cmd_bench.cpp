@@ -49,13 +49,42 @@ nlohmann::json default_config(const Flags& f) {
 // no per-block mmap, no trimming, so freed activations are reused instead of page-faulted back.
 constexpr const char* kTunedMalloc = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736";
 
-nlohmann::json run_torch_peer(const Model& model, const Flags& f, int threads, const std::string& dir, bool tuned_malloc) {
-  const std::string config = dir + "/config.json", weights = dir + "/weights.pth";
-  std::ofstream(config) << net_config(*model.net).dump();
-  write_torch_state_dict(weights, state_dict(*model.net));
+// What the peers read, written once per invocation: the net's config and a torch.load()-able
+// state_dict for PyTorch, fcn's ONNX export for OpenCV DNN. The folder goes when this does.
+struct PeerFiles {
+  std::filesystem::path dir;
+  std::string config, weights, onnx;
+  PeerFiles(const Model& model, const BenchOptions& options, bool with_onnx)
+      : dir(std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(getpid()))) {
+    std::filesystem::create_directories(dir);
+    config = (dir / "config.json").string();
+    weights = (dir / "weights.pth").string();
+    std::ofstream(config) << net_config(*model.net).dump();
+    write_torch_state_dict(weights, state_dict(*model.net));
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+    if (with_onnx) {
+      onnx = (dir / "model.onnx").string();
+      OnnxExportOptions export_options;
+      export_options.height = options.height;
+      export_options.width = options.width;
+      export_onnx(model, onnx, export_options);
+    }
+#else
+    (void)options, (void)with_onnx;
+#endif
+  }
+  ~PeerFiles() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  PeerFiles(const PeerFiles&) = delete;
+  PeerFiles& operator=(const PeerFiles&) = delete;
+};
+
+nlohmann::json run_torch_peer(const PeerFiles& files, const Flags& f, int threads, bool tuned_malloc) {
   std::ostringstream command;
   if (tuned_malloc) command << kTunedMalloc << " ";
-  command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << config << " " << weights << " --size "
+  command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << files.config << " " << files.weights << " --size "
           << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
           << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads;
   FILE* pipe = popen(command.str().c_str(), "r");
@@ -69,26 +98,22 @@ nlohmann::json run_torch_peer(const Model& model, const Flags& f, int threads, c
 }
 
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-std::vector<double> run_opencv_peer(const Model& model, const Flags& f, int threads, const std::string& dir) {
-  OnnxExportOptions options;
-  options.height = f.options.height;
-  options.width = f.options.width;
-  export_onnx(model, dir + "/model.onnx", options);
+Timing run_opencv_peer(cv::dnn::Net& net, const Flags& f, int64_t in_channels, int threads) {
   cv::setNumThreads(threads);
-  auto net = cv::dnn::readNetFromONNX(dir + "/model.onnx");
   torch::manual_seed(0);
-  const auto input = torch::rand({f.options.batch, model.net->in_channels(), f.options.height, f.options.width}).contiguous();
+  const auto input = torch::rand({f.options.batch, in_channels, f.options.height, f.options.width}).contiguous();
   const int sizes[] = {static_cast<int>(input.size(0)), static_cast<int>(input.size(1)), static_cast<int>(input.size(2)),
                        static_cast<int>(input.size(3))};
   const cv::Mat blob(4, sizes, CV_32F, input.data_ptr<float>());
-  std::vector<double> ms;
+  Timing timing;
   for (int64_t i = 0; i < f.options.warmup + f.options.runs; ++i) {
     const auto start = std::chrono::steady_clock::now();
     net.setInput(blob);
     net.forward();
-    if (i >= f.options.warmup) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    if (i >= f.options.warmup)
+      timing.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
-  return ms;
+  return timing;
 }
 #endif
 
@@ -96,11 +121,6 @@ std::string allocator_name() {
   if (!cpu_allocator_installed()) return "LibTorch default (FCN_CPU_ALLOCATOR=system)";
   const auto limit = cpu_allocator_stats().cache_limit_bytes >> 20;
   return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", no block cache"));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 }  // namespace
@@ -170,9 +190,13 @@ void add_bench(CLI::App& app) {
     // go back to fp32 (after a bf16 run they are the rounded values).
     model.net->to(torch::kCPU, torch::kFloat);
     nlohmann::json peers = nlohmann::json::object();
-    const std::string dir = (std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(getpid()))).string();
     if (f.peers) {
-      std::filesystem::create_directories(dir);
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+      const bool opencv = f.options.mode == "infer" && f.options.device.is_cpu();
+#else
+      const bool opencv = false;
+#endif
+      const PeerFiles files(model, f.options, opencv);
       const std::string what = f.options.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
                                                          : "PyTorch-Python eager, NCHW fp32, SGD momentum";
       // Every peer at every thread count fcn ran, so each ratio compares like with like.
@@ -182,21 +206,24 @@ void add_bench(CLI::App& app) {
         entry["by_threads"][std::to_string(threads)] = ms;
         entry["ms_per_image"] = ms;  // ends at the last thread count, as fcn's headline does
       };
+#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
+      cv::dnn::Net opencv_net;
+      if (opencv) opencv_net = cv::dnn::readNetFromONNX(files.onnx);
+#endif
       for (const int threads : f.threads) {
         for (const bool tuned : {false, true}) {
-          const auto torch_peer = run_torch_peer(model, f, threads, dir, tuned);
+          const auto torch_peer = run_torch_peer(files, f, threads, tuned);
           record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads,
-                 median(torch_peer["ms"].get<std::vector<double>>()) / f.options.batch,
+                 Timing{torch_peer["ms"].get<std::vector<double>>()}.median() / f.options.batch,
                  {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
                   {"what", tuned ? what + ", with " + kTunedMalloc : what}});
         }
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-        if (f.options.mode == "infer" && f.options.device.is_cpu())
-          record("opencv_dnn", threads, median(run_opencv_peer(model, f, threads, dir)) / f.options.batch,
+        if (opencv)
+          record("opencv_dnn", threads, run_opencv_peer(opencv_net, f, model.net->in_channels(), threads).median() / f.options.batch,
                  {{"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}});
 #endif
       }
-      std::filesystem::remove_all(dir);
     }
 
     const auto& best = runs.back();

@@ -110,7 +110,7 @@ void add_predict(CLI::App& app) {
     std::filesystem::create_directories(f.out);
 
     std::set<std::string> stems;
-    std::vector<double> times;
+    Timing times;  // network ms per segmented image
     auto report = nlohmann::json::array();
     int failed = 0;
     Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
@@ -120,7 +120,7 @@ void add_predict(CLI::App& app) {
         const auto image = read_image(path);
         const auto prediction = predictor(image, path);
         const auto files = write_outputs(f, unique_stem(path, stems), image, prediction);
-        times.push_back(prediction.milliseconds);
+        times.ms.push_back(prediction.milliseconds);
         if (f.json) {
           nlohmann::json counts;
           const auto pixels = prediction.class_pixels();
@@ -143,15 +143,14 @@ void add_predict(CLI::App& app) {
       }
       progress.update(static_cast<int64_t>(i + 1));
     }
-    std::sort(times.begin(), times.end());
-    const double median = times.empty() ? 0.0 : times[times.size() / 2];
+    const double median = times.median();
     if (f.json) {
       std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
-                                  {"succeeded", times.size()}, {"failed", failed}, {"median_ms", median}}
+                                  {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median}}
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << times.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
+      std::cout << times.ms.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
                 << median << " ms/image" << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
     }
     if (failed > 0) throw CLI::RuntimeError(1);

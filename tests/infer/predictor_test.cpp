@@ -48,6 +48,18 @@ Model random_fcn8s(int64_t in_channels = 3) {
   return model;
 }
 
+// The model's prediction of `image` whole and with --tile/--overlap.
+std::pair<Prediction, Prediction> whole_and_tiled(const Model& model, const torch::Tensor& image, int64_t tile, int64_t overlap) {
+  PredictOptions tiled;
+  tiled.tile = tile;
+  tiled.overlap = overlap;
+  return {Predictor(model)(image), Predictor(model, torch::kCPU, tiled)(image)};
+}
+
+double label_agreement(const Prediction& a, const Prediction& b) {
+  return a.labels.eq(b.labels).to(torch::kDouble).mean().item<double>();
+}
+
 TEST(MirrorPad, EqualsPeriodicReflectionForAnyAmount) {
   const auto x = torch::arange(5, torch::kFloat).view({1, 1, 1, 5}).expand({1, 1, 2, 5}).contiguous();
   const auto y = mirror_pad(x, 0, 0, 13, 11);  // pads far larger than the side
@@ -109,14 +121,8 @@ TEST(Predictor, SameUNetAndFcnTilesAreSeamlessAwayFromSeams) {
   // whole image near tile edges; the smooth window hides them. Labels agree almost everywhere.
   for (const auto& model : {random_unet(Padding::kSame), random_fcn8s(1)}) {
     torch::manual_seed(2);
-    const auto image = torch::rand({1, 130, 300});
-    PredictOptions tiled;
-    tiled.tile = 128;
-    tiled.overlap = 32;
-    const auto whole = Predictor(model)(image);
-    const auto tiles = Predictor(model, torch::kCPU, tiled)(image);
-    const double agree = whole.labels.eq(tiles.labels).to(torch::kDouble).mean().item<double>();
-    EXPECT_GE(agree, 0.95) << model.net->arch();
+    const auto [whole, tiles] = whole_and_tiled(model, torch::rand({1, 130, 300}), 128, 32);
+    EXPECT_GE(label_agreement(whole, tiles), 0.95) << model.net->arch();
   }
 }
 
@@ -155,12 +161,8 @@ TEST(Predictor, TiledEqualsWholeOnA700x500SceneForATrainedFcn8s) {
                          OptimizerOptions().name("adamw").lr(3e-3).weight_decay(0)));
 
   const auto [image, mask] = poster(500, 700);
-  PredictOptions tiled;
-  tiled.tile = 256;
-  tiled.overlap = 64;
-  const auto whole = Predictor(model)(image);
-  const auto tiles = Predictor(model, torch::kCPU, tiled)(image);
-  const double agree = whole.labels.eq(tiles.labels).to(torch::kDouble).mean().item<double>();
+  const auto [whole, tiles] = whole_and_tiled(model, image, 256, 64);
+  const double agree = label_agreement(whole, tiles);
   EXPECT_GE(agree, 0.995);
   // Background is about half of the poster; above it, the model has learned something.
   EXPECT_GE(whole.labels.eq(mask).to(torch::kDouble).mean().item<double>(), 0.55) << "the model did not learn";

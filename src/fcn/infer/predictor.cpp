@@ -111,12 +111,11 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options)
 
 Predictor::Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source)
     : model_(std::move(model)), device_(device), options_(options) {
-  size_rule(*model_.net, source);  // a segmentation net, or a clear error
+  const auto rule = size_rule(*model_.net, source);  // a segmentation net, or a clear error
   if (options_.tile < 0 || options_.overlap < 0 || options_.batch < 1)
     fail("predict", "tile and overlap must be >= 0 and batch >= 1");
   if ((options_.resize_height > 0) != (options_.resize_width > 0)) fail("--resize", "needs both height and width");
   if (options_.tile > 0) {
-    const auto rule = size_rule(*model_.net, "model");
     const int64_t tile_out = rule.output(rule.legal_at_least(options_.tile));
     if (options_.overlap >= tile_out)
       fail("--overlap", std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));

@@ -42,6 +42,8 @@ torch::Tensor read_with_opencv(const std::string& path) {
 }  // namespace
 
 torch::Tensor read_image(const std::string& path) {
+  // Named here for every format (OpenCV would only log a warning and return nothing).
+  if (!std::ifstream(path)) fail(path, "cannot open (missing or unreadable)");
   if (is_png(path)) {
     const auto png = read_png(path);
     if (png.indexed) {
@@ -57,8 +59,6 @@ torch::Tensor read_image(const std::string& path) {
 #ifdef FCN_WITH_OPENCV
   return read_with_opencv(path);
 #else
-  std::ifstream probe(path);
-  if (!probe) fail(path, "cannot open");
   fail(path, "not a PNG; other image formats need fcn built with OpenCV (FCN_WITH_OPENCV)");
 #endif
 }

@@ -2,9 +2,7 @@
 
 namespace fcn {
 
-void fail(const std::string& context, const std::string& message) {
-  throw Error(context.empty() ? message : context + ": " + message);
-}
+void fail(const std::string& subject, const std::string& message) { throw Error(subject, message); }
 
 std::string first_line(const std::string& message) {
   const auto end = message.find('\n');

@@ -1,5 +1,7 @@
-// fcn::Error: the one exception type for bad user input (files, flags, tensors from users).
-// Messages name the file/flag/key, what was found and what was expected; the CLI prints them as one line.
+// fcn::Error: the one exception type for bad user input (files, options, tensors from users).
+// An error has a subject (a file, a key, or a library option such as "PredictOptions.overlap")
+// and a message saying what was found and what was expected. The CLI prints it as one line and
+// names its own flag where the subject is an option (apps/fcn/flags.h).
 #pragma once
 
 #include <stdexcept>
@@ -9,11 +11,18 @@ namespace fcn {
 
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what) : std::runtime_error(what), message_(what) {}
+  Error(const std::string& subject, const std::string& message)
+      : std::runtime_error(subject.empty() ? message : subject + ": " + message), subject_(subject), message_(message) {}
+  const std::string& subject() const { return subject_; }  // empty when the message stands alone
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string subject_, message_;
 };
 
-// Joins a context (a file, a flag) and a message as "context: message".
-[[noreturn]] void fail(const std::string& context, const std::string& message);
+// Throws Error(subject, message): what() reads "subject: message".
+[[noreturn]] void fail(const std::string& subject, const std::string& message);
 
 // First line of a (possibly multi-line) LibTorch error message, without its C++ backtrace.
 std::string first_line(const std::string& message);
