@@ -23,7 +23,7 @@ demo: build
 bench: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DFCN_BUILD_BENCH=ON
 	cmake --build $(BUILD) -j$(JOBS)
-	$(BUILD)/fcn bench --peers
+	$(BUILD)/fcn bench --geometry reference --peers
 	$(BUILD)/bench/fcn_micro --benchmark_min_time=0.5
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.

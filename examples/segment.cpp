@@ -2,9 +2,10 @@
 //   segment MODEL.fcn IMAGE OUT   ->  OUT-labels.png (palette PNG of class indices), OUT-overlay.png
 #include <iostream>
 
+#include "fcn/formats/image.h"
+#include "fcn/formats/png.h"
 #include "fcn/infer/predictor.h"
-#include "fcn/io/image.h"
-#include "fcn/io/png.h"
+#include "fcn/util/allocator.h"
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    fcn::install_cpu_allocator();  // optional, process-wide: large activations reused, not page-faulted back
     const fcn::Predictor predict{argv[1], torch::kCPU};
     const torch::Tensor image = fcn::read_image(argv[2]);  // C x H x W in [0, 1]
     const fcn::Prediction result = predict(image);

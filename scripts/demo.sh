@@ -36,8 +36,10 @@ step "FCN-16s from FCN-32s (score_pool4 starts at zero: the same logits at first
 "$FCN" train "${train[@]}" --arch fcn16s --from "$OUT/fcn32s.fcn" --out "$OUT/fcn16s.fcn"
 step "FCN-8s from FCN-16s"
 "$FCN" train "${train[@]}" --arch fcn8s --from "$OUT/fcn16s.fcn" --out "$OUT/fcn8s.fcn"
+# The control is the classifier-init net's exact shape (pretrain's defaults: VGG16 at width 0.25, fc 256, fc6 1x1).
+control=(--backbone vgg16-w0.25 --fc-channels 256 --fc-kernel 1)
 step "Control: FCN-32s from random weights, same epochs"
-"$FCN" train "${train[@]}" --arch fcn32s --out "$OUT/fcn32s-random.fcn"
+"$FCN" train "${train[@]}" --arch fcn32s "${control[@]}" --out "$OUT/fcn32s-random.fcn"
 
 step "Evaluate on the val scenes"
 "$FCN" eval "$OUT/fcn32s-random.fcn" "$OUT/fcn32s.fcn" "$OUT/fcn16s.fcn" "$OUT/fcn8s.fcn" --data "$OUT/scenes" --markdown "$OUT/table.md"
@@ -69,7 +71,7 @@ cp "$OUT/predictions/val_00000-overlay.png" "$PICTURES/fcn8s-overlay.png"
   echo "fcn train \$common --arch fcn32s --init classifier.fcn --out fcn32s.fcn"
   echo "fcn train \$common --arch fcn16s --from fcn32s.fcn --out fcn16s.fcn"
   echo "fcn train \$common --arch fcn8s --from fcn16s.fcn --out fcn8s.fcn"
-  echo "fcn train \$common --arch fcn32s --out fcn32s-random.fcn"
+  echo "fcn train \$common --arch fcn32s --backbone vgg16-w0.25 --fc-channels 256 --fc-kernel 1 --out fcn32s-random.fcn"
   echo "fcn eval fcn32s-random.fcn fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes"
   echo "fcn predict fcn8s.fcn scenes/JPEGImages/val_0000[0-3].png --out predictions --overlay"
   echo "fcn report fcn8s.run --out fcn8s-report.html"

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libtorch-dev            # tensors, autograd, oneDNN, optimisers
-  libopenblas-dev         # LibTorch's BLAS; the reference BLAS is ~30x slower (shared/FACTS.md)
+  libopenblas-dev         # LibTorch's BLAS; the reference BLAS is ~30x slower (docs/machines.md)
   libopencv-dev           # image I/O, resize, colour, drawing, and the DNN peer for ONNX parity
   libpng-dev zlib1g-dev   # masks as stored (palette indices) and the gzipped Fashion-MNIST files
   libcli11-dev nlohmann-json3-dev

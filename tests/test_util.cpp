@@ -52,9 +52,10 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
 
 #include <nlohmann/json.hpp>
 
-#include "fcn/io/npy.h"
-#include "fcn/io/weights.h"
-#include "fcn/models/config.h"
+#include "fcn/formats/npy.h"
+#include "fcn/models/model.h"
+#include "fcn/models/registry.h"
+#include "fcn/serialize/weights.h"
 
 namespace fcn::test {
 

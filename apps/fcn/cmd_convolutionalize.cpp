@@ -1,8 +1,9 @@
 #include <iostream>
 
 #include "commands.h"
-#include "fcn/io/model_file.h"
 #include "fcn/models/convolutionalize.h"
+#include "fcn/models/cost.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
@@ -14,7 +15,7 @@ void add_convolutionalize(CLI::App& app) {
                                  "  The result maps any input of at least the training size to a class heatmap.");
   static std::string path, out;
   cmd->add_option("CLASSIFIER", path, "classifier model file (fcn import / fcn init --arch classifier)")->required();
-  cmd->add_option("--out", out, "model file to write")->required();
+  add_out_flag(cmd, out, "model file to write")->required();
   cmd->callback([] {
     auto model = load_model(path);
     // Keeps the classifier alive: model.net is replaced below.

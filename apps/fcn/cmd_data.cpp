@@ -10,17 +10,14 @@
 #include "commands.h"
 #include "fcn/data/dataset.h"
 #include "fcn/data/fashion_scenes.h"
+#include "fcn/data/stats.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
 namespace fcn::cli {
+namespace {
 
-void add_data(CLI::App& app) {
-  auto* cmd = app.add_subcommand("data", "Make or check datasets\n"
-                                         "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64\n"
-                                         "  example: fcn data check scenes");
-  cmd->require_subcommand(1);
-
+void add_fashion_scenes(CLI::App* cmd) {
   auto* scenes = cmd->add_subcommand("fashion-scenes",
                                      "Compose segmentation scenes from Fashion-MNIST items (VOC layout + classes.json)\n"
                                      "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64 --seed 0");
@@ -28,7 +25,7 @@ void add_data(CLI::App& app) {
   static FashionScenesOptions options;
   static int64_t train = options.train(), val = options.val(), size = options.size();
   static uint64_t seed = 0;
-  scenes->add_option("--out", out, "dataset folder to write")->required();
+  add_out_flag(scenes, out, "dataset folder to write")->required();
   scenes->add_option("--train", train, "scenes from the train split")->capture_default_str();
   scenes->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   scenes->add_option("--size", size, "scene side in pixels")->capture_default_str();
@@ -41,7 +38,9 @@ void add_data(CLI::App& app) {
     std::cout << "wrote " << out << ": " << train << " train + " << val << " val scenes of " << size << "x" << size
               << ", 11 classes (background + 10 Fashion-MNIST)\n";
   });
+}
 
+void add_check(CLI::App* cmd) {
   auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
                                              "  example: fcn data check scenes --split train\n"
                                              "  Exit code 1 when any problem is found.");
@@ -49,7 +48,7 @@ void add_data(CLI::App& app) {
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
   check->add_option("--split", split, "only this split (default: all)");
-  check->add_flag("--json", json_output, "print a JSON report");
+  add_json_flag(check, json_output, "splits, sizes, errors, histogram, suggested weights");
   check->callback([] {
     std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
@@ -84,6 +83,17 @@ void add_data(CLI::App& app) {
     }
     if (!report.errors.empty()) throw CLI::RuntimeError(1);
   });
+}
+
+}  // namespace
+
+void add_data(CLI::App& app) {
+  auto* cmd = app.add_subcommand("data", "Make or check datasets\n"
+                                         "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64\n"
+                                         "  example: fcn data check scenes");
+  cmd->require_subcommand(1);
+  add_fashion_scenes(cmd);
+  add_check(cmd);
 }
 
 }  // namespace fcn::cli

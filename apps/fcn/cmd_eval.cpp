@@ -8,19 +8,46 @@
 
 #include "commands.h"
 #include "fcn/eval/evaluate.h"
-#include "fcn/infer/benchmark.h"
-#include "fcn/io/atomic_file.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/png.h"
+#include "fcn/formats/png.h"
+#include "fcn/serialize/model_file.h"
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
 namespace {
 
-nlohmann::json nan_to_null(const std::vector<double>& values) {
-  auto out = nlohmann::json::array();
-  for (double v : values) out.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
-  return out;
+// NaN (a class absent from ground truth and predictions) is null in JSON.
+nlohmann::json nan_to_null(double value) { return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value); }
+
+// One model's metrics, per-class scores, confusion matrix and training provenance.
+nlohmann::json result_json(const std::string& path, const std::string& split, const SegmentationDataset& dataset,
+                           const ConfusionMatrix& confusion, const Model& model) {
+  const auto m = confusion.metrics();
+  auto per_class = nlohmann::json::array();
+  for (size_t c = 0; c < m.iou.size(); ++c)
+    per_class.push_back({{"class", dataset.class_names()[c]}, {"iou", nan_to_null(m.iou[c])}, {"accuracy", nan_to_null(m.accuracy[c])}});
+  std::vector<std::vector<int64_t>> matrix;
+  for (int64_t i = 0; i < confusion.num_classes(); ++i) {
+    matrix.emplace_back();
+    for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
+  }
+  return {{"model", path}, {"split", split}, {"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu},
+          {"fw_iu", m.fw_iu}, {"per_class", per_class}, {"confusion", matrix}, {"training", nlohmann::json::parse(model.meta.training)}};
+}
+
+// The model's row of the --markdown table (docs/results.md's format).
+std::string markdown_row(const nlohmann::json& r) {
+  const auto& training = r["training"];
+  const std::string how = training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") + ", " +
+                                                          std::to_string(training.value("epochs", 0)) + " epochs"
+                                                    : "";
+  char row[512];
+  std::snprintf(row, sizeof row, "| %s | %s | %.0f s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n",
+                std::filesystem::path(r["model"].get<std::string>()).filename().c_str(), how.c_str(),
+                training.value("train_seconds", 0.0), 100 * r["pixel_acc"].get<double>(), 100 * r["mean_acc"].get<double>(),
+                100 * r["mean_iu"].get<double>(), 100 * r["fw_iu"].get<double>());
+  return row;
 }
 
 }  // namespace
@@ -38,10 +65,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
-  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
-  cmd->add_option("--dtype", dtype, "fp32 | bf16 (run the nets in bfloat16)")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  add_device_flag(cmd, device);
+  add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
-  cmd->add_flag("--json", json_output, "print JSON (keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion)");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion");
   cmd->callback([] {
     const SegmentationDataset dataset(data, split);
     const auto target = parse_device(device);
@@ -49,31 +76,17 @@ void add_eval(CLI::App& app) {
     std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
     if (!json_output) std::printf("%-28s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU");
     for (const auto& path : models) {
-      auto model = load_model(path);
-      model.net->to(target, parse_dtype(dtype));
-      const auto confusion = evaluate(model, dataset, target, json_output);
-      const auto m = confusion.metrics();
-      auto per_class = nlohmann::json::array();
-      for (size_t c = 0; c < m.iou.size(); ++c)
-        per_class.push_back({{"class", dataset.class_names()[c]}, {"iou", nan_to_null({m.iou[c]})[0]}, {"accuracy", nan_to_null({m.accuracy[c]})[0]}});
-      std::vector<std::vector<int64_t>> matrix;
-      for (int64_t i = 0; i < confusion.num_classes(); ++i) {
-        matrix.emplace_back();
-        for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
-      }
-      const auto training = nlohmann::json::parse(model.meta.training);
-      results.push_back({{"model", path}, {"split", split}, {"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu},
-                         {"fw_iu", m.fw_iu}, {"per_class", per_class}, {"confusion", matrix}, {"training", training}});
+      const auto model = load_model(path);
+      PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
+      options.dtype = parse_dtype(dtype);
+      const auto confusion = evaluate(model, dataset, options, target, json_output);
+      results.push_back(result_json(path, split, dataset, confusion, model));
+      const auto& r = results.back();
       if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
-      if (!json_output) std::printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), m.pixel_acc, m.mean_acc, m.mean_iu, m.fw_iu);
-      char row[512];
-      const std::string how = training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") +
-                                                              ", " + std::to_string(training.value("epochs", 0)) + " epochs"
-                                                        : "";
-      std::snprintf(row, sizeof row, "| %s | %s | %.0f s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n",
-                    std::filesystem::path(path).filename().c_str(), how.c_str(), training.value("train_seconds", 0.0),
-                    100 * m.pixel_acc, 100 * m.mean_acc, 100 * m.mean_iu, 100 * m.fw_iu);
-      table += row;
+      if (!json_output)
+        std::printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), r["pixel_acc"].get<double>(), r["mean_acc"].get<double>(),
+                    r["mean_iu"].get<double>(), r["fw_iu"].get<double>());
+      table += markdown_row(r);
     }
     if (!json_output && models.size() == 1) {
       const auto& per_class = results[0]["per_class"];

@@ -3,11 +3,12 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/weights.h"
+#include "fcn/models/cost.h"
+#include "fcn/serialize/model_file.h"
+#include "fcn/serialize/weights.h"
 #include "fcn/util/error.h"
 #ifdef FCN_WITH_ONNX
-#include "fcn/io/onnx_export.h"
+#include "fcn/serialize/onnx_export.h"
 #endif
 
 namespace fcn::cli {
@@ -26,7 +27,7 @@ void add_export(CLI::App& app) {
   cmd->add_option("MODEL", path, "model file")->required();
   cmd->add_option("--onnx", onnx_path, "ONNX file to write");
   cmd->add_option("--pth", pth_path, "PyTorch state_dict (.pth) to write");
-  cmd->add_option("--size", size, "input size of the ONNX graph, HxW or S (with --dynamic: the probe size)")->capture_default_str();
+  add_size_flag(cmd, size, "input size of the ONNX graph (with --dynamic: the probe size)");
   cmd->add_flag("--dynamic", dynamic, "symbolic batch, height and width (not for the reference FCN geometry)");
   cmd->add_option("--opset", opset, "ONNX opset (>= 11)")->capture_default_str();
   cmd->callback([] {

@@ -4,25 +4,28 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/npy.h"
+#include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/util/error.h"
-#include "fcn/io/image.h"
 
 namespace fcn::cli {
 
 void add_forward(CLI::App& app) {
-  auto* cmd = app.add_subcommand("forward", "Run a model on one input and write its raw logits as float32 .npy\n"
-                                            "  example: fcn forward fcn8s.fcn --input scene.png --output logits.npy\n"
-                                            "  example: fcn forward fcn8s.fcn --input batch.npy --output logits.npy\n"
+  auto* cmd = app.add_subcommand("forward", "Run a model's net once on one input and write its raw logits as float32 .npy\n"
+                                            "  example: fcn forward fcn8s.fcn scene.png --out logits.npy\n"
+                                            "  example: fcn forward fcn8s.fcn batch.npy --out logits.npy\n"
                                             "  An image is normalised with the model's stored statistics; a .npy\n"
-                                            "  (float32, N x C x H x W) is fed to the net as is.");
-  static std::string path, input, output;
+                                            "  (float32, N x C x H x W) is fed to the net as is. No padding or tiling:\n"
+                                            "  the net's own output (fcn predict segments any size).");
+  static std::string path, input, out, device = "cpu";
   cmd->add_option("MODEL", path, "model file")->required();
-  cmd->add_option("--input", input, "image file, or float32 NCHW .npy")->required();
-  cmd->add_option("--output", output, "logits .npy to write")->required();
+  cmd->add_option("INPUT", input, "image file, or float32 NCHW .npy")->required();
+  add_out_flag(cmd, out, "logits .npy to write")->required();
+  add_device_flag(cmd, device);
   cmd->callback([] {
     const auto model = load_model(path);
+    const auto target = parse_device(device);
     torch::Tensor x;
     if (input.size() >= 4 && input.compare(input.size() - 4, 4, ".npy") == 0) {
       x = read_npy(input);
@@ -31,14 +34,16 @@ void add_forward(CLI::App& app) {
         fail(input, "must be N x " + std::to_string(model.net->in_channels()) + " x H x W, found shape " +
                         c10::str(x.sizes()));
     } else {
-      x = load_image(input, model.net->in_channels(), model.meta.normalization);
+      x = model_input(model, read_image(input), input);
     }
     c10::InferenceMode guard;
+    model.net->eval();
+    model.net->to(target);
     const auto start = std::chrono::steady_clock::now();
-    const auto logits = model.net->forward(x);
+    const auto logits = model.net->forward(x.to(target)).to(torch::kCPU, torch::kFloat);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    write_npy(output, logits.to(torch::kFloat));
-    std::cout << "wrote " << output << ": logits " << c10::str(logits.sizes()) << " from input " << c10::str(x.sizes())
+    write_npy(out, logits);
+    std::cout << "wrote " << out << ": logits " << c10::str(logits.sizes()) << " from input " << c10::str(x.sizes())
               << " in " << ms << " ms\n";
   });
 }

@@ -3,12 +3,12 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
+#include "fcn/formats/png.h"
 #include "fcn/infer/heatmap.h"
 #include "fcn/infer/picture.h"
-#include "fcn/io/image.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/npy.h"
-#include "fcn/io/png.h"
+#include "fcn/serialize/model_file.h"
 
 namespace fcn::cli {
 
@@ -23,7 +23,7 @@ void add_heatmap(CLI::App& app) {
   cmd->add_option("MODEL", model_path, "classifier (or convolutionalized classifier, or segmentation model)")->required();
   cmd->add_option("IMAGE", image_path, "image, larger than the classifier's training size")->required();
   cmd->add_option("--class", class_name, "class name (or index)")->required();
-  cmd->add_option("--out", out, "PNG to write: image | heat map overlay")->required();
+  add_out_flag(cmd, out, "PNG to write: image | heat map overlay")->required();
   cmd->add_option("--npy", npy, "also write the coarse h x w probabilities as .npy");
   cmd->add_option("--min-side", scale, "enlarge small images (nearest) to at least this side in the picture")->capture_default_str();
   cmd->callback([] {

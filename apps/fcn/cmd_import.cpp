@@ -3,8 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/weights.h"
+#include "fcn/models/registry.h"
+#include "fcn/serialize/model_file.h"
+#include "fcn/serialize/weights.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
@@ -16,7 +17,7 @@ void add_import(CLI::App& app) {
   static std::string format, file, out;
   cmd->add_option("FORMAT", format, "torchvision-vgg11 | torchvision-vgg13 | torchvision-vgg16 | torchvision-vgg19")->required();
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();
-  cmd->add_option("--out", out, "model file to write")->required();
+  add_out_flag(cmd, out, "model file to write")->required();
   cmd->callback([] {
     const std::string prefix = "torchvision-vgg";
     int64_t depth = 0;

@@ -8,12 +8,13 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "fcn/infer/benchmark.h"
+#include "fcn/bench/benchmark.h"
+#include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
+#include "fcn/formats/png.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
-#include "fcn/io/image.h"
-#include "fcn/io/npy.h"
-#include "fcn/io/png.h"
+#include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -23,6 +24,7 @@ namespace {
 struct Flags {
   std::string model, out, device = "cpu", probs, resize, dtype = "fp32";
   std::vector<std::string> inputs, tta;
+  std::vector<int> threads;
   bool overlay = false, json = false, quiet = false;
   PredictOptions options;
 };
@@ -70,6 +72,70 @@ std::vector<std::string> write_outputs(const Flags& f, const std::string& stem, 
   return files;
 }
 
+// One image segmented, its files written and its line reported. A bad image is reported and
+// skipped (false), so one broken file does not stop a folder.
+bool segment_one(const Flags& f, const Predictor& predictor, const std::string& path, bool line_per_image,
+                 std::set<std::string>& stems, Timing& times, nlohmann::json& report) {
+  std::string error;
+  try {
+    const auto image = read_image(path);
+    const auto prediction = predictor(image, path);
+    const auto files = write_outputs(f, unique_stem(path, stems), image, prediction);
+    times.ms.push_back(prediction.milliseconds);
+    if (f.json) {
+      nlohmann::json counts;
+      const auto pixels = prediction.class_pixels();
+      for (size_t c = 0; c < pixels.size(); ++c)
+        if (pixels[c] > 0) counts[c < prediction.class_names.size() ? prediction.class_names[c] : std::to_string(c)] = pixels[c];
+      report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
+                        {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
+    } else if (line_per_image) {
+      std::cout << path << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
+                << prediction.milliseconds << " ms\n";
+    }
+    return true;
+  } catch (const fcn::Error& e) {
+    error = cli_message(e.subject(), e.message());
+  } catch (const c10::Error& e) {
+    error = path + ": " + first_line(e.what_without_backtrace());
+  }
+  std::cerr << "fcn: error: " << error << " (skipped)\n";
+  if (f.json) report.push_back({{"image", path}, {"error", error}});
+  return false;
+}
+
+void run_predict(Flags& f) {
+  if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
+  f.options.dtype = parse_dtype(f.dtype);
+  apply_threads(f.threads);
+  for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
+  const auto device = parse_device(f.device);
+  const Predictor predictor(f.model, device, f.options);
+  const auto images = list_images(f.inputs);
+  std::filesystem::create_directories(f.out);
+
+  std::set<std::string> stems;
+  Timing times;  // network ms per segmented image
+  auto report = nlohmann::json::array();
+  int failed = 0;
+  Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (!segment_one(f, predictor, images[i], f.quiet || images.size() < 2, stems, times, report)) ++failed;
+    progress.update(static_cast<int64_t>(i + 1));
+  }
+  const double median = times.median();
+  if (f.json) {
+    std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
+                                {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << times.ms.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
+              << median << " ms/image" << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
+  }
+  if (failed > 0) throw CLI::RuntimeError(1);
+}
+
 }  // namespace
 
 void add_predict(CLI::App& app) {
@@ -83,7 +149,7 @@ void add_predict(CLI::App& app) {
   static Flags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
   cmd->add_option("INPUT", f.inputs, "image files, folders or glob patterns")->required();
-  cmd->add_option("--out", f.out, "output folder (created)")->required();
+  add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend");
   cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32) or png "
                                       "(NAME-probC.png per class, 16-bit, p * 65535)")
@@ -96,65 +162,12 @@ void add_predict(CLI::App& app) {
       ->check(CLI::IsMember({"flip", "rot90"}))
       ->delimiter(',');
   cmd->add_option("--resize", f.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
-  cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
-  cmd->add_option("--dtype", f.dtype, "fp32 | bf16 (run the net in bfloat16)")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->add_flag("--json", f.json, "print one JSON object per run: per image size, time, class pixel counts, files");
+  add_device_flag(cmd, f.device);
+  add_dtype_flag(cmd, f.dtype);
+  add_threads_flag(cmd, f.threads, "LibTorch's");
+  add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files");
   cmd->add_flag("--quiet", f.quiet, "no progress");
-  cmd->callback([] {
-    if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
-    f.options.dtype = parse_dtype(f.dtype);
-    for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
-    const auto device = parse_device(f.device);
-    const Predictor predictor(f.model, device, f.options);
-    const auto images = list_images(f.inputs);
-    std::filesystem::create_directories(f.out);
-
-    std::set<std::string> stems;
-    Timing times;  // network ms per segmented image
-    auto report = nlohmann::json::array();
-    int failed = 0;
-    Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
-    for (size_t i = 0; i < images.size(); ++i) {
-      const auto& path = images[i];
-      try {
-        const auto image = read_image(path);
-        const auto prediction = predictor(image, path);
-        const auto files = write_outputs(f, unique_stem(path, stems), image, prediction);
-        times.ms.push_back(prediction.milliseconds);
-        if (f.json) {
-          nlohmann::json counts;
-          const auto pixels = prediction.class_pixels();
-          for (size_t c = 0; c < pixels.size(); ++c)
-            if (pixels[c] > 0) counts[c < prediction.class_names.size() ? prediction.class_names[c] : std::to_string(c)] = pixels[c];
-          report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
-                            {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
-        } else if (f.quiet || images.size() < 2) {
-          std::cout << path << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
-                    << prediction.milliseconds << " ms\n";
-        }
-      } catch (const fcn::Error& e) {
-        ++failed;
-        std::cerr << "fcn: error: " << e.what() << " (skipped)\n";
-        if (f.json) report.push_back({{"image", path}, {"error", e.what()}});
-      } catch (const c10::Error& e) {
-        ++failed;
-        std::cerr << "fcn: error: " << path << ": " << first_line(e.what_without_backtrace()) << " (skipped)\n";
-        if (f.json) report.push_back({{"image", path}, {"error", first_line(e.what_without_backtrace())}});
-      }
-      progress.update(static_cast<int64_t>(i + 1));
-    }
-    const double median = times.median();
-    if (f.json) {
-      std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
-                                  {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median}}
-                       .dump(2)
-                << "\n";
-    } else {
-      std::cout << times.ms.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
-                << median << " ms/image" << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
-    }
-    if (failed > 0) throw CLI::RuntimeError(1);
-  });
+  cmd->callback([] { run_predict(f); });
 }
 
 }  // namespace fcn::cli

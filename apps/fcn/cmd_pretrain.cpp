@@ -4,25 +4,12 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "fcn/io/model_file.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/train/pretrain.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
-
-torch::Device parse_device(const std::string& text) {
-  if (text == "cpu") return torch::kCPU;
-  if (text.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available())
-      fail("--device", "'" + text + "': no CUDA device is available to this LibTorch (build against a CUDA LibTorch on a GPU machine)");
-    try {
-      return torch::Device(text);
-    } catch (const c10::Error&) {
-    }
-  }
-  fail("--device", "'" + text + "' is not cpu, cuda or cuda:N");
-}
 
 void add_pretrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
@@ -33,7 +20,7 @@ void add_pretrain(CLI::App& app) {
   static uint64_t seed = 0;
   static bool json_output = false;
   cmd->add_option("--data", data, "fashion-mnist (Debian's dataset-fashion-mnist)")->capture_default_str();
-  cmd->add_option("--out", out, "classifier model file to write")->required();
+  add_out_flag(cmd, out, "classifier model file to write")->required();
   cmd->add_option("--epochs", epochs, "passes over the training images")->capture_default_str();
   cmd->add_option("--train-images", train_images, "use the first N of a shuffled train split (0: all 60000)")->capture_default_str();
   cmd->add_option("--batch", batch, "batch size")->capture_default_str();
@@ -42,8 +29,8 @@ void add_pretrain(CLI::App& app) {
   cmd->add_option("--backbone", backbone, "VGG variant")->capture_default_str();
   cmd->add_option("--fc-channels", fc_channels, "fc6/fc7 width")->capture_default_str();
   cmd->add_option("--seed", seed, "random seed")->capture_default_str();
-  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
-  cmd->add_flag("--json", json_output, "print a JSON summary");
+  add_device_flag(cmd, device);
+  add_json_flag(cmd, json_output);
   cmd->callback([] {
     use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
     if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");

@@ -1,7 +1,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "fcn/io/report.h"
+#include "fcn/report/report.h"
 
 namespace fcn::cli {
 
@@ -14,11 +14,11 @@ void add_report(CLI::App& app) {
   static std::string run_dir, out, data, split = "val", device = "cpu";
   static int64_t examples = 8;
   cmd->add_option("RUN_DIR", run_dir, "run directory (metrics.jsonl, best.fcn)")->required();
-  cmd->add_option("--out", out, "HTML file to write")->required();
+  add_out_flag(cmd, out, "HTML file to write")->required();
   cmd->add_option("--data", data, "dataset folder (default: the one the model was trained on)");
   cmd->add_option("--split", split, "split to evaluate and show")->capture_default_str();
   cmd->add_option("--examples", examples, "example rows (image | truth | prediction)")->capture_default_str();
-  cmd->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  add_device_flag(cmd, device);
   cmd->callback([] {
     ReportOptions options;
     options.data = data;

@@ -6,11 +6,13 @@
 
 #include "commands.h"
 #include "fcn/data/dataset.h"
-#include "fcn/io/model_file.h"
-#include "fcn/io/npy.h"
+#include "fcn/data/stats.h"
+#include "fcn/formats/npy.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/registry.h"
 #include "fcn/models/unet.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/train/trainer.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
@@ -19,9 +21,11 @@ namespace fcn::cli {
 namespace {
 
 struct TrainFlags {
-  std::string data, arch, init, from, weights, out, run_dir, resume, device = "cpu", backbone = "vgg16-w0.25", geometry = "same";
+  NetRecipe recipe;  // --arch and a fresh net's shape, as in fcn init and fcn bench
+  bool classes_given = false, channels_given = false;
+  std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
   std::string optimizer = "sgd", schedule = "poly", loss = "mean", class_weights = "none";
-  int64_t epochs = 10, batch = 8, val_every = 1, crop = 0, fc_channels = 0;
+  int64_t epochs = 10, batch = 8, val_every = 1, crop = 0;
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
   uint64_t seed = 0;
   bool flip = false, json_output = false, no_check = false;
@@ -36,77 +40,147 @@ torch::Tensor class_weights_from(const std::string& choice, const SegmentationDa
   return weights;
 }
 
-// The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or fresh.
-Model starting_model(const TrainFlags& f, const SegmentationDataset& train) {
-  if (static_cast<int>(!f.init.empty()) + static_cast<int>(!f.from.empty()) + static_cast<int>(!f.weights.empty()) > 1)
-    fail("--init/--from/--weights", "give at most one starting point");
-  const bool is_fcn = f.arch == "fcn32s" || f.arch == "fcn16s" || f.arch == "fcn8s";
-  if (!is_fcn && f.arch != "unet") fail("--arch", "'" + f.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet");
+// Transfer learning: the classifier (convolutionalized here if it is not yet) under a new score layer.
+Model from_classifier_file(const std::string& path, const NetRecipe& recipe, int64_t classes) {
+  const int64_t stride = fcn_stride(recipe.arch);
+  if (stride == 0) fail("--init", "transfer from a classifier needs an FCN --arch (fcn32s, fcn16s, fcn8s)");
+  auto source = load_model(path);
+  auto conv = std::dynamic_pointer_cast<ConvClassifierImpl>(source.net);
+  if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(source.net)) conv = convolutionalize(*classifier).ptr();
+  if (conv == nullptr) fail(path, "is a '" + source.net->arch() + "' model, not a classifier");
   Model model;
-  if (!f.weights.empty()) {
-    model = load_model(f.weights);
-    return model;
-  }
-  const int64_t classes = train.num_classes();
-  if (!f.init.empty()) {
-    if (!is_fcn) fail("--init", "transfer from a classifier needs an FCN --arch (fcn32s, fcn16s, fcn8s)");
-    auto source = load_model(f.init);
-    auto conv = std::dynamic_pointer_cast<ConvClassifierImpl>(source.net);
-    if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(source.net)) conv = convolutionalize(*classifier).ptr();
-    if (conv == nullptr) fail(f.init, "is a '" + source.net->arch() + "' model, not a classifier");
-    model.net = FCN::from_classifier(*conv, FCNOptions().stride(std::stoi(f.arch.substr(3))).num_classes(classes)
-                                                .geometry(parse_geometry(f.geometry))).ptr();
-    model.meta = default_meta(classes, model.net->in_channels());
-    model.meta.normalization = source.meta.normalization;  // the classifier's inputs
-    return model;
-  }
-  if (!f.from.empty()) {
-    auto source = load_model(f.from);
-    auto coarser = std::dynamic_pointer_cast<FCNImpl>(source.net);
-    if (coarser == nullptr || !is_fcn) fail(f.from, "--from needs an FCN model and an FCN --arch");
-    if (coarser->num_classes() != classes)
-      fail(f.from, "predicts " + std::to_string(coarser->num_classes()) + " classes, the data has " + std::to_string(classes));
-    model.net = FCN::from_coarser(*coarser, std::stoi(f.arch.substr(3))).ptr();
-    model.meta = source.meta;
-    return model;
-  }
-  const int64_t channels = train.get(0).image.size(0) == 1 ? 1 : 3;
-  if (is_fcn) {
-    auto vgg = parse_backbone(f.backbone).in_channels(channels);
-    model.net = std::make_shared<FCNImpl>(FCNOptions()
-                                              .stride(std::stoi(f.arch.substr(3)))
-                                              .num_classes(classes)
-                                              .backbone(vgg)
-                                              .geometry(parse_geometry(f.geometry))
-                                              .fc_channels(f.fc_channels > 0 ? f.fc_channels : std::llround(1024 * vgg.width()))
-                                              .fc_kernel(1));
-  } else {
-    model.net = std::make_shared<UNetImpl>(UNetOptions().depth(3).base_channels(16).in_channels(channels).num_classes(classes));
-  }
-  model.meta = default_meta(classes, channels);
-  model.meta.normalization = dataset_normalization(train, channels);
+  model.net = FCN::from_classifier(*conv, FCNOptions().stride(stride).num_classes(classes).geometry(parse_geometry(recipe.geometry)))
+                  .ptr();
+  model.meta = default_meta(classes, model.net->in_channels());
+  model.meta.normalization = source.meta.normalization;  // the classifier's inputs
   return model;
 }
 
-}  // namespace
+// Staged training: a finer FCN that starts where the coarser one stopped.
+Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes) {
+  auto source = load_model(path);
+  auto coarser = std::dynamic_pointer_cast<FCNImpl>(source.net);
+  if (coarser == nullptr || stride == 0) fail(path, "--from needs an FCN model and an FCN --arch");
+  if (coarser->num_classes() != classes)
+    fail(path, "predicts " + std::to_string(coarser->num_classes()) + " classes, the data has " + std::to_string(classes));
+  return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
+}
 
-void add_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "train", "Train a segmentation net on a dataset folder, with checkpoints, resume and validation\n"
-               "  example: fcn train --data scenes --arch fcn32s --init classifier.fcn --out fcn32s.fcn --epochs 4\n"
-               "  example: fcn train --data scenes --arch fcn16s --from fcn32s.fcn --out fcn16s.fcn\n"
-               "  example: fcn train --data scenes --arch fcn32s --out fcn32s.fcn --resume fcn32s.run\n"
-               "  The run folder (default MODEL.run/) holds checkpoint.pt, last.fcn, best.fcn and metrics.jsonl;\n"
-               "  Ctrl-C writes a checkpoint. The best model by validation mean IU is copied to --out.");
-  static TrainFlags f;
-  cmd->add_option("--data", f.data, "dataset folder (VOC layout or images/ + masks/)")->required();
-  cmd->add_option("--arch", f.arch, "fcn32s | fcn16s | fcn8s | unet")->required();
-  cmd->add_option("--out", f.out, "model file to write (the best by validation mean IU)")->required();
-  cmd->add_option("--run-dir", f.run_dir, "run folder (default: OUT without .fcn + .run)");
-  cmd->add_option("--init", f.init, "start from a classifier (convolutionalized; transfer learning)");
-  cmd->add_option("--from", f.from, "start from a coarser FCN (staged training 32s -> 16s -> 8s)");
-  cmd->add_option("--weights", f.weights, "start from a model file's weights");
-  cmd->add_option("--resume", f.resume, "continue the run in this folder (or checkpoint.pt)");
+// The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or
+// fresh from the recipe (classes and input channels from the data unless given).
+Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
+  if (static_cast<int>(!f.init.empty()) + static_cast<int>(!f.from.empty()) + static_cast<int>(!f.weights.empty()) > 1)
+    fail("--init/--from/--weights", "give at most one starting point");
+  const int64_t stride = fcn_stride(f.recipe.arch);
+  if (stride == 0 && f.recipe.arch != "unet") fail("--arch", "'" + f.recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet");
+  if (!f.weights.empty()) return load_model(f.weights);
+  const int64_t classes = train.num_classes();
+  if (f.classes_given && f.recipe.classes != classes)
+    fail("--classes", std::to_string(f.recipe.classes) + " but the data has " + std::to_string(classes) + " classes");
+  if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
+  if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
+  f.recipe.classes = classes;
+  if (!f.channels_given) f.recipe.in_channels = train.get(0).image.size(0) == 1 ? 1 : 3;
+  Model model;
+  model.net = make_net(f.recipe);
+  model.meta = default_meta(classes, f.recipe.in_channels);
+  model.meta.normalization = dataset_normalization(train, f.recipe.in_channels);
+  return model;
+}
+
+// Bad data should fail now, not hours into a run: every pair of the splits used is read first.
+void check_data_first(const TrainFlags& f) {
+  for (const std::string split : {"train", "val"}) {
+    if (f.no_check || (split == "val" && dataset_splits(f.data).size() < 2)) continue;
+    const auto report = check_dataset(f.data, split);
+    if (!report.errors.empty())
+      throw Error(report.errors.front() + (report.errors.size() > 1 ? " (and " + std::to_string(report.errors.size() - 1) +
+                                                                          " more problems: fcn data check " + f.data + ")"
+                                                                    : ""));
+  }
+}
+
+// --run-dir, else the folder of --resume, else OUT without .fcn plus .run.
+std::string run_dir_of(const TrainFlags& f) {
+  namespace fs = std::filesystem;
+  if (!f.run_dir.empty()) return f.run_dir;
+  if (!f.resume.empty()) return fs::is_directory(f.resume) ? f.resume : fs::path(f.resume).parent_path().string();
+  const bool fcn_suffix = f.out.size() > 4 && f.out.compare(f.out.size() - 4, 4, ".fcn") == 0;
+  return (fcn_suffix ? f.out.substr(0, f.out.size() - 4) : f.out) + ".run";
+}
+
+TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train) {
+  const auto options = TrainOptions()
+                           .run_dir(run_dir_of(f))
+                           .epochs(f.epochs)
+                           .batch_size(f.batch)
+                           .optimizer(OptimizerOptions()
+                                          .name(f.optimizer)
+                                          .lr(f.lr)
+                                          .momentum(f.momentum)
+                                          .weight_decay(f.weight_decay)
+                                          .bias_lr_mult(f.bias_lr_mult)
+                                          .schedule(f.schedule))
+                           .augment(AugmentOptions().min_scale(f.min_scale).max_scale(f.max_scale).crop(f.crop).flip(f.flip))
+                           .reduction(parse_reduction(f.loss))
+                           .class_weights(class_weights_from(f.class_weights, train))
+                           .seed(f.seed)
+                           .val_every(f.val_every)
+                           .device(parse_device(f.device))
+                           .quiet(f.json_output);
+  validate(options.optimizer());
+  return options;
+}
+
+// The best snapshot, with the run's provenance, becomes --out; then the summary.
+void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir) {
+  auto best = load_model(run_dir + "/best.fcn");
+  const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
+  best.meta.training = nlohmann::json{{"task", "train"},          {"arch", f.recipe.arch},
+                                      {"data", f.data},           {"init", init},
+                                      {"epochs", f.epochs},       {"seed", f.seed},
+                                      {"lr", f.lr},               {"optimizer", f.optimizer},
+                                      {"train_seconds", result.seconds}, {"best_epoch", result.best_epoch},
+                                      {"best_val_mean_iu", result.best_mean_iu}}
+                           .dump();
+  save_model(f.out, best);
+  if (f.json_output) {
+    std::cout << nlohmann::json{{"model", f.out}, {"run_dir", run_dir}, {"train_seconds", result.seconds},
+                                {"best_epoch", result.best_epoch}, {"best_val_mean_iu", result.best_mean_iu}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s; run folder %s\n", f.out.c_str(),
+                static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds, run_dir.c_str());
+  }
+}
+
+void run_train(TrainFlags& f) {
+  use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
+  check_data_first(f);
+  SegmentationDataset train(f.data, "train");
+  std::unique_ptr<SegmentationDataset> val;
+  if (std::filesystem::exists(f.data + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(f.data + "/val"))
+    val = std::make_unique<SegmentationDataset>(f.data, "val");
+  const auto options = train_options(f, train);
+  torch::manual_seed(f.seed);
+  Model model;
+  TrainResult result;
+  if (!f.resume.empty()) {
+    result = resume_segmentation(f.resume, model, train, val.get(), options);
+  } else {
+    model = starting_model(f, train);
+    model.meta.class_names = train.class_names();
+    model.meta.palette = train.palette();
+    // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
+    model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}}.dump();
+    result = train_segmentation(model, train, val.get(), options);
+  }
+  if (result.interrupted) throw CLI::RuntimeError(130);
+  finish(f, result, options.run_dir());
+}
+
+void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--epochs", f.epochs, "epochs in the whole run")->capture_default_str();
   cmd->add_option("--batch", f.batch, "batch size")->capture_default_str();
   cmd->add_option("--lr", f.lr, "base learning rate")->capture_default_str();
@@ -123,87 +197,37 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--flip", f.flip, "random horizontal flips");
   cmd->add_option("--val-every", f.val_every, "epochs between validations")->capture_default_str();
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
-  cmd->add_option("--backbone", f.backbone, "fresh FCN: VGG variant")->capture_default_str();
-  cmd->add_option("--fc-channels", f.fc_channels, "fresh FCN: fc6/fc7 width (default 1024 x width)");
-  cmd->add_option("--geometry", f.geometry, "FCN geometry: same | reference")->capture_default_str();
-  cmd->add_option("--device", f.device, "cpu | cuda")->capture_default_str();
-  cmd->add_flag("--json", f.json_output, "print a JSON summary");
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "train", "Train a segmentation net on a dataset folder, with checkpoints, resume and validation\n"
+               "  example: fcn train --data scenes --arch fcn32s --init classifier.fcn --out fcn32s.fcn --epochs 4\n"
+               "  example: fcn train --data scenes --arch fcn16s --from fcn32s.fcn --out fcn16s.fcn\n"
+               "  example: fcn train --data scenes --arch fcn32s --out fcn32s.fcn --resume fcn32s.run\n"
+               "  The run folder (default MODEL.run/) holds checkpoint.pt, last.fcn, best.fcn and metrics.jsonl;\n"
+               "  Ctrl-C writes a checkpoint. The best model by validation mean IU is copied to --out.\n"
+               "  A fresh net (no --init/--from/--weights) is the one --arch/--backbone/... name in fcn init.");
+  static TrainFlags f;
+  cmd->add_option("--data", f.data, "dataset folder (VOC layout or images/ + masks/)")->required();
+  add_recipe_flags(cmd, f.recipe);
+  cmd->get_option("--arch")->required();
+  add_out_flag(cmd, f.out, "model file to write (the best by validation mean IU)")->required();
+  cmd->add_option("--run-dir", f.run_dir, "run folder (default: OUT without .fcn + .run)");
+  cmd->add_option("--init", f.init, "start from a classifier (convolutionalized; transfer learning)");
+  cmd->add_option("--from", f.from, "start from a coarser FCN (staged training 32s -> 16s -> 8s)");
+  cmd->add_option("--weights", f.weights, "start from a model file's weights");
+  cmd->add_option("--resume", f.resume, "continue the run in this folder (or checkpoint.pt)");
+  add_training_flags(cmd, f);
+  add_device_flag(cmd, f.device);
+  add_json_flag(cmd, f.json_output, "model, run_dir, train_seconds, best_epoch, best_val_mean_iu");
   cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");
-  cmd->callback([] {
-    use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
-    // Bad data should fail now, not hours into a run: read every pair of the splits used.
-    for (const std::string split : {"train", "val"}) {
-      if (f.no_check || (split == "val" && dataset_splits(f.data).size() < 2)) continue;
-      const auto report = check_dataset(f.data, split);
-      if (!report.errors.empty())
-        throw Error(report.errors.front() + (report.errors.size() > 1 ? " (and " + std::to_string(report.errors.size() - 1) +
-                                                                            " more problems: fcn data check " + f.data + ")"
-                                                                      : ""));
-    }
-    SegmentationDataset train(f.data, "train");
-    std::unique_ptr<SegmentationDataset> val;
-    if (std::filesystem::exists(f.data + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(f.data + "/val"))
-      val = std::make_unique<SegmentationDataset>(f.data, "val");
-    const std::string run_dir = !f.run_dir.empty() ? f.run_dir
-                                : !f.resume.empty() ? (std::filesystem::is_directory(f.resume) ? f.resume
-                                                                                               : std::filesystem::path(f.resume).parent_path().string())
-                                : (f.out.size() > 4 && f.out.compare(f.out.size() - 4, 4, ".fcn") == 0 ? f.out.substr(0, f.out.size() - 4) : f.out) + ".run";
-    const auto options = TrainOptions()
-                             .run_dir(run_dir)
-                             .epochs(f.epochs)
-                             .batch_size(f.batch)
-                             .optimizer(OptimizerOptions()
-                                            .name(f.optimizer)
-                                            .lr(f.lr)
-                                            .momentum(f.momentum)
-                                            .weight_decay(f.weight_decay)
-                                            .bias_lr_mult(f.bias_lr_mult)
-                                            .schedule(f.schedule))
-                             .augment(AugmentOptions().min_scale(f.min_scale).max_scale(f.max_scale).crop(f.crop).flip(f.flip))
-                             .reduction(parse_reduction(f.loss))
-                             .class_weights(class_weights_from(f.class_weights, train))
-                             .seed(f.seed)
-                             .val_every(f.val_every)
-                             .device(parse_device(f.device))
-                             .quiet(f.json_output);
-    validate(options.optimizer());
-    torch::manual_seed(f.seed);
-    Model model;
-    TrainResult result;
-    if (!f.resume.empty()) {
-      result = resume_segmentation(f.resume, model, train, val.get(), options);
-    } else {
-      model = starting_model(f, train);
-      model.meta.class_names = train.class_names();
-      model.meta.palette = train.palette();
-      // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
-      model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.arch}, {"data", f.data}}.dump();
-      result = train_segmentation(model, train, val.get(), options);
-    }
-    if (result.interrupted) throw CLI::RuntimeError(130);
-    auto best = load_model(run_dir + "/best.fcn");
-    best.meta.training = nlohmann::json{{"task", "train"},
-                                        {"arch", f.arch},
-                                        {"data", f.data},
-                                        {"init", !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random"},
-                                        {"epochs", f.epochs},
-                                        {"seed", f.seed},
-                                        {"lr", f.lr},
-                                        {"optimizer", f.optimizer},
-                                        {"train_seconds", result.seconds},
-                                        {"best_epoch", result.best_epoch},
-                                        {"best_val_mean_iu", result.best_mean_iu}}
-                             .dump();
-    save_model(f.out, best);
-    if (f.json_output) {
-      std::cout << nlohmann::json{{"model", f.out}, {"run_dir", run_dir}, {"train_seconds", result.seconds},
-                                  {"best_epoch", result.best_epoch}, {"best_val_mean_iu", result.best_mean_iu}}
-                       .dump(2)
-                << "\n";
-    } else {
-      std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s; run folder %s\n", f.out.c_str(),
-                  static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds, run_dir.c_str());
-    }
+  cmd->callback([cmd] {
+    f.classes_given = cmd->get_option("--classes")->count() > 0;
+    f.channels_given = cmd->get_option("--in-channels")->count() > 0;
+    run_train(f);
   });
 }
 

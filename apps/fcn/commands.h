@@ -3,9 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <torch/types.h>
-#include <string>
-#include <utility>
+
+#include "flags.h"
 
 namespace fcn::cli {
 
@@ -23,11 +22,5 @@ void add_heatmap(CLI::App& app);
 void add_export(CLI::App& app);
 void add_report(CLI::App& app);
 void add_bench(CLI::App& app);
-
-// "cpu" | "cuda" | "cuda:N"; an error naming --device when CUDA is not available.
-torch::Device parse_device(const std::string& text);
-
-// "500" -> (500, 500); "375x500" -> (375, 500) as height x width. Throws fcn::Error naming the flag.
-std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag);
 
 }  // namespace fcn::cli

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
                "  fcn bench --peers\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
-               "  fcn forward fcn8s.fcn --input image.png --output logits.npy\n",
+               "  fcn forward fcn8s.fcn image.png --out logits.npy\n",
                "fcn"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every verb");
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const fcn::Error& e) {
-    std::cerr << "fcn: error: " << e.what() << "\n";
+    std::cerr << "fcn: error: " << fcn::cli::cli_message(e.subject(), e.message()) << "\n";
     return 1;
   } catch (const c10::Error& e) {
     std::cerr << "fcn: error: " << fcn::first_line(e.what_without_backtrace()) << "\n";

@@ -40,7 +40,7 @@ def _():
     assert config["stride"] == 8 and config["geometry"] == "reference"
     image = np.random.default_rng(0).integers(0, 256, (37, 29, 3))
     write_ppm(path("image.ppm"), image)
-    run("forward", path("fcn8s_random.fcn"), "--input", path("image.ppm"), "--output", path("logits.npy"))
+    run("forward", path("fcn8s_random.fcn"), path("image.ppm"), "--out", path("logits.npy"))
     net = nets.CaffeFCN(8, 4, width=0.125, fc_channels=16)
     net.load_state_dict(sd)
     net.eval()
@@ -61,7 +61,7 @@ def _():
     d, sd = randomize_model_file(path("unet.fcn"), path("unet_random.fcn"), 2)
     x = np.random.default_rng(1).standard_normal((2, 1, 44, 60)).astype(np.float32)
     np.save(path("x.npy"), x)
-    run("forward", path("unet_random.fcn"), "--input", path("x.npy"), "--output", path("y.npy"))
+    run("forward", path("unet_random.fcn"), path("x.npy"), "--out", path("y.npy"))
     net = nets.UNet(2, 4, 1, 3, "valid", "transposed", False)
     net.load_state_dict(sd)
     net.eval()
@@ -84,16 +84,16 @@ def _():
     run("import", "torchvision-vgg16", path("vgg.pth"), "--out", path("vgg.fcn"))
     x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
     np.save(path("x64.npy"), x)
-    run("forward", path("vgg.fcn"), "--input", path("x64.npy"), "--output", path("logits64.npy"))
+    run("forward", path("vgg.fcn"), path("x64.npy"), "--out", path("logits64.npy"))
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert np.abs(np.load(path("logits64.npy")) - expected).max() <= 1e-4 * np.abs(expected).max()
     run("convolutionalize", path("vgg.fcn"), "--out", path("vgg-conv.fcn"))
-    run("forward", path("vgg-conv.fcn"), "--input", path("x64.npy"), "--output", path("heat64.npy"))
+    run("forward", path("vgg-conv.fcn"), path("x64.npy"), "--out", path("heat64.npy"))
     heat = np.load(path("heat64.npy"))
     assert heat.shape == (1, 10, 1, 1) and np.abs(heat.reshape(1, 10) - expected).max() <= 1e-4 * np.abs(expected).max()
     np.save(path("x_big.npy"), np.zeros((1, 3, 96, 160), np.float32))
-    run("forward", path("vgg-conv.fcn"), "--input", path("x_big.npy"), "--output", path("heat_big.npy"))
+    run("forward", path("vgg-conv.fcn"), path("x_big.npy"), "--out", path("heat_big.npy"))
     assert np.load(path("heat_big.npy")).shape == (1, 10, 2, 4)
 
 
@@ -107,10 +107,10 @@ def _():
     one_line_error(run("init", "--arch", "fcn8s", "--backbone", "resnet50", "--out", path("x.fcn"), ok=False), "--backbone")
     one_line_error(run("info", path("fcn8s.fcn"), "--size", "abc", ok=False), "--size")
     np.save(path("wrong.npy"), np.zeros((1, 2, 8, 8), np.float32))
-    one_line_error(run("forward", path("fcn8s.fcn"), "--input", path("wrong.npy"), "--output", path("o.npy"), ok=False),
+    one_line_error(run("forward", path("fcn8s.fcn"), path("wrong.npy"), "--out", path("o.npy"), ok=False),
                    "wrong.npy", "N x 3 x H x W")
     open(path("empty.png"), "wb").close()
-    one_line_error(run("forward", path("fcn8s.fcn"), "--input", path("empty.png"), "--output", path("o.npy"), ok=False),
+    one_line_error(run("forward", path("fcn8s.fcn"), path("empty.png"), "--out", path("o.npy"), ok=False),
                    "empty.png")
     missing = dict(torch.load(path("vgg.pth")))
     del missing["classifier.3.bias"]
@@ -200,6 +200,31 @@ def _():
     assert not os.path.exists(path("ctrl_c.fcn"))
     run(*args, "--epochs", 1, "--resume", path("ctrl_c.run"))
     assert os.path.exists(path("ctrl_c.fcn"))
+
+
+@check("one recipe: a fresh --arch/--backbone/... is the same net in init, train and bench")
+def _():
+    root = tiny_voc("recipe_data")  # 5 classes, gray
+    flags = ["--arch", "fcn8s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1, "--classes", 5]
+    run("init", *flags, "--out", path("recipe_init.fcn"))
+    run("train", "--data", root, *flags, "--epochs", 1, "--batch", 3, "--out", path("recipe_train.fcn"))
+    bench = json.loads(run("bench", *flags, "--size", 32, "--runs", 1, "--warmup", 0, "--threads", 1, "--json").stdout)
+    configs = [json.loads(torch.load(path(f))["config"]) for f in ("recipe_init.fcn", "recipe_train.fcn")] + [bench["config"]]
+    assert configs[0] == configs[1] == configs[2], configs
+    assert configs[0]["fc_kernel"] == 7 and configs[0]["backbone"]["in_channels"] == 1, configs[0]
+    # Without --in-channels/--classes, train takes them from the data, and says so in the config.
+    run("train", "--data", root, "--arch", "fcn8s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--epochs", 1,
+        "--out", path("recipe_train2.fcn"))
+    assert json.loads(torch.load(path("recipe_train2.fcn"))["config"]) == configs[0]
+    one_line_error(run("train", "--data", root, *flags[:-1], 7, "--epochs", 1, "--out", path("x.fcn"), ok=False),
+                   "--classes", "5 classes")
+
+
+@check("info prints the net layer by layer, as LibTorch prints modules")
+def _():
+    out = run("info", path("recipe_init.fcn")).stdout
+    assert "fcn::FCN(stride=8, classes=5, backbone=vgg16-w0.0625, geometry=same" in out, out
+    assert "(score_pool4): torch::nn::Conv2d(32, 5, kernel_size=[1, 1]" in out, out
 
 
 summary()

@@ -61,7 +61,7 @@ def _():
         image = np.array(Image.open(path(f"photos/p{i}.png")))
         padded = np.pad(image, ((0, -h % 32), (0, -w % 32), (0, 0)), mode="reflect")
         save(path("padded.png"), padded)
-        run("forward", model, "--input", path("padded.png"), "--output", path("logits.npy"))
+        run("forward", model, path("padded.png"), "--out", path("logits.npy"))
         expected = np.load(path("logits.npy"))[0].argmax(0)[:h, :w]
         got = np.array(mask)
         assert got.shape == expected.shape and (got == expected).all(), (i, (got == expected).mean())
@@ -143,7 +143,7 @@ def _():
     net.eval()
     x = np.random.default_rng(2).standard_normal((1, 3, 50, 70)).astype(np.float32)
     np.save(path("x.npy"), x)
-    run("forward", path("same16_random.fcn"), "--input", path("x.npy"), "--output", path("y.npy"))
+    run("forward", path("same16_random.fcn"), path("x.npy"), "--out", path("y.npy"))
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     got = np.load(path("y.npy"))
@@ -220,6 +220,33 @@ def _():
     train = json.loads(run("bench", "--arch", "unet", "--size", 32, "--batch", 2, "--mode", "train", "--runs", 1,
                            "--classes", 3, "--json").stdout)
     assert train["mode"] == "train" and train["ms_per_image"] > 0
+
+
+@check("eval scores exactly the labels predict writes, valid-padding U-Net included (one inference path)")
+def _():
+    root = path("unet_data")
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    rng = np.random.default_rng(7)
+    sizes = [(30, 41), (36, 36), (25, 50)]  # none of them a legal valid-U-Net input
+    for i, (h, w) in enumerate(sizes):
+        save(os.path.join(root, "JPEGImages", f"u{i}.png"), rng.integers(0, 256, (h, w)))
+        save(os.path.join(root, "SegmentationClass", f"u{i}.png"), rng.integers(0, 3, (h, w)))
+    open(os.path.join(root, "ImageSets/Segmentation/val.txt"), "w").write("u0\nu1\nu2\n")
+    json.dump({"names": ["a", "b", "c"]}, open(os.path.join(root, "classes.json"), "w"))
+    run("init", "--arch", "unet", "--padding", "valid", "--depth", 2, "--base-channels", 4, "--in-channels", 1,
+        "--classes", 3, "--out", path("vunet.fcn"))
+    randomize_model_file(path("vunet.fcn"), path("vunet_random.fcn"), 5)
+    result = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json").stdout)
+    run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out", path("vunet_masks"), "--quiet")
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    for i, (h, w) in enumerate(sizes):
+        labels = np.asarray(Image.open(path(f"vunet_masks/u{i}.png")))
+        truth = np.asarray(Image.open(os.path.join(root, "SegmentationClass", f"u{i}.png")))
+        assert labels.shape == truth.shape == (h, w), (labels.shape, truth.shape)
+        np.add.at(confusion, (truth.ravel(), labels.ravel()), 1)
+    assert np.array_equal(np.array(result["confusion"]), confusion), (result["confusion"], confusion.tolist())
+    assert len(np.unique(confusion.argmax(1))) > 1 or confusion.sum() > 0
 
 
 summary()

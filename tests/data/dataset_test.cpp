@@ -8,10 +8,11 @@
 #include <torch/torch.h>
 
 #include "fcn/data/dataset.h"
+#include "fcn/data/stats.h"
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/data/transforms.h"
-#include "fcn/io/png.h"
-#include "fcn/models/config.h"
+#include "fcn/formats/png.h"
+#include "fcn/models/model.h"
 #include "test_util.h"
 
 namespace fcn {

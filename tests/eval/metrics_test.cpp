@@ -8,7 +8,7 @@
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
-#include "fcn/io/npy.h"
+#include "fcn/formats/npy.h"
 #include "test_util.h"
 
 namespace fcn {

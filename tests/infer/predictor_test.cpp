@@ -8,10 +8,10 @@
 #include <torch/torch.h>
 
 #include "fcn/data/fashion_scenes.h"
+#include "fcn/formats/image.h"
 #include "fcn/infer/heatmap.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
-#include "fcn/io/image.h"
 #include "fcn/models/classifier.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
@@ -211,6 +211,11 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
       ClassifierOptions().backbone(VGGOptions().width(0.0625)).input_size(32).fc_channels(8).num_classes(3));
   classifier.meta = default_meta(3, 3);
   EXPECT_NE(test::error_of([&] { Predictor{classifier}; }).find("heatmap"), std::string::npos);
+  // Bad options are named as the C++ caller set them, not as CLI flags.
+  PredictOptions bad;
+  bad.tile = 64;
+  bad.overlap = 64;
+  EXPECT_EQ(test::error_of([&] { Predictor(model, torch::kCPU, bad); }).rfind("PredictOptions.overlap: 64 must be smaller", 0), 0u);
 }
 
 TEST(Predictor, ColorizeAndOverlayUseThePalette) {

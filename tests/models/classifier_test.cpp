@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fcn/io/npy.h"
-#include "fcn/io/weights.h"
+#include "fcn/formats/npy.h"
+#include "fcn/serialize/weights.h"
 #include "test_util.h"
 
 namespace fcn {

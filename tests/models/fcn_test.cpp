@@ -3,8 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fcn/models/config.h"
+#include "fcn/models/cost.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/model.h"
 #include "test_util.h"
 
 namespace fcn {

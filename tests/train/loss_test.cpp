@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "fcn/io/npy.h"
+#include "fcn/formats/npy.h"
 #include "fcn/train/loss.h"
 #include "test_util.h"
 

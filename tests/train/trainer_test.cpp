@@ -8,9 +8,9 @@
 
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/eval/evaluate.h"
-#include "fcn/io/atomic_file.h"
 #include "fcn/models/fcn.h"
 #include "fcn/train/trainer.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/progress.h"
 #include "test_util.h"
 

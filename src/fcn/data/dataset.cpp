@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "fcn/io/image.h"
-#include "fcn/io/png.h"
-#include "fcn/models/config.h"
+#include "fcn/formats/image.h"
+#include "fcn/formats/palette.h"
+#include "fcn/formats/png.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -25,18 +25,11 @@ const std::vector<std::string>& voc_class_names() {
   return names;
 }
 
-bool is_image_file(const fs::path& path) {
-  static const std::vector<std::string> extensions = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"};
-  auto ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return std::find(extensions.begin(), extensions.end(), ext) != extensions.end();
-}
-
 // stem -> path for the image files of a folder.
 std::map<std::string, std::string> files_by_stem(const fs::path& folder) {
   std::map<std::string, std::string> out;
   for (const auto& entry : fs::directory_iterator(folder)) {
-    if (!entry.is_regular_file() || !is_image_file(entry.path())) continue;
+    if (!entry.is_regular_file() || !has_image_extension(entry.path().string())) continue;
     const auto stem = entry.path().stem().string();
     if (out.count(stem)) fail(entry.path().string(), "two files share the stem '" + stem + "' in " + folder.string());
     out[stem] = entry.path().string();
@@ -45,7 +38,7 @@ std::map<std::string, std::string> files_by_stem(const fs::path& folder) {
 }
 
 std::string find_with_stem(const fs::path& folder, const std::string& stem) {
-  for (const char* ext : {".jpg", ".png", ".jpeg", ".bmp", ".tif", ".ppm", ".pgm"}) {
+  for (const auto& ext : image_extensions()) {
     const auto candidate = folder / (stem + ext);
     if (fs::exists(candidate)) return candidate.string();
   }
@@ -129,7 +122,7 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
     class_names_ = {"background", "foreground"};
     binary_ = true;
   }
-  if (palette_.empty()) palette_ = default_meta(num_classes(), 1).palette;
+  if (palette_.empty()) palette_ = voc_palette(num_classes());
 }
 
 torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
@@ -175,63 +168,6 @@ Sample SegmentationDataset::get(size_t index) const {
     fail(masks_[index], "mask is " + std::to_string(sample.mask.size(0)) + "x" + std::to_string(sample.mask.size(1)) + " but image " +
                             images_[index] + " is " + std::to_string(sample.image.size(1)) + "x" + std::to_string(sample.image.size(2)));
   return sample;
-}
-
-torch::Tensor class_histogram(const SegmentationDataset& dataset) {
-  auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
-  for (size_t i = 0; i < dataset.size(); ++i) {
-    const auto labels = dataset.read_mask(dataset.mask_path(i)).flatten();
-    histogram += torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
-  }
-  return histogram;
-}
-
-torch::Tensor median_frequency_weights(const torch::Tensor& histogram) {
-  const auto counts = histogram.to(torch::kDouble);
-  const auto present = counts > 0;
-  if (!present.any().item<bool>()) return torch::ones_like(counts).to(torch::kFloat);
-  const auto frequency = counts / counts.sum();
-  const double median = frequency.masked_select(present).median().item<double>();
-  return torch::where(present, median / frequency.clamp_min(1e-12), torch::zeros_like(frequency)).to(torch::kFloat);
-}
-
-}  // namespace fcn
-
-namespace fcn {
-
-DatasetReport check_dataset(const std::string& dir, const std::string& only_split,
-                            const std::function<void(int64_t, int64_t)>& progress) {
-  DatasetReport report;
-  report.splits = only_split.empty() ? dataset_splits(dir) : std::vector<std::string>{only_split};
-  if (report.splits.empty()) {
-    report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)");
-    return report;
-  }
-  for (const auto& split : report.splits) {
-    try {
-      SegmentationDataset dataset(dir, split);
-      report.split_sizes.push_back(static_cast<int64_t>(dataset.size()));
-      if (report.class_names.empty()) {
-        report.class_names = dataset.class_names();
-        report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
-      }
-      for (size_t i = 0; i < dataset.size(); ++i) {
-        try {
-          const auto sample = dataset.get(i);
-          const auto labels = sample.mask.flatten();
-          report.histogram += torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
-        } catch (const Error& e) {
-          report.errors.push_back(e.what());
-        }
-        if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
-      }
-    } catch (const Error& e) {
-      report.split_sizes.push_back(0);
-      report.errors.push_back(e.what());
-    }
-  }
-  if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
-  return report;
 }
 
 }  // namespace fcn

@@ -52,27 +52,4 @@ class SegmentationDataset {
 // The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all").
 std::vector<std::string> dataset_splits(const std::string& dir);
 
-// Per-class pixel counts over a split (ignore excluded), and weights derived from them.
-torch::Tensor class_histogram(const SegmentationDataset& dataset);
-// Median frequency balancing (Eigen & Fergus): weight_c = median(freq) / freq_c; absent classes get 0.
-torch::Tensor median_frequency_weights(const torch::Tensor& histogram);
-
-}  // namespace fcn
-
-namespace fcn {
-
-// What `fcn data check` reports: every problem (file + what is wrong), per-class pixel counts
-// and the weights median-frequency balancing would use.
-struct DatasetReport {
-  std::vector<std::string> splits;
-  std::vector<int64_t> split_sizes;
-  std::vector<std::string> errors;
-  std::vector<std::string> class_names;
-  torch::Tensor histogram;           // over every readable mask of every split
-  torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
-};
-// Reads every image and mask of every split (or just `split`) and collects all problems.
-DatasetReport check_dataset(const std::string& dir, const std::string& split = "",
-                            const std::function<void(int64_t, int64_t)>& progress = {});
-
 }  // namespace fcn

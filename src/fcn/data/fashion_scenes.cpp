@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "fcn/io/atomic_file.h"
-#include "fcn/io/png.h"
-#include "fcn/models/config.h"
+#include "fcn/formats/png.h"
+#include "fcn/models/model.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -82,8 +82,8 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
 
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
                           const std::function<void(int64_t, int64_t)>& progress) {
-  if (options.size() < 32) fail("--size", std::to_string(options.size()) + " is too small for 28-pixel items; use at least 32");
-  if (options.train() < 1 || options.val() < 1) fail("--train/--val", "need at least one scene in each split");
+  if (options.size() < 32) fail("FashionScenesOptions.size", std::to_string(options.size()) + " is too small for 28-pixel items; use at least 32");
+  if (options.train() < 1 || options.val() < 1) fail("FashionScenesOptions.train/val", "need at least one scene in each split");
   if (options.min_items() < 1 || options.max_items() < options.min_items())
     fail("fashion-scenes", "items per scene must satisfy 1 <= min <= max");
   namespace fs = std::filesystem;

@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-#include "fcn/eval/evaluate.h"
 #include "fcn/infer/picture.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/util/error.h"
@@ -25,7 +24,7 @@ Heatmap class_heatmap(const Model& model, const torch::Tensor& image, int64_t cl
   c10::InferenceMode guard;
   const bool was_training = net->is_training();
   net->eval();
-  const auto logits = net->forward(prepare_input(model, image, source)).to(torch::kFloat);
+  const auto logits = net->forward(model_input(model, image, source)).to(torch::kFloat);
   net->train(was_training);
   Heatmap heatmap;
   heatmap.coarse = torch::softmax(logits, 1)[0][class_index].contiguous();
@@ -48,7 +47,7 @@ int64_t class_index(const ModelMeta& meta, const std::string& name) {
   }
   std::string known;
   for (const auto& n : meta.class_names) known += (known.empty() ? "" : ", ") + n;
-  fail("--class", "'" + name + "' is not a class of the model (" + known + ")");
+  fail("class", "'" + name + "' is not a class of the model (" + known + ")");
 }
 
 }  // namespace fcn

@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-#include "fcn/models/config.h"
+#include "fcn/models/model.h"
 
 namespace fcn {
 

@@ -6,46 +6,18 @@
 
 #include <torch/torch.h>
 
-#include "fcn/eval/evaluate.h"
+#include "fcn/formats/image.h"
 #include "fcn/infer/picture.h"
-#include "fcn/io/image.h"
-#include "fcn/io/model_file.h"
-#include "fcn/models/fcn.h"
 #include "fcn/models/layers.h"
-#include "fcn/models/unet.h"
-#include "fcn/util/allocator.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
 namespace {
 
-int64_t round_up(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
-
-// How a segmentation net maps input sides to output sides.
-struct SizeRule {
-  int64_t align = 1;        // the net's pooling period: tiles start on multiples of it
-  const UNetImpl* valid_unet = nullptr;  // output smaller than input (the paper's U-Net)
-
-  // Smallest input side the net accepts whose output covers `side` output pixels.
-  int64_t input_for(int64_t side) const {
-    return valid_unet != nullptr ? valid_unet->input_size_for(side) : round_up(side, align);
-  }
-  // Smallest legal input side >= side.
-  int64_t legal_at_least(int64_t side) const {
-    return valid_unet != nullptr ? valid_unet->nearest_legal_sizes(side).second : round_up(side, align);
-  }
-  int64_t output(int64_t input) const { return valid_unet != nullptr ? valid_unet->output_size(input) : input; }
-};
-
-SizeRule size_rule(const NetImpl& net, const std::string& source) {
-  if (const auto* fcn = dynamic_cast<const FCNImpl*>(&net)) {
-    // The reference geometry accepts any side; tiles on a 32 grid keep its pooling phase.
-    (void)fcn;
-    return {32, nullptr};
-  }
-  if (const auto* unet = dynamic_cast<const UNetImpl*>(&net)) {
-    return {int64_t{1} << unet->options.depth(), unet->options.padding() == Padding::kValid ? unet : nullptr};
-  }
+// The net as a segmentation net (its size rule), or a clear error naming the model.
+const NetImpl& segmentation_net(const NetImpl& net, const std::string& source) {
+  if (net.input_alignment() > 0) return net;
   fail(source, "is a '" + net.arch() + "' model, not a segmentation net (fcn, unet); for a classifier's heatmap use fcn heatmap");
 }
 
@@ -111,46 +83,49 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options)
 
 Predictor::Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source)
     : model_(std::move(model)), device_(device), options_(options) {
-  const auto rule = size_rule(*model_.net, source);  // a segmentation net, or a clear error
-  if (options_.tile < 0 || options_.overlap < 0 || options_.batch < 1)
-    fail("predict", "tile and overlap must be >= 0 and batch >= 1");
-  if ((options_.resize_height > 0) != (options_.resize_width > 0)) fail("--resize", "needs both height and width");
+  const auto& net = segmentation_net(*model_.net, source);
+  if (options_.tile < 0) fail("PredictOptions.tile", "must be >= 0, got " + std::to_string(options_.tile));
+  if (options_.overlap < 0) fail("PredictOptions.overlap", "must be >= 0, got " + std::to_string(options_.overlap));
+  if (options_.batch < 1) fail("PredictOptions.batch", "must be >= 1, got " + std::to_string(options_.batch));
+  if ((options_.resize_height > 0) != (options_.resize_width > 0))
+    fail("PredictOptions.resize", "needs both height and width");
   if (options_.tile > 0) {
-    const int64_t tile_out = rule.output(rule.legal_at_least(options_.tile));
+    const int64_t tile_out = net.output_side(net.legal_input_at_least(options_.tile));
     if (options_.overlap >= tile_out)
-      fail("--overlap", std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
+      fail("PredictOptions.overlap",
+           std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
   }
-  if (device_.is_cpu()) install_cpu_allocator();
   model_.net->eval();
   model_.net->to(device_, options_.dtype);
-  to_channels_last(*model_.net);
+  if (options_.channels_last) to_channels_last(*model_.net);
 }
 
 torch::Tensor Predictor::forward(const torch::Tensor& input) const {
-  // Channels-last activations: oneDNN's fast convolution layout on CPU (shared/FACTS.md: ~7x).
-  const auto x = input.to(device_, options_.dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+  // Channels-last activations: oneDNN's fast convolution layout on AVX-512 CPUs (docs/machines.md).
+  const auto x = input.to(device_, options_.dtype)
+                     .contiguous(options_.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
   return model_.net->forward(x).to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 torch::Tensor Predictor::whole(const torch::Tensor& input) const {
-  const auto rule = size_rule(*model_.net, "model");
+  const auto& net = *model_.net;
   const int64_t h = input.size(2), w = input.size(3);
-  const int64_t in_h = rule.input_for(h), in_w = rule.input_for(w);
+  const int64_t in_h = net.input_for_output(h), in_w = net.input_for_output(w);
   // Valid U-Net: the output is the centre of the input, `border` pixels in from each side.
-  const int64_t border_h = (in_h - rule.output(in_h)) / 2, border_w = (in_w - rule.output(in_w)) / 2;
+  const int64_t border_h = (in_h - net.output_side(in_h)) / 2, border_w = (in_w - net.output_side(in_w)) / 2;
   const auto padded = mirror_pad(input, border_h, in_h - h - border_h, border_w, in_w - w - border_w);
   return forward(padded)[0].slice(1, 0, h).slice(2, 0, w);
 }
 
 torch::Tensor Predictor::tiled(const torch::Tensor& input) const {
-  const auto rule = size_rule(*model_.net, "model");
+  const auto& net = *model_.net;
   const int64_t h = input.size(2), w = input.size(3);
-  const int64_t tile_in = rule.legal_at_least(options_.tile);
-  const int64_t tile_out = rule.output(tile_in);
+  const int64_t tile_in = net.legal_input_at_least(options_.tile);
+  const int64_t tile_out = net.output_side(tile_in);
   const int64_t border = (tile_in - tile_out) / 2;
   // Tiles start on the net's pooling grid, so every tile sees the image in the same pooling phase.
   int64_t step = tile_out - options_.overlap;
-  if (step >= rule.align) step -= step % rule.align;
+  if (step >= net.input_alignment()) step -= step % net.input_alignment();
   if (h <= tile_out && w <= tile_out) return whole(input);
 
   const int64_t tiles_y = std::max<int64_t>(1, (h - tile_out + step - 1) / step + 1);
@@ -186,7 +161,7 @@ torch::Tensor Predictor::logits(const torch::Tensor& image, const std::string& s
   if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
   if (image.size(1) == 0 || image.size(2) == 0) fail(source, "image is empty (0 x 0)");
   c10::InferenceMode guard;
-  auto input = prepare_input(model_, image, source);
+  auto input = model_input(model_, image, source);
   if (options_.resize_height <= 0) return options_.tile > 0 ? tiled(input) : whole(input);
   const auto resized = torch::upsample_bilinear2d(input, {options_.resize_height, options_.resize_width}, false);
   const auto out = options_.tile > 0 ? tiled(resized) : whole(resized);

@@ -12,7 +12,7 @@
 
 #include <torch/types.h>
 
-#include "fcn/models/config.h"
+#include "fcn/models/model.h"
 
 namespace fcn {
 
@@ -29,6 +29,9 @@ struct PredictOptions {
   int64_t resize_height = 0, resize_width = 0;
   // bf16 runs the net in bfloat16 (fast on CPUs with AVX512-BF16/AMX); probabilities stay float32.
   torch::Dtype dtype = torch::kFloat;
+  // Weights and activations in channels-last (NHWC) layout, oneDNN's fast layout on AVX-512 CPUs.
+  // false keeps the net's own layout (validation inside training leaves the weights as they are).
+  bool channels_last = true;
 };
 
 struct Prediction {
@@ -49,10 +52,11 @@ struct Prediction {
 
 class Predictor {
  public:
-  // Loads a model file (fcn::Error naming it when it is not a segmentation model). The net is moved
-  // to `device` and options.dtype (a Model passed in is shared, so it is converted too). On the
-  // CPU it installs fcn's CPU allocator for the process (fcn/util/allocator.h: huge pages for
-  // large activations, ~2.5x faster at 500x500; FCN_CPU_ALLOCATOR=system opts out).
+  // Loads a model file (fcn::Error naming it when it is not a segmentation model). The net is put
+  // in eval mode and moved to `device`, options.dtype and layout (a Model passed in is shared, so
+  // it is converted too). Errors in `options` name the field ("PredictOptions.overlap").
+  // For large images on the CPU, fcn's CPU allocator helps (fcn/util/allocator.h); a program
+  // installs it once with fcn::install_cpu_allocator(), as the fcn CLI does.
   explicit Predictor(const std::string& model_path, torch::Device device = torch::kCPU, PredictOptions options = {});
   Predictor(Model model, torch::Device device = torch::kCPU, PredictOptions options = {});
 

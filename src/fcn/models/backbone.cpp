@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/init.h"
@@ -34,7 +35,7 @@ int64_t scaled(int64_t channels, double width) {
 VGGOptions parse_backbone(const std::string& name) {
   VGGOptions options;
   std::string rest = name;
-  if (rest.rfind("vgg", 0) != 0) fail("--backbone", "'" + name + "' is not a VGG name like vgg16 or vgg16-w0.25");
+  if (rest.rfind("vgg", 0) != 0) fail("backbone", "'" + name + "' is not a VGG name like vgg16 or vgg16-w0.25");
   rest = rest.substr(3);
   const auto dash = rest.find("-w");
   try {
@@ -47,7 +48,7 @@ VGGOptions parse_backbone(const std::string& name) {
       if (used != width.size() || !(options.width() > 0) || options.width() > 4) throw std::invalid_argument(name);
     }
   } catch (const std::logic_error&) {
-    fail("--backbone", "'" + name + "' is not a VGG name like vgg16 or vgg16-w0.25 (width in (0, 4])");
+    fail("backbone", "'" + name + "' is not a VGG name like vgg16 or vgg16-w0.25 (width in (0, 4])");
   }
   convs_per_block(options.depth());  // validates the depth
   return options;
@@ -58,6 +59,17 @@ std::string backbone_name(const VGGOptions& options) {
   out << "vgg" << options.depth();
   if (options.width() != 1.0) out << "-w" << options.width();
   return out.str();
+}
+
+nlohmann::json backbone_config(const VGGOptions& options) {
+  return {{"name", backbone_name(options)}, {"in_channels", options.in_channels()}};
+}
+
+VGGOptions backbone_from_config(const nlohmann::json& config) {
+  auto options = parse_backbone(config.at("name").get<std::string>());
+  options.in_channels(config.at("in_channels").get<int64_t>());
+  if (options.in_channels() < 1) fail("backbone.in_channels", "must be positive");
+  return options;
 }
 
 VGGImpl::VGGImpl(const VGGOptions& options_) : options(options_) {
@@ -83,6 +95,26 @@ VGGImpl::VGGImpl(const VGGOptions& options_) : options(options_) {
 int64_t VGGImpl::channels(int pool) const {
   TORCH_CHECK(pool >= 1 && pool <= 5, "VGG has pools 1..5, asked for ", pool);
   return scaled(kBlockChannels[pool - 1], options.width());
+}
+
+CoordMap VGGImpl::coord_map(int pool) const {
+  TORCH_CHECK(pool >= 1 && pool <= 5, "VGG has pools 1..5, asked for ", pool);
+  CoordMap map;
+  size_t block = 0;
+  for (size_t i = 0; i < convs_.size() && static_cast<int>(block) < pool; ++i) {
+    const auto& o = convs_[i].conv->options;
+    map = map.then(conv_map((*o.kernel_size())[0], (*o.stride())[0], (*c10::get<torch::ExpandingArray<2>>(o.padding()))[0]));
+    if (static_cast<int>(i) == block_ends_[block]) {
+      map = map.then(conv_map(2, 2, 0));  // max-pool 2x2 stride 2 (ceil mode moves no centre)
+      ++block;
+    }
+  }
+  return map;
+}
+
+void VGGImpl::pretty_print(std::ostream& stream) const {
+  stream << "fcn::VGG(" << backbone_name(options) << ", in_channels=" << options.in_channels()
+         << ", first_padding=" << options.first_padding() << (options.ceil_mode() ? ", ceil_mode" : "") << ")";
 }
 
 VGGFeatures VGGImpl::forward(const torch::Tensor& input) {

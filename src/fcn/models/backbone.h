@@ -8,7 +8,10 @@
 #include <vector>
 
 #include <torch/arg.h>
+#include <nlohmann/json_fwd.hpp>
 #include <torch/nn/modules/conv.h>
+
+#include "fcn/models/coord_map.h"
 
 namespace fcn {
 
@@ -23,6 +26,9 @@ struct VGGOptions {
 // "vgg16", "vgg11", "vgg16-w0.25", ... <-> options (depth and width only).
 VGGOptions parse_backbone(const std::string& name);
 std::string backbone_name(const VGGOptions& options);
+// {"name": "vgg16-w0.25", "in_channels": 3} <-> options, as model configs store a backbone.
+nlohmann::json backbone_config(const VGGOptions& options);
+VGGOptions backbone_from_config(const nlohmann::json& config);
 
 // The three maps FCN's skips read: after pool3 (stride 8), pool4 (16) and pool5 (32).
 struct VGGFeatures {
@@ -36,6 +42,10 @@ class VGGImpl : public torch::nn::Module {
 
   // Channels of pool3, pool4 and pool5.
   int64_t channels(int pool) const;
+  // Where pool3/4/5 (pool = 3, 4, 5) pixels sit on the input, from the layers' kernels, strides
+  // and paddings (coord_map.h).
+  CoordMap coord_map(int pool) const;
+  void pretty_print(std::ostream& stream) const override;
   // Conv layers in order, named as in the paper ("conv1_1" ... "conv5_3"), each with the index
   // it has in torchvision's `features` Sequential (for weight import).
   struct NamedConv {

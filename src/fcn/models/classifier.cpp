@@ -1,5 +1,6 @@
 #include "fcn/models/classifier.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/init.h"
@@ -7,6 +8,31 @@
 #include "fcn/util/error.h"
 
 namespace fcn {
+
+nlohmann::json classifier_config(const ClassifierOptions& o) {
+  return {{"backbone", backbone_config(o.backbone())}, {"input_size", o.input_size()}, {"fc_channels", o.fc_channels()},
+          {"num_classes", o.num_classes()}, {"dropout", o.dropout()}};
+}
+
+ClassifierOptions classifier_options_from(const nlohmann::json& j) {
+  return ClassifierOptions()
+      .backbone(backbone_from_config(j.at("backbone")))
+      .input_size(j.at("input_size").get<int64_t>())
+      .fc_channels(j.at("fc_channels").get<int64_t>())
+      .num_classes(j.at("num_classes").get<int64_t>())
+      .dropout(j.at("dropout").get<double>());
+}
+
+nlohmann::json ClassifierImpl::config() const { return classifier_config(options); }
+
+std::shared_ptr<NetImpl> ClassifierImpl::from_config(const nlohmann::json& config) {
+  return std::make_shared<ClassifierImpl>(classifier_options_from(config));
+}
+
+void ClassifierImpl::pretty_print(std::ostream& stream) const {
+  stream << "fcn::Classifier(classes=" << options.num_classes() << ", backbone=" << backbone_name(options.backbone())
+         << ", input_size=" << options.input_size() << ", fc_channels=" << options.fc_channels() << ")";
+}
 
 ClassifierImpl::ClassifierImpl(const ClassifierOptions& options_) : options(options_) {
   if (options.input_size() < 32 || options.input_size() % 32 != 0)

@@ -19,6 +19,10 @@ struct ClassifierOptions {
   TORCH_ARG(double, dropout) = 0.5;
 };
 
+// ClassifierOptions <-> JSON (shared by Classifier and its convolutionalized form).
+nlohmann::json classifier_config(const ClassifierOptions& options);
+ClassifierOptions classifier_options_from(const nlohmann::json& config);
+
 class ClassifierImpl : public NetImpl {
  public:
   explicit ClassifierImpl(const ClassifierOptions& options = {});
@@ -28,6 +32,9 @@ class ClassifierImpl : public NetImpl {
   std::string arch() const override { return "classifier"; }
   int64_t in_channels() const override { return options.backbone().in_channels(); }
   int64_t num_classes() const override { return options.num_classes(); }
+  nlohmann::json config() const override;
+  static std::shared_ptr<NetImpl> from_config(const nlohmann::json& config);
+  void pretty_print(std::ostream& stream) const override;
 
   // fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8 on flattened k x k pool5 windows.
   torch::Tensor dense_head(const torch::Tensor& flat_pool5);

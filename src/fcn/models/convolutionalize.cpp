@@ -1,11 +1,23 @@
 #include "fcn/models/convolutionalize.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/layers.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
+
+nlohmann::json ConvClassifierImpl::config() const { return classifier_config(options); }
+
+std::shared_ptr<NetImpl> ConvClassifierImpl::from_config(const nlohmann::json& config) {
+  return std::make_shared<ConvClassifierImpl>(classifier_options_from(config));
+}
+
+void ConvClassifierImpl::pretty_print(std::ostream& stream) const {
+  stream << "fcn::ConvClassifier(classes=" << options.num_classes() << ", backbone=" << backbone_name(options.backbone())
+         << ", fc6_kernel=" << options.kernel() << ", fc_channels=" << options.fc_channels() << ")";
+}
 
 ConvClassifierImpl::ConvClassifierImpl(const ClassifierOptions& options_) : options(options_) {
   backbone = register_module("backbone", VGG(options.backbone()));

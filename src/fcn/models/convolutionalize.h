@@ -19,6 +19,9 @@ class ConvClassifierImpl : public NetImpl {
   std::string arch() const override { return "conv-classifier"; }
   int64_t in_channels() const override { return options.backbone().in_channels(); }
   int64_t num_classes() const override { return options.num_classes(); }
+  nlohmann::json config() const override;
+  static std::shared_ptr<NetImpl> from_config(const nlohmann::json& config);
+  void pretty_print(std::ostream& stream) const override;
   int64_t min_input_size() const { return 32 * options.kernel(); }
 
   ClassifierOptions options;  // of the classifier it was made from

@@ -1,5 +1,6 @@
 #include "fcn/models/fcn.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/init.h"
@@ -9,9 +10,10 @@
 namespace fcn {
 namespace {
 
-// Caffe voc-fcn nets: offsets that align each upsampled map with the input (the Crop layers).
-constexpr int64_t kCropPool4 = 5, kCropPool3 = 9;
-int64_t reference_output_crop(int64_t stride) { return stride == 32 ? 19 : stride == 16 ? 27 : 31; }
+CoordMap layer_map(const torch::nn::ConvTranspose2d& layer) {
+  const auto& o = layer->options;
+  return transposed_map((*o.kernel_size())[0], (*o.stride())[0], (*c10::get<torch::ExpandingArray<2>>(o.padding()))[0]);
+}
 
 void copy_weights(torch::nn::Module& to, torch::nn::Module& from) {
   torch::NoGradGuard no_grad;
@@ -24,7 +26,7 @@ void copy_weights(torch::nn::Module& to, torch::nn::Module& from) {
 Geometry parse_geometry(const std::string& name) {
   if (name == "reference") return Geometry::kReference;
   if (name == "same") return Geometry::kSame;
-  fail("--geometry", "'" + name + "' is not one of reference, same");
+  fail("FCNOptions.geometry", "'" + name + "' is not one of reference, same");
 }
 
 std::string geometry_name(Geometry geometry) { return geometry == Geometry::kReference ? "reference" : "same"; }
@@ -69,6 +71,59 @@ FCNImpl::FCNImpl(const FCNOptions& options_) : options(options_) {
     if (stride == 8) upscore8 = make_upsampling("upscore8", 8);
   }
   set_upsampling_learnable(options.learnable_upsampling());
+  if (reference) crops_ = derive_crops();
+}
+
+FCNCrops FCNImpl::derive_crops() const {
+  // Caffe's coord_map: where each map's pixels sit on the input, composed layer by layer.
+  // fc6 is a valid k x k conv over pool5; fc7 and the score layers are 1x1 and move nothing.
+  const CoordMap score = backbone->coord_map(5).then(conv_map(options.fc_kernel(), 1, 0));
+  const CoordMap input;
+  FCNCrops crops;
+  if (options.stride() == 32) {
+    crops.output = crop_offset(score.then(layer_map(upscore)), input);
+    return crops;
+  }
+  CoordMap fused = score.then(layer_map(upscore2));  // stride 16
+  crops.pool4 = crop_offset(backbone->coord_map(4), fused);
+  if (options.stride() == 16) {
+    crops.output = crop_offset(fused.then(layer_map(upscore16)), input);
+    return crops;
+  }
+  fused = fused.then(layer_map(upscore_pool4));  // stride 8
+  crops.pool3 = crop_offset(backbone->coord_map(3), fused);
+  crops.output = crop_offset(fused.then(layer_map(upscore8)), input);
+  return crops;
+}
+
+nlohmann::json FCNImpl::config() const {
+  const auto& o = options;
+  return {{"stride", o.stride()},
+          {"num_classes", o.num_classes()},
+          {"backbone", backbone_config(o.backbone())},
+          {"geometry", geometry_name(o.geometry())},
+          {"fc_channels", o.fc_channels()},
+          {"fc_kernel", o.fc_kernel()},
+          {"dropout", o.dropout()},
+          {"learnable_upsampling", o.learnable_upsampling()}};
+}
+
+std::shared_ptr<NetImpl> FCNImpl::from_config(const nlohmann::json& j) {
+  return std::make_shared<FCNImpl>(FCNOptions()
+                                       .stride(j.at("stride").get<int64_t>())
+                                       .num_classes(j.at("num_classes").get<int64_t>())
+                                       .backbone(backbone_from_config(j.at("backbone")))
+                                       .geometry(parse_geometry(j.at("geometry").get<std::string>()))
+                                       .fc_channels(j.at("fc_channels").get<int64_t>())
+                                       .fc_kernel(j.at("fc_kernel").get<int64_t>())
+                                       .dropout(j.at("dropout").get<double>())
+                                       .learnable_upsampling(j.at("learnable_upsampling").get<bool>()));
+}
+
+void FCNImpl::pretty_print(std::ostream& stream) const {
+  stream << "fcn::FCN(stride=" << options.stride() << ", classes=" << options.num_classes()
+         << ", backbone=" << backbone_name(options.backbone()) << ", geometry=" << geometry_name(options.geometry())
+         << ", fc_channels=" << options.fc_channels() << ", fc_kernel=" << options.fc_kernel() << ")";
 }
 
 torch::nn::ConvTranspose2d FCNImpl::make_upsampling(const std::string& name, int64_t factor) {
@@ -115,17 +170,16 @@ torch::Tensor FCNImpl::forward_reference(const VGGFeatures& f, const torch::Tens
     x = conv(upscore, score);
   } else {
     auto up = conv(upscore2, score);  // stride 16
-    x = up + crop(conv(score_pool4, f.pool4), kCropPool4, kCropPool4, up.size(2), up.size(3));
+    x = up + crop(conv(score_pool4, f.pool4), crops_.pool4, crops_.pool4, up.size(2), up.size(3));
     if (stride == 16) {
       x = conv(upscore16, x);
     } else {
       up = conv(upscore_pool4, x);  // stride 8
-      x = up + crop(conv(score_pool3, f.pool3), kCropPool3, kCropPool3, up.size(2), up.size(3));
+      x = up + crop(conv(score_pool3, f.pool3), crops_.pool3, crops_.pool3, up.size(2), up.size(3));
       x = conv(upscore8, x);
     }
   }
-  const int64_t offset = reference_output_crop(stride);
-  return crop(x, offset, offset, h, w);
+  return crop(x, crops_.output, crops_.output, h, w);
 }
 
 torch::Tensor FCNImpl::forward_same(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w) {

@@ -4,7 +4,8 @@
 //
 // Two geometries, both returning logits of exactly the input's H x W for any input size:
 //  - kReference: the Caffe voc-fcn{32,16,8}s nets (conv1_1 padding 100, ceil pooling, valid fc6,
-//    crops 19 / 27 / 31 and skip crops 5 / 9), weight-compatible with them. Fusion at stride 16
+//    and the Crop layers that align the maps: for VGG16 19 / 27 / 31 on the output and 5 / 9 on
+//    the skips, derived here from the layers' geometry as Caffe's coord_map does), weight-compatible. Fusion at stride 16
 //    and 8 (upscore2, upscore_pool4) then a final upscore16 / upscore8, as in the paper.
 //  - kSame: input zero-padded to a multiple of 32 and cropped back; 'same'-padded fc6. Each score
 //    map goes to full resolution through its own bilinear transposed conv (upscore x32,
@@ -36,8 +37,11 @@ struct FCNOptions {
   TORCH_ARG(bool, learnable_upsampling) = true;
 };
 
-class FCNImpl;
-class FCN;
+// Crop offsets of the reference geometry (Caffe's Crop layers): score_pool4 and score_pool3
+// against the upsampled coarser scores, and the final upsampled scores against the input.
+struct FCNCrops {
+  int64_t pool4 = 0, pool3 = 0, output = 0;
+};
 
 class FCNImpl : public NetImpl {
  public:
@@ -47,6 +51,14 @@ class FCNImpl : public NetImpl {
   std::string arch() const override { return "fcn"; }
   int64_t in_channels() const override { return options.backbone().in_channels(); }
   int64_t num_classes() const override { return options.num_classes(); }
+  nlohmann::json config() const override;
+  static std::shared_ptr<NetImpl> from_config(const nlohmann::json& config);
+  void pretty_print(std::ostream& stream) const override;
+  // Any input side works; padding to the pooling grid (32) keeps every tile in the same phase.
+  int64_t input_alignment() const override { return 32; }
+
+  // The reference geometry's crops, from coord_map over this net's layers (all zero for kSame).
+  const FCNCrops& crops() const { return crops_; }
 
   // Freezes (or unfreezes) every upsampling layer at its current weights.
   void set_upsampling_learnable(bool learnable);
@@ -62,7 +74,9 @@ class FCNImpl : public NetImpl {
   torch::nn::Dropout dropout{nullptr};
 
  private:
+  FCNCrops crops_;
   torch::nn::ConvTranspose2d make_upsampling(const std::string& name, int64_t factor);
+  FCNCrops derive_crops() const;
   torch::Tensor forward_reference(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w);
   torch::Tensor forward_same(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w);
 };

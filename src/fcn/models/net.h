@@ -2,8 +2,11 @@
 // model files, the CLI, training and inference can hold any of them behind one pointer.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 
 namespace fcn {
@@ -16,6 +19,26 @@ class NetImpl : public torch::nn::Module {
   virtual std::string arch() const = 0;
   virtual int64_t in_channels() const = 0;
   virtual int64_t num_classes() const = 0;
+  // The options that rebuild this net, as JSON (registry.h's net_config adds "arch"). Each
+  // architecture also has a static `from_config(json)`, registered under arch() in registry.cpp.
+  virtual nlohmann::json config() const = 0;
+
+  // Segmentation nets (FCN, U-Net) say how input sides map to output sides; the Predictor pads,
+  // crops and tiles by it. input_alignment() is the net's total pooling (FCN 32, U-Net 2^depth),
+  // 0 for nets that do not segment (classifiers).
+  virtual int64_t input_alignment() const { return 0; }
+  // Output side for a legal input side (input-sized nets: the input itself).
+  virtual int64_t output_side(int64_t input) const { return input; }
+  // Smallest legal input side >= side.
+  virtual int64_t legal_input_at_least(int64_t side) const { return round_up(side); }
+  // Smallest legal input side whose output covers `side` output pixels.
+  virtual int64_t input_for_output(int64_t side) const { return round_up(side); }
+
+ private:
+  int64_t round_up(int64_t side) const {
+    const int64_t a = std::max<int64_t>(1, input_alignment());
+    return (side + a - 1) / a * a;
+  }
 };
 
 }  // namespace fcn

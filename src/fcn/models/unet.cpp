@@ -1,5 +1,6 @@
 #include "fcn/models/unet.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/init.h"
@@ -11,15 +12,44 @@ namespace fcn {
 Padding parse_padding(const std::string& name) {
   if (name == "valid") return Padding::kValid;
   if (name == "same") return Padding::kSame;
-  fail("--padding", "'" + name + "' is not one of valid, same");
+  fail("UNetOptions.padding", "'" + name + "' is not one of valid, same");
 }
 Upsample parse_upsample(const std::string& name) {
   if (name == "transposed") return Upsample::kTransposed;
   if (name == "bilinear") return Upsample::kBilinear;
-  fail("--upsample", "'" + name + "' is not one of transposed, bilinear");
+  fail("UNetOptions.upsample", "'" + name + "' is not one of transposed, bilinear");
 }
 std::string padding_name(Padding padding) { return padding == Padding::kValid ? "valid" : "same"; }
 std::string upsample_name(Upsample upsample) { return upsample == Upsample::kTransposed ? "transposed" : "bilinear"; }
+
+nlohmann::json UNetImpl::config() const {
+  const auto& o = options;
+  return {{"depth", o.depth()},
+          {"base_channels", o.base_channels()},
+          {"in_channels", o.in_channels()},
+          {"num_classes", o.num_classes()},
+          {"padding", padding_name(o.padding())},
+          {"upsample", upsample_name(o.upsample())},
+          {"batch_norm", o.batch_norm()}};
+}
+
+std::shared_ptr<NetImpl> UNetImpl::from_config(const nlohmann::json& j) {
+  return std::make_shared<UNetImpl>(UNetOptions()
+                                        .depth(j.at("depth").get<int64_t>())
+                                        .base_channels(j.at("base_channels").get<int64_t>())
+                                        .in_channels(j.at("in_channels").get<int64_t>())
+                                        .num_classes(j.at("num_classes").get<int64_t>())
+                                        .padding(parse_padding(j.at("padding").get<std::string>()))
+                                        .upsample(parse_upsample(j.at("upsample").get<std::string>()))
+                                        .batch_norm(j.at("batch_norm").get<bool>()));
+}
+
+void UNetImpl::pretty_print(std::ostream& stream) const {
+  stream << "fcn::UNet(depth=" << options.depth() << ", base_channels=" << options.base_channels()
+         << ", in_channels=" << options.in_channels() << ", classes=" << options.num_classes()
+         << ", padding=" << padding_name(options.padding()) << ", upsample=" << upsample_name(options.upsample())
+         << (options.batch_norm() ? ", batch_norm" : "") << ")";
+}
 
 DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool batch_norm) {
   conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(padding).bias(!batch_norm)));
@@ -98,6 +128,14 @@ std::pair<int64_t, int64_t> UNetImpl::nearest_legal_sizes(int64_t size) const {
   int64_t above = std::max<int64_t>(size, 1);
   while (output_size(above) < 0) ++above;
   return {below, above};
+}
+
+int64_t UNetImpl::legal_input_at_least(int64_t side) const {
+  return options.padding() == Padding::kValid ? nearest_legal_sizes(side).second : NetImpl::legal_input_at_least(side);
+}
+
+int64_t UNetImpl::input_for_output(int64_t side) const {
+  return options.padding() == Padding::kValid ? input_size_for(side) : NetImpl::input_for_output(side);
 }
 
 torch::Tensor UNetImpl::forward(const torch::Tensor& input) {

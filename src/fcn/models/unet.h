@@ -50,6 +50,14 @@ class UNetImpl : public NetImpl {
   std::string arch() const override { return "unet"; }
   int64_t in_channels() const override { return options.in_channels(); }
   int64_t num_classes() const override { return options.num_classes(); }
+  nlohmann::json config() const override;
+  static std::shared_ptr<NetImpl> from_config(const nlohmann::json& config);
+  void pretty_print(std::ostream& stream) const override;
+  int64_t input_alignment() const override { return int64_t{1} << options.depth(); }
+  // Valid padding: the output is smaller than the input, and only some sides are legal.
+  int64_t output_side(int64_t input) const override { return options.padding() == Padding::kValid ? output_size(input) : input; }
+  int64_t legal_input_at_least(int64_t side) const override;
+  int64_t input_for_output(int64_t side) const override;
 
   // Output side for an input side (same: the input; valid: smaller), or -1 if the input side is
   // not legal (valid: every map before a pool must be even and positive).

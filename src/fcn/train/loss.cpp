@@ -9,7 +9,7 @@ namespace fcn {
 Reduction parse_reduction(const std::string& name) {
   if (name == "mean") return Reduction::kMean;
   if (name == "sum") return Reduction::kSum;
-  fail("--loss", "'" + name + "' is not one of mean, sum");
+  fail("TrainOptions.reduction", "'" + name + "' is not one of mean, sum");
 }
 
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,

@@ -9,11 +9,11 @@
 namespace fcn {
 
 void validate(const OptimizerOptions& o) {
-  if (o.name() != "sgd" && o.name() != "adamw") fail("--optimizer", "'" + o.name() + "' is not one of sgd, adamw");
+  if (o.name() != "sgd" && o.name() != "adamw") fail("OptimizerOptions.name", "'" + o.name() + "' is not one of sgd, adamw");
   if (o.schedule() != "fixed" && o.schedule() != "poly" && o.schedule() != "cosine")
-    fail("--schedule", "'" + o.schedule() + "' is not one of fixed, poly, cosine");
-  if (!(o.lr() > 0) || !std::isfinite(o.lr())) fail("--lr", "must be a positive number");
-  if (o.weight_decay() < 0) fail("--weight-decay", "must be >= 0");
+    fail("OptimizerOptions.schedule", "'" + o.schedule() + "' is not one of fixed, poly, cosine");
+  if (!(o.lr() > 0) || !std::isfinite(o.lr())) fail("OptimizerOptions.lr", "must be a positive number");
+  if (o.weight_decay() < 0) fail("OptimizerOptions.weight_decay", "must be >= 0");
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const OptimizerOptions& o) {

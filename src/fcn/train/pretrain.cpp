@@ -6,7 +6,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "fcn/io/image.h"
 #include "fcn/models/classifier.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
@@ -14,10 +13,10 @@
 namespace fcn {
 namespace {
 
-// N x 28 x 28 uint8 -> N x 1 x 32 x 32 normalised floats (2 pixels of black border each side).
-torch::Tensor prepare(const torch::Tensor& images, const Normalization& normalization) {
-  auto x = torch::constant_pad_nd(images.to(torch::kFloat).div(255.0f), {2, 2, 2, 2}, 0.0).unsqueeze(1);
-  return normalize(x, normalization);
+// N x 28 x 28 uint8 -> the net's N x 1 x 32 x 32 input (2 pixels of black border each side).
+torch::Tensor prepare(const torch::Tensor& images, const Model& model) {
+  return model_input(model, torch::constant_pad_nd(images.to(torch::kFloat).div(255.0f), {2, 2, 2, 2}, 0.0).unsqueeze(1),
+                     "fashion-mnist");
 }
 
 }  // namespace
@@ -29,15 +28,15 @@ double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += 256) {
     const int64_t end = std::min(n, start + 256);
-    const auto x = prepare(data.images.slice(0, start, end), model.meta.normalization).to(device);
+    const auto x = prepare(data.images.slice(0, start, end), model).to(device);
     correct += (model.net->forward(x).argmax(1).cpu() == data.labels.slice(0, start, end)).sum().item<int64_t>();
   }
   return static_cast<double>(correct) / static_cast<double>(n);
 }
 
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
-  if (options.epochs() < 1) fail("--epochs", "must be at least 1");
-  if (options.batch_size() < 1) fail("--batch", "must be at least 1");
+  if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
+  if (options.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
   torch::manual_seed(options.seed());
   const auto train = read_fashion_mnist("train", options.source());
   const auto test = read_fashion_mnist("t10k", options.source());
@@ -66,7 +65,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
     double loss_sum = 0;
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       const auto index = order.slice(0, step * options.batch_size(), std::min(n, (step + 1) * options.batch_size()));
-      const auto x = prepare(train.images.index_select(0, index), result.model.meta.normalization).to(options.device());
+      const auto x = prepare(train.images.index_select(0, index), result.model).to(options.device());
       const auto y = train.labels.index_select(0, index).to(options.device());
       set_lr(*optimizer, options.optimizer(),
              scheduled_lr(options.optimizer(), static_cast<double>(epoch * steps_per_epoch + step) /

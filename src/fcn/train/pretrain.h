@@ -7,7 +7,7 @@
 #include <torch/types.h>
 
 #include "fcn/data/fashion_mnist.h"
-#include "fcn/models/config.h"
+#include "fcn/models/model.h"
 #include "fcn/train/optimizer.h"
 
 namespace fcn {

@@ -11,9 +11,8 @@
 #include <torch/torch.h>
 
 #include "fcn/eval/evaluate.h"
-#include "fcn/io/atomic_file.h"
-#include "fcn/io/image.h"
-#include "fcn/io/model_file.h"
+#include "fcn/serialize/model_file.h"
+#include "fcn/train/checkpoint.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -22,15 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Where a run stands: what the checkpoint stores besides weights and optimiser state.
-struct Position {
-  int64_t epoch = 0;  // completed epochs
-  int64_t step = 0;   // completed steps of the current epoch
-  double best_mean_iu = -1;
-  int64_t best_epoch = 0;
-  double seconds = 0;
-};
-
 uint64_t mix(uint64_t seed, int64_t epoch, int64_t step) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1) + 0xD1B54A32D192ED03ull * static_cast<uint64_t>(step + 2);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -38,139 +28,158 @@ uint64_t mix(uint64_t seed, int64_t epoch, int64_t step) {
   return z ^ (z >> 31);
 }
 
-void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const Position& at) {
-  torch::serialize::OutputArchive archive, weights, optimizer_state;
-  archive.write("format", c10::IValue(std::string("fcn-checkpoint")));
-  archive.write("model_config", c10::IValue(net_config(*model.net).dump()));
-  archive.write("model_meta", c10::IValue(meta_to_json(model.meta).dump()));
-  model.net->save(weights);
-  archive.write("model", weights);
-  optimizer.save(optimizer_state);
-  archive.write("optimizer", optimizer_state);
-  archive.write("epoch", c10::IValue(at.epoch));
-  archive.write("step", c10::IValue(at.step));
-  archive.write("best_mean_iu", c10::IValue(at.best_mean_iu));
-  archive.write("best_epoch", c10::IValue(at.best_epoch));
-  archive.write("seconds", c10::IValue(at.seconds));
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  const auto text = bytes.str();
-  write_file_atomic(path, text.data(), text.size());
+// Shuffled sample order of one epoch, derived from (seed, epoch) alone.
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 shuffle_rng(mix(seed, epoch, -1));
+  std::shuffle(order.begin(), order.end(), shuffle_rng);
+  return order;
 }
 
-torch::Tensor normalized_batch(const Model& model, const Batch& batch, const std::string& source) {
-  std::vector<torch::Tensor> images;
-  for (int64_t i = 0; i < batch.images.size(0); ++i) images.push_back(prepare_input(model, batch.images[i], source));
-  return torch::cat(images);
-}
+// Loss and throughput over the steps of one epoch so far.
+struct EpochStats {
+  double loss_sum = 0, lr = 0, pixels = 0;
+  int64_t steps = 0;
+  double mean_loss() const { return steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0; }
+};
 
-TrainResult run(Model& model, const SegmentationDataset& train, const SegmentationDataset* val, const TrainOptions& options,
-                torch::optim::Optimizer& optimizer, Position at) {
-  const auto& run_dir = options.run_dir();
-  const int64_t n = static_cast<int64_t>(train.size());
-  const int64_t batch_size = std::min<int64_t>(options.batch_size(), n);
-  const int64_t steps_per_epoch = (n + batch_size - 1) / batch_size;
-  const int64_t total_steps = steps_per_epoch * options.epochs();
-  check_class_count(train, *model.net);
-  if (val != nullptr) check_class_count(*val, *model.net);
-  auto& net = *model.net;
-  net.to(options.device());
-  InterruptGuard interrupt;
-  TrainResult result;
-  int64_t steps_this_run = 0;
-  const auto started = std::chrono::steady_clock::now();
-  const double seconds_before = at.seconds;  // of the earlier invocations of this run
-  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
-  for (int64_t epoch = at.epoch; epoch < options.epochs(); ++epoch) {
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 shuffle_rng(mix(options.seed(), epoch, -1));
-    std::shuffle(order.begin(), order.end(), shuffle_rng);
-    net.train();
-    double loss_sum = 0, lr = 0, pixels = 0;
-    int64_t loss_count = 0;
-    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs()), steps_per_epoch, options.quiet());
-    for (int64_t step = at.step; step < steps_per_epoch; ++step) {
-      const bool step_limit = options.stop_after_steps() > 0 && steps_this_run >= options.stop_after_steps();
-      if (InterruptGuard::requested() || step_limit) {
-        at.epoch = epoch;
-        at.step = step;
-        at.seconds = elapsed();
-        save_checkpoint(run_dir + "/checkpoint.pt", model, optimizer, at);
-        InterruptGuard::clear();
-        if (!options.quiet())
-          std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
-                       step_limit ? "step limit reached" : "interrupted", static_cast<long>(epoch), static_cast<long>(step), run_dir.c_str(), run_dir.c_str());
-        result.interrupted = true;
-        result.epochs_done = epoch;
-        result.seconds = at.seconds;
-        return result;
+// One invocation of a run: from position `at` to the last epoch, or to an interruption.
+class Run {
+ public:
+  Run(Model& model, const SegmentationDataset& train, const SegmentationDataset* val, const TrainOptions& options,
+      torch::optim::Optimizer& optimizer, RunPosition at)
+      : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(at),
+        n_(static_cast<int64_t>(train.size())), batch_size_(std::min<int64_t>(options.batch_size(), n_)),
+        steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds) {}
+
+  TrainResult all_epochs() {
+    check_class_count(train_, *model_.net);
+    if (val_ != nullptr) check_class_count(*val_, *model_.net);
+    model_.net->to(options_.device());
+    InterruptGuard interrupt;
+    for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
+      const auto order = epoch_order(n_, options_.seed(), epoch);
+      model_.net->train();
+      EpochStats stats;
+      Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs()), steps_per_epoch_,
+                        options_.quiet());
+      for (int64_t step = at_.step; step < steps_per_epoch_; ++step) {
+        const bool step_limit = options_.stop_after_steps() > 0 && steps_this_run_ >= options_.stop_after_steps();
+        if (InterruptGuard::requested() || step_limit) return interrupted(epoch, step, step_limit);
+        ++steps_this_run_;
+        train_step(epoch, step, order, stats);
+        char status[96];
+        std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s", stats.mean_loss(), stats.pixels / std::max(progress.seconds(), 1e-9));
+        progress.update(step + 1, status);
       }
-      ++steps_this_run;
-      torch::manual_seed(mix(options.seed(), epoch, step));
-      std::mt19937_64 rng(mix(options.seed(), epoch, step) ^ 0x5bd1e995u);
-      std::vector<Sample> samples;
-      for (int64_t k = step * batch_size; k < std::min(n, (step + 1) * batch_size); ++k)
-        samples.push_back(augment(train.get(static_cast<size_t>(order[static_cast<size_t>(k)])), options.augment(), rng));
-      const auto batch = collate(samples);
-      const auto targets = batch.masks.to(options.device());
-      lr = scheduled_lr(options.optimizer(), static_cast<double>(epoch * steps_per_epoch + step) / static_cast<double>(total_steps));
-      set_lr(optimizer, options.optimizer(), lr);
-      if (!(targets != kIgnoreLabel).any().item<bool>()) continue;  // nothing to learn from (all void)
-      const auto logits = net.forward(normalized_batch(model, batch, train.dir()).to(options.device()));
-      const auto loss = segmentation_loss(logits, targets, options.class_weights(), options.reduction());
-      const double value = loss.item<double>();
-      if (!std::isfinite(value))
-        fail(run_dir, "training diverged: loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
-                          std::to_string(step + 1) + " (lr " + std::to_string(lr) +
-                          "); the last good checkpoint is kept in checkpoint.pt; lower --lr");
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      loss_sum += value;
-      ++loss_count;
-      pixels += static_cast<double>(targets.numel());
-      char status[96];
-      std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s", loss_sum / static_cast<double>(loss_count),
-                    pixels / std::max(progress.seconds(), 1e-9));
-      progress.update(step + 1, status);
+      end_epoch(epoch, stats, progress);
     }
-    at.step = 0;
-    at.epoch = epoch + 1;
-    nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", loss_count > 0 ? loss_sum / static_cast<double>(loss_count) : 0.0},
-                           {"lr", lr}};
-    const bool validate_now = val != nullptr && ((epoch + 1) % std::max<int64_t>(1, options.val_every()) == 0 || epoch + 1 == options.epochs());
-    if (validate_now) {
-      const auto metrics = evaluate(model, *val, options.device()).metrics();
-      result.last_val = metrics;
-      line["val"] = {{"pixel_acc", metrics.pixel_acc}, {"mean_acc", metrics.mean_acc}, {"mean_iu", metrics.mean_iu}, {"fw_iu", metrics.fw_iu}};
-      if (metrics.mean_iu > at.best_mean_iu) {
-        at.best_mean_iu = metrics.mean_iu;
-        at.best_epoch = epoch + 1;
-        save_model(run_dir + "/best.fcn", model);
+    // Without validation (or before any ran), the final model is the best there is.
+    if (val_ == nullptr || !fs::exists(dir() + "/best.fcn")) save_model(dir() + "/best.fcn", model_);
+    result_.epochs_done = options_.epochs();
+    result_.best_mean_iu = at_.best_mean_iu;
+    result_.best_epoch = at_.best_epoch;
+    result_.seconds = at_.seconds;
+    return result_;
+  }
+
+ private:
+  const std::string& dir() const { return options_.run_dir(); }
+  double elapsed() const {
+    return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+
+  // Ctrl-C or the step limit: a checkpoint at exactly this step, which --resume continues from.
+  TrainResult interrupted(int64_t epoch, int64_t step, bool step_limit) {
+    at_.epoch = epoch;
+    at_.step = step;
+    at_.seconds = elapsed();
+    save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
+    InterruptGuard::clear();
+    if (!options_.quiet())
+      std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
+                   step_limit ? "step limit reached" : "interrupted", static_cast<long>(epoch), static_cast<long>(step), dir().c_str(),
+                   dir().c_str());
+    result_.interrupted = true;
+    result_.epochs_done = epoch;
+    result_.seconds = at_.seconds;
+    return result_;
+  }
+
+  // One optimiser step on batch `step` of the epoch's order; randomness keyed by (seed, epoch, step).
+  void train_step(int64_t epoch, int64_t step, const std::vector<int64_t>& order, EpochStats& stats) {
+    const uint64_t key = mix(options_.seed(), epoch, step);
+    torch::manual_seed(key);
+    std::mt19937_64 rng(key ^ 0x5bd1e995u);
+    std::vector<Sample> samples;
+    for (int64_t k = step * batch_size_; k < std::min(n_, (step + 1) * batch_size_); ++k)
+      samples.push_back(augment(train_.get(static_cast<size_t>(order[static_cast<size_t>(k)])), options_.augment(), rng));
+    const auto batch = collate(samples);
+    const auto targets = batch.masks.to(options_.device());
+    const double progress = static_cast<double>(epoch * steps_per_epoch_ + step) / static_cast<double>(steps_per_epoch_ * options_.epochs());
+    stats.lr = scheduled_lr(options_.optimizer(), progress);
+    set_lr(optimizer_, options_.optimizer(), stats.lr);
+    if (!(targets != kIgnoreLabel).any().item<bool>()) return;  // nothing to learn from (all void)
+    const auto logits = model_.net->forward(model_input(model_, batch.images, train_.dir()).to(options_.device()));
+    const auto loss = segmentation_loss(logits, targets, options_.class_weights(), options_.reduction());
+    const double value = loss.item<double>();
+    if (!std::isfinite(value))
+      fail(dir(), "training diverged: loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
+                      std::to_string(step + 1) + " (lr " + std::to_string(stats.lr) +
+                      "); the last good checkpoint is kept in checkpoint.pt; lower OptimizerOptions.lr");
+    optimizer_.zero_grad();
+    loss.backward();
+    optimizer_.step();
+    stats.loss_sum += value;
+    ++stats.steps;
+    stats.pixels += static_cast<double>(targets.numel());
+  }
+
+  // Validation (through the Predictor, as fcn eval does), snapshots, checkpoint and the metrics line.
+  void end_epoch(int64_t epoch, const EpochStats& stats, Progress& progress) {
+    at_.step = 0;
+    at_.epoch = epoch + 1;
+    nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", stats.mean_loss()}, {"lr", stats.lr}};
+    const bool validate = val_ != nullptr && ((epoch + 1) % std::max<int64_t>(1, options_.val_every()) == 0 || epoch + 1 == options_.epochs());
+    if (validate) {
+      PredictOptions as_is;
+      as_is.channels_last = false;  // the weights stay in the layout training uses
+      const auto m = evaluate(model_, *val_, as_is, options_.device()).metrics();
+      result_.last_val = m;
+      line["val"] = {{"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu}, {"fw_iu", m.fw_iu}};
+      if (m.mean_iu > at_.best_mean_iu) {
+        at_.best_mean_iu = m.mean_iu;
+        at_.best_epoch = epoch + 1;
+        save_model(dir() + "/best.fcn", model_);
       }
     }
-    at.seconds = elapsed();
-    line["seconds"] = at.seconds;
-    save_model(run_dir + "/last.fcn", model);
-    save_checkpoint(run_dir + "/checkpoint.pt", model, optimizer, at);
-    std::ofstream(run_dir + "/metrics.jsonl", std::ios::app) << line.dump() << "\n";
+    at_.seconds = elapsed();
+    line["seconds"] = at_.seconds;
+    save_model(dir() + "/last.fcn", model_);
+    save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
+    std::ofstream(dir() + "/metrics.jsonl", std::ios::app) << line.dump() << "\n";
     char status[128];
-    std::snprintf(status, sizeof status, "loss %.4f%s", line["train_loss"].get<double>(),
-                  validate_now ? (", val mean IU " + std::to_string(result.last_val.mean_iu)).c_str() : "");
+    std::snprintf(status, sizeof status, "loss %.4f%s", stats.mean_loss(),
+                  validate ? (", val mean IU " + std::to_string(result_.last_val.mean_iu)).c_str() : "");
     progress.finish(status);
   }
-  // Without validation (or before any ran), the final model is the best there is.
-  if (val == nullptr || !fs::exists(run_dir + "/best.fcn")) save_model(run_dir + "/best.fcn", model);
-  result.epochs_done = options.epochs();
-  result.best_mean_iu = at.best_mean_iu;
-  result.best_epoch = at.best_epoch;
-  result.seconds = at.seconds;
-  return result;
-}
+
+  Model& model_;
+  const SegmentationDataset& train_;
+  const SegmentationDataset* val_;
+  const TrainOptions& options_;
+  torch::optim::Optimizer& optimizer_;
+  RunPosition at_;
+  const int64_t n_, batch_size_, steps_per_epoch_;
+  const double seconds_before_;  // of the earlier invocations of this run
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int64_t steps_this_run_ = 0;
+  TrainResult result_;
+};
 
 void prepare_run_dir(const std::string& run_dir) {
-  if (run_dir.empty()) fail("--out", "a run folder is needed");
+  if (run_dir.empty()) fail("TrainOptions.run_dir", "a run folder is needed");
   std::error_code error;
   fs::create_directories(run_dir, error);
   if (error || !fs::is_directory(run_dir)) fail(run_dir, "cannot create the run folder: " + error.message());
@@ -178,90 +187,31 @@ void prepare_run_dir(const std::string& run_dir) {
 
 }  // namespace
 
-std::string checkpoint_path(const std::string& run_or_checkpoint) {
-  const std::string path = fs::is_directory(run_or_checkpoint) ? run_or_checkpoint + "/checkpoint.pt" : run_or_checkpoint;
-  if (!fs::exists(path)) fail(path, "no checkpoint here (a run folder holds checkpoint.pt after its first epoch)");
-  return path;
-}
-
 TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
                                const TrainOptions& options) {
   prepare_run_dir(options.run_dir());
-  if (options.epochs() < 1) fail("--epochs", "must be at least 1");
-  if (options.batch_size() < 1) fail("--batch", "must be at least 1");
+  if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
+  if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
   std::error_code ignored;
   fs::remove(options.run_dir() + "/metrics.jsonl", ignored);  // a fresh run starts a fresh log
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
-  return run(model, train, val, options, *optimizer, Position{});
+  return Run(model, train, val, options, *optimizer, RunPosition{}).all_epochs();
 }
 
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
                                 const SegmentationDataset* val, const TrainOptions& options) {
   const auto path = checkpoint_path(checkpoint);
   torch::serialize::InputArchive archive;
-  Position at;
-  try {
-    archive.load_from(path);
-    c10::IValue value;
-    archive.read("format", value);
-    if (!value.isString() || value.toStringRef() != "fcn-checkpoint") fail(path, "not an fcn checkpoint");
-    archive.read("model_config", value);
-    model.net = build_net(nlohmann::json::parse(value.toStringRef()), path);
-    archive.read("model_meta", value);
-    model.meta = meta_from_json(nlohmann::json::parse(value.toStringRef()), path);
-    torch::serialize::InputArchive weights;
-    archive.read("model", weights);
-    model.net->load(weights);
-    archive.read("epoch", value);
-    at.epoch = value.toInt();
-    archive.read("step", value);
-    at.step = value.toInt();
-    archive.read("best_mean_iu", value);
-    at.best_mean_iu = value.toDouble();
-    archive.read("best_epoch", value);
-    at.best_epoch = value.toInt();
-    archive.read("seconds", value);
-    at.seconds = value.toDouble();
-  } catch (const c10::Error& e) {
-    fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("checkpoint holds a bad model config: ") + e.what());
-  }
+  const RunPosition at = load_checkpoint(path, model, archive);
   prepare_run_dir(options.run_dir());
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
-  try {
-    torch::serialize::InputArchive state;
-    archive.read("optimizer", state);
-    optimizer->load(state);
-  } catch (const c10::Error& e) {
-    fail(path, "optimizer state does not match --optimizer " + options.optimizer().name() + ": " + first_line(e.what_without_backtrace()));
-  }
+  load_optimizer_state(path, archive, *optimizer);
   if (at.epoch >= options.epochs() && !options.quiet())
     std::fprintf(stderr, "%s: already trained %ld of %ld epochs; raise --epochs to continue\n", path.c_str(),
                  static_cast<long>(at.epoch), static_cast<long>(options.epochs()));
-  return run(model, train, val, options, *optimizer, at);
-}
-
-Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images) {
-  const size_t count = std::min(dataset.size(), max_images);
-  auto sum = torch::zeros({channels}, torch::kDouble), sum_sq = torch::zeros({channels}, torch::kDouble);
-  double pixels = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const auto image = adapt_channels(read_image(dataset.image_path(i)), channels, dataset.image_path(i)).to(torch::kDouble);
-    sum += image.sum({1, 2});
-    sum_sq += image.pow(2).sum({1, 2});
-    pixels += static_cast<double>(image.size(1) * image.size(2));
-  }
-  const auto mean = sum / pixels;
-  const auto std = (sum_sq / pixels - mean.pow(2)).clamp_min(1e-6).sqrt();
-  Normalization out;
-  for (int64_t c = 0; c < channels; ++c) {
-    out.mean.push_back(mean[c].item<double>());
-    out.std.push_back(std[c].item<double>());
-  }
-  return out;
+  return Run(model, train, val, options, *optimizer, at).all_epochs();
 }
 
 }  // namespace fcn

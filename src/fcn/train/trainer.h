@@ -14,7 +14,8 @@
 #include "fcn/data/dataset.h"
 #include "fcn/data/transforms.h"
 #include "fcn/eval/metrics.h"
-#include "fcn/models/config.h"
+#include "fcn/models/model.h"
+#include "fcn/train/checkpoint.h"
 #include "fcn/train/loss.h"
 #include "fcn/train/optimizer.h"
 
@@ -54,11 +55,5 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
 // the same as the first run; epochs may be raised to train longer). Returns the resumed model.
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
                                 const SegmentationDataset* val, const TrainOptions& options);
-
-// Per-channel mean/std of a split's images (up to `max_images`), for a model's normalisation.
-Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images = 500);
-
-// RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
-std::string checkpoint_path(const std::string& run_or_checkpoint);
 
 }  // namespace fcn

@@ -1,0 +1,145 @@
+#include "flags.h"
+
+#include <cstdio>
+#include <map>
+
+#include <torch/cuda.h>
+
+#include "fcn/util/error.h"
+
+namespace fcn::cli {
+namespace {
+
+// Library option -> the flag that sets it, in every verb that has it.
+const std::map<std::string, std::string>& option_flags() {
+  static const std::map<std::string, std::string> flags = {
+      {"NetRecipe.arch", "--arch"},
+      {"NetRecipe.classes", "--classes"},
+      {"NetRecipe.in_channels", "--in-channels"},
+      {"NetRecipe.fc_channels", "--fc-channels"},
+      {"NetRecipe.fc_kernel", "--fc-kernel"},
+      {"backbone", "--backbone"},
+      {"FCNOptions.geometry", "--geometry"},
+      {"UNetOptions.padding", "--padding"},
+      {"UNetOptions.upsample", "--upsample"},
+      {"PredictOptions.tile", "--tile"},
+      {"PredictOptions.overlap", "--overlap"},
+      {"PredictOptions.batch", "--batch"},
+      {"PredictOptions.resize", "--resize"},
+      {"TrainOptions.run_dir", "--out"},
+      {"TrainOptions.epochs", "--epochs"},
+      {"TrainOptions.batch_size", "--batch"},
+      {"TrainOptions.reduction", "--loss"},
+      {"TrainOptions.optimizer", "--optimizer"},
+      {"OptimizerOptions.name", "--optimizer"},
+      {"OptimizerOptions.schedule", "--schedule"},
+      {"OptimizerOptions.lr", "--lr"},
+      {"OptimizerOptions.weight_decay", "--weight-decay"},
+      {"PretrainOptions.epochs", "--epochs"},
+      {"PretrainOptions.batch_size", "--batch"},
+      {"FashionScenesOptions.size", "--size"},
+      {"FashionScenesOptions.train/val", "--train/--val"},
+      {"OnnxExportOptions.opset", "--opset"},
+      {"OnnxExportOptions.height/width", "--size"},
+      {"OnnxExportOptions.dynamic", "--dynamic"},
+      {"BenchOptions.mode", "--mode"},
+      {"BenchOptions.runs", "--runs"},
+      {"dtype", "--dtype"},
+      {"class", "--class"},
+  };
+  return flags;
+}
+
+}  // namespace
+
+void add_device_flag(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device, "cpu | cuda | cuda:N")->capture_default_str();
+}
+
+void add_dtype_flag(CLI::App* cmd, std::string& dtype) {
+  cmd->add_option("--dtype", dtype, "fp32 | bf16 (the net in bfloat16: CPUs with AVX512-BF16/AMX, GPUs)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
+void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what) {
+  cmd->add_option("--size", size, what + ": H or HxW (height x width)")->capture_default_str();
+}
+
+void add_threads_flag(CLI::App* cmd, std::vector<int>& threads, const std::string& default_text) {
+  cmd->add_option("--threads", threads, "intra-op threads, e.g. 2 (bench: counts to measure, e.g. 1,2); default: " + default_text)
+      ->delimiter(',');
+}
+
+void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys) {
+  cmd->add_flag("--json", json, keys.empty() ? "print a JSON summary" : "print JSON (" + keys + ")");
+}
+
+CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {
+  return cmd->add_option("--out", out, what);
+}
+
+void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
+  cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier")->capture_default_str();
+  cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)");
+  cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
+  cmd->add_option("--backbone", r.backbone, "FCN/classifier: vgg11|vgg13|vgg16|vgg19, optionally -wWIDTH (vgg16-w0.25)")
+      ->capture_default_str();
+  cmd->add_option("--geometry", r.geometry, "FCN: same | reference (the Caffe nets: pad 100 + crops)")->capture_default_str();
+  cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width)");
+  cmd->add_option("--fc-kernel", r.fc_kernel, "FCN: fc6 kernel, the classifier's k (VGG16 at 224: 7)")->capture_default_str();
+  cmd->add_flag("--frozen-upsampling", r.frozen_upsampling, "FCN: keep the bilinear upsampling fixed during training");
+  cmd->add_option("--input-size", r.input_size, "classifier: training input size (multiple of 32)")->capture_default_str();
+  cmd->add_option("--depth", r.depth, "U-Net: number of poolings")->capture_default_str();
+  cmd->add_option("--base-channels", r.base_channels, "U-Net: channels at full resolution")->capture_default_str();
+  cmd->add_option("--padding", r.padding, "U-Net: same | valid (the paper, output smaller)")->capture_default_str();
+  cmd->add_option("--upsample", r.upsample, "U-Net: transposed | bilinear")->capture_default_str();
+  cmd->add_flag("--batch-norm", r.batch_norm, "U-Net: batch norm after each conv");
+}
+
+torch::Device parse_device(const std::string& text) {
+  if (text == "cpu") return torch::kCPU;
+  if (text.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      fail("--device", "'" + text + "': no CUDA device is available to this LibTorch (build against a CUDA LibTorch on a GPU machine)");
+    try {
+      return torch::Device(text);
+    } catch (const c10::Error&) {
+    }
+  }
+  fail("--device", "'" + text + "' is not cpu, cuda or cuda:N");
+}
+
+std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag) {
+  int64_t h = 0, w = 0;
+  char extra = 0;
+  const int n = std::sscanf(text.c_str(), "%ldx%ld%c", &h, &w, &extra);
+  if (n == 1) w = h;
+  if ((n != 1 && n != 2) || h < 1 || w < 1 || h > 100000 || w > 100000)
+    fail(flag, "'" + text + "' is not a size like 500 or 375x500 (height x width)");
+  return {h, w};
+}
+
+void apply_threads(const std::vector<int>& threads) {
+  for (const int t : threads)
+    if (t < 1) fail("--threads", "thread counts must be >= 1, got " + std::to_string(t));
+  if (!threads.empty()) torch::set_num_threads(threads.back());
+}
+
+std::string flag_for(const std::string& subject) {
+  const auto& flags = option_flags();
+  const auto found = flags.find(subject);
+  return found == flags.end() ? subject : found->second;
+}
+
+std::string cli_message(const std::string& subject, const std::string& message) {
+  std::string text = message;
+  for (const auto& [option, flag] : option_flags()) {
+    if (option.find('.') == std::string::npos) continue;  // plain words ("class") stay words in prose
+    for (size_t at = text.find(option); at != std::string::npos; at = text.find(option, at + flag.size()))
+      text.replace(at, option.size(), flag);
+  }
+  return subject.empty() ? text : flag_for(subject) + ": " + text;
+}
+
+}  // namespace fcn::cli

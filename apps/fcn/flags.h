@@ -1,0 +1,47 @@
+// The flags the verbs share, each added by one function so a concept has one name, one help text
+// and one default everywhere (as llama.cpp's common/arg.cpp does), the parsers behind them, and
+// the map from library option names in fcn::Error subjects ("PredictOptions.overlap") to flags.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <torch/types.h>
+
+#include "fcn/models/registry.h"
+
+namespace fcn::cli {
+
+// --device cpu | cuda | cuda:N (default cpu).
+void add_device_flag(CLI::App* cmd, std::string& device);
+// --dtype fp32 | bf16 (default fp32).
+void add_dtype_flag(CLI::App* cmd, std::string& dtype);
+// --size H or HxW; `what` says what the size is for.
+void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what);
+// --threads N[,N...]: intra-op threads (bench measures each count; the others use the last).
+void add_threads_flag(CLI::App* cmd, std::vector<int>& threads, const std::string& default_text);
+// --json: print a JSON summary instead of text.
+void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys = "");
+// --out PATH; `what` says what is written.
+CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what);
+// The recipe of a fresh net (--arch, --classes, --in-channels, --backbone, --geometry,
+// --fc-channels, --fc-kernel, --frozen-upsampling, --input-size, --depth, --base-channels,
+// --padding, --upsample, --batch-norm), with NetRecipe's defaults, for init, train and bench.
+void add_recipe_flags(CLI::App* cmd, NetRecipe& recipe);
+
+// "cpu" | "cuda" | "cuda:N"; an error naming --device when CUDA is not available.
+torch::Device parse_device(const std::string& text);
+// "500" -> (500, 500); "375x500" -> (375, 500) as height x width. Throws fcn::Error naming `flag`.
+std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag);
+// Applies --threads to LibTorch (the last count; none given: LibTorch's default).
+void apply_threads(const std::vector<int>& threads);
+
+// The flag a library option is set by ("PredictOptions.overlap" -> "--overlap"); the subject
+// itself when no flag sets it.
+std::string flag_for(const std::string& subject);
+// The error as the CLI prints it: option names in the subject and the message become flags.
+std::string cli_message(const std::string& subject, const std::string& message);
+
+}  // namespace fcn::cli

@@ -1,0 +1,112 @@
+#include "fcn/bench/benchmark.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include <torch/torch.h>
+
+#include "fcn/models/layers.h"
+#include "fcn/train/loss.h"
+#include "fcn/util/dtype.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+void synchronize(torch::Device device) {
+  // A tiny read back: waits for queued device work without needing CUDA headers.
+  if (device.is_cuda()) torch::zeros({1}, torch::TensorOptions().device(device)).cpu();
+}
+
+template <typename F>
+double best_ms(F&& body, int repeats) {
+  double best = 1e300;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    best = std::min(best, elapsed_ms(start));
+  }
+  return best;
+}
+
+}  // namespace
+
+double Timing::median() const {
+  auto sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  return sorted.empty() ? 0.0 : sorted[sorted.size() / 2];
+}
+double Timing::min() const { return ms.empty() ? 0.0 : *std::min_element(ms.begin(), ms.end()); }
+double Timing::max() const { return ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end()); }
+
+torch::Tensor to_inference_input(const torch::Tensor& x, const BenchOptions& options) {
+  auto y = x.to(options.device, parse_dtype(options.dtype));
+  return options.channels_last ? y.contiguous(torch::MemoryFormat::ChannelsLast) : y.contiguous();
+}
+
+Timing time_net(NetImpl& net, const BenchOptions& options) {
+  if (options.mode != "infer" && options.mode != "train") fail("BenchOptions.mode", "'" + options.mode + "' is not one of infer, train");
+  if (options.runs < 1 || options.warmup < 0) fail("BenchOptions.runs", "needs at least one run");
+  const auto dtype = parse_dtype(options.dtype);
+  net.to(options.device, dtype);
+  if (options.channels_last) to_channels_last(net);
+  torch::manual_seed(0);
+  const auto input = to_inference_input(torch::rand({options.batch, net.in_channels(), options.height, options.width}), options);
+  Timing timing;
+  if (options.mode == "infer") {
+    c10::InferenceMode guard;
+    net.eval();
+    for (int64_t i = 0; i < options.warmup + options.runs; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      const auto logits = net.forward(input);
+      synchronize(options.device);
+      if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));
+    }
+    return timing;
+  }
+  net.train();
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(1e-4).momentum(0.9));
+  torch::Tensor labels;
+  for (int64_t i = 0; i < options.warmup + options.runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    sgd.zero_grad();
+    const auto logits = net.forward(input);
+    if (!labels.defined())
+      labels = torch::randint(0, net.num_classes(), {logits.size(0), logits.size(2), logits.size(3)},
+                              torch::TensorOptions().dtype(torch::kLong).device(options.device));
+    segmentation_loss(logits.to(torch::kFloat), labels).backward();
+    sgd.step();
+    synchronize(options.device);
+    if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));
+  }
+  return timing;
+}
+
+double sgemm_gflops() {
+  c10::InferenceMode guard;
+  const auto a = torch::rand({2048, 2048}), b = torch::rand({2048, 2048});
+  const double ms = best_ms([&] { torch::mm(a, b); }, 5);
+  return 2.0 * 2048.0 * 2048.0 * 2048.0 / (ms * 1e6);
+}
+
+double conv_gflops(torch::Dtype dtype) {
+  c10::InferenceMode guard;
+  const auto x = torch::rand({1, 256, 64, 64}).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = torch::rand({256, 256, 3, 3}).to(dtype);
+  const double ms = best_ms([&] { torch::conv2d(x, w, {}, 1, 1); }, 5);
+  return 2.0 * 64 * 64 * 256 * 256 * 9 / (ms * 1e6);
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+}  // namespace fcn

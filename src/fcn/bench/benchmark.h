@@ -1,0 +1,46 @@
+// Measuring speed honestly: repeated timed runs after warm-up (median and spread), the machine's
+// reachable peak measured in the same process (an SGEMM and a large 3x3 convolution through
+// oneDNN), and peak resident memory. `fcn bench` prints these beside its peers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "fcn/models/net.h"
+
+namespace fcn {
+
+struct BenchOptions {
+  std::string mode = "infer";  // infer | train (forward + loss + backward + SGD step)
+  std::string dtype = "fp32";  // fp32 | bf16 (weights and activations; CPUs with AVX512-BF16/AMX)
+  int64_t batch = 1, height = 500, width = 500;
+  int64_t warmup = 1, runs = 5;
+  bool channels_last = true;   // NHWC activations: oneDNN's fast layout on CPU
+  torch::Device device = torch::kCPU;
+};
+
+struct Timing {
+  std::vector<double> ms;  // per run (a run = one batch)
+  double median() const;
+  double min() const;
+  double max() const;
+};
+
+// Times `net` (converted in place to the options' dtype and device). Inference runs under
+// c10::InferenceMode. Train steps use random labels and SGD (momentum 0.9).
+Timing time_net(NetImpl& net, const BenchOptions& options);
+
+// GFLOP/s of a 2048^2 SGEMM and of a 3x3 256->256 convolution at 64^2 (channels-last, the given
+// dtype), each the best of a few runs: what this machine reaches through LibTorch.
+double sgemm_gflops();
+double conv_gflops(torch::Dtype dtype);
+
+// Peak resident memory of this process so far, MiB (getrusage).
+double peak_rss_mib();
+
+// The input layout and dtype time_net uses (the fast path for inference on CPU).
+torch::Tensor to_inference_input(const torch::Tensor& x, const BenchOptions& options);
+
+}  // namespace fcn

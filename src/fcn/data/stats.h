@@ -1,0 +1,38 @@
+// What a dataset holds, in numbers: per-class pixel counts, the class weights derived from them,
+// the input statistics a fresh model normalises with, and the one-pass check behind
+// `fcn data check` (every problem of every split, with the histogram of what could be read).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "fcn/data/dataset.h"
+#include "fcn/models/preprocess.h"
+
+namespace fcn {
+
+// Per-class pixel counts over a split (ignore excluded).
+torch::Tensor class_histogram(const SegmentationDataset& dataset);
+// Median frequency balancing (Eigen & Fergus): weight_c = median(freq) / freq_c; absent classes get 0.
+torch::Tensor median_frequency_weights(const torch::Tensor& histogram);
+// Per-channel mean/std of a split's images (up to `max_images`), for a fresh model's normalisation.
+Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images = 500);
+
+// What `fcn data check` reports: every problem (file + what is wrong), per-class pixel counts
+// and the weights median-frequency balancing would use.
+struct DatasetReport {
+  std::vector<std::string> splits;
+  std::vector<int64_t> split_sizes;
+  std::vector<std::string> errors;
+  std::vector<std::string> class_names;
+  torch::Tensor histogram;           // over every readable mask of every split
+  torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
+};
+// Reads every image and mask of every split (or just `split`) and collects all problems.
+DatasetReport check_dataset(const std::string& dir, const std::string& split = "",
+                            const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace fcn

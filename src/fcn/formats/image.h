@@ -1,0 +1,23 @@
+// Images in and out of the nets. PNG (8/16-bit gray, RGB, RGBA, palette) is read with libpng, so
+// the core needs no OpenCV; JPEG and the other formats go through OpenCV when built with it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+// C x H x W float32 in [0, 1], as stored (palette PNGs expanded to RGB). Errors name the file.
+torch::Tensor read_image(const std::string& path);
+// The file extensions list_images takes for images (lower case, with the dot).
+const std::vector<std::string>& image_extensions();
+bool has_image_extension(const std::string& path);  // by extension, case-insensitive
+
+// Image files named by `inputs`: files as given, folders by their image files (by extension,
+// sorted), glob patterns (*, ?, [...]) expanded. Throws fcn::Error naming an input that matches
+// nothing.
+std::vector<std::string> list_images(const std::vector<std::string>& inputs);
+
+}  // namespace fcn

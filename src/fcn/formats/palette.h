@@ -1,0 +1,16 @@
+// Colour tables for label maps: PASCAL VOC's colour map, which fcn uses for every model and dataset
+// that does not bring its own colours (class 0 black, 1 maroon, 2 green, ...).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+namespace fcn {
+
+// VOC's colour of label `index` (0..255; 255, the void label, is cream 224,224,192).
+std::array<uint8_t, 3> voc_color(int index);
+// The first `classes` VOC colours (repeating after 256).
+std::vector<std::array<uint8_t, 3>> voc_palette(int64_t classes);
+
+}  // namespace fcn

@@ -1,0 +1,39 @@
+// `Model`: a net with what a user needs to apply it (class names, palette, input normalisation,
+// training provenance). Model files (serialize/model_file.h) store exactly this, so loading needs
+// no flags from the run that made it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "fcn/models/net.h"
+#include "fcn/models/preprocess.h"
+
+namespace fcn {
+
+struct ModelMeta {
+  std::vector<std::string> class_names;
+  std::vector<std::array<uint8_t, 3>> palette;  // RGB per class
+  Normalization normalization;
+  std::string training = "{}";  // JSON provenance: data, epochs, seed, train seconds, ...
+};
+
+struct Model {
+  std::shared_ptr<NetImpl> net;
+  ModelMeta meta;
+};
+
+nlohmann::json meta_to_json(const ModelMeta& meta);
+ModelMeta meta_from_json(const nlohmann::json& json, const std::string& context);
+// class_0.. names, the PASCAL VOC palette, ImageNet statistics for 3 channels, 0.5/0.5 otherwise.
+ModelMeta default_meta(int64_t num_classes, int64_t in_channels);
+
+// An image (C x H x W in [0, 1], any channel count) as this model's net input: 1 x C x H x W.
+torch::Tensor model_input(const Model& model, const torch::Tensor& image, const std::string& source);
+
+}  // namespace fcn

@@ -1,0 +1,47 @@
+#include "fcn/models/preprocess.h"
+
+#include <torch/torch.h>
+
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source) {
+  const int64_t have = image.size(-3);
+  if (have == channels) return image;
+  if (channels == 3 && have == 1) {
+    auto shape = image.sizes().vec();
+    shape[shape.size() - 3] = 3;
+    return image.expand(shape).contiguous();
+  }
+  if (channels == 3 && have == 4) return image.narrow(-3, 0, 3);
+  if (channels == 1 && (have == 3 || have == 4)) {
+    const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}, image.options()).view({3, 1, 1});
+    return (image.narrow(-3, 0, 3) * weights).sum(-3, true);
+  }
+  if (channels == 1 && have == 2) return image.narrow(-3, 0, 1);  // gray + alpha
+  fail(source, "image has " + std::to_string(have) + " channels, the model expects " + std::to_string(channels));
+}
+
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization) {
+  const int64_t channels = image.size(-3);
+  TORCH_CHECK(static_cast<int64_t>(normalization.mean.size()) == channels &&
+                  static_cast<int64_t>(normalization.std.size()) == channels,
+              "normalize: ", channels, " channels vs ", normalization.mean.size(), " means");
+  std::vector<int64_t> shape(image.dim(), 1);
+  shape[image.dim() - 3] = channels;
+  const auto options = torch::TensorOptions().dtype(image.scalar_type()).device(image.device());
+  const auto mean = torch::tensor(normalization.mean, torch::kDouble).to(options).view(shape);
+  const auto std = torch::tensor(normalization.std, torch::kDouble).to(options).view(shape);
+  return (image - mean) / std;
+}
+
+torch::Tensor preprocess(const torch::Tensor& image, int64_t channels, const Normalization& normalization,
+                         const std::string& source) {
+  if (!image.defined() || (image.dim() != 3 && image.dim() != 4)) fail(source, "image must be C x H x W or N x C x H x W");
+  if (image.size(-1) == 0 || image.size(-2) == 0) fail(source, "image is empty (0 pixels)");
+  auto x = normalize(adapt_channels(image.to(torch::kFloat), channels, source), normalization);
+  return image.dim() == 3 ? x.unsqueeze(0) : x;
+}
+
+}  // namespace fcn

@@ -1,0 +1,31 @@
+// The one way pixels become a net's input, used by inference, evaluation, training and
+// pretraining alike: channels adapted to the net (gray replicated, alpha dropped, colour to
+// luminance), then the model's per-channel normalisation (x - mean) / std.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+// Per-channel input normalisation on [0, 1] pixel values: (x - mean) / std.
+struct Normalization {
+  std::vector<double> mean, std;
+};
+
+// C x H x W or N x C x H x W in [0, 1] -> the same with `channels` channels. Gray -> RGB by
+// replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601), gray+alpha -> gray.
+// fcn::Error naming `source` for any other combination.
+torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source);
+
+// (x - mean) / std per channel (dimension -3).
+torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization);
+
+// adapt_channels + normalize; a C x H x W image gains a batch dimension: N x channels x H x W,
+// float32, ready for the net. Errors (empty image, channel counts) name `source`.
+torch::Tensor preprocess(const torch::Tensor& image, int64_t channels, const Normalization& normalization,
+                         const std::string& source);
+
+}  // namespace fcn

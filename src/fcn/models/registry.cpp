@@ -1,0 +1,108 @@
+#include "fcn/models/registry.h"
+
+#include <cmath>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/models/classifier.h"
+#include "fcn/models/convolutionalize.h"
+#include "fcn/models/fcn.h"
+#include "fcn/models/unet.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+using nlohmann::json;
+using Factory = std::shared_ptr<NetImpl> (*)(const json&);
+
+// The registry: one line per architecture.
+const std::vector<std::pair<std::string, Factory>>& registered() {
+  static const std::vector<std::pair<std::string, Factory>> table = {
+      {"classifier", &ClassifierImpl::from_config},
+      {"conv-classifier", &ConvClassifierImpl::from_config},
+      {"fcn", &FCNImpl::from_config},
+      {"unet", &UNetImpl::from_config},
+  };
+  return table;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+}  // namespace
+
+int64_t fcn_stride(const std::string& arch) {
+  if (arch == "fcn32s") return 32;
+  if (arch == "fcn16s") return 16;
+  if (arch == "fcn8s") return 8;
+  return 0;
+}
+
+json net_config(const NetImpl& net) {
+  auto config = net.config();
+  config["arch"] = net.arch();
+  return config;
+}
+
+std::vector<std::string> architectures() {
+  std::vector<std::string> names;
+  for (const auto& entry : registered()) names.push_back(entry.first);
+  return names;
+}
+
+std::shared_ptr<NetImpl> build_net(const json& config, const std::string& context) {
+  try {
+    const auto arch = config.at("arch").get<std::string>();
+    for (const auto& [name, factory] : registered())
+      if (name == arch) return factory(config);
+    fail(context, "unknown arch '" + arch + "' (known: " + joined(architectures()) + ")");
+  } catch (const json::exception& e) {
+    fail(context, std::string("bad model config: ") + e.what());
+  } catch (const Error& e) {
+    if (e.subject() == context) throw;
+    fail(context, e.what());
+  }
+}
+
+std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
+  if (recipe.in_channels < 1) fail("NetRecipe.in_channels", "must be positive, got " + std::to_string(recipe.in_channels));
+  if (recipe.classes < 0) fail("NetRecipe.classes", "must be positive, got " + std::to_string(recipe.classes));
+  const auto classes_or = [&](int64_t usual) { return recipe.classes > 0 ? recipe.classes : usual; };
+  if (recipe.arch == "unet") {
+    return std::make_shared<UNetImpl>(UNetOptions()
+                                          .depth(recipe.depth)
+                                          .base_channels(recipe.base_channels)
+                                          .in_channels(recipe.in_channels)
+                                          .num_classes(classes_or(2))
+                                          .padding(parse_padding(recipe.padding))
+                                          .upsample(parse_upsample(recipe.upsample))
+                                          .batch_norm(recipe.batch_norm));
+  }
+  const int64_t stride = fcn_stride(recipe.arch);
+  if (stride == 0 && recipe.arch != "classifier")
+    fail("NetRecipe.arch", "'" + recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, classifier");
+  const auto vgg = parse_backbone(recipe.backbone).in_channels(recipe.in_channels);
+  if (recipe.fc_channels < 0) fail("NetRecipe.fc_channels", "must be positive (or 0 for 4096 x backbone width)");
+  const int64_t fc = recipe.fc_channels > 0 ? recipe.fc_channels : std::max<int64_t>(1, std::llround(4096 * vgg.width()));
+  if (stride == 0) {
+    return std::make_shared<ClassifierImpl>(
+        ClassifierOptions().backbone(vgg).input_size(recipe.input_size).fc_channels(fc).num_classes(classes_or(1000)));
+  }
+  if (recipe.fc_kernel < 1) fail("NetRecipe.fc_kernel", "must be at least 1, got " + std::to_string(recipe.fc_kernel));
+  return std::make_shared<FCNImpl>(FCNOptions()
+                                       .stride(stride)
+                                       .num_classes(classes_or(21))
+                                       .backbone(vgg)
+                                       .geometry(parse_geometry(recipe.geometry))
+                                       .fc_channels(fc)
+                                       .fc_kernel(recipe.fc_kernel)
+                                       .learnable_upsampling(!recipe.frozen_upsampling));
+}
+
+}  // namespace fcn

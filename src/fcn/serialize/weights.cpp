@@ -1,0 +1,172 @@
+#include "fcn/serialize/weights.h"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+std::string shape_string(torch::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << sizes;
+  return out.str();
+}
+
+torch::ScalarType safetensors_dtype(const std::string& name, const std::string& path, const std::string& key) {
+  static const std::map<std::string, torch::ScalarType> kTypes = {
+      {"F32", torch::kFloat}, {"F64", torch::kDouble}, {"F16", torch::kHalf}, {"BF16", torch::kBFloat16},
+      {"I64", torch::kLong},  {"I32", torch::kInt},    {"I16", torch::kShort}, {"I8", torch::kChar},
+      {"U8", torch::kByte},   {"BOOL", torch::kBool}};
+  const auto it = kTypes.find(name);
+  if (it == kTypes.end()) fail(path, "tensor '" + key + "' has unsupported dtype " + name);
+  return it->second;
+}
+
+}  // namespace
+
+StateDict read_safetensors(const std::string& path) {
+  const auto bytes = read_file(path);
+  if (bytes.size() < 8) fail(path, "too short for a safetensors file (truncated?)");
+  uint64_t header_size = 0;
+  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  if (header_size > bytes.size() - 8) fail(path, "safetensors header runs past the end of the file (truncated?)");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("safetensors header is not valid JSON: ") + e.what());
+  }
+  const size_t data_start = 8 + header_size;
+  const size_t data_size = bytes.size() - data_start;
+  // safetensors keeps no order; the header's keys sort, which is as good as any.
+  StateDict out;
+  for (const auto& [key, info] : header.items()) {
+    if (key == "__metadata__") continue;
+    try {
+      const auto dtype = safetensors_dtype(info.at("dtype").get<std::string>(), path, key);
+      const auto shape = info.at("shape").get<std::vector<int64_t>>();
+      const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
+      auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+      const uint64_t need = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
+      if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size || offsets[1] - offsets[0] != need)
+        fail(path, "tensor '" + key + "' has data offsets that do not fit its shape or the file (truncated?)");
+      if (need > 0) std::memcpy(tensor.data_ptr(), bytes.data() + data_start + offsets[0], need);
+      out.emplace_back(key, tensor);
+    } catch (const nlohmann::json::exception& e) {
+      fail(path, "tensor '" + key + "' has a malformed header entry: " + e.what());
+    }
+  }
+  return out;
+}
+
+StateDict read_state_dict(const std::string& path) {
+  const auto head = [&] {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(path, "cannot open");
+    char buffer[9] = {};
+    in.read(buffer, 9);
+    return std::string(buffer, static_cast<size_t>(in.gcount()));
+  }();
+  if (head.size() >= 4 && head.compare(0, 4, "PK\x03\x04") == 0) return read_torch_archive(path);
+  if (head.size() == 9 && head[8] == '{') return read_safetensors(path);
+  if (!head.empty() && static_cast<unsigned char>(head[0]) == 0x80)
+    fail(path, "legacy (pre-1.6) PyTorch format; re-save it with torch.save(sd, f, _use_new_zipfile_serialization=True)");
+  fail(path, "neither a PyTorch .pth archive nor a safetensors file");
+}
+
+void write_torch_state_dict(const std::string& path, const StateDict& weights) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, tensor] : weights) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+  write_file_atomic(path, torch::pickle_save(dict));
+}
+
+StateDict state_dict(const torch::nn::Module& module) {
+  StateDict out;
+  for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void load_state_dict(torch::nn::Module& module, const StateDict& weights, const std::string& source) {
+  std::map<std::string, torch::Tensor> given(weights.begin(), weights.end());
+  std::set<std::string> used;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : state_dict(module)) {
+    const auto it = given.find(name);
+    if (it == given.end()) fail(source, "missing key '" + name + "' of shape " + shape_string(target.sizes()));
+    if (it->second.sizes() != target.sizes())
+      fail(source, "key '" + name + "' has shape " + shape_string(it->second.sizes()) + ", expected " +
+                       shape_string(target.sizes()));
+    if (!it->second.is_floating_point() && target.is_floating_point())
+      fail(source, "key '" + name + "' holds " + c10::toString(it->second.scalar_type()) + ", expected floating point");
+    target.copy_(it->second);
+    used.insert(name);
+  }
+  for (const auto& [name, tensor] : weights)
+    if (!used.count(name)) fail(source, "unexpected key '" + name + "' (not a parameter of this net)");
+}
+
+Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth) {
+  std::map<std::string, torch::Tensor> given(weights.begin(), weights.end());
+  auto get = [&](const std::string& key) -> const torch::Tensor& {
+    const auto it = given.find(key);
+    if (it == given.end()) fail(source, "missing key '" + key + "' (torchvision vgg" + std::to_string(depth) + ")");
+    return it->second;
+  };
+  auto dims = [&](const std::string& key, int64_t dim) {
+    const auto& t = get(key);
+    if (t.dim() != dim) fail(source, "key '" + key + "' has shape " + shape_string(t.sizes()) + ", expected " + std::to_string(dim) + " dimensions");
+    return t.sizes();
+  };
+  // Read the variant off the shapes, then let the strict copy check every other key.
+  const auto first = dims("features.0.weight", 4);
+  const auto fc6 = dims("classifier.0.weight", 2);
+  const auto fc8 = dims("classifier.6.weight", 2);
+  auto backbone = VGGOptions().depth(depth).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
+  const int64_t c5 = VGG(backbone)->channels(5);
+  const auto k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(fc6[1]) / static_cast<double>(c5))));
+  if (k < 1 || k * k * c5 != fc6[1])
+    fail(source, "key 'classifier.0.weight' has " + std::to_string(fc6[1]) + " inputs, not " + std::to_string(c5) +
+                     " x k x k for any k (pool5 has " + std::to_string(c5) + " channels)");
+  Classifier net(ClassifierOptions().backbone(backbone).input_size(32 * k).fc_channels(fc6[0]).num_classes(fc8[0]));
+
+  StateDict renamed;
+  std::set<std::string> known;
+  const auto params = net->named_parameters();
+  auto take = [&](const std::string& from, const std::string& to) {
+    const auto& tensor = get(from);
+    const auto& expected = params[to];
+    if (tensor.sizes() != expected.sizes())
+      fail(source, "key '" + from + "' has shape " + shape_string(tensor.sizes()) + ", expected " +
+                       shape_string(expected.sizes()) + " (" + to + ")");
+    renamed.emplace_back(to, tensor);
+    known.insert(from);
+  };
+  for (const auto& conv : net->backbone->convs()) {
+    const std::string index = "features." + std::to_string(conv.torchvision_index);
+    take(index + ".weight", "backbone." + conv.name + ".weight");
+    take(index + ".bias", "backbone." + conv.name + ".bias");
+  }
+  const std::pair<const char*, const char*> dense[] = {{"classifier.0", "fc6"}, {"classifier.3", "fc7"}, {"classifier.6", "fc8"}};
+  for (const auto& [from, to] : dense) {
+    take(std::string(from) + ".weight", std::string(to) + ".weight");
+    take(std::string(from) + ".bias", std::string(to) + ".bias");
+  }
+  for (const auto& [name, tensor] : weights)
+    if (!known.count(name))
+      fail(source, "unexpected key '" + name + "' (not part of torchvision vgg" + std::to_string(depth) + ")");
+  load_state_dict(*net, renamed, source);
+  return net;
+}
+
+}  // namespace fcn

@@ -1,0 +1,30 @@
+// Weight files and weight import: PyTorch archives (.pth/.pt from torch.save) and safetensors,
+// read into name -> tensor state dicts and copied into nets by name, strictly: a missing key, an
+// unexpected key or a shape mismatch is an fcn::Error naming the file and the key.
+#pragma once
+
+#include <string>
+
+#include <torch/nn/module.h>
+
+#include "fcn/formats/torch_archive.h"
+#include "fcn/models/classifier.h"
+
+namespace fcn {
+
+// Reads .pth/.pt (zip) or .safetensors, told apart by content, not by extension.
+StateDict read_state_dict(const std::string& path);
+StateDict read_safetensors(const std::string& path);
+// Writes a state dict PyTorch reads back with torch.load (a plain dict of tensors). Atomic.
+void write_torch_state_dict(const std::string& path, const StateDict& weights);
+
+// Parameters and buffers of a module, by their registered names.
+StateDict state_dict(const torch::nn::Module& module);
+// Strict copy by name; `source` names the file in errors.
+void load_state_dict(torch::nn::Module& module, const StateDict& weights, const std::string& source);
+
+// torchvision vgg{11,13,16,19} (features.N.*, classifier.{0,3,6}.*) -> Classifier. Width,
+// input channels, fc size, class count and the fc6 window k are read off the tensor shapes.
+Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth = 16);
+
+}  // namespace fcn

@@ -1,0 +1,85 @@
+#include "fcn/train/checkpoint.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/models/registry.h"
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at) {
+  torch::serialize::OutputArchive archive, weights, optimizer_state;
+  archive.write("format", c10::IValue(std::string("fcn-checkpoint")));
+  archive.write("model_config", c10::IValue(net_config(*model.net).dump()));
+  archive.write("model_meta", c10::IValue(meta_to_json(model.meta).dump()));
+  model.net->save(weights);
+  archive.write("model", weights);
+  optimizer.save(optimizer_state);
+  archive.write("optimizer", optimizer_state);
+  archive.write("epoch", c10::IValue(at.epoch));
+  archive.write("step", c10::IValue(at.step));
+  archive.write("best_mean_iu", c10::IValue(at.best_mean_iu));
+  archive.write("best_epoch", c10::IValue(at.best_epoch));
+  archive.write("seconds", c10::IValue(at.seconds));
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const auto text = bytes.str();
+  write_file_atomic(path, text.data(), text.size());
+}
+
+RunPosition load_checkpoint(const std::string& path, Model& model, torch::serialize::InputArchive& archive) {
+  RunPosition at;
+  try {
+    archive.load_from(path);
+    c10::IValue value;
+    archive.read("format", value);
+    if (!value.isString() || value.toStringRef() != "fcn-checkpoint") fail(path, "not an fcn checkpoint");
+    archive.read("model_config", value);
+    model.net = build_net(nlohmann::json::parse(value.toStringRef()), path);
+    archive.read("model_meta", value);
+    model.meta = meta_from_json(nlohmann::json::parse(value.toStringRef()), path);
+    torch::serialize::InputArchive weights;
+    archive.read("model", weights);
+    model.net->load(weights);
+    archive.read("epoch", value);
+    at.epoch = value.toInt();
+    archive.read("step", value);
+    at.step = value.toInt();
+    archive.read("best_mean_iu", value);
+    at.best_mean_iu = value.toDouble();
+    archive.read("best_epoch", value);
+    at.best_epoch = value.toInt();
+    archive.read("seconds", value);
+    at.seconds = value.toDouble();
+  } catch (const c10::Error& e) {
+    fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("checkpoint holds a bad model config: ") + e.what());
+  }
+  return at;
+}
+
+void load_optimizer_state(const std::string& path, torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer) {
+  try {
+    torch::serialize::InputArchive state;
+    archive.read("optimizer", state);
+    optimizer.load(state);
+  } catch (const c10::Error& e) {
+    fail(path, "optimizer state does not match the optimizer of this run (TrainOptions.optimizer): " +
+                   first_line(e.what_without_backtrace()));
+  }
+}
+
+std::string checkpoint_path(const std::string& run_or_checkpoint) {
+  namespace fs = std::filesystem;
+  const std::string path = fs::is_directory(run_or_checkpoint) ? run_or_checkpoint + "/checkpoint.pt" : run_or_checkpoint;
+  if (!fs::exists(path)) fail(path, "no checkpoint here (a run folder holds checkpoint.pt after its first epoch)");
+  return path;
+}
+
+}  // namespace fcn

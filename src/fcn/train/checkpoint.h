@@ -1,0 +1,34 @@
+// Training checkpoints: one self-contained file (model config, metadata and weights, optimiser
+// state, and where the run stands), written atomically, so an interrupted run continues exactly.
+#pragma once
+
+#include <string>
+
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/input-archive.h>
+
+#include "fcn/models/model.h"
+
+namespace fcn {
+
+// Where a run stands: what the checkpoint stores besides weights and optimiser state.
+struct RunPosition {
+  int64_t epoch = 0;  // completed epochs
+  int64_t step = 0;   // completed steps of the current epoch
+  double best_mean_iu = -1;
+  int64_t best_epoch = 0;
+  double seconds = 0;  // training time so far, over every invocation
+};
+
+void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at);
+
+// Rebuilds `model` (config, metadata, weights) from the checkpoint at `path` and returns the
+// position; `archive` keeps the file open for load_optimizer_state. fcn::Error names the file.
+RunPosition load_checkpoint(const std::string& path, Model& model, torch::serialize::InputArchive& archive);
+// The optimiser state stored beside the model; an error names the file when it does not fit.
+void load_optimizer_state(const std::string& path, torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer);
+
+// RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
+std::string checkpoint_path(const std::string& run_or_checkpoint);
+
+}  // namespace fcn

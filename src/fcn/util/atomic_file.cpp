@@ -1,0 +1,44 @@
+#include "fcn/util/atomic_file.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "fcn/util/error.h"
+
+namespace fcn {
+
+std::vector<char> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  const auto size = in.tellg();
+  if (size < 0) fail(path, "cannot read (is it a folder?)");
+  std::vector<char> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(bytes.data(), size)) fail(path, "read failed");
+  return bytes;
+}
+
+void write_file_atomic(const std::string& path, const char* data, size_t size) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(path, std::string("cannot write: ") + std::strerror(errno));
+    out.write(data, static_cast<std::streamsize>(size));
+    out.flush();
+    if (!out) {
+      std::remove(temp.c_str());
+      fail(path, "write failed (disk full?)");
+    }
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(temp.c_str());
+    fail(path, "cannot rename the temporary file into place: " + why);
+  }
+}
+
+}  // namespace fcn

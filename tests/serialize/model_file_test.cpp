@@ -1,0 +1,70 @@
+// Model files: every architecture round-trips with identical outputs and metadata; broken
+// files are one-line errors naming the file (acceptance 7).
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/models/classifier.h"
+#include "fcn/models/fcn.h"
+#include "fcn/models/registry.h"
+#include "fcn/models/unet.h"
+#include "fcn/serialize/model_file.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+std::vector<std::shared_ptr<NetImpl>> every_arch() {
+  const auto vgg = VGGOptions().width(0.125);
+  return {std::make_shared<ClassifierImpl>(ClassifierOptions().backbone(vgg).input_size(64).fc_channels(8).num_classes(3)),
+          std::make_shared<ConvClassifierImpl>(ClassifierOptions().backbone(vgg).input_size(64).fc_channels(8).num_classes(3)),
+          std::make_shared<FCNImpl>(FCNOptions().stride(8).backbone(vgg).geometry(Geometry::kReference).fc_channels(8).num_classes(3)),
+          std::make_shared<FCNImpl>(FCNOptions().stride(16).backbone(vgg).fc_channels(8).num_classes(3).learnable_upsampling(false)),
+          std::make_shared<UNetImpl>(UNetOptions().depth(2).base_channels(4).batch_norm(true).padding(Padding::kValid))};
+}
+
+TEST(ModelFile, EveryArchRoundTrips) {
+  const std::string path = test::temp_dir() + "/model.fcn";
+  for (auto& net : every_arch()) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.normal_();
+    net->eval();
+    Model model{net, default_meta(net->num_classes(), net->in_channels())};
+    model.meta.class_names[1] = "cat";
+    save_model(path, model);
+    const auto loaded = load_model(path);
+    EXPECT_EQ(loaded.net->arch(), net->arch());
+    EXPECT_EQ(net_config(*loaded.net), net_config(*net));
+    EXPECT_EQ(loaded.meta.class_names[1], "cat");
+    EXPECT_EQ(loaded.meta.palette[1], (std::array<uint8_t, 3>{128, 0, 0}));  // VOC: class 1 is maroon
+    const auto x = torch::randn({1, 3, 92, 92});
+    EXPECT_TRUE(torch::equal(loaded.net->forward(x), net->forward(x))) << net->arch();
+  }
+}
+
+TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {
+  const std::string path = test::temp_dir() + "/cut.fcn";
+  auto net = every_arch()[2];
+  save_model(path, {net, default_meta(3, 3)});
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  const auto message = test::error_of([&] { load_model(path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("truncated"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST(ModelFile, ForeignFilesAreRejectedByName) {
+  const std::string text = test::temp_dir() + "/text.fcn";
+  std::ofstream(text) << "not a model";
+  EXPECT_NE(test::error_of([&] { load_model(text); }).find("not an fcn model file"), std::string::npos);
+  // A weights file is a zip archive too, but not a model.
+  const auto weights = test::golden("small_vgg16.pth");
+  const auto message = test::error_of([&] { load_model(weights); });
+  EXPECT_NE(message.find(weights), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace fcn

@@ -1,0 +1,128 @@
+// ONNX export: the file written from C++ passes onnx::checker (inside export_onnx) and, run by
+// OpenCV DNN (cv::dnn::readNetFromONNX), gives fcn's logits within 1e-3 for FCN-32s/16s/8s in both
+// geometries and U-Net in both paddings (and both upsamplings), each at two input sizes.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/dnn.hpp>
+#include <torch/torch.h>
+
+#include "fcn/models/fcn.h"
+#include "fcn/models/registry.h"
+#include "fcn/models/unet.h"
+#include "fcn/serialize/onnx_export.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+struct Case {
+  std::string name;
+  nlohmann::json config;
+  std::vector<std::pair<int64_t, int64_t>> sizes;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+Model random_model(const nlohmann::json& config) {
+  Model model;
+  model.net = build_net(config);
+  torch::manual_seed(7);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.net->parameters()) p.normal_(0, 0.2);  // score layers too (they start at zero)
+  for (auto& b : model.net->buffers()) {
+    if (b.is_floating_point()) b.uniform_(0.5, 1.5);  // batch-norm running statistics
+  }
+  model.net->eval();
+  model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
+  return model;
+}
+
+torch::Tensor run_opencv(const std::string& path, const torch::Tensor& input) {
+  auto net = cv::dnn::readNetFromONNX(path);
+  const int sizes[] = {1, static_cast<int>(input.size(1)), static_cast<int>(input.size(2)), static_cast<int>(input.size(3))};
+  const auto contiguous = input.contiguous();
+  cv::Mat blob(4, sizes, CV_32F, contiguous.data_ptr<float>());
+  net.setInput(blob);
+  cv::Mat out = net.forward();
+  std::vector<int64_t> shape(out.size.p, out.size.p + out.dims);
+  return torch::from_blob(out.ptr<float>(), shape, torch::kFloat).clone();
+}
+
+class OnnxParity : public testing::TestWithParam<Case> {};
+
+TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
+  const auto& c = GetParam();
+  const auto model = random_model(c.config);
+  for (const auto& [h, w] : c.sizes) {
+    const std::string path = test::temp_dir() + "/" + c.name + "_" + std::to_string(h) + "x" + std::to_string(w) + ".onnx";
+    OnnxExportOptions options;
+    options.height = h;
+    options.width = w;
+    const auto summary = export_onnx(model, path, options);
+    torch::manual_seed(h * 1000 + w);
+    const auto input = torch::randn({1, model.net->in_channels(), h, w});
+    torch::Tensor expected;
+    {
+      c10::InferenceMode guard;
+      expected = model.net->forward(input);
+    }
+    // The exporter's own check of its traced graph against forward (relative, like export_onnx's).
+    EXPECT_LE(summary.max_abs_error, 1e-4 * std::max(1.0, expected.abs().max().item<double>()));
+    const auto actual = run_opencv(path, input);
+    ASSERT_EQ(actual.sizes(), expected.sizes()) << path;
+    const double error = (actual - expected).abs().max().item<double>();
+    EXPECT_LE(error, 1e-3 * std::max(1.0, expected.abs().max().item<double>())) << path << " max |logit| "
+                                                                               << expected.abs().max().item<double>();
+  }
+}
+
+nlohmann::json fcn_config(int stride, const std::string& geometry) {
+  // Reference: Caffe's fc6 7x7 (the crops assume it); same: an even kernel (asymmetric padding).
+  const int fc_kernel = geometry == "reference" ? 7 : 2;
+  return {{"arch", "fcn"}, {"stride", stride}, {"num_classes", 5}, {"geometry", geometry},
+          {"backbone", {{"name", "vgg16-w0.0625"}, {"in_channels", 3}}}, {"fc_channels", 16}, {"fc_kernel", fc_kernel}, {"dropout", 0.5}, {"learnable_upsampling", true}};
+}
+
+nlohmann::json unet_config(const std::string& padding, const std::string& upsample, bool batch_norm) {
+  return {{"arch", "unet"}, {"depth", 3}, {"base_channels", 4}, {"in_channels", 1}, {"num_classes", 3},
+          {"padding", padding}, {"upsample", upsample}, {"batch_norm", batch_norm}};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Archs, OnnxParity,
+    testing::Values(Case{"fcn32s_reference", fcn_config(32, "reference"), {{64, 64}, {75, 53}}},
+                    Case{"fcn16s_reference", fcn_config(16, "reference"), {{64, 64}, {75, 53}}},
+                    Case{"fcn8s_reference", fcn_config(8, "reference"), {{64, 64}, {75, 53}}},
+                    Case{"fcn32s_same", fcn_config(32, "same"), {{64, 96}, {75, 53}}},
+                    Case{"fcn16s_same", fcn_config(16, "same"), {{64, 96}, {75, 53}}},
+                    Case{"fcn8s_same", fcn_config(8, "same"), {{64, 96}, {75, 53}}},
+                    Case{"unet_same_transposed", unet_config("same", "transposed", false), {{48, 64}, {37, 50}}},
+                    Case{"unet_same_bilinear_bn", unet_config("same", "bilinear", true), {{48, 64}, {37, 50}}},
+                    Case{"unet_valid_transposed", unet_config("valid", "transposed", false), {{92, 92}, {108, 124}}},
+                    Case{"unet_valid_bilinear", unet_config("valid", "bilinear", false), {{92, 92}, {108, 124}}}),
+    [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+TEST(OnnxExport, DynamicSizesAndClearErrors) {
+  const auto unet = random_model(unet_config("same", "transposed", false));
+  OnnxExportOptions options;
+  options.height = options.width = 40;  // probe rounded up to a multiple of 8
+  options.dynamic = true;
+  const auto summary = export_onnx(unet, test::temp_dir() + "/dynamic.onnx", options);
+  EXPECT_EQ(summary.input_multiple, 8);
+  EXPECT_EQ(summary.input_shape, (std::vector<int64_t>{-1, 1, -1, -1}));
+  const auto reference = random_model(fcn_config(8, "reference"));
+  // A library error names the option (the CLI prints its flag, --dynamic / --size, instead).
+  EXPECT_EQ(test::error_of([&] { export_onnx(reference, test::temp_dir() + "/r.onnx", options); })
+                .rfind("OnnxExportOptions.dynamic: ", 0),
+            0u);
+  Model classifier;
+  classifier.net = build_net({{"arch", "classifier"}, {"backbone", {{"name", "vgg11-w0.0625"}, {"in_channels", 3}}}, {"input_size", 32},
+                              {"fc_channels", 8}, {"num_classes", 3}, {"dropout", 0.5}});
+  classifier.meta = default_meta(3, 3);
+  options.dynamic = false;
+  EXPECT_NE(test::error_of([&] { export_onnx(classifier, test::temp_dir() + "/c.onnx", options); }).find("classifier"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace fcn

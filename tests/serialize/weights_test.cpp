@@ -1,0 +1,85 @@
+// Weight files: torch.save archives and safetensors read by name; every broken file is a
+// one-line error naming the file and the key (acceptance 7).
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/serialize/weights.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+void expect_one_line_naming(const std::string& message, const std::string& file, const std::string& key) {
+  EXPECT_NE(message.find(file), std::string::npos) << message;
+  EXPECT_NE(message.find(key), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+TEST(Weights, PthAndSafetensorsHoldTheSameTensors) {
+  const auto pth = read_state_dict(test::golden("small_vgg16.pth"));
+  const auto safetensors = read_state_dict(test::golden("small_vgg16.safetensors"));
+  ASSERT_EQ(pth.size(), 32u);  // 13 convs + 3 dense layers, weight and bias each
+  std::map<std::string, torch::Tensor> by_name(safetensors.begin(), safetensors.end());
+  for (const auto& [name, tensor] : pth) EXPECT_TRUE(torch::equal(tensor, by_name.at(name))) << name;
+  EXPECT_EQ(pth.front().first, "features.0.weight");  // file order kept
+}
+
+TEST(Weights, MissingKeyIsNamed) {
+  const auto file = test::golden("missing_key.pth");
+  expect_one_line_naming(test::error_of([&] { import_torchvision_vgg(read_state_dict(file), file); }), file,
+                         "features.28.weight");
+}
+
+TEST(Weights, WrongShapeIsNamed) {
+  const auto file = test::golden("wrong_shape.pth");
+  const auto message = test::error_of([&] { import_torchvision_vgg(read_state_dict(file), file); });
+  expect_one_line_naming(message, file, "features.5.weight");
+  EXPECT_NE(message.find("[32, 16, 5, 5]"), std::string::npos) << message;
+}
+
+TEST(Weights, UnexpectedKeyIsNamed) {
+  const auto file = test::golden("extra_key.pth");
+  expect_one_line_naming(test::error_of([&] { import_torchvision_vgg(read_state_dict(file), file); }), file,
+                         "features.99.weight");
+}
+
+TEST(Weights, TruncatedAndForeignFilesAreClearErrors) {
+  const std::string dir = test::temp_dir();
+  const std::string truncated = dir + "/truncated.pth";
+  std::filesystem::copy_file(test::golden("small_vgg16.pth"), truncated, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(truncated, 5000);
+  expect_one_line_naming(test::error_of([&] { read_state_dict(truncated); }), truncated, "truncated");
+  const std::string text = dir + "/notes.pth";
+  std::ofstream(text) << "hello";
+  expect_one_line_naming(test::error_of([&] { read_state_dict(text); }), text, "neither");
+  const std::string cut = dir + "/cut.safetensors";
+  std::filesystem::copy_file(test::golden("small_vgg16.safetensors"), cut, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut, 4000);
+  expect_one_line_naming(test::error_of([&] { read_state_dict(cut); }), cut, "truncated");
+  expect_one_line_naming(test::error_of([&] { read_state_dict(dir + "/absent.pth"); }), "absent.pth", "cannot open");
+}
+
+TEST(Weights, StrictLoadNamesMissingAndMisShapedKeys) {
+  torch::nn::Linear layer(3, 2);
+  StateDict weights = {{"weight", torch::zeros({2, 3})}};
+  expect_one_line_naming(test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); }), "w.pth", "'bias'");
+  weights.emplace_back("bias", torch::zeros({3}));
+  expect_one_line_naming(test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); }), "w.pth", "'bias' has shape [3]");
+}
+
+TEST(Weights, WrittenStateDictReadsBack) {
+  const std::string path = test::temp_dir() + "/written.pth";
+  const StateDict weights = {{"a.weight", torch::randn({3, 4})}, {"b", torch::arange(5, torch::kLong)}};
+  write_torch_state_dict(path, weights);
+  const auto back = read_state_dict(path);
+  ASSERT_EQ(back.size(), 2u);
+  std::map<std::string, torch::Tensor> by_name(back.begin(), back.end());
+  EXPECT_TRUE(torch::equal(by_name.at("a.weight"), weights[0].second));
+  EXPECT_TRUE(torch::equal(by_name.at("b"), weights[1].second));
+}
+
+}  // namespace
+}  // namespace fcn
