@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -9,25 +10,43 @@
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
+namespace {
+
+const std::vector<std::string>& formats() {
+  static const std::vector<std::string> names = {"torchvision-vgg11",     "torchvision-vgg13",     "torchvision-vgg16",
+                                                 "torchvision-vgg19",     "torchvision-alexnet",   "torchvision-resnet18",
+                                                 "torchvision-resnet34",  "torchvision-resnet50",  "torchvision-resnet101"};
+  return names;
+}
+
+// The classifier in `file`, read as the torchvision model `format` names.
+Classifier import_classifier(const std::string& format, const std::string& file) {
+  if (std::find(formats().begin(), formats().end(), format) == formats().end()) {
+    std::string known;
+    for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
+    fail("FORMAT", "'" + format + "' is not one of " + known);
+  }
+  const auto weights = read_state_dict(file);
+  const std::string model = format.substr(std::string("torchvision-").size());
+  if (model == "alexnet") return import_torchvision_alexnet(weights, file);
+  if (model.rfind("resnet", 0) == 0) return import_torchvision_resnet(weights, file, std::stoi(model.substr(6)));
+  return import_torchvision_vgg(weights, file, std::stoi(model.substr(3)));
+}
+
+}  // namespace
 
 void add_import(CLI::App& app) {
   auto* cmd = app.add_subcommand("import", "Import a classifier's weights from PyTorch (.pth) or safetensors\n"
                                            "  example: fcn import torchvision-vgg16 vgg16.pth --out vgg16.fcn\n"
+                                           "  example: fcn import torchvision-resnet50 resnet50.safetensors --out resnet50.fcn\n"
                                            "  (vgg16.pth as written by torch.save(torchvision.models.vgg16().state_dict(), f))");
   static std::string format, file, out;
-  cmd->add_option("FORMAT", format, "torchvision-vgg11 | torchvision-vgg13 | torchvision-vgg16 | torchvision-vgg19")->required();
+  cmd->add_option("FORMAT", format, "torchvision-vgg11|13|16|19, torchvision-alexnet, torchvision-resnet18|34|50|101")->required();
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();
   add_out_flag(cmd, out, "model file to write")->required();
   cmd->callback([] {
-    const std::string prefix = "torchvision-vgg";
-    int64_t depth = 0;
-    if (format.rfind(prefix, 0) == 0) {
-      const auto rest = format.substr(prefix.size());
-      if (rest == "11" || rest == "13" || rest == "16" || rest == "19") depth = std::stoi(rest);
-    }
-    if (depth == 0) fail("FORMAT", "'" + format + "' is not one of torchvision-vgg11, -vgg13, -vgg16, -vgg19");
     Model model;
-    model.net = import_torchvision_vgg(read_state_dict(file), file, depth).ptr();
+    model.net = import_classifier(format, file).ptr();
     model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
     save_model(out, model);
     std::cout << "wrote " << out << ": classifier from " << file << ", " << net_config(*model.net).dump() << "\n";

@@ -83,11 +83,12 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier")->capture_default_str();
   cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)");
   cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
-  cmd->add_option("--backbone", r.backbone, "FCN/classifier: vgg11|vgg13|vgg16|vgg19, optionally -wWIDTH (vgg16-w0.25)")
+  cmd->add_option("--backbone", r.backbone,
+                  "FCN/classifier: vgg11|13|16|19, alexnet, resnet18|34|50|101, optionally -wWIDTH (vgg16-w0.25)")
       ->capture_default_str();
-  cmd->add_option("--geometry", r.geometry, "FCN: same | reference (the Caffe nets: pad 100 + crops)")->capture_default_str();
-  cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width)");
-  cmd->add_option("--fc-kernel", r.fc_kernel, "FCN: fc6 kernel, the classifier's k (VGG16 at 224: 7)")->capture_default_str();
+  cmd->add_option("--geometry", r.geometry, "FCN: same | reference (the Caffe VGG nets: pad 100 + crops)")->capture_default_str();
+  cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width; ResNet: none)");
+  cmd->add_option("--fc-kernel", r.fc_kernel, "FCN: fc6 kernel (default: the classifier's k at 224, VGG 7, AlexNet 6)");
   cmd->add_flag("--frozen-upsampling", r.frozen_upsampling, "FCN: keep the bilinear upsampling fixed during training");
   cmd->add_option("--input-size", r.input_size, "classifier: training input size (multiple of 32)")->capture_default_str();
   cmd->add_option("--depth", r.depth, "U-Net: number of poolings")->capture_default_str();

@@ -97,6 +97,36 @@ def _():
     assert np.load(path("heat_big.npy")).shape == (1, 10, 2, 4)
 
 
+@check("import torchvision ResNet-18 and AlexNet: fcn's logits are torchvision's; a wrong family is one line")
+def _():
+    import torchvision
+    x = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(3))
+    np.save(path("x_tv.npy"), x.numpy())
+    for name, model in (("resnet18", torchvision.models.resnet18(num_classes=7)),
+                        ("alexnet", torchvision.models.alexnet(num_classes=7))):
+        torch.save(model.state_dict(), path(f"{name}.pth"))
+        run("import", f"torchvision-{name}", path(f"{name}.pth"), "--out", path(f"{name}.fcn"))
+        if name == "alexnet":
+            x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+            np.save(path("x_tv.npy"), x.numpy())
+        run("forward", path(f"{name}.fcn"), path("x_tv.npy"), "--out", path(f"{name}_logits.npy"))
+        with torch.no_grad():
+            expected = model.eval()(x).numpy()
+        got = np.load(path(f"{name}_logits.npy"))
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), name
+    p = run("import", "torchvision-alexnet", path("vgg.pth"), "--out", path("wrong.fcn"), ok=False)
+    assert p.returncode == 1
+    one_line_error(p, "vgg.pth", "missing key 'classifier.1.weight' (torchvision alexnet)")
+    one_line_error(run("import", "torchvision-resnet50", path("resnet18.pth"), "--out", path("wrong.fcn"), ok=False),
+                   "resnet18.pth", "key 'layer1.0.conv1.weight' has shape", "(torchvision resnet50)")
+    assert not os.path.exists(path("wrong.fcn"))
+    # The imported ResNet is the transfer source of an FCN-8s on it, fresh from the same recipe flags.
+    run("convolutionalize", path("resnet18.fcn"), "--out", path("resnet18-conv.fcn"))
+    run("init", "--arch", "fcn8s", "--backbone", "resnet18-w0.125", "--classes", 3, "--out", path("r8.fcn"))
+    config = json.loads(torch.load(path("r8.fcn"))["config"])
+    assert config["fc_channels"] == 0 and config["backbone"]["name"] == "resnet18-w0.125", config
+
+
 @check("bad input: one-line errors naming the file or flag, non-zero exit")
 def _():
     data = open(path("fcn8s.fcn"), "rb").read()
@@ -104,7 +134,7 @@ def _():
     one_line_error(run("info", path("cut.fcn"), ok=False), path("cut.fcn"), "truncated")
     one_line_error(run("info", path("absent.fcn"), ok=False), "absent.fcn")
     one_line_error(run("init", "--arch", "fcn9s", "--out", path("x.fcn"), ok=False), "--arch", "fcn9s")
-    one_line_error(run("init", "--arch", "fcn8s", "--backbone", "resnet50", "--out", path("x.fcn"), ok=False), "--backbone")
+    one_line_error(run("init", "--arch", "fcn8s", "--backbone", "lenet5", "--out", path("x.fcn"), ok=False), "--backbone", "lenet5")
     one_line_error(run("info", path("fcn8s.fcn"), "--size", "abc", ok=False), "--size")
     np.save(path("wrong.npy"), np.zeros((1, 2, 8, 8), np.float32))
     one_line_error(run("forward", path("fcn8s.fcn"), path("wrong.npy"), "--out", path("o.npy"), ok=False),

@@ -42,7 +42,7 @@ Model random_unet(Padding padding, int64_t in_channels = 1) {
 Model random_fcn8s(int64_t in_channels = 3) {
   Model model;
   model.net = std::make_shared<FCNImpl>(
-      FCNOptions().stride(8).num_classes(4).backbone(VGGOptions().width(0.0625).in_channels(in_channels)).fc_channels(8).fc_kernel(1));
+      FCNOptions().stride(8).num_classes(4).backbone(BackboneOptions().width(0.0625).in_channels(in_channels)).fc_channels(8).fc_kernel(1));
   randomize(*model.net, 4);
   model.meta = default_meta(4, in_channels);
   return model;
@@ -153,7 +153,7 @@ TEST(Predictor, TiledEqualsWholeOnA700x500SceneForATrainedFcn8s) {
   torch::manual_seed(5);
   Model model;
   model.net = std::make_shared<FCNImpl>(
-      FCNOptions().stride(8).num_classes(11).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0));
+      FCNOptions().stride(8).num_classes(11).backbone(BackboneOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0));
   model.meta = default_meta(11, 1);
   const SegmentationDataset train(dir, "train");
   train_segmentation(model, train, nullptr,
@@ -208,7 +208,7 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   EXPECT_NE(test::error_of([&] { predict(std::string("/nonexistent/x.png")); }).find("/nonexistent/x.png"), std::string::npos);
   Model classifier;
   classifier.net = std::make_shared<ClassifierImpl>(
-      ClassifierOptions().backbone(VGGOptions().width(0.0625)).input_size(32).fc_channels(8).num_classes(3));
+      ClassifierOptions().backbone(BackboneOptions().width(0.0625)).input_size(32).fc_channels(8).num_classes(3));
   classifier.meta = default_meta(3, 3);
   EXPECT_NE(test::error_of([&] { Predictor{classifier}; }).find("heatmap"), std::string::npos);
   // Bad options are named as the C++ caller set them, not as CLI flags.
@@ -238,7 +238,7 @@ TEST(Heatmap, ConvolutionalizedClassifierGivesPerWindowProbabilities) {
   torch::manual_seed(6);
   Model model;
   auto classifier = std::make_shared<ClassifierImpl>(
-      ClassifierOptions().backbone(VGGOptions().width(0.0625).in_channels(1)).input_size(32).fc_channels(8).num_classes(3));
+      ClassifierOptions().backbone(BackboneOptions().width(0.0625).in_channels(1)).input_size(32).fc_channels(8).num_classes(3));
   randomize(*classifier, 6);
   model.net = classifier;
   model.meta = default_meta(3, 1);

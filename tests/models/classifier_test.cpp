@@ -35,7 +35,7 @@ TEST(ClassifierGolden, SmallTorchvisionLayoutFromPthAndSafetensors) {
 }
 
 TEST(Classifier, RejectsInputsSmallerThanFivePools) {
-  Classifier net(ClassifierOptions().backbone(VGGOptions().width(0.125)).input_size(32).fc_channels(8).num_classes(3));
+  Classifier net(ClassifierOptions().backbone(BackboneOptions().width(0.125)).input_size(32).fc_channels(8).num_classes(3));
   const auto message = test::error_of([&] { net->forward(torch::zeros({1, 3, 31, 40})); });
   EXPECT_NE(message.find("31x40"), std::string::npos) << message;
 }

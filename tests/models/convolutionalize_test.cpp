@@ -12,7 +12,7 @@ namespace {
 
 Classifier small_classifier() {
   torch::manual_seed(3);
-  Classifier net(ClassifierOptions().backbone(VGGOptions().width(0.125)).input_size(224).fc_channels(24).num_classes(5));
+  Classifier net(ClassifierOptions().backbone(BackboneOptions().width(0.125)).input_size(224).fc_channels(24).num_classes(5));
   torch::NoGradGuard no_grad;
   for (auto& p : net->parameters()) p.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(p.numel() / p.size(0))));
   net->eval();
@@ -47,7 +47,7 @@ TEST(Convolutionalize, LargerInputGivesAHeatmapOfWindowLogits) {
   const auto heatmap = conv->forward(x);
   ASSERT_EQ(heatmap.sizes(), (std::vector<int64_t>{1, 5, 6, 7}));
   // Cell (i, j) = the dense head on the 7x7 pool5 window at (i, j), i.e. stride 32 in the input.
-  const auto pool5 = classifier->backbone->forward(x).pool5;
+  const auto pool5 = classifier->backbone->forward(x).stride32;
   ASSERT_EQ(pool5.sizes(), (std::vector<int64_t>{1, 64, 12, 13}));
   const float scale = heatmap.abs().max().item<float>();
   for (int64_t i = 0; i < 6; ++i) {

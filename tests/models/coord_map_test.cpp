@@ -5,6 +5,7 @@
 
 #include "fcn/models/coord_map.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/vgg.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -126,13 +127,13 @@ TEST(CoordMap, FourPoolBackboneAndOtherPaddingMatchBruteForce) {
 }
 
 TEST(CoordMap, BackboneMapIsComposedFromItsLayers) {
-  VGGOptions options;
-  options.width(0.0625).first_padding(100);
+  BackboneOptions options;
+  options.width(0.0625).layout(BackboneLayout::kCaffe);
   const VGGImpl vgg(options);
   // conv1_1 pad 100 shifts by -99; each pool doubles and moves the centre by half a pixel.
-  EXPECT_DOUBLE_EQ(vgg.coord_map(5).scale, 32);
-  EXPECT_DOUBLE_EQ(vgg.coord_map(5).offset, -99 + 15.5);
-  EXPECT_DOUBLE_EQ(vgg.coord_map(3).offset, -99 + 3.5);
+  EXPECT_DOUBLE_EQ(vgg.coord_map(32).scale, 32);
+  EXPECT_DOUBLE_EQ(vgg.coord_map(32).offset, -99 + 15.5);
+  EXPECT_DOUBLE_EQ(vgg.coord_map(8).offset, -99 + 3.5);
 }
 
 TEST(CoordMap, UnalignableMapsAreAnError) {

@@ -20,7 +20,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, FCNGolden,
                                            "fcn16s_same", "fcn8s_same"));
 
 FCNOptions small(int64_t stride, Geometry geometry) {
-  return FCNOptions().stride(stride).num_classes(4).backbone(VGGOptions().width(0.125)).geometry(geometry).fc_channels(16);
+  return FCNOptions().stride(stride).num_classes(4).backbone(BackboneOptions().width(0.125)).geometry(geometry).fc_channels(16);
 }
 
 // A coarse net as if trained: random weights everywhere, upsampling moved off bilinear.
@@ -71,12 +71,12 @@ TEST(FCN, FromCoarserRejectsANonFinerStride) {
 
 TEST(FCN, FromClassifierTakesBackboneAndFcWeights) {
   torch::manual_seed(5);
-  Classifier classifier(ClassifierOptions().backbone(VGGOptions().width(0.125)).input_size(64).fc_channels(12).num_classes(7));
+  Classifier classifier(ClassifierOptions().backbone(BackboneOptions().width(0.125)).input_size(64).fc_channels(12).num_classes(7));
   auto conv = convolutionalize(*classifier);
   auto net = FCN::from_classifier(*conv, FCNOptions().stride(32).num_classes(3));
   EXPECT_EQ(net->options.fc_kernel(), 2);
   EXPECT_TRUE(torch::equal(net->fc6->weight, conv->fc6->weight));
-  EXPECT_TRUE(torch::equal(net->backbone->convs()[4].conv->weight, classifier->backbone->convs()[4].conv->weight));
+  EXPECT_TRUE(torch::equal(net->backbone->named_parameters()["conv3_1.weight"], classifier->backbone->named_parameters()["conv3_1.weight"]));
   EXPECT_EQ(net->score_fr->weight.size(0), 3);
   net->eval();
   c10::InferenceMode guard;
@@ -120,7 +120,7 @@ namespace {
 
 TEST(FlopCounter, ClassifierFlopsEqualTheHandCount) {
   // VGG16 at 224x224, quarter width: 2 * sum over layers of (output pixels x in x out x k x k).
-  Classifier net(ClassifierOptions().backbone(VGGOptions().width(0.25)).input_size(224).fc_channels(64).num_classes(10));
+  Classifier net(ClassifierOptions().backbone(BackboneOptions().width(0.25)).input_size(224).fc_channels(64).num_classes(10));
   const int64_t c[5] = {16, 32, 64, 128, 128};
   const int blocks[5] = {2, 2, 3, 3, 3};
   double macs = 0;

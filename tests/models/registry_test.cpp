@@ -53,7 +53,7 @@ TEST(Registry, RecipeDefaultsAreThePapersNets) {
 TEST(Registry, BadNamesAreErrorsNamingTheField) {
   EXPECT_NE(test::error_of([] { make_net(NetRecipe{"fcn9s"}); }).find("NetRecipe.arch"), std::string::npos);
   auto recipe = small("fcn8s");
-  recipe.backbone = "resnet50";
+  recipe.backbone = "lenet5";
   EXPECT_NE(test::error_of([&] { make_net(recipe); }).find("backbone"), std::string::npos);
   EXPECT_NE(test::error_of([] { build_net(nlohmann::json{{"arch", "segnet"}}, "m.fcn"); }).find("known: classifier"), std::string::npos);
   EXPECT_NE(test::error_of([] { build_net(nlohmann::json{{"arch", "fcn"}}, "m.fcn"); }).find("m.fcn: bad model config"),

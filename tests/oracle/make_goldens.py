@@ -170,6 +170,37 @@ def metrics_and_loss(out):
             np.save(os.path.join(out, name + "_grad.npy"), logits.grad.numpy())
 
 
+def torchvision_classifiers(out):
+    """torchvision's AlexNet and ResNets (random weights, weights=None; BN statistics randomised so
+    they matter) as torchvision saves them, with inputs and eval-mode logits; and broken files."""
+    torch.manual_seed(1)
+    nets_and_inputs = {
+        "alexnet": (torchvision.models.alexnet(), torch.randn(1, 3, 224, 224)),
+        "resnet18": (torchvision.models.resnet18(), torch.randn(2, 3, 64, 80)),
+        "resnet50": (torchvision.models.resnet50(), torch.randn(1, 3, 96, 128)),
+    }
+    for name, (model, x) in nets_and_inputs.items():
+        g = torch.Generator().manual_seed(len(name))
+        with torch.no_grad():
+            for key, b in model.named_buffers():
+                if key.endswith("running_mean"):
+                    b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+                elif key.endswith("running_var"):
+                    b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            y = model.eval()(x)
+        torch.save(model.state_dict(), os.path.join(out, f"tv_{name}.pth"))
+        np.save(os.path.join(out, f"tv_{name}_input.npy"), x.numpy())
+        np.save(os.path.join(out, f"tv_{name}_output.npy"), y.numpy())
+    sd = nets_and_inputs["resnet18"][0].state_dict()
+    missing = dict(sd)
+    del missing["layer2.1.bn2.running_var"]
+    torch.save(missing, os.path.join(out, "tv_resnet18_missing.pth"))
+    wrong = dict(sd)
+    wrong["layer3.0.conv1.weight"] = torch.zeros(256, 128, 1, 1)
+    torch.save(wrong, os.path.join(out, "tv_resnet18_wrong_shape.pth"))
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
     metrics_and_loss(sys.argv[1])
+    torchvision_classifiers(sys.argv[1])

@@ -18,7 +18,7 @@ namespace fcn {
 namespace {
 
 std::vector<std::shared_ptr<NetImpl>> every_arch() {
-  const auto vgg = VGGOptions().width(0.125);
+  const auto vgg = BackboneOptions().width(0.125);
   return {std::make_shared<ClassifierImpl>(ClassifierOptions().backbone(vgg).input_size(64).fc_channels(8).num_classes(3)),
           std::make_shared<ConvClassifierImpl>(ClassifierOptions().backbone(vgg).input_size(64).fc_channels(8).num_classes(3)),
           std::make_shared<FCNImpl>(FCNOptions().stride(8).backbone(vgg).geometry(Geometry::kReference).fc_channels(8).num_classes(3)),

@@ -33,7 +33,7 @@ Model small_fcn8s(uint64_t seed) {
   torch::manual_seed(seed);
   Model model;
   model.net = std::make_shared<FCNImpl>(
-      FCNOptions().stride(8).num_classes(11).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0.1));
+      FCNOptions().stride(8).num_classes(11).backbone(BackboneOptions().width(0.125).in_channels(1)).fc_channels(32).fc_kernel(1).dropout(0.1));
   model.meta = default_meta(11, 1);
   return model;
 }
@@ -132,7 +132,7 @@ TEST(Trainer, DivergenceStopsAndKeepsTheLastGoodCheckpoint) {
 TEST(Trainer, ClassCountMismatchIsAClearError) {
   const SegmentationDataset train(scenes(), "train");
   Model model = small_fcn8s(5);
-  model.net = std::make_shared<FCNImpl>(FCNOptions().num_classes(3).backbone(VGGOptions().width(0.125).in_channels(1)).fc_channels(8));
+  model.net = std::make_shared<FCNImpl>(FCNOptions().num_classes(3).backbone(BackboneOptions().width(0.125).in_channels(1)).fc_channels(8));
   const auto message = test::error_of([&] { train_segmentation(model, train, nullptr, options("mismatch", 1)); });
   EXPECT_NE(message.find("11 classes, the model predicts 3"), std::string::npos) << message;
 }

@@ -1,66 +1,73 @@
-// VGG backbone (Simonyan & Zisserman), laid out exactly as torchvision's vgg11/13/16/19 `features`
-// (so its weights import), with a width multiplier and input-channel count for small variants,
-// and the Caffe-FCN geometry switches (conv1_1 padding 100, pools that round up).
+// Backbones: the classifiers FCN turns into segmenters (the paper's VGG16 and AlexNet; ResNet, as
+// torchvision's fcn_resnet50 uses). A backbone yields feature maps at strides 8, 16 and 32 (the
+// maps FCN's skips read), their channel counts and where their pixels sit on the input; each keeps
+// torchvision's module layout and parameter names so its weights import, and takes a width
+// multiplier and an input-channel count for small variants ("alexnet-w0.25", "resnet18-w0.5").
 #pragma once
 
+#include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include <torch/arg.h>
 #include <nlohmann/json_fwd.hpp>
-#include <torch/nn/modules/conv.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
 
 #include "fcn/models/coord_map.h"
 
 namespace fcn {
 
-struct VGGOptions {
-  TORCH_ARG(int64_t, depth) = 16;        // 11, 13, 16 or 19 weight layers (torchvision A, B, D, E)
-  TORCH_ARG(double, width) = 1.0;        // channel multiplier: 0.25 gives 16-32-64-128-128
+enum class BackboneFamily { kVGG, kAlexNet, kResNet };
+
+// How the first conv and the pools are padded. kClassifier is torchvision's classifier; kSame
+// makes every stride-s map exactly input / s for inputs that are multiples of 32 (FCN's same
+// geometry); kCaffe is the Caffe FCN nets' (conv1 padding 100, pools that round up).
+enum class BackboneLayout { kClassifier, kSame, kCaffe };
+
+struct BackboneOptions {
+  TORCH_ARG(BackboneFamily, family) = BackboneFamily::kVGG;
+  TORCH_ARG(int64_t, depth) = 16;   // VGG: 11, 13, 16, 19 weight layers; ResNet: 18, 34, 50, 101; AlexNet: 8
+  TORCH_ARG(double, width) = 1.0;   // channel multiplier: VGG16 at 0.25 gives 16-32-64-128-128
   TORCH_ARG(int64_t, in_channels) = 3;
-  TORCH_ARG(int64_t, first_padding) = 1; // Caffe FCN: 100, so any input (even 1x1) survives 5 pools
-  TORCH_ARG(bool, ceil_mode) = false;    // Caffe's pooling rounds up
+  TORCH_ARG(BackboneLayout, layout) = BackboneLayout::kClassifier;
 };
 
-// "vgg16", "vgg11", "vgg16-w0.25", ... <-> options (depth and width only).
-VGGOptions parse_backbone(const std::string& name);
-std::string backbone_name(const VGGOptions& options);
+// "vgg16", "vgg16-w0.25", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25" <-> options
+// (family, depth, width). fcn::Error (subject "backbone") for anything else.
+BackboneOptions parse_backbone(const std::string& name);
+std::string backbone_name(const BackboneOptions& options);
 // {"name": "vgg16-w0.25", "in_channels": 3} <-> options, as model configs store a backbone.
-nlohmann::json backbone_config(const VGGOptions& options);
-VGGOptions backbone_from_config(const nlohmann::json& config);
+nlohmann::json backbone_config(const BackboneOptions& options);
+BackboneOptions backbone_from_config(const nlohmann::json& config);
 
-// The three maps FCN's skips read: after pool3 (stride 8), pool4 (16) and pool5 (32).
-struct VGGFeatures {
-  torch::Tensor pool3, pool4, pool5;
+// A channel count scaled by the width multiplier (at least 1).
+int64_t scaled_channels(int64_t channels, double width);
+
+// The maps FCN's skips read: VGG's pool3, pool4, pool5; AlexNet's pool1, pool2, pool5; ResNet's
+// layer2, layer3, layer4.
+struct Features {
+  torch::Tensor stride8, stride16, stride32;
 };
 
-class VGGImpl : public torch::nn::Module {
+class BackboneImpl : public torch::nn::Module {
  public:
-  explicit VGGImpl(const VGGOptions& options = {});
-  VGGFeatures forward(const torch::Tensor& x);
+  explicit BackboneImpl(const BackboneOptions& options) : options(options) {}
+  virtual Features forward(const torch::Tensor& x) = 0;
+  // Channels of the stride-8, -16 and -32 maps.
+  virtual int64_t channels(int64_t stride) const = 0;
+  // Where the stride-s map's pixels sit on the input, from the layers' kernels, strides and paddings.
+  virtual CoordMap coord_map(int64_t stride) const = 0;
+  // Side of the stride-32 map for an input side (0 when the input is too small).
+  virtual int64_t output_side(int64_t input_side) const = 0;
+  // Whether a k x k fc6 over the stride-32 map came with the classifier (VGG, AlexNet: yes;
+  // ResNet: no, its head is a global average pool and one dense layer).
+  virtual bool has_fc_head() const { return true; }
 
-  // Channels of pool3, pool4 and pool5.
-  int64_t channels(int pool) const;
-  // Where pool3/4/5 (pool = 3, 4, 5) pixels sit on the input, from the layers' kernels, strides
-  // and paddings (coord_map.h).
-  CoordMap coord_map(int pool) const;
-  void pretty_print(std::ostream& stream) const override;
-  // Conv layers in order, named as in the paper ("conv1_1" ... "conv5_3"), each with the index
-  // it has in torchvision's `features` Sequential (for weight import).
-  struct NamedConv {
-    std::string name;
-    int64_t torchvision_index;
-    torch::nn::Conv2d conv;
-  };
-  const std::vector<NamedConv>& convs() const { return convs_; }
-
-  VGGOptions options;
-
- private:
-  std::vector<NamedConv> convs_;
-  std::vector<int> block_ends_;  // index into convs_ after which a max-pool follows
+  BackboneOptions options;
 };
-TORCH_MODULE(VGG);
+
+// The backbone of these options (the family's class); fcn::Error for a layout the family lacks.
+std::shared_ptr<BackboneImpl> make_backbone(const BackboneOptions& options);
+// output_side of that backbone without building it.
+int64_t backbone_output_side(const BackboneOptions& options, int64_t input_side);
 
 }  // namespace fcn

@@ -35,21 +35,26 @@ void ClassifierImpl::pretty_print(std::ostream& stream) const {
 }
 
 ClassifierImpl::ClassifierImpl(const ClassifierOptions& options_) : options(options_) {
-  if (options.input_size() < 32 || options.input_size() % 32 != 0)
-    fail("classifier", "input size " + std::to_string(options.input_size()) + " is not a positive multiple of 32");
-  backbone = register_module("backbone", VGG(options.backbone()));
+  options.backbone().layout(BackboneLayout::kClassifier);
+  if (options.kernel() < 1)
+    fail("classifier", "input size " + std::to_string(options.input_size()) + " is too small for " + backbone_name(options.backbone()));
+  backbone = register_module("backbone", make_backbone(options.backbone()));
   const int64_t k = options.kernel();
-  const int64_t c5 = backbone->channels(5);
-  fc6 = register_module("fc6", torch::nn::Linear(c5 * k * k, options.fc_channels()));
-  fc7 = register_module("fc7", torch::nn::Linear(options.fc_channels(), options.fc_channels()));
-  fc8 = register_module("fc8", torch::nn::Linear(options.fc_channels(), options.num_classes()));
+  const int64_t c5 = backbone->channels(32);
+  const int64_t fc = options.fc_channels();
+  if (fc > 0) {
+    fc6 = register_module("fc6", torch::nn::Linear(c5 * k * k, fc));
+    fc7 = register_module("fc7", torch::nn::Linear(fc, fc));
+    init_normal(fc6);
+    init_normal(fc7);
+  }
+  fc8 = register_module("fc8", torch::nn::Linear(fc > 0 ? fc : c5, options.num_classes()));
   dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
-  init_normal(fc6);
-  init_normal(fc7);
   init_normal(fc8);
 }
 
 torch::Tensor ClassifierImpl::dense_head(const torch::Tensor& flat_pool5) {
+  if (fc6.is_empty()) return linear(fc8, flat_pool5);
   auto x = dropout(torch::relu(linear(fc6, flat_pool5)));
   x = dropout(torch::relu(linear(fc7, x)));
   return linear(fc8, x);
@@ -57,10 +62,10 @@ torch::Tensor ClassifierImpl::dense_head(const torch::Tensor& flat_pool5) {
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) {
   check_input(x, in_channels(), "classifier");
-  if (x.size(2) < 32 || x.size(3) < 32)
-    fail("classifier", "input " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
-                           " is smaller than 32x32, the least that survives five 2x2 pools");
-  auto pool5 = backbone->forward(x).pool5;
+  if (backbone->output_side(x.size(2)) < 1 || backbone->output_side(x.size(3)) < 1)
+    fail("classifier", "input " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) + " is too small for " +
+                           backbone_name(options.backbone()) + " (its stride-32 map would be empty)");
+  auto pool5 = backbone->forward(x).stride32;
   const int64_t k = options.kernel();
   pool5 = torch::adaptive_avg_pool2d(pool5, {k, k});
   return dense_head(pool5.flatten(1));

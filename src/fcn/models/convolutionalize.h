@@ -1,7 +1,8 @@
 // Convolutionalization (FCN paper, section 3.1): a classifier's fully connected layers become
-// convolutions with the same weights: fc6 a k x k conv over pool5, fc7 and fc8 1x1 convs. The
-// result takes any input of at least k*32 pixels and returns a coarse class heatmap (stride 32)
-// whose cell (i, j) is the classifier's output on the k x k pool5 window at (i, j).
+// convolutions with the same weights: fc6 a k x k conv over the stride-32 map (pool5), fc7 and fc8
+// 1x1 convs. The result takes any input of at least the training size and returns a coarse class
+// heatmap (stride 32) whose cell (i, j) is the classifier's output on the k x k window at (i, j).
+// A ResNet's global-pool head becomes a 1x1 conv per cell: the heatmap's mean is the classifier's logits.
 #pragma once
 
 #include <torch/nn/modules/conv.h>
@@ -22,10 +23,11 @@ class ConvClassifierImpl : public NetImpl {
   nlohmann::json config() const override;
   static std::shared_ptr<NetImpl> from_config(const nlohmann::json& config);
   void pretty_print(std::ostream& stream) const override;
-  int64_t min_input_size() const { return 32 * options.kernel(); }
+  // The least input side whose stride-32 map holds one k x k window.
+  int64_t min_input_size() const;
 
   ClassifierOptions options;  // of the classifier it was made from
-  VGG backbone{nullptr};
+  std::shared_ptr<BackboneImpl> backbone;
   torch::nn::Conv2d fc6{nullptr}, fc7{nullptr}, fc8{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };

@@ -15,12 +15,6 @@ CoordMap layer_map(const torch::nn::ConvTranspose2d& layer) {
   return transposed_map((*o.kernel_size())[0], (*o.stride())[0], (*c10::get<torch::ExpandingArray<2>>(o.padding()))[0]);
 }
 
-void copy_weights(torch::nn::Module& to, torch::nn::Module& from) {
-  torch::NoGradGuard no_grad;
-  auto source = from.named_parameters();
-  for (auto& item : to.named_parameters()) item.value().copy_(source[item.key()]);
-}
-
 }  // namespace
 
 Geometry parse_geometry(const std::string& name) {
@@ -37,25 +31,28 @@ FCNImpl::FCNImpl(const FCNOptions& options_) : options(options_) {
     fail("fcn", "stride " + std::to_string(stride) + " is not one of 32, 16, 8");
   if (options.num_classes() < 1) fail("fcn", "needs at least one class");
   const bool reference = options.geometry() == Geometry::kReference;
-  options.backbone().first_padding(reference ? 100 : 1).ceil_mode(reference);
+  options.backbone().layout(reference ? BackboneLayout::kCaffe : BackboneLayout::kSame);
+  if (options.fc_channels() < 0) fail("fcn", "fc_channels must be >= 0");
 
-  backbone = register_module("backbone", VGG(options.backbone()));
+  backbone = register_module("backbone", make_backbone(options.backbone()));
   const int64_t fc = options.fc_channels();
   const int64_t classes = options.num_classes();
-  fc6 = register_module("fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(5), fc, options.fc_kernel())));
-  fc7 = register_module("fc7", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, fc, 1)));
+  if (fc > 0) {
+    fc6 = register_module("fc6", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(32), fc, options.fc_kernel())));
+    fc7 = register_module("fc7", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, fc, 1)));
+    init_kaiming(fc6);
+    init_kaiming(fc7);
+  }
   dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
-  init_kaiming(fc6);
-  init_kaiming(fc7);
   // Score layers start at zero (paper, 4.2): a new skip changes nothing until it is trained.
-  score_fr = register_module("score_fr", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc, classes, 1)));
+  score_fr = register_module("score_fr", torch::nn::Conv2d(torch::nn::Conv2dOptions(fc > 0 ? fc : backbone->channels(32), classes, 1)));
   init_zero(score_fr);
   if (stride <= 16) {
-    score_pool4 = register_module("score_pool4", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(4), classes, 1)));
+    score_pool4 = register_module("score_pool4", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(16), classes, 1)));
     init_zero(score_pool4);
   }
   if (stride == 8) {
-    score_pool3 = register_module("score_pool3", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(3), classes, 1)));
+    score_pool3 = register_module("score_pool3", torch::nn::Conv2d(torch::nn::Conv2dOptions(backbone->channels(8), classes, 1)));
     init_zero(score_pool3);
   }
   if (reference && stride == 32) {
@@ -76,8 +73,9 @@ FCNImpl::FCNImpl(const FCNOptions& options_) : options(options_) {
 
 FCNCrops FCNImpl::derive_crops() const {
   // Caffe's coord_map: where each map's pixels sit on the input, composed layer by layer.
-  // fc6 is a valid k x k conv over pool5; fc7 and the score layers are 1x1 and move nothing.
-  const CoordMap score = backbone->coord_map(5).then(conv_map(options.fc_kernel(), 1, 0));
+  // fc6 is a valid k x k conv over the stride-32 map; fc7 and the score layers are 1x1 and move nothing.
+  CoordMap score = backbone->coord_map(32);
+  if (!fc6.is_empty()) score = score.then(conv_map(options.fc_kernel(), 1, 0));
   const CoordMap input;
   FCNCrops crops;
   if (options.stride() == 32) {
@@ -85,13 +83,13 @@ FCNCrops FCNImpl::derive_crops() const {
     return crops;
   }
   CoordMap fused = score.then(layer_map(upscore2));  // stride 16
-  crops.pool4 = crop_offset(backbone->coord_map(4), fused);
+  crops.pool4 = crop_offset(backbone->coord_map(16), fused);
   if (options.stride() == 16) {
     crops.output = crop_offset(fused.then(layer_map(upscore16)), input);
     return crops;
   }
   fused = fused.then(layer_map(upscore_pool4));  // stride 8
-  crops.pool3 = crop_offset(backbone->coord_map(3), fused);
+  crops.pool3 = crop_offset(backbone->coord_map(8), fused);
   crops.output = crop_offset(fused.then(layer_map(upscore8)), input);
   return crops;
 }
@@ -149,43 +147,45 @@ torch::Tensor FCNImpl::forward(const torch::Tensor& input) {
   const int64_t h = input.size(2), w = input.size(3);
   const bool reference = options.geometry() == Geometry::kReference;
   const auto features = backbone->forward(reference ? input : pad_to_multiple(input, 32));
-  torch::Tensor x = features.pool5;
-  if (!reference) {
-    const int64_t k = options.fc_kernel();  // 'same' padding, asymmetric for even k
-    x = torch::constant_pad_nd(x, {(k - 1) / 2, k / 2, (k - 1) / 2, k / 2}, 0.0);
-  } else if (x.size(2) < options.fc_kernel() || x.size(3) < options.fc_kernel()) {
-    fail("fcn", "pool5 map " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
-                    " is smaller than fc6's kernel " + std::to_string(options.fc_kernel()));
+  torch::Tensor x = features.stride32;
+  if (!fc6.is_empty()) {
+    if (!reference) {
+      const int64_t k = options.fc_kernel();  // 'same' padding, asymmetric for even k
+      x = torch::constant_pad_nd(x, {(k - 1) / 2, k / 2, (k - 1) / 2, k / 2}, 0.0);
+    } else if (x.size(2) < options.fc_kernel() || x.size(3) < options.fc_kernel()) {
+      fail("fcn", "pool5 map " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
+                      " is smaller than fc6's kernel " + std::to_string(options.fc_kernel()));
+    }
+    x = dropout(conv(fc6, x).relu_());
+    x = dropout(conv(fc7, x).relu_());
   }
-  x = dropout(conv(fc6, x).relu_());
-  x = dropout(conv(fc7, x).relu_());
   const auto score = conv(score_fr, x);
   return reference ? forward_reference(features, score, h, w) : forward_same(features, score, h, w);
 }
 
-torch::Tensor FCNImpl::forward_reference(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w) {
+torch::Tensor FCNImpl::forward_reference(const Features& f, const torch::Tensor& score, int64_t h, int64_t w) {
   const int64_t stride = options.stride();
   torch::Tensor x;
   if (stride == 32) {
     x = conv(upscore, score);
   } else {
     auto up = conv(upscore2, score);  // stride 16
-    x = up + crop(conv(score_pool4, f.pool4), crops_.pool4, crops_.pool4, up.size(2), up.size(3));
+    x = up + crop(conv(score_pool4, f.stride16), crops_.pool4, crops_.pool4, up.size(2), up.size(3));
     if (stride == 16) {
       x = conv(upscore16, x);
     } else {
       up = conv(upscore_pool4, x);  // stride 8
-      x = up + crop(conv(score_pool3, f.pool3), crops_.pool3, crops_.pool3, up.size(2), up.size(3));
+      x = up + crop(conv(score_pool3, f.stride8), crops_.pool3, crops_.pool3, up.size(2), up.size(3));
       x = conv(upscore8, x);
     }
   }
   return crop(x, crops_.output, crops_.output, h, w);
 }
 
-torch::Tensor FCNImpl::forward_same(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w) {
+torch::Tensor FCNImpl::forward_same(const Features& f, const torch::Tensor& score, int64_t h, int64_t w) {
   auto x = conv(upscore, score);
-  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, f.pool4));
-  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, f.pool3));
+  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, f.stride16));
+  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, f.stride8));
   return crop(x, 0, 0, h, w);
 }
 
@@ -196,10 +196,16 @@ FCN FCN::from_coarser(FCNImpl& coarser, int64_t stride) {
   auto options = coarser.options;
   FCN finer(options.stride(stride));
   torch::NoGradGuard no_grad;
-  // Every layer the two nets share (by name and shape) carries over; the rest keep their init.
-  auto source = coarser.named_parameters();
+  // Every layer the two nets share (by name and shape) carries over, batch-norm statistics
+  // included; the rest keep their init.
+  const auto parameters = coarser.named_parameters();
   for (auto& item : finer->named_parameters()) {
-    const auto* from = source.find(item.key());
+    const auto* from = parameters.find(item.key());
+    if (from != nullptr && from->sizes() == item.value().sizes()) item.value().copy_(*from);
+  }
+  const auto buffers = coarser.named_buffers();
+  for (auto& item : finer->named_buffers()) {
+    const auto* from = buffers.find(item.key());
     if (from != nullptr && from->sizes() == item.value().sizes()) item.value().copy_(*from);
   }
   finer->train(coarser.is_training());
@@ -208,12 +214,14 @@ FCN FCN::from_coarser(FCNImpl& coarser, int64_t stride) {
 
 FCN FCN::from_classifier(ConvClassifierImpl& classifier, FCNOptions options) {
   const auto& c = classifier.options;
-  options.backbone().depth(c.backbone().depth()).width(c.backbone().width()).in_channels(c.backbone().in_channels());
+  options.backbone(c.backbone());
   options.fc_channels(c.fc_channels()).fc_kernel(c.kernel()).dropout(c.dropout());
   FCN net(options);
-  copy_weights(*net->backbone, *classifier.backbone);
-  copy_weights(*net->fc6, *classifier.fc6);
-  copy_weights(*net->fc7, *classifier.fc7);
+  copy_state(*net->backbone, *classifier.backbone);
+  if (!net->fc6.is_empty()) {
+    copy_state(*net->fc6, *classifier.fc6);
+    copy_state(*net->fc7, *classifier.fc7);
+  }
   return net;
 }
 

@@ -1,4 +1,5 @@
-// FCN (Long, Shelhamer, Darrell): a convolutionalized VGG whose class scores are upsampled back to
+// FCN (Long, Shelhamer, Darrell): a convolutionalized classifier (VGG, AlexNet, ResNet: backbone.h)
+// whose class scores are upsampled back to
 // the input by transposed convolutions initialised to bilinear interpolation, with skips from
 // pool4 (FCN-16s) and pool3 (FCN-8s) fused by summation. One class; the stride is an option.
 //
@@ -29,9 +30,9 @@ std::string geometry_name(Geometry geometry);
 struct FCNOptions {
   TORCH_ARG(int64_t, stride) = 32;           // 32, 16 or 8: FCN-32s, FCN-16s, FCN-8s
   TORCH_ARG(int64_t, num_classes) = 21;
-  TORCH_ARG(VGGOptions, backbone);           // depth/width/in_channels; geometry fields are set here
+  TORCH_ARG(BackboneOptions, backbone);      // family/depth/width/in_channels; the layout follows the geometry
   TORCH_ARG(Geometry, geometry) = Geometry::kSame;
-  TORCH_ARG(int64_t, fc_channels) = 4096;
+  TORCH_ARG(int64_t, fc_channels) = 4096;    // fc6/fc7 width; 0: score the stride-32 map directly (ResNet)
   TORCH_ARG(int64_t, fc_kernel) = 7;         // fc6 kernel: the classifier's k
   TORCH_ARG(double, dropout) = 0.5;
   TORCH_ARG(bool, learnable_upsampling) = true;
@@ -64,8 +65,8 @@ class FCNImpl : public NetImpl {
   void set_upsampling_learnable(bool learnable);
 
   FCNOptions options;
-  VGG backbone{nullptr};
-  torch::nn::Conv2d fc6{nullptr}, fc7{nullptr}, score_fr{nullptr};
+  std::shared_ptr<BackboneImpl> backbone;
+  torch::nn::Conv2d fc6{nullptr}, fc7{nullptr}, score_fr{nullptr};  // fc6, fc7 empty when fc_channels is 0
   torch::nn::Conv2d score_pool4{nullptr}, score_pool3{nullptr};
   // Reference: upscore (32s) | upscore2, upscore16 (16s) | upscore2, upscore_pool4, upscore8 (8s).
   // Same: upscore (score_fr), upscore16 (score_pool4), upscore8 (score_pool3).
@@ -77,8 +78,8 @@ class FCNImpl : public NetImpl {
   FCNCrops crops_;
   torch::nn::ConvTranspose2d make_upsampling(const std::string& name, int64_t factor);
   FCNCrops derive_crops() const;
-  torch::Tensor forward_reference(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w);
-  torch::Tensor forward_same(const VGGFeatures& f, const torch::Tensor& score, int64_t h, int64_t w);
+  torch::Tensor forward_reference(const Features& f, const torch::Tensor& score, int64_t h, int64_t w);
+  torch::Tensor forward_same(const Features& f, const torch::Tensor& score, int64_t h, int64_t w);
 };
 
 class FCN : public torch::nn::ModuleHolder<FCNImpl> {

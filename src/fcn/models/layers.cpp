@@ -105,4 +105,12 @@ void check_input(const torch::Tensor& x, int64_t channels, const char* net) {
   if (x.size(0) == 0 || x.size(2) == 0 || x.size(3) == 0) fail(net, "input is empty (a zero dimension)");
 }
 
+void copy_state(torch::nn::Module& to, const torch::nn::Module& from) {
+  torch::NoGradGuard no_grad;
+  const auto parameters = from.named_parameters();
+  for (auto& item : to.named_parameters()) item.value().copy_(parameters[item.key()]);
+  const auto buffers = from.named_buffers();
+  for (auto& item : to.named_buffers()) item.value().copy_(buffers[item.key()]);
+}
+
 }  // namespace fcn

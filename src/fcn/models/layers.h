@@ -45,6 +45,10 @@ torch::Tensor center_crop(const torch::Tensor& x, int64_t height, int64_t width)
 // Zero-pads x at the bottom and right so H and W become multiples of `multiple`.
 torch::Tensor pad_to_multiple(const torch::Tensor& x, int64_t multiple);
 
+// Copies every parameter and buffer of `from` into the same-named one of `to` (shapes must match):
+// the weights of one net carried into another that shares its layers.
+void copy_state(torch::nn::Module& to, const torch::nn::Module& from);
+
 // Checks a user tensor is N x channels x H x W floating point; throws fcn::Error otherwise.
 void check_input(const torch::Tensor& x, int64_t channels, const char* net);
 

@@ -87,21 +87,24 @@ std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
   const int64_t stride = fcn_stride(recipe.arch);
   if (stride == 0 && recipe.arch != "classifier")
     fail("NetRecipe.arch", "'" + recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, classifier");
-  const auto vgg = parse_backbone(recipe.backbone).in_channels(recipe.in_channels);
-  if (recipe.fc_channels < 0) fail("NetRecipe.fc_channels", "must be positive (or 0 for 4096 x backbone width)");
-  const int64_t fc = recipe.fc_channels > 0 ? recipe.fc_channels : std::max<int64_t>(1, std::llround(4096 * vgg.width()));
+  const auto backbone = parse_backbone(recipe.backbone).in_channels(recipe.in_channels);
+  if (recipe.fc_channels < 0) fail("NetRecipe.fc_channels", "must be positive (or 0 for the backbone's own)");
+  // The classifier head the backbone came with: VGG's and AlexNet's 4096-wide fc6/fc7 (scaled), none for ResNet.
+  const bool fc_head = backbone.family() != BackboneFamily::kResNet;
+  const int64_t fc = recipe.fc_channels > 0 ? recipe.fc_channels : fc_head ? scaled_channels(4096, backbone.width()) : 0;
   if (stride == 0) {
     return std::make_shared<ClassifierImpl>(
-        ClassifierOptions().backbone(vgg).input_size(recipe.input_size).fc_channels(fc).num_classes(classes_or(1000)));
+        ClassifierOptions().backbone(backbone).input_size(recipe.input_size).fc_channels(fc).num_classes(classes_or(1000)));
   }
-  if (recipe.fc_kernel < 1) fail("NetRecipe.fc_kernel", "must be at least 1, got " + std::to_string(recipe.fc_kernel));
+  if (recipe.fc_kernel < 0) fail("NetRecipe.fc_kernel", "must be at least 1 (or 0 for the classifier's k), got " + std::to_string(recipe.fc_kernel));
+  const int64_t k = recipe.fc_kernel > 0 ? recipe.fc_kernel : fc > 0 ? backbone_output_side(backbone, 224) : 1;
   return std::make_shared<FCNImpl>(FCNOptions()
                                        .stride(stride)
                                        .num_classes(classes_or(21))
-                                       .backbone(vgg)
+                                       .backbone(backbone)
                                        .geometry(parse_geometry(recipe.geometry))
                                        .fc_channels(fc)
-                                       .fc_kernel(recipe.fc_kernel)
+                                       .fc_kernel(k)
                                        .learnable_upsampling(!recipe.frozen_upsampling));
 }
 

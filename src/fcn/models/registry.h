@@ -27,10 +27,10 @@ struct NetRecipe {
   std::string arch = "fcn8s";       // fcn32s | fcn16s | fcn8s | unet | classifier
   int64_t classes = 0;              // 0: the arch's usual count (FCN 21, U-Net 2, classifier 1000)
   int64_t in_channels = 3;
-  std::string backbone = "vgg16";   // FCN, classifier: vgg11|13|16|19, optionally -wWIDTH
-  std::string geometry = "same";    // FCN: same | reference (the Caffe nets)
-  int64_t fc_channels = 0;          // FCN, classifier: fc6/fc7 width; 0 = 4096 x backbone width
-  int64_t fc_kernel = 7;            // FCN: fc6 kernel, the classifier's k (VGG16 on 224: 7)
+  std::string backbone = "vgg16";   // FCN, classifier: vgg11|13|16|19, alexnet, resnet18|34|50|101, -wWIDTH
+  std::string geometry = "same";    // FCN: same | reference (the Caffe nets; VGG)
+  int64_t fc_channels = 0;          // FCN, classifier: fc6/fc7 width; 0 = the backbone's (4096 x width; ResNet: none)
+  int64_t fc_kernel = 0;            // FCN: fc6 kernel; 0 = the classifier's k at 224 (VGG 7, AlexNet 6)
   bool frozen_upsampling = false;   // FCN: keep the bilinear upsampling fixed
   int64_t input_size = 224;         // classifier: training input side
   int64_t depth = 4;                // U-Net: poolings

@@ -11,6 +11,7 @@
 #include "fcn/models/layers.h"
 #include "fcn/models/registry.h"
 #include "fcn/models/unet.h"
+#include "fcn/models/vgg.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
@@ -184,12 +185,13 @@ Value trace_fcn(Tracer& g, FCNImpl& net, const Value& input) {
   const int64_t h = input.t.size(2), w = input.t.size(3);
   Value x = reference ? input : g.pad(input, 0, (32 - h % 32) % 32, 0, (32 - w % 32) % 32);
   Value pool3, pool4;
-  const auto& convs = net.backbone->convs();
+  const auto& vgg = dynamic_cast<const VGGImpl&>(*net.backbone);  // export_onnx admits VGG backbones only
+  const auto& convs = vgg.convs();
   for (size_t i = 0; i < convs.size(); ++i) {
     x = g.relu(g.conv("backbone." + convs[i].name, convs[i].conv, x));
     const bool block_end = i + 1 == convs.size() || convs[i + 1].name.substr(0, 5) != convs[i].name.substr(0, 5);
     if (!block_end) continue;
-    x = g.max_pool(x, net.backbone->options.ceil_mode());
+    x = g.max_pool(x, vgg.ceil_mode());
     if (convs[i].name.rfind("conv3", 0) == 0) pool3 = x;
     if (convs[i].name.rfind("conv4", 0) == 0) pool4 = x;
   }
@@ -327,6 +329,9 @@ OnnxExportSummary export_onnx(const Model& model, const std::string& path, const
   auto* fcn_net = dynamic_cast<FCNImpl*>(model.net.get());
   auto* unet = dynamic_cast<UNetImpl*>(model.net.get());
   if (fcn_net == nullptr && unet == nullptr) fail(path, "only fcn and unet models export to ONNX, not '" + model.net->arch() + "'");
+  if (fcn_net != nullptr && dynamic_cast<const VGGImpl*>(fcn_net->backbone.get()) == nullptr)
+    fail(path, "ONNX export of FCNs on a " + backbone_name(fcn_net->options.backbone()) +
+                   " backbone is not written yet (VGG-backbone FCNs and U-Nets export)");
   if (options.opset < 11) fail("OnnxExportOptions.opset", std::to_string(options.opset) + " is below 11 (Resize and Pad need 11+)");
   if (options.height < 1 || options.width < 1) fail("OnnxExportOptions.height/width", "the export size must be positive");
   OnnxExportSummary summary;

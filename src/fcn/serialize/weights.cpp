@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/models/vgg.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
@@ -116,56 +117,102 @@ void load_state_dict(torch::nn::Module& module, const StateDict& weights, const 
     if (!used.count(name)) fail(source, "unexpected key '" + name + "' (not a parameter of this net)");
 }
 
+namespace {
+
+// fcn name prefix <-> torchvision key prefix, first match wins (an empty torchvision prefix matches all).
+using Renames = std::vector<std::pair<std::string, std::string>>;
+
+std::string renamed(const std::string& key, const Renames& renames, bool to_fcn) {
+  for (const auto& [fcn_prefix, tv_prefix] : renames) {
+    const auto& from = to_fcn ? tv_prefix : fcn_prefix;
+    const auto& to = to_fcn ? fcn_prefix : tv_prefix;
+    if (key.rfind(from, 0) == 0) return to + key.substr(from.size());
+  }
+  return "";
+}
+
+// Strict import under torchvision's names: every key must be one of the net's (renamed), with its
+// shape, and every tensor of the net must be given; errors name torchvision's key and `what`.
+void load_torchvision(torch::nn::Module& net, const StateDict& weights, const std::string& source, const std::string& what,
+                      const Renames& renames) {
+  const auto expected = state_dict(net);
+  std::map<std::string, torch::Tensor> want(expected.begin(), expected.end());
+  StateDict named;
+  std::set<std::string> given;
+  for (const auto& [key, tensor] : weights) {
+    const auto name = renamed(key, renames, true);
+    const auto it = want.find(name);
+    if (name.empty() || it == want.end()) fail(source, "unexpected key '" + key + "' (not part of " + what + ")");
+    if (tensor.sizes() != it->second.sizes())
+      fail(source, "key '" + key + "' has shape " + shape_string(tensor.sizes()) + ", expected " + shape_string(it->second.sizes()) +
+                       " (" + what + ")");
+    named.emplace_back(name, tensor);
+    given.insert(name);
+  }
+  for (const auto& [name, tensor] : expected)
+    if (!given.count(name)) fail(source, "missing key '" + renamed(name, renames, false) + "' (" + what + ")");
+  load_state_dict(net, named, source);
+}
+
+// The tensor under `key` with `dims` dimensions, or an error naming the key and `what`.
+torch::IntArrayRef shape_of(const StateDict& weights, const std::string& key, int64_t dims, const std::string& source,
+                            const std::string& what) {
+  for (const auto& [name, tensor] : weights) {
+    if (name != key) continue;
+    if (tensor.dim() != dims)
+      fail(source, "key '" + key + "' has shape " + shape_string(tensor.sizes()) + ", expected " + std::to_string(dims) +
+                       " dimensions (" + what + ")");
+    return tensor.sizes();
+  }
+  fail(source, "missing key '" + key + "' (" + what + ")");
+}
+
+}  // namespace
+
 Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth) {
-  std::map<std::string, torch::Tensor> given(weights.begin(), weights.end());
-  auto get = [&](const std::string& key) -> const torch::Tensor& {
-    const auto it = given.find(key);
-    if (it == given.end()) fail(source, "missing key '" + key + "' (torchvision vgg" + std::to_string(depth) + ")");
-    return it->second;
-  };
-  auto dims = [&](const std::string& key, int64_t dim) {
-    const auto& t = get(key);
-    if (t.dim() != dim) fail(source, "key '" + key + "' has shape " + shape_string(t.sizes()) + ", expected " + std::to_string(dim) + " dimensions");
-    return t.sizes();
-  };
+  const std::string what = "torchvision vgg" + std::to_string(depth);
   // Read the variant off the shapes, then let the strict copy check every other key.
-  const auto first = dims("features.0.weight", 4);
-  const auto fc6 = dims("classifier.0.weight", 2);
-  const auto fc8 = dims("classifier.6.weight", 2);
-  auto backbone = VGGOptions().depth(depth).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
-  const int64_t c5 = VGG(backbone)->channels(5);
+  const auto first = shape_of(weights, "features.0.weight", 4, source, what);
+  const auto fc6 = shape_of(weights, "classifier.0.weight", 2, source, what);
+  const auto fc8 = shape_of(weights, "classifier.6.weight", 2, source, what);
+  const auto backbone = BackboneOptions().depth(depth).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
+  const int64_t c5 = make_backbone(backbone)->channels(32);
   const auto k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(fc6[1]) / static_cast<double>(c5))));
   if (k < 1 || k * k * c5 != fc6[1])
     fail(source, "key 'classifier.0.weight' has " + std::to_string(fc6[1]) + " inputs, not " + std::to_string(c5) +
                      " x k x k for any k (pool5 has " + std::to_string(c5) + " channels)");
   Classifier net(ClassifierOptions().backbone(backbone).input_size(32 * k).fc_channels(fc6[0]).num_classes(fc8[0]));
+  Renames renames = {{"fc6.", "classifier.0."}, {"fc7.", "classifier.3."}, {"fc8.", "classifier.6."}};
+  for (const auto& conv : dynamic_cast<const VGGImpl&>(*net->backbone).convs())
+    renames.emplace_back("backbone." + conv.name + ".", "features." + std::to_string(conv.torchvision_index) + ".");
+  load_torchvision(*net, weights, source, what, renames);
+  return net;
+}
 
-  StateDict renamed;
-  std::set<std::string> known;
-  const auto params = net->named_parameters();
-  auto take = [&](const std::string& from, const std::string& to) {
-    const auto& tensor = get(from);
-    const auto& expected = params[to];
-    if (tensor.sizes() != expected.sizes())
-      fail(source, "key '" + from + "' has shape " + shape_string(tensor.sizes()) + ", expected " +
-                       shape_string(expected.sizes()) + " (" + to + ")");
-    renamed.emplace_back(to, tensor);
-    known.insert(from);
-  };
-  for (const auto& conv : net->backbone->convs()) {
-    const std::string index = "features." + std::to_string(conv.torchvision_index);
-    take(index + ".weight", "backbone." + conv.name + ".weight");
-    take(index + ".bias", "backbone." + conv.name + ".bias");
-  }
-  const std::pair<const char*, const char*> dense[] = {{"classifier.0", "fc6"}, {"classifier.3", "fc7"}, {"classifier.6", "fc8"}};
-  for (const auto& [from, to] : dense) {
-    take(std::string(from) + ".weight", std::string(to) + ".weight");
-    take(std::string(from) + ".bias", std::string(to) + ".bias");
-  }
-  for (const auto& [name, tensor] : weights)
-    if (!known.count(name))
-      fail(source, "unexpected key '" + name + "' (not part of torchvision vgg" + std::to_string(depth) + ")");
-  load_state_dict(*net, renamed, source);
+Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source) {
+  const std::string what = "torchvision alexnet";
+  const auto first = shape_of(weights, "features.0.weight", 4, source, what);
+  const auto fc6 = shape_of(weights, "classifier.1.weight", 2, source, what);
+  const auto fc8 = shape_of(weights, "classifier.6.weight", 2, source, what);
+  const auto backbone =
+      BackboneOptions().family(BackboneFamily::kAlexNet).depth(8).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
+  Classifier net(ClassifierOptions().backbone(backbone).input_size(224).fc_channels(fc6[0]).num_classes(fc8[0]));
+  load_torchvision(*net, weights, source, what,
+                   {{"fc6.", "classifier.1."}, {"fc7.", "classifier.4."}, {"fc8.", "classifier.6."}, {"backbone.features.", "features."}});
+  return net;
+}
+
+Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth) {
+  const std::string what = "torchvision resnet" + std::to_string(depth);
+  const auto first = shape_of(weights, "conv1.weight", 4, source, what);
+  const auto fc = shape_of(weights, "fc.weight", 2, source, what);
+  const auto backbone = BackboneOptions()
+                            .family(BackboneFamily::kResNet)
+                            .depth(depth)
+                            .width(static_cast<double>(first[0]) / 64.0)
+                            .in_channels(first[1]);
+  Classifier net(ClassifierOptions().backbone(backbone).input_size(224).fc_channels(0).num_classes(fc[0]));
+  load_torchvision(*net, weights, source, what, {{"fc8.", "fc."}, {"backbone.", ""}});
   return net;
 }
 

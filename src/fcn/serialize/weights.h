@@ -26,5 +26,9 @@ void load_state_dict(torch::nn::Module& module, const StateDict& weights, const 
 // torchvision vgg{11,13,16,19} (features.N.*, classifier.{0,3,6}.*) -> Classifier. Width,
 // input channels, fc size, class count and the fc6 window k are read off the tensor shapes.
 Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth = 16);
+// torchvision alexnet (features.{0,3,6,8,10}.*, classifier.{1,4,6}.*) -> Classifier (k = 6 at 224).
+Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source);
+// torchvision resnet{18,34,50,101} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc.
+Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth);
 
 }  // namespace fcn
