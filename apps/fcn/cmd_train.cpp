@@ -49,8 +49,9 @@ Model from_classifier_file(const std::string& path, const NetRecipe& recipe, int
   if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(source.net)) conv = convolutionalize(*classifier).ptr();
   if (conv == nullptr) fail(path, "is a '" + source.net->arch() + "' model, not a classifier");
   Model model;
-  model.net = FCN::from_classifier(*conv, FCNOptions().stride(stride).num_classes(classes).geometry(parse_geometry(recipe.geometry)))
-                  .ptr();
+  const auto options =
+      FCNOptions().stride(stride).num_classes(classes).geometry(parse_geometry(recipe.geometry)).at_once(recipe.at_once);
+  model.net = FCN::from_classifier(*conv, options).ptr();
   model.meta = default_meta(classes, model.net->in_channels());
   model.meta.normalization = source.meta.normalization;  // the classifier's inputs
   return model;
@@ -72,7 +73,8 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   if (static_cast<int>(!f.init.empty()) + static_cast<int>(!f.from.empty()) + static_cast<int>(!f.weights.empty()) > 1)
     fail("--init/--from/--weights", "give at most one starting point");
   const int64_t stride = fcn_stride(f.recipe.arch);
-  if (stride == 0 && f.recipe.arch != "unet") fail("--arch", "'" + f.recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet");
+  if (stride == 0 && f.recipe.arch != "unet" && f.recipe.arch != "torchvision-fcn")
+    fail("--arch", "'" + f.recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, torchvision-fcn");
   if (!f.weights.empty()) return load_model(f.weights);
   const int64_t classes = train.num_classes();
   if (f.classes_given && f.recipe.classes != classes)

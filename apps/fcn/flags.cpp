@@ -80,7 +80,8 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 }
 
 void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
-  cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier")->capture_default_str();
+  cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier | torchvision-fcn (--backbone resnet50|101)")
+      ->capture_default_str();
   cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)");
   cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
   cmd->add_option("--backbone", r.backbone,
@@ -90,6 +91,8 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width; ResNet: none)");
   cmd->add_option("--fc-kernel", r.fc_kernel, "FCN: fc6 kernel (default: the classifier's k at 224, VGG 7, AlexNet 6)");
   cmd->add_flag("--frozen-upsampling", r.frozen_upsampling, "FCN: keep the bilinear upsampling fixed during training");
+  cmd->add_flag("--aux", r.aux, "torchvision-fcn: the auxiliary head on layer3 (0.5 x its loss in training)");
+  cmd->add_flag("--at-once", r.at_once, "FCN: skips scaled as the reference's at-once FCN-8s (pool4 x 0.01, pool3 x 0.0001)");
   cmd->add_option("--input-size", r.input_size, "classifier: training input size (multiple of 32)")->capture_default_str();
   cmd->add_option("--depth", r.depth, "U-Net: number of poolings")->capture_default_str();
   cmd->add_option("--base-channels", r.base_channels, "U-Net: channels at full resolution")->capture_default_str();

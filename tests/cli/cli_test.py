@@ -120,6 +120,19 @@ def _():
     one_line_error(run("import", "torchvision-resnet50", path("resnet18.pth"), "--out", path("wrong.fcn"), ok=False),
                    "resnet18.pth", "key 'layer1.0.conv1.weight' has shape", "(torchvision resnet50)")
     assert not os.path.exists(path("wrong.fcn"))
+    # torchvision's segmentation FCN: fcn predict's labels are torchvision's argmax.
+    seg = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=4, aux_loss=True)
+    torch.save(seg.state_dict(), path("fcn_resnet50.pth"))
+    run("import", "torchvision-fcn-resnet50", path("fcn_resnet50.pth"), "--out", path("tvfcn.fcn"))
+    image = np.random.default_rng(5).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    write_ppm(path("tv.ppm"), image)
+    run("predict", path("tvfcn.fcn"), path("tv.ppm"), "--out", path("tv_masks"), "--probs", "npy")
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = torch.tensor(((image / 255.0 - mean) / std).transpose(2, 0, 1)[None], dtype=torch.float32)
+    with torch.no_grad():
+        expected = torch.softmax(seg.eval()(x)["out"], 1)[0].numpy()
+    got = np.load(path("tv_masks/tv-probs.npy"))
+    assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4, np.abs(got - expected).max()
     # The imported ResNet is the transfer source of an FCN-8s on it, fresh from the same recipe flags.
     run("convolutionalize", path("resnet18.fcn"), "--out", path("resnet18-conv.fcn"))
     run("init", "--arch", "fcn8s", "--backbone", "resnet18-w0.125", "--classes", 3, "--out", path("r8.fcn"))

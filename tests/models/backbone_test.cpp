@@ -2,12 +2,14 @@
 // convolutionalization identities on them; FCN-32s/16s/8s on every backbone (input-sized output,
 // staged training starting where the coarser net stopped, transfer from the classifier).
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/formats/npy.h"
 #include "fcn/models/alexnet.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/registry.h"
 #include "fcn/models/resnet.h"
 #include "fcn/serialize/weights.h"
 #include "test_util.h"
@@ -139,6 +141,25 @@ TEST(FCNOnEveryBackbone, FromClassifierCarriesTheBackboneWithItsBatchNormStatist
   EXPECT_EQ(test::error_of([] { FCN(FCNOptions().backbone(parse_backbone("resnet18")).geometry(Geometry::kReference)); })
                 .find("backbone: resnet18 has no Caffe layout"),
             0u);
+}
+
+TEST(TorchvisionFCN, Resnet50WithAuxGivesTorchvisionsOutAndAux) {
+  const auto file = test::golden("tv_fcn_resnet50.pth");
+  auto net = import_torchvision_fcn(read_state_dict(file), file, 50);
+  net->eval();
+  EXPECT_TRUE(net->options.aux());
+  EXPECT_EQ(net->num_classes(), 21);
+  c10::InferenceMode guard;
+  const auto outputs = net->forward_with_aux(read_npy(test::golden("tv_fcn_resnet50_input.npy")));
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs[0].sizes(), (std::vector<int64_t>{1, 21, 224, 320}));
+  EXPECT_LE(test::relative_error(outputs[0], read_npy(test::golden("tv_fcn_resnet50_out.npy"))), 1e-4);
+  EXPECT_LE(test::relative_error(outputs[1], read_npy(test::golden("tv_fcn_resnet50_aux.npy"))), 1e-4);
+  // The registry rebuilds it from its config, and a plain ResNet-50 file is not one.
+  EXPECT_EQ(net_config(*build_net(net_config(*net))), net_config(*net));
+  const auto resnet = test::golden("tv_resnet50.pth");
+  EXPECT_NE(test::error_of([&] { import_torchvision_fcn(read_state_dict(resnet), resnet, 50); }).find("missing key 'backbone.conv1.weight'"),
+            std::string::npos);
 }
 
 TEST(Import, WrongFamilyMissingKeyAndWrongShapeNameTheKey) {

@@ -1,11 +1,13 @@
 // FCN-32s/16s/8s: golden vs the PyTorch definitions in oracle/nets.py (the Caffe voc-fcn nets for
 // the reference geometry), staged-training identities, and input-sized output for any input.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/models/cost.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/model.h"
+#include "fcn/models/registry.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -62,6 +64,23 @@ TEST(FCN, FromCoarserInReferenceGeometryKeepsWeightsAndZeroSkips) {
   EXPECT_TRUE(torch::equal(fine->score_fr->weight, coarse->score_fr->weight));
   EXPECT_TRUE(torch::equal(fine->fc6->weight, coarse->fc6->weight));
   EXPECT_EQ(fine->score_pool4->weight.abs().sum().item<float>(), 0.0f);
+}
+
+TEST(FCN, AtOnceScalesTheSkipsAsTheReferenceDoes) {
+  // voc-fcn8s-atonce: score_pool4(0.01 pool4), score_pool3(0.0001 pool3). By linearity that is the
+  // plain net with those factors folded into the score layers' weights (biases unchanged).
+  for (const auto geometry : {Geometry::kSame, Geometry::kReference}) {
+    auto plain = trained_like(8, geometry);
+    FCN at_once(small(8, geometry).at_once(true));
+    at_once->eval();
+    torch::NoGradGuard no_grad;
+    for (auto& item : at_once->named_parameters()) item.value().copy_(plain->named_parameters()[item.key()]);
+    plain->score_pool4->weight.mul_(kAtOnceScalePool4);
+    plain->score_pool3->weight.mul_(kAtOnceScalePool3);
+    const auto x = torch::randn({1, 3, 64, 70});
+    EXPECT_LE(test::relative_error(at_once->forward(x), plain->forward(x)), 1e-5);
+    EXPECT_TRUE(net_config(*at_once)["at_once"].get<bool>());
+  }
 }
 
 TEST(FCN, FromCoarserRejectsANonFinerStride) {

@@ -31,7 +31,7 @@ TEST(Registry, EveryArchitectureRoundTripsThroughItsConfig) {
     EXPECT_EQ(net_config(*again), config) << arch;
     EXPECT_EQ(again->arch(), net->arch());
   }
-  EXPECT_EQ(architectures(), (std::vector<std::string>{"classifier", "conv-classifier", "fcn", "unet"}));
+  EXPECT_EQ(architectures(), (std::vector<std::string>{"classifier", "conv-classifier", "fcn", "unet", "torchvision-fcn"}));
 }
 
 TEST(Registry, RecipeDefaultsAreThePapersNets) {

@@ -191,6 +191,21 @@ def torchvision_classifiers(out):
         torch.save(model.state_dict(), os.path.join(out, f"tv_{name}.pth"))
         np.save(os.path.join(out, f"tv_{name}_input.npy"), x.numpy())
         np.save(os.path.join(out, f"tv_{name}_output.npy"), y.numpy())
+    # torchvision's segmentation FCN on a dilated ResNet-50, with the auxiliary head.
+    fcn = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for key, b in fcn.named_buffers():
+            if key.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif key.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+        x = torch.randn(1, 3, 224, 320)
+        y = fcn.eval()(x)
+    torch.save(fcn.state_dict(), os.path.join(out, "tv_fcn_resnet50.pth"))
+    np.save(os.path.join(out, "tv_fcn_resnet50_input.npy"), x.numpy())
+    np.save(os.path.join(out, "tv_fcn_resnet50_out.npy"), y["out"].numpy())
+    np.save(os.path.join(out, "tv_fcn_resnet50_aux.npy"), y["aux"].numpy())
     sd = nets_and_inputs["resnet18"][0].state_dict()
     missing = dict(sd)
     del missing["layer2.1.bn2.running_var"]

@@ -88,6 +88,11 @@ nlohmann::json unet_config(const std::string& padding, const std::string& upsamp
           {"padding", padding}, {"upsample", upsample}, {"batch_norm", batch_norm}};
 }
 
+nlohmann::json with(nlohmann::json config, const nlohmann::json& changes) {
+  config.update(changes);
+  return config;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Archs, OnnxParity,
     testing::Values(Case{"fcn32s_reference", fcn_config(32, "reference"), {{64, 64}, {75, 53}}},
@@ -96,6 +101,15 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"fcn32s_same", fcn_config(32, "same"), {{64, 96}, {75, 53}}},
                     Case{"fcn16s_same", fcn_config(16, "same"), {{64, 96}, {75, 53}}},
                     Case{"fcn8s_same", fcn_config(8, "same"), {{64, 96}, {75, 53}}},
+                    Case{"fcn8s_same_at_once", with(fcn_config(8, "same"), {{"at_once", true}}), {{64, 96}}},
+                    Case{"fcn8s_reference_at_once", with(fcn_config(8, "reference"), {{"at_once", true}}), {{75, 53}}},
+                    Case{"fcn8s_alexnet", with(fcn_config(8, "same"), {{"backbone", {{"name", "alexnet-w0.125"}, {"in_channels", 3}}}}),
+                         {{64, 96}, {75, 53}}},
+                    Case{"fcn16s_resnet18",
+                         with(fcn_config(16, "same"), {{"backbone", {{"name", "resnet18-w0.125"}, {"in_channels", 3}}}, {"fc_channels", 0}}),
+                         {{64, 96}, {75, 53}}},
+                    Case{"fcn8s_resnet50", with(fcn_config(8, "same"), {{"backbone", {{"name", "resnet50-w0.0625"}, {"in_channels", 3}}}, {"fc_channels", 0}}),
+                         {{64, 64}}},
                     Case{"unet_same_transposed", unet_config("same", "transposed", false), {{48, 64}, {37, 50}}},
                     Case{"unet_same_bilinear_bn", unet_config("same", "bilinear", true), {{48, 64}, {37, 50}}},
                     Case{"unet_valid_transposed", unet_config("valid", "transposed", false), {{92, 92}, {108, 124}}},

@@ -29,6 +29,9 @@ struct BackboneOptions {
   TORCH_ARG(double, width) = 1.0;   // channel multiplier: VGG16 at 0.25 gives 16-32-64-128-128
   TORCH_ARG(int64_t, in_channels) = 3;
   TORCH_ARG(BackboneLayout, layout) = BackboneLayout::kClassifier;
+  // 32, or 8 for a ResNet-50/101 whose layer3 and layer4 trade their stride for dilation (2, 4),
+  // as torchvision's segmentation nets do (replace_stride_with_dilation=[False, True, True]).
+  TORCH_ARG(int64_t, output_stride) = 32;
 };
 
 // "vgg16", "vgg16-w0.25", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25" <-> options
@@ -56,7 +59,7 @@ class BackboneImpl : public torch::nn::Module {
   virtual int64_t channels(int64_t stride) const = 0;
   // Where the stride-s map's pixels sit on the input, from the layers' kernels, strides and paddings.
   virtual CoordMap coord_map(int64_t stride) const = 0;
-  // Side of the stride-32 map for an input side (0 when the input is too small).
+  // Side of the last (stride-32, or output_stride) map for an input side (0 when the input is too small).
   virtual int64_t output_side(int64_t input_side) const = 0;
   // Whether a k x k fc6 over the stride-32 map came with the classifier (VGG, AlexNet: yes;
   // ResNet: no, its head is a global average pool and one dense layer).

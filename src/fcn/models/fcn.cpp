@@ -103,7 +103,8 @@ nlohmann::json FCNImpl::config() const {
           {"fc_channels", o.fc_channels()},
           {"fc_kernel", o.fc_kernel()},
           {"dropout", o.dropout()},
-          {"learnable_upsampling", o.learnable_upsampling()}};
+          {"learnable_upsampling", o.learnable_upsampling()},
+          {"at_once", o.at_once()}};
 }
 
 std::shared_ptr<NetImpl> FCNImpl::from_config(const nlohmann::json& j) {
@@ -115,13 +116,15 @@ std::shared_ptr<NetImpl> FCNImpl::from_config(const nlohmann::json& j) {
                                        .fc_channels(j.at("fc_channels").get<int64_t>())
                                        .fc_kernel(j.at("fc_kernel").get<int64_t>())
                                        .dropout(j.at("dropout").get<double>())
-                                       .learnable_upsampling(j.at("learnable_upsampling").get<bool>()));
+                                       .learnable_upsampling(j.at("learnable_upsampling").get<bool>())
+                                       .at_once(j.value("at_once", false)));  // absent in files before at-once
 }
 
 void FCNImpl::pretty_print(std::ostream& stream) const {
   stream << "fcn::FCN(stride=" << options.stride() << ", classes=" << options.num_classes()
          << ", backbone=" << backbone_name(options.backbone()) << ", geometry=" << geometry_name(options.geometry())
-         << ", fc_channels=" << options.fc_channels() << ", fc_kernel=" << options.fc_kernel() << ")";
+         << ", fc_channels=" << options.fc_channels() << ", fc_kernel=" << options.fc_kernel()
+         << (options.at_once() ? ", at_once" : "") << ")";
 }
 
 torch::nn::ConvTranspose2d FCNImpl::make_upsampling(const std::string& name, int64_t factor) {
@@ -163,6 +166,10 @@ torch::Tensor FCNImpl::forward(const torch::Tensor& input) {
   return reference ? forward_reference(features, score, h, w) : forward_same(features, score, h, w);
 }
 
+torch::Tensor FCNImpl::skip(const torch::Tensor& features, double at_once_scale) const {
+  return options.at_once() ? features * at_once_scale : features;
+}
+
 torch::Tensor FCNImpl::forward_reference(const Features& f, const torch::Tensor& score, int64_t h, int64_t w) {
   const int64_t stride = options.stride();
   torch::Tensor x;
@@ -170,12 +177,12 @@ torch::Tensor FCNImpl::forward_reference(const Features& f, const torch::Tensor&
     x = conv(upscore, score);
   } else {
     auto up = conv(upscore2, score);  // stride 16
-    x = up + crop(conv(score_pool4, f.stride16), crops_.pool4, crops_.pool4, up.size(2), up.size(3));
+    x = up + crop(conv(score_pool4, skip(f.stride16, kAtOnceScalePool4)), crops_.pool4, crops_.pool4, up.size(2), up.size(3));
     if (stride == 16) {
       x = conv(upscore16, x);
     } else {
       up = conv(upscore_pool4, x);  // stride 8
-      x = up + crop(conv(score_pool3, f.stride8), crops_.pool3, crops_.pool3, up.size(2), up.size(3));
+      x = up + crop(conv(score_pool3, skip(f.stride8, kAtOnceScalePool3)), crops_.pool3, crops_.pool3, up.size(2), up.size(3));
       x = conv(upscore8, x);
     }
   }
@@ -184,8 +191,8 @@ torch::Tensor FCNImpl::forward_reference(const Features& f, const torch::Tensor&
 
 torch::Tensor FCNImpl::forward_same(const Features& f, const torch::Tensor& score, int64_t h, int64_t w) {
   auto x = conv(upscore, score);
-  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, f.stride16));
-  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, f.stride8));
+  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, skip(f.stride16, kAtOnceScalePool4)));
+  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, skip(f.stride8, kAtOnceScalePool3)));
   return crop(x, 0, 0, h, w);
 }
 

@@ -36,7 +36,13 @@ struct FCNOptions {
   TORCH_ARG(int64_t, fc_kernel) = 7;         // fc6 kernel: the classifier's k
   TORCH_ARG(double, dropout) = 0.5;
   TORCH_ARG(bool, learnable_upsampling) = true;
+  // The reference's at-once FCN-8s: all strides trained together from the classifier, the skips
+  // scaled (pool4 x 0.01, pool3 x 0.0001) before their score layers so they start small.
+  TORCH_ARG(bool, at_once) = false;
 };
+
+// voc-fcn8s-atonce's fixed Scale layers on pool4 and pool3.
+constexpr double kAtOnceScalePool4 = 0.01, kAtOnceScalePool3 = 0.0001;
 
 // Crop offsets of the reference geometry (Caffe's Crop layers): score_pool4 and score_pool3
 // against the upsampled coarser scores, and the final upsampled scores against the input.
@@ -78,6 +84,7 @@ class FCNImpl : public NetImpl {
   FCNCrops crops_;
   torch::nn::ConvTranspose2d make_upsampling(const std::string& name, int64_t factor);
   FCNCrops derive_crops() const;
+  torch::Tensor skip(const torch::Tensor& features, double at_once_scale) const;  // at-once scaling
   torch::Tensor forward_reference(const Features& f, const torch::Tensor& score, int64_t h, int64_t w);
   torch::Tensor forward_same(const Features& f, const torch::Tensor& score, int64_t h, int64_t w);
 };
@@ -89,7 +96,8 @@ class FCN : public torch::nn::ModuleHolder<FCNImpl> {
   // from the coarser one's weights. New skip score layers start at zero and new upsamplers at
   // bilinear, so in the kSame geometry the finer net computes exactly the coarser one's logits.
   static FCN from_coarser(FCNImpl& coarser, int64_t stride);
-  // Transfer learning: backbone, fc6 and fc7 from a convolutionalized classifier; a new (zero)
+  // Transfer learning: backbone, fc6 and fc7 from a convolutionalized classifier (at-once FCN-8s:
+  // options.at_once(true) and stride 8); a new (zero)
   // score layer for options.num_classes(). Backbone and fc sizes come from the classifier.
   static FCN from_classifier(ConvClassifierImpl& classifier, FCNOptions options);
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
@@ -22,6 +23,9 @@ class NetImpl : public torch::nn::Module {
   // The options that rebuild this net, as JSON (registry.h's net_config adds "arch"). Each
   // architecture also has a static `from_config(json)`, registered under arch() in registry.cpp.
   virtual nlohmann::json config() const = 0;
+  // The logits and any auxiliary logits training adds to the loss (torchvision's FCN: the layer3
+  // head); most nets have none.
+  virtual std::vector<torch::Tensor> forward_with_aux(const torch::Tensor& x) { return {forward(x)}; }
 
   // Segmentation nets (FCN, U-Net) say how input sides map to output sides; the Predictor pads,
   // crops and tiles by it. input_alignment() is the net's total pooling (FCN 32, U-Net 2^depth),

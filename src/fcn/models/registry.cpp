@@ -9,6 +9,7 @@
 #include "fcn/models/classifier.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/torchvision_fcn.h"
 #include "fcn/models/unet.h"
 #include "fcn/util/error.h"
 
@@ -25,6 +26,7 @@ const std::vector<std::pair<std::string, Factory>>& registered() {
       {"conv-classifier", &ConvClassifierImpl::from_config},
       {"fcn", &FCNImpl::from_config},
       {"unet", &UNetImpl::from_config},
+      {"torchvision-fcn", &TorchvisionFCNImpl::from_config},
   };
   return table;
 }
@@ -85,9 +87,11 @@ std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
                                           .batch_norm(recipe.batch_norm));
   }
   const int64_t stride = fcn_stride(recipe.arch);
-  if (stride == 0 && recipe.arch != "classifier")
-    fail("NetRecipe.arch", "'" + recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, classifier");
+  if (stride == 0 && recipe.arch != "classifier" && recipe.arch != "torchvision-fcn")
+    fail("NetRecipe.arch", "'" + recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, classifier, torchvision-fcn");
   const auto backbone = parse_backbone(recipe.backbone).in_channels(recipe.in_channels);
+  if (recipe.arch == "torchvision-fcn")
+    return std::make_shared<TorchvisionFCNImpl>(TorchvisionFCNOptions().backbone(backbone).num_classes(classes_or(21)).aux(recipe.aux));
   if (recipe.fc_channels < 0) fail("NetRecipe.fc_channels", "must be positive (or 0 for the backbone's own)");
   // The classifier head the backbone came with: VGG's and AlexNet's 4096-wide fc6/fc7 (scaled), none for ResNet.
   const bool fc_head = backbone.family() != BackboneFamily::kResNet;
@@ -105,7 +109,8 @@ std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
                                        .geometry(parse_geometry(recipe.geometry))
                                        .fc_channels(fc)
                                        .fc_kernel(k)
-                                       .learnable_upsampling(!recipe.frozen_upsampling));
+                                       .learnable_upsampling(!recipe.frozen_upsampling)
+                                       .at_once(recipe.at_once));
 }
 
 }  // namespace fcn

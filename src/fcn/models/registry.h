@@ -24,7 +24,7 @@ std::shared_ptr<NetImpl> build_net(const nlohmann::json& config, const std::stri
 std::vector<std::string> architectures();
 
 struct NetRecipe {
-  std::string arch = "fcn8s";       // fcn32s | fcn16s | fcn8s | unet | classifier
+  std::string arch = "fcn8s";       // fcn32s | fcn16s | fcn8s | unet | classifier | torchvision-fcn
   int64_t classes = 0;              // 0: the arch's usual count (FCN 21, U-Net 2, classifier 1000)
   int64_t in_channels = 3;
   std::string backbone = "vgg16";   // FCN, classifier: vgg11|13|16|19, alexnet, resnet18|34|50|101, -wWIDTH
@@ -32,6 +32,8 @@ struct NetRecipe {
   int64_t fc_channels = 0;          // FCN, classifier: fc6/fc7 width; 0 = the backbone's (4096 x width; ResNet: none)
   int64_t fc_kernel = 0;            // FCN: fc6 kernel; 0 = the classifier's k at 224 (VGG 7, AlexNet 6)
   bool frozen_upsampling = false;   // FCN: keep the bilinear upsampling fixed
+  bool at_once = false;             // FCN-8s: the reference's at-once skip scaling
+  bool aux = false;                 // torchvision-fcn: the auxiliary head on layer3
   int64_t input_size = 224;         // classifier: training input side
   int64_t depth = 4;                // U-Net: poolings
   int64_t base_channels = 64;       // U-Net: channels at full resolution

@@ -18,8 +18,9 @@ std::vector<int64_t> blocks_per_stage(int64_t depth) {
   }
 }
 
-torch::nn::Conv2d conv_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+torch::nn::Conv2d conv_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation = 1) {
+  torch::nn::Conv2d layer(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(dilation * (kernel / 2)).dilation(dilation).bias(false));
   // torchvision's init: Kaiming-normal, fan-out, ReLU.
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_normal_(layer->weight, 0.0, torch::kFanOut, torch::kReLU);
@@ -32,11 +33,12 @@ constexpr int64_t kStagePlanes[4] = {64, 128, 256, 512};
 
 }  // namespace
 
-ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t out) {
+ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t out, int64_t dilation) {
+  if (dilation > 1 && !bottleneck) fail("backbone", "dilation is for bottleneck ResNets (50, 101), as in torchvision");
   if (bottleneck) {
     conv1 = register_module("conv1", conv_layer(in, planes, 1, 1));
     bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
-    conv2 = register_module("conv2", conv_layer(planes, planes, 3, stride));
+    conv2 = register_module("conv2", conv_layer(planes, planes, 3, stride, dilation));
     bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
     conv3 = register_module("conv3", conv_layer(planes, out, 1, 1));
     bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
@@ -46,15 +48,18 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride,
     conv2 = register_module("conv2", conv_layer(planes, out, 3, 1));
     bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
   }
-  if (stride != 1 || in != out)
-    downsample = register_module("downsample", torch::nn::Sequential(conv_layer(in, out, 1, stride), torch::nn::BatchNorm2d(out)));
+  if (stride != 1 || in != out) {
+    auto downsample = register_module("downsample", std::make_shared<torch::nn::Module>());
+    downsample_conv = downsample->register_module("0", conv_layer(in, out, 1, stride));
+    downsample_bn = downsample->register_module("1", torch::nn::BatchNorm2d(out));
+  }
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
   auto y = bn1(conv(conv1, x)).relu_();
   y = bn2(conv(conv2, y));
   if (!conv3.is_empty()) y = bn3(conv(conv3, y.relu_()));
-  const auto identity = downsample.is_empty() ? x : downsample->forward(x);
+  const auto identity = downsample_conv.is_empty() ? x : downsample_bn(conv(downsample_conv, x));
   return (y + identity).relu_();
 }
 
@@ -62,18 +67,29 @@ ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_)
   if (options.layout() == BackboneLayout::kCaffe)
     fail("backbone", backbone_name(options) + " has no Caffe layout (the reference geometry is VGG's and AlexNet's)");
   const auto blocks = blocks_per_stage(options.depth());
+  if (options.output_stride() != 32 && options.output_stride() != 8)
+    fail("backbone", "output stride " + std::to_string(options.output_stride()) + " is not 32 or 8");
+  if (options.output_stride() == 8 && !bottleneck()) fail("backbone", backbone_name(options) + " cannot dilate (torchvision: 50, 101)");
   const int64_t stem = scaled_channels(64, options.width());
   conv1 = register_module("conv1", conv_layer(options.in_channels(), stem, 7, 2));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(stem));
   int64_t in = stem;
   const int64_t expansion = bottleneck() ? 4 : 1;
+  int64_t dilation = 1;
   for (size_t s = 0; s < 4; ++s) {
     auto holder = register_module("layer" + std::to_string(s + 1), std::make_shared<torch::nn::Module>());
     layers.emplace_back();
     const int64_t planes = scaled_channels(kStagePlanes[s], options.width());
+    // torchvision's _make_layer: a dilated stage keeps stride 1; its first block uses the old dilation.
+    int64_t stride = s > 0 ? 2 : 1;
+    const int64_t first_dilation = dilation;
+    if (options.output_stride() == 8 && s >= 2) {
+      dilation *= stride;
+      stride = 1;
+    }
     for (int64_t b = 0; b < blocks[s]; ++b) {
-      const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
-      layers.back().push_back(holder->register_module(std::to_string(b), ResidualBlock(in, planes, stride, bottleneck(), planes * expansion)));
+      auto block = ResidualBlock(in, planes, b == 0 ? stride : 1, bottleneck(), planes * expansion, b == 0 ? first_dilation : dilation);
+      layers.back().push_back(holder->register_module(std::to_string(b), block));
       in = planes * expansion;
     }
   }
@@ -104,18 +120,18 @@ CoordMap ResNetImpl::coord_map(int64_t stride) const {
   TORCH_CHECK(stride == 8 || stride == 16 || stride == 32, "ResNet has maps at strides 8, 16, 32, asked for ", stride);
   // conv1 7x7/2 pad 3 and the 3x3/2 max-pool pad 1, then one 3x3/2 (or 1x1/2) per stage: all centred on 0.
   CoordMap map = conv_map(7, 2, 3).then(conv_map(3, 2, 1));
-  for (int64_t s = 8; s <= stride; s *= 2) map = map.then(conv_map(3, 2, 1));
-  return map;
+  for (int64_t s = 8; s <= std::min(stride, options.output_stride()); s *= 2) map = map.then(conv_map(3, 2, 1));
+  return map;  // dilated stages keep the grid
 }
 
-int64_t ResNetImpl::output_side_of(const BackboneOptions&, int64_t side) {
-  for (int i = 0; i < 5; ++i) side = halved(side);
+int64_t ResNetImpl::output_side_of(const BackboneOptions& options, int64_t side) {
+  for (int i = 0; i < (options.output_stride() == 8 ? 3 : 5); ++i) side = halved(side);
   return side;
 }
 
 void ResNetImpl::pretty_print(std::ostream& stream) const {
   stream << "fcn::ResNet(" << backbone_name(options) << ", in_channels=" << options.in_channels()
-         << (bottleneck() ? ", bottleneck" : ", basic") << ")";
+         << (bottleneck() ? ", bottleneck" : ", basic") << (options.output_stride() == 8 ? ", dilated to stride 8" : "") << ")";
 }
 
 }  // namespace fcn

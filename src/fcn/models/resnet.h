@@ -2,13 +2,13 @@
 // bottleneck on its 3x3 conv) with the same module names (conv1, bn1, layer1.0.conv1, ...,
 // layerN.0.downsample.{0,1}), so torchvision weights import by name; a width multiplier scales
 // every stage. Taps: layer2 (stride 8), layer3 (16), layer4 (32). Its classifier head is a global
-// average pool and one dense layer (no fc6/fc7), so an FCN scores layer4 directly.
+// average pool and one dense layer (no fc6/fc7), so an FCN scores layer4 directly. With
+// output_stride 8, layer3 and layer4 are dilated instead of strided (torchvision's segmentation nets).
 #pragma once
 
 #include <vector>
 
 #include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 
 #include "fcn/models/backbone.h"
@@ -18,11 +18,14 @@ namespace fcn {
 // One residual block: BasicBlock (two 3x3 convs) or Bottleneck (1x1, 3x3, 1x1 with 4x expansion).
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t expansion_channels);
+  ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t expansion_channels,
+                    int64_t dilation = 1);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
-  torch::nn::Sequential downsample{nullptr};
+  // torchvision's downsample.0 (1x1 conv) and downsample.1 (batch norm), empty when the block keeps its shape.
+  torch::nn::Conv2d downsample_conv{nullptr};
+  torch::nn::BatchNorm2d downsample_bn{nullptr};
 };
 TORCH_MODULE(ResidualBlock);
 

@@ -7,9 +7,11 @@
 #include <onnx/onnx_pb.h>
 #include <torch/torch.h>
 
+#include "fcn/models/alexnet.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/registry.h"
+#include "fcn/models/resnet.h"
 #include "fcn/models/unet.h"
 #include "fcn/models/vgg.h"
 #include "fcn/util/atomic_file.h"
@@ -70,12 +72,19 @@ class Tracer {
 
   Value relu(const Value& x) { return {node("Relu", {x.name}, "relu")->output(0), torch::relu(x.t)}; }
 
-  Value max_pool(const Value& x, bool ceil_mode) {
+  Value max_pool(const Value& x, bool ceil_mode, int64_t kernel = 2, int64_t stride = 2, int64_t padding = 0) {
     auto* n = node("MaxPool", {x.name}, "pool");
-    ints(n, "kernel_shape", {2, 2});
-    ints(n, "strides", {2, 2});
+    ints(n, "kernel_shape", {kernel, kernel});
+    ints(n, "strides", {stride, stride});
+    ints(n, "pads", {padding, padding, padding, padding});
     int_attribute(n, "ceil_mode", ceil_mode ? 1 : 0);
-    return {n->output(0), torch::max_pool2d(x.t, 2, 2, 0, 1, ceil_mode)};
+    return {n->output(0), torch::max_pool2d(x.t, kernel, stride, padding, 1, ceil_mode)};
+  }
+
+  // x * factor (a constant): the at-once FCN's fixed skip scaling.
+  Value scale(const Value& x, double factor) {
+    const auto name = weight(fresh("scale"), torch::full({1}, factor));
+    return {node("Mul", {x.name, name}, "scale")->output(0), x.t * factor};
   }
 
   Value add(const Value& a, const Value& b) { return {node("Add", {a.name, b.name}, "add")->output(0), a.t + b.t}; }
@@ -179,34 +188,93 @@ class Tracer {
   int64_t count_ = 0;
 };
 
-// FCNImpl::forward, op for op.
-Value trace_fcn(Tracer& g, FCNImpl& net, const Value& input) {
-  const bool reference = net.options.geometry() == Geometry::kReference;
-  const int64_t h = input.t.size(2), w = input.t.size(3);
-  Value x = reference ? input : g.pad(input, 0, (32 - h % 32) % 32, 0, (32 - w % 32) % 32);
-  Value pool3, pool4;
-  const auto& vgg = dynamic_cast<const VGGImpl&>(*net.backbone);  // export_onnx admits VGG backbones only
+struct TracedFeatures {
+  Value stride8, stride16, stride32;
+};
+
+TracedFeatures trace_vgg(Tracer& g, const VGGImpl& vgg, Value x) {
+  TracedFeatures f;
   const auto& convs = vgg.convs();
   for (size_t i = 0; i < convs.size(); ++i) {
     x = g.relu(g.conv("backbone." + convs[i].name, convs[i].conv, x));
     const bool block_end = i + 1 == convs.size() || convs[i + 1].name.substr(0, 5) != convs[i].name.substr(0, 5);
     if (!block_end) continue;
     x = g.max_pool(x, vgg.ceil_mode());
-    if (convs[i].name.rfind("conv3", 0) == 0) pool3 = x;
-    if (convs[i].name.rfind("conv4", 0) == 0) pool4 = x;
+    if (convs[i].name.rfind("conv3", 0) == 0) f.stride8 = x;
+    if (convs[i].name.rfind("conv4", 0) == 0) f.stride16 = x;
   }
-  if (!reference) {
-    const int64_t k = net.options.fc_kernel();
-    x = g.pad(x, (k - 1) / 2, k / 2, (k - 1) / 2, k / 2);
+  f.stride32 = x;
+  return f;
+}
+
+TracedFeatures trace_alexnet(Tracer& g, const AlexNetImpl& net, const Value& input) {
+  const int64_t pad = net.options.layout() == BackboneLayout::kSame ? 1 : 0;  // AlexNetImpl's pools
+  TracedFeatures f;
+  f.stride8 = g.max_pool(g.relu(g.conv("backbone.features.0", net.conv1, input)), false, 3, 2, pad);
+  f.stride16 = g.max_pool(g.relu(g.conv("backbone.features.3", net.conv2, f.stride8)), false, 3, 2, pad);
+  Value x = g.relu(g.conv("backbone.features.6", net.conv3, f.stride16));
+  x = g.relu(g.conv("backbone.features.8", net.conv4, x));
+  f.stride32 = g.max_pool(g.relu(g.conv("backbone.features.10", net.conv5, x)), false, 3, 2, pad);
+  return f;
+}
+
+Value trace_block(Tracer& g, const std::string& name, ResidualBlockImpl& block, const Value& x) {
+  Value y = g.relu(g.batch_norm(name + ".bn1", block.bn1, g.conv(name + ".conv1", block.conv1, x)));
+  y = g.batch_norm(name + ".bn2", block.bn2, g.conv(name + ".conv2", block.conv2, y));
+  if (!block.conv3.is_empty()) y = g.batch_norm(name + ".bn3", block.bn3, g.conv(name + ".conv3", block.conv3, g.relu(y)));
+  Value identity = x;
+  if (!block.downsample_conv.is_empty())
+    identity = g.batch_norm(name + ".downsample.1", block.downsample_bn, g.conv(name + ".downsample.0", block.downsample_conv, x));
+  return g.relu(g.add(y, identity));
+}
+
+TracedFeatures trace_resnet(Tracer& g, ResNetImpl& net, const Value& input) {
+  Value x = g.max_pool(g.relu(g.batch_norm("backbone.bn1", net.bn1, g.conv("backbone.conv1", net.conv1, input))), false, 3, 2, 1);
+  TracedFeatures f;
+  for (size_t s = 0; s < net.layers.size(); ++s) {
+    for (size_t b = 0; b < net.layers[s].size(); ++b)
+      x = trace_block(g, "backbone.layer" + std::to_string(s + 1) + "." + std::to_string(b), *net.layers[s][b], x);
+    if (s == 1) f.stride8 = x;
+    if (s == 2) f.stride16 = x;
   }
-  x = g.relu(g.conv("fc6", net.fc6, x));
-  x = g.relu(g.conv("fc7", net.fc7, x));
+  f.stride32 = x;
+  return f;
+}
+
+TracedFeatures trace_backbone(Tracer& g, BackboneImpl& backbone, const Value& x) {
+  if (auto* vgg = dynamic_cast<VGGImpl*>(&backbone)) return trace_vgg(g, *vgg, x);
+  if (auto* alexnet = dynamic_cast<AlexNetImpl*>(&backbone)) return trace_alexnet(g, *alexnet, x);
+  return trace_resnet(g, dynamic_cast<ResNetImpl&>(backbone), x);
+}
+
+// FCNImpl::forward, op for op.
+Value trace_fcn(Tracer& g, FCNImpl& net, const Value& input) {
+  const bool reference = net.options.geometry() == Geometry::kReference;
+  const int64_t h = input.t.size(2), w = input.t.size(3);
+  const Value padded = reference ? input : g.pad(input, 0, (32 - h % 32) % 32, 0, (32 - w % 32) % 32);
+  const auto f = trace_backbone(g, *net.backbone, padded);
+  // The skips' score layers, on the at-once scaled maps where the net scales them.
+  const auto score_pool4 = [&] {
+    return g.conv("score_pool4", net.score_pool4, net.options.at_once() ? g.scale(f.stride16, kAtOnceScalePool4) : f.stride16);
+  };
+  const auto score_pool3 = [&] {
+    return g.conv("score_pool3", net.score_pool3, net.options.at_once() ? g.scale(f.stride8, kAtOnceScalePool3) : f.stride8);
+  };
+  Value x = f.stride32;
+  if (!net.fc6.is_empty()) {
+    if (!reference) {
+      const int64_t k = net.options.fc_kernel();
+      x = g.pad(x, (k - 1) / 2, k / 2, (k - 1) / 2, k / 2);
+    }
+    x = g.relu(g.conv("fc6", net.fc6, x));
+    x = g.relu(g.conv("fc7", net.fc7, x));
+  }
   const Value score = g.conv("score_fr", net.score_fr, x);
   const int64_t stride = net.options.stride();
   if (!reference) {
     x = g.conv_transpose("upscore", net.upscore, score);
-    if (stride <= 16) x = g.add(x, g.conv_transpose("upscore16", net.upscore16, g.conv("score_pool4", net.score_pool4, pool4)));
-    if (stride == 8) x = g.add(x, g.conv_transpose("upscore8", net.upscore8, g.conv("score_pool3", net.score_pool3, pool3)));
+    if (stride <= 16) x = g.add(x, g.conv_transpose("upscore16", net.upscore16, score_pool4()));
+    if (stride == 8) x = g.add(x, g.conv_transpose("upscore8", net.upscore8, score_pool3()));
     return g.crop(x, 0, 0, h, w);
   }
   // The Crop layers' offsets, derived from the net's geometry (FCNImpl::crops, coord_map.h).
@@ -215,12 +283,12 @@ Value trace_fcn(Tracer& g, FCNImpl& net, const Value& input) {
     x = g.conv_transpose("upscore", net.upscore, score);
   } else {
     Value up = g.conv_transpose("upscore2", net.upscore2, score);
-    x = g.add(up, g.crop(g.conv("score_pool4", net.score_pool4, pool4), crops.pool4, crops.pool4, up.t.size(2), up.t.size(3)));
+    x = g.add(up, g.crop(score_pool4(), crops.pool4, crops.pool4, up.t.size(2), up.t.size(3)));
     if (stride == 16) {
       x = g.conv_transpose("upscore16", net.upscore16, x);
     } else {
       up = g.conv_transpose("upscore_pool4", net.upscore_pool4, x);
-      x = g.add(up, g.crop(g.conv("score_pool3", net.score_pool3, pool3), crops.pool3, crops.pool3, up.t.size(2), up.t.size(3)));
+      x = g.add(up, g.crop(score_pool3(), crops.pool3, crops.pool3, up.t.size(2), up.t.size(3)));
       x = g.conv_transpose("upscore8", net.upscore8, x);
     }
   }
@@ -329,9 +397,6 @@ OnnxExportSummary export_onnx(const Model& model, const std::string& path, const
   auto* fcn_net = dynamic_cast<FCNImpl*>(model.net.get());
   auto* unet = dynamic_cast<UNetImpl*>(model.net.get());
   if (fcn_net == nullptr && unet == nullptr) fail(path, "only fcn and unet models export to ONNX, not '" + model.net->arch() + "'");
-  if (fcn_net != nullptr && dynamic_cast<const VGGImpl*>(fcn_net->backbone.get()) == nullptr)
-    fail(path, "ONNX export of FCNs on a " + backbone_name(fcn_net->options.backbone()) +
-                   " backbone is not written yet (VGG-backbone FCNs and U-Nets export)");
   if (options.opset < 11) fail("OnnxExportOptions.opset", std::to_string(options.opset) + " is below 11 (Resize and Pad need 11+)");
   if (options.height < 1 || options.width < 1) fail("OnnxExportOptions.height/width", "the export size must be positive");
   OnnxExportSummary summary;

@@ -216,4 +216,19 @@ Classifier import_torchvision_resnet(const StateDict& weights, const std::string
   return net;
 }
 
+TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth) {
+  const std::string what = "torchvision fcn_resnet" + std::to_string(depth);
+  const auto first = shape_of(weights, "backbone.conv1.weight", 4, source, what);
+  const auto score = shape_of(weights, "classifier.4.weight", 4, source, what);
+  const bool aux = std::any_of(weights.begin(), weights.end(), [](const auto& item) { return item.first.rfind("aux_classifier.", 0) == 0; });
+  const auto backbone = BackboneOptions()
+                            .family(BackboneFamily::kResNet)
+                            .depth(depth)
+                            .width(static_cast<double>(first[0]) / 64.0)
+                            .in_channels(first[1]);
+  TorchvisionFCN net(TorchvisionFCNOptions().backbone(backbone).num_classes(score[0]).aux(aux));
+  load_torchvision(*net, weights, source, what, {{"", ""}});  // fcn uses torchvision's names here
+  return net;
+}
+
 }  // namespace fcn

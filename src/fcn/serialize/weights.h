@@ -9,6 +9,7 @@
 
 #include "fcn/formats/torch_archive.h"
 #include "fcn/models/classifier.h"
+#include "fcn/models/torchvision_fcn.h"
 
 namespace fcn {
 
@@ -30,5 +31,7 @@ Classifier import_torchvision_vgg(const StateDict& weights, const std::string& s
 Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source);
 // torchvision resnet{18,34,50,101} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc.
 Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth);
+// torchvision fcn_resnet{50,101} (backbone.*, classifier.*, aux_classifier.* if present) -> TorchvisionFCN.
+TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth);
 
 }  // namespace fcn

@@ -121,8 +121,11 @@ class Run {
     stats.lr = scheduled_lr(options_.optimizer(), progress);
     set_lr(optimizer_, options_.optimizer(), stats.lr);
     if (!(targets != kIgnoreLabel).any().item<bool>()) return;  // nothing to learn from (all void)
-    const auto logits = model_.net->forward(model_input(model_, batch.images, train_.dir()).to(options_.device()));
-    const auto loss = segmentation_loss(logits, targets, options_.class_weights(), options_.reduction());
+    const auto outputs = model_.net->forward_with_aux(model_input(model_, batch.images, train_.dir()).to(options_.device()));
+    auto loss = segmentation_loss(outputs[0], targets, options_.class_weights(), options_.reduction());
+    // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
+    for (size_t i = 1; i < outputs.size(); ++i)
+      loss = loss + 0.5 * segmentation_loss(outputs[i], targets, options_.class_weights(), options_.reduction());
     const double value = loss.item<double>();
     if (!std::isfinite(value))
       fail(dir(), "training diverged: loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
