@@ -16,12 +16,12 @@ const std::vector<std::string>& formats() {
   static const std::vector<std::string> names = {"torchvision-vgg11",     "torchvision-vgg13",     "torchvision-vgg16",
                                                  "torchvision-vgg19",     "torchvision-alexnet",   "torchvision-resnet18",
                                                  "torchvision-resnet34",  "torchvision-resnet50",  "torchvision-resnet101",
-                                                 "torchvision-fcn-resnet50", "torchvision-fcn-resnet101"};
+                                                 "torchvision-googlenet", "torchvision-fcn-resnet50", "torchvision-fcn-resnet101"};
   return names;
 }
 
 // The net in `file`, read as the torchvision model `format` names.
-std::shared_ptr<NetImpl> import_net(const std::string& format, const std::string& file) {
+std::shared_ptr<NetImpl> import_net(const std::string& format, const std::string& file, bool transform_input) {
   if (std::find(formats().begin(), formats().end(), format) == formats().end()) {
     std::string known;
     for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
@@ -30,6 +30,7 @@ std::shared_ptr<NetImpl> import_net(const std::string& format, const std::string
   const auto weights = read_state_dict(file);
   const std::string model = format.substr(std::string("torchvision-").size());
   if (model == "alexnet") return import_torchvision_alexnet(weights, file).ptr();
+  if (model == "googlenet") return import_torchvision_googlenet(weights, file, transform_input).ptr();
   if (model.rfind("fcn-resnet", 0) == 0) return import_torchvision_fcn(weights, file, std::stoi(model.substr(10))).ptr();
   if (model.rfind("resnet", 0) == 0) return import_torchvision_resnet(weights, file, std::stoi(model.substr(6))).ptr();
   return import_torchvision_vgg(weights, file, std::stoi(model.substr(3))).ptr();
@@ -43,14 +44,16 @@ void add_import(CLI::App& app) {
                                            "  example: fcn import torchvision-resnet50 resnet50.safetensors --out resnet50.fcn\n"
                                            "  (vgg16.pth as written by torch.save(torchvision.models.vgg16().state_dict(), f))");
   static std::string format, file, out;
+  static bool transform_input = false;
   cmd->add_option("FORMAT", format,
-                  "torchvision-vgg11|13|16|19, torchvision-alexnet, torchvision-resnet18|34|50|101, torchvision-fcn-resnet50|101")
+                  "torchvision-vgg11|13|16|19, torchvision-alexnet, torchvision-resnet18|34|50|101, torchvision-googlenet, torchvision-fcn-resnet50|101")
       ->required();
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();
   add_out_flag(cmd, out, "model file to write")->required();
+  cmd->add_flag("--transform-input", transform_input, "googlenet: torchvision's transform_input (its pretrained weights want it)");
   cmd->callback([] {
     Model model;
-    model.net = import_net(format, file);
+    model.net = import_net(format, file, transform_input);
     model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
     save_model(out, model);
     std::cout << "wrote " << out << ": " << model.net->arch() << " from " << file << ", " << net_config(*model.net).dump() << "\n";

@@ -85,7 +85,7 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)");
   cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
   cmd->add_option("--backbone", r.backbone,
-                  "FCN/classifier: vgg11|13|16|19, alexnet, resnet18|34|50|101, optionally -wWIDTH (vgg16-w0.25)")
+                  "FCN/classifier: vgg11|13|16|19, alexnet, googlenet, resnet18|34|50|101, optionally -wWIDTH (vgg16-w0.25)")
       ->capture_default_str();
   cmd->add_option("--geometry", r.geometry, "FCN: same | reference (the Caffe VGG nets: pad 100 + crops)")->capture_default_str();
   cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width; ResNet: none)");

@@ -19,8 +19,10 @@ namespace {
 
 Classifier import_golden(const std::string& name) {
   const auto file = test::golden("tv_" + name + ".pth");
-  auto net = name == "alexnet" ? import_torchvision_alexnet(read_state_dict(file), file)
-                               : import_torchvision_resnet(read_state_dict(file), file, std::stoi(name.substr(6)));
+  const auto weights = read_state_dict(file);
+  auto net = name == "alexnet"                ? import_torchvision_alexnet(weights, file)
+             : name.rfind("googlenet", 0) == 0 ? import_torchvision_googlenet(weights, file, name == "googlenet_ti")
+                                               : import_torchvision_resnet(weights, file, std::stoi(name.substr(6)));
   net->eval();
   return net;
 }
@@ -34,21 +36,24 @@ TEST_P(TorchvisionGolden, ImportedClassifierGivesTorchvisionsLogits) {
   EXPECT_LE(test::relative_error(y, read_npy(test::golden("tv_" + GetParam() + "_output.npy"))), 1e-4) << GetParam();
 }
 
-INSTANTIATE_TEST_SUITE_P(Classifiers, TorchvisionGolden, ::testing::Values("alexnet", "resnet18", "resnet50"));
+INSTANTIATE_TEST_SUITE_P(Classifiers, TorchvisionGolden, ::testing::Values("alexnet", "resnet18", "resnet50", "googlenet", "googlenet_ti"));
 
 TEST(Backbones, NamesRoundTripAndShapesFollowTheFamilies) {
-  for (const std::string name : {"vgg16", "vgg11-w0.25", "alexnet", "alexnet-w0.5", "resnet18", "resnet101-w0.25"})
+  for (const std::string name : {"vgg16", "vgg11-w0.25", "alexnet", "alexnet-w0.5", "resnet18", "resnet101-w0.25", "googlenet-w0.5"})
     EXPECT_EQ(backbone_name(parse_backbone(name)), name);
   EXPECT_EQ(backbone_output_side(parse_backbone("alexnet"), 224), 6);  // torchvision's 6 x 6 pool5
   EXPECT_EQ(backbone_output_side(parse_backbone("resnet50"), 224), 7);
   EXPECT_EQ(make_backbone(parse_backbone("resnet50-w0.25"))->channels(32), 512);  // 4 x 128
   EXPECT_EQ(make_backbone(parse_backbone("alexnet-w0.5"))->channels(16), 96);
-  for (const std::string bad : {"resnet20", "alexnet8", "vgg16-w0", "googlenet"})
+  EXPECT_EQ(make_backbone(parse_backbone("googlenet"))->channels(8), 480);  // inception3b
+  EXPECT_EQ(make_backbone(parse_backbone("googlenet"))->channels(32), 1024);
+  EXPECT_EQ(backbone_output_side(parse_backbone("googlenet"), 224), 7);
+  for (const std::string bad : {"resnet20", "alexnet8", "vgg16-w0", "googlenet22", "lenet5"})
     EXPECT_NE(test::error_of([&] { parse_backbone(bad); }).find("backbone"), std::string::npos) << bad;
 }
 
 TEST(Backbones, SameLayoutMapsAreExactlyInputOverStride) {
-  for (const std::string name : {"vgg16-w0.0625", "alexnet-w0.125", "resnet18-w0.125", "resnet50-w0.0625"}) {
+  for (const std::string name : {"vgg16-w0.0625", "alexnet-w0.125", "resnet18-w0.125", "resnet50-w0.0625", "googlenet-w0.125"}) {
     auto options = parse_backbone(name);
     options.layout(BackboneLayout::kSame);
     const auto backbone = make_backbone(options);
@@ -102,9 +107,23 @@ TEST(Convolutionalize, ResNetHeatmapAveragesToTheClassifiersLogits) {
   EXPECT_LE(test::relative_error(heat.mean({2, 3}), read_npy(test::golden("tv_resnet18_output.npy"))), 1e-4);
 }
 
+TEST(Convolutionalize, GoogLeNetCellsAreTheClassifierOnEachInception5bCell) {
+  // The paper's FCN-GoogLeNet: no average pool, the classifier as a 1x1 conv over inception5b.
+  auto classifier = import_golden("googlenet");
+  auto conv = convolutionalize(*classifier);
+  conv->eval();
+  c10::InferenceMode guard;
+  const auto x = read_npy(test::golden("tv_googlenet_input.npy"));
+  const auto heat = conv->forward(x);
+  const auto cells = classifier->backbone->forward(x).stride32;
+  ASSERT_EQ(heat.sizes(), (std::vector<int64_t>{1, 1000, cells.size(2), cells.size(3)}));
+  EXPECT_LE(test::relative_error(heat.select(3, 2).select(2, 1), classifier->dense_head(cells.select(3, 2).select(2, 1))), 1e-5);
+  EXPECT_LE(test::relative_error(heat.mean({2, 3}), read_npy(test::golden("tv_googlenet_output.npy"))), 1e-4);
+}
+
 FCN trained_like(const std::string& backbone, int64_t stride) {
   torch::manual_seed(stride);
-  const int64_t fc = parse_backbone(backbone).family() == BackboneFamily::kResNet ? 0 : 16;
+  const int64_t fc = has_fc_head(parse_backbone(backbone).family()) ? 16 : 0;
   FCN net(FCNOptions().stride(stride).num_classes(3).backbone(parse_backbone(backbone)).fc_channels(fc).fc_kernel(3));
   torch::NoGradGuard no_grad;
   for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.1);
@@ -115,7 +134,7 @@ FCN trained_like(const std::string& backbone, int64_t stride) {
 }
 
 TEST(FCNOnEveryBackbone, InputSizedOutputAndStagedTrainingStartsWhereTheCoarserStopped) {
-  for (const std::string backbone : {"alexnet-w0.125", "resnet18-w0.125", "resnet50-w0.0625"}) {
+  for (const std::string backbone : {"alexnet-w0.125", "resnet18-w0.125", "resnet50-w0.0625", "googlenet-w0.125"}) {
     for (const auto& [from, to] : std::vector<std::pair<int64_t, int64_t>>{{32, 16}, {16, 8}}) {
       auto coarse = trained_like(backbone, from);
       auto fine = FCN::from_coarser(*coarse, to);

@@ -178,6 +178,10 @@ def torchvision_classifiers(out):
         "alexnet": (torchvision.models.alexnet(), torch.randn(1, 3, 224, 224)),
         "resnet18": (torchvision.models.resnet18(), torch.randn(2, 3, 64, 80)),
         "resnet50": (torchvision.models.resnet50(), torch.randn(1, 3, 96, 128)),
+        # weights=None: no transform_input, aux heads present (fcn drops them); and the pretrained form.
+        "googlenet": (torchvision.models.googlenet(init_weights=True), torch.randn(1, 3, 160, 192)),
+        "googlenet_ti": (torchvision.models.googlenet(transform_input=True, aux_logits=False, init_weights=True),
+                         torch.randn(1, 3, 128, 160)),
     }
     for name, (model, x) in nets_and_inputs.items():
         g = torch.Generator().manual_seed(len(name))

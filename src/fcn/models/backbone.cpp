@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "fcn/models/alexnet.h"
+#include "fcn/models/googlenet.h"
 #include "fcn/models/resnet.h"
 #include "fcn/models/vgg.h"
 #include "fcn/util/error.h"
@@ -25,6 +26,7 @@ const std::vector<Family>& families() {
       {BackboneFamily::kVGG, "vgg", {11, 13, 16, 19}},
       {BackboneFamily::kAlexNet, "alexnet", {}},
       {BackboneFamily::kResNet, "resnet", {18, 34, 50, 101}},
+      {BackboneFamily::kGoogLeNet, "googlenet", {}},
   };
   return table;
 }
@@ -36,10 +38,12 @@ const Family& family_of(BackboneFamily family) {
 }
 
 [[noreturn]] void bad_name(const std::string& name) {
-  fail("backbone", "'" + name + "' is not a backbone name like vgg16, alexnet or resnet50, optionally -wWIDTH with WIDTH in (0, 4]");
+  fail("backbone", "'" + name + "' is not a backbone name like vgg16, alexnet, resnet50 or googlenet, optionally -wWIDTH with WIDTH in (0, 4]");
 }
 
 }  // namespace
+
+bool has_fc_head(BackboneFamily family) { return family == BackboneFamily::kVGG || family == BackboneFamily::kAlexNet; }
 
 int64_t scaled_channels(int64_t channels, double width) {
   return std::max<int64_t>(1, std::llround(static_cast<double>(channels) * width));
@@ -49,7 +53,7 @@ BackboneOptions parse_backbone(const std::string& name) {
   for (const auto& f : families()) {
     if (name.rfind(f.prefix, 0) != 0) continue;
     BackboneOptions options;
-    options.family(f.family).depth(f.depths.empty() ? 8 : 0);
+    options.family(f.family).depth(f.family == BackboneFamily::kGoogLeNet ? 22 : f.depths.empty() ? 8 : 0);
     std::string rest = name.substr(std::string(f.prefix).size());
     const auto dash = rest.find("-w");
     const std::string depth = rest.substr(0, dash);
@@ -87,12 +91,17 @@ std::string backbone_name(const BackboneOptions& options) {
 }
 
 nlohmann::json backbone_config(const BackboneOptions& options) {
-  return {{"name", backbone_name(options)}, {"in_channels", options.in_channels()}};
+  nlohmann::json config = {{"name", backbone_name(options)}, {"in_channels", options.in_channels()}};
+  if (options.transform_input()) config["transform_input"] = true;
+  return config;
 }
 
 BackboneOptions backbone_from_config(const nlohmann::json& config) {
   auto options = parse_backbone(config.at("name").get<std::string>());
   options.in_channels(config.at("in_channels").get<int64_t>());
+  options.transform_input(config.value("transform_input", false));
+  if (options.transform_input() && (options.family() != BackboneFamily::kGoogLeNet || options.in_channels() != 3))
+    fail("backbone.transform_input", "is torchvision GoogLeNet's, for 3 input channels");
   if (options.in_channels() < 1) fail("backbone.in_channels", "must be positive");
   return options;
 }
@@ -102,6 +111,7 @@ std::shared_ptr<BackboneImpl> make_backbone(const BackboneOptions& options) {
     case BackboneFamily::kVGG: return std::make_shared<VGGImpl>(options);
     case BackboneFamily::kAlexNet: return std::make_shared<AlexNetImpl>(options);
     case BackboneFamily::kResNet: return std::make_shared<ResNetImpl>(options);
+    case BackboneFamily::kGoogLeNet: return std::make_shared<GoogLeNetImpl>(options);
   }
   TORCH_CHECK(false, "unregistered backbone family");
 }
@@ -111,6 +121,7 @@ int64_t backbone_output_side(const BackboneOptions& options, int64_t input_side)
     case BackboneFamily::kVGG: return VGGImpl::output_side_of(options, input_side);
     case BackboneFamily::kAlexNet: return AlexNetImpl::output_side_of(options, input_side);
     case BackboneFamily::kResNet: return ResNetImpl::output_side_of(options, input_side);
+    case BackboneFamily::kGoogLeNet: return GoogLeNetImpl::output_side_of(options, input_side);
   }
   TORCH_CHECK(false, "unregistered backbone family");
 }

@@ -16,7 +16,7 @@
 
 namespace fcn {
 
-enum class BackboneFamily { kVGG, kAlexNet, kResNet };
+enum class BackboneFamily { kVGG, kAlexNet, kResNet, kGoogLeNet };
 
 // How the first conv and the pools are padded. kClassifier is torchvision's classifier; kSame
 // makes every stride-s map exactly input / s for inputs that are multiples of 32 (FCN's same
@@ -32,9 +32,15 @@ struct BackboneOptions {
   // 32, or 8 for a ResNet-50/101 whose layer3 and layer4 trade their stride for dilation (2, 4),
   // as torchvision's segmentation nets do (replace_stride_with_dilation=[False, True, True]).
   TORCH_ARG(int64_t, output_stride) = 32;
+  // GoogLeNet: torchvision's transform_input (ImageNet-normalised input re-expressed as (x - 0.5) / 0.5).
+  TORCH_ARG(bool, transform_input) = false;
 };
 
-// "vgg16", "vgg16-w0.25", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25" <-> options
+// Whether the family's classifier has fc6/fc7 over a k x k window (VGG, AlexNet) or a global pool
+// and one dense layer (ResNet, GoogLeNet).
+bool has_fc_head(BackboneFamily family);
+
+// "vgg16", "vgg16-w0.25", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25", "googlenet" <-> options
 // (family, depth, width). fcn::Error (subject "backbone") for anything else.
 BackboneOptions parse_backbone(const std::string& name);
 std::string backbone_name(const BackboneOptions& options);
@@ -61,9 +67,6 @@ class BackboneImpl : public torch::nn::Module {
   virtual CoordMap coord_map(int64_t stride) const = 0;
   // Side of the last (stride-32, or output_stride) map for an input side (0 when the input is too small).
   virtual int64_t output_side(int64_t input_side) const = 0;
-  // Whether a k x k fc6 over the stride-32 map came with the classifier (VGG, AlexNet: yes;
-  // ResNet: no, its head is a global average pool and one dense layer).
-  virtual bool has_fc_head() const { return true; }
 
   BackboneOptions options;
 };

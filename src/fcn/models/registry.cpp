@@ -93,8 +93,9 @@ std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
   if (recipe.arch == "torchvision-fcn")
     return std::make_shared<TorchvisionFCNImpl>(TorchvisionFCNOptions().backbone(backbone).num_classes(classes_or(21)).aux(recipe.aux));
   if (recipe.fc_channels < 0) fail("NetRecipe.fc_channels", "must be positive (or 0 for the backbone's own)");
-  // The classifier head the backbone came with: VGG's and AlexNet's 4096-wide fc6/fc7 (scaled), none for ResNet.
-  const bool fc_head = backbone.family() != BackboneFamily::kResNet;
+  // The classifier head the backbone came with: VGG's and AlexNet's 4096-wide fc6/fc7 (scaled),
+  // none for ResNet and GoogLeNet (their FCNs score the last map with a 1x1 conv).
+  const bool fc_head = has_fc_head(backbone.family());
   const int64_t fc = recipe.fc_channels > 0 ? recipe.fc_channels : fc_head ? scaled_channels(4096, backbone.width()) : 0;
   if (stride == 0) {
     return std::make_shared<ClassifierImpl>(

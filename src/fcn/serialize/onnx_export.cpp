@@ -9,6 +9,7 @@
 
 #include "fcn/models/alexnet.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/googlenet.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/registry.h"
 #include "fcn/models/resnet.h"
@@ -79,6 +80,13 @@ class Tracer {
     ints(n, "pads", {padding, padding, padding, padding});
     int_attribute(n, "ceil_mode", ceil_mode ? 1 : 0);
     return {n->output(0), torch::max_pool2d(x.t, kernel, stride, padding, 1, ceil_mode)};
+  }
+
+  // x * scale + shift with per-channel constants (1 x C x 1 x 1): GoogLeNet's transform_input.
+  Value affine(const Value& x, const torch::Tensor& scale, const torch::Tensor& shift) {
+    const auto times = node("Mul", {x.name, weight(fresh("scale"), scale)}, "scale");
+    const auto plus = node("Add", {times->output(0), weight(fresh("shift"), shift)}, "shift");
+    return {plus->output(0), x.t * scale + shift};
   }
 
   // x * factor (a constant): the at-once FCN's fixed skip scaling.
@@ -241,7 +249,39 @@ TracedFeatures trace_resnet(Tracer& g, ResNetImpl& net, const Value& input) {
   return f;
 }
 
+Value trace_basic_conv(Tracer& g, const std::string& name, BasicConvImpl& layer, const Value& x) {
+  return g.relu(g.batch_norm(name + ".bn", layer.bn, g.conv(name + ".conv", layer.conv, x)));
+}
+
+Value trace_inception(Tracer& g, const std::string& name, InceptionImpl& block, const Value& x) {
+  const Value b1 = trace_basic_conv(g, name + ".branch1", *block.branch1, x);
+  const Value b2 = trace_basic_conv(g, name + ".branch2.1", *block.branch2, trace_basic_conv(g, name + ".branch2.0", *block.branch2_reduce, x));
+  const Value b3 = trace_basic_conv(g, name + ".branch3.1", *block.branch3, trace_basic_conv(g, name + ".branch3.0", *block.branch3_reduce, x));
+  const Value b4 = trace_basic_conv(g, name + ".branch4.1", *block.branch4, g.max_pool(x, true, 3, 1, 1));
+  return g.concat(g.concat(g.concat(b1, b2), b3), b4);
+}
+
+TracedFeatures trace_googlenet(Tracer& g, GoogLeNetImpl& net, Value x) {
+  if (net.options.transform_input())
+    x = g.affine(x, torch::tensor({0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5}).view({1, 3, 1, 1}),
+                 torch::tensor({(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5}).view({1, 3, 1, 1}));
+  x = g.max_pool(trace_basic_conv(g, "backbone.conv1", *net.conv1, x), true, 3, 2);
+  x = trace_basic_conv(g, "backbone.conv3", *net.conv3, trace_basic_conv(g, "backbone.conv2", *net.conv2, x));
+  x = g.max_pool(x, true, 3, 2);
+  TracedFeatures f;
+  f.stride8 = trace_inception(g, "backbone.inception3b", *net.inception3b, trace_inception(g, "backbone.inception3a", *net.inception3a, x));
+  x = g.max_pool(f.stride8, true, 3, 2);
+  const std::pair<const char*, Inception*> stage4[] = {{"4a", &net.inception4a}, {"4b", &net.inception4b}, {"4c", &net.inception4c},
+                                                       {"4d", &net.inception4d}, {"4e", &net.inception4e}};
+  for (const auto& [name, block] : stage4) x = trace_inception(g, std::string("backbone.inception") + name, **block, x);
+  f.stride16 = x;
+  x = trace_inception(g, "backbone.inception5a", *net.inception5a, g.max_pool(x, true, 2, 2));
+  f.stride32 = trace_inception(g, "backbone.inception5b", *net.inception5b, x);
+  return f;
+}
+
 TracedFeatures trace_backbone(Tracer& g, BackboneImpl& backbone, const Value& x) {
+  if (auto* googlenet = dynamic_cast<GoogLeNetImpl*>(&backbone)) return trace_googlenet(g, *googlenet, x);
   if (auto* vgg = dynamic_cast<VGGImpl*>(&backbone)) return trace_vgg(g, *vgg, x);
   if (auto* alexnet = dynamic_cast<AlexNetImpl*>(&backbone)) return trace_alexnet(g, *alexnet, x);
   return trace_resnet(g, dynamic_cast<ResNetImpl&>(backbone), x);

@@ -216,6 +216,24 @@ Classifier import_torchvision_resnet(const StateDict& weights, const std::string
   return net;
 }
 
+Classifier import_torchvision_googlenet(const StateDict& weights, const std::string& source, bool transform_input) {
+  const std::string what = "torchvision googlenet";
+  const auto first = shape_of(weights, "conv1.conv.weight", 4, source, what);
+  const auto fc = shape_of(weights, "fc.weight", 2, source, what);
+  StateDict kept;  // the paper keeps only the final classifier: the auxiliary heads go
+  for (const auto& item : weights)
+    if (item.first.rfind("aux1.", 0) != 0 && item.first.rfind("aux2.", 0) != 0) kept.push_back(item);
+  const auto backbone = BackboneOptions()
+                            .family(BackboneFamily::kGoogLeNet)
+                            .depth(22)
+                            .width(static_cast<double>(first[0]) / 64.0)
+                            .in_channels(first[1])
+                            .transform_input(transform_input);
+  Classifier net(ClassifierOptions().backbone(backbone).input_size(224).fc_channels(0).num_classes(fc[0]));
+  load_torchvision(*net, kept, source, what, {{"fc8.", "fc."}, {"backbone.", ""}});
+  return net;
+}
+
 TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth) {
   const std::string what = "torchvision fcn_resnet" + std::to_string(depth);
   const auto first = shape_of(weights, "backbone.conv1.weight", 4, source, what);

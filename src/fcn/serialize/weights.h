@@ -31,6 +31,9 @@ Classifier import_torchvision_vgg(const StateDict& weights, const std::string& s
 Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source);
 // torchvision resnet{18,34,50,101} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc.
 Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth);
+// torchvision googlenet (conv1..3, inception3a..5b, fc; aux1/aux2 dropped, as the FCN paper does) ->
+// Classifier. transform_input is not in the file: torchvision's pretrained weights want it (true).
+Classifier import_torchvision_googlenet(const StateDict& weights, const std::string& source, bool transform_input);
 // torchvision fcn_resnet{50,101} (backbone.*, classifier.*, aux_classifier.* if present) -> TorchvisionFCN.
 TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth);
 
