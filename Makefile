@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench sanitize clean
+.PHONY: deps build test demo table1 bench sanitize clean
 
 deps:
 	$(SUDO) bash scripts/install-deps.sh
@@ -18,6 +18,10 @@ test: build
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
+
+# The FCN paper's Table 1 on Fashion-MNIST scenes (AlexNet, VGG16, GoogLeNet, ResNet-50; at-once vs staged).
+table1: build
+	bash scripts/table1.sh $(BUILD)
 
 # Speed: fcn bench against PyTorch-Python and OpenCV DNN in the same run, then the micro-benchmarks.
 bench: deps

@@ -15,7 +15,7 @@ void add_pretrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
                                              "  example: fcn pretrain --data fashion-mnist --out classifier.fcn --epochs 1 --train-images 20000");
   static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw";
-  static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256;
+  static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256, input_size = 32;
   static double lr = 1e-3;
   static uint64_t seed = 0;
   static bool json_output = false;
@@ -26,8 +26,9 @@ void add_pretrain(CLI::App& app) {
   cmd->add_option("--batch", batch, "batch size")->capture_default_str();
   cmd->add_option("--lr", lr, "learning rate (cosine decay)")->capture_default_str();
   cmd->add_option("--optimizer", optimizer, "adamw | sgd")->capture_default_str();
-  cmd->add_option("--backbone", backbone, "VGG variant")->capture_default_str();
-  cmd->add_option("--fc-channels", fc_channels, "fc6/fc7 width")->capture_default_str();
+  cmd->add_option("--backbone", backbone, "vgg16-w0.25, alexnet-w0.25, googlenet-w0.25, resnet50-w0.25, ...")->capture_default_str();
+  cmd->add_option("--fc-channels", fc_channels, "fc6/fc7 width (VGG, AlexNet)")->capture_default_str();
+  cmd->add_option("--input-size", input_size, "canvas side the 28x28 items are centred on (AlexNet: 64)")->capture_default_str();
   cmd->add_option("--seed", seed, "random seed")->capture_default_str();
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
@@ -37,6 +38,7 @@ void add_pretrain(CLI::App& app) {
     auto result = pretrain_fashion_mnist(PretrainOptions()
                                              .backbone(backbone)
                                              .fc_channels(fc_channels)
+                                             .input_size(input_size)
                                              .epochs(epochs)
                                              .train_images(train_images)
                                              .batch_size(batch)

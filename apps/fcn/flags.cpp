@@ -37,6 +37,7 @@ const std::map<std::string, std::string>& option_flags() {
       {"OptimizerOptions.weight_decay", "--weight-decay"},
       {"PretrainOptions.epochs", "--epochs"},
       {"PretrainOptions.batch_size", "--batch"},
+      {"PretrainOptions.input_size", "--input-size"},
       {"FashionScenesOptions.size", "--size"},
       {"FashionScenesOptions.train/val", "--train/--val"},
       {"OnnxExportOptions.opset", "--opset"},

@@ -13,6 +13,7 @@
 #include "fcn/models/layers.h"
 #include "fcn/models/registry.h"
 #include "fcn/models/resnet.h"
+#include "fcn/models/torchvision_fcn.h"
 #include "fcn/models/unet.h"
 #include "fcn/models/vgg.h"
 #include "fcn/util/atomic_file.h"
@@ -137,6 +138,15 @@ class Tracer {
     string_attribute(n, "mode", "linear");
     string_attribute(n, "coordinate_transformation_mode", "half_pixel");
     return {n->output(0), torch::upsample_bilinear2d(x.t, {2 * x.t.size(2), 2 * x.t.size(3)}, false)};
+  }
+
+  // Bilinear resize (half-pixel centres, as align_corners=False) to a fixed height x width.
+  Value resize_to(const Value& x, int64_t height, int64_t width) {
+    const auto sizes = constant({x.t.size(0), x.t.size(1), height, width}, "sizes");
+    auto* n = node("Resize", {x.name, "", "", sizes}, "resize");
+    string_attribute(n, "mode", "linear");
+    string_attribute(n, "coordinate_transformation_mode", "half_pixel");
+    return {n->output(0), torch::upsample_bilinear2d(x.t, {height, width}, false)};
   }
 
   int64_t nodes() const { return graph_.node_size(); }
@@ -278,6 +288,19 @@ TracedFeatures trace_googlenet(Tracer& g, GoogLeNetImpl& net, Value x) {
   x = trace_inception(g, "backbone.inception5a", *net.inception5a, g.max_pool(x, true, 2, 2));
   f.stride32 = trace_inception(g, "backbone.inception5b", *net.inception5b, x);
   return f;
+}
+
+Value trace_fcn_head(Tracer& g, const std::string& name, FCNHeadImpl& head, const Value& x) {
+  const Value y = g.relu(g.batch_norm(name + ".1", head.bn, g.conv(name + ".0", head.conv, x)));
+  return g.conv(name + ".4", head.score, y);
+}
+
+TracedFeatures trace_backbone(Tracer& g, BackboneImpl& backbone, const Value& x);
+
+// TorchvisionFCNImpl::forward: the dilated ResNet, FCNHead on layer4, bilinear to the input size.
+Value trace_torchvision_fcn(Tracer& g, TorchvisionFCNImpl& net, const Value& input) {
+  const auto f = trace_backbone(g, *net.backbone, input);
+  return g.resize_to(trace_fcn_head(g, "classifier", *net.classifier, f.stride32), input.t.size(2), input.t.size(3));
 }
 
 TracedFeatures trace_backbone(Tracer& g, BackboneImpl& backbone, const Value& x) {
@@ -431,12 +454,31 @@ void add_model_metadata(onnx::ModelProto& proto, const Model& model, const std::
   add_metadata(proto, "fcn.training", model.meta.training);
 }
 
+// A model with fcn's producer fields and an empty graph named after the architecture.
+onnx::ModelProto empty_model(const std::string& arch, int64_t opset_version) {
+  onnx::ModelProto proto;
+  proto.set_ir_version(onnx::IR_VERSION);
+  proto.set_producer_name("fcn");
+  proto.set_producer_version("0.1.0");
+  proto.set_doc_string("fcn " + arch + " segmentation net: input N x C x H x W, (pixel / 255 - mean) / std; "
+                       "output N x classes x H x W logits (argmax = class)");
+  auto* opset = proto.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(opset_version);
+  proto.mutable_graph()->set_name("fcn_" + arch);
+  return proto;
+}
+
 }  // namespace
 
 OnnxExportSummary export_onnx(const Model& model, const std::string& path, const OnnxExportOptions& options) {
   auto* fcn_net = dynamic_cast<FCNImpl*>(model.net.get());
   auto* unet = dynamic_cast<UNetImpl*>(model.net.get());
-  if (fcn_net == nullptr && unet == nullptr) fail(path, "only fcn and unet models export to ONNX, not '" + model.net->arch() + "'");
+  auto* torchvision = dynamic_cast<TorchvisionFCNImpl*>(model.net.get());
+  if (fcn_net == nullptr && unet == nullptr && torchvision == nullptr)
+    fail(path, "only fcn, unet and torchvision-fcn models export to ONNX, not '" + model.net->arch() + "'");
+  if (torchvision != nullptr && options.dynamic)
+    fail("OnnxExportOptions.dynamic", "torchvision-fcn resizes to the input's size: export it at a fixed size");
   if (options.opset < 11) fail("OnnxExportOptions.opset", std::to_string(options.opset) + " is below 11 (Resize and Pad need 11+)");
   if (options.height < 1 || options.width < 1) fail("OnnxExportOptions.height/width", "the export size must be positive");
   OnnxExportSummary summary;
@@ -444,17 +486,8 @@ OnnxExportSummary export_onnx(const Model& model, const std::string& path, const
   const int64_t height = size.height, width = size.width;
   summary.input_multiple = size.input_multiple;
 
-  onnx::ModelProto proto;
-  proto.set_ir_version(onnx::IR_VERSION);
-  proto.set_producer_name("fcn");
-  proto.set_producer_version("0.1.0");
-  proto.set_doc_string("fcn " + model.net->arch() + " segmentation net: input N x C x H x W, (pixel / 255 - mean) / std; "
-                       "output N x classes x H x W logits (argmax = class)");
-  auto* opset = proto.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(options.opset);
+  auto proto = empty_model(model.net->arch(), options.opset);
   auto& graph = *proto.mutable_graph();
-  graph.set_name("fcn_" + model.net->arch());
 
   torch::NoGradGuard no_grad;
   const bool was_training = model.net->is_training();
@@ -462,7 +495,9 @@ OnnxExportSummary export_onnx(const Model& model, const std::string& path, const
   const auto probe = torch::randn({1, model.net->in_channels(), height, width}, torch::TensorOptions().dtype(torch::kFloat));
   Tracer tracer(graph, options.dynamic);
   const Value input{"input", probe};
-  const Value output = fcn_net != nullptr ? trace_fcn(tracer, *fcn_net, input) : trace_unet(tracer, *unet, input);
+  const Value output = fcn_net != nullptr ? trace_fcn(tracer, *fcn_net, input)
+                       : unet != nullptr  ? trace_unet(tracer, *unet, input)
+                                          : trace_torchvision_fcn(tracer, *torchvision, input);
   const auto expected = model.net->forward(probe);
   model.net->train(was_training);
   summary.max_abs_error = (output.t - expected).abs().max().item<double>();

@@ -13,10 +13,16 @@
 namespace fcn {
 namespace {
 
-// N x 28 x 28 uint8 -> the net's N x 1 x 32 x 32 input (2 pixels of black border each side).
+// N x 28 x 28 uint8 -> N x S x S in [0, 1], the item centred on black (S = 32: 2 pixels each side).
+torch::Tensor padded(const torch::Tensor& images, int64_t side) {
+  const int64_t before = (side - 28) / 2, after = side - 28 - before;
+  return torch::constant_pad_nd(images.to(torch::kFloat).div(255.0f), {before, after, before, after}, 0.0);
+}
+
+// The net's N x 1 x S x S input.
 torch::Tensor prepare(const torch::Tensor& images, const Model& model) {
-  return model_input(model, torch::constant_pad_nd(images.to(torch::kFloat).div(255.0f), {2, 2, 2, 2}, 0.0).unsqueeze(1),
-                     "fashion-mnist");
+  const auto& net = dynamic_cast<const ClassifierImpl&>(*model.net);
+  return model_input(model, padded(images, net.options.input_size()).unsqueeze(1), "fashion-mnist");
 }
 
 }  // namespace
@@ -40,18 +46,20 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   torch::manual_seed(options.seed());
   const auto train = read_fashion_mnist("train", options.source());
   const auto test = read_fashion_mnist("t10k", options.source());
+  if (options.input_size() < 28) fail("PretrainOptions.input_size", "must be at least 28 (the items' side)");
   PretrainResult result;
+  const auto backbone = parse_backbone(options.backbone()).in_channels(1);
   auto net = std::make_shared<ClassifierImpl>(ClassifierOptions()
-                                                  .backbone(parse_backbone(options.backbone()).in_channels(1))
-                                                  .input_size(32)
-                                                  .fc_channels(options.fc_channels())
+                                                  .backbone(backbone)
+                                                  .input_size(options.input_size())
+                                                  .fc_channels(has_fc_head(backbone.family()) ? options.fc_channels() : 0)
                                                   .num_classes(10));
   result.model.net = net;
   result.model.meta = default_meta(10, 1);
   result.model.meta.class_names = fashion_mnist_classes();
   // Statistics of the padded training images, stored in the model file for every later use.
-  const auto padded = torch::constant_pad_nd(train.images.to(torch::kFloat).div(255.0f), {2, 2, 2, 2}, 0.0);
-  result.model.meta.normalization = {{padded.mean().item<double>()}, {padded.std().item<double>()}};
+  const auto canvas = padded(train.images, options.input_size());
+  result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
   net->to(options.device());
   auto optimizer = make_optimizer(*net, options.optimizer());
   const int64_t n = options.train_images() > 0 ? std::min(options.train_images(), train.images.size(0)) : train.images.size(0);

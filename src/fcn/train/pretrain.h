@@ -1,6 +1,6 @@
 // Classifier pretraining on Fashion-MNIST: the transfer-learning source of the FCN pipeline
 // (the paper starts from ImageNet classifiers; here a VGG-style classifier learns the 10 clothing
-// classes from the 28x28 images, zero-padded to 32x32 so five pools leave a 1x1 pool5).
+// classes from the 28x28 images, zero-padded to 32x32 (or input_size) so five pools leave a 1x1 pool5).
 #pragma once
 
 #include <torch/arg.h>
@@ -14,7 +14,8 @@ namespace fcn {
 
 struct PretrainOptions {
   TORCH_ARG(std::string, backbone) = "vgg16-w0.25";
-  TORCH_ARG(int64_t, fc_channels) = 256;
+  TORCH_ARG(int64_t, fc_channels) = 256;  // fc6/fc7 of VGG/AlexNet (ResNet and GoogLeNet have none)
+  TORCH_ARG(int64_t, input_size) = 32;    // the 28 x 28 items centred on a black S x S canvas (AlexNet needs >= 64)
   TORCH_ARG(int64_t, epochs) = 1;
   TORCH_ARG(int64_t, train_images) = 0;  // 0: all 60000
   TORCH_ARG(int64_t, test_images) = 0;   // 0: all 10000
