@@ -25,12 +25,17 @@ def randomize(model, seed):
         for name, p in model.named_parameters():
             fan_in = p[0].numel() if p.dim() > 1 else 1
             p.copy_(torch.randn(p.shape, generator=g) / max(1.0, fan_in) ** 0.5)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+        randomize_buffers(model, g)
     return model.eval()
+
+
+def randomize_buffers(model, g):
+    """Batch-norm running statistics away from (0, 1), so that a test sees whether they were carried."""
+    for name, b in model.named_buffers():
+        if name.endswith("running_mean"):
+            b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+        elif name.endswith("running_var"):
+            b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 def save_case(out, name, model, x, config, cases):
@@ -170,6 +175,11 @@ def metrics_and_loss(out):
             np.save(os.path.join(out, name + "_grad.npy"), logits.grad.numpy())
 
 
+def randomize_bn_statistics(model, seed):
+    with torch.no_grad():
+        randomize_buffers(model, torch.Generator().manual_seed(seed))
+
+
 def torchvision_classifiers(out):
     """torchvision's AlexNet and ResNets (random weights, weights=None; BN statistics randomised so
     they matter) as torchvision saves them, with inputs and eval-mode logits; and broken files."""
@@ -184,26 +194,16 @@ def torchvision_classifiers(out):
                          torch.randn(1, 3, 128, 160)),
     }
     for name, (model, x) in nets_and_inputs.items():
-        g = torch.Generator().manual_seed(len(name))
+        randomize_bn_statistics(model, len(name))
         with torch.no_grad():
-            for key, b in model.named_buffers():
-                if key.endswith("running_mean"):
-                    b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-                elif key.endswith("running_var"):
-                    b.copy_(torch.rand(b.shape, generator=g) + 0.5)
             y = model.eval()(x)
         torch.save(model.state_dict(), os.path.join(out, f"tv_{name}.pth"))
         np.save(os.path.join(out, f"tv_{name}_input.npy"), x.numpy())
         np.save(os.path.join(out, f"tv_{name}_output.npy"), y.numpy())
     # torchvision's segmentation FCN on a dilated ResNet-50, with the auxiliary head.
     fcn = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
-    g = torch.Generator().manual_seed(11)
+    randomize_bn_statistics(fcn, 11)
     with torch.no_grad():
-        for key, b in fcn.named_buffers():
-            if key.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif key.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
         x = torch.randn(1, 3, 224, 320)
         y = fcn.eval()(x)
     torch.save(fcn.state_dict(), os.path.join(out, "tv_fcn_resnet50.pth"))
