@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                "  fcn heatmap classifier.fcn scene.png --class Trouser --out heatmap.png\n"
                "  fcn export fcn8s.fcn --onnx fcn8s.onnx\n"
                "  fcn report fcn8s.run --out report.html\n"
-               "  fcn bench --peers\n"
+               "  fcn bench --geometry reference --peers\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
                "  fcn forward fcn8s.fcn image.png --out logits.npy\n",
