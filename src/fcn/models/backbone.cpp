@@ -116,6 +116,8 @@ std::shared_ptr<BackboneImpl> make_backbone(const BackboneOptions& options) {
   TORCH_CHECK(false, "unregistered backbone family");
 }
 
+int64_t BackboneImpl::output_side(int64_t input_side) const { return backbone_output_side(options, input_side); }
+
 int64_t backbone_output_side(const BackboneOptions& options, int64_t input_side) {
   switch (options.family()) {
     case BackboneFamily::kVGG: return VGGImpl::output_side_of(options, input_side);

@@ -66,7 +66,7 @@ class BackboneImpl : public torch::nn::Module {
   // Where the stride-s map's pixels sit on the input, from the layers' kernels, strides and paddings.
   virtual CoordMap coord_map(int64_t stride) const = 0;
   // Side of the last (stride-32, or output_stride) map for an input side (0 when the input is too small).
-  virtual int64_t output_side(int64_t input_side) const = 0;
+  int64_t output_side(int64_t input_side) const;
 
   BackboneOptions options;
 };

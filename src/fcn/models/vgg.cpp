@@ -74,8 +74,6 @@ int64_t VGGImpl::output_side_of(const BackboneOptions& options, int64_t side) {
   return std::max<int64_t>(side, 0);
 }
 
-int64_t VGGImpl::output_side(int64_t input_side) const { return output_side_of(options, input_side); }
-
 void VGGImpl::pretty_print(std::ostream& stream) const {
   stream << "fcn::VGG(" << backbone_name(options) << ", in_channels=" << options.in_channels()
          << ", first_padding=" << first_padding(options) << (ceil_mode() ? ", ceil_mode" : "") << ")";

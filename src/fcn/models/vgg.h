@@ -20,7 +20,6 @@ class VGGImpl : public BackboneImpl {
   Features forward(const torch::Tensor& x) override;
   int64_t channels(int64_t stride) const override;
   CoordMap coord_map(int64_t stride) const override;
-  int64_t output_side(int64_t input_side) const override;
   void pretty_print(std::ostream& stream) const override;
   static int64_t output_side_of(const BackboneOptions& options, int64_t input_side);
 

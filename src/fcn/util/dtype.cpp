@@ -10,10 +10,4 @@ torch::Dtype parse_dtype(const std::string& name) {
   fail("dtype", "'" + name + "' is not one of fp32, bf16");
 }
 
-std::string dtype_name(torch::Dtype dtype) {
-  if (dtype == torch::kFloat) return "fp32";
-  if (dtype == torch::kBFloat16) return "bf16";
-  return c10::toString(dtype);
-}
-
 }  // namespace fcn

@@ -8,6 +8,5 @@
 namespace fcn {
 
 torch::Dtype parse_dtype(const std::string& name);  // "fp32" | "bf16"; fcn::Error otherwise
-std::string dtype_name(torch::Dtype dtype);         // the inverse
 
 }  // namespace fcn
