@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "fcn/data/dataset.h"
+#include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/data/stats.h"
 #include "fcn/util/error.h"
@@ -37,6 +38,28 @@ void add_fashion_scenes(CLI::App* cmd) {
     progress.finish();
     std::cout << "wrote " << out << ": " << train << " train + " << val << " val scenes of " << size << "x" << size
               << ", 11 classes (background + 10 Fashion-MNIST)\n";
+  });
+}
+
+void add_fashion_cells(CLI::App* cmd) {
+  auto* cells = cmd->add_subcommand("fashion-cells",
+                                    "Touching-objects scenes from Fashion-MNIST items, binary labels + instance masks (U-Net's setting)\n"
+                                    "  example: fcn data fashion-cells --out cells --train 30 --val 100 --size 96");
+  static std::string out;
+  static FashionCellsOptions options;
+  static int64_t train = options.train(), val = options.val(), size = options.size();
+  static uint64_t seed = 0;
+  add_out_flag(cells, out, "dataset folder to write")->required();
+  cells->add_option("--train", train, "scenes from the train split")->capture_default_str();
+  cells->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
+  cells->add_option("--size", size, "scene side in pixels")->capture_default_str();
+  cells->add_option("--seed", seed, "random seed (same seed, same scenes)")->capture_default_str();
+  cells->callback([] {
+    Progress progress("fashion-cells", train + val);
+    write_fashion_cells(out, options.train(train).val(val).size(size).seed(seed), [&](int64_t done, int64_t) { progress.update(done); });
+    progress.finish();
+    std::cout << "wrote " << out << ": " << train << " train + " << val << " val scenes of " << size << "x" << size
+              << ", 2 classes (background, item) + instance masks in SegmentationObject/\n";
   });
 }
 
@@ -93,6 +116,7 @@ void add_data(CLI::App& app) {
                                          "  example: fcn data check scenes");
   cmd->require_subcommand(1);
   add_fashion_scenes(cmd);
+  add_fashion_cells(cmd);
   add_check(cmd);
 }
 

@@ -20,20 +20,37 @@ namespace {
 // NaN (a class absent from ground truth and predictions) is null in JSON.
 nlohmann::json nan_to_null(double value) { return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value); }
 
+// A metric from result_json: NaN where it is null (undefined).
+double number(const nlohmann::json& value) { return value.is_null() ? std::nan("") : value.get<double>(); }
+
+// A per-class score for the text table: "-" where undefined.
+std::string cell(const nlohmann::json& value) { return value.is_null() ? "-" : std::to_string(value.get<double>()).substr(0, 6); }
+
 // One model's metrics, per-class scores, confusion matrix and training provenance.
 nlohmann::json result_json(const std::string& path, const std::string& split, const SegmentationDataset& dataset,
                            const ConfusionMatrix& confusion, const Model& model) {
   const auto m = confusion.metrics();
   auto per_class = nlohmann::json::array();
   for (size_t c = 0; c < m.iou.size(); ++c)
-    per_class.push_back({{"class", dataset.class_names()[c]}, {"iou", nan_to_null(m.iou[c])}, {"accuracy", nan_to_null(m.accuracy[c])}});
+    per_class.push_back({{"class", dataset.class_names()[c]},
+                         {"iou", nan_to_null(m.iou[c])},
+                         {"accuracy", nan_to_null(m.accuracy[c])},
+                         {"dice", nan_to_null(m.dice[c])}});
   std::vector<std::vector<int64_t>> matrix;
   for (int64_t i = 0; i < confusion.num_classes(); ++i) {
     matrix.emplace_back();
     for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
   }
-  return {{"model", path}, {"split", split}, {"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu},
-          {"fw_iu", m.fw_iu}, {"per_class", per_class}, {"confusion", matrix}, {"training", nlohmann::json::parse(model.meta.training)}};
+  return {{"model", path},
+          {"split", split},
+          {"pixel_acc", nan_to_null(m.pixel_acc)},
+          {"mean_acc", nan_to_null(m.mean_acc)},
+          {"mean_iu", nan_to_null(m.mean_iu)},
+          {"fw_iu", nan_to_null(m.fw_iu)},
+          {"dice", nan_to_null(m.mean_dice)},
+          {"per_class", per_class},
+          {"confusion", matrix},
+          {"training", nlohmann::json::parse(model.meta.training)}};
 }
 
 // The model's row of the --markdown table (docs/results.md's format).
@@ -45,8 +62,8 @@ std::string markdown_row(const nlohmann::json& r) {
   char row[512];
   std::snprintf(row, sizeof row, "| %s | %s | %.0f s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n",
                 std::filesystem::path(r["model"].get<std::string>()).filename().c_str(), how.c_str(),
-                training.value("train_seconds", 0.0), 100 * r["pixel_acc"].get<double>(), 100 * r["mean_acc"].get<double>(),
-                100 * r["mean_iu"].get<double>(), 100 * r["fw_iu"].get<double>());
+                training.value("train_seconds", 0.0), 100 * number(r["pixel_acc"]), 100 * number(r["mean_acc"]),
+                100 * number(r["mean_iu"]), 100 * number(r["fw_iu"]));
   return row;
 }
 
@@ -54,47 +71,57 @@ std::string markdown_row(const nlohmann::json& r) {
 
 void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "eval", "Evaluate models on a dataset split: pixel acc, mean acc, mean IU, f.w. IU (the FCN paper's four)\n"
+      "eval", "Evaluate models on a dataset split: pixel acc, mean acc, mean IU, f.w. IU (the FCN paper's four), Dice\n"
               "  example: fcn eval fcn8s.fcn --data scenes --split val\n"
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static std::vector<std::string> models;
+  static double threshold = 0.5;
   static std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   static bool json_output = false;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
+  cmd->add_option("--threshold", threshold, "binary nets: foreground where its probability exceeds this")->capture_default_str();
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
-  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, per_class, confusion");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion");
   cmd->callback([] {
     const SegmentationDataset dataset(data, split);
     const auto target = parse_device(device);
     auto results = nlohmann::json::array();
     std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
-    if (!json_output) std::printf("%-28s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU");
+    if (!json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
     for (const auto& path : models) {
       const auto model = load_model(path);
       PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
       options.dtype = parse_dtype(dtype);
-      const auto confusion = evaluate(model, dataset, options, target, json_output);
+      options.threshold = threshold;
+      SeparationScore separation;
+      const auto confusion = evaluate(model, dataset, options, target, json_output, &separation);
       results.push_back(result_json(path, split, dataset, confusion, model));
+      if (dataset.has_instances())
+        results.back()["separation"] = {{"score", nan_to_null(separation.score())},
+                                        {"touching_pairs", separation.touching_pairs},
+                                        {"separated", separation.separated}};
       const auto& r = results.back();
       if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
       if (!json_output)
-        std::printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), r["pixel_acc"].get<double>(), r["mean_acc"].get<double>(),
-                    r["mean_iu"].get<double>(), r["fw_iu"].get<double>());
+        std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
+                    number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
+      if (!json_output && r.contains("separation"))
+        std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
+                    static_cast<long>(separation.touching_pairs), separation.score());
       table += markdown_row(r);
     }
     if (!json_output && models.size() == 1) {
       const auto& per_class = results[0]["per_class"];
-      std::printf("\n%-16s %8s %8s\n", "class", "IoU", "acc");
+      std::printf("\n%-16s %8s %8s %8s\n", "class", "IoU", "acc", "Dice");
       for (const auto& c : per_class)
-        std::printf("%-16s %8s %8s\n", c["class"].get<std::string>().c_str(),
-                    c["iou"].is_null() ? "-" : std::to_string(c["iou"].get<double>()).substr(0, 6).c_str(),
-                    c["accuracy"].is_null() ? "-" : std::to_string(c["accuracy"].get<double>()).substr(0, 6).c_str());
+        std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
+                    cell(c["dice"]).c_str());
     }
     if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
     if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());

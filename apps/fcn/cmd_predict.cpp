@@ -161,6 +161,8 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--tta", f.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
       ->check(CLI::IsMember({"flip", "rot90"}))
       ->delimiter(',');
+  cmd->add_option("--threshold", f.options.threshold, "binary nets: foreground where its probability exceeds this")
+      ->capture_default_str();
   cmd->add_option("--resize", f.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);

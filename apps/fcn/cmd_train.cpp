@@ -24,9 +24,11 @@ struct TrainFlags {
   NetRecipe recipe;  // --arch and a fresh net's shape, as in fcn init and fcn bench
   bool classes_given = false, channels_given = false;
   std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
-  std::string optimizer = "sgd", schedule = "poly", loss = "mean", class_weights = "none";
+  std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
+  std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
   int64_t epochs = 10, batch = 8, val_every = 1, crop = 0;
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
+  double rotate = 0, shift = 0, gamma = 1;
   uint64_t seed = 0;
   bool flip = false, json_output = false, no_check = false;
 };
@@ -63,7 +65,7 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   auto coarser = std::dynamic_pointer_cast<FCNImpl>(source.net);
   if (coarser == nullptr || stride == 0) fail(path, "--from needs an FCN model and an FCN --arch");
   if (coarser->num_classes() != classes)
-    fail(path, "predicts " + std::to_string(coarser->num_classes()) + " classes, the data has " + std::to_string(classes));
+    fail(path, "has " + std::to_string(coarser->num_classes()) + " output channels, the new net " + std::to_string(classes));
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
@@ -76,9 +78,12 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   if (stride == 0 && f.recipe.arch != "unet" && f.recipe.arch != "torchvision-fcn")
     fail("--arch", "'" + f.recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, torchvision-fcn");
   if (!f.weights.empty()) return load_model(f.weights);
-  const int64_t classes = train.num_classes();
+  // --classes 1 on two-class data: a binary net (one logit channel, sigmoid).
+  const bool binary = f.classes_given && f.recipe.classes == 1 && train.num_classes() == 2;
+  const int64_t classes = binary ? 1 : train.num_classes();
   if (f.classes_given && f.recipe.classes != classes)
-    fail("--classes", std::to_string(f.recipe.classes) + " but the data has " + std::to_string(classes) + " classes");
+    fail("--classes", std::to_string(f.recipe.classes) + " but the data has " + std::to_string(train.num_classes()) +
+                          " classes (--classes 1 makes a binary net for two-class data)");
   if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
   if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
   f.recipe.classes = classes;
@@ -111,6 +116,25 @@ std::string run_dir_of(const TrainFlags& f) {
   return (fcn_suffix ? f.out.substr(0, f.out.size() - 4) : f.out) + ".run";
 }
 
+AugmentOptions augment_options(const TrainFlags& f) {
+  auto options = AugmentOptions().min_scale(f.min_scale).max_scale(f.max_scale).crop(f.crop).flip(f.flip);
+  options.rotate(f.rotate).shift(f.shift).gamma(f.gamma);
+  if (!f.elastic.empty()) {
+    const auto values = parse_key_values(f.elastic, "--elastic", {"alpha", "grid"}, {10.0, 3.0});
+    if (values[1] != std::floor(values[1])) fail("--elastic", "grid must be a whole number, got " + std::to_string(values[1]));
+    options.elastic_alpha(values[0]).elastic_grid(static_cast<int64_t>(values[1]));
+  }
+  validate(options);
+  return options;
+}
+
+WeightMapOptions weight_map_options(const std::string& text) {
+  if (text.empty()) return {};
+  const auto values = parse_key_values(text == "paper" ? "" : text, "--weight-map", {"w0", "sigma"}, {10.0, 5.0});
+  if (!(values[0] >= 0) || !(values[1] > 0)) fail("--weight-map", "needs w0 >= 0 and sigma > 0, got '" + text + "'");
+  return WeightMapOptions().w0(values[0]).sigma(values[1]);
+}
+
 TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train) {
   const auto options = TrainOptions()
                            .run_dir(run_dir_of(f))
@@ -123,8 +147,11 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                                           .weight_decay(f.weight_decay)
                                           .bias_lr_mult(f.bias_lr_mult)
                                           .schedule(f.schedule))
-                           .augment(AugmentOptions().min_scale(f.min_scale).max_scale(f.max_scale).crop(f.crop).flip(f.flip))
-                           .reduction(parse_reduction(f.loss))
+                           .augment(augment_options(f))
+                           .reduction(parse_reduction(f.reduction))
+                           .loss(parse_loss_kind(f.loss))
+                           .weight_map(!f.weight_map.empty())
+                           .weight_map_options(weight_map_options(f.weight_map))
                            .class_weights(class_weights_from(f.class_weights, train))
                            .seed(f.seed)
                            .val_every(f.val_every)
@@ -191,12 +218,20 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
   cmd->add_option("--weight-decay", f.weight_decay, "weight decay")->capture_default_str();
   cmd->add_option("--bias-lr-mult", f.bias_lr_mult, "learning-rate multiplier for biases (Caffe FCN: 2)")->capture_default_str();
-  cmd->add_option("--loss", f.loss, "mean (over valid pixels) | sum (the paper's)")->capture_default_str();
+  cmd->add_option("--loss", f.loss, "ce (softmax / binary cross-entropy) | dice | ce+dice")->capture_default_str();
+  cmd->add_option("--reduction", f.reduction, "cross-entropy over pixels: mean (over valid pixels) | sum (the FCN paper's)")
+      ->capture_default_str();
+  cmd->add_option("--weight-map", f.weight_map,
+                  "U-Net's border weights: w0=10,sigma=5 (or 'paper'); from instance masks, else connected components");
   cmd->add_option("--class-weights", f.class_weights, "none | auto | median-freq | FILE.npy")->capture_default_str();
   cmd->add_option("--crop", f.crop, "random crop side (pads with ignore); 0: none")->capture_default_str();
   cmd->add_option("--scale-min", f.min_scale, "random scale lower bound")->capture_default_str();
   cmd->add_option("--scale-max", f.max_scale, "random scale upper bound")->capture_default_str();
   cmd->add_flag("--flip", f.flip, "random horizontal flips");
+  cmd->add_option("--rotate", f.rotate, "random rotation in [-DEG, DEG]")->capture_default_str();
+  cmd->add_option("--shift", f.shift, "random shift in [-PX, PX] per axis")->capture_default_str();
+  cmd->add_option("--elastic", f.elastic, "U-Net's elastic deformation: alpha=10,grid=3 (px std of displacements on a grid x grid lattice)");
+  cmd->add_option("--gamma", f.gamma, "random grey-value gamma in [1/G, G] (1: off)")->capture_default_str();
   cmd->add_option("--val-every", f.val_every, "epochs between validations")->capture_default_str();
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
 }

@@ -1,7 +1,11 @@
 #include "flags.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <sstream>
 
 #include <torch/cuda.h>
 
@@ -29,7 +33,18 @@ const std::map<std::string, std::string>& option_flags() {
       {"TrainOptions.run_dir", "--out"},
       {"TrainOptions.epochs", "--epochs"},
       {"TrainOptions.batch_size", "--batch"},
-      {"TrainOptions.reduction", "--loss"},
+      {"TrainOptions.reduction", "--reduction"},
+      {"TrainOptions.loss", "--loss"},
+      {"AugmentOptions.min_scale", "--scale-min/--scale-max"},
+      {"AugmentOptions.crop", "--crop"},
+      {"AugmentOptions.rotate", "--rotate"},
+      {"AugmentOptions.shift", "--shift"},
+      {"AugmentOptions.elastic_alpha", "--elastic alpha"},
+      {"AugmentOptions.elastic_grid", "--elastic grid"},
+      {"AugmentOptions.gamma", "--gamma"},
+      {"WeightMapOptions", "--weight-map"},
+      {"UNetOptions.dropout", "--dropout"},
+      {"PredictOptions.threshold", "--threshold"},
       {"TrainOptions.optimizer", "--optimizer"},
       {"OptimizerOptions.name", "--optimizer"},
       {"OptimizerOptions.schedule", "--schedule"},
@@ -40,6 +55,8 @@ const std::map<std::string, std::string>& option_flags() {
       {"PretrainOptions.input_size", "--input-size"},
       {"FashionScenesOptions.size", "--size"},
       {"FashionScenesOptions.train/val", "--train/--val"},
+      {"FashionCellsOptions.size", "--size"},
+      {"FashionCellsOptions.train/val", "--train/--val"},
       {"OnnxExportOptions.opset", "--opset"},
       {"OnnxExportOptions.height/width", "--size"},
       {"OnnxExportOptions.dynamic", "--dynamic"},
@@ -100,6 +117,7 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->add_option("--padding", r.padding, "U-Net: same | valid (the paper, output smaller)")->capture_default_str();
   cmd->add_option("--upsample", r.upsample, "U-Net: transposed | bilinear")->capture_default_str();
   cmd->add_flag("--batch-norm", r.batch_norm, "U-Net: batch norm after each conv");
+  cmd->add_option("--dropout", r.dropout, "U-Net: dropout at the end of the contracting path (the paper: 0.5)")->capture_default_str();
 }
 
 torch::Device parse_device(const std::string& text) {
@@ -123,6 +141,28 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   if ((n != 1 && n != 2) || h < 1 || w < 1 || h > 100000 || w > 100000)
     fail(flag, "'" + text + "' is not a size like 500 or 375x500 (height x width)");
   return {h, w};
+}
+
+std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
+                                     std::vector<double> values) {
+  std::string names;
+  for (const auto& k : keys) names += (names.empty() ? "" : ", ") + k;
+  std::stringstream parts(text);
+  std::string part;
+  size_t position = 0;
+  while (std::getline(parts, part, ',')) {
+    const auto equals = part.find('=');
+    const std::string key = equals == std::string::npos ? (position < keys.size() ? keys[position] : "") : part.substr(0, equals);
+    const std::string number = equals == std::string::npos ? part : part.substr(equals + 1);
+    const auto at = std::find(keys.begin(), keys.end(), key);
+    if (at == keys.end()) fail(flag, "'" + text + "': '" + part + "' is not one of " + names + " (e.g. " + keys[0] + "=...)");
+    char* end = nullptr;
+    const double value = std::strtod(number.c_str(), &end);
+    if (number.empty() || *end != '\0' || !std::isfinite(value)) fail(flag, "'" + text + "': '" + number + "' is not a number");
+    values[static_cast<size_t>(at - keys.begin())] = value;
+    ++position;
+  }
+  return values;
 }
 
 void apply_threads(const std::vector<int>& threads) {

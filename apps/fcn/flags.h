@@ -35,6 +35,10 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& recipe);
 torch::Device parse_device(const std::string& text);
 // "500" -> (500, 500); "375x500" -> (375, 500) as height x width. Throws fcn::Error naming `flag`.
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag);
+// "w0=10,sigma=5" (or positionally "10,5") -> values for `keys` in order, starting from `values`
+// (the defaults); a key left out keeps its default. Throws fcn::Error naming `flag`.
+std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
+                                     std::vector<double> values);
 // Applies --threads to LibTorch (the last count; none given: LibTorch's default).
 void apply_threads(const std::vector<int>& threads);
 

@@ -27,6 +27,21 @@ TEST(Metrics, HandComputedExample) {
   // IU: class 0: 2/(3+2-2)=2/3; class 1: 1/(2+2-1)=1/3; class 2: 2/(2+3-2)=2/3.
   EXPECT_NEAR(m.mean_iu, (2.0 / 3 + 1.0 / 3 + 2.0 / 3) / 3, 1e-12);
   EXPECT_NEAR(m.fw_iu, (3 * 2.0 / 3 + 2 * 1.0 / 3 + 2 * 2.0 / 3) / 7, 1e-12);
+  // Dice = 2 TP / (2 TP + FP + FN): class 0: TP 2, FP 0, FN 1 -> 4/5; class 1: TP 1, FP 1, FN 1 -> 2/4;
+  // class 2: TP 2, FP 1, FN 0 -> 4/5.
+  EXPECT_NEAR(m.dice[0], 4.0 / 5, 1e-12);
+  EXPECT_NEAR(m.dice[1], 2.0 / 4, 1e-12);
+  EXPECT_NEAR(m.dice[2], 4.0 / 5, 1e-12);
+  EXPECT_NEAR(m.mean_dice, (4.0 / 5 + 2.0 / 4 + 4.0 / 5) / 3, 1e-12);
+}
+
+TEST(Metrics, AllVoidIsUndefinedNotZero) {
+  ConfusionMatrix confusion(3);
+  confusion.update(torch::tensor({0, 1, 2}), torch::tensor({255, 255, 255}));
+  const auto m = confusion.metrics();
+  EXPECT_TRUE(std::isnan(m.pixel_acc));
+  EXPECT_TRUE(std::isnan(m.mean_iu));
+  EXPECT_TRUE(std::isnan(m.mean_dice));
 }
 
 TEST(Metrics, MatchNumpyOracleWithIgnoreAndAbsentClasses) {

@@ -17,6 +17,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nets  # noqa: E402
+import unet_paper  # noqa: E402
 
 
 def randomize(model, seed):
@@ -223,3 +224,4 @@ if __name__ == "__main__":
     main(sys.argv[1])
     metrics_and_loss(sys.argv[1])
     torchvision_classifiers(sys.argv[1])
+    unet_paper.write(sys.argv[1])

@@ -88,6 +88,7 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
       masks_.push_back(mask);
     }
     if (ids_.empty()) fail(list.string(), "split file lists no images");
+    find_instances(root / "SegmentationObject", ".png");
   } else {
     fs::path base = root;
     if (!fs::is_directory(root / "images") && fs::is_directory(root / split / "images")) base = root / split;
@@ -102,6 +103,7 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
       masks_.push_back(mask->second);
     }
     if (ids_.empty()) fail((base / "images").string(), "no images");
+    find_instances(base / "instances", "");
   }
   const fs::path classes = root / "classes.json";
   if (fs::exists(classes)) {
@@ -123,6 +125,25 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
     binary_ = true;
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
+}
+
+// Instance masks are all or nothing: a folder that lacks one sample's mask is an error naming it.
+void SegmentationDataset::find_instances(const std::filesystem::path& folder, const std::string& extension) {
+  if (!fs::is_directory(folder)) return;
+  std::map<std::string, std::string> by_stem;
+  if (extension.empty()) by_stem = files_by_stem(folder);
+  for (const auto& id : ids_) {
+    const auto path = extension.empty() ? (by_stem.count(id) ? by_stem[id] : "") : (folder / (id + extension)).string();
+    if (path.empty() || !fs::exists(path)) fail(folder.string(), "has instance masks but none for '" + id + "'");
+    instances_.push_back(path);
+  }
+}
+
+torch::Tensor SegmentationDataset::read_instances(const std::string& path) {
+  const auto png = read_png(path);
+  auto ids = png.pixels.select(2, 0).to(torch::kLong);
+  if (png.pixels.scalar_type() == torch::kByte) ids.masked_fill_(ids == 255, 0);  // VOC: 255 marks object borders
+  return ids;
 }
 
 torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
@@ -167,6 +188,11 @@ Sample SegmentationDataset::get(size_t index) const {
   if (sample.image.size(1) != sample.mask.size(0) || sample.image.size(2) != sample.mask.size(1))
     fail(masks_[index], "mask is " + std::to_string(sample.mask.size(0)) + "x" + std::to_string(sample.mask.size(1)) + " but image " +
                             images_[index] + " is " + std::to_string(sample.image.size(1)) + "x" + std::to_string(sample.image.size(2)));
+  if (has_instances()) {
+    sample.instances = read_instances(instances_[index]);
+    if (sample.instances.sizes() != sample.mask.sizes())
+      fail(instances_[index], "instance mask is " + c10::str(sample.instances.sizes()) + " but the mask is " + c10::str(sample.mask.sizes()));
+  }
   return sample;
 }
 

@@ -2,10 +2,14 @@
 // ImageSets/Segmentation/SPLIT.txt) and folder pairs (images/ + masks/ matched by file stem,
 // optionally under DIR/SPLIT/). Masks: palette PNGs (pixel = class index), 8/16-bit index PNGs,
 // RGB colour masks with the colour table of classes.json, and binary 0/255 masks (folder pairs
-// without classes.json). 255 is the void/ignore label. Every problem is an fcn::Error naming the file.
+// without classes.json). 255 is the void/ignore label. Optional instance masks (object ids, for
+// U-Net's weight map): VOC's SegmentationObject/ID.png, or instances/ beside images/ + masks/;
+// 8-bit (palette or gray; 255 = VOC's object border, read as no object) or 16-bit PNGs.
+// Every problem is an fcn::Error naming the file.
 #pragma once
 
 #include <array>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -20,6 +24,8 @@ struct Sample {
   torch::Tensor image;  // C x H x W float32 in [0, 1]
   torch::Tensor mask;   // H x W int64: class index or kIgnoreLabel
   std::string id;
+  torch::Tensor instances;  // H x W int64 object ids, 0 = none (undefined: the dataset has no instance masks)
+  torch::Tensor weights;    // H x W float per-pixel loss weights (undefined: none), e.g. U-Net's weight map
 };
 
 class SegmentationDataset {
@@ -31,6 +37,8 @@ class SegmentationDataset {
   Sample get(size_t index) const;  // reads, decodes and validates one pair
   const std::string& image_path(size_t index) const { return images_.at(index); }
   const std::string& mask_path(size_t index) const { return masks_.at(index); }
+  bool has_instances() const { return !instances_.empty(); }
+  const std::string& instance_path(size_t index) const { return instances_.at(index); }
 
   int64_t num_classes() const { return static_cast<int64_t>(class_names_.size()); }
   const std::vector<std::string>& class_names() const { return class_names_; }
@@ -40,10 +48,13 @@ class SegmentationDataset {
 
   // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
   torch::Tensor read_mask(const std::string& path) const;
+  // H x W int64 object ids of an instance mask file (0: no object).
+  static torch::Tensor read_instances(const std::string& path);
 
  private:
+  void find_instances(const std::filesystem::path& folder, const std::string& extension);
   std::string dir_, split_;
-  std::vector<std::string> images_, masks_, ids_;
+  std::vector<std::string> images_, masks_, instances_, ids_;
   std::vector<std::string> class_names_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground

@@ -26,8 +26,10 @@ torch::Tensor random_field(std::mt19937_64& rng, int64_t rows, int64_t cols) {
   return field;
 }
 
+}  // namespace
+
 // Smooth blotches + oriented stripes + grain: enough texture that "not dark" is not "item".
-torch::Tensor background(std::mt19937_64& rng, int64_t size) {
+torch::Tensor scene_background(std::mt19937_64& rng, int64_t size) {
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   const float base = 0.05f + 0.3f * uniform(rng);
   auto blotches = torch::upsample_bilinear2d(random_field(rng, 4, 4).view({1, 1, 4, 4}), {size, size}, true).view({size, size});
@@ -45,8 +47,6 @@ uint64_t scene_seed(uint64_t seed, const std::string& split, int64_t index) {
   return z ^ (z >> 31);
 }
 
-}  // namespace
-
 std::vector<std::string> fashion_scene_classes() {
   std::vector<std::string> names = {"background"};
   for (const auto& name : fashion_mnist_classes()) names.push_back(name);
@@ -58,7 +58,7 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
   std::mt19937_64 rng(scene_seed(options.seed(), split, index));
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   const int64_t size = options.size();
-  auto image = background(rng, size);
+  auto image = scene_background(rng, size);
   auto mask = torch::zeros({size, size}, torch::kByte);
   const int64_t count = options.min_items() + static_cast<int64_t>(rng() % static_cast<uint64_t>(options.max_items() - options.min_items() + 1));
   for (int64_t k = 0; k < count; ++k) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <random>
 #include <string>
 
 #include <torch/arg.h>
@@ -39,6 +40,11 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
 // `progress(done, total)` is called as scenes are written.
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
                           const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The textured background of a size x size scene (float in ~[0, 1]) and the seed of scene `index`
+// of a split: shared with fashion_cells.h.
+torch::Tensor scene_background(std::mt19937_64& rng, int64_t size);
+uint64_t scene_seed(uint64_t seed, const std::string& split, int64_t index);
 
 // background + the 10 Fashion-MNIST classes.
 std::vector<std::string> fashion_scene_classes();

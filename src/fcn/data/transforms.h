@@ -1,7 +1,10 @@
-// Augmentations applied to an image and its mask together: random scale (bilinear for the image,
-// nearest for the mask, always), random crop (padding the image with 0 and the mask with the
-// ignore label), horizontal flip. Randomness comes from the caller's generator, so a run is
-// reproducible from its seed.
+// Augmentations applied to an image and its mask together (and to its instance ids and per-pixel
+// weights when the sample has them): random scale (bilinear for the image, nearest for labels),
+// U-Net's random rotation, shift and elastic deformation (one resampling: bicubic for the image,
+// nearest for labels, bilinear for weights, mirrored at the borders), random crop (padding the
+// image with 0 and the mask with the ignore label), horizontal flip, and a random grey-value
+// gamma. Randomness comes from the caller's generator, so a run is reproducible from its seed;
+// an augmentation that is off draws no random numbers.
 #pragma once
 
 #include <random>
@@ -18,13 +21,30 @@ struct AugmentOptions {
   TORCH_ARG(double, max_scale) = 1.0;
   TORCH_ARG(int64_t, crop) = 0;  // 0: keep the (scaled) size
   TORCH_ARG(bool, flip) = false;
+  TORCH_ARG(double, rotate) = 0.0;  // degrees: a uniform angle in [-rotate, rotate]
+  TORCH_ARG(double, shift) = 0.0;   // pixels: a uniform shift in [-shift, shift] along each axis
+  // U-Net's elastic deformation (section 3.1): displacement vectors drawn on a coarse grid x grid
+  // lattice from a Gaussian with `elastic_alpha` pixels standard deviation (the paper: 10 px on
+  // 3 x 3), interpolated bicubically to per-pixel displacements. 0: off.
+  TORCH_ARG(double, elastic_alpha) = 0.0;
+  TORCH_ARG(int64_t, elastic_grid) = 3;
+  TORCH_ARG(double, gamma) = 1.0;  // >= 1: intensity^g with log g uniform in [-log gamma, log gamma]
 };
+
+// Throws fcn::Error naming the field (AugmentOptions.crop, ...) for values that mean nothing.
+void validate(const AugmentOptions& options);
 
 Sample augment(const Sample& sample, const AugmentOptions& options, std::mt19937_64& rng);
 
+// The sampling grid of one rotation + shift + elastic draw for an H x W map: 1 x H x W x 2
+// normalised (x, y) source coordinates for grid_sample (align_corners = true). The identity when
+// all three are off.
+torch::Tensor warp_grid(int64_t height, int64_t width, const AugmentOptions& options, std::mt19937_64& rng);
+
 struct Batch {
-  torch::Tensor images;  // N x C x H x W float
-  torch::Tensor masks;   // N x H x W int64
+  torch::Tensor images;   // N x C x H x W float
+  torch::Tensor masks;    // N x H x W int64
+  torch::Tensor weights;  // N x H x W float, or undefined when the samples have none
 };
 // Stacks same-sized samples; throws fcn::Error naming the ids when sizes differ (use --crop).
 Batch collate(const std::vector<Sample>& samples);

@@ -8,20 +8,22 @@
 namespace fcn {
 
 void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
-  if (dataset.num_classes() != net.num_classes())
+  if (dataset.num_classes() != net.label_classes())
     fail(dataset.dir(), "has " + std::to_string(dataset.num_classes()) + " classes, the model predicts " +
-                            std::to_string(net.num_classes()));
+                            std::to_string(net.label_classes()) + (net.num_classes() == 1 ? " (binary)" : ""));
 }
 
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options,
-                         torch::Device device, bool quiet) {
+                         torch::Device device, bool quiet, SeparationScore* separation) {
   check_class_count(dataset, *model.net);
   const Predictor predictor(model, device, options);
   ConfusionMatrix confusion(dataset.num_classes());
   Progress progress("eval " + dataset.split(), static_cast<int64_t>(dataset.size()), quiet);
   for (size_t i = 0; i < dataset.size(); ++i) {
     const auto sample = dataset.get(i);
-    confusion.update(predictor(sample.image, dataset.image_path(i)).labels, sample.mask);
+    const auto labels = predictor(sample.image, dataset.image_path(i)).labels;
+    confusion.update(labels, sample.mask);
+    if (separation != nullptr && sample.instances.defined()) *separation += instance_separation(labels, sample.instances);
     progress.update(static_cast<int64_t>(i + 1));
   }
   return confusion;

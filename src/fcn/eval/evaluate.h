@@ -6,6 +6,7 @@
 
 #include "fcn/data/dataset.h"
 #include "fcn/eval/metrics.h"
+#include "fcn/eval/separation.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/models/model.h"
 
@@ -15,8 +16,9 @@ namespace fcn {
 void check_class_count(const SegmentationDataset& dataset, const NetImpl& net);
 
 // One image at a time (sizes may differ), as the Predictor with `options` segments it on `device`.
-// The dataset's classes must match the model's count.
+// The dataset's classes must match the model's count. With `separation` and a dataset that has
+// instance masks, the touching-objects separation score is accumulated there too.
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options = {},
-                         torch::Device device = torch::kCPU, bool quiet = true);
+                         torch::Device device = torch::kCPU, bool quiet = true, SeparationScore* separation = nullptr);
 
 }  // namespace fcn

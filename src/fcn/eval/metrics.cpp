@@ -25,7 +25,7 @@ SegmentationMetrics ConfusionMatrix::metrics() const {
   const auto hist = matrix_.to(torch::kDouble);
   const auto* h = hist.data_ptr<double>();
   const int64_t n = num_classes();
-  double diagonal = 0, total = 0, acc_sum = 0, iu_sum = 0, fw_sum = 0;
+  double diagonal = 0, total = 0, acc_sum = 0, iu_sum = 0, fw_sum = 0, dice_sum = 0;
   int64_t acc_count = 0, iu_count = 0;
   for (int64_t i = 0; i < n; ++i) {
     double t_i = 0, predicted_i = 0;
@@ -38,6 +38,7 @@ SegmentationMetrics ConfusionMatrix::metrics() const {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     m.accuracy.push_back(t_i > 0 ? n_ii / t_i : nan);
     m.iou.push_back(union_i > 0 ? n_ii / union_i : nan);
+    m.dice.push_back(union_i > 0 ? 2 * n_ii / (t_i + predicted_i) : nan);
     diagonal += n_ii;
     total += t_i;
     if (t_i > 0) {
@@ -47,13 +48,16 @@ SegmentationMetrics ConfusionMatrix::metrics() const {
     if (union_i > 0) {
       iu_sum += n_ii / union_i;
       fw_sum += t_i * n_ii / union_i;
+      dice_sum += m.dice.back();
       ++iu_count;
     }
   }
-  m.pixel_acc = total > 0 ? diagonal / total : 0;
-  m.mean_acc = acc_count > 0 ? acc_sum / acc_count : 0;
-  m.mean_iu = iu_count > 0 ? iu_sum / iu_count : 0;
-  m.fw_iu = total > 0 ? fw_sum / total : 0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  m.pixel_acc = total > 0 ? diagonal / total : nan;
+  m.mean_acc = acc_count > 0 ? acc_sum / acc_count : nan;
+  m.mean_iu = iu_count > 0 ? iu_sum / iu_count : nan;
+  m.fw_iu = total > 0 ? fw_sum / total : nan;
+  m.mean_dice = iu_count > 0 ? dice_sum / iu_count : nan;
   return m;
 }
 

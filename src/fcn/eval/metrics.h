@@ -4,6 +4,8 @@
 //   mean accuracy    (1/n_cl) sum_i n_ii / t_i
 //   mean IU          (1/n_cl) sum_i n_ii / (t_i + sum_j n_ji - n_ii)
 //   f.w. IU          (sum_k t_k)^-1 sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii)
+// and, as U-Net users expect, the Dice coefficient (F1) per class and its mean:
+//   Dice_i           2 n_ii / (t_i + sum_j n_ji)  = 2 TP / (2 TP + FP + FN)
 // Pixels labelled ignore (255) are not counted. A class whose ratio is 0/0 (absent from ground truth,
 // and for IU also from the predictions) is left out of that mean, so n_cl counts the classes present.
 #pragma once
@@ -15,8 +17,9 @@
 namespace fcn {
 
 struct SegmentationMetrics {
-  double pixel_acc = 0, mean_acc = 0, mean_iu = 0, fw_iu = 0;
-  std::vector<double> iou, accuracy;  // per class; NaN where undefined (0/0)
+  // NaN when no pixel was counted (e.g. every ground-truth pixel is void): undefined, not 0.
+  double pixel_acc = 0, mean_acc = 0, mean_iu = 0, fw_iu = 0, mean_dice = 0;
+  std::vector<double> iou, accuracy, dice;  // per class; NaN where undefined (0/0)
 };
 
 class ConfusionMatrix {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "fcn/infer/picture.h"
+#include "fcn/infer/predictor.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/util/error.h"
 
@@ -13,8 +14,8 @@ Heatmap class_heatmap(const Model& model, const torch::Tensor& image, int64_t cl
     fail(source, "image is empty or not C x H x W");
   std::shared_ptr<NetImpl> net = model.net;
   if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(net)) net = convolutionalize(*classifier).ptr();
-  if (class_index < 0 || class_index >= net->num_classes())
-    fail(source, "class " + std::to_string(class_index) + " is not in 0.." + std::to_string(net->num_classes() - 1));
+  if (class_index < 0 || class_index >= net->label_classes())
+    fail(source, "class " + std::to_string(class_index) + " is not in 0.." + std::to_string(net->label_classes() - 1));
   if (auto conv = std::dynamic_pointer_cast<ConvClassifierImpl>(net)) {
     const int64_t side = conv->min_input_size();
     if (image.size(1) < side || image.size(2) < side)
@@ -27,7 +28,7 @@ Heatmap class_heatmap(const Model& model, const torch::Tensor& image, int64_t cl
   const auto logits = net->forward(model_input(model, image, source)).to(torch::kFloat);
   net->train(was_training);
   Heatmap heatmap;
-  heatmap.coarse = torch::softmax(logits, 1)[0][class_index].contiguous();
+  heatmap.coarse = class_probabilities(logits, 1)[0][class_index].contiguous();
   heatmap.full = torch::upsample_bilinear2d(heatmap.coarse.unsqueeze(0).unsqueeze(0), {image.size(1), image.size(2)}, false)[0][0];
   return heatmap;
 }

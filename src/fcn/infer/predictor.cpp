@@ -87,6 +87,8 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.tile < 0) fail("PredictOptions.tile", "must be >= 0, got " + std::to_string(options_.tile));
   if (options_.overlap < 0) fail("PredictOptions.overlap", "must be >= 0, got " + std::to_string(options_.overlap));
   if (options_.batch < 1) fail("PredictOptions.batch", "must be >= 1, got " + std::to_string(options_.batch));
+  if (!(options_.threshold > 0 && options_.threshold < 1))
+    fail("PredictOptions.threshold", "must be in (0, 1), got " + std::to_string(options_.threshold));
   if ((options_.resize_height > 0) != (options_.resize_width > 0))
     fail("PredictOptions.resize", "needs both height and width");
   if (options_.tile > 0) {
@@ -176,17 +178,24 @@ Prediction Predictor::operator()(const torch::Tensor& image, const std::string& 
   const auto all = views(options_);
   for (const auto& view : all) {
     const auto seen = view.apply(image.unsqueeze(0))[0];
-    const auto p = view.invert(torch::softmax(logits(seen, source), 0).unsqueeze(0))[0];
+    const auto p = view.invert(class_probabilities(logits(seen, source), 0).unsqueeze(0))[0];
     probs = probs.defined() ? probs + p : p;
   }
   if (all.size() > 1) probs = probs / static_cast<double>(all.size());
   Prediction result;
   result.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   result.probs = probs.contiguous();
-  result.labels = probs.argmax(0);
+  // Binary nets: foreground where its probability exceeds the threshold (0.5: the argmax).
+  result.labels = model_.net->num_classes() == 1 ? probs[1].gt(options_.threshold).to(torch::kLong) : probs.argmax(0);
   result.class_names = model_.meta.class_names;
   result.palette = model_.meta.palette;
   return result;
+}
+
+torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {
+  if (logits.size(dim) != 1) return torch::softmax(logits, dim);
+  const auto foreground = torch::sigmoid(logits);
+  return torch::cat({1 - foreground, foreground}, dim);
 }
 
 Prediction Predictor::operator()(const std::string& image_path) const { return (*this)(read_image(image_path), image_path); }

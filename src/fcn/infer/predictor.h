@@ -32,11 +32,17 @@ struct PredictOptions {
   // Weights and activations in channels-last (NHWC) layout, oneDNN's fast layout on AVX-512 CPUs.
   // false keeps the net's own layout (validation inside training leaves the weights as they are).
   bool channels_last = true;
+  // Binary nets (one logit channel): a pixel is foreground where sigmoid(logit) > threshold.
+  double threshold = 0.5;
 };
+
+// Class probabilities from logits along `dim`: softmax, or for a binary net's single channel the
+// pair (1 - sigmoid, sigmoid), so that every net has one probability per label class.
+torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim);
 
 struct Prediction {
   torch::Tensor labels;  // H x W int64 class indices
-  torch::Tensor probs;   // num_classes x H x W float32 (softmax, averaged over TTA views)
+  torch::Tensor probs;   // label classes x H x W float32 (softmax or sigmoid pair, averaged over TTA views)
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> palette;
   double milliseconds = 0;  // network time for this image (all tiles and views)

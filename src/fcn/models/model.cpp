@@ -33,6 +33,7 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
 
 ModelMeta default_meta(int64_t num_classes, int64_t in_channels) {
   ModelMeta meta;
+  if (num_classes == 1) num_classes = 2;
   for (int64_t c = 0; c < num_classes; ++c) meta.class_names.push_back("class_" + std::to_string(c));
   meta.palette = voc_palette(num_classes);
   if (in_channels == 3) {

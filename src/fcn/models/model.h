@@ -31,6 +31,7 @@ struct Model {
 nlohmann::json meta_to_json(const ModelMeta& meta);
 ModelMeta meta_from_json(const nlohmann::json& json, const std::string& context);
 // class_0.. names, the PASCAL VOC palette, ImageNet statistics for 3 channels, 0.5/0.5 otherwise.
+// num_classes is the net's; a binary net (1) gets the two label classes.
 ModelMeta default_meta(int64_t num_classes, int64_t in_channels);
 
 // An image (C x H x W in [0, 1], any channel count) as this model's net input: 1 x C x H x W.

@@ -20,6 +20,8 @@ class NetImpl : public torch::nn::Module {
   virtual std::string arch() const = 0;
   virtual int64_t in_channels() const = 0;
   virtual int64_t num_classes() const = 0;
+  // The classes its labels distinguish: a binary net (one logit channel, sigmoid) labels 0 and 1.
+  int64_t label_classes() const { return num_classes() == 1 ? 2 : num_classes(); }
   // The options that rebuild this net, as JSON (registry.h's net_config adds "arch"). Each
   // architecture also has a static `from_config(json)`, registered under arch() in registry.cpp.
   virtual nlohmann::json config() const = 0;

@@ -84,7 +84,8 @@ std::shared_ptr<NetImpl> make_net(const NetRecipe& recipe) {
                                           .num_classes(classes_or(2))
                                           .padding(parse_padding(recipe.padding))
                                           .upsample(parse_upsample(recipe.upsample))
-                                          .batch_norm(recipe.batch_norm));
+                                          .batch_norm(recipe.batch_norm)
+                                          .dropout(recipe.dropout));
   }
   const int64_t stride = fcn_stride(recipe.arch);
   if (stride == 0 && recipe.arch != "classifier" && recipe.arch != "torchvision-fcn")

@@ -40,6 +40,7 @@ struct NetRecipe {
   std::string padding = "same";     // U-Net: same | valid (the paper)
   std::string upsample = "transposed";  // U-Net: transposed | bilinear
   bool batch_norm = false;          // U-Net
+  double dropout = 0.0;             // U-Net: dropout at the end of the contracting path (the paper: 0.5)
 };
 
 // A freshly initialised net of the recipe; fcn::Error naming the field ("NetRecipe.arch").

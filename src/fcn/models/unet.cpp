@@ -30,7 +30,8 @@ nlohmann::json UNetImpl::config() const {
           {"num_classes", o.num_classes()},
           {"padding", padding_name(o.padding())},
           {"upsample", upsample_name(o.upsample())},
-          {"batch_norm", o.batch_norm()}};
+          {"batch_norm", o.batch_norm()},
+          {"dropout", o.dropout()}};
 }
 
 std::shared_ptr<NetImpl> UNetImpl::from_config(const nlohmann::json& j) {
@@ -41,14 +42,16 @@ std::shared_ptr<NetImpl> UNetImpl::from_config(const nlohmann::json& j) {
                                         .num_classes(j.at("num_classes").get<int64_t>())
                                         .padding(parse_padding(j.at("padding").get<std::string>()))
                                         .upsample(parse_upsample(j.at("upsample").get<std::string>()))
-                                        .batch_norm(j.at("batch_norm").get<bool>()));
+                                        .batch_norm(j.at("batch_norm").get<bool>())
+                                        .dropout(j.value("dropout", 0.0)));  // files before dropout: none
 }
 
 void UNetImpl::pretty_print(std::ostream& stream) const {
   stream << "fcn::UNet(depth=" << options.depth() << ", base_channels=" << options.base_channels()
          << ", in_channels=" << options.in_channels() << ", classes=" << options.num_classes()
          << ", padding=" << padding_name(options.padding()) << ", upsample=" << upsample_name(options.upsample())
-         << (options.batch_norm() ? ", batch_norm" : "") << ")";
+         << (options.batch_norm() ? ", batch_norm" : "")
+         << (options.dropout() > 0 ? ", dropout=" + std::to_string(options.dropout()).substr(0, 4) : std::string()) << ")";
 }
 
 DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool batch_norm) {
@@ -74,6 +77,7 @@ UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
   if (options.depth() < 1 || options.depth() > 8) fail("unet", "depth " + std::to_string(options.depth()) + " is not in 1..8");
   if (options.base_channels() < 1 || options.num_classes() < 1 || options.in_channels() < 1)
     fail("unet", "base_channels, num_classes and in_channels must be positive");
+  if (!(options.dropout() >= 0 && options.dropout() < 1)) fail("UNetOptions.dropout", "must be in [0, 1) (the paper: 0.5)");
   const int64_t padding = options.padding() == Padding::kSame ? 1 : 0;
   const bool bn = options.batch_norm();
   int64_t in = options.in_channels();
@@ -159,6 +163,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& input) {
     x = torch::max_pool2d(x, 2, 2);
   }
   x = bottom(x);
+  if (options.dropout() > 0) x = torch::dropout(x, options.dropout(), is_training());
   for (size_t i = 0; i < decoder.size(); ++i) {
     if (options.upsample() == Upsample::kTransposed) {
       x = conv(up_transposed[i], x);

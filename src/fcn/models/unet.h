@@ -31,6 +31,9 @@ struct UNetOptions {
   TORCH_ARG(Padding, padding) = Padding::kSame;
   TORCH_ARG(Upsample, upsample) = Upsample::kTransposed;
   TORCH_ARG(bool, batch_norm) = false;
+  // The paper: "Drop-out layers at the end of the contracting path perform further implicit data
+  // augmentation": dropout with this probability on the bottom block's output, in training only.
+  TORCH_ARG(double, dropout) = 0.0;
 };
 
 // Two 3x3 convs with ReLU (and batch norm when asked): one U-Net level.

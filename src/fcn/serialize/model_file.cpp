@@ -56,7 +56,7 @@ Model load_model(const std::string& path) {
   StateDict weights;
   for (const auto& item : get("state_dict").toGenericDict()) weights.emplace_back(item.key().toStringRef(), item.value().toTensor());
   load_state_dict(*model.net, weights, path);
-  const auto classes = static_cast<size_t>(model.net->num_classes());
+  const auto classes = static_cast<size_t>(model.net->label_classes());
   if (model.meta.class_names.size() != classes || model.meta.palette.size() != classes)
     fail(path, "metadata lists " + std::to_string(model.meta.class_names.size()) + " class names and " +
                    std::to_string(model.meta.palette.size()) + " colours for a net with " + std::to_string(classes) + " classes");

@@ -12,16 +12,103 @@ Reduction parse_reduction(const std::string& name) {
   fail("TrainOptions.reduction", "'" + name + "' is not one of mean, sum");
 }
 
-torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
-                                Reduction reduction, int64_t ignore) {
+LossKind parse_loss_kind(const std::string& name) {
+  if (name == "ce") return LossKind::kCrossEntropy;
+  if (name == "dice") return LossKind::kDice;
+  if (name == "ce+dice") return LossKind::kCrossEntropyDice;
+  fail("TrainOptions.loss", "'" + name + "' is not one of ce, dice, ce+dice");
+}
+
+std::string loss_kind_name(LossKind kind) {
+  switch (kind) {
+    case LossKind::kCrossEntropy: return "ce";
+    case LossKind::kDice: return "dice";
+    case LossKind::kCrossEntropyDice: return "ce+dice";
+  }
+  return "ce";
+}
+
+namespace {
+
+void check_shapes(const torch::Tensor& logits, const torch::Tensor& targets, const char* what) {
   TORCH_CHECK(logits.dim() == 4 && targets.dim() == 3 && logits.size(0) == targets.size(0) &&
                   logits.size(2) == targets.size(1) && logits.size(3) == targets.size(2),
-              "segmentation_loss: logits ", logits.sizes(), " do not match targets ", targets.sizes());
+              what, ": logits ", logits.sizes(), " do not match targets ", targets.sizes());
+}
+
+// Per-pixel loss terms (0 on ignored pixels): softmax cross-entropy, or binary cross-entropy on a
+// single logit channel.
+torch::Tensor per_pixel_terms(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& valid, int64_t ignore) {
   namespace F = torch::nn::functional;
-  auto options = F::CrossEntropyFuncOptions().ignore_index(ignore);
-  if (class_weights.defined()) options.weight(class_weights.to(logits.device(), logits.scalar_type()));
-  if (reduction == Reduction::kSum) options.reduction(torch::kSum);
-  return F::cross_entropy(logits, targets, options);
+  if (logits.size(1) > 1)
+    return F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().ignore_index(ignore).reduction(torch::kNone));
+  const auto foreground = (targets == 1).to(logits.scalar_type());
+  const auto terms = F::binary_cross_entropy_with_logits(logits.select(1, 0), foreground,
+                                                         F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  return terms * valid.to(terms.scalar_type());
+}
+
+}  // namespace
+
+torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
+                                Reduction reduction, int64_t ignore, const torch::Tensor& pixel_weights) {
+  check_shapes(logits, targets, "segmentation_loss");
+  const bool binary = logits.size(1) == 1;
+  namespace F = torch::nn::functional;
+  if (!binary && !pixel_weights.defined()) {  // LibTorch's fused kernel: the common case
+    auto options = F::CrossEntropyFuncOptions().ignore_index(ignore);
+    if (class_weights.defined()) options.weight(class_weights.to(logits.device(), logits.scalar_type()));
+    if (reduction == Reduction::kSum) options.reduction(torch::kSum);
+    return F::cross_entropy(logits, targets, options);
+  }
+  const auto valid = targets != ignore;
+  if (binary) TORCH_CHECK(((targets == 0) | (targets == 1) | ~valid).all().item<bool>(), "segmentation_loss: a binary net needs labels 0 and 1");
+  const auto terms = per_pixel_terms(logits, targets, valid, ignore);
+  torch::Tensor weights;
+  if (pixel_weights.defined()) {
+    TORCH_CHECK(pixel_weights.sizes() == targets.sizes(), "segmentation_loss: pixel weights ", pixel_weights.sizes(), " vs targets ",
+                targets.sizes());
+    weights = pixel_weights.to(logits.device(), logits.scalar_type());
+  } else if (class_weights.defined()) {
+    weights = class_weights.to(logits.device(), logits.scalar_type()).index({targets.masked_fill(~valid, 0)});
+  } else {
+    weights = torch::ones_like(terms);
+  }
+  weights = weights * valid.to(weights.scalar_type());
+  const auto total = (terms * weights).sum();
+  return reduction == Reduction::kSum ? total : total / weights.sum().clamp_min(1e-12);
+}
+
+torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore, double smooth) {
+  check_shapes(logits, targets, "dice_loss");
+  const auto valid = (targets != ignore).unsqueeze(1).to(logits.scalar_type());  // N x 1 x H x W
+  const auto safe = targets.masked_fill(targets == ignore, 0);
+  torch::Tensor probs, truth;
+  if (logits.size(1) == 1) {
+    probs = torch::sigmoid(logits);
+    truth = (safe == 1).unsqueeze(1).to(logits.scalar_type());
+  } else {
+    probs = torch::softmax(logits, 1);
+    truth = torch::one_hot(safe, logits.size(1)).permute({0, 3, 1, 2}).to(logits.scalar_type());
+  }
+  probs = probs * valid;
+  truth = truth * valid;
+  const std::vector<int64_t> pixels = {0, 2, 3};
+  const auto intersection = (probs * truth).sum(pixels);
+  const auto sizes = probs.sum(pixels) + truth.sum(pixels);
+  const auto dice = (2 * intersection + smooth) / (sizes + smooth);
+  return 1 - dice.mean();
+}
+
+torch::Tensor training_loss(LossKind kind, const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
+                            Reduction reduction, const torch::Tensor& pixel_weights, int64_t ignore) {
+  switch (kind) {
+    case LossKind::kCrossEntropy: return segmentation_loss(logits, targets, class_weights, reduction, ignore, pixel_weights);
+    case LossKind::kDice: return dice_loss(logits, targets, ignore);
+    case LossKind::kCrossEntropyDice:
+      return segmentation_loss(logits, targets, class_weights, reduction, ignore, pixel_weights) + dice_loss(logits, targets, ignore);
+  }
+  return {};
 }
 
 }  // namespace fcn

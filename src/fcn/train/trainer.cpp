@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/data/instances.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/checkpoint.h"
@@ -51,7 +52,8 @@ class Run {
       torch::optim::Optimizer& optimizer, RunPosition at)
       : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(at),
         n_(static_cast<int64_t>(train.size())), batch_size_(std::min<int64_t>(options.batch_size(), n_)),
-        steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds) {}
+        steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds),
+        weight_maps_(static_cast<size_t>(n_)) {}
 
   TrainResult all_epochs() {
     check_class_count(train_, *model_.net);
@@ -107,6 +109,23 @@ class Run {
     return result_;
   }
 
+  // Sample `index` as training reads it: with its (cached) weight map when the run uses one.
+  Sample training_sample(int64_t index) {
+    auto sample = train_.get(static_cast<size_t>(index));
+    if (!options_.weight_map()) return sample;
+    auto& cached = weight_maps_[static_cast<size_t>(index)];
+    if (!cached.defined()) {
+      const auto instances = sample.instances.defined() ? sample.instances : instances_from_labels(sample.mask);
+      cached = unet_weight_map(sample.mask, instances, options_.weight_map_options(), options_.class_weights());
+    }
+    sample.weights = cached;
+    return sample;
+  }
+
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& pixel_weights) const {
+    return training_loss(options_.loss(), logits, targets, options_.class_weights(), options_.reduction(), pixel_weights);
+  }
+
   // One optimiser step on batch `step` of the epoch's order; randomness keyed by (seed, epoch, step).
   void train_step(int64_t epoch, int64_t step, const std::vector<int64_t>& order, EpochStats& stats) {
     const uint64_t key = mix(options_.seed(), epoch, step);
@@ -114,18 +133,18 @@ class Run {
     std::mt19937_64 rng(key ^ 0x5bd1e995u);
     std::vector<Sample> samples;
     for (int64_t k = step * batch_size_; k < std::min(n_, (step + 1) * batch_size_); ++k)
-      samples.push_back(augment(train_.get(static_cast<size_t>(order[static_cast<size_t>(k)])), options_.augment(), rng));
+      samples.push_back(augment(training_sample(order[static_cast<size_t>(k)]), options_.augment(), rng));
     const auto batch = collate(samples);
     const auto targets = batch.masks.to(options_.device());
+    const auto pixel_weights = batch.weights.defined() ? batch.weights.to(options_.device()) : torch::Tensor();
     const double progress = static_cast<double>(epoch * steps_per_epoch_ + step) / static_cast<double>(steps_per_epoch_ * options_.epochs());
     stats.lr = scheduled_lr(options_.optimizer(), progress);
     set_lr(optimizer_, options_.optimizer(), stats.lr);
     if (!(targets != kIgnoreLabel).any().item<bool>()) return;  // nothing to learn from (all void)
     const auto outputs = model_.net->forward_with_aux(model_input(model_, batch.images, train_.dir()).to(options_.device()));
-    auto loss = segmentation_loss(outputs[0], targets, options_.class_weights(), options_.reduction());
+    auto loss = loss_of(outputs[0], targets, pixel_weights);
     // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
-    for (size_t i = 1; i < outputs.size(); ++i)
-      loss = loss + 0.5 * segmentation_loss(outputs[i], targets, options_.class_weights(), options_.reduction());
+    for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i], targets, pixel_weights);
     const double value = loss.item<double>();
     if (!std::isfinite(value))
       fail(dir(), "training diverged: loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
@@ -150,7 +169,7 @@ class Run {
       as_is.channels_last = false;  // the weights stay in the layout training uses
       const auto m = evaluate(model_, *val_, as_is, options_.device()).metrics();
       result_.last_val = m;
-      line["val"] = {{"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu}, {"fw_iu", m.fw_iu}};
+      line["val"] = {{"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu}, {"fw_iu", m.fw_iu}, {"dice", m.mean_dice}};
       if (m.mean_iu > at_.best_mean_iu) {
         at_.best_mean_iu = m.mean_iu;
         at_.best_epoch = epoch + 1;
@@ -179,6 +198,7 @@ class Run {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t steps_this_run_ = 0;
   TrainResult result_;
+  std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use
 };
 
 void prepare_run_dir(const std::string& run_dir) {
@@ -195,6 +215,7 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
   prepare_run_dir(options.run_dir());
   if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
+  validate(options.augment());
   std::error_code ignored;
   fs::remove(options.run_dir() + "/metrics.jsonl", ignored);  // a fresh run starts a fresh log
   model.net->to(options.device());

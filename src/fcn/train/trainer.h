@@ -13,6 +13,7 @@
 
 #include "fcn/data/dataset.h"
 #include "fcn/data/transforms.h"
+#include "fcn/data/weight_map.h"
 #include "fcn/eval/metrics.h"
 #include "fcn/models/model.h"
 #include "fcn/train/checkpoint.h"
@@ -28,7 +29,12 @@ struct TrainOptions {
   TORCH_ARG(OptimizerOptions, optimizer);
   TORCH_ARG(AugmentOptions, augment);
   TORCH_ARG(Reduction, reduction) = Reduction::kMean;
+  TORCH_ARG(LossKind, loss) = LossKind::kCrossEntropy;
   TORCH_ARG(torch::Tensor, class_weights);  // undefined: all 1
+  // U-Net's weight map as per-pixel loss weights, w_c = class_weights; computed once per sample
+  // from its instance mask (or, without one, the connected components of each class) and cached.
+  TORCH_ARG(bool, weight_map) = false;
+  TORCH_ARG(WeightMapOptions, weight_map_options);
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(int64_t, val_every) = 1;         // epochs between validations (the last epoch always)
   TORCH_ARG(torch::Device, device) = torch::kCPU;

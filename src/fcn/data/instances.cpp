@@ -1,0 +1,149 @@
+#include "fcn/data/instances.h"
+
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace fcn {
+namespace {
+
+// Union-find over provisional labels, with path halving.
+struct DisjointSets {
+  std::vector<int64_t> parent;
+  int64_t make() {
+    parent.push_back(static_cast<int64_t>(parent.size()));
+    return parent.back();
+  }
+  int64_t find(int64_t x) {
+    while (parent[static_cast<size_t>(x)] != x) x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
+    return x;
+  }
+  void unite(int64_t a, int64_t b) {
+    a = find(a);
+    b = find(b);
+    if (a != b) parent[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
+  }
+};
+
+// One row or column of the squared-distance transform: d[q] = min_p (q - p)^2 + f[p], by the lower
+// envelope of the parabolas rooted at each p (Felzenszwalb & Huttenlocher, algorithm DT(f)).
+void squared_distance_1d(const std::vector<double>& f, std::vector<double>& d, std::vector<int64_t>& v, std::vector<double>& z) {
+  const auto n = static_cast<int64_t>(f.size());
+  const double inf = std::numeric_limits<double>::infinity();
+  int64_t k = -1;
+  for (int64_t q = 0; q < n; ++q) {
+    if (f[static_cast<size_t>(q)] == inf) continue;
+    double s = -inf;
+    while (k >= 0) {
+      const int64_t p = v[static_cast<size_t>(k)];
+      s = ((f[static_cast<size_t>(q)] + static_cast<double>(q * q)) - (f[static_cast<size_t>(p)] + static_cast<double>(p * p))) /
+          static_cast<double>(2 * (q - p));
+      if (s > z[static_cast<size_t>(k)]) break;
+      --k;
+    }
+    ++k;
+    v[static_cast<size_t>(k)] = q;
+    z[static_cast<size_t>(k)] = k == 0 ? -inf : s;
+    z[static_cast<size_t>(k + 1)] = inf;
+  }
+  if (k < 0) {
+    std::fill(d.begin(), d.end(), inf);
+    return;
+  }
+  int64_t j = 0;
+  for (int64_t q = 0; q < n; ++q) {
+    while (z[static_cast<size_t>(j + 1)] < static_cast<double>(q)) ++j;
+    const int64_t p = v[static_cast<size_t>(j)];
+    d[static_cast<size_t>(q)] = static_cast<double>((q - p) * (q - p)) + f[static_cast<size_t>(p)];
+  }
+}
+
+}  // namespace
+
+torch::Tensor connected_components(const torch::Tensor& mask, int connectivity) {
+  TORCH_CHECK(mask.dim() == 2, "connected_components: mask must be H x W");
+  TORCH_CHECK(connectivity == 4 || connectivity == 8, "connected_components: connectivity 4 or 8");
+  const auto inside = mask.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t h = inside.size(0), w = inside.size(1);
+  auto labels = torch::zeros({h, w}, torch::kLong);
+  const bool* in = inside.data_ptr<bool>();
+  int64_t* out = labels.data_ptr<int64_t>();
+  DisjointSets sets;
+  sets.make();  // 0: outside
+  // First pass: provisional labels from the already-visited neighbours (left, up; and the upper diagonals for 8).
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      if (!in[y * w + x]) continue;
+      int64_t label = 0;
+      auto join = [&](int64_t ny, int64_t nx) {
+        if (ny < 0 || nx < 0 || nx >= w || out[ny * w + nx] == 0) return;
+        if (label == 0) label = out[ny * w + nx];
+        else sets.unite(label, out[ny * w + nx]);
+      };
+      join(y, x - 1);
+      join(y - 1, x);
+      if (connectivity == 8) {
+        join(y - 1, x - 1);
+        join(y - 1, x + 1);
+      }
+      out[y * w + x] = label != 0 ? label : sets.make();
+    }
+  // Second pass: roots renumbered 1..K in raster order.
+  std::vector<int64_t> number(sets.parent.size(), 0);
+  int64_t next = 0;
+  for (int64_t i = 0; i < h * w; ++i) {
+    if (out[i] == 0) continue;
+    auto& n = number[static_cast<size_t>(sets.find(out[i]))];
+    if (n == 0) n = ++next;
+    out[i] = n;
+  }
+  return labels;
+}
+
+torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore) {
+  TORCH_CHECK(labels.dim() == 2, "instances_from_labels: labels must be H x W");
+  const auto classes = std::get<0>(torch::_unique(labels.to(torch::kCPU, torch::kLong)));
+  auto instances = torch::zeros(labels.sizes(), torch::kLong);
+  int64_t offset = 0;
+  for (int64_t i = 0; i < classes.size(0); ++i) {
+    const int64_t c = classes[i].item<int64_t>();
+    if (c == 0 || c == ignore) continue;
+    const auto components = connected_components(labels.to(torch::kCPU) == c, 4);
+    instances += torch::where(components > 0, components + offset, torch::zeros_like(components));
+    offset += components.max().item<int64_t>();
+  }
+  return instances;
+}
+
+torch::Tensor distance_transform(const torch::Tensor& mask) {
+  TORCH_CHECK(mask.dim() == 2, "distance_transform: mask must be H x W");
+  const auto inside = mask.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t h = inside.size(0), w = inside.size(1);
+  const double inf = std::numeric_limits<double>::infinity();
+  auto grid = torch::empty({h, w}, torch::kDouble);
+  double* g = grid.data_ptr<double>();
+  const bool* in = inside.data_ptr<bool>();
+  const int64_t n = std::max(h, w);
+  std::vector<double> f, d;
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::vector<double> z(static_cast<size_t>(n + 1));
+  for (int64_t x = 0; x < w; ++x) {  // columns: squared distance to the nearest mask pixel in the column
+    f.assign(static_cast<size_t>(h), inf);
+    d.assign(static_cast<size_t>(h), inf);
+    for (int64_t y = 0; y < h; ++y)
+      if (in[y * w + x]) f[static_cast<size_t>(y)] = 0;
+    squared_distance_1d(f, d, v, z);
+    for (int64_t y = 0; y < h; ++y) g[y * w + x] = d[static_cast<size_t>(y)];
+  }
+  for (int64_t y = 0; y < h; ++y) {  // rows, over the column transform: the 2-D squared distance
+    f.assign(g + y * w, g + (y + 1) * w);
+    d.assign(static_cast<size_t>(w), inf);
+    squared_distance_1d(f, d, v, z);
+    std::copy(d.begin(), d.end(), g + y * w);
+  }
+  return grid.sqrt().to(torch::kFloat);
+}
+
+}  // namespace fcn

@@ -1,0 +1,85 @@
+// U-Net's augmentations (rotation, shift, elastic deformation, gamma): labels stay labels (nearest),
+// alpha = 0 is the identity, image, mask, instances and weights move together, and a seed fixes the draw.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/data/transforms.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+Sample marker_sample() {
+  // A 6 x 6 bright marker on a dark image, labelled 2 in the mask, instance 7, weight 5.
+  auto image = torch::full({1, 40, 48}, 0.1);
+  auto mask = torch::ones({40, 48}, torch::kLong);
+  image.slice(1, 17, 23).slice(2, 27, 33).fill_(0.9);
+  mask.slice(0, 17, 23).slice(1, 27, 33).fill_(2);
+  Sample s{image, mask, "marker"};
+  s.instances = (mask == 2).to(torch::kLong) * 7;
+  s.weights = torch::where(mask == 2, torch::full({40, 48}, 5.0), torch::ones({40, 48}));
+  return s;
+}
+
+TEST(Elastic, AlphaZeroIsTheIdentity) {
+  const auto s = marker_sample();
+  std::mt19937_64 rng(1);
+  const auto grid = warp_grid(40, 48, AugmentOptions().elastic_alpha(0.0), rng);
+  const auto identity = warp_grid(40, 48, AugmentOptions(), rng);
+  EXPECT_LE((grid - identity).abs().max().item<float>(), 1e-6);
+  const auto out = augment(s, AugmentOptions().elastic_alpha(1e-9), rng);  // warps, by nothing
+  EXPECT_LE((out.image - s.image).abs().max().item<float>(), 1e-4);
+  EXPECT_TRUE(torch::equal(out.mask, s.mask));
+  EXPECT_TRUE(torch::equal(out.instances, s.instances));
+}
+
+TEST(Elastic, LabelsStayInputLabelsAndEverythingMovesTogether) {
+  const auto s = marker_sample();
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    std::mt19937_64 rng(seed);
+    const auto out = augment(s, AugmentOptions().elastic_alpha(5).rotate(15).shift(4), rng);
+    const auto labels = std::get<0>(torch::_unique(out.mask));
+    for (int64_t i = 0; i < labels.size(0); ++i) EXPECT_TRUE(labels[i].item<int64_t>() == 1 || labels[i].item<int64_t>() == 2);
+    const auto marked = out.mask == 2;
+    ASSERT_GT(marked.sum().item<int64_t>(), 0) << "seed " << seed;
+    // Where the mask says marker, the image is bright, the instance is 7 and the weight near 5 (on the
+    // marker's edge, nearest and bicubic/bilinear interpolation round differently: above the midpoints).
+    EXPECT_GT(out.image[0].masked_select(marked).min().item<float>(), 0.35) << "seed " << seed;
+    EXPECT_TRUE(torch::equal(out.instances == 7, marked)) << "seed " << seed;
+    EXPECT_GT(out.weights.masked_select(marked).min().item<float>(), 2.2) << "seed " << seed;
+    // And the image's brightest pixel is under the marker label.
+    const int64_t brightest = out.image[0].argmax().item<int64_t>();
+    EXPECT_TRUE(marked.flatten()[brightest].item<bool>()) << "seed " << seed;
+  }
+}
+
+TEST(Elastic, ActuallyDeformsAndIsDeterministicPerSeed) {
+  const auto s = marker_sample();
+  const auto options = AugmentOptions().elastic_alpha(10);
+  std::mt19937_64 a(42), b(42), c(43);
+  const auto first = augment(s, options, a), again = augment(s, options, b), other = augment(s, options, c);
+  EXPECT_TRUE(torch::equal(first.image, again.image));
+  EXPECT_TRUE(torch::equal(first.mask, again.mask));
+  EXPECT_FALSE(torch::equal(first.mask, s.mask));
+  EXPECT_FALSE(torch::equal(first.mask, other.mask));
+}
+
+TEST(Gamma, ChangesGreyValuesOnlyAndKeepsRange) {
+  const auto s = marker_sample();
+  std::mt19937_64 rng(5);
+  const auto out = augment(s, AugmentOptions().gamma(2.0), rng);
+  EXPECT_TRUE(torch::equal(out.mask, s.mask));
+  EXPECT_FALSE(torch::allclose(out.image, s.image));
+  EXPECT_GE(out.image.min().item<float>(), 0.0f);
+  EXPECT_LE(out.image.max().item<float>(), 1.0f);
+}
+
+TEST(AugmentOptions, NonsenseIsRefusedNamingTheField) {
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(-5)); }).find("AugmentOptions.crop"), std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().min_scale(2).max_scale(0.5)); }).find("min_scale"), std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().elastic_alpha(-1)); }).find("elastic_alpha"), std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().gamma(0.5)); }).find("gamma"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fcn
