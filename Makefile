@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build test demo table1 bench sanitize clean
+.PHONY: deps build test demo table1 unet-demo bench sanitize clean
 
 deps:
 	$(SUDO) bash scripts/install-deps.sh
@@ -22,6 +22,10 @@ demo: build
 # The FCN paper's Table 1 on Fashion-MNIST scenes (AlexNet, VGG16, GoogLeNet, ResNet-50; at-once vs staged).
 table1: build
 	bash scripts/table1.sh $(BUILD)
+
+# U-Net's paper training on touching objects: weight map and elastic deformation, mean IU / Dice / separation.
+unet-demo: build
+	bash scripts/unet-demo.sh $(BUILD)
 
 # Speed: fcn bench against PyTorch-Python and OpenCV DNN in the same run, then the micro-benchmarks.
 bench: deps

@@ -94,15 +94,6 @@ declare -A paper=([AlexNet]="39.8 | 50 | 57" [VGG16]="56.0 | 210 | 134" [GoogLeN
   echo "Commands: \`SCENES=$SCENES EPOCHS=$EPOCHS PRETRAIN_IMAGES=$PRETRAIN_IMAGES bash scripts/table1.sh\` ($(( $(date +%s) - start )) s here)."
 } > "$TABLE"
 
-# docs/results.md keeps the demo's part; the Table 1 section (from the marker on) is this run's.
-marker="<!-- table1: written by scripts/table1.sh -->"
-if [ -f "$RESULTS" ]; then
-  python3 - "$RESULTS" "$TABLE" "$marker" <<'EOF'
-import sys
-results, table, marker = sys.argv[1:]
-text = open(results).read().split(marker)[0].rstrip() + "\n\n" + marker + "\n" + open(table).read()
-open(results + ".tmp", "w").write(text)
-EOF
-  mv "$RESULTS.tmp" "$RESULTS"
-fi
+# docs/results.md keeps the demo's part and the other sections; the Table 1 section is this run's.
+python3 scripts/results_section.py "$RESULTS" table1 "$TABLE"
 cat "$TABLE"

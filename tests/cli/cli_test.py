@@ -197,6 +197,40 @@ def _():
     assert json.loads(d["meta"])["class_names"][1] == "T-shirt/top"
 
 
+@check("U-Net paper training: binary net + weight map + elastic through train, eval (Dice, separation), predict, export")
+def _():
+    run("data", "fashion-cells", "--out", path("cells"), "--train", 4, "--val", 2, "--size", 48)
+    assert "0 problems found" in run("data", "check", path("cells")).stdout
+    run("train", "--data", path("cells"), "--arch", "unet", "--depth", 2, "--base-channels", 4, "--classes", 1,
+        "--dropout", "0.5", "--loss", "ce+dice", "--weight-map", "w0=10,sigma=5", "--elastic", "alpha=10,grid=3",
+        "--rotate", 10, "--shift", 2, "--gamma", "1.5", "--epochs", 1, "--batch", 2, "--out", path("bin.fcn"))
+    d = torch.load(path("bin.fcn"))
+    assert d["state_dict"]["score.weight"].shape[0] == 1  # one logit channel
+    assert json.loads(d["config"])["dropout"] == 0.5
+    r = json.loads(run("eval", path("bin.fcn"), "--data", path("cells"), "--json").stdout)
+    m = np.array(r["confusion"], dtype=np.float64)
+    for c in range(2):  # Dice = 2 TP / (2 TP + FP + FN) from the confusion matrix itself
+        tp, fp, fn = m[c, c], m[:, c].sum() - m[c, c], m[c, :].sum() - m[c, c]
+        if 2 * tp + fp + fn > 0:
+            assert abs(r["per_class"][c]["dice"] - 2 * tp / (2 * tp + fp + fn)) < 1e-9, r["per_class"]
+    sep = r["separation"]
+    assert sep["touching_pairs"] > 0 and 0 <= sep["separated"] <= sep["touching_pairs"], sep
+    # predict: labels 0/1; a threshold near 1 predicts less foreground than one near 0.
+    counts = []
+    for threshold in ("0.01", "0.99"):
+        p = run("predict", path("bin.fcn"), os.path.join(path("cells"), "JPEGImages", "val_00000.png"), "--out",
+                path("bin_" + threshold), "--threshold", threshold, "--json", "--quiet")
+        counts.append(json.loads(p.stdout)["images"][0]["class_pixels"].get("item", 0))
+    assert counts[0] >= counts[1], counts
+    run("export", path("bin.fcn"), "--onnx", path("bin.onnx"), "--size", "48")
+    assert os.path.getsize(path("bin.onnx")) > 0
+    for flags, needle in ((["--elastic", "alpha=x"], "--elastic"), (["--weight-map", "bogus=1"], "--weight-map"),
+                          (["--rotate", "400"], "--rotate"), (["--loss", "focal"], "--loss")):
+        one_line_error(run("train", "--data", path("cells"), "--arch", "unet", "--depth", 2, "--base-channels", 4,
+                           "--epochs", 1, "--out", path("x.fcn"), *flags, ok=False), needle)
+    assert not os.path.exists(path("x.fcn"))
+
+
 @check("bad data: one-line errors naming the file (and value) in data check and in train")
 def _():
     cases = {}

@@ -9,8 +9,10 @@
 
 #include "fcn/data/dataset.h"
 #include "fcn/data/stats.h"
+#include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/data/transforms.h"
+#include "fcn/eval/separation.h"
 #include "fcn/formats/png.h"
 #include "fcn/models/model.h"
 #include "test_util.h"
@@ -172,6 +174,48 @@ TEST(Transforms, ImageAndMaskMoveTogether) {
   }
   const auto padded = augment(sample, AugmentOptions().crop(40), rng);
   EXPECT_EQ(padded.mask.slice(0, 20).eq(kIgnoreLabel).all().item<bool>(), true);  // padding is ignore
+}
+
+}  // namespace
+}  // namespace fcn
+
+namespace fcn {
+namespace {
+
+// Fashion-MNIST cells: items touch (the benchmark's point), borders between them are background,
+// and the VOC layout's SegmentationObject/ masks are read back as instances matching the labels.
+TEST(FashionCells, ItemsTouchWithBackgroundBordersAndInstancesReadBack) {
+  const std::string dir = test::temp_dir() + "/cells";
+  write_fashion_cells(dir, FashionCellsOptions().train(3).val(1).size(64).seed(1));
+  const SegmentationDataset train(dir, "train");
+  ASSERT_TRUE(train.has_instances());
+  EXPECT_EQ(train.num_classes(), 2);
+  int64_t touching = 0;
+  for (size_t i = 0; i < train.size(); ++i) {
+    const auto sample = train.get(i);
+    ASSERT_TRUE(sample.instances.defined());
+    EXPECT_TRUE(torch::equal(sample.instances > 0, sample.mask == 1)) << i;
+    // No two different items are 8-adjacent: a background pixel lies between every pair.
+    const auto ids = sample.instances.to(torch::kFloat).unsqueeze(0).unsqueeze(0);
+    const auto high = torch::max_pool2d(ids, 3, 1, 1)[0][0], low = -torch::max_pool2d(-torch::where(ids > 0, ids, torch::full_like(ids, 1e9)), 3, 1, 1)[0][0];
+    const auto item = sample.instances > 0;
+    EXPECT_FALSE((item & ((high > ids[0][0]) | (low < ids[0][0]))).any().item<bool>()) << i;
+    touching += static_cast<int64_t>(touching_pairs(sample.instances, 2).size());
+  }
+  EXPECT_GE(touching, 3);  // at least one touching pair per scene on average
+  // Same seed, same scenes.
+  const auto items = read_fashion_mnist("train");
+  EXPECT_TRUE(torch::equal(compose_cells(items, FashionCellsOptions().size(64).seed(1), "train", 0).image,
+                           compose_cells(items, FashionCellsOptions().size(64).seed(1), "train", 0).image));
+}
+
+TEST(Dataset, InstanceFolderMissingAMaskNamesIt) {
+  const std::string dir = test::temp_dir() + "/cells_missing";
+  write_fashion_cells(dir, FashionCellsOptions().train(2).val(1).size(48).seed(1));
+  fs::remove(dir + "/SegmentationObject/train_00001.png");
+  const auto message = test::error_of([&] { SegmentationDataset(dir, "train"); });
+  EXPECT_NE(message.find("SegmentationObject"), std::string::npos) << message;
+  EXPECT_NE(message.find("train_00001"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/unet.h"
+#include "fcn/serialize/model_file.h"
 #include "fcn/train/trainer.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/progress.h"
@@ -135,6 +138,57 @@ TEST(Trainer, ClassCountMismatchIsAClearError) {
   model.net = std::make_shared<FCNImpl>(FCNOptions().num_classes(3).backbone(BackboneOptions().width(0.125).in_channels(1)).fc_channels(8));
   const auto message = test::error_of([&] { train_segmentation(model, train, nullptr, options("mismatch", 1)); });
   EXPECT_NE(message.find("11 classes, the model predicts 3"), std::string::npos) << message;
+}
+
+// U-Net as its paper trains it: a binary net, weight map, elastic deformation, rotation, gamma,
+// CE + Dice. Resume stays exact (the augmentation and the cached weight maps are keyed by the seed).
+const std::string& cells() {
+  static const std::string dir = [] {
+    const std::string path = test::temp_dir() + "/trainer_cells";
+    fs::remove_all(path);
+    write_fashion_cells(path, FashionCellsOptions().train(4).val(2).size(48).min_items(3).max_items(4).seed(2));
+    return path;
+  }();
+  return dir;
+}
+
+Model binary_unet(uint64_t seed) {
+  torch::manual_seed(seed);
+  Model model;
+  model.net = std::make_shared<UNetImpl>(
+      UNetOptions().depth(2).base_channels(4).in_channels(1).num_classes(1).batch_norm(true).dropout(0.5));
+  model.meta = default_meta(1, 1);
+  return model;
+}
+
+TrainOptions unet_paper_options(const std::string& run, bool weight_map) {
+  return options(run, 2)
+      .batch_size(2)
+      .loss(LossKind::kCrossEntropyDice)
+      .weight_map(weight_map)
+      .augment(AugmentOptions().flip(true).elastic_alpha(10).rotate(10).shift(2).gamma(1.5));
+}
+
+TEST(Trainer, UNetPaperTrainingResumesExactly) {
+  const SegmentationDataset train(cells(), "train"), val(cells(), "val");
+  ASSERT_TRUE(train.has_instances());
+  auto straight = binary_unet(7);
+  const auto full = train_segmentation(straight, train, &val, unet_paper_options("unet_straight", true));
+  EXPECT_FALSE(std::isnan(full.last_val.mean_dice));
+  auto first = binary_unet(7);
+  EXPECT_TRUE(train_segmentation(first, train, &val, unet_paper_options("unet_resumed", true).stop_after_steps(3)).interrupted);
+  Model resumed;
+  resume_segmentation(test::temp_dir() + "/unet_resumed", resumed, train, &val, unet_paper_options("unet_resumed", true));
+  expect_same_weights(straight, resumed);
+  // The binary model file keeps one logit channel and two label classes.
+  const auto best = load_model(test::temp_dir() + "/unet_straight/best.fcn");
+  EXPECT_EQ(best.net->num_classes(), 1);
+  EXPECT_EQ(best.net->label_classes(), 2);
+  EXPECT_EQ(best.meta.class_names.size(), 2u);
+  // The weight map changes what is learnt.
+  auto unweighted = binary_unet(7);
+  train_segmentation(unweighted, train, &val, unet_paper_options("unet_unweighted", false));
+  EXPECT_GT((weights_of(unweighted)[0] - weights_of(straight)[0]).abs().max().item<float>(), 1e-6f);
 }
 
 }  // namespace
