@@ -220,3 +220,31 @@ TEST(Dataset, InstanceFolderMissingAMaskNamesIt) {
 
 }  // namespace
 }  // namespace fcn
+
+namespace fcn {
+namespace {
+
+// Folder pairs with instances/: 16-bit instance PNGs keep ids above 255; 8-bit 255 is VOC's border.
+TEST(Dataset, SixteenBitInstanceMasksBesideFolderPairs) {
+  const std::string dir = test::temp_dir() + "/pairs16";
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  fs::create_directories(dir + "/instances");
+  write_png(dir + "/images/a.png", torch::zeros({4, 5, 1}, torch::kByte));
+  auto mask = torch::zeros({4, 5, 1}, torch::kByte);
+  mask.slice(1, 0, 2).fill_(255);
+  write_png(dir + "/masks/a.png", mask);
+  auto ids = torch::zeros({4, 5}, torch::kLong);
+  ids.slice(1, 0, 1).fill_(300);
+  ids.slice(1, 1, 2).fill_(1000);
+  write_png16(dir + "/instances/a.png", ids);
+  const SegmentationDataset pairs(dir, "all");
+  ASSERT_TRUE(pairs.has_instances());
+  const auto sample = pairs.get(0);
+  EXPECT_TRUE(torch::equal(sample.instances, ids));
+  write_png(dir + "/instances/a.png", torch::full({4, 5, 1}, 255, torch::kByte));
+  EXPECT_EQ(pairs.get(0).instances.max().item<int64_t>(), 0);  // 8-bit 255: border, no object
+}
+
+}  // namespace
+}  // namespace fcn

@@ -120,6 +120,9 @@ INSTANTIATE_TEST_SUITE_P(
                          {{64, 64}}},
                     Case{"unet_same_transposed", unet_config("same", "transposed", false), {{48, 64}, {37, 50}}},
                     Case{"unet_same_bilinear_bn", unet_config("same", "bilinear", true), {{48, 64}, {37, 50}}},
+                    // A binary U-Net (one logit channel) with dropout, which export leaves out (eval mode).
+                    Case{"unet_binary_dropout", with(unet_config("same", "transposed", true), {{"num_classes", 1}, {"dropout", 0.5}}),
+                         {{48, 64}}},
                     Case{"unet_valid_transposed", unet_config("valid", "transposed", false), {{92, 92}, {108, 124}}},
                     Case{"unet_valid_bilinear", unet_config("valid", "bilinear", false), {{92, 92}, {108, 124}}}),
     [](const testing::TestParamInfo<Case>& info) { return info.param.name; });
