@@ -1,14 +1,10 @@
 #include "fcn/data/fashion_cells.h"
 
-#include <filesystem>
-
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/formats/palette.h"
-#include "fcn/formats/png.h"
-#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -46,7 +42,7 @@ torch::Tensor contact_border(const torch::Tensor& instances) {
 
 }  // namespace
 
-CellScene compose_cells(const FashionMnist& items, const FashionCellsOptions& options, const std::string& split, int64_t index) {
+Scene compose_cells(const FashionMnist& items, const FashionCellsOptions& options, const std::string& split, int64_t index) {
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(scene_seed(options.seed() ^ 0xC311u, split, index));
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -56,12 +52,8 @@ CellScene compose_cells(const FashionMnist& items, const FashionCellsOptions& op
   const int64_t count = options.min_items() + static_cast<int64_t>(rng() % static_cast<uint64_t>(options.max_items() - options.min_items() + 1));
   std::vector<Placement> placed;
   for (int64_t k = 0; k < count; ++k) {
-    const int64_t item = static_cast<int64_t>(rng() % static_cast<uint64_t>(items.images.size(0)));
-    const double scale = options.min_scale() + (options.max_scale() - options.min_scale()) * uniform(rng);
-    const int64_t side = std::min<int64_t>(size, std::lround(28 * scale));
-    auto ink = items.images[item].to(torch::kFloat).div(255.0f).view({1, 1, 28, 28});
-    ink = torch::upsample_bilinear2d(ink, {side, side}, false).view({side, side}).clamp(0.0f, 1.0f);
-    if (uniform(rng) < 0.5) ink = ink.flip({1});
+    const auto [item, ink] = random_item_ink(items, options.min_scale(), options.max_scale(), size, rng);
+    const int64_t side = ink.size(0);
     const auto at = place_touching(placed, side, size, rng);
     placed.push_back(at);
     const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
@@ -81,35 +73,13 @@ void write_fashion_cells(const std::string& dir, const FashionCellsOptions& opti
   if (options.train() < 1 || options.val() < 1) fail("FashionCellsOptions.train/val", "need at least one scene in each split");
   if (options.min_items() < 2 || options.max_items() < options.min_items() || options.max_items() > 250)
     fail("fashion-cells", "items per scene must satisfy 2 <= min <= max <= 250");
-  namespace fs = std::filesystem;
-  for (const char* sub : {"JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"})
-    fs::create_directories(fs::path(dir) / sub);
   const std::vector<std::string> names = {"background", "item"};
-  const auto palette = voc_palette(2);
-  const auto instance_palette = voc_palette(256);
-  const int64_t total = options.train() + options.val();
-  int64_t done = 0;
-  for (const std::string split : {"train", "val"}) {
-    const auto items = read_fashion_mnist(split == "train" ? "train" : "t10k", options.source());
-    const int64_t n = split == "train" ? options.train() : options.val();
-    std::string list;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto scene = compose_cells(items, options, split, i);
-      char id[32];
-      std::snprintf(id, sizeof id, "%s_%05ld", split.c_str(), static_cast<long>(i));
-      write_png(dir + "/JPEGImages/" + id + ".png", scene.image.unsqueeze(2));
-      write_png_indexed(dir + "/SegmentationClass/" + id + ".png", scene.mask, palette);
-      write_png_indexed(dir + "/SegmentationObject/" + id + ".png", scene.instances, instance_palette);
-      list += std::string(id) + "\n";
-      if (progress) progress(++done, total);
-    }
-    write_file_atomic(dir + "/ImageSets/Segmentation/" + split + ".txt", list.data(), list.size());
-  }
-  const nlohmann::json classes = {{"names", names}, {"colors", palette}, {"ignore_label", 255},
+  const nlohmann::json classes = {{"names", names}, {"colors", voc_palette(2)}, {"ignore_label", 255},
                                   {"source", "Fashion-MNIST cells (touching items, instance masks)"},
                                   {"seed", options.seed()}, {"size", options.size()}};
-  const auto text = classes.dump(1);
-  write_file_atomic(dir + "/classes.json", text.data(), text.size());
+  write_voc_scenes(dir, options.train(), options.val(), options.source(), classes,
+                   [&](const FashionMnist& items, const std::string& split, int64_t i) { return compose_cells(items, options, split, i); },
+                   progress);
 }
 
 }  // namespace fcn

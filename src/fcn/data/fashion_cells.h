@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "fcn/data/fashion_mnist.h"
+#include "fcn/data/fashion_scenes.h"
 
 namespace fcn {
 
@@ -29,14 +30,9 @@ struct FashionCellsOptions {
   TORCH_ARG(std::string, source) = kFashionMnistDir;
 };
 
-struct CellScene {
-  torch::Tensor image;      // H x W uint8 (gray)
-  torch::Tensor mask;       // H x W uint8: 0 background, 1 item
-  torch::Tensor instances;  // H x W uint8: 0 none, 1..K items
-};
-
-// Scene `index` of a split; the same (seed, split, index) always gives the same scene.
-CellScene compose_cells(const FashionMnist& items, const FashionCellsOptions& options, const std::string& split, int64_t index);
+// Scene `index` of a split (mask: 0 background, 1 item; instances 1..K); the same (seed, split,
+// index) always gives the same scene.
+Scene compose_cells(const FashionMnist& items, const FashionCellsOptions& options, const std::string& split, int64_t index);
 
 // Writes DIR/{JPEGImages,SegmentationClass,SegmentationObject,ImageSets/Segmentation} + classes.json.
 void write_fashion_cells(const std::string& dir, const FashionCellsOptions& options,

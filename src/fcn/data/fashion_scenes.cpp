@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/formats/palette.h"
 #include "fcn/formats/png.h"
 #include "fcn/models/model.h"
 #include "fcn/util/atomic_file.h"
@@ -27,6 +28,18 @@ torch::Tensor random_field(std::mt19937_64& rng, int64_t rows, int64_t cols) {
 }
 
 }  // namespace
+
+std::pair<int64_t, torch::Tensor> random_item_ink(const FashionMnist& items, double min_scale, double max_scale, int64_t size,
+                                                  std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const int64_t item = static_cast<int64_t>(rng() % static_cast<uint64_t>(items.images.size(0)));
+  const double scale = min_scale + (max_scale - min_scale) * uniform(rng);
+  const int64_t side = std::min<int64_t>(size, std::lround(28 * scale));
+  auto ink = items.images[item].to(torch::kFloat).div(255.0f).view({1, 1, 28, 28});
+  ink = torch::upsample_bilinear2d(ink, {side, side}, false).view({side, side}).clamp(0.0f, 1.0f);
+  if (uniform(rng) < 0.5) ink = ink.flip({1});
+  return {item, ink};
+}
 
 // Smooth blotches + oriented stripes + grain: enough texture that "not dark" is not "item".
 torch::Tensor scene_background(std::mt19937_64& rng, int64_t size) {
@@ -62,12 +75,8 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
   auto mask = torch::zeros({size, size}, torch::kByte);
   const int64_t count = options.min_items() + static_cast<int64_t>(rng() % static_cast<uint64_t>(options.max_items() - options.min_items() + 1));
   for (int64_t k = 0; k < count; ++k) {
-    const int64_t item = static_cast<int64_t>(rng() % static_cast<uint64_t>(items.images.size(0)));
-    const double scale = options.min_scale() + (options.max_scale() - options.min_scale()) * uniform(rng);
-    const int64_t side = std::min<int64_t>(size, std::lround(28 * scale));
-    auto ink = items.images[item].to(torch::kFloat).div(255.0f).view({1, 1, 28, 28});
-    ink = torch::upsample_bilinear2d(ink, {side, side}, false).view({side, side}).clamp(0.0f, 1.0f);
-    if (uniform(rng) < 0.5) ink = ink.flip({1});
+    const auto [item, ink] = random_item_ink(items, options.min_scale(), options.max_scale(), size, rng);
+    const int64_t side = ink.size(0);
     const int64_t top = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
     const int64_t left = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
     const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
@@ -77,7 +86,38 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
     auto labels = mask.slice(0, top, top + side).slice(1, left, left + side);
     labels.masked_fill_(ink > kInkThreshold, static_cast<uint8_t>(items.labels[item].item<int64_t>() + 1));
   }
-  return {image.clamp(0.0f, 1.0f).mul(255.0f).round().to(torch::kByte), mask};
+  return {image.clamp(0.0f, 1.0f).mul(255.0f).round().to(torch::kByte), mask, {}};
+}
+
+void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const std::string& source, const nlohmann::json& classes,
+                      const std::function<Scene(const FashionMnist&, const std::string&, int64_t)>& compose,
+                      const std::function<void(int64_t, int64_t)>& progress) {
+  namespace fs = std::filesystem;
+  for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(fs::path(dir) / sub);
+  const auto palette = classes.at("colors").get<std::vector<std::array<uint8_t, 3>>>();
+  const auto instance_palette = voc_palette(256);
+  int64_t done = 0;
+  for (const std::string split : {"train", "val"}) {
+    const auto items = read_fashion_mnist(split == "train" ? "train" : "t10k", source);
+    const int64_t n = split == "train" ? train : val;
+    std::string list;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto scene = compose(items, split, i);
+      char id[32];
+      std::snprintf(id, sizeof id, "%s_%05ld", split.c_str(), static_cast<long>(i));
+      write_png(dir + "/JPEGImages/" + id + ".png", scene.image.unsqueeze(2));
+      write_png_indexed(dir + "/SegmentationClass/" + id + ".png", scene.mask, palette);
+      if (scene.instances.defined()) {
+        fs::create_directories(fs::path(dir) / "SegmentationObject");
+        write_png_indexed(dir + "/SegmentationObject/" + id + ".png", scene.instances, instance_palette);
+      }
+      list += std::string(id) + "\n";
+      if (progress) progress(++done, train + val);
+    }
+    write_file_atomic(dir + "/ImageSets/Segmentation/" + split + ".txt", list.data(), list.size());
+  }
+  const auto text = classes.dump(1);
+  write_file_atomic(dir + "/classes.json", text.data(), text.size());
 }
 
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
@@ -86,31 +126,13 @@ void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& op
   if (options.train() < 1 || options.val() < 1) fail("FashionScenesOptions.train/val", "need at least one scene in each split");
   if (options.min_items() < 1 || options.max_items() < options.min_items())
     fail("fashion-scenes", "items per scene must satisfy 1 <= min <= max");
-  namespace fs = std::filesystem;
-  for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(fs::path(dir) / sub);
   const auto names = fashion_scene_classes();
-  const auto meta = default_meta(static_cast<int64_t>(names.size()), 1);
-  const int64_t total = options.train() + options.val();
-  int64_t done = 0;
-  for (const std::string split : {"train", "val"}) {
-    const auto items = read_fashion_mnist(split == "train" ? "train" : "t10k", options.source());
-    const int64_t n = split == "train" ? options.train() : options.val();
-    std::string list;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto scene = compose_scene(items, options, split, i);
-      char id[32];
-      std::snprintf(id, sizeof id, "%s_%05ld", split.c_str(), static_cast<long>(i));
-      write_png(dir + "/JPEGImages/" + id + ".png", scene.image.unsqueeze(2));
-      write_png_indexed(dir + "/SegmentationClass/" + id + ".png", scene.mask, meta.palette);
-      list += std::string(id) + "\n";
-      if (progress) progress(++done, total);
-    }
-    write_file_atomic(dir + "/ImageSets/Segmentation/" + split + ".txt", list.data(), list.size());
-  }
-  const nlohmann::json classes = {{"names", names}, {"colors", meta.palette}, {"ignore_label", 255},
+  const auto palette = default_meta(static_cast<int64_t>(names.size()), 1).palette;
+  const nlohmann::json classes = {{"names", names}, {"colors", palette}, {"ignore_label", 255},
                                   {"source", "Fashion-MNIST scenes"}, {"seed", options.seed()}, {"size", options.size()}};
-  const auto text = classes.dump(1);
-  write_file_atomic(dir + "/classes.json", text.data(), text.size());
+  write_voc_scenes(dir, options.train(), options.val(), options.source(), classes,
+                   [&](const FashionMnist& items, const std::string& split, int64_t i) { return compose_scene(items, options, split, i); },
+                   progress);
 }
 
 }  // namespace fcn

@@ -7,8 +7,10 @@
 
 #include <functional>
 #include <random>
+#include <utility>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/arg.h>
 #include <torch/types.h>
 
@@ -29,8 +31,9 @@ struct FashionScenesOptions {
 };
 
 struct Scene {
-  torch::Tensor image;  // H x W uint8 (gray)
-  torch::Tensor mask;   // H x W uint8 class indices
+  torch::Tensor image;      // H x W uint8 (gray)
+  torch::Tensor mask;       // H x W uint8 class indices
+  torch::Tensor instances;  // H x W uint8 object ids (0: none), or undefined (fashion_cells.h has them)
 };
 
 // Scene `index` of a split; the same (seed, split, index) always gives the same scene.
@@ -45,6 +48,17 @@ void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& op
 // of a split: shared with fashion_cells.h.
 torch::Tensor scene_background(std::mt19937_64& rng, int64_t size);
 uint64_t scene_seed(uint64_t seed, const std::string& split, int64_t index);
+// A random item (its index) and its ink in [0, 1], side = 28 x a uniform scale (at most `size`),
+// mirrored half the time.
+std::pair<int64_t, torch::Tensor> random_item_ink(const FashionMnist& items, double min_scale, double max_scale, int64_t size,
+                                                  std::mt19937_64& rng);
+
+// Both splits of scenes `compose(items, split, index)` makes (train scenes from Fashion-MNIST's train
+// split, val from t10k) in the VOC layout, SegmentationObject/ too when scenes have instances;
+// classes.json is `classes` (its "colors" are the mask palette).
+void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const std::string& source, const nlohmann::json& classes,
+                      const std::function<Scene(const FashionMnist&, const std::string&, int64_t)>& compose,
+                      const std::function<void(int64_t, int64_t)>& progress);
 
 // background + the 10 Fashion-MNIST classes.
 std::vector<std::string> fashion_scene_classes();
