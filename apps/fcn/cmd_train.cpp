@@ -131,8 +131,9 @@ AugmentOptions augment_options(const TrainFlags& f) {
 WeightMapOptions weight_map_options(const std::string& text) {
   if (text.empty()) return {};
   const auto values = parse_key_values(text == "paper" ? "" : text, "--weight-map", {"w0", "sigma"}, {10.0, 5.0});
-  if (!(values[0] >= 0) || !(values[1] > 0)) fail("--weight-map", "needs w0 >= 0 and sigma > 0, got '" + text + "'");
-  return WeightMapOptions().w0(values[0]).sigma(values[1]);
+  const auto options = WeightMapOptions().w0(values[0]).sigma(values[1]);
+  validate(options);
+  return options;
 }
 
 TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train) {

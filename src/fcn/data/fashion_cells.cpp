@@ -10,7 +10,6 @@
 namespace fcn {
 namespace {
 
-constexpr double kInkThreshold = 0.1;  // as fashion_scenes: visible ink above 10% intensity
 constexpr float kBorderDarkening = 0.5f;
 
 struct Placement {
@@ -45,7 +44,6 @@ torch::Tensor contact_border(const torch::Tensor& instances) {
 Scene compose_cells(const FashionMnist& items, const FashionCellsOptions& options, const std::string& split, int64_t index) {
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(scene_seed(options.seed() ^ 0xC311u, split, index));
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
   const int64_t size = options.size();
   auto image = scene_background(rng, size);
   auto instances = torch::zeros({size, size}, torch::kLong);
@@ -56,11 +54,8 @@ Scene compose_cells(const FashionMnist& items, const FashionCellsOptions& option
     const int64_t side = ink.size(0);
     const auto at = place_touching(placed, side, size, rng);
     placed.push_back(at);
-    const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
-    auto region = image.slice(0, at.top, at.top + side).slice(1, at.left, at.left + side);
-    const auto alpha = (ink * 3.0f).clamp(0.0f, 1.0f);
-    region.copy_(region * (1 - alpha) + alpha * (0.1f + brightness * ink));
-    instances.slice(0, at.top, at.top + side).slice(1, at.left, at.left + side).masked_fill_(ink > kInkThreshold, k + 1);
+    const auto visible = paint_item(image, ink, at.top, at.left, rng);
+    instances.slice(0, at.top, at.top + side).slice(1, at.left, at.left + side).masked_fill_(visible, k + 1);
   }
   const auto border = contact_border(instances);
   instances.masked_fill_(border, 0);

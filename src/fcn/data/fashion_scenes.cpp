@@ -41,6 +41,16 @@ std::pair<int64_t, torch::Tensor> random_item_ink(const FashionMnist& items, dou
   return {item, ink};
 }
 
+torch::Tensor paint_item(torch::Tensor& image, const torch::Tensor& ink, int64_t top, int64_t left, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
+  const int64_t side = ink.size(0);
+  auto region = image.slice(0, top, top + side).slice(1, left, left + side);
+  const auto alpha = (ink * 3.0f).clamp(0.0f, 1.0f);
+  region.copy_(region * (1 - alpha) + alpha * (0.1f + brightness * ink));
+  return ink > kInkThreshold;
+}
+
 // Smooth blotches + oriented stripes + grain: enough texture that "not dark" is not "item".
 torch::Tensor scene_background(std::mt19937_64& rng, int64_t size) {
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
@@ -69,7 +79,6 @@ std::vector<std::string> fashion_scene_classes() {
 Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& options, const std::string& split, int64_t index) {
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(scene_seed(options.seed(), split, index));
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
   const int64_t size = options.size();
   auto image = scene_background(rng, size);
   auto mask = torch::zeros({size, size}, torch::kByte);
@@ -79,12 +88,8 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
     const int64_t side = ink.size(0);
     const int64_t top = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
     const int64_t left = static_cast<int64_t>(rng() % static_cast<uint64_t>(size - side + 1));
-    const float brightness = static_cast<float>(0.55 + 0.45 * uniform(rng));
-    auto region = image.slice(0, top, top + side).slice(1, left, left + side);
-    const auto alpha = (ink * 3.0f).clamp(0.0f, 1.0f);
-    region.copy_(region * (1 - alpha) + alpha * (0.1f + brightness * ink));
-    auto labels = mask.slice(0, top, top + side).slice(1, left, left + side);
-    labels.masked_fill_(ink > kInkThreshold, static_cast<uint8_t>(items.labels[item].item<int64_t>() + 1));
+    const auto visible = paint_item(image, ink, top, left, rng);
+    mask.slice(0, top, top + side).slice(1, left, left + side).masked_fill_(visible, static_cast<uint8_t>(items.labels[item].item<int64_t>() + 1));
   }
   return {image.clamp(0.0f, 1.0f).mul(255.0f).round().to(torch::kByte), mask, {}};
 }

@@ -52,6 +52,9 @@ uint64_t scene_seed(uint64_t seed, const std::string& split, int64_t index);
 // mirrored half the time.
 std::pair<int64_t, torch::Tensor> random_item_ink(const FashionMnist& items, double min_scale, double max_scale, int64_t size,
                                                   std::mt19937_64& rng);
+// Blends `ink` into `image` (H x W float) at (top, left) with a random brightness; returns where
+// its ink is visible (above 10% intensity): the pixels the item labels.
+torch::Tensor paint_item(torch::Tensor& image, const torch::Tensor& ink, int64_t top, int64_t left, std::mt19937_64& rng);
 
 // Both splits of scenes `compose(items, split, index)` makes (train scenes from Fashion-MNIST's train
 // split, val from t10k) in the VOC layout, SegmentationObject/ too when scenes have instances;

@@ -1,5 +1,6 @@
 #include "fcn/data/weight_map.h"
 
+#include <cmath>
 #include <limits>
 
 #include <torch/torch.h>
@@ -9,12 +10,17 @@
 
 namespace fcn {
 
+void validate(const WeightMapOptions& options) {
+  if (!(options.w0() >= 0) || !(options.sigma() > 0) || !std::isfinite(options.w0()) || !std::isfinite(options.sigma()))
+    fail("WeightMapOptions", "needs w0 >= 0 and sigma > 0 (the paper: w0=10, sigma=5), got w0=" + std::to_string(options.w0()) +
+                                 ", sigma=" + std::to_string(options.sigma()));
+}
+
 torch::Tensor unet_weight_map(const torch::Tensor& labels, const torch::Tensor& instances, const WeightMapOptions& options,
                               const torch::Tensor& class_weights, int64_t ignore) {
   TORCH_CHECK(labels.dim() == 2 && labels.sizes() == instances.sizes(), "unet_weight_map: labels ", labels.sizes(), " vs instances ",
               instances.sizes());
-  if (!(options.w0() >= 0) || !(options.sigma() > 0))
-    fail("WeightMapOptions", "needs w0 >= 0 and sigma > 0 (the paper: w0=10, sigma=5)");
+  validate(options);
   const auto classes = labels.to(torch::kCPU, torch::kLong);
   const auto objects = instances.to(torch::kCPU, torch::kLong);
   const auto valid = classes != ignore;

@@ -16,6 +16,9 @@ struct WeightMapOptions {
   TORCH_ARG(double, sigma) = 5.0;  // the paper: "approximately 5 pixels"
 };
 
+// Throws fcn::Error naming WeightMapOptions unless w0 >= 0 and sigma > 0.
+void validate(const WeightMapOptions& options);
+
 // labels: H x W int64 classes (or `ignore`); instances: H x W int64 object ids (0: no object), e.g.
 // from a SegmentationObject/ mask or instances_from_labels; class_weights: C floats (w_c; undefined:
 // 1 for every class). d_i(x) is the Euclidean distance from x to the nearest pixel of object i

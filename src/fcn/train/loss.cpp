@@ -36,16 +36,15 @@ void check_shapes(const torch::Tensor& logits, const torch::Tensor& targets, con
               what, ": logits ", logits.sizes(), " do not match targets ", targets.sizes());
 }
 
-// Per-pixel loss terms (0 on ignored pixels): softmax cross-entropy, or binary cross-entropy on a
-// single logit channel.
-torch::Tensor per_pixel_terms(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& valid, int64_t ignore) {
+// Per-pixel loss terms, finite everywhere (the caller gives ignored pixels weight 0): softmax
+// cross-entropy, or binary cross-entropy on a single logit channel.
+torch::Tensor per_pixel_terms(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore) {
   namespace F = torch::nn::functional;
   if (logits.size(1) > 1)
     return F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().ignore_index(ignore).reduction(torch::kNone));
   const auto foreground = (targets == 1).to(logits.scalar_type());
-  const auto terms = F::binary_cross_entropy_with_logits(logits.select(1, 0), foreground,
-                                                         F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
-  return terms * valid.to(terms.scalar_type());
+  return F::binary_cross_entropy_with_logits(logits.select(1, 0), foreground,
+                                             F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
 }
 
 }  // namespace
@@ -63,7 +62,7 @@ torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor
   }
   const auto valid = targets != ignore;
   if (binary) TORCH_CHECK(((targets == 0) | (targets == 1) | ~valid).all().item<bool>(), "segmentation_loss: a binary net needs labels 0 and 1");
-  const auto terms = per_pixel_terms(logits, targets, valid, ignore);
+  const auto terms = per_pixel_terms(logits, targets, ignore);
   torch::Tensor weights;
   if (pixel_weights.defined()) {
     TORCH_CHECK(pixel_weights.sizes() == targets.sizes(), "segmentation_loss: pixel weights ", pixel_weights.sizes(), " vs targets ",
