@@ -55,7 +55,7 @@ row() {
   echo "## Touching objects: U-Net's weight map and elastic deformation"
   echo
   echo "Written by \`make unet-demo\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPU cores,"
-  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))."
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); ISA: $(grep -o -w 'avx2\|avx512f\|avx512_bf16\|amx_bf16' /proc/cpuinfo | sort -u | xargs))."
   echo "Data: \`fcn data fashion-cells\`: 96x96 scenes of 4-7 Fashion-MNIST items packed so that they touch and overlap,"
   echo "binary labels (background / item) with a one-pixel background border where two items meet (darkened in the image,"
   echo "like the membranes of the paper's EM images) and instance masks; $TRAIN training scenes (few, as in the paper), 100 val"
