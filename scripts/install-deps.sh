@@ -16,6 +16,7 @@ packages=(
   python3-torch python3-torchvision python3-numpy   # oracles and peers in tests/bench only
   dataset-fashion-mnist   # the built-in real data
   chromium                # headless: the test that fcn report's HTML renders
+  clang libclang-rt-14-dev   # libFuzzer + ASan/UBSan for `make fuzz` (fuzz/)
 )
 
 missing=()

@@ -31,7 +31,7 @@ nets=(
   "GoogLeNet|googlenet-w0.25|32|googlenet|same"
   "ResNet-50|resnet50-w0.25|32|resnet50|same"
 )
-common=(--data "$OUT/scenes" --batch 8 --lr 1e-3 --optimizer adamw --weight-decay 1e-4 --seed 0)
+common=(--data "$OUT/scenes" --batch 8 --lr 1e-3 --optimizer adamw --weight-decay 1e-4 --seed 0 --overwrite)
 train=("${common[@]}" --epochs "$EPOCHS")
 for entry in "${nets[@]}"; do
   IFS='|' read -r name small side full geometry <<<"$entry"

@@ -24,7 +24,7 @@ step "Fashion-MNIST cells: $TRAIN train + 100 val scenes, 96x96"
 "$FCN" data fashion-cells --out "$OUT/cells" --train "$TRAIN" --val 100 --size 96 --seed 0
 
 common=(--data "$OUT/cells" --arch unet --depth 3 --base-channels 16 --batch-norm --dropout 0.5 --classes 1
-        --epochs "$EPOCHS" --batch 4 --optimizer adamw --lr 2e-3 --weight-decay 1e-4 --flip --val-every 10 --seed 0)
+        --epochs "$EPOCHS" --batch 4 --optimizer adamw --lr 2e-3 --weight-decay 1e-4 --flip --val-every 10 --seed 0 --overwrite)
 weightmap=(--weight-map w0=10,sigma=5)
 elastic=(--elastic alpha=10,grid=3)
 declare -A runs=(

@@ -18,6 +18,7 @@
 #include "fcn/util/allocator.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
@@ -269,6 +270,9 @@ void print_rows(const nlohmann::json& r, bool markdown) {
 void run_bench(Flags& f) {
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
+  if (f.options.batch * f.options.height * f.options.width > limits().max_pixels)
+    fail("--batch", std::to_string(f.options.batch) + " images of " + f.size + " exceed Limits.max_pixels (" +
+                        std::to_string(limits().max_pixels) + " pixels per batch)");
   f.options.device = parse_device(f.device);
   f.options.channels_last = !f.nchw;
   if (f.options.mode == "train") use_cpu_cache_for_training();  // as fcn train does
@@ -336,6 +340,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json", "md", "csv"}));
   add_json_flag(cmd, f.json, "the same as --format json: ms_per_image, gflops_per_s, runs, peers, ...");
+  add_max_pixels_flag(cmd);
   cmd->callback([] { run_bench(f); });
 }
 

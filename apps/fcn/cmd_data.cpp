@@ -72,6 +72,7 @@ void add_check(CLI::App* cmd) {
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
   check->add_option("--split", split, "only this split (default: all)");
   add_json_flag(check, json_output, "splits, sizes, errors, histogram, suggested weights");
+  add_max_pixels_flag(check);
   check->callback([] {
     std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
@@ -101,7 +102,7 @@ void add_check(CLI::App* cmd) {
       for (size_t c = 0; c < histogram.size(); ++c)
         std::printf("%-4zu %-16s %12ld %7.2f%% %10.3f\n", c, report.class_names[c].c_str(), static_cast<long>(histogram[c]),
                     100.0 * static_cast<double>(histogram[c]) / total, weights[c]);
-      for (const auto& error : report.errors) std::printf("error: %s\n", error.c_str());
+      for (const auto& error : report.errors) std::printf("error: %s\n", printable(error).c_str());
       std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
     }
     if (!report.errors.empty()) throw CLI::RuntimeError(1);

@@ -67,6 +67,63 @@ std::string markdown_row(const nlohmann::json& r) {
   return row;
 }
 
+struct EvalFlags {
+  std::vector<std::string> models;
+  double threshold = 0.5;
+  std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
+  bool json_output = false;
+};
+
+void run_eval(const EvalFlags& f) {
+  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output] = f;
+  const SegmentationDataset dataset(data, split);
+  const auto target = parse_device(device);
+  auto results = nlohmann::json::array();
+  int64_t failed = 0;
+  std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
+  if (!json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
+  for (const auto& path : models) {
+    const auto model = load_model(path);
+    PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
+    options.dtype = parse_dtype(dtype);
+    options.threshold = threshold;
+    SeparationScore separation;
+    std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
+    const auto confusion = evaluate(model, dataset, options, target, json_output, &separation, &skipped);
+    for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(why).c_str());
+    failed += static_cast<int64_t>(skipped.size());
+    results.push_back(result_json(path, split, dataset, confusion, model));
+    if (!skipped.empty()) results.back()["skipped"] = skipped;
+    if (dataset.has_instances())
+      results.back()["separation"] = {{"score", nan_to_null(separation.score())},
+                                      {"touching_pairs", separation.touching_pairs},
+                                      {"separated", separation.separated}};
+    const auto& r = results.back();
+    if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
+    if (!json_output)
+      std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
+                  number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
+    if (!json_output && r.contains("separation"))
+      std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
+                  static_cast<long>(separation.touching_pairs), separation.score());
+    table += markdown_row(r);
+  }
+  if (!json_output && models.size() == 1) {
+    const auto& per_class = results[0]["per_class"];
+    std::printf("\n%-16s %8s %8s %8s\n", "class", "IoU", "acc", "Dice");
+    for (const auto& c : per_class)
+      std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
+                  cell(c["dice"]).c_str());
+  }
+  if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
+  if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());
+  if (failed > 0) {
+    std::fprintf(stderr, "fcn: %ld sample(s) of %s could not be evaluated (left out of the metrics above)\n",
+                 static_cast<long>(failed), split.c_str());
+    throw CLI::RuntimeError(1);
+  }
+}
+
 }  // namespace
 
 void add_eval(CLI::App& app) {
@@ -75,10 +132,8 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn8s.fcn --data scenes --split val\n"
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
-  static std::vector<std::string> models;
-  static double threshold = 0.5;
-  static std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
-  static bool json_output = false;
+  static EvalFlags f;
+  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output] = f;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
@@ -88,44 +143,8 @@ void add_eval(CLI::App& app) {
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
   add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion");
-  cmd->callback([] {
-    const SegmentationDataset dataset(data, split);
-    const auto target = parse_device(device);
-    auto results = nlohmann::json::array();
-    std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
-    if (!json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
-    for (const auto& path : models) {
-      const auto model = load_model(path);
-      PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
-      options.dtype = parse_dtype(dtype);
-      options.threshold = threshold;
-      SeparationScore separation;
-      const auto confusion = evaluate(model, dataset, options, target, json_output, &separation);
-      results.push_back(result_json(path, split, dataset, confusion, model));
-      if (dataset.has_instances())
-        results.back()["separation"] = {{"score", nan_to_null(separation.score())},
-                                        {"touching_pairs", separation.touching_pairs},
-                                        {"separated", separation.separated}};
-      const auto& r = results.back();
-      if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
-      if (!json_output)
-        std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
-                    number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
-      if (!json_output && r.contains("separation"))
-        std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
-                    static_cast<long>(separation.touching_pairs), separation.score());
-      table += markdown_row(r);
-    }
-    if (!json_output && models.size() == 1) {
-      const auto& per_class = results[0]["per_class"];
-      std::printf("\n%-16s %8s %8s %8s\n", "class", "IoU", "acc", "Dice");
-      for (const auto& c : per_class)
-        std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
-                    cell(c["dice"]).c_str());
-    }
-    if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
-    if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());
-  });
+  add_max_pixels_flag(cmd);
+  cmd->callback([] { run_eval(f); });
 }
 
 }  // namespace fcn::cli

@@ -23,6 +23,7 @@ void add_forward(CLI::App& app) {
   cmd->add_option("INPUT", input, "image file, or float32 NCHW .npy")->required();
   add_out_flag(cmd, out, "logits .npy to write")->required();
   add_device_flag(cmd, device);
+  add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
     const auto target = parse_device(device);

@@ -26,6 +26,7 @@ void add_heatmap(CLI::App& app) {
   add_out_flag(cmd, out, "PNG to write: image | heat map overlay")->required();
   cmd->add_option("--npy", npy, "also write the coarse h x w probabilities as .npy");
   cmd->add_option("--min-side", scale, "enlarge small images (nearest) to at least this side in the picture")->capture_default_str();
+  add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(model_path);
     const int64_t index = class_index(model.meta, class_name);

@@ -21,6 +21,7 @@ void add_info(CLI::App& app) {
   cmd->add_option("MODEL", path, "model file")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
   add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net");
+  add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
     auto& net = *model.net;

@@ -90,7 +90,7 @@ bool segment_one(const Flags& f, const Predictor& predictor, const std::string& 
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
                         {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
     } else if (line_per_image) {
-      std::cout << path << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
+      std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
                 << prediction.milliseconds << " ms\n";
     }
     return true;
@@ -98,8 +98,10 @@ bool segment_one(const Flags& f, const Predictor& predictor, const std::string& 
     error = cli_message(e.subject(), e.message());
   } catch (const c10::Error& e) {
     error = path + ": " + first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    error = path + ": out of memory segmenting this image (try --tile 512)";
   }
-  std::cerr << "fcn: error: " << error << " (skipped)\n";
+  std::cerr << "fcn: error: " << printable(error) << " (skipped)\n";
   if (f.json) report.push_back({{"image", path}, {"error", error}});
   return false;
 }
@@ -169,6 +171,7 @@ void add_predict(CLI::App& app) {
   add_threads_flag(cmd, f.threads, "LibTorch's");
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files");
   cmd->add_flag("--quiet", f.quiet, "no progress");
+  add_max_pixels_flag(cmd);
   cmd->callback([] { run_predict(f); });
 }
 

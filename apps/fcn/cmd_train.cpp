@@ -22,7 +22,7 @@ namespace {
 
 struct TrainFlags {
   NetRecipe recipe;  // --arch and a fresh net's shape, as in fcn init and fcn bench
-  bool classes_given = false, channels_given = false;
+  bool classes_given = false, channels_given = false, overwrite = false;
   std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
   std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
   std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
@@ -157,7 +157,8 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .seed(f.seed)
                            .val_every(f.val_every)
                            .device(parse_device(f.device))
-                           .quiet(f.json_output);
+                           .quiet(f.json_output)
+                           .overwrite(f.overwrite);
   validate(options.optimizer());
   return options;
 }
@@ -262,6 +263,8 @@ void add_train(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_json_flag(cmd, f.json_output, "model, run_dir, train_seconds, best_epoch, best_val_mean_iu");
   cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");
+  cmd->add_flag("--overwrite", f.overwrite, "replace an earlier run in the run folder (without it: an error, or --resume)");
+  add_max_pixels_flag(cmd);
   cmd->callback([cmd] {
     f.classes_given = cmd->get_option("--classes")->count() > 0;
     f.channels_given = cmd->get_option("--in-channels")->count() > 0;

@@ -10,6 +10,7 @@
 #include <torch/cuda.h>
 
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn::cli {
 namespace {
@@ -50,6 +51,11 @@ const std::map<std::string, std::string>& option_flags() {
       {"OptimizerOptions.schedule", "--schedule"},
       {"OptimizerOptions.lr", "--lr"},
       {"OptimizerOptions.weight_decay", "--weight-decay"},
+      {"OptimizerOptions.momentum", "--momentum"},
+      {"OptimizerOptions.bias_lr_mult", "--bias-lr-mult"},
+      {"Limits.max_pixels", "--max-pixels"},
+      {"TrainOptions.overwrite", "--overwrite"},
+      {"BenchOptions.batch", "--batch"},
       {"PretrainOptions.epochs", "--epochs"},
       {"PretrainOptions.batch_size", "--batch"},
       {"PretrainOptions.input_size", "--input-size"},
@@ -69,6 +75,14 @@ const std::map<std::string, std::string>& option_flags() {
 }
 
 }  // namespace
+
+void add_max_pixels_flag(CLI::App* cmd) {
+  cmd->add_option_function<int64_t>(
+         "--max-pixels", [](const int64_t& pixels) { set_max_pixels(pixels); },
+         "refuse images with more pixels than this, before decoding (default " + std::to_string(limits().max_pixels) +
+             " = 16384^2; env FCN_MAX_PIXELS)")
+      ->check(CLI::PositiveNumber);
+}
 
 void add_device_flag(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device, "cpu | cuda | cuda:N")->capture_default_str();
@@ -100,7 +114,8 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier | torchvision-fcn (--backbone resnet50|101)")
       ->capture_default_str();
-  cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)");
+  cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
   cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
   cmd->add_option("--backbone", r.backbone,
                   "FCN/classifier: vgg11|13|16|19, alexnet, googlenet, resnet18|34|50|101, optionally -wWIDTH (vgg16-w0.25)")
@@ -140,6 +155,7 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   if (n == 1) w = h;
   if ((n != 1 && n != 2) || h < 1 || w < 1 || h > 100000 || w > 100000)
     fail(flag, "'" + text + "' is not a size like 500 or 375x500 (height x width)");
+  check_image_size(flag, h, w);  // 100000 x 100000 would ask for 114 GB before anything runs
   return {h, w};
 }
 

@@ -14,6 +14,8 @@
 
 namespace fcn::cli {
 
+// --max-pixels N: Limits.max_pixels for the images this verb reads.
+void add_max_pixels_flag(CLI::App* cmd);
 // --device cpu | cuda | cuda:N (default cpu).
 void add_device_flag(CLI::App* cmd, std::string& device);
 // --dtype fp32 | bf16 (default fp32).

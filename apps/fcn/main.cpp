@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
                "  fcn forward fcn8s.fcn image.png --out logits.npy\n",
                "fcn"};
   app.require_subcommand(1);
+  // Flag errors as one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "fcn: error: " + fcn::printable(e.what()) + " (see fcn --help)\n";
+  });
   app.set_help_all_flag("--help-all", "Show help for every verb");
   fcn::cli::add_init(app);
   fcn::cli::add_info(app);
@@ -45,13 +49,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const fcn::Error& e) {
-    std::cerr << "fcn: error: " << fcn::cli::cli_message(e.subject(), e.message()) << "\n";
+    std::cerr << "fcn: error: " << fcn::printable(fcn::cli::cli_message(e.subject(), e.message())) << "\n";
     return 1;
   } catch (const c10::Error& e) {
-    std::cerr << "fcn: error: " << fcn::first_line(e.what_without_backtrace()) << "\n";
+    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what_without_backtrace())) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fcn: error: out of memory (a smaller --size, --batch or --tile needs less)\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "fcn: error: " << fcn::first_line(e.what()) << "\n";
+    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what())) << "\n";
     return 1;
   }
   return 0;

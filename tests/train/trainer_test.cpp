@@ -1,6 +1,14 @@
 // Training: a small FCN-8s overfits 4 fixed scenes; an interrupted run resumed from its checkpoint
 // ends with exactly the weights of the uninterrupted run; divergence keeps the last good checkpoint.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -9,6 +17,8 @@
 #include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/eval/evaluate.h"
+#include "fcn/formats/palette.h"
+#include "fcn/formats/png.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/unet.h"
 #include "fcn/serialize/model_file.h"
@@ -189,6 +199,85 @@ TEST(Trainer, UNetPaperTrainingResumesExactly) {
   auto unweighted = binary_unet(7);
   train_segmentation(unweighted, train, &val, unet_paper_options("unet_unweighted", false));
   EXPECT_GT((weights_of(unweighted)[0] - weights_of(straight)[0]).abs().max().item<float>(), 1e-6f);
+}
+
+// Issue 13, item 6: metrics.jsonl is rewritten from the checkpoint's history, so a line lost to a
+// full disk (or a crash between the two writes) is back after --resume.
+TEST(Trainer, ResumeRebuildsALostMetricsLine) {
+  const SegmentationDataset train(scenes(), "train");
+  auto model = small_fcn8s(6);
+  train_segmentation(model, train, nullptr, options("lost_line", 3).stop_after_steps(4));  // 2 epochs of 2 steps
+  const auto log = test::temp_dir() + "/lost_line/metrics.jsonl";
+  const auto two = read_file(log);
+  ASSERT_EQ(std::count(two.begin(), two.end(), '\n'), 2);
+  const std::string first_line(two.begin(), std::find(two.begin(), two.end(), '\n') + 1);
+  write_file_atomic(log, first_line.data(), first_line.size());  // epoch 2's line lost
+  Model resumed;
+  resume_segmentation(test::temp_dir() + "/lost_line", resumed, train, nullptr, options("lost_line", 3));
+  const auto three = read_file(log);
+  EXPECT_EQ(std::count(three.begin(), three.end(), '\n'), 3);
+  EXPECT_EQ(std::string(three.begin(), three.begin() + static_cast<std::ptrdiff_t>(two.size())), std::string(two.begin(), two.end()));
+}
+
+// Item 7: one trainer per run folder, and no silent replacement of a finished run.
+TEST(Trainer, RunFolderIsLockedAndNotSilentlyOverwritten) {
+  const SegmentationDataset train(scenes(), "train");
+  auto model = small_fcn8s(7);
+  train_segmentation(model, train, nullptr, options("locked", 1));
+  auto again = small_fcn8s(7);
+  const auto message = test::error_of([&] { train_segmentation(again, train, nullptr, options("locked", 1)); });
+  EXPECT_NE(message.find("holds an earlier run (checkpoint.pt); continue it with --resume"), std::string::npos) << message;
+  EXPECT_NE(message.find("TrainOptions.overwrite"), std::string::npos) << message;
+  EXPECT_NO_THROW(train_segmentation(again, train, nullptr, options("locked", 1).overwrite(true)));
+  // Another process holds the lock: the trainer fails at once, naming its pid.
+  const auto lock = test::temp_dir() + "/locked/.lock";
+  const pid_t holder = fork();
+  if (holder == 0) {
+    const int fd = ::open(lock.c_str(), O_RDWR);
+    ::flock(fd, LOCK_EX);
+    const std::string pid = std::to_string(::getpid());
+    (void)!::ftruncate(fd, 0);
+    (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+    ::sleep(30);
+    ::_exit(0);
+  }
+  for (int i = 0; i < 100; ++i) {  // until the child holds it
+    const int fd = ::open(lock.c_str(), O_RDWR);
+    const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    if (!held) ::flock(fd, LOCK_UN);
+    ::close(fd);
+    if (held) break;
+    ::usleep(20000);
+  }
+  const auto busy = test::error_of([&] { train_segmentation(again, train, nullptr, options("locked", 1).overwrite(true)); });
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  EXPECT_NE(busy.find("is in use by another fcn train (pid " + std::to_string(holder) + ")"), std::string::npos) << busy;
+  EXPECT_NO_THROW(train_segmentation(again, train, nullptr, options("locked", 1).overwrite(true)));  // released with its holder
+}
+
+// Item 11: data whose every pixel is void makes no optimiser step: an error, not "loss 0.0000".
+TEST(Trainer, AllVoidDataIsAnError) {
+  const std::string dir = test::temp_dir() + "/all_void";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(4).val(1).size(32).seed(5));
+  for (const auto& entry : fs::directory_iterator(dir + "/SegmentationClass"))
+    write_png_indexed(entry.path().string(), torch::full({32, 32}, 255, torch::kByte), voc_palette(11));
+  const SegmentationDataset train(dir, "train");
+  auto model = small_fcn8s(8);
+  const auto message = test::error_of([&] { train_segmentation(model, train, nullptr, options("all_void", 1)); });
+  EXPECT_NE(message.find("is void (255): nothing to learn from"), std::string::npos) << message;
+}
+
+TEST(Trainer, NonsenseOptimizerSettingsAreRefused) {
+  EXPECT_NE(test::error_of([] { validate(OptimizerOptions().momentum(-1)); }).find("OptimizerOptions.momentum"), std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(OptimizerOptions().weight_decay(std::nan(""))); }).find("OptimizerOptions.weight_decay"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(-5)); }).find("AugmentOptions.crop"), std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().min_scale(0).max_scale(0)); }).find("AugmentOptions.min_scale"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] { validate(AugmentOptions().min_scale(2).max_scale(0.5)); }).find("min_scale <= max_scale"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -28,19 +28,23 @@ const std::vector<std::string>& voc_class_names() {
 // stem -> path for the image files of a folder.
 std::map<std::string, std::string> files_by_stem(const fs::path& folder) {
   std::map<std::string, std::string> out;
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    if (!entry.is_regular_file() || !has_image_extension(entry.path().string())) continue;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(folder, error)) {
+    std::error_code entry_error;  // a symlink loop is listed, and reported when it is read
+    if (entry.is_directory(entry_error) || !has_image_extension(entry.path().string())) continue;
     const auto stem = entry.path().stem().string();
     if (out.count(stem)) fail(entry.path().string(), "two files share the stem '" + stem + "' in " + folder.string());
     out[stem] = entry.path().string();
   }
+  if (error) fail(folder.string(), "cannot list the folder: " + error.message());
   return out;
 }
 
 std::string find_with_stem(const fs::path& folder, const std::string& stem) {
   for (const auto& ext : image_extensions()) {
     const auto candidate = folder / (stem + ext);
-    if (fs::exists(candidate)) return candidate.string();
+    std::error_code error;
+    if (fs::exists(fs::symlink_status(candidate, error))) return candidate.string();
   }
   return "";
 }
@@ -63,68 +67,116 @@ std::vector<std::string> dataset_splits(const std::string& dir) {
   return splits;
 }
 
-SegmentationDataset::SegmentationDataset(const std::string& dir, const std::string& split) : dir_(dir), split_(split) {
+std::vector<std::string> split_ids(const std::string& text) {
+  std::vector<std::string> ids;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    const auto first = line.find_first_not_of(" \t\r\f\v");
+    if (first != std::string::npos) ids.push_back(line.substr(first, line.find_last_not_of(" \t\r\f\v") - first + 1));
+    start = end + 1;
+  }
+  return ids;
+}
+
+ClassTable parse_classes_json(const std::string& text, const std::string& path) {
+  ClassTable table;
+  try {
+    const auto json = nlohmann::json::parse(text);
+    table.names = json.at("names").get<std::vector<std::string>>();
+    if (json.contains("colors")) table.colors = colors_from_json(json.at("colors"), path);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("not a valid classes file ({\"names\": [...], \"colors\": [[r,g,b], ...]}): ") + first_line(e.what()));
+  }
+  if (table.names.empty() || table.names.size() > 255) fail(path, "needs 1..255 class names");
+  if (!table.colors.empty() && table.colors.size() != table.names.size())
+    fail(path, std::to_string(table.colors.size()) + " colors for " + std::to_string(table.names.size()) + " names");
+  return table;
+}
+
+SegmentationDataset::SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems)
+    : dir_(dir), split_(split), problems_(problems) {
   const fs::path root(dir);
   if (!fs::is_directory(root)) fail(dir, "dataset folder not found");
   const fs::path sets = root / "ImageSets" / "Segmentation";
   if (fs::is_directory(sets)) {
-    const fs::path list = sets / (split + ".txt");
-    std::ifstream in(list);
-    if (!in) fail(list.string(), "split file not found (splits here: " + [&] {
-      std::string names;
-      for (const auto& s : dataset_splits(dir)) names += (names.empty() ? "" : ", ") + s;
-      return names.empty() ? std::string("none") : names;
-    }() + ")");
-    std::string id;
-    while (std::getline(in, id)) {
-      id.erase(std::remove_if(id.begin(), id.end(), ::isspace), id.end());
-      if (id.empty()) continue;
-      const auto image = find_with_stem(root / "JPEGImages", id);
-      if (image.empty()) fail(list.string(), "lists '" + id + "' but JPEGImages/ has no image with that name");
-      const auto mask = (root / "SegmentationClass" / (id + ".png")).string();
-      if (!fs::exists(mask)) fail(mask, "missing mask for '" + id + "' (listed in " + list.filename().string() + ")");
-      ids_.push_back(id);
-      images_.push_back(image);
-      masks_.push_back(mask);
-    }
-    if (ids_.empty()) fail(list.string(), "split file lists no images");
-    find_instances(root / "SegmentationObject", ".png");
+    list_voc(root, sets / (split + ".txt"));
   } else {
-    fs::path base = root;
-    if (!fs::is_directory(root / "images") && fs::is_directory(root / split / "images")) base = root / split;
-    if (!fs::is_directory(base / "images") || !fs::is_directory(base / "masks"))
-      fail(dir, "neither a VOC layout (ImageSets/Segmentation/) nor folder pairs (images/ + masks/)");
-    const auto masks = files_by_stem(base / "masks");
-    for (const auto& [stem, image] : files_by_stem(base / "images")) {
-      const auto mask = masks.find(stem);
-      if (mask == masks.end()) fail(image, "has no mask with the same name in " + (base / "masks").string());
-      ids_.push_back(stem);
-      images_.push_back(image);
-      masks_.push_back(mask->second);
-    }
-    if (ids_.empty()) fail((base / "images").string(), "no images");
-    find_instances(base / "instances", "");
+    list_pairs(root);
   }
+  read_classes(root, fs::is_directory(sets));
+}
+
+void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
+  std::ifstream in(list);
+  if (!in) fail(list.string(), "split file not found (splits here: " + [&] {
+    std::string names;
+    for (const auto& s : dataset_splits(dir_)) names += (names.empty() ? "" : ", ") + s;
+    return names.empty() ? std::string("none") : names;
+  }() + ")");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& id : split_ids(text)) {
+    const auto image = find_with_stem(root / "JPEGImages", id);
+    if (image.empty()) {
+      problem(list.string(), "lists '" + id + "' but JPEGImages/ has no image with that name");
+      continue;
+    }
+    const auto mask = (root / "SegmentationClass" / (id + ".png")).string();
+    std::error_code error;
+    if (!fs::exists(fs::symlink_status(mask, error))) {
+      problem(mask, "missing mask for '" + id + "' (listed in " + list.filename().string() + ")");
+      continue;
+    }
+    ids_.push_back(id);
+    images_.push_back(image);
+    masks_.push_back(mask);
+  }
+  if (ids_.empty() && (problems_ == nullptr || problems_->empty())) fail(list.string(), "split file lists no images");
+  find_instances(root / "SegmentationObject", ".png");
+}
+
+void SegmentationDataset::list_pairs(const fs::path& root) {
+  fs::path base = root;
+  if (!fs::is_directory(root / "images") && fs::is_directory(root / split_ / "images")) base = root / split_;
+  if (!fs::is_directory(base / "images") || !fs::is_directory(base / "masks"))
+    fail(dir_, "neither a VOC layout (ImageSets/Segmentation/) nor folder pairs (images/ + masks/)");
+  const auto masks = files_by_stem(base / "masks");
+  for (const auto& [stem, image] : files_by_stem(base / "images")) {
+    const auto mask = masks.find(stem);
+    if (mask == masks.end()) {
+      problem(image, "has no mask with the same name in " + (base / "masks").string());
+      continue;
+    }
+    ids_.push_back(stem);
+    images_.push_back(image);
+    masks_.push_back(mask->second);
+  }
+  if (ids_.empty() && (problems_ == nullptr || problems_->empty())) fail((base / "images").string(), "no images");
+  find_instances(base / "instances", "");
+}
+
+void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
   const fs::path classes = root / "classes.json";
   if (fs::exists(classes)) {
-    try {
-      std::ifstream in(classes);
-      const auto json = nlohmann::json::parse(in);
-      class_names_ = json.at("names").get<std::vector<std::string>>();
-      if (json.contains("colors")) palette_ = json.at("colors").get<std::vector<std::array<uint8_t, 3>>>();
-    } catch (const nlohmann::json::exception& e) {
-      fail(classes.string(), std::string("not a valid classes file ({\"names\": [...], \"colors\": [[r,g,b], ...]}): ") + e.what());
-    }
-    if (class_names_.empty() || class_names_.size() > 255) fail(classes.string(), "needs 1..255 class names");
-    if (!palette_.empty() && palette_.size() != class_names_.size())
-      fail(classes.string(), std::to_string(palette_.size()) + " colors for " + std::to_string(class_names_.size()) + " names");
-  } else if (fs::is_directory(sets)) {
+    std::ifstream in(classes);
+    const auto table = parse_classes_json(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+                                          classes.string());
+    class_names_ = table.names;
+    palette_ = table.colors;
+  } else if (voc) {
     class_names_ = voc_class_names();
   } else {
     class_names_ = {"background", "foreground"};
     binary_ = true;
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
+}
+
+void SegmentationDataset::problem(const std::string& subject, const std::string& message) {
+  if (problems_ == nullptr) fail(subject, message);
+  problems_->push_back(subject + ": " + message);
 }
 
 // Instance masks are all or nothing: a folder that lacks one sample's mask is an error naming it.

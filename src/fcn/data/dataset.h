@@ -30,8 +30,10 @@ struct Sample {
 
 class SegmentationDataset {
  public:
-  // Lists the split and checks that every listed file exists; reads nothing else yet.
-  SegmentationDataset(const std::string& dir, const std::string& split);
+  // Lists the split and checks that every listed file exists; reads nothing else yet. With
+  // `problems`, a pair with a missing file is recorded there ("FILE: what") and left out instead of
+  // failing at the first one (`fcn data check` lists every problem in one pass).
+  SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems = nullptr);
 
   size_t size() const { return images_.size(); }
   Sample get(size_t index) const;  // reads, decodes and validates one pair
@@ -53,12 +55,28 @@ class SegmentationDataset {
 
  private:
   void find_instances(const std::filesystem::path& folder, const std::string& extension);
+  void problem(const std::string& subject, const std::string& message);
+  void list_voc(const std::filesystem::path& root, const std::filesystem::path& list);
+  void list_pairs(const std::filesystem::path& root);
+  void read_classes(const std::filesystem::path& root, bool voc);
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
   std::vector<std::string> class_names_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
+  std::vector<std::string>* problems_ = nullptr;  // where problem() records; null: it throws
 };
+
+// The ids a split file lists: one per line, without the whitespace around it ("my scene\r" ->
+// "my scene"); blank lines skipped.
+std::vector<std::string> split_ids(const std::string& text);
+
+// classes.json: {"names": [...], "colors": [[r, g, b], ...]} (colors optional, one per name).
+struct ClassTable {
+  std::vector<std::string> names;
+  std::vector<std::array<uint8_t, 3>> colors;
+};
+ClassTable parse_classes_json(const std::string& text, const std::string& path);  // fcn::Error naming `path`
 
 // The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all").
 std::vector<std::string> dataset_splits(const std::string& dir);

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -20,10 +21,13 @@ std::vector<uint8_t> gunzip(const std::string& path) {
   std::vector<uint8_t> out;
   std::vector<uint8_t> chunk(1 << 20);
   int n = 0;
-  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0) out.insert(out.end(), chunk.begin(), chunk.begin() + n);
+  const auto bound = static_cast<size_t>(limits().max_tensor_bytes);
+  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0 && out.size() <= bound)
+    out.insert(out.end(), chunk.begin(), chunk.begin() + n);
   const bool failed = n < 0;
   gzclose(file);
   if (failed) fail(path, "corrupt gzip data");
+  if (out.size() > bound) fail(path, "decompresses to more than Limits.max_tensor_bytes (a gzip bomb?)");
   return out;
 }
 
@@ -32,23 +36,28 @@ uint32_t big_endian(const std::vector<uint8_t>& bytes, size_t offset) {
          bytes[offset + 3];
 }
 
+}  // namespace
+
 // IDX: magic (0x00 0x00 type dims), dims as big-endian uint32, then the data.
-torch::Tensor read_idx(const std::string& path, int dims) {
-  const auto bytes = gunzip(path);
+torch::Tensor parse_idx(const std::vector<uint8_t>& bytes, int dims, const std::string& path) {
   const size_t header = 4 + 4 * static_cast<size_t>(dims);
   if (bytes.size() < header || big_endian(bytes, 0) != 0x0800u + static_cast<uint32_t>(dims))
     fail(path, "not an IDX file of unsigned bytes with " + std::to_string(dims) + " dimensions");
   std::vector<int64_t> shape;
-  size_t count = 1;
+  int64_t count = 1;
   for (int d = 0; d < dims; ++d) {
-    shape.push_back(big_endian(bytes, 4 + 4 * d));
-    count *= static_cast<size_t>(shape.back());
+    shape.push_back(big_endian(bytes, 4 + 4 * static_cast<size_t>(d)));
+    count = checked_mul(path, "the IDX size", count, shape.back());
   }
-  if (bytes.size() != header + count) fail(path, "size does not match its IDX header (truncated?)");
+  if (bytes.size() - header != static_cast<uint64_t>(count)) fail(path, "size does not match its IDX header (truncated?)");
   auto tensor = torch::empty(shape, torch::kByte);
-  std::memcpy(tensor.data_ptr(), bytes.data() + header, count);
+  if (count > 0) std::memcpy(tensor.data_ptr(), bytes.data() + header, static_cast<size_t>(count));
   return tensor;
 }
+
+namespace {
+
+torch::Tensor read_idx(const std::string& path, int dims) { return parse_idx(gunzip(path), dims, path); }
 
 }  // namespace
 
@@ -57,7 +66,7 @@ FashionMnist read_fashion_mnist(const std::string& split, const std::string& dir
   FashionMnist data;
   data.images = read_idx(dir + "/" + split + "-images-idx3-ubyte.gz", 3);
   data.labels = read_idx(dir + "/" + split + "-labels-idx1-ubyte.gz", 1).to(torch::kLong);
-  if (data.images.size(0) != data.labels.size(0) || data.images.size(1) != 28 || data.images.size(2) != 28)
+  if (data.images.size(0) == 0 || data.images.size(0) != data.labels.size(0) || data.images.size(1) != 28 || data.images.size(2) != 28)
     fail(dir, "Fashion-MNIST " + split + " images and labels do not match");
   if (data.labels.max().item<int64_t>() > 9) fail(dir, "Fashion-MNIST labels beyond 9");
   return data;

@@ -18,6 +18,8 @@ struct FashionMnist {
 
 // split: "train" or "t10k". Errors name the file (and say which package provides it).
 FashionMnist read_fashion_mnist(const std::string& split, const std::string& dir = kFashionMnistDir);
+// One IDX file's bytes (after gunzip) of unsigned bytes with `dims` dimensions; sizes checked first.
+torch::Tensor parse_idx(const std::vector<uint8_t>& bytes, int dims, const std::string& path);
 const std::vector<std::string>& fashion_mnist_classes();  // "T-shirt/top", "Trouser", ...
 
 }  // namespace fcn

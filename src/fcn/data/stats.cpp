@@ -36,22 +36,30 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
   }
   for (const auto& split : report.splits) {
     try {
-      SegmentationDataset dataset(dir, split);
+      SegmentationDataset dataset(dir, split, &report.errors);  // missing files are listed, all of them
       report.split_sizes.push_back(static_cast<int64_t>(dataset.size()));
       if (report.class_names.empty()) {
         report.class_names = dataset.class_names();
         report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
       }
+      int64_t labelled = 0, read = 0;
       for (size_t i = 0; i < dataset.size(); ++i) {
         try {
           const auto sample = dataset.get(i);
           const auto labels = sample.mask.flatten();
-          report.histogram += torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+          const auto counts = torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+          report.histogram += counts;
+          labelled += counts.sum().item<int64_t>();
+          ++read;
         } catch (const Error& e) {
           report.errors.push_back(e.what());
+        } catch (const std::exception& e) {  // e.g. out of memory on one huge file: reported, the rest still checked
+          report.errors.push_back(dataset.image_path(i) + ": " + first_line(e.what()));
         }
         if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
       }
+      if (read > 0 && labelled == 0)
+        report.errors.push_back(dir + ": split '" + split + "': every mask pixel is void (255): nothing to train or evaluate on");
     } catch (const Error& e) {
       report.split_sizes.push_back(0);
       report.errors.push_back(e.what());

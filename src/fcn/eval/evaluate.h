@@ -4,6 +4,9 @@
 // metrics.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "fcn/data/dataset.h"
 #include "fcn/eval/metrics.h"
 #include "fcn/eval/separation.h"
@@ -17,8 +20,11 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net);
 
 // One image at a time (sizes may differ), as the Predictor with `options` segments it on `device`.
 // The dataset's classes must match the model's count. With `separation` and a dataset that has
-// instance masks, the touching-objects separation score is accumulated there too.
+// instance masks, the touching-objects separation score is accumulated there too. With `skipped`,
+// a sample that cannot be read or segmented is recorded there ("FILE: what") and left out;
+// without, its fcn::Error propagates.
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options = {},
-                         torch::Device device = torch::kCPU, bool quiet = true, SeparationScore* separation = nullptr);
+                         torch::Device device = torch::kCPU, bool quiet = true, SeparationScore* separation = nullptr,
+                         std::vector<std::string>* skipped = nullptr);
 
 }  // namespace fcn

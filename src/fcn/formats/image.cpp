@@ -8,10 +8,15 @@
 
 #include <torch/torch.h>
 
+#include <png.h>
+
 #include "fcn/formats/png.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 #ifdef FCN_WITH_OPENCV
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #endif
@@ -19,15 +24,27 @@
 namespace fcn {
 namespace {
 
+bool is_jpeg(const std::vector<char>& bytes) {
+  return bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8 &&
+         static_cast<unsigned char>(bytes[2]) == 0xff;
+}
+
 #ifdef FCN_WITH_OPENCV
-torch::Tensor read_with_opencv(const std::string& path) {
+torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
+  static const bool quiet = [] {  // fcn reports every failure itself, as one line naming the file
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+    return true;
+  }();
+  (void)quiet;
   cv::Mat image;
   try {
-    image = cv::imread(path, cv::IMREAD_UNCHANGED);
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
-    fail(path, "cannot decode image: " + e.msg);
+    fail(path, "cannot decode image: " + printable(first_line(e.msg)));
   }
-  if (image.empty()) fail(path, "cannot read image (missing, empty, unreadable or not an image format OpenCV knows)");
+  if (image.empty()) fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)");
+  check_image_size(path, image.rows, image.cols);
   if (image.depth() != CV_8U && image.depth() != CV_16U) fail(path, "only 8- and 16-bit images are supported");
   if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2RGBA);
@@ -39,29 +56,71 @@ torch::Tensor read_with_opencv(const std::string& path) {
 }
 #endif
 
+torch::Tensor png_to_tensor(const PngContent& png) {
+  if (png.indexed) {
+    auto palette = torch::empty({static_cast<int64_t>(std::max<size_t>(png.palette.size(), 1)), 3}, torch::kByte).zero_();
+    for (size_t i = 0; i < png.palette.size(); ++i)
+      for (int c = 0; c < 3; ++c) palette[static_cast<int64_t>(i)][c] = png.palette[i][c];
+    const auto indices = png.pixels.select(2, 0).to(torch::kLong).clamp_max(palette.size(0) - 1);
+    return palette.index_select(0, indices.flatten()).view({indices.size(0), indices.size(1), 3}).permute({2, 0, 1}).to(torch::kFloat).div(255.0f);
+  }
+  const float max_value = png.pixels.scalar_type() == torch::kByte ? 255.0f : 65535.0f;
+  return png.pixels.permute({2, 0, 1}).to(torch::kFloat).div(max_value).contiguous();
+}
+
 }  // namespace
 
-torch::Tensor read_image(const std::string& path) {
-  // Named here for every format (OpenCV would only log a warning and return nothing).
-  if (!std::ifstream(path)) fail(path, "cannot open (missing or unreadable)");
-  if (is_png(path)) {
-    const auto png = read_png(path);
-    if (png.indexed) {
-      auto palette = torch::empty({static_cast<int64_t>(std::max<size_t>(png.palette.size(), 1)), 3}, torch::kByte).zero_();
-      for (size_t i = 0; i < png.palette.size(); ++i)
-        for (int c = 0; c < 3; ++c) palette[static_cast<int64_t>(i)][c] = png.palette[i][c];
-      const auto indices = png.pixels.select(2, 0).to(torch::kLong).clamp_max(palette.size(0) - 1);
-      return palette.index_select(0, indices.flatten()).view({indices.size(0), indices.size(1), 3}).permute({2, 0, 1}).to(torch::kFloat).div(255.0f);
+void check_jpeg(const std::vector<char>& bytes, const std::string& path) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  // The frame header (SOFn) gives the size: checked before the decoder allocates it.
+  size_t pos = 2;
+  bool sized = false;
+  while (pos + 4 <= n && !sized) {
+    if (b[pos] != 0xff) fail(path, "corrupt JPEG: no marker at byte " + std::to_string(pos));
+    const unsigned char marker = b[pos + 1];
+    if (marker == 0xff) {
+      ++pos;
+      continue;
     }
-    const float max_value = png.pixels.scalar_type() == torch::kByte ? 255.0f : 65535.0f;
-    return png.pixels.permute({2, 0, 1}).to(torch::kFloat).div(max_value).contiguous();
+    if (marker == 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker == 0x01) {
+      pos += 2;
+      continue;
+    }
+    const size_t length = (size_t{b[pos + 2]} << 8) | b[pos + 3];
+    if (length < 2) fail(path, "corrupt JPEG: segment length " + std::to_string(length) + " at byte " + std::to_string(pos));
+    const bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+    if (sof) {
+      if (pos + 9 > n) break;
+      const int64_t height = (int64_t{b[pos + 5]} << 8) | b[pos + 6], width = (int64_t{b[pos + 7]} << 8) | b[pos + 8];
+      if (height > 0) check_image_size(path, height, width);  // height 0: given later by DNL, checked after decoding
+      sized = true;
+    }
+    if (marker == 0xda) break;  // scan data follows: no frame header came before it
+    pos += 2 + length;
   }
+  if (!sized) fail(path, "corrupt or truncated JPEG: no frame header (SOF) before the image data");
+  // The image ends with EOI (FF D9) after its last scan; a file cut short lacks it, and libjpeg
+  // would only print a warning and fill the rest grey.
+  const std::string data(bytes.begin(), bytes.end());
+  const auto last_scan = data.rfind("\xff\xda");
+  if (last_scan == std::string::npos || data.find("\xff\xd9", last_scan) == std::string::npos)
+    fail(path, "truncated JPEG: the file ends before the end-of-image marker (incomplete download or copy?)");
+}
+
+torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& path) {
+  if (bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0)
+    return png_to_tensor(parse_png(bytes, path));
+  if (is_jpeg(bytes)) check_jpeg(bytes, path);
+  if (bytes.empty()) fail(path, "is empty (0 bytes)");
 #ifdef FCN_WITH_OPENCV
-  return read_with_opencv(path);
+  return decode_with_opencv(bytes, path);
 #else
   fail(path, "not a PNG; other image formats need fcn built with OpenCV (FCN_WITH_OPENCV)");
 #endif
 }
+
+torch::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
 
 const std::vector<std::string>& image_extensions() {
   static const std::vector<std::string> known = {".jpg", ".png", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".webp"};
@@ -82,8 +141,14 @@ std::vector<std::string> list_images(const std::vector<std::string>& inputs) {
     std::error_code error;
     if (fs::is_directory(input, error)) {
       std::vector<std::string> found;
-      for (const auto& entry : fs::directory_iterator(input, error))
-        if (entry.is_regular_file() && has_image_extension(entry.path().string())) found.push_back(entry.path().string());
+      // By name only: an entry that cannot be followed (a symlink loop, a dangling link) is listed
+      // and then reported and skipped when it is read, like any other bad image.
+      for (const auto& entry : fs::directory_iterator(input, error)) {
+        std::error_code entry_error;
+        if (entry.is_directory(entry_error) || !has_image_extension(entry.path().string())) continue;
+        found.push_back(entry.path().string());
+      }
+      if (error) fail(input, "cannot list the folder: " + error.message());
       if (found.empty()) fail(input, "folder holds no image files (.png, .jpg, ...)");
       std::sort(found.begin(), found.end());
       images.insert(images.end(), found.begin(), found.end());

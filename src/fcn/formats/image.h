@@ -10,7 +10,12 @@
 namespace fcn {
 
 // C x H x W float32 in [0, 1], as stored (palette PNGs expanded to RGB). Errors name the file.
+// Sizes are checked against Limits.max_pixels before decoding (PNG, JPEG) or right after (others);
+// a JPEG cut short (no end-of-image marker after its last scan) is an error, not a grey bottom.
 torch::Tensor read_image(const std::string& path);
+torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& path);  // the same from memory
+// The JPEG checks alone: frame size within the limits, and the end-of-image marker present.
+void check_jpeg(const std::vector<char>& bytes, const std::string& path);
 // The file extensions list_images takes for images (lower case, with the dot).
 const std::vector<std::string>& image_extensions();
 bool has_image_extension(const std::string& path);  // by extension, case-insensitive

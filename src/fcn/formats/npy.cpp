@@ -1,12 +1,12 @@
 #include "fcn/formats/npy.h"
 
 #include <cstring>
-#include <regex>
 
 #include <torch/torch.h>
 
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -21,10 +21,49 @@ constexpr DType kDTypes[] = {{"<f4", torch::kFloat}, {"<f8", torch::kDouble}, {"
                              {"<i4", torch::kInt},   {"|u1", torch::kByte},   {"|b1", torch::kBool},
                              {"<u1", torch::kByte},  {"<f2", torch::kHalf}};
 
+// The value of `key` in a .npy header dict ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"),
+// read by hand (linear, no regex: a 60,000-character field must not recurse).
+std::string header_field(const std::string& header, const std::string& key, const std::string& path) {
+  const auto at = header.find("'" + key + "'");
+  if (at == std::string::npos) fail(path, "no '" + key + "' in the .npy header");
+  size_t i = header.find(':', at);
+  if (i == std::string::npos) fail(path, "malformed .npy header at '" + key + "'");
+  ++i;
+  while (i < header.size() && header[i] == ' ') ++i;
+  if (i >= header.size()) fail(path, "malformed .npy header at '" + key + "'");
+  const char open = header[i];
+  const char close = open == '\'' ? '\'' : open == '(' ? ')' : ',';
+  const size_t start = open == '\'' || open == '(' ? i + 1 : i;
+  const size_t end = header.find(close, start);
+  if (end == std::string::npos) fail(path, "malformed .npy header at '" + key + "'");
+  return header.substr(start, end - start);
+}
+
+// "2, 3" / "3," / "" -> dimensions; anything but non-negative integers is an error.
+std::vector<int64_t> parse_shape(const std::string& text, const std::string& path) {
+  std::vector<int64_t> shape;
+  size_t i = 0;
+  int64_t numel = 1;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
+    if (i == text.size()) break;
+    if (text[i] < '0' || text[i] > '9')
+      fail(path, ".npy shape (" + text.substr(0, 40) + ") holds '" + std::string(1, text[i]) + "', not a non-negative integer");
+    int64_t dim = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      dim = checked_mul(path, ".npy shape", dim, 10) + (text[i] - '0');
+      ++i;
+    }
+    shape.push_back(dim);
+    numel = checked_mul(path, ".npy shape", numel, dim);
+    if (shape.size() > 32) fail(path, ".npy shape has more than 32 dimensions");
+  }
+  return shape;
+}
+
 }  // namespace
 
-torch::Tensor read_npy(const std::string& path) {
-  const auto bytes = read_file(path);
+torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path) {
   if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len = 0, offset = 0;
@@ -38,33 +77,30 @@ torch::Tensor read_npy(const std::string& path) {
   } else {
     fail(path, ".npy format version " + std::to_string(major) + " is not supported (1, 2 or 3)");
   }
-  if (offset + header_len > bytes.size()) fail(path, "truncated .npy header");
+  if (header_len > bytes.size() - offset) fail(path, "truncated .npy header");
   const std::string header(bytes.data() + offset, header_len);
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([^']+)'")))
-    fail(path, "no 'descr' in the .npy header");
-  const std::string descr = m[1];
+  const std::string descr = header_field(header, "descr", path);
   const DType* dtype = nullptr;
   for (const auto& d : kDTypes)
     if (descr == d.descr) dtype = &d;
-  if (dtype == nullptr) fail(path, "dtype '" + descr + "' is not supported (float32/64, int32/64, uint8, bool)");
-  if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
+  if (dtype == nullptr) fail(path, "dtype '" + printable(descr.substr(0, 40)) + "' is not supported (float16/32/64, int32/64, uint8, bool)");
+  if (header_field(header, "fortran_order", path).find("True") != std::string::npos)
     fail(path, "Fortran-order arrays are not supported; save with numpy.ascontiguousarray");
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) fail(path, "no 'shape' in the .npy header");
-  std::vector<int64_t> shape;
-  const std::string dims = m[1];
-  const std::regex number("\\d+");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    shape.push_back(std::stoll(it->str()));
+  const auto shape = parse_shape(header_field(header, "shape", path), path);
+  int64_t numel = 1;
+  for (const auto d : shape) numel *= d;  // checked in parse_shape
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype->type));
+  const int64_t need = checked_mul(path, ".npy data size", numel, element);
   const size_t data_offset = offset + header_len;
-  auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype->type));
-  const size_t need = tensor.numel() * tensor.element_size();
-  if (bytes.size() - data_offset != need)
+  if (bytes.size() - data_offset != static_cast<size_t>(need))
     fail(path, "has " + std::to_string(bytes.size() - data_offset) + " data bytes, shape and dtype need " + std::to_string(need) +
                    " (truncated?)");
-  if (need > 0) std::memcpy(tensor.data_ptr(), bytes.data() + data_offset, need);
+  auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype->type));
+  if (need > 0) std::memcpy(tensor.data_ptr(), bytes.data() + data_offset, static_cast<size_t>(need));
   return tensor;
 }
+
+torch::Tensor read_npy(const std::string& path) { return parse_npy(read_file(path), path); }
 
 void write_npy(const std::string& path, const torch::Tensor& input) {
   auto tensor = input.detach().to(torch::kCPU).contiguous();

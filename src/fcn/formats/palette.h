@@ -4,7 +4,10 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace fcn {
 
@@ -12,5 +15,8 @@ namespace fcn {
 std::array<uint8_t, 3> voc_color(int index);
 // The first `classes` VOC colours (repeating after 256).
 std::vector<std::array<uint8_t, 3>> voc_palette(int64_t classes);
+// [[r, g, b], ...] with every value an integer in 0..255 (300 is an error, not 44); errors name
+// `context` and the colour.
+std::vector<std::array<uint8_t, 3>> colors_from_json(const nlohmann::json& colors, const std::string& context);
 
 }  // namespace fcn

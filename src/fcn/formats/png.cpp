@@ -12,6 +12,7 @@
 
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -78,21 +79,37 @@ bool is_png(const std::string& path) {
   return in.gcount() == 8 && png_sig_cmp(signature, 0, 8) == 0;
 }
 
-PngContent read_png(const std::string& path) {
-  const auto bytes = read_file(path);
+namespace {
+
+// Frees libpng's read state on every way out (error longjmps land in read_png, whose frame holds it).
+struct ReadState {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~ReadState() { png_destroy_read_struct(&png, &info, nullptr); }
+};
+
+}  // namespace
+
+PngContent read_png(const std::string& path) { return parse_png(read_file(path), path); }
+
+PngContent parse_png(const std::vector<char>& bytes, const std::string& path) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
     fail(path, "not a PNG file");
   std::string message;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message, on_error, on_warning);
-  png_infop info = png_create_info_struct(png);
+  ReadState state;
+  state.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message, on_error, on_warning);
+  state.info = png_create_info_struct(state.png);
+  png_structp png = state.png;
+  png_infop info = state.info;
   ReadBuffer buffer{&bytes, 0};
   PngContent content;
   // Everything libpng may longjmp over is created before setjmp and owned by plain objects.
   std::vector<png_bytep> rows;
   std::vector<uint8_t> data;
+  std::string refused;  // a limit exceeded, reported after libpng's state is left
   if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    fail(path, "corrupt PNG: " + message);
+    if (!refused.empty()) fail(path, refused);
+    fail(path, "corrupt PNG: " + printable(message));
   }
   png_set_read_fn(png, &buffer, read_from_buffer);
   png_read_info(png, info);
@@ -100,8 +117,8 @@ PngContent read_png(const std::string& path) {
   const auto height = png_get_image_height(png, info);
   const int color_type = png_get_color_type(png, info);
   int bit_depth = png_get_bit_depth(png, info);
-  if (width == 0 || height == 0 || width > 100000 || height > 100000)
-    png_error(png, "image size out of range");
+  refused = image_size_problem(height, width);
+  if (!refused.empty()) png_error(png, "limit");
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
     content.indexed = true;
     png_colorp colors = nullptr;
@@ -118,12 +135,19 @@ PngContent read_png(const std::string& path) {
   png_read_update_info(png, info);
   const int channels = png_get_channels(png, info);
   const size_t row_bytes = png_get_rowbytes(png, info);
+  // Deflate expands at most ~1032:1, so pixels the file cannot hold mean a bomb or a lie: refuse
+  // them before allocating (a 2 KB file claiming 100000 x 20000 would otherwise take 2 GB).
+  const double stored = static_cast<double>(png_get_rowbytes(png, info)) * static_cast<double>(height);
+  if (stored / 1032.0 > static_cast<double>(bytes.size()) + 65536.0) {
+    refused = "declares " + std::to_string(width) + "x" + std::to_string(height) + " pixels, more than its " +
+              std::to_string(bytes.size()) + " bytes can hold (a decompression bomb or a truncated file)";
+    png_error(png, "limit");
+  }
   data.resize(row_bytes * height);
   rows.resize(height);
   for (size_t y = 0; y < height; ++y) rows[y] = data.data() + y * row_bytes;
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
-  png_destroy_read_struct(&png, &info, nullptr);
   const int64_t h = height, w = width;
   if (bit_depth == 16) {
     content.pixels = torch::from_blob(data.data(), {h, w, channels}, torch::kShort).to(torch::kInt).bitwise_and(0xffff);

@@ -17,7 +17,10 @@ struct PngContent {
   std::vector<std::array<uint8_t, 3>> palette;
 };
 
-PngContent read_png(const std::string& path);  // throws fcn::Error naming the file
+// Throws fcn::Error naming the file; the declared size is checked against Limits.max_pixels and
+// against what the file's bytes can hold before the pixels are allocated.
+PngContent read_png(const std::string& path);
+PngContent parse_png(const std::vector<char>& bytes, const std::string& path);  // the same from memory
 bool is_png(const std::string& path);          // by signature
 
 // H x W uint8 indices + palette (<= 256 colours) -> palette PNG. Atomic.

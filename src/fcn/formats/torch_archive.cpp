@@ -2,18 +2,26 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+
 #include <torch/torch.h>
 
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
 
 struct Value;
-using ValuePtr = std::shared_ptr<Value>;
+// Values live in the unpickler's arena and point at each other with plain pointers: a dict that
+// holds itself, or 200,000 nested lists, is then just data (no reference cycle to leak, no
+// recursive destructor to overflow the stack), and nothing below walks a structure recursively.
+using ValuePtr = Value*;
 
 struct Value {
   enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
@@ -25,12 +33,6 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;
   torch::Tensor tensor;  // storage (1-D) or tensor
 };
-
-ValuePtr make(Value::Kind kind) {
-  auto v = std::make_shared<Value>();
-  v->kind = kind;
-  return v;
-}
 
 torch::ScalarType storage_dtype(const std::string& global, const std::string& path) {
   static const std::map<std::string, torch::ScalarType> kTypes = {
@@ -46,17 +48,20 @@ torch::ScalarType storage_dtype(const std::string& global, const std::string& pa
 
 std::vector<int64_t> int_tuple(const ValuePtr& v, const std::string& path) {
   if (v->kind != Value::Kind::kTuple) fail(path, "malformed tensor record (size/stride is not a tuple)");
+  if (v->items.size() > 32) fail(path, "malformed tensor record (more than 32 dimensions)");
   std::vector<int64_t> out;
-  for (const auto& item : v->items) out.push_back(item->integer);
+  for (const auto& item : v->items) {
+    if (item->kind != Value::Kind::kInt || item->integer < 0)
+      fail(path, "malformed tensor record (a size or stride is not a non-negative integer)");
+    out.push_back(item->integer);
+  }
   return out;
 }
 
 class Unpickler {
  public:
-  Unpickler(caffe2::serialize::PyTorchStreamReader& reader, const std::string& path) : reader_(reader), path_(path) {
-    auto [data, size] = reader_.getRecord("data.pkl");
-    bytes_.assign(static_cast<const char*>(data.get()), static_cast<const char*>(data.get()) + size);
-  }
+  Unpickler(std::vector<char> pickle, const StorageReader& storages, const std::string& path)
+      : storages_reader_(storages), path_(path), bytes_(std::move(pickle)) {}
 
   ValuePtr run() {
     while (true) {
@@ -68,6 +73,12 @@ class Unpickler {
 
  private:
   // Opcodes that push one value (protocol framing aside): None, bools, ints, floats, strings, globals.
+  ValuePtr make(Value::Kind kind) {
+    arena_.push_back(std::make_unique<Value>());
+    arena_.back()->kind = kind;
+    return arena_.back().get();
+  }
+
   bool push_value(unsigned char op) {
     switch (op) {
       case 0x80: take(1); return true;                                       // PROTO
@@ -151,6 +162,7 @@ class Unpickler {
         push(call(callable, args));
         return true;
       }
+      case '0': pop(); return true;                                          // POP
       case 'b': pop(); return true;                                          // BUILD: a state dict's __dict__ (_metadata) carries no tensors
       case 's': {                                                            // SETITEM
         auto value = pop(), key = pop();
@@ -255,11 +267,23 @@ class Unpickler {
       const auto& storage = a[0]->tensor;
       const auto sizes = int_tuple(a[2], path_);
       const auto strides = int_tuple(a[3], path_);
+      if (sizes.size() != strides.size()) fail(path_, "malformed tensor record (sizes and strides differ in length)");
+      if (a[1]->kind != Value::Kind::kInt || a[1]->integer < 0) fail(path_, "malformed tensor record (bad storage offset)");
       const int64_t offset = a[1]->integer;
-      int64_t last = offset;
-      for (size_t i = 0; i < sizes.size(); ++i) last += sizes[i] > 0 ? (sizes[i] - 1) * strides[i] : 0;
-      if (last >= storage.numel() && storage.numel() > 0)
-        fail(path_, "tensor view exceeds its storage record '" + a[0]->text + "' (corrupt file?)");
+      int64_t last = offset, numel = 1;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        numel = checked_mul(path_, "a tensor's element count", numel, sizes[i]);
+        if (sizes[i] > 0 && __builtin_add_overflow(last, checked_mul(path_, "a tensor's extent", sizes[i] - 1, strides[i]), &last))
+          fail(path_, "a tensor's extent overflows 64 bits (corrupt file?)");
+      }
+      if (numel > 0 && last >= storage.numel())
+        fail(path_, "tensor view exceeds its storage record '" + printable(a[0]->text) + "' (corrupt file?)");
+      // A view with more elements than its storage repeats elements (stride 0): a 1 KB file could
+      // ask for gigabytes. State dicts hold plain tensors; such a one must be saved .contiguous().
+      if (numel > storage.numel())
+        fail(path_, "a tensor of " + std::to_string(numel) + " elements is a broadcast (stride-0) view of storage record '" +
+                        printable(a[0]->text) + "' of " + std::to_string(storage.numel()) +
+                        "; fcn reads plain tensors (save it with .contiguous())");
       auto v = make(Value::Kind::kTensor);
       v->tensor = storage.as_strided(sizes, strides, offset).clone();
       return v;
@@ -268,12 +292,13 @@ class Unpickler {
     if (callable->kind == Value::Kind::kGlobal && !a.empty() &&
         (name == "torch._utils._rebuild_parameter" || name == "torch.jit._pickle.restore_type_tag"))
       return a[0];
-    fail(path_, "unsupported object '" + name + "' in the pickle; expected a plain state dict of tensors");
+    fail(path_, "unsupported object '" + printable(name.substr(0, 80)) + "' in the pickle; expected a plain state dict of tensors");
   }
 
   ValuePtr load_storage(const ValuePtr& id) {
     // ('storage', <class torch.FloatStorage>, key, location, numel)
-    if (id->kind != Value::Kind::kTuple || id->items.size() < 5 || id->items[0]->text != "storage")
+    if (id->kind != Value::Kind::kTuple || id->items.size() < 5 || id->items[0]->text != "storage" ||
+        id->items[4]->kind != Value::Kind::kInt || id->items[4]->integer < 0)
       fail(path_, "malformed persistent id in the pickle");
     const std::string key = id->items[2]->text;
     auto v = make(Value::Kind::kStorage);
@@ -284,21 +309,12 @@ class Unpickler {
       return v;
     }
     const auto dtype = storage_dtype(id->items[1]->text, path_);
-    const int64_t numel = id->items[4]->integer;
-    const std::string record = "data/" + key;
-    if (!reader_.hasRecord(record)) fail(path_, "archive has no record '" + record + "' (truncated file?)");
-    auto [data, size] = reader_.getRecord(record);
-    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-    if (size != static_cast<size_t>(numel) * storage.element_size())
-      fail(path_, "record '" + record + "' holds " + std::to_string(size) + " bytes, expected " +
-                      std::to_string(numel * storage.element_size()));
-    if (size > 0) std::memcpy(storage.data_ptr(), data.get(), size);
-    storages_[key] = storage;
-    v->tensor = storage;
+    v->tensor = storages_reader_(key, dtype, id->items[4]->integer);
+    storages_[key] = v->tensor;
     return v;
   }
 
-  caffe2::serialize::PyTorchStreamReader& reader_;
+  const StorageReader& storages_reader_;
   const std::string& path_;
   std::vector<char> bytes_;
   size_t pos_ = 0;
@@ -306,40 +322,193 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, torch::Tensor> storages_;
+  std::vector<std::unique_ptr<Value>> arena_;
 };
 
-StateDict to_state_dict(const ValuePtr& root, const std::string& path) {
-  if (root->kind != Value::Kind::kDict) fail(path, "does not hold a dict (expected torch.save(model.state_dict()))");
-  for (const auto& [key, value] : root->entries) {
-    if (key->kind == Value::Kind::kString && (key->text == "state_dict" || key->text == "model") &&
-        value->kind == Value::Kind::kDict)
-      return to_state_dict(value, path);
+// A dict value whose values are all tensors, as a state dict; false when it is anything else.
+bool as_state_dict(const ValuePtr& value, StateDict& out) {
+  if (value->kind != Value::Kind::kDict) return false;
+  for (const auto& [key, item] : value->entries) {
+    if (key->kind != Value::Kind::kString || item->kind != Value::Kind::kTensor) return false;
+    out.emplace_back(key->text, item->tensor);
   }
-  StateDict out;
+  return true;
+}
+
+ArchiveDict to_archive_dict(const ValuePtr& root, const std::string& path) {
+  if (root->kind != Value::Kind::kDict) fail(path, "does not hold a dict (expected torch.save(model.state_dict()))");
+  ArchiveDict out;
   for (const auto& [key, value] : root->entries) {
-    if (key->kind != Value::Kind::kString) fail(path, "state dict has a non-string key");
-    if (value->kind != Value::Kind::kTensor) fail(path, "entry '" + key->text + "' is not a tensor");
-    out.emplace_back(key->text, value->tensor);
+    if (key->kind != Value::Kind::kString) fail(path, "the pickled dict has a non-string key");
+    ArchiveEntry entry;
+    switch (value->kind) {
+      case Value::Kind::kString: entry.kind = ArchiveEntry::Kind::kString; entry.text = value->text; break;
+      case Value::Kind::kBool:
+      case Value::Kind::kInt: entry.kind = ArchiveEntry::Kind::kInt; entry.integer = value->integer; break;
+      case Value::Kind::kFloat: entry.kind = ArchiveEntry::Kind::kFloat; entry.real = value->real; break;
+      case Value::Kind::kTensor: entry.kind = ArchiveEntry::Kind::kTensor; entry.tensor = value->tensor; break;
+      default:
+        if (as_state_dict(value, entry.dict)) entry.kind = ArchiveEntry::Kind::kTensorDict;
+        break;
+    }
+    out.emplace_back(key->text, std::move(entry));
   }
   return out;
 }
 
+size_t read_le(const unsigned char* p, int bytes) {
+  size_t value = 0;
+  for (int i = 0; i < bytes; ++i) value |= static_cast<size_t>(p[i]) << (8 * i);
+  return value;
+}
+
+// Checks every record the zip's central directory declares before LibTorch's reader allocates it:
+// stored records no larger than the file, deflated ones within deflate's maximal ratio, all within
+// Limits.max_tensor_bytes. `read(pos, n)` returns n bytes at pos (or fewer at the end).
+void check_zip_records(size_t file_size, const std::function<std::string(size_t, size_t)>& read, const std::string& path) {
+  const size_t tail_size = std::min<size_t>(file_size, 65557);
+  const std::string tail = read(file_size - tail_size, tail_size);
+  const auto* t = reinterpret_cast<const unsigned char*>(tail.data());
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
+    if (read_le(t + i, 4) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string::npos) fail(path, "not a readable zip archive (no end of central directory; truncated?)");
+  size_t entries = read_le(t + eocd + 10, 2), cd_size = read_le(t + eocd + 12, 4), cd_offset = read_le(t + eocd + 16, 4);
+  if (eocd >= 20 && read_le(t + eocd - 20, 4) == 0x07064b50) {  // ZIP64 locator
+    const std::string z = read(read_le(t + eocd - 20 + 8, 8), 56);
+    const auto* zp = reinterpret_cast<const unsigned char*>(z.data());
+    if (z.size() < 56 || read_le(zp, 4) != 0x06064b50) fail(path, "corrupt ZIP64 end of central directory");
+    entries = read_le(zp + 32, 8);
+    cd_size = read_le(zp + 40, 8);
+    cd_offset = read_le(zp + 48, 8);
+  }
+  if (cd_offset > file_size || cd_size > file_size - cd_offset) fail(path, "zip central directory lies outside the file (truncated?)");
+  const std::string cd = read(cd_offset, cd_size);
+  const auto* c = reinterpret_cast<const unsigned char*>(cd.data());
+  const int64_t bound = limits().max_tensor_bytes;
+  size_t pos = 0;
+  for (size_t n = 0; n < entries; ++n) {
+    if (pos + 46 > cd.size() || read_le(c + pos, 4) != 0x02014b50) fail(path, "corrupt zip central directory");
+    const size_t method = read_le(c + pos + 10, 2);
+    size_t compressed = read_le(c + pos + 20, 4), size = read_le(c + pos + 24, 4);
+    const size_t name_len = read_le(c + pos + 28, 2), extra_len = read_le(c + pos + 30, 2), comment_len = read_le(c + pos + 32, 2);
+    if (pos + 46 + name_len + extra_len + comment_len > cd.size()) fail(path, "corrupt zip central directory");
+    const std::string name(cd.data() + pos + 46, name_len);
+    const size_t extra_end = pos + 46 + name_len + extra_len;
+    for (size_t e = pos + 46 + name_len; e + 4 <= extra_end;) {  // ZIP64 extra field
+      const size_t id = read_le(c + e, 2), len = read_le(c + e + 2, 2);
+      if (e + 4 + len > extra_end) break;
+      if (id == 0x0001) {
+        size_t at = e + 4;
+        if (size == 0xffffffffu && at + 8 <= e + 4 + len) size = read_le(c + at, 8), at += 8;
+        if (compressed == 0xffffffffu && at + 8 <= e + 4 + len) compressed = read_le(c + at, 8);
+      }
+      e += 4 + len;
+    }
+    if (method != 0 && method != 8) fail(path, "zip record '" + printable(name) + "' uses compression method " + std::to_string(method));
+    const bool too_big = compressed > file_size || (method == 0 && size != compressed) ||
+                         (method == 8 && size / 1032 > compressed + 1) || size > static_cast<size_t>(bound);
+    if (too_big)
+      fail(path, "zip record '" + printable(name) + "' declares " + std::to_string(size) + " bytes, more than the file (" +
+                     std::to_string(file_size) + " bytes) can hold or over Limits.max_tensor_bytes (corrupt or hostile file)");
+    pos += 46 + name_len + extra_len + comment_len;
+  }
+}
+
+ArchiveDict read_archive(caffe2::serialize::PyTorchStreamReader& reader, const std::string& path) {
+  if (!reader.hasRecord("data.pkl")) fail(path, "zip archive without data.pkl: not written by torch.save");
+  if (reader.hasRecord("byteorder")) {
+    auto [data, size] = reader.getRecord("byteorder");
+    if (std::string(static_cast<const char*>(data.get()), size) != "little") fail(path, "big-endian archives are not supported");
+  }
+  auto [data, size] = reader.getRecord("data.pkl");
+  std::vector<char> pickle(static_cast<const char*>(data.get()), static_cast<const char*>(data.get()) + size);
+  const StorageReader storages = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    const std::string record = "data/" + key;
+    if (!reader.hasRecord(record)) fail(path, "archive has no record '" + printable(record) + "' (truncated file?)");
+    auto [bytes, length] = reader.getRecord(record);
+    const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+    if (static_cast<int64_t>(length) / element != numel || static_cast<int64_t>(length) % element != 0)
+      fail(path, "record '" + printable(record) + "' holds " + std::to_string(length) + " bytes, not " + std::to_string(numel) +
+                     " elements of " + std::to_string(element) + " bytes");
+    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    if (length > 0) std::memcpy(storage.data_ptr(), bytes.get(), length);
+    return storage;
+  };
+  return parse_pickle_dict(std::move(pickle), storages, path);
+}
+
+class MemoryAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit MemoryAdapter(const std::vector<char>& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char*) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<size_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::vector<char>& bytes_;
+};
+
 }  // namespace
 
-StateDict read_torch_archive(const std::string& path) {
+ArchiveDict parse_pickle_dict(std::vector<char> pickle, const StorageReader& storages, const std::string& path) {
+  Unpickler unpickler(std::move(pickle), storages, path);
+  return to_archive_dict(unpickler.run(), path);
+}
+
+ArchiveDict read_torch_archive_dict(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a file");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail(path, "cannot open");
+  const auto file_size = static_cast<size_t>(in.tellg());
+  check_zip_records(file_size, [&](size_t pos, size_t n) {
+    std::string out(n, '\0');
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(pos));
+    in.read(out.data(), static_cast<std::streamsize>(n));
+    out.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    return out;
+  }, path);
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
-    if (!reader.hasRecord("data.pkl")) fail(path, "zip archive without data.pkl: not written by torch.save");
-    if (reader.hasRecord("byteorder")) {
-      auto [data, size] = reader.getRecord("byteorder");
-      if (std::string(static_cast<const char*>(data.get()), size) != "little")
-        fail(path, "big-endian archives are not supported");
-    }
-    Unpickler unpickler(reader, path);
-    return to_state_dict(unpickler.run(), path);
+    return read_archive(reader, path);
   } catch (const c10::Error& e) {
     fail(path, "not a readable PyTorch archive (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   }
 }
+
+ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::string& path) {
+  check_zip_records(bytes.size(), [&](size_t pos, size_t n) {
+    if (pos >= bytes.size()) return std::string();
+    return std::string(bytes.data() + pos, std::min(n, bytes.size() - pos));
+  }, path);
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(std::make_shared<MemoryAdapter>(bytes));
+    return read_archive(reader, path);
+  } catch (const c10::Error& e) {
+    fail(path, "not a readable PyTorch archive (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
+  }
+}
+
+StateDict state_dict_of(const ArchiveDict& dict, const std::string& path) {
+  for (const auto& [key, entry] : dict)
+    if ((key == "state_dict" || key == "model") && entry.kind == ArchiveEntry::Kind::kTensorDict) return entry.dict;
+  StateDict out;
+  for (const auto& [key, entry] : dict) {
+    if (entry.kind != ArchiveEntry::Kind::kTensor) fail(path, "entry '" + printable(key) + "' is not a tensor");
+    out.emplace_back(key, entry.tensor);
+  }
+  return out;
+}
+
+StateDict read_torch_archive(const std::string& path) { return state_dict_of(read_torch_archive_dict(path), path); }
 
 }  // namespace fcn

@@ -4,6 +4,7 @@
 // rebuilds tensors from the archive's storage records; anything else is a clear error.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,5 +17,30 @@ using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;  // in fil
 
 // Accepts a flat {name: tensor} dict, or a checkpoint dict holding one under "state_dict" or "model".
 StateDict read_torch_archive(const std::string& path);
+
+// One entry of the top-level dict of a pickle: what fcn's files hold (fcn model files, checkpoints
+// saved from Python): strings, numbers, tensors and {name: tensor} dicts; anything else is kOther.
+struct ArchiveEntry {
+  enum class Kind { kOther, kString, kInt, kFloat, kTensor, kTensorDict };
+  Kind kind = Kind::kOther;
+  std::string text;
+  int64_t integer = 0;
+  double real = 0;
+  torch::Tensor tensor;
+  StateDict dict;
+};
+using ArchiveDict = std::vector<std::pair<std::string, ArchiveEntry>>;  // in file order
+
+// Every record size the zip declares is checked against the file's size and Limits.max_tensor_bytes
+// before it is read; the pickle runs in an arena (self-references and deep nesting are inert).
+ArchiveDict read_torch_archive_dict(const std::string& path);
+ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::string& path);  // the same from memory
+// The state dict of an archive's top-level dict (see read_torch_archive).
+StateDict state_dict_of(const ArchiveDict& dict, const std::string& path);
+
+// The pickle program alone (data.pkl), with storages from `storages(key, dtype, numel)`: for tests
+// and the fuzzer.
+using StorageReader = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
+ArchiveDict parse_pickle_dict(std::vector<char> pickle, const StorageReader& storages, const std::string& path);
 
 }  // namespace fcn

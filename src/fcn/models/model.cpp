@@ -1,5 +1,8 @@
 #include "fcn/models/model.h"
 
+#include <cmath>
+#include <string>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -9,6 +12,43 @@
 namespace fcn {
 
 using nlohmann::json;
+
+namespace {
+
+// Sane bounds on the numbers of a config (a model file's config is user input: 1e12 classes must
+// be refused before a net of that size is allocated). Keys not listed: finite, |x| <= 1e6.
+struct Bound {
+  const char* key;
+  double low, high;
+};
+constexpr Bound kBounds[] = {{"num_classes", 1, 65536}, {"in_channels", 1, 1024}, {"fc_channels", 0, 65536},
+                             {"fc_kernel", 0, 32},      {"width", 1e-3, 8},       {"base_channels", 1, 4096},
+                             {"input_size", 1, 8192},   {"depth", 0, 200},        {"stride", 1, 64},
+                             {"dropout", 0, 1}};
+
+void check_bounds(const json& config, const std::string& context, int level) {
+  if (level > 4) fail(context, "model config is nested too deeply");
+  if (!config.is_object()) return;
+  for (const auto& [key, value] : config.items()) {
+    if (value.is_object()) check_bounds(value, context, level + 1);
+    if (!value.is_number()) continue;
+    const double x = value.get<double>();
+    double low = -1e6, high = 1e6;
+    for (const auto& b : kBounds)
+      if (key == b.key) low = b.low, high = b.high;
+    const auto number = [](double v) { return v == std::floor(v) ? std::to_string(static_cast<long long>(v)) : json(v).dump(); };
+    if (!std::isfinite(x) || x < low || x > high)
+      fail(context, "model config key '" + printable(key.substr(0, 40)) + "' is " + value.dump() + ", outside " + number(low) + ".." +
+                        number(high));
+  }
+}
+
+}  // namespace
+
+void validate_net_config(const json& config, const std::string& context) {
+  if (!config.is_object()) fail(context, "model config is not a JSON object");
+  check_bounds(config, context, 0);
+}
 
 json meta_to_json(const ModelMeta& meta) {
   return {{"class_names", meta.class_names},
@@ -21,13 +61,17 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
   try {
     ModelMeta meta;
     meta.class_names = j.at("class_names").get<std::vector<std::string>>();
-    meta.palette = j.at("palette").get<std::vector<std::array<uint8_t, 3>>>();
+    meta.palette = colors_from_json(j.at("palette"), context);
     meta.normalization.mean = j.at("normalization").at("mean").get<std::vector<double>>();
     meta.normalization.std = j.at("normalization").at("std").get<std::vector<double>>();
+    for (const double m : meta.normalization.mean)
+      if (!std::isfinite(m)) fail(context, "normalisation mean " + std::to_string(m) + " is not finite");
+    for (const double sd : meta.normalization.std)
+      if (!std::isfinite(sd) || sd <= 0) fail(context, "normalisation std " + std::to_string(sd) + " must be positive");
     if (j.contains("training")) meta.training = j.at("training").dump();
     return meta;
   } catch (const json::exception& e) {
-    fail(context, std::string("bad model metadata: ") + e.what());
+    fail(context, std::string("bad model metadata: ") + first_line(e.what()));
   }
 }
 

@@ -30,6 +30,9 @@ struct Model {
 
 nlohmann::json meta_to_json(const ModelMeta& meta);
 ModelMeta meta_from_json(const nlohmann::json& json, const std::string& context);
+// The numbers of a net config within sane bounds (num_classes <= 65536, width <= 8, ...; see
+// docs/reliability.md) before any net is built from it: a model file is user input.
+void validate_net_config(const nlohmann::json& config, const std::string& context);
 // class_0.. names, the PASCAL VOC palette, ImageNet statistics for 3 channels, 0.5/0.5 otherwise.
 // num_classes is the net's; a binary net (1) gets the two label classes.
 ModelMeta default_meta(int64_t num_classes, int64_t in_channels);

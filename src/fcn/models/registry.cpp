@@ -9,6 +9,7 @@
 #include "fcn/models/classifier.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
+#include "fcn/models/model.h"
 #include "fcn/models/torchvision_fcn.h"
 #include "fcn/models/unet.h"
 #include "fcn/util/error.h"
@@ -60,12 +61,17 @@ std::vector<std::string> architectures() {
 
 std::shared_ptr<NetImpl> build_net(const json& config, const std::string& context) {
   try {
+    validate_net_config(config, context);
     const auto arch = config.at("arch").get<std::string>();
     for (const auto& [name, factory] : registered())
       if (name == arch) return factory(config);
-    fail(context, "unknown arch '" + arch + "' (known: " + joined(architectures()) + ")");
+    fail(context, "unknown arch '" + printable(arch.substr(0, 40)) + "' (known: " + joined(architectures()) + ")");
   } catch (const json::exception& e) {
-    fail(context, std::string("bad model config: ") + e.what());
+    fail(context, std::string("bad model config: ") + first_line(e.what()));
+  } catch (const std::bad_alloc&) {
+    fail(context, "the model config asks for a net too large to allocate (corrupt file?)");
+  } catch (const c10::Error& e) {
+    fail(context, "bad model config: " + first_line(e.what_without_backtrace()));
   } catch (const Error& e) {
     if (e.subject() == context) throw;
     fail(context, e.what());

@@ -1,5 +1,8 @@
 #include "fcn/serialize/model_file.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -26,35 +29,40 @@ void save_model(const std::string& path, const Model& model) {
 }
 
 Model load_model(const std::string& path) {
-  const auto bytes = read_file(path);
-  if (bytes.size() < 4 || std::string(bytes.data(), 4) != "PK\x03\x04")
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a model file");
+  std::ifstream in(path, std::ios::binary);
+  char head[4] = {};
+  if (!in) fail(path, "cannot open (missing or unreadable)");
+  in.read(head, 4);
+  if (in.gcount() < 4 || std::string(head, 4) != "PK\x03\x04")
     fail(path, "not an fcn model file (expected a zip archive; make one with `fcn init` or `fcn import`)");
-  c10::IValue root;
-  try {
-    root = torch::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    fail(path, "unreadable model file (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
-  }
-  if (!root.isGenericDict()) fail(path, "not an fcn model file (no top-level dict)");
-  const auto dict = root.toGenericDict();
-  auto get = [&](const char* key) {
-    if (!dict.contains(key)) fail(path, std::string("not an fcn model file (no '") + key + "' entry)");
-    return dict.at(key);
+  return model_from_archive(read_torch_archive_dict(path), path);
+}
+
+Model model_from_archive(const ArchiveDict& dict, const std::string& path) {
+  const auto get = [&](const char* key, ArchiveEntry::Kind kind, const char* what) -> const ArchiveEntry& {
+    for (const auto& [name, entry] : dict) {
+      if (name != key) continue;
+      if (entry.kind != kind) fail(path, std::string("not an fcn model file ('") + key + "' is not " + what + ")");
+      return entry;
+    }
+    fail(path, std::string("not an fcn model file (no '") + key + "' entry)");
   };
-  if (!get("format").isString() || get("format").toStringRef() != kFormatName) fail(path, "not an fcn model file (format is not fcn-model)");
-  const int64_t version = get("version").toInt();
+  if (get("format", ArchiveEntry::Kind::kString, "a string").text != kFormatName) fail(path, "not an fcn model file (format is not fcn-model)");
+  const int64_t version = get("version", ArchiveEntry::Kind::kInt, "an integer").integer;
+  if (version < 1) fail(path, "model format version " + std::to_string(version) + " is not valid (1.." + std::to_string(kModelFormatVersion) + ")");
   if (version > kModelFormatVersion)
     fail(path, "model format version " + std::to_string(version) + " is newer than this fcn reads (" +
                    std::to_string(kModelFormatVersion) + "); upgrade fcn");
+  const auto& weights = get("state_dict", ArchiveEntry::Kind::kTensorDict, "a dict of tensors").dict;
   Model model;
   try {
-    model.net = build_net(nlohmann::json::parse(get("config").toStringRef()), path);
-    model.meta = meta_from_json(nlohmann::json::parse(get("meta").toStringRef()), path);
+    model.net = build_net(nlohmann::json::parse(get("config", ArchiveEntry::Kind::kString, "a string").text), path);
+    model.meta = meta_from_json(nlohmann::json::parse(get("meta", ArchiveEntry::Kind::kString, "a string").text), path);
   } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("model config is not valid JSON: ") + e.what());
+    fail(path, std::string("model config is not valid JSON: ") + first_line(e.what()));
   }
-  StateDict weights;
-  for (const auto& item : get("state_dict").toGenericDict()) weights.emplace_back(item.key().toStringRef(), item.value().toTensor());
   load_state_dict(*model.net, weights, path);
   const auto classes = static_cast<size_t>(model.net->label_classes());
   if (model.meta.class_names.size() != classes || model.meta.palette.size() != classes)

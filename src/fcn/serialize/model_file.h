@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "fcn/formats/torch_archive.h"
 #include "fcn/models/model.h"
 
 namespace fcn {
@@ -14,5 +15,7 @@ constexpr int64_t kModelFormatVersion = 1;
 
 void save_model(const std::string& path, const Model& model);  // atomic
 Model load_model(const std::string& path);  // throws fcn::Error naming the file and what is wrong
+// The model in an already-read archive (the fuzzer's entry: parse_torch_archive_dict on bytes).
+Model model_from_archive(const ArchiveDict& dict, const std::string& path);
 
 }  // namespace fcn

@@ -13,6 +13,7 @@
 #include "fcn/models/vgg.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -23,52 +24,7 @@ std::string shape_string(torch::IntArrayRef sizes) {
   return out.str();
 }
 
-torch::ScalarType safetensors_dtype(const std::string& name, const std::string& path, const std::string& key) {
-  static const std::map<std::string, torch::ScalarType> kTypes = {
-      {"F32", torch::kFloat}, {"F64", torch::kDouble}, {"F16", torch::kHalf}, {"BF16", torch::kBFloat16},
-      {"I64", torch::kLong},  {"I32", torch::kInt},    {"I16", torch::kShort}, {"I8", torch::kChar},
-      {"U8", torch::kByte},   {"BOOL", torch::kBool}};
-  const auto it = kTypes.find(name);
-  if (it == kTypes.end()) fail(path, "tensor '" + key + "' has unsupported dtype " + name);
-  return it->second;
-}
-
 }  // namespace
-
-StateDict read_safetensors(const std::string& path) {
-  const auto bytes = read_file(path);
-  if (bytes.size() < 8) fail(path, "too short for a safetensors file (truncated?)");
-  uint64_t header_size = 0;
-  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
-  if (header_size > bytes.size() - 8) fail(path, "safetensors header runs past the end of the file (truncated?)");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("safetensors header is not valid JSON: ") + e.what());
-  }
-  const size_t data_start = 8 + header_size;
-  const size_t data_size = bytes.size() - data_start;
-  // safetensors keeps no order; the header's keys sort, which is as good as any.
-  StateDict out;
-  for (const auto& [key, info] : header.items()) {
-    if (key == "__metadata__") continue;
-    try {
-      const auto dtype = safetensors_dtype(info.at("dtype").get<std::string>(), path, key);
-      const auto shape = info.at("shape").get<std::vector<int64_t>>();
-      const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
-      auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-      const uint64_t need = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
-      if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size || offsets[1] - offsets[0] != need)
-        fail(path, "tensor '" + key + "' has data offsets that do not fit its shape or the file (truncated?)");
-      if (need > 0) std::memcpy(tensor.data_ptr(), bytes.data() + data_start + offsets[0], need);
-      out.emplace_back(key, tensor);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, "tensor '" + key + "' has a malformed header entry: " + e.what());
-    }
-  }
-  return out;
-}
 
 StateDict read_state_dict(const std::string& path) {
   const auto head = [&] {

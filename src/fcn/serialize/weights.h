@@ -4,9 +4,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 
+#include "fcn/formats/safetensors.h"
 #include "fcn/formats/torch_archive.h"
 #include "fcn/models/classifier.h"
 #include "fcn/models/torchvision_fcn.h"
@@ -15,7 +17,6 @@ namespace fcn {
 
 // Reads .pth/.pt (zip) or .safetensors, told apart by content, not by extension.
 StateDict read_state_dict(const std::string& path);
-StateDict read_safetensors(const std::string& path);
 // Writes a state dict PyTorch reads back with torch.load (a plain dict of tensors). Atomic.
 void write_torch_state_dict(const std::string& path, const StateDict& weights);
 

@@ -26,6 +26,7 @@ void save_checkpoint(const std::string& path, const Model& model, torch::optim::
   archive.write("best_mean_iu", c10::IValue(at.best_mean_iu));
   archive.write("best_epoch", c10::IValue(at.best_epoch));
   archive.write("seconds", c10::IValue(at.seconds));
+  archive.write("history", c10::IValue(at.history));
   std::ostringstream bytes;
   archive.save_to(bytes);
   const auto text = bytes.str();
@@ -56,6 +57,7 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
     at.best_epoch = value.toInt();
     archive.read("seconds", value);
     at.seconds = value.toDouble();
+    if (archive.try_read("history", value) && value.isString()) at.history = value.toStringRef();
   } catch (const c10::Error& e) {
     fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {

@@ -18,6 +18,7 @@ struct RunPosition {
   double best_mean_iu = -1;
   int64_t best_epoch = 0;
   double seconds = 0;  // training time so far, over every invocation
+  std::string history;  // metrics.jsonl as it should be: one JSON line per completed epoch
 };
 
 void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at);

@@ -1,7 +1,13 @@
 #include "fcn/train/trainer.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -14,6 +20,7 @@
 #include "fcn/eval/evaluate.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/checkpoint.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -21,6 +28,8 @@ namespace fcn {
 namespace {
 
 namespace fs = std::filesystem;
+
+void write_metrics(const std::string& run_dir, const std::string& history);
 
 uint64_t mix(uint64_t seed, int64_t epoch, int64_t step) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1) + 0xD1B54A32D192ED03ull * static_cast<uint64_t>(step + 2);
@@ -41,7 +50,8 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
 // Loss and throughput over the steps of one epoch so far.
 struct EpochStats {
   double loss_sum = 0, lr = 0, pixels = 0;
-  int64_t steps = 0;
+  int64_t steps = 0;    // optimiser steps
+  int64_t batches = 0;  // batches drawn (a batch of void pixels only makes no step)
   double mean_loss() const { return steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0; }
 };
 
@@ -140,6 +150,7 @@ class Run {
     const double progress = static_cast<double>(epoch * steps_per_epoch_ + step) / static_cast<double>(steps_per_epoch_ * options_.epochs());
     stats.lr = scheduled_lr(options_.optimizer(), progress);
     set_lr(optimizer_, options_.optimizer(), stats.lr);
+    ++stats.batches;
     if (!(targets != kIgnoreLabel).any().item<bool>()) return;  // nothing to learn from (all void)
     const auto outputs = model_.net->forward_with_aux(model_input(model_, batch.images, train_.dir()).to(options_.device()));
     auto loss = loss_of(outputs[0], targets, pixel_weights);
@@ -178,9 +189,13 @@ class Run {
     }
     at_.seconds = elapsed();
     line["seconds"] = at_.seconds;
+    if (stats.batches > 0 && stats.steps == 0)
+      fail(train_.dir(), "every mask pixel of the " + std::to_string(stats.batches) + " batches of epoch " + std::to_string(epoch + 1) +
+                             " is void (255): nothing to learn from (see fcn data check)");
+    at_.history += line.dump() + "\n";
     save_model(dir() + "/last.fcn", model_);
     save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
-    std::ofstream(dir() + "/metrics.jsonl", std::ios::app) << line.dump() << "\n";
+    write_metrics(dir(), at_.history);
     char status[128];
     std::snprintf(status, sizeof status, "loss %.4f%s", stats.mean_loss(),
                   validate ? (", val mean IU " + std::to_string(result_.last_val.mean_iu)).c_str() : "");
@@ -201,12 +216,45 @@ class Run {
   std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use
 };
 
+// metrics.jsonl, rewritten whole and atomically from the run's history (a checked write: a full
+// disk is an error, not a silently missing epoch).
+void write_metrics(const std::string& run_dir, const std::string& history) {
+  write_file_atomic(run_dir + "/metrics.jsonl", history.data(), history.size());
+}
+
 void prepare_run_dir(const std::string& run_dir) {
   if (run_dir.empty()) fail("TrainOptions.run_dir", "a run folder is needed");
   std::error_code error;
   fs::create_directories(run_dir, error);
   if (error || !fs::is_directory(run_dir)) fail(run_dir, "cannot create the run folder: " + error.message());
 }
+
+// An advisory lock on RUN_DIR/.lock for the life of a trainer: two trainers in one folder would
+// interleave metrics and overwrite each other's checkpoints.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& run_dir) {
+    const std::string path = run_dir + "/.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail(run_dir, std::string("cannot create the run lock .lock: ") + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      const auto n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      ::close(fd_);
+      fail(run_dir, "is in use by another fcn train (pid " + std::string(pid, n > 0 ? static_cast<size_t>(n) : 0) +
+                        "); wait for it to finish, or train into another folder");
+    }
+    const std::string self = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, self.data(), self.size(), 0) != static_cast<ssize_t>(self.size()))
+      std::fprintf(stderr, "%s/.lock: cannot record the trainer's pid (disk full?)\n", run_dir.c_str());
+  }
+  ~RunLock() { ::close(fd_); }  // closing releases the lock
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace
 
@@ -216,8 +264,13 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
   if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
   validate(options.augment());
+  const RunLock lock(options.run_dir());
   std::error_code ignored;
-  fs::remove(options.run_dir() + "/metrics.jsonl", ignored);  // a fresh run starts a fresh log
+  if (fs::exists(options.run_dir() + "/checkpoint.pt") && !options.overwrite())
+    fail(options.run_dir(), "holds an earlier run (checkpoint.pt); continue it with --resume " + options.run_dir() +
+                                ", or start over with TrainOptions.overwrite");
+  // A fresh run starts from nothing: no earlier best.fcn may pass as this run's.
+  for (const char* name : {"checkpoint.pt", "last.fcn", "best.fcn", "metrics.jsonl"}) fs::remove(options.run_dir() + "/" + name, ignored);
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
   return Run(model, train, val, options, *optimizer, RunPosition{}).all_epochs();
@@ -226,9 +279,15 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
                                 const SegmentationDataset* val, const TrainOptions& options) {
   const auto path = checkpoint_path(checkpoint);
-  torch::serialize::InputArchive archive;
-  const RunPosition at = load_checkpoint(path, model, archive);
   prepare_run_dir(options.run_dir());
+  const RunLock lock(options.run_dir());
+  torch::serialize::InputArchive archive;
+  RunPosition at = load_checkpoint(path, model, archive);
+  if (at.history.empty()) {  // a checkpoint from before the history was kept: take the log as it is
+    std::ifstream in(options.run_dir() + "/metrics.jsonl");
+    at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  write_metrics(options.run_dir(), at.history);  // restores a line lost to a full disk or a crash
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
   load_optimizer_state(path, archive, *optimizer);

@@ -1,7 +1,9 @@
 // Segmentation training: the loop, the schedule, validation, checkpoints and resume.
 // A run folder holds checkpoint.pt (model + optimiser + position: everything to continue
 // exactly), last.fcn and best.fcn (model files, best by validation mean IU) and metrics.jsonl
-// (one JSON line per epoch). Every write is atomic; Ctrl-C writes a checkpoint and returns.
+// (one JSON line per epoch, also kept in the checkpoint: a line lost to a full disk is rewritten on
+// resume). Every write is atomic and checked; Ctrl-C writes a checkpoint and returns. A run folder
+// is locked (flock on RUN_DIR/.lock) while a trainer uses it: a second one fails at once.
 // Randomness (order, augmentation, dropout) is derived from (seed, epoch, step), so a resumed run
 // computes what the uninterrupted run would have.
 #pragma once
@@ -41,6 +43,9 @@ struct TrainOptions {
   TORCH_ARG(bool, quiet) = false;
   // Stop after this many steps in this invocation and checkpoint, as Ctrl-C does (0: no limit).
   TORCH_ARG(int64_t, stop_after_steps) = 0;
+  // A fresh run into a folder that holds an earlier run's checkpoint replaces it only when set
+  // (otherwise an fcn::Error says to --resume or --overwrite).
+  TORCH_ARG(bool, overwrite) = false;
 };
 
 struct TrainResult {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include <unistd.h>
@@ -12,10 +13,15 @@
 namespace fcn {
 
 std::vector<char> read_file(const std::string& path) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (std::filesystem::is_directory(status)) fail(path, "is a folder, not a file");
+  if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    fail(path, "is not a regular file (a device, pipe or socket)");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   const auto size = in.tellg();
-  if (size < 0) fail(path, "cannot read (is it a folder?)");
+  if (size < 0) fail(path, "cannot read its size");
   std::vector<char> bytes(static_cast<size_t>(size));
   in.seekg(0);
   if (size > 0 && !in.read(bytes.data(), size)) fail(path, "read failed");

@@ -27,4 +27,8 @@ class Error : public std::runtime_error {
 // First line of a (possibly multi-line) LibTorch error message, without its C++ backtrace.
 std::string first_line(const std::string& message);
 
+// `text` safe to print on one terminal line: control characters (newline, escape, DEL) written
+// as \n, \t, \r or \xHH, so a file name cannot forge a line or move the cursor.
+std::string printable(const std::string& text);
+
 }  // namespace fcn

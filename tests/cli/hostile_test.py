@@ -1,0 +1,236 @@
+"""Hostile and broken input through the `fcn` command line (issue 13; docs/reliability.md).
+
+Every case is crafted here (nothing binary is committed): a crash (negative exit code), a hang, a
+multi-line message or a silent success fails the test.
+Usage: /usr/bin/python3 hostile_test.py PATH/TO/fcn
+"""
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+import zipfile
+import zlib
+
+import numpy as np
+import torch
+from torchvision.io import encode_jpeg
+
+from harness import FCN, check, one_line_error, path, run, summary, write_gray_png  # noqa: E402
+
+
+def pickle_archive(file, program):
+    """A torch.save-style zip whose data.pkl is the given (protocol 2) pickle program."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", b"\x80\x02" + program)
+        z.writestr("archive/version", b"3\n")
+
+
+def unicode(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def png_header_only(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">II", width, height) + b"\x08\x00\x00\x00\x00"
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def no_crash(p):
+    assert p.returncode >= 0, f"killed by signal {-p.returncode}: {p.stderr[-300:]}"
+    return p
+
+
+def one_line(p, *needles):
+    no_crash(p)
+    one_line_error(p, *needles)
+
+
+@check("pickles that held themselves or nested 200,000 lists deep are errors, not SIGSEGV")
+def _():
+    pickle_archive(path("selfref.pth"), b"}q\x00" + unicode("state_dict") + b"h\x00s.")
+    one_line(run("import", "torchvision-vgg16", path("selfref.pth"), "--out", path("x.fcn"), ok=False),
+             "selfref.pth", "is not a tensor")
+    depth = 200000
+    pickle_archive(path("deep.pth"), b"}" + unicode("k") + b"]" * depth + b"a" * (depth - 1) + b"s.")
+    one_line(run("import", "torchvision-vgg16", path("deep.pth"), "--out", path("x.fcn"), ok=False),
+             "deep.pth", "entry 'k' is not a tensor")
+    assert not os.path.exists(path("x.fcn"))
+
+
+@check("a .npy with a 60,000-character shape, or a negative one, is one line naming the file")
+def _():
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--in-channels", 1, "--classes", 2,
+        "--out", path("tiny_unet.fcn"))
+    for name, shape in (("long.npy", "1, " * 20000), ("negative.npy", "-1, 1, 8, 8")):
+        header = ("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }\n" % shape).encode()
+        with open(path(name), "wb") as f:
+            f.write(b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header + b"\x00" * 256)
+        one_line(run("forward", path("tiny_unet.fcn"), path(name), "--out", path("y.npy"), ok=False), name, "shape")
+
+
+@check("bombs: a 2 KB PNG claiming 100000x100000 is refused before decoding; predict goes on to the next image")
+def _():
+    folder = path("bomb_folder")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "a_bomb.png"), "wb") as f:
+        f.write(png_header_only(100000, 100000))
+    with open(os.path.join(folder, "b_lie.png"), "wb") as f:
+        f.write(png_header_only(16000, 16000))
+    write_gray_png(os.path.join(folder, "c_good.png"), np.zeros((20, 20)))
+    os.symlink("d_loop.png", os.path.join(folder, "d_loop.png"))  # a symlink loop
+    write_gray_png(os.path.join(folder, "e_good.png"), np.zeros((20, 20)))
+    p = no_crash(run("predict", path("tiny_unet.fcn"), folder, "--out", path("bomb_out"), ok=False))
+    assert p.returncode == 1, p.returncode
+    assert "a_bomb.png: image is 100000x100000" in p.stderr and "(skipped)" in p.stderr, p.stderr
+    assert "b_lie.png: declares 16000x16000 pixels, more than its" in p.stderr, p.stderr
+    assert "d_loop.png" in p.stderr, p.stderr
+    assert "2 image(s) segmented" in p.stdout and "3 failed" in p.stdout, p.stdout
+    assert sorted(os.listdir(path("bomb_out"))) == ["c_good.png", "e_good.png"]
+    # The limit is the user's: --max-pixels names itself in the message.
+    p = run("predict", path("tiny_unet.fcn"), os.path.join(folder, "c_good.png"), "--out", path("bomb_out2"),
+            "--max-pixels", 399, ok=False)
+    assert "over the limit of 399 (raise it with --max-pixels)" in p.stderr, p.stderr
+    one_line(run("info", path("tiny_unet.fcn"), "--size", 100000, ok=False), "--size", "over the limit")
+    one_line(run("bench", path("tiny_unet.fcn"), "--batch", 0, ok=False), "--batch", "at least 1")
+
+
+@check("safetensors and model files that declare more than they hold are one line naming the file")
+def _():
+    header = json.dumps({"w": {"dtype": "F32", "shape": [100000, 1000000], "data_offsets": [0, 16]}}).encode()
+    with open(path("big.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + b"\x00" * 16)
+    one_line(run("import", "torchvision-vgg16", path("big.safetensors"), "--out", path("x.fcn"), ok=False),
+             "big.safetensors", "do not fit")
+    d = torch.load(path("tiny_unet.fcn"))
+    config = json.loads(d["config"])
+    config["num_classes"] = 10**12
+    d["config"] = json.dumps(config)
+    torch.save(d, path("trillion.fcn"))
+    one_line(run("info", path("trillion.fcn"), ok=False), "trillion.fcn", "'num_classes' is 1000000000000, outside 1..65536")
+    d = torch.load(path("tiny_unet.fcn"))
+    d["version"] = "1"
+    torch.save(d, path("stringversion.fcn"))
+    one_line(run("info", path("stringversion.fcn"), ok=False), "stringversion.fcn", "'version' is not an integer")
+    os.makedirs(path("folder.fcn"))
+    one_line(run("info", path("folder.fcn"), ok=False), "folder.fcn", "is a folder")
+
+
+@check("a file name with a newline or an escape sequence cannot forge a line of output")
+def _():
+    evil = path("evil\nfcn: error: forged\x1b[2J.fcn")
+    with open(evil, "wb") as f:
+        f.write(b"not a model")
+    p = run("info", evil, ok=False)
+    one_line(p, "evil\\nfcn: error: forged\\x1b[2J.fcn")
+    assert "\x1b" not in p.stderr
+
+
+@check("nonsense flags are refused with one line naming the flag")
+def _():
+    for classes in (0, -5):
+        one_line(run("init", "--arch", "fcn8s", "--classes", classes, "--out", path("x.fcn"), ok=False), "--classes")
+    run("data", "fashion-scenes", "--out", path("scenes"), "--train", 4, "--val", 2, "--size", 32)
+    base = ["train", "--data", path("scenes"), "--arch", "fcn32s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8,
+            "--epochs", 1, "--out", path("nonsense.fcn")]
+    for flags, needle in ((["--momentum", -1], "--momentum"), (["--weight-decay", "nan"], "--weight-decay"),
+                          (["--crop", -5], "--crop"), (["--scale-min", 0, "--scale-max", 0], "--scale-min"),
+                          (["--scale-min", 2, "--scale-max", 0.5], "min_scale <= max_scale")):
+        one_line(run(*base, *flags, ok=False), needle)
+    assert not os.path.exists(path("nonsense.fcn"))
+
+
+def voc(name, ids, masks=None, names=("a", "b")):
+    root = path(name)
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    for i, stem in enumerate(ids):
+        write_gray_png(os.path.join(root, "JPEGImages", stem + ".png"), np.full((16, 16), 40 * i))
+        mask = masks[i] if masks is not None else np.arange(256).reshape(16, 16) % len(names)
+        write_gray_png(os.path.join(root, "SegmentationClass", stem + ".png"), mask)
+    with open(os.path.join(root, "ImageSets/Segmentation/train.txt"), "w") as f:
+        f.write("\n".join(ids) + "\n")
+    json.dump({"names": list(names)}, open(os.path.join(root, "classes.json"), "w"))
+    return root
+
+
+@check("classes.json colour 300 is an error; split ids keep their inner spaces")
+def _():
+    root = voc("colour300", ["im0", "im1"])
+    json.dump({"names": ["a", "b"], "colors": [[0, 0, 0], [300, 0, 0]]}, open(os.path.join(root, "classes.json"), "w"))
+    p = run("data", "check", root, ok=False)
+    assert p.returncode == 1 and "classes.json" in p.stdout and "[300,0,0]" in p.stdout, p.stdout
+    root = voc("spaces", ["my scene", "other"])
+    report = json.loads(run("data", "check", root, "--json").stdout)
+    assert report["errors"] == [] and report["sizes"] == [2], report
+
+
+@check("all-void masks: data check reports it, train refuses, eval says undefined")
+def _():
+    root = voc("all_void", ["im0", "im1", "im2"], masks=[np.full((16, 16), 255)] * 3)
+    p = run("data", "check", root, ok=False)
+    assert p.returncode == 1 and "every mask pixel is void (255)" in p.stdout, p.stdout
+    p = no_crash(run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8,
+                     "--in-channels", 1, "--epochs", 1, "--out", path("void.fcn"), ok=False))
+    one_line_error(p, "void (255)")
+    p = no_crash(run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8,
+                     "--in-channels", 1, "--epochs", 1, "--no-check", "--out", path("void.fcn"), ok=False))
+    # --no-check skips reading the data first: the epoch's progress line comes before the error.
+    assert p.returncode == 1 and "nothing to learn from" in p.stderr.strip().splitlines()[-1], p.stderr
+    assert not os.path.exists(path("void.fcn"))
+
+
+@check("a half-truncated JPEG is an error (skipped in a folder), not a grey-bottomed mask with exit 0")
+def _():
+    folder = path("jpegs")
+    os.makedirs(folder)
+    image = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    jpeg = encode_jpeg(image).numpy().tobytes()
+    open(os.path.join(folder, "cut.jpg"), "wb").write(jpeg[: len(jpeg) // 2])
+    open(os.path.join(folder, "whole.jpg"), "wb").write(jpeg)
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--classes", 2, "--out", path("rgb_unet.fcn"))
+    p = no_crash(run("predict", path("rgb_unet.fcn"), folder, "--out", path("jpeg_out"), ok=False))
+    assert p.returncode == 1 and "cut.jpg: truncated JPEG" in p.stderr, p.stderr
+    assert "Premature end" not in p.stderr and "WARN" not in p.stderr, p.stderr
+    assert os.listdir(path("jpeg_out")) == ["whole.png"], os.listdir(path("jpeg_out"))
+
+
+@check("data check lists every problem of a dataset in one pass")
+def _():
+    root = voc("many_problems", ["im0", "im1", "im2", "im3"])
+    os.remove(os.path.join(root, "SegmentationClass", "im0.png"))
+    os.remove(os.path.join(root, "SegmentationClass", "im2.png"))
+    open(os.path.join(root, "JPEGImages", "im3.png"), "r+b").truncate(40)
+    with open(os.path.join(root, "ImageSets/Segmentation/train.txt"), "a") as f:
+        f.write("ghost\n")
+    p = run("data", "check", root, ok=False)
+    assert p.returncode == 1, p.returncode
+    for needle in ("SegmentationClass/im0.png: missing mask", "SegmentationClass/im2.png: missing mask", "im3.png",
+                   "lists 'ghost'", "4 problems found"):
+        assert needle in p.stdout, (needle, p.stdout)
+
+
+@check("two trainers on one run folder: the second fails at once naming the first's pid; no silent overwrite")
+def _():
+    args = [FCN, "train", "--data", path("scenes"), "--arch", "fcn32s", "--backbone", "vgg16-w0.0625", "--fc-channels", "8",
+            "--batch", "1", "--out", path("busy.fcn")]
+    first = subprocess.Popen(args + ["--epochs", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if os.path.exists(path("busy.run/.lock")) and open(path("busy.run/.lock")).read().strip():
+            break
+        time.sleep(0.05)
+    second = run(*args[1:], "--epochs", 1, ok=False)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    one_line(second, "busy.run", f"in use by another fcn train (pid {first.pid})")
+    # The first left a checkpoint: a fresh run without --resume or --overwrite refuses to replace it.
+    one_line(run(*args[1:], "--epochs", 1, ok=False), "holds an earlier run", "--resume", "--overwrite")
+    run(*args[1:], "--epochs", 1, "--overwrite")
+    assert os.path.exists(path("busy.fcn"))
+
+
+summary()
