@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build test demo table1 unet-demo bench sanitize clean
+.PHONY: deps build test demo table1 unet-demo bench sanitize fuzz clean
 
 deps:
 	$(SUDO) bash scripts/install-deps.sh
@@ -40,5 +40,12 @@ sanitize: deps
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ctest --output-on-failure -j$(JOBS)
 
+# libFuzzer (clang, ASan + UBSan) on every parser of user files, FUZZ_SECONDS each (docs/reliability.md).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CXX=clang++ cmake -S fuzz -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j$(JOBS)
+	bash fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(JOBS)
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

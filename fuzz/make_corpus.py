@@ -1,0 +1,81 @@
+"""Seed corpus for the fuzzers (fuzz/run.sh): small valid files of every kind fcn reads, written
+with numpy / PyTorch so the fuzzers start from real structure. Usage: make_corpus.py OUT_DIR"""
+import io
+import json
+import os
+import struct
+import sys
+import zipfile
+import zlib
+
+import numpy as np
+import torch
+
+out = sys.argv[1]
+
+
+def put(kind, name, data):
+    os.makedirs(os.path.join(out, kind), exist_ok=True)
+    with open(os.path.join(out, kind, name), "wb") as f:
+        f.write(data)
+
+
+def png(width, height, color_type, depth, pixels, palette=None):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    row = width * channels * depth // 8 if depth >= 8 else (width * depth + 7) // 8
+    raw = b"".join(b"\x00" + pixels[y * row:(y + 1) * row] for y in range(height))
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
+    if palette is not None:
+        body += chunk(b"PLTE", palette)
+    return b"\x89PNG\r\n\x1a\n" + body + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+rng = np.random.default_rng(0)
+for ct, depth in ((0, 8), (0, 16), (0, 1), (2, 8), (2, 16), (3, 8), (3, 2), (4, 8), (6, 8)):
+    ch = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ct]
+    w, h = 5, 3
+    row = w * ch * depth // 8 if depth >= 8 else (w * depth + 7) // 8
+    pixels = rng.integers(0, 4, row * h).astype(np.uint8).tobytes()
+    put("png", f"ct{ct}_d{depth}.png", png(w, h, ct, depth, pixels, bytes(range(12)) if ct == 3 else None))
+from torchvision.io import encode_jpeg  # noqa: E402
+put("png", "image.jpg", encode_jpeg(torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)).numpy().tobytes())
+
+for name, array in (("f4.npy", np.arange(6, dtype=np.float32).reshape(2, 3)), ("u1.npy", np.zeros((4,), np.uint8)),
+                    ("i8.npy", np.arange(3, dtype=np.int64)), ("b1.npy", np.array([True, False])),
+                    ("f8.npy", np.zeros((1, 1, 2), np.float64)), ("scalar.npy", np.float32(3.0))):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    put("npy", name, buffer.getvalue())
+
+state = {"conv.weight": torch.randn(2, 1, 3, 3), "conv.bias": torch.zeros(2), "bn.num_batches_tracked": torch.tensor(3),
+         "half": torch.ones(2, dtype=torch.float16), "view": torch.arange(12.0).view(3, 4)[:, 1:3]}
+for name, obj in (("state.pth", state), ("checkpoint.pth", {"state_dict": state, "epoch": 3, "name": "x"}),
+                  ("model.fcn", {"format": "fcn-model", "version": 1, "config": "{}", "meta": "{}", "state_dict": state})):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    put("archive", name, buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as z:
+        put("pickle", name.replace(".", "_") + ".pkl", z.read([n for n in z.namelist() if n.endswith("data.pkl")][0]))
+
+header = json.dumps({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+                     "b": {"dtype": "I64", "shape": [1], "data_offsets": [16, 24]}}).encode()
+put("safetensors", "two.safetensors", struct.pack("<Q", len(header)) + header + bytes(24))
+
+config = {"arch": "fcn", "stride": 8, "num_classes": 21, "geometry": "same", "fc_channels": 4096, "fc_kernel": 7,
+          "dropout": 0.5, "learnable_upsampling": True,
+          "backbone": {"family": "vgg", "depth": 16, "width": 1.0, "in_channels": 3}}
+meta = {"class_names": ["a", "b"], "palette": [[0, 0, 0], [128, 0, 0]],
+        "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, "training": {"epochs": 2}}
+put("model_json", "config.json", json.dumps(config).encode())
+put("model_json", "meta.json", json.dumps(meta).encode())
+put("model_json", "both.json", json.dumps({**config, **meta}).encode())
+
+put("classes", "names.json", json.dumps({"names": ["background", "cell"]}).encode())
+put("classes", "colors.json", json.dumps({"names": ["a", "b", "c"], "colors": [[0, 0, 0], [255, 0, 0], [0, 255, 0]]}).encode())
+
+put("idx", "labels.idx", b"\x00" + b"\x00\x00\x08\x01" + struct.pack(">I", 4) + bytes([1, 2, 3, 9]))
+put("idx", "images.idx", b"\x02" + b"\x00\x00\x08\x03" + struct.pack(">III", 2, 2, 2) + bytes(8))
+
+put("split", "train.txt", b"im0\nim1\r\n  my scene  \n\n2007_000032\n")
