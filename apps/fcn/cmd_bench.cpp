@@ -16,6 +16,7 @@
 #include "fcn/serialize/model_file.h"
 #include "fcn/serialize/weights.h"
 #include "fcn/util/allocator.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -51,7 +52,8 @@ struct PeerFiles {
     std::filesystem::create_directories(dir);
     config = (dir / "config.json").string();
     weights = (dir / "weights.pth").string();
-    std::ofstream(config) << net_config(*model.net).dump();
+    const auto text = net_config(*model.net).dump();
+    write_file_atomic(config, text.data(), text.size());  // checked: a full /tmp is an error, not an empty file
     write_torch_state_dict(weights, state_dict(*model.net));
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
     if (with_onnx) {

@@ -182,6 +182,10 @@ def _():
     # --no-check skips reading the data first: the epoch's progress line comes before the error.
     assert p.returncode == 1 and "nothing to learn from" in p.stderr.strip().splitlines()[-1], p.stderr
     assert not os.path.exists(path("void.fcn"))
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--in-channels", 1, "--classes", 2,
+        "--out", path("void_unet.fcn"))
+    result = json.loads(run("eval", path("void_unet.fcn"), "--data", root, "--split", "train", "--json").stdout)
+    assert result["pixel_acc"] is None and result["mean_iu"] is None, result
 
 
 @check("a half-truncated JPEG is an error (skipped in a folder), not a grey-bottomed mask with exit 0")
