@@ -118,6 +118,7 @@ def _():
     one_line(run("info", path("stringversion.fcn"), ok=False), "stringversion.fcn", "'version' is not an integer")
     os.makedirs(path("folder.fcn"))
     one_line(run("info", path("folder.fcn"), ok=False), "folder.fcn", "is a folder")
+    one_line(run("import", "torchvision-vgg16", path("folder.fcn"), "--out", path("x.fcn"), ok=False), "folder.fcn", "is a folder")
 
 
 @check("a file name with a newline or an escape sequence cannot forge a line of output")

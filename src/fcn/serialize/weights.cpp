@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -27,6 +28,8 @@ std::string shape_string(torch::IntArrayRef sizes) {
 }  // namespace
 
 StateDict read_state_dict(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a weights file");
   const auto head = [&] {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, "cannot open");
