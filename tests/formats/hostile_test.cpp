@@ -269,6 +269,14 @@ TEST(HostileModelFile, ConfigAskingForATrillionClassesIsRefusedBeforeBuilding) {
   EXPECT_NE(message.find("m.fcn: model config key 'num_classes' is 1000000000000, outside 1..65536"), std::string::npos) << message;
 }
 
+TEST(HostileModelFile, SaneNumbersWithAnInsaneProductAreRefused) {
+  auto config = nlohmann::json{{"arch", "fcn"}, {"fc_channels", 65536}, {"fc_kernel", 32}, {"backbone", {{"width", 8.0}}}};
+  const auto message = error_of([&] { validate_net_config(config, "m.fcn"); });
+  EXPECT_NE(message.find("m.fcn: model config asks for an fc6 layer"), std::string::npos) << message;
+  config["fc_channels"] = 4096, config["fc_kernel"] = 7, config["backbone"]["width"] = 1.0;  // VGG16's own
+  EXPECT_NO_THROW(validate_net_config(config, "m.fcn"));
+}
+
 TEST(HostileModelFile, FolderGivenAsAFileIsNamed) {
   const auto message = error_of([] { load_model(test::temp_dir()); });
   EXPECT_NE(message.find("is a folder, not a model file"), std::string::npos) << message;

@@ -8,6 +8,7 @@
 
 #include "fcn/formats/palette.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 
@@ -48,6 +49,18 @@ void check_bounds(const json& config, const std::string& context, int level) {
 void validate_net_config(const json& config, const std::string& context) {
   if (!config.is_object()) fail(context, "model config is not a JSON object");
   check_bounds(config, context, 0);
+  // Each number may be sane and their product not: fc6 is fc_channels x (pool5 channels x k x k),
+  // pool5 at most 2048 x width channels (ResNet; VGG 512). Bounded like one tensor read from a file.
+  const auto number = [](const json& j, const char* key, double otherwise) {  // a non-number is the factory's error
+    return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : otherwise;
+  };
+  const double width = config.contains("backbone") ? number(config["backbone"], "width", 1.0) : 1.0;
+  const double fc = number(config, "fc_channels", 0.0);
+  const double k = number(config, "fc_kernel", 0.0) > 0 ? number(config, "fc_kernel", 0.0) : number(config, "input_size", 224.0) / 32.0;
+  const double fc6_bytes = fc * k * k * 2048.0 * width * 4.0;
+  if (fc6_bytes > static_cast<double>(limits().max_tensor_bytes))
+    fail(context, "model config asks for an fc6 layer of up to " + std::to_string(static_cast<long long>(fc6_bytes / (1 << 20))) +
+                      " MiB (fc_channels x fc_kernel^2 x width), over Limits.max_tensor_bytes");
 }
 
 json meta_to_json(const ModelMeta& meta) {
