@@ -4,11 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include <torch/torch.h>
-
-#include <png.h>
 
 #include "fcn/formats/png.h"
 #include "fcn/util/atomic_file.h"
@@ -102,15 +99,14 @@ void check_jpeg(const std::vector<char>& bytes, const std::string& path) {
   if (!sized) fail(path, "corrupt or truncated JPEG: no frame header (SOF) before the image data");
   // The image ends with EOI (FF D9) after its last scan; a file cut short lacks it, and libjpeg
   // would only print a warning and fill the rest grey.
-  const std::string data(bytes.begin(), bytes.end());
-  const auto last_scan = data.rfind("\xff\xda");
-  if (last_scan == std::string::npos || data.find("\xff\xd9", last_scan) == std::string::npos)
+  const char sos[] = {'\xff', '\xda'}, eoi[] = {'\xff', '\xd9'};
+  const auto last_scan = std::find_end(bytes.begin(), bytes.end(), sos, sos + 2);
+  if (last_scan == bytes.end() || std::search(last_scan, bytes.end(), eoi, eoi + 2) == bytes.end())
     fail(path, "truncated JPEG: the file ends before the end-of-image marker (incomplete download or copy?)");
 }
 
 torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& path) {
-  if (bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0)
-    return png_to_tensor(parse_png(bytes, path));
+  if (is_png(bytes)) return png_to_tensor(parse_png(bytes, path));
   if (is_jpeg(bytes)) check_jpeg(bytes, path);
   if (bytes.empty()) fail(path, "is empty (0 bytes)");
 #ifdef FCN_WITH_OPENCV

@@ -5,7 +5,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include <torch/torch.h>
@@ -72,11 +71,8 @@ std::vector<char> encode(const std::string& path, int width, int height, int col
 
 }  // namespace
 
-bool is_png(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char signature[8] = {};
-  in.read(reinterpret_cast<char*>(signature), 8);
-  return in.gcount() == 8 && png_sig_cmp(signature, 0, 8) == 0;
+bool is_png(const std::vector<char>& bytes) {
+  return bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0;
 }
 
 namespace {
@@ -93,8 +89,7 @@ struct ReadState {
 PngContent read_png(const std::string& path) { return parse_png(read_file(path), path); }
 
 PngContent parse_png(const std::vector<char>& bytes, const std::string& path) {
-  if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
-    fail(path, "not a PNG file");
+  if (!is_png(bytes)) fail(path, "not a PNG file");
   std::string message;
   ReadState state;
   state.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message, on_error, on_warning);
@@ -137,7 +132,7 @@ PngContent parse_png(const std::vector<char>& bytes, const std::string& path) {
   const size_t row_bytes = png_get_rowbytes(png, info);
   // Deflate expands at most ~1032:1, so pixels the file cannot hold mean a bomb or a lie: refuse
   // them before allocating (a 2 KB file claiming 100000 x 20000 would otherwise take 2 GB).
-  const double stored = static_cast<double>(png_get_rowbytes(png, info)) * static_cast<double>(height);
+  const double stored = static_cast<double>(row_bytes) * static_cast<double>(height);
   if (stored / 1032.0 > static_cast<double>(bytes.size()) + 65536.0) {
     refused = "declares " + std::to_string(width) + "x" + std::to_string(height) + " pixels, more than its " +
               std::to_string(bytes.size()) + " bytes can hold (a decompression bomb or a truncated file)";

@@ -21,7 +21,7 @@ struct PngContent {
 // against what the file's bytes can hold before the pixels are allocated.
 PngContent read_png(const std::string& path);
 PngContent parse_png(const std::vector<char>& bytes, const std::string& path);  // the same from memory
-bool is_png(const std::string& path);          // by signature
+bool is_png(const std::vector<char>& bytes);  // by signature
 
 // H x W uint8 indices + palette (<= 256 colours) -> palette PNG. Atomic.
 void write_png_indexed(const std::string& path, const torch::Tensor& indices,
