@@ -6,6 +6,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -35,8 +37,12 @@ struct Flags {
   std::string model, size = "500", device = "cpu", format = "text";
   std::vector<int> threads;
   bool peers = false, json = false, nchw = false;
+  int64_t nproc = 1;  // train mode: also as N ranks of a data-parallel job on this machine
   BenchOptions options;
 };
+
+// Set by the parent of a --nproc run in each rank's environment: where rank 0 writes its timing.
+constexpr const char* kRankOutput = "FCN_BENCH_RANK_OUTPUT";
 
 // glibc settings a Python user can set without code to get the effect of fcn's CPU allocator:
 // no per-block mmap, no trimming, so freed activations are reused instead of page-faulted back.
@@ -218,6 +224,14 @@ void print_text(const nlohmann::json& r) {
                   value["by_threads"][threads].get<double>(), run["ratio"][peer].get<double>());
     }
   }
+  if (r.contains("data_parallel")) {
+    const auto& d = r["data_parallel"];
+    std::printf("  data parallel, %ld ranks x %ld thread(s): %.2f images/s vs one process %.2f images/s: scaling efficiency %.2f"
+                " (gradient all-reduce %.1f of %.1f ms per batch)\n",
+                d["nproc"].get<long>(), d["threads_per_rank"].get<long>(), d["images_per_s"].get<double>(),
+                d["one_process_images_per_s"].get<double>(), d["scaling_efficiency"].get<double>(),
+                d["all_reduce_ms_per_batch"].get<double>(), d["ms_per_batch"].get<double>());
+  }
   std::printf("CPU allocator: %s\n", r["cpu_allocator"].get<std::string>().c_str());
   std::printf("peak memory: fcn %.0f MiB", r["peak_rss_mib"].get<double>());
   if (r["peers"].contains("pytorch")) std::printf(", PyTorch-Python %.0f MiB", r["peers"]["pytorch"]["peak_rss_mib"].get<double>());
@@ -269,7 +283,59 @@ void print_rows(const nlohmann::json& r, bool markdown) {
                 r["cpu_allocator"].get<std::string>().c_str());
 }
 
+// One rank of `fcn bench --mode train --nproc N`: its share of the batch, gradients summed over
+// the ranks each step (as fcn train does); rank 0 writes the median ms per global batch.
+void run_bench_rank(Flags& f, const char* output) {
+  const auto job = distributed_from_environment();
+  if (f.options.batch % job.world_size() != 0)
+    fail("--batch", std::to_string(f.options.batch) + " does not split evenly over " + std::to_string(job.world_size()) + " ranks");
+  f.options.batch /= job.world_size();
+  f.options.communicator = Communicator::connect(job);
+  auto model = bench_model(f);
+  const auto timing = time_net(*model.net, f.options);
+  if (job.rank() != 0) return;
+  const double runs = static_cast<double>(f.options.warmup + f.options.runs);  // the collectives of every run, warm-up too
+  const auto text = nlohmann::json{{"ms_per_batch", timing.median()},
+                                   {"min_ms", timing.min()},
+                                   {"max_ms", timing.max()},
+                                   {"all_reduce_ms_per_batch", 1000.0 * f.options.communicator->collective_seconds() / runs}}
+                        .dump();
+  write_file_atomic(output, text.data(), text.size());
+}
+
+// The same train step as `nproc` ranks of this machine, each with its share of the batch and of
+// the cores; images/s and the scaling efficiency against one process with every core.
+nlohmann::json time_data_parallel(const Flags& f, const nlohmann::json& one_process) {
+  if (f.options.mode != "train") fail("--nproc", "times data-parallel training: use it with --mode train");
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int64_t threads = std::max<int64_t>(1, cores / f.nproc);
+  const auto dir = std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string output = (dir / "rank0.json").string();
+  ::setenv(kRankOutput, output.c_str(), 1);
+  auto args = command_line_without({"--nproc", "--threads"});
+  args.insert(args.end(), {"--threads", std::to_string(threads)});
+  const int code = launch_local(f.nproc, args, threads);
+  ::unsetenv(kRankOutput);
+  if (code != 0) fail("--nproc", "the ranks failed (exit code " + std::to_string(code) + ")");
+  std::ifstream in(output);
+  const auto rank0 = nlohmann::json::parse(in);
+  std::filesystem::remove_all(dir);
+  const double images_per_s = 1000.0 * static_cast<double>(f.options.batch) / rank0["ms_per_batch"].get<double>();
+  double one = 0;
+  for (const auto& run : one_process) one = std::max(one, run["images_per_s"].get<double>());
+  return {{"nproc", f.nproc}, {"threads_per_rank", threads}, {"ms_per_batch", rank0["ms_per_batch"]},
+          {"all_reduce_ms_per_batch", rank0["all_reduce_ms_per_batch"]},
+          {"images_per_s", images_per_s}, {"one_process_images_per_s", one}, {"scaling_efficiency", images_per_s / one}};
+}
+
 void run_bench(Flags& f) {
+  if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
+    std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
+    f.options.channels_last = !f.nchw;
+    if (!f.threads.empty()) torch::set_num_threads(f.threads.back());
+    return run_bench_rank(f, output);
+  }
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
   if (f.options.batch * f.options.height * f.options.width > limits().max_pixels)
@@ -302,6 +368,7 @@ void run_bench(Flags& f) {
                            {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
                            {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f) : nlohmann::json::object()},
                            {"cpu_allocator", allocator_name()}};
+  if (f.nproc > 1) result["data_parallel"] = time_data_parallel(f, runs);
   add_ratios(result);
   const std::string format = f.json ? "json" : f.format;
   if (format == "json") {
@@ -321,6 +388,7 @@ void add_bench(CLI::App& app) {
                "  example: fcn bench --geometry reference --peers   (FCN-8s VGG16 at 500x500: the paper's net and setting)\n"
                "  example: fcn bench --dtype bf16 --threads 1,2\n"
                "  example: fcn bench fcn8s.fcn --size 64 --batch 8 --mode train --peers --format md\n"
+               "  example: fcn bench --arch unet --size 128 --batch 8 --mode train --nproc 2   (data-parallel scaling)\n"
                "  Without MODEL the net is the one --arch/--backbone/... name in fcn init and fcn train.\n"
                "  Peers: PyTorch-Python eager on the same architecture and weights (bench/peers/torch_peer.py),\n"
                "  and OpenCV DNN on fcn's own ONNX export. Ratios are fcn time / peer time (< 1: fcn faster).");
@@ -333,6 +401,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--mode", f.options.mode, "infer | train")->capture_default_str()->check(CLI::IsMember({"infer", "train"}));
   add_dtype_flag(cmd, f.options.dtype);
   add_threads_flag(cmd, f.threads, "1 and all cores");
+  cmd->add_option("--nproc", f.nproc, "with --mode train: also time N data-parallel ranks on this machine (scaling efficiency)")
+      ->capture_default_str();
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
   cmd->add_flag("--nchw", f.nchw, "keep activations NCHW (default: channels-last)");

@@ -1,5 +1,7 @@
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -13,6 +15,7 @@
 #include "fcn/models/registry.h"
 #include "fcn/models/unet.h"
 #include "fcn/serialize/model_file.h"
+#include "fcn/train/distributed.h"
 #include "fcn/train/trainer.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
@@ -31,6 +34,10 @@ struct TrainFlags {
   double rotate = 0, shift = 0, gamma = 1;
   uint64_t seed = 0;
   bool flip = false, json_output = false, no_check = false;
+  // Data parallel: ranks started here (--nproc), or this process as one rank of a launcher's job.
+  int64_t nproc = 1, workers = 0, rank = -1, world_size = -1;
+  double dist_timeout = 300;
+  std::string dist_url;
 };
 
 torch::Tensor class_weights_from(const std::string& choice, const SegmentationDataset& train) {
@@ -158,7 +165,8 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .val_every(f.val_every)
                            .device(parse_device(f.device))
                            .quiet(f.json_output)
-                           .overwrite(f.overwrite);
+                           .overwrite(f.overwrite)
+                           .workers(f.workers);
   validate(options.optimizer());
   return options;
 }
@@ -186,14 +194,52 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   }
 }
 
+// This process's place in a data-parallel job: the launcher's environment, then the flags.
+DistributedOptions job_of(const TrainFlags& f) {
+  if (f.workers < 0) fail("--workers", "must be 0 or more, got " + std::to_string(f.workers));
+  if (!(f.dist_timeout > 0)) fail("--dist-timeout", "must be positive");
+  auto job = distributed_from_environment();
+  if (f.rank >= 0) job.rank(f.rank).rank_source("--rank");
+  if (f.world_size >= 0) job.world_size(f.world_size).world_size_source("--world-size");
+  if (!f.dist_url.empty()) set_dist_url(job, f.dist_url);
+  job.timeout_seconds(f.dist_timeout);
+  validate(job);
+  if (job.world_size() > f.batch)
+    fail("--batch", std::to_string(f.batch) + " is the global batch, split across " + std::to_string(job.world_size()) +
+                        " ranks: give at least one sample per rank");
+  return job;
+}
+
 void run_train(TrainFlags& f) {
+  if (f.nproc > 1) {  // the launcher: what every rank would refuse is refused once, here
+    if (std::getenv("RANK") != nullptr || f.rank >= 0)
+      fail("--nproc", "starts its own ranks; this process is already one (RANK or --rank is set): drop one of them");
+    job_of(f);
+    if (f.nproc > f.batch)
+      fail("--batch", std::to_string(f.batch) + " is the global batch, split across --nproc " + std::to_string(f.nproc) +
+                          " ranks: give at least one sample per rank");
+    check_data_first(f);
+    auto rank_args = command_line_without({"--nproc"});
+    rank_args.push_back("--no-check");  // checked above, once
+    const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / f.nproc);
+    const int code = launch_local(f.nproc, rank_args, threads);
+    if (code != 0) throw CLI::RuntimeError(code);
+    return;
+  }
+  const auto job = job_of(f);
+  const auto comm = job.world_size() > 1 ? Communicator::connect(job) : nullptr;
+  const bool main_rank = job.rank() == 0;
   use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
   check_data_first(f);
   SegmentationDataset train(f.data, "train");
   std::unique_ptr<SegmentationDataset> val;
   if (std::filesystem::exists(f.data + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(f.data + "/val"))
     val = std::make_unique<SegmentationDataset>(f.data, "val");
-  const auto options = train_options(f, train);
+  auto options = train_options(f, train);
+  options.communicator(comm);
+  if (!main_rank) options.quiet(true);
+  if (comm != nullptr && options.device().is_cuda() && !options.device().has_index())  // one GPU per rank
+    options.device(torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(job.local_rank())));
   torch::manual_seed(f.seed);
   Model model;
   TrainResult result;
@@ -208,12 +254,12 @@ void run_train(TrainFlags& f) {
     result = train_segmentation(model, train, val.get(), options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
-  finish(f, result, options.run_dir());
+  if (main_rank) finish(f, result, options.run_dir());
 }
 
 void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--epochs", f.epochs, "epochs in the whole run")->capture_default_str();
-  cmd->add_option("--batch", f.batch, "batch size")->capture_default_str();
+  cmd->add_option("--batch", f.batch, "batch size (the global batch: split across ranks)")->capture_default_str();
   cmd->add_option("--lr", f.lr, "base learning rate")->capture_default_str();
   cmd->add_option("--optimizer", f.optimizer, "sgd | adamw")->capture_default_str();
   cmd->add_option("--schedule", f.schedule, "fixed | poly | cosine")->capture_default_str();
@@ -236,6 +282,17 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--gamma", f.gamma, "random grey-value gamma in [1/G, G] (1: off)")->capture_default_str();
   cmd->add_option("--val-every", f.val_every, "epochs between validations")->capture_default_str();
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
+  cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
+      ->capture_default_str();
+}
+
+void add_distributed_flags(CLI::App* cmd, TrainFlags& f) {
+  cmd->add_option("--nproc", f.nproc, "data parallel: start N ranks on this machine (threads split between them)")
+      ->capture_default_str();
+  cmd->add_option("--dist-url", f.dist_url, "tcp://HOST:PORT of rank 0's rendezvous (else MASTER_ADDR / MASTER_PORT)");
+  cmd->add_option("--rank", f.rank, "this process's rank (else RANK, or SLURM_PROCID)");
+  cmd->add_option("--world-size", f.world_size, "ranks in the job (else WORLD_SIZE, or SLURM_NTASKS)");
+  cmd->add_option("--dist-timeout", f.dist_timeout, "seconds a rank waits for the others before failing")->capture_default_str();
 }
 
 }  // namespace
@@ -248,6 +305,9 @@ void add_train(CLI::App& app) {
                "  example: fcn train --data scenes --arch fcn32s --out fcn32s.fcn --resume fcn32s.run\n"
                "  The run folder (default MODEL.run/) holds checkpoint.pt, last.fcn, best.fcn and metrics.jsonl;\n"
                "  Ctrl-C writes a checkpoint. The best model by validation mean IU is copied to --out.\n"
+               "  example: fcn train --data scenes --arch fcn8s --out fcn8s.fcn --nproc 2 --batch 8   (2 ranks x 4)\n"
+               "  With torchrun / srun: each rank is `fcn train ...` with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set;\n"
+               "  --batch is the global batch, split across the ranks.\n"
                "  A fresh net (no --init/--from/--weights) is the one --arch/--backbone/... name in fcn init.");
   static TrainFlags f;
   cmd->add_option("--data", f.data, "dataset folder (VOC layout or images/ + masks/)")->required();
@@ -260,6 +320,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--weights", f.weights, "start from a model file's weights");
   cmd->add_option("--resume", f.resume, "continue the run in this folder (or checkpoint.pt)");
   add_training_flags(cmd, f);
+  add_distributed_flags(cmd, f);
   add_device_flag(cmd, f.device);
   add_json_flag(cmd, f.json_output, "model, run_dir, train_seconds, best_epoch, best_val_mean_iu");
   cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -201,6 +202,23 @@ std::string cli_message(const std::string& subject, const std::string& message) 
       text.replace(at, option.size(), flag);
   }
   return subject.empty() ? text : flag_for(subject) + ": " + text;
+}
+
+std::vector<std::string> command_line_without(const std::vector<std::string>& flags) {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto separate = [&](const std::string& flag) { return args[i] == flag; };
+    const auto joined = [&](const std::string& flag) { return args[i].rfind(flag + "=", 0) == 0; };
+    if (std::any_of(flags.begin(), flags.end(), separate)) {
+      ++i;  // and its value
+      continue;
+    }
+    if (!std::any_of(flags.begin(), flags.end(), joined)) kept.push_back(args[i]);
+  }
+  return kept;
 }
 
 }  // namespace fcn::cli

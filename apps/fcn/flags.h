@@ -50,4 +50,8 @@ std::string flag_for(const std::string& subject);
 // The error as the CLI prints it: option names in the subject and the message become flags.
 std::string cli_message(const std::string& subject, const std::string& message);
 
+// This process's command line (from /proc/self/cmdline) without `flags` and their values: what each
+// rank of a --nproc job runs.
+std::vector<std::string> command_line_without(const std::vector<std::string>& flags);
+
 }  // namespace fcn::cli

@@ -85,3 +85,68 @@ TEST(PixelWeights, OnesEqualTheUnweightedLossAndClassWeightsEqualPyTorchs) {
 
 }  // namespace
 }  // namespace fcn
+
+namespace fcn {
+namespace {
+
+// A batch split across two ranks, simulated in one process: the first pass records each rank's
+// batch-wide sums (the collectives), the second gives every rank the whole batch's sums through
+// BatchSum. The two ranks' gradients must add up to the whole batch's gradient, and each rank's
+// loss value must be the whole batch's.
+struct TwoRanks {
+  std::vector<std::vector<torch::Tensor>> sums{2};  // per rank, per BatchSum call
+  BatchSum recording(int rank) {
+    return [this, rank](const torch::Tensor& local) {
+      sums[static_cast<size_t>(rank)].push_back(local.detach().clone());
+      return local;
+    };
+  }
+  BatchSum whole(int rank) {
+    auto call = std::make_shared<size_t>(0);
+    return [this, rank, call](const torch::Tensor& local) {
+      const auto& mine = sums[static_cast<size_t>(rank)][*call];
+      const auto total = sums[0][*call] + sums[1][*call];
+      ++*call;
+      return local + (total - mine);
+    };
+  }
+};
+
+TEST(Loss, SplitAcrossRanksSumsToTheWholeBatchsGradient) {
+  torch::manual_seed(3);
+  // Rank 0 has 1 sample, rank 1 has 2 (uneven void, so per-rank means would be wrong).
+  const auto logits = torch::randn({3, 4, 5, 6}, torch::kDouble);
+  auto targets = torch::randint(0, 4, {3, 5, 6}, torch::kLong);
+  targets.index_put_({0, torch::indexing::Slice(0, 4)}, 255);
+  const auto pixel_weights = torch::rand({3, 5, 6}, torch::kDouble) + 0.5;
+  const auto class_weights = torch::tensor({1.0, 2.0, 0.5, 3.0}, torch::kDouble);
+  for (const auto kind : {LossKind::kCrossEntropy, LossKind::kDice, LossKind::kCrossEntropyDice}) {
+    for (const int variant : {0, 1, 2, 3}) {  // plain mean, class weights, pixel weights, sum
+      const auto cw = variant == 1 ? class_weights : torch::Tensor();
+      const auto pw = variant == 2 ? pixel_weights : torch::Tensor();
+      const auto reduction = variant == 3 ? Reduction::kSum : Reduction::kMean;
+      auto whole = logits.clone().requires_grad_();
+      const auto expected = training_loss(kind, whole, targets, cw, reduction, pw);
+      expected.backward();
+      TwoRanks ranks;
+      const std::vector<std::pair<int64_t, int64_t>> parts = {{0, 1}, {1, 3}};
+      auto part = [&](int rank, BatchSum batch_sum, torch::Tensor x) {
+        const auto [a, b] = parts[static_cast<size_t>(rank)];
+        return training_loss(kind, x, targets.slice(0, a, b), cw, reduction, pw.defined() ? pw.slice(0, a, b) : torch::Tensor(), 255, batch_sum);
+      };
+      for (int r = 0; r < 2; ++r) part(r, ranks.recording(r), logits.slice(0, parts[r].first, parts[r].second));
+      torch::Tensor grad = torch::zeros_like(logits);
+      for (int r = 0; r < 2; ++r) {
+        auto x = logits.slice(0, parts[r].first, parts[r].second).clone().requires_grad_();
+        const auto loss = part(r, ranks.whole(r), x);
+        EXPECT_NEAR(loss.item<double>(), expected.item<double>(), 1e-12) << loss_kind_name(kind) << " variant " << variant;
+        loss.backward();
+        grad.slice(0, parts[r].first, parts[r].second) += x.grad();
+      }
+      EXPECT_LE((grad - whole.grad()).abs().max().item<double>(), 1e-12) << loss_kind_name(kind) << " variant " << variant;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fcn

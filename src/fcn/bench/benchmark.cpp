@@ -81,6 +81,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
       labels = torch::randint(0, net.num_classes(), {logits.size(0), logits.size(2), logits.size(3)},
                               torch::TensorOptions().dtype(torch::kLong).device(options.device));
     segmentation_loss(logits.to(torch::kFloat), labels).backward();
+    if (options.communicator) options.communicator->all_reduce_gradients(net.parameters());
     sgd.step();
     synchronize(options.device);
     if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));

@@ -3,12 +3,14 @@
 // oneDNN), and peak resident memory. `fcn bench` prints these beside its peers.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
 #include "fcn/models/net.h"
+#include "fcn/train/distributed.h"
 
 namespace fcn {
 
@@ -19,6 +21,8 @@ struct BenchOptions {
   int64_t warmup = 1, runs = 5;
   bool channels_last = true;   // NHWC activations: oneDNN's fast layout on CPU
   torch::Device device = torch::kCPU;
+  // Train mode as one rank of a data-parallel job: gradients summed over the ranks each step.
+  std::shared_ptr<Communicator> communicator;
 };
 
 struct Timing {

@@ -14,12 +14,14 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
 }
 
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options,
-                         torch::Device device, bool quiet, SeparationScore* separation, std::vector<std::string>* skipped) {
+                         torch::Device device, bool quiet, SeparationScore* separation, std::vector<std::string>* skipped,
+                         Shard shard) {
   check_class_count(dataset, *model.net);
   const Predictor predictor(model, device, options);
   ConfusionMatrix confusion(dataset.num_classes());
   Progress progress("eval " + dataset.split(), static_cast<int64_t>(dataset.size()), quiet);
   for (size_t i = 0; i < dataset.size(); ++i) {
+    if (!shard.has(i)) continue;
     Sample sample;
     torch::Tensor labels;
     try {

@@ -18,6 +18,13 @@ namespace fcn {
 // Throws fcn::Error naming the dataset when its class count differs from the model's.
 void check_class_count(const SegmentationDataset& dataset, const NetImpl& net);
 
+// Which images one of several processes scores: those whose index i has i % count == index
+// (data-parallel validation; the processes' confusion matrices add up to the whole split's).
+struct Shard {
+  int64_t index = 0, count = 1;
+  bool has(size_t i) const { return static_cast<int64_t>(i % static_cast<size_t>(count)) == index; }
+};
+
 // One image at a time (sizes may differ), as the Predictor with `options` segments it on `device`.
 // The dataset's classes must match the model's count. With `separation` and a dataset that has
 // instance masks, the touching-objects separation score is accumulated there too. With `skipped`,
@@ -25,6 +32,6 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net);
 // without, its fcn::Error propagates.
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options = {},
                          torch::Device device = torch::kCPU, bool quiet = true, SeparationScore* separation = nullptr,
-                         std::vector<std::string>* skipped = nullptr);
+                         std::vector<std::string>* skipped = nullptr, Shard shard = {});
 
 }  // namespace fcn

@@ -9,6 +9,11 @@ namespace fcn {
 
 ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : matrix_(torch::zeros({num_classes, num_classes}, torch::kLong)) {}
 
+void ConfusionMatrix::add(const torch::Tensor& counts) {
+  TORCH_CHECK(counts.sizes() == matrix_.sizes(), "ConfusionMatrix::add: counts ", counts.sizes(), " vs ", matrix_.sizes());
+  matrix_ += counts.to(torch::kCPU, torch::kLong);
+}
+
 void ConfusionMatrix::update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore) {
   TORCH_CHECK(predictions.sizes() == targets.sizes(), "ConfusionMatrix: predictions ", predictions.sizes(), " vs targets ",
               targets.sizes());

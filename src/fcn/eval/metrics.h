@@ -27,6 +27,8 @@ class ConfusionMatrix {
   explicit ConfusionMatrix(int64_t num_classes);
   // predictions and targets: same shape, integer class indices; targets may hold `ignore`.
   void update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore = 255);
+  // Counts accumulated elsewhere (another process's share of the split): num_classes^2 int64.
+  void add(const torch::Tensor& counts);
   const torch::Tensor& matrix() const { return matrix_; }  // num_classes^2 int64, rows = ground truth
   SegmentationMetrics metrics() const;
   int64_t num_classes() const { return matrix_.size(0); }

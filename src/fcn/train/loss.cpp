@@ -47,13 +47,34 @@ torch::Tensor per_pixel_terms(const torch::Tensor& logits, const torch::Tensor& 
                                              F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
 }
 
+// (sum of the weighted terms, sum of the weights) over the whole batch, as one tensor of two.
+torch::Tensor whole_batch(const torch::Tensor& total, const torch::Tensor& weight_sum, const BatchSum& batch_sum) {
+  const auto both = torch::stack({total, weight_sum.to(total.scalar_type())});
+  return batch_sum ? batch_sum(both) : both;
+}
+
+torch::Tensor reduce(const torch::Tensor& sums, Reduction reduction) {
+  return reduction == Reduction::kSum ? sums[0] : sums[0] / sums[1].clamp_min(1e-12);
+}
+
 }  // namespace
 
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
-                                Reduction reduction, int64_t ignore, const torch::Tensor& pixel_weights) {
+                                Reduction reduction, int64_t ignore, const torch::Tensor& pixel_weights, const BatchSum& batch_sum) {
   check_shapes(logits, targets, "segmentation_loss");
   const bool binary = logits.size(1) == 1;
   namespace F = torch::nn::functional;
+  if (!binary && !pixel_weights.defined() && batch_sum) {  // the fused kernel's sum, the denominator beside it
+    auto options = F::CrossEntropyFuncOptions().ignore_index(ignore).reduction(torch::kSum);
+    const auto valid = targets != ignore;
+    torch::Tensor weight_sum = valid.sum();
+    if (class_weights.defined()) {
+      const auto w = class_weights.to(logits.device(), logits.scalar_type());
+      options.weight(w);
+      weight_sum = (w.index({targets.masked_fill(~valid, 0)}) * valid.to(w.scalar_type())).sum();
+    }
+    return reduce(whole_batch(F::cross_entropy(logits, targets, options), weight_sum, batch_sum), reduction);
+  }
   if (!binary && !pixel_weights.defined()) {  // LibTorch's fused kernel: the common case
     auto options = F::CrossEntropyFuncOptions().ignore_index(ignore);
     if (class_weights.defined()) options.weight(class_weights.to(logits.device(), logits.scalar_type()));
@@ -74,11 +95,10 @@ torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor
     weights = torch::ones_like(terms);
   }
   weights = weights * valid.to(weights.scalar_type());
-  const auto total = (terms * weights).sum();
-  return reduction == Reduction::kSum ? total : total / weights.sum().clamp_min(1e-12);
+  return reduce(whole_batch((terms * weights).sum(), weights.sum(), batch_sum), reduction);
 }
 
-torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore, double smooth) {
+torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore, double smooth, const BatchSum& batch_sum) {
   check_shapes(logits, targets, "dice_loss");
   const auto valid = (targets != ignore).unsqueeze(1).to(logits.scalar_type());  // N x 1 x H x W
   const auto safe = targets.masked_fill(targets == ignore, 0);
@@ -93,19 +113,20 @@ torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& target
   probs = probs * valid;
   truth = truth * valid;
   const std::vector<int64_t> pixels = {0, 2, 3};
-  const auto intersection = (probs * truth).sum(pixels);
-  const auto sizes = probs.sum(pixels) + truth.sum(pixels);
-  const auto dice = (2 * intersection + smooth) / (sizes + smooth);
+  auto sums = torch::stack({(probs * truth).sum(pixels), probs.sum(pixels) + truth.sum(pixels)});  // intersection, sizes
+  if (batch_sum) sums = batch_sum(sums);
+  const auto dice = (2 * sums[0] + smooth) / (sums[1] + smooth);
   return 1 - dice.mean();
 }
 
 torch::Tensor training_loss(LossKind kind, const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
-                            Reduction reduction, const torch::Tensor& pixel_weights, int64_t ignore) {
+                            Reduction reduction, const torch::Tensor& pixel_weights, int64_t ignore, const BatchSum& batch_sum) {
+  const auto ce = [&] { return segmentation_loss(logits, targets, class_weights, reduction, ignore, pixel_weights, batch_sum); };
+  const auto dice = [&] { return dice_loss(logits, targets, ignore, 1.0, batch_sum); };
   switch (kind) {
-    case LossKind::kCrossEntropy: return segmentation_loss(logits, targets, class_weights, reduction, ignore, pixel_weights);
-    case LossKind::kDice: return dice_loss(logits, targets, ignore);
-    case LossKind::kCrossEntropyDice:
-      return segmentation_loss(logits, targets, class_weights, reduction, ignore, pixel_weights) + dice_loss(logits, targets, ignore);
+    case LossKind::kCrossEntropy: return ce();
+    case LossKind::kDice: return dice();
+    case LossKind::kCrossEntropyDice: return ce() + dice();
   }
   return {};
 }

@@ -5,6 +5,7 @@
 // and binary cross-entropy against labels 0 (background) and 1 (foreground).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <torch/types.h>
@@ -18,6 +19,12 @@ enum class LossKind { kCrossEntropy, kDice, kCrossEntropyDice };
 LossKind parse_loss_kind(const std::string& name);  // "ce" | "dice" | "ce+dice"
 std::string loss_kind_name(LossKind kind);
 
+// A batch split across ranks (train/distributed.h): given this rank's sum of a statistic over its
+// samples, the sum over the whole batch, with the gradient of this rank's part. Empty: one process,
+// the batch is all here (the identity). Losses pass every batch-wide sum through it, so that the
+// gradients summed over ranks equal the whole batch's gradient.
+using BatchSum = std::function<torch::Tensor(const torch::Tensor&)>;
+
 // logits N x C x H x W (C = 1: binary), targets N x H x W int64 (class or `ignore`),
 // class_weights C (binary: 2) or undefined, pixel_weights N x H x W float or undefined. With
 // pixel weights, each valid pixel's term is multiplied by its weight (the weight map already holds
@@ -25,17 +32,18 @@ std::string loss_kind_name(LossKind kind);
 // sum of the weights, as PyTorch's weighted cross_entropy does with class weights.
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets,
                                 const torch::Tensor& class_weights = {}, Reduction reduction = Reduction::kMean,
-                                int64_t ignore = 255, const torch::Tensor& pixel_weights = {});
+                                int64_t ignore = 255, const torch::Tensor& pixel_weights = {}, const BatchSum& batch_sum = {});
 
 // Soft Dice loss over the batch's valid pixels: 1 - mean_c (2 sum p_c g_c + s) / (sum p_c + sum g_c + s)
 // with p = softmax(logits) and g the one-hot targets, every class in the mean (Pytorch-UNet's
 // multi-class Dice); binary nets: p = sigmoid(logit), the foreground alone. `smooth` s keeps a class
 // absent from both at Dice 1 and the gradient finite.
-torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore = 255, double smooth = 1.0);
+torch::Tensor dice_loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore = 255, double smooth = 1.0,
+                        const BatchSum& batch_sum = {});
 
 // The loss `kind` names: cross-entropy (segmentation_loss), Dice, or their sum.
 torch::Tensor training_loss(LossKind kind, const torch::Tensor& logits, const torch::Tensor& targets,
                             const torch::Tensor& class_weights = {}, Reduction reduction = Reduction::kMean,
-                            const torch::Tensor& pixel_weights = {}, int64_t ignore = 255);
+                            const torch::Tensor& pixel_weights = {}, int64_t ignore = 255, const BatchSum& batch_sum = {});
 
 }  // namespace fcn

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "fcn/train/checkpoint.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/prefetch.h"
 #include "fcn/util/progress.h"
 
 namespace fcn {
@@ -49,10 +51,16 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
 
 // Loss and throughput over the steps of one epoch so far.
 struct EpochStats {
-  double loss_sum = 0, lr = 0, pixels = 0;
+  double loss_sum = 0, lr = 0, pixels = 0, data_wait = 0;
   int64_t steps = 0;    // optimiser steps
   int64_t batches = 0;  // batches drawn (a batch of void pixels only makes no step)
   double mean_loss() const { return steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0; }
+};
+
+// This rank's part of one global batch, read and augmented (possibly ahead, by a loader thread).
+struct StepBatch {
+  Batch batch;
+  int64_t valid_pixels = 0;  // not void, in this rank's part
 };
 
 // One invocation of a run: from position `at` to the last epoch, or to an interruption.
@@ -60,7 +68,8 @@ class Run {
  public:
   Run(Model& model, const SegmentationDataset& train, const SegmentationDataset* val, const TrainOptions& options,
       torch::optim::Optimizer& optimizer, RunPosition at)
-      : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(at),
+      : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(at), comm_(options.communicator().get()),
+        rank_(comm_ != nullptr ? comm_->rank() : 0), world_(comm_ != nullptr ? comm_->world_size() : 1),
         n_(static_cast<int64_t>(train.size())), batch_size_(std::min<int64_t>(options.batch_size(), n_)),
         steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds),
         weight_maps_(static_cast<size_t>(n_)) {}
@@ -69,26 +78,31 @@ class Run {
     check_class_count(train_, *model_.net);
     if (val_ != nullptr) check_class_count(*val_, *model_.net);
     model_.net->to(options_.device());
+    share_rank0_weights();
     InterruptGuard interrupt;
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
       EpochStats stats;
       Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs()), steps_per_epoch_,
-                        options_.quiet());
+                        options_.quiet() || rank_ != 0);
+      Prefetcher<StepBatch> loader(at_.step, steps_per_epoch_, options_.workers(), 2 * options_.workers(),
+                                   [&](int64_t step) { return load_step(epoch, step, order); });
       for (int64_t step = at_.step; step < steps_per_epoch_; ++step) {
+        double waited = 0;
+        const auto batch = loader.next(&waited);
         const bool step_limit = options_.stop_after_steps() > 0 && steps_this_run_ >= options_.stop_after_steps();
-        if (InterruptGuard::requested() || step_limit) return interrupted(epoch, step, step_limit);
+        const auto [stop, valid_pixels] = agree(InterruptGuard::requested() || step_limit, batch.valid_pixels);
+        if (stop) return interrupted(epoch, step, step_limit);
         ++steps_this_run_;
-        train_step(epoch, step, order, stats);
-        char status[96];
-        std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s", stats.mean_loss(), stats.pixels / std::max(progress.seconds(), 1e-9));
-        progress.update(step + 1, status);
+        stats.data_wait += waited;
+        train_step(epoch, step, batch, valid_pixels > 0, stats);
+        progress.update(step + 1, status_line(stats, progress.seconds()));
       }
       end_epoch(epoch, stats, progress);
     }
     // Without validation (or before any ran), the final model is the best there is.
-    if (val_ == nullptr || !fs::exists(dir() + "/best.fcn")) save_model(dir() + "/best.fcn", model_);
+    if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) save_model(dir() + "/best.fcn", model_);
     result_.epochs_done = options_.epochs();
     result_.best_mean_iu = at_.best_mean_iu;
     result_.best_epoch = at_.best_epoch;
@@ -102,14 +116,51 @@ class Run {
     return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
 
+  static std::string status_line(const EpochStats& stats, double seconds) {
+    char status[128];
+    std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s, data wait %.0f%%", stats.mean_loss(), stats.pixels / std::max(seconds, 1e-9),
+                  100.0 * stats.data_wait / std::max(seconds, 1e-9));
+    return status;
+  }
+
+  // Every rank starts from rank 0's weights and buffers (as DDP does): a net initialised from
+  // another seed or file on one rank cannot silently train apart.
+  void share_rank0_weights() {
+    if (comm_ == nullptr) return;
+    torch::NoGradGuard no_grad;
+    auto tensors = model_.net->parameters();
+    for (const auto& buffer : model_.net->buffers()) tensors.push_back(buffer);
+    comm_->broadcast(tensors, 0);
+  }
+
+  // Batch norm's running statistics, averaged over the ranks (each saw its own batches).
+  void average_buffers() {
+    if (comm_ == nullptr) return;
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> floating;
+    for (const auto& buffer : model_.net->buffers())
+      if (buffer.is_floating_point()) floating.push_back(buffer);
+    comm_->all_reduce_sum(floating);
+    for (auto& buffer : floating) buffer.div_(static_cast<double>(world_));
+  }
+
+  // Whether any rank stops here (Ctrl-C, SIGTERM, step limit), and the global batch's valid pixels.
+  std::pair<bool, int64_t> agree(bool stop, int64_t valid_pixels) {
+    if (comm_ == nullptr) return {stop, valid_pixels};
+    std::vector<torch::Tensor> votes = {torch::tensor({stop ? 1.0 : 0.0, static_cast<double>(valid_pixels)}, torch::kDouble)};
+    comm_->all_reduce_sum(votes);
+    return {votes[0][0].item<double>() > 0, static_cast<int64_t>(votes[0][1].item<double>())};
+  }
+
   // Ctrl-C or the step limit: a checkpoint at exactly this step, which --resume continues from.
   TrainResult interrupted(int64_t epoch, int64_t step, bool step_limit) {
     at_.epoch = epoch;
     at_.step = step;
     at_.seconds = elapsed();
-    save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
+    average_buffers();
+    if (rank_ == 0) save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
     InterruptGuard::clear();
-    if (!options_.quiet())
+    if (!options_.quiet() && rank_ == 0)
       std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
                    step_limit ? "step limit reached" : "interrupted", static_cast<long>(epoch), static_cast<long>(step), dir().c_str(),
                    dir().c_str());
@@ -132,26 +183,46 @@ class Run {
     return sample;
   }
 
-  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& pixel_weights) const {
-    return training_loss(options_.loss(), logits, targets, options_.class_weights(), options_.reduction(), pixel_weights);
+  // This rank's contiguous part of batch `step` of the epoch's order, each sample augmented with
+  // randomness keyed by (seed, epoch, step, its place in the order): the same whichever rank or
+  // thread makes it. A rank whose part is empty (a last batch smaller than the ranks) takes the
+  // batch's first sample with every pixel void: it adds nothing to the loss or the gradients.
+  StepBatch load_step(int64_t epoch, int64_t step, const std::vector<int64_t>& order) {
+    const uint64_t key = mix(options_.seed(), epoch, step);
+    const int64_t begin = step * batch_size_, count = std::min(n_, begin + batch_size_) - begin;
+    const int64_t first = begin + count * rank_ / world_, last = begin + count * (rank_ + 1) / world_;
+    std::vector<Sample> samples;
+    for (int64_t k = first; k < std::max(last, first + 1); ++k) {
+      std::mt19937_64 rng(mix(key, k, 0) ^ 0x5bd1e995u);
+      samples.push_back(augment(training_sample(order[static_cast<size_t>(std::min(k, begin + count - 1))]), options_.augment(), rng));
+    }
+    if (last == first) {
+      samples[0].mask.fill_(kIgnoreLabel);
+      if (samples[0].weights.defined()) samples[0].weights = torch::zeros_like(samples[0].weights);
+    }
+    StepBatch out;
+    out.batch = collate(samples);
+    out.valid_pixels = (out.batch.masks != kIgnoreLabel).sum().item<int64_t>();
+    return out;
   }
 
-  // One optimiser step on batch `step` of the epoch's order; randomness keyed by (seed, epoch, step).
-  void train_step(int64_t epoch, int64_t step, const std::vector<int64_t>& order, EpochStats& stats) {
-    const uint64_t key = mix(options_.seed(), epoch, step);
-    torch::manual_seed(key);
-    std::mt19937_64 rng(key ^ 0x5bd1e995u);
-    std::vector<Sample> samples;
-    for (int64_t k = step * batch_size_; k < std::min(n_, (step + 1) * batch_size_); ++k)
-      samples.push_back(augment(training_sample(order[static_cast<size_t>(k)]), options_.augment(), rng));
-    const auto batch = collate(samples);
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& pixel_weights) const {
+    BatchSum batch_sum;
+    if (comm_ != nullptr) batch_sum = [this](const torch::Tensor& local) { return comm_->batch_sum(local); };
+    return training_loss(options_.loss(), logits, targets, options_.class_weights(), options_.reduction(), pixel_weights, 255, batch_sum);
+  }
+
+  // One optimiser step on batch `step` of the epoch (this rank's part of it); gradients summed over ranks.
+  void train_step(int64_t epoch, int64_t step, const StepBatch& part, bool learnable, EpochStats& stats) {
+    torch::manual_seed(mix(mix(options_.seed(), epoch, step), rank_, 1));  // dropout: a stream per rank
+    const auto& batch = part.batch;
     const auto targets = batch.masks.to(options_.device());
     const auto pixel_weights = batch.weights.defined() ? batch.weights.to(options_.device()) : torch::Tensor();
     const double progress = static_cast<double>(epoch * steps_per_epoch_ + step) / static_cast<double>(steps_per_epoch_ * options_.epochs());
     stats.lr = scheduled_lr(options_.optimizer(), progress);
     set_lr(optimizer_, options_.optimizer(), stats.lr);
     ++stats.batches;
-    if (!(targets != kIgnoreLabel).any().item<bool>()) return;  // nothing to learn from (all void)
+    if (!learnable) return;  // nothing to learn from (all void)
     const auto outputs = model_.net->forward_with_aux(model_input(model_, batch.images, train_.dir()).to(options_.device()));
     auto loss = loss_of(outputs[0], targets, pixel_weights);
     // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
@@ -163,39 +234,57 @@ class Run {
                       "); the last good checkpoint is kept in checkpoint.pt; lower OptimizerOptions.lr");
     optimizer_.zero_grad();
     loss.backward();
+    if (comm_ != nullptr) comm_->all_reduce_gradients(model_.net->parameters());
     optimizer_.step();
     stats.loss_sum += value;
     ++stats.steps;
-    stats.pixels += static_cast<double>(targets.numel());
+    stats.pixels += static_cast<double>(targets.numel() * world_);
   }
 
-  // Validation (through the Predictor, as fcn eval does), snapshots, checkpoint and the metrics line.
+  // Validation through the Predictor, as fcn eval does; each rank scores its share of the split.
+  SegmentationMetrics validate_now() {
+    PredictOptions as_is;
+    as_is.channels_last = false;  // the weights stay in the layout training uses
+    auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, nullptr, nullptr, Shard{rank_, world_});
+    if (comm_ == nullptr) return confusion.metrics();
+    std::vector<torch::Tensor> counts = {confusion.matrix().clone()};
+    comm_->all_reduce_sum(counts);
+    ConfusionMatrix whole(confusion.num_classes());
+    whole.add(counts[0]);
+    return whole.metrics();
+  }
+
+  // Validation, snapshots, checkpoint and the metrics line (rank 0 writes them).
   void end_epoch(int64_t epoch, const EpochStats& stats, Progress& progress) {
     at_.step = 0;
     at_.epoch = epoch + 1;
+    average_buffers();
     nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", stats.mean_loss()}, {"lr", stats.lr}};
     const bool validate = val_ != nullptr && ((epoch + 1) % std::max<int64_t>(1, options_.val_every()) == 0 || epoch + 1 == options_.epochs());
     if (validate) {
-      PredictOptions as_is;
-      as_is.channels_last = false;  // the weights stay in the layout training uses
-      const auto m = evaluate(model_, *val_, as_is, options_.device()).metrics();
+      const auto m = validate_now();
       result_.last_val = m;
       line["val"] = {{"pixel_acc", m.pixel_acc}, {"mean_acc", m.mean_acc}, {"mean_iu", m.mean_iu}, {"fw_iu", m.fw_iu}, {"dice", m.mean_dice}};
       if (m.mean_iu > at_.best_mean_iu) {
         at_.best_mean_iu = m.mean_iu;
         at_.best_epoch = epoch + 1;
-        save_model(dir() + "/best.fcn", model_);
+        if (rank_ == 0) save_model(dir() + "/best.fcn", model_);
       }
     }
     at_.seconds = elapsed();
     line["seconds"] = at_.seconds;
+    line["epoch_seconds"] = progress.seconds();
+    line["data_wait_seconds"] = stats.data_wait;  // the step waiting for its batch (the loader is the bottleneck)
+    if (world_ > 1) line["ranks"] = world_;
     if (stats.batches > 0 && stats.steps == 0)
       fail(train_.dir(), "every mask pixel of the " + std::to_string(stats.batches) + " batches of epoch " + std::to_string(epoch + 1) +
                              " is void (255): nothing to learn from (see fcn data check)");
     at_.history += line.dump() + "\n";
-    save_model(dir() + "/last.fcn", model_);
-    save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
-    write_metrics(dir(), at_.history);
+    if (rank_ == 0) {
+      save_model(dir() + "/last.fcn", model_);
+      save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
+      write_metrics(dir(), at_.history);
+    }
     char status[128];
     std::snprintf(status, sizeof status, "loss %.4f%s", stats.mean_loss(),
                   validate ? (", val mean IU " + std::to_string(result_.last_val.mean_iu)).c_str() : "");
@@ -208,12 +297,14 @@ class Run {
   const TrainOptions& options_;
   torch::optim::Optimizer& optimizer_;
   RunPosition at_;
+  Communicator* comm_;  // null: one process
+  const int64_t rank_, world_;
   const int64_t n_, batch_size_, steps_per_epoch_;
   const double seconds_before_;  // of the earlier invocations of this run
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t steps_this_run_ = 0;
   TrainResult result_;
-  std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use
+  std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use (by any loader thread)
 };
 
 // metrics.jsonl, rewritten whole and atomically from the run's history (a checked write: a full
@@ -256,21 +347,42 @@ class RunLock {
   int fd_ = -1;
 };
 
+// Set-up that every rank must pass before training's first collective. When it fails on one rank,
+// every rank fails (rethrowing its own error where it is this one) instead of the others waiting.
+template <class Setup>
+void on_every_rank(Communicator* comm, Setup&& setup) {
+  std::exception_ptr error;
+  try {
+    setup();
+  } catch (...) {
+    if (comm == nullptr) throw;
+    error = std::current_exception();
+  }
+  if (comm == nullptr || !comm->any(error != nullptr)) return;
+  if (error != nullptr) std::rethrow_exception(error);
+  fail("distributed training (rank " + std::to_string(comm->rank()) + ")", "another rank could not start; its message says why");
+}
+
 }  // namespace
 
 TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
                                const TrainOptions& options) {
-  prepare_run_dir(options.run_dir());
-  if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
-  if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
-  validate(options.augment());
-  const RunLock lock(options.run_dir());
-  std::error_code ignored;
-  if (fs::exists(options.run_dir() + "/checkpoint.pt") && !options.overwrite())
-    fail(options.run_dir(), "holds an earlier run (checkpoint.pt); continue it with --resume " + options.run_dir() +
-                                ", or start over with TrainOptions.overwrite");
-  // A fresh run starts from nothing: no earlier best.fcn may pass as this run's.
-  for (const char* name : {"checkpoint.pt", "last.fcn", "best.fcn", "metrics.jsonl"}) fs::remove(options.run_dir() + "/" + name, ignored);
+  Communicator* comm = options.communicator().get();
+  std::optional<RunLock> lock;  // rank 0 owns the run folder
+  on_every_rank(comm, [&] {
+    if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
+    if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
+    validate(options.augment());
+    if (comm != nullptr && comm->rank() != 0) return;
+    prepare_run_dir(options.run_dir());
+    lock.emplace(options.run_dir());
+    if (fs::exists(options.run_dir() + "/checkpoint.pt") && !options.overwrite())
+      fail(options.run_dir(), "holds an earlier run (checkpoint.pt); continue it with --resume " + options.run_dir() +
+                                  ", or start over with TrainOptions.overwrite");
+    // A fresh run starts from nothing: no earlier best.fcn may pass as this run's.
+    std::error_code ignored;
+    for (const char* name : {"checkpoint.pt", "last.fcn", "best.fcn", "metrics.jsonl"}) fs::remove(options.run_dir() + "/" + name, ignored);
+  });
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
   return Run(model, train, val, options, *optimizer, RunPosition{}).all_epochs();
@@ -278,22 +390,32 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
 
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
                                 const SegmentationDataset* val, const TrainOptions& options) {
-  const auto path = checkpoint_path(checkpoint);
-  prepare_run_dir(options.run_dir());
-  const RunLock lock(options.run_dir());
-  torch::serialize::InputArchive archive;
-  RunPosition at = load_checkpoint(path, model, archive);
-  if (at.history.empty()) {  // a checkpoint from before the history was kept: take the log as it is
-    std::ifstream in(options.run_dir() + "/metrics.jsonl");
-    at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  write_metrics(options.run_dir(), at.history);  // restores a line lost to a full disk or a crash
-  model.net->to(options.device());
-  auto optimizer = make_optimizer(*model.net, options.optimizer());
-  load_optimizer_state(path, archive, *optimizer);
-  if (at.epoch >= options.epochs() && !options.quiet())
-    std::fprintf(stderr, "%s: already trained %ld of %ld epochs; raise --epochs to continue\n", path.c_str(),
-                 static_cast<long>(at.epoch), static_cast<long>(options.epochs()));
+  Communicator* comm = options.communicator().get();
+  const bool main_rank = comm == nullptr || comm->rank() == 0;
+  std::optional<RunLock> lock;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  RunPosition at;
+  // Every rank reads the checkpoint (the run folder is shared, or copied to each machine).
+  on_every_rank(comm, [&] {
+    const auto path = checkpoint_path(checkpoint);
+    if (main_rank) {
+      prepare_run_dir(options.run_dir());
+      lock.emplace(options.run_dir());
+    }
+    torch::serialize::InputArchive archive;
+    at = load_checkpoint(path, model, archive);
+    if (at.history.empty()) {  // a checkpoint from before the history was kept: take the log as it is
+      std::ifstream in(options.run_dir() + "/metrics.jsonl");
+      at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (main_rank) write_metrics(options.run_dir(), at.history);  // restores a line lost to a full disk or a crash
+    model.net->to(options.device());
+    optimizer = make_optimizer(*model.net, options.optimizer());
+    load_optimizer_state(path, archive, *optimizer);
+    if (at.epoch >= options.epochs() && !options.quiet() && main_rank)
+      std::fprintf(stderr, "%s: already trained %ld of %ld epochs; raise --epochs to continue\n", path.c_str(),
+                   static_cast<long>(at.epoch), static_cast<long>(options.epochs()));
+  });
   return Run(model, train, val, options, *optimizer, at).all_epochs();
 }
 

@@ -4,10 +4,17 @@
 // (one JSON line per epoch, also kept in the checkpoint: a line lost to a full disk is rewritten on
 // resume). Every write is atomic and checked; Ctrl-C writes a checkpoint and returns. A run folder
 // is locked (flock on RUN_DIR/.lock) while a trainer uses it: a second one fails at once.
-// Randomness (order, augmentation, dropout) is derived from (seed, epoch, step), so a resumed run
-// computes what the uninterrupted run would have.
+// Randomness (order, augmentation, dropout) is derived from (seed, epoch, step, sample), so a
+// resumed run computes what the uninterrupted run would have, whatever the number of loader threads.
+// Data-parallel (TrainOptions.communicator): every rank runs this with the same options; the global
+// batch (batch_size) is split across ranks, gradients and the loss's batch-wide sums are summed over
+// them, so N ranks compute what one process would (up to float rounding; nets without batch norm or
+// dropout, whose per-rank batches differ). Batch norm uses each rank's batch statistics; the running
+// statistics are averaged over the ranks at each epoch's end and before every checkpoint. Validation
+// is split across ranks and the confusion matrices summed. Rank 0 alone writes the run folder.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <torch/arg.h>
@@ -19,6 +26,7 @@
 #include "fcn/eval/metrics.h"
 #include "fcn/models/model.h"
 #include "fcn/train/checkpoint.h"
+#include "fcn/train/distributed.h"
 #include "fcn/train/loss.h"
 #include "fcn/train/optimizer.h"
 
@@ -27,7 +35,7 @@ namespace fcn {
 struct TrainOptions {
   TORCH_ARG(std::string, run_dir);
   TORCH_ARG(int64_t, epochs) = 10;
-  TORCH_ARG(int64_t, batch_size) = 8;
+  TORCH_ARG(int64_t, batch_size) = 8;  // the global batch: split across ranks when distributed
   TORCH_ARG(OptimizerOptions, optimizer);
   TORCH_ARG(AugmentOptions, augment);
   TORCH_ARG(Reduction, reduction) = Reduction::kMean;
@@ -46,6 +54,11 @@ struct TrainOptions {
   // A fresh run into a folder that holds an earlier run's checkpoint replaces it only when set
   // (otherwise an fcn::Error says to --resume or --overwrite).
   TORCH_ARG(bool, overwrite) = false;
+  // Threads that read, decode and augment the next batches while the net trains (0: in the
+  // training thread). The batches do not depend on it.
+  TORCH_ARG(int64_t, workers) = 0;
+  // This process's connection to the other ranks of a data-parallel job; null: one process.
+  TORCH_ARG(std::shared_ptr<Communicator>, communicator);
 };
 
 struct TrainResult {
