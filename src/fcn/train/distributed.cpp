@@ -104,8 +104,12 @@ void validate(const DistributedOptions& options) {
 struct Communicator::State {
   DistributedOptions options;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
-  c10::intrusive_ptr<c10d::ProcessGroup> cuda_group;  // NCCL, made at the first CUDA tensor
+  // The concrete groups (in LibTorch 1.13 they derive from ProcessGroup, from 2.0 on from Backend:
+  // both have these collectives).
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef USE_C10D_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // made at the first CUDA tensor
+#endif
   mutable double waited = 0;                           // seconds in wait()
 
   std::string where() const {
@@ -125,16 +129,20 @@ struct Communicator::State {
     }
   }
 
-  c10d::ProcessGroup& group_for(const torch::Tensor& tensor) {
+  // `collective` on the group for the tensor's device: NCCL for CUDA tensors where LibTorch has
+  // it, else Gloo (which reduces CUDA tensors through host memory).
+  template <class Collective>
+  c10::intrusive_ptr<c10d::Work> on_group_for(const torch::Tensor& tensor, Collective&& collective) {
 #ifdef USE_C10D_NCCL
     if (tensor.is_cuda()) {
-      if (!cuda_group) cuda_group = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store),
-                                                                              options.rank(), options.world_size());
-      return *cuda_group;
+      if (!nccl)
+        nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store), static_cast<int>(options.rank()),
+                                                           static_cast<int>(options.world_size()));
+      return collective(*nccl);
     }
 #endif
-    (void)tensor;  // Gloo reduces CUDA tensors too (through host memory) when NCCL is absent
-    return *group;
+    (void)tensor;
+    return collective(*gloo);
   }
 };
 
@@ -231,7 +239,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistributedOptions& op
   auto gloo = c10d::ProcessGroupGloo::Options::create(state->timeout());
   try {
     gloo->devices.push_back(gloo_device(options));
-    state->group = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", state->store),
+    state->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", state->store),
                                                                static_cast<int>(options.rank()), static_cast<int>(options.world_size()), gloo);
   } catch (const std::exception& e) {
     fail(state->where(), "cannot connect the ranks' process group (" + first_line(e.what()) + ")");
@@ -251,7 +259,7 @@ void Communicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   for (auto& tensor : tensors) {
     std::vector<torch::Tensor> one = {tensor.is_contiguous() ? tensor : tensor.contiguous()};
     buffers.push_back(one[0]);
-    works.push_back(state_->group_for(tensor).allreduce(one, c10d::AllreduceOptions()));
+    works.push_back(state_->on_group_for(tensor, [&](auto& group) { return group.allreduce(one, c10d::AllreduceOptions()); }));
   }
   state_->wait(works);
   for (size_t i = 0; i < tensors.size(); ++i)
@@ -266,7 +274,7 @@ void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int64_t root) 
   for (auto& tensor : tensors) {
     std::vector<torch::Tensor> one = {tensor.is_contiguous() ? tensor : tensor.contiguous()};
     buffers.push_back(one[0]);
-    works.push_back(state_->group_for(tensor).broadcast(one, options));
+    works.push_back(state_->on_group_for(tensor, [&](auto& group) { return group.broadcast(one, options); }));
   }
   state_->wait(works);
   for (size_t i = 0; i < tensors.size(); ++i)
