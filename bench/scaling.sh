@@ -2,7 +2,7 @@
 # Data-parallel training and the loader on this machine (docs/benchmarks.md, "Scaling out"):
 #  1. fcn bench --mode train --nproc 2 vs one process with every core: images/s, scaling efficiency,
 #     the gradient all-reduce's share of a step;
-#  2. the data-wait share of fcn train with --workers 0 vs --workers 2 on JPEG data.
+#  2. the data-wait share of fcn train with --workers 0, 1, 2 on JPEG data.
 # Usage: bash bench/scaling.sh BUILD_DIR [OUT_DIR]
 set -euo pipefail
 BUILD=${1:?usage: bench/scaling.sh BUILD_DIR [OUT_DIR]}
@@ -42,7 +42,7 @@ for name in os.listdir(root):
         f.write(encode_jpeg(image, quality=90).numpy().tobytes())
     os.remove(png)
 EOF
-for workers in 0 2; do
+for workers in 0 1 2 0 1 2; do  # twice each: epochs vary ~10% from run to run here
   "$FCN" train --data "$OUT/scenes" --arch unet --depth 3 --base-channels 8 --epochs 1 --batch 8 \
          --flip --scale-min 0.75 --scale-max 1.25 --crop 192 --elastic alpha=10,grid=3 --rotate 10 \
          --workers "$workers" --out "$OUT/w$workers.fcn" --overwrite --json > /dev/null

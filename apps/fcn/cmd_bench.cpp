@@ -334,6 +334,7 @@ void run_bench(Flags& f) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
     f.options.channels_last = !f.nchw;
     if (!f.threads.empty()) torch::set_num_threads(f.threads.back());
+    use_cpu_cache_for_training();  // as fcn train's ranks do
     return run_bench_rank(f, output);
   }
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");

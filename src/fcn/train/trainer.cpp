@@ -25,6 +25,7 @@
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
 #include "fcn/util/progress.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
@@ -87,7 +88,10 @@ class Run {
       Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs()), steps_per_epoch_,
                         options_.quiet() || rank_ != 0);
       Prefetcher<StepBatch> loader(at_.step, steps_per_epoch_, options_.workers(), 2 * options_.workers(),
-                                   [&](int64_t step) { return load_step(epoch, step, order); });
+                                   [&](int64_t step) {
+                                     if (options_.workers() > 0) single_threaded_kernels_in_this_thread();  // a loader thread
+                                     return load_step(epoch, step, order);
+                                   });
       for (int64_t step = at_.step; step < steps_per_epoch_; ++step) {
         double waited = 0;
         const auto batch = loader.next(&waited);
