@@ -19,6 +19,7 @@
 #include "fcn/serialize/weights.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/atomic_file.h"
+#include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -209,7 +210,8 @@ void print_text(const nlohmann::json& r) {
               r["mode"].get<std::string>().c_str(), r["dtype"].get<std::string>().c_str(), r["size"][0].get<long>(),
               r["size"][1].get<long>(), r["batch"].get<long>(), r["device"].get<std::string>().c_str(),
               r["channels_last"].get<bool>() ? ", channels-last" : "", r["gflop_per_run"].get<double>());
-  std::printf("machine (same run): SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n", r["sgemm_gflops_per_s"].get<double>(),
+  std::printf("machine (same run): %s, ISA class %s; SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n",
+              r["cpu"].get<std::string>().c_str(), r["isa"].get<std::string>().c_str(), r["sgemm_gflops_per_s"].get<double>(),
               conv_peak, r["dtype"].get<std::string>().c_str());
   for (const auto& run : r["runs"])
     std::printf("  fcn, %d thread(s): %9.1f ms/image  %6.2f images/s  %6.1f GFLOP/s (%.0f%% of conv peak)  [%.1f .. %.1f ms]\n",
@@ -344,6 +346,7 @@ void run_bench(Flags& f) {
                         std::to_string(limits().max_pixels) + " pixels per batch)");
   f.options.device = parse_device(f.device);
   f.options.channels_last = !f.nchw;
+  check_dtype_runs_natively(parse_dtype(f.options.dtype), f.options.device, "BenchOptions.dtype");  // before the peak probes
   if (f.options.mode == "train") use_cpu_cache_for_training();  // as fcn train does
   if (f.threads.empty()) {  // scaling from 1 thread to every core (LibTorch's own default can be 1 here)
     const int cores = std::max<int>({1, static_cast<int>(std::thread::hardware_concurrency()), torch::get_num_threads()});
@@ -368,7 +371,10 @@ void run_bench(Flags& f) {
                            {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
                            {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
                            {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f) : nlohmann::json::object()},
-                           {"cpu_allocator", allocator_name()}};
+                           {"cpu_allocator", allocator_name()},
+                           {"cpu", cpu_info().model},
+                           {"isa", cpu_info().isa_class()},
+                           {"isa_flags", cpu_info().flags}};
   if (f.nproc > 1) result["data_parallel"] = time_data_parallel(f, runs);
   add_ratios(result);
   const std::string format = f.json ? "json" : f.format;

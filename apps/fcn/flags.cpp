@@ -70,6 +70,8 @@ const std::map<std::string, std::string>& option_flags() {
       {"BenchOptions.mode", "--mode"},
       {"BenchOptions.runs", "--runs"},
       {"dtype", "--dtype"},
+      {"PredictOptions.dtype", "--dtype"},
+      {"BenchOptions.dtype", "--dtype"},
       {"class", "--class"},
   };
   return flags;

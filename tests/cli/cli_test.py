@@ -304,4 +304,18 @@ def _():
     assert "(score_pool4): torch::nn::Conv2d(32, 5, kernel_size=[1, 1]" in out, out
 
 
+@check("bench names the CPU and its ISA class; bf16 on a CPU without bf16 instructions is one line, not a crawl")
+def _():
+    flags = ["--arch", "unet", "--depth", 2, "--base-channels", 4, "--size", 32, "--runs", 1, "--warmup", 0, "--threads", 1]
+    bench = json.loads(run("bench", *flags, "--json").stdout)
+    assert bench["cpu"] and bench["isa"] in ("amx", "avx512_bf16", "avx512", "avx2", "baseline"), bench["isa"]
+    avx2 = dict(os.environ, FCN_CPU_FLAGS="avx avx2 fma")
+    for args in (["bench", *flags, "--dtype", "bf16"],
+                 ["predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("bf16_out"), "--dtype", "bf16"]):
+        p = subprocess.run([FCN, *map(str, args)], capture_output=True, text=True, timeout=60, env=avx2)
+        one_line_error(p, "--dtype", "no bf16 instructions")
+    p = subprocess.run([FCN, "bench", *map(str, flags), "--json"], capture_output=True, text=True, timeout=120, env=avx2)
+    assert json.loads(p.stdout)["isa"] == "avx2", p.stderr
+
+
 summary()

@@ -9,6 +9,7 @@
 
 #include "fcn/models/layers.h"
 #include "fcn/train/loss.h"
+#include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 
@@ -54,6 +55,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   if (options.mode != "infer" && options.mode != "train") fail("BenchOptions.mode", "'" + options.mode + "' is not one of infer, train");
   if (options.runs < 1 || options.warmup < 0) fail("BenchOptions.runs", "needs at least one run");
   const auto dtype = parse_dtype(options.dtype);
+  check_dtype_runs_natively(dtype, options.device, "BenchOptions.dtype");
   net.to(options.device, dtype);
   if (options.channels_last) to_channels_last(net);
   torch::manual_seed(0);

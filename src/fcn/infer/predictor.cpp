@@ -10,6 +10,7 @@
 #include "fcn/infer/picture.h"
 #include "fcn/models/layers.h"
 #include "fcn/serialize/model_file.h"
+#include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -89,6 +90,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.batch < 1) fail("PredictOptions.batch", "must be >= 1, got " + std::to_string(options_.batch));
   if (!(options_.threshold > 0 && options_.threshold < 1))
     fail("PredictOptions.threshold", "must be in (0, 1), got " + std::to_string(options_.threshold));
+  check_dtype_runs_natively(options_.dtype, device_, "PredictOptions.dtype");
   if ((options_.resize_height > 0) != (options_.resize_width > 0))
     fail("PredictOptions.resize", "needs both height and width");
   if (options_.tile > 0) {
