@@ -144,6 +144,22 @@ struct Communicator::State {
     (void)tensor;
     return collective(*gloo);
   }
+
+  // `collective(group, {t})` on every tensor, all in flight at once, each tensor changed in place
+  // (through a contiguous copy where it is not contiguous, as the groups need).
+  template <class Collective>
+  void in_place(std::vector<torch::Tensor>& tensors, Collective&& collective) {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    std::vector<torch::Tensor> buffers;
+    for (auto& tensor : tensors) {
+      std::vector<torch::Tensor> one = {tensor.is_contiguous() ? tensor : tensor.contiguous()};
+      buffers.push_back(one[0]);
+      works.push_back(on_group_for(tensor, [&](auto& group) { return collective(group, one); }));
+    }
+    wait(works);
+    for (size_t i = 0; i < tensors.size(); ++i)
+      if (!buffers[i].is_same(tensors[i])) tensors[i].copy_(buffers[i]);
+  }
 };
 
 namespace {
@@ -254,36 +270,13 @@ int64_t Communicator::rank() const { return state_->options.rank(); }
 int64_t Communicator::world_size() const { return state_->options.world_size(); }
 
 void Communicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  std::vector<torch::Tensor> buffers;
-  for (auto& tensor : tensors) {
-    std::vector<torch::Tensor> one = {tensor.is_contiguous() ? tensor : tensor.contiguous()};
-    buffers.push_back(one[0]);
-    works.push_back(state_->on_group_for(tensor, [&](auto& group) { return group.allreduce(one, c10d::AllreduceOptions()); }));
-  }
-  state_->wait(works);
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!buffers[i].is_same(tensors[i])) tensors[i].copy_(buffers[i]);
+  state_->in_place(tensors, [](auto& group, std::vector<torch::Tensor>& one) { return group.allreduce(one, c10d::AllreduceOptions()); });
 }
 
 void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int64_t root) {
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  std::vector<torch::Tensor> buffers;
   c10d::BroadcastOptions options;
   options.rootRank = root;
-  for (auto& tensor : tensors) {
-    std::vector<torch::Tensor> one = {tensor.is_contiguous() ? tensor : tensor.contiguous()};
-    buffers.push_back(one[0]);
-    works.push_back(state_->on_group_for(tensor, [&](auto& group) { return group.broadcast(one, options); }));
-  }
-  state_->wait(works);
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!buffers[i].is_same(tensors[i])) tensors[i].copy_(buffers[i]);
-}
-
-void Communicator::barrier() {
-  std::vector<torch::Tensor> token = {torch::zeros({1})};
-  all_reduce_sum(token);
+  state_->in_place(tensors, [&](auto& group, std::vector<torch::Tensor>& one) { return group.broadcast(one, options); });
 }
 
 void Communicator::all_reduce_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes) {

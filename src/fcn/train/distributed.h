@@ -61,7 +61,6 @@ class Communicator {
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
   // In place: each tensor becomes rank `root`'s.
   void broadcast(std::vector<torch::Tensor>& tensors, int64_t root = 0);
-  void barrier();
   // Sums the parameters' gradients over the ranks in flat buckets of about `bucket_bytes`, all
   // buckets in flight at once. An undefined gradient counts as zeros (and is then defined).
   void all_reduce_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes = 25 << 20);
