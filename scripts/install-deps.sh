@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package fcn needs to build, test, benchmark and run the demo.
-# Idempotent; run as root (or via sudo). Nothing is downloaded outside Debian's archive.
+# Idempotent; run as root (or via sudo). Debian's archive, plus one npm package for the benchmark
+# peers: ONNX Runtime's CPU runtime (onnxruntime-node, pinned in bench/peers/package-lock.json).
 set -euo pipefail
 
 packages=(
@@ -17,19 +18,33 @@ packages=(
   dataset-fashion-mnist   # the built-in real data
   chromium                # headless: the test that fcn report's HTML renders
   clang libclang-rt-14-dev   # libFuzzer + ASan/UBSan for `make fuzz` (fuzz/)
+  nodejs                  # runs ONNX Runtime, a peer in fcn bench --peers and the ONNX parity tests
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian's nodejs comes without npm (NodeSource's carries it).
+command -v npm >/dev/null || $SUDO apt-get install -y -q --no-install-recommends npm
+
+# ONNX Runtime for node, CPU runtime only: --ignore-scripts skips its installer, which fetches GPU
+# parts (and fails offline). Into bench/peers/node_modules (git-ignored), once.
+peers="$(cd "$(dirname "$0")/../bench/peers" && pwd)"
+if [ -f "$peers/node_modules/onnxruntime-node/package.json" ]; then
+  echo "install-deps: onnxruntime-node present"
+else
+  echo "install-deps: installing onnxruntime-node into $peers/node_modules"
+  (cd "$peers" && npm ci --ignore-scripts --no-audit --no-fund) ||
+    echo "install-deps: warning: npm could not install onnxruntime-node; fcn bench --peers and the parity tests skip ONNX Runtime"
+fi

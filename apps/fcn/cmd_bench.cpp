@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "fcn/bench/benchmark.h"
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/cost.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
@@ -82,20 +83,41 @@ struct PeerFiles {
   PeerFiles& operator=(const PeerFiles&) = delete;
 };
 
+// A peer's last line of output: its JSON result. fcn::Error naming --peers when it fails.
+nlohmann::json peer_output(const std::string& command, const std::string& peer) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) fail("--peers", "cannot start the " + peer + " peer (" + command + ")");
+  std::string output;
+  char buffer[4096];
+  while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  if (pclose(pipe) != 0 || output.find('{') == std::string::npos) fail("--peers", "the " + peer + " peer failed (" + command + ")");
+  return nlohmann::json::parse(output.substr(output.rfind('{')));
+}
+
 nlohmann::json run_torch_peer(const PeerFiles& files, const Flags& f, int threads, bool tuned_malloc) {
   std::ostringstream command;
   if (tuned_malloc) command << kTunedMalloc << " ";
   command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << files.config << " " << files.weights << " --size "
           << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
           << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads;
-  FILE* pipe = popen(command.str().c_str(), "r");
-  if (pipe == nullptr) fail("--peers", "cannot start " + std::string(FCN_PYTHON));
-  std::string output;
-  char buffer[4096];
-  while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
-  const int status = pclose(pipe);
-  if (status != 0 || output.empty()) fail("--peers", "the PyTorch peer failed (" + command.str() + ")");
-  return nlohmann::json::parse(output.substr(output.rfind('{')));
+  return peer_output(command.str(), "PyTorch");
+}
+
+// Why ONNX Runtime cannot be timed here, or "" when it can: node and the npm package that
+// scripts/install-deps.sh installs into bench/peers.
+std::string onnxruntime_missing() {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) return "node is not on PATH";
+  const auto package = std::filesystem::path(FCN_BENCH_PEERS) / "node_modules" / "onnxruntime-node" / "package.json";
+  if (!std::filesystem::exists(package)) return "onnxruntime-node is not installed in " FCN_BENCH_PEERS " (scripts/install-deps.sh)";
+  return "";
+}
+
+nlohmann::json run_onnxruntime_peer(const PeerFiles& files, const Flags& f, int64_t in_channels, int threads) {
+  std::ostringstream command;
+  command << "node " << FCN_BENCH_PEERS << "/ort_peer.js " << files.onnx << " --time --shape 1," << in_channels << ","
+          << f.options.height << "," << f.options.width << " --batch " << f.options.batch << " --runs " << f.options.runs
+          << " --warmup " << f.options.warmup << " --threads " << threads;
+  return peer_output(command.str(), "ONNX Runtime");
 }
 
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
@@ -138,15 +160,36 @@ std::string bench_name(const Flags& f) {
   return f.recipe.arch == "unet" ? std::string("unet") : f.recipe.arch + " " + f.recipe.backbone + " " + f.recipe.geometry;
 }
 
+// What runs fcn at the current thread count. Inference on the CPU: fcn tune's cached choice for
+// this workload, else the ISA rule (fcn/infer/fast_path.h), put into force. Training keeps fcn
+// train's settings (channels-last, block cache). --nchw overrides the layout.
+FastPath bench_path(const Model& model, const Flags& f) {
+  FastPath path;
+  if (f.options.mode == "infer" && f.options.device.is_cpu()) {
+    path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype)));
+    apply_path(path);
+  } else {
+    path.allocator = cpu_allocator_policy();
+    path.upsampling = upsampling_path();
+    path.source = f.options.mode == "train" ? "training defaults" : "default";
+  }
+  if (f.nchw) path.channels_last = false, path.source = "flag";
+  return path;
+}
+
 // fcn itself at every thread count: one row each.
 nlohmann::json time_fcn(Model& model, const Flags& f, double gflop) {
   nlohmann::json runs = nlohmann::json::array();
   for (const int threads : f.threads) {
     torch::set_num_threads(threads);
-    const auto timing = time_net(*model.net, f.options);
+    const auto path = bench_path(model, f);
+    auto options = f.options;
+    options.channels_last = path.channels_last;
+    const auto timing = time_net(*model.net, options);
     const double ms = timing.median() / static_cast<double>(f.options.batch);
     runs.push_back({{"threads", threads}, {"ms_per_image", ms}, {"images_per_s", 1000.0 / ms},
-                    {"min_ms", timing.min()}, {"max_ms", timing.max()}, {"gflops_per_s", gflop / (timing.median() * 1e-3)}});
+                    {"min_ms", timing.min()}, {"max_ms", timing.max()}, {"gflops_per_s", gflop / (timing.median() * 1e-3)},
+                    {"path", path.to_json()}, {"path_text", path.describe()}, {"cpu_allocator", allocator_name()}});
   }
   return runs;
 }
@@ -158,6 +201,8 @@ nlohmann::json time_peers(const Model& model, const Flags& f) {
 #else
   const bool opencv = false;
 #endif
+  const std::string onnxruntime_why = opencv ? onnxruntime_missing() : "needs --mode infer on the CPU and fcn built with ONNX export";
+  const bool onnxruntime = opencv && onnxruntime_why.empty();  // on the same ONNX file
   const PeerFiles files(model, f.options, opencv);
   const std::string what = f.options.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
                                                      : "PyTorch-Python eager, NCHW fp32, SGD momentum";
@@ -185,7 +230,14 @@ nlohmann::json time_peers(const Model& model, const Flags& f) {
       record("opencv_dnn", threads, run_opencv_peer(opencv_net, f, model.net->in_channels(), threads).median() / f.options.batch,
              {{"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}});
 #endif
+    if (onnxruntime) {
+      const auto ort = run_onnxruntime_peer(files, f, model.net->in_channels(), threads);
+      record("onnxruntime", threads, Timing{ort["ms"].get<std::vector<double>>()}.median() / f.options.batch,
+             {{"peak_rss_mib", ort["peak_rss_mib"]}, {"version", ort["onnxruntime"]},
+              {"what", "ONNX Runtime (onnxruntime-node, CPU, graph optimisation all) on fcn export --onnx"}});
+    }
   }
+  if (opencv && !onnxruntime) peers["skipped"]["onnxruntime"] = onnxruntime_why;
   return peers;
 }
 
@@ -218,6 +270,9 @@ void print_text(const nlohmann::json& r) {
                 run["threads"].get<int>(), run["ms_per_image"].get<double>(), run["images_per_s"].get<double>(),
                 run["gflops_per_s"].get<double>(), 100 * run["gflops_per_s"].get<double>() / conv_peak,
                 run["min_ms"].get<double>(), run["max_ms"].get<double>());
+  for (const auto& run : r["runs"])
+    std::printf("  path at %d thread(s): %s (%s)\n", run["threads"].get<int>(), run["path_text"].get<std::string>().c_str(),
+                run["path"]["source"].get<std::string>().c_str());
   for (const auto& [peer, value] : r["peers"].items()) {
     std::printf("  %s: %s\n", peer.c_str(), value["what"].get<std::string>().c_str());
     for (const auto& run : r["runs"]) {
@@ -226,6 +281,8 @@ void print_text(const nlohmann::json& r) {
                   value["by_threads"][threads].get<double>(), run["ratio"][peer].get<double>());
     }
   }
+  if (r.contains("peers_skipped"))
+    for (const auto& [peer, why] : r["peers_skipped"].items()) std::printf("  %s: skipped: %s\n", peer.c_str(), why.get<std::string>().c_str());
   if (r.contains("data_parallel")) {
     const auto& d = r["data_parallel"];
     std::printf("  data parallel, %ld ranks x %ld thread(s): %.2f images/s vs one process %.2f images/s: scaling efficiency %.2f"
@@ -237,13 +294,15 @@ void print_text(const nlohmann::json& r) {
   std::printf("CPU allocator: %s\n", r["cpu_allocator"].get<std::string>().c_str());
   std::printf("peak memory: fcn %.0f MiB", r["peak_rss_mib"].get<double>());
   if (r["peers"].contains("pytorch")) std::printf(", PyTorch-Python %.0f MiB", r["peers"]["pytorch"]["peak_rss_mib"].get<double>());
+  if (r["peers"].contains("onnxruntime"))
+    std::printf(", ONNX Runtime %.0f MiB", r["peers"]["onnxruntime"]["peak_rss_mib"].get<double>());
   std::printf("\n");
 }
 
 // One row per thread count: the table of docs/benchmarks.md (md) or the same cells as CSV.
 void print_rows(const nlohmann::json& r, bool markdown) {
   const std::vector<std::string> header = {"workload", "threads", "fcn ms/image", "GFLOP/s (of conv peak)", "PyTorch", "fcn/PyTorch",
-                                           "PyTorch, tuned malloc", "fcn/tuned", "OpenCV DNN", "fcn/OpenCV",
+                                           "PyTorch, tuned malloc", "fcn/tuned", "OpenCV DNN", "fcn/OpenCV", "ONNX Runtime", "fcn/ORT",
                                            "peak RSS fcn / PyTorch (MiB)"};
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out = markdown ? "| " : "";
@@ -265,7 +324,7 @@ void print_rows(const nlohmann::json& r, bool markdown) {
     std::snprintf(gflops, sizeof gflops, "%.0f (%.0f%%)", run["gflops_per_s"].get<double>(),
                   100 * run["gflops_per_s"].get<double>() / r["conv_gflops_per_s"].get<double>());
     std::vector<std::string> cells = {name, threads, ms_text(run["ms_per_image"].get<double>()), gflops};
-    for (const char* peer : {"pytorch", "pytorch_tuned_malloc", "opencv_dnn"}) {
+    for (const char* peer : {"pytorch", "pytorch_tuned_malloc", "opencv_dnn", "onnxruntime"}) {
       if (!peers.contains(peer)) {
         cells.insert(cells.end(), {"-", "-"});
         continue;
@@ -366,15 +425,20 @@ void run_bench(Flags& f) {
   const auto& best = runs.back();
   nlohmann::json result = {{"model", bench_name(f)}, {"config", net_config(*model.net)}, {"mode", f.options.mode}, {"dtype", f.options.dtype},
                            {"size", {f.options.height, f.options.width}}, {"batch", f.options.batch},
-                           {"device", f.options.device.str()}, {"channels_last", f.options.channels_last},
+                           {"device", f.options.device.str()}, {"channels_last", runs.back()["path"]["layout"] == "channels_last"},
+                           {"path", runs.back()["path"]},
                            {"gflop_per_run", gflop}, {"runs", runs}, {"ms_per_image", best["ms_per_image"]},
                            {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
                            {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
                            {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f) : nlohmann::json::object()},
-                           {"cpu_allocator", allocator_name()},
+                           {"cpu_allocator", runs.back()["cpu_allocator"]},
                            {"cpu", cpu_info().model},
                            {"isa", cpu_info().isa_class()},
                            {"isa_flags", cpu_info().flags}};
+  if (result["peers"].contains("skipped")) {  // not timed, and why: kept apart from the peers' ratios
+    result["peers_skipped"] = result["peers"]["skipped"];
+    result["peers"].erase("skipped");
+  }
   if (f.nproc > 1) result["data_parallel"] = time_data_parallel(f, runs);
   add_ratios(result);
   const std::string format = f.json ? "json" : f.format;
@@ -387,7 +451,88 @@ void run_bench(Flags& f) {
   }
 }
 
+struct TuneFlags {
+  NetRecipe recipe;
+  std::string model, size = "500", dtype = "fp32";
+  int64_t batch = 1;
+  int runs = 2;
+  std::vector<int> threads;
+  bool json = false;
+};
+
+// fcn tune: times the fast-path candidates for one workload at each thread count and caches the
+// winner, which predict, eval and bench then use on this machine.
+void run_tune(TuneFlags& t) {
+  const auto [height, width] = parse_size(t.size, "--size");
+  if (t.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(t.batch));
+  if (t.runs < 1) fail("--runs", "must be at least 1, got " + std::to_string(t.runs));
+  if (t.batch * height * width > limits().max_pixels)
+    fail("--batch", std::to_string(t.batch) + " images of " + t.size + " exceed Limits.max_pixels (" +
+                        std::to_string(limits().max_pixels) + " pixels per batch)");
+  const auto dtype = parse_dtype(t.dtype);
+  check_dtype_runs_natively(dtype, torch::kCPU, "BenchOptions.dtype");
+  if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
+  apply_threads(t.threads);
+  Flags f;
+  f.recipe = t.recipe, f.model = t.model;
+  auto model = bench_model(f);
+  auto report = nlohmann::json::array();
+  for (const int threads : t.threads) {
+    torch::set_num_threads(threads);
+    const auto key = tune_key(*model.net, height, width, t.batch, dtype);
+    if (!t.json)
+      std::printf("tuning %s at %ldx%ld, %s, batch %ld, %d thread(s), on %s (%s):\n", bench_name(f).c_str(), static_cast<long>(height),
+                  static_cast<long>(width), t.dtype.c_str(), static_cast<long>(t.batch), threads, cpu_info().model.c_str(),
+                  cpu_info().isa_class().c_str());
+    const auto result = tune_path(
+        key, [&](const FastPath& path) { return time_forward(*model.net, path, height, width, t.batch, dtype, t.runs); },
+        [&](const FastPath& path, double ms) {
+          if (!t.json) std::printf("  %-58s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
+          std::fflush(stdout);
+        });
+    double best_ms = 1e300;
+    nlohmann::json timings = nlohmann::json::array();
+    for (const auto& [path, ms] : result.timings) {
+      if (path.same_choice(result.best)) best_ms = std::min(best_ms, ms);
+      timings.push_back({{"path", path.to_json()}, {"ms", ms}});
+    }
+    const double speedup = result.timings.front().second / best_ms;
+    if (!t.json) std::printf("  chosen: %s (%.2fx the rule's speed)\n", result.best.describe().c_str(), speedup);
+    report.push_back({{"threads", threads}, {"key", key.str()}, {"path", result.best.to_json()}, {"ms", best_ms},
+                      {"speedup_over_rule", speedup}, {"timings", timings}});
+  }
+  if (t.json) {
+    std::cout << nlohmann::json{{"cache", tune_cache_file()}, {"cpu", cpu_info().model}, {"isa", cpu_info().isa_class()}, {"tuned", report}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::printf("cached in %s: fcn predict, eval and bench use it on this machine (FCN_NO_TUNE=1 ignores it)\n",
+                tune_cache_file().c_str());
+  }
+}
+
 }  // namespace
+
+void add_tune(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "tune", "Choose the fastest way to run a net on this CPU (layout, allocator, upsampling) by timing it; cached\n"
+              "  example: fcn tune --geometry reference --size 500   (FCN-8s VGG16 at 500x500)\n"
+              "  example: fcn tune unet.fcn --size 512 --threads 1,2\n"
+              "  The choice is kept in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,\n"
+              "  its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch, size class);\n"
+              "  fcn predict, eval and bench use it, and without one the ISA rule. FCN_NO_TUNE=1 pins the rule.");
+  static TuneFlags t;
+  cmd->add_option("MODEL", t.model, "model file (default: a fresh net of the --arch recipe)");
+  add_recipe_flags(cmd, t.recipe);
+  add_size_flag(cmd, t.size, "input size");
+  cmd->add_option("--batch", t.batch, "images per forward pass")->capture_default_str();
+  add_dtype_flag(cmd, t.dtype);
+  add_threads_flag(cmd, t.threads, "LibTorch's default, as predict uses");
+  cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (median)")->capture_default_str();
+  add_json_flag(cmd, t.json, "cache, cpu, isa, tuned (threads, key, path, ms, speedup_over_rule, timings)");
+  add_max_pixels_flag(cmd);
+  cmd->callback([] { run_tune(t); });
+}
 
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -398,7 +543,8 @@ void add_bench(CLI::App& app) {
                "  example: fcn bench --arch unet --size 128 --batch 8 --mode train --nproc 2   (data-parallel scaling)\n"
                "  Without MODEL the net is the one --arch/--backbone/... name in fcn init and fcn train.\n"
                "  Peers: PyTorch-Python eager on the same architecture and weights (bench/peers/torch_peer.py),\n"
-               "  and OpenCV DNN on fcn's own ONNX export. Ratios are fcn time / peer time (< 1: fcn faster).");
+               "  and OpenCV DNN and ONNX Runtime on fcn's own ONNX export. Ratios are fcn time / peer time (< 1: fcn faster).\n"
+               "  Which layout, allocator and upsampling fcn runs is fcn tune's cached choice, else the CPU's ISA rule.");
   static Flags f;
   f.options.runs = 3;
   cmd->add_option("MODEL", f.model, "model file (default: a fresh net of the --arch recipe)");
@@ -412,8 +558,8 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
-  cmd->add_flag("--nchw", f.nchw, "keep activations NCHW (default: channels-last)");
-  cmd->add_flag("--peers", f.peers, "also time PyTorch-Python and OpenCV DNN on the same model and input");
+  cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
+  cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);
   cmd->add_option("--format", f.format, "text | json | md (docs/benchmarks.md's table rows) | csv")
       ->capture_default_str()

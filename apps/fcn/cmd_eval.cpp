@@ -87,6 +87,7 @@ void run_eval(const EvalFlags& f) {
     PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
     options.dtype = parse_dtype(dtype);
     options.threshold = threshold;
+    options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
     SeparationScore separation;
     std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
     const auto confusion = evaluate(model, dataset, options, target, json_output, &separation, &skipped);

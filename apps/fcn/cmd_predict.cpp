@@ -112,6 +112,7 @@ void run_predict(Flags& f) {
   apply_threads(f.threads);
   for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
   const auto device = parse_device(f.device);
+  f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
   const auto images = list_images(f.inputs);
   std::filesystem::create_directories(f.out);
@@ -128,7 +129,8 @@ void run_predict(Flags& f) {
   const double median = times.median();
   if (f.json) {
     std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
-                                {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median}}
+                                {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
+                                {"path", predictor.path().to_json()}}
                      .dump(2)
               << "\n";
   } else {

@@ -22,5 +22,6 @@ void add_heatmap(CLI::App& app);
 void add_export(CLI::App& app);
 void add_report(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_tune(CLI::App& app);
 
 }  // namespace fcn::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
                "  fcn export fcn8s.fcn --onnx fcn8s.onnx\n"
                "  fcn report fcn8s.run --out report.html\n"
                "  fcn bench --geometry reference --peers\n"
+               "  fcn tune --geometry reference --size 500\n"
                "  fcn init --arch fcn8s --backbone vgg16-w0.25 --classes 11 --out fcn8s.fcn\n"
                "  fcn info fcn8s.fcn --size 500\n"
                "  fcn forward fcn8s.fcn image.png --out logits.npy\n",
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   fcn::cli::add_export(app);
   fcn::cli::add_report(app);
   fcn::cli::add_bench(app);
+  fcn::cli::add_tune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -318,4 +318,44 @@ def _():
     assert json.loads(p.stdout)["isa"] == "avx2", p.stderr
 
 
+@check("tune caches its choice; bench and predict use it; another ISA misses the cache; FCN_NO_TUNE=1 pins the rule")
+def _():
+    flags = ["--arch", "unet", "--depth", 2, "--base-channels", 4, "--size", 32, "--threads", 1]
+    rule = json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json").stdout)["path"]
+    assert rule["source"] == "rule", rule
+    assert rule["layout"] == ("channels_last" if "avx512f" in open("/proc/cpuinfo").read() else "nchw"), rule
+    tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
+    assert tuned["cache"] == os.path.join(os.environ["XDG_CACHE_HOME"], "fcn", "fast-paths.json"), tuned["cache"]
+    assert os.path.exists(tuned["cache"])
+    entry = tuned["tuned"][0]
+    assert entry["threads"] == 1 and len(entry["timings"]) == 5 and entry["timings"][0]["path"]["source"] == "rule", entry
+    assert entry["ms"] == min(t["ms"] for t in entry["timings"] if t["path"]["layout"] == entry["path"]["layout"]
+                              and t["path"]["allocator"] == entry["path"]["allocator"]
+                              and t["path"]["upsampling"] == entry["path"]["upsampling"]), entry
+    bench = json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json").stdout)
+    chosen = {k: entry["path"][k] for k in ("layout", "allocator", "upsampling")}
+    assert bench["path"] == dict(chosen, source="cache"), (bench["path"], chosen)
+    assert bench["runs"][0]["path"]["source"] == "cache"
+    assert bench["channels_last"] == (chosen["layout"] == "channels_last")
+    assert run("bench", *flags, "--runs", 1, "--warmup", 0, "--nchw", "--json").stdout.count('"source": "flag"') >= 1
+    pinned = dict(os.environ, FCN_NO_TUNE="1")
+    p = subprocess.run([FCN, "bench", *map(str, flags), "--runs", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
+                       timeout=120, env=pinned)
+    assert json.loads(p.stdout)["path"] == dict(rule, source="pinned"), p.stdout[-400:]
+    avx2 = dict(os.environ, FCN_CPU_FLAGS="avx avx2 fma")  # another ISA class: another key, and the AVX2 rule
+    p = subprocess.run([FCN, "bench", *map(str, flags), "--runs", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
+                       timeout=120, env=avx2)
+    result = json.loads(p.stdout)
+    assert result["path"] == {"layout": "nchw", "allocator": "system", "upsampling": "subpixel", "source": "rule"}, result["path"]
+    assert "LibTorch default" in result["cpu_allocator"], result["cpu_allocator"]
+    p = run("predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("tuned_out"), "--json")
+    assert json.loads(p.stdout)["path"]["source"] in ("rule", "cache"), p.stdout
+    one_line_error(run("tune", *flags, "--runs", 0, ok=False), "--runs")
+    one_line_error(run("tune", "--size", "0x5", ok=False), "--size")
+    with open(tuned["cache"], "w") as f:
+        f.write("{ not json")
+    p = run("bench", *flags, "--runs", 1, "--warmup", 0, "--json")
+    assert json.loads(p.stdout)["path"]["source"] == "rule" and "ignoring" in p.stderr and tuned["cache"] in p.stderr, p.stderr
+
+
 summary()

@@ -13,6 +13,9 @@ import torch
 FCN = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="fcn-cli-")
 results = []
+# Hermetic: fcn tune's cache (read by predict, eval and bench) is this run's own, not the user's.
+os.environ["XDG_CACHE_HOME"] = os.path.join(TMP, "xdg-cache")
+os.environ.pop("FCN_NO_TUNE", None)
 
 
 def run(*args, ok=True):

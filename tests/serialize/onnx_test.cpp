@@ -1,6 +1,12 @@
 // ONNX export: the file written from C++ passes onnx::checker (inside export_onnx) and, run by
 // OpenCV DNN (cv::dnn::readNetFromONNX), gives fcn's logits within 1e-3 for FCN-32s/16s/8s in both
-// geometries and U-Net in both paddings (and both upsamplings), each at two input sizes.
+// geometries and U-Net in both paddings (and both upsamplings), each at two input sizes; and the
+// same in ONNX Runtime (CPU, the npm package onnxruntime-node driven by bench/peers/ort_peer.js).
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/dnn.hpp>
@@ -48,9 +54,43 @@ torch::Tensor run_opencv(const std::string& path, const torch::Tensor& input) {
   return torch::from_blob(out.ptr<float>(), shape, torch::kFloat).clone();
 }
 
-class OnnxParity : public testing::TestWithParam<Case> {};
+// Where node or the package is absent the ONNX Runtime half is skipped, except under CI, which
+// installs both (scripts/install-deps.sh): there a missing runtime is a failure.
+std::string onnxruntime_missing() {
+  const std::filesystem::path script = FCN_ORT_PEER;
+  if (std::string(FCN_NODE).empty() || std::string(FCN_NODE).find("NOTFOUND") != std::string::npos) return "node not found";
+  if (!std::filesystem::exists(script.parent_path() / "node_modules" / "onnxruntime-node" / "package.json"))
+    return "onnxruntime-node is not installed in " + script.parent_path().string() + " (scripts/install-deps.sh)";
+  return "";
+}
 
-TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
+torch::Tensor run_onnxruntime(const std::string& path, const torch::Tensor& input) {
+  const auto contiguous = input.contiguous();
+  const std::string in = path + ".in.f32", out = path + ".out.f32";
+  std::ofstream(in, std::ios::binary).write(static_cast<const char*>(contiguous.data_ptr()), contiguous.nbytes());
+  std::string shape;
+  for (const auto d : input.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+  const std::string command = std::string(FCN_NODE) + " " + FCN_ORT_PEER + " " + path + " --run " + in + " --shape " + shape +
+                              " --output " + out + " --threads 1 > " + out + ".json";
+  if (std::system(command.c_str()) != 0) {
+    ADD_FAILURE() << command;
+    return {};
+  }
+  std::ifstream file(out, std::ios::binary | std::ios::ate);
+  auto result = torch::empty({static_cast<int64_t>(file.tellg()) / 4}, torch::kFloat);
+  file.seekg(0).read(static_cast<char*>(result.data_ptr()), result.nbytes());
+  return result;
+}
+
+class OnnxParity : public testing::TestWithParam<Case> {
+ protected:
+  // Each size of the case: the export and fcn's logits, then `check(path, input, expected)`.
+  template <typename Check>
+  void each_size(Check&& check) const;
+};
+
+template <typename Check>
+void OnnxParity::each_size(Check&& check) const {
   const auto& c = GetParam();
   const auto model = random_model(c.config);
   for (const auto& [h, w] : c.sizes) {
@@ -68,12 +108,32 @@ TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
     }
     // The exporter's own check of its traced graph against forward (relative, like export_onnx's).
     EXPECT_LE(summary.max_abs_error, 1e-4 * std::max(1.0, expected.abs().max().item<double>()));
-    const auto actual = run_opencv(path, input);
-    ASSERT_EQ(actual.sizes(), expected.sizes()) << path;
-    const double error = (actual - expected).abs().max().item<double>();
-    EXPECT_LE(error, 1e-3 * std::max(1.0, expected.abs().max().item<double>())) << path << " max |logit| "
-                                                                               << expected.abs().max().item<double>();
+    check(path, input, expected);
   }
+}
+
+void expect_logits(const std::string& path, const torch::Tensor& actual, const torch::Tensor& expected) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << path;
+  const double error = (actual - expected).abs().max().item<double>();
+  EXPECT_LE(error, 1e-3 * std::max(1.0, expected.abs().max().item<double>())) << path << " max |logit| "
+                                                                             << expected.abs().max().item<double>();
+}
+
+TEST_P(OnnxParity, OpenCvDnnGivesFcnLogits) {
+  each_size([](const std::string& path, const torch::Tensor& input, const torch::Tensor& expected) {
+    expect_logits(path, run_opencv(path, input), expected);
+  });
+}
+
+TEST_P(OnnxParity, OnnxRuntimeGivesFcnLogits) {
+  if (const auto missing = onnxruntime_missing(); !missing.empty()) {
+    if (std::getenv("CI") != nullptr) FAIL() << "ONNX Runtime peer missing under CI: " << missing;
+    GTEST_SKIP() << missing;
+  }
+  each_size([](const std::string& path, const torch::Tensor& input, const torch::Tensor& expected) {
+    const auto actual = run_onnxruntime(path, input);
+    if (actual.defined()) expect_logits(path, actual.numel() == expected.numel() ? actual.view(expected.sizes()) : actual, expected);
+  });
 }
 
 nlohmann::json fcn_config(int stride, const std::string& geometry) {

@@ -241,12 +241,16 @@ TEST(Trainer, RunFolderIsLockedAndNotSilentlyOverwritten) {
     ::sleep(30);
     ::_exit(0);
   }
-  for (int i = 0; i < 100; ++i) {  // until the child holds it
+  // Until the child holds it and has written its pid (under a loaded ctest -j2 that took > 2 s once).
+  const std::string child = std::to_string(holder);
+  for (int i = 0; i < 1000; ++i) {
     const int fd = ::open(lock.c_str(), O_RDWR);
     const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
     if (!held) ::flock(fd, LOCK_UN);
+    char text[32] = {};
+    const bool named = ::pread(fd, text, sizeof text - 1, 0) == static_cast<ssize_t>(child.size()) && child == text;
     ::close(fd);
-    if (held) break;
+    if (held && named) break;
     ::usleep(20000);
   }
   const auto busy = test::error_of([&] { train_segmentation(again, train, nullptr, options("locked", 1).overwrite(true)); });

@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/layers.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/cpu.h"
@@ -57,7 +58,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   const auto dtype = parse_dtype(options.dtype);
   check_dtype_runs_natively(dtype, options.device, "BenchOptions.dtype");
   net.to(options.device, dtype);
-  if (options.channels_last) to_channels_last(net);
+  to_layout(net, options.channels_last);  // also back to NCHW after a channels-last run
   torch::manual_seed(0);
   const auto input = to_inference_input(torch::rand({options.batch, net.in_channels(), options.height, options.width}), options);
   Timing timing;

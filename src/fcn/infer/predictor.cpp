@@ -99,6 +99,17 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
       fail("PredictOptions.overlap",
            std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
   }
+  if (options_.fast_path && device_.is_cpu()) {  // the tile's size class, else whatever size was tuned
+    const int64_t side = options_.tile > 0 ? net.legal_input_at_least(options_.tile) : 0;
+    path_ = find_path(tune_key(*model_.net, side, side, options_.batch, options_.dtype));
+    apply_path(path_);
+    options_.channels_last = path_.channels_last;
+  } else {
+    path_.channels_last = options_.channels_last;
+    path_.allocator = cpu_allocator_policy();
+    path_.upsampling = upsampling_path();
+    path_.source = "flag";
+  }
   model_.net->eval();
   model_.net->to(device_, options_.dtype);
   if (options_.channels_last) to_channels_last(*model_.net);

@@ -12,6 +12,7 @@
 
 #include <torch/types.h>
 
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/model.h"
 
 namespace fcn {
@@ -32,6 +33,11 @@ struct PredictOptions {
   // Weights and activations in channels-last (NHWC) layout, oneDNN's fast layout on AVX-512 CPUs.
   // false keeps the net's own layout (validation inside training leaves the weights as they are).
   bool channels_last = true;
+  // Choose the layout (replacing channels_last), the CPU allocator policy and the upsampling path
+  // for this machine: the choice `fcn tune` cached for this net, dtype, batch and thread count,
+  // else the ISA rule (fcn/infer/fast_path.h). The allocator and upsampling switches are
+  // process-wide, so it is off by default in the library; the fcn CLI turns it on.
+  bool fast_path = false;
   // Binary nets (one logit channel): a pixel is foreground where sigmoid(logit) > threshold.
   double threshold = 0.5;
 };
@@ -77,6 +83,8 @@ class Predictor {
   const Model& model() const { return model_; }
   const PredictOptions& options() const { return options_; }
   torch::Device device() const { return device_; }
+  // What runs the net: with options.fast_path, the chosen path; else options' layout ("flag").
+  const FastPath& path() const { return path_; }
 
  private:
   Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source);
@@ -87,6 +95,7 @@ class Predictor {
   Model model_;
   torch::Device device_;
   PredictOptions options_;
+  FastPath path_;
 };
 
 // Reflection padding by any amount (repeated reflection where a pad exceeds the side; a side of

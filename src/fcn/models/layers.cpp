@@ -2,12 +2,19 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+
+#include "fcn/models/upsampling.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
 namespace {
 thread_local FlopCounter* active_counter = nullptr;
+std::atomic<UpsamplingPath> upsampling{UpsamplingPath::kSubpixel};
 }  // namespace
+
+void set_upsampling_path(UpsamplingPath path) { upsampling = path; }
+UpsamplingPath upsampling_path() { return upsampling; }
 
 FlopCounter::FlopCounter() {
   TORCH_CHECK(active_counter == nullptr, "FlopCounter: nested counters are not supported");
@@ -55,7 +62,7 @@ torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
   const auto& o = layer->options;
   const auto& w = layer->weight;
   const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
-  const bool subpixel = x.is_cpu() && o.stride()->at(0) == o.stride()->at(1) && o.kernel_size()->at(0) == o.kernel_size()->at(1) &&
+  const bool subpixel = x.is_cpu() && upsampling == UpsamplingPath::kSubpixel && o.stride()->at(0) == o.stride()->at(1) && o.kernel_size()->at(0) == o.kernel_size()->at(1) &&
                         o.kernel_size()->at(0) % o.stride()->at(0) == 0 && pad->at(0) == pad->at(1) && o.groups() == 1 &&
                         o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 && o.output_padding()->at(0) == 0 &&
                         o.output_padding()->at(1) == 0;

@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fcn/util/error.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <algorithm>
@@ -179,11 +181,53 @@ void set_cpu_cache_limit(size_t bytes) {
   if (installed) CachingCpuAllocator::instance().set_limit(bytes);
 }
 
-void use_cpu_cache_for_training() {
-  if (!installed || std::getenv("FCN_CPU_CACHE_MIB") != nullptr) return;
+namespace {
+size_t training_cache_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   const size_t physical = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : (size_t{8} << 30);
-  set_cpu_cache_limit(std::min(physical / 4, size_t{4} << 30));
+  return std::min(physical / 4, size_t{4} << 30);
+}
+}  // namespace
+
+void use_cpu_cache_for_training() {
+  if (!installed || std::getenv("FCN_CPU_CACHE_MIB") != nullptr) return;
+  set_cpu_cache_limit(training_cache_bytes());
+}
+
+CpuAllocatorPolicy set_cpu_allocator_policy(CpuAllocatorPolicy policy) {
+  if (policy == CpuAllocatorPolicy::kSystem) {
+    std::lock_guard<std::mutex> lock(install_mutex);
+    if (installed) {
+      c10::SetAllocator(c10::DeviceType::CPU, c10::GetDefaultCPUAllocator(), /*priority=*/1);
+      installed = false;
+      CachingCpuAllocator::instance().trim();
+    }
+    return CpuAllocatorPolicy::kSystem;
+  }
+  if (!install_cpu_allocator()) return CpuAllocatorPolicy::kSystem;
+  if (std::getenv("FCN_CPU_CACHE_MIB") == nullptr)
+    set_cpu_cache_limit(policy == CpuAllocatorPolicy::kBlockCache ? training_cache_bytes() : 0);
+  return cpu_allocator_policy();
+}
+
+CpuAllocatorPolicy cpu_allocator_policy() {
+  if (!installed) return CpuAllocatorPolicy::kSystem;
+  return cpu_allocator_stats().cache_limit_bytes > 0 ? CpuAllocatorPolicy::kBlockCache : CpuAllocatorPolicy::kHugePages;
+}
+
+const char* policy_name(CpuAllocatorPolicy policy) {
+  switch (policy) {
+    case CpuAllocatorPolicy::kSystem: return "system";
+    case CpuAllocatorPolicy::kHugePages: return "huge_pages";
+    case CpuAllocatorPolicy::kBlockCache: return "block_cache";
+  }
+  return "system";
+}
+
+CpuAllocatorPolicy parse_allocator_policy(const std::string& name, const std::string& subject) {
+  for (const auto policy : {CpuAllocatorPolicy::kSystem, CpuAllocatorPolicy::kHugePages, CpuAllocatorPolicy::kBlockCache})
+    if (name == policy_name(policy)) return policy;
+  fail(subject, "'" + name + "' is not one of system, huge_pages, block_cache");
 }
 
 void release_cached_cpu_memory() {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 namespace fcn {
 
@@ -41,5 +42,22 @@ void set_cpu_cache_limit(size_t bytes);
 void use_cpu_cache_for_training();
 // Unmaps every cached block (e.g. after a burst of large images).
 void release_cached_cpu_memory();
+
+// The three policies the fast-path tuner (fcn/infer/fast_path.h) times against each other: which
+// one wins depends on the CPU and its kernel (measured: huge pages win on the AVX-512 VMs, glibc's
+// own allocation on an AVX2 EPYC; docs/benchmarks.md).
+enum class CpuAllocatorPolicy {
+  kSystem,      // LibTorch's default allocator
+  kHugePages,   // fcn's: large blocks on huge pages, unmapped when freed
+  kBlockCache,  // fcn's, keeping freed large blocks (the training budget of use_cpu_cache_for_training)
+};
+// Switches the allocator of every later CPU allocation (tensors that exist keep their own
+// deleter). FCN_CPU_ALLOCATOR=system pins kSystem and FCN_CPU_CACHE_MIB the cache budget: the
+// user's environment wins. Returns the policy now in force.
+CpuAllocatorPolicy set_cpu_allocator_policy(CpuAllocatorPolicy policy);
+CpuAllocatorPolicy cpu_allocator_policy();
+const char* policy_name(CpuAllocatorPolicy policy);  // "system" | "huge_pages" | "block_cache"
+// fcn::Error naming `subject` for an unknown name.
+CpuAllocatorPolicy parse_allocator_policy(const std::string& name, const std::string& subject);
 
 }  // namespace fcn

@@ -1,0 +1,254 @@
+#include "fcn/infer/fast_path.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "fcn/models/layers.h"
+#include "fcn/models/registry.h"
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+constexpr const char* kFormat = "fcn fast paths 1";
+
+std::string fnv1a_hex(const std::string& text) {
+  uint64_t hash = 1469598103934665603ull;
+  for (const unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
+nlohmann::json key_json(const TuneKey& k) {
+  return {{"cpu", k.cpu}, {"isa", k.isa}, {"torch", k.torch_version}, {"threads", k.threads}, {"net", k.net},
+          {"dtype", k.dtype}, {"batch", k.batch}, {"size_class", k.size_class}};
+}
+
+bool pinned() {
+  const char* env = std::getenv("FCN_NO_TUNE");
+  return env != nullptr && *env != '\0' && std::string(env) != "0";
+}
+
+// The cache file's entries; an empty object when there is none or it cannot be read (reported once).
+nlohmann::json read_entries() {
+  const std::string file = tune_cache_file();
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return nlohmann::json::object();
+  try {
+    const auto bytes = read_file(file);
+    auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    if (j.value("format", "") != kFormat || !j.contains("entries") || !j["entries"].is_object())
+      throw std::runtime_error("not an fcn fast-path cache (\"format\": \"" + std::string(kFormat) + "\")");
+    return j["entries"];
+  } catch (const std::exception& e) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      std::fprintf(stderr, "fcn: warning: ignoring %s: %s; fcn tune rewrites it\n", file.c_str(), e.what());
+    });
+    return nlohmann::json::object();
+  }
+}
+
+// The entry for `key`; for size_class 0, the one of the largest size class with every other field equal.
+const nlohmann::json* lookup(const nlohmann::json& entries, const TuneKey& key) {
+  if (key.size_class != 0) {
+    const auto it = entries.find(key.str());
+    return it == entries.end() ? nullptr : &*it;
+  }
+  const nlohmann::json* best = nullptr;
+  auto wanted = key_json(key);
+  wanted.erase("size_class");
+  for (const auto& entry : entries) {
+    if (!entry.contains("key") || !entry["key"].is_object()) continue;
+    auto k = entry["key"];
+    const int64_t size = k.value("size_class", int64_t{0});
+    k.erase("size_class");
+    if (k == wanted && (best == nullptr || size > (*best)["key"].value("size_class", int64_t{0}))) best = &entry;
+  }
+  return best;
+}
+
+std::string now_iso() {
+  const std::time_t t = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return text;
+}
+
+void store(const TuneKey& key, const TuneResult& result) {
+  auto entries = read_entries();
+  nlohmann::json ms = nlohmann::json::object();
+  for (const auto& [path, time] : result.timings) ms[path.describe()] = time;
+  entries[key.str()] = {{"key", key_json(key)}, {"path", result.best.to_json()}, {"ms", ms}, {"measured", now_iso()}};
+  const std::string file = tune_cache_file();
+  std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+  const auto text = nlohmann::json{{"format", kFormat}, {"entries", entries}}.dump(2);
+  write_file_atomic(file, text.data(), text.size());
+}
+
+}  // namespace
+
+void to_layout(torch::nn::Module& module, bool channels_last) {
+  if (channels_last) return to_channels_last(module);
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous());
+}
+
+
+bool FastPath::same_choice(const FastPath& o) const {
+  return channels_last == o.channels_last && allocator == o.allocator && upsampling == o.upsampling;
+}
+
+std::string FastPath::describe() const {
+  return std::string(channels_last ? "channels-last" : "NCHW") + ", " + policy_name(allocator) + " allocator, " +
+         (upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed") + " upsampling";
+}
+
+nlohmann::json FastPath::to_json() const {
+  return {{"layout", channels_last ? "channels_last" : "nchw"}, {"allocator", policy_name(allocator)},
+          {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"}, {"source", source}};
+}
+
+FastPath FastPath::from_json(const nlohmann::json& j) {
+  FastPath path;
+  const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>();
+  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed"))
+    fail("fast path", "unknown layout '" + layout + "' or upsampling '" + upsampling + "'");
+  path.channels_last = layout == "channels_last";
+  path.allocator = parse_allocator_policy(j.at("allocator").get<std::string>(), "fast path allocator");
+  path.upsampling = upsampling == "subpixel" ? UpsamplingPath::kSubpixel : UpsamplingPath::kTransposed;
+  path.source = "cache";
+  return path;
+}
+
+std::string TuneKey::str() const {
+  return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";threads=" + std::to_string(threads) + ";net=" + net +
+         ";dtype=" + dtype + ";batch=" + std::to_string(batch) + ";size=2^" + std::to_string(size_class);
+}
+
+TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype) {
+  TuneKey key;
+  key.cpu = cpu_info().model;
+  key.isa = cpu_info().isa_class();
+  key.torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+                      std::to_string(TORCH_VERSION_PATCH);
+  key.threads = torch::get_num_threads();
+  key.net = fnv1a_hex(net_config(net).dump());
+  key.dtype = dtype == torch::kBFloat16 ? "bf16" : "fp32";
+  key.batch = batch;
+  key.size_class = height > 0 && width > 0 ? std::max<int64_t>(1, std::llround(std::log2(static_cast<double>(height * width)))) : 0;
+  return key;
+}
+
+std::string tune_cache_file() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path base = xdg != nullptr && *xdg != '\0' ? std::filesystem::path(xdg)
+                                     : home != nullptr && *home != '\0' ? std::filesystem::path(home) / ".cache"
+                                                                         : std::filesystem::temp_directory_path();
+  return (base / "fcn" / "fast-paths.json").string();
+}
+
+FastPath rule_path(const CpuInfo& cpu) {
+  FastPath path;
+  const bool avx512 = cpu.has("avx512f");
+  path.channels_last = avx512;
+  path.allocator = avx512 ? CpuAllocatorPolicy::kHugePages : CpuAllocatorPolicy::kSystem;
+  path.upsampling = UpsamplingPath::kSubpixel;
+  path.source = "rule";
+  return path;
+}
+
+FastPath find_path(const TuneKey& key) {
+  if (pinned()) {
+    auto path = rule_path();
+    path.source = "pinned";
+    return path;
+  }
+  const auto entries = read_entries();
+  if (const auto* entry = lookup(entries, key)) {
+    try {
+      return FastPath::from_json(entry->at("path"));
+    } catch (const std::exception&) {  // a damaged entry is a miss; fcn tune replaces it
+    }
+  }
+  return rule_path();
+}
+
+TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
+                     const std::function<void(const FastPath&, double)>& progress) {
+  TuneResult result;
+  auto measure = [&](const FastPath& path) {
+    const double ms = time_one(path);
+    result.timings.emplace_back(path, ms);
+    if (progress) progress(path, ms);
+    return ms;
+  };
+  FastPath best = rule_path();
+  double best_ms = measure(best);
+  auto try_alternative = [&](FastPath alternative) {
+    alternative.source = "candidate";
+    const double ms = measure(alternative);
+    if (ms < 0.98 * best_ms) best = alternative, best_ms = ms;
+  };
+  FastPath other = best;
+  other.channels_last = !best.channels_last;
+  try_alternative(other);
+  const FastPath base = best;  // each other allocator against the layout kept
+  for (const auto policy : {CpuAllocatorPolicy::kSystem, CpuAllocatorPolicy::kHugePages, CpuAllocatorPolicy::kBlockCache}) {
+    if (policy == base.allocator) continue;
+    other = base;
+    other.allocator = policy;
+    try_alternative(other);
+  }
+  other = best;
+  other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
+  try_alternative(other);
+  best.source = "measured";
+  result.best = best;
+  store(key, result);
+  return result;
+}
+
+double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype,
+                    int runs) {
+  apply_path(path);
+  net.eval();
+  net.to(torch::kCPU, dtype);
+  to_layout(net, path.channels_last);
+  torch::manual_seed(0);
+  const auto format = path.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  std::vector<double> ms;
+  {
+    c10::InferenceMode guard;
+    const auto input = torch::rand({batch, net.in_channels(), height, width}).to(dtype).contiguous(format);
+    for (int i = 0; i <= std::max(1, runs); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      net.forward(input);
+      if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  to_layout(net, false);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void apply_path(const FastPath& path) {
+  set_cpu_allocator_policy(path.allocator);
+  set_upsampling_path(path.upsampling);
+}
+
+}  // namespace fcn

@@ -1,0 +1,94 @@
+// The fast path for running a net on this machine, chosen by measurement rather than from one
+// developer's CPU. What wins differs by CPU class (docs/benchmarks.md): on the AVX-512/AMX VMs
+// channels-last with fcn's huge-page allocator is fastest for FCN-8s at 500^2; on an AVX2 EPYC
+// (Zen 1) NCHW with glibc's allocator is, by 15-20%. So:
+//  - `fcn tune` (tune_path) times the candidates for one workload on this machine and caches the
+//    winner in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,
+//    its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch,
+//    size class);
+//  - predict, eval and bench look the key up (find_path): a hit is used at no cost; a miss takes
+//    the ISA rule below, measured on both classes, and says so; nothing is timed implicitly;
+//  - FCN_NO_TUNE=1 pins the ISA rule and ignores the cache, for reproducible runs.
+//
+//   fcn::FastPath path = fcn::find_path(fcn::tune_key(*model.net, 500, 500));
+//   fcn::apply_path(path);                        // allocator and upsampling, process-wide
+//   options.channels_last = path.channels_last;   // the layout is the Predictor's
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/types.h>
+
+#include "fcn/models/net.h"
+#include "fcn/models/upsampling.h"
+#include "fcn/util/allocator.h"
+#include "fcn/util/cpu.h"
+
+namespace fcn {
+
+struct FastPath {
+  bool channels_last = true;  // activations and conv weights NHWC; false: NCHW
+  CpuAllocatorPolicy allocator = CpuAllocatorPolicy::kHugePages;
+  UpsamplingPath upsampling = UpsamplingPath::kSubpixel;
+  // Where the choice came from: "measured" (just now), "cache" (an earlier fcn tune), "rule" (the
+  // ISA class; no cache entry), "pinned" (FCN_NO_TUNE=1), "flag" (the user's --nchw).
+  std::string source = "rule";
+
+  bool same_choice(const FastPath& other) const;
+  std::string describe() const;  // "channels-last, huge_pages allocator, subpixel upsampling"
+  nlohmann::json to_json() const;
+  static FastPath from_json(const nlohmann::json& j);  // throws on a malformed entry
+};
+
+// What a choice is valid for. Any field that differs makes it a different entry.
+struct TuneKey {
+  std::string cpu, isa, torch_version;
+  int threads = 1;
+  std::string net;  // a hash of the net's config (architecture, widths, classes)
+  std::string dtype = "fp32";
+  int64_t batch = 1;
+  int64_t size_class = 0;  // round(log2(H x W)): 500x500 and 512x512 share one; 0 = any size
+  std::string str() const;
+};
+// This machine and thread count (torch::get_num_threads()) for `net` at height x width.
+// height = width = 0: any size (a command that does not know its image sizes up front).
+TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch = 1, torch::Dtype dtype = torch::kFloat);
+
+std::string tune_cache_file();
+
+// The choice without measurement, from the ISA class: NCHW + glibc's allocator on AVX2 and below,
+// channels-last + huge pages with AVX-512; subpixel upsampling on both (docs/benchmarks.md).
+FastPath rule_path(const CpuInfo& cpu = cpu_info());
+
+// FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
+// the entry of the largest size measured), else the rule. An unreadable cache file is reported on
+// stderr once and ignored.
+FastPath find_path(const TuneKey& key);
+
+struct TuneResult {
+  FastPath best;  // source "measured"
+  std::vector<std::pair<FastPath, double>> timings;  // every candidate timed, ms per run
+};
+// Starts from the rule and, one choice at a time (layout, then allocator, then upsampling), keeps
+// an alternative that `time_one` finds faster by more than 2%. Stores the winner under `key`
+// (atomically; a corrupt cache file is replaced). `progress` is told each candidate's result.
+TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
+                     const std::function<void(const FastPath&, double)>& progress = {});
+
+// The timing tune_path uses for inference: `net` (moved to the path's layout) in eval mode under
+// InferenceMode on a random batch x C x height x width input, the median of `runs` forward passes
+// after one warm-up. The net is left in NCHW.
+double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype,
+                    int runs);
+
+// Conv weights (4-d parameters) of `module` in channels-last or plain NCHW layout.
+void to_layout(torch::nn::Module& module, bool channels_last);
+
+// Puts the process-wide parts into force: the CPU allocator policy and the upsampling path. The
+// layout is per net: PredictOptions::channels_last.
+void apply_path(const FastPath& path);
+
+}  // namespace fcn

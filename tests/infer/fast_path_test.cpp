@@ -1,0 +1,190 @@
+// The fast-path dispatcher: the ISA rule, the tuner's choice (with a fake clock, so the winner is
+// known), the cache that keeps it (reused, and missed whenever any field of the key changes),
+// FCN_NO_TUNE, a damaged cache file, and the switches a path puts into force. Each test runs in
+// its own process under ctest, with its own XDG_CACHE_HOME.
+#include "fcn/infer/fast_path.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/models/registry.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+std::shared_ptr<NetImpl> tiny_unet() {
+  NetRecipe recipe;
+  recipe.arch = "unet";
+  recipe.depth = 2;
+  recipe.base_channels = 4;
+  recipe.in_channels = 1;
+  torch::manual_seed(0);
+  return make_net(recipe);
+}
+
+void fresh_cache(const std::string& name) {
+  const auto dir = test::temp_dir() + "/" + name;
+  std::filesystem::remove_all(dir);
+  ::setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+  ::unsetenv("FCN_NO_TUNE");
+}
+
+// Separable fake costs whose optimum is the opposite layout to the rule's, block cache, and
+// LibTorch's transposed upsampling: every dimension has to move for the tuner to find it.
+struct FakeClock {
+  bool fast_layout = !rule_path().channels_last;
+  int calls = 0;
+  double operator()(const FastPath& p) {
+    ++calls;
+    return 100.0 - (p.channels_last == fast_layout ? 30 : 0) - (p.allocator == CpuAllocatorPolicy::kBlockCache ? 20 : 0) -
+           (p.allocator == CpuAllocatorPolicy::kHugePages ? 10 : 0) - (p.upsampling == UpsamplingPath::kTransposed ? 5 : 0);
+  }
+};
+
+TEST(FastPath, RuleFollowsTheIsaClass) {
+  CpuInfo avx2{"AMD EPYC 7551P 32-Core Processor", {"avx2"}};
+  const auto nchw = rule_path(avx2);
+  EXPECT_FALSE(nchw.channels_last);
+  EXPECT_EQ(nchw.allocator, CpuAllocatorPolicy::kSystem);
+  EXPECT_EQ(nchw.upsampling, UpsamplingPath::kSubpixel);
+  EXPECT_EQ(nchw.source, "rule");
+  for (const auto& flags : {std::vector<std::string>{"avx2", "avx512f"}, {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}}) {
+    const auto nhwc = rule_path(CpuInfo{"x", flags});
+    EXPECT_TRUE(nhwc.channels_last);
+    EXPECT_EQ(nhwc.allocator, CpuAllocatorPolicy::kHugePages);
+  }
+  EXPECT_EQ(nchw.describe(), "NCHW, system allocator, subpixel upsampling");
+  EXPECT_TRUE(FastPath::from_json(nchw.to_json()).same_choice(nchw));
+}
+
+TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
+  fresh_cache("tuned");
+  const auto net = tiny_unet();
+  const auto key = tune_key(*net, 500, 500);
+  EXPECT_EQ(key.size_class, 18);
+  EXPECT_EQ(tune_key(*net, 512, 512).str(), key.str());  // one size class
+  EXPECT_EQ(find_path(key).source, "rule");               // nothing cached yet
+  FakeClock clock;
+  int told = 0;
+  const auto result = tune_path(key, std::ref(clock), [&](const FastPath&, double) { ++told; });
+  // rule, other layout, the two other allocators, other upsampling: 5 timings, each reported.
+  EXPECT_EQ(clock.calls, 5);
+  EXPECT_EQ(told, 5);
+  EXPECT_EQ(result.timings.size(), 5u);
+  EXPECT_EQ(result.best.channels_last, clock.fast_layout);
+  EXPECT_EQ(result.best.allocator, CpuAllocatorPolicy::kBlockCache);
+  EXPECT_EQ(result.best.upsampling, UpsamplingPath::kTransposed);
+  EXPECT_EQ(result.best.source, "measured");
+  ASSERT_TRUE(std::filesystem::exists(tune_cache_file()));
+  EXPECT_EQ(tune_cache_file(), test::temp_dir() + "/tuned/fcn/fast-paths.json");
+
+  const auto cached = find_path(key);  // reused, without timing anything
+  EXPECT_EQ(cached.source, "cache");
+  EXPECT_TRUE(cached.same_choice(result.best));
+  EXPECT_EQ(clock.calls, 5);
+  EXPECT_EQ(find_path(tune_key(*net, 0, 0)).source, "cache");  // any size: the entry measured
+
+  auto changed = [&](auto&& edit) {
+    TuneKey other = key;
+    edit(other);
+    return find_path(other).source;
+  };
+  EXPECT_EQ(changed([](TuneKey& k) { k.cpu = "AMD EPYC 7551P 32-Core Processor"; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.isa = "avx2"; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.torch_version = "2.5.1"; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.threads += 1; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.dtype = "bf16"; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.batch = 4; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.size_class = 16; }), "rule");
+  NetRecipe wider;
+  wider.arch = "unet", wider.depth = 2, wider.base_channels = 8, wider.in_channels = 1;
+  EXPECT_NE(tune_key(*make_net(wider), 500, 500).net, key.net);
+  EXPECT_EQ(find_path(tune_key(*make_net(wider), 500, 500)).source, "rule");
+}
+
+TEST(FastPath, EveryCandidateIsTimedOnce) {
+  fresh_cache("once");
+  const auto net = tiny_unet();
+  for (const auto fastest : {CpuAllocatorPolicy::kSystem, CpuAllocatorPolicy::kHugePages, CpuAllocatorPolicy::kBlockCache}) {
+    const auto result = tune_path(tune_key(*net, 64, 64), [&](const FastPath& p) { return p.allocator == fastest ? 1.0 : 2.0; });
+    EXPECT_EQ(result.best.allocator, fastest);
+    ASSERT_EQ(result.timings.size(), 5u);
+    for (size_t i = 0; i < result.timings.size(); ++i) {
+      EXPECT_EQ(result.timings[i].first.source, i == 0 ? "rule" : "candidate");
+      for (size_t j = 0; j < i; ++j) EXPECT_FALSE(result.timings[i].first.same_choice(result.timings[j].first)) << i << " " << j;
+    }
+  }
+}
+
+TEST(FastPath, NoTunePinsTheRule) {
+  fresh_cache("pinned");
+  const auto net = tiny_unet();
+  const auto key = tune_key(*net, 64, 64);
+  FakeClock clock;
+  tune_path(key, std::ref(clock));
+  ASSERT_EQ(find_path(key).source, "cache");
+  ::setenv("FCN_NO_TUNE", "1", 1);
+  const auto path = find_path(key);
+  EXPECT_EQ(path.source, "pinned");
+  EXPECT_TRUE(path.same_choice(rule_path()));
+}
+
+TEST(FastPath, DamagedCacheIsIgnoredThenRewritten) {
+  fresh_cache("damaged");
+  const auto net = tiny_unet();
+  const auto key = tune_key(*net, 64, 64);
+  std::filesystem::create_directories(std::filesystem::path(tune_cache_file()).parent_path());
+  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 1\", \"entries\": {\"" << key.str()
+                                   << "\": {\"key\": 3, \"path\": {\"layout\": \"sideways\"}}}";  // cut short
+  EXPECT_EQ(find_path(key).source, "rule");
+  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 1\", \"entries\": {\"" << key.str()
+                                   << "\": {\"key\": 3, \"path\": {\"layout\": \"sideways\"}}}}";  // valid JSON, bad entry
+  EXPECT_EQ(find_path(key).source, "rule");
+  FakeClock clock;
+  tune_path(key, std::ref(clock));
+  EXPECT_EQ(find_path(key).source, "cache");
+}
+
+TEST(FastPath, ApplyPathSwitchesAllocatorAndUpsamplingWithTheSameLogits) {
+  NetRecipe recipe;
+  recipe.arch = "fcn8s";
+  recipe.backbone = "vgg11-w0.0625";
+  recipe.fc_channels = 16;
+  recipe.fc_kernel = 2;
+  recipe.classes = 3;
+  torch::manual_seed(0);
+  const auto net = make_net(recipe);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.normal_(0, 0.2);  // upsamplers and score layers away from their init
+  }
+  net->eval();
+  const auto input = torch::rand({1, 3, 64, 96});
+  torch::Tensor logits[2];
+  for (const auto upsampling : {UpsamplingPath::kSubpixel, UpsamplingPath::kTransposed}) {
+    FastPath path;
+    path.upsampling = upsampling;
+    path.allocator = upsampling == UpsamplingPath::kSubpixel ? CpuAllocatorPolicy::kSystem : CpuAllocatorPolicy::kBlockCache;
+    apply_path(path);
+    EXPECT_EQ(upsampling_path(), upsampling);
+    EXPECT_EQ(cpu_allocator_policy(), path.allocator);
+    EXPECT_EQ(cpu_allocator_installed(), path.allocator != CpuAllocatorPolicy::kSystem);
+    c10::InferenceMode guard;
+    logits[upsampling == UpsamplingPath::kTransposed] = net->forward(input);
+  }
+  EXPECT_LE(test::relative_error(logits[1], logits[0]), 1e-5);
+  FastPath nhwc;
+  EXPECT_GT(time_forward(*net, nhwc, 64, 96, 1, torch::kFloat, 1), 0.0);
+  EXPECT_FALSE(net->parameters()[0].is_contiguous(torch::MemoryFormat::ChannelsLast) &&
+               !net->parameters()[0].is_contiguous());  // left NCHW
+  apply_path(FastPath{});
+}
+
+}  // namespace
+}  // namespace fcn
