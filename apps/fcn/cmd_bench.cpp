@@ -457,7 +457,7 @@ struct TuneFlags {
   int64_t batch = 1;
   int runs = 2;
   std::vector<int> threads;
-  bool json = false;
+  bool json = false, block_cache = false;
 };
 
 // fcn tune: times the fast-path candidates for one workload at each thread count and caches the
@@ -489,7 +489,8 @@ void run_tune(TuneFlags& t) {
         [&](const FastPath& path, double ms) {
           if (!t.json) std::printf("  %-58s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
           std::fflush(stdout);
-        });
+        },
+        t.block_cache);
     double best_ms = 1e300;
     nlohmann::json timings = nlohmann::json::array();
     for (const auto& [path, ms] : result.timings) {
@@ -528,7 +529,9 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--batch", t.batch, "images per forward pass")->capture_default_str();
   add_dtype_flag(cmd, t.dtype);
   add_threads_flag(cmd, t.threads, "LibTorch's default, as predict uses");
-  cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (median)")->capture_default_str();
+  cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (the fastest counts)")->capture_default_str();
+  cmd->add_flag("--block-cache", t.block_cache,
+                "also try keeping freed blocks: faster (FCN-8s 500x500: ~7%), ~0.6 GiB more memory than PyTorch's peak");
   add_json_flag(cmd, t.json, "cache, cpu, isa, tuned (threads, key, path, ms, speedup_over_rule, timings)");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_tune(t); });

@@ -328,7 +328,11 @@ def _():
     assert tuned["cache"] == os.path.join(os.environ["XDG_CACHE_HOME"], "fcn", "fast-paths.json"), tuned["cache"]
     assert os.path.exists(tuned["cache"])
     entry = tuned["tuned"][0]
-    assert entry["threads"] == 1 and len(entry["timings"]) == 5 and entry["timings"][0]["path"]["source"] == "rule", entry
+    assert entry["threads"] == 1 and len(entry["timings"]) == 4 and entry["timings"][0]["path"]["source"] == "rule", entry
+    assert all(t["path"]["allocator"] != "block_cache" for t in entry["timings"]), entry  # memory for speed: --block-cache
+    assert len(json.loads(run("tune", *flags, "--runs", 1, "--block-cache", "--json").stdout)["tuned"][0]["timings"]) == 5
+    tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
+    entry = tuned["tuned"][0]
     assert entry["ms"] == min(t["ms"] for t in entry["timings"] if t["path"]["layout"] == entry["path"]["layout"]
                               and t["path"]["allocator"] == entry["path"]["allocator"]
                               and t["path"]["upsampling"] == entry["path"]["upsampling"]), entry

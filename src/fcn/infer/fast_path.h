@@ -73,14 +73,19 @@ struct TuneResult {
   std::vector<std::pair<FastPath, double>> timings;  // every candidate timed, ms per run
 };
 // Starts from the rule and, one choice at a time (layout, then allocator, then upsampling), keeps
-// an alternative that `time_one` finds faster by more than 2%. Stores the winner under `key`
-// (atomically; a corrupt cache file is replaced). `progress` is told each candidate's result.
+// an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
+// faster is timed again right after the incumbent (a busy VM swings single timings by tens of
+// percent). Stores the winner under `key` (atomically; a corrupt cache file is replaced).
+// `progress` is told every timing; `timings` keeps each candidate's best.
+// The block cache is a candidate only with `allow_block_cache`: it is faster for inference too
+// (FCN-8s 500^2 on the AMX class: 2.38 vs 2.54 s) but holds ~0.6 GiB more, above PyTorch's peak
+// memory, so trading memory for speed is the user's call (fcn tune --block-cache).
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
-                     const std::function<void(const FastPath&, double)>& progress = {});
+                     const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false);
 
 // The timing tune_path uses for inference: `net` (moved to the path's layout) in eval mode under
-// InferenceMode on a random batch x C x height x width input, the median of `runs` forward passes
-// after one warm-up. The net is left in NCHW.
+// InferenceMode on a random batch x C x height x width input, the fastest of `runs` forward passes
+// after one warm-up (the least disturbed by other load). The net is left in NCHW and in `dtype`.
 double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype,
                     int runs);
 
