@@ -390,6 +390,14 @@ nlohmann::json time_data_parallel(const Flags& f, const nlohmann::json& one_proc
           {"images_per_s", images_per_s}, {"one_process_images_per_s", one}, {"scaling_efficiency", images_per_s / one}};
 }
 
+// --batch of bench and tune: at least one image, and the batch within Limits.max_pixels.
+void check_batch(int64_t batch, const std::string& size, int64_t height, int64_t width) {
+  if (batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(batch));
+  if (batch * height * width > limits().max_pixels)
+    fail("--batch", std::to_string(batch) + " images of " + size + " exceed Limits.max_pixels (" +
+                        std::to_string(limits().max_pixels) + " pixels per batch)");
+}
+
 void run_bench(Flags& f) {
   if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
@@ -399,10 +407,7 @@ void run_bench(Flags& f) {
     return run_bench_rank(f, output);
   }
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
-  if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
-  if (f.options.batch * f.options.height * f.options.width > limits().max_pixels)
-    fail("--batch", std::to_string(f.options.batch) + " images of " + f.size + " exceed Limits.max_pixels (" +
-                        std::to_string(limits().max_pixels) + " pixels per batch)");
+  check_batch(f.options.batch, f.size, f.options.height, f.options.width);
   f.options.device = parse_device(f.device);
   f.options.channels_last = !f.nchw;
   check_dtype_runs_natively(parse_dtype(f.options.dtype), f.options.device, "BenchOptions.dtype");  // before the peak probes
@@ -464,11 +469,8 @@ struct TuneFlags {
 // winner, which predict, eval and bench then use on this machine.
 void run_tune(TuneFlags& t) {
   const auto [height, width] = parse_size(t.size, "--size");
-  if (t.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(t.batch));
+  check_batch(t.batch, t.size, height, width);
   if (t.runs < 1) fail("--runs", "must be at least 1, got " + std::to_string(t.runs));
-  if (t.batch * height * width > limits().max_pixels)
-    fail("--batch", std::to_string(t.batch) + " images of " + t.size + " exceed Limits.max_pixels (" +
-                        std::to_string(limits().max_pixels) + " pixels per batch)");
   const auto dtype = parse_dtype(t.dtype);
   check_dtype_runs_natively(dtype, torch::kCPU, "BenchOptions.dtype");
   if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
