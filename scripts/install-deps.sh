@@ -13,6 +13,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
+  libdnnl-dev             # oneDNN (the one LibTorch loads): Winograd 3x3 convs on AVX-512 (models/winograd.h)
   libgloo-dev             # c10d ProcessGroupGloo for multi-process CPU training
   python3-torch python3-torchvision python3-numpy   # oracles and peers in tests/bench only
   dataset-fashion-mnist   # the built-in real data

@@ -328,16 +328,22 @@ def _():
     assert tuned["cache"] == os.path.join(os.environ["XDG_CACHE_HOME"], "fcn", "fast-paths.json"), tuned["cache"]
     assert os.path.exists(tuned["cache"])
     entry = tuned["tuned"][0]
-    assert entry["threads"] == 1 and len(entry["timings"]) == 4 and entry["timings"][0]["path"]["source"] == "rule", entry
+    assert rule["conv"] == "direct", rule  # Winograd trades memory for speed: only with fcn tune --winograd
+    assert entry["threads"] == 1 and len(entry["timings"]) == 4, entry
+    assert entry["timings"][0]["path"]["source"] == "rule", entry
     assert all(t["path"]["allocator"] != "block_cache" for t in entry["timings"]), entry  # memory for speed: --block-cache
     assert len(json.loads(run("tune", *flags, "--runs", 1, "--block-cache", "--json").stdout)["tuned"][0]["timings"]) == 5
+    wino = json.loads(run("tune", *flags, "--runs", 1, "--winograd", "--json").stdout)  # where oneDNN has it (AVX-512)
+    assert len(wino["tuned"][0]["timings"]) == 4 + wino["winograd_supported"], wino
+    assert wino["winograd_supported"] == any(t["path"]["conv"] == "winograd" for t in wino["tuned"][0]["timings"]), wino
     tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
     entry = tuned["tuned"][0]
     assert entry["ms"] == min(t["ms"] for t in entry["timings"] if t["path"]["layout"] == entry["path"]["layout"]
                               and t["path"]["allocator"] == entry["path"]["allocator"]
-                              and t["path"]["upsampling"] == entry["path"]["upsampling"]), entry
+                              and t["path"]["upsampling"] == entry["path"]["upsampling"]
+                              and t["path"]["conv"] == entry["path"]["conv"]), entry
     bench = json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json").stdout)
-    chosen = {k: entry["path"][k] for k in ("layout", "allocator", "upsampling")}
+    chosen = {k: entry["path"][k] for k in ("layout", "allocator", "upsampling", "conv")}
     assert bench["path"] == dict(chosen, source="cache"), (bench["path"], chosen)
     assert bench["runs"][0]["path"]["source"] == "cache"
     assert bench["channels_last"] == (chosen["layout"] == "channels_last")
@@ -350,7 +356,8 @@ def _():
     p = subprocess.run([FCN, "bench", *map(str, flags), "--runs", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
                        timeout=120, env=avx2)
     result = json.loads(p.stdout)
-    assert result["path"] == {"layout": "nchw", "allocator": "system", "upsampling": "subpixel", "source": "rule"}, result["path"]
+    assert result["path"] == {"layout": "nchw", "allocator": "system", "upsampling": "subpixel", "conv": "direct",
+                              "source": "rule"}, result["path"]
     assert "LibTorch default" in result["cpu_allocator"], result["cpu_allocator"]
     p = run("predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("tuned_out"), "--json")
     assert json.loads(p.stdout)["path"]["source"] in ("rule", "cache"), p.stdout

@@ -35,17 +35,24 @@ void fresh_cache(const std::string& name) {
   ::unsetenv("FCN_NO_TUNE");
 }
 
-// Separable fake costs whose optimum is the opposite layout to the rule's, block cache, and
-// LibTorch's transposed upsampling: every dimension has to move for the tuner to find it.
+// Separable fake costs whose optimum is the opposite layout to the rule's, block cache, LibTorch's
+// transposed upsampling and (where Winograd exists) the other conv algorithm: every dimension has
+// to move for the tuner to find it.
 struct FakeClock {
   bool fast_layout = !rule_path().channels_last;
+  ConvAlgorithm fast_conv = ConvAlgorithm::kWinograd;  // the rule's is direct
   int calls = 0;
   double operator()(const FastPath& p) {
     ++calls;
     return 100.0 - (p.channels_last == fast_layout ? 30 : 0) - (p.allocator == CpuAllocatorPolicy::kBlockCache ? 20 : 0) -
-           (p.allocator == CpuAllocatorPolicy::kHugePages ? 10 : 0) - (p.upsampling == UpsamplingPath::kTransposed ? 5 : 0);
+           (p.allocator == CpuAllocatorPolicy::kHugePages ? 10 : 0) - (p.upsampling == UpsamplingPath::kTransposed ? 5 : 0) -
+           (p.conv == fast_conv ? 3 : 0);
   }
 };
+
+// Candidates beyond layout, allocators and upsampling with allow_winograd: the conv algorithm, where
+// Winograd exists.
+const size_t kConvCandidates = winograd_supported() ? 1 : 0;
 
 TEST(FastPath, RuleFollowsTheIsaClass) {
   CpuInfo avx2{"AMD EPYC 7551P 32-Core Processor", {"avx2"}};
@@ -53,13 +60,16 @@ TEST(FastPath, RuleFollowsTheIsaClass) {
   EXPECT_FALSE(nchw.channels_last);
   EXPECT_EQ(nchw.allocator, CpuAllocatorPolicy::kSystem);
   EXPECT_EQ(nchw.upsampling, UpsamplingPath::kSubpixel);
+  EXPECT_EQ(nchw.conv, ConvAlgorithm::kDirect);  // oneDNN has no AVX2 Winograd
   EXPECT_EQ(nchw.source, "rule");
   for (const auto& flags : {std::vector<std::string>{"avx2", "avx512f"}, {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}}) {
     const auto nhwc = rule_path(CpuInfo{"x", flags});
     EXPECT_TRUE(nhwc.channels_last);
     EXPECT_EQ(nhwc.allocator, CpuAllocatorPolicy::kHugePages);
+    EXPECT_EQ(nhwc.conv, ConvAlgorithm::kDirect);  // Winograd holds 4x the conv weights: opt-in
+    EXPECT_TRUE(FastPath::from_json(nhwc.to_json()).same_choice(nhwc));
   }
-  EXPECT_EQ(nchw.describe(), "NCHW, system allocator, subpixel upsampling");
+  EXPECT_EQ(nchw.describe(), "NCHW, system allocator, subpixel upsampling, direct convs");
   EXPECT_TRUE(FastPath::from_json(nchw.to_json()).same_choice(nchw));
 }
 
@@ -72,15 +82,18 @@ TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   EXPECT_EQ(find_path(key).source, "rule");               // nothing cached yet
   FakeClock clock;
   int told = 0;
-  const auto result = tune_path(key, std::ref(clock), [&](const FastPath&, double) { ++told; }, /*allow_block_cache=*/true);
-  // rule, other layout, the two other allocators, other upsampling: 5 candidates. The three that
-  // win are confirmed by timing the incumbent and them once more: 11 timings, each reported.
-  EXPECT_EQ(clock.calls, 11);
-  EXPECT_EQ(told, 11);
-  EXPECT_EQ(result.timings.size(), 5u);
+  const auto result = tune_path(key, std::ref(clock), [&](const FastPath&, double) { ++told; }, /*allow_block_cache=*/true,
+                                /*allow_winograd=*/true);
+  // rule, other layout, the two other allocators, other upsampling (and other conv algorithm): 5
+  // (6) candidates. The 3 (4) that win are confirmed by timing the incumbent and them once more.
+  const int timings = static_cast<int>(11 + 3 * kConvCandidates);
+  EXPECT_EQ(clock.calls, timings);
+  EXPECT_EQ(told, timings);
+  EXPECT_EQ(result.timings.size(), 5u + kConvCandidates);
   EXPECT_EQ(result.best.channels_last, clock.fast_layout);
   EXPECT_EQ(result.best.allocator, CpuAllocatorPolicy::kBlockCache);
   EXPECT_EQ(result.best.upsampling, UpsamplingPath::kTransposed);
+  if (kConvCandidates > 0) EXPECT_EQ(result.best.conv, clock.fast_conv);
   EXPECT_EQ(result.best.source, "measured");
   ASSERT_TRUE(std::filesystem::exists(tune_cache_file()));
   EXPECT_EQ(tune_cache_file(), test::temp_dir() + "/tuned/fcn/fast-paths.json");
@@ -88,7 +101,7 @@ TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   const auto cached = find_path(key);  // reused, without timing anything
   EXPECT_EQ(cached.source, "cache");
   EXPECT_TRUE(cached.same_choice(result.best));
-  EXPECT_EQ(clock.calls, 11);
+  EXPECT_EQ(clock.calls, timings);
   EXPECT_EQ(find_path(tune_key(*net, 0, 0)).source, "cache");  // any size: the entry measured
 
   auto changed = [&](auto&& edit) {
@@ -131,7 +144,8 @@ TEST(FastPath, BlockCacheOnlyWhenAllowed) {
     EXPECT_NE(p.allocator, CpuAllocatorPolicy::kBlockCache);  // never even timed
     return 1.0;
   });
-  EXPECT_EQ(result.timings.size(), 4u);
+  EXPECT_EQ(result.timings.size(), 4u);  // nor Winograd (allow_winograd)
+  EXPECT_EQ(result.best.conv, ConvAlgorithm::kDirect);
   EXPECT_TRUE(result.best.same_choice(rule_path()));  // ties keep the rule
 }
 
@@ -168,10 +182,10 @@ TEST(FastPath, DamagedCacheIsIgnoredThenRewritten) {
   const auto net = tiny_unet();
   const auto key = tune_key(*net, 64, 64);
   std::filesystem::create_directories(std::filesystem::path(tune_cache_file()).parent_path());
-  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 1\", \"entries\": {\"" << key.str()
+  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 2\", \"entries\": {\"" << key.str()
                                    << "\": {\"key\": 3, \"path\": {\"layout\": \"sideways\"}}}";  // cut short
   EXPECT_EQ(find_path(key).source, "rule");
-  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 1\", \"entries\": {\"" << key.str()
+  std::ofstream(tune_cache_file()) << "{\"format\": \"fcn fast paths 2\", \"entries\": {\"" << key.str()
                                    << "\": {\"key\": 3, \"path\": {\"layout\": \"sideways\"}}}}";  // valid JSON, bad entry
   EXPECT_EQ(find_path(key).source, "rule");
   FakeClock clock;

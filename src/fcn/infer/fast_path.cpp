@@ -21,7 +21,8 @@
 namespace fcn {
 namespace {
 
-constexpr const char* kFormat = "fcn fast paths 1";
+// 2: paths gained the conv algorithm; entries tuned without it are not reused.
+constexpr const char* kFormat = "fcn fast paths 2";
 
 std::string fnv1a_hex(const std::string& text) {
   uint64_t hash = 1469598103934665603ull;
@@ -109,27 +110,34 @@ void to_layout(torch::nn::Module& module, bool channels_last) {
 
 
 bool FastPath::same_choice(const FastPath& o) const {
-  return channels_last == o.channels_last && allocator == o.allocator && upsampling == o.upsampling;
+  return channels_last == o.channels_last && allocator == o.allocator && upsampling == o.upsampling && conv == o.conv;
 }
 
 std::string FastPath::describe() const {
   return std::string(channels_last ? "channels-last" : "NCHW") + ", " + policy_name(allocator) + " allocator, " +
-         (upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed") + " upsampling";
+         (upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed") + " upsampling, " +
+         conv_algorithm_name(conv) + " convs";
 }
 
 nlohmann::json FastPath::to_json() const {
   return {{"layout", channels_last ? "channels_last" : "nchw"}, {"allocator", policy_name(allocator)},
-          {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"}, {"source", source}};
+          {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"},
+          {"conv", conv_algorithm_name(conv)}, {"source", source}};
 }
 
 FastPath FastPath::from_json(const nlohmann::json& j) {
   FastPath path;
-  const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>();
-  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed"))
-    fail("fast path", "unknown layout '" + layout + "' or upsampling '" + upsampling + "'");
+  const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>(),
+             conv = j.at("conv").get<std::string>();
+  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed") ||
+      (conv != "direct" && conv != "winograd"))
+    fail("fast path", "unknown layout '" + layout + "', upsampling '" + upsampling + "' or conv '" + conv + "'");
   path.channels_last = layout == "channels_last";
   path.allocator = parse_allocator_policy(j.at("allocator").get<std::string>(), "fast path allocator");
   path.upsampling = upsampling == "subpixel" ? UpsamplingPath::kSubpixel : UpsamplingPath::kTransposed;
+  path.conv = conv == "winograd" ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
+  // A cache written where oneDNN had Winograd, read by a build or CPU without it: direct.
+  if (!winograd_supported()) path.conv = ConvAlgorithm::kDirect;
   path.source = "cache";
   return path;
 }
@@ -168,6 +176,7 @@ FastPath rule_path(const CpuInfo& cpu) {
   path.channels_last = avx512;
   path.allocator = avx512 ? CpuAllocatorPolicy::kHugePages : CpuAllocatorPolicy::kSystem;
   path.upsampling = UpsamplingPath::kSubpixel;
+  path.conv = ConvAlgorithm::kDirect;  // Winograd trades memory for speed: fcn tune --winograd
   path.source = "rule";
   return path;
 }
@@ -189,7 +198,8 @@ FastPath find_path(const TuneKey& key) {
 }
 
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
-                     const std::function<void(const FastPath&, double)>& progress, bool allow_block_cache) {
+                     const std::function<void(const FastPath&, double)>& progress, bool allow_block_cache,
+                     bool allow_winograd) {
   TuneResult result;
   // A fresh timing; the record keeps each candidate's best (one entry each, in the order first timed).
   auto measure = [&](const FastPath& path) {
@@ -227,6 +237,11 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
   other = best;
   other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
   try_alternative(other);
+  if (allow_winograd && winograd_supported()) {
+    other = best;
+    other.conv = best.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
+    try_alternative(other);
+  }
   best.source = "measured";
   result.best = best;
   store(key, result);
@@ -258,6 +273,7 @@ double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t 
 void apply_path(const FastPath& path) {
   set_cpu_allocator_policy(path.allocator);
   set_upsampling_path(path.upsampling);
+  set_conv_algorithm(path.conv);
 }
 
 }  // namespace fcn

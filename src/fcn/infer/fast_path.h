@@ -24,6 +24,7 @@
 
 #include "fcn/models/net.h"
 #include "fcn/models/upsampling.h"
+#include "fcn/models/winograd.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/cpu.h"
 
@@ -33,12 +34,13 @@ struct FastPath {
   bool channels_last = true;  // activations and conv weights NHWC; false: NCHW
   CpuAllocatorPolicy allocator = CpuAllocatorPolicy::kHugePages;
   UpsamplingPath upsampling = UpsamplingPath::kSubpixel;
+  ConvAlgorithm conv = ConvAlgorithm::kDirect;  // kWinograd: 3x3 layers by oneDNN Winograd (inference)
   // Where the choice came from: "measured" (just now), "cache" (an earlier fcn tune), "rule" (the
   // ISA class; no cache entry), "pinned" (FCN_NO_TUNE=1), "flag" (the user's --nchw).
   std::string source = "rule";
 
   bool same_choice(const FastPath& other) const;
-  std::string describe() const;  // "channels-last, huge_pages allocator, subpixel upsampling"
+  std::string describe() const;  // "channels-last, huge_pages allocator, subpixel upsampling, winograd convs"
   nlohmann::json to_json() const;
   static FastPath from_json(const nlohmann::json& j);  // throws on a malformed entry
 };
@@ -60,7 +62,8 @@ TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batc
 std::string tune_cache_file();
 
 // The choice without measurement, from the ISA class: NCHW + glibc's allocator on AVX2 and below,
-// channels-last + huge pages with AVX-512; subpixel upsampling on both (docs/benchmarks.md).
+// channels-last + huge pages with AVX-512; subpixel upsampling and direct convs on both
+// (docs/benchmarks.md).
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
@@ -72,16 +75,20 @@ struct TuneResult {
   FastPath best;  // source "measured"
   std::vector<std::pair<FastPath, double>> timings;  // every candidate timed, ms per run
 };
-// Starts from the rule and, one choice at a time (layout, then allocator, then upsampling), keeps
+// Starts from the rule and, one choice at a time (layout, allocator, upsampling, then direct vs
+// Winograd convs), keeps
 // an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
 // faster is timed again right after the incumbent (a busy VM swings single timings by tens of
 // percent). Stores the winner under `key` (atomically; a corrupt cache file is replaced).
 // `progress` is told every timing; `timings` keeps each candidate's best.
 // The block cache is a candidate only with `allow_block_cache`: it is faster for inference too
 // (FCN-8s 500^2 on the AMX class: 2.38 vs 2.54 s) but holds ~0.6 GiB more, above PyTorch's peak
-// memory, so trading memory for speed is the user's call (fcn tune --block-cache).
+// memory, so trading memory for speed is the user's call (fcn tune --block-cache). Likewise
+// Winograd convs, a candidate only with `allow_winograd` and where winograd_supported(): ~25% faster
+// VGG16/U-Net inference on the AMX class, but the transformed weights are 4x the conv weights.
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
-                     const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false);
+                     const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false,
+                     bool allow_winograd = false);
 
 // The timing tune_path uses for inference: `net` (moved to the path's layout) in eval mode under
 // InferenceMode on a random batch x C x height x width input, the fastest of `runs` forward passes
@@ -92,8 +99,8 @@ double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t 
 // Conv weights (4-d parameters) of `module` in channels-last or plain NCHW layout.
 void to_layout(torch::nn::Module& module, bool channels_last);
 
-// Puts the process-wide parts into force: the CPU allocator policy and the upsampling path. The
-// layout is per net: PredictOptions::channels_last.
+// Puts the process-wide parts into force: the CPU allocator policy, the upsampling path and the
+// conv algorithm. The layout is per net: PredictOptions::channels_last.
 void apply_path(const FastPath& path);
 
 }  // namespace fcn

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "fcn/models/upsampling.h"
+#include "fcn/models/winograd.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -26,8 +27,25 @@ void count_flops(double flops) {
   if (active_counter != nullptr) active_counter->flops_ += flops;
 }
 
+namespace {
+// Winograd (fcn/models/winograd.h) where the fast path chose it, for inference only, on the layers it
+// serves; else LibTorch's own convolution.
+bool use_winograd(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
+  if (conv_algorithm() != ConvAlgorithm::kWinograd || torch::GradMode::is_enabled()) return false;
+  if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
+    return false;
+  const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  const auto stride = o.stride()->at(0) == o.stride()->at(1) ? o.stride()->at(0) : 0;
+  const auto dilation = o.dilation()->at(0) == o.dilation()->at(1) ? o.dilation()->at(0) : 0;
+  return winograd_eligible(x, weight, stride, dilation, o.groups(), pad->at(0), pad->at(1));
+}
+}  // namespace
+
 torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) {
-  auto y = layer->forward(x);
+  const auto& o = layer->options;
+  auto y = use_winograd(o, x, layer->weight)
+               ? winograd_conv2d(x, layer->weight, layer->bias, c10::get<torch::ExpandingArray<2>>(o.padding())->at(0))
+               : layer->forward(x);
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw
     count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));
