@@ -26,11 +26,13 @@ const char* conv_algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kW
 
 bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
                        int64_t groups, int64_t padding_h, int64_t padding_w) {
-  return x.defined() && x.is_cpu() && x.dim() == 4 && x.scalar_type() == torch::kFloat && weight.dim() == 4 &&
-         weight.scalar_type() == torch::kFloat && weight.size(2) == 3 && weight.size(3) == 3 && stride == 1 &&
-         dilation == 1 && groups == 1 && padding_h == padding_w && (padding_h == 0 || padding_h == 1) && weight.size(0) % 16 == 0 &&
-         weight.size(1) % 16 == 0 && std::min(weight.size(0), weight.size(1)) >= 64 && x.size(1) == weight.size(1) && x.size(2) + 2 * padding_h >= 3 &&
-         x.size(3) + 2 * padding_w >= 3;
+  if (!x.defined() || !x.is_cpu() || x.dim() != 4 || x.scalar_type() != torch::kFloat || weight.dim() != 4 ||
+      weight.scalar_type() != torch::kFloat)
+    return false;
+  const int64_t out = weight.size(0), in = weight.size(1);
+  return weight.size(2) == 3 && weight.size(3) == 3 && stride == 1 && dilation == 1 && groups == 1 &&
+         padding_h == padding_w && (padding_h == 0 || padding_h == 1) && out % 16 == 0 && in % 16 == 0 &&
+         std::min(out, in) >= 64 && x.size(1) == in && x.size(2) + 2 * padding_h >= 3 && x.size(3) + 2 * padding_w >= 3;
 }
 
 #ifdef FCN_WITH_ONEDNN
