@@ -34,9 +34,9 @@
 namespace fcn::cli {
 namespace {
 
-struct Flags {
+struct BenchFlags {
   NetRecipe recipe;  // the net without MODEL, as fcn init and fcn train build it
-  std::string model, size = "500", device = "cpu", format = "text";
+  std::string model, size = "500", device = "cpu", format = "text", conv = "auto";
   std::vector<int> threads;
   bool peers = false, json = false, nchw = false;
   int64_t nproc = 1;  // train mode: also as N ranks of a data-parallel job on this machine
@@ -94,7 +94,7 @@ nlohmann::json peer_output(const std::string& command, const std::string& peer) 
   return nlohmann::json::parse(output.substr(output.rfind('{')));
 }
 
-nlohmann::json run_torch_peer(const PeerFiles& files, const Flags& f, int threads, bool tuned_malloc) {
+nlohmann::json run_torch_peer(const PeerFiles& files, const BenchFlags& f, int threads, bool tuned_malloc) {
   std::ostringstream command;
   if (tuned_malloc) command << kTunedMalloc << " ";
   command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << files.config << " " << files.weights << " --size "
@@ -112,7 +112,7 @@ std::string onnxruntime_missing() {
   return "";
 }
 
-nlohmann::json run_onnxruntime_peer(const PeerFiles& files, const Flags& f, int64_t in_channels, int threads) {
+nlohmann::json run_onnxruntime_peer(const PeerFiles& files, const BenchFlags& f, int64_t in_channels, int threads) {
   std::ostringstream command;
   command << "node " << FCN_BENCH_PEERS << "/ort_peer.js " << files.onnx << " --time --shape 1," << in_channels << ","
           << f.options.height << "," << f.options.width << " --batch " << f.options.batch << " --runs " << f.options.runs
@@ -121,7 +121,7 @@ nlohmann::json run_onnxruntime_peer(const PeerFiles& files, const Flags& f, int6
 }
 
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-Timing run_opencv_peer(cv::dnn::Net& net, const Flags& f, int64_t in_channels, int threads) {
+Timing run_opencv_peer(cv::dnn::Net& net, const BenchFlags& f, int64_t in_channels, int threads) {
   cv::setNumThreads(threads);
   torch::manual_seed(0);
   const auto input = torch::rand({f.options.batch, in_channels, f.options.height, f.options.width}).contiguous();
@@ -146,7 +146,7 @@ std::string allocator_name() {
   return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", no block cache"));
 }
 
-Model bench_model(const Flags& f) {
+Model bench_model(const BenchFlags& f) {
   if (!f.model.empty()) return load_model(f.model);
   torch::manual_seed(0);
   Model model;
@@ -155,31 +155,39 @@ Model bench_model(const Flags& f) {
   return model;
 }
 
-std::string bench_name(const Flags& f) {
+std::string bench_name(const BenchFlags& f) {
   if (!f.model.empty()) return f.model;
   return f.recipe.arch == "unet" ? std::string("unet") : f.recipe.arch + " " + f.recipe.backbone + " " + f.recipe.geometry;
 }
 
+// Training convs as fcn train runs them: Winograd where oneDNN trains with it, unless --conv says.
+void apply_training_convs(const BenchFlags& f) {
+  const auto winograd = f.conv == "auto" ? winograd_supported(true) : parse_conv(f.conv, true) == ConvAlgorithm::kWinograd;
+  set_training_conv_algorithm(winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+}
+
 // What runs fcn at the current thread count. Inference on the CPU: fcn tune's cached choice for
 // this workload, else the ISA rule (fcn/infer/fast_path.h), put into force. Training keeps fcn
-// train's settings (channels-last, block cache). --nchw overrides the layout.
-FastPath bench_path(const Model& model, const Flags& f) {
+// train's settings (channels-last, block cache, Winograd). --nchw and --conv override.
+FastPath bench_path(const Model& model, const BenchFlags& f) {
   FastPath path;
-  if (f.options.mode == "infer" && f.options.device.is_cpu()) {
+  const bool train = f.options.mode == "train";
+  if (!train && f.options.device.is_cpu()) {
     path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype)));
     apply_path(path);
   } else {
     path.allocator = cpu_allocator_policy();
     path.upsampling = upsampling_path();
-    path.conv = conv_algorithm();
-    path.source = f.options.mode == "train" ? "training defaults" : "default";
+    path.conv = train ? training_conv_algorithm() : conv_algorithm();
+    path.source = train ? "training defaults" : "default";
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
+  if (!train && f.conv != "auto") set_conv_algorithm(path.conv = parse_conv(f.conv, false)), path.source = "flag";
   return path;
 }
 
 // fcn itself at every thread count: one row each.
-nlohmann::json time_fcn(Model& model, const Flags& f, double gflop) {
+nlohmann::json time_fcn(Model& model, const BenchFlags& f, double gflop) {
   nlohmann::json runs = nlohmann::json::array();
   for (const int threads : f.threads) {
     torch::set_num_threads(threads);
@@ -196,7 +204,7 @@ nlohmann::json time_fcn(Model& model, const Flags& f, double gflop) {
 }
 
 // Every peer at every thread count fcn ran, so each ratio compares like with like.
-nlohmann::json time_peers(const Model& model, const Flags& f) {
+nlohmann::json time_peers(const Model& model, const BenchFlags& f) {
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
   const bool opencv = f.options.mode == "infer" && f.options.device.is_cpu();
 #else
@@ -347,7 +355,7 @@ void print_rows(const nlohmann::json& r, bool markdown) {
 
 // One rank of `fcn bench --mode train --nproc N`: its share of the batch, gradients summed over
 // the ranks each step (as fcn train does); rank 0 writes the median ms per global batch.
-void run_bench_rank(Flags& f, const char* output) {
+void run_bench_rank(BenchFlags& f, const char* output) {
   const auto job = distributed_from_environment();
   if (f.options.batch % job.world_size() != 0)
     fail("--batch", std::to_string(f.options.batch) + " does not split evenly over " + std::to_string(job.world_size()) + " ranks");
@@ -367,7 +375,7 @@ void run_bench_rank(Flags& f, const char* output) {
 
 // The same train step as `nproc` ranks of this machine, each with its share of the batch and of
 // the cores; images/s and the scaling efficiency against one process with every core.
-nlohmann::json time_data_parallel(const Flags& f, const nlohmann::json& one_process) {
+nlohmann::json time_data_parallel(const BenchFlags& f, const nlohmann::json& one_process) {
   if (f.options.mode != "train") fail("--nproc", "times data-parallel training: use it with --mode train");
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int64_t threads = std::max<int64_t>(1, cores / f.nproc);
@@ -399,12 +407,13 @@ void check_batch(int64_t batch, const std::string& size, int64_t height, int64_t
                         std::to_string(limits().max_pixels) + " pixels per batch)");
 }
 
-void run_bench(Flags& f) {
+void run_bench(BenchFlags& f) {
   if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
     f.options.channels_last = !f.nchw;
     if (!f.threads.empty()) torch::set_num_threads(f.threads.back());
     use_cpu_cache_for_training();  // as fcn train's ranks do
+    apply_training_convs(f);
     return run_bench_rank(f, output);
   }
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
@@ -412,7 +421,10 @@ void run_bench(Flags& f) {
   f.options.device = parse_device(f.device);
   f.options.channels_last = !f.nchw;
   check_dtype_runs_natively(parse_dtype(f.options.dtype), f.options.device, "BenchOptions.dtype");  // before the peak probes
-  if (f.options.mode == "train") use_cpu_cache_for_training();  // as fcn train does
+  if (f.options.mode == "train") {  // as fcn train does
+    use_cpu_cache_for_training();
+    apply_training_convs(f);
+  }
   if (f.threads.empty()) {  // scaling from 1 thread to every core (LibTorch's own default can be 1 here)
     const int cores = std::max<int>({1, static_cast<int>(std::thread::hardware_concurrency()), torch::get_num_threads()});
     f.threads = cores > 1 ? std::vector<int>{1, cores} : std::vector<int>{1};
@@ -476,10 +488,12 @@ void run_tune(TuneFlags& t) {
   check_dtype_runs_natively(dtype, torch::kCPU, "BenchOptions.dtype");
   if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
   apply_threads(t.threads);
-  Flags f;
+  BenchFlags f;
   f.recipe = t.recipe, f.model = t.model;
   auto model = bench_model(f);
   auto report = nlohmann::json::array();
+  if (t.winograd && !winograd_supported() && !t.json)
+    std::printf("--winograd: not tried: no oneDNN Winograd kernel here (it needs AVX-512, and fcn built with libdnnl-dev)\n");
   for (const int threads : t.threads) {
     torch::set_num_threads(threads);
     const auto key = tune_key(*model.net, height, width, t.batch, dtype);
@@ -555,7 +569,7 @@ void add_bench(CLI::App& app) {
                "  Peers: PyTorch-Python eager on the same architecture and weights (bench/peers/torch_peer.py),\n"
                "  and OpenCV DNN and ONNX Runtime on fcn's own ONNX export. Ratios are fcn time / peer time (< 1: fcn faster).\n"
                "  Which layout, allocator, upsampling and conv algorithm fcn runs is fcn tune's cached choice, else the CPU's ISA rule.");
-  static Flags f;
+  static BenchFlags f;
   f.options.runs = 3;
   cmd->add_option("MODEL", f.model, "model file (default: a fresh net of the --arch recipe)");
   add_recipe_flags(cmd, f.recipe);
@@ -568,6 +582,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
+  add_conv_flag(cmd, f.conv, "the fast path's choice (fcn tune --winograd); training: as fcn train");
   cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
   cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);

@@ -21,7 +21,7 @@
 namespace fcn::cli {
 namespace {
 
-struct Flags {
+struct PredictFlags {
   std::string model, out, device = "cpu", probs, resize, dtype = "fp32";
   std::vector<std::string> inputs, tta;
   std::vector<int> threads;
@@ -38,7 +38,7 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) {
 }
 
 // Writes the outputs asked for; returns the files written.
-std::vector<std::string> write_outputs(const Flags& f, const std::string& stem, const torch::Tensor& image,
+std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
                                        const Prediction& prediction) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
@@ -74,7 +74,7 @@ std::vector<std::string> write_outputs(const Flags& f, const std::string& stem, 
 
 // One image segmented, its files written and its line reported. A bad image is reported and
 // skipped (false), so one broken file does not stop a folder.
-bool segment_one(const Flags& f, const Predictor& predictor, const std::string& path, bool line_per_image,
+bool segment_one(const PredictFlags& f, const Predictor& predictor, const std::string& path, bool line_per_image,
                  std::set<std::string>& stems, Timing& times, nlohmann::json& report) {
   std::string error;
   try {
@@ -106,7 +106,7 @@ bool segment_one(const Flags& f, const Predictor& predictor, const std::string& 
   return false;
 }
 
-void run_predict(Flags& f) {
+void run_predict(PredictFlags& f) {
   if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
   f.options.dtype = parse_dtype(f.dtype);
   apply_threads(f.threads);
@@ -150,7 +150,7 @@ void add_predict(CLI::App& app) {
                  "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
                  "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
-  static Flags f;
+  static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
   cmd->add_option("INPUT", f.inputs, "image files, folders or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();

@@ -97,6 +97,20 @@ void add_dtype_flag(CLI::App* cmd, std::string& dtype) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
 }
 
+void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text) {
+  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or oneDNN's Winograd (AVX-512);\n  auto: " + auto_text)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "direct", "winograd"}));
+}
+
+ConvAlgorithm parse_conv(const std::string& text, bool training) {
+  if (text != "winograd") return ConvAlgorithm::kDirect;
+  if (!winograd_supported(training))
+    fail("--conv", std::string("winograd: no oneDNN Winograd ") + (training ? "training " : "") +
+                       "kernel here (it needs an AVX-512 CPU, and fcn built with libdnnl-dev); use --conv direct");
+  return ConvAlgorithm::kWinograd;
+}
+
 void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what) {
   cmd->add_option("--size", size, what + ": H or HxW (height x width)")->capture_default_str();
 }

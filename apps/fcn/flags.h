@@ -11,6 +11,7 @@
 #include <torch/types.h>
 
 #include "fcn/models/registry.h"
+#include "fcn/models/winograd.h"
 
 namespace fcn::cli {
 
@@ -20,6 +21,8 @@ void add_max_pixels_flag(CLI::App* cmd);
 void add_device_flag(CLI::App* cmd, std::string& device);
 // --dtype fp32 | bf16 (default fp32).
 void add_dtype_flag(CLI::App* cmd, std::string& dtype);
+// --conv auto | direct | winograd: how 3x3 convolutions run; `auto_text` says what auto is.
+void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text);
 // --size H or HxW; `what` says what the size is for.
 void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what);
 // --threads N[,N...]: intra-op threads (bench measures each count; the others use the last).
@@ -41,6 +44,9 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
 // (the defaults); a key left out keeps its default. Throws fcn::Error naming `flag`.
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
                                      std::vector<double> values);
+// --conv's "direct" | "winograd" as the algorithm; an error naming --conv where this CPU or build
+// has no oneDNN Winograd kernel (with `training`, the backward ones too).
+ConvAlgorithm parse_conv(const std::string& text, bool training);
 // Applies --threads to LibTorch (the last count; none given: LibTorch's default).
 void apply_threads(const std::vector<int>& threads);
 

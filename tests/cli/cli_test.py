@@ -336,6 +336,16 @@ def _():
     wino = json.loads(run("tune", *flags, "--runs", 1, "--winograd", "--json").stdout)  # where oneDNN has it (AVX-512)
     assert len(wino["tuned"][0]["timings"]) == 4 + wino["winograd_supported"], wino
     assert wino["winograd_supported"] == any(t["path"]["conv"] == "winograd" for t in wino["tuned"][0]["timings"]), wino
+    # Training runs Winograd wherever oneDNN has it (as fcn train does); --conv overrides either mode.
+    def bench_conv(*extra):
+        return json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json", *extra).stdout)["path"]
+    assert bench_conv("--mode", "train")["conv"] == ("winograd" if wino["winograd_supported"] else "direct")
+    assert bench_conv("--mode", "train", "--conv", "direct")["conv"] == "direct"
+    if wino["winograd_supported"]:
+        assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
+    else:
+        p = subprocess.run([FCN, "bench", *map(str, flags), "--conv", "winograd"], capture_output=True, text=True, timeout=60)
+        one_line_error(p, "--conv", "no oneDNN Winograd")
     tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
     entry = tuned["tuned"][0]
     assert entry["ms"] == min(t["ms"] for t in entry["timings"] if t["path"]["layout"] == entry["path"]["layout"]

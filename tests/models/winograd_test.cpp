@@ -1,7 +1,8 @@
 // Winograd 3x3 convolutions through oneDNN against LibTorch's direct convolution (the oracle,
 // itself golden-tested against PyTorch): layouts, padding, bias, batch; the transformed-weight
-// cache following in-place changes, re-pointing and freeing of the weight; the dispatch in
-// fcn::conv (inference only, eligible layers only). Skipped where oneDNN has no Winograd kernel
+// cache following in-place changes, re-pointing and freeing of the weight; the gradients of its
+// training path against LibTorch's autograd; the dispatch in fcn::conv (each mode's own choice,
+// eligible layers only). Skipped where oneDNN has no Winograd kernel
 // (CPUs without AVX-512, or a build without libdnnl-dev), except the eligibility rules.
 #include "fcn/models/winograd.h"
 
@@ -45,6 +46,46 @@ TEST(Winograd, MatchesDirectConvolution) {
     EXPECT_GT(scaled_error(y, expected), 0.0) << "bitwise equal: did Winograd run at all?";
     EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
   }
+}
+
+// Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d.
+TEST(Winograd, GradientsMatchDirectConvolution) {
+  if (!winograd_supported(true)) GTEST_SKIP() << "oneDNN has no Winograd training kernels on this CPU/build";
+  torch::manual_seed(2);
+  struct Case {
+    int64_t n, c, o, h, w, padding;
+    bool channels_last, bias, weight_grad, input_grad;
+  };
+  for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
+                        Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
+                        Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
+    const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format).requires_grad_(k.input_grad);
+    const auto weight = (torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c)).contiguous(format).requires_grad_(k.weight_grad);
+    const auto bias = k.bias ? torch::randn({k.o}).requires_grad_(k.weight_grad) : torch::Tensor();
+    const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
+    const auto y = winograd_conv2d(x, weight, bias, k.padding);
+    ASSERT_TRUE(y.requires_grad());
+    EXPECT_LE(scaled_error(y.detach(), expected.detach()), 1e-4);
+    EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
+    const auto upstream = torch::randn(expected.sizes());
+    const std::vector<torch::Tensor> inputs = k.input_grad ? std::vector<torch::Tensor>{x} : std::vector<torch::Tensor>{};
+    auto wanted = inputs;
+    if (k.weight_grad) wanted.push_back(weight);
+    if (k.weight_grad && k.bias) wanted.push_back(bias);
+    const auto oracle = torch::autograd::grad({expected}, wanted, {upstream});
+    const auto got = torch::autograd::grad({y}, wanted, {upstream});
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
+      EXPECT_LE(scaled_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
+      EXPECT_GT(scaled_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
+    }
+  }
+  // Second derivatives are not computed: a clear error, never a silently wrong Hessian product.
+  const auto x = torch::randn({1, 64, 6, 6}).requires_grad_();
+  const auto w = torch::randn({64, 64, 3, 3}).requires_grad_();
+  const auto y = winograd_conv2d(x, w, {}, 1);
+  EXPECT_NE(test::error_of([&] { torch::autograd::grad({y.sum()}, {x}, {}, true, true); }).find("double backward"), std::string::npos);
 }
 
 TEST(Winograd, TransformedWeightsFollowTheWeightTensor) {
@@ -96,7 +137,7 @@ TEST(Winograd, OnlyLayersItServes) {
             std::string::npos);
 }
 
-TEST(Winograd, ConvRunsItForInferenceOnly) {
+TEST(Winograd, ConvFollowsEachModesChoice) {
   SKIP_WITHOUT_WINOGRAD();
   NetRecipe recipe;  // vgg11 at 1/8 width: conv4_2 and conv5_* are 64 -> 64, the rest too narrow
   recipe.arch = "fcn8s";
@@ -114,8 +155,9 @@ TEST(Winograd, ConvRunsItForInferenceOnly) {
   net->eval();
   const auto input = torch::rand({1, 3, 64, 96});
   set_conv_algorithm(ConvAlgorithm::kDirect);
+  set_training_conv_algorithm(ConvAlgorithm::kDirect);
   clear_winograd_cache();
-  torch::Tensor direct, winograd, trained;
+  torch::Tensor direct, winograd;
   {
     torch::NoGradGuard no_grad;
     direct = net->forward(input);
@@ -126,12 +168,31 @@ TEST(Winograd, ConvRunsItForInferenceOnly) {
     winograd = net->forward(input);
   }
   EXPECT_EQ(winograd_cache_entries(), 3u);  // conv4_2, conv5_1, conv5_2
-  trained = net->forward(input);            // grad mode: always LibTorch's, bitwise
+  const auto grad_mode = net->forward(input);  // grad mode follows the training choice: LibTorch's, bitwise
   set_conv_algorithm(ConvAlgorithm::kDirect);
   EXPECT_LE(scaled_error(winograd, direct), 1e-4);
   EXPECT_GT(scaled_error(winograd, direct), 0.0);
-  EXPECT_TRUE(torch::equal(trained.detach(), direct));
+  EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
   clear_winograd_cache();
+  if (!winograd_supported(true)) return;
+  // Training with Winograd: the same logits and parameter gradients, up to the transforms' rounding.
+  auto grads_of = [&](const torch::Tensor& logits) {
+    net->zero_grad();
+    logits.square().sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : net->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto direct_grads = grads_of(net->forward(input));
+  set_training_conv_algorithm(ConvAlgorithm::kWinograd);
+  const auto trained = net->forward(input);
+  const auto winograd_grads = grads_of(trained);
+  set_training_conv_algorithm(ConvAlgorithm::kDirect);
+  EXPECT_EQ(winograd_cache_entries(), 0u);  // training transforms the weights each step: nothing held
+  EXPECT_LE(scaled_error(trained.detach(), direct), 1e-4);
+  EXPECT_GT(scaled_error(trained.detach(), direct), 0.0);
+  for (size_t i = 0; i < direct_grads.size(); ++i)
+    if (direct_grads[i].abs().max().item<double>() > 0) EXPECT_LE(scaled_error(winograd_grads[i], direct_grads[i]), 1e-3) << i;
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "fcn/formats/png.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/unet.h"
+#include "fcn/models/winograd.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/trainer.h"
 #include "fcn/util/atomic_file.h"
@@ -86,6 +87,29 @@ void expect_same_weights(const Model& a, const Model& b) {
   const auto wa = weights_of(a), wb = weights_of(b);
   ASSERT_EQ(wa.size(), wb.size());
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_LE((wa[i] - wb[i]).abs().max().item<float>(), 1e-6f) << "parameter " << i;
+}
+
+// TrainOptions.winograd (on by default; small_fcn8s's conv4_2..conv5_3 are 64 -> 64): the same
+// training as LibTorch's direct convolution up to the transforms' rounding, and afterwards the
+// process's own choice again.
+TEST(Trainer, WinogradTrainsAsDirectDoes) {
+  const SegmentationDataset train(scenes(), "train");
+  auto run = [&](bool winograd) {
+    auto model = small_fcn8s(3);
+    train_segmentation(model, train, nullptr, options(winograd ? "winograd" : "direct", 1).winograd(winograd));
+    return model;
+  };
+  const auto direct = run(false), winograd = run(true);
+  EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);
+  const auto a = weights_of(winograd), b = weights_of(direct);
+  bool any_differs = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double scale = b[i].abs().max().item<double>();
+    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4 * scale) << "parameter " << i;
+    any_differs = any_differs || !torch::equal(a[i], b[i]);
+  }
+  if (!winograd_supported(true)) return;
+  EXPECT_TRUE(any_differs) << "bitwise the direct run's weights: did Winograd train at all?";
 }
 
 TEST(Trainer, ResumeEqualsTheUninterruptedRun) {

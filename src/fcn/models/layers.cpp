@@ -28,10 +28,12 @@ void count_flops(double flops) {
 }
 
 namespace {
-// Winograd (fcn/models/winograd.h) where the fast path chose it, for inference only, on the layers it
-// serves, where oneDNN has the kernel; else LibTorch's own convolution.
+// Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
+// it, on the layers it serves, where oneDNN has the kernels; else LibTorch's own convolution.
 bool use_winograd(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (conv_algorithm() != ConvAlgorithm::kWinograd || torch::GradMode::is_enabled() || !winograd_supported()) return false;
+  const bool training = torch::GradMode::is_enabled();
+  if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported(training))
+    return false;
   if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
     return false;
   const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());

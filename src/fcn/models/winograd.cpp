@@ -4,24 +4,29 @@
 #include <atomic>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #ifdef FCN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 #endif
 
 #include "fcn/util/error.h"
 
 namespace fcn {
 namespace {
-std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kDirect};
+std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kDirect}, training_algorithm{ConvAlgorithm::kDirect};
 }  // namespace
 
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
+void set_training_conv_algorithm(ConvAlgorithm a) { training_algorithm = a; }
+ConvAlgorithm training_conv_algorithm() { return training_algorithm; }
 const char* conv_algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kWinograd ? "winograd" : "direct"; }
 
 bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
@@ -92,67 +97,199 @@ at::Tensor transformed_weights(const at::Tensor& weight, const Desc& wanted, dnn
   return entry.bytes;
 }
 
-dnnl::convolution_forward::primitive_desc winograd_desc(const dnnl::memory::dims& src, const dnnl::memory::dims& weights,
-                                                        const dnnl::memory::dims& dst, bool bias, int64_t padding) {
-  const Desc bias_desc = bias ? Desc({weights[0]}, kF32, Tag::x) : Desc();
-  dnnl::convolution_forward::desc conv(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
-                                       Desc(src, kF32, Tag::any), Desc(weights, kF32, Tag::any), bias_desc,
-                                       Desc(dst, kF32, Tag::any), {1, 1}, {padding, padding}, {padding, padding});
-  return dnnl::convolution_forward::primitive_desc(conv, engine());
+using Dims = dnnl::memory::dims;
+
+// The shapes of one convolution, as oneDNN names them.
+struct Shape {
+  Dims src, weights, dst;
+  bool bias = false;
+  int64_t padding = 0;
+};
+
+Shape shape_of(const at::Tensor& x, const at::Tensor& weight, bool bias, int64_t padding) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), o = weight.size(0);
+  return {{n, c, h, w}, {o, c, 3, 3}, {n, o, h + 2 * padding - 2, w + 2 * padding - 2}, bias, padding};
+}
+
+Desc bias_desc(const Shape& s) { return s.bias ? Desc({s.weights[0]}, kF32, Tag::x) : Desc(); }
+
+dnnl::convolution_forward::desc forward_op(const Shape& s, dnnl::prop_kind kind) {
+  return {kind, dnnl::algorithm::convolution_winograd, Desc(s.src, kF32, Tag::any), Desc(s.weights, kF32, Tag::any),
+          bias_desc(s), Desc(s.dst, kF32, Tag::any), {1, 1}, {s.padding, s.padding}, {s.padding, s.padding}};
+}
+
+dnnl::convolution_forward::primitive_desc winograd_desc(const Shape& s, dnnl::prop_kind kind = dnnl::prop_kind::forward_inference) {
+  return {forward_op(s, kind), engine()};
+}
+
+// Training: the forward pass and both backward passes (oneDNN transforms the weights itself).
+struct TrainingDescs {
+  dnnl::convolution_forward::primitive_desc forward;
+  dnnl::convolution_backward_data::primitive_desc data;
+  dnnl::convolution_backward_weights::primitive_desc weights;
+};
+
+TrainingDescs training_descs(const Shape& s) {
+  const auto forward = winograd_desc(s, dnnl::prop_kind::forward_training);
+  const auto alg = dnnl::algorithm::convolution_winograd;
+  const Desc src(s.src, kF32, Tag::any), weights(s.weights, kF32, Tag::any), dst(s.dst, kF32, Tag::any);
+  const Dims one{1, 1}, pad{s.padding, s.padding};
+  return {forward, {{alg, src, weights, dst, one, pad, pad}, engine(), forward},
+          {{alg, src, weights, bias_desc(s), dst, one, pad, pad}, engine(), forward}};
+}
+
+bool channels_last(const at::Tensor& t) { return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast); }
+
+// `t` (dims, NCHW / OIHW or channels-last) reordered into oneDNN's layout `want`, held by `hold`.
+dnnl::memory blocked_copy(const at::Tensor& t, const Dims& dims, const Desc& want, at::Tensor& hold, dnnl::stream& stream) {
+  const bool nhwc = channels_last(t);
+  const auto plain = nhwc ? t : t.contiguous();  // oneDNN reads NCHW and NHWC directly, else NCHW first
+  dnnl::memory user({dims, kF32, nhwc ? Tag::nhwc : Tag::nchw}, engine(), plain.data_ptr());
+  hold = bytes_for(want);
+  dnnl::memory blocked(want, engine(), hold.data_ptr());
+  dnnl::reorder(user, blocked).execute(stream, user, blocked);
+  stream.wait();
+  return blocked;
+}
+
+// A new tensor of `dims` in the layout of `like` (channels-last or contiguous) holding `from`.
+// (Weights: OIHW reads as NCHW and OHWI as NHWC, the same order of dimensions in memory.)
+at::Tensor plain_copy(dnnl::memory from, const Dims& dims, const at::Tensor& like, dnnl::stream& stream) {
+  const bool nhwc = channels_last(like);
+  auto y = at::empty(at::IntArrayRef(dims.data(), dims.size()),
+                     like.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  dnnl::memory user({dims, kF32, nhwc ? Tag::nhwc : Tag::nchw}, engine(), y.data_ptr());
+  dnnl::reorder(from, user).execute(stream, from, user);
+  stream.wait();
+  return y;
+}
+
+// One forward pass of `pd` on x with the weights oneDNN wants already in `weights`.
+at::Tensor run_forward(const dnnl::convolution_forward::primitive_desc& pd, const Shape& s, const at::Tensor& x,
+                       const dnnl::memory& weights, const at::Tensor& bias, dnnl::stream& stream) {
+  at::Tensor src_bytes, b;
+  const auto dst_bytes = bytes_for(pd.dst_desc());
+  dnnl::memory dst(pd.dst_desc(), engine(), dst_bytes.data_ptr());
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, blocked_copy(x, s.src, pd.src_desc(), src_bytes, stream)}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (s.bias) {
+    b = bias.to(at::kFloat).contiguous();
+    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{s.weights[0]}, kF32, Tag::x}, engine(), b.data_ptr()));
+  }
+  dnnl::convolution_forward(pd).execute(stream, args);
+  stream.wait();
+  args.clear();
+  src_bytes = at::Tensor();  // freed before the output exists: the peak holds x, dst and y, not four maps
+  return plain_copy(dst, s.dst, x, stream);
+}
+
+// Winograd with autograd: what grad mode records when an input needs a gradient (training).
+class WinogradConv : public torch::autograd::Function<WinogradConv> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias, int64_t padding) {
+    const bool has_bias = bias.numel() > 0;  // an empty bias stands for none
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["bias"] = has_bias;
+    const Shape s = shape_of(x, weight, has_bias, padding);
+    const auto pd = winograd_desc(s, dnnl::prop_kind::forward_training);
+    dnnl::stream stream(engine());
+    at::Tensor weight_bytes;
+    const auto weights = blocked_copy(weight, s.weights, pd.weights_desc(), weight_bytes, stream);
+    return run_forward(pd, s, x, weights, bias, stream);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    if (torch::GradMode::is_enabled())
+      fail("winograd convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1];
+    const Shape s = shape_of(x, weight, ctx->saved_data["bias"].toBool(), ctx->saved_data["padding"].toInt());
+    try {
+      const auto pds = training_descs(s);
+      dnnl::stream stream(engine());
+      at::Tensor dx, dw, db, grad_bytes;
+      const auto diff_dst = blocked_copy(grads[0], s.dst, pds.data.diff_dst_desc(), grad_bytes, stream);
+      if (ctx->needs_input_grad(0)) dx = input_grad(pds.data, s, x, weight, diff_dst, stream);
+      if (ctx->needs_input_grad(1) || (s.bias && ctx->needs_input_grad(2))) {
+        at::Tensor again;  // the backward-weights pass may want the gradient in another layout
+        const auto diff_dst_w = pds.weights.diff_dst_desc() == pds.data.diff_dst_desc()
+                                    ? diff_dst
+                                    : blocked_copy(grads[0], s.dst, pds.weights.diff_dst_desc(), again, stream);
+        std::tie(dw, db) = weight_grads(pds.weights, s, x, weight, diff_dst_w, stream);
+      }
+      return {dx, dw, db, at::Tensor()};
+    } catch (const dnnl::error& e) {
+      fail("winograd convolution", std::string("oneDNN (backward): ") + e.what());
+    }
+  }
+
+ private:
+  static at::Tensor input_grad(const dnnl::convolution_backward_data::primitive_desc& pd, const Shape& s, const at::Tensor& x,
+                               const at::Tensor& weight, const dnnl::memory& diff_dst, dnnl::stream& stream) {
+    at::Tensor weight_bytes;
+    const auto weights = blocked_copy(weight, s.weights, pd.weights_desc(), weight_bytes, stream);
+    const auto dx_bytes = bytes_for(pd.diff_src_desc());
+    dnnl::memory dx(pd.diff_src_desc(), engine(), dx_bytes.data_ptr());
+    dnnl::convolution_backward_data(pd).execute(
+        stream, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, dx}});
+    stream.wait();
+    return plain_copy(dx, s.src, x, stream);
+  }
+
+  static std::pair<at::Tensor, at::Tensor> weight_grads(const dnnl::convolution_backward_weights::primitive_desc& pd,
+                                                        const Shape& s, const at::Tensor& x, const at::Tensor& weight,
+                                                        const dnnl::memory& diff_dst, dnnl::stream& stream) {
+    at::Tensor src_bytes, db;
+    const auto dw_bytes = bytes_for(pd.diff_weights_desc());
+    dnnl::memory dw(pd.diff_weights_desc(), engine(), dw_bytes.data_ptr());
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, blocked_copy(x, s.src, pd.src_desc(), src_bytes, stream)},
+                                               {DNNL_ARG_DIFF_DST, diff_dst},
+                                               {DNNL_ARG_DIFF_WEIGHTS, dw}};
+    if (s.bias) {
+      db = at::empty({s.weights[0]}, weight.options().memory_format(at::MemoryFormat::Contiguous));
+      args.emplace(DNNL_ARG_DIFF_BIAS, dnnl::memory({{s.weights[0]}, kF32, Tag::x}, engine(), db.data_ptr()));
+    }
+    dnnl::convolution_backward_weights(pd).execute(stream, args);
+    stream.wait();
+    return {plain_copy(dw, s.weights, weight, stream), db};
+  }
+};
+
+bool probe(bool training) {
+  try {
+    const Shape s{{1, 16, 8, 8}, {16, 16, 3, 3}, {1, 16, 8, 8}, true, 1};
+    if (training)
+      training_descs(s);
+    else
+      winograd_desc(s);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
 }
 
 }  // namespace
 
-bool winograd_supported() {
-  static const bool supported = [] {
-    try {
-      winograd_desc({1, 16, 8, 8}, {16, 16, 3, 3}, {1, 16, 8, 8}, true, 1);
-      return true;
-    } catch (const dnnl::error&) {
-      return false;
-    }
-  }();
-  return supported;
+bool winograd_supported(bool training) {
+  static const bool inference = probe(false), trains = probe(true);
+  return training ? trains : inference;
 }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                               int64_t padding) {
   if (!winograd_eligible(x, weight, 1, 1, 1, padding, padding))
     fail("winograd convolution", "needs a float32 CPU N x C x H x W input and a 3x3 weight with channels in multiples of 16");
-  // oneDNN reads NCHW and NHWC directly; anything else is made NCHW first.
-  const bool nhwc = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-  const auto in = nhwc ? x : x.contiguous();
-  const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3), o = weight.size(0);
-  const dnnl::memory::dims src{n, c, h, w}, weights{o, c, 3, 3}, dst{n, o, h + 2 * padding - 2, w + 2 * padding - 2};
-  const Tag plain = nhwc ? Tag::nhwc : Tag::nchw;
   try {
-    const auto pd = winograd_desc(src, weights, dst, bias.defined(), padding);
+    if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
+      // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
+      return WinogradConv::apply(x, weight, bias.defined() ? bias : at::empty({0}, weight.options()), padding);
+    const Shape s = shape_of(x, weight, bias.defined(), padding);
+    const auto pd = winograd_desc(s);
     dnnl::stream stream(engine());
-    auto src_bytes = bytes_for(pd.src_desc());
-    const auto dst_bytes = bytes_for(pd.dst_desc());
-    dnnl::memory user_src({src, kF32, plain}, engine(), in.data_ptr());
-    dnnl::memory blocked_src(pd.src_desc(), engine(), src_bytes.data_ptr());
-    dnnl::memory blocked_dst(pd.dst_desc(), engine(), dst_bytes.data_ptr());
-    dnnl::reorder(user_src, blocked_src).execute(stream, user_src, blocked_src);
     const auto weight_bytes = transformed_weights(weight, pd.weights_desc(), stream);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, blocked_src},
-                                               {DNNL_ARG_WEIGHTS, dnnl::memory(pd.weights_desc(), engine(), weight_bytes.data_ptr())},
-                                               {DNNL_ARG_DST, blocked_dst}};
-    at::Tensor b;
-    if (bias.defined()) {
-      b = bias.to(at::kFloat).contiguous();
-      args.emplace(DNNL_ARG_BIAS, dnnl::memory({{o}, kF32, Tag::x}, engine(), b.data_ptr()));
-    }
-    dnnl::convolution_forward(pd).execute(stream, args);
-    stream.wait();
-    args.clear();
-    src_bytes = at::Tensor();  // freed before the output exists: the peak holds x, dst and y, not four maps
-    auto y = at::empty({dst[0], dst[1], dst[2], dst[3]},
-                       x.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
-    dnnl::memory user_dst({dst, kF32, plain}, engine(), y.data_ptr());
-    dnnl::reorder(blocked_dst, user_dst).execute(stream, blocked_dst, user_dst);
-    stream.wait();
-    return y;
+    return run_forward(pd, s, x, dnnl::memory(pd.weights_desc(), engine(), weight_bytes.data_ptr()), bias, stream);
   } catch (const dnnl::error& e) {
     fail("winograd convolution", std::string("oneDNN: ") + e.what());
   }
@@ -171,7 +308,7 @@ void clear_winograd_cache() {
 
 #else  // built without oneDNN: every layer runs direct
 
-bool winograd_supported() { return false; }
+bool winograd_supported(bool) { return false; }
 
 torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
   fail("winograd convolution", "fcn was built without oneDNN (libdnnl-dev)");

@@ -19,6 +19,7 @@
 
 #include "fcn/data/instances.h"
 #include "fcn/eval/evaluate.h"
+#include "fcn/models/winograd.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/checkpoint.h"
 #include "fcn/util/atomic_file.h"
@@ -64,6 +65,21 @@ struct StepBatch {
   int64_t valid_pixels = 0;  // not void, in this rank's part
 };
 
+// Winograd convolutions for a run's steps (TrainOptions.winograd) where oneDNN has them; the
+// process's own choice again afterwards.
+class TrainingConvs {
+ public:
+  explicit TrainingConvs(bool winograd) : before_(training_conv_algorithm()) {
+    set_training_conv_algorithm(winograd && winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+  }
+  ~TrainingConvs() { set_training_conv_algorithm(before_); }
+  TrainingConvs(const TrainingConvs&) = delete;
+  TrainingConvs& operator=(const TrainingConvs&) = delete;
+
+ private:
+  ConvAlgorithm before_;
+};
+
 // One invocation of a run: from position `at` to the last epoch, or to an interruption.
 class Run {
  public:
@@ -81,6 +97,7 @@ class Run {
     model_.net->to(options_.device());
     share_rank0_weights();
     InterruptGuard interrupt;
+    TrainingConvs convs(options_.winograd());
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
