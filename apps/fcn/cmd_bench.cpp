@@ -182,7 +182,11 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
     path.source = train ? "training defaults" : "default";
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
-  if (!train && f.conv != "auto") set_conv_algorithm(path.conv = parse_conv(f.conv, false)), path.source = "flag";
+  if (!train && f.conv != "auto") {
+    path.conv = parse_conv(f.conv, false);
+    path.source = "flag";
+    set_conv_algorithm(path.conv);
+  }
   return path;
 }
 
