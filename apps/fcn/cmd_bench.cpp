@@ -479,7 +479,7 @@ struct TuneFlags {
   int64_t batch = 1;
   int runs = 2;
   std::vector<int> threads;
-  bool json = false, block_cache = false, winograd = false;
+  bool json = false, block_cache = false;
 };
 
 // fcn tune: times the fast-path candidates for one workload at each thread count and caches the
@@ -496,8 +496,6 @@ void run_tune(TuneFlags& t) {
   f.recipe = t.recipe, f.model = t.model;
   auto model = bench_model(f);
   auto report = nlohmann::json::array();
-  if (t.winograd && !winograd_supported() && !t.json)
-    std::printf("--winograd: not tried: no oneDNN Winograd kernel here (it needs AVX-512, and fcn built with libdnnl-dev)\n");
   for (const int threads : t.threads) {
     torch::set_num_threads(threads);
     const auto key = tune_key(*model.net, height, width, t.batch, dtype);
@@ -511,7 +509,7 @@ void run_tune(TuneFlags& t) {
           if (!t.json) std::printf("  %-58s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
           std::fflush(stdout);
         },
-        t.block_cache, t.winograd);
+        t.block_cache);
     double best_ms = 1e300;
     nlohmann::json timings = nlohmann::json::array();
     for (const auto& [path, ms] : result.timings) {
@@ -540,7 +538,7 @@ void add_tune(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "tune", "Choose the fastest way to run a net on this CPU (layout, allocator, upsampling, Winograd) by timing it; cached\n"
               "  example: fcn tune --geometry reference --size 500   (FCN-8s VGG16 at 500x500)\n"
-              "  example: fcn tune unet.fcn --size 512 --threads 1,2 --winograd\n"
+              "  example: fcn tune unet.fcn --size 512 --threads 1,2\n"
               "  The choice is kept in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,\n"
               "  its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch, size class);\n"
               "  fcn predict, eval and bench use it, and without one the ISA rule. FCN_NO_TUNE=1 pins the rule.");
@@ -554,9 +552,6 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (the fastest counts)")->capture_default_str();
   cmd->add_flag("--block-cache", t.block_cache,
                 "also try keeping freed blocks: faster (FCN-8s 500x500: ~7%), ~0.6 GiB more memory than PyTorch's peak");
-  cmd->add_flag("--winograd", t.winograd,
-                "also try Winograd 3x3 convs (oneDNN, AVX-512 only): ~25% faster VGG/U-Net inference, holds the\n"
-                "  transformed weights (4x the conv weights: +0.2 GiB VGG16, +0.5 GiB U-Net) above PyTorch's peak");
   add_json_flag(cmd, t.json, "cache, cpu, isa, winograd_supported, tuned (threads, key, path, ms, speedup_over_rule, timings)");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_tune(t); });
@@ -586,7 +581,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
-  add_conv_flag(cmd, f.conv, "the fast path's choice (fcn tune --winograd); training: as fcn train");
+  add_conv_flag(cmd, f.conv, "the fast path's choice (fcn tune, else the rule: Winograd where built with oneDNN); training: as fcn train");
   cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
   cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);

@@ -44,8 +44,8 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
 // (the defaults); a key left out keeps its default. Throws fcn::Error naming `flag`.
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
                                      std::vector<double> values);
-// --conv's "direct" | "winograd" as the algorithm; an error naming --conv where this CPU or build
-// has no oneDNN Winograd kernel (with `training`, the backward ones too).
+// --conv's "direct" | "winograd" as the algorithm; an error naming --conv where fcn was built
+// without oneDNN, or with `training` where this CPU has no oneDNN Winograd training kernels.
 ConvAlgorithm parse_conv(const std::string& text, bool training);
 // Applies --threads to LibTorch (the last count; none given: LibTorch's default).
 void apply_threads(const std::vector<int>& threads);

@@ -323,29 +323,33 @@ def _():
     flags = ["--arch", "unet", "--depth", 2, "--base-channels", 4, "--size", 32, "--threads", 1]
     rule = json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json").stdout)["path"]
     assert rule["source"] == "rule", rule
-    assert rule["layout"] == ("channels_last" if "avx512f" in open("/proc/cpuinfo").read() else "nchw"), rule
     tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
+    wino = tuned["winograd_supported"]  # fcn built with oneDNN: its Winograd kernel runs on every CPU
+    assert rule["conv"] == ("winograd" if wino else "direct"), rule  # Winograd holds no memory: the rule's
+    avx512 = "avx512f" in open("/proc/cpuinfo").read()
+    assert rule["layout"] == ("channels_last" if avx512 or wino else "nchw"), rule
     assert tuned["cache"] == os.path.join(os.environ["XDG_CACHE_HOME"], "fcn", "fast-paths.json"), tuned["cache"]
     assert os.path.exists(tuned["cache"])
     entry = tuned["tuned"][0]
-    assert rule["conv"] == "direct", rule  # Winograd trades memory for speed: only with fcn tune --winograd
-    assert entry["threads"] == 1 and len(entry["timings"]) == 4, entry
+    # rule, other layout, other allocator, other upsampling; with Winograd the other conv in either layout
+    assert entry["threads"] == 1 and len(entry["timings"]) == 4 + 2 * wino, entry
     assert entry["timings"][0]["path"]["source"] == "rule", entry
+    assert wino == any(t["path"]["conv"] != rule["conv"] for t in entry["timings"]), entry
     assert all(t["path"]["allocator"] != "block_cache" for t in entry["timings"]), entry  # memory for speed: --block-cache
-    assert len(json.loads(run("tune", *flags, "--runs", 1, "--block-cache", "--json").stdout)["tuned"][0]["timings"]) == 5
-    wino = json.loads(run("tune", *flags, "--runs", 1, "--winograd", "--json").stdout)  # where oneDNN has it (AVX-512)
-    assert len(wino["tuned"][0]["timings"]) == 4 + wino["winograd_supported"], wino
-    assert wino["winograd_supported"] == any(t["path"]["conv"] == "winograd" for t in wino["tuned"][0]["timings"]), wino
+    assert len(json.loads(run("tune", *flags, "--runs", 1, "--block-cache", "--json").stdout)["tuned"][0]["timings"]) == 5 + 2 * wino
     # Training runs Winograd wherever oneDNN has it (as fcn train does); --conv overrides either mode.
     def bench_conv(*extra):
         return json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json", *extra).stdout)["path"]
-    assert bench_conv("--mode", "train")["conv"] == ("winograd" if wino["winograd_supported"] else "direct")
+    trains = json.loads(run("bench", *flags, "--mode", "train", "--runs", 1, "--warmup", 0, "--json").stdout)
+    if wino or not avx512:  # oneDNN's Winograd training kernels: AVX-512 only
+        assert trains["path"]["conv"] == ("winograd" if avx512 else "direct"), trains["path"]
     assert bench_conv("--mode", "train", "--conv", "direct")["conv"] == "direct"
-    if wino["winograd_supported"]:
+    if wino:
         assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
+        assert bench_conv("--conv", "direct")["conv"] == "direct"
     else:
         p = subprocess.run([FCN, "bench", *map(str, flags), "--conv", "winograd"], capture_output=True, text=True, timeout=60)
-        one_line_error(p, "--conv", "no oneDNN Winograd")
+        one_line_error(p, "--conv", "without oneDNN")
     tuned = json.loads(run("tune", *flags, "--runs", 1, "--json").stdout)
     entry = tuned["tuned"][0]
     assert entry["ms"] == min(t["ms"] for t in entry["timings"] if t["path"]["layout"] == entry["path"]["layout"]
@@ -366,8 +370,8 @@ def _():
     p = subprocess.run([FCN, "bench", *map(str, flags), "--runs", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
                        timeout=120, env=avx2)
     result = json.loads(p.stdout)
-    assert result["path"] == {"layout": "nchw", "allocator": "system", "upsampling": "subpixel", "conv": "direct",
-                              "source": "rule"}, result["path"]
+    assert result["path"] == {"layout": "channels_last" if wino else "nchw", "allocator": "system", "upsampling": "subpixel",
+                              "conv": "winograd" if wino else "direct", "source": "rule"}, result["path"]
     assert "LibTorch default" in result["cpu_allocator"], result["cpu_allocator"]
     p = run("predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("tuned_out"), "--json")
     assert json.loads(p.stdout)["path"]["source"] in ("rule", "cache"), p.stdout

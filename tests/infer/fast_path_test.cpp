@@ -40,7 +40,8 @@ void fresh_cache(const std::string& name) {
 // to move for the tuner to find it.
 struct FakeClock {
   bool fast_layout = !rule_path().channels_last;
-  ConvAlgorithm fast_conv = ConvAlgorithm::kWinograd;  // the rule's is direct
+  ConvAlgorithm fast_conv =  // the other one than the rule's
+      rule_path().conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
   int calls = 0;
   double operator()(const FastPath& p) {
     ++calls;
@@ -50,27 +51,32 @@ struct FakeClock {
   }
 };
 
-// Candidates beyond layout, allocators and upsampling with allow_winograd: the conv algorithm, where
-// Winograd exists.
-const size_t kConvCandidates = winograd_supported() ? 1 : 0;
+// Candidates beyond layout, allocators and upsampling: the other conv algorithm in either layout,
+// where Winograd exists.
+const size_t kConvCandidates = winograd_supported() ? 2 : 0;
 
 TEST(FastPath, RuleFollowsTheIsaClass) {
+  // fcn's Winograd kernel (built with oneDNN) runs on every class, in channels-last; without it,
+  // direct convs in NCHW on AVX2 and channels-last with AVX-512.
+  const bool winograd = winograd_supported();
+  const auto conv = winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
   CpuInfo avx2{"AMD EPYC 7551P 32-Core Processor", {"avx2"}};
-  const auto nchw = rule_path(avx2);
-  EXPECT_FALSE(nchw.channels_last);
-  EXPECT_EQ(nchw.allocator, CpuAllocatorPolicy::kSystem);
-  EXPECT_EQ(nchw.upsampling, UpsamplingPath::kSubpixel);
-  EXPECT_EQ(nchw.conv, ConvAlgorithm::kDirect);  // oneDNN has no AVX2 Winograd
-  EXPECT_EQ(nchw.source, "rule");
+  const auto rule = rule_path(avx2);
+  EXPECT_EQ(rule.channels_last, winograd);
+  EXPECT_EQ(rule.allocator, CpuAllocatorPolicy::kSystem);
+  EXPECT_EQ(rule.upsampling, UpsamplingPath::kSubpixel);
+  EXPECT_EQ(rule.conv, conv);
+  EXPECT_EQ(rule.source, "rule");
   for (const auto& flags : {std::vector<std::string>{"avx2", "avx512f"}, {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}}) {
     const auto nhwc = rule_path(CpuInfo{"x", flags});
     EXPECT_TRUE(nhwc.channels_last);
     EXPECT_EQ(nhwc.allocator, CpuAllocatorPolicy::kHugePages);
-    EXPECT_EQ(nhwc.conv, ConvAlgorithm::kDirect);  // Winograd holds 4x the conv weights: opt-in
+    EXPECT_EQ(nhwc.conv, conv);
     EXPECT_TRUE(FastPath::from_json(nhwc.to_json()).same_choice(nhwc));
   }
-  EXPECT_EQ(nchw.describe(), "NCHW, system allocator, subpixel upsampling, direct convs");
-  EXPECT_TRUE(FastPath::from_json(nchw.to_json()).same_choice(nchw));
+  EXPECT_EQ(rule.describe(), winograd ? "channels-last, system allocator, subpixel upsampling, winograd convs"
+                                      : "NCHW, system allocator, subpixel upsampling, direct convs");
+  EXPECT_TRUE(FastPath::from_json(rule.to_json()).same_choice(rule));
 }
 
 TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
@@ -82,11 +88,11 @@ TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   EXPECT_EQ(find_path(key).source, "rule");               // nothing cached yet
   FakeClock clock;
   int told = 0;
-  const auto result = tune_path(key, std::ref(clock), [&](const FastPath&, double) { ++told; }, /*allow_block_cache=*/true,
-                                /*allow_winograd=*/true);
-  // rule, other layout, the two other allocators, other upsampling (and other conv algorithm): 5
-  // (6) candidates. The 3 (4) that win are confirmed by timing the incumbent and them once more.
-  const int timings = static_cast<int>(11 + 3 * kConvCandidates);
+  const auto result = tune_path(key, std::ref(clock), [&](const FastPath&, double) { ++told; }, /*allow_block_cache=*/true);
+  // rule, other layout, the two other allocators, other upsampling (and the other conv algorithm in
+  // either layout): 5 (7) candidates. The 3 (4) that win are confirmed by timing the incumbent and
+  // them once more; the other conv in the other layout loses at once.
+  const int timings = kConvCandidates > 0 ? 15 : 11;
   EXPECT_EQ(clock.calls, timings);
   EXPECT_EQ(told, timings);
   EXPECT_EQ(result.timings.size(), 5u + kConvCandidates);
@@ -129,7 +135,7 @@ TEST(FastPath, EveryCandidateIsTimedOnce) {
     const auto result =
         tune_path(tune_key(*net, 64, 64), [&](const FastPath& p) { return p.allocator == fastest ? 1.0 : 2.0; }, {}, true);
     EXPECT_EQ(result.best.allocator, fastest);
-    ASSERT_EQ(result.timings.size(), 5u);
+    ASSERT_EQ(result.timings.size(), 5u + kConvCandidates);
     for (size_t i = 0; i < result.timings.size(); ++i) {
       EXPECT_EQ(result.timings[i].first.source, i == 0 ? "rule" : "candidate");
       for (size_t j = 0; j < i; ++j) EXPECT_FALSE(result.timings[i].first.same_choice(result.timings[j].first)) << i << " " << j;
@@ -144,8 +150,7 @@ TEST(FastPath, BlockCacheOnlyWhenAllowed) {
     EXPECT_NE(p.allocator, CpuAllocatorPolicy::kBlockCache);  // never even timed
     return 1.0;
   });
-  EXPECT_EQ(result.timings.size(), 4u);  // nor Winograd (allow_winograd)
-  EXPECT_EQ(result.best.conv, ConvAlgorithm::kDirect);
+  EXPECT_EQ(result.timings.size(), 4u + kConvCandidates);
   EXPECT_TRUE(result.best.same_choice(rule_path()));  // ties keep the rule
 }
 
@@ -155,8 +160,9 @@ TEST(FastPath, AWinByNoiseIsNotKept) {
   // The other layout is fast only at its first timing (a quiet moment of the VM), then slower.
   int other_layout_timings = 0;
   const bool rule_layout = rule_path().channels_last;
+  const auto rule_conv = rule_path().conv;
   const auto result = tune_path(tune_key(*net, 64, 64), [&](const FastPath& p) {
-    if (p.channels_last == rule_layout) return 100.0;
+    if (p.channels_last == rule_layout || p.conv != rule_conv) return 100.0;
     return ++other_layout_timings == 1 ? 50.0 : 120.0;
   });
   EXPECT_EQ(result.best.channels_last, rule_layout);

@@ -172,11 +172,11 @@ std::string tune_cache_file() {
 
 FastPath rule_path(const CpuInfo& cpu) {
   FastPath path;
-  const bool avx512 = cpu.has("avx512f");
-  path.channels_last = avx512;
+  const bool avx512 = cpu.has("avx512f"), winograd = winograd_supported();
+  path.channels_last = avx512 || winograd;  // fcn's Winograd kernel works in channels-last
   path.allocator = avx512 ? CpuAllocatorPolicy::kHugePages : CpuAllocatorPolicy::kSystem;
   path.upsampling = UpsamplingPath::kSubpixel;
-  path.conv = ConvAlgorithm::kDirect;  // Winograd trades memory for speed: fcn tune --winograd
+  path.conv = winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
   path.source = "rule";
   return path;
 }
@@ -198,8 +198,7 @@ FastPath find_path(const TuneKey& key) {
 }
 
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
-                     const std::function<void(const FastPath&, double)>& progress, bool allow_block_cache,
-                     bool allow_winograd) {
+                     const std::function<void(const FastPath&, double)>& progress, bool allow_block_cache) {
   TuneResult result;
   // A fresh timing; the record keeps each candidate's best (one entry each, in the order first timed).
   auto measure = [&](const FastPath& path) {
@@ -237,10 +236,14 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
   other = best;
   other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
   try_alternative(other);
-  if (allow_winograd && winograd_supported()) {
-    other = best;
-    other.conv = best.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
-    try_alternative(other);
+  if (winograd_supported()) {  // the other conv algorithm, in the layout kept and in the other one
+    const FastPath kept = best;
+    for (const bool flip_layout : {false, true}) {
+      other = kept;
+      other.conv = kept.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
+      other.channels_last = kept.channels_last != flip_layout;
+      try_alternative(other);
+    }
   }
   best.source = "measured";
   result.best = best;

@@ -61,9 +61,10 @@ TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batc
 
 std::string tune_cache_file();
 
-// The choice without measurement, from the ISA class: NCHW + glibc's allocator on AVX2 and below,
-// channels-last + huge pages with AVX-512; subpixel upsampling and direct convs on both
-// (docs/benchmarks.md).
+// The choice without measurement: Winograd 3x3 convs in channels-last where fcn has its Winograd
+// kernel (built with oneDNN: every x86-64 CPU), else direct convs, NCHW on AVX2 and below and
+// channels-last with AVX-512; glibc's allocator on AVX2 and below, huge pages with AVX-512;
+// subpixel upsampling (docs/benchmarks.md).
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
@@ -75,20 +76,16 @@ struct TuneResult {
   FastPath best;  // source "measured"
   std::vector<std::pair<FastPath, double>> timings;  // every candidate timed, ms per run
 };
-// Starts from the rule and, one choice at a time (layout, allocator, upsampling, then direct vs
-// Winograd convs), keeps
-// an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
+// Starts from the rule and, one choice at a time (layout, allocator, upsampling, then the other
+// conv algorithm in either layout, where Winograd exists), keeps an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
 // faster is timed again right after the incumbent (a busy VM swings single timings by tens of
 // percent). Stores the winner under `key` (atomically; a corrupt cache file is replaced).
 // `progress` is told every timing; `timings` keeps each candidate's best.
 // The block cache is a candidate only with `allow_block_cache`: it is faster for inference too
 // (FCN-8s 500^2 on the AMX class: 2.38 vs 2.54 s) but holds ~0.6 GiB more, above PyTorch's peak
-// memory, so trading memory for speed is the user's call (fcn tune --block-cache). Likewise
-// Winograd convs, a candidate only with `allow_winograd` and where winograd_supported(): ~25% faster
-// VGG16/U-Net inference on the AMX class, but the transformed weights are 4x the conv weights.
+// memory, so trading memory for speed is the user's call (fcn tune --block-cache).
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
-                     const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false,
-                     bool allow_winograd = false);
+                     const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false);
 
 // The timing tune_path uses for inference: `net` (moved to the path's layout) in eval mode under
 // InferenceMode on a random batch x C x height x width input, the fastest of `runs` forward passes

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -16,6 +15,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #endif
 
+#include "fcn/models/winograd_tiles.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -55,48 +55,6 @@ dnnl::engine& engine() {
 // oneDNN memory over ATen bytes, so the CPU allocator policy (fcn/util/allocator.h) serves it too.
 at::Tensor bytes_for(const Desc& desc) { return at::empty({static_cast<int64_t>(desc.get_size())}, at::kByte); }
 
-// Weights transformed into the Winograd domain, one per (weight tensor, layout oneDNN asked for).
-struct Transformed {
-  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
-  const void* data = nullptr;  // the weight's storage when transformed: set_data() re-points it
-  int64_t version = 0;         // its version counter: every in-place change bumps it
-  Desc desc;
-  at::Tensor bytes;
-};
-std::mutex cache_mutex;
-std::vector<Transformed> cache;
-
-// The bytes of `weight` in oneDNN's Winograd layout `wanted`, kept alive by the returned tensor.
-at::Tensor transformed_weights(const at::Tensor& weight, const Desc& wanted, dnnl::stream& stream) {
-  // Inference tensors (made under InferenceMode) keep no version counter: transformed every call.
-  const bool cacheable = !weight.is_inference();
-  const int64_t version = cacheable ? weight._version() : 0;
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  cache.erase(std::remove_if(cache.begin(), cache.end(), [](const Transformed& t) { return t.owner.expired(); }),
-              cache.end());
-  for (const auto& t : cache)
-    if (t.data == weight.data_ptr() && t.version == version && t.desc == wanted &&
-        t.owner.lock().get() == weight.unsafeGetTensorImpl())
-      return t.bytes;
-  const auto plain = weight.contiguous();
-  Transformed entry{c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(weight.getIntrusivePtr()),
-                    weight.data_ptr(), version, wanted, bytes_for(wanted)};
-  dnnl::memory from({{plain.size(0), plain.size(1), 3, 3}, kF32, Tag::oihw}, engine(), plain.data_ptr());
-  dnnl::memory to(wanted, engine(), entry.bytes.data_ptr());
-  dnnl::reorder(from, to).execute(stream, from, to);
-  stream.wait();
-  if (cacheable) {  // replaces this weight's stale transforms (older contents, or the same layout)
-    cache.erase(std::remove_if(cache.begin(), cache.end(),
-                               [&](const Transformed& t) {
-                                 return t.owner.lock().get() == weight.unsafeGetTensorImpl() &&
-                                        (t.desc == wanted || t.data != entry.data || t.version != version);
-                               }),
-                cache.end());
-    cache.push_back(entry);
-  }
-  return entry.bytes;
-}
-
 using Dims = dnnl::memory::dims;
 
 // The shapes of one convolution, as oneDNN names them.
@@ -118,7 +76,7 @@ dnnl::convolution_forward::desc forward_op(const Shape& s, dnnl::prop_kind kind)
           bias_desc(s), Desc(s.dst, kF32, Tag::any), {1, 1}, {s.padding, s.padding}, {s.padding, s.padding}};
 }
 
-dnnl::convolution_forward::primitive_desc winograd_desc(const Shape& s, dnnl::prop_kind kind = dnnl::prop_kind::forward_inference) {
+dnnl::convolution_forward::primitive_desc winograd_desc(const Shape& s, dnnl::prop_kind kind) {
   return {forward_op(s, kind), engine()};
 }
 
@@ -257,13 +215,10 @@ class WinogradConv : public torch::autograd::Function<WinogradConv> {
   }
 };
 
-bool probe(bool training) {
+// Whether oneDNN has its Winograd training kernels on this CPU (AVX-512 and up in oneDNN 2.6).
+bool training_kernels() {
   try {
-    const Shape s{{1, 16, 8, 8}, {16, 16, 3, 3}, {1, 16, 8, 8}, true, 1};
-    if (training)
-      training_descs(s);
-    else
-      winograd_desc(s);
+    training_descs({{1, 16, 8, 8}, {16, 16, 3, 3}, {1, 16, 8, 8}, true, 1});
     return true;
   } catch (const dnnl::error&) {
     return false;
@@ -273,8 +228,8 @@ bool probe(bool training) {
 }  // namespace
 
 bool winograd_supported(bool training) {
-  static const bool inference = probe(false), trains = probe(true);
-  return training ? trains : inference;
+  static const bool trains = training_kernels();
+  return training ? trains : true;  // inference: fcn's own kernel (winograd_tiles.h), on every CPU
 }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -285,25 +240,10 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
     if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
       // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
       return WinogradConv::apply(x, weight, bias.defined() ? bias : at::empty({0}, weight.options()), padding);
-    const Shape s = shape_of(x, weight, bias.defined(), padding);
-    const auto pd = winograd_desc(s);
-    dnnl::stream stream(engine());
-    const auto weight_bytes = transformed_weights(weight, pd.weights_desc(), stream);
-    return run_forward(pd, s, x, dnnl::memory(pd.weights_desc(), engine(), weight_bytes.data_ptr()), bias, stream);
+    return winograd_tiles_conv2d(x, weight, bias, padding);
   } catch (const dnnl::error& e) {
     fail("winograd convolution", std::string("oneDNN: ") + e.what());
   }
-}
-
-size_t winograd_cache_entries() {
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  return static_cast<size_t>(
-      std::count_if(cache.begin(), cache.end(), [](const Transformed& t) { return !t.owner.expired(); }));
-}
-
-void clear_winograd_cache() {
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  cache.clear();
 }
 
 #else  // built without oneDNN: every layer runs direct
@@ -313,9 +253,6 @@ bool winograd_supported(bool) { return false; }
 torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
   fail("winograd convolution", "fcn was built without oneDNN (libdnnl-dev)");
 }
-
-size_t winograd_cache_entries() { return 0; }
-void clear_winograd_cache() {}
 
 #endif
 

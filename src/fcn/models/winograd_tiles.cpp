@@ -1,0 +1,184 @@
+#include "fcn/models/winograd_tiles.h"
+
+#ifdef FCN_WITH_ONEDNN  // else nothing: winograd.cpp builds as stubs
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <oneapi/dnnl/dnnl.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+// Eight floats, loaded and stored at any alignment: GCC/Clang vector extensions, two SSE or one
+// AVX register, as the clone compiled for the CPU has.
+typedef float Lanes __attribute__((vector_size(32), aligned(4), may_alias));
+constexpr int64_t kLanes = 8;
+
+// The F(4x4, 3x3) matrices (Lavin & Gray), applied to one column or row at a time:
+// B^T (6x6) on input tiles, A^T (4x6) on products (G, on kernels: transform_weights).
+template <class T>
+inline void apply_bt(const T* a, T* o) {
+  o[0] = 4 * a[0] - 5 * a[2] + a[4];
+  o[1] = a[3] + a[4] - 4 * (a[1] + a[2]);
+  o[2] = a[4] - a[3] + 4 * (a[1] - a[2]);
+  o[3] = a[4] - a[2] + 2 * (a[3] - a[1]);
+  o[4] = a[4] - a[2] - 2 * (a[3] - a[1]);
+  o[5] = 4 * a[1] - 5 * a[3] + a[5];
+}
+
+template <class T>
+inline void apply_at(const T* m, T* o) {
+  const T p1 = m[1] + m[2], m1 = m[1] - m[2], p3 = m[3] + m[4], m3 = m[3] - m[4];
+  o[0] = m[0] + p1 + p3;
+  o[1] = m1 + 2 * m3;
+  o[2] = p1 + 4 * p3;
+  o[3] = m1 + 8 * m3 + m[5];
+}
+
+// out (O x S) = F applied to each of the S columns (length R) of in (R x S); applying F to each row
+// of the result next completes a two-sided transform (M^T X M), eight channels at once.
+template <int R, int S, int O, void (*F)(const Lanes*, Lanes*)>
+inline void columns(const Lanes (&in)[R][S], Lanes (&out)[O][S]) {
+  for (int s = 0; s < S; ++s) {
+    Lanes col[R], res[O];
+    for (int r = 0; r < R; ++r) col[r] = in[r][s];
+    F(col, res);
+    for (int r = 0; r < O; ++r) out[r][s] = res[r];
+  }
+}
+
+// One input tile: `src` points at its 36 pixels (channel vectors, or zeros outside the image); its
+// 36 transformed positions go to v[k * stride + c].
+__attribute__((target_clones("arch=haswell", "default"))) void input_tile(const float* const* src, int64_t channels,
+                                                                          float* v, int64_t stride) {
+  for (int64_t c = 0; c < channels; c += kLanes) {
+    Lanes d[6][6], t[6][6], u[6][6];
+    for (int k = 0; k < 36; ++k) d[k / 6][k % 6] = *reinterpret_cast<const Lanes*>(src[k] + c);
+    columns<6, 6, 6, apply_bt<Lanes>>(d, t);
+    for (int r = 0; r < 6; ++r) apply_bt(t[r], u[r]);
+    for (int k = 0; k < 36; ++k) *reinterpret_cast<Lanes*>(v + k * stride + c) = u[k / 6][k % 6];
+  }
+}
+
+// One output tile: its 36 products m[k * stride + o] back to 4x4 pixels `dst` (channel vectors), plus the bias.
+__attribute__((target_clones("arch=haswell", "default"))) void output_tile(const float* m, int64_t stride, int64_t channels,
+                                                                           const float* bias, float* const* dst) {
+  for (int64_t o = 0; o < channels; o += kLanes) {
+    Lanes p[6][6], t[4][6], y[4][4];
+    for (int k = 0; k < 36; ++k) p[k / 6][k % 6] = *reinterpret_cast<const Lanes*>(m + k * stride + o);
+    columns<6, 6, 4, apply_at<Lanes>>(p, t);
+    for (int r = 0; r < 4; ++r) apply_at(t[r], y[r]);
+    const Lanes b = bias ? *reinterpret_cast<const Lanes*>(bias + o) : Lanes{};
+    for (int k = 0; k < 16; ++k) *reinterpret_cast<Lanes*>(dst[k] + o) = y[k / 4][k % 4] + b;
+  }
+}
+
+void check(dnnl_status_t status) {
+  if (status != dnnl_success) fail("winograd convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
+}
+
+// The weights K x C x 3 x 3 as 36 matrices K x C: the kernel transform G g G^T is linear, 9 taps to
+// 36, i.e. (G kron G) g, so all K x C kernels go through one matrix product (36 x 9 by 9 x KC).
+at::Tensor transform_weights(const at::Tensor& weight) {
+  static const auto g_kron_g = [] {
+    const float g[6][3] = {{1.f / 4, 0, 0},          {-1.f / 6, -1.f / 6, -1.f / 6}, {-1.f / 6, 1.f / 6, -1.f / 6},
+                           {1.f / 24, 1.f / 12, 1.f / 6}, {1.f / 24, -1.f / 12, 1.f / 6}, {0, 0, 1}};
+    std::array<float, 36 * 9> t{};
+    for (int a = 0; a < 36; ++a)
+      for (int i = 0; i < 9; ++i) t[a * 9 + i] = g[a / 6][i / 3] * g[a % 6][i % 3];
+    return t;
+  }();
+  const auto w = weight.contiguous();
+  const int64_t kernels = w.size(0) * w.size(1);
+  auto u = at::empty({36, w.size(0), w.size(1)}, w.options());
+  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g_kron_g.data(), 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
+  return u;
+}
+
+// While alive, OpenMP code this thread calls (oneDNN's sgemm) runs on this thread alone: inside a
+// parallel loop oneDNN would otherwise start a team of its own in every call. The thread's setting
+// is restored after, which matters where at::parallel_for ran the loop inline on the caller.
+class SingleThreaded {
+ public:
+#ifdef _OPENMP
+  SingleThreaded() : before_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThreaded() { omp_set_num_threads(before_); }
+
+ private:
+  int before_;
+#endif
+};
+
+// Where tiles are and how many: tile g of `count` is (image, row, column) = (g / (rows*cols), ...).
+struct Tiling {
+  int64_t n, c, h, w, k, padding, out_h, out_w, rows, cols, count;
+};
+
+// Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
+void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const float* u, const float* bias, float* y,
+               float* v, float* m, const float* zeros, float* discard) {
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t g = first + t, image = g / (s.rows * s.cols), i = g / s.cols % s.rows, j = g % s.cols;
+    const float* src[36];
+    for (int k = 0; k < 36; ++k) {
+      const int64_t row = 4 * i - s.padding + k / 6, col = 4 * j - s.padding + k % 6;
+      src[k] = row >= 0 && row < s.h && col >= 0 && col < s.w ? x + ((image * s.h + row) * s.w + col) * s.c : zeros;
+    }
+    input_tile(src, s.c, v + t * s.c, n * s.c);
+  }
+  for (int64_t k = 0; k < 36; ++k)
+    check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + k * n * s.c, s.c, u + k * s.k * s.c, s.c, 0.f, m + k * n * s.k, s.k));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t g = first + t, image = g / (s.rows * s.cols), i = g / s.cols % s.rows, j = g % s.cols;
+    float* dst[16];
+    for (int k = 0; k < 16; ++k) {
+      const int64_t row = 4 * i + k / 4, col = 4 * j + k % 4;
+      dst[k] = row < s.out_h && col < s.out_w ? y + ((image * s.out_h + row) * s.out_w + col) * s.k : discard;
+    }
+    output_tile(m + t * s.k, n * s.k, s.k, bias, dst);
+  }
+}
+
+}  // namespace
+
+at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias_in, int64_t padding) {
+  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto u = transform_weights(weight);
+  const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
+  Tiling s{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), padding, 0, 0, 0, 0, 0};
+  s.out_h = s.h + 2 * padding - 2;
+  s.out_w = s.w + 2 * padding - 2;
+  s.rows = (s.out_h + 3) / 4;
+  s.cols = (s.out_w + 3) / 4;
+  s.count = s.n * s.rows * s.cols;
+  auto y = at::empty({s.n, s.k, s.out_h, s.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  // Tiles per chunk: enough rows for sgemm to run near its peak, few enough that a chunk's 36
+  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches.
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(s.c, s.k)), 16, 128);
+  const auto zeros = at::zeros({s.c}, x.options());
+  const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, (s.count + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+    const SingleThreaded one_thread;
+    auto v = at::empty({36 * chunk * s.c}, x.options()), m = at::empty({36 * chunk * s.k}, x.options()),
+         discard = at::empty({s.k}, x.options());
+    for (int64_t b = begin; b < end; ++b)
+      run_chunk(s, b * chunk, std::min(chunk, s.count - b * chunk), xp, up, bp, yp, v.data_ptr<float>(), m.data_ptr<float>(),
+                zeros.data_ptr<float>(), discard.data_ptr<float>());
+  });
+  return nhwc ? y : y.contiguous();
+}
+
+}  // namespace fcn
+
+#endif  // FCN_WITH_ONEDNN

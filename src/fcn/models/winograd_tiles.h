@@ -1,0 +1,27 @@
+// fcn's own Winograd F(4x4, 3x3) inference kernel (internal to fcn/models/winograd.cpp).
+//
+// The input is cut into 6x6 tiles (stride 4), each tile of every channel is transformed (B^T d B),
+// the 36 transformed positions become 36 matrix products over channels (oneDNN's sgemm), and each
+// product is transformed back (A^T m A) into a 4x4 output tile, with the bias added. Tiles are
+// processed in chunks, one chunk per thread at a time, so the transformed data stays in cache and
+// nothing the size of an activation is allocated besides the output. The weights are transformed
+// (G g G^T) on every call: ~1 ms for a 512->512 layer against ~10-100 ms for its convolution, so
+// nothing is held between calls and inference memory stays that of the direct convolution.
+//
+// It runs on every x86-64 CPU LibTorch runs on (oneDNN's sgemm picks its own ISA; the transforms
+// are compiled for AVX2+FMA and a baseline, chosen at load time), unlike oneDNN's Winograd kernels,
+// which need AVX-512. Per-layer timings on both classes are in docs/benchmarks.md.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace fcn {
+
+// conv2d(x, weight, bias, stride 1, padding, dilation 1, groups 1): x float32 CPU N x C x H x W (any
+// layout; the result has x's: channels-last or contiguous), weight K x C x 3 x 3 with C and K
+// multiples of 8, bias K or undefined. The caller checks eligibility (winograd_eligible).
+at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding);
+
+}  // namespace fcn
