@@ -47,6 +47,9 @@ TEST(Winograd, MatchesDirectConvolution) {
     EXPECT_LE(scaled_error(y, expected), 1e-4) << k.c << "->" << k.o << " " << k.h << "x" << k.w;
     EXPECT_GT(scaled_error(y, expected), 0.0) << "bitwise equal: did Winograd run at all?";
     EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
+    const auto fused = winograd_conv2d(x, weight, bias, k.padding, /*relu=*/true);  // ReLU in the output pass
+    EXPECT_LE(scaled_error(fused, expected.relu()), 1e-4);
+    EXPECT_EQ(fused.min().item<float>(), 0.f);
   }
 }
 

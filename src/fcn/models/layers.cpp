@@ -41,19 +41,22 @@ bool use_winograd(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Ten
   const auto dilation = o.dilation()->at(0) == o.dilation()->at(1) ? o.dilation()->at(0) : 0;
   return winograd_eligible(x, weight, stride, dilation, o.groups(), pad->at(0), pad->at(1));
 }
-}  // namespace
 
-torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) {
+torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
   const auto& o = layer->options;
   auto y = use_winograd(o, x, layer->weight)
-               ? winograd_conv2d(x, layer->weight, layer->bias, c10::get<torch::ExpandingArray<2>>(o.padding())->at(0))
-               : layer->forward(x);
+               ? winograd_conv2d(x, layer->weight, layer->bias, c10::get<torch::ExpandingArray<2>>(o.padding())->at(0), relu)
+               : relu ? layer->forward(x).relu_() : layer->forward(x);
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw
     count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));
   }
   return y;
 }
+}  // namespace
+
+torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, false); }
+torch::Tensor conv_relu(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, true); }
 
 torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                           int64_t stride, int64_t padding) {

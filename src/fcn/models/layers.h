@@ -25,6 +25,8 @@ class FlopCounter {
 void count_flops(double flops);
 
 torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x);
+// relu(conv(layer, x)), the ReLU fused into the Winograd inference kernel's output pass where that runs.
+torch::Tensor conv_relu(torch::nn::Conv2d layer, const torch::Tensor& x);
 // CPU: computed as a convolution + pixel_shuffle when the kernel is a multiple of the stride
 // (every fcn upsampler), which oneDNN runs ~10x faster than LibTorch 1.13's transposed kernel.
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x);

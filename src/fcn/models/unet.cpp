@@ -66,11 +66,9 @@ DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool ba
 }
 
 torch::Tensor DoubleConvImpl::forward(const torch::Tensor& input) {
-  auto x = conv(conv1, input);
-  if (!bn1.is_empty()) x = bn1(x);
-  x = conv(conv2, x.relu_());
-  if (!bn2.is_empty()) x = bn2(x);
-  return x.relu_();
+  if (bn1.is_empty()) return conv_relu(conv2, conv_relu(conv1, input));
+  auto x = bn1(conv(conv1, input)).relu_();
+  return bn2(conv(conv2, x)).relu_();
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {

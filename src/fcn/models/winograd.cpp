@@ -233,14 +233,16 @@ bool winograd_supported(bool training) {
 }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                              int64_t padding) {
+                              int64_t padding, bool relu) {
   if (!winograd_eligible(x, weight, 1, 1, 1, padding, padding))
     fail("winograd convolution", "needs a float32 CPU N x C x H x W input and a 3x3 weight with channels in multiples of 16");
   try {
-    if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
+    if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
       // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
-      return WinogradConv::apply(x, weight, bias.defined() ? bias : at::empty({0}, weight.options()), padding);
-    return winograd_tiles_conv2d(x, weight, bias, padding);
+      auto y = WinogradConv::apply(x, weight, bias.defined() ? bias : at::empty({0}, weight.options()), padding);
+      return relu ? y.relu_() : y;
+    }
+    return winograd_tiles_conv2d(x, weight, bias, padding, relu);
   } catch (const dnnl::error& e) {
     fail("winograd convolution", std::string("oneDNN: ") + e.what());
   }
@@ -250,7 +252,7 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
 
 bool winograd_supported(bool) { return false; }
 
-torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {
   fail("winograd convolution", "fcn was built without oneDNN (libdnnl-dev)");
 }
 

@@ -44,8 +44,9 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
 // channels-last (the result has x's layout). Throws fcn::Error for a layer it does not serve. In
 // grad mode, with an input that requires grad, it runs oneDNN's kernels and records autograd, whose
 // backward runs oneDNN's Winograd backward passes (first derivatives only: no create_graph); that
-// throws fcn::Error where oneDNN has no Winograd kernel (below AVX-512).
+// throws fcn::Error where oneDNN has no Winograd kernel (below AVX-512). With `relu`, the result is
+// max(0, conv2d(...)): fused into the inference kernel's output pass, a separate step in training.
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                              int64_t padding);
+                              int64_t padding, bool relu = false);
 
 }  // namespace fcn

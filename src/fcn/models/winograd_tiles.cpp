@@ -69,16 +69,21 @@ __attribute__((target_clones("arch=haswell", "default"))) void input_tile(const 
   }
 }
 
-// One output tile: its 36 products m[k * stride + o] back to 4x4 pixels `dst` (channel vectors), plus the bias.
+// One output tile: its 36 products m[k * stride + o] back to 4x4 pixels `dst` (channel vectors),
+// plus the bias, then max(0, .) with `relu` (NaN stays NaN, as in torch::relu).
 __attribute__((target_clones("arch=haswell", "default"))) void output_tile(const float* m, int64_t stride, int64_t channels,
-                                                                           const float* bias, float* const* dst) {
+                                                                           const float* bias, bool relu, float* const* dst) {
   for (int64_t o = 0; o < channels; o += kLanes) {
     Lanes p[6][6], t[4][6], y[4][4];
     for (int k = 0; k < 36; ++k) p[k / 6][k % 6] = *reinterpret_cast<const Lanes*>(m + k * stride + o);
     columns<6, 6, 4, apply_at<Lanes>>(p, t);
     for (int r = 0; r < 4; ++r) apply_at(t[r], y[r]);
     const Lanes b = bias ? *reinterpret_cast<const Lanes*>(bias + o) : Lanes{};
-    for (int k = 0; k < 16; ++k) *reinterpret_cast<Lanes*>(dst[k] + o) = y[k / 4][k % 4] + b;
+    const Lanes zero{};
+    for (int k = 0; k < 16; ++k) {
+      const Lanes out = y[k / 4][k % 4] + b;
+      *reinterpret_cast<Lanes*>(dst[k] + o) = relu ? (out < zero ? zero : out) : out;
+    }
   }
 }
 
@@ -121,6 +126,7 @@ class SingleThreaded {
 // Where tiles are and how many: tile g of `count` is (image, row, column) = (g / (rows*cols), ...).
 struct Tiling {
   int64_t n, c, h, w, k, padding, out_h, out_w, rows, cols, count;
+  bool relu;
 };
 
 // Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
@@ -144,18 +150,19 @@ void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const 
       const int64_t row = 4 * i + k / 4, col = 4 * j + k % 4;
       dst[k] = row < s.out_h && col < s.out_w ? y + ((image * s.out_h + row) * s.out_w + col) * s.k : discard;
     }
-    output_tile(m + t * s.k, n * s.k, s.k, bias, dst);
+    output_tile(m + t * s.k, n * s.k, s.k, bias, s.relu, dst);
   }
 }
 
 }  // namespace
 
-at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias_in, int64_t padding) {
+at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias_in, int64_t padding,
+                                 bool relu) {
   const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto u = transform_weights(weight);
   const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
-  Tiling s{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), padding, 0, 0, 0, 0, 0};
+  Tiling s{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), padding, 0, 0, 0, 0, 0, relu};
   s.out_h = s.h + 2 * padding - 2;
   s.out_w = s.w + 2 * padding - 2;
   s.rows = (s.out_h + 3) / 4;

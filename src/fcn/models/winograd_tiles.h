@@ -21,7 +21,9 @@ namespace fcn {
 
 // conv2d(x, weight, bias, stride 1, padding, dilation 1, groups 1): x float32 CPU N x C x H x W (any
 // layout; the result has x's: channels-last or contiguous), weight K x C x 3 x 3 with C and K
-// multiples of 8, bias K or undefined. The caller checks eligibility (winograd_eligible).
-at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding);
+// multiples of 8, bias K or undefined; with `relu`, max(0, .) of it, in the same pass. The caller
+// checks eligibility (winograd_eligible).
+at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
+                                 bool relu = false);
 
 }  // namespace fcn
