@@ -1,12 +1,17 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
-// memory formats and dtypes, the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, the confusion matrix.
+// memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, the x8 upsampling (LibTorch's
+// and fcn's), the per-pixel loss, the confusion matrix.
 //   build/bench/fcn_micro --benchmark_min_time=0.5
+//   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
+#include <cmath>
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
 #include "fcn/models/init.h"
 #include "fcn/models/layers.h"
+#include "fcn/models/winograd.h"
 #include "fcn/train/loss.h"
 
 namespace {
@@ -25,6 +30,33 @@ void BM_VggConvBlock(benchmark::State& state) {
   state.SetLabel(std::string(channels_last ? "NHWC " : "NCHW ") + (dtype == torch::kFloat ? "fp32" : "bf16"));
 }
 BENCHMARK(BM_VggConvBlock)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Unit(benchmark::kMillisecond);
+
+// One eligible 3x3 layer of FCN-8s VGG16 at 500x500 (the reference geometry: conv1 at 698x698), with
+// its ReLU, channels-last fp32 inference: LibTorch's direct convolution (arg 3 = 0) or fcn's Winograd (1).
+void BM_Winograd3x3(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), size = state.range(2);
+  const bool winograd = state.range(3) != 0;
+  if (winograd && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  c10::InferenceMode guard;
+  const auto x = torch::rand({1, in, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = torch::randn({out, in, 3, 3}) / std::sqrt(9.0 * in);
+  const auto b = torch::randn({out});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(winograd ? fcn::winograd_conv2d(x, w, b, 1, /*relu=*/true) : torch::conv2d(x, w, b, 1, 1).relu_());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * size * size * in * out * 9, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);  // the direct count, for both
+  state.SetLabel(winograd ? "winograd" : "direct");
+}
+BENCHMARK(BM_Winograd3x3)
+    ->ArgsProduct({{64}, {64}, {698}, {0, 1}})
+    ->ArgsProduct({{64}, {128}, {349}, {0, 1}})
+    ->ArgsProduct({{128}, {128}, {349}, {0, 1}})
+    ->ArgsProduct({{128}, {256}, {175}, {0, 1}})
+    ->ArgsProduct({{256}, {256}, {175}, {0, 1}})
+    ->ArgsProduct({{256}, {512}, {88}, {0, 1}})
+    ->ArgsProduct({{512}, {512}, {88}, {0, 1}})
+    ->ArgsProduct({{512}, {512}, {44}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
 
 // FCN-8s upscore8 at 500x500 (21 classes, 16x16 kernel, stride 8, from a 70x70 map): LibTorch's
 // conv_transpose2d (arg 0) against fcn::conv's convolution + pixel_shuffle (arg 1), fp32.
