@@ -9,11 +9,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <oneapi/dnnl/dnnl.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "fcn/util/error.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
@@ -109,46 +107,37 @@ at::Tensor transform_weights(const at::Tensor& weight) {
   return u;
 }
 
-// While alive, OpenMP code this thread calls (oneDNN's sgemm) runs on this thread alone: inside a
-// parallel loop oneDNN would otherwise start a team of its own in every call. The thread's setting
-// is restored after, which matters where at::parallel_for ran the loop inline on the caller.
-class SingleThreaded {
- public:
-#ifdef _OPENMP
-  SingleThreaded() : before_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SingleThreaded() { omp_set_num_threads(before_); }
-
- private:
-  int before_;
-#endif
-};
-
 // Where tiles are and how many: tile g of `count` is (image, row, column) = (g / (rows*cols), ...).
 struct Tiling {
   int64_t n, c, h, w, k, padding, out_h, out_w, rows, cols, count;
   bool relu;
+  // Tile g's image and the top-left pixel of its 4x4 outputs.
+  struct Origin {
+    int64_t image, row, col;
+  };
+  Origin origin(int64_t g) const { return {g / (rows * cols), 4 * (g / cols % rows), 4 * (g % cols)}; }
 };
 
 // Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
 void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const float* u, const float* bias, float* y,
                float* v, float* m, const float* zeros, float* discard) {
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t g = first + t, image = g / (s.rows * s.cols), i = g / s.cols % s.rows, j = g % s.cols;
+    const auto tile = s.origin(first + t);
     const float* src[36];
     for (int k = 0; k < 36; ++k) {
-      const int64_t row = 4 * i - s.padding + k / 6, col = 4 * j - s.padding + k % 6;
-      src[k] = row >= 0 && row < s.h && col >= 0 && col < s.w ? x + ((image * s.h + row) * s.w + col) * s.c : zeros;
+      const int64_t row = tile.row - s.padding + k / 6, col = tile.col - s.padding + k % 6;
+      src[k] = row >= 0 && row < s.h && col >= 0 && col < s.w ? x + ((tile.image * s.h + row) * s.w + col) * s.c : zeros;
     }
     input_tile(src, s.c, v + t * s.c, n * s.c);
   }
   for (int64_t k = 0; k < 36; ++k)
     check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + k * n * s.c, s.c, u + k * s.k * s.c, s.c, 0.f, m + k * n * s.k, s.k));
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t g = first + t, image = g / (s.rows * s.cols), i = g / s.cols % s.rows, j = g % s.cols;
+    const auto tile = s.origin(first + t);
     float* dst[16];
     for (int k = 0; k < 16; ++k) {
-      const int64_t row = 4 * i + k / 4, col = 4 * j + k % 4;
-      dst[k] = row < s.out_h && col < s.out_w ? y + ((image * s.out_h + row) * s.out_w + col) * s.k : discard;
+      const int64_t row = tile.row + k / 4, col = tile.col + k % 4;
+      dst[k] = row < s.out_h && col < s.out_w ? y + ((tile.image * s.out_h + row) * s.out_w + col) * s.k : discard;
     }
     output_tile(m + t * s.k, n * s.k, s.k, bias, s.relu, dst);
   }
@@ -176,7 +165,7 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, (s.count + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
-    const SingleThreaded one_thread;
+    const SingleThreadedKernels one_thread;  // each chunk's sgemms on its own thread
     auto v = at::empty({36 * chunk * s.c}, x.options()), m = at::empty({36 * chunk * s.k}, x.options()),
          discard = at::empty({s.k}, x.options());
     for (int64_t b = begin; b < end; ++b)

@@ -17,4 +17,17 @@ void single_threaded_kernels_in_this_thread() {
 #endif
 }
 
+SingleThreadedKernels::SingleThreadedKernels() {
+#ifdef _OPENMP
+  before_ = omp_get_max_threads();
+  omp_set_num_threads(1);
+#endif
+}
+
+SingleThreadedKernels::~SingleThreadedKernels() {
+#ifdef _OPENMP
+  omp_set_num_threads(before_);
+#endif
+}
+
 }  // namespace fcn

@@ -10,4 +10,18 @@ namespace fcn {
 // LibTorch does not use OpenMP.
 void single_threaded_kernels_in_this_thread();
 
+// The same for this thread while alive, then the thread's previous setting again: for a parallel
+// loop's body calling OpenMP code (oneDNN's sgemm would otherwise start a team in every call), also
+// where at::parallel_for ran the body inline on the caller.
+class SingleThreadedKernels {
+ public:
+  SingleThreadedKernels();
+  ~SingleThreadedKernels();
+  SingleThreadedKernels(const SingleThreadedKernels&) = delete;
+  SingleThreadedKernels& operator=(const SingleThreadedKernels&) = delete;
+
+ private:
+  int before_ = 0;
+};
+
 }  // namespace fcn
