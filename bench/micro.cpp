@@ -1,14 +1,16 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
-// memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, the x8 upsampling (LibTorch's
-// and fcn's), the per-pixel loss, the confusion matrix.
+// memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, fc6 direct vs im2col + sgemm,
+// the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, the confusion matrix.
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
+//   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
 #include <cmath>
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
+#include "fcn/models/gemm_conv.h"
 #include "fcn/models/init.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/winograd.h"
@@ -56,6 +58,31 @@ BENCHMARK(BM_Winograd3x3)
     ->ArgsProduct({{256}, {512}, {88}, {0, 1}})
     ->ArgsProduct({{512}, {512}, {88}, {0, 1}})
     ->ArgsProduct({{512}, {512}, {44}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
+
+// fc6 of FCN-8s VGG16 (7x7, 512 -> 4096: 411 MB of weights) on the 500x500 reference geometry's
+// 22x22 pool5 and the same geometry's 16x16 (padding 3), and AlexNet's fc6 (6x6, 256 -> 4096) on a
+// 13x13 map, with ReLU, channels-last fp32 inference: LibTorch's direct convolution (arg 4 = 0)
+// or fcn's im2col + sgemm (1).
+void BM_LargeConv(benchmark::State& state) {
+  const int64_t in = state.range(0), kernel = state.range(1), size = state.range(2), padding = state.range(3);
+  const bool gemm = state.range(4) != 0;
+  if (gemm && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  c10::InferenceMode guard;
+  const int64_t out = 4096, out_size = size + 2 * padding - kernel + 1;
+  const auto x = torch::rand({1, in, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = (torch::randn({out, in, kernel, kernel}) / std::sqrt(kernel * kernel * in)).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto b = torch::randn({out});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(gemm ? fcn::gemm_conv2d(x, w, b, padding, /*relu=*/true) : torch::conv2d(x, w, b, 1, padding).relu_());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * out_size * out_size * in * out * kernel * kernel,
+                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(gemm ? "im2col + sgemm" : "direct");
+}
+BENCHMARK(BM_LargeConv)
+    ->ArgsProduct({{512}, {7}, {22}, {0}, {0, 1}})
+    ->ArgsProduct({{512}, {7}, {16}, {3}, {0, 1}})
+    ->ArgsProduct({{256}, {6}, {13}, {0}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
 // FCN-8s upscore8 at 500x500 (21 classes, 16x16 kernel, stride 8, from a 70x70 map): LibTorch's

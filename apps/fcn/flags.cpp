@@ -98,7 +98,7 @@ void add_dtype_flag(CLI::App* cmd, std::string& dtype) {
 }
 
 void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text) {
-  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n  (inference: fcn's kernel, any CPU; training: oneDNN's, AVX-512 CPUs); auto: " + auto_text)
+  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n  (inference: fcn's kernel, any CPU, with fc6-sized layers by im2col + sgemm; training: oneDNN's, AVX-512 CPUs); auto: " + auto_text)
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "direct", "winograd"}));
 }

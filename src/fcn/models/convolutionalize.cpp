@@ -47,8 +47,8 @@ torch::Tensor ConvClassifierImpl::forward(const torch::Tensor& x) {
                                 std::to_string(min_input_size()) + ", the classifier's training size");
   auto h = backbone->forward(x).stride32;
   if (fc6.is_empty()) return conv(fc8, h);
-  h = dropout(conv(fc6, h).relu_());
-  h = dropout(conv(fc7, h).relu_());
+  h = dropout(conv_relu(fc6, h));
+  h = dropout(conv_relu(fc7, h));
   return conv(fc8, h);
 }
 

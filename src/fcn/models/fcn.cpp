@@ -159,8 +159,8 @@ torch::Tensor FCNImpl::forward(const torch::Tensor& input) {
       fail("fcn", "pool5 map " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
                       " is smaller than fc6's kernel " + std::to_string(options.fc_kernel()));
     }
-    x = dropout(conv(fc6, x).relu_());
-    x = dropout(conv(fc7, x).relu_());
+    x = dropout(conv_relu(fc6, x));
+    x = dropout(conv_relu(fc7, x));
   }
   const auto score = conv(score_fr, x);
   return reference ? forward_reference(features, score, h, w) : forward_same(features, score, h, w);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "fcn/models/gemm_conv.h"
 #include "fcn/models/upsampling.h"
 #include "fcn/models/winograd.h"
 #include "fcn/util/error.h"
@@ -28,25 +29,50 @@ void count_flops(double flops) {
 }
 
 namespace {
+// A Conv2d's stride, dilation and zero padding as the kernels' eligibility rules take them; -1 where
+// they differ between the axes, and no layer is eligible with a padding other than zeros.
+struct ConvGeometry {
+  int64_t stride = -1, dilation = -1, padding_h = -1, padding_w = -1;
+};
+ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
+  ConvGeometry g;
+  if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
+    return g;
+  const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  g.padding_h = pad->at(0);
+  g.padding_w = pad->at(1);
+  g.stride = o.stride()->at(0) == o.stride()->at(1) ? o.stride()->at(0) : -1;
+  g.dilation = o.dilation()->at(0) == o.dilation()->at(1) ? o.dilation()->at(0) : -1;
+  return g;
+}
+
 // Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
 // it, on the layers it serves, where oneDNN has the kernels; else LibTorch's own convolution.
 bool use_winograd(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
   if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported(training))
     return false;
-  if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
-    return false;
-  const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
-  const auto stride = o.stride()->at(0) == o.stride()->at(1) ? o.stride()->at(0) : 0;
-  const auto dilation = o.dilation()->at(0) == o.dilation()->at(1) ? o.dilation()->at(0) : 0;
-  return winograd_eligible(x, weight, stride, dilation, o.groups(), pad->at(0), pad->at(1));
+  const auto g = geometry_of(o);
+  return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, o.groups(), g.padding_h, g.padding_w);
+}
+
+// im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
+// runs fcn's kernels (the same choice as Winograd's: both are fcn's, on oneDNN's sgemm).
+bool use_gemm(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
+  if (torch::GradMode::is_enabled() || conv_algorithm() != ConvAlgorithm::kWinograd || !winograd_supported()) return false;
+  const auto g = geometry_of(o);
+  return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, o.groups(), g.padding_h, g.padding_w);
 }
 
 torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
   const auto& o = layer->options;
-  auto y = use_winograd(o, x, layer->weight)
-               ? winograd_conv2d(x, layer->weight, layer->bias, c10::get<torch::ExpandingArray<2>>(o.padding())->at(0), relu)
-               : relu ? layer->forward(x).relu_() : layer->forward(x);
+  torch::Tensor y;
+  if (use_winograd(o, x, layer->weight))
+    y = winograd_conv2d(x, layer->weight, layer->bias, geometry_of(o).padding_h, relu);
+  else if (use_gemm(o, x, layer->weight))
+    y = gemm_conv2d(x, layer->weight, layer->bias, geometry_of(o).padding_h, relu);
+  else
+    y = relu ? layer->forward(x).relu_() : layer->forward(x);
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw
     count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));

@@ -19,7 +19,8 @@ namespace fcn {
 
 enum class ConvAlgorithm {
   kDirect,    // LibTorch's convolution (oneDNN direct / brgemm kernels)
-  kWinograd,  // Winograd F(4x4, 3x3) for eligible layers (winograd_eligible), direct for the rest
+  kWinograd,  // Winograd F(4x4, 3x3) for eligible layers (winograd_eligible); in inference also fc6-sized
+              // layers by im2col + sgemm (fcn/models/gemm_conv.h): fcn's kernels; direct for the rest
 };
 // Process-wide, one for inference (grad mode off) and one for grad mode (training); both kDirect
 // by default. fcn::conv (fcn/models/layers.h) follows them.

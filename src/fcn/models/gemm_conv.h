@@ -1,0 +1,39 @@
+// Convolutions whose weights are too large for any cache (VGG16's fc6: 7x7x512 -> 4096, 411 MB;
+// AlexNet's fc6: 6x6x256 -> 4096, 151 MB) by im2col + one matrix product per chunk of output
+// pixels (oneDNN's sgemm), for inference. LibTorch 1.13 runs these on oneDNN's direct kernels,
+// which stream the weights from memory again and again: VGG16's fc6 on FCN-8s's 500^2 input ran at
+// ~42 GFLOP/s on one AVX-512 core, where the sgemm reaches ~85 (docs/benchmarks.md, "fc6 by im2col +
+// sgemm"). The sgemm reads the weights once per chunk of up to 32 MiB of columns.
+//
+// Used by fcn::conv (fcn/models/layers.h) in inference (grad mode off) where the fast path runs
+// fcn's kernels (ConvAlgorithm::kWinograd, fcn/models/winograd.h) and the layer is eligible.
+// Results agree with the direct convolution to float rounding (another summation order).
+#pragma once
+
+#include <cstdint>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+// Weights at least this large (bytes, float32) go by im2col + sgemm: smaller ones stay in cache
+// well enough that oneDNN's direct kernels are as fast or faster (VGG16-w0.25's fc6, 26 MB: direct
+// 37 ms vs 45 ms on one AVX-512 core), and the columns would cost memory for nothing.
+constexpr int64_t kGemmConvMinWeightBytes = int64_t{64} << 20;
+
+// A layer this path serves: float32 CPU N x C x H x W input, C x kh x kw weight with kh*kw > 1,
+// stride 1, dilation 1, one group, the same zero padding on every side, a non-empty output, and
+// (gemm_conv_eligible) at least kGemmConvMinWeightBytes of weights.
+bool gemm_conv_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
+                      int64_t padding_h, int64_t padding_w);
+bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
+                        int64_t padding_h, int64_t padding_w);
+
+// conv2d(x, weight, bias, stride 1, padding), and max(0, .) of it with `relu`, for a layer
+// gemm_conv_serves (any weight size); the result has x's layout (channels-last or contiguous).
+// Weights in either layout are read in place (channels-last OHWI or contiguous OIHW; others are
+// copied to OIHW first). Throws fcn::Error for a layer it does not serve, or in a build without oneDNN.
+torch::Tensor gemm_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding,
+                          bool relu = false);
+
+}  // namespace fcn

@@ -1,0 +1,102 @@
+// im2col + sgemm convolutions (fc6-sized weights) against LibTorch's direct convolution, the oracle
+// (itself golden-tested against PyTorch): both weight layouts, input layouts, padding, bias, the
+// fused ReLU, batches and several chunks of pixels across an image boundary; which layers it
+// serves; and the dispatch in fcn::conv (inference under fcn's kernels only). Skipped in a build
+// without libdnnl-dev, except the eligibility rules.
+#include "fcn/models/gemm_conv.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/models/layers.h"
+#include "fcn/models/winograd.h"
+#include "fcn/util/error.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+double scaled_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+TEST(GemmConv, MatchesDirectConvolution) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(0);
+  struct Case {
+    int64_t n, c, o, h, w, kernel, padding;
+    bool channels_last_x, channels_last_weight, bias;
+  };
+  // The first: a 7x7 over 512 channels, 25,088 floats per column, so 334 pixels per chunk and
+  // 2 x 22 x 22 = 968 pixels: three chunks, one across the two images.
+  for (const auto& k : {Case{2, 512, 16, 22, 22, 7, 3, true, true, true}, Case{1, 64, 32, 13, 9, 7, 0, false, false, true},
+                        Case{1, 24, 40, 6, 8, 6, 0, true, false, false}, Case{3, 16, 8, 5, 5, 2, 1, false, true, true},
+                        Case{1, 32, 8, 3, 3, 3, 0, true, true, true}}) {
+    const auto x_format = k.channels_last_x ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto w_format = k.channels_last_weight ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(x_format);
+    const auto weight = (torch::randn({k.o, k.c, k.kernel, k.kernel}) / std::sqrt(k.kernel * k.kernel * k.c)).contiguous(w_format);
+    const auto bias = k.bias ? torch::randn({k.o}) : torch::Tensor();
+    torch::NoGradGuard no_grad;
+    const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
+    const auto y = gemm_conv2d(x, weight, bias, k.padding);
+    ASSERT_EQ(y.sizes(), expected.sizes()) << k.c << "->" << k.o << " " << k.kernel << "x" << k.kernel;
+    EXPECT_LE(scaled_error(y, expected), 1e-5) << k.c << "->" << k.o << " " << k.kernel << "x" << k.kernel;
+    if (y.size(2) * y.size(3) > 1)  // (a 1 x 1 map is both layouts)
+      EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last_x) << k.kernel;
+    const auto fused = gemm_conv2d(x, weight, bias, k.padding, /*relu=*/true);
+    EXPECT_LE(scaled_error(fused, expected.relu()), 1e-5);
+    EXPECT_EQ(fused.min().item<float>(), 0.f);
+  }
+}
+
+TEST(GemmConv, OnlyLayersItServes) {
+  const auto x = torch::zeros({1, 512, 22, 22});
+  const auto fc6 = torch::zeros({1}).expand({4096, 512, 7, 7});  // VGG16's fc6 shape, 411 MB, without the memory
+  EXPECT_TRUE(gemm_conv_eligible(x, fc6, 1, 1, 1, 0, 0));
+  EXPECT_TRUE(gemm_conv_eligible(x, fc6, 1, 1, 1, 3, 3));
+  EXPECT_TRUE(gemm_conv_eligible(x, torch::zeros({1}).expand({1024, 512, 7, 7}), 1, 1, 1, 0, 0));  // 103 MB
+  // VGG16-w0.25's fc6 (26 MB) stays with LibTorch, though this path would serve it.
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 128, 16, 16}), torch::zeros({1024, 128, 7, 7}), 1, 1, 1, 3, 3));
+  EXPECT_TRUE(gemm_conv_serves(torch::zeros({1, 128, 16, 16}), torch::zeros({1024, 128, 7, 7}), 1, 1, 1, 3, 3));
+  EXPECT_FALSE(gemm_conv_eligible(x, fc6, 2, 1, 1, 0, 0));  // stride
+  EXPECT_FALSE(gemm_conv_eligible(x, fc6, 1, 2, 1, 0, 0));  // dilation
+  EXPECT_FALSE(gemm_conv_eligible(x, fc6, 1, 1, 2, 0, 0));  // groups
+  EXPECT_FALSE(gemm_conv_eligible(x, fc6, 1, 1, 1, 3, 2));  // uneven padding
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 4096, 2, 2}), torch::zeros({1}).expand({4096, 4096, 1, 1}), 1, 1, 1, 0, 0));  // 1x1: a plain GEMM already
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 512, 6, 6}), fc6, 1, 1, 1, 0, 0));  // input smaller than the kernel
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 256, 22, 22}), fc6, 1, 1, 1, 0, 0));  // channels differ
+  EXPECT_FALSE(gemm_conv_eligible(x.to(torch::kBFloat16), fc6.to(torch::kBFloat16), 1, 1, 1, 0, 0));
+  EXPECT_NE(test::error_of([&] { gemm_conv2d(x, torch::zeros({8, 512, 1, 1}), {}, 0); }).find("gemm convolution"), std::string::npos);
+  if (!winograd_supported())  // a build without oneDNN: a clear error, never a wrong answer
+    EXPECT_NE(test::error_of([&] { gemm_conv2d(x, torch::zeros({8, 512, 3, 3}), {}, 0); }).find("without oneDNN"), std::string::npos);
+}
+
+// fcn::conv takes this path in inference under fcn's kernels only: LibTorch's convolution, bitwise,
+// under kDirect and in grad mode (training).
+TEST(GemmConv, ConvFollowsTheFastPathsChoice) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(3);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(1024, 1024, 4));  // 64 MiB of weights: the smallest eligible
+  ASSERT_EQ(layer->weight.numel() * 4, kGemmConvMinWeightBytes);
+  const auto x = torch::randn({1, 1024, 5, 6});
+  torch::Tensor direct, fast, relu;
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  {
+    torch::NoGradGuard no_grad;
+    direct = conv(layer, x);
+    set_conv_algorithm(ConvAlgorithm::kWinograd);
+    fast = conv(layer, x);
+    relu = conv_relu(layer, x);
+  }
+  const auto grad_mode = conv(layer, x);
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  EXPECT_TRUE(torch::equal(direct, layer->forward(x).detach()));
+  EXPECT_LE(scaled_error(fast, direct), 1e-5);
+  EXPECT_GT(scaled_error(fast, direct), 0.0) << "bitwise LibTorch's: did im2col + sgemm run at all?";
+  EXPECT_LE(scaled_error(relu, direct.relu()), 1e-5);
+  EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
+}
+
+}  // namespace
+}  // namespace fcn
