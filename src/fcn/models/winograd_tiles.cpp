@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -164,11 +165,15 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   const auto zeros = at::zeros({s.c}, x.options());
   const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, (s.count + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+  // Chunks are claimed one at a time rather than split evenly up front: on a shared or busy machine
+  // one core runs slower than another, and the faster then takes more chunks instead of waiting.
+  const int64_t chunks = (s.count + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, chunks, 1, [&](int64_t, int64_t) {
     const SingleThreadedKernels one_thread;  // each chunk's sgemms on its own thread
     auto v = at::empty({36 * chunk * s.c}, x.options()), m = at::empty({36 * chunk * s.k}, x.options()),
          discard = at::empty({s.k}, x.options());
-    for (int64_t b = begin; b < end; ++b)
+    for (int64_t b = next++; b < chunks; b = next++)
       run_chunk(s, b * chunk, std::min(chunk, s.count - b * chunk), xp, up, bp, yp, v.data_ptr<float>(), m.data_ptr<float>(),
                 zeros.data_ptr<float>(), discard.data_ptr<float>());
   });
