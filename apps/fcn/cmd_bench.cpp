@@ -4,7 +4,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include <unistd.h>
 
@@ -24,6 +23,7 @@
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
+#include "fcn/util/threads.h"
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
@@ -381,8 +381,7 @@ void run_bench_rank(BenchFlags& f, const char* output) {
 // the cores; images/s and the scaling efficiency against one process with every core.
 nlohmann::json time_data_parallel(const BenchFlags& f, const nlohmann::json& one_process) {
   if (f.options.mode != "train") fail("--nproc", "times data-parallel training: use it with --mode train");
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const int64_t threads = std::max<int64_t>(1, cores / f.nproc);
+  const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
   const auto dir = std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string output = (dir / "rank0.json").string();
@@ -429,8 +428,8 @@ void run_bench(BenchFlags& f) {
     use_cpu_cache_for_training();
     apply_training_convs(f);
   }
-  if (f.threads.empty()) {  // scaling from 1 thread to every core (LibTorch's own default can be 1 here)
-    const int cores = std::max<int>({1, static_cast<int>(std::thread::hardware_concurrency()), torch::get_num_threads()});
+  if (f.threads.empty()) {  // scaling from 1 thread to every core this process may use
+    const int cores = available_cpus();
     f.threads = cores > 1 ? std::vector<int>{1, cores} : std::vector<int>{1};
   }
   apply_threads(f.threads);  // validates the counts

@@ -1,7 +1,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -19,6 +18,7 @@
 #include "fcn/train/trainer.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
+#include "fcn/util/threads.h"
 
 namespace fcn::cli {
 namespace {
@@ -223,7 +223,7 @@ void run_train(TrainFlags& f) {
     check_data_first(f);
     auto rank_args = command_line_without({"--nproc"});
     rank_args.push_back("--no-check");  // checked above, once
-    const int64_t threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / f.nproc);
+    const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
     const int code = launch_local(f.nproc, rank_args, threads);
     if (code != 0) throw CLI::RuntimeError(code);
     return;

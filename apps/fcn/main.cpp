@@ -7,9 +7,11 @@
 #include "commands.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
+#include "fcn/util/threads.h"
 
 int main(int argc, char** argv) {
   fcn::install_cpu_allocator();  // big activations reused, not page-faulted back (see allocator.h)
+  fcn::use_available_cpus();     // every CPU this process may use (LibTorch may count fewer: threads.h)
   CLI::App app{"fcn: semantic segmentation with Fully Convolutional Networks (C++, LibTorch)\n\n"
                "  fcn data fashion-scenes --out scenes\n"
                "  fcn pretrain --data fashion-mnist --out classifier.fcn\n"

@@ -160,8 +160,9 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   s.count = s.n * s.rows * s.cols;
   auto y = at::empty({s.n, s.k, s.out_h, s.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   // Tiles per chunk: enough rows for sgemm to run near its peak, few enough that a chunk's 36
-  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches.
-  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(s.c, s.k)), 16, 128);
+  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches; no more
+  // than the map has (a small image's buffers then stay below the allocator's huge-page size).
+  const int64_t chunk = std::min(s.count, std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(s.c, s.k)), 16, 128));
   const auto zeros = at::zeros({s.c}, x.options());
   const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();

@@ -1,5 +1,14 @@
 #include "fcn/util/threads.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+
 #include <ATen/Parallel.h>
 
 #ifdef _OPENMP
@@ -7,6 +16,34 @@
 #endif
 
 namespace fcn {
+
+int cgroup_cpu_quota(const char* path) {
+  std::ifstream in(path);
+  std::string quota;
+  double period = 0;
+  if (!(in >> quota >> period) || quota == "max" || !(period > 0)) return 0;
+  char* end = nullptr;
+  const double q = std::strtod(quota.c_str(), &end);
+  if (end == quota.c_str() || *end != '\0' || !(q > 0) || !std::isfinite(q / period)) return 0;
+  return static_cast<int>(std::min(4096.0, std::ceil(q / period)));
+}
+
+int available_cpus() {
+  int cpus = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  if (cpus <= 0) cpus = static_cast<int>(std::thread::hardware_concurrency());
+  const int quota = cgroup_cpu_quota();
+  if (quota > 0) cpus = std::min(cpus, quota);
+  return std::max(1, cpus);
+}
+
+int use_available_cpus() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if (env == nullptr || *env == '\0') at::set_num_threads(available_cpus());
+  return at::get_num_threads();
+}
 
 void single_threaded_kernels_in_this_thread() {
 #ifdef _OPENMP

@@ -5,6 +5,19 @@
 
 namespace fcn {
 
+// The CPUs this process may run on: its affinity mask (taskset, cpusets), capped by a cgroup v2
+// CPU quota (a container's --cpus) where one is set; at least 1. The fcn CLI runs LibTorch with this
+// many threads unless OMP_NUM_THREADS says otherwise: LibTorch's own default counts the physical
+// cores it reads from CPUID, which on some VMs is 1 of 2 vCPUs (docs/benchmarks.md, "Threads").
+int available_cpus();
+// The whole CPUs (rounded up) of a cgroup v2 cpu.max file ("QUOTA PERIOD"); 0 for no quota ("max"),
+// no file, or text that is not a quota.
+int cgroup_cpu_quota(const char* path = "/sys/fs/cgroup/cpu.max");
+
+// torch::set_num_threads(available_cpus()) unless OMP_NUM_THREADS is set (then LibTorch follows it).
+// Returns the thread count in effect.
+int use_available_cpus();
+
 // Makes LibTorch's CPU kernels that this thread calls run on this thread alone. Other threads,
 // and LibTorch's global thread count (torch::set_num_threads), are unchanged. A no-op where
 // LibTorch does not use OpenMP.
