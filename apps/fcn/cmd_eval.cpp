@@ -72,10 +72,12 @@ struct EvalFlags {
   double threshold = 0.5;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
+  int64_t batch = 8;
 };
 
 void run_eval(const EvalFlags& f) {
-  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output] = f;
+  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch] = f;
+  if (batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(batch));
   const SegmentationDataset dataset(data, split);
   const auto target = parse_device(device);
   auto results = nlohmann::json::array();
@@ -87,6 +89,7 @@ void run_eval(const EvalFlags& f) {
     PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
     options.dtype = parse_dtype(dtype);
     options.threshold = threshold;
+    options.batch = batch;
     options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
     SeparationScore separation;
     std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
@@ -134,12 +137,14 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output] = f;
+  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch] = f;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   cmd->add_option("--threshold", threshold, "binary nets: foreground where its probability exceeds this")->capture_default_str();
+  cmd->add_option("--batch", batch, "images of one size per forward pass (together at most 1 megapixel; 1: one at a time)")
+      ->capture_default_str();
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "fcn/data/fashion_scenes.h"
+#include "fcn/eval/evaluate.h"
 #include "fcn/formats/image.h"
 #include "fcn/infer/heatmap.h"
 #include "fcn/infer/picture.h"
@@ -98,6 +99,50 @@ TEST(Predictor, WholeImageIsTheNetOnTheMirrorPaddedImage) {
   const auto result = predict(image);
   EXPECT_TRUE(torch::equal(result.labels, expected.argmax(0)));
   EXPECT_LE((result.probs.sum(0) - 1).abs().max().item<float>(), 1e-5f);
+}
+
+// Same-size images in one forward pass: the predictions of one at a time (float rounding aside);
+// other sizes, and bad images, one at a time, each error naming its image.
+TEST(Predictor, ImagesTogetherEqualOneAtATime) {
+  const auto model = random_fcn8s();
+  const Predictor predict(model);
+  torch::manual_seed(1);
+  const std::vector<torch::Tensor> images = {torch::rand({3, 45, 70}), torch::rand({3, 45, 70}), torch::rand({3, 45, 70})};
+  const auto together = predict(images, {"a.png", "b.png", "c.png"});
+  ASSERT_EQ(together.size(), 3u);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto alone = predict(images[i]);
+    EXPECT_LE((together[i].probs - alone.probs).abs().max().item<float>(), 1e-5f) << i;
+    EXPECT_GE(label_agreement(together[i], alone), 0.999) << i;
+    EXPECT_EQ(together[i].milliseconds, together[0].milliseconds) << "one pass: each image its equal share";
+  }
+  const auto mixed = predict({images[0], torch::rand({3, 33, 40})}, {"a.png", "d.png"});
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_EQ(mixed[1].labels.sizes(), (std::vector<int64_t>{33, 40}));
+  EXPECT_TRUE(torch::equal(mixed[0].labels, predict(images[0]).labels));
+  EXPECT_NE(test::error_of([&] { predict({images[0], torch::rand({3, 0, 70})}, {"a.png", "empty.png"}); }).find("empty.png"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { predict(images, {"a.png"}); }).find("source names"), std::string::npos);
+}
+
+// fcn::evaluate with options.batch > 1 (training's validation, fcn eval): the confusion matrix of one
+// image at a time.
+TEST(Predictor, EvaluateInPassesCountsAsOneAtATime) {
+  const std::string dir = test::temp_dir() + "/eval_passes";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(7).val(1).size(32).seed(2));
+  const SegmentationDataset scenes(dir, "train");
+  Model model;
+  model.net = std::make_shared<FCNImpl>(
+      FCNOptions().stride(8).num_classes(scenes.num_classes()).backbone(BackboneOptions().width(0.0625).in_channels(1)).fc_channels(8).fc_kernel(1));
+  randomize(*model.net, 5);
+  model.meta = default_meta(scenes.num_classes(), 1);
+  PredictOptions passes;
+  passes.batch = 3;  // 7 images: passes of 3, 3 and 1
+  const auto one = evaluate(model, scenes).matrix(), batched = evaluate(model, scenes, passes).matrix();
+  EXPECT_GT(one.sum().item<int64_t>(), 6 * 32 * 32);  // every image scored (void pixels aside)
+  EXPECT_EQ(batched.sum().item<int64_t>(), one.sum().item<int64_t>());
+  EXPECT_LE((one - batched).abs().sum().item<int64_t>(), 4) << "at most a near-tie pixel or two may flip";
 }
 
 TEST(Predictor, ValidUNetTilesEqualTheWholeImage) {

@@ -25,7 +25,9 @@ struct Shard {
   bool has(size_t i) const { return static_cast<int64_t>(i % static_cast<size_t>(count)) == index; }
 };
 
-// One image at a time (sizes may differ), as the Predictor with `options` segments it on `device`.
+// Each image as the Predictor with `options` segments it on `device`; neighbouring images of one
+// size share a forward pass, up to options.batch of them and 1 megapixel (the same labels as one at
+// a time, to float rounding; sizes may differ).
 // The dataset's classes must match the model's count. With `separation` and a dataset that has
 // instance masks, the touching-objects separation score is accumulated there too. With `skipped`,
 // a sample that cannot be read or segmented is recorded there ("FILE: what") and left out;

@@ -101,7 +101,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   }
   if (options_.fast_path && device_.is_cpu()) {  // the tile's size class, else whatever size was tuned
     const int64_t side = options_.tile > 0 ? net.legal_input_at_least(options_.tile) : 0;
-    path_ = find_path(tune_key(*model_.net, side, side, options_.batch, options_.dtype));
+    path_ = find_path(tune_key(*model_.net, side, side, options_.tile > 0 ? options_.batch : 1, options_.dtype));
     apply_path(path_);
     options_.channels_last = path_.channels_last;
   } else {
@@ -129,7 +129,7 @@ torch::Tensor Predictor::whole(const torch::Tensor& input) const {
   // Valid U-Net: the output is the centre of the input, `border` pixels in from each side.
   const int64_t border_h = (in_h - net.output_side(in_h)) / 2, border_w = (in_w - net.output_side(in_w)) / 2;
   const auto padded = mirror_pad(input, border_h, in_h - h - border_h, border_w, in_w - w - border_w);
-  return forward(padded)[0].slice(1, 0, h).slice(2, 0, w);
+  return forward(padded).slice(2, 0, h).slice(3, 0, w);
 }
 
 torch::Tensor Predictor::tiled(const torch::Tensor& input) const {
@@ -141,7 +141,7 @@ torch::Tensor Predictor::tiled(const torch::Tensor& input) const {
   // Tiles start on the net's pooling grid, so every tile sees the image in the same pooling phase.
   int64_t step = tile_out - options_.overlap;
   if (step >= net.input_alignment()) step -= step % net.input_alignment();
-  if (h <= tile_out && w <= tile_out) return whole(input);
+  if (h <= tile_out && w <= tile_out) return whole(input)[0];
 
   const int64_t tiles_y = std::max<int64_t>(1, (h - tile_out + step - 1) / step + 1);
   const int64_t tiles_x = std::max<int64_t>(1, (w - tile_out + step - 1) / step + 1);
@@ -177,9 +177,9 @@ torch::Tensor Predictor::logits(const torch::Tensor& image, const std::string& s
   if (image.size(1) == 0 || image.size(2) == 0) fail(source, "image is empty (0 x 0)");
   c10::InferenceMode guard;
   auto input = model_input(model_, image, source);
-  if (options_.resize_height <= 0) return options_.tile > 0 ? tiled(input) : whole(input);
+  if (options_.resize_height <= 0) return options_.tile > 0 ? tiled(input) : whole(input)[0];
   const auto resized = torch::upsample_bilinear2d(input, {options_.resize_height, options_.resize_width}, false);
-  const auto out = options_.tile > 0 ? tiled(resized) : whole(resized);
+  const auto out = options_.tile > 0 ? tiled(resized) : whole(resized)[0];
   return torch::upsample_bilinear2d(out.unsqueeze(0), {image.size(1), image.size(2)}, false)[0];
 }
 
@@ -195,14 +195,41 @@ Prediction Predictor::operator()(const torch::Tensor& image, const std::string& 
     probs = probs.defined() ? probs + p : p;
   }
   if (all.size() > 1) probs = probs / static_cast<double>(all.size());
-  Prediction result;
-  result.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  result.probs = probs.contiguous();
+  return result(probs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+}
+
+Prediction Predictor::result(const torch::Tensor& probs, double milliseconds) const {
+  Prediction r;
+  r.milliseconds = milliseconds;
+  r.probs = probs.contiguous();
   // Binary nets: foreground where its probability exceeds the threshold (0.5: the argmax).
-  result.labels = model_.net->num_classes() == 1 ? probs[1].gt(options_.threshold).to(torch::kLong) : probs.argmax(0);
-  result.class_names = model_.meta.class_names;
-  result.palette = model_.meta.palette;
-  return result;
+  r.labels = model_.net->num_classes() == 1 ? probs[1].gt(options_.threshold).to(torch::kLong) : probs.argmax(0);
+  r.class_names = model_.meta.class_names;
+  r.palette = model_.meta.palette;
+  return r;
+}
+
+std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const {
+  if (sources.size() != images.size())
+    fail("Predictor", std::to_string(images.size()) + " images but " + std::to_string(sources.size()) + " source names");
+  bool together = images.size() > 1 && views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0;
+  for (const auto& image : images)
+    together = together && image.defined() && image.dim() == 3 && image.sizes() == images[0].sizes() && image.size(1) > 0 &&
+               image.size(2) > 0;
+  std::vector<Prediction> out;
+  if (!together) {
+    for (size_t i = 0; i < images.size(); ++i) out.push_back((*this)(images[i], sources[i]));
+    return out;
+  }
+  c10::InferenceMode guard;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> inputs;
+  for (size_t i = 0; i < images.size(); ++i) inputs.push_back(model_input(model_, images[i], sources[i]));
+  const auto probs = class_probabilities(whole(torch::cat(inputs)), 1);
+  const double share = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+                       static_cast<double>(images.size());
+  for (int64_t i = 0; i < probs.size(0); ++i) out.push_back(result(probs[i], share));
+  return out;
 }
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {

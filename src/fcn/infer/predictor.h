@@ -22,7 +22,7 @@ struct PredictOptions {
   // the nearest size the net accepts (a multiple of 32 for FCN, a legal size for a valid U-Net).
   int64_t tile = 0;
   int64_t overlap = 64;  // pixels shared by neighbouring tiles (output side), blended smoothly
-  int64_t batch = 1;     // tiles per forward pass
+  int64_t batch = 1;     // tiles per forward pass (and in fcn::evaluate, small images per forward pass)
   bool flip = false;     // test-time augmentation: also the horizontally mirrored image
   bool rot90 = false;    // also the image rotated by 90, 180 and 270 degrees
   // > 0: the image is resized (bilinear, aspect ratio not kept) to height x width for the net and
@@ -76,6 +76,12 @@ class Predictor {
   // replicated, alpha dropped). `source` names the image in errors.
   Prediction operator()(const torch::Tensor& image, const std::string& source = "image") const;
   Prediction operator()(const std::string& image_path) const;
+  // Several images in one forward pass where they can share one: all the same size, and no tiles,
+  // resize or test-time augmentation (else one at a time). The same predictions as one at a time
+  // to float rounding; faster for small images (FCN-8s VGG16-w0.25 at 64 x 64: 14 -> 4 ms/image in
+  // eights). `sources` names each image in errors (one per image); `milliseconds` is the share of
+  // the pass.
+  std::vector<Prediction> operator()(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const;
 
   // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
   torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;
@@ -88,8 +94,9 @@ class Predictor {
 
  private:
   Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source);
-  torch::Tensor forward(const torch::Tensor& input) const;  // 1 x C x h x w normalised -> K x h x w
-  torch::Tensor whole(const torch::Tensor& input) const;
+  torch::Tensor forward(const torch::Tensor& input) const;  // N x C x h x w normalised -> N x K x h x w
+  torch::Tensor whole(const torch::Tensor& input) const;    // N x C x H x W -> N x K x H x W
+  Prediction result(const torch::Tensor& probs, double milliseconds) const;
   torch::Tensor tiled(const torch::Tensor& input) const;
 
   Model model_;
