@@ -62,7 +62,8 @@ class Scorer {
       } catch (const std::bad_alloc&) {
       }
     }
-    for (size_t k = 0; k < pending_.size(); ++k) score(pending_[k].first, pending_[k].second, predictions.empty() ? nullptr : &predictions[k]);
+    for (size_t k = 0; k < pending_.size(); ++k)
+      score(pending_[k].first, pending_[k].second, predictions.empty() ? nullptr : &predictions[k]);
     pending_.clear();
     pixels_ = 0;
   }

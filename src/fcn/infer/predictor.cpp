@@ -209,7 +209,8 @@ Prediction Predictor::result(const torch::Tensor& probs, double milliseconds) co
   return r;
 }
 
-std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const {
+std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& images,
+                                              const std::vector<std::string>& sources) const {
   if (sources.size() != images.size())
     fail("Predictor", std::to_string(images.size()) + " images but " + std::to_string(sources.size()) + " source names");
   bool together = images.size() > 1 && views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0;

@@ -81,7 +81,8 @@ class Predictor {
   // to float rounding; faster for small images (FCN-8s VGG16-w0.25 at 64 x 64: 14 -> 4 ms/image in
   // eights). `sources` names each image in errors (one per image); `milliseconds` is the share of
   // the pass.
-  std::vector<Prediction> operator()(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const;
+  std::vector<Prediction> operator()(const std::vector<torch::Tensor>& images,
+                                     const std::vector<std::string>& sources) const;
 
   // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
   torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;

@@ -71,7 +71,8 @@ struct Im2col {
 torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding,
                           bool relu) {
   if (!gemm_conv_serves(input, weight, 1, 1, 1, padding, padding))
-    fail("gemm convolution", "needs a float32 CPU N x C x H x W input, a C x kh x kw weight (kh*kw > 1) and an input at least the kernel");
+    fail("gemm convolution",
+         "needs a float32 CPU N x C x H x W input, a C x kh x kw weight (kh*kw > 1) and an input at least the kernel");
   const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
