@@ -16,10 +16,6 @@
 namespace fcn {
 namespace {
 
-double scaled_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
-}
-
 TEST(GemmConv, MatchesDirectConvolution) {
   if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
   torch::manual_seed(0);
@@ -41,11 +37,11 @@ TEST(GemmConv, MatchesDirectConvolution) {
     const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
     const auto y = gemm_conv2d(x, weight, bias, k.padding);
     ASSERT_EQ(y.sizes(), expected.sizes()) << k.c << "->" << k.o << " " << k.kernel << "x" << k.kernel;
-    EXPECT_LE(scaled_error(y, expected), 1e-5) << k.c << "->" << k.o << " " << k.kernel << "x" << k.kernel;
+    EXPECT_LE(test::relative_error(y, expected), 1e-5) << k.c << "->" << k.o << " " << k.kernel << "x" << k.kernel;
     if (y.size(2) * y.size(3) > 1)  // (a 1 x 1 map is both layouts)
       EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last_x) << k.kernel;
     const auto fused = gemm_conv2d(x, weight, bias, k.padding, /*relu=*/true);
-    EXPECT_LE(scaled_error(fused, expected.relu()), 1e-5);
+    EXPECT_LE(test::relative_error(fused, expected.relu()), 1e-5);
     EXPECT_EQ(fused.min().item<float>(), 0.f);
   }
 }
@@ -92,9 +88,9 @@ TEST(GemmConv, ConvFollowsTheFastPathsChoice) {
   const auto grad_mode = conv(layer, x);
   set_conv_algorithm(ConvAlgorithm::kDirect);
   EXPECT_TRUE(torch::equal(direct, layer->forward(x).detach()));
-  EXPECT_LE(scaled_error(fast, direct), 1e-5);
-  EXPECT_GT(scaled_error(fast, direct), 0.0) << "bitwise LibTorch's: did im2col + sgemm run at all?";
-  EXPECT_LE(scaled_error(relu, direct.relu()), 1e-5);
+  EXPECT_LE(test::relative_error(fast, direct), 1e-5);
+  EXPECT_GT(test::relative_error(fast, direct), 0.0) << "bitwise LibTorch's: did im2col + sgemm run at all?";
+  EXPECT_LE(test::relative_error(relu, direct.relu()), 1e-5);
   EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
 }
 

@@ -20,11 +20,6 @@ namespace {
 #define SKIP_WITHOUT_WINOGRAD() \
   if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)"
 
-// |a - b| relative to b's largest magnitude: Winograd's transforms round differently from direct.
-double scaled_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
-}
-
 TEST(Winograd, MatchesDirectConvolution) {
   SKIP_WITHOUT_WINOGRAD();
   torch::manual_seed(0);
@@ -44,11 +39,11 @@ TEST(Winograd, MatchesDirectConvolution) {
     const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
     const auto y = winograd_conv2d(x, weight, bias, k.padding);
     ASSERT_EQ(y.sizes(), expected.sizes()) << k.c << "->" << k.o;
-    EXPECT_LE(scaled_error(y, expected), 1e-4) << k.c << "->" << k.o << " " << k.h << "x" << k.w;
-    EXPECT_GT(scaled_error(y, expected), 0.0) << "bitwise equal: did Winograd run at all?";
+    EXPECT_LE(test::relative_error(y, expected), 1e-4) << k.c << "->" << k.o << " " << k.h << "x" << k.w;
+    EXPECT_GT(test::relative_error(y, expected), 0.0) << "bitwise equal: did Winograd run at all?";
     EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
     const auto fused = winograd_conv2d(x, weight, bias, k.padding, /*relu=*/true);  // ReLU in the output pass
-    EXPECT_LE(scaled_error(fused, expected.relu()), 1e-4);
+    EXPECT_LE(test::relative_error(fused, expected.relu()), 1e-4);
     EXPECT_EQ(fused.min().item<float>(), 0.f);
   }
 }
@@ -71,7 +66,7 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
     const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
     const auto y = winograd_conv2d(x, weight, bias, k.padding);
     ASSERT_TRUE(y.requires_grad());
-    EXPECT_LE(scaled_error(y.detach(), expected.detach()), 1e-4);
+    EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-4);
     EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
     const auto upstream = torch::randn(expected.sizes());
     const std::vector<torch::Tensor> inputs = k.input_grad ? std::vector<torch::Tensor>{x} : std::vector<torch::Tensor>{};
@@ -82,8 +77,8 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
     const auto got = torch::autograd::grad({y}, wanted, {upstream});
     for (size_t i = 0; i < wanted.size(); ++i) {
       ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
-      EXPECT_LE(scaled_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
-      EXPECT_GT(scaled_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
+      EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
+      EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
     }
   }
   // Second derivatives are not computed: a clear error, never a silently wrong Hessian product.
@@ -103,7 +98,7 @@ TEST(Winograd, UsesTheWeightsAsTheyAreNow) {
   const auto bias = torch::randn({64});
   torch::NoGradGuard no_grad;
   auto check = [&](const torch::Tensor& in, const torch::Tensor& w) {
-    EXPECT_LE(scaled_error(winograd_conv2d(in, w, bias, 1), torch::conv2d(in, w, bias, 1, 1)), 1e-4);
+    EXPECT_LE(test::relative_error(winograd_conv2d(in, w, bias, 1), torch::conv2d(in, w, bias, 1, 1)), 1e-4);
   };
   check(x, weight);
   weight.mul_(-2);
@@ -169,8 +164,8 @@ TEST(Winograd, ConvFollowsEachModesChoice) {
   }
   const auto grad_mode = net->forward(input);  // grad mode follows the training choice: LibTorch's, bitwise
   set_conv_algorithm(ConvAlgorithm::kDirect);
-  EXPECT_LE(scaled_error(winograd, direct), 1e-4);
-  EXPECT_GT(scaled_error(winograd, direct), 0.0);
+  EXPECT_LE(test::relative_error(winograd, direct), 1e-4);
+  EXPECT_GT(test::relative_error(winograd, direct), 0.0);
   EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
   if (!winograd_supported(true)) return;
   // Training with Winograd: the same logits and parameter gradients, up to the transforms' rounding.
@@ -186,10 +181,10 @@ TEST(Winograd, ConvFollowsEachModesChoice) {
   const auto trained = net->forward(input);
   const auto winograd_grads = grads_of(trained);
   set_training_conv_algorithm(ConvAlgorithm::kDirect);
-  EXPECT_LE(scaled_error(trained.detach(), direct), 1e-4);
-  EXPECT_GT(scaled_error(trained.detach(), direct), 0.0);
+  EXPECT_LE(test::relative_error(trained.detach(), direct), 1e-4);
+  EXPECT_GT(test::relative_error(trained.detach(), direct), 0.0);
   for (size_t i = 0; i < direct_grads.size(); ++i)
-    if (direct_grads[i].abs().max().item<double>() > 0) EXPECT_LE(scaled_error(winograd_grads[i], direct_grads[i]), 1e-3) << i;
+    if (direct_grads[i].abs().max().item<double>() > 0) EXPECT_LE(test::relative_error(winograd_grads[i], direct_grads[i]), 1e-3) << i;
 }
 
 }  // namespace

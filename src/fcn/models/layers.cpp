@@ -48,29 +48,28 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
 
 // Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
 // it, on the layers it serves, where oneDNN has the kernels; else LibTorch's own convolution.
-bool use_winograd(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
+bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
   if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported(training))
     return false;
-  const auto g = geometry_of(o);
-  return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, o.groups(), g.padding_h, g.padding_w);
+  return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
 // runs fcn's kernels (the same choice as Winograd's: both are fcn's, on oneDNN's sgemm).
-bool use_gemm(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
+bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   if (torch::GradMode::is_enabled() || conv_algorithm() != ConvAlgorithm::kWinograd || !winograd_supported()) return false;
-  const auto g = geometry_of(o);
-  return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, o.groups(), g.padding_h, g.padding_w);
+  return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
 torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
   const auto& o = layer->options;
+  const auto g = geometry_of(o);
   torch::Tensor y;
-  if (use_winograd(o, x, layer->weight))
-    y = winograd_conv2d(x, layer->weight, layer->bias, geometry_of(o).padding_h, relu);
-  else if (use_gemm(o, x, layer->weight))
-    y = gemm_conv2d(x, layer->weight, layer->bias, geometry_of(o).padding_h, relu);
+  if (use_winograd(g, o.groups(), x, layer->weight))
+    y = winograd_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
+  else if (use_gemm(g, o.groups(), x, layer->weight))
+    y = gemm_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
   else
     y = relu ? layer->forward(x).relu_() : layer->forward(x);
   if (active_counter != nullptr) {
