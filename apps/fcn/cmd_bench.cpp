@@ -168,7 +168,7 @@ void apply_training_convs(const BenchFlags& f) {
 
 // What runs fcn at the current thread count. Inference on the CPU: fcn tune's cached choice for
 // this workload, else the ISA rule (fcn/infer/fast_path.h), put into force. Training keeps fcn
-// train's settings (channels-last, block cache, Winograd). --nchw and --conv override.
+// train's settings (its layout rule, block cache, Winograd). --nchw and --conv override.
 FastPath bench_path(const Model& model, const BenchFlags& f) {
   FastPath path;
   const bool train = f.options.mode == "train";
@@ -179,6 +179,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
     path.allocator = cpu_allocator_policy();
     path.upsampling = upsampling_path();
     path.conv = train ? training_conv_algorithm() : conv_algorithm();
+    if (train) path.channels_last = training_channels_last(TrainingLayout::kAuto, f.options.device);
     path.source = train ? "training defaults" : "default";
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
@@ -413,7 +414,7 @@ void check_batch(int64_t batch, const std::string& size, int64_t height, int64_t
 void run_bench(BenchFlags& f) {
   if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
-    f.options.channels_last = !f.nchw;
+    f.options.channels_last = !f.nchw && training_channels_last(TrainingLayout::kAuto, f.options.device);
     if (!f.threads.empty()) torch::set_num_threads(f.threads.back());
     use_cpu_cache_for_training();  // as fcn train's ranks do
     apply_training_convs(f);

@@ -14,7 +14,7 @@ namespace fcn::cli {
 void add_pretrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
                                              "  example: fcn pretrain --data fashion-mnist --out classifier.fcn --epochs 1 --train-images 20000");
-  static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw";
+  static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw", layout = "auto";
   static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256, input_size = 32;
   static double lr = 1e-3;
   static uint64_t seed = 0;
@@ -30,6 +30,7 @@ void add_pretrain(CLI::App& app) {
   cmd->add_option("--fc-channels", fc_channels, "fc6/fc7 width (VGG, AlexNet)")->capture_default_str();
   cmd->add_option("--input-size", input_size, "canvas side the 28x28 items are centred on (AlexNet: 64)")->capture_default_str();
   cmd->add_option("--seed", seed, "random seed")->capture_default_str();
+  add_layout_flag(cmd, layout);
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
   cmd->callback([] {
@@ -45,6 +46,7 @@ void add_pretrain(CLI::App& app) {
                                              .optimizer(OptimizerOptions().name(optimizer).lr(lr).weight_decay(1e-4).schedule("cosine"))
                                              .seed(seed)
                                              .device(parse_device(device))
+                                             .layout(parse_training_layout(layout, "--layout"))
                                              .quiet(json_output));
     save_model(out, result.model);
     if (json_output) {

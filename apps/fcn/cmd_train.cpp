@@ -29,7 +29,7 @@ struct TrainFlags {
   std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
   std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
   std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
-  std::string conv = "auto";
+  std::string conv = "auto", layout = "auto";
   int64_t epochs = 10, batch = 8, val_every = 1, crop = 0;
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
   double rotate = 0, shift = 0, gamma = 1;
@@ -168,7 +168,8 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .quiet(f.json_output)
                            .overwrite(f.overwrite)
                            .workers(f.workers)
-                           .winograd(f.conv == "auto" || parse_conv(f.conv, true) == ConvAlgorithm::kWinograd);
+                           .winograd(f.conv == "auto" || parse_conv(f.conv, true) == ConvAlgorithm::kWinograd)
+                           .layout(parse_training_layout(f.layout, "--layout"));
   validate(options.optimizer());
   return options;
 }
@@ -287,6 +288,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
   add_conv_flag(cmd, f.conv, "Winograd where oneDNN trains with it (AVX-512: ~1.3x faster steps), else direct");
+  add_layout_flag(cmd, f.layout);
 }
 
 void add_distributed_flags(CLI::App* cmd, TrainFlags& f) {

@@ -103,6 +103,13 @@ void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_tex
       ->check(CLI::IsMember({"auto", "direct", "winograd"}));
 }
 
+void add_layout_flag(CLI::App* cmd, std::string& layout) {
+  cmd->add_option("--layout", layout, "auto | nchw | channels-last: activations and conv weights during training;\n"
+                                      "  auto: channels-last on CPUs with AVX-512 (~1.15x faster steps), else NCHW")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "nchw", "channels-last"}));
+}
+
 ConvAlgorithm parse_conv(const std::string& text, bool training) {
   if (text != "winograd") return ConvAlgorithm::kDirect;
   if (!winograd_supported(training))

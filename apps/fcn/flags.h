@@ -23,6 +23,8 @@ void add_device_flag(CLI::App* cmd, std::string& device);
 void add_dtype_flag(CLI::App* cmd, std::string& dtype);
 // --conv auto | direct | winograd: how 3x3 convolutions run; `auto_text` says what auto is.
 void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text);
+// --layout of fcn train and fcn pretrain (fcn::TrainingLayout).
+void add_layout_flag(CLI::App* cmd, std::string& layout);
 // --size H or HxW; `what` says what the size is for.
 void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what);
 // --threads N[,N...]: intra-op threads (bench measures each count; the others use the last).

@@ -344,6 +344,17 @@ def _():
     if wino or not avx512:  # oneDNN's Winograd training kernels: AVX-512 only
         assert trains["path"]["conv"] == ("winograd" if avx512 else "direct"), trains["path"]
     assert bench_conv("--mode", "train", "--conv", "direct")["conv"] == "direct"
+    # Training's layout rule (as fcn train's --layout auto): channels-last with AVX-512, NCHW on AVX2.
+    assert trains["path"]["layout"] == ("channels_last" if avx512 else "nchw"), trains["path"]
+    avx2 = dict(os.environ, FCN_CPU_FLAGS="avx avx2 fma")
+    p = subprocess.run([FCN, "bench", *map(str, flags), "--mode", "train", "--runs", "1", "--warmup", "0", "--json"],
+                       capture_output=True, text=True, timeout=120, env=avx2)
+    assert json.loads(p.stdout)["path"]["layout"] == "nchw", p.stderr
+    # A classifier's training step: a class per image (fcn pretrain's shape), not per pixel.
+    p = run("bench", "--arch", "classifier", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1,
+            "--classes", 10, "--input-size", 32, "--size", 32, "--batch", 4, "--mode", "train", "--threads", 1,
+            "--runs", 1, "--warmup", 0, "--json")
+    assert json.loads(p.stdout)["runs"][0]["ms_per_image"] > 0, p.stdout
     if wino:
         assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
         assert bench_conv("--conv", "direct")["conv"] == "direct"

@@ -79,6 +79,25 @@ TEST(FastPath, RuleFollowsTheIsaClass) {
   EXPECT_TRUE(FastPath::from_json(rule.to_json()).same_choice(rule));
 }
 
+// Training's layout rule: channels-last on CPUs with AVX-512, NCHW on AVX2 and on GPUs; a layout
+// named by the user wins everywhere.
+TEST(FastPath, TrainingLayoutFollowsTheIsaClassUnlessNamed) {
+  const CpuInfo avx2{"AMD EPYC 7551P 32-Core Processor", {"avx2"}}, amx{"x", {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}};
+  const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA);
+  EXPECT_TRUE(training_channels_last(TrainingLayout::kAuto, cpu, amx));
+  EXPECT_FALSE(training_channels_last(TrainingLayout::kAuto, cpu, avx2));
+  EXPECT_FALSE(training_channels_last(TrainingLayout::kAuto, cuda, amx));
+  for (const auto& machine : {avx2, amx})
+    for (const auto& device : {cpu, cuda}) {
+      EXPECT_TRUE(training_channels_last(TrainingLayout::kChannelsLast, device, machine));
+      EXPECT_FALSE(training_channels_last(TrainingLayout::kNchw, device, machine));
+    }
+  EXPECT_EQ(parse_training_layout("auto", "--layout"), TrainingLayout::kAuto);
+  EXPECT_EQ(parse_training_layout("nchw", "--layout"), TrainingLayout::kNchw);
+  EXPECT_EQ(parse_training_layout("channels-last", "--layout"), TrainingLayout::kChannelsLast);
+  EXPECT_EQ(test::error_of([] { parse_training_layout("nhwc", "--layout"); }), "--layout: 'nhwc' is not one of auto, nchw, channels-last");
+}
+
 TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   fresh_cache("tuned");
   const auto net = tiny_unet();

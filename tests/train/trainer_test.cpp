@@ -112,6 +112,30 @@ TEST(Trainer, WinogradTrainsAsDirectDoes) {
   EXPECT_TRUE(any_differs) << "bitwise the direct run's weights: did Winograd train at all?";
 }
 
+// TrainOptions.layout: channels-last trains as NCHW does, up to the kernels' summation order, and
+// leaves the net in NCHW afterwards (its conv weights contiguous again).
+TEST(Trainer, ChannelsLastTrainsAsNchwDoes) {
+  const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
+  auto run = [&](TrainingLayout layout) {
+    auto model = small_fcn8s(4);
+    const auto name = layout == TrainingLayout::kNchw ? "nchw" : "channels_last";
+    const auto result = train_segmentation(model, train, &val, options(name, 1).layout(layout).winograd(false));
+    return std::make_pair(std::move(model), result.last_val.mean_iu);
+  };
+  const auto [nchw, nchw_iu] = run(TrainingLayout::kNchw);
+  const auto [nhwc, nhwc_iu] = run(TrainingLayout::kChannelsLast);
+  const auto a = weights_of(nhwc), b = weights_of(nchw);
+  bool any_differs = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double scale = b[i].abs().max().item<double>();
+    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4 * scale) << "parameter " << i;
+    any_differs = any_differs || !torch::equal(a[i], b[i]);
+  }
+  EXPECT_TRUE(any_differs) << "bitwise the NCHW run's weights: did the run change layout at all?";
+  for (const auto& p : nhwc.net->parameters()) EXPECT_TRUE(p.is_contiguous()) << "a parameter left channels-last";
+  EXPECT_NEAR(nhwc_iu, nchw_iu, 1e-3);
+}
+
 TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
   auto straight = small_fcn8s(2);

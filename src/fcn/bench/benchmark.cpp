@@ -80,10 +80,13 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
     const auto start = std::chrono::steady_clock::now();
     sgd.zero_grad();
     const auto logits = net.forward(input);
-    if (!labels.defined())
-      labels = torch::randint(0, net.num_classes(), {logits.size(0), logits.size(2), logits.size(3)},
-                              torch::TensorOptions().dtype(torch::kLong).device(options.device));
-    segmentation_loss(logits.to(torch::kFloat), labels).backward();
+    if (!labels.defined()) {  // a class per pixel (N x H x W), or per image for a classifier (N)
+      auto shape = logits.sizes().vec();
+      shape.erase(shape.begin() + 1);
+      labels = torch::randint(0, net.num_classes(), shape, torch::TensorOptions().dtype(torch::kLong).device(options.device));
+    }
+    const auto scores = logits.to(torch::kFloat);
+    (scores.dim() == 2 ? torch::nn::functional::cross_entropy(scores, labels) : segmentation_loss(scores, labels)).backward();
     if (options.communicator) options.communicator->all_reduce_gradients(net.parameters());
     sgd.step();
     synchronize(options.device);

@@ -108,6 +108,17 @@ void to_layout(torch::nn::Module& module, bool channels_last) {
     if (p.dim() == 4) p.set_data(p.contiguous());
 }
 
+TrainingLayout parse_training_layout(const std::string& name, const std::string& what) {
+  if (name == "auto") return TrainingLayout::kAuto;
+  if (name == "nchw") return TrainingLayout::kNchw;
+  if (name == "channels-last") return TrainingLayout::kChannelsLast;
+  fail(what, "'" + name + "' is not one of auto, nchw, channels-last");
+}
+
+bool training_channels_last(TrainingLayout layout, const torch::Device& device, const CpuInfo& cpu) {
+  if (layout != TrainingLayout::kAuto) return layout == TrainingLayout::kChannelsLast;
+  return device.is_cpu() && cpu.has("avx512f");
+}
 
 bool FastPath::same_choice(const FastPath& o) const {
   return channels_last == o.channels_last && allocator == o.allocator && upsampling == o.upsampling && conv == o.conv;

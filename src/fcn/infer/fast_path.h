@@ -96,6 +96,16 @@ double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t 
 // Conv weights (4-d parameters) of `module` in channels-last or plain NCHW layout.
 void to_layout(torch::nn::Module& module, bool channels_last);
 
+// The layout training runs in (fcn train, fcn pretrain, fcn bench --mode train). kAuto is the rule,
+// measured on both classes (docs/benchmarks.md, "Training in channels-last"): channels-last on CPUs
+// with AVX-512, where the demo's FCN-8s step is ~1.15x faster than in NCHW (alternating runs) and
+// fcn bench --mode train has always timed it; NCHW on AVX2 and below, where training runs direct
+// convolutions and NCHW was their faster layout on the AVX2 EPYC; NCHW on GPUs. The layout changes
+// float rounding only.
+enum class TrainingLayout { kAuto, kNchw, kChannelsLast };
+TrainingLayout parse_training_layout(const std::string& name, const std::string& what);  // auto | nchw | channels-last
+bool training_channels_last(TrainingLayout layout, const torch::Device& device, const CpuInfo& cpu = cpu_info());
+
 // Puts the process-wide parts into force: the CPU allocator policy, the upsampling path and the
 // conv algorithm. The layout is per net: PredictOptions::channels_last.
 void apply_path(const FastPath& path);

@@ -19,10 +19,11 @@ torch::Tensor padded(const torch::Tensor& images, int64_t side) {
   return torch::constant_pad_nd(images.to(torch::kFloat).div(255.0f), {before, after, before, after}, 0.0);
 }
 
-// The net's N x 1 x S x S input.
-torch::Tensor prepare(const torch::Tensor& images, const Model& model) {
+// The net's N x 1 x S x S input (channels-last where the net's weights are).
+torch::Tensor prepare(const torch::Tensor& images, const Model& model, torch::Device device, bool channels_last = false) {
   const auto& net = dynamic_cast<const ClassifierImpl&>(*model.net);
-  return model_input(model, padded(images, net.options.input_size()).unsqueeze(1), "fashion-mnist");
+  const auto x = model_input(model, padded(images, net.options.input_size()).unsqueeze(1), "fashion-mnist").to(device);
+  return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
 }
 
 }  // namespace
@@ -34,7 +35,7 @@ double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += 256) {
     const int64_t end = std::min(n, start + 256);
-    const auto x = prepare(data.images.slice(0, start, end), model).to(device);
+    const auto x = prepare(data.images.slice(0, start, end), model, device);
     correct += (model.net->forward(x).argmax(1).cpu() == data.labels.slice(0, start, end)).sum().item<int64_t>();
   }
   return static_cast<double>(correct) / static_cast<double>(n);
@@ -61,6 +62,8 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   const auto canvas = padded(train.images, options.input_size());
   result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
   net->to(options.device());
+  const bool channels_last = training_channels_last(options.layout(), options.device());
+  to_layout(*net, channels_last);
   auto optimizer = make_optimizer(*net, options.optimizer());
   const int64_t n = options.train_images() > 0 ? std::min(options.train_images(), train.images.size(0)) : train.images.size(0);
   const int64_t steps_per_epoch = (n + options.batch_size() - 1) / options.batch_size();
@@ -73,7 +76,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
     double loss_sum = 0;
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       const auto index = order.slice(0, step * options.batch_size(), std::min(n, (step + 1) * options.batch_size()));
-      const auto x = prepare(train.images.index_select(0, index), result.model).to(options.device());
+      const auto x = prepare(train.images.index_select(0, index), result.model, options.device(), channels_last);
       const auto y = train.labels.index_select(0, index).to(options.device());
       set_lr(*optimizer, options.optimizer(),
              scheduled_lr(options.optimizer(), static_cast<double>(epoch * steps_per_epoch + step) /
@@ -92,6 +95,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
     progress.finish();
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  to_layout(*net, false);
   result.test_accuracy = classifier_accuracy(result.model, test, options.test_images(), options.device());
   result.model.meta.training = nlohmann::json{{"task", "pretrain fashion-mnist"},  {"epochs", options.epochs()},
                                               {"train_images", n},               {"seed", options.seed()},

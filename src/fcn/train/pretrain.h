@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "fcn/data/fashion_mnist.h"
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/model.h"
 #include "fcn/train/optimizer.h"
 
@@ -24,6 +25,7 @@ struct PretrainOptions {
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(std::string, source) = kFashionMnistDir;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;  // as TrainOptions.layout
   TORCH_ARG(bool, quiet) = false;
 };
 

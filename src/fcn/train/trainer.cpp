@@ -80,6 +80,24 @@ class TrainingConvs {
   ConvAlgorithm before_;
 };
 
+// The run's layout (TrainOptions.layout) for its steps and validation; plain NCHW afterwards.
+class TrainingLayoutScope {
+ public:
+  TrainingLayoutScope(torch::nn::Module& net, bool channels_last) : net_(net), channels_last_(channels_last) {
+    to_layout(net_, channels_last_);
+  }
+  ~TrainingLayoutScope() {
+    if (channels_last_) to_layout(net_, false);
+  }
+  TrainingLayoutScope(const TrainingLayoutScope&) = delete;
+  TrainingLayoutScope& operator=(const TrainingLayoutScope&) = delete;
+  bool channels_last() const { return channels_last_; }
+
+ private:
+  torch::nn::Module& net_;
+  bool channels_last_;
+};
+
 // One invocation of a run: from position `at` to the last epoch, or to an interruption.
 class Run {
  public:
@@ -98,6 +116,8 @@ class Run {
     share_rank0_weights();
     InterruptGuard interrupt;
     TrainingConvs convs(options_.winograd());
+    TrainingLayoutScope layout(*model_.net, training_channels_last(options_.layout(), options_.device()));
+    channels_last_ = layout.channels_last();
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
@@ -244,7 +264,9 @@ class Run {
     set_lr(optimizer_, options_.optimizer(), stats.lr);
     ++stats.batches;
     if (!learnable) return;  // nothing to learn from (all void)
-    const auto outputs = model_.net->forward_with_aux(model_input(model_, batch.images, train_.dir()).to(options_.device()));
+    auto input = model_input(model_, batch.images, train_.dir()).to(options_.device());
+    if (channels_last_) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto outputs = model_.net->forward_with_aux(input);
     auto loss = loss_of(outputs[0], targets, pixel_weights);
     // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
     for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i], targets, pixel_weights);
@@ -265,7 +287,7 @@ class Run {
   // Validation through the Predictor, as fcn eval does; each rank scores its share of the split.
   SegmentationMetrics validate_now() {
     PredictOptions as_is;
-    as_is.channels_last = false;  // the weights stay in the layout training uses
+    as_is.channels_last = channels_last_;  // the weights stay in the layout training uses
     as_is.batch = std::max<int64_t>(1, options_.batch_size() / world_);  // small images: a training batch per pass
     auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, nullptr, nullptr, Shard{rank_, world_});
     if (comm_ == nullptr) return confusion.metrics();
@@ -325,6 +347,7 @@ class Run {
   const double seconds_before_;  // of the earlier invocations of this run
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t steps_this_run_ = 0;
+  bool channels_last_ = false;  // the layout of the steps (TrainOptions.layout)
   TrainResult result_;
   std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use (by any loader thread)
 };

@@ -24,6 +24,7 @@
 #include "fcn/data/transforms.h"
 #include "fcn/data/weight_map.h"
 #include "fcn/eval/metrics.h"
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/model.h"
 #include "fcn/train/checkpoint.h"
 #include "fcn/train/distributed.h"
@@ -60,6 +61,9 @@ struct TrainOptions {
   // 3x3 convolutions by Winograd, forward and backward, where oneDNN has the kernels (AVX-512;
   // fcn/models/winograd.h): FCN-8s's train step ~1.3x faster; false: LibTorch's direct convolution.
   TORCH_ARG(bool, winograd) = true;
+  // Activations and conv weights channels-last or NCHW during the run; kAuto: the CPU's rule
+  // (fcn/infer/fast_path.h: channels-last with AVX-512). The net is NCHW again afterwards.
+  TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;
   // This process's connection to the other ranks of a data-parallel job; null: one process.
   TORCH_ARG(std::shared_ptr<Communicator>, communicator);
 };
