@@ -72,39 +72,103 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
   return files;
 }
 
-// One image segmented, its files written and its line reported. A bad image is reported and
-// skipped (false), so one broken file does not stop a folder.
-bool segment_one(const PredictFlags& f, const Predictor& predictor, const std::string& path, bool line_per_image,
-                 std::set<std::string>& stems, Timing& times, nlohmann::json& report) {
-  std::string error;
+// Runs `body` for the image at `path`: "" if it succeeds, else the one-line error naming the file.
+template <typename F>
+std::string error_of(const std::string& path, F&& body) {
   try {
-    const auto image = read_image(path);
-    const auto prediction = predictor(image, path);
-    const auto files = write_outputs(f, unique_stem(path, stems), image, prediction);
+    body();
+    return "";
+  } catch (const fcn::Error& e) {
+    return cli_message(e.subject(), e.message());
+  } catch (const c10::Error& e) {
+    return path + ": " + first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    return path + ": out of memory segmenting this image (try --tile 512)";
+  }
+}
+
+// The images of a folder, segmented in order: consecutive readable images of one size go through
+// the net together where the Predictor runs them so (whole images, no resize or TTA: up to 8 and
+// kPassPixels a pass; small images share the per-pass overheads); each image's files are written
+// and its line reported.
+class Segmenter {
+ public:
+  Segmenter(const PredictFlags& f, const Predictor& predictor, bool line_per_image, Progress& progress)
+      : f_(f), predictor_(predictor), line_per_image_(line_per_image), progress_(progress) {}
+
+  void add(const std::string& path) {
+    torch::Tensor image;
+    if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
+      flush();  // the report keeps the images' order
+      return skip(path, error);
+    }
+    const size_t most = predictor_.passes_together() ? kImagesPerPass : 1;
+    if (!joins_pass(pending_.empty() ? image.sizes() : pending_[0].second.sizes(), pending_.size(), image.sizes(), most))
+      flush();
+    pending_.emplace_back(path, image);
+  }
+
+  void flush() {
+    std::vector<Prediction> predictions;
+    if (pending_.size() > 1) {
+      std::vector<torch::Tensor> images;
+      std::vector<std::string> sources;
+      for (const auto& [path, image] : pending_) sources.push_back(path), images.push_back(image);
+      try {
+        predictions = predictor_(images, sources);
+      } catch (const std::exception&) {  // one at a time below, so that the error names its image
+      }
+    }
+    for (size_t k = 0; k < pending_.size(); ++k) {
+      const auto& [path, image] = pending_[k];
+      const auto error = error_of(path, [&] { finish(path, image, predictions.empty() ? predictor_(image, path) : predictions[k]); });
+      if (error.empty())
+        progress_.update(++done_);
+      else
+        skip(path, error);
+    }
+    pending_.clear();
+  }
+
+  Timing times;  // network ms per segmented image
+  nlohmann::json report = nlohmann::json::array();
+  int failed = 0;
+
+ private:
+  static constexpr size_t kImagesPerPass = 8;
+
+  // A bad image is reported and skipped, so one broken file does not stop a folder.
+  void skip(const std::string& path, const std::string& error) {
+    std::cerr << "fcn: error: " << printable(error) << " (skipped)\n";
+    if (f_.json) report.push_back({{"image", path}, {"error", error}});
+    ++failed;
+    progress_.update(++done_);
+  }
+
+  void finish(const std::string& path, const torch::Tensor& image, const Prediction& prediction) {
+    const auto files = write_outputs(f_, unique_stem(path, stems_), image, prediction);
     times.ms.push_back(prediction.milliseconds);
-    if (f.json) {
+    if (f_.json) {
       nlohmann::json counts;
       const auto pixels = prediction.class_pixels();
       for (size_t c = 0; c < pixels.size(); ++c)
         if (pixels[c] > 0) counts[c < prediction.class_names.size() ? prediction.class_names[c] : std::to_string(c)] = pixels[c];
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
                         {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
-    } else if (line_per_image) {
+    } else if (line_per_image_) {
       std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
                 << prediction.milliseconds << " ms\n";
     }
-    return true;
-  } catch (const fcn::Error& e) {
-    error = cli_message(e.subject(), e.message());
-  } catch (const c10::Error& e) {
-    error = path + ": " + first_line(e.what_without_backtrace());
-  } catch (const std::bad_alloc&) {
-    error = path + ": out of memory segmenting this image (try --tile 512)";
   }
-  std::cerr << "fcn: error: " << printable(error) << " (skipped)\n";
-  if (f.json) report.push_back({{"image", path}, {"error", error}});
-  return false;
-}
+
+  const PredictFlags& f_;
+  const Predictor& predictor_;
+  const bool line_per_image_;
+  Progress& progress_;
+  std::set<std::string> stems_;
+  std::vector<std::pair<std::string, torch::Tensor>> pending_;
+  int64_t done_ = 0;
+};
 
 void run_predict(PredictFlags& f) {
   if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
@@ -117,18 +181,15 @@ void run_predict(PredictFlags& f) {
   const auto images = list_images(f.inputs);
   std::filesystem::create_directories(f.out);
 
-  std::set<std::string> stems;
-  Timing times;  // network ms per segmented image
-  auto report = nlohmann::json::array();
-  int failed = 0;
   Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
-  for (size_t i = 0; i < images.size(); ++i) {
-    if (!segment_one(f, predictor, images[i], f.quiet || images.size() < 2, stems, times, report)) ++failed;
-    progress.update(static_cast<int64_t>(i + 1));
-  }
+  Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
+  for (const auto& image : images) segmenter.add(image);
+  segmenter.flush();
+  const auto& times = segmenter.times;
+  const int failed = segmenter.failed;
   const double median = times.median();
   if (f.json) {
-    std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", report},
+    std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report},
                                 {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
                                 {"path", predictor.path().to_json()}}
                      .dump(2)

@@ -104,6 +104,31 @@ def _():
                    "--overlap")
 
 
+@check("predict: same-size neighbours go through the net together, with the probabilities of one at a time")
+def _():
+    model = scenes_model()  # trained: random weights make logits so large that rounding moves probabilities
+    rng = np.random.default_rng(1)
+    os.makedirs(path("many"), exist_ok=True)
+    names = ["q0", "q1", "q2", "q3", "q4", "q5", "q6"]  # 48x64; q4 (40x40) and the broken q5 end the passes
+    for name in names:
+        save(path(f"many/{name}.png"), rng.integers(0, 256, (40, 40) if name == "q4" else (48, 64)))
+    open(path("many/q5.png"), "wb").write(b"\x89PNG\r\n\x1a\n broken")
+    p = run("predict", model, path("many"), "--out", path("many_out"), "--probs", "npy", "--json", ok=False)
+    assert p.returncode == 1, p.stderr
+    out = json.loads(p.stdout)
+    assert [os.path.basename(i["image"]) for i in out["images"]] == [n + ".png" for n in names], out["images"]
+    assert out["succeeded"] == 6 and out["failed"] == 1 and "error" in out["images"][5], out
+    ms = [i.get("ms") for i in out["images"]]
+    assert ms[0] == ms[1] == ms[2] == ms[3], ms  # one pass, its time shared
+    for name in names[:5] + names[6:]:
+        run("predict", model, path(f"many/{name}.png"), "--out", path("one_out"), "--probs", "npy")
+        alone, together = np.load(path(f"one_out/{name}-probs.npy")), np.load(path(f"many_out/{name}-probs.npy"))
+        assert np.abs(alone - together).max() < 1e-5, (name, np.abs(alone - together).max())
+        labels = np.array(Image.open(path(f"many_out/{name}.png")))
+        clear = np.sort(together, 0)[-1] - np.sort(together, 0)[-2] > 1e-4  # no near-tie between the top two
+        assert (labels == alone.argmax(0))[clear].all(), name
+
+
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
 def _():
     model = scenes_model()

@@ -19,10 +19,6 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
 
 namespace {
 
-// Images scored together in one forward pass hold at most this many pixels between them: small
-// images gain (per-image overheads shared), large ones go one at a time as before.
-constexpr int64_t kPassPixels = int64_t{1} << 20;
-
 // The split's images scored into one confusion matrix, same-size neighbours a pass at a time.
 class Scorer {
  public:
@@ -40,10 +36,8 @@ class Scorer {
       skipped_->push_back(e.what());
       return;
     }
-    if (!pending_.empty() && (sample.image.sizes() != pending_[0].second.image.sizes() || pending_.size() >= per_pass_ ||
-                              pixels_ + sample.image.size(1) * sample.image.size(2) > kPassPixels))
+    if (!pending_.empty() && !joins_pass(pending_[0].second.image.sizes(), pending_.size(), sample.image.sizes(), per_pass_))
       flush();
-    pixels_ += sample.image.size(1) * sample.image.size(2);
     pending_.emplace_back(i, std::move(sample));
   }
 
@@ -65,7 +59,6 @@ class Scorer {
     for (size_t k = 0; k < pending_.size(); ++k)
       score(pending_[k].first, pending_[k].second, predictions.empty() ? nullptr : &predictions[k]);
     pending_.clear();
-    pixels_ = 0;
   }
 
  private:
@@ -95,7 +88,6 @@ class Scorer {
   Progress& progress_;
   size_t per_pass_;
   std::vector<std::pair<size_t, Sample>> pending_;
-  int64_t pixels_ = 0;
 };
 
 }  // namespace

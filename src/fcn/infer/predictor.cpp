@@ -213,7 +213,7 @@ std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& 
                                               const std::vector<std::string>& sources) const {
   if (sources.size() != images.size())
     fail("Predictor", std::to_string(images.size()) + " images but " + std::to_string(sources.size()) + " source names");
-  bool together = images.size() > 1 && views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0;
+  bool together = images.size() > 1 && passes_together();
   for (const auto& image : images)
     together = together && image.defined() && image.dim() == 3 && image.sizes() == images[0].sizes() && image.size(1) > 0 &&
                image.size(2) > 0;
@@ -232,6 +232,14 @@ std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& 
   for (int64_t i = 0; i < probs.size(0); ++i) out.push_back(result(probs[i], share));
   return out;
 }
+
+bool joins_pass(at::IntArrayRef first, size_t count, at::IntArrayRef next, size_t most) {
+  if (count == 0) return true;
+  if (next != first || count >= most || next.size() != 3) return false;
+  return static_cast<int64_t>(count + 1) * next[1] * next[2] <= kPassPixels;
+}
+
+bool Predictor::passes_together() const { return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0; }
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {
   if (logits.size(dim) != 1) return torch::softmax(logits, dim);

@@ -42,6 +42,14 @@ struct PredictOptions {
   double threshold = 0.5;
 };
 
+// Images given to the net together in one forward pass (fcn eval, fcn predict, training's
+// validation) hold at most this many pixels between them: small images gain (per-image overheads
+// shared), large ones go one at a time.
+constexpr int64_t kPassPixels = int64_t{1} << 20;
+// Whether an image of `next` sizes (C x H x W) may join a pass that holds `count` images of `first`
+// sizes: the same size, fewer than `most` images so far, and at most kPassPixels together.
+bool joins_pass(at::IntArrayRef first, size_t count, at::IntArrayRef next, size_t most);
+
 // Class probabilities from logits along `dim`: softmax, or for a binary net's single channel the
 // pair (1 - sigmoid, sigmoid), so that every net has one probability per label class.
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim);
@@ -83,6 +91,8 @@ class Predictor {
   // the pass.
   std::vector<Prediction> operator()(const std::vector<torch::Tensor>& images,
                                      const std::vector<std::string>& sources) const;
+  // Whether that call runs images of one size in one pass with these options (no tiles, resize or TTA).
+  bool passes_together() const;
 
   // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
   torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;
