@@ -89,6 +89,19 @@ void expect_same_weights(const Model& a, const Model& b) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_LE((wa[i] - wb[i]).abs().max().item<float>(), 1e-6f) << "parameter " << i;
 }
 
+// Each parameter of `a` within 1e-4 of the scale of `b`'s (training in another way, rounded
+// differently); returns whether any differs bitwise (whether the other way ran at all).
+bool expect_close_weights(const Model& a, const Model& b) {
+  const auto wa = weights_of(a), wb = weights_of(b);
+  bool any_differs = false;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    const double scale = wb[i].abs().max().item<double>();
+    EXPECT_LE((wa[i] - wb[i]).abs().max().item<double>(), 1e-4 * scale) << "parameter " << i;
+    any_differs = any_differs || !torch::equal(wa[i], wb[i]);
+  }
+  return any_differs;
+}
+
 // TrainOptions.winograd (on by default; small_fcn8s's conv4_2..conv5_3 are 64 -> 64): the same
 // training as LibTorch's direct convolution up to the transforms' rounding, and afterwards the
 // process's own choice again.
@@ -101,13 +114,7 @@ TEST(Trainer, WinogradTrainsAsDirectDoes) {
   };
   const auto direct = run(false), winograd = run(true);
   EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);
-  const auto a = weights_of(winograd), b = weights_of(direct);
-  bool any_differs = false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = b[i].abs().max().item<double>();
-    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4 * scale) << "parameter " << i;
-    any_differs = any_differs || !torch::equal(a[i], b[i]);
-  }
+  const bool any_differs = expect_close_weights(winograd, direct);
   if (!winograd_supported(true)) return;
   EXPECT_TRUE(any_differs) << "bitwise the direct run's weights: did Winograd train at all?";
 }
@@ -124,13 +131,7 @@ TEST(Trainer, ChannelsLastTrainsAsNchwDoes) {
   };
   const auto [nchw, nchw_iu] = run(TrainingLayout::kNchw);
   const auto [nhwc, nhwc_iu] = run(TrainingLayout::kChannelsLast);
-  const auto a = weights_of(nhwc), b = weights_of(nchw);
-  bool any_differs = false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = b[i].abs().max().item<double>();
-    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4 * scale) << "parameter " << i;
-    any_differs = any_differs || !torch::equal(a[i], b[i]);
-  }
+  const bool any_differs = expect_close_weights(nhwc, nchw);
   EXPECT_TRUE(any_differs) << "bitwise the NCHW run's weights: did the run change layout at all?";
   for (const auto& p : nhwc.net->parameters()) EXPECT_TRUE(p.is_contiguous()) << "a parameter left channels-last";
   EXPECT_NEAR(nhwc_iu, nchw_iu, 1e-3);
