@@ -4,7 +4,7 @@
 #   bash scripts/measure-class.sh [BUILD] [OUT]        (DEMO=1 also times make demo after the build)
 # Writes OUT/{cpu.txt,tune.json,fcn8s-500.json,unet-512.json,train-320.json,summary.md[,demo.log]} and
 # prints summary.md: per workload and thread count, fcn's time, the fastest peer's and the ratio,
-# beside the target for this class. About 25 minutes on 2 cores (45 with DEMO=1).
+# beside the target for this class. About 14 minutes on 2 AMX-class cores (25 with DEMO=1).
 # Nothing else may run meanwhile: the peers are timed in the same run, but a busy machine still
 # moves every number.
 set -euo pipefail
