@@ -94,7 +94,8 @@ std::string error_of(const std::string& path, F&& body) {
 class Segmenter {
  public:
   Segmenter(const PredictFlags& f, const Predictor& predictor, bool line_per_image, Progress& progress)
-      : f_(f), predictor_(predictor), line_per_image_(line_per_image), progress_(progress) {}
+      : f_(f), predictor_(predictor), line_per_image_(line_per_image), progress_(progress),
+        per_pass_(predictor.passes_together() ? kImagesPerPass : 1) {}
 
   void add(const std::string& path) {
     torch::Tensor image;
@@ -102,23 +103,15 @@ class Segmenter {
       flush();  // the report keeps the images' order
       return skip(path, error);
     }
-    const size_t most = predictor_.passes_together() ? kImagesPerPass : 1;
-    if (!joins_pass(pending_.empty() ? image.sizes() : pending_[0].second.sizes(), pending_.size(), image.sizes(), most))
-      flush();
+    if (!pending_.empty() && !joins_pass(pending_[0].second.sizes(), pending_.size(), image.sizes(), per_pass_)) flush();
     pending_.emplace_back(path, image);
   }
 
   void flush() {
-    std::vector<Prediction> predictions;
-    if (pending_.size() > 1) {
-      std::vector<torch::Tensor> images;
-      std::vector<std::string> sources;
-      for (const auto& [path, image] : pending_) sources.push_back(path), images.push_back(image);
-      try {
-        predictions = predictor_(images, sources);
-      } catch (const std::exception&) {  // one at a time below, so that the error names its image
-      }
-    }
+    std::vector<torch::Tensor> images;
+    std::vector<std::string> sources;
+    for (const auto& [path, image] : pending_) sources.push_back(path), images.push_back(image);
+    const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k) {
       const auto& [path, image] = pending_[k];
       const auto error = error_of(path, [&] { finish(path, image, predictions.empty() ? predictor_(image, path) : predictions[k]); });
@@ -165,6 +158,7 @@ class Segmenter {
   const Predictor& predictor_;
   const bool line_per_image_;
   Progress& progress_;
+  const size_t per_pass_;  // images per forward pass
   std::set<std::string> stems_;
   std::vector<std::pair<std::string, torch::Tensor>> pending_;
   int64_t done_ = 0;

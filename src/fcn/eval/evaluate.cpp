@@ -48,14 +48,7 @@ class Scorer {
       images.push_back(sample.image);
       sources.push_back(dataset_.image_path(i));
     }
-    std::vector<Prediction> predictions;
-    if (pending_.size() > 1) {
-      try {
-        predictions = predictor_(images, sources);
-      } catch (const Error&) {  // one at a time below, so the error names its image
-      } catch (const std::bad_alloc&) {
-      }
-    }
+    const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k)
       score(pending_[k].first, pending_[k].second, predictions.empty() ? nullptr : &predictions[k]);
     pending_.clear();

@@ -239,6 +239,16 @@ bool joins_pass(at::IntArrayRef first, size_t count, at::IntArrayRef next, size_
   return static_cast<int64_t>(count + 1) * next[1] * next[2] <= kPassPixels;
 }
 
+std::vector<Prediction> Predictor::pass_or_nothing(const std::vector<torch::Tensor>& images,
+                                                   const std::vector<std::string>& sources) const {
+  if (images.size() < 2) return {};
+  try {
+    return (*this)(images, sources);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 bool Predictor::passes_together() const { return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0; }
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {

@@ -93,6 +93,10 @@ class Predictor {
                                      const std::vector<std::string>& sources) const;
   // Whether that call runs images of one size in one pass with these options (no tiles, resize or TTA).
   bool passes_together() const;
+  // That call for a pass of two or more images gathered by joins_pass; empty for one image or where
+  // the pass fails (out of memory, a bad image: any exception), so that the caller segments them one
+  // at a time and each error names its image.
+  std::vector<Prediction> pass_or_nothing(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const;
 
   // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
   torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;

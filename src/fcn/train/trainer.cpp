@@ -91,7 +91,6 @@ class TrainingLayoutScope {
   }
   TrainingLayoutScope(const TrainingLayoutScope&) = delete;
   TrainingLayoutScope& operator=(const TrainingLayoutScope&) = delete;
-  bool channels_last() const { return channels_last_; }
 
  private:
   torch::nn::Module& net_;
@@ -116,8 +115,7 @@ class Run {
     share_rank0_weights();
     InterruptGuard interrupt;
     TrainingConvs convs(options_.winograd());
-    TrainingLayoutScope layout(*model_.net, training_channels_last(options_.layout(), options_.device()));
-    channels_last_ = layout.channels_last();
+    TrainingLayoutScope layout(*model_.net, channels_last_);
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
@@ -347,7 +345,7 @@ class Run {
   const double seconds_before_;  // of the earlier invocations of this run
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t steps_this_run_ = 0;
-  bool channels_last_ = false;  // the layout of the steps (TrainOptions.layout)
+  const bool channels_last_ = training_channels_last(options_.layout(), options_.device());  // TrainOptions.layout
   TrainResult result_;
   std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use (by any loader thread)
 };
