@@ -39,6 +39,7 @@ struct BenchFlags {
   std::string model, size = "500", device = "cpu", format = "text", conv = "auto";
   std::vector<int> threads;
   bool peers = false, json = false, nchw = false;
+  int64_t profile = 0;  // --profile N: operator rows to print
   int64_t nproc = 1;  // train mode: also as N ranks of a data-parallel job on this machine
   BenchOptions options;
 };
@@ -191,6 +192,14 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   return path;
 }
 
+// The operator profile of one run: every operator, by self time.
+nlohmann::json profile_json(const std::vector<OpTime>& ops) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& op : ops)
+    rows.push_back({{"op", op.name}, {"calls", op.calls}, {"self_ms", op.self_ms}, {"total_ms", op.total_ms}});
+  return rows;
+}
+
 // fcn itself at every thread count: one row each.
 nlohmann::json time_fcn(Model& model, const BenchFlags& f, double gflop) {
   nlohmann::json runs = nlohmann::json::array();
@@ -199,11 +208,13 @@ nlohmann::json time_fcn(Model& model, const BenchFlags& f, double gflop) {
     const auto path = bench_path(model, f);
     auto options = f.options;
     options.channels_last = path.channels_last;
+    options.profile = f.profile > 0;
     const auto timing = time_net(*model.net, options);
     const double ms = timing.median() / static_cast<double>(f.options.batch);
     runs.push_back({{"threads", threads}, {"ms_per_image", ms}, {"images_per_s", 1000.0 / ms},
                     {"min_ms", timing.min()}, {"max_ms", timing.max()}, {"gflops_per_s", gflop / (timing.median() * 1e-3)},
                     {"path", path.to_json()}, {"path_text", path.describe()}, {"cpu_allocator", allocator_name()}});
+    if (options.profile) runs.back()["profile"] = profile_json(timing.profile);
   }
   return runs;
 }
@@ -235,7 +246,7 @@ nlohmann::json time_peers(const Model& model, const BenchFlags& f) {
     for (const bool tuned : {false, true}) {
       const auto torch_peer = run_torch_peer(files, f, threads, tuned);
       record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads,
-             Timing{torch_peer["ms"].get<std::vector<double>>()}.median() / f.options.batch,
+             Timing{torch_peer["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
              {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
               {"what", tuned ? what + ", with " + kTunedMalloc : what}});
     }
@@ -246,7 +257,7 @@ nlohmann::json time_peers(const Model& model, const BenchFlags& f) {
 #endif
     if (onnxruntime) {
       const auto ort = run_onnxruntime_peer(files, f, model.net->in_channels(), threads);
-      record("onnxruntime", threads, Timing{ort["ms"].get<std::vector<double>>()}.median() / f.options.batch,
+      record("onnxruntime", threads, Timing{ort["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
              {{"peak_rss_mib", ort["peak_rss_mib"]}, {"version", ort["onnxruntime"]},
               {"what", "ONNX Runtime (onnxruntime-node, CPU, graph optimisation all) on fcn export --onnx"}});
     }
@@ -270,7 +281,25 @@ std::string ms_text(double ms) {
   return text;
 }
 
-void print_text(const nlohmann::json& r) {
+// The `rows` operators with the most self time in each run's profile (fcn bench --profile).
+void print_profiles(const nlohmann::json& r, int64_t rows) {
+  for (const auto& run : r["runs"]) {
+    if (!run.contains("profile")) continue;
+    double all = 0;
+    for (const auto& op : run["profile"]) all += op["self_ms"].get<double>();
+    std::printf("  operators at %d thread(s), one run under the profiler (%.1f ms of operator time), most self time first:\n",
+                run["threads"].get<int>(), all);
+    std::printf("    %-44s %7s %10s %6s %10s\n", "operator", "calls", "self ms", "share", "total ms");
+    int64_t shown = 0;
+    for (const auto& op : run["profile"]) {
+      if (shown++ == rows) break;
+      std::printf("    %-44.44s %7ld %10.1f %5.1f%% %10.1f\n", op["op"].get<std::string>().c_str(), op["calls"].get<long>(),
+                  op["self_ms"].get<double>(), all > 0 ? 100 * op["self_ms"].get<double>() / all : 0.0, op["total_ms"].get<double>());
+    }
+  }
+}
+
+void print_text(const nlohmann::json& r, int64_t rows) {
   const double conv_peak = r["conv_gflops_per_s"].get<double>();
   std::printf("%s, %s %s, %ldx%ld, batch %ld, %s%s: %.1f GFLOP per run\n", r["model"].get<std::string>().c_str(),
               r["mode"].get<std::string>().c_str(), r["dtype"].get<std::string>().c_str(), r["size"][0].get<long>(),
@@ -287,6 +316,7 @@ void print_text(const nlohmann::json& r) {
   for (const auto& run : r["runs"])
     std::printf("  path at %d thread(s): %s (%s)\n", run["threads"].get<int>(), run["path_text"].get<std::string>().c_str(),
                 run["path"]["source"].get<std::string>().c_str());
+  print_profiles(r, rows);
   for (const auto& [peer, value] : r["peers"].items()) {
     std::printf("  %s: %s\n", peer.c_str(), value["what"].get<std::string>().c_str());
     for (const auto& run : r["runs"]) {
@@ -467,7 +497,7 @@ void run_bench(BenchFlags& f) {
   if (format == "json") {
     std::cout << result.dump(2) << "\n";
   } else if (format == "text") {
-    print_text(result);
+    print_text(result, f.profile);
   } else {
     print_rows(result, format == "md");
   }
@@ -583,6 +613,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
   add_conv_flag(cmd, f.conv, "the fast path's choice (fcn tune, else the rule: Winograd where built with oneDNN); training: as fcn train");
   cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
+  cmd->add_option("--profile", f.profile,
+                  "also run once more under LibTorch's operator profiler and print the N operators\n  with the most self time at each thread count (JSON: runs[].profile, every operator)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);
   cmd->add_option("--format", f.format, "text | json | md (docs/benchmarks.md's table rows) | csv")

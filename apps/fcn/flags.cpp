@@ -98,7 +98,7 @@ void add_dtype_flag(CLI::App* cmd, std::string& dtype) {
 }
 
 void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text) {
-  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n  (inference: fcn's kernel, any CPU, with fc6-sized layers by im2col + sgemm; training: oneDNN's, AVX-512 CPUs); auto: " + auto_text)
+  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n  (inference: fcn's kernel, any CPU, with fc6-sized layers by im2col + sgemm; training: oneDNN's on AVX-512 CPUs, else fcn's on maps from 32x32); auto: " + auto_text)
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "direct", "winograd"}));
 }
@@ -113,9 +113,7 @@ void add_layout_flag(CLI::App* cmd, std::string& layout) {
 ConvAlgorithm parse_conv(const std::string& text, bool training) {
   if (text != "winograd") return ConvAlgorithm::kDirect;
   if (!winograd_supported(training))
-    fail("--conv", training ? "winograd: no oneDNN Winograd training kernel here (it needs an AVX-512 CPU, and fcn built "
-                              "with libdnnl-dev); use --conv direct"
-                            : "winograd: fcn was built without oneDNN (libdnnl-dev); use --conv direct");
+    fail("--conv", "winograd: fcn was built without oneDNN (libdnnl-dev); use --conv direct");
   return ConvAlgorithm::kWinograd;
 }
 

@@ -337,12 +337,11 @@ def _():
     assert wino == any(t["path"]["conv"] != rule["conv"] for t in entry["timings"]), entry
     assert all(t["path"]["allocator"] != "block_cache" for t in entry["timings"]), entry  # memory for speed: --block-cache
     assert len(json.loads(run("tune", *flags, "--runs", 1, "--block-cache", "--json").stdout)["tuned"][0]["timings"]) == 5 + 2 * wino
-    # Training runs Winograd wherever oneDNN has it (as fcn train does); --conv overrides either mode.
+    # Training runs Winograd wherever fcn has oneDNN (as fcn train does); --conv overrides either mode.
     def bench_conv(*extra):
         return json.loads(run("bench", *flags, "--runs", 1, "--warmup", 0, "--json", *extra).stdout)["path"]
     trains = json.loads(run("bench", *flags, "--mode", "train", "--runs", 1, "--warmup", 0, "--json").stdout)
-    if wino or not avx512:  # oneDNN's Winograd training kernels: AVX-512 only
-        assert trains["path"]["conv"] == ("winograd" if avx512 else "direct"), trains["path"]
+    assert trains["path"]["conv"] == ("winograd" if wino else "direct"), trains["path"]  # oneDNN's or fcn's trainer
     assert bench_conv("--mode", "train", "--conv", "direct")["conv"] == "direct"
     # Training's layout rule (as fcn train's --layout auto): channels-last with AVX-512, NCHW on AVX2.
     assert trains["path"]["layout"] == ("channels_last" if avx512 else "nchw"), trains["path"]
@@ -353,8 +352,18 @@ def _():
     # A classifier's training step: a class per image (fcn pretrain's shape), not per pixel.
     p = run("bench", "--arch", "classifier", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1,
             "--classes", 10, "--input-size", 32, "--size", 32, "--batch", 4, "--mode", "train", "--threads", 1,
-            "--runs", 1, "--warmup", 0, "--json")
-    assert json.loads(p.stdout)["runs"][0]["ms_per_image"] > 0, p.stdout
+            "--runs", 1, "--warmup", 0, "--json", "--profile", 3)
+    step = json.loads(p.stdout)["runs"][0]
+    assert step["ms_per_image"] > 0, p.stdout
+    # --profile: one more run's operators (every one in JSON, by self time), the top N in text.
+    ops = {op["op"]: op for op in step["profile"]}
+    assert ops["aten::convolution_backward"]["calls"] == 13 and ops["aten::convolution"]["calls"] == 13, ops
+    assert all(0 <= op["self_ms"] <= op["total_ms"] + 1e-9 for op in step["profile"]), step["profile"]
+    text = run("bench", "--arch", "classifier", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1,
+               "--classes", 10, "--input-size", 32, "--size", 32, "--batch", 4, "--threads", 1, "--runs", 1, "--warmup", 0,
+               "--profile", 3).stdout
+    table = text.split("most self time first:\n")[1].splitlines()
+    assert table[0].split()[:2] == ["operator", "calls"] and len([l for l in table[1:4] if l.startswith("    ")]) == 3, text
     if wino:
         assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
         assert bench_conv("--conv", "direct")["conv"] == "direct"

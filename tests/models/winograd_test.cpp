@@ -1,9 +1,9 @@
 // Winograd 3x3 convolutions against LibTorch's direct convolution (the oracle, itself golden-tested
 // against PyTorch): fcn's inference kernel over layouts, padding, bias, batch, image edges and
 // several chunks of tiles, and weights changed between calls; the gradients of the training path
-// (oneDNN's kernels) against LibTorch's autograd; the dispatch in fcn::conv (each mode's own choice,
-// eligible layers only). Skipped in a build without libdnnl-dev, the training tests also on CPUs
-// without AVX-512, except the eligibility rules.
+// (fcn's trainer on every CPU, oneDNN's with AVX-512) against LibTorch's autograd; the dispatch in
+// fcn::conv (each mode's own choice, eligible layers only). Skipped in a build without libdnnl-dev,
+// except the eligibility rules.
 #include "fcn/models/winograd.h"
 
 #include <gtest/gtest.h>
@@ -48,44 +48,90 @@ TEST(Winograd, MatchesDirectConvolution) {
   }
 }
 
-// Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d.
+// The trainers this CPU runs: fcn's everywhere, oneDNN's with AVX-512.
+std::vector<WinogradTrainer> trainers() {
+  std::vector<WinogradTrainer> all{WinogradTrainer::kFcn};
+  if (winograd_trainer() == WinogradTrainer::kOneDnn) all.push_back(WinogradTrainer::kOneDnn);
+  return all;
+}
+
+// Sets the trainer for a scope; the CPU's own choice (or the one before) again afterwards.
+class TrainerScope {
+ public:
+  explicit TrainerScope(WinogradTrainer t) : before_(winograd_trainer()) { set_winograd_trainer(t); }
+  ~TrainerScope() { set_winograd_trainer(before_); }
+
+ private:
+  WinogradTrainer before_;
+};
+
+// Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d,
+// for each trainer. fcn's computes the weight and bias gradients by LibTorch's backward-weights
+// convolution: those are bitwise LibTorch's, the input gradient is not.
 TEST(Winograd, GradientsMatchDirectConvolution) {
-  if (!winograd_supported(true)) GTEST_SKIP() << "oneDNN has no Winograd training kernels on this CPU/build";
+  SKIP_WITHOUT_WINOGRAD();
   torch::manual_seed(2);
   struct Case {
     int64_t n, c, o, h, w, padding;
     bool channels_last, bias, weight_grad, input_grad;
   };
-  for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
-                        Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
-                        Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
-    const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-    const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format).requires_grad_(k.input_grad);
-    const auto weight = (torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c)).contiguous(format).requires_grad_(k.weight_grad);
-    const auto bias = k.bias ? torch::randn({k.o}).requires_grad_(k.weight_grad) : torch::Tensor();
-    const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
-    const auto y = winograd_conv2d(x, weight, bias, k.padding);
-    ASSERT_TRUE(y.requires_grad());
-    EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-4);
-    EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
-    const auto upstream = torch::randn(expected.sizes());
-    const std::vector<torch::Tensor> inputs = k.input_grad ? std::vector<torch::Tensor>{x} : std::vector<torch::Tensor>{};
-    auto wanted = inputs;
-    if (k.weight_grad) wanted.push_back(weight);
-    if (k.weight_grad && k.bias) wanted.push_back(bias);
-    const auto oracle = torch::autograd::grad({expected}, wanted, {upstream});
-    const auto got = torch::autograd::grad({y}, wanted, {upstream});
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
-      EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
-      EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
+  for (const auto trainer : trainers()) {
+    SCOPED_TRACE(winograd_trainer_name(trainer));
+    const TrainerScope scope(trainer);
+    for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
+                          Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
+                          Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
+      const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+      const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format).requires_grad_(k.input_grad);
+      const auto weight = (torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c)).contiguous(format).requires_grad_(k.weight_grad);
+      const auto bias = k.bias ? torch::randn({k.o}).requires_grad_(k.weight_grad) : torch::Tensor();
+      const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);
+      const auto y = winograd_conv2d(x, weight, bias, k.padding);
+      ASSERT_TRUE(y.requires_grad());
+      EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-4);
+      EXPECT_GT(test::relative_error(y.detach(), expected.detach()), 0.0);
+      EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
+      const auto upstream = torch::randn(expected.sizes());
+      const std::vector<torch::Tensor> inputs = k.input_grad ? std::vector<torch::Tensor>{x} : std::vector<torch::Tensor>{};
+      auto wanted = inputs;
+      if (k.weight_grad) wanted.push_back(weight);
+      if (k.weight_grad && k.bias) wanted.push_back(bias);
+      const auto oracle = torch::autograd::grad({expected}, wanted, {upstream});
+      const auto got = torch::autograd::grad({y}, wanted, {upstream});
+      for (size_t i = 0; i < wanted.size(); ++i) {
+        ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
+        EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
+        const bool input_gradient = k.input_grad && i == 0;
+        if (trainer == WinogradTrainer::kOneDnn || input_gradient)
+          EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
+        else
+          EXPECT_TRUE(torch::equal(got[i], oracle[i])) << "gradient " << i << ": fcn's trainer takes LibTorch's weight gradients";
+      }
     }
+    // Second derivatives are not computed: a clear error, never a silently wrong Hessian product.
+    const auto x = torch::randn({1, 64, 6, 6}).requires_grad_();
+    const auto w = torch::randn({64, 64, 3, 3}).requires_grad_();
+    const auto y = winograd_conv2d(x, w, {}, 1);
+    EXPECT_NE(test::error_of([&] { torch::autograd::grad({y.sum()}, {x}, {}, true, true); }).find("double backward"), std::string::npos);
   }
-  // Second derivatives are not computed: a clear error, never a silently wrong Hessian product.
-  const auto x = torch::randn({1, 64, 6, 6}).requires_grad_();
-  const auto w = torch::randn({64, 64, 3, 3}).requires_grad_();
-  const auto y = winograd_conv2d(x, w, {}, 1);
-  EXPECT_NE(test::error_of([&] { torch::autograd::grad({y.sum()}, {x}, {}, true, true); }).find("double backward"), std::string::npos);
+}
+
+// Where each trainer pays (fcn's: outputs of at least 32 x 32), and the choice of trainer.
+TEST(Winograd, TrainersServeTheMapsTheyPayOn) {
+  SKIP_WITHOUT_WINOGRAD();
+  {
+    const TrainerScope scope(WinogradTrainer::kFcn);
+    EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 32, 32}), 1));
+    EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 34, 40}), 0));
+    EXPECT_FALSE(winograd_trains_well(torch::zeros({1, 64, 32, 32}), 0));  // 30 x 30 out
+    EXPECT_FALSE(winograd_trains_well(torch::zeros({1, 64, 31, 64}), 1));
+    EXPECT_EQ(winograd_trainer(), WinogradTrainer::kFcn);
+  }
+  if (winograd_trainer() == WinogradTrainer::kOneDnn) {
+    EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 4, 4}), 1));
+  } else {
+    EXPECT_NE(test::error_of([] { set_winograd_trainer(WinogradTrainer::kOneDnn); }).find("AVX-512"), std::string::npos);
+  }
 }
 
 // Inference transforms the weights on every call: a weight changed in place, re-pointed, strided
@@ -149,7 +195,7 @@ TEST(Winograd, ConvFollowsEachModesChoice) {
       if (p.abs().max().item<float>() == 0) p.normal_(0, 0.1);
   }
   net->eval();
-  const auto input = torch::rand({1, 3, 64, 96});
+  const auto input = torch::rand({1, 3, 256, 288});  // conv4_2 at 32 x 36: fcn's trainer serves it too
   set_conv_algorithm(ConvAlgorithm::kDirect);
   set_training_conv_algorithm(ConvAlgorithm::kDirect);
   torch::Tensor direct, winograd;
@@ -177,14 +223,18 @@ TEST(Winograd, ConvFollowsEachModesChoice) {
     return grads;
   };
   const auto direct_grads = grads_of(net->forward(input));
-  set_training_conv_algorithm(ConvAlgorithm::kWinograd);
-  const auto trained = net->forward(input);
-  const auto winograd_grads = grads_of(trained);
-  set_training_conv_algorithm(ConvAlgorithm::kDirect);
-  EXPECT_LE(test::relative_error(trained.detach(), direct), 1e-4);
-  EXPECT_GT(test::relative_error(trained.detach(), direct), 0.0);
-  for (size_t i = 0; i < direct_grads.size(); ++i)
-    if (direct_grads[i].abs().max().item<double>() > 0) EXPECT_LE(test::relative_error(winograd_grads[i], direct_grads[i]), 1e-3) << i;
+  for (const auto trainer : trainers()) {
+    SCOPED_TRACE(winograd_trainer_name(trainer));
+    const TrainerScope scope(trainer);
+    set_training_conv_algorithm(ConvAlgorithm::kWinograd);
+    const auto trained = net->forward(input);
+    const auto winograd_grads = grads_of(trained);
+    set_training_conv_algorithm(ConvAlgorithm::kDirect);
+    EXPECT_LE(test::relative_error(trained.detach(), direct), 1e-4);
+    EXPECT_GT(test::relative_error(trained.detach(), direct), 0.0);
+    for (size_t i = 0; i < direct_grads.size(); ++i)
+      if (direct_grads[i].abs().max().item<double>() > 0) EXPECT_LE(test::relative_error(winograd_grads[i], direct_grads[i]), 1e-3) << i;
+  }
 }
 
 }  // namespace

@@ -62,22 +62,30 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   torch::manual_seed(0);
   const auto input = to_inference_input(torch::rand({options.batch, net.in_channels(), options.height, options.width}), options);
   Timing timing;
-  if (options.mode == "infer") {
-    c10::InferenceMode guard;
-    net.eval();
+  // The timed runs, then with options.profile one more, untimed, under the operator profiler.
+  auto time_runs = [&](const auto& run) {
     for (int64_t i = 0; i < options.warmup + options.runs; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      const auto logits = net.forward(input);
+      run();
       synchronize(options.device);
       if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));
     }
+    if (!options.profile) return;
+    OpProfiler profiler;
+    run();
+    synchronize(options.device);
+    timing.profile = profiler.finish();
+  };
+  if (options.mode == "infer") {
+    c10::InferenceMode guard;
+    net.eval();
+    time_runs([&] { net.forward(input); });
     return timing;
   }
   net.train();
   torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(1e-4).momentum(0.9));
   torch::Tensor labels;
-  for (int64_t i = 0; i < options.warmup + options.runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+  time_runs([&] {
     sgd.zero_grad();
     const auto logits = net.forward(input);
     if (!labels.defined()) {  // a class per pixel (N x H x W), or per image for a classifier (N)
@@ -89,9 +97,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
     (scores.dim() == 2 ? torch::nn::functional::cross_entropy(scores, labels) : segmentation_loss(scores, labels)).backward();
     if (options.communicator) options.communicator->all_reduce_gradients(net.parameters());
     sgd.step();
-    synchronize(options.device);
-    if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));
-  }
+  });
   return timing;
 }
 

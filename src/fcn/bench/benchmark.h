@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "fcn/bench/profile.h"
 #include "fcn/models/net.h"
 #include "fcn/train/distributed.h"
 
@@ -20,6 +21,7 @@ struct BenchOptions {
   int64_t batch = 1, height = 500, width = 500;
   int64_t warmup = 1, runs = 5;
   bool channels_last = true;   // NHWC activations: oneDNN's fast layout on CPU
+  bool profile = false;        // also record the operators of the last run (Timing.profile)
   torch::Device device = torch::kCPU;
   // Train mode as one rank of a data-parallel job: gradients summed over the ranks each step.
   std::shared_ptr<Communicator> communicator;
@@ -27,6 +29,7 @@ struct BenchOptions {
 
 struct Timing {
   std::vector<double> ms;  // per run (a run = one batch)
+  std::vector<OpTime> profile;  // with BenchOptions.profile: the last run's operators, by self time
   double median() const;
   double min() const;
   double max() const;

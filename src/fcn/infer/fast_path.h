@@ -99,9 +99,10 @@ void to_layout(torch::nn::Module& module, bool channels_last);
 // The layout training runs in (fcn train, fcn pretrain, fcn bench --mode train). kAuto is the rule,
 // measured on both classes (docs/benchmarks.md, "Training in channels-last"): channels-last on CPUs
 // with AVX-512, where the demo's FCN-8s step is ~1.15x faster than in NCHW (alternating runs) and
-// fcn bench --mode train has always timed it; NCHW on AVX2 and below, where training runs direct
-// convolutions and NCHW was their faster layout on the AVX2 EPYC; NCHW on GPUs. The layout changes
-// float rounding only.
+// fcn bench --mode train has always timed it; NCHW on AVX2 and below, where NCHW was the faster
+// layout for direct convolutions on the AVX2 EPYC and for fcn's Winograd trainer on the AVX2 proxy
+// (docs/benchmarks.md, "Winograd training on every CPU"); NCHW on GPUs. The layout changes float
+// rounding only.
 enum class TrainingLayout { kAuto, kNchw, kChannelsLast };
 TrainingLayout parse_training_layout(const std::string& name, const std::string& what);  // auto | nchw | channels-last
 bool training_channels_last(TrainingLayout layout, const torch::Device& device, const CpuInfo& cpu = cpu_info());

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #ifdef FCN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -70,6 +71,7 @@ struct Im2col {
 
 torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding,
                           bool relu) {
+  RECORD_FUNCTION("fcn::gemm_conv2d", std::vector<c10::IValue>());  // a row of its own in operator profiles
   if (!gemm_conv_serves(input, weight, 1, 1, 1, padding, padding))
     fail("gemm convolution",
          "needs a float32 CPU N x C x H x W input, a C x kh x kw weight (kh*kw > 1) and an input at least the kernel");

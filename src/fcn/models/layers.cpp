@@ -47,12 +47,13 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
 }
 
 // Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
-// it, on the layers it serves, where oneDNN has the kernels; else LibTorch's own convolution.
+// it, on the layers it serves (in training, those where it pays); else LibTorch's own convolution.
 bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
   if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported(training))
     return false;
-  return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
+  return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w) &&
+         (!training || winograd_trains_well(x, g.padding_h));
 }
 
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path

@@ -21,7 +21,28 @@
 namespace fcn {
 namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kDirect}, training_algorithm{ConvAlgorithm::kDirect};
+std::atomic<int> trainer_choice{-1};  // -1: not set, the CPU's own (winograd_trainer)
+bool onednn_trains_winograd();  // below: oneDNN has its Winograd training kernels on this CPU
 }  // namespace
+
+WinogradTrainer winograd_trainer() {
+  const int chosen = trainer_choice;
+  if (chosen >= 0) return static_cast<WinogradTrainer>(chosen);
+  return onednn_trains_winograd() ? WinogradTrainer::kOneDnn : WinogradTrainer::kFcn;
+}
+
+void set_winograd_trainer(WinogradTrainer trainer) {
+  if (trainer == WinogradTrainer::kOneDnn && !onednn_trains_winograd())
+    fail("winograd convolution", "oneDNN has no Winograd training kernels on this CPU (it needs AVX-512)");
+  trainer_choice = static_cast<int>(trainer);
+}
+
+const char* winograd_trainer_name(WinogradTrainer trainer) { return trainer == WinogradTrainer::kOneDnn ? "oneDNN" : "fcn"; }
+
+bool winograd_trains_well(const torch::Tensor& x, int64_t padding) {
+  if (winograd_trainer() == WinogradTrainer::kOneDnn) return true;
+  return x.dim() == 4 && x.size(2) + 2 * padding - 2 >= kFcnTrainingMinSide && x.size(3) + 2 * padding - 2 >= kFcnTrainingMinSide;
+}
 
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
@@ -215,6 +236,42 @@ class WinogradConv : public torch::autograd::Function<WinogradConv> {
   }
 };
 
+// Winograd with autograd on fcn's own kernel (winograd_tiles.h), on every CPU: the forward pass and
+// the input gradient, which is again a 3x3 convolution (of the output gradient with each kernel
+// turned 180 degrees and in/out channels swapped, padding 2 - p), by Winograd; the weight and bias
+// gradients by LibTorch's backward-weights convolution (direct).
+class TilesConv : public torch::autograd::Function<TilesConv> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias, int64_t padding) {
+    const bool has_bias = bias.numel() > 0;  // an empty bias stands for none
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["bias"] = has_bias;
+    return winograd_tiles_conv2d(x, weight, has_bias ? bias : at::Tensor(), padding);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    if (torch::GradMode::is_enabled())
+      fail("winograd convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1];
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    const bool has_bias = ctx->saved_data["bias"].toBool();
+    const auto& dy = grads[0];
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = winograd_tiles_conv2d(dy, weight.flip({2, 3}).transpose(0, 1), at::Tensor(), 2 - padding);
+    const bool weights = ctx->needs_input_grad(1), biases = has_bias && ctx->needs_input_grad(2);
+    if (weights || biases) {
+      const std::vector<int64_t> bias_sizes{weight.size(0)};
+      std::tie(std::ignore, dw, db) = at::convolution_backward(
+          dy, x, weight, has_bias ? at::OptionalIntArrayRef(bias_sizes) : c10::nullopt, {1, 1}, {padding, padding}, {1, 1},
+          /*transposed=*/false, {0, 0}, /*groups=*/1, {false, weights, biases});
+    }
+    return {dx, weights ? dw : at::Tensor(), biases ? db : at::Tensor(), at::Tensor()};
+  }
+};
+
 // Whether oneDNN has its Winograd training kernels on this CPU (AVX-512 and up in oneDNN 2.6).
 bool training_kernels() {
   try {
@@ -225,11 +282,16 @@ bool training_kernels() {
   }
 }
 
+bool onednn_trains_winograd() {
+  static const bool trains = training_kernels();
+  return trains;
+}
+
 }  // namespace
 
 bool winograd_supported(bool training) {
-  static const bool trains = training_kernels();
-  return training ? trains : true;  // inference: fcn's own kernel (winograd_tiles.h), on every CPU
+  (void)training;  // training: oneDNN's kernels where this CPU has them, else fcn's (winograd_trainer)
+  return true;     // inference: fcn's own kernel (winograd_tiles.h), on every CPU
 }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -237,9 +299,11 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
   if (!winograd_eligible(x, weight, 1, 1, 1, padding, padding))
     fail("winograd convolution", "needs a float32 CPU N x C x H x W input and a 3x3 weight with channels in multiples of 16");
   try {
+    const auto trainer = winograd_trainer();
     if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
       // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
-      auto y = WinogradConv::apply(x, weight, bias.defined() ? bias : at::empty({0}, weight.options()), padding);
+      const auto b = bias.defined() ? bias : at::empty({0}, weight.options());
+      auto y = trainer == WinogradTrainer::kOneDnn ? WinogradConv::apply(x, weight, b, padding) : TilesConv::apply(x, weight, b, padding);
       return relu ? y.relu_() : y;
     }
     return winograd_tiles_conv2d(x, weight, bias, padding, relu);
@@ -249,6 +313,10 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
 }
 
 #else  // built without oneDNN: every layer runs direct
+
+namespace {
+bool onednn_trains_winograd() { return false; }
+}  // namespace
 
 bool winograd_supported(bool) { return false; }
 

@@ -5,9 +5,11 @@
 //   (fcn/models/winograd_tiles.h: tile transforms + oneDNN's sgemm), on every x86-64 CPU; it holds
 //   nothing between calls, so memory is that of the direct convolution. Used where the fast path
 //   says so (fcn/infer/fast_path.h).
-// - training, forward and backward: oneDNN's Winograd kernels, which oneDNN 2.6 has for float32 on
-//   AVX-512 CPUs only; used where TrainOptions.winograd says so (on by default: FCN-8s's train step
-//   ~1.3x faster on AVX-512; its memory is transient; docs/benchmarks.md).
+// - training (winograd_trainer): oneDNN's Winograd kernels for the forward pass and both gradients,
+//   which oneDNN 2.6 has for float32 on AVX-512 CPUs only; elsewhere fcn's: the forward pass and the
+//   input gradient (a 3x3 convolution too) by fcn's kernel, the weight gradient direct. Used where
+//   TrainOptions.winograd says so (on by default: FCN-8s's train step at 320x320 ~1.3x faster on
+//   AVX-512, ~1.1x on the AVX2 proxy; its memory is transient; docs/benchmarks.md).
 //
 // Results agree with the direct convolution to float rounding of the transforms (relative
 // ~1e-6..1e-5; tests/models/winograd_test.cpp holds them to 1e-4 of the output's scale).
@@ -30,9 +32,27 @@ void set_training_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm training_conv_algorithm();
 const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "direct" | "winograd"
 
-// fcn was built with oneDNN (whose sgemm fcn's inference kernel uses: every CPU), or with `training`,
-// this CPU also runs oneDNN's Winograd forward-training and both backward kernels (checked once).
+// fcn was built with oneDNN (whose sgemm fcn's kernel uses), for inference and training alike: every
+// CPU runs one of the two trainers below.
 bool winograd_supported(bool training = false);
+
+enum class WinogradTrainer {
+  kOneDnn,  // oneDNN's kernels: forward, input and weight gradients (AVX-512 CPUs)
+  kFcn,     // fcn's kernel for the forward pass and the input gradient; the weight gradient direct
+};
+// The trainer grad mode runs: oneDNN's where this CPU has its kernels (checked once), else fcn's,
+// unless set_winograd_trainer chose (tests, benchmarks; kOneDnn throws fcn::Error where it is absent).
+WinogradTrainer winograd_trainer();
+void set_winograd_trainer(WinogradTrainer trainer);
+const char* winograd_trainer_name(WinogradTrainer trainer);  // "oneDNN" | "fcn"
+
+// fcn's trainer pays on maps of at least this many output rows and columns: on 4x4 and 8x8 maps its
+// transforms cost more than the multiplies saved, and on 16x16 its layout copies in an NCHW net take
+// the rest (AVX2 proxy, per layer and whole steps: docs/benchmarks.md).
+constexpr int64_t kFcnTrainingMinSide = 32;
+// Whether training an eligible layer on input x by Winograd pays: always with oneDNN's trainer, with
+// fcn's on outputs of at least kFcnTrainingMinSide on both sides.
+bool winograd_trains_well(const torch::Tensor& x, int64_t padding);
 
 // A layer Winograd serves well: float32 CPU input, 3x3 kernel, stride 1, dilation 1, one group,
 // zero padding 0 or 1 on every side (oneDNN's training kernel takes no more), and in/out channels
@@ -43,9 +63,8 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
 
 // conv2d(x, weight, bias, stride 1, padding) by Winograd; x float32 on the CPU, NCHW or
 // channels-last (the result has x's layout). Throws fcn::Error for a layer it does not serve. In
-// grad mode, with an input that requires grad, it runs oneDNN's kernels and records autograd, whose
-// backward runs oneDNN's Winograd backward passes (first derivatives only: no create_graph); that
-// throws fcn::Error where oneDNN has no Winograd kernel (below AVX-512). With `relu`, the result is
+// grad mode, with an input that requires grad, it runs winograd_trainer()'s kernels and records
+// autograd (first derivatives only: no create_graph). With `relu`, the result is
 // max(0, conv2d(...)): fused into the inference kernel's output pass, a separate step in training.
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                               int64_t padding, bool relu = false);

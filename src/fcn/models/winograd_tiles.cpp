@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "fcn/util/error.h"
@@ -148,6 +149,7 @@ void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const 
 
 at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias_in, int64_t padding,
                                  bool relu) {
+  RECORD_FUNCTION("fcn::winograd_conv2d", std::vector<c10::IValue>());  // a row of its own in operator profiles
   const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto u = transform_weights(weight);

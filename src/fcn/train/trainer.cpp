@@ -65,7 +65,7 @@ struct StepBatch {
   int64_t valid_pixels = 0;  // not void, in this rank's part
 };
 
-// Winograd convolutions for a run's steps (TrainOptions.winograd) where oneDNN has them; the
+// Winograd convolutions for a run's steps (TrainOptions.winograd) where fcn has them; the
 // process's own choice again afterwards.
 class TrainingConvs {
  public:
