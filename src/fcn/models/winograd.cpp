@@ -162,16 +162,28 @@ at::Tensor run_forward(const dnnl::convolution_forward::primitive_desc& pd, cons
   return plain_copy(dst, s.dst, x, stream);
 }
 
+// What both trainers' backward passes read: x, the weights, the padding and whether there is a bias
+// (an empty bias stands for none: LibTorch 1.13's custom functions take no undefined inputs).
+bool save_conv(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+               int64_t padding) {
+  const bool has_bias = bias.numel() > 0;
+  ctx->save_for_backward({x, weight});
+  ctx->saved_data["padding"] = padding;
+  ctx->saved_data["bias"] = has_bias;
+  return has_bias;
+}
+
+void refuse_double_backward() {
+  if (torch::GradMode::is_enabled())
+    fail("winograd convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+}
+
 // Winograd with autograd: what grad mode records when an input needs a gradient (training).
 class WinogradConv : public torch::autograd::Function<WinogradConv> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, int64_t padding) {
-    const bool has_bias = bias.numel() > 0;  // an empty bias stands for none
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["bias"] = has_bias;
-    const Shape s = shape_of(x, weight, has_bias, padding);
+    const Shape s = shape_of(x, weight, save_conv(ctx, x, weight, bias, padding), padding);
     const auto pd = winograd_desc(s, dnnl::prop_kind::forward_training);
     dnnl::stream stream(engine());
     at::Tensor weight_bytes;
@@ -180,8 +192,7 @@ class WinogradConv : public torch::autograd::Function<WinogradConv> {
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    if (torch::GradMode::is_enabled())
-      fail("winograd convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+    refuse_double_backward();
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &weight = saved[1];
     const Shape s = shape_of(x, weight, ctx->saved_data["bias"].toBool(), ctx->saved_data["padding"].toInt());
@@ -244,16 +255,11 @@ class TilesConv : public torch::autograd::Function<TilesConv> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, int64_t padding) {
-    const bool has_bias = bias.numel() > 0;  // an empty bias stands for none
-    ctx->save_for_backward({x, weight});
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["bias"] = has_bias;
-    return winograd_tiles_conv2d(x, weight, has_bias ? bias : at::Tensor(), padding);
+    return winograd_tiles_conv2d(x, weight, save_conv(ctx, x, weight, bias, padding) ? bias : at::Tensor(), padding);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    if (torch::GradMode::is_enabled())
-      fail("winograd convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+    refuse_double_backward();
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &weight = saved[1];
     const int64_t padding = ctx->saved_data["padding"].toInt();
