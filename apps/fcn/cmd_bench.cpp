@@ -167,15 +167,20 @@ void apply_training_convs(const BenchFlags& f) {
   set_training_conv_algorithm(winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
 }
 
-// What runs fcn at the current thread count. Inference on the CPU: fcn tune's cached choice for
-// this workload, else the ISA rule (fcn/infer/fast_path.h), put into force. Training keeps fcn
-// train's settings (its layout rule, block cache, Winograd). --nchw and --conv override.
+// What runs fcn at the current thread count, on the CPU: fcn tune's cached choice for this
+// workload (inference, or with --mode train fcn tune --mode train's, as fcn train takes it), else
+// the ISA rule (fcn/infer/fast_path.h), put into force. --nchw and --conv override.
 FastPath bench_path(const Model& model, const BenchFlags& f) {
   FastPath path;
   const bool train = f.options.mode == "train";
-  if (!train && f.options.device.is_cpu()) {
-    path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype)));
-    apply_path(path);
+  if (f.options.device.is_cpu()) {
+    path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype), train));
+    if (train) {  // the block cache is already fcn train's (use_cpu_cache_for_training)
+      set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv, true));
+      if (f.conv != "auto") path.conv = training_conv_algorithm(), path.source = "flag";
+    } else {
+      apply_path(path);
+    }
   } else {
     path.allocator = cpu_allocator_policy();
     path.upsampling = upsampling_path();
@@ -505,15 +510,31 @@ void run_bench(BenchFlags& f) {
 
 struct TuneFlags {
   NetRecipe recipe;
-  std::string model, size = "500", dtype = "fp32";
+  std::string model, size = "500", dtype = "fp32", mode = "infer";
   int64_t batch = 1;
   int runs = 2;
   std::vector<int> threads;
   bool json = false, block_cache = false;
 };
 
+// One training step's time on `path` (its layout and conv algorithm; fcn train's block cache and
+// upsampling): the fastest of `runs` after one warm-up, as time_forward does for inference.
+double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, const std::string& dtype,
+                       int runs) {
+  set_training_conv_algorithm(path.conv);
+  BenchOptions options;
+  options.mode = "train";
+  options.dtype = dtype;
+  options.batch = batch, options.height = height, options.width = width;
+  options.runs = runs;
+  options.channels_last = path.channels_last;
+  const double ms = time_net(net, options).min();
+  to_layout(net, false);
+  return ms;
+}
+
 // fcn tune: times the fast-path candidates for one workload at each thread count and caches the
-// winner, which predict, eval and bench then use on this machine.
+// winner, which predict, eval and bench (--mode train: fcn train and bench --mode train) then use.
 void run_tune(TuneFlags& t) {
   const auto [height, width] = parse_size(t.size, "--size");
   check_batch(t.batch, t.size, height, width);
@@ -522,19 +543,25 @@ void run_tune(TuneFlags& t) {
   check_dtype_runs_natively(dtype, torch::kCPU, "BenchOptions.dtype");
   if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
   apply_threads(t.threads);
+  const bool train = t.mode == "train";
+  if (train) use_cpu_cache_for_training();  // as fcn train runs
   BenchFlags f;
   f.recipe = t.recipe, f.model = t.model;
   auto model = bench_model(f);
   auto report = nlohmann::json::array();
   for (const int threads : t.threads) {
     torch::set_num_threads(threads);
-    const auto key = tune_key(*model.net, height, width, t.batch, dtype);
+    const auto key = tune_key(*model.net, height, width, t.batch, dtype, train);
     if (!t.json)
-      std::printf("tuning %s at %ldx%ld, %s, batch %ld, %d thread(s), on %s (%s):\n", bench_name(f).c_str(), static_cast<long>(height),
-                  static_cast<long>(width), t.dtype.c_str(), static_cast<long>(t.batch), threads, cpu_info().model.c_str(),
-                  cpu_info().isa_class().c_str());
+      std::printf("tuning %s%s at %ldx%ld, %s, batch %ld, %d thread(s), on %s (%s):\n", train ? "the training step of " : "",
+                  bench_name(f).c_str(), static_cast<long>(height), static_cast<long>(width), t.dtype.c_str(),
+                  static_cast<long>(t.batch), threads, cpu_info().model.c_str(), cpu_info().isa_class().c_str());
     const auto result = tune_path(
-        key, [&](const FastPath& path) { return time_forward(*model.net, path, height, width, t.batch, dtype, t.runs); },
+        key,
+        [&](const FastPath& path) {
+          return train ? time_train_step(*model.net, path, height, width, t.batch, t.dtype, t.runs)
+                       : time_forward(*model.net, path, height, width, t.batch, dtype, t.runs);
+        },
         [&](const FastPath& path, double ms) {
           if (!t.json) std::printf("  %-58s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
           std::fflush(stdout);
@@ -557,8 +584,8 @@ void run_tune(TuneFlags& t) {
                      .dump(2)
               << "\n";
   } else {
-    std::printf("cached in %s: fcn predict, eval and bench use it on this machine (FCN_NO_TUNE=1 ignores it)\n",
-                tune_cache_file().c_str());
+    std::printf("cached in %s: %s use it on this machine (FCN_NO_TUNE=1 ignores it)\n", tune_cache_file().c_str(),
+                train ? "fcn train and fcn bench --mode train" : "fcn predict, eval and bench");
   }
 }
 
@@ -569,6 +596,7 @@ void add_tune(CLI::App& app) {
       "tune", "Choose the fastest way to run a net on this CPU (layout, allocator, upsampling, Winograd) by timing it; cached\n"
               "  example: fcn tune --geometry reference --size 500   (FCN-8s VGG16 at 500x500)\n"
               "  example: fcn tune unet.fcn --size 512 --threads 1,2\n"
+              "  example: fcn tune fcn8s.fcn --size 64 --batch 8 --mode train   (what fcn train --batch 8 on 64x64 images runs)\n"
               "  The choice is kept in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,\n"
               "  its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch, size class);\n"
               "  fcn predict, eval and bench use it, and without one the ISA rule. FCN_NO_TUNE=1 pins the rule.");
@@ -576,7 +604,10 @@ void add_tune(CLI::App& app) {
   cmd->add_option("MODEL", t.model, "model file (default: a fresh net of the --arch recipe)");
   add_recipe_flags(cmd, t.recipe);
   add_size_flag(cmd, t.size, "input size");
-  cmd->add_option("--batch", t.batch, "images per forward pass")->capture_default_str();
+  cmd->add_option("--batch", t.batch, "images per forward pass (--mode train: per step, as fcn train --batch)")->capture_default_str();
+  cmd->add_option("--mode", t.mode, "infer | train: a training step's layout and conv algorithm (fcn train's choice)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"infer", "train"}));
   add_dtype_flag(cmd, t.dtype);
   add_threads_flag(cmd, t.threads, "LibTorch's default, as predict uses");
   cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (the fastest counts)")->capture_default_str();

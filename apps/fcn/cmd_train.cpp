@@ -9,6 +9,7 @@
 #include "fcn/data/dataset.h"
 #include "fcn/data/stats.h"
 #include "fcn/formats/npy.h"
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/registry.h"
@@ -197,6 +198,25 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   }
 }
 
+// fcn tune --mode train's cached choice for this net, image size (--crop, else the first training
+// image's) and per-rank batch on this machine, where --layout and --conv are left at auto: its layout
+// and conv algorithm. Without an entry the trainer's own rule runs (TrainOptions' defaults).
+void use_tuned_training_path(const TrainFlags& f, const NetImpl& net, const SegmentationDataset& train, int64_t world,
+                             TrainOptions& options) {
+  if (f.layout != "auto" || f.conv != "auto" || !options.device().is_cpu() || train.size() == 0) return;
+  int64_t height = f.crop, width = f.crop;
+  if (height <= 0) {
+    const auto image = train.get(0).image;
+    height = image.size(-2), width = image.size(-1);
+  }
+  const auto path = find_path(tune_key(net, height, width, std::max<int64_t>(1, f.batch / world), torch::kFloat, true));
+  if (path.source != "cache") return;
+  options.layout(training_layout_of(path)).winograd(path.conv == ConvAlgorithm::kWinograd);
+  if (!options.quiet())
+    std::printf("training path: %s convs in %s (fcn tune --mode train's choice for this CPU)\n", conv_algorithm_name(path.conv),
+                path.channels_last ? "channels-last" : "NCHW");
+}
+
 // This process's place in a data-parallel job: the launcher's environment, then the flags.
 DistributedOptions job_of(const TrainFlags& f) {
   if (f.workers < 0) fail("--workers", "must be 0 or more, got " + std::to_string(f.workers));
@@ -254,6 +274,7 @@ void run_train(TrainFlags& f) {
     model.meta.palette = train.palette();
     // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
     model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}}.dump();
+    use_tuned_training_path(f, *model.net, train, job.world_size(), options);
     result = train_segmentation(model, train, val.get(), options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
@@ -287,7 +308,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
-  add_conv_flag(cmd, f.conv, "Winograd where fcn was built with oneDNN (train step at 320x320 ~1.3x faster on AVX-512,\n  ~1.1x on AVX2), else direct");
+  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.3x faster on AVX-512, ~1.2x on the AVX2 proxy), else direct");
   add_layout_flag(cmd, f.layout);
 }
 

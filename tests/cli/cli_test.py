@@ -403,4 +403,37 @@ def _():
     assert json.loads(p.stdout)["path"]["source"] == "rule" and "ignoring" in p.stderr and tuned["cache"] in p.stderr, p.stderr
 
 
+@check("tune --mode train: a training step's layout and conv, cached apart; fcn train and bench --mode train take it")
+def _():
+    root = tiny_voc("tune_train_data")
+    net = ["--arch", "fcn8s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1, "--classes", 5]
+    fit = ["train", "--data", root, *net, "--epochs", 1, "--batch", 3, "--overwrite", "--out"]
+    assert "training path" not in run(*fit, path("tt0.fcn")).stdout  # no entry: the trainer's own rule, silently
+    tuned = json.loads(run("tune", *net, "--size", 16, "--batch", 3, "--mode", "train", "--runs", 1, "--json").stdout)["tuned"][0]
+    assert tuned["key"].endswith(";mode=train") and len(tuned["timings"]) >= 2, tuned
+    assert all(t["path"]["allocator"] == "block_cache" for t in tuned["timings"]), tuned  # fcn train's allocator
+    layout, conv = tuned["path"]["layout"], tuned["path"]["conv"]
+    same = ["--size", 16, "--batch", 3, "--threads", tuned["threads"], "--runs", 1, "--warmup", 0, "--json"]
+    bench = json.loads(run("bench", *net, "--mode", "train", *same).stdout)["path"]
+    assert bench["source"] == "cache" and (bench["layout"], bench["conv"]) == (layout, conv), (bench, tuned["path"])
+    words = "channels-last" if layout == "channels_last" else "NCHW"
+    out = run(*fit, path("tt1.fcn")).stdout
+    assert f"training path: {conv} convs in {words}" in out, out
+    ran = lambda name: {k: json.loads(open(path(name + ".run/metrics.jsonl")).readline())[k] for k in ("layout", "conv")}
+    assert ran("tt1") == {"layout": layout, "conv": conv}, ran("tt1")  # what the epoch ran, in metrics.jsonl
+    assert "training path" not in run(*fit, path("tt2.fcn"), "--layout", "nchw").stdout  # named: the user's choice
+    assert ran("tt2")["layout"] == "nchw", ran("tt2")
+    # Whatever the entry says is what runs: flipped by hand to the other layout and direct convs.
+    cache_file = os.path.join(os.environ["XDG_CACHE_HOME"], "fcn", "fast-paths.json")
+    cache = json.load(open(cache_file))
+    flipped = "nchw" if layout == "channels_last" else "channels_last"
+    cache["entries"][tuned["key"]]["path"].update(layout=flipped, conv="direct")
+    json.dump(cache, open(cache_file, "w"))
+    run(*fit, path("tt4.fcn"))
+    assert ran("tt4") == {"layout": flipped, "conv": "direct"}, ran("tt4")
+    other_batch = ["train", "--data", root, *net, "--epochs", 1, "--batch", 2, "--overwrite", "--out", path("tt3.fcn")]
+    assert "training path" not in run(*other_batch).stdout  # another batch: another key
+    assert json.loads(run("bench", *net, *same).stdout)["path"]["source"] == "rule"  # inference's entry: none
+
+
 summary()

@@ -147,6 +147,41 @@ TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   EXPECT_EQ(find_path(tune_key(*make_net(wider), 500, 500)).source, "rule");
 }
 
+// fcn tune --mode train: a training key starts from training's rule (fcn train's defaults), times the
+// layout and the conv algorithm only, and is cached apart from inference's entry for the same workload.
+TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
+  fresh_cache("training");
+  const auto net = tiny_unet();
+  const auto infer = tune_key(*net, 64, 64, 8), train = tune_key(*net, 64, 64, 8, torch::kFloat, /*training=*/true);
+  EXPECT_NE(train.str(), infer.str());
+  const auto rule = training_rule_path();
+  EXPECT_EQ(rule.channels_last, training_channels_last(TrainingLayout::kAuto, torch::kCPU));
+  EXPECT_EQ(rule.allocator, CpuAllocatorPolicy::kBlockCache);
+  EXPECT_EQ(rule.conv, winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+  EXPECT_EQ(find_path(train).source, "rule");
+  EXPECT_TRUE(find_path(train).same_choice(rule));
+  const bool fast_layout = !rule.channels_last;
+  const auto fast_conv = rule.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
+  const auto result = tune_path(train, [&](const FastPath& p) {
+    EXPECT_EQ(p.allocator, CpuAllocatorPolicy::kBlockCache);  // training's, never another
+    EXPECT_EQ(p.upsampling, UpsamplingPath::kSubpixel);
+    return 100.0 - (p.channels_last == fast_layout ? 30 : 0) - (p.conv == fast_conv ? 3 : 0);
+  });
+  EXPECT_EQ(result.timings.size(), 2u + kConvCandidates);  // the rule, the other layout, the other conv in either layout
+  EXPECT_EQ(result.best.channels_last, fast_layout);
+  if (kConvCandidates > 0) EXPECT_EQ(result.best.conv, fast_conv);
+  EXPECT_EQ(training_layout_of(result.best), fast_layout ? TrainingLayout::kChannelsLast : TrainingLayout::kNchw);
+  const auto cached = find_path(train);
+  EXPECT_EQ(cached.source, "cache");
+  EXPECT_TRUE(cached.same_choice(result.best));
+  EXPECT_EQ(find_path(infer).source, "rule");  // inference's entry untouched
+  EXPECT_EQ(find_path(tune_key(*net, 64, 64, 4, torch::kFloat, true)).source, "rule");  // another batch
+  ::setenv("FCN_NO_TUNE", "1", 1);
+  EXPECT_TRUE(find_path(train).same_choice(rule));
+  EXPECT_EQ(find_path(train).source, "pinned");
+  ::unsetenv("FCN_NO_TUNE");
+}
+
 TEST(FastPath, EveryCandidateIsTimedOnce) {
   fresh_cache("once");
   const auto net = tiny_unet();

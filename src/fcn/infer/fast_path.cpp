@@ -33,8 +33,10 @@ std::string fnv1a_hex(const std::string& text) {
 }
 
 nlohmann::json key_json(const TuneKey& k) {
-  return {{"cpu", k.cpu}, {"isa", k.isa}, {"torch", k.torch_version}, {"threads", k.threads}, {"net", k.net},
-          {"dtype", k.dtype}, {"batch", k.batch}, {"size_class", k.size_class}};
+  nlohmann::json j{{"cpu", k.cpu}, {"isa", k.isa}, {"torch", k.torch_version}, {"threads", k.threads}, {"net", k.net},
+                   {"dtype", k.dtype}, {"batch", k.batch}, {"size_class", k.size_class}};
+  if (k.training) j["mode"] = "train";  // inference entries keep the keys they had
+  return j;
 }
 
 bool pinned() {
@@ -155,11 +157,13 @@ FastPath FastPath::from_json(const nlohmann::json& j) {
 
 std::string TuneKey::str() const {
   return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";threads=" + std::to_string(threads) + ";net=" + net +
-         ";dtype=" + dtype + ";batch=" + std::to_string(batch) + ";size=2^" + std::to_string(size_class);
+         ";dtype=" + dtype + ";batch=" + std::to_string(batch) + ";size=2^" + std::to_string(size_class) +
+         (training ? ";mode=train" : "");
 }
 
-TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype) {
+TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype, bool training) {
   TuneKey key;
+  key.training = training;
   key.cpu = cpu_info().model;
   key.isa = cpu_info().isa_class();
   key.torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
@@ -192,9 +196,23 @@ FastPath rule_path(const CpuInfo& cpu) {
   return path;
 }
 
+FastPath training_rule_path(const CpuInfo& cpu) {
+  FastPath path;
+  path.channels_last = training_channels_last(TrainingLayout::kAuto, torch::kCPU, cpu);
+  path.allocator = CpuAllocatorPolicy::kBlockCache;
+  path.upsampling = UpsamplingPath::kSubpixel;
+  path.conv = winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
+  path.source = "rule";
+  return path;
+}
+
+TrainingLayout training_layout_of(const FastPath& path) {
+  return path.channels_last ? TrainingLayout::kChannelsLast : TrainingLayout::kNchw;
+}
+
 FastPath find_path(const TuneKey& key) {
   if (pinned()) {
-    auto path = rule_path();
+    auto path = key.training ? training_rule_path() : rule_path();
     path.source = "pinned";
     return path;
   }
@@ -205,7 +223,7 @@ FastPath find_path(const TuneKey& key) {
     } catch (const std::exception&) {  // a damaged entry is a miss; fcn tune replaces it
     }
   }
-  return rule_path();
+  return key.training ? training_rule_path() : rule_path();
 }
 
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
@@ -220,7 +238,7 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
     result.timings.emplace_back(path, ms);
     return ms;
   };
-  FastPath best = rule_path();
+  FastPath best = key.training ? training_rule_path() : rule_path();
   double best_ms = measure(best);
   // A busy VM makes single timings swing by tens of percent: an alternative that looks faster is
   // timed again right after the incumbent, and wins only if it is again faster by 2%.
@@ -237,16 +255,18 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
   FastPath other = best;
   other.channels_last = !best.channels_last;
   try_alternative(other);
-  const FastPath base = best;  // each other allocator against the layout kept
-  for (const auto policy : {CpuAllocatorPolicy::kSystem, CpuAllocatorPolicy::kHugePages, CpuAllocatorPolicy::kBlockCache}) {
-    if (policy == base.allocator || (policy == CpuAllocatorPolicy::kBlockCache && !allow_block_cache)) continue;
-    other = base;
-    other.allocator = policy;
+  if (!key.training) {  // training: the layout and the conv algorithm only
+    const FastPath base = best;  // each other allocator against the layout kept
+    for (const auto policy : {CpuAllocatorPolicy::kSystem, CpuAllocatorPolicy::kHugePages, CpuAllocatorPolicy::kBlockCache}) {
+      if (policy == base.allocator || (policy == CpuAllocatorPolicy::kBlockCache && !allow_block_cache)) continue;
+      other = base;
+      other.allocator = policy;
+      try_alternative(other);
+    }
+    other = best;
+    other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
     try_alternative(other);
   }
-  other = best;
-  other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
-  try_alternative(other);
   if (winograd_supported()) {  // the other conv algorithm, in the layout kept and in the other one
     const FastPath kept = best;
     for (const bool flip_layout : {false, true}) {

@@ -53,11 +53,13 @@ struct TuneKey {
   std::string dtype = "fp32";
   int64_t batch = 1;
   int64_t size_class = 0;  // round(log2(H x W)): 500x500 and 512x512 share one; 0 = any size
+  bool training = false;   // a training step's choice (fcn tune --mode train), apart from inference's
   std::string str() const;
 };
 // This machine and thread count (torch::get_num_threads()) for `net` at height x width.
 // height = width = 0: any size (a command that does not know its image sizes up front).
-TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch = 1, torch::Dtype dtype = torch::kFloat);
+TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch = 1, torch::Dtype dtype = torch::kFloat,
+                 bool training = false);
 
 std::string tune_cache_file();
 
@@ -67,9 +69,14 @@ std::string tune_cache_file();
 // subpixel upsampling (docs/benchmarks.md).
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
+// Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule
+// (training_channels_last), Winograd 3x3 convs where fcn has them (winograd_supported(true)), fcn's
+// block cache (a step reuses the last step's blocks) and subpixel upsampling.
+FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
+
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
 // the entry of the largest size measured), else the rule. An unreadable cache file is reported on
-// stderr once and ignored.
+// stderr once and ignored. Training keys (key.training) take training_rule_path as their rule.
 FastPath find_path(const TuneKey& key);
 
 struct TuneResult {
@@ -83,7 +90,9 @@ struct TuneResult {
 // `progress` is told every timing; `timings` keeps each candidate's best.
 // The block cache is a candidate only with `allow_block_cache`: it is faster for inference too
 // (FCN-8s 500^2 on the AMX class: 2.38 vs 2.54 s) but holds ~0.6 GiB more, above PyTorch's peak
-// memory, so trading memory for speed is the user's call (fcn tune --block-cache).
+// memory, so trading memory for speed is the user's call (fcn tune --block-cache). A training key
+// starts from training_rule_path and times the layout and the conv algorithm only (the allocator
+// stays the block cache, the upsampling subpixel: what fcn train applies).
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
                      const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false);
 
@@ -106,6 +115,8 @@ void to_layout(torch::nn::Module& module, bool channels_last);
 enum class TrainingLayout { kAuto, kNchw, kChannelsLast };
 TrainingLayout parse_training_layout(const std::string& name, const std::string& what);  // auto | nchw | channels-last
 bool training_channels_last(TrainingLayout layout, const torch::Device& device, const CpuInfo& cpu = cpu_info());
+// The layout a training path names: kChannelsLast or kNchw.
+TrainingLayout training_layout_of(const FastPath& path);
 
 // Puts the process-wide parts into force: the CPU allocator policy, the upsampling path and the
 // conv algorithm. The layout is per net: PredictOptions::channels_last.

@@ -301,7 +301,9 @@ class Run {
     at_.step = 0;
     at_.epoch = epoch + 1;
     average_buffers();
-    nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", stats.mean_loss()}, {"lr", stats.lr}};
+    nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", stats.mean_loss()}, {"lr", stats.lr},  // and the path it ran:
+                           {"layout", channels_last_ ? "channels_last" : "nchw"},
+                           {"conv", conv_algorithm_name(training_conv_algorithm())}};
     const bool validate = val_ != nullptr && ((epoch + 1) % std::max<int64_t>(1, options_.val_every()) == 0 || epoch + 1 == options_.epochs());
     if (validate) {
       const auto m = validate_now();
