@@ -29,7 +29,8 @@ step "Convolutionalize it: fc layers become convolutions, the classifier becomes
 "$FCN" heatmap "$OUT/classifier.fcn" "$OUT/big-scenes/JPEGImages/val_00000.png" --class "$HEATMAP_CLASS" \
   --out "$PICTURES/heatmap.png" --npy "$OUT/heatmap.npy"
 
-train=(--data "$OUT/scenes" --epochs "$EPOCHS" --batch 8 --lr 1e-3 --optimizer adamw --weight-decay 1e-4 --seed 0 --overwrite)
+# --tune: each stage's first run on a machine times its training path (layout, Winograd or direct) and caches it.
+train=(--data "$OUT/scenes" --epochs "$EPOCHS" --batch 8 --lr 1e-3 --optimizer adamw --weight-decay 1e-4 --seed 0 --overwrite --tune)
 step "FCN-32s from the classifier ($EPOCHS epochs)"
 "$FCN" train "${train[@]}" --arch fcn32s --init "$OUT/classifier.fcn" --out "$OUT/fcn32s.fcn"
 step "FCN-16s from FCN-32s (score_pool4 starts at zero: the same logits at first)"

@@ -2,9 +2,9 @@
 # Issue 15's measurements on this machine's CPU class, in one command, so that a session on a class
 # not measured yet (docs/benchmarks.md says which) records everything the targets ask for:
 #   bash scripts/measure-class.sh [BUILD] [OUT]        (DEMO=1 also times make demo after the build)
-# Writes OUT/{cpu.txt,tune.json,fcn8s-500.json,unet-512.json,train-320.json,summary.md[,demo.log]} and
-# prints summary.md: per workload and thread count, fcn's time, the fastest peer's and the ratio,
-# beside the issue's target for this class. About 14 minutes on 2 AMX-class cores (25 with DEMO=1).
+# Writes OUT/{cpu.txt,tune.json,tune-train.json,fcn8s-500.json,unet-512.json,train-320.json,summary.md[,demo.log]}
+# and prints summary.md: per workload and thread count, fcn's time, the fastest peer's and the ratio,
+# beside the issue's target for this class. About 19 minutes on 2 AMX-class cores (30 with DEMO=1).
 # Nothing else may run meanwhile: the peers are timed in the same run, but a busy machine still
 # moves every number.
 set -euo pipefail
@@ -24,6 +24,9 @@ step "CPU"
 
 step "fcn tune: FCN-8s VGG16 500x500, 1 and 2 threads (cached for the benches below)"
 "$FCN" tune --geometry reference --size 500 --threads 1,2 --json > "$OUT/tune.json"
+
+step "fcn tune --mode train: the FCN-8s VGG16 train step at 320x320, 1 and 2 threads (cached for the bench below)"
+"$FCN" tune --geometry reference --size 320 --mode train --threads 1,2 --json > "$OUT/tune-train.json"
 
 bench() {  # NAME ARGS...
   local name=$1

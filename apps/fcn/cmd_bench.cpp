@@ -517,22 +517,6 @@ struct TuneFlags {
   bool json = false, block_cache = false;
 };
 
-// One training step's time on `path` (its layout and conv algorithm; fcn train's block cache and
-// upsampling): the fastest of `runs` after one warm-up, as time_forward does for inference.
-double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, const std::string& dtype,
-                       int runs) {
-  set_training_conv_algorithm(path.conv);
-  BenchOptions options;
-  options.mode = "train";
-  options.dtype = dtype;
-  options.batch = batch, options.height = height, options.width = width;
-  options.runs = runs;
-  options.channels_last = path.channels_last;
-  const double ms = time_net(net, options).min();
-  to_layout(net, false);
-  return ms;
-}
-
 // fcn tune: times the fast-path candidates for one workload at each thread count and caches the
 // winner, which predict, eval and bench (--mode train: fcn train and bench --mode train) then use.
 void run_tune(TuneFlags& t) {
@@ -563,7 +547,7 @@ void run_tune(TuneFlags& t) {
                        : time_forward(*model.net, path, height, width, t.batch, dtype, t.runs);
         },
         [&](const FastPath& path, double ms) {
-          if (!t.json) std::printf("  %-58s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
+          if (!t.json) std::printf("  %-74s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
           std::fflush(stdout);
         },
         t.block_cache);

@@ -9,6 +9,7 @@
 #include "fcn/data/dataset.h"
 #include "fcn/data/stats.h"
 #include "fcn/formats/npy.h"
+#include "fcn/bench/benchmark.h"
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
@@ -35,7 +36,7 @@ struct TrainFlags {
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
   double rotate = 0, shift = 0, gamma = 1;
   uint64_t seed = 0;
-  bool flip = false, json_output = false, no_check = false;
+  bool flip = false, json_output = false, no_check = false, tune = false;
   // Data parallel: ranks started here (--nproc), or this process as one rank of a launcher's job.
   int64_t nproc = 1, workers = 0, rank = -1, world_size = -1;
   double dist_timeout = 300;
@@ -198,23 +199,56 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   }
 }
 
-// fcn tune --mode train's cached choice for this net, image size (--crop, else the first training
-// image's) and per-rank batch on this machine, where --layout and --conv are left at auto: its layout
-// and conv algorithm. Without an entry the trainer's own rule runs (TrainOptions' defaults).
-void use_tuned_training_path(const TrainFlags& f, const NetImpl& net, const SegmentationDataset& train, int64_t world,
-                             TrainOptions& options) {
-  if (f.layout != "auto" || f.conv != "auto" || !options.device().is_cpu() || train.size() == 0) return;
+// The training step's workload: this net, the image size (--crop, else the first training image's)
+// and the per-rank batch.
+struct StepShape {
+  int64_t height, width, batch;
+};
+StepShape step_shape(const TrainFlags& f, const SegmentationDataset& train, int64_t world) {
   int64_t height = f.crop, width = f.crop;
   if (height <= 0) {
     const auto image = train.get(0).image;
     height = image.size(-2), width = image.size(-1);
   }
-  const auto path = find_path(tune_key(net, height, width, std::max<int64_t>(1, f.batch / world), torch::kFloat, true));
+  return {height, width, std::max<int64_t>(1, f.batch / world)};
+}
+
+// --tune: where nothing is cached for this step on this CPU, time the candidates (fcn tune --mode
+// train's) on the run's own net, its weights and the random stream put back afterwards, and cache
+// the winner. A cached choice is reused as it is: the first run on a machine measures.
+void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s) {
+  const auto key = tune_key(net, s.height, s.width, s.batch, torch::kFloat, true);
+  if (find_path(key).source != "rule") return;  // cached already, or FCN_NO_TUNE=1
+  if (!f.json_output) std::printf("timing the training step on this CPU (--tune; cached for this net, size and batch):\n");
+  const TrainingTuneGuard restore(net);
+  tune_path(
+      key, [&](const FastPath& path) { return time_train_step(net, path, s.height, s.width, s.batch, "fp32", 2); },
+      [&](const FastPath& path, double ms) {
+        if (!f.json_output)
+          std::printf("  %s convs in %s: %.1f ms/step\n", conv_algorithm_name(path.conv), path.channels_last ? "channels-last" : "NCHW", ms);
+        std::fflush(stdout);
+      });
+  set_training_conv_algorithm(ConvAlgorithm::kDirect);  // the trainer sets its own for the run
+}
+
+// fcn tune --mode train's cached choice for this step on this machine, where --layout and --conv are
+// left at auto: its layout and conv algorithm. Without an entry the trainer's own rule runs.
+void use_tuned_training_path(const NetImpl& net, const StepShape& s, TrainOptions& options) {
+  const auto path = find_path(tune_key(net, s.height, s.width, s.batch, torch::kFloat, true));
   if (path.source != "cache") return;
   options.layout(training_layout_of(path)).winograd(path.conv == ConvAlgorithm::kWinograd);
   if (!options.quiet())
     std::printf("training path: %s convs in %s (fcn tune --mode train's choice for this CPU)\n", conv_algorithm_name(path.conv),
                 path.channels_last ? "channels-last" : "NCHW");
+  std::fflush(stdout);
+}
+
+// --tune times CPU paths on one process, for a fresh run whose layout and conv are left to it.
+void check_tune_flag(const TrainFlags& f, int64_t world) {
+  if (f.layout != "auto" || f.conv != "auto") fail("--tune", "times the layout and the conv algorithm: leave --layout and --conv at auto");
+  if (world > 1) fail("--tune", "times one process; run fcn tune --mode train first, then start the ranks");
+  if (!f.resume.empty()) fail("--tune", "not with --resume: tune before the run starts");
+  if (!parse_device(f.device).is_cpu()) fail("--tune", "times CPU paths; " + f.device + " runs its own kernels");
 }
 
 // This process's place in a data-parallel job: the launcher's environment, then the flags.
@@ -250,6 +284,7 @@ void run_train(TrainFlags& f) {
     return;
   }
   const auto job = job_of(f);
+  if (f.tune) check_tune_flag(f, job.world_size());
   const auto comm = job.world_size() > 1 ? Communicator::connect(job) : nullptr;
   const bool main_rank = job.rank() == 0;
   use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
@@ -274,7 +309,11 @@ void run_train(TrainFlags& f) {
     model.meta.palette = train.palette();
     // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
     model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}}.dump();
-    use_tuned_training_path(f, *model.net, train, job.world_size(), options);
+    if (f.layout == "auto" && f.conv == "auto" && options.device().is_cpu() && train.size() > 0) {
+      const auto shape = step_shape(f, train, job.world_size());
+      if (f.tune) tune_training_path(f, *model.net, shape);
+      use_tuned_training_path(*model.net, shape, options);
+    }
     result = train_segmentation(model, train, val.get(), options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
@@ -310,6 +349,9 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
       ->capture_default_str();
   add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.3x faster on AVX-512, ~1.2x on the AVX2 proxy), else direct");
   add_layout_flag(cmd, f.layout);
+  cmd->add_flag("--tune", f.tune,
+                "where nothing is cached for this net, image size and batch on this CPU, time the training path\n"
+                "  candidates first (as fcn tune --mode train; seconds for small nets) and cache the winner");
 }
 
 void add_distributed_flags(CLI::App* cmd, TrainFlags& f) {

@@ -1,6 +1,7 @@
 // The operator profile (fcn bench --profile): calls counted per operator, self time = total less the
 // operators called inside, rows by self time, fcn's own kernels as rows of their own, and the
-// profiled run of time_net kept out of its timings.
+// profiled run of time_net kept out of its timings. And timing training steps on a run's own net
+// (fcn train --tune) leaves no trace.
 #include "fcn/bench/profile.h"
 
 #include <gtest/gtest.h>
@@ -85,6 +86,43 @@ TEST(OpProfiler, TimeNetProfilesOneMoreRunOutsideItsTimings) {
   EXPECT_EQ(convolution->calls, convs) << "each conv once: one run profiled";
   options.profile = false;
   EXPECT_TRUE(time_net(*net, options).profile.empty());
+}
+
+// fcn train --tune times steps on the run's own net: the guard puts back its weights, buffers and
+// the random stream, so the run trains as if nothing had been timed.
+TEST(TrainingTuneGuard, PutsBackWeightsBuffersAndTheRandomStream) {
+  NetRecipe recipe;
+  recipe.arch = "unet";
+  recipe.depth = 2;
+  recipe.base_channels = 4;
+  recipe.batch_norm = true;  // buffers too
+  recipe.classes = 3;
+  torch::manual_seed(3);
+  const auto net = make_net(recipe);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : net->parameters()) before.push_back(p.detach().clone());
+  for (const auto& b : net->buffers()) before.push_back(b.detach().clone());
+  auto now = [&] {
+    auto all = net->parameters();
+    for (const auto& b : net->buffers()) all.push_back(b);
+    return all;
+  };
+  torch::manual_seed(7);
+  {
+    const TrainingTuneGuard guard(*net);
+    EXPECT_GT(time_train_step(*net, training_rule_path(), 32, 32, 2, "fp32", 1), 0.0);
+    bool changed = false;
+    for (size_t i = 0; i < before.size(); ++i) changed = changed || !torch::equal(now()[i], before[i]);
+    EXPECT_TRUE(changed) << "the steps trained the net";
+    EXPECT_TRUE(net->parameters()[0].is_contiguous()) << "left in NCHW";
+  }
+  const auto after = now();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(after[i], before[i])) << i;
+  for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+  const auto draw = torch::rand({4});
+  torch::manual_seed(7);
+  EXPECT_TRUE(torch::equal(draw, torch::rand({4}))) << "the random stream as it was before the guard";
 }
 
 }  // namespace

@@ -403,7 +403,7 @@ def _():
     assert json.loads(p.stdout)["path"]["source"] == "rule" and "ignoring" in p.stderr and tuned["cache"] in p.stderr, p.stderr
 
 
-@check("tune --mode train: a training step's layout and conv, cached apart; fcn train and bench --mode train take it")
+@check("tune --mode train: a training step's layout and conv, cached apart; fcn train (--tune) and bench --mode train take it")
 def _():
     root = tiny_voc("tune_train_data")
     net = ["--arch", "fcn8s", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1, "--classes", 5]
@@ -431,6 +431,14 @@ def _():
     json.dump(cache, open(cache_file, "w"))
     run(*fit, path("tt4.fcn"))
     assert ran("tt4") == {"layout": flipped, "conv": "direct"}, ran("tt4")
+    # fcn train --tune: where nothing is cached, it times the candidates on the run's own net first and
+    # trains on the winner; the next run finds it cached.
+    fresh = dict(os.environ, XDG_CACHE_HOME=path("xdg_tune_train"))
+    for name, timed in (("tt5", True), ("tt6", False)):
+        p = subprocess.run([FCN, *map(str, fit), path(name + ".fcn"), "--tune"], capture_output=True, text=True, timeout=300, env=fresh)
+        assert p.returncode == 0 and "training path:" in p.stdout, p.stdout + p.stderr
+        assert ("timing the training step on this CPU" in p.stdout) == timed, p.stdout
+    one_line_error(run(*fit, path("tt7.fcn"), "--tune", "--layout", "nchw", ok=False), "--tune", "--layout")
     other_batch = ["train", "--data", root, *net, "--epochs", 1, "--batch", 2, "--overwrite", "--out", path("tt3.fcn")]
     assert "training path" not in run(*other_batch).stdout  # another batch: another key
     assert json.loads(run("bench", *net, *same).stdout)["path"]["source"] == "rule"  # inference's entry: none

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <torch/torch.h>
 
@@ -83,6 +86,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
     return timing;
   }
   net.train();
+  for (auto& p : net.parameters()) p.mutable_grad().reset();  // a gradient left in another layout by an earlier call
   torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(1e-4).momentum(0.9));
   torch::Tensor labels;
   time_runs([&] {
@@ -99,6 +103,46 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
     sgd.step();
   });
   return timing;
+}
+
+double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, const std::string& dtype,
+                       int runs) {
+  set_training_conv_algorithm(path.conv);
+  BenchOptions options;
+  options.mode = "train";
+  options.dtype = dtype;
+  options.batch = batch, options.height = height, options.width = width;
+  options.runs = runs;
+  options.channels_last = path.channels_last;
+  const double ms = time_net(net, options).min();
+  to_layout(net, false);
+  for (auto& p : net.parameters()) p.mutable_grad().reset();
+  return ms;
+}
+
+namespace {
+std::vector<torch::Tensor> state_of(NetImpl& net) {
+  auto tensors = net.parameters();
+  for (const auto& buffer : net.buffers()) tensors.push_back(buffer);
+  return tensors;
+}
+}  // namespace
+
+TrainingTuneGuard::TrainingTuneGuard(NetImpl& net) : net_(net) {
+  for (const auto& t : state_of(net)) tensors_.push_back(t.detach().clone());
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  rng_state_ = generator.get_state();
+}
+
+TrainingTuneGuard::~TrainingTuneGuard() {
+  torch::NoGradGuard no_grad;
+  const auto now = state_of(net_);
+  for (size_t i = 0; i < now.size() && i < tensors_.size(); ++i) now[i].copy_(tensors_[i]);
+  for (auto& p : net_.parameters()) p.mutable_grad().reset();
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(rng_state_);
 }
 
 double sgemm_gflops() {

@@ -10,6 +10,7 @@
 #include <torch/types.h>
 
 #include "fcn/bench/profile.h"
+#include "fcn/infer/fast_path.h"
 #include "fcn/models/net.h"
 #include "fcn/train/distributed.h"
 
@@ -38,6 +39,28 @@ struct Timing {
 // Times `net` (converted in place to the options' dtype and device). Inference runs under
 // c10::InferenceMode. Train steps use random labels and SGD (momentum 0.9).
 Timing time_net(NetImpl& net, const BenchOptions& options);
+
+// One training step's time on `path` (its layout and conv algorithm; the allocator and upsampling as
+// they are): the fastest of `runs` after one warm-up, as time_forward (fcn/infer/fast_path.h) is for
+// inference. The steps change the net's weights: tune a copy, or restore them (TrainingTuneGuard).
+// The net is left in NCHW.
+double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, const std::string& dtype,
+                       int runs);
+
+// Keeps a net's parameters and buffers and the default CPU generator's state, and puts them back on
+// destruction: timing training steps on the net a run is about to train leaves no trace in the run.
+class TrainingTuneGuard {
+ public:
+  explicit TrainingTuneGuard(NetImpl& net);
+  ~TrainingTuneGuard();
+  TrainingTuneGuard(const TrainingTuneGuard&) = delete;
+  TrainingTuneGuard& operator=(const TrainingTuneGuard&) = delete;
+
+ private:
+  NetImpl& net_;
+  std::vector<torch::Tensor> tensors_;
+  torch::Tensor rng_state_;
+};
 
 // GFLOP/s of a 2048^2 SGEMM and of a 3x3 256->256 convolution at 64^2 (channels-last, the given
 // dtype), each the best of a few runs: what this machine reaches through LibTorch.
