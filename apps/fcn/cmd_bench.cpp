@@ -161,10 +161,9 @@ std::string bench_name(const BenchFlags& f) {
   return f.recipe.arch == "unet" ? std::string("unet") : f.recipe.arch + " " + f.recipe.backbone + " " + f.recipe.geometry;
 }
 
-// Training convs as fcn train runs them: Winograd where oneDNN trains with it, unless --conv says.
+// Training convs as fcn train's rule runs them (training_rule_path), unless --conv says.
 void apply_training_convs(const BenchFlags& f) {
-  const auto winograd = f.conv == "auto" ? winograd_supported(true) : parse_conv(f.conv, true) == ConvAlgorithm::kWinograd;
-  set_training_conv_algorithm(winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+  set_training_conv_algorithm(f.conv == "auto" ? training_rule_path().conv : parse_conv(f.conv));
 }
 
 // What runs fcn at the current thread count, on the CPU: fcn tune's cached choice for this
@@ -176,7 +175,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   if (f.options.device.is_cpu()) {
     path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype), train));
     if (train) {  // the block cache is already fcn train's (use_cpu_cache_for_training)
-      set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv, true));
+      set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv));
       if (f.conv != "auto") path.conv = training_conv_algorithm(), path.source = "flag";
     } else {
       apply_path(path);
@@ -190,7 +189,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
   if (!train && f.conv != "auto") {
-    path.conv = parse_conv(f.conv, false);
+    path.conv = parse_conv(f.conv);
     path.source = "flag";
     set_conv_algorithm(path.conv);
   }
@@ -630,7 +629,7 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
   cmd->add_option("--profile", f.profile,
                   "also run once more under LibTorch's operator profiler and print the N operators\n  with the most self time at each thread count (JSON: runs[].profile, every operator)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);
   cmd->add_option("--format", f.format, "text | json | md (docs/benchmarks.md's table rows) | csv")

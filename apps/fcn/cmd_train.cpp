@@ -170,7 +170,7 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .quiet(f.json_output)
                            .overwrite(f.overwrite)
                            .workers(f.workers)
-                           .winograd(f.conv == "auto" || parse_conv(f.conv, true) == ConvAlgorithm::kWinograd)
+                           .winograd(f.conv == "auto" || parse_conv(f.conv) == ConvAlgorithm::kWinograd)
                            .layout(parse_training_layout(f.layout, "--layout"));
   validate(options.optimizer());
   return options;
@@ -213,33 +213,34 @@ StepShape step_shape(const TrainFlags& f, const SegmentationDataset& train, int6
   return {height, width, std::max<int64_t>(1, f.batch / world)};
 }
 
-// --tune: where nothing is cached for this step on this CPU, time the candidates (fcn tune --mode
-// train's) on the run's own net, its weights and the random stream put back afterwards, and cache
-// the winner. A cached choice is reused as it is: the first run on a machine measures.
-void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s) {
-  const auto key = tune_key(net, s.height, s.width, s.batch, torch::kFloat, true);
+// "winograd convs in NCHW": the two choices a training path makes.
+std::string training_path_text(const FastPath& path) {
+  return std::string(conv_algorithm_name(path.conv)) + " convs in " + (path.channels_last ? "channels-last" : "NCHW");
+}
+
+// --tune: where nothing is cached for this step (`key`) on this CPU, time the candidates (fcn tune
+// --mode train's) on the run's own net, its weights and the random stream put back afterwards, and
+// cache the winner. A cached choice is reused as it is: the first run on a machine measures.
+void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s, const TuneKey& key) {
   if (find_path(key).source != "rule") return;  // cached already, or FCN_NO_TUNE=1
   if (!f.json_output) std::printf("timing the training step on this CPU (--tune; cached for this net, size and batch):\n");
   const TrainingTuneGuard restore(net);
   tune_path(
       key, [&](const FastPath& path) { return time_train_step(net, path, s.height, s.width, s.batch, "fp32", 2); },
       [&](const FastPath& path, double ms) {
-        if (!f.json_output)
-          std::printf("  %s convs in %s: %.1f ms/step\n", conv_algorithm_name(path.conv), path.channels_last ? "channels-last" : "NCHW", ms);
+        if (!f.json_output) std::printf("  %s: %.1f ms/step\n", training_path_text(path).c_str(), ms);
         std::fflush(stdout);
       });
   set_training_conv_algorithm(ConvAlgorithm::kDirect);  // the trainer sets its own for the run
 }
 
-// fcn tune --mode train's cached choice for this step on this machine, where --layout and --conv are
-// left at auto: its layout and conv algorithm. Without an entry the trainer's own rule runs.
-void use_tuned_training_path(const NetImpl& net, const StepShape& s, TrainOptions& options) {
-  const auto path = find_path(tune_key(net, s.height, s.width, s.batch, torch::kFloat, true));
+// fcn tune --mode train's cached choice for this step (`key`) on this machine, where --layout and
+// --conv are left at auto: its layout and conv algorithm. Without an entry the trainer's own rule runs.
+void use_tuned_training_path(const TuneKey& key, TrainOptions& options) {
+  const auto path = find_path(key);
   if (path.source != "cache") return;
   options.layout(training_layout_of(path)).winograd(path.conv == ConvAlgorithm::kWinograd);
-  if (!options.quiet())
-    std::printf("training path: %s convs in %s (fcn tune --mode train's choice for this CPU)\n", conv_algorithm_name(path.conv),
-                path.channels_last ? "channels-last" : "NCHW");
+  if (!options.quiet()) std::printf("training path: %s (fcn tune --mode train's choice for this CPU)\n", training_path_text(path).c_str());
   std::fflush(stdout);
 }
 
@@ -311,8 +312,9 @@ void run_train(TrainFlags& f) {
     model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}}.dump();
     if (f.layout == "auto" && f.conv == "auto" && options.device().is_cpu() && train.size() > 0) {
       const auto shape = step_shape(f, train, job.world_size());
-      if (f.tune) tune_training_path(f, *model.net, shape);
-      use_tuned_training_path(*model.net, shape, options);
+      const auto key = tune_key(*model.net, shape.height, shape.width, shape.batch, torch::kFloat, /*training=*/true);
+      if (f.tune) tune_training_path(f, *model.net, shape, key);
+      use_tuned_training_path(key, options);
     }
     result = train_segmentation(model, train, val.get(), options);
   }

@@ -110,9 +110,9 @@ void add_layout_flag(CLI::App* cmd, std::string& layout) {
       ->check(CLI::IsMember({"auto", "nchw", "channels-last"}));
 }
 
-ConvAlgorithm parse_conv(const std::string& text, bool training) {
+ConvAlgorithm parse_conv(const std::string& text) {
   if (text != "winograd") return ConvAlgorithm::kDirect;
-  if (!winograd_supported(training))
+  if (!winograd_supported())
     fail("--conv", "winograd: fcn was built without oneDNN (libdnnl-dev); use --conv direct");
   return ConvAlgorithm::kWinograd;
 }

@@ -48,7 +48,7 @@ std::vector<double> parse_key_values(const std::string& text, const std::string&
                                      std::vector<double> values);
 // --conv's "direct" | "winograd" as the algorithm; an error naming --conv where fcn was built
 // without oneDNN, or with `training` where this CPU has no oneDNN Winograd training kernels.
-ConvAlgorithm parse_conv(const std::string& text, bool training);
+ConvAlgorithm parse_conv(const std::string& text);
 // Applies --threads to LibTorch (the last count; none given: LibTorch's default).
 void apply_threads(const std::vector<int>& threads);
 

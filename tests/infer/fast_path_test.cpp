@@ -157,7 +157,7 @@ TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
   const auto rule = training_rule_path();
   EXPECT_EQ(rule.channels_last, training_channels_last(TrainingLayout::kAuto, torch::kCPU));
   EXPECT_EQ(rule.allocator, CpuAllocatorPolicy::kBlockCache);
-  EXPECT_EQ(rule.conv, winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+  EXPECT_EQ(rule.conv, winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
   EXPECT_EQ(find_path(train).source, "rule");
   EXPECT_TRUE(find_path(train).same_choice(rule));
   const bool fast_layout = !rule.channels_last;

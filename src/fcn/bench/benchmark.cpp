@@ -115,8 +115,7 @@ double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64
   options.runs = runs;
   options.channels_last = path.channels_last;
   const double ms = time_net(net, options).min();
-  to_layout(net, false);
-  for (auto& p : net.parameters()) p.mutable_grad().reset();
+  to_layout(net, false);  // its gradients: reset by the next time_net, or by TrainingTuneGuard
   return ms;
 }
 

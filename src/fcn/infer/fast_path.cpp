@@ -201,7 +201,7 @@ FastPath training_rule_path(const CpuInfo& cpu) {
   path.channels_last = training_channels_last(TrainingLayout::kAuto, torch::kCPU, cpu);
   path.allocator = CpuAllocatorPolicy::kBlockCache;
   path.upsampling = UpsamplingPath::kSubpixel;
-  path.conv = winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
+  path.conv = winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
   path.source = "rule";
   return path;
 }

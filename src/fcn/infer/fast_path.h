@@ -70,7 +70,7 @@ std::string tune_cache_file();
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule
-// (training_channels_last), Winograd 3x3 convs where fcn has them (winograd_supported(true)), fcn's
+// (training_channels_last), Winograd 3x3 convs where fcn has them (winograd_supported()), fcn's
 // block cache (a step reuses the last step's blocks) and subpixel upsampling.
 FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
 

@@ -50,7 +50,7 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
 // it, on the layers it serves (in training, those where it pays); else LibTorch's own convolution.
 bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
-  if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported(training))
+  if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported())
     return false;
   return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w) &&
          (!training || winograd_trains_well(x, g.padding_h));

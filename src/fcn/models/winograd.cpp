@@ -295,21 +295,19 @@ bool onednn_trains_winograd() {
 
 }  // namespace
 
-bool winograd_supported(bool training) {
-  (void)training;  // training: oneDNN's kernels where this CPU has them, else fcn's (winograd_trainer)
-  return true;     // inference: fcn's own kernel (winograd_tiles.h), on every CPU
-}
+// Inference: fcn's own kernel (winograd_tiles.h); training: oneDNN's kernels where this CPU has them,
+// else fcn's (winograd_trainer). Both on every CPU.
+bool winograd_supported() { return true; }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                               int64_t padding, bool relu) {
   if (!winograd_eligible(x, weight, 1, 1, 1, padding, padding))
     fail("winograd convolution", "needs a float32 CPU N x C x H x W input and a 3x3 weight with channels in multiples of 16");
   try {
-    const auto trainer = winograd_trainer();
     if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
       // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
       const auto b = bias.defined() ? bias : at::empty({0}, weight.options());
-      auto y = trainer == WinogradTrainer::kOneDnn ? WinogradConv::apply(x, weight, b, padding) : TilesConv::apply(x, weight, b, padding);
+      auto y = winograd_trainer() == WinogradTrainer::kOneDnn ? WinogradConv::apply(x, weight, b, padding) : TilesConv::apply(x, weight, b, padding);
       return relu ? y.relu_() : y;
     }
     return winograd_tiles_conv2d(x, weight, bias, padding, relu);
@@ -324,7 +322,7 @@ namespace {
 bool onednn_trains_winograd() { return false; }
 }  // namespace
 
-bool winograd_supported(bool) { return false; }
+bool winograd_supported() { return false; }
 
 torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {
   fail("winograd convolution", "fcn was built without oneDNN (libdnnl-dev)");

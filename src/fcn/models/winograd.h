@@ -34,7 +34,7 @@ const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "direct" | "winogr
 
 // fcn was built with oneDNN (whose sgemm fcn's kernel uses), for inference and training alike: every
 // CPU runs one of the two trainers below.
-bool winograd_supported(bool training = false);
+bool winograd_supported();
 
 enum class WinogradTrainer {
   kOneDnn,  // oneDNN's kernels: forward, input and weight gradients (AVX-512 CPUs)

@@ -70,7 +70,7 @@ struct StepBatch {
 class TrainingConvs {
  public:
   explicit TrainingConvs(bool winograd) : before_(training_conv_algorithm()) {
-    set_training_conv_algorithm(winograd && winograd_supported(true) ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+    set_training_conv_algorithm(winograd && winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
   }
   ~TrainingConvs() { set_training_conv_algorithm(before_); }
   TrainingConvs(const TrainingConvs&) = delete;
