@@ -163,7 +163,7 @@ std::string bench_name(const BenchFlags& f) {
 
 // Training convs as fcn train's rule runs them (training_rule_path), unless --conv says.
 void apply_training_convs(const BenchFlags& f) {
-  set_training_conv_algorithm(f.conv == "auto" ? training_rule_path().conv : parse_conv(f.conv));
+  set_training_conv_algorithm(f.conv == "auto" ? training_rule_path().conv : parse_conv(f.conv, true));
 }
 
 // What runs fcn at the current thread count, on the CPU: fcn tune's cached choice for this
@@ -175,7 +175,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   if (f.options.device.is_cpu()) {
     path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype), train));
     if (train) {  // the block cache is already fcn train's (use_cpu_cache_for_training)
-      set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv));
+      set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv, true));
       if (f.conv != "auto") path.conv = training_conv_algorithm(), path.source = "flag";
     } else {
       apply_path(path);
@@ -189,7 +189,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
   if (!train && f.conv != "auto") {
-    path.conv = parse_conv(f.conv);
+    path.conv = parse_conv(f.conv, false);
     path.source = "flag";
     set_conv_algorithm(path.conv);
   }

@@ -170,7 +170,7 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .quiet(f.json_output)
                            .overwrite(f.overwrite)
                            .workers(f.workers)
-                           .winograd(f.conv == "auto" || parse_conv(f.conv) == ConvAlgorithm::kWinograd)
+                           .conv(f.conv == "auto" ? training_rule_path().conv : parse_conv(f.conv, true))
                            .layout(parse_training_layout(f.layout, "--layout"));
   validate(options.optimizer());
   return options;
@@ -231,7 +231,6 @@ void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s, c
         if (!f.json_output) std::printf("  %s: %.1f ms/step\n", training_path_text(path).c_str(), ms);
         std::fflush(stdout);
       });
-  set_training_conv_algorithm(ConvAlgorithm::kDirect);  // the trainer sets its own for the run
 }
 
 // fcn tune --mode train's cached choice for this step (`key`) on this machine, where --layout and
@@ -239,7 +238,7 @@ void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s, c
 void use_tuned_training_path(const TuneKey& key, TrainOptions& options) {
   const auto path = find_path(key);
   if (path.source != "cache") return;
-  options.layout(training_layout_of(path)).winograd(path.conv == ConvAlgorithm::kWinograd);
+  options.layout(training_layout_of(path)).conv(path.conv);
   if (!options.quiet()) std::printf("training path: %s (fcn tune --mode train's choice for this CPU)\n", training_path_text(path).c_str());
   std::fflush(stdout);
 }
@@ -349,7 +348,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
-  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.3x faster on AVX-512, ~1.2x on the AVX2 proxy), else direct");
+  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else fcn's Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.1-1.2x faster than direct on AVX-512 Zen 5 and the AVX2 proxy), else direct");
   add_layout_flag(cmd, f.layout);
   cmd->add_flag("--tune", f.tune,
                 "where nothing is cached for this net, image size and batch on this CPU, time the training path\n"

@@ -98,9 +98,12 @@ void add_dtype_flag(CLI::App* cmd, std::string& dtype) {
 }
 
 void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text) {
-  cmd->add_option("--conv", conv, "auto | direct | winograd: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n  (inference: fcn's kernel, any CPU, with fc6-sized layers by im2col + sgemm; training: oneDNN's on AVX-512 CPUs, else fcn's on maps from 32x32); auto: " + auto_text)
+  cmd->add_option("--conv", conv,
+                  "auto | direct | winograd | winograd-onednn: 3x3 convs by LibTorch's direct kernels or Winograd F(4x4,3x3)\n"
+                  "  by fcn's kernels (any CPU; inference: with fc6-sized layers by im2col + sgemm; training: on maps from 32x32)\n"
+                  "  or, training only, by oneDNN's (AVX-512 CPUs); auto: " + auto_text)
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "direct", "winograd"}));
+      ->check(CLI::IsMember({"auto", "direct", "winograd", "winograd-onednn"}));
 }
 
 void add_layout_flag(CLI::App* cmd, std::string& layout) {
@@ -110,11 +113,15 @@ void add_layout_flag(CLI::App* cmd, std::string& layout) {
       ->check(CLI::IsMember({"auto", "nchw", "channels-last"}));
 }
 
-ConvAlgorithm parse_conv(const std::string& text) {
-  if (text != "winograd") return ConvAlgorithm::kDirect;
-  if (!winograd_supported())
-    fail("--conv", "winograd: fcn was built without oneDNN (libdnnl-dev); use --conv direct");
-  return ConvAlgorithm::kWinograd;
+ConvAlgorithm parse_conv(const std::string& text, bool training) {
+  const auto conv = parse_conv_algorithm(text, "--conv");
+  if (conv != ConvAlgorithm::kDirect && !winograd_supported())
+    fail("--conv", text + ": fcn was built without oneDNN (libdnnl-dev); use --conv direct");
+  if (conv == ConvAlgorithm::kWinogradOneDnn && !training)
+    fail("--conv", "winograd-onednn is a training choice (oneDNN's Winograd training kernels); inference runs fcn's Winograd kernel: use --conv winograd");
+  if (conv == ConvAlgorithm::kWinogradOneDnn && !winograd_onednn_trains())
+    fail("--conv", "winograd-onednn: oneDNN has no Winograd training kernels on this CPU (they need AVX-512); use --conv winograd or direct");
+  return conv;
 }
 
 void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what) {

@@ -21,7 +21,7 @@ void add_max_pixels_flag(CLI::App* cmd);
 void add_device_flag(CLI::App* cmd, std::string& device);
 // --dtype fp32 | bf16 (default fp32).
 void add_dtype_flag(CLI::App* cmd, std::string& dtype);
-// --conv auto | direct | winograd: how 3x3 convolutions run; `auto_text` says what auto is.
+// --conv auto | direct | winograd | winograd-onednn: how 3x3 convolutions run; `auto_text` says what auto is.
 void add_conv_flag(CLI::App* cmd, std::string& conv, const std::string& auto_text);
 // --layout of fcn train and fcn pretrain (fcn::TrainingLayout).
 void add_layout_flag(CLI::App* cmd, std::string& layout);
@@ -46,9 +46,10 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
 // (the defaults); a key left out keeps its default. Throws fcn::Error naming `flag`.
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
                                      std::vector<double> values);
-// --conv's "direct" | "winograd" as the algorithm; an error naming --conv where fcn was built
-// without oneDNN, or with `training` where this CPU has no oneDNN Winograd training kernels.
-ConvAlgorithm parse_conv(const std::string& text);
+// --conv's "direct" | "winograd" | "winograd-onednn" as the algorithm; an error naming --conv where
+// fcn was built without oneDNN, for winograd-onednn outside `training`, or where this CPU has no
+// oneDNN Winograd training kernels.
+ConvAlgorithm parse_conv(const std::string& text, bool training);
 // Applies --threads to LibTorch (the last count; none given: LibTorch's default).
 void apply_threads(const std::vector<int>& threads);
 

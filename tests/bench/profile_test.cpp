@@ -108,6 +108,7 @@ TEST(TrainingTuneGuard, PutsBackWeightsBuffersAndTheRandomStream) {
     return all;
   };
   torch::manual_seed(7);
+  const auto conv_before = training_conv_algorithm();
   {
     const TrainingTuneGuard guard(*net);
     EXPECT_GT(time_train_step(*net, training_rule_path(), 32, 32, 2, "fp32", 1), 0.0);
@@ -123,6 +124,7 @@ TEST(TrainingTuneGuard, PutsBackWeightsBuffersAndTheRandomStream) {
   const auto draw = torch::rand({4});
   torch::manual_seed(7);
   EXPECT_TRUE(torch::equal(draw, torch::rand({4}))) << "the random stream as it was before the guard";
+  EXPECT_EQ(training_conv_algorithm(), conv_before) << "time_train_step's conv algorithm put back";
 }
 
 }  // namespace

@@ -367,6 +367,15 @@ def _():
     if wino:
         assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
         assert bench_conv("--conv", "direct")["conv"] == "direct"
+        # oneDNN's Winograd: a training choice, where this CPU has its kernels (AVX-512).
+        p = subprocess.run([FCN, "bench", *map(str, flags), "--conv", "winograd-onednn"], capture_output=True, text=True, timeout=60)
+        one_line_error(p, "--conv", "training choice")
+        p = subprocess.run([FCN, "bench", *map(str, flags), "--mode", "train", "--runs", "1", "--warmup", "0", "--json", "--conv",
+                            "winograd-onednn"], capture_output=True, text=True, timeout=120)
+        if avx512:
+            assert p.returncode == 0 and json.loads(p.stdout)["path"]["conv"] == "winograd_onednn", p.stderr
+        else:
+            one_line_error(p, "--conv", "AVX-512")
     else:
         p = subprocess.run([FCN, "bench", *map(str, flags), "--conv", "winograd"], capture_output=True, text=True, timeout=60)
         one_line_error(p, "--conv", "without oneDNN")

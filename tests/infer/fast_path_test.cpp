@@ -161,15 +161,20 @@ TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
   EXPECT_EQ(find_path(train).source, "rule");
   EXPECT_TRUE(find_path(train).same_choice(rule));
   const bool fast_layout = !rule.channels_last;
-  const auto fast_conv = rule.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
+  // oneDNN's Winograd is a training candidate where this CPU has its kernels (never the rule): the
+  // fastest then, so that the test shows it can win.
+  const auto fast_conv = winograd_onednn_trains()                 ? ConvAlgorithm::kWinogradOneDnn
+                         : rule.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect
+                                                                 : ConvAlgorithm::kWinograd;
+  const size_t conv_candidates = kConvCandidates + (winograd_onednn_trains() ? 2 : 0);
   const auto result = tune_path(train, [&](const FastPath& p) {
     EXPECT_EQ(p.allocator, CpuAllocatorPolicy::kBlockCache);  // training's, never another
     EXPECT_EQ(p.upsampling, UpsamplingPath::kSubpixel);
     return 100.0 - (p.channels_last == fast_layout ? 30 : 0) - (p.conv == fast_conv ? 3 : 0);
   });
-  EXPECT_EQ(result.timings.size(), 2u + kConvCandidates);  // the rule, the other layout, the other conv in either layout
+  EXPECT_EQ(result.timings.size(), 2u + conv_candidates);  // the rule, the other layout, each other conv in either layout
   EXPECT_EQ(result.best.channels_last, fast_layout);
-  if (kConvCandidates > 0) EXPECT_EQ(result.best.conv, fast_conv);
+  if (conv_candidates > 0) EXPECT_EQ(result.best.conv, fast_conv);
   EXPECT_EQ(training_layout_of(result.best), fast_layout ? TrainingLayout::kChannelsLast : TrainingLayout::kNchw);
   const auto cached = find_path(train);
   EXPECT_EQ(cached.source, "cache");
@@ -180,6 +185,12 @@ TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
   EXPECT_TRUE(find_path(train).same_choice(rule));
   EXPECT_EQ(find_path(train).source, "pinned");
   ::unsetenv("FCN_NO_TUNE");
+  // An entry naming oneDNN's Winograd read where this CPU (or build) lacks it: what runs instead.
+  auto entry = rule.to_json();
+  entry["conv"] = "winograd_onednn";
+  EXPECT_EQ(FastPath::from_json(entry).conv, !winograd_supported()      ? ConvAlgorithm::kDirect
+                                             : winograd_onednn_trains() ? ConvAlgorithm::kWinogradOneDnn
+                                                                        : ConvAlgorithm::kWinograd);
 }
 
 TEST(FastPath, EveryCandidateIsTimedOnce) {

@@ -48,21 +48,21 @@ TEST(Winograd, MatchesDirectConvolution) {
   }
 }
 
-// The trainers this CPU runs: fcn's everywhere, oneDNN's with AVX-512.
-std::vector<WinogradTrainer> trainers() {
-  std::vector<WinogradTrainer> all{WinogradTrainer::kFcn};
-  if (winograd_trainer() == WinogradTrainer::kOneDnn) all.push_back(WinogradTrainer::kOneDnn);
+// The Winograd trainers this CPU runs: fcn's everywhere, oneDNN's with AVX-512.
+std::vector<ConvAlgorithm> trainers() {
+  std::vector<ConvAlgorithm> all{ConvAlgorithm::kWinograd};
+  if (winograd_onednn_trains()) all.push_back(ConvAlgorithm::kWinogradOneDnn);
   return all;
 }
 
-// Sets the trainer for a scope; the CPU's own choice (or the one before) again afterwards.
-class TrainerScope {
+// Sets the training conv algorithm for a scope; the one before again afterwards.
+class TrainingConvScope {
  public:
-  explicit TrainerScope(WinogradTrainer t) : before_(winograd_trainer()) { set_winograd_trainer(t); }
-  ~TrainerScope() { set_winograd_trainer(before_); }
+  explicit TrainingConvScope(ConvAlgorithm a) : before_(training_conv_algorithm()) { set_training_conv_algorithm(a); }
+  ~TrainingConvScope() { set_training_conv_algorithm(before_); }
 
  private:
-  WinogradTrainer before_;
+  ConvAlgorithm before_;
 };
 
 // Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d,
@@ -76,8 +76,8 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
     bool channels_last, bias, weight_grad, input_grad;
   };
   for (const auto trainer : trainers()) {
-    SCOPED_TRACE(winograd_trainer_name(trainer));
-    const TrainerScope scope(trainer);
+    SCOPED_TRACE(conv_algorithm_name(trainer));
+    const TrainingConvScope scope(trainer);
     for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
                           Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
                           Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
@@ -102,7 +102,7 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
         ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
         EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
         const bool input_gradient = k.input_grad && i == 0;
-        if (trainer == WinogradTrainer::kOneDnn || input_gradient)
+        if (trainer == ConvAlgorithm::kWinogradOneDnn || input_gradient)
           EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
         else
           EXPECT_TRUE(torch::equal(got[i], oracle[i])) << "gradient " << i << ": fcn's trainer takes LibTorch's weight gradients";
@@ -116,22 +116,29 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
   }
 }
 
-// Where each trainer pays (fcn's: outputs of at least 32 x 32), and the choice of trainer.
+// Where each trainer pays (fcn's: outputs of at least 32 x 32), the choice of trainer, and the
+// algorithms' names as the CLI and the fast-path cache spell them.
 TEST(Winograd, TrainersServeTheMapsTheyPayOn) {
   SKIP_WITHOUT_WINOGRAD();
   {
-    const TrainerScope scope(WinogradTrainer::kFcn);
+    const TrainingConvScope scope(ConvAlgorithm::kWinograd);
     EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 32, 32}), 1));
     EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 34, 40}), 0));
     EXPECT_FALSE(winograd_trains_well(torch::zeros({1, 64, 32, 32}), 0));  // 30 x 30 out
     EXPECT_FALSE(winograd_trains_well(torch::zeros({1, 64, 31, 64}), 1));
-    EXPECT_EQ(winograd_trainer(), WinogradTrainer::kFcn);
   }
-  if (winograd_trainer() == WinogradTrainer::kOneDnn) {
+  if (winograd_onednn_trains()) {
+    const TrainingConvScope scope(ConvAlgorithm::kWinogradOneDnn);
     EXPECT_TRUE(winograd_trains_well(torch::zeros({1, 64, 4, 4}), 1));
   } else {
-    EXPECT_NE(test::error_of([] { set_winograd_trainer(WinogradTrainer::kOneDnn); }).find("AVX-512"), std::string::npos);
+    EXPECT_NE(test::error_of([] { set_training_conv_algorithm(ConvAlgorithm::kWinogradOneDnn); }).find("AVX-512"), std::string::npos);
+    EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);  // refused: unchanged
   }
+  for (const auto a : {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd, ConvAlgorithm::kWinogradOneDnn})
+    EXPECT_EQ(parse_conv_algorithm(conv_algorithm_name(a), "conv"), a);
+  EXPECT_EQ(parse_conv_algorithm("winograd-onednn", "--conv"), ConvAlgorithm::kWinogradOneDnn);
+  EXPECT_NE(test::error_of([] { parse_conv_algorithm("fft", "--conv"); }).find("--conv"), std::string::npos);
+  EXPECT_TRUE(is_winograd(ConvAlgorithm::kWinogradOneDnn) && !is_winograd(ConvAlgorithm::kDirect));
 }
 
 // Inference transforms the weights on every call: a weight changed in place, re-pointed, strided
@@ -224,9 +231,8 @@ TEST(Winograd, ConvFollowsEachModesChoice) {
   };
   const auto direct_grads = grads_of(net->forward(input));
   for (const auto trainer : trainers()) {
-    SCOPED_TRACE(winograd_trainer_name(trainer));
-    const TrainerScope scope(trainer);
-    set_training_conv_algorithm(ConvAlgorithm::kWinograd);
+    SCOPED_TRACE(conv_algorithm_name(trainer));
+    set_training_conv_algorithm(trainer);
     const auto trained = net->forward(input);
     const auto winograd_grads = grads_of(trained);
     set_training_conv_algorithm(ConvAlgorithm::kDirect);

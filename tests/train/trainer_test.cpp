@@ -102,22 +102,26 @@ bool expect_close_weights(const Model& a, const Model& b) {
   return any_differs;
 }
 
-// TrainOptions.winograd (on by default; small_fcn8s's conv4_2..conv5_3 are 64 -> 64): the same
-// training as LibTorch's direct convolution up to the transforms' rounding, and afterwards the
-// process's own choice again.
+// TrainOptions.conv (fcn's Winograd by default; small_fcn8s's conv4_2..conv5_3 are 64 -> 64): the
+// same training as LibTorch's direct convolution up to the transforms' rounding, and afterwards the
+// process's own choice again; oneDNN's Winograd too where this CPU has it.
 TEST(Trainer, WinogradTrainsAsDirectDoes) {
   const SegmentationDataset train(scenes(), "train");
-  auto run = [&](bool winograd) {
+  auto run = [&](ConvAlgorithm conv) {
     auto model = small_fcn8s(3);
-    train_segmentation(model, train, nullptr, options(winograd ? "winograd" : "direct", 1).winograd(winograd));
+    train_segmentation(model, train, nullptr, options(conv_algorithm_name(conv), 1).conv(conv));
     return model;
   };
-  const auto direct = run(false), winograd = run(true);
-  EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);
-  const bool any_differs = expect_close_weights(winograd, direct);
-  // fcn's trainer (CPUs without AVX-512) skips small_fcn8s's 4x4 maps (winograd_trains_well): direct there.
-  if (winograd_trainer() != WinogradTrainer::kOneDnn) return;
-  EXPECT_TRUE(any_differs) << "bitwise the direct run's weights: did Winograd train at all?";
+  EXPECT_EQ(TrainOptions().conv(), ConvAlgorithm::kWinograd);
+  const auto before = training_conv_algorithm();
+  const auto direct = run(ConvAlgorithm::kDirect), winograd = run(ConvAlgorithm::kWinograd);
+  EXPECT_EQ(training_conv_algorithm(), before);
+  // fcn's trainer skips small_fcn8s's 4x4 maps (winograd_trains_well): direct there, bitwise or nearly.
+  expect_close_weights(winograd, direct);
+  if (!winograd_onednn_trains() || !winograd_supported()) return;
+  const auto onednn = run(ConvAlgorithm::kWinogradOneDnn);  // oneDNN's serves every map size
+  EXPECT_EQ(training_conv_algorithm(), before);
+  EXPECT_TRUE(expect_close_weights(onednn, direct)) << "bitwise the direct run's weights: did oneDNN's Winograd train at all?";
 }
 
 // TrainOptions.layout: channels-last trains as NCHW does, up to the kernels' summation order, and
@@ -127,7 +131,7 @@ TEST(Trainer, ChannelsLastTrainsAsNchwDoes) {
   auto run = [&](TrainingLayout layout) {
     auto model = small_fcn8s(4);
     const auto name = layout == TrainingLayout::kNchw ? "nchw" : "channels_last";
-    const auto result = train_segmentation(model, train, &val, options(name, 1).layout(layout).winograd(false));
+    const auto result = train_segmentation(model, train, &val, options(name, 1).layout(layout).conv(ConvAlgorithm::kDirect));
     return std::make_pair(std::move(model), result.last_val.mean_iu);
   };
   const auto [nchw, nchw_iu] = run(TrainingLayout::kNchw);

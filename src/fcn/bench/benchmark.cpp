@@ -127,7 +127,7 @@ std::vector<torch::Tensor> state_of(NetImpl& net) {
 }
 }  // namespace
 
-TrainingTuneGuard::TrainingTuneGuard(NetImpl& net) : net_(net) {
+TrainingTuneGuard::TrainingTuneGuard(NetImpl& net) : net_(net), training_conv_(training_conv_algorithm()) {
   for (const auto& t : state_of(net)) tensors_.push_back(t.detach().clone());
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
@@ -142,6 +142,7 @@ TrainingTuneGuard::~TrainingTuneGuard() {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(rng_state_);
+  set_training_conv_algorithm(training_conv_);
 }
 
 double sgemm_gflops() {

@@ -47,8 +47,9 @@ Timing time_net(NetImpl& net, const BenchOptions& options);
 double time_train_step(NetImpl& net, const FastPath& path, int64_t height, int64_t width, int64_t batch, const std::string& dtype,
                        int runs);
 
-// Keeps a net's parameters and buffers and the default CPU generator's state, and puts them back on
-// destruction: timing training steps on the net a run is about to train leaves no trace in the run.
+// Keeps a net's parameters and buffers, the default CPU generator's state and the training conv
+// algorithm, and puts them back on destruction: timing training steps (time_train_step) on the net a
+// run is about to train leaves no trace in the run or the process.
 class TrainingTuneGuard {
  public:
   explicit TrainingTuneGuard(NetImpl& net);
@@ -60,6 +61,7 @@ class TrainingTuneGuard {
   NetImpl& net_;
   std::vector<torch::Tensor> tensors_;
   torch::Tensor rng_state_;
+  ConvAlgorithm training_conv_;
 };
 
 // GFLOP/s of a 2048^2 SGEMM and of a 3x3 256->256 convolution at 64^2 (channels-last, the given

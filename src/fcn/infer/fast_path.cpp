@@ -140,16 +140,15 @@ nlohmann::json FastPath::to_json() const {
 
 FastPath FastPath::from_json(const nlohmann::json& j) {
   FastPath path;
-  const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>(),
-             conv = j.at("conv").get<std::string>();
-  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed") ||
-      (conv != "direct" && conv != "winograd"))
-    fail("fast path", "unknown layout '" + layout + "', upsampling '" + upsampling + "' or conv '" + conv + "'");
+  const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>();
+  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed"))
+    fail("fast path", "unknown layout '" + layout + "' or upsampling '" + upsampling + "'");
   path.channels_last = layout == "channels_last";
   path.allocator = parse_allocator_policy(j.at("allocator").get<std::string>(), "fast path allocator");
   path.upsampling = upsampling == "subpixel" ? UpsamplingPath::kSubpixel : UpsamplingPath::kTransposed;
-  path.conv = conv == "winograd" ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
-  // A cache written where oneDNN had Winograd, read by a build or CPU without it: direct.
+  path.conv = parse_conv_algorithm(j.at("conv").get<std::string>(), "fast path conv");
+  // A cache written by a build or on a CPU with more than this one has: what this one runs instead.
+  if (path.conv == ConvAlgorithm::kWinogradOneDnn && !winograd_onednn_trains()) path.conv = ConvAlgorithm::kWinograd;
   if (!winograd_supported()) path.conv = ConvAlgorithm::kDirect;
   path.source = "cache";
   return path;
@@ -267,11 +266,17 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
     other.upsampling = best.upsampling == UpsamplingPath::kSubpixel ? UpsamplingPath::kTransposed : UpsamplingPath::kSubpixel;
     try_alternative(other);
   }
-  if (winograd_supported()) {  // the other conv algorithm, in the layout kept and in the other one
-    const FastPath kept = best;
+  // The other conv algorithms, each in the layout kept and in the other one (training: oneDNN's
+  // Winograd too, where this CPU has it).
+  std::vector<ConvAlgorithm> algorithms;
+  if (winograd_supported()) algorithms = {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd};
+  if (key.training && winograd_onednn_trains()) algorithms.push_back(ConvAlgorithm::kWinogradOneDnn);
+  const FastPath kept = best;
+  for (const auto algorithm : algorithms) {
+    if (algorithm == kept.conv) continue;
     for (const bool flip_layout : {false, true}) {
       other = kept;
-      other.conv = kept.conv == ConvAlgorithm::kWinograd ? ConvAlgorithm::kDirect : ConvAlgorithm::kWinograd;
+      other.conv = algorithm;
       other.channels_last = kept.channels_last != flip_layout;
       try_alternative(other);
     }

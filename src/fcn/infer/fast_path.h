@@ -34,7 +34,7 @@ struct FastPath {
   bool channels_last = true;  // activations and conv weights NHWC; false: NCHW
   CpuAllocatorPolicy allocator = CpuAllocatorPolicy::kHugePages;
   UpsamplingPath upsampling = UpsamplingPath::kSubpixel;
-  ConvAlgorithm conv = ConvAlgorithm::kDirect;  // kWinograd: 3x3 layers by oneDNN Winograd (inference)
+  ConvAlgorithm conv = ConvAlgorithm::kDirect;  // kWinograd: 3x3 layers by fcn's Winograd (training paths: or oneDNN's)
   // Where the choice came from: "measured" (just now), "cache" (an earlier fcn tune), "rule" (the
   // ISA class; no cache entry), "pinned" (FCN_NO_TUNE=1), "flag" (the user's --nchw).
   std::string source = "rule";
@@ -70,8 +70,9 @@ std::string tune_cache_file();
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule
-// (training_channels_last), Winograd 3x3 convs where fcn has them (winograd_supported()), fcn's
-// block cache (a step reuses the last step's blocks) and subpixel upsampling.
+// (training_channels_last), fcn's Winograd 3x3 convs where fcn has them (winograd_supported(); never
+// oneDNN's by rule: 2.7x slower than direct on an AVX-512 Zen 5), fcn's block cache (a step reuses
+// the last step's blocks) and subpixel upsampling.
 FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
@@ -83,8 +84,9 @@ struct TuneResult {
   FastPath best;  // source "measured"
   std::vector<std::pair<FastPath, double>> timings;  // every candidate timed, ms per run
 };
-// Starts from the rule and, one choice at a time (layout, allocator, upsampling, then the other
-// conv algorithm in either layout, where Winograd exists), keeps an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
+// Starts from the rule and, one choice at a time (layout, allocator, upsampling, then each other
+// conv algorithm in either layout, where Winograd exists; for training oneDNN's Winograd too, where
+// this CPU has it), keeps an alternative that `time_one` finds faster by more than 2%, twice: an alternative that looks
 // faster is timed again right after the incumbent (a busy VM swings single timings by tens of
 // percent). Stores the winner under `key` (atomically; a corrupt cache file is replaced).
 // `progress` is told every timing; `timings` keeps each candidate's best.

@@ -50,7 +50,7 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
 // it, on the layers it serves (in training, those where it pays); else LibTorch's own convolution.
 bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
-  if ((training ? training_conv_algorithm() : conv_algorithm()) != ConvAlgorithm::kWinograd || !winograd_supported())
+  if (!is_winograd(training ? training_conv_algorithm() : conv_algorithm()) || !winograd_supported())
     return false;
   return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w) &&
          (!training || winograd_trains_well(x, g.padding_h));
@@ -59,7 +59,7 @@ bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x,
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
 // runs fcn's kernels (the same choice as Winograd's: both are fcn's, on oneDNN's sgemm).
 bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (torch::GradMode::is_enabled() || conv_algorithm() != ConvAlgorithm::kWinograd || !winograd_supported()) return false;
+  if (torch::GradMode::is_enabled() || !is_winograd(conv_algorithm()) || !winograd_supported()) return false;
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 

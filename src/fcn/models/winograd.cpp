@@ -21,34 +21,36 @@
 namespace fcn {
 namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kDirect}, training_algorithm{ConvAlgorithm::kDirect};
-std::atomic<int> trainer_choice{-1};  // -1: not set, the CPU's own (winograd_trainer)
-bool onednn_trains_winograd();  // below: oneDNN has its Winograd training kernels on this CPU
 }  // namespace
 
-WinogradTrainer winograd_trainer() {
-  const int chosen = trainer_choice;
-  if (chosen >= 0) return static_cast<WinogradTrainer>(chosen);
-  return onednn_trains_winograd() ? WinogradTrainer::kOneDnn : WinogradTrainer::kFcn;
-}
-
-void set_winograd_trainer(WinogradTrainer trainer) {
-  if (trainer == WinogradTrainer::kOneDnn && !onednn_trains_winograd())
-    fail("winograd convolution", "oneDNN has no Winograd training kernels on this CPU (it needs AVX-512)");
-  trainer_choice = static_cast<int>(trainer);
-}
-
-const char* winograd_trainer_name(WinogradTrainer trainer) { return trainer == WinogradTrainer::kOneDnn ? "oneDNN" : "fcn"; }
-
 bool winograd_trains_well(const torch::Tensor& x, int64_t padding) {
-  if (winograd_trainer() == WinogradTrainer::kOneDnn) return true;
+  if (training_conv_algorithm() == ConvAlgorithm::kWinogradOneDnn) return true;
   return x.dim() == 4 && x.size(2) + 2 * padding - 2 >= kFcnTrainingMinSide && x.size(3) + 2 * padding - 2 >= kFcnTrainingMinSide;
 }
 
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
-void set_training_conv_algorithm(ConvAlgorithm a) { training_algorithm = a; }
+void set_training_conv_algorithm(ConvAlgorithm a) {
+  if (a == ConvAlgorithm::kWinogradOneDnn && !winograd_onednn_trains())
+    fail("winograd convolution", "oneDNN has no Winograd training kernels on this CPU (it needs AVX-512): use winograd or direct");
+  training_algorithm = a;
+}
 ConvAlgorithm training_conv_algorithm() { return training_algorithm; }
-const char* conv_algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kWinograd ? "winograd" : "direct"; }
+
+const char* conv_algorithm_name(ConvAlgorithm a) {
+  switch (a) {
+    case ConvAlgorithm::kWinograd: return "winograd";
+    case ConvAlgorithm::kWinogradOneDnn: return "winograd_onednn";
+    default: return "direct";
+  }
+}
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name, const std::string& what) {
+  if (name == "direct") return ConvAlgorithm::kDirect;
+  if (name == "winograd") return ConvAlgorithm::kWinograd;
+  if (name == "winograd_onednn" || name == "winograd-onednn") return ConvAlgorithm::kWinogradOneDnn;
+  fail(what, "'" + name + "' is not one of direct, winograd, winograd-onednn");
+}
 
 bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
                        int64_t groups, int64_t padding_h, int64_t padding_w) {
@@ -288,15 +290,15 @@ bool training_kernels() {
   }
 }
 
-bool onednn_trains_winograd() {
+}  // namespace
+
+bool winograd_onednn_trains() {
   static const bool trains = training_kernels();
   return trains;
 }
 
-}  // namespace
-
-// Inference: fcn's own kernel (winograd_tiles.h); training: oneDNN's kernels where this CPU has them,
-// else fcn's (winograd_trainer). Both on every CPU.
+// Inference: fcn's own kernel (winograd_tiles.h); training: fcn's (TilesConv) or, with
+// kWinogradOneDnn, oneDNN's (WinogradConv).
 bool winograd_supported() { return true; }
 
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -307,7 +309,8 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
     if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
       // LibTorch 1.13's custom functions take no undefined inputs: no bias is an empty one.
       const auto b = bias.defined() ? bias : at::empty({0}, weight.options());
-      auto y = winograd_trainer() == WinogradTrainer::kOneDnn ? WinogradConv::apply(x, weight, b, padding) : TilesConv::apply(x, weight, b, padding);
+      auto y = training_conv_algorithm() == ConvAlgorithm::kWinogradOneDnn ? WinogradConv::apply(x, weight, b, padding)
+                                                                            : TilesConv::apply(x, weight, b, padding);
       return relu ? y.relu_() : y;
     }
     return winograd_tiles_conv2d(x, weight, bias, padding, relu);
@@ -318,10 +321,7 @@ torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weigh
 
 #else  // built without oneDNN: every layer runs direct
 
-namespace {
-bool onednn_trains_winograd() { return false; }
-}  // namespace
-
+bool winograd_onednn_trains() { return false; }
 bool winograd_supported() { return false; }
 
 torch::Tensor winograd_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {

@@ -5,53 +5,53 @@
 //   (fcn/models/winograd_tiles.h: tile transforms + oneDNN's sgemm), on every x86-64 CPU; it holds
 //   nothing between calls, so memory is that of the direct convolution. Used where the fast path
 //   says so (fcn/infer/fast_path.h).
-// - training (winograd_trainer): oneDNN's Winograd kernels for the forward pass and both gradients,
-//   which oneDNN 2.6 has for float32 on AVX-512 CPUs only; elsewhere fcn's: the forward pass and the
-//   input gradient (a 3x3 convolution too) by fcn's kernel, the weight gradient direct. Used where
-//   TrainOptions.winograd says so (on by default: FCN-8s's train step at 320x320 ~1.3x faster on
-//   AVX-512, ~1.1x on the AVX2 proxy; its memory is transient; docs/benchmarks.md).
+// - training (grad mode): two implementations, which the training conv algorithm names:
+//   ConvAlgorithm::kWinograd is fcn's (the forward pass and the input gradient, a 3x3 convolution too,
+//   by fcn's kernel; the weight gradient direct), on every CPU; kWinogradOneDnn is oneDNN's kernels
+//   for all three, which oneDNN 2.6 has for float32 on AVX-512 CPUs only. Which is faster depends on
+//   the CPU, by a lot: FCN-8s's train step at 320x320 ran ~1.3x faster than direct with oneDNN's on
+//   the AMX Xeon but 2.6-2.8x slower on an AVX-512 Zen 5, where fcn's was ~1.1x faster than direct
+//   (docs/benchmarks.md). So fcn's is the rule and oneDNN's a candidate fcn tune --mode train times.
 //
 // Results agree with the direct convolution to float rounding of the transforms (relative
 // ~1e-6..1e-5; tests/models/winograd_test.cpp holds them to 1e-4 of the output's scale).
 #pragma once
+
+#include <string>
 
 #include <torch/types.h>
 
 namespace fcn {
 
 enum class ConvAlgorithm {
-  kDirect,    // LibTorch's convolution (oneDNN direct / brgemm kernels)
-  kWinograd,  // Winograd F(4x4, 3x3) for eligible layers (winograd_eligible); in inference also fc6-sized
-              // layers by im2col + sgemm (fcn/models/gemm_conv.h): fcn's kernels; direct for the rest
+  kDirect,          // LibTorch's convolution (oneDNN direct / brgemm kernels)
+  kWinograd,        // Winograd F(4x4, 3x3) for eligible layers (winograd_eligible) by fcn's kernels; in
+                    // inference also fc6-sized layers by im2col + sgemm (fcn/models/gemm_conv.h); direct for the rest
+  kWinogradOneDnn,  // training: Winograd by oneDNN's kernels (winograd_onednn_trains()); inference: as kWinograd
 };
 // Process-wide, one for inference (grad mode off) and one for grad mode (training); both kDirect
-// by default. fcn::conv (fcn/models/layers.h) follows them.
+// by default. fcn::conv (fcn/models/layers.h) follows them. set_training_conv_algorithm throws
+// fcn::Error for kWinogradOneDnn where this CPU lacks oneDNN's kernels.
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
 void set_training_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm training_conv_algorithm();
-const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "direct" | "winograd"
+const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "direct" | "winograd" | "winograd_onednn"
+// "direct" | "winograd" | "winograd_onednn" (or "winograd-onednn"); throws fcn::Error naming `what` otherwise.
+ConvAlgorithm parse_conv_algorithm(const std::string& name, const std::string& what);
+inline bool is_winograd(ConvAlgorithm a) { return a != ConvAlgorithm::kDirect; }
 
-// fcn was built with oneDNN (whose sgemm fcn's kernel uses), for inference and training alike: every
-// CPU runs one of the two trainers below.
+// fcn was built with oneDNN (whose sgemm fcn's kernel uses), for inference and training alike.
 bool winograd_supported();
-
-enum class WinogradTrainer {
-  kOneDnn,  // oneDNN's kernels: forward, input and weight gradients (AVX-512 CPUs)
-  kFcn,     // fcn's kernel for the forward pass and the input gradient; the weight gradient direct
-};
-// The trainer grad mode runs: oneDNN's where this CPU has its kernels (checked once), else fcn's,
-// unless set_winograd_trainer chose (tests, benchmarks; kOneDnn throws fcn::Error where it is absent).
-WinogradTrainer winograd_trainer();
-void set_winograd_trainer(WinogradTrainer trainer);
-const char* winograd_trainer_name(WinogradTrainer trainer);  // "oneDNN" | "fcn"
+// oneDNN has its Winograd training kernels on this CPU (checked once): kWinogradOneDnn can train.
+bool winograd_onednn_trains();
 
 // fcn's trainer pays on maps of at least this many output rows and columns: on 4x4 and 8x8 maps its
 // transforms cost more than the multiplies saved, and on 16x16 its layout copies in an NCHW net take
 // the rest (AVX2 proxy, per layer and whole steps: docs/benchmarks.md).
 constexpr int64_t kFcnTrainingMinSide = 32;
-// Whether training an eligible layer on input x by Winograd pays: always with oneDNN's trainer, with
-// fcn's on outputs of at least kFcnTrainingMinSide on both sides.
+// Whether training an eligible layer on input x by the training conv algorithm's Winograd pays:
+// always with oneDNN's, with fcn's on outputs of at least kFcnTrainingMinSide on both sides.
 bool winograd_trains_well(const torch::Tensor& x, int64_t padding);
 
 // A layer Winograd serves well: float32 CPU input, 3x3 kernel, stride 1, dilation 1, one group,
@@ -63,9 +63,10 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
 
 // conv2d(x, weight, bias, stride 1, padding) by Winograd; x float32 on the CPU, NCHW or
 // channels-last (the result has x's layout). Throws fcn::Error for a layer it does not serve. In
-// grad mode, with an input that requires grad, it runs winograd_trainer()'s kernels and records
-// autograd (first derivatives only: no create_graph). With `relu`, the result is
-// max(0, conv2d(...)): fused into the inference kernel's output pass, a separate step in training.
+// grad mode, with an input that requires grad, it runs the training conv algorithm's kernels (fcn's
+// unless it is kWinogradOneDnn) and records autograd (first derivatives only: no create_graph). With
+// `relu`, the result is max(0, conv2d(...)): fused into the inference kernel's output pass, a
+// separate step in training.
 torch::Tensor winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                               int64_t padding, bool relu = false);
 

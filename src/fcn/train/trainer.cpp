@@ -65,12 +65,12 @@ struct StepBatch {
   int64_t valid_pixels = 0;  // not void, in this rank's part
 };
 
-// Winograd convolutions for a run's steps (TrainOptions.winograd) where fcn has them; the
+// A run's conv algorithm (TrainOptions.conv; direct where fcn has no Winograd) for its steps; the
 // process's own choice again afterwards.
 class TrainingConvs {
  public:
-  explicit TrainingConvs(bool winograd) : before_(training_conv_algorithm()) {
-    set_training_conv_algorithm(winograd && winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
+  explicit TrainingConvs(ConvAlgorithm conv) : before_(training_conv_algorithm()) {
+    set_training_conv_algorithm(winograd_supported() ? conv : ConvAlgorithm::kDirect);
   }
   ~TrainingConvs() { set_training_conv_algorithm(before_); }
   TrainingConvs(const TrainingConvs&) = delete;
@@ -114,7 +114,7 @@ class Run {
     model_.net->to(options_.device());
     share_rank0_weights();
     InterruptGuard interrupt;
-    TrainingConvs convs(options_.winograd());
+    TrainingConvs convs(options_.conv());
     TrainingLayoutScope layout(*model_.net, channels_last_);
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);

@@ -58,10 +58,12 @@ struct TrainOptions {
   // Threads that read, decode and augment the next batches while the net trains (0: in the
   // training thread). The batches do not depend on it.
   TORCH_ARG(int64_t, workers) = 0;
-  // 3x3 convolutions by Winograd, forward and backward, where fcn was built with oneDNN
-  // (fcn/models/winograd.h: oneDNN's kernels on AVX-512, fcn's elsewhere): FCN-8s's train step at
-  // 320x320 ~1.3x faster on AVX-512, ~1.1x on the AVX2 proxy; false: LibTorch's direct convolution.
-  TORCH_ARG(bool, winograd) = true;
+  // How 3x3 convolutions train (fcn/models/winograd.h): kWinograd, fcn's Winograd forward and backward
+  // where fcn was built with oneDNN (FCN-8s's train step at 320x320 ~1.1-1.2x faster than direct on
+  // the AVX2 proxy and an AVX-512 Zen 5), else direct; kWinogradOneDnn, oneDNN's Winograd kernels
+  // (AVX-512 only; ~1.3x faster than direct on the AMX Xeon, 2.7x slower on Zen 5: fcn tune --mode
+  // train decides); kDirect, LibTorch's direct convolution.
+  TORCH_ARG(ConvAlgorithm, conv) = ConvAlgorithm::kWinograd;
   // Activations and conv weights channels-last or NCHW during the run; kAuto: the CPU's rule
   // (fcn/infer/fast_path.h: channels-last with AVX-512). The net is NCHW again afterwards.
   TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;
