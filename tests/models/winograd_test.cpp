@@ -66,8 +66,9 @@ class TrainingConvScope {
 };
 
 // Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d,
-// for each trainer. fcn's computes the weight and bias gradients by LibTorch's backward-weights
-// convolution: those are bitwise LibTorch's, the input gradient is not.
+// for each trainer: within 1e-4 of their scale, and the input and weight gradients not bitwise
+// LibTorch's (Winograd ran). Maps from 4x4 to 10x12, with and without padding, tiles cut at the
+// edges: the weight gradient's zero-filled border tiles are checked there.
 TEST(Winograd, GradientsMatchDirectConvolution) {
   SKIP_WITHOUT_WINOGRAD();
   torch::manual_seed(2);
@@ -79,6 +80,7 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
     SCOPED_TRACE(conv_algorithm_name(trainer));
     const TrainingConvScope scope(trainer);
     for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
+                          Case{1, 128, 64, 4, 4, 1, true, true, true, true}, Case{3, 64, 64, 13, 5, 0, false, false, true, true},
                           Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
                           Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
       const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
@@ -101,11 +103,9 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
       for (size_t i = 0; i < wanted.size(); ++i) {
         ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
         EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
-        const bool input_gradient = k.input_grad && i == 0;
-        if (trainer == ConvAlgorithm::kWinogradOneDnn || input_gradient)
+        const bool bias_gradient = k.bias && i + 1 == wanted.size() && k.weight_grad;
+        if (!bias_gradient)
           EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
-        else
-          EXPECT_TRUE(torch::equal(got[i], oracle[i])) << "gradient " << i << ": fcn's trainer takes LibTorch's weight gradients";
       }
     }
     // Second derivatives are not computed: a clear error, never a silently wrong Hessian product.

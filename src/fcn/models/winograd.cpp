@@ -249,10 +249,10 @@ class WinogradConv : public torch::autograd::Function<WinogradConv> {
   }
 };
 
-// Winograd with autograd on fcn's own kernel (winograd_tiles.h), on every CPU: the forward pass and
+// Winograd with autograd on fcn's own kernels (winograd_tiles.h), on every CPU: the forward pass;
 // the input gradient, which is again a 3x3 convolution (of the output gradient with each kernel
-// turned 180 degrees and in/out channels swapped, padding 2 - p), by Winograd; the weight and bias
-// gradients by LibTorch's backward-weights convolution (direct).
+// turned 180 degrees and in/out channels swapped, padding 2 - p); and the weight gradient, by the
+// same tiles (winograd_tiles_weight_grad). The bias gradient is the output gradient's sum.
 class TilesConv : public torch::autograd::Function<TilesConv> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
@@ -269,14 +269,10 @@ class TilesConv : public torch::autograd::Function<TilesConv> {
     const auto& dy = grads[0];
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) dx = winograd_tiles_conv2d(dy, weight.flip({2, 3}).transpose(0, 1), at::Tensor(), 2 - padding);
-    const bool weights = ctx->needs_input_grad(1), biases = has_bias && ctx->needs_input_grad(2);
-    if (weights || biases) {
-      const std::vector<int64_t> bias_sizes{weight.size(0)};
-      std::tie(std::ignore, dw, db) = at::convolution_backward(
-          dy, x, weight, has_bias ? at::OptionalIntArrayRef(bias_sizes) : c10::nullopt, {1, 1}, {padding, padding}, {1, 1},
-          /*transposed=*/false, {0, 0}, /*groups=*/1, {false, weights, biases});
-    }
-    return {dx, weights ? dw : at::Tensor(), biases ? db : at::Tensor(), at::Tensor()};
+    if (ctx->needs_input_grad(1))  // in the weight's own layout, as LibTorch's backward gives it
+      dw = winograd_tiles_weight_grad(x, dy, padding).contiguous(weight.suggest_memory_format());
+    if (has_bias && ctx->needs_input_grad(2)) db = dy.sum({0, 2, 3});
+    return {dx, dw, db, at::Tensor()};
   }
 };
 

@@ -6,8 +6,8 @@
 //   nothing between calls, so memory is that of the direct convolution. Used where the fast path
 //   says so (fcn/infer/fast_path.h).
 // - training (grad mode): two implementations, which the training conv algorithm names:
-//   ConvAlgorithm::kWinograd is fcn's (the forward pass and the input gradient, a 3x3 convolution too,
-//   by fcn's kernel; the weight gradient direct), on every CPU; kWinogradOneDnn is oneDNN's kernels
+//   ConvAlgorithm::kWinograd is fcn's (the forward pass, the input gradient, a 3x3 convolution too,
+//   and the weight gradient, by the same tiles), on every CPU; kWinogradOneDnn is oneDNN's kernels
 //   for all three, which oneDNN 2.6 has for float32 on AVX-512 CPUs only. Which is faster depends on
 //   the CPU, by a lot: FCN-8s's train step at 320x320 ran ~1.3x faster than direct with oneDNN's on
 //   the AMX Xeon but 2.6-2.8x slower on an AVX-512 Zen 5, where fcn's was ~1.1x faster than direct

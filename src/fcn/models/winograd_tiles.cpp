@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -42,6 +44,18 @@ inline void apply_at(const T* m, T* o) {
   o[1] = m1 + 2 * m3;
   o[2] = p1 + 4 * p3;
   o[3] = m1 + 8 * m3 + m[5];
+}
+
+// A (6x4), the transpose of A^T, on output-gradient tiles: the weight gradient's transform
+// (A dy A^T), the adjoint of A^T m A.
+template <class T>
+inline void apply_a(const T* y, T* o) {
+  o[0] = y[0];
+  o[1] = y[0] + y[1] + y[2] + y[3];
+  o[2] = y[0] - y[1] + y[2] - y[3];
+  o[3] = y[0] + 2 * y[1] + 4 * y[2] + 8 * y[3];
+  o[4] = y[0] - 2 * y[1] + 4 * y[2] - 8 * y[3];
+  o[5] = y[3];
 }
 
 // out (O x S) = F applied to each of the S columns (length R) of in (R x S); applying F to each row
@@ -87,14 +101,27 @@ __attribute__((target_clones("arch=haswell", "default"))) void output_tile(const
   }
 }
 
+// One output-gradient tile: its 16 pixels `src` (channel vectors, or zeros outside the map) to its
+// 36 transformed positions (A dy A^T) at m[k * stride + o].
+__attribute__((target_clones("arch=haswell", "default"))) void grad_tile(const float* const* src, int64_t channels, float* m,
+                                                                         int64_t stride) {
+  for (int64_t o = 0; o < channels; o += kLanes) {
+    Lanes d[4][4], t[6][4], u[6][6];
+    for (int k = 0; k < 16; ++k) d[k / 4][k % 4] = *reinterpret_cast<const Lanes*>(src[k] + o);
+    columns<4, 4, 6, apply_a<Lanes>>(d, t);
+    for (int r = 0; r < 6; ++r) apply_a(t[r], u[r]);
+    for (int k = 0; k < 36; ++k) *reinterpret_cast<Lanes*>(m + k * stride + o) = u[k / 6][k % 6];
+  }
+}
+
 void check(dnnl_status_t status) {
   if (status != dnnl_success) fail("winograd convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
 }
 
 // The weights K x C x 3 x 3 as 36 matrices K x C: the kernel transform G g G^T is linear, 9 taps to
 // 36, i.e. (G kron G) g, so all K x C kernels go through one matrix product (36 x 9 by 9 x KC).
-at::Tensor transform_weights(const at::Tensor& weight) {
-  static const auto g_kron_g = [] {
+const std::array<float, 36 * 9>& g_kron_g() {
+  static const auto t = [] {
     const float g[6][3] = {{1.f / 4, 0, 0},          {-1.f / 6, -1.f / 6, -1.f / 6}, {-1.f / 6, 1.f / 6, -1.f / 6},
                            {1.f / 24, 1.f / 12, 1.f / 6}, {1.f / 24, -1.f / 12, 1.f / 6}, {0, 0, 1}};
     std::array<float, 36 * 9> t{};
@@ -102,10 +129,14 @@ at::Tensor transform_weights(const at::Tensor& weight) {
       for (int i = 0; i < 9; ++i) t[a * 9 + i] = g[a / 6][i / 3] * g[a % 6][i % 3];
     return t;
   }();
+  return t;
+}
+
+at::Tensor transform_weights(const at::Tensor& weight) {
   const auto w = weight.contiguous();
   const int64_t kernels = w.size(0) * w.size(1);
   auto u = at::empty({36, w.size(0), w.size(1)}, w.options());
-  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g_kron_g.data(), 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
+  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g_kron_g().data(), 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
   return u;
 }
 
@@ -118,11 +149,34 @@ struct Tiling {
     int64_t image, row, col;
   };
   Origin origin(int64_t g) const { return {g / (rows * cols), 4 * (g / cols % rows), 4 * (g % cols)}; }
+
+  // x channels-last N x C x H x W into k output channels.
+  Tiling(const at::Tensor& x, int64_t k_, int64_t padding_, bool relu_)
+      : n(x.size(0)), c(x.size(1)), h(x.size(2)), w(x.size(3)), k(k_), padding(padding_), out_h(h + 2 * padding - 2),
+        out_w(w + 2 * padding - 2), rows((out_h + 3) / 4), cols((out_w + 3) / 4), count(n * rows * cols), relu(relu_) {}
+  // Tiles per chunk: enough rows for sgemm to run near its peak, few enough that a chunk's 36
+  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches; no more
+  // than the map has (a small image's buffers then stay below the allocator's huge-page size).
+  int64_t chunk() const { return std::min(count, std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(c, k)), 16, 128)); }
 };
 
-// Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
-void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const float* u, const float* bias, float* y,
-               float* v, float* m, const float* zeros, float* discard) {
+// Runs body(first, n, thread's buffers...) over chunks of `chunk` tiles out of `count`, on
+// LibTorch's threads. Chunks are claimed one at a time rather than split evenly up front: on a
+// shared or busy machine one core runs slower than another, and the faster then takes more chunks
+// instead of waiting. `setup` makes a thread's buffers once; its sgemms run on that thread alone.
+template <class Setup, class Body>
+void for_each_chunk(int64_t count, int64_t chunk, const Setup& setup, const Body& body) {
+  const int64_t chunks = (count + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, chunks, 1, [&](int64_t, int64_t) {
+    const SingleThreadedKernels one_thread;
+    auto buffers = setup();
+    for (int64_t b = next++; b < chunks; b = next++) body(b * chunk, std::min(chunk, count - b * chunk), buffers);
+  });
+}
+
+// Input transforms of tiles [first, first + n) into v (36 matrices n x C).
+void transform_inputs(const Tiling& s, int64_t first, int64_t n, const float* x, float* v, const float* zeros) {
   for (int64_t t = 0; t < n; ++t) {
     const auto tile = s.origin(first + t);
     const float* src[36];
@@ -132,6 +186,12 @@ void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const 
     }
     input_tile(src, s.c, v + t * s.c, n * s.c);
   }
+}
+
+// Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
+void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const float* u, const float* bias, float* y,
+               float* v, float* m, const float* zeros, float* discard) {
+  transform_inputs(s, first, n, x, v, zeros);
   for (int64_t k = 0; k < 36; ++k)
     check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + k * n * s.c, s.c, u + k * s.k * s.c, s.c, 0.f, m + k * n * s.k, s.k));
   for (int64_t t = 0; t < n; ++t) {
@@ -154,33 +214,73 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto u = transform_weights(weight);
   const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
-  Tiling s{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), padding, 0, 0, 0, 0, 0, relu};
-  s.out_h = s.h + 2 * padding - 2;
-  s.out_w = s.w + 2 * padding - 2;
-  s.rows = (s.out_h + 3) / 4;
-  s.cols = (s.out_w + 3) / 4;
-  s.count = s.n * s.rows * s.cols;
+  const Tiling s(x, weight.size(0), padding, relu);
   auto y = at::empty({s.n, s.k, s.out_h, s.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  // Tiles per chunk: enough rows for sgemm to run near its peak, few enough that a chunk's 36
-  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches; no more
-  // than the map has (a small image's buffers then stay below the allocator's huge-page size).
-  const int64_t chunk = std::min(s.count, std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(s.c, s.k)), 16, 128));
+  const int64_t chunk = s.chunk();
   const auto zeros = at::zeros({s.c}, x.options());
   const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  // Chunks are claimed one at a time rather than split evenly up front: on a shared or busy machine
-  // one core runs slower than another, and the faster then takes more chunks instead of waiting.
-  const int64_t chunks = (s.count + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, chunks, 1, [&](int64_t, int64_t) {
-    const SingleThreadedKernels one_thread;  // each chunk's sgemms on its own thread
-    auto v = at::empty({36 * chunk * s.c}, x.options()), m = at::empty({36 * chunk * s.k}, x.options()),
-         discard = at::empty({s.k}, x.options());
-    for (int64_t b = next++; b < chunks; b = next++)
-      run_chunk(s, b * chunk, std::min(chunk, s.count - b * chunk), xp, up, bp, yp, v.data_ptr<float>(), m.data_ptr<float>(),
-                zeros.data_ptr<float>(), discard.data_ptr<float>());
-  });
+  struct Buffers {
+    at::Tensor v, m, discard;
+  };
+  for_each_chunk(
+      s.count, chunk,
+      [&] {
+        return Buffers{at::empty({36 * chunk * s.c}, x.options()), at::empty({36 * chunk * s.k}, x.options()),
+                       at::empty({s.k}, x.options())};
+      },
+      [&](int64_t first, int64_t n, Buffers& b) {
+        run_chunk(s, first, n, xp, up, bp, yp, b.v.data_ptr<float>(), b.m.data_ptr<float>(), zeros.data_ptr<float>(),
+                  b.discard.data_ptr<float>());
+      });
   return nhwc ? y : y.contiguous();
+}
+
+at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor& grad_output, int64_t padding) {
+  RECORD_FUNCTION("fcn::winograd_weight_grad", std::vector<c10::IValue>());
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto dy = grad_output.contiguous(at::MemoryFormat::ChannelsLast);
+  const Tiling s(x, dy.size(1), padding, false);
+  const int64_t chunk = s.chunk(), kc = s.k * s.c;
+  const auto zeros = at::zeros({std::max(s.c, s.k)}, x.options());
+  const float *xp = x.data_ptr<float>(), *dyp = dy.data_ptr<float>(), *zp = zeros.data_ptr<float>();
+  // Each thread sums its tiles' products into its own 36 K x C matrices; the threads' sums are added after.
+  std::mutex mutex;
+  std::vector<at::Tensor> sums;
+  struct Buffers {
+    at::Tensor v, m, sum;
+  };
+  for_each_chunk(
+      s.count, chunk,
+      [&] {
+        Buffers b{at::empty({36 * chunk * s.c}, x.options()), at::empty({36 * chunk * s.k}, x.options()),
+                  at::zeros({36, s.k, s.c}, x.options())};
+        const std::lock_guard<std::mutex> lock(mutex);
+        sums.push_back(b.sum);
+        return b;
+      },
+      [&](int64_t first, int64_t n, Buffers& b) {
+        float *v = b.v.data_ptr<float>(), *m = b.m.data_ptr<float>(), *sum = b.sum.data_ptr<float>();
+        transform_inputs(s, first, n, xp, v, zp);
+        for (int64_t t = 0; t < n; ++t) {
+          const auto tile = s.origin(first + t);
+          const float* src[16];
+          for (int k = 0; k < 16; ++k) {
+            const int64_t row = tile.row + k / 4, col = tile.col + k % 4;
+            src[k] = row < s.out_h && col < s.out_w ? dyp + ((tile.image * s.out_h + row) * s.out_w + col) * s.k : zp;
+          }
+          grad_tile(src, s.k, m + t * s.k, n * s.k);
+        }
+        // sum[p] (K x C) += m[p]^T (K x n) v[p] (n x C), for each of the 36 positions p.
+        for (int64_t p = 0; p < 36; ++p)
+          check(dnnl_sgemm('T', 'N', s.k, s.c, n, 1.f, m + p * n * s.k, s.k, v + p * n * s.c, s.c, 1.f, sum + p * kc, s.c));
+      });
+  auto total = sums.at(0);
+  for (size_t i = 1; i < sums.size(); ++i) total.add_(sums[i]);
+  // Back to 3x3 kernels: dw = G^T sum G, i.e. (G kron G)^T applied to the 36 positions of each K x C entry.
+  auto dw = at::empty({s.k, s.c, 3, 3}, x.options());
+  check(dnnl_sgemm('T', 'N', kc, 9, 36, 1.f, total.data_ptr<float>(), kc, g_kron_g().data(), 9, 0.f, dw.data_ptr<float>(), 9));
+  return dw;
 }
 
 }  // namespace fcn

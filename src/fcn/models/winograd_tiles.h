@@ -26,4 +26,11 @@ namespace fcn {
 at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
                                  bool relu = false);
 
+// The gradient of winograd_tiles_conv2d(x, w, ., padding) with respect to w (K x C x 3 x 3,
+// contiguous), given the output gradient dy (N x K x H' x W'), by the same tiles: per tile
+// G^T [(A dy A^T) . (B^T d B)] G, the 36 positions summed over tiles as 36 matrix products
+// (K x tiles by tiles x C) — 4x fewer multiplies than the direct backward-weights convolution. Each
+// thread sums into its own 36 x K x C floats (transient: 36 MiB per thread for a 512 -> 512 layer).
+at::Tensor winograd_tiles_weight_grad(const at::Tensor& x, const at::Tensor& dy, int64_t padding);
+
 }  // namespace fcn
