@@ -348,7 +348,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
-  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else fcn's Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.1-1.2x faster than direct on AVX-512 Zen 5 and the AVX2 proxy), else direct");
+  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else fcn's Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.4x faster than direct on an AVX-512 Zen 5 and the AVX2 proxy), else direct");
   add_layout_flag(cmd, f.layout);
   cmd->add_flag("--tune", f.tune,
                 "where nothing is cached for this net, image size and batch on this CPU, time the training path\n"

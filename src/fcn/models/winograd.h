@@ -10,7 +10,7 @@
 //   and the weight gradient, by the same tiles), on every CPU; kWinogradOneDnn is oneDNN's kernels
 //   for all three, which oneDNN 2.6 has for float32 on AVX-512 CPUs only. Which is faster depends on
 //   the CPU, by a lot: FCN-8s's train step at 320x320 ran ~1.3x faster than direct with oneDNN's on
-//   the AMX Xeon but 2.6-2.8x slower on an AVX-512 Zen 5, where fcn's was ~1.1x faster than direct
+//   the AMX Xeon but 2.6-2.8x slower on an AVX-512 Zen 5, where fcn's is ~1.4x faster than direct
 //   (docs/benchmarks.md). So fcn's is the rule and oneDNN's a candidate fcn tune --mode train times.
 //
 // Results agree with the direct convolution to float rounding of the transforms (relative

@@ -59,8 +59,8 @@ struct TrainOptions {
   // training thread). The batches do not depend on it.
   TORCH_ARG(int64_t, workers) = 0;
   // How 3x3 convolutions train (fcn/models/winograd.h): kWinograd, fcn's Winograd forward and backward
-  // where fcn was built with oneDNN (FCN-8s's train step at 320x320 ~1.1-1.2x faster than direct on
-  // the AVX2 proxy and an AVX-512 Zen 5), else direct; kWinogradOneDnn, oneDNN's Winograd kernels
+  // where fcn was built with oneDNN (FCN-8s's train step at 320x320 ~1.4x faster than direct on an
+  // AVX-512 Zen 5 and the AVX2 proxy), else direct; kWinogradOneDnn, oneDNN's Winograd kernels
   // (AVX-512 only; ~1.3x faster than direct on the AMX Xeon, 2.7x slower on Zen 5: fcn tune --mode
   // train decides); kDirect, LibTorch's direct convolution.
   TORCH_ARG(ConvAlgorithm, conv) = ConvAlgorithm::kWinograd;
