@@ -149,6 +149,16 @@ struct Tiling {
     int64_t image, row, col;
   };
   Origin origin(int64_t g) const { return {g / (rows * cols), 4 * (g / cols % rows), 4 * (g % cols)}; }
+  // Tile g's 16 output pixels (channel vectors) in `map`, an N x out_h x out_w x K channels-last
+  // output or output gradient; `outside` for those past the map's edge.
+  template <class T>
+  void output_pixels(int64_t g, T* map, T* outside, T* (&pixels)[16]) const {
+    const auto tile = origin(g);
+    for (int i = 0; i < 16; ++i) {
+      const int64_t row = tile.row + i / 4, col = tile.col + i % 4;
+      pixels[i] = row < out_h && col < out_w ? map + ((tile.image * out_h + row) * out_w + col) * k : outside;
+    }
+  }
 
   // x channels-last N x C x H x W into k output channels.
   Tiling(const at::Tensor& x, int64_t k_, int64_t padding_, bool relu_)
@@ -195,12 +205,8 @@ void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const 
   for (int64_t k = 0; k < 36; ++k)
     check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + k * n * s.c, s.c, u + k * s.k * s.c, s.c, 0.f, m + k * n * s.k, s.k));
   for (int64_t t = 0; t < n; ++t) {
-    const auto tile = s.origin(first + t);
     float* dst[16];
-    for (int k = 0; k < 16; ++k) {
-      const int64_t row = tile.row + k / 4, col = tile.col + k % 4;
-      dst[k] = row < s.out_h && col < s.out_w ? y + ((tile.image * s.out_h + row) * s.out_w + col) * s.k : discard;
-    }
+    s.output_pixels(first + t, y, discard, dst);
     output_tile(m + t * s.k, n * s.k, s.k, bias, s.relu, dst);
   }
 }
@@ -263,12 +269,8 @@ at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor&
         float *v = b.v.data_ptr<float>(), *m = b.m.data_ptr<float>(), *sum = b.sum.data_ptr<float>();
         transform_inputs(s, first, n, xp, v, zp);
         for (int64_t t = 0; t < n; ++t) {
-          const auto tile = s.origin(first + t);
           const float* src[16];
-          for (int k = 0; k < 16; ++k) {
-            const int64_t row = tile.row + k / 4, col = tile.col + k % 4;
-            src[k] = row < s.out_h && col < s.out_w ? dyp + ((tile.image * s.out_h + row) * s.out_w + col) * s.k : zp;
-          }
+          s.output_pixels(first + t, dyp, zp, src);
           grad_tile(src, s.k, m + t * s.k, n * s.k);
         }
         // sum[p] (K x C) += m[p]^T (K x n) v[p] (n x C), for each of the 36 positions p.
