@@ -171,7 +171,8 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .overwrite(f.overwrite)
                            .workers(f.workers)
                            .conv(f.conv == "auto" ? training_rule_path().conv : parse_conv(f.conv, true))
-                           .layout(parse_training_layout(f.layout, "--layout"));
+                           .layout(parse_training_layout(f.layout, "--layout"))
+                           .keep_run_path(f.layout == "auto" && f.conv == "auto");  // --resume: the run's own path
   validate(options.optimizer());
   return options;
 }
@@ -348,7 +349,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
-  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else fcn's Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.4x faster than direct on an AVX-512 Zen 5 and the AVX2 proxy), else direct");
+  add_conv_flag(cmd, f.conv, "fcn tune --mode train's cached choice (with --layout auto), else fcn's Winograd where fcn was built\n  with oneDNN (train step at 320x320 ~1.4x faster than direct on an AVX-512 Zen 5 and the AVX2 proxy), else direct;\n  with --resume and --layout auto: the path the run started on (its checkpoint records it)");
   add_layout_flag(cmd, f.layout);
   cmd->add_flag("--tune", f.tune,
                 "where nothing is cached for this net, image size and batch on this CPU, time the training path\n"

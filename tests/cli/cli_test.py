@@ -261,22 +261,25 @@ def _():
     assert not os.path.exists(path("bad.fcn"))
 
 
-@check("Ctrl-C during fcn train leaves a checkpoint that --resume continues")
+@check("Ctrl-C during fcn train leaves a checkpoint that --resume continues, on the path the run started on")
 def _():
     import signal
     import time
     run("data", "fashion-scenes", "--out", path("many"), "--train", 200, "--val", 2, "--size", 32)
     args = ["train", "--data", path("many"), "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--batch", 1,
             "--out", path("ctrl_c.fcn")]
-    p = subprocess.Popen([FCN, *map(str, args), "--epochs", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([FCN, *map(str, args), "--epochs", "100", "--conv", "direct", "--layout", "nchw"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, (p.returncode, err[-500:])
     assert "interrupted" in err and os.path.exists(path("ctrl_c.run/checkpoint.pt")), err[-500:]
     assert not os.path.exists(path("ctrl_c.fcn"))
-    run(*args, "--epochs", 1, "--resume", path("ctrl_c.run"))
+    run(*args, "--epochs", 1, "--resume", path("ctrl_c.run"))  # --conv and --layout at auto: the checkpoint's
     assert os.path.exists(path("ctrl_c.fcn"))
+    logged = [json.loads(line) for line in open(path("ctrl_c.run/metrics.jsonl"))]
+    assert [(e["conv"], e["layout"]) for e in logged] == [("direct", "nchw")], logged
 
 
 @check("one recipe: a fresh --arch/--backbone/... is the same net in init, train and bench")

@@ -10,8 +10,10 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/data/fashion_cells.h"
@@ -169,6 +171,75 @@ TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   resume_segmentation(test::temp_dir() + "/boundary/checkpoint.pt", continued, train, &val, options("boundary", 2));
   expect_same_weights(straight, continued);
   EXPECT_TRUE(fs::exists(test::temp_dir() + "/boundary/best.fcn"));
+}
+
+// The `conv` and `layout` of each metrics.jsonl line of a run folder.
+std::vector<std::pair<std::string, std::string>> paths_logged(const std::string& run) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto bytes = read_file(test::temp_dir() + "/" + run + "/metrics.jsonl");
+  std::istringstream log(std::string(bytes.begin(), bytes.end()));
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    out.emplace_back(j.at("conv").get<std::string>(), j.at("layout").get<std::string>());
+  }
+  return out;
+}
+
+// A resumed run trains on the path its checkpoint records (TrainOptions.keep_run_path), not the
+// options' (fcn train --resume passes the rule's), so it ends as the uninterrupted run on that path
+// did; keep_run_path(false) changes path. oneDNN's Winograd recorded where it is absent becomes fcn's.
+TEST(Trainer, ResumeKeepsTheRunsPath) {
+  const SegmentationDataset train(scenes(), "train");
+  const auto direct_nchw = [](const std::string& run) {
+    return options(run, 2).conv(ConvAlgorithm::kDirect).layout(TrainingLayout::kNchw);
+  };
+  const auto elsewhere = [](const std::string& run) {
+    return options(run, 2).conv(ConvAlgorithm::kWinograd).layout(TrainingLayout::kChannelsLast);
+  };
+  auto straight = small_fcn8s(2);
+  train_segmentation(straight, train, nullptr, direct_nchw("path_straight"));
+  const std::pair<std::string, std::string> direct{"direct", "nchw"};
+  ASSERT_EQ(paths_logged("path_straight"), (std::vector<std::pair<std::string, std::string>>{direct, direct}));
+
+  auto first = small_fcn8s(2);
+  train_segmentation(first, train, nullptr, direct_nchw("path_kept").stop_after_steps(3));
+  Model model;
+  torch::serialize::InputArchive archive;
+  const auto at = load_checkpoint(test::temp_dir() + "/path_kept/checkpoint.pt", model, archive);
+  EXPECT_EQ(std::make_pair(at.conv, at.layout), direct);
+  Model kept;
+  resume_segmentation(test::temp_dir() + "/path_kept", kept, train, nullptr, elsewhere("path_kept"));
+  EXPECT_EQ(paths_logged("path_kept"), paths_logged("path_straight"));
+  expect_same_weights(straight, kept);
+
+  auto second = small_fcn8s(2);
+  train_segmentation(second, train, nullptr, direct_nchw("path_changed").stop_after_steps(3));
+  Model changed;
+  resume_segmentation(test::temp_dir() + "/path_changed", changed, train, nullptr, elsewhere("path_changed").keep_run_path(false));
+  const auto logged = paths_logged("path_changed");
+  ASSERT_EQ(logged.size(), 2u);
+  EXPECT_EQ(logged[0], direct);
+  EXPECT_EQ(logged[1], std::make_pair(std::string(winograd_supported() ? "winograd" : "direct"), std::string("channels_last")));
+  if (!winograd_supported()) return;
+  // A checkpoint that records oneDNN's Winograd (from an AVX-512 machine), or a name this fcn does
+  // not know (a later version's), resumed here: fcn's Winograd where oneDNN's is absent; the options'.
+  const std::string onednn_here = winograd_onednn_trains() ? "winograd_onednn" : "winograd";
+  for (const auto& [recorded, expected] : {std::make_pair("winograd_onednn", onednn_here), std::make_pair("fft", std::string("winograd"))}) {
+    const std::string run = std::string("path_") + recorded;
+    auto third = small_fcn8s(2);
+    train_segmentation(third, train, nullptr, direct_nchw(run).stop_after_steps(3));
+    RunPosition moved;
+    {
+      torch::serialize::InputArchive in;
+      moved = load_checkpoint(test::temp_dir() + "/" + run + "/checkpoint.pt", model, in);
+    }
+    moved.conv = recorded;
+    const auto optimizer = make_optimizer(*model.net, direct_nchw(run).optimizer());
+    save_checkpoint(test::temp_dir() + "/" + run + "/checkpoint.pt", model, *optimizer, moved);
+    Model resumed;
+    EXPECT_NO_THROW(resume_segmentation(test::temp_dir() + "/" + run, resumed, train, nullptr, elsewhere(run)));
+    EXPECT_EQ(paths_logged(run).back().first, expected) << recorded;
+  }
 }
 
 TEST(Trainer, CtrlCWritesAResumableCheckpoint) {

@@ -27,6 +27,8 @@ void save_checkpoint(const std::string& path, const Model& model, torch::optim::
   archive.write("best_epoch", c10::IValue(at.best_epoch));
   archive.write("seconds", c10::IValue(at.seconds));
   archive.write("history", c10::IValue(at.history));
+  archive.write("conv", c10::IValue(at.conv));
+  archive.write("layout", c10::IValue(at.layout));
   std::ostringstream bytes;
   archive.save_to(bytes);
   const auto text = bytes.str();
@@ -58,6 +60,8 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
     archive.read("seconds", value);
     at.seconds = value.toDouble();
     if (archive.try_read("history", value) && value.isString()) at.history = value.toStringRef();
+    if (archive.try_read("conv", value) && value.isString()) at.conv = value.toStringRef();
+    if (archive.try_read("layout", value) && value.isString()) at.layout = value.toStringRef();
   } catch (const c10::Error& e) {
     fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {

@@ -19,6 +19,9 @@ struct RunPosition {
   int64_t best_epoch = 0;
   double seconds = 0;  // training time so far, over every invocation
   std::string history;  // metrics.jsonl as it should be: one JSON line per completed epoch
+  // The training path the run took: its conv algorithm (conv_algorithm_name) and layout
+  // ("channels_last" | "nchw"); empty in checkpoints written before fcn kept them.
+  std::string conv, layout;
 };
 
 void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at);

@@ -65,7 +65,29 @@ struct StepBatch {
   int64_t valid_pixels = 0;  // not void, in this rank's part
 };
 
-// A run's conv algorithm (TrainOptions.conv; direct where fcn has no Winograd) for its steps; the
+// The path a run trains on: TrainOptions.conv and .layout, or on resume (TrainOptions.keep_run_path)
+// the one its checkpoint records; a recorded oneDNN Winograd this CPU lacks becomes fcn's.
+struct RunPath {
+  ConvAlgorithm conv;
+  bool channels_last;
+};
+
+RunPath run_path(const TrainOptions& options, const RunPosition& at) {
+  RunPath path{options.conv(), training_channels_last(options.layout(), options.device())};
+  if (!options.keep_run_path() || at.conv.empty()) return path;
+  RunPath recorded = path;
+  try {
+    recorded.conv = parse_conv_algorithm(at.conv, "checkpoint conv");
+  } catch (const Error&) {  // a name from another fcn version: the options' path, said once
+    if (!options.quiet()) std::fprintf(stderr, "checkpoint: unknown training conv algorithm '%s'; training with TrainOptions.conv\n", at.conv.c_str());
+    return path;
+  }
+  if (recorded.conv == ConvAlgorithm::kWinogradOneDnn && !winograd_onednn_trains()) recorded.conv = ConvAlgorithm::kWinograd;
+  if (at.layout == "channels_last" || at.layout == "nchw") recorded.channels_last = at.layout == "channels_last";
+  return recorded;
+}
+
+// A run's conv algorithm (its RunPath; direct where fcn has no Winograd) for its steps; the
 // process's own choice again afterwards.
 class TrainingConvs {
  public:
@@ -114,8 +136,11 @@ class Run {
     model_.net->to(options_.device());
     share_rank0_weights();
     InterruptGuard interrupt;
-    TrainingConvs convs(options_.conv());
-    TrainingLayoutScope layout(*model_.net, channels_last_);
+    TrainingConvs convs(path_.conv);
+    TrainingLayoutScope layout(*model_.net, path_.channels_last);
+    say_kept_path();
+    at_.conv = conv_algorithm_name(training_conv_algorithm());  // recorded in every checkpoint: a resume keeps it
+    at_.layout = path_.channels_last ? "channels_last" : "nchw";
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
@@ -263,7 +288,7 @@ class Run {
     ++stats.batches;
     if (!learnable) return;  // nothing to learn from (all void)
     auto input = model_input(model_, batch.images, train_.dir()).to(options_.device());
-    if (channels_last_) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (path_.channels_last) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
     const auto outputs = model_.net->forward_with_aux(input);
     auto loss = loss_of(outputs[0], targets, pixel_weights);
     // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
@@ -282,10 +307,19 @@ class Run {
     stats.pixels += static_cast<double>(targets.numel() * world_);
   }
 
+  // On resume, where the checkpoint's path is not the options': one line that the run keeps its own.
+  void say_kept_path() const {
+    const RunPath asked{options_.conv(), training_channels_last(options_.layout(), options_.device())};
+    if (options_.quiet() || rank_ != 0 || (asked.conv == path_.conv && asked.channels_last == path_.channels_last)) return;
+    std::printf("training path: %s convs in %s, as the run started (its checkpoint); --conv or --layout changes it\n",
+                conv_algorithm_name(training_conv_algorithm()), path_.channels_last ? "channels-last" : "NCHW");
+    std::fflush(stdout);
+  }
+
   // Validation through the Predictor, as fcn eval does; each rank scores its share of the split.
   SegmentationMetrics validate_now() {
     PredictOptions as_is;
-    as_is.channels_last = channels_last_;  // the weights stay in the layout training uses
+    as_is.channels_last = path_.channels_last;  // the weights stay in the layout training uses
     as_is.batch = std::max<int64_t>(1, options_.batch_size() / world_);  // small images: a training batch per pass
     auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, nullptr, nullptr, Shard{rank_, world_});
     if (comm_ == nullptr) return confusion.metrics();
@@ -302,8 +336,7 @@ class Run {
     at_.epoch = epoch + 1;
     average_buffers();
     nlohmann::json line = {{"epoch", epoch + 1}, {"train_loss", stats.mean_loss()}, {"lr", stats.lr},  // and the path it ran:
-                           {"layout", channels_last_ ? "channels_last" : "nchw"},
-                           {"conv", conv_algorithm_name(training_conv_algorithm())}};
+                           {"layout", at_.layout}, {"conv", at_.conv}};
     const bool validate = val_ != nullptr && ((epoch + 1) % std::max<int64_t>(1, options_.val_every()) == 0 || epoch + 1 == options_.epochs());
     if (validate) {
       const auto m = validate_now();
@@ -347,7 +380,7 @@ class Run {
   const double seconds_before_;  // of the earlier invocations of this run
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t steps_this_run_ = 0;
-  const bool channels_last_ = training_channels_last(options_.layout(), options_.device());  // TrainOptions.layout
+  const RunPath path_ = run_path(options_, at_);  // TrainOptions.conv and .layout, or the resumed run's
   TrainResult result_;
   std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use (by any loader thread)
 };

@@ -67,6 +67,11 @@ struct TrainOptions {
   // Activations and conv weights channels-last or NCHW during the run; kAuto: the CPU's rule
   // (fcn/infer/fast_path.h: channels-last with AVX-512). The net is NCHW again afterwards.
   TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;
+  // On resume: train on the path the checkpoint records (the conv algorithm and layout the run
+  // started on, e.g. fcn tune --mode train's choice) instead of conv and layout here, so the resumed
+  // steps compute what the uninterrupted run's would, as fast. oneDNN's Winograd recorded on a CPU
+  // that lacks it becomes fcn's. false: conv and layout here (fcn train --resume with --conv or --layout).
+  TORCH_ARG(bool, keep_run_path) = true;
   // This process's connection to the other ranks of a data-parallel job; null: one process.
   TORCH_ARG(std::shared_ptr<Communicator>, communicator);
 };
