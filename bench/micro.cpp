@@ -62,7 +62,7 @@ BENCHMARK(BM_Winograd3x3)
 
 // One 3x3 layer's training step (forward, then the input and weight gradients), channels-last fp32,
 // batch 8, on maps from the demo's 4x4 to 64x64: LibTorch's direct convolution (arg 3 = 0) or
-// Winograd (1: as fcn train runs it, oneDNN's kernels on AVX-512 CPUs, fcn's elsewhere).
+// Winograd (1: the process's training conv algorithm, fcn's trainer unless changed).
 void BM_Winograd3x3Train(benchmark::State& state) {
   const int64_t in = state.range(0), out = state.range(1), size = state.range(2);
   const bool winograd = state.range(3) != 0;

@@ -65,6 +65,36 @@ class TrainingConvScope {
   ConvAlgorithm before_;
 };
 
+// fcn's kernel shares a layer's tiles among the threads in one of two ways: each thread its own
+// chunks (many chunks: 1 x 64 x 96 x 96 has 5 of 128 tiles, at one thread), or every thread on each
+// group of tiles, the 36 products split by position and, from 13 threads, by blocks of output
+// channels (few chunks per thread: the same map at 3 and 16 threads, and every weight gradient).
+// Same results either way, at any thread count (this machine's cores or not).
+TEST(Winograd, EveryThreadCountComputesTheSame) {
+  SKIP_WITHOUT_WINOGRAD();
+  torch::manual_seed(3);
+  const int before = torch::get_num_threads();
+  const TrainingConvScope scope(ConvAlgorithm::kWinograd);
+  for (const int threads : {1, 3, 16}) {
+    torch::set_num_threads(threads);
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    {
+      torch::NoGradGuard no_grad;
+      const auto x = torch::randn({1, 64, 96, 96}).contiguous(torch::MemoryFormat::ChannelsLast);
+      const auto weight = torch::randn({128, 64, 3, 3}) / 24.0, bias = torch::randn({128});
+      EXPECT_LE(test::relative_error(winograd_conv2d(x, weight, bias, 1), torch::conv2d(x, weight, bias, 1, 1)), 1e-4);
+    }
+    const auto x = torch::randn({2, 64, 34, 37}).requires_grad_();
+    const auto weight = (torch::randn({96, 64, 3, 3}) / 24.0).requires_grad_();
+    const auto upstream = torch::randn({2, 96, 34, 37});
+    const auto oracle = torch::autograd::grad({torch::conv2d(x, weight, {}, 1, 1)}, {x, weight}, {upstream});
+    const auto got = torch::autograd::grad({winograd_conv2d(x, weight, {}, 1)}, {x, weight}, {upstream});
+    EXPECT_LE(test::relative_error(got[0], oracle[0]), 1e-4) << "input gradient";
+    EXPECT_LE(test::relative_error(got[1], oracle[1]), 1e-4) << "weight gradient";
+  }
+  torch::set_num_threads(before);
+}
+
 // Training: forward, input, weight and bias gradients against LibTorch's autograd through conv2d,
 // for each trainer: within 1e-4 of their scale, and the input and weight gradients not bitwise
 // LibTorch's (Winograd ran). Maps from 4x4 to 10x12, with and without padding, tiles cut at the

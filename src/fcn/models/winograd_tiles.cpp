@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -170,23 +169,33 @@ struct Tiling {
   int64_t chunk() const { return std::min(count, std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(c, k)), 16, 128)); }
 };
 
-// Runs body(first, n, thread's buffers...) over chunks of `chunk` tiles out of `count`, on
-// LibTorch's threads. Chunks are claimed one at a time rather than split evenly up front: on a
-// shared or busy machine one core runs slower than another, and the faster then takes more chunks
-// instead of waiting. `setup` makes a thread's buffers once; its sgemms run on that thread alone.
-template <class Setup, class Body>
-void for_each_chunk(int64_t count, int64_t chunk, const Setup& setup, const Body& body) {
-  const int64_t chunks = (count + chunk - 1) / chunk;
+// Range i of `parts` near-equal ranges of [0, n).
+struct Range {
+  int64_t begin, size;
+};
+Range part(int64_t n, int64_t parts, int64_t i) { return {n * i / parts, n * (i + 1) / parts - n * i / parts}; }
+
+// Runs fn(i) for each i in [0, items) on LibTorch's threads, `setup()`'s buffers made once per
+// thread. Items are claimed one at a time rather than split evenly up front: on a shared or busy
+// machine one core runs slower than another, and the faster then takes more instead of waiting.
+// sgemms run on their thread alone.
+template <class Setup, class Fn>
+void for_each_item(int64_t items, const Setup& setup, const Fn& fn) {
   std::atomic<int64_t> next{0};
-  at::parallel_for(0, chunks, 1, [&](int64_t, int64_t) {
+  at::parallel_for(0, items, 1, [&](int64_t, int64_t) {
     const SingleThreadedKernels one_thread;
     auto buffers = setup();
-    for (int64_t b = next++; b < chunks; b = next++) body(b * chunk, std::min(chunk, count - b * chunk), buffers);
+    for (int64_t i = next++; i < items; i = next++) fn(i, buffers);
   });
 }
 
-// Input transforms of tiles [first, first + n) into v (36 matrices n x C).
-void transform_inputs(const Tiling& s, int64_t first, int64_t n, const float* x, float* v, const float* zeros) {
+template <class Fn>
+void for_each_item(int64_t items, const Fn& fn) {
+  for_each_item(items, [] { return 0; }, [&](int64_t i, int) { fn(i); });
+}
+
+// Input transforms of tiles [first, first + n): tile first + t's 36 positions at v + t * C, `stride` apart.
+void transform_inputs(const Tiling& s, int64_t first, int64_t n, const float* x, float* v, int64_t stride, const float* zeros) {
   for (int64_t t = 0; t < n; ++t) {
     const auto tile = s.origin(first + t);
     const float* src[36];
@@ -194,21 +203,101 @@ void transform_inputs(const Tiling& s, int64_t first, int64_t n, const float* x,
       const int64_t row = tile.row - s.padding + k / 6, col = tile.col - s.padding + k % 6;
       src[k] = row >= 0 && row < s.h && col >= 0 && col < s.w ? x + ((tile.image * s.h + row) * s.w + col) * s.c : zeros;
     }
-    input_tile(src, s.c, v + t * s.c, n * s.c);
+    input_tile(src, s.c, v + t * s.c, stride);
   }
 }
 
-// Tiles [first, first + n): input transform into v, 36 products into m, output transform into y.
-void run_chunk(const Tiling& s, int64_t first, int64_t n, const float* x, const float* u, const float* bias, float* y,
-               float* v, float* m, const float* zeros, float* discard) {
-  transform_inputs(s, first, n, x, v, zeros);
-  for (int64_t k = 0; k < 36; ++k)
-    check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + k * n * s.c, s.c, u + k * s.k * s.c, s.c, 0.f, m + k * n * s.k, s.k));
+// What the forward pass and the weight gradient read and write.
+struct Operands {
+  const float *x, *u, *bias, *dy, *zeros;
+  float *y, *sum;
+};
+
+// Output transforms of tiles [first, first + n) from m (36 matrices of `rows` x K, their row t0 the
+// tile `first`'s) into y.
+void transform_outputs(const Tiling& s, int64_t first, int64_t n, const float* m, int64_t rows, const Operands& o, float* discard) {
   for (int64_t t = 0; t < n; ++t) {
     float* dst[16];
-    s.output_pixels(first + t, y, discard, dst);
-    output_tile(m + t * s.k, n * s.k, s.k, bias, s.relu, dst);
+    s.output_pixels(first + t, o.y, discard, dst);
+    output_tile(m + t * s.k, rows * s.k, s.k, o.bias, s.relu, dst);
   }
+}
+
+// A chunk of tiles [first, first + n) by one thread: input transforms into v, 36 products into m,
+// output transforms into y.
+void forward_chunk(const Tiling& s, int64_t first, int64_t n, const Operands& o, float* v, float* m, float* discard) {
+  transform_inputs(s, first, n, o.x, v, n * s.c, o.zeros);
+  for (int64_t p = 0; p < 36; ++p)
+    check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + p * n * s.c, s.c, o.u + p * s.k * s.c, s.c, 0.f, m + p * n * s.k, s.k));
+  transform_outputs(s, first, n, m, n, o, discard);
+}
+
+// A group of tiles shared by all threads, step by step: the transforms split by tiles into
+// `pieces`, the 36 products each into `blocks` blocks of K: more items than threads at every step,
+// whatever the tile count (a deep layer of a small image has fewer chunks than a many-core CPU
+// has threads), and one thread per block of a sum (the weight gradient needs no per-thread sums).
+struct Group {
+  int64_t first, n, pieces, blocks, block;
+  Group(int64_t first_, int64_t n_, int64_t k) : first(first_), n(n_) {
+    const int64_t threads = at::get_num_threads();
+    pieces = std::min(n, 4 * threads);
+    const int64_t splits = (3 * threads + 35) / 36;  // 36 x splits >= 3 x threads
+    block = ((k + splits - 1) / splits + 15) / 16 * 16;
+    blocks = (k + block - 1) / block;
+  }
+  Range tiles(int64_t piece) const { return part(n, pieces, piece); }
+  Range channels(int64_t b, int64_t k) const { return {b * block, std::min(k, (b + 1) * block) - b * block}; }
+};
+
+// Tiles per group: as many as the threads take in chunks of Tiling::chunk() at once (so the
+// buffers are the chunk mode's), the groups of a map near-equal.
+int64_t group_size(const Tiling& s) {
+  const int64_t most = std::min(s.count, s.chunk() * at::get_num_threads());
+  const int64_t groups = (s.count + most - 1) / most;
+  return (s.count + groups - 1) / groups;
+}
+
+// Runs fn(Group) over the map's tiles in groups of group_size.
+template <class Fn>
+void for_each_group(const Tiling& s, int64_t group, const Fn& fn) {
+  for (int64_t first = 0; first < s.count; first += group) fn(Group(first, std::min(group, s.count - first), s.k));
+}
+
+void forward_group(const Tiling& s, const Group& g, const Operands& o, float* v, float* m, float* discards) {
+  for_each_item(g.pieces, [&](int64_t i) {
+    const auto r = g.tiles(i);
+    transform_inputs(s, g.first + r.begin, r.size, o.x, v + r.begin * s.c, g.n * s.c, o.zeros);
+  });
+  for_each_item(36 * g.blocks, [&](int64_t i) {
+    const int64_t p = i / g.blocks;
+    const auto out = g.channels(i % g.blocks, s.k);
+    check(dnnl_sgemm('N', 'T', g.n, out.size, s.c, 1.f, v + p * g.n * s.c, s.c, o.u + (p * s.k + out.begin) * s.c, s.c, 0.f,
+                     m + p * g.n * s.k + out.begin, s.k));
+  });
+  for_each_item(g.pieces, [&](int64_t i) {
+    const auto r = g.tiles(i);
+    transform_outputs(s, g.first + r.begin, r.size, m + r.begin * s.k, g.n, o, discards + i * s.k);
+  });
+}
+
+// The weight gradient's sum (36 K x C) += the group's products m[p]^T v[p], from the transforms of
+// the input (v) and of the output gradient (m).
+void weight_grad_group(const Tiling& s, const Group& g, const Operands& o, float* v, float* m) {
+  for_each_item(g.pieces, [&](int64_t i) {
+    const auto r = g.tiles(i);
+    transform_inputs(s, g.first + r.begin, r.size, o.x, v + r.begin * s.c, g.n * s.c, o.zeros);
+    for (int64_t t = r.begin; t < r.begin + r.size; ++t) {
+      const float* src[16];
+      s.output_pixels(g.first + t, o.dy, o.zeros, src);
+      grad_tile(src, s.k, m + t * s.k, g.n * s.k);
+    }
+  });
+  for_each_item(36 * g.blocks, [&](int64_t i) {
+    const int64_t p = i / g.blocks;
+    const auto out = g.channels(i % g.blocks, s.k);
+    check(dnnl_sgemm('T', 'N', out.size, s.c, g.n, 1.f, m + p * g.n * s.k + out.begin, s.k, v + p * g.n * s.c, s.c, 1.f,
+                     o.sum + (p * s.k + out.begin) * s.c, s.c));
+  });
 }
 
 }  // namespace
@@ -222,23 +311,32 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
   const Tiling s(x, weight.size(0), padding, relu);
   auto y = at::empty({s.n, s.k, s.out_h, s.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const int64_t chunk = s.chunk();
   const auto zeros = at::zeros({s.c}, x.options());
-  const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float* yp = y.data_ptr<float>();
-  struct Buffers {
-    at::Tensor v, m, discard;
-  };
-  for_each_chunk(
-      s.count, chunk,
-      [&] {
-        return Buffers{at::empty({36 * chunk * s.c}, x.options()), at::empty({36 * chunk * s.k}, x.options()),
-                       at::empty({s.k}, x.options())};
-      },
-      [&](int64_t first, int64_t n, Buffers& b) {
-        run_chunk(s, first, n, xp, up, bp, yp, b.v.data_ptr<float>(), b.m.data_ptr<float>(), zeros.data_ptr<float>(),
-                  b.discard.data_ptr<float>());
-      });
+  const Operands o{x.data_ptr<float>(), u.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, nullptr,
+                   zeros.data_ptr<float>(), y.data_ptr<float>(), nullptr};
+  const int64_t chunk = s.chunk(), chunks = (s.count + chunk - 1) / chunk;
+  if (chunks >= 4 * at::get_num_threads()) {  // chunks enough for every thread: each its own, in cache
+    struct Buffers {
+      at::Tensor v, m, discard;
+    };
+    for_each_item(
+        chunks,
+        [&] {
+          return Buffers{at::empty({36 * chunk * s.c}, x.options()), at::empty({36 * chunk * s.k}, x.options()),
+                         at::empty({s.k}, x.options())};
+        },
+        [&](int64_t b, Buffers& buf) {
+          forward_chunk(s, b * chunk, std::min(chunk, s.count - b * chunk), o, buf.v.data_ptr<float>(), buf.m.data_ptr<float>(),
+                        buf.discard.data_ptr<float>());
+        });
+  } else {  // few chunks (deep layers, small images, many threads): every thread on each group
+    const int64_t group = group_size(s);
+    const auto v = at::empty({36 * group * s.c}, x.options()), m = at::empty({36 * group * s.k}, x.options());
+    const auto discards = at::empty({Group(0, group, s.k).pieces * s.k}, x.options());
+    for_each_group(s, group, [&](const Group& g) {
+      forward_group(s, g, o, v.data_ptr<float>(), m.data_ptr<float>(), discards.data_ptr<float>());
+    });
+  }
   return nhwc ? y : y.contiguous();
 }
 
@@ -247,41 +345,15 @@ at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor&
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto dy = grad_output.contiguous(at::MemoryFormat::ChannelsLast);
   const Tiling s(x, dy.size(1), padding, false);
-  const int64_t chunk = s.chunk(), kc = s.k * s.c;
+  const int64_t group = group_size(s), kc = s.k * s.c;
   const auto zeros = at::zeros({std::max(s.c, s.k)}, x.options());
-  const float *xp = x.data_ptr<float>(), *dyp = dy.data_ptr<float>(), *zp = zeros.data_ptr<float>();
-  // Each thread sums its tiles' products into its own 36 K x C matrices; the threads' sums are added after.
-  std::mutex mutex;
-  std::vector<at::Tensor> sums;
-  struct Buffers {
-    at::Tensor v, m, sum;
-  };
-  for_each_chunk(
-      s.count, chunk,
-      [&] {
-        Buffers b{at::empty({36 * chunk * s.c}, x.options()), at::empty({36 * chunk * s.k}, x.options()),
-                  at::zeros({36, s.k, s.c}, x.options())};
-        const std::lock_guard<std::mutex> lock(mutex);
-        sums.push_back(b.sum);
-        return b;
-      },
-      [&](int64_t first, int64_t n, Buffers& b) {
-        float *v = b.v.data_ptr<float>(), *m = b.m.data_ptr<float>(), *sum = b.sum.data_ptr<float>();
-        transform_inputs(s, first, n, xp, v, zp);
-        for (int64_t t = 0; t < n; ++t) {
-          const float* src[16];
-          s.output_pixels(first + t, dyp, zp, src);
-          grad_tile(src, s.k, m + t * s.k, n * s.k);
-        }
-        // sum[p] (K x C) += m[p]^T (K x n) v[p] (n x C), for each of the 36 positions p.
-        for (int64_t p = 0; p < 36; ++p)
-          check(dnnl_sgemm('T', 'N', s.k, s.c, n, 1.f, m + p * n * s.k, s.k, v + p * n * s.c, s.c, 1.f, sum + p * kc, s.c));
-      });
-  auto total = sums.at(0);
-  for (size_t i = 1; i < sums.size(); ++i) total.add_(sums[i]);
+  const auto v = at::empty({36 * group * s.c}, x.options()), m = at::empty({36 * group * s.k}, x.options());
+  auto sum = at::zeros({36, s.k, s.c}, x.options());
+  const Operands o{x.data_ptr<float>(), nullptr, nullptr, dy.data_ptr<float>(), zeros.data_ptr<float>(), nullptr, sum.data_ptr<float>()};
+  for_each_group(s, group, [&](const Group& g) { weight_grad_group(s, g, o, v.data_ptr<float>(), m.data_ptr<float>()); });
   // Back to 3x3 kernels: dw = G^T sum G, i.e. (G kron G)^T applied to the 36 positions of each K x C entry.
   auto dw = at::empty({s.k, s.c, 3, 3}, x.options());
-  check(dnnl_sgemm('T', 'N', kc, 9, 36, 1.f, total.data_ptr<float>(), kc, g_kron_g().data(), 9, 0.f, dw.data_ptr<float>(), 9));
+  check(dnnl_sgemm('T', 'N', kc, 9, 36, 1.f, sum.data_ptr<float>(), kc, g_kron_g().data(), 9, 0.f, dw.data_ptr<float>(), 9));
   return dw;
 }
 

@@ -4,7 +4,9 @@
 // the 36 transformed positions become 36 matrix products over channels (oneDNN's sgemm), and each
 // product is transformed back (A^T m A) into a 4x4 output tile, with the bias added. Tiles are
 // processed in chunks, one chunk per thread at a time, so the transformed data stays in cache and
-// nothing the size of an activation is allocated besides the output. The weights are transformed
+// nothing the size of an activation is allocated besides the output; where a layer has too few
+// chunks to keep every thread busy (deep layers, small images, many cores), all threads work on
+// each group of tiles in turn, the 36 products split by position and block of output channels. The weights are transformed
 // (G g G^T) on every call: ~1 ms for a 512->512 layer against ~10-100 ms for its convolution, so
 // nothing is held between calls and inference memory stays that of the direct convolution.
 //
@@ -29,8 +31,9 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, 
 // The gradient of winograd_tiles_conv2d(x, w, ., padding) with respect to w (K x C x 3 x 3,
 // contiguous), given the output gradient dy (N x K x H' x W'), by the same tiles: per tile
 // G^T [(A dy A^T) . (B^T d B)] G, the 36 positions summed over tiles as 36 matrix products
-// (K x tiles by tiles x C) — 4x fewer multiplies than the direct backward-weights convolution. Each
-// thread sums into its own 36 x K x C floats (transient: 36 MiB per thread for a 512 -> 512 layer).
+// (K x tiles by tiles x C) — 4x fewer multiplies than the direct backward-weights convolution. The
+// threads share each group of tiles and each owns blocks of the one 36 x K x C sum (transient: 36 MiB
+// for a 512 -> 512 layer, whatever the thread count).
 at::Tensor winograd_tiles_weight_grad(const at::Tensor& x, const at::Tensor& dy, int64_t padding);
 
 }  // namespace fcn
