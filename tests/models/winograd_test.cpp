@@ -1,6 +1,7 @@
 // Winograd 3x3 convolutions against LibTorch's direct convolution (the oracle, itself golden-tested
 // against PyTorch): fcn's inference kernel over layouts, padding, bias, batch, image edges and
-// several chunks of tiles, and weights changed between calls; the gradients of the training path
+// several chunks of tiles (16 channels at a time with AVX-512, 8 elsewhere: ctest's winograd_as_avx2
+// runs this suite again with AVX-512 hidden), and weights changed between calls; the gradients of the training path
 // (fcn's trainer on every CPU, oneDNN's with AVX-512) against LibTorch's autograd; the dispatch in
 // fcn::conv (each mode's own choice, eligible layers only). Skipped in a build without libdnnl-dev,
 // except the eligibility rules.

@@ -13,21 +13,23 @@
 #include <ATen/record_function.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
 #include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
 
-// Eight floats, loaded and stored at any alignment: GCC/Clang vector extensions, two SSE or one
-// AVX register, as the clone compiled for the CPU has.
+// Eight or sixteen floats, loaded and stored at any alignment: GCC/Clang vector extensions, in SSE,
+// AVX or AVX-512 registers as the function's target has them.
 typedef float Lanes __attribute__((vector_size(32), aligned(4), may_alias));
-constexpr int64_t kLanes = 8;
+typedef float Lanes16 __attribute__((vector_size(64), aligned(4), may_alias));
+#define FCN_INLINE inline __attribute__((always_inline))  // into each target's function, compiled for it
 
 // The F(4x4, 3x3) matrices (Lavin & Gray), applied to one column or row at a time:
 // B^T (6x6) on input tiles, A^T (4x6) on products (G, on kernels: transform_weights).
 template <class T>
-inline void apply_bt(const T* a, T* o) {
+FCN_INLINE void apply_bt(const T* a, T* o) {
   o[0] = 4 * a[0] - 5 * a[2] + a[4];
   o[1] = a[3] + a[4] - 4 * (a[1] + a[2]);
   o[2] = a[4] - a[3] + 4 * (a[1] - a[2]);
@@ -37,7 +39,7 @@ inline void apply_bt(const T* a, T* o) {
 }
 
 template <class T>
-inline void apply_at(const T* m, T* o) {
+FCN_INLINE void apply_at(const T* m, T* o) {
   const T p1 = m[1] + m[2], m1 = m[1] - m[2], p3 = m[3] + m[4], m3 = m[3] - m[4];
   o[0] = m[0] + p1 + p3;
   o[1] = m1 + 2 * m3;
@@ -48,7 +50,7 @@ inline void apply_at(const T* m, T* o) {
 // A (6x4), the transpose of A^T, on output-gradient tiles: the weight gradient's transform
 // (A dy A^T), the adjoint of A^T m A.
 template <class T>
-inline void apply_a(const T* y, T* o) {
+FCN_INLINE void apply_a(const T* y, T* o) {
   o[0] = y[0];
   o[1] = y[0] + y[1] + y[2] + y[3];
   o[2] = y[0] - y[1] + y[2] - y[3];
@@ -58,59 +60,102 @@ inline void apply_a(const T* y, T* o) {
 }
 
 // out (O x S) = F applied to each of the S columns (length R) of in (R x S); applying F to each row
-// of the result next completes a two-sided transform (M^T X M), eight channels at once.
-template <int R, int S, int O, void (*F)(const Lanes*, Lanes*)>
-inline void columns(const Lanes (&in)[R][S], Lanes (&out)[O][S]) {
+// of the result next completes a two-sided transform (M^T X M), a vector of channels at once.
+template <int R, int S, int O, class V, void (*F)(const V*, V*)>
+FCN_INLINE void columns(const V (&in)[R][S], V (&out)[O][S]) {
   for (int s = 0; s < S; ++s) {
-    Lanes col[R], res[O];
+    V col[R], res[O];
     for (int r = 0; r < R; ++r) col[r] = in[r][s];
     F(col, res);
     for (int r = 0; r < O; ++r) out[r][s] = res[r];
   }
 }
 
-// One input tile: `src` points at its 36 pixels (channel vectors, or zeros outside the image); its
-// 36 transformed positions go to v[k * stride + c].
-__attribute__((target_clones("arch=haswell", "default"))) void input_tile(const float* const* src, int64_t channels,
-                                                                          float* v, int64_t stride) {
-  for (int64_t c = 0; c < channels; c += kLanes) {
-    Lanes d[6][6], t[6][6], u[6][6];
-    for (int k = 0; k < 36; ++k) d[k / 6][k % 6] = *reinterpret_cast<const Lanes*>(src[k] + c);
-    columns<6, 6, 6, apply_bt<Lanes>>(d, t);
+// One input tile, channels [begin, end) in vectors V: `src` points at its 36 pixels (channel
+// vectors, or zeros outside the image); its 36 transformed positions go to v[k * stride + c].
+template <class V>
+FCN_INLINE void input_tile_lanes(const float* const* src, int64_t begin, int64_t end, float* v, int64_t stride) {
+  for (int64_t c = begin; c < end; c += sizeof(V) / sizeof(float)) {
+    V d[6][6], t[6][6], u[6][6];
+    for (int k = 0; k < 36; ++k) d[k / 6][k % 6] = *reinterpret_cast<const V*>(src[k] + c);
+    columns<6, 6, 6, V, apply_bt<V>>(d, t);
     for (int r = 0; r < 6; ++r) apply_bt(t[r], u[r]);
-    for (int k = 0; k < 36; ++k) *reinterpret_cast<Lanes*>(v + k * stride + c) = u[k / 6][k % 6];
+    for (int k = 0; k < 36; ++k) *reinterpret_cast<V*>(v + k * stride + c) = u[k / 6][k % 6];
   }
 }
 
-// One output tile: its 36 products m[k * stride + o] back to 4x4 pixels `dst` (channel vectors),
-// plus the bias, then max(0, .) with `relu` (NaN stays NaN, as in torch::relu).
-__attribute__((target_clones("arch=haswell", "default"))) void output_tile(const float* m, int64_t stride, int64_t channels,
-                                                                           const float* bias, bool relu, float* const* dst) {
-  for (int64_t o = 0; o < channels; o += kLanes) {
-    Lanes p[6][6], t[4][6], y[4][4];
-    for (int k = 0; k < 36; ++k) p[k / 6][k % 6] = *reinterpret_cast<const Lanes*>(m + k * stride + o);
-    columns<6, 6, 4, apply_at<Lanes>>(p, t);
+// One output tile, channels [begin, end): its 36 products m[k * stride + o] back to 4x4 pixels
+// `dst` (channel vectors), plus the bias, then max(0, .) with `relu` (NaN stays NaN, as in torch::relu).
+template <class V>
+FCN_INLINE void output_tile_lanes(const float* m, int64_t stride, int64_t begin, int64_t end, const float* bias, bool relu,
+                                  float* const* dst) {
+  for (int64_t o = begin; o < end; o += sizeof(V) / sizeof(float)) {
+    V p[6][6], t[4][6], y[4][4];
+    for (int k = 0; k < 36; ++k) p[k / 6][k % 6] = *reinterpret_cast<const V*>(m + k * stride + o);
+    columns<6, 6, 4, V, apply_at<V>>(p, t);
     for (int r = 0; r < 4; ++r) apply_at(t[r], y[r]);
-    const Lanes b = bias ? *reinterpret_cast<const Lanes*>(bias + o) : Lanes{};
-    const Lanes zero{};
+    const V b = bias ? *reinterpret_cast<const V*>(bias + o) : V{};
+    const V zero{};
     for (int k = 0; k < 16; ++k) {
-      const Lanes out = y[k / 4][k % 4] + b;
-      *reinterpret_cast<Lanes*>(dst[k] + o) = relu ? (out < zero ? zero : out) : out;
+      const V out = y[k / 4][k % 4] + b;
+      *reinterpret_cast<V*>(dst[k] + o) = relu ? (out < zero ? zero : out) : out;
     }
   }
 }
 
-// One output-gradient tile: its 16 pixels `src` (channel vectors, or zeros outside the map) to its
-// 36 transformed positions (A dy A^T) at m[k * stride + o].
-__attribute__((target_clones("arch=haswell", "default"))) void grad_tile(const float* const* src, int64_t channels, float* m,
-                                                                         int64_t stride) {
-  for (int64_t o = 0; o < channels; o += kLanes) {
-    Lanes d[4][4], t[6][4], u[6][6];
-    for (int k = 0; k < 16; ++k) d[k / 4][k % 4] = *reinterpret_cast<const Lanes*>(src[k] + o);
-    columns<4, 4, 6, apply_a<Lanes>>(d, t);
+// One output-gradient tile, channels [begin, end): its 16 pixels `src` (channel vectors, or zeros
+// outside the map) to its 36 transformed positions (A dy A^T) at m[k * stride + o].
+template <class V>
+FCN_INLINE void grad_tile_lanes(const float* const* src, int64_t begin, int64_t end, float* m, int64_t stride) {
+  for (int64_t o = begin; o < end; o += sizeof(V) / sizeof(float)) {
+    V d[4][4], t[6][4], u[6][6];
+    for (int k = 0; k < 16; ++k) d[k / 4][k % 4] = *reinterpret_cast<const V*>(src[k] + o);
+    columns<4, 4, 6, V, apply_a<V>>(d, t);
     for (int r = 0; r < 6; ++r) apply_a(t[r], u[r]);
-    for (int k = 0; k < 36; ++k) *reinterpret_cast<Lanes*>(m + k * stride + o) = u[k / 6][k % 6];
+    for (int k = 0; k < 36; ++k) *reinterpret_cast<V*>(m + k * stride + o) = u[k / 6][k % 6];
   }
+}
+
+// Each transform three times: for AVX2+FMA and a baseline (eight channels at a time, the clone for
+// the CPU chosen at load time), and for AVX-512 (sixteen), chosen once per process (avx512_tiles).
+// Channel counts are multiples of 16 (winograd_eligible).
+__attribute__((target_clones("arch=haswell", "default"))) void input_tile8(const float* const* src, int64_t channels, float* v,
+                                                                           int64_t stride) {
+  input_tile_lanes<Lanes>(src, 0, channels, v, stride);
+}
+__attribute__((target("avx512f"))) void input_tile16(const float* const* src, int64_t channels, float* v, int64_t stride) {
+  input_tile_lanes<Lanes16>(src, 0, channels, v, stride);
+}
+__attribute__((target_clones("arch=haswell", "default"))) void output_tile8(const float* m, int64_t stride, int64_t channels,
+                                                                            const float* bias, bool relu, float* const* dst) {
+  output_tile_lanes<Lanes>(m, stride, 0, channels, bias, relu, dst);
+}
+__attribute__((target("avx512f"))) void output_tile16(const float* m, int64_t stride, int64_t channels, const float* bias, bool relu,
+                                                      float* const* dst) {
+  output_tile_lanes<Lanes16>(m, stride, 0, channels, bias, relu, dst);
+}
+__attribute__((target_clones("arch=haswell", "default"))) void grad_tile8(const float* const* src, int64_t channels, float* m,
+                                                                          int64_t stride) {
+  grad_tile_lanes<Lanes>(src, 0, channels, m, stride);
+}
+__attribute__((target("avx512f"))) void grad_tile16(const float* const* src, int64_t channels, float* m, int64_t stride) {
+  grad_tile_lanes<Lanes16>(src, 0, channels, m, stride);
+}
+
+// Whether the AVX-512 transforms run: the CPU has AVX-512F and FCN_CPU_FLAGS does not hide it.
+bool avx512_tiles() {
+  static const bool wide = __builtin_cpu_supports("avx512f") && cpu_info().has("avx512f");
+  return wide;
+}
+
+void input_tile(const float* const* src, int64_t channels, float* v, int64_t stride) {
+  (avx512_tiles() ? input_tile16 : input_tile8)(src, channels, v, stride);
+}
+void output_tile(const float* m, int64_t stride, int64_t channels, const float* bias, bool relu, float* const* dst) {
+  (avx512_tiles() ? output_tile16 : output_tile8)(m, stride, channels, bias, relu, dst);
+}
+void grad_tile(const float* const* src, int64_t channels, float* m, int64_t stride) {
+  (avx512_tiles() ? grad_tile16 : grad_tile8)(src, channels, m, stride);
 }
 
 void check(dnnl_status_t status) {

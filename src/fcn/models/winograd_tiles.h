@@ -11,8 +11,9 @@
 // nothing is held between calls and inference memory stays that of the direct convolution.
 //
 // It runs on every x86-64 CPU LibTorch runs on (oneDNN's sgemm picks its own ISA; the transforms
-// are compiled for AVX2+FMA and a baseline, chosen at load time), unlike oneDNN's Winograd kernels,
-// which need AVX-512. Per-layer timings on both classes are in docs/benchmarks.md.
+// are compiled for AVX2+FMA and a baseline on 8 channels at a time, chosen at load time, and for
+// AVX-512 on 16, chosen at first use unless FCN_CPU_FLAGS hides avx512f), unlike oneDNN's Winograd
+// kernels, which need AVX-512. Per-layer timings on both classes are in docs/benchmarks.md.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ namespace fcn {
 
 // conv2d(x, weight, bias, stride 1, padding, dilation 1, groups 1): x float32 CPU N x C x H x W (any
 // layout; the result has x's: channels-last or contiguous), weight K x C x 3 x 3 with C and K
-// multiples of 8, bias K or undefined; with `relu`, max(0, .) of it, in the same pass. The caller
+// multiples of 16, bias K or undefined; with `relu`, max(0, .) of it, in the same pass. The caller
 // checks eligibility (winograd_eligible).
 at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
                                  bool relu = false);
