@@ -137,6 +137,7 @@ TEST(FastPath, TunedChoiceIsCachedReusedAndInvalidatedByEveryKeyField) {
   EXPECT_EQ(changed([](TuneKey& k) { k.cpu = "AMD EPYC 7551P 32-Core Processor"; }), "rule");
   EXPECT_EQ(changed([](TuneKey& k) { k.isa = "avx2"; }), "rule");
   EXPECT_EQ(changed([](TuneKey& k) { k.torch_version = "2.5.1"; }), "rule");
+  EXPECT_EQ(changed([](TuneKey& k) { k.kernels -= 1; }), "rule");  // timed with an older fcn's kernels
   EXPECT_EQ(changed([](TuneKey& k) { k.threads += 1; }), "rule");
   EXPECT_EQ(changed([](TuneKey& k) { k.dtype = "bf16"; }), "rule");
   EXPECT_EQ(changed([](TuneKey& k) { k.batch = 4; }), "rule");

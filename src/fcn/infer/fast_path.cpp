@@ -155,7 +155,7 @@ FastPath FastPath::from_json(const nlohmann::json& j) {
 }
 
 std::string TuneKey::str() const {
-  return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";threads=" + std::to_string(threads) + ";net=" + net +
+  return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";fcn_kernels=" + std::to_string(kernels) + ";threads=" + std::to_string(threads) + ";net=" + net +
          ";dtype=" + dtype + ";batch=" + std::to_string(batch) + ";size=2^" + std::to_string(size_class) +
          (training ? ";mode=train" : "");
 }

@@ -4,8 +4,8 @@
 // (Zen 1) NCHW with glibc's allocator is, by 15-20%. So:
 //  - `fcn tune` (tune_path) times the candidates for one workload on this machine and caches the
 //    winner in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,
-//    its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch,
-//    size class);
+//    its ISA class, the LibTorch version, fcn's kernel generation (kFcnKernels), the thread count
+//    and the workload (net, dtype, batch, size class);
 //  - predict, eval and bench look the key up (find_path): a hit is used at no cost; a miss takes
 //    the ISA rule below, measured on both classes, and says so; nothing is timed implicitly;
 //  - FCN_NO_TUNE=1 pins the ISA rule and ignores the cache, for reproducible runs.
@@ -46,8 +46,14 @@ struct FastPath {
 };
 
 // What a choice is valid for. Any field that differs makes it a different entry.
+// The generation of fcn's own kernels, in every key: raised whenever a change to them can change
+// which candidate is fastest (2: Winograd in groups where a layer has few chunks, 16-channel
+// transforms on AVX-512), so that a choice timed with older kernels is timed again, not reused.
+constexpr int kFcnKernels = 2;
+
 struct TuneKey {
   std::string cpu, isa, torch_version;
+  int kernels = kFcnKernels;
   int threads = 1;
   std::string net;  // a hash of the net's config (architecture, widths, classes)
   std::string dtype = "fp32";
