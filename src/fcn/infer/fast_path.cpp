@@ -110,6 +110,8 @@ void to_layout(torch::nn::Module& module, bool channels_last) {
     if (p.dim() == 4) p.set_data(p.contiguous());
 }
 
+const char* layout_name(bool channels_last) { return channels_last ? "channels_last" : "nchw"; }
+
 TrainingLayout parse_training_layout(const std::string& name, const std::string& what) {
   if (name == "auto") return TrainingLayout::kAuto;
   if (name == "nchw") return TrainingLayout::kNchw;
@@ -133,7 +135,7 @@ std::string FastPath::describe() const {
 }
 
 nlohmann::json FastPath::to_json() const {
-  return {{"layout", channels_last ? "channels_last" : "nchw"}, {"allocator", policy_name(allocator)},
+  return {{"layout", layout_name(channels_last)}, {"allocator", policy_name(allocator)},
           {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"},
           {"conv", conv_algorithm_name(conv)}, {"source", source}};
 }
@@ -141,9 +143,9 @@ nlohmann::json FastPath::to_json() const {
 FastPath FastPath::from_json(const nlohmann::json& j) {
   FastPath path;
   const auto layout = j.at("layout").get<std::string>(), upsampling = j.at("upsampling").get<std::string>();
-  if ((layout != "nchw" && layout != "channels_last") || (upsampling != "subpixel" && upsampling != "transposed"))
+  if ((layout != layout_name(false) && layout != layout_name(true)) || (upsampling != "subpixel" && upsampling != "transposed"))
     fail("fast path", "unknown layout '" + layout + "' or upsampling '" + upsampling + "'");
-  path.channels_last = layout == "channels_last";
+  path.channels_last = layout == layout_name(true);
   path.allocator = parse_allocator_policy(j.at("allocator").get<std::string>(), "fast path allocator");
   path.upsampling = upsampling == "subpixel" ? UpsamplingPath::kSubpixel : UpsamplingPath::kTransposed;
   path.conv = parse_conv_algorithm(j.at("conv").get<std::string>(), "fast path conv");
@@ -155,9 +157,9 @@ FastPath FastPath::from_json(const nlohmann::json& j) {
 }
 
 std::string TuneKey::str() const {
-  return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";fcn_kernels=" + std::to_string(kernels) + ";threads=" + std::to_string(threads) + ";net=" + net +
-         ";dtype=" + dtype + ";batch=" + std::to_string(batch) + ";size=2^" + std::to_string(size_class) +
-         (training ? ";mode=train" : "");
+  return "cpu=" + cpu + ";isa=" + isa + ";torch=" + torch_version + ";fcn_kernels=" + std::to_string(kernels) +
+         ";threads=" + std::to_string(threads) + ";net=" + net + ";dtype=" + dtype + ";batch=" + std::to_string(batch) +
+         ";size=2^" + std::to_string(size_class) + (training ? ";mode=train" : "");
 }
 
 TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype, bool training) {

@@ -45,12 +45,12 @@ struct FastPath {
   static FastPath from_json(const nlohmann::json& j);  // throws on a malformed entry
 };
 
-// What a choice is valid for. Any field that differs makes it a different entry.
 // The generation of fcn's own kernels, in every key: raised whenever a change to them can change
 // which candidate is fastest (2: Winograd in groups where a layer has few chunks, 16-channel
 // transforms on AVX-512), so that a choice timed with older kernels is timed again, not reused.
 constexpr int kFcnKernels = 2;
 
+// What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {
   std::string cpu, isa, torch_version;
   int kernels = kFcnKernels;
@@ -112,6 +112,8 @@ double time_forward(NetImpl& net, const FastPath& path, int64_t height, int64_t 
 
 // Conv weights (4-d parameters) of `module` in channels-last or plain NCHW layout.
 void to_layout(torch::nn::Module& module, bool channels_last);
+// A layout as the cache and the training checkpoints spell it: "channels_last" | "nchw".
+const char* layout_name(bool channels_last);
 
 // The layout training runs in (fcn train, fcn pretrain, fcn bench --mode train). kAuto is the rule,
 // measured on both classes (docs/benchmarks.md, "Training in channels-last"): channels-last on CPUs

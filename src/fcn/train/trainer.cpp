@@ -72,8 +72,13 @@ struct RunPath {
   bool channels_last;
 };
 
+// The path TrainOptions.conv and .layout name.
+RunPath options_path(const TrainOptions& options) {
+  return {options.conv(), training_channels_last(options.layout(), options.device())};
+}
+
 RunPath run_path(const TrainOptions& options, const RunPosition& at) {
-  RunPath path{options.conv(), training_channels_last(options.layout(), options.device())};
+  const RunPath path = options_path(options);
   if (!options.keep_run_path() || at.conv.empty()) return path;
   RunPath recorded = path;
   try {
@@ -83,7 +88,7 @@ RunPath run_path(const TrainOptions& options, const RunPosition& at) {
     return path;
   }
   if (recorded.conv == ConvAlgorithm::kWinogradOneDnn && !winograd_onednn_trains()) recorded.conv = ConvAlgorithm::kWinograd;
-  if (at.layout == "channels_last" || at.layout == "nchw") recorded.channels_last = at.layout == "channels_last";
+  if (at.layout == layout_name(true) || at.layout == layout_name(false)) recorded.channels_last = at.layout == layout_name(true);
   return recorded;
 }
 
@@ -140,7 +145,7 @@ class Run {
     TrainingLayoutScope layout(*model_.net, path_.channels_last);
     say_kept_path();
     at_.conv = conv_algorithm_name(training_conv_algorithm());  // recorded in every checkpoint: a resume keeps it
-    at_.layout = path_.channels_last ? "channels_last" : "nchw";
+    at_.layout = layout_name(path_.channels_last);
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
@@ -309,7 +314,7 @@ class Run {
 
   // On resume, where the checkpoint's path is not the options': one line that the run keeps its own.
   void say_kept_path() const {
-    const RunPath asked{options_.conv(), training_channels_last(options_.layout(), options_.device())};
+    const RunPath asked = options_path(options_);
     if (options_.quiet() || rank_ != 0 || (asked.conv == path_.conv && asked.channels_last == path_.channels_last)) return;
     std::printf("training path: %s convs in %s, as the run started (its checkpoint); --conv or --layout changes it\n",
                 conv_algorithm_name(training_conv_algorithm()), path_.channels_last ? "channels-last" : "NCHW");
