@@ -45,10 +45,11 @@ struct FastPath {
   static FastPath from_json(const nlohmann::json& j);  // throws on a malformed entry
 };
 
-// The generation of fcn's own kernels, in every key: raised whenever a change to them can change
-// which candidate is fastest (2: Winograd in groups where a layer has few chunks, 16-channel
-// transforms on AVX-512), so that a choice timed with older kernels is timed again, not reused.
-constexpr int kFcnKernels = 2;
+// The generation of fcn's own kernels and memory handling, in every key: raised whenever a change
+// to them can change which candidate is fastest (2: Winograd in groups where a layer has few
+// chunks, 16-channel transforms on AVX-512; 3: glibc's heap settled under fcn's allocator, which
+// sped small nets' training steps 1.4-2x), so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 3;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

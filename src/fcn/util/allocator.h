@@ -9,7 +9,10 @@
 //  - optionally, freed large blocks are kept (up to a byte budget, FCN_CPU_CACHE_MIB) and reused
 //    for requests of the same size class: no faults and no page zeroing at all after the first
 //    image (FCN-8s 500^2: 1.2 s -> 1.05 s), for ~0.9 GiB more resident memory;
-//  - smaller blocks go to c10's own aligned allocation.
+//  - smaller blocks go to c10's own aligned allocation, from glibc's heap, which is set to keep
+//    them (mmap threshold 1 MiB, 64 MiB of freed top kept: glibc's own rule would map, fault in
+//    and unmap every 128 KiB - 1 MiB tensor at each step, as it never sees the large frees that
+//    raise its thresholds; small nets' training steps ran 1.4-2x slower; allocator.cpp).
 // install_cpu_allocator() swaps it in for all LibTorch CPU tensors of the process (tensors that
 // already exist keep their own deleter, so installing late is safe). The fcn CLI installs it at
 // start; FCN_CPU_ALLOCATOR=system keeps LibTorch's default.
@@ -47,7 +50,7 @@ void release_cached_cpu_memory();
 // one wins depends on the CPU and its kernel (measured: huge pages win on the AVX-512 VMs, glibc's
 // own allocation on an AVX2 EPYC; docs/benchmarks.md).
 enum class CpuAllocatorPolicy {
-  kSystem,      // LibTorch's default allocator
+  kSystem,      // LibTorch's default allocator (glibc's heap up to 32 MiB, its rule's own ceiling)
   kHugePages,   // fcn's: large blocks on huge pages, unmapped when freed
   kBlockCache,  // fcn's, keeping freed large blocks (the training budget of use_cpu_cache_for_training)
 };
