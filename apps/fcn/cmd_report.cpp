@@ -26,6 +26,8 @@ void add_report(CLI::App& app) {
     options.examples = examples;
     options.device = parse_device(device);
     options.quiet = false;
+    options.predict.batch = 8;            // as fcn eval: small images share a forward pass
+    options.predict.fast_path = true;     // fcn tune's choice for this CPU, else the ISA rule
     write_report(run_dir, out, options);
     std::cout << "wrote " << out << "\n";
   });

@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,10 @@ def _():
     for needle in ("<svg", "mean IU", "Confusion matrix", "data:image/png;base64,", "T-shirt/top"):
         assert needle in html, needle
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    # The page's metrics are fcn eval's on the same model and split (both score as fcn predict segments).
+    cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", html)
+    scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json").stdout)
+    assert cells and abs(float(cells.group(3)) - 100 * scored["mean_iu"]) < 0.006, (cells and cells.group(3), scored["mean_iu"])
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is not installed (scripts/install-deps.sh installs it)"
     shot = path("report.png")

@@ -190,7 +190,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   if (data.empty() && training.is_object() && training.contains("data")) data = training["data"].get<std::string>();
   if (data.empty()) fail(model_path, "records no dataset; give --data");
   const SegmentationDataset dataset(data, options.split);
-  const auto metrics = evaluate(model, dataset, {}, options.device, options.quiet);
+  const auto metrics = evaluate(model, dataset, options.predict, options.device, options.quiet);
   const auto result = metrics.metrics();
 
   Series loss{"train loss", "#c0392b", {}}, mean_iu{"val mean IU", "#2471a3", {}}, pixel_acc{"val pixel acc", "#7d8c2e", {}};
@@ -225,7 +225,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   for (size_t c = 0; c < model.meta.class_names.size() && c < model.meta.palette.size(); ++c)
     html << "<span class=\"swatch\" style=\"background:" << hex(model.meta.palette[c]) << "\"></span>" << escape(model.meta.class_names[c]);
   html << "</p><div class=\"grid\">";
-  const Predictor predictor(model, options.device);
+  const Predictor predictor(model, options.device, options.predict);
   const int64_t shown = std::min<int64_t>(options.examples, static_cast<int64_t>(dataset.size()));
   for (int64_t i = 0; i < shown; ++i) {
     const auto sample = dataset.get(static_cast<size_t>(i));

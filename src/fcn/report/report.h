@@ -7,6 +7,8 @@
 
 #include <torch/types.h>
 
+#include "fcn/infer/predictor.h"
+
 namespace fcn {
 
 struct ReportOptions {
@@ -15,6 +17,9 @@ struct ReportOptions {
   int64_t examples = 8;        // rows in the image / ground truth / prediction grid
   torch::Device device = torch::kCPU;
   bool quiet = true;
+  // How the split is segmented, for the metrics and the examples (fcn report: as fcn eval does,
+  // 8 small images per pass on fcn tune's or the rule's fast path).
+  PredictOptions predict;
 };
 
 // Reads RUN_DIR/metrics.jsonl and RUN_DIR/best.fcn (the run directory `fcn train` writes),
