@@ -71,25 +71,26 @@ FCN_INLINE void columns(const V (&in)[R][S], V (&out)[O][S]) {
   }
 }
 
-// One input tile, channels [begin, end) in vectors V: `src` points at its 36 pixels (channel
-// vectors, or zeros outside the image); its 36 transformed positions go to v[k * stride + c].
-template <class V>
-FCN_INLINE void input_tile_lanes(const float* const* src, int64_t begin, int64_t end, float* v, int64_t stride) {
-  for (int64_t c = begin; c < end; c += sizeof(V) / sizeof(float)) {
-    V d[6][6], t[6][6], u[6][6];
-    for (int k = 0; k < 36; ++k) d[k / 6][k % 6] = *reinterpret_cast<const V*>(src[k] + c);
-    columns<6, 6, 6, V, apply_bt<V>>(d, t);
-    for (int r = 0; r < 6; ++r) apply_bt(t[r], u[r]);
-    for (int k = 0; k < 36; ++k) *reinterpret_cast<V*>(v + k * stride + c) = u[k / 6][k % 6];
+// One tile of N x N pixels `src` (channel vectors V, or zeros outside the map), channels [0,
+// channels), to its 36 transformed positions at out[k * stride + c]: F on both sides, B^T d B for
+// an input tile (N = 6, F = apply_bt) and A dy A^T for an output-gradient tile (N = 4, F = apply_a).
+template <class V, int N, void (*F)(const V*, V*)>
+FCN_INLINE void pixels_to_positions(const float* const* src, int64_t channels, float* out, int64_t stride) {
+  for (int64_t c = 0; c < channels; c += sizeof(V) / sizeof(float)) {
+    V d[N][N], t[6][N], u[6][6];
+    for (int k = 0; k < N * N; ++k) d[k / N][k % N] = *reinterpret_cast<const V*>(src[k] + c);
+    columns<N, N, 6, V, F>(d, t);
+    for (int r = 0; r < 6; ++r) F(t[r], u[r]);
+    for (int k = 0; k < 36; ++k) *reinterpret_cast<V*>(out + k * stride + c) = u[k / 6][k % 6];
   }
 }
 
-// One output tile, channels [begin, end): its 36 products m[k * stride + o] back to 4x4 pixels
-// `dst` (channel vectors), plus the bias, then max(0, .) with `relu` (NaN stays NaN, as in torch::relu).
+// One output tile: its 36 products m[k * stride + o] back to 4x4 pixels `dst` (channel vectors V),
+// plus the bias, then max(0, .) with `relu` (NaN stays NaN, as in torch::relu).
 template <class V>
-FCN_INLINE void output_tile_lanes(const float* m, int64_t stride, int64_t begin, int64_t end, const float* bias, bool relu,
+FCN_INLINE void output_tile_lanes(const float* m, int64_t stride, int64_t channels, const float* bias, bool relu,
                                   float* const* dst) {
-  for (int64_t o = begin; o < end; o += sizeof(V) / sizeof(float)) {
+  for (int64_t o = 0; o < channels; o += sizeof(V) / sizeof(float)) {
     V p[6][6], t[4][6], y[4][4];
     for (int k = 0; k < 36; ++k) p[k / 6][k % 6] = *reinterpret_cast<const V*>(m + k * stride + o);
     columns<6, 6, 4, V, apply_at<V>>(p, t);
@@ -103,43 +104,30 @@ FCN_INLINE void output_tile_lanes(const float* m, int64_t stride, int64_t begin,
   }
 }
 
-// One output-gradient tile, channels [begin, end): its 16 pixels `src` (channel vectors, or zeros
-// outside the map) to its 36 transformed positions (A dy A^T) at m[k * stride + o].
-template <class V>
-FCN_INLINE void grad_tile_lanes(const float* const* src, int64_t begin, int64_t end, float* m, int64_t stride) {
-  for (int64_t o = begin; o < end; o += sizeof(V) / sizeof(float)) {
-    V d[4][4], t[6][4], u[6][6];
-    for (int k = 0; k < 16; ++k) d[k / 4][k % 4] = *reinterpret_cast<const V*>(src[k] + o);
-    columns<4, 4, 6, V, apply_a<V>>(d, t);
-    for (int r = 0; r < 6; ++r) apply_a(t[r], u[r]);
-    for (int k = 0; k < 36; ++k) *reinterpret_cast<V*>(m + k * stride + o) = u[k / 6][k % 6];
-  }
-}
-
 // Each transform three times: for AVX2+FMA and a baseline (eight channels at a time, the clone for
 // the CPU chosen at load time), and for AVX-512 (sixteen), chosen once per process (avx512_tiles).
 // Channel counts are multiples of 16 (winograd_eligible).
 __attribute__((target_clones("arch=haswell", "default"))) void input_tile8(const float* const* src, int64_t channels, float* v,
                                                                            int64_t stride) {
-  input_tile_lanes<Lanes>(src, 0, channels, v, stride);
+  pixels_to_positions<Lanes, 6, apply_bt<Lanes>>(src, channels, v, stride);
 }
 __attribute__((target("avx512f"))) void input_tile16(const float* const* src, int64_t channels, float* v, int64_t stride) {
-  input_tile_lanes<Lanes16>(src, 0, channels, v, stride);
+  pixels_to_positions<Lanes16, 6, apply_bt<Lanes16>>(src, channels, v, stride);
 }
 __attribute__((target_clones("arch=haswell", "default"))) void output_tile8(const float* m, int64_t stride, int64_t channels,
                                                                             const float* bias, bool relu, float* const* dst) {
-  output_tile_lanes<Lanes>(m, stride, 0, channels, bias, relu, dst);
+  output_tile_lanes<Lanes>(m, stride, channels, bias, relu, dst);
 }
 __attribute__((target("avx512f"))) void output_tile16(const float* m, int64_t stride, int64_t channels, const float* bias, bool relu,
                                                       float* const* dst) {
-  output_tile_lanes<Lanes16>(m, stride, 0, channels, bias, relu, dst);
+  output_tile_lanes<Lanes16>(m, stride, channels, bias, relu, dst);
 }
 __attribute__((target_clones("arch=haswell", "default"))) void grad_tile8(const float* const* src, int64_t channels, float* m,
                                                                           int64_t stride) {
-  grad_tile_lanes<Lanes>(src, 0, channels, m, stride);
+  pixels_to_positions<Lanes, 4, apply_a<Lanes>>(src, channels, m, stride);
 }
 __attribute__((target("avx512f"))) void grad_tile16(const float* const* src, int64_t channels, float* m, int64_t stride) {
-  grad_tile_lanes<Lanes16>(src, 0, channels, m, stride);
+  pixels_to_positions<Lanes16, 4, apply_a<Lanes16>>(src, channels, m, stride);
 }
 
 // Whether the AVX-512 transforms run: the CPU has AVX-512F and FCN_CPU_FLAGS does not hide it.
