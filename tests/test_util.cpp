@@ -75,4 +75,33 @@ void check_golden_case(const std::string& name, double tolerance) {
   ADD_FAILURE() << "no golden case " << name;
 }
 
+std::vector<torch::Tensor> gradient_inputs(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                           bool input_grad, bool weight_grad) {
+  std::vector<torch::Tensor> wanted;
+  if (input_grad) wanted.push_back(x);
+  if (weight_grad) wanted.push_back(weight);
+  if (weight_grad && bias.defined()) wanted.push_back(bias);
+  return wanted;
+}
+
+GradientPair gradients_against(const torch::Tensor& y, const torch::Tensor& expected, const std::vector<torch::Tensor>& wanted) {
+  const auto upstream = torch::randn(expected.sizes());
+  return {torch::autograd::grad({y}, wanted, {upstream}), torch::autograd::grad({expected}, wanted, {upstream})};
+}
+
+std::shared_ptr<NetImpl> small_fcn8s(const std::string& backbone) {
+  NetRecipe recipe;
+  recipe.arch = "fcn8s";
+  recipe.backbone = backbone;
+  recipe.fc_channels = 16;
+  recipe.fc_kernel = 2;
+  recipe.classes = 3;
+  torch::manual_seed(0);
+  auto net = make_net(recipe);
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters())
+    if (p.abs().max().item<float>() == 0) p.normal_(0, 0.1);
+  return net;
+}
+
 }  // namespace fcn::test

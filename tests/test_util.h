@@ -1,7 +1,8 @@
-// Shared helpers for fcn's tests: the golden-reference folder and tensor comparisons.
+// Shared helpers for fcn's tests: the golden-reference folder, tensor comparisons, a scoped training conv algorithm.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
@@ -37,7 +38,38 @@ std::string fcn::test::error_of(F&& body) {
   return "";
 }
 
+#include "fcn/models/registry.h"
+#include "fcn/models/winograd.h"
+
 namespace fcn::test {
+// Sets the training conv algorithm for a scope; the one before again afterwards.
+class TrainingConvScope {
+ public:
+  explicit TrainingConvScope(ConvAlgorithm a) : before_(training_conv_algorithm()) { set_training_conv_algorithm(a); }
+  ~TrainingConvScope() { set_training_conv_algorithm(before_); }
+  TrainingConvScope(const TrainingConvScope&) = delete;
+  TrainingConvScope& operator=(const TrainingConvScope&) = delete;
+
+ private:
+  ConvAlgorithm before_;
+};
+
+// A small FCN-8s (VGG11 at `backbone`'s width, fc 16 with a 2x2 fc6, 3 classes), seed 0, with the
+// layers that start at zero (score layers, upsamplers' skips) moved off it so the logits are not all 0.
+std::shared_ptr<NetImpl> small_fcn8s(const std::string& backbone);
+
+// The tensors a layer's gradient test asks for, in this order: x (if input_grad), weight and, if
+// defined, bias (if weight_grad).
+std::vector<torch::Tensor> gradient_inputs(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                           bool input_grad, bool weight_grad);
+
+// The gradients of sum(y * u) and of sum(expected * u) for one random u shaped like expected,
+// with respect to `wanted`: a layer's and its oracle's (LibTorch autograd's), side by side.
+struct GradientPair {
+  std::vector<torch::Tensor> got, oracle;
+};
+GradientPair gradients_against(const torch::Tensor& y, const torch::Tensor& expected, const std::vector<torch::Tensor>& wanted);
+
 // Builds the net of golden case `name` from cases.json, loads CASE.pth and checks its output
 // on CASE_input.npy against CASE_output.npy (relative error <= tolerance).
 void check_golden_case(const std::string& name, double tolerance);

@@ -56,15 +56,7 @@ std::vector<ConvAlgorithm> trainers() {
   return all;
 }
 
-// Sets the training conv algorithm for a scope; the one before again afterwards.
-class TrainingConvScope {
- public:
-  explicit TrainingConvScope(ConvAlgorithm a) : before_(training_conv_algorithm()) { set_training_conv_algorithm(a); }
-  ~TrainingConvScope() { set_training_conv_algorithm(before_); }
-
- private:
-  ConvAlgorithm before_;
-};
+using test::TrainingConvScope;
 
 // fcn's kernel shares a layer's tiles among the threads in one of two ways: each thread its own
 // chunks (many chunks: 1 x 64 x 96 x 96 has 5 of 128 tiles, at one thread), or every thread on each
@@ -124,16 +116,12 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
       EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-4);
       EXPECT_GT(test::relative_error(y.detach(), expected.detach()), 0.0);
       EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), k.channels_last);
-      const auto upstream = torch::randn(expected.sizes());
-      const std::vector<torch::Tensor> inputs = k.input_grad ? std::vector<torch::Tensor>{x} : std::vector<torch::Tensor>{};
-      auto wanted = inputs;
-      if (k.weight_grad) wanted.push_back(weight);
-      if (k.weight_grad && k.bias) wanted.push_back(bias);
-      const auto oracle = torch::autograd::grad({expected}, wanted, {upstream});
-      const auto got = torch::autograd::grad({y}, wanted, {upstream});
+      const auto wanted = test::gradient_inputs(x, weight, bias, k.input_grad, k.weight_grad);
+      const auto [got, oracle] = test::gradients_against(y, expected, wanted);
       for (size_t i = 0; i < wanted.size(); ++i) {
         ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
         EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << k.c << "->" << k.o << " gradient " << i;
+        if (wanted[i].is_same(weight)) EXPECT_EQ(got[i].strides(), weight.strides()) << "the weight gradient not in the weight's layout";
         const bool bias_gradient = k.bias && i + 1 == wanted.size() && k.weight_grad;
         if (!bias_gradient)
           EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
@@ -219,19 +207,7 @@ TEST(Winograd, OnlyLayersItServes) {
 
 TEST(Winograd, ConvFollowsEachModesChoice) {
   SKIP_WITHOUT_WINOGRAD();
-  NetRecipe recipe;  // vgg11 at 1/8 width: conv4_2 and conv5_* are 64 -> 64, the rest too narrow
-  recipe.arch = "fcn8s";
-  recipe.backbone = "vgg11-w0.125";
-  recipe.fc_channels = 16;
-  recipe.fc_kernel = 2;
-  recipe.classes = 3;
-  torch::manual_seed(0);
-  const auto net = make_net(recipe);
-  {
-    torch::NoGradGuard no_grad;  // score layers start at zero: move them, so the logits are not all 0
-    for (auto& p : net->parameters())
-      if (p.abs().max().item<float>() == 0) p.normal_(0, 0.1);
-  }
+  const auto net = test::small_fcn8s("vgg11-w0.125");  // 1/8 width: conv4_2 and conv5_* are 64 -> 64, the rest too narrow
   net->eval();
   const auto input = torch::rand({1, 3, 256, 288});  // conv4_2 at 32 x 36: fcn's trainer serves it too
   set_conv_algorithm(ConvAlgorithm::kDirect);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "fcn/models/conv_train.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/upsampling.h"
 #include "fcn/models/winograd.h"
@@ -63,16 +64,29 @@ bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, con
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
+// In channels-last training under fcn's kernels, LibTorch's convolution less its slow weight-gradient
+// copy (fcn/models/conv_train.h), on the layers that serves.
+bool use_channels_last_trainer(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight,
+                               const torch::Tensor& bias) {
+  if (!torch::GradMode::is_enabled() || !is_winograd(training_conv_algorithm()) || g.stride < 1 || g.dilation < 1 || g.padding_h < 0)
+    return false;
+  return channels_last_trainer_serves(x, weight, bias, {g.stride, g.stride}, {g.padding_h, g.padding_w}, {g.dilation, g.dilation}, groups);
+}
+
 torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
   const auto& o = layer->options;
   const auto g = geometry_of(o);
   torch::Tensor y;
-  if (use_winograd(g, o.groups(), x, layer->weight))
+  if (use_winograd(g, o.groups(), x, layer->weight)) {
     y = winograd_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
-  else if (use_gemm(g, o.groups(), x, layer->weight))
+  } else if (use_gemm(g, o.groups(), x, layer->weight)) {
     y = gemm_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
-  else
-    y = relu ? layer->forward(x).relu_() : layer->forward(x);
+  } else {
+    y = use_channels_last_trainer(g, o.groups(), x, layer->weight, layer->bias)
+            ? channels_last_conv2d(x, layer->weight, layer->bias, {g.stride, g.stride}, {g.padding_h, g.padding_w}, {g.dilation, g.dilation})
+            : layer->forward(x);
+    if (relu) y.relu_();
+  }
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw
     count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));
@@ -97,7 +111,10 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
                .reshape({out * s * s, in, m, m});
   if (x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) k = k.contiguous(torch::MemoryFormat::ChannelsLast);
   const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
-  auto y = torch::pixel_shuffle(torch::conv2d(x, k, b, 1, m - 1), s);
+  const ConvGeometry g{1, 1, m - 1, m - 1};
+  auto y = torch::pixel_shuffle(use_channels_last_trainer(g, 1, x, k, b) ? channels_last_conv2d(x, k, b, {1, 1}, {m - 1, m - 1}, {1, 1})
+                                                                         : torch::conv2d(x, k, b, 1, m - 1),
+                                s);
   if (padding > 0) y = y.slice(2, padding, y.size(2) - padding).slice(3, padding, y.size(3) - padding);
   return y;
 }

@@ -13,6 +13,8 @@
 #ifdef FCN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include "fcn/models/onednn_memory.h"
 #endif
 
 #include "fcn/models/winograd_tiles.h"
@@ -66,19 +68,12 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
 #ifdef FCN_WITH_ONEDNN
 namespace {
 
-using Desc = dnnl::memory::desc;
-using Tag = dnnl::memory::format_tag;
-constexpr auto kF32 = dnnl::memory::data_type::f32;
-
-dnnl::engine& engine() {
-  static dnnl::engine cpu(dnnl::engine::kind::cpu, 0);
-  return cpu;
-}
-
-// oneDNN memory over ATen bytes, so the CPU allocator policy (fcn/util/allocator.h) serves it too.
-at::Tensor bytes_for(const Desc& desc) { return at::empty({static_cast<int64_t>(desc.get_size())}, at::kByte); }
-
-using Dims = dnnl::memory::dims;
+using onednn::bytes_for;
+using onednn::Desc;
+using onednn::Dims;
+using onednn::engine;
+using onednn::kF32;
+using onednn::Tag;
 
 // The shapes of one convolution, as oneDNN names them.
 struct Shape {
@@ -270,7 +265,7 @@ class TilesConv : public torch::autograd::Function<TilesConv> {
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) dx = winograd_tiles_conv2d(dy, weight.flip({2, 3}).transpose(0, 1), at::Tensor(), 2 - padding);
     if (ctx->needs_input_grad(1))  // in the weight's own layout, as LibTorch's backward gives it
-      dw = winograd_tiles_weight_grad(x, dy, padding).contiguous(weight.suggest_memory_format());
+      dw = winograd_tiles_weight_grad(x, dy, padding, weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast);
     if (has_bias && ctx->needs_input_grad(2)) db = dy.sum({0, 2, 3});
     return {dx, dw, db, at::Tensor()};
   }

@@ -26,8 +26,10 @@ namespace fcn {
 enum class ConvAlgorithm {
   kDirect,          // LibTorch's convolution (oneDNN direct / brgemm kernels)
   kWinograd,        // Winograd F(4x4, 3x3) for eligible layers (winograd_eligible) by fcn's kernels; in
-                    // inference also fc6-sized layers by im2col + sgemm (fcn/models/gemm_conv.h); direct for the rest
-  kWinogradOneDnn,  // training: Winograd by oneDNN's kernels (winograd_onednn_trains()); inference: as kWinograd
+                    // inference also fc6-sized layers by im2col + sgemm (fcn/models/gemm_conv.h); in
+                    // channels-last training the other layers direct, their weight gradients written
+                    // straight into the weight's layout (fcn/models/conv_train.h); direct for the rest
+  kWinogradOneDnn,  // training: Winograd by oneDNN's kernels (winograd_onednn_trains()), the rest as kWinograd; inference: as kWinograd
 };
 // Process-wide, one for inference (grad mode off) and one for grad mode (training); both kDirect
 // by default. fcn::conv (fcn/models/layers.h) follows them. set_training_conv_algorithm throws

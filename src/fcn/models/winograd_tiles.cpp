@@ -373,7 +373,7 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   return nhwc ? y : y.contiguous();
 }
 
-at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor& grad_output, int64_t padding) {
+at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor& grad_output, int64_t padding, bool channels_last) {
   RECORD_FUNCTION("fcn::winograd_weight_grad", std::vector<c10::IValue>());
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto dy = grad_output.contiguous(at::MemoryFormat::ChannelsLast);
@@ -384,9 +384,20 @@ at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor&
   auto sum = at::zeros({36, s.k, s.c}, x.options());
   const Operands o{x.data_ptr<float>(), nullptr, nullptr, dy.data_ptr<float>(), zeros.data_ptr<float>(), nullptr, sum.data_ptr<float>()};
   for_each_group(s, group, [&](const Group& g) { weight_grad_group(s, g, o, v.data_ptr<float>(), m.data_ptr<float>()); });
-  // Back to 3x3 kernels: dw = G^T sum G, i.e. (G kron G)^T applied to the 36 positions of each K x C entry.
-  auto dw = at::empty({s.k, s.c, 3, 3}, x.options());
-  check(dnnl_sgemm('T', 'N', kc, 9, 36, 1.f, sum.data_ptr<float>(), kc, g_kron_g().data(), 9, 0.f, dw.data_ptr<float>(), 9));
+  // Back to 3x3 kernels: dw = G^T sum G, i.e. (G kron G)^T applied to the 36 positions of each K x C entry:
+  // one product into K x C x 9 (OIHW), or K of them, (G kron G)^T times sum[:, k, :], into K x 9 x C.
+  if (!channels_last) {
+    auto dw = at::empty({s.k, s.c, 3, 3}, x.options());
+    check(dnnl_sgemm('T', 'N', kc, 9, 36, 1.f, sum.data_ptr<float>(), kc, g_kron_g().data(), 9, 0.f, dw.data_ptr<float>(), 9));
+    return dw;
+  }
+  auto dw = at::empty({s.k, s.c, 3, 3}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  float* out = dw.data_ptr<float>();
+  const float* in = sum.data_ptr<float>();
+  at::parallel_for(0, s.k, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k)
+      check(dnnl_sgemm('T', 'N', 9, s.c, 36, 1.f, g_kron_g().data(), 9, in + k * s.c, kc, 0.f, out + k * 9 * s.c, s.c));
+  });
   return dw;
 }
 

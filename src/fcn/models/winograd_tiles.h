@@ -30,11 +30,11 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, 
                                  bool relu = false);
 
 // The gradient of winograd_tiles_conv2d(x, w, ., padding) with respect to w (K x C x 3 x 3,
-// contiguous), given the output gradient dy (N x K x H' x W'), by the same tiles: per tile
+// contiguous, or channels-last written as such: no permuting copy after), given the output gradient dy (N x K x H' x W'), by the same tiles: per tile
 // G^T [(A dy A^T) . (B^T d B)] G, the 36 positions summed over tiles as 36 matrix products
 // (K x tiles by tiles x C) — 4x fewer multiplies than the direct backward-weights convolution. The
 // threads share each group of tiles and each owns blocks of the one 36 x K x C sum (transient: 36 MiB
 // for a 512 -> 512 layer, whatever the thread count).
-at::Tensor winograd_tiles_weight_grad(const at::Tensor& x, const at::Tensor& dy, int64_t padding);
+at::Tensor winograd_tiles_weight_grad(const at::Tensor& x, const at::Tensor& dy, int64_t padding, bool channels_last = false);
 
 }  // namespace fcn
