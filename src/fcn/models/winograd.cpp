@@ -261,7 +261,7 @@ class TilesConv : public torch::autograd::Function<TilesConv> {
     const auto &x = saved[0], &weight = saved[1];
     const int64_t padding = ctx->saved_data["padding"].toInt();
     const bool has_bias = ctx->saved_data["bias"].toBool();
-    const auto& dy = grads[0];
+    const auto dy = grads[0].contiguous(x.suggest_memory_format());  // so the input gradient has x's layout, as LibTorch's
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) dx = winograd_tiles_conv2d(dy, weight.flip({2, 3}).transpose(0, 1), at::Tensor(), 2 - padding);
     if (ctx->needs_input_grad(1))  // in the weight's own layout, as LibTorch's backward gives it
