@@ -40,6 +40,7 @@ struct BenchFlags {
   std::vector<int> threads;
   bool peers = false, json = false, nchw = false;
   int64_t profile = 0;  // --profile N: operator rows to print
+  bool profile_shapes = false;  // --profile-shapes: rows by operator, input shapes and outermost caller
   int64_t nproc = 1;  // train mode: also as N ranks of a data-parallel job on this machine
   BenchOptions options;
 };
@@ -199,8 +200,11 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
 // The operator profile of one run: every operator, by self time.
 nlohmann::json profile_json(const std::vector<OpTime>& ops) {
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& op : ops)
+  for (const auto& op : ops) {
     rows.push_back({{"op", op.name}, {"calls", op.calls}, {"self_ms", op.self_ms}, {"total_ms", op.total_ms}});
+    if (!op.shapes.empty()) rows.back()["shapes"] = op.shapes;
+    if (!op.within.empty()) rows.back()["within"] = op.within;
+  }
   return rows;
 }
 
@@ -213,6 +217,7 @@ nlohmann::json time_fcn(Model& model, const BenchFlags& f, double gflop) {
     auto options = f.options;
     options.channels_last = path.channels_last;
     options.profile = f.profile > 0;
+    options.profile_shapes = f.profile_shapes;
     const auto timing = time_net(*model.net, options);
     const double ms = timing.median() / static_cast<double>(f.options.batch);
     runs.push_back({{"threads", threads}, {"ms_per_image", ms}, {"images_per_s", 1000.0 / ms},
@@ -299,6 +304,9 @@ void print_profiles(const nlohmann::json& r, int64_t rows) {
       if (shown++ == rows) break;
       std::printf("    %-44.44s %7ld %10.1f %5.1f%% %10.1f\n", op["op"].get<std::string>().c_str(), op["calls"].get<long>(),
                   op["self_ms"].get<double>(), all > 0 ? 100 * op["self_ms"].get<double>() / all : 0.0, op["total_ms"].get<double>());
+      if (op.contains("shapes") || op.contains("within"))  // --profile-shapes: what the row is, under it, in full
+        std::printf("      %s%s%s\n", op.value("shapes", std::string()).c_str(), op.contains("within") ? "  in " : "",
+                    op.value("within", std::string()).c_str());
     }
   }
 }
@@ -627,9 +635,13 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();
   add_conv_flag(cmd, f.conv, "the fast path's choice (fcn tune, else the rule: Winograd where built with oneDNN); training: as fcn train");
   cmd->add_flag("--nchw", f.nchw, "activations NCHW (default: the layout fcn tune chose, else the CPU's ISA rule)");
-  cmd->add_option("--profile", f.profile,
+  auto* profile = cmd->add_option("--profile", f.profile,
                   "also run once more under LibTorch's operator profiler and print the N operators\n  with the most self time at each thread count (JSON: runs[].profile, every operator)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_flag("--profile-shapes", f.profile_shapes,
+                "with --profile: a row per operator, input shapes and the outermost operator it ran in\n"
+                "  (e.g. an aten::copy_ [128,128,3,3] in ConvolutionBackward0's backward; JSON: shapes, within)")
+      ->needs(profile);
   cmd->add_flag("--peers", f.peers, "also time PyTorch-Python, OpenCV DNN and ONNX Runtime on the same model and input");
   add_device_flag(cmd, f.device);
   cmd->add_option("--format", f.format, "text | json | md (docs/benchmarks.md's table rows) | csv")

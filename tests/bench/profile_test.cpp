@@ -4,6 +4,10 @@
 // (fcn train --tune) leaves no trace.
 #include "fcn/bench/profile.h"
 
+#include <map>
+#include <string>
+#include <utility>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -49,6 +53,30 @@ TEST(OpProfiler, CountsCallsAndSplitsSelfFromTotal) {
   const auto second = again.finish();
   EXPECT_EQ(find(second, "aten::mm"), nullptr);
   EXPECT_NE(find(second, "aten::sigmoid"), nullptr);
+}
+
+// fcn bench --profile-shapes: a row per operator, input shapes and outermost caller; without it
+// one row per operator, whatever the shapes and callers.
+TEST(OpProfiler, ByShapeSplitsRowsByInputsAndCaller) {
+  const auto a = torch::rand({64, 32}), b = torch::rand({32, 16}), c = torch::rand({16, 8});
+  auto profile = [&](bool by_shape) {
+    OpProfiler profiler(by_shape);
+    torch::matmul(a, b);  // aten::mm [64,32] [32,16] inside aten::matmul
+    torch::matmul(b, c);  // aten::mm [32,16] [16,8] inside aten::matmul
+    torch::mm(a, b);      // aten::mm [64,32] [32,16] at the top
+    return profiler.finish();
+  };
+  std::map<std::pair<std::string, std::string>, int64_t> mm;
+  for (const auto& op : profile(true))
+    if (op.name == "aten::mm") mm[{op.shapes, op.within}] += op.calls;
+  const std::map<std::pair<std::string, std::string>, int64_t> expected{
+      {{"[64,32] [32,16]", "aten::matmul"}, 1}, {{"[32,16] [16,8]", "aten::matmul"}, 1}, {{"[64,32] [32,16]", ""}, 1}};
+  EXPECT_EQ(mm, expected);
+  const auto plain = profile(false);
+  const auto* row = find(plain, "aten::mm");
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->calls, 3);
+  EXPECT_TRUE(row->shapes.empty() && row->within.empty());
 }
 
 TEST(OpProfiler, FcnKernelsHaveRowsOfTheirOwn) {

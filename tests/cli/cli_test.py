@@ -367,6 +367,15 @@ def _():
                "--profile", 3).stdout
     table = text.split("most self time first:\n")[1].splitlines()
     assert table[0].split()[:2] == ["operator", "calls"] and len([l for l in table[1:4] if l.startswith("    ")]) == 3, text
+    # --profile-shapes: a row per operator, input shapes and outermost operator (a backward conv inside its autograd node).
+    p = run("bench", "--arch", "classifier", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1,
+            "--classes", 10, "--input-size", 32, "--size", 32, "--batch", 4, "--mode", "train", "--threads", 1,
+            "--runs", 1, "--warmup", 0, "--json", "--profile", 3, "--profile-shapes")
+    rows = [op for op in json.loads(p.stdout)["runs"][0]["profile"] if op["op"] == "aten::convolution_backward"]
+    assert len(rows) > 1 and sum(op["calls"] for op in rows) == 13, rows
+    assert all(op["shapes"].startswith("[4,") and op["within"].startswith("autograd::engine::evaluate_function: ")
+               for op in rows), rows  # inside the backward pass's nodes
+    one_line_error(run("bench", "--profile-shapes", ok=False), "--profile-shapes", "--profile")
     if wino:
         assert bench_conv("--conv", "winograd")["conv"] == "winograd" and bench_conv("--conv", "winograd")["source"] == "flag"
         assert bench_conv("--conv", "direct")["conv"] == "direct"

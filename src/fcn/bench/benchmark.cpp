@@ -74,7 +74,7 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
       if (i >= options.warmup) timing.ms.push_back(elapsed_ms(start));
     }
     if (!options.profile) return;
-    OpProfiler profiler;
+    OpProfiler profiler(options.profile_shapes);
     run();
     synchronize(options.device);
     timing.profile = profiler.finish();

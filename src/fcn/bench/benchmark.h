@@ -23,6 +23,7 @@ struct BenchOptions {
   int64_t warmup = 1, runs = 5;
   bool channels_last = true;   // NHWC activations: oneDNN's fast layout on CPU
   bool profile = false;        // also record the operators of the last run (Timing.profile)
+  bool profile_shapes = false;  // ... a row per operator, input shapes and outermost caller (OpProfiler(true))
   torch::Device device = torch::kCPU;
   // Train mode as one rank of a data-parallel job: gradients summed over the ranks each step.
   std::shared_ptr<Communicator> communicator;

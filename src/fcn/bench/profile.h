@@ -15,14 +15,19 @@ struct OpTime {
   int64_t calls = 0;
   double total_ms = 0;  // from entry to exit, children included
   double self_ms = 0;   // total less the time of the operators it called
+  // By shape only (OpProfiler(true)): the tensor inputs' sizes ("[8,128,4,4] [128,128,3,3]") and the
+  // outermost operator the calls ran inside ("" at the top), e.g. an aten::copy_ inside
+  // "autograd::engine::evaluate_function: ConvolutionBackward0" is a backward pass's copy.
+  std::string shapes, within;
 };
 
 // Records every operator this thread (and the threads it hands work to, such as autograd's) runs
 // between construction and finish(). One at a time per process; the profiler is off again after
-// finish() or destruction. Profiling adds a few microseconds per operator.
+// finish() or destruction. Profiling adds a few microseconds per operator. by_shape: one row per
+// operator, input shapes and outermost caller (as PyTorch's group_by_input_shape), not per operator.
 class OpProfiler {
  public:
-  OpProfiler();
+  explicit OpProfiler(bool by_shape = false);
   ~OpProfiler();
   OpProfiler(const OpProfiler&) = delete;
   OpProfiler& operator=(const OpProfiler&) = delete;
@@ -32,6 +37,7 @@ class OpProfiler {
 
  private:
   bool running_ = true;
+  bool by_shape_ = false;
 };
 
 }  // namespace fcn

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #ifdef FCN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -113,6 +114,7 @@ std::shared_ptr<const WeightGradPlan> cached_plan(const Dims& src, const Dims& d
 // of x by a weight shaped like `weight`, given the output gradient dy; x and dy channels-last.
 std::pair<at::Tensor, at::Tensor> weight_grads(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& weight, bool bias,
                                                const Geometry& g) {
+  RECORD_FUNCTION("fcn::conv_weight_grad", std::vector<c10::IValue>());  // a row of its own in operator profiles
   const Dims src{x.size(0), x.size(1), x.size(2), x.size(3)}, dst{dy.size(0), dy.size(1), dy.size(2), dy.size(3)},
       dims{weight.size(0), weight.size(1), weight.size(2), weight.size(3)};
   const bool nhwc = weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
