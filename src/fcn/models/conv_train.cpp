@@ -22,6 +22,7 @@
 #include "fcn/util/error.h"
 
 namespace fcn {
+#ifdef FCN_WITH_ONEDNN
 namespace {
 
 // The bottom (or right) zero padding that makes oneDNN's output size LibTorch's: negative where the
@@ -32,6 +33,7 @@ int64_t padding_after(int64_t in, int64_t kernel, int64_t stride, int64_t paddin
 }
 
 }  // namespace
+#endif
 
 bool channels_last_trainer_serves(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
