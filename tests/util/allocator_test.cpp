@@ -95,6 +95,27 @@ TEST(CpuAllocator, GlibcHeapServesTheBlocksLeftToIt) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // the test binary again: a fresh glibc heap
   EXPECT_EXIT(check_glibc_heap_in_a_fresh_process(), testing::ExitedWithCode(0), "");
 }
+
+// Only a user's own thresholds leave glibc alone: GLIBC_TUNABLES=glibc.malloc.arena_max (common
+// in containers) does not turn fcn's settling off; glibc.malloc.top_pad does (the 900 KiB block is
+// mapped again: check 11). fcn reads the variable when it installs its allocator.
+TEST(CpuAllocator, OnlyAUsersOwnThresholdsLeaveGlibcAlone) {
+  if (std::getenv("FCN_CPU_ALLOCATOR") != nullptr || std::getenv("GLIBC_TUNABLES") != nullptr)
+    GTEST_SKIP() << "the environment sets the allocator";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0", 1);
+        check_glibc_heap_in_a_fresh_process();
+      },
+      testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.top_pad=0", 1);
+        check_glibc_heap_in_a_fresh_process();
+      },
+      testing::ExitedWithCode(11), "");
+}
 #endif
 
 }  // namespace

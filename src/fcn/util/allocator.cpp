@@ -36,16 +36,23 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // step: the first epoch of the demo's FCN-32s took 14.9 s instead of 8.1 s on the Zen 5 (until
 // validation happened to free a big enough block). So glibc starts where its own rule ends: its
 // heap serves everything below the blocks it is not given (1 MiB under fcn's allocator, 32 MiB
-// under the system one) and keeps up to 64 MiB of freed top. A user's MALLOC_* or
-// GLIBC_TUNABLES=glibc.malloc.* settings, or FCN_CPU_ALLOCATOR=system, leave glibc as it is.
+// under the system one) and keeps up to 64 MiB of freed top. A user's own thresholds
+// (MALLOC_MMAP_THRESHOLD_ and the like, or the same GLIBC_TUNABLES), or FCN_CPU_ALLOCATOR=system,
+// leave glibc as it is.
 constexpr size_t kGlibcTrimThreshold = size_t{64} << 20;
 constexpr size_t kGlibcDynamicMax = size_t{32} << 20;  // glibc's own ceiling (64-bit)
 
+// The user set one of the four settings that turn glibc's dynamic thresholds off (and that fcn
+// would set): as an environment variable or a tunable. Others (arena_max, common in containers;
+// tcache_*) leave glibc's rule, and fcn's settling, as they are.
 bool user_tuned_malloc() {
   for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_"})
     if (std::getenv(name) != nullptr) return true;
   const char* tunables = std::getenv("GLIBC_TUNABLES");
-  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr;
+  if (tunables == nullptr) return false;
+  for (const char* name : {"glibc.malloc.mmap_threshold=", "glibc.malloc.trim_threshold=", "glibc.malloc.mmap_max=", "glibc.malloc.top_pad="})
+    if (std::strstr(tunables, name) != nullptr) return true;
+  return false;
 }
 
 void settle_glibc_heap(size_t mmap_threshold) {
