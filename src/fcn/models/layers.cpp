@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <atomic>
 
 #include "fcn/models/conv_train.h"
@@ -64,13 +65,17 @@ bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, con
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
-// In channels-last training under fcn's kernels, LibTorch's convolution less its slow weight-gradient
-// copy (fcn/models/conv_train.h), on the layers that serves.
-bool use_channels_last_trainer(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight,
-                               const torch::Tensor& bias) {
+// LibTorch's convolution, direct(); or in channels-last training under fcn's kernels the same less
+// LibTorch's slow weight-gradient copy (fcn/models/conv_train.h), on the layers that serves.
+template <typename Direct>
+torch::Tensor direct_conv(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias, Direct direct) {
   if (!torch::GradMode::is_enabled() || !is_winograd(training_conv_algorithm()) || g.stride < 1 || g.dilation < 1 || g.padding_h < 0)
-    return false;
-  return channels_last_trainer_serves(x, weight, bias, {g.stride, g.stride}, {g.padding_h, g.padding_w}, {g.dilation, g.dilation}, groups);
+    return direct();
+  const std::array<int64_t, 2> stride{g.stride, g.stride}, padding{g.padding_h, g.padding_w}, dilation{g.dilation, g.dilation};
+  return channels_last_trainer_serves(x, weight, bias, stride, padding, dilation, groups)
+             ? channels_last_conv2d(x, weight, bias, stride, padding, dilation)
+             : direct();
 }
 
 torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
@@ -82,9 +87,7 @@ torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) 
   } else if (use_gemm(g, o.groups(), x, layer->weight)) {
     y = gemm_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
   } else {
-    y = use_channels_last_trainer(g, o.groups(), x, layer->weight, layer->bias)
-            ? channels_last_conv2d(x, layer->weight, layer->bias, {g.stride, g.stride}, {g.padding_h, g.padding_w}, {g.dilation, g.dilation})
-            : layer->forward(x);
+    y = direct_conv(g, o.groups(), x, layer->weight, layer->bias, [&] { return layer->forward(x); });
     if (relu) y.relu_();
   }
   if (active_counter != nullptr) {
@@ -112,9 +115,7 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   if (x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) k = k.contiguous(torch::MemoryFormat::ChannelsLast);
   const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
   const ConvGeometry g{1, 1, m - 1, m - 1};
-  auto y = torch::pixel_shuffle(use_channels_last_trainer(g, 1, x, k, b) ? channels_last_conv2d(x, k, b, {1, 1}, {m - 1, m - 1}, {1, 1})
-                                                                         : torch::conv2d(x, k, b, 1, m - 1),
-                                s);
+  auto y = torch::pixel_shuffle(direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); }), s);
   if (padding > 0) y = y.slice(2, padding, y.size(2) - padding).slice(3, padding, y.size(3) - padding);
   return y;
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -46,12 +47,13 @@ constexpr size_t kGlibcDynamicMax = size_t{32} << 20;  // glibc's own ceiling (6
 // would set): as an environment variable or a tunable. Others (arena_max, common in containers;
 // tcache_*) leave glibc's rule, and fcn's settling, as they are.
 bool user_tuned_malloc() {
-  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_"})
-    if (std::getenv(name) != nullptr) return true;
+  static constexpr std::array<std::array<const char*, 2>, 4> kSettings{{{"MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold="},
+                                                                        {"MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold="},
+                                                                        {"MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max="},
+                                                                        {"MALLOC_TOP_PAD_", "glibc.malloc.top_pad="}}};
   const char* tunables = std::getenv("GLIBC_TUNABLES");
-  if (tunables == nullptr) return false;
-  for (const char* name : {"glibc.malloc.mmap_threshold=", "glibc.malloc.trim_threshold=", "glibc.malloc.mmap_max=", "glibc.malloc.top_pad="})
-    if (std::strstr(tunables, name) != nullptr) return true;
+  for (const auto& [variable, tunable] : kSettings)
+    if (std::getenv(variable) != nullptr || (tunables != nullptr && std::strstr(tunables, tunable) != nullptr)) return true;
   return false;
 }
 
