@@ -407,12 +407,14 @@ void run_bench_rank(BenchFlags& f, const char* output) {
   if (f.options.batch % job.world_size() != 0)
     fail("--batch", std::to_string(f.options.batch) + " does not split evenly over " + std::to_string(job.world_size()) + " ranks");
   f.options.batch /= job.world_size();
+  f.options.device = rank_device(parse_device(f.device), job);  // as fcn train's ranks run
   f.options.communicator = Communicator::connect(job);
   auto model = bench_model(f);
   const auto timing = time_net(*model.net, f.options);
   if (job.rank() != 0) return;
   const double runs = static_cast<double>(f.options.warmup + f.options.runs);  // the collectives of every run, warm-up too
-  const auto text = nlohmann::json{{"ms_per_batch", timing.median()},
+  const auto text = nlohmann::json{{"device", f.options.device.str()},
+                                   {"ms_per_batch", timing.median()},
                                    {"min_ms", timing.min()},
                                    {"max_ms", timing.max()},
                                    {"all_reduce_ms_per_batch", 1000.0 * f.options.communicator->collective_seconds() / runs}}
@@ -423,7 +425,6 @@ void run_bench_rank(BenchFlags& f, const char* output) {
 // The same train step as `nproc` ranks of this machine, each with its share of the batch and of
 // the cores; images/s and the scaling efficiency against one process with every core.
 nlohmann::json time_data_parallel(const BenchFlags& f, const nlohmann::json& one_process) {
-  if (f.options.mode != "train") fail("--nproc", "times data-parallel training: use it with --mode train");
   const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
   const auto dir = std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -440,9 +441,18 @@ nlohmann::json time_data_parallel(const BenchFlags& f, const nlohmann::json& one
   const double images_per_s = 1000.0 * static_cast<double>(f.options.batch) / rank0["ms_per_batch"].get<double>();
   double one = 0;
   for (const auto& run : one_process) one = std::max(one, run["images_per_s"].get<double>());
-  return {{"nproc", f.nproc}, {"threads_per_rank", threads}, {"ms_per_batch", rank0["ms_per_batch"]},
+  return {{"nproc", f.nproc}, {"threads_per_rank", threads}, {"device", rank0["device"]}, {"ms_per_batch", rank0["ms_per_batch"]},
           {"all_reduce_ms_per_batch", rank0["all_reduce_ms_per_batch"]},
           {"images_per_s", images_per_s}, {"one_process_images_per_s", one}, {"scaling_efficiency", images_per_s / one}};
+}
+
+// --nproc N, checked before anything is timed: train mode, and a global batch that splits evenly.
+void check_nproc(const BenchFlags& f) {
+  if (f.nproc < 1) fail("--nproc", "must be at least 1, got " + std::to_string(f.nproc));
+  if (f.nproc == 1) return;
+  if (f.options.mode != "train") fail("--nproc", "times data-parallel training: use it with --mode train");
+  if (f.options.batch % f.nproc != 0)
+    fail("--batch", std::to_string(f.options.batch) + " does not split evenly over --nproc " + std::to_string(f.nproc) + " ranks");
 }
 
 // --batch of bench and tune: at least one image, and the batch within Limits.max_pixels.
@@ -464,6 +474,7 @@ void run_bench(BenchFlags& f) {
   }
   std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
   check_batch(f.options.batch, f.size, f.options.height, f.options.width);
+  check_nproc(f);
   f.options.device = parse_device(f.device);
   f.options.channels_last = !f.nchw;
   check_dtype_runs_natively(parse_dtype(f.options.dtype), f.options.device, "BenchOptions.dtype");  // before the peak probes
@@ -629,7 +640,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--mode", f.options.mode, "infer | train")->capture_default_str()->check(CLI::IsMember({"infer", "train"}));
   add_dtype_flag(cmd, f.options.dtype);
   add_threads_flag(cmd, f.threads, "1 and all cores");
-  cmd->add_option("--nproc", f.nproc, "with --mode train: also time N data-parallel ranks on this machine (scaling efficiency)")
+  cmd->add_option("--nproc", f.nproc, "with --mode train: also time N data-parallel ranks on this machine (scaling efficiency;\n"
+                                 "  the cores split between them, or with --device cuda one GPU each)")
       ->capture_default_str();
   cmd->add_option("--runs", f.options.runs, "timed runs (median reported)")->capture_default_str();
   cmd->add_option("--warmup", f.options.warmup, "untimed runs first")->capture_default_str();

@@ -297,8 +297,7 @@ void run_train(TrainFlags& f) {
   auto options = train_options(f, train);
   options.communicator(comm);
   if (!main_rank) options.quiet(true);
-  if (comm != nullptr && options.device().is_cuda() && !options.device().has_index())  // one GPU per rank
-    options.device(torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(job.local_rank())));
+  if (comm != nullptr) options.device(rank_device(options.device(), job));
   torch::manual_seed(f.seed);
   Model model;
   TrainResult result;

@@ -196,4 +196,18 @@ def _():
     one_line_error(run(*common, "--dist-url", "http://x", "--rank", 0, "--world-size", 2, ok=False), "--dist-url")
 
 
+@check("fcn bench --mode train --nproc 2 times 2 ranks on the parent's device, each with half the batch and the cores")
+def _():
+    bench = json.loads(run("bench", *NET, "--size", 32, "--batch", 4, "--mode", "train", "--runs", 2, "--warmup", 1,
+                           "--threads", 2, "--nproc", 2, "--json").stdout)
+    dp = bench["data_parallel"]
+    assert dp["nproc"] == 2 and dp["threads_per_rank"] == 1 and dp["device"] == bench["device"] == "cpu", dp
+    assert dp["ms_per_batch"] > 0 and dp["all_reduce_ms_per_batch"] >= 0, dp
+    # images/s of the global batch of 4, from rank 0's median step, and its ratio to the one process's best
+    assert abs(dp["images_per_s"] - 4000.0 / dp["ms_per_batch"]) < 1e-6 * dp["images_per_s"], dp
+    assert abs(dp["scaling_efficiency"] - dp["images_per_s"] / dp["one_process_images_per_s"]) < 1e-9, dp
+    one_line_error(run("bench", *NET, "--size", 32, "--batch", 3, "--mode", "train", "--nproc", 2, ok=False), "--batch")
+    one_line_error(run("bench", *NET, "--size", 32, "--nproc", 2, ok=False), "--nproc")
+
+
 summary()

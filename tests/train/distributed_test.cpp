@@ -95,5 +95,13 @@ TEST_F(Environment, DistUrl) {
             std::string::npos);
 }
 
+// One GPU per rank: fcn train's and fcn bench --nproc's ranks ask for "cuda" and run on their own.
+TEST(RankDevice, AnUnindexedGpuIsTheLocalRanks) {
+  const auto job = DistributedOptions().rank(5).world_size(8).local_rank(1);
+  EXPECT_EQ(rank_device(torch::Device("cuda"), job), torch::Device("cuda:1"));
+  EXPECT_EQ(rank_device(torch::Device("cuda:0"), job), torch::Device("cuda:0"));  // the user's own choice
+  EXPECT_EQ(rank_device(torch::kCPU, job), torch::Device(torch::kCPU));
+}
+
 }  // namespace
 }  // namespace fcn

@@ -101,6 +101,11 @@ void validate(const DistributedOptions& options) {
   if (!(options.timeout_seconds() > 0)) fail("DistributedOptions.timeout_seconds", "must be positive");
 }
 
+torch::Device rank_device(const torch::Device& requested, const DistributedOptions& options) {
+  if (!requested.is_cuda() || requested.has_index()) return requested;
+  return {torch::kCUDA, static_cast<torch::DeviceIndex>(options.local_rank())};
+}
+
 struct Communicator::State {
   DistributedOptions options;
   c10::intrusive_ptr<c10d::Store> store;

@@ -39,6 +39,9 @@ DistributedOptions distributed_from_environment();
 void set_dist_url(DistributedOptions& options, const std::string& url);
 // Ranges and consistency of the settings; errors name the variable or flag they came from.
 void validate(const DistributedOptions& options);
+// The device a rank runs on: one GPU per rank, so a CUDA device without an index becomes
+// cuda:LOCAL_RANK; an indexed GPU or the CPU stays as given.
+torch::Device rank_device(const torch::Device& requested, const DistributedOptions& options);
 
 // One rank's connection to the others. All ranks must call the collectives in the same order
 // with tensors of the same shapes; a rank that dies or stalls makes the others' next collective
