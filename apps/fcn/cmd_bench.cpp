@@ -145,7 +145,7 @@ Timing run_opencv_peer(cv::dnn::Net& net, const BenchFlags& f, int64_t in_channe
 std::string allocator_name() {
   if (!cpu_allocator_installed()) return "LibTorch default (FCN_CPU_ALLOCATOR=system)";
   const auto limit = cpu_allocator_stats().cache_limit_bytes >> 20;
-  return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", no block cache"));
+  return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", freed blocks recycled within the peak"));
 }
 
 Model bench_model(const BenchFlags& f) {

@@ -60,6 +60,52 @@ TEST(CpuAllocator, ConvolutionMatchesAHandComputedSum) {
   EXPECT_EQ(small.sum().item<int64_t>(), 45);
 }
 
+// Without a block-cache budget, freed blocks serve later requests (the smallest that holds one,
+// else several moved together) and only the rest is faulted in fresh; in use plus freed never
+// exceeds the most ever in use at once.
+TEST(CpuAllocator, FreedBlocksAreRecycledWithinThePeak) {
+  if (std::getenv("FCN_CPU_ALLOCATOR") != nullptr || std::getenv("FCN_CPU_CACHE_MIB") != nullptr)
+    GTEST_SKIP() << "the environment sets the allocator";
+  ASSERT_EQ(set_cpu_allocator_policy(CpuAllocatorPolicy::kHugePages), CpuAllocatorPolicy::kHugePages);
+  release_cached_cpu_memory();
+  constexpr size_t kMiB = size_t{1} << 20;
+  const auto floats = [](size_t mib) { return static_cast<int64_t>(mib * kMiB / sizeof(float)); };
+  const auto within_peak = [] {
+    const auto s = cpu_allocator_stats();
+    return s.live_bytes + s.cached_bytes <= s.peak_live_bytes;
+  };
+  const auto start = cpu_allocator_stats();
+  void* b_at = nullptr;
+  {
+    auto a = torch::full({floats(64)}, 1.0f), b = torch::full({floats(32)}, 2.0f);
+    b_at = b.data_ptr();
+  }
+  auto s = cpu_allocator_stats();
+  EXPECT_EQ(s.cached_bytes, 96 * kMiB);
+  EXPECT_EQ(s.fresh_bytes, start.fresh_bytes + 96 * kMiB);
+  EXPECT_TRUE(within_peak());
+  auto c = torch::empty({floats(16)});  // the head of the 32 MiB block, the smallest that holds it
+  EXPECT_EQ(c.data_ptr(), b_at);
+  auto d = torch::empty({floats(80)});  // no block holds 80 MiB: a's 64 and b's tail 16, moved together
+  EXPECT_EQ(d[0].item<float>(), 1.0f);  // a's pages, moved (fresh ones would read 0)
+  EXPECT_EQ(d[floats(64)].item<float>(), 2.0f);  // then b's tail
+  d.fill_(3.0f);
+  EXPECT_EQ(d.sum().item<double>(), 3.0 * static_cast<double>(floats(80)));
+  s = cpu_allocator_stats();
+  EXPECT_EQ(s.fresh_bytes, start.fresh_bytes + 96 * kMiB);  // nothing new faulted in
+  EXPECT_EQ(s.cached_bytes, 0u);
+  EXPECT_TRUE(within_peak());
+  auto e = torch::empty({floats(10)});  // nothing freed: fresh pages, a new peak
+  s = cpu_allocator_stats();
+  EXPECT_EQ(s.fresh_bytes, start.fresh_bytes + 106 * kMiB);
+  EXPECT_EQ(s.peak_live_bytes, s.live_bytes);
+  c.reset(), d.reset(), e.reset();
+  EXPECT_EQ(cpu_allocator_stats().cached_bytes, 106 * kMiB);
+  EXPECT_TRUE(within_peak());
+  release_cached_cpu_memory();
+  EXPECT_EQ(cpu_allocator_stats().cached_bytes, 0u);
+}
+
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 // Runs in a fresh process: glibc's heap as fcn's allocator leaves it, exit code 0 when it serves
 // what it should, else the number of the check that failed.

@@ -49,8 +49,9 @@ struct FastPath {
 // to them can change which candidate is fastest (2: Winograd in groups where a layer has few
 // chunks, 16-channel transforms on AVX-512; 3: glibc's heap settled under fcn's allocator, which
 // sped small nets' training steps 1.4-2x; 4: channels-last training without LibTorch's weight-gradient
-// copy, ~7% off FCN-8s's 320^2 step), so that a choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 4;
+// copy, ~7% off FCN-8s's 320^2 step; 5: the huge-pages allocator recycles freed blocks within the
+// peak, ~10% off FCN-8s's 500^2 forward), so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 5;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 
 namespace fcn {
 namespace {
@@ -78,6 +79,12 @@ size_t size_class(size_t n) {
   return round_up(n, p / 16);
 }
 
+// A run of pages of a freed large block, kept mapped (and faulted in) for reuse.
+struct Piece {
+  char* addr;
+  size_t bytes;
+};
+
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) { stats_.cache_limit_bytes = limit; }
@@ -114,35 +121,107 @@ class CachingCpuAllocator final : public c10::Allocator {
     for (auto& [size, p] : free_) munmap(p, size);
     free_.clear();
     stats_.cached_bytes = 0;
+    stats_.peak_live_bytes = stats_.live_bytes;
   }
 
  private:
+  // Under the block-cache budget (limit_ > 0) a request takes a freed block of its size class or
+  // a fresh mapping. Without a budget, freed blocks are recycled within the peak: a request takes
+  // the smallest freed block that holds it (its tail stays freed) or gathers freed blocks into
+  // one new mapping by moving their pages (mremap, no copy, no fault), so only the bytes beyond
+  // what is freed are faulted in. Freeing moves bytes from live to freed, taking never maps more
+  // than live needs, so live + freed never exceeds the peak of live bytes: resident memory peaks
+  // where unmapping at every free would (FCN-8s 500^2: 1,110 MiB either way), and a repeated
+  // forward pass faults in almost nothing (docs/benchmarks.md).
   void* allocate_large(size_t n) const {
-    const size_t size = size_class(n);
+    const bool recycle = limit_ == 0;
+    const size_t size = recycle ? round_up(n, kHugePage) : size_class(n);
+    std::vector<Piece> gathered;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end()) {
-        void* p = it->second;
-        free_.erase(it);
-        stats_.cached_bytes -= size;
-        ++stats_.reused;
-        live_[p] = size;
-        return p;
-      }
+      if (void* p = recycle ? take_recycled(size, gathered) : take_same_class(size); p != nullptr) return p;
     }
     void* p = map_aligned(size);
     if (p == nullptr) {
+      for (const auto& piece : gathered) munmap(piece.addr, piece.bytes);
+      gathered.clear();
       trim();  // give the cache back and try once more before reporting out-of-memory
       p = map_aligned(size);
     }
     if (p == nullptr)
       throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
                        "fcn CPU allocator: out of memory allocating " + std::to_string(n >> 20) + " MiB");
+    const size_t moved = move_into(static_cast<char*>(p), gathered);
     std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.mapped;
-    live_[p] = size;
+    if (moved > 0) ++stats_.reused;
+    if (moved < size) ++stats_.mapped;
+    stats_.fresh_bytes += size - moved;
+    make_live(p, size);
     return p;
+  }
+
+  // Under mutex_: a freed block of exactly `size`'s class, else nullptr.
+  void* take_same_class(size_t size) const {
+    auto it = free_.find(size);
+    if (it == free_.end()) return nullptr;
+    void* p = it->second;
+    free_.erase(it);
+    stats_.cached_bytes -= size;
+    ++stats_.reused;
+    make_live(p, size);
+    return p;
+  }
+
+  // Under mutex_: the head of the smallest freed block of at least `size` bytes, else nullptr
+  // with `gathered` holding the largest freed pieces that together cover as much of `size` as
+  // there is (taken out of the cache; the caller moves them into a new mapping).
+  void* take_recycled(size_t size, std::vector<Piece>& gathered) const {
+    auto it = free_.lower_bound(size);
+    if (it != free_.end()) {
+      auto* p = static_cast<char*>(it->second);
+      const size_t bytes = it->first;
+      free_.erase(it);
+      if (bytes > size) free_.emplace(bytes - size, p + size);
+      stats_.cached_bytes -= size;
+      ++stats_.reused;
+      make_live(p, size);
+      return p;
+    }
+    size_t covered = 0;
+    while (covered < size && !free_.empty()) {
+      auto largest = std::prev(free_.end());
+      auto* p = static_cast<char*>(largest->second);
+      const size_t bytes = std::min(largest->first, size - covered);
+      if (bytes < largest->first) free_.emplace(largest->first - bytes, p + bytes);
+      free_.erase(largest);
+      gathered.push_back({p, bytes});
+      covered += bytes;
+      stats_.cached_bytes -= bytes;
+    }
+    return nullptr;
+  }
+
+  // Moves the pages of `pieces` to the start of `dest`, one after another (they replace the
+  // fresh, untouched pages there). Pieces that cannot move are unmapped, and `dest` stays fresh
+  // from there on. Returns the bytes moved.
+  static size_t move_into(char* dest, const std::vector<Piece>& pieces) {
+    size_t moved = 0;
+    bool failed = false;
+    for (const auto& piece : pieces) {
+      failed = failed || mremap(piece.addr, piece.bytes, piece.bytes, MREMAP_MAYMOVE | MREMAP_FIXED, dest + moved) == MAP_FAILED;
+      if (failed) {
+        munmap(piece.addr, piece.bytes);
+      } else {
+        moved += piece.bytes;
+      }
+    }
+    return moved;
+  }
+
+  void make_live(void* p, size_t size) const {
+    live_[p] = size;
+    stats_.live_bytes += size;
+    stats_.peak_live_bytes = std::max(stats_.peak_live_bytes, stats_.live_bytes);
   }
 
   // mmap with 2 MiB alignment, advised for transparent huge pages (one fault per 2 MiB).
@@ -167,7 +246,8 @@ class CachingCpuAllocator final : public c10::Allocator {
     if (it == live_.end()) return false;
     const size_t size = it->second;
     live_.erase(it);
-    if (stats_.cached_bytes + size <= limit_) {
+    stats_.live_bytes -= size;
+    if (limit_ == 0 || stats_.cached_bytes + size <= limit_) {
       free_.emplace(size, p);
       stats_.cached_bytes += size;
     } else {

@@ -4,8 +4,11 @@
 // fault work took 60% of FCN-8s inference (3.0 s -> 1.2 s per image with huge pages; see
 // docs/benchmarks.md). LibTorch 1.13 offers no such CPU allocator outside mobile builds, so:
 //  - blocks >= 1 MiB are mmapped 2 MiB-aligned and advised for transparent huge pages (one fault
-//    per 2 MiB instead of per 4 KiB), and unmapped when freed, so resident memory stays as low as
-//    with the default allocator;
+//    per 2 MiB instead of per 4 KiB); freed, they are recycled within the peak: a later request
+//    takes a freed block that holds it, or freed blocks' pages moved together (mremap), and only
+//    what is not there is faulted in, while blocks in use plus freed never exceed the most ever in
+//    use at once, so resident memory peaks where it would if every free unmapped (FCN-8s 500^2:
+//    a repeated forward pass faults in almost nothing, at the same peak);
 //  - optionally, freed large blocks are kept (up to a byte budget, FCN_CPU_CACHE_MIB) and reused
 //    for requests of the same size class: no faults and no page zeroing at all after the first
 //    image (FCN-8s 500^2: 1.2 s -> 1.05 s), for ~0.9 GiB more resident memory;
@@ -26,8 +29,11 @@ namespace fcn {
 struct CpuAllocatorStats {
   size_t cache_limit_bytes = 0;
   size_t cached_bytes = 0;     // freed large blocks kept for reuse
-  size_t reused = 0;           // large allocations served from the cache
-  size_t mapped = 0;           // large allocations that needed a fresh mapping
+  size_t reused = 0;           // large allocations served (wholly or partly) from freed blocks
+  size_t mapped = 0;           // large allocations that needed fresh pages
+  size_t fresh_bytes = 0;      // bytes of fresh pages so far: each faulted in and zeroed by the kernel
+  size_t live_bytes = 0;       // large blocks in use now
+  size_t peak_live_bytes = 0;  // the most in use at once (since the last release_cached_cpu_memory)
 };
 
 // Installs the allocator (idempotent). `cache_limit_bytes` bounds the freed blocks kept; 0 takes
@@ -51,7 +57,7 @@ void release_cached_cpu_memory();
 // own allocation on an AVX2 EPYC; docs/benchmarks.md).
 enum class CpuAllocatorPolicy {
   kSystem,      // LibTorch's default allocator (glibc's heap up to 32 MiB, its rule's own ceiling)
-  kHugePages,   // fcn's: large blocks on huge pages, unmapped when freed
+  kHugePages,   // fcn's: large blocks on huge pages, freed ones recycled within the peak of blocks in use
   kBlockCache,  // fcn's, keeping freed large blocks (the training budget of use_cpu_cache_for_training)
 };
 // Switches the allocator of every later CPU allocation (tensors that exist keep their own
