@@ -175,7 +175,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
   const bool train = f.options.mode == "train";
   if (f.options.device.is_cpu()) {
     path = find_path(tune_key(*model.net, f.options.height, f.options.width, f.options.batch, parse_dtype(f.options.dtype), train));
-    if (train) {  // the block cache is already fcn train's (use_cpu_cache_for_training)
+    if (train) {  // the allocator is already fcn train's (use_cpu_allocator_for_training)
       set_training_conv_algorithm(f.conv == "auto" ? path.conv : parse_conv(f.conv, true));
       if (f.conv != "auto") path.conv = training_conv_algorithm(), path.source = "flag";
     } else {
@@ -468,7 +468,7 @@ void run_bench(BenchFlags& f) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
     f.options.channels_last = !f.nchw && training_channels_last(TrainingLayout::kAuto, f.options.device);
     if (!f.threads.empty()) torch::set_num_threads(f.threads.back());
-    use_cpu_cache_for_training();  // as fcn train's ranks do
+    use_cpu_allocator_for_training();  // as fcn train's ranks do
     apply_training_convs(f);
     return run_bench_rank(f, output);
   }
@@ -479,7 +479,7 @@ void run_bench(BenchFlags& f) {
   f.options.channels_last = !f.nchw;
   check_dtype_runs_natively(parse_dtype(f.options.dtype), f.options.device, "BenchOptions.dtype");  // before the peak probes
   if (f.options.mode == "train") {  // as fcn train does
-    use_cpu_cache_for_training();
+    use_cpu_allocator_for_training();
     apply_training_convs(f);
   }
   if (f.threads.empty()) {  // scaling from 1 thread to every core this process may use
@@ -546,7 +546,7 @@ void run_tune(TuneFlags& t) {
   if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
   apply_threads(t.threads);
   const bool train = t.mode == "train";
-  if (train) use_cpu_cache_for_training();  // as fcn train runs
+  if (train) use_cpu_allocator_for_training();  // as fcn train runs
   BenchFlags f;
   f.recipe = t.recipe, f.model = t.model;
   auto model = bench_model(f);

@@ -34,7 +34,7 @@ void add_pretrain(CLI::App& app) {
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
   cmd->callback([] {
-    use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
+    use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
     if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");
     auto result = pretrain_fashion_mnist(PretrainOptions()
                                              .backbone(backbone)

@@ -288,7 +288,7 @@ void run_train(TrainFlags& f) {
   if (f.tune) check_tune_flag(f, job.world_size());
   const auto comm = job.world_size() > 1 ? Communicator::connect(job) : nullptr;
   const bool main_rank = job.rank() == 0;
-  use_cpu_cache_for_training();  // same shapes every step: keep freed activation blocks
+  use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
   check_data_first(f);
   SegmentationDataset train(f.data, "train");
   std::unique_ptr<SegmentationDataset> val;

@@ -432,7 +432,7 @@ def _():
     assert "training path" not in run(*fit, path("tt0.fcn")).stdout  # no entry: the trainer's own rule, silently
     tuned = json.loads(run("tune", *net, "--size", 16, "--batch", 3, "--mode", "train", "--runs", 1, "--json").stdout)["tuned"][0]
     assert tuned["key"].endswith(";mode=train") and len(tuned["timings"]) >= 2, tuned
-    assert all(t["path"]["allocator"] == "block_cache" for t in tuned["timings"]), tuned  # fcn train's allocator
+    assert all(t["path"]["allocator"] == "huge_pages" for t in tuned["timings"]), tuned  # fcn train's allocator
     layout, conv = tuned["path"]["layout"], tuned["path"]["conv"]
     same = ["--size", 16, "--batch", 3, "--threads", tuned["threads"], "--runs", 1, "--warmup", 0, "--json"]
     bench = json.loads(run("bench", *net, "--mode", "train", *same).stdout)["path"]

@@ -157,7 +157,7 @@ TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
   EXPECT_NE(train.str(), infer.str());
   const auto rule = training_rule_path();
   EXPECT_EQ(rule.channels_last, training_channels_last(TrainingLayout::kAuto, torch::kCPU));
-  EXPECT_EQ(rule.allocator, CpuAllocatorPolicy::kBlockCache);
+  EXPECT_EQ(rule.allocator, CpuAllocatorPolicy::kHugePages);
   EXPECT_EQ(rule.conv, winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect);
   EXPECT_EQ(find_path(train).source, "rule");
   EXPECT_TRUE(find_path(train).same_choice(rule));
@@ -169,7 +169,7 @@ TEST(FastPath, TrainingChoiceIsTunedAndCachedApartFromInference) {
                                                                  : ConvAlgorithm::kWinograd;
   const size_t conv_candidates = kConvCandidates + (winograd_onednn_trains() ? 2 : 0);
   const auto result = tune_path(train, [&](const FastPath& p) {
-    EXPECT_EQ(p.allocator, CpuAllocatorPolicy::kBlockCache);  // training's, never another
+    EXPECT_EQ(p.allocator, CpuAllocatorPolicy::kHugePages);  // training's, never another
     EXPECT_EQ(p.upsampling, UpsamplingPath::kSubpixel);
     return 100.0 - (p.channels_last == fast_layout ? 30 : 0) - (p.conv == fast_conv ? 3 : 0);
   });

@@ -200,7 +200,7 @@ FastPath rule_path(const CpuInfo& cpu) {
 FastPath training_rule_path(const CpuInfo& cpu) {
   FastPath path;
   path.channels_last = training_channels_last(TrainingLayout::kAuto, torch::kCPU, cpu);
-  path.allocator = CpuAllocatorPolicy::kBlockCache;
+  path.allocator = CpuAllocatorPolicy::kHugePages;
   path.upsampling = UpsamplingPath::kSubpixel;
   path.conv = winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
   path.source = "rule";

@@ -80,8 +80,8 @@ FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule
 // (training_channels_last), fcn's Winograd 3x3 convs where fcn has them (winograd_supported(); never
-// oneDNN's by rule: 2.7x slower than direct on an AVX-512 Zen 5), fcn's block cache (a step reuses
-// the last step's blocks) and subpixel upsampling.
+// oneDNN's by rule: 2.7x slower than direct on an AVX-512 Zen 5), fcn's huge pages (freed blocks
+// recycled within the peak: a step reuses the last step's blocks) and subpixel upsampling.
 FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
@@ -99,11 +99,12 @@ struct TuneResult {
 // faster is timed again right after the incumbent (a busy VM swings single timings by tens of
 // percent). Stores the winner under `key` (atomically; a corrupt cache file is replaced).
 // `progress` is told every timing; `timings` keeps each candidate's best.
-// The block cache is a candidate only with `allow_block_cache`: it is faster for inference too
-// (FCN-8s 500^2 on the AMX class: 2.38 vs 2.54 s) but holds ~0.6 GiB more, above PyTorch's peak
-// memory, so trading memory for speed is the user's call (fcn tune --block-cache). A training key
-// starts from training_rule_path and times the layout and the conv algorithm only (the allocator
-// stays the block cache, the upsampling subpixel: what fcn train applies).
+// The block cache is a candidate only with `allow_block_cache`: it holds ~0.9 GiB more at FCN-8s
+// 500^2, above PyTorch's peak memory, and since huge pages recycle freed blocks within the peak
+// (2026-12-04) it is no faster there (it was 2.38 vs 2.54 s on the AMX class before), so trading
+// memory for speed is the user's call (fcn tune --block-cache). A training key starts from
+// training_rule_path and times the layout and the conv algorithm only (the allocator stays huge
+// pages, the upsampling subpixel: what fcn train applies).
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
                      const std::function<void(const FastPath&, double)>& progress = {}, bool allow_block_cache = false);
 

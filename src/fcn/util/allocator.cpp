@@ -310,9 +310,9 @@ size_t training_cache_bytes() {
 }
 }  // namespace
 
-void use_cpu_cache_for_training() {
+void use_cpu_allocator_for_training() {
   if (!installed || std::getenv("FCN_CPU_CACHE_MIB") != nullptr) return;
-  set_cpu_cache_limit(training_cache_bytes());
+  set_cpu_cache_limit(0);
 }
 
 CpuAllocatorPolicy set_cpu_allocator_policy(CpuAllocatorPolicy policy) {

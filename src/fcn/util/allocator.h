@@ -45,10 +45,12 @@ bool cpu_allocator_installed();
 CpuAllocatorStats cpu_allocator_stats();
 // Changes the byte budget of the block cache (trims it first).
 void set_cpu_cache_limit(size_t bytes);
-// Training repeats the same shapes every step, so `fcn train`/`pretrain`/`bench --mode train`
-// keep freed blocks: 1/4 of physical memory, at most 4 GiB, unless FCN_CPU_CACHE_MIB is set
-// (FCN-8s VGG16 320^2 train step: 3.2 s -> 2.5 s).
-void use_cpu_cache_for_training();
+// Training repeats the same shapes every step: `fcn train`/`pretrain`/`bench --mode train` run
+// fcn's huge pages with freed blocks recycled within the peak, so a step reuses the last step's
+// blocks (FCN-8s VGG16 320^2 train step: 3.2 s -> 2.5 s against unmapping every freed block). Until
+// 2026-12-04 training kept a block cache of 1/4 of physical memory (at most 4 GiB) instead: as fast,
+// at 0.6 GiB more peak memory for that step. FCN_CPU_CACHE_MIB, when set, keeps its budget.
+void use_cpu_allocator_for_training();
 // Unmaps every cached block (e.g. after a burst of large images).
 void release_cached_cpu_memory();
 
@@ -58,7 +60,7 @@ void release_cached_cpu_memory();
 enum class CpuAllocatorPolicy {
   kSystem,      // LibTorch's default allocator (glibc's heap up to 32 MiB, its rule's own ceiling)
   kHugePages,   // fcn's: large blocks on huge pages, freed ones recycled within the peak of blocks in use
-  kBlockCache,  // fcn's, keeping freed large blocks (the training budget of use_cpu_cache_for_training)
+  kBlockCache,  // fcn's, keeping freed large blocks by size class, up to 1/4 of physical memory (at most 4 GiB)
 };
 // Switches the allocator of every later CPU allocation (tensors that exist keep their own
 // deleter). FCN_CPU_ALLOCATOR=system pins kSystem and FCN_CPU_CACHE_MIB the cache budget: the
