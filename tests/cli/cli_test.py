@@ -411,9 +411,9 @@ def _():
     p = subprocess.run([FCN, "bench", *map(str, flags), "--runs", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
                        timeout=120, env=avx2)
     result = json.loads(p.stdout)
-    assert result["path"] == {"layout": "channels_last" if wino else "nchw", "allocator": "system", "upsampling": "subpixel",
+    assert result["path"] == {"layout": "channels_last" if wino else "nchw", "allocator": "huge_pages", "upsampling": "subpixel",
                               "conv": "winograd" if wino else "direct", "source": "rule"}, result["path"]
-    assert "LibTorch default" in result["cpu_allocator"], result["cpu_allocator"]
+    assert "recycled within the peak" in result["cpu_allocator"], result["cpu_allocator"]
     p = run("predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("tuned_out"), "--json")
     assert json.loads(p.stdout)["path"]["source"] in ("rule", "cache"), p.stdout
     one_line_error(run("tune", *flags, "--runs", 0, ok=False), "--runs")

@@ -190,7 +190,10 @@ FastPath rule_path(const CpuInfo& cpu) {
   FastPath path;
   const bool avx512 = cpu.has("avx512f"), winograd = winograd_supported();
   path.channels_last = avx512 || winograd;  // fcn's Winograd kernel works in channels-last
-  path.allocator = avx512 ? CpuAllocatorPolicy::kHugePages : CpuAllocatorPolicy::kSystem;
+  // glibc's allocator was AVX2's (the EPYC, 2026-11-25), when fcn's unmapped every freed
+  // block: both then faulted ~1 GiB back in per FCN-8s 500^2 image. Recycled within the peak, fcn's
+  // faults almost nothing: 0.97 vs 2.2-2.4 s on the AVX2 proxy at 2 threads (docs/benchmarks.md).
+  path.allocator = CpuAllocatorPolicy::kHugePages;
   path.upsampling = UpsamplingPath::kSubpixel;
   path.conv = winograd ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
   path.source = "rule";

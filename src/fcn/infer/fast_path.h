@@ -1,7 +1,8 @@
 // The fast path for running a net on this machine, chosen by measurement rather than from one
 // developer's CPU. What wins differs by CPU class (docs/benchmarks.md): on the AVX-512/AMX VMs
 // channels-last with fcn's huge-page allocator is fastest for FCN-8s at 500^2; on an AVX2 EPYC
-// (Zen 1) NCHW with glibc's allocator is, by 15-20%. So:
+// (Zen 1) NCHW with glibc's allocator was, by 15-20%, before fcn's Winograd and before its
+// allocator recycled freed blocks. So:
 //  - `fcn tune` (tune_path) times the candidates for one workload on this machine and caches the
 //    winner in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,
 //    its ISA class, the LibTorch version, fcn's kernel generation (kFcnKernels), the thread count
@@ -74,8 +75,8 @@ std::string tune_cache_file();
 
 // The choice without measurement: Winograd 3x3 convs in channels-last where fcn has its Winograd
 // kernel (built with oneDNN: every x86-64 CPU), else direct convs, NCHW on AVX2 and below and
-// channels-last with AVX-512; glibc's allocator on AVX2 and below, huge pages with AVX-512;
-// subpixel upsampling (docs/benchmarks.md).
+// channels-last with AVX-512; fcn's huge pages, freed blocks recycled within the peak (glibc's
+// allocator on AVX2 until 2026-12-04); subpixel upsampling (docs/benchmarks.md).
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
 // Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule

@@ -55,8 +55,9 @@ void use_cpu_allocator_for_training();
 void release_cached_cpu_memory();
 
 // The three policies the fast-path tuner (fcn/infer/fast_path.h) times against each other: which
-// one wins depends on the CPU and its kernel (measured: huge pages win on the AVX-512 VMs, glibc's
-// own allocation on an AVX2 EPYC; docs/benchmarks.md).
+// one wins depends on the CPU and its kernel (measured: huge pages won on the AVX-512 VMs, glibc's
+// own allocation on an AVX2 EPYC while fcn's unmapped every freed block; recycling them, huge pages
+// win on the AVX2 proxy by 2.3x; docs/benchmarks.md).
 enum class CpuAllocatorPolicy {
   kSystem,      // LibTorch's default allocator (glibc's heap up to 32 MiB, its rule's own ceiling)
   kHugePages,   // fcn's: large blocks on huge pages, freed ones recycled within the peak of blocks in use
