@@ -202,20 +202,28 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   // Moves the pages of `pieces` to the start of `dest`, one after another (they replace the
-  // fresh, untouched pages there). Pieces that cannot move are unmapped, and `dest` stays fresh
-  // from there on. Returns the bytes moved.
+  // fresh, untouched pages there). A part that cannot move is unmapped and its place in `dest`
+  // stays fresh. Returns the bytes moved.
   static size_t move_into(char* dest, const std::vector<Piece>& pieces) {
-    size_t moved = 0;
-    bool failed = false;
+    size_t offset = 0, moved = 0;
     for (const auto& piece : pieces) {
-      failed = failed || mremap(piece.addr, piece.bytes, piece.bytes, MREMAP_MAYMOVE | MREMAP_FIXED, dest + moved) == MAP_FAILED;
-      if (failed) {
-        munmap(piece.addr, piece.bytes);
-      } else {
-        moved += piece.bytes;
-      }
+      moved += move_range(piece.addr, piece.bytes, dest + offset);
+      offset += piece.bytes;
     }
     return moved;
+  }
+
+  // mremap moves a range within one mapping only, and a block gathered before spans several (one
+  // per piece it was made of, each 2 MiB-aligned): such a range is moved by halves. Returns the
+  // bytes moved; the rest is unmapped.
+  static size_t move_range(char* from, size_t bytes, char* to) {
+    if (mremap(from, bytes, bytes, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED) return bytes;
+    if (bytes <= kHugePage) {
+      munmap(from, bytes);
+      return 0;
+    }
+    const size_t half = round_up(bytes / 2, kHugePage);
+    return move_range(from, half, to) + move_range(from + half, bytes - half, to + half);
   }
 
   void make_live(void* p, size_t size) const {
