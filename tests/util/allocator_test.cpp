@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <random>
+#include <thread>
+#include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -114,6 +118,42 @@ TEST(CpuAllocator, FreedBlocksAreRecycledWithinThePeak) {
   f.reset();
   release_cached_cpu_memory();
   EXPECT_EQ(cpu_allocator_stats().cached_bytes, 0u);
+}
+
+// Several threads taking, splitting, gathering and freeing blocks at once: each sees only its own
+// values, and the books balance afterwards.
+TEST(CpuAllocator, ThreadsRecyclingAtOnceKeepTheirOwnMemory) {
+  if (std::getenv("FCN_CPU_ALLOCATOR") != nullptr || std::getenv("FCN_CPU_CACHE_MIB") != nullptr)
+    GTEST_SKIP() << "the environment sets the allocator";
+  ASSERT_EQ(set_cpu_allocator_policy(CpuAllocatorPolicy::kHugePages), CpuAllocatorPolicy::kHugePages);
+  release_cached_cpu_memory();
+  const auto start = cpu_allocator_stats();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int id = 1; id <= 4; ++id) {
+    threads.emplace_back([id, &wrong] {
+      c10::InferenceMode guard;
+      std::mt19937 random(static_cast<unsigned>(id));
+      std::vector<torch::Tensor> held;
+      for (int i = 0; i < 100; ++i) {
+        const int64_t mib = 1 + static_cast<int64_t>(random() % 24);
+        held.push_back(torch::full({mib << 18}, static_cast<float>(id * 1000 + i)));  // mib MiB of floats
+        if (held.size() > 3) {  // check and free the oldest: its values are still its own
+          const auto& t = held.front();
+          const float expected = t[0].item<float>();
+          if (!(t == expected).all().item<bool>()) ++wrong;
+          held.erase(held.begin());
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const auto s = cpu_allocator_stats();
+  EXPECT_EQ(s.live_bytes, start.live_bytes);
+  EXPECT_LE(s.live_bytes + s.cached_bytes, s.peak_live_bytes);
+  EXPECT_GT(s.reused, start.reused);
+  release_cached_cpu_memory();
 }
 
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
