@@ -134,11 +134,12 @@ class CachingCpuAllocator final : public c10::Allocator {
   // where unmapping at every free would (FCN-8s 500^2: 1,110 MiB either way), and a repeated
   // forward pass faults in almost nothing (docs/benchmarks.md).
   void* allocate_large(size_t n) const {
-    const bool recycle = limit_ == 0;
-    const size_t size = recycle ? round_up(n, kHugePage) : size_class(n);
     std::vector<Piece> gathered;
+    size_t size = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      const bool recycle = limit_ == 0;
+      size = recycle ? round_up(n, kHugePage) : size_class(n);
       if (void* p = recycle ? take_recycled(size, gathered) : take_same_class(size); p != nullptr) return p;
     }
     void* p = map_aligned(size);
