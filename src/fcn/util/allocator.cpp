@@ -161,33 +161,30 @@ class CachingCpuAllocator final : public c10::Allocator {
     return p;
   }
 
-  // Under mutex_: a freed block of exactly `size`'s class, else nullptr.
-  void* take_same_class(size_t size) const {
-    auto it = free_.find(size);
-    if (it == free_.end()) return nullptr;
-    void* p = it->second;
+  // Under mutex_: the first `size` bytes of the freed block at `it` (of at least `size` bytes), in
+  // use now; the rest of the block stays freed.
+  void* take_head(std::multimap<size_t, void*>::iterator it, size_t size) const {
+    auto* p = static_cast<char*>(it->second);
+    const size_t bytes = it->first;
     free_.erase(it);
+    if (bytes > size) free_.emplace(bytes - size, p + size);
     stats_.cached_bytes -= size;
     ++stats_.reused;
     make_live(p, size);
     return p;
   }
 
+  // Under mutex_: a freed block of exactly `size`'s class, else nullptr.
+  void* take_same_class(size_t size) const {
+    auto it = free_.find(size);
+    return it == free_.end() ? nullptr : take_head(it, size);
+  }
+
   // Under mutex_: the head of the smallest freed block of at least `size` bytes, else nullptr
   // with `gathered` holding the largest freed pieces that together cover as much of `size` as
   // there is (taken out of the cache; the caller moves them into a new mapping).
   void* take_recycled(size_t size, std::vector<Piece>& gathered) const {
-    auto it = free_.lower_bound(size);
-    if (it != free_.end()) {
-      auto* p = static_cast<char*>(it->second);
-      const size_t bytes = it->first;
-      free_.erase(it);
-      if (bytes > size) free_.emplace(bytes - size, p + size);
-      stats_.cached_bytes -= size;
-      ++stats_.reused;
-      make_live(p, size);
-      return p;
-    }
+    if (auto it = free_.lower_bound(size); it != free_.end()) return take_head(it, size);
     size_t covered = 0;
     while (covered < size && !free_.empty()) {
       auto largest = std::prev(free_.end());
@@ -320,8 +317,7 @@ size_t training_cache_bytes() {
 }  // namespace
 
 void use_cpu_allocator_for_training() {
-  if (!installed || std::getenv("FCN_CPU_CACHE_MIB") != nullptr) return;
-  set_cpu_cache_limit(0);
+  if (installed) set_cpu_allocator_policy(CpuAllocatorPolicy::kHugePages);
 }
 
 CpuAllocatorPolicy set_cpu_allocator_policy(CpuAllocatorPolicy policy) {
