@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <ATen/Parallel.h>
@@ -58,6 +59,30 @@ TEST(Threads, CliThreadCountUnlessOmpNumThreadsIsSet) {
   ::unsetenv("OMP_NUM_THREADS");
   EXPECT_EQ(use_available_cpus(), available_cpus());
   at::set_num_threads(before);
+}
+
+// Debian's default OpenBLAS (libopenblas0-pthread, LibTorch's BLAS here) runs its own pthreads
+// pool; the CLI keeps it on the calling thread unless OPENBLAS_NUM_THREADS says otherwise.
+TEST(Threads, OpenBlasOnTheCallingThreadUnlessOpenBlasNumThreadsIsSet) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string loaded((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  if (loaded.find("openblas-pthread") == std::string::npos) {  // another BLAS: nothing to set
+    EXPECT_EQ(set_openblas_threads(2), 0);
+    GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS's pthreads build";
+  }
+  const int before = openblas_threads(), omp_before = at::get_num_threads();
+  ASSERT_GT(before, 0);
+  ASSERT_EQ(set_openblas_threads(2), 2);
+  ::unsetenv("OPENBLAS_NUM_THREADS");
+  use_available_cpus();
+  EXPECT_EQ(openblas_threads(), 1);
+  ::setenv("OPENBLAS_NUM_THREADS", "2", 1);
+  set_openblas_threads(2);
+  use_available_cpus();
+  EXPECT_EQ(openblas_threads(), 2);  // the user's setting stands
+  ::unsetenv("OPENBLAS_NUM_THREADS");
+  set_openblas_threads(before);
+  at::set_num_threads(omp_before);
 }
 
 }  // namespace

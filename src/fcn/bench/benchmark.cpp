@@ -16,6 +16,7 @@
 #include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
@@ -145,8 +146,28 @@ TrainingTuneGuard::~TrainingTuneGuard() {
   set_training_conv_algorithm(training_conv_);
 }
 
+namespace {
+
+// OpenBLAS at the run's thread count while alive (the CLI keeps it on one thread beside LibTorch's
+// OpenMP team, threads.h), then as it was.
+class OpenBlasAtRunThreads {
+ public:
+  OpenBlasAtRunThreads() : before_(openblas_threads()) { set_openblas_threads(at::get_num_threads()); }
+  ~OpenBlasAtRunThreads() {
+    if (before_ > 0) set_openblas_threads(before_);
+  }
+  OpenBlasAtRunThreads(const OpenBlasAtRunThreads&) = delete;
+  OpenBlasAtRunThreads& operator=(const OpenBlasAtRunThreads&) = delete;
+
+ private:
+  int before_;
+};
+
+}  // namespace
+
 double sgemm_gflops() {
   c10::InferenceMode guard;
+  OpenBlasAtRunThreads blas;  // the machine's SGEMM peak at the run's threads
   const auto a = torch::rand({2048, 2048}), b = torch::rand({2048, 2048});
   const double ms = best_ms([&] { torch::mm(a, b); }, 5);
   return 2.0 * 2048.0 * 2048.0 * 2048.0 / (ms * 1e6);

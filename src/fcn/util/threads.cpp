@@ -1,5 +1,6 @@
 #include "fcn/util/threads.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -39,9 +40,44 @@ int available_cpus() {
   return std::max(1, cpus);
 }
 
+namespace {
+
+bool env_set(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0';
+}
+
+// OpenBLAS's C entry points, looked up in what the process has loaded: null where the BLAS is
+// another one, or OpenBLAS runs on OpenMP (openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP).
+struct OpenBlas {
+  int (*get_threads)() = nullptr;
+  void (*set_threads)(int) = nullptr;
+  OpenBlas() {
+    const auto parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+    if (parallel == nullptr || parallel() != 1) return;
+    get_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    set_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (get_threads == nullptr || set_threads == nullptr) get_threads = nullptr, set_threads = nullptr;
+  }
+};
+
+const OpenBlas& openblas() {
+  static const OpenBlas entry_points;
+  return entry_points;
+}
+
+}  // namespace
+
+int openblas_threads() { return openblas().get_threads != nullptr ? openblas().get_threads() : 0; }
+
+int set_openblas_threads(int threads) {
+  if (openblas().set_threads != nullptr) openblas().set_threads(std::max(1, threads));
+  return openblas_threads();
+}
+
 int use_available_cpus() {
-  const char* env = std::getenv("OMP_NUM_THREADS");
-  if (env == nullptr || *env == '\0') at::set_num_threads(available_cpus());
+  if (!env_set("OMP_NUM_THREADS")) at::set_num_threads(available_cpus());
+  if (!env_set("OPENBLAS_NUM_THREADS")) set_openblas_threads(1);
   return at::get_num_threads();
 }
 

@@ -14,9 +14,20 @@ int available_cpus();
 // no file, or text that is not a quota.
 int cgroup_cpu_quota(const char* path = "/sys/fs/cgroup/cpu.max");
 
-// torch::set_num_threads(available_cpus()) unless OMP_NUM_THREADS is set (then LibTorch follows it).
+// torch::set_num_threads(available_cpus()) unless OMP_NUM_THREADS is set (then LibTorch follows it),
+// and OpenBLAS on the calling thread alone (set_openblas_threads(1)) unless OPENBLAS_NUM_THREADS is set.
 // Returns the thread count in effect.
 int use_available_cpus();
+
+// LibTorch's BLAS (torch::mm, nn::Linear) is OpenBLAS here, and Debian's default OpenBLAS runs its own
+// pthreads pool beside LibTorch's OpenMP team. On 2 cores each pool's idle threads spin on the cores
+// the other pool's threads need: `fcn pretrain` (a classifier, so Linear layers between OpenMP-parallel
+// convolutions) stepped 1.6x faster with OpenBLAS on one thread (docs/benchmarks.md, "Two thread pools").
+// fcn's own GEMMs are oneDNN's, on the OpenMP team. Sets OpenBLAS's thread count where OpenBLAS's
+// pthreads build is loaded (found at run time: no link dependency) and returns the count in effect;
+// 0 where there is none (another BLAS, or OpenBLAS's OpenMP build, which shares LibTorch's team).
+int set_openblas_threads(int threads);
+int openblas_threads();  // OpenBLAS's pthreads pool size; 0 where there is none
 
 // Makes LibTorch's CPU kernels that this thread calls run on this thread alone. Other threads,
 // and LibTorch's global thread count (torch::set_num_threads), are unchanged. A no-op where
