@@ -21,7 +21,8 @@ step "Fashion-MNIST scenes: $TRAIN_SCENES train (train split) + 300 val (t10k sp
 "$FCN" data check "$OUT/scenes" | tail -3
 
 step "Pretrain the transfer source: a quarter-width VGG16 classifier on the 60000 Fashion-MNIST images"
-"$FCN" pretrain --data fashion-mnist --out "$OUT/classifier.fcn" --epochs 1 --lr 6e-4 --seed 0
+# --tune: the first run on a machine times the classifier's training path and caches it (as the stages below).
+"$FCN" pretrain --data fashion-mnist --out "$OUT/classifier.fcn" --epochs 1 --lr 6e-4 --seed 0 --tune
 
 step "Convolutionalize it: fc layers become convolutions, the classifier becomes a heatmap net"
 "$FCN" convolutionalize "$OUT/classifier.fcn" --out "$OUT/classifier-conv.fcn"

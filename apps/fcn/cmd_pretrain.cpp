@@ -4,12 +4,29 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "training_path.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/pretrain.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
+namespace {
+
+// With --layout auto on a CPU: fcn tune --mode train's cached choice for the classifier's step (after
+// timing the candidates first with --tune), else the training rule.
+void choose_training_path(PretrainOptions& options, bool tune) {
+  const bool auto_layout = options.layout() == TrainingLayout::kAuto;
+  if (tune && !auto_layout) fail("--tune", "times the layout and the conv algorithm: leave --layout at auto");
+  if (tune && !options.device().is_cpu()) fail("--tune", "times CPU paths; " + options.device().str() + " runs its own kernels");
+  if (!auto_layout || !options.device().is_cpu()) return;
+  const auto net = pretrain_classifier(options);
+  const auto key = tune_key(*net, options.input_size(), options.input_size(), options.batch_size(), torch::kFloat, /*training=*/true);
+  if (tune) tune_training_step(*net, {options.input_size(), options.input_size(), options.batch_size()}, key, options.quiet());
+  if (const auto path = tuned_training_path(key, options.quiet())) options.layout(training_layout_of(*path)).conv(path->conv);
+}
+
+}  // namespace
 
 void add_pretrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
@@ -18,7 +35,7 @@ void add_pretrain(CLI::App& app) {
   static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256, input_size = 32;
   static double lr = 1e-3;
   static uint64_t seed = 0;
-  static bool json_output = false;
+  static bool json_output = false, tune = false;
   cmd->add_option("--data", data, "fashion-mnist (Debian's dataset-fashion-mnist)")->capture_default_str();
   add_out_flag(cmd, out, "classifier model file to write")->required();
   cmd->add_option("--epochs", epochs, "passes over the training images")->capture_default_str();
@@ -31,23 +48,28 @@ void add_pretrain(CLI::App& app) {
   cmd->add_option("--input-size", input_size, "canvas side the 28x28 items are centred on (AlexNet: 64)")->capture_default_str();
   cmd->add_option("--seed", seed, "random seed")->capture_default_str();
   add_layout_flag(cmd, layout);
+  cmd->add_flag("--tune", tune,
+                "with --layout auto: time the classifier's training step in each layout and conv algorithm on this CPU\n"
+                "  first (as fcn tune --mode train; about a second) and cache the winner");
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
   cmd->callback([] {
     use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
     if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");
-    auto result = pretrain_fashion_mnist(PretrainOptions()
-                                             .backbone(backbone)
-                                             .fc_channels(fc_channels)
-                                             .input_size(input_size)
-                                             .epochs(epochs)
-                                             .train_images(train_images)
-                                             .batch_size(batch)
-                                             .optimizer(OptimizerOptions().name(optimizer).lr(lr).weight_decay(1e-4).schedule("cosine"))
-                                             .seed(seed)
-                                             .device(parse_device(device))
-                                             .layout(parse_training_layout(layout, "--layout"))
-                                             .quiet(json_output));
+    auto options = PretrainOptions()
+                       .backbone(backbone)
+                       .fc_channels(fc_channels)
+                       .input_size(input_size)
+                       .epochs(epochs)
+                       .train_images(train_images)
+                       .batch_size(batch)
+                       .optimizer(OptimizerOptions().name(optimizer).lr(lr).weight_decay(1e-4).schedule("cosine"))
+                       .seed(seed)
+                       .device(parse_device(device))
+                       .layout(parse_training_layout(layout, "--layout"))
+                       .quiet(json_output);
+    choose_training_path(options, tune);
+    auto result = pretrain_fashion_mnist(options);
     save_model(out, result.model);
     if (json_output) {
       std::cout << nlohmann::json{{"model", out}, {"test_accuracy", result.test_accuracy}, {"train_seconds", result.seconds}}.dump(2) << "\n";

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "training_path.h"
 #include "fcn/data/dataset.h"
 #include "fcn/data/stats.h"
 #include "fcn/formats/npy.h"
@@ -200,11 +201,7 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   }
 }
 
-// The training step's workload: this net, the image size (--crop, else the first training image's)
-// and the per-rank batch.
-struct StepShape {
-  int64_t height, width, batch;
-};
+// The training step's workload: the image size (--crop, else the first training image's) and the per-rank batch.
 StepShape step_shape(const TrainFlags& f, const SegmentationDataset& train, int64_t world) {
   int64_t height = f.crop, width = f.crop;
   if (height <= 0) {
@@ -212,36 +209,6 @@ StepShape step_shape(const TrainFlags& f, const SegmentationDataset& train, int6
     height = image.size(-2), width = image.size(-1);
   }
   return {height, width, std::max<int64_t>(1, f.batch / world)};
-}
-
-// "winograd convs in NCHW": the two choices a training path makes.
-std::string training_path_text(const FastPath& path) {
-  return std::string(conv_algorithm_name(path.conv)) + " convs in " + (path.channels_last ? "channels-last" : "NCHW");
-}
-
-// --tune: where nothing is cached for this step (`key`) on this CPU, time the candidates (fcn tune
-// --mode train's) on the run's own net, its weights and the random stream put back afterwards, and
-// cache the winner. A cached choice is reused as it is: the first run on a machine measures.
-void tune_training_path(const TrainFlags& f, NetImpl& net, const StepShape& s, const TuneKey& key) {
-  if (find_path(key).source != "rule") return;  // cached already, or FCN_NO_TUNE=1
-  if (!f.json_output) std::printf("timing the training step on this CPU (--tune; cached for this net, size and batch):\n");
-  const TrainingTuneGuard restore(net);
-  tune_path(
-      key, [&](const FastPath& path) { return time_train_step(net, path, s.height, s.width, s.batch, "fp32", 2); },
-      [&](const FastPath& path, double ms) {
-        if (!f.json_output) std::printf("  %s: %.1f ms/step\n", training_path_text(path).c_str(), ms);
-        std::fflush(stdout);
-      });
-}
-
-// fcn tune --mode train's cached choice for this step (`key`) on this machine, where --layout and
-// --conv are left at auto: its layout and conv algorithm. Without an entry the trainer's own rule runs.
-void use_tuned_training_path(const TuneKey& key, TrainOptions& options) {
-  const auto path = find_path(key);
-  if (path.source != "cache") return;
-  options.layout(training_layout_of(path)).conv(path.conv);
-  if (!options.quiet()) std::printf("training path: %s (fcn tune --mode train's choice for this CPU)\n", training_path_text(path).c_str());
-  std::fflush(stdout);
 }
 
 // --tune times CPU paths on one process, for a fresh run whose layout and conv are left to it.
@@ -312,8 +279,8 @@ void run_train(TrainFlags& f) {
     if (f.layout == "auto" && f.conv == "auto" && options.device().is_cpu() && train.size() > 0) {
       const auto shape = step_shape(f, train, job.world_size());
       const auto key = tune_key(*model.net, shape.height, shape.width, shape.batch, torch::kFloat, /*training=*/true);
-      if (f.tune) tune_training_path(f, *model.net, shape, key);
-      use_tuned_training_path(key, options);
+      if (f.tune) tune_training_step(*model.net, shape, key, f.json_output);
+      if (const auto path = tuned_training_path(key, options.quiet())) options.layout(training_layout_of(*path)).conv(path->conv);
     }
     result = train_segmentation(model, train, val.get(), options);
   }

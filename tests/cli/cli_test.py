@@ -465,4 +465,21 @@ def _():
     assert json.loads(run("bench", *net, *same).stdout)["path"]["source"] == "rule"  # inference's entry: none
 
 
+
+@check("pretrain --tune: the classifier's step timed once and cached; later runs take the choice; bad flags are one line")
+def _():
+    fresh = dict(os.environ, XDG_CACHE_HOME=path("xdg_tune_pretrain"))
+    fit = ["pretrain", "--backbone", "vgg16-w0.0625", "--fc-channels", 16, "--train-images", 128, "--batch", 32, "--json", "--out"]
+    for name, timed in (("pt1", True), ("pt2", False)):
+        p = subprocess.run([FCN, *map(str, fit), path(name + ".fcn"), "--tune"], capture_output=True, text=True, timeout=300, env=fresh)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert json.loads(p.stdout)["test_accuracy"] > 0, p.stdout  # --json: the summary alone on stdout
+    cache = json.load(open(path("xdg_tune_pretrain/fcn/fast-paths.json")))["entries"]
+    assert len(cache) == 1 and next(iter(cache)).endswith(";mode=train"), cache
+    said = subprocess.run([FCN, *map(str, fit[:-2]), "--out", path("pt3.fcn")], capture_output=True, text=True, timeout=300, env=fresh)
+    entry = next(iter(cache.values()))["path"]
+    words = "channels-last" if entry["layout"] == "channels_last" else "NCHW"
+    assert f"training path: {entry['conv']} convs in {words}" in said.stdout, said.stdout  # cached: taken without --tune
+    one_line_error(run(*fit, path("pt4.fcn"), "--tune", "--layout", "nchw", ok=False), "--tune", "--layout")
+
 summary()

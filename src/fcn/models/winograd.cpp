@@ -39,6 +39,11 @@ void set_training_conv_algorithm(ConvAlgorithm a) {
 }
 ConvAlgorithm training_conv_algorithm() { return training_algorithm; }
 
+TrainingConvScope::TrainingConvScope(ConvAlgorithm algorithm) : before_(training_conv_algorithm()) {
+  set_training_conv_algorithm(winograd_supported() ? algorithm : ConvAlgorithm::kDirect);
+}
+TrainingConvScope::~TrainingConvScope() { training_algorithm = before_; }
+
 const char* conv_algorithm_name(ConvAlgorithm a) {
   switch (a) {
     case ConvAlgorithm::kWinograd: return "winograd";

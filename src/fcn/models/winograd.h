@@ -39,6 +39,18 @@ ConvAlgorithm conv_algorithm();
 void set_training_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm training_conv_algorithm();
 const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "direct" | "winograd" | "winograd_onednn"
+// A run's training conv algorithm while alive (direct where fcn has no Winograd: built without
+// oneDNN), then the process's own choice again: fcn train's and fcn pretrain's steps.
+class TrainingConvScope {
+ public:
+  explicit TrainingConvScope(ConvAlgorithm algorithm);
+  ~TrainingConvScope();
+  TrainingConvScope(const TrainingConvScope&) = delete;
+  TrainingConvScope& operator=(const TrainingConvScope&) = delete;
+
+ private:
+  ConvAlgorithm before_;
+};
 // "direct" | "winograd" | "winograd_onednn" (or "winograd-onednn"); throws fcn::Error naming `what` otherwise.
 ConvAlgorithm parse_conv_algorithm(const std::string& name, const std::string& what);
 inline bool is_winograd(ConvAlgorithm a) { return a != ConvAlgorithm::kDirect; }

@@ -41,20 +41,24 @@ double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit
   return static_cast<double>(correct) / static_cast<double>(n);
 }
 
+std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& options) {
+  if (options.input_size() < 28) fail("PretrainOptions.input_size", "must be at least 28 (the items' side)");
+  const auto backbone = parse_backbone(options.backbone()).in_channels(1);
+  return std::make_shared<ClassifierImpl>(ClassifierOptions()
+                                              .backbone(backbone)
+                                              .input_size(options.input_size())
+                                              .fc_channels(has_fc_head(backbone.family()) ? options.fc_channels() : 0)
+                                              .num_classes(10));
+}
+
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
   torch::manual_seed(options.seed());
   const auto train = read_fashion_mnist("train", options.source());
   const auto test = read_fashion_mnist("t10k", options.source());
-  if (options.input_size() < 28) fail("PretrainOptions.input_size", "must be at least 28 (the items' side)");
   PretrainResult result;
-  const auto backbone = parse_backbone(options.backbone()).in_channels(1);
-  auto net = std::make_shared<ClassifierImpl>(ClassifierOptions()
-                                                  .backbone(backbone)
-                                                  .input_size(options.input_size())
-                                                  .fc_channels(has_fc_head(backbone.family()) ? options.fc_channels() : 0)
-                                                  .num_classes(10));
+  auto net = pretrain_classifier(options);
   result.model.net = net;
   result.model.meta = default_meta(10, 1);
   result.model.meta.class_names = fashion_mnist_classes();
@@ -65,6 +69,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   const bool channels_last = training_channels_last(options.layout(), options.device());
   to_layout(*net, channels_last);
   auto optimizer = make_optimizer(*net, options.optimizer());
+  const TrainingConvScope convs(options.conv());
   const int64_t n = options.train_images() > 0 ? std::min(options.train_images(), train.images.size(0)) : train.images.size(0);
   const int64_t steps_per_epoch = (n + options.batch_size() - 1) / options.batch_size();
   const auto start = std::chrono::steady_clock::now();

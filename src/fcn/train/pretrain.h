@@ -8,7 +8,9 @@
 
 #include "fcn/data/fashion_mnist.h"
 #include "fcn/infer/fast_path.h"
+#include "fcn/models/classifier.h"
 #include "fcn/models/model.h"
+#include "fcn/models/winograd.h"
 #include "fcn/train/optimizer.h"
 
 namespace fcn {
@@ -26,6 +28,7 @@ struct PretrainOptions {
   TORCH_ARG(std::string, source) = kFashionMnistDir;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;  // as TrainOptions.layout
+  TORCH_ARG(ConvAlgorithm, conv) = ConvAlgorithm::kDirect;    // as TrainOptions.conv (fcn pretrain --tune may choose Winograd)
   TORCH_ARG(bool, quiet) = false;
 };
 
@@ -36,6 +39,10 @@ struct PretrainResult {
 };
 
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options);
+
+// The classifier pretrain_fashion_mnist trains, freshly initialised: for timing its training step
+// on this CPU (fcn pretrain --tune) with the same tune key. fcn::Error for a bad option.
+std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& options);
 
 // Fraction of `images` (N x 28 x 28 uint8) the classifier labels as `labels`.
 double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit, torch::Device device);

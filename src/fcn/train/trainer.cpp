@@ -92,21 +92,6 @@ RunPath run_path(const TrainOptions& options, const RunPosition& at) {
   return recorded;
 }
 
-// A run's conv algorithm (its RunPath; direct where fcn has no Winograd) for its steps; the
-// process's own choice again afterwards.
-class TrainingConvs {
- public:
-  explicit TrainingConvs(ConvAlgorithm conv) : before_(training_conv_algorithm()) {
-    set_training_conv_algorithm(winograd_supported() ? conv : ConvAlgorithm::kDirect);
-  }
-  ~TrainingConvs() { set_training_conv_algorithm(before_); }
-  TrainingConvs(const TrainingConvs&) = delete;
-  TrainingConvs& operator=(const TrainingConvs&) = delete;
-
- private:
-  ConvAlgorithm before_;
-};
-
 // The run's layout (TrainOptions.layout) for its steps and validation; plain NCHW afterwards.
 class TrainingLayoutScope {
  public:
@@ -141,7 +126,7 @@ class Run {
     model_.net->to(options_.device());
     share_rank0_weights();
     InterruptGuard interrupt;
-    TrainingConvs convs(path_.conv);
+    TrainingConvScope convs(path_.conv);  // the run's RunPath
     TrainingLayoutScope layout(*model_.net, path_.channels_last);
     say_kept_path();
     at_.conv = conv_algorithm_name(training_conv_algorithm());  // recorded in every checkpoint: a resume keeps it

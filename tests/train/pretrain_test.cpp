@@ -1,0 +1,75 @@
+// fcn pretrain's classifier training (fcn/train/pretrain.h) on the real Fashion-MNIST files
+// (Debian's dataset-fashion-mnist): that it learns, the input statistics it stores, the conv
+// algorithm it trains with, and that the net it times for --tune is the net it trains.
+#include "fcn/train/pretrain.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/data/fashion_mnist.h"
+#include "fcn/infer/fast_path.h"
+#include "fcn/models/winograd.h"
+
+namespace fcn {
+namespace {
+
+PretrainOptions small_run() {
+  return PretrainOptions()
+      .backbone("resnet18-w0.25")  // batch norm: learns in 32 steps, where VGG without it has not started
+      .train_images(2048)
+      .test_images(1000)
+      .optimizer(OptimizerOptions().name("adamw").lr(3e-3).weight_decay(1e-4).schedule("cosine"))
+      .quiet(true);
+}
+
+TEST(Pretrain, LearnsTheClassesAndStoresTheCanvasStatistics) {
+  const auto result = pretrain_fashion_mnist(small_run());
+  EXPECT_GT(result.test_accuracy, 0.5);  // chance is 0.1; this run reaches ~0.75
+  EXPECT_EQ(result.model.meta.class_names, fashion_mnist_classes());
+  // Mean and standard deviation of all 60,000 training items centred on the 32 x 32 black canvas,
+  // from sums over the 28 x 28 pixels (the padding adds zeros to the count only).
+  const auto pixels = read_fashion_mnist("train").images.to(torch::kDouble).div(255.0);
+  const double n = 60000.0 * 32 * 32, sum = pixels.sum().item<double>(), squares = pixels.pow(2).sum().item<double>();
+  const double mean = sum / n, stddev = std::sqrt((squares - n * mean * mean) / (n - 1));
+  ASSERT_EQ(result.model.meta.normalization.mean.size(), 1u);
+  EXPECT_NEAR(result.model.meta.normalization.mean[0], mean, 1e-5);
+  EXPECT_NEAR(result.model.meta.normalization.std[0], stddev, 1e-5);
+}
+
+// fcn pretrain --tune times pretrain_classifier's net and caches the choice under its key: the key
+// must be the trained net's, or the cached choice would never be found.
+TEST(Pretrain, TheNetTimedForTuneIsTheNetTrained) {
+  const auto options = small_run().train_images(64).test_images(64);
+  const auto result = pretrain_fashion_mnist(options);
+  const auto timed = pretrain_classifier(options);
+  EXPECT_EQ(tune_key(*timed, 32, 32, 64, torch::kFloat, true).str(), tune_key(*result.model.net, 32, 32, 64, torch::kFloat, true).str());
+  EXPECT_NE(tune_key(*pretrain_classifier(PretrainOptions(options).backbone("resnet18-w0.125")), 32, 32, 64, torch::kFloat, true).str(),
+            tune_key(*timed, 32, 32, 64, torch::kFloat, true).str());
+}
+
+// PretrainOptions.conv is what the step runs (one SGD step: Winograd's rounding differs from direct
+// convolution's in the weights it leaves), and the process's own choice holds again afterwards.
+TEST(Pretrain, TrainsWithTheOptionsConvAlgorithm) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn built without oneDNN: no Winograd";
+  // Full width: conv1_2 (64 -> 64 channels on 32 x 32 maps) is a layer fcn's Winograd trains.
+  const auto one_step = PretrainOptions()
+                            .backbone("vgg16")
+                            .train_images(16)
+                            .batch_size(16)
+                            .test_images(16)
+                            .optimizer(OptimizerOptions().name("sgd").lr(0.1).momentum(0).weight_decay(0).schedule("fixed"))
+                            .quiet(true);
+  auto weight = [](const PretrainResult& r) { return r.model.net->named_parameters()["backbone.conv1_2.weight"].detach().clone(); };
+  const auto direct = weight(pretrain_fashion_mnist(PretrainOptions(one_step).conv(ConvAlgorithm::kDirect)));
+  const auto again = weight(pretrain_fashion_mnist(PretrainOptions(one_step).conv(ConvAlgorithm::kDirect)));
+  const auto winograd = weight(pretrain_fashion_mnist(PretrainOptions(one_step).conv(ConvAlgorithm::kWinograd)));
+  EXPECT_TRUE(torch::equal(direct, again));  // deterministic: a difference below is the algorithm's
+  EXPECT_FALSE(torch::equal(direct, winograd));
+  EXPECT_TRUE(torch::allclose(direct, winograd, 1e-3, 1e-5));
+  EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);
+}
+
+}  // namespace
+}  // namespace fcn
