@@ -17,11 +17,9 @@ void tune_training_step(NetImpl& net, const StepShape& step, const TuneKey& key,
   const TrainingTuneGuard restore(net);
   // Two steps per candidate where a step is long (FCN-8s at 320^2: ~1-2 s); short steps (a 32^2
   // classifier's: ~30 ms) vary by 10-15% between single timings, so more of them, ~0.3 s a candidate.
-  int runs = 0;
   const auto time_one = [&](const FastPath& path) {
-    if (runs > 0) return time_train_step(net, path, step.height, step.width, step.batch, "fp32", runs);
     const double first = time_train_step(net, path, step.height, step.width, step.batch, "fp32", 2);
-    runs = static_cast<int>(std::clamp(300.0 / std::max(first, 1e-3), 2.0, 10.0));
+    const int runs = static_cast<int>(std::clamp(300.0 / std::max(first, 1e-3), 2.0, 10.0));
     return runs == 2 ? first : std::min(first, time_train_step(net, path, step.height, step.width, step.batch, "fp32", runs));
   };
   tune_path(
