@@ -66,7 +66,8 @@ TEST(Threads, CliThreadCountUnlessOmpNumThreadsIsSet) {
 TEST(Threads, OpenBlasOnTheCallingThreadUnlessOpenBlasNumThreadsIsSet) {
   std::ifstream maps("/proc/self/maps");
   const std::string loaded((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
-  if (loaded.find("openblas-pthread") == std::string::npos) {  // another BLAS: nothing to set
+  // OpenBLAS names its pthreads build libopenblasp (Debian: under openblas-pthread/).
+  if (loaded.find("libopenblasp") == std::string::npos && loaded.find("openblas-pthread") == std::string::npos) {
     EXPECT_EQ(set_openblas_threads(2), 0);
     GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS's pthreads build";
   }
