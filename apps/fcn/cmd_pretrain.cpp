@@ -50,7 +50,7 @@ void add_pretrain(CLI::App& app) {
   add_layout_flag(cmd, layout);
   cmd->add_flag("--tune", tune,
                 "with --layout auto: time the classifier's training step in each layout and conv algorithm on this CPU\n"
-                "  first (as fcn tune --mode train; about a second) and cache the winner");
+                "  first (as fcn tune --mode train; 2-3 s on 2 cores) and cache the winner");
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
   cmd->callback([] {
