@@ -509,7 +509,8 @@ void run_bench(BenchFlags& f) {
                            {"cpu_allocator", runs.back()["cpu_allocator"]},
                            {"cpu", cpu_info().model},
                            {"isa", cpu_info().isa_class()},
-                           {"isa_flags", cpu_info().flags}};
+                           {"isa_flags", cpu_info().flags},
+                           {"openblas_threads", openblas_threads()}};  // 0: LibTorch's BLAS is not OpenBLAS's own pthreads pool
   if (result["peers"].contains("skipped")) {  // not timed, and why: kept apart from the peers' ratios
     result["peers_skipped"] = result["peers"]["skipped"];
     result["peers"].erase("skipped");

@@ -312,6 +312,13 @@ def _():
     flags = ["--arch", "unet", "--depth", 2, "--base-channels", 4, "--size", 32, "--runs", 1, "--warmup", 0, "--threads", 1]
     bench = json.loads(run("bench", *flags, "--json").stdout)
     assert bench["cpu"] and bench["isa"] in ("amx", "avx512_bf16", "avx512", "avx2", "baseline"), bench["isa"]
+    # OpenBLAS's own pthreads pool (LibTorch's BLAS from Debian) runs on the calling thread unless the user says otherwise.
+    plain = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    blas = []
+    for env in (plain, dict(plain, OPENBLAS_NUM_THREADS="2")):
+        p = subprocess.run([FCN, "bench", *map(str, flags), "--json"], capture_output=True, text=True, timeout=120, env=env)
+        blas.append(json.loads(p.stdout)["openblas_threads"])
+    assert blas in ([1, 2], [0, 0]), blas  # 0: another BLAS, nothing to set
     avx2 = dict(os.environ, FCN_CPU_FLAGS="avx avx2 fma")
     for args in (["bench", *flags, "--dtype", "bf16"],
                  ["predict", path("recipe_init.fcn"), path("image.ppm"), "--out", path("bf16_out"), "--dtype", "bf16"]):
