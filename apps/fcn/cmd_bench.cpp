@@ -101,7 +101,8 @@ nlohmann::json run_torch_peer(const PeerFiles& files, const BenchFlags& f, int t
   if (tuned_malloc) command << kTunedMalloc << " ";
   command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << files.config << " " << files.weights << " --size "
           << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
-          << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads;
+          << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads << " --device "
+          << f.options.device.str();
   return peer_output(command.str(), "PyTorch");
 }
 
@@ -253,11 +254,14 @@ nlohmann::json time_peers(const Model& model, const BenchFlags& f) {
 #endif
   for (const int threads : f.threads) {
     for (const bool tuned : {false, true}) {
+      if (tuned && !f.options.device.is_cpu()) continue;  // host malloc settings do not reach a GPU's memory
       const auto torch_peer = run_torch_peer(files, f, threads, tuned);
-      record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads,
-             Timing{torch_peer["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
-             {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
-              {"what", tuned ? what + ", with " + kTunedMalloc : what}});
+      nlohmann::json info = {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
+                             {"what", tuned ? what + ", with " + kTunedMalloc : what}};
+      for (const char* key : {"device_name", "peak_gpu_mib"})
+        if (torch_peer.contains(key)) info[key] = torch_peer[key];
+      record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads, Timing{torch_peer["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
+             std::move(info));
     }
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
     if (opencv)
@@ -317,9 +321,11 @@ void print_text(const nlohmann::json& r, int64_t rows) {
               r["mode"].get<std::string>().c_str(), r["dtype"].get<std::string>().c_str(), r["size"][0].get<long>(),
               r["size"][1].get<long>(), r["batch"].get<long>(), r["device"].get<std::string>().c_str(),
               r["channels_last"].get<bool>() ? ", channels-last" : "", r["gflop_per_run"].get<double>());
-  std::printf("machine (same run): %s, ISA class %s; SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n",
-              r["cpu"].get<std::string>().c_str(), r["isa"].get<std::string>().c_str(), r["sgemm_gflops_per_s"].get<double>(),
-              conv_peak, r["dtype"].get<std::string>().c_str());
+  const bool gpu = r["device"].get<std::string>() != "cpu";  // the peaks below were measured where the net ran
+  std::printf("machine (same run): %s, ISA class %s; %s%s SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n",
+              r["cpu"].get<std::string>().c_str(), r["isa"].get<std::string>().c_str(), gpu ? "on " : "",
+              gpu ? (r["device"].get<std::string>() + ":").c_str() : "", r["sgemm_gflops_per_s"].get<double>(), conv_peak,
+              r["dtype"].get<std::string>().c_str());
   for (const auto& run : r["runs"])
     std::printf("  fcn, %d thread(s): %9.1f ms/image  %6.2f images/s  %6.1f GFLOP/s (%.0f%% of conv peak)  [%.1f .. %.1f ms]\n",
                 run["threads"].get<int>(), run["ms_per_image"].get<double>(), run["images_per_s"].get<double>(),
@@ -491,7 +497,7 @@ void run_bench(BenchFlags& f) {
   const double gflop = forward_flops(*model.net, f.options.height, f.options.width) * 1e-9 * static_cast<double>(f.options.batch) *
                        (f.options.mode == "train" ? 3.0 : 1.0);  // backward ~ 2x forward
   torch::set_num_threads(*std::max_element(f.threads.begin(), f.threads.end()));
-  const double gemm = sgemm_gflops(), conv_peak = conv_gflops(parse_dtype(f.options.dtype));
+  const double gemm = sgemm_gflops(f.options.device), conv_peak = conv_gflops(parse_dtype(f.options.dtype), f.options.device);
   const auto runs = time_fcn(model, f, gflop);
   const double rss = peak_rss_mib();
   // Peers after fcn, so fcn's peak memory is its own. They time shapes, not values: the weights

@@ -3,8 +3,9 @@ identical parameter names), the same weights (fcn export --pth) and the same inp
 way a PyTorch user runs it (eval, inference_mode, NCHW fp32 eager; train: SGD momentum 0.9).
 
 Usage: /usr/bin/python3 torch_peer.py CONFIG_JSON WEIGHTS_PTH --size HxW --batch N --mode infer|train
-                                      --runs R --warmup W --threads T
-Prints one JSON object: {"ms": [...], "peak_rss_mib": ..., "torch": version}.
+                                      --runs R --warmup W --threads T [--device cpu|cuda|cuda:N]
+Prints one JSON object: {"ms": [...], "peak_rss_mib": ..., "torch": version}; on a GPU also its name
+and peak_gpu_mib. GPU runs are timed to the device's end (synchronize), as fcn bench times its own.
 """
 import argparse
 import json
@@ -46,15 +47,19 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
+    device = torch.device(a.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     config = json.loads(open(a.config).read())
     net = build(config)
-    net.load_state_dict(torch.load(a.weights))
+    net.load_state_dict(torch.load(a.weights, weights_only=False))  # fcn export --pth: a plain state dict
+    net.to(device)
     h, w = (int(v) for v in a.size.split("x"))
     torch.manual_seed(0)
-    x = torch.rand(a.batch, next(net.parameters()).shape[1], h, w)
+    x = torch.rand(a.batch, next(net.parameters()).shape[1], h, w).to(device)
     times = []
     if a.mode == "infer":
         net.eval()
@@ -62,6 +67,7 @@ def main():
             for i in range(a.warmup + a.runs):
                 start = time.perf_counter()
                 net(x)
+                sync()
                 if i >= a.warmup:
                     times.append((time.perf_counter() - start) * 1000)
     else:
@@ -73,13 +79,18 @@ def main():
             sgd.zero_grad()
             logits = net(x)
             if labels is None:
-                labels = torch.randint(0, logits.shape[1], (logits.shape[0], logits.shape[2], logits.shape[3]))
+                labels = torch.randint(0, logits.shape[1], (logits.shape[0], logits.shape[2], logits.shape[3])).to(device)
             torch.nn.functional.cross_entropy(logits, labels, ignore_index=255).backward()
             sgd.step()
+            sync()
             if i >= a.warmup:
                 times.append((time.perf_counter() - start) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"ms": times, "peak_rss_mib": rss, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+    out = {"ms": times, "peak_rss_mib": rss, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        out["device_name"] = torch.cuda.get_device_name(device)
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 // The transposed convolution fcn runs as convolution + pixel_shuffle equals LibTorch's own
-// conv_transpose2d, values and gradients, for every upsampler shape fcn builds.
+// conv_transpose2d, values and gradients, for every upsampler shape fcn builds; a conv's explicit
+// padding as fcn's geometry rules read it.
 #include "fcn/models/layers.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <tuple>
+
+#include "test_util.h"
 
 namespace fcn {
 namespace {
@@ -55,6 +58,18 @@ TEST(ConvTransposeLayer, Bf16RunsOnTheCpuCloseToFp32) {
   const auto actual = conv(layer, x.to(torch::kBFloat16));
   EXPECT_EQ(actual.scalar_type(), torch::kBFloat16);
   EXPECT_LT((actual.to(torch::kFloat) - expected).abs().max().item<double>(), 0.05 * expected.abs().max().item<double>());
+}
+
+
+// The padding every geometry rule reads (FCN coord maps, VGG's, the ONNX export): the conv's own,
+// per axis, whichever variant type LibTorch holds it in; 'same' is not a padding fcn can map.
+TEST(ExplicitPadding, IsTheConvsOwnAndSameIsRefused) {
+  const auto p = explicit_padding(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).padding({2, 1}))->options);
+  EXPECT_EQ(p->at(0), 2);
+  EXPECT_EQ(p->at(1), 1);
+  EXPECT_EQ(explicit_padding(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(3, 4, 4).stride(2).padding(1))->options)->at(1), 1);
+  const torch::nn::Conv2d same(torch::nn::Conv2dOptions(3, 4, 3).padding(torch::kSame));
+  EXPECT_NE(test::error_of([&] { explicit_padding(same->options); }).find("'same'"), std::string::npos);
 }
 
 }  // namespace

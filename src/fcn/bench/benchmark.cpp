@@ -165,20 +165,38 @@ class OpenBlasAtRunThreads {
 
 }  // namespace
 
-double sgemm_gflops() {
+double sgemm_gflops(torch::Device device) {
   c10::InferenceMode guard;
   OpenBlasAtRunThreads blas;  // the machine's SGEMM peak at the run's threads
-  const auto a = torch::rand({2048, 2048}), b = torch::rand({2048, 2048});
-  const double ms = best_ms([&] { torch::mm(a, b); }, 5);
-  return 2.0 * 2048.0 * 2048.0 * 2048.0 / (ms * 1e6);
+  const int64_t n = device.is_cpu() ? 2048 : 8192;
+  const auto on = torch::TensorOptions().device(device);
+  const auto a = torch::rand({n, n}, on), b = torch::rand({n, n}, on);
+  torch::mm(a, b);  // a GPU's first call loads its kernels
+  synchronize(device);
+  const double ms = best_ms(
+      [&] {
+        torch::mm(a, b);
+        synchronize(device);
+      },
+      5);
+  return 2.0 * static_cast<double>(n * n * n) / (ms * 1e6);
 }
 
-double conv_gflops(torch::Dtype dtype) {
+double conv_gflops(torch::Dtype dtype, torch::Device device) {
   c10::InferenceMode guard;
-  const auto x = torch::rand({1, 256, 64, 64}).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
-  const auto w = torch::rand({256, 256, 3, 3}).to(dtype);
-  const double ms = best_ms([&] { torch::conv2d(x, w, {}, 1, 1); }, 5);
-  return 2.0 * 64 * 64 * 256 * 256 * 9 / (ms * 1e6);
+  const int64_t batch = device.is_cpu() ? 1 : 16, side = device.is_cpu() ? 64 : 128;
+  const auto on = torch::TensorOptions().device(device);
+  const auto x = torch::rand({batch, 256, side, side}, on).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = torch::rand({256, 256, 3, 3}, on).to(dtype);
+  torch::conv2d(x, w, {}, 1, 1);
+  synchronize(device);
+  const double ms = best_ms(
+      [&] {
+        torch::conv2d(x, w, {}, 1, 1);
+        synchronize(device);
+      },
+      5);
+  return 2.0 * static_cast<double>(batch * side * side) * 256 * 256 * 9 / (ms * 1e6);
 }
 
 double peak_rss_mib() {

@@ -65,10 +65,11 @@ class TrainingTuneGuard {
   ConvAlgorithm training_conv_;
 };
 
-// GFLOP/s of a 2048^2 SGEMM and of a 3x3 256->256 convolution at 64^2 (channels-last, the given
-// dtype), each the best of a few runs: what this machine reaches through LibTorch.
-double sgemm_gflops();
-double conv_gflops(torch::Dtype dtype);
+// GFLOP/s of an SGEMM and of a 3x3 256->256 convolution (channels-last, the given dtype), each the
+// best of a few runs: what this machine reaches through LibTorch. On the CPU a 2048^2 SGEMM and one
+// 64^2 map; on a GPU sizes that fill it (8192^2; 16 maps of 128^2), timed to the device's end.
+double sgemm_gflops(torch::Device device = torch::kCPU);
+double conv_gflops(torch::Dtype dtype, torch::Device device = torch::kCPU);
 
 // Peak resident memory of this process so far, MiB (getrusage).
 double peak_rss_mib();

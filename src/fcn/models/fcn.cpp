@@ -12,7 +12,7 @@ namespace {
 
 CoordMap layer_map(const torch::nn::ConvTranspose2d& layer) {
   const auto& o = layer->options;
-  return transposed_map((*o.kernel_size())[0], (*o.stride())[0], (*c10::get<torch::ExpandingArray<2>>(o.padding()))[0]);
+  return transposed_map((*o.kernel_size())[0], (*o.stride())[0], explicit_padding(o)->at(0));
 }
 
 }  // namespace

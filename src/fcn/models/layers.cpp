@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <variant>
 
 #include "fcn/models/conv_train.h"
 #include "fcn/models/gemm_conv.h"
@@ -31,6 +32,18 @@ void count_flops(double flops) {
 }
 
 namespace {
+// nullptr for 'valid' or 'same'. The unqualified call finds std::get_if (LibTorch 2: std::variant) or,
+// by argument-dependent lookup, c10::get_if (LibTorch 1.13: c10::variant).
+const torch::ExpandingArray<2>* padding_if_explicit(const torch::nn::detail::ConvNdOptions<2>& o) {
+  using std::get_if;
+  return get_if<torch::ExpandingArray<2>>(&o.padding());
+}
+
+bool zeros_padding_mode(const torch::nn::detail::ConvNdOptions<2>& o) {
+  using std::get_if;
+  return get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr;
+}
+
 // A Conv2d's stride, dilation and zero padding as the kernels' eligibility rules take them; -1 where
 // they differ between the axes, and no layer is eligible with a padding other than zeros.
 struct ConvGeometry {
@@ -38,11 +51,10 @@ struct ConvGeometry {
 };
 ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
   ConvGeometry g;
-  if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
-    return g;
-  const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
-  g.padding_h = pad->at(0);
-  g.padding_w = pad->at(1);
+  const auto* pad = padding_if_explicit(o);
+  if (pad == nullptr || !zeros_padding_mode(o)) return g;
+  g.padding_h = (*pad)->at(0);
+  g.padding_w = (*pad)->at(1);
   g.stride = o.stride()->at(0) == o.stride()->at(1) ? o.stride()->at(0) : -1;
   g.dilation = o.dilation()->at(0) == o.dilation()->at(1) ? o.dilation()->at(0) : -1;
   return g;
@@ -128,7 +140,7 @@ torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
   // on the fly (differentiable, so training updates the same parameters).
   const auto& o = layer->options;
   const auto& w = layer->weight;
-  const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  const auto pad = explicit_padding(o);
   const bool subpixel = x.is_cpu() && upsampling == UpsamplingPath::kSubpixel && o.stride()->at(0) == o.stride()->at(1) && o.kernel_size()->at(0) == o.kernel_size()->at(1) &&
                         o.kernel_size()->at(0) % o.stride()->at(0) == 0 && pad->at(0) == pad->at(1) && o.groups() == 1 &&
                         o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 && o.output_padding()->at(0) == 0 &&
@@ -143,6 +155,12 @@ void to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.parameters())
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+torch::ExpandingArray<2> explicit_padding(const torch::nn::detail::ConvNdOptions<2>& options) {
+  const auto* pad = padding_if_explicit(options);
+  if (pad == nullptr) throw Error("fcn layers take an explicit conv padding, not 'valid' or 'same'");
+  return *pad;
 }
 
 torch::Tensor linear(torch::nn::Linear layer, const torch::Tensor& x) {

@@ -36,6 +36,10 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
                                           int64_t stride, int64_t padding);
 torch::Tensor linear(torch::nn::Linear layer, const torch::Tensor& x);
 
+// A conv's explicit padding (every fcn layer has one; 'valid' or 'same' throws), in one place because
+// LibTorch 1.13 holds it in a c10::variant and LibTorch 2 in a std::variant.
+torch::ExpandingArray<2> explicit_padding(const torch::nn::detail::ConvNdOptions<2>& options);
+
 // Conv weights in channels-last (NHWC) layout: with channels-last activations, oneDNN then runs
 // without reordering activations between layers (FCN-8s VGG16 500^2: 6.0 s -> 3.9 s in PyTorch).
 void to_channels_last(torch::nn::Module& module);

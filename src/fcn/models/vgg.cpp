@@ -59,7 +59,7 @@ CoordMap VGGImpl::coord_map(int64_t stride) const {
   size_t block = 0;
   for (size_t i = 0; i < convs_.size() && static_cast<int64_t>(block) < pool; ++i) {
     const auto& o = convs_[i].conv->options;
-    map = map.then(conv_map((*o.kernel_size())[0], (*o.stride())[0], (*c10::get<torch::ExpandingArray<2>>(o.padding()))[0]));
+    map = map.then(conv_map((*o.kernel_size())[0], (*o.stride())[0], explicit_padding(o)->at(0)));
     if (static_cast<int>(i) == block_ends_[block]) {
       map = map.then(conv_map(2, 2, 0));  // max-pool 2x2 stride 2 (ceil mode moves no centre)
       ++block;

@@ -37,7 +37,7 @@ class Tracer {
 
   Value conv(const std::string& name, torch::nn::Conv2d layer, const Value& x) {
     const auto& o = layer->options;
-    const auto padding = c10::get<torch::ExpandingArray<2>>(o.padding());
+    const auto padding = explicit_padding(o);
     std::vector<std::string> inputs{x.name, weight(name + ".weight", layer->weight)};
     if (layer->bias.defined()) inputs.push_back(weight(name + ".bias", layer->bias));
     auto* n = node("Conv", inputs, name);
@@ -55,7 +55,7 @@ class Tracer {
     auto* n = node("ConvTranspose", inputs, name);
     ints(n, "kernel_shape", {o.kernel_size()->at(0), o.kernel_size()->at(1)});
     ints(n, "strides", {o.stride()->at(0), o.stride()->at(1)});
-    const auto padding = c10::get<torch::ExpandingArray<2>>(o.padding());
+    const auto padding = explicit_padding(o);
     ints(n, "pads", {padding->at(0), padding->at(1), padding->at(0), padding->at(1)});
     return {n->output(0), layer->forward(x.t)};
   }

@@ -8,16 +8,24 @@
 #include <cstdlib>
 #include <thread>
 
-// Debian's LibTorch is built with Gloo; its header is behind the build's flag.
+// The process groups this LibTorch's headers can build. Debian's libtorch-dev ships Gloo's headers
+// (its group is behind the build's flag); a pip wheel's LibTorch ships neither gloo/ nor nccl.h, and
+// then fcn is built for one-process training only (Communicator::connect says so).
+#if __has_include(<gloo/algorithm.h>)
+#define FCN_HAVE_GLOO 1
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define FCN_HAVE_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#endif
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
 #include <torch/torch.h>
 
 #include "fcn/util/error.h"
@@ -111,8 +119,10 @@ struct Communicator::State {
   c10::intrusive_ptr<c10d::Store> store;
   // The concrete groups (in LibTorch 1.13 they derive from ProcessGroup, from 2.0 on from Backend:
   // both have these collectives).
+#ifdef FCN_HAVE_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
-#ifdef USE_C10D_NCCL
+#endif
+#ifdef FCN_HAVE_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // made at the first CUDA tensor
 #endif
   mutable double waited = 0;                           // seconds in wait()
@@ -138,7 +148,7 @@ struct Communicator::State {
   // it, else Gloo (which reduces CUDA tensors through host memory).
   template <class Collective>
   c10::intrusive_ptr<c10d::Work> on_group_for(const torch::Tensor& tensor, Collective&& collective) {
-#ifdef USE_C10D_NCCL
+#ifdef FCN_HAVE_NCCL
     if (tensor.is_cuda()) {
       if (!nccl)
         nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store), static_cast<int>(options.rank()),
@@ -147,7 +157,12 @@ struct Communicator::State {
     }
 #endif
     (void)tensor;
+#ifdef FCN_HAVE_GLOO
     return collective(*gloo);
+#else
+    (void)collective;
+    fail(where(), "this fcn was built without a process group (no Gloo headers in its LibTorch)");
+#endif
   }
 
   // `collective(group, {t})` on every tensor, all in flight at once, each tensor changed in place
@@ -243,20 +258,27 @@ void join(c10d::Store& store, const DistributedOptions& o) {
   }
 }
 
+#ifdef FCN_HAVE_GLOO
 std::shared_ptr<::gloo::transport::Device> gloo_device(const DistributedOptions& o) {
   if (const char* interface = std::getenv("GLOO_SOCKET_IFNAME")) return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
   if (is_loopback(o.master_addr())) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 }  // namespace
 
 std::shared_ptr<Communicator> Communicator::connect(const DistributedOptions& options) {
   validate(options);
+#ifndef FCN_HAVE_GLOO
+  fail("distributed training", "this fcn was built against a LibTorch without Gloo's headers (a pip wheel ships none), so it "
+                               "trains in one process only: build it against Debian's libtorch-dev for several ranks");
+#endif
   auto state = std::make_unique<State>();
   state->options = options;
   state->store = rendezvous_store(options);
   join(*state->store, options);
+#ifdef FCN_HAVE_GLOO
   auto gloo = c10d::ProcessGroupGloo::Options::create(state->timeout());
   try {
     gloo->devices.push_back(gloo_device(options));
@@ -265,6 +287,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistributedOptions& op
   } catch (const std::exception& e) {
     fail(state->where(), "cannot connect the ranks' process group (" + first_line(e.what()) + ")");
   }
+#endif
   return std::shared_ptr<Communicator>(new Communicator(std::move(state)));
 }
 

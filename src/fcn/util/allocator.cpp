@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace fcn {
@@ -89,10 +90,15 @@ class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) { stats_.cache_limit_bytes = limit; }
 
-  c10::DataPtr allocate(size_t n) const override {
+  // c10::Allocator's interface as LibTorch 1.13 (allocate const) and LibTorch >= 2.3 (allocate
+  // non-const, copy_data pure virtual) declare it: whichever the base has, one of these overrides it,
+  // so no `override` on them.
+  c10::DataPtr allocate(size_t n) const {
     void* p = n >= kLargeBlock ? allocate_large(n) : c10::alloc_cpu(n);
     return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
+  c10::DataPtr allocate(size_t n) { return std::as_const(*this).allocate(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
   static void release(void* p) {
