@@ -72,13 +72,14 @@ struct EvalFlags {
   double threshold = 0.5;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
-  int64_t batch = 8;
+  int64_t batch = 8, cache_mib = 1024;
 };
 
 void run_eval(const EvalFlags& f) {
-  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch] = f;
+  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch, cache_mib] = f;
   if (batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(batch));
-  const SegmentationDataset dataset(data, split);
+  SegmentationDataset dataset(data, split);
+  if (models.size() > 1) dataset.keep_decoded(static_cast<size_t>(cache_mib) << 20);  // one model reads each sample once
   const auto target = parse_device(device);
   auto results = nlohmann::json::array();
   int64_t failed = 0;
@@ -137,7 +138,7 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch] = f;
+  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch, cache_mib] = f;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
@@ -145,6 +146,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--threshold", threshold, "binary nets: foreground where its probability exceeds this")->capture_default_str();
   cmd->add_option("--batch", batch, "images of one size per forward pass (together at most 1 megapixel; 1: one at a time)")
       ->capture_default_str();
+  add_cache_flag(cmd, cache_mib, "the second and later models (with several)");
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");

@@ -87,6 +87,15 @@ void add_max_pixels_flag(CLI::App* cmd) {
       ->check(CLI::PositiveNumber);
 }
 
+void add_cache_flag(CLI::App* cmd, int64_t& mib, const std::string& what) {
+  cmd->add_option("--cache-mib", mib,
+                  "MiB per split for decoded samples kept in memory after their first read, so " + what +
+                      " read no files\n  (held compactly: a 64x64 RGB scene with its mask is 16 KiB; past the budget, samples are decoded\n"
+                      "  each time; 0: none kept)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+}
+
 void add_device_flag(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device, "cpu | cuda | cuda:N")->capture_default_str();
 }

@@ -17,6 +17,8 @@ namespace fcn::cli {
 
 // --max-pixels N: Limits.max_pixels for the images this verb reads.
 void add_max_pixels_flag(CLI::App* cmd);
+// --cache-mib N: memory for decoded samples per split read (SegmentationDataset::keep_decoded).
+void add_cache_flag(CLI::App* cmd, int64_t& mib, const std::string& what);
 // --device cpu | cuda | cuda:N (default cpu).
 void add_device_flag(CLI::App* cmd, std::string& device);
 // --dtype fp32 | bf16 (default fp32).

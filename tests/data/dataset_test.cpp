@@ -248,3 +248,75 @@ TEST(Dataset, SixteenBitInstanceMasksBesideFolderPairs) {
 
 }  // namespace
 }  // namespace fcn
+
+namespace fcn {
+namespace {
+
+void expect_same_sample(const Sample& a, const Sample& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_TRUE(torch::equal(a.image, b.image)) << a.id;
+  EXPECT_EQ(a.image.scalar_type(), b.image.scalar_type()) << a.id;
+  EXPECT_TRUE(torch::equal(a.mask, b.mask)) << a.id;
+  ASSERT_EQ(a.instances.defined(), b.instances.defined()) << a.id;
+  if (a.instances.defined()) EXPECT_TRUE(torch::equal(a.instances, b.instances)) << a.id;
+}
+
+// keep_decoded: what get() returns from memory is what decoding gives, bit for bit (an 8-bit RGB
+// image held as bytes, a 16-bit one as float; 16-bit instance ids), once the files are gone too.
+TEST(KeptSamples, AreTheDecodedSampleBitForBitAndReadNoFileAgain) {
+  const std::string dir = test::temp_dir() + "/kept_pairs";
+  fs::remove_all(dir);
+  for (const char* sub : {"images", "masks", "instances"}) fs::create_directories(dir + "/" + sub);
+  torch::manual_seed(3);
+  write_png(dir + "/images/a.png", torch::randint(0, 256, {6, 7, 3}, torch::kByte));
+  write_png16(dir + "/images/b.png", torch::randint(0, 65536, {6, 7}, torch::kLong));  // gray, 16-bit
+  for (const char* id : {"a", "b"}) {
+    write_png(std::string(dir) + "/masks/" + id + ".png", (torch::randint(0, 2, {6, 7, 1}, torch::kByte) * 255).to(torch::kByte));
+    write_png16(std::string(dir) + "/instances/" + id + ".png", torch::randint(0, 4000, {6, 7}, torch::kLong));
+  }
+  const SegmentationDataset fresh(dir, "all");
+  SegmentationDataset kept(dir, "all");
+  kept.keep_decoded(size_t{1} << 20);
+  std::vector<Sample> decoded;
+  for (size_t i = 0; i < 2; ++i) {
+    decoded.push_back(fresh.get(i));
+    expect_same_sample(kept.get(i), decoded[i]);
+  }
+  ASSERT_EQ(decoded[0].id, "a");
+  const size_t pixels = 6 * 7;  // a: bytes RGB; b: float gray; masks bytes; instances int32
+  EXPECT_EQ(kept.kept_stats().samples, 2u);
+  EXPECT_EQ(kept.kept_stats().bytes, (3 + 1 + 4) * pixels + (4 + 1 + 4) * pixels);
+  EXPECT_EQ(kept.kept_stats().hits, 0u);
+  fs::remove_all(dir);
+  EXPECT_FALSE(test::error_of([&] { fresh.get(0); }).empty());  // the files are gone
+  for (size_t i = 0; i < 2; ++i) {
+    auto again = kept.get(i);
+    expect_same_sample(again, decoded[i]);
+    again.mask.fill_(kIgnoreLabel);  // a training batch voids a mask in place: the kept one stays
+    again.image.zero_();
+    expect_same_sample(kept.get(i), decoded[i]);
+  }
+  EXPECT_EQ(kept.kept_stats().hits, 4u);
+}
+
+// Past the budget a sample is decoded at every get() (its file is read again); copies share the store.
+TEST(KeptSamples, StayWithinTheBudgetAndCopiesShareThem) {
+  const auto dir = make_voc("voc_kept");
+  SegmentationDataset kept(dir, "train");
+  kept.keep_decoded(2 * (80 + 80) + 10);  // 8x10 gray bytes + mask bytes each: two of the three fit
+  for (size_t i = 0; i < 3; ++i) kept.get(i);
+  EXPECT_EQ(kept.kept_stats().samples, 2u);
+  EXPECT_EQ(kept.kept_stats().bytes, 320u);
+  fs::remove(dir + "/JPEGImages/img2.png");
+  expect_names(test::error_of([&] { kept.get(2); }), "img2.png", "");
+  const SegmentationDataset copy = kept;
+  EXPECT_NEAR(copy.get(1).image[0][0][0].item<float>(), 40.0f / 255.0f, 1e-7);
+  EXPECT_EQ(kept.kept_stats().hits, 1u);
+  kept.keep_decoded(0);
+  EXPECT_EQ(kept.kept_stats().samples, 0u);
+  expect_names(test::error_of([&] { kept.get(2); }), "img2.png", "");
+  EXPECT_EQ(copy.kept_stats().samples, 2u);  // the copy keeps its store
+}
+
+}  // namespace
+}  // namespace fcn

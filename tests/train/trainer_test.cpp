@@ -144,6 +144,28 @@ TEST(Trainer, ChannelsLastTrainsAsNchwDoes) {
   EXPECT_NEAR(nhwc_iu, nchw_iu, 1e-3);
 }
 
+// Kept decoded samples (fcn train --cache-mib): the later epochs and validations read them from
+// memory, with two loader threads at once, and the run is the one that decodes every time.
+TEST(Trainer, KeptSamplesTrainAsDecodedOnes) {
+  SegmentationDataset kept_train(scenes(), "train"), kept_val(scenes(), "val");
+  kept_train.keep_decoded(size_t{64} << 20);
+  kept_val.keep_decoded(size_t{64} << 20);
+  const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
+  auto run = [&](const SegmentationDataset& t, const SegmentationDataset& v, const std::string& name) {
+    auto model = small_fcn8s(6);
+    const auto result = train_segmentation(model, t, &v, options(name, 2).workers(2).conv(ConvAlgorithm::kDirect));
+    return std::make_pair(std::move(model), result.last_val.mean_iu);
+  };
+  const auto [decoded, decoded_iu] = run(train, val, "decoded");
+  const auto [kept, kept_iu] = run(kept_train, kept_val, "kept");
+  expect_same_weights(kept, decoded);
+  EXPECT_EQ(kept_iu, decoded_iu);
+  EXPECT_EQ(kept_train.kept_stats().samples, 8u);
+  EXPECT_GE(kept_train.kept_stats().hits, 8u);  // the second epoch
+  EXPECT_EQ(kept_val.kept_stats().samples, 4u);
+  EXPECT_GE(kept_val.kept_stats().hits, 4u);  // the second validation
+}
+
 TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
   auto straight = small_fcn8s(2);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -232,7 +233,89 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
   return labels;
 }
 
+// One sample as keep_decoded holds it: the fewest bytes that give the decoded tensors back exactly.
+struct CompactSample {
+  torch::Tensor image, mask, instances;  // image: uint8 (x / 255 is the decoded value) or the float itself
+  size_t bytes() const { return image.nbytes() + mask.nbytes() + (instances.defined() ? instances.nbytes() : 0); }
+};
+
+struct KeptSamples {
+  std::mutex mutex;
+  size_t budget = 0;
+  KeptStats stats;
+  std::vector<CompactSample> slots;  // by index; an undefined image: not kept
+};
+
+namespace {
+
+torch::Tensor image_from_bytes(const torch::Tensor& bytes) { return bytes.to(torch::kFloat).div_(255.0f); }
+
+CompactSample compact(const Sample& sample) {
+  CompactSample out;
+  const auto bytes = sample.image.mul(255.0f).round_().clamp_(0, 255).to(torch::kByte);
+  // 8-bit sources decode to exactly byte / 255; a 16-bit one (or another rounding) is kept as it is.
+  out.image = torch::equal(image_from_bytes(bytes), sample.image) ? bytes : sample.image.clone();
+  out.mask = sample.mask.to(torch::kByte);  // validated: 0..classes-1 (at most 254) or 255
+  if (sample.instances.defined()) out.instances = sample.instances.to(torch::kInt);  // PNG ids: at most 65535
+  return out;
+}
+
+// Fresh tensors every time: callers may change a sample in place (a training batch voids a mask).
+Sample expand(const CompactSample& kept) {
+  Sample out;
+  out.image = kept.image.scalar_type() == torch::kByte ? image_from_bytes(kept.image) : kept.image.clone();
+  out.mask = kept.mask.to(torch::kLong);
+  if (kept.instances.defined()) out.instances = kept.instances.to(torch::kLong);
+  return out;
+}
+
+}  // namespace
+
+void SegmentationDataset::keep_decoded(size_t budget_bytes) {
+  if (budget_bytes == 0) {
+    kept_.reset();
+    return;
+  }
+  if (kept_ == nullptr) {
+    kept_ = std::make_shared<KeptSamples>();
+    kept_->slots.resize(images_.size());
+  }
+  const std::lock_guard<std::mutex> lock(kept_->mutex);
+  kept_->budget = budget_bytes;  // what is held already stays, even past a smaller budget
+}
+
+KeptStats SegmentationDataset::kept_stats() const {
+  if (kept_ == nullptr) return {};
+  const std::lock_guard<std::mutex> lock(kept_->mutex);
+  return kept_->stats;
+}
+
 Sample SegmentationDataset::get(size_t index) const {
+  if (kept_ == nullptr) return decode(index);
+  CompactSample found;
+  {
+    const std::lock_guard<std::mutex> lock(kept_->mutex);
+    found = kept_->slots.at(index);
+    if (found.image.defined()) ++kept_->stats.hits;
+  }
+  if (found.image.defined()) {  // expanded outside the lock, as decoding is below
+    auto sample = expand(found);
+    sample.id = ids_[index];
+    return sample;
+  }
+  auto sample = decode(index);
+  auto held = compact(sample);
+  const std::lock_guard<std::mutex> lock(kept_->mutex);
+  auto& slot = kept_->slots[index];
+  if (!slot.image.defined() && kept_->stats.bytes + held.bytes() <= kept_->budget) {
+    kept_->stats.bytes += held.bytes();
+    ++kept_->stats.samples;
+    slot = std::move(held);
+  }
+  return sample;
+}
+
+Sample SegmentationDataset::decode(size_t index) const {
   Sample sample;
   sample.id = ids_.at(index);
   sample.image = read_image(images_[index]);

@@ -11,6 +11,7 @@
 #include <array>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,14 @@ struct Sample {
   torch::Tensor weights;    // H x W float per-pixel loss weights (undefined: none), e.g. U-Net's weight map
 };
 
+// What SegmentationDataset::keep_decoded holds so far.
+struct KeptStats {
+  size_t samples = 0, bytes = 0;  // kept, and their compact size
+  size_t hits = 0;                // get()s answered from memory
+};
+
+struct KeptSamples;  // dataset.cpp
+
 class SegmentationDataset {
  public:
   // Lists the split and checks that every listed file exists; reads nothing else yet. With
@@ -36,7 +45,17 @@ class SegmentationDataset {
   SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems = nullptr);
 
   size_t size() const { return images_.size(); }
-  Sample get(size_t index) const;  // reads, decodes and validates one pair
+  Sample get(size_t index) const;  // reads, decodes and validates one pair (or takes it from keep_decoded's store)
+
+  // Keeps the samples get() decodes, up to `budget_bytes` in all, so that a later get() of one
+  // reads no file: training's later epochs, validation after every epoch, one val set scored by
+  // several models. Held compactly (8-bit images and masks as bytes, instance ids as int32: a
+  // 64x64 RGB scene with its mask is 16 KiB; an image that bytes cannot give back bit for bit is
+  // held as float), and get() returns exactly what decoding would. A file changed on disk after
+  // its first read is not read again. Samples past the budget are decoded at every get(). 0 (the
+  // default): nothing kept. Copies of the dataset share the store; get() stays thread-safe.
+  void keep_decoded(size_t budget_bytes);
+  KeptStats kept_stats() const;
   const std::string& image_path(size_t index) const { return images_.at(index); }
   const std::string& mask_path(size_t index) const { return masks_.at(index); }
   bool has_instances() const { return !instances_.empty(); }
@@ -65,6 +84,8 @@ class SegmentationDataset {
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
   std::vector<std::string>* problems_ = nullptr;  // where problem() records; null: it throws
+  Sample decode(size_t index) const;
+  std::shared_ptr<KeptSamples> kept_;  // keep_decoded's store; null: none
 };
 
 // The ids a split file lists: one per line, without the whitespace around it ("my scene\r" ->
