@@ -531,6 +531,7 @@ void run_bench(BenchFlags& f) {
   } else {
     print_rows(result, format == "md");
   }
+  std::fflush(stdout);  // the result is out even if teardown after it fails (a --device cuda --peers run died at rc 139 once)
 }
 
 struct TuneFlags {
