@@ -15,6 +15,7 @@
 #include "fcn/eval/separation.h"
 #include "fcn/formats/png.h"
 #include "fcn/models/model.h"
+#include "fcn/util/allocator.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -316,6 +317,25 @@ TEST(KeptSamples, StayWithinTheBudgetAndCopiesShareThem) {
   EXPECT_EQ(kept.kept_stats().samples, 0u);
   expect_names(test::error_of([&] { kept.get(2); }), "img2.png", "");
   EXPECT_EQ(copy.kept_stats().samples, 2u);  // the copy keeps its store
+}
+
+// Kept samples live in glibc's heap, not in fcn's CPU allocator, whose blocks of 1 MiB or more are
+// whole 2 MiB pages: a kept 1.1 MB image would hold 2 MiB there.
+TEST(KeptSamples, AreHeldOutsideTheLargeBlockAllocator) {
+  if (!install_cpu_allocator()) GTEST_SKIP() << "FCN_CPU_ALLOCATOR=system: LibTorch's own allocator";
+  const std::string dir = test::temp_dir() + "/kept_large";
+  fs::remove_all(dir);
+  for (const char* sub : {"images", "masks"}) fs::create_directories(dir + "/" + sub);
+  write_png(dir + "/images/a.png", torch::randint(0, 256, {600, 640, 3}, torch::kByte));  // 1,152,000 bytes kept
+  write_png(dir + "/masks/a.png", torch::zeros({600, 640, 1}, torch::kByte));
+  SegmentationDataset kept(dir, "all");
+  kept.keep_decoded(size_t{64} << 20);
+  const size_t live = cpu_allocator_stats().live_bytes;
+  kept.get(0);
+  EXPECT_EQ(kept.kept_stats().samples, 1u);
+  EXPECT_EQ(kept.kept_stats().bytes, 600u * 640u * 4u);
+  EXPECT_EQ(cpu_allocator_stats().live_bytes, live);
+  EXPECT_EQ(kept.get(0).image.size(2), 640);
 }
 
 }  // namespace

@@ -233,17 +233,40 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
   return labels;
 }
 
+// A tensor's elements in glibc's heap rather than LibTorch's CPU allocator: fcn's (util/allocator.h)
+// gives every block of 1 MiB or more whole 2 MiB pages, which a store of ~1 MiB images would pay for
+// at every sample.
+struct HeldTensor {
+  std::vector<char> data;
+  std::vector<int64_t> sizes;
+  torch::ScalarType dtype = torch::kByte;
+
+  static HeldTensor of(const torch::Tensor& t) {
+    HeldTensor out;
+    const auto c = t.contiguous();
+    out.data.assign(static_cast<const char*>(c.data_ptr()), static_cast<const char*>(c.data_ptr()) + c.nbytes());
+    out.sizes = c.sizes().vec();
+    out.dtype = c.scalar_type();
+    return out;
+  }
+  // A view of the held elements: valid while this is held; copy before handing it out.
+  torch::Tensor view() const {
+    return torch::from_blob(const_cast<char*>(data.data()), sizes, torch::TensorOptions().dtype(dtype));
+  }
+};
+
 // One sample as keep_decoded holds it: the fewest bytes that give the decoded tensors back exactly.
 struct CompactSample {
-  torch::Tensor image, mask, instances;  // image: uint8 (x / 255 is the decoded value) or the float itself
-  size_t bytes() const { return image.nbytes() + mask.nbytes() + (instances.defined() ? instances.nbytes() : 0); }
+  HeldTensor image, mask, instances;  // image: uint8 (x / 255 is the decoded value) or the float itself
+  bool has_instances = false;
+  size_t bytes() const { return image.data.size() + mask.data.size() + instances.data.size(); }
 };
 
 struct KeptSamples {
   std::mutex mutex;
   size_t budget = 0;
   KeptStats stats;
-  std::vector<CompactSample> slots;  // by index; an undefined image: not kept
+  std::vector<std::shared_ptr<const CompactSample>> slots;  // by index; null: not kept
 };
 
 namespace {
@@ -254,18 +277,20 @@ CompactSample compact(const Sample& sample) {
   CompactSample out;
   const auto bytes = sample.image.mul(255.0f).round_().clamp_(0, 255).to(torch::kByte);
   // 8-bit sources decode to exactly byte / 255; a 16-bit one (or another rounding) is kept as it is.
-  out.image = torch::equal(image_from_bytes(bytes), sample.image) ? bytes : sample.image.clone();
-  out.mask = sample.mask.to(torch::kByte);  // validated: 0..classes-1 (at most 254) or 255
-  if (sample.instances.defined()) out.instances = sample.instances.to(torch::kInt);  // PNG ids: at most 65535
+  out.image = HeldTensor::of(torch::equal(image_from_bytes(bytes), sample.image) ? bytes : sample.image);
+  out.mask = HeldTensor::of(sample.mask.to(torch::kByte));  // validated: 0..classes-1 (at most 254) or 255
+  out.has_instances = sample.instances.defined();
+  if (out.has_instances) out.instances = HeldTensor::of(sample.instances.to(torch::kInt));  // PNG ids: at most 65535
   return out;
 }
 
 // Fresh tensors every time: callers may change a sample in place (a training batch voids a mask).
 Sample expand(const CompactSample& kept) {
   Sample out;
-  out.image = kept.image.scalar_type() == torch::kByte ? image_from_bytes(kept.image) : kept.image.clone();
-  out.mask = kept.mask.to(torch::kLong);
-  if (kept.instances.defined()) out.instances = kept.instances.to(torch::kLong);
+  const auto image = kept.image.view();
+  out.image = image.scalar_type() == torch::kByte ? image_from_bytes(image) : image.clone();
+  out.mask = kept.mask.view().to(torch::kLong);
+  if (kept.has_instances) out.instances = kept.instances.view().to(torch::kLong);
   return out;
 }
 
@@ -292,23 +317,29 @@ KeptStats SegmentationDataset::kept_stats() const {
 
 Sample SegmentationDataset::get(size_t index) const {
   if (kept_ == nullptr) return decode(index);
-  CompactSample found;
+  std::shared_ptr<const CompactSample> found;
   {
     const std::lock_guard<std::mutex> lock(kept_->mutex);
     found = kept_->slots.at(index);
-    if (found.image.defined()) ++kept_->stats.hits;
+    if (found != nullptr) ++kept_->stats.hits;
   }
-  if (found.image.defined()) {  // expanded outside the lock, as decoding is below
-    auto sample = expand(found);
+  if (found != nullptr) {  // expanded outside the lock, as decoding is below
+    auto sample = expand(*found);
     sample.id = ids_[index];
     return sample;
   }
   auto sample = decode(index);
-  auto held = compact(sample);
+  const size_t least = static_cast<size_t>(sample.image.numel() + sample.mask.numel() +
+                                           (sample.instances.defined() ? 4 * sample.instances.numel() : 0));
+  {
+    const std::lock_guard<std::mutex> lock(kept_->mutex);
+    if (kept_->stats.bytes + least > kept_->budget) return sample;  // past the budget: not even compacted
+  }
+  auto held = std::make_shared<const CompactSample>(compact(sample));
   const std::lock_guard<std::mutex> lock(kept_->mutex);
   auto& slot = kept_->slots[index];
-  if (!slot.image.defined() && kept_->stats.bytes + held.bytes() <= kept_->budget) {
-    kept_->stats.bytes += held.bytes();
+  if (slot == nullptr && kept_->stats.bytes + held->bytes() <= kept_->budget) {
+    kept_->stats.bytes += held->bytes();
     ++kept_->stats.samples;
     slot = std::move(held);
   }
