@@ -257,12 +257,13 @@ void run_train(TrainFlags& f) {
   const bool main_rank = job.rank() == 0;
   use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
   check_data_first(f);
+  const size_t keep_bytes = static_cast<size_t>(f.cache_mib) << 20;  // each split's own budget
   SegmentationDataset train(f.data, "train");
-  train.keep_decoded(static_cast<size_t>(f.cache_mib) << 20);
+  train.keep_decoded(keep_bytes);
   std::unique_ptr<SegmentationDataset> val;
   if (std::filesystem::exists(f.data + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(f.data + "/val")) {
     val = std::make_unique<SegmentationDataset>(f.data, "val");
-    val->keep_decoded(static_cast<size_t>(f.cache_mib) << 20);
+    val->keep_decoded(keep_bytes);
   }
   auto options = train_options(f, train);
   options.communicator(comm);

@@ -30,12 +30,17 @@ void synchronize(torch::Device device) {
   if (device.is_cuda()) torch::zeros({1}, torch::TensorOptions().device(device)).cpu();
 }
 
+// The fastest of `repeats` runs of `body` on `device`, each timed to the device's end, after one
+// untimed run (a GPU's first call loads its kernels).
 template <typename F>
-double best_ms(F&& body, int repeats) {
+double best_ms(torch::Device device, F&& body, int repeats) {
+  body();
+  synchronize(device);
   double best = 1e300;
   for (int i = 0; i < repeats; ++i) {
     const auto start = std::chrono::steady_clock::now();
     body();
+    synchronize(device);
     best = std::min(best, elapsed_ms(start));
   }
   return best;
@@ -171,14 +176,7 @@ double sgemm_gflops(torch::Device device) {
   const int64_t n = device.is_cpu() ? 2048 : 8192;
   const auto on = torch::TensorOptions().device(device);
   const auto a = torch::rand({n, n}, on), b = torch::rand({n, n}, on);
-  torch::mm(a, b);  // a GPU's first call loads its kernels
-  synchronize(device);
-  const double ms = best_ms(
-      [&] {
-        torch::mm(a, b);
-        synchronize(device);
-      },
-      5);
+  const double ms = best_ms(device, [&] { torch::mm(a, b); }, 5);
   return 2.0 * static_cast<double>(n * n * n) / (ms * 1e6);
 }
 
@@ -188,14 +186,7 @@ double conv_gflops(torch::Dtype dtype, torch::Device device) {
   const auto on = torch::TensorOptions().device(device);
   const auto x = torch::rand({batch, 256, side, side}, on).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
   const auto w = torch::rand({256, 256, 3, 3}, on).to(dtype);
-  torch::conv2d(x, w, {}, 1, 1);
-  synchronize(device);
-  const double ms = best_ms(
-      [&] {
-        torch::conv2d(x, w, {}, 1, 1);
-        synchronize(device);
-      },
-      5);
+  const double ms = best_ms(device, [&] { torch::conv2d(x, w, {}, 1, 1); }, 5);
   return 2.0 * static_cast<double>(batch * side * side) * 256 * 256 * 9 / (ms * 1e6);
 }
 
