@@ -322,9 +322,9 @@ void print_text(const nlohmann::json& r, int64_t rows) {
               r["size"][1].get<long>(), r["batch"].get<long>(), r["device"].get<std::string>().c_str(),
               r["channels_last"].get<bool>() ? ", channels-last" : "", r["gflop_per_run"].get<double>());
   const bool gpu = r["device"].get<std::string>() != "cpu";  // the peaks below were measured where the net ran
-  std::printf("machine (same run): %s, ISA class %s; %s%s SGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n",
+  std::printf("machine (same run): %s, ISA class %s; %s%sSGEMM %.0f GFLOP/s, 3x3 conv %.0f GFLOP/s (%s)\n",
               r["cpu"].get<std::string>().c_str(), r["isa"].get<std::string>().c_str(), gpu ? "on " : "",
-              gpu ? (r["device"].get<std::string>() + ":").c_str() : "", r["sgemm_gflops_per_s"].get<double>(), conv_peak,
+              gpu ? (r["device"].get<std::string>() + ": ").c_str() : "", r["sgemm_gflops_per_s"].get<double>(), conv_peak,
               r["dtype"].get<std::string>().c_str());
   for (const auto& run : r["runs"])
     std::printf("  fcn, %d thread(s): %9.1f ms/image  %6.2f images/s  %6.1f GFLOP/s (%.0f%% of conv peak)  [%.1f .. %.1f ms]\n",
