@@ -319,6 +319,51 @@ TEST(KeptSamples, StayWithinTheBudgetAndCopiesShareThem) {
   EXPECT_EQ(copy.kept_stats().samples, 2u);  // the copy keeps its store
 }
 
+// fcn train's data: the check reads every pair through the datasets training then uses, so that
+// within the budget no file is read twice; its report is check_dataset's.
+TEST(TrainingData, TheCheckIsTheFirstDecodingOfTheKeptSamples) {
+  const auto dir = make_voc("voc_training");
+  std::ofstream(dir + "/ImageSets/Segmentation/val.txt") << "img2\n";
+  auto data = open_training_data(dir, size_t{1} << 20, /*check=*/true);
+  ASSERT_TRUE(data.train && data.val);
+  EXPECT_TRUE(data.report.errors.empty());
+  EXPECT_EQ(data.report.splits, (std::vector<std::string>{"train", "val"}));
+  EXPECT_EQ(data.report.split_sizes, (std::vector<int64_t>{3, 1}));
+  const auto report = check_dataset(dir);  // splits train and val: the same pairs
+  EXPECT_TRUE(torch::equal(data.report.histogram, report.histogram));
+  EXPECT_TRUE(torch::equal(data.report.suggested_weights, report.suggested_weights));
+  EXPECT_EQ(data.train->kept_stats().samples, 3u);
+  EXPECT_EQ(data.val->kept_stats().samples, 1u);
+  const auto before = SegmentationDataset(dir, "train").get(1);
+  fs::remove_all(dir + "/JPEGImages");
+  expect_same_sample(data.train->get(1), before);  // read no file again
+  EXPECT_EQ(data.val->get(0).id, "img2");
+
+  const auto unchecked = open_training_data(make_voc("voc_training"), size_t{1} << 20, /*check=*/false);
+  ASSERT_TRUE(unchecked.train.has_value());
+  EXPECT_FALSE(unchecked.val.has_value());  // no val.txt
+  EXPECT_EQ(unchecked.train->kept_stats().samples, 0u);  // nothing read yet
+  EXPECT_TRUE(unchecked.report.errors.empty() && unchecked.report.splits.empty());
+}
+
+// Bad data in a checked open: every problem listed, a missing file too; unchecked, it throws.
+TEST(TrainingData, ListsEveryProblemWhenCheckedAndThrowsOtherwise) {
+  const auto dir = make_voc("voc_training_bad");
+  fs::remove(dir + "/SegmentationClass/img0.png");
+  fs::resize_file(dir + "/JPEGImages/img2.png", 40);
+  const auto data = open_training_data(dir, size_t{1} << 20, /*check=*/true);
+  ASSERT_EQ(data.report.errors.size(), 2u);
+  expect_names(data.report.errors[0], "SegmentationClass/img0.png", "missing mask");
+  expect_names(data.report.errors[1], "img2.png", "truncated");
+  ASSERT_TRUE(data.train.has_value());
+  EXPECT_EQ(data.train->kept_stats().samples, 1u);  // img1, the one good pair
+  expect_names(test::error_of([&] { open_training_data(dir, 0, /*check=*/false); }), "SegmentationClass/img0.png", "missing mask");
+  const auto missing = open_training_data(dir + "/nowhere", 0, /*check=*/true);
+  EXPECT_FALSE(missing.train.has_value());
+  ASSERT_EQ(missing.report.errors.size(), 1u);
+  expect_names(missing.report.errors[0], "nowhere", "not found");
+}
+
 // Kept samples live in glibc's heap, not in fcn's CPU allocator, whose blocks of 1 MiB or more are
 // whole 2 MiB pages: a kept 1.1 MB image would hold 2 MiB there.
 TEST(KeptSamples, AreHeldOutsideTheLargeBlockAllocator) {

@@ -108,6 +108,7 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
     list_pairs(root);
   }
   read_classes(root, fs::is_directory(sets));
+  problems_ = nullptr;  // listing is over: a copy that outlives the vector never writes there
 }
 
 void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {

@@ -41,7 +41,8 @@ class SegmentationDataset {
  public:
   // Lists the split and checks that every listed file exists; reads nothing else yet. With
   // `problems`, a pair with a missing file is recorded there ("FILE: what") and left out instead of
-  // failing at the first one (`fcn data check` lists every problem in one pass).
+  // failing at the first one (`fcn data check` lists every problem in one pass); only the constructor
+  // writes there, so the dataset may outlive the vector.
   SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems = nullptr);
 
   size_t size() const { return images_.size(); }
@@ -83,7 +84,7 @@ class SegmentationDataset {
   std::vector<std::string> class_names_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
-  std::vector<std::string>* problems_ = nullptr;  // where problem() records; null: it throws
+  std::vector<std::string>* problems_ = nullptr;  // where problem() records while listing; null: it throws
   Sample decode(size_t index) const;
   std::shared_ptr<KeptSamples> kept_;  // keep_decoded's store; null: none
 };

@@ -1,8 +1,9 @@
 #include "fcn/data/stats.h"
 
+#include <filesystem>
+
 #include <torch/torch.h>
 
-#include "fcn/formats/image.h"
 #include "fcn/models/preprocess.h"
 #include "fcn/util/error.h"
 
@@ -26,47 +27,89 @@ torch::Tensor median_frequency_weights(const torch::Tensor& histogram) {
   return torch::where(present, median / frequency.clamp_min(1e-12), torch::zeros_like(frequency)).to(torch::kFloat);
 }
 
+namespace {
+
+// One opened split of check_dataset: every pair read through get(), its problems and mask histogram added.
+void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
+                   const std::function<void(int64_t, int64_t)>& progress) {
+  report.split_sizes.push_back(static_cast<int64_t>(dataset.size()));
+  if (report.class_names.empty()) {
+    report.class_names = dataset.class_names();
+    report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
+  }
+  int64_t labelled = 0, read = 0;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    try {
+      const auto labels = dataset.get(i).mask.flatten();
+      const auto counts = torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+      report.histogram += counts;
+      labelled += counts.sum().item<int64_t>();
+      ++read;
+    } catch (const Error& e) {
+      report.errors.push_back(e.what());
+    } catch (const std::exception& e) {  // e.g. out of memory on one huge file: reported, the rest still checked
+      report.errors.push_back(dataset.image_path(i) + ": " + first_line(e.what()));
+    }
+    if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
+  }
+  if (read > 0 && labelled == 0)
+    report.errors.push_back(dataset.dir() + ": split '" + dataset.split() + "': every mask pixel is void (255): nothing to train or evaluate on");
+}
+
+// Opens `split` listing its missing files in the report (a split that cannot be opened at all too),
+// then checks its pairs; unset when it could not be opened.
+std::optional<SegmentationDataset> open_checked(const std::string& dir, const std::string& split, size_t keep_bytes,
+                                                DatasetReport& report, const std::function<void(int64_t, int64_t)>& progress) {
+  report.splits.push_back(split);
+  std::optional<SegmentationDataset> dataset;
+  try {
+    dataset.emplace(dir, split, &report.errors);  // missing files are listed, all of them
+  } catch (const Error& e) {
+    report.split_sizes.push_back(0);
+    report.errors.push_back(e.what());
+    return std::nullopt;
+  }
+  dataset->keep_decoded(keep_bytes);
+  check_samples(*dataset, report, progress);
+  return dataset;
+}
+
+void suggest_weights(DatasetReport& report) {
+  if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
+}
+
+}  // namespace
+
 DatasetReport check_dataset(const std::string& dir, const std::string& only_split,
                             const std::function<void(int64_t, int64_t)>& progress) {
   DatasetReport report;
-  report.splits = only_split.empty() ? dataset_splits(dir) : std::vector<std::string>{only_split};
-  if (report.splits.empty()) {
+  const auto splits = only_split.empty() ? dataset_splits(dir) : std::vector<std::string>{only_split};
+  if (splits.empty()) {
     report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)");
     return report;
   }
-  for (const auto& split : report.splits) {
-    try {
-      SegmentationDataset dataset(dir, split, &report.errors);  // missing files are listed, all of them
-      report.split_sizes.push_back(static_cast<int64_t>(dataset.size()));
-      if (report.class_names.empty()) {
-        report.class_names = dataset.class_names();
-        report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
-      }
-      int64_t labelled = 0, read = 0;
-      for (size_t i = 0; i < dataset.size(); ++i) {
-        try {
-          const auto sample = dataset.get(i);
-          const auto labels = sample.mask.flatten();
-          const auto counts = torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
-          report.histogram += counts;
-          labelled += counts.sum().item<int64_t>();
-          ++read;
-        } catch (const Error& e) {
-          report.errors.push_back(e.what());
-        } catch (const std::exception& e) {  // e.g. out of memory on one huge file: reported, the rest still checked
-          report.errors.push_back(dataset.image_path(i) + ": " + first_line(e.what()));
-        }
-        if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
-      }
-      if (read > 0 && labelled == 0)
-        report.errors.push_back(dir + ": split '" + split + "': every mask pixel is void (255): nothing to train or evaluate on");
-    } catch (const Error& e) {
-      report.split_sizes.push_back(0);
-      report.errors.push_back(e.what());
-    }
-  }
-  if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
+  for (const auto& split : splits) open_checked(dir, split, 0, report, progress);
+  suggest_weights(report);
   return report;
+}
+
+TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool check,
+                                const std::function<void(int64_t, int64_t)>& progress) {
+  TrainingData data;
+  const bool has_val = std::filesystem::exists(dir + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(dir + "/val");
+  if (check) {
+    data.train = open_checked(dir, "train", keep_bytes, data.report, progress);
+    if (has_val) data.val = open_checked(dir, "val", keep_bytes, data.report, progress);
+    suggest_weights(data.report);
+    return data;
+  }
+  data.train.emplace(dir, "train");
+  data.train->keep_decoded(keep_bytes);
+  if (has_val) {
+    data.val.emplace(dir, "val");
+    data.val->keep_decoded(keep_bytes);
+  }
+  return data;
 }
 
 Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images) {
@@ -74,7 +117,7 @@ Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t 
   auto sum = torch::zeros({channels}, torch::kDouble), sum_sq = torch::zeros({channels}, torch::kDouble);
   double pixels = 0;
   for (size_t i = 0; i < count; ++i) {
-    const auto image = adapt_channels(read_image(dataset.image_path(i)), channels, dataset.image_path(i)).to(torch::kDouble);
+    const auto image = adapt_channels(dataset.get(i).image, channels, dataset.image_path(i)).to(torch::kDouble);
     sum += image.sum({1, 2});
     sum_sq += image.pow(2).sum({1, 2});
     pixels += static_cast<double>(image.size(1) * image.size(2));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,8 @@ namespace fcn {
 torch::Tensor class_histogram(const SegmentationDataset& dataset);
 // Median frequency balancing (Eigen & Fergus): weight_c = median(freq) / freq_c; absent classes get 0.
 torch::Tensor median_frequency_weights(const torch::Tensor& histogram);
-// Per-channel mean/std of a split's images (up to `max_images`), for a fresh model's normalisation.
+// Per-channel mean/std of a split's images (up to `max_images`, read through get(): kept ones are not
+// decoded again), for a fresh model's normalisation.
 Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images = 500);
 
 // What `fcn data check` reports: every problem (file + what is wrong), per-class pixel counts
@@ -32,7 +34,22 @@ struct DatasetReport {
   torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
 };
 // Reads every image and mask of every split (or just `split`) and collects all problems.
+// `progress(done, total)` after each pair, per split (done restarts at 1).
 DatasetReport check_dataset(const std::string& dir, const std::string& split = "",
                             const std::function<void(int64_t, int64_t)>& progress = {});
+
+// What a training run reads: the train split, and val where `dir` has one
+// (ImageSets/Segmentation/val.txt or val/).
+struct TrainingData {
+  std::optional<SegmentationDataset> train, val;  // train unset only when the report says why
+  DatasetReport report;                           // with check: check_dataset's report of the two splits
+};
+// Opens train (and val), each keeping up to `keep_bytes` of decoded samples (keep_decoded). With
+// `check`, every pair is read first, through these same datasets: check_dataset's one pass is then
+// also the first epoch's decoding (a split within its budget reads no file again), and a problem,
+// a missing file too, is listed in `report` instead of thrown. Without it, nothing is read yet and
+// a missing file throws as SegmentationDataset's constructor does.
+TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool check,
+                                const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn
