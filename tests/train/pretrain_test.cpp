@@ -3,7 +3,12 @@
 // algorithm it trains with, and that the net it times for --tune is the net it trains.
 #include "fcn/train/pretrain.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -11,6 +16,7 @@
 #include "fcn/data/fashion_mnist.h"
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/winograd.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
@@ -69,6 +75,39 @@ TEST(Pretrain, TrainsWithTheOptionsConvAlgorithm) {
   EXPECT_FALSE(torch::equal(direct, winograd));
   EXPECT_TRUE(torch::allclose(direct, winograd, 1e-3, 1e-5));
   EXPECT_EQ(training_conv_algorithm(), ConvAlgorithm::kDirect);
+}
+
+// The least OpenBLAS thread count a second thread saw while `run` ran.
+template <class Run>
+int least_openblas_threads_during(Run run) {
+  std::atomic<bool> done{false};
+  std::atomic<int> least{openblas_threads()};
+  std::thread watcher([&] {
+    while (!done) {
+      least = std::min(least.load(), openblas_threads());
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  run();
+  done = true;
+  watcher.join();
+  return least;
+}
+
+// A program of one's own that never calls use_available_cpus(): while pretraining runs, OpenBLAS (the
+// Linear layers' BLAS) is on the calling thread, and its own thread count is back afterwards; a count
+// the user set with OPENBLAS_NUM_THREADS is left alone.
+TEST(Pretrain, RunsOpenBlasOnTheCallingThreadThenGivesItsCountBack) {
+  ::unsetenv("OPENBLAS_NUM_THREADS");
+  const int before = openblas_threads();
+  if (set_openblas_threads(2) != 2) GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS's pthreads build";
+  const auto run = [] { pretrain_fashion_mnist(small_run().train_images(128).test_images(64)); };
+  EXPECT_EQ(least_openblas_threads_during(run), 1);
+  EXPECT_EQ(openblas_threads(), 2);
+  ::setenv("OPENBLAS_NUM_THREADS", "2", 1);
+  EXPECT_EQ(least_openblas_threads_during(run), 2);
+  ::unsetenv("OPENBLAS_NUM_THREADS");
+  set_openblas_threads(std::max(1, before));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "fcn/models/classifier.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 namespace {
@@ -54,6 +55,7 @@ std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& optio
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
+  const OpenBlasOnCallingThread blas;  // its Linear layers: a pool of its own would spin against OpenMP's
   torch::manual_seed(options.seed());
   const auto train = read_fashion_mnist("train", options.source());
   const auto test = read_fashion_mnist("t10k", options.source());

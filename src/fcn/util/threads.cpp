@@ -75,6 +75,16 @@ int set_openblas_threads(int threads) {
   return openblas_threads();
 }
 
+OpenBlasOnCallingThread::OpenBlasOnCallingThread() {
+  if (env_set("OPENBLAS_NUM_THREADS")) return;
+  before_ = openblas_threads();
+  if (before_ > 1) set_openblas_threads(1);
+}
+
+OpenBlasOnCallingThread::~OpenBlasOnCallingThread() {
+  if (before_ > 1) set_openblas_threads(before_);
+}
+
 int use_available_cpus() {
   if (!env_set("OMP_NUM_THREADS")) at::set_num_threads(available_cpus());
   if (!env_set("OPENBLAS_NUM_THREADS")) set_openblas_threads(1);

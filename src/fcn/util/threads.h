@@ -29,6 +29,20 @@ int use_available_cpus();
 int set_openblas_threads(int threads);
 int openblas_threads();  // OpenBLAS's pthreads pool size; 0 where there is none
 
+// While alive: OpenBLAS on the calling thread (set_openblas_threads(1)) unless OPENBLAS_NUM_THREADS is
+// set, then the count it had before. pretrain_fashion_mnist holds one, so a program of one's own that
+// trains a classifier runs as fast as `fcn pretrain` without calling use_available_cpus() first.
+class OpenBlasOnCallingThread {
+ public:
+  OpenBlasOnCallingThread();
+  ~OpenBlasOnCallingThread();
+  OpenBlasOnCallingThread(const OpenBlasOnCallingThread&) = delete;
+  OpenBlasOnCallingThread& operator=(const OpenBlasOnCallingThread&) = delete;
+
+ private:
+  int before_ = 0;  // 0: nothing was changed
+};
+
 // Makes LibTorch's CPU kernels that this thread calls run on this thread alone. Other threads,
 // and LibTorch's global thread count (torch::set_num_threads), are unchanged. A no-op where
 // LibTorch does not use OpenMP.
