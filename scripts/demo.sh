@@ -2,7 +2,7 @@
 # The main job, end to end on real images: Fashion-MNIST scenes -> pretrain a classifier ->
 # convolutionalize -> FCN-32s (from the classifier) -> FCN-16s -> FCN-8s (staged, as in the
 # paper) -> evaluate each, plus FCN-32s from random weights at the same budget -> docs/results.md.
-# About 10 minutes on a 2-core CPU. EPOCHS=N and SCENES=N make it longer or shorter.
+# About 4-6 minutes on a 2-core CPU (README: per CPU class). EPOCHS=N and SCENES=N make it longer or shorter.
 set -euo pipefail
 BUILD=${1:-build}
 FCN="$BUILD/fcn"

@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -110,18 +111,52 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   return model;
 }
 
+// What the run read: its splits' pairs, the check's seconds (null: --no-check), the samples kept in memory.
+nlohmann::json data_summary(const TrainingData& data, double check_seconds) {
+  nlohmann::json pairs = nlohmann::json::object();
+  size_t kept = 0, bytes = 0;
+  for (const auto* split : {&data.train, &data.val}) {
+    if (!split->has_value()) continue;
+    pairs[(*split)->split()] = (*split)->size();
+    kept += (*split)->kept_stats().samples, bytes += (*split)->kept_stats().bytes;
+  }
+  return {{"pairs", pairs},
+          {"check_seconds", check_seconds >= 0 ? nlohmann::json(check_seconds) : nlohmann::json()},
+          {"kept_samples", kept},
+          {"kept_mib", static_cast<double>(bytes) / 1048576.0}};
+}
+
+// data_summary in one line: "data: 6 train + 2 val pairs, checked in 0.1 s; 8 kept decoded in memory (0.1 MiB; --cache-mib)".
+std::string data_line(const nlohmann::json& summary) {
+  std::string text = "data:";
+  for (const auto& [split, count] : summary.at("pairs").items())
+    text += (text.size() > 5 ? " + " : " ") + std::to_string(count.get<size_t>()) + " " + split;
+  char rest[128];
+  const auto& seconds = summary.at("check_seconds");
+  if (seconds.is_null())
+    std::snprintf(rest, sizeof rest, " pairs (not checked: --no-check)");
+  else
+    std::snprintf(rest, sizeof rest, " pairs, checked in %.1f s", seconds.get<double>());
+  text += rest;
+  std::snprintf(rest, sizeof rest, "; %zu kept decoded in memory (%.1f MiB; --cache-mib)", summary.at("kept_samples").get<size_t>(),
+                summary.at("kept_mib").get<double>());
+  return text + rest;
+}
+
 // The splits this run trains and validates on. Bad data should fail now, not hours into a run: every
 // pair is read first (unless --no-check), through the datasets training uses, so that the check is also
 // the first epoch's decoding of what --cache-mib keeps.
-TrainingData read_data(const TrainFlags& f, size_t keep_bytes) {
-  std::unique_ptr<Progress> progress;  // a bar per split on a terminal; a log gets no lines
-  const bool show = !f.json_output && isatty(fileno(stderr)) != 0;
+TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, double& seconds) {
+  std::unique_ptr<Progress> progress;  // a bar per split on a terminal, gone when the check is over
+  const bool bars = !quiet && isatty(fileno(stderr)) != 0;
   int splits = 0;  // train, then val
+  const auto start = std::chrono::steady_clock::now();
   auto data = open_training_data(f.data, keep_bytes, !f.no_check, [&](int64_t done, int64_t total) {
-    if (done == 1) progress = std::make_unique<Progress>(splits++ == 0 ? "check train" : "check val", total, !show);
+    if (done == 1) progress = std::make_unique<Progress>(splits++ == 0 ? "check train" : "check val", total, !bars);
     progress->update(done);
-    if (done == total) progress->finish();
   });
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (bars && progress) std::fprintf(stderr, "\r\x1b[K");
   const auto& errors = data.report.errors;
   if (!errors.empty())
     throw Error(errors.front() + (errors.size() > 1 ? " (and " + std::to_string(errors.size() - 1) +
@@ -159,7 +194,8 @@ WeightMapOptions weight_map_options(const std::string& text) {
   return options;
 }
 
-TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train) {
+// Every flag of the run checked here, before the data is read (the class weights come from the data later).
+TrainOptions train_options(const TrainFlags& f) {
   const auto options = TrainOptions()
                            .run_dir(run_dir_of(f))
                            .epochs(f.epochs)
@@ -176,7 +212,6 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
                            .loss(parse_loss_kind(f.loss))
                            .weight_map(!f.weight_map.empty())
                            .weight_map_options(weight_map_options(f.weight_map))
-                           .class_weights(class_weights_from(f.class_weights, train))
                            .seed(f.seed)
                            .val_every(f.val_every)
                            .device(parse_device(f.device))
@@ -191,7 +226,7 @@ TrainOptions train_options(const TrainFlags& f, const SegmentationDataset& train
 }
 
 // The best snapshot, with the run's provenance, becomes --out; then the summary.
-void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir) {
+void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir, const nlohmann::json& data) {
   auto best = load_model(run_dir + "/best.fcn");
   const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
   best.meta.training = nlohmann::json{{"task", "train"},          {"arch", f.recipe.arch},
@@ -203,11 +238,16 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
                            .dump();
   save_model(f.out, best);
   if (f.json_output) {
-    std::cout << nlohmann::json{{"model", f.out}, {"run_dir", run_dir}, {"train_seconds", result.seconds},
-                                {"best_epoch", result.best_epoch}, {"best_val_mean_iu", result.best_mean_iu}}
+    std::cout << nlohmann::json{{"model", f.out},
+                                {"run_dir", run_dir},
+                                {"train_seconds", result.seconds},
+                                {"best_epoch", result.best_epoch},
+                                {"best_val_mean_iu", result.best_mean_iu},
+                                {"data", data}}
                      .dump(2)
               << "\n";
   } else {
+    std::printf("%s\n", data_line(data).c_str());
     std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s; run folder %s\n", f.out.c_str(),
                 static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds, run_dir.c_str());
   }
@@ -247,31 +287,37 @@ DistributedOptions job_of(const TrainFlags& f) {
   return job;
 }
 
+// --nproc N: what every rank would refuse is refused once, here; then the ranks start.
+void launch_ranks(const TrainFlags& f) {
+  if (std::getenv("RANK") != nullptr || f.rank >= 0)
+    fail("--nproc", "starts its own ranks; this process is already one (RANK or --rank is set): drop one of them");
+  job_of(f);
+  if (f.nproc > f.batch)
+    fail("--batch", std::to_string(f.batch) + " is the global batch, split across --nproc " + std::to_string(f.nproc) +
+                        " ranks: give at least one sample per rank");
+  train_options(f);
+  double seconds = 0;
+  read_data(f, 0, f.json_output, seconds);
+  auto rank_args = command_line_without({"--nproc"});
+  rank_args.push_back("--no-check");  // checked above, once
+  const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
+  const int code = launch_local(f.nproc, rank_args, threads);
+  if (code != 0) throw CLI::RuntimeError(code);
+}
+
 void run_train(TrainFlags& f) {
-  if (f.nproc > 1) {  // the launcher: what every rank would refuse is refused once, here
-    if (std::getenv("RANK") != nullptr || f.rank >= 0)
-      fail("--nproc", "starts its own ranks; this process is already one (RANK or --rank is set): drop one of them");
-    job_of(f);
-    if (f.nproc > f.batch)
-      fail("--batch", std::to_string(f.batch) + " is the global batch, split across --nproc " + std::to_string(f.nproc) +
-                          " ranks: give at least one sample per rank");
-    read_data(f, 0);
-    auto rank_args = command_line_without({"--nproc"});
-    rank_args.push_back("--no-check");  // checked above, once
-    const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
-    const int code = launch_local(f.nproc, rank_args, threads);
-    if (code != 0) throw CLI::RuntimeError(code);
-    return;
-  }
+  if (f.nproc > 1) return launch_ranks(f);
   const auto job = job_of(f);
   if (f.tune) check_tune_flag(f, job.world_size());
+  auto options = train_options(f);  // every flag before the data is read
   const auto comm = job.world_size() > 1 ? Communicator::connect(job) : nullptr;
   const bool main_rank = job.rank() == 0;
   use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
-  auto data = read_data(f, static_cast<size_t>(f.cache_mib) << 20);  // each split's own budget
+  double check_seconds = -1;
+  auto data = read_data(f, static_cast<size_t>(f.cache_mib) << 20, f.json_output || !main_rank, check_seconds);  // per split
   SegmentationDataset& train = *data.train;
   SegmentationDataset* val = data.val ? &*data.val : nullptr;
-  auto options = train_options(f, train);
+  options.class_weights(class_weights_from(f.class_weights, train));
   options.communicator(comm);
   if (!main_rank) options.quiet(true);
   if (comm != nullptr) options.device(rank_device(options.device(), job));
@@ -295,7 +341,7 @@ void run_train(TrainFlags& f) {
     result = train_segmentation(model, train, val, options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
-  if (main_rank) finish(f, result, options.run_dir());
+  if (main_rank) finish(f, result, options.run_dir(), data_summary(data, f.no_check ? -1 : check_seconds));
 }
 
 void add_training_flags(CLI::App* cmd, TrainFlags& f) {

@@ -5,6 +5,7 @@ Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -185,8 +186,15 @@ def _():
     assert "0 problems found" in run("data", "check", path("scenes")).stdout
     report = json.loads(run("data", "check", path("scenes"), "--json").stdout)
     assert report["sizes"] == [6, 2] and report["errors"] == [] and len(report["classes"]) == 11
-    run("train", "--data", path("scenes"), "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
-        "--epochs", 1, "--batch", 3, "--out", path("s8.fcn"))
+    p = run("train", "--data", path("scenes"), "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
+            "--epochs", 1, "--batch", 3, "--out", path("s8.fcn"))
+    # What the run read, and kept in memory from the data check on (--cache-mib), in one line and in --json.
+    assert re.search(r"^data: 6 train \+ 2 val pairs, checked in [0-9.]+ s; 8 kept decoded in memory", p.stdout, re.M), p.stdout
+    p = run("train", "--data", path("scenes"), "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
+            "--epochs", 1, "--batch", 3, "--cache-mib", 0, "--no-check", "--json", "--out", path("s32.fcn"))
+    data = json.loads(p.stdout)["data"]
+    assert data["pairs"] == {"train": 6, "val": 2} and data["check_seconds"] is None, data
+    assert data["kept_samples"] == 0 and data["kept_mib"] == 0, data
     result = json.loads(run("eval", path("s8.fcn"), "--data", path("scenes"), "--json").stdout)
     for key in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"):
         assert 0.0 <= result[key] <= 1.0, (key, result[key])
