@@ -266,6 +266,10 @@ def _():
         p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--epochs", 1,
                 "--out", path("bad.fcn"), ok=False)
         one_line_error(p, file, what)
+    # A bad flag is refused before the data is read (the data check can take minutes on a large set).
+    p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--elastic", "alpha=x",
+            "--out", path("bad.fcn"), ok=False)
+    one_line_error(p, "--elastic")
     assert not os.path.exists(path("bad.fcn"))
 
 
