@@ -63,6 +63,16 @@ void add_fashion_cells(CLI::App* cmd) {
   });
 }
 
+// Per-class pixel counts of each split that could be read: {"train": [...], "val": [...]}.
+nlohmann::json split_pixels(const DatasetReport& report) {
+  auto out = nlohmann::json::object();
+  for (size_t s = 0; s < report.splits.size() && s < report.split_histograms.size(); ++s) {
+    const auto& counts = report.split_histograms[s];
+    if (counts.defined()) out[report.splits[s]] = std::vector<int64_t>(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
+  }
+  return out;
+}
+
 void add_check(CLI::App* cmd) {
   auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
                                              "  example: fcn data check scenes --split train\n"
@@ -71,7 +81,7 @@ void add_check(CLI::App* cmd) {
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
   check->add_option("--split", split, "only this split (default: all)");
-  add_json_flag(check, json_output, "splits, sizes, errors, histogram, suggested weights");
+  add_json_flag(check, json_output, "splits, sizes, errors, histogram (all and per split), suggested weights");
   add_max_pixels_flag(check);
   check->callback([] {
     std::unique_ptr<Progress> progress;  // one bar per split
@@ -91,6 +101,7 @@ void add_check(CLI::App* cmd) {
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
                                   {"errors", report.errors}, {"classes", report.class_names}, {"pixels", histogram},
+                                  {"split_pixels", split_pixels(report)},
                                   {"suggested_weights", weights}}
                        .dump(2)
                 << "\n";

@@ -49,9 +49,14 @@ struct TrainFlags {
   std::string dist_url;
 };
 
-torch::Tensor class_weights_from(const std::string& choice, const SegmentationDataset& train) {
+// --class-weights; median frequencies from the data check's train histogram where it ran (else the masks are read).
+torch::Tensor class_weights_from(const std::string& choice, const TrainingData& data) {
+  const auto& train = *data.train;
   if (choice == "none") return {};
-  if (choice == "auto" || choice == "median-freq") return median_frequency_weights(class_histogram(train));
+  if (choice == "auto" || choice == "median-freq") {
+    const auto& checked = data.report.split_histograms;
+    return median_frequency_weights(!checked.empty() && checked.front().defined() ? checked.front() : class_histogram(train));
+  }
   auto weights = read_npy(choice).to(torch::kFloat).flatten();
   if (weights.size(0) != train.num_classes())
     fail(choice, "holds " + std::to_string(weights.size(0)) + " class weights, the data has " + std::to_string(train.num_classes()) + " classes");
@@ -317,7 +322,7 @@ void run_train(TrainFlags& f) {
   auto data = read_data(f, static_cast<size_t>(f.cache_mib) << 20, f.json_output || !main_rank, check_seconds);  // per split
   SegmentationDataset& train = *data.train;
   SegmentationDataset* val = data.val ? &*data.val : nullptr;
-  options.class_weights(class_weights_from(f.class_weights, train));
+  options.class_weights(class_weights_from(f.class_weights, data));
   options.communicator(comm);
   if (!main_rank) options.quiet(true);
   if (comm != nullptr) options.device(rank_device(options.device(), job));

@@ -186,6 +186,9 @@ def _():
     assert "0 problems found" in run("data", "check", path("scenes")).stdout
     report = json.loads(run("data", "check", path("scenes"), "--json").stdout)
     assert report["sizes"] == [6, 2] and report["errors"] == [] and len(report["classes"]) == 11
+    per_split = report["split_pixels"]
+    assert sorted(per_split) == ["train", "val"] and sum(per_split["train"]) == 6 * 32 * 32, per_split
+    assert [a + b for a, b in zip(per_split["train"], per_split["val"])] == report["pixels"], report
     p = run("train", "--data", path("scenes"), "--arch", "fcn8s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
             "--epochs", 1, "--batch", 3, "--out", path("s8.fcn"))
     # What the run read, and kept in memory from the data check on (--cache-mib), in one line and in --json.
@@ -237,6 +240,25 @@ def _():
         one_line_error(run("train", "--data", path("cells"), "--arch", "unet", "--depth", 2, "--base-channels", 4,
                            "--epochs", 1, "--out", path("x.fcn"), *flags, ok=False), needle)
     assert not os.path.exists(path("x.fcn"))
+
+
+@check("--class-weights median-freq: the train split's median frequencies (Eigen & Fergus), as a numpy oracle gives them")
+def _():
+    root = tiny_voc("weights_data")  # 5 classes; train: im0-im2, val: im3
+    from torchvision.io import read_image
+    labels = np.concatenate([read_image(os.path.join(root, "SegmentationClass", f"im{i}.png")).numpy().ravel() for i in range(3)])
+    counts = np.bincount(labels[labels != 255], minlength=5).astype(np.float64)
+    freq = counts / counts.sum()
+    median = np.sort(freq[counts > 0])[(np.count_nonzero(counts) - 1) // 2]  # torch.median: the lower middle value
+    np.save(path("median_freq.npy"), np.where(counts > 0, median / np.maximum(freq, 1e-12), 0).astype(np.float32))
+    net = ["--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--fc-channels", 8, "--epochs", 1, "--batch", 3, "--lr", 0.1]
+    weights = {}
+    for name, choice in (("median", "median-freq"), ("npy", path("median_freq.npy")), ("none", "none")):
+        run("train", "--data", root, *net, "--class-weights", choice, "--out", path(f"cw_{name}.fcn"))
+        weights[name] = torch.load(path(f"cw_{name}.fcn"))["state_dict"]
+    same = lambda a, b: all(torch.equal(weights[a][k], weights[b][k]) for k in weights[a])  # noqa: E731
+    assert same("median", "npy"), "median-freq trained otherwise than the oracle's weights"
+    assert not same("median", "none"), "class weights changed nothing: the check cannot fail"
 
 
 @check("bad data: one-line errors naming the file (and value) in data check and in train")

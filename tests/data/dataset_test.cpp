@@ -332,6 +332,10 @@ TEST(TrainingData, TheCheckIsTheFirstDecodingOfTheKeptSamples) {
   const auto report = check_dataset(dir);  // splits train and val: the same pairs
   EXPECT_TRUE(torch::equal(data.report.histogram, report.histogram));
   EXPECT_TRUE(torch::equal(data.report.suggested_weights, report.suggested_weights));
+  ASSERT_EQ(data.report.split_histograms.size(), 2u);  // per split: what --class-weights median-freq uses
+  EXPECT_TRUE(torch::equal(data.report.split_histograms[0], class_histogram(SegmentationDataset(dir, "train"))));
+  EXPECT_TRUE(torch::equal(data.report.split_histograms[1], class_histogram(SegmentationDataset(dir, "val"))));
+  EXPECT_EQ(data.report.split_histograms[0][1].item<int64_t>(), 79);  // img1: 80 pixels of class 1, one void
   EXPECT_EQ(data.train->kept_stats().samples, 3u);
   EXPECT_EQ(data.val->kept_stats().samples, 1u);
   const auto before = SegmentationDataset(dir, "train").get(1);
@@ -362,6 +366,8 @@ TEST(TrainingData, ListsEveryProblemWhenCheckedAndThrowsOtherwise) {
   EXPECT_FALSE(missing.train.has_value());
   ASSERT_EQ(missing.report.errors.size(), 1u);
   expect_names(missing.report.errors[0], "nowhere", "not found");
+  ASSERT_EQ(missing.report.split_histograms.size(), 1u);
+  EXPECT_FALSE(missing.report.split_histograms[0].defined());
 }
 
 // Kept samples live in glibc's heap, not in fcn's CPU allocator, whose blocks of 1 MiB or more are

@@ -37,13 +37,12 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     report.class_names = dataset.class_names();
     report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   }
-  int64_t labelled = 0, read = 0;
+  auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
+  int64_t read = 0;
   for (size_t i = 0; i < dataset.size(); ++i) {
     try {
       const auto labels = dataset.get(i).mask.flatten();
-      const auto counts = torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
-      report.histogram += counts;
-      labelled += counts.sum().item<int64_t>();
+      histogram += torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
       ++read;
     } catch (const Error& e) {
       report.errors.push_back(e.what());
@@ -52,6 +51,9 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     }
     if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
   }
+  report.split_histograms.push_back(histogram);
+  if (histogram.sizes() == report.histogram.sizes()) report.histogram += histogram;  // splits of one class table
+  const int64_t labelled = histogram.sum().item<int64_t>();
   if (read > 0 && labelled == 0)
     report.errors.push_back(dataset.dir() + ": split '" + dataset.split() + "': every mask pixel is void (255): nothing to train or evaluate on");
 }
@@ -66,6 +68,7 @@ std::optional<SegmentationDataset> open_checked(const std::string& dir, const st
     dataset.emplace(dir, split, &report.errors);  // missing files are listed, all of them
   } catch (const Error& e) {
     report.split_sizes.push_back(0);
+    report.split_histograms.emplace_back();
     report.errors.push_back(e.what());
     return std::nullopt;
   }

@@ -31,6 +31,7 @@ struct DatasetReport {
   std::vector<std::string> errors;
   std::vector<std::string> class_names;
   torch::Tensor histogram;           // over every readable mask of every split
+  std::vector<torch::Tensor> split_histograms;  // the same per split, as `splits` (undefined: not opened)
   torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
 };
 // Reads every image and mask of every split (or just `split`) and collects all problems.
