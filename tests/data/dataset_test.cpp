@@ -370,6 +370,31 @@ TEST(TrainingData, ListsEveryProblemWhenCheckedAndThrowsOtherwise) {
   EXPECT_FALSE(missing.report.split_histograms[0].defined());
 }
 
+// The check decodes on every CPU but reports as one thread would: problems in file order, the same histogram.
+TEST(TrainingData, TheParallelCheckReportsInFileOrder) {
+  const std::string dir = test::temp_dir() + "/check_order";
+  fs::remove_all(dir);
+  for (const char* sub : {"images", "masks"}) fs::create_directories(dir + "/" + sub);
+  int64_t foreground = 0;
+  for (int i = 0; i < 24; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "p%02d", i);
+    write_png(dir + "/images/" + id + ".png", torch::full({8, 8, 1}, i, torch::kByte));
+    auto mask = torch::zeros({8, 8, 1}, torch::kByte);
+    mask.slice(0, 0, i % 8).fill_(255);  // binary masks: i % 8 rows of foreground
+    write_png(dir + "/masks/" + id + ".png", mask);
+    if (i == 5 || i == 11 || i == 17) fs::resize_file(dir + "/images/" + id + ".png", 30);
+    else foreground += 8 * (i % 8);
+  }
+  const auto report = check_dataset(dir);
+  ASSERT_EQ(report.errors.size(), 3u);
+  expect_names(report.errors[0], "p05.png", "");
+  expect_names(report.errors[1], "p11.png", "");
+  expect_names(report.errors[2], "p17.png", "");
+  EXPECT_EQ(report.histogram[1].item<int64_t>(), foreground);
+  EXPECT_EQ(report.histogram[0].item<int64_t>(), 21 * 64 - foreground);
+}
+
 // Kept samples live in glibc's heap, not in fcn's CPU allocator, whose blocks of 1 MiB or more are
 // whole 2 MiB pages: a kept 1.1 MB image would hold 2 MiB there.
 TEST(KeptSamples, AreHeldOutsideTheLargeBlockAllocator) {

@@ -1,11 +1,14 @@
 #include "fcn/data/stats.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <torch/torch.h>
 
 #include "fcn/models/preprocess.h"
 #include "fcn/util/error.h"
+#include "fcn/util/prefetch.h"
+#include "fcn/util/threads.h"
 
 namespace fcn {
 
@@ -39,10 +42,18 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
   }
   auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   int64_t read = 0;
+  // Pairs are decoded on every CPU (get() is thread-safe) and taken in order here, so the report
+  // (problems in file order, the histogram) is the one a single thread would write.
+  const int64_t size = static_cast<int64_t>(dataset.size());
+  const int64_t workers = size > 1 ? std::min<int64_t>(available_cpus(), 8) : 0;
+  Prefetcher<torch::Tensor> counts(0, size, workers, 4 * workers, [&](int64_t i) {
+    if (workers > 0) single_threaded_kernels_in_this_thread();  // a decoding thread: no OpenMP team of its own
+    const auto labels = dataset.get(static_cast<size_t>(i)).mask.flatten();
+    return torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+  });
   for (size_t i = 0; i < dataset.size(); ++i) {
     try {
-      const auto labels = dataset.get(i).mask.flatten();
-      histogram += torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+      histogram += counts.next();
       ++read;
     } catch (const Error& e) {
       report.errors.push_back(e.what());
