@@ -100,6 +100,14 @@ def _():
     assert not problems, "\n".join(sorted(set(problems)))
 
 
+@check("every verb of fcn --help is shown as a command in README.md")
+def _():
+    shown = {command[0] for command in commands_in(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())}
+    verbs = help_of([])[1]
+    assert len(verbs) >= 10, verbs
+    assert verbs <= shown, f"README.md shows no command of: {sorted(verbs - shown)}"
+
+
 @check("the checker can fail: a made-up flag and a made-up verb are caught")
 def _():
     assert problems_of("x", ["train", "--epochs", "1", "--no-such-flag"]) == ["x: 'fcn train' has no --no-such-flag"]
