@@ -63,13 +63,18 @@ void add_fashion_cells(CLI::App* cmd) {
   });
 }
 
+// A histogram's per-class pixel counts (empty where the histogram is undefined).
+std::vector<int64_t> pixel_counts(const torch::Tensor& histogram) {
+  if (!histogram.defined()) return {};
+  const auto counts = histogram.contiguous();
+  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+}
+
 // Per-class pixel counts of each split that could be read: {"train": [...], "val": [...]}.
 nlohmann::json split_pixels(const DatasetReport& report) {
   auto out = nlohmann::json::object();
-  for (size_t s = 0; s < report.splits.size() && s < report.split_histograms.size(); ++s) {
-    const auto& counts = report.split_histograms[s];
-    if (counts.defined()) out[report.splits[s]] = std::vector<int64_t>(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
-  }
+  for (size_t s = 0; s < report.splits.size() && s < report.split_histograms.size(); ++s)
+    if (report.split_histograms[s].defined()) out[report.splits[s]] = pixel_counts(report.split_histograms[s]);
   return out;
 }
 
@@ -90,14 +95,9 @@ void add_check(CLI::App* cmd) {
       progress->update(done);
     });
     if (progress) progress->finish();
-    std::vector<int64_t> histogram, empty;
+    const auto histogram = pixel_counts(report.histogram);
     std::vector<double> weights;
-    if (report.histogram.defined()) {
-      for (int64_t c = 0; c < report.histogram.size(0); ++c) {
-        histogram.push_back(report.histogram[c].item<int64_t>());
-        weights.push_back(report.suggested_weights[c].item<double>());
-      }
-    }
+    for (int64_t c = 0; c < static_cast<int64_t>(histogram.size()); ++c) weights.push_back(report.suggested_weights[c].item<double>());
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
                                   {"errors", report.errors}, {"classes", report.class_names}, {"pixels", histogram},
