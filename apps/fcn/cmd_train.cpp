@@ -160,7 +160,7 @@ TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, doubl
     if (done == 1) progress = std::make_unique<Progress>(splits++ == 0 ? "check train" : "check val", total, !bars);
     progress->update(done);
   });
-  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  seconds = f.no_check ? -1 : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();  // -1: not checked
   if (bars && progress) std::fprintf(stderr, "\r\x1b[K");
   const auto& errors = data.report.errors;
   if (!errors.empty())
@@ -318,7 +318,7 @@ void run_train(TrainFlags& f) {
   const auto comm = job.world_size() > 1 ? Communicator::connect(job) : nullptr;
   const bool main_rank = job.rank() == 0;
   use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
-  double check_seconds = -1;
+  double check_seconds = 0;
   auto data = read_data(f, static_cast<size_t>(f.cache_mib) << 20, f.json_output || !main_rank, check_seconds);  // per split
   SegmentationDataset& train = *data.train;
   SegmentationDataset* val = data.val ? &*data.val : nullptr;
@@ -346,7 +346,7 @@ void run_train(TrainFlags& f) {
     result = train_segmentation(model, train, val, options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
-  if (main_rank) finish(f, result, options.run_dir(), data_summary(data, f.no_check ? -1 : check_seconds));
+  if (main_rank) finish(f, result, options.run_dir(), data_summary(data, check_seconds));
 }
 
 void add_training_flags(CLI::App* cmd, TrainFlags& f) {
