@@ -215,6 +215,9 @@ def _():
     non_white = (pixels.min(1) < 250).mean()
     assert colours > 50 and non_white > 0.05, (colours, non_white)
     one_line_error(run("report", path("scenes"), "--out", path("r.html"), ok=False), "metrics.jsonl")
+    # The model file instead of its run folder: the folder fcn train wrote beside it is named.
+    one_line_error(run("report", path("s8.fcn"), "--out", path("r.html"), ok=False),
+                   "s8.fcn: is a file, not the run directory", "try " + path("s8.run"))
 
 
 @check("examples/segment: the C++ API in 40 lines gives fcn predict's labels")

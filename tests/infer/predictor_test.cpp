@@ -261,6 +261,12 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   bad.tile = 64;
   bad.overlap = 64;
   EXPECT_EQ(test::error_of([&] { Predictor(model, torch::kCPU, bad); }).rfind("PredictOptions.overlap: 64 must be smaller", 0), 0u);
+  bad.tile = 3;  // runs as the net's smallest legal input: the message says so
+  EXPECT_EQ(test::error_of([&] { Predictor(model, torch::kCPU, bad); }),
+            "PredictOptions.overlap: 64 must be smaller than the tiles' output side, 32 (tile 3 runs as the net's legal input 32)");
+  PredictOptions threshold;
+  threshold.threshold = 2;
+  EXPECT_EQ(test::error_of([&] { Predictor(model, torch::kCPU, threshold); }), "PredictOptions.threshold: must be in (0, 1), got 2");
 }
 
 TEST(Predictor, ColorizeAndOverlayUseThePalette) {

@@ -71,8 +71,8 @@ bool warps(const AugmentOptions& o) { return o.rotate() > 0 || o.shift() > 0 || 
 void validate(const AugmentOptions& o) {
   auto positive_finite = [](double v) { return std::isfinite(v) && v > 0; };
   if (!positive_finite(o.min_scale()) || !positive_finite(o.max_scale()) || o.min_scale() > o.max_scale())
-    fail("AugmentOptions.min_scale", "scales must be positive with min_scale <= max_scale (got " + std::to_string(o.min_scale()) +
-                                         ", " + std::to_string(o.max_scale()) + ")");
+    fail("AugmentOptions.min_scale", "scales must be positive with min_scale <= max_scale (got " + number_text(o.min_scale()) +
+                                         ", " + number_text(o.max_scale()) + ")");
   if (o.crop() < 0) fail("AugmentOptions.crop", "must be >= 0 (0: no crop), got " + std::to_string(o.crop()));
   if (!(o.rotate() >= 0 && o.rotate() <= 180)) fail("AugmentOptions.rotate", "must be in 0..180 degrees");
   if (!(o.shift() >= 0) || !std::isfinite(o.shift())) fail("AugmentOptions.shift", "must be >= 0 pixels");

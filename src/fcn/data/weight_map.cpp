@@ -12,8 +12,8 @@ namespace fcn {
 
 void validate(const WeightMapOptions& options) {
   if (!(options.w0() >= 0) || !(options.sigma() > 0) || !std::isfinite(options.w0()) || !std::isfinite(options.sigma()))
-    fail("WeightMapOptions", "needs w0 >= 0 and sigma > 0 (the paper: w0=10, sigma=5), got w0=" + std::to_string(options.w0()) +
-                                 ", sigma=" + std::to_string(options.sigma()));
+    fail("WeightMapOptions", "needs w0 >= 0 and sigma > 0 (the paper: w0=10, sigma=5), got w0=" + number_text(options.w0()) +
+                                 ", sigma=" + number_text(options.sigma()));
 }
 
 torch::Tensor unet_weight_map(const torch::Tensor& labels, const torch::Tensor& instances, const WeightMapOptions& options,

@@ -89,15 +89,18 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.overlap < 0) fail("PredictOptions.overlap", "must be >= 0, got " + std::to_string(options_.overlap));
   if (options_.batch < 1) fail("PredictOptions.batch", "must be >= 1, got " + std::to_string(options_.batch));
   if (!(options_.threshold > 0 && options_.threshold < 1))
-    fail("PredictOptions.threshold", "must be in (0, 1), got " + std::to_string(options_.threshold));
+    fail("PredictOptions.threshold", "must be in (0, 1), got " + number_text(options_.threshold));
   check_dtype_runs_natively(options_.dtype, device_, "PredictOptions.dtype");
   if ((options_.resize_height > 0) != (options_.resize_width > 0))
     fail("PredictOptions.resize", "needs both height and width");
   if (options_.tile > 0) {
-    const int64_t tile_out = net.output_side(net.legal_input_at_least(options_.tile));
-    if (options_.overlap >= tile_out)
-      fail("PredictOptions.overlap",
-           std::to_string(options_.overlap) + " must be smaller than the tile's output side " + std::to_string(tile_out));
+    const int64_t tile_in = net.legal_input_at_least(options_.tile), tile_out = net.output_side(tile_in);
+    if (options_.overlap >= tile_out)  // a tile the net cannot take runs at its next legal input size
+      fail("PredictOptions.overlap", std::to_string(options_.overlap) + " must be smaller than the tiles' output side, " +
+                                         std::to_string(tile_out) +
+                                         (tile_in != options_.tile ? " (tile " + std::to_string(options_.tile) +
+                                                                         " runs as the net's legal input " + std::to_string(tile_in) + ")"
+                                                                   : std::string()));
   }
   if (options_.fast_path && device_.is_cpu()) {  // the tile's size class, else whatever size was tuned
     const int64_t side = options_.tile > 0 ? net.legal_input_at_least(options_.tile) : 0;

@@ -18,12 +18,12 @@ CoordMap transposed_map(int64_t kernel, int64_t stride, int64_t padding) {
 
 int64_t crop_offset(const CoordMap& from, const CoordMap& to) {
   if (std::abs(from.scale - to.scale) > 1e-9)
-    fail("crop_offset", "maps of scale " + std::to_string(from.scale) + " and " + std::to_string(to.scale) +
+    fail("crop_offset", "maps of scale " + number_text(from.scale) + " and " + number_text(to.scale) +
                             " cannot be aligned by a crop");
   const double offset = (to.offset - from.offset) / from.scale;
   const double whole = std::round(offset);
   if (std::abs(offset - whole) > 1e-6 || whole < 0)
-    fail("crop_offset", "offset " + std::to_string(offset) + " is not a whole, non-negative number of pixels");
+    fail("crop_offset", "offset " + number_text(offset) + " is not a whole, non-negative number of pixels");
   return static_cast<int64_t>(whole);
 }
 

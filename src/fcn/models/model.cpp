@@ -78,9 +78,9 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
     meta.normalization.mean = j.at("normalization").at("mean").get<std::vector<double>>();
     meta.normalization.std = j.at("normalization").at("std").get<std::vector<double>>();
     for (const double m : meta.normalization.mean)
-      if (!std::isfinite(m)) fail(context, "normalisation mean " + std::to_string(m) + " is not finite");
+      if (!std::isfinite(m)) fail(context, "normalisation mean " + number_text(m) + " is not finite");
     for (const double sd : meta.normalization.std)
-      if (!std::isfinite(sd) || sd <= 0) fail(context, "normalisation std " + std::to_string(sd) + " must be positive");
+      if (!std::isfinite(sd) || sd <= 0) fail(context, "normalisation std " + number_text(sd) + " must be positive");
     if (j.contains("training")) meta.training = j.at("training").dump();
     return meta;
   } catch (const json::exception& e) {

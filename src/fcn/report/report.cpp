@@ -182,6 +182,11 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
 
 void write_report(const std::string& run_dir, const std::string& out, const ReportOptions& options) {
   namespace fs = std::filesystem;
+  if (fs::is_regular_file(run_dir)) {  // `fcn report model.fcn`: name the folder fcn train wrote beside it
+    const auto beside = fs::path(run_dir).replace_extension(".run");
+    fail(run_dir, "is a file, not the run directory fcn train writes" +
+                      (fs::is_directory(beside) ? "; try " + beside.string() : std::string(" (MODEL.run/ by default)")));
+  }
   const auto epochs = read_metrics((fs::path(run_dir) / "metrics.jsonl").string());
   const std::string model_path = (fs::path(run_dir) / "best.fcn").string();
   const auto model = load_model(model_path);

@@ -251,7 +251,7 @@ void join(c10d::Store& store, const DistributedOptions& o) {
     if (store.check({"fcn/mismatch"}))
       fail(o.world_size_source(), "another rank disagrees: " + text_of(store.get("fcn/mismatch")));
     if (std::chrono::steady_clock::now() > deadline)
-      fail(o.world_size_source(), std::to_string(joined) + " of " + world + " ranks joined within " + std::to_string(o.timeout_seconds()) +
+      fail(o.world_size_source(), std::to_string(joined) + " of " + world + " ranks joined within " + number_text(o.timeout_seconds()) +
                                       " s: start all WORLD_SIZE ranks, with the same MASTER_ADDR/MASTER_PORT");
     std::this_thread::sleep_for(Milliseconds(20));
     joined = store.add("fcn/joined", 0);

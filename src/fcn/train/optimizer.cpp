@@ -14,10 +14,10 @@ void validate(const OptimizerOptions& o) {
     fail("OptimizerOptions.schedule", "'" + o.schedule() + "' is not one of fixed, poly, cosine");
   if (!(o.lr() > 0) || !std::isfinite(o.lr())) fail("OptimizerOptions.lr", "must be a positive number");
   if (!(o.weight_decay() >= 0) || !std::isfinite(o.weight_decay()))
-    fail("OptimizerOptions.weight_decay", "must be a number >= 0, got " + std::to_string(o.weight_decay()));
-  if (!(o.momentum() >= 0 && o.momentum() < 1)) fail("OptimizerOptions.momentum", "must be in [0, 1), got " + std::to_string(o.momentum()));
+    fail("OptimizerOptions.weight_decay", "must be a number >= 0, got " + number_text(o.weight_decay()));
+  if (!(o.momentum() >= 0 && o.momentum() < 1)) fail("OptimizerOptions.momentum", "must be in [0, 1), got " + number_text(o.momentum()));
   if (!(o.bias_lr_mult() >= 0) || !std::isfinite(o.bias_lr_mult()))
-    fail("OptimizerOptions.bias_lr_mult", "must be a number >= 0, got " + std::to_string(o.bias_lr_mult()));
+    fail("OptimizerOptions.bias_lr_mult", "must be a number >= 0, got " + number_text(o.bias_lr_mult()));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const OptimizerOptions& o) {

@@ -90,7 +90,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
                                                    static_cast<double>(options.epochs() * steps_per_epoch)));
       const auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
       const double value = loss.item<double>();
-      if (!std::isfinite(value)) fail("pretrain", "training diverged (loss " + std::to_string(value) + "); lower --lr");
+      if (!std::isfinite(value)) fail("pretrain", "training diverged (loss " + number_text(value) + "); lower --lr");
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();

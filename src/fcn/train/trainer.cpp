@@ -285,8 +285,8 @@ class Run {
     for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i], targets, pixel_weights);
     const double value = loss.item<double>();
     if (!std::isfinite(value))
-      fail(dir(), "training diverged: loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
-                      std::to_string(step + 1) + " (lr " + std::to_string(stats.lr) +
+      fail(dir(), "training diverged: loss is " + number_text(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
+                      std::to_string(step + 1) + " (lr " + number_text(stats.lr) +
                       "); the last good checkpoint is kept in checkpoint.pt; lower OptimizerOptions.lr");
     optimizer_.zero_grad();
     loss.backward();

@@ -1,8 +1,16 @@
 #include "fcn/util/error.h"
 
+#include <sstream>
+
 namespace fcn {
 
 void fail(const std::string& subject, const std::string& message) { throw Error(subject, message); }
+
+std::string number_text(double value) {
+  std::ostringstream text;
+  text << value;  // %g, 6 significant digits
+  return text.str();
+}
 
 std::string first_line(const std::string& message) {
   const auto end = message.find('\n');

@@ -24,6 +24,9 @@ class Error : public std::runtime_error {
 // Throws Error(subject, message): what() reads "subject: message".
 [[noreturn]] void fail(const std::string& subject, const std::string& message);
 
+// A number as a message shows it: 2, 0.9, 1e-05, nan (std::to_string writes 2.000000 and 0.000000).
+std::string number_text(double value);
+
 // First line of a (possibly multi-line) LibTorch error message, without its C++ backtrace.
 std::string first_line(const std::string& message);
 
