@@ -1,35 +1,31 @@
+// fcn bench: ms per image, GFLOP/s against this machine's measured SGEMM and conv peaks, peak
+// memory, the fast path that ran, and with --peers the same workload in PyTorch, OpenCV DNN and
+// ONNX Runtime (bench_peers.h) in the same run; --nproc times data-parallel training's scaling.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bench_peers.h"
 #include "commands.h"
 #include "fcn/bench/benchmark.h"
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/cost.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
-#include "fcn/serialize/weights.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
-#include "fcn/util/limits.h"
 #include "fcn/util/threads.h"
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-#include <opencv2/core/utility.hpp>
-#include <opencv2/dnn.hpp>
-
-#include "fcn/serialize/onnx_export.h"
-#endif
+#include "workload.h"
 
 namespace fcn::cli {
 namespace {
@@ -48,119 +44,10 @@ struct BenchFlags {
 // Set by the parent of a --nproc run in each rank's environment: where rank 0 writes its timing.
 constexpr const char* kRankOutput = "FCN_BENCH_RANK_OUTPUT";
 
-// glibc settings a Python user can set without code to get the effect of fcn's CPU allocator:
-// no per-block mmap, no trimming, so freed activations are reused instead of page-faulted back.
-constexpr const char* kTunedMalloc = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736";
-
-// What the peers read, written once per invocation: the net's config and a torch.load()-able
-// state_dict for PyTorch, fcn's ONNX export for OpenCV DNN. The folder goes when this does.
-struct PeerFiles {
-  std::filesystem::path dir;
-  std::string config, weights, onnx;
-  PeerFiles(const Model& model, const BenchOptions& options, bool with_onnx)
-      : dir(std::filesystem::temp_directory_path() / ("fcn-bench-" + std::to_string(getpid()))) {
-    std::filesystem::create_directories(dir);
-    config = (dir / "config.json").string();
-    weights = (dir / "weights.pth").string();
-    const auto text = net_config(*model.net).dump();
-    write_file_atomic(config, text.data(), text.size());  // checked: a full /tmp is an error, not an empty file
-    write_torch_state_dict(weights, state_dict(*model.net));
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-    if (with_onnx) {
-      onnx = (dir / "model.onnx").string();
-      OnnxExportOptions export_options;
-      export_options.height = options.height;
-      export_options.width = options.width;
-      export_onnx(model, onnx, export_options);
-    }
-#else
-    (void)options, (void)with_onnx;
-#endif
-  }
-  ~PeerFiles() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-  }
-  PeerFiles(const PeerFiles&) = delete;
-  PeerFiles& operator=(const PeerFiles&) = delete;
-};
-
-// A peer's last line of output: its JSON result. fcn::Error naming --peers when it fails.
-nlohmann::json peer_output(const std::string& command, const std::string& peer) {
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) fail("--peers", "cannot start the " + peer + " peer (" + command + ")");
-  std::string output;
-  char buffer[4096];
-  while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
-  if (pclose(pipe) != 0 || output.find('{') == std::string::npos) fail("--peers", "the " + peer + " peer failed (" + command + ")");
-  return nlohmann::json::parse(output.substr(output.rfind('{')));
-}
-
-nlohmann::json run_torch_peer(const PeerFiles& files, const BenchFlags& f, int threads, bool tuned_malloc) {
-  std::ostringstream command;
-  if (tuned_malloc) command << kTunedMalloc << " ";
-  command << FCN_PYTHON << " " << FCN_BENCH_PEERS << "/torch_peer.py " << files.config << " " << files.weights << " --size "
-          << f.options.height << "x" << f.options.width << " --batch " << f.options.batch << " --mode " << f.options.mode
-          << " --runs " << f.options.runs << " --warmup " << f.options.warmup << " --threads " << threads << " --device "
-          << f.options.device.str();
-  return peer_output(command.str(), "PyTorch");
-}
-
-// Why ONNX Runtime cannot be timed here, or "" when it can: node and the npm package that
-// scripts/install-deps.sh installs into bench/peers.
-std::string onnxruntime_missing() {
-  if (std::system("command -v node >/dev/null 2>&1") != 0) return "node is not on PATH";
-  const auto package = std::filesystem::path(FCN_BENCH_PEERS) / "node_modules" / "onnxruntime-node" / "package.json";
-  if (!std::filesystem::exists(package)) return "onnxruntime-node is not installed in " FCN_BENCH_PEERS " (scripts/install-deps.sh)";
-  return "";
-}
-
-nlohmann::json run_onnxruntime_peer(const PeerFiles& files, const BenchFlags& f, int64_t in_channels, int threads) {
-  std::ostringstream command;
-  command << "node " << FCN_BENCH_PEERS << "/ort_peer.js " << files.onnx << " --time --shape 1," << in_channels << ","
-          << f.options.height << "," << f.options.width << " --batch " << f.options.batch << " --runs " << f.options.runs
-          << " --warmup " << f.options.warmup << " --threads " << threads;
-  return peer_output(command.str(), "ONNX Runtime");
-}
-
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-Timing run_opencv_peer(cv::dnn::Net& net, const BenchFlags& f, int64_t in_channels, int threads) {
-  cv::setNumThreads(threads);
-  torch::manual_seed(0);
-  const auto input = torch::rand({f.options.batch, in_channels, f.options.height, f.options.width}).contiguous();
-  const int sizes[] = {static_cast<int>(input.size(0)), static_cast<int>(input.size(1)), static_cast<int>(input.size(2)),
-                       static_cast<int>(input.size(3))};
-  const cv::Mat blob(4, sizes, CV_32F, input.data_ptr<float>());
-  Timing timing;
-  for (int64_t i = 0; i < f.options.warmup + f.options.runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    net.setInput(blob);
-    net.forward();
-    if (i >= f.options.warmup)
-      timing.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  return timing;
-}
-#endif
-
 std::string allocator_name() {
   if (!cpu_allocator_installed()) return "LibTorch default (FCN_CPU_ALLOCATOR=system)";
   const auto limit = cpu_allocator_stats().cache_limit_bytes >> 20;
   return "fcn: huge pages" + (limit ? ", block cache " + std::to_string(limit) + " MiB" : std::string(", freed blocks recycled within the peak"));
-}
-
-Model bench_model(const BenchFlags& f) {
-  if (!f.model.empty()) return load_model(f.model);
-  torch::manual_seed(0);
-  Model model;
-  model.net = make_net(f.recipe);
-  model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
-  return model;
-}
-
-std::string bench_name(const BenchFlags& f) {
-  if (!f.model.empty()) return f.model;
-  return f.recipe.arch == "unet" ? std::string("unet") : f.recipe.arch + " " + f.recipe.backbone + " " + f.recipe.geometry;
 }
 
 // Training convs as fcn train's rule runs them (training_rule_path), unless --conv says.
@@ -227,56 +114,6 @@ nlohmann::json time_fcn(Model& model, const BenchFlags& f, double gflop) {
     if (options.profile) runs.back()["profile"] = profile_json(timing.profile);
   }
   return runs;
-}
-
-// Every peer at every thread count fcn ran, so each ratio compares like with like.
-nlohmann::json time_peers(const Model& model, const BenchFlags& f) {
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-  const bool opencv = f.options.mode == "infer" && f.options.device.is_cpu();
-#else
-  const bool opencv = false;
-#endif
-  const std::string onnxruntime_why = opencv ? onnxruntime_missing() : "needs --mode infer on the CPU and fcn built with ONNX export";
-  const bool onnxruntime = opencv && onnxruntime_why.empty();  // on the same ONNX file
-  const PeerFiles files(model, f.options, opencv);
-  const std::string what = f.options.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
-                                                     : "PyTorch-Python eager, NCHW fp32, SGD momentum";
-  nlohmann::json peers = nlohmann::json::object();
-  auto record = [&](const std::string& peer, int threads, double ms, nlohmann::json info) {
-    auto& entry = peers[peer];
-    if (entry.is_null()) entry = std::move(info);
-    entry["by_threads"][std::to_string(threads)] = ms;
-    entry["ms_per_image"] = ms;  // ends at the last thread count, as fcn's headline does
-  };
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-  cv::dnn::Net opencv_net;
-  if (opencv) opencv_net = cv::dnn::readNetFromONNX(files.onnx);
-#endif
-  for (const int threads : f.threads) {
-    for (const bool tuned : {false, true}) {
-      if (tuned && !f.options.device.is_cpu()) continue;  // host malloc settings do not reach a GPU's memory
-      const auto torch_peer = run_torch_peer(files, f, threads, tuned);
-      nlohmann::json info = {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
-                             {"what", tuned ? what + ", with " + kTunedMalloc : what}};
-      for (const char* key : {"device_name", "peak_gpu_mib"})
-        if (torch_peer.contains(key)) info[key] = torch_peer[key];
-      record(tuned ? "pytorch_tuned_malloc" : "pytorch", threads, Timing{torch_peer["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
-             std::move(info));
-    }
-#if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-    if (opencv)
-      record("opencv_dnn", threads, run_opencv_peer(opencv_net, f, model.net->in_channels(), threads).median() / f.options.batch,
-             {{"version", CV_VERSION}, {"what", "cv::dnn::readNetFromONNX on fcn export --onnx, CPU"}});
-#endif
-    if (onnxruntime) {
-      const auto ort = run_onnxruntime_peer(files, f, model.net->in_channels(), threads);
-      record("onnxruntime", threads, Timing{ort["ms"].get<std::vector<double>>(), {}}.median() / f.options.batch,
-             {{"peak_rss_mib", ort["peak_rss_mib"]}, {"version", ort["onnxruntime"]},
-              {"what", "ONNX Runtime (onnxruntime-node, CPU, graph optimisation all) on fcn export --onnx"}});
-    }
-  }
-  if (opencv && !onnxruntime) peers["skipped"]["onnxruntime"] = onnxruntime_why;
-  return peers;
 }
 
 // fcn time / peer time, overall (the last thread count) and per thread count.
@@ -415,7 +252,7 @@ void run_bench_rank(BenchFlags& f, const char* output) {
   f.options.batch /= job.world_size();
   f.options.device = rank_device(parse_device(f.device), job);  // as fcn train's ranks run
   f.options.communicator = Communicator::connect(job);
-  auto model = bench_model(f);
+  auto model = workload_model(f.model, f.recipe);
   const auto timing = time_net(*model.net, f.options);
   if (job.rank() != 0) return;
   const double runs = static_cast<double>(f.options.warmup + f.options.runs);  // the collectives of every run, warm-up too
@@ -461,14 +298,6 @@ void check_nproc(const BenchFlags& f) {
     fail("--batch", std::to_string(f.options.batch) + " does not split evenly over --nproc " + std::to_string(f.nproc) + " ranks");
 }
 
-// --batch of bench and tune: at least one image, and the batch within Limits.max_pixels.
-void check_batch(int64_t batch, const std::string& size, int64_t height, int64_t width) {
-  if (batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(batch));
-  if (batch * height * width > limits().max_pixels)
-    fail("--batch", std::to_string(batch) + " images of " + size + " exceed Limits.max_pixels (" +
-                        std::to_string(limits().max_pixels) + " pixels per batch)");
-}
-
 void run_bench(BenchFlags& f) {
   if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
@@ -493,7 +322,7 @@ void run_bench(BenchFlags& f) {
     f.threads = cores > 1 ? std::vector<int>{1, cores} : std::vector<int>{1};
   }
   apply_threads(f.threads);  // validates the counts
-  auto model = bench_model(f);
+  auto model = workload_model(f.model, f.recipe);
   const double gflop = forward_flops(*model.net, f.options.height, f.options.width) * 1e-9 * static_cast<double>(f.options.batch) *
                        (f.options.mode == "train" ? 3.0 : 1.0);  // backward ~ 2x forward
   torch::set_num_threads(*std::max_element(f.threads.begin(), f.threads.end()));
@@ -504,14 +333,14 @@ void run_bench(BenchFlags& f) {
   // go back to fp32 (after a bf16 run they are the rounded values).
   model.net->to(torch::kCPU, torch::kFloat);
   const auto& best = runs.back();
-  nlohmann::json result = {{"model", bench_name(f)}, {"config", net_config(*model.net)}, {"mode", f.options.mode}, {"dtype", f.options.dtype},
+  nlohmann::json result = {{"model", workload_name(f.model, f.recipe)}, {"config", net_config(*model.net)}, {"mode", f.options.mode}, {"dtype", f.options.dtype},
                            {"size", {f.options.height, f.options.width}}, {"batch", f.options.batch},
                            {"device", f.options.device.str()}, {"channels_last", runs.back()["path"]["layout"] == "channels_last"},
                            {"path", runs.back()["path"]},
                            {"gflop_per_run", gflop}, {"runs", runs}, {"ms_per_image", best["ms_per_image"]},
                            {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
                            {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
-                           {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f) : nlohmann::json::object()},
+                           {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f.options, f.threads) : nlohmann::json::object()},
                            {"cpu_allocator", runs.back()["cpu_allocator"]},
                            {"cpu", cpu_info().model},
                            {"isa", cpu_info().isa_class()},
@@ -534,99 +363,7 @@ void run_bench(BenchFlags& f) {
   std::fflush(stdout);  // the result is out even if teardown after it fails (a --device cuda --peers run died at rc 139 once)
 }
 
-struct TuneFlags {
-  NetRecipe recipe;
-  std::string model, size = "500", dtype = "fp32", mode = "infer";
-  int64_t batch = 1;
-  int runs = 2;
-  std::vector<int> threads;
-  bool json = false, block_cache = false;
-};
-
-// fcn tune: times the fast-path candidates for one workload at each thread count and caches the
-// winner, which predict, eval and bench (--mode train: fcn train and bench --mode train) then use.
-void run_tune(TuneFlags& t) {
-  const auto [height, width] = parse_size(t.size, "--size");
-  check_batch(t.batch, t.size, height, width);
-  if (t.runs < 1) fail("--runs", "must be at least 1, got " + std::to_string(t.runs));
-  const auto dtype = parse_dtype(t.dtype);
-  check_dtype_runs_natively(dtype, torch::kCPU, "BenchOptions.dtype");
-  if (t.threads.empty()) t.threads = {torch::get_num_threads()};  // what predict and eval run with by default
-  apply_threads(t.threads);
-  const bool train = t.mode == "train";
-  if (train) use_cpu_allocator_for_training();  // as fcn train runs
-  BenchFlags f;
-  f.recipe = t.recipe, f.model = t.model;
-  auto model = bench_model(f);
-  auto report = nlohmann::json::array();
-  for (const int threads : t.threads) {
-    torch::set_num_threads(threads);
-    const auto key = tune_key(*model.net, height, width, t.batch, dtype, train);
-    if (!t.json)
-      std::printf("tuning %s%s at %ldx%ld, %s, batch %ld, %d thread(s), on %s (%s):\n", train ? "the training step of " : "",
-                  bench_name(f).c_str(), static_cast<long>(height), static_cast<long>(width), t.dtype.c_str(),
-                  static_cast<long>(t.batch), threads, cpu_info().model.c_str(), cpu_info().isa_class().c_str());
-    const auto result = tune_path(
-        key,
-        [&](const FastPath& path) {
-          return train ? time_train_step(*model.net, path, height, width, t.batch, t.dtype, t.runs)
-                       : time_forward(*model.net, path, height, width, t.batch, dtype, t.runs);
-        },
-        [&](const FastPath& path, double ms) {
-          if (!t.json) std::printf("  %-74s %10.1f ms%s\n", path.describe().c_str(), ms, path.source == "rule" ? "  (the ISA rule)" : "");
-          std::fflush(stdout);
-        },
-        t.block_cache);
-    double best_ms = 1e300;
-    nlohmann::json timings = nlohmann::json::array();
-    for (const auto& [path, ms] : result.timings) {
-      if (path.same_choice(result.best)) best_ms = std::min(best_ms, ms);
-      timings.push_back({{"path", path.to_json()}, {"ms", ms}});
-    }
-    const double speedup = result.timings.front().second / best_ms;
-    if (!t.json) std::printf("  chosen: %s (%.2fx the rule's speed)\n", result.best.describe().c_str(), speedup);
-    report.push_back({{"threads", threads}, {"key", key.str()}, {"path", result.best.to_json()}, {"ms", best_ms},
-                      {"speedup_over_rule", speedup}, {"timings", timings}});
-  }
-  if (t.json) {
-    std::cout << nlohmann::json{{"cache", tune_cache_file()}, {"cpu", cpu_info().model}, {"isa", cpu_info().isa_class()},
-                                {"winograd_supported", winograd_supported()}, {"tuned", report}}
-                     .dump(2)
-              << "\n";
-  } else {
-    std::printf("cached in %s: %s use it on this machine (FCN_NO_TUNE=1 ignores it)\n", tune_cache_file().c_str(),
-                train ? "fcn train and fcn bench --mode train" : "fcn predict, eval and bench");
-  }
-}
-
 }  // namespace
-
-void add_tune(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "tune", "Choose the fastest way to run a net on this CPU (layout, allocator, upsampling, Winograd) by timing it; cached\n"
-              "  example: fcn tune --geometry reference --size 500   (FCN-8s VGG16 at 500x500)\n"
-              "  example: fcn tune unet.fcn --size 512 --threads 1,2\n"
-              "  example: fcn tune fcn8s.fcn --size 64 --batch 8 --mode train   (what fcn train --batch 8 on 64x64 images runs)\n"
-              "  The choice is kept in $XDG_CACHE_HOME/fcn/fast-paths.json (else ~/.cache/fcn/), keyed by the CPU model,\n"
-              "  its ISA class, the LibTorch version, the thread count and the workload (net, dtype, batch, size class);\n"
-              "  fcn predict, eval and bench use it, and without one the ISA rule. FCN_NO_TUNE=1 pins the rule.");
-  static TuneFlags t;
-  cmd->add_option("MODEL", t.model, "model file (default: a fresh net of the --arch recipe)");
-  add_recipe_flags(cmd, t.recipe);
-  add_size_flag(cmd, t.size, "input size");
-  cmd->add_option("--batch", t.batch, "images per forward pass (--mode train: per step, as fcn train --batch)")->capture_default_str();
-  cmd->add_option("--mode", t.mode, "infer | train: a training step's layout and conv algorithm (fcn train's choice)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"infer", "train"}));
-  add_dtype_flag(cmd, t.dtype);
-  add_threads_flag(cmd, t.threads, "LibTorch's default, as predict uses");
-  cmd->add_option("--runs", t.runs, "timed runs per candidate after one warm-up (the fastest counts)")->capture_default_str();
-  cmd->add_flag("--block-cache", t.block_cache,
-                "also try keeping freed blocks: faster (FCN-8s 500x500: ~7%), ~0.6 GiB more memory than PyTorch's peak");
-  add_json_flag(cmd, t.json, "cache, cpu, isa, winograd_supported, tuned (threads, key, path, ms, speedup_over_rule, timings)");
-  add_max_pixels_flag(cmd);
-  cmd->callback([] { run_tune(t); });
-}
 
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand(
