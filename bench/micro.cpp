@@ -61,6 +61,25 @@ BENCHMARK(BM_Winograd3x3)
     ->ArgsProduct({{512}, {512}, {44}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
+// Inference on small maps (U-Net's and small inputs' deep levels): a K x K 3x3 layer on a batch of
+// size x size maps, channels-last fp32, with its ReLU, direct (arg 3 = 0) or fcn's Winograd (1).
+// Winograd transforms all 36 x K x K weights on each call, work a few tiles cannot repay.
+void BM_Winograd3x3SmallMaps(benchmark::State& state) {
+  const int64_t channels = state.range(0), size = state.range(1), batch = state.range(2);
+  const bool winograd = state.range(3) != 0;
+  if (winograd && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  c10::InferenceMode guard;
+  const auto x = torch::rand({batch, channels, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = torch::randn({channels, channels, 3, 3}) / std::sqrt(9.0 * channels);
+  const auto b = torch::randn({channels});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(winograd ? fcn::winograd_conv2d(x, w, b, 1, /*relu=*/true) : torch::conv2d(x, w, b, 1, 1).relu_());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * size * size * channels * channels * 9,
+                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(winograd ? "winograd" : "direct");
+}
+BENCHMARK(BM_Winograd3x3SmallMaps)->ArgsProduct({{64, 128, 256, 512, 1024}, {4, 8, 16, 32, 44, 64}, {1, 4}, {0, 1}})->Unit(benchmark::kMillisecond);
+
 // One 3x3 layer's training step (forward, then the input and weight gradients), channels-last fp32,
 // batch 8, on maps from the demo's 4x4 to 64x64: LibTorch's direct convolution (arg 3 = 0) or
 // Winograd (1: the process's training conv algorithm, fcn's trainer unless changed).

@@ -1,7 +1,8 @@
 // im2col + sgemm convolutions (fc6-sized weights) against LibTorch's direct convolution, the oracle
 // (itself golden-tested against PyTorch): both weight layouts, input layouts, padding, bias, the
 // fused ReLU, batches and several chunks of pixels across an image boundary; which layers it
-// serves; and the dispatch in fcn::conv (inference under fcn's kernels only). Skipped in a build
+// serves; and the dispatch in fcn::conv (inference under fcn's kernels only). The same for U-Net's
+// up-convolution (kernel = stride) by sgemm, against LibTorch's conv_transpose2d. Skipped in a build
 // without libdnnl-dev, except the eligibility rules.
 #include "fcn/models/gemm_conv.h"
 
@@ -92,6 +93,65 @@ TEST(GemmConv, ConvFollowsTheFastPathsChoice) {
   EXPECT_GT(test::relative_error(fast, direct), 0.0) << "bitwise LibTorch's: did im2col + sgemm run at all?";
   EXPECT_LE(test::relative_error(relu, direct.relu()), 1e-5);
   EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
+}
+
+// U-Net's up-convolution: either input and weight layout, bias or none, one pixel or several
+// chunks of pixels over an image boundary, strides 2 and 3.
+TEST(NonOverlappingTransposed, MatchesConvTranspose2d) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::NoGradGuard no_grad;
+  struct Case {
+    int64_t batch, in, out, side, stride;
+    bool bias, channels_last_input, channels_last_weight;
+  };
+  for (const auto& c : {Case{1, 64, 32, 1, 2, true, true, true}, Case{2, 16, 64, 64, 2, true, true, true},  // 8 chunks
+                        Case{2, 16, 64, 64, 2, false, false, false}, Case{1, 24, 8, 7, 3, true, false, true},
+                        Case{3, 32, 16, 9, 2, true, true, false}}) {
+    SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.in << "->" << c.out << " @" << c.side << " s" << c.stride);
+    torch::manual_seed(c.in + c.side);
+    auto x = torch::randn({c.batch, c.in, c.side, c.side + 1});
+    auto w = torch::randn({c.in, c.out, c.stride, c.stride}) / std::sqrt(static_cast<double>(c.in));
+    const auto b = c.bias ? torch::randn({c.out}) : torch::Tensor();
+    if (c.channels_last_input) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (c.channels_last_weight) w = w.contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto expected = torch::conv_transpose2d(x, w, b, c.stride);
+    const auto actual = nonoverlapping_transposed_conv2d(x, w, b, c.stride);
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    EXPECT_EQ(actual.is_contiguous(torch::MemoryFormat::ChannelsLast) && !actual.is_contiguous(), c.channels_last_input);
+    EXPECT_LE(test::relative_error(actual, expected), 1e-5);
+  }
+  EXPECT_FALSE(nonoverlapping_transposed_serves(torch::zeros({1, 4, 3, 3}), torch::zeros({4, 2, 4, 4}), 2, 1, 1, 0));  // overlap
+  EXPECT_FALSE(nonoverlapping_transposed_serves(torch::zeros({1, 4, 3, 3}), torch::zeros({4, 2, 2, 2}), 2, 1, 1, 1));  // output padding
+  EXPECT_FALSE(nonoverlapping_transposed_serves(torch::zeros({1, 4, 3, 3}), torch::zeros({4, 2, 2, 2}), 2, 2, 1, 0));  // groups
+  EXPECT_FALSE(nonoverlapping_transposed_serves(torch::zeros({1, 4, 3, 3}).to(torch::kBFloat16),
+                                                torch::zeros({4, 2, 2, 2}).to(torch::kBFloat16), 2, 1, 1, 0));
+  EXPECT_NE(test::error_of([] { nonoverlapping_transposed_conv2d(torch::zeros({1, 4, 3, 3}), torch::zeros({4, 2, 4, 4}), {}, 2); })
+                .find("up-convolution"),
+            std::string::npos);
+}
+
+// fcn::conv takes it in inference under fcn's kernels, with the layer's padding cropped; LibTorch's
+// (the subpixel rewrite) otherwise and in grad mode.
+TEST(NonOverlappingTransposed, ConvFollowsTheFastPathsChoice) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(4);
+  torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(32, 16, 2).stride(2).padding(1));
+  const auto x = torch::randn({1, 32, 10, 12}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto expected = layer->forward(x).detach();
+  torch::Tensor direct, fast;
+  {
+    torch::NoGradGuard no_grad;
+    set_conv_algorithm(ConvAlgorithm::kDirect);
+    direct = conv(layer, x);
+    set_conv_algorithm(ConvAlgorithm::kWinograd);
+    fast = conv(layer, x);
+  }
+  const auto grad_mode = conv(layer, x).detach();
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  ASSERT_EQ(fast.sizes(), expected.sizes());
+  EXPECT_LE(test::relative_error(fast, expected), 1e-5);
+  EXPECT_FALSE(torch::equal(fast, direct)) << "the subpixel rewrite's bits: did the sgemm kernel run at all?";
+  EXPECT_TRUE(torch::equal(grad_mode, direct));
 }
 
 }  // namespace

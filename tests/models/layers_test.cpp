@@ -13,15 +13,8 @@
 namespace fcn {
 namespace {
 
-class SubpixelTransposed : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool>> {};
-
-TEST_P(SubpixelTransposed, EqualsConvTranspose2dInValueAndGradient) {
-  const auto [kernel, stride, padding, with_bias, channels_last] = GetParam();
-  torch::manual_seed(kernel * 100 + stride * 10 + padding);
-  auto x = torch::randn({2, 5, 7, 6});
-  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-  auto w = torch::randn({5, 3, kernel, kernel});
-  auto b = with_bias ? torch::randn({3}) : torch::Tensor();
+// transposed_as_subpixel_conv against conv_transpose2d: values, and the gradients of input and weight.
+void expect_conv_transpose2d(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t stride, int64_t padding) {
   auto x1 = x.clone().requires_grad_(true), w1 = w.clone().requires_grad_(true);
   auto x2 = x.clone().requires_grad_(true), w2 = w.clone().requires_grad_(true);
   const auto expected = torch::conv_transpose2d(x1, w1, b, stride, padding);
@@ -35,12 +28,46 @@ TEST_P(SubpixelTransposed, EqualsConvTranspose2dInValueAndGradient) {
   EXPECT_LT((w2.grad() - w1.grad()).abs().max().item<double>(), 1e-3);
 }
 
+class SubpixelTransposed : public ::testing::TestWithParam<std::tuple<int, int, int, bool, bool>> {};
+
+TEST_P(SubpixelTransposed, EqualsConvTranspose2dInValueAndGradient) {
+  const auto [kernel, stride, padding, with_bias, channels_last] = GetParam();
+  torch::manual_seed(kernel * 100 + stride * 10 + padding);
+  auto x = torch::randn({2, 5, 7, 6});
+  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto w = torch::randn({5, 3, kernel, kernel});
+  auto b = with_bias ? torch::randn({3}) : torch::Tensor();
+  expect_conv_transpose2d(x, w, b, stride, padding);
+}
+
 // FCN upsamplers (2f x 2f, stride f; "same" geometry pads f/2) and U-Net's 2x2 stride 2.
 INSTANTIATE_TEST_SUITE_P(Shapes, SubpixelTransposed,
                          ::testing::Values(std::make_tuple(4, 2, 0, false, false), std::make_tuple(4, 2, 1, false, true),
                                            std::make_tuple(16, 8, 0, false, true), std::make_tuple(16, 8, 4, true, false),
                                            std::make_tuple(64, 32, 0, false, false), std::make_tuple(64, 32, 16, false, true),
                                            std::make_tuple(2, 2, 0, true, true), std::make_tuple(6, 3, 0, true, false)));
+
+// Kernel == stride (U-Net's up-convolution; nothing to flip) with the weights in either layout, as
+// the predictor's channels-last nets hold them; and in bf16.
+TEST(SubpixelTransposed, KernelEqualToStrideInEitherWeightLayout) {
+  for (const auto& [kernel, padding, weight_channels_last, with_bias] :
+       {std::make_tuple(2, 0, true, true), std::make_tuple(2, 0, false, true), std::make_tuple(3, 1, true, false)}) {
+    SCOPED_TRACE(::testing::Message() << kernel << " " << padding << " " << weight_channels_last << " " << with_bias);
+    torch::manual_seed(kernel + padding);
+    auto w = torch::randn({6, 5, kernel, kernel});
+    if (weight_channels_last) w = w.contiguous(torch::MemoryFormat::ChannelsLast);
+    expect_conv_transpose2d(torch::randn({2, 6, 5, 4}).contiguous(torch::MemoryFormat::ChannelsLast), w,
+                            with_bias ? torch::randn({5}) : torch::Tensor(), kernel, padding);
+  }
+  torch::manual_seed(3);
+  torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(16, 8, 2).stride(2));
+  const auto x = torch::randn({1, 16, 6, 6});
+  const auto expected = layer->forward(x);
+  layer->to(torch::kBFloat16);
+  const auto actual = conv(layer, x.to(torch::kBFloat16).contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_EQ(actual.scalar_type(), torch::kBFloat16);
+  EXPECT_LT((actual.to(torch::kFloat) - expected).abs().max().item<double>(), 0.05 * expected.abs().max().item<double>());
+}
 
 TEST(ConvTransposeLayer, OtherShapesFallBackToLibTorch) {
   torch::manual_seed(1);

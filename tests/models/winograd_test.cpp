@@ -160,6 +160,36 @@ TEST(Winograd, TrainersServeTheMapsTheyPayOn) {
   EXPECT_TRUE(is_winograd(ConvAlgorithm::kWinogradOneDnn) && !is_winograd(ConvAlgorithm::kDirect));
 }
 
+// Inference pays on calls with enough tiles (fcn/models/winograd.h): fcn::conv takes Winograd there
+// and LibTorch's direct convolution, bit for bit, on the small maps where the weight transform costs
+// more than the multiplies it saves.
+TEST(Winograd, InferenceServesTheCallsItPaysOn) {
+  EXPECT_TRUE(winograd_infers_well(torch::zeros({1, 64, 32, 32}), 1));   // 32 x 32 out: 64 tiles
+  EXPECT_TRUE(winograd_infers_well(torch::zeros({1, 64, 32, 32}), 0));   // 30 x 30: 8 x 8 tiles
+  EXPECT_FALSE(winograd_infers_well(torch::zeros({1, 64, 16, 16}), 1));  // 16 tiles
+  EXPECT_FALSE(winograd_infers_well(torch::zeros({1, 64, 14, 64}), 1));  // 64 tiles, but 14 rows ...
+  EXPECT_TRUE(winograd_infers_well(torch::zeros({1, 64, 16, 64}), 1));   // ... it pays from 16
+  EXPECT_TRUE(winograd_infers_well(torch::zeros({4, 64, 16, 16}), 1));   // a batch of 4: 64 tiles
+  EXPECT_FALSE(winograd_infers_well(torch::zeros({16, 64, 8, 8}), 1));   // 256 tiles of 8 x 8 maps
+  SKIP_WITHOUT_WINOGRAD();
+  torch::manual_seed(2);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(64, 64, 3).padding(1));
+  torch::NoGradGuard no_grad;
+  set_conv_algorithm(ConvAlgorithm::kWinograd);
+  for (const int64_t side : {8, 16, 32}) {
+    SCOPED_TRACE(side);
+    const auto x = torch::randn({1, 64, side, side});
+    const auto y = conv(layer, x), direct = layer->forward(x);
+    if (side < 32) {
+      EXPECT_TRUE(torch::equal(y, direct));
+    } else {
+      EXPECT_FALSE(torch::equal(y, direct));
+      EXPECT_LE(test::relative_error(y, direct), 1e-4);
+    }
+  }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+}
+
 // Inference transforms the weights on every call: a weight changed in place, re-pointed, strided
 // or made under InferenceMode is always the one used; and a strided input is read where it lies.
 TEST(Winograd, UsesTheWeightsAsTheyAreNow) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -30,6 +31,13 @@ bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int
                         int64_t padding_h, int64_t padding_w) {
   return gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w) &&
          weight.numel() * static_cast<int64_t>(sizeof(float)) >= kGemmConvMinWeightBytes;
+}
+
+bool nonoverlapping_transposed_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups,
+                                      int64_t dilation, int64_t output_padding) {
+  return x.defined() && x.is_cpu() && x.dim() == 4 && x.scalar_type() == torch::kFloat && weight.defined() && weight.is_cpu() &&
+         weight.dim() == 4 && weight.scalar_type() == torch::kFloat && stride >= 1 && weight.size(2) == stride &&
+         weight.size(3) == stride && groups == 1 && dilation == 1 && output_padding == 0 && x.size(1) == weight.size(0);
 }
 
 #ifdef FCN_WITH_ONEDNN
@@ -104,10 +112,68 @@ torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weigh
   return nhwc ? y : y.contiguous();
 }
 
+namespace {
+
+// Up-convolution products per chunk of pixels: a chunk's sgemm result stays in cache for the
+// scatter that follows, and a chunk has at least 256 pixels (short products run below peak).
+constexpr int64_t kBlockBufferBytes = int64_t{1} << 20;
+
+}  // namespace
+
+torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
+                                               int64_t stride) {
+  RECORD_FUNCTION("fcn::nonoverlapping_transposed_conv2d", std::vector<c10::IValue>());
+  if (!nonoverlapping_transposed_serves(input, weight, stride, 1, 1, 0))
+    fail("up-convolution", "needs a float32 CPU N x C x H x W input and a C x out x s x s weight with stride s");
+  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto w = weight.contiguous(at::MemoryFormat::ChannelsLast);  // in x s x s x out in memory: an in x (s*s*out) matrix
+  const auto b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
+  const int64_t s = stride, n = x.size(0), c = x.size(1), h = x.size(2), width = x.size(3), k = w.size(1), cols = s * s * k;
+  auto y = at::empty({n, k, h * s, width * s}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const int64_t pixels = n * h * width;
+  if (pixels == 0 || k == 0) return nhwc ? y : y.contiguous();
+  // One chunk when the map is small (oneDNN threads that sgemm itself); else a multiple of the
+  // threads, each thread's sgemm single-threaded.
+  int64_t chunks = (pixels + 255) / 256;
+  chunks = std::min(chunks, std::max<int64_t>(1, pixels * cols * static_cast<int64_t>(sizeof(float)) / kBlockBufferBytes));
+  if (chunks > 1) chunks = (chunks + at::get_num_threads() - 1) / at::get_num_threads() * at::get_num_threads();
+  const int64_t chunk = (pixels + chunks - 1) / chunks;
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> products(static_cast<size_t>(std::min(chunk, pixels) * cols));
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t first = index * chunk, m = std::min(chunk, pixels - first);
+      if (m <= 0) break;
+      const auto status = dnnl_sgemm('N', 'N', m, cols, c, 1.f, xp + first * c, c, wp, cols, 0.f, products.data(), cols);
+      if (status != dnnl_success) fail("up-convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
+      for (int64_t p = 0; p < m; ++p) {  // pixel (image, row, column)'s block: s rows of s*k floats (rx, out)
+        const int64_t pixel = first + p, image = pixel / (h * width), row = pixel / width % h, column = pixel % width;
+        for (int64_t ry = 0; ry < s; ++ry) {
+          const float* src = products.data() + p * cols + ry * s * k;
+          float* dst = yp + ((image * h * s + row * s + ry) * width * s + column * s) * k;
+          if (bp == nullptr) {
+            std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(s * k));
+          } else {
+            for (int64_t rx = 0; rx < s; ++rx)
+              for (int64_t o = 0; o < k; ++o) dst[rx * k + o] = src[rx * k + o] + bp[o];
+          }
+        }
+      }
+    }
+  });
+  return nhwc ? y : y.contiguous();
+}
+
 #else  // built without oneDNN: every layer runs direct
 
 torch::Tensor gemm_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {
   fail("gemm convolution", "fcn was built without oneDNN (libdnnl-dev)");
+}
+
+torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+  fail("up-convolution", "fcn was built without oneDNN (libdnnl-dev)");
 }
 
 #endif

@@ -61,13 +61,14 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
 }
 
 // Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
-// it, on the layers it serves (in training, those where it pays); else LibTorch's own convolution.
+// it, on the layers it serves where it pays (enough tiles in inference, large maps in training);
+// else LibTorch's own convolution.
 bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
   if (!is_winograd(training ? training_conv_algorithm() : conv_algorithm()) || !winograd_supported())
     return false;
   return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w) &&
-         (!training || winograd_trains_well(x, g.padding_h));
+         (training ? winograd_trains_well(x, g.padding_h) : winograd_infers_well(x, g.padding_h));
 }
 
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
@@ -75,6 +76,13 @@ bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x,
 bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   if (torch::GradMode::is_enabled() || !is_winograd(conv_algorithm()) || !winograd_supported()) return false;
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
+}
+
+// U-Net's up-convolution (kernel = stride) by fcn's sgemm kernel (fcn/models/gemm_conv.h) in
+// inference, where the fast path runs fcn's kernels (the same choice as Winograd's).
+bool use_nonoverlapping(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
+  if (torch::GradMode::is_enabled() || !is_winograd(conv_algorithm()) || !winograd_supported()) return false;
+  return nonoverlapping_transposed_serves(x, weight, o.stride()->at(0), o.groups(), o.dilation()->at(0), o.output_padding()->at(0));
 }
 
 // LibTorch's convolution, direct(); or in channels-last training under fcn's kernels the same less
@@ -120,9 +128,10 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   // correlation of the input padded by m - 1, with the taps flipped: one convolution with
   // C_out*s*s outputs, then pixel_shuffle interleaves the phases.
   const int64_t s = stride, m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
-  auto k = weight.view({in, out, m, s, m, s})
-               .flip({2, 4})
-               .permute({1, 3, 5, 0, 2, 4})  // out, ry, rx, in, u, v
+  auto taps = weight.view({in, out, m, s, m, s});
+  // flip() always copies: with U-Net's 2x2 stride-2 kernels (m = 1) there is nothing to flip.
+  if (m > 1) taps = taps.flip({2, 4});
+  auto k = taps.permute({1, 3, 5, 0, 2, 4})  // out, ry, rx, in, u, v
                .reshape({out * s * s, in, m, m});
   if (x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) k = k.contiguous(torch::MemoryFormat::ChannelsLast);
   const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
@@ -145,7 +154,14 @@ torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
                         o.kernel_size()->at(0) % o.stride()->at(0) == 0 && pad->at(0) == pad->at(1) && o.groups() == 1 &&
                         o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 && o.output_padding()->at(0) == 0 &&
                         o.output_padding()->at(1) == 0;
-  auto y = subpixel ? transposed_as_subpixel_conv(x, w, layer->bias, o.stride()->at(0), pad->at(0)) : layer->forward(x);
+  torch::Tensor y;
+  if (subpixel && use_nonoverlapping(o, x, w)) {
+    y = nonoverlapping_transposed_conv2d(x, w, layer->bias, o.stride()->at(0));
+    const int64_t p = pad->at(0);
+    if (p > 0) y = y.slice(2, p, y.size(2) - p).slice(3, p, y.size(3) - p);
+  } else {
+    y = subpixel ? transposed_as_subpixel_conv(x, w, layer->bias, o.stride()->at(0), pad->at(0)) : layer->forward(x);
+  }
   if (active_counter != nullptr)  // each input pixel scatters a kernel: in x out/groups x kh x kw
     count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(w.numel() / w.size(0)));
   return y;

@@ -30,6 +30,13 @@ bool winograd_trains_well(const torch::Tensor& x, int64_t padding) {
   return x.dim() == 4 && x.size(2) + 2 * padding - 2 >= kFcnTrainingMinSide && x.size(3) + 2 * padding - 2 >= kFcnTrainingMinSide;
 }
 
+bool winograd_infers_well(const torch::Tensor& x, int64_t padding) {
+  if (x.dim() != 4) return false;
+  const int64_t rows = x.size(2) + 2 * padding - 2, cols = x.size(3) + 2 * padding - 2;
+  const int64_t tiles = x.size(0) * ((rows + 3) / 4) * ((cols + 3) / 4);
+  return rows >= kFcnInferenceMinSide && cols >= kFcnInferenceMinSide && tiles >= kFcnInferenceMinTiles;
+}
+
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
 void set_training_conv_algorithm(ConvAlgorithm a) {

@@ -68,6 +68,18 @@ constexpr int64_t kFcnTrainingMinSide = 32;
 // always with oneDNN's, with fcn's on outputs of at least kFcnTrainingMinSide on both sides.
 bool winograd_trains_well(const torch::Tensor& x, int64_t padding);
 
+// fcn's inference kernel transforms all 36 x K x C weights on every call and streams them through
+// each chunk of tiles, so it pays only where a call has enough 4x4 output tiles to share that cost:
+// on 16x16 maps and smaller at batch 1 it lost to direct for 256-1024 channels (1.1-2.5x slower),
+// from 32x32 (64 tiles) it won (0.6-0.85x; AVX-512 Zen 5, 1 and 2 threads, fcn_micro
+// --benchmark_filter=Winograd3x3SmallMaps, docs/benchmarks.md). A U-Net on 64x64 inputs ran 2x slower
+// with Winograd on every eligible layer than direct.
+constexpr int64_t kFcnInferenceMinTiles = 64;
+constexpr int64_t kFcnInferenceMinSide = 16;  // batch 4 of 8x8 maps (64 tiles) still did not pay
+// Whether inference of an eligible layer on input x by fcn's Winograd pays: at least
+// kFcnInferenceMinTiles tiles over the batch, on output maps of at least kFcnInferenceMinSide.
+bool winograd_infers_well(const torch::Tensor& x, int64_t padding);
+
 // A layer Winograd serves well: float32 CPU input, 3x3 kernel, stride 1, dilation 1, one group,
 // zero padding 0 or 1 on every side (oneDNN's training kernel takes no more), and in/out channels
 // multiples of 16 (oneDNN's block) and at least 64: narrower layers gain little or lose (a 3-channel
