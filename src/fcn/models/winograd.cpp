@@ -30,11 +30,14 @@ bool winograd_trains_well(const torch::Tensor& x, int64_t padding) {
   return x.dim() == 4 && x.size(2) + 2 * padding - 2 >= kFcnTrainingMinSide && x.size(3) + 2 * padding - 2 >= kFcnTrainingMinSide;
 }
 
+int64_t winograd_inference_min_tiles(const CpuInfo& cpu) { return cpu.has("avx512f") ? 64 : 16; }
+
 bool winograd_infers_well(const torch::Tensor& x, int64_t padding) {
+  static const int64_t min_tiles = winograd_inference_min_tiles();
   if (x.dim() != 4) return false;
   const int64_t rows = x.size(2) + 2 * padding - 2, cols = x.size(3) + 2 * padding - 2;
   const int64_t tiles = x.size(0) * ((rows + 3) / 4) * ((cols + 3) / 4);
-  return rows >= kFcnInferenceMinSide && cols >= kFcnInferenceMinSide && tiles >= kFcnInferenceMinTiles;
+  return rows >= kFcnInferenceMinSide && cols >= kFcnInferenceMinSide && tiles >= min_tiles;
 }
 
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }

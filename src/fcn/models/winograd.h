@@ -21,6 +21,8 @@
 
 #include <torch/types.h>
 
+#include "fcn/util/cpu.h"
+
 namespace fcn {
 
 enum class ConvAlgorithm {
@@ -69,15 +71,19 @@ constexpr int64_t kFcnTrainingMinSide = 32;
 bool winograd_trains_well(const torch::Tensor& x, int64_t padding);
 
 // fcn's inference kernel transforms all 36 x K x C weights on every call and streams them through
-// each chunk of tiles, so it pays only where a call has enough 4x4 output tiles to share that cost:
-// on 16x16 maps and smaller at batch 1 it lost to direct for 256-1024 channels (1.1-2.5x slower),
-// from 32x32 (64 tiles) it won (0.6-0.85x; AVX-512 Zen 5, 1 and 2 threads, fcn_micro
-// --benchmark_filter=Winograd3x3SmallMaps, docs/benchmarks.md). A U-Net on 64x64 inputs ran 2x slower
-// with Winograd on every eligible layer than direct.
-constexpr int64_t kFcnInferenceMinTiles = 64;
-constexpr int64_t kFcnInferenceMinSide = 16;  // batch 4 of 8x8 maps (64 tiles) still did not pay
-// Whether inference of an eligible layer on input x by fcn's Winograd pays: at least
-// kFcnInferenceMinTiles tiles over the batch, on output maps of at least kFcnInferenceMinSide.
+// each chunk of tiles, so it pays only where a call has enough 4x4 output tiles to share that cost.
+// Where that starts depends on how fast the CPU's direct convolution is (fcn_micro
+// --benchmark_filter=Winograd3x3SmallMaps, batch 1, 1 and 2 threads, docs/benchmarks.md):
+//  - AVX-512 (Zen 5): 16x16 maps (16 tiles) and smaller lost to direct for 256-1024 channels (1.1-2.5x
+//    slower); from 32x32 (64 tiles) it won (0.6-0.85x). A U-Net on 64x64 inputs ran 2x slower with
+//    Winograd on every eligible layer than direct;
+//  - AVX2 (the proxy: Zen 5 held to AVX2): at 16x16 it already won (0.73-0.96x at 1 thread), at 8x8 lost.
+// Maps under 16 on a side never pay (batch 4 of 8x8, 64 tiles, did not either).
+constexpr int64_t kFcnInferenceMinSide = 16;
+// 64 tiles per call with AVX-512, 16 without.
+int64_t winograd_inference_min_tiles(const CpuInfo& cpu = cpu_info());
+// Whether inference of an eligible layer on input x by fcn's Winograd pays on this CPU: output maps
+// of at least kFcnInferenceMinSide, and winograd_inference_min_tiles() tiles over the batch.
 bool winograd_infers_well(const torch::Tensor& x, int64_t padding);
 
 // A layer Winograd serves well: float32 CPU input, 3x3 kernel, stride 1, dilation 1, one group,
