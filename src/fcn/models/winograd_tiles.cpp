@@ -197,9 +197,12 @@ struct Tiling {
       : n(x.size(0)), c(x.size(1)), h(x.size(2)), w(x.size(3)), k(k_), padding(padding_), out_h(h + 2 * padding - 2),
         out_w(w + 2 * padding - 2), rows((out_h + 3) / 4), cols((out_w + 3) / 4), count(n * rows * cols), relu(relu_) {}
   // Tiles per chunk: enough rows for sgemm to run near its peak, few enough that a chunk's 36
-  // transformed slices (36 x tiles x channels floats, in and out) stay in the core's caches; no more
-  // than the map has (a small image's buffers then stay below the allocator's huge-page size).
-  int64_t chunk() const { return std::min(count, std::clamp<int64_t>((int64_t{1} << 20) / (36 * std::max(c, k)), 16, 128)); }
+  // transformed slices (36 x tiles x channels floats, in and out; up to 8 MiB each) stay near the
+  // core; no more than the map has (a small image's buffers then stay below the allocator's
+  // huge-page size). Every chunk streams all 36 x K x C transformed weights: 512-channel layers got
+  // 56 tiles per chunk from a 4 MiB bound and ran 10-25% faster with 113 (Zen 5 and the AVX2 proxy,
+  // 1 and 2 threads; docs/benchmarks.md "Larger chunks"); 64-128 channels stay at 128, where 256 lost 4-8%.
+  int64_t chunk() const { return std::min(count, std::clamp<int64_t>((int64_t{2} << 20) / (36 * std::max(c, k)), 16, 128)); }
 };
 
 // Range i of `parts` near-equal ranges of [0, n).
