@@ -63,18 +63,19 @@ void add_fashion_cells(CLI::App* cmd) {
   });
 }
 
-// A histogram's per-class pixel counts (empty where the histogram is undefined).
-std::vector<int64_t> pixel_counts(const torch::Tensor& histogram) {
-  if (!histogram.defined()) return {};
-  const auto counts = histogram.contiguous();
-  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+// A 1-d tensor's values as T (empty where the tensor is undefined): pixel counts, class weights.
+template <class T>
+std::vector<T> values_of(const torch::Tensor& tensor) {
+  if (!tensor.defined()) return {};
+  const auto values = tensor.to(c10::CppTypeToScalarType<T>::value).contiguous();
+  return {values.template data_ptr<T>(), values.template data_ptr<T>() + values.numel()};
 }
 
 // Per-class pixel counts of each split that could be read: {"train": [...], "val": [...]}.
 nlohmann::json split_pixels(const DatasetReport& report) {
   auto out = nlohmann::json::object();
   for (size_t s = 0; s < report.splits.size() && s < report.split_histograms.size(); ++s)
-    if (report.split_histograms[s].defined()) out[report.splits[s]] = pixel_counts(report.split_histograms[s]);
+    if (report.split_histograms[s].defined()) out[report.splits[s]] = values_of<int64_t>(report.split_histograms[s]);
   return out;
 }
 
@@ -95,9 +96,8 @@ void add_check(CLI::App* cmd) {
       progress->update(done);
     });
     if (progress) progress->finish();
-    const auto histogram = pixel_counts(report.histogram);
-    std::vector<double> weights;
-    for (int64_t c = 0; c < static_cast<int64_t>(histogram.size()); ++c) weights.push_back(report.suggested_weights[c].item<double>());
+    const auto histogram = values_of<int64_t>(report.histogram);
+    const auto weights = values_of<double>(report.suggested_weights);
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
                                   {"errors", report.errors}, {"classes", report.class_names}, {"pixels", histogram},

@@ -6,6 +6,7 @@
 #include "fcn/models/cost.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
+#include "workload.h"
 
 namespace fcn::cli {
 
@@ -23,9 +24,7 @@ void add_init(CLI::App& app) {
   cmd->add_option("--seed", seed, "random seed for the initial weights")->capture_default_str();
   cmd->callback([] {
     torch::manual_seed(seed);
-    Model model;
-    model.net = make_net(recipe);
-    model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
+    const Model model = fresh_model(recipe);
     save_model(out, model);
     std::cout << "wrote " << out << ": " << recipe.arch << ", " << parameter_count(*model.net) / 1e6 << " M parameters\n";
   });

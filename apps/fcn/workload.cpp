@@ -8,13 +8,17 @@
 
 namespace fcn::cli {
 
-Model workload_model(const std::string& model_path, const NetRecipe& recipe) {
-  if (!model_path.empty()) return load_model(model_path);
-  torch::manual_seed(0);
+Model fresh_model(const NetRecipe& recipe) {
   Model model;
   model.net = make_net(recipe);
   model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
   return model;
+}
+
+Model workload_model(const std::string& model_path, const NetRecipe& recipe) {
+  if (!model_path.empty()) return load_model(model_path);
+  torch::manual_seed(0);
+  return fresh_model(recipe);
 }
 
 std::string workload_name(const std::string& model_path, const NetRecipe& recipe) {

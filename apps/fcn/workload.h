@@ -10,6 +10,8 @@
 
 namespace fcn::cli {
 
+// A fresh net of the recipe (weights from LibTorch's current seed) with the default meta: fcn init's.
+Model fresh_model(const NetRecipe& recipe);
 Model workload_model(const std::string& model_path, const NetRecipe& recipe);
 // How the output names it: the file, else "fcn8s vgg16 reference" / "unet".
 std::string workload_name(const std::string& model_path, const NetRecipe& recipe);

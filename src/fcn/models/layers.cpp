@@ -78,6 +78,11 @@ bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, con
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
+// A transposed convolution's output less its `padding` on every side.
+torch::Tensor without_border(const torch::Tensor& y, int64_t padding) {
+  return padding > 0 ? crop(y, padding, padding, y.size(2) - 2 * padding, y.size(3) - 2 * padding) : y;
+}
+
 // U-Net's up-convolution (kernel = stride) by fcn's sgemm kernel (fcn/models/gemm_conv.h) in
 // inference, where the fast path runs fcn's kernels (the same choice as Winograd's).
 bool use_nonoverlapping(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
@@ -137,8 +142,7 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
   const ConvGeometry g{1, 1, m - 1, m - 1};
   auto y = torch::pixel_shuffle(direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); }), s);
-  if (padding > 0) y = y.slice(2, padding, y.size(2) - padding).slice(3, padding, y.size(3) - padding);
-  return y;
+  return without_border(y, padding);
 }
 
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
@@ -156,9 +160,7 @@ torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
                         o.output_padding()->at(1) == 0;
   torch::Tensor y;
   if (subpixel && use_nonoverlapping(o, x, w)) {
-    y = nonoverlapping_transposed_conv2d(x, w, layer->bias, o.stride()->at(0));
-    const int64_t p = pad->at(0);
-    if (p > 0) y = y.slice(2, p, y.size(2) - p).slice(3, p, y.size(3) - p);
+    y = without_border(nonoverlapping_transposed_conv2d(x, w, layer->bias, o.stride()->at(0)), pad->at(0));
   } else {
     y = subpixel ? transposed_as_subpixel_conv(x, w, layer->bias, o.stride()->at(0), pad->at(0)) : layer->forward(x);
   }
