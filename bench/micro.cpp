@@ -16,6 +16,7 @@
 #include "fcn/models/winograd.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/allocator.h"
+#include "fcn/util/threads.h"
 
 namespace {
 
@@ -62,23 +63,27 @@ BENCHMARK(BM_Winograd3x3)
     ->Unit(benchmark::kMillisecond);
 
 // Inference on small maps (U-Net's and small inputs' deep levels): a K x K 3x3 layer on a batch of
-// size x size maps, channels-last fp32, with its ReLU, direct (arg 3 = 0) or fcn's Winograd (1).
-// Winograd transforms all 36 x K x K weights on each call, work a few tiles cannot repay.
+// size x size maps, channels-last fp32, with its ReLU: LibTorch's convolution (arg 3 = 0), fcn's
+// Winograd (1) or fcn's im2col + sgemm (2). Winograd transforms all 36 x K x K weights on each call,
+// work a few tiles cannot repay; LibTorch sends batch-1 maps of at most 20,480 values to its
+// one-thread _slow_conv2d_forward.
 void BM_Winograd3x3SmallMaps(benchmark::State& state) {
-  const int64_t channels = state.range(0), size = state.range(1), batch = state.range(2);
-  const bool winograd = state.range(3) != 0;
-  if (winograd && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  const int64_t channels = state.range(0), size = state.range(1), batch = state.range(2), path = state.range(3);
+  if (path != 0 && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
   c10::InferenceMode guard;
   const auto x = torch::rand({batch, channels, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
-  const auto w = torch::randn({channels, channels, 3, 3}) / std::sqrt(9.0 * channels);
+  // Weights channels-last, as fcn::to_channels_last leaves a net's.
+  const auto w = (torch::randn({channels, channels, 3, 3}) / std::sqrt(9.0 * channels)).contiguous(torch::MemoryFormat::ChannelsLast);
   const auto b = torch::randn({channels});
   for (auto _ : state)
-    benchmark::DoNotOptimize(winograd ? fcn::winograd_conv2d(x, w, b, 1, /*relu=*/true) : torch::conv2d(x, w, b, 1, 1).relu_());
+    benchmark::DoNotOptimize(path == 1   ? fcn::winograd_conv2d(x, w, b, 1, /*relu=*/true)
+                             : path == 2 ? fcn::gemm_conv2d(x, w, b, 1, /*relu=*/true)
+                                         : torch::conv2d(x, w, b, 1, 1).relu_());
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * batch * size * size * channels * channels * 9,
                                                  benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.SetLabel(winograd ? "winograd" : "direct");
+  state.SetLabel(path == 1 ? "winograd" : path == 2 ? "im2col + sgemm" : "direct");
 }
-BENCHMARK(BM_Winograd3x3SmallMaps)->ArgsProduct({{64, 128, 256, 512, 1024}, {4, 8, 16, 32, 44, 64}, {1, 4}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Winograd3x3SmallMaps)->ArgsProduct({{64, 128, 256, 512, 1024}, {4, 8, 16, 32, 44, 64}, {1, 4}, {0, 1, 2}})->Unit(benchmark::kMillisecond);
 
 // One 3x3 layer's training step (forward, then the input and weight gradients), channels-last fp32,
 // batch 8, on maps from the demo's 4x4 to 64x64: LibTorch's direct convolution (arg 3 = 0) or
@@ -164,9 +169,13 @@ BENCHMARK(BM_ConfusionMatrix)->Unit(benchmark::kMicrosecond);
 
 // fcn's CPU allocator, as the fcn CLI installs it at start (FCN_CPU_ALLOCATOR=system keeps
 // LibTorch's): without it a layer's fresh activations are page-faulted in at every iteration, ~20%
-// of the small training rows' time, varying 2x between repetitions.
+// of the small training rows' time, varying 2x between repetitions. Threads as the CLI sets them
+// (fcn/util/threads.h): every CPU the process may use unless OMP_NUM_THREADS says otherwise, and
+// OpenBLAS on the calling thread, whose own pool's spinning threads otherwise slowed LibTorch's
+// small direct convolutions 3-4x at 2 threads (AVX-512 Zen 5).
 int main(int argc, char** argv) {
   fcn::install_cpu_allocator();
+  fcn::use_available_cpus();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -55,6 +55,13 @@ TEST(GemmConv, OnlyLayersItServes) {
   EXPECT_TRUE(gemm_conv_eligible(x, torch::zeros({1}).expand({1024, 512, 7, 7}), 1, 1, 1, 0, 0));  // 103 MB
   // VGG16-w0.25's fc6 (26 MB) stays with LibTorch, though this path would serve it.
   EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 128, 16, 16}), torch::zeros({1024, 128, 7, 7}), 1, 1, 1, 3, 3));
+  // Short products, whatever the weights: fewer than 256 output pixels over the batch.
+  EXPECT_TRUE(gemm_conv_eligible(torch::zeros({1, 1024, 4, 4}), torch::zeros({1024, 1024, 3, 3}), 1, 1, 1, 1, 1));
+  EXPECT_TRUE(gemm_conv_eligible(torch::zeros({4, 8, 4, 4}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 1, 1));     // 64 pixels
+  EXPECT_TRUE(gemm_conv_eligible(torch::zeros({1, 8, 17, 15}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 0, 0));   // 15 x 13
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({1, 8, 16, 16}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 1, 1));  // 256
+  EXPECT_FALSE(gemm_conv_eligible(torch::zeros({4, 8, 8, 8}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 1, 1));    // 4 x 64
+  EXPECT_EQ(kGemmConvShortProductPixels, 256);
   EXPECT_TRUE(gemm_conv_serves(torch::zeros({1, 128, 16, 16}), torch::zeros({1024, 128, 7, 7}), 1, 1, 1, 3, 3));
   EXPECT_FALSE(gemm_conv_eligible(x, fc6, 2, 1, 1, 0, 0));  // stride
   EXPECT_FALSE(gemm_conv_eligible(x, fc6, 1, 2, 1, 0, 0));  // dilation
@@ -67,6 +74,29 @@ TEST(GemmConv, OnlyLayersItServes) {
   EXPECT_NE(test::error_of([&] { gemm_conv2d(x, torch::zeros({8, 512, 1, 1}), {}, 0); }).find("gemm convolution"), std::string::npos);
   if (!winograd_supported())  // a build without oneDNN: a clear error, never a wrong answer
     EXPECT_NE(test::error_of([&] { gemm_conv2d(x, torch::zeros({8, 512, 3, 3}), {}, 0); }).find("without oneDNN"), std::string::npos);
+}
+
+// Short products with several threads: each thread's sgemm computes its share of the output
+// channels (shares of 2, 2 and 1 for 5 outputs on 3 threads; a thread with none for 2 outputs),
+// into the right columns of the result, fused ReLU and bias included.
+TEST(GemmConv, ThreadsShareAShortProductsOutputs) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(4);
+  const int threads = at::get_num_threads();
+  torch::NoGradGuard no_grad;
+  for (const int split : {3, 2, 1}) {
+    at::set_num_threads(split);
+    for (const int64_t outputs : {5, 2, 37}) {
+      SCOPED_TRACE(std::to_string(split) + " threads, " + std::to_string(outputs) + " outputs");
+      const auto x = torch::randn({2, 24, 5, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+      const auto weight = torch::randn({outputs, 24, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast) / 15.0;
+      const auto bias = torch::randn({outputs});
+      const auto expected = torch::conv2d(x, weight, bias, 1, 1);
+      EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1), expected), 1e-5);
+      EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1, /*relu=*/true), expected.relu()), 1e-5);
+    }
+  }
+  at::set_num_threads(threads);
 }
 
 // fcn::conv takes this path in inference under fcn's kernels only: LibTorch's convolution, bitwise,

@@ -52,8 +52,10 @@ struct FastPath {
 // sped small nets' training steps 1.4-2x; 4: channels-last training without LibTorch's weight-gradient
 // copy, ~7% off FCN-8s's 320^2 step; 5: the huge-pages allocator recycles freed blocks within the
 // peak, ~10% off FCN-8s's 500^2 forward; 6: Winograd inference only on calls with enough tiles, U-Net's
-// up-convolution by sgemm, 2.6x off a 64^2 U-Net; larger Winograd chunks for wide layers), so that a choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 6;
+// up-convolution by sgemm, 2.6x off a 64^2 U-Net; larger Winograd chunks for wide layers; 7: maps of
+// under 256 pixels by im2col + sgemm with the threads sharing the output channels, ~20% off a 64^2
+// U-Net at 2 threads), so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 7;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

@@ -1,9 +1,14 @@
-// Convolutions whose weights are too large for any cache (VGG16's fc6: 7x7x512 -> 4096, 411 MB;
-// AlexNet's fc6: 6x6x256 -> 4096, 151 MB) by im2col + one matrix product per chunk of output
-// pixels (oneDNN's sgemm), for inference. LibTorch 1.13 runs these on oneDNN's direct kernels,
-// which stream the weights from memory again and again: VGG16's fc6 on FCN-8s's 500^2 input ran at
-// ~42 GFLOP/s on one AVX-512 core, where the sgemm reaches ~85 (docs/benchmarks.md, "fc6 by im2col +
-// sgemm"). The sgemm reads the weights once per chunk of up to 32 MiB of columns.
+// Convolutions by im2col + one matrix product per chunk of output pixels (oneDNN's sgemm), for
+// inference, where LibTorch 1.13's own kernels fall short:
+// - weights too large for any cache (VGG16's fc6: 7x7x512 -> 4096, 411 MB; AlexNet's fc6: 6x6x256
+//   -> 4096, 151 MB): LibTorch runs these on oneDNN's direct kernels, which stream the weights from
+//   memory again and again: VGG16's fc6 on FCN-8s's 500^2 input ran at ~42 GFLOP/s on one AVX-512
+//   core, where the sgemm reaches ~85 (docs/benchmarks.md, "fc6 by im2col + sgemm"). The sgemm
+//   reads the weights once per chunk of up to 32 MiB of columns.
+// - short products, output maps of fewer than 256 pixels (a U-Net's or a small input's deepest
+//   levels): LibTorch sends batch-1 maps of at most 20,480 values to its _slow_conv2d_forward, on one
+//   thread whatever the thread count, and oneDNN's direct kernels are no faster on such maps; the
+//   threads here share the output channels (docs/benchmarks.md, "Short products").
 //
 // Used by fcn::conv (fcn/models/layers.h) in inference (grad mode off) where the fast path runs
 // fcn's kernels (ConvAlgorithm::kWinograd, fcn/models/winograd.h) and the layer is eligible.
@@ -21,9 +26,18 @@ namespace fcn {
 // 37 ms vs 45 ms on one AVX-512 core), and the columns would cost memory for nothing.
 constexpr int64_t kGemmConvMinWeightBytes = int64_t{64} << 20;
 
+// Output maps of fewer pixels than this (over the batch) are short products: they go by this path
+// whatever the weights' size, and the threads split each product's output channels between them
+// (oneDNN's threaded sgemm ran them 2x slower at 2 threads than at 1). Measured per layer on both
+// CPU classes (fcn_micro --benchmark_filter=SmallMaps): at 4x4 and 8x8 (batch 1) and 4x4 (batch 4)
+// this path wins or ties at 1 and 2 threads; at 256 pixels (16x16, or 8x8 batch 4) oneDNN's direct
+// kernels win on the AVX-512 class.
+constexpr int64_t kGemmConvShortProductPixels = 256;
+
 // A layer this path serves: float32 CPU N x C x H x W input, C x kh x kw weight with kh*kw > 1,
 // stride 1, dilation 1, one group, the same zero padding on every side, a non-empty output, and
-// (gemm_conv_eligible) at least kGemmConvMinWeightBytes of weights.
+// (gemm_conv_eligible) at least kGemmConvMinWeightBytes of weights or fewer than
+// kGemmConvShortProductPixels output pixels.
 bool gemm_conv_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
                       int64_t padding_h, int64_t padding_w);
 bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
