@@ -78,7 +78,8 @@ TEST(GemmConv, OnlyLayersItServes) {
 
 // Short products with several threads: each thread's sgemm computes its share of the output
 // channels (shares of 2, 2 and 1 for 5 outputs on 3 threads; a thread with none for 2 outputs),
-// into the right columns of the result, fused ReLU and bias included.
+// into the right columns of the result, fused ReLU and bias included; weights-first (40 rows, the
+// product transposed into place) and columns-first (144 rows).
 TEST(GemmConv, ThreadsShareAShortProductsOutputs) {
   if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
   torch::manual_seed(4);
@@ -87,13 +88,15 @@ TEST(GemmConv, ThreadsShareAShortProductsOutputs) {
   for (const int split : {3, 2, 1}) {
     at::set_num_threads(split);
     for (const int64_t outputs : {5, 2, 37}) {
-      SCOPED_TRACE(std::to_string(split) + " threads, " + std::to_string(outputs) + " outputs");
-      const auto x = torch::randn({2, 24, 5, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
-      const auto weight = torch::randn({outputs, 24, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast) / 15.0;
-      const auto bias = torch::randn({outputs});
-      const auto expected = torch::conv2d(x, weight, bias, 1, 1);
-      EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1), expected), 1e-5);
-      EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1, /*relu=*/true), expected.relu()), 1e-5);
+      for (const int64_t side : {4, 8}) {  // 2 x 5 x 4 = 40 and 2 x 9 x 8 = 144 output pixels
+        SCOPED_TRACE(std::to_string(split) + " threads, " + std::to_string(outputs) + " outputs, side " + std::to_string(side));
+        const auto x = torch::randn({2, 24, side + 1, side}).contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto weight = torch::randn({outputs, 24, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast) / 15.0;
+        const auto bias = torch::randn({outputs});
+        const auto expected = torch::conv2d(x, weight, bias, 1, 1);
+        EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1), expected), 1e-5);
+        EXPECT_LE(test::relative_error(gemm_conv2d(x, weight, bias, 1, /*relu=*/true), expected.relu()), 1e-5);
+      }
     }
   }
   at::set_num_threads(threads);

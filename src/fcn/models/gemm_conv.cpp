@@ -77,25 +77,41 @@ struct Im2col {
   }
 };
 
+// Products of fewer rows than this are computed weights-first: each output channel's row of
+// weights times the columns (k x m), transposed into place after. oneDNN's sgemm streams the weights
+// about twice as fast that way round for so few columns: 1024 -> 1024 channels on a 4x4 map (16 rows)
+// 5.1 -> 2.9 ms at 1 thread on AVX-512 Zen 5, 5.1-5.4 -> 3.7-3.9 on the AVX2 proxy; at 32 and 48 rows
+// it wins or ties on both, at 64 it is mixed (docs/benchmarks.md, "Short products").
+constexpr int64_t kWeightsFirstMaxRows = 63;
+
+void check_sgemm(dnnl_status_t status) {
+  if (status != dnnl_success) fail("gemm convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
+}
+
 // y (m x k, row stride k) = columns (m x depth) times weights^T (weights: k x depth). A short
 // product (m < kGemmConvShortProductPixels) is split by output channels, each thread's sgemm
 // single-threaded on its own share of the weights: oneDNN's threaded sgemm ran 1024 -> 1024 channels
 // on a 4x4 map in 10.4 ms at 2 threads and 4.9 at 1; split, 2.6 (AVX-512 Zen 5).
 void product_of_columns_and_weights(int64_t m, int64_t k, int64_t depth, const float* columns, const float* weights, float* y) {
-  const int64_t threads = at::get_num_threads();
-  if (threads == 1 || m >= kGemmConvShortProductPixels || at::in_parallel_region()) {
-    const auto status = dnnl_sgemm('N', 'T', m, k, depth, 1.f, columns, depth, weights, depth, 0.f, y, k);
-    if (status != dnnl_success) fail("gemm convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
-    return;
-  }
+  const bool weights_first = m <= kWeightsFirstMaxRows;
+  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  if (m >= kGemmConvShortProductPixels || (threads == 1 && !weights_first))  // oneDNN threads a long product itself
+    return check_sgemm(dnnl_sgemm('N', 'T', m, k, depth, 1.f, columns, depth, weights, depth, 0.f, y, k));
   const int64_t share = (k + threads - 1) / threads;
   at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     SingleThreadedKernels one_thread;
+    std::vector<float> transposed(static_cast<size_t>(weights_first ? share * m : 0));
     for (int64_t t = begin; t < end; ++t) {
       const int64_t first = t * share, outputs = std::min(share, k - first);
       if (outputs <= 0) break;
-      const auto status = dnnl_sgemm('N', 'T', m, outputs, depth, 1.f, columns, depth, weights + first * depth, depth, 0.f, y + first, k);
-      if (status != dnnl_success) fail("gemm convolution", "oneDNN sgemm failed (status " + std::to_string(status) + ")");
+      const float* rows = weights + first * depth;
+      if (!weights_first) {
+        check_sgemm(dnnl_sgemm('N', 'T', m, outputs, depth, 1.f, columns, depth, rows, depth, 0.f, y + first, k));
+        continue;
+      }
+      check_sgemm(dnnl_sgemm('N', 'T', outputs, m, depth, 1.f, rows, depth, columns, depth, 0.f, transposed.data(), m));
+      for (int64_t p = 0; p < m; ++p)
+        for (int64_t o = 0; o < outputs; ++o) y[p * k + first + o] = transposed[o * m + p];
     }
   });
 }
