@@ -173,7 +173,26 @@ TEST(HostileSafetensors, DeclaredSizesAreCheckedBeforeAllocating) {
   const auto negative = error_of([&] {
     parse_safetensors(file(R"({"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}})"), "neg.safetensors");
   });
-  EXPECT_NE(negative.find("neg.safetensors: tensor 'w' has a negative dimension -4"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("neg.safetensors: tensor 'w''s shape holds -4, a negative number"), std::string::npos) << negative;
+  // Sizes and offsets are whole numbers: a float is refused, not truncated; an integer beyond 64 bits
+  // (a JSON float to the parser) is refused, not converted (undefined; fuzz_safetensors found it).
+  const auto message = [&](const std::string& header) {
+    return error_of([&] { parse_safetensors(file(header), "h.safetensors"); });
+  };
+  EXPECT_NE(message(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})").find("shape holds 1.5, not a whole number"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[1111111111111111111111111111111111111,24]}})")
+                .find("tensor 'w''s data_offsets holds 1.1111111111111112e+36, not a whole number of at most 18446744073709551615"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"w":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,4]}})")
+                .find("shape holds 9223372036854775808, not a whole number of at most 9223372036854775807"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}})").find("data_offsets holds -4, a negative number"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"w":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})").find("shape is \"1\", not a list"), std::string::npos);
+  const auto fine = parse_safetensors(file(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})"), "ok.safetensors");
+  ASSERT_EQ(fine.size(), 1u);
+  EXPECT_EQ(fine[0].second.sizes(), (std::vector<int64_t>{2, 2}));
 }
 
 // A PNG file holding only a header (IHDR) and IEND: enough to claim any size.
@@ -274,6 +293,12 @@ TEST(HostileModelFile, SaneNumbersWithAnInsaneProductAreRefused) {
   const auto message = error_of([&] { validate_net_config(config, "m.fcn"); });
   EXPECT_NE(message.find("m.fcn: model config asks for an fc6 layer"), std::string::npos) << message;
   config["fc_channels"] = 4096, config["fc_kernel"] = 7, config["backbone"]["width"] = 1.0;  // VGG16's own
+  EXPECT_NO_THROW(validate_net_config(config, "m.fcn"));
+  // A count given as a fraction is refused, not truncated; a fraction where one belongs is fine.
+  config["fc_kernel"] = 6.5;
+  EXPECT_NE(error_of([&] { validate_net_config(config, "m.fcn"); }).find("m.fcn: model config key 'fc_kernel' is 6.5, not a whole number"),
+            std::string::npos);
+  config["fc_kernel"] = 7, config["backbone"]["width"] = 0.25, config["dropout"] = 0.5;
   EXPECT_NO_THROW(validate_net_config(config, "m.fcn"));
 }
 

@@ -1,7 +1,9 @@
 #include "fcn/formats/safetensors.h"
 
 #include <cstring>
+#include <limits>
 #include <map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -21,6 +23,25 @@ torch::ScalarType safetensors_dtype(const std::string& name, const std::string& 
   const auto it = kTypes.find(name);
   if (it == kTypes.end()) fail(path, "tensor '" + key + "' has unsupported dtype " + printable(name.substr(0, 40)));
   return it->second;
+}
+
+// A header entry's list of sizes or offsets: whole numbers of at least 0, as safetensors writes
+// them. Anything else is refused here, before a conversion could lose it: a float (1.5 would become
+// 1) or an integer beyond 64 bits, which JSON parsers hold as a float and whose conversion to an
+// integer is undefined (found by fuzz_safetensors).
+template <typename T>
+std::vector<T> whole_numbers(const nlohmann::json& list, const std::string& path, const std::string& what) {
+  if (!list.is_array()) fail(path, what + " is " + printable(list.dump().substr(0, 40)) + ", not a list");
+  std::vector<T> out;
+  for (const auto& value : list) {
+    if (value.is_number_integer() && !value.is_number_unsigned() && value.get<int64_t>() < 0)
+      fail(path, what + " holds " + value.dump() + ", a negative number");
+    if (!value.is_number_unsigned() || value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      fail(path, what + " holds " + printable(value.dump().substr(0, 40)) + ", not a whole number of at most " +
+                     std::to_string(std::numeric_limits<T>::max()));
+    out.push_back(static_cast<T>(value.get<uint64_t>()));
+  }
+  return out;
 }
 
 }  // namespace
@@ -48,14 +69,11 @@ StateDict parse_safetensors(const std::vector<char>& bytes, const std::string& p
     const std::string name = "tensor '" + printable(key) + "'";
     try {
       const auto dtype = safetensors_dtype(info.at("dtype").get<std::string>(), path, printable(key));
-      const auto shape = info.at("shape").get<std::vector<int64_t>>();
-      const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
+      const auto shape = whole_numbers<int64_t>(info.at("shape"), path, name + "'s shape");
+      const auto offsets = whole_numbers<uint64_t>(info.at("data_offsets"), path, name + "'s data_offsets");
       // Sizes are checked against the file before anything is allocated.
       int64_t numel = 1;
-      for (const auto d : shape) {
-        if (d < 0) fail(path, name + " has a negative dimension " + std::to_string(d));
-        numel = checked_mul(path, name + "'s size", numel, d);
-      }
+      for (const auto d : shape) numel = checked_mul(path, name + "'s size", numel, d);
       const auto need = static_cast<uint64_t>(checked_mul(path, name + "'s size", numel, static_cast<int64_t>(c10::elementSize(dtype))));
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size || offsets[1] - offsets[0] != need)
         fail(path, name + " has data offsets that do not fit its shape or the file (truncated?)");

@@ -17,15 +17,17 @@ using nlohmann::json;
 namespace {
 
 // Sane bounds on the numbers of a config (a model file's config is user input: 1e12 classes must
-// be refused before a net of that size is allocated). Keys not listed: finite, |x| <= 1e6.
+// be refused before a net of that size is allocated), and which are counts: a count given as 3.5
+// is refused, not truncated to 3 by the factory. Keys not listed: finite, |x| <= 1e6.
 struct Bound {
   const char* key;
   double low, high;
+  bool whole;
 };
-constexpr Bound kBounds[] = {{"num_classes", 1, 65536}, {"in_channels", 1, 1024}, {"fc_channels", 0, 65536},
-                             {"fc_kernel", 0, 32},      {"width", 1e-3, 8},       {"base_channels", 1, 4096},
-                             {"input_size", 1, 8192},   {"depth", 0, 200},        {"stride", 1, 64},
-                             {"dropout", 0, 1}};
+constexpr Bound kBounds[] = {{"num_classes", 1, 65536, true}, {"in_channels", 1, 1024, true}, {"fc_channels", 0, 65536, true},
+                             {"fc_kernel", 0, 32, true},      {"width", 1e-3, 8, false},      {"base_channels", 1, 4096, true},
+                             {"input_size", 1, 8192, true},   {"depth", 0, 200, true},        {"stride", 1, 64, true},
+                             {"dropout", 0, 1, false}};
 
 void check_bounds(const json& config, const std::string& context, int level) {
   if (level > 4) fail(context, "model config is nested too deeply");
@@ -35,8 +37,11 @@ void check_bounds(const json& config, const std::string& context, int level) {
     if (!value.is_number()) continue;
     const double x = value.get<double>();
     double low = -1e6, high = 1e6;
+    bool whole = false;
     for (const auto& b : kBounds)
-      if (key == b.key) low = b.low, high = b.high;
+      if (key == b.key) low = b.low, high = b.high, whole = b.whole;
+    if (whole && !value.is_number_integer())
+      fail(context, "model config key '" + printable(key.substr(0, 40)) + "' is " + value.dump() + ", not a whole number");
     const auto number = [](double v) { return v == std::floor(v) ? std::to_string(static_cast<long long>(v)) : json(v).dump(); };
     if (!std::isfinite(x) || x < low || x > high)
       fail(context, "model config key '" + printable(key.substr(0, 40)) + "' is " + value.dump() + ", outside " + number(low) + ".." +
