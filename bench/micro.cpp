@@ -107,6 +107,31 @@ BENCHMARK(BM_Winograd3x3Train)
     ->ArgsProduct({{64, 128}, {64, 128}, {4, 8, 16, 32, 64}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
+// A short product's training step (forward, then the input, weight and bias gradients), fp32, in
+// channels-last (arg 4 = 1) or NCHW (0): the demo's fc6 (VGG16-w0.25: 7x7, 128 -> 1024 over an 8x8
+// pool5 map, batch 8: 32 output pixels) and a U-Net's 4x4 bottleneck at batch 8 (128 pixels), by
+// LibTorch's convolution (arg 5 = 0) or fcn's im2col + sgemm (1).
+void BM_ShortProductTrain(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), kernel = state.range(2), size = state.range(3);
+  const bool channels_last = state.range(4) != 0, gemm = state.range(5) != 0;
+  if (gemm && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  const int64_t padding = kernel == 3 ? 1 : 0;
+  const auto x = torch::rand({8, in, size, size}).contiguous(format).requires_grad_();
+  const auto w = (torch::randn({out, in, kernel, kernel}) / std::sqrt(kernel * kernel * in)).contiguous(format).requires_grad_();
+  const auto b = torch::zeros({out}).requires_grad_();
+  for (auto _ : state) {
+    const auto y = gemm ? fcn::gemm_conv2d_trainable(x, w, b, padding) : torch::conv2d(x, w, b, 1, padding);
+    y.backward(torch::ones_like(y));
+  }
+  state.SetLabel(gemm ? "im2col + sgemm" : "direct");
+}
+BENCHMARK(BM_ShortProductTrain)
+    ->ArgsProduct({{128}, {1024}, {7}, {8}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{512}, {1024}, {3}, {4}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{128}, {128}, {3}, {4}, {0, 1}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
+
 // fc6 of FCN-8s VGG16 (7x7, 512 -> 4096: 411 MB of weights) on the 500x500 reference geometry's
 // 22x22 pool5 and the same geometry's 16x16 (padding 3), and AlexNet's fc6 (6x6, 256 -> 4096) on a
 // 13x13 map, with ReLU, channels-last fp32 inference: LibTorch's direct convolution (arg 4 = 0)

@@ -128,6 +128,78 @@ TEST(GemmConv, ConvFollowsTheFastPathsChoice) {
   EXPECT_TRUE(torch::equal(grad_mode.detach(), direct));
 }
 
+// Training short products: the output and the input, weight and bias gradients against LibTorch's
+// autograd convolution (the oracle), over both layouts, kernels 7 (the demo's fc6, valid), 3 (padded)
+// and 2, bias or none; the weight gradient comes back in the weight's own layout.
+TEST(GemmConv, TrainsShortProductsLikeAutograd) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(5);
+  struct Case {
+    int64_t n, c, o, h, w, kernel, padding;
+    bool channels_last, bias;
+  };
+  for (const auto& k : {Case{4, 24, 40, 8, 8, 7, 0, true, true}, Case{4, 24, 40, 8, 8, 7, 0, false, true},
+                        Case{2, 16, 12, 4, 5, 3, 1, true, false}, Case{3, 8, 6, 5, 4, 2, 1, false, true},
+                        Case{1, 32, 8, 3, 3, 3, 0, true, true}}) {
+    SCOPED_TRACE(std::to_string(k.kernel) + "x" + std::to_string(k.kernel) + (k.channels_last ? " channels-last" : " NCHW"));
+    const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto x0 = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format);
+    const auto w0 = (torch::randn({k.o, k.c, k.kernel, k.kernel}) / std::sqrt(k.kernel * k.kernel * k.c)).contiguous(format);
+    const auto b0 = torch::randn({k.o});
+    auto grads = [&](bool gemm) {
+      const auto x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+      const auto b = k.bias ? b0.clone().requires_grad_() : torch::Tensor();
+      const auto y = gemm ? gemm_conv2d_trainable(x, w, b, k.padding) : torch::conv2d(x, w, b, 1, k.padding);
+      const auto upstream = torch::arange(y.numel(), torch::kFloat).view(y.sizes()).sin();  // the same in both runs
+      y.backward(upstream);
+      return std::vector<torch::Tensor>{y.detach(), x.grad(), w.grad(), k.bias ? b.grad() : torch::zeros({1})};
+    };
+    ASSERT_TRUE(gemm_conv_trains_well(x0, w0, 1, 1, 1, k.padding, k.padding));
+    const auto expected = grads(false), got = grads(true);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_EQ(got[i].sizes(), expected[i].sizes()) << i;
+      EXPECT_LE(test::relative_error(got[i], expected[i]), 1e-5) << "output, dx, dw, db: " << i;
+    }
+    EXPECT_EQ(got[2].is_contiguous(format), true) << "the weight gradient in the weight's layout";
+    if (k.h * k.w > 1 && k.channels_last) EXPECT_FALSE(got[1].is_contiguous()) << "dx in x's layout";
+  }
+  // Which layers: fewer than 256 output pixels only; no double backward.
+  EXPECT_FALSE(gemm_conv_trains_well(torch::zeros({1, 8, 16, 16}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 1, 1));
+  EXPECT_TRUE(gemm_conv_trains_well(torch::zeros({3, 8, 9, 9}), torch::zeros({8, 8, 3, 3}), 1, 1, 1, 1, 1));  // 243
+  EXPECT_NE(test::error_of([] { gemm_conv2d_trainable(torch::zeros({1, 8, 16, 16}), torch::zeros({8, 8, 3, 3}), {}, 1); })
+                .find("fewer than 256 output pixels"),
+            std::string::npos);
+  const auto x = torch::randn({1, 4, 3, 3}).requires_grad_();
+  const auto w = torch::randn({2, 4, 3, 3}).requires_grad_();
+  const auto y = gemm_conv2d_trainable(x, w, {}, 1);
+  EXPECT_NE(test::error_of([&] { torch::autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true); })
+                .find("no double backward"),
+            std::string::npos);
+}
+
+// fcn::conv trains short products this way under the trainer's fcn kernels (the default), and by
+// LibTorch's convolution, bitwise, under kDirect; inference is gemm_conv2d's.
+TEST(GemmConv, ConvTrainsShortProductsUnderFcnsKernels) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn was built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(6);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(32, 16, 3).padding(1));
+  const auto x = torch::randn({2, 32, 6, 6}).requires_grad_();
+  auto step = [&](ConvAlgorithm algorithm) {
+    set_training_conv_algorithm(algorithm);
+    layer->zero_grad();
+    const auto y = conv_relu(layer, x);
+    y.sum().backward();
+    return std::make_pair(y.detach(), layer->weight.grad().clone());
+  };
+  const auto direct = step(ConvAlgorithm::kDirect), fcn = step(ConvAlgorithm::kWinograd);
+  set_training_conv_algorithm(ConvAlgorithm::kWinograd);
+  const auto reference = torch::relu(layer->forward(x));
+  EXPECT_TRUE(torch::equal(direct.first, reference.detach()));
+  EXPECT_FALSE(torch::equal(fcn.first, direct.first)) << "bitwise LibTorch's: did the gemm path run at all?";
+  EXPECT_LE(test::relative_error(fcn.first, direct.first), 1e-5);
+  EXPECT_LE(test::relative_error(fcn.second, direct.second), 1e-5);
+}
+
 // U-Net's up-convolution: either input and weight layout, bias or none, one pixel or several
 // chunks of pixels over an image boundary, strides 2 and 3.
 TEST(NonOverlappingTransposed, MatchesConvTranspose2d) {

@@ -1,6 +1,7 @@
 #include "fcn/models/gemm_conv.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #ifdef FCN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -33,6 +35,13 @@ bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int
   if (!gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w)) return false;
   const int64_t pixels = x.size(0) * (x.size(2) + 2 * padding_h - weight.size(2) + 1) * (x.size(3) + 2 * padding_w - weight.size(3) + 1);
   return weight.numel() * static_cast<int64_t>(sizeof(float)) >= kGemmConvMinWeightBytes || pixels < kGemmConvShortProductPixels;
+}
+
+bool gemm_conv_trains_well(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
+                           int64_t padding_h, int64_t padding_w) {
+  if (!gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w)) return false;
+  return x.size(0) * (x.size(2) + 2 * padding_h - weight.size(2) + 1) * (x.size(3) + 2 * padding_w - weight.size(3) + 1) <
+         kGemmConvShortProductPixels;
 }
 
 bool nonoverlapping_transposed_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups,
@@ -73,6 +82,19 @@ struct Im2col {
         } else {
           for (int64_t ch = 0; ch < c; ++ch) col[ch * taps + tap] = src != nullptr ? src[ch] : 0.f;
         }
+      }
+  }
+
+  // The reverse for the input gradient: output pixel p's column gradient `col` added into dx (NHWC)
+  // where gather read it. Pixels of one image overlap; of different images, never.
+  void scatter_add(const float* col, int64_t p, float* dx) const {
+    const int64_t image = p / (out_h * out_w), row = p / out_w % out_h, column = p % out_w, taps = kh * kw;
+    for (int64_t i = 0; i < kh; ++i)
+      for (int64_t j = 0; j < kw; ++j) {
+        const int64_t r = row + i - padding, q = column + j - padding, tap = i * kw + j;
+        if (r < 0 || r >= h || q < 0 || q >= w) continue;
+        float* dst = dx + ((image * h + r) * w + q) * c;
+        for (int64_t ch = 0; ch < c; ++ch) dst[ch] += taps_major ? col[tap * c + ch] : col[ch * taps + tap];
       }
   }
 };
@@ -153,6 +175,89 @@ torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weigh
 
 namespace {
 
+// A short product's convolution with autograd: the forward pass as gemm_conv2d's (its columns kept
+// for the weight gradient), dW = dY^T x columns straight into the weight's layout, d(columns) =
+// dY x W scattered back into dX.
+class ShortProductConv : public torch::autograd::Function<ShortProductConv> {
+ public:
+  // LibTorch 1.13's custom functions take no undefined inputs: an empty bias stands for none.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            const at::Tensor& bias, int64_t padding) {
+    const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+    const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+    const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
+    const auto w = taps_major ? weight : weight.contiguous();
+    const auto g = sizes_of({x.size(0), x.size(1), x.size(2), x.size(3)}, w, padding, taps_major);
+    const int64_t k = w.size(0), depth = g.depth(), pixels = g.pixels();
+    auto cols = at::empty({pixels, depth}, x.options());
+    const float* xp = x.data_ptr<float>();
+    float* cp = cols.data_ptr<float>();
+    at::parallel_for(0, pixels, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) g.gather(xp, p, cp + p * depth);
+    });
+    auto y = at::empty({g.n, k, g.out_h, g.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    product_of_columns_and_weights(pixels, k, depth, cp, w.data_ptr<float>(), y.data_ptr<float>());
+    if (bias.numel() > 0) y.add_(bias.view({1, k, 1, 1}));
+    ctx->save_for_backward({cols, w});
+    ctx->saved_data["sizes"] = std::vector<int64_t>{g.n, g.c, g.h, g.w, padding, taps_major, nhwc};
+    ctx->saved_data["bias"] = bias.numel() > 0;
+    return nhwc ? y : y.contiguous();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    if (torch::GradMode::is_enabled())
+      fail("gemm convolution", "has no double backward (create_graph): train with set_training_conv_algorithm(kDirect)");
+    const auto saved = ctx->get_saved_variables();
+    const auto &cols = saved[0], &w = saved[1];
+    const auto v = ctx->saved_data["sizes"].toIntVector();
+    const bool taps_major = v[5] != 0, nhwc = v[6] != 0;
+    const auto g = sizes_of({v[0], v[1], v[2], v[3]}, w, v[4], taps_major);
+    const int64_t k = w.size(0), depth = g.depth(), m = g.pixels();
+    const auto dy = grads[0].contiguous(at::MemoryFormat::ChannelsLast);  // m x k
+    const float* dyp = dy.data_ptr<float>();
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      auto dcols = at::empty({m, depth}, dy.options());
+      check_sgemm(dnnl_sgemm('N', 'N', m, depth, k, 1.f, dyp, k, w.data_ptr<float>(), depth, 0.f, dcols.data_ptr<float>(), depth));
+      // (at::zeros takes no memory format: it would drop the channels-last asked for here)
+      dx = at::empty({g.n, g.c, g.h, g.w}, dy.options().memory_format(at::MemoryFormat::ChannelsLast)).zero_();
+      const float* dcp = dcols.data_ptr<float>();
+      float* dxp = dx.data_ptr<float>();
+      const int64_t per_image = g.out_h * g.out_w;
+      at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin * per_image; p < end * per_image; ++p) g.scatter_add(dcp + p * depth, p, dxp);
+      });
+      if (!nhwc) dx = dx.contiguous();
+    }
+    if (ctx->needs_input_grad(1)) {  // the weight's own layout: k x depth in memory either way
+      dw = at::empty(w.sizes(), w.options().memory_format(taps_major ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+      check_sgemm(dnnl_sgemm('T', 'N', k, depth, m, 1.f, dyp, k, cols.data_ptr<float>(), depth, 0.f, dw.data_ptr<float>(), depth));
+    }
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.permute({0, 2, 3, 1}).reshape({m, k}).sum(0);  // NHWC: rows are pixels
+    return {dx, dw, db, at::Tensor()};
+  }
+
+ private:
+  static Im2col sizes_of(std::array<int64_t, 4> x, const at::Tensor& w, int64_t padding, bool taps_major) {  // x: N, C, H, W
+    Im2col g{x[0], x[1], x[2], x[3], w.size(2), w.size(3), padding, 0, 0, taps_major};
+    g.out_h = g.h + 2 * padding - g.kh + 1;
+    g.out_w = g.w + 2 * padding - g.kw + 1;
+    return g;
+  }
+};
+
+}  // namespace
+
+torch::Tensor gemm_conv2d_trainable(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding) {
+  RECORD_FUNCTION("fcn::gemm_conv2d_trainable", std::vector<c10::IValue>());
+  if (!gemm_conv_trains_well(x, weight, 1, 1, 1, padding, padding))
+    fail("gemm convolution", "trains float32 CPU layers with fewer than " + std::to_string(kGemmConvShortProductPixels) +
+                                 " output pixels, a C x kh x kw weight (kh*kw > 1) and an input at least the kernel");
+  return ShortProductConv::apply(x, weight, bias.defined() ? bias.to(at::kFloat) : at::empty({0}, weight.options()), padding);
+}
+
+namespace {
+
 // Up-convolution products per chunk of pixels: a chunk's sgemm result stays in cache for the
 // scatter that follows, and a chunk has at least 256 pixels (short products run below peak).
 constexpr int64_t kBlockBufferBytes = int64_t{1} << 20;
@@ -213,6 +318,10 @@ torch::Tensor gemm_conv2d(const torch::Tensor&, const torch::Tensor&, const torc
 
 torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
   fail("up-convolution", "fcn was built without oneDNN (libdnnl-dev)");
+}
+
+torch::Tensor gemm_conv2d_trainable(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+  fail("gemm convolution", "fcn was built without oneDNN (libdnnl-dev)");
 }
 
 #endif

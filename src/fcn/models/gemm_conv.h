@@ -50,6 +50,15 @@ bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int
 torch::Tensor gemm_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding,
                           bool relu = false);
 
+// Training (grad mode) by the same products, for short products only (gemm_conv_trains_well: fewer
+// than kGemmConvShortProductPixels output pixels, e.g. the demo's fc6, 7x7 over an 8x8 pool5 map at
+// batch 8): the forward pass keeps its columns, dW = dY^T x columns is written straight into the
+// weight's layout and dX is d(columns) = dY x W scattered back. First derivatives only. Throws
+// fcn::Error for a layer it does not serve, or in a build without oneDNN.
+bool gemm_conv_trains_well(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
+                           int64_t padding_h, int64_t padding_w);
+torch::Tensor gemm_conv2d_trainable(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding);
+
 // U-Net's up-convolution for inference: a transposed convolution whose kernel equals its stride
 // (s x s, stride s; no overlap), so input pixel p's s x s output block is p's channels times the
 // weight read as an in x (s*s*out) matrix. One sgemm per chunk of pixels into a cache-sized buffer,
