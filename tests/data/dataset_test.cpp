@@ -8,9 +8,9 @@
 #include <torch/torch.h>
 
 #include "fcn/data/dataset.h"
-#include "fcn/data/stats.h"
 #include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
+#include "fcn/data/stats.h"
 #include "fcn/data/transforms.h"
 #include "fcn/eval/separation.h"
 #include "fcn/formats/png.h"
@@ -317,6 +317,29 @@ TEST(KeptSamples, StayWithinTheBudgetAndCopiesShareThem) {
   EXPECT_EQ(kept.kept_stats().samples, 0u);
   expect_names(test::error_of([&] { kept.get(2); }), "img2.png", "");
   EXPECT_EQ(copy.kept_stats().samples, 2u);  // the copy keeps its store
+}
+
+// A split's image statistics read the images only: without a store no mask is decoded (a corrupt
+// mask does not stop them), with one each pair is kept for training's epochs; the same numbers
+// either way, the oracle's (three 8x10 gray images of 0, 40 and 80; float32 pixels, so to 1e-6).
+TEST(Dataset, NormalizationReadsImagesAndKeepsThePairsWhereAsked) {
+  const auto dir = make_voc("voc_normalization");
+  const double mean = 40.0 / 255.0, std = std::sqrt((0.0 + 1600.0 + 6400.0) / 3.0 - 1600.0) / 255.0;
+  {
+    SegmentationDataset kept(dir, "train");
+    kept.keep_decoded(size_t{1} << 20);
+    const auto n = dataset_normalization(kept, 1);
+    EXPECT_NEAR(n.mean.at(0), mean, 1e-6);
+    EXPECT_NEAR(n.std.at(0), std, 1e-6);
+    EXPECT_EQ(kept.kept_stats().samples, 3u);  // held for the epochs that follow
+  }
+  std::ofstream(dir + "/SegmentationClass/img1.png") << "not a png";
+  const SegmentationDataset plain(dir, "train");
+  const auto n = dataset_normalization(plain, 1);
+  EXPECT_NEAR(n.mean.at(0), mean, 1e-6);
+  EXPECT_NEAR(n.std.at(0), std, 1e-6);
+  EXPECT_TRUE(torch::equal(plain.image(2), plain.get(2).image));
+  expect_names(test::error_of([&] { plain.get(1); }), "img1.png", "");  // get() still reads and checks the mask
 }
 
 // fcn train's data: the check reads every pair through the datasets training then uses, so that

@@ -347,6 +347,10 @@ Sample SegmentationDataset::get(size_t index) const {
   return sample;
 }
 
+torch::Tensor SegmentationDataset::image(size_t index) const {
+  return kept_ != nullptr ? get(index).image : read_image(images_.at(index));
+}
+
 Sample SegmentationDataset::decode(size_t index) const {
   Sample sample;
   sample.id = ids_.at(index);

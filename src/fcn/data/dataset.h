@@ -47,6 +47,9 @@ class SegmentationDataset {
 
   size_t size() const { return images_.size(); }
   Sample get(size_t index) const;  // reads, decodes and validates one pair (or takes it from keep_decoded's store)
+  // Pair `index`'s image alone, as get() gives it: through get() where the dataset keeps samples (so
+  // the pair is held for later), else decoded without reading the mask (statistics over the images).
+  torch::Tensor image(size_t index) const;
 
   // Keeps the samples get() decodes, up to `budget_bytes` in all, so that a later get() of one
   // reads no file: training's later epochs, validation after every epoch, one val set scored by

@@ -131,7 +131,7 @@ Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t 
   auto sum = torch::zeros({channels}, torch::kDouble), sum_sq = torch::zeros({channels}, torch::kDouble);
   double pixels = 0;
   for (size_t i = 0; i < count; ++i) {
-    const auto image = adapt_channels(dataset.get(i).image, channels, dataset.image_path(i)).to(torch::kDouble);
+    const auto image = adapt_channels(dataset.image(i), channels, dataset.image_path(i)).to(torch::kDouble);
     sum += image.sum({1, 2});
     sum_sq += image.pow(2).sum({1, 2});
     pixels += static_cast<double>(image.size(1) * image.size(2));

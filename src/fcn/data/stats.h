@@ -19,8 +19,8 @@ namespace fcn {
 torch::Tensor class_histogram(const SegmentationDataset& dataset);
 // Median frequency balancing (Eigen & Fergus): weight_c = median(freq) / freq_c; absent classes get 0.
 torch::Tensor median_frequency_weights(const torch::Tensor& histogram);
-// Per-channel mean/std of a split's images (up to `max_images`, read through get(): kept ones are not
-// decoded again), for a fresh model's normalisation.
+// Per-channel mean/std of a split's images (up to `max_images`, read through image(): kept ones are not
+// decoded again, and without a store the masks are not read), for a fresh model's normalisation.
 Normalization dataset_normalization(const SegmentationDataset& dataset, int64_t channels, size_t max_images = 500);
 
 // What `fcn data check` reports: every problem (file + what is wrong), per-class pixel counts
