@@ -2,9 +2,11 @@
 # Issue 15's measurements on this machine's CPU class, in one command, so that a session on a class
 # not measured yet (docs/benchmarks.md says which) records everything the targets ask for:
 #   bash scripts/measure-class.sh [BUILD] [OUT]        (DEMO=1 also times make demo after the build)
-# Writes OUT/{cpu.txt,tune.json,tune-train.json,fcn8s-500.json,unet-512.json,train-320.json,summary.md[,demo.log]}
+# Writes OUT/{cpu.txt,tune.json,tune-train.json,fcn8s-500.json,unet-512.json,train-320.json,micro-1.json,micro-2.json,
+# summary.md[,demo.log]}
 # and prints summary.md: per workload and thread count, fcn's time, the fastest peer's and the ratio,
-# beside the issue's target for this class. About 19 minutes on 2 AMX-class cores (30 with DEMO=1).
+# beside the issue's target for this class. About 19 minutes on 2 AMX-class cores (30 with DEMO=1), plus ~2 for
+# fcn_micro's per-layer rules.
 # Nothing else may run meanwhile: the peers are timed in the same run, but a busy machine still
 # moves every number.
 set -euo pipefail
@@ -37,6 +39,19 @@ bench() {  # NAME ARGS...
 bench fcn8s-500 --geometry reference --size 500
 bench unet-512 --arch unet --size 512
 bench train-320 --geometry reference --size 320 --mode train
+
+# The per-layer rules' measurements (docs/benchmarks.md, "Small maps", "Short products", "Short products in
+# training"): direct / Winograd / im2col + sgemm on small maps, and short products' training step, at 1 and 2
+# threads. Where the rules' thresholds (16 Winograd tiles without AVX-512, 64 with; sgemm below 256 pixels) are
+# wrong for this class, these rows show it. Skipped in a build without the benchmarks (-DFCN_BUILD_BENCH=ON).
+if [ -x "$BUILD/bench/fcn_micro" ]; then
+  for threads in 1 2; do
+    step "fcn_micro per-layer rules, $threads thread(s)"
+    OMP_NUM_THREADS=$threads "$BUILD/bench/fcn_micro" --benchmark_filter='SmallMaps/(256|512|1024)/(4|8|16)/(1|4)/|ShortProductTrain' \
+      --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+      --benchmark_out="$OUT/micro-$threads.json" --benchmark_out_format=json | grep median || true
+  done
+fi
 
 if [ "${DEMO:-0}" = 1 ]; then
   step "make demo (timed after the build)"
