@@ -30,18 +30,24 @@ bool gemm_conv_serves(const torch::Tensor& x, const torch::Tensor& weight, int64
          x.size(1) == weight.size(1) && x.size(0) > 0 && x.size(2) + 2 * padding_h >= kh && x.size(3) + 2 * padding_w >= kw;
 }
 
+namespace {
+// Output pixels over the batch of a stride-1 convolution of x by weight (a layer gemm_conv_serves).
+int64_t output_pixels(const torch::Tensor& x, const torch::Tensor& weight, int64_t padding_h, int64_t padding_w) {
+  return x.size(0) * (x.size(2) + 2 * padding_h - weight.size(2) + 1) * (x.size(3) + 2 * padding_w - weight.size(3) + 1);
+}
+}  // namespace
+
 bool gemm_conv_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
                         int64_t padding_h, int64_t padding_w) {
   if (!gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w)) return false;
-  const int64_t pixels = x.size(0) * (x.size(2) + 2 * padding_h - weight.size(2) + 1) * (x.size(3) + 2 * padding_w - weight.size(3) + 1);
-  return weight.numel() * static_cast<int64_t>(sizeof(float)) >= kGemmConvMinWeightBytes || pixels < kGemmConvShortProductPixels;
+  return weight.numel() * static_cast<int64_t>(sizeof(float)) >= kGemmConvMinWeightBytes ||
+         output_pixels(x, weight, padding_h, padding_w) < kGemmConvShortProductPixels;
 }
 
 bool gemm_conv_trains_well(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation, int64_t groups,
                            int64_t padding_h, int64_t padding_w) {
-  if (!gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w)) return false;
-  return x.size(0) * (x.size(2) + 2 * padding_h - weight.size(2) + 1) * (x.size(3) + 2 * padding_w - weight.size(3) + 1) <
-         kGemmConvShortProductPixels;
+  return gemm_conv_serves(x, weight, stride, dilation, groups, padding_h, padding_w) &&
+         output_pixels(x, weight, padding_h, padding_w) < kGemmConvShortProductPixels;
 }
 
 bool nonoverlapping_transposed_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t groups,
@@ -63,8 +69,19 @@ constexpr int64_t kColumnBytes = int64_t{32} << 20;
 struct Im2col {
   int64_t n, c, h, w, kh, kw, padding, out_h, out_w;
   bool taps_major;
+  // The sizes of an N x C x H x W input `x` under a kh x kw kernel, stride 1.
+  static Im2col of(std::array<int64_t, 4> x, int64_t kh, int64_t kw, int64_t padding, bool taps_major) {
+    return {x[0], x[1], x[2], x[3], kh, kw, padding, x[2] + 2 * padding - kh + 1, x[3] + 2 * padding - kw + 1, taps_major};
+  }
   int64_t depth() const { return c * kh * kw; }
   int64_t pixels() const { return n * out_h * out_w; }
+
+  // Output pixels first .. first + m - 1's columns into `cols` (m x depth()), over the threads.
+  void gather_rows(const float* x, int64_t first, int64_t m, float* cols) const {
+    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) gather(x, first + p, cols + p * depth());
+    });
+  }
 
   // Output pixel p's column into `col` (depth() floats), from x in NHWC.
   void gather(const float* x, int64_t p, float* col) const {
@@ -138,6 +155,22 @@ void product_of_columns_and_weights(int64_t m, int64_t k, int64_t depth, const f
   });
 }
 
+// A layer's operands as the products read them: x channels-last (NHWC), the weight in place where it
+// is channels-last (taps-major columns) and contiguous otherwise, and the sizes. nhwc: the input was
+// channels-last, and the result is given back so.
+struct ColumnOperands {
+  at::Tensor x, w;
+  bool nhwc;
+  Im2col g;
+};
+ColumnOperands operands_of(const at::Tensor& input, const at::Tensor& weight, int64_t padding) {
+  const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
+  ColumnOperands o{input.contiguous(at::MemoryFormat::ChannelsLast), taps_major ? weight : weight.contiguous(),
+                   !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast), {}};
+  o.g = Im2col::of({input.size(0), input.size(1), input.size(2), input.size(3)}, weight.size(2), weight.size(3), padding, taps_major);
+  return o;
+}
+
 }  // namespace
 
 torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias, int64_t padding,
@@ -146,15 +179,8 @@ torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weigh
   if (!gemm_conv_serves(input, weight, 1, 1, 1, padding, padding))
     fail("gemm convolution",
          "needs a float32 CPU N x C x H x W input, a C x kh x kw weight (kh*kw > 1) and an input at least the kernel");
-  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
-  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
-  const auto w = taps_major ? weight : weight.contiguous();
-  const int64_t k = w.size(0);
-  Im2col g{x.size(0), x.size(1), x.size(2), x.size(3), w.size(2), w.size(3), padding, 0, 0, taps_major};
-  g.out_h = g.h + 2 * padding - g.kh + 1;
-  g.out_w = g.w + 2 * padding - g.kw + 1;
-  const int64_t depth = g.depth(), pixels = g.pixels();
+  const auto [x, w, nhwc, g] = operands_of(input, weight, padding);
+  const int64_t k = w.size(0), depth = g.depth(), pixels = g.pixels();
   const int64_t chunk = std::min(pixels, std::max<int64_t>(256, kColumnBytes / (depth * static_cast<int64_t>(sizeof(float)))));
   auto y = at::empty({g.n, k, g.out_h, g.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   auto cols = at::empty({chunk, depth}, x.options());
@@ -162,9 +188,7 @@ torch::Tensor gemm_conv2d(const torch::Tensor& input, const torch::Tensor& weigh
   float *cp = cols.data_ptr<float>(), *yp = y.data_ptr<float>();
   for (int64_t first = 0; first < pixels; first += chunk) {
     const int64_t m = std::min(chunk, pixels - first);
-    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) g.gather(xp, first + p, cp + p * depth);
-    });
+    g.gather_rows(xp, first, m, cp);
     product_of_columns_and_weights(m, k, depth, cp, wp, yp + first * k);
   }
   cols = at::Tensor();
@@ -183,23 +207,16 @@ class ShortProductConv : public torch::autograd::Function<ShortProductConv> {
   // LibTorch 1.13's custom functions take no undefined inputs: an empty bias stands for none.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor& bias, int64_t padding) {
-    const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
-    const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-    const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
-    const auto w = taps_major ? weight : weight.contiguous();
-    const auto g = sizes_of({x.size(0), x.size(1), x.size(2), x.size(3)}, w, padding, taps_major);
+    const auto [x, w, nhwc, g] = operands_of(input, weight, padding);
     const int64_t k = w.size(0), depth = g.depth(), pixels = g.pixels();
     auto cols = at::empty({pixels, depth}, x.options());
-    const float* xp = x.data_ptr<float>();
     float* cp = cols.data_ptr<float>();
-    at::parallel_for(0, pixels, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) g.gather(xp, p, cp + p * depth);
-    });
+    g.gather_rows(x.data_ptr<float>(), 0, pixels, cp);
     auto y = at::empty({g.n, k, g.out_h, g.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
     product_of_columns_and_weights(pixels, k, depth, cp, w.data_ptr<float>(), y.data_ptr<float>());
     if (bias.numel() > 0) y.add_(bias.view({1, k, 1, 1}));
     ctx->save_for_backward({cols, w});
-    ctx->saved_data["sizes"] = std::vector<int64_t>{g.n, g.c, g.h, g.w, padding, taps_major, nhwc};
+    ctx->saved_data["sizes"] = std::vector<int64_t>{g.n, g.c, g.h, g.w, padding, g.taps_major, nhwc};
     ctx->saved_data["bias"] = bias.numel() > 0;
     return nhwc ? y : y.contiguous();
   }
@@ -211,7 +228,7 @@ class ShortProductConv : public torch::autograd::Function<ShortProductConv> {
     const auto &cols = saved[0], &w = saved[1];
     const auto v = ctx->saved_data["sizes"].toIntVector();
     const bool taps_major = v[5] != 0, nhwc = v[6] != 0;
-    const auto g = sizes_of({v[0], v[1], v[2], v[3]}, w, v[4], taps_major);
+    const auto g = Im2col::of({v[0], v[1], v[2], v[3]}, w.size(2), w.size(3), v[4], taps_major);
     const int64_t k = w.size(0), depth = g.depth(), m = g.pixels();
     const auto dy = grads[0].contiguous(at::MemoryFormat::ChannelsLast);  // m x k
     const float* dyp = dy.data_ptr<float>();
@@ -235,14 +252,6 @@ class ShortProductConv : public torch::autograd::Function<ShortProductConv> {
     }
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.permute({0, 2, 3, 1}).reshape({m, k}).sum(0);  // NHWC: rows are pixels
     return {dx, dw, db, at::Tensor()};
-  }
-
- private:
-  static Im2col sizes_of(std::array<int64_t, 4> x, const at::Tensor& w, int64_t padding, bool taps_major) {  // x: N, C, H, W
-    Im2col g{x[0], x[1], x[2], x[3], w.size(2), w.size(3), padding, 0, 0, taps_major};
-    g.out_h = g.h + 2 * padding - g.kh + 1;
-    g.out_w = g.w + 2 * padding - g.kw + 1;
-    return g;
   }
 };
 
