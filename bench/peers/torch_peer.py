@@ -1,6 +1,7 @@
 """PyTorch-Python eager peer for `fcn bench --peers`: the same architecture (tests/oracle/nets.py,
 identical parameter names), the same weights (fcn export --pth) and the same input size, timed the
-way a PyTorch user runs it (eval, inference_mode, NCHW fp32 eager; train: SGD momentum 0.9).
+way a PyTorch user runs it (eval, inference_mode, NCHW fp32 eager; train: SGD momentum 0.9,
+gradients set to None between steps).
 
 Usage: /usr/bin/python3 torch_peer.py CONFIG_JSON WEIGHTS_PTH --size HxW --batch N --mode infer|train
                                       --runs R --warmup W --threads T [--device cpu|cuda|cuda:N]
@@ -76,7 +77,7 @@ def main():
         labels = None
         for i in range(a.warmup + a.runs):
             start = time.perf_counter()
-            sgd.zero_grad()
+            sgd.zero_grad(set_to_none=True)  # PyTorch 2's default, as fcn's trainer does
             logits = net(x)
             if labels is None:
                 labels = torch.randint(0, logits.shape[1], (logits.shape[0], logits.shape[2], logits.shape[3])).to(device)

@@ -12,6 +12,7 @@
 
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/layers.h"
+#include "fcn/train/fused_sgd.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"
@@ -93,10 +94,10 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   }
   net.train();
   for (auto& p : net.parameters()) p.mutable_grad().reset();  // a gradient left in another layout by an earlier call
-  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(1e-4).momentum(0.9));
+  FusedSGD sgd(net.parameters(), torch::optim::SGDOptions(1e-4).momentum(0.9));  // the trainer's update, the peer's settings
   torch::Tensor labels;
   time_runs([&] {
-    sgd.zero_grad();
+    clear_gradients(sgd);
     const auto logits = net.forward(input);
     if (!labels.defined()) {  // a class per pixel (N x H x W), or per image for a classifier (N)
       auto shape = logits.sizes().vec();

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/train/fused_sgd.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -35,7 +36,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& modul
                                      torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay())));
     groups.emplace_back(biases, std::make_unique<torch::optim::SGDOptions>(
                                     torch::optim::SGDOptions(o.lr() * o.bias_lr_mult()).momentum(o.momentum())));
-    return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(o.lr()));
+    return std::make_unique<FusedSGD>(groups, torch::optim::SGDOptions(o.lr()));
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(weights, std::make_unique<torch::optim::AdamWOptions>(

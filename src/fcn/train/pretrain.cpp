@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "fcn/models/classifier.h"
+#include "fcn/train/fused_sgd.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 #include "fcn/util/threads.h"
@@ -91,7 +92,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
       const auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
       const double value = loss.item<double>();
       if (!std::isfinite(value)) fail("pretrain", "training diverged (loss " + number_text(value) + "); lower --lr");
-      optimizer->zero_grad();
+      clear_gradients(*optimizer);
       loss.backward();
       optimizer->step();
       loss_sum += value;

@@ -22,6 +22,7 @@
 #include "fcn/models/winograd.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/checkpoint.h"
+#include "fcn/train/fused_sgd.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
@@ -288,7 +289,7 @@ class Run {
       fail(dir(), "training diverged: loss is " + number_text(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
                       std::to_string(step + 1) + " (lr " + number_text(stats.lr) +
                       "); the last good checkpoint is kept in checkpoint.pt; lower OptimizerOptions.lr");
-    optimizer_.zero_grad();
+    clear_gradients(optimizer_);
     loss.backward();
     if (comm_ != nullptr) comm_->all_reduce_gradients(model_.net->parameters());
     optimizer_.step();
