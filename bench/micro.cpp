@@ -1,6 +1,6 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
 // memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, fc6 direct vs im2col + sgemm,
-// the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, the confusion matrix.
+// the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, an optimizer step, the confusion matrix.
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
@@ -14,6 +14,7 @@
 #include "fcn/models/init.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/winograd.h"
+#include "fcn/train/fused_optimizers.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/threads.h"
@@ -180,6 +181,31 @@ void BM_SegmentationLoss(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SegmentationLoss)->Unit(benchmark::kMillisecond);
+
+// One optimizer step over VGG16 FCN-8s's parameters (134 M; fc6 is 103 M of them), fcn's one-pass
+// update (second argument 1) or LibTorch's (0): SGD with momentum and weight decay (first argument
+// 0) or AdamW (1). Memory-bound: the counter is the bytes the one pass reads and writes.
+void BM_OptimizerStep(benchmark::State& state) {
+  const bool adamw = state.range(0) != 0, fused = state.range(1) != 0;
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> params{torch::randn({4096, 512, 7, 7}), torch::randn({4096, 4096}), torch::randn({14'700'000})};
+  for (auto& p : params) {
+    p.requires_grad_();
+    p.mutable_grad() = torch::randn_like(p);
+  }
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (adamw) optimizer = fused ? std::make_unique<fcn::FusedAdamW>(params, torch::optim::AdamWOptions(1e-4).weight_decay(1e-4))
+                               : std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(1e-4).weight_decay(1e-4));
+  else optimizer = fused ? std::make_unique<fcn::FusedSGD>(params, torch::optim::SGDOptions(1e-4).momentum(0.9).weight_decay(5e-4))
+                         : std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(1e-4).momentum(0.9).weight_decay(5e-4));
+  optimizer->step();  // the state exists from here on
+  for (auto _ : state) optimizer->step();
+  double n = 0;
+  for (const auto& p : params) n += static_cast<double>(p.numel());
+  state.counters["GB/s"] = benchmark::Counter(n * 4 * (adamw ? 7 : 5), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(adamw ? "AdamW " : "SGD ") + (fused ? "fcn one pass" : "LibTorch"));
+}
+BENCHMARK(BM_OptimizerStep)->ArgsProduct({{0, 1}, {0, 1}})->Unit(benchmark::kMillisecond);
 
 void BM_ConfusionMatrix(benchmark::State& state) {
   const auto predictions = torch::randint(0, 21, {500, 500});

@@ -12,7 +12,7 @@
 
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/layers.h"
-#include "fcn/train/fused_sgd.h"
+#include "fcn/train/fused_optimizers.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/cpu.h"
 #include "fcn/util/dtype.h"

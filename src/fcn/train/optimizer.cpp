@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "fcn/train/fused_sgd.h"
+#include "fcn/train/fused_optimizers.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -43,7 +43,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& modul
                                    torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay())));
   groups.emplace_back(biases, std::make_unique<torch::optim::AdamWOptions>(
                                   torch::optim::AdamWOptions(o.lr() * o.bias_lr_mult()).weight_decay(0.0)));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr()));
+  return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(o.lr()));
 }
 
 double scheduled_lr(const OptimizerOptions& o, double progress) {

@@ -7,7 +7,7 @@
 #include <torch/torch.h>
 
 #include "fcn/models/classifier.h"
-#include "fcn/train/fused_sgd.h"
+#include "fcn/train/fused_optimizers.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 #include "fcn/util/threads.h"

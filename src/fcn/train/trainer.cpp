@@ -22,7 +22,7 @@
 #include "fcn/models/winograd.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/checkpoint.h"
-#include "fcn/train/fused_sgd.h"
+#include "fcn/train/fused_optimizers.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
