@@ -60,13 +60,20 @@ ConvGeometry geometry_of(const torch::nn::detail::ConvNdOptions<2>& o) {
   return g;
 }
 
+// Whether this call may take one of fcn's own kernels (Winograd, im2col + sgemm): it runs in the mode
+// asked (grad mode for training), that mode's conv algorithm is fcn's (the fast path's in inference,
+// the trainer's in training), and the kernels are built (oneDNN's sgemm).
+bool fcn_kernels_serve(bool training) {
+  if (torch::GradMode::is_enabled() != training) return false;
+  return is_winograd(training ? training_conv_algorithm() : conv_algorithm()) && winograd_supported();
+}
+
 // Winograd (fcn/models/winograd.h) where the fast path (inference) or the trainer (grad mode) chose
 // it, on the layers it serves where it pays (enough tiles in inference, large maps in training);
 // else LibTorch's own convolution.
 bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   const bool training = torch::GradMode::is_enabled();
-  if (!is_winograd(training ? training_conv_algorithm() : conv_algorithm()) || !winograd_supported())
-    return false;
+  if (!fcn_kernels_serve(training)) return false;
   return g.stride > 0 && winograd_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w) &&
          (training ? winograd_trains_well(x, g.padding_h) : winograd_infers_well(x, g.padding_h));
 }
@@ -74,7 +81,7 @@ bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x,
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
 // runs fcn's kernels (the same choice as Winograd's: both are fcn's, on oneDNN's sgemm).
 bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (torch::GradMode::is_enabled() || !is_winograd(conv_algorithm()) || !winograd_supported()) return false;
+  if (!fcn_kernels_serve(false)) return false;
   return g.stride > 0 && gemm_conv_eligible(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
@@ -83,7 +90,7 @@ bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, con
 // kernels: the demo's fc6 step 40 -> 8.5 ms at 1 thread on Zen 5, 44 -> 14 on the AVX2 proxy; the
 // demo's FCN-8s step ~30% faster, FCN-8s VGG16's 320^2 step (fc6: 100 pixels) 4.3 -> 3.2 s at 1 thread.
 bool use_gemm_training(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (!torch::GradMode::is_enabled() || !is_winograd(training_conv_algorithm()) || !winograd_supported()) return false;
+  if (!fcn_kernels_serve(true)) return false;
   return g.stride > 0 && gemm_conv_trains_well(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
@@ -95,7 +102,7 @@ torch::Tensor without_border(const torch::Tensor& y, int64_t padding) {
 // U-Net's up-convolution (kernel = stride) by fcn's sgemm kernel (fcn/models/gemm_conv.h) in
 // inference, where the fast path runs fcn's kernels (the same choice as Winograd's).
 bool use_nonoverlapping(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (torch::GradMode::is_enabled() || !is_winograd(conv_algorithm()) || !winograd_supported()) return false;
+  if (!fcn_kernels_serve(false)) return false;
   return nonoverlapping_transposed_serves(x, weight, o.stride()->at(0), o.groups(), o.dilation()->at(0), o.output_padding()->at(0));
 }
 
