@@ -106,7 +106,8 @@ TEST(Winograd, GradientsMatchDirectConvolution) {
     for (const auto& k : {Case{2, 64, 64, 10, 12, 1, false, true, true, true}, Case{1, 64, 128, 9, 7, 0, true, true, true, true},
                           Case{1, 128, 64, 4, 4, 1, true, true, true, true}, Case{3, 64, 64, 13, 5, 0, false, false, true, true},
                           Case{1, 128, 64, 8, 8, 1, true, false, false, true},  // frozen weights
-                          Case{1, 64, 64, 6, 9, 1, false, true, true, false}}) {   // the first layer: no input grad
+                          Case{1, 64, 64, 6, 9, 1, false, true, true, false},    // the first layer: no input grad
+                          Case{1, 64, 128, 128, 128, 1, true, true, true, true}}) {  // chunks enough for every thread
       const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
       const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format).requires_grad_(k.input_grad);
       const auto weight = (torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c)).contiguous(format).requires_grad_(k.weight_grad);

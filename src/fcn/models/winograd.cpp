@@ -278,7 +278,7 @@ class TilesConv : public torch::autograd::Function<TilesConv> {
     const bool has_bias = ctx->saved_data["bias"].toBool();
     const auto dy = grads[0].contiguous(x.suggest_memory_format());  // so the input gradient has x's layout, as LibTorch's
     at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = winograd_tiles_conv2d(dy, weight.flip({2, 3}).transpose(0, 1), at::Tensor(), 2 - padding);
+    if (ctx->needs_input_grad(0)) dx = winograd_tiles_input_grad(dy, weight, padding);
     if (ctx->needs_input_grad(1))  // in the weight's own layout, as LibTorch's backward gives it
       dw = winograd_tiles_weight_grad(x, dy, padding, weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast);
     if (has_bias && ctx->needs_input_grad(2)) db = dy.sum({0, 2, 3});

@@ -164,11 +164,24 @@ const std::array<float, 36 * 9>& g_kron_g() {
   return t;
 }
 
-at::Tensor transform_weights(const at::Tensor& weight) {
+// The same for the kernels flipped (tap i read as tap 8 - i): G kron G with its columns reversed.
+const std::array<float, 36 * 9>& g_kron_g_flipped() {
+  static const auto t = [] {
+    std::array<float, 36 * 9> t{};
+    for (int a = 0; a < 36; ++a)
+      for (int i = 0; i < 9; ++i) t[a * 9 + i] = g_kron_g()[a * 9 + 8 - i];
+    return t;
+  }();
+  return t;
+}
+
+// 36 x K x C, of the kernels as they are or flipped.
+at::Tensor transform_weights(const at::Tensor& weight, bool flipped = false) {
   const auto w = weight.contiguous();
   const int64_t kernels = w.size(0) * w.size(1);
   auto u = at::empty({36, w.size(0), w.size(1)}, w.options());
-  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g_kron_g().data(), 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
+  const float* g = (flipped ? g_kron_g_flipped() : g_kron_g()).data();
+  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g, 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
   return u;
 }
 
@@ -247,7 +260,18 @@ void transform_inputs(const Tiling& s, int64_t first, int64_t n, const float* x,
 struct Operands {
   const float *x, *u, *bias, *dy, *zeros;
   float *y, *sum;
+  bool u_in_by_out = false;  // u is 36 x C x K (an input gradient's: the weight's channels swapped), not 36 x K x C
 };
+
+// Product p of the Winograd domain: m (rows x K, leading dimension ldm) = v (rows x C) times U_p^T,
+// for output channels [out_begin, out_begin + out_size).
+void winograd_product(const Tiling& s, const Operands& o, int64_t p, int64_t rows, const float* v, int64_t out_begin, int64_t out_size,
+                      float* m) {
+  if (o.u_in_by_out)
+    check(dnnl_sgemm('N', 'N', rows, out_size, s.c, 1.f, v, s.c, o.u + p * s.c * s.k + out_begin, s.k, 0.f, m, s.k));
+  else
+    check(dnnl_sgemm('N', 'T', rows, out_size, s.c, 1.f, v, s.c, o.u + (p * s.k + out_begin) * s.c, s.c, 0.f, m, s.k));
+}
 
 // Output transforms of tiles [first, first + n) from m (36 matrices of `rows` x K, their row t0 the
 // tile `first`'s) into y.
@@ -263,8 +287,7 @@ void transform_outputs(const Tiling& s, int64_t first, int64_t n, const float* m
 // output transforms into y.
 void forward_chunk(const Tiling& s, int64_t first, int64_t n, const Operands& o, float* v, float* m, float* discard) {
   transform_inputs(s, first, n, o.x, v, n * s.c, o.zeros);
-  for (int64_t p = 0; p < 36; ++p)
-    check(dnnl_sgemm('N', 'T', n, s.k, s.c, 1.f, v + p * n * s.c, s.c, o.u + p * s.k * s.c, s.c, 0.f, m + p * n * s.k, s.k));
+  for (int64_t p = 0; p < 36; ++p) winograd_product(s, o, p, n, v + p * n * s.c, 0, s.k, m + p * n * s.k);
   transform_outputs(s, first, n, m, n, o, discard);
 }
 
@@ -307,8 +330,7 @@ void forward_group(const Tiling& s, const Group& g, const Operands& o, float* v,
   for_each_item(36 * g.blocks, [&](int64_t i) {
     const int64_t p = i / g.blocks;
     const auto out = g.channels(i % g.blocks, s.k);
-    check(dnnl_sgemm('N', 'T', g.n, out.size, s.c, 1.f, v + p * g.n * s.c, s.c, o.u + (p * s.k + out.begin) * s.c, s.c, 0.f,
-                     m + p * g.n * s.k + out.begin, s.k));
+    winograd_product(s, o, p, g.n, v + p * g.n * s.c, out.begin, out.size, m + p * g.n * s.k + out.begin);
   });
   for_each_item(g.pieces, [&](int64_t i) {
     const auto r = g.tiles(i);
@@ -338,18 +360,20 @@ void weight_grad_group(const Tiling& s, const Group& g, const Operands& o, float
 
 }  // namespace
 
-at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias_in, int64_t padding,
-                                 bool relu) {
-  RECORD_FUNCTION("fcn::winograd_conv2d", std::vector<c10::IValue>());  // a row of its own in operator profiles
+namespace {
+
+// The convolution of `input` into k channels by the transformed weights u (36 x k x C, or 36 x C x k
+// where u_in_by_out).
+at::Tensor conv_by_tiles(const at::Tensor& input, const at::Tensor& u, int64_t k, bool u_in_by_out, const at::Tensor& bias_in,
+                         int64_t padding, bool relu) {
   const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const auto u = transform_weights(weight);
   const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
-  const Tiling s(x, weight.size(0), padding, relu);
+  const Tiling s(x, k, padding, relu);
   auto y = at::empty({s.n, s.k, s.out_h, s.out_w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const auto zeros = at::zeros({s.c}, x.options());
   const Operands o{x.data_ptr<float>(), u.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, nullptr,
-                   zeros.data_ptr<float>(), y.data_ptr<float>(), nullptr};
+                   zeros.data_ptr<float>(), y.data_ptr<float>(), nullptr, u_in_by_out};
   const int64_t chunk = s.chunk(), chunks = (s.count + chunk - 1) / chunk;
   if (chunks >= 4 * at::get_num_threads()) {  // chunks enough for every thread: each its own, in cache
     struct Buffers {
@@ -374,6 +398,20 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
     });
   }
   return nhwc ? y : y.contiguous();
+}
+
+}  // namespace
+
+at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
+                                 bool relu) {
+  RECORD_FUNCTION("fcn::winograd_conv2d", std::vector<c10::IValue>());  // a row of its own in operator profiles
+  return conv_by_tiles(input, transform_weights(weight), weight.size(0), false, bias, padding, relu);
+}
+
+at::Tensor winograd_tiles_input_grad(const at::Tensor& dy, const at::Tensor& weight, int64_t padding) {
+  RECORD_FUNCTION("fcn::winograd_input_grad", std::vector<c10::IValue>());
+  // Flipped taps into the transform; U stays K x C, which for this convolution (K in, C out) is in by out.
+  return conv_by_tiles(dy, transform_weights(weight, true), weight.size(1), true, at::Tensor(), 2 - padding, false);
 }
 
 at::Tensor winograd_tiles_weight_grad(const at::Tensor& input, const at::Tensor& grad_output, int64_t padding, bool channels_last) {

@@ -29,6 +29,12 @@ namespace fcn {
 at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
                                  bool relu = false);
 
+// The gradient of winograd_tiles_conv2d(x, weight, ., padding) with respect to x, given the output
+// gradient dy (N x K x H' x W', any layout; the result has its): the convolution of dy, padded by
+// 2 - padding, with the weight flipped and its channels swapped, without making that weight — the
+// taps' flip goes into the kernel transform and the swap into the products (U^T instead of U).
+at::Tensor winograd_tiles_input_grad(const at::Tensor& dy, const at::Tensor& weight, int64_t padding);
+
 // The gradient of winograd_tiles_conv2d(x, w, ., padding) with respect to w (K x C x 3 x 3,
 // contiguous, or channels-last written as such: no permuting copy after), given the output gradient dy (N x K x H' x W'), by the same tiles: per tile
 // G^T [(A dy A^T) . (B^T d B)] G, the 36 positions summed over tiles as 36 matrix products
