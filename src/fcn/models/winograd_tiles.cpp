@@ -263,8 +263,8 @@ struct Operands {
   bool u_in_by_out = false;  // u is 36 x C x K (an input gradient's: the weight's channels swapped), not 36 x K x C
 };
 
-// Product p of the Winograd domain: m (rows x K, leading dimension ldm) = v (rows x C) times U_p^T,
-// for output channels [out_begin, out_begin + out_size).
+// Product p of the Winograd domain, m (rows x K) = v (rows x C) times U_p^T, for the output channels
+// [out_begin, out_begin + out_size) of m, whose leading dimension is K.
 void winograd_product(const Tiling& s, const Operands& o, int64_t p, int64_t rows, const float* v, int64_t out_begin, int64_t out_size,
                       float* m) {
   if (o.u_in_by_out)
@@ -357,10 +357,6 @@ void weight_grad_group(const Tiling& s, const Group& g, const Operands& o, float
                      o.sum + (p * s.k + out.begin) * s.c, s.c));
   });
 }
-
-}  // namespace
-
-namespace {
 
 // The convolution of `input` into k channels by the transformed weights u (36 x k x C, or 36 x C x k
 // where u_in_by_out).
