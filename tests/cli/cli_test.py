@@ -302,18 +302,27 @@ def _():
     run("data", "fashion-scenes", "--out", path("many"), "--train", 200, "--val", 2, "--size", 32)
     args = ["train", "--data", path("many"), "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--batch", 1,
             "--out", path("ctrl_c.fcn")]
-    p = subprocess.Popen([FCN, *map(str, args), "--epochs", "100", "--conv", "direct", "--layout", "nchw"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    # Interrupted once training shows progress, not after a fixed time: a fast CPU finished two epochs
+    # in the 4 s this test used to wait, and its count of logged epochs was wrong then.
+    with open(path("ctrl_c.err"), "w") as log:
+        p = subprocess.Popen([FCN, *map(str, args), "--epochs", "100", "--conv", "direct", "--layout", "nchw"],
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.time() + 120
+        while "epoch 1/100" not in open(path("ctrl_c.err")).read() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+    err = open(path("ctrl_c.err")).read()
     assert p.returncode == 130, (p.returncode, err[-500:])
     assert "interrupted" in err and os.path.exists(path("ctrl_c.run/checkpoint.pt")), err[-500:]
     assert not os.path.exists(path("ctrl_c.fcn"))
-    run(*args, "--epochs", 1, "--resume", path("ctrl_c.run"))  # --conv and --layout at auto: the checkpoint's
+    metrics = path("ctrl_c.run/metrics.jsonl")
+    done = sum(1 for _ in open(metrics)) if os.path.exists(metrics) else 0  # epochs finished before the signal
+    run(*args, "--epochs", done + 1, "--resume", path("ctrl_c.run"))  # --conv and --layout at auto: the checkpoint's
     assert os.path.exists(path("ctrl_c.fcn"))
-    logged = [json.loads(line) for line in open(path("ctrl_c.run/metrics.jsonl"))]
-    assert [(e["conv"], e["layout"]) for e in logged] == [("direct", "nchw")], logged
+    logged = [json.loads(line) for line in open(metrics)]
+    assert [(e["epoch"], e["conv"], e["layout"]) for e in logged] == [(i + 1, "direct", "nchw") for i in range(done + 1)], logged
 
 
 @check("one recipe: a fresh --arch/--backbone/... is the same net in init, train and bench")
