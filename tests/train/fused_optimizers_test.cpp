@@ -52,6 +52,9 @@ struct Sgd {
     const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
     return {static_cast<torch::optim::SGDParamState&>(*o.state().at(key)).momentum_buffer()};
   }
+  static std::vector<torch::Tensor*> state_tensors(torch::optim::Optimizer& o, const torch::Tensor& p) {
+    return {&static_cast<torch::optim::SGDParamState&>(*o.state().at(c10::guts::to_string(p.unsafeGetTensorImpl()))).momentum_buffer()};
+  }
 };
 
 struct AdamW {
@@ -73,6 +76,10 @@ struct AdamW {
     const auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
     const auto& state = static_cast<torch::optim::AdamWParamState&>(*o.state().at(key));
     return {state.exp_avg(), state.exp_avg_sq(), torch::tensor(static_cast<double>(state.step()))};
+  }
+  static std::vector<torch::Tensor*> state_tensors(torch::optim::Optimizer& o, const torch::Tensor& p) {
+    auto& state = static_cast<torch::optim::AdamWParamState&>(*o.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+    return {&state.exp_avg(), &state.exp_avg_sq()};
   }
 };
 
@@ -208,6 +215,27 @@ TYPED_TEST(FusedOptimizer, FallsBackToLibTorchsStepWhereThePassDoesNotApply) {
       EXPECT_LE(largest_difference(fused_params, reference_params), 1e-6) << "setting " << unfusable_setting << " step " << step;
     }
   }
+}
+
+TYPED_TEST(FusedOptimizer, PutsStateOfAnotherLayoutInItsWeightsAndStaysFused) {
+  // As after loading a checkpoint written while the conv weight was NCHW, the weight channels-last now.
+  auto fused_params = parameters(10), reference_params = copies(fused_params);
+  auto fused = TypeParam::fused(fused_params);
+  auto reference = TypeParam::reference(reference_params);
+  give_gradients(fused_params, reference_params, 0);
+  fused.step();
+  reference.step();
+  for (auto* t : TypeParam::state_tensors(fused, fused_params[0])) *t = t->contiguous();
+  ASSERT_NE(TypeParam::state_of(fused, fused_params[0])[0].strides(), fused_params[0].strides());
+  for (int step = 1; step < 4; ++step) {
+    give_gradients(fused_params, reference_params, step);
+    const int64_t calls = aten_calls_in([&] { fused.step(); });
+    if (step == 1) EXPECT_GT(calls, 0);  // the state's copy into the weight's layout, once
+    else EXPECT_EQ(calls, 0) << "step " << step;
+    reference.step();
+    EXPECT_LE(largest_difference(fused_params, reference_params), 1e-6) << "step " << step;
+  }
+  EXPECT_EQ(TypeParam::state_of(fused, fused_params[0])[0].strides(), fused_params[0].strides());
 }
 
 TEST(FusedSGD, WithoutMomentumOrDecayIsPlainGradientDescent) {

@@ -110,6 +110,26 @@ bool all_fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups, c
   return true;
 }
 
+// A state tensor of p's sizes held in another memory layout than p — a checkpoint written while the
+// weights were in another layout, or weights moved between NCHW and channels-last since — is put in
+// p's layout, so that the one pass applies: the same values, in another order in memory.
+void in_weight_layout(torch::Tensor& state, const torch::Tensor& p) {
+  if (state.defined() && state.sizes() == p.sizes() && state.strides() != p.strides() && p.is_non_overlapping_and_dense() &&
+      state.device() == p.device() && state.scalar_type() == p.scalar_type())
+    state = at::empty_like(p).copy_(state);
+}
+
+// in_weight_layout on every state tensor `states_of(p, state)` gives.
+template <typename StatesOf>
+void states_in_weight_layout(std::vector<torch::optim::OptimizerParamGroup>& groups,
+                             ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& state,
+                             const StatesOf& states_of) {
+  for (auto& group : groups)
+    for (const auto& p : group.params())
+      if (const auto found = state.find(state_key(p)); found != state.end())
+        for (torch::Tensor* t : states_of(*found->second)) in_weight_layout(*t, p);
+}
+
 // The closure first, as LibTorch's optimizers run it: it computes the gradients the step uses.
 torch::Tensor run_closure(const torch::optim::Optimizer::LossClosure& closure) {
   if (closure == nullptr) return {};
@@ -131,6 +151,9 @@ bool FusedSGD::fusable() const {
 
 torch::Tensor FusedSGD::step(LossClosure closure) {
   const auto loss = run_closure(closure);
+  states_in_weight_layout(param_groups_, state_, [](torch::optim::OptimizerParamState& state) {
+    return std::vector<torch::Tensor*>{&static_cast<torch::optim::SGDParamState&>(state).momentum_buffer()};
+  });
   if (!fusable()) {
     SGD::step();
     return loss;
@@ -179,6 +202,10 @@ bool FusedAdamW::fusable() const {
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   const auto loss = run_closure(closure);
+  states_in_weight_layout(param_groups_, state_, [](torch::optim::OptimizerParamState& state) {
+    auto& adamw = static_cast<torch::optim::AdamWParamState&>(state);
+    return std::vector<torch::Tensor*>{&adamw.exp_avg(), &adamw.exp_avg_sq(), &adamw.max_exp_avg_sq()};
+  });
   if (!fusable()) {
     AdamW::step();
     return loss;

@@ -9,9 +9,10 @@
 // update needs and writes what it changes: 5 per element for SGD, 7 for AdamW. The update is
 // memory-bound, and FCN's nets keep most parameters in fc6 (VGG16: 103 M of 134 M), so this is
 // 5-10% of a training step. The state is LibTorch's own (SGDParamState, AdamWParamState), so a
-// checkpoint saved by either optimizer loads into the other; where the pass does not apply
-// (Nesterov momentum, AMSGrad, a parameter that is not float on the CPU, a gradient or state in
-// another layout than its weight) the step is LibTorch's.
+// checkpoint saved by either optimizer loads into the other (state held in another memory layout
+// than its weight is put in the weight's first); where the pass does not apply (Nesterov momentum,
+// AMSGrad, a parameter that is not float on the CPU, a gradient in another layout than its weight)
+// the step is LibTorch's.
 #pragma once
 
 #include <torch/optim/adamw.h>
