@@ -119,7 +119,7 @@ void in_weight_layout(torch::Tensor& state, const torch::Tensor& p) {
     state = at::empty_like(p).copy_(state);
 }
 
-// in_weight_layout on every state tensor `states_of(p, state)` gives.
+// in_weight_layout on every state tensor that `states_of(state)` gives for a parameter with state.
 template <typename StatesOf>
 void states_in_weight_layout(std::vector<torch::optim::OptimizerParamGroup>& groups,
                              ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& state,
