@@ -96,20 +96,6 @@ bool same_flat_memory(const torch::Tensor& t, const torch::Tensor& weight) {
 
 std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
 
-// Every parameter with a gradient: dense float on the CPU, its gradient and the state `buffers_of`
-// gives (none where it has no state yet) in the same memory layout.
-template <typename BuffersOf>
-bool all_fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups, const BuffersOf& buffers_of) {
-  for (const auto& group : groups)
-    for (const auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      if (!same_flat_memory(p, p) || !p.is_non_overlapping_and_dense() || !same_flat_memory(p.grad(), p)) return false;
-      for (const auto& buffer : buffers_of(p))
-        if (!same_flat_memory(buffer, p)) return false;
-    }
-  return true;
-}
-
 // A state tensor of p's sizes held in another memory layout than p — a checkpoint written while the
 // weights were in another layout, or weights moved between NCHW and channels-last since — is put in
 // p's layout, so that the one pass applies: the same values, in another order in memory.
@@ -119,15 +105,35 @@ void in_weight_layout(torch::Tensor& state, const torch::Tensor& p) {
     state = at::empty_like(p).copy_(state);
 }
 
-// in_weight_layout on every state tensor that `states_of(state)` gives for a parameter with state.
+using StateMap = ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>;
+
+// Whether the one pass applies to every parameter with a gradient: dense float on the CPU, its
+// gradient and the state tensors `states_of` lists (none before its first step; undefined ones, as
+// AdamW's max_exp_avg_sq without AMSGrad, skipped) in its memory layout — state in another layout is
+// put in it first (in_weight_layout).
 template <typename StatesOf>
-void states_in_weight_layout(std::vector<torch::optim::OptimizerParamGroup>& groups,
-                             ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& state,
-                             const StatesOf& states_of) {
+bool one_pass_applies(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& state, const StatesOf& states_of) {
   for (auto& group : groups)
-    for (const auto& p : group.params())
-      if (const auto found = state.find(state_key(p)); found != state.end())
-        for (torch::Tensor* t : states_of(*found->second)) in_weight_layout(*t, p);
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!same_flat_memory(p, p) || !p.is_non_overlapping_and_dense() || !same_flat_memory(p.grad(), p)) return false;
+      const auto found = state.find(state_key(p));
+      if (found == state.end()) continue;
+      for (torch::Tensor* t : states_of(*found->second)) {
+        in_weight_layout(*t, p);
+        if (t->defined() && !same_flat_memory(*t, p)) return false;
+      }
+    }
+  return true;
+}
+
+std::vector<torch::Tensor*> sgd_state(torch::optim::OptimizerParamState& state) {
+  return {&static_cast<torch::optim::SGDParamState&>(state).momentum_buffer()};
+}
+
+std::vector<torch::Tensor*> adamw_state(torch::optim::OptimizerParamState& state) {
+  auto& adamw = static_cast<torch::optim::AdamWParamState&>(state);
+  return {&adamw.exp_avg(), &adamw.exp_avg_sq(), &adamw.max_exp_avg_sq()};
 }
 
 // The closure first, as LibTorch's optimizers run it: it computes the gradients the step uses.
@@ -139,21 +145,14 @@ torch::Tensor run_closure(const torch::optim::Optimizer::LossClosure& closure) {
 
 }  // namespace
 
-bool FusedSGD::fusable() const {
+bool FusedSGD::fusable() {
   for (const auto& group : param_groups_)
     if (static_cast<const torch::optim::SGDOptions&>(group.options()).nesterov()) return false;
-  return all_fusable(param_groups_, [&](const torch::Tensor& p) {
-    const auto found = state_.find(state_key(p));
-    if (found == state_.end()) return std::vector<torch::Tensor>{};
-    return std::vector<torch::Tensor>{static_cast<const torch::optim::SGDParamState&>(*found->second).momentum_buffer()};
-  });
+  return one_pass_applies(param_groups_, state_, sgd_state);
 }
 
 torch::Tensor FusedSGD::step(LossClosure closure) {
   const auto loss = run_closure(closure);
-  states_in_weight_layout(param_groups_, state_, [](torch::optim::OptimizerParamState& state) {
-    return std::vector<torch::Tensor*>{&static_cast<torch::optim::SGDParamState&>(state).momentum_buffer()};
-  });
   if (!fusable()) {
     SGD::step();
     return loss;
@@ -189,23 +188,14 @@ torch::Tensor FusedSGD::step(LossClosure closure) {
   return loss;
 }
 
-bool FusedAdamW::fusable() const {
+bool FusedAdamW::fusable() {
   for (const auto& group : param_groups_)
     if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad()) return false;
-  return all_fusable(param_groups_, [&](const torch::Tensor& p) {
-    const auto found = state_.find(state_key(p));
-    if (found == state_.end()) return std::vector<torch::Tensor>{};
-    const auto& state = static_cast<const torch::optim::AdamWParamState&>(*found->second);
-    return std::vector<torch::Tensor>{state.exp_avg(), state.exp_avg_sq()};
-  });
+  return one_pass_applies(param_groups_, state_, adamw_state);
 }
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   const auto loss = run_closure(closure);
-  states_in_weight_layout(param_groups_, state_, [](torch::optim::OptimizerParamState& state) {
-    auto& adamw = static_cast<torch::optim::AdamWParamState&>(state);
-    return std::vector<torch::Tensor*>{&adamw.exp_avg(), &adamw.exp_avg_sq(), &adamw.max_exp_avg_sq()};
-  });
   if (!fusable()) {
     AdamW::step();
     return loss;

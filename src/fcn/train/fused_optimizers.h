@@ -26,7 +26,7 @@ class FusedSGD : public torch::optim::SGD {
   torch::Tensor step(LossClosure closure = nullptr) override;
 
  private:
-  bool fusable() const;
+  bool fusable();  // the one pass applies (state in another layout is put in the weight's first)
 };
 
 class FusedAdamW : public torch::optim::AdamW {
@@ -35,7 +35,7 @@ class FusedAdamW : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
 
  private:
-  bool fusable() const;
+  bool fusable();  // the one pass applies (state in another layout is put in the weight's first)
 };
 
 // Drops every parameter's gradient — PyTorch 2's zero_grad(set_to_none=True): the next backward
