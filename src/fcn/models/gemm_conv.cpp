@@ -250,7 +250,7 @@ class ShortProductConv : public torch::autograd::Function<ShortProductConv> {
       dw = at::empty(w.sizes(), w.options().memory_format(taps_major ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
       check_sgemm(dnnl_sgemm('T', 'N', k, depth, m, 1.f, dyp, k, cols.data_ptr<float>(), depth, 0.f, dw.data_ptr<float>(), depth));
     }
-    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.permute({0, 2, 3, 1}).reshape({m, k}).sum(0);  // NHWC: rows are pixels
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum({0, 2, 3});  // as the Winograd trainer sums it
     return {dx, dw, db, at::Tensor()};
   }
 };
