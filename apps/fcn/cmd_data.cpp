@@ -100,7 +100,8 @@ void add_check(CLI::App* cmd) {
     const auto weights = values_of<double>(report.suggested_weights);
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
-                                  {"errors", report.errors}, {"classes", report.class_names}, {"pixels", histogram},
+                                  {"errors", report.errors}, {"classes", report.class_names},
+                                  {"classes_source", report.classes_source}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
                                   {"suggested_weights", weights}}
                        .dump(2)
@@ -108,6 +109,7 @@ void add_check(CLI::App* cmd) {
     } else {
       for (size_t s = 0; s < report.splits.size(); ++s)
         std::printf("split %-10s %ld pairs\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]));
+      if (!report.classes_source.empty()) std::printf("classes: %s\n", printable(report.classes_source).c_str());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
       for (size_t c = 0; c < histogram.size(); ++c)

@@ -104,7 +104,7 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   const int64_t classes = binary ? 1 : train.num_classes();
   if (f.classes_given && f.recipe.classes != classes)
     fail("--classes", std::to_string(f.recipe.classes) + " but the data has " + std::to_string(train.num_classes()) +
-                          " classes (--classes 1 makes a binary net for two-class data)");
+                          " classes (" + train.classes_source() + "; --classes 1 makes a binary net for two-class data)");
   if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
   if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
   f.recipe.classes = classes;

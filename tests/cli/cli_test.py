@@ -293,6 +293,15 @@ def _():
             "--out", path("bad.fcn"), ok=False)
     one_line_error(p, "--elastic")
     assert not os.path.exists(path("bad.fcn"))
+    # Without classes.json a VOC-layout folder has PASCAL VOC's 21 classes: data check says so, and a --classes
+    # that disagrees names where the count came from.
+    root = tiny_voc("no_classes_json")
+    os.remove(os.path.join(root, "classes.json"))
+    assert f"classes: PASCAL VOC's, as {root} has no classes.json" in run("data", "check", root).stdout
+    assert json.loads(run("data", "check", root, "--json").stdout)["classes_source"].startswith("PASCAL VOC's")
+    p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--classes", 5, "--epochs", 1,
+            "--out", path("bad.fcn"), ok=False)
+    one_line_error(p, "--classes", "5 but the data has 21 classes", "has no classes.json to name its own")
 
 
 @check("Ctrl-C during fcn train leaves a checkpoint that --resume continues, on the path the run started on")

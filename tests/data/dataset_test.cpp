@@ -60,6 +60,25 @@ TEST(Dataset, ReadsTheVocLayoutWithPaletteMasks) {
   EXPECT_TRUE(check_dataset(dataset.dir()).errors.empty());
 }
 
+TEST(Dataset, SaysWhereItsClassesCameFrom) {
+  const auto dir = make_voc("voc_classes_source");
+  EXPECT_EQ(SegmentationDataset(dir, "train").classes_source(), "from " + dir + "/classes.json");
+  fs::remove(dir + "/classes.json");
+  const SegmentationDataset voc(dir, "train");
+  EXPECT_EQ(voc.num_classes(), 21);
+  EXPECT_EQ(voc.classes_source(), "PASCAL VOC's, as " + dir + " has no classes.json to name its own");
+  EXPECT_EQ(check_dataset(dir).classes_source, voc.classes_source());
+  const std::string pairs = test::temp_dir() + "/pairs_classes_source";
+  fs::remove_all(pairs);
+  fs::create_directories(pairs + "/images");
+  fs::create_directories(pairs + "/masks");
+  write_png(pairs + "/images/a.png", torch::zeros({4, 4, 1}, torch::kByte));
+  write_png(pairs + "/masks/a.png", torch::full({4, 4, 1}, 255, torch::kByte));
+  const SegmentationDataset binary(pairs, "all");
+  EXPECT_EQ(binary.num_classes(), 2);
+  EXPECT_EQ(binary.classes_source(), "background and foreground, as " + pairs + " has no classes.json to name its own");
+}
+
 TEST(Dataset, MaskOfTheWrongSize) {
   const auto dir = make_voc("voc_size");
   const auto mask = dir + "/SegmentationClass/img1.png";

@@ -167,11 +167,14 @@ void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
                                           classes.string());
     class_names_ = table.names;
     palette_ = table.colors;
+    classes_source_ = "from " + classes.string();
   } else if (voc) {
     class_names_ = voc_class_names();
+    classes_source_ = "PASCAL VOC's, as " + root.string() + " has no classes.json to name its own";
   } else {
     class_names_ = {"background", "foreground"};
     binary_ = true;
+    classes_source_ = "background and foreground, as " + root.string() + " has no classes.json to name its own";
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
 }

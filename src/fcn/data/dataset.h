@@ -67,6 +67,8 @@ class SegmentationDataset {
 
   int64_t num_classes() const { return static_cast<int64_t>(class_names_.size()); }
   const std::vector<std::string>& class_names() const { return class_names_; }
+  // Where the classes came from, for messages: "from DIR/classes.json", or the default taken without one.
+  const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
   const std::string& dir() const { return dir_; }
   const std::string& split() const { return split_; }
@@ -85,6 +87,7 @@ class SegmentationDataset {
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
   std::vector<std::string> class_names_;
+  std::string classes_source_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
   std::vector<std::string>* problems_ = nullptr;  // where problem() records while listing; null: it throws

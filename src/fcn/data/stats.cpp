@@ -38,6 +38,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
   report.split_sizes.push_back(static_cast<int64_t>(dataset.size()));
   if (report.class_names.empty()) {
     report.class_names = dataset.class_names();
+    report.classes_source = dataset.classes_source();
     report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   }
   auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);

@@ -30,6 +30,7 @@ struct DatasetReport {
   std::vector<int64_t> split_sizes;
   std::vector<std::string> errors;
   std::vector<std::string> class_names;
+  std::string classes_source;        // SegmentationDataset::classes_source
   torch::Tensor histogram;           // over every readable mask of every split
   std::vector<torch::Tensor> split_histograms;  // the same per split, as `splits` (undefined: not opened)
   torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
