@@ -35,7 +35,8 @@ TEST(Winograd, MatchesDirectConvolution) {
                         Case{1, 64, 64, 3, 3, 0, false, true}, Case{2, 64, 64, 70, 51, 1, true, true}}) {
     const auto format = k.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
     const auto x = torch::randn({k.n, k.c, k.h, k.w}).contiguous(format);
-    const auto weight = torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c);
+    // In the layout of the input, as a model in that layout has them (a channels-last weight is read where it lies).
+    const auto weight = (torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c)).contiguous(format);
     const auto bias = k.bias ? torch::randn({k.o}) : torch::Tensor();
     torch::NoGradGuard no_grad;
     const auto expected = torch::conv2d(x, weight, bias, 1, k.padding);

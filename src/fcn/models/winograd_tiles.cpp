@@ -175,13 +175,23 @@ const std::array<float, 36 * 9>& g_kron_g_flipped() {
   return t;
 }
 
-// 36 x K x C, of the kernels as they are or flipped.
+// 36 x K x C, of the kernels as they are or flipped: (G kron G) times each kernel's 9 taps. A
+// channels-last weight (K x 3 x 3 x C in memory: output channel k's taps are a 9 x C matrix) is read
+// where it lies, one product per output channel, instead of through a contiguous copy of it.
 at::Tensor transform_weights(const at::Tensor& weight, bool flipped = false) {
-  const auto w = weight.contiguous();
-  const int64_t kernels = w.size(0) * w.size(1);
-  auto u = at::empty({36, w.size(0), w.size(1)}, w.options());
+  const int64_t k = weight.size(0), c = weight.size(1);
+  auto u = at::empty({36, k, c}, weight.options());
   const float* g = (flipped ? g_kron_g_flipped() : g_kron_g()).data();
-  check(dnnl_sgemm('N', 'T', 36, kernels, 9, 1.f, g, 9, w.data_ptr<float>(), 9, 0.f, u.data_ptr<float>(), kernels));
+  float* out = u.data_ptr<float>();
+  if (weight.is_contiguous() || !weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    const auto w = weight.contiguous();
+    check(dnnl_sgemm('N', 'T', 36, k * c, 9, 1.f, g, 9, w.data_ptr<float>(), 9, 0.f, out, k * c));
+    return u;
+  }
+  const float* w = weight.data_ptr<float>();
+  at::parallel_for(0, k, std::max<int64_t>(1, 4096 / c), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) check(dnnl_sgemm('N', 'N', 36, c, 9, 1.f, g, 9, w + o * 9 * c, c, 0.f, out + o * c, k * c));
+  });
   return u;
 }
 
