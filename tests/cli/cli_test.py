@@ -405,12 +405,13 @@ def _():
     trains = json.loads(run("bench", *flags, "--mode", "train", "--runs", 1, "--warmup", 0, "--json").stdout)
     assert trains["path"]["conv"] == ("winograd" if wino else "direct"), trains["path"]  # oneDNN's or fcn's trainer
     assert bench_conv("--mode", "train", "--conv", "direct")["conv"] == "direct"
-    # Training's layout rule (as fcn train's --layout auto): channels-last with AVX-512, NCHW on AVX2.
-    assert trains["path"]["layout"] == ("channels_last" if avx512 else "nchw"), trains["path"]
+    # Training's layout rule (as fcn train's --layout auto) is inference's: channels-last with AVX-512 or where fcn
+    # has its Winograd kernels, NCHW on AVX2 without them.
+    assert trains["path"]["layout"] == ("channels_last" if avx512 or wino else "nchw"), trains["path"]
     avx2 = dict(os.environ, FCN_CPU_FLAGS="avx avx2 fma")
     p = subprocess.run([FCN, "bench", *map(str, flags), "--mode", "train", "--runs", "1", "--warmup", "0", "--json"],
                        capture_output=True, text=True, timeout=120, env=avx2)
-    assert json.loads(p.stdout)["path"]["layout"] == "nchw", p.stderr
+    assert json.loads(p.stdout)["path"]["layout"] == ("channels_last" if wino else "nchw"), p.stderr
     # A classifier's training step: a class per image (fcn pretrain's shape), not per pixel.
     p = run("bench", "--arch", "classifier", "--backbone", "vgg16-w0.0625", "--fc-channels", 8, "--in-channels", 1,
             "--classes", 10, "--input-size", 32, "--size", 32, "--batch", 4, "--mode", "train", "--threads", 1,

@@ -79,14 +79,17 @@ TEST(FastPath, RuleFollowsTheIsaClass) {
   EXPECT_TRUE(FastPath::from_json(rule.to_json()).same_choice(rule));
 }
 
-// Training's layout rule: channels-last on CPUs with AVX-512, NCHW on AVX2 and on GPUs; a layout
-// named by the user wins everywhere.
+// Training's layout rule is inference's: channels-last on CPUs with AVX-512 or where fcn has its
+// Winograd kernels (built with oneDNN), NCHW on AVX2 without them and on GPUs; a layout named by
+// the user wins everywhere.
 TEST(FastPath, TrainingLayoutFollowsTheIsaClassUnlessNamed) {
   const CpuInfo avx2{"AMD EPYC 7551P 32-Core Processor", {"avx2"}}, amx{"x", {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}};
   const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA);
   EXPECT_TRUE(training_channels_last(TrainingLayout::kAuto, cpu, amx));
-  EXPECT_FALSE(training_channels_last(TrainingLayout::kAuto, cpu, avx2));
+  EXPECT_EQ(training_channels_last(TrainingLayout::kAuto, cpu, avx2), winograd_supported());
   EXPECT_FALSE(training_channels_last(TrainingLayout::kAuto, cuda, amx));
+  EXPECT_FALSE(training_channels_last(TrainingLayout::kAuto, cuda, avx2));
+  for (const auto& machine : {avx2, amx}) EXPECT_TRUE(training_rule_path(machine).same_choice(rule_path(machine)));
   for (const auto& machine : {avx2, amx})
     for (const auto& device : {cpu, cuda}) {
       EXPECT_TRUE(training_channels_last(TrainingLayout::kChannelsLast, device, machine));

@@ -101,6 +101,9 @@ void store(const TuneKey& key, const TuneResult& result) {
   write_file_atomic(file, text.data(), text.size());
 }
 
+// Inference's and training's layout rule on the CPU (rule_path, training_channels_last).
+bool channels_last_rule(const CpuInfo& cpu) { return cpu.has("avx512f") || winograd_supported(); }
+
 }  // namespace
 
 void to_layout(torch::nn::Module& module, bool channels_last) {
@@ -121,7 +124,7 @@ TrainingLayout parse_training_layout(const std::string& name, const std::string&
 
 bool training_channels_last(TrainingLayout layout, const torch::Device& device, const CpuInfo& cpu) {
   if (layout != TrainingLayout::kAuto) return layout == TrainingLayout::kChannelsLast;
-  return device.is_cpu() && cpu.has("avx512f");
+  return device.is_cpu() && channels_last_rule(cpu);
 }
 
 bool FastPath::same_choice(const FastPath& o) const {
@@ -188,8 +191,8 @@ std::string tune_cache_file() {
 
 FastPath rule_path(const CpuInfo& cpu) {
   FastPath path;
-  const bool avx512 = cpu.has("avx512f"), winograd = winograd_supported();
-  path.channels_last = avx512 || winograd;  // fcn's Winograd kernel works in channels-last
+  const bool winograd = winograd_supported();
+  path.channels_last = channels_last_rule(cpu);  // fcn's Winograd kernel works in channels-last
   // glibc's allocator was AVX2's (the EPYC, 2026-11-25), when fcn's unmapped every freed
   // block: both then faulted ~1 GiB back in per FCN-8s 500^2 image. Recycled within the peak, fcn's
   // faults almost nothing: 0.97 vs 2.2-2.4 s on the AVX2 proxy at 2 threads (docs/benchmarks.md).
@@ -200,15 +203,7 @@ FastPath rule_path(const CpuInfo& cpu) {
   return path;
 }
 
-FastPath training_rule_path(const CpuInfo& cpu) {
-  FastPath path;
-  path.channels_last = training_channels_last(TrainingLayout::kAuto, torch::kCPU, cpu);
-  path.allocator = CpuAllocatorPolicy::kHugePages;
-  path.upsampling = UpsamplingPath::kSubpixel;
-  path.conv = winograd_supported() ? ConvAlgorithm::kWinograd : ConvAlgorithm::kDirect;
-  path.source = "rule";
-  return path;
-}
+FastPath training_rule_path(const CpuInfo& cpu) { return rule_path(cpu); }  // one rule since 2026-12-05
 
 TrainingLayout training_layout_of(const FastPath& path) {
   return path.channels_last ? TrainingLayout::kChannelsLast : TrainingLayout::kNchw;

@@ -83,10 +83,10 @@ std::string tune_cache_file();
 // allocator on AVX2 until 2026-12-04); subpixel upsampling (docs/benchmarks.md).
 FastPath rule_path(const CpuInfo& cpu = cpu_info());
 
-// Training's choice without measurement (fcn train's defaults on the CPU): the training layout rule
-// (training_channels_last), fcn's Winograd 3x3 convs where fcn has them (winograd_supported(); never
-// oneDNN's by rule: 2.7x slower than direct on an AVX-512 Zen 5), fcn's huge pages (freed blocks
-// recycled within the peak: a step reuses the last step's blocks) and subpixel upsampling.
+// Training's choice without measurement (fcn train's defaults on the CPU): rule_path's — the same
+// layout (training_channels_last), fcn's Winograd 3x3 convs where fcn has them (never oneDNN's by
+// rule: 2.7x slower than direct on an AVX-512 Zen 5), fcn's huge pages (freed blocks recycled
+// within the peak: a step reuses the last step's blocks) and subpixel upsampling.
 FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
@@ -125,11 +125,13 @@ void to_layout(torch::nn::Module& module, bool channels_last);
 const char* layout_name(bool channels_last);
 
 // The layout training runs in (fcn train, fcn pretrain, fcn bench --mode train). kAuto is the rule,
-// measured on both classes (docs/benchmarks.md, "Training in channels-last"): channels-last on CPUs
-// with AVX-512, where the demo's FCN-8s step is ~1.15x faster than in NCHW (alternating runs) and
-// fcn bench --mode train has always timed it; NCHW on AVX2 and below, where NCHW was the faster
-// layout for direct convolutions on the AVX2 EPYC and for fcn's Winograd trainer on the AVX2 proxy
-// (docs/benchmarks.md, "Winograd training on every CPU"); NCHW on GPUs. The layout changes float
+// the inference rule's layout: channels-last on CPUs with AVX-512, or wherever fcn has its Winograd
+// kernels (built with oneDNN), which work in channels-last — in NCHW every Winograd layer converts
+// its input and output. Measured (docs/benchmarks.md, "Training in channels-last" and "One layout
+// rule"): on AVX-512 the demo's FCN-8s step ~1.15x faster than in NCHW; on the AVX2 proxy, with the
+// current trainer, the demo's step 1.11-1.17x and FCN-8s VGG16's 320^2 step 1.18-1.20x (fcn tune
+// --mode train). NCHW elsewhere (a build without oneDNN below AVX-512, where NCHW was the faster
+// layout for LibTorch's direct convolutions on the AVX2 EPYC) and on GPUs. The layout changes float
 // rounding only.
 enum class TrainingLayout { kAuto, kNchw, kChannelsLast };
 TrainingLayout parse_training_layout(const std::string& name, const std::string& what);  // auto | nchw | channels-last
