@@ -63,10 +63,12 @@ fi
 /usr/bin/python3 - "$OUT" <<'EOF' | tee "$OUT/summary.md"
 import json, os, sys
 out = sys.argv[1]
-flags = open(os.path.join(out, "cpu.txt")).read()
-avx512 = "avx512f" in flags
+# The class as fcn saw it (bench's "isa"), so a run held to AVX2 (FCN_CPU_FLAGS, the AVX2 proxy) is judged as one.
+isa = json.load(open(os.path.join(out, "fcn8s-500.json")))["isa"]
+avx512 = isa != "avx2"
 targets = {"fcn8s-500": 0.85 if avx512 else 0.95, "unet-512": 0.95, "train-320": 0.95}
-print(f"# {open(os.path.join(out, 'cpu.txt')).readline().strip()} ({'AVX-512' if avx512 else 'AVX2'} class)\n")
+held = " (held there by FCN_CPU_FLAGS: an AVX2 proxy)" if os.environ.get("FCN_CPU_FLAGS") else ""
+print(f"# {open(os.path.join(out, 'cpu.txt')).readline().strip()}: ISA class {isa}{held}\n")
 print("| workload | threads | fcn ms | fastest peer | peer ms | fcn / peer | target | path |")
 print("|---|---|---:|---|---:|---:|---:|---|")
 for name, target in targets.items():
