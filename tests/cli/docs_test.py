@@ -1,6 +1,7 @@
 """The documentation names flags that exist: every `fcn VERB ... --flag` written in README.md, docs/*.md,
 scripts/*.sh and the tool's own help examples is checked against the verb's option list (`fcn VERB --help`,
-its Options section only, so an example cannot vouch for itself). A renamed or removed flag then fails
+its Options section only, so an example cannot vouch for itself), and a value given to a flag with listed
+choices (`--dtype TEXT:{fp32,bf16}`) against those choices. A renamed or removed flag then fails
 here instead of in a reader's terminal.
 
 Run as: /usr/bin/python3 docs_test.py PATH/TO/fcn REPO_ROOT
@@ -25,15 +26,16 @@ def help_of(words):
         if p.returncode != 0:
             _help[key] = None
         else:
-            options, subcommands, section = set(), set(), None
+            options, subcommands, section = {}, set(), None
             for line in p.stdout.splitlines():
                 if re.match(r"^\S.*:$", line):  # "Options:", "Subcommands:", "Positionals:"
                     section = line[:-1]
                     continue
                 if section == "Options":
-                    m = re.match(r"^\s{2}((?:-\w,)?--[\w-]+(?:,--[\w-]+)*)", line)
-                    if m:
-                        options.update(n for n in m.group(1).split(",") if n.startswith("--"))
+                    m = re.match(r"^\s{2}((?:-\w,)?--[\w-]+(?:,--[\w-]+)*)(?:\s+[A-Z]+:\{([^}]*)\})?", line)
+                    if m:  # a flag's name(s), and its choices where CLI11 checks them ("TEXT:{fp32,bf16}")
+                        choices = set(m.group(2).split(",")) if m.group(2) else None
+                        options.update((n, choices) for n in m.group(1).split(",") if n.startswith("--"))
                 elif section == "Subcommands":
                     m = re.match(r"^\s{2}([a-z][\w-]*)\s", line)
                     if m:
@@ -71,10 +73,19 @@ def problems_of(source, command):
     while rest and rest[0] in found[1]:  # fcn data check ...
         words.append(rest.pop(0))
         found = help_of(words)
-    options = found[0]
-    return [f"{source}: 'fcn {' '.join(words)}' has no {flag}"
-            for flag in (re.match(r"--[\w-]+", w).group(0) for w in rest if re.match(r"--[a-z][\w-]*", w))
-            if flag not in options]
+    options, problems = found[0], []
+    for i, word in enumerate(rest):
+        if not re.match(r"--[a-z][\w-]*", word):
+            continue
+        flag = re.match(r"--[\w-]+", word).group(0)
+        if flag not in options:
+            problems.append(f"{source}: 'fcn {' '.join(words)}' has no {flag}")
+            continue
+        value = word.split("=", 1)[1] if "=" in word else rest[i + 1] if i + 1 < len(rest) else ""
+        if options[flag] and value and not value.startswith("-") and not re.search(r"[$<>{}\[\]*|'\"`]|\.\.\.", value):
+            problems += [f"{source}: 'fcn {' '.join(words)} {flag} {value}': {v} is not one of {sorted(options[flag])}"
+                         for v in value.split(",") if v not in options[flag]]
+    return problems
 
 
 def sources():
@@ -89,7 +100,7 @@ def sources():
             yield os.path.relpath(file, ROOT), text
 
 
-@check("every fcn command in the docs, scripts and help examples names only flags its verb has")
+@check("every fcn command in the docs, scripts and help examples names only flags its verb has, with values among their choices")
 def _():
     count, problems = 0, []
     for source, text in sources():
@@ -114,6 +125,12 @@ def _():
     assert problems_of("x", ["data", "check", "d", "--json"]) == []
     assert problems_of("x", ["data", "check", "--epochs", "1"]) == ["x: 'fcn data check' has no --epochs"]
     assert problems_of("x", ["trian", "--epochs", "1"]) == ["x: 'fcn trian' is not a verb"]
+    # A value outside a flag's choices (as fcn VERB --help lists them) is caught; lists and placeholders are not values.
+    assert problems_of("x", ["bench", "--dtype", "fp16"]) == \
+        ["x: 'fcn bench --dtype fp16': fp16 is not one of ['bf16', 'fp32']"]
+    assert problems_of("x", ["predict", "m.fcn", "a.png", "--tta", "flip,rot180"]) == \
+        ["x: 'fcn predict --tta flip,rot180': rot180 is not one of ['flip', 'rot90']"]
+    assert problems_of("x", ["predict", "m.fcn", "a.png", "--tta", "flip,rot90", "--dtype", "$DTYPE"]) == []
     assert commands_in("run `fcn eval a.fcn --data d | tail` then\n```\nfcn bench \\\n  --peers\n```") == \
         [["bench", "--peers"], ["eval", "a.fcn", "--data", "d"]]
 
