@@ -156,6 +156,15 @@ def _():
     open(path("empty.png"), "wb").close()
     one_line_error(run("forward", path("fcn8s.fcn"), path("empty.png"), "--out", path("o.npy"), ok=False),
                    "empty.png")
+    # Thread counts: below 1 and absurd ones (100,000 threads never got going) are one line; more than the CPUs
+    # this process may use runs, with a one-line warning.
+    write_gray_png(path("small.png"), np.zeros((8, 8)))
+    for threads, needle in (("0", ">= 1"), ("100000", "more than 1024")):
+        one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", threads,
+                           ok=False), "--threads", needle)
+    cpus = len(os.sched_getaffinity(0))
+    p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
+    assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr
     missing = dict(torch.load(path("vgg.pth")))
     del missing["classifier.3.bias"]
     torch.save(missing, path("missing.pth"))
