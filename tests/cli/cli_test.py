@@ -245,7 +245,8 @@ def _():
     run("export", path("bin.fcn"), "--onnx", path("bin.onnx"), "--size", "48")
     assert os.path.getsize(path("bin.onnx")) > 0
     for flags, needle in ((["--elastic", "alpha=x"], "--elastic"), (["--weight-map", "bogus=1"], "--weight-map"),
-                          (["--rotate", "400"], "--rotate"), (["--loss", "focal"], "--loss")):
+                          (["--rotate", "400"], "--rotate"), (["--loss", "focal"], "--loss"),
+                          (["--workers", "100000"], "--workers"), (["--crop", "100000"], "--crop")):
         one_line_error(run("train", "--data", path("cells"), "--arch", "unet", "--depth", 2, "--base-channels", 4,
                            "--epochs", 1, "--out", path("x.fcn"), *flags, ok=False), needle)
     assert not os.path.exists(path("x.fcn"))

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -74,6 +75,7 @@ void validate(const AugmentOptions& o) {
     fail("AugmentOptions.min_scale", "scales must be positive with min_scale <= max_scale (got " + number_text(o.min_scale()) +
                                          ", " + number_text(o.max_scale()) + ")");
   if (o.crop() < 0) fail("AugmentOptions.crop", "must be >= 0 (0: no crop), got " + std::to_string(o.crop()));
+  if (o.crop() > 0) check_image_size("AugmentOptions.crop", o.crop(), o.crop());  // a crop is an image the net sees
   if (!(o.rotate() >= 0 && o.rotate() <= 180)) fail("AugmentOptions.rotate", "must be in 0..180 degrees");
   if (!(o.shift() >= 0) || !std::isfinite(o.shift())) fail("AugmentOptions.shift", "must be >= 0 pixels");
   if (!(o.elastic_alpha() >= 0) || !std::isfinite(o.elastic_alpha())) fail("AugmentOptions.elastic_alpha", "must be >= 0 pixels");

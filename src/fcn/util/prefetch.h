@@ -23,16 +23,15 @@ class Prefetcher {
  public:
   Prefetcher(int64_t first, int64_t end, int64_t workers, int64_t depth, std::function<Item(int64_t)> make)
       : next_(first), end_(end), claimed_(first), depth_(std::max<int64_t>(depth, 1)), make_(std::move(make)) {
-    for (int64_t w = 0; w < workers; ++w) threads_.emplace_back([this] { work(); });
-  }
-  ~Prefetcher() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
+    try {
+      threads_.reserve(static_cast<size_t>(std::max<int64_t>(workers, 0)));
+      for (int64_t w = 0; w < workers; ++w) threads_.emplace_back([this] { work(); });
+    } catch (...) {  // the system refused a thread: the ones started stop before the error leaves
+      stop();
+      throw;
     }
-    changed_.notify_all();
-    for (auto& thread : threads_) thread.join();
   }
+  ~Prefetcher() { stop(); }
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
 
@@ -57,6 +56,16 @@ class Prefetcher {
   }
 
  private:
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
   struct Slot {
     Item item;
     std::exception_ptr error;
