@@ -95,7 +95,7 @@ void run_eval(const EvalFlags& f) {
     SeparationScore separation;
     std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
     const auto confusion = evaluate(model, dataset, options, target, json_output, &separation, &skipped);
-    for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(why).c_str());
+    for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
     failed += static_cast<int64_t>(skipped.size());
     results.push_back(result_json(path, split, dataset, confusion, model));
     if (!skipped.empty()) results.back()["skipped"] = skipped;

@@ -84,8 +84,7 @@ void add_max_pixels_flag(CLI::App* cmd) {
   cmd->add_option_function<int64_t>(
          "--max-pixels", [](const int64_t& pixels) { set_max_pixels(pixels); },
          "refuse images with more pixels than this, before decoding (default " + std::to_string(limits().max_pixels) +
-             " = 16384^2; env FCN_MAX_PIXELS)")
-      ->check(CLI::PositiveNumber);
+             " = 16384^2; env FCN_MAX_PIXELS)");  // set_max_pixels refuses a count below 1, in one line
 }
 
 void add_cache_flag(CLI::App* cmd, int64_t& mib, const std::string& what) {

@@ -162,6 +162,8 @@ def _():
     for threads, needle in (("0", ">= 1"), ("100000", "more than 1024")):
         one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", threads,
                            ok=False), "--threads", needle)
+    one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--max-pixels", 0, ok=False),
+                   "--max-pixels: must be positive, got 0")
     cpus = len(os.sched_getaffinity(0))
     p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
     assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr
@@ -312,6 +314,11 @@ def _():
     p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--classes", 5, "--epochs", 1,
             "--out", path("bad.fcn"), ok=False)
     one_line_error(p, "--classes", "5 but the data has 21 classes", "has no classes.json to name its own")
+    # A sample over a limit is skipped with a line naming the flag that raises it (not the library's Limits field).
+    run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--fc-channels", 8, "--epochs", 1,
+        "--out", path("lim.fcn"))
+    p = run("eval", path("lim.fcn"), "--data", root, "--max-pixels", 100, ok=False)
+    assert p.returncode == 1 and "(raise it with --max-pixels) (skipped)" in p.stderr and "Limits." not in p.stderr, p.stderr
 
 
 @check("Ctrl-C during fcn train leaves a checkpoint that --resume continues, on the path the run started on")
