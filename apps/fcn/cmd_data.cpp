@@ -31,6 +31,7 @@ void add_fashion_scenes(CLI::App* cmd) {
   scenes->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   scenes->add_option("--size", size, "scene side in pixels")->capture_default_str();
   scenes->add_option("--seed", seed, "random seed (same seed, same scenes)")->capture_default_str();
+  add_max_pixels_flag(scenes);
   scenes->callback([] {
     Progress progress("fashion-scenes", train + val);
     write_fashion_scenes(out, options.train(train).val(val).size(size).seed(seed),
@@ -54,6 +55,7 @@ void add_fashion_cells(CLI::App* cmd) {
   cells->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   cells->add_option("--size", size, "scene side in pixels")->capture_default_str();
   cells->add_option("--seed", seed, "random seed (same seed, same scenes)")->capture_default_str();
+  add_max_pixels_flag(cells);
   cells->callback([] {
     Progress progress("fashion-cells", train + val);
     write_fashion_cells(out, options.train(train).val(val).size(size).seed(seed), [&](int64_t done, int64_t) { progress.update(done); });

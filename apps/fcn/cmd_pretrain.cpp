@@ -38,6 +38,7 @@ void add_pretrain(CLI::App& app) {
   static bool json_output = false, tune = false;
   cmd->add_option("--data", data, "fashion-mnist (Debian's dataset-fashion-mnist)")->capture_default_str();
   add_out_flag(cmd, out, "classifier model file to write")->required();
+  add_max_pixels_flag(cmd);
   cmd->add_option("--epochs", epochs, "passes over the training images")->capture_default_str();
   cmd->add_option("--train-images", train_images, "use the first N of a shuffled train split (0: all 60000)")->capture_default_str();
   cmd->add_option("--batch", batch, "batch size")->capture_default_str();

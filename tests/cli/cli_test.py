@@ -164,6 +164,11 @@ def _():
                            ok=False), "--threads", needle)
     one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--max-pixels", 0, ok=False),
                    "--max-pixels: must be positive, got 0")
+    # Sizes asked for are images too: over the limits they are one line naming the flag, not a huge allocation.
+    one_line_error(run("data", "fashion-scenes", "--out", path("huge"), "--size", 100000, ok=False), "--size", "65536 px a side")
+    one_line_error(run("data", "fashion-cells", "--out", path("huge"), "--size", 20000, ok=False), "--size",
+                   "raise it with --max-pixels")
+    one_line_error(run("pretrain", "--out", path("huge.fcn"), "--input-size", 100000, ok=False), "--input-size", "65536")
     cpus = len(os.sched_getaffinity(0))
     p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
     assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr

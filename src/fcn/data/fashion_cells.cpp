@@ -6,6 +6,7 @@
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/formats/palette.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -65,6 +66,7 @@ Scene compose_cells(const FashionMnist& items, const FashionCellsOptions& option
 
 void write_fashion_cells(const std::string& dir, const FashionCellsOptions& options, const std::function<void(int64_t, int64_t)>& progress) {
   if (options.size() < 48) fail("FashionCellsOptions.size", std::to_string(options.size()) + " is too small for touching items; use at least 48");
+  check_image_size("FashionCellsOptions.size", options.size(), options.size());
   if (options.train() < 1 || options.val() < 1) fail("FashionCellsOptions.train/val", "need at least one scene in each split");
   if (options.min_items() < 2 || options.max_items() < options.min_items() || options.max_items() > 250)
     fail("fashion-cells", "items per scene must satisfy 2 <= min <= max <= 250");

@@ -13,6 +13,7 @@
 #include "fcn/models/model.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -128,6 +129,7 @@ void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const 
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
                           const std::function<void(int64_t, int64_t)>& progress) {
   if (options.size() < 32) fail("FashionScenesOptions.size", std::to_string(options.size()) + " is too small for 28-pixel items; use at least 32");
+  check_image_size("FashionScenesOptions.size", options.size(), options.size());
   if (options.train() < 1 || options.val() < 1) fail("FashionScenesOptions.train/val", "need at least one scene in each split");
   if (options.min_items() < 1 || options.max_items() < options.min_items())
     fail("fashion-scenes", "items per scene must satisfy 1 <= min <= max");

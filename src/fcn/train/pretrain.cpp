@@ -9,6 +9,7 @@
 #include "fcn/models/classifier.h"
 #include "fcn/train/fused_optimizers.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 #include "fcn/util/progress.h"
 #include "fcn/util/threads.h"
 
@@ -45,6 +46,7 @@ double classifier_accuracy(Model& model, const FashionMnist& data, int64_t limit
 
 std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& options) {
   if (options.input_size() < 28) fail("PretrainOptions.input_size", "must be at least 28 (the items' side)");
+  check_image_size("PretrainOptions.input_size", options.input_size(), options.input_size());
   const auto backbone = parse_backbone(options.backbone()).in_channels(1);
   return std::make_shared<ClassifierImpl>(ClassifierOptions()
                                               .backbone(backbone)
