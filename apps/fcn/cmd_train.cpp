@@ -278,7 +278,8 @@ void check_tune_flag(const TrainFlags& f, int64_t world) {
 
 // This process's place in a data-parallel job: the launcher's environment, then the flags.
 DistributedOptions job_of(const TrainFlags& f) {
-  if (f.workers < 0 || f.workers > 1024) fail("--workers", "must be 0 to 1024, got " + std::to_string(f.workers));
+  if (f.workers < 0 || f.workers > kMaxThreads)
+    fail("--workers", "must be 0 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(f.workers));
   if (!(f.dist_timeout > 0)) fail("--dist-timeout", "must be positive");
   auto job = distributed_from_environment();
   if (f.rank >= 0) job.rank(f.rank).rank_source("--rank");

@@ -223,9 +223,6 @@ std::vector<double> parse_key_values(const std::string& text, const std::string&
 }
 
 void apply_threads(const std::vector<int>& threads) {
-  // Past the CPUs threads only share cores; past kMaxThreads starting them alone takes longer than
-  // the work (1,024 threads: 15 s for one 64x64 image on 2 cores; 100,000 never got going).
-  constexpr int kMaxThreads = 1024;
   for (const int t : threads) {
     if (t < 1) fail("--threads", "thread counts must be >= 1, got " + std::to_string(t));
     if (t > kMaxThreads) fail("--threads", std::to_string(t) + " is more than " + std::to_string(kMaxThreads) + " threads");

@@ -52,7 +52,12 @@ std::vector<double> parse_key_values(const std::string& text, const std::string&
 // fcn was built without oneDNN, for winograd-onednn outside `training`, or where this CPU has no
 // oneDNN Winograd training kernels.
 ConvAlgorithm parse_conv(const std::string& text, bool training);
-// Applies --threads to LibTorch (the last count; none given: LibTorch's default).
+// The most threads a flag may ask for (--threads, --workers): past the CPUs threads only share
+// cores, and past this starting them alone takes longer than the work (1,024 OpenMP threads: 15 s
+// for one 64x64 image on 2 cores; 100,000 never got going).
+constexpr int kMaxThreads = 1024;
+// Applies --threads to LibTorch (the last count; none given: LibTorch's default); refuses counts
+// below 1 or above kMaxThreads, and warns on stderr above the CPUs this process may use.
 void apply_threads(const std::vector<int>& threads);
 
 // The flag a library option is set by ("PredictOptions.overlap" -> "--overlap"); the subject

@@ -79,7 +79,7 @@ TEST(AugmentOptions, NonsenseIsRefusedNamingTheField) {
   // A crop is an image the net sees: over the image limits it is refused before any allocation.
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(100000)); }).find("AugmentOptions.crop: image is 100000x100000"),
             std::string::npos);
-  EXPECT_EQ(test::error_of([] { validate(AugmentOptions().crop(16384)); }), "");
+  EXPECT_NO_THROW(validate(AugmentOptions().crop(16384)));
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().min_scale(2).max_scale(0.5)); }).find("min_scale"), std::string::npos);
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().elastic_alpha(-1)); }).find("elastic_alpha"), std::string::npos);
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().gamma(0.5)); }).find("gamma"), std::string::npos);
