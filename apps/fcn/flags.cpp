@@ -227,10 +227,10 @@ void apply_threads(const std::vector<int>& threads) {
     if (t < 1) fail("--threads", "thread counts must be >= 1, got " + std::to_string(t));
     if (t > kMaxThreads) fail("--threads", std::to_string(t) + " is more than " + std::to_string(kMaxThreads) + " threads");
   }
-  const int most = threads.empty() ? 0 : *std::max_element(threads.begin(), threads.end());
-  if (most > available_cpus())
+  const int most = threads.empty() ? 0 : *std::max_element(threads.begin(), threads.end()), cpus = available_cpus();
+  if (most > cpus)
     std::fprintf(stderr, "fcn: warning: --threads %d is more than the %d CPUs this process may use: threads will share cores\n",
-                 most, available_cpus());
+                 most, cpus);
   if (!threads.empty()) torch::set_num_threads(threads.back());
 }
 
