@@ -75,6 +75,7 @@ FastPath bench_path(const Model& model, const BenchFlags& f) {
     path.conv = train ? training_conv_algorithm() : conv_algorithm();
     if (train) path.channels_last = training_channels_last(TrainingLayout::kAuto, f.options.device);
     path.source = train ? "training defaults" : "default";
+    path.cuda = f.options.device.is_cuda();
   }
   if (f.nchw) path.channels_last = false, path.source = "flag";
   if (!train && f.conv != "auto") {

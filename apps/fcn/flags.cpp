@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +80,36 @@ const std::map<std::string, std::string>& option_flags() {
 }
 
 }  // namespace
+
+namespace {
+
+// The text of a whole number CLI11 reads as `is_unsigned` (strtoull / strtoll, base 0) and would
+// wrap or clamp: a minus sign for an unsigned flag, a value past 64 bits for either. "" if fine.
+std::string whole_number_problem(const std::string& text, bool is_unsigned) {
+  const auto digits = text.find_first_not_of(" \t+");
+  const bool negative = digits != std::string::npos && text[digits] == '-';
+  if (is_unsigned && negative) return "must not be negative, got " + text;
+  errno = 0;
+  char* end = nullptr;
+  if (is_unsigned)
+    std::strtoull(text.c_str(), &end, 0);
+  else
+    std::strtoll(text.c_str(), &end, 0);
+  if (errno == ERANGE) return text + " is out of range (a 64-bit " + (is_unsigned ? "unsigned " : "") + "integer)";
+  return "";  // anything else CLI11's own conversion accepts or refuses
+}
+
+}  // namespace
+
+void check_whole_numbers(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    const std::string type = option->get_type_name();
+    const bool is_unsigned = type.rfind("UINT", 0) == 0;
+    if (!is_unsigned && type.rfind("INT", 0) != 0) continue;
+    option->check(CLI::Validator([is_unsigned](std::string& text) { return whole_number_problem(text, is_unsigned); }, ""));
+  }
+  for (CLI::App* verb : app.get_subcommands([](CLI::App*) { return true; })) check_whole_numbers(*verb);
+}
 
 void add_max_pixels_flag(CLI::App* cmd) {
   cmd->add_option_function<int64_t>(

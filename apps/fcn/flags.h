@@ -66,6 +66,11 @@ std::string flag_for(const std::string& subject);
 // The error as the CLI prints it: option names in the subject and the message become flags.
 std::string cli_message(const std::string& subject, const std::string& message);
 
+// Adds to every integer flag of `app` and its verbs (type INT or UINT in --help) a check that the
+// text is a whole number the flag's type holds: CLI11 2.1 reads "-1" as 2^64 - 1 for an unsigned
+// 64-bit flag (--seed) and clamps 99999999999999999999 to the largest 64-bit value, silently.
+void check_whole_numbers(CLI::App& app);
+
 // This process's command line (from /proc/self/cmdline) without `flags` and their values: what each
 // rank of a --nproc job runs.
 std::vector<std::string> command_line_without(const std::vector<std::string>& flags);

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   fcn::cli::add_report(app);
   fcn::cli::add_bench(app);
   fcn::cli::add_tune(app);
+  fcn::cli::check_whole_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

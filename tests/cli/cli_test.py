@@ -164,6 +164,12 @@ def _():
                            ok=False), "--threads", needle)
     one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--max-pixels", 0, ok=False),
                    "--max-pixels: must be positive, got 0")
+    # Whole numbers CLI11 alone would wrap (-1 as 2^64 - 1 for --seed) or clamp to 64 bits, silently.
+    one_line_error(run("init", "--arch", "fcn8s", "--out", path("x.fcn"), "--seed", -1, ok=False),
+                   "--seed: must not be negative, got -1")
+    for verb in (["init", "--arch", "fcn8s", "--out", path("x.fcn"), "--seed"],
+                 ["predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--max-pixels"]):
+        one_line_error(run(*verb, "9" * 25, ok=False), verb[-1] + ": " + "9" * 25 + " is out of range")
     # Sizes asked for are images too: over the limits they are one line naming the flag, not a huge allocation.
     one_line_error(run("data", "fashion-scenes", "--out", path("huge"), "--size", 100000, ok=False), "--size", "65536 px a side")
     one_line_error(run("data", "fashion-cells", "--out", path("huge"), "--size", 20000, ok=False), "--size",

@@ -77,6 +77,12 @@ TEST(FastPath, RuleFollowsTheIsaClass) {
   EXPECT_EQ(rule.describe(), winograd ? "channels-last, huge_pages allocator, subpixel upsampling, winograd convs"
                                       : "NCHW, huge_pages allocator, subpixel upsampling, direct convs");
   EXPECT_TRUE(FastPath::from_json(rule.to_json()).same_choice(rule));
+  // On CUDA neither fcn's Winograd nor its allocator runs: the description says what does.
+  auto gpu = rule;
+  gpu.cuda = true;
+  EXPECT_EQ(gpu.describe(), std::string(winograd ? "channels-last" : "NCHW") + ", subpixel upsampling, cuDNN convs, CUDA caching allocator");
+  EXPECT_EQ(gpu.to_json()["conv"], "cudnn");
+  EXPECT_EQ(gpu.to_json()["allocator"], "cuda_caching");
 }
 
 // Training's layout rule is inference's: channels-last on CPUs with AVX-512 or where fcn has its

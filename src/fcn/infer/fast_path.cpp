@@ -132,15 +132,18 @@ bool FastPath::same_choice(const FastPath& o) const {
 }
 
 std::string FastPath::describe() const {
-  return std::string(channels_last ? "channels-last" : "NCHW") + ", " + policy_name(allocator) + " allocator, " +
-         (upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed") + " upsampling, " +
-         conv_algorithm_name(conv) + " convs";
+  const std::string layout = channels_last ? "channels-last" : "NCHW";
+  const std::string upsample = std::string(upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed") + " upsampling";
+  if (cuda) return layout + ", " + upsample + ", cuDNN convs, CUDA caching allocator";
+  return layout + ", " + policy_name(allocator) + " allocator, " + upsample + ", " + conv_algorithm_name(conv) + " convs";
 }
 
 nlohmann::json FastPath::to_json() const {
-  return {{"layout", layout_name(channels_last)}, {"allocator", policy_name(allocator)},
-          {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"},
-          {"conv", conv_algorithm_name(conv)}, {"source", source}};
+  nlohmann::json j = {{"layout", layout_name(channels_last)}, {"allocator", policy_name(allocator)},
+                      {"upsampling", upsampling == UpsamplingPath::kSubpixel ? "subpixel" : "transposed"},
+                      {"conv", conv_algorithm_name(conv)}, {"source", source}};
+  if (cuda) j["allocator"] = "cuda_caching", j["conv"] = "cudnn", j["device"] = "cuda";
+  return j;
 }
 
 FastPath FastPath::from_json(const nlohmann::json& j) {

@@ -39,9 +39,14 @@ struct FastPath {
   // Where the choice came from: "measured" (just now), "cache" (an earlier fcn tune), "rule" (the
   // ISA class; no cache entry), "pinned" (FCN_NO_TUNE=1), "flag" (the user's --nchw).
   std::string source = "rule";
+  // On a CUDA device: convs are LibTorch's (cuDNN) and memory its CUDA caching allocator, whatever
+  // `allocator` and `conv` say (fcn's Winograd and allocator serve CPU tensors only).
+  bool cuda = false;
 
   bool same_choice(const FastPath& other) const;
-  std::string describe() const;  // "channels-last, huge_pages allocator, subpixel upsampling, winograd convs"
+  // "channels-last, huge_pages allocator, subpixel upsampling, winograd convs"; on CUDA
+  // "channels-last, subpixel upsampling, cuDNN convs, CUDA caching allocator".
+  std::string describe() const;
   nlohmann::json to_json() const;
   static FastPath from_json(const nlohmann::json& j);  // throws on a malformed entry
 };
