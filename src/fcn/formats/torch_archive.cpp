@@ -217,7 +217,7 @@ class Unpickler {
     pos_ = static_cast<size_t>(end - bytes_.begin()) + 1;
     return line;
   }
-  void push(ValuePtr v) { stack_.push_back(std::move(v)); }
+  void push(ValuePtr v) { stack_.push_back(v); }
   void push_int(int64_t value) {
     auto v = make(Value::Kind::kInt);
     v->integer = value;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
 #ifdef FCN_WITH_ONEDNN
@@ -148,7 +149,7 @@ class ChannelsLastConv : public torch::autograd::Function<ChannelsLastConv> {
  public:
   // LibTorch 1.13's custom functions take no undefined inputs: an empty bias stands for none.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& bias, std::vector<int64_t> geometry) {
+                            const at::Tensor& bias, const std::vector<int64_t>& geometry) {
     ctx->save_for_backward({x, weight});
     ctx->saved_data["geometry"] = geometry;
     ctx->saved_data["bias"] = bias.numel() > 0;
