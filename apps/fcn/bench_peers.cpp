@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/serialize/weights.h"
 #include "fcn/util/atomic_file.h"

@@ -113,7 +113,8 @@ class Segmenter {
     for (const auto& [path, image] : pending_) sources.push_back(path), images.push_back(image);
     const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k) {
-      const auto& [path, image] = pending_[k];
+      const std::string& path = pending_[k].first;  // named, not a structured binding: lambdas capture these in C++17
+      const torch::Tensor& image = pending_[k].second;
       const auto error = error_of(path, [&] { finish(path, image, predictions.empty() ? predictor_(image, path) : predictions[k]); });
       if (error.empty())
         progress_.update(++done_);

@@ -79,10 +79,6 @@ const std::map<std::string, std::string>& option_flags() {
   return flags;
 }
 
-}  // namespace
-
-namespace {
-
 // The text of a whole number CLI11 reads as `is_unsigned` (strtoull / strtoll, base 0) and would
 // wrap or clamp: a minus sign for an unsigned flag, a value past 64 bits for either. "" if fine.
 std::string whole_number_problem(const std::string& text, bool is_unsigned) {
@@ -90,11 +86,10 @@ std::string whole_number_problem(const std::string& text, bool is_unsigned) {
   const bool negative = digits != std::string::npos && text[digits] == '-';
   if (is_unsigned && negative) return "must not be negative, got " + text;
   errno = 0;
-  char* end = nullptr;
   if (is_unsigned)
-    std::strtoull(text.c_str(), &end, 0);
+    std::strtoull(text.c_str(), nullptr, 0);
   else
-    std::strtoll(text.c_str(), &end, 0);
+    std::strtoll(text.c_str(), nullptr, 0);
   if (errno == ERANGE) return text + " is out of range (a 64-bit " + (is_unsigned ? "unsigned " : "") + "integer)";
   return "";  // anything else CLI11's own conversion accepts or refuses
 }

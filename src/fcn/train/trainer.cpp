@@ -13,6 +13,7 @@
 #include <numeric>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -115,7 +116,7 @@ class Run {
  public:
   Run(Model& model, const SegmentationDataset& train, const SegmentationDataset* val, const TrainOptions& options,
       torch::optim::Optimizer& optimizer, RunPosition at)
-      : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(at), comm_(options.communicator().get()),
+      : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(std::move(at)), comm_(options.communicator().get()),
         rank_(comm_ != nullptr ? comm_->rank() : 0), world_(comm_ != nullptr ? comm_->world_size() : 1),
         n_(static_cast<int64_t>(train.size())), batch_size_(std::min<int64_t>(options.batch_size(), n_)),
         steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds),
