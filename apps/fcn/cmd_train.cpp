@@ -38,7 +38,7 @@ struct TrainFlags {
   std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
   std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
   std::string conv = "auto", layout = "auto";
-  int64_t epochs = 10, batch = 8, val_every = 1, crop = 0;
+  int64_t epochs = 10, batch = 8, val_every = 1, patience = 0, crop = 0;
   double lr = 1e-3, momentum = 0.9, weight_decay = 5e-4, bias_lr_mult = 1.0, min_scale = 1.0, max_scale = 1.0;
   double rotate = 0, shift = 0, gamma = 1;
   uint64_t seed = 0;
@@ -219,6 +219,7 @@ TrainOptions train_options(const TrainFlags& f) {
                            .weight_map_options(weight_map_options(f.weight_map))
                            .seed(f.seed)
                            .val_every(f.val_every)
+                           .patience(f.patience)
                            .device(parse_device(f.device))
                            .quiet(f.json_output)
                            .overwrite(f.overwrite)
@@ -248,13 +249,16 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
                                 {"train_seconds", result.seconds},
                                 {"best_epoch", result.best_epoch},
                                 {"best_val_mean_iu", result.best_mean_iu},
+                                {"epochs_done", result.epochs_done},
+                                {"stopped_early", result.stopped_early},
                                 {"data", data}}
                      .dump(2)
               << "\n";
   } else {
     std::printf("%s\n", data_line(data).c_str());
-    std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s; run folder %s\n", f.out.c_str(),
-                static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds, run_dir.c_str());
+    std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s%s; run folder %s\n", f.out.c_str(),
+                static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds,
+                result.stopped_early ? (", stopped early at epoch " + std::to_string(result.epochs_done)).c_str() : "", run_dir.c_str());
   }
 }
 
@@ -374,6 +378,9 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--elastic", f.elastic, "U-Net's elastic deformation: alpha=10,grid=3 (px std of displacements on a grid x grid lattice)");
   cmd->add_option("--gamma", f.gamma, "random grey-value gamma in [1/G, G] (1: off)")->capture_default_str();
   cmd->add_option("--val-every", f.val_every, "epochs between validations")->capture_default_str();
+  cmd->add_option("--patience", f.patience, "early stopping: end the run after N epochs without a better validation mean IU (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
   cmd->add_option("--seed", f.seed, "random seed")->capture_default_str();
   cmd->add_option("--workers", f.workers, "threads that read and augment the next batches ahead of the step (0: none)")
       ->capture_default_str();
@@ -421,7 +428,7 @@ void add_train(CLI::App& app) {
   add_training_flags(cmd, f);
   add_distributed_flags(cmd, f);
   add_device_flag(cmd, f.device);
-  add_json_flag(cmd, f.json_output, "model, run_dir, train_seconds, best_epoch, best_val_mean_iu");
+  add_json_flag(cmd, f.json_output, "model, run_dir, train_seconds, best_epoch, best_val_mean_iu, epochs_done, stopped_early");
   cmd->add_flag("--no-check", f.no_check, "skip reading every pair before training");
   cmd->add_flag("--overwrite", f.overwrite, "replace an earlier run in the run folder (without it: an error, or --resume)");
   add_max_pixels_flag(cmd);

@@ -36,6 +36,7 @@ const std::map<std::string, std::string>& option_flags() {
       {"PredictOptions.resize", "--resize"},
       {"TrainOptions.run_dir", "--out"},
       {"TrainOptions.epochs", "--epochs"},
+      {"TrainOptions.patience", "--patience"},
       {"TrainOptions.batch_size", "--batch"},
       {"TrainOptions.reduction", "--reduction"},
       {"TrainOptions.loss", "--loss"},

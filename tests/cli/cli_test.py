@@ -216,7 +216,8 @@ def _():
     # What the run read, and kept in memory from the data check on (--cache-mib), in one line and in --json.
     assert re.search(r"^data: 6 train \+ 2 val pairs, checked in [0-9.]+ s; 8 kept decoded in memory", p.stdout, re.M), p.stdout
     p = run("train", "--data", path("scenes"), "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--fc-channels", 16,
-            "--epochs", 1, "--batch", 3, "--cache-mib", 0, "--no-check", "--json", "--out", path("s32.fcn"))
+            "--epochs", 1, "--batch", 3, "--cache-mib", 0, "--no-check", "--json", "--patience", 1, "--out", path("s32.fcn"))
+    assert json.loads(p.stdout)["epochs_done"] == 1 and json.loads(p.stdout)["stopped_early"] is False, p.stdout
     data = json.loads(p.stdout)["data"]
     assert data["pairs"] == {"train": 6, "val": 2} and data["check_seconds"] is None, data
     assert data["kept_samples"] == 0 and data["kept_mib"] == 0, data
@@ -315,6 +316,8 @@ def _():
     p = run("train", "--data", root, "--arch", "fcn32s", "--backbone", "vgg16-w0.125", "--elastic", "alpha=x",
             "--out", path("bad.fcn"), ok=False)
     one_line_error(p, "--elastic")
+    one_line_error(run("train", "--data", root, "--arch", "fcn32s", "--patience", -1, "--out", path("bad.fcn"), ok=False),
+                   "--patience", "-1")
     assert not os.path.exists(path("bad.fcn"))
     # Without classes.json a VOC-layout folder has PASCAL VOC's 21 classes: data check says so, and a --classes
     # that disagrees names where the count came from.

@@ -368,6 +368,49 @@ TEST(Trainer, ResumeRebuildsALostMetricsLine) {
   EXPECT_EQ(std::string(three.begin(), three.begin() + static_cast<std::ptrdiff_t>(two.size())), std::string(two.begin(), two.end()));
 }
 
+int64_t lines_of(const std::string& file) {
+  const auto bytes = read_file(file);
+  return std::count(bytes.begin(), bytes.end(), '\n');
+}
+
+// Early stopping: a run whose validation stopped improving ends `patience` epochs after its best,
+// resumes to the same place, and trains on when given more patience.
+TEST(Trainer, PatienceEndsARunThatStoppedImproving) {
+  const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
+  const std::string log = test::temp_dir() + "/patience/metrics.jsonl";
+  auto still = [](int64_t patience) {  // steps of 1e-12 leave every weight as it was: no epoch beats the first
+    auto o = options("patience", 10).patience(patience);
+    o.optimizer().lr(1e-12);
+    return o;
+  };
+  auto model = small_fcn8s(7);
+  const auto stopped = train_segmentation(model, train, &val, still(2));
+  EXPECT_TRUE(stopped.stopped_early);
+  EXPECT_EQ(stopped.best_epoch, 1);
+  EXPECT_EQ(stopped.epochs_done, 3);
+  EXPECT_EQ(lines_of(log), 3);
+
+  Model same;
+  const auto again = resume_segmentation(test::temp_dir() + "/patience", same, train, &val, still(2));
+  EXPECT_TRUE(again.stopped_early);
+  EXPECT_EQ(again.epochs_done, 3);
+  EXPECT_EQ(lines_of(log), 3);
+
+  Model longer;
+  const auto more = resume_segmentation(test::temp_dir() + "/patience", longer, train, &val, still(3));
+  EXPECT_TRUE(more.stopped_early);
+  EXPECT_EQ(more.epochs_done, 4);
+  EXPECT_EQ(lines_of(log), 4);
+
+  auto unchecked = small_fcn8s(7);
+  EXPECT_NE(test::error_of([&] { train_segmentation(unchecked, train, nullptr, options("patience_without_val", 2).patience(1)); })
+                .find("TrainOptions.patience: early stopping needs validation data"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { train_segmentation(unchecked, train, &val, options("patience_negative", 2).patience(-1)); })
+                .find("TrainOptions.patience: must be >= 0"),
+            std::string::npos);
+}
+
 // Item 7: one trainer per run folder, and no silent replacement of a finished run.
 TEST(Trainer, RunFolderIsLockedAndNotSilentlyOverwritten) {
   const SegmentationDataset train(scenes(), "train");

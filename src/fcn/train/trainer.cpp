@@ -134,6 +134,7 @@ class Run {
     at_.conv = conv_algorithm_name(training_conv_algorithm());  // recorded in every checkpoint: a resume keeps it
     at_.layout = layout_name(path_.channels_last);
     for (int64_t epoch = at_.epoch; epoch < options_.epochs(); ++epoch) {
+      if (patience_ran_out()) break;
       const auto order = epoch_order(n_, options_.seed(), epoch);
       model_.net->train();
       EpochStats stats;
@@ -159,7 +160,7 @@ class Run {
     }
     // Without validation (or before any ran), the final model is the best there is.
     if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) save_model(dir() + "/best.fcn", model_);
-    result_.epochs_done = options_.epochs();
+    result_.epochs_done = at_.epoch;
     result_.best_mean_iu = at_.best_mean_iu;
     result_.best_epoch = at_.best_epoch;
     result_.seconds = at_.seconds;
@@ -177,6 +178,17 @@ class Run {
     std::snprintf(status, sizeof status, "loss %.4f, %.0f px/s, data wait %.0f%%", stats.mean_loss(), stats.pixels / std::max(seconds, 1e-9),
                   100.0 * stats.data_wait / std::max(seconds, 1e-9));
     return status;
+  }
+
+  // Early stopping (TrainOptions.patience): every rank sees the same validation, so all stop together.
+  bool patience_ran_out() {
+    const int64_t waited = at_.epoch - at_.best_epoch;
+    if (options_.patience() <= 0 || val_ == nullptr || at_.best_epoch == 0 || waited < options_.patience()) return false;
+    result_.stopped_early = true;
+    if (!options_.quiet() && rank_ == 0)
+      std::printf("early stop after epoch %ld: validation mean IU has not improved for %ld epochs (best %.4f at epoch %ld)\n",
+                  static_cast<long>(at_.epoch), static_cast<long>(waited), at_.best_mean_iu, static_cast<long>(at_.best_epoch));
+    return true;
   }
 
   // Every rank starts from rank 0's weights and buffers (as DDP does): a net initialised from
@@ -433,6 +445,11 @@ void on_every_rank(Communicator* comm, Setup&& setup) {
   fail("distributed training (rank " + std::to_string(comm->rank()) + ")", "another rank could not start; its message says why");
 }
 
+void check_patience(const TrainOptions& options, const SegmentationDataset* val) {
+  if (options.patience() < 0) fail("TrainOptions.patience", "must be >= 0 (0: no early stopping), got " + std::to_string(options.patience()));
+  if (options.patience() > 0 && val == nullptr) fail("TrainOptions.patience", "early stopping needs validation data (a val split)");
+}
+
 }  // namespace
 
 TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
@@ -442,6 +459,7 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
   on_every_rank(comm, [&] {
     if (options.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
     if (options.batch_size() < 1) fail("TrainOptions.batch_size", "must be at least 1");
+    check_patience(options, val);
     validate(options.augment());
     if (comm != nullptr && comm->rank() != 0) return;
     prepare_run_dir(options.run_dir());
@@ -467,6 +485,7 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
   RunPosition at;
   // Every rank reads the checkpoint (the run folder is shared, or copied to each machine).
   on_every_rank(comm, [&] {
+    check_patience(options, val);
     const auto path = checkpoint_path(checkpoint);
     if (main_rank) {
       prepare_run_dir(options.run_dir());

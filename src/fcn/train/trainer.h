@@ -48,6 +48,10 @@ struct TrainOptions {
   TORCH_ARG(WeightMapOptions, weight_map_options);
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(int64_t, val_every) = 1;         // epochs between validations (the last epoch always)
+  // Early stopping: end the run once this many epochs have passed since validation mean IU last
+  // improved (0: never; needs validation data). The best model is best.fcn, as after any run; a
+  // stopped run resumed trains on only with more patience.
+  TORCH_ARG(int64_t, patience) = 0;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   TORCH_ARG(bool, quiet) = false;
   // Stop after this many steps in this invocation and checkpoint, as Ctrl-C does (0: no limit).
@@ -81,6 +85,7 @@ struct TrainResult {
   bool interrupted = false;
   double best_mean_iu = -1;
   int64_t best_epoch = 0;
+  bool stopped_early = false;  // TrainOptions.patience ran out before TrainOptions.epochs
   double seconds = 0;  // training time of the whole run, resumed parts included
   SegmentationMetrics last_val;
 };
