@@ -237,8 +237,9 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
   best.meta.training = nlohmann::json{{"task", "train"},          {"arch", f.recipe.arch},
                                       {"data", f.data},           {"init", init},
-                                      {"epochs", f.epochs},       {"seed", f.seed},
-                                      {"lr", f.lr},               {"optimizer", f.optimizer},
+                                      {"epochs", f.epochs},       {"epochs_done", result.epochs_done},
+                                      {"seed", f.seed},           {"lr", f.lr},
+                                      {"optimizer", f.optimizer},
                                       {"train_seconds", result.seconds}, {"best_epoch", result.best_epoch},
                                       {"best_val_mean_iu", result.best_mean_iu}}
                            .dump();

@@ -119,7 +119,7 @@ class Run {
       : model_(model), train_(train), val_(val), options_(options), optimizer_(optimizer), at_(std::move(at)), comm_(options.communicator().get()),
         rank_(comm_ != nullptr ? comm_->rank() : 0), world_(comm_ != nullptr ? comm_->world_size() : 1),
         n_(static_cast<int64_t>(train.size())), batch_size_(std::min<int64_t>(options.batch_size(), n_)),
-        steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at.seconds),
+        steps_per_epoch_((n_ + batch_size_ - 1) / batch_size_), seconds_before_(at_.seconds),
         weight_maps_(static_cast<size_t>(n_)) {}
 
   TrainResult all_epochs() {
