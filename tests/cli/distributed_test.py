@@ -93,6 +93,15 @@ def _():
     assert max_difference(weights(path("zero_steps.run/last.fcn")), weights(path("two_sgd.run/last.fcn"))) > 1e-3
 
 
+@check("--patience stops every rank at the same epoch (each decides from the same all-reduced validation)")
+def _():
+    # Steps of 1e-12 leave the weights as they were: no epoch beats the first, so patience 2 ends epoch 3 of 6.
+    p = train("patience", "--optimizer", "sgd", "--lr", "1e-12", "--patience", 2, "--nproc", 2, "--json", epochs=6)
+    result = json.loads(p.stdout)
+    assert result["stopped_early"] is True and result["epochs_done"] == 3 and result["best_epoch"] == 1, result
+    assert len(val_lines(path("patience.run"))) == 3
+
+
 @check("the sharded validation equals fcn eval of the same model")
 def _():
     r = json.loads(run("eval", path("two_adamw.run/last.fcn"), "--data", path("scenes"), "--json").stdout)
