@@ -200,6 +200,11 @@ def _():
     for needle in ("<svg", "mean IU", "Confusion matrix", "data:image/png;base64,", "T-shirt/top"):
         assert needle in html, needle
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    # Which epoch best.fcn is, as fcn train chose it: the first of the highest validation mean IU.
+    lines = [json.loads(line) for line in open(path("s8.run/metrics.jsonl"))]
+    best = max(lines, key=lambda e: (e["val"]["mean_iu"], -e["epoch"]))
+    summary = f"2 epochs trained; best.fcn is epoch {best['epoch']} (validation mean IU {100 * best['val']['mean_iu']:.2f}%)"
+    assert summary in html, (summary, re.findall(r"epochs trained[^<]*", html))
     # The page's metrics are fcn eval's on the same model and split (both score as fcn predict segments).
     cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", html)
     scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json").stdout)

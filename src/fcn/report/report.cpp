@@ -161,6 +161,19 @@ std::string confusion_svg(const torch::Tensor& matrix, const std::vector<std::st
   return svg.str() + "</svg>";
 }
 
+// "12 epochs trained; best.fcn is epoch 9 (validation mean IU 41.3%)": the best as fcn train picks it
+// (the first epoch of the highest validation mean IU), from metrics.jsonl.
+std::string epochs_summary(const std::vector<nlohmann::json>& epochs) {
+  int64_t best_epoch = 0;
+  double best = -1;
+  for (const auto& e : epochs)
+    if (e.contains("val") && e["val"].is_object() && e["val"].value("mean_iu", -1.0) > best)
+      best = e["val"]["mean_iu"].get<double>(), best_epoch = e.value("epoch", int64_t{0});
+  const std::string trained = std::to_string(epochs.back().value("epoch", int64_t{0})) + " epochs trained; ";
+  if (best_epoch == 0) return trained + "no validation ran, so best.fcn is the last epoch";
+  return trained + "best.fcn is epoch " + std::to_string(best_epoch) + " (validation mean IU " + fixed(100 * best, 2) + "%)";
+}
+
 std::vector<nlohmann::json> read_metrics(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, "cannot open (is this a run directory written by fcn train?)");
@@ -218,7 +231,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   html << "<h1>fcn training report</h1><p>Run <code>" << escape(run_dir) << "</code>, model <code>" << escape(model_path)
        << "</code>: <code>" << escape(net_config(*model.net).dump()) << "</code></p>";
   if (training.is_object()) html << "<p>Training: <code>" << escape(training.dump()) << "</code></p>";
-  html << "<h2>Curves</h2>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
+  html << "<h2>Curves</h2><p>" << escape(epochs_summary(epochs)) << ".</p>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
   html << "<h2>Best model on " << escape(data) << " (" << escape(options.split) << ", " << dataset.size() << " images)</h2>"
        << "<table><tr><th>pixel acc.</th><th>mean acc.</th><th>mean IU</th><th>f.w. IU</th></tr><tr>";
   for (const double v : {result.pixel_acc, result.mean_acc, result.mean_iu, result.fw_iu}) html << "<td>" << fixed(100 * v, 2) << "%</td>";
