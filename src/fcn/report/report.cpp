@@ -166,9 +166,10 @@ std::string confusion_svg(const torch::Tensor& matrix, const std::vector<std::st
 std::string epochs_summary(const std::vector<nlohmann::json>& epochs) {
   int64_t best_epoch = 0;
   double best = -1;
-  for (const auto& e : epochs)
-    if (e.contains("val") && e["val"].is_object() && e["val"].value("mean_iu", -1.0) > best)
-      best = e["val"]["mean_iu"].get<double>(), best_epoch = e.value("epoch", int64_t{0});
+  for (const auto& e : epochs) {
+    const double mean_iu = e.contains("val") && e["val"].is_object() ? e["val"].value("mean_iu", -1.0) : -1.0;
+    if (mean_iu > best) best = mean_iu, best_epoch = e.value("epoch", int64_t{0});
+  }
   const std::string trained = std::to_string(epochs.back().value("epoch", int64_t{0})) + " epochs trained; ";
   if (best_epoch == 0) return trained + "no validation ran, so best.fcn is the last epoch";
   return trained + "best.fcn is epoch " + std::to_string(best_epoch) + " (validation mean IU " + fixed(100 * best, 2) + "%)";

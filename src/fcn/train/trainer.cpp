@@ -183,7 +183,7 @@ class Run {
   // Early stopping (TrainOptions.patience): every rank sees the same validation, so all stop together.
   bool patience_ran_out() {
     const int64_t waited = at_.epoch - at_.best_epoch;
-    if (options_.patience() <= 0 || val_ == nullptr || at_.best_epoch == 0 || waited < options_.patience()) return false;
+    if (options_.patience() <= 0 || at_.best_epoch == 0 || waited < options_.patience()) return false;  // no validation yet: 0
     result_.stopped_early = true;
     if (!options_.quiet() && rank_ == 0)
       std::printf("early stop after epoch %ld: validation mean IU has not improved for %ld epochs (best %.4f at epoch %ld)\n",
