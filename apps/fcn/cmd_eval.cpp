@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "fcn/eval/evaluate.h"
+#include "fcn/infer/predictor.h"
 #include "fcn/formats/png.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/util/atomic_file.h"
@@ -28,7 +29,7 @@ std::string cell(const nlohmann::json& value) { return value.is_null() ? "-" : s
 
 // One model's metrics, per-class scores, confusion matrix and training provenance.
 nlohmann::json result_json(const std::string& path, const std::string& split, const SegmentationDataset& dataset,
-                           const ConfusionMatrix& confusion, const Model& model) {
+                           const ConfusionMatrix& confusion, const Model& model, const PredictOptions& options) {
   const auto m = confusion.metrics();
   auto per_class = nlohmann::json::array();
   for (size_t c = 0; c < m.iou.size(); ++c)
@@ -50,6 +51,14 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
           {"dice", nan_to_null(m.mean_dice)},
           {"per_class", per_class},
           {"confusion", matrix},
+          {"inference", {{"tile", options.tile},
+                         {"overlap", options.tile > 0 ? nlohmann::json(options.overlap) : nlohmann::json(nullptr)},
+                         {"resize", options.resize_height > 0 ? nlohmann::json({options.resize_height, options.resize_width})
+                                                              : nlohmann::json(nullptr)},
+                         {"flip", options.flip},
+                         {"rot90", options.rot90},
+                         {"dtype", options.dtype == torch::kBFloat16 ? "bf16" : "fp32"},
+                         {"text", describe_inference(options)}}},
           {"training", nlohmann::json::parse(model.meta.training)}};
 }
 
@@ -69,35 +78,44 @@ std::string markdown_row(const nlohmann::json& r) {
 
 struct EvalFlags {
   std::vector<std::string> models;
-  double threshold = 0.5;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
-  int64_t batch = 8, cache_mib = 1024;
+  int64_t cache_mib = 1024;
+  std::vector<int> threads;
+  PredictOptions options = [] {
+    PredictOptions o;
+    o.batch = 8;  // small images share a pass (fcn predict's --batch counts tiles, default 1)
+    return o;
+  }();
+  InferenceFlags inference;
 };
 
 void run_eval(const EvalFlags& f) {
-  const auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch, cache_mib] = f;
-  if (batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(batch));
+  const auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, threads, flag_options,
+               inference] = f;
+  if (flag_options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(flag_options.batch));
+  PredictOptions options = flag_options;  // each image as fcn predict segments it with the same flags
+  apply_inference_flags(inference, options);
+  options.dtype = parse_dtype(dtype);
+  options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
+  apply_threads(threads);
   SegmentationDataset dataset(data, split);
   if (models.size() > 1) dataset.keep_decoded(static_cast<size_t>(cache_mib) << 20);  // one model reads each sample once
   const auto target = parse_device(device);
   auto results = nlohmann::json::array();
   int64_t failed = 0;
   std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
+  const std::string how = describe_inference(options);
+  if (!json_output && how != "whole image") std::printf("inference: %s\n", how.c_str());
   if (!json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
   for (const auto& path : models) {
     const auto model = load_model(path);
-    PredictOptions options;  // each image whole, padded to a legal size, exactly as fcn predict segments it
-    options.dtype = parse_dtype(dtype);
-    options.threshold = threshold;
-    options.batch = batch;
-    options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
     SeparationScore separation;
     std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
     const auto confusion = evaluate(model, dataset, options, target, json_output, &separation, &skipped);
     for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
     failed += static_cast<int64_t>(skipped.size());
-    results.push_back(result_json(path, split, dataset, confusion, model));
+    results.push_back(result_json(path, split, dataset, confusion, model, options));
     if (!skipped.empty()) results.back()["skipped"] = skipped;
     if (dataset.has_instances())
       results.back()["separation"] = {{"score", nan_to_null(separation.score())},
@@ -136,21 +154,24 @@ void add_eval(CLI::App& app) {
       "eval", "Evaluate models on a dataset split: pixel acc, mean acc, mean IU, f.w. IU (the FCN paper's four), Dice\n"
               "  example: fcn eval fcn8s.fcn --data scenes --split val\n"
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
+              "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, threshold, data, split, markdown, device, confusion_png, dtype, json_output, batch, cache_mib] = f;
+  auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, threads, options, inference] = f;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
-  cmd->add_option("--threshold", threshold, "binary nets: foreground where its probability exceeds this")->capture_default_str();
-  cmd->add_option("--batch", batch, "images of one size per forward pass (together at most 1 megapixel; 1: one at a time)")
+  add_inference_flags(cmd, options, inference);
+  cmd->add_option("--batch", options.batch,
+                  "images of one size per forward pass (together at most 1 megapixel; 1: one at a time); with --tile: tiles per pass")
       ->capture_default_str();
   add_cache_flag(cmd, cache_mib, "the second and later models (with several)");
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
-  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion");
+  add_threads_flag(cmd, threads, "LibTorch's");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_eval(f); });
 }

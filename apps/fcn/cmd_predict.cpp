@@ -22,8 +22,9 @@ namespace fcn::cli {
 namespace {
 
 struct PredictFlags {
-  std::string model, out, device = "cpu", probs, resize, dtype = "fp32";
-  std::vector<std::string> inputs, tta;
+  std::string model, out, device = "cpu", probs, dtype = "fp32";
+  std::vector<std::string> inputs;
+  InferenceFlags inference;
   std::vector<int> threads;
   bool overlay = false, json = false, quiet = false;
   PredictOptions options;
@@ -166,10 +167,9 @@ class Segmenter {
 };
 
 void run_predict(PredictFlags& f) {
-  if (!f.resize.empty()) std::tie(f.options.resize_height, f.options.resize_width) = parse_size(f.resize, "--resize");
+  apply_inference_flags(f.inference, f.options);
   f.options.dtype = parse_dtype(f.dtype);
   apply_threads(f.threads);
-  for (const auto& t : f.tta) (t == "flip" ? f.options.flip : f.options.rot90) = true;
   const auto device = parse_device(f.device);
   f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
@@ -214,16 +214,8 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32) or png "
                                       "(NAME-probC.png per class, 16-bit, p * 65535)")
       ->check(CLI::IsMember({"npy", "png"}));
-  cmd->add_option("--tile", f.options.tile, "overlap-tile inference with tiles of this side (px); 0 = whole image")
-      ->capture_default_str();
-  cmd->add_option("--overlap", f.options.overlap, "pixels shared by neighbouring tiles")->capture_default_str();
+  add_inference_flags(cmd, f.options, f.inference);
   cmd->add_option("--batch", f.options.batch, "tiles per forward pass")->capture_default_str();
-  cmd->add_option("--tta", f.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
-      ->check(CLI::IsMember({"flip", "rot90"}))
-      ->delimiter(',');
-  cmd->add_option("--threshold", f.options.threshold, "binary nets: foreground where its probability exceeds this")
-      ->capture_default_str();
-  cmd->add_option("--resize", f.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");

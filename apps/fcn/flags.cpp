@@ -11,6 +11,7 @@
 
 #include <torch/cuda.h>
 
+#include "fcn/infer/predictor.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 #include "fcn/util/threads.h"
@@ -173,6 +174,35 @@ void add_threads_flag(CLI::App* cmd, std::vector<int>& threads, const std::strin
 
 void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys) {
   cmd->add_flag("--json", json, keys.empty() ? "print a JSON summary" : "print JSON (" + keys + ")");
+}
+
+void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags) {
+  cmd->add_option("--tile", options.tile, "overlap-tile inference with tiles of this side (px); 0 = whole image")
+      ->capture_default_str();
+  cmd->add_option("--overlap", options.overlap, "pixels shared by neighbouring tiles")->capture_default_str();
+  cmd->add_option("--tta", flags.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
+      ->check(CLI::IsMember({"flip", "rot90"}))
+      ->delimiter(',');
+  cmd->add_option("--threshold", options.threshold, "binary nets: foreground where its probability exceeds this")
+      ->capture_default_str();
+  cmd->add_option("--resize", flags.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
+}
+
+void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options) {
+  if (!flags.resize.empty()) std::tie(options.resize_height, options.resize_width) = parse_size(flags.resize, "--resize");
+  for (const auto& t : flags.tta) (t == "flip" ? options.flip : options.rot90) = true;
+}
+
+std::string describe_inference(const PredictOptions& options) {
+  std::string text = "whole image";
+  if (options.resize_height > 0)
+    text = "resized to " + std::to_string(options.resize_height) + "x" + std::to_string(options.resize_width);
+  else if (options.tile > 0)
+    text = "tiles of " + std::to_string(options.tile) + " px, overlap " + std::to_string(options.overlap);
+  if (options.flip || options.rot90)
+    text += std::string("; test-time augmentation: ") + (options.flip ? "flip" : "") + (options.flip && options.rot90 ? ", " : "") +
+            (options.rot90 ? "rot90" : "");
+  return text;
 }
 
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {

@@ -260,7 +260,7 @@ def _():
     assert train["mode"] == "train" and train["ms_per_image"] > 0
 
 
-@check("eval scores exactly the labels predict writes, valid-padding U-Net included (one inference path)")
+@check("eval scores exactly the labels predict writes, with predict's --tta/--tile/--resize, valid U-Net (one inference path)")
 def _():
     root = path("unet_data")
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
@@ -275,15 +275,30 @@ def _():
     run("init", "--arch", "unet", "--padding", "valid", "--depth", 2, "--base-channels", 4, "--in-channels", 1,
         "--classes", 3, "--out", path("vunet.fcn"))
     randomize_model_file(path("vunet.fcn"), path("vunet_random.fcn"), 5)
-    result = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json").stdout)
-    run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out", path("vunet_masks"), "--quiet")
-    confusion = np.zeros((3, 3), dtype=np.int64)
-    for i, (h, w) in enumerate(sizes):
-        labels = np.asarray(Image.open(path(f"vunet_masks/u{i}.png")))
-        truth = np.asarray(Image.open(os.path.join(root, "SegmentationClass", f"u{i}.png")))
-        assert labels.shape == truth.shape == (h, w), (labels.shape, truth.shape)
-        np.add.at(confusion, (truth.ravel(), labels.ravel()), 1)
-    assert np.array_equal(np.array(result["confusion"]), confusion), (result["confusion"], confusion.tolist())
+    # Whole images, and as predict runs with test-time augmentation, overlapping tiles or a resize:
+    # eval takes the same flags and scores what predict writes with them.
+    for k, flags in enumerate([[], ["--tta", "flip,rot90"], ["--tile", 60, "--overlap", 4, "--batch", 2],
+                               ["--resize", "40x48", "--tta", "flip"]]):
+        result = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json", *flags).stdout)
+        run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out", path(f"vunet_masks{k}"),
+            "--quiet", *flags)
+        confusion = np.zeros((3, 3), dtype=np.int64)
+        for i, (h, w) in enumerate(sizes):
+            labels = np.asarray(Image.open(path(f"vunet_masks{k}/u{i}.png")))
+            truth = np.asarray(Image.open(os.path.join(root, "SegmentationClass", f"u{i}.png")))
+            assert labels.shape == truth.shape == (h, w), (flags, labels.shape, truth.shape)
+            np.add.at(confusion, (truth.ravel(), labels.ravel()), 1)
+        assert np.array_equal(np.array(result["confusion"]), confusion), (flags, result["confusion"], confusion.tolist())
+        inference = result["inference"]
+        assert (inference["flip"], inference["rot90"]) == ("--tta" in flags, "flip,rot90" in flags), (flags, inference)
+        assert inference["tile"] == (60 if "--tile" in flags else 0) and (inference["overlap"] == 4) == ("--tile" in flags)
+        assert inference["resize"] == ([40, 48] if "--resize" in flags else None), inference
+        if k == 0:
+            whole = confusion
+        elif "--tile" in flags:  # valid padding: the paper's overlap-tile strategy is seamless, tiles = whole
+            assert np.array_equal(confusion, whole), (confusion.tolist(), whole.tolist())
+        else:  # test-time augmentation and resizing segment differently (else the check above proves little)
+            assert not np.array_equal(confusion, whole), flags
     assert len(np.unique(confusion.argmax(1))) > 1 or confusion.sum() > 0
 
 
