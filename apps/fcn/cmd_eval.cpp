@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,30 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
           {"training", nlohmann::json::parse(model.meta.training)}};
 }
 
+// The `count` images with the lowest mean IU (ties: split order); images with no scored pixel are
+// left out (their metrics are undefined).
+std::vector<ImageScore> worst_images(std::vector<ImageScore> scores, int64_t count) {
+  scores.erase(std::remove_if(scores.begin(), scores.end(), [](const ImageScore& s) { return std::isnan(s.metrics.mean_iu); }),
+               scores.end());
+  std::stable_sort(scores.begin(), scores.end(),
+                   [](const ImageScore& a, const ImageScore& b) { return a.metrics.mean_iu < b.metrics.mean_iu; });
+  if (static_cast<int64_t>(scores.size()) > count) scores.resize(static_cast<size_t>(count));
+  return scores;
+}
+
+nlohmann::json worst_json(const std::vector<ImageScore>& worst) {
+  auto list = nlohmann::json::array();
+  for (const auto& s : worst)
+    list.push_back({{"image", s.image}, {"mean_iu", s.metrics.mean_iu}, {"pixel_acc", s.metrics.pixel_acc}, {"pixels", s.pixels}});
+  return list;
+}
+
+void print_worst(const std::string& model, const std::vector<ImageScore>& worst) {
+  std::printf("\n%s: the %zu image(s) with the lowest mean IU\n%9s %9s  %s\n", model.c_str(), worst.size(), "mean IU",
+              "pixel acc", "image");
+  for (const auto& s : worst) std::printf("%9.4f %9.4f  %s\n", s.metrics.mean_iu, s.metrics.pixel_acc, printable(s.image).c_str());
+}
+
 // The model's row of the --markdown table (docs/results.md's format).
 std::string markdown_row(const nlohmann::json& r) {
   const auto& training = r["training"];
@@ -80,7 +105,7 @@ struct EvalFlags {
   std::vector<std::string> models;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
-  int64_t cache_mib = 1024;
+  int64_t cache_mib = 1024, worst = 0;
   std::vector<int> threads;
   PredictOptions options = [] {
     PredictOptions o;
@@ -91,8 +116,8 @@ struct EvalFlags {
 };
 
 void run_eval(const EvalFlags& f) {
-  const auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, threads, flag_options,
-               inference] = f;
+  const auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads,
+               flag_options, inference] = f;
   if (flag_options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(flag_options.batch));
   PredictOptions options = flag_options;  // each image as fcn predict segments it with the same flags
   apply_inference_flags(inference, options);
@@ -104,6 +129,7 @@ void run_eval(const EvalFlags& f) {
   const auto target = parse_device(device);
   auto results = nlohmann::json::array();
   int64_t failed = 0;
+  std::vector<std::pair<std::string, std::vector<ImageScore>>> worst_lists;  // printed after the tables
   std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
   const std::string how = describe_inference(options);
   if (!json_output && how != "whole image") std::printf("inference: %s\n", how.c_str());
@@ -112,11 +138,16 @@ void run_eval(const EvalFlags& f) {
     const auto model = load_model(path);
     SeparationScore separation;
     std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
-    const auto confusion = evaluate(model, dataset, options, target, json_output, &separation, &skipped);
+    std::vector<ImageScore> per_image;
+    const auto confusion =
+        evaluate(model, dataset, options, target, json_output, {&separation, &skipped, worst > 0 ? &per_image : nullptr});
+    const auto lowest = worst_images(std::move(per_image), worst);
     for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
     failed += static_cast<int64_t>(skipped.size());
     results.push_back(result_json(path, split, dataset, confusion, model, options));
     if (!skipped.empty()) results.back()["skipped"] = skipped;
+    if (worst > 0) results.back()["worst"] = worst_json(lowest);
+    if (worst > 0) worst_lists.emplace_back(path, lowest);
     if (dataset.has_instances())
       results.back()["separation"] = {{"score", nan_to_null(separation.score())},
                                       {"touching_pairs", separation.touching_pairs},
@@ -138,6 +169,8 @@ void run_eval(const EvalFlags& f) {
       std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
                   cell(c["dice"]).c_str());
   }
+  if (!json_output)
+    for (const auto& [model, lowest] : worst_lists) print_worst(model, lowest);
   if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
   if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());
   if (failed > 0) {
@@ -157,7 +190,8 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, threads, options, inference] = f;
+  auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
+         inference] = f;
   cmd->add_option("MODEL", models, "model file(s)")->required();
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
@@ -170,8 +204,11 @@ void add_eval(CLI::App& app) {
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
+  cmd->add_option("--worst", worst, "list the N images with the lowest mean IU, each scored on its own (--json: worst)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
   add_threads_flag(cmd, threads, "LibTorch's");
-  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_eval(f); });
 }

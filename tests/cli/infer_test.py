@@ -260,7 +260,7 @@ def _():
     assert train["mode"] == "train" and train["ms_per_image"] > 0
 
 
-@check("eval scores exactly the labels predict writes, with predict's --tta/--tile/--resize, valid U-Net (one inference path)")
+@check("eval scores exactly the labels predict writes, with predict's --tta/--tile/--resize, valid U-Net; --worst images")
 def _():
     root = path("unet_data")
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
@@ -299,6 +299,19 @@ def _():
             assert np.array_equal(confusion, whole), (confusion.tolist(), whole.tolist())
         else:  # test-time augmentation and resizing segment differently (else the check above proves little)
             assert not np.array_equal(confusion, whole), flags
+    # --worst: the images with the lowest mean IU, each scored on its own (numpy over predict's masks).
+    worst = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json", "--worst", 2).stdout)["worst"]
+    own = []
+    for i in range(len(sizes)):
+        labels = np.asarray(Image.open(path(f"vunet_masks0/u{i}.png"))).ravel()
+        truth = np.asarray(Image.open(os.path.join(root, "SegmentationClass", f"u{i}.png"))).ravel()
+        ious = [((labels == c) & (truth == c)).sum() / ((labels == c) | (truth == c)).sum()
+                for c in range(3) if ((labels == c) | (truth == c)).any()]
+        own.append((np.mean(ious), i))
+    expected = sorted(own)[:2]
+    assert [os.path.basename(w["image"]) for w in worst] == [f"u{i}.png" for _, i in expected], (worst, own)
+    assert all(abs(w["mean_iu"] - m) < 1e-9 for w, (m, _) in zip(worst, expected)), (worst, own)
+    assert len({round(m, 9) for m, _ in own}) == 3, own  # distinct scores: the order is the check's, not a tie-break's
     assert len(np.unique(confusion.argmax(1))) > 1 or confusion.sum() > 0
 
 

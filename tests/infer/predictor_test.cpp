@@ -143,6 +143,19 @@ TEST(Predictor, EvaluateInPassesCountsAsOneAtATime) {
   EXPECT_GT(one.sum().item<int64_t>(), 6 * 32 * 32);  // every image scored (void pixels aside)
   EXPECT_EQ(batched.sum().item<int64_t>(), one.sum().item<int64_t>());
   EXPECT_LE((one - batched).abs().sum().item<int64_t>(), 4) << "at most a near-tie pixel or two may flip";
+  // Each image's own scores, in split order, add up to the split's pixels.
+  std::vector<ImageScore> per_image;
+  const auto with_scores = evaluate(model, scenes, passes, torch::kCPU, true, {nullptr, nullptr, &per_image}).matrix();
+  ASSERT_EQ(per_image.size(), 7u);
+  int64_t pixels = 0;
+  for (size_t i = 0; i < per_image.size(); ++i) {
+    EXPECT_EQ(per_image[i].index, i);
+    EXPECT_EQ(per_image[i].image, scenes.image_path(i));
+    EXPECT_TRUE(per_image[i].metrics.mean_iu >= 0 && per_image[i].metrics.mean_iu <= 1) << i;
+    pixels += per_image[i].pixels;
+  }
+  EXPECT_EQ(pixels, with_scores.sum().item<int64_t>());
+  EXPECT_TRUE(torch::equal(with_scores, batched));
 }
 
 TEST(Predictor, ValidUNetTilesEqualTheWholeImage) {

@@ -22,10 +22,10 @@ namespace {
 // The split's images scored into one confusion matrix, same-size neighbours a pass at a time.
 class Scorer {
  public:
-  Scorer(const Predictor& predictor, const SegmentationDataset& dataset, ConfusionMatrix& confusion, SeparationScore* separation,
-         std::vector<std::string>* skipped, Progress& progress)
-      : predictor_(predictor), dataset_(dataset), confusion_(confusion), separation_(separation), skipped_(skipped),
-        progress_(progress), per_pass_(static_cast<size_t>(std::max<int64_t>(1, predictor.options().batch))) {}
+  Scorer(const Predictor& predictor, const SegmentationDataset& dataset, ConfusionMatrix& confusion, EvalSinks sinks,
+         Progress& progress)
+      : predictor_(predictor), dataset_(dataset), confusion_(confusion), separation_(sinks.separation), skipped_(sinks.skipped),
+        per_image_(sinks.per_image), progress_(progress), per_pass_(static_cast<size_t>(std::max<int64_t>(1, predictor.options().batch))) {}
 
   void add(size_t i) {
     Sample sample;
@@ -69,6 +69,11 @@ class Scorer {
       return;
     }
     confusion_.update(labels, sample.mask);
+    if (per_image_ != nullptr) {
+      ConfusionMatrix own(confusion_.num_classes());
+      own.update(labels, sample.mask);
+      per_image_->push_back({i, dataset_.image_path(i), own.matrix().sum().item<int64_t>(), own.metrics()});
+    }
     if (separation_ != nullptr && sample.instances.defined()) *separation_ += instance_separation(labels, sample.instances);
     progress_.update(static_cast<int64_t>(i + 1));
   }
@@ -78,6 +83,7 @@ class Scorer {
   ConfusionMatrix& confusion_;
   SeparationScore* separation_;
   std::vector<std::string>* skipped_;
+  std::vector<ImageScore>* per_image_;
   Progress& progress_;
   size_t per_pass_;
   std::vector<std::pair<size_t, Sample>> pending_;
@@ -86,13 +92,12 @@ class Scorer {
 }  // namespace
 
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options,
-                         torch::Device device, bool quiet, SeparationScore* separation, std::vector<std::string>* skipped,
-                         Shard shard) {
+                         torch::Device device, bool quiet, EvalSinks sinks, Shard shard) {
   check_class_count(dataset, *model.net);
   const Predictor predictor(model, device, options);
   ConfusionMatrix confusion(dataset.num_classes());
   Progress progress("eval " + dataset.split(), static_cast<int64_t>(dataset.size()), quiet);
-  Scorer scorer(predictor, dataset, confusion, separation, skipped, progress);
+  Scorer scorer(predictor, dataset, confusion, sinks, progress);
   for (size_t i = 0; i < dataset.size(); ++i)
     if (shard.has(i)) scorer.add(i);
   scorer.flush();

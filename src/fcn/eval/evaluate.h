@@ -25,15 +25,30 @@ struct Shard {
   bool has(size_t i) const { return static_cast<int64_t>(i % static_cast<size_t>(count)) == index; }
 };
 
+// One image's scores: the paper's metrics over its own pixels (mean IU over the classes in its
+// ground truth or its prediction), to find the images a model gets most wrong.
+struct ImageScore {
+  size_t index = 0;  // in the split
+  std::string image;
+  int64_t pixels = 0;  // scored (void left out)
+  SegmentationMetrics metrics;
+};
+
+// What evaluate() records beside the split's confusion matrix, where the caller gives a place.
+struct EvalSinks {
+  // With a dataset that has instance masks: the touching-objects separation score.
+  SeparationScore* separation = nullptr;
+  // A sample that cannot be read or segmented is recorded here ("FILE: what") and left out;
+  // without, its fcn::Error propagates.
+  std::vector<std::string>* skipped = nullptr;
+  // Every scored image's own metrics, in split order.
+  std::vector<ImageScore>* per_image = nullptr;
+};
+
 // Each image as the Predictor with `options` segments it on `device`; neighbouring images of one
 // size share a forward pass, up to options.batch of them and 1 megapixel (the same labels as one at
-// a time, to float rounding; sizes may differ).
-// The dataset's classes must match the model's count. With `separation` and a dataset that has
-// instance masks, the touching-objects separation score is accumulated there too. With `skipped`,
-// a sample that cannot be read or segmented is recorded there ("FILE: what") and left out;
-// without, its fcn::Error propagates.
+// a time, to float rounding; sizes may differ). The dataset's classes must match the model's count.
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options = {},
-                         torch::Device device = torch::kCPU, bool quiet = true, SeparationScore* separation = nullptr,
-                         std::vector<std::string>* skipped = nullptr, Shard shard = {});
+                         torch::Device device = torch::kCPU, bool quiet = true, EvalSinks sinks = {}, Shard shard = {});
 
 }  // namespace fcn

@@ -325,7 +325,7 @@ class Run {
     PredictOptions as_is;
     as_is.channels_last = path_.channels_last;  // the weights stay in the layout training uses
     as_is.batch = std::max<int64_t>(1, options_.batch_size() / world_);  // small images: a training batch per pass
-    auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, nullptr, nullptr, Shard{rank_, world_});
+    auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, {}, Shard{rank_, world_});
     if (comm_ == nullptr) return confusion.metrics();
     std::vector<torch::Tensor> counts = {confusion.matrix().clone()};
     comm_->all_reduce_sum(counts);
