@@ -1,4 +1,4 @@
-#include <algorithm>
+#include <utility>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -61,17 +61,6 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
                          {"dtype", options.dtype == torch::kBFloat16 ? "bf16" : "fp32"},
                          {"text", describe_inference(options)}}},
           {"training", nlohmann::json::parse(model.meta.training)}};
-}
-
-// The `count` images with the lowest mean IU (ties: split order); images with no scored pixel are
-// left out (their metrics are undefined).
-std::vector<ImageScore> worst_images(std::vector<ImageScore> scores, int64_t count) {
-  scores.erase(std::remove_if(scores.begin(), scores.end(), [](const ImageScore& s) { return std::isnan(s.metrics.mean_iu); }),
-               scores.end());
-  std::stable_sort(scores.begin(), scores.end(),
-                   [](const ImageScore& a, const ImageScore& b) { return a.metrics.mean_iu < b.metrics.mean_iu; });
-  if (static_cast<int64_t>(scores.size()) > count) scores.resize(static_cast<size_t>(count));
-  return scores;
 }
 
 nlohmann::json worst_json(const std::vector<ImageScore>& worst) {
@@ -141,7 +130,7 @@ void run_eval(const EvalFlags& f) {
     std::vector<ImageScore> per_image;
     const auto confusion =
         evaluate(model, dataset, options, target, json_output, {&separation, &skipped, worst > 0 ? &per_image : nullptr});
-    const auto lowest = worst_images(std::move(per_image), worst);
+    const auto lowest = lowest_mean_iu(std::move(per_image), worst);
     for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
     failed += static_cast<int64_t>(skipped.size());
     results.push_back(result_json(path, split, dataset, confusion, model, options));

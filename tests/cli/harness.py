@@ -3,6 +3,7 @@
 The scripts are run as: /usr/bin/python3 SCRIPT.py PATH/TO/fcn [more paths]
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,12 @@ def write_gray_png(file, array):
 
 
 def summary():
-    """Prints 'N passed, M failed' and exits non-zero on any failure."""
+    """Prints 'N passed, M failed' and exits non-zero on any failure. The scratch folder (models,
+    datasets, outputs: up to ~1 GB) is removed when every check passed, else kept and named."""
     failed = [n for n, e in results if e is not None]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or os.environ.get("FCN_KEEP_TMP"):
+        print(f"scratch files kept in {TMP}")
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
     sys.exit(1 if failed else 0)

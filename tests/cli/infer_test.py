@@ -209,6 +209,11 @@ def _():
     cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", html)
     scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json").stdout)
     assert cells and abs(float(cells.group(3)) - 100 * scored["mean_iu"]) < 0.006, (cells and cells.group(3), scored["mean_iu"])
+    # The examples are the images fcn eval --worst lists, in its order, with their mean IU.
+    worst = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json", "--worst", 3).stdout)["worst"]
+    shown = re.findall(r"<br><code>([^<]+)</code> mean IU ([\d.]+)%", html)
+    assert [name for name, _ in shown] == [os.path.basename(w["image"]) for w in worst], (shown, worst)
+    assert all(abs(float(m) - 100 * w["mean_iu"]) < 0.006 for (_, m), w in zip(shown, worst)), (shown, worst)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is not installed (scripts/install-deps.sh installs it)"
     shot = path("report.png")

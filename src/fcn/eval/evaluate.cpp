@@ -1,6 +1,7 @@
 #include "fcn/eval/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <new>
 #include <utility>
 
@@ -90,6 +91,15 @@ class Scorer {
 };
 
 }  // namespace
+
+std::vector<ImageScore> lowest_mean_iu(std::vector<ImageScore> scores, int64_t count) {
+  scores.erase(std::remove_if(scores.begin(), scores.end(), [](const ImageScore& s) { return std::isnan(s.metrics.mean_iu); }),
+               scores.end());
+  std::stable_sort(scores.begin(), scores.end(),
+                   [](const ImageScore& a, const ImageScore& b) { return a.metrics.mean_iu < b.metrics.mean_iu; });
+  scores.resize(std::min(scores.size(), static_cast<size_t>(std::max<int64_t>(count, 0))));
+  return scores;
+}
 
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options,
                          torch::Device device, bool quiet, EvalSinks sinks, Shard shard) {

@@ -34,6 +34,10 @@ struct ImageScore {
   SegmentationMetrics metrics;
 };
 
+// The `count` images with the lowest mean IU (ties: split order); an image with no scored pixel is
+// left out (its metrics are undefined). For fcn eval --worst and fcn report's examples.
+std::vector<ImageScore> lowest_mean_iu(std::vector<ImageScore> scores, int64_t count);
+
 // What evaluate() records beside the split's confusion matrix, where the caller gives a place.
 struct EvalSinks {
   // With a dataset that has instance masks: the touching-objects separation score.

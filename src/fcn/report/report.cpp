@@ -175,6 +175,31 @@ std::string epochs_summary(const std::vector<nlohmann::json>& epochs) {
   return trained + "best.fcn is epoch " + std::to_string(best_epoch) + " (validation mean IU " + fixed(100 * best, 2) + "%)";
 }
 
+// The example grid: the images the model gets most wrong (lowest mean IU, each scored on its own),
+// each as image | ground truth | prediction, the colours' legend above.
+std::string examples_html(const Model& model, const SegmentationDataset& dataset, const ReportOptions& options,
+                          std::vector<ImageScore> per_image) {
+  per_image = lowest_mean_iu(std::move(per_image), options.examples);
+  std::ostringstream html;
+  html << "<h2>Examples: the " << per_image.size() << " with the lowest mean IU</h2>"
+       << "<p>image | ground truth | prediction (overlay), each image scored on its own</p><p>";
+  for (size_t c = 0; c < model.meta.class_names.size() && c < model.meta.palette.size(); ++c)
+    html << "<span class=\"swatch\" style=\"background:" << hex(model.meta.palette[c]) << "\"></span>" << escape(model.meta.class_names[c]);
+  html << "</p><div class=\"grid\">";
+  const Predictor predictor(model, options.device, options.predict);
+  for (const auto& score : per_image) {
+    const auto sample = dataset.get(score.index);
+    const auto prediction = predictor(sample.image, score.image);
+    const auto image = to_rgb8(sample.image);
+    const auto truth = blend(image, colorize(sample.mask, model.meta.palette), 0.6);
+    const auto row = hconcat({enlarge(image, 128), enlarge(truth, 128), enlarge(prediction.overlay(sample.image, 0.6), 128)});
+    html << "<div>" << img(row, score.image) << "<br><code>" << escape(std::filesystem::path(score.image).filename().string())
+         << "</code> mean IU " << fixed(100 * score.metrics.mean_iu, 2) << "%, pixel acc. " << fixed(100 * score.metrics.pixel_acc, 2)
+         << "%</div>";
+  }
+  return html.str();
+}
+
 std::vector<nlohmann::json> read_metrics(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, "cannot open (is this a run directory written by fcn train?)");
@@ -209,7 +234,8 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   if (data.empty() && training.is_object() && training.contains("data")) data = training["data"].get<std::string>();
   if (data.empty()) fail(model_path, "records no dataset; give --data");
   const SegmentationDataset dataset(data, options.split);
-  const auto metrics = evaluate(model, dataset, options.predict, options.device, options.quiet);
+  std::vector<ImageScore> per_image;
+  const auto metrics = evaluate(model, dataset, options.predict, options.device, options.quiet, {nullptr, nullptr, &per_image});
   const auto result = metrics.metrics();
 
   Series loss{"train loss", "#c0392b", {}}, mean_iu{"val mean IU", "#2471a3", {}}, pixel_acc{"val pixel acc", "#7d8c2e", {}};
@@ -240,20 +266,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   html << "<h2>Confusion matrix</h2><p>Rows: ground truth, columns: prediction, each row normalised.</p>"
        << confusion_svg(metrics.matrix(), model.meta.class_names);
 
-  html << "<h2>Examples</h2><p>image | ground truth | prediction (overlay)</p><p>";
-  for (size_t c = 0; c < model.meta.class_names.size() && c < model.meta.palette.size(); ++c)
-    html << "<span class=\"swatch\" style=\"background:" << hex(model.meta.palette[c]) << "\"></span>" << escape(model.meta.class_names[c]);
-  html << "</p><div class=\"grid\">";
-  const Predictor predictor(model, options.device, options.predict);
-  const int64_t shown = std::min<int64_t>(options.examples, static_cast<int64_t>(dataset.size()));
-  for (int64_t i = 0; i < shown; ++i) {
-    const auto sample = dataset.get(static_cast<size_t>(i));
-    const auto prediction = predictor(sample.image, dataset.image_path(static_cast<size_t>(i)));
-    const auto image = to_rgb8(sample.image);
-    const auto truth = blend(image, colorize(sample.mask, model.meta.palette), 0.6);
-    const auto row = hconcat({enlarge(image, 128), enlarge(truth, 128), enlarge(prediction.overlay(sample.image, 0.6), 128)});
-    html << "<div>" << img(row, dataset.image_path(static_cast<size_t>(i))) << "</div>";
-  }
+  html << examples_html(model, dataset, options, per_image);
   html << "</div><p>Written by <code>fcn report</code>.</p></body></html>\n";
   const std::string text = html.str();
   write_file_atomic(out, text.data(), text.size());
