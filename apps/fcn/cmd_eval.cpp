@@ -114,6 +114,9 @@ void run_eval(const EvalFlags& f) {
   options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
   apply_threads(threads);
   SegmentationDataset dataset(data, split);
+  if (!json_output && dataset.split() != split)
+    std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(), data.c_str(),
+                split.c_str());
   if (models.size() > 1) dataset.keep_decoded(static_cast<size_t>(cache_mib) << 20);  // one model reads each sample once
   const auto target = parse_device(device);
   auto results = nlohmann::json::array();
@@ -133,7 +136,7 @@ void run_eval(const EvalFlags& f) {
     const auto lowest = lowest_mean_iu(std::move(per_image), worst);
     for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
     failed += static_cast<int64_t>(skipped.size());
-    results.push_back(result_json(path, split, dataset, confusion, model, options));
+    results.push_back(result_json(path, dataset.split(), dataset, confusion, model, options));
     if (!skipped.empty()) results.back()["skipped"] = skipped;
     if (worst > 0) results.back()["worst"] = worst_json(lowest);
     if (worst > 0) worst_lists.emplace_back(path, lowest);

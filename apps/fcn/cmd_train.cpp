@@ -136,12 +136,14 @@ std::string data_line(const nlohmann::json& summary) {
   std::string text = "data:";
   for (const auto& [split, count] : summary.at("pairs").items())
     text += (text.size() > 5 ? " + " : " ") + std::to_string(count.get<size_t>()) + " " + split;
+  text += " pairs";
+  if (summary.at("pairs").contains("all")) text += " (images/ + masks/ without splits: all for training, no validation)";
   char rest[128];
   const auto& seconds = summary.at("check_seconds");
   if (seconds.is_null())
-    std::snprintf(rest, sizeof rest, " pairs (not checked: --no-check)");
+    std::snprintf(rest, sizeof rest, " (not checked: --no-check)");
   else
-    std::snprintf(rest, sizeof rest, " pairs, checked in %.1f s", seconds.get<double>());
+    std::snprintf(rest, sizeof rest, ", checked in %.1f s", seconds.get<double>());
   text += rest;
   std::snprintf(rest, sizeof rest, "; %zu kept decoded in memory (%.1f MiB; --cache-mib)", summary.at("kept_samples").get<size_t>(),
                 summary.at("kept_mib").get<double>());
@@ -234,22 +236,26 @@ TrainOptions train_options(const TrainFlags& f) {
 // The best snapshot, with the run's provenance, becomes --out; then the summary.
 void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir, const nlohmann::json& data) {
   auto best = load_model(run_dir + "/best.fcn");
+  // Without validation (no val split, or every validation undefined) best.fcn is the last epoch.
+  const bool validated = result.best_epoch > 0;
+  const int64_t best_epoch = validated ? result.best_epoch : result.epochs_done;
+  const auto best_mean_iu = validated ? nlohmann::json(result.best_mean_iu) : nlohmann::json(nullptr);
   const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
   best.meta.training = nlohmann::json{{"task", "train"},          {"arch", f.recipe.arch},
                                       {"data", f.data},           {"init", init},
                                       {"epochs", f.epochs},       {"epochs_done", result.epochs_done},
                                       {"seed", f.seed},           {"lr", f.lr},
                                       {"optimizer", f.optimizer},
-                                      {"train_seconds", result.seconds}, {"best_epoch", result.best_epoch},
-                                      {"best_val_mean_iu", result.best_mean_iu}}
+                                      {"train_seconds", result.seconds}, {"best_epoch", best_epoch},
+                                      {"best_val_mean_iu", best_mean_iu}}
                            .dump();
   save_model(f.out, best);
   if (f.json_output) {
     std::cout << nlohmann::json{{"model", f.out},
                                 {"run_dir", run_dir},
                                 {"train_seconds", result.seconds},
-                                {"best_epoch", result.best_epoch},
-                                {"best_val_mean_iu", result.best_mean_iu},
+                                {"best_epoch", best_epoch},
+                                {"best_val_mean_iu", best_mean_iu},
                                 {"epochs_done", result.epochs_done},
                                 {"stopped_early", result.stopped_early},
                                 {"data", data}}
@@ -257,8 +263,12 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
               << "\n";
   } else {
     std::printf("%s\n", data_line(data).c_str());
-    std::printf("wrote %s (best epoch %ld, val mean IU %.4f) after %.0f s%s; run folder %s\n", f.out.c_str(),
-                static_cast<long>(result.best_epoch), result.best_mean_iu, result.seconds,
+    char which[96];
+    if (validated)
+      std::snprintf(which, sizeof which, "best epoch %ld, val mean IU %.4f", static_cast<long>(best_epoch), result.best_mean_iu);
+    else
+      std::snprintf(which, sizeof which, "epoch %ld, the last: no validation ran", static_cast<long>(best_epoch));
+    std::printf("wrote %s (%s) after %.0f s%s; run folder %s\n", f.out.c_str(), which, result.seconds,
                 result.stopped_early ? (", stopped early at epoch " + std::to_string(result.epochs_done)).c_str() : "", run_dir.c_str());
   }
 }

@@ -6,6 +6,7 @@ Prints 'N passed, M failed' and exits non-zero on any failure.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -229,6 +230,27 @@ def _():
     assert "| s8.fcn |" in open(path("table.md")).read()
     d = torch.load(path("s8.fcn"))
     assert json.loads(d["meta"])["class_names"][1] == "T-shirt/top"
+
+
+@check("images/ + masks/ without splits: trained on every pair with no validation, and eval says it scored 'all'")
+def _():
+    for sub in ("images", "masks"):
+        os.makedirs(path(f"flat/{sub}"), exist_ok=True)
+    for i, name in enumerate(sorted(os.listdir(path("scenes/JPEGImages")))[:5]):
+        shutil.copy(path(f"scenes/JPEGImages/{name}"), path(f"flat/images/f{i}.png"))
+        shutil.copy(path(f"scenes/SegmentationClass/{name}"), path(f"flat/masks/f{i}.png"))
+    shutil.copy(path("scenes/classes.json"), path("flat/classes.json"))
+    train = ["train", "--data", path("flat"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 2,
+             "--batch", 5, "--out", path("flat.fcn")]
+    result = json.loads(run(*train, "--json").stdout)
+    assert result["best_epoch"] == 2 and result["best_val_mean_iu"] is None, result  # was 0 and -1
+    assert result["data"]["pairs"] == {"all": 5}, result["data"]
+    text = run(*train, "--overwrite").stdout
+    assert "no validation" in text and "(epoch 2, the last: no validation ran)" in text and "-1.0" not in text, text
+    assert json.loads(torch.load(path("flat.fcn"))["meta"])["training"]["best_val_mean_iu"] is None
+    scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--json").stdout)
+    assert scored["split"] == "all" and sum(map(sum, scored["confusion"])) == 5 * 32 * 32, scored["split"]
+    assert "data: all 5 pairs of " in run("eval", path("flat.fcn"), "--data", path("flat")).stdout
 
 
 @check("U-Net paper training: binary net + weight map + elastic through train, eval (Dice, separation), predict, export")

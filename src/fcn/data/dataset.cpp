@@ -142,6 +142,7 @@ void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
 void SegmentationDataset::list_pairs(const fs::path& root) {
   fs::path base = root;
   if (!fs::is_directory(root / "images") && fs::is_directory(root / split_ / "images")) base = root / split_;
+  if (base == root) split_ = "all";  // images/ + masks/ without splits: whatever split was asked for, it is every pair
   if (!fs::is_directory(base / "images") || !fs::is_directory(base / "masks"))
     fail(dir_, "neither a VOC layout (ImageSets/Segmentation/) nor folder pairs (images/ + masks/)");
   const auto masks = files_by_stem(base / "masks");

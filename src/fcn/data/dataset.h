@@ -71,6 +71,8 @@ class SegmentationDataset {
   const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
   const std::string& dir() const { return dir_; }
+  // The split listed: the one asked for, or "all" for a folder of images/ + masks/ without splits
+  // (which gives every pair whatever split is asked for: a separate test folder, say).
   const std::string& split() const { return split_; }
 
   // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
