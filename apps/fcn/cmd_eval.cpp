@@ -70,10 +70,13 @@ nlohmann::json worst_json(const std::vector<ImageScore>& worst) {
   return list;
 }
 
-void print_worst(const std::string& model, const std::vector<ImageScore>& worst) {
-  std::printf("\n%s: the %zu image(s) with the lowest mean IU\n%9s %9s  %s\n", model.c_str(), worst.size(), "mean IU",
-              "pixel acc", "image");
-  for (const auto& s : worst) std::printf("%9.4f %9.4f  %s\n", s.metrics.mean_iu, s.metrics.pixel_acc, printable(s.image).c_str());
+void print_worst(const nlohmann::json& result) {
+  const auto& worst = result["worst"];
+  std::printf("\n%s: the %zu image(s) with the lowest mean IU\n%9s %9s  %s\n", result["model"].get<std::string>().c_str(),
+              worst.size(), "mean IU", "pixel acc", "image");
+  for (const auto& w : worst)
+    std::printf("%9.4f %9.4f  %s\n", w["mean_iu"].get<double>(), number(w["pixel_acc"]),
+                printable(w["image"].get<std::string>()).c_str());
 }
 
 // The model's row of the --markdown table (docs/results.md's format).
@@ -104,70 +107,73 @@ struct EvalFlags {
   InferenceFlags inference;
 };
 
+// One model scored on the split: its result (result_json, plus skipped, worst and separation where
+// there are some), its line of the text table; bad samples are reported and counted in `failed`.
+nlohmann::json score_model(const std::string& path, const EvalFlags& f, const SegmentationDataset& dataset,
+                           const PredictOptions& options, torch::Device target, int64_t& failed) {
+  const auto model = load_model(path);
+  SeparationScore separation;
+  std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
+  std::vector<ImageScore> per_image;
+  const auto confusion =
+      evaluate(model, dataset, options, target, f.json_output, {&separation, &skipped, f.worst > 0 ? &per_image : nullptr});
+  for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
+  failed += static_cast<int64_t>(skipped.size());
+  auto r = result_json(path, dataset.split(), dataset, confusion, model, options);
+  if (!skipped.empty()) r["skipped"] = skipped;
+  if (f.worst > 0) r["worst"] = worst_json(lowest_mean_iu(std::move(per_image), f.worst));
+  if (dataset.has_instances())
+    r["separation"] = {{"score", nan_to_null(separation.score())},
+                       {"touching_pairs", separation.touching_pairs},
+                       {"separated", separation.separated}};
+  if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
+  if (!f.json_output)
+    std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
+                number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
+  if (!f.json_output && r.contains("separation"))
+    std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
+                static_cast<long>(separation.touching_pairs), separation.score());
+  return r;
+}
+
+void print_per_class(const nlohmann::json& result) {
+  std::printf("\n%-16s %8s %8s %8s\n", "class", "IoU", "acc", "Dice");
+  for (const auto& c : result["per_class"])
+    std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
+                cell(c["dice"]).c_str());
+}
+
 void run_eval(const EvalFlags& f) {
-  const auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads,
-               flag_options, inference] = f;
-  if (flag_options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(flag_options.batch));
-  PredictOptions options = flag_options;  // each image as fcn predict segments it with the same flags
-  apply_inference_flags(inference, options);
-  options.dtype = parse_dtype(dtype);
+  if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
+  PredictOptions options = f.options;  // each image as fcn predict segments it with the same flags
+  apply_inference_flags(f.inference, options);
+  options.dtype = parse_dtype(f.dtype);
   options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
-  apply_threads(threads);
-  SegmentationDataset dataset(data, split);
-  if (!json_output && dataset.split() != split)
-    std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(), data.c_str(),
-                split.c_str());
-  if (models.size() > 1) dataset.keep_decoded(static_cast<size_t>(cache_mib) << 20);  // one model reads each sample once
-  const auto target = parse_device(device);
+  apply_threads(f.threads);
+  SegmentationDataset dataset(f.data, f.split);
+  if (!f.json_output && dataset.split() != f.split)
+    std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(),
+                f.data.c_str(), f.split.c_str());
+  if (f.models.size() > 1) dataset.keep_decoded(static_cast<size_t>(f.cache_mib) << 20);  // one model reads each sample once
+  const auto target = parse_device(f.device);
+  const std::string how = describe_inference(options);
+  if (!f.json_output && how != "whole image") std::printf("inference: %s\n", how.c_str());
+  if (!f.json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
   auto results = nlohmann::json::array();
   int64_t failed = 0;
-  std::vector<std::pair<std::string, std::vector<ImageScore>>> worst_lists;  // printed after the tables
   std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
-  const std::string how = describe_inference(options);
-  if (!json_output && how != "whole image") std::printf("inference: %s\n", how.c_str());
-  if (!json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
-  for (const auto& path : models) {
-    const auto model = load_model(path);
-    SeparationScore separation;
-    std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
-    std::vector<ImageScore> per_image;
-    const auto confusion =
-        evaluate(model, dataset, options, target, json_output, {&separation, &skipped, worst > 0 ? &per_image : nullptr});
-    const auto lowest = lowest_mean_iu(std::move(per_image), worst);
-    for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
-    failed += static_cast<int64_t>(skipped.size());
-    results.push_back(result_json(path, dataset.split(), dataset, confusion, model, options));
-    if (!skipped.empty()) results.back()["skipped"] = skipped;
-    if (worst > 0) results.back()["worst"] = worst_json(lowest);
-    if (worst > 0) worst_lists.emplace_back(path, lowest);
-    if (dataset.has_instances())
-      results.back()["separation"] = {{"score", nan_to_null(separation.score())},
-                                      {"touching_pairs", separation.touching_pairs},
-                                      {"separated", separation.separated}};
-    const auto& r = results.back();
-    if (!confusion_png.empty()) write_png(confusion_png, confusion_picture(confusion.matrix()));
-    if (!json_output)
-      std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
-                  number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
-    if (!json_output && r.contains("separation"))
-      std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
-                  static_cast<long>(separation.touching_pairs), separation.score());
-    table += markdown_row(r);
+  for (const auto& path : f.models) {
+    results.push_back(score_model(path, f, dataset, options, target, failed));
+    table += markdown_row(results.back());
   }
-  if (!json_output && models.size() == 1) {
-    const auto& per_class = results[0]["per_class"];
-    std::printf("\n%-16s %8s %8s %8s\n", "class", "IoU", "acc", "Dice");
-    for (const auto& c : per_class)
-      std::printf("%-16s %8s %8s %8s\n", c["class"].get<std::string>().c_str(), cell(c["iou"]).c_str(), cell(c["accuracy"]).c_str(),
-                  cell(c["dice"]).c_str());
-  }
-  if (!json_output)
-    for (const auto& [model, lowest] : worst_lists) print_worst(model, lowest);
-  if (json_output) std::cout << (models.size() == 1 ? results[0] : results).dump(2) << "\n";
-  if (!markdown.empty()) write_file_atomic(markdown, table.data(), table.size());
+  if (!f.json_output && f.models.size() == 1) print_per_class(results[0]);
+  if (!f.json_output && f.worst > 0)
+    for (const auto& r : results) print_worst(r);
+  if (f.json_output) std::cout << (f.models.size() == 1 ? results[0] : results).dump(2) << "\n";
+  if (!f.markdown.empty()) write_file_atomic(f.markdown, table.data(), table.size());
   if (failed > 0) {
     std::fprintf(stderr, "fcn: %ld sample(s) of %s could not be evaluated (left out of the metrics above)\n",
-                 static_cast<long>(failed), split.c_str());
+                 static_cast<long>(failed), dataset.split().c_str());
     throw CLI::RuntimeError(1);
   }
 }
