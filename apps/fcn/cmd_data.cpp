@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -124,16 +125,38 @@ void add_check(CLI::App* cmd) {
   });
 }
 
+void add_split(CLI::App* cmd) {
+  auto* split = cmd->add_subcommand("split", "Split a folder of images/ + masks/ at random into train and val lists (DIR/splits/)\n"
+                                             "  example: fcn data split photos --val 0.2 --seed 1\n"
+                                             "  fcn train then validates on the val list, fcn eval --split val scores it; the files stay in place.");
+  static std::string dir;
+  static double val = 0.1;
+  static uint64_t seed = 0;
+  static bool overwrite = false;
+  split->add_option("DIR", dir, "dataset folder with images/ + masks/")->required();
+  split->add_option("--val", val, "share of the pairs for validation, in (0, 1)")->capture_default_str();
+  split->add_option("--seed", seed, "random seed (the same folder and seed give the same split on any machine)")->capture_default_str();
+  split->add_flag("--overwrite", overwrite, "replace the lists of an earlier split");
+  split->callback([] {
+    if (!(val > 0 && val < 1)) fail("--val", "must be between 0 and 1 (the share of the pairs held out), got " + number_text(val));
+    const auto [train, held_out] = write_split_lists(dir, val, seed, overwrite);
+    std::printf("wrote %s: %zu train + %zu val pairs (seed %llu)\n", (std::filesystem::path(dir) / "splits").c_str(), train,
+                held_out, static_cast<unsigned long long>(seed));
+  });
+}
+
 }  // namespace
 
 void add_data(CLI::App& app) {
-  auto* cmd = app.add_subcommand("data", "Make or check datasets\n"
+  auto* cmd = app.add_subcommand("data", "Make, check or split datasets\n"
                                          "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64\n"
-                                         "  example: fcn data check scenes");
+                                         "  example: fcn data check scenes\n"
+                                         "  example: fcn data split photos --val 0.2");
   cmd->require_subcommand(1);
   add_fashion_scenes(cmd);
   add_fashion_cells(cmd);
   add_check(cmd);
+  add_split(cmd);
 }
 
 }  // namespace fcn::cli

@@ -137,7 +137,7 @@ std::string data_line(const nlohmann::json& summary) {
   for (const auto& [split, count] : summary.at("pairs").items())
     text += (text.size() > 5 ? " + " : " ") + std::to_string(count.get<size_t>()) + " " + split;
   text += " pairs";
-  if (summary.at("pairs").contains("all")) text += " (images/ + masks/ without splits: all for training, no validation)";
+  if (summary.at("pairs").contains("all")) text += " (images/ + masks/ without splits: all for training, no validation; fcn data split holds some out)";
   char rest[128];
   const auto& seconds = summary.at("check_seconds");
   if (seconds.is_null())

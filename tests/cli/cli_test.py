@@ -232,7 +232,7 @@ def _():
     assert json.loads(d["meta"])["class_names"][1] == "T-shirt/top"
 
 
-@check("images/ + masks/ without splits: trained on every pair with no validation, and eval says it scored 'all'")
+@check("images/ + masks/ without splits: trained on every pair with no validation, eval says 'all'; fcn data split")
 def _():
     for sub in ("images", "masks"):
         os.makedirs(path(f"flat/{sub}"), exist_ok=True)
@@ -251,6 +251,18 @@ def _():
     scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--json").stdout)
     assert scored["split"] == "all" and sum(map(sum, scored["confusion"])) == 5 * 32 * 32, scored["split"]
     assert "data: all 5 pairs of " in run("eval", path("flat.fcn"), "--data", path("flat")).stdout
+    # fcn data split holds some out: train validates on them, eval --split val scores only them.
+    assert "3 train + 2 val pairs (seed 4)" in run("data", "split", path("flat"), "--val", 0.4, "--seed", 4).stdout
+    held_out = open(path("flat/splits/val.txt")).read().split()
+    assert len(held_out) == 2 and not set(held_out) & set(open(path("flat/splits/train.txt")).read().split())
+    result = json.loads(run(*train, "--overwrite", "--json").stdout)
+    assert result["data"]["pairs"] == {"train": 3, "val": 2} and result["best_val_mean_iu"] is not None, result
+    scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--split", "val", "--json").stdout)
+    assert scored["split"] == "val" and sum(map(sum, scored["confusion"])) == 2 * 32 * 32, scored["split"]
+    assert json.loads(run("data", "check", path("flat"), "--json").stdout)["sizes"] == [3, 2]
+    one_line_error(run("data", "split", path("flat"), "--val", 0.4, ok=False), "splits", "--overwrite")
+    one_line_error(run("data", "split", path("flat"), "--val", 1, "--overwrite", ok=False), "--val", "between 0 and 1")
+    one_line_error(run("data", "split", path("scenes"), ok=False), "scenes", "VOC layout")
 
 
 @check("U-Net paper training: binary net + weight map + elastic through train, eval (Dice, separation), predict, export")

@@ -2,6 +2,7 @@
 // as a one-line error naming the file (and the value) — in reading and in `check_dataset`.
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -144,6 +145,62 @@ TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
 
   fs::remove(dir + "/masks/a.png");
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "images/a.png", "has no mask");
+}
+
+TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
+  const std::string dir = test::temp_dir() + "/listed";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  for (int i = 0; i < 10; ++i) {
+    const std::string stem = "p" + std::to_string(i);
+    write_png(dir + "/images/" + stem + ".png", torch::full({4, 4, 1}, i, torch::kByte));
+    write_png(dir + "/masks/" + stem + ".png", torch::zeros({4, 4, 1}, torch::kByte));
+  }
+  // Without lists every split is every pair, and says so.
+  const SegmentationDataset unsplit(dir, "val");
+  EXPECT_EQ(unsplit.split(), "all");
+  EXPECT_EQ(unsplit.size(), 10u);
+  EXPECT_EQ(dataset_splits(dir), std::vector<std::string>{"all"});
+
+  const auto [train, val] = write_split_lists(dir, 0.3, 7);
+  EXPECT_EQ(train, 7u);
+  EXPECT_EQ(val, 3u);
+  EXPECT_EQ(dataset_splits(dir), (std::vector<std::string>{"train", "val"}));
+  const SegmentationDataset train_split(dir, "train"), val_split(dir, "val"), all(dir, "all");
+  EXPECT_EQ(train_split.split(), "train");
+  ASSERT_EQ(train_split.size(), 7u);
+  ASSERT_EQ(val_split.size(), 3u);
+  EXPECT_EQ(all.size(), 10u);
+  std::set<std::string> seen;
+  for (const auto* split : {&train_split, &val_split})
+    for (size_t i = 0; i < split->size(); ++i) {
+      EXPECT_TRUE(seen.insert(split->id(i)).second) << split->id(i) << " is in both splits";
+      EXPECT_EQ(split->image_path(i), dir + "/images/" + split->id(i) + ".png");
+    }
+  EXPECT_EQ(seen.size(), 10u);
+
+  // The same seed gives the same lists; refused without --overwrite; another seed, another split.
+  std::ifstream first(dir + "/splits/val.txt");
+  const std::string val_list((std::istreambuf_iterator<char>(first)), std::istreambuf_iterator<char>());
+  expect_names(test::error_of([&] { write_split_lists(dir, 0.3, 7); }), dir + "/splits", "--overwrite");
+  write_split_lists(dir, 0.3, 7, true);
+  std::ifstream again(dir + "/splits/val.txt");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), val_list);
+  std::set<std::string> other_seeds;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    write_split_lists(dir, 0.3, seed, true);
+    std::ifstream in(dir + "/splits/val.txt");
+    other_seeds.insert(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  }
+  EXPECT_GT(other_seeds.size(), 1u);
+
+  // A list naming a pair that is not there; a split with no list; folders that have splits already.
+  std::ofstream(dir + "/splits/val.txt") << "p1\nghost\n";
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "val"); }), "splits/val.txt", "'ghost'");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "test"); }), "splits/test.txt", "splits here: train, val");
+  expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
+  expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
 }
 
 TEST(FashionScenes, DeterministicLabelledFromInk) {

@@ -6,12 +6,14 @@
 #include <map>
 #include <mutex>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/formats/image.h"
 #include "fcn/formats/palette.h"
 #include "fcn/formats/png.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -59,7 +61,10 @@ std::vector<std::string> dataset_splits(const std::string& dir) {
     for (const auto& entry : fs::directory_iterator(sets))
       if (entry.path().extension() == ".txt") splits.push_back(entry.path().stem().string());
   } else if (fs::is_directory(fs::path(dir) / "images")) {
-    splits.push_back("all");
+    std::error_code error;  // the lists in splits/, else "all" (which every folder of pairs also answers)
+    for (const auto& entry : fs::directory_iterator(fs::path(dir) / "splits", error))
+      if (entry.path().extension() == ".txt") splits.push_back(entry.path().stem().string());
+    if (splits.empty()) splits.push_back("all");
   } else if (fs::is_directory(dir)) {
     for (const auto& entry : fs::directory_iterator(dir))
       if (fs::is_directory(entry.path() / "images")) splits.push_back(entry.path().filename().string());
@@ -97,6 +102,35 @@ ClassTable parse_classes_json(const std::string& text, const std::string& path) 
   return table;
 }
 
+std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite) {
+  const fs::path root(dir);
+  if (fs::is_directory(root / "ImageSets" / "Segmentation")) fail(dir, "is a VOC layout: its splits are ImageSets/Segmentation/*.txt");
+  if (!fs::is_directory(root / "images") || !fs::is_directory(root / "masks"))
+    fail(dir, "is not a folder of images/ + masks/ (split folders such as train/images are splits already)");
+  if (!(val_fraction > 0 && val_fraction < 1)) fail(dir, "the validation fraction must be in (0, 1), got " + number_text(val_fraction));
+  if (fs::exists(root / "splits") && !overwrite) fail((root / "splits").string(), "exists; --overwrite replaces its lists");
+  const SegmentationDataset all(dir, "all");
+  const size_t n = all.size();
+  if (n < 2) fail(dir, "has " + std::to_string(n) + " pair(s): at least two are needed for a train and a val split");
+  for (size_t i = 0; i < n; ++i)
+    if (split_ids(all.id(i)) != std::vector<std::string>{all.id(i)})
+      fail(all.image_path(i), "cannot be listed in a split file (its name starts or ends with a space or holds a line break)");
+  const auto rounded = static_cast<size_t>(std::llround(val_fraction * static_cast<double>(n)));
+  const size_t val = std::clamp<size_t>(rounded, 1, n - 1);
+  auto generator = at::detail::createCPUGenerator(seed);
+  const auto order = torch::randperm(static_cast<int64_t>(n), generator);
+  std::vector<std::string> lists[2];  // train, val
+  for (size_t k = 0; k < n; ++k) lists[k < val ? 1 : 0].push_back(all.id(static_cast<size_t>(order[static_cast<int64_t>(k)].item<int64_t>())));
+  fs::create_directories(root / "splits");
+  for (int s = 0; s < 2; ++s) {
+    std::sort(lists[s].begin(), lists[s].end());
+    std::string text;
+    for (const auto& id : lists[s]) text += id + "\n";
+    write_file_atomic((root / "splits" / (s == 0 ? "train.txt" : "val.txt")).string(), text.data(), text.size());
+  }
+  return {lists[0].size(), lists[1].size()};
+}
+
 SegmentationDataset::SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems)
     : dir_(dir), split_(split), problems_(problems) {
   const fs::path root(dir);
@@ -111,15 +145,18 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
   problems_ = nullptr;  // listing is over: a copy that outlives the vector never writes there
 }
 
-void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
+std::vector<std::string> SegmentationDataset::read_list(const fs::path& list) const {
   std::ifstream in(list);
   if (!in) fail(list.string(), "split file not found (splits here: " + [&] {
     std::string names;
     for (const auto& s : dataset_splits(dir_)) names += (names.empty() ? "" : ", ") + s;
     return names.empty() ? std::string("none") : names;
   }() + ")");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (const auto& id : split_ids(text)) {
+  return split_ids(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+}
+
+void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
+  for (const auto& id : read_list(list)) {
     const auto image = find_with_stem(root / "JPEGImages", id);
     if (image.empty()) {
       problem(list.string(), "lists '" + id + "' but JPEGImages/ has no image with that name");
@@ -142,20 +179,33 @@ void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
 void SegmentationDataset::list_pairs(const fs::path& root) {
   fs::path base = root;
   if (!fs::is_directory(root / "images") && fs::is_directory(root / split_ / "images")) base = root / split_;
-  if (base == root) split_ = "all";  // images/ + masks/ without splits: whatever split was asked for, it is every pair
   if (!fs::is_directory(base / "images") || !fs::is_directory(base / "masks"))
     fail(dir_, "neither a VOC layout (ImageSets/Segmentation/) nor folder pairs (images/ + masks/)");
-  const auto masks = files_by_stem(base / "masks");
-  for (const auto& [stem, image] : files_by_stem(base / "images")) {
-    const auto mask = masks.find(stem);
+  // One folder of pairs: split lists in splits/ (fcn data split writes them) pick the split's pairs;
+  // without them, or for "all", every split is every pair.
+  const bool listed = base == root && split_ != "all" && fs::is_directory(root / "splits");
+  if (base == root && !listed) split_ = "all";
+  const auto masks = files_by_stem(base / "masks"), images = files_by_stem(base / "images");
+  const auto list = root / "splits" / (split_ + ".txt");
+  std::vector<std::string> stems;
+  if (listed) stems = read_list(list);
+  for (const auto& [stem, image] : images)
+    if (!listed) stems.push_back(stem);
+  for (const auto& stem : stems) {
+    const auto image = images.find(stem), mask = masks.find(stem);
+    if (image == images.end()) {
+      problem(list.string(), "lists '" + stem + "' but " + (base / "images").string() + " has no image with that name");
+      continue;
+    }
     if (mask == masks.end()) {
-      problem(image, "has no mask with the same name in " + (base / "masks").string());
+      problem(image->second, "has no mask with the same name in " + (base / "masks").string());
       continue;
     }
     ids_.push_back(stem);
-    images_.push_back(image);
+    images_.push_back(image->second);
     masks_.push_back(mask->second);
   }
+  if (listed && ids_.empty() && (problems_ == nullptr || problems_->empty())) fail(list.string(), "split file lists no images");
   if (ids_.empty() && (problems_ == nullptr || problems_->empty())) fail((base / "images").string(), "no images");
   find_instances(base / "instances", "");
 }

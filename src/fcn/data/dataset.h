@@ -60,6 +60,7 @@ class SegmentationDataset {
   // default): nothing kept. Copies of the dataset share the store; get() stays thread-safe.
   void keep_decoded(size_t budget_bytes);
   KeptStats kept_stats() const;
+  const std::string& id(size_t index) const { return ids_.at(index); }  // the file stem (VOC: the list's id)
   const std::string& image_path(size_t index) const { return images_.at(index); }
   const std::string& mask_path(size_t index) const { return masks_.at(index); }
   bool has_instances() const { return !instances_.empty(); }
@@ -71,8 +72,8 @@ class SegmentationDataset {
   const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
   const std::string& dir() const { return dir_; }
-  // The split listed: the one asked for, or "all" for a folder of images/ + masks/ without splits
-  // (which gives every pair whatever split is asked for: a separate test folder, say).
+  // The split listed: the one asked for, or "all" for a folder of images/ + masks/ without split
+  // lists (splits/NAME.txt), which gives every pair whatever split is asked for (a test folder, say).
   const std::string& split() const { return split_; }
 
   // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
@@ -85,6 +86,7 @@ class SegmentationDataset {
   void problem(const std::string& subject, const std::string& message);
   void list_voc(const std::filesystem::path& root, const std::filesystem::path& list);
   void list_pairs(const std::filesystem::path& root);
+  std::vector<std::string> read_list(const std::filesystem::path& list) const;  // a split file's ids
   void read_classes(const std::filesystem::path& root, bool voc);
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
@@ -108,7 +110,15 @@ struct ClassTable {
 };
 ClassTable parse_classes_json(const std::string& text, const std::string& path);  // fcn::Error naming `path`
 
-// The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all").
+// The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all"
+// and the lists in splits/*.txt).
 std::vector<std::string> dataset_splits(const std::string& dir);
+
+// Splits a folder of images/ + masks/ at random into splits/train.txt and splits/val.txt (one stem a
+// line, sorted), val taking round(val_fraction x pairs) of them (at least one, and one left for
+// train), shuffled by LibTorch's generator from `seed`, so the same folder and seed give the same
+// split on any machine. Refuses (fcn::Error naming `dir`) a VOC layout or split folders, which have
+// splits already, fewer than two pairs, and existing lists unless `overwrite`. Returns {train, val}.
+std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite = false);
 
 }  // namespace fcn

@@ -111,7 +111,8 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
 TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool check,
                                 const std::function<void(int64_t, int64_t)>& progress) {
   TrainingData data;
-  const bool has_val = std::filesystem::exists(dir + "/ImageSets/Segmentation/val.txt") || std::filesystem::is_directory(dir + "/val");
+  const auto splits = dataset_splits(dir);
+  const bool has_val = std::find(splits.begin(), splits.end(), "val") != splits.end();
   if (check) {
     data.train = open_checked(dir, "train", keep_bytes, data.report, progress);
     if (has_val) data.val = open_checked(dir, "val", keep_bytes, data.report, progress);

@@ -41,7 +41,7 @@ DatasetReport check_dataset(const std::string& dir, const std::string& split = "
                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 // What a training run reads: the train split, and val where `dir` has one
-// (ImageSets/Segmentation/val.txt or val/).
+// (ImageSets/Segmentation/val.txt, val/ or splits/val.txt).
 struct TrainingData {
   std::optional<SegmentationDataset> train, val;  // train unset only when the report says why
   DatasetReport report;                           // with check: check_dataset's report of the two splits
