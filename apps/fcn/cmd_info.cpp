@@ -20,7 +20,7 @@ void add_info(CLI::App& app) {
   static bool json_output = false;
   cmd->add_option("MODEL", path, "model file")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
-  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net");
+  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
@@ -36,6 +36,8 @@ void add_info(CLI::App& app) {
                               {"size", {h, w}},
                               {"gflops", flops / 1e9},
                               {"net", c10::str(net)}};
+    const auto training = nlohmann::json::parse(model.meta.training, nullptr, false);  // how the file was made, where it says
+    if (training.is_object() && !training.empty()) summary["training"] = training;
     if (json_output) {
       std::cout << summary.dump(2) << "\n";
       return;
@@ -45,6 +47,7 @@ void add_info(CLI::App& app) {
                 path.c_str(), net.arch().c_str(), net_config(net).dump().c_str(), model.meta.class_names.size(),
                 model.meta.class_names.empty() ? "" : model.meta.class_names.front().c_str(),
                 model.meta.class_names.size() > 1 ? ", ..." : "", parameter_count(net) / 1e6, flops / 1e9, h, w);
+    if (summary.contains("training")) std::printf("  training    %s\n", printable(training.dump()).c_str());
     std::cout << net << "\n";
   });
 }

@@ -233,6 +233,23 @@ TrainOptions train_options(const TrainFlags& f) {
   return options;
 }
 
+// How the run was asked for, in every model file it writes (the run folder's snapshots and --out):
+// what fcn report and fcn eval --markdown show, and the command line to run it again.
+// "fcn train --data ...": this process's command line; in a rank that --nproc started, the user's.
+std::string train_command() {
+  if (const char* launched = std::getenv("FCN_TRAIN_COMMAND")) return launched;
+  std::string command = "fcn";
+  const auto args = command_line_without({});
+  for (size_t i = 1; i < args.size(); ++i) command += " " + args[i];
+  return command;
+}
+
+nlohmann::json provenance(const TrainFlags& f) {
+  const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
+  return {{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}, {"init", init}, {"epochs", f.epochs},
+          {"seed", f.seed},  {"lr", f.lr},            {"optimizer", f.optimizer},    {"command", train_command()}};
+}
+
 // The best snapshot, with the run's provenance, becomes --out; then the summary.
 void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir, const nlohmann::json& data) {
   auto best = load_model(run_dir + "/best.fcn");
@@ -240,15 +257,12 @@ void finish(const TrainFlags& f, const TrainResult& result, const std::string& r
   const bool validated = result.best_epoch > 0;
   const int64_t best_epoch = validated ? result.best_epoch : result.epochs_done;
   const auto best_mean_iu = validated ? nlohmann::json(result.best_mean_iu) : nlohmann::json(nullptr);
-  const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
-  best.meta.training = nlohmann::json{{"task", "train"},          {"arch", f.recipe.arch},
-                                      {"data", f.data},           {"init", init},
-                                      {"epochs", f.epochs},       {"epochs_done", result.epochs_done},
-                                      {"seed", f.seed},           {"lr", f.lr},
-                                      {"optimizer", f.optimizer},
-                                      {"train_seconds", result.seconds}, {"best_epoch", best_epoch},
-                                      {"best_val_mean_iu", best_mean_iu}}
-                           .dump();
+  auto training = provenance(f);
+  training.update({{"epochs_done", result.epochs_done},
+                   {"train_seconds", result.seconds},
+                   {"best_epoch", best_epoch},
+                   {"best_val_mean_iu", best_mean_iu}});
+  best.meta.training = training.dump();
   save_model(f.out, best);
   if (f.json_output) {
     std::cout << nlohmann::json{{"model", f.out},
@@ -319,6 +333,7 @@ void launch_ranks(const TrainFlags& f) {
   train_options(f);
   double seconds = 0;
   read_data(f, 0, f.json_output, seconds);
+  ::setenv("FCN_TRAIN_COMMAND", train_command().c_str(), 1);  // what the ranks' model files record
   auto rank_args = command_line_without({"--nproc"});
   rank_args.push_back("--no-check");  // checked above, once
   const int64_t threads = std::max<int64_t>(1, available_cpus() / f.nproc);
@@ -351,8 +366,8 @@ void run_train(TrainFlags& f) {
     model = starting_model(f, train);
     model.meta.class_names = train.class_names();
     model.meta.palette = train.palette();
-    // The run folder's snapshots name their data too (fcn report reads it from best.fcn).
-    model.meta.training = nlohmann::json{{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}}.dump();
+    // The run folder's snapshots carry the provenance too (fcn report reads the data from best.fcn).
+    model.meta.training = provenance(f).dump();
     if (f.layout == "auto" && f.conv == "auto" && options.device().is_cpu() && train.size() > 0) {
       const auto shape = step_shape(f, train, job.world_size());
       const auto key = tune_key(*model.net, shape.height, shape.width, shape.batch, torch::kFloat, /*training=*/true);

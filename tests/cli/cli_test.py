@@ -248,6 +248,12 @@ def _():
     text = run(*train, "--overwrite").stdout
     assert "no validation" in text and "(epoch 2, the last: no validation ran)" in text and "-1.0" not in text, text
     assert json.loads(torch.load(path("flat.fcn"))["meta"])["training"]["best_val_mean_iu"] is None
+    # The command line and the options asked for, in --out and in the run folder's snapshots (fcn report shows them).
+    for model in (path("flat.fcn"), path("flat.run/best.fcn"), path("flat.run/last.fcn")):
+        training = json.loads(torch.load(model)["meta"])["training"]
+        assert training["command"] == "fcn " + " ".join(map(str, train)) + " --overwrite", (model, training)
+        assert training["epochs"] == 2 and training["arch"] == "unet", (model, training)
+    assert json.loads(run("info", path("flat.fcn"), "--json").stdout)["training"]["command"] == training["command"]
     scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--json").stdout)
     assert scored["split"] == "all" and sum(map(sum, scored["confusion"])) == 5 * 32 * 32, scored["split"]
     assert "data: all 5 pairs of " in run("eval", path("flat.fcn"), "--data", path("flat")).stdout

@@ -100,6 +100,10 @@ def _():
     result = json.loads(p.stdout)
     assert result["stopped_early"] is True and result["epochs_done"] == 3 and result["best_epoch"] == 1, result
     assert len(val_lines(path("patience.run"))) == 3
+    # The models record the command the user gave (--nproc 2), not the ranks' own.
+    for model in (path("patience.fcn"), path("patience.run/best.fcn")):
+        command = json.loads(torch.load(model)["meta"])["training"]["command"]
+        assert command.startswith("fcn train --data ") and "--nproc 2" in command and "--no-check" not in command, command
 
 
 @check("the sharded validation equals fcn eval of the same model")

@@ -205,6 +205,7 @@ def _():
     best = max(lines, key=lambda e: (e["val"]["mean_iu"], -e["epoch"]))
     summary = f"2 epochs trained; best.fcn is epoch {best['epoch']} (validation mean IU {100 * best['val']['mean_iu']:.2f}%)"
     assert summary in html, (summary, re.findall(r"epochs trained[^<]*", html))
+    assert "<p>Command: <code>fcn train --data " + path("scenes") + " --arch fcn8s" in html  # how the run was started
     # The page's metrics are fcn eval's on the same model and split (both score as fcn predict segments).
     cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", html)
     scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json").stdout)

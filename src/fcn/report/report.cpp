@@ -257,6 +257,8 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
        << "height:12px;border:1px solid #333;margin:0 4px 0 12px}code{background:#f4f4f4;padding:1px 4px}</style></head><body>";
   html << "<h1>fcn training report</h1><p>Run <code>" << escape(run_dir) << "</code>, model <code>" << escape(model_path)
        << "</code>: <code>" << escape(net_config(*model.net).dump()) << "</code></p>";
+  if (training.is_object() && training.contains("command") && training["command"].is_string())
+    html << "<p>Command: <code>" << escape(training["command"].get<std::string>()) << "</code></p>";
   if (training.is_object()) html << "<p>Training: <code>" << escape(training.dump()) << "</code></p>";
   html << "<h2>Curves</h2><p>" << escape(epochs_summary(epochs)) << ".</p>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
   html << "<h2>Best model on " << escape(data) << " (" << escape(options.split) << ", " << dataset.size() << " images)</h2>"
