@@ -251,6 +251,18 @@ TEST(Predictor, FlipTtaAveragesTheMirroredPrediction) {
   EXPECT_LE((tta.probs - expected).abs().max().item<float>(), 1e-6f);
   options.rot90 = true;
   EXPECT_LE((Predictor(model, torch::kCPU, options)(image).probs.sum(0) - 1).abs().max().item<float>(), 1e-5f);
+  // All eight views of a 40 x 56 image: the 40 x 56 and the 56 x 40 ones each go through the net
+  // together; the same as each view alone, turned back and averaged.
+  auto all_views = torch::zeros_like(expected);
+  for (const bool flip : {false, true})
+    for (int64_t r = 0; r < 4; ++r) {
+      const auto seen = torch::rot90(flip ? image.flip({2}) : image, r, {1, 2});
+      const auto back = torch::rot90(torch::softmax(plain.logits(seen), 0), -r, {1, 2});
+      all_views += flip ? back.flip({2}) : back;
+    }
+  const auto eight = Predictor(model, torch::kCPU, options)(image);
+  EXPECT_LE((eight.probs - all_views / 8).abs().max().item<float>(), 1e-5f);
+  EXPECT_TRUE(torch::equal(eight.labels, eight.probs.argmax(0)));
 }
 
 TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {

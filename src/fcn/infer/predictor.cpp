@@ -186,16 +186,52 @@ torch::Tensor Predictor::logits(const torch::Tensor& image, const std::string& s
   return torch::upsample_bilinear2d(out.unsqueeze(0), {image.size(1), image.size(2)}, false)[0];
 }
 
+// Test-time augmentation of a whole image: views of one size go through the net together, as many
+// as kPassPixels allows a pass (flip + rot90 of a 64 x 64 image: 8 views in one pass instead of
+// 8 passes). Each view's probabilities, turned back, are summed. input: 1 x C x H x W, preprocessed
+// (flips and quarter turns commute with the per-channel preprocessing).
+torch::Tensor Predictor::views_together(const torch::Tensor& input) const {
+  const auto all = views(options_);
+  const int64_t c = input.size(1), h = input.size(2), w = input.size(3);
+  const auto sizes = [&](size_t view) {  // C x H x W of a view: a quarter turn swaps the sides
+    return all[view].rotations % 2 == 0 ? std::vector<int64_t>{c, h, w} : std::vector<int64_t>{c, w, h};
+  };
+  torch::Tensor sum;
+  std::vector<bool> done(all.size(), false);
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (done[i]) continue;
+    std::vector<size_t> pass;  // views of view i's size, within the pass's pixels
+    for (size_t j = i; j < all.size(); ++j)
+      if (!done[j] && joins_pass(sizes(i), pass.size(), sizes(j), all.size())) {
+        done[j] = true;
+        pass.push_back(j);
+      }
+    std::vector<torch::Tensor> batch;
+    for (const size_t j : pass) batch.push_back(all[j].apply(input));
+    const auto probs = class_probabilities(whole(torch::cat(batch)), 1);
+    for (size_t k = 0; k < pass.size(); ++k) {
+      const auto p = all[pass[k]].invert(probs.slice(0, static_cast<int64_t>(k), static_cast<int64_t>(k) + 1))[0];
+      sum = sum.defined() ? sum + p : p;
+    }
+  }
+  return sum;
+}
+
 Prediction Predictor::operator()(const torch::Tensor& image, const std::string& source) const {
   if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
   c10::InferenceMode guard;
   const auto start = std::chrono::steady_clock::now();
   torch::Tensor probs;
   const auto all = views(options_);
-  for (const auto& view : all) {
-    const auto seen = view.apply(image.unsqueeze(0))[0];
-    const auto p = view.invert(class_probabilities(logits(seen, source), 0).unsqueeze(0))[0];
-    probs = probs.defined() ? probs + p : p;
+  if (all.size() > 1 && options_.tile == 0 && options_.resize_height <= 0) {
+    if (image.size(1) == 0 || image.size(2) == 0) fail(source, "image is empty (0 x 0)");
+    probs = views_together(model_input(model_, image, source));
+  } else {
+    for (const auto& view : all) {
+      const auto seen = view.apply(image.unsqueeze(0))[0];
+      const auto p = view.invert(class_probabilities(logits(seen, source), 0).unsqueeze(0))[0];
+      probs = probs.defined() ? probs + p : p;
+    }
   }
   if (all.size() > 1) probs = probs / static_cast<double>(all.size());
   return result(probs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());

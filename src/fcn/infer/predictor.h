@@ -113,6 +113,7 @@ class Predictor {
   torch::Tensor whole(const torch::Tensor& input) const;    // N x C x H x W -> N x K x H x W
   Prediction result(const torch::Tensor& probs, double milliseconds) const;
   torch::Tensor tiled(const torch::Tensor& input) const;
+  torch::Tensor views_together(const torch::Tensor& input) const;  // TTA, whole image: summed probabilities
 
   Model model_;
   torch::Device device_;
