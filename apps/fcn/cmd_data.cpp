@@ -111,7 +111,8 @@ void add_check(CLI::App* cmd) {
                 << "\n";
     } else {
       for (size_t s = 0; s < report.splits.size(); ++s)
-        std::printf("split %-10s %ld pairs\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]));
+        std::printf("split %-10s %ld pairs%s\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]),
+                    report.splits[s] == "all" ? " (no train/val split: fcn data split DIR --val 0.2 holds some out)" : "");
       if (!report.classes_source.empty()) std::printf("classes: %s\n", printable(report.classes_source).c_str());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");

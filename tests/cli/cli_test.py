@@ -257,6 +257,7 @@ def _():
     scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--json").stdout)
     assert scored["split"] == "all" and sum(map(sum, scored["confusion"])) == 5 * 32 * 32, scored["split"]
     assert "data: all 5 pairs of " in run("eval", path("flat.fcn"), "--data", path("flat")).stdout
+    assert "split all        5 pairs (no train/val split: fcn data split" in run("data", "check", path("flat")).stdout
     # fcn data split holds some out: train validates on them, eval --split val scores only them.
     assert "3 train + 2 val pairs (seed 4)" in run("data", "split", path("flat"), "--val", 0.4, "--seed", 4).stdout
     held_out = open(path("flat/splits/val.txt")).read().split()
