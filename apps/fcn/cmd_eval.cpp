@@ -82,9 +82,11 @@ void print_worst(const nlohmann::json& result) {
 // The model's row of the --markdown table (docs/results.md's format).
 std::string markdown_row(const nlohmann::json& r) {
   const auto& training = r["training"];
-  const std::string how = training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") + ", " +
-                                                          std::to_string(training.value("epochs", 0)) + " epochs"
-                                                    : "";
+  // "3 of 10 epochs" where early stopping ended the run (epochs_done: what ran; epochs: what was asked for).
+  const int64_t asked = training.value("epochs", int64_t{0}), ran = training.value("epochs_done", asked);
+  const std::string epochs = ran == asked ? std::to_string(asked) : std::to_string(ran) + " of " + std::to_string(asked);
+  const std::string how =
+      training.contains("init") ? training.value("arch", "") + ", init " + training.value("init", "") + ", " + epochs + " epochs" : "";
   char row[512];
   std::snprintf(row, sizeof row, "| %s | %s | %.0f s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n",
                 std::filesystem::path(r["model"].get<std::string>()).filename().c_str(), how.c_str(),

@@ -104,6 +104,8 @@ def _():
     for model in (path("patience.fcn"), path("patience.run/best.fcn")):
         command = json.loads(torch.load(model)["meta"])["training"]["command"]
         assert command.startswith("fcn train --data ") and "--nproc 2" in command and "--no-check" not in command, command
+    run("eval", path("patience.fcn"), "--data", path("scenes"), "--markdown", path("patience.md"))
+    assert "3 of 6 epochs |" in open(path("patience.md")).read()  # what ran, of what was asked for
 
 
 @check("the sharded validation equals fcn eval of the same model")
