@@ -199,6 +199,12 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   std::ofstream(dir + "/splits/val.txt") << "p1\nghost\n";
   expect_names(test::error_of([&] { SegmentationDataset(dir, "val"); }), "splits/val.txt", "'ghost'");
   expect_names(test::error_of([&] { SegmentationDataset(dir, "test"); }), "splits/test.txt", "splits here: train, val");
+  fs::create_directories(dir + "/splits/folder.txt");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "folder"); }), "splits/folder.txt", "is a folder");
+  std::ofstream(dir + "/splits/binary.txt") << std::string("p1\n\0\x93\xff", 6);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "binary"); }), "splits/binary.txt", "zero byte at byte 3");
+  std::ofstream(dir + "/splits/long.txt") << std::string(5000, 'x');
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "long"); }), "splits/long.txt", "a line of 5000 characters");
   expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
   expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
 }

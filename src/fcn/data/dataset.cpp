@@ -146,13 +146,23 @@ SegmentationDataset::SegmentationDataset(const std::string& dir, const std::stri
 }
 
 std::vector<std::string> SegmentationDataset::read_list(const fs::path& list) const {
-  std::ifstream in(list);
-  if (!in) fail(list.string(), "split file not found (splits here: " + [&] {
-    std::string names;
-    for (const auto& s : dataset_splits(dir_)) names += (names.empty() ? "" : ", ") + s;
-    return names.empty() ? std::string("none") : names;
-  }() + ")");
-  return split_ids(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(list, error)))
+    fail(list.string(), "split file not found (splits here: " + [&] {
+      std::string names;
+      for (const auto& s : dataset_splits(dir_)) names += (names.empty() ? "" : ", ") + s;
+      return names.empty() ? std::string("none") : names;
+    }() + ")");
+  const auto bytes = read_file(list.string());  // a folder or a device is one line naming it
+  const auto zero = std::find(bytes.begin(), bytes.end(), '\0');
+  if (zero != bytes.end())
+    fail(list.string(), "holds binary data (a zero byte at byte " + std::to_string(zero - bytes.begin()) +
+                            "): a split file lists one image name a line");
+  auto ids = split_ids(std::string(bytes.begin(), bytes.end()));
+  for (const auto& id : ids)
+    if (id.size() > 1024)
+      fail(list.string(), "holds a line of " + std::to_string(id.size()) + " characters: a split file lists one image name a line");
+  return ids;
 }
 
 void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
