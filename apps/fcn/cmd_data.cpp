@@ -90,7 +90,7 @@ void add_check(CLI::App* cmd) {
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
   check->add_option("--split", split, "only this split (default: all)");
-  add_json_flag(check, json_output, "splits, sizes, errors, histogram (all and per split), suggested weights");
+  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights");
   add_max_pixels_flag(check);
   check->callback([] {
     std::unique_ptr<Progress> progress;  // one bar per split
@@ -103,7 +103,7 @@ void add_check(CLI::App* cmd) {
     const auto weights = values_of<double>(report.suggested_weights);
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
-                                  {"errors", report.errors}, {"classes", report.class_names},
+                                  {"errors", report.errors}, {"warnings", report.warnings}, {"classes", report.class_names},
                                   {"classes_source", report.classes_source}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
                                   {"suggested_weights", weights}}
@@ -119,6 +119,7 @@ void add_check(CLI::App* cmd) {
       for (size_t c = 0; c < histogram.size(); ++c)
         std::printf("%-4zu %-16s %12ld %7.2f%% %10.3f\n", c, report.class_names[c].c_str(), static_cast<long>(histogram[c]),
                     100.0 * static_cast<double>(histogram[c]) / total, weights[c]);
+      for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());
       for (const auto& error : report.errors) std::printf("error: %s\n", printable(error).c_str());
       std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
     }

@@ -1,16 +1,16 @@
-#include <utility>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "commands.h"
 #include "fcn/eval/evaluate.h"
-#include "fcn/infer/predictor.h"
 #include "fcn/formats/png.h"
+#include "fcn/infer/predictor.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/dtype.h"

@@ -1,8 +1,11 @@
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -164,6 +167,7 @@ TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, doubl
   });
   seconds = f.no_check ? -1 : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();  // -1: not checked
   if (bars && progress) std::fprintf(stderr, "\r\x1b[K");
+  for (const auto& warning : data.report.warnings) std::fprintf(stderr, "fcn: warning: %s\n", printable(warning).c_str());
   const auto& errors = data.report.errors;
   if (!errors.empty())
     throw Error(errors.front() + (errors.size() > 1 ? " (and " + std::to_string(errors.size() - 1) +
@@ -233,17 +237,29 @@ TrainOptions train_options(const TrainFlags& f) {
   return options;
 }
 
-// How the run was asked for, in every model file it writes (the run folder's snapshots and --out):
-// what fcn report and fcn eval --markdown show, and the command line to run it again.
-// "fcn train --data ...": this process's command line; in a rank that --nproc started, the user's.
+// An argument as a POSIX shell reads it back: as it is where that is safe, else in single quotes.
+std::string shell_quoted(const std::string& arg) {
+  const bool plain = !arg.empty() && std::all_of(arg.begin(), arg.end(), [](unsigned char c) {
+    return std::isalnum(c) != 0 || std::strchr("_./=:,+-@%", c) != nullptr;
+  });
+  if (plain) return arg;
+  std::string quoted = "'";
+  for (const char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// "fcn train --data ...": this process's command line, quoted for a shell; in a rank that --nproc
+// started, the user's.
 std::string train_command() {
   if (const char* launched = std::getenv("FCN_TRAIN_COMMAND")) return launched;
   std::string command = "fcn";
   const auto args = command_line_without({});
-  for (size_t i = 1; i < args.size(); ++i) command += " " + args[i];
+  for (size_t i = 1; i < args.size(); ++i) command += " " + shell_quoted(args[i]);
   return command;
 }
 
+// How the run was asked for, in every model file it writes (the run folder's snapshots and --out):
+// what fcn info and fcn report show, and the command line to run it again.
 nlohmann::json provenance(const TrainFlags& f) {
   const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
   return {{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}, {"init", init}, {"epochs", f.epochs},

@@ -6,6 +6,7 @@ Prints 'N passed, M failed' and exits non-zero on any failure.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -254,6 +255,11 @@ def _():
         assert training["command"] == "fcn " + " ".join(map(str, train)) + " --overwrite", (model, training)
         assert training["epochs"] == 2 and training["arch"] == "unet", (model, training)
     assert json.loads(run("info", path("flat.fcn"), "--json").stdout)["training"]["command"] == training["command"]
+    # Quoted for a shell: a path with a space and a quote reads back as it was given.
+    odd = [*train[:-1], path("flat 'odd' model.fcn")]
+    run(*odd)
+    command = json.loads(torch.load(odd[-1])["meta"])["training"]["command"]
+    assert shlex.split(command) == ["fcn", *map(str, odd)], command
     scored = json.loads(run("eval", path("flat.fcn"), "--data", path("flat"), "--json").stdout)
     assert scored["split"] == "all" and sum(map(sum, scored["confusion"])) == 5 * 32 * 32, scored["split"]
     assert "data: all 5 pairs of " in run("eval", path("flat.fcn"), "--data", path("flat")).stdout
@@ -270,6 +276,11 @@ def _():
     one_line_error(run("data", "split", path("flat"), "--val", 0.4, ok=False), "splits", "--overwrite")
     one_line_error(run("data", "split", path("flat"), "--val", 1, "--overwrite", ok=False), "--val", "between 0 and 1")
     one_line_error(run("data", "split", path("scenes"), ok=False), "scenes", "VOC layout")
+    # A val list that names a training pair: a warning in data check and in train, which still runs.
+    open(path("flat/splits/val.txt"), "a").write(open(path("flat/splits/train.txt")).read().split()[0] + "\n")
+    assert "warning: " + path("flat") + ": train and val share 1 of val's 3 images" in run("data", "check", path("flat")).stdout
+    p = run(*train, "--overwrite")
+    assert p.stderr.count("fcn: warning: ") == 1 and "validation scores images the net trains on" in p.stderr, p.stderr
 
 
 @check("U-Net paper training: binary net + weight map + elastic through train, eval (Dice, separation), predict, export")

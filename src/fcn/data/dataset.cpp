@@ -118,9 +118,10 @@ std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_f
   const auto rounded = static_cast<size_t>(std::llround(val_fraction * static_cast<double>(n)));
   const size_t val = std::clamp<size_t>(rounded, 1, n - 1);
   auto generator = at::detail::createCPUGenerator(seed);
-  const auto order = torch::randperm(static_cast<int64_t>(n), generator);
-  std::vector<std::string> lists[2];  // train, val
-  for (size_t k = 0; k < n; ++k) lists[k < val ? 1 : 0].push_back(all.id(static_cast<size_t>(order[static_cast<int64_t>(k)].item<int64_t>())));
+  const auto order = torch::randperm(static_cast<int64_t>(n), generator);  // int64, contiguous
+  const auto* index = order.data_ptr<int64_t>();
+  std::vector<std::string> lists[2];  // train, val: the first `val` of the permutation are held out
+  for (size_t k = 0; k < n; ++k) lists[k < val ? 1 : 0].push_back(all.id(static_cast<size_t>(index[k])));
   fs::create_directories(root / "splits");
   for (int s = 0; s < 2; ++s) {
     std::sort(lists[s].begin(), lists[s].end());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include <torch/torch.h>
 
@@ -89,6 +90,29 @@ std::optional<SegmentationDataset> open_checked(const std::string& dir, const st
   return dataset;
 }
 
+// A warning where train and val hold the same image files: validation would score images the net
+// trains on (as when SBD's train overlaps VOC's val).
+void warn_overlap(const std::optional<SegmentationDataset>& train, const std::optional<SegmentationDataset>& val,
+                  DatasetReport& report) {
+  if (!train || !val) return;
+  const auto file = [](const std::string& path) {  // one name per file, through links and "..": the canonical path
+    std::error_code error;
+    const auto canonical = std::filesystem::weakly_canonical(path, error);
+    return error ? path : canonical.string();
+  };
+  std::set<std::string> trained;
+  for (size_t i = 0; i < train->size(); ++i) trained.insert(file(train->image_path(i)));
+  std::vector<std::string> shared;
+  for (size_t i = 0; i < val->size(); ++i)
+    if (trained.count(file(val->image_path(i))) != 0) shared.push_back(val->id(i));
+  if (shared.empty()) return;
+  std::string names;
+  for (size_t i = 0; i < std::min<size_t>(shared.size(), 3); ++i) names += (i > 0 ? ", " : "") + shared[i];
+  report.warnings.push_back(train->dir() + ": train and val share " + std::to_string(shared.size()) + " of val's " +
+                            std::to_string(val->size()) + " images (" + names + (shared.size() > 3 ? ", ..." : "") +
+                            "): validation scores images the net trains on");
+}
+
 void suggest_weights(DatasetReport& report) {
   if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
 }
@@ -103,7 +127,13 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
     report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)");
     return report;
   }
-  for (const auto& split : splits) open_checked(dir, split, 0, report, progress);
+  std::optional<SegmentationDataset> train, val;
+  for (const auto& split : splits) {
+    auto opened = open_checked(dir, split, 0, report, progress);
+    if (split == "train") train = std::move(opened);
+    if (split == "val") val = std::move(opened);
+  }
+  warn_overlap(train, val, report);
   suggest_weights(report);
   return report;
 }
@@ -116,6 +146,7 @@ TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool 
   if (check) {
     data.train = open_checked(dir, "train", keep_bytes, data.report, progress);
     if (has_val) data.val = open_checked(dir, "val", keep_bytes, data.report, progress);
+    warn_overlap(data.train, data.val, data.report);
     suggest_weights(data.report);
     return data;
   }

@@ -29,6 +29,7 @@ struct DatasetReport {
   std::vector<std::string> splits;
   std::vector<int64_t> split_sizes;
   std::vector<std::string> errors;
+  std::vector<std::string> warnings;  // nothing wrong with a file, but worth a look (train and val sharing images)
   std::vector<std::string> class_names;
   std::string classes_source;        // SegmentationDataset::classes_source
   torch::Tensor histogram;           // over every readable mask of every split
