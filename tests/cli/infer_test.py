@@ -1,7 +1,7 @@
 """End-to-end tests of inference and deployment: fcn predict / heatmap / export / report, and the
 examples/ program, with PyTorch (oracle/nets.py) and headless Chromium as oracles.
 
-Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example
+Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example PATH/TO/train_example
 """
 import glob
 import json
@@ -20,7 +20,7 @@ import nets  # noqa: E402
 
 from harness import check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
 
-EXAMPLE = sys.argv[2]
+EXAMPLE, TRAIN_EXAMPLE = sys.argv[2], sys.argv[3]
 
 
 def scenes_model():
@@ -244,6 +244,29 @@ def _():
     assert (ours == cli).all()
     lines = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "segment.cpp")).read()
     assert len(lines.splitlines()) <= 40
+
+
+@check("examples/train: the C++ API trains the weights fcn train trains with the same settings (1e-6)")
+def _():
+    scenes_model()  # its dataset
+    p = subprocess.run([TRAIN_EXAMPLE, path("scenes"), path("example.run"), path("example-unet.fcn")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "best epoch" in p.stdout, p.stdout + p.stderr
+    run("train", "--data", path("scenes"), "--arch", "unet", "--depth", 2, "--base-channels", 8, "--epochs", 2, "--batch", 4,
+        "--run-dir", path("cli-unet.run"), "--out", path("cli-unet.fcn"))
+    ours, cli = torch.load(path("example-unet.fcn")), torch.load(path("cli-unet.fcn"))
+    assert sorted(ours["state_dict"]) == sorted(cli["state_dict"])
+    worst = max((ours["state_dict"][k] - cli["state_dict"][k]).abs().max().item() for k in cli["state_dict"])
+    assert worst < 1e-6, worst
+    run("init", "--arch", "unet", "--depth", 2, "--base-channels", 8, "--classes", 11, "--in-channels", 1,
+        "--out", path("unet-start.fcn"))  # the same initial weights (seed 0): training moved them
+    start = torch.load(path("unet-start.fcn"))["state_dict"]
+    moved = max((start[k] - cli["state_dict"][k]).abs().max().item() for k in start)
+    assert 1e-5 < moved < 1e-2, moved  # two epochs at lr 1e-3 from the same start (another seed: ~0.1 away)
+    assert len(open(path("example.run/metrics.jsonl")).read().splitlines()) == 2
+    assert json.loads(ours["meta"])["normalization"] == json.loads(cli["meta"])["normalization"]
+    lines = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "train.cpp")).read()
+    assert len(lines.splitlines()) <= 45
 
 
 @check("bench --peers --json: every figure, PyTorch-Python and OpenCV DNN peers on the same model")
