@@ -58,6 +58,7 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
                                                               : nlohmann::json(nullptr)},
                          {"flip", options.flip},
                          {"rot90", options.rot90},
+                         {"scales", options.scales},
                          {"dtype", options.dtype == torch::kBFloat16 ? "bf16" : "fp32"},
                          {"text", describe_inference(options)}}},
           {"training", nlohmann::json::parse(model.meta.training)}};
@@ -110,9 +111,10 @@ struct EvalFlags {
 };
 
 // One model scored on the split: its result (result_json, plus skipped, worst and separation where
-// there are some), its line of the text table; bad samples are reported and counted in `failed`.
+// there are some), its line of the text table (the first model: the header above it); bad samples
+// are reported and counted in `failed`.
 nlohmann::json score_model(const std::string& path, const EvalFlags& f, const SegmentationDataset& dataset,
-                           const PredictOptions& options, torch::Device target, int64_t& failed) {
+                           const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
   const auto model = load_model(path);
   SeparationScore separation;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
@@ -129,6 +131,11 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                        {"touching_pairs", separation.touching_pairs},
                        {"separated", separation.separated}};
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
+  if (!f.json_output && first) {  // after the first model's options were accepted: no header above an error
+    const std::string how = describe_inference(options);
+    if (how != "whole image") std::printf("inference: %s\n", how.c_str());
+    std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
+  }
   if (!f.json_output)
     std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
                 number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
@@ -158,14 +165,11 @@ void run_eval(const EvalFlags& f) {
                 f.data.c_str(), f.split.c_str());
   if (f.models.size() > 1) dataset.keep_decoded(static_cast<size_t>(f.cache_mib) << 20);  // one model reads each sample once
   const auto target = parse_device(f.device);
-  const std::string how = describe_inference(options);
-  if (!f.json_output && how != "whole image") std::printf("inference: %s\n", how.c_str());
-  if (!f.json_output) std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
   auto results = nlohmann::json::array();
   int64_t failed = 0;
   std::string table = "| model | training | train time | pixel acc | mean acc | mean IU | f.w. IU |\n|---|---|---:|---:|---:|---:|---:|\n";
   for (const auto& path : f.models) {
-    results.push_back(score_model(path, f, dataset, options, target, failed));
+    results.push_back(score_model(path, f, dataset, options, target, results.empty(), failed));
     table += markdown_row(results.back());
   }
   if (!f.json_output && f.models.size() == 1) print_per_class(results[0]);

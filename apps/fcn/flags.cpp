@@ -35,6 +35,7 @@ const std::map<std::string, std::string>& option_flags() {
       {"PredictOptions.overlap", "--overlap"},
       {"PredictOptions.batch", "--batch"},
       {"PredictOptions.resize", "--resize"},
+      {"PredictOptions.scales", "--scales"},
       {"TrainOptions.run_dir", "--out"},
       {"TrainOptions.epochs", "--epochs"},
       {"TrainOptions.patience", "--patience"},
@@ -183,6 +184,10 @@ void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags&
   cmd->add_option("--tta", flags.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
       ->check(CLI::IsMember({"flip", "rot90"}))
       ->delimiter(',');
+  cmd->add_option("--scales", options.scales,
+                  "multi-scale inference: segment the image resized by each factor, e.g. 0.75,1,1.25 (probabilities averaged)")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--threshold", options.threshold, "binary nets: foreground where its probability exceeds this")
       ->capture_default_str();
   cmd->add_option("--resize", flags.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
@@ -199,6 +204,10 @@ std::string describe_inference(const PredictOptions& options) {
     text = "resized to " + std::to_string(options.resize_height) + "x" + std::to_string(options.resize_width);
   else if (options.tile > 0)
     text = "tiles of " + std::to_string(options.tile) + " px, overlap " + std::to_string(options.overlap);
+  if (options.scales != std::vector<double>{1.0}) {
+    text += "; scales";
+    for (size_t i = 0; i < options.scales.size(); ++i) text += (i > 0 ? ", " : " ") + number_text(options.scales[i]);
+  }
   if (options.flip || options.rot90)
     text += std::string("; test-time augmentation: ") + (options.flip ? "flip" : "") + (options.flip && options.rot90 ? ", " : "") +
             (options.rot90 ? "rot90" : "");

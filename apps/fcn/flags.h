@@ -40,7 +40,7 @@ void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys = "");
 // --out PATH; `what` says what is written.
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what);
 // How fcn predict and fcn eval run a net on an image, so that eval measures what predict delivers:
-// --tile and --overlap (into `options`), --tta and --resize (text, into `flags`), --threshold.
+// --tile, --overlap, --scales and --threshold (into `options`), --tta and --resize (text, into `flags`).
 struct InferenceFlags {
   std::vector<std::string> tta;
   std::string resize;
@@ -49,7 +49,7 @@ void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags&
 // --tta and --resize into `options` (an error naming --resize when it is not H or HxW).
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options);
 // Those settings in words: "whole image", "tiles of 256 px, overlap 64", "resized to 128x128", with
-// "; test-time augmentation: flip, rot90" where there is some.
+// "; scales 0.5, 1" and "; test-time augmentation: flip, rot90" where there are some.
 std::string describe_inference(const PredictOptions& options);
 // The recipe of a fresh net (--arch, --classes, --in-channels, --backbone, --geometry,
 // --fc-channels, --fc-kernel, --frozen-upsampling, --input-size, --depth, --base-channels,

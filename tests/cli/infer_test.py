@@ -307,7 +307,7 @@ def _():
     # Whole images, and as predict runs with test-time augmentation, overlapping tiles or a resize:
     # eval takes the same flags and scores what predict writes with them.
     for k, flags in enumerate([[], ["--tta", "flip,rot90"], ["--tile", 60, "--overlap", 4, "--batch", 2],
-                               ["--resize", "40x48", "--tta", "flip"]]):
+                               ["--resize", "40x48", "--tta", "flip"], ["--scales", "0.5,1,1.5", "--tta", "flip"]]):
         result = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json", *flags).stdout)
         run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out", path(f"vunet_masks{k}"),
             "--quiet", *flags)
@@ -322,12 +322,16 @@ def _():
         assert (inference["flip"], inference["rot90"]) == ("--tta" in flags, "flip,rot90" in flags), (flags, inference)
         assert inference["tile"] == (60 if "--tile" in flags else 0) and (inference["overlap"] == 4) == ("--tile" in flags)
         assert inference["resize"] == ([40, 48] if "--resize" in flags else None), inference
+        assert inference["scales"] == ([0.5, 1, 1.5] if "--scales" in flags else [1]), inference
         if k == 0:
             whole = confusion
         elif "--tile" in flags:  # valid padding: the paper's overlap-tile strategy is seamless, tiles = whole
             assert np.array_equal(confusion, whole), (confusion.tolist(), whole.tolist())
-        else:  # test-time augmentation and resizing segment differently (else the check above proves little)
+        else:  # test-time augmentation, resizing and scales segment differently (else the check above proves little)
             assert not np.array_equal(confusion, whole), flags
+    one_line_error(run("eval", path("vunet_random.fcn"), "--data", root, "--scales", "0", ok=False), "--scales", "between")
+    one_line_error(run("predict", path("vunet_random.fcn"), root, "--out", path("x"), "--scales", "0.5", "--resize", "32x32",
+                       ok=False), "--scales", "not both")
     # --worst: the images with the lowest mean IU, each scored on its own (numpy over predict's masks).
     worst = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json", "--worst", 2).stdout)["worst"]
     own = []

@@ -265,6 +265,38 @@ TEST(Predictor, FlipTtaAveragesTheMirroredPrediction) {
   EXPECT_TRUE(torch::equal(eight.labels, eight.probs.argmax(0)));
 }
 
+TEST(Predictor, ScalesAverageTheProbabilitiesOfTheResizedImage) {
+  const auto model = random_fcn8s();
+  torch::manual_seed(4);
+  const auto image = torch::rand({3, 40, 56});
+  const Predictor plain(model);
+  const auto at = [&](double scale) {  // the probabilities of the image resized by `scale`, resized back
+    const int64_t h = std::llround(40 * scale), w = std::llround(56 * scale);
+    const auto scaled = torch::upsample_bilinear2d(image.unsqueeze(0), {h, w}, false)[0];
+    return torch::upsample_bilinear2d(torch::softmax(plain.logits(scaled), 0).unsqueeze(0), {40, 56}, false)[0];
+  };
+  PredictOptions options;
+  options.scales = {0.5, 1, 1.5};
+  const Predictor multi(model, torch::kCPU, options);
+  EXPECT_FALSE(multi.passes_together());
+  const auto expected = (at(0.5) + torch::softmax(plain.logits(image), 0) + at(1.5)) / 3;
+  const auto result = multi(image);
+  EXPECT_LE((result.probs - expected).abs().max().item<float>(), 1e-5f);
+  EXPECT_TRUE(torch::equal(result.labels, result.probs.argmax(0)));
+  EXPECT_GT((result.probs - plain(image).probs).abs().max().item<float>(), 1e-3f);  // the scales change it
+
+  options.scales = {};
+  EXPECT_NE(test::error_of([&] { Predictor(model, torch::kCPU, options); }).find("PredictOptions.scales: needs at least one"),
+            std::string::npos);
+  options.scales = {0};
+  EXPECT_NE(test::error_of([&] { Predictor(model, torch::kCPU, options); }).find("PredictOptions.scales: each must be between"),
+            std::string::npos);
+  options.scales = {0.5};
+  options.resize_height = options.resize_width = 32;
+  EXPECT_NE(test::error_of([&] { Predictor(model, torch::kCPU, options); }).find("PredictOptions.scales: resize the images"),
+            std::string::npos);
+}
+
 TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   const auto model = random_fcn8s(3);
   const Predictor predict(model);

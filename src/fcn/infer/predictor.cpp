@@ -12,6 +12,7 @@
 #include "fcn/serialize/model_file.h"
 #include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -93,6 +94,11 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   check_dtype_runs_natively(options_.dtype, device_, "PredictOptions.dtype");
   if ((options_.resize_height > 0) != (options_.resize_width > 0))
     fail("PredictOptions.resize", "needs both height and width");
+  if (options_.scales.empty()) fail("PredictOptions.scales", "needs at least one scale (1: the image as it is)");
+  for (const double scale : options_.scales)
+    if (!(scale >= 0.0625 && scale <= 8)) fail("PredictOptions.scales", "each must be between 0.0625 and 8, got " + number_text(scale));
+  if (options_.resize_height > 0 && options_.scales != std::vector<double>{1.0})
+    fail("PredictOptions.scales", "resize the images or scale them, not both");
   if (options_.tile > 0) {
     const int64_t tile_in = net.legal_input_at_least(options_.tile), tile_out = net.output_side(tile_in);
     if (options_.overlap >= tile_out)  // a tile the net cannot take runs at its next legal input size
@@ -217,10 +223,7 @@ torch::Tensor Predictor::views_together(const torch::Tensor& input) const {
   return sum;
 }
 
-Prediction Predictor::operator()(const torch::Tensor& image, const std::string& source) const {
-  if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
-  c10::InferenceMode guard;
-  const auto start = std::chrono::steady_clock::now();
+torch::Tensor Predictor::probabilities(const torch::Tensor& image, const std::string& source) const {
   torch::Tensor probs;
   const auto all = views(options_);
   if (all.size() > 1 && options_.tile == 0 && options_.resize_height <= 0) {
@@ -233,7 +236,29 @@ Prediction Predictor::operator()(const torch::Tensor& image, const std::string& 
       probs = probs.defined() ? probs + p : p;
     }
   }
-  if (all.size() > 1) probs = probs / static_cast<double>(all.size());
+  return all.size() > 1 ? probs / static_cast<double>(all.size()) : probs;
+}
+
+Prediction Predictor::operator()(const torch::Tensor& image, const std::string& source) const {
+  if (!image.defined() || image.dim() != 3) fail(source, "image must be C x H x W");
+  c10::InferenceMode guard;
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor probs;
+  const int64_t h = image.size(1), w = image.size(2);
+  for (const double scale : options_.scales) {
+    if (scale == 1.0) {
+      const auto p = probabilities(image, source);
+      probs = probs.defined() ? probs + p : p;
+      continue;
+    }
+    const int64_t sh = std::max<int64_t>(1, std::llround(scale * static_cast<double>(h)));
+    const int64_t sw = std::max<int64_t>(1, std::llround(scale * static_cast<double>(w)));
+    check_image_size(source + " (x" + number_text(scale) + ")", sh, sw);
+    const auto scaled = torch::upsample_bilinear2d(image.unsqueeze(0), {sh, sw}, false)[0];
+    const auto p = torch::upsample_bilinear2d(probabilities(scaled, source).unsqueeze(0), {h, w}, false)[0];
+    probs = probs.defined() ? probs + p : p;
+  }
+  if (options_.scales.size() > 1) probs = probs / static_cast<double>(options_.scales.size());
   return result(probs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
 }
 
@@ -288,7 +313,10 @@ std::vector<Prediction> Predictor::pass_or_nothing(const std::vector<torch::Tens
   }
 }
 
-bool Predictor::passes_together() const { return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0; }
+bool Predictor::passes_together() const {
+  return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0 &&
+         options_.scales == std::vector<double>{1.0};
+}
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {
   if (logits.size(dim) != 1) return torch::softmax(logits, dim);

@@ -1,6 +1,6 @@
 // Inference for users who ship C++: a model file in, per-pixel labels and class probabilities out,
 // for an image of any size, whole or in overlapping tiles (the U-Net paper's overlap-tile strategy
-// with mirrored borders), optionally averaged over flips and rotations (test-time augmentation).
+// with mirrored borders), optionally averaged over flips, rotations and scales (test-time augmentation).
 //
 //   fcn::Predictor predict{"fcn8s.fcn", torch::kCPU};
 //   fcn::Prediction result = predict(fcn::read_image("scene.png"));
@@ -25,6 +25,9 @@ struct PredictOptions {
   int64_t batch = 1;     // tiles per forward pass (and in fcn::evaluate, small images per forward pass)
   bool flip = false;     // test-time augmentation: also the horizontally mirrored image
   bool rot90 = false;    // also the image rotated by 90, 180 and 270 degrees
+  // Multi-scale inference: the image resized (bilinear) by each factor, segmented (with the views
+  // above), the probabilities resized back and averaged over the scales. {1}: the image as it is.
+  std::vector<double> scales = {1.0};
   // > 0: the image is resized (bilinear, aspect ratio not kept) to height x width for the net and
   // the logits resized back. 0: the image is mirror-padded to a legal size and cropped back.
   int64_t resize_height = 0, resize_width = 0;
@@ -91,7 +94,7 @@ class Predictor {
   // the pass.
   std::vector<Prediction> operator()(const std::vector<torch::Tensor>& images,
                                      const std::vector<std::string>& sources) const;
-  // Whether that call runs images of one size in one pass with these options (no tiles, resize or TTA).
+  // Whether that call runs images of one size in one pass with these options (no tiles, resize, TTA or scales).
   bool passes_together() const;
   // That call for a pass of two or more images gathered by joins_pass; empty for one image or where
   // the pass fails (out of memory, a bad image: any exception), so that the caller segments them one
@@ -114,6 +117,7 @@ class Predictor {
   Prediction result(const torch::Tensor& probs, double milliseconds) const;
   torch::Tensor tiled(const torch::Tensor& input) const;
   torch::Tensor views_together(const torch::Tensor& input) const;  // TTA, whole image: summed probabilities
+  torch::Tensor probabilities(const torch::Tensor& image, const std::string& source) const;  // one scale, views averaged
 
   Model model_;
   torch::Device device_;
