@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "fcn/infer/predictor.h"
 #include "fcn/report/report.h"
 
 namespace fcn::cli {
@@ -13,11 +14,18 @@ void add_report(CLI::App& app) {
                 "  evaluated on the dataset recorded in it (or --data). No external scripts; opens offline.");
   static std::string run_dir, out, data, split = "val", device = "cpu";
   static int64_t examples = 8;
+  static PredictOptions predict = [] {
+    PredictOptions o;
+    o.batch = 8;  // as fcn eval: small images share a forward pass
+    return o;
+  }();
+  static InferenceFlags inference;
   cmd->add_option("RUN_DIR", run_dir, "run directory (metrics.jsonl, best.fcn)")->required();
   add_out_flag(cmd, out, "HTML file to write")->required();
   cmd->add_option("--data", data, "dataset folder (default: the one the model was trained on)");
   cmd->add_option("--split", split, "split to evaluate and show")->capture_default_str();
   cmd->add_option("--examples", examples, "example rows (image | truth | prediction)")->capture_default_str();
+  add_inference_flags(cmd, predict, inference);
   add_device_flag(cmd, device);
   cmd->callback([] {
     ReportOptions options;
@@ -26,8 +34,9 @@ void add_report(CLI::App& app) {
     options.examples = examples;
     options.device = parse_device(device);
     options.quiet = false;
-    options.predict.batch = 8;            // as fcn eval: small images share a forward pass
-    options.predict.fast_path = true;     // fcn tune's choice for this CPU, else the ISA rule
+    options.predict = predict;           // the metrics and examples as fcn eval scores with the same flags
+    apply_inference_flags(inference, options.predict);
+    options.predict.fast_path = true;    // fcn tune's choice for this CPU, else the ISA rule
     write_report(run_dir, out, options);
     std::cout << "wrote " << out << "\n";
   });

@@ -198,22 +198,6 @@ void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options)
   for (const auto& t : flags.tta) (t == "flip" ? options.flip : options.rot90) = true;
 }
 
-std::string describe_inference(const PredictOptions& options) {
-  std::string text = "whole image";
-  if (options.resize_height > 0)
-    text = "resized to " + std::to_string(options.resize_height) + "x" + std::to_string(options.resize_width);
-  else if (options.tile > 0)
-    text = "tiles of " + std::to_string(options.tile) + " px, overlap " + std::to_string(options.overlap);
-  if (options.scales != std::vector<double>{1.0}) {
-    text += "; scales";
-    for (size_t i = 0; i < options.scales.size(); ++i) text += (i > 0 ? ", " : " ") + number_text(options.scales[i]);
-  }
-  if (options.flip || options.rot90)
-    text += std::string("; test-time augmentation: ") + (options.flip ? "flip" : "") + (options.flip && options.rot90 ? ", " : "") +
-            (options.rot90 ? "rot90" : "");
-  return text;
-}
-
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {
   return cmd->add_option("--out", out, what);
 }

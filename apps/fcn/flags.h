@@ -48,9 +48,6 @@ struct InferenceFlags {
 void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags);
 // --tta and --resize into `options` (an error naming --resize when it is not H or HxW).
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options);
-// Those settings in words: "whole image", "tiles of 256 px, overlap 64", "resized to 128x128", with
-// "; scales 0.5, 1" and "; test-time augmentation: flip, rot90" where there are some.
-std::string describe_inference(const PredictOptions& options);
 // The recipe of a fresh net (--arch, --classes, --in-channels, --backbone, --geometry,
 // --fc-channels, --fc-kernel, --frozen-upsampling, --input-size, --depth, --base-channels,
 // --padding, --upsample, --batch-norm), with NetRecipe's defaults, for init, train and bench.

@@ -210,6 +210,13 @@ def _():
     cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", html)
     scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json").stdout)
     assert cells and abs(float(cells.group(3)) - 100 * scored["mean_iu"]) < 0.006, (cells and cells.group(3), scored["mean_iu"])
+    # With predict's inference flags, the page scores as fcn eval does with them, and says how.
+    run("report", path("s8.run"), "--out", path("report-flip.html"), "--examples", 1, "--tta", "flip")
+    flipped = open(path("report-flip.html")).read()
+    assert "<p>Inference: whole image; test-time augmentation: flip</p>" in flipped
+    cells = re.search(r"<th>f\.w\. IU</th></tr><tr><td>([\d.]+)%</td><td>([\d.]+)%</td><td>([\d.]+)%</td>", flipped)
+    scored = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json", "--tta", "flip").stdout)
+    assert cells and abs(float(cells.group(3)) - 100 * scored["mean_iu"]) < 0.006, (cells and cells.group(3), scored["mean_iu"])
     # The examples are the images fcn eval --worst lists, in its order, with their mean IU.
     worst = json.loads(run("eval", path("s8.run/best.fcn"), "--data", path("scenes"), "--json", "--worst", 3).stdout)["worst"]
     shown = re.findall(r"<br><code>([^<]+)</code> mean IU ([\d.]+)%", html)

@@ -313,6 +313,22 @@ std::vector<Prediction> Predictor::pass_or_nothing(const std::vector<torch::Tens
   }
 }
 
+std::string describe_inference(const PredictOptions& options) {
+  std::string text = "whole image";
+  if (options.resize_height > 0)
+    text = "resized to " + std::to_string(options.resize_height) + "x" + std::to_string(options.resize_width);
+  else if (options.tile > 0)
+    text = "tiles of " + std::to_string(options.tile) + " px, overlap " + std::to_string(options.overlap);
+  if (options.scales != std::vector<double>{1.0}) {
+    text += "; scales";
+    for (size_t i = 0; i < options.scales.size(); ++i) text += (i > 0 ? ", " : " ") + number_text(options.scales[i]);
+  }
+  if (options.flip || options.rot90)
+    text += std::string("; test-time augmentation: ") + (options.flip ? "flip" : "") + (options.flip && options.rot90 ? ", " : "") +
+            (options.rot90 ? "rot90" : "");
+  return text;
+}
+
 bool Predictor::passes_together() const {
   return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0 &&
          options_.scales == std::vector<double>{1.0};

@@ -45,6 +45,10 @@ struct PredictOptions {
   double threshold = 0.5;
 };
 
+// How the options segment an image, in words: "whole image", "tiles of 256 px, overlap 64", "resized
+// to 128x128", with "; scales 0.5, 1" and "; test-time augmentation: flip, rot90" where there are some.
+std::string describe_inference(const PredictOptions& options);
+
 // Images given to the net together in one forward pass (fcn eval, fcn predict, training's
 // validation) hold at most this many pixels between them: small images gain (per-image overheads
 // shared), large ones go one at a time.

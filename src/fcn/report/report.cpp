@@ -261,7 +261,8 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
     html << "<p>Command: <code>" << escape(training["command"].get<std::string>()) << "</code></p>";
   if (training.is_object()) html << "<p>Training: <code>" << escape(training.dump()) << "</code></p>";
   html << "<h2>Curves</h2><p>" << escape(epochs_summary(epochs)) << ".</p>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
-  html << "<h2>Best model on " << escape(data) << " (" << escape(options.split) << ", " << dataset.size() << " images)</h2>"
+  html << "<h2>Best model on " << escape(data) << " (" << escape(dataset.split()) << ", " << dataset.size() << " images)</h2>"
+       << "<p>Inference: " << escape(describe_inference(options.predict)) << "</p>"
        << "<table><tr><th>pixel acc.</th><th>mean acc.</th><th>mean IU</th><th>f.w. IU</th></tr><tr>";
   for (const double v : {result.pixel_acc, result.mean_acc, result.mean_iu, result.fw_iu}) html << "<td>" << fixed(100 * v, 2) << "%</td>";
   html << "</tr></table><h2>IoU per class</h2>" << iou_bars(result.iou, model.meta.class_names, model.meta.palette);
