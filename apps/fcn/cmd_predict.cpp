@@ -186,7 +186,7 @@ void run_predict(PredictFlags& f) {
   if (f.json) {
     std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report},
                                 {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
-                                {"path", predictor.path().to_json()}}
+                                {"path", predictor.path().to_json()}, {"inference", describe_inference(predictor.options())}}
                      .dump(2)
               << "\n";
   } else {
@@ -219,7 +219,7 @@ void add_predict(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
-  add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files");
+  add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; inference");
   cmd->add_flag("--quiet", f.quiet, "no progress");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_predict(f); });

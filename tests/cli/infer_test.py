@@ -316,8 +316,9 @@ def _():
     for k, flags in enumerate([[], ["--tta", "flip,rot90"], ["--tile", 60, "--overlap", 4, "--batch", 2],
                                ["--resize", "40x48", "--tta", "flip"], ["--scales", "0.5,1,1.5", "--tta", "flip"]]):
         result = json.loads(run("eval", path("vunet_random.fcn"), "--data", root, "--json", *flags).stdout)
-        run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out", path(f"vunet_masks{k}"),
-            "--quiet", *flags)
+        said = json.loads(run("predict", path("vunet_random.fcn"), os.path.join(root, "JPEGImages"), "--out",
+                              path(f"vunet_masks{k}"), "--json", *flags).stdout)["inference"]
+        assert said == result["inference"]["text"], (said, result["inference"])
         confusion = np.zeros((3, 3), dtype=np.int64)
         for i, (h, w) in enumerate(sizes):
             labels = np.asarray(Image.open(path(f"vunet_masks{k}/u{i}.png")))
