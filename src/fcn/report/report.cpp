@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -269,7 +270,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
   html << "<h2>Confusion matrix</h2><p>Rows: ground truth, columns: prediction, each row normalised.</p>"
        << confusion_svg(metrics.matrix(), model.meta.class_names);
 
-  html << examples_html(model, dataset, options, per_image);
+  html << examples_html(model, dataset, options, std::move(per_image));
   html << "</div><p>Written by <code>fcn report</code>.</p></body></html>\n";
   const std::string text = html.str();
   write_file_atomic(out, text.data(), text.size());
