@@ -194,15 +194,20 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
     other_seeds.insert(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
   }
   EXPECT_GT(other_seeds.size(), 1u);
-  EXPECT_TRUE(check_dataset(dir).warnings.empty());  // fcn data split's lists share nothing
+  EXPECT_TRUE(check_dataset(dir).warnings.empty());  // fcn data split's lists share nothing and name every pair
 
   // Lists that share pairs: a warning (validation would score training images), in the check and in training's.
+  // Pairs that no list names (p8, p9): a warning in the check of every split.
   std::ofstream(dir + "/splits/train.txt") << "p0\np1\np2\np3\np4\np5\np6\n";
   std::ofstream(dir + "/splits/val.txt") << "p5\np6\np7\n";
   for (const auto& warnings : {check_dataset(dir).warnings, open_training_data(dir, 0, true).report.warnings}) {
-    ASSERT_EQ(warnings.size(), 1u);
+    ASSERT_GE(warnings.size(), 1u);
     EXPECT_NE(warnings[0].find("train and val share 2 of val's 3 images (p5, p6)"), std::string::npos) << warnings[0];
   }
+  const auto warnings = check_dataset(dir).warnings;
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[1].find("2 pairs are in no split list (p8, p9)"), std::string::npos) << warnings[1];
+  EXPECT_EQ(check_dataset(dir, "val").warnings.size(), 0u);  // one split checked: nothing to compare
 
   // A list naming a pair that is not there; a split with no list; folders that have splits already.
   std::ofstream(dir + "/splits/val.txt") << "p1\nghost\n";

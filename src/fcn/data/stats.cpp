@@ -113,6 +113,27 @@ void warn_overlap(const std::optional<SegmentationDataset>& train, const std::op
                             "): validation scores images the net trains on");
 }
 
+// A warning where a folder of pairs with split lists (splits/*.txt) has pairs that no list names:
+// they are neither trained nor validated on.
+void warn_unlisted(const std::string& dir, const std::set<std::string>& listed, DatasetReport& report) {
+  if (!std::filesystem::is_directory(std::filesystem::path(dir) / "images") ||
+      !std::filesystem::is_directory(std::filesystem::path(dir) / "splits"))
+    return;
+  std::vector<std::string> unlisted;
+  try {
+    const SegmentationDataset all(dir, "all");
+    for (size_t i = 0; i < all.size(); ++i)
+      if (listed.count(all.id(i)) == 0) unlisted.push_back(all.id(i));
+  } catch (const Error&) {
+    return;  // the splits' own problems are in the report already
+  }
+  if (unlisted.empty()) return;
+  std::string names;
+  for (size_t i = 0; i < std::min<size_t>(unlisted.size(), 3); ++i) names += (i > 0 ? ", " : "") + unlisted[i];
+  report.warnings.push_back(dir + ": " + std::to_string(unlisted.size()) + " pairs are in no split list (" + names +
+                            (unlisted.size() > 3 ? ", ..." : "") + "): neither trained nor validated on");
+}
+
 void suggest_weights(DatasetReport& report) {
   if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
 }
@@ -128,12 +149,15 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
     return report;
   }
   std::optional<SegmentationDataset> train, val;
+  std::set<std::string> listed;  // the ids the splits name
   for (const auto& split : splits) {
     auto opened = open_checked(dir, split, 0, report, progress);
+    for (size_t i = 0; opened && i < opened->size(); ++i) listed.insert(opened->id(i));
     if (split == "train") train = std::move(opened);
     if (split == "val") val = std::move(opened);
   }
   warn_overlap(train, val, report);
+  if (only_split.empty()) warn_unlisted(dir, listed, report);
   suggest_weights(report);
   return report;
 }
