@@ -102,11 +102,7 @@ struct EvalFlags {
   bool json_output = false;
   int64_t cache_mib = 1024, worst = 0;
   std::vector<int> threads;
-  PredictOptions options = [] {
-    PredictOptions o;
-    o.batch = 8;  // small images share a pass (fcn predict's --batch counts tiles, default 1)
-    return o;
-  }();
+  PredictOptions options = scoring_options();
   InferenceFlags inference;
 };
 

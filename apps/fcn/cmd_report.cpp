@@ -14,11 +14,7 @@ void add_report(CLI::App& app) {
                 "  evaluated on the dataset recorded in it (or --data). No external scripts; opens offline.");
   static std::string run_dir, out, data, split = "val", device = "cpu";
   static int64_t examples = 8;
-  static PredictOptions predict = [] {
-    PredictOptions o;
-    o.batch = 8;  // as fcn eval: small images share a forward pass
-    return o;
-  }();
+  static PredictOptions predict = scoring_options();  // as fcn eval: small images share a forward pass
   static InferenceFlags inference;
   cmd->add_option("RUN_DIR", run_dir, "run directory (metrics.jsonl, best.fcn)")->required();
   add_out_flag(cmd, out, "HTML file to write")->required();

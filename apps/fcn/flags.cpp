@@ -193,6 +193,12 @@ void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags&
   cmd->add_option("--resize", flags.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
 }
 
+PredictOptions scoring_options() {
+  PredictOptions options;
+  options.batch = 8;
+  return options;
+}
+
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options) {
   if (!flags.resize.empty()) std::tie(options.resize_height, options.resize_width) = parse_size(flags.resize, "--resize");
   for (const auto& t : flags.tta) (t == "flip" ? options.flip : options.rot90) = true;

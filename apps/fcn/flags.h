@@ -46,6 +46,9 @@ struct InferenceFlags {
   std::string resize;
 };
 void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags);
+// What fcn eval and fcn report segment a split with before their flags: PredictOptions with small
+// images 8 to a forward pass (fcn predict's --batch counts tiles, default 1).
+PredictOptions scoring_options();
 // --tta and --resize into `options` (an error naming --resize when it is not H or HxW).
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options);
 // The recipe of a fresh net (--arch, --classes, --in-channels, --backbone, --geometry,

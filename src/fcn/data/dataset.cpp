@@ -199,9 +199,11 @@ void SegmentationDataset::list_pairs(const fs::path& root) {
   const auto masks = files_by_stem(base / "masks"), images = files_by_stem(base / "images");
   const auto list = root / "splits" / (split_ + ".txt");
   std::vector<std::string> stems;
-  if (listed) stems = read_list(list);
-  for (const auto& [stem, image] : images)
-    if (!listed) stems.push_back(stem);
+  if (listed) {
+    stems = read_list(list);
+  } else {
+    for (const auto& [stem, image] : images) stems.push_back(stem);
+  }
   for (const auto& stem : stems) {
     const auto image = images.find(stem), mask = masks.find(stem);
     if (image == images.end()) {

@@ -90,6 +90,13 @@ std::optional<SegmentationDataset> open_checked(const std::string& dir, const st
   return dataset;
 }
 
+// "a, b, c, ...": the first three of `names`, for a warning about many files.
+std::string first_names(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < std::min<size_t>(names.size(), 3); ++i) text += (i > 0 ? ", " : "") + names[i];
+  return text + (names.size() > 3 ? ", ..." : "");
+}
+
 // A warning where train and val hold the same image files: validation would score images the net
 // trains on (as when SBD's train overlaps VOC's val).
 void warn_overlap(const std::optional<SegmentationDataset>& train, const std::optional<SegmentationDataset>& val,
@@ -106,10 +113,8 @@ void warn_overlap(const std::optional<SegmentationDataset>& train, const std::op
   for (size_t i = 0; i < val->size(); ++i)
     if (trained.count(file(val->image_path(i))) != 0) shared.push_back(val->id(i));
   if (shared.empty()) return;
-  std::string names;
-  for (size_t i = 0; i < std::min<size_t>(shared.size(), 3); ++i) names += (i > 0 ? ", " : "") + shared[i];
   report.warnings.push_back(train->dir() + ": train and val share " + std::to_string(shared.size()) + " of val's " +
-                            std::to_string(val->size()) + " images (" + names + (shared.size() > 3 ? ", ..." : "") +
+                            std::to_string(val->size()) + " images (" + first_names(shared) +
                             "): validation scores images the net trains on");
 }
 
@@ -128,10 +133,8 @@ void warn_unlisted(const std::string& dir, const std::set<std::string>& listed, 
     return;  // the splits' own problems are in the report already
   }
   if (unlisted.empty()) return;
-  std::string names;
-  for (size_t i = 0; i < std::min<size_t>(unlisted.size(), 3); ++i) names += (i > 0 ? ", " : "") + unlisted[i];
-  report.warnings.push_back(dir + ": " + std::to_string(unlisted.size()) + " pairs are in no split list (" + names +
-                            (unlisted.size() > 3 ? ", ..." : "") + "): neither trained nor validated on");
+  report.warnings.push_back(dir + ": " + std::to_string(unlisted.size()) + " pairs are in no split list (" +
+                            first_names(unlisted) + "): neither trained nor validated on");
 }
 
 void suggest_weights(DatasetReport& report) {

@@ -69,10 +69,12 @@ class Scorer {
       skipped_->push_back(dataset_.image_path(i) + ": out of memory segmenting this image");
       return;
     }
-    confusion_.update(labels, sample.mask);
-    if (per_image_ != nullptr) {
+    if (per_image_ == nullptr) {
+      confusion_.update(labels, sample.mask);
+    } else {  // the image's own counts, then added to the split's
       ConfusionMatrix own(confusion_.num_classes());
       own.update(labels, sample.mask);
+      confusion_.add(own.matrix());
       per_image_->push_back({i, dataset_.image_path(i), own.matrix().sum().item<int64_t>(), own.metrics()});
     }
     if (separation_ != nullptr && sample.instances.defined()) *separation_ += instance_separation(labels, sample.instances);

@@ -226,7 +226,7 @@ torch::Tensor Predictor::views_together(const torch::Tensor& input) const {
 torch::Tensor Predictor::probabilities(const torch::Tensor& image, const std::string& source) const {
   torch::Tensor probs;
   const auto all = views(options_);
-  if (all.size() > 1 && options_.tile == 0 && options_.resize_height <= 0) {
+  if (all.size() > 1 && whole_unresized()) {
     if (image.size(1) == 0 || image.size(2) == 0) fail(source, "image is empty (0 x 0)");
     probs = views_together(model_input(model_, image, source));
   } else {
@@ -246,16 +246,16 @@ Prediction Predictor::operator()(const torch::Tensor& image, const std::string& 
   torch::Tensor probs;
   const int64_t h = image.size(1), w = image.size(2);
   for (const double scale : options_.scales) {
+    torch::Tensor p;
     if (scale == 1.0) {
-      const auto p = probabilities(image, source);
-      probs = probs.defined() ? probs + p : p;
-      continue;
+      p = probabilities(image, source);
+    } else {
+      const int64_t sh = std::max<int64_t>(1, std::llround(scale * static_cast<double>(h)));
+      const int64_t sw = std::max<int64_t>(1, std::llround(scale * static_cast<double>(w)));
+      check_image_size(source + " (x" + number_text(scale) + ")", sh, sw);
+      const auto scaled = torch::upsample_bilinear2d(image.unsqueeze(0), {sh, sw}, false)[0];
+      p = torch::upsample_bilinear2d(probabilities(scaled, source).unsqueeze(0), {h, w}, false)[0];
     }
-    const int64_t sh = std::max<int64_t>(1, std::llround(scale * static_cast<double>(h)));
-    const int64_t sw = std::max<int64_t>(1, std::llround(scale * static_cast<double>(w)));
-    check_image_size(source + " (x" + number_text(scale) + ")", sh, sw);
-    const auto scaled = torch::upsample_bilinear2d(image.unsqueeze(0), {sh, sw}, false)[0];
-    const auto p = torch::upsample_bilinear2d(probabilities(scaled, source).unsqueeze(0), {h, w}, false)[0];
     probs = probs.defined() ? probs + p : p;
   }
   if (options_.scales.size() > 1) probs = probs / static_cast<double>(options_.scales.size());
@@ -329,9 +329,10 @@ std::string describe_inference(const PredictOptions& options) {
   return text;
 }
 
+bool Predictor::whole_unresized() const { return options_.tile == 0 && options_.resize_height <= 0; }
+
 bool Predictor::passes_together() const {
-  return views(options_).size() == 1 && options_.tile == 0 && options_.resize_height <= 0 &&
-         options_.scales == std::vector<double>{1.0};
+  return views(options_).size() == 1 && whole_unresized() && options_.scales == std::vector<double>{1.0};
 }
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {

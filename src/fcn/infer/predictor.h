@@ -122,6 +122,7 @@ class Predictor {
   torch::Tensor tiled(const torch::Tensor& input) const;
   torch::Tensor views_together(const torch::Tensor& input) const;  // TTA, whole image: summed probabilities
   torch::Tensor probabilities(const torch::Tensor& image, const std::string& source) const;  // one scale, views averaged
+  bool whole_unresized() const;  // each image whole (no tiles) and as it is (no resize)
 
   Model model_;
   torch::Device device_;
