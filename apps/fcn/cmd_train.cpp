@@ -259,10 +259,12 @@ std::string train_command() {
 }
 
 // How the run was asked for, in every model file it writes (the run folder's snapshots and --out):
-// what fcn info and fcn report show, and the command line to run it again.
+// what fcn info and fcn report show, and the command line to run it again (as typed: relative paths stay so).
 nlohmann::json provenance(const TrainFlags& f) {
   const char* init = !f.init.empty() ? "classifier" : !f.from.empty() ? "coarser" : !f.weights.empty() ? "weights" : "random";
-  return {{"task", "train"}, {"arch", f.recipe.arch}, {"data", f.data}, {"init", init}, {"epochs", f.epochs},
+  std::error_code error;  // the data as an absolute path, so fcn report finds it from any folder
+  const auto data = std::filesystem::absolute(f.data, error).lexically_normal().string();
+  return {{"task", "train"}, {"arch", f.recipe.arch}, {"data", error ? f.data : data}, {"init", init}, {"epochs", f.epochs},
           {"seed", f.seed},  {"lr", f.lr},            {"optimizer", f.optimizer},    {"command", train_command()}};
 }
 

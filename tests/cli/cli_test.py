@@ -255,6 +255,12 @@ def _():
         assert training["command"] == "fcn " + " ".join(map(str, train)) + " --overwrite", (model, training)
         assert training["epochs"] == 2 and training["arch"] == "unet", (model, training)
     assert json.loads(run("info", path("flat.fcn"), "--json").stdout)["training"]["command"] == training["command"]
+    # The dataset as an absolute path (the command keeps what was typed): fcn report, run from another folder, finds it.
+    run(*train[:2], "flat", *train[3:-1], "rel.fcn", cwd=path("."))
+    training = json.loads(torch.load(path("rel.fcn"))["meta"])["training"]
+    assert training["data"] == os.path.abspath(path("flat")) and " --data flat " in training["command"], training
+    page = run("report", path("rel.run"), "--out", path("rel.html"), cwd="/").stdout
+    assert os.path.getsize(path("rel.html")) > 0, page
     # Quoted for a shell: a path with a space and a quote reads back as it was given.
     odd = [*train[:-1], path("flat 'odd' model.fcn")]
     run(*odd)

@@ -19,8 +19,8 @@ os.environ["XDG_CACHE_HOME"] = os.path.join(TMP, "xdg-cache")
 os.environ.pop("FCN_NO_TUNE", None)
 
 
-def run(*args, ok=True):
-    p = subprocess.run([FCN, *map(str, args)], capture_output=True, text=True, timeout=300)
+def run(*args, ok=True, cwd=None):
+    p = subprocess.run([FCN, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd)
     if ok and p.returncode != 0:
         raise AssertionError(f"fcn {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
     return p

@@ -219,6 +219,9 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   expect_names(test::error_of([&] { SegmentationDataset(dir, "binary"); }), "splits/binary.txt", "zero byte at byte 3");
   std::ofstream(dir + "/splits/long.txt") << std::string(5000, 'x');
   expect_names(test::error_of([&] { SegmentationDataset(dir, "long"); }), "splits/long.txt", "a line of 5000 characters");
+  // An image listed twice would be trained on or scored twice: the two line numbers count blank lines too.
+  std::ofstream(dir + "/splits/twice.txt") << "p1\n\np2\r\n  p1 \n";
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "twice"); }), "splits/twice.txt", "'p1' twice (lines 1 and 4)");
   expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
   expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
 }

@@ -159,10 +159,23 @@ std::vector<std::string> SegmentationDataset::read_list(const fs::path& list) co
   if (zero != bytes.end())
     fail(list.string(), "holds binary data (a zero byte at byte " + std::to_string(zero - bytes.begin()) +
                             "): a split file lists one image name a line");
-  auto ids = split_ids(std::string(bytes.begin(), bytes.end()));
-  for (const auto& id : ids)
-    if (id.size() > 1024)
-      fail(list.string(), "holds a line of " + std::to_string(id.size()) + " characters: a split file lists one image name a line");
+  const std::string text(bytes.begin(), bytes.end());
+  std::vector<std::string> ids;
+  std::map<std::string, size_t> line_of;  // an image listed twice would be trained on or scored twice
+  size_t line = 0;
+  for (size_t start = 0; start < text.size(); ++line) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    for (auto& id : split_ids(text.substr(start, end - start))) {  // none for a blank line
+      if (id.size() > 1024)
+        fail(list.string(), "holds a line of " + std::to_string(id.size()) + " characters: a split file lists one image name a line");
+      const auto [seen, fresh] = line_of.emplace(id, line + 1);
+      if (!fresh)
+        fail(list.string(), "lists '" + id + "' twice (lines " + std::to_string(seen->second) + " and " +
+                                std::to_string(line + 1) + "): a split file names each image once");
+      ids.push_back(std::move(id));
+    }
+    start = end + 1;
+  }
   return ids;
 }
 

@@ -218,6 +218,15 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
   return epochs;
 }
 
+// A path as the page shows it: relative to the working folder where it lies inside it (model files record
+// their data as an absolute path), else as given.
+std::string shown_path(const std::string& path) {
+  std::error_code error;
+  const auto relative = std::filesystem::proximate(path, error);
+  if (error || relative.empty() || *relative.begin() == "..") return path;
+  return relative.string();
+}
+
 }  // namespace
 
 void write_report(const std::string& run_dir, const std::string& out, const ReportOptions& options) {
@@ -262,7 +271,7 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
     html << "<p>Command: <code>" << escape(training["command"].get<std::string>()) << "</code></p>";
   if (training.is_object()) html << "<p>Training: <code>" << escape(training.dump()) << "</code></p>";
   html << "<h2>Curves</h2><p>" << escape(epochs_summary(epochs)) << ".</p>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
-  html << "<h2>Best model on " << escape(data) << " (" << escape(dataset.split()) << ", " << dataset.size() << " images)</h2>"
+  html << "<h2>Best model on " << escape(shown_path(data)) << " (" << escape(dataset.split()) << ", " << dataset.size() << " images)</h2>"
        << "<p>Inference: " << escape(describe_inference(options.predict)) << "</p>"
        << "<table><tr><th>pixel acc.</th><th>mean acc.</th><th>mean IU</th><th>f.w. IU</th></tr><tr>";
   for (const double v : {result.pixel_acc, result.mean_acc, result.mean_iu, result.fw_iu}) html << "<td>" << fixed(100 * v, 2) << "%</td>";
