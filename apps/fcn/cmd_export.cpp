@@ -30,6 +30,7 @@ void add_export(CLI::App& app) {
   add_size_flag(cmd, size, "input size of the ONNX graph (with --dynamic: the probe size)");
   cmd->add_flag("--dynamic", dynamic, "symbolic batch, height and width (not for the reference FCN geometry)");
   cmd->add_option("--opset", opset, "ONNX opset (>= 11)")->capture_default_str();
+  add_max_pixels_flag(cmd);
   cmd->callback([] {
     if (onnx_path.empty() && pth_path.empty()) fail("export", "nothing to do: give --onnx FILE and/or --pth FILE");
     const auto model = load_model(path);

@@ -252,7 +252,7 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   if (n == 1) w = h;
   if ((n != 1 && n != 2) || h < 1 || w < 1 || h > 100000 || w > 100000)
     fail(flag, "'" + text + "' is not a size like 500 or 375x500 (height x width)");
-  check_image_size(flag, h, w);  // 100000 x 100000 would ask for 114 GB before anything runs
+  check_image_size(flag, h, w, "'" + text + (n == 2 ? "' (height x width)" : "'"));  // 100000 x 100000 would ask for 114 GB up front
   return {h, w};
 }
 

@@ -177,6 +177,10 @@ def _():
     one_line_error(run("data", "fashion-cells", "--out", path("huge"), "--size", 20000, ok=False), "--size",
                    "raise it with --max-pixels")
     one_line_error(run("pretrain", "--out", path("huge.fcn"), "--input-size", 100000, ok=False), "--input-size", "65536")
+    # A flag's size is quoted as typed (height x width), not turned round into an image's width x height.
+    one_line_error(run("info", path("fcn8s.fcn"), "--size", "70000x10", ok=False), "--size: image is '70000x10' (height x width)")
+    one_line_error(run("export", path("fcn8s.fcn"), "--onnx", path("huge.onnx"), "--size", "20000x20000", ok=False),
+                   "'20000x20000' (height x width) = 400000000 pixels", "raise it with --max-pixels")
     cpus = len(os.sched_getaffinity(0))
     p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
     assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr

@@ -30,9 +30,9 @@ void set_max_pixels(int64_t pixels) {
   mutable_limits().max_pixels = pixels;
 }
 
-std::string image_size_problem(int64_t height, int64_t width) {
+std::string image_size_problem(int64_t height, int64_t width, const std::string& written) {
   const auto& l = limits();
-  const std::string size = std::to_string(width) + "x" + std::to_string(height);
+  const std::string size = !written.empty() ? written : std::to_string(width) + "x" + std::to_string(height);
   if (height <= 0 || width <= 0) return "image size " + size + " is empty";
   if (height > l.max_side || width > l.max_side)
     return "image is " + size + ", over the limit of " + std::to_string(l.max_side) + " px a side";
@@ -42,8 +42,8 @@ std::string image_size_problem(int64_t height, int64_t width) {
   return "";
 }
 
-void check_image_size(const std::string& subject, int64_t height, int64_t width) {
-  const auto problem = image_size_problem(height, width);
+void check_image_size(const std::string& subject, int64_t height, int64_t width, const std::string& written) {
+  const auto problem = image_size_problem(height, width, written);
   if (!problem.empty()) fail(subject, problem);
 }
 

@@ -21,10 +21,11 @@ struct Limits {
 const Limits& limits();
 void set_max_pixels(int64_t pixels);  // throws fcn::Error when not positive
 
-// What is wrong with an image of height x width against the limits ("" when nothing).
-std::string image_size_problem(int64_t height, int64_t width);
+// What is wrong with an image of height x width against the limits ("" when nothing). The message names the
+// size width x height, as image tools do, or as `written` where given (a flag's text, e.g. "'70000x10' (height x width)").
+std::string image_size_problem(int64_t height, int64_t width, const std::string& written = "");
 // Throws fcn::Error(subject, image_size_problem(...)) when an image of height x width exceeds max_pixels or max_side.
-void check_image_size(const std::string& subject, int64_t height, int64_t width);
+void check_image_size(const std::string& subject, int64_t height, int64_t width, const std::string& written = "");
 // a * b, or an fcn::Error(subject, what + " overflows") when it does not fit in int64.
 int64_t checked_mul(const std::string& subject, const std::string& what, int64_t a, int64_t b);
 
