@@ -1,6 +1,8 @@
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <set>
 
 #include <c10/util/Exception.h>
@@ -12,6 +14,7 @@
 #include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
+#include "fcn/formats/video.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/util/dtype.h"
@@ -38,9 +41,9 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) {
   return name;
 }
 
-// Writes the outputs asked for; returns the files written.
+// Writes the outputs asked for (the overlay picture where `overlay`); returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
-                                       const Prediction& prediction) {
+                                       const Prediction& prediction, bool overlay) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
@@ -51,7 +54,7 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     files.push_back(path("-labels.npy"));
     write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
-  if (f.overlay) {
+  if (overlay) {
     const auto counts = prediction.class_pixels();
     std::vector<int64_t> present;
     for (size_t c = 0; c < counts.size(); ++c)
@@ -86,6 +89,79 @@ std::string error_of(const std::string& path, F&& body) {
   } catch (const std::bad_alloc&) {
     return path + ": out of memory segmenting this image (try --tile 512)";
   }
+}
+
+// Pixels per class as --json reports them: by class name, classes with none left out.
+nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (size_t c = 0; c < pixels.size(); ++c)
+    if (pixels[c] > 0) counts[c < names.size() ? names[c] : std::to_string(c)] = pixels[c];
+  return counts;
+}
+
+// A video frame's overlay: the frame with its labels blended in, enlarged as pictures are, and a legend of
+// every class where there are at most 32 (so that every frame has the same size).
+torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& frame) {
+  const auto picture = enlarge(prediction.overlay(frame), 256);
+  const auto classes = static_cast<int64_t>(prediction.probs.size(0));
+  if (classes > 32) return picture;
+  std::vector<int64_t> all(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) all[static_cast<size_t>(c)] = c;
+  return with_legend(picture, all, prediction.class_names, prediction.palette);
+}
+
+// A video, frame by frame as images are segmented (up to 8 frames a pass): the frames' masks (and
+// --probs) in OUT/NAME/ as 000000.png, ...; with --overlay, OUT/NAME-overlay.mp4 at the video's frame
+// rate. Ctrl-C stops at the frame reached and keeps what was written. Returns what --json reports.
+nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, const std::string& path,
+                             const std::string& stem, bool quiet) {
+  namespace fs = std::filesystem;
+  VideoReader video(path);
+  const auto& info = video.info();
+  fs::create_directories(fs::path(f.out) / stem);
+  const auto overlay_path = (fs::path(f.out) / (stem + "-overlay.mp4")).string();
+  std::unique_ptr<VideoWriter> overlay;
+  Progress progress(path, info.frames, quiet || info.frames < 2);
+  const InterruptGuard guard;
+  Timing times;
+  std::vector<int64_t> pixels;
+  std::vector<std::string> names;
+  std::vector<torch::Tensor> pass;
+  std::vector<std::string> sources;
+  const auto segment_pass = [&] {
+    const auto predictions = predictor.pass_or_nothing(pass, sources);
+    for (size_t k = 0; k < pass.size(); ++k) {
+      const auto prediction = predictions.empty() ? predictor(pass[k], sources[k]) : predictions[k];
+      char name[32];
+      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(times.ms.size()));
+      write_outputs(f, stem + name, pass[k], prediction, false);
+      if (f.overlay) {
+        const auto picture = overlay_frame(prediction, pass[k]);
+        if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, info.fps > 0 ? info.fps : 25.0, picture.size(0), picture.size(1));
+        overlay->write(picture);
+      }
+      const auto counts = prediction.class_pixels();
+      names = prediction.class_names;
+      pixels.resize(std::max(pixels.size(), counts.size()));
+      for (size_t c = 0; c < counts.size(); ++c) pixels[c] += counts[c];
+      times.ms.push_back(prediction.milliseconds);
+      progress.update(static_cast<int64_t>(times.ms.size()));
+    }
+    pass.clear(), sources.clear();
+  };
+  const size_t most = predictor.passes_together() ? 8 : 1;
+  for (torch::Tensor frame; !InterruptGuard::requested() && (frame = video.next()).defined();) {
+    if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
+    pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(video.frames_read() - 1));
+  }
+  segment_pass();
+  if (overlay) overlay->close();
+  if (times.ms.empty()) fail(path, "holds no frame that could be read");
+  std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
+  if (overlay) files.push_back(overlay_path);
+  return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
+          {"frames", times.ms.size()}, {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)},
+          {"files", files}, {"stopped", InterruptGuard::requested()}};
 }
 
 // The images of a folder, segmented in order: consecutive readable images of one size go through
@@ -125,9 +201,26 @@ class Segmenter {
     pending_.clear();
   }
 
+  // A video, after the images before it: its frames segmented into OUT/NAME/, its line reported.
+  void add_video(const std::string& path) {
+    flush();
+    nlohmann::json summary;
+    const auto error = error_of(path, [&] { summary = segment_video(f_, predictor_, path, unique_stem(path, stems_), f_.quiet || f_.json); });
+    if (!error.empty()) return skip(path, error);
+    stopped = summary["stopped"].get<bool>();
+    videos.push_back(summary);
+    progress_.update(++done_);
+    if (f_.json) return;
+    const auto files = summary["files"].get<std::vector<std::string>>();
+    std::cout << printable(path) << " (" << summary["width"] << "x" << summary["height"] << ", " << summary["frames"]
+              << " frames" << (stopped ? ", stopped by Ctrl-C" : "") << ") -> " << files[0] << (files.size() > 1 ? " + " + files[1] : "")
+              << "  median " << summary["median_ms"].get<double>() << " ms/frame\n";
+  }
+
   Timing times;  // network ms per segmented image
-  nlohmann::json report = nlohmann::json::array();
+  nlohmann::json report = nlohmann::json::array(), videos = nlohmann::json::array();
   int failed = 0;
+  bool stopped = false;  // Ctrl-C ended a video: no more inputs
 
  private:
   static constexpr size_t kImagesPerPass = 8;
@@ -141,15 +234,11 @@ class Segmenter {
   }
 
   void finish(const std::string& path, const torch::Tensor& image, const Prediction& prediction) {
-    const auto files = write_outputs(f_, unique_stem(path, stems_), image, prediction);
+    const auto files = write_outputs(f_, unique_stem(path, stems_), image, prediction, f_.overlay);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
-      nlohmann::json counts;
-      const auto pixels = prediction.class_pixels();
-      for (size_t c = 0; c < pixels.size(); ++c)
-        if (pixels[c] > 0) counts[c < prediction.class_names.size() ? prediction.class_names[c] : std::to_string(c)] = pixels[c];
-      report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)},
-                        {"ms", prediction.milliseconds}, {"class_pixels", counts}, {"files", files}});
+      report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
+                        {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
     } else if (line_per_image_) {
       std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
                 << prediction.milliseconds << " ms\n";
@@ -178,21 +267,32 @@ void run_predict(PredictFlags& f) {
 
   Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
   Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
-  for (const auto& image : images) segmenter.add(image);
+  for (const auto& input : images) {
+    if (has_video_extension(input))
+      segmenter.add_video(input);
+    else
+      segmenter.add(input);
+    if (segmenter.stopped) break;
+  }
   segmenter.flush();
   const auto& times = segmenter.times;
   const int failed = segmenter.failed;
   const double median = times.median();
   if (f.json) {
-    std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report},
+    std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report}, {"videos", segmenter.videos},
                                 {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
                                 {"path", predictor.path().to_json()}, {"inference", describe_inference(predictor.options())}}
                      .dump(2)
               << "\n";
   } else {
-    std::cout << times.ms.size() << " image(s) segmented on " << device.str() << " into " << f.out << ", median "
-              << median << " ms/image" << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
+    const std::string images_done = std::to_string(times.ms.size()) + " image(s)";
+    const std::string videos_done = std::to_string(segmenter.videos.size()) + " video(s)";
+    std::cout << (segmenter.videos.empty() ? images_done : times.ms.empty() ? videos_done : images_done + " and " + videos_done)
+              << " segmented on " << device.str() << " into " << f.out;
+    if (!times.ms.empty()) std::cout << ", median " << median << " ms/image";
+    std::cout << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
   }
+  if (segmenter.stopped) throw CLI::RuntimeError(130);
   if (failed > 0) throw CLI::RuntimeError(1);
 }
 
@@ -200,17 +300,19 @@ void run_predict(PredictFlags& f) {
 
 void add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "predict", "Segment images: a palette PNG of class indices per image (opens as a colour picture)\n"
+      "predict", "Segment images and videos: a palette PNG of class indices per image (opens as a colour picture)\n"
                  "  example: fcn predict fcn8s.fcn photos/ --out masks --overlay\n"
+                 "  example: fcn predict fcn8s.fcn clip.mp4 --out masks --overlay   (masks/clip/000000.png, ...; masks/clip-overlay.mp4)\n"
                  "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
                  "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
                  "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
-  cmd->add_option("INPUT", f.inputs, "image files, folders or glob patterns")->required();
+  cmd->add_option("INPUT", f.inputs, "image files, videos (.mp4, .mkv, .avi, ...), folders of images or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
-  cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend");
+  cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
+                                      "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");
   cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32) or png "
                                       "(NAME-probC.png per class, 16-bit, p * 65535)")
       ->check(CLI::IsMember({"npy", "png"}));

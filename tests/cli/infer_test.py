@@ -20,7 +20,7 @@ import nets  # noqa: E402
 
 from harness import check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
 
-EXAMPLE, TRAIN_EXAMPLE = sys.argv[2], sys.argv[3]
+EXAMPLE, TRAIN_EXAMPLE, VIDEO_TOOL = sys.argv[2], sys.argv[3], sys.argv[4]
 
 
 def scenes_model():
@@ -128,6 +128,38 @@ def _():
         labels = np.array(Image.open(path(f"many_out/{name}.png")))
         clear = np.sort(together, 0)[-1] - np.sort(together, 0)[-2] > 1e-4  # no near-tie between the top two
         assert (labels == alone.argmax(0))[clear].all(), name
+
+
+@check("predict: a video's frames segmented as the same images are, its overlay a video at its frame rate")
+def _():
+    model = scenes_model()
+    scenes = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[:4]
+    frames = scenes * 3  # 12 frames: a pass of 8 and one of 4
+    subprocess.run([VIDEO_TOOL, "make", path("clip.mkv"), "12.5", *frames], check=True)  # FFV1: lossless
+    open(path("broken.mp4"), "wb").write(b"not a video\n" * 10)
+    p = run("predict", model, path("clip.mkv"), path("broken.mp4"), scenes[0], "--out", path("vid"), "--overlay",
+            "--probs", "npy", "--json", ok=False)
+    assert p.returncode == 1 and "broken.mp4: cannot be opened as a video" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr  # FFmpeg's own lines kept quiet
+    out = json.loads(p.stdout)
+    video = out["videos"][0]
+    assert (video["frames"], video["fps"], video["height"], video["width"]) == (12, 12.5, 32, 32), video
+    assert sum(video["class_pixels"].values()) == 12 * 32 * 32 and not video["stopped"], video
+    assert out["succeeded"] == 1 and out["failed"] == 1, out  # the image after the videos still segmented
+    run("predict", model, *scenes, "--out", path("vid_one"), "--probs", "npy")
+    for k in range(12):
+        stem = os.path.basename(scenes[k % 4])[:-4]
+        alone, frame = np.load(path(f"vid_one/{stem}-probs.npy")), np.load(path(f"vid/clip/{k:06d}-probs.npy"))
+        assert np.abs(alone - frame).max() < 1e-5, (k, np.abs(alone - frame).max())
+        labels = np.array(Image.open(path(f"vid/clip/{k:06d}.png")))
+        clear = np.sort(frame, 0)[-1] - np.sort(frame, 0)[-2] > 1e-4
+        assert (labels == alone.argmax(0))[clear].all() and clear.mean() > 0.9, k
+    probe = subprocess.run([VIDEO_TOOL, "probe", path("vid/clip-overlay.mp4")], capture_output=True, text=True, check=True)
+    overlay = json.loads(probe.stdout)  # enlarged to 256 with a legend of the 11 classes, every frame one size
+    assert (overlay["frames"], overlay["fps"], overlay["height"]) == (12, 12.5, 256) and overlay["width"] > 256, overlay
+    assert not [f for f in os.listdir(path("vid")) if "partial" in f], os.listdir(path("vid"))  # no temporary file left
+    text = run("predict", model, path("clip.mkv"), "--out", path("vid2"), "--quiet").stdout
+    assert "clip.mkv (32x32, 12 frames) -> " in text and "1 video(s) segmented" in text, text
 
 
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")

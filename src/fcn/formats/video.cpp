@@ -1,0 +1,208 @@
+#include "fcn/formats/video.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+#include "fcn/util/error.h"
+#include "fcn/util/limits.h"
+
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#endif
+
+namespace fcn {
+namespace fs = std::filesystem;
+namespace {
+
+std::string lower_extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+#ifdef FCN_WITH_OPENCV
+void quiet_opencv() {  // fcn reports every failure itself, as one line naming the file
+  static const bool quiet = [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+    ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);  // FFmpeg's own lines ("moov atom not found"), unless set already
+    return true;
+  }();
+  (void)quiet;
+}
+#else
+[[noreturn]] void no_opencv(const std::string& path) { fail(path, "videos need fcn built with OpenCV (FCN_WITH_OPENCV)"); }
+#endif
+
+}  // namespace
+
+const std::vector<std::string>& video_extensions() {
+  static const std::vector<std::string> known = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"};
+  return known;
+}
+
+bool has_video_extension(const std::string& path) {
+  const auto& known = video_extensions();
+  return std::find(known.begin(), known.end(), lower_extension(path)) != known.end();
+}
+
+struct VideoReader::Impl {
+  std::string path;
+  VideoInfo info;
+  int64_t read = 0;
+#ifdef FCN_WITH_OPENCV
+  cv::VideoCapture capture;
+#endif
+};
+
+VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(path, error))) fail(path, "file not found");
+  if (fs::is_directory(path, error)) fail(path, "is a folder, not a video");
+#ifdef FCN_WITH_OPENCV
+  quiet_opencv();
+  auto& capture = impl_->capture;
+  try {
+    capture.open(path, cv::CAP_FFMPEG);
+  } catch (const cv::Exception& e) {
+    fail(path, "cannot open the video: " + printable(first_line(e.msg)));
+  }
+  if (!capture.isOpened()) fail(path, "cannot be opened as a video (not a video, damaged, or a codec this FFmpeg lacks)");
+  auto& info = impl_->info;
+  info.height = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
+  info.width = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
+  check_image_size(path, info.height, info.width);
+  const double fps = capture.get(cv::CAP_PROP_FPS), frames = capture.get(cv::CAP_PROP_FRAME_COUNT);
+  info.fps = std::isfinite(fps) && fps > 0 && fps < 1e4 ? fps : 0;
+  info.frames = std::isfinite(frames) && frames > 0 && frames < 1e12 ? static_cast<int64_t>(frames) : 0;
+#else
+  no_opencv(path);
+#endif
+}
+
+VideoReader::~VideoReader() = default;
+const VideoInfo& VideoReader::info() const { return impl_->info; }
+int64_t VideoReader::frames_read() const { return impl_->read; }
+
+torch::Tensor VideoReader::next() {
+#ifdef FCN_WITH_OPENCV
+  cv::Mat frame;
+  try {
+    if (!impl_->capture.read(frame) || frame.empty()) return {};
+  } catch (const cv::Exception& e) {
+    fail(impl_->path, "frame " + std::to_string(impl_->read) + ": cannot decode: " + printable(first_line(e.msg)));
+  }
+  check_image_size(impl_->path, frame.rows, frame.cols);
+  if (frame.depth() != CV_8U) frame.convertTo(frame, CV_8U);
+  if (frame.channels() == 1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
+  if (frame.channels() == 4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
+  if (!frame.isContinuous()) frame = frame.clone();
+  ++impl_->read;
+  const auto bgr = torch::from_blob(frame.data, {frame.rows, frame.cols, 3}, torch::kByte);
+  return bgr.flip({2}).permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).contiguous();  // copies out of the Mat
+#else
+  no_opencv(impl_->path);
+#endif
+}
+
+struct VideoWriter::Impl {
+  std::string path, temporary;
+  int64_t height = 0, width = 0, written = 0;
+  int64_t pad_rows = 0, pad_columns = 0;  // odd sides padded to even ones
+  bool closed = false;
+#ifdef FCN_WITH_OPENCV
+  cv::VideoWriter writer;
+#endif
+};
+
+VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, int64_t width) : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->height = height;
+  impl_->width = width;
+  const auto ext = lower_extension(path);
+  const bool mp4 = ext == ".mp4" || ext == ".m4v" || ext == ".mov", lossless = ext == ".mkv" || ext == ".avi";
+  if (!mp4 && !lossless) fail(path, "write videos as .mp4 (H.264) or .mkv (FFV1, lossless)");
+  if (!std::isfinite(fps) || fps <= 0 || fps > 1000) fail(path, "frame rate must be in (0, 1000], got " + std::to_string(fps));
+  check_image_size(path, height, width);
+#ifdef FCN_WITH_OPENCV
+  quiet_opencv();
+  const auto p = fs::path(path);
+  impl_->temporary = (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + ext)).string();
+  impl_->pad_rows = height % 2;  // OpenCV's FFmpeg writer crops odd sides for every codec
+  impl_->pad_columns = width % 2;
+  const cv::Size size(static_cast<int>(width + impl_->pad_columns), static_cast<int>(height + impl_->pad_rows));
+  const std::vector<int> codecs = mp4 ? std::vector<int>{cv::VideoWriter::fourcc('a', 'v', 'c', '1'), cv::VideoWriter::fourcc('m', 'p', '4', 'v')}
+                                      : std::vector<int>{cv::VideoWriter::fourcc('F', 'F', 'V', '1')};
+  for (const int codec : codecs) {
+    try {
+      if (impl_->writer.open(impl_->temporary, cv::CAP_FFMPEG, codec, fps, size)) break;
+    } catch (const cv::Exception&) {  // the next codec, else the error below
+    }
+  }
+  if (!impl_->writer.isOpened()) {
+    std::error_code error;
+    fs::remove(impl_->temporary, error);
+    fail(path, "cannot write the video (no FFmpeg encoder for " + ext + ", or the folder is not writable)");
+  }
+#else
+  (void)fps;
+  no_opencv(path);
+#endif
+}
+
+VideoWriter::~VideoWriter() {
+  if (impl_->closed) return;
+#ifdef FCN_WITH_OPENCV
+  impl_->writer.release();
+#endif
+  std::error_code error;
+  fs::remove(impl_->temporary, error);
+}
+
+int64_t VideoWriter::frames_written() const { return impl_->written; }
+
+void VideoWriter::write(const torch::Tensor& picture) {
+  const auto& i = *impl_;
+  if (picture.dim() != 3 || picture.size(0) != i.height || picture.size(1) != i.width || picture.size(2) != 3 ||
+      picture.scalar_type() != torch::kByte)
+    fail(i.path, "frame " + std::to_string(i.written) + " is " + c10::str(picture.sizes()) + " of " +
+                     std::string(c10::toString(picture.scalar_type())) + "; the video's frames are [" +
+                     std::to_string(i.height) + ", " + std::to_string(i.width) + ", 3] of Byte (uint8)");
+#ifdef FCN_WITH_OPENCV
+  const auto rgb = picture.to(torch::kCPU).contiguous();
+  const cv::Mat view(static_cast<int>(i.height), static_cast<int>(i.width), CV_8UC3, rgb.data_ptr<uint8_t>());
+  cv::Mat bgr;
+  cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
+  if (i.pad_rows + i.pad_columns > 0)
+    cv::copyMakeBorder(bgr, bgr, 0, static_cast<int>(i.pad_rows), 0, static_cast<int>(i.pad_columns), cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
+  impl_->writer.write(bgr);
+  ++impl_->written;
+#endif
+}
+
+void VideoWriter::close() {
+  if (impl_->closed) return;
+#ifdef FCN_WITH_OPENCV
+  impl_->writer.release();
+  // OpenCV's writer reports no failed write (a full disk): the container must open and count every frame.
+  cv::VideoCapture check(impl_->temporary, cv::CAP_FFMPEG);
+  const double frames = check.isOpened() ? check.get(cv::CAP_PROP_FRAME_COUNT) : -1;
+  if (frames != static_cast<double>(impl_->written))
+    fail(impl_->path, "cannot write the video: " + std::to_string(impl_->written) + " frames written, " +
+                          (frames < 0 ? std::string("the file does not open") : std::to_string(static_cast<int64_t>(frames)) + " in the file") +
+                          " (disk full?)");
+#endif
+  std::error_code error;
+  fs::rename(impl_->temporary, impl_->path, error);
+  if (error) fail(impl_->path, "cannot write the video: " + error.message());  // the destructor removes the temporary file
+  impl_->closed = true;
+}
+
+}  // namespace fcn

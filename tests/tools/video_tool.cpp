@@ -1,0 +1,41 @@
+// Test helper for tests/cli/infer_test.py: videos made from images, and what a video holds.
+//   fcn_video_tool make OUT.mkv FPS IMAGE...   one frame per image (FFV1: lossless; the images' size)
+//   fcn_video_tool probe VIDEO                 {"frames": N, "fps": F, "height": H, "width": W} (frames counted by reading)
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fcn/formats/image.h"
+#include "fcn/formats/video.h"
+#include "fcn/infer/picture.h"
+#include "fcn/util/error.h"
+
+int main(int argc, char** argv) {
+  try {
+    const std::string verb = argc > 2 ? argv[1] : "";
+    if (verb == "make" && argc > 4) {
+      const auto first = fcn::to_rgb8(fcn::read_image(argv[4]));
+      fcn::VideoWriter writer(argv[2], std::atof(argv[3]), first.size(0), first.size(1));
+      for (int i = 4; i < argc; ++i) writer.write(fcn::to_rgb8(fcn::read_image(argv[i])));
+      writer.close();
+      return 0;
+    }
+    if (verb == "probe") {
+      fcn::VideoReader video(argv[2]);
+      while (video.next().defined()) {
+      }
+      std::cout << nlohmann::json{{"frames", video.frames_read()}, {"fps", video.info().fps}, {"height", video.info().height},
+                                  {"width", video.info().width}}
+                << "\n";
+      return 0;
+    }
+    std::cerr << "usage: fcn_video_tool make OUT.mkv FPS IMAGE... | probe VIDEO\n";
+    return 2;
+  } catch (const fcn::Error& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+}
