@@ -262,7 +262,7 @@ void run_predict(PredictFlags& f) {
   const auto device = parse_device(f.device);
   f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
-  const auto images = list_images(f.inputs);
+  const auto images = list_images(f.inputs, true);  // folders give their videos too
   std::filesystem::create_directories(f.out);
 
   Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
@@ -309,7 +309,7 @@ void add_predict(CLI::App& app) {
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
-  cmd->add_option("INPUT", f.inputs, "image files, videos (.mp4, .mkv, .avi, ...), folders of images or glob patterns")->required();
+  cmd->add_option("INPUT", f.inputs, "image files, videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");

@@ -160,6 +160,11 @@ def _():
     assert not [f for f in os.listdir(path("vid")) if "partial" in f], os.listdir(path("vid"))  # no temporary file left
     text = run("predict", model, path("clip.mkv"), "--out", path("vid2"), "--quiet").stdout
     assert "clip.mkv (32x32, 12 frames) -> " in text and "1 video(s) segmented" in text, text
+    os.makedirs(path("footage"), exist_ok=True)  # a folder gives its videos as well as its images
+    shutil.copy(path("clip.mkv"), path("footage/clip.mkv"))
+    shutil.copy(scenes[0], path("footage/still.png"))
+    text = run("predict", model, path("footage"), "--out", path("vid3"), "--quiet").stdout
+    assert "1 image(s) and 1 video(s) segmented" in text and len(os.listdir(path("vid3/clip"))) == 12, text
 
 
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/png.h"
+#include "fcn/formats/video.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -130,7 +131,7 @@ bool has_image_extension(const std::string& path) {
   return std::find(known.begin(), known.end(), ext) != known.end();
 }
 
-std::vector<std::string> list_images(const std::vector<std::string>& inputs) {
+std::vector<std::string> list_images(const std::vector<std::string>& inputs, bool videos) {
   namespace fs = std::filesystem;
   std::vector<std::string> images;
   for (const auto& input : inputs) {
@@ -141,11 +142,12 @@ std::vector<std::string> list_images(const std::vector<std::string>& inputs) {
       // and then reported and skipped when it is read, like any other bad image.
       for (const auto& entry : fs::directory_iterator(input, error)) {
         std::error_code entry_error;
-        if (entry.is_directory(entry_error) || !has_image_extension(entry.path().string())) continue;
-        found.push_back(entry.path().string());
+        const auto name = entry.path().string();
+        if (entry.is_directory(entry_error) || !(has_image_extension(name) || (videos && has_video_extension(name)))) continue;
+        found.push_back(name);
       }
       if (error) fail(input, "cannot list the folder: " + error.message());
-      if (found.empty()) fail(input, "folder holds no image files (.png, .jpg, ...)");
+      if (found.empty()) fail(input, videos ? "folder holds no image or video files (.png, .jpg, .mp4, ...)" : "folder holds no image files (.png, .jpg, ...)");
       std::sort(found.begin(), found.end());
       images.insert(images.end(), found.begin(), found.end());
     } else if (input.find_first_of("*?[") != std::string::npos && !fs::exists(input, error)) {
