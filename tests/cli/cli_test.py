@@ -265,6 +265,9 @@ def _():
     assert training["data"] == os.path.abspath(path("flat")) and " --data flat " in training["command"], training
     page = run("report", path("rel.run"), "--out", path("rel.html"), cwd="/").stdout
     assert os.path.getsize(path("rel.html")) > 0, page
+    run("report", path("rel.run"), "--out", path("rel.html"), cwd=path("."))
+    html = open(path("rel.html")).read()  # shown relative to the working folder it lies in
+    assert "Best model on flat (" in html and "&quot;data&quot;:&quot;flat&quot;" in html, html[:2000]
     # Quoted for a shell: a path with a space and a quote reads back as it was given.
     odd = [*train[:-1], path("flat 'odd' model.fcn")]
     run(*odd)

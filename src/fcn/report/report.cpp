@@ -269,7 +269,11 @@ void write_report(const std::string& run_dir, const std::string& out, const Repo
        << "</code>: <code>" << escape(net_config(*model.net).dump()) << "</code></p>";
   if (training.is_object() && training.contains("command") && training["command"].is_string())
     html << "<p>Command: <code>" << escape(training["command"].get<std::string>()) << "</code></p>";
-  if (training.is_object()) html << "<p>Training: <code>" << escape(training.dump()) << "</code></p>";
+  if (training.is_object()) {
+    auto shown = training;
+    if (shown.contains("data") && shown["data"].is_string()) shown["data"] = shown_path(shown["data"].get<std::string>());
+    html << "<p>Training: <code>" << escape(shown.dump()) << "</code></p>";
+  }
   html << "<h2>Curves</h2><p>" << escape(epochs_summary(epochs)) << ".</p>" << line_chart("training loss", {loss}) << line_chart("validation", {mean_iu, pixel_acc});
   html << "<h2>Best model on " << escape(shown_path(data)) << " (" << escape(dataset.split()) << ", " << dataset.size() << " images)</h2>"
        << "<p>Inference: " << escape(describe_inference(options.predict)) << "</p>"
