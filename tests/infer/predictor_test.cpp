@@ -85,6 +85,22 @@ TEST(TileWindow, SmoothSymmetricAndOneInside) {
   EXPECT_TRUE((w.slice(0, 1, 64) >= w.slice(0, 0, 63)).all().item<bool>());  // rises monotonically
 }
 
+// class_labels is argmax(0), faster: random scores of 1, 2, 11 and 150 classes, and ties (scores rounded
+// to a few values), where the first class of the largest score wins as in argmax.
+TEST(Predictor, ClassLabelsAreArgmaxOverTheClassPlanes) {
+  torch::manual_seed(5);
+  for (const int64_t classes : {1, 2, 11, 150}) {
+    const auto scores = torch::randn({classes, 37, 53});
+    EXPECT_TRUE(torch::equal(class_labels(scores), scores.argmax(0))) << classes;
+    const auto tied = scores.mul(1.5).round();  // about seven values: many pixels with two classes tied
+    EXPECT_TRUE(torch::equal(class_labels(tied), tied.argmax(0))) << classes;
+    EXPECT_EQ(class_labels(tied).scalar_type(), torch::kLong);
+  }
+  const auto all_equal = torch::zeros({4, 3, 3});
+  EXPECT_EQ(class_labels(all_equal).max().item<int64_t>(), 0);
+  EXPECT_NE(test::error_of([] { class_labels(torch::zeros({3, 3})); }).find("K x H x W"), std::string::npos);
+}
+
 TEST(Predictor, WholeImageIsTheNetOnTheMirrorPaddedImage) {
   const auto model = random_fcn8s();
   const Predictor predict(model);
