@@ -222,6 +222,10 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   // An image listed twice would be trained on or scored twice: the two line numbers count blank lines too.
   std::ofstream(dir + "/splits/twice.txt") << "p1\n\np2\r\n  p1 \n";
   expect_names(test::error_of([&] { SegmentationDataset(dir, "twice"); }), "splits/twice.txt", "'p1' twice (lines 1 and 4)");
+  std::ofstream(dir + "/splits/all.txt") << "p1\n";  // "all" is every pair: a list of that name would be ignored
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "splits/all.txt", "rename this list");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "val"); }), "splits/all.txt", "rename this list");
+  fs::remove(dir + "/splits/all.txt");
   expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
   expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
 }

@@ -209,6 +209,9 @@ void SegmentationDataset::list_pairs(const fs::path& root) {
   // without them, or for "all", every split is every pair.
   const bool listed = base == root && split_ != "all" && fs::is_directory(root / "splits");
   if (base == root && !listed) split_ = "all";
+  std::error_code error;  // "all" names every pair (data check and data split read them so): a list may not take it
+  if (base == root && fs::exists(fs::symlink_status(root / "splits" / "all.txt", error)))
+    fail((root / "splits" / "all.txt").string(), "'all' is fcn's name for every pair of the folder: rename this list");
   const auto masks = files_by_stem(base / "masks"), images = files_by_stem(base / "images");
   const auto list = root / "splits" / (split_ + ".txt");
   std::vector<std::string> stems;
