@@ -267,7 +267,8 @@ def _():
     assert os.path.getsize(path("rel.html")) > 0, page
     run("report", path("rel.run"), "--out", path("rel.html"), cwd=path("."))
     html = open(path("rel.html")).read()  # shown relative to the working folder it lies in
-    assert "Best model on flat (" in html and "&quot;data&quot;:&quot;flat&quot;" in html, html[:2000]
+    assert "Best model on flat (" in html and "&quot;data&quot;:&quot;flat&quot;" in html and 'alt="flat/images/' in html, html[:2000]
+    assert path("flat") not in html, "the page names the data by its absolute path"
     # Quoted for a shell: a path with a space and a quote reads back as it was given.
     odd = [*train[:-1], path("flat 'odd' model.fcn")]
     run(*odd)

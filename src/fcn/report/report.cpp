@@ -178,6 +178,15 @@ std::string epochs_summary(const std::vector<nlohmann::json>& epochs) {
 
 // The example grid: the images the model gets most wrong (lowest mean IU, each scored on its own),
 // each as image | ground truth | prediction, the colours' legend above.
+// A path as the page shows it: relative to the working folder where it lies inside it (model files record
+// their data as an absolute path), else as given.
+std::string shown_path(const std::string& path) {
+  std::error_code error;
+  const auto relative = std::filesystem::proximate(path, error);
+  if (error || relative.empty() || *relative.begin() == "..") return path;
+  return relative.string();
+}
+
 std::string examples_html(const Model& model, const SegmentationDataset& dataset, const ReportOptions& options,
                           std::vector<ImageScore> per_image) {
   per_image = lowest_mean_iu(std::move(per_image), options.examples);
@@ -194,7 +203,7 @@ std::string examples_html(const Model& model, const SegmentationDataset& dataset
     const auto image = to_rgb8(sample.image);
     const auto truth = blend(image, colorize(sample.mask, model.meta.palette), 0.6);
     const auto row = hconcat({enlarge(image, 128), enlarge(truth, 128), enlarge(prediction.overlay(sample.image, 0.6), 128)});
-    html << "<div>" << img(row, score.image) << "<br><code>" << escape(std::filesystem::path(score.image).filename().string())
+    html << "<div>" << img(row, shown_path(score.image)) << "<br><code>" << escape(std::filesystem::path(score.image).filename().string())
          << "</code> mean IU " << fixed(100 * score.metrics.mean_iu, 2) << "%, pixel acc. " << fixed(100 * score.metrics.pixel_acc, 2)
          << "%</div>";
   }
@@ -216,15 +225,6 @@ std::vector<nlohmann::json> read_metrics(const std::string& path) {
   }
   if (epochs.empty()) fail(path, "holds no epochs yet");
   return epochs;
-}
-
-// A path as the page shows it: relative to the working folder where it lies inside it (model files record
-// their data as an absolute path), else as given.
-std::string shown_path(const std::string& path) {
-  std::error_code error;
-  const auto relative = std::filesystem::proximate(path, error);
-  if (error || relative.empty() || *relative.begin() == "..") return path;
-  return relative.string();
 }
 
 }  // namespace
