@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <torch/cuda.h>
+#include <torch/utils.h>
 
 #include "fcn/infer/predictor.h"
 #include "fcn/util/error.h"
