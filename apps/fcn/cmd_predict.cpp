@@ -157,10 +157,14 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
   segment_pass();
   if (overlay) overlay->close();
   if (times.ms.empty()) fail(path, "holds no frame that could be read");
+  const auto frames = static_cast<int64_t>(times.ms.size());
+  if (!InterruptGuard::requested() && frames < info.frames)  // a file cut short decodes up to the cut, silently
+    std::cerr << "fcn: warning: " << printable(path) << ": " << frames << " of the " << info.frames
+              << " frames its header lists could be read (cut short or damaged?)\n";
   std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
   if (overlay) files.push_back(overlay_path);
   return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
-          {"frames", times.ms.size()}, {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)},
+          {"frames", frames}, {"frames_listed", info.frames}, {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)},
           {"files", files}, {"stopped", InterruptGuard::requested()}};
 }
 

@@ -160,6 +160,14 @@ def _():
     assert not [f for f in os.listdir(path("vid")) if "partial" in f], os.listdir(path("vid"))  # no temporary file left
     text = run("predict", model, path("clip.mkv"), "--out", path("vid2"), "--quiet").stdout
     assert "clip.mkv (32x32, 12 frames) -> " in text and "1 video(s) segmented" in text, text
+    # A video cut short decodes up to the cut: segmented, with a warning naming the frames its header lists.
+    data = open(path("clip.mkv"), "rb").read()
+    open(path("cut.mkv"), "wb").write(data[: len(data) * 2 // 3])
+    p = run("predict", model, path("cut.mkv"), "--out", path("vid_cut"), "--json")
+    cut = json.loads(p.stdout)["videos"][0]
+    assert 0 < cut["frames"] < 12 and cut["frames_listed"] == 12, cut
+    assert f"cut.mkv: {cut['frames']} of the 12 frames its header lists could be read" in p.stderr, p.stderr
+    assert "warning" not in run("predict", model, path("clip.mkv"), "--out", path("vid_cut")).stderr
     os.makedirs(path("footage"), exist_ok=True)  # a folder gives its videos as well as its images
     shutil.copy(path("clip.mkv"), path("footage/clip.mkv"))
     shutil.copy(scenes[0], path("footage/still.png"))

@@ -1,6 +1,7 @@
 // Test helper for tests/cli/infer_test.py: videos made from images, and what a video holds.
 //   fcn_video_tool make OUT.mkv FPS IMAGE...   one frame per image (FFV1: lossless; the images' size)
-//   fcn_video_tool probe VIDEO                 {"frames": N, "fps": F, "height": H, "width": W} (frames counted by reading)
+//   fcn_video_tool probe VIDEO                 {"frames": N, "listed": L, "fps": F, "height": H, "width": W}
+//                                              (frames counted by reading; listed: as the container says)
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
       fcn::VideoReader video(argv[2]);
       while (video.next().defined()) {
       }
-      std::cout << nlohmann::json{{"frames", video.frames_read()}, {"fps", video.info().fps}, {"height", video.info().height},
+      std::cout << nlohmann::json{{"frames", video.frames_read()}, {"listed", video.info().frames}, {"fps", video.info().fps}, {"height", video.info().height},
                                   {"width", video.info().width}}
                 << "\n";
       return 0;
