@@ -325,7 +325,7 @@ void add_predict(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
-  add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; inference");
+  add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");
   cmd->add_flag("--quiet", f.quiet, "no progress");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_predict(f); });

@@ -153,6 +153,9 @@ TEST(HostileNpy, NegativeHugeAndOverflowingShapesAreErrors) {
   EXPECT_NE(error_of([] { parse_npy(npy_with_shape("1000000, 1000000, 3", 8), "big.npy"); }).find("shape and dtype need 12000000000000"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_npy(npy_with_shape("99999999999999999999", 8), "over.npy"); }).find("overflows"), std::string::npos);
+  // 2^63 exactly: the last digit's addition overflows, not the multiplication (libFuzzer's find, 2026-12-05).
+  EXPECT_NE(error_of([] { parse_npy(npy_with_shape("9223372036854775808", 8), "edge.npy"); }).find("edge.npy: .npy shape overflows"),
+            std::string::npos);
   EXPECT_NE(error_of([] { parse_npy(npy_with_shape("4000000000, 4000000000, 4000000000", 8), "over.npy"); }).find("overflows"),
             std::string::npos);
   const auto fine = parse_npy(npy_with_shape("2,", 8), "ok.npy");

@@ -51,7 +51,8 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
       fail(path, ".npy shape (" + text.substr(0, 40) + ") holds '" + std::string(1, text[i]) + "', not a non-negative integer");
     int64_t dim = 0;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      dim = checked_mul(path, ".npy shape", dim, 10) + (text[i] - '0');
+      if (__builtin_add_overflow(checked_mul(path, ".npy shape", dim, 10), text[i] - '0', &dim))
+        fail(path, ".npy shape overflows 64 bits (corrupt file?)");
       ++i;
     }
     shape.push_back(dim);
