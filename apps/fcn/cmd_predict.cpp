@@ -91,6 +91,9 @@ std::string error_of(const std::string& path, F&& body) {
   }
 }
 
+// Images (or video frames) of one size given to the net together, at most (and kPassPixels between them).
+constexpr size_t kImagesPerPass = 8;
+
 // Pixels per class as --json reports them: by class name, classes with none left out.
 nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names) {
   nlohmann::json counts = nlohmann::json::object();
@@ -149,7 +152,7 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
     }
     pass.clear(), sources.clear();
   };
-  const size_t most = predictor.passes_together() ? 8 : 1;
+  const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
   for (torch::Tensor frame; !InterruptGuard::requested() && (frame = video.next()).defined();) {
     if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
     pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(video.frames_read() - 1));
@@ -227,8 +230,6 @@ class Segmenter {
   bool stopped = false;  // Ctrl-C ended a video: no more inputs
 
  private:
-  static constexpr size_t kImagesPerPass = 8;
-
   // A bad image is reported and skipped, so one broken file does not stop a folder.
   void skip(const std::string& path, const std::string& error) {
     std::cerr << "fcn: error: " << printable(error) << " (skipped)\n";

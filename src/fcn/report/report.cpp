@@ -176,8 +176,6 @@ std::string epochs_summary(const std::vector<nlohmann::json>& epochs) {
   return trained + "best.fcn is epoch " + std::to_string(best_epoch) + " (validation mean IU " + fixed(100 * best, 2) + "%)";
 }
 
-// The example grid: the images the model gets most wrong (lowest mean IU, each scored on its own),
-// each as image | ground truth | prediction, the colours' legend above.
 // A path as the page shows it: relative to the working folder where it lies inside it (model files record
 // their data as an absolute path), else as given.
 std::string shown_path(const std::string& path) {
@@ -187,6 +185,8 @@ std::string shown_path(const std::string& path) {
   return relative.string();
 }
 
+// The example grid: the images the model gets most wrong (lowest mean IU, each scored on its own),
+// each as image | ground truth | prediction, the colours' legend above.
 std::string examples_html(const Model& model, const SegmentationDataset& dataset, const ReportOptions& options,
                           std::vector<ImageScore> per_image) {
   per_image = lowest_mean_iu(std::move(per_image), options.examples);
