@@ -1,15 +1,18 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
 // memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, fc6 direct vs im2col + sgemm,
-// the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, an optimizer step, the confusion matrix.
+// the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, an optimizer step, the confusion matrix,
+// labels from class probabilities (LibTorch's argmax and fcn's class_labels).
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
+//   build/bench/fcn_micro --benchmark_filter=ClassLabels  (labels: docs/benchmarks.md)
 #include <cmath>
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
+#include "fcn/infer/predictor.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/init.h"
 #include "fcn/models/layers.h"
@@ -215,6 +218,15 @@ void BM_ConfusionMatrix(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 500 * 500);
 }
 BENCHMARK(BM_ConfusionMatrix)->Unit(benchmark::kMicrosecond);
+
+// Labels from K x 480 x 640 class probabilities: LibTorch's argmax(0) (arg 1: 0) against fcn's
+// plane-by-plane class_labels (1), the step after every forward pass of predict, eval and validation.
+void BM_ClassLabels(benchmark::State& state) {
+  torch::manual_seed(0);
+  const auto probs = torch::softmax(torch::randn({state.range(0), 480, 640}), 0);
+  for (auto _ : state) benchmark::DoNotOptimize(state.range(1) == 0 ? probs.argmax(0) : fcn::class_labels(probs));
+}
+BENCHMARK(BM_ClassLabels)->ArgsProduct({{2, 11, 21, 150}, {0, 1}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
