@@ -3,10 +3,12 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include <torch/torch.h>
 
+#include "fcn/formats/opencv_quiet.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/video.h"
 #include "fcn/util/atomic_file.h"
@@ -29,11 +31,7 @@ bool is_jpeg(const std::vector<char>& bytes) {
 
 #ifdef FCN_WITH_OPENCV
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
-  static const bool quiet = [] {  // fcn reports every failure itself, as one line naming the file
-    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
-    return true;
-  }();
-  (void)quiet;
+  quiet_opencv();
   cv::Mat image;
   try {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
@@ -125,11 +123,28 @@ const std::vector<std::string>& image_extensions() {
 }
 
 bool has_image_extension(const std::string& path) {
+  const auto& known = image_extensions();
+  return std::find(known.begin(), known.end(), lower_extension(path)) != known.end();
+}
+
+std::string lower_extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  const auto& known = image_extensions();
-  return std::find(known.begin(), known.end(), ext) != known.end();
+  return ext;
 }
+
+#ifdef FCN_WITH_OPENCV
+void quiet_opencv(bool ffmpeg) {
+  static const bool level = [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+    return true;
+  }();
+  (void)level;
+  if (!ffmpeg) return;
+  static const bool ffmpeg_level = [] { return ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0) == 0; }();
+  (void)ffmpeg_level;
+}
+#endif
 
 std::vector<std::string> list_images(const std::vector<std::string>& inputs, bool videos) {
   namespace fs = std::filesystem;

@@ -8,11 +8,11 @@
 
 #include <torch/torch.h>
 
+#include "fcn/formats/opencv_quiet.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 
 #ifdef FCN_WITH_OPENCV
-#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #endif
@@ -21,22 +21,7 @@ namespace fcn {
 namespace fs = std::filesystem;
 namespace {
 
-std::string lower_extension(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
-
-#ifdef FCN_WITH_OPENCV
-void quiet_opencv() {  // fcn reports every failure itself, as one line naming the file
-  static const bool quiet = [] {
-    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
-    ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);  // FFmpeg's own lines ("moov atom not found"), unless set already
-    return true;
-  }();
-  (void)quiet;
-}
-#else
+#ifndef FCN_WITH_OPENCV
 [[noreturn]] void no_opencv(const std::string& path) { fail(path, "videos need fcn built with OpenCV (FCN_WITH_OPENCV)"); }
 #endif
 
@@ -67,7 +52,7 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (!fs::exists(fs::symlink_status(path, error))) fail(path, "file not found");
   if (fs::is_directory(path, error)) fail(path, "is a folder, not a video");
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv();
+  quiet_opencv(true);
   auto& capture = impl_->capture;
   try {
     capture.open(path, cv::CAP_FFMPEG);
@@ -132,7 +117,7 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, in
   if (!std::isfinite(fps) || fps <= 0 || fps > 1000) fail(path, "frame rate must be in (0, 1000], got " + std::to_string(fps));
   check_image_size(path, height, width);
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv();
+  quiet_opencv(true);
   const auto p = fs::path(path);
   impl_->temporary = (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + ext)).string();
   impl_->pad_rows = height % 2;  // OpenCV's FFmpeg writer crops odd sides for every codec

@@ -46,6 +46,9 @@ std::vector<View> views(const PredictOptions& options) {
   return result;
 }
 
+// The image at its own scale only (no multi-scale inference).
+bool one_scale(const PredictOptions& options) { return options.scales == std::vector<double>{1.0}; }
+
 }  // namespace
 
 torch::Tensor mirror_pad(const torch::Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
@@ -97,7 +100,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.scales.empty()) fail("PredictOptions.scales", "needs at least one scale (1: the image as it is)");
   for (const double scale : options_.scales)
     if (!(scale >= 0.0625 && scale <= 8)) fail("PredictOptions.scales", "each must be between 0.0625 and 8, got " + number_text(scale));
-  if (options_.resize_height > 0 && options_.scales != std::vector<double>{1.0})
+  if (options_.resize_height > 0 && !one_scale(options_))
     fail("PredictOptions.scales", "resize the images or scale them, not both");
   if (options_.tile > 0) {
     const int64_t tile_in = net.legal_input_at_least(options_.tile), tile_out = net.output_side(tile_in);
@@ -319,7 +322,7 @@ std::string describe_inference(const PredictOptions& options) {
     text = "resized to " + std::to_string(options.resize_height) + "x" + std::to_string(options.resize_width);
   else if (options.tile > 0)
     text = "tiles of " + std::to_string(options.tile) + " px, overlap " + std::to_string(options.overlap);
-  if (options.scales != std::vector<double>{1.0}) {
+  if (!one_scale(options)) {
     text += "; scales";
     for (size_t i = 0; i < options.scales.size(); ++i) text += (i > 0 ? ", " : " ") + number_text(options.scales[i]);
   }
@@ -332,7 +335,7 @@ std::string describe_inference(const PredictOptions& options) {
 bool Predictor::whole_unresized() const { return options_.tile == 0 && options_.resize_height <= 0; }
 
 bool Predictor::passes_together() const {
-  return views(options_).size() == 1 && whole_unresized() && options_.scales == std::vector<double>{1.0};
+  return views(options_).size() == 1 && whole_unresized() && one_scale(options_);
 }
 
 torch::Tensor class_probabilities(const torch::Tensor& logits, int64_t dim) {
