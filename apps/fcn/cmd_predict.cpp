@@ -30,6 +30,7 @@ struct PredictFlags {
   InferenceFlags inference;
   std::vector<int> threads;
   bool overlay = false, json = false, quiet = false;
+  int64_t every = 1;  // videos: every Nth frame
   PredictOptions options;
 };
 
@@ -113,9 +114,10 @@ torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& f
   return with_legend(picture, all, prediction.class_names, prediction.palette);
 }
 
-// A video, frame by frame as images are segmented (up to 8 frames a pass): the frames' masks (and
-// --probs) in OUT/NAME/ as 000000.png, ...; with --overlay, OUT/NAME-overlay.mp4 at the video's frame
-// rate. Ctrl-C stops at the frame reached and keeps what was written. Returns what --json reports.
+// A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
+// 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
+// --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N. Ctrl-C stops at the frame reached and
+// keeps what was written. Returns what --json reports.
 nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, const std::string& path,
                              const std::string& stem, bool quiet) {
   namespace fs = std::filesystem;
@@ -131,16 +133,17 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
   std::vector<std::string> names;
   std::vector<torch::Tensor> pass;
   std::vector<std::string> sources;
+  std::vector<int64_t> numbers;  // each frame's number in the video
   const auto segment_pass = [&] {
     const auto predictions = predictor.pass_or_nothing(pass, sources);
     for (size_t k = 0; k < pass.size(); ++k) {
       const auto prediction = predictions.empty() ? predictor(pass[k], sources[k]) : predictions[k];
       char name[32];
-      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(times.ms.size()));
+      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(numbers[k]));
       write_outputs(f, stem + name, pass[k], prediction, false);
       if (f.overlay) {
         const auto picture = overlay_frame(prediction, pass[k]);
-        if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, info.fps > 0 ? info.fps : 25.0, picture.size(0), picture.size(1));
+        if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, (info.fps > 0 ? info.fps : 25.0) / f.every, picture.size(0), picture.size(1));
         overlay->write(picture);
       }
       const auto counts = prediction.class_pixels();
@@ -148,27 +151,35 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
       pixels.resize(std::max(pixels.size(), counts.size()));
       for (size_t c = 0; c < counts.size(); ++c) pixels[c] += counts[c];
       times.ms.push_back(prediction.milliseconds);
-      progress.update(static_cast<int64_t>(times.ms.size()));
+      progress.update(numbers[k] + 1);  // frames passed, skipped ones too
     }
-    pass.clear(), sources.clear();
+    pass.clear(), sources.clear(), numbers.clear();
   };
   const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
-  for (torch::Tensor frame; !InterruptGuard::requested() && (frame = video.next()).defined();) {
+  for (torch::Tensor frame; !InterruptGuard::requested();) {
+    const int64_t number = video.frames_read();
+    if (number % f.every != 0) {
+      if (video.skip()) continue;
+      break;
+    }
+    if (!(frame = video.next()).defined()) break;
     if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
-    pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(video.frames_read() - 1));
+    pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(number)), numbers.push_back(number);
   }
   segment_pass();
+  progress.update(video.frames_read());
   if (overlay) overlay->close();
   if (times.ms.empty()) fail(path, "holds no frame that could be read");
   const auto frames = static_cast<int64_t>(times.ms.size());
-  if (!InterruptGuard::requested() && frames < info.frames)  // a file cut short decodes up to the cut, silently
-    std::cerr << "fcn: warning: " << printable(path) << ": " << frames << " of the " << info.frames
+  if (!InterruptGuard::requested() && video.frames_read() < info.frames)  // a file cut short decodes up to the cut, silently
+    std::cerr << "fcn: warning: " << printable(path) << ": " << video.frames_read() << " of the " << info.frames
               << " frames its header lists could be read (cut short or damaged?)\n";
   std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
   if (overlay) files.push_back(overlay_path);
   return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
-          {"frames", frames}, {"frames_listed", info.frames}, {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)},
-          {"files", files}, {"stopped", InterruptGuard::requested()}};
+          {"frames", frames}, {"frames_read", video.frames_read()}, {"frames_listed", info.frames}, {"every", f.every},
+          {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)}, {"files", files},
+          {"stopped", InterruptGuard::requested()}};
 }
 
 // The images of a folder, segmented in order: consecutive readable images of one size go through
@@ -219,8 +230,9 @@ class Segmenter {
     progress_.update(++done_);
     if (f_.json) return;
     const auto files = summary["files"].get<std::vector<std::string>>();
+    const auto every = f_.every > 1 ? ", 1 in " + std::to_string(f_.every) : std::string();
     std::cout << printable(path) << " (" << summary["width"] << "x" << summary["height"] << ", " << summary["frames"]
-              << " frames" << (stopped ? ", stopped by Ctrl-C" : "") << ") -> " << files[0] << (files.size() > 1 ? " + " + files[1] : "")
+              << " frames" << every << (stopped ? ", stopped by Ctrl-C" : "") << ") -> " << files[0] << (files.size() > 1 ? " + " + files[1] : "")
               << "  median " << summary["median_ms"].get<double>() << " ms/frame\n";
   }
 
@@ -268,6 +280,8 @@ void run_predict(PredictFlags& f) {
   f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
   const auto images = list_images(f.inputs, true);  // folders give their videos too
+  if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
+    fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
 
   Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
@@ -326,6 +340,8 @@ void add_predict(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
+  cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");
   cmd->add_flag("--quiet", f.quiet, "no progress");
   add_max_pixels_flag(cmd);

@@ -158,6 +158,21 @@ def _():
     overlay = json.loads(probe.stdout)  # enlarged to 256 with a legend of the 11 classes, every frame one size
     assert (overlay["frames"], overlay["fps"], overlay["height"]) == (12, 12.5, 256) and overlay["width"] > 256, overlay
     assert not [f for f in os.listdir(path("vid")) if "partial" in f], os.listdir(path("vid"))  # no temporary file left
+    # --every 3: frames 0, 3, 6 and 9, named by their number and segmented as in the whole run; the overlay at 12.5 / 3 fps.
+    p = run("predict", model, path("clip.mkv"), "--out", path("vid_every"), "--every", "3", "--overlay", "--probs", "npy", "--json")
+    every = json.loads(p.stdout)["videos"][0]
+    assert (every["frames"], every["frames_read"], every["every"]) == (4, 12, 3) and "warning" not in p.stderr, (every, p.stderr)
+    assert sorted(os.listdir(path("vid_every/clip"))) == [f"{k:06d}{s}" for k in (0, 3, 6, 9) for s in ("-probs.npy", ".png")]
+    for k in (0, 3, 6, 9):
+        picked, whole = np.load(path(f"vid_every/clip/{k:06d}-probs.npy")), np.load(path(f"vid/clip/{k:06d}-probs.npy"))
+        assert np.abs(picked - whole).max() < 1e-5, (k, np.abs(picked - whole).max())
+    probe = subprocess.run([VIDEO_TOOL, "probe", path("vid_every/clip-overlay.mp4")], capture_output=True, text=True, check=True)
+    overlay = json.loads(probe.stdout)
+    assert overlay["frames"] == 4 and abs(overlay["fps"] - 12.5 / 3) < 0.01, overlay
+    text = run("predict", model, path("clip.mkv"), "--out", path("vid_every5"), "--every", "5", "--quiet").stdout
+    assert "clip.mkv (32x32, 3 frames, 1 in 5) -> " in text, text
+    p = run("predict", model, scenes[0], "--out", path("vid_every_image"), "--every", "2", ok=False)
+    assert p.returncode == 1 and "--every: 2 picks frames of videos, and no input is a video" in p.stderr, p.stderr
     text = run("predict", model, path("clip.mkv"), "--out", path("vid2"), "--quiet").stdout
     assert "clip.mkv (32x32, 12 frames) -> " in text and "1 video(s) segmented" in text, text
     # A video cut short decodes up to the cut: segmented, with a warning naming the frames its header lists.

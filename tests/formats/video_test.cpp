@@ -84,6 +84,16 @@ TEST(Video, LosslessRoundTripAndNoHalfWrittenFile) {
   }
   EXPECT_FALSE(reader.next().defined());
   EXPECT_EQ(reader.frames_read(), 4);
+  VideoReader skipping(dir + "/clip.mkv");  // frames passed over count; the next one read is the one after them
+  EXPECT_TRUE(skipping.skip());
+  EXPECT_TRUE(skipping.skip());
+  EXPECT_EQ(skipping.frames_read(), 2);
+  const auto third = skipping.next().mul(255).round().to(torch::kByte).permute({1, 2, 0});
+  EXPECT_TRUE(torch::equal(third.slice(1, 0, 41), frames[2]));
+  EXPECT_TRUE(skipping.skip());
+  EXPECT_FALSE(skipping.skip());
+  EXPECT_FALSE(skipping.next().defined());
+  EXPECT_EQ(skipping.frames_read(), 4);
 
   {
     VideoWriter dropped(dir + "/dropped.mkv", 10, 30, 41);

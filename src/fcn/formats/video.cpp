@@ -97,6 +97,20 @@ torch::Tensor VideoReader::next() {
 #endif
 }
 
+bool VideoReader::skip() {
+#ifdef FCN_WITH_OPENCV
+  try {
+    if (!impl_->capture.grab()) return false;
+  } catch (const cv::Exception& e) {
+    fail(impl_->path, "frame " + std::to_string(impl_->read) + ": cannot decode: " + printable(first_line(e.msg)));
+  }
+  ++impl_->read;
+  return true;
+#else
+  no_opencv(impl_->path);
+#endif
+}
+
 struct VideoWriter::Impl {
   std::string path, temporary;
   int64_t height = 0, width = 0, written = 0;

@@ -34,6 +34,10 @@ class VideoReader {
   const VideoInfo& info() const;
   // The next frame as 3 x H x W float32 RGB in [0, 1], or an undefined tensor after the last one.
   torch::Tensor next();
+  // Passes over the next frame without converting it to an image (the codec still decodes what later
+  // frames need); false after the last one.
+  bool skip();
+  // Frames passed so far, read or skipped: the index of the next frame.
   int64_t frames_read() const;
 
  private:
