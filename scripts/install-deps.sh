@@ -8,7 +8,8 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev            # tensors, autograd, oneDNN, optimisers
   libopenblas-dev         # LibTorch's BLAS; the reference BLAS is ~30x slower (docs/machines.md)
-  libopencv-dev           # image I/O, resize, colour, drawing, and the DNN peer for ONNX parity
+  libopencv-dev           # image I/O, resize, colour, drawing, video, and the DNN peer for ONNX parity
+  libavutil-dev           # FFmpeg's log, so that video decoding errors reach fcn (formats/video.cpp)
   libpng-dev zlib1g-dev   # masks as stored (palette indices) and the gzipped Fashion-MNIST files
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

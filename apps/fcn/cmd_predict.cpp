@@ -114,6 +114,20 @@ torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& f
   return with_legend(picture, all, prediction.class_names, prediction.palette);
 }
 
+// A video that gave no frame is an error; one cut short or damaged is segmented as far as FFmpeg
+// decodes it (silently: its reader just ends or conceals), with a warning for each.
+void check_frames_read(const std::string& path, const VideoReader& video, int64_t segmented) {
+  const auto first_error = video.decode_error_count() > 0 ? video.decode_errors().front() : std::string();
+  if (segmented == 0) fail(path, "holds no frame that could be read" + (first_error.empty() ? "" : " (FFmpeg: " + first_error + ")"));
+  const int64_t listed = video.info().frames;
+  if (!InterruptGuard::requested() && video.frames_read() < listed)
+    std::cerr << "fcn: warning: " << printable(path) << ": " << video.frames_read() << " of the " << listed
+              << " frames its header lists could be read (cut short or damaged?)\n";
+  if (!first_error.empty())
+    std::cerr << "fcn: warning: " << printable(path) << ": FFmpeg reported " << video.decode_error_count()
+              << " decoding error(s), so frames may be damaged or missing; the first: " << first_error << "\n";
+}
+
 // A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
 // 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
 // --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N. Ctrl-C stops at the frame reached and
@@ -169,15 +183,13 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
   segment_pass();
   progress.update(video.frames_read());
   if (overlay) overlay->close();
-  if (times.ms.empty()) fail(path, "holds no frame that could be read");
   const auto frames = static_cast<int64_t>(times.ms.size());
-  if (!InterruptGuard::requested() && video.frames_read() < info.frames)  // a file cut short decodes up to the cut, silently
-    std::cerr << "fcn: warning: " << printable(path) << ": " << video.frames_read() << " of the " << info.frames
-              << " frames its header lists could be read (cut short or damaged?)\n";
+  check_frames_read(path, video, frames);
   std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
   if (overlay) files.push_back(overlay_path);
   return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
           {"frames", frames}, {"frames_read", video.frames_read()}, {"frames_listed", info.frames}, {"every", f.every},
+          {"decode_errors", video.decode_errors()},
           {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)}, {"files", files},
           {"stopped", InterruptGuard::requested()}};
 }

@@ -144,7 +144,7 @@ def _():
     out = json.loads(p.stdout)
     video = out["videos"][0]
     assert (video["frames"], video["fps"], video["height"], video["width"]) == (12, 12.5, 32, 32), video
-    assert sum(video["class_pixels"].values()) == 12 * 32 * 32 and not video["stopped"], video
+    assert sum(video["class_pixels"].values()) == 12 * 32 * 32 and not video["stopped"] and video["decode_errors"] == [], video
     assert out["succeeded"] == 1 and out["failed"] == 1, out  # the image after the videos still segmented
     run("predict", model, *scenes, "--out", path("vid_one"), "--probs", "npy")
     for k in range(12):
@@ -183,6 +183,23 @@ def _():
     assert 0 < cut["frames"] < 12 and cut["frames_listed"] == 12, cut
     assert f"cut.mkv: {cut['frames']} of the 12 frames its header lists could be read" in p.stderr, p.stderr
     assert "warning" not in run("predict", model, path("clip.mkv"), "--out", path("vid_cut")).stderr
+    # Damaged data: segmented as far as FFmpeg decodes it, with a warning quoting FFmpeg's first error line and its frame.
+    subprocess.run([VIDEO_TOOL, "make", path("clip.mp4"), "12.5", *frames], check=True)
+    data = bytearray(open(path("clip.mp4"), "rb").read())
+    box = data.index(b"mdat") - 4  # H.264 in MP4: length-prefixed NAL units; the middle one's length set to 0
+    end, at, units = box + int.from_bytes(data[box : box + 4], "big"), box + 8, []
+    while at + 4 <= end:
+        units.append(at)
+        at += 4 + int.from_bytes(data[at : at + 4], "big")
+    data[units[len(units) // 2] : units[len(units) // 2] + 4] = bytes(4)
+    open(path("damaged.mp4"), "wb").write(data)
+    p = run("predict", model, path("damaged.mp4"), "--out", path("vid_damaged"), "--json")
+    damaged = json.loads(p.stdout)["videos"][0]
+    assert damaged["decode_errors"] and damaged["decode_errors"][0].startswith("frame "), damaged
+    assert f"damaged.mp4: FFmpeg reported {len(damaged['decode_errors'])} decoding error(s)" in p.stderr, p.stderr
+    assert damaged["decode_errors"][0] in p.stderr, p.stderr
+    whole = json.loads(run("predict", model, path("clip.mp4"), "--out", path("vid_damaged"), "--json").stdout)["videos"][0]
+    assert whole["frames"] == 12 and whole["decode_errors"] == [], whole
     os.makedirs(path("footage"), exist_ok=True)  # a folder gives its videos as well as its images
     shutil.copy(path("clip.mkv"), path("footage/clip.mkv"))
     shutil.copy(scenes[0], path("footage/still.png"))

@@ -1,11 +1,18 @@
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "fcn/formats/video.h"
 #include "test_util.h"
+
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/videoio.hpp>
+#endif
 
 using namespace fcn;
 namespace fs = std::filesystem;
@@ -123,5 +130,71 @@ TEST(Video, Mp4ForWatching) {
     EXPECT_LT(picture.sub(ramp.to(torch::kFloat)).abs().mean().item<float>(), 4.0f);
   }
   EXPECT_EQ(frames, 6);
+}
+
+// Two MPEG-1 streams of different frame sizes one after the other (a concatenated program stream
+// plays as one video): OpenCV 4.6's reader keeps converting at the first size, fails, and hands back
+// the last good picture for every frame after the change. fcn's reader hears FFmpeg's scaler fail and
+// stops with an error naming the frame, instead of segmenting stale pictures.
+TEST(Video, FrameSizeChangingMidVideoIsAnErrorNotStalePictures) {
+  const std::string dir = test::temp_dir() + "/video_size_change";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& [name, height, width] : {std::tuple{"a.mpg", 32, 32}, std::tuple{"b.mpg", 48, 64}}) {
+    cv::VideoWriter writer(dir + "/" + name, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('P', 'I', 'M', '1'), 25, cv::Size(width, height));
+    ASSERT_TRUE(writer.isOpened()) << "this OpenCV's FFmpeg writes no MPEG-1";
+    for (int i = 0; i < 5; ++i) writer.write(cv::Mat(height, width, CV_8UC3, cv::Scalar(i * 40, 100, 50)));
+  }
+  {
+    std::ofstream both(dir + "/both.mpg", std::ios::binary);
+    both << std::ifstream(dir + "/a.mpg", std::ios::binary).rdbuf() << std::ifstream(dir + "/b.mpg", std::ios::binary).rdbuf();
+  }
+  VideoReader reader(dir + "/both.mpg");
+  const auto error = test::error_of([&] {
+    for (auto frame = reader.next(); frame.defined(); frame = reader.next()) EXPECT_EQ(frame.size(1), 32);
+  });
+  expect_names(error, "both.mpg: frame " + std::to_string(reader.frames_read()) + ": ", "FFmpeg could not convert it to an image");
+  expect_names(error, "both.mpg", "does the frame size change mid-video?");
+  EXPECT_GE(reader.frames_read(), 3);  // the first stream's frames (MPEG-1's reordering may hold one back)
+  EXPECT_LE(reader.frames_read(), 5);
+}
+
+// Damaged data is decoded as far as FFmpeg can, and what FFmpeg said about it is kept, naming the frame.
+TEST(Video, DecodingErrorsAreKeptWithTheirFrame) {
+  const std::string dir = test::temp_dir() + "/video_damaged";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  {
+    VideoWriter writer(dir + "/clip.mp4", 25, 64, 64);
+    for (const auto& frame : random_frames(30, 64, 64)) writer.write(frame);
+    writer.close();
+  }
+  std::string bytes;
+  {
+    std::ifstream in(dir + "/clip.mp4", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  VideoReader whole(dir + "/clip.mp4");
+  while (whole.next().defined()) {
+  }
+  EXPECT_EQ(whole.frames_read(), 30);
+  EXPECT_EQ(whole.decode_error_count(), 0);
+  // H.264 in MP4 is length-prefixed NAL units in the 'mdat' box: the middle unit's length set to 0.
+  const auto be32 = [&](size_t at) {
+    return static_cast<size_t>(static_cast<unsigned char>(bytes[at])) << 24 | static_cast<size_t>(static_cast<unsigned char>(bytes[at + 1])) << 16 |
+           static_cast<size_t>(static_cast<unsigned char>(bytes[at + 2])) << 8 | static_cast<unsigned char>(bytes[at + 3]);
+  };
+  const size_t box = bytes.find("mdat") - 4, end = box + be32(box);
+  std::vector<size_t> units;
+  for (size_t at = box + 8; at + 4 <= end; at += 4 + be32(at)) units.push_back(at);
+  ASSERT_GT(units.size(), 20u);
+  std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(units[units.size() / 2]), 4, '\0');
+  std::ofstream(dir + "/damaged.mp4", std::ios::binary) << bytes;
+  VideoReader damaged(dir + "/damaged.mp4");
+  while (damaged.next().defined()) {
+  }
+  ASSERT_GT(damaged.decode_error_count(), 0) << damaged.frames_read() << " frames read";
+  EXPECT_EQ(damaged.decode_errors().front().rfind("frame ", 0), 0u) << damaged.decode_errors().front();
+  EXPECT_LE(damaged.decode_errors().size(), 16u);
 }
 #endif

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdarg>
 #include <cmath>
 #include <filesystem>
 
@@ -15,13 +17,55 @@
 #ifdef FCN_WITH_OPENCV
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+extern "C" {
+#include <libavutil/log.h>
+}
 #endif
 
 namespace fcn {
 namespace fs = std::filesystem;
 namespace {
 
-#ifndef FCN_WITH_OPENCV
+#ifdef FCN_WITH_OPENCV
+// FFmpeg's error lines during one read of a reader on this thread. FFmpeg's log callback is
+// process-wide: fcn's keeps what comes while one of its readers reads on the calling thread and passes
+// every line on to FFmpeg's default (quiet unless OPENCV_FFMPEG_LOGLEVEL says otherwise).
+struct FfmpegLines {
+  std::vector<std::string> errors;
+  // The scaler that turns a decoded frame into BGR failed: OpenCV 4.6 then hands back the previous
+  // picture as this frame, which it does for every frame after the frame size changes mid-video.
+  bool conversion_failed = false;
+};
+thread_local FfmpegLines* listening = nullptr;
+
+void on_ffmpeg_log(void* context, int level, const char* format, va_list args) {
+  if (listening != nullptr && level <= AV_LOG_ERROR) {
+    char line[512];
+    int prefix = 0;  // without "[h264 @ 0x...] "
+    va_list copy;
+    va_copy(copy, args);
+    av_log_format_line(context, level, format, copy, line, sizeof line, &prefix);
+    va_end(copy);
+    std::string text = line;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    const AVClass* type = context != nullptr ? *static_cast<AVClass* const*>(context) : nullptr;
+    if (type != nullptr && type->item_name != nullptr && std::string(type->item_name(context)) == "swscaler")
+      listening->conversion_failed = true;
+    if (!text.empty()) listening->errors.push_back(text);
+  }
+  av_log_default_callback(context, level, format, args);
+}
+
+class Listening {  // FFmpeg's error lines on this thread go to `lines` while alive
+ public:
+  explicit Listening(FfmpegLines& lines) { listening = &lines; }
+  ~Listening() { listening = nullptr; }
+  Listening(const Listening&) = delete;
+  Listening& operator=(const Listening&) = delete;
+};
+
+constexpr size_t kKeptErrors = 16;
+#else
 [[noreturn]] void no_opencv(const std::string& path) { fail(path, "videos need fcn built with OpenCV (FCN_WITH_OPENCV)"); }
 #endif
 
@@ -41,8 +85,31 @@ struct VideoReader::Impl {
   std::string path;
   VideoInfo info;
   int64_t read = 0;
+  std::vector<std::string> errors;  // FFmpeg's, "frame N: ...", the first kKeptErrors
+  int64_t error_count = 0;
 #ifdef FCN_WITH_OPENCV
   cv::VideoCapture capture;
+
+  // One frame read into `frame`, or passed over where it is null; false after the last one. FFmpeg's
+  // error lines are kept; a frame FFmpeg could not convert is an error, not the previous picture again.
+  bool advance(cv::Mat* frame) {
+    FfmpegLines lines;
+    bool got = false;
+    try {
+      const Listening listen(lines);
+      got = frame != nullptr ? capture.read(*frame) && !frame->empty() : capture.grab();
+    } catch (const cv::Exception& e) {
+      fail(path, "frame " + std::to_string(read) + ": cannot decode: " + printable(first_line(e.msg)));
+    }
+    error_count += static_cast<int64_t>(lines.errors.size());
+    for (const auto& line : lines.errors)
+      if (errors.size() < kKeptErrors) errors.push_back("frame " + std::to_string(read) + ": " + printable(line));
+    if (got && lines.conversion_failed)
+      fail(path, "frame " + std::to_string(read) + ": FFmpeg could not convert it to an image (" + printable(lines.errors.front()) +
+                     "): does the frame size change mid-video? OpenCV's reader keeps the first size; re-encode the video at one size");
+    if (got) ++read;
+    return got;
+  }
 #endif
 };
 
@@ -60,6 +127,7 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
     fail(path, "cannot open the video: " + printable(first_line(e.msg)));
   }
   if (!capture.isOpened()) fail(path, "cannot be opened as a video (not a video, damaged, or a codec this FFmpeg lacks)");
+  av_log_set_callback(on_ffmpeg_log);  // after OpenCV's first open, which sets its own where OPENCV_FFMPEG_LOGLEVEL is set
   auto& info = impl_->info;
   info.height = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
   info.width = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
@@ -75,21 +143,18 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
 VideoReader::~VideoReader() = default;
 const VideoInfo& VideoReader::info() const { return impl_->info; }
 int64_t VideoReader::frames_read() const { return impl_->read; }
+const std::vector<std::string>& VideoReader::decode_errors() const { return impl_->errors; }
+int64_t VideoReader::decode_error_count() const { return impl_->error_count; }
 
 torch::Tensor VideoReader::next() {
 #ifdef FCN_WITH_OPENCV
   cv::Mat frame;
-  try {
-    if (!impl_->capture.read(frame) || frame.empty()) return {};
-  } catch (const cv::Exception& e) {
-    fail(impl_->path, "frame " + std::to_string(impl_->read) + ": cannot decode: " + printable(first_line(e.msg)));
-  }
+  if (!impl_->advance(&frame)) return {};
   check_image_size(impl_->path, frame.rows, frame.cols);
   if (frame.depth() != CV_8U) frame.convertTo(frame, CV_8U);
   if (frame.channels() == 1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
   if (frame.channels() == 4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
   if (!frame.isContinuous()) frame = frame.clone();
-  ++impl_->read;
   const auto bgr = torch::from_blob(frame.data, {frame.rows, frame.cols, 3}, torch::kByte);
   return bgr.flip({2}).permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).contiguous();  // copies out of the Mat
 #else
@@ -99,13 +164,7 @@ torch::Tensor VideoReader::next() {
 
 bool VideoReader::skip() {
 #ifdef FCN_WITH_OPENCV
-  try {
-    if (!impl_->capture.grab()) return false;
-  } catch (const cv::Exception& e) {
-    fail(impl_->path, "frame " + std::to_string(impl_->read) + ": cannot decode: " + printable(first_line(e.msg)));
-  }
-  ++impl_->read;
-  return true;
+  return impl_->advance(nullptr);
 #else
   no_opencv(impl_->path);
 #endif

@@ -39,6 +39,12 @@ class VideoReader {
   bool skip();
   // Frames passed so far, read or skipped: the index of the next frame.
   int64_t frames_read() const;
+  // The error lines FFmpeg wrote while reading (damaged data: frames it concealed, dropped or
+  // stopped at), as "frame 10: Invalid NAL unit size (0 > 421)", the first 16, and how many in all.
+  // Lines FFmpeg's own decoding threads write are not seen. A frame FFmpeg decodes but cannot
+  // convert to an image (OpenCV 4.6 keeps a video's first frame size) makes next() throw.
+  const std::vector<std::string>& decode_errors() const;
+  int64_t decode_error_count() const;
 
  private:
   struct Impl;
