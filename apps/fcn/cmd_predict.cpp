@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
@@ -128,6 +129,14 @@ void check_frames_read(const std::string& path, const VideoReader& video, int64_
               << " decoding error(s), so frames may be damaged or missing; the first: " << first_error << "\n";
 }
 
+// The next frame --every N takes (numbers 0, N, 2N, ...) with its number; an undefined tensor after the last.
+std::pair<int64_t, torch::Tensor> next_taken(VideoReader& video, int64_t every) {
+  while (video.frames_read() % every != 0)
+    if (!video.skip()) return {video.frames_read(), torch::Tensor()};
+  const int64_t number = video.frames_read();
+  return {number, video.next()};
+}
+
 // A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
 // 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
 // --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N. Ctrl-C stops at the frame reached and
@@ -170,15 +179,17 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
     pass.clear(), sources.clear(), numbers.clear();
   };
   const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
-  for (torch::Tensor frame; !InterruptGuard::requested();) {
-    const int64_t number = video.frames_read();
-    if (number % f.every != 0) {
-      if (video.skip()) continue;
-      break;
+  try {
+    while (!InterruptGuard::requested()) {
+      const auto [number, frame] = next_taken(video, f.every);
+      if (!frame.defined()) break;
+      if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
+      pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(number)), numbers.push_back(number);
     }
-    if (!(frame = video.next()).defined()) break;
-    if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
-    pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(number)), numbers.push_back(number);
+  } catch (const Error&) {  // a frame that cannot be read fails the video, after the frames before it are written
+    segment_pass();
+    if (overlay) overlay->close();
+    throw;
   }
   segment_pass();
   progress.update(video.frames_read());

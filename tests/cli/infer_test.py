@@ -200,6 +200,20 @@ def _():
     assert damaged["decode_errors"][0] in p.stderr, p.stderr
     whole = json.loads(run("predict", model, path("clip.mp4"), "--out", path("vid_damaged"), "--json").stdout)["videos"][0]
     assert whole["frames"] == 12 and whole["decode_errors"] == [], whole
+    # A frame size that changes mid-video (two MPEG-1 streams one after the other, which OpenCV 4.6's reader
+    # would answer with the last good picture again): the frames before the change segmented and kept, masks
+    # and overlay, then an error naming the frame.
+    Image.open(scenes[1]).resize((64, 48)).save(path("wide.png"))
+    subprocess.run([VIDEO_TOOL, "mpeg1", path("small.mpg"), *scenes], check=True)
+    subprocess.run([VIDEO_TOOL, "mpeg1", path("wide.mpg"), *[path("wide.png")] * 4], check=True)
+    open(path("changing.mpg"), "wb").write(open(path("small.mpg"), "rb").read() + open(path("wide.mpg"), "rb").read())
+    p = run("predict", model, path("changing.mpg"), "--out", path("vid_changing"), "--overlay", ok=False)
+    m = re.search(r"changing\.mpg: frame (\d+): FFmpeg could not convert it to an image", p.stderr)
+    assert p.returncode == 1 and m and "does the frame size change mid-video?" in p.stderr, p.stderr
+    done = int(m.group(1))  # MPEG-1's frame reordering may hold back the first stream's last frame
+    assert 2 <= done <= 4 and sorted(os.listdir(path("vid_changing/changing"))) == [f"{k:06d}.png" for k in range(done)], done
+    probe = subprocess.run([VIDEO_TOOL, "probe", path("vid_changing/changing-overlay.mp4")], capture_output=True, text=True, check=True)
+    assert json.loads(probe.stdout)["frames"] == done, probe.stdout
     os.makedirs(path("footage"), exist_ok=True)  # a folder gives its videos as well as its images
     shutil.copy(path("clip.mkv"), path("footage/clip.mkv"))
     shutil.copy(scenes[0], path("footage/still.png"))

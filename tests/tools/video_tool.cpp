@@ -1,5 +1,7 @@
 // Test helper for tests/cli/infer_test.py: videos made from images, and what a video holds.
 //   fcn_video_tool make OUT.mkv FPS IMAGE...   one frame per image (FFV1: lossless; the images' size)
+//   fcn_video_tool mpeg1 OUT.mpg IMAGE...      MPEG-1 by OpenCV's own writer (25 fps), which fcn's does not
+//                                              write: two such files one after the other play as one video
 //   fcn_video_tool probe VIDEO                 {"frames": N, "listed": L, "fps": F, "height": H, "width": W}
 //                                              (frames counted by reading; listed: as the container says)
 #include <cstdlib>
@@ -14,6 +16,10 @@
 #include "fcn/infer/picture.h"
 #include "fcn/util/error.h"
 
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/videoio.hpp>
+#endif
+
 int main(int argc, char** argv) {
   try {
     const std::string verb = argc > 2 ? argv[1] : "";
@@ -24,6 +30,19 @@ int main(int argc, char** argv) {
       writer.close();
       return 0;
     }
+#ifdef FCN_WITH_OPENCV
+    if (verb == "mpeg1" && argc > 3) {
+      const auto first = fcn::to_rgb8(fcn::read_image(argv[3]));
+      cv::VideoWriter writer(argv[2], cv::CAP_FFMPEG, cv::VideoWriter::fourcc('P', 'I', 'M', '1'), 25,
+                             cv::Size(static_cast<int>(first.size(1)), static_cast<int>(first.size(0))));
+      if (!writer.isOpened()) throw fcn::Error(std::string(argv[2]) + ": OpenCV's FFmpeg writes no MPEG-1");
+      for (int i = 3; i < argc; ++i) {
+        const auto rgb = fcn::to_rgb8(fcn::read_image(argv[i])).flip({2}).contiguous();  // OpenCV's BGR
+        writer.write(cv::Mat(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr()));
+      }
+      return 0;
+    }
+#endif
     if (verb == "probe") {
       fcn::VideoReader video(argv[2]);
       while (video.next().defined()) {
@@ -33,7 +52,7 @@ int main(int argc, char** argv) {
                 << "\n";
       return 0;
     }
-    std::cerr << "usage: fcn_video_tool make OUT.mkv FPS IMAGE... | probe VIDEO\n";
+    std::cerr << "usage: fcn_video_tool make OUT.mkv FPS IMAGE... | mpeg1 OUT.mpg IMAGE... | probe VIDEO\n";
     return 2;
   } catch (const fcn::Error& e) {
     std::cerr << e.what() << "\n";
