@@ -79,3 +79,39 @@ put("idx", "labels.idx", b"\x00" + b"\x00\x00\x08\x01" + struct.pack(">I", 4) + 
 put("idx", "images.idx", b"\x02" + b"\x00\x00\x08\x03" + struct.pack(">III", 2, 2, 2) + bytes(8))
 
 put("split", "train.txt", b"im0\nim1\r\n  my scene  \n\n2007_000032\n")
+
+# TIFF: a 3-page stack as PIL writes it, and hand-built chains in both byte orders and BigTIFF, with a
+# reduced-resolution page (NewSubfileType 1) that the page table leaves out.
+from PIL import Image  # noqa: E402
+stack = io.BytesIO()
+pages = [Image.fromarray(np.full((6, 5), 40 * i, np.uint8)) for i in range(3)]
+pages[0].save(stack, format="TIFF", save_all=True, append_images=pages[1:])
+put("tiff", "stack.tif", stack.getvalue())
+
+
+def tiff(order, big, sizes):
+    """Directories holding only NewSubfileType, ImageWidth and ImageLength (no pixels: the page table needs none)."""
+    e = "<" if order == b"II" else ">"
+    if big:
+        data = bytearray(order + struct.pack(e + "HHHQ", 43, 8, 0, 16))
+    else:
+        data = bytearray(order + struct.pack(e + "HI", 42, 8))
+    for i, (kind, height, width) in enumerate(sizes):
+        last = i == len(sizes) - 1
+        entries = [(254, 4, kind), (256, 3, width), (257, 4, height)]
+        if big:
+            data += struct.pack(e + "Q", len(entries))
+            for tag, type_, value in entries:
+                data += struct.pack(e + "HHQ", tag, type_, 1) + (struct.pack(e + "H", value) + bytes(6) if type_ == 3 else struct.pack(e + "Q", value))
+            data += struct.pack(e + "Q", 0 if last else len(data) + 8)
+        else:
+            data += struct.pack(e + "H", len(entries))
+            for tag, type_, value in entries:
+                data += struct.pack(e + "HHI", tag, type_, 1) + (struct.pack(e + "H", value) + bytes(2) if type_ == 3 else struct.pack(e + "I", value))
+            data += struct.pack(e + "I", 0 if last else len(data) + 4)
+    return bytes(data)
+
+
+put("tiff", "le.tif", tiff(b"II", False, [(0, 30, 40), (1, 15, 20), (0, 30, 40)]))
+put("tiff", "be.tif", tiff(b"MM", False, [(0, 7, 9), (0, 7, 9)]))
+put("tiff", "big.tif", tiff(b"II", True, [(0, 512, 512), (1, 256, 256)]))

@@ -12,6 +12,7 @@
 #include "fcn/data/dataset.h"
 #include "fcn/data/fashion_cells.h"
 #include "fcn/data/fashion_scenes.h"
+#include "fcn/data/stacks.h"
 #include "fcn/data/stats.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
@@ -147,10 +148,25 @@ void add_split(CLI::App* cmd) {
   });
 }
 
+void add_unstack(CLI::App* cmd) {
+  auto* unstack = cmd->add_subcommand("unstack", "Turn a multi-page TIFF stack (and its label stack) into images/ + masks/, one PNG per page\n"
+                                                 "  example: fcn data unstack train-volume.tif --masks train-labels.tif --out em\n"
+                                                 "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)");
+  static std::string images, masks, out;
+  unstack->add_option("STACK", images, "multi-page TIFF of images")->required();
+  unstack->add_option("--masks", masks, "multi-page TIFF of label masks, page for page (8-bit: class indices, or 0/255)");
+  add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
+  unstack->callback([] {
+    const auto pages = unstack_tiff(images, masks, out);
+    std::printf("wrote %s: %lld page(s) as images/%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
+                masks.empty() ? "" : " + masks/", out.c_str());
+  });
+}
+
 }  // namespace
 
 void add_data(CLI::App& app) {
-  auto* cmd = app.add_subcommand("data", "Make, check or split datasets\n"
+  auto* cmd = app.add_subcommand("data", "Make, check, split or unstack datasets\n"
                                          "  example: fcn data fashion-scenes --out scenes --train 2000 --val 300 --size 64\n"
                                          "  example: fcn data check scenes\n"
                                          "  example: fcn data split photos --val 0.2");
@@ -159,6 +175,7 @@ void add_data(CLI::App& app) {
   add_fashion_cells(cmd);
   add_check(cmd);
   add_split(cmd);
+  add_unstack(cmd);
 }
 
 }  // namespace fcn::cli

@@ -215,29 +215,46 @@ class Segmenter {
       : f_(f), predictor_(predictor), line_per_image_(line_per_image), progress_(progress),
         per_pass_(predictor.passes_together() ? kImagesPerPass : 1) {}
 
+  // An image, or a multi-page TIFF's pages (a stack: each page segmented as an image, into OUT/NAME/
+  // as 000000.png, ..., as a video's frames are).
   void add(const std::string& path) {
     torch::Tensor image;
-    if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
+    int64_t pages = 1;
+    if (const auto error = error_of(path, [&] {
+          if ((pages = image_pages(path)) == 1) image = read_image(path);
+        });
+        !error.empty()) {
       flush();  // the report keeps the images' order
       return skip(path, error);
     }
-    if (!pending_.empty() && !joins_pass(pending_[0].second.sizes(), pending_.size(), image.sizes(), per_pass_)) flush();
-    pending_.emplace_back(path, image);
+    if (pages == 1) return add_image({path, image, ""});
+    const auto stem = unique_stem(path, stems_);
+    std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
+    for (int64_t page = 0; page < pages; ++page) {
+      const auto source = path + " page " + std::to_string(page);
+      char name[32];
+      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(page));
+      if (const auto error = error_of(source, [&] { image = read_image_page(path, page); }); !error.empty()) {
+        flush();
+        skip(source, error);
+      } else {
+        add_image({source, image, stem + name});
+      }
+    }
   }
 
   void flush() {
     std::vector<torch::Tensor> images;
     std::vector<std::string> sources;
-    for (const auto& [path, image] : pending_) sources.push_back(path), images.push_back(image);
+    for (const auto& item : pending_) sources.push_back(item.source), images.push_back(item.image);
     const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k) {
-      const std::string& path = pending_[k].first;  // named, not a structured binding: lambdas capture these in C++17
-      const torch::Tensor& image = pending_[k].second;
-      const auto error = error_of(path, [&] { finish(path, image, predictions.empty() ? predictor_(image, path) : predictions[k]); });
+      const Pending& item = pending_[k];
+      const auto error = error_of(item.source, [&] { finish(item, predictions.empty() ? predictor_(item.image, item.source) : predictions[k]); });
       if (error.empty())
         progress_.update(++done_);
       else
-        skip(path, error);
+        skip(item.source, error);
     }
     pending_.clear();
   }
@@ -273,8 +290,21 @@ class Segmenter {
     progress_.update(++done_);
   }
 
-  void finish(const std::string& path, const torch::Tensor& image, const Prediction& prediction) {
-    const auto files = write_outputs(f_, unique_stem(path, stems_), image, prediction, f_.overlay);
+  struct Pending {
+    std::string source;  // the file, or "FILE page N"
+    torch::Tensor image;
+    std::string stem;    // the outputs' name under OUT; empty: the file's own stem, made unique
+  };
+
+  void add_image(Pending item) {
+    if (!pending_.empty() && !joins_pass(pending_[0].image.sizes(), pending_.size(), item.image.sizes(), per_pass_)) flush();
+    pending_.push_back(std::move(item));
+  }
+
+  void finish(const Pending& item, const Prediction& prediction) {
+    const std::string& path = item.source;
+    const torch::Tensor& image = item.image;
+    const auto files = write_outputs(f_, item.stem.empty() ? unique_stem(path, stems_) : item.stem, image, prediction, f_.overlay);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
@@ -291,9 +321,20 @@ class Segmenter {
   Progress& progress_;
   const size_t per_pass_;  // images per forward pass
   std::set<std::string> stems_;
-  std::vector<std::pair<std::string, torch::Tensor>> pending_;
+  std::vector<Pending> pending_;
   int64_t done_ = 0;
 };
+
+// What predict's progress counts: an image or a video as one, each page of a stack.
+int64_t items_of(const std::vector<std::string>& inputs) {
+  int64_t items = 0;
+  for (const auto& input : inputs) {
+    int64_t pages = 1;
+    if (!has_video_extension(input)) error_of(input, [&] { pages = image_pages(input); });  // a bad file: its error comes later
+    items += pages;
+  }
+  return items;
+}
 
 void run_predict(PredictFlags& f) {
   apply_inference_flags(f.inference, f.options);
@@ -307,7 +348,7 @@ void run_predict(PredictFlags& f) {
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
 
-  Progress progress("predict", static_cast<int64_t>(images.size()), f.quiet || f.json || images.size() < 2);
+  Progress progress("predict", items_of(images), f.quiet || f.json || images.size() < 2);
   Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
   for (const auto& input : images) {
     if (has_video_extension(input))
@@ -351,7 +392,7 @@ void add_predict(CLI::App& app) {
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
-  cmd->add_option("INPUT", f.inputs, "image files, videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
+  cmd->add_option("INPUT", f.inputs, "image files, multi-page TIFF stacks (every page), videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");

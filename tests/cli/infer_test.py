@@ -221,6 +221,40 @@ def _():
     assert "1 image(s) and 1 video(s) segmented" in text and len(os.listdir(path("vid3/clip"))) == 12, text
 
 
+@check("TIFF stacks: fcn data unstack writes a page per PNG as stored; predict segments every page, never the first alone")
+def _():
+    model = scenes_model()
+    rng = np.random.default_rng(5)
+    scenes = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[:3]
+    pages = [Image.open(f).convert("L") for f in scenes]  # the scenes model takes gray input
+    pages[0].save(path("volume.tif"), save_all=True, append_images=pages[1:])
+    deep = [Image.fromarray(rng.integers(0, 65536, (32, 32)).astype(np.uint16)) for _ in range(3)]
+    deep[0].save(path("volume16.tif"), save_all=True, append_images=deep[1:])
+    labels = [Image.fromarray((rng.integers(0, 2, (32, 32)) * 255).astype(np.uint8)) for _ in range(3)]
+    labels[0].save(path("labels.tif"), save_all=True, append_images=labels[1:])
+    labels[0].save(path("labels2.tif"), save_all=True, append_images=labels[1:2])
+    text = run("data", "unstack", path("volume16.tif"), "--masks", path("labels.tif"), "--out", path("em")).stdout
+    assert "3 page(s) as images/ + masks/" in text, text
+    for k in range(3):  # as stored: 16-bit images, 0/255 masks
+        assert (np.array(Image.open(path(f"em/images/{k:03d}.png"))) == np.array(deep[k]).astype(np.int64)).all(), k
+        assert (np.array(Image.open(path(f"em/masks/{k:03d}.png"))) == np.array(labels[k])).all(), k
+    assert "0 problems found" in run("data", "check", path("em")).stdout
+    p = run("data", "unstack", path("volume.tif"), "--masks", path("labels2.tif"), "--out", path("em2"), ok=False)
+    one_line_error(p, "labels2.tif: holds 2 pages but ", "volume.tif holds 3")
+    p = run("data", "unstack", path("volume.tif"), "--out", path("em"), ok=False)
+    one_line_error(p, "em: already holds images/")
+    # predict: each page segmented as the same picture is as a PNG, into OUT/volume/000000.png, ...
+    out = json.loads(run("predict", model, path("volume.tif"), "--out", path("stack_out"), "--probs", "npy", "--json").stdout)
+    assert [i["image"] for i in out["images"]] == [path("volume.tif") + f" page {k}" for k in range(3)], out["images"]
+    run("data", "unstack", path("volume.tif"), "--out", path("em_pages"))
+    for k in range(3):
+        run("predict", model, path(f"em_pages/images/{k:03d}.png"), "--out", path("page_out"), "--probs", "npy")
+        alone, page = np.load(path(f"page_out/{k:03d}-probs.npy")), np.load(path(f"stack_out/volume/{k:06d}-probs.npy"))
+        assert np.abs(alone - page).max() < 1e-5, (k, np.abs(alone - page).max())
+    p = run("forward", model, path("volume.tif"), "--out", path("logits.npy"), ok=False)  # one image asked: the stack named
+    one_line_error(p, "volume.tif: holds 3 pages (a multi-page TIFF stack)")
+
+
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
 def _():
     model = scenes_model()

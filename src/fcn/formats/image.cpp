@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include <torch/torch.h>
 
 #include "fcn/formats/opencv_quiet.h"
 #include "fcn/formats/png.h"
+#include "fcn/formats/tiff.h"
 #include "fcn/formats/video.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
@@ -30,6 +32,8 @@ bool is_jpeg(const std::vector<char>& bytes) {
 }
 
 #ifdef FCN_WITH_OPENCV
+torch::Tensor to_tensor(cv::Mat image, const std::string& path);
+
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
   quiet_opencv();
   cv::Mat image;
@@ -40,6 +44,11 @@ torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::stri
     fail(path, "cannot decode image: " + printable(first_line(e.msg)));
   }
   if (image.empty()) fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)");
+  return to_tensor(image, path);
+}
+
+// OpenCV's 8- or 16-bit gray, BGR or BGRA image as read_image gives images.
+torch::Tensor to_tensor(cv::Mat image, const std::string& path) {
   check_image_size(path, image.rows, image.cols);
   if (image.depth() != CV_8U && image.depth() != CV_16U) fail(path, "only 8- and 16-bit images are supported");
   if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
@@ -108,6 +117,13 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
   if (is_png(bytes)) return png_to_tensor(parse_png(bytes, path));
   if (is_jpeg(bytes)) check_jpeg(bytes, path);
   if (bytes.empty()) fail(path, "is empty (0 bytes)");
+  if (is_tiff(bytes)) {  // OpenCV would decode a stack's first page alone, without a word
+    const auto pages = tiff_pages(bytes, path);
+    if (pages.size() > 1)
+      fail(path, "holds " + std::to_string(pages.size()) + " pages (a multi-page TIFF stack): read it page by page (fcn predict " +
+                     "segments every page; fcn data unstack writes one image per page)");
+    check_image_size(path, pages[0].height, pages[0].width);
+  }
 #ifdef FCN_WITH_OPENCV
   return decode_with_opencv(bytes, path);
 #else
@@ -116,6 +132,38 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
 }
 
 torch::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
+
+int64_t image_pages(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> head(4);
+  if (!in || !in.read(head.data(), 4) || !is_tiff(head)) return 1;
+  return static_cast<int64_t>(tiff_pages(path).size());
+}
+
+torch::Tensor read_image_page(const std::string& path, int64_t page) {
+  const auto pages = tiff_pages(path);
+  if (page < 0 || page >= static_cast<int64_t>(pages.size()))
+    fail(path, "has no page " + std::to_string(page) + " (pages 0.." + std::to_string(pages.size() - 1) + ")");
+  const auto& wanted = pages[static_cast<size_t>(page)];
+  const auto subject = path + " page " + std::to_string(page);
+  check_image_size(subject, wanted.height, wanted.width);
+#ifdef FCN_WITH_OPENCV
+  quiet_opencv();
+  std::vector<cv::Mat> read;
+  try {
+    cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    fail(subject, "cannot decode: " + printable(first_line(e.msg)));
+  }
+  if (read.size() != 1 || read[0].empty()) fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)");
+  if (read[0].rows != wanted.height || read[0].cols != wanted.width)
+    fail(subject, "decoded as " + std::to_string(read[0].cols) + "x" + std::to_string(read[0].rows) + ", its directory says " +
+                      std::to_string(wanted.width) + "x" + std::to_string(wanted.height));
+  return to_tensor(read[0], subject);
+#else
+  fail(path, "TIFF pages need fcn built with OpenCV (FCN_WITH_OPENCV)");
+#endif
+}
 
 const std::vector<std::string>& image_extensions() {
   static const std::vector<std::string> known = {".jpg", ".png", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".webp"};

@@ -1,0 +1,19 @@
+// Multi-page TIFF stacks as dataset folders. Microscopy volumes come as stacks, and so does the U-Net
+// paper's own data (ISBI 2012 EM segmentation: train-volume.tif, 30 pages of 512 x 512, and
+// train-labels.tif, 0 = membrane, 255 = cell). fcn trains on folders of images/ + masks/, so a stack
+// pair becomes one: page k is images/k.png and masks/k.png, which fcn data split then splits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fcn {
+
+// Writes page k of `images_tiff` to OUT/images/NNN.png and, where `masks_tiff` is given, its page k
+// to OUT/masks/NNN.png (NNN: k, zero-padded to 3 or more digits), each as stored: 8-bit, or 16-bit
+// for gray images that use the depth; masks as 8-bit values (a 0/255 mask reads as background /
+// foreground). fcn::Error naming the file where the stacks differ in page count or page size, a mask
+// page is not 8-bit gray, or OUT already holds images/ or masks/. Returns the pages written.
+int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir);
+
+}  // namespace fcn

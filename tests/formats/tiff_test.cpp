@@ -1,0 +1,128 @@
+// TIFF stacks (fcn/formats/tiff.h, image.h): the page table from the directory chain, checked
+// against hand-built chains (both byte orders, BigTIFF, thumbnails, loops, cuts) and against OpenCV's
+// own multi-page writer; a stack is read page by page and never as its first page alone.
+#include <filesystem>
+#include <fstream>
+#include <tuple>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/formats/image.h"
+#include "fcn/formats/tiff.h"
+#include "test_util.h"
+
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#endif
+
+namespace fcn {
+namespace {
+
+namespace fs = std::filesystem;
+using test::error_of;
+
+struct Directory {
+  int64_t subfile_type, height, width;
+};
+
+// A TIFF of directories holding only NewSubfileType, ImageWidth (SHORT) and ImageLength (LONG): no
+// pixels, which the page table never reads. The last directory's next offset is `last_next` (0: the end).
+std::vector<char> tiff_bytes(bool little, bool big, const std::vector<Directory>& directories, uint64_t last_next = 0) {
+  std::vector<char> out;
+  const auto put = [&](uint64_t value, int size) {
+    for (int i = 0; i < size; ++i) out.push_back(static_cast<char>(value >> (8 * (little ? i : size - 1 - i))));
+  };
+  out.push_back(little ? 'I' : 'M'), out.push_back(little ? 'I' : 'M');
+  put(big ? 43 : 42, 2);
+  if (big) put(8, 2), put(0, 2), put(16, 8);
+  else put(8, 4);
+  const int count = big ? 8 : 2, field = big ? 8 : 4;
+  for (size_t i = 0; i < directories.size(); ++i) {
+    const auto& d = directories[i];
+    put(3, count);
+    for (const auto& [tag, type, value] : {std::tuple{254, 4, d.subfile_type}, std::tuple{256, 3, d.width}, std::tuple{257, 4, d.height}}) {
+      put(static_cast<uint64_t>(tag), 2), put(static_cast<uint64_t>(type), 2), put(1, field);
+      put(static_cast<uint64_t>(value), type == 3 ? 2 : 4);
+      put(0, field - (type == 3 ? 2 : 4));
+    }
+    put(i + 1 < directories.size() ? out.size() + static_cast<size_t>(field) : last_next, field);
+  }
+  return out;
+}
+
+TEST(Tiff, PageTableInBothByteOrdersAndBigTiffWithoutThumbnails) {
+  for (const bool little : {true, false})
+    for (const bool big : {false, true}) {
+      const auto bytes = tiff_bytes(little, big, {{0, 30, 40}, {1, 15, 20}, {0, 31, 41}});
+      ASSERT_TRUE(is_tiff(bytes));
+      const auto pages = tiff_pages(bytes, "stack.tif");
+      ASSERT_EQ(pages.size(), 2u) << little << big;  // the reduced-resolution page left out
+      EXPECT_EQ(pages[0].directory, 0);
+      EXPECT_EQ(pages[0].height, 30);
+      EXPECT_EQ(pages[0].width, 40);
+      EXPECT_EQ(pages[1].directory, 2);  // OpenCV counts the thumbnail's directory
+      EXPECT_EQ(pages[1].height, 31);
+      EXPECT_EQ(pages[1].width, 41);
+    }
+  EXPECT_FALSE(is_tiff({'I', 'I', 42}));
+  EXPECT_FALSE(is_tiff({'\x89', 'P', 'N', 'G'}));
+}
+
+TEST(Tiff, BrokenChainsAreErrorsNamingTheFile) {
+  const auto looped = tiff_bytes(true, false, {{0, 8, 8}, {0, 8, 8}}, 8);  // back to the first directory
+  EXPECT_NE(error_of([&] { tiff_pages(looped, "loop.tif"); }).find("loop.tif: TIFF directory chain loops back to byte 8"), std::string::npos);
+  auto cut = tiff_bytes(false, false, {{0, 8, 8}, {0, 8, 8}});
+  cut.resize(cut.size() - 20);
+  EXPECT_NE(error_of([&] { tiff_pages(cut, "cut.tif"); }).find("cut.tif: TIFF directory cut short (directory 1 at byte"), std::string::npos);
+  const auto far = tiff_bytes(true, true, {{0, 8, 8}}, uint64_t{1} << 63);
+  EXPECT_NE(error_of([&] { tiff_pages(far, "far.tif"); }).find("far.tif: TIFF directory past the end of the file (directory 1"), std::string::npos);
+  const auto sizeless = tiff_bytes(true, false, {{0, 0, 8}});
+  EXPECT_NE(error_of([&] { tiff_pages(sizeless, "no-size.tif"); }).find("no-size.tif: TIFF page 0 has no image width and length"), std::string::npos);
+  const auto thumbnails = tiff_bytes(true, false, {{1, 8, 8}});
+  EXPECT_NE(error_of([&] { tiff_pages(thumbnails, "thumb.tif"); }).find("thumb.tif: TIFF holds no full-resolution page"), std::string::npos);
+  // A stack is never decoded as its first page alone.
+  const auto stack = tiff_bytes(true, false, {{0, 8, 8}, {0, 8, 8}, {0, 8, 8}});
+  EXPECT_NE(error_of([&] { decode_image(stack, "stack.tif"); }).find("stack.tif: holds 3 pages (a multi-page TIFF stack)"), std::string::npos);
+  // A page's size is checked before decoding (Limits.max_pixels).
+  const auto huge = tiff_bytes(true, false, {{0, 70000, 8}});
+  EXPECT_NE(error_of([&] { decode_image(huge, "huge.tif"); }).find("huge.tif: image is 8x70000"), std::string::npos);
+}
+
+#ifdef FCN_WITH_OPENCV
+// OpenCV's own multi-page writer: the page table agrees, each page reads back as written (8- and
+// 16-bit), read_image refuses the stack, a single page TIFF reads as before.
+TEST(Tiff, StackWrittenByOpenCvReadsPageByPage) {
+  const std::string dir = test::temp_dir() + "/tiff_stack";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<cv::Mat> written;
+  for (int i = 0; i < 4; ++i) {
+    cv::Mat page(13, 17, CV_16UC1);
+    cv::randu(page, cv::Scalar(0), cv::Scalar(65535));
+    written.push_back(page);
+  }
+  ASSERT_TRUE(cv::imwritemulti(dir + "/stack.tif", written));
+  ASSERT_TRUE(cv::imwrite(dir + "/single.tif", cv::Mat(5, 6, CV_8UC3, cv::Scalar(10, 20, 30))));
+  EXPECT_EQ(image_pages(dir + "/stack.tif"), 4);
+  EXPECT_EQ(image_pages(dir + "/single.tif"), 1);
+  EXPECT_EQ(image_pages(dir + "/missing.png"), 1);
+  const auto pages = tiff_pages(dir + "/stack.tif");
+  ASSERT_EQ(pages.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(pages[static_cast<size_t>(i)].height, 13);
+    const auto page = read_image_page(dir + "/stack.tif", i);
+    ASSERT_EQ(page.sizes(), (std::vector<int64_t>{1, 13, 17}));
+    const auto expected = torch::from_blob(written[static_cast<size_t>(i)].data, {13, 17}, torch::kShort);  // uint16 bits
+    const auto values = page[0].mul(65535).round().to(torch::kInt);
+    EXPECT_TRUE(torch::equal(values, expected.to(torch::kInt).bitwise_and(0xffff))) << "page " << i;
+  }
+  EXPECT_NE(error_of([&] { read_image(dir + "/stack.tif"); }).find("holds 4 pages"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_image_page(dir + "/stack.tif", 4); }).find("stack.tif: has no page 4 (pages 0..3)"), std::string::npos);
+  const auto single = read_image(dir + "/single.tif");
+  EXPECT_NEAR(single[0][0][0].item<float>(), 30.0f / 255, 1e-6);  // RGB, as read_image gives
+}
+#endif
+
+}  // namespace
+}  // namespace fcn
