@@ -53,7 +53,7 @@ class Directories {
   TiffPage read_directory(uint64_t& next, int64_t directory) {
     const uint64_t offset = next;
     const size_t count_size = big_ ? 8 : 2, entry_size = big_ ? 20 : 12, offset_size = big_ ? 8 : 4;
-    unsigned char buffer[20];
+    unsigned char buffer[20] = {};
     const auto where = " (directory " + std::to_string(directory) + " at byte " + std::to_string(offset) + ")";
     if (offset > (uint64_t{1} << 62)) fail(path_, "TIFF directory past the end of the file" + where);
     if (!read_(offset, count_size, buffer)) fail(path_, "TIFF directory past the end of the file" + where);
@@ -64,7 +64,8 @@ class Directories {
       if (!read_(offset + count_size + i * entry_size, entry_size, buffer)) fail(path_, "TIFF directory cut short" + where);
       const auto tag = static_cast<uint16_t>(number(buffer, 2)), type = static_cast<uint16_t>(number(buffer + 2, 2));
       const unsigned char* value = buffer + (big_ ? 12 : 8);
-      const int64_t scalar = static_cast<int64_t>(type == 3 ? number(value, 2) : type == 16 ? number(value, 8) : number(value, 4));
+      const int size = type == 3 ? 2 : type == 16 && big_ ? 8 : 4;  // SHORT, LONG8 (BigTIFF only), else LONG
+      const auto scalar = static_cast<int64_t>(number(value, size));
       if (tag == kImageWidth) page.width = scalar;
       if (tag == kImageLength) page.height = scalar;
       if (tag == kNewSubfileType && (scalar & 1) != 0) page.directory = -1;  // a reduced-resolution image

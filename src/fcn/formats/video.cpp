@@ -105,8 +105,8 @@ struct VideoReader::Impl {
     for (const auto& line : lines.errors)
       if (errors.size() < kKeptErrors) errors.push_back("frame " + std::to_string(read) + ": " + printable(line));
     if (got && lines.conversion_failed)
-      fail(path, "frame " + std::to_string(read) + ": FFmpeg could not convert it to an image (" + printable(lines.errors.front()) +
-                     "): does the frame size change mid-video? OpenCV's reader keeps the first size; re-encode the video at one size");
+      fail(path, "frame " + std::to_string(read) + ": FFmpeg could not convert it to an image (" +
+                     (lines.errors.empty() ? std::string("its scaler failed") : printable(lines.errors.front())) + "): does the frame size change mid-video? OpenCV's reader keeps the first size; re-encode the video at one size");
     if (got) ++read;
     return got;
   }
