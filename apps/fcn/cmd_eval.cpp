@@ -113,19 +113,20 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                            const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
   const auto model = load_model(path);
   SeparationScore separation;
+  RandScore rand;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
   std::vector<ImageScore> per_image;
   const auto confusion =
-      evaluate(model, dataset, options, target, f.json_output, {&separation, &skipped, f.worst > 0 ? &per_image : nullptr});
+      evaluate(model, dataset, options, target, f.json_output, {&separation, &skipped, f.worst > 0 ? &per_image : nullptr, &rand});
   for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
   failed += static_cast<int64_t>(skipped.size());
   auto r = result_json(path, dataset.split(), dataset, confusion, model, options);
   if (!skipped.empty()) r["skipped"] = skipped;
   if (f.worst > 0) r["worst"] = worst_json(lowest_mean_iu(std::move(per_image), f.worst));
-  if (dataset.has_instances())
-    r["separation"] = {{"score", nan_to_null(separation.score())},
-                       {"touching_pairs", separation.touching_pairs},
-                       {"separated", separation.separated}};
+  if (dataset.has_instances()) {
+    r["separation"] = {{"score", nan_to_null(separation.score())}, {"touching_pairs", separation.touching_pairs}, {"separated", separation.separated}};
+    r["rand_error"] = nan_to_null(rand.error());
+  }
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
   if (!f.json_output && first) {  // after the first model's options were accepted: no header above an error
     const std::string how = describe_inference(options);
@@ -136,8 +137,8 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
     std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
                 number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
   if (!f.json_output && r.contains("separation"))
-    std::printf("%-28s touching pairs separated: %ld of %ld (%.4f)\n", "", static_cast<long>(separation.separated),
-                static_cast<long>(separation.touching_pairs), separation.score());
+    std::printf("%-28s touching pairs separated: %ld of %ld (%.4f); adapted Rand error %.4f\n", "", static_cast<long>(separation.separated),
+                static_cast<long>(separation.touching_pairs), separation.score(), rand.error());
   return r;
 }
 
@@ -208,7 +209,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
   add_threads_flag(cmd, threads, "LibTorch's");
-  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst; with instance masks separation, rand_error");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_eval(f); });
 }

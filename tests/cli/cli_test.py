@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
 import nets  # noqa: E402
@@ -315,6 +316,36 @@ def _():
             assert abs(r["per_class"][c]["dice"] - 2 * tp / (2 * tp + fp + fn)) < 1e-9, r["per_class"]
     sep = r["separation"]
     assert sep["touching_pairs"] > 0 and 0 <= sep["separated"] <= sep["touching_pairs"], sep
+    # The adapted Rand error (ISBI 2012's, as scikit-image computes it) from predict's masks and the instance masks,
+    # recomputed here: 8-connected components of the predicted foreground (background one more segment) against
+    # the instances, over the instance pixels, pair counts summed over the split.
+    val = [os.path.join(path("cells"), "JPEGImages", f"val_0000{k}.png") for k in range(2)]  # one pass of two, as eval's
+    run("predict", path("bin.fcn"), *val, "--out", path("bin_masks"), "--quiet")
+    joint = true = predicted = 0
+    for name in ("val_00000", "val_00001"):
+        fg = np.array(Image.open(path(f"bin_masks/{name}.png"))) > 0
+        ids = np.array(Image.open(os.path.join(path("cells"), "SegmentationObject", name + ".png"))).astype(np.int64)
+        ids[ids == 255] = 0
+        segments, count = np.zeros(fg.shape, np.int64), 0
+        for start in zip(*np.nonzero(fg)):
+            if segments[start]:
+                continue
+            count += 1
+            segments[start], stack = count, [start]
+            while stack:
+                y, x = stack.pop()
+                for ny in range(max(y - 1, 0), min(y + 2, fg.shape[0])):
+                    for nx in range(max(x - 1, 0), min(x + 2, fg.shape[1])):
+                        if fg[ny, nx] and not segments[ny, nx]:
+                            segments[ny, nx] = count
+                            stack.append((ny, nx))
+        inside = ids > 0
+        pairs = lambda values: float(sum(n * (n - 1) for n in np.unique(values, return_counts=True)[1]))  # noqa: E731
+        joint += pairs(ids[inside] * (count + 1) + segments[inside])
+        true += pairs(ids[inside])
+        predicted += pairs(segments[inside])
+    precision, recall = joint / predicted, joint / true
+    assert abs(r["rand_error"] - (1 - 2 * precision * recall / (precision + recall))) < 1e-9, (r["rand_error"], precision, recall)
     # predict: labels 0/1; a threshold near 1 predicts less foreground than one near 0.
     counts = []
     for threshold in ("0.01", "0.99"):

@@ -45,5 +45,32 @@ TEST(Separation, MergedPredictionIsNotSeparatedAndAGapIs) {
   EXPECT_TRUE(std::isnan(SeparationScore().score()));
 }
 
+// The adapted Rand error by hand. Ground truth: instance 1 at (0,0), (0,1), (1,0), instance 2 at
+// (0,2), (1,1), (1,2). Predicted foreground everywhere but (1,0): one 8-connected segment of 5 pixels,
+// and (1,0) in the background segment. Contingency: instance 1 -> 2 in the segment, 1 in background;
+// instance 2 -> 3 in the segment. Pairs (n(n-1)): joint 2 + 0 + 6 = 8, true 6 + 6 = 12, predicted
+// 20 + 0 = 20; precision 8/20 = 0.4, recall 8/12 = 2/3, F = 0.5, error 0.5.
+TEST(AdaptedRand, HandComputedMergeAndSplit) {
+  const auto truth = torch::tensor({1, 1, 2, 1, 2, 2}, torch::kLong).view({2, 3});
+  const auto predicted = torch::tensor({1, 1, 1, 0, 1, 1}, torch::kLong).view({2, 3});
+  const auto score = adapted_rand(predicted, truth);
+  EXPECT_DOUBLE_EQ(score.joint_pairs, 8);
+  EXPECT_DOUBLE_EQ(score.true_pairs, 12);
+  EXPECT_DOUBLE_EQ(score.predicted_pairs, 20);
+  EXPECT_NEAR(score.error(), 0.5, 1e-12);
+  // The instances exactly (kept apart by a background row: 8-connected components would merge them
+  // otherwise): error 0. Pixels outside every instance do not count, whatever is predicted there.
+  const auto apart = torch::tensor({1, 1, 1, 0, 0, 0, 2, 2, 2}, torch::kLong).view({3, 3});
+  const auto exact = adapted_rand(apart.gt(0).to(torch::kLong) * 3, apart);
+  EXPECT_NEAR(exact.error(), 0.0, 1e-12);
+  // Merged: one segment of 6 instance pixels: joint 6 + 6 = 12, true 12, predicted 30 -> P 0.4, R 1, error 1 - 0.8/1.4.
+  EXPECT_NEAR(adapted_rand(torch::ones({3, 3}, torch::kLong), apart).error(), 1 - 0.8 / 1.4, 1e-12);
+  // Summed over images as one volume; NaN where no segment holds two pixels.
+  RandScore both = score;
+  both += exact;
+  EXPECT_DOUBLE_EQ(both.joint_pairs, 8 + 12);
+  EXPECT_TRUE(std::isnan(adapted_rand(torch::ones({1, 1}, torch::kLong), torch::ones({1, 1}, torch::kLong)).error()));
+}
+
 }  // namespace
 }  // namespace fcn

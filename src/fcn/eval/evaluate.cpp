@@ -25,7 +25,7 @@ class Scorer {
  public:
   Scorer(const Predictor& predictor, const SegmentationDataset& dataset, ConfusionMatrix& confusion, EvalSinks sinks,
          Progress& progress)
-      : predictor_(predictor), dataset_(dataset), confusion_(confusion), separation_(sinks.separation), skipped_(sinks.skipped),
+      : predictor_(predictor), dataset_(dataset), confusion_(confusion), separation_(sinks.separation), rand_(sinks.rand), skipped_(sinks.skipped),
         per_image_(sinks.per_image), progress_(progress), per_pass_(static_cast<size_t>(std::max<int64_t>(1, predictor.options().batch))) {}
 
   void add(size_t i) {
@@ -78,6 +78,7 @@ class Scorer {
       per_image_->push_back({i, dataset_.image_path(i), own.matrix().sum().item<int64_t>(), own.metrics()});
     }
     if (separation_ != nullptr && sample.instances.defined()) *separation_ += instance_separation(labels, sample.instances);
+    if (rand_ != nullptr && sample.instances.defined()) *rand_ += adapted_rand(labels, sample.instances);
     progress_.update(static_cast<int64_t>(i + 1));
   }
 
@@ -85,6 +86,7 @@ class Scorer {
   const SegmentationDataset& dataset_;
   ConfusionMatrix& confusion_;
   SeparationScore* separation_;
+  RandScore* rand_;
   std::vector<std::string>* skipped_;
   std::vector<ImageScore>* per_image_;
   Progress& progress_;

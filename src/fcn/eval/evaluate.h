@@ -47,6 +47,8 @@ struct EvalSinks {
   std::vector<std::string>* skipped = nullptr;
   // Every scored image's own metrics, in split order.
   std::vector<ImageScore>* per_image = nullptr;
+  // With a dataset that has instance masks: the adapted Rand error's pair counts (the split as one volume).
+  RandScore* rand = nullptr;
 };
 
 // Each image as the Predictor with `options` segments it on `device`; neighbouring images of one

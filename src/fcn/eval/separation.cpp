@@ -1,5 +1,6 @@
 #include "fcn/eval/separation.h"
 
+#include <cmath>
 #include <limits>
 #include <map>
 
@@ -54,6 +55,41 @@ SeparationScore instance_separation(const torch::Tensor& predicted, const torch:
     const int64_t ca = main_of(a), cb = main_of(b);
     if (ca > 0 && cb > 0 && ca != cb) ++score.separated;
   }
+  return score;
+}
+
+double RandScore::error() const {
+  if (true_pairs <= 0 || predicted_pairs <= 0) return std::numeric_limits<double>::quiet_NaN();
+  const double precision = joint_pairs / predicted_pairs, recall = joint_pairs / true_pairs;
+  return precision + recall > 0 ? 1 - 2 * precision * recall / (precision + recall) : 1.0;
+}
+
+RandScore& RandScore::operator+=(const RandScore& other) {
+  joint_pairs += other.joint_pairs;
+  true_pairs += other.true_pairs;
+  predicted_pairs += other.predicted_pairs;
+  return *this;
+}
+
+namespace {
+double pairs_within(const torch::Tensor& ids) {  // sum n(n-1) over the sizes n of the groups of equal ids
+  if (ids.numel() == 0) return 0;
+  const auto counts = std::get<2>(torch::_unique2(ids, false, false, true)).to(torch::kDouble);
+  return (counts * (counts - 1)).sum().item<double>();
+}
+}  // namespace
+
+RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances) {
+  TORCH_CHECK(predicted.sizes() == instances.sizes(), "adapted_rand: predicted ", predicted.sizes(), " vs instances ", instances.sizes());
+  const auto ids = instances.to(torch::kCPU, torch::kLong);
+  const auto inside = ids > 0;
+  const auto truth = ids.masked_select(inside);
+  const auto segments = connected_components(predicted.to(torch::kCPU) != 0, 8).masked_select(inside);
+  const int64_t span = segments.numel() == 0 ? 1 : segments.max().item<int64_t>() + 1;
+  RandScore score;
+  score.joint_pairs = pairs_within(truth * span + segments);
+  score.true_pairs = pairs_within(truth);
+  score.predicted_pairs = pairs_within(segments);
   return score;
 }
 

@@ -24,4 +24,20 @@ std::vector<std::pair<int64_t, int64_t>> touching_pairs(const torch::Tensor& ins
 // predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth.
 SeparationScore instance_separation(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2);
 
+// The adapted Rand error, the measure of the ISBI 2012 EM segmentation challenge that U-Net's paper
+// reports (Arganda-Carreras et al. 2015, as scikit-image's adapted_rand_error computes it). The
+// predicted segments are the 8-connected components of the predicted foreground, the background one
+// more; the true segments are the ground-truth instances. Over the pixels inside an instance, Rand
+// precision is the share of the pixel pairs in one predicted segment that are in one true segment too,
+// recall the converse; the error is 1 - their F-score (0: the instances exactly, split nowhere and
+// merged with nothing). Pair counts add up over images, so a split scores as one volume.
+struct RandScore {
+  double joint_pairs = 0, true_pairs = 0, predicted_pairs = 0;  // sum n(n-1) over the contingency table, its rows, its columns
+  double error() const;  // NaN where no segment holds two pixels
+  RandScore& operator+=(const RandScore& other);
+};
+
+// predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
+RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances);
+
 }  // namespace fcn
