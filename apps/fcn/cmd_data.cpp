@@ -14,6 +14,7 @@
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/data/stacks.h"
 #include "fcn/data/stats.h"
+#include "fcn/formats/image.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -157,7 +158,9 @@ void add_unstack(CLI::App* cmd) {
   unstack->add_option("--masks", masks, "multi-page TIFF of label masks, page for page (8-bit: class indices, or 0/255)");
   add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
   unstack->callback([] {
-    const auto pages = unstack_tiff(images, masks, out);
+    Progress progress("unstack", image_pages(images));
+    const auto pages = unstack_tiff(images, masks, out, [&](int64_t done, int64_t) { progress.update(done); });
+    progress.finish();
     std::printf("wrote %s: %lld page(s) as images/%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
                 masks.empty() ? "" : " + masks/", out.c_str());
   });

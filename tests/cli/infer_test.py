@@ -233,8 +233,11 @@ def _():
     labels = [Image.fromarray((rng.integers(0, 2, (32, 32)) * 255).astype(np.uint8)) for _ in range(3)]
     labels[0].save(path("labels.tif"), save_all=True, append_images=labels[1:])
     labels[0].save(path("labels2.tif"), save_all=True, append_images=labels[1:2])
+    os.makedirs(path("em/.images.partial"))  # what a run stopped midway leaves: the next run starts afresh
+    open(path("em/.images.partial/009.png"), "wb").write(b"half")
     text = run("data", "unstack", path("volume16.tif"), "--masks", path("labels.tif"), "--out", path("em")).stdout
     assert "3 page(s) as images/ + masks/" in text, text
+    assert sorted(os.listdir(path("em"))) == ["images", "masks"] and len(os.listdir(path("em/images"))) == 3, os.listdir(path("em"))
     for k in range(3):  # as stored: 16-bit images, 0/255 masks
         assert (np.array(Image.open(path(f"em/images/{k:03d}.png"))) == np.array(deep[k]).astype(np.int64)).all(), k
         assert (np.array(Image.open(path(f"em/masks/{k:03d}.png"))) == np.array(labels[k])).all(), k

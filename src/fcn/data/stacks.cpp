@@ -41,7 +41,8 @@ void write_mask_page(const std::string& path, const torch::Tensor& page, const s
 
 }  // namespace
 
-int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir) {
+int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
+                     const std::function<void(int64_t, int64_t)>& progress) {
   const auto pages = tiff_pages(images_tiff);
   if (!masks_tiff.empty()) {
     const auto masks = tiff_pages(masks_tiff);
@@ -55,18 +56,23 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
   const fs::path out(out_dir);
   for (const char* folder : {"images", "masks"})
     if (fs::exists(out / folder)) fail(out_dir, std::string("already holds ") + folder + "/: unstack into a new folder");
-  fs::create_directories(out / "images");
-  if (!masks_tiff.empty()) fs::create_directories(out / "masks");
+  const fs::path images = out / ".images.partial", masks = out / ".masks.partial";  // renamed once complete
+  fs::remove_all(images), fs::remove_all(masks);
+  fs::create_directories(images);
+  if (!masks_tiff.empty()) fs::create_directories(masks);
   const size_t digits = std::max<size_t>(3, std::to_string(pages.size() - 1).size());
-  for (size_t k = 0; k < pages.size(); ++k) {
-    std::string name = std::to_string(k);
-    name = std::string(digits - name.size(), '0') + name + ".png";
-    const auto page = static_cast<int64_t>(k);
-    write_image_page((out / "images" / name).string(), read_image_page(images_tiff, page), images_tiff + " page " + name.substr(0, digits));
+  const auto total = static_cast<int64_t>(pages.size());
+  for (int64_t page = 0; page < total; ++page) {
+    std::string number = std::to_string(page);
+    number = std::string(digits - number.size(), '0') + number;
+    write_image_page((images / (number + ".png")).string(), read_image_page(images_tiff, page), images_tiff + " page " + number);
     if (!masks_tiff.empty())
-      write_mask_page((out / "masks" / name).string(), read_image_page(masks_tiff, page), masks_tiff + " page " + name.substr(0, digits));
+      write_mask_page((masks / (number + ".png")).string(), read_image_page(masks_tiff, page), masks_tiff + " page " + number);
+    if (progress) progress(page + 1, total);
   }
-  return static_cast<int64_t>(pages.size());
+  fs::rename(images, out / "images");
+  if (!masks_tiff.empty()) fs::rename(masks, out / "masks");
+  return total;
 }
 
 }  // namespace fcn

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace fcn {
@@ -13,7 +14,11 @@ namespace fcn {
 // to OUT/masks/NNN.png (NNN: k, zero-padded to 3 or more digits), each as stored: 8-bit, or 16-bit
 // for gray images that use the depth; masks as 8-bit values (a 0/255 mask reads as background /
 // foreground). fcn::Error naming the file where the stacks differ in page count or page size, a mask
-// page is not 8-bit gray, or OUT already holds images/ or masks/. Returns the pages written.
-int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir);
+// page is not 8-bit gray, or OUT already holds images/ or masks/. The folders are written as
+// OUT/.images.partial and OUT/.masks.partial and renamed when every page is in: a run stopped midway
+// leaves no half folder under the names (and the next run starts afresh). `progress(done, total)` is
+// called as pages are written. Returns the pages written.
+int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
+                     const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn
