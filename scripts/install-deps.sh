@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev         # LibTorch's BLAS; the reference BLAS is ~30x slower (docs/machines.md)
   libopencv-dev           # image I/O, resize, colour, drawing, video, and the DNN peer for ONNX parity
   libavutil-dev           # FFmpeg's log, so that video decoding errors reach fcn (formats/video.cpp)
+  libtiff-dev             # libtiff's error handler, so that a corrupt TIFF is an error (formats/image.cpp)
   libpng-dev zlib1g-dev   # masks as stored (palette indices) and the gzipped Fashion-MNIST files
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -155,7 +155,7 @@ void add_unstack(CLI::App* cmd) {
                                                  "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)");
   static std::string images, masks, out;
   unstack->add_option("STACK", images, "multi-page TIFF of images")->required();
-  unstack->add_option("--masks", masks, "multi-page TIFF of label masks, page for page (8-bit: class indices, or 0/255)");
+  unstack->add_option("--masks", masks, "multi-page TIFF of label masks, page for page (class indices, 8- or 16-bit; 0/255 for background/foreground)");
   add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
   unstack->callback([] {
     Progress progress("unstack", image_pages(images));

@@ -246,6 +246,26 @@ def _():
     one_line_error(p, "labels2.tif: holds 2 pages but ", "volume.tif holds 3")
     p = run("data", "unstack", path("volume.tif"), "--out", path("em"), ok=False)
     one_line_error(p, "em: already holds images/")
+    # A corrupt page (page 2's deflate strip overwritten): OpenCV decodes it to zeros without a word; fcn hears
+    # libtiff's error. unstack stops and leaves nothing; predict reports the page and segments the others.
+    pages[0].save(path("deflated.tif"), save_all=True, append_images=pages[1:], compression="tiff_deflate")
+    stack = Image.open(path("deflated.tif"))
+    stack.seek(2)
+    strip = stack.tag_v2[273][0]  # StripOffsets
+    data = bytearray(open(path("deflated.tif"), "rb").read())
+    data[strip : strip + 40] = b"\xff" * 40
+    open(path("corrupt.tif"), "wb").write(data)
+    p = run("data", "unstack", path("corrupt.tif"), "--out", path("em_corrupt"), ok=False)
+    assert "corrupt.tif page 2: corrupt TIFF: " in p.stderr and os.listdir(path("em_corrupt")) == [], (p.stderr, os.listdir(path("em_corrupt")))
+    p = run("predict", model, path("corrupt.tif"), "--out", path("corrupt_out"), "--json", ok=False)
+    assert p.returncode == 1 and "corrupt.tif page 2: corrupt TIFF: " in p.stderr, p.stderr
+    assert json.loads(p.stdout)["succeeded"] == 2 and sorted(os.listdir(path("corrupt_out/corrupt"))) == ["000000.png", "000001.png"]
+    pages[0].save(path("one.tif"), compression="tiff_deflate")  # one page: the same, through OpenCV's imdecode
+    strip = Image.open(path("one.tif")).tag_v2[273][0]
+    data = bytearray(open(path("one.tif"), "rb").read())
+    data[strip : strip + 40] = b"\xff" * 40
+    open(path("one_corrupt.tif"), "wb").write(data)
+    one_line_error(run("forward", model, path("one_corrupt.tif"), "--out", path("x.npy"), ok=False), "one_corrupt.tif: corrupt TIFF: ")
     # predict: each page segmented as the same picture is as a PNG, into OUT/volume/000000.png, ...
     out = json.loads(run("predict", model, path("volume.tif"), "--out", path("stack_out"), "--probs", "npy", "--json").stdout)
     assert [i["image"] for i in out["images"]] == [path("volume.tif") + f" page {k}" for k in range(3)], out["images"]

@@ -22,7 +22,7 @@ torch::Tensor stored_values(const torch::Tensor& page, bool& sixteen_bit) {
   return sixteen_bit ? page.mul(65535).round().to(torch::kInt) : as_8bit.round().to(torch::kByte);
 }
 
-void write_image_page(const std::string& path, const torch::Tensor& page, const std::string& source) {
+void write_page(const std::string& path, const torch::Tensor& page, const std::string& source) {
   bool sixteen_bit = false;
   const auto values = stored_values(page, sixteen_bit);
   const int64_t channels = page.size(0);
@@ -30,13 +30,6 @@ void write_image_page(const std::string& path, const torch::Tensor& page, const 
   if (sixteen_bit) return write_png16(path, values[0]);
   const int64_t kept = channels >= 3 ? 3 : 1;  // gray or RGB; alpha dropped, as the nets drop it
   write_png(path, values.slice(0, 0, kept).permute({1, 2, 0}).contiguous());
-}
-
-void write_mask_page(const std::string& path, const torch::Tensor& page, const std::string& source) {
-  bool sixteen_bit = false;
-  const auto values = stored_values(page, sixteen_bit);
-  if (sixteen_bit || page.size(0) != 1) fail(source, "mask pages must be 8-bit gray (class indices, or 0/255 for background/foreground)");
-  write_png(path, values.permute({1, 2, 0}).contiguous());
 }
 
 }  // namespace
@@ -57,18 +50,24 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
   for (const char* folder : {"images", "masks"})
     if (fs::exists(out / folder)) fail(out_dir, std::string("already holds ") + folder + "/: unstack into a new folder");
   const fs::path images = out / ".images.partial", masks = out / ".masks.partial";  // renamed once complete
-  fs::remove_all(images), fs::remove_all(masks);
+  const auto clear = [&] { fs::remove_all(images), fs::remove_all(masks); };
+  clear();
   fs::create_directories(images);
   if (!masks_tiff.empty()) fs::create_directories(masks);
   const size_t digits = std::max<size_t>(3, std::to_string(pages.size() - 1).size());
   const auto total = static_cast<int64_t>(pages.size());
-  for (int64_t page = 0; page < total; ++page) {
-    std::string number = std::to_string(page);
-    number = std::string(digits - number.size(), '0') + number;
-    write_image_page((images / (number + ".png")).string(), read_image_page(images_tiff, page), images_tiff + " page " + number);
-    if (!masks_tiff.empty())
-      write_mask_page((masks / (number + ".png")).string(), read_image_page(masks_tiff, page), masks_tiff + " page " + number);
-    if (progress) progress(page + 1, total);
+  try {
+    for (int64_t page = 0; page < total; ++page) {
+      std::string name = std::to_string(page);
+      name = std::string(digits - name.size(), '0') + name + ".png";
+      const auto which = " page " + std::to_string(page);
+      write_page((images / name).string(), read_image_page(images_tiff, page), images_tiff + which);
+      if (!masks_tiff.empty()) write_page((masks / name).string(), read_image_page(masks_tiff, page), masks_tiff + which);
+      if (progress) progress(page + 1, total);
+    }
+  } catch (...) {  // a bad page: nothing left behind
+    clear();
+    throw;
   }
   fs::rename(images, out / "images");
   if (!masks_tiff.empty()) fs::rename(masks, out / "masks");

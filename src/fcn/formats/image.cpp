@@ -3,6 +3,8 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <tiffio.h>
 #endif
 
 namespace fcn {
@@ -34,15 +37,47 @@ bool is_jpeg(const std::vector<char>& bytes) {
 #ifdef FCN_WITH_OPENCV
 torch::Tensor to_tensor(cv::Mat image, const std::string& path);
 
+// libtiff's error lines while fcn decodes on this thread. OpenCV's TIFF decoder drops them (its own
+// handler prints nothing at its usual log level) and returns what it has: a strip that does not
+// inflate came back as zeros, a corrupt file as a picture. libtiff calls the extended handler fcn
+// installs beside OpenCV's, so fcn hears them and a corrupt TIFF is an error.
+thread_local std::vector<std::string>* tiff_errors = nullptr;
+
+void on_tiff_error(thandle_t, const char* module, const char* format, va_list args) {
+  if (tiff_errors == nullptr) return;
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, args);
+  tiff_errors->push_back(std::string(module != nullptr ? module : "libtiff") + ": " + line);
+}
+
+// `decode` run with libtiff heard: an error it reported fails `subject` ("corrupt TIFF: ZIPDecode: ...").
+template <class Decode>
+void decode_heard(const std::string& subject, Decode&& decode) {
+  static const bool installed = [] {
+    TIFFSetErrorHandlerExt(on_tiff_error);
+    return true;
+  }();
+  (void)installed;
+  std::vector<std::string> errors;
+  struct Listening {
+    explicit Listening(std::vector<std::string>& e) { tiff_errors = &e; }
+    ~Listening() { tiff_errors = nullptr; }
+  } listening(errors);
+  try {
+    decode();
+  } catch (const cv::Exception& e) {
+    fail(subject, "cannot decode image: " + printable(first_line(e.msg)));
+  }
+  if (!errors.empty()) fail(subject, "corrupt TIFF: " + printable(first_line(errors.front())));
+}
+
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
   quiet_opencv();
   cv::Mat image;
-  try {
+  decode_heard(path, [&] {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
     image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    fail(path, "cannot decode image: " + printable(first_line(e.msg)));
-  }
+  });
   if (image.empty()) fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)");
   return to_tensor(image, path);
 }
@@ -150,11 +185,7 @@ torch::Tensor read_image_page(const std::string& path, int64_t page) {
 #ifdef FCN_WITH_OPENCV
   quiet_opencv();
   std::vector<cv::Mat> read;
-  try {
-    cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    fail(subject, "cannot decode: " + printable(first_line(e.msg)));
-  }
+  decode_heard(subject, [&] { cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED); });
   if (read.size() != 1 || read[0].empty()) fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)");
   if (read[0].rows != wanted.height || read[0].cols != wanted.width)
     fail(subject, "decoded as " + std::to_string(read[0].cols) + "x" + std::to_string(read[0].rows) + ", its directory says " +
