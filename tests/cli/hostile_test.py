@@ -84,12 +84,17 @@ def _():
     write_gray_png(os.path.join(folder, "c_good.png"), np.zeros((20, 20)))
     os.symlink("d_loop.png", os.path.join(folder, "d_loop.png"))  # a symlink loop
     write_gray_png(os.path.join(folder, "e_good.png"), np.zeros((20, 20)))
+    os.mkfifo(os.path.join(folder, "f_pipe.tif"))  # never opened: reading a pipe would block
+    with open(os.path.join(folder, "g_bomb.tif"), "wb") as f:  # a TIFF directory claiming 100000x100000, no pixels
+        f.write(b"II*\0" + struct.pack("<IH", 8, 2) + struct.pack("<HHII", 256, 4, 1, 100000) +
+                struct.pack("<HHII", 257, 4, 1, 100000) + struct.pack("<I", 0))
     p = no_crash(run("predict", path("tiny_unet.fcn"), folder, "--out", path("bomb_out"), ok=False))
     assert p.returncode == 1, p.returncode
     assert "a_bomb.png: image is 100000x100000" in p.stderr and "(skipped)" in p.stderr, p.stderr
     assert "b_lie.png: declares 16000x16000 pixels, more than its" in p.stderr, p.stderr
     assert "d_loop.png" in p.stderr, p.stderr
-    assert "2 image(s) segmented" in p.stdout and "3 failed" in p.stdout, p.stdout
+    assert "f_pipe.tif: is not a regular file" in p.stderr and "g_bomb.tif: image is 100000x100000" in p.stderr, p.stderr
+    assert "2 image(s) segmented" in p.stdout and "5 failed" in p.stdout, p.stdout
     assert sorted(os.listdir(path("bomb_out"))) == ["c_good.png", "e_good.png"]
     # The limit is the user's: --max-pixels names itself in the message.
     p = run("predict", path("tiny_unet.fcn"), os.path.join(folder, "c_good.png"), "--out", path("bomb_out2"),

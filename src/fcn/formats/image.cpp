@@ -169,6 +169,8 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
 torch::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
 
 int64_t image_pages(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) return 1;  // not read here: a pipe could block (read_image names it)
   std::ifstream in(path, std::ios::binary);
   std::vector<char> head(4);
   if (!in || !in.read(head.data(), 4) || !is_tiff(head)) return 1;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <set>
 
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -104,8 +105,7 @@ std::vector<TiffPage> tiff_pages(const std::vector<char>& bytes, const std::stri
 }
 
 std::vector<TiffPage> tiff_pages(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open for reading");
+  auto in = open_regular_file(path);
   std::vector<char> head(4);
   if (!in.read(head.data(), 4) || !is_tiff(head)) fail(path, "not a TIFF file");
   return Directories(

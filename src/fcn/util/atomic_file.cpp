@@ -12,14 +12,20 @@
 
 namespace fcn {
 
-std::vector<char> read_file(const std::string& path) {
+std::ifstream open_regular_file(const std::string& path) {
   std::error_code error;
   const auto status = std::filesystem::status(path, error);
   if (std::filesystem::is_directory(status)) fail(path, "is a folder, not a file");
   if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
     fail(path, "is not a regular file (a device, pipe or socket)");
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  return in;
+}
+
+std::vector<char> read_file(const std::string& path) {
+  auto in = open_regular_file(path);
+  in.seekg(0, std::ios::end);
   const auto size = in.tellg();
   if (size < 0) fail(path, "cannot read its size");
   std::vector<char> bytes(static_cast<size_t>(size));

@@ -2,12 +2,16 @@
 // Ctrl-C never leaves a half-written model, checkpoint or output behind.
 #pragma once
 
+#include <fstream>
 #include <string>
 #include <vector>
 
 namespace fcn {
 
 std::vector<char> read_file(const std::string& path);  // throws fcn::Error naming the file
+// The file open for binary reading, where it is a regular file: a folder, a device or a pipe (which
+// could block), or one that cannot be opened, is an fcn::Error naming it, as read_file says it.
+std::ifstream open_regular_file(const std::string& path);
 void write_file_atomic(const std::string& path, const char* data, size_t size);
 inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes) {
   write_file_atomic(path, bytes.data(), bytes.size());
