@@ -59,10 +59,7 @@ void decode_heard(const std::string& subject, Decode&& decode) {
   }();
   (void)installed;
   std::vector<std::string> errors;
-  struct Listening {
-    explicit Listening(std::vector<std::string>& e) { tiff_errors = &e; }
-    ~Listening() { tiff_errors = nullptr; }
-  } listening(errors);
+  const Listening<std::vector<std::string>> listening(tiff_errors, errors);
   try {
     decode();
   } catch (const cv::Exception& e) {

@@ -56,14 +56,6 @@ void on_ffmpeg_log(void* context, int level, const char* format, va_list args) {
   av_log_default_callback(context, level, format, args);
 }
 
-class Listening {  // FFmpeg's error lines on this thread go to `lines` while alive
- public:
-  explicit Listening(FfmpegLines& lines) { listening = &lines; }
-  ~Listening() { listening = nullptr; }
-  Listening(const Listening&) = delete;
-  Listening& operator=(const Listening&) = delete;
-};
-
 constexpr size_t kKeptErrors = 16;
 #else
 [[noreturn]] void no_opencv(const std::string& path) { fail(path, "videos need fcn built with OpenCV (FCN_WITH_OPENCV)"); }
@@ -96,7 +88,7 @@ struct VideoReader::Impl {
     FfmpegLines lines;
     bool got = false;
     try {
-      const Listening listen(lines);
+      const Listening<FfmpegLines> listen(listening, lines);
       got = frame != nullptr ? capture.read(*frame) && !frame->empty() : capture.grab();
     } catch (const cv::Exception& e) {
       fail(path, "frame " + std::to_string(read) + ": cannot decode: " + printable(first_line(e.msg)));
