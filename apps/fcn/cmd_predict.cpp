@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <utility>
 
@@ -115,6 +116,13 @@ torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& f
   return with_legend(picture, all, prediction.class_names, prediction.palette);
 }
 
+// OUT/STEM/000042's name under OUT: the outputs of frame or page `number` of a video or stack.
+std::string numbered(const std::string& stem, int64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/%06lld", static_cast<long long>(number));
+  return stem + name;
+}
+
 // A video that gave no frame is an error; one cut short or damaged is segmented as far as FFmpeg
 // decodes it (silently: its reader just ends or conceals), with a warning for each.
 void check_frames_read(const std::string& path, const VideoReader& video, int64_t segmented) {
@@ -161,9 +169,7 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
     const auto predictions = predictor.pass_or_nothing(pass, sources);
     for (size_t k = 0; k < pass.size(); ++k) {
       const auto prediction = predictions.empty() ? predictor(pass[k], sources[k]) : predictions[k];
-      char name[32];
-      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(numbers[k]));
-      write_outputs(f, stem + name, pass[k], prediction, false);
+      write_outputs(f, numbered(stem, numbers[k]), pass[k], prediction, false);
       if (f.overlay) {
         const auto picture = overlay_frame(prediction, pass[k]);
         if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, (info.fps > 0 ? info.fps : 25.0) / f.every, picture.size(0), picture.size(1));
@@ -215,30 +221,29 @@ class Segmenter {
       : f_(f), predictor_(predictor), line_per_image_(line_per_image), progress_(progress),
         per_pass_(predictor.passes_together() ? kImagesPerPass : 1) {}
 
-  // An image, or a multi-page TIFF's pages (a stack: each page segmented as an image, into OUT/NAME/
-  // as 000000.png, ..., as a video's frames are).
-  void add(const std::string& path) {
+  // An image, or the `pages` of a multi-page TIFF (a stack: each page segmented as an image, into
+  // OUT/NAME/ as 000000.png, ..., as a video's frames are).
+  void add(const std::string& path, int64_t pages) {
+    if (pages > 1) return add_stack(path, pages);
     torch::Tensor image;
-    int64_t pages = 1;
-    if (const auto error = error_of(path, [&] {
-          if ((pages = image_pages(path)) == 1) image = read_image(path);
-        });
-        !error.empty()) {
+    if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
       flush();  // the report keeps the images' order
       return skip(path, error);
     }
-    if (pages == 1) return add_image({path, image, ""});
+    add_image({path, image, ""});
+  }
+
+  void add_stack(const std::string& path, int64_t pages) {
     const auto stem = unique_stem(path, stems_);
     std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
     for (int64_t page = 0; page < pages; ++page) {
       const auto source = path + " page " + std::to_string(page);
-      char name[32];
-      std::snprintf(name, sizeof name, "/%06ld", static_cast<long>(page));
+      torch::Tensor image;
       if (const auto error = error_of(source, [&] { image = read_image_page(path, page); }); !error.empty()) {
         flush();
         skip(source, error);
       } else {
-        add_image({source, image, stem + name});
+        add_image({source, image, numbered(stem, page)});
       }
     }
   }
@@ -325,15 +330,13 @@ class Segmenter {
   int64_t done_ = 0;
 };
 
-// What predict's progress counts: an image or a video as one, each page of a stack.
-int64_t items_of(const std::vector<std::string>& inputs) {
-  int64_t items = 0;
-  for (const auto& input : inputs) {
-    int64_t pages = 1;
-    if (!has_video_extension(input)) error_of(input, [&] { pages = image_pages(input); });  // a bad file: its error comes later
-    items += pages;
-  }
-  return items;
+// Each input's pages, read once for the progress total and the segmenting: a stack's, else 1 (a video,
+// an image, a file whose page table is bad: reading it as an image gives the error then).
+std::vector<int64_t> pages_of(const std::vector<std::string>& inputs) {
+  std::vector<int64_t> pages(inputs.size(), 1);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!has_video_extension(inputs[i])) error_of(inputs[i], [&] { pages[i] = image_pages(inputs[i]); });
+  return pages;
 }
 
 void run_predict(PredictFlags& f) {
@@ -348,13 +351,15 @@ void run_predict(PredictFlags& f) {
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
 
-  Progress progress("predict", items_of(images), f.quiet || f.json || images.size() < 2);
+  const auto pages = pages_of(images);
+  Progress progress("predict", std::accumulate(pages.begin(), pages.end(), int64_t{0}), f.quiet || f.json || images.size() < 2);
   Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
-  for (const auto& input : images) {
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto& input = images[i];
     if (has_video_extension(input))
       segmenter.add_video(input);
     else
-      segmenter.add(input);
+      segmenter.add(input, pages[i]);
     if (segmenter.stopped) break;
   }
   segmenter.flush();
