@@ -58,6 +58,11 @@ TEST(AdaptedRand, HandComputedMergeAndSplit) {
   EXPECT_DOUBLE_EQ(score.true_pairs, 12);
   EXPECT_DOUBLE_EQ(score.predicted_pairs, 20);
   EXPECT_NEAR(score.error(), 0.5, 1e-12);
+  const auto scores = instance_scores(predicted, truth);  // what evaluate() records: both from one labelling
+  EXPECT_DOUBLE_EQ(scores.rand.joint_pairs, 8);
+  EXPECT_DOUBLE_EQ(scores.rand.predicted_pairs, 20);
+  EXPECT_EQ(scores.separation.touching_pairs, instance_separation(predicted, truth).touching_pairs);
+  EXPECT_EQ(scores.separation.separated, instance_separation(predicted, truth).separated);
   // The instances exactly (kept apart by a background row: 8-connected components would merge them
   // otherwise): error 0. Pixels outside every instance do not count, whatever is predicted there.
   const auto apart = torch::tensor({1, 1, 1, 0, 0, 0, 2, 2, 2}, torch::kLong).view({3, 3});

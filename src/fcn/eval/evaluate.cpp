@@ -77,8 +77,11 @@ class Scorer {
       confusion_.add(own.matrix());
       per_image_->push_back({i, dataset_.image_path(i), own.matrix().sum().item<int64_t>(), own.metrics()});
     }
-    if (separation_ != nullptr && sample.instances.defined()) *separation_ += instance_separation(labels, sample.instances);
-    if (rand_ != nullptr && sample.instances.defined()) *rand_ += adapted_rand(labels, sample.instances);
+    if ((separation_ != nullptr || rand_ != nullptr) && sample.instances.defined()) {
+      const auto scores = instance_scores(labels, sample.instances);
+      if (separation_ != nullptr) *separation_ += scores.separation;
+      if (rand_ != nullptr) *rand_ += scores.rand;
+    }
     progress_.update(static_cast<int64_t>(i + 1));
   }
 

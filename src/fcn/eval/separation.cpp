@@ -35,11 +35,10 @@ std::vector<std::pair<int64_t, int64_t>> touching_pairs(const torch::Tensor& ins
   return pairs;
 }
 
-SeparationScore instance_separation(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap) {
-  TORCH_CHECK(predicted.sizes() == instances.sizes(), "instance_separation: predicted ", predicted.sizes(), " vs instances ",
-              instances.sizes());
-  const auto ids = instances.to(torch::kCPU, torch::kLong);
-  const auto components = connected_components(predicted.to(torch::kCPU) != 0, 8);
+namespace {
+
+// ids: H x W int64 instances; components: the predicted foreground's 8-connected components.
+SeparationScore separation_of(const torch::Tensor& components, const torch::Tensor& ids, int64_t max_gap) {
   const int64_t count = components.max().item<int64_t>() + 1;
   std::map<int64_t, int64_t> main_component;  // instance -> the predicted component covering most of it (0: none)
   auto main_of = [&](int64_t id) {
@@ -58,6 +57,47 @@ SeparationScore instance_separation(const torch::Tensor& predicted, const torch:
   return score;
 }
 
+double pairs_within(const torch::Tensor& ids) {  // sum n(n-1) over the sizes n of the groups of equal ids
+  if (ids.numel() == 0) return 0;
+  const auto counts = std::get<2>(torch::_unique2(ids, false, false, true)).to(torch::kDouble);
+  return (counts * (counts - 1)).sum().item<double>();
+}
+
+RandScore rand_of(const torch::Tensor& components, const torch::Tensor& ids) {
+  const auto inside = ids > 0;
+  const auto truth = ids.masked_select(inside);
+  const auto segments = components.masked_select(inside);
+  const int64_t span = segments.numel() == 0 ? 1 : segments.max().item<int64_t>() + 1;
+  RandScore score;
+  score.joint_pairs = pairs_within(truth * span + segments);
+  score.true_pairs = pairs_within(truth);
+  score.predicted_pairs = pairs_within(segments);
+  return score;
+}
+
+// The instances as int64 on the CPU and the predicted foreground's 8-connected components.
+std::pair<torch::Tensor, torch::Tensor> ids_and_components(const torch::Tensor& predicted, const torch::Tensor& instances, const char* what) {
+  TORCH_CHECK(predicted.sizes() == instances.sizes(), what, ": predicted ", predicted.sizes(), " vs instances ", instances.sizes());
+  return {instances.to(torch::kCPU, torch::kLong), connected_components(predicted.to(torch::kCPU) != 0, 8)};
+}
+
+}  // namespace
+
+SeparationScore instance_separation(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap) {
+  const auto [ids, components] = ids_and_components(predicted, instances, "instance_separation");
+  return separation_of(components, ids, max_gap);
+}
+
+RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances) {
+  const auto [ids, components] = ids_and_components(predicted, instances, "adapted_rand");
+  return rand_of(components, ids);
+}
+
+InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap) {
+  const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores");
+  return {separation_of(components, ids, max_gap), rand_of(components, ids)};
+}
+
 double RandScore::error() const {
   if (true_pairs <= 0 || predicted_pairs <= 0) return std::numeric_limits<double>::quiet_NaN();
   const double precision = joint_pairs / predicted_pairs, recall = joint_pairs / true_pairs;
@@ -69,28 +109,6 @@ RandScore& RandScore::operator+=(const RandScore& other) {
   true_pairs += other.true_pairs;
   predicted_pairs += other.predicted_pairs;
   return *this;
-}
-
-namespace {
-double pairs_within(const torch::Tensor& ids) {  // sum n(n-1) over the sizes n of the groups of equal ids
-  if (ids.numel() == 0) return 0;
-  const auto counts = std::get<2>(torch::_unique2(ids, false, false, true)).to(torch::kDouble);
-  return (counts * (counts - 1)).sum().item<double>();
-}
-}  // namespace
-
-RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances) {
-  TORCH_CHECK(predicted.sizes() == instances.sizes(), "adapted_rand: predicted ", predicted.sizes(), " vs instances ", instances.sizes());
-  const auto ids = instances.to(torch::kCPU, torch::kLong);
-  const auto inside = ids > 0;
-  const auto truth = ids.masked_select(inside);
-  const auto segments = connected_components(predicted.to(torch::kCPU) != 0, 8).masked_select(inside);
-  const int64_t span = segments.numel() == 0 ? 1 : segments.max().item<int64_t>() + 1;
-  RandScore score;
-  score.joint_pairs = pairs_within(truth * span + segments);
-  score.true_pairs = pairs_within(truth);
-  score.predicted_pairs = pairs_within(segments);
-  return score;
 }
 
 }  // namespace fcn

@@ -40,4 +40,11 @@ struct RandScore {
 // predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
 RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances);
 
+// Both of one image, the predicted foreground's components found once (what evaluate() records).
+struct InstanceScores {
+  SeparationScore separation;
+  RandScore rand;
+};
+InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2);
+
 }  // namespace fcn
