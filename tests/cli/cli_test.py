@@ -191,6 +191,12 @@ def _():
     one_line_error(run("import", "torchvision-vgg16", path("missing.pth"), "--out", path("x.fcn"), ok=False),
                    "missing.pth", "classifier.3.bias")
     one_line_error(run("convolutionalize", path("fcn8s.fcn"), "--out", path("x.fcn"), ok=False), "not a classifier")
+    # A model whose weights hold NaN (a diverged training's) is refused by name, not segmented as class 0.
+    broken = torch.load(path("fcn8s.fcn"))
+    broken["state_dict"]["score_fr.weight"][1, 0, 0, 0] = float("nan")
+    torch.save(broken, path("nan.fcn"))
+    one_line_error(run("predict", path("nan.fcn"), path("small.png"), "--out", path("t"), ok=False),
+                   "nan.fcn: key 'score_fr.weight' holds 1 NaN and 0 infinite value(s)")
     assert not os.path.exists(path("x.fcn")), "a failed command left an output behind"
 
 

@@ -10,6 +10,7 @@
 
 #include "fcn/formats/image.h"
 #include "fcn/formats/tiff.h"
+#include "fcn/util/atomic_file.h"
 #include "test_util.h"
 
 #ifdef FCN_WITH_OPENCV
@@ -121,6 +122,33 @@ TEST(Tiff, StackWrittenByOpenCvReadsPageByPage) {
   EXPECT_NE(error_of([&] { read_image_page(dir + "/stack.tif", 4); }).find("stack.tif: has no page 4 (pages 0..3)"), std::string::npos);
   const auto single = read_image(dir + "/single.tif");
   EXPECT_NEAR(single[0][0][0].item<float>(), 30.0f / 255, 1e-6);  // RGB, as read_image gives
+}
+
+// A camera's or scanner's layout: a thumbnail first (NewSubfileType: reduced resolution), the full
+// image after it. OpenCV's imdecode reads the first directory, the thumbnail; fcn reads the image.
+TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
+  const std::string dir = test::temp_dir() + "/tiff_thumbnail";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const cv::Mat thumbnail(4, 5, CV_8UC1, cv::Scalar(200)), full(13, 17, CV_8UC1, cv::Scalar(51));
+  const std::string file = dir + "/scan.tif";
+  ASSERT_TRUE(cv::imwritemulti(file, std::vector<cv::Mat>{thumbnail, full}));
+  auto bytes = read_file(file);
+  ASSERT_EQ(bytes[0], 'I');  // little-endian, as OpenCV's libtiff writes on x86
+  const auto u16 = [&](size_t at) { return static_cast<size_t>(static_cast<uint8_t>(bytes[at]) | static_cast<uint8_t>(bytes[at + 1]) << 8); };
+  const size_t first = u16(4) | u16(6) << 16;
+  bool marked = false;
+  for (size_t entry = first + 2; entry < first + 2 + 12 * u16(first); entry += 12)
+    if (u16(entry) == 254) bytes[entry + 8] = static_cast<char>(bytes[entry + 8] | 1), marked = true;
+  ASSERT_TRUE(marked) << "OpenCV wrote no NewSubfileType tag to mark";
+  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_EQ(image_pages(file), 1);
+  const auto image = read_image(file);
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{1, 13, 17}));
+  EXPECT_NEAR(image.max().item<float>(), 0.2f, 1e-6);
+  EXPECT_NEAR(image.min().item<float>(), 0.2f, 1e-6);
+  EXPECT_NE(error_of([&] { decode_image(bytes, "scan.tif"); }).find("scan.tif: its full image is TIFF directory 1, after a reduced"),
+            std::string::npos);
 }
 #endif
 

@@ -342,6 +342,23 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   EXPECT_EQ(test::error_of([&] { Predictor(model, torch::kCPU, threshold); }), "PredictOptions.threshold: must be in (0, 1), got 2");
 }
 
+TEST(Predictor, NanScoresAreAnErrorNamingTheImageNotClassZero) {
+  auto model = random_fcn8s(3);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model.net->parameters()) p.fill_(1e20);  // finite weights, activations past float32's range
+  }
+  torch::manual_seed(5);
+  const auto image = torch::rand({3, 33, 40});
+  const Predictor predict(model);
+  const auto message = test::error_of([&] { predict(image, "scene.png"); });
+  EXPECT_EQ(message.rfind("scene.png: the model scored NaN at ", 0), 0u) << message;
+  EXPECT_NE(message.find(" of 1320 pixels"), std::string::npos) << message;
+  // Together in one pass, each image is named.
+  const auto together = test::error_of([&] { predict({image, image}, {"a.png", "b.png"}); });
+  EXPECT_EQ(together.rfind("a.png: the model scored NaN", 0), 0u) << together;
+}
+
 TEST(Predictor, ColorizeAndOverlayUseThePalette) {
   Prediction p;
   p.labels = torch::tensor({0, 1, 2, 255}).view({2, 2});

@@ -2,6 +2,7 @@
 // one-line error naming the file and the key (acceptance 7).
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -68,6 +69,23 @@ TEST(Weights, StrictLoadNamesMissingAndMisShapedKeys) {
   expect_one_line_naming(test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); }), "w.pth", "'bias'");
   weights.emplace_back("bias", torch::zeros({3}));
   expect_one_line_naming(test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); }), "w.pth", "'bias' has shape [3]");
+}
+
+TEST(Weights, NanAndInfiniteValuesAreNamedWithTheirCount) {
+  torch::nn::Linear layer(3, 2);
+  auto weight = torch::zeros({2, 3});
+  weight[0][1] = std::numeric_limits<float>::quiet_NaN();
+  weight[1][2] = -std::numeric_limits<float>::infinity();
+  StateDict weights = {{"weight", weight}, {"bias", torch::zeros({2})}};
+  const auto message = test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); });
+  expect_one_line_naming(message, "w.pth", "'weight' holds 1 NaN and 1 infinite value(s) of 6 as Float");
+  // A float64 value past float32's range is infinite once in the net: refused as well.
+  weights = {{"weight", torch::zeros({2, 3})}, {"bias", torch::tensor({1e300, 0.0}, torch::kDouble)}};
+  expect_one_line_naming(test::error_of([&] { load_state_dict(*layer, weights, "w.pth"); }), "w.pth",
+                         "'bias' holds 0 NaN and 1 infinite value(s) of 2");
+  weights = {{"weight", torch::full({2, 3}, 3e38)}, {"bias", torch::zeros({2})}};  // large but finite: kept
+  load_state_dict(*layer, weights, "w.pth");
+  EXPECT_EQ(layer->weight[1][2].item<float>(), 3e38f);
 }
 
 TEST(Weights, WrittenStateDictReadsBack) {

@@ -155,6 +155,10 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
       fail(path, "holds " + std::to_string(pages.size()) + " pages (a multi-page TIFF stack): read it page by page (fcn predict " +
                      "segments every page; fcn data unstack writes one image per page)");
     check_image_size(path, pages[0].height, pages[0].width);
+    // OpenCV decodes the first directory; here a thumbnail stands before the full image.
+    if (pages[0].directory != 0)
+      fail(path, "its full image is TIFF directory " + std::to_string(pages[0].directory) +
+                     ", after a reduced-resolution one (a thumbnail): read it from its file (read_image)");
   }
 #ifdef FCN_WITH_OPENCV
   return decode_with_opencv(bytes, path);
@@ -163,7 +167,15 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
 #endif
 }
 
-torch::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
+torch::Tensor read_image(const std::string& path) {
+  const auto bytes = read_file(path);
+  // A TIFF whose one full page comes after a thumbnail (cameras, scanners): that page, not the thumbnail.
+  if (is_tiff(bytes)) {
+    const auto pages = tiff_pages(bytes, path);
+    if (pages.size() == 1 && pages[0].directory != 0) return read_image_page(path, 0);
+  }
+  return decode_image(bytes, path);
+}
 
 int64_t image_pages(const std::string& path) {
   std::error_code error;

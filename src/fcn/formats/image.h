@@ -17,7 +17,8 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
 // Multi-page TIFFs (stacks: microscopy volumes, the U-Net paper's EM data): the number of
 // full-resolution pages (1 for any other image), from the file's directories alone; and one page
 // (0-based) as read_image gives images, its size checked against the limits before it is decoded.
-// read_image and decode_image refuse a stack of several pages rather than read its first page alone.
+// read_image and decode_image refuse a stack of several pages rather than read its first page alone;
+// read_image reads a single image stored after a thumbnail (decode_image, from memory, refuses it).
 int64_t image_pages(const std::string& path);
 torch::Tensor read_image_page(const std::string& path, int64_t page);
 // The JPEG checks alone: frame size within the limits, and the end-of-image marker present.

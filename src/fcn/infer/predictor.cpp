@@ -262,10 +262,15 @@ Prediction Predictor::operator()(const torch::Tensor& image, const std::string& 
     probs = probs.defined() ? probs + p : p;
   }
   if (options_.scales.size() > 1) probs = probs / static_cast<double>(options_.scales.size());
-  return result(probs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  return result(probs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count(), source);
 }
 
-Prediction Predictor::result(const torch::Tensor& probs, double milliseconds) const {
+Prediction Predictor::result(const torch::Tensor& probs, double milliseconds, const std::string& source) const {
+  // NaN scores would read as class 0 (or background) without a word; finite weights are checked at
+  // load, so this is an activation overflowing float32. One sum: probabilities are otherwise in [0, 1].
+  if (std::isnan(probs.sum().item<double>()))
+    fail(source, "the model scored NaN at " + std::to_string(torch::isnan(probs[0]).sum().item<int64_t>()) + " of " +
+                     std::to_string(probs[0].numel()) + " pixels (NaN or infinite weights, or an activation past float32's range): its labels would be wrong");
   Prediction r;
   r.milliseconds = milliseconds;
   r.probs = probs.contiguous();
@@ -296,7 +301,7 @@ std::vector<Prediction> Predictor::operator()(const std::vector<torch::Tensor>& 
   const auto probs = class_probabilities(whole(torch::cat(inputs)), 1);
   const double share = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
                        static_cast<double>(images.size());
-  for (int64_t i = 0; i < probs.size(0); ++i) out.push_back(result(probs[i], share));
+  for (int64_t i = 0; i < probs.size(0); ++i) out.push_back(result(probs[i], share, sources[static_cast<size_t>(i)]));
   return out;
 }
 

@@ -121,7 +121,7 @@ class Predictor {
   Predictor(Model model, torch::Device device, PredictOptions options, const std::string& source);
   torch::Tensor forward(const torch::Tensor& input) const;  // N x C x h x w normalised -> N x K x h x w
   torch::Tensor whole(const torch::Tensor& input) const;    // N x C x H x W -> N x K x H x W
-  Prediction result(const torch::Tensor& probs, double milliseconds) const;
+  Prediction result(const torch::Tensor& probs, double milliseconds, const std::string& source) const;
   torch::Tensor tiled(const torch::Tensor& input) const;
   torch::Tensor views_together(const torch::Tensor& input) const;  // TTA, whole image: summed probabilities
   torch::Tensor probabilities(const torch::Tensor& image, const std::string& source) const;  // one scale, views averaged

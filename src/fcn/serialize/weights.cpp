@@ -25,6 +25,20 @@ std::string shape_string(torch::IntArrayRef sizes) {
   return out.str();
 }
 
+// An error naming `key` where the floating-point `tensor` holds NaN or infinite values: a net with
+// them scores NaN, which every argmax turns into class 0 without a word. One pass, no copy
+// (aminmax carries NaN through); the count only on the error path.
+void check_finite(const torch::Tensor& tensor, const std::string& key, const std::string& source) {
+  if (!tensor.is_floating_point() || tensor.numel() == 0) return;
+  const auto [low, high] = torch::aminmax(tensor);
+  if (std::isfinite(low.item<double>()) && std::isfinite(high.item<double>())) return;
+  const auto nan = torch::isnan(tensor).sum().item<int64_t>();
+  const auto inf = torch::isinf(tensor).sum().item<int64_t>();
+  fail(source, "key '" + key + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) + " infinite value(s) of " +
+                   std::to_string(tensor.numel()) + " as " + c10::toString(tensor.scalar_type()) +
+                   " (saved from a training that diverged?): a net with them scores NaN, which reads as class 0");
+}
+
 }  // namespace
 
 StateDict read_state_dict(const std::string& path) {
@@ -70,6 +84,7 @@ void load_state_dict(torch::nn::Module& module, const StateDict& weights, const 
     if (!it->second.is_floating_point() && target.is_floating_point())
       fail(source, "key '" + name + "' holds " + c10::toString(it->second.scalar_type()) + ", expected floating point");
     target.copy_(it->second);
+    check_finite(target, name, source);  // after the copy: a float64 value past float32's range is infinite there
     used.insert(name);
   }
   for (const auto& [name, tensor] : weights)

@@ -22,7 +22,8 @@ void write_torch_state_dict(const std::string& path, const StateDict& weights);
 
 // Parameters and buffers of a module, by their registered names.
 StateDict state_dict(const torch::nn::Module& module);
-// Strict copy by name; `source` names the file in errors.
+// Strict copy by name; `source` names the file in errors. A floating-point value that is NaN or
+// infinite (once copied into the net's dtype) is an error naming its key.
 void load_state_dict(torch::nn::Module& module, const StateDict& weights, const std::string& source);
 
 // torchvision vgg{11,13,16,19} (features.N.*, classifier.{0,3,6}.*) -> Classifier. Width,
