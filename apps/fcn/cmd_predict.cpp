@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -236,10 +237,15 @@ class Segmenter {
   void add_stack(const std::string& path, int64_t pages) {
     const auto stem = unique_stem(path, stems_);
     std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
+    std::optional<TiffStackReader> stack;
     for (int64_t page = 0; page < pages; ++page) {
       const auto source = path + " page " + std::to_string(page);
       torch::Tensor image;
-      if (const auto error = error_of(source, [&] { image = read_image_page(path, page); }); !error.empty()) {
+      const auto read = [&] {
+        if (!stack) stack.emplace(path);
+        image = stack->page(page);
+      };
+      if (const auto error = error_of(source, read); !error.empty()) {
         flush();
         skip(source, error);
       } else {

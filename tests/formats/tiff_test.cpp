@@ -124,6 +124,29 @@ TEST(Tiff, StackWrittenByOpenCvReadsPageByPage) {
   EXPECT_NEAR(single[0][0][0].item<float>(), 30.0f / 255, 1e-6);  // RGB, as read_image gives
 }
 
+// Little-endian classic TIFF, as OpenCV's libtiff writes on x86: the byte offsets of its directories.
+size_t u16(const std::vector<char>& b, size_t at) { return static_cast<uint8_t>(b[at]) | static_cast<size_t>(static_cast<uint8_t>(b[at + 1])) << 8; }
+size_t u32(const std::vector<char>& b, size_t at) { return u16(b, at) | u16(b, at + 2) << 16; }
+std::vector<size_t> directory_offsets(const std::vector<char>& b) {
+  std::vector<size_t> out;
+  for (size_t at = u32(b, 4); at != 0; at = u32(b, at + 2 + 12 * u16(b, at))) out.push_back(at);
+  return out;
+}
+// The byte where directory `d`'s entry for `tag` starts (0: none).
+size_t entry_of(const std::vector<char>& b, size_t d, size_t tag) {
+  const size_t at = directory_offsets(b).at(d);
+  for (size_t entry = at + 2; entry < at + 2 + 12 * u16(b, at); entry += 12)
+    if (u16(b, entry) == tag) return entry;
+  return 0;
+}
+// Marks directory `d` reduced-resolution (NewSubfileType bit 0), as a thumbnail is.
+bool mark_reduced(std::vector<char>& b, size_t d) {
+  if (b[0] != 'I') return false;
+  const size_t entry = entry_of(b, d, 254);
+  if (entry != 0) b[entry + 8] = static_cast<char>(b[entry + 8] | 1);
+  return entry != 0;
+}
+
 // A camera's or scanner's layout: a thumbnail first (NewSubfileType: reduced resolution), the full
 // image after it. OpenCV's imdecode reads the first directory, the thumbnail; fcn reads the image.
 TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
@@ -134,13 +157,7 @@ TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
   const std::string file = dir + "/scan.tif";
   ASSERT_TRUE(cv::imwritemulti(file, std::vector<cv::Mat>{thumbnail, full}));
   auto bytes = read_file(file);
-  ASSERT_EQ(bytes[0], 'I');  // little-endian, as OpenCV's libtiff writes on x86
-  const auto u16 = [&](size_t at) { return static_cast<size_t>(static_cast<uint8_t>(bytes[at]) | static_cast<uint8_t>(bytes[at + 1]) << 8); };
-  const size_t first = u16(4) | u16(6) << 16;
-  bool marked = false;
-  for (size_t entry = first + 2; entry < first + 2 + 12 * u16(first); entry += 12)
-    if (u16(entry) == 254) bytes[entry + 8] = static_cast<char>(bytes[entry + 8] | 1), marked = true;
-  ASSERT_TRUE(marked) << "OpenCV wrote no NewSubfileType tag to mark";
+  ASSERT_TRUE(mark_reduced(bytes, 0));
   std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   EXPECT_EQ(image_pages(file), 1);
   const auto image = read_image(file);
@@ -149,6 +166,47 @@ TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
   EXPECT_NEAR(image.min().item<float>(), 0.2f, 1e-6);
   EXPECT_NE(error_of([&] { decode_image(bytes, "scan.tif"); }).find("scan.tif: its full image is TIFF directory 1, after a reduced"),
             std::string::npos);
+}
+
+// The stack reader decodes a chunk of pages per pass: the same pages as read_image_page, across chunk
+// borders (300 pages: two chunks), past a thumbnail in the stack, in any order, and a corrupt page is
+// the same error as read alone while the pages around it still read.
+TEST(Tiff, StackReaderGivesWhatReadImagePageGives) {
+  const std::string dir = test::temp_dir() + "/tiff_reader";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<cv::Mat> written;
+  for (int i = 0; i < 301; ++i) {
+    cv::Mat page(9, 11, CV_8UC1);
+    cv::randu(page, cv::Scalar(0), cv::Scalar(256));
+    written.push_back(page);
+  }
+  const std::string file = dir + "/stack.tif";
+  ASSERT_TRUE(cv::imwritemulti(file, written));
+  auto bytes = read_file(file);
+  ASSERT_TRUE(mark_reduced(bytes, 100));  // directory 100 a thumbnail: pages 100.. are directories 101..
+  const size_t strip = entry_of(bytes, 280, 273);  // StripOffsets of page 279 (directory 280)
+  ASSERT_NE(strip, 0u);
+  ASSERT_EQ(u32(bytes, strip + 4), 1u) << "one strip per page expected";
+  for (size_t k = 0; k < 40; ++k) bytes[u32(bytes, strip + 8) + k] = static_cast<char>(0xff - 7 * k);
+  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  TiffStackReader stack(file);
+  ASSERT_EQ(stack.size(), 300);
+  const auto corrupt = error_of([&] { read_image_page(file, 279); });
+  ASSERT_NE(corrupt.find("stack.tif page 279: "), std::string::npos) << corrupt;
+  for (const int64_t page : {0, 1, 99, 100, 255, 256, 278, 279, 280, 299, 5, 0, 280}) {
+    if (page == 279) {
+      EXPECT_EQ(error_of([&] { stack.page(page); }), corrupt);
+      continue;
+    }
+    const auto image = stack.page(page);
+    EXPECT_TRUE(torch::equal(image, read_image_page(file, page))) << "page " << page;
+    const size_t directory = static_cast<size_t>(page) + (page >= 100 ? 1 : 0);
+    EXPECT_TRUE(torch::equal(image[0].mul(255).round().to(torch::kByte),
+                             torch::from_blob(written[directory].data, {9, 11}, torch::kByte)))
+        << "page " << page;
+  }
+  EXPECT_NE(error_of([&] { stack.page(300); }).find("stack.tif: has no page 300 (pages 0..299)"), std::string::npos);
 }
 #endif
 

@@ -1,6 +1,7 @@
 #include "fcn/data/stacks.h"
 
 #include <filesystem>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -36,9 +37,11 @@ void write_page(const std::string& path, const torch::Tensor& page, const std::s
 
 int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
                      const std::function<void(int64_t, int64_t)>& progress) {
-  const auto pages = tiff_pages(images_tiff);
+  TiffStackReader image_stack(images_tiff);
+  std::optional<TiffStackReader> mask_stack;
+  const auto& pages = image_stack.pages();
   if (!masks_tiff.empty()) {
-    const auto masks = tiff_pages(masks_tiff);
+    const auto& masks = mask_stack.emplace(masks_tiff).pages();
     if (masks.size() != pages.size())
       fail(masks_tiff, "holds " + std::to_string(masks.size()) + " pages but " + images_tiff + " holds " + std::to_string(pages.size()));
     for (size_t k = 0; k < pages.size(); ++k)
@@ -61,8 +64,8 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
       std::string name = std::to_string(page);
       name = std::string(digits - name.size(), '0') + name + ".png";
       const auto which = " page " + std::to_string(page);
-      write_page((images / name).string(), read_image_page(images_tiff, page), images_tiff + which);
-      if (!masks_tiff.empty()) write_page((masks / name).string(), read_image_page(masks_tiff, page), masks_tiff + which);
+      write_page((images / name).string(), image_stack.page(page), images_tiff + which);
+      if (mask_stack) write_page((masks / name).string(), mask_stack->page(page), masks_tiff + which);
       if (progress) progress(page + 1, total);
     }
   } catch (...) {  // a bad page: nothing left behind

@@ -186,8 +186,10 @@ int64_t image_pages(const std::string& path) {
   return static_cast<int64_t>(tiff_pages(path).size());
 }
 
-torch::Tensor read_image_page(const std::string& path, int64_t page) {
-  const auto pages = tiff_pages(path);
+namespace {
+
+// Page `page` of the TIFF at `path` whose page table is `pages`, decoded alone.
+torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& pages, int64_t page) {
   if (page < 0 || page >= static_cast<int64_t>(pages.size()))
     fail(path, "has no page " + std::to_string(page) + " (pages 0.." + std::to_string(pages.size() - 1) + ")");
   const auto& wanted = pages[static_cast<size_t>(page)];
@@ -204,6 +206,73 @@ torch::Tensor read_image_page(const std::string& path, int64_t page) {
   return to_tensor(read[0], subject);
 #else
   fail(path, "TIFF pages need fcn built with OpenCV (FCN_WITH_OPENCV)");
+#endif
+}
+
+// How many pages from `first` one pass decodes: at most kChunkPages and kChunkPixels together, each
+// within the image limits (a page past them is read alone, and refused there by name).
+constexpr int64_t kChunkPages = 256, kChunkPixels = int64_t{1} << 24;
+int64_t chunk_pages(const std::string& path, const std::vector<TiffPage>& pages, int64_t first) {
+  int64_t count = 0, pixels = 0;
+  for (auto k = static_cast<size_t>(first); k < pages.size() && count < kChunkPages; ++k, ++count) {
+    pixels += pages[k].height * pages[k].width;
+    if (count > 0 && pixels > kChunkPixels) break;
+    try {
+      check_image_size(path, pages[k].height, pages[k].width);
+    } catch (const Error&) {
+      return std::max<int64_t>(count, 1);
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+torch::Tensor read_image_page(const std::string& path, int64_t page) { return decode_page(path, tiff_pages(path), page); }
+
+TiffStackReader::TiffStackReader(std::string path) : path_(std::move(path)), pages_(tiff_pages(path_)) {}
+
+torch::Tensor TiffStackReader::page(int64_t index) {
+  const int64_t at = index - first_;
+  if (at < 0 || at >= static_cast<int64_t>(chunk_.size())) {
+    if (index < 0 || index >= size()) return decode_page(path_, pages_, index);  // the error naming the pages there are
+    read_chunk(index);
+    return page(index);
+  }
+  auto image = std::move(chunk_[static_cast<size_t>(at)]);  // handed over: the chunk holds no copy
+  return image.defined() ? image : decode_page(path_, pages_, index);
+}
+
+// Decodes pages first.. in one pass over the directory chain (imreadmulti walks it from the start
+// on every call). A page it cannot give cleanly — a decoding error, libtiff's complaint, a size other
+// than its directory's — is left undefined, and page() decodes it alone for its own error.
+void TiffStackReader::read_chunk(int64_t first) {
+  const int64_t count = chunk_pages(path_, pages_, first);
+  first_ = first;
+  chunk_.assign(static_cast<size_t>(count), torch::Tensor());
+#ifdef FCN_WITH_OPENCV
+  if (count < 2) return;
+  const auto& start = pages_[static_cast<size_t>(first)];
+  const int64_t directories = pages_[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
+  std::vector<cv::Mat> read;
+  try {
+    quiet_opencv();
+    decode_heard(path_, [&] {
+      cv::imreadmulti(path_, read, static_cast<int>(start.directory), static_cast<int>(directories), cv::IMREAD_UNCHANGED);
+    });
+  } catch (const Error&) {
+    return;  // each page of the chunk alone
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    const auto& page = pages_[static_cast<size_t>(first + k)];
+    const auto d = static_cast<size_t>(page.directory - start.directory);
+    if (d >= read.size() || read[d].rows != page.height || read[d].cols != page.width) continue;
+    try {
+      chunk_[static_cast<size_t>(k)] = to_tensor(read[d], path_ + " page " + std::to_string(first + k));
+    } catch (const Error&) {
+    }
+    read[d].release();
+  }
 #endif
 }
 
