@@ -17,6 +17,7 @@
 #include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
+#include "fcn/formats/tiff_writer.h"
 #include "fcn/formats/video.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
@@ -32,7 +33,7 @@ struct PredictFlags {
   std::vector<std::string> inputs;
   InferenceFlags inference;
   std::vector<int> threads;
-  bool overlay = false, json = false, quiet = false;
+  bool overlay = false, json = false, quiet = false, label_stack = false;
   int64_t every = 1;  // videos: every Nth frame
   PredictOptions options;
 };
@@ -45,13 +46,15 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) {
   return name;
 }
 
-// Writes the outputs asked for (the overlay picture where `overlay`); returns the files written.
+// Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`);
+// returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
-                                       const Prediction& prediction, bool overlay) {
+                                       const Prediction& prediction, bool overlay, bool labels = true) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
-  if (prediction.probs.size(0) <= 256) {
+  if (!labels) {
+  } else if (prediction.probs.size(0) <= 256) {
     files.push_back(path(".png"));
     write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
   } else {
@@ -231,25 +234,26 @@ class Segmenter {
       flush();  // the report keeps the images' order
       return skip(path, error);
     }
-    add_image({path, image, ""});
+    add_image({path, image, "", nullptr});
   }
 
   void add_stack(const std::string& path, int64_t pages) {
     const auto stem = unique_stem(path, stems_);
-    std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
     std::optional<TiffStackReader> stack;
-    for (int64_t page = 0; page < pages; ++page) {
+    std::shared_ptr<LabelStack> labels;
+    if (const auto error = error_of(path, [&] { open_stack(path, stem, stack, labels); }); !error.empty()) {
+      flush();
+      return skip(path, error);
+    }
+    for (int64_t page = 0; page < std::min(pages, stack->size()); ++page) {
       const auto source = path + " page " + std::to_string(page);
       torch::Tensor image;
-      const auto read = [&] {
-        if (!stack) stack.emplace(path);
-        image = stack->page(page);
-      };
-      if (const auto error = error_of(source, read); !error.empty()) {
+      if (const auto error = error_of(source, [&] { image = stack->page(page); }); !error.empty()) {
         flush();
         skip(source, error);
+        if (labels) add_label_page(*labels, torch::Tensor());
       } else {
-        add_image({source, image, numbered(stem, page)});
+        add_image({source, image, numbered(stem, page), labels});
       }
     }
   }
@@ -261,11 +265,15 @@ class Segmenter {
     const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k) {
       const Pending& item = pending_[k];
-      const auto error = error_of(item.source, [&] { finish(item, predictions.empty() ? predictor_(item.image, item.source) : predictions[k]); });
+      torch::Tensor labels;
+      const auto error = error_of(item.source, [&] {
+        labels = finish(item, predictions.empty() ? predictor_(item.image, item.source) : predictions[k]);
+      });
       if (error.empty())
         progress_.update(++done_);
       else
         skip(item.source, error);
+      if (item.labels) add_label_page(*item.labels, labels);  // in page order; a page that failed is void
     }
     pending_.clear();
   }
@@ -288,7 +296,7 @@ class Segmenter {
   }
 
   Timing times;  // network ms per segmented image
-  nlohmann::json report = nlohmann::json::array(), videos = nlohmann::json::array();
+  nlohmann::json report = nlohmann::json::array(), videos = nlohmann::json::array(), stacks = nlohmann::json::array();
   int failed = 0;
   bool stopped = false;  // Ctrl-C ended a video: no more inputs
 
@@ -301,29 +309,83 @@ class Segmenter {
     progress_.update(++done_);
   }
 
+  // --label-stack: a stack's labels, gathered page by page (in page order, as pages finish) into
+  // OUT/NAME-labels.tif; a page that could not be segmented is void there (255; 65535 past 255
+  // classes), so that page k of the labels is page k of the stack.
+  struct LabelStack {
+    LabelStack(std::string input, const std::string& path, std::vector<TiffPage> pages, int64_t classes)
+        : input(std::move(input)), writer(path), pages(std::move(pages)), void_label(classes <= 255 ? 255 : 65535) {}
+    std::string input;
+    TiffStackWriter writer;
+    std::vector<TiffPage> pages;
+    int64_t void_label;
+    std::vector<int64_t> void_pages;
+    bool broken = false;  // the file could not be written: reported once, later pages dropped
+  };
+
   struct Pending {
     std::string source;  // the file, or "FILE page N"
     torch::Tensor image;
     std::string stem;    // the outputs' name under OUT; empty: the file's own stem, made unique
+    std::shared_ptr<LabelStack> labels;  // --label-stack: the stack this page's labels go to
   };
+
+  // The stack reader, the --label-stack writer, and OUT/NAME/ where pages write files of their own.
+  void open_stack(const std::string& path, const std::string& stem, std::optional<TiffStackReader>& stack,
+                  std::shared_ptr<LabelStack>& labels) {
+    stack.emplace(path);
+    if (!f_.label_stack || f_.overlay || !f_.probs.empty()) std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
+    if (!f_.label_stack) return;
+    const int64_t classes = predictor_.model().net->label_classes();
+    if (classes > 65535) fail(path, "--label-stack: " + std::to_string(classes) + " classes do not fit a 16-bit TIFF page");
+    labels = std::make_shared<LabelStack>(path, (std::filesystem::path(f_.out) / (stem + "-labels.tif")).string(), stack->pages(), classes);
+  }
+
+  // The next page of a --label-stack stack (undefined: the page failed, void); after its last page the
+  // file is completed and reported.
+  void add_label_page(LabelStack& stack, const torch::Tensor& labels) {
+    if (stack.broken) return;
+    const int64_t page = stack.writer.pages();
+    const auto& size = stack.pages[static_cast<size_t>(page)];
+    if (!labels.defined()) stack.void_pages.push_back(page);
+    const auto values = labels.defined() ? labels : torch::full({size.height, size.width}, stack.void_label, torch::kLong);
+    std::string error = error_of(stack.writer.path(), [&] {
+      stack.writer.add(stack.void_label == 255 ? values.to(torch::kByte) : values);
+      if (stack.writer.pages() == static_cast<int64_t>(stack.pages.size())) stack.writer.finish();
+    });
+    if (!error.empty()) {
+      stack.broken = true;
+      return skip(stack.writer.path(), error);
+    }
+    if (stack.writer.pages() < static_cast<int64_t>(stack.pages.size())) return;
+    const auto pages = static_cast<int64_t>(stack.pages.size());
+    stacks.push_back({{"stack", stack.input}, {"pages", pages}, {"labels", stack.writer.path()}, {"void_pages", stack.void_pages}});
+    if (!stack.void_pages.empty())
+      std::cerr << "fcn: warning: " << printable(stack.writer.path()) << ": " << stack.void_pages.size() << " of " << pages
+                << " page(s) could not be segmented and are void (" << stack.void_label << ") there, the first page "
+                << stack.void_pages.front() << "\n";
+    if (!f_.json) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << printable(stack.writer.path()) << "\n";
+  }
 
   void add_image(Pending item) {
     if (!pending_.empty() && !joins_pass(pending_[0].image.sizes(), pending_.size(), item.image.sizes(), per_pass_)) flush();
     pending_.push_back(std::move(item));
   }
 
-  void finish(const Pending& item, const Prediction& prediction) {
+  // Writes an image's outputs and reports it; returns its labels.
+  torch::Tensor finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const auto files = write_outputs(f_, item.stem.empty() ? unique_stem(path, stems_) : item.stem, image, prediction, f_.overlay);
+    const auto files = write_outputs(f_, item.stem.empty() ? unique_stem(path, stems_) : item.stem, image, prediction, f_.overlay, !item.labels);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
                         {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
     } else if (line_per_image_) {
-      std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << files.front() << "  "
-                << prediction.milliseconds << " ms\n";
+      const auto to = files.empty() ? item.labels->writer.path() : files.front();  // --label-stack: the stack's file
+      std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms\n";
     }
+    return prediction.labels;
   }
 
   const PredictFlags& f_;
@@ -358,6 +420,8 @@ void run_predict(PredictFlags& f) {
   std::filesystem::create_directories(f.out);
 
   const auto pages = pages_of(images);
+  if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
+    fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
   Progress progress("predict", std::accumulate(pages.begin(), pages.end(), int64_t{0}), f.quiet || f.json || images.size() < 2);
   Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
   for (size_t i = 0; i < images.size(); ++i) {
@@ -374,6 +438,7 @@ void run_predict(PredictFlags& f) {
   const double median = times.median();
   if (f.json) {
     std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report}, {"videos", segmenter.videos},
+                                {"stacks", segmenter.stacks},
                                 {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
                                 {"path", predictor.path().to_json()}, {"inference", describe_inference(predictor.options())}}
                      .dump(2)
@@ -399,6 +464,7 @@ void add_predict(CLI::App& app) {
                  "  example: fcn predict fcn8s.fcn clip.mp4 --out masks --overlay   (masks/clip/000000.png, ...; masks/clip-overlay.mp4)\n"
                  "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
                  "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
+                 "  example: fcn predict unet.fcn volume.tif --out masks --label-stack   (masks/volume-labels.tif, page for page)\n"
                  "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
@@ -415,6 +481,9 @@ void add_predict(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
+  cmd->add_flag("--label-stack", f.label_stack,
+                "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
+                "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

@@ -278,6 +278,42 @@ def _():
     one_line_error(p, "volume.tif: holds 3 pages (a multi-page TIFF stack)")
 
 
+@check("predict --label-stack: a stack's labels as one multi-page TIFF, page for page; a failed page void (255) there")
+def _():
+    model = scenes_model()
+    scenes = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[:4]
+    pages = [Image.open(f).convert("L") for f in scenes]
+    pages[0].save(path("vol4.tif"), save_all=True, append_images=pages[1:], compression="tiff_deflate")
+    run("predict", model, path("vol4.tif"), "--out", path("pngs"))  # the per-page PNGs: what the stack must hold
+    out = json.loads(run("predict", model, path("vol4.tif"), "--out", path("lstack"), "--label-stack", "--json").stdout)
+    assert out["stacks"] == [{"stack": path("vol4.tif"), "pages": 4, "labels": path("lstack/vol4-labels.tif"), "void_pages": []}], out
+    assert os.listdir(path("lstack")) == ["vol4-labels.tif"], os.listdir(path("lstack"))  # no PNG folder, no partial file
+    labels = Image.open(path("lstack/vol4-labels.tif"))
+    assert labels.n_frames == 4
+    for k in range(4):
+        labels.seek(k)
+        assert labels.mode == "L", labels.mode
+        assert (np.array(labels) == np.array(Image.open(path(f"pngs/vol4/{k:06d}.png")))).all(), k
+    # Page 1's strip overwritten: reported, void in the stack, the other pages as before; exit code 1.
+    data = bytearray(open(path("vol4.tif"), "rb").read())
+    stack = Image.open(path("vol4.tif"))
+    stack.seek(1)
+    strip = stack.tag_v2[273][0]
+    data[strip : strip + 40] = b"\xff" * 40
+    open(path("vol4_bad.tif"), "wb").write(data)
+    p = run("predict", model, path("vol4_bad.tif"), "--out", path("lbad"), "--label-stack", "--overlay", ok=False)
+    assert p.returncode == 1 and "vol4_bad.tif page 1: corrupt TIFF: " in p.stderr, p.stderr
+    assert "1 of 4 page(s) could not be segmented and are void (255) there, the first page 1" in p.stderr, p.stderr
+    assert sorted(os.listdir(path("lbad/vol4_bad"))) == [f"{k:06d}-overlay.png" for k in (0, 2, 3)]  # overlays still per page
+    labels = Image.open(path("lbad/vol4_bad-labels.tif"))
+    for k in range(4):
+        labels.seek(k)
+        expected = np.full(np.array(pages[1]).shape, 255) if k == 1 else np.array(Image.open(path(f"pngs/vol4/{k:06d}.png")))
+        assert (np.array(labels) == expected).all(), k
+    one_line_error(run("predict", model, scenes[0], "--out", path("x"), "--label-stack", ok=False),
+                   "--label-stack: writes the labels of multi-page TIFF stacks, and no input is one")
+
+
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
 def _():
     model = scenes_model()

@@ -10,6 +10,7 @@
 
 #include "fcn/formats/image.h"
 #include "fcn/formats/tiff.h"
+#include "fcn/formats/tiff_writer.h"
 #include "fcn/util/atomic_file.h"
 #include "test_util.h"
 
@@ -207,6 +208,44 @@ TEST(Tiff, StackReaderGivesWhatReadImagePageGives) {
         << "page " << page;
   }
   EXPECT_NE(error_of([&] { stack.page(300); }).find("stack.tif: has no page 300 (pages 0..299)"), std::string::npos);
+}
+
+// The writer's pages read back as written, 8-bit (uint8) and 16-bit (wider integers), pages of
+// different sizes; nothing under the name until finish(), nothing left by a writer dropped unfinished.
+TEST(Tiff, StackWriterPagesReadBackAsWritten) {
+  const std::string dir = test::temp_dir() + "/tiff_writer";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(6);
+  const std::vector<torch::Tensor> bytes = {torch::randint(0, 256, {300, 700}).to(torch::kByte), torch::randint(0, 256, {5, 3}).to(torch::kByte)};
+  {
+    TiffStackWriter writer(dir + "/labels.tif");
+    for (const auto& page : bytes) writer.add(page);
+    EXPECT_FALSE(fs::exists(dir + "/labels.tif"));
+    writer.finish();
+  }
+  TiffStackReader labels(dir + "/labels.tif");
+  ASSERT_EQ(labels.size(), 2);
+  for (int64_t k = 0; k < 2; ++k)
+    EXPECT_TRUE(torch::equal(labels.page(k)[0].mul(255).round().to(torch::kByte), bytes[static_cast<size_t>(k)])) << k;
+  const auto wide = torch::tensor({0, 255, 256, 65535}, torch::kInt).reshape({2, 2});
+  {
+    TiffStackWriter writer(dir + "/wide.tif");
+    writer.add(wide);
+    writer.finish();
+  }
+  EXPECT_TRUE(torch::equal(read_image(dir + "/wide.tif")[0].mul(65535).round().to(torch::kInt), wide));
+  {
+    TiffStackWriter dropped(dir + "/dropped.tif");
+    dropped.add(bytes[1]);
+    EXPECT_NE(error_of([&] { dropped.add(torch::tensor({{-1, 3}})); }).find("dropped.tif page 1: holds values -1..3, outside the 0..65535"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { dropped.add(torch::zeros({2, 2})); }).find("a page must hold integers, not Float"), std::string::npos);
+  }
+  EXPECT_EQ(std::vector<fs::path>(fs::directory_iterator(dir), fs::directory_iterator()).size(), 2u);  // labels.tif, wide.tif
+  TiffStackWriter empty(dir + "/empty.tif");
+  EXPECT_NE(error_of([&] { empty.finish(); }).find("empty.tif: no page to write"), std::string::npos);
+  EXPECT_NE(error_of([&] { TiffStackWriter(dir + "/absent/x.tif"); }).find("x.tif: cannot create the file"), std::string::npos);
 }
 #endif
 
