@@ -41,6 +41,12 @@ for ct, depth in ((0, 8), (0, 16), (0, 1), (2, 8), (2, 16), (3, 8), (3, 2), (4, 
     put("png", f"ct{ct}_d{depth}.png", png(w, h, ct, depth, pixels, bytes(range(12)) if ct == 3 else None))
 from torchvision.io import encode_jpeg  # noqa: E402
 put("png", "image.jpg", encode_jpeg(torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)).numpy().tobytes())
+for order in ("<", ">"):  # an Exif APP1 with Orientation 6, both byte orders, after SOI
+    tiff = (b"II" if order == "<" else b"MM") + struct.pack(order + "HIH", 42, 8, 1) + struct.pack(order + "HHIHH", 0x0112, 3, 1, 6, 0)
+    tiff += struct.pack(order + "I", 0)
+    app1 = b"\xff\xe1" + struct.pack(">H", 8 + len(tiff)) + b"Exif\0\0" + tiff
+    jpeg = encode_jpeg(torch.randint(0, 256, (1, 8, 8), dtype=torch.uint8)).numpy().tobytes()
+    put("png", f"exif{'le' if order == '<' else 'be'}.jpg", jpeg[:2] + app1 + jpeg[2:])
 
 for name, array in (("f4.npy", np.arange(6, dtype=np.float32).reshape(2, 3)), ("u1.npy", np.zeros((4,), np.uint8)),
                     ("i8.npy", np.arange(3, dtype=np.int64)), ("b1.npy", np.array([True, False])),

@@ -438,6 +438,30 @@ def _():
     assert p.returncode == 1 and "(raise it with --max-pixels) (skipped)" in p.stderr and "Limits." not in p.stderr, p.stderr
 
 
+@check("EXIF orientation: data check and predict warn where photos carry one (PIL reads the tag; pixels stay as stored)")
+def _():
+    root = path("turned")
+    for sub in ("images", "masks"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    rng = np.random.default_rng(3)
+    for name, orientation in (("a", 1), ("b", 6), ("c", 8)):
+        image = Image.fromarray(rng.integers(0, 256, (16, 24)).astype(np.uint8))
+        exif = Image.Exif()
+        if orientation != 1:
+            exif[0x0112] = orientation
+        image.save(os.path.join(root, "images", name + ".jpg"), exif=exif, quality=95)
+        assert Image.open(os.path.join(root, "images", name + ".jpg")).getexif().get(0x0112, 1) == orientation
+        write_gray_png(os.path.join(root, "masks", name + ".png"), np.zeros((16, 24)))
+    out = run("data", "check", root).stdout
+    assert "2 of 3 images carry an EXIF orientation (b, c; the first shown turned 90 degrees clockwise by viewers)" in out, out
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 2, "--in-channels", 1, "--out", path("turned.fcn"))
+    p = run("predict", path("turned.fcn"), os.path.join(root, "images"), "--out", path("turned_out"))
+    assert "warning: 2 image(s) carry an EXIF orientation (" in p.stderr and "c.jpg: turned 90 degrees counter-clockwise" not in p.stderr \
+        and "b.jpg: turned 90 degrees clockwise, ... by viewers): segmented as stored" in p.stderr, p.stderr
+    assert np.array(Image.open(path("turned_out/b.png"))).shape == (16, 24)  # as stored, not turned
+    assert "EXIF" not in run("predict", path("turned.fcn"), os.path.join(root, "images", "a.jpg"), "--out", path("turned_out")).stderr
+
+
 @check("Ctrl-C during fcn train leaves a checkpoint that --resume continues, on the path the run started on")
 def _():
     import signal

@@ -28,6 +28,8 @@ def run(*args, ok=True, cwd=None):
 
 def check(name):
     def wrap(fn):
+        if os.environ.get("FCN_CHECK", "") not in name:  # FCN_CHECK=text: only the checks whose name holds it
+            return fn
         try:
             fn()
             results.append((name, None))

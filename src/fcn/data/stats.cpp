@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/formats/image.h"
 #include "fcn/models/preprocess.h"
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
@@ -32,6 +33,30 @@ torch::Tensor median_frequency_weights(const torch::Tensor& histogram) {
 }
 
 namespace {
+
+// "a, b, c, ...": the first three of `names`, for a warning about many files.
+std::string first_names(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < std::min<size_t>(names.size(), 3); ++i) text += (i > 0 ? ", " : "") + names[i];
+  return text + (names.size() > 3 ? ", ..." : "");
+}
+
+// A warning where images carry an EXIF orientation: fcn trains on the pixels as stored, while the
+// labelling tool likely showed them turned, so their masks may not line up.
+void warn_turned(const SegmentationDataset& dataset, DatasetReport& report) {
+  std::vector<std::string> turned;
+  std::string first;
+  for (size_t i = 0; i < dataset.size(); ++i)
+    if (const int orientation = exif_orientation(dataset.image_path(i)); orientation != 1) {
+      if (turned.empty()) first = orientation_words(orientation);
+      turned.push_back(dataset.id(i));
+    }
+  if (turned.empty()) return;
+  report.warnings.push_back(dataset.dir() + ": split '" + dataset.split() + "': " + std::to_string(turned.size()) + " of " +
+                            std::to_string(dataset.size()) + " images carry an EXIF orientation (" + first_names(turned) +
+                            "; the first shown " + first + " by viewers): fcn reads their pixels as stored, as PyTorch and PIL do, so "
+                            "a mask drawn on the turned view does not line up; turn the files (exiftran -ai) or look at a mask over its image");
+}
 
 // One opened split of check_dataset: every pair read through get(), its problems and mask histogram added.
 void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
@@ -64,6 +89,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     }
     if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
   }
+  warn_turned(dataset, report);
   report.split_histograms.push_back(histogram);
   if (histogram.sizes() == report.histogram.sizes()) report.histogram += histogram;  // splits of one class table
   const int64_t labelled = histogram.sum().item<int64_t>();
@@ -88,13 +114,6 @@ std::optional<SegmentationDataset> open_checked(const std::string& dir, const st
   dataset->keep_decoded(keep_bytes);
   check_samples(*dataset, report, progress);
   return dataset;
-}
-
-// "a, b, c, ...": the first three of `names`, for a warning about many files.
-std::string first_names(const std::vector<std::string>& names) {
-  std::string text;
-  for (size_t i = 0; i < std::min<size_t>(names.size(), 3); ++i) text += (i > 0 ? ", " : "") + names[i];
-  return text + (names.size() > 3 ? ", ..." : "");
 }
 
 // A warning where train and val hold the same image files: validation would score images the net

@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -106,6 +107,64 @@ torch::Tensor png_to_tensor(const PngContent& png) {
 }
 
 }  // namespace
+
+namespace {
+
+// The Orientation tag (0x0112) of the TIFF structure an Exif segment holds, 1 where absent or odd.
+int tiff_orientation(const unsigned char* t, size_t n) {
+  if (n < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M'))) return 1;
+  const bool little = t[0] == 'I';
+  const auto u16 = [&](size_t at) { return little ? t[at] | t[at + 1] << 8 : t[at] << 8 | t[at + 1]; };
+  const auto u32 = [&](size_t at) { return little ? size_t(u16(at)) | size_t(u16(at + 2)) << 16 : size_t(u16(at)) << 16 | size_t(u16(at + 2)); };
+  const size_t ifd = u32(4);
+  if (u16(2) != 42 || ifd > n - 2) return 1;
+  for (size_t entry = ifd + 2, k = 0; k < static_cast<size_t>(u16(ifd)) && entry + 12 <= n; ++k, entry += 12)
+    if (u16(entry) == 0x0112 && u16(entry + 2) == 3) {  // SHORT
+      const int value = u16(entry + 8);
+      return value >= 1 && value <= 8 ? value : 1;
+    }
+  return 1;
+}
+
+}  // namespace
+
+int exif_orientation(const std::vector<char>& bytes) {
+  if (!is_jpeg(bytes)) return 1;
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  for (size_t pos = 2; pos + 4 <= n;) {
+    const unsigned char marker = b[pos + 1];
+    if (b[pos] != 0xff || marker == 0xda || marker == 0xd9) return 1;  // no Exif before the image data
+    if (marker == 0xff || marker == 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker == 0x01) {
+      pos += marker == 0xff ? 1 : 2;
+      continue;
+    }
+    const size_t length = (size_t{b[pos + 2]} << 8) | b[pos + 3];
+    if (length < 2 || pos + 2 + length > n) return 1;
+    if (marker == 0xe1 && length >= 8 && std::memcmp(b + pos + 4, "Exif\0\0", 6) == 0) return tiff_orientation(b + pos + 10, length - 8);
+    pos += 2 + length;
+  }
+  return 1;
+}
+
+int exif_orientation(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) return 1;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> head(3);
+  if (!in.read(head.data(), 3) || !is_jpeg(head)) return 1;  // a PNG folder reads 3 bytes a file
+  head.resize(size_t{1} << 17);  // Exif lives in APP1, at most 64 KB, before the image data
+  in.read(head.data() + 3, static_cast<std::streamsize>(head.size() - 3));
+  head.resize(3 + static_cast<size_t>(in.gcount()));
+  return exif_orientation(head);
+}
+
+std::string orientation_words(int orientation) {
+  static const char* const words[] = {"as stored", "as stored", "mirrored", "turned 180 degrees", "mirrored top to bottom",
+                                      "mirrored and turned 90 degrees", "turned 90 degrees clockwise",
+                                      "mirrored and turned 90 degrees", "turned 90 degrees counter-clockwise"};
+  return words[orientation >= 1 && orientation <= 8 ? orientation : 1];
+}
 
 void check_jpeg(const std::vector<char>& bytes, const std::string& path) {
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());

@@ -41,6 +41,14 @@ class TiffStackReader {
   int64_t first_ = 0;                  // the page chunk_[0] holds
   std::vector<torch::Tensor> chunk_;   // decoded, not yet handed out (undefined: decode alone)
 };
+// A JPEG's EXIF orientation (1..8; 1, "as stored", where there is none or the file is no JPEG), from
+// the bytes or from the head of a file. fcn reads pixels as stored, as PyTorch, PIL and OpenCV's
+// IMREAD_UNCHANGED do, while viewers and labelling tools turn the picture: a mask drawn on the turned
+// view does not line up with the pixels. fcn data check and fcn predict warn where it is not 1.
+int exif_orientation(const std::vector<char>& bytes);
+int exif_orientation(const std::string& path);
+// How viewers show an image of that orientation: "turned 90 degrees clockwise", ...
+std::string orientation_words(int orientation);
 // The JPEG checks alone: frame size within the limits, and the end-of-image marker present.
 void check_jpeg(const std::vector<char>& bytes, const std::string& path);
 // The file extensions list_images takes for images (lower case, with the dot).
