@@ -322,6 +322,8 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   EXPECT_TRUE(torch::equal(predict(rgba).labels, predict(rgb).labels));  // alpha dropped
   const auto gray = torch::rand({1, 33, 40});
   EXPECT_TRUE(torch::equal(predict(gray).labels, predict(gray.expand({3, -1, -1})).labels));  // replicated
+  const auto gray_alpha = torch::cat({gray, torch::rand({1, 33, 40})});  // a PNG's LA: the gray, replicated
+  EXPECT_TRUE(torch::equal(predict(gray_alpha).labels, predict(gray.expand({3, -1, -1})).labels));
   EXPECT_NE(test::error_of([&] { predict(torch::zeros({3, 0, 0}), "empty.png"); }).find("empty.png"), std::string::npos);
   EXPECT_NE(test::error_of([&] { predict(std::string("/nonexistent/x.png")); }).find("/nonexistent/x.png"), std::string::npos);
   Model classifier;

@@ -19,7 +19,7 @@ torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const
     const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}, image.options()).view({3, 1, 1});
     return (image.narrow(-3, 0, 3) * weights).sum(-3, true);
   }
-  if (channels == 1 && have == 2) return image.narrow(-3, 0, 1);  // gray + alpha
+  if (have == 2 && (channels == 1 || channels == 3)) return adapt_channels(image.narrow(-3, 0, 1), channels, source);  // gray + alpha
   fail(source, "image has " + std::to_string(have) + " channels, the model expects " + std::to_string(channels));
 }
 

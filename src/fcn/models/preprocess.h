@@ -16,7 +16,8 @@ struct Normalization {
 };
 
 // C x H x W or N x C x H x W in [0, 1] -> the same with `channels` channels. Gray -> RGB by
-// replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601), gray+alpha -> gray.
+// replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601), gray+alpha -> gray
+// (and on to RGB by replication).
 // fcn::Error naming `source` for any other combination.
 torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source);
 
