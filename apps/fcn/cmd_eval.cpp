@@ -28,9 +28,22 @@ double number(const nlohmann::json& value) { return value.is_null() ? std::nan("
 // A per-class score for the text table: "-" where undefined.
 std::string cell(const nlohmann::json& value) { return value.is_null() ? "-" : std::to_string(value.get<double>()).substr(0, 6); }
 
-// One model's metrics, per-class scores, confusion matrix and training provenance.
-nlohmann::json result_json(const std::string& path, const std::string& split, const SegmentationDataset& dataset,
-                           const ConfusionMatrix& confusion, const Model& model, const PredictOptions& options) {
+// The inference options as --json reports them.
+nlohmann::json inference_json(const PredictOptions& options) {
+  return {{"tile", options.tile},
+          {"overlap", options.tile > 0 ? nlohmann::json(options.overlap) : nlohmann::json(nullptr)},
+          {"resize", options.resize_height > 0 ? nlohmann::json({options.resize_height, options.resize_width}) : nlohmann::json(nullptr)},
+          {"flip", options.flip},
+          {"rot90", options.rot90},
+          {"scales", options.scales},
+          {"dtype", options.dtype == torch::kBFloat16 ? "bf16" : "fp32"},
+          {"text", describe_inference(options)}};
+}
+
+// One model's (or folder of predicted masks') metrics, per-class scores and confusion matrix; a
+// model's inference options and training provenance (null and {} for predicted masks).
+nlohmann::json result_json(const std::string& path, const SegmentationDataset& dataset, const ConfusionMatrix& confusion,
+                           const Model* model, const PredictOptions& options) {
   const auto m = confusion.metrics();
   auto per_class = nlohmann::json::array();
   for (size_t c = 0; c < m.iou.size(); ++c)
@@ -44,7 +57,7 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
     for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
   }
   return {{"model", path},
-          {"split", split},
+          {"split", dataset.split()},
           {"pixel_acc", nan_to_null(m.pixel_acc)},
           {"mean_acc", nan_to_null(m.mean_acc)},
           {"mean_iu", nan_to_null(m.mean_iu)},
@@ -52,16 +65,8 @@ nlohmann::json result_json(const std::string& path, const std::string& split, co
           {"dice", nan_to_null(m.mean_dice)},
           {"per_class", per_class},
           {"confusion", matrix},
-          {"inference", {{"tile", options.tile},
-                         {"overlap", options.tile > 0 ? nlohmann::json(options.overlap) : nlohmann::json(nullptr)},
-                         {"resize", options.resize_height > 0 ? nlohmann::json({options.resize_height, options.resize_width})
-                                                              : nlohmann::json(nullptr)},
-                         {"flip", options.flip},
-                         {"rot90", options.rot90},
-                         {"scales", options.scales},
-                         {"dtype", options.dtype == torch::kBFloat16 ? "bf16" : "fp32"},
-                         {"text", describe_inference(options)}}},
-          {"training", nlohmann::json::parse(model.meta.training)}};
+          {"inference", model != nullptr ? inference_json(options) : nlohmann::json(nullptr)},
+          {"training", model != nullptr ? nlohmann::json::parse(model->meta.training) : nlohmann::json::object()}};
 }
 
 nlohmann::json worst_json(const std::vector<ImageScore>& worst) {
@@ -97,7 +102,7 @@ std::string markdown_row(const nlohmann::json& r) {
 }
 
 struct EvalFlags {
-  std::vector<std::string> models;
+  std::vector<std::string> models, predictions;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
   int64_t cache_mib = 1024, worst = 0;
@@ -106,40 +111,58 @@ struct EvalFlags {
   InferenceFlags inference;
 };
 
-// One model scored on the split: its result (result_json, plus skipped, worst and separation where
-// there are some), its line of the text table (the first model: the header above it); bad samples
-// are reported and counted in `failed`.
-nlohmann::json score_model(const std::string& path, const EvalFlags& f, const SegmentationDataset& dataset,
-                           const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
-  const auto model = load_model(path);
+// What one model or folder of predictions left in the sinks, added to its result; its line of the
+// text table printed (the first: the header above it); bad samples reported and counted in `failed`.
+struct Scored {
   SeparationScore separation;
   RandScore rand;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
   std::vector<ImageScore> per_image;
-  const auto confusion =
-      evaluate(model, dataset, options, target, f.json_output, {&separation, &skipped, f.worst > 0 ? &per_image : nullptr, &rand});
-  for (const auto& why : skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
-  failed += static_cast<int64_t>(skipped.size());
-  auto r = result_json(path, dataset.split(), dataset, confusion, model, options);
-  if (!skipped.empty()) r["skipped"] = skipped;
-  if (f.worst > 0) r["worst"] = worst_json(lowest_mean_iu(std::move(per_image), f.worst));
+  EvalSinks sinks(bool worst) { return {&separation, &skipped, worst ? &per_image : nullptr, &rand}; }
+};
+
+nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& confusion, const EvalFlags& f,
+                      const SegmentationDataset& dataset, const std::string& how, bool first, int64_t& failed) {
+  for (const auto& why : scored.skipped) std::fprintf(stderr, "fcn: error: %s (skipped)\n", printable(cli_message("", why)).c_str());
+  failed += static_cast<int64_t>(scored.skipped.size());
+  if (!scored.skipped.empty()) r["skipped"] = scored.skipped;
+  if (f.worst > 0) r["worst"] = worst_json(lowest_mean_iu(std::move(scored.per_image), f.worst));
   if (dataset.has_instances()) {
-    r["separation"] = {{"score", nan_to_null(separation.score())}, {"touching_pairs", separation.touching_pairs}, {"separated", separation.separated}};
-    r["rand_error"] = nan_to_null(rand.error());
+    const auto& s = scored.separation;
+    r["separation"] = {{"score", nan_to_null(s.score())}, {"touching_pairs", s.touching_pairs}, {"separated", s.separated}};
+    r["rand_error"] = nan_to_null(scored.rand.error());
   }
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
-  if (!f.json_output && first) {  // after the first model's options were accepted: no header above an error
-    const std::string how = describe_inference(options);
+  if (f.json_output) return r;
+  if (first) {  // after the first model's options were accepted: no header above an error
     if (how != "whole image") std::printf("inference: %s\n", how.c_str());
     std::printf("%-28s %9s %9s %9s %9s %9s\n", "model", "pixel acc", "mean acc", "mean IU", "f.w. IU", "Dice");
   }
-  if (!f.json_output)
-    std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", path.c_str(), number(r["pixel_acc"]), number(r["mean_acc"]),
-                number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
-  if (!f.json_output && r.contains("separation"))
-    std::printf("%-28s touching pairs separated: %ld of %ld (%.4f); adapted Rand error %.4f\n", "", static_cast<long>(separation.separated),
-                static_cast<long>(separation.touching_pairs), separation.score(), rand.error());
+  std::printf("%-28s %9.4f %9.4f %9.4f %9.4f %9.4f\n", r["model"].get<std::string>().c_str(), number(r["pixel_acc"]),
+              number(r["mean_acc"]), number(r["mean_iu"]), number(r["fw_iu"]), number(r["dice"]));
+  if (r.contains("separation"))
+    std::printf("%-28s touching pairs separated: %ld of %ld (%.4f); adapted Rand error %.4f\n", "",
+                static_cast<long>(scored.separation.separated), static_cast<long>(scored.separation.touching_pairs),
+                scored.separation.score(), scored.rand.error());
   return r;
+}
+
+// One model scored on the split, each image as fcn predict segments it with `options`.
+nlohmann::json score_model(const std::string& path, const EvalFlags& f, const SegmentationDataset& dataset,
+                           const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
+  const auto model = load_model(path);
+  Scored scored;
+  const auto confusion = evaluate(model, dataset, options, target, f.json_output, scored.sinks(f.worst > 0));
+  return report(result_json(path, dataset, confusion, &model, options), scored, confusion, f, dataset, describe_inference(options),
+                first, failed);
+}
+
+// One folder of predicted masks (ID.png per image) scored on the split.
+nlohmann::json score_predictions(const std::string& folder, const EvalFlags& f, const SegmentationDataset& dataset, bool first,
+                                 int64_t& failed) {
+  Scored scored;
+  const auto confusion = evaluate_masks(folder, dataset, f.json_output, scored.sinks(f.worst > 0));
+  return report(result_json(folder, dataset, confusion, nullptr, {}), scored, confusion, f, dataset, "whole image", first, failed);
 }
 
 void print_per_class(const nlohmann::json& result) {
@@ -150,6 +173,8 @@ void print_per_class(const nlohmann::json& result) {
 }
 
 void run_eval(const EvalFlags& f) {
+  if (f.models.empty() && f.predictions.empty())
+    fail("MODEL", "give model files to evaluate, or --predictions folders of masks to score");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
   PredictOptions options = f.options;  // each image as fcn predict segments it with the same flags
   apply_inference_flags(f.inference, options);
@@ -160,7 +185,7 @@ void run_eval(const EvalFlags& f) {
   if (!f.json_output && dataset.split() != f.split)
     std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(),
                 f.data.c_str(), f.split.c_str());
-  if (f.models.size() > 1) dataset.keep_decoded(static_cast<size_t>(f.cache_mib) << 20);  // one model reads each sample once
+  if (f.models.size() + f.predictions.size() > 1) dataset.keep_decoded(static_cast<size_t>(f.cache_mib) << 20);  // one model reads each sample once
   const auto target = parse_device(f.device);
   auto results = nlohmann::json::array();
   int64_t failed = 0;
@@ -169,10 +194,14 @@ void run_eval(const EvalFlags& f) {
     results.push_back(score_model(path, f, dataset, options, target, results.empty(), failed));
     table += markdown_row(results.back());
   }
-  if (!f.json_output && f.models.size() == 1) print_per_class(results[0]);
+  for (const auto& folder : f.predictions) {
+    results.push_back(score_predictions(folder, f, dataset, results.empty(), failed));
+    table += markdown_row(results.back());
+  }
+  if (!f.json_output && results.size() == 1) print_per_class(results[0]);
   if (!f.json_output && f.worst > 0)
     for (const auto& r : results) print_worst(r);
-  if (f.json_output) std::cout << (f.models.size() == 1 ? results[0] : results).dump(2) << "\n";
+  if (f.json_output) std::cout << (results.size() == 1 ? results[0] : results).dump(2) << "\n";
   if (!f.markdown.empty()) write_file_atomic(f.markdown, table.data(), table.size());
   if (failed > 0) {
     std::fprintf(stderr, "fcn: %ld sample(s) of %s could not be evaluated (left out of the metrics above)\n",
@@ -189,11 +218,15 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn8s.fcn --data scenes --split val\n"
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
+              "  example: fcn eval --predictions torch_masks/ --data scenes   (masks made elsewhere, ID.png per image, scored the same way)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
+  auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
          inference] = f;
-  cmd->add_option("MODEL", models, "model file(s)")->required();
+  cmd->add_option("MODEL", models, "model file(s)");
+  cmd->add_option("--predictions", predictions,
+                  "folder(s) of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
+                  "or any mask format the data reads; from another framework, run or annotator");
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");

@@ -425,8 +425,9 @@ void run_predict(PredictFlags& f) {
   const auto pages = pages_of(images);
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
     fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
-  Progress progress("predict", std::accumulate(pages.begin(), pages.end(), int64_t{0}), f.quiet || f.json || images.size() < 2);
-  Segmenter segmenter(f, predictor, f.quiet || images.size() < 2, progress);
+  const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
+  Progress progress("predict", total, f.quiet || f.json || total < 2);
+  Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
   for (size_t i = 0; i < images.size(); ++i) {
     const auto& input = images[i];
     if (has_video_extension(input))

@@ -540,4 +540,28 @@ def _():
     assert len(np.unique(confusion.argmax(1))) > 1 or confusion.sum() > 0
 
 
+@check("eval --predictions scores masks made elsewhere as it scores a model: numpy's confusion over random masks")
+def _():
+    root = path("unet_data")  # the check above's data: 3 classes, void-free masks u0..u2
+    rng = np.random.default_rng(8)
+    os.makedirs(path("elsewhere"), exist_ok=True)
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    for i in range(3):
+        truth = np.asarray(Image.open(os.path.join(root, "SegmentationClass", f"u{i}.png")))
+        labels = rng.integers(0, 3, truth.shape)
+        save(path(f"elsewhere/u{i}.png"), labels)  # gray index PNGs, as another tool would write them
+        np.add.at(confusion, (truth.ravel(), labels.ravel()), 1)
+    result = json.loads(run("eval", "--predictions", path("elsewhere"), "--data", root, "--json").stdout)
+    assert np.array_equal(np.array(result["confusion"]), confusion), (result["confusion"], confusion.tolist())
+    iu = np.diag(confusion) / (confusion.sum(0) + confusion.sum(1) - np.diag(confusion))
+    assert abs(result["mean_iu"] - iu.mean()) < 1e-12 and result["inference"] is None, result
+    # Beside a model in one table: the same numbers as scoring predict's own masks of that model.
+    both = json.loads(run("eval", path("vunet_random.fcn"), "--predictions", path("vunet_masks0"), "--data", root, "--json").stdout)
+    assert both[0]["confusion"] == both[1]["confusion"] and both[1]["model"] == path("vunet_masks0"), both
+    os.remove(path("elsewhere/u1.png"))
+    p = run("eval", "--predictions", path("elsewhere"), "--data", root, ok=False)
+    assert p.returncode == 1 and "elsewhere/u1.png: missing: no prediction for " in p.stderr, p.stderr
+    one_line_error(run("eval", "--data", root, ok=False), "MODEL: give model files to evaluate, or --predictions folders")
+
+
 summary()

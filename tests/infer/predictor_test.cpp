@@ -10,6 +10,7 @@
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/png.h"
 #include "fcn/infer/heatmap.h"
 #include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
@@ -172,6 +173,51 @@ TEST(Predictor, EvaluateInPassesCountsAsOneAtATime) {
   }
   EXPECT_EQ(pixels, with_scores.sum().item<int64_t>());
   EXPECT_TRUE(torch::equal(with_scores, batched));
+}
+
+// Masks made elsewhere are scored as the model is: the labels Predictor gives, written as palette PNGs
+// (ID.png, as fcn predict names them), score the same confusion matrix; the ground truth scores
+// perfectly; a missing, mis-sized or void prediction is an error naming its file.
+TEST(Predictor, EvaluateMasksScoresWrittenLabelsAsTheModelIsScored) {
+  const std::string dir = test::temp_dir() + "/eval_masks", predicted = dir + "-predicted";
+  fs::remove_all(dir);
+  fs::remove_all(predicted);
+  fs::create_directories(predicted);
+  write_fashion_scenes(dir, FashionScenesOptions().train(5).val(1).size(32).seed(4));
+  const SegmentationDataset scenes(dir, "train");
+  Model model;
+  model.net = std::make_shared<FCNImpl>(
+      FCNOptions().stride(8).num_classes(scenes.num_classes()).backbone(BackboneOptions().width(0.0625).in_channels(1)).fc_channels(8).fc_kernel(1));
+  randomize(*model.net, 6);
+  model.meta = default_meta(scenes.num_classes(), 1);
+  PredictOptions one_at_a_time;
+  one_at_a_time.batch = 1;
+  const Predictor predict(model, torch::kCPU, one_at_a_time);
+  for (size_t i = 0; i < scenes.size(); ++i)
+    write_png_indexed(predicted_mask_path(predicted, scenes, i), predict(scenes.image_path(i)).labels.to(torch::kByte), model.meta.palette);
+  const auto by_model = evaluate(model, scenes, one_at_a_time).matrix();
+  std::vector<ImageScore> per_image;
+  const auto by_masks = evaluate_masks(predicted, scenes, true, {nullptr, nullptr, &per_image}).matrix();
+  EXPECT_TRUE(torch::equal(by_masks, by_model)) << by_masks << by_model;
+  ASSERT_EQ(per_image.size(), scenes.size());
+  EXPECT_EQ(per_image[2].image, scenes.image_path(2));
+  const auto truth = evaluate_masks(dir + "/SegmentationClass", scenes).metrics();  // the ground truth as predictions
+  EXPECT_EQ(truth.pixel_acc, 1.0);
+  EXPECT_EQ(truth.mean_iu, 1.0);
+  // Bad predictions: each named, left out where a list is given.
+  write_png_indexed(predicted_mask_path(predicted, scenes, 0), torch::zeros({31, 32}, torch::kByte), model.meta.palette);
+  write_png_indexed(predicted_mask_path(predicted, scenes, 1), torch::full({32, 32}, 255, torch::kByte), model.meta.palette);
+  fs::remove(predicted_mask_path(predicted, scenes, 2));
+  std::vector<std::string> skipped;
+  const auto rest = evaluate_masks(predicted, scenes, true, {nullptr, &skipped}).matrix();
+  ASSERT_EQ(skipped.size(), 3u);
+  EXPECT_NE(skipped[0].find(scenes.id(0) + ".png: is 32x31 but its ground truth "), std::string::npos) << skipped[0];
+  EXPECT_NE(skipped[1].find(scenes.id(1) + ".png: label 255 (void) at (0,0): a prediction gives every pixel a class"), std::string::npos)
+      << skipped[1];
+  EXPECT_NE(skipped[2].find(scenes.id(2) + ".png: missing: no prediction for "), std::string::npos) << skipped[2];
+  EXPECT_EQ(rest.sum().item<int64_t>(), by_model.sum().item<int64_t>() - per_image[0].pixels - per_image[1].pixels - per_image[2].pixels);
+  EXPECT_NE(test::error_of([&] { evaluate_masks(predicted, scenes); }).find(scenes.id(0) + ".png: is 32x31"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { evaluate_masks(dir + "/nothing", scenes); }).find("is not a folder of predicted masks"), std::string::npos);
 }
 
 TEST(Predictor, ValidUNetTilesEqualTheWholeImage) {

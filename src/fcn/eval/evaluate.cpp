@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <new>
 #include <utility>
 
@@ -20,13 +21,32 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
 
 namespace {
 
+// One image's predicted labels against its ground truth (and instance masks, where defined): into
+// the split's confusion matrix and the sinks that are given.
+void record(size_t i, const std::string& image, const torch::Tensor& labels, const torch::Tensor& truth,
+            const torch::Tensor& instances, ConfusionMatrix& confusion, const EvalSinks& sinks) {
+  if (sinks.per_image == nullptr) {
+    confusion.update(labels, truth);
+  } else {  // the image's own counts, then added to the split's
+    ConfusionMatrix own(confusion.num_classes());
+    own.update(labels, truth);
+    confusion.add(own.matrix());
+    sinks.per_image->push_back({i, image, own.matrix().sum().item<int64_t>(), own.metrics()});
+  }
+  if ((sinks.separation != nullptr || sinks.rand != nullptr) && instances.defined()) {
+    const auto scores = instance_scores(labels, instances);
+    if (sinks.separation != nullptr) *sinks.separation += scores.separation;
+    if (sinks.rand != nullptr) *sinks.rand += scores.rand;
+  }
+}
+
 // The split's images scored into one confusion matrix, same-size neighbours a pass at a time.
 class Scorer {
  public:
   Scorer(const Predictor& predictor, const SegmentationDataset& dataset, ConfusionMatrix& confusion, EvalSinks sinks,
          Progress& progress)
-      : predictor_(predictor), dataset_(dataset), confusion_(confusion), separation_(sinks.separation), rand_(sinks.rand), skipped_(sinks.skipped),
-        per_image_(sinks.per_image), progress_(progress), per_pass_(static_cast<size_t>(std::max<int64_t>(1, predictor.options().batch))) {}
+      : predictor_(predictor), dataset_(dataset), confusion_(confusion), sinks_(sinks), skipped_(sinks.skipped), progress_(progress),
+        per_pass_(static_cast<size_t>(std::max<int64_t>(1, predictor.options().batch))) {}
 
   void add(size_t i) {
     Sample sample;
@@ -69,29 +89,15 @@ class Scorer {
       skipped_->push_back(dataset_.image_path(i) + ": out of memory segmenting this image");
       return;
     }
-    if (per_image_ == nullptr) {
-      confusion_.update(labels, sample.mask);
-    } else {  // the image's own counts, then added to the split's
-      ConfusionMatrix own(confusion_.num_classes());
-      own.update(labels, sample.mask);
-      confusion_.add(own.matrix());
-      per_image_->push_back({i, dataset_.image_path(i), own.matrix().sum().item<int64_t>(), own.metrics()});
-    }
-    if ((separation_ != nullptr || rand_ != nullptr) && sample.instances.defined()) {
-      const auto scores = instance_scores(labels, sample.instances);
-      if (separation_ != nullptr) *separation_ += scores.separation;
-      if (rand_ != nullptr) *rand_ += scores.rand;
-    }
+    record(i, dataset_.image_path(i), labels, sample.mask, sample.instances, confusion_, sinks_);
     progress_.update(static_cast<int64_t>(i + 1));
   }
 
   const Predictor& predictor_;
   const SegmentationDataset& dataset_;
   ConfusionMatrix& confusion_;
-  SeparationScore* separation_;
-  RandScore* rand_;
+  EvalSinks sinks_;
   std::vector<std::string>* skipped_;
-  std::vector<ImageScore>* per_image_;
   Progress& progress_;
   size_t per_pass_;
   std::vector<std::pair<size_t, Sample>> pending_;
@@ -118,6 +124,40 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
   for (size_t i = 0; i < dataset.size(); ++i)
     if (shard.has(i)) scorer.add(i);
   scorer.flush();
+  return confusion;
+}
+
+std::string predicted_mask_path(const std::string& predictions, const SegmentationDataset& dataset, size_t index) {
+  return (std::filesystem::path(predictions) / (dataset.id(index) + ".png")).string();
+}
+
+ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet, EvalSinks sinks) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(predictions, error)) fail(predictions, "is not a folder of predicted masks (ID.png per image)");
+  ConfusionMatrix confusion(dataset.num_classes());
+  Progress progress("eval " + predictions, static_cast<int64_t>(dataset.size()), quiet);
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    torch::Tensor labels, truth, instances;
+    try {
+      const auto file = predicted_mask_path(predictions, dataset, i);
+      if (!std::filesystem::exists(file, error)) fail(file, "missing: no prediction for " + dataset.image_path(i));
+      labels = dataset.read_mask(file);
+      truth = dataset.read_mask(dataset.mask_path(i));
+      if (dataset.has_instances()) instances = SegmentationDataset::read_instances(dataset.instance_path(i));
+      if (labels.sizes() != truth.sizes())
+        fail(file, "is " + std::to_string(labels.size(1)) + "x" + std::to_string(labels.size(0)) + " but its ground truth " +
+                       dataset.mask_path(i) + " is " + std::to_string(truth.size(1)) + "x" + std::to_string(truth.size(0)));
+      if (const auto unset = (labels == kIgnoreLabel).nonzero(); unset.size(0) > 0)
+        fail(file, "label 255 (void) at (" + std::to_string(unset[0][0].item<int64_t>()) + "," + std::to_string(unset[0][1].item<int64_t>()) +
+                       "): a prediction gives every pixel a class");
+    } catch (const Error& e) {
+      if (sinks.skipped == nullptr) throw;
+      sinks.skipped->push_back(e.what());
+      continue;
+    }
+    record(i, dataset.image_path(i), labels, truth, instances, confusion, sinks);
+    progress.update(static_cast<int64_t>(i + 1));
+  }
   return confusion;
 }
 

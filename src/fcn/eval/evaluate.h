@@ -57,4 +57,15 @@ struct EvalSinks {
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options = {},
                          torch::Device device = torch::kCPU, bool quiet = true, EvalSinks sinks = {}, Shard shard = {});
 
+// Labels made elsewhere — another framework, another fcn run, an annotator — scored as evaluate()
+// scores a model: the masks in the folder `predictions`, ID.png for each image ID of the split (as
+// fcn predict names its outputs), read as the dataset reads its masks (palette or gray indices, RGB
+// colours of classes.json, 0/255 binary), against the split's ground truth. A prediction that is
+// missing, of another size, or void (255) anywhere is an error naming its file (recorded in
+// sinks.skipped where given, and left out).
+ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet = true,
+                               EvalSinks sinks = {});
+// predictions/ID.png: where evaluate_masks looks for image `index`'s predicted mask.
+std::string predicted_mask_path(const std::string& predictions, const SegmentationDataset& dataset, size_t index);
+
 }  // namespace fcn
