@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/video.h"
+#include "fcn/util/atomic_file.h"
 #include "test_util.h"
 
 #ifdef FCN_WITH_OPENCV
@@ -130,6 +131,12 @@ TEST(Video, Mp4ForWatching) {
     EXPECT_LT(picture.sub(ramp.to(torch::kFloat)).abs().mean().item<float>(), 4.0f);
   }
   EXPECT_EQ(frames, 6);
+  // Cut short before its index (an MP4's moov atom comes last): the error quotes FFmpeg's reason, heard
+  // while the reader opens (OpenCV's own log callback would have kept it).
+  const auto bytes = read_file(dir + "/clip.mp4");
+  std::ofstream(dir + "/cut.mp4", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  expect_names(test::error_of([&] { VideoReader(dir + "/cut.mp4"); }), "cut.mp4",
+               "cannot be opened as a video (FFmpeg: moov atom not found; ");
 }
 
 // Two MPEG-1 streams of different frame sizes one after the other (a concatenated program stream

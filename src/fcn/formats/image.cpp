@@ -352,15 +352,12 @@ std::string lower_extension(const std::string& path) {
 }
 
 #ifdef FCN_WITH_OPENCV
-void quiet_opencv(bool ffmpeg) {
+void quiet_opencv() {
   static const bool level = [] {
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
     return true;
   }();
   (void)level;
-  if (!ffmpeg) return;
-  static const bool ffmpeg_level = [] { return ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0) == 0; }();
-  (void)ffmpeg_level;
 }
 #endif
 

@@ -25,9 +25,9 @@ class Listening {
 };
 
 #ifdef FCN_WITH_OPENCV
-// OpenCV's log level to errors, once per process; with `ffmpeg`, FFmpeg's own lines too ("moov atom
-// not found": OPENCV_FFMPEG_LOGLEVEL=-8, unless the environment sets it already).
-void quiet_opencv(bool ffmpeg = false);
+// OpenCV's log level to errors, once per process. (FFmpeg's own lines, "moov atom not found", go to
+// fcn's log callback, formats/video.cpp, which keeps them as errors rather than printing them.)
+void quiet_opencv();
 #endif
 
 }  // namespace fcn

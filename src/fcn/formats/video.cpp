@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdarg>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -27,9 +28,10 @@ namespace fs = std::filesystem;
 namespace {
 
 #ifdef FCN_WITH_OPENCV
-// FFmpeg's error lines during one read of a reader on this thread. FFmpeg's log callback is
-// process-wide: fcn's keeps what comes while one of its readers reads on the calling thread and passes
-// every line on to FFmpeg's default (quiet unless OPENCV_FFMPEG_LOGLEVEL says otherwise).
+// FFmpeg's error lines while a reader opens or reads on this thread. FFmpeg's log callback is
+// process-wide: fcn's keeps what comes while one of its readers works on the calling thread, and
+// prints nothing itself (FFmpeg's default prints errors) unless the environment asks OpenCV for
+// FFmpeg's log (OPENCV_FFMPEG_LOGLEVEL, OPENCV_FFMPEG_DEBUG): then every line goes on to FFmpeg's default.
 struct FfmpegLines {
   std::vector<std::string> errors;
   // The scaler that turns a decoded frame into BGR failed: OpenCV 4.6 then hands back the previous
@@ -53,8 +55,13 @@ void on_ffmpeg_log(void* context, int level, const char* format, va_list args) {
       listening->conversion_failed = true;
     if (!text.empty()) listening->errors.push_back(text);
   }
-  av_log_default_callback(context, level, format, args);
+  static const bool asked = std::getenv("OPENCV_FFMPEG_LOGLEVEL") != nullptr || std::getenv("OPENCV_FFMPEG_DEBUG") != nullptr;
+  if (asked) av_log_default_callback(context, level, format, args);
 }
+
+// fcn's callback in place. OpenCV puts its own in on every open where the environment asks for
+// FFmpeg's log, and only then: fcn's goes in before each open (heard there) and again after it.
+void hear_ffmpeg() { av_log_set_callback(on_ffmpeg_log); }
 
 constexpr size_t kKeptErrors = 16;
 #else
@@ -111,15 +118,22 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (!fs::exists(fs::symlink_status(path, error))) fail(path, "file not found");
   if (fs::is_directory(path, error)) fail(path, "is a folder, not a video");
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv(true);
+  quiet_opencv();
+  hear_ffmpeg();
   auto& capture = impl_->capture;
+  FfmpegLines lines;
   try {
+    const Listening<FfmpegLines> listen(listening, lines);
     capture.open(path, cv::CAP_FFMPEG);
   } catch (const cv::Exception& e) {
     fail(path, "cannot open the video: " + printable(first_line(e.msg)));
   }
-  if (!capture.isOpened()) fail(path, "cannot be opened as a video (not a video, damaged, or a codec this FFmpeg lacks)");
-  av_log_set_callback(on_ffmpeg_log);  // after OpenCV's first open, which sets its own where OPENCV_FFMPEG_LOGLEVEL is set
+  const std::string heard = lines.errors.empty() ? "" : "FFmpeg: " + printable(lines.errors.front()) + "; ";
+  if (!capture.isOpened()) fail(path, "cannot be opened as a video (" + heard + "not a video, damaged or cut short, or a codec this FFmpeg lacks)");
+  for (const auto& line : lines.errors)
+    if (impl_->errors.size() < kKeptErrors) impl_->errors.push_back("opening: " + printable(line));
+  impl_->error_count = static_cast<int64_t>(lines.errors.size());
+  hear_ffmpeg();
   auto& info = impl_->info;
   info.height = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
   info.width = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_WIDTH));
@@ -182,7 +196,8 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, in
   if (!std::isfinite(fps) || fps <= 0 || fps > 1000) fail(path, "frame rate must be in (0, 1000], got " + std::to_string(fps));
   check_image_size(path, height, width);
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv(true);
+  quiet_opencv();
+  hear_ffmpeg();
   const auto p = fs::path(path);
   impl_->temporary = (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + ext)).string();
   impl_->pad_rows = height % 2;  // OpenCV's FFmpeg writer crops odd sides for every codec
