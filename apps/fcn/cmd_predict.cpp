@@ -235,7 +235,7 @@ class Segmenter {
       return skip(path, error);
     }
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
-      turned.push_back(printable(path) + ": " + orientation_words(orientation));
+      turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
     add_image({path, image, "", nullptr});
   }
 
@@ -301,7 +301,7 @@ class Segmenter {
   nlohmann::json report = nlohmann::json::array(), videos = nlohmann::json::array(), stacks = nlohmann::json::array();
   int failed = 0;
   bool stopped = false;  // Ctrl-C ended a video: no more inputs
-  std::vector<std::string> turned;  // images with an EXIF orientation: "FILE: how viewers show it"
+  std::vector<std::string> turned;  // images with an EXIF orientation: "FILE: shown ... by viewers"
 
  private:
   // A bad image is reported and skipped, so one broken file does not stop a folder.
@@ -439,7 +439,7 @@ void run_predict(PredictFlags& f) {
   segmenter.flush();
   if (const auto& turned = segmenter.turned; !turned.empty())
     std::cerr << "fcn: warning: " << turned.size() << (turned.size() < 1000 ? "" : "+") << " image(s) carry an EXIF orientation ("
-              << turned.front() << (turned.size() > 1 ? ", ..." : "") << " by viewers): segmented as stored, as PyTorch and PIL "
+              << turned.front() << (turned.size() > 1 ? ", ..." : "") << "): segmented as stored, as PyTorch and PIL "
               << "read them, so their masks look turned against the photos in a viewer\n";
   const auto& times = segmenter.times;
   const int failed = segmenter.failed;

@@ -457,7 +457,7 @@ def _():
     run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 2, "--in-channels", 1, "--out", path("turned.fcn"))
     p = run("predict", path("turned.fcn"), os.path.join(root, "images"), "--out", path("turned_out"))
     assert "warning: 2 image(s) carry an EXIF orientation (" in p.stderr and "c.jpg: turned 90 degrees counter-clockwise" not in p.stderr \
-        and "b.jpg: turned 90 degrees clockwise, ... by viewers): segmented as stored" in p.stderr, p.stderr
+        and "b.jpg: shown turned 90 degrees clockwise by viewers, ...): segmented as stored" in p.stderr, p.stderr
     assert np.array(Image.open(path("turned_out/b.png"))).shape == (16, 24)  # as stored, not turned
     assert "EXIF" not in run("predict", path("turned.fcn"), os.path.join(root, "images", "a.jpg"), "--out", path("turned_out")).stderr
 
