@@ -225,8 +225,9 @@ void add_eval(CLI::App& app) {
          inference] = f;
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
-                  "folder(s) of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
-                  "or any mask format the data reads; from another framework, run or annotator");
+                  "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
+                  "or any mask format the data reads; from another framework, run or annotator (repeat the flag for several)")
+      ->allow_extra_args(false);  // one folder a flag: a model after it stays a model
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");

@@ -556,7 +556,7 @@ def _():
     iu = np.diag(confusion) / (confusion.sum(0) + confusion.sum(1) - np.diag(confusion))
     assert abs(result["mean_iu"] - iu.mean()) < 1e-12 and result["inference"] is None, result
     # Beside a model in one table: the same numbers as scoring predict's own masks of that model.
-    both = json.loads(run("eval", path("vunet_random.fcn"), "--predictions", path("vunet_masks0"), "--data", root, "--json").stdout)
+    both = json.loads(run("eval", "--predictions", path("vunet_masks0"), path("vunet_random.fcn"), "--data", root, "--json").stdout)
     assert both[0]["confusion"] == both[1]["confusion"] and both[1]["model"] == path("vunet_masks0"), both
     os.remove(path("elsewhere/u1.png"))
     p = run("eval", "--predictions", path("elsewhere"), "--data", root, ok=False)
