@@ -247,7 +247,8 @@ class Segmenter {
       flush();
       return skip(path, error);
     }
-    for (int64_t page = 0; page < std::min(pages, stack->size()); ++page) {
+    const InterruptGuard guard;  // Ctrl-C: the pages so far are written, the label stack too, then the run ends
+    for (int64_t page = 0; page < std::min(pages, stack->size()) && !InterruptGuard::requested(); ++page) {
       const auto source = path + " page " + std::to_string(page);
       torch::Tensor image;
       if (const auto error = error_of(source, [&] { image = stack->page(page); }); !error.empty()) {
@@ -258,6 +259,10 @@ class Segmenter {
         add_image({source, image, numbered(stem, page), labels});
       }
     }
+    if (!InterruptGuard::requested()) return;
+    flush();
+    stopped = true;
+    if (labels && !labels->broken && labels->writer.pages() > 0) complete(*labels);
   }
 
   void flush() {
@@ -352,21 +357,27 @@ class Segmenter {
     const auto& size = stack.pages[static_cast<size_t>(page)];
     if (!labels.defined()) stack.void_pages.push_back(page);
     const auto values = labels.defined() ? labels : torch::full({size.height, size.width}, stack.void_label, torch::kLong);
-    std::string error = error_of(stack.writer.path(), [&] {
-      stack.writer.add(stack.void_label == 255 ? values.to(torch::kByte) : values);
-      if (stack.writer.pages() == static_cast<int64_t>(stack.pages.size())) stack.writer.finish();
-    });
+    const std::string error = error_of(stack.writer.path(), [&] { stack.writer.add(stack.void_label == 255 ? values.to(torch::kByte) : values); });
     if (!error.empty()) {
       stack.broken = true;
       return skip(stack.writer.path(), error);
     }
-    if (stack.writer.pages() < static_cast<int64_t>(stack.pages.size())) return;
-    const auto pages = static_cast<int64_t>(stack.pages.size());
-    stacks.push_back({{"stack", stack.input}, {"pages", pages}, {"labels", stack.writer.path()}, {"void_pages", stack.void_pages}});
+    if (stack.writer.pages() == static_cast<int64_t>(stack.pages.size())) complete(stack);
+  }
+
+  // The label stack's file completed and reported: every page, or those before a Ctrl-C.
+  void complete(LabelStack& stack) {
+    if (const auto error = error_of(stack.writer.path(), [&] { stack.writer.finish(); }); !error.empty()) return skip(stack.writer.path(), error);
+    const auto pages = static_cast<int64_t>(stack.pages.size()), written = stack.writer.pages();
+    stacks.push_back({{"stack", stack.input}, {"pages", pages}, {"labels", stack.writer.path()}, {"pages_written", written},
+                      {"void_pages", stack.void_pages}});
     if (!stack.void_pages.empty())
       std::cerr << "fcn: warning: " << printable(stack.writer.path()) << ": " << stack.void_pages.size() << " of " << pages
                 << " page(s) could not be segmented and are void (" << stack.void_label << ") there, the first page "
                 << stack.void_pages.front() << "\n";
+    if (written < pages)
+      std::cerr << "fcn: warning: " << printable(stack.writer.path()) << ": stopped by Ctrl-C, it holds pages 0.." << written - 1
+                << " of the " << pages << "\n";
     if (!f_.json) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << printable(stack.writer.path()) << "\n";
   }
 

@@ -18,7 +18,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
 import nets  # noqa: E402
 
-from harness import check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
+from harness import FCN, check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
 
 EXAMPLE, TRAIN_EXAMPLE, VIDEO_TOOL = sys.argv[2], sys.argv[3], sys.argv[4]
 
@@ -286,7 +286,8 @@ def _():
     pages[0].save(path("vol4.tif"), save_all=True, append_images=pages[1:], compression="tiff_deflate")
     run("predict", model, path("vol4.tif"), "--out", path("pngs"))  # the per-page PNGs: what the stack must hold
     out = json.loads(run("predict", model, path("vol4.tif"), "--out", path("lstack"), "--label-stack", "--json").stdout)
-    assert out["stacks"] == [{"stack": path("vol4.tif"), "pages": 4, "labels": path("lstack/vol4-labels.tif"), "void_pages": []}], out
+    assert out["stacks"] == [{"stack": path("vol4.tif"), "pages": 4, "labels": path("lstack/vol4-labels.tif"), "pages_written": 4,
+                              "void_pages": []}], out
     assert os.listdir(path("lstack")) == ["vol4-labels.tif"], os.listdir(path("lstack"))  # no PNG folder, no partial file
     labels = Image.open(path("lstack/vol4-labels.tif"))
     assert labels.n_frames == 4
@@ -312,6 +313,28 @@ def _():
         assert (np.array(labels) == expected).all(), k
     one_line_error(run("predict", model, scenes[0], "--out", path("x"), "--label-stack", ok=False),
                    "--label-stack: writes the labels of multi-page TIFF stacks, and no input is one")
+    # Ctrl-C midway (once progress shows): the pages so far are in the label stack, named as such; exit code 130.
+    import signal
+    import time
+    long = [pages[k % 4] for k in range(3000)]
+    long[0].save(path("long.tif"), save_all=True, append_images=long[1:])
+    with open(path("long.err"), "w") as log:
+        p = subprocess.Popen([FCN, "predict", model, path("long.tif"), "--out", path("llong"), "--label-stack"],
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.time() + 120
+        while "predict " not in open(path("long.err")).read() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+    err = open(path("long.err")).read()
+    assert p.returncode == 130, (p.returncode, err[-500:])
+    labels = Image.open(path("llong/long-labels.tif"))
+    written = labels.n_frames
+    assert 0 < written < 3000 and f"stopped by Ctrl-C, it holds pages 0..{written - 1} of the 3000" in err, (written, err[-500:])
+    assert os.listdir(path("llong")) == ["long-labels.tif"], os.listdir(path("llong"))  # no partial file left
+    for k in (0, written - 1):
+        labels.seek(k)
+        assert (np.array(labels) == np.array(Image.open(path(f"pngs/vol4/{k % 4:06d}.png")))).all(), k
 
 
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
