@@ -405,6 +405,9 @@ def _():
     image = os.path.join(root, "JPEGImages", "im1.png")
     open(image, "r+b").truncate(50)
     cases[root] = ("JPEGImages/im1.png", "PNG")
+    root = tiny_voc("bad_jpeg_mask")  # a mask exported as JPEG (here under its .png name): its edges hold other values
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(os.path.join(root, "SegmentationClass", "im1.png"), format="JPEG")
+    cases[root] = ("SegmentationClass/im1.png", "is a JPEG, not a PNG: masks must be lossless")
     root = tiny_voc("bad_empty")
     open(os.path.join(root, "ImageSets/Segmentation/train.txt"), "w").close()
     cases[root] = ("train.txt", "lists no images")
