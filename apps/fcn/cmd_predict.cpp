@@ -33,18 +33,22 @@ struct PredictFlags {
   std::vector<std::string> inputs;
   InferenceFlags inference;
   std::vector<int> threads;
-  bool overlay = false, json = false, quiet = false, label_stack = false;
+  bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false;
   int64_t every = 1;  // videos: every Nth frame
   PredictOptions options;
 };
 
-// A unique output stem per input (two inputs may share a file name in different folders).
-std::string unique_stem(const std::string& path, std::set<std::string>& used) {
+// The output stem an input gets next: its file's stem, or stem_2, stem_3, ... where an earlier input
+// took it (two inputs may share a file name in different folders).
+std::string free_stem(const std::string& path, const std::set<std::string>& used) {
   const std::string stem = std::filesystem::path(path).stem().string();
   std::string name = stem;
-  for (int i = 2; !used.insert(name).second; ++i) name = stem + "_" + std::to_string(i);
+  for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
   return name;
 }
+
+// free_stem, taken.
+std::string unique_stem(const std::string& path, std::set<std::string>& used) { return *used.insert(free_stem(path, used)).first; }
 
 // Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`);
 // returns the files written.
@@ -229,6 +233,7 @@ class Segmenter {
   // OUT/NAME/ as 000000.png, ..., as a video's frames are).
   void add(const std::string& path, int64_t pages) {
     if (pages > 1) return add_stack(path, pages);
+    if (f_.skip_existing && existing(path)) return;
     torch::Tensor image;
     if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
       flush();  // the report keeps the images' order
@@ -236,7 +241,7 @@ class Segmenter {
     }
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
-    add_image({path, image, "", nullptr});
+    add_image({path, image, unique_stem(path, stems_), nullptr});  // named in input order, as --skip-existing expects
   }
 
   void add_stack(const std::string& path, int64_t pages) {
@@ -305,7 +310,8 @@ class Segmenter {
   Timing times;  // network ms per segmented image
   nlohmann::json report = nlohmann::json::array(), videos = nlohmann::json::array(), stacks = nlohmann::json::array();
   int failed = 0;
-  bool stopped = false;  // Ctrl-C ended a video: no more inputs
+  int64_t kept = 0;      // --skip-existing: images whose mask an earlier run wrote
+  bool stopped = false;  // Ctrl-C: no more inputs
   std::vector<std::string> turned;  // images with an EXIF orientation: "FILE: shown ... by viewers"
 
  private:
@@ -315,6 +321,19 @@ class Segmenter {
     if (f_.json) report.push_back({{"image", path}, {"error", error}});
     ++failed;
     progress_.update(++done_);
+  }
+
+  // --skip-existing: the image's label file is in OUT (an earlier run's, stopped midway): its name is
+  // taken as that run took it, and nothing is read.
+  bool existing(const std::string& path) {
+    const auto stem = free_stem(path, stems_);
+    const auto labels = std::filesystem::path(f_.out) / (stem + (predictor_.model().net->label_classes() <= 256 ? ".png" : "-labels.npy"));
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(labels, error)) return false;
+    stems_.insert(stem);
+    ++kept;
+    progress_.update(++done_);
+    return true;
   }
 
   // --label-stack: a stack's labels, gathered page by page (in page order, as pages finish) into
@@ -439,13 +458,14 @@ void run_predict(PredictFlags& f) {
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
-  for (size_t i = 0; i < images.size(); ++i) {
+  const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
+  for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
     const auto& input = images[i];
     if (has_video_extension(input))
       segmenter.add_video(input);
     else
       segmenter.add(input, pages[i]);
-    if (segmenter.stopped) break;
+    segmenter.stopped = segmenter.stopped || InterruptGuard::requested();
   }
   segmenter.flush();
   if (const auto& turned = segmenter.turned; !turned.empty())
@@ -458,7 +478,7 @@ void run_predict(PredictFlags& f) {
   if (f.json) {
     std::cout << nlohmann::json{{"model", f.model}, {"device", device.str()}, {"images", segmenter.report}, {"videos", segmenter.videos},
                                 {"stacks", segmenter.stacks},
-                                {"succeeded", times.ms.size()}, {"failed", failed}, {"median_ms", median},
+                                {"succeeded", times.ms.size()}, {"failed", failed}, {"kept", segmenter.kept}, {"median_ms", median},
                                 {"path", predictor.path().to_json()}, {"inference", describe_inference(predictor.options())}}
                      .dump(2)
               << "\n";
@@ -468,8 +488,10 @@ void run_predict(PredictFlags& f) {
     std::cout << (segmenter.videos.empty() ? images_done : times.ms.empty() ? videos_done : images_done + " and " + videos_done)
               << " segmented on " << device.str() << " into " << f.out;
     if (!times.ms.empty()) std::cout << ", median " << median << " ms/image";
-    std::cout << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
+    std::cout << (segmenter.kept > 0 ? ", " + std::to_string(segmenter.kept) + " kept from an earlier run" : std::string())
+              << (failed > 0 ? ", " + std::to_string(failed) + " failed" : std::string()) << "\n";
   }
+  if (segmenter.stopped && !f.json) std::cerr << "fcn: stopped by Ctrl-C; the same command with --skip-existing goes on where this one stopped\n";
   if (segmenter.stopped) throw CLI::RuntimeError(130);
   if (failed > 0) throw CLI::RuntimeError(1);
 }
@@ -500,6 +522,9 @@ void add_predict(CLI::App& app) {
   add_device_flag(cmd, f.device);
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
+  cmd->add_flag("--skip-existing", f.skip_existing,
+                "images whose label file OUT/NAME.png exists already are skipped: a run stopped midway (Ctrl-C) goes on "
+                "where it stopped (stacks and videos are segmented again)");
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");

@@ -74,6 +74,34 @@ def _():
     assert len(glob.glob(path("masks2/*.png"))) == 3 and "3 image(s) segmented on cpu" in p.stdout, p.stdout
 
 
+@check("predict: Ctrl-C midway finishes the images so far (exit 130); --skip-existing goes on where it stopped")
+def _():
+    import signal
+    import time
+    model = scenes_model()
+    scenes = sorted(glob.glob(path("scenes/JPEGImages/*.png")))
+    os.makedirs(path("stopped"), exist_ok=True)
+    for k in range(1500):
+        shutil.copy(scenes[k % len(scenes)], path(f"stopped/m{k:04d}.png"))
+    with open(path("stopped.err"), "w") as log:
+        p = subprocess.Popen([FCN, "predict", model, path("stopped"), "--out", path("stopped_out")], stdout=subprocess.PIPE,
+                             stderr=log, text=True)
+        deadline = time.time() + 120
+        while "predict " not in open(path("stopped.err")).read() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+    err = open(path("stopped.err")).read()
+    done = len(os.listdir(path("stopped_out")))
+    assert p.returncode == 130 and "stopped by Ctrl-C; the same command with --skip-existing goes on" in err, (p.returncode, err[-300:])
+    assert 0 < done < 1500 and not any(n.startswith(".") for n in os.listdir(path("stopped_out"))), done  # no partial file
+    out = json.loads(run("predict", model, path("stopped"), "--out", path("stopped_out"), "--skip-existing", "--json").stdout)
+    assert (out["kept"], out["succeeded"]) == (done, 1500 - done) and len(os.listdir(path("stopped_out"))) == 1500, (out["kept"], done)
+    run("predict", model, path(f"stopped/m{done - 1:04d}.png"), path(f"stopped/m{done:04d}.png"), "--out", path("stopped_one"))
+    for k in (done - 1, done):  # the last mask of the stopped run and the first of the resumed one, as a fresh run writes them
+        assert (np.array(Image.open(path(f"stopped_out/m{k:04d}.png"))) == np.array(Image.open(path(f"stopped_one/m{k:04d}.png")))).all(), k
+
+
 @check("predict: probabilities as .npy and 16-bit PNGs agree and sum to one")
 def _():
     model = rgb_model()

@@ -84,17 +84,20 @@ struct ReadState {
   ~ReadState() { png_destroy_read_struct(&png, &info, nullptr); }
 };
 
+// The error for bytes that are no PNG; a mask saved as JPEG (its labels blurred into other values
+// along every edge) is named as such.
+[[noreturn]] void not_png(const std::vector<char>& bytes, const std::string& path) {
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8)
+    fail(path, "is a JPEG, not a PNG: masks must be lossless (JPEG changes the labels along every edge); save them as PNG");
+  fail(path, "not a PNG file");
+}
+
 }  // namespace
 
 PngContent read_png(const std::string& path) { return parse_png(read_file(path), path); }
 
 PngContent parse_png(const std::vector<char>& bytes, const std::string& path) {
-  if (!is_png(bytes)) {
-    const bool jpeg = bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8;
-    if (jpeg)  // a mask saved as JPEG: its labels blurred into other values along every edge
-      fail(path, "is a JPEG, not a PNG: masks must be lossless (JPEG changes the labels along every edge); save them as PNG");
-    fail(path, "not a PNG file");
-  }
+  if (!is_png(bytes)) not_png(bytes, path);
   std::string message;
   ReadState state;
   state.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message, on_error, on_warning);
