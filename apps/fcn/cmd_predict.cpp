@@ -458,6 +458,7 @@ void run_predict(PredictFlags& f) {
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
+  InterruptGuard::clear();
   const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
   for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
     const auto& input = images[i];

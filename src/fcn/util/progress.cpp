@@ -9,7 +9,14 @@
 namespace fcn {
 namespace {
 std::atomic<bool> interrupt_flag{false};
-void on_signal(int) { interrupt_flag = true; }
+// The first signal asks the work to stop at its next safe point; a second one (the user insisting)
+// ends the process as the signal would have without fcn. Both calls are async-signal-safe.
+void on_signal(int signal) {
+  if (interrupt_flag.exchange(true)) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+  }
+}
 struct sigaction old_int, old_term;
 }  // namespace
 

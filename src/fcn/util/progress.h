@@ -23,7 +23,8 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
-// While alive, SIGINT/SIGTERM set a flag instead of killing the process (restored on destruction).
+// While alive, SIGINT/SIGTERM set a flag instead of killing the process (restored on destruction); a
+// second one while the flag is set kills it as usual (a user pressing Ctrl-C again to force the quit).
 class InterruptGuard {
  public:
   InterruptGuard();
