@@ -245,6 +245,7 @@ class Segmenter {
   }
 
   void add_stack(const std::string& path, int64_t pages) {
+    if (f_.skip_existing && stack_done(path, pages)) return;
     const auto stem = unique_stem(path, stems_);
     std::optional<TiffStackReader> stack;
     std::shared_ptr<LabelStack> labels;
@@ -333,6 +334,29 @@ class Segmenter {
     stems_.insert(stem);
     ++kept;
     progress_.update(++done_);
+    return true;
+  }
+
+  // --skip-existing for a stack: done where its --label-stack file holds every page (one a Ctrl-C
+  // stopped holds fewer, and is written again), or without that flag, where every page's label file is there.
+  bool stack_done(const std::string& path, int64_t pages) {
+    const auto stem = free_stem(path, stems_);
+    const auto out = std::filesystem::path(f_.out);
+    std::error_code error;
+    bool done = true;
+    if (f_.label_stack) {
+      const auto file = (out / (stem + "-labels.tif")).string();
+      done = false;  // a file that is not a TIFF stack of every page (stopped, damaged) is written again
+      if (std::filesystem::is_regular_file(file, error)) error_of(file, [&] { done = TiffStackReader(file).size() == pages; });
+    } else {
+      const std::string suffix = predictor_.model().net->label_classes() <= 256 ? ".png" : "-labels.npy";
+      for (int64_t page = 0; page < pages && done; ++page) done = std::filesystem::is_regular_file(out / (numbered(stem, page) + suffix), error);
+    }
+    if (!done) return false;
+    stems_.insert(stem);
+    kept += pages;
+    done_ += pages;
+    progress_.update(done_);
     return true;
   }
 
@@ -525,7 +549,7 @@ void add_predict(CLI::App& app) {
   add_threads_flag(cmd, f.threads, "LibTorch's");
   cmd->add_flag("--skip-existing", f.skip_existing,
                 "images whose label file OUT/NAME.png exists already are skipped: a run stopped midway (Ctrl-C) goes on "
-                "where it stopped (stacks and videos are segmented again)");
+                "where it stopped (a TIFF stack is skipped when all its pages' labels are there; videos are segmented again)");
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");

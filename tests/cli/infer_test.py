@@ -363,6 +363,17 @@ def _():
     for k in (0, written - 1):
         labels.seek(k)
         assert (np.array(labels) == np.array(Image.open(path(f"pngs/vol4/{k % 4:06d}.png")))).all(), k
+    # --skip-existing: the stopped stack's file holds too few pages, so the stack is segmented again, whole; a
+    # second run then keeps it (and the per-page PNGs of a stack likewise).
+    resumed = json.loads(run("predict", model, path("long.tif"), "--out", path("llong"), "--label-stack", "--skip-existing",
+                             "--json").stdout)
+    assert (resumed["kept"], resumed["stacks"][0]["pages_written"]) == (0, 3000), (resumed["kept"], resumed["stacks"])
+    assert Image.open(path("llong/long-labels.tif")).n_frames == 3000
+    again = json.loads(run("predict", model, path("long.tif"), "--out", path("llong"), "--label-stack", "--skip-existing",
+                           "--json").stdout)
+    assert (again["kept"], again["succeeded"], again["stacks"]) == (3000, 0, []), (again["kept"], again["succeeded"])
+    pngs = json.loads(run("predict", model, path("vol4.tif"), "--out", path("pngs"), "--skip-existing", "--json").stdout)
+    assert (pngs["kept"], pngs["succeeded"]) == (4, 0), pngs
 
 
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
