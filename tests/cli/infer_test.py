@@ -44,6 +44,20 @@ def save(file, array):
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(file)
 
 
+def interrupted(args, log_name):
+    """Runs fcn ARGS and sends it SIGINT once its progress shows on stderr; returns (exit code, stderr)."""
+    import signal
+    import time
+    with open(path(log_name), "w") as log:
+        p = subprocess.Popen([FCN, *map(str, args)], stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 120
+        while "predict " not in open(path(log_name)).read() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=120)
+    return p.returncode, open(path(log_name)).read()
+
+
 @check("predict: files, folders and globs -> palette PNGs of the labels that forward gives")
 def _():
     model = rgb_model()
@@ -76,24 +90,14 @@ def _():
 
 @check("predict: Ctrl-C midway finishes the images so far (exit 130); --skip-existing goes on where it stopped")
 def _():
-    import signal
-    import time
     model = scenes_model()
     scenes = sorted(glob.glob(path("scenes/JPEGImages/*.png")))
     os.makedirs(path("stopped"), exist_ok=True)
     for k in range(1500):
         shutil.copy(scenes[k % len(scenes)], path(f"stopped/m{k:04d}.png"))
-    with open(path("stopped.err"), "w") as log:
-        p = subprocess.Popen([FCN, "predict", model, path("stopped"), "--out", path("stopped_out")], stdout=subprocess.PIPE,
-                             stderr=log, text=True)
-        deadline = time.time() + 120
-        while "predict " not in open(path("stopped.err")).read() and p.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        p.send_signal(signal.SIGINT)
-        p.communicate(timeout=120)
-    err = open(path("stopped.err")).read()
+    code, err = interrupted(["predict", model, path("stopped"), "--out", path("stopped_out")], "stopped.err")
     done = len(os.listdir(path("stopped_out")))
-    assert p.returncode == 130 and "stopped by Ctrl-C; the same command with --skip-existing goes on" in err, (p.returncode, err[-300:])
+    assert code == 130 and "stopped by Ctrl-C; the same command with --skip-existing goes on" in err, (code, err[-300:])
     assert 0 < done < 1500 and not any(n.startswith(".") for n in os.listdir(path("stopped_out"))), done  # no partial file
     out = json.loads(run("predict", model, path("stopped"), "--out", path("stopped_out"), "--skip-existing", "--json").stdout)
     assert (out["kept"], out["succeeded"]) == (done, 1500 - done) and len(os.listdir(path("stopped_out"))) == 1500, (out["kept"], done)
@@ -342,20 +346,10 @@ def _():
     one_line_error(run("predict", model, scenes[0], "--out", path("x"), "--label-stack", ok=False),
                    "--label-stack: writes the labels of multi-page TIFF stacks, and no input is one")
     # Ctrl-C midway (once progress shows): the pages so far are in the label stack, named as such; exit code 130.
-    import signal
-    import time
     long = [pages[k % 4] for k in range(3000)]
     long[0].save(path("long.tif"), save_all=True, append_images=long[1:])
-    with open(path("long.err"), "w") as log:
-        p = subprocess.Popen([FCN, "predict", model, path("long.tif"), "--out", path("llong"), "--label-stack"],
-                             stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline = time.time() + 120
-        while "predict " not in open(path("long.err")).read() and p.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        p.send_signal(signal.SIGINT)
-        p.communicate(timeout=120)
-    err = open(path("long.err")).read()
-    assert p.returncode == 130, (p.returncode, err[-500:])
+    code, err = interrupted(["predict", model, path("long.tif"), "--out", path("llong"), "--label-stack"], "long.err")
+    assert code == 130, (code, err[-500:])
     labels = Image.open(path("llong/long-labels.tif"))
     written = labels.n_frames
     assert 0 < written < 3000 and f"stopped by Ctrl-C, it holds pages 0..{written - 1} of the 3000" in err, (written, err[-500:])
