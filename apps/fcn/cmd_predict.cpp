@@ -50,6 +50,9 @@ std::string free_stem(const std::string& path, const std::set<std::string>& used
 // free_stem, taken.
 std::string unique_stem(const std::string& path, std::set<std::string>& used) { return *used.insert(free_stem(path, used)).first; }
 
+// How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
+std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
+
 // Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`);
 // returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
@@ -57,13 +60,12 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
-  if (!labels) {
-  } else if (prediction.probs.size(0) <= 256) {
-    files.push_back(path(".png"));
-    write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
-  } else {
-    files.push_back(path("-labels.npy"));
-    write_npy(files.back(), prediction.labels.to(torch::kInt));
+  if (labels) {
+    files.push_back(path(label_suffix(prediction.probs.size(0))));
+    if (prediction.probs.size(0) <= 256)
+      write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
+    else
+      write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
   if (overlay) {
     const auto counts = prediction.class_pixels();
@@ -232,8 +234,8 @@ class Segmenter {
   // An image, or the `pages` of a multi-page TIFF (a stack: each page segmented as an image, into
   // OUT/NAME/ as 000000.png, ..., as a video's frames are).
   void add(const std::string& path, int64_t pages) {
+    if (f_.skip_existing && already_done(path, pages)) return;
     if (pages > 1) return add_stack(path, pages);
-    if (f_.skip_existing && existing(path)) return;
     torch::Tensor image;
     if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
       flush();  // the report keeps the images' order
@@ -245,7 +247,6 @@ class Segmenter {
   }
 
   void add_stack(const std::string& path, int64_t pages) {
-    if (f_.skip_existing && stack_done(path, pages)) return;
     const auto stem = unique_stem(path, stems_);
     std::optional<TiffStackReader> stack;
     std::shared_ptr<LabelStack> labels;
@@ -324,32 +325,22 @@ class Segmenter {
     progress_.update(++done_);
   }
 
-  // --skip-existing: the image's label file is in OUT (an earlier run's, stopped midway): its name is
-  // taken as that run took it, and nothing is read.
-  bool existing(const std::string& path) {
-    const auto stem = free_stem(path, stems_);
-    const auto labels = std::filesystem::path(f_.out) / (stem + (predictor_.model().net->label_classes() <= 256 ? ".png" : "-labels.npy"));
-    std::error_code error;
-    if (!std::filesystem::is_regular_file(labels, error)) return false;
-    stems_.insert(stem);
-    ++kept;
-    progress_.update(++done_);
-    return true;
-  }
-
-  // --skip-existing for a stack: done where its --label-stack file holds every page (one a Ctrl-C
-  // stopped holds fewer, and is written again), or without that flag, where every page's label file is there.
-  bool stack_done(const std::string& path, int64_t pages) {
+  // --skip-existing: an earlier run (stopped midway) wrote this input's labels — an image's label file;
+  // for a stack its --label-stack file of every page (one a Ctrl-C cut short holds fewer, and is written
+  // again) or every page's label file. Its name is taken as that run took it, and nothing is read.
+  bool already_done(const std::string& path, int64_t pages) {
     const auto stem = free_stem(path, stems_);
     const auto out = std::filesystem::path(f_.out);
+    const auto suffix = label_suffix(predictor_.model().net->label_classes());
     std::error_code error;
     bool done = true;
-    if (f_.label_stack) {
+    if (pages == 1) {
+      done = std::filesystem::is_regular_file(out / (stem + suffix), error);
+    } else if (f_.label_stack) {
       const auto file = (out / (stem + "-labels.tif")).string();
       done = false;  // a file that is not a TIFF stack of every page (stopped, damaged) is written again
       if (std::filesystem::is_regular_file(file, error)) error_of(file, [&] { done = TiffStackReader(file).size() == pages; });
     } else {
-      const std::string suffix = predictor_.model().net->label_classes() <= 256 ? ".png" : "-labels.npy";
       for (int64_t page = 0; page < pages && done; ++page) done = std::filesystem::is_regular_file(out / (numbered(stem, page) + suffix), error);
     }
     if (!done) return false;
