@@ -108,26 +108,6 @@ torch::Tensor png_to_tensor(const PngContent& png) {
 
 }  // namespace
 
-namespace {
-
-// The Orientation tag (0x0112) of the TIFF structure an Exif segment holds, 1 where absent or odd.
-int tiff_orientation(const unsigned char* t, size_t n) {
-  if (n < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M'))) return 1;
-  const bool little = t[0] == 'I';
-  const auto u16 = [&](size_t at) { return little ? t[at] | t[at + 1] << 8 : t[at] << 8 | t[at + 1]; };
-  const auto u32 = [&](size_t at) { return little ? size_t(u16(at)) | size_t(u16(at + 2)) << 16 : size_t(u16(at)) << 16 | size_t(u16(at + 2)); };
-  const size_t ifd = u32(4);
-  if (u16(2) != 42 || ifd > n - 2) return 1;
-  for (size_t entry = ifd + 2, k = 0; k < static_cast<size_t>(u16(ifd)) && entry + 12 <= n; ++k, entry += 12)
-    if (u16(entry) == 0x0112 && u16(entry + 2) == 3) {  // SHORT
-      const int value = u16(entry + 8);
-      return value >= 1 && value <= 8 ? value : 1;
-    }
-  return 1;
-}
-
-}  // namespace
-
 int exif_orientation(const std::vector<char>& bytes) {
   if (!is_jpeg(bytes)) return 1;
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
@@ -141,7 +121,10 @@ int exif_orientation(const std::vector<char>& bytes) {
     }
     const size_t length = (size_t{b[pos + 2]} << 8) | b[pos + 3];
     if (length < 2 || pos + 2 + length > n) return 1;
-    if (marker == 0xe1 && length >= 8 && std::memcmp(b + pos + 4, "Exif\0\0", 6) == 0) return tiff_orientation(b + pos + 10, length - 8);
+    if (marker == 0xe1 && length >= 8 && std::memcmp(b + pos + 4, "Exif\0\0", 6) == 0) {  // a TIFF structure follows
+      const int64_t value = tiff_first_short(bytes.data() + pos + 10, length - 8, 0x0112, 1);  // Orientation
+      return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+    }
     pos += 2 + length;
   }
   return 1;
@@ -226,12 +209,16 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
 #endif
 }
 
+namespace {
+torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& pages, int64_t page);
+}  // namespace
+
 torch::Tensor read_image(const std::string& path) {
   const auto bytes = read_file(path);
   // A TIFF whose one full page comes after a thumbnail (cameras, scanners): that page, not the thumbnail.
   if (is_tiff(bytes)) {
     const auto pages = tiff_pages(bytes, path);
-    if (pages.size() == 1 && pages[0].directory != 0) return read_image_page(path, 0);
+    if (pages.size() == 1 && pages[0].directory != 0) return decode_page(path, pages, 0);
   }
   return decode_image(bytes, path);
 }

@@ -26,4 +26,8 @@ std::vector<TiffPage> tiff_pages(const std::vector<char>& bytes, const std::stri
 // The same from a file, reading only its directories (a stack of gigabytes is not read whole).
 std::vector<TiffPage> tiff_pages(const std::string& path);
 
+// The first SHORT entry `tag` of the first directory of a TIFF structure in memory (an Exif segment
+// holds one: the orientation), or `otherwise` where there is none before the structure ends or breaks.
+int64_t tiff_first_short(const char* data, size_t size, uint16_t tag, int64_t otherwise);
+
 }  // namespace fcn
