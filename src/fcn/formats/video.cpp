@@ -89,6 +89,13 @@ struct VideoReader::Impl {
 #ifdef FCN_WITH_OPENCV
   cv::VideoCapture capture;
 
+  // FFmpeg's error lines counted, and the first kKeptErrors kept, each after `where` ("frame 3", "opening").
+  void keep(const FfmpegLines& lines, const std::string& where) {
+    error_count += static_cast<int64_t>(lines.errors.size());
+    for (const auto& line : lines.errors)
+      if (errors.size() < kKeptErrors) errors.push_back(where + ": " + printable(line));
+  }
+
   // One frame read into `frame`, or passed over where it is null; false after the last one. FFmpeg's
   // error lines are kept; a frame FFmpeg could not convert is an error, not the previous picture again.
   bool advance(cv::Mat* frame) {
@@ -100,9 +107,7 @@ struct VideoReader::Impl {
     } catch (const cv::Exception& e) {
       fail(path, "frame " + std::to_string(read) + ": cannot decode: " + printable(first_line(e.msg)));
     }
-    error_count += static_cast<int64_t>(lines.errors.size());
-    for (const auto& line : lines.errors)
-      if (errors.size() < kKeptErrors) errors.push_back("frame " + std::to_string(read) + ": " + printable(line));
+    keep(lines, "frame " + std::to_string(read));
     if (got && lines.conversion_failed)
       fail(path, "frame " + std::to_string(read) + ": FFmpeg could not convert it to an image (" +
                      (lines.errors.empty() ? std::string("its scaler failed") : printable(lines.errors.front())) + "): does the frame size change mid-video? OpenCV's reader keeps the first size; re-encode the video at one size");
@@ -130,9 +135,7 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   }
   const std::string heard = lines.errors.empty() ? "" : "FFmpeg: " + printable(lines.errors.front()) + "; ";
   if (!capture.isOpened()) fail(path, "cannot be opened as a video (" + heard + "not a video, damaged or cut short, or a codec this FFmpeg lacks)");
-  for (const auto& line : lines.errors)
-    if (impl_->errors.size() < kKeptErrors) impl_->errors.push_back("opening: " + printable(line));
-  impl_->error_count = static_cast<int64_t>(lines.errors.size());
+  impl_->keep(lines, "opening");
   hear_ffmpeg();
   auto& info = impl_->info;
   info.height = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_HEIGHT));
