@@ -1,13 +1,12 @@
 #include "fcn/formats/tiff_writer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
 
 #include <torch/torch.h>
 
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 #ifdef FCN_WITH_OPENCV
@@ -36,8 +35,7 @@ std::pair<torch::Tensor, int> page_samples(const torch::Tensor& page, const std:
 }  // namespace
 
 TiffStackWriter::TiffStackWriter(const std::string& path) : path_(path) {
-  const fs::path p(path);
-  temporary_ = (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + p.extension().string())).string();
+  temporary_ = partial_path(path, fs::path(path).extension().string());
   tiff_ = TIFFOpen(temporary_.c_str(), "w");
   if (tiff_ == nullptr) fail(path, "cannot create the file (is its folder writable?)");
 }

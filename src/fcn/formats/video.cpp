@@ -1,7 +1,5 @@
 #include "fcn/formats/video.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdarg>
@@ -12,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/opencv_quiet.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 
@@ -201,8 +200,7 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, in
 #ifdef FCN_WITH_OPENCV
   quiet_opencv();
   hear_ffmpeg();
-  const auto p = fs::path(path);
-  impl_->temporary = (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + ext)).string();
+  impl_->temporary = partial_path(path, ext);
   impl_->pad_rows = height % 2;  // OpenCV's FFmpeg writer crops odd sides for every codec
   impl_->pad_columns = width % 2;
   const cv::Size size(static_cast<int>(width + impl_->pad_columns), static_cast<int>(height + impl_->pad_rows));

@@ -34,6 +34,11 @@ std::vector<char> read_file(const std::string& path) {
   return bytes;
 }
 
+std::string partial_path(const std::string& path, const std::string& extension) {
+  const std::filesystem::path p(path);
+  return (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + extension)).string();
+}
+
 void write_file_atomic(const std::string& path, const char* data, size_t size) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
   {
