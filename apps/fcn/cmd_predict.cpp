@@ -236,6 +236,9 @@ class Segmenter {
   void add(const std::string& path, int64_t pages) {
     if (f_.skip_existing && already_done(path, pages)) return;
     if (pages > 1) return add_stack(path, pages);
+    // Named in input order whether or not it reads, so that names do not depend on which files a run
+    // could read (--skip-existing, after a mended file, finds each input under its own name).
+    const auto stem = unique_stem(path, stems_);
     torch::Tensor image;
     if (const auto error = error_of(path, [&] { image = read_image(path); }); !error.empty()) {
       flush();  // the report keeps the images' order
@@ -243,7 +246,7 @@ class Segmenter {
     }
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
-    add_image({path, image, unique_stem(path, stems_), nullptr});  // named in input order, as --skip-existing expects
+    add_image({path, image, stem, nullptr});
   }
 
   void add_stack(const std::string& path, int64_t pages) {
@@ -368,7 +371,7 @@ class Segmenter {
   struct Pending {
     std::string source;  // the file, or "FILE page N"
     torch::Tensor image;
-    std::string stem;    // the outputs' name under OUT; empty: the file's own stem, made unique
+    std::string stem;    // the outputs' name under OUT (the file's stem made unique, or NAME/000123 for a page)
     std::shared_ptr<LabelStack> labels;  // --label-stack: the stack this page's labels go to
   };
 
@@ -424,7 +427,7 @@ class Segmenter {
   torch::Tensor finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const auto files = write_outputs(f_, item.stem.empty() ? unique_stem(path, stems_) : item.stem, image, prediction, f_.overlay, !item.labels);
+    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, !item.labels);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},

@@ -106,6 +106,24 @@ def _():
         assert (np.array(Image.open(path(f"stopped_out/m{k:04d}.png"))) == np.array(Image.open(path(f"stopped_one/m{k:04d}.png")))).all(), k
 
 
+@check("predict: inputs are named in input order even where one cannot be read, so --skip-existing finds each after a mend")
+def _():
+    model = rgb_model()
+    for folder in ("dup/a", "dup/b"):
+        os.makedirs(path(folder), exist_ok=True)
+    rng = np.random.default_rng(1)
+    save(path("dup/a.png"), rng.integers(0, 256, (24, 40, 3)))
+    open(path("dup/a/x.png"), "wb").write(b"\x89PNG\r\n\x1a\n broken")
+    save(path("dup/b/x.png"), rng.integers(0, 256, (36, 20, 3)))
+    first = run("predict", model, path("dup/a"), path("dup/b"), "--out", path("dup_out"), ok=False)
+    assert first.returncode == 1 and sorted(os.listdir(path("dup_out"))) == ["x_2.png"], sorted(os.listdir(path("dup_out")))
+    shutil.copy(path("dup/a.png"), path("dup/a/x.png"))  # mended
+    out = json.loads(run("predict", model, path("dup/a"), path("dup/b"), "--out", path("dup_out"), "--skip-existing", "--json").stdout)
+    assert (out["kept"], out["succeeded"]) == (1, 1), out
+    run("predict", model, path("dup/a.png"), "--out", path("dup_fresh"))
+    assert (np.array(Image.open(path("dup_out/x.png"))) == np.array(Image.open(path("dup_fresh/a.png")))).all()
+
+
 @check("predict: probabilities as .npy and 16-bit PNGs agree and sum to one")
 def _():
     model = rgb_model()
