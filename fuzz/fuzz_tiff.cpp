@@ -1,9 +1,16 @@
 // TIFF's directory chain (fcn/formats/tiff.h), walked for the page table of every TIFF fcn reads:
-// both byte orders, BigTIFF, offsets past the end, chains that loop, directories cut short.
+// both byte orders, BigTIFF, offsets past the end, chains that loop, directories cut short; and the
+// first page's calibration (resolution rationals, ImageJ's description), read past any thumbnail.
+#include <cmath>
+
 #include "fcn/formats/tiff.h"
 #include "fuzz_common.h"
 
 FCN_FUZZ_TARGET({
+  const auto calibration = fcn::tiff_calibration(bytes);  // never throws: none where it cannot be read
+  if (!std::isfinite(calibration.x_resolution) || calibration.x_resolution < 0 || !(calibration.spacing >= 0) ||
+      !std::isfinite(calibration.spacing) || calibration.unit.size() > 64 || calibration.resolution_unit > 3)
+    __builtin_trap();
   const auto pages = fcn::tiff_pages(bytes, "fuzz.tif");
   if (pages.empty()) __builtin_trap();
   for (const auto& page : pages)

@@ -93,6 +93,10 @@ stack = io.BytesIO()
 pages = [Image.fromarray(np.full((6, 5), 40 * i, np.uint8)) for i in range(3)]
 pages[0].save(stack, format="TIFF", save_all=True, append_images=pages[1:])
 put("tiff", "stack.tif", stack.getvalue())
+calibrated = io.BytesIO()  # the calibration fcn carries into the stacks it writes: resolution tags, ImageJ's unit and spacing
+pages[0].save(calibrated, format="TIFF", save_all=True, append_images=pages[1:], tiffinfo={282: 4.0, 283: 2.5, 296: 3},
+              description="ImageJ=1.53t\nimages=3\nslices=3\nunit=micron\nspacing=0.5\n")
+put("tiff", "calibrated.tif", calibrated.getvalue())
 
 
 def tiff(order, big, sizes):

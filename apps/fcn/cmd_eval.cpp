@@ -157,7 +157,7 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                 first, failed);
 }
 
-// One folder of predicted masks (ID.png per image) scored on the split.
+// One folder of predicted masks (ID.png per image), or one label stack (page k: image ID k), scored on the split.
 nlohmann::json score_predictions(const std::string& folder, const EvalFlags& f, const SegmentationDataset& dataset, bool first,
                                  int64_t& failed) {
   Scored scored;
@@ -174,7 +174,7 @@ void print_per_class(const nlohmann::json& result) {
 
 void run_eval(const EvalFlags& f) {
   if (f.models.empty() && f.predictions.empty())
-    fail("MODEL", "give model files to evaluate, or --predictions folders of masks to score");
+    fail("MODEL", "give model files to evaluate, or --predictions folders of masks (or label stacks) to score");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
   PredictOptions options = f.options;  // each image as fcn predict segments it with the same flags
   apply_inference_flags(f.inference, options);
@@ -219,6 +219,7 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
               "  example: fcn eval --predictions torch_masks/ --data scenes   (masks made elsewhere, ID.png per image, scored the same way)\n"
+              "  example: fcn eval --predictions masks/volume-labels.tif --data em --split all   (a label stack, page k as image k of unstack's folder)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
   auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
@@ -226,7 +227,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
                   "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
-                  "or any mask format the data reads; from another framework, run or annotator (repeat the flag for several)")
+                  "or any mask format the data reads; from another framework, run or annotator (repeat the flag for several); "
+                  "or a label stack (multi-page TIFF, fcn predict --label-stack's) against the folder fcn data unstack made of "
+                  "the image stack, page k as image ID k")
       ->allow_extra_args(false);  // one folder a flag: a model after it stays a model
   cmd->add_option("--data", data, "dataset folder")->required();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -53,10 +54,10 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) { 
 // How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
 std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
 
-// Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`);
-// returns the files written.
+// Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`,
+// --probs where `probs`); returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
-                                       const Prediction& prediction, bool overlay, bool labels = true) {
+                                       const Prediction& prediction, bool overlay, bool labels = true, bool probs = true) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
@@ -77,14 +78,21 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     files.push_back(path("-overlay.png"));
     write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
   }
+  if (!probs) return files;
+  const int64_t classes = prediction.probs.size(0);
   if (f.probs == "npy") {
     files.push_back(path("-probs.npy"));
     write_npy(files.back(), prediction.probs);
   } else if (f.probs == "png") {
-    for (int64_t c = 0; c < prediction.probs.size(0); ++c) {
+    for (int64_t c = 0; c < classes; ++c) {
       files.push_back(path("-prob" + std::to_string(c) + ".png"));
       write_png16(files.back(), (prediction.probs[c] * 65535).round());
     }
+  } else if (f.probs == "tif") {
+    files.push_back(path("-probs.tif"));
+    TiffStackWriter writer(files.back(), {}, {classes, 0, 1});
+    for (int64_t c = 0; c < classes; ++c) writer.add(prediction.probs[c]);
+    writer.finish();
   }
   return files;
 }
@@ -252,27 +260,27 @@ class Segmenter {
   void add_stack(const std::string& path, int64_t pages) {
     const auto stem = unique_stem(path, stems_);
     std::optional<TiffStackReader> stack;
-    std::shared_ptr<LabelStack> labels;
-    if (const auto error = error_of(path, [&] { open_stack(path, stem, stack, labels); }); !error.empty()) {
+    std::shared_ptr<StackFiles> files;
+    if (const auto error = error_of(path, [&] { open_stack(path, stem, stack, files); }); !error.empty()) {
       flush();
       return skip(path, error);
     }
-    const InterruptGuard guard;  // Ctrl-C: the pages so far are written, the label stack too, then the run ends
+    const InterruptGuard guard;  // Ctrl-C: the pages so far are written, the stack files too, then the run ends
     for (int64_t page = 0; page < std::min(pages, stack->size()) && !InterruptGuard::requested(); ++page) {
       const auto source = path + " page " + std::to_string(page);
       torch::Tensor image;
       if (const auto error = error_of(source, [&] { image = stack->page(page); }); !error.empty()) {
         flush();
         skip(source, error);
-        if (labels) add_label_page(*labels, torch::Tensor());
+        if (files) add_stack_page(*files, Prediction());
       } else {
-        add_image({source, image, numbered(stem, page), labels});
+        add_image({source, image, numbered(stem, page), files});
       }
     }
     if (!InterruptGuard::requested()) return;
     flush();
     stopped = true;
-    if (labels && !labels->broken && labels->writer.pages() > 0) complete(*labels);
+    if (files && files->done > 0 && files->done < static_cast<int64_t>(files->pages.size())) complete(*files);  // else completed
   }
 
   void flush() {
@@ -282,15 +290,16 @@ class Segmenter {
     const auto predictions = predictor_.pass_or_nothing(images, sources);  // empty: one at a time below
     for (size_t k = 0; k < pending_.size(); ++k) {
       const Pending& item = pending_[k];
-      torch::Tensor labels;
+      Prediction prediction;  // no labels: the image failed
       const auto error = error_of(item.source, [&] {
-        labels = finish(item, predictions.empty() ? predictor_(item.image, item.source) : predictions[k]);
+        prediction = predictions.empty() ? predictor_(item.image, item.source) : predictions[k];
+        finish(item, prediction);
       });
       if (error.empty())
         progress_.update(++done_);
       else
-        skip(item.source, error);
-      if (item.labels) add_label_page(*item.labels, labels);  // in page order; a page that failed is void
+        skip(item.source, error), prediction = Prediction();
+      if (item.stack) add_stack_page(*item.stack, prediction);  // in page order; a page that failed is void
     }
     pending_.clear();
   }
@@ -354,68 +363,102 @@ class Segmenter {
     return true;
   }
 
-  // --label-stack: a stack's labels, gathered page by page (in page order, as pages finish) into
-  // OUT/NAME-labels.tif; a page that could not be segmented is void there (255; 65535 past 255
-  // classes), so that page k of the labels is page k of the stack.
-  struct LabelStack {
-    LabelStack(std::string input, const std::string& path, std::vector<TiffPage> pages, int64_t classes)
-        : input(std::move(input)), writer(path), pages(std::move(pages)), void_label(classes <= 255 ? 255 : 65535) {}
+  // --label-stack and --probs tif: a stack's labels (OUT/NAME-labels.tif) and class probabilities
+  // (OUT/NAME-probs.tif: K float32 pages a page, K channels to Fiji), gathered page by page in page
+  // order, with the input's calibration. A page that could not be segmented is void in the labels (255;
+  // 65535 past 255 classes) and NaN in the probabilities, so that page k of each is page k of the stack.
+  struct StackFiles {
     std::string input;
-    TiffStackWriter writer;
     std::vector<TiffPage> pages;
-    int64_t void_label;
+    int64_t classes = 0, void_label = 255;
+    int64_t done = 0;  // pages given so far
+    std::unique_ptr<TiffStackWriter> labels, probs;  // null: not asked for, or could not be written (reported once)
+    std::string first_file;  // for the line per page: the labels' file, else the probabilities'
     std::vector<int64_t> void_pages;
-    bool broken = false;  // the file could not be written: reported once, later pages dropped
   };
 
   struct Pending {
     std::string source;  // the file, or "FILE page N"
     torch::Tensor image;
     std::string stem;    // the outputs' name under OUT (the file's stem made unique, or NAME/000123 for a page)
-    std::shared_ptr<LabelStack> labels;  // --label-stack: the stack this page's labels go to
+    std::shared_ptr<StackFiles> stack;  // --label-stack, --probs tif: the files this page goes to
   };
 
-  // The stack reader, the --label-stack writer, and OUT/NAME/ where pages write files of their own.
+  // The stack reader, the stack files, and OUT/NAME/ where pages write files of their own.
   void open_stack(const std::string& path, const std::string& stem, std::optional<TiffStackReader>& stack,
-                  std::shared_ptr<LabelStack>& labels) {
+                  std::shared_ptr<StackFiles>& files) {
+    namespace fs = std::filesystem;
     stack.emplace(path);
-    if (!f_.label_stack || f_.overlay || !f_.probs.empty()) std::filesystem::create_directories(std::filesystem::path(f_.out) / stem);
-    if (!f_.label_stack) return;
-    const int64_t classes = predictor_.model().net->label_classes();
-    if (classes > 65535) fail(path, "--label-stack: " + std::to_string(classes) + " classes do not fit a 16-bit TIFF page");
-    labels = std::make_shared<LabelStack>(path, (std::filesystem::path(f_.out) / (stem + "-labels.tif")).string(), stack->pages(), classes);
-  }
-
-  // The next page of a --label-stack stack (undefined: the page failed, void); after its last page the
-  // file is completed and reported.
-  void add_label_page(LabelStack& stack, const torch::Tensor& labels) {
-    if (stack.broken) return;
-    const int64_t page = stack.writer.pages();
-    const auto& size = stack.pages[static_cast<size_t>(page)];
-    if (!labels.defined()) stack.void_pages.push_back(page);
-    const auto values = labels.defined() ? labels : torch::full({size.height, size.width}, stack.void_label, torch::kLong);
-    const std::string error = error_of(stack.writer.path(), [&] { stack.writer.add(stack.void_label == 255 ? values.to(torch::kByte) : values); });
-    if (!error.empty()) {
-      stack.broken = true;
-      return skip(stack.writer.path(), error);
+    if (!f_.label_stack || f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
+    if (!f_.label_stack && f_.probs != "tif") return;
+    files = std::make_shared<StackFiles>();
+    files->input = path;
+    files->pages = stack->pages();
+    files->classes = predictor_.model().net->label_classes();
+    files->void_label = files->classes <= 255 ? 255 : 65535;
+    const auto calibration = tiff_calibration(path);
+    const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
+    if (f_.label_stack) {
+      if (files->classes > 65535) fail(path, "--label-stack: " + std::to_string(files->classes) + " classes do not fit a 16-bit TIFF page");
+      files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration);
     }
-    if (stack.writer.pages() == static_cast<int64_t>(stack.pages.size())) complete(stack);
+    if (f_.probs == "tif") files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1});
+    files->first_file = file(f_.label_stack ? "-labels.tif" : "-probs.tif");
   }
 
-  // The label stack's file completed and reported: every page, or those before a Ctrl-C.
-  void complete(LabelStack& stack) {
-    if (const auto error = error_of(stack.writer.path(), [&] { stack.writer.finish(); }); !error.empty()) return skip(stack.writer.path(), error);
-    const auto pages = static_cast<int64_t>(stack.pages.size()), written = stack.writer.pages();
-    stacks.push_back({{"stack", stack.input}, {"pages", pages}, {"labels", stack.writer.path()}, {"pages_written", written},
-                      {"void_pages", stack.void_pages}});
-    if (!stack.void_pages.empty())
-      std::cerr << "fcn: warning: " << printable(stack.writer.path()) << ": " << stack.void_pages.size() << " of " << pages
-                << " page(s) could not be segmented and are void (" << stack.void_label << ") there, the first page "
-                << stack.void_pages.front() << "\n";
-    if (written < pages)
-      std::cerr << "fcn: warning: " << printable(stack.writer.path()) << ": stopped by Ctrl-C, it holds pages 0.." << written - 1
-                << " of the " << pages << "\n";
-    if (!f_.json) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << printable(stack.writer.path()) << "\n";
+  // The next page of a stack's files (no labels: the page failed, void); after its last page the files
+  // are completed and reported.
+  void add_stack_page(StackFiles& stack, const Prediction& prediction) {
+    const auto& size = stack.pages[static_cast<size_t>(stack.done)];
+    const bool failed = !prediction.labels.defined();
+    if (failed) stack.void_pages.push_back(stack.done);
+    ++stack.done;
+    add_pages(stack.labels, [&](TiffStackWriter& writer) {
+      const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
+      writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels);
+    });
+    add_pages(stack.probs, [&](TiffStackWriter& writer) {
+      for (int64_t c = 0; c < stack.classes; ++c)
+        writer.add(failed ? torch::full({size.height, size.width}, std::nan(""), torch::kFloat) : prediction.probs[c]);
+    });
+    if (stack.done == static_cast<int64_t>(stack.pages.size())) complete(stack);
+  }
+
+  // add(writer) where the writer is there; one that fails is reported and dropped (its temporary file removed).
+  template <class Add>
+  void add_pages(std::unique_ptr<TiffStackWriter>& writer, Add&& add) {
+    if (!writer) return;
+    const auto file = writer->path();
+    if (const auto error = error_of(file, [&] { add(*writer); }); !error.empty()) {
+      writer.reset();
+      skip(file, error);
+    }
+  }
+
+  // The stack's files completed and reported: every page, or those before a Ctrl-C.
+  void complete(StackFiles& stack) {
+    const auto pages = static_cast<int64_t>(stack.pages.size());
+    nlohmann::json entry = {{"stack", stack.input}, {"pages", pages}, {"pages_written", stack.done}, {"void_pages", stack.void_pages}};
+    std::string written;  // "A + B"
+    for (auto* writer : {&stack.labels, &stack.probs}) {
+      if (!*writer) continue;
+      const auto file = (*writer)->path();
+      if (const auto error = error_of(file, [&] { (*writer)->finish(); }); !error.empty()) {
+        skip(file, error);
+        continue;
+      }
+      entry[writer == &stack.labels ? "labels" : "probs"] = file;
+      written += (written.empty() ? "" : " + ") + printable(file);
+      if (!stack.void_pages.empty())
+        std::cerr << "fcn: warning: " << printable(file) << ": " << stack.void_pages.size() << " of " << pages << " page(s) could not be segmented and are "
+                  << (writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : std::string("NaN")) << " there, the first page "
+                  << stack.void_pages.front() << "\n";
+      if (stack.done < pages)
+        std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
+    }
+    stack.labels.reset(), stack.probs.reset();
+    stacks.push_back(entry);
+    if (!f_.json && !written.empty()) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << written << "\n";
   }
 
   void add_image(Pending item) {
@@ -423,20 +466,20 @@ class Segmenter {
     pending_.push_back(std::move(item));
   }
 
-  // Writes an image's outputs and reports it; returns its labels.
-  torch::Tensor finish(const Pending& item, const Prediction& prediction) {
+  // Writes an image's outputs (those of a stack page that do not go to its stack files) and reports it.
+  void finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, !item.labels);
+    const bool labels = !(item.stack && f_.label_stack), probs = !(item.stack && f_.probs == "tif");
+    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
                         {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
     } else if (line_per_image_) {
-      const auto to = files.empty() ? item.labels->writer.path() : files.front();  // --label-stack: the stack's file
+      const auto to = files.empty() ? item.stack->first_file : files.front();  // the stack's file
       std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms\n";
     }
-    return prediction.labels;
   }
 
   const PredictFlags& f_;
@@ -533,9 +576,10 @@ void add_predict(CLI::App& app) {
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");
-  cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32) or png "
-                                      "(NAME-probC.png per class, 16-bit, p * 65535)")
-      ->check(CLI::IsMember({"npy", "png"}));
+  cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32), png "
+                                      "(NAME-probC.png per class, 16-bit, p * 65535) or tif (NAME-probs.tif, K float32 pages, "
+                                      "channels in Fiji; a TIFF stack's: K pages a page in one file, a page that fails NaN)")
+      ->check(CLI::IsMember({"npy", "png", "tif"}));
   add_inference_flags(cmd, f.options, f.inference);
   cmd->add_option("--batch", f.options.batch, "tiles per forward pass")->capture_default_str();
   add_device_flag(cmd, f.device);

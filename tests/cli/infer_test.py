@@ -388,6 +388,57 @@ def _():
     assert (pngs["kept"], pngs["succeeded"]) == (4, 0), pngs
 
 
+@check("predict --probs tif: K float32 pages an image; a stack's in one hyperstack beside its labels, calibrated as the input")
+def _():
+    model = scenes_model()  # run after the --label-stack check: vol4.tif, vol4_bad.tif and pngs/ are its
+    volume, pages = Image.open(path("vol4.tif")), []
+    for k in range(4):
+        volume.seek(k)
+        pages.append(volume.copy())
+    description = "ImageJ=1.53t\nimages=4\nslices=4\nunit=micron\nspacing=0.5\nloop=false\n"
+    pages[0].save(path("cal.tif"), save_all=True, append_images=pages[1:], description=description,
+                  tiffinfo={282: 4.0, 283: 4.0, 296: 1})
+    out = json.loads(run("predict", model, path("cal.tif"), "--out", path("ptif"), "--label-stack", "--probs", "tif", "--json").stdout)
+    assert out["stacks"] == [{"stack": path("cal.tif"), "pages": 4, "labels": path("ptif/cal-labels.tif"), "probs": path("ptif/cal-probs.tif"),
+                              "pages_written": 4, "void_pages": []}], out
+    assert sorted(os.listdir(path("ptif"))) == ["cal-labels.tif", "cal-probs.tif"], os.listdir(path("ptif"))
+    run("predict", model, path("cal.tif"), "--out", path("pnpy"), "--probs", "npy")  # per page: what the stack must hold
+    probs = Image.open(path("ptif/cal-probs.tif"))
+    assert probs.n_frames == 4 * 11 and probs.mode == "F", (probs.n_frames, probs.mode)
+    for k in range(4):
+        expected = np.load(path(f"pnpy/cal/{k:06d}-probs.npy"))
+        for c in range(11):
+            probs.seek(k * 11 + c)  # ImageJ's order: channel fastest, then slice
+            assert np.abs(np.array(probs) - expected[c]).max() < 1e-6, (k, c)
+    probs.seek(0)
+    assert probs.tag_v2[270] == "ImageJ=1.11a\nimages=44\nchannels=11\nslices=4\nhyperstack=true\nmode=grayscale\nunit=micron\n" \
+                               "spacing=0.5\nmin=0\nmax=1\n", probs.tag_v2[270]
+    labels = Image.open(path("ptif/cal-labels.tif"))
+    assert labels.tag_v2[270] == "ImageJ=1.11a\nimages=4\nslices=4\nunit=micron\nspacing=0.5\n", labels.tag_v2[270]
+    for image in (probs, labels):
+        for k in (0, image.n_frames - 1):
+            image.seek(k)
+            assert (float(image.tag_v2[282]), float(image.tag_v2[283]), image.tag_v2[296]) == (4.0, 4.0, 1), k
+    # A page that fails is NaN in the probabilities (every channel), as it is void in the labels.
+    p = run("predict", model, path("vol4_bad.tif"), "--out", path("pbad"), "--probs", "tif", ok=False)
+    assert p.returncode == 1 and "pbad/vol4_bad-probs.tif: 1 of 4 page(s) could not be segmented and are NaN there" in p.stderr, p.stderr
+    probs = Image.open(path("pbad/vol4_bad-probs.tif"))
+    for k in (0, 1, 2):
+        probs.seek(k * 11 + 5)
+        assert np.isnan(np.array(probs)).all() == (k == 1), k
+    assert sorted(os.listdir(path("pbad/vol4_bad"))) == [f"{k:06d}.png" for k in (0, 2, 3)]  # labels still per page
+    # One image: its K channels as K pages.
+    scene = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[0]
+    run("predict", model, scene, "--out", path("pone"), "--probs", "tif")
+    run("predict", model, scene, "--out", path("pone"), "--probs", "npy")
+    stem = os.path.splitext(os.path.basename(scene))[0]
+    expected, probs = np.load(path(f"pone/{stem}-probs.npy")), Image.open(path(f"pone/{stem}-probs.tif"))
+    assert probs.n_frames == 11 and "channels=11" in probs.tag_v2[270]
+    for c in range(11):
+        probs.seek(c)
+        assert np.abs(np.array(probs) - expected[c]).max() < 1e-6, c
+
+
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
 def _():
     model = scenes_model()
@@ -637,5 +688,51 @@ def _():
     assert p.returncode == 1 and "elsewhere/u1.png: missing: no prediction for " in p.stderr, p.stderr
     one_line_error(run("eval", "--data", root, ok=False), "MODEL: give model files to evaluate, or --predictions folders")
 
+
+
+@check("eval --predictions STACK.tif: a label stack scored page k against image k of the folder unstack made; numpy's confusion")
+def _():
+    rng = np.random.default_rng(9)
+    shape = (5, 20, 24)
+    volume = rng.integers(0, 256, shape).astype(np.uint8)
+    truth = np.where(rng.random(shape) < 0.4, 255, 0).astype(np.uint8)  # ISBI-style 0/255 labels: a binary dataset
+    predicted = rng.integers(0, 2, shape).astype(np.uint8)  # class indices, as fcn predict --label-stack writes them
+
+    def stack(file, pages, mode=None):
+        images = [Image.fromarray(p if mode is None else p.astype(np.uint16), mode) for p in pages]
+        images[0].save(path(file), save_all=True, append_images=images[1:])
+
+    stack("ev_volume.tif", volume)
+    stack("ev_truth.tif", truth)
+    stack("ev_pred.tif", predicted)
+    stack("ev_pred16.tif", predicted, "I;16")  # 16-bit pages: the same class indices
+    run("data", "unstack", path("ev_volume.tif"), "--masks", path("ev_truth.tif"), "--out", path("ev_data"))
+    confusion = np.zeros((2, 2), dtype=np.int64)
+    np.add.at(confusion, ((truth // 255).ravel(), predicted.ravel()), 1)
+    for file in ("ev_pred.tif", "ev_pred16.tif"):
+        result = json.loads(run("eval", "--predictions", path(file), "--data", path("ev_data"), "--json").stdout)
+        assert np.array_equal(np.array(result["confusion"]), confusion), (file, result["confusion"], confusion.tolist())
+    # The same masks as PNGs named as unstack names the pages: the same numbers.
+    os.makedirs(path("ev_pngs"), exist_ok=True)
+    for k in range(5):
+        save(path(f"ev_pngs/{k:03d}.png"), predicted[k])
+    pngs = json.loads(run("eval", "--predictions", path("ev_pngs"), "--data", path("ev_data"), "--json").stdout)
+    assert pngs["confusion"] == confusion.tolist() and abs(pngs["mean_iu"] - result["mean_iu"]) < 1e-12
+    # A void page (predict could not segment it) is an error for its image; a stack too short names the page asked.
+    voided = predicted.copy()
+    voided[2] = 255
+    stack("ev_void.tif", voided)
+    p = run("eval", "--predictions", path("ev_void.tif"), "--data", path("ev_data"), ok=False)
+    assert p.returncode == 1 and "ev_void.tif page 2: is 255 throughout: the void page fcn predict --label-stack writes" in p.stderr, p.stderr
+    stack("ev_short.tif", predicted[:4])
+    p = run("eval", "--predictions", path("ev_short.tif"), "--data", path("ev_data"), ok=False)
+    assert p.returncode == 1 and "ev_short.tif: has no page 4 (pages 0..3)" in p.stderr, p.stderr
+    shutil.copytree(path("ev_data"), path("ev_named"))
+    for folder in ("images", "masks"):
+        os.rename(path(f"ev_named/{folder}/001.png"), path(f"ev_named/{folder}/cell.png"))
+    one_line_error(run("eval", "--predictions", path("ev_pred.tif"), "--data", path("ev_named"), ok=False),
+                   "ev_pred.tif: a label stack is scored against the dataset fcn data unstack makes", "image ID 'cell' is not a page number")
+    one_line_error(run("eval", "--predictions", path("ev_nothing"), "--data", path("ev_data"), ok=False),
+                   "ev_nothing: is neither a folder of predicted masks")
 
 summary()

@@ -3,6 +3,7 @@
 // own multi-page writer; a stack is read page by page and never as its first page alone.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <tuple>
 
 #include <gtest/gtest.h>
@@ -91,6 +92,16 @@ TEST(Tiff, BrokenChainsAreErrorsNamingTheFile) {
   EXPECT_NE(error_of([&] { decode_image(huge, "huge.tif"); }).find("huge.tif: image is 8x70000"), std::string::npos);
 }
 
+// ImageJ's description, by hand: what Fiji reads to open pages as slices, or as channels and slices.
+TEST(Tiff, ImageJDescription) {
+  EXPECT_EQ(imagej_description(1, {}, {}), "ImageJ=1.11a\nimages=1\n");
+  EXPECT_EQ(imagej_description(4, {}, {}), "ImageJ=1.11a\nimages=4\nslices=4\n");
+  TiffCalibration calibration;
+  calibration.unit = "nm", calibration.spacing = 50;
+  EXPECT_EQ(imagej_description(6, {2, 0, 1}, calibration),
+            "ImageJ=1.11a\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nmode=grayscale\nunit=nm\nspacing=50\nmin=0\nmax=1\n");
+}
+
 #ifdef FCN_WITH_OPENCV
 // OpenCV's own multi-page writer: the page table agrees, each page reads back as written (8- and
 // 16-bit), read_image refuses the stack, a single page TIFF reads as before.
@@ -111,8 +122,14 @@ TEST(Tiff, StackWrittenByOpenCvReadsPageByPage) {
   EXPECT_EQ(image_pages(dir + "/missing.png"), 1);
   const auto pages = tiff_pages(dir + "/stack.tif");
   ASSERT_EQ(pages.size(), 4u);
+  EXPECT_EQ(tiff_pages(dir + "/single.tif")[0].bits, 8);  // RGB: BitsPerSample's three values at an offset
+  TiffStackReader reader(dir + "/stack.tif");
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(pages[static_cast<size_t>(i)].height, 13);
+    EXPECT_EQ(pages[static_cast<size_t>(i)].bits, 16);
+    EXPECT_TRUE(torch::equal(reader.page_values(i)[0],
+                             torch::from_blob(written[static_cast<size_t>(i)].data, {13, 17}, torch::kShort).to(torch::kInt).bitwise_and(65535)))
+        << i;
     const auto page = read_image_page(dir + "/stack.tif", i);
     ASSERT_EQ(page.sizes(), (std::vector<int64_t>{1, 13, 17}));
     const auto expected = torch::from_blob(written[static_cast<size_t>(i)].data, {13, 17}, torch::kShort);  // uint16 bits
@@ -210,6 +227,48 @@ TEST(Tiff, StackReaderGivesWhatReadImagePageGives) {
   EXPECT_NE(error_of([&] { stack.page(300); }).find("stack.tif: has no page 300 (pages 0..299)"), std::string::npos);
 }
 
+// Calibration and layout go into every finished stack: the resolution tags on each page, and ImageJ's
+// description (channels, slices, unit, spacing, display range) on the first, for the pages written; a
+// stack cut short within a slice is an error; float pages are accepted. tiff_calibration reads back
+// what was carried (and nothing from a file without any, or from one that is not a TIFF).
+TEST(Tiff, StackWriterCarriesCalibrationAndLayout) {
+  const std::string dir = test::temp_dir() + "/tiff_calibration";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  TiffCalibration calibration;
+  calibration.x_resolution = 2.5, calibration.y_resolution = 4, calibration.resolution_unit = 3;
+  calibration.spacing = 0.25, calibration.unit = "micron";
+  {
+    TiffStackWriter writer(dir + "/probs.tif", calibration, {2, 0, 1});
+    for (int k = 0; k < 6; ++k) writer.add(torch::full({3, 5}, 0.125 * k));
+    writer.finish();
+  }
+  const auto read = tiff_calibration(dir + "/probs.tif");
+  EXPECT_DOUBLE_EQ(read.x_resolution, 2.5);
+  EXPECT_DOUBLE_EQ(read.y_resolution, 4);
+  EXPECT_EQ(read.resolution_unit, 3);
+  EXPECT_DOUBLE_EQ(read.spacing, 0.25);
+  EXPECT_EQ(read.unit, "micron");
+  EXPECT_EQ(tiff_pages(dir + "/probs.tif").size(), 6u);
+  std::ifstream file(dir + "/probs.tif", std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const auto in_memory = tiff_calibration(bytes);
+  EXPECT_EQ(std::make_tuple(in_memory.x_resolution, in_memory.spacing, in_memory.unit), std::make_tuple(2.5, 0.25, std::string("micron")));
+  EXPECT_TRUE(tiff_calibration(std::vector<char>(bytes.begin(), bytes.begin() + 40)).empty());  // cut short: none
+  {
+    TiffStackWriter plain(dir + "/plain.tif");
+    plain.add(torch::zeros({2, 2}, torch::kByte));
+    plain.finish();
+  }
+  EXPECT_TRUE(tiff_calibration(dir + "/plain.tif").empty());
+  std::ofstream(dir + "/not.tif") << "not a TIFF";
+  EXPECT_TRUE(tiff_calibration(dir + "/not.tif").empty());
+  TiffStackWriter cut(dir + "/cut.tif", {}, {2, 0, 0});
+  for (int k = 0; k < 3; ++k) cut.add(torch::zeros({2, 2}));
+  EXPECT_NE(error_of([&] { cut.finish(); }).find("cut.tif: 3 pages are not a whole number of 2-channel slices"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir + "/cut.tif"));
+}
+
 // The writer's pages read back as written, 8-bit (uint8) and 16-bit (wider integers), pages of
 // different sizes; nothing under the name until finish(), nothing left by a writer dropped unfinished.
 TEST(Tiff, StackWriterPagesReadBackAsWritten) {
@@ -226,6 +285,8 @@ TEST(Tiff, StackWriterPagesReadBackAsWritten) {
   }
   TiffStackReader labels(dir + "/labels.tif");
   ASSERT_EQ(labels.size(), 2);
+  EXPECT_EQ(labels.pages()[0].bits, 8);
+  EXPECT_TRUE(torch::equal(labels.page_values(1)[0], bytes[1].to(torch::kLong)));
   for (int64_t k = 0; k < 2; ++k)
     EXPECT_TRUE(torch::equal(labels.page(k)[0].mul(255).round().to(torch::kByte), bytes[static_cast<size_t>(k)])) << k;
   const auto wide = torch::tensor({0, 255, 256, 65535}, torch::kInt).reshape({2, 2});
@@ -235,12 +296,14 @@ TEST(Tiff, StackWriterPagesReadBackAsWritten) {
     writer.finish();
   }
   EXPECT_TRUE(torch::equal(read_image(dir + "/wide.tif")[0].mul(65535).round().to(torch::kInt), wide));
+  EXPECT_TRUE(torch::equal(TiffStackReader(dir + "/wide.tif").page_values(0)[0], wide.to(torch::kLong)));
   {
     TiffStackWriter dropped(dir + "/dropped.tif");
     dropped.add(bytes[1]);
     EXPECT_NE(error_of([&] { dropped.add(torch::tensor({{-1, 3}})); }).find("dropped.tif page 1: holds values -1..3, outside the 0..65535"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { dropped.add(torch::zeros({2, 2})); }).find("a page must hold integers, not Float"), std::string::npos);
+    EXPECT_NE(error_of([&] { dropped.add(torch::zeros({2, 2}, torch::kBool)); }).find("a page must hold integers or floating-point values, not Bool"),
+              std::string::npos);
   }
   EXPECT_EQ(std::vector<fs::path>(fs::directory_iterator(dir), fs::directory_iterator()).size(), 2u);  // labels.tif, wide.tif
   TiffStackWriter empty(dir + "/empty.tif");

@@ -217,7 +217,7 @@ TEST(Predictor, EvaluateMasksScoresWrittenLabelsAsTheModelIsScored) {
   EXPECT_NE(skipped[2].find(scenes.id(2) + ".png: missing: no prediction for "), std::string::npos) << skipped[2];
   EXPECT_EQ(rest.sum().item<int64_t>(), by_model.sum().item<int64_t>() - per_image[0].pixels - per_image[1].pixels - per_image[2].pixels);
   EXPECT_NE(test::error_of([&] { evaluate_masks(predicted, scenes); }).find(scenes.id(0) + ".png: is 32x31"), std::string::npos);
-  EXPECT_NE(test::error_of([&] { evaluate_masks(dir + "/nothing", scenes); }).find("is not a folder of predicted masks"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { evaluate_masks(dir + "/nothing", scenes); }).find("nothing: is neither a folder of predicted masks"), std::string::npos);
 }
 
 TEST(Predictor, ValidUNetTilesEqualTheWholeImage) {

@@ -307,12 +307,17 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
                      ") is not a class colour in classes.json");
     }
   }
+  return mask_from_values(labels, path);
+}
+
+torch::Tensor SegmentationDataset::mask_from_values(const torch::Tensor& values, const std::string& source) const {
+  auto labels = values.to(torch::kLong);
   if (binary_) labels = torch::where(labels == 255, torch::ones_like(labels), labels);
   const auto bad = ((labels >= num_classes()) & (labels != kIgnoreLabel)).nonzero();
   if (bad.size(0) > 0) {
     const int64_t y = bad[0][0].item<int64_t>(), x = bad[0][1].item<int64_t>();
-    fail(path, "label " + std::to_string(labels[y][x].item<int64_t>()) + " at (" + std::to_string(y) + "," + std::to_string(x) +
-                   ") is not a class (0.." + std::to_string(num_classes() - 1) + ") nor ignore (255)");
+    fail(source, "label " + std::to_string(labels[y][x].item<int64_t>()) + " at (" + std::to_string(y) + "," + std::to_string(x) +
+                     ") is not a class (0.." + std::to_string(num_classes() - 1) + ") nor ignore (255)");
   }
   return labels;
 }

@@ -71,6 +71,8 @@ class SegmentationDataset {
   // Where the classes came from, for messages: "from DIR/classes.json", or the default taken without one.
   const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
+  // Masks of 0 and 255 (folder pairs without classes.json): 255 reads as class 1, foreground.
+  bool binary() const { return binary_; }
   const std::string& dir() const { return dir_; }
   // The split listed: the one asked for, or "all" for a folder of images/ + masks/ without split
   // lists (splits/NAME.txt), which gives every pair whatever split is asked for (a test folder, say).
@@ -78,6 +80,9 @@ class SegmentationDataset {
 
   // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
   torch::Tensor read_mask(const std::string& path) const;
+  // The same for a gray mask's stored values (H x W integers: a page of a label stack), `source`
+  // naming it in errors.
+  torch::Tensor mask_from_values(const torch::Tensor& values, const std::string& source) const;
   // H x W int64 object ids of an instance mask file (0: no object).
   static torch::Tensor read_instances(const std::string& path);
 

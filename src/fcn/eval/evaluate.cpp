@@ -4,10 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <new>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include <torch/torch.h>
 
+#include "fcn/formats/image.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -131,17 +134,65 @@ std::string predicted_mask_path(const std::string& predictions, const Segmentati
   return (std::filesystem::path(predictions) / (dataset.id(index) + ".png")).string();
 }
 
+namespace {
+
+// The page of a label stack that holds image `index`'s prediction: its ID read as a page number, as
+// fcn data unstack names a stack's pages (007.png: page 7); -1 where the ID is not one.
+int64_t page_number(const std::string& id) {
+  if (id.empty() || id.size() > 12 || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
+  return std::stoll(id);
+}
+
+// Where image `index`'s predicted labels come from: predictions/ID.png, or page ID of a label stack.
+class PredictedMasks {
+ public:
+  PredictedMasks(const std::string& predictions, const SegmentationDataset& dataset) : predictions_(predictions), dataset_(dataset) {
+    std::error_code error;
+    if (std::filesystem::is_directory(predictions, error)) return;
+    if (!std::filesystem::is_regular_file(predictions, error))
+      fail(predictions, "is neither a folder of predicted masks (ID.png per image) nor a label stack (a multi-page TIFF)");
+    stack_.emplace(predictions);
+    for (size_t i = 0; i < dataset.size(); ++i)
+      if (page_number(dataset.id(i)) < 0)
+        fail(predictions, "a label stack is scored against the dataset fcn data unstack makes of the stack, page k as image k, "
+                          "but image ID '" + dataset.id(i) + "' is not a page number");
+  }
+
+  // The labels predicted for image `index`, with where they came from.
+  std::pair<torch::Tensor, std::string> operator()(size_t index) {
+    if (!stack_) {
+      const auto file = predicted_mask_path(predictions_, dataset_, index);
+      std::error_code error;
+      if (!std::filesystem::exists(file, error)) fail(file, "missing: no prediction for " + dataset_.image_path(index));
+      return {dataset_.read_mask(file), file};
+    }
+    const int64_t page = page_number(dataset_.id(index));
+    const auto source = predictions_ + " page " + std::to_string(page);
+    const auto values = stack_->page_values(page);  // no such page: the error naming the pages there are
+    if (values.size(0) != 1) fail(source, "is a colour page: a label stack holds one gray page of class indices per image");
+    if (dataset_.binary() && (values == kIgnoreLabel).all().item<bool>())
+      fail(source, "is 255 throughout: the void page fcn predict --label-stack writes for a page it could not segment "
+                   "(in a 0/255 stack, an all-foreground page reads the same; score such a page from a PNG)");
+    return {dataset_.mask_from_values(values[0], source), source};
+  }
+
+ private:
+  std::string predictions_;
+  const SegmentationDataset& dataset_;
+  std::optional<TiffStackReader> stack_;
+};
+
+}  // namespace
+
 ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet, EvalSinks sinks) {
-  std::error_code error;
-  if (!std::filesystem::is_directory(predictions, error)) fail(predictions, "is not a folder of predicted masks (ID.png per image)");
+  PredictedMasks predicted(predictions, dataset);
   ConfusionMatrix confusion(dataset.num_classes());
   Progress progress("eval " + predictions, static_cast<int64_t>(dataset.size()), quiet);
   for (size_t i = 0; i < dataset.size(); ++i) {
     torch::Tensor labels, truth, instances;
     try {
-      const auto file = predicted_mask_path(predictions, dataset, i);
-      if (!std::filesystem::exists(file, error)) fail(file, "missing: no prediction for " + dataset.image_path(i));
-      labels = dataset.read_mask(file);
+      std::string file;
+      std::tie(labels, file) = predicted(i);
       truth = dataset.read_mask(dataset.mask_path(i));
       if (dataset.has_instances()) instances = SegmentationDataset::read_instances(dataset.instance_path(i));
       if (labels.sizes() != truth.sizes())

@@ -62,7 +62,11 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
 // fcn predict names its outputs), read as the dataset reads its masks (palette or gray indices, RGB
 // colours of classes.json, 0/255 binary), against the split's ground truth. A prediction that is
 // missing, of another size, or void (255) anywhere is an error naming its file (recorded in
-// sinks.skipped where given, and left out).
+// sinks.skipped where given, and left out). `predictions` may instead be a label stack (a multi-page
+// TIFF of class indices: fcn predict --label-stack's, an annotator's) scored against the dataset fcn
+// data unstack made of the image stack: page k is image ID k ("007"); an ID that is not a page
+// number is an error for the whole run, and in a 0/255 dataset a page of 255 throughout (the void
+// page of a page predict could not segment) is an error for its image.
 ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet = true,
                                EvalSinks sinks = {});
 // predictions/ID.png: where evaluate_masks looks for image `index`'s predicted mask.

@@ -289,6 +289,12 @@ torch::Tensor TiffStackReader::page(int64_t index) {
   return image.defined() ? image : decode_page(path_, pages_, index);
 }
 
+torch::Tensor TiffStackReader::page_values(int64_t index) {
+  const auto image = page(index);  // a page out of range is its error
+  const double top = pages_[static_cast<size_t>(index)].bits == 16 ? 65535.0 : 255.0;
+  return image.mul(top).round().to(torch::kLong);
+}
+
 // Decodes pages first.. in one pass over the directory chain (imreadmulti walks it from the start
 // on every call). A page it cannot give cleanly — a decoding error, libtiff's complaint, a size other
 // than its directory's — is left undefined, and page() decodes it alone for its own error.

@@ -33,6 +33,9 @@ class TiffStackReader {
   int64_t size() const { return static_cast<int64_t>(pages_.size()); }
   const std::vector<TiffPage>& pages() const { return pages_; }
   torch::Tensor page(int64_t index);
+  // Page `index` as the integers it stores (C x H x W int64: a label stack's class indices), page()
+  // scaled back by the page's bits per sample (16, else 8).
+  torch::Tensor page_values(int64_t index);
 
  private:
   void read_chunk(int64_t first);

@@ -14,6 +14,7 @@ namespace fcn {
 struct TiffPage {
   int64_t directory = 0;        // the page's place in the chain (what OpenCV's imreadmulti counts)
   int64_t height = 0, width = 0;
+  int64_t bits = 0;             // bits per sample (the first sample's); 0 where the page does not say
 };
 
 // By the header: "II*\0" or "MM\0*" (classic TIFF), "II+\0" or "MM\0+" (BigTIFF).
@@ -25,6 +26,24 @@ bool is_tiff(const std::vector<char>& bytes);
 std::vector<TiffPage> tiff_pages(const std::vector<char>& bytes, const std::string& path);
 // The same from a file, reading only its directories (a stack of gigabytes is not read whole).
 std::vector<TiffPage> tiff_pages(const std::string& path);
+
+// A stack's pixel size, as the input's first page gives it, for the stacks made from it: Fiji and
+// napari then measure labels in the input's units and overlay them on it. Resolution (pixels per
+// unit) from the TIFF tags; the z spacing and unit from an ImageJ description ("spacing=", "unit=").
+struct TiffCalibration {
+  double x_resolution = 0, y_resolution = 0;  // pixels per unit; 0: none given
+  uint16_t resolution_unit = 0;               // TIFF's: 1 none, 2 inch, 3 centimetre; 0: none given
+  double spacing = 0;                         // z step between pages, in `unit`; 0: none given
+  std::string unit;                           // ImageJ's unit name ("micron", "nm"); empty: none given
+
+  bool empty() const { return x_resolution <= 0 && y_resolution <= 0 && spacing <= 0 && unit.empty(); }
+};
+
+// The calibration of `path`'s first full-resolution page; empty where it has none (or the file cannot
+// be read: the caller reads the pixels, and their errors are the ones to report).
+TiffCalibration tiff_calibration(const std::string& path);
+// The same from a TIFF in memory.
+TiffCalibration tiff_calibration(const std::vector<char>& bytes);
 
 // The first SHORT entry `tag` of the first directory of a TIFF structure in memory (an Exif segment
 // holds one: the orientation), or `otherwise` where there is none before the structure ends or breaks.
