@@ -90,7 +90,7 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     }
   } else if (f.probs == "tif") {
     files.push_back(path("-probs.tif"));
-    TiffStackWriter writer(files.back(), {}, {classes, 0, 1});
+    TiffStackWriter writer(files.back(), {}, {classes, 0, 1}, prediction.probs.numel() * 4);
     for (int64_t c = 0; c < classes; ++c) writer.add(prediction.probs[c]);
     writer.finish();
   }
@@ -398,11 +398,14 @@ class Segmenter {
     files->void_label = files->classes <= 255 ? 255 : 65535;
     const auto calibration = tiff_calibration(path);
     const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
+    int64_t pixels = 0;  // of every page: what the files will hold, uncompressed (BigTIFF past 2 GB)
+    for (const auto& page : files->pages) pixels += page.height * page.width;
     if (f_.label_stack) {
       if (files->classes > 65535) fail(path, "--label-stack: " + std::to_string(files->classes) + " classes do not fit a 16-bit TIFF page");
-      files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration);
+      files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration, StackLayout{}, pixels * (files->void_label == 255 ? 1 : 2));
     }
-    if (f_.probs == "tif") files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1});
+    if (f_.probs == "tif")
+      files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1}, pixels * files->classes * 4);
     files->first_file = file(f_.label_stack ? "-labels.tif" : "-probs.tif");
   }
 

@@ -255,6 +255,24 @@ TEST(Tiff, StackWriterCarriesCalibrationAndLayout) {
   const auto in_memory = tiff_calibration(bytes);
   EXPECT_EQ(std::make_tuple(in_memory.x_resolution, in_memory.spacing, in_memory.unit), std::make_tuple(2.5, 0.25, std::string("micron")));
   EXPECT_TRUE(tiff_calibration(std::vector<char>(bytes.begin(), bytes.begin() + 40)).empty());  // cut short: none
+  {  // planned past classic TIFF's reach: BigTIFF, read back the same (8-byte offsets, rationals in the entry)
+    TiffStackWriter big(dir + "/big.tif", calibration, {2, 0, 1}, kClassicTiffBytes + 1);
+    EXPECT_TRUE(big.big());
+    for (int k = 0; k < 4; ++k) big.add(torch::full({3, 5}, 0.25 * k));
+    big.add(torch::arange(15, torch::kFloat).reshape({3, 5}));
+    big.add(torch::zeros({3, 5}));
+    big.finish();
+  }
+  std::ifstream big_file(dir + "/big.tif", std::ios::binary);
+  char head[4] = {};
+  big_file.read(head, 4);
+  EXPECT_EQ(std::string(head, 4), std::string("II+\0", 4));
+  const auto big = tiff_calibration(dir + "/big.tif");
+  EXPECT_EQ(std::make_tuple(big.x_resolution, big.y_resolution, big.resolution_unit, big.spacing, big.unit),
+            std::make_tuple(2.5, 4.0, uint16_t{3}, 0.25, std::string("micron")));
+  const auto big_pages = tiff_pages(dir + "/big.tif");
+  ASSERT_EQ(big_pages.size(), 6u);
+  EXPECT_EQ(big_pages[4].bits, 32);
   {
     TiffStackWriter plain(dir + "/plain.tif");
     plain.add(torch::zeros({2, 2}, torch::kByte));

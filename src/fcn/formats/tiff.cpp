@@ -20,13 +20,13 @@ constexpr uint16_t kNewSubfileType = 254, kImageWidth = 256, kImageLength = 257,
 constexpr uint16_t kAscii = 2, kShort = 3, kRational = 5;
 
 // One directory entry: its tag and type, the count of values, the value read as its type says
-// (SHORT, LONG8 in BigTIFF, else LONG: for values that do not fit the entry, their offset) and where
-// the entry's value field lies in the file.
+// (SHORT, LONG8 in BigTIFF, else LONG), where the entry's value field lies in the file, and that field
+// read as an offset (where values that do not fit it are).
 struct Entry {
   uint16_t tag = 0, type = 0;
   uint64_t count = 0;
   int64_t value = 0;
-  uint64_t field = 0;
+  uint64_t field = 0, offset = 0;
 };
 
 // Reads `n` bytes at `offset` into `out`; false where the source ends first.
@@ -79,6 +79,7 @@ class Directories {
       const int size = entry.type == kShort ? 2 : entry.type == 16 && big_ ? 8 : 4;  // SHORT, LONG8 (BigTIFF only), else LONG
       entry.value = static_cast<int64_t>(number(buffer + (big_ ? 12 : 8), size));
       entry.field = offset + count_size + i * entry_size + (big_ ? 12 : 8);
+      entry.offset = number(buffer + (big_ ? 12 : 8), static_cast<int>(offset_size));
       visit(entry);
     }
     if (!read_(offset + count_size + entries * entry_size, offset_size, buffer)) fail(path_, "TIFF directory cut short" + where(offset, directory));
@@ -112,7 +113,7 @@ class Directories {
   // The `n` bytes of an entry's values: in its value field where they fit, else at the offset it holds.
   std::vector<unsigned char> values(const Entry& entry, size_t n) {
     std::vector<unsigned char> bytes(n);
-    const uint64_t at = n <= (big_ ? 8u : 4u) ? entry.field : static_cast<uint64_t>(entry.value);
+    const uint64_t at = n <= (big_ ? 8u : 4u) ? entry.field : entry.offset;
     if (n > 0 && !read_(at, n, bytes.data())) fail(path_, "TIFF tag " + std::to_string(entry.tag) + " runs past the end of the file");
     return bytes;
   }
@@ -122,7 +123,7 @@ class Directories {
   int64_t first_short(const Entry& entry) {
     if (entry.count == 1) return entry.value;
     unsigned char bytes[2];
-    const uint64_t at = entry.count * 2 <= (big_ ? 8u : 4u) ? entry.field : static_cast<uint64_t>(entry.value);
+    const uint64_t at = entry.count * 2 <= (big_ ? 8u : 4u) ? entry.field : entry.offset;
     return entry.count <= 65535 && read_(at, 2, bytes) ? static_cast<int64_t>(number(bytes, 2)) : 0;
   }
 

@@ -55,11 +55,11 @@ void describe(const std::string& path, const std::string& description) {
 
 }  // namespace
 
-TiffStackWriter::TiffStackWriter(const std::string& path, TiffCalibration calibration, StackLayout layout)
-    : path_(path), calibration_(std::move(calibration)), layout_(layout) {
+TiffStackWriter::TiffStackWriter(const std::string& path, TiffCalibration calibration, StackLayout layout, int64_t planned_bytes)
+    : path_(path), calibration_(std::move(calibration)), layout_(layout), big_(planned_bytes > kClassicTiffBytes) {
   if (layout_.channels < 1) fail(path, "a stack needs at least one channel");
   temporary_ = partial_path(path, fs::path(path).extension().string());
-  tiff_ = TIFFOpen(temporary_.c_str(), "w");
+  tiff_ = TIFFOpen(temporary_.c_str(), big_ ? "w8" : "w");
   if (tiff_ == nullptr) fail(path, "cannot create the file (is its folder writable?)");
 }
 
@@ -100,7 +100,7 @@ void TiffStackWriter::add(const torch::Tensor& page) {
     if (TIFFWriteEncodedStrip(tif, strip, const_cast<char*>(bytes + row_bytes * row), size) < 0)
       fail(subject, "cannot write (disk full?)");
   }
-  if (TIFFWriteDirectory(tif) == 0) fail(subject, "cannot write (disk full, or past classic TIFF's 4 GB?)");
+  if (TIFFWriteDirectory(tif) == 0) fail(subject, big_ ? "cannot write (disk full?)" : "cannot write (disk full, or past classic TIFF's 4 GB?)");
   ++pages_;
 }
 
@@ -132,7 +132,7 @@ void TiffStackWriter::finish() {
 
 #else
 
-TiffStackWriter::TiffStackWriter(const std::string& path, TiffCalibration, StackLayout) : path_(path) {
+TiffStackWriter::TiffStackWriter(const std::string& path, TiffCalibration, StackLayout, int64_t) : path_(path) {
   fail(path, "writing TIFF stacks needs fcn built with OpenCV (FCN_WITH_OPENCV)");
 }
 TiffStackWriter::~TiffStackWriter() = default;

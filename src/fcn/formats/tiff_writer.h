@@ -14,6 +14,10 @@
 
 namespace fcn {
 
+// Past this many uncompressed bytes a stack is written as BigTIFF (classic TIFF ends at 4 GB, and
+// compression is not counted on: float probabilities hardly deflate).
+constexpr int64_t kClassicTiffBytes = int64_t{2} << 30;
+
 // How a finished stack is laid out for ImageJ and Fiji (written as its description): pages in groups
 // of `channels` (channel fastest, then slice, ImageJ's order), and a display range where max > min
 // (probabilities: 0..1).
@@ -27,8 +31,11 @@ class TiffStackWriter {
 
   // Pages go to a temporary file beside `path`, renamed to it by finish(): a run stopped midway, or
   // a writer destroyed unfinished, leaves no half-written stack under the name. Every page carries
-  // `calibration`.
-  explicit TiffStackWriter(const std::string& path, TiffCalibration calibration = {}, StackLayout layout = {});
+  // `calibration`. A stack planned past kClassicTiffBytes (uncompressed) is written as BigTIFF, which
+  // has no 4 GB limit (Fiji, napari, PIL, OpenCV and libtiff read it); else as classic TIFF, which
+  // every reader takes.
+  explicit TiffStackWriter(const std::string& path, TiffCalibration calibration = {}, StackLayout layout = {},
+                           int64_t planned_bytes = 0);
   ~TiffStackWriter();
   TiffStackWriter(const TiffStackWriter&) = delete;
   TiffStackWriter& operator=(const TiffStackWriter&) = delete;
@@ -42,6 +49,7 @@ class TiffStackWriter {
   // file cannot be completed (a full disk), or the pages are not a whole number of channel groups.
   void finish();
   int64_t pages() const { return pages_; }
+  bool big() const { return big_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -50,6 +58,7 @@ class TiffStackWriter {
   StackLayout layout_;
   void* tiff_ = nullptr;  // libtiff's TIFF*
   int64_t pages_ = 0;
+  bool big_ = false;
 };
 
 // The ImageJ description of a stack of `images` pages laid out as `layout`, with `calibration`'s
