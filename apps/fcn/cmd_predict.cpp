@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "fcn/bench/benchmark.h"
+#include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
@@ -34,7 +35,7 @@ struct PredictFlags {
   std::vector<std::string> inputs;
   InferenceFlags inference;
   std::vector<int> threads;
-  bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false;
+  bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false, instances = false;
   int64_t every = 1;  // videos: every Nth frame
   PredictOptions options;
 };
@@ -54,10 +55,24 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) { 
 // How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
 std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
 
+// --instances: the objects of a prediction — each class's 8-connected components (background, class
+// 0, has none) numbered 1..N class by class — and how many each class has.
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction) {
+  const auto& labels = prediction.labels;
+  const auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
+  std::vector<int64_t> counts(static_cast<size_t>(prediction.probs.size(0)), 0);
+  const auto present = std::get<0>(torch::_unique(labels));
+  for (int64_t i = 0; i < present.size(0); ++i)
+    if (const int64_t c = present[i].item<int64_t>(); c != 0)
+      counts[static_cast<size_t>(c)] = std::get<0>(torch::_unique(ids.masked_select(labels == c))).numel();
+  return {ids, counts};
+}
+
 // Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`,
-// --probs where `probs`); returns the files written.
+// --probs where `probs`, --instances: with each class's object count in `objects`); returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
-                                       const Prediction& prediction, bool overlay, bool labels = true, bool probs = true) {
+                                       const Prediction& prediction, bool overlay, bool labels = true, bool probs = true,
+                                       std::vector<int64_t>* objects = nullptr) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
@@ -67,6 +82,16 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
       write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
     else
       write_npy(files.back(), prediction.labels.to(torch::kInt));
+  }
+  if (f.instances) {
+    auto [ids, counts] = objects_of(prediction);
+    const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
+    files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
+    if (fits)
+      write_png16(files.back(), ids);
+    else
+      write_npy(files.back(), ids.to(torch::kInt));
+    if (objects != nullptr) *objects = std::move(counts);
   }
   if (overlay) {
     const auto counts = prediction.class_pixels();
@@ -389,7 +414,7 @@ class Segmenter {
                   std::shared_ptr<StackFiles>& files) {
     namespace fs = std::filesystem;
     stack.emplace(path);
-    if (!f_.label_stack || f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
+    if (!f_.label_stack || f_.overlay || f_.instances || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
     if (!f_.label_stack && f_.probs != "tif") return;
     files = std::make_shared<StackFiles>();
     files->input = path;
@@ -474,14 +499,18 @@ class Segmenter {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
     const bool labels = !(item.stack && f_.label_stack), probs = !(item.stack && f_.probs == "tif");
-    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
+    std::vector<int64_t> objects;  // --instances: per class
+    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs, &objects);
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
                         {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
+      if (f_.instances) report.back()["objects"] = named_counts(objects, prediction.class_names);
     } else if (line_per_image_) {
-      const auto to = files.empty() ? item.stack->first_file : files.front();  // the stack's file
-      std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms\n";
+      const auto to = labels ? files.front() : item.stack->first_file;  // the label file, or the stack's
+      const auto count = std::accumulate(objects.begin(), objects.end(), int64_t{0});
+      std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms"
+                << (f_.instances ? ", " + std::to_string(count) + " object(s)" : std::string()) << "\n";
     }
   }
 
@@ -591,6 +620,9 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--skip-existing", f.skip_existing,
                 "images whose label file OUT/NAME.png exists already are skipped: a run stopped midway (Ctrl-C) goes on "
                 "where it stopped (a TIFF stack is skipped when all its pages' labels are there; videos are segmented again)");
+  cmd->add_flag("--instances", f.instances,
+                "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
+                "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects)");
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");

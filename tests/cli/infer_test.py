@@ -124,6 +124,57 @@ def _():
     assert (np.array(Image.open(path("dup_out/x.png"))) == np.array(Image.open(path("dup_fresh/a.png")))).all()
 
 
+def components8(mask):
+    """8-connected components of a boolean mask, by flood fill: a list of sets of (y, x)."""
+    seen, found = np.zeros(mask.shape, bool), []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        seen[start], todo, component = True, [start], set()
+        while todo:
+            y, x = todo.pop()
+            component.add((y, x))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    n = (y + dy, x + dx)
+                    if 0 <= n[0] < mask.shape[0] and 0 <= n[1] < mask.shape[1] and mask[n] and not seen[n]:
+                        seen[n] = True
+                        todo.append(n)
+        found.append(component)
+    return found
+
+
+@check("predict --instances: each class's 8-connected components numbered 1..N, counted per class (flood fill's)")
+def _():
+    model = rgb_model()  # random weights: labels in patches of every class, many objects
+    rng = np.random.default_rng(4)
+    os.makedirs(path("blobs"), exist_ok=True)
+    scenes = []
+    for i, (h, w) in enumerate([(48, 64), (37, 29)]):
+        scenes.append(path(f"blobs/b{i}.png"))
+        save(scenes[-1], np.kron(rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)), np.ones((4, 4, 1)))[:h, :w])
+    out = json.loads(run("predict", model, *scenes, "--out", path("objects"), "--instances", "--json").stdout)
+    total, classes = 0, set()
+    for scene, report in zip(scenes, out["images"]):
+        stem = os.path.splitext(os.path.basename(scene))[0]
+        labels = np.array(Image.open(path(f"objects/{stem}.png")))
+        ids = np.array(Image.open(path(f"objects/{stem}-instances.png")))
+        assert ids.dtype in (np.int32, np.uint16) and ((ids > 0) == (labels > 0)).all(), stem
+        counts = {}
+        for c in np.unique(labels[labels > 0]):
+            for component in components8(labels == c):
+                values = {int(ids[p]) for p in component}
+                assert len(values) == 1, (stem, c, values)  # one object: one id
+                counts[int(c)] = counts.get(int(c), 0) + 1
+        assert len(np.unique(ids[ids > 0])) == sum(counts.values()) == ids.max(), (stem, counts, ids.max())  # distinct, 1..N
+        assert sorted(report["objects"].values()) == sorted(counts.values()), (report["objects"], counts)
+        total += sum(counts.values())
+        classes.update(counts)
+    assert total >= 10 and len(classes) >= 2, (total, classes)  # many objects of several classes: the check compares something
+    p = run("predict", model, scenes[0], "--out", path("objects_line"), "--instances")
+    assert re.search(r"-> .*\.png  [0-9.]+ ms, [0-9]+ object\(s\)", p.stdout), p.stdout
+
+
 @check("predict: probabilities as .npy and 16-bit PNGs agree and sum to one")
 def _():
     model = rgb_model()

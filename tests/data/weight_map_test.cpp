@@ -45,6 +45,20 @@ TEST(WeightMap, WithoutInstancesComponentsOfEachClassStandIn) {
   EXPECT_EQ(instances[0][0].item<int64_t>(), 0);
 }
 
+// Diagonal neighbours are one object 8-connected and two 4-connected; classes never merge.
+TEST(WeightMap, InstancesFromLabelsTakeTheConnectivityAsked) {
+  auto labels = torch::zeros({5, 5}, torch::kLong);
+  labels[1][1] = 1, labels[2][2] = 1;  // touching at a corner
+  labels[2][3] = 2;                    // beside them, another class
+  labels[4][0] = 1;
+  const auto four = instances_from_labels(labels), eight = instances_from_labels(labels, 255, 8);
+  EXPECT_EQ(four.max().item<int64_t>(), 4);
+  EXPECT_EQ(eight.max().item<int64_t>(), 3);
+  EXPECT_EQ(eight[1][1].item<int64_t>(), eight[2][2].item<int64_t>());
+  EXPECT_NE(eight[2][2].item<int64_t>(), eight[2][3].item<int64_t>());
+  EXPECT_NE(eight[1][1].item<int64_t>(), eight[4][0].item<int64_t>());
+}
+
 TEST(DistanceTransform, IsExactEuclidean) {
   auto mask = torch::zeros({11, 13}, torch::kBool);
   mask[2][3] = true;

@@ -102,7 +102,7 @@ torch::Tensor connected_components(const torch::Tensor& mask, int connectivity) 
   return labels;
 }
 
-torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore) {
+torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore, int connectivity) {
   TORCH_CHECK(labels.dim() == 2, "instances_from_labels: labels must be H x W");
   const auto classes = std::get<0>(torch::_unique(labels.to(torch::kCPU, torch::kLong)));
   auto instances = torch::zeros(labels.sizes(), torch::kLong);
@@ -110,7 +110,7 @@ torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore)
   for (int64_t i = 0; i < classes.size(0); ++i) {
     const int64_t c = classes[i].item<int64_t>();
     if (c == 0 || c == ignore) continue;
-    const auto components = connected_components(labels.to(torch::kCPU) == c, 4);
+    const auto components = connected_components(labels.to(torch::kCPU) == c, connectivity);
     instances += torch::where(components > 0, components + offset, torch::zeros_like(components));
     offset += components.max().item<int64_t>();
   }
