@@ -37,6 +37,7 @@ struct PredictFlags {
   std::vector<int> threads;
   bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false, instances = false;
   int64_t every = 1;  // videos: every Nth frame
+  int64_t min_object = 1;  // --instances: the fewest pixels an object has
   PredictOptions options;
 };
 
@@ -56,15 +57,21 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) { 
 std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
 
 // --instances: the objects of a prediction — each class's 8-connected components (background, class
-// 0, has none) numbered 1..N class by class — and how many each class has.
-std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction) {
+// 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each class has.
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels) {
   const auto& labels = prediction.labels;
-  const auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
+  auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
+  if (min_pixels > 1) {  // specks left out, the rest numbered again 1..N in their order
+    const auto kept = torch::bincount(ids.flatten()).ge(min_pixels);
+    kept[0] = false;
+    const auto renumbered = torch::where(kept, kept.to(torch::kLong).cumsum(0), torch::zeros_like(kept, torch::kLong));
+    ids = renumbered.index({ids});
+  }
   std::vector<int64_t> counts(static_cast<size_t>(prediction.probs.size(0)), 0);
   const auto present = std::get<0>(torch::_unique(labels));
   for (int64_t i = 0; i < present.size(0); ++i)
     if (const int64_t c = present[i].item<int64_t>(); c != 0)
-      counts[static_cast<size_t>(c)] = std::get<0>(torch::_unique(ids.masked_select(labels == c))).numel();
+      counts[static_cast<size_t>(c)] = std::get<0>(torch::_unique(ids.masked_select((labels == c) & (ids > 0)))).numel();
   return {ids, counts};
 }
 
@@ -83,8 +90,10 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     else
       write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
+  torch::Tensor ids;  // --instances: the objects, outlined in the overlay too
   if (f.instances) {
-    auto [ids, counts] = objects_of(prediction);
+    auto [objects_ids, counts] = objects_of(prediction, f.min_object);
+    ids = objects_ids;
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
     if (fits)
@@ -99,7 +108,8 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     for (size_t c = 0; c < counts.size(); ++c)
       if (counts[c] > 0) present.push_back(static_cast<int64_t>(c));
     std::sort(present.begin(), present.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
-    const auto picture = enlarge(prediction.overlay(image), 256);
+    auto picture = enlarge(prediction.overlay(image), 256);
+    if (ids.defined()) picture = with_outlines(picture, enlarge(ids, 256));
     files.push_back(path("-overlay.png"));
     write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
   }
@@ -620,9 +630,13 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--skip-existing", f.skip_existing,
                 "images whose label file OUT/NAME.png exists already are skipped: a run stopped midway (Ctrl-C) goes on "
                 "where it stopped (a TIFF stack is skipped when all its pages' labels are there; videos are segmented again)");
-  cmd->add_flag("--instances", f.instances,
+  auto* instances = cmd->add_flag("--instances", f.instances,
                 "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
-                "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects)");
+                "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
+                "with --overlay, their outlines drawn in white");
+  cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->needs(instances);
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");

@@ -173,6 +173,33 @@ def _():
     assert total >= 10 and len(classes) >= 2, (total, classes)  # many objects of several classes: the check compares something
     p = run("predict", model, scenes[0], "--out", path("objects_line"), "--instances")
     assert re.search(r"-> .*\.png  [0-9.]+ ms, [0-9]+ object\(s\)", p.stdout), p.stdout
+    # --min-object N: components of fewer pixels left out (0), the rest numbered again 1..M in their order.
+    out = json.loads(run("predict", model, scenes[0], "--out", path("big_objects"), "--instances", "--min-object", 20, "--json").stdout)
+    ids, small = np.array(Image.open(path("objects/b0-instances.png"))), np.array(Image.open(path("big_objects/b0-instances.png")))
+    sizes = np.bincount(ids.ravel())
+    kept = [i for i in range(1, len(sizes)) if sizes[i] >= 20]
+    assert 0 < len(kept) < len(sizes) - 1, sizes  # some objects kept, some left out
+    renumber = np.zeros(len(sizes), np.int64)
+    renumber[kept] = np.arange(1, len(kept) + 1)
+    assert (small == renumber[ids]).all() and sum(out["images"][0]["objects"].values()) == len(kept)
+    one_line_error(run("predict", model, scenes[0], "--out", path("x"), "--min-object", 5, ok=False), "--min-object", "--instances")
+    # With --overlay, the objects' outlines in white (each object's pixels with a 4-neighbour of another id, at the
+    # overlay's enlarged scale), the rest the overlay without --instances.
+    run("predict", model, scenes[0], "--out", path("outlined"), "--instances", "--overlay")
+    run("predict", model, scenes[0], "--out", path("plain"), "--overlay")
+    ids = np.array(Image.open(path("objects/b0-instances.png"))).astype(np.int64)
+    factor = -(-256 // min(ids.shape))
+    big = np.kron(ids, np.ones((factor, factor), np.int64))
+    edge = np.zeros(big.shape, bool)
+    edge[1:] |= big[1:] != big[:-1]
+    edge[:-1] |= big[1:] != big[:-1]
+    edge[:, 1:] |= big[:, 1:] != big[:, :-1]
+    edge[:, :-1] |= big[:, 1:] != big[:, :-1]
+    edge &= big > 0
+    h, w = big.shape
+    outlined = np.array(Image.open(path("outlined/b0-overlay.png")))[:h, :w]
+    plain = np.array(Image.open(path("plain/b0-overlay.png")))[:h, :w]
+    assert edge.any() and (outlined[edge] == 255).all() and (outlined[~edge] == plain[~edge]).all()
 
 
 @check("predict: probabilities as .npy and 16-bit PNGs agree and sum to one")

@@ -88,6 +88,36 @@ TEST(TileWindow, SmoothSymmetricAndOneInside) {
 
 // class_labels is argmax(0), faster: random scores of 1, 2, 11 and 150 classes, and ties (scores rounded
 // to a few values), where the first class of the largest score wins as in argmax.
+// Outlines by hand: two objects side by side show the line between them (drawn on both sides),
+// inner pixels and background keep the picture, and the image's edge is no other id.
+TEST(Picture, OutlinesMarkEachObjectsPixelsBesideAnotherId) {
+  const auto ids = torch::tensor({{0, 0, 0, 0, 0, 0, 0, 0},  //
+                                  {0, 1, 1, 1, 2, 2, 2, 0},
+                                  {0, 1, 1, 1, 2, 2, 2, 0},
+                                  {0, 1, 1, 1, 2, 2, 2, 0},
+                                  {0, 0, 0, 0, 0, 0, 0, 0},
+                                  {3, 3, 3, 0, 0, 0, 0, 0},
+                                  {3, 3, 3, 0, 0, 0, 0, 0},
+                                  {3, 3, 3, 0, 0, 0, 0, 0}},
+                                 torch::kLong);
+  const auto expected = torch::tensor({{0, 0, 0, 0, 0, 0, 0, 0},  //
+                                       {0, 1, 1, 1, 1, 1, 1, 0},
+                                       {0, 1, 0, 1, 1, 0, 1, 0},
+                                       {0, 1, 1, 1, 1, 1, 1, 0},
+                                       {0, 0, 0, 0, 0, 0, 0, 0},
+                                       {1, 1, 1, 0, 0, 0, 0, 0},
+                                       {0, 0, 1, 0, 0, 0, 0, 0},
+                                       {0, 0, 1, 0, 0, 0, 0, 0}},
+                                      torch::kBool);
+  const auto picture = torch::full({8, 8, 3}, 7, torch::kByte);
+  const auto drawn = with_outlines(picture, ids, {200, 100, 50});
+  const auto edge = drawn.select(2, 0).eq(200);
+  EXPECT_TRUE(torch::equal(edge, expected)) << edge;
+  EXPECT_TRUE(drawn.select(2, 1).masked_select(edge).eq(100).all().item<bool>());
+  const auto kept = edge.logical_not().unsqueeze(2).expand({8, 8, 3});
+  EXPECT_TRUE(torch::equal(drawn.masked_select(kept), picture.masked_select(kept)));
+}
+
 TEST(Predictor, ClassLabelsAreArgmaxOverTheClassPlanes) {
   torch::manual_seed(5);
   for (const int64_t classes : {1, 2, 11, 150}) {

@@ -41,6 +41,28 @@ torch::Tensor enlarge(const torch::Tensor& picture, int64_t min_side) {
   return picture.repeat_interleave(factor, 0).repeat_interleave(factor, 1).contiguous();
 }
 
+torch::Tensor with_outlines(const torch::Tensor& picture, const torch::Tensor& ids, std::array<uint8_t, 3> colour) {
+  TORCH_CHECK(ids.dim() == 2 && picture.dim() == 3 && ids.size(0) == picture.size(0) && ids.size(1) == picture.size(1),
+              "with_outlines: ids must be H x W of the H x W x 3 picture");
+  const auto id = ids.to(torch::kLong);
+  auto edge = torch::zeros(id.sizes(), torch::kBool);
+  const int64_t h = id.size(0), w = id.size(1);
+  if (h > 1) {  // neighbours above and below
+    const auto differs = id.slice(0, 1).ne(id.slice(0, 0, h - 1));
+    edge.slice(0, 1).logical_or_(differs);
+    edge.slice(0, 0, h - 1).logical_or_(differs);
+  }
+  if (w > 1) {  // left and right
+    const auto differs = id.slice(1, 1).ne(id.slice(1, 0, w - 1));
+    edge.slice(1, 1).logical_or_(differs);
+    edge.slice(1, 0, w - 1).logical_or_(differs);
+  }
+  edge.logical_and_(id.gt(0));
+  auto out = picture.clone();
+  out.index_put_({edge}, torch::tensor({colour[0], colour[1], colour[2]}, torch::kByte));
+  return out;
+}
+
 torch::Tensor with_legend(const torch::Tensor& picture, const std::vector<int64_t>& classes,
                           const std::vector<std::string>& names, const std::vector<std::array<uint8_t, 3>>& palette) {
   constexpr int64_t kRow = 22, kSwatch = 14, kMargin = 6, kTextWidth = 150;

@@ -19,6 +19,10 @@ torch::Tensor to_rgb8(const torch::Tensor& image);
 torch::Tensor blend(const torch::Tensor& picture, const torch::Tensor& colors, double alpha);
 // Nearest-neighbour enlargement by an integer factor so the shorter side is at least `min_side`.
 torch::Tensor enlarge(const torch::Tensor& picture, int64_t min_side);
+// The picture with the outline of every object of `ids` (H x W integers, 0: none; the picture's
+// size) drawn in `colour`: each object's pixels with a 4-neighbour of another id, so objects that
+// touch show the line between them.
+torch::Tensor with_outlines(const torch::Tensor& picture, const torch::Tensor& ids, std::array<uint8_t, 3> colour = {255, 255, 255});
 // The picture with a legend panel on its right: one swatch and name per listed class.
 torch::Tensor with_legend(const torch::Tensor& picture, const std::vector<int64_t>& classes,
                           const std::vector<std::string>& names, const std::vector<std::array<uint8_t, 3>>& palette);
