@@ -116,9 +116,10 @@ struct EvalFlags {
 struct Scored {
   SeparationScore separation;
   RandScore rand;
+  ObjectScore objects;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
   std::vector<ImageScore> per_image;
-  EvalSinks sinks(bool worst) { return {&separation, &skipped, worst ? &per_image : nullptr, &rand}; }
+  EvalSinks sinks(bool worst) { return {&separation, &skipped, worst ? &per_image : nullptr, &rand, &objects}; }
 };
 
 nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& confusion, const EvalFlags& f,
@@ -131,6 +132,9 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
     const auto& s = scored.separation;
     r["separation"] = {{"score", nan_to_null(s.score())}, {"touching_pairs", s.touching_pairs}, {"separated", s.separated}};
     r["rand_error"] = nan_to_null(scored.rand.error());
+    const auto& o = scored.objects;
+    r["objects"] = {{"true", o.true_objects}, {"predicted", o.predicted_objects}, {"matched", o.matched},
+                    {"precision", nan_to_null(o.precision())}, {"recall", nan_to_null(o.recall())}, {"f1", nan_to_null(o.f1())}};
   }
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
   if (f.json_output) return r;
@@ -144,6 +148,10 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
     std::printf("%-28s touching pairs separated: %ld of %ld (%.4f); adapted Rand error %.4f\n", "",
                 static_cast<long>(scored.separation.separated), static_cast<long>(scored.separation.touching_pairs),
                 scored.separation.score(), scored.rand.error());
+  if (r.contains("objects"))
+    std::printf("%-28s objects found (IoU > 0.5): F1 %.4f, %ld of %ld true matched, %ld predicted (precision %.4f, recall %.4f)\n", "",
+                scored.objects.f1(), static_cast<long>(scored.objects.matched), static_cast<long>(scored.objects.true_objects),
+                static_cast<long>(scored.objects.predicted_objects), scored.objects.precision(), scored.objects.recall());
   return r;
 }
 
@@ -246,7 +254,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
   add_threads_flag(cmd, threads, "LibTorch's");
-  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst; with instance masks separation, rand_error");
+  add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst; with instance masks separation, rand_error, objects");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_eval(f); });
 }

@@ -328,6 +328,7 @@ def _():
     val = [os.path.join(path("cells"), "JPEGImages", f"val_0000{k}.png") for k in range(2)]  # one pass of two, as eval's
     run("predict", path("bin.fcn"), *val, "--out", path("bin_masks"), "--quiet")
     joint = true = predicted = 0
+    true_objects = predicted_objects = matched = 0
     for name in ("val_00000", "val_00001"):
         fg = np.array(Image.open(path(f"bin_masks/{name}.png"))) > 0
         ids = np.array(Image.open(os.path.join(path("cells"), "SegmentationObject", name + ".png"))).astype(np.int64)
@@ -346,12 +347,22 @@ def _():
                             segments[ny, nx] = count
                             stack.append((ny, nx))
         inside = ids > 0
+        # Objects found: an instance matched where one segment overlaps it with IoU above 0.5.
+        true_objects += len(np.unique(ids[inside]))
+        predicted_objects += count
+        for i in np.unique(ids[inside]):
+            for j in np.unique(segments[(ids == i) & (segments > 0)]):
+                overlap = ((ids == i) & (segments == j)).sum()
+                matched += overlap / ((ids == i).sum() + (segments == j).sum() - overlap) > 0.5
         pairs = lambda values: float(sum(n * (n - 1) for n in np.unique(values, return_counts=True)[1]))  # noqa: E731
         joint += pairs(ids[inside] * (count + 1) + segments[inside])
         true += pairs(ids[inside])
         predicted += pairs(segments[inside])
     precision, recall = joint / predicted, joint / true
     assert abs(r["rand_error"] - (1 - 2 * precision * recall / (precision + recall))) < 1e-9, (r["rand_error"], precision, recall)
+    o = r["objects"]
+    assert (o["true"], o["predicted"], o["matched"]) == (true_objects, predicted_objects, matched) and true_objects > 0, (o, matched)
+    assert abs(o["f1"] - 2 * matched / (true_objects + predicted_objects)) < 1e-12, o
     # predict: labels 0/1; a threshold near 1 predicts less foreground than one near 0.
     counts = []
     for threshold in ("0.01", "0.99"):

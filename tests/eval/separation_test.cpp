@@ -1,5 +1,6 @@
 // The touching-objects separation score on hand-made masks.
 #include <cmath>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -75,6 +76,40 @@ TEST(AdaptedRand, HandComputedMergeAndSplit) {
   both += exact;
   EXPECT_DOUBLE_EQ(both.joint_pairs, 8 + 12);
   EXPECT_TRUE(std::isnan(adapted_rand(torch::ones({1, 1}, torch::kLong), torch::ones({1, 1}, torch::kLong)).error()));
+}
+
+// Objects found, by hand on three_objects() (16 pixels each): exact, merged, cut at IoU 0.5, grown.
+TEST(ObjectMatches, InstancesMatchedAboveHalfIoU) {
+  const auto truth = three_objects();
+  const auto exact = object_matches(truth.gt(0).to(torch::kLong), truth);
+  EXPECT_EQ(std::make_tuple(exact.true_objects, exact.predicted_objects, exact.matched), std::make_tuple(3, 3, 3));
+  EXPECT_DOUBLE_EQ(exact.f1(), 1.0);
+  auto predicted = torch::zeros({10, 20}, torch::kLong);
+  predicted.slice(0, 2, 6).slice(1, 1, 10).fill_(1);   // 1 and 2 merged (36 pixels): IoU 16/36 each
+  predicted.slice(0, 2, 4).slice(1, 15, 19).fill_(1);  // half of 3: IoU 8/16, not above 0.5
+  predicted[8][12] = 1;                                // a speck on background
+  const auto merged = object_matches(predicted, truth);
+  EXPECT_EQ(std::make_tuple(merged.true_objects, merged.predicted_objects, merged.matched), std::make_tuple(3, 3, 0));
+  EXPECT_DOUBLE_EQ(merged.f1(), 0.0);
+  predicted.slice(0, 2, 5).slice(1, 15, 19).fill_(1);  // three quarters of 3: IoU 12/16
+  const auto one = object_matches(predicted, truth);
+  EXPECT_EQ(one.matched, 1);
+  EXPECT_DOUBLE_EQ(one.precision(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(one.recall(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(one.f1(), 1.0 / 3);
+  predicted.slice(0, 1, 7).slice(1, 15, 19).fill_(1);  // 3 grown to 24 pixels: IoU 16/24
+  EXPECT_EQ(object_matches(predicted, truth).matched, 1);
+  const auto scores = instance_scores(predicted, truth);  // what evaluate() records
+  EXPECT_EQ(std::make_tuple(scores.objects.true_objects, scores.objects.predicted_objects, scores.objects.matched), std::make_tuple(3, 3, 1));
+  // Summed over images; NaN where nothing is there, 0 where one side is empty.
+  ObjectScore sum = exact;
+  sum += one;
+  EXPECT_EQ(std::make_tuple(sum.true_objects, sum.predicted_objects, sum.matched), std::make_tuple(6, 6, 4));
+  const auto none = object_matches(torch::zeros({10, 20}, torch::kLong), truth);
+  EXPECT_TRUE(std::isnan(none.precision()));
+  EXPECT_DOUBLE_EQ(none.recall(), 0.0);
+  EXPECT_DOUBLE_EQ(none.f1(), 0.0);
+  EXPECT_TRUE(std::isnan(object_matches(torch::zeros({2, 2}, torch::kLong), torch::zeros({2, 2}, torch::kLong)).f1()));
 }
 
 }  // namespace

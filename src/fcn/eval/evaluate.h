@@ -49,6 +49,8 @@ struct EvalSinks {
   std::vector<ImageScore>* per_image = nullptr;
   // With a dataset that has instance masks: the adapted Rand error's pair counts (the split as one volume).
   RandScore* rand = nullptr;
+  // With a dataset that has instance masks: the objects found (instances matched at IoU > 0.5).
+  ObjectScore* objects = nullptr;
 };
 
 // Each image as the Predictor with `options` segments it on `device`; neighbouring images of one

@@ -75,6 +75,21 @@ RandScore rand_of(const torch::Tensor& components, const torch::Tensor& ids) {
   return score;
 }
 
+ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids) {
+  ObjectScore score;
+  const auto true_sizes = torch::bincount(ids.flatten()), predicted_sizes = torch::bincount(components.flatten());
+  score.true_objects = true_sizes.slice(0, 1).gt(0).sum().item<int64_t>();
+  score.predicted_objects = predicted_sizes.slice(0, 1).gt(0).sum().item<int64_t>();
+  const auto both = ids.gt(0) & components.gt(0);
+  if (!both.any().item<bool>()) return score;
+  const int64_t span = predicted_sizes.size(0);
+  const auto [pairs, unused, overlap] = torch::_unique2(ids.masked_select(both) * span + components.masked_select(both), false, false, true);
+  const auto truth = true_sizes.index({pairs.div(span, "floor")}), predicted = predicted_sizes.index({pairs.remainder(span)});
+  const auto iou = overlap.to(torch::kDouble) / (truth + predicted - overlap).to(torch::kDouble);
+  score.matched = iou.gt(0.5).sum().item<int64_t>();
+  return score;
+}
+
 // The instances as int64 on the CPU and the predicted foreground's 8-connected components.
 std::pair<torch::Tensor, torch::Tensor> ids_and_components(const torch::Tensor& predicted, const torch::Tensor& instances, const char* what) {
   TORCH_CHECK(predicted.sizes() == instances.sizes(), what, ": predicted ", predicted.sizes(), " vs instances ", instances.sizes());
@@ -93,9 +108,34 @@ RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& inst
   return rand_of(components, ids);
 }
 
+ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances) {
+  const auto [ids, components] = ids_and_components(predicted, instances, "object_matches");
+  return objects_of(components, ids);
+}
+
 InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap) {
   const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores");
-  return {separation_of(components, ids, max_gap), rand_of(components, ids)};
+  return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids)};
+}
+
+double ObjectScore::precision() const {
+  return predicted_objects > 0 ? static_cast<double>(matched) / static_cast<double>(predicted_objects) : std::numeric_limits<double>::quiet_NaN();
+}
+
+double ObjectScore::recall() const {
+  return true_objects > 0 ? static_cast<double>(matched) / static_cast<double>(true_objects) : std::numeric_limits<double>::quiet_NaN();
+}
+
+double ObjectScore::f1() const {
+  const int64_t both = predicted_objects + true_objects;
+  return both > 0 ? 2.0 * static_cast<double>(matched) / static_cast<double>(both) : std::numeric_limits<double>::quiet_NaN();
+}
+
+ObjectScore& ObjectScore::operator+=(const ObjectScore& other) {
+  true_objects += other.true_objects;
+  predicted_objects += other.predicted_objects;
+  matched += other.matched;
+  return *this;
 }
 
 double RandScore::error() const {

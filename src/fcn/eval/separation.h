@@ -40,10 +40,27 @@ struct RandScore {
 // predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
 RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& instances);
 
-// Both of one image, the predicted foreground's components found once (what evaluate() records).
+// Objects found: a ground-truth instance is matched where one predicted segment (an 8-connected
+// component of the predicted foreground, as above) overlaps it with IoU above 0.5 — at most one can,
+// so no assignment is needed. Precision is the share of predicted segments that match an instance,
+// recall the share of instances matched, F1 their harmonic mean (2 matched / (predicted + true)):
+// what counting cells or parts from a segmentation gets right. Counts add up over images.
+struct ObjectScore {
+  int64_t true_objects = 0, predicted_objects = 0, matched = 0;
+  double precision() const;  // NaN without predicted objects
+  double recall() const;     // NaN without true objects
+  double f1() const;         // NaN where there are neither (0 where only one side has objects)
+  ObjectScore& operator+=(const ObjectScore& other);
+};
+
+// predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
+ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances);
+
+// All three of one image, the predicted foreground's components found once (what evaluate() records).
 struct InstanceScores {
   SeparationScore separation;
   RandScore rand;
+  ObjectScore objects;
 };
 InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2);
 
