@@ -51,7 +51,7 @@ objects() { json "$OUT/predictions-$1.json" "sum(d['images'][0]['objects'].value
 
 row() {
   local name=$1 label=$2 f="$OUT/unet-$1-eval.json"
-  echo "| $label | $(json "$f" "f'{100 * d[\"mean_iu\"]:.1f}'") | $(json "$f" "f'{100 * d[\"dice\"]:.1f}'") | $(json "$f" "f'{100 * d[\"per_class\"][1][\"dice\"]:.1f}'") | $(json "$f" "f'{100 * d[\"separation\"][\"score\"]:.1f}% ({d[\"separation\"][\"separated\"]} of {d[\"separation\"][\"touching_pairs\"]})'") | $(json "$f" "f'{d[\"rand_error\"]:.4f}'") | $(json "$f" "f'{d[\"training\"][\"train_seconds\"]:.0f} s'") |"
+  echo "| $label | $(json "$f" "f'{100 * d[\"mean_iu\"]:.1f}'") | $(json "$f" "f'{100 * d[\"dice\"]:.1f}'") | $(json "$f" "f'{100 * d[\"per_class\"][1][\"dice\"]:.1f}'") | $(json "$f" "f'{100 * d[\"separation\"][\"score\"]:.1f}% ({d[\"separation\"][\"separated\"]} of {d[\"separation\"][\"touching_pairs\"]})'") | $(json "$f" "f'{d[\"rand_error\"]:.4f}'") | $(json "$f" "f'{d[\"objects\"][\"f1\"]:.3f} ({d[\"objects\"][\"matched\"]} of {d[\"objects\"][\"true\"]}; {d[\"objects\"][\"predicted\"]} segments)'") | $(json "$f" "f'{d[\"training\"][\"train_seconds\"]:.0f} s'") |"
 }
 {
   echo "## Touching objects: U-Net's weight map and elastic deformation"
@@ -68,9 +68,12 @@ row() {
   echo "Rand error: the adapted Rand error of the ISBI 2012 EM challenge that the U-Net paper reports (lower is better;"
   echo "0 = every item one predicted segment of its own): the predicted foreground's 8-connected components against the"
   echo "instances, over the item pixels, the val split scored as one volume."
+  echo "Objects found: an item counts as found where one predicted segment (as above) overlaps it with IoU above 0.5;"
+  echo "F1 = 2 found / (items + predicted segments), with the items found of all items and the predicted segments, specks"
+  echo "included (fcn eval counts every segment; \`fcn predict --instances --min-object N\` leaves specks out)."
   echo
-  echo "| U-Net training | mean IU | mean Dice | item Dice | separation | Rand error | train time |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| U-Net training | mean IU | mean Dice | item Dice | separation | Rand error | objects found (F1) | train time |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   row plain "plain (cross-entropy)"
   row weightmap "+ weight map (w0=10, sigma=5)"
   row elastic "+ elastic deformation (alpha=10, 3x3)"
