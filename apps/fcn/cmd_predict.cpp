@@ -7,6 +7,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include <c10/util/Exception.h>
@@ -92,8 +93,8 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
   }
   torch::Tensor ids;  // --instances: the objects, outlined in the overlay too
   if (f.instances) {
-    auto [objects_ids, counts] = objects_of(prediction, f.min_object);
-    ids = objects_ids;
+    std::vector<int64_t> counts;
+    std::tie(ids, counts) = objects_of(prediction, f.min_object);
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
     if (fits)
