@@ -227,7 +227,7 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval fcn32s.fcn fcn16s.fcn fcn8s.fcn --data scenes --markdown results.md\n"
               "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
               "  example: fcn eval --predictions torch_masks/ --data scenes   (masks made elsewhere, ID.png per image, scored the same way)\n"
-              "  example: fcn eval --predictions masks/volume-labels.tif --data em --split all   (a label stack, page k as image k of unstack's folder)\n"
+              "  example: fcn eval --predictions masks/volume-labels.tif --data em   (a label stack, page k as image k of unstack's folder)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
   auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
