@@ -88,7 +88,6 @@ class Directories {
 
   // The calibration of the first full-resolution page (of the first 16 directories).
   TiffCalibration calibration() {
-    TiffCalibration calibration;
     uint64_t next = first_directory();
     for (int64_t directory = 0; next != 0 && directory < 16; ++directory) {
       TiffCalibration page;
@@ -106,15 +105,19 @@ class Directories {
       read_imagej_calibration(description, page);
       return page;
     }
-    return calibration;
+    return {};
   }
 
  private:
-  // The `n` bytes of an entry's values: in its value field where they fit, else at the offset it holds.
+  // Where an entry's values of `size` bytes in all lie: in its value field where they fit, else at the
+  // offset it holds.
+  uint64_t values_at(const Entry& entry, uint64_t size) const { return size <= (big_ ? 8u : 4u) ? entry.field : entry.offset; }
+
+  // The `n` bytes of an entry's values.
   std::vector<unsigned char> values(const Entry& entry, size_t n) {
     std::vector<unsigned char> bytes(n);
-    const uint64_t at = n <= (big_ ? 8u : 4u) ? entry.field : entry.offset;
-    if (n > 0 && !read_(at, n, bytes.data())) fail(path_, "TIFF tag " + std::to_string(entry.tag) + " runs past the end of the file");
+    if (n > 0 && !read_(values_at(entry, n), n, bytes.data()))
+      fail(path_, "TIFF tag " + std::to_string(entry.tag) + " runs past the end of the file");
     return bytes;
   }
 
@@ -123,8 +126,7 @@ class Directories {
   int64_t first_short(const Entry& entry) {
     if (entry.count == 1) return entry.value;
     unsigned char bytes[2];
-    const uint64_t at = entry.count * 2 <= (big_ ? 8u : 4u) ? entry.field : entry.offset;
-    return entry.count <= 65535 && read_(at, 2, bytes) ? static_cast<int64_t>(number(bytes, 2)) : 0;
+    return entry.count <= 65535 && read_(values_at(entry, entry.count * 2), 2, bytes) ? static_cast<int64_t>(number(bytes, 2)) : 0;
   }
 
   double rational(const Entry& entry) {
