@@ -68,12 +68,10 @@ std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& pred
     const auto renumbered = torch::where(kept, kept.to(torch::kLong).cumsum(0), torch::zeros_like(kept, torch::kLong));
     ids = renumbered.index({ids});
   }
-  std::vector<int64_t> counts(static_cast<size_t>(prediction.probs.size(0)), 0);
-  const auto present = std::get<0>(torch::_unique(labels));
-  for (int64_t i = 0; i < present.size(0); ++i)
-    if (const int64_t c = present[i].item<int64_t>(); c != 0)
-      counts[static_cast<size_t>(c)] = std::get<0>(torch::_unique(ids.masked_select((labels == c) & (ids > 0)))).numel();
-  return {ids, counts};
+  // Each object's class (all its pixels have one; id 0's entry, background and specks, is dropped), counted.
+  const auto class_of = torch::zeros({ids.max().item<int64_t>() + 1}, torch::kLong).index_put_({ids.flatten()}, labels.flatten());
+  const auto per_class = torch::bincount(class_of.slice(0, 1), {}, prediction.probs.size(0));
+  return {ids, std::vector<int64_t>(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + per_class.numel())};
 }
 
 // Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`,
