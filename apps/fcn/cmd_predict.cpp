@@ -74,6 +74,21 @@ std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& pred
   return {ids, std::vector<int64_t>(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + per_class.numel())};
 }
 
+// The files write_outputs writes for `stem` with `overlay`, `labels` and `probs`, under OUT, each as its
+// alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.
+std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const std::string& stem, int64_t classes, bool overlay,
+                                                 bool labels = true, bool probs = true) {
+  std::vector<std::vector<std::string>> files;
+  if (labels) files.push_back({stem + label_suffix(classes)});
+  if (f.instances) files.push_back({stem + "-instances.png", stem + "-instances.npy"});
+  if (overlay) files.push_back({stem + "-overlay.png"});
+  if (!probs) return files;
+  if (f.probs == "npy" || f.probs == "tif") files.push_back({stem + "-probs." + f.probs});
+  if (f.probs == "png")
+    for (int64_t c = 0; c < classes; ++c) files.push_back({stem + "-prob" + std::to_string(c) + ".png"});
+  return files;
+}
+
 // Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`,
 // --probs where `probs`, --instances: with each class's object count in `objects`); returns the files written.
 std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
@@ -371,23 +386,35 @@ class Segmenter {
     progress_.update(++done_);
   }
 
-  // --skip-existing: an earlier run (stopped midway) wrote this input's labels — an image's label file;
-  // for a stack its --label-stack file of every page (one a Ctrl-C cut short holds fewer, and is written
-  // again) or every page's label file. Its name is taken as that run took it, and nothing is read.
+  // --skip-existing: an earlier run (stopped midway) wrote every file this run would write for this
+  // input — an image's label file and the others its flags ask for (overlay, instances, probabilities);
+  // for a stack each page's, and its --label-stack / --probs tif files of every page (one that a Ctrl-C
+  // cut short holds fewer, and the stack is segmented again). Its name is taken as that run took it, and
+  // nothing is read but the stack files' page tables.
   bool already_done(const std::string& path, int64_t pages) {
+    namespace fs = std::filesystem;
     const auto stem = free_stem(path, stems_);
-    const auto out = std::filesystem::path(f_.out);
-    const auto suffix = label_suffix(predictor_.model().net->label_classes());
+    const auto out = fs::path(f_.out);
+    const int64_t classes = predictor_.model().net->label_classes();
     std::error_code error;
+    const auto written = [&](const std::vector<std::vector<std::string>>& files) {
+      return std::all_of(files.begin(), files.end(), [&](const std::vector<std::string>& names) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string& name) { return fs::is_regular_file(out / name, error); });
+      });
+    };
+    const auto holds = [&](const std::string& suffix, int64_t count) {  // a TIFF stack file of `count` pages
+      const auto file = (out / (stem + suffix)).string();
+      bool full = false;  // a file that is not a TIFF stack of every page (stopped, damaged) is written again
+      if (fs::is_regular_file(file, error)) error_of(file, [&] { full = image_pages(file) == count; });
+      return full;
+    };
     bool done = true;
     if (pages == 1) {
-      done = std::filesystem::is_regular_file(out / (stem + suffix), error);
-    } else if (f_.label_stack) {
-      const auto file = (out / (stem + "-labels.tif")).string();
-      done = false;  // a file that is not a TIFF stack of every page (stopped, damaged) is written again
-      if (std::filesystem::is_regular_file(file, error)) error_of(file, [&] { done = TiffStackReader(file).size() == pages; });
+      done = written(outputs_of(f_, stem, classes, f_.overlay));
     } else {
-      for (int64_t page = 0; page < pages && done; ++page) done = std::filesystem::is_regular_file(out / (numbered(stem, page) + suffix), error);
+      done = (!f_.label_stack || holds("-labels.tif", pages)) && (f_.probs != "tif" || holds("-probs.tif", pages * classes));
+      for (int64_t page = 0; page < pages && done; ++page)
+        done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, !f_.label_stack, f_.probs != "tif"));
     }
     if (!done) return false;
     stems_.insert(stem);
@@ -627,8 +654,9 @@ void add_predict(CLI::App& app) {
   add_dtype_flag(cmd, f.dtype);
   add_threads_flag(cmd, f.threads, "LibTorch's");
   cmd->add_flag("--skip-existing", f.skip_existing,
-                "images whose label file OUT/NAME.png exists already are skipped: a run stopped midway (Ctrl-C) goes on "
-                "where it stopped (a TIFF stack is skipped when all its pages' labels are there; videos are segmented again)");
+                "images whose outputs exist already (the label file OUT/NAME.png and each file the other flags ask for) are "
+                "skipped: a run stopped midway (Ctrl-C) goes on where it stopped, and a run with a flag added writes what is "
+                "missing (a TIFF stack is skipped when all its pages' outputs are there; videos are segmented again)");
   auto* instances = cmd->add_flag("--instances", f.instances,
                 "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
@@ -642,7 +670,7 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");
-  cmd->add_flag("--quiet", f.quiet, "no progress");
+  cmd->add_flag("--quiet", f.quiet, "no progress bar: a line per image instead (for logs)");
   add_max_pixels_flag(cmd);
   cmd->callback([] { run_predict(f); });
 }

@@ -517,6 +517,39 @@ def _():
         assert np.abs(np.array(probs) - expected[c]).max() < 1e-6, c
 
 
+@check("predict --skip-existing keeps an input only where every output its flags ask for is there; the rest is written")
+def _():
+    model = scenes_model()
+    scenes = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[:3]
+    pages = [Image.open(f).convert("L") for f in scenes]
+    pages[0].save(path("vol3.tif"), save_all=True, append_images=pages[1:])
+    first = json.loads(run("predict", model, *scenes, "--out", path("more"), "--json").stdout)
+    assert (first["kept"], first["succeeded"]) == (0, 3), first
+    flags = ["--overlay", "--instances", "--probs", "png", "--skip-existing", "--json"]
+    added = json.loads(run("predict", model, *scenes, "--out", path("more"), *flags).stdout)  # masks there, the rest not
+    assert (added["kept"], added["succeeded"]) == (0, 3), (added["kept"], added["succeeded"])
+    classes = len(added["images"][0]["files"]) - 3
+    stems = [os.path.splitext(os.path.basename(s))[0] for s in scenes]
+    expected = {f"{s}{suffix}" for s in stems for suffix in [".png", "-overlay.png", "-instances.png"] + [f"-prob{c}.png" for c in range(classes)]}
+    assert classes == 11 and set(os.listdir(path("more"))) == expected, sorted(set(os.listdir(path("more"))) ^ expected)
+    os.remove(path(f"more/{stems[1]}-prob7.png"))  # one file of one image missing: that image alone again
+    again = json.loads(run("predict", model, *scenes, "--out", path("more"), *flags).stdout)
+    assert (again["kept"], again["succeeded"], again["images"][0]["image"]) == (2, 1, scenes[1]), again
+    assert set(os.listdir(path("more"))) == expected
+    # A stack: its label stack there, its --probs tif not yet: segmented again; then both there: kept.
+    run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack")
+    stack = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
+                           "--skip-existing", "--json").stdout)
+    assert (stack["kept"], stack["succeeded"]) == (0, 3) and Image.open(path("more_stack/vol3-probs.tif")).n_frames == 3 * 11, stack
+    kept = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
+                          "--overlay", "--skip-existing", "--json").stdout)
+    assert (kept["kept"], kept["succeeded"]) == (0, 3), kept  # the per-page overlays were not there
+    assert sorted(os.listdir(path("more_stack/vol3"))) == [f"{k:06d}-overlay.png" for k in range(3)]
+    kept = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
+                          "--overlay", "--skip-existing", "--json").stdout)
+    assert (kept["kept"], kept["succeeded"]) == (3, 0), kept
+
+
 @check("predict --tile on a large image equals whole-image prediction almost everywhere")
 def _():
     model = scenes_model()
