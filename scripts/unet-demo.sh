@@ -38,7 +38,7 @@ for name in "${order[@]}"; do
   step "U-Net $name ($EPOCHS epochs)"
   # shellcheck disable=SC2086
   "$FCN" train "${common[@]}" ${runs[$name]} --out "$OUT/unet-$name.fcn"
-  "$FCN" eval "$OUT/unet-$name.fcn" --data "$OUT/cells" --json > "$OUT/unet-$name-eval.json"
+  "$FCN" eval "$OUT/unet-$name.fcn" --data "$OUT/cells" --min-object 30 --json > "$OUT/unet-$name-eval.json"
 done
 
 step "Overlays of touching items: without and with the weight map (both with elastic deformation)"
@@ -69,8 +69,8 @@ row() {
   echo "0 = every item one predicted segment of its own): the predicted foreground's 8-connected components against the"
   echo "instances, over the item pixels, the val split scored as one volume."
   echo "Objects found: an item counts as found where one predicted segment (as above) overlaps it with IoU above 0.5;"
-  echo "F1 = 2 found / (items + predicted segments), with the items found of all items and the predicted segments, specks"
-  echo "included (fcn eval counts every segment; \`fcn predict --instances --min-object N\` leaves specks out)."
+  echo "F1 = 2 found / (items + predicted segments), with the items found of all items and the predicted segments of 30"
+  echo "pixels or more (\`fcn eval --min-object 30\`: specks are not objects, as in the overlays' \`fcn predict --instances --min-object 30\`)."
   echo
   echo "| U-Net training | mean IU | mean Dice | item Dice | separation | Rand error | objects found (F1) | train time |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -96,7 +96,7 @@ row() {
   echo "fcn train \$common --weight-map w0=10,sigma=5 --out unet-weightmap.fcn"
   echo "fcn train \$common --elastic alpha=10,grid=3 --out unet-elastic.fcn"
   echo "fcn train \$common --weight-map w0=10,sigma=5 --elastic alpha=10,grid=3 --out unet-weightmap-elastic.fcn"
-  echo "fcn eval unet-weightmap.fcn --data cells --json    # mean_iu, dice, per_class[].dice, separation, rand_error"
+  echo "fcn eval unet-weightmap.fcn --data cells --min-object 30 --json    # mean_iu, dice, per_class[].dice, separation, rand_error, objects"
   echo '```'
   echo "All of it: \`EPOCHS=$EPOCHS TRAIN=$TRAIN bash scripts/unet-demo.sh\` ($(( $(date +%s) - start )) s here)."
 } > "$SECTION"

@@ -105,7 +105,7 @@ struct EvalFlags {
   std::vector<std::string> models, predictions;
   std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
   bool json_output = false;
-  int64_t cache_mib = 1024, worst = 0;
+  int64_t cache_mib = 1024, worst = 0, min_object = 1;
   std::vector<int> threads;
   PredictOptions options = scoring_options();
   InferenceFlags inference;
@@ -119,7 +119,7 @@ struct Scored {
   ObjectScore objects;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
   std::vector<ImageScore> per_image;
-  EvalSinks sinks(bool worst) { return {&separation, &skipped, worst ? &per_image : nullptr, &rand, &objects}; }
+  EvalSinks sinks(const EvalFlags& f) { return {&separation, &skipped, f.worst > 0 ? &per_image : nullptr, &rand, &objects, f.min_object}; }
 };
 
 nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& confusion, const EvalFlags& f,
@@ -133,7 +133,7 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
     r["separation"] = {{"score", nan_to_null(s.score())}, {"touching_pairs", s.touching_pairs}, {"separated", s.separated}};
     r["rand_error"] = nan_to_null(scored.rand.error());
     const auto& o = scored.objects;
-    r["objects"] = {{"true", o.true_objects}, {"predicted", o.predicted_objects}, {"matched", o.matched},
+    r["objects"] = {{"true", o.true_objects}, {"predicted", o.predicted_objects}, {"matched", o.matched}, {"min_object", f.min_object},
                     {"precision", nan_to_null(o.precision())}, {"recall", nan_to_null(o.recall())}, {"f1", nan_to_null(o.f1())}};
   }
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
@@ -149,8 +149,8 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
                 static_cast<long>(scored.separation.separated), static_cast<long>(scored.separation.touching_pairs),
                 scored.separation.score(), scored.rand.error());
   if (r.contains("objects"))
-    std::printf("%-28s objects found (IoU > 0.5): F1 %.4f, %ld of %ld true matched, %ld predicted (precision %.4f, recall %.4f)\n", "",
-                scored.objects.f1(), static_cast<long>(scored.objects.matched), static_cast<long>(scored.objects.true_objects),
+    std::printf("%-28s objects found (IoU > 0.5%s): F1 %.4f, %ld of %ld true matched, %ld predicted (precision %.4f, recall %.4f)\n", "",
+                f.min_object > 1 ? (", " + std::to_string(f.min_object) + "+ pixels").c_str() : "", scored.objects.f1(), static_cast<long>(scored.objects.matched), static_cast<long>(scored.objects.true_objects),
                 static_cast<long>(scored.objects.predicted_objects), scored.objects.precision(), scored.objects.recall());
   return r;
 }
@@ -160,7 +160,7 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                            const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
   const auto model = load_model(path);
   Scored scored;
-  const auto confusion = evaluate(model, dataset, options, target, f.json_output, scored.sinks(f.worst > 0));
+  const auto confusion = evaluate(model, dataset, options, target, f.json_output, scored.sinks(f));
   return report(result_json(path, dataset, confusion, &model, options), scored, confusion, f, dataset, describe_inference(options),
                 first, failed);
 }
@@ -169,7 +169,7 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
 nlohmann::json score_predictions(const std::string& folder, const EvalFlags& f, const SegmentationDataset& dataset, bool first,
                                  int64_t& failed) {
   Scored scored;
-  const auto confusion = evaluate_masks(folder, dataset, f.json_output, scored.sinks(f.worst > 0));
+  const auto confusion = evaluate_masks(folder, dataset, f.json_output, scored.sinks(f));
   return report(result_json(folder, dataset, confusion, nullptr, {}), scored, confusion, f, dataset, "whole image", first, failed);
 }
 
@@ -190,6 +190,8 @@ void run_eval(const EvalFlags& f) {
   options.fast_path = true;  // as fcn predict: fcn tune's choice for this CPU, else the ISA rule
   apply_threads(f.threads);
   SegmentationDataset dataset(f.data, f.split);
+  if (f.min_object > 1 && !dataset.has_instances())
+    fail("--min-object", "sets the smallest predicted object eval counts against instance masks, and " + f.data + " has none");
   if (!f.json_output && dataset.split() != f.split)
     std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(),
                 f.data.c_str(), f.split.c_str());
@@ -230,8 +232,8 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval --predictions masks/volume-labels.tif --data em   (a label stack, page k as image k of unstack's folder)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, threads, options,
-         inference] = f;
+  auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, min_object, threads,
+         options, inference] = f;
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
                   "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
@@ -252,6 +254,11 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
   cmd->add_option("--worst", worst, "list the N images with the lowest mean IU, each scored on its own (--json: worst)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+  cmd->add_option("--min-object", min_object,
+                  "with instance masks: predicted segments of fewer pixels are not objects in 'objects found' (specks; "
+                  "as fcn predict --instances --min-object leaves them out)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
   add_threads_flag(cmd, threads, "LibTorch's");
   add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst; with instance masks separation, rand_error, objects");

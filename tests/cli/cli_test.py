@@ -328,7 +328,7 @@ def _():
     val = [os.path.join(path("cells"), "JPEGImages", f"val_0000{k}.png") for k in range(2)]  # one pass of two, as eval's
     run("predict", path("bin.fcn"), *val, "--out", path("bin_masks"), "--quiet")
     joint = true = predicted = 0
-    true_objects = predicted_objects = matched = 0
+    found = []  # per image: the instances, the predicted segments
     for name in ("val_00000", "val_00001"):
         fg = np.array(Image.open(path(f"bin_masks/{name}.png"))) > 0
         ids = np.array(Image.open(os.path.join(path("cells"), "SegmentationObject", name + ".png"))).astype(np.int64)
@@ -347,22 +347,39 @@ def _():
                             segments[ny, nx] = count
                             stack.append((ny, nx))
         inside = ids > 0
-        # Objects found: an instance matched where one segment overlaps it with IoU above 0.5.
-        true_objects += len(np.unique(ids[inside]))
-        predicted_objects += count
-        for i in np.unique(ids[inside]):
-            for j in np.unique(segments[(ids == i) & (segments > 0)]):
-                overlap = ((ids == i) & (segments == j)).sum()
-                matched += overlap / ((ids == i).sum() + (segments == j).sum() - overlap) > 0.5
+        found.append((ids, segments))
         pairs = lambda values: float(sum(n * (n - 1) for n in np.unique(values, return_counts=True)[1]))  # noqa: E731
         joint += pairs(ids[inside] * (count + 1) + segments[inside])
         true += pairs(ids[inside])
         predicted += pairs(segments[inside])
     precision, recall = joint / predicted, joint / true
     assert abs(r["rand_error"] - (1 - 2 * precision * recall / (precision + recall))) < 1e-9, (r["rand_error"], precision, recall)
-    o = r["objects"]
+
+    def objects(min_pixels):  # an instance matched where one segment (of min_pixels or more) overlaps it with IoU above 0.5
+        true_objects = predicted_objects = matched = 0
+        for ids, segments in found:
+            sizes = np.bincount(segments.ravel())
+            kept = [j for j in range(1, len(sizes)) if sizes[j] >= min_pixels]
+            true_objects += len(np.unique(ids[ids > 0]))
+            predicted_objects += len(kept)
+            for i in np.unique(ids[ids > 0]):
+                for j in kept:
+                    overlap = ((ids == i) & (segments == j)).sum()
+                    matched += overlap / ((ids == i).sum() + sizes[j] - overlap) > 0.5
+        return true_objects, predicted_objects, matched
+
+    o, (true_objects, predicted_objects, matched) = r["objects"], objects(1)
     assert (o["true"], o["predicted"], o["matched"]) == (true_objects, predicted_objects, matched) and true_objects > 0, (o, matched)
     assert abs(o["f1"] - 2 * matched / (true_objects + predicted_objects)) < 1e-12, o
+    # eval --min-object: segments under it are not objects (the largest segment's size: the smaller ones go).
+    sizes = sorted(int(n) for _, segments in found for n in np.bincount(segments.ravel())[1:] if n > 0)
+    o = json.loads(run("eval", path("bin.fcn"), "--data", path("cells"), "--json", "--min-object", sizes[-1]).stdout)["objects"]
+    assert (o["true"], o["predicted"], o["matched"], o["min_object"]) == objects(sizes[-1]) + (sizes[-1],), (o, objects(sizes[-1]))
+    assert sizes[0] == sizes[-1] or o["predicted"] < predicted_objects, (sizes, o)
+    shutil.copytree(path("cells"), path("cells_plain"))
+    shutil.rmtree(path("cells_plain/SegmentationObject"))
+    one_line_error(run("eval", path("bin.fcn"), "--data", path("cells_plain"), "--min-object", 5, ok=False),
+                   "--min-object: sets the smallest predicted object eval counts against instance masks, and " + path("cells_plain") + " has none")
     # predict: labels 0/1; a threshold near 1 predicts less foreground than one near 0.
     counts = []
     for threshold in ("0.01", "0.99"):

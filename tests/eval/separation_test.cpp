@@ -101,6 +101,19 @@ TEST(ObjectMatches, InstancesMatchedAboveHalfIoU) {
   EXPECT_EQ(object_matches(predicted, truth).matched, 1);
   const auto scores = instance_scores(predicted, truth);  // what evaluate() records
   EXPECT_EQ(std::make_tuple(scores.objects.true_objects, scores.objects.predicted_objects, scores.objects.matched), std::make_tuple(3, 3, 1));
+  // Segments under min_pixels are not objects: the speck (1 pixel) goes at 2; at 25 the grown 3 (24 pixels)
+  // goes too, its match with it; at 37 nothing is left. Instances are counted whatever their size.
+  const auto count = [&](int64_t min) {
+    const auto o = instance_scores(predicted, truth, 2, min).objects;
+    EXPECT_EQ(object_matches(predicted, truth, min).matched, o.matched);
+    return std::make_tuple(o.true_objects, o.predicted_objects, o.matched);
+  };
+  EXPECT_EQ(count(2), std::make_tuple(3, 2, 1));
+  EXPECT_EQ(count(24), std::make_tuple(3, 2, 1));
+  EXPECT_EQ(count(25), std::make_tuple(3, 1, 0));
+  EXPECT_EQ(count(37), std::make_tuple(3, 0, 0));
+  const auto tiny = object_matches(truth.eq(3).to(torch::kLong), truth.eq(3).to(torch::kLong), 17);  // 16 pixels, exact
+  EXPECT_EQ(std::make_tuple(tiny.true_objects, tiny.predicted_objects, tiny.matched), std::make_tuple(1, 0, 0));
   // Summed over images; NaN where nothing is there, 0 where one side is empty.
   ObjectScore sum = exact;
   sum += one;

@@ -51,6 +51,8 @@ struct EvalSinks {
   RandScore* rand = nullptr;
   // With a dataset that has instance masks: the objects found (instances matched at IoU > 0.5).
   ObjectScore* objects = nullptr;
+  // Predicted segments of fewer pixels are not objects in `objects` (specks; fcn eval --min-object).
+  int64_t min_object = 1;
 };
 
 // Each image as the Predictor with `options` segments it on `device`; neighbouring images of one

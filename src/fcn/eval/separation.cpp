@@ -1,5 +1,6 @@
 #include "fcn/eval/separation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -75,18 +76,18 @@ RandScore rand_of(const torch::Tensor& components, const torch::Tensor& ids) {
   return score;
 }
 
-ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids) {
+ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids, int64_t min_pixels) {
   ObjectScore score;
   const auto true_sizes = torch::bincount(ids.flatten()), predicted_sizes = torch::bincount(components.flatten());
   score.true_objects = true_sizes.slice(0, 1).gt(0).sum().item<int64_t>();
-  score.predicted_objects = predicted_sizes.slice(0, 1).gt(0).sum().item<int64_t>();
+  score.predicted_objects = predicted_sizes.slice(0, 1).ge(std::max<int64_t>(min_pixels, 1)).sum().item<int64_t>();
   const auto both = ids.gt(0) & components.gt(0);
   if (!both.any().item<bool>()) return score;
   const int64_t span = predicted_sizes.size(0);
   const auto [pairs, unused, overlap] = torch::_unique2(ids.masked_select(both) * span + components.masked_select(both), false, false, true);
   const auto truth = true_sizes.index({pairs.div(span, "floor")}), predicted = predicted_sizes.index({pairs.remainder(span)});
   const auto iou = overlap.to(torch::kDouble) / (truth + predicted - overlap).to(torch::kDouble);
-  score.matched = iou.gt(0.5).sum().item<int64_t>();
+  score.matched = (iou.gt(0.5) & predicted.ge(min_pixels)).sum().item<int64_t>();
   return score;
 }
 
@@ -108,14 +109,14 @@ RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& inst
   return rand_of(components, ids);
 }
 
-ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances) {
+ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t min_pixels) {
   const auto [ids, components] = ids_and_components(predicted, instances, "object_matches");
-  return objects_of(components, ids);
+  return objects_of(components, ids, min_pixels);
 }
 
-InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap) {
+InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap, int64_t min_object) {
   const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores");
-  return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids)};
+  return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids, min_object)};
 }
 
 double ObjectScore::precision() const {

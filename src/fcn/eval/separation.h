@@ -44,7 +44,9 @@ RandScore adapted_rand(const torch::Tensor& predicted, const torch::Tensor& inst
 // component of the predicted foreground, as above) overlaps it with IoU above 0.5 — at most one can,
 // so no assignment is needed. Precision is the share of predicted segments that match an instance,
 // recall the share of instances matched, F1 their harmonic mean (2 matched / (predicted + true)):
-// what counting cells or parts from a segmentation gets right. Counts add up over images.
+// what counting cells or parts from a segmentation gets right. Counts add up over images. With
+// `min_pixels`, predicted segments of fewer pixels are not objects (specks: neither counted nor matched),
+// as fcn predict --min-object leaves them out of its instances.
 struct ObjectScore {
   int64_t true_objects = 0, predicted_objects = 0, matched = 0;
   double precision() const;  // NaN without predicted objects
@@ -54,7 +56,7 @@ struct ObjectScore {
 };
 
 // predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
-ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances);
+ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t min_pixels = 1);
 
 // All three of one image, the predicted foreground's components found once (what evaluate() records).
 struct InstanceScores {
@@ -62,6 +64,7 @@ struct InstanceScores {
   RandScore rand;
   ObjectScore objects;
 };
-InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2);
+InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2,
+                               int64_t min_object = 1);
 
 }  // namespace fcn
