@@ -89,13 +89,20 @@ std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const st
   return files;
 }
 
-// Writes the outputs asked for (the overlay picture where `overlay`, the label file where `labels`,
-// --probs where `probs`, --instances: with each class's object count in `objects`); returns the files written.
-std::vector<std::string> write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image,
-                                       const Prediction& prediction, bool overlay, bool labels = true, bool probs = true,
-                                       std::vector<int64_t>* objects = nullptr) {
-  namespace fs = std::filesystem;
+// What write_outputs wrote: the files; with --instances the objects (H x W ids, 0: none) and each class's count.
+struct Written {
   std::vector<std::string> files;
+  torch::Tensor objects;
+  std::vector<int64_t> per_class;
+};
+
+// Writes the outputs asked for: the overlay picture where `overlay`, the label file where `labels`,
+// --probs where `probs`, --instances.
+Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
+                      bool overlay, bool labels = true, bool probs = true) {
+  namespace fs = std::filesystem;
+  Written written;
+  auto& files = written.files;
   const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
   if (labels) {
     files.push_back(path(label_suffix(prediction.probs.size(0))));
@@ -104,17 +111,15 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     else
       write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
-  torch::Tensor ids;  // --instances: the objects, outlined in the overlay too
+  auto& ids = written.objects;  // --instances: outlined in the overlay too
   if (f.instances) {
-    std::vector<int64_t> counts;
-    std::tie(ids, counts) = objects_of(prediction, f.min_object);
+    std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
     if (fits)
       write_png16(files.back(), ids);
     else
       write_npy(files.back(), ids.to(torch::kInt));
-    if (objects != nullptr) *objects = std::move(counts);
   }
   if (overlay) {
     const auto counts = prediction.class_pixels();
@@ -127,7 +132,7 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     files.push_back(path("-overlay.png"));
     write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
   }
-  if (!probs) return files;
+  if (!probs) return written;
   const int64_t classes = prediction.probs.size(0);
   if (f.probs == "npy") {
     files.push_back(path("-probs.npy"));
@@ -143,7 +148,7 @@ std::vector<std::string> write_outputs(const PredictFlags& f, const std::string&
     for (int64_t c = 0; c < classes; ++c) writer.add(prediction.probs[c]);
     writer.finish();
   }
-  return files;
+  return written;
 }
 
 // Runs `body` for the image at `path`: "" if it succeeds, else the one-line error naming the file.
@@ -172,10 +177,12 @@ nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vecto
   return counts;
 }
 
-// A video frame's overlay: the frame with its labels blended in, enlarged as pictures are, and a legend of
-// every class where there are at most 32 (so that every frame has the same size).
-torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& frame) {
-  const auto picture = enlarge(prediction.overlay(frame), 256);
+// A video frame's overlay: the frame with its labels blended in, enlarged as pictures are, the outline of
+// each of its `objects` (--instances; undefined: none), and a legend of every class where there are at
+// most 32 (so that every frame has the same size).
+torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& frame, const torch::Tensor& objects) {
+  auto picture = enlarge(prediction.overlay(frame), 256);
+  if (objects.defined()) picture = with_outlines(picture, enlarge(objects, 256));
   const auto classes = static_cast<int64_t>(prediction.probs.size(0));
   if (classes > 32) return picture;
   std::vector<int64_t> all(static_cast<size_t>(classes));
@@ -236,9 +243,9 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
     const auto predictions = predictor.pass_or_nothing(pass, sources);
     for (size_t k = 0; k < pass.size(); ++k) {
       const auto prediction = predictions.empty() ? predictor(pass[k], sources[k]) : predictions[k];
-      write_outputs(f, numbered(stem, numbers[k]), pass[k], prediction, false);
+      const auto written = write_outputs(f, numbered(stem, numbers[k]), pass[k], prediction, false);
       if (f.overlay) {
-        const auto picture = overlay_frame(prediction, pass[k]);
+        const auto picture = overlay_frame(prediction, pass[k], written.objects);
         if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, (info.fps > 0 ? info.fps : 25.0) / f.every, picture.size(0), picture.size(1));
         overlay->write(picture);
       }
@@ -535,8 +542,9 @@ class Segmenter {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
     const bool labels = !(item.stack && f_.label_stack), probs = !(item.stack && f_.probs == "tif");
-    std::vector<int64_t> objects;  // --instances: per class
-    const auto files = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs, &objects);
+    const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
+    const auto& files = written.files;
+    const auto& objects = written.per_class;  // --instances
     times.ms.push_back(prediction.milliseconds);
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
@@ -660,7 +668,7 @@ void add_predict(CLI::App& app) {
   auto* instances = cmd->add_flag("--instances", f.instances,
                 "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
-                "with --overlay, their outlines drawn in white");
+                "with --overlay, their outlines drawn in white (in a video's overlay too)");
   cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->needs(instances);

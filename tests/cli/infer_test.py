@@ -349,6 +349,31 @@ def _():
     assert "1 image(s) and 1 video(s) segmented" in text and len(os.listdir(path("vid3/clip"))) == 12, text
 
 
+@check("predict --instances on a video: each frame's objects outlined in its overlay mp4, as an image's overlay outlines them")
+def _():
+    model = rgb_model()  # random weights: labels in patches of every class, many objects
+    rng = np.random.default_rng(5)
+    for k in range(2):
+        save(path(f"vframe{k}.png"), np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((4, 4, 1))))
+    subprocess.run([VIDEO_TOOL, "make", path("clip2.mkv"), "10", path("vframe0.png"), path("vframe1.png")], check=True)
+    run("predict", model, path("clip2.mkv"), "--out", path("vplain"), "--overlay")
+    run("predict", model, path("clip2.mkv"), "--out", path("vlined"), "--overlay", "--instances")
+    for k in range(2):
+        ids = np.kron(np.array(Image.open(path(f"vlined/clip2/{k:06d}-instances.png"))).astype(np.int64), np.ones((8, 8), np.int64))
+        pad = np.pad(ids, 1, mode="edge")  # 32 -> 256 as the overlay enlarges; an outline: an object's pixel by another id
+        neighbours = [pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]]
+        outline = (ids > 0) & np.any([n != ids for n in neighbours], axis=0)
+        near = np.pad(outline, 3)  # within 3 pixels of an outline: H.264 blurs a line into its neighbours
+        near = np.any([near[3 + dy : 259 + dy, 3 + dx : 259 + dx] for dy in range(-3, 4) for dx in range(-3, 4)], axis=0)
+        frames = []
+        for folder in ("vplain", "vlined"):
+            subprocess.run([VIDEO_TOOL, "frame", path(f"{folder}/clip2-overlay.mp4"), str(k), path(f"{folder}-{k}.png")], check=True)
+            frames.append(np.array(Image.open(path(f"{folder}-{k}.png")))[:256, :256].astype(np.float64))
+        plain, lined = frames
+        brighter, elsewhere = (lined - plain)[outline].mean(), np.abs(lined - plain)[~near].mean()
+        assert outline.sum() > 500 and brighter > 60 and elsewhere < 8, (k, outline.sum(), brighter, elsewhere)
+
+
 @check("TIFF stacks: fcn data unstack writes a page per PNG as stored; predict segments every page, never the first alone")
 def _():
     model = scenes_model()

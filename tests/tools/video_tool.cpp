@@ -4,6 +4,7 @@
 //                                              write: two such files one after the other play as one video
 //   fcn_video_tool probe VIDEO                 {"frames": N, "listed": L, "fps": F, "height": H, "width": W}
 //                                              (frames counted by reading; listed: as the container says)
+//   fcn_video_tool frame VIDEO N OUT.png       frame N (0-based) as an RGB PNG
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -12,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/image.h"
+#include "fcn/formats/png.h"
 #include "fcn/formats/video.h"
 #include "fcn/infer/picture.h"
 #include "fcn/util/error.h"
@@ -52,7 +54,16 @@ int main(int argc, char** argv) {
                 << "\n";
       return 0;
     }
-    std::cerr << "usage: fcn_video_tool make OUT.mkv FPS IMAGE... | mpeg1 OUT.mpg IMAGE... | probe VIDEO\n";
+    if (verb == "frame" && argc > 4) {
+      fcn::VideoReader video(argv[2]);
+      for (int n = std::atoi(argv[3]); n > 0; --n)
+        if (!video.skip()) throw fcn::Error(std::string(argv[2]) + ": has no frame " + argv[3]);
+      const auto frame = video.next();
+      if (!frame.defined()) throw fcn::Error(std::string(argv[2]) + ": has no frame " + argv[3]);
+      fcn::write_png(argv[4], fcn::to_rgb8(frame));
+      return 0;
+    }
+    std::cerr << "usage: fcn_video_tool make OUT.mkv FPS IMAGE... | mpeg1 OUT.mpg IMAGE... | probe VIDEO | frame VIDEO N OUT.png\n";
     return 2;
   } catch (const fcn::Error& e) {
     std::cerr << e.what() << "\n";
