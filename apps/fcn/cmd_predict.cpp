@@ -80,7 +80,7 @@ std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const st
                                                  bool labels = true, bool probs = true) {
   std::vector<std::vector<std::string>> files;
   if (labels) files.push_back({stem + label_suffix(classes)});
-  if (f.instances) files.push_back({stem + "-instances.png", stem + "-instances.npy"});
+  if (f.instances && labels) files.push_back({stem + "-instances.png", stem + "-instances.npy"});
   if (overlay) files.push_back({stem + "-overlay.png"});
   if (!probs) return files;
   if (f.probs == "npy" || f.probs == "tif") files.push_back({stem + "-probs." + f.probs});
@@ -96,8 +96,8 @@ struct Written {
   std::vector<int64_t> per_class;
 };
 
-// Writes the outputs asked for: the overlay picture where `overlay`, the label file where `labels`,
-// --probs where `probs`, --instances.
+// Writes the outputs asked for: the overlay picture where `overlay`, the label file where `labels`
+// (and --instances' file: a stack page's go to the stack's files with its labels), --probs where `probs`.
 Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
                       bool overlay, bool labels = true, bool probs = true) {
   namespace fs = std::filesystem;
@@ -114,6 +114,8 @@ Written write_outputs(const PredictFlags& f, const std::string& stem, const torc
   auto& ids = written.objects;  // --instances: outlined in the overlay too
   if (f.instances) {
     std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
+  }
+  if (f.instances && labels) {
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
     if (fits)
@@ -419,7 +421,8 @@ class Segmenter {
     if (pages == 1) {
       done = written(outputs_of(f_, stem, classes, f_.overlay));
     } else {
-      done = (!f_.label_stack || holds("-labels.tif", pages)) && (f_.probs != "tif" || holds("-probs.tif", pages * classes));
+      done = (!f_.label_stack || holds("-labels.tif", pages)) && (f_.probs != "tif" || holds("-probs.tif", pages * classes)) &&
+             (!(f_.label_stack && f_.instances) || holds("-instances.tif", pages));
       for (int64_t page = 0; page < pages && done; ++page)
         done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, !f_.label_stack, f_.probs != "tif"));
     }
@@ -443,6 +446,13 @@ class Segmenter {
     std::unique_ptr<TiffStackWriter> labels, probs;  // null: not asked for, or could not be written (reported once)
     std::string first_file;  // for the line per page: the labels' file, else the probabilities'
     std::vector<int64_t> void_pages;
+    // --instances with --label-stack: the objects through the stack, written to `instances_file` from the
+    // finished label stack (so that no page is held), with the input's calibration.
+    std::optional<VolumeObjects> objects;
+    std::string instances_file;
+    TiffCalibration calibration;
+    int64_t pixels = 0;  // of every page
+    std::vector<std::string> class_names;
   };
 
   struct Pending {
@@ -457,20 +467,21 @@ class Segmenter {
                   std::shared_ptr<StackFiles>& files) {
     namespace fs = std::filesystem;
     stack.emplace(path);
-    if (!f_.label_stack || f_.overlay || f_.instances || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
+    if (!f_.label_stack || f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
     if (!f_.label_stack && f_.probs != "tif") return;
     files = std::make_shared<StackFiles>();
     files->input = path;
     files->pages = stack->pages();
     files->classes = predictor_.model().net->label_classes();
     files->void_label = files->classes <= 255 ? 255 : 65535;
-    const auto calibration = tiff_calibration(path);
+    const auto calibration = files->calibration = tiff_calibration(path);
     const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
-    int64_t pixels = 0;  // of every page: what the files will hold, uncompressed (BigTIFF past 2 GB)
+    int64_t& pixels = files->pixels;  // of every page: what the files will hold, uncompressed (BigTIFF past 2 GB)
     for (const auto& page : files->pages) pixels += page.height * page.width;
     if (f_.label_stack) {
       if (files->classes > 65535) fail(path, "--label-stack: " + std::to_string(files->classes) + " classes do not fit a 16-bit TIFF page");
       files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration, StackLayout{}, pixels * (files->void_label == 255 ? 1 : 2));
+      if (f_.instances) files->objects.emplace(files->void_label), files->instances_file = file("-instances.tif");
     }
     if (f_.probs == "tif")
       files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1}, pixels * files->classes * 4);
@@ -487,7 +498,9 @@ class Segmenter {
     add_pages(stack.labels, [&](TiffStackWriter& writer) {
       const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
       writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels);
+      if (stack.objects) stack.objects->add(labels);
     });
+    if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names;
     add_pages(stack.probs, [&](TiffStackWriter& writer) {
       for (int64_t c = 0; c < stack.classes; ++c)
         writer.add(failed ? torch::full({size.height, size.width}, std::nan(""), torch::kFloat) : prediction.probs[c]);
@@ -520,6 +533,7 @@ class Segmenter {
       }
       entry[writer == &stack.labels ? "labels" : "probs"] = file;
       written += (written.empty() ? "" : " + ") + printable(file);
+      if (writer == &stack.labels && stack.objects) write_objects(stack, file, entry, written);
       if (!stack.void_pages.empty())
         std::cerr << "fcn: warning: " << printable(file) << ": " << stack.void_pages.size() << " of " << pages << " page(s) could not be segmented and are "
                   << (writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : std::string("NaN")) << " there, the first page "
@@ -527,9 +541,33 @@ class Segmenter {
       if (stack.done < pages)
         std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
     }
-    stack.labels.reset(), stack.probs.reset();
+    stack.labels.reset(), stack.probs.reset(), stack.objects.reset();
     stacks.push_back(entry);
     if (!f_.json && !written.empty()) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << written << "\n";
+  }
+
+  // --instances with --label-stack: the objects through the stack, page for page in NAME-instances.tif
+  // (16-bit; float32 past 65535 objects, exact to 2^24), their ids taken from the label stack just
+  // written; the file and each class's count in the stack's report.
+  void write_objects(StackFiles& stack, const std::string& labels_file, nlohmann::json& entry, std::string& written) {
+    auto& objects = *stack.objects;
+    const auto& file = stack.instances_file;
+    const auto error = error_of(file, [&] {
+      const bool wide = objects.count() > 65535;
+      if (objects.count() > (int64_t{1} << 24)) fail(file, std::to_string(objects.count()) + " objects: past 2^24 a float32 page cannot number them");
+      TiffStackWriter writer(file, stack.calibration, StackLayout{}, stack.pixels * (wide ? 4 : 2));
+      TiffStackReader labels(labels_file);
+      for (int64_t k = 0; k < objects.pages(); ++k) {
+        const auto ids = objects.page(k, labels.page_values(k)[0]);
+        writer.add(wide ? ids.to(torch::kFloat) : ids);
+      }
+      writer.finish();
+    });
+    if (!error.empty()) return skip(file, error);
+    const auto counts = objects.per_class(stack.classes);
+    entry["instances"] = file;
+    entry["objects"] = named_counts(counts, stack.class_names);
+    written += " + " + printable(file) + ", " + std::to_string(objects.count()) + " object(s)";
   }
 
   void add_image(Pending item) {
@@ -549,12 +587,12 @@ class Segmenter {
     if (f_.json) {
       report.push_back({{"image", path}, {"height", image.size(1)}, {"width", image.size(2)}, {"ms", prediction.milliseconds},
                         {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
-      if (f_.instances) report.back()["objects"] = named_counts(objects, prediction.class_names);
+      if (f_.instances && labels) report.back()["objects"] = named_counts(objects, prediction.class_names);
     } else if (line_per_image_) {
       const auto to = labels ? files.front() : item.stack->first_file;  // the label file, or the stack's
       const auto count = std::accumulate(objects.begin(), objects.end(), int64_t{0});
       std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms"
-                << (f_.instances ? ", " + std::to_string(count) + " object(s)" : std::string()) << "\n";
+                << (f_.instances && labels ? ", " + std::to_string(count) + " object(s)" : std::string()) << "\n";
     }
   }
 
@@ -668,7 +706,8 @@ void add_predict(CLI::App& app) {
   auto* instances = cmd->add_flag("--instances", f.instances,
                 "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
-                "with --overlay, their outlines drawn in white (in a video's overlay too)");
+                "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
+                "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
   cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->needs(instances);

@@ -455,10 +455,12 @@ def _():
     strip = stack.tag_v2[273][0]
     data[strip : strip + 40] = b"\xff" * 40
     open(path("vol4_bad.tif"), "wb").write(data)
-    p = run("predict", model, path("vol4_bad.tif"), "--out", path("lbad"), "--label-stack", "--overlay", ok=False)
+    p = run("predict", model, path("vol4_bad.tif"), "--out", path("lbad"), "--label-stack", "--overlay", "--instances", ok=False)
     assert p.returncode == 1 and "vol4_bad.tif page 1: corrupt TIFF: " in p.stderr, p.stderr
     assert "1 of 4 page(s) could not be segmented and are void (255) there, the first page 1" in p.stderr, p.stderr
     assert sorted(os.listdir(path("lbad/vol4_bad"))) == [f"{k:06d}-overlay.png" for k in (0, 2, 3)]  # overlays still per page
+    objects = Image.open(path("lbad/vol4_bad-instances.tif"))  # --instances: the void page has no objects
+    assert objects.n_frames == 4 and (objects.seek(1) or not np.array(objects).any()), objects.n_frames
     labels = Image.open(path("lbad/vol4_bad-labels.tif"))
     for k in range(4):
         labels.seek(k)
@@ -469,12 +471,13 @@ def _():
     # Ctrl-C midway (once progress shows): the pages so far are in the label stack, named as such; exit code 130.
     long = [pages[k % 4] for k in range(3000)]
     long[0].save(path("long.tif"), save_all=True, append_images=long[1:])
-    code, err = interrupted(["predict", model, path("long.tif"), "--out", path("llong"), "--label-stack"], "long.err")
+    code, err = interrupted(["predict", model, path("long.tif"), "--out", path("llong"), "--label-stack", "--instances"], "long.err")
     assert code == 130, (code, err[-500:])
     labels = Image.open(path("llong/long-labels.tif"))
     written = labels.n_frames
     assert 0 < written < 3000 and f"stopped by Ctrl-C, it holds pages 0..{written - 1} of the 3000" in err, (written, err[-500:])
-    assert os.listdir(path("llong")) == ["long-labels.tif"], os.listdir(path("llong"))  # no partial file left
+    assert sorted(os.listdir(path("llong"))) == ["long-instances.tif", "long-labels.tif"], os.listdir(path("llong"))  # no partial file
+    assert Image.open(path("llong/long-instances.tif")).n_frames == written  # the objects of the pages done
     for k in (0, written - 1):
         labels.seek(k)
         assert (np.array(labels) == np.array(Image.open(path(f"pngs/vol4/{k % 4:06d}.png")))).all(), k
@@ -489,6 +492,60 @@ def _():
     assert (again["kept"], again["succeeded"], again["stacks"]) == (3000, 0, []), (again["kept"], again["succeeded"])
     pngs = json.loads(run("predict", model, path("vol4.tif"), "--out", path("pngs"), "--skip-existing", "--json").stdout)
     assert (pngs["kept"], pngs["succeeded"]) == (4, 0), pngs
+
+
+@check("predict --label-stack --instances: a stack's objects through its pages, as a 26-connected 3-D flood fill per class finds them")
+def _():
+    model = rgb_model()  # random weights: labels in patches of every class, many objects
+    rng = np.random.default_rng(6)
+    base, pages = rng.integers(0, 256, (6, 8, 3)), []
+    for k in range(4):  # each page the one before with a few patches changed: objects run through the pages
+        base = base.copy()
+        base[rng.integers(0, 6, 4), rng.integers(0, 8, 4)] = rng.integers(0, 256, (4, 3))
+        pages.append(Image.fromarray(np.kron(base, np.ones((4, 4, 1))).astype(np.uint8)))
+    pages[0].save(path("objvol.tif"), save_all=True, append_images=pages[1:])
+    args = ["predict", model, path("objvol.tif"), "--out", path("objvol_out"), "--label-stack", "--instances"]
+    out = json.loads(run(*args, "--json").stdout)
+    stack = out["stacks"][0]
+    assert stack["instances"] == path("objvol_out/objvol-instances.tif"), stack
+    assert sorted(os.listdir(path("objvol_out"))) == ["objvol-instances.tif", "objvol-labels.tif"]  # no PNG per page
+
+    def read(file):
+        image, planes = Image.open(file), []
+        for k in range(image.n_frames):
+            image.seek(k)
+            planes.append(np.array(image).astype(np.int64))
+        return np.stack(planes)
+
+    labels, ids = read(path("objvol_out/objvol-labels.tif")), read(path("objvol_out/objvol-instances.tif"))
+    flood, found, count = np.zeros(labels.shape, np.int64), {}, 0
+    for start in zip(*np.nonzero(labels)):
+        if flood[start]:
+            continue
+        count += 1
+        flood[start], todo = count, [start]
+        found[int(labels[start])] = found.get(int(labels[start]), 0) + 1
+        while todo:
+            at = todo.pop()
+            for step in np.ndindex(3, 3, 3):
+                n = tuple(int(a) + d - 1 for a, d in zip(at, step))
+                if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
+                    flood[n] = count
+                    todo.append(n)
+    inside = labels > 0
+    assert (ids > 0).tolist() == inside.tolist() and ids.max() == count, (ids.max(), count)
+    assert len(set(zip(ids[inside], flood[inside]))) == count, count  # one id per flood region, one region per id
+    per_page = sum(len(np.unique(components)) for components in [flood[k][inside[k]] for k in range(4)])
+    assert count >= 10 and per_page > count, (count, per_page)  # objects through several pages: counted once
+    assert sorted(stack["objects"].values()) == sorted(found.values()), (stack["objects"], found)
+    assert set(np.unique(ids[0])) - {0} == set(range(1, len(np.unique(ids[0])))), "page 0's objects come first"
+    p = run(*args)
+    assert p.stdout.startswith(path("objvol.tif") + " (4 pages) -> ") and f"objvol-instances.tif, {count} object(s)" in p.stdout, p.stdout
+    kept = json.loads(run(*args, "--skip-existing", "--json").stdout)
+    assert (kept["kept"], kept["succeeded"]) == (4, 0), kept
+    os.remove(path("objvol_out/objvol-instances.tif"))
+    again = json.loads(run(*args, "--skip-existing", "--json").stdout)
+    assert (again["kept"], again["succeeded"]) == (0, 4) and os.path.exists(path("objvol_out/objvol-instances.tif")), again
 
 
 @check("predict --probs tif: K float32 pages an image; a stack's in one hyperstack beside its labels, calibrated as the input")

@@ -90,5 +90,80 @@ TEST(ConnectedComponents, FourAndEightConnectivity) {
   EXPECT_EQ(connected_components(u, 4).max().item<int64_t>(), 1);
 }
 
+// 3-D objects by hand: links to the page before through the 9 pixels over a pixel, one class at a time;
+// numbered by first page, then class, then raster order.
+TEST(VolumeObjects, JoinsEachClassAcrossPagesByHand) {
+  std::vector<torch::Tensor> pages(3, torch::zeros({6, 6}, torch::kLong));
+  for (auto& page : pages) page = page.clone();
+  pages[0].slice(0, 0, 2).slice(1, 0, 2).fill_(1);  // A (class 1)
+  pages[0].slice(0, 4, 6).slice(1, 4, 6).fill_(2);  // B (class 2)
+  pages[1][2][2] = 1;                               // diagonal to A's (1,1): A
+  pages[1].slice(0, 4, 6).slice(1, 4, 6).fill_(1);  // over B but of class 1: C
+  pages[1][0][5] = 2;                               // far from B: D
+  pages[2][0][0] = 1;                               // nothing of class 1 over it on page 1: E
+  pages[2][2][1] = 1;                               // beside page 1's (2,2): A
+  VolumeObjects objects;
+  for (const auto& page : pages) objects.add(page);
+  EXPECT_EQ(objects.count(), 5);
+  EXPECT_EQ(objects.per_class(3), (std::vector<int64_t>{0, 3, 2}));
+  auto expected = torch::zeros({3, 6, 6}, torch::kLong);
+  expected[0].slice(0, 0, 2).slice(1, 0, 2).fill_(1);
+  expected[0].slice(0, 4, 6).slice(1, 4, 6).fill_(2);
+  expected[1][2][2] = 1;
+  expected[1].slice(0, 4, 6).slice(1, 4, 6).fill_(3);
+  expected[1][0][5] = 4;
+  expected[2][0][0] = 5;
+  expected[2][2][1] = 1;
+  for (int64_t k = 0; k < 3; ++k) EXPECT_TRUE(torch::equal(objects.page(k, pages[k]), expected[k])) << k;
+  objects.add(torch::ones({5, 5}, torch::kLong));  // another size: not joined to the page before
+  EXPECT_EQ(objects.count(), 6);
+  EXPECT_EQ(objects.page(3, torch::ones({5, 5}, torch::kLong)).max().item<int64_t>(), 6);
+  VolumeObjects with_void(255);  // a void page between two objects keeps them apart
+  for (const int64_t value : {1, 255, 1}) with_void.add(torch::full({2, 2}, value, torch::kLong));
+  EXPECT_EQ(with_void.count(), 2);
+  EXPECT_EQ(with_void.per_class(2), (std::vector<int64_t>{0, 2}));
+}
+
+// Against a 3-D flood fill (26-connected, one class at a time) over random labels: the same partition.
+TEST(VolumeObjects, PartitionOfA26ConnectedFloodFill) {
+  torch::manual_seed(3);
+  const int64_t d = 5, h = 9, w = 11;
+  const auto volume = torch::randint(0, 3, {d, h, w}, torch::kLong);
+  VolumeObjects objects;
+  for (int64_t k = 0; k < d; ++k) objects.add(volume[k]);
+  std::vector<torch::Tensor> pages;
+  for (int64_t k = 0; k < d; ++k) pages.push_back(objects.page(k, volume[k]));
+  const auto ids = torch::stack(pages);
+  auto flood = torch::zeros({d, h, w}, torch::kLong);
+  const auto* v = volume.data_ptr<int64_t>();
+  auto* f = flood.data_ptr<int64_t>();
+  int64_t filled = 0;
+  for (int64_t start = 0; start < d * h * w; ++start) {
+    if (v[start] == 0 || f[start] != 0) continue;
+    f[start] = ++filled;
+    std::vector<int64_t> todo{start};
+    while (!todo.empty()) {
+      const int64_t at = todo.back(), z = at / (h * w), y = at / w % h, x = at % w;
+      todo.pop_back();
+      for (int64_t dz = -1; dz <= 1; ++dz)
+        for (int64_t dy = -1; dy <= 1; ++dy)
+          for (int64_t dx = -1; dx <= 1; ++dx) {
+            const int64_t nz = z + dz, ny = y + dy, nx = x + dx, n = (nz * h + ny) * w + nx;
+            if (nz < 0 || nz >= d || ny < 0 || ny >= h || nx < 0 || nx >= w || f[n] != 0 || v[n] != v[at]) continue;
+            f[n] = filled;
+            todo.push_back(n);
+          }
+    }
+  }
+  EXPECT_EQ(objects.count(), filled);
+  EXPECT_GT(filled, 3);
+  // One id for one flood region and back: the pairs (id, flood) are as many as either's distinct values.
+  const auto inside = volume > 0;
+  const auto pairs = std::get<0>(torch::_unique(ids.masked_select(inside) * (filled + 1) + flood.masked_select(inside)));
+  EXPECT_EQ(pairs.size(0), filled);
+  EXPECT_TRUE(torch::equal(ids.gt(0), inside));
+  EXPECT_EQ(ids.max().item<int64_t>(), filled);
+}
+
 }  // namespace
 }  // namespace fcn

@@ -1,5 +1,6 @@
 #include "fcn/data/instances.h"
 
+#include <algorithm>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -9,22 +10,27 @@
 namespace fcn {
 namespace {
 
-// Union-find over provisional labels, with path halving.
+// Union-find over a parent array, with path halving; a set's root is its smallest member.
+int64_t root_of(std::vector<int64_t>& parent, int64_t x) {
+  while (parent[static_cast<size_t>(x)] != x) x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
+  return x;
+}
+
+void unite(std::vector<int64_t>& parent, int64_t a, int64_t b) {
+  a = root_of(parent, a);
+  b = root_of(parent, b);
+  if (a != b) parent[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
+}
+
+// Union-find over provisional labels.
 struct DisjointSets {
   std::vector<int64_t> parent;
   int64_t make() {
     parent.push_back(static_cast<int64_t>(parent.size()));
     return parent.back();
   }
-  int64_t find(int64_t x) {
-    while (parent[static_cast<size_t>(x)] != x) x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
-    return x;
-  }
-  void unite(int64_t a, int64_t b) {
-    a = find(a);
-    b = find(b);
-    if (a != b) parent[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
-  }
+  int64_t find(int64_t x) { return root_of(parent, x); }
+  void unite(int64_t a, int64_t b) { fcn::unite(parent, a, b); }
 };
 
 // One row or column of the squared-distance transform: d[q] = min_p (q - p)^2 + f[p], by the lower
@@ -115,6 +121,69 @@ torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore,
     offset += components.max().item<int64_t>();
   }
   return instances;
+}
+
+void VolumeObjects::add(const torch::Tensor& labels) {
+  TORCH_CHECK(labels.dim() == 2, "VolumeObjects: a page's labels must be H x W");
+  const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const auto components = instances_from_labels(page_labels, ignore_, 8).contiguous();
+  const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = components.max().item<int64_t>();
+  offsets_.push_back(offset), counts_.push_back(found);
+  const auto classes = torch::zeros({found + 1}, torch::kLong).index_put_({components.flatten()}, page_labels.flatten());
+  class_.insert(class_.end(), classes.data_ptr<int64_t>() + 1, classes.data_ptr<int64_t>() + found + 1);
+  for (int64_t i = 1; i <= found; ++i) parent_.push_back(offset + i);
+  if (previous_.defined() && previous_.sizes() == components.sizes()) {  // links to the page before: the 9 pixels over each
+    const int64_t h = components.size(0), w = components.size(1), before = offsets_[offsets_.size() - 2];
+    const int64_t *ids = components.data_ptr<int64_t>(), *up = previous_.data_ptr<int64_t>();
+    const int64_t *now = page_labels.data_ptr<int64_t>(), *then = previous_labels_.data_ptr<int64_t>();
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        if (ids[y * w + x] == 0) continue;
+        for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
+          for (int64_t nx = std::max<int64_t>(x - 1, 0); nx <= std::min(x + 1, w - 1); ++nx) {
+            const int64_t a = up[ny * w + nx];
+            if (a == 0 || then[ny * w + nx] != now[y * w + x]) continue;
+            unite(parent_, before + a, offset + ids[y * w + x]);
+          }
+      }
+  }
+  previous_ = components, previous_labels_ = page_labels;
+  numbers_.clear();
+}
+
+void VolumeObjects::number() {
+  if (numbers_.size() == parent_.size()) return;
+  numbers_.assign(parent_.size(), 0);
+  objects_ = 0;
+  for (size_t i = 1; i < parent_.size(); ++i) {  // a set's root is its smallest component: numbered when first met
+    const auto root = static_cast<size_t>(root_of(parent_, static_cast<int64_t>(i)));
+    numbers_[i] = root == i ? ++objects_ : numbers_[root];
+  }
+}
+
+int64_t VolumeObjects::count() {
+  number();
+  return objects_;
+}
+
+std::vector<int64_t> VolumeObjects::per_class(int64_t classes) {
+  number();
+  std::vector<int64_t> counts(static_cast<size_t>(std::max<int64_t>(classes, 0)), 0);
+  for (size_t i = 1; i < parent_.size(); ++i)
+    if (root_of(parent_, static_cast<int64_t>(i)) == static_cast<int64_t>(i) && class_[i] >= 0 && class_[i] < classes)
+      ++counts[static_cast<size_t>(class_[i])];
+  return counts;
+}
+
+torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
+  TORCH_CHECK(k >= 0 && k < pages(), "VolumeObjects: no page ", k, " (", pages(), " added)");
+  number();
+  const auto components = instances_from_labels(labels.to(torch::kCPU, torch::kLong), ignore_, 8);
+  const int64_t offset = offsets_[static_cast<size_t>(k)], found = counts_[static_cast<size_t>(k)];
+  TORCH_CHECK(components.max().item<int64_t>() == found, "VolumeObjects: page ", k, "'s labels are not those add() was given");
+  auto ids = torch::zeros({found + 1}, torch::kLong);
+  std::copy(numbers_.begin() + offset + 1, numbers_.begin() + offset + found + 1, ids.data_ptr<int64_t>() + 1);
+  return ids.index({components});
 }
 
 torch::Tensor distance_transform(const torch::Tensor& mask) {

@@ -3,6 +3,8 @@
 // class labels where a dataset gives none, and the exact Euclidean distance transform.
 #pragma once
 
+#include <vector>
+
 #include <torch/types.h>
 
 namespace fcn {
@@ -17,6 +19,36 @@ torch::Tensor connected_components(const torch::Tensor& mask, int connectivity =
 // gets no weight: give instance masks where objects touch. fcn predict --instances counts objects
 // this way, 8-connected.
 torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore = 255, int connectivity = 4);
+
+// Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
+// --label-stack's): each class's components joined within a page (8-connected) and across pages (a
+// pixel joins the objects of its class on the page before at its own place or one of its 8
+// neighbours: 26-connected in 3-D), so a cell through 40 slices is one object, not 40. Two passes,
+// so that the pages need not all be held: add() each page (its components and their links to the page
+// before), then page() each again with the same labels for its ids.
+class VolumeObjects {
+ public:
+  // `ignore`: a label that makes no objects besides background 0 (void, 255; -1: none).
+  explicit VolumeObjects(int64_t ignore = -1) : ignore_(ignore) {}
+  // The next page's H x W integer labels. A page of another size than the one before is not joined to it.
+  void add(const torch::Tensor& labels);
+  int64_t pages() const { return static_cast<int64_t>(offsets_.size()); }
+  // The objects of the pages added so far, and how many of them each class 0..classes-1 has.
+  int64_t count();
+  std::vector<int64_t> per_class(int64_t classes);
+  // Page k's objects, H x W int64: 0 none, else 1..count(), numbered in order of the first page each
+  // is on (within it, class by class, then raster order). `labels`: the labels add() was given for it.
+  torch::Tensor page(int64_t k, const torch::Tensor& labels);
+
+ private:
+  void number();  // the final ids of the objects so far, in numbers_
+  int64_t ignore_;
+  std::vector<int64_t> offsets_, counts_;   // per page: its first component's id - 1, its components
+  std::vector<int64_t> parent_{0}, class_{0};  // union-find over every page's components (0: none), each one's class
+  std::vector<int64_t> numbers_;            // component -> object id (1..count), after number()
+  int64_t objects_ = 0;
+  torch::Tensor previous_, previous_labels_;  // the last page's components and labels
+};
 
 // For every pixel of an H x W boolean mask, the Euclidean distance to the nearest true pixel
 // (0 on the mask): exact, in linear time (Felzenszwalb & Huttenlocher, "Distance Transforms of
