@@ -125,3 +125,23 @@ def tiff(order, big, sizes):
 put("tiff", "le.tif", tiff(b"II", False, [(0, 30, 40), (1, 15, 20), (0, 30, 40)]))
 put("tiff", "be.tif", tiff(b"MM", False, [(0, 7, 9), (0, 7, 9)]))
 put("tiff", "big.tif", tiff(b"II", True, [(0, 512, 512), (1, 256, 256)]))
+
+
+def nifti(order, code, dtype, values, dims, slope=0.0, inter=0.0, magic=b"n+1\0"):
+    """A .nii (NIfTI-1, one file) laid out from nifti1.h's header: 348 bytes, the extension flag, voxels at 352."""
+    header = bytearray(352)
+    struct.pack_into(order + "i", header, 0, 348)
+    struct.pack_into(order + "8h", header, 40, len(dims), *dims, *([1] * (7 - len(dims))))
+    struct.pack_into(order + "hh", header, 70, code, np.dtype(dtype).itemsize * 8)
+    struct.pack_into(order + "8f", header, 76, 1, 0.5, 0.5, 2, 1, 1, 1, 1)
+    struct.pack_into(order + "fff", header, 108, 352, slope, inter)
+    struct.pack_into(order + "h", header, 254, 1)
+    header[344:348] = magic
+    return bytes(header) + np.asarray(values, dtype=np.dtype(dtype).newbyteorder(order)).tobytes()
+
+
+put("nifti", "int16.nii", nifti("<", 4, "i2", np.arange(-6, 6).reshape(2, 2, 3), (3, 2, 2)))
+put("nifti", "be_float.nii", nifti(">", 16, "f4", np.linspace(-1, 1, 8), (2, 2, 2)))
+put("nifti", "uint16_scaled.nii", nifti("<", 512, "u2", [0, 65535, 3, 4], (2, 2), slope=0.5, inter=-10))
+put("nifti", "series.nii", nifti("<", 2, "u1", range(8), (2, 2, 1, 2)))
+put("nifti", "pair.hdr", nifti("<", 2, "u1", [], (1, 1, 1), magic=b"ni1\0")[:348])

@@ -9,7 +9,7 @@ build=$(cd "$1" && pwd)
 seconds=${2:-60}
 jobs=${3:-2}
 here=$(cd "$(dirname "$0")" && pwd)
-parsers=(png npy pickle archive safetensors model_json classes idx split tiff)
+parsers=(png npy pickle archive safetensors model_json classes idx split tiff nifti)
 mkdir -p "$build/seeds" "$build/corpus" "$build/artifacts"
 /usr/bin/python3 "$here/make_corpus.py" "$build/seeds"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}

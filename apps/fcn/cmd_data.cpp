@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -15,6 +16,7 @@
 #include "fcn/data/stacks.h"
 #include "fcn/data/stats.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -150,19 +152,38 @@ void add_split(CLI::App* cmd) {
 }
 
 void add_unstack(CLI::App* cmd) {
-  auto* unstack = cmd->add_subcommand("unstack", "Turn a multi-page TIFF stack (and its label stack) into images/ + masks/, one PNG per page\n"
+  auto* unstack = cmd->add_subcommand("unstack", "Turn a multi-page TIFF stack or a NIfTI volume (and its labels) into images/ + masks/, one PNG per page\n"
                                                  "  example: fcn data unstack train-volume.tif --masks train-labels.tif --out em\n"
-                                                 "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)");
-  static std::string images, masks, out;
-  unstack->add_option("STACK", images, "multi-page TIFF of images")->required();
-  unstack->add_option("--masks", masks, "multi-page TIFF of label masks, page for page (class indices, 8- or 16-bit; 0/255 for background/foreground)");
+                                                 "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)\n"
+                                                 "  example: fcn data unstack ct.nii.gz --masks ct-seg.nii.gz --window -1000,400 --out ct   (slice by slice)");
+  static std::string images, masks, out, window;
+  unstack->add_option("STACK", images, "multi-page TIFF of images, or a NIfTI volume (.nii, .nii.gz)")->required();
+  unstack->add_option("--masks", masks, "its labels, page for page: a multi-page TIFF of label masks (class indices, 8- or 16-bit; 0/255 for "
+                                        "background/foreground), or for a NIfTI volume a NIfTI label volume of its size");
+  unstack->add_option("--window", window, "NIfTI: the voxel values LOW,HIGH mapped to black..white in the 16-bit PNGs, as fcn predict --window "
+                                          "maps them (CT in Hounsfield units, e.g. -1000,400); default: the volume's own minimum and maximum");
   add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
   unstack->callback([] {
-    Progress progress("unstack", image_pages(images));
-    const auto pages = unstack_tiff(images, masks, out, [&](int64_t done, int64_t) { progress.update(done); });
+    const bool volume = is_nifti_path(images);
+    if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
+    if (!masks.empty() && is_nifti_path(masks) != volume)
+      fail(masks, volume ? "is not a NIfTI label volume (.nii, .nii.gz) for the NIfTI volume " + images : "is a NIfTI volume: the labels of a TIFF stack are a TIFF stack");
+    Progress progress("unstack", volume ? nifti_shape(images)[0] : image_pages(images));
+    const auto update = [&](int64_t done, int64_t) { progress.update(done); };
+    int64_t pages = 0;
+    std::string mapped;
+    if (volume) {
+      const auto result = unstack_nifti(images, masks, out, window.empty() ? std::nullopt : std::optional(parse_window(window)), update);
+      pages = result.slices;
+      mapped = " (voxels " + number_text(result.window.first) + ".." + number_text(result.window.second) +
+               " as black..white: predict with --window " + number_text(result.window.first) + "," + number_text(result.window.second) + " maps them so)";
+      if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
+    } else {
+      pages = unstack_tiff(images, masks, out, update);
+    }
     progress.finish();
-    std::printf("wrote %s: %lld page(s) as images/%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
-                masks.empty() ? "" : " + masks/", out.c_str());
+    std::printf("wrote %s: %lld %s as images/%s%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
+                volume ? "slice(s)" : "page(s)", masks.empty() ? "" : " + masks/", mapped.c_str(), out.c_str());
   });
 }
 

@@ -18,6 +18,7 @@
 #include "fcn/bench/benchmark.h"
 #include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/tiff_writer.h"
@@ -32,7 +33,7 @@ namespace fcn::cli {
 namespace {
 
 struct PredictFlags {
-  std::string model, out, device = "cpu", probs, dtype = "fp32";
+  std::string model, out, device = "cpu", probs, dtype = "fp32", window;
   std::vector<std::string> inputs;
   InferenceFlags inference;
   std::vector<int> threads;
@@ -40,12 +41,14 @@ struct PredictFlags {
   int64_t every = 1;  // videos: every Nth frame
   int64_t min_object = 1;  // --instances: the fewest pixels an object has
   PredictOptions options;
+  std::optional<std::pair<double, double>> intensities;  // --window: NIfTI voxels mapped to 0..1 (else each volume's own range)
 };
 
 // The output stem an input gets next: its file's stem, or stem_2, stem_3, ... where an earlier input
 // took it (two inputs may share a file name in different folders).
 std::string free_stem(const std::string& path, const std::set<std::string>& used) {
-  const std::string stem = std::filesystem::path(path).stem().string();
+  std::string stem = std::filesystem::path(path).stem().string();
+  if (is_nifti_path(path) && is_nifti_path(stem)) stem = std::filesystem::path(stem).stem().string();  // scan.nii.gz: scan
   std::string name = stem;
   for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
   return name;
@@ -301,6 +304,7 @@ class Segmenter {
   // OUT/NAME/ as 000000.png, ..., as a video's frames are).
   void add(const std::string& path, int64_t pages) {
     if (f_.skip_existing && already_done(path, pages)) return;
+    if (is_nifti_path(path)) return add_volume(path);
     if (pages > 1) return add_stack(path, pages);
     // Named in input order whether or not it reads, so that names do not depend on which files a run
     // could read (--skip-existing, after a mended file, finds each input under its own name).
@@ -313,6 +317,24 @@ class Segmenter {
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
     add_image({path, image, stem, nullptr});
+  }
+
+  // A NIfTI volume: each slice (along its third axis) segmented as an image, its voxels mapped to 0..1 by
+  // --window or the volume's own range; the labels in OUT/NAME-labels.nii.gz over the volume's header.
+  void add_volume(const std::string& path) {
+    const auto stem = unique_stem(path, stems_);
+    std::shared_ptr<StackFiles> files;
+    if (const auto error = error_of(path, [&] { files = open_volume(path, stem); }); !error.empty()) {
+      flush();
+      return skip(path, error);
+    }
+    const InterruptGuard guard;  // Ctrl-C: the slices so far are finished, then the run ends
+    for (int64_t k = 0; k < files->volume->slices && !InterruptGuard::requested(); ++k)
+      add_image({path + " slice " + std::to_string(k), nifti_slice_image(*files->volume, k, files->window), numbered(stem, k), files});
+    if (!InterruptGuard::requested()) return;
+    flush();
+    stopped = true;
+    if (files->done > 0 && files->done < files->volume->slices) complete(*files);  // else completed
   }
 
   void add_stack(const std::string& path, int64_t pages) {
@@ -418,7 +440,11 @@ class Segmenter {
       return full;
     };
     bool done = true;
-    if (pages == 1) {
+    if (is_nifti_path(path)) {  // its volume files, and each slice's own (overlays, probabilities)
+      done = fs::is_regular_file(out / (stem + "-labels.nii.gz"), error) &&
+             (!f_.instances || fs::is_regular_file(out / (stem + "-instances.nii.gz"), error));
+      for (int64_t page = 0; page < pages && done; ++page) done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, false));
+    } else if (pages == 1) {
       done = written(outputs_of(f_, stem, classes, f_.overlay));
     } else {
       done = (!f_.label_stack || holds("-labels.tif", pages)) && (f_.probs != "tif" || holds("-probs.tif", pages * classes)) &&
@@ -453,6 +479,11 @@ class Segmenter {
     TiffCalibration calibration;
     int64_t pixels = 0;  // of every page
     std::vector<std::string> class_names;
+    // A NIfTI volume: read whole, its slices mapped to images by `window`, their labels gathered in
+    // `volume_labels` and written with the objects over its header when the last slice is in.
+    std::shared_ptr<NiftiVolume> volume;
+    std::pair<double, double> window;
+    torch::Tensor volume_labels;
   };
 
   struct Pending {
@@ -488,18 +519,38 @@ class Segmenter {
     files->first_file = file(f_.label_stack ? "-labels.tif" : "-probs.tif");
   }
 
+  // A NIfTI volume read whole, its files planned (written by write_volume once every slice is in).
+  std::shared_ptr<StackFiles> open_volume(const std::string& path, const std::string& stem) {
+    namespace fs = std::filesystem;
+    auto files = std::make_shared<StackFiles>();
+    files->input = path;
+    files->volume = std::make_shared<NiftiVolume>(read_nifti(path));
+    const auto& volume = *files->volume;
+    files->window = f_.intensities ? *f_.intensities : nifti_window(volume);
+    TiffPage slice;
+    slice.height = volume.height, slice.width = volume.width;
+    files->pages.assign(static_cast<size_t>(volume.slices), slice);
+    files->classes = predictor_.model().net->label_classes();
+    files->void_label = files->classes <= 255 ? 255 : 65535;
+    files->volume_labels = torch::empty({volume.slices, volume.height, volume.width}, files->classes <= 255 ? torch::kByte : torch::kInt);
+    const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
+    files->first_file = file("-labels.nii.gz");
+    if (f_.instances) files->objects.emplace(files->void_label), files->instances_file = file("-instances.nii.gz");
+    if (f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
+    return files;
+  }
+
   // The next page of a stack's files (no labels: the page failed, void); after its last page the files
   // are completed and reported.
   void add_stack_page(StackFiles& stack, const Prediction& prediction) {
-    const auto& size = stack.pages[static_cast<size_t>(stack.done)];
+    const int64_t k = stack.done++;
+    const auto& size = stack.pages[static_cast<size_t>(k)];
     const bool failed = !prediction.labels.defined();
-    if (failed) stack.void_pages.push_back(stack.done);
-    ++stack.done;
-    add_pages(stack.labels, [&](TiffStackWriter& writer) {
-      const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
-      writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels);
-      if (stack.objects) stack.objects->add(labels);
-    });
+    if (failed) stack.void_pages.push_back(k);
+    const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
+    add_pages(stack.labels, [&](TiffStackWriter& writer) { writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels); });
+    if (stack.volume) stack.volume_labels[k].copy_(labels);
+    if (stack.objects && (stack.labels || stack.volume)) stack.objects->add(labels);
     if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names;
     add_pages(stack.probs, [&](TiffStackWriter& writer) {
       for (int64_t c = 0; c < stack.classes; ++c)
@@ -524,6 +575,7 @@ class Segmenter {
     const auto pages = static_cast<int64_t>(stack.pages.size());
     nlohmann::json entry = {{"stack", stack.input}, {"pages", pages}, {"pages_written", stack.done}, {"void_pages", stack.void_pages}};
     std::string written;  // "A + B"
+    if (stack.volume) write_volume(stack, entry, written);
     for (auto* writer : {&stack.labels, &stack.probs}) {
       if (!*writer) continue;
       const auto file = (*writer)->path();
@@ -541,9 +593,42 @@ class Segmenter {
       if (stack.done < pages)
         std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
     }
-    stack.labels.reset(), stack.probs.reset(), stack.objects.reset();
+    stack.labels.reset(), stack.probs.reset(), stack.objects.reset(), stack.volume.reset(), stack.volume_labels = torch::Tensor();
     stacks.push_back(entry);
-    if (!f_.json && !written.empty()) std::cout << printable(stack.input) << " (" << pages << " pages) -> " << written << "\n";
+    if (!f_.json && !written.empty())
+      std::cout << printable(stack.input) << " (" << pages << (entry.contains("window") ? " slices" : " pages") << ") -> " << written << "\n";
+  }
+
+  // A NIfTI volume's files over its header: OUT/NAME-labels.nii.gz (a slice that failed void there), with
+  // --instances OUT/NAME-instances.nii.gz, the objects through the volume. A volume Ctrl-C stopped is not
+  // written: a part of one would pass for the whole (the same command with --skip-existing does it again).
+  void write_volume(StackFiles& stack, nlohmann::json& entry, std::string& written) {
+    entry["window"] = {stack.window.first, stack.window.second};
+    const auto slices = static_cast<int64_t>(stack.pages.size());
+    if (stack.done < slices) {
+      std::cerr << "fcn: warning: " << printable(stack.input) << ": stopped by Ctrl-C at slice " << stack.done << " of " << slices
+                << ", so its labels are not written\n";
+      return;
+    }
+    const auto& labels_file = stack.first_file;
+    if (const auto error = error_of(labels_file, [&] { write_nifti_labels(labels_file, *stack.volume, stack.volume_labels); }); !error.empty())
+      return skip(labels_file, error);
+    entry["labels"] = labels_file;
+    written = printable(labels_file);
+    if (!stack.void_pages.empty())
+      std::cerr << "fcn: warning: " << printable(labels_file) << ": " << stack.void_pages.size() << " of " << slices << " slice(s) could not be "
+                << "segmented and are void (" << stack.void_label << ") there, the first slice " << stack.void_pages.front() << "\n";
+    if (!stack.objects) return;
+    auto& objects = *stack.objects;
+    const auto error = error_of(stack.instances_file, [&] {
+      std::vector<torch::Tensor> ids;
+      for (int64_t k = 0; k < slices; ++k) ids.push_back(objects.page(k, stack.volume_labels[k]));
+      write_nifti_labels(stack.instances_file, *stack.volume, torch::stack(ids));
+    });
+    if (!error.empty()) return skip(stack.instances_file, error);
+    entry["instances"] = stack.instances_file;
+    entry["objects"] = named_counts(objects.per_class(stack.classes), stack.class_names);
+    written += " + " + printable(stack.instances_file) + ", " + std::to_string(objects.count()) + " object(s)";
   }
 
   // --instances with --label-stack: the objects through the stack, page for page in NAME-instances.tif
@@ -579,7 +664,7 @@ class Segmenter {
   void finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const bool labels = !(item.stack && f_.label_stack), probs = !(item.stack && f_.probs == "tif");
+    const bool labels = !(item.stack && (f_.label_stack || item.stack->volume)), probs = !(item.stack && f_.probs == "tif");
     const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
     const auto& files = written.files;
     const auto& objects = written.per_class;  // --instances
@@ -611,11 +696,15 @@ class Segmenter {
 std::vector<int64_t> pages_of(const std::vector<std::string>& inputs) {
   std::vector<int64_t> pages(inputs.size(), 1);
   for (size_t i = 0; i < inputs.size(); ++i)
-    if (!has_video_extension(inputs[i])) error_of(inputs[i], [&] { pages[i] = image_pages(inputs[i]); });
+    if (is_nifti_path(inputs[i]))
+      error_of(inputs[i], [&] { pages[i] = nifti_shape(inputs[i])[0]; });  // its slices
+    else if (!has_video_extension(inputs[i]))
+      error_of(inputs[i], [&] { pages[i] = image_pages(inputs[i]); });
   return pages;
 }
 
 void run_predict(PredictFlags& f) {
+  if (!f.window.empty()) f.intensities = parse_window(f.window);
   apply_inference_flags(f.inference, f.options);
   f.options.dtype = parse_dtype(f.dtype);
   apply_threads(f.threads);
@@ -627,6 +716,9 @@ void run_predict(PredictFlags& f) {
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
 
+  if (const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
+      f.probs == "tif" && volume != images.end())
+    fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs npy or png (a file per slice)");
   const auto pages = pages_of(images);
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
     fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
@@ -682,11 +774,13 @@ void add_predict(CLI::App& app) {
                  "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
                  "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
                  "  example: fcn predict unet.fcn volume.tif --out masks --label-stack   (masks/volume-labels.tif, page for page)\n"
+                 "  example: fcn predict unet.fcn ct.nii.gz --out masks --window -1000,400   (masks/ct-labels.nii.gz, slice for slice)\n"
                  "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
-  cmd->add_option("INPUT", f.inputs, "image files, multi-page TIFF stacks (every page), videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
+  cmd->add_option("INPUT", f.inputs, "image files, multi-page TIFF stacks (every page), NIfTI volumes (.nii, .nii.gz: every slice, labels in "
+                                    "OUT/NAME-labels.nii.gz over the scan's header), videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");
@@ -714,6 +808,9 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");
+  cmd->add_option("--window", f.window,
+                  "NIfTI volumes (.nii, .nii.gz): the voxel values LOW,HIGH mapped to black..white for the net, as it was trained "
+                  "(CT in Hounsfield units, e.g. -1000,400); default: each volume's own minimum and maximum");
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

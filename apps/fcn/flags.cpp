@@ -257,6 +257,14 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   return {h, w};
 }
 
+std::pair<double, double> parse_window(const std::string& text) {
+  double low = 0, high = 0;
+  char extra = 0;
+  if (std::sscanf(text.c_str(), "%lf,%lf%c", &low, &high, &extra) != 2 || !std::isfinite(low) || !std::isfinite(high) || !(low < high))
+    fail("--window", "'" + text + "' is not LOW,HIGH with LOW < HIGH (the voxel values shown black and white, e.g. -1000,400)");
+  return {low, high};
+}
+
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,
                                      std::vector<double> values) {
   std::string names;

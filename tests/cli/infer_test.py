@@ -4,10 +4,12 @@ examples/ program, with PyTorch (oracle/nets.py) and headless Chromium as oracle
 Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example PATH/TO/train_example
 """
 import glob
+import gzip
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -546,6 +548,109 @@ def _():
     os.remove(path("objvol_out/objvol-instances.tif"))
     again = json.loads(run(*args, "--skip-existing", "--json").stdout)
     assert (again["kept"], again["succeeded"]) == (0, 4) and os.path.exists(path("objvol_out/objvol-instances.tif")), again
+
+
+def flood3d(labels):
+    """Each class's 26-connected components of a labels volume (0: none), by flood fill: ids 1..N."""
+    flood, count = np.zeros(labels.shape, np.int64), 0
+    for start in zip(*np.nonzero(labels)):
+        if flood[start]:
+            continue
+        count += 1
+        flood[start], todo = count, [start]
+        while todo:
+            at = todo.pop()
+            for step in np.ndindex(3, 3, 3):
+                n = tuple(int(a) + d - 1 for a, d in zip(at, step))
+                if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
+                    flood[n] = count
+                    todo.append(n)
+    return flood, count
+
+
+def nifti_bytes(volume, order="<", code=4, slope=0.0, inter=0.0, dims=None):
+    """A single-file NIfTI-1 (.nii) laid out from nifti1.h: 348-byte header, extension flag, voxels (z, y, x) at 352,
+    0.8 x 0.8 x 2.5 mm voxels and an sform, in byte order `order`."""
+    dims = dims or (volume.shape[2], volume.shape[1], volume.shape[0])
+    header = bytearray(352)
+    struct.pack_into(order + "i", header, 0, 348)
+    struct.pack_into(order + "8h", header, 40, len(dims), *dims, *([1] * (7 - len(dims))))
+    struct.pack_into(order + "hh", header, 70, code, volume.dtype.itemsize * 8)
+    struct.pack_into(order + "8f", header, 76, -1, 0.8, 0.8, 2.5, 1, 1, 1, 1)
+    struct.pack_into(order + "fff", header, 108, 352, slope, inter)
+    struct.pack_into(order + "hh", header, 252, 1, 1)  # qform_code, sform_code
+    struct.pack_into(order + "12f", header, 280, -0.8, 0, 0, 90, 0, 0.8, 0, -120, 0, 0, 2.5, -60)  # srow_x, srow_y, srow_z
+    header[344:348] = b"n+1\0"
+    return bytes(header) + volume.astype(volume.dtype.newbyteorder(order)).tobytes()
+
+
+def read_nifti_file(file):
+    """(header bytes, byte order, voxels z x y x x) of a .nii or .nii.gz, read by hand from nifti1.h's layout."""
+    data = open(file, "rb").read()
+    data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    order = "<" if struct.unpack("<i", data[:4])[0] == 348 else ">"
+    dims = struct.unpack(order + "8h", data[40:56])
+    code, offset = struct.unpack(order + "h", data[70:72])[0], int(struct.unpack(order + "f", data[108:112])[0])
+    dtype = np.dtype({2: "u1", 4: "i2", 8: "i4", 16: "f4", 512: "u2"}[code]).newbyteorder(order)
+    voxels = np.frombuffer(data, dtype, dims[1] * dims[2] * dims[3], offset).reshape(dims[3], dims[2], dims[1])
+    return data[:348], order, voxels
+
+
+@check("NIfTI volumes: predict segments every slice into NAME-labels.nii.gz over the scan's header; unstack, eval, 3-D objects")
+def _():
+    run("init", "--arch", "unet", "--depth", 2, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("gray3.fcn"))
+    model = path("gray3.fcn")  # random weights: labels in patches of every class
+    rng = np.random.default_rng(8)
+    ct = np.kron(rng.integers(-1000, 1000, (4, 6, 8)), np.ones((1, 4, 4))).astype(np.int16)  # 4 slices of 24 x 32, like HU
+    open(path("ct.nii"), "wb").write(nifti_bytes(ct))
+    open(path("ct_be.nii.gz"), "wb").write(gzip.compress(nifti_bytes(ct, ">")))  # big-endian, gzipped: the same volume
+    out = json.loads(run("predict", model, path("ct.nii"), path("ct_be.nii.gz"), "--out", path("nii_out"), "--instances", "--json").stdout)
+    assert [v["pages_written"] for v in out["stacks"]] == [4, 4] and out["succeeded"] == 8, out["stacks"]
+    assert sorted(os.listdir(path("nii_out"))) == sorted(f"{n}-{k}.nii.gz" for n in ("ct", "ct_be") for k in ("labels", "instances"))
+    header, order, labels = read_nifti_file(path("nii_out/ct-labels.nii.gz"))
+    _, order_be, labels_be = read_nifti_file(path("nii_out/ct_be-labels.nii.gz"))
+    assert order == "<" and order_be == ">" and (labels == labels_be).all() and labels.shape == ct.shape
+    scan = nifti_bytes(ct)
+    assert header[76:92] == scan[76:92] and header[252:256] == scan[252:256] and header[280:328] == scan[280:328]  # pixdim, codes, sform
+    assert struct.unpack("<3h", header[68:74]) == (1002, 2, 8), struct.unpack("<3h", header[68:74])  # label intent, uint8
+    # Each slice as an image: the voxels over the volume's range as 0..1; unstack writes those as 16-bit PNGs,
+    # and predict on the PNGs gives the volume's labels slice for slice.
+    run("data", "unstack", path("ct.nii"), "--masks", path("nii_out/ct-labels.nii.gz"), "--out", path("ct_ds"))
+    low, high = ct.min(), ct.max()
+    for k in range(4):
+        png = np.array(Image.open(path(f"ct_ds/images/{k:03d}.png"))).astype(np.int64)
+        assert np.abs(png - np.round((ct[k] - low) / (high - low) * 65535)).max() <= 1, k
+        assert (np.array(Image.open(path(f"ct_ds/masks/{k:03d}.png"))) == labels[k]).all(), k
+    run("predict", model, path("ct_ds/images"), "--out", path("ct_pngs"))
+    for k in range(4):
+        assert (np.array(Image.open(path(f"ct_pngs/{k:03d}.png"))) == labels[k]).all(), k
+    assert json.load(open(path("ct_ds/classes.json")))["names"] == ["background", "label 1", "label 2"]
+    # --instances: the objects through the volume, as a 3-D flood fill per class finds them.
+    _, _, ids = read_nifti_file(path("nii_out/ct-instances.nii.gz"))
+    flood, count = flood3d(labels.astype(np.int64))
+    inside = labels > 0
+    assert ids.max() == count and ((ids > 0) == inside).all() and len(set(zip(ids[inside], flood[inside]))) == count, (ids.max(), count)
+    assert sum(out["stacks"][0]["objects"].values()) == count >= 10, (out["stacks"][0]["objects"], count)
+    # eval --predictions VOLUME: slice k against image k of the folder unstack made; another window's labels against these.
+    run("predict", model, path("ct.nii"), "--out", path("nii_window"), "--window", "-500,500")
+    _, _, windowed = read_nifti_file(path("nii_window/ct-labels.nii.gz"))
+    assert (windowed != labels).any(), "the window changes what the net sees"
+    r = json.loads(run("eval", "--predictions", path("nii_window/ct-labels.nii.gz"), "--data", path("ct_ds"), "--split", "all", "--json").stdout)
+    expected = np.zeros((3, 3), np.int64)
+    np.add.at(expected, (labels.ravel().astype(np.int64), windowed.ravel().astype(np.int64)), 1)
+    assert (np.array(r["confusion"]) == expected).all(), (r["confusion"], expected)
+    kept = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_out"), "--instances", "--skip-existing", "--json").stdout)
+    assert (kept["kept"], kept["succeeded"]) == (4, 0), kept
+    # Ctrl-C midway: the volume's labels are not written (a part would pass for the whole), and it says so.
+    open(path("long.nii"), "wb").write(nifti_bytes(np.tile(ct, (500, 1, 1))))
+    code, err = interrupted(["predict", model, path("long.nii"), "--out", path("nii_long")], "nii_long.err")
+    assert code == 130 and "long.nii: stopped by Ctrl-C at slice " in err and os.listdir(path("nii_long")) == [], (code, err[-300:])
+    # What fcn does not read, and flags that do not fit a volume: one line each, naming the file.
+    open(path("series.nii"), "wb").write(nifti_bytes(ct, dims=(32, 24, 2, 2)))
+    p = run("predict", model, path("series.nii"), "--out", path("nii_bad"), ok=False)
+    one_line_error(p, "series.nii: holds 2 volumes along dimension 4 (a 4-D series)")
+    one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and")
+    one_line_error(run("forward", model, path("ct.nii"), "--out", path("x.npy"), ok=False), "ct.nii: is a NIfTI volume, not one image")
 
 
 @check("predict --probs tif: K float32 pages an image; a stack's in one hyperstack beside its labels, calibrated as the input")

@@ -1,4 +1,4 @@
-// Multi-page TIFF stacks as dataset folders. Microscopy volumes come as stacks, and so does the U-Net
+// Multi-page TIFF stacks and NIfTI volumes as dataset folders. Microscopy volumes come as stacks, and so does the U-Net
 // paper's own data (ISBI 2012 EM segmentation: train-volume.tif, 30 pages of 512 x 512, and
 // train-labels.tif, 0 = membrane, 255 = cell). fcn trains on folders of images/ + masks/, so a stack
 // pair becomes one: page k is images/k.png and masks/k.png, which fcn data split then splits.
@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 
 namespace fcn {
 
@@ -20,5 +22,22 @@ namespace fcn {
 // called as pages are written; after an error nothing is left behind. Returns the pages written.
 int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
                      const std::function<void(int64_t, int64_t)>& progress = {});
+
+// A NIfTI volume (MRI, CT: .nii, .nii.gz) and its label volume the same way, slice k along the third
+// axis as images/NNN.png and masks/NNN.png (rows j, columns i, as stored): the voxels mapped linearly
+// from window's LOW..HIGH (else the volume's own minimum..maximum) to a 16-bit gray PNG, as fcn predict
+// maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). fcn::Error naming the
+// file where the volumes differ in size or a label is not an integer 0..65535. Labels up to 2..254
+// get OUT/classes.json ("background", "label 1", ...: rename them there) unless one is there, as a
+// folder without one reads background / foreground only. Returns the slices written, the window used
+// and the classes classes.json names (0: none written).
+struct NiftiUnstacked {
+  int64_t slices = 0;
+  std::pair<double, double> window;
+  int64_t classes = 0;
+};
+NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
+                             std::optional<std::pair<double, double>> window = std::nullopt,
+                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn

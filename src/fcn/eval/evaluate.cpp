@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -151,8 +152,11 @@ class PredictedMasks {
     std::error_code error;
     if (std::filesystem::is_directory(predictions, error)) return;
     if (!std::filesystem::is_regular_file(predictions, error))
-      fail(predictions, "is neither a folder of predicted masks (ID.png per image) nor a label stack (a multi-page TIFF)");
-    stack_.emplace(predictions);
+      fail(predictions, "is neither a folder of predicted masks (ID.png per image) nor a label stack (a multi-page TIFF or a NIfTI volume)");
+    if (is_nifti_path(predictions))
+      volume_.emplace(read_nifti(predictions));
+    else
+      stack_.emplace(predictions);
     for (size_t i = 0; i < dataset.size(); ++i)
       if (page_number(dataset.id(i)) < 0)
         fail(predictions, "a label stack is scored against the dataset fcn data unstack makes of the stack, page k as image k, "
@@ -161,15 +165,19 @@ class PredictedMasks {
 
   // The labels predicted for image `index`, with where they came from.
   std::pair<torch::Tensor, std::string> operator()(size_t index) {
-    if (!stack_) {
+    if (!stack_ && !volume_) {
       const auto file = predicted_mask_path(predictions_, dataset_, index);
       std::error_code error;
       if (!std::filesystem::exists(file, error)) fail(file, "missing: no prediction for " + dataset_.image_path(index));
       return {dataset_.read_mask(file), file};
     }
     const int64_t page = page_number(dataset_.id(index));
-    const auto source = predictions_ + " page " + std::to_string(page);
-    const auto values = stack_->page_values(page);  // no such page: the error naming the pages there are
+    const auto source = predictions_ + (volume_ ? " slice " : " page ") + std::to_string(page);
+    if (volume_ && page >= volume_->slices)
+      fail(predictions_, "has no slice " + std::to_string(page) + " (slices 0.." + std::to_string(volume_->slices - 1) + ")");
+    const auto values = volume_ ? volume_->voxels[page].unsqueeze(0) : stack_->page_values(page);  // no such page: the error naming the pages
+    if (values.is_floating_point() && !values.eq(values.round()).all().item<bool>())
+      fail(source, "holds values that are not whole numbers: a label volume holds class indices");
     if (values.size(0) != 1) fail(source, "is a colour page: a label stack holds one gray page of class indices per image");
     if (dataset_.binary() && (values == kIgnoreLabel).all().item<bool>())
       fail(source, "is 255 throughout: the void page fcn predict --label-stack writes for a page it could not segment "
@@ -181,6 +189,7 @@ class PredictedMasks {
   std::string predictions_;
   const SegmentationDataset& dataset_;
   std::optional<TiffStackReader> stack_;
+  std::optional<NiftiVolume> volume_;  // a NIfTI label volume: slice k as image ID k
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/formats/nifti.h"
 #include "fcn/formats/opencv_quiet.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/tiff.h"
@@ -214,6 +215,8 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
 }  // namespace
 
 torch::Tensor read_image(const std::string& path) {
+  if (is_nifti_path(path))
+    fail(path, "is a NIfTI volume, not one image: fcn predict segments it slice by slice, fcn data unstack writes a PNG per slice");
   const auto bytes = read_file(path);
   // A TIFF whose one full page comes after a thumbnail (cameras, scanners): that page, not the thumbnail.
   if (is_tiff(bytes)) {
@@ -366,7 +369,8 @@ std::vector<std::string> list_images(const std::vector<std::string>& inputs, boo
       for (const auto& entry : fs::directory_iterator(input, error)) {
         std::error_code entry_error;
         const auto name = entry.path().string();
-        if (entry.is_directory(entry_error) || !(has_image_extension(name) || (videos && has_video_extension(name)))) continue;
+        if (entry.is_directory(entry_error) || !(has_image_extension(name) || (videos && (has_video_extension(name) || is_nifti_path(name)))))
+          continue;
         found.push_back(name);
       }
       if (error) fail(input, "cannot list the folder: " + error.message());

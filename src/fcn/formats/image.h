@@ -59,8 +59,8 @@ const std::vector<std::string>& image_extensions();
 bool has_image_extension(const std::string& path);  // by extension, case-insensitive
 
 // Image files named by `inputs`: files as given, folders by their image files (by extension,
-// sorted; with `videos`, their video files too, fcn/formats/video.h), glob patterns (*, ?, [...])
-// expanded. Throws fcn::Error naming an input that matches nothing.
+// sorted; with `videos`, their video files and NIfTI volumes too: fcn/formats/video.h, nifti.h),
+// glob patterns (*, ?, [...]) expanded. Throws fcn::Error naming an input that matches nothing.
 std::vector<std::string> list_images(const std::vector<std::string>& inputs, bool videos = false);
 
 }  // namespace fcn

@@ -1,0 +1,308 @@
+#include "fcn/formats/nifti.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/error.h"
+#include "fcn/util/limits.h"
+
+namespace fcn {
+namespace {
+
+constexpr size_t kHeaderBytes = 348;  // NIfTI-1's header
+constexpr size_t kDataStart = 352;    // the header and the 4-byte extension flag of a .nii
+constexpr int64_t kMostExtensionBytes = int64_t{64} << 20;
+constexpr int16_t kIntentLabel = 1002;  // NIFTI_INTENT_LABEL
+
+// Field offsets in the header.
+constexpr size_t kDim = 40, kIntentP1 = 56, kIntentCode = 68, kDatatype = 70, kBitpix = 72, kVoxOffset = 108,
+                 kSclSlope = 112, kSclInter = 116, kCalMax = 124, kCalMin = 128, kDescrip = 148, kMagic = 344;
+
+template <typename T>
+T field(const std::vector<char>& header, size_t offset, bool swapped) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, header.data() + offset, sizeof(T));
+  if (swapped) std::reverse(bytes, bytes + sizeof(T));
+  T value;
+  std::memcpy(&value, bytes, sizeof(T));
+  return value;
+}
+
+template <typename T>
+void set_field(std::vector<char>& header, size_t offset, T value, bool swapped) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  if (swapped) std::reverse(bytes, bytes + sizeof(T));
+  std::memcpy(header.data() + offset, bytes, sizeof(T));
+}
+
+// What a header says of its voxels.
+struct Layout {
+  int64_t width = 1, height = 1, slices = 1;
+  torch::ScalarType stored = torch::kByte;  // the type of the stored bits (uint16, uint32: their signed twins)
+  int64_t bytes = 1;                        // per voxel
+  int16_t datatype = 0;
+  int64_t offset = kDataStart;              // where the voxels start
+  float slope = 0, inter = 0;
+  int64_t voxel_bytes() const { return width * height * slices * bytes; }
+};
+
+// NIfTI's data types fcn reads: code, stored type, bytes; and names for those it does not.
+struct DataType {
+  int16_t code;
+  torch::ScalarType stored;
+  int64_t bytes;
+};
+constexpr DataType kDataTypes[] = {{2, torch::kByte, 1},   {4, torch::kShort, 2},   {8, torch::kInt, 4},
+                                   {16, torch::kFloat, 4}, {64, torch::kDouble, 8}, {256, torch::kChar, 1},
+                                   {512, torch::kShort, 2}, {768, torch::kInt, 4},  {1024, torch::kLong, 8}};
+
+std::string unread_type(int16_t code) {
+  switch (code) {
+    case 128: return "RGB24 (a colour volume)";
+    case 2304: return "RGBA32 (a colour volume)";
+    case 32: return "COMPLEX64";
+    case 1792: return "COMPLEX128";
+    case 2048: return "COMPLEX256";
+    case 1280: return "UINT64";
+    case 1536: return "FLOAT128";
+    case 1: return "BINARY (1 bit per voxel)";
+    default: return std::to_string(code) + " (not a NIfTI-1 type)";
+  }
+}
+
+// The byte order and version the first field tells, checked: 348 read either way.
+bool byte_order(const std::vector<char>& header, const std::string& path) {
+  const auto size = field<int32_t>(header, 0, false), swapped_size = field<int32_t>(header, 0, true);
+  if (size == 540 || swapped_size == 540)
+    fail(path, "is NIfTI-2: fcn reads NIfTI-1 (.nii, .nii.gz); convert it, e.g. with nibabel: nib.Nifti1Image(img.dataobj, img.affine)");
+  if (size != 348 && swapped_size != 348) fail(path, "is not a NIfTI-1 volume (its header does not start with the size 348)");
+  return size != 348;
+}
+
+Layout parse_header(const std::vector<char>& header, const std::string& path, bool& swapped) {
+  if (header.size() < kHeaderBytes) fail(path, "is not a NIfTI-1 volume: " + std::to_string(header.size()) + " bytes, a header alone is 348");
+  swapped = byte_order(header, path);
+  const std::string magic(header.data() + kMagic, 4);
+  if (magic == std::string("ni1\0", 4))
+    fail(path, "is the header of a .hdr/.img pair: fcn reads single-file NIfTI (.nii, .nii.gz)");
+  if (magic != std::string("n+1\0", 4)) fail(path, "has no NIfTI-1 magic ('n+1') at byte 344");
+  const int16_t dims = field<int16_t>(header, kDim, swapped);
+  if (dims < 1 || dims > 7) fail(path, "dim[0] is " + std::to_string(dims) + ": a NIfTI-1 volume has 1 to 7 dimensions");
+  Layout layout;
+  int64_t* sizes[] = {&layout.width, &layout.height, &layout.slices};
+  for (int i = 1; i <= dims; ++i) {
+    const int16_t n = field<int16_t>(header, kDim + 2 * static_cast<size_t>(i), swapped);
+    if (n < 1) fail(path, "dim[" + std::to_string(i) + "] is " + std::to_string(n) + ": every dimension needs at least one voxel");
+    if (i <= 3) *sizes[i - 1] = n;
+    else if (n > 1)
+      fail(path, "holds " + std::to_string(n) + " volumes along dimension " + std::to_string(i) +
+                     " (a 4-D series): fcn segments one 3-D volume at a time; split the series first (e.g. fslsplit)");
+  }
+  check_image_size(path, layout.height, layout.width);
+  layout.datatype = field<int16_t>(header, kDatatype, swapped);
+  const auto* type = std::find_if(std::begin(kDataTypes), std::end(kDataTypes), [&](const DataType& t) { return t.code == layout.datatype; });
+  if (type == std::end(kDataTypes)) fail(path, "stores voxels as " + unread_type(layout.datatype) + ", which fcn does not read");
+  layout.stored = type->stored, layout.bytes = type->bytes;
+  const int16_t bitpix = field<int16_t>(header, kBitpix, swapped);
+  if (bitpix != 8 * layout.bytes)
+    fail(path, "bitpix is " + std::to_string(bitpix) + " but its data type has " + std::to_string(8 * layout.bytes) + " bits");
+  const float offset = field<float>(header, kVoxOffset, swapped);
+  if (!std::isfinite(offset) || offset < 0 || offset > static_cast<float>(kDataStart + kMostExtensionBytes) || offset != std::floor(offset))
+    fail(path, "vox_offset " + number_text(offset) + " is not where voxels can start (352 to 352 + 64 MiB of extensions)");
+  layout.offset = std::max<int64_t>(static_cast<int64_t>(offset), kDataStart);  // 0 in some old writers' files: right after the header
+  if (layout.voxel_bytes() > limits().max_tensor_bytes)
+    fail(path, "holds " + std::to_string(layout.voxel_bytes()) + " bytes of voxels, more than the limit of " +
+                   std::to_string(limits().max_tensor_bytes));
+  layout.slope = field<float>(header, kSclSlope, swapped), layout.inter = field<float>(header, kSclInter, swapped);
+  return layout;
+}
+
+// The voxels from their stored bytes: byte order, unsigned types widened, scaling applied.
+NiftiVolume volume_from(std::vector<char> header, bool swapped, const Layout& layout, torch::Tensor raw) {
+  if (swapped && layout.bytes > 1) {
+    auto* bytes = static_cast<char*>(raw.data_ptr());
+    for (int64_t i = 0; i < raw.numel(); ++i) std::reverse(bytes + i * layout.bytes, bytes + (i + 1) * layout.bytes);
+  }
+  auto voxels = raw.view({layout.slices, layout.height, layout.width});
+  if (layout.datatype == 512) voxels = voxels.to(torch::kInt).bitwise_and(0xFFFF);
+  if (layout.datatype == 768) voxels = voxels.to(torch::kLong).bitwise_and(int64_t{0xFFFFFFFF});
+  const bool scaled = std::isfinite(layout.slope) && layout.slope != 0 && (layout.slope != 1 || layout.inter != 0);
+  if (scaled) voxels = (voxels.to(torch::kDouble) * layout.slope + layout.inter).to(torch::kFloat);
+  header.resize(kHeaderBytes);
+  return {std::move(header), swapped, layout.width, layout.height, layout.slices, voxels};
+}
+
+// gzip (or plain) reading that names the file in its errors.
+class GzipFile {
+ public:
+  explicit GzipFile(const std::string& path) : path_(path) {
+    std::error_code error;
+    if (!std::filesystem::exists(path, error)) fail(path, "not found");
+    if (!std::filesystem::is_regular_file(path, error)) fail(path, "is not a regular file");
+    file_ = gzopen(path.c_str(), "rb");
+    if (file_ == nullptr) fail(path, "cannot be opened");
+  }
+  ~GzipFile() { gzclose(file_); }
+  GzipFile(const GzipFile&) = delete;
+  GzipFile& operator=(const GzipFile&) = delete;
+
+  // Reads `count` bytes into `out`; fewer (cut short) is an error saying what was being read.
+  void read(char* out, int64_t count, const std::string& what) {
+    int64_t done = 0;
+    while (done < count) {
+      const auto chunk = static_cast<unsigned>(std::min<int64_t>(count - done, int64_t{1} << 30));
+      const int n = gzread(file_, out + done, chunk);
+      if (n < 0) {
+        int code = 0;
+        fail(path_, std::string("corrupt gzip data: ") + gzerror(file_, &code));
+      }
+      if (n == 0) fail(path_, "is cut short: it ends " + std::to_string(done) + " bytes into " + what + " of " + std::to_string(count));
+      done += n;
+    }
+  }
+
+ private:
+  std::string path_;
+  gzFile file_ = nullptr;
+};
+
+std::vector<char> read_header(GzipFile& file) {
+  std::vector<char> header(kDataStart);
+  file.read(header.data(), static_cast<int64_t>(kDataStart), "its header");
+  return header;
+}
+
+}  // namespace
+
+bool is_nifti_path(const std::string& path) {
+  std::string lower = path;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const auto ends = [&](const std::string& end) { return lower.size() > end.size() && lower.compare(lower.size() - end.size(), end.size(), end) == 0; };
+  return ends(".nii") || ends(".nii.gz");
+}
+
+NiftiVolume read_nifti(const std::string& path) {
+  GzipFile file(path);
+  auto header = read_header(file);
+  bool swapped = false;
+  const auto layout = parse_header(header, path, swapped);
+  std::vector<char> extensions(static_cast<size_t>(layout.offset) - kDataStart);
+  file.read(extensions.data(), static_cast<int64_t>(extensions.size()), "its header extensions");
+  auto raw = torch::empty({layout.width * layout.height * layout.slices}, torch::TensorOptions().dtype(layout.stored));
+  file.read(static_cast<char*>(raw.data_ptr()), layout.voxel_bytes(), "its voxels");
+  return volume_from(std::move(header), swapped, layout, raw);
+}
+
+std::vector<int64_t> nifti_shape(const std::string& path) {
+  GzipFile file(path);
+  const auto header = read_header(file);
+  bool swapped = false;
+  const auto layout = parse_header(header, path, swapped);
+  return {layout.slices, layout.height, layout.width};
+}
+
+NiftiVolume parse_nifti(const std::vector<char>& bytes, const std::string& path) {
+  bool swapped = false;
+  const auto layout = parse_header(bytes, path, swapped);
+  const int64_t available = static_cast<int64_t>(bytes.size()) - layout.offset;
+  if (available < layout.voxel_bytes())
+    fail(path, "is cut short: " + std::to_string(std::max<int64_t>(available, 0)) + " bytes of voxels, its header says " +
+                   std::to_string(layout.voxel_bytes()));
+  auto raw = torch::empty({layout.width * layout.height * layout.slices}, torch::TensorOptions().dtype(layout.stored));
+  std::memcpy(raw.data_ptr(), bytes.data() + layout.offset, static_cast<size_t>(layout.voxel_bytes()));
+  return volume_from(std::vector<char>(bytes.begin(), bytes.begin() + kHeaderBytes), swapped, layout, raw);
+}
+
+namespace {
+
+// The bytes gzip-compressed (zlib's deflate with the gzip wrapper), fed in pieces zlib's 32-bit counts take.
+std::vector<char> gzip(const std::vector<char>& bytes, const std::string& path) {
+  z_stream stream{};
+  if (deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) fail(path, "zlib could not start compressing");
+  std::vector<char> out, chunk(size_t{1} << 20);
+  size_t given = 0;
+  int status = Z_OK;
+  while (status == Z_OK) {
+    if (stream.avail_in == 0 && given < bytes.size()) {
+      const size_t piece = std::min<size_t>(bytes.size() - given, size_t{1} << 30);
+      stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + given));
+      stream.avail_in = static_cast<uInt>(piece);
+      given += piece;
+    }
+    stream.next_out = reinterpret_cast<Bytef*>(chunk.data());
+    stream.avail_out = static_cast<uInt>(chunk.size());
+    status = deflate(&stream, given == bytes.size() ? Z_FINISH : Z_NO_FLUSH);
+    out.insert(out.end(), chunk.data(), chunk.data() + (chunk.size() - stream.avail_out));
+  }
+  deflateEnd(&stream);
+  if (status != Z_STREAM_END) fail(path, "zlib could not compress the volume");
+  return out;
+}
+
+}  // namespace
+
+void write_nifti_labels(const std::string& path, const NiftiVolume& like, const torch::Tensor& labels) {
+  if (labels.dim() != 3 || labels.size(0) != like.slices || labels.size(1) != like.height || labels.size(2) != like.width)
+    fail(path, "labels of " + std::to_string(labels.dim()) + " dimensions do not match the volume's " + std::to_string(like.slices) +
+                   " x " + std::to_string(like.height) + " x " + std::to_string(like.width));
+  const auto values = labels.to(torch::kCPU, torch::kLong);
+  const auto [low, high] = torch::aminmax(values);
+  if (low.item<int64_t>() < 0) fail(path, "labels must not be negative");
+  const int64_t most = high.item<int64_t>();
+  const DataType type = most <= 255 ? kDataTypes[0] : most <= 65535 ? kDataTypes[6] : kDataTypes[2];  // uint8, uint16, int32
+  if (most > std::numeric_limits<int32_t>::max()) fail(path, "labels past 2^31 do not fit a NIfTI int32 volume");
+  auto header = like.header;
+  header.resize(kHeaderBytes);
+  const bool swapped = like.swapped;
+  const int16_t dims[8] = {3, static_cast<int16_t>(like.width), static_cast<int16_t>(like.height), static_cast<int16_t>(like.slices), 1, 1, 1, 1};
+  for (size_t i = 0; i < 8; ++i) set_field<int16_t>(header, kDim + 2 * i, dims[i], swapped);
+  for (size_t i = 0; i < 3; ++i) set_field<float>(header, kIntentP1 + 4 * i, 0.0f, swapped);
+  set_field<int16_t>(header, kIntentCode, kIntentLabel, swapped);
+  set_field<int16_t>(header, kDatatype, type.code, swapped);
+  set_field<int16_t>(header, kBitpix, static_cast<int16_t>(8 * type.bytes), swapped);
+  set_field<float>(header, kVoxOffset, static_cast<float>(kDataStart), swapped);
+  set_field<float>(header, kSclSlope, 1.0f, swapped);
+  set_field<float>(header, kSclInter, 0.0f, swapped);
+  set_field<float>(header, kCalMax, static_cast<float>(most), swapped);
+  set_field<float>(header, kCalMin, 0.0f, swapped);
+  std::memset(header.data() + kDescrip, 0, 80);
+  std::memcpy(header.data() + kDescrip, "fcn labels", 10);
+  std::memcpy(header.data() + kMagic, "n+1\0", 4);
+  header.resize(kDataStart, 0);  // the extension flag: none
+  const auto stored = values.to(type.stored).contiguous();
+  const auto* data = static_cast<const char*>(stored.data_ptr());
+  const size_t start = header.size();
+  header.insert(header.end(), data, data + stored.nbytes());
+  if (swapped && type.bytes > 1)
+    for (size_t i = start; i < header.size(); i += static_cast<size_t>(type.bytes))
+      std::reverse(header.data() + i, header.data() + i + type.bytes);
+  const bool compressed = std::filesystem::path(path).extension() == ".gz" || std::filesystem::path(path).extension() == ".GZ";
+  write_file_atomic(path, compressed ? gzip(header, path) : header);
+}
+
+std::pair<double, double> nifti_window(const NiftiVolume& volume) {
+  const auto finite = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels.flatten();
+  if (finite.numel() == 0) return {0.0, 1.0};
+  const auto [low, high] = torch::aminmax(finite.to(torch::kDouble));
+  return {low.item<double>(), high.item<double>()};
+}
+
+torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window) {
+  if (k < 0 || k >= volume.slices) fail("NIfTI volume", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(volume.slices - 1) + ")");
+  const double span = window.second - window.first;
+  const auto values = torch::nan_to_num(volume.voxels[k].to(torch::kDouble), window.first);
+  const auto scaled = span > 0 ? ((values - window.first) / span).clamp(0, 1) : torch::zeros_like(values);
+  return scaled.to(torch::kFloat).unsqueeze(0);
+}
+
+}  // namespace fcn

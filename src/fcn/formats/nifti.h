@@ -1,0 +1,54 @@
+// NIfTI-1 volumes (.nii, .nii.gz): the format of MRI and CT research data (and what medical
+// segmentation tools — ITK-SNAP, 3D Slicer, nnU-Net — read and write). A volume is segmented slice by
+// slice along its third axis as a TIFF stack is page by page; its labels go back into a NIfTI volume
+// with the input's header, so that they open aligned over the scan in every viewer. Core layer: zlib
+// only (gzip), no OpenCV.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace fcn {
+
+// A volume's voxels and the header they came with. Voxels are slices x height x width (NIfTI's
+// k, j, i: slice k is the image of rows j and columns i, as stored, without a viewer's flips), in
+// the type they are stored in (uint8, int8, int16, int32, float32, float64; uint16 as int32 and
+// uint32 as int64), or float32 where the header scales them (scl_slope, scl_inter). `header` is the
+// file's 348-byte header as read, in its byte order (`swapped`: big-endian), kept so that volumes
+// written over it carry its geometry: voxel sizes, qform and sform orientation, units.
+struct NiftiVolume {
+  std::vector<char> header;
+  bool swapped = false;
+  int64_t width = 0, height = 0, slices = 0;
+  torch::Tensor voxels;
+};
+
+// .nii or .nii.gz (any letter case), as fcn takes volumes by name.
+bool is_nifti_path(const std::string& path);
+
+// The volume at `path` (.nii or .nii.gz, gzip read as it streams). fcn::Error naming the file where it
+// is not a single-file NIfTI-1 volume (a .hdr/.img pair, NIfTI-2, a 4-D series of several volumes, a
+// data type fcn does not read, RGB), where a slice exceeds the image limits, or where the file holds
+// fewer voxels than its header says. Only as many bytes as the header declares are ever decompressed.
+NiftiVolume read_nifti(const std::string& path);
+// The header's sizes alone (slices x height x width), reading no voxel.
+std::vector<int64_t> nifti_shape(const std::string& path);
+// The same from an uncompressed .nii's bytes; `path` names it in errors.
+NiftiVolume parse_nifti(const std::vector<char>& bytes, const std::string& path);
+
+// A label volume over `like`: `labels` (slices x height x width integers, `like`'s size) stored as
+// uint8 where they fit, else uint16, else int32, with `like`'s geometry and NIfTI's label intent;
+// gzip-compressed where `path` ends in .gz. Atomic (temporary file + rename).
+void write_nifti_labels(const std::string& path, const NiftiVolume& like, const torch::Tensor& labels);
+
+// Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
+// window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
+// window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).
+torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window);
+std::pair<double, double> nifti_window(const NiftiVolume& volume);
+
+}  // namespace fcn

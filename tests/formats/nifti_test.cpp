@@ -1,0 +1,167 @@
+// NIfTI-1 volumes against files laid out by hand from the NIfTI-1 header (nifti1.h's offsets): voxels
+// in both byte orders, the unsigned and scaled types, label volumes written over a scan that keep its
+// geometry, and a one-line error for each kind of file fcn does not read.
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/formats/nifti.h"
+#include "test_util.h"
+
+namespace fcn {
+namespace {
+
+template <typename T>
+void put(std::vector<char>& bytes, size_t offset, T value, bool big_endian = false) {
+  char raw[sizeof(T)];
+  std::memcpy(raw, &value, sizeof(T));
+  if (big_endian) std::reverse(raw, raw + sizeof(T));
+  std::memcpy(bytes.data() + offset, raw, sizeof(T));
+}
+
+// A .nii of width x height x slices voxels of NIfTI type `code` (`bytes` each, values given as stored
+// integers), 0.5 x 0.75 x 2 mm voxels, an sform, in either byte order.
+std::vector<char> nii(int16_t code, int bytes, const std::vector<int64_t>& values, int16_t width, int16_t height, int16_t slices,
+                      bool big_endian = false, float slope = 0, float inter = 0) {
+  std::vector<char> file(352, 0);
+  put<int32_t>(file, 0, 348, big_endian);
+  const int16_t dims[8] = {3, width, height, slices, 1, 1, 1, 1};
+  for (size_t i = 0; i < 8; ++i) put<int16_t>(file, 40 + 2 * i, dims[i], big_endian);
+  put<int16_t>(file, 70, code, big_endian);
+  put<int16_t>(file, 72, static_cast<int16_t>(8 * bytes), big_endian);
+  const float pixdim[4] = {1, 0.5f, 0.75f, 2};
+  for (size_t i = 0; i < 4; ++i) put<float>(file, 76 + 4 * i, pixdim[i], big_endian);
+  put<float>(file, 108, 352, big_endian);
+  put<float>(file, 112, slope, big_endian);
+  put<float>(file, 116, inter, big_endian);
+  put<int16_t>(file, 254, 1, big_endian);  // sform_code
+  put<float>(file, 280, 0.5f, big_endian);  // srow_x[0]
+  std::memcpy(file.data() + 344, "n+1\0", 4);
+  for (const int64_t v : values) {
+    char raw[8];
+    std::memcpy(raw, &v, 8);  // little-endian host: the low bytes first
+    if (big_endian) std::reverse(raw, raw + bytes);
+    file.insert(file.end(), raw, raw + bytes);
+  }
+  return file;
+}
+
+template <typename T>
+T get(const std::vector<char>& header, size_t offset) {
+  T value;
+  std::memcpy(&value, header.data() + offset, sizeof(T));
+  return value;
+}
+
+TEST(Nifti, VoxelsInBothByteOrdersAndEveryType) {
+  const std::vector<int64_t> values = {0, 1, 2, 300, -5, 7, 8, 9, 10, 11, 12, 13};  // 3 wide, 2 high, 2 slices
+  for (const bool big : {false, true}) {
+    const auto volume = parse_nifti(nii(4, 2, values, 3, 2, 2, big), "v.nii");  // int16
+    EXPECT_EQ(std::make_tuple(volume.slices, volume.height, volume.width, volume.swapped), std::make_tuple(2, 2, 3, big));
+    ASSERT_EQ(volume.voxels.scalar_type(), torch::kShort);
+    EXPECT_TRUE(torch::equal(volume.voxels.to(torch::kLong), torch::tensor(values).view({2, 2, 3}))) << big;  // slice k: rows j, columns i
+  }
+  const auto wide = parse_nifti(nii(512, 2, {65535, 1, 40000, 0}, 2, 2, 1, true), "u16.nii");  // uint16 past int16
+  EXPECT_TRUE(torch::equal(wide.voxels.to(torch::kLong), torch::tensor({65535, 1, 40000, 0}).view({1, 2, 2})));
+  const auto unsigned32 = parse_nifti(nii(768, 4, {int64_t{4000000000}, 3}, 2, 1, 1), "u32.nii");
+  EXPECT_EQ(unsigned32.voxels[0][0][0].item<int64_t>(), 4000000000);
+  const auto scaled = parse_nifti(nii(4, 2, {-1000, 0, 1000, 2}, 2, 2, 1, false, 0.5f, -100), "ct.nii");  // scl_slope, scl_inter
+  ASSERT_EQ(scaled.voxels.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::allclose(scaled.voxels.flatten(), torch::tensor({-600.0f, -100.0f, 400.0f, -99.0f})));
+  std::vector<int64_t> floats;
+  for (const float f : {1.5f, -2.25f}) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &f, 4);
+    floats.push_back(bits);
+  }
+  EXPECT_TRUE(torch::equal(parse_nifti(nii(16, 4, floats, 2, 1, 1, true), "f.nii").voxels.flatten(), torch::tensor({1.5f, -2.25f})));
+}
+
+TEST(Nifti, LabelVolumeKeepsTheScansGeometryAndReadsBack) {
+  for (const bool big : {false, true}) {
+    const auto scan_file = test::temp_dir() + (big ? "/big.nii" : "/scan.nii");
+    const auto scan_bytes = nii(4, 2, std::vector<int64_t>(4 * 3 * 2, 7), 4, 3, 2, big);
+    std::ofstream(scan_file, std::ios::binary).write(scan_bytes.data(), static_cast<std::streamsize>(scan_bytes.size()));
+    const auto scan = read_nifti(scan_file);
+    EXPECT_EQ(nifti_shape(scan_file), (std::vector<int64_t>{2, 3, 4}));
+    for (const int64_t most : {int64_t{200}, int64_t{60000}, int64_t{70000}}) {  // uint8, uint16, int32
+      auto labels = torch::arange(24, torch::kLong).view({2, 3, 4}) % 5;
+      labels[1][2][3] = most;
+      for (const std::string name : {"/labels.nii", "/labels.nii.gz"}) {
+        write_nifti_labels(test::temp_dir() + name, scan, labels);
+        const auto back = read_nifti(test::temp_dir() + name);
+        EXPECT_TRUE(torch::equal(back.voxels.to(torch::kLong), labels)) << name << most;
+        EXPECT_EQ(back.swapped, big);
+        const int16_t code = most <= 255 ? 2 : most <= 65535 ? 512 : 8;
+        const auto& h = back.header;
+        const auto order = [&](auto value) {  // a field as the file's byte order stores it, read natively
+          auto raw = value;
+          if (big) std::reverse(reinterpret_cast<char*>(&raw), reinterpret_cast<char*>(&raw) + sizeof raw);
+          return raw;
+        };
+        EXPECT_EQ(get<int16_t>(h, 70), order(code));
+        EXPECT_EQ(get<int16_t>(h, 68), order(int16_t{1002}));  // NIFTI_INTENT_LABEL
+        for (size_t i = 76; i < 92; i += 4) EXPECT_EQ(get<float>(h, i), get<float>(scan.header, i)) << "pixdim at " << i;
+        EXPECT_EQ(get<int16_t>(h, 254), get<int16_t>(scan.header, 254));  // sform_code
+        EXPECT_EQ(get<float>(h, 280), get<float>(scan.header, 280));      // srow_x[0]
+      }
+    }
+  }
+  std::ifstream gz(test::temp_dir() + "/labels.nii.gz", std::ios::binary);
+  EXPECT_EQ(gz.get(), 0x1f);  // gzip's magic: compressed as its name says
+  EXPECT_EQ(gz.get(), 0x8b);
+  const auto scan = read_nifti(test::temp_dir() + "/scan.nii");
+  EXPECT_NE(test::error_of([&] { write_nifti_labels(test::temp_dir() + "/x.nii", scan, torch::zeros({2, 3, 5}, torch::kLong)); })
+                .find("do not match the volume's 2 x 3 x 4"),
+            std::string::npos);
+}
+
+TEST(Nifti, SliceImagesMapTheWindowToZeroOne) {
+  const auto volume = parse_nifti(nii(4, 2, {-1000, 0, 400, 1000}, 2, 1, 2), "ct.nii");
+  EXPECT_EQ(nifti_window(volume), (std::pair<double, double>{-1000, 1000}));
+  EXPECT_TRUE(torch::allclose(nifti_slice_image(volume, 1, nifti_window(volume)), torch::tensor({{{0.7f, 1.0f}}})));
+  EXPECT_TRUE(torch::allclose(nifti_slice_image(volume, 0, {-1000, 400}), torch::tensor({{{0.0f, 1000.0f / 1400}}})));
+  EXPECT_TRUE(torch::allclose(nifti_slice_image(volume, 1, {-1000, 400}), torch::tensor({{{1.0f, 1.0f}}})));  // clamped
+}
+
+TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
+  const auto message = [](std::vector<char> bytes) { return test::error_of([&] { parse_nifti(bytes, "x.nii"); }); };
+  const auto contains = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+  auto series = nii(2, 1, std::vector<int64_t>(8, 1), 2, 2, 1);
+  put<int16_t>(series, 40, 4), put<int16_t>(series, 48, 2);  // dim[0] = 4, dim[4] = 2 volumes
+  EXPECT_TRUE(contains(message(series), "x.nii: holds 2 volumes along dimension 4 (a 4-D series)")) << message(series);
+  auto pair = nii(2, 1, {1}, 1, 1, 1);
+  std::memcpy(pair.data() + 344, "ni1\0", 4);
+  EXPECT_TRUE(contains(message(pair), "the header of a .hdr/.img pair"));
+  auto two = nii(2, 1, {1}, 1, 1, 1);
+  put<int32_t>(two, 0, 540);
+  EXPECT_TRUE(contains(message(two), "is NIfTI-2"));
+  EXPECT_TRUE(contains(message(nii(128, 3, {}, 1, 1, 1)), "stores voxels as RGB24 (a colour volume), which fcn does not read"));
+  auto bits = nii(4, 2, {1}, 1, 1, 1);
+  put<int16_t>(bits, 72, 8);
+  EXPECT_TRUE(contains(message(bits), "bitpix is 8 but its data type has 16 bits"));
+  auto cut = nii(4, 2, {1, 2, 3, 4}, 2, 2, 1);
+  cut.resize(cut.size() - 3);
+  EXPECT_TRUE(contains(message(cut), "is cut short: 5 bytes of voxels, its header says 8")) << message(cut);
+  EXPECT_TRUE(contains(message(std::vector<char>(100, 0)), "a header alone is 348"));
+  auto huge = nii(2, 1, {}, 32767, 32767, 32767);
+  EXPECT_TRUE(contains(message(huge), "x.nii:")) << message(huge);  // past the image limits: refused before any allocation
+  // A .nii.gz cut short, read as it streams.
+  const auto whole = nii(4, 2, std::vector<int64_t>(64, 3), 8, 8, 1);
+  const auto file = test::temp_dir() + "/cut.nii.gz";
+  gzFile gz = gzopen(file.c_str(), "wb");
+  gzwrite(gz, whole.data(), static_cast<unsigned>(whole.size() - 10));
+  gzclose(gz);
+  const auto streamed = test::error_of([&] { read_nifti(file); });
+  EXPECT_TRUE(contains(streamed, "cut.nii.gz: is cut short: it ends 118 bytes into its voxels of 128")) << streamed;
+  EXPECT_TRUE(contains(test::error_of([&] { read_nifti(test::temp_dir() + "/none.nii"); }), "none.nii: not found"));
+  EXPECT_TRUE(is_nifti_path("a/b.NII.GZ") && is_nifti_path("c.nii") && !is_nifti_path("d.gz") && !is_nifti_path(".nii"));
+}
+
+}  // namespace
+}  // namespace fcn
