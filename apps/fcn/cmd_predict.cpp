@@ -716,9 +716,10 @@ void run_predict(PredictFlags& f) {
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
 
-  if (const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
-      f.probs == "tif" && volume != images.end())
+  const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
+  if (f.probs == "tif" && volume != images.end())
     fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs npy or png (a file per slice)");
+  if (f.intensities && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
   const auto pages = pages_of(images);
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
     fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");

@@ -651,6 +651,8 @@ def _():
     one_line_error(p, "series.nii: holds 2 volumes along dimension 4 (a 4-D series)")
     one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and")
     one_line_error(run("forward", model, path("ct.nii"), "--out", path("x.npy"), ok=False), "ct.nii: is a NIfTI volume, not one image")
+    one_line_error(run("predict", model, path("ct_ds/images"), "--out", path("nii_bad"), "--window", "0,1", ok=False),
+                   "--window: maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one")
 
 
 @check("predict --probs tif: K float32 pages an image; a stack's in one hyperstack beside its labels, calibrated as the input")
