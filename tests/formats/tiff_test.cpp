@@ -255,6 +255,18 @@ TEST(Tiff, StackWriterCarriesCalibrationAndLayout) {
   const auto in_memory = tiff_calibration(bytes);
   EXPECT_EQ(std::make_tuple(in_memory.x_resolution, in_memory.spacing, in_memory.unit), std::make_tuple(2.5, 0.25, std::string("micron")));
   EXPECT_TRUE(tiff_calibration(std::vector<char>(bytes.begin(), bytes.begin() + 40)).empty());  // cut short: none
+  {  // pages of two sizes: no ImageJ description (ImageJ would read the second at the first's size); the tags stay
+    TiffStackWriter mixed(dir + "/mixed.tif", calibration);
+    mixed.add(torch::zeros({3, 5}, torch::kByte));
+    mixed.add(torch::zeros({4, 5}, torch::kByte));
+    mixed.finish();
+    const auto plain = tiff_calibration(dir + "/mixed.tif");
+    EXPECT_EQ(std::make_tuple(plain.x_resolution, plain.spacing, plain.unit), std::make_tuple(2.5, 0.0, std::string()));
+    TiffStackWriter same(dir + "/same.tif", calibration);
+    for (int k = 0; k < 2; ++k) same.add(torch::zeros({3, 5}, torch::kByte));
+    same.finish();
+    EXPECT_EQ(tiff_calibration(dir + "/same.tif").unit, "micron");
+  }
   {  // planned past classic TIFF's reach: BigTIFF, read back the same (8-byte offsets, rationals in the entry)
     TiffStackWriter big(dir + "/big.tif", calibration, {2, 0, 1}, kClassicTiffBytes + 1);
     EXPECT_TRUE(big.big());

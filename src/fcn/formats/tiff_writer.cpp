@@ -101,6 +101,9 @@ void TiffStackWriter::add(const torch::Tensor& page) {
       fail(subject, "cannot write (disk full?)");
   }
   if (TIFFWriteDirectory(tif) == 0) fail(subject, big_ ? "cannot write (disk full?)" : "cannot write (disk full, or past classic TIFF's 4 GB?)");
+  const std::array<int64_t, 3> shape = {height, width, bits};
+  if (pages_ == 0) first_shape_ = shape;
+  uniform_ = uniform_ && shape == first_shape_;
   ++pages_;
 }
 
@@ -116,7 +119,7 @@ void TiffStackWriter::finish() {
   std::string why = flushed ? "" : "flushing failed (disk full?)";
   if (flushed) {
     try {
-      describe(temporary_, imagej_description(pages_, layout_, calibration_));
+      if (uniform_) describe(temporary_, imagej_description(pages_, layout_, calibration_));
     } catch (const Error& e) {
       why = e.message();
     }

@@ -5,6 +5,7 @@
 // OpenCV (whose libtiff it is).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -45,7 +46,8 @@ class TiffStackWriter {
   // floating-point page; other floating types are stored as float32).
   void add(const torch::Tensor& page);
   // Completes the file under its name, with an ImageJ description of the pages written (images,
-  // channels, slices, spacing and unit): a stack cut short still opens whole. fcn::Error where the
+  // channels, slices, spacing and unit): a stack cut short still opens whole. Pages of different sizes
+  // or types get none: ImageJ would read every page at the first one's size. fcn::Error where the
   // file cannot be completed (a full disk), or the pages are not a whole number of channel groups.
   void finish();
   int64_t pages() const { return pages_; }
@@ -59,6 +61,8 @@ class TiffStackWriter {
   void* tiff_ = nullptr;  // libtiff's TIFF*
   int64_t pages_ = 0;
   bool big_ = false;
+  std::array<int64_t, 3> first_shape_{};  // the first page's height, width, bits
+  bool uniform_ = true;                   // every page of the first one's shape
 };
 
 // The ImageJ description of a stack of `images` pages laid out as `layout`, with `calibration`'s
