@@ -3,6 +3,7 @@ examples/ program, with PyTorch (oracle/nets.py) and headless Chromium as oracle
 
 Usage: /usr/bin/python3 infer_test.py PATH/TO/fcn PATH/TO/segment_example PATH/TO/train_example
 """
+import collections
 import glob
 import gzip
 import json
@@ -496,6 +497,24 @@ def _():
     assert (pngs["kept"], pngs["succeeded"]) == (4, 0), pngs
 
 
+def flood3d(labels):
+    """Each class's 26-connected components of a labels volume (0: none), by flood fill: ids 1..N."""
+    flood, count = np.zeros(labels.shape, np.int64), 0
+    for start in zip(*np.nonzero(labels)):
+        if flood[start]:
+            continue
+        count += 1
+        flood[start], todo = count, [start]
+        while todo:
+            at = todo.pop()
+            for step in np.ndindex(3, 3, 3):
+                n = tuple(int(a) + d - 1 for a, d in zip(at, step))
+                if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
+                    flood[n] = count
+                    todo.append(n)
+    return flood, count
+
+
 @check("predict --label-stack --instances: a stack's objects through its pages, as a 26-connected 3-D flood fill per class finds them")
 def _():
     model = rgb_model()  # random weights: labels in patches of every class, many objects
@@ -520,20 +539,8 @@ def _():
         return np.stack(planes)
 
     labels, ids = read(path("objvol_out/objvol-labels.tif")), read(path("objvol_out/objvol-instances.tif"))
-    flood, found, count = np.zeros(labels.shape, np.int64), {}, 0
-    for start in zip(*np.nonzero(labels)):
-        if flood[start]:
-            continue
-        count += 1
-        flood[start], todo = count, [start]
-        found[int(labels[start])] = found.get(int(labels[start]), 0) + 1
-        while todo:
-            at = todo.pop()
-            for step in np.ndindex(3, 3, 3):
-                n = tuple(int(a) + d - 1 for a, d in zip(at, step))
-                if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
-                    flood[n] = count
-                    todo.append(n)
+    flood, count = flood3d(labels)
+    found = collections.Counter({int(r): int(c) for r, c in zip(flood[labels > 0], labels[labels > 0])}.values())  # objects per class
     inside = labels > 0
     assert (ids > 0).tolist() == inside.tolist() and ids.max() == count, (ids.max(), count)
     assert len(set(zip(ids[inside], flood[inside]))) == count, count  # one id per flood region, one region per id
@@ -548,24 +555,6 @@ def _():
     os.remove(path("objvol_out/objvol-instances.tif"))
     again = json.loads(run(*args, "--skip-existing", "--json").stdout)
     assert (again["kept"], again["succeeded"]) == (0, 4) and os.path.exists(path("objvol_out/objvol-instances.tif")), again
-
-
-def flood3d(labels):
-    """Each class's 26-connected components of a labels volume (0: none), by flood fill: ids 1..N."""
-    flood, count = np.zeros(labels.shape, np.int64), 0
-    for start in zip(*np.nonzero(labels)):
-        if flood[start]:
-            continue
-        count += 1
-        flood[start], todo = count, [start]
-        while todo:
-            at = todo.pop()
-            for step in np.ndindex(3, 3, 3):
-                n = tuple(int(a) + d - 1 for a, d in zip(at, step))
-                if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
-                    flood[n] = count
-                    todo.append(n)
-    return flood, count
 
 
 def nifti_bytes(volume, order="<", code=4, slope=0.0, inter=0.0, dims=None):
