@@ -27,6 +27,7 @@
 #include "fcn/infer/predictor.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 #include "fcn/util/progress.h"
 
 namespace fcn::cli {
@@ -442,8 +443,10 @@ class Segmenter {
     bool done = true;
     if (is_nifti_path(path)) {  // its volume files, and each slice's own (overlays, probabilities)
       done = fs::is_regular_file(out / (stem + "-labels.nii.gz"), error) &&
-             (!f_.instances || fs::is_regular_file(out / (stem + "-instances.nii.gz"), error));
-      for (int64_t page = 0; page < pages && done; ++page) done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, false));
+             (!f_.instances || fs::is_regular_file(out / (stem + "-instances.nii.gz"), error)) &&
+             (f_.probs != "nii" || fs::is_regular_file(out / (stem + "-probs.nii.gz"), error));
+      for (int64_t page = 0; page < pages && done; ++page)
+        done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, false, f_.probs != "nii"));
     } else if (pages == 1) {
       done = written(outputs_of(f_, stem, classes, f_.overlay));
     } else {
@@ -484,6 +487,8 @@ class Segmenter {
     std::shared_ptr<NiftiVolume> volume;
     std::pair<double, double> window;
     torch::Tensor volume_labels;
+    torch::Tensor volume_probs;  // --probs nii: K x slices x height x width
+    std::string probs_file;
   };
 
   struct Pending {
@@ -535,6 +540,14 @@ class Segmenter {
     files->volume_labels = torch::empty({volume.slices, volume.height, volume.width}, files->classes <= 255 ? torch::kByte : torch::kInt);
     const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
     files->first_file = file("-labels.nii.gz");
+    if (f_.probs == "nii") {
+      const int64_t bytes = files->classes * volume.slices * volume.height * volume.width * 4;
+      if (bytes > limits().max_tensor_bytes)
+        fail(path, "--probs nii: " + std::to_string(files->classes) + " classes' probabilities over this volume would hold " +
+                       std::to_string(bytes >> 20) + " MiB; --probs npy writes them a slice at a time");
+      files->volume_probs = torch::empty({files->classes, volume.slices, volume.height, volume.width}, torch::kFloat);
+      files->probs_file = file("-probs.nii.gz");
+    }
     if (f_.instances) files->objects.emplace(files->void_label), files->instances_file = file("-instances.nii.gz");
     if (f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
     return files;
@@ -550,6 +563,7 @@ class Segmenter {
     const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
     add_pages(stack.labels, [&](TiffStackWriter& writer) { writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels); });
     if (stack.volume) stack.volume_labels[k].copy_(labels);
+    if (stack.volume_probs.defined()) stack.volume_probs.select(1, k).copy_(failed ? torch::full_like(stack.volume_probs.select(1, k), std::nan("")) : prediction.probs);
     if (stack.objects && (stack.labels || stack.volume)) stack.objects->add(labels);
     if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names;
     add_pages(stack.probs, [&](TiffStackWriter& writer) {
@@ -593,7 +607,8 @@ class Segmenter {
       if (stack.done < pages)
         std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
     }
-    stack.labels.reset(), stack.probs.reset(), stack.objects.reset(), stack.volume.reset(), stack.volume_labels = torch::Tensor();
+    stack.labels.reset(), stack.probs.reset(), stack.objects.reset(), stack.volume.reset();
+    stack.volume_labels = stack.volume_probs = torch::Tensor();
     stacks.push_back(entry);
     if (!f_.json && !written.empty())
       std::cout << printable(stack.input) << " (" << pages << (entry.contains("window") ? " slices" : " pages") << ") -> " << written << "\n";
@@ -618,6 +633,13 @@ class Segmenter {
     if (!stack.void_pages.empty())
       std::cerr << "fcn: warning: " << printable(labels_file) << ": " << stack.void_pages.size() << " of " << slices << " slice(s) could not be "
                 << "segmented and are void (" << stack.void_label << ") there, the first slice " << stack.void_pages.front() << "\n";
+    if (stack.volume_probs.defined()) {
+      const auto& file = stack.probs_file;
+      if (const auto error = error_of(file, [&] { write_nifti_probabilities(file, *stack.volume, stack.volume_probs); }); !error.empty())
+        skip(file, error);
+      else
+        entry["probs"] = file, written += " + " + printable(file);
+    }
     if (!stack.objects) return;
     auto& objects = *stack.objects;
     const auto error = error_of(stack.instances_file, [&] {
@@ -664,7 +686,8 @@ class Segmenter {
   void finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const bool labels = !(item.stack && (f_.label_stack || item.stack->volume)), probs = !(item.stack && f_.probs == "tif");
+    const bool labels = !(item.stack && (f_.label_stack || item.stack->volume));
+    const bool probs = !(item.stack && (f_.probs == "tif" || f_.probs == "nii"));  // else in the stack's or volume's file
     const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
     const auto& files = written.files;
     const auto& objects = written.per_class;  // --instances
@@ -718,7 +741,10 @@ void run_predict(PredictFlags& f) {
 
   const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
   if (f.probs == "tif" && volume != images.end())
-    fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs npy or png (a file per slice)");
+    fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs nii (a 4-D volume)");
+  if (const auto other = std::find_if(images.begin(), images.end(), [](const std::string& input) { return !is_nifti_path(input); });
+      f.probs == "nii" && other != images.end())
+    fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
   if (f.intensities && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
   const auto pages = pages_of(images);
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
@@ -785,10 +811,11 @@ void add_predict(CLI::App& app) {
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");
-  cmd->add_option("--probs", f.probs, "also write class probabilities: npy (NAME-probs.npy, K x H x W float32), png "
+  cmd->add_option("--probs", f.probs, "also write class probabilities: nii for NIfTI volumes (NAME-probs.nii.gz: x, y, z, class, "
+                                      "float32, over the scan's header), npy (NAME-probs.npy, K x H x W float32), png "
                                       "(NAME-probC.png per class, 16-bit, p * 65535) or tif (NAME-probs.tif, K float32 pages, "
                                       "channels in Fiji; a TIFF stack's: K pages a page in one file, a page that fails NaN)")
-      ->check(CLI::IsMember({"npy", "png", "tif"}));
+      ->check(CLI::IsMember({"npy", "png", "tif", "nii"}));
   add_inference_flags(cmd, f.options, f.inference);
   cmd->add_option("--batch", f.options.batch, "tiles per forward pass")->capture_default_str();
   add_device_flag(cmd, f.device);

@@ -630,6 +630,21 @@ def _():
     assert (np.array(r["confusion"]) == expected).all(), (r["confusion"], expected)
     kept = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_out"), "--instances", "--skip-existing", "--json").stdout)
     assert (kept["kept"], kept["succeeded"]) == (4, 0), kept
+    # --probs nii: one 4-D float32 volume (x, y, z, class) over the scan's header, the slices' probabilities as the
+    # PNGs' (16-bit quantized input: within 1e-3), their argmax the labels.
+    probs_run = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_out"), "--instances", "--probs", "nii", "--skip-existing",
+                               "--json").stdout)
+    assert (probs_run["kept"], probs_run["succeeded"]) == (0, 4), probs_run  # the probabilities were not there yet
+    data = gzip.decompress(open(path("nii_out/ct-probs.nii.gz"), "rb").read())
+    assert struct.unpack("<8h", data[40:56]) == (4, 32, 24, 4, 3, 1, 1, 1) and struct.unpack("<2h", data[70:74]) == (16, 32)
+    assert data[76:92] == scan[76:92] and data[280:328] == scan[280:328]  # the scan's voxel sizes and sform
+    probs = np.frombuffer(data, "<f4", 3 * 4 * 24 * 32, 352).reshape(3, 4, 24, 32)
+    assert np.abs(probs.sum(0) - 1).max() < 1e-5 and (probs.argmax(0) == labels).mean() > 0.99, np.abs(probs.sum(0) - 1).max()
+    run("predict", model, path("ct_ds/images"), "--out", path("ct_png_probs"), "--probs", "npy")
+    for k in range(4):
+        assert np.abs(np.load(path(f"ct_png_probs/{k:03d}-probs.npy")) - probs[:, k]).max() < 1e-3, k
+    one_line_error(run("predict", model, path("ct.nii"), path("ct_ds/images/000.png"), "--out", path("nii_bad"), "--probs", "nii", ok=False),
+                   "--probs: nii writes the probabilities of NIfTI volumes, and", "000.png is not one")
     # Ctrl-C midway: the volume's labels are not written (a part would pass for the whole), and it says so.
     open(path("long.nii"), "wb").write(nifti_bytes(np.tile(ct, (500, 1, 1))))
     code, err = interrupted(["predict", model, path("long.nii"), "--out", path("nii_long")], "nii_long.err")
@@ -638,7 +653,7 @@ def _():
     open(path("series.nii"), "wb").write(nifti_bytes(ct, dims=(32, 24, 2, 2)))
     p = run("predict", model, path("series.nii"), "--out", path("nii_bad"), ok=False)
     one_line_error(p, "series.nii: holds 2 volumes along dimension 4 (a 4-D series)")
-    one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and")
+    one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and", "--probs nii")
     one_line_error(run("forward", model, path("ct.nii"), "--out", path("x.npy"), ok=False), "ct.nii: is a NIfTI volume, not one image")
     one_line_error(run("predict", model, path("ct_ds/images"), "--out", path("nii_bad"), "--window", "0,1", ok=False),
                    "--window: maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one")

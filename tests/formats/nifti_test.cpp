@@ -112,6 +112,19 @@ TEST(Nifti, LabelVolumeKeepsTheScansGeometryAndReadsBack) {
       }
     }
   }
+  {  // class probabilities: a 4-D float32 volume, the class along the 4th dimension, x fastest
+    const auto scan = read_nifti(test::temp_dir() + "/scan.nii");
+    const auto probabilities = torch::rand({3, 2, 3, 4});
+    write_nifti_probabilities(test::temp_dir() + "/probs.nii", scan, probabilities);
+    std::ifstream in(test::temp_dir() + "/probs.nii", std::ios::binary);
+    const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_EQ(bytes.size(), 352u + 3 * 2 * 3 * 4 * 4);
+    for (const auto& [offset, value] : std::vector<std::pair<size_t, int16_t>>{{40, 4}, {42, 4}, {44, 3}, {46, 2}, {48, 3}, {70, 16}, {72, 32}})
+      EXPECT_EQ(get<int16_t>(bytes, offset), value) << offset;
+    for (size_t i = 80; i < 92; i += 4) EXPECT_EQ(get<float>(bytes, i), get<float>(scan.header, i)) << "pixdim at " << i;
+    EXPECT_EQ(get<float>(bytes, 352 + 4 * (((2 * 2 + 1) * 3 + 2) * 4 + 3)), probabilities[2][1][2][3].item<float>());  // class 2, z 1, y 2, x 3
+    EXPECT_NE(test::error_of([&] { read_nifti(test::temp_dir() + "/probs.nii"); }).find("holds 3 volumes along dimension 4"), std::string::npos);
+  }
   std::ifstream gz(test::temp_dir() + "/labels.nii.gz", std::ios::binary);
   EXPECT_EQ(gz.get(), 0x1f);  // gzip's magic: compressed as its name says
   EXPECT_EQ(gz.get(), 0x8b);

@@ -24,7 +24,7 @@ constexpr int64_t kMostExtensionBytes = int64_t{64} << 20;
 constexpr int16_t kIntentLabel = 1002;  // NIFTI_INTENT_LABEL
 
 // Field offsets in the header.
-constexpr size_t kDim = 40, kIntentP1 = 56, kIntentCode = 68, kDatatype = 70, kBitpix = 72, kVoxOffset = 108,
+constexpr size_t kDim = 40, kPixdim4 = 92, kIntentP1 = 56, kIntentCode = 68, kDatatype = 70, kBitpix = 72, kVoxOffset = 108,
                  kSclSlope = 112, kSclInter = 116, kCalMax = 124, kCalMin = 128, kDescrip = 148, kMagic = 344;
 
 template <typename T>
@@ -251,6 +251,54 @@ std::vector<char> gzip(const std::vector<char>& bytes, const std::string& path) 
 
 }  // namespace
 
+namespace {
+
+// What a volume written over a scan holds besides its voxels.
+struct Written {
+  DataType type;
+  int64_t components = 1;  // along the 4th dimension (class probabilities)
+  int16_t intent = 0;
+  float low = 0, high = 0;  // cal_min, cal_max: the display range
+  const char* description = "";
+};
+
+// `values` (components x slices x height x width, or slices x height x width; of written.type's stored
+// type) as a NIfTI-1 file over `like`'s header (its geometry kept; the sizes, type, intent, scaling and
+// display range set), in its byte order; gzip-compressed where `path` ends in .gz. Atomic.
+void write_over(const std::string& path, const NiftiVolume& like, const torch::Tensor& values, const Written& written) {
+  auto bytes = like.header;
+  bytes.resize(kHeaderBytes);
+  const bool swapped = like.swapped;
+  const auto dim = [](int64_t n) { return static_cast<int16_t>(n); };
+  const int16_t dims[8] = {dim(written.components > 1 ? 4 : 3), dim(like.width), dim(like.height), dim(like.slices), dim(written.components), 1, 1, 1};
+  for (size_t i = 0; i < 8; ++i) set_field<int16_t>(bytes, kDim + 2 * i, dims[i], swapped);
+  set_field<float>(bytes, kPixdim4, 1.0f, swapped);
+  for (size_t i = 0; i < 3; ++i) set_field<float>(bytes, kIntentP1 + 4 * i, 0.0f, swapped);
+  set_field<int16_t>(bytes, kIntentCode, written.intent, swapped);
+  set_field<int16_t>(bytes, kDatatype, written.type.code, swapped);
+  set_field<int16_t>(bytes, kBitpix, static_cast<int16_t>(8 * written.type.bytes), swapped);
+  set_field<float>(bytes, kVoxOffset, static_cast<float>(kDataStart), swapped);
+  set_field<float>(bytes, kSclSlope, 1.0f, swapped);
+  set_field<float>(bytes, kSclInter, 0.0f, swapped);
+  set_field<float>(bytes, kCalMax, written.high, swapped);
+  set_field<float>(bytes, kCalMin, written.low, swapped);
+  std::memset(bytes.data() + kDescrip, 0, 80);
+  std::strncpy(bytes.data() + kDescrip, written.description, 79);
+  std::memcpy(bytes.data() + kMagic, "n+1\0", 4);
+  bytes.resize(kDataStart, 0);  // the extension flag: none
+  const auto stored = values.contiguous();
+  const auto* data = static_cast<const char*>(stored.data_ptr());
+  const size_t start = bytes.size();
+  bytes.insert(bytes.end(), data, data + stored.nbytes());
+  if (swapped && written.type.bytes > 1)
+    for (size_t i = start; i < bytes.size(); i += static_cast<size_t>(written.type.bytes))
+      std::reverse(bytes.data() + i, bytes.data() + i + written.type.bytes);
+  const auto extension = std::filesystem::path(path).extension();
+  write_file_atomic(path, extension == ".gz" || extension == ".GZ" ? gzip(bytes, path) : bytes);
+}
+
+}  // namespace
+
 void write_nifti_labels(const std::string& path, const NiftiVolume& like, const torch::Tensor& labels) {
   if (labels.dim() != 3 || labels.size(0) != like.slices || labels.size(1) != like.height || labels.size(2) != like.width)
     fail(path, "labels of " + std::to_string(labels.dim()) + " dimensions do not match the volume's " + std::to_string(like.slices) +
@@ -259,35 +307,17 @@ void write_nifti_labels(const std::string& path, const NiftiVolume& like, const 
   const auto [low, high] = torch::aminmax(values);
   if (low.item<int64_t>() < 0) fail(path, "labels must not be negative");
   const int64_t most = high.item<int64_t>();
-  const DataType type = most <= 255 ? kDataTypes[0] : most <= 65535 ? kDataTypes[6] : kDataTypes[2];  // uint8, uint16, int32
   if (most > std::numeric_limits<int32_t>::max()) fail(path, "labels past 2^31 do not fit a NIfTI int32 volume");
-  auto header = like.header;
-  header.resize(kHeaderBytes);
-  const bool swapped = like.swapped;
-  const int16_t dims[8] = {3, static_cast<int16_t>(like.width), static_cast<int16_t>(like.height), static_cast<int16_t>(like.slices), 1, 1, 1, 1};
-  for (size_t i = 0; i < 8; ++i) set_field<int16_t>(header, kDim + 2 * i, dims[i], swapped);
-  for (size_t i = 0; i < 3; ++i) set_field<float>(header, kIntentP1 + 4 * i, 0.0f, swapped);
-  set_field<int16_t>(header, kIntentCode, kIntentLabel, swapped);
-  set_field<int16_t>(header, kDatatype, type.code, swapped);
-  set_field<int16_t>(header, kBitpix, static_cast<int16_t>(8 * type.bytes), swapped);
-  set_field<float>(header, kVoxOffset, static_cast<float>(kDataStart), swapped);
-  set_field<float>(header, kSclSlope, 1.0f, swapped);
-  set_field<float>(header, kSclInter, 0.0f, swapped);
-  set_field<float>(header, kCalMax, static_cast<float>(most), swapped);
-  set_field<float>(header, kCalMin, 0.0f, swapped);
-  std::memset(header.data() + kDescrip, 0, 80);
-  std::memcpy(header.data() + kDescrip, "fcn labels", 10);
-  std::memcpy(header.data() + kMagic, "n+1\0", 4);
-  header.resize(kDataStart, 0);  // the extension flag: none
-  const auto stored = values.to(type.stored).contiguous();
-  const auto* data = static_cast<const char*>(stored.data_ptr());
-  const size_t start = header.size();
-  header.insert(header.end(), data, data + stored.nbytes());
-  if (swapped && type.bytes > 1)
-    for (size_t i = start; i < header.size(); i += static_cast<size_t>(type.bytes))
-      std::reverse(header.data() + i, header.data() + i + type.bytes);
-  const bool compressed = std::filesystem::path(path).extension() == ".gz" || std::filesystem::path(path).extension() == ".GZ";
-  write_file_atomic(path, compressed ? gzip(header, path) : header);
+  const DataType type = most <= 255 ? kDataTypes[0] : most <= 65535 ? kDataTypes[6] : kDataTypes[2];  // uint8, uint16, int32
+  write_over(path, like, values.to(type.stored), {type, 1, kIntentLabel, 0, static_cast<float>(most), "fcn labels"});
+}
+
+void write_nifti_probabilities(const std::string& path, const NiftiVolume& like, const torch::Tensor& probabilities) {
+  if (probabilities.dim() != 4 || probabilities.size(1) != like.slices || probabilities.size(2) != like.height ||
+      probabilities.size(3) != like.width || probabilities.size(0) < 1 || probabilities.size(0) > 32767)
+    fail(path, "class probabilities of " + std::to_string(probabilities.dim()) + " dimensions do not match K x the volume's " +
+                   std::to_string(like.slices) + " x " + std::to_string(like.height) + " x " + std::to_string(like.width));
+  write_over(path, like, probabilities.to(torch::kCPU, torch::kFloat), {kDataTypes[3], probabilities.size(0), 0, 0, 1, "fcn class probabilities"});
 }
 
 std::pair<double, double> nifti_window(const NiftiVolume& volume) {

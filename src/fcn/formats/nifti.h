@@ -44,6 +44,10 @@ NiftiVolume parse_nifti(const std::vector<char>& bytes, const std::string& path)
 // uint8 where they fit, else uint16, else int32, with `like`'s geometry and NIfTI's label intent;
 // gzip-compressed where `path` ends in .gz. Atomic (temporary file + rename).
 void write_nifti_labels(const std::string& path, const NiftiVolume& like, const torch::Tensor& labels);
+// Class probabilities over `like`: K x slices x height x width, written as a 4-D float32 volume whose
+// 4th dimension is the class (what nibabel reads as x, y, z, K), with `like`'s geometry and a 0..1
+// display range; gzip-compressed where `path` ends in .gz. Atomic.
+void write_nifti_probabilities(const std::string& path, const NiftiVolume& like, const torch::Tensor& probabilities);
 
 // Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
 // window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
