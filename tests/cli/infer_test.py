@@ -655,6 +655,10 @@ def _():
     one_line_error(p, "series.nii: holds 2 volumes along dimension 4 (a 4-D series)")
     one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and", "--probs nii")
     one_line_error(run("forward", model, path("ct.nii"), "--out", path("x.npy"), ok=False), "ct.nii: is a NIfTI volume, not one image")
+    z, y, x = [int(i[0]) for i in np.nonzero(ct < 0)]  # the first voxel in file order that is no class index
+    one_line_error(run("data", "unstack", path("ct.nii"), "--masks", path("ct.nii"), "--out", path("ct_bad"), ok=False),
+                   f"ct.nii: voxel ({x},{y},{z}) holds {ct[z, y, x]}: a label volume holds class indices 0..65535")
+    assert not os.path.exists(path("ct_bad/images")), "nothing written"
     one_line_error(run("predict", model, path("ct_ds/images"), "--out", path("nii_bad"), "--window", "0,1", ok=False),
                    "--window: maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one")
 

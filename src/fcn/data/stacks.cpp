@@ -101,7 +101,7 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
       fail(masks_nifti, "is " + std::to_string(labels->width) + "x" + std::to_string(labels->height) + "x" + std::to_string(labels->slices) +
                             " voxels but " + images_nifti + " is " + std::to_string(volume.width) + "x" + std::to_string(volume.height) +
                             "x" + std::to_string(volume.slices));
-    const auto& v = labels->voxels;
+    const auto v = labels->voxels.to(labels->voxels.is_floating_point() ? torch::kDouble : torch::kLong);  // 65535 fits the comparisons
     const auto bad = v.is_floating_point() ? (v != v.round()) | (v < 0) | (v > 65535) : (v < 0) | (v > 65535);
     if (const auto where = bad.nonzero(); where.size(0) > 0)
       fail(masks_nifti, "voxel (" + std::to_string(where[0][2].item<int64_t>()) + "," + std::to_string(where[0][1].item<int64_t>()) + "," +
