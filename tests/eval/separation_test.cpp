@@ -125,5 +125,29 @@ TEST(ObjectMatches, InstancesMatchedAboveHalfIoU) {
   EXPECT_TRUE(std::isnan(object_matches(torch::zeros({2, 2}, torch::kLong), torch::zeros({2, 2}, torch::kLong)).f1()));
 }
 
+// With the ground truth's classes: each class's components are the segments, and a match needs the
+// instance's class. By hand: two touching objects of classes 1 and 2, then one of them predicted as the
+// wrong class.
+TEST(ObjectMatches, ByClassTouchingObjectsOfTwoClassesAreTwo) {
+  auto truth = torch::zeros({6, 8}, torch::kLong), ids = torch::zeros({6, 8}, torch::kLong);
+  truth.slice(0, 1, 5).slice(1, 1, 4).fill_(1), ids.slice(0, 1, 5).slice(1, 1, 4).fill_(1);  // 12 pixels of class 1
+  truth.slice(0, 1, 5).slice(1, 4, 7).fill_(2), ids.slice(0, 1, 5).slice(1, 4, 7).fill_(2);  // 12 of class 2, touching it
+  truth[1][1] = 255;                                                                          // void: no vote
+  const auto exact = instance_scores(truth.where(truth != 255, torch::ones_like(truth)), ids, 2, 1, truth).objects;
+  EXPECT_EQ(std::make_tuple(exact.true_objects, exact.predicted_objects, exact.matched), std::make_tuple(2, 2, 2));
+  const auto blind = instance_scores(truth.where(truth != 255, torch::ones_like(truth)), ids).objects;  // the foreground: one segment
+  EXPECT_EQ(std::make_tuple(blind.predicted_objects, blind.matched), std::make_tuple(1, 0));
+  auto wrong = truth.where(truth != 255, torch::ones_like(truth));
+  wrong.slice(0, 1, 5).slice(1, 4, 7).fill_(3);  // the second object as class 3: its own segment, the wrong class
+  const auto swapped = instance_scores(wrong, ids, 2, 1, truth).objects;
+  EXPECT_EQ(std::make_tuple(swapped.predicted_objects, swapped.matched), std::make_tuple(2, 1));
+  const auto binary = instance_scores(ids.gt(0).to(torch::kLong), ids, 2, 1, ids.gt(0).to(torch::kLong)).objects;  // binary: as without
+  const auto plain = object_matches(ids.gt(0).to(torch::kLong), ids);
+  EXPECT_EQ(std::make_tuple(binary.predicted_objects, binary.matched), std::make_tuple(plain.predicted_objects, plain.matched));
+  EXPECT_EQ(instance_scores(torch::zeros({6, 8}, torch::kLong), torch::zeros({6, 8}, torch::kLong), 2, 1, torch::zeros({6, 8}, torch::kLong))
+                .objects.true_objects,
+            0);  // nothing anywhere
+}
+
 }  // namespace
 }  // namespace fcn

@@ -38,7 +38,7 @@ void record(size_t i, const std::string& image, const torch::Tensor& labels, con
     sinks.per_image->push_back({i, image, own.matrix().sum().item<int64_t>(), own.metrics()});
   }
   if ((sinks.separation != nullptr || sinks.rand != nullptr || sinks.objects != nullptr) && instances.defined()) {
-    const auto scores = instance_scores(labels, instances, 2, sinks.min_object);
+    const auto scores = instance_scores(labels, instances, 2, sinks.min_object, truth);
     if (sinks.separation != nullptr) *sinks.separation += scores.separation;
     if (sinks.rand != nullptr) *sinks.rand += scores.rand;
     if (sinks.objects != nullptr) *sinks.objects += scores.objects;

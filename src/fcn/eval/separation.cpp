@@ -76,7 +76,10 @@ RandScore rand_of(const torch::Tensor& components, const torch::Tensor& ids) {
   return score;
 }
 
-ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids, int64_t min_pixels) {
+// With `segment_class` and `instance_class` (each segment's and instance's class, by id), a match also
+// needs the two to agree.
+ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids, int64_t min_pixels, const torch::Tensor& segment_class = {},
+                       const torch::Tensor& instance_class = {}) {
   ObjectScore score;
   const auto true_sizes = torch::bincount(ids.flatten()), predicted_sizes = torch::bincount(components.flatten());
   score.true_objects = true_sizes.slice(0, 1).gt(0).sum().item<int64_t>();
@@ -85,9 +88,12 @@ ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids
   if (!both.any().item<bool>()) return score;
   const int64_t span = predicted_sizes.size(0);
   const auto [pairs, unused, overlap] = torch::_unique2(ids.masked_select(both) * span + components.masked_select(both), false, false, true);
-  const auto truth = true_sizes.index({pairs.div(span, "floor")}), predicted = predicted_sizes.index({pairs.remainder(span)});
+  const auto instance = pairs.div(span, "floor"), segment = pairs.remainder(span);
+  const auto truth = true_sizes.index({instance}), predicted = predicted_sizes.index({segment});
   const auto iou = overlap.to(torch::kDouble) / (truth + predicted - overlap).to(torch::kDouble);
-  score.matched = (iou.gt(0.5) & predicted.ge(min_pixels)).sum().item<int64_t>();
+  auto matched = iou.gt(0.5) & predicted.ge(min_pixels);
+  if (segment_class.defined()) matched &= segment_class.index({segment}) == instance_class.index({instance});
+  score.matched = matched.sum().item<int64_t>();
   return score;
 }
 
@@ -114,9 +120,23 @@ ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& 
   return objects_of(components, ids, min_pixels);
 }
 
-InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap, int64_t min_object) {
+InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap, int64_t min_object,
+                               const torch::Tensor& truth) {
   const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores");
-  return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids, min_object)};
+  if (!truth.defined()) return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids, min_object)};
+  // Objects by class: each class's components against the instances of that class (the class most of
+  // an instance's pixels have in the ground truth, void left out).
+  TORCH_CHECK(truth.sizes() == instances.sizes(), "instance_scores: truth ", truth.sizes(), " vs instances ", instances.sizes());
+  const auto labels = predicted.to(torch::kCPU, torch::kLong), classes = truth.to(torch::kCPU, torch::kLong);
+  const auto segments = instances_from_labels(labels, -1, 8);
+  const auto segment_class = torch::zeros({segments.max().item<int64_t>() + 1}, torch::kLong).index_put_({segments.flatten()}, labels.flatten());
+  const auto counted = (ids > 0) & (classes != 255);
+  const auto voted = classes.masked_select(counted);
+  const int64_t span = voted.numel() == 0 ? 1 : voted.max().item<int64_t>() + 1;
+  const int64_t instances_span = ids.max().item<int64_t>() + 1;
+  const auto votes = torch::bincount(ids.masked_select(counted) * span + voted, {}, instances_span * span);
+  const auto instance_class = votes.view({instances_span, span}).argmax(1);
+  return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(segments, ids, min_object, segment_class, instance_class)};
 }
 
 double ObjectScore::precision() const {

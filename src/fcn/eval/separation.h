@@ -59,12 +59,17 @@ struct ObjectScore {
 ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t min_pixels = 1);
 
 // All three of one image, the predicted foreground's components found once (what evaluate() records).
+// With the ground-truth class labels `truth` (H x W; 255 void), objects are found by class: the
+// predicted segments are each class's 8-connected components (as fcn predict --instances counts
+// them), and an instance is matched only by a segment of its own class (the class most of its
+// pixels have in `truth`) — so two touching objects of different classes are two objects. For binary
+// labels that is the foreground's components, as without `truth`.
 struct InstanceScores {
   SeparationScore separation;
   RandScore rand;
   ObjectScore objects;
 };
 InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2,
-                               int64_t min_object = 1);
+                               int64_t min_object = 1, const torch::Tensor& truth = {});
 
 }  // namespace fcn
