@@ -1,16 +1,15 @@
+// fcn predict: images, TIFF stacks, NIfTI volumes and videos segmented in input order (the Segmenter),
+// their files written as predict.h says; the verb's flags.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <set>
-#include <tuple>
 #include <utility>
 
-#include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -19,277 +18,17 @@
 #include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
-#include "fcn/formats/npy.h"
-#include "fcn/formats/png.h"
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/formats/video.h"
-#include "fcn/infer/picture.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 #include "fcn/util/progress.h"
+#include "predict.h"
 
 namespace fcn::cli {
 namespace {
-
-struct PredictFlags {
-  std::string model, out, device = "cpu", probs, dtype = "fp32", window;
-  std::vector<std::string> inputs;
-  InferenceFlags inference;
-  std::vector<int> threads;
-  bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false, instances = false;
-  int64_t every = 1;  // videos: every Nth frame
-  int64_t min_object = 1;  // --instances: the fewest pixels an object has
-  PredictOptions options;
-  std::optional<std::pair<double, double>> intensities;  // --window: NIfTI voxels mapped to 0..1 (else each volume's own range)
-};
-
-// The output stem an input gets next: its file's stem, or stem_2, stem_3, ... where an earlier input
-// took it (two inputs may share a file name in different folders).
-std::string free_stem(const std::string& path, const std::set<std::string>& used) {
-  std::string stem = std::filesystem::path(path).stem().string();
-  if (is_nifti_path(path) && is_nifti_path(stem)) stem = std::filesystem::path(stem).stem().string();  // scan.nii.gz: scan
-  std::string name = stem;
-  for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
-  return name;
-}
-
-// free_stem, taken.
-std::string unique_stem(const std::string& path, std::set<std::string>& used) { return *used.insert(free_stem(path, used)).first; }
-
-// How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
-std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
-
-// --instances: the objects of a prediction — each class's 8-connected components (background, class
-// 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each class has.
-std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels) {
-  const auto& labels = prediction.labels;
-  auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
-  if (min_pixels > 1) {  // specks left out, the rest numbered again 1..N in their order
-    const auto kept = torch::bincount(ids.flatten()).ge(min_pixels);
-    kept[0] = false;
-    const auto renumbered = torch::where(kept, kept.to(torch::kLong).cumsum(0), torch::zeros_like(kept, torch::kLong));
-    ids = renumbered.index({ids});
-  }
-  // Each object's class (all its pixels have one; id 0's entry, background and specks, is dropped), counted.
-  const auto class_of = torch::zeros({ids.max().item<int64_t>() + 1}, torch::kLong).index_put_({ids.flatten()}, labels.flatten());
-  const auto per_class = torch::bincount(class_of.slice(0, 1), {}, prediction.probs.size(0));
-  return {ids, std::vector<int64_t>(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + per_class.numel())};
-}
-
-// The files write_outputs writes for `stem` with `overlay`, `labels` and `probs`, under OUT, each as its
-// alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.
-std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const std::string& stem, int64_t classes, bool overlay,
-                                                 bool labels = true, bool probs = true) {
-  std::vector<std::vector<std::string>> files;
-  if (labels) files.push_back({stem + label_suffix(classes)});
-  if (f.instances && labels) files.push_back({stem + "-instances.png", stem + "-instances.npy"});
-  if (overlay) files.push_back({stem + "-overlay.png"});
-  if (!probs) return files;
-  if (f.probs == "npy" || f.probs == "tif") files.push_back({stem + "-probs." + f.probs});
-  if (f.probs == "png")
-    for (int64_t c = 0; c < classes; ++c) files.push_back({stem + "-prob" + std::to_string(c) + ".png"});
-  return files;
-}
-
-// What write_outputs wrote: the files; with --instances the objects (H x W ids, 0: none) and each class's count.
-struct Written {
-  std::vector<std::string> files;
-  torch::Tensor objects;
-  std::vector<int64_t> per_class;
-};
-
-// Writes the outputs asked for: the overlay picture where `overlay`, the label file where `labels`
-// (and --instances' file: a stack page's go to the stack's files with its labels), --probs where `probs`.
-Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
-                      bool overlay, bool labels = true, bool probs = true) {
-  namespace fs = std::filesystem;
-  Written written;
-  auto& files = written.files;
-  const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
-  if (labels) {
-    files.push_back(path(label_suffix(prediction.probs.size(0))));
-    if (prediction.probs.size(0) <= 256)
-      write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
-    else
-      write_npy(files.back(), prediction.labels.to(torch::kInt));
-  }
-  auto& ids = written.objects;  // --instances: outlined in the overlay too
-  if (f.instances) {
-    std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
-  }
-  if (f.instances && labels) {
-    const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
-    files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
-    if (fits)
-      write_png16(files.back(), ids);
-    else
-      write_npy(files.back(), ids.to(torch::kInt));
-  }
-  if (overlay) {
-    const auto counts = prediction.class_pixels();
-    std::vector<int64_t> present;
-    for (size_t c = 0; c < counts.size(); ++c)
-      if (counts[c] > 0) present.push_back(static_cast<int64_t>(c));
-    std::sort(present.begin(), present.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
-    auto picture = enlarge(prediction.overlay(image), 256);
-    if (ids.defined()) picture = with_outlines(picture, enlarge(ids, 256));
-    files.push_back(path("-overlay.png"));
-    write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
-  }
-  if (!probs) return written;
-  const int64_t classes = prediction.probs.size(0);
-  if (f.probs == "npy") {
-    files.push_back(path("-probs.npy"));
-    write_npy(files.back(), prediction.probs);
-  } else if (f.probs == "png") {
-    for (int64_t c = 0; c < classes; ++c) {
-      files.push_back(path("-prob" + std::to_string(c) + ".png"));
-      write_png16(files.back(), (prediction.probs[c] * 65535).round());
-    }
-  } else if (f.probs == "tif") {
-    files.push_back(path("-probs.tif"));
-    TiffStackWriter writer(files.back(), {}, {classes, 0, 1}, prediction.probs.numel() * 4);
-    for (int64_t c = 0; c < classes; ++c) writer.add(prediction.probs[c]);
-    writer.finish();
-  }
-  return written;
-}
-
-// Runs `body` for the image at `path`: "" if it succeeds, else the one-line error naming the file.
-template <typename F>
-std::string error_of(const std::string& path, F&& body) {
-  try {
-    body();
-    return "";
-  } catch (const fcn::Error& e) {
-    return cli_message(e.subject(), e.message());
-  } catch (const c10::Error& e) {
-    return path + ": " + first_line(e.what_without_backtrace());
-  } catch (const std::bad_alloc&) {
-    return path + ": out of memory segmenting this image (try --tile 512)";
-  }
-}
-
-// Images (or video frames) of one size given to the net together, at most (and kPassPixels between them).
-constexpr size_t kImagesPerPass = 8;
-
-// Pixels per class as --json reports them: by class name, classes with none left out.
-nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names) {
-  nlohmann::json counts = nlohmann::json::object();
-  for (size_t c = 0; c < pixels.size(); ++c)
-    if (pixels[c] > 0) counts[c < names.size() ? names[c] : std::to_string(c)] = pixels[c];
-  return counts;
-}
-
-// A video frame's overlay: the frame with its labels blended in, enlarged as pictures are, the outline of
-// each of its `objects` (--instances; undefined: none), and a legend of every class where there are at
-// most 32 (so that every frame has the same size).
-torch::Tensor overlay_frame(const Prediction& prediction, const torch::Tensor& frame, const torch::Tensor& objects) {
-  auto picture = enlarge(prediction.overlay(frame), 256);
-  if (objects.defined()) picture = with_outlines(picture, enlarge(objects, 256));
-  const auto classes = static_cast<int64_t>(prediction.probs.size(0));
-  if (classes > 32) return picture;
-  std::vector<int64_t> all(static_cast<size_t>(classes));
-  for (int64_t c = 0; c < classes; ++c) all[static_cast<size_t>(c)] = c;
-  return with_legend(picture, all, prediction.class_names, prediction.palette);
-}
-
-// OUT/STEM/000042's name under OUT: the outputs of frame or page `number` of a video or stack.
-std::string numbered(const std::string& stem, int64_t number) {
-  char name[32];
-  std::snprintf(name, sizeof name, "/%06lld", static_cast<long long>(number));
-  return stem + name;
-}
-
-// A video that gave no frame is an error; one cut short or damaged is segmented as far as FFmpeg
-// decodes it (silently: its reader just ends or conceals), with a warning for each.
-void check_frames_read(const std::string& path, const VideoReader& video, int64_t segmented) {
-  const auto first_error = video.decode_error_count() > 0 ? video.decode_errors().front() : std::string();
-  if (segmented == 0) fail(path, "holds no frame that could be read" + (first_error.empty() ? "" : " (FFmpeg: " + first_error + ")"));
-  const int64_t listed = video.info().frames;
-  if (!InterruptGuard::requested() && video.frames_read() < listed)
-    std::cerr << "fcn: warning: " << printable(path) << ": " << video.frames_read() << " of the " << listed
-              << " frames its header lists could be read (cut short or damaged?)\n";
-  if (!first_error.empty())
-    std::cerr << "fcn: warning: " << printable(path) << ": FFmpeg reported " << video.decode_error_count()
-              << " decoding error(s), so frames may be damaged or missing; the first: " << first_error << "\n";
-}
-
-// The next frame --every N takes (numbers 0, N, 2N, ...) with its number; an undefined tensor after the last.
-std::pair<int64_t, torch::Tensor> next_taken(VideoReader& video, int64_t every) {
-  while (video.frames_read() % every != 0)
-    if (!video.skip()) return {video.frames_read(), torch::Tensor()};
-  const int64_t number = video.frames_read();
-  return {number, video.next()};
-}
-
-// A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
-// 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
-// --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N. Ctrl-C stops at the frame reached and
-// keeps what was written. Returns what --json reports.
-nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, const std::string& path,
-                             const std::string& stem, bool quiet) {
-  namespace fs = std::filesystem;
-  VideoReader video(path);
-  const auto& info = video.info();
-  fs::create_directories(fs::path(f.out) / stem);
-  const auto overlay_path = (fs::path(f.out) / (stem + "-overlay.mp4")).string();
-  std::unique_ptr<VideoWriter> overlay;
-  Progress progress(path, info.frames, quiet || info.frames < 2);
-  const InterruptGuard guard;
-  Timing times;
-  std::vector<int64_t> pixels;
-  std::vector<std::string> names;
-  std::vector<torch::Tensor> pass;
-  std::vector<std::string> sources;
-  std::vector<int64_t> numbers;  // each frame's number in the video
-  const auto segment_pass = [&] {
-    const auto predictions = predictor.pass_or_nothing(pass, sources);
-    for (size_t k = 0; k < pass.size(); ++k) {
-      const auto prediction = predictions.empty() ? predictor(pass[k], sources[k]) : predictions[k];
-      const auto written = write_outputs(f, numbered(stem, numbers[k]), pass[k], prediction, false);
-      if (f.overlay) {
-        const auto picture = overlay_frame(prediction, pass[k], written.objects);
-        if (!overlay) overlay = std::make_unique<VideoWriter>(overlay_path, (info.fps > 0 ? info.fps : 25.0) / f.every, picture.size(0), picture.size(1));
-        overlay->write(picture);
-      }
-      const auto counts = prediction.class_pixels();
-      names = prediction.class_names;
-      pixels.resize(std::max(pixels.size(), counts.size()));
-      for (size_t c = 0; c < counts.size(); ++c) pixels[c] += counts[c];
-      times.ms.push_back(prediction.milliseconds);
-      progress.update(numbers[k] + 1);  // frames passed, skipped ones too
-    }
-    pass.clear(), sources.clear(), numbers.clear();
-  };
-  const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
-  try {
-    while (!InterruptGuard::requested()) {
-      const auto [number, frame] = next_taken(video, f.every);
-      if (!frame.defined()) break;
-      if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
-      pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(number)), numbers.push_back(number);
-    }
-  } catch (const Error&) {  // a frame that cannot be read fails the video, after the frames before it are written
-    segment_pass();
-    if (overlay) overlay->close();
-    throw;
-  }
-  segment_pass();
-  progress.update(video.frames_read());
-  if (overlay) overlay->close();
-  const auto frames = static_cast<int64_t>(times.ms.size());
-  check_frames_read(path, video, frames);
-  std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
-  if (overlay) files.push_back(overlay_path);
-  return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
-          {"frames", frames}, {"frames_read", video.frames_read()}, {"frames_listed", info.frames}, {"every", f.every},
-          {"decode_errors", video.decode_errors()},
-          {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)}, {"files", files},
-          {"stopped", InterruptGuard::requested()}};
-}
 
 // The images of a folder, segmented in order: consecutive readable images of one size go through
 // the net together where the Predictor runs them so (whole images, no resize or TTA: up to 8 and

@@ -1,0 +1,93 @@
+// fcn predict's parts that are not the Segmenter (cmd_predict.cpp): its flags, what it writes for one
+// image and how it names it (predict_outputs.cpp), and videos frame by frame (predict_video.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "commands.h"
+#include "fcn/infer/predictor.h"
+#include "fcn/util/error.h"
+
+namespace fcn::cli {
+
+struct PredictFlags {
+  std::string model, out, device = "cpu", probs, dtype = "fp32", window;
+  std::vector<std::string> inputs;
+  InferenceFlags inference;
+  std::vector<int> threads;
+  bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false, instances = false;
+  int64_t every = 1;  // videos: every Nth frame
+  int64_t min_object = 1;  // --instances: the fewest pixels an object has
+  PredictOptions options;
+  std::optional<std::pair<double, double>> intensities;  // --window: NIfTI voxels mapped to 0..1 (else each volume's own range)
+};
+
+// The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...
+// where an earlier input took it (two inputs may share a file name in different folders).
+std::string free_stem(const std::string& path, const std::set<std::string>& used);
+// free_stem, taken.
+std::string unique_stem(const std::string& path, std::set<std::string>& used);
+// OUT/STEM/000042's name under OUT: the outputs of frame or page `number` of a video or stack.
+std::string numbered(const std::string& stem, int64_t number);
+// How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
+std::string label_suffix(int64_t classes);
+
+// --instances: the objects of a prediction — each class's 8-connected components (background, class
+// 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each class has.
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels);
+
+// The files write_outputs writes for `stem` with `overlay`, `labels` and `probs`, under OUT, each as its
+// alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.
+std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const std::string& stem, int64_t classes, bool overlay,
+                                                 bool labels = true, bool probs = true);
+
+// What write_outputs wrote: the files; with --instances the objects (H x W ids, 0: none) and each class's count.
+struct Written {
+  std::vector<std::string> files;
+  torch::Tensor objects;
+  std::vector<int64_t> per_class;
+};
+
+// Writes the outputs asked for: the overlay picture where `overlay`, the label file where `labels`
+// (and --instances' file: a stack page's go to the stack's files with its labels), --probs where `probs`.
+Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
+                      bool overlay, bool labels = true, bool probs = true);
+
+// Pixels (or objects) per class as --json reports them: by class name, classes with none left out.
+nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names);
+
+// Images (or video frames) of one size given to the net together, at most (and kPassPixels between them).
+constexpr size_t kImagesPerPass = 8;
+
+// Runs `body` for the image at `path`: "" if it succeeds, else the one-line error naming the file.
+template <typename F>
+std::string error_of(const std::string& path, F&& body) {
+  try {
+    body();
+    return "";
+  } catch (const fcn::Error& e) {
+    return cli_message(e.subject(), e.message());
+  } catch (const c10::Error& e) {
+    return path + ": " + first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    return path + ": out of memory segmenting this image (try --tile 512)";
+  }
+}
+
+// A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
+// 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
+// --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N (each frame's objects outlined with
+// --instances). Ctrl-C stops at the frame reached and keeps what was written. Returns what --json reports.
+nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, const std::string& path, const std::string& stem,
+                             bool quiet);
+
+}  // namespace fcn::cli

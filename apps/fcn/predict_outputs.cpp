@@ -1,0 +1,125 @@
+// What fcn predict writes for one image and how it names it (predict.h).
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <tuple>
+
+#include <torch/torch.h>
+
+#include "fcn/data/instances.h"
+#include "fcn/formats/nifti.h"
+#include "fcn/formats/npy.h"
+#include "fcn/formats/png.h"
+#include "fcn/formats/tiff_writer.h"
+#include "fcn/infer/picture.h"
+#include "predict.h"
+
+namespace fcn::cli {
+
+std::string free_stem(const std::string& path, const std::set<std::string>& used) {
+  std::string stem = std::filesystem::path(path).stem().string();
+  if (is_nifti_path(path) && is_nifti_path(stem)) stem = std::filesystem::path(stem).stem().string();  // scan.nii.gz: scan
+  std::string name = stem;
+  for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
+  return name;
+}
+
+std::string unique_stem(const std::string& path, std::set<std::string>& used) { return *used.insert(free_stem(path, used)).first; }
+
+std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
+
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels) {
+  const auto& labels = prediction.labels;
+  auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
+  if (min_pixels > 1) {  // specks left out, the rest numbered again 1..N in their order
+    const auto kept = torch::bincount(ids.flatten()).ge(min_pixels);
+    kept[0] = false;
+    const auto renumbered = torch::where(kept, kept.to(torch::kLong).cumsum(0), torch::zeros_like(kept, torch::kLong));
+    ids = renumbered.index({ids});
+  }
+  // Each object's class (all its pixels have one; id 0's entry, background and specks, is dropped), counted.
+  const auto class_of = torch::zeros({ids.max().item<int64_t>() + 1}, torch::kLong).index_put_({ids.flatten()}, labels.flatten());
+  const auto per_class = torch::bincount(class_of.slice(0, 1), {}, prediction.probs.size(0));
+  return {ids, std::vector<int64_t>(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + per_class.numel())};
+}
+
+std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const std::string& stem, int64_t classes, bool overlay,
+                                                 bool labels, bool probs) {
+  std::vector<std::vector<std::string>> files;
+  if (labels) files.push_back({stem + label_suffix(classes)});
+  if (f.instances && labels) files.push_back({stem + "-instances.png", stem + "-instances.npy"});
+  if (overlay) files.push_back({stem + "-overlay.png"});
+  if (!probs) return files;
+  if (f.probs == "npy" || f.probs == "tif") files.push_back({stem + "-probs." + f.probs});
+  if (f.probs == "png")
+    for (int64_t c = 0; c < classes; ++c) files.push_back({stem + "-prob" + std::to_string(c) + ".png"});
+  return files;
+}
+
+Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
+                      bool overlay, bool labels, bool probs) {
+  namespace fs = std::filesystem;
+  Written written;
+  auto& files = written.files;
+  const auto path = [&](const std::string& suffix) { return (fs::path(f.out) / (stem + suffix)).string(); };
+  if (labels) {
+    files.push_back(path(label_suffix(prediction.probs.size(0))));
+    if (prediction.probs.size(0) <= 256)
+      write_png_indexed(files.back(), prediction.labels.to(torch::kByte), prediction.palette);
+    else
+      write_npy(files.back(), prediction.labels.to(torch::kInt));
+  }
+  auto& ids = written.objects;  // --instances: outlined in the overlay too
+  if (f.instances) std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
+  if (f.instances && labels) {
+    const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
+    files.push_back(path(fits ? "-instances.png" : "-instances.npy"));
+    if (fits)
+      write_png16(files.back(), ids);
+    else
+      write_npy(files.back(), ids.to(torch::kInt));
+  }
+  if (overlay) {
+    const auto counts = prediction.class_pixels();
+    std::vector<int64_t> present;
+    for (size_t c = 0; c < counts.size(); ++c)
+      if (counts[c] > 0) present.push_back(static_cast<int64_t>(c));
+    std::sort(present.begin(), present.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
+    auto picture = enlarge(prediction.overlay(image), 256);
+    if (ids.defined()) picture = with_outlines(picture, enlarge(ids, 256));
+    files.push_back(path("-overlay.png"));
+    write_png(files.back(), with_legend(picture, present, prediction.class_names, prediction.palette));
+  }
+  if (!probs) return written;
+  const int64_t classes = prediction.probs.size(0);
+  if (f.probs == "npy") {
+    files.push_back(path("-probs.npy"));
+    write_npy(files.back(), prediction.probs);
+  } else if (f.probs == "png") {
+    for (int64_t c = 0; c < classes; ++c) {
+      files.push_back(path("-prob" + std::to_string(c) + ".png"));
+      write_png16(files.back(), (prediction.probs[c] * 65535).round());
+    }
+  } else if (f.probs == "tif") {
+    files.push_back(path("-probs.tif"));
+    TiffStackWriter writer(files.back(), {}, {classes, 0, 1}, prediction.probs.numel() * 4);
+    for (int64_t c = 0; c < classes; ++c) writer.add(prediction.probs[c]);
+    writer.finish();
+  }
+  return written;
+}
+
+nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (size_t c = 0; c < pixels.size(); ++c)
+    if (pixels[c] > 0) counts[c < names.size() ? names[c] : std::to_string(c)] = pixels[c];
+  return counts;
+}
+
+std::string numbered(const std::string& stem, int64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/%06lld", static_cast<long long>(number));
+  return stem + name;
+}
+
+}  // namespace fcn::cli
