@@ -173,6 +173,12 @@ TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   const auto streamed = test::error_of([&] { read_nifti(file); });
   EXPECT_TRUE(contains(streamed, "cut.nii.gz: is cut short: it ends 118 bytes into its voxels of 128")) << streamed;
   EXPECT_TRUE(contains(test::error_of([&] { read_nifti(test::temp_dir() + "/none.nii"); }), "none.nii: not found"));
+  // A plain .nii whose header claims 1 GiB of voxels: cut short, said from the file's size before any allocation.
+  const auto claims = nii(2, 1, {1, 2, 3}, 1024, 1024, 1024);
+  const auto plain = test::temp_dir() + "/claims.nii";
+  std::ofstream(plain, std::ios::binary).write(claims.data(), static_cast<std::streamsize>(claims.size()));
+  const auto said = test::error_of([&] { read_nifti(plain); });
+  EXPECT_TRUE(contains(said, "claims.nii: is cut short: 3 bytes of voxels, its header says 1073741824")) << said;
   EXPECT_TRUE(is_nifti_path("a/b.NII.GZ") && is_nifti_path("c.nii") && !is_nifti_path("d.gz") && !is_nifti_path(".nii"));
 }
 

@@ -155,6 +155,8 @@ class GzipFile {
   ~GzipFile() { gzclose(file_); }
   GzipFile(const GzipFile&) = delete;
   GzipFile& operator=(const GzipFile&) = delete;
+  // Whether the file is read as it is stored (not gzip): its size then tells what it holds before any read.
+  bool plain() { return gzdirect(file_) == 1; }
 
   // Reads `count` bytes into `out`; fewer (cut short) is an error saying what was being read.
   void read(char* out, int64_t count, const std::string& what) {
@@ -196,6 +198,11 @@ NiftiVolume read_nifti(const std::string& path) {
   auto header = read_header(file);
   bool swapped = false;
   const auto layout = parse_header(header, path, swapped);
+  std::error_code error;
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(path, error));
+  if (file.plain() && !error && size - layout.offset < layout.voxel_bytes())  // cut short: said before allocating the voxels
+    fail(path, "is cut short: " + std::to_string(std::max<int64_t>(size - layout.offset, 0)) + " bytes of voxels, its header says " +
+                   std::to_string(layout.voxel_bytes()));
   std::vector<char> extensions(static_cast<size_t>(layout.offset) - kDataStart);
   file.read(extensions.data(), static_cast<int64_t>(extensions.size()), "its header extensions");
   auto raw = torch::empty({layout.width * layout.height * layout.slices}, torch::TensorOptions().dtype(layout.stored));
