@@ -1,17 +1,22 @@
 // Micro-benchmarks of the pieces a segmentation step spends its time in: a VGG conv block in both
 // memory formats and dtypes, FCN-8s's 3x3 layers direct vs Winograd, fc6 direct vs im2col + sgemm,
 // the x8 upsampling (LibTorch's and fcn's), the per-pixel loss, an optimizer step, the confusion matrix,
-// labels from class probabilities (LibTorch's argmax and fcn's class_labels).
+// labels from class probabilities (LibTorch's argmax and fcn's class_labels), NIfTI volumes read and written.
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=ClassLabels  (labels: docs/benchmarks.md)
+//   build/bench/fcn_micro --benchmark_filter=Nifti  (NIfTI volumes read and labels written: docs/benchmarks.md)
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <string>
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "fcn/eval/metrics.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/init.h"
@@ -227,6 +232,41 @@ void BM_ClassLabels(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(state.range(1) == 0 ? probs.argmax(0) : fcn::class_labels(probs));
 }
 BENCHMARK(BM_ClassLabels)->ArgsProduct({{2, 11, 21, 150}, {0, 1}})->Unit(benchmark::kMillisecond);
+
+// A 512 x 512 x 64 volume (a CT series' slab) read from NIfTI, plain (arg 0) or gzipped (1): 16-bit voxels
+// of smooth structure, as scans compress; and its uint8 labels written over it. What fcn predict spends on
+// a volume besides the net (docs/benchmarks.md "NIfTI volumes").
+fcn::NiftiVolume bench_volume(bool gz, std::string& path) {
+  fcn::NiftiVolume like;
+  like.header.assign(348, 0);
+  const int32_t size = 348;
+  std::memcpy(like.header.data(), &size, 4);
+  like.width = like.height = 512, like.slices = 64;
+  const auto z = torch::arange(64).view({64, 1, 1}), y = torch::arange(512).view({1, 512, 1}), x = torch::arange(512).view({1, 1, 512});
+  const auto scan = ((x * x + y * y) / 7 + z * 300 + (x * 31 + y * 17) % 97) % 60000;
+  path = (std::filesystem::temp_directory_path() / (gz ? "fcn-bench-volume.nii.gz" : "fcn-bench-volume.nii")).string();
+  fcn::write_nifti_labels(path, like, scan);  // 16-bit: uint16 voxels
+  return fcn::read_nifti(path);
+}
+
+void BM_NiftiRead(benchmark::State& state) {
+  std::string path;
+  bench_volume(state.range(0) == 1, path);
+  for (auto _ : state) benchmark::DoNotOptimize(fcn::read_nifti(path));
+  state.SetBytesProcessed(state.iterations() * 512 * 512 * 64 * 2);
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_NiftiRead)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+void BM_NiftiWriteLabels(benchmark::State& state) {
+  std::string path;
+  const auto volume = bench_volume(state.range(0) == 1, path);
+  const auto labels = (volume.voxels / 20000).to(torch::kByte);  // 3 classes in large regions
+  for (auto _ : state) fcn::write_nifti_labels(path, volume, labels);
+  state.SetBytesProcessed(state.iterations() * 512 * 512 * 64);
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_NiftiWriteLabels)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
