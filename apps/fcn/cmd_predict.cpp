@@ -1,6 +1,7 @@
 // fcn predict: images, TIFF stacks, NIfTI volumes and videos segmented in input order (the Segmenter),
 // their files written as predict.h says; the verb's flags.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/png.h"
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/formats/video.h"
 #include "fcn/infer/predictor.h"
@@ -221,13 +223,14 @@ class Segmenter {
     TiffCalibration calibration;
     int64_t pixels = 0;  // of every page
     std::vector<std::string> class_names;
+    std::vector<std::array<uint8_t, 3>> palette;
     // A NIfTI volume: read whole, its slices mapped to images by `window`, their labels gathered in
     // `volume_labels` and written with the objects over its header when the last slice is in.
     std::shared_ptr<NiftiVolume> volume;
     std::pair<double, double> window;
     torch::Tensor volume_labels;
     torch::Tensor volume_probs;  // --probs nii: K x slices x height x width
-    std::string probs_file;
+    std::string probs_file, overlay_file;
   };
 
   struct Pending {
@@ -279,6 +282,7 @@ class Segmenter {
     files->volume_labels = torch::empty({volume.slices, volume.height, volume.width}, files->classes <= 255 ? torch::kByte : torch::kInt);
     const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
     files->first_file = file("-labels.nii.gz");
+    files->overlay_file = file("-overlay.png");  // --overlay: slices through the volume in one picture
     if (f_.probs == "nii") {
       const int64_t bytes = files->classes * volume.slices * volume.height * volume.width * 4;
       if (bytes > limits().max_tensor_bytes)
@@ -304,7 +308,7 @@ class Segmenter {
     if (stack.volume) stack.volume_labels[k].copy_(labels);
     if (stack.volume_probs.defined()) stack.volume_probs.select(1, k).copy_(failed ? torch::full_like(stack.volume_probs.select(1, k), std::nan("")) : prediction.probs);
     if (stack.objects && (stack.labels || stack.volume)) stack.objects->add(labels);
-    if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names;
+    if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names, stack.palette = prediction.palette;
     add_pages(stack.probs, [&](TiffStackWriter& writer) {
       for (int64_t c = 0; c < stack.classes; ++c)
         writer.add(failed ? torch::full({size.height, size.width}, std::nan(""), torch::kFloat) : prediction.probs[c]);
@@ -379,17 +383,31 @@ class Segmenter {
       else
         entry["probs"] = file, written += " + " + printable(file);
     }
-    if (!stack.objects) return;
-    auto& objects = *stack.objects;
-    const auto error = error_of(stack.instances_file, [&] {
-      std::vector<torch::Tensor> ids;
-      for (int64_t k = 0; k < slices; ++k) ids.push_back(objects.page(k, stack.volume_labels[k]));
-      write_nifti_labels(stack.instances_file, *stack.volume, torch::stack(ids));
-    });
-    if (!error.empty()) return skip(stack.instances_file, error);
-    entry["instances"] = stack.instances_file;
-    entry["objects"] = named_counts(objects.per_class(stack.classes), stack.class_names);
-    written += " + " + printable(stack.instances_file) + ", " + std::to_string(objects.count()) + " object(s)";
+    torch::Tensor ids;  // --instances: the objects through the volume
+    if (stack.objects) {
+      auto& objects = *stack.objects;
+      const auto error = error_of(stack.instances_file, [&] {
+        std::vector<torch::Tensor> pages;
+        for (int64_t k = 0; k < slices; ++k) pages.push_back(objects.page(k, stack.volume_labels[k]));
+        write_nifti_labels(stack.instances_file, *stack.volume, ids = torch::stack(pages));
+      });
+      if (!error.empty()) {
+        skip(stack.instances_file, error);
+      } else {
+        entry["instances"] = stack.instances_file;
+        entry["objects"] = named_counts(objects.per_class(stack.classes), stack.class_names);
+        written += " + " + printable(stack.instances_file) + ", " + std::to_string(objects.count()) + " object(s)";
+      }
+    }
+    if (!f_.overlay) return;
+    const auto& overlay_file = stack.overlay_file;
+    if (const auto error = error_of(overlay_file, [&] {
+          write_png(overlay_file, volume_overlay(*stack.volume, stack.window, stack.volume_labels, ids, stack.class_names, stack.palette));
+        });
+        !error.empty())
+      return skip(overlay_file, error);
+    entry["overlay"] = overlay_file;
+    written += " + " + printable(overlay_file);
   }
 
   // --instances with --label-stack: the objects through the stack, page for page in NAME-instances.tif
@@ -549,7 +567,8 @@ void add_predict(CLI::App& app) {
                                     "OUT/NAME-labels.nii.gz over the scan's header), videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
-                                      "(a video: NAME-overlay.mp4, H.264 at the video's frame rate)");
+                                      "(a video: NAME-overlay.mp4, H.264 at the video's frame rate; a NIfTI volume: up to 16 "
+                                      "slices through it in one NAME-overlay.png, each slice's own in OUT/NAME/)");
   cmd->add_option("--probs", f.probs, "also write class probabilities: nii for NIfTI volumes (NAME-probs.nii.gz: x, y, z, class, "
                                       "float32, over the scan's header), npy (NAME-probs.npy, K x H x W float32), png "
                                       "(NAME-probC.png per class, 16-bit, p * 65535) or tif (NAME-probs.tif, K float32 pages, "

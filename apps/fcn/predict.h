@@ -2,6 +2,7 @@
 // image and how it names it (predict_outputs.cpp), and videos frame by frame (predict_video.cpp).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -14,6 +15,7 @@
 #include <torch/types.h>
 
 #include "commands.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/util/error.h"
 
@@ -61,6 +63,13 @@ struct Written {
 // (and --instances' file: a stack page's go to the stack's files with its labels), --probs where `probs`.
 Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
                       bool overlay, bool labels = true, bool probs = true);
+
+// A NIfTI volume's picture (--overlay): up to 16 slices evenly spaced through it, each shown as the net saw
+// it (`window`) with its `labels` blended in and its `objects` outlined (undefined: none), in rows of 4,
+// with a legend of the classes present; slices enlarged so the shorter side is at least 128 pixels.
+torch::Tensor volume_overlay(const NiftiVolume& volume, std::pair<double, double> window, const torch::Tensor& labels,
+                             const torch::Tensor& objects, const std::vector<std::string>& names,
+                             const std::vector<std::array<uint8_t, 3>>& palette);
 
 // Pixels (or objects) per class as --json reports them: by class name, classes with none left out.
 nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names);

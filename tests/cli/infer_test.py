@@ -614,6 +614,17 @@ def _():
     for k in range(4):
         assert (np.array(Image.open(path(f"ct_pngs/{k:03d}.png"))) == labels[k]).all(), k
     assert json.load(open(path("ct_ds/classes.json")))["names"] == ["background", "label 1", "label 2"]
+    # --overlay: one picture of the slices (4 here, in a row), each as the net saw it with its labels blended in.
+    run("predict", model, path("ct.nii"), "--out", path("nii_pic"), "--overlay")
+    picture = np.array(Image.open(path("nii_pic/ct-overlay.png"))).astype(np.float64)
+    palette = np.array(Image.open(path("ct_pngs/000.png")).getpalette()[:9], np.float64).reshape(3, 3)
+    f = 6  # 24 x 32 slices enlarged so the shorter side is at least 128
+    assert picture.shape[0] == 24 * f and picture.shape[1] > 4 * 32 * f + 3 * 4, picture.shape  # a row of 4 + the legend
+    for k in range(4):
+        gray = np.round((ct[k] - low) / (high - low) * 255)[..., None]
+        expected = np.kron(0.5 * gray + 0.5 * palette[labels[k]], np.ones((f, f, 1)))
+        tile = picture[:, k * (32 * f + 4) : k * (32 * f + 4) + 32 * f]
+        assert np.abs(tile - expected).max() <= 2, (k, np.abs(tile - expected).max())
     # --instances: the objects through the volume, as a 3-D flood fill per class finds them.
     _, _, ids = read_nifti_file(path("nii_out/ct-instances.nii.gz"))
     flood, count = flood3d(labels.astype(np.int64))

@@ -90,6 +90,17 @@ TEST(TileWindow, SmoothSymmetricAndOneInside) {
 // to a few values), where the first class of the largest score wins as in argmax.
 // Outlines by hand: two objects side by side show the line between them (drawn on both sides),
 // inner pixels and background keep the picture, and the image's edge is no other id.
+// Three 2 x 2 pictures in rows of 2 with a 1-pixel gutter: 5 x 5, the fourth place and the gutters white.
+TEST(Picture, GridLaysPicturesInRowsWithWhiteGutters) {
+  std::vector<torch::Tensor> pictures;
+  for (int v : {10, 20, 30}) pictures.push_back(torch::full({2, 2, 3}, v, torch::kByte));
+  const auto laid = grid(pictures, 2, 1);
+  ASSERT_EQ(laid.sizes(), (std::vector<int64_t>{5, 5, 3}));
+  const auto value = [&](int64_t y, int64_t x) { return laid[y][x][0].item<int>(); };
+  EXPECT_EQ(std::make_tuple(value(0, 0), value(1, 1), value(0, 3), value(4, 1), value(4, 4)), std::make_tuple(10, 10, 20, 30, 255));
+  EXPECT_EQ(std::make_tuple(value(0, 2), value(2, 0)), std::make_tuple(255, 255));  // gutters
+}
+
 TEST(Picture, OutlinesMarkEachObjectsPixelsBesideAnotherId) {
   const auto ids = torch::tensor({{0, 0, 0, 0, 0, 0, 0, 0},  //
                                   {0, 1, 1, 1, 2, 2, 2, 0},

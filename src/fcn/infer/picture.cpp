@@ -111,4 +111,17 @@ torch::Tensor hconcat(const std::vector<torch::Tensor>& pictures, int64_t gap) {
   return torch::cat(parts, 1);
 }
 
+torch::Tensor grid(const std::vector<torch::Tensor>& pictures, int64_t columns, int64_t gap) {
+  TORCH_CHECK(!pictures.empty() && columns > 0, "grid: no pictures");
+  const auto blank = torch::full_like(pictures[0], 255);
+  std::vector<torch::Tensor> rows;
+  for (size_t first = 0; first < pictures.size(); first += static_cast<size_t>(columns)) {
+    std::vector<torch::Tensor> row;
+    for (size_t i = first; i < first + static_cast<size_t>(columns); ++i) row.push_back(i < pictures.size() ? pictures[i] : blank);
+    if (!rows.empty()) rows.push_back(torch::full({gap, rows[0].size(1), 3}, 255, torch::kByte));
+    rows.push_back(hconcat(row, gap));
+  }
+  return torch::cat(rows, 0);
+}
+
 }  // namespace fcn

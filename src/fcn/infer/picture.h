@@ -30,5 +30,8 @@ torch::Tensor with_legend(const torch::Tensor& picture, const std::vector<int64_
 torch::Tensor colormap(const torch::Tensor& values);
 // Pictures side by side with a `gap` pixel white gutter (all the same height).
 torch::Tensor hconcat(const std::vector<torch::Tensor>& pictures, int64_t gap = 4);
+// Pictures of one size in rows of `columns`, white gutters of `gap` pixels between them (a last row
+// that is short is filled with white).
+torch::Tensor grid(const std::vector<torch::Tensor>& pictures, int64_t columns, int64_t gap = 4);
 
 }  // namespace fcn
