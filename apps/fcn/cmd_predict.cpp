@@ -185,7 +185,8 @@ class Segmenter {
     if (is_nifti_path(path)) {  // its volume files, and each slice's own (overlays, probabilities)
       done = fs::is_regular_file(out / (stem + "-labels.nii.gz"), error) &&
              (!f_.instances || fs::is_regular_file(out / (stem + "-instances.nii.gz"), error)) &&
-             (f_.probs != "nii" || fs::is_regular_file(out / (stem + "-probs.nii.gz"), error));
+             (f_.probs != "nii" || fs::is_regular_file(out / (stem + "-probs.nii.gz"), error)) &&
+             (!f_.overlay || fs::is_regular_file(out / (stem + "-overlay.png"), error));
       for (int64_t page = 0; page < pages && done; ++page)
         done = written(outputs_of(f_, numbered(stem, page), classes, f_.overlay, false, f_.probs != "nii"));
     } else if (pages == 1) {

@@ -625,6 +625,9 @@ def _():
         expected = np.kron(0.5 * gray + 0.5 * palette[labels[k]], np.ones((f, f, 1)))
         tile = picture[:, k * (32 * f + 4) : k * (32 * f + 4) + 32 * f]
         assert np.abs(tile - expected).max() <= 2, (k, np.abs(tile - expected).max())
+    os.remove(path("nii_pic/ct-overlay.png"))  # the volume's picture missing, the slices' overlays there: done again
+    again = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_pic"), "--overlay", "--skip-existing", "--json").stdout)
+    assert (again["kept"], again["succeeded"]) == (0, 4) and os.path.exists(path("nii_pic/ct-overlay.png")), again
     # --instances: the objects through the volume, as a 3-D flood fill per class finds them.
     _, _, ids = read_nifti_file(path("nii_out/ct-instances.nii.gz"))
     flood, count = flood3d(labels.astype(np.int64))
