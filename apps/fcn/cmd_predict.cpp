@@ -344,10 +344,7 @@ class Segmenter {
       entry[writer == &stack.labels ? "labels" : "probs"] = file;
       written += (written.empty() ? "" : " + ") + printable(file);
       if (writer == &stack.labels && stack.objects) write_objects(stack, file, entry, written);
-      if (!stack.void_pages.empty())
-        std::cerr << "fcn: warning: " << printable(file) << ": " << stack.void_pages.size() << " of " << pages << " page(s) could not be segmented and are "
-                  << (writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : std::string("NaN")) << " there, the first page "
-                  << stack.void_pages.front() << "\n";
+      warn_void(stack, file, writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : "NaN");
       if (stack.done < pages)
         std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
     }
@@ -356,6 +353,15 @@ class Segmenter {
     stacks.push_back(entry);
     if (!f_.json && !written.empty())
       std::cout << printable(stack.input) << " (" << pages << (entry.contains("window") ? " slices" : " pages") << ") -> " << written << "\n";
+  }
+
+  // The warning that a stack's (or volume's) `file` holds `shown` (void (255), NaN) for the pages (slices)
+  // that could not be segmented, where there are any.
+  void warn_void(const StackFiles& stack, const std::string& file, const std::string& shown) const {
+    if (stack.void_pages.empty()) return;
+    const std::string unit = stack.volume ? "slice" : "page";
+    std::cerr << "fcn: warning: " << printable(file) << ": " << stack.void_pages.size() << " of " << stack.pages.size() << " " << unit
+              << "(s) could not be segmented and are " << shown << " there, the first " << unit << " " << stack.void_pages.front() << "\n";
   }
 
   // A NIfTI volume's files over its header: OUT/NAME-labels.nii.gz (a slice that failed void there), with
@@ -374,9 +380,7 @@ class Segmenter {
       return skip(labels_file, error);
     entry["labels"] = labels_file;
     written = printable(labels_file);
-    if (!stack.void_pages.empty())
-      std::cerr << "fcn: warning: " << printable(labels_file) << ": " << stack.void_pages.size() << " of " << slices << " slice(s) could not be "
-                << "segmented and are void (" << stack.void_label << ") there, the first slice " << stack.void_pages.front() << "\n";
+    warn_void(stack, labels_file, "void (" + std::to_string(stack.void_label) + ")");
     if (stack.volume_probs.defined()) {
       const auto& file = stack.probs_file;
       if (const auto error = error_of(file, [&] { write_nifti_probabilities(file, *stack.volume, stack.volume_probs); }); !error.empty())

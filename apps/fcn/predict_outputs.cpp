@@ -37,9 +37,8 @@ std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& pred
     const auto renumbered = torch::where(kept, kept.to(torch::kLong).cumsum(0), torch::zeros_like(kept, torch::kLong));
     ids = renumbered.index({ids});
   }
-  // Each object's class (all its pixels have one; id 0's entry, background and specks, is dropped), counted.
-  const auto class_of = torch::zeros({ids.max().item<int64_t>() + 1}, torch::kLong).index_put_({ids.flatten()}, labels.flatten());
-  const auto per_class = torch::bincount(class_of.slice(0, 1), {}, prediction.probs.size(0));
+  // Each object's class (id 0's entry, background and specks, is dropped), counted.
+  const auto per_class = torch::bincount(component_classes(ids, labels).slice(0, 1), {}, prediction.probs.size(0));
   return {ids, std::vector<int64_t>(per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + per_class.numel())};
 }
 

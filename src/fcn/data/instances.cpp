@@ -123,13 +123,21 @@ torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore,
   return instances;
 }
 
+torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& labels) {
+  const auto flat = ids.to(torch::kCPU, torch::kLong).flatten();
+  const int64_t count = flat.numel() == 0 ? 0 : flat.max().item<int64_t>();
+  auto classes = torch::zeros({count + 1}, torch::kLong).index_put_({flat}, labels.to(torch::kCPU, torch::kLong).flatten());
+  classes[0] = 0;
+  return classes;
+}
+
 void VolumeObjects::add(const torch::Tensor& labels) {
   TORCH_CHECK(labels.dim() == 2, "VolumeObjects: a page's labels must be H x W");
   const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
   const auto components = instances_from_labels(page_labels, ignore_, 8).contiguous();
   const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = components.max().item<int64_t>();
   offsets_.push_back(offset), counts_.push_back(found);
-  const auto classes = torch::zeros({found + 1}, torch::kLong).index_put_({components.flatten()}, page_labels.flatten());
+  const auto classes = component_classes(components, page_labels);
   class_.insert(class_.end(), classes.data_ptr<int64_t>() + 1, classes.data_ptr<int64_t>() + found + 1);
   for (int64_t i = 1; i <= found; ++i) parent_.push_back(offset + i);
   if (previous_.defined() && previous_.sizes() == components.sizes()) {  // links to the page before: the 9 pixels over each

@@ -20,6 +20,11 @@ torch::Tensor connected_components(const torch::Tensor& mask, int connectivity =
 // this way, 8-connected.
 torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore = 255, int connectivity = 4);
 
+// Each component's class: for ids (H x W, 0..N, as instances_from_labels gives them, one class per
+// component) and the labels they came from, an N+1 vector whose entry i is component i's class
+// (entry 0, no component, is 0).
+torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& labels);
+
 // Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
 // --label-stack's): each class's components joined within a page (8-connected) and across pages (a
 // pixel joins the objects of its class on the page before at its own place or one of its 8

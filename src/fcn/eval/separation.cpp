@@ -129,7 +129,7 @@ InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tens
   TORCH_CHECK(truth.sizes() == instances.sizes(), "instance_scores: truth ", truth.sizes(), " vs instances ", instances.sizes());
   const auto labels = predicted.to(torch::kCPU, torch::kLong), classes = truth.to(torch::kCPU, torch::kLong);
   const auto segments = instances_from_labels(labels, -1, 8);
-  const auto segment_class = torch::zeros({segments.max().item<int64_t>() + 1}, torch::kLong).index_put_({segments.flatten()}, labels.flatten());
+  const auto segment_class = component_classes(segments, labels);
   const auto counted = (ids > 0) & (classes != 255);
   const auto voted = classes.masked_select(counted);
   const int64_t span = voted.numel() == 0 ? 1 : voted.max().item<int64_t>() + 1;

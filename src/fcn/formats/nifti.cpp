@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/formats/opencv_quiet.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -187,10 +187,8 @@ std::vector<char> read_header(GzipFile& file) {
 }  // namespace
 
 bool is_nifti_path(const std::string& path) {
-  std::string lower = path;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  const auto ends = [&](const std::string& end) { return lower.size() > end.size() && lower.compare(lower.size() - end.size(), end.size(), end) == 0; };
-  return ends(".nii") || ends(".nii.gz");
+  const auto extension = lower_extension(path);
+  return extension == ".nii" || (extension == ".gz" && lower_extension(std::filesystem::path(path).replace_extension().string()) == ".nii");
 }
 
 NiftiVolume read_nifti(const std::string& path) {
@@ -300,8 +298,7 @@ void write_over(const std::string& path, const NiftiVolume& like, const torch::T
   if (swapped && written.type.bytes > 1)
     for (size_t i = start; i < bytes.size(); i += static_cast<size_t>(written.type.bytes))
       std::reverse(bytes.data() + i, bytes.data() + i + written.type.bytes);
-  const auto extension = std::filesystem::path(path).extension();
-  write_file_atomic(path, extension == ".gz" || extension == ".GZ" ? gzip(bytes, path) : bytes);
+  write_file_atomic(path, lower_extension(path) == ".gz" ? gzip(bytes, path) : bytes);
 }
 
 }  // namespace

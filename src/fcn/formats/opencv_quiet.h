@@ -1,4 +1,4 @@
-// What formats/'s image and video readers share (internal to formats/): a path's extension, lower
+// What formats/'s image, video and NIfTI readers share (internal to formats/): a path's extension, lower
 // case, and OpenCV's own log lines silenced, since fcn reports every failure itself as one line
 // naming the file; and the scope in which the error hooks they install listen.
 #pragma once
