@@ -109,7 +109,8 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
                             ": a label volume holds class indices 0..65535");
   }
   const auto used = window ? *window : nifti_window(volume);
-  const bool wide = labels && labels->voxels.max().item<double>() > 255;
+  const auto most = labels ? static_cast<int64_t>(labels->voxels.max().item<double>()) : int64_t{0};  // checked: 0..65535, whole
+  const bool wide = most > 255;
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
     write_png16(image, nifti_slice_image(volume, k, used)[0].mul(65535).round().to(torch::kInt));
     if (!labels) return;
@@ -121,7 +122,6 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
   int64_t named = 0;  // a label volume of several classes: classes.json names them, so the folder reads them all
-  const int64_t most = labels ? labels->voxels.max().item<int64_t>() : 0;
   if (most >= 2 && most <= 254 && !fs::exists(fs::path(out_dir) / "classes.json")) {
     nlohmann::json names = {"background"};
     for (int64_t c = 1; c <= most; ++c) names.push_back("label " + std::to_string(c));
