@@ -260,7 +260,7 @@ class Segmenter {
     if (f_.label_stack) {
       if (files->classes > 65535) fail(path, "--label-stack: " + std::to_string(files->classes) + " classes do not fit a 16-bit TIFF page");
       files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration, StackLayout{}, pixels * (files->void_label == 255 ? 1 : 2));
-      if (f_.instances) files->objects.emplace(files->void_label), files->instances_file = file("-instances.tif");
+      if (f_.instances) files->objects.emplace(files->void_label, f_.min_object), files->instances_file = file("-instances.tif");
     }
     if (f_.probs == "tif")
       files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1}, pixels * files->classes * 4);
@@ -292,7 +292,7 @@ class Segmenter {
       files->volume_probs = torch::empty({files->classes, volume.slices, volume.height, volume.width}, torch::kFloat);
       files->probs_file = file("-probs.nii.gz");
     }
-    if (f_.instances) files->objects.emplace(files->void_label), files->instances_file = file("-instances.nii.gz");
+    if (f_.instances) files->objects.emplace(files->void_label, f_.min_object), files->instances_file = file("-instances.nii.gz");
     if (f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
     return files;
   }
@@ -593,7 +593,7 @@ void add_predict(CLI::App& app) {
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
                 "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
                 "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
-  cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks")
+  cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks; through a volume (a NIfTI volume, --label-stack) objects of fewer voxels in all")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->needs(instances);
   cmd->add_flag("--label-stack", f.label_stack,

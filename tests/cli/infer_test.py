@@ -548,6 +548,14 @@ def _():
     assert count >= 10 and per_page > count, (count, per_page)  # objects through several pages: counted once
     assert sorted(stack["objects"].values()) == sorted(found.values()), (stack["objects"], found)
     assert set(np.unique(ids[0])) - {0} == set(range(1, len(np.unique(ids[0])))), "page 0's objects come first"
+    sizes = np.bincount(flood.ravel())  # --min-object through the volume: regions of fewer voxels in all are 0, uncounted
+    least = int(np.median(sizes[1:])) + 1
+    big = sizes >= least
+    big[0] = False
+    run(*[path("objvol_min") if a == path("objvol_out") else a for a in args], "--min-object", least)
+    few = read(path("objvol_min/objvol-instances.tif"))
+    assert (few > 0).tolist() == big[flood].tolist() and few.max() == big.sum() < count, (few.max(), big.sum(), count)
+    assert len(set(zip(few[few > 0], flood[few > 0]))) == big.sum()
     p = run(*args)
     assert p.stdout.startswith(path("objvol.tif") + " (4 pages) -> ") and f"objvol-instances.tif, {count} object(s)" in p.stdout, p.stdout
     kept = json.loads(run(*args, "--skip-existing", "--json").stdout)
@@ -634,6 +642,13 @@ def _():
     inside = labels > 0
     assert ids.max() == count and ((ids > 0) == inside).all() and len(set(zip(ids[inside], flood[inside]))) == count, (ids.max(), count)
     assert sum(out["stacks"][0]["objects"].values()) == count >= 10, (out["stacks"][0]["objects"], count)
+    sizes = np.bincount(flood.ravel())  # --min-object: objects of fewer voxels through the volume left out
+    least = int(np.median(sizes[1:])) + 1
+    big = sizes >= least
+    big[0] = False
+    few_run = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_min"), "--instances", "--min-object", least, "--json").stdout)
+    _, _, few = read_nifti_file(path("nii_min/ct-instances.nii.gz"))
+    assert ((few > 0) == big[flood]).all() and few.max() == big.sum() == sum(few_run["stacks"][0]["objects"].values()) < count
     # eval --predictions VOLUME: slice k against image k of the folder unstack made; another window's labels against these.
     run("predict", model, path("ct.nii"), "--out", path("nii_window"), "--window", "-500,500")
     _, _, windowed = read_nifti_file(path("nii_window/ct-labels.nii.gz"))

@@ -163,6 +163,25 @@ TEST(VolumeObjects, PartitionOfA26ConnectedFloodFill) {
   EXPECT_EQ(pairs.size(0), filled);
   EXPECT_TRUE(torch::equal(ids.gt(0), inside));
   EXPECT_EQ(ids.max().item<int64_t>(), filled);
+  // With a minimum size: the flood regions of fewer voxels are 0 and uncounted, the others the same partition.
+  const auto sizes = torch::bincount(flood.flatten(), {}, filled + 1);
+  const int64_t min_voxels = 6;
+  const auto kept = sizes.ge(min_voxels).index({flood}).logical_and(inside);
+  const int64_t big = sizes.slice(0, 1).ge(min_voxels).sum().item<int64_t>();
+  ASSERT_GT(big, 0);
+  ASSERT_LT(big, filled);  // the threshold leaves some out
+  VolumeObjects large(-1, min_voxels);
+  for (int64_t k = 0; k < d; ++k) large.add(volume[k]);
+  std::vector<torch::Tensor> large_pages;
+  for (int64_t k = 0; k < d; ++k) large_pages.push_back(large.page(k, volume[k]));
+  const auto large_ids = torch::stack(large_pages);
+  EXPECT_EQ(large.count(), big);
+  const auto per_class = large.per_class(3);
+  EXPECT_EQ(per_class[0] + per_class[1] + per_class[2], big);
+  EXPECT_TRUE(torch::equal(large_ids.gt(0), kept));
+  EXPECT_EQ(large_ids.max().item<int64_t>(), big);
+  const auto large_pairs = std::get<0>(torch::_unique(large_ids.masked_select(kept) * (filled + 1) + flood.masked_select(kept)));
+  EXPECT_EQ(large_pairs.size(0), big);
 }
 
 }  // namespace

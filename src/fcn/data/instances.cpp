@@ -139,6 +139,8 @@ void VolumeObjects::add(const torch::Tensor& labels) {
   offsets_.push_back(offset), counts_.push_back(found);
   const auto classes = component_classes(components, page_labels);
   class_.insert(class_.end(), classes.data_ptr<int64_t>() + 1, classes.data_ptr<int64_t>() + found + 1);
+  const auto pixels = torch::bincount(components.flatten(), {}, found + 1);
+  voxels_.insert(voxels_.end(), pixels.data_ptr<int64_t>() + 1, pixels.data_ptr<int64_t>() + found + 1);
   for (int64_t i = 1; i <= found; ++i) parent_.push_back(offset + i);
   if (previous_.defined() && previous_.sizes() == components.sizes()) {  // links to the page before: the 9 pixels over each
     const int64_t h = components.size(0), w = components.size(1), before = offsets_[offsets_.size() - 2];
@@ -162,9 +164,12 @@ void VolumeObjects::add(const torch::Tensor& labels) {
 void VolumeObjects::number() {
   if (numbers_.size() == parent_.size()) return;
   numbers_.assign(parent_.size(), 0);
+  std::vector<int64_t> size(parent_.size(), 0);  // each set's voxels, at its root
+  for (size_t i = 1; i < parent_.size(); ++i) size[static_cast<size_t>(root_of(parent_, static_cast<int64_t>(i)))] += voxels_[i];
   objects_ = 0;
   for (size_t i = 1; i < parent_.size(); ++i) {  // a set's root is its smallest component: numbered when first met
     const auto root = static_cast<size_t>(root_of(parent_, static_cast<int64_t>(i)));
+    if (size[root] < min_voxels_) continue;  // a speck: 0
     numbers_[i] = root == i ? ++objects_ : numbers_[root];
   }
 }
@@ -178,7 +183,7 @@ std::vector<int64_t> VolumeObjects::per_class(int64_t classes) {
   number();
   std::vector<int64_t> counts(static_cast<size_t>(std::max<int64_t>(classes, 0)), 0);
   for (size_t i = 1; i < parent_.size(); ++i)
-    if (root_of(parent_, static_cast<int64_t>(i)) == static_cast<int64_t>(i) && class_[i] >= 0 && class_[i] < classes)
+    if (root_of(parent_, static_cast<int64_t>(i)) == static_cast<int64_t>(i) && numbers_[i] > 0 && class_[i] >= 0 && class_[i] < classes)
       ++counts[static_cast<size_t>(class_[i])];
   return counts;
 }

@@ -33,8 +33,9 @@ torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& l
 // before), then page() each again with the same labels for its ids.
 class VolumeObjects {
  public:
-  // `ignore`: a label that makes no objects besides background 0 (void, 255; -1: none).
-  explicit VolumeObjects(int64_t ignore = -1) : ignore_(ignore) {}
+  // `ignore`: a label that makes no objects besides background 0 (void, 255; -1: none). Objects of
+  // fewer than `min_voxels` voxels through the whole volume are left out (id 0, not counted): specks.
+  explicit VolumeObjects(int64_t ignore = -1, int64_t min_voxels = 1) : ignore_(ignore), min_voxels_(min_voxels) {}
   // The next page's H x W integer labels. A page of another size than the one before is not joined to it.
   void add(const torch::Tensor& labels);
   int64_t pages() const { return static_cast<int64_t>(offsets_.size()); }
@@ -46,10 +47,10 @@ class VolumeObjects {
   torch::Tensor page(int64_t k, const torch::Tensor& labels);
 
  private:
-  void number();  // the final ids of the objects so far, in numbers_
-  int64_t ignore_;
+  void number();  // the final ids of the objects so far, in numbers_ (0: a speck)
+  int64_t ignore_, min_voxels_;
   std::vector<int64_t> offsets_, counts_;   // per page: its first component's id - 1, its components
-  std::vector<int64_t> parent_{0}, class_{0};  // union-find over every page's components (0: none), each one's class
+  std::vector<int64_t> parent_{0}, class_{0}, voxels_{0};  // union-find over every page's components (0: none), each one's class and pixels
   std::vector<int64_t> numbers_;            // component -> object id (1..count), after number()
   int64_t objects_ = 0;
   torch::Tensor previous_, previous_labels_;  // the last page's components and labels
