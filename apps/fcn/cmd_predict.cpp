@@ -23,6 +23,7 @@
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/formats/video.h"
 #include "fcn/infer/predictor.h"
+#include "fcn/infer/volume.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -58,25 +59,39 @@ class Segmenter {
     }
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
-    add_image({path, image, stem, nullptr});
+    add_image({path, image, stem, nullptr, ""});
   }
 
-  // A NIfTI volume: each slice (along its third axis) segmented as an image, its voxels mapped to 0..1 by
-  // --window or the volume's own range; the labels in OUT/NAME-labels.nii.gz over the volume's header.
+  // A NIfTI volume (segment_volume, after the images before it): each slice's own files and line as an
+  // image's, as it is segmented; the volume's files over its header once every slice is in.
   void add_volume(const std::string& path) {
-    const auto stem = unique_stem(path, stems_);
-    std::shared_ptr<StackFiles> files;
-    if (const auto error = error_of(path, [&] { files = open_volume(path, stem); }); !error.empty()) {
-      flush();
-      return skip(path, error);
-    }
-    const InterruptGuard guard;  // Ctrl-C: the slices so far are finished, then the run ends
-    for (int64_t k = 0; k < files->volume->slices && !InterruptGuard::requested(); ++k)
-      add_image({path + " slice " + std::to_string(k), nifti_slice_image(*files->volume, k, files->window), numbered(stem, k), files});
-    if (!InterruptGuard::requested()) return;
     flush();
-    stopped = true;
-    if (files->done > 0 && files->done < files->volume->slices) complete(*files);  // else completed
+    const auto stem = unique_stem(path, stems_);
+    std::optional<NiftiVolume> volume;
+    if (const auto error = error_of(path, [&] { volume.emplace(read_nifti(path)), prepare_volume(path, *volume, stem); }); !error.empty())
+      return skip(path, error);
+    VolumeOptions options;
+    options.window = f_.intensities;
+    options.probabilities = f_.probs == "nii";
+    options.objects = f_.instances;
+    options.min_object = f_.min_object;
+    const auto labels_file = output(stem + "-labels.nii.gz");
+    const InterruptGuard guard;  // Ctrl-C: the slice reached is finished, then the run ends
+    const auto on_slice = [&](const SliceResult& slice) {
+      const Pending item{slice.source, slice.image, numbered(stem, slice.slice), nullptr, labels_file};
+      if (slice.error)
+        skip(slice.source, error_of(slice.source, [&] { std::rethrow_exception(slice.error); }));
+      else if (const auto error = error_of(slice.source, [&] { finish(item, slice.prediction); }); !error.empty())
+        skip(slice.source, error);
+      else
+        progress_.update(++done_);
+      return !InterruptGuard::requested();
+    };
+    VolumeSegmentation result;
+    if (const auto error = error_of(path, [&] { result = segment_volume(predictor_, *volume, options, on_slice, path); }); !error.empty())
+      return skip(path, error);
+    stopped = stopped || !result.complete();
+    write_volume(path, *volume, result, labels_file, stem);
   }
 
   void add_stack(const std::string& path, int64_t pages) {
@@ -96,7 +111,7 @@ class Segmenter {
         skip(source, error);
         if (files) add_stack_page(*files, Prediction());
       } else {
-        add_image({source, image, numbered(stem, page), files});
+        add_image({source, image, numbered(stem, page), files, ""});
       }
     }
     if (!InterruptGuard::requested()) return;
@@ -224,14 +239,6 @@ class Segmenter {
     TiffCalibration calibration;
     int64_t pixels = 0;  // of every page
     std::vector<std::string> class_names;
-    std::vector<std::array<uint8_t, 3>> palette;
-    // A NIfTI volume: read whole, its slices mapped to images by `window`, their labels gathered in
-    // `volume_labels` and written with the objects over its header when the last slice is in.
-    std::shared_ptr<NiftiVolume> volume;
-    std::pair<double, double> window;
-    torch::Tensor volume_labels;
-    torch::Tensor volume_probs;  // --probs nii: K x slices x height x width
-    std::string probs_file, overlay_file;
   };
 
   struct Pending {
@@ -239,6 +246,7 @@ class Segmenter {
     torch::Tensor image;
     std::string stem;    // the outputs' name under OUT (the file's stem made unique, or NAME/000123 for a page)
     std::shared_ptr<StackFiles> stack;  // --label-stack, --probs tif: the files this page goes to
+    std::string volume_file;  // a NIfTI volume's slice: the volume's labels file, where its labels go
   };
 
   // The stack reader, the stack files, and OUT/NAME/ where pages write files of their own.
@@ -267,34 +275,17 @@ class Segmenter {
     files->first_file = file(f_.label_stack ? "-labels.tif" : "-probs.tif");
   }
 
-  // A NIfTI volume read whole, its files planned (written by write_volume once every slice is in).
-  std::shared_ptr<StackFiles> open_volume(const std::string& path, const std::string& stem) {
-    namespace fs = std::filesystem;
-    auto files = std::make_shared<StackFiles>();
-    files->input = path;
-    files->volume = std::make_shared<NiftiVolume>(read_nifti(path));
-    const auto& volume = *files->volume;
-    files->window = f_.intensities ? *f_.intensities : nifti_window(volume);
-    TiffPage slice;
-    slice.height = volume.height, slice.width = volume.width;
-    files->pages.assign(static_cast<size_t>(volume.slices), slice);
-    files->classes = predictor_.model().net->label_classes();
-    files->void_label = files->classes <= 255 ? 255 : 65535;
-    files->volume_labels = torch::empty({volume.slices, volume.height, volume.width}, files->classes <= 255 ? torch::kByte : torch::kInt);
-    const auto file = [&](const std::string& suffix) { return (fs::path(f_.out) / (stem + suffix)).string(); };
-    files->first_file = file("-labels.nii.gz");
-    files->overlay_file = file("-overlay.png");  // --overlay: slices through the volume in one picture
-    if (f_.probs == "nii") {
-      const int64_t bytes = files->classes * volume.slices * volume.height * volume.width * 4;
-      if (bytes > limits().max_tensor_bytes)
-        fail(path, "--probs nii: " + std::to_string(files->classes) + " classes' probabilities over this volume would hold " +
-                       std::to_string(bytes >> 20) + " MiB; --probs npy writes them a slice at a time");
-      files->volume_probs = torch::empty({files->classes, volume.slices, volume.height, volume.width}, torch::kFloat);
-      files->probs_file = file("-probs.nii.gz");
-    }
-    if (f_.instances) files->objects.emplace(files->void_label, f_.min_object), files->instances_file = file("-instances.nii.gz");
-    if (f_.overlay || f_.probs == "npy" || f_.probs == "png") fs::create_directories(fs::path(f_.out) / stem);
-    return files;
+  // OUT/NAME under OUT.
+  std::string output(const std::string& name) const { return (std::filesystem::path(f_.out) / name).string(); }
+
+  // Before a volume is segmented: --probs nii within the memory limit, and OUT/NAME/ where its slices
+  // write files of their own (overlays, --probs npy or png).
+  void prepare_volume(const std::string& path, const NiftiVolume& volume, const std::string& stem) const {
+    const int64_t classes = predictor_.model().net->label_classes();
+    if (const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4; f_.probs == "nii" && bytes > limits().max_tensor_bytes)
+      fail(path, "--probs nii: " + std::to_string(classes) + " classes' probabilities over this volume would hold " +
+                     std::to_string(bytes >> 20) + " MiB; --probs npy writes them a slice at a time");
+    if (f_.overlay || f_.probs == "npy" || f_.probs == "png") std::filesystem::create_directories(output(stem));
   }
 
   // The next page of a stack's files (no labels: the page failed, void); after its last page the files
@@ -306,10 +297,8 @@ class Segmenter {
     if (failed) stack.void_pages.push_back(k);
     const auto labels = failed ? torch::full({size.height, size.width}, stack.void_label, torch::kLong) : prediction.labels;
     add_pages(stack.labels, [&](TiffStackWriter& writer) { writer.add(stack.void_label == 255 ? labels.to(torch::kByte) : labels); });
-    if (stack.volume) stack.volume_labels[k].copy_(labels);
-    if (stack.volume_probs.defined()) stack.volume_probs.select(1, k).copy_(failed ? torch::full_like(stack.volume_probs.select(1, k), std::nan("")) : prediction.probs);
-    if (stack.objects && (stack.labels || stack.volume)) stack.objects->add(labels);
-    if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names, stack.palette = prediction.palette;
+    if (stack.objects && stack.labels) stack.objects->add(labels);
+    if (!failed && stack.class_names.empty()) stack.class_names = prediction.class_names;
     add_pages(stack.probs, [&](TiffStackWriter& writer) {
       for (int64_t c = 0; c < stack.classes; ++c)
         writer.add(failed ? torch::full({size.height, size.width}, std::nan(""), torch::kFloat) : prediction.probs[c]);
@@ -333,7 +322,6 @@ class Segmenter {
     const auto pages = static_cast<int64_t>(stack.pages.size());
     nlohmann::json entry = {{"stack", stack.input}, {"pages", pages}, {"pages_written", stack.done}, {"void_pages", stack.void_pages}};
     std::string written;  // "A + B"
-    if (stack.volume) write_volume(stack, entry, written);
     for (auto* writer : {&stack.labels, &stack.probs}) {
       if (!*writer) continue;
       const auto file = (*writer)->path();
@@ -344,75 +332,63 @@ class Segmenter {
       entry[writer == &stack.labels ? "labels" : "probs"] = file;
       written += (written.empty() ? "" : " + ") + printable(file);
       if (writer == &stack.labels && stack.objects) write_objects(stack, file, entry, written);
-      warn_void(stack, file, writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : "NaN");
+      warn_void(stack.void_pages, pages, "page", file, writer == &stack.labels ? "void (" + std::to_string(stack.void_label) + ")" : "NaN");
       if (stack.done < pages)
         std::cerr << "fcn: warning: " << printable(file) << ": stopped by Ctrl-C, it holds pages 0.." << stack.done - 1 << " of the " << pages << "\n";
     }
-    stack.labels.reset(), stack.probs.reset(), stack.objects.reset(), stack.volume.reset();
-    stack.volume_labels = stack.volume_probs = torch::Tensor();
-    stacks.push_back(entry);
-    if (!f_.json && !written.empty())
-      std::cout << printable(stack.input) << " (" << pages << (entry.contains("window") ? " slices" : " pages") << ") -> " << written << "\n";
+    stack.labels.reset(), stack.probs.reset(), stack.objects.reset();
+    report_stack(entry, stack.input, pages, "pages", written);
   }
 
-  // The warning that a stack's (or volume's) `file` holds `shown` (void (255), NaN) for the pages (slices)
-  // that could not be segmented, where there are any.
-  void warn_void(const StackFiles& stack, const std::string& file, const std::string& shown) const {
-    if (stack.void_pages.empty()) return;
-    const std::string unit = stack.volume ? "slice" : "page";
-    std::cerr << "fcn: warning: " << printable(file) << ": " << stack.void_pages.size() << " of " << stack.pages.size() << " " << unit
-              << "(s) could not be segmented and are " << shown << " there, the first " << unit << " " << stack.void_pages.front() << "\n";
+  // A stack's (or volume's) entry in --json's stacks, and its line: "INPUT (N pages) -> A + B".
+  void report_stack(const nlohmann::json& entry, const std::string& input, int64_t pages, const std::string& unit, const std::string& written) {
+    stacks.push_back(entry);
+    if (!f_.json && !written.empty()) std::cout << printable(input) << " (" << pages << " " << unit << ") -> " << written << "\n";
+  }
+
+  // The warning that a stack's (or volume's) `file` holds `shown` (void (255), NaN) for the `void_pages` of
+  // its `pages` pages (unit: "page", "slice") that could not be segmented, where there are any.
+  void warn_void(const std::vector<int64_t>& void_pages, int64_t pages, const std::string& unit, const std::string& file,
+                 const std::string& shown) const {
+    if (void_pages.empty()) return;
+    std::cerr << "fcn: warning: " << printable(file) << ": " << void_pages.size() << " of " << pages << " " << unit
+              << "(s) could not be segmented and are " << shown << " there, the first " << unit << " " << void_pages.front() << "\n";
   }
 
   // A NIfTI volume's files over its header: OUT/NAME-labels.nii.gz (a slice that failed void there), with
-  // --instances OUT/NAME-instances.nii.gz, the objects through the volume. A volume Ctrl-C stopped is not
-  // written: a part of one would pass for the whole (the same command with --skip-existing does it again).
-  void write_volume(StackFiles& stack, nlohmann::json& entry, std::string& written) {
-    entry["window"] = {stack.window.first, stack.window.second};
-    const auto slices = static_cast<int64_t>(stack.pages.size());
-    if (stack.done < slices) {
-      std::cerr << "fcn: warning: " << printable(stack.input) << ": stopped by Ctrl-C at slice " << stack.done << " of " << slices
+  // --probs nii OUT/NAME-probs.nii.gz, with --instances OUT/NAME-instances.nii.gz (the objects through the
+  // volume), with --overlay OUT/NAME-overlay.png (volume_overlay); reported as a stack. A volume Ctrl-C
+  // stopped is not written: a part of one would pass for the whole (the same command with --skip-existing
+  // does it again).
+  void write_volume(const std::string& path, const NiftiVolume& volume, const VolumeSegmentation& result, const std::string& labels_file,
+                    const std::string& stem) {
+    const int64_t slices = volume.slices;
+    nlohmann::json entry = {{"stack", path}, {"pages", slices}, {"pages_written", result.slices_done}, {"void_pages", result.failed_slices},
+                            {"window", {result.window.first, result.window.second}}};
+    if (!result.complete()) {
+      std::cerr << "fcn: warning: " << printable(path) << ": stopped by Ctrl-C at slice " << result.slices_done << " of " << slices
                 << ", so its labels are not written\n";
-      return;
+      return report_stack(entry, path, slices, "slices", "");
     }
-    const auto& labels_file = stack.first_file;
-    if (const auto error = error_of(labels_file, [&] { write_nifti_labels(labels_file, *stack.volume, stack.volume_labels); }); !error.empty())
-      return skip(labels_file, error);
-    entry["labels"] = labels_file;
-    written = printable(labels_file);
-    warn_void(stack, labels_file, "void (" + std::to_string(stack.void_label) + ")");
-    if (stack.volume_probs.defined()) {
-      const auto& file = stack.probs_file;
-      if (const auto error = error_of(file, [&] { write_nifti_probabilities(file, *stack.volume, stack.volume_probs); }); !error.empty())
-        skip(file, error);
-      else
-        entry["probs"] = file, written += " + " + printable(file);
+    std::string written;  // "A + B"
+    const auto write = [&](const std::string& key, const std::string& file, const std::function<void()>& body) {
+      if (const auto error = error_of(file, body); !error.empty()) return skip(file, error), false;
+      entry[key] = file;
+      written += (written.empty() ? "" : " + ") + printable(file);
+      return true;
+    };
+    if (!write("labels", labels_file, [&] { write_nifti_labels(labels_file, volume, result.labels); }))
+      return report_stack(entry, path, slices, "slices", written);
+    warn_void(result.failed_slices, slices, "slice", labels_file, "void (" + std::to_string(result.void_label) + ")");
+    const auto probs_file = output(stem + "-probs.nii.gz"), instances_file = output(stem + "-instances.nii.gz");
+    if (result.probabilities.defined()) write("probs", probs_file, [&] { write_nifti_probabilities(probs_file, volume, result.probabilities); });
+    if (result.objects.defined() && write("instances", instances_file, [&] { write_nifti_labels(instances_file, volume, result.objects); })) {
+      entry["objects"] = named_counts(result.objects_per_class, result.class_names);
+      written += ", " + std::to_string(result.object_count) + " object(s)";
     }
-    torch::Tensor ids;  // --instances: the objects through the volume
-    if (stack.objects) {
-      auto& objects = *stack.objects;
-      const auto error = error_of(stack.instances_file, [&] {
-        std::vector<torch::Tensor> pages;
-        for (int64_t k = 0; k < slices; ++k) pages.push_back(objects.page(k, stack.volume_labels[k]));
-        write_nifti_labels(stack.instances_file, *stack.volume, ids = torch::stack(pages));
-      });
-      if (!error.empty()) {
-        skip(stack.instances_file, error);
-      } else {
-        entry["instances"] = stack.instances_file;
-        entry["objects"] = named_counts(objects.per_class(stack.classes), stack.class_names);
-        written += " + " + printable(stack.instances_file) + ", " + std::to_string(objects.count()) + " object(s)";
-      }
-    }
-    if (!f_.overlay) return;
-    const auto& overlay_file = stack.overlay_file;
-    if (const auto error = error_of(overlay_file, [&] {
-          write_png(overlay_file, volume_overlay(*stack.volume, stack.window, stack.volume_labels, ids, stack.class_names, stack.palette));
-        });
-        !error.empty())
-      return skip(overlay_file, error);
-    entry["overlay"] = overlay_file;
-    written += " + " + printable(overlay_file);
+    const auto overlay_file = output(stem + "-overlay.png");
+    if (f_.overlay) write("overlay", overlay_file, [&] { write_png(overlay_file, volume_overlay(volume, result)); });
+    report_stack(entry, path, slices, "slices", written);
   }
 
   // --instances with --label-stack: the objects through the stack, page for page in NAME-instances.tif
@@ -448,8 +424,9 @@ class Segmenter {
   void finish(const Pending& item, const Prediction& prediction) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
-    const bool labels = !(item.stack && (f_.label_stack || item.stack->volume));
-    const bool probs = !(item.stack && (f_.probs == "tif" || f_.probs == "nii"));  // else in the stack's or volume's file
+    const bool volume = !item.volume_file.empty();
+    const bool labels = !(item.stack && f_.label_stack) && !volume;
+    const bool probs = !(item.stack && f_.probs == "tif") && !(volume && f_.probs == "nii");  // else in the stack's or volume's file
     const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
     const auto& files = written.files;
     const auto& objects = written.per_class;  // --instances
@@ -459,7 +436,7 @@ class Segmenter {
                         {"class_pixels", named_counts(prediction.class_pixels(), prediction.class_names)}, {"files", files}});
       if (f_.instances && labels) report.back()["objects"] = named_counts(objects, prediction.class_names);
     } else if (line_per_image_) {
-      const auto to = labels ? files.front() : item.stack->first_file;  // the label file, or the stack's
+      const auto to = labels ? files.front() : volume ? item.volume_file : item.stack->first_file;  // the label file, or the stack's
       const auto count = std::accumulate(objects.begin(), objects.end(), int64_t{0});
       std::cout << printable(path) << " (" << image.size(2) << "x" << image.size(1) << ") -> " << to << "  " << prediction.milliseconds << " ms"
                 << (f_.instances && labels ? ", " + std::to_string(count) + " object(s)" : std::string()) << "\n";

@@ -2,7 +2,6 @@
 // image and how it names it (predict_outputs.cpp), and videos frame by frame (predict_video.cpp).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -15,7 +14,6 @@
 #include <torch/types.h>
 
 #include "commands.h"
-#include "fcn/formats/nifti.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/util/error.h"
 
@@ -64,18 +62,8 @@ struct Written {
 Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
                       bool overlay, bool labels = true, bool probs = true);
 
-// A NIfTI volume's picture (--overlay): up to 16 slices evenly spaced through it, each shown as the net saw
-// it (`window`) with its `labels` blended in and its `objects` outlined (undefined: none), in rows of 4,
-// with a legend of the classes present; slices enlarged so the shorter side is at least 128 pixels.
-torch::Tensor volume_overlay(const NiftiVolume& volume, std::pair<double, double> window, const torch::Tensor& labels,
-                             const torch::Tensor& objects, const std::vector<std::string>& names,
-                             const std::vector<std::array<uint8_t, 3>>& palette);
-
 // Pixels (or objects) per class as --json reports them: by class name, classes with none left out.
 nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names);
-
-// Images (or video frames) of one size given to the net together, at most (and kPassPixels between them).
-constexpr size_t kImagesPerPass = 8;
 
 // Runs `body` for the image at `path`: "" if it succeeds, else the one-line error naming the file.
 template <typename F>

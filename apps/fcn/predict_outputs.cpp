@@ -108,24 +108,6 @@ Written write_outputs(const PredictFlags& f, const std::string& stem, const torc
   return written;
 }
 
-torch::Tensor volume_overlay(const NiftiVolume& volume, std::pair<double, double> window, const torch::Tensor& labels,
-                             const torch::Tensor& objects, const std::vector<std::string>& names,
-                             const std::vector<std::array<uint8_t, 3>>& palette) {
-  const int64_t slices = volume.slices, shown = std::min<int64_t>(slices, 16);
-  std::vector<torch::Tensor> tiles;
-  for (int64_t i = 0; i < shown; ++i) {
-    const int64_t k = shown == 1 ? 0 : (i * (slices - 1) + (shown - 1) / 2) / (shown - 1);  // evenly spaced, first and last included
-    auto tile = enlarge(blend(to_rgb8(nifti_slice_image(volume, k, window)), colorize(labels[k], palette), 0.5), 128);
-    if (objects.defined()) tile = with_outlines(tile, enlarge(objects[k], 128));
-    tiles.push_back(tile);
-  }
-  const auto counts = torch::bincount(labels.flatten().to(torch::kLong).clamp_max(static_cast<int64_t>(palette.size())));
-  std::vector<int64_t> present;
-  for (int64_t c = 0; c < std::min<int64_t>(counts.size(0), static_cast<int64_t>(names.size())); ++c)
-    if (counts[c].item<int64_t>() > 0) present.push_back(c);
-  return with_legend(grid(tiles, std::min<int64_t>(shown, 4)), present, names, palette);
-}
-
 nlohmann::json named_counts(const std::vector<int64_t>& pixels, const std::vector<std::string>& names) {
   nlohmann::json counts = nlohmann::json::object();
   for (size_t c = 0; c < pixels.size(); ++c)

@@ -657,6 +657,15 @@ def _():
     expected = np.zeros((3, 3), np.int64)
     np.add.at(expected, (labels.ravel().astype(np.int64), windowed.ravel().astype(np.int64)), 1)
     assert (np.array(r["confusion"]) == expected).all(), (r["confusion"], expected)
+    # examples/segment_volume: the library API (segment_volume) writes what fcn predict writes for a volume.
+    run("predict", model, path("ct.nii"), "--out", path("nii_window_obj"), "--window", "-500,500", "--instances", "--overlay")
+    volume_example = os.path.join(os.path.dirname(EXAMPLE), "segment_volume_example")
+    p = subprocess.run([volume_example, model, path("ct.nii"), path("ct_api"), "-500", "500"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("4 slices, "), p.stdout + p.stderr
+    for kind in ("labels", "instances"):
+        api, cli = read_nifti_file(path(f"ct_api-{kind}.nii.gz")), read_nifti_file(path(f"nii_window_obj/ct-{kind}.nii.gz"))
+        assert api[0] == cli[0] and (api[2] == cli[2]).all(), kind
+    assert (np.array(Image.open(path("ct_api-overlay.png"))) == np.array(Image.open(path("nii_window_obj/ct-overlay.png")))).all()
     kept = json.loads(run("predict", model, path("ct.nii"), "--out", path("nii_out"), "--instances", "--skip-existing", "--json").stdout)
     assert (kept["kept"], kept["succeeded"]) == (4, 0), kept
     # --probs nii: one 4-D float32 volume (x, y, z, class) over the scan's header, the slices' probabilities as the

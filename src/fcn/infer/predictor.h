@@ -53,6 +53,8 @@ std::string describe_inference(const PredictOptions& options);
 // validation) hold at most this many pixels between them: small images gain (per-image overheads
 // shared), large ones go one at a time.
 constexpr int64_t kPassPixels = int64_t{1} << 20;
+// Images of one size given to the net together, at most (fcn predict's images, frames and slices).
+constexpr size_t kImagesPerPass = 8;
 // Whether an image of `next` sizes (C x H x W) may join a pass that holds `count` images of `first`
 // sizes: the same size, fewer than `most` images so far, and at most kPassPixels together.
 bool joins_pass(at::IntArrayRef first, size_t count, at::IntArrayRef next, size_t most);

@@ -1,0 +1,132 @@
+#include "fcn/infer/volume.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <new>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+#include "fcn/data/instances.h"
+#include "fcn/infer/picture.h"
+#include "fcn/util/error.h"
+#include "fcn/util/limits.h"
+
+namespace fcn {
+namespace {
+
+void check_options(const VolumeOptions& options, const NiftiVolume& volume, int64_t classes, const std::string& source) {
+  if (options.window) {
+    const auto [low, high] = *options.window;
+    if (!std::isfinite(low) || !std::isfinite(high) || !(low < high))
+      fail("VolumeOptions.window", "must be two finite values, low < high (got " + std::to_string(low) + ", " + std::to_string(high) + ")");
+  }
+  if (options.min_object < 1) fail("VolumeOptions.min_object", "must be at least 1 (got " + std::to_string(options.min_object) + ")");
+  if (!options.probabilities) return;
+  const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4;
+  if (bytes > limits().max_tensor_bytes)
+    fail(source, "VolumeOptions.probabilities: " + std::to_string(classes) + " classes' probabilities over this volume would hold " +
+                     std::to_string(bytes >> 20) + " MiB, past the limit of " + std::to_string(limits().max_tensor_bytes >> 20) + " MiB");
+}
+
+// The predictions of slices given together (one pass where the predictor runs them so), one at a time
+// where the pass fails, each slice's error kept for its own result.
+std::vector<SliceResult> segment_pass(const Predictor& predictor, std::vector<SliceResult> pass) {
+  std::vector<torch::Tensor> images;
+  std::vector<std::string> sources;
+  for (const auto& slice : pass) images.push_back(slice.image), sources.push_back(slice.source);
+  const auto predictions = predictor.pass_or_nothing(images, sources);  // empty: one at a time
+  for (size_t k = 0; k < pass.size(); ++k) {
+    if (!predictions.empty()) {
+      pass[k].prediction = predictions[k];
+      continue;
+    }
+    try {
+      pass[k].prediction = predictor(pass[k].image, pass[k].source);
+    } catch (const Error&) {
+      pass[k].error = std::current_exception();
+    } catch (const c10::Error&) {
+      pass[k].error = std::current_exception();
+    } catch (const std::bad_alloc&) {
+      pass[k].error = std::current_exception();
+    }
+  }
+  return pass;
+}
+
+// The slice's result into the volume's tensors; false where on_slice says stop.
+bool gather(VolumeSegmentation& result, const SliceResult& slice, const std::function<bool(const SliceResult&)>& on_slice) {
+  const int64_t k = slice.slice;
+  if (slice.error) {
+    result.failed_slices.push_back(k);
+  } else {
+    result.labels[k].copy_(slice.prediction.labels);
+    if (result.probabilities.defined()) result.probabilities.select(1, k).copy_(slice.prediction.probs);
+  }
+  result.slices_done = k + 1;
+  return !on_slice || on_slice(slice);
+}
+
+// The objects through the slices done (void slices make none), numbered as VolumeObjects numbers them.
+void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
+  VolumeObjects objects(result.void_label, min_object);
+  for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
+  result.objects = torch::zeros(result.labels.sizes(), torch::kLong);
+  for (int64_t k = 0; k < result.slices_done; ++k) result.objects[k].copy_(objects.page(k, result.labels[k]));
+  result.object_count = objects.count();
+  result.objects_per_class = objects.per_class(classes);
+}
+
+}  // namespace
+
+VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume& volume, const VolumeOptions& options,
+                                  const std::function<bool(const SliceResult&)>& on_slice, const std::string& source) {
+  const int64_t classes = predictor.model().net->label_classes();
+  check_options(options, volume, classes, source);
+  VolumeSegmentation result;
+  result.window = options.window ? *options.window : nifti_window(volume);
+  result.void_label = classes <= 255 ? 255 : 65535;
+  result.class_names = predictor.model().meta.class_names;
+  result.palette = predictor.model().meta.palette;
+  const auto shape = std::vector<int64_t>{volume.slices, volume.height, volume.width};
+  result.labels = torch::full(shape, result.void_label, classes <= 255 ? torch::kByte : torch::kInt);
+  if (options.probabilities)
+    result.probabilities = torch::full({classes, volume.slices, volume.height, volume.width}, std::numeric_limits<float>::quiet_NaN(), torch::kFloat);
+  const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
+  std::vector<SliceResult> pass;
+  bool going = true;
+  for (int64_t k = 0; k < volume.slices && going; ++k) {
+    SliceResult slice;
+    slice.slice = k;
+    slice.source = source + " slice " + std::to_string(k);
+    slice.image = nifti_slice_image(volume, k, result.window);
+    pass.push_back(std::move(slice));
+    if (pass.size() < most && k + 1 < volume.slices) continue;
+    for (const auto& done : segment_pass(predictor, std::move(pass)))
+      if (going) going = gather(result, done, on_slice);
+    pass.clear();
+  }
+  if (options.objects) find_objects(result, options.min_object, classes);
+  return result;
+}
+
+torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation& result) {
+  if (!result.labels.defined() || result.labels.size(0) != volume.slices) fail("volume_overlay", "the result is not this volume's");
+  const int64_t slices = volume.slices, shown = std::min<int64_t>(slices, 16);
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < shown; ++i) {
+    const int64_t k = shown == 1 ? 0 : (i * (slices - 1) + (shown - 1) / 2) / (shown - 1);  // evenly spaced, first and last included
+    auto tile = enlarge(blend(to_rgb8(nifti_slice_image(volume, k, result.window)), colorize(result.labels[k], result.palette), 0.5), 128);
+    if (result.objects.defined()) tile = with_outlines(tile, enlarge(result.objects[k], 128));
+    tiles.push_back(tile);
+  }
+  const auto& names = result.class_names;
+  const auto counts = torch::bincount(result.labels.flatten().to(torch::kLong).clamp_max(static_cast<int64_t>(result.palette.size())));
+  std::vector<int64_t> present;
+  for (int64_t c = 0; c < std::min<int64_t>(counts.size(0), static_cast<int64_t>(names.size())); ++c)
+    if (counts[c].item<int64_t>() > 0) present.push_back(c);
+  return with_legend(grid(tiles, std::min<int64_t>(shown, 4)), present, names, result.palette);
+}
+
+}  // namespace fcn

@@ -1,0 +1,86 @@
+// NIfTI volumes (MRI, CT) segmented slice by slice: each slice along the third axis, as stored, mapped
+// to a 0..1 image by a window and given to the Predictor (slices of one size up to 8 a pass, where its
+// options allow), the labels gathered into a volume that goes back over the scan's header; optionally
+// the class probabilities and the objects through the volume (26-connected, data/instances.h).
+//
+//   fcn::Predictor predict{"unet.fcn"};
+//   const fcn::NiftiVolume ct = fcn::read_nifti("ct.nii.gz");
+//   fcn::VolumeOptions options;
+//   options.window = {{-1000.0, 400.0}};  // Hounsfield units to 0..1
+//   options.objects = true;
+//   const fcn::VolumeSegmentation result = fcn::segment_volume(predict, ct, options);
+//   fcn::write_nifti_labels("ct-labels.nii.gz", ct, result.labels);
+//   fcn::write_nifti_labels("ct-instances.nii.gz", ct, result.objects);
+//   fcn::write_png("ct-overlay.png", fcn::volume_overlay(ct, result));
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "fcn/formats/nifti.h"
+#include "fcn/infer/predictor.h"
+
+namespace fcn {
+
+struct VolumeOptions {
+  // Voxel values mapped to 0..1 (clamped), low to high (for CT, Hounsfield units such as -1000, 400);
+  // none: the volume's own minimum to maximum (nifti_window). Give the window the net was trained with.
+  std::optional<std::pair<double, double>> window;
+  bool probabilities = false;  // also the class probabilities, K x slices x H x W float32
+  bool objects = false;        // also the objects through the volume (each class's 26-connected components)
+  int64_t min_object = 1;      // objects of fewer voxels in all are left out (id 0, not counted): specks
+};
+
+// What segment_volume's on_slice is given after each slice, in slice order.
+struct SliceResult {
+  int64_t slice = 0;
+  std::string source;      // "SOURCE slice K": what errors name
+  torch::Tensor image;     // 1 x H x W float in [0, 1]: the slice as the net saw it
+  Prediction prediction;   // labels undefined where the slice failed
+  std::exception_ptr error;  // why it failed (fcn::Error, c10::Error, std::bad_alloc); null where it did not
+};
+
+struct VolumeSegmentation {
+  // slices x H x W: uint8 class indices (up to 255 classes; else int32), void_label where a slice failed
+  // or was not reached (a stop); write_nifti_labels writes it over the scan.
+  torch::Tensor labels;
+  torch::Tensor probabilities;  // VolumeOptions.probabilities: K x slices x H x W float32, NaN where no labels
+  // VolumeOptions.objects: slices x H x W int64 ids, 0 none, 1..object_count numbered in order of the
+  // first slice each is on (within it, class by class, then raster order); void slices make none.
+  torch::Tensor objects;
+  int64_t object_count = 0;
+  std::vector<int64_t> objects_per_class;  // classes 0..K-1
+  std::pair<double, double> window;        // what mapped the voxels to 0..1
+  int64_t void_label = 255;                // 65535 past 255 classes
+  int64_t slices_done = 0;                 // slices segmented or failed: all of them unless on_slice stopped it
+  std::vector<int64_t> failed_slices;      // void in labels (their errors went to on_slice)
+  std::vector<std::string> class_names;
+  std::vector<std::array<uint8_t, 3>> palette;
+
+  bool complete() const { return labels.defined() && slices_done == labels.size(0); }
+};
+
+// Segments every slice of `volume` with `predictor`. A slice that fails (out of memory, NaN scores) is
+// void in the labels and the rest go on; on_slice (where given) sees each slice's result, its error
+// included, and returns false to stop after it (Ctrl-C). `source` names the volume in errors.
+// Errors (fcn::Error naming the option): probabilities past fcn::limits().max_tensor_bytes, a window
+// that is not finite and increasing, min_object < 1.
+VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume& volume, const VolumeOptions& options = {},
+                                  const std::function<bool(const SliceResult&)>& on_slice = {},
+                                  const std::string& source = "volume");
+
+// A volume's picture: up to 16 slices evenly spaced through it (first and last included), each shown as
+// the net saw it with its labels blended in (alpha 0.5) and its objects outlined in white where there
+// are some, in rows of 4 with a legend of the classes present; slices enlarged so the shorter side is at
+// least 128 pixels. H x W x 3 uint8 (write_png).
+torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation& result);
+
+}  // namespace fcn

@@ -1,0 +1,203 @@
+// NIfTI volumes segmented slice by slice (infer/volume.h): each slice as the Predictor segments the
+// window-mapped image by hand, probabilities and objects gathered in place, a failed slice void and
+// NaN, a stop after a slice, bad options one-line errors, and the picture's tiles as blended by hand.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "fcn/data/instances.h"
+#include "fcn/infer/picture.h"
+#include "fcn/infer/volume.h"
+#include "fcn/models/unet.h"
+#include "fcn/util/error.h"
+#include "fcn/util/limits.h"
+
+namespace fcn {
+namespace {
+
+// A small gray U-Net, weights (and biases, unless zero_bias) normal with std `scale`: 0.1 labels
+// these volumes in patches of classes 0 and 2, several objects through the slices.
+Model gray_unet(double scale = 0.1, bool zero_bias = false) {
+  Model model;
+  torch::manual_seed(5);
+  model.net = std::make_shared<UNetImpl>(UNetOptions().depth(2).base_channels(4).in_channels(1).num_classes(3).padding(Padding::kSame));
+  torch::manual_seed(5);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.net->named_parameters()) {
+    p.value().normal_(0, scale);
+    if (zero_bias && p.key().find("bias") != std::string::npos) p.value().zero_();
+  }
+  model.meta = default_meta(3, 1);
+  return model;
+}
+
+// A CT-like volume: `slices` x 20 x 24 int16 voxels in -1000..1000, in 4 x 4 patches.
+NiftiVolume ct_volume(int64_t slices) {
+  torch::manual_seed(9);
+  NiftiVolume volume;
+  volume.slices = slices, volume.height = 20, volume.width = 24;
+  const auto patches = torch::randint(-1000, 1000, {slices, 5, 6}, torch::kShort);
+  volume.voxels = patches.repeat_interleave(4, 1).repeat_interleave(4, 2).contiguous();
+  return volume;
+}
+
+// Slice k as the net should see it: (v - low) / (high - low), clamped to 0..1, 1 x H x W.
+torch::Tensor by_hand(const NiftiVolume& volume, int64_t k, double low, double high) {
+  return ((volume.voxels[k].to(torch::kDouble) - low) / (high - low)).clamp(0, 1).to(torch::kFloat).unsqueeze(0);
+}
+
+TEST(SegmentVolume, EachSliceAsThePredictorSegmentsItWithProbabilitiesAndObjects) {
+  const Predictor predictor(gray_unet());
+  const auto volume = ct_volume(11);  // a pass of 8 and one of 3
+  VolumeOptions options;
+  options.window = {{-1000.0, 1000.0}};
+  options.probabilities = options.objects = true;
+  std::vector<int64_t> seen;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
+    seen.push_back(slice.slice);
+    EXPECT_EQ(slice.source, "ct.nii slice " + std::to_string(slice.slice));
+    EXPECT_TRUE(torch::allclose(slice.image, by_hand(volume, slice.slice, -1000, 1000), 0, 1e-6));
+    return true;
+  }, "ct.nii");
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  ASSERT_TRUE(result.complete());
+  EXPECT_TRUE(result.failed_slices.empty());
+  EXPECT_EQ(result.window, (std::pair<double, double>{-1000.0, 1000.0}));
+  EXPECT_EQ(result.labels.scalar_type(), torch::kByte);
+  EXPECT_EQ(result.labels.sizes(), (std::vector<int64_t>{11, 20, 24}));
+  for (int64_t k = 0; k < 11; ++k) {
+    const auto one = predictor(by_hand(volume, k, -1000, 1000));
+    EXPECT_TRUE(torch::allclose(result.probabilities.select(1, k), one.probs, 0, 1e-4)) << k;  // a pass of 8 or 3 vs one
+    EXPECT_LE(result.labels[k].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2) << k;  // ties at float rounding
+  }
+  EXPECT_GT(std::get<0>(torch::_unique(result.labels)).size(0), 1) << "labels of more than one class";
+  EXPECT_GE(result.object_count, 3);
+  VolumeObjects objects(255);  // the objects are VolumeObjects' over the labels
+  for (int64_t k = 0; k < 11; ++k) objects.add(result.labels[k]);
+  EXPECT_EQ(result.object_count, objects.count());
+  EXPECT_EQ(result.objects_per_class, objects.per_class(3));
+  for (int64_t k = 0; k < 11; ++k) EXPECT_TRUE(torch::equal(result.objects[k], objects.page(k, result.labels[k]))) << k;
+  // Without a window: the volume's own range; without the options, no probabilities or objects.
+  const auto plain = segment_volume(predictor, volume);
+  const double low = volume.voxels.min().item<double>(), high = volume.voxels.max().item<double>();
+  EXPECT_EQ(plain.window, (std::pair<double, double>{low, high}));
+  EXPECT_FALSE(plain.probabilities.defined() || plain.objects.defined());
+  EXPECT_LE(plain.labels[3].to(torch::kLong).ne(predictor(by_hand(volume, 3, low, high)).labels).sum().item<int64_t>(), 2);
+  // min_object: objects of fewer voxels through the volume are left out.
+  options.min_object = 40;
+  const auto large = segment_volume(predictor, volume, options);
+  VolumeObjects large_objects(255, 40);
+  for (int64_t k = 0; k < 11; ++k) large_objects.add(large.labels[k]);
+  EXPECT_EQ(large.object_count, large_objects.count());
+  EXPECT_LT(large.object_count, result.object_count);
+}
+
+// Weights so large that any input but 0 overflows float32 (NaN scores) while a slice the net sees as 0
+// (0.5 before the model's normalization: mean 0.5, std 0.5) scores 0 everywhere: every slice but that
+// one fails, is void in the labels and NaN in the probabilities, and the rest go on.
+TEST(SegmentVolume, FailedSliceIsVoidAndTheRestGoOn) {
+  const Predictor predictor(gray_unet(1e19, true));
+  auto volume = ct_volume(4);
+  volume.voxels[2].fill_(0);  // the window's middle: 0.5
+  VolumeOptions options;
+  options.window = {{-1000.0, 1000.0}};
+  options.probabilities = true;
+  std::vector<std::string> errors;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
+    if (slice.error) {
+      try {
+        std::rethrow_exception(slice.error);
+      } catch (const Error& e) {
+        errors.push_back(e.what());
+      }
+    }
+    EXPECT_EQ(static_cast<bool>(slice.error), !slice.prediction.labels.defined());
+    return true;
+  });
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors[0].find("volume slice 0"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("scored NaN"), std::string::npos) << errors[0];
+  EXPECT_TRUE(result.complete());
+  EXPECT_EQ(result.failed_slices, (std::vector<int64_t>{0, 1, 3}));
+  for (const int64_t k : {0, 1, 3}) {
+    EXPECT_TRUE(result.labels[k].eq(255).all().item<bool>()) << k;
+    EXPECT_TRUE(result.probabilities.select(1, k).isnan().all().item<bool>()) << k;
+  }
+  EXPECT_TRUE(result.labels[2].lt(3).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(result.probabilities.select(1, 2), torch::full({3, 20, 24}, 1.0 / 3)));
+}
+
+TEST(SegmentVolume, StopsAfterTheSliceOnSliceRefuses) {
+  const Predictor predictor(gray_unet());
+  const auto volume = ct_volume(6);
+  VolumeOptions options;
+  options.objects = true;
+  int64_t calls = 0;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) { return ++calls, slice.slice < 2; });
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(result.slices_done, 3);
+  EXPECT_FALSE(result.complete());
+  EXPECT_TRUE(result.labels.slice(0, 3).eq(255).all().item<bool>());
+  EXPECT_TRUE(result.labels.slice(0, 0, 3).lt(3).all().item<bool>());
+  EXPECT_TRUE(result.objects.slice(0, 3).eq(0).all().item<bool>());
+}
+
+TEST(SegmentVolume, BadOptionsAreErrorsNamingThem) {
+  const Predictor predictor(gray_unet());
+  const auto volume = ct_volume(2);
+  const auto message = [&](const VolumeOptions& options) {
+    try {
+      segment_volume(predictor, volume, options, {}, "ct.nii");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  VolumeOptions window;
+  window.window = {{400.0, -1000.0}};
+  EXPECT_NE(message(window).find("VolumeOptions.window: must be two finite values, low < high"), std::string::npos) << message(window);
+  window.window = {{0.0, std::nan("")}};
+  EXPECT_NE(message(window).find("VolumeOptions.window"), std::string::npos);
+  VolumeOptions min_object;
+  min_object.min_object = 0;
+  EXPECT_NE(message(min_object).find("VolumeOptions.min_object: must be at least 1"), std::string::npos) << message(min_object);
+  NiftiVolume huge;  // probabilities past the tensor limit (voxels never read: the check comes first)
+  huge.slices = 4096, huge.height = huge.width = 1 << 15;
+  huge.voxels = torch::zeros({1, 1, 1});
+  VolumeOptions probabilities;
+  probabilities.probabilities = true;
+  try {
+    segment_volume(predictor, huge, probabilities, {}, "big.nii");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("big.nii: VolumeOptions.probabilities: 3 classes' probabilities"), std::string::npos) << e.what();
+  }
+}
+
+// The picture: 16 of 20 slices evenly spaced (first and last included), in rows of 4, each the
+// window-mapped slice with its labels' colours blended in at 0.5, enlarged to 128 (x7 here: 20 -> 140).
+TEST(VolumeOverlay, SixteenSlicesInRowsOfFourBlendedAsByHand) {
+  const Predictor predictor(gray_unet());
+  const auto volume = ct_volume(20);
+  VolumeOptions options;
+  options.window = {{-800.0, 800.0}};
+  const auto result = segment_volume(predictor, volume, options);
+  const auto picture = volume_overlay(volume, result);
+  const int64_t side = 7, tile_h = 20 * side, tile_w = 24 * side, gap = 4;
+  ASSERT_EQ(picture.dim(), 3);
+  EXPECT_EQ(picture.size(0), 4 * tile_h + 3 * gap);
+  EXPECT_GT(picture.size(1), 4 * tile_w + 3 * gap);  // and the legend
+  for (const auto& [i, k] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {5, 6}, {15, 19}}) {
+    const auto gray = (by_hand(volume, k, -800, 800)[0] * 255).round();
+    const auto palette = torch::tensor(std::vector<int64_t>{result.palette[0][0], result.palette[0][1], result.palette[0][2], result.palette[1][0],
+                                                            result.palette[1][1], result.palette[1][2], result.palette[2][0], result.palette[2][1],
+                                                            result.palette[2][2]}).view({3, 3}).to(torch::kDouble);
+    const auto colours = palette.index({result.labels[k].to(torch::kLong)});
+    const auto expected = (0.5 * gray.to(torch::kDouble).unsqueeze(-1) + 0.5 * colours).repeat_interleave(side, 0).repeat_interleave(side, 1);
+    const int64_t row = i / 4, column = i % 4;
+    const auto tile = picture.slice(0, row * (tile_h + gap), row * (tile_h + gap) + tile_h).slice(1, column * (tile_w + gap), column * (tile_w + gap) + tile_w);
+    EXPECT_LE((tile.to(torch::kDouble) - expected).abs().max().item<double>(), 2) << "tile " << i << " (slice " << k << ")";
+  }
+}
+
+}  // namespace
+}  // namespace fcn
