@@ -143,37 +143,86 @@ void add_split(CLI::App* cmd) {
   split->add_option("--val", val, "share of the pairs for validation, in (0, 1)")->capture_default_str();
   split->add_option("--seed", seed, "random seed (the same folder and seed give the same split on any machine)")->capture_default_str();
   split->add_flag("--overwrite", overwrite, "replace the lists of an earlier split");
+  static bool by_volume = false;
+  split->add_flag("--by-volume", by_volume, "hold whole volumes out: pairs named NAME_NNN (the slices fcn data unstack writes from a folder "
+                                            "of volumes) go to one split together, --val being the share of the volumes");
   split->callback([] {
     if (!(val > 0 && val < 1)) fail("--val", "must be between 0 and 1 (the share of the pairs held out), got " + number_text(val));
-    const auto [train, held_out] = write_split_lists(dir, val, seed, overwrite);
+    const auto [train, held_out] = write_split_lists(dir, val, seed, overwrite, by_volume);
     std::printf("wrote %s: %zu train + %zu val pairs (seed %llu)\n", (std::filesystem::path(dir) / "splits").c_str(), train,
                 held_out, static_cast<unsigned long long>(seed));
   });
+}
+
+// unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
+void report_folder(const NiftiFolderUnstacked& r, const std::string& out, bool window_given, bool masks) {
+  std::string mapped = window_given ? " (voxels " + number_text(r.windows[0].first) + ".." + number_text(r.windows[0].second) +
+                                          " as black..white: predict with --window " + number_text(r.windows[0].first) + "," +
+                                          number_text(r.windows[0].second) + " maps them so)"
+                                    : " (each volume's own minimum..maximum as black..white, as fcn predict maps a volume without --window)";
+  if (r.named > 0) mapped += " + classes.json (" + std::to_string(r.named) + " classes: name them there)";
+  std::printf("wrote %s: %lld slice(s) of %lld volume(s) as images/%s%s\n", out.c_str(), static_cast<long long>(r.slices),
+              static_cast<long long>(r.volumes), masks ? " + masks/" : "", mapped.c_str());
+  if (r.val_volumes.empty()) {
+    if (masks) std::printf("next: fcn data split %s --val 0.2 --by-volume\n", out.c_str());
+    return;
+  }
+  std::string names;
+  for (size_t i = 0; i < r.val_volumes.size() && i < 8; ++i) names += (i ? ", " : "") + r.val_volumes[i];
+  if (r.val_volumes.size() > 8) names += ", ...";
+  std::printf("splits/: %zu train + %zu val slices, %lld volume(s) held out whole (%s); next: fcn train --data %s\n", r.train_slices,
+              r.val_slices, static_cast<long long>(r.val_volumes.size()), names.c_str(), out.c_str());
 }
 
 void add_unstack(CLI::App* cmd) {
   auto* unstack = cmd->add_subcommand("unstack", "Turn a multi-page TIFF stack or a NIfTI volume (and its labels) into images/ + masks/, one PNG per page\n"
                                                  "  example: fcn data unstack train-volume.tif --masks train-labels.tif --out em\n"
                                                  "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)\n"
-                                                 "  example: fcn data unstack ct.nii.gz --masks ct-seg.nii.gz --window -1000,400 --out ct   (slice by slice)");
+                                                 "  example: fcn data unstack ct.nii.gz --masks ct-seg.nii.gz --window -1000,400 --out ct   (slice by slice)\n"
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --val 0.2 --out ct\n"
+                                                 "  (a folder of volumes, a Medical Segmentation Decathlon task's: whole volumes held out for validation)");
   static std::string images, masks, out, window;
-  unstack->add_option("STACK", images, "multi-page TIFF of images, or a NIfTI volume (.nii, .nii.gz)")->required();
+  static double val = 0;
+  static uint64_t seed = 0;
+  unstack->add_option("STACK", images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
+                                       "(slice k of NAME.nii.gz as images/NAME_NNN.png)")->required();
   unstack->add_option("--masks", masks, "its labels, page for page: a multi-page TIFF of label masks (class indices, 8- or 16-bit; 0/255 for "
-                                        "background/foreground), or for a NIfTI volume a NIfTI label volume of its size");
+                                        "background/foreground), for a NIfTI volume a NIfTI label volume of its size, for a folder of "
+                                        "volumes a folder of their label volumes under the same file names");
   unstack->add_option("--window", window, "NIfTI: the voxel values LOW,HIGH mapped to black..white in the 16-bit PNGs, as fcn predict --window "
-                                          "maps them (CT in Hounsfield units, e.g. -1000,400); default: the volume's own minimum and maximum");
+                                          "maps them (CT in Hounsfield units, e.g. -1000,400); default: each volume's own minimum and maximum");
+  unstack->add_option("--val", val, "a folder of volumes: the share of the volumes held out whole for validation (splits/), in (0, 1); "
+                                    "slices of one patient are never in both splits");
+  unstack->add_option("--seed", seed, "--val: random seed of the volumes held out")->capture_default_str();
   add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
   unstack->callback([] {
-    const bool volume = is_nifti_path(images);
+    const bool folder = std::filesystem::is_directory(images);
+    const bool volume = folder || is_nifti_path(images);
     if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
-    if (!masks.empty() && is_nifti_path(masks) != volume)
+    if (val != 0 && !folder)
+      fail("--val", "holds whole volumes of a folder out; " + images + " is one stack: fcn data split " + out + " --val " + number_text(val));
+    if (val != 0 && !(val > 0 && val < 1)) fail("--val", "must be between 0 and 1 (the share of the volumes held out), got " + number_text(val));
+    if (val != 0 && masks.empty()) fail("--val", "holds labelled slices out for validation: give --masks");
+    if (!folder && !masks.empty() && is_nifti_path(masks) != volume)
       fail(masks, volume ? "is not a NIfTI label volume (.nii, .nii.gz) for the NIfTI volume " + images : "is a NIfTI volume: the labels of a TIFF stack are a TIFF stack");
+    if (folder && !masks.empty() && !std::filesystem::is_directory(masks))
+      fail(masks, "is not a folder: the labels of a folder of volumes are a folder of label volumes, one for each by name");
+    const auto mapping = window.empty() ? std::nullopt : std::optional(parse_window(window));
+    if (folder) {
+      std::optional<Progress> progress;  // its total known once the volumes' headers are read
+      const auto result = unstack_nifti_folder(images, masks, out, mapping, val, seed, [&](int64_t done, int64_t total) {
+        if (!progress) progress.emplace("unstack", total);
+        progress->update(done);
+      });
+      if (progress) progress->finish();
+      return report_folder(result, out, mapping.has_value(), !masks.empty());
+    }
     Progress progress("unstack", volume ? nifti_shape(images)[0] : image_pages(images));
     const auto update = [&](int64_t done, int64_t) { progress.update(done); };
     int64_t pages = 0;
     std::string mapped;
     if (volume) {
-      const auto result = unstack_nifti(images, masks, out, window.empty() ? std::nullopt : std::optional(parse_window(window)), update);
+      const auto result = unstack_nifti(images, masks, out, mapping, update);
       pages = result.slices;
       mapped = " (voxels " + number_text(result.window.first) + ".." + number_text(result.window.second) +
                " as black..white: predict with --window " + number_text(result.window.first) + "," + number_text(result.window.second) + " maps them so)";

@@ -593,6 +593,60 @@ def read_nifti_file(file):
     return data[:348], order, voxels
 
 
+@check("NIfTI folders: data unstack DIR --masks DIR writes every volume's slices as NAME_NNN; --val holds whole volumes out")
+def _():
+    rng = np.random.default_rng(4)
+    os.makedirs(path("imagesTr")), os.makedirs(path("labelsTr"))
+    volumes = {}
+    for name, slices, order, suffix in (("a", 3, "<", ".nii.gz"), ("b", 2, ">", ".nii"), ("c", 4, "<", ".nii.gz")):
+        ct = rng.integers(-1000, 1000, (slices, 8, 10)).astype(np.int16)
+        seg = rng.integers(0, 3, (slices, 8, 10)).astype(np.uint8)
+        volumes[name] = (ct, seg)
+        for folder, data in (("imagesTr", ct), ("labelsTr", seg)):
+            raw = nifti_bytes(data, order, code={np.dtype("int16"): 4, np.dtype("uint8"): 2}[data.dtype])
+            open(path(f"{folder}/{name}{suffix}"), "wb").write(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    open(path("imagesTr/._a.nii.gz"), "wb").write(b"\0\5\26\7 macOS resource fork")  # as some archives carry them: left out
+    open(path("imagesTr/dataset.json"), "w").write("{}")
+    p = run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--val", 0.34, "--seed", 1, "--out", path("dec"))
+    assert "9 slice(s) of 3 volume(s) as images/ + masks/" in p.stdout and "1 volume(s) held out whole" in p.stdout, p.stdout
+    names = sorted(os.listdir(path("dec/images")))
+    assert names == [f"{n}_{k:03d}.png" for n in "abc" for k in range(len(volumes[n][0]))] == sorted(os.listdir(path("dec/masks"))), names
+    for n, (ct, seg) in volumes.items():  # each volume over its own range, as predict maps it without --window
+        low, high = ct.min(), ct.max()
+        for k in range(len(ct)):
+            png = np.array(Image.open(path(f"dec/images/{n}_{k:03d}.png"))).astype(np.int64)
+            assert np.abs(png - np.round((ct[k] - low) / (high - low) * 65535)).max() <= 1, (n, k)
+            assert (np.array(Image.open(path(f"dec/masks/{n}_{k:03d}.png"))) == seg[k]).all(), (n, k)
+    assert json.load(open(path("dec/classes.json")))["names"] == ["background", "label 1", "label 2"]
+    lists = {s: open(path(f"dec/splits/{s}.txt")).read().split() for s in ("train", "val")}
+    held = {i.rsplit("_", 1)[0] for i in lists["val"]}
+    assert len(held) == 1 and not held & {i.rsplit("_", 1)[0] for i in lists["train"]}, lists
+    assert sorted(lists["val"]) == [f"{n}_{k:03d}" for n in held for k in range(len(volumes[n][0]))], lists
+    assert f"({held.pop()})" in p.stdout, p.stdout
+    check = json.loads(run("data", "check", path("dec"), "--json").stdout)
+    assert check["splits"] == ["train", "val"] and sum(check["sizes"]) == 9, check
+    # --window: one mapping for every volume; fcn data split --by-volume re-splits by volume.
+    p = run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--window", "-500,500", "--out", path("dec_w"))
+    assert "voxels -500..500 as black..white" in p.stdout and "--by-volume" in p.stdout, p.stdout
+    png = np.array(Image.open(path("dec_w/images/b_001.png"))).astype(np.int64)
+    assert np.abs(png - np.round(np.clip((volumes["b"][0][1] + 500) / 1000, 0, 1) * 65535)).max() <= 1
+    run("data", "split", path("dec_w"), "--val", 0.5, "--by-volume", "--seed", 3)
+    val = open(path("dec_w/splits/val.txt")).read().split()
+    assert len({i.rsplit("_", 1)[0] for i in val}) == 2 and len(val) in (3 + 2, 3 + 4, 2 + 4), val
+    # Bad folders: one line naming the file, nothing left behind.
+    os.remove(path("labelsTr/c.nii.gz"))
+    one_line_error(run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--out", path("dec_bad"), ok=False),
+                   "c.nii.gz: has no label volume of its name in", "labelsTr")
+    open(path("labelsTr/c.nii.gz"), "wb").write(gzip.compress(nifti_bytes(np.zeros((4, 8, 9), np.uint8), code=2)))
+    one_line_error(run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--out", path("dec_bad"), ok=False),
+                   "labelsTr/c.nii.gz: is 9x8x4 voxels but", "c.nii.gz is 10x8x4")
+    assert not os.path.exists(path("dec_bad")) or os.listdir(path("dec_bad")) == [], os.listdir(path("dec_bad"))
+    one_line_error(run("data", "unstack", path("imagesTr/b.nii"), "--val", 0.2, "--out", path("dec_bad"), ok=False), "--val: holds whole volumes of a folder out")
+    one_line_error(run("data", "unstack", path("imagesTr"), "--val", 0.2, "--out", path("dec_bad"), ok=False), "--val: holds labelled slices out", "--masks")
+    os.makedirs(path("empty_vols"))
+    one_line_error(run("data", "unstack", path("empty_vols"), "--out", path("dec_bad"), ok=False), "empty_vols: holds no NIfTI volume")
+
+
 @check("NIfTI volumes: predict segments every slice into NAME-labels.nii.gz over the scan's header; unstack, eval, 3-D objects")
 def _():
     run("init", "--arch", "unet", "--depth", 2, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("gray3.fcn"))

@@ -2,6 +2,7 @@
 // as a one-line error naming the file (and the value) — in reading and in `check_dataset`.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -228,6 +229,62 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   fs::remove(dir + "/splits/all.txt");
   expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
   expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
+}
+
+// By volume: the slices NAME_NNN of one volume go to one side together, val taking round(0.4 x 5) = 2
+// volumes; a split by pairs of the same folder mixes them.
+TEST(Dataset, SplitByVolumeHoldsWholeVolumesOut) {
+  EXPECT_EQ(volume_of("la_003_012"), "la_003");
+  EXPECT_EQ(volume_of("ct_7"), "ct");
+  EXPECT_EQ(volume_of("scan"), "scan");
+  EXPECT_EQ(volume_of("scan_"), "scan_");
+  EXPECT_EQ(volume_of("a_b"), "a_b");
+  EXPECT_EQ(volume_of("_012"), "_012");
+  const std::string dir = test::temp_dir() + "/by_volume";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  const std::vector<std::string> volumes = {"a", "b_01", "c", "d", "e"};
+  for (size_t v = 0; v < volumes.size(); ++v)
+    for (size_t k = 0; k < 2 + v; ++k) {
+      const std::string stem = volumes[v] + "_00" + std::to_string(k);
+      write_png(dir + "/images/" + stem + ".png", torch::full({4, 4, 1}, static_cast<int>(k), torch::kByte));
+      write_png(dir + "/masks/" + stem + ".png", torch::zeros({4, 4, 1}, torch::kByte));
+    }
+  const size_t pairs = 2 + 3 + 4 + 5 + 6;
+  bool mixed = false;
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    const auto [train, val] = write_split_lists(dir, 0.4, seed, true, true);
+    EXPECT_EQ(train + val, pairs);
+    std::map<std::string, std::set<std::string>> sides;  // volume -> the lists its slices are in
+    std::set<std::string> held_out;
+    for (const std::string list : {"train", "val"}) {
+      const SegmentationDataset split(dir, list);
+      for (size_t i = 0; i < split.size(); ++i) {
+        sides[volume_of(split.id(i))].insert(list);
+        if (list == "val") held_out.insert(volume_of(split.id(i)));
+      }
+    }
+    EXPECT_EQ(sides.size(), volumes.size());
+    for (const auto& [volume, lists] : sides) EXPECT_EQ(lists.size(), 1u) << volume << " is in both splits (seed " << seed << ")";
+    EXPECT_EQ(held_out.size(), 2u) << seed;
+    write_split_lists(dir, 0.4, seed, true);  // by pairs: some volume in both
+    std::map<std::string, std::set<std::string>> pair_sides;
+    for (const std::string list : {"train", "val"}) {
+      const SegmentationDataset split(dir, list);
+      for (size_t i = 0; i < split.size(); ++i) pair_sides[volume_of(split.id(i))].insert(list);
+    }
+    for (const auto& [volume, lists] : pair_sides) mixed = mixed || lists.size() == 2;
+  }
+  EXPECT_TRUE(mixed);
+  fs::remove_all(dir + "/images"), fs::remove_all(dir + "/masks"), fs::remove_all(dir + "/splits");
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  for (const std::string stem : {"a_000", "a_001"}) {
+    write_png(dir + "/images/" + stem + ".png", torch::zeros({4, 4, 1}, torch::kByte));
+    write_png(dir + "/masks/" + stem + ".png", torch::zeros({4, 4, 1}, torch::kByte));
+  }
+  expect_names(test::error_of([&] { write_split_lists(dir, 0.5, 0, false, true); }), "by_volume", "1 volume: at least two are needed");
 }
 
 TEST(FashionScenes, DeterministicLabelledFromInk) {

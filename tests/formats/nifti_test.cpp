@@ -4,13 +4,17 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/data/stacks.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/png.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -180,6 +184,55 @@ TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   const auto said = test::error_of([&] { read_nifti(plain); });
   EXPECT_TRUE(contains(said, "claims.nii: is cut short: 3 bytes of voxels, its header says 1073741824")) << said;
   EXPECT_TRUE(is_nifti_path("a/b.NII.GZ") && is_nifti_path("c.nii") && !is_nifti_path("d.gz") && !is_nifti_path(".nii"));
+}
+
+// A folder of volumes and one of their label volumes as one dataset (data/stacks.h): NAME_NNN slices,
+// each volume over its own range, hidden files left out, whole volumes held out; a missing label volume
+// or one of another size an error before anything is written.
+TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_folder";
+  fs::remove_all(root);
+  fs::create_directories(root + "/images"), fs::create_directories(root + "/labels");
+  const auto save = [](const std::string& file, const std::vector<char>& bytes) { std::ofstream(file, std::ios::binary).write(bytes.data(), bytes.size()); };
+  std::vector<int64_t> a(2 * 3 * 4), b(3 * 3 * 4), a_labels(a.size()), b_labels(b.size());
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<int64_t>(i * 7) - 50, a_labels[i] = static_cast<int64_t>(i % 3);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int64_t>(i * i % 1000), b_labels[i] = static_cast<int64_t>(i % 2);
+  save(root + "/images/a.nii", nii(4, 2, a, 4, 3, 2));
+  save(root + "/images/b.nii", nii(4, 2, b, 4, 3, 3, true));
+  save(root + "/images/._a.nii", {'x', 'y'});  // macOS's resource fork: left out
+  save(root + "/labels/a.nii", nii(2, 1, a_labels, 4, 3, 2));
+  save(root + "/labels/b.nii", nii(2, 1, b_labels, 4, 3, 3));
+  const auto out = root + "/out";
+  const auto result = unstack_nifti_folder(root + "/images", root + "/labels", out, std::nullopt, 0.5, 0);
+  EXPECT_EQ(result.volumes, 2);
+  EXPECT_EQ(result.slices, 5);
+  EXPECT_EQ(result.classes, 3);
+  EXPECT_EQ(result.named, 3);
+  ASSERT_EQ(result.windows.size(), 2u);
+  EXPECT_EQ(result.windows[0], (std::pair<double, double>{-50.0, 23 * 7 - 50.0}));
+  EXPECT_EQ(result.windows[1], (std::pair<double, double>{0.0, 961.0}));  // 31² % 1000 the largest
+  ASSERT_EQ(result.val_volumes.size(), 1u);
+  EXPECT_EQ(result.train_slices + result.val_slices, 5u);
+  EXPECT_EQ(result.val_slices, result.val_volumes[0] == "a" ? 2u : 3u);
+  const auto slice = read_png(out + "/images/b_002.png").pixels;  // voxels 24..35 of b over 0..961
+  ASSERT_EQ(slice.scalar_type(), torch::kInt);
+  for (int64_t i = 0; i < 12; ++i) {
+    const double expected = std::round(static_cast<double>((24 + i) * (24 + i) % 1000) / 961.0 * 65535);
+    EXPECT_NEAR(slice.flatten()[i].item<int>(), expected, 1) << i;
+  }
+  EXPECT_EQ(read_png(out + "/masks/a_001.png").pixels.flatten()[5].item<int>(), (12 + 5) % 3);
+  EXPECT_FALSE(fs::exists(out + "/images/._a_000.png"));
+  // A volume without its label volume, and one of another size: nothing written.
+  fs::remove(root + "/labels/b.nii");
+  const auto missing = test::error_of([&] { unstack_nifti_folder(root + "/images", root + "/labels", root + "/out2"); });
+  EXPECT_NE(missing.find("b.nii: has no label volume of its name in"), std::string::npos) << missing;
+  save(root + "/labels/b.nii", nii(2, 1, b_labels, 3, 4, 3));
+  const auto other = test::error_of([&] { unstack_nifti_folder(root + "/images", root + "/labels", root + "/out2"); });
+  EXPECT_NE(other.find("labels/b.nii: is 3x4x3 voxels but"), std::string::npos) << other;
+  EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
+  const auto lone = test::error_of([&] { unstack_nifti_folder(root + "/labels", "", root + "/out3", std::nullopt, 0.2); });
+  EXPECT_NE(lone.find("a validation split holds out labelled slices"), std::string::npos) << lone;
 }
 
 }  // namespace

@@ -102,7 +102,14 @@ ClassTable parse_classes_json(const std::string& text, const std::string& path) 
   return table;
 }
 
-std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite) {
+std::string volume_of(const std::string& id) {
+  const auto cut = id.rfind('_');
+  if (cut == std::string::npos || cut == 0 || cut + 1 == id.size()) return id;
+  const bool digits = std::all_of(id.begin() + static_cast<std::ptrdiff_t>(cut) + 1, id.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return digits ? id.substr(0, cut) : id;
+}
+
+std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite, bool by_volume) {
   const fs::path root(dir);
   if (fs::is_directory(root / "ImageSets" / "Segmentation")) fail(dir, "is a VOC layout: its splits are ImageSets/Segmentation/*.txt");
   if (!fs::is_directory(root / "images") || !fs::is_directory(root / "masks"))
@@ -115,13 +122,24 @@ std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_f
   for (size_t i = 0; i < n; ++i)
     if (split_ids(all.id(i)) != std::vector<std::string>{all.id(i)})
       fail(all.image_path(i), "cannot be listed in a split file (its name starts or ends with a space or holds a line break)");
-  const auto rounded = static_cast<size_t>(std::llround(val_fraction * static_cast<double>(n)));
-  const size_t val = std::clamp<size_t>(rounded, 1, n - 1);
+  std::vector<std::vector<std::string>> groups;  // a pair each, or with by_volume a volume's pairs each
+  std::map<std::string, size_t> group_of;
+  for (size_t i = 0; i < n; ++i) {
+    const auto key = by_volume ? volume_of(all.id(i)) : all.id(i);
+    const auto [at, added] = group_of.emplace(key, groups.size());
+    if (added) groups.emplace_back();
+    groups[at->second].push_back(all.id(i));
+  }
+  const size_t count = groups.size();
+  if (count < 2) fail(dir, "holds the slices of " + std::to_string(count) + " volume: at least two are needed to hold whole volumes out");
+  const auto rounded = static_cast<size_t>(std::llround(val_fraction * static_cast<double>(count)));
+  const size_t val = std::clamp<size_t>(rounded, 1, count - 1);
   auto generator = at::detail::createCPUGenerator(seed);
-  const auto order = torch::randperm(static_cast<int64_t>(n), generator);  // int64, contiguous
+  const auto order = torch::randperm(static_cast<int64_t>(count), generator);  // int64, contiguous
   const auto* index = order.data_ptr<int64_t>();
   std::vector<std::string> lists[2];  // train, val: the first `val` of the permutation are held out
-  for (size_t k = 0; k < n; ++k) lists[k < val ? 1 : 0].push_back(all.id(static_cast<size_t>(index[k])));
+  for (size_t k = 0; k < count; ++k)
+    for (const auto& id : groups[static_cast<size_t>(index[k])]) lists[k < val ? 1 : 0].push_back(id);
   fs::create_directories(root / "splits");
   for (int s = 0; s < 2; ++s) {
     std::sort(lists[s].begin(), lists[s].end());

@@ -123,7 +123,14 @@ std::vector<std::string> dataset_splits(const std::string& dir);
 // line, sorted), val taking round(val_fraction x pairs) of them (at least one, and one left for
 // train), shuffled by LibTorch's generator from `seed`, so the same folder and seed give the same
 // split on any machine. Refuses (fcn::Error naming `dir`) a VOC layout or split folders, which have
-// splits already, fewer than two pairs, and existing lists unless `overwrite`. Returns {train, val}.
-std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite = false);
+// splits already, fewer than two pairs, and existing lists unless `overwrite`. With `by_volume`, the
+// pairs of one volume (volume_of their names: the slices fcn data unstack wrote from a folder of
+// volumes, one patient's) go to one side together, val taking round(val_fraction x volumes) volumes (at
+// least one, and one left for train), so that no volume has slices in both. Returns the pairs {train, val}.
+std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite = false,
+                                            bool by_volume = false);
+// The volume a slice's name came from: "la_003_012" -> "la_003", the name less its last "_" and the
+// digits after it; a name without them is a volume of its own.
+std::string volume_of(const std::string& id);
 
 }  // namespace fcn

@@ -1,11 +1,18 @@
 #include "fcn/data/stacks.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <optional>
+#include <set>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/data/dataset.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/png.h"
@@ -36,12 +43,19 @@ void write_page(const std::string& path, const torch::Tensor& page, const std::s
   write_png(path, values.slice(0, 0, kept).permute({1, 2, 0}).contiguous());
 }
 
+// NNN.png for page k of `total`: k zero-padded to 3 or more digits.
+std::string page_name(int64_t k, int64_t total) {
+  const size_t digits = std::max<size_t>(3, std::to_string(std::max<int64_t>(total - 1, 0)).size());
+  const auto number = std::to_string(k);
+  return std::string(digits - number.size(), '0') + number + ".png";
+}
+
 // Pages 0..total-1, each written by write(k, image file, mask file) into OUT/.images.partial (and
-// .masks.partial where `with_masks`), the folders renamed to images/ and masks/ once every page is in;
-// after an error nothing is left behind.
+// .masks.partial where `with_masks`) under name(k) (else page_name), the folders renamed to images/ and
+// masks/ once every page is in; after an error nothing is left behind.
 int64_t write_folders(const std::string& out_dir, int64_t total, bool with_masks,
                       const std::function<void(int64_t, const std::string&, const std::string&)>& write,
-                      const std::function<void(int64_t, int64_t)>& progress) {
+                      const std::function<void(int64_t, int64_t)>& progress, const std::function<std::string(int64_t)>& name = {}) {
   const fs::path out(out_dir);
   for (const char* folder : {"images", "masks"})
     if (fs::exists(out / folder)) fail(out_dir, std::string("already holds ") + folder + "/: unstack into a new folder");
@@ -50,12 +64,10 @@ int64_t write_folders(const std::string& out_dir, int64_t total, bool with_masks
   clear();
   fs::create_directories(images);
   if (with_masks) fs::create_directories(masks);
-  const size_t digits = std::max<size_t>(3, std::to_string(std::max<int64_t>(total - 1, 0)).size());
   try {
     for (int64_t page = 0; page < total; ++page) {
-      std::string name = std::to_string(page);
-      name = std::string(digits - name.size(), '0') + name + ".png";
-      write(page, (images / name).string(), (masks / name).string());
+      const auto file = name ? name(page) : page_name(page, total);
+      write(page, (images / file).string(), (masks / file).string());
       if (progress) progress(page + 1, total);
     }
   } catch (...) {  // a bad page: nothing left behind
@@ -65,6 +77,75 @@ int64_t write_folders(const std::string& out_dir, int64_t total, bool with_masks
   fs::rename(images, out / "images");
   if (with_masks) fs::rename(masks, out / "masks");
   return total;
+}
+
+// The largest label of a label volume for `volume` (images_path's), checked: the same size, every voxel an
+// integer 0..65535; fcn::Error naming masks_path otherwise.
+int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, const std::string& images_path, const std::string& masks_path) {
+  if (labels.voxels.sizes() != volume.voxels.sizes())
+    fail(masks_path, "is " + std::to_string(labels.width) + "x" + std::to_string(labels.height) + "x" + std::to_string(labels.slices) +
+                         " voxels but " + images_path + " is " + std::to_string(volume.width) + "x" + std::to_string(volume.height) + "x" +
+                         std::to_string(volume.slices));
+  const auto v = labels.voxels.to(labels.voxels.is_floating_point() ? torch::kDouble : torch::kLong);  // 65535 fits the comparisons
+  const auto bad = v.is_floating_point() ? (v != v.round()) | (v < 0) | (v > 65535) : (v < 0) | (v > 65535);
+  if (const auto where = bad.nonzero(); where.size(0) > 0)
+    fail(masks_path, "voxel (" + std::to_string(where[0][2].item<int64_t>()) + "," + std::to_string(where[0][1].item<int64_t>()) + "," +
+                         std::to_string(where[0][0].item<int64_t>()) + ") holds " + number_text(v[where[0][0]][where[0][1]][where[0][2]].item<double>()) +
+                         ": a label volume holds class indices 0..65535");
+  return v.numel() > 0 ? static_cast<int64_t>(v.max().item<double>()) : 0;
+}
+
+// Slice k of `volume` as a 16-bit gray PNG (`window` to 0..65535) and, where `labels`, its labels' slice
+// as an 8-bit PNG (16-bit where `wide`).
+void write_nifti_slice(const NiftiVolume& volume, const NiftiVolume* labels, int64_t k, std::pair<double, double> window, bool wide,
+                       const std::string& image, const std::string& mask) {
+  write_png16(image, nifti_slice_image(volume, k, window)[0].mul(65535).round().to(torch::kInt));
+  if (!labels) return;
+  const auto slice = labels->voxels[k].to(torch::kLong);
+  if (wide)
+    write_png16(mask, slice);
+  else
+    write_png(mask, slice.to(torch::kByte).unsqueeze(2).contiguous());
+}
+
+// Labels up to `most` of 2..254: OUT/classes.json names them ("background", "label 1", ...) unless one is
+// there, so the folder reads them all. The classes named (0: none).
+int64_t name_classes(const std::string& out_dir, int64_t most) {
+  if (most < 2 || most > 254 || fs::exists(fs::path(out_dir) / "classes.json")) return 0;
+  nlohmann::json names = {"background"};
+  for (int64_t c = 1; c <= most; ++c) names.push_back("label " + std::to_string(c));
+  const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
+  write_file_atomic((fs::path(out_dir) / "classes.json").string(), text.data(), text.size());
+  return most + 1;
+}
+
+// scan.nii.gz: scan.
+std::string volume_stem(const std::string& path) {
+  auto stem = fs::path(path).stem();
+  if (is_nifti_path(stem.string())) stem = stem.stem();
+  return stem.string();
+}
+
+// The NIfTI volumes of images_dir in name order, each with its label volume of the same name in masks_dir
+// (where given). Hidden files (macOS's "._NAME.nii.gz" beside each volume in some archives) are left out.
+std::vector<std::pair<std::string, std::string>> volume_pairs(const std::string& images_dir, const std::string& masks_dir) {
+  if (!fs::is_directory(images_dir)) fail(images_dir, "is not a folder");
+  if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& entry : fs::directory_iterator(images_dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
+    pairs.emplace_back(entry.path().string(), masks_dir.empty() ? "" : (fs::path(masks_dir) / name).string());
+  }
+  if (pairs.empty()) fail(images_dir, "holds no NIfTI volume (.nii, .nii.gz)");
+  std::sort(pairs.begin(), pairs.end());
+  std::map<std::string, std::string> stems;
+  for (const auto& [image, mask] : pairs) {
+    if (!mask.empty() && !fs::is_regular_file(mask)) fail(image, "has no label volume of its name in " + masks_dir + " (" + mask + " not found)");
+    if (const auto [at, added] = stems.emplace(volume_stem(image), image); !added)
+      fail(image, "and " + at->second + " would both be unstacked as " + at->first + "_NNN.png: rename one");
+  }
+  return pairs;
 }
 
 }  // namespace
@@ -95,41 +176,66 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
                              std::optional<std::pair<double, double>> window, const std::function<void(int64_t, int64_t)>& progress) {
   const auto volume = read_nifti(images_nifti);
   std::optional<NiftiVolume> labels;
-  if (!masks_nifti.empty()) {
-    labels = read_nifti(masks_nifti);
-    if (labels->voxels.sizes() != volume.voxels.sizes())
-      fail(masks_nifti, "is " + std::to_string(labels->width) + "x" + std::to_string(labels->height) + "x" + std::to_string(labels->slices) +
-                            " voxels but " + images_nifti + " is " + std::to_string(volume.width) + "x" + std::to_string(volume.height) +
-                            "x" + std::to_string(volume.slices));
-    const auto v = labels->voxels.to(labels->voxels.is_floating_point() ? torch::kDouble : torch::kLong);  // 65535 fits the comparisons
-    const auto bad = v.is_floating_point() ? (v != v.round()) | (v < 0) | (v > 65535) : (v < 0) | (v > 65535);
-    if (const auto where = bad.nonzero(); where.size(0) > 0)
-      fail(masks_nifti, "voxel (" + std::to_string(where[0][2].item<int64_t>()) + "," + std::to_string(where[0][1].item<int64_t>()) + "," +
-                            std::to_string(where[0][0].item<int64_t>()) + ") holds " + number_text(v[where[0][0]][where[0][1]][where[0][2]].item<double>()) +
-                            ": a label volume holds class indices 0..65535");
-  }
+  int64_t most = 0;
+  if (!masks_nifti.empty()) labels = read_nifti(masks_nifti), most = label_volume_max(volume, *labels, images_nifti, masks_nifti);
   const auto used = window ? *window : nifti_window(volume);
-  const auto most = labels ? static_cast<int64_t>(labels->voxels.max().item<double>()) : int64_t{0};  // checked: 0..65535, whole
-  const bool wide = most > 255;
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
-    write_png16(image, nifti_slice_image(volume, k, used)[0].mul(65535).round().to(torch::kInt));
-    if (!labels) return;
-    const auto slice = labels->voxels[k].to(torch::kLong);
-    if (wide)
-      write_png16(mask, slice);
-    else
-      write_png(mask, slice.to(torch::kByte).unsqueeze(2).contiguous());
+    write_nifti_slice(volume, labels ? &*labels : nullptr, k, used, most > 255, image, mask);
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
-  int64_t named = 0;  // a label volume of several classes: classes.json names them, so the folder reads them all
-  if (most >= 2 && most <= 254 && !fs::exists(fs::path(out_dir) / "classes.json")) {
-    nlohmann::json names = {"background"};
-    for (int64_t c = 1; c <= most; ++c) names.push_back("label " + std::to_string(c));
-    const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
-    write_file_atomic((fs::path(out_dir) / "classes.json").string(), text.data(), text.size());
-    named = most + 1;
+  return {slices, used, name_classes(out_dir, most)};
+}
+
+NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
+                                          std::optional<std::pair<double, double>> window, double val_fraction, uint64_t seed,
+                                          const std::function<void(int64_t, int64_t)>& progress) {
+  const auto pairs = volume_pairs(images_dir, masks_dir);
+  if (val_fraction != 0 && !(val_fraction > 0 && val_fraction < 1))
+    fail(out_dir, "the validation fraction must be in (0, 1), got " + number_text(val_fraction));
+  if (val_fraction > 0 && masks_dir.empty()) fail(images_dir, "has no label volumes given: a validation split holds out labelled slices");
+  if (val_fraction > 0 && pairs.size() < 2)
+    fail(images_dir, "holds 1 volume: at least two are needed to hold whole volumes out for validation");
+  std::vector<int64_t> first{0};  // the first slice of each volume in the folders' order, and past the last
+  std::vector<std::string> stems;
+  for (const auto& [image, mask] : pairs) {  // headers only: a label volume of another size is found before any slice is written
+    const auto shape = nifti_shape(image);
+    if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
+      fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
+                     " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
+    first.push_back(first.back() + shape[0]);
+    stems.push_back(volume_stem(image));
   }
-  return {slices, used, named};
+  NiftiFolderUnstacked result;
+  size_t at = pairs.size();  // the volume in memory (none yet)
+  NiftiVolume volume, labels;
+  int64_t most = 0;
+  const auto index = [&](int64_t k) { return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), k) - first.begin() - 1); };
+  const auto name = [&](int64_t k) { const auto v = index(k); return stems[v] + "_" + page_name(k - first[v], first[v + 1] - first[v]); };
+  const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
+    if (const auto v = index(k); v != at) {  // the next volume: read, its labels checked, its window taken
+      at = v;
+      volume = read_nifti(pairs[v].first);
+      if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].first, "changed while it was being unstacked");
+      const auto used = window ? *window : nifti_window(volume);
+      result.windows.push_back(used);
+      if (!masks_dir.empty()) {
+        labels = read_nifti(pairs[v].second), most = label_volume_max(volume, labels, pairs[v].first, pairs[v].second);
+        result.classes = std::max(result.classes, most + 1);
+      }
+    }
+    write_nifti_slice(volume, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), most > 255, image, mask);
+  };
+  result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
+  result.volumes = static_cast<int64_t>(pairs.size());
+  result.named = name_classes(out_dir, result.classes - 1);
+  if (!masks_dir.empty() && val_fraction > 0) {
+    std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);
+    std::ifstream list(fs::path(out_dir) / "splits" / "val.txt");
+    std::set<std::string> held_out;
+    for (std::string id; std::getline(list, id);) held_out.insert(volume_of(id));
+    result.val_volumes.assign(held_out.begin(), held_out.end());
+  }
+  return result;
 }
 
 }  // namespace fcn

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace fcn {
 
@@ -39,5 +40,25 @@ struct NiftiUnstacked {
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              std::optional<std::pair<double, double>> window = std::nullopt,
                              const std::function<void(int64_t, int64_t)>& progress = {});
+
+// A folder of NIfTI volumes and a folder of their label volumes, the same file names (a Medical
+// Segmentation Decathlon task's imagesTr/ and labelsTr/), as one dataset folder: slice k of NAME.nii.gz
+// as images/NAME_NNN.png and masks/NAME_NNN.png, written as unstack_nifti writes them, each volume's
+// voxels mapped by `window` (else by its own minimum..maximum, as fcn predict maps a volume by
+// default). Hidden files (macOS's ._NAME.nii.gz) are left out. With val_fraction in (0, 1) and labels,
+// whole volumes are held out for validation (write_split_lists by volume, from `seed`): no patient's
+// slices in both splits. fcn::Error naming the file: a volume without its label volume, two volumes of
+// one name (a.nii and a.nii.gz), those unstack_nifti names; nothing is left behind then.
+struct NiftiFolderUnstacked {
+  int64_t volumes = 0, slices = 0;
+  std::vector<std::pair<double, double>> windows;  // each volume's window, in name order
+  int64_t classes = 0;  // the label volumes' largest label + 1 (0: no labels)
+  int64_t named = 0;    // the classes classes.json names (0: none written)
+  size_t train_slices = 0, val_slices = 0;  // with val_fraction
+  std::vector<std::string> val_volumes;     // the volumes held out, by name (NAME of NAME.nii.gz), sorted
+};
+NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
+                                          std::optional<std::pair<double, double>> window = std::nullopt, double val_fraction = 0,
+                                          uint64_t seed = 0, const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn
