@@ -15,6 +15,7 @@
 #include "fcn/data/stats.h"
 #include "fcn/data/transforms.h"
 #include "fcn/eval/separation.h"
+#include "fcn/formats/image.h"
 #include "fcn/formats/png.h"
 #include "fcn/models/model.h"
 #include "fcn/util/allocator.h"
@@ -126,7 +127,9 @@ TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
   auto binary = torch::zeros({4, 4, 1}, torch::kByte);
   binary[2][2][0] = 255;
   write_png(dir + "/masks/a.png", binary);
+  std::ofstream(dir + "/images/._a.png") << "AppleDouble";  // macOS's resource fork of a.png, no mask: left out
   const SegmentationDataset pairs(dir, "all");
+  EXPECT_EQ(pairs.size(), 1u);
   EXPECT_EQ(pairs.num_classes(), 2);
   EXPECT_EQ(pairs.get(0).mask[2][2].item<int64_t>(), 1);  // 0/255 masks: 255 is the foreground
   EXPECT_EQ(pairs.get(0).mask.sum().item<int64_t>(), 1);
@@ -229,6 +232,21 @@ TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   fs::remove(dir + "/splits/all.txt");
   expect_names(test::error_of([&] { write_split_lists(make_voc("voc_split"), 0.5, 0); }), "voc_split", "VOC layout");
   expect_names(test::error_of([&] { write_split_lists(dir, 1.0, 0, true); }), "listed", "(0, 1)");
+}
+
+// Folders list their image files (and with videos, videos and NIfTI volumes) sorted, hidden files left out.
+TEST(ListImages, FolderFilesSortedHiddenLeftOut) {
+  const std::string dir = test::temp_dir() + "/listed_images";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/sub.png");
+  for (const std::string name : {"b.png", "a.JPG", "._a.JPG", ".DS_Store", "notes.txt", "ct.nii.gz", "._ct.nii.gz", "clip.mp4"})
+    std::ofstream(dir + "/" + name) << "x";
+  EXPECT_EQ(list_images({dir}), (std::vector<std::string>{dir + "/a.JPG", dir + "/b.png"}));
+  EXPECT_EQ(list_images({dir}, true), (std::vector<std::string>{dir + "/a.JPG", dir + "/b.png", dir + "/clip.mp4", dir + "/ct.nii.gz"}));
+  EXPECT_EQ(list_images({dir + "/._a.JPG"}), (std::vector<std::string>{dir + "/._a.JPG"}));  // a file named is taken as named
+  EXPECT_TRUE(is_hidden("x/.y.png") && !is_hidden("x/y.png") && !is_hidden(".hidden_dir/y.png"));
+  fs::remove(dir + "/a.JPG"), fs::remove(dir + "/b.png");
+  expect_names(test::error_of([&] { list_images({dir}); }), "listed_images", "holds no image files");
 }
 
 // By volume: the slices NAME_NNN of one volume go to one side together, val taking round(0.4 x 5) = 2

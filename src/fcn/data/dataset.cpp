@@ -28,13 +28,13 @@ const std::vector<std::string>& voc_class_names() {
   return names;
 }
 
-// stem -> path for the image files of a folder.
+// stem -> path for the image files of a folder (hidden ones left out: macOS's ._NAME.png beside NAME.png).
 std::map<std::string, std::string> files_by_stem(const fs::path& folder) {
   std::map<std::string, std::string> out;
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(folder, error)) {
     std::error_code entry_error;  // a symlink loop is listed, and reported when it is read
-    if (entry.is_directory(entry_error) || !has_image_extension(entry.path().string())) continue;
+    if (entry.is_directory(entry_error) || !has_image_extension(entry.path().string()) || is_hidden(entry.path().string())) continue;
     const auto stem = entry.path().stem().string();
     if (out.count(stem)) fail(entry.path().string(), "two files share the stem '" + stem + "' in " + folder.string());
     out[stem] = entry.path().string();

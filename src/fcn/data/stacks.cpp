@@ -134,7 +134,7 @@ std::vector<std::pair<std::string, std::string>> volume_pairs(const std::string&
   std::vector<std::pair<std::string, std::string>> pairs;
   for (const auto& entry : fs::directory_iterator(images_dir)) {
     const auto name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
+    if (is_hidden(name) || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
     pairs.emplace_back(entry.path().string(), masks_dir.empty() ? "" : (fs::path(masks_dir) / name).string());
   }
   if (pairs.empty()) fail(images_dir, "holds no NIfTI volume (.nii, .nii.gz)");

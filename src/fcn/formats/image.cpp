@@ -357,6 +357,11 @@ void quiet_opencv() {
 }
 #endif
 
+bool is_hidden(const std::string& path) {
+  const auto name = std::filesystem::path(path).filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
 std::vector<std::string> list_images(const std::vector<std::string>& inputs, bool videos) {
   namespace fs = std::filesystem;
   std::vector<std::string> images;
@@ -369,7 +374,8 @@ std::vector<std::string> list_images(const std::vector<std::string>& inputs, boo
       for (const auto& entry : fs::directory_iterator(input, error)) {
         std::error_code entry_error;
         const auto name = entry.path().string();
-        if (entry.is_directory(entry_error) || !(has_image_extension(name) || (videos && (has_video_extension(name) || is_nifti_path(name)))))
+        if (entry.is_directory(entry_error) || is_hidden(name) ||
+            !(has_image_extension(name) || (videos && (has_video_extension(name) || is_nifti_path(name)))))
           continue;
         found.push_back(name);
       }

@@ -58,9 +58,14 @@ void check_jpeg(const std::vector<char>& bytes, const std::string& path);
 const std::vector<std::string>& image_extensions();
 bool has_image_extension(const std::string& path);  // by extension, case-insensitive
 
+// A file whose name starts with a dot: left out of folder listings, as ls and shell globs leave it out
+// (macOS's ._NAME resource forks beside each file of an archive made on a Mac, .DS_Store).
+bool is_hidden(const std::string& path);
+
 // Image files named by `inputs`: files as given, folders by their image files (by extension,
-// sorted; with `videos`, their video files and NIfTI volumes too: fcn/formats/video.h, nifti.h),
-// glob patterns (*, ?, [...]) expanded. Throws fcn::Error naming an input that matches nothing.
+// sorted, hidden files left out; with `videos`, their video files and NIfTI volumes too:
+// fcn/formats/video.h, nifti.h), glob patterns (*, ?, [...]) expanded. Throws fcn::Error naming an
+// input that matches nothing.
 std::vector<std::string> list_images(const std::vector<std::string>& inputs, bool videos = false);
 
 }  // namespace fcn
