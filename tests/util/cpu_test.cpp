@@ -1,5 +1,5 @@
-// The CPU's ISA class and the bf16 refusal, with the flags forced through FCN_CPU_FLAGS (each
-// test runs in its own process under ctest, and cpu_info() reads the flags once).
+// The CPU's ISA class and the bf16 refusal, from /proc/cpuinfo texts and flags forced as FCN_CPU_FLAGS
+// forces them (cpu_info_from: no process state, so the tests pass in one process or in many).
 #include <cstdlib>
 
 #include <gtest/gtest.h>
@@ -11,29 +11,33 @@ namespace fcn {
 namespace {
 
 TEST(Cpu, Avx2OnlyHasNoBf16AndRefusesIt) {
-  ::setenv("FCN_CPU_FLAGS", "fpu sse avx avx2 fma", 1);
-  const auto& cpu = cpu_info();
+  const auto cpu = cpu_info_from("processor\t: 0\nmodel name\t: AMD EPYC 7551P\nflags\t\t: fpu sse avx avx2 fma\n", nullptr);
+  EXPECT_EQ(cpu.model, "AMD EPYC 7551P");
   EXPECT_EQ(cpu.isa_class(), "avx2");
   EXPECT_FALSE(cpu.native_bf16());
-  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kFloat, torch::kCPU, "PredictOptions.dtype"));
-  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kBFloat16, torch::Device(torch::kCUDA, 0), "PredictOptions.dtype"));
+  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kFloat, torch::kCPU, "PredictOptions.dtype", cpu));
+  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kBFloat16, torch::Device(torch::kCUDA, 0), "PredictOptions.dtype", cpu));
   try {
-    check_dtype_runs_natively(torch::kBFloat16, torch::kCPU, "PredictOptions.dtype");
+    check_dtype_runs_natively(torch::kBFloat16, torch::kCPU, "PredictOptions.dtype", cpu);
     FAIL() << "bf16 on an AVX2-only CPU was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.subject(), "PredictOptions.dtype");
     EXPECT_NE(std::string(e.what()).find("no bf16 instructions"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("AMD EPYC 7551P; avx2"), std::string::npos) << e.what();
   }
 }
 
 TEST(Cpu, ClassesFromTheFlags) {
-  ::setenv("FCN_CPU_FLAGS", "avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile", 1);
-  const auto& cpu = cpu_info();
+  const auto cpu = cpu_info_from("model name : Intel Xeon\nflags : avx2\n", "avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile");
   EXPECT_EQ(cpu.isa_class(), "amx");
   EXPECT_TRUE(cpu.native_bf16());
   EXPECT_EQ(cpu.flags, (std::vector<std::string>{"avx2", "avx512f", "avx512_bf16", "amx_bf16"}));
-  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kBFloat16, torch::kCPU, "BenchOptions.dtype"));
-  EXPECT_FALSE(cpu.model.empty());
+  EXPECT_NO_THROW(check_dtype_runs_natively(torch::kBFloat16, torch::kCPU, "BenchOptions.dtype", cpu));
+  EXPECT_EQ(cpu.model, "Intel Xeon");
+  EXPECT_EQ(cpu_info_from("model name : Zen\nflags : avx2 avx512f avx512_bf16\n", nullptr).isa_class(), "avx512_bf16");
+  EXPECT_EQ(cpu_info_from("model name : Zen\nflags : avx2 avx512f\n", nullptr).isa_class(), "avx512");
+  EXPECT_EQ(cpu_info_from("flags : sse2\n", nullptr).isa_class(), "baseline");
+  EXPECT_EQ(cpu_info_from("flags : sse2\n", nullptr).model, "unknown CPU");
 }
 
 }  // namespace

@@ -37,15 +37,18 @@ std::string cpuinfo_field(const std::string& text, const std::string& key) {
 CpuInfo read_cpu_info() {
   std::ifstream in("/proc/cpuinfo");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CpuInfo info;
-  info.model = cpuinfo_field(text, "model name");
-  if (info.model.empty()) info.model = "unknown CPU";
-  const char* forced = std::getenv("FCN_CPU_FLAGS");
-  info.flags = flags_of_interest(forced != nullptr ? forced : cpuinfo_field(text, "flags"));
-  return info;
+  return cpu_info_from(text, std::getenv("FCN_CPU_FLAGS"));
 }
 
 }  // namespace
+
+CpuInfo cpu_info_from(const std::string& cpuinfo_text, const char* forced_flags) {
+  CpuInfo info;
+  info.model = cpuinfo_field(cpuinfo_text, "model name");
+  if (info.model.empty()) info.model = "unknown CPU";
+  info.flags = flags_of_interest(forced_flags != nullptr ? forced_flags : cpuinfo_field(cpuinfo_text, "flags"));
+  return info;
+}
 
 bool CpuInfo::has(const std::string& flag) const { return std::find(flags.begin(), flags.end(), flag) != flags.end(); }
 
@@ -62,9 +65,8 @@ const CpuInfo& cpu_info() {
   return info;
 }
 
-void check_dtype_runs_natively(torch::Dtype dtype, torch::Device device, const std::string& subject) {
-  if (dtype != torch::kBFloat16 || !device.is_cpu() || cpu_info().native_bf16()) return;
-  const auto& cpu = cpu_info();
+void check_dtype_runs_natively(torch::Dtype dtype, torch::Device device, const std::string& subject, const CpuInfo& cpu) {
+  if (dtype != torch::kBFloat16 || !device.is_cpu() || cpu.native_bf16()) return;
   std::string flags;
   for (const auto& flag : cpu.flags) flags += (flags.empty() ? "" : " ") + flag;
   fail(subject, "bf16 on this CPU (" + cpu.model + "; " + (flags.empty() ? "no AVX2" : flags) +

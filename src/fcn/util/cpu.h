@@ -23,9 +23,11 @@ struct CpuInfo {
 // Read once. FCN_CPU_FLAGS (space-separated, e.g. "avx2") replaces the flags read, so a test or a
 // user can play a CPU of another class.
 const CpuInfo& cpu_info();
+// The same from /proc/cpuinfo's text, `forced_flags` (null: none) replacing its flags.
+CpuInfo cpu_info_from(const std::string& cpuinfo_text, const char* forced_flags);
 
-// fcn::Error naming `subject` when `dtype` on `device` would not run in hardware here (bf16 on a
+// fcn::Error naming `subject` when `dtype` on `device` would not run in hardware on `cpu` (bf16 on a
 // CPU without AVX512-BF16 or AMX). fp32 and every GPU dtype pass.
-void check_dtype_runs_natively(torch::Dtype dtype, torch::Device device, const std::string& subject);
+void check_dtype_runs_natively(torch::Dtype dtype, torch::Device device, const std::string& subject, const CpuInfo& cpu = cpu_info());
 
 }  // namespace fcn
