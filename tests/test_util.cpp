@@ -9,6 +9,31 @@
 
 namespace fcn::test {
 
+std::vector<char> nifti_file(int16_t code, int bytes, const std::vector<int64_t>& values, int16_t width, int16_t height, int16_t slices,
+                             bool big_endian, float slope, float inter) {
+  std::vector<char> file(352, 0);
+  put<int32_t>(file, 0, 348, big_endian);
+  const int16_t dims[8] = {3, width, height, slices, 1, 1, 1, 1};
+  for (size_t i = 0; i < 8; ++i) put<int16_t>(file, 40 + 2 * i, dims[i], big_endian);
+  put<int16_t>(file, 70, code, big_endian);
+  put<int16_t>(file, 72, static_cast<int16_t>(8 * bytes), big_endian);
+  const float pixdim[4] = {1, 0.5f, 0.75f, 2};
+  for (size_t i = 0; i < 4; ++i) put<float>(file, 76 + 4 * i, pixdim[i], big_endian);
+  put<float>(file, 108, 352, big_endian);
+  put<float>(file, 112, slope, big_endian);
+  put<float>(file, 116, inter, big_endian);
+  put<int16_t>(file, 254, 1, big_endian);  // sform_code
+  put<float>(file, 280, 0.5f, big_endian);  // srow_x[0]
+  std::memcpy(file.data() + 344, "n+1\0", 4);
+  for (const int64_t v : values) {
+    char raw[8];
+    std::memcpy(raw, &v, 8);  // little-endian host: the low bytes first
+    if (big_endian) std::reverse(raw, raw + bytes);
+    file.insert(file.end(), raw, raw + bytes);
+  }
+  return file;
+}
+
 const std::string& goldens() {
   static const std::string dir = [] {
     const std::string path = FCN_GOLDENS;

@@ -1,6 +1,9 @@
 // Shared helpers for fcn's tests: the golden-reference folder, tensor comparisons, a scoped training conv algorithm.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,16 @@ std::string golden(const std::string& file);
 // max |actual - expected| / max |expected|: the error relative to the output's scale.
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected);
 
+// `value`'s bytes at `offset` of `bytes`, little-endian (or big-endian), as a file lays them out.
+template <typename T>
+void put(std::vector<char>& bytes, size_t offset, T value, bool big_endian = false);
+
+// A single-file NIfTI-1 (.nii) laid out by hand from nifti1.h's offsets: width x height x slices voxels
+// of NIfTI type `code` (`bytes` each, values given as stored integers), 0.5 x 0.75 x 2 mm voxels (units
+// unset: read as mm), an sform, in either byte order; scl_slope and scl_inter as given.
+std::vector<char> nifti_file(int16_t code, int bytes, const std::vector<int64_t>& values, int16_t width, int16_t height, int16_t slices,
+                             bool big_endian = false, float slope = 0, float inter = 0);
+
 // Runs `body` and returns the fcn::Error message it throws (fails the test if it does not).
 template <typename F>
 std::string error_of(F&& body);
@@ -26,6 +39,14 @@ std::string error_of(F&& body);
 }  // namespace fcn::test
 
 #include "fcn/util/error.h"
+
+template <typename T>
+void fcn::test::put(std::vector<char>& bytes, size_t offset, T value, bool big_endian) {
+  char raw[sizeof(T)];
+  std::memcpy(raw, &value, sizeof(T));
+  if (big_endian) std::reverse(raw, raw + sizeof(T));
+  std::memcpy(bytes.data() + offset, raw, sizeof(T));
+}
 
 template <typename F>
 std::string fcn::test::error_of(F&& body) {

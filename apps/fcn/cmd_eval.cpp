@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "eval_volumes.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/formats/png.h"
 #include "fcn/infer/predictor.h"
@@ -103,7 +104,7 @@ std::string markdown_row(const nlohmann::json& r) {
 
 struct EvalFlags {
   std::vector<std::string> models, predictions;
-  std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32";
+  std::string data, split = "val", markdown, device = "cpu", confusion_png, dtype = "fp32", truth;
   bool json_output = false;
   int64_t cache_mib = 1024, worst = 0, min_object = 1;
   std::vector<int> threads;
@@ -181,6 +182,13 @@ void print_per_class(const nlohmann::json& result) {
 }
 
 void run_eval(const EvalFlags& f) {
+  if (!f.truth.empty()) {
+    if (!f.models.empty()) fail("--truth", "scores --predictions label volumes; a model is scored on --data");
+    if (!f.data.empty()) fail("--truth", "takes the ground truth as label volumes, in place of --data");
+    if (f.predictions.empty()) fail("--truth", "scores --predictions label volumes (fcn predict's NAME-labels.nii.gz) against it: give --predictions");
+    return run_volume_eval(f.predictions, f.truth, f.json_output, f.markdown);
+  }
+  if (f.data.empty()) fail("--data", "give the dataset folder to score on (or --truth with label volumes)");
   if (f.models.empty() && f.predictions.empty())
     fail("MODEL", "give model files to evaluate, or --predictions folders of masks (or label stacks) to score");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
@@ -230,9 +238,10 @@ void add_eval(CLI::App& app) {
               "  example: fcn eval unet.fcn --data scans --tile 256 --tta flip,rot90   (scored as fcn predict segments with those flags)\n"
               "  example: fcn eval --predictions torch_masks/ --data scenes   (masks made elsewhere, ID.png per image, scored the same way)\n"
               "  example: fcn eval --predictions masks/volume-labels.tif --data em   (a label stack, page k as image k of unstack's folder)\n"
+              "  example: fcn eval --predictions masks/ --truth labelsTs/   (label volumes, NAME-labels.nii.gz against NAME.nii.gz: 3-D Dice per volume)\n"
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
-  auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, json_output, cache_mib, worst, min_object, threads,
+  auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, truth, json_output, cache_mib, worst, min_object, threads,
          options, inference] = f;
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
@@ -241,7 +250,12 @@ void add_eval(CLI::App& app) {
                   "or a label stack (multi-page TIFF, fcn predict --label-stack's; or a NIfTI label volume, slice k) against the folder fcn data unstack made of "
                   "the image stack, page k as image ID k")
       ->allow_extra_args(false);  // one folder a flag: a model after it stays a model
-  cmd->add_option("--data", data, "dataset folder")->required();
+  cmd->add_option("--data", data, "dataset folder (required unless --truth)");
+  cmd->add_option("--truth", truth,
+                  "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
+                  "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
+                  "NAME.nii.gz): each volume's 3-D Dice and true / predicted mL per class, each class's Dice averaged over the "
+                  "volumes (--json: volumes, mean_dice, mean_foreground_dice, all_voxels)");
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   add_inference_flags(cmd, options, inference);

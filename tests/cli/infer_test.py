@@ -633,6 +633,30 @@ def _():
     run("data", "split", path("dec_w"), "--val", 0.5, "--by-volume", "--seed", 3)
     val = open(path("dec_w/splits/val.txt")).read().split()
     assert len({i.rsplit("_", 1)[0] for i in val}) == 2 and len(val) in (3 + 2, 3 + 4, 2 + 4), val
+    # eval --truth: fcn predict's label volumes against the truth, volume by volume (3-D Dice per class, mL), as numpy counts them.
+    run("init", "--arch", "unet", "--depth", 2, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("gray3v.fcn"))
+    run("predict", path("gray3v.fcn"), path("imagesTr"), "--out", path("dec_masks"), "--instances", "--quiet")
+    json.dump({"labels": {"0": "background", "1": "left atrium", "2": "scar"}}, open(path("dataset.json"), "w"))  # a Decathlon task's
+    r = json.loads(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--markdown", path("dec.md"), "--json").stdout)
+    assert r["classes"] == ["background", "left atrium", "scar"] and [v["name"] for v in r["volumes"]] == ["a", "b", "c"], r["classes"]
+    sums = {1: [], 2: []}
+    for v in r["volumes"]:
+        truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
+        for c in (0, 1, 2):
+            p_c, t_c = predicted == c, truth == c
+            expected = 2 * (p_c & t_c).sum() / (p_c.sum() + t_c.sum()) if p_c.sum() + t_c.sum() else None
+            assert (v["dice"][c] is None) == (expected is None) and (expected is None or abs(v["dice"][c] - expected) < 1e-9), (v, c, expected)
+            assert abs(v["true_ml"][c] - t_c.sum() * 0.8 * 0.8 * 2.5 / 1000) < 1e-6 * max(1, t_c.sum()), v  # pixdim in float32
+            if c and expected is not None:
+                sums[c].append(expected)
+    assert all(abs(r["mean_dice"][c] - np.mean(sums[c])) < 1e-9 for c in (1, 2)), (r["mean_dice"], sums)
+    text = run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr")).stdout
+    assert "left atrium Dice" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
+    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | mL true / predicted | scar Dice |")
+    one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--data", path("dec"), ok=False),
+                   "--truth: takes the ground truth as label volumes, in place of --data")
+    one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr/a.nii.gz"), ok=False), "dec_masks: is a folder and",
+                   "score a folder against a folder")
     # Bad folders: one line naming the file, nothing left behind.
     os.remove(path("labelsTr/c.nii.gz"))
     one_line_error(run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--out", path("dec_bad"), ok=False),

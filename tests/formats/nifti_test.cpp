@@ -20,39 +20,12 @@
 namespace fcn {
 namespace {
 
-template <typename T>
-void put(std::vector<char>& bytes, size_t offset, T value, bool big_endian = false) {
-  char raw[sizeof(T)];
-  std::memcpy(raw, &value, sizeof(T));
-  if (big_endian) std::reverse(raw, raw + sizeof(T));
-  std::memcpy(bytes.data() + offset, raw, sizeof(T));
-}
+using test::put;
 
-// A .nii of width x height x slices voxels of NIfTI type `code` (`bytes` each, values given as stored
-// integers), 0.5 x 0.75 x 2 mm voxels, an sform, in either byte order.
+// test::nifti_file under a short name.
 std::vector<char> nii(int16_t code, int bytes, const std::vector<int64_t>& values, int16_t width, int16_t height, int16_t slices,
                       bool big_endian = false, float slope = 0, float inter = 0) {
-  std::vector<char> file(352, 0);
-  put<int32_t>(file, 0, 348, big_endian);
-  const int16_t dims[8] = {3, width, height, slices, 1, 1, 1, 1};
-  for (size_t i = 0; i < 8; ++i) put<int16_t>(file, 40 + 2 * i, dims[i], big_endian);
-  put<int16_t>(file, 70, code, big_endian);
-  put<int16_t>(file, 72, static_cast<int16_t>(8 * bytes), big_endian);
-  const float pixdim[4] = {1, 0.5f, 0.75f, 2};
-  for (size_t i = 0; i < 4; ++i) put<float>(file, 76 + 4 * i, pixdim[i], big_endian);
-  put<float>(file, 108, 352, big_endian);
-  put<float>(file, 112, slope, big_endian);
-  put<float>(file, 116, inter, big_endian);
-  put<int16_t>(file, 254, 1, big_endian);  // sform_code
-  put<float>(file, 280, 0.5f, big_endian);  // srow_x[0]
-  std::memcpy(file.data() + 344, "n+1\0", 4);
-  for (const int64_t v : values) {
-    char raw[8];
-    std::memcpy(raw, &v, 8);  // little-endian host: the low bytes first
-    if (big_endian) std::reverse(raw, raw + bytes);
-    file.insert(file.end(), raw, raw + bytes);
-  }
-  return file;
+  return test::nifti_file(code, bytes, values, width, height, slices, big_endian, slope, inter);
 }
 
 template <typename T>
@@ -184,6 +157,20 @@ TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   const auto said = test::error_of([&] { read_nifti(plain); });
   EXPECT_TRUE(contains(said, "claims.nii: is cut short: 3 bytes of voxels, its header says 1073741824")) << said;
   EXPECT_TRUE(is_nifti_path("a/b.NII.GZ") && is_nifti_path("c.nii") && !is_nifti_path("d.gz") && !is_nifti_path(".nii"));
+}
+
+// One voxel's mL from pixdim 0.5 x 0.75 x 2 and xyzt_units: unknown read as mm, metres, micrometres.
+TEST(Nifti, VoxelVolumeFromItsSizesAndUnits) {
+  auto bytes = nii(2, 1, std::vector<int64_t>(12, 0), 4, 3, 1);
+  EXPECT_NEAR(nifti_voxel_ml(parse_nifti(bytes, "v.nii")), 0.75e-3, 1e-15);
+  bytes[123] = 2;  // mm
+  EXPECT_NEAR(nifti_voxel_ml(parse_nifti(bytes, "v.nii")), 0.75e-3, 1e-15);
+  bytes[123] = 1;  // m: 0.75 m^3
+  EXPECT_NEAR(nifti_voxel_ml(parse_nifti(bytes, "v.nii")), 0.75e6, 1e-6);
+  bytes[123] = 3 | 8;  // um (and seconds for time)
+  EXPECT_NEAR(nifti_voxel_ml(parse_nifti(bytes, "v.nii")), 0.75e-12, 1e-24);
+  put<float>(bytes, 80, 0);  // pixdim[1] = 0: no size
+  EXPECT_TRUE(std::isnan(nifti_voxel_ml(parse_nifti(bytes, "v.nii"))));
 }
 
 // A folder of volumes and one of their label volumes as one dataset (data/stacks.h): NAME_NNN slices,

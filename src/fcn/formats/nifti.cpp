@@ -324,6 +324,16 @@ void write_nifti_probabilities(const std::string& path, const NiftiVolume& like,
   write_over(path, like, probabilities.to(torch::kCPU, torch::kFloat), {kDataTypes[3], probabilities.size(0), 0, 0, 1, "fcn class probabilities"});
 }
 
+double nifti_voxel_ml(const NiftiVolume& volume) {
+  if (volume.header.size() < kHeaderBytes) return std::nan("");
+  double mm3 = 1;
+  for (size_t axis = 1; axis <= 3; ++axis) mm3 *= std::abs(field<float>(volume.header, 76 + 4 * axis, volume.swapped));  // pixdim[1..3]
+  const int units = static_cast<unsigned char>(volume.header[123]) & 7;  // xyzt_units: 1 m, 2 mm (0: unknown, read as mm), 3 um
+  const double scale = units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;         // to mm
+  const double ml = mm3 * scale * scale * scale / 1000;
+  return std::isfinite(ml) && ml > 0 ? ml : std::nan("");
+}
+
 std::pair<double, double> nifti_window(const NiftiVolume& volume) {
   const auto finite = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels.flatten();
   if (finite.numel() == 0) return {0.0, 1.0};

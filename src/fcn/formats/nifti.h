@@ -49,6 +49,11 @@ void write_nifti_labels(const std::string& path, const NiftiVolume& like, const 
 // display range; gzip-compressed where `path` ends in .gz. Atomic.
 void write_nifti_probabilities(const std::string& path, const NiftiVolume& like, const torch::Tensor& probabilities);
 
+// One voxel's volume in millilitres from the header's voxel sizes (pixdim) and spatial unit (metres,
+// millimetres, micrometres; unknown read as millimetres, as viewers read it); NaN where the sizes are
+// missing or not positive.
+double nifti_voxel_ml(const NiftiVolume& volume);
+
 // Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
 // window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
 // window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).

@@ -1,0 +1,149 @@
+// fcn eval --predictions VOLUMES --truth VOLUMES: label volumes scored volume by volume (eval/volumes.h),
+// as medical segmentation reports them; the table, --json and --markdown.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "eval_volumes.h"
+#include "fcn/eval/volumes.h"
+#include "fcn/util/atomic_file.h"
+#include "fcn/util/error.h"
+#include "fcn/util/progress.h"
+
+namespace fcn::cli {
+namespace {
+
+nlohmann::json or_null(double value) { return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value); }
+
+std::string number_cell(double value, int decimals) {
+  if (std::isnan(value)) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+// A volume in mL to 4 significant digits (0.1284, 12.35, 1235): small structures and organs alike.
+std::string ml_cell(double value) {
+  if (std::isnan(value)) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4g", value);
+  return text;
+}
+
+// Class names from a Medical Segmentation Decathlon dataset.json beside the truth folder ("labels":
+// {"0": "background", "1": "left atrium"}, or nnU-Net v2's {"background": 0, ...}); else "label c".
+std::vector<std::string> class_names(const std::string& truth, int64_t classes) {
+  std::vector<std::string> names;
+  for (int64_t c = 0; c < classes; ++c) names.push_back(c == 0 ? "background" : "label " + std::to_string(c));
+  namespace fs = std::filesystem;
+  const auto folder = fs::is_directory(truth) ? fs::path(truth) : fs::path(truth).parent_path();
+  std::ifstream in(folder.parent_path() / "dataset.json");
+  if (!in) return names;
+  const auto json = nlohmann::json::parse(in, nullptr, false);
+  if (json.is_discarded() || !json.contains("labels") || !json["labels"].is_object()) return names;  // not ours to judge: plain names
+  for (const auto& [key, value] : json["labels"].items()) {
+    const bool by_number = value.is_string() && !key.empty() && key.find_first_not_of("0123456789") == std::string::npos;
+    const auto c = by_number ? std::stoll(key) : value.is_number_integer() ? value.get<int64_t>() : -1;
+    if (c >= 0 && c < classes) names[static_cast<size_t>(c)] = by_number ? value.get<std::string>() : key;
+  }
+  return names;
+}
+
+nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::string>& names, const std::string& predictions,
+                           const std::string& truth) {
+  auto volumes = nlohmann::json::array();
+  const auto list = [](const std::vector<double>& values) {
+    auto out = nlohmann::json::array();
+    for (const double v : values) out.push_back(or_null(v));
+    return out;
+  };
+  for (const auto& v : scores.volumes)
+    volumes.push_back({{"name", v.name}, {"prediction", v.prediction}, {"truth", v.truth}, {"dice", list(v.metrics.dice)},
+                       {"iou", list(v.metrics.iou)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
+                       {"void_voxels", v.void_voxels}});
+  const auto all = scores.all.metrics();
+  std::vector<std::vector<int64_t>> matrix;
+  for (int64_t i = 0; i < scores.classes; ++i) {
+    matrix.emplace_back();
+    for (int64_t j = 0; j < scores.classes; ++j) matrix.back().push_back(scores.all.matrix()[i][j].item<int64_t>());
+  }
+  return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
+          {"mean_foreground_dice", or_null(scores.mean_foreground_dice)},
+          {"all_voxels", {{"pixel_acc", or_null(all.pixel_acc)}, {"mean_iu", or_null(all.mean_iu)}, {"mean_dice", or_null(all.mean_dice)},
+                          {"dice", list(all.dice)}, {"confusion", matrix}}}};
+}
+
+// The table: a row per volume (each foreground class's Dice, and its true / predicted mL), then the
+// means; columns padded to their widest cell, or as Markdown.
+std::string table(const VolumeScores& scores, const std::vector<std::string>& names, bool markdown) {
+  std::vector<std::vector<std::string>> rows(1, {"volume"});
+  for (int64_t c = 1; c < scores.classes; ++c)
+    rows[0].push_back(names[static_cast<size_t>(c)] + " Dice"), rows[0].push_back("mL true / predicted");
+  for (const auto& v : scores.volumes) {
+    rows.push_back({v.name});
+    for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c)
+      rows.back().push_back(number_cell(v.metrics.dice[c], 3)), rows.back().push_back(ml_cell(v.true_ml[c]) + " / " + ml_cell(v.predicted_ml[c]));
+  }
+  rows.push_back({"mean of " + std::to_string(scores.volumes.size()) + " volume(s)"});
+  for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c) rows.back().push_back(number_cell(scores.mean_dice[c], 3)), rows.back().push_back("");
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  std::string out;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (size_t i = 0; i < rows[r].size(); ++i) {
+      const auto& cell = rows[r][i];
+      const std::string pad(markdown ? 0 : width[i] - cell.size(), ' ');
+      out += markdown ? "| " + cell + " " : i == 0 ? cell + pad : "  " + pad + cell;
+    }
+    if (!markdown) out.erase(out.find_last_not_of(' ') + 1);  // no trailing blanks where the last cells are empty
+    out += markdown ? "|\n" : "\n";
+    if (markdown && r == 0) {
+      out += "|---|";
+      for (size_t i = 1; i < rows[0].size(); ++i) out += "---:|";
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void run_volume_eval(const std::vector<std::string>& predictions, const std::string& truth, bool json_output, const std::string& markdown) {
+  if (predictions.size() != 1)
+    fail("--truth", "scores one --predictions volume or folder of volumes against it, got " + std::to_string(predictions.size()));
+  const auto pairs = pair_label_volumes(predictions[0], truth);
+  std::optional<Progress> progress;
+  const auto scores = score_label_volumes(pairs, 0, [&](int64_t done, int64_t total) {
+    if (!progress) progress.emplace("volumes", total, json_output || total < 2);
+    progress->update(done);
+  });
+  if (progress) progress->finish();
+  const auto names = class_names(truth, scores.classes);
+  for (const auto& v : scores.volumes)
+    if (v.void_voxels > 0)
+      std::cerr << "fcn: warning: " << printable(v.prediction) << ": " << v.void_voxels << " void voxel(s) (slices predict could not segment) scored as background\n";
+  if (!markdown.empty()) {
+    const auto text = table(scores, names, true);
+    write_file_atomic(markdown, text.data(), text.size());
+  }
+  if (json_output) {
+    std::cout << scores_json(scores, names, predictions[0], truth).dump(2) << "\n";
+    return;
+  }
+  std::cout << table(scores, names, false);
+  const auto all = scores.all.metrics();
+  std::printf("foreground mean Dice %s (each class's Dice averaged over the volumes, then over the classes); all voxels together: "
+              "pixel acc %s%%, mean IU %s%%, mean Dice %s%%\n",
+              number_cell(scores.mean_foreground_dice, 4).c_str(), number_cell(100 * all.pixel_acc, 2).c_str(), number_cell(100 * all.mean_iu, 2).c_str(),
+              number_cell(100 * all.mean_dice, 2).c_str());
+}
+
+}  // namespace fcn::cli

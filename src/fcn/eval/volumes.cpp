@@ -1,0 +1,172 @@
+#include "fcn/eval/volumes.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <torch/torch.h>
+
+#include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
+#include "fcn/util/error.h"
+
+namespace fcn {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kVoid = 255;
+constexpr int64_t kMostClasses = 1024;  // a K x K confusion per volume: label volumes of objects are not classes
+
+// NAME of NAME.nii.gz, NAME.nii.
+std::string stem_of(const std::string& path) {
+  auto stem = fs::path(path).stem();
+  if (is_nifti_path(stem.string())) stem = stem.stem();  // NAME.nii of NAME.nii.gz
+  return stem.string();
+}
+
+bool ends_with(const std::string& text, const std::string& end) {
+  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
+}
+
+// The NIfTI volumes of a folder by stem (hidden files left out), or the one file given.
+std::map<std::string, std::string> volumes_in(const std::string& path, const std::string& what) {
+  std::map<std::string, std::string> found;
+  if (!fs::is_directory(path)) {
+    if (!is_nifti_path(path)) fail(path, "is not a NIfTI label volume (.nii, .nii.gz) or a folder of them (" + what + ")");
+    found[stem_of(path)] = path;
+    return found;
+  }
+  for (const auto& entry : fs::directory_iterator(path)) {
+    const auto file = entry.path().string();
+    if (is_hidden(file) || !is_nifti_path(file) || entry.is_directory()) continue;
+    if (const auto [at, added] = found.emplace(stem_of(file), file); !added) fail(file, "and " + at->second + " are one volume by name: keep one");
+  }
+  if (found.empty()) fail(path, "holds no NIfTI label volume (.nii, .nii.gz) (" + what + ")");
+  return found;
+}
+
+// A label volume's voxels as int64 class indices, checked: integers, 0..65535.
+torch::Tensor labels_of(const NiftiVolume& volume, const std::string& path) {
+  const auto& v = volume.voxels;
+  if (v.is_floating_point() && !torch::equal(v, v.round()))
+    fail(path, "holds fractional values: a label volume holds class indices (is it a scan or probabilities?)");
+  const auto labels = v.to(torch::kLong);
+  if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() > 65535))
+    fail(path, "holds values outside 0..65535: a label volume holds class indices");
+  return labels;
+}
+
+// Class i's count at entry i of a `classes`-long vector (the counts of `labels` below `classes`), times `ml`.
+std::vector<double> volumes_ml(const torch::Tensor& labels, int64_t classes, double ml) {
+  const auto counts = torch::bincount(labels.flatten(), {}, classes);
+  std::vector<double> out(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) out[static_cast<size_t>(c)] = static_cast<double>(counts[c].item<int64_t>()) * ml;
+  return out;
+}
+
+// One pair scored with its own class count; its confusion returned for the whole.
+VolumeScore score_pair(const std::string& prediction_path, const std::string& truth_path, int64_t classes, torch::Tensor& confusion) {
+  const auto truth_volume = read_nifti(truth_path);
+  auto truth = labels_of(truth_volume, truth_path);
+  auto predicted = labels_of(read_nifti(prediction_path), prediction_path);
+  if (predicted.sizes() != truth.sizes())
+    fail(prediction_path, "is " + std::to_string(predicted.size(2)) + "x" + std::to_string(predicted.size(1)) + "x" + std::to_string(predicted.size(0)) +
+                              " voxels but its truth " + truth_path + " is " + std::to_string(truth.size(2)) + "x" + std::to_string(truth.size(1)) +
+                              "x" + std::to_string(truth.size(0)));
+  VolumeScore score;
+  score.name = stem_of(truth_path), score.prediction = prediction_path, score.truth = truth_path;
+  const auto void_predicted = predicted.eq(kVoid);
+  score.void_voxels = void_predicted.sum().item<int64_t>();
+  predicted.masked_fill_(void_predicted, 0);  // a slice predict could not segment: background
+  const auto counted = truth.ne(kVoid);
+  const int64_t most = std::max(predicted.numel() ? predicted.max().item<int64_t>() : 0,
+                                counted.any().item<bool>() ? truth.masked_select(counted).max().item<int64_t>() : 0);
+  if (most >= kMostClasses)
+    fail(most == predicted.max().item<int64_t>() ? prediction_path : truth_path,
+         "holds label " + std::to_string(most) + ": per-class scores go up to " + std::to_string(kMostClasses) + " classes (is it a volume of object ids?)");
+  const int64_t k = std::max(classes, most + 1);
+  ConfusionMatrix matrix(k);
+  matrix.update(predicted, truth, kVoid);
+  score.metrics = matrix.metrics();
+  confusion = matrix.matrix();
+  const double ml = nifti_voxel_ml(truth_volume);
+  score.true_ml = volumes_ml(truth.masked_select(counted), k, ml);
+  score.predicted_ml = volumes_ml(predicted, k, ml);
+  return score;
+}
+
+// A K x K confusion padded with zeros to `classes`.
+torch::Tensor padded(const torch::Tensor& matrix, int64_t classes) {
+  auto out = torch::zeros({classes, classes}, torch::kLong);
+  out.slice(0, 0, matrix.size(0)).slice(1, 0, matrix.size(1)).copy_(matrix);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::string& predictions, const std::string& truth) {
+  if (fs::is_directory(predictions) != fs::is_directory(truth))
+    fail(fs::is_directory(predictions) ? predictions : truth, "is a folder and " + (fs::is_directory(predictions) ? truth : predictions) +
+                                                                 " one volume: score a folder against a folder, a volume against a volume");
+  auto predicted = volumes_in(predictions, "the predictions");
+  const auto truths = volumes_in(truth, "the ground truth");
+  const bool from_predict = std::any_of(predicted.begin(), predicted.end(), [](const auto& p) { return ends_with(p.first, "-labels"); });
+  std::map<std::string, std::string> by_name;  // truth stem -> prediction
+  for (const auto& [stem, path] : predicted) {
+    if (from_predict && !ends_with(stem, "-labels")) continue;  // fcn predict's -instances and -probs volumes
+    by_name[from_predict ? stem.substr(0, stem.size() - 7) : stem] = path;
+  }
+  if (!fs::is_directory(predictions)) return {{predicted.begin()->second, truths.begin()->second}};  // two files: paired as given
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& [name, path] : by_name) {
+    const auto found = truths.find(name);
+    if (found == truths.end()) fail(path, "has no ground truth " + name + ".nii.gz or " + name + ".nii in " + truth);
+    pairs.emplace_back(path, found->second);
+  }
+  for (const auto& [name, path] : truths)
+    if (!by_name.count(name))
+      fail(path, "has no prediction in " + predictions + " (" + name + (from_predict ? "-labels" : "") + ".nii.gz): every volume is scored or none");
+  return pairs;
+}
+
+VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, int64_t classes,
+                                 const std::function<void(int64_t, int64_t)>& progress) {
+  if (pairs.empty()) fail("score_label_volumes", "no volumes to score");
+  if (classes < 0 || classes > kMostClasses) fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(classes));
+  VolumeScores scores;
+  std::vector<torch::Tensor> confusions;
+  for (const auto& [prediction, truth] : pairs) {
+    confusions.emplace_back();
+    scores.volumes.push_back(score_pair(prediction, truth, classes, confusions.back()));
+    scores.classes = std::max(scores.classes, confusions.back().size(0));
+    if (progress) progress(static_cast<int64_t>(scores.volumes.size()), static_cast<int64_t>(pairs.size()));
+  }
+  const int64_t k = scores.classes;
+  scores.all = ConfusionMatrix(k);
+  for (size_t v = 0; v < scores.volumes.size(); ++v) {
+    auto& volume = scores.volumes[v];
+    scores.all.add(padded(confusions[v], k));
+    ConfusionMatrix own(k);  // the volume's scores again, every class listed
+    own.add(padded(confusions[v], k));
+    volume.metrics = own.metrics();
+    volume.true_ml.resize(static_cast<size_t>(k), 0.0), volume.predicted_ml.resize(static_cast<size_t>(k), 0.0);
+  }
+  scores.mean_dice.assign(static_cast<size_t>(k), std::nan(""));
+  double foreground = 0;
+  int64_t defined = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    double sum = 0;
+    int64_t n = 0;
+    for (const auto& volume : scores.volumes)
+      if (const double d = volume.metrics.dice[static_cast<size_t>(c)]; !std::isnan(d)) sum += d, ++n;
+    if (n == 0) continue;
+    scores.mean_dice[static_cast<size_t>(c)] = sum / static_cast<double>(n);
+    if (c > 0) foreground += sum / static_cast<double>(n), ++defined;
+  }
+  scores.mean_foreground_dice = defined > 0 ? foreground / static_cast<double>(defined) : std::nan("");
+  return scores;
+}
+
+}  // namespace fcn

@@ -1,0 +1,53 @@
+// Predicted label volumes scored against ground-truth label volumes, volume by volume, as medical
+// segmentation reports them (the Medical Segmentation Decathlon, nnU-Net): each volume's 3-D Dice and
+// IoU per class, its true and predicted volume per class in millilitres, then each class's Dice
+// averaged over the volumes (a class absent from both a volume's truth and prediction is left out of
+// that mean: 0/0), besides the FCN paper's metrics over all voxels together.
+//
+//   const auto pairs = fcn::pair_label_volumes("masks/", "labelsTs/");  // NAME-labels.nii.gz <-> NAME.nii.gz
+//   const fcn::VolumeScores scores = fcn::score_label_volumes(pairs);
+//   scores.mean_dice[1];  // class 1's Dice, the mean over the volumes
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "fcn/eval/metrics.h"
+
+namespace fcn {
+
+// {prediction, truth} file pairs. `predictions` and `truth` are each a NIfTI label volume (.nii,
+// .nii.gz) or a folder of them (hidden files left out). Folders pair by name: a prediction
+// NAME-labels.nii.gz (fcn predict's, whose -instances and -probs volumes beside it are not scored) or
+// NAME.nii(.gz) with the truth NAME.nii(.gz). fcn::Error naming the file: a prediction without its truth,
+// a truth without its prediction (a subset would pass for the whole), a folder with no volume.
+std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::string& predictions, const std::string& truth);
+
+struct VolumeScore {
+  std::string name, prediction, truth;
+  SegmentationMetrics metrics;                 // this volume's voxels: dice, iou per class (NaN: 0/0)
+  std::vector<double> true_ml, predicted_ml;   // each class's volume (NaN where the header gives no voxel size)
+  int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
+};
+
+struct VolumeScores {
+  std::vector<VolumeScore> volumes;  // in pair order
+  int64_t classes = 0;               // the largest label in any volume + 1 (void 255 left out)
+  std::vector<double> mean_dice;     // per class over the volumes where it is defined (NaN: none)
+  double mean_foreground_dice = 0;   // classes 1.. of mean_dice, averaged (NaN: none defined)
+  ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
+};
+
+// Reads each pair (one volume pair in memory at a time), checks the sizes agree and the labels are
+// integers 0..65535, and scores it; truth voxels labelled 255 are void (not counted) where 255 is
+// not a class, and void (255) predicted voxels count as background. `classes` 0: from the labels.
+// progress(done, total) after each pair.
+VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, int64_t classes = 0,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace fcn
