@@ -77,6 +77,13 @@ TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {
   EXPECT_NE(test::error_of([&] { pair_label_volumes(root + "/masks", root + "/truth"); }).find("truth/b.nii: has no prediction in"), std::string::npos);
   save(root + "/masks/c.nii", labels, 1);
   EXPECT_NE(test::error_of([&] { pair_label_volumes(root + "/masks", root + "/truth"); }).find("masks/c.nii: has no ground truth c.nii.gz"), std::string::npos);
+  // nnU-Net's channel 0: predict names imagesTs/c_0000.nii's labels c_0000-labels; its truth is c.
+  fs::remove(root + "/masks/a.nii"), fs::remove(root + "/masks/c.nii");
+  save(root + "/masks/a_0000-labels.nii", labels, 1), save(root + "/masks/b-labels.nii", labels, 1);
+  const auto nn = pair_label_volumes(root + "/masks", root + "/truth");
+  ASSERT_EQ(nn.size(), 2u);
+  EXPECT_EQ(nn[0], (std::pair<std::string, std::string>{root + "/masks/a_0000-labels.nii", root + "/truth/a.nii"}));
+  save(root + "/masks/c.nii", labels, 1);
   // Two files are paired as given, whatever their names.
   EXPECT_EQ(pair_label_volumes(root + "/masks/c.nii", root + "/truth/b.nii").size(), 1u);
   save(root + "/masks/wide.nii", std::vector<int64_t>(24, 1), 2);

@@ -220,6 +220,16 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
   const auto lone = test::error_of([&] { unstack_nifti_folder(root + "/labels", "", root + "/out3", std::nullopt, 0.2); });
   EXPECT_NE(lone.find("a validation split holds out labelled slices"), std::string::npos) << lone;
+  // nnU-Net's layout: imagesTr/CASE_0000.nii (channel 0) with labelsTr/CASE.nii.gz, slices CASE_NNN; a second channel is an error.
+  fs::create_directories(root + "/nn/imagesTr"), fs::create_directories(root + "/nn/labelsTr");
+  save(root + "/nn/imagesTr/x_0000.nii", nii(4, 2, a, 4, 3, 2));
+  save(root + "/nn/labelsTr/x.nii", nii(2, 1, a_labels, 4, 3, 2));
+  const auto nn = unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out");
+  EXPECT_EQ(nn.slices, 2);
+  EXPECT_TRUE(fs::exists(root + "/nn/out/images/x_001.png") && fs::exists(root + "/nn/out/masks/x_001.png"));
+  save(root + "/nn/imagesTr/x_0001.nii", nii(4, 2, a, 4, 3, 2));
+  const auto channels = test::error_of([&] { unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out2"); });
+  EXPECT_NE(channels.find("are both case x: fcn reads volumes of one channel"), std::string::npos) << channels;
 }
 
 }  // namespace

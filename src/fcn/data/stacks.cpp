@@ -126,24 +126,50 @@ std::string volume_stem(const std::string& path) {
   return stem.string();
 }
 
-// The NIfTI volumes of images_dir in name order, each with its label volume of the same name in masks_dir
-// (where given). Hidden files (macOS's "._NAME.nii.gz" beside each volume in some archives) are left out.
-std::vector<std::pair<std::string, std::string>> volume_pairs(const std::string& images_dir, const std::string& masks_dir) {
+// A volume of images_dir, its label volume (or "") and the case name its slices are named by.
+struct VolumePair {
+  std::string image, mask, name;
+};
+
+// The label volume of `image` (stem `stem`) in masks_dir: NAME.nii.gz or NAME.nii (either ending), or for
+// nnU-Net's channel 0 (NAME_0000.nii.gz) NAME's; "" where there is none. `name` gets the case name.
+std::string label_volume_of(const std::string& masks_dir, const std::string& stem, std::string& name) {
+  std::vector<std::string> cases{stem};
+  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_0000") == 0) cases.push_back(stem.substr(0, stem.size() - 5));
+  for (const auto& case_name : cases)
+    for (const char* ending : {".nii.gz", ".nii"})
+      if (const auto mask = fs::path(masks_dir) / (case_name + ending); fs::is_regular_file(mask)) return name = case_name, mask.string();
+  return "";
+}
+
+// The NIfTI volumes of images_dir in name order, each with its label volume of the same case name in
+// masks_dir (where given). Hidden files (macOS's "._NAME.nii.gz" beside each volume in some archives)
+// are left out. fcn::Error naming the volume: no label volume, two volumes of one name, nnU-Net's
+// channels of one case (NAME_0000, NAME_0001: fcn reads a volume of one channel).
+std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::string& masks_dir) {
   if (!fs::is_directory(images_dir)) fail(images_dir, "is not a folder");
   if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
-  std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<VolumePair> pairs;
   for (const auto& entry : fs::directory_iterator(images_dir)) {
     const auto name = entry.path().filename().string();
     if (is_hidden(name) || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
-    pairs.emplace_back(entry.path().string(), masks_dir.empty() ? "" : (fs::path(masks_dir) / name).string());
+    pairs.push_back({entry.path().string(), "", volume_stem(name)});
   }
   if (pairs.empty()) fail(images_dir, "holds no NIfTI volume (.nii, .nii.gz)");
-  std::sort(pairs.begin(), pairs.end());
-  std::map<std::string, std::string> stems;
-  for (const auto& [image, mask] : pairs) {
-    if (!mask.empty() && !fs::is_regular_file(mask)) fail(image, "has no label volume of its name in " + masks_dir + " (" + mask + " not found)");
-    if (const auto [at, added] = stems.emplace(volume_stem(image), image); !added)
-      fail(image, "and " + at->second + " would both be unstacked as " + at->first + "_NNN.png: rename one");
+  std::sort(pairs.begin(), pairs.end(), [](const VolumePair& a, const VolumePair& b) { return a.image < b.image; });
+  std::map<std::string, std::string> names, stems;
+  for (const auto& pair : pairs) stems.emplace(volume_stem(pair.image), pair.image);
+  for (auto& pair : pairs) {
+    const auto stem = volume_stem(pair.image);
+    const bool channel = stem.size() > 5 && stem[stem.size() - 5] == '_' &&
+                         stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;  // nnU-Net's CASE_0001
+    if (const auto first = stems.find(stem.substr(0, stem.size() - 5) + "_0000"); channel && first != stems.end() && first->first != stem)
+      fail(pair.image, "and " + first->second + " are both case " + stem.substr(0, stem.size() - 5) +
+                           ": fcn reads volumes of one channel (nnU-Net's NAME_0000), not several");
+    if (!masks_dir.empty() && (pair.mask = label_volume_of(masks_dir, volume_stem(pair.image), pair.name)).empty())
+      fail(pair.image, "has no label volume of its name in " + masks_dir + " (" + volume_stem(pair.image) + ".nii.gz not found)");
+    if (const auto [at, added] = names.emplace(pair.name, pair.image); !added)
+      fail(pair.image, "and " + at->second + " are both case " + at->first + " (slices " + at->first + "_NNN.png): rename one");
   }
   return pairs;
 }
@@ -197,13 +223,13 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
     fail(images_dir, "holds 1 volume: at least two are needed to hold whole volumes out for validation");
   std::vector<int64_t> first{0};  // the first slice of each volume in the folders' order, and past the last
   std::vector<std::string> stems;
-  for (const auto& [image, mask] : pairs) {  // headers only: a label volume of another size is found before any slice is written
+  for (const auto& [image, mask, name] : pairs) {  // headers only: a label volume of another size is found before any slice is written
     const auto shape = nifti_shape(image);
     if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
       fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
                      " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
     first.push_back(first.back() + shape[0]);
-    stems.push_back(volume_stem(image));
+    stems.push_back(name);
   }
   NiftiFolderUnstacked result;
   size_t at = pairs.size();  // the volume in memory (none yet)
@@ -214,12 +240,12 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
     if (const auto v = index(k); v != at) {  // the next volume: read, its labels checked, its window taken
       at = v;
-      volume = read_nifti(pairs[v].first);
-      if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].first, "changed while it was being unstacked");
+      volume = read_nifti(pairs[v].image);
+      if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].image, "changed while it was being unstacked");
       const auto used = window ? *window : nifti_window(volume);
       result.windows.push_back(used);
       if (!masks_dir.empty()) {
-        labels = read_nifti(pairs[v].second), most = label_volume_max(volume, labels, pairs[v].first, pairs[v].second);
+        labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
       }
     }

@@ -45,7 +45,9 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
 // Segmentation Decathlon task's imagesTr/ and labelsTr/), as one dataset folder: slice k of NAME.nii.gz
 // as images/NAME_NNN.png and masks/NAME_NNN.png, written as unstack_nifti writes them, each volume's
 // voxels mapped by `window` (else by its own minimum..maximum, as fcn predict maps a volume by
-// default). Hidden files (macOS's ._NAME.nii.gz) are left out. With val_fraction in (0, 1) and labels,
+// default). Hidden files (macOS's ._NAME.nii.gz) are left out. nnU-Net's layout pairs too: imagesTr/
+// NAME_0000.nii.gz (channel 0) with labelsTr/NAME.nii.gz, slices named NAME_NNN; a case of several
+// channels (NAME_0001, ...) is an error, as fcn reads volumes of one channel. With val_fraction in (0, 1) and labels,
 // whole volumes are held out for validation (write_split_lists by volume, from `seed`): no patient's
 // slices in both splits. fcn::Error naming the file: a volume without its label volume, two volumes of
 // one name (a.nii and a.nii.gz), those unstack_nifti names; nothing is left behind then.

@@ -120,13 +120,16 @@ std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::s
   }
   if (!fs::is_directory(predictions)) return {{predicted.begin()->second, truths.begin()->second}};  // two files: paired as given
   std::vector<std::pair<std::string, std::string>> pairs;
+  std::map<std::string, std::string> scored;  // truth name -> prediction
   for (const auto& [name, path] : by_name) {
-    const auto found = truths.find(name);
+    auto found = truths.find(name);
+    if (found == truths.end() && ends_with(name, "_0000")) found = truths.find(name.substr(0, name.size() - 5));  // nnU-Net's channel 0
     if (found == truths.end()) fail(path, "has no ground truth " + name + ".nii.gz or " + name + ".nii in " + truth);
+    if (const auto [at, added] = scored.emplace(found->first, path); !added) fail(path, "and " + at->second + " both predict " + found->second);
     pairs.emplace_back(path, found->second);
   }
   for (const auto& [name, path] : truths)
-    if (!by_name.count(name))
+    if (!scored.count(name))
       fail(path, "has no prediction in " + predictions + " (" + name + (from_predict ? "-labels" : "") + ".nii.gz): every volume is scored or none");
   return pairs;
 }

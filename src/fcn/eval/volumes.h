@@ -24,7 +24,7 @@ namespace fcn {
 // {prediction, truth} file pairs. `predictions` and `truth` are each a NIfTI label volume (.nii,
 // .nii.gz) or a folder of them (hidden files left out). Folders pair by name: a prediction
 // NAME-labels.nii.gz (fcn predict's, whose -instances and -probs volumes beside it are not scored) or
-// NAME.nii(.gz) with the truth NAME.nii(.gz). fcn::Error naming the file: a prediction without its truth,
+// NAME.nii(.gz) with the truth NAME.nii(.gz) (NAME_0000, nnU-Net's channel 0, with NAME). fcn::Error naming the file: a prediction without its truth,
 // a truth without its prediction (a subset would pass for the whole), a folder with no volume.
 std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::string& predictions, const std::string& truth);
 
