@@ -254,8 +254,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--truth", truth,
                   "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
                   "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
-                  "NAME.nii.gz): each volume's 3-D Dice and true / predicted mL per class, each class's Dice averaged over the "
-                  "volumes (--json: volumes, mean_dice, mean_foreground_dice, all_voxels)");
+                  "NAME.nii.gz): each volume's 3-D Dice, HD95 (mm) and true / predicted mL per class, each class's Dice and HD95 "
+                  "averaged over the volumes (--json: volumes, mean_dice, mean_hd95_mm, mean_foreground_dice, all_voxels)");
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   add_inference_flags(cmd, options, inference);

@@ -650,9 +650,29 @@ def _():
             if c and expected is not None:
                 sums[c].append(expected)
     assert all(abs(r["mean_dice"][c] - np.mean(sums[c])) < 1e-9 for c in (1, 2)), (r["mean_dice"], sums)
+
+    def surface_points(mask):  # voxels with a 6-neighbour outside (past the edge too), in mm (z 2.5, y 0.8, x 0.8)
+        padded = np.pad(mask, 1)
+        inner = np.ones_like(mask)
+        for axis in range(3):
+            for step in (-1, 1):
+                inner &= np.roll(padded, step, axis)[1:-1, 1:-1, 1:-1]
+        return np.argwhere(mask & ~inner) * np.array([2.5, 0.8, 0.8])
+
+    for v in r["volumes"]:  # HD95: the larger directed 95th percentile of surface-to-surface distances, brute force
+        truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
+        assert v["hd95_mm"][0] is None
+        for c in (1, 2):
+            sp, st = surface_points(predicted == c), surface_points(truth == c)
+            if not len(sp) or not len(st):
+                assert v["hd95_mm"][c] is None, v
+                continue
+            d = np.sqrt(((sp[:, None, :] - st[None, :, :]) ** 2).sum(-1))
+            expected = max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95))
+            assert abs(v["hd95_mm"][c] - expected) < 1e-4, (v["name"], c, v["hd95_mm"][c], expected)
     text = run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr")).stdout
-    assert "left atrium Dice" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
-    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | mL true / predicted | scar Dice |")
+    assert "left atrium Dice" in text and "HD95 mm" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
+    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | HD95 mm | mL true / predicted | scar Dice |")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--data", path("dec"), ok=False),
                    "--truth: takes the ground truth as label volumes, in place of --data")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr/a.nii.gz"), ok=False), "dec_masks: is a folder and",

@@ -1,5 +1,9 @@
 // U-Net's weight map against a brute-force PyTorch oracle (tests/oracle/unet_paper.py), and the
 // instance tools it stands on: exact distance transform, connected components.
+#include <array>
+#include <cmath>
+#include <limits>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -70,6 +74,26 @@ TEST(DistanceTransform, IsExactEuclidean) {
       ASSERT_NEAR(d[y][x].item<float>(), expected, 1e-5) << y << "," << x;
     }
   EXPECT_TRUE(std::isinf(distance_transform(torch::zeros({3, 3}, torch::kBool))[1][1].item<float>()));
+}
+
+// Through a volume of anisotropic voxels: each voxel's distance to the nearest true one, by brute force.
+TEST(DistanceTransform, ThreeDimensionalWithSpacingIsExact) {
+  torch::manual_seed(11);
+  const auto mask = torch::rand({5, 7, 6}) > 0.93;
+  ASSERT_GT(mask.sum().item<int64_t>(), 1);
+  const std::array<double, 3> spacing = {2.5, 0.8, 0.6};
+  const auto d = distance_transform_3d(mask, spacing);
+  const auto points = mask.nonzero();
+  for (int64_t z = 0; z < 5; ++z)
+    for (int64_t y = 0; y < 7; ++y)
+      for (int64_t x = 0; x < 6; ++x) {
+        double best = std::numeric_limits<double>::infinity();
+        for (int64_t i = 0; i < points.size(0); ++i)
+          best = std::min(best, std::hypot((z - points[i][0].item<int64_t>()) * spacing[0], (y - points[i][1].item<int64_t>()) * spacing[1],
+                                           (x - points[i][2].item<int64_t>()) * spacing[2]));
+        ASSERT_NEAR(d[z][y][x].item<float>(), best, 1e-4) << z << "," << y << "," << x;
+      }
+  EXPECT_TRUE(std::isinf(distance_transform_3d(torch::zeros({2, 2, 2}, torch::kBool))[1][1][1].item<float>()));
 }
 
 TEST(ConnectedComponents, FourAndEightConnectivity) {

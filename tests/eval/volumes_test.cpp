@@ -1,7 +1,10 @@
 // Label volumes scored volume by volume (eval/volumes.h) against counts by hand: each volume's 3-D
 // Dice per class, the class means over the volumes where a class is present, mL from the voxel size,
 // void voxels, and the pairing of fcn predict's NAME-labels volumes with NAME truths and its errors.
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 
@@ -30,6 +33,48 @@ double dice_by_hand(const std::vector<int64_t>& predicted, const std::vector<int
     both += guess == c && truth[i] == c, p += guess == c, t += truth[i] == c;
   }
   return p + t == 0 ? std::nan("") : 2 * both / (p + t);
+}
+
+// HD95 by brute force: the surface voxels of each mask (a 6-neighbour outside it, past the edge too),
+// every surface voxel's distance to the other surface (voxels 2 x 0.75 x 0.5 mm apart: z, y, x), the
+// larger of the two directed 95th percentiles (linear interpolation, numpy's percentile).
+double hd95_by_hand(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t c, int64_t slices, int64_t h = 3,
+                    int64_t w = 4) {
+  const auto mask = [&](const std::vector<int64_t>& labels) {
+    std::vector<int64_t> m(labels.size());
+    for (size_t i = 0; i < labels.size(); ++i) m[i] = labels[i] == c;
+    return torch::tensor(m).view({slices, h, w});
+  };
+  const auto surface_points = [&](const torch::Tensor& m) {
+    std::vector<std::array<int64_t, 3>> points;
+    for (int64_t z = 0; z < slices; ++z)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          if (!m[z][y][x].item<int64_t>()) continue;
+          bool edge = false;
+          for (const auto& [dz, dy, dx] : std::vector<std::array<int64_t, 3>>{{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}}) {
+            const int64_t nz = z + dz, ny = y + dy, nx = x + dx;
+            edge = edge || nz < 0 || nz >= slices || ny < 0 || ny >= h || nx < 0 || nx >= w || !m[nz][ny][nx].item<int64_t>();
+          }
+          if (edge) points.push_back({z, y, x});
+        }
+    return points;
+  };
+  const auto p = surface_points(mask(predicted)), t = surface_points(mask(truth));
+  if (p.empty() || t.empty()) return std::nan("");
+  const auto directed = [](const std::vector<std::array<int64_t, 3>>& from, const std::vector<std::array<int64_t, 3>>& to) {
+    std::vector<double> d;
+    for (const auto& a : from) {
+      double best = std::numeric_limits<double>::infinity();
+      for (const auto& b : to) best = std::min(best, std::hypot((a[0] - b[0]) * 2.0, (a[1] - b[1]) * 0.75, (a[2] - b[2]) * 0.5));
+      d.push_back(best);
+    }
+    std::sort(d.begin(), d.end());
+    const double at = 0.95 * static_cast<double>(d.size() - 1);
+    const auto low = static_cast<size_t>(std::floor(at)), high = static_cast<size_t>(std::ceil(at));
+    return d[low] + (d[high] - d[low]) * (at - static_cast<double>(low));
+  };
+  return std::max(directed(p, t), directed(t, p));
 }
 
 TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
@@ -66,6 +111,39 @@ TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
   EXPECT_NEAR(b.predicted_ml[1], 4 * voxel_ml, 1e-12);
   EXPECT_NEAR(b.true_ml[2], 0, 1e-12);
   EXPECT_EQ(scores.all.matrix().sum().item<int64_t>(), 23 + 12);  // every voxel but the truth's void one
+  auto predicted_a_bg = predicted_a;  // the void voxel is background in the prediction
+  predicted_a_bg[9] = 0;
+  for (int64_t c = 1; c < 3; ++c) EXPECT_NEAR(a.hd95[static_cast<size_t>(c)], hd95_by_hand(predicted_a_bg, truth_a, c, 2), 1e-5) << c;
+  EXPECT_NEAR(b.hd95[1], hd95_by_hand(predicted_b, truth_b, 1, 1), 1e-5);
+  EXPECT_NEAR(b.hd95[1], 0.75, 1e-6);  // truth row 1's two voxels 0.75 mm from the prediction's row 0
+  EXPECT_TRUE(std::isnan(a.hd95[0]) && std::isnan(b.hd95[2]));  // background; absent from both
+  EXPECT_NEAR(scores.mean_hd95[1], (a.hd95[1] + b.hd95[1]) / 2, 1e-12);
+}
+
+// Balls with interiors (only their surfaces count), the prediction shifted and dented, in a volume
+// larger than both (the distances are taken in their joint bounding box): HD95 as brute force gives it.
+TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
+  const auto root = test::temp_dir() + "/label_volume_balls";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const int64_t d = 7, h = 14, w = 16;
+  std::vector<int64_t> truth(static_cast<size_t>(d * h * w)), predicted(truth.size());
+  for (int64_t z = 0; z < d; ++z)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        const auto i = static_cast<size_t>((z * h + y) * w + x);
+        truth[i] = std::hypot((z - 3) * 2.0, (y - 6) * 0.75, (x - 7) * 0.5) <= 3.2;
+        predicted[i] = std::hypot((z - 3) * 2.0, (y - 7) * 0.75, (x - 10) * 0.5) <= 3.0 && !(z == 3 && y == 7);
+      }
+  const auto save_big = [&](const std::string& file, const std::vector<int64_t>& labels) {
+    const auto bytes = test::nifti_file(2, 1, labels, w, h, d);
+    std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  save_big(root + "/p.nii", predicted), save_big(root + "/t.nii", truth);
+  const auto scores = score_label_volumes({{root + "/p.nii", root + "/t.nii"}});
+  const double expected = hd95_by_hand(predicted, truth, 1, d, h, w);
+  EXPECT_GT(expected, 0.5);
+  EXPECT_NEAR(scores.volumes[0].hd95[1], expected, 1e-5);
 }
 
 TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {

@@ -1,6 +1,8 @@
 #include "fcn/data/instances.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -197,6 +199,33 @@ torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
   auto ids = torch::zeros({found + 1}, torch::kLong);
   std::copy(numbers_.begin() + offset + 1, numbers_.begin() + offset + found + 1, ids.data_ptr<int64_t>() + 1);
   return ids.index({components});
+}
+
+torch::Tensor distance_transform_3d(const torch::Tensor& mask, std::array<double, 3> spacing) {
+  TORCH_CHECK(mask.dim() == 3, "distance_transform_3d: mask must be D x H x W");
+  for (const double s : spacing) TORCH_CHECK(s > 0 && std::isfinite(s), "distance_transform_3d: spacings must be positive");
+  const auto inside = mask.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t sizes[3] = {inside.size(0), inside.size(1), inside.size(2)};
+  const int64_t strides[3] = {sizes[1] * sizes[2], sizes[2], 1};
+  const double inf = std::numeric_limits<double>::infinity();
+  auto grid = torch::where(inside, torch::zeros({}, torch::kDouble), torch::full({}, inf, torch::kDouble)).contiguous();
+  double* g = grid.data_ptr<double>();
+  std::vector<double> f, d;
+  std::vector<int64_t> v(static_cast<size_t>(std::max({sizes[0], sizes[1], sizes[2]})));
+  std::vector<double> z(v.size() + 1);
+  for (int axis = 0; axis < 3; ++axis) {  // the squared distance along z, then y, then x, each over the one before
+    const int64_t n = sizes[axis], stride = strides[axis], lines = grid.numel() / std::max<int64_t>(n, 1);
+    const double scale = spacing[static_cast<size_t>(axis)] * spacing[static_cast<size_t>(axis)];  // (s (q - p))^2 = s^2 ((q - p)^2 + f / s^2)
+    for (int64_t line = 0; line < lines; ++line) {
+      // The line's first voxel: `line` counts the voxels of the other two axes in raster order.
+      const int64_t inner = axis == 2 ? 1 : strides[axis], start = (line / inner) * inner * n + line % inner;
+      f.resize(static_cast<size_t>(n)), d.assign(static_cast<size_t>(n), inf);
+      for (int64_t q = 0; q < n; ++q) f[static_cast<size_t>(q)] = g[start + q * stride] / scale;
+      squared_distance_1d(f, d, v, z);
+      for (int64_t q = 0; q < n; ++q) g[start + q * stride] = d[static_cast<size_t>(q)] * scale;
+    }
+  }
+  return grid.sqrt().to(torch::kFloat);
 }
 
 torch::Tensor distance_transform(const torch::Tensor& mask) {

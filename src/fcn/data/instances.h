@@ -3,6 +3,7 @@
 // class labels where a dataset gives none, and the exact Euclidean distance transform.
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include <torch/types.h>
@@ -60,5 +61,9 @@ class VolumeObjects {
 // (0 on the mask): exact, in linear time (Felzenszwalb & Huttenlocher, "Distance Transforms of
 // Sampled Functions", 2012). An empty mask gives +infinity everywhere. H x W float32.
 torch::Tensor distance_transform(const torch::Tensor& mask);
+
+// The same through a D x H x W boolean volume whose voxels are spacing {z, y, x} apart (millimetres, say):
+// each voxel's Euclidean distance to the nearest true voxel in those units, exact. D x H x W float32.
+torch::Tensor distance_transform_3d(const torch::Tensor& mask, std::array<double, 3> spacing = {1, 1, 1});
 
 }  // namespace fcn

@@ -1,12 +1,14 @@
 #include "fcn/eval/volumes.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <map>
 
 #include <torch/torch.h>
 
+#include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/util/error.h"
@@ -66,6 +68,43 @@ std::vector<double> volumes_ml(const torch::Tensor& labels, int64_t classes, dou
   return out;
 }
 
+// The voxels of `mask` with a 6-neighbour outside it (past the volume's edge counts as outside).
+torch::Tensor surface(const torch::Tensor& mask) {
+  const auto p = torch::constant_pad_nd(mask.to(torch::kByte), {1, 1, 1, 1, 1, 1}, 0);
+  const auto at = [&](int64_t dz, int64_t dy, int64_t dx) {
+    return p.slice(0, 1 + dz, p.size(0) - 1 + dz).slice(1, 1 + dy, p.size(1) - 1 + dy).slice(2, 1 + dx, p.size(2) - 1 + dx);
+  };
+  const auto interior = at(-1, 0, 0) & at(1, 0, 0) & at(0, -1, 0) & at(0, 1, 0) & at(0, 0, -1) & at(0, 0, 1);
+  return mask & interior.eq(0);
+}
+
+// The q-th quantile of `values` with linear interpolation (numpy's percentile default).
+double percentile(const torch::Tensor& values, double q) {
+  const auto sorted = std::get<0>(values.to(torch::kDouble).sort());
+  const double at = q * static_cast<double>(sorted.numel() - 1);
+  const auto low = static_cast<int64_t>(std::floor(at)), high = static_cast<int64_t>(std::ceil(at));
+  const double a = sorted[low].item<double>(), b = sorted[high].item<double>();
+  return a + (b - a) * (at - static_cast<double>(low));
+}
+
+// The 95th-percentile Hausdorff distance between the surfaces of `predicted` and `truth` (boolean
+// volumes), voxels `spacing` {z, y, x} apart: the larger of the two directed 95th percentiles of each
+// surface voxel's distance to the other surface (as MONAI computes it). NaN where either is empty.
+double hausdorff95(const torch::Tensor& predicted, const torch::Tensor& truth, std::array<double, 3> spacing) {
+  if (!predicted.any().item<bool>() || !truth.any().item<bool>()) return std::nan("");
+  const auto where = (predicted | truth).nonzero();  // both lie in their joint bounding box: the transform there is exact
+  const auto low = std::get<0>(where.min(0)), high = std::get<0>(where.max(0));
+  auto p = predicted, t = truth;
+  for (int64_t axis = 0; axis < 3; ++axis) {
+    const int64_t from = low[axis].item<int64_t>(), to = high[axis].item<int64_t>() + 1;
+    p = p.slice(axis, from, to), t = t.slice(axis, from, to);
+  }
+  const auto surface_p = surface(p), surface_t = surface(t);
+  const auto to_truth = distance_transform_3d(surface_t, spacing).masked_select(surface_p);
+  const auto to_predicted = distance_transform_3d(surface_p, spacing).masked_select(surface_t);
+  return std::max(percentile(to_truth, 0.95), percentile(to_predicted, 0.95));
+}
+
 // One pair scored with its own class count; its confusion returned for the whole.
 VolumeScore score_pair(const std::string& prediction_path, const std::string& truth_path, int64_t classes, torch::Tensor& confusion) {
   const auto truth_volume = read_nifti(truth_path);
@@ -94,6 +133,10 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   const double ml = nifti_voxel_ml(truth_volume);
   score.true_ml = volumes_ml(truth.masked_select(counted), k, ml);
   score.predicted_ml = volumes_ml(predicted, k, ml);
+  const auto mm = nifti_voxel_mm(truth_volume);  // {x, y, z}; unknown sizes as 1
+  const std::array<double, 3> spacing = {std::isnan(mm[2]) ? 1 : mm[2], std::isnan(mm[1]) ? 1 : mm[1], std::isnan(mm[0]) ? 1 : mm[0]};
+  score.hd95.assign(static_cast<size_t>(k), std::nan(""));
+  for (int64_t c = 1; c < k; ++c) score.hd95[static_cast<size_t>(c)] = hausdorff95(predicted.eq(c), truth.eq(c), spacing);
   return score;
 }
 
@@ -102,6 +145,20 @@ torch::Tensor padded(const torch::Tensor& matrix, int64_t classes) {
   auto out = torch::zeros({classes, classes}, torch::kLong);
   out.slice(0, 0, matrix.size(0)).slice(1, 0, matrix.size(1)).copy_(matrix);
   return out;
+}
+
+// Each class's score (`of` a volume) averaged over the volumes where it is defined (not NaN); NaN where none.
+template <typename Of>
+std::vector<double> mean_over_volumes(const std::vector<VolumeScore>& volumes, int64_t classes, Of&& of) {
+  std::vector<double> means(static_cast<size_t>(classes), std::nan(""));
+  for (size_t c = 0; c < means.size(); ++c) {
+    double sum = 0;
+    int64_t n = 0;
+    for (const auto& volume : volumes)
+      if (const double value = of(volume)[c]; !std::isnan(value)) sum += value, ++n;
+    if (n > 0) means[c] = sum / static_cast<double>(n);
+  }
+  return means;
 }
 
 }  // namespace
@@ -155,19 +212,14 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
     own.add(padded(confusions[v], k));
     volume.metrics = own.metrics();
     volume.true_ml.resize(static_cast<size_t>(k), 0.0), volume.predicted_ml.resize(static_cast<size_t>(k), 0.0);
+    volume.hd95.resize(static_cast<size_t>(k), std::nan(""));
   }
-  scores.mean_dice.assign(static_cast<size_t>(k), std::nan(""));
+  scores.mean_hd95 = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.hd95; });
+  scores.mean_dice = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.metrics.dice; });
   double foreground = 0;
   int64_t defined = 0;
-  for (int64_t c = 0; c < k; ++c) {
-    double sum = 0;
-    int64_t n = 0;
-    for (const auto& volume : scores.volumes)
-      if (const double d = volume.metrics.dice[static_cast<size_t>(c)]; !std::isnan(d)) sum += d, ++n;
-    if (n == 0) continue;
-    scores.mean_dice[static_cast<size_t>(c)] = sum / static_cast<double>(n);
-    if (c > 0) foreground += sum / static_cast<double>(n), ++defined;
-  }
+  for (size_t c = 1; c < scores.mean_dice.size(); ++c)
+    if (!std::isnan(scores.mean_dice[c])) foreground += scores.mean_dice[c], ++defined;
   scores.mean_foreground_dice = defined > 0 ? foreground / static_cast<double>(defined) : std::nan("");
   return scores;
 }

@@ -1,7 +1,7 @@
 // Predicted label volumes scored against ground-truth label volumes, volume by volume, as medical
-// segmentation reports them (the Medical Segmentation Decathlon, nnU-Net): each volume's 3-D Dice and
-// IoU per class, its true and predicted volume per class in millilitres, then each class's Dice
-// averaged over the volumes (a class absent from both a volume's truth and prediction is left out of
+// segmentation reports them (the Medical Segmentation Decathlon, nnU-Net, MONAI): each volume's 3-D Dice,
+// IoU and 95th-percentile Hausdorff distance (mm) per class, its true and predicted volume per class in
+// millilitres, then each class's Dice and HD95 averaged over the volumes (a class absent from both a volume's truth and prediction is left out of
 // that mean: 0/0), besides the FCN paper's metrics over all voxels together.
 //
 //   const auto pairs = fcn::pair_label_volumes("masks/", "labelsTs/");  // NAME-labels.nii.gz <-> NAME.nii.gz
@@ -32,6 +32,9 @@ struct VolumeScore {
   std::string name, prediction, truth;
   SegmentationMetrics metrics;                 // this volume's voxels: dice, iou per class (NaN: 0/0)
   std::vector<double> true_ml, predicted_ml;   // each class's volume (NaN where the header gives no voxel size)
+  // Each class's 95th-percentile Hausdorff distance between the predicted and true surfaces, in mm (in
+  // voxels along an axis whose size the header lacks); NaN for background and where either is empty.
+  std::vector<double> hd95;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
 };
 
@@ -40,6 +43,7 @@ struct VolumeScores {
   int64_t classes = 0;               // the largest label in any volume + 1 (void 255 left out)
   std::vector<double> mean_dice;     // per class over the volumes where it is defined (NaN: none)
   double mean_foreground_dice = 0;   // classes 1.. of mean_dice, averaged (NaN: none defined)
+  std::vector<double> mean_hd95;     // per class over the volumes where it is defined (NaN: none)
   ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
 };
 

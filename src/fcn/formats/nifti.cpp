@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -324,14 +325,22 @@ void write_nifti_probabilities(const std::string& path, const NiftiVolume& like,
   write_over(path, like, probabilities.to(torch::kCPU, torch::kFloat), {kDataTypes[3], probabilities.size(0), 0, 0, 1, "fcn class probabilities"});
 }
 
-double nifti_voxel_ml(const NiftiVolume& volume) {
-  if (volume.header.size() < kHeaderBytes) return std::nan("");
-  double mm3 = 1;
-  for (size_t axis = 1; axis <= 3; ++axis) mm3 *= std::abs(field<float>(volume.header, 76 + 4 * axis, volume.swapped));  // pixdim[1..3]
+std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume) {
+  std::array<double, 3> mm;
+  mm.fill(std::nan(""));
+  if (volume.header.size() < kHeaderBytes) return mm;
   const int units = static_cast<unsigned char>(volume.header[123]) & 7;  // xyzt_units: 1 m, 2 mm (0: unknown, read as mm), 3 um
   const double scale = units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;         // to mm
-  const double ml = mm3 * scale * scale * scale / 1000;
-  return std::isfinite(ml) && ml > 0 ? ml : std::nan("");
+  for (size_t axis = 0; axis < 3; ++axis) {
+    const double size = std::abs(field<float>(volume.header, 80 + 4 * axis, volume.swapped)) * scale;  // pixdim[1..3]
+    mm[axis] = std::isfinite(size) && size > 0 ? size : std::nan("");
+  }
+  return mm;
+}
+
+double nifti_voxel_ml(const NiftiVolume& volume) {
+  const auto mm = nifti_voxel_mm(volume);
+  return mm[0] * mm[1] * mm[2] / 1000;  // NaN where a size is
 }
 
 std::pair<double, double> nifti_window(const NiftiVolume& volume) {

@@ -5,6 +5,7 @@
 // only (gzip), no OpenCV.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -53,6 +54,9 @@ void write_nifti_probabilities(const std::string& path, const NiftiVolume& like,
 // millimetres, micrometres; unknown read as millimetres, as viewers read it); NaN where the sizes are
 // missing or not positive.
 double nifti_voxel_ml(const NiftiVolume& volume);
+// A voxel's sides {x, y, z} (columns i, rows j, slices k) in millimetres, read as nifti_voxel_ml reads them;
+// NaN where a size is missing or not positive.
+std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume);
 
 // Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
 // window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
