@@ -44,6 +44,20 @@ TEST(Metrics, AllVoidIsUndefinedNotZero) {
   EXPECT_TRUE(std::isnan(m.mean_dice));
 }
 
+// Past the 4M elements update() takes at a time: the counts of one bincount over everything (a CT volume's voxels).
+TEST(Metrics, LargeInputsCountedInChunksAsInOne) {
+  torch::manual_seed(2);
+  const int64_t n = (int64_t{1} << 22) * 2 + 12347;  // a multiple of 5, not of the chunk
+  auto targets = torch::randint(0, 4, {n}, torch::kInt);
+  targets.slice(0, 0, n, 7).fill_(255);  // void every 7th
+  const auto predictions = torch::randint(0, 4, {n}, torch::kInt);
+  ConfusionMatrix matrix(4);
+  matrix.update(predictions.view({-1, 5}), targets.view({-1, 5}));
+  const auto valid = targets.ne(255);
+  const auto expected = torch::bincount(targets.masked_select(valid).to(torch::kLong) * 4 + predictions.masked_select(valid).to(torch::kLong), {}, 16);
+  EXPECT_TRUE(torch::equal(matrix.matrix().flatten(), expected));
+}
+
 TEST(Metrics, MatchNumpyOracleWithIgnoreAndAbsentClasses) {
   ConfusionMatrix confusion(6);
   const auto target = read_npy(test::golden("metrics_target.npy"));

@@ -1,5 +1,6 @@
 #include "fcn/eval/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,12 +18,17 @@ void ConfusionMatrix::add(const torch::Tensor& counts) {
 void ConfusionMatrix::update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore) {
   TORCH_CHECK(predictions.sizes() == targets.sizes(), "ConfusionMatrix: predictions ", predictions.sizes(), " vs targets ",
               targets.sizes());
-  const int64_t n = num_classes();
-  const auto target = targets.flatten().to(torch::kCPU, torch::kLong);
-  const auto prediction = predictions.flatten().to(torch::kCPU, torch::kLong);
-  const auto valid = (target != ignore) & (target >= 0) & (target < n);
-  const auto index = target.masked_select(valid) * n + prediction.masked_select(valid).clamp(0, n - 1);
-  matrix_ += torch::bincount(index, {}, n * n).view({n, n}).to(torch::kLong);
+  const int64_t n = num_classes(), size = predictions.numel();
+  const auto all_targets = targets.flatten(), all_predictions = predictions.flatten();
+  constexpr int64_t kChunk = int64_t{1} << 22;  // voxels at a time: a CT volume's int64 copies stay ~100 MB, not 3 x its size
+  for (int64_t from = 0; from < size; from += kChunk) {
+    const int64_t to = std::min(size, from + kChunk);
+    const auto target = all_targets.slice(0, from, to).to(torch::kCPU, torch::kLong);
+    const auto prediction = all_predictions.slice(0, from, to).to(torch::kCPU, torch::kLong);
+    const auto valid = (target != ignore) & (target >= 0) & (target < n);
+    const auto index = target.masked_select(valid) * n + prediction.masked_select(valid).clamp(0, n - 1);
+    matrix_ += torch::bincount(index, {}, n * n).view({n, n}).to(torch::kLong);
+  }
 }
 
 SegmentationMetrics ConfusionMatrix::metrics() const {

@@ -49,15 +49,15 @@ std::map<std::string, std::string> volumes_in(const std::string& path, const std
   return found;
 }
 
-// A label volume's voxels as int64 class indices, checked: integers, 0..65535.
+// A label volume's voxels as int32 class indices (half int64's memory: a CT volume is tens of millions of
+// voxels), checked: integers, 0..65535.
 torch::Tensor labels_of(const NiftiVolume& volume, const std::string& path) {
   const auto& v = volume.voxels;
   if (v.is_floating_point() && !torch::equal(v, v.round()))
     fail(path, "holds fractional values: a label volume holds class indices (is it a scan or probabilities?)");
-  const auto labels = v.to(torch::kLong);
-  if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() > 65535))
+  if (v.numel() > 0 && (v.min().item<double>() < 0 || v.max().item<double>() > 65535))
     fail(path, "holds values outside 0..65535: a label volume holds class indices");
-  return labels;
+  return v.to(torch::kInt);
 }
 
 // Class i's count at entry i of a `classes`-long vector (the counts of `labels` below `classes`), times `ml`.
@@ -92,11 +92,14 @@ double percentile(const torch::Tensor& values, double q) {
 // surface voxel's distance to the other surface (as MONAI computes it). NaN where either is empty.
 double hausdorff95(const torch::Tensor& predicted, const torch::Tensor& truth, std::array<double, 3> spacing) {
   if (!predicted.any().item<bool>() || !truth.any().item<bool>()) return std::nan("");
-  const auto where = (predicted | truth).nonzero();  // both lie in their joint bounding box: the transform there is exact
-  const auto low = std::get<0>(where.min(0)), high = std::get<0>(where.max(0));
+  const auto either = predicted | truth;  // both lie in their joint bounding box: the transform there is exact
   auto p = predicted, t = truth;
   for (int64_t axis = 0; axis < 3; ++axis) {
-    const int64_t from = low[axis].item<int64_t>(), to = high[axis].item<int64_t>() + 1;
+    std::vector<int64_t> others;
+    for (int64_t other = 0; other < 3; ++other)
+      if (other != axis) others.push_back(other);
+    const auto present = either.any(others[1]).any(others[0]).nonzero();  // the indices along `axis` with a voxel
+    const int64_t from = present.min().item<int64_t>(), to = present.max().item<int64_t>() + 1;
     p = p.slice(axis, from, to), t = t.slice(axis, from, to);
   }
   const auto surface_p = surface(p), surface_t = surface(t);
@@ -120,10 +123,10 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   score.void_voxels = void_predicted.sum().item<int64_t>();
   predicted.masked_fill_(void_predicted, 0);  // a slice predict could not segment: background
   const auto counted = truth.ne(kVoid);
-  const int64_t most = std::max(predicted.numel() ? predicted.max().item<int64_t>() : 0,
-                                counted.any().item<bool>() ? truth.masked_select(counted).max().item<int64_t>() : 0);
+  const int64_t most_predicted = predicted.numel() ? predicted.max().item<int64_t>() : 0;
+  const int64_t most = std::max(most_predicted, counted.any().item<bool>() ? truth.masked_select(counted).max().item<int64_t>() : 0);
   if (most >= kMostClasses)
-    fail(most == predicted.max().item<int64_t>() ? prediction_path : truth_path,
+    fail(most == most_predicted ? prediction_path : truth_path,
          "holds label " + std::to_string(most) + ": per-class scores go up to " + std::to_string(kMostClasses) + " classes (is it a volume of object ids?)");
   const int64_t k = std::max(classes, most + 1);
   ConfusionMatrix matrix(k);
