@@ -303,6 +303,10 @@ TEST(Dataset, SplitByVolumeHoldsWholeVolumesOut) {
     write_png(dir + "/masks/" + stem + ".png", torch::zeros({4, 4, 1}, torch::kByte));
   }
   expect_names(test::error_of([&] { write_split_lists(dir, 0.5, 0, false, true); }), "by_volume", "1 volume: at least two are needed");
+  for (const std::string stem : {"a_000", "a_001"}) fs::rename(dir + "/images/" + stem + ".png", dir + "/images/" + stem.substr(2) + ".png"),
+                                                     fs::rename(dir + "/masks/" + stem + ".png", dir + "/masks/" + stem.substr(2) + ".png");
+  expect_names(test::error_of([&] { write_split_lists(dir, 0.5, 0, false, true); }), "by_volume", "a split by volume would be a split by pair");
+  EXPECT_NO_THROW(write_split_lists(dir, 0.5, 0));  // by pair, as asked
 }
 
 TEST(FashionScenes, DeterministicLabelledFromInk) {

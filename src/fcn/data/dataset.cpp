@@ -130,6 +130,10 @@ std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_f
     if (added) groups.emplace_back();
     groups[at->second].push_back(all.id(i));
   }
+  if (by_volume && std::all_of(group_of.begin(), group_of.end(), [&](const auto& group) { return groups[group.second].size() == 1 &&
+                                                                                                  groups[group.second][0] == group.first; }))
+    fail(dir, "has no pair named as a volume's slice (NAME_NNN, as fcn data unstack names a folder of volumes' slices): "
+              "a split by volume would be a split by pair");
   const size_t count = groups.size();
   if (count < 2) fail(dir, "holds the slices of " + std::to_string(count) + " volume: at least two are needed to hold whole volumes out");
   const auto rounded = static_cast<size_t>(std::llround(val_fraction * static_cast<double>(count)));
