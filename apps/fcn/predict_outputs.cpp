@@ -17,8 +17,7 @@
 namespace fcn::cli {
 
 std::string free_stem(const std::string& path, const std::set<std::string>& used) {
-  std::string stem = std::filesystem::path(path).stem().string();
-  if (is_nifti_path(path) && is_nifti_path(stem)) stem = std::filesystem::path(stem).stem().string();  // scan.nii.gz: scan
+  const std::string stem = nifti_stem(path);  // scan.nii.gz: scan
   std::string name = stem;
   for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
   return name;

@@ -119,13 +119,6 @@ int64_t name_classes(const std::string& out_dir, int64_t most) {
   return most + 1;
 }
 
-// scan.nii.gz: scan.
-std::string volume_stem(const std::string& path) {
-  auto stem = fs::path(path).stem();
-  if (is_nifti_path(stem.string())) stem = stem.stem();
-  return stem.string();
-}
-
 // A volume of images_dir, its label volume (or "") and the case name its slices are named by.
 struct VolumePair {
   std::string image, mask, name;
@@ -153,21 +146,21 @@ std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::s
   for (const auto& entry : fs::directory_iterator(images_dir)) {
     const auto name = entry.path().filename().string();
     if (is_hidden(name) || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
-    pairs.push_back({entry.path().string(), "", volume_stem(name)});
+    pairs.push_back({entry.path().string(), "", nifti_stem(name)});
   }
   if (pairs.empty()) fail(images_dir, "holds no NIfTI volume (.nii, .nii.gz)");
   std::sort(pairs.begin(), pairs.end(), [](const VolumePair& a, const VolumePair& b) { return a.image < b.image; });
   std::map<std::string, std::string> names, stems;
-  for (const auto& pair : pairs) stems.emplace(volume_stem(pair.image), pair.image);
+  for (const auto& pair : pairs) stems.emplace(nifti_stem(pair.image), pair.image);
   for (auto& pair : pairs) {
-    const auto stem = volume_stem(pair.image);
+    const auto stem = nifti_stem(pair.image);
     const bool channel = stem.size() > 5 && stem[stem.size() - 5] == '_' &&
                          stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;  // nnU-Net's CASE_0001
     if (const auto first = stems.find(stem.substr(0, stem.size() - 5) + "_0000"); channel && first != stems.end() && first->first != stem)
       fail(pair.image, "and " + first->second + " are both case " + stem.substr(0, stem.size() - 5) +
                            ": fcn reads volumes of one channel (nnU-Net's NAME_0000), not several");
-    if (!masks_dir.empty() && (pair.mask = label_volume_of(masks_dir, volume_stem(pair.image), pair.name)).empty())
-      fail(pair.image, "has no label volume of its name in " + masks_dir + " (" + volume_stem(pair.image) + ".nii.gz not found)");
+    if (!masks_dir.empty() && (pair.mask = label_volume_of(masks_dir, nifti_stem(pair.image), pair.name)).empty())
+      fail(pair.image, "has no label volume of its name in " + masks_dir + " (" + nifti_stem(pair.image) + ".nii.gz not found)");
     if (const auto [at, added] = names.emplace(pair.name, pair.image); !added)
       fail(pair.image, "and " + at->second + " are both case " + at->first + " (slices " + at->first + "_NNN.png): rename one");
   }

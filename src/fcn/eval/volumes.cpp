@@ -21,13 +21,6 @@ namespace fs = std::filesystem;
 constexpr int64_t kVoid = 255;
 constexpr int64_t kMostClasses = 1024;  // a K x K confusion per volume: label volumes of objects are not classes
 
-// NAME of NAME.nii.gz, NAME.nii.
-std::string stem_of(const std::string& path) {
-  auto stem = fs::path(path).stem();
-  if (is_nifti_path(stem.string())) stem = stem.stem();  // NAME.nii of NAME.nii.gz
-  return stem.string();
-}
-
 bool ends_with(const std::string& text, const std::string& end) {
   return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
 }
@@ -37,13 +30,13 @@ std::map<std::string, std::string> volumes_in(const std::string& path, const std
   std::map<std::string, std::string> found;
   if (!fs::is_directory(path)) {
     if (!is_nifti_path(path)) fail(path, "is not a NIfTI label volume (.nii, .nii.gz) or a folder of them (" + what + ")");
-    found[stem_of(path)] = path;
+    found[nifti_stem(path)] = path;
     return found;
   }
   for (const auto& entry : fs::directory_iterator(path)) {
     const auto file = entry.path().string();
     if (is_hidden(file) || !is_nifti_path(file) || entry.is_directory()) continue;
-    if (const auto [at, added] = found.emplace(stem_of(file), file); !added) fail(file, "and " + at->second + " are one volume by name: keep one");
+    if (const auto [at, added] = found.emplace(nifti_stem(file), file); !added) fail(file, "and " + at->second + " are one volume by name: keep one");
   }
   if (found.empty()) fail(path, "holds no NIfTI label volume (.nii, .nii.gz) (" + what + ")");
   return found;
@@ -118,7 +111,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                               " voxels but its truth " + truth_path + " is " + std::to_string(truth.size(2)) + "x" + std::to_string(truth.size(1)) +
                               "x" + std::to_string(truth.size(0)));
   VolumeScore score;
-  score.name = stem_of(truth_path), score.prediction = prediction_path, score.truth = truth_path;
+  score.name = nifti_stem(truth_path), score.prediction = prediction_path, score.truth = truth_path;
   const auto void_predicted = predicted.eq(kVoid);
   score.void_voxels = void_predicted.sum().item<int64_t>();
   predicted.masked_fill_(void_predicted, 0);  // a slice predict could not segment: background
@@ -131,8 +124,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   const int64_t k = std::max(classes, most + 1);
   ConfusionMatrix matrix(k);
   matrix.update(predicted, truth, kVoid);
-  score.metrics = matrix.metrics();
-  confusion = matrix.matrix();
+  confusion = matrix.matrix();  // its metrics over every volume's classes: score_label_volumes
   const double ml = nifti_voxel_ml(truth_volume);
   score.true_ml = volumes_ml(truth.masked_select(counted), k, ml);
   score.predicted_ml = volumes_ml(predicted, k, ml);

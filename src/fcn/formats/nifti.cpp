@@ -192,6 +192,12 @@ bool is_nifti_path(const std::string& path) {
   return extension == ".nii" || (extension == ".gz" && lower_extension(std::filesystem::path(path).replace_extension().string()) == ".nii");
 }
 
+std::string nifti_stem(const std::string& path) {
+  auto stem = std::filesystem::path(path).stem();
+  if (is_nifti_path(path) && is_nifti_path(stem.string())) stem = stem.stem();  // NAME.nii of NAME.nii.gz
+  return stem.string();
+}
+
 NiftiVolume read_nifti(const std::string& path) {
   GzipFile file(path);
   auto header = read_header(file);

@@ -30,6 +30,8 @@ struct NiftiVolume {
 
 // .nii or .nii.gz (any letter case), as fcn takes volumes by name.
 bool is_nifti_path(const std::string& path);
+// A volume's name: NAME of a/b/NAME.nii.gz or NAME.nii (any letter case); another file's stem.
+std::string nifti_stem(const std::string& path);
 
 // The volume at `path` (.nii or .nii.gz, gzip read as it streams). fcn::Error naming the file where it
 // is not a single-file NIfTI-1 volume (a .hdr/.img pair, NIfTI-2, a 4-D series of several volumes, a
