@@ -110,6 +110,7 @@ struct EvalFlags {
   std::vector<int> threads;
   PredictOptions options = scoring_options();
   InferenceFlags inference;
+  VolumeScoreOptions volumes;
 };
 
 // What one model or folder of predictions left in the sinks, added to its result; its line of the
@@ -186,7 +187,7 @@ void run_eval(const EvalFlags& f) {
     if (!f.models.empty()) fail("--truth", "scores --predictions label volumes; a model is scored on --data");
     if (!f.data.empty()) fail("--truth", "takes the ground truth as label volumes, in place of --data");
     if (f.predictions.empty()) fail("--truth", "scores --predictions label volumes (fcn predict's NAME-labels.nii.gz) against it: give --predictions");
-    return run_volume_eval(f.predictions, f.truth, f.json_output, f.markdown);
+    return run_volume_eval(f.predictions, f.truth, f.volumes, f.json_output, f.markdown);
   }
   if (f.data.empty()) fail("--data", "give the dataset folder to score on (or --truth with label volumes)");
   if (f.models.empty() && f.predictions.empty())
@@ -242,7 +243,7 @@ void add_eval(CLI::App& app) {
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
   auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, truth, json_output, cache_mib, worst, min_object, threads,
-         options, inference] = f;
+         options, inference, volumes] = f;
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
                   "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
@@ -251,11 +252,18 @@ void add_eval(CLI::App& app) {
                   "the image stack, page k as image ID k")
       ->allow_extra_args(false);  // one folder a flag: a model after it stays a model
   cmd->add_option("--data", data, "dataset folder (required unless --truth)");
-  cmd->add_option("--truth", truth,
+  auto* truth_flag = cmd->add_option("--truth", truth,
                   "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
                   "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
-                  "NAME.nii.gz): each volume's 3-D Dice, HD95 (mm) and true / predicted mL per class, each class's Dice and HD95 "
-                  "averaged over the volumes (--json: volumes, mean_dice, mean_hd95_mm, mean_foreground_dice, all_voxels)");
+                  "NAME.nii.gz): each volume's 3-D Dice, normalised surface Dice (NSD), HD95 (mm) and true / predicted mL per class, "
+                  "each class's Dice, NSD and HD95 averaged over the volumes (--json: volumes, mean_dice, mean_nsd, mean_hd95_mm, "
+                  "mean_foreground_dice, all_voxels)");
+  cmd->add_option("--nsd-tolerance", volumes.nsd_tolerance_mm,
+                  "with --truth: the NSD's tolerance in mm, how far a predicted surface voxel may lie from the true surface (and the "
+                  "other way round) and still agree; choose it per structure, from how far two raters' outlines differ")
+      ->needs(truth_flag)
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   add_inference_flags(cmd, options, inference);

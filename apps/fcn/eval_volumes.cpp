@@ -12,7 +12,6 @@
 #include <torch/torch.h>
 
 #include "eval_volumes.h"
-#include "fcn/eval/volumes.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
@@ -66,7 +65,7 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
   };
   for (const auto& v : scores.volumes)
     volumes.push_back({{"name", v.name}, {"prediction", v.prediction}, {"truth", v.truth}, {"dice", list(v.metrics.dice)},
-                       {"iou", list(v.metrics.iou)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
+                       {"iou", list(v.metrics.iou)}, {"nsd", list(v.nsd)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
                        {"void_voxels", v.void_voxels}});
   const auto all = scores.all.metrics();
   std::vector<std::vector<int64_t>> matrix;
@@ -74,27 +73,37 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
     matrix.emplace_back();
     for (int64_t j = 0; j < scores.classes; ++j) matrix.back().push_back(scores.all.matrix()[i][j].item<int64_t>());
   }
-  return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)}, {"mean_hd95_mm", list(scores.mean_hd95)},
+  return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
+          {"mean_nsd", list(scores.mean_nsd)}, {"nsd_tolerance_mm", scores.nsd_tolerance_mm}, {"mean_hd95_mm", list(scores.mean_hd95)},
           {"mean_foreground_dice", or_null(scores.mean_foreground_dice)},
           {"all_voxels", {{"pixel_acc", or_null(all.pixel_acc)}, {"mean_iu", or_null(all.mean_iu)}, {"mean_dice", or_null(all.mean_dice)},
                           {"dice", list(all.dice)}, {"confusion", matrix}}}};
 }
 
-// The table: a row per volume (each foreground class's Dice, HD95 and true / predicted mL), then the
-// means; columns padded to their widest cell, or as Markdown.
-std::string table(const VolumeScores& scores, const std::vector<std::string>& names, bool markdown) {
+// The rows of the table: a row per volume (each foreground class's Dice, NSD, HD95 and true / predicted
+// mL), then the means.
+std::vector<std::vector<std::string>> table_rows(const VolumeScores& scores, const std::vector<std::string>& names) {
   std::vector<std::vector<std::string>> rows(1, {"volume"});
+  char tolerance[32];
+  std::snprintf(tolerance, sizeof tolerance, "%g", scores.nsd_tolerance_mm);
+  const auto nsd_header = "NSD " + std::string(tolerance) + " mm";
   for (int64_t c = 1; c < scores.classes; ++c)
-    rows[0].push_back(names[static_cast<size_t>(c)] + " Dice"), rows[0].push_back("HD95 mm"), rows[0].push_back("mL true / predicted");
+    rows[0].insert(rows[0].end(), {names[static_cast<size_t>(c)] + " Dice", nsd_header, "HD95 mm", "mL true / predicted"});
   for (const auto& v : scores.volumes) {
     rows.push_back({v.name});
     for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c)
-      rows.back().push_back(number_cell(v.metrics.dice[c], 3)), rows.back().push_back(number_cell(v.hd95[c], 2)),
-          rows.back().push_back(ml_cell(v.true_ml[c]) + " / " + ml_cell(v.predicted_ml[c]));
+      rows.back().insert(rows.back().end(), {number_cell(v.metrics.dice[c], 3), number_cell(v.nsd[c], 3), number_cell(v.hd95[c], 2),
+                                             ml_cell(v.true_ml[c]) + " / " + ml_cell(v.predicted_ml[c])});
   }
   rows.push_back({"mean of " + std::to_string(scores.volumes.size()) + " volume(s)"});
   for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c)
-    rows.back().push_back(number_cell(scores.mean_dice[c], 3)), rows.back().push_back(number_cell(scores.mean_hd95[c], 2)), rows.back().push_back("");
+    rows.back().insert(rows.back().end(), {number_cell(scores.mean_dice[c], 3), number_cell(scores.mean_nsd[c], 3), number_cell(scores.mean_hd95[c], 2), ""});
+  return rows;
+}
+
+// The table, columns padded to their widest cell, or as Markdown.
+std::string table(const VolumeScores& scores, const std::vector<std::string>& names, bool markdown) {
+  const auto rows = table_rows(scores, names);
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
@@ -118,12 +127,13 @@ std::string table(const VolumeScores& scores, const std::vector<std::string>& na
 
 }  // namespace
 
-void run_volume_eval(const std::vector<std::string>& predictions, const std::string& truth, bool json_output, const std::string& markdown) {
+void run_volume_eval(const std::vector<std::string>& predictions, const std::string& truth, const VolumeScoreOptions& options, bool json_output,
+                     const std::string& markdown) {
   if (predictions.size() != 1)
     fail("--truth", "scores one --predictions volume or folder of volumes against it, got " + std::to_string(predictions.size()));
   const auto pairs = pair_label_volumes(predictions[0], truth);
   std::optional<Progress> progress;
-  const auto scores = score_label_volumes(pairs, 0, [&](int64_t done, int64_t total) {
+  const auto scores = score_label_volumes(pairs, options, [&](int64_t done, int64_t total) {
     if (!progress) progress.emplace("volumes", total, json_output || total < 2);
     progress->update(done);
   });

@@ -659,20 +659,32 @@ def _():
                 inner &= np.roll(padded, step, axis)[1:-1, 1:-1, 1:-1]
         return np.argwhere(mask & ~inner) * np.array([2.5, 0.8, 0.8])
 
-    for v in r["volumes"]:  # HD95: the larger directed 95th percentile of surface-to-surface distances, brute force
+    # HD95: the larger directed 95th percentile of surface-to-surface distances; NSD: the share of both surfaces'
+    # voxels within the tolerance of the other (2 mm by default, then 0.8: one in-plane voxel); brute force.
+    r_tight = json.loads(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--nsd-tolerance", 0.8, "--json").stdout)
+    assert r["nsd_tolerance_mm"] == 2 and r_tight["nsd_tolerance_mm"] == 0.8 and r_tight["volumes"][0]["dice"] == r["volumes"][0]["dice"]
+    nsd_seen = []
+    for v, v_tight in zip(r["volumes"], r_tight["volumes"]):
         truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
-        assert v["hd95_mm"][0] is None
+        assert v["hd95_mm"][0] is None and v["nsd"][0] is None
         for c in (1, 2):
             sp, st = surface_points(predicted == c), surface_points(truth == c)
             if not len(sp) or not len(st):
-                assert v["hd95_mm"][c] is None, v
+                assert v["hd95_mm"][c] is None and v["nsd"][c] == (None if not len(sp) and not len(st) else 0), v
                 continue
             d = np.sqrt(((sp[:, None, :] - st[None, :, :]) ** 2).sum(-1))
             expected = max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95))
             assert abs(v["hd95_mm"][c] - expected) < 1e-4, (v["name"], c, v["hd95_mm"][c], expected)
+            for got, tol in ((v, 2.0), (v_tight, 0.8)):
+                near = ((d.min(1) <= tol + 1e-6).sum() + (d.min(0) <= tol + 1e-6).sum()) / (len(sp) + len(st))
+                assert abs(got["nsd"][c] - near) < 1e-12, (v["name"], c, tol, got["nsd"][c], near)
+                nsd_seen.append(near)
+    assert any(0 < n < 1 for n in nsd_seen), nsd_seen  # the check can tell near from far
+    assert all(abs(r["mean_nsd"][c] - np.nanmean([np.nan if v["nsd"][c] is None else v["nsd"][c] for v in r["volumes"]])) < 1e-12 for c in (1, 2)), r
     text = run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr")).stdout
     assert "left atrium Dice" in text and "HD95 mm" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
-    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | HD95 mm | mL true / predicted | scar Dice |")
+    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | NSD 2 mm | HD95 mm | mL true / predicted | scar Dice |")
+    one_line_error(run("eval", "--predictions", path("dec_masks"), "--data", path("dec"), "--nsd-tolerance", 1, ok=False), "--nsd-tolerance", "--truth")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--data", path("dec"), ok=False),
                    "--truth: takes the ground truth as label volumes, in place of --data")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr/a.nii.gz"), ok=False), "dec_masks: is a folder and",

@@ -35,11 +35,16 @@ double dice_by_hand(const std::vector<int64_t>& predicted, const std::vector<int
   return p + t == 0 ? std::nan("") : 2 * both / (p + t);
 }
 
-// HD95 by brute force: the surface voxels of each mask (a 6-neighbour outside it, past the edge too),
-// every surface voxel's distance to the other surface (voxels 2 x 0.75 x 0.5 mm apart: z, y, x), the
-// larger of the two directed 95th percentiles (linear interpolation, numpy's percentile).
-double hd95_by_hand(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t c, int64_t slices, int64_t h = 3,
-                    int64_t w = 4) {
+struct SurfacesByHand {
+  double hd95, nsd;
+};
+
+// HD95 and NSD by brute force: the surface voxels of each mask (a 6-neighbour outside it, past the edge
+// too), every surface voxel's distance to the other surface (voxels 2 x 0.75 x 0.5 mm apart: z, y, x);
+// HD95 the larger of the two directed 95th percentiles (linear interpolation, numpy's percentile), NSD
+// the share of both surfaces' voxels within `tolerance` of the other (0 where one surface is empty).
+SurfacesByHand surfaces_by_hand(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t c, int64_t slices,
+                                int64_t h = 3, int64_t w = 4, double tolerance = 2) {
   const auto mask = [&](const std::vector<int64_t>& labels) {
     std::vector<int64_t> m(labels.size());
     for (size_t i = 0; i < labels.size(); ++i) m[i] = labels[i] == c;
@@ -61,20 +66,28 @@ double hd95_by_hand(const std::vector<int64_t>& predicted, const std::vector<int
     return points;
   };
   const auto p = surface_points(mask(predicted)), t = surface_points(mask(truth));
-  if (p.empty() || t.empty()) return std::nan("");
-  const auto directed = [](const std::vector<std::array<int64_t, 3>>& from, const std::vector<std::array<int64_t, 3>>& to) {
+  if (p.empty() || t.empty()) return {std::nan(""), p.empty() && t.empty() ? std::nan("") : 0.0};
+  double within = 0;
+  const auto directed = [&](const std::vector<std::array<int64_t, 3>>& from, const std::vector<std::array<int64_t, 3>>& to) {
     std::vector<double> d;
     for (const auto& a : from) {
       double best = std::numeric_limits<double>::infinity();
       for (const auto& b : to) best = std::min(best, std::hypot((a[0] - b[0]) * 2.0, (a[1] - b[1]) * 0.75, (a[2] - b[2]) * 0.5));
       d.push_back(best);
+      within += best <= tolerance + 1e-9;
     }
     std::sort(d.begin(), d.end());
     const double at = 0.95 * static_cast<double>(d.size() - 1);
     const auto low = static_cast<size_t>(std::floor(at)), high = static_cast<size_t>(std::ceil(at));
     return d[low] + (d[high] - d[low]) * (at - static_cast<double>(low));
   };
-  return std::max(directed(p, t), directed(t, p));
+  const double hd95 = std::max(directed(p, t), directed(t, p));
+  return {hd95, within / static_cast<double>(p.size() + t.size())};
+}
+
+double hd95_by_hand(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t c, int64_t slices, int64_t h = 3,
+                    int64_t w = 4) {
+  return surfaces_by_hand(predicted, truth, c, slices, h, w).hd95;
 }
 
 TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
@@ -118,6 +131,19 @@ TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
   EXPECT_NEAR(b.hd95[1], 0.75, 1e-6);  // truth row 1's two voxels 0.75 mm from the prediction's row 0
   EXPECT_TRUE(std::isnan(a.hd95[0]) && std::isnan(b.hd95[2]));  // background; absent from both
   EXPECT_NEAR(scores.mean_hd95[1], (a.hd95[1] + b.hd95[1]) / 2, 1e-12);
+  EXPECT_EQ(scores.nsd_tolerance_mm, 2.0);  // the default
+  for (int64_t c = 1; c < 3; ++c)
+    EXPECT_NEAR(a.nsd[static_cast<size_t>(c)], surfaces_by_hand(predicted_a_bg, truth_a, c, 2).nsd, 1e-12) << c;
+  EXPECT_NEAR(b.nsd[1], 1.0, 1e-12);  // every surface voxel within 0.75 mm of the other surface
+  EXPECT_TRUE(std::isnan(a.nsd[0]) && std::isnan(b.nsd[2]));
+  EXPECT_NEAR(scores.mean_nsd[1], (a.nsd[1] + b.nsd[1]) / 2, 1e-12);
+  EXPECT_NEAR(scores.mean_nsd[2], a.nsd[2], 1e-12);
+  VolumeScoreOptions tight;  // b at half a millimetre: truth row 1's two voxels lie 0.75 mm from the prediction
+  tight.nsd_tolerance_mm = 0.5;
+  const auto strict = score_label_volumes(pairs, tight);
+  EXPECT_NEAR(strict.volumes[1].nsd[1], surfaces_by_hand(predicted_b, truth_b, 1, 1, 3, 4, 0.5).nsd, 1e-12);
+  EXPECT_NEAR(strict.volumes[1].nsd[1], 8.0 / 10.0, 1e-12);  // one slice: every voxel is surface; 4 + 6 of them, truth row 1's 2 too far
+  EXPECT_EQ(strict.volumes[1].metrics.dice[1], b.metrics.dice[1]);
 }
 
 // Balls with interiors (only their surfaces count), the prediction shifted and dented, in a volume
@@ -134,16 +160,25 @@ TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
         const auto i = static_cast<size_t>((z * h + y) * w + x);
         truth[i] = std::hypot((z - 3) * 2.0, (y - 6) * 0.75, (x - 7) * 0.5) <= 3.2;
         predicted[i] = std::hypot((z - 3) * 2.0, (y - 7) * 0.75, (x - 10) * 0.5) <= 3.0 && !(z == 3 && y == 7);
+        if (z == 0 && y < 2 && x < 2) predicted[i] = 2;  // a class the truth lacks: Dice and NSD 0, no HD95
       }
   const auto save_big = [&](const std::string& file, const std::vector<int64_t>& labels) {
     const auto bytes = test::nifti_file(2, 1, labels, w, h, d);
     std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   };
   save_big(root + "/p.nii", predicted), save_big(root + "/t.nii", truth);
-  const auto scores = score_label_volumes({{root + "/p.nii", root + "/t.nii"}});
-  const double expected = hd95_by_hand(predicted, truth, 1, d, h, w);
-  EXPECT_GT(expected, 0.5);
-  EXPECT_NEAR(scores.volumes[0].hd95[1], expected, 1e-5);
+  VolumeScoreOptions options;
+  options.nsd_tolerance_mm = 1.0;
+  const auto scores = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, options);
+  const auto expected = surfaces_by_hand(predicted, truth, 1, d, h, w, 1.0);
+  EXPECT_GT(expected.hd95, 0.5);
+  EXPECT_NEAR(scores.volumes[0].hd95[1], expected.hd95, 1e-5);
+  EXPECT_GT(expected.nsd, 0.2);  // some surface voxels near, some far
+  EXPECT_LT(expected.nsd, 0.9);
+  EXPECT_NEAR(scores.volumes[0].nsd[1], expected.nsd, 1e-12);
+  EXPECT_EQ(scores.volumes[0].nsd[2], 0.0);
+  EXPECT_EQ(scores.volumes[0].metrics.dice[2], 0.0);
+  EXPECT_TRUE(std::isnan(scores.volumes[0].hd95[2]));
 }
 
 TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {
@@ -171,6 +206,10 @@ TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {
   std::ofstream(root + "/masks/scan.nii", std::ios::binary).write(scan.data(), static_cast<std::streamsize>(scan.size()));
   const auto fractional = test::error_of([&] { score_label_volumes({{root + "/masks/scan.nii", root + "/truth/a.nii"}}); });
   EXPECT_NE(fractional.find("scan.nii: holds fractional values"), std::string::npos) << fractional;
+  VolumeScoreOptions negative;
+  negative.nsd_tolerance_mm = -1;
+  EXPECT_NE(test::error_of([&] { score_label_volumes({{root + "/masks/c.nii", root + "/truth/a.nii"}}, negative); }).find("NSD tolerance must be"),
+            std::string::npos);
   EXPECT_NE(test::error_of([&] { pair_label_volumes(root + "/masks", root + "/truth/a.nii"); }).find("masks: is a folder and"), std::string::npos);
   fs::create_directories(root + "/empty");
   EXPECT_NE(test::error_of([&] { pair_label_volumes(root + "/empty", root + "/truth"); }).find("holds no NIfTI label volume"), std::string::npos);

@@ -80,11 +80,17 @@ double percentile(const torch::Tensor& values, double q) {
   return a + (b - a) * (at - static_cast<double>(low));
 }
 
-// The 95th-percentile Hausdorff distance between the surfaces of `predicted` and `truth` (boolean
-// volumes), voxels `spacing` {z, y, x} apart: the larger of the two directed 95th percentiles of each
-// surface voxel's distance to the other surface (as MONAI computes it). NaN where either is empty.
-double hausdorff95(const torch::Tensor& predicted, const torch::Tensor& truth, std::array<double, 3> spacing) {
-  if (!predicted.any().item<bool>() || !truth.any().item<bool>()) return std::nan("");
+struct SurfaceScores {
+  double hd95 = std::nan(""), nsd = std::nan("");
+};
+
+// How the surfaces of `predicted` and `truth` (boolean volumes, voxels `spacing` {z, y, x} apart) lie to
+// each other: the 95th-percentile Hausdorff distance, the larger of the two directed 95th percentiles of
+// each surface voxel's distance to the other surface (as MONAI computes it; NaN where either is empty),
+// and the normalised surface Dice at `tolerance` (VolumeScore::nsd).
+SurfaceScores surface_scores(const torch::Tensor& predicted, const torch::Tensor& truth, std::array<double, 3> spacing, double tolerance) {
+  const bool any_predicted = predicted.any().item<bool>(), any_truth = truth.any().item<bool>();
+  if (!any_predicted || !any_truth) return {std::nan(""), any_predicted || any_truth ? 0.0 : std::nan("")};
   const auto either = predicted | truth;  // both lie in their joint bounding box: the transform there is exact
   auto p = predicted, t = truth;
   for (int64_t axis = 0; axis < 3; ++axis) {
@@ -98,11 +104,16 @@ double hausdorff95(const torch::Tensor& predicted, const torch::Tensor& truth, s
   const auto surface_p = surface(p), surface_t = surface(t);
   const auto to_truth = distance_transform_3d(surface_t, spacing).masked_select(surface_p);
   const auto to_predicted = distance_transform_3d(surface_p, spacing).masked_select(surface_t);
-  return std::max(percentile(to_truth, 0.95), percentile(to_predicted, 0.95));
+  // float32 distances: a distance equal to the tolerance (2 mm at 2 mm spacing) counts, rounding aside.
+  const double within = tolerance * (1 + 1e-6);
+  const auto agreeing = to_truth.le(within).sum().item<int64_t>() + to_predicted.le(within).sum().item<int64_t>();
+  return {std::max(percentile(to_truth, 0.95), percentile(to_predicted, 0.95)),
+          static_cast<double>(agreeing) / static_cast<double>(to_truth.numel() + to_predicted.numel())};
 }
 
 // One pair scored with its own class count; its confusion returned for the whole.
-VolumeScore score_pair(const std::string& prediction_path, const std::string& truth_path, int64_t classes, torch::Tensor& confusion) {
+VolumeScore score_pair(const std::string& prediction_path, const std::string& truth_path, const VolumeScoreOptions& options,
+                       torch::Tensor& confusion) {
   const auto truth_volume = read_nifti(truth_path);
   auto truth = labels_of(truth_volume, truth_path);
   auto predicted = labels_of(read_nifti(prediction_path), prediction_path);
@@ -121,7 +132,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   if (most >= kMostClasses)
     fail(most == most_predicted ? prediction_path : truth_path,
          "holds label " + std::to_string(most) + ": per-class scores go up to " + std::to_string(kMostClasses) + " classes (is it a volume of object ids?)");
-  const int64_t k = std::max(classes, most + 1);
+  const int64_t k = std::max(options.classes, most + 1);
   ConfusionMatrix matrix(k);
   matrix.update(predicted, truth, kVoid);
   confusion = matrix.matrix();  // its metrics over every volume's classes: score_label_volumes
@@ -130,8 +141,11 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   score.predicted_ml = volumes_ml(predicted, k, ml);
   const auto mm = nifti_voxel_mm(truth_volume);  // {x, y, z}; unknown sizes as 1
   const std::array<double, 3> spacing = {std::isnan(mm[2]) ? 1 : mm[2], std::isnan(mm[1]) ? 1 : mm[1], std::isnan(mm[0]) ? 1 : mm[0]};
-  score.hd95.assign(static_cast<size_t>(k), std::nan(""));
-  for (int64_t c = 1; c < k; ++c) score.hd95[static_cast<size_t>(c)] = hausdorff95(predicted.eq(c), truth.eq(c), spacing);
+  score.hd95.assign(static_cast<size_t>(k), std::nan("")), score.nsd.assign(static_cast<size_t>(k), std::nan(""));
+  for (int64_t c = 1; c < k; ++c) {
+    const auto surfaces = surface_scores(predicted.eq(c), truth.eq(c), spacing, options.nsd_tolerance_mm);
+    score.hd95[static_cast<size_t>(c)] = surfaces.hd95, score.nsd[static_cast<size_t>(c)] = surfaces.nsd;
+  }
   return score;
 }
 
@@ -186,15 +200,19 @@ std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::s
   return pairs;
 }
 
-VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, int64_t classes,
+VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, const VolumeScoreOptions& options,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   if (pairs.empty()) fail("score_label_volumes", "no volumes to score");
-  if (classes < 0 || classes > kMostClasses) fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(classes));
+  if (options.classes < 0 || options.classes > kMostClasses)
+    fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(options.classes));
+  if (!std::isfinite(options.nsd_tolerance_mm) || options.nsd_tolerance_mm < 0)
+    fail("score_label_volumes", "the NSD tolerance must be a finite number of mm >= 0, got " + std::to_string(options.nsd_tolerance_mm));
   VolumeScores scores;
+  scores.nsd_tolerance_mm = options.nsd_tolerance_mm;
   std::vector<torch::Tensor> confusions;
   for (const auto& [prediction, truth] : pairs) {
     confusions.emplace_back();
-    scores.volumes.push_back(score_pair(prediction, truth, classes, confusions.back()));
+    scores.volumes.push_back(score_pair(prediction, truth, options, confusions.back()));
     scores.classes = std::max(scores.classes, confusions.back().size(0));
     if (progress) progress(static_cast<int64_t>(scores.volumes.size()), static_cast<int64_t>(pairs.size()));
   }
@@ -207,9 +225,10 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
     own.add(padded(confusions[v], k));
     volume.metrics = own.metrics();
     volume.true_ml.resize(static_cast<size_t>(k), 0.0), volume.predicted_ml.resize(static_cast<size_t>(k), 0.0);
-    volume.hd95.resize(static_cast<size_t>(k), std::nan(""));
+    volume.hd95.resize(static_cast<size_t>(k), std::nan("")), volume.nsd.resize(static_cast<size_t>(k), std::nan(""));
   }
   scores.mean_hd95 = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.hd95; });
+  scores.mean_nsd = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.nsd; });
   scores.mean_dice = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.metrics.dice; });
   double foreground = 0;
   int64_t defined = 0;

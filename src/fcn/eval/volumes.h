@@ -1,11 +1,14 @@
 // Predicted label volumes scored against ground-truth label volumes, volume by volume, as medical
 // segmentation reports them (the Medical Segmentation Decathlon, nnU-Net, MONAI): each volume's 3-D Dice,
-// IoU and 95th-percentile Hausdorff distance (mm) per class, its true and predicted volume per class in
-// millilitres, then each class's Dice and HD95 averaged over the volumes (a class absent from both a volume's truth and prediction is left out of
-// that mean: 0/0), besides the FCN paper's metrics over all voxels together.
+// IoU, normalised surface Dice (NSD) at a tolerance in mm and 95th-percentile Hausdorff distance (mm) per
+// class, its true and predicted volume per class in millilitres, then each class's Dice, NSD and HD95
+// averaged over the volumes (a class absent from both a volume's truth and prediction is left out of that
+// mean: 0/0), besides the FCN paper's metrics over all voxels together.
 //
 //   const auto pairs = fcn::pair_label_volumes("masks/", "labelsTs/");  // NAME-labels.nii.gz <-> NAME.nii.gz
-//   const fcn::VolumeScores scores = fcn::score_label_volumes(pairs);
+//   fcn::VolumeScoreOptions options;
+//   options.nsd_tolerance_mm = 1.0;
+//   const fcn::VolumeScores scores = fcn::score_label_volumes(pairs, options);
 //   scores.mean_dice[1];  // class 1's Dice, the mean over the volumes
 #pragma once
 
@@ -35,6 +38,13 @@ struct VolumeScore {
   // Each class's 95th-percentile Hausdorff distance between the predicted and true surfaces, in mm (in
   // voxels along an axis whose size the header lacks); NaN for background and where either is empty.
   std::vector<double> hd95;
+  // Each class's normalised surface Dice (Nikolov et al. 2021): the fraction of both surfaces' voxels
+  // that lie within the tolerance of the other surface, (|S_P within tau of S_T| + |S_T within tau of
+  // S_P|) / (|S_P| + |S_T|); 0 where one of them is empty, NaN for background and where both are.
+  // Surface voxels count alike, as MONAI's compute_surface_dice (use_subvoxels off) and nnU-Net's
+  // normalized_surface_dice count them, not weighted by their surface area as DeepMind's surface-distance
+  // package weights them: compare with the former.
+  std::vector<double> nsd;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
 };
 
@@ -44,14 +54,25 @@ struct VolumeScores {
   std::vector<double> mean_dice;     // per class over the volumes where it is defined (NaN: none)
   double mean_foreground_dice = 0;   // classes 1.. of mean_dice, averaged (NaN: none defined)
   std::vector<double> mean_hd95;     // per class over the volumes where it is defined (NaN: none)
+  std::vector<double> mean_nsd;      // the same for the NSD
+  double nsd_tolerance_mm = 0;       // the tolerance the NSD was taken at
   ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
+};
+
+struct VolumeScoreOptions {
+  int64_t classes = 0;            // 0: from the labels (the largest + 1)
+  // The NSD's tolerance: how far (mm) a surface may lie from the other and still count as agreeing. No
+  // one value fits every structure (the Decathlon chose one per task, from how far two raters' outlines
+  // lie apart); 2 mm is what several CT challenges used. Voxels along an axis whose size the header
+  // lacks count as 1 mm there.
+  double nsd_tolerance_mm = 2.0;
 };
 
 // Reads each pair (one volume pair in memory at a time), checks the sizes agree and the labels are
 // integers 0..65535, and scores it; truth voxels labelled 255 are void (not counted) where 255 is
-// not a class, and void (255) predicted voxels count as background. `classes` 0: from the labels.
-// progress(done, total) after each pair.
-VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, int64_t classes = 0,
+// not a class, and void (255) predicted voxels count as background. progress(done, total) after each
+// pair. fcn::Error for classes outside 0..1024 or a tolerance that is not a finite number >= 0.
+VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::string>>& pairs, const VolumeScoreOptions& options = {},
                                  const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn
