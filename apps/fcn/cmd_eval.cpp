@@ -52,11 +52,6 @@ nlohmann::json result_json(const std::string& path, const SegmentationDataset& d
                          {"iou", nan_to_null(m.iou[c])},
                          {"accuracy", nan_to_null(m.accuracy[c])},
                          {"dice", nan_to_null(m.dice[c])}});
-  std::vector<std::vector<int64_t>> matrix;
-  for (int64_t i = 0; i < confusion.num_classes(); ++i) {
-    matrix.emplace_back();
-    for (int64_t j = 0; j < confusion.num_classes(); ++j) matrix.back().push_back(confusion.matrix()[i][j].item<int64_t>());
-  }
   return {{"model", path},
           {"split", dataset.split()},
           {"pixel_acc", nan_to_null(m.pixel_acc)},
@@ -65,7 +60,7 @@ nlohmann::json result_json(const std::string& path, const SegmentationDataset& d
           {"fw_iu", nan_to_null(m.fw_iu)},
           {"dice", nan_to_null(m.mean_dice)},
           {"per_class", per_class},
-          {"confusion", matrix},
+          {"confusion", confusion.rows()},
           {"inference", model != nullptr ? inference_json(options) : nlohmann::json(nullptr)},
           {"training", model != nullptr ? nlohmann::json::parse(model->meta.training) : nlohmann::json::object()}};
 }

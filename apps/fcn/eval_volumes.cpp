@@ -68,16 +68,11 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
                        {"iou", list(v.metrics.iou)}, {"nsd", list(v.nsd)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
                        {"void_voxels", v.void_voxels}});
   const auto all = scores.all.metrics();
-  std::vector<std::vector<int64_t>> matrix;
-  for (int64_t i = 0; i < scores.classes; ++i) {
-    matrix.emplace_back();
-    for (int64_t j = 0; j < scores.classes; ++j) matrix.back().push_back(scores.all.matrix()[i][j].item<int64_t>());
-  }
   return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
           {"mean_nsd", list(scores.mean_nsd)}, {"nsd_tolerance_mm", scores.nsd_tolerance_mm}, {"mean_hd95_mm", list(scores.mean_hd95)},
           {"mean_foreground_dice", or_null(scores.mean_foreground_dice)},
           {"all_voxels", {{"pixel_acc", or_null(all.pixel_acc)}, {"mean_iu", or_null(all.mean_iu)}, {"mean_dice", or_null(all.mean_dice)},
-                          {"dice", list(all.dice)}, {"confusion", matrix}}}};
+                          {"dice", list(all.dice)}, {"confusion", scores.all.rows()}}}};
 }
 
 // The rows of the table: a row per volume (each foreground class's Dice, NSD, HD95 and true / predicted

@@ -21,6 +21,7 @@ TEST(Metrics, HandComputedExample) {
   // rows = truth: [[2,1,0],[0,1,1],[0,0,2]]
   EXPECT_EQ(confusion.matrix()[0][1].item<int64_t>(), 1);
   EXPECT_EQ(confusion.matrix()[1][2].item<int64_t>(), 1);
+  EXPECT_EQ(confusion.rows(), (std::vector<std::vector<int64_t>>{{2, 1, 0}, {0, 1, 1}, {0, 0, 2}}));
   const auto m = confusion.metrics();
   EXPECT_NEAR(m.pixel_acc, 5.0 / 7.0, 1e-12);
   EXPECT_NEAR(m.mean_acc, (2.0 / 3 + 1.0 / 2 + 2.0 / 2) / 3, 1e-12);

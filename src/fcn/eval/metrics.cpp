@@ -31,6 +31,15 @@ void ConfusionMatrix::update(const torch::Tensor& predictions, const torch::Tens
   }
 }
 
+std::vector<std::vector<int64_t>> ConfusionMatrix::rows() const {
+  const auto counts = matrix_.contiguous();
+  const auto* data = counts.data_ptr<int64_t>();
+  const int64_t k = num_classes();
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t i = 0; i < k; ++i) out.emplace_back(data + i * k, data + (i + 1) * k);
+  return out;
+}
+
 SegmentationMetrics ConfusionMatrix::metrics() const {
   SegmentationMetrics m;
   const auto hist = matrix_.to(torch::kDouble);

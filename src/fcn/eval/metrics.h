@@ -30,6 +30,7 @@ class ConfusionMatrix {
   // Counts accumulated elsewhere (another process's share of the split): num_classes^2 int64.
   void add(const torch::Tensor& counts);
   const torch::Tensor& matrix() const { return matrix_; }  // num_classes^2 int64, rows = ground truth
+  std::vector<std::vector<int64_t>> rows() const;          // the same as nested vectors (JSON, reports)
   SegmentationMetrics metrics() const;
   int64_t num_classes() const { return matrix_.size(0); }
 
