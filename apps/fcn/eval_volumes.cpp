@@ -66,6 +66,7 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
   for (const auto& v : scores.volumes)
     volumes.push_back({{"name", v.name}, {"prediction", v.prediction}, {"truth", v.truth}, {"dice", list(v.metrics.dice)},
                        {"iou", list(v.metrics.iou)}, {"nsd", list(v.nsd)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
+                       {"voxel_mm", list({v.voxel_mm.begin(), v.voxel_mm.end()})},
                        {"void_voxels", v.void_voxels}});
   const auto all = scores.all.metrics();
   return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
@@ -120,6 +121,24 @@ std::string table(const VolumeScores& scores, const std::vector<std::string>& na
   return out;
 }
 
+// What a reader of the scores should know: void voxels scored as background, distances in voxels where a
+// header gives no size, and predictions over another voxel grid than their truth's.
+void warn_about(const VolumeScores& scores) {
+  for (const auto& v : scores.volumes) {
+    if (v.void_voxels > 0)
+      std::cerr << "fcn: warning: " << printable(v.prediction) << ": " << v.void_voxels << " void voxel(s) (slices predict could not segment) scored as background\n";
+    std::string unknown;
+    for (size_t axis = 0; axis < 3; ++axis)
+      if (std::isnan(v.voxel_mm[axis])) unknown += std::string(unknown.empty() ? "" : ", ") + "xyz"[axis];
+    if (!unknown.empty())
+      std::cerr << "fcn: warning: " << printable(v.truth) << ": its header gives no voxel size along " << unknown
+                << ": HD95 and NSD count one voxel as 1 mm there, and its mL are unknown\n";
+    if (v.voxel_sizes_differ)
+      std::cerr << "fcn: warning: " << printable(v.prediction) << ": its voxel sizes differ from its truth's (" << printable(v.truth)
+                << "): its voxels are paired one for one and distances taken in the truth's sizes\n";
+  }
+}
+
 }  // namespace
 
 void run_volume_eval(const std::vector<std::string>& predictions, const std::string& truth, const VolumeScoreOptions& options, bool json_output,
@@ -134,9 +153,7 @@ void run_volume_eval(const std::vector<std::string>& predictions, const std::str
   });
   if (progress) progress->finish();
   const auto names = class_names(truth, scores.classes);
-  for (const auto& v : scores.volumes)
-    if (v.void_voxels > 0)
-      std::cerr << "fcn: warning: " << printable(v.prediction) << ": " << v.void_voxels << " void voxel(s) (slices predict could not segment) scored as background\n";
+  warn_about(scores);
   if (!markdown.empty()) {
     const auto text = table(scores, names, true);
     write_file_atomic(markdown, text.data(), text.size());

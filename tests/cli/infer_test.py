@@ -685,6 +685,21 @@ def _():
     assert "left atrium Dice" in text and "HD95 mm" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
     assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | NSD 2 mm | HD95 mm | mL true / predicted | scar Dice |")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--data", path("dec"), "--nsd-tolerance", 1, ok=False), "--nsd-tolerance", "--truth")
+    # A truth header without the slice spacing, a prediction over other voxel sizes: scored, each said once.
+    labels = np.zeros((2, 3, 4), np.uint8)
+    labels[0, 0, 0] = 1
+    no_z = bytearray(nifti_bytes(labels, code=2))
+    struct.pack_into("<f", no_z, 88, 0.0)  # pixdim[3]
+    open(path("no_z.nii"), "wb").write(no_z)
+    other = bytearray(nifti_bytes(labels, code=2))
+    struct.pack_into("<f", other, 80, 1.6)  # pixdim[1]: 1.6 mm columns, the truth's 0.8
+    open(path("other.nii"), "wb").write(other)
+    p = run("eval", "--predictions", path("other.nii"), "--truth", path("no_z.nii"), "--json")
+    x, y, z = json.loads(p.stdout)["volumes"][0]["voxel_mm"]
+    assert abs(x - 0.8) < 1e-6 and abs(y - 0.8) < 1e-6 and z is None, p.stdout  # the truth's, pixdim in float32
+    assert "no_z.nii: its header gives no voxel size along z: HD95 and NSD count one voxel as 1 mm there" in p.stderr, p.stderr
+    assert "other.nii: its voxel sizes differ from its truth's" in p.stderr, p.stderr
+    assert "differ" not in run("eval", "--predictions", path("no_z.nii"), "--truth", path("no_z.nii")).stderr
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--data", path("dec"), ok=False),
                    "--truth: takes the ground truth as label volumes, in place of --data")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr/a.nii.gz"), ok=False), "dec_masks: is a folder and",

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <filesystem>
 #include <fstream>
@@ -179,6 +180,37 @@ TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
   EXPECT_EQ(scores.volumes[0].nsd[2], 0.0);
   EXPECT_EQ(scores.volumes[0].metrics.dice[2], 0.0);
   EXPECT_TRUE(std::isnan(scores.volumes[0].hd95[2]));
+}
+
+// The distances and mL are in the truth header's voxel sizes: those sizes are reported, an axis whose size
+// the header lacks counts a voxel as 1 mm (and mL unknown), and a prediction over other sizes is flagged.
+TEST(LabelVolumes, VoxelSizesFromTheTruthHeader) {
+  const auto root = test::temp_dir() + "/label_volume_sizes";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  std::vector<int64_t> truth(24, 0), predicted(24, 0);
+  truth[0] = 1, predicted[4 * 3 * 1 + 0] = 1;  // one voxel, one slice apart: 2 mm along z
+  const auto write = [&](const std::string& file, const std::vector<int64_t>& labels, size_t pixdim_at, float size) {
+    auto bytes = test::nifti_file(2, 1, labels, 4, 3, 2);
+    std::memcpy(bytes.data() + pixdim_at, &size, sizeof size);  // pixdim[1..3] at 80, 84, 88 (little-endian)
+    std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  write(root + "/t.nii", truth, 80, 0.5f), write(root + "/p.nii", predicted, 80, 0.5f);
+  const auto same = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}).volumes[0];
+  EXPECT_EQ(same.voxel_mm, (std::array<double, 3>{0.5, 0.75, 2}));
+  EXPECT_FALSE(same.voxel_sizes_differ);
+  EXPECT_NEAR(same.hd95[1], 2.0, 1e-6);
+  write(root + "/p.nii", predicted, 80, 0.6f);  // the prediction over other sizes: flagged, scored in the truth's
+  const auto other = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}).volumes[0];
+  EXPECT_TRUE(other.voxel_sizes_differ);
+  EXPECT_NEAR(other.hd95[1], 2.0, 1e-6);
+  write(root + "/p.nii", predicted, 80, 0.5f);
+  write(root + "/t.nii", truth, 88, 0.0f);  // the truth lacks the slice spacing: a voxel is 1 mm along z
+  const auto unknown = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}).volumes[0];
+  EXPECT_TRUE(std::isnan(unknown.voxel_mm[2]));
+  EXPECT_FALSE(unknown.voxel_sizes_differ);  // an unknown size differs from nothing
+  EXPECT_NEAR(unknown.hd95[1], 1.0, 1e-6);
+  EXPECT_TRUE(std::isnan(unknown.true_ml[1]));
 }
 
 TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {

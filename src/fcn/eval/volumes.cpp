@@ -116,7 +116,8 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                        torch::Tensor& confusion) {
   const auto truth_volume = read_nifti(truth_path);
   auto truth = labels_of(truth_volume, truth_path);
-  auto predicted = labels_of(read_nifti(prediction_path), prediction_path);
+  const auto predicted_volume = read_nifti(prediction_path);
+  auto predicted = labels_of(predicted_volume, prediction_path);
   if (predicted.sizes() != truth.sizes())
     fail(prediction_path, "is " + std::to_string(predicted.size(2)) + "x" + std::to_string(predicted.size(1)) + "x" + std::to_string(predicted.size(0)) +
                               " voxels but its truth " + truth_path + " is " + std::to_string(truth.size(2)) + "x" + std::to_string(truth.size(1)) +
@@ -140,6 +141,10 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   score.true_ml = volumes_ml(truth.masked_select(counted), k, ml);
   score.predicted_ml = volumes_ml(predicted, k, ml);
   const auto mm = nifti_voxel_mm(truth_volume);  // {x, y, z}; unknown sizes as 1
+  const auto predicted_mm = nifti_voxel_mm(predicted_volume);
+  score.voxel_mm = mm;
+  for (size_t axis = 0; axis < 3; ++axis)
+    score.voxel_sizes_differ |= !std::isnan(mm[axis]) && !std::isnan(predicted_mm[axis]) && std::abs(mm[axis] - predicted_mm[axis]) > 1e-4 * mm[axis];
   const std::array<double, 3> spacing = {std::isnan(mm[2]) ? 1 : mm[2], std::isnan(mm[1]) ? 1 : mm[1], std::isnan(mm[0]) ? 1 : mm[0]};
   score.hd95.assign(static_cast<size_t>(k), std::nan("")), score.nsd.assign(static_cast<size_t>(k), std::nan(""));
   for (int64_t c = 1; c < k; ++c) {

@@ -12,6 +12,7 @@
 //   scores.mean_dice[1];  // class 1's Dice, the mean over the volumes
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -45,6 +46,11 @@ struct VolumeScore {
   // normalized_surface_dice count them, not weighted by their surface area as DeepMind's surface-distance
   // package weights them: compare with the former.
   std::vector<double> nsd;
+  // The truth header's voxel sides {x, y, z} in mm, which the distances and mL are in (NaN: the header
+  // lacks that size); and whether the prediction's header gives other sizes (a volume resampled or from
+  // another scan: scored on the truth's grid all the same, as its voxels are paired one for one).
+  std::array<double, 3> voxel_mm{};
+  bool voxel_sizes_differ = false;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
 };
 
