@@ -1,9 +1,12 @@
 // Segment a CT or MRI volume (NIfTI-1) with a trained fcn model through the library API, slice by slice:
 //   segment_volume MODEL.fcn VOLUME.nii.gz OUT [LOW HIGH]
 //   -> OUT-labels.nii.gz and OUT-instances.nii.gz (the objects through the volume) over the scan's
-//      header, OUT-overlay.png (16 slices); LOW HIGH: the voxel window (CT: -1000 400), else the volume's range
+//      header, OUT-overlay.png (16 slices); LOW HIGH: the voxel window (CT: -1000 400), else the volume's range.
+//   A case of several channels (MRI modalities) goes whole to a net of that many inputs: nnU-Net's
+//   NAME_0000.nii.gz with NAME_0001.nii.gz ... beside it, or a 4-D volume.
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/png.h"
@@ -16,11 +19,12 @@ int main(int argc, char** argv) {
   }
   try {
     const fcn::Predictor predict{argv[1], torch::kCPU};
-    const fcn::NiftiVolume volume = fcn::read_nifti(argv[2]);
+    const std::vector<fcn::NiftiVolume> channels = fcn::read_nifti_case(argv[2]);
+    const fcn::NiftiVolume& volume = channels.front();  // the header the labels go over
     fcn::VolumeOptions options;
     if (argc == 6) options.window = {{std::stod(argv[4]), std::stod(argv[5])}};
     options.objects = true;
-    const fcn::VolumeSegmentation result = fcn::segment_volume(predict, volume, options, {}, argv[2]);
+    const fcn::VolumeSegmentation result = fcn::segment_volume(predict, channels, options, {}, argv[2]);
     for (const int64_t k : result.failed_slices) std::cerr << "slice " << k << " could not be segmented (void)\n";
 
     const std::string out = argv[3];

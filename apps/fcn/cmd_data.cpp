@@ -108,7 +108,7 @@ void add_check(CLI::App* cmd) {
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
                                   {"errors", report.errors}, {"warnings", report.warnings}, {"classes", report.class_names},
-                                  {"classes_source", report.classes_source}, {"pixels", histogram},
+                                  {"classes_source", report.classes_source}, {"channels", report.channel_names}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
                                   {"suggested_weights", weights}}
                        .dump(2)
@@ -118,6 +118,9 @@ void add_check(CLI::App* cmd) {
         std::printf("split %-10s %ld pairs%s\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]),
                     report.splits[s] == "all" ? " (no train/val split: fcn data split DIR --val 0.2 holds some out)" : "");
       if (!report.classes_source.empty()) std::printf("classes: %s\n", printable(report.classes_source).c_str());
+      std::string channels;
+      for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
+      if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
       for (size_t c = 0; c < histogram.size(); ++c)
@@ -154,12 +157,25 @@ void add_split(CLI::App* cmd) {
   });
 }
 
+// How unstack mapped one volume's voxels (or a case's channels), for its line.
+std::string volume_mapping(const NiftiUnstacked& result, bool window_given) {
+  const auto channels = result.windows.size();
+  if (channels > 1 && !window_given)
+    return " (each of the " + std::to_string(channels) + " channels' own minimum..maximum as black..white, as fcn predict maps "
+           "a case without --window) + channels.json (name them there)";
+  return " (voxels " + number_text(result.window.first) + ".." + number_text(result.window.second) + " as black..white: predict with --window " +
+         number_text(result.window.first) + "," + number_text(result.window.second) + " maps them so)" +
+         (channels > 1 ? " + channels.json (" + std::to_string(channels) + " channels: name them there)" : "");
+}
+
 // unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
 void report_folder(const NiftiFolderUnstacked& r, const std::string& out, bool window_given, bool masks) {
-  std::string mapped = window_given ? " (voxels " + number_text(r.windows[0].first) + ".." + number_text(r.windows[0].second) +
-                                          " as black..white: predict with --window " + number_text(r.windows[0].first) + "," +
-                                          number_text(r.windows[0].second) + " maps them so)"
+  const auto window = r.windows[0][0];
+  std::string mapped = window_given ? " (voxels " + number_text(window.first) + ".." + number_text(window.second) +
+                                          " as black..white: predict with --window " + number_text(window.first) + "," +
+                                          number_text(window.second) + " maps them so)"
                                     : " (each volume's own minimum..maximum as black..white, as fcn predict maps a volume without --window)";
+  if (r.channels > 1) mapped += " + channels.json (" + std::to_string(r.channels) + " channels a slice: PNGs of that many samples)";
   if (r.named > 0) mapped += " + classes.json (" + std::to_string(r.named) + " classes: name them there)";
   std::printf("wrote %s: %lld slice(s) of %lld volume(s) as images/%s%s\n", out.c_str(), static_cast<long long>(r.slices),
               static_cast<long long>(r.volumes), masks ? " + masks/" : "", mapped.c_str());
@@ -185,7 +201,9 @@ void add_unstack(CLI::App* cmd) {
   static double val = 0;
   static uint64_t seed = 0;
   unstack->add_option("STACK", images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
-                                       "(slice k of NAME.nii.gz as images/NAME_NNN.png)")->required();
+                                       "(slice k of NAME.nii.gz as images/NAME_NNN.png); a case of 2 to 4 channels (a 4-D volume, or "
+                                       "nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it) as PNGs of that many 16-bit samples "
+                                       "+ channels.json")->required();
   unstack->add_option("--masks", masks, "its labels, page for page: a multi-page TIFF of label masks (class indices, 8- or 16-bit; 0/255 for "
                                         "background/foreground), for a NIfTI volume a NIfTI label volume of its size, for a folder of "
                                         "volumes a folder of their label volumes under the same file names");
@@ -217,15 +235,14 @@ void add_unstack(CLI::App* cmd) {
       if (progress) progress->finish();
       return report_folder(result, out, mapping.has_value(), !masks.empty());
     }
-    Progress progress("unstack", volume ? nifti_shape(images)[0] : image_pages(images));
+    Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
     const auto update = [&](int64_t done, int64_t) { progress.update(done); };
     int64_t pages = 0;
     std::string mapped;
     if (volume) {
       const auto result = unstack_nifti(images, masks, out, mapping, update);
       pages = result.slices;
-      mapped = " (voxels " + number_text(result.window.first) + ".." + number_text(result.window.second) +
-               " as black..white: predict with --window " + number_text(result.window.first) + "," + number_text(result.window.second) + " maps them so)";
+      mapped = volume_mapping(result, mapping.has_value());
       if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
     } else {
       pages = unstack_tiff(images, masks, out, update);

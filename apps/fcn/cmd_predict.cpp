@@ -62,14 +62,17 @@ class Segmenter {
     add_image({path, image, stem, nullptr, ""});
   }
 
-  // A NIfTI volume (segment_volume, after the images before it): each slice's own files and line as an
-  // image's, as it is segmented; the volume's files over its header once every slice is in.
+  // A NIfTI volume (segment_volume, after the images before it), or a case of several channels
+  // (read_nifti_case: a 4-D file, nnU-Net's NAME_0000 with NAME_0001... beside it, named NAME): each
+  // slice's own files and line as an image's, as it is segmented; the volume's files over its (channel
+  // 0's) header once every slice is in.
   void add_volume(const std::string& path) {
     flush();
     const auto stem = unique_stem(path, stems_);
-    std::optional<NiftiVolume> volume;
-    if (const auto error = error_of(path, [&] { volume.emplace(read_nifti(path)), prepare_volume(path, *volume, stem); }); !error.empty())
+    std::vector<NiftiVolume> channels;
+    if (const auto error = error_of(path, [&] { channels = read_nifti_case(path), prepare_volume(path, channels.front(), stem); }); !error.empty())
       return skip(path, error);
+    const auto& volume = channels.front();
     VolumeOptions options;
     options.window = f_.intensities;
     options.probabilities = f_.probs == "nii";
@@ -88,10 +91,10 @@ class Segmenter {
       return !InterruptGuard::requested();
     };
     VolumeSegmentation result;
-    if (const auto error = error_of(path, [&] { result = segment_volume(predictor_, *volume, options, on_slice, path); }); !error.empty())
+    if (const auto error = error_of(path, [&] { result = segment_volume(predictor_, channels, options, on_slice, path); }); !error.empty())
       return skip(path, error);
     stopped = stopped || !result.complete();
-    write_volume(path, *volume, result, labels_file, stem);
+    write_volume(path, volume, result, labels_file, stem);
   }
 
   void add_stack(const std::string& path, int64_t pages) {
@@ -459,10 +462,18 @@ std::vector<int64_t> pages_of(const std::vector<std::string>& inputs) {
   std::vector<int64_t> pages(inputs.size(), 1);
   for (size_t i = 0; i < inputs.size(); ++i)
     if (is_nifti_path(inputs[i]))
-      error_of(inputs[i], [&] { pages[i] = nifti_shape(inputs[i])[0]; });  // its slices
+      error_of(inputs[i], [&] { pages[i] = nifti_shape(inputs[i], true)[0]; });  // its slices
     else if (!has_video_extension(inputs[i]))
       error_of(inputs[i], [&] { pages[i] = image_pages(inputs[i]); });
   return pages;
+}
+
+// The inputs to segment: files, folders' images, videos and volumes (list_images), less nnU-Net's later
+// channels (NAME_0001.nii.gz beside NAME_0000), which are read with their case.
+std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
+  auto images = list_images(inputs, true);
+  images.erase(std::remove_if(images.begin(), images.end(), [](const std::string& input) { return is_later_channel_file(input); }), images.end());
+  return images;
 }
 
 void run_predict(PredictFlags& f) {
@@ -473,7 +484,7 @@ void run_predict(PredictFlags& f) {
   const auto device = parse_device(f.device);
   f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
-  const auto images = list_images(f.inputs, true);  // folders give their videos too
+  const auto images = inputs_of(f.inputs);
   if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);

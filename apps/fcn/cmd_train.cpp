@@ -95,7 +95,7 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
 
 // The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or
 // fresh from the recipe (classes and input channels from the data unless given).
-Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
+Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
   if (static_cast<int>(!f.init.empty()) + static_cast<int>(!f.from.empty()) + static_cast<int>(!f.weights.empty()) > 1)
     fail("--init/--from/--weights", "give at most one starting point");
   const int64_t stride = fcn_stride(f.recipe.arch);
@@ -111,11 +111,22 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
   if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
   f.recipe.classes = classes;
-  if (!f.channels_given) f.recipe.in_channels = train.get(0).image.size(0) == 1 ? 1 : 3;
+  if (!f.channels_given) f.recipe.in_channels = train.channels() > 0 ? train.channels() : train.get(0).image.size(0) == 1 ? 1 : 3;
   Model model;
   model.net = make_net(f.recipe);
   model.meta = default_meta(classes, f.recipe.in_channels);
   model.meta.normalization = dataset_normalization(train, f.recipe.in_channels);
+  return model;
+}
+
+// starting_point's net, checked against channels.json's count where the data names its channels: a net
+// of 3 inputs would read 4 MRI modalities as RGB with alpha and drop one without a word.
+Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
+  auto model = starting_point(f, train);
+  if (train.channels() > 0 && model.net->in_channels() != train.channels())
+    fail(f.channels_given ? "--in-channels" : "the starting net",
+         "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " + train.dir() + "/channels.json names " +
+             std::to_string(train.channels()) + " (the images' channels)");
   return model;
 }
 

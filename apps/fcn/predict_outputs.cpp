@@ -17,7 +17,7 @@
 namespace fcn::cli {
 
 std::string free_stem(const std::string& path, const std::set<std::string>& used) {
-  const std::string stem = nifti_stem(path);  // scan.nii.gz: scan
+  const std::string stem = is_nifti_path(path) ? nifti_case_name(path) : nifti_stem(path);  // scan.nii.gz: scan; BRATS_001_0000 + _0001: BRATS_001
   std::string name = stem;
   for (int i = 2; used.count(name) != 0; ++i) name = stem + "_" + std::to_string(i);
   return name;

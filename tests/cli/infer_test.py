@@ -718,6 +718,58 @@ def _():
     one_line_error(run("data", "unstack", path("empty_vols"), "--out", path("dec_bad"), ok=False), "empty_vols: holds no NIfTI volume")
 
 
+@check("NIfTI cases of several channels: nnU-Net's NAME_0000 + NAME_0001 and a 4-D volume unstack, train, predict and eval as one case")
+def _():
+    rng = np.random.default_rng(12)
+    os.makedirs(path("mc/imagesTr")), os.makedirs(path("mc/labelsTr")), os.makedirs(path("mc4/imagesTr"))
+    cases = {}
+    for name in ("p", "q", "r"):
+        t2 = np.kron(rng.integers(0, 800, (3, 4, 5)), np.ones((1, 4, 4))).astype(np.int16)  # 3 slices of 16 x 20
+        adc = (2000 - t2 * 2 + rng.integers(0, 50, t2.shape)).astype(np.int16)
+        labels = (t2 > 300).astype(np.uint8) + (adc < 800).astype(np.uint8)  # 2 where T2 is bright and ADC dark
+        cases[name] = (t2, adc, labels)
+        open(path(f"mc/imagesTr/{name}_0000.nii.gz"), "wb").write(gzip.compress(nifti_bytes(t2)))
+        open(path(f"mc/imagesTr/{name}_0001.nii"), "wb").write(nifti_bytes(adc, order=">"))  # each channel file as it comes
+        open(path(f"mc/labelsTr/{name}.nii.gz"), "wb").write(gzip.compress(nifti_bytes(labels, code=2)))
+        both = np.stack([t2, adc])  # the Decathlon's layout: x, y, z, channel (numpy: channel, z, y, x)
+        open(path(f"mc4/imagesTr/{name}.nii.gz"), "wb").write(gzip.compress(nifti_bytes(both, dims=(20, 16, 3, 2))))
+    json.dump({"channel_names": {"0": "T2", "1": "ADC"}, "labels": {"background": 0, "bright": 1, "both": 2}}, open(path("mc/dataset.json"), "w"))
+    p = run("data", "unstack", path("mc/imagesTr"), "--masks", path("mc/labelsTr"), "--val", 0.34, "--out", path("mc_ds"))
+    assert "+ channels.json (2 channels a slice" in p.stdout and "9 slice(s) of 3 volume(s)" in p.stdout, p.stdout
+    assert json.load(open(path("mc_ds/channels.json"))) == {"names": ["T2", "ADC"]}
+    assert sorted(os.listdir(path("mc_ds/images")))[:3] == ["p_000.png", "p_001.png", "p_002.png"], os.listdir(path("mc_ds/images"))
+    png = open(path("mc_ds/images/p_001.png"), "rb").read()
+    assert png[24:26] == bytes([16, 4]), png[24:26]  # IHDR: 16-bit, colour type 4 (gray + alpha): T2 and ADC
+    check = json.loads(run("data", "check", path("mc_ds"), "--json").stdout)
+    assert check["channels"] == ["T2", "ADC"] and not check["errors"], check
+    run("data", "unstack", path("mc4/imagesTr"), "--masks", path("mc/labelsTr"), "--out", path("mc4_ds"))
+    for name in ("p_000.png", "q_002.png"):  # the 4-D layout gives the same slices
+        assert open(path(f"mc4_ds/images/{name}"), "rb").read() == open(path(f"mc_ds/images/{name}"), "rb").read(), name
+    # A new net takes the channels channels.json names; one of another count is refused before training.
+    train = ["train", "--data", path("mc_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 4]
+    run(*train, "--out", path("mc.fcn"))
+    assert json.loads(torch.load(path("mc.fcn"))["config"])["in_channels"] == 2
+    one_line_error(run(*train, "--in-channels", 3, "--out", path("mc3.fcn"), ok=False), "--in-channels: takes 3 input channel(s) but",
+                   "channels.json names 2")
+    # predict: the case as one (p-labels.nii.gz; nothing for p_0001), the same labels from either layout; eval pairs p with p.
+    run("predict", path("mc.fcn"), path("mc/imagesTr"), "--out", path("mc_masks"), "--quiet")
+    assert sorted(os.listdir(path("mc_masks"))) == ["p-labels.nii.gz", "q-labels.nii.gz", "r-labels.nii.gz"], os.listdir(path("mc_masks"))
+    run("predict", path("mc.fcn"), path("mc4/imagesTr"), "--out", path("mc4_masks"), "--quiet")
+    for name in ("p", "q", "r"):
+        a, b = read_nifti_file(path(f"mc_masks/{name}-labels.nii.gz"))[2], read_nifti_file(path(f"mc4_masks/{name}-labels.nii.gz"))[2]
+        assert a.shape == (3, 16, 20) and (a == b).all(), name
+    volume_example = os.path.join(os.path.dirname(EXAMPLE), "segment_volume_example")  # the library API reads the case the same way
+    p = subprocess.run([volume_example, path("mc.fcn"), path("mc/imagesTr/q_0000.nii.gz"), path("mc_api")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (read_nifti_file(path("mc_api-labels.nii.gz"))[2] == read_nifti_file(path("mc_masks/q-labels.nii.gz"))[2]).all()
+    r = json.loads(run("eval", "--predictions", path("mc_masks"), "--truth", path("mc/labelsTr"), "--json").stdout)
+    assert [v["name"] for v in r["volumes"]] == ["p", "q", "r"] and r["classes"] == ["background", "bright", "both"], r["classes"]
+    # A one-channel net on a case of two: one line naming the case.
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("mc1.fcn"))
+    p = run("predict", path("mc1.fcn"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_bad"), "--quiet", ok=False)
+    one_line_error(p, "p_0000.nii.gz: is a case of 2 channel(s) but the model takes 1")
+
+
 @check("NIfTI volumes: predict segments every slice into NAME-labels.nii.gz over the scan's header; unstack, eval, 3-D objects")
 def _():
     run("init", "--arch", "unet", "--depth", 2, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("gray3.fcn"))
@@ -813,9 +865,12 @@ def _():
     code, err = interrupted(["predict", model, path("long.nii"), "--out", path("nii_long")], "nii_long.err")
     assert code == 130 and "long.nii: stopped by Ctrl-C at slice " in err and os.listdir(path("nii_long")) == [], (code, err[-300:])
     # What fcn does not read, and flags that do not fit a volume: one line each, naming the file.
-    open(path("series.nii"), "wb").write(nifti_bytes(ct, dims=(32, 24, 2, 2)))
-    p = run("predict", model, path("series.nii"), "--out", path("nii_bad"), ok=False)
-    one_line_error(p, "series.nii: holds 2 volumes along dimension 4 (a 4-D series)")
+    open(path("series.nii"), "wb").write(nifti_bytes(ct, dims=(32, 24, 2, 2)))  # a 4-D volume: channels to predict, a series to the model's 1
+    p = run("predict", model, path("series.nii"), "--out", path("nii_bad"), "--quiet", ok=False)
+    one_line_error(p, "series.nii: is a case of 2 channel(s) but the model takes 1")
+    open(path("series5.nii"), "wb").write(nifti_bytes(np.zeros((6, 1, 1), np.int16), dims=(1, 1, 2, 1, 3)))  # dim[5]: never channels
+    one_line_error(run("predict", model, path("series5.nii"), "--out", path("nii_bad"), "--quiet", ok=False),
+                   "series5.nii: holds 3 volumes along dimension 5 (a 4-D series, or channels)")
     one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_bad"), "--probs", "tif", ok=False), "--probs: tif writes TIFF stacks, and", "--probs nii")
     one_line_error(run("forward", model, path("ct.nii"), "--out", path("x.npy"), ok=False), "ct.nii: is a NIfTI volume, not one image")
     z, y, x = [int(i[0]) for i in np.nonzero(ct < 0)]  # the first voxel in file order that is no class index

@@ -151,6 +151,33 @@ TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "images/a.png", "has no mask");
 }
 
+// channels.json (fcn data unstack's, for volumes of several channels) names the images' channels: a PNG
+// of 2 or 4 samples is then that many channels, not gray or RGB with alpha; an image of another count,
+// or a malformed file, is an error naming the file.
+TEST(Dataset, ChannelsJsonNamesTheImagesChannels) {
+  const std::string dir = test::temp_dir() + "/channel_pairs";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/images");
+  fs::create_directories(dir + "/masks");
+  auto two = torch::zeros({4, 4, 2}, torch::kInt);
+  two.select(2, 0).fill_(65535), two.select(2, 1).fill_(13107);  // 1.0 and 0.2
+  write_png16(dir + "/images/a.png", two);
+  write_png(dir + "/masks/a.png", torch::zeros({4, 4, 1}, torch::kByte));
+  const SegmentationDataset plain(dir, "all");
+  EXPECT_EQ(plain.channels(), 0);  // without channels.json: as stored, the nets taking gray or RGB
+  std::ofstream(dir + "/channels.json") << R"({"names": ["T2", "ADC"]})";
+  const SegmentationDataset mri(dir, "all");
+  EXPECT_EQ(mri.channels(), 2);
+  EXPECT_EQ(mri.channel_names(), (std::vector<std::string>{"T2", "ADC"}));
+  const auto image = mri.get(0).image;
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{2, 4, 4}));
+  EXPECT_FLOAT_EQ(image[1][3][3].item<float>(), 0.2f);
+  write_png16(dir + "/images/a.png", two.select(2, 0));
+  expect_names(test::error_of([&] { mri.get(0); }), "images/a.png", "has 1 channel(s) but");
+  std::ofstream(dir + "/channels.json") << R"({"names": "T2"})";
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "must be {\"names\"");
+}
+
 TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
   const std::string dir = test::temp_dir() + "/listed";
   fs::remove_all(dir);

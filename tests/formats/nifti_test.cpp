@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "fcn/data/stacks.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/png.h"
@@ -124,7 +126,7 @@ TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   const auto contains = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
   auto series = nii(2, 1, std::vector<int64_t>(8, 1), 2, 2, 1);
   put<int16_t>(series, 40, 4), put<int16_t>(series, 48, 2);  // dim[0] = 4, dim[4] = 2 volumes
-  EXPECT_TRUE(contains(message(series), "x.nii: holds 2 volumes along dimension 4 (a 4-D series)")) << message(series);
+  EXPECT_TRUE(contains(message(series), "x.nii: holds 2 volumes along dimension 4 (a 4-D series, or channels)")) << message(series);
   auto pair = nii(2, 1, {1}, 1, 1, 1);
   std::memcpy(pair.data() + 344, "ni1\0", 4);
   EXPECT_TRUE(contains(message(pair), "the header of a .hdr/.img pair"));
@@ -197,8 +199,10 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   EXPECT_EQ(result.classes, 3);
   EXPECT_EQ(result.named, 3);
   ASSERT_EQ(result.windows.size(), 2u);
-  EXPECT_EQ(result.windows[0], (std::pair<double, double>{-50.0, 23 * 7 - 50.0}));
-  EXPECT_EQ(result.windows[1], (std::pair<double, double>{0.0, 961.0}));  // 31² % 1000 the largest
+  EXPECT_EQ(result.channels, 1);
+  EXPECT_EQ(result.windows[0], (std::vector<std::pair<double, double>>{{-50.0, 23 * 7 - 50.0}}));
+  EXPECT_EQ(result.windows[1], (std::vector<std::pair<double, double>>{{0.0, 961.0}}));  // 31² % 1000 the largest
+  EXPECT_FALSE(fs::exists(out + "/channels.json"));  // one channel: gray PNGs, as before
   ASSERT_EQ(result.val_volumes.size(), 1u);
   EXPECT_EQ(result.train_slices + result.val_slices, 5u);
   EXPECT_EQ(result.val_slices, result.val_volumes[0] == "a" ? 2u : 3u);
@@ -220,16 +224,79 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
   const auto lone = test::error_of([&] { unstack_nifti_folder(root + "/labels", "", root + "/out3", std::nullopt, 0.2); });
   EXPECT_NE(lone.find("a validation split holds out labelled slices"), std::string::npos) << lone;
-  // nnU-Net's layout: imagesTr/CASE_0000.nii (channel 0) with labelsTr/CASE.nii.gz, slices CASE_NNN; a second channel is an error.
+  // nnU-Net's layout: imagesTr/CASE_0000.nii (channel 0) with labelsTr/CASE.nii.gz, slices CASE_NNN.
   fs::create_directories(root + "/nn/imagesTr"), fs::create_directories(root + "/nn/labelsTr");
   save(root + "/nn/imagesTr/x_0000.nii", nii(4, 2, a, 4, 3, 2));
   save(root + "/nn/labelsTr/x.nii", nii(2, 1, a_labels, 4, 3, 2));
   const auto nn = unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out");
   EXPECT_EQ(nn.slices, 2);
   EXPECT_TRUE(fs::exists(root + "/nn/out/images/x_001.png") && fs::exists(root + "/nn/out/masks/x_001.png"));
-  save(root + "/nn/imagesTr/x_0001.nii", nii(4, 2, a, 4, 3, 2));
-  const auto channels = test::error_of([&] { unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out2"); });
-  EXPECT_NE(channels.find("are both case x: fcn reads volumes of one channel"), std::string::npos) << channels;
+}
+
+// Cases of several channels (MRI modalities), in both layouts: nnU-Net's file per channel (NAME_0000,
+// NAME_0001) and the Decathlon's 4-D file. Each slice is one PNG of that many 16-bit samples, channel
+// c mapped by its own window; channels.json names them from the task's dataset.json.
+TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_channels";
+  fs::remove_all(root);
+  fs::create_directories(root + "/imagesTr"), fs::create_directories(root + "/labelsTr");
+  const auto save = [](const std::string& file, const std::vector<char>& bytes) { std::ofstream(file, std::ios::binary).write(bytes.data(), bytes.size()); };
+  std::vector<int64_t> t2(2 * 3 * 4), adc(t2.size()), labels(t2.size());
+  for (size_t i = 0; i < t2.size(); ++i) t2[i] = static_cast<int64_t>(i * 5), adc[i] = 1000 - static_cast<int64_t>(i * i), labels[i] = i % 2;
+  save(root + "/imagesTr/x_0000.nii", nii(4, 2, t2, 4, 3, 2)), save(root + "/imagesTr/x_0001.nii", nii(4, 2, adc, 4, 3, 2, true));
+  save(root + "/labelsTr/x.nii", nii(2, 1, labels, 4, 3, 2));
+  // y: the Decathlon's layout, both channels in one 4-D file (dim[0] 4, dim[3] 2 slices, dim[4] 2 channels).
+  std::vector<int64_t> both(t2);
+  both.insert(both.end(), adc.begin(), adc.end());
+  auto four_d = nii(4, 2, both, 4, 3, 4);
+  put<int16_t>(four_d, 40, 4), put<int16_t>(four_d, 46, 2), put<int16_t>(four_d, 48, 2);
+  save(root + "/imagesTr/y.nii", four_d), save(root + "/labelsTr/y.nii", nii(2, 1, labels, 4, 3, 2));
+  std::ofstream(root + "/dataset.json") << R"({"channel_names": {"0": "T2", "1": "ADC"}})";
+  EXPECT_EQ(nifti_channel_files(root + "/imagesTr/x_0000.nii").size(), 2u);
+  EXPECT_TRUE(is_later_channel_file(root + "/imagesTr/x_0001.nii"));
+  EXPECT_FALSE(is_later_channel_file(root + "/imagesTr/x_0000.nii") || is_later_channel_file(root + "/imagesTr/y.nii"));
+  EXPECT_EQ(nifti_case_name(root + "/imagesTr/x_0000.nii"), "x");
+  const auto x = read_nifti_case(root + "/imagesTr/x_0000.nii"), y = read_nifti_case(root + "/imagesTr/y.nii");
+  ASSERT_EQ(x.size(), 2u);
+  ASSERT_EQ(y.size(), 2u);
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_TRUE(torch::equal(x[c].voxels, y[c].voxels)) << c;
+    EXPECT_EQ(y[c].voxels.sizes(), (std::vector<int64_t>{2, 3, 4}));
+  }
+  EXPECT_EQ(y[1].voxels[1][2][3].item<int64_t>(), 1000 - 23 * 23);
+  const auto out = root + "/out";
+  const auto result = unstack_nifti_folder(root + "/imagesTr", root + "/labelsTr", out);
+  EXPECT_EQ(result.volumes, 2);
+  EXPECT_EQ(result.channels, 2);
+  EXPECT_EQ(result.slices, 4);
+  const auto windows = std::vector<std::pair<double, double>>{{0.0, 115.0}, {1000.0 - 23 * 23, 1000.0}};
+  EXPECT_EQ(result.windows[0], windows);
+  const auto slice = read_png(out + "/images/x_001.png").pixels;  // gray + alpha, 16-bit
+  ASSERT_EQ(slice.sizes(), (std::vector<int64_t>{3, 4, 2}));
+  for (int64_t i = 0; i < 12; ++i) {
+    const auto v = 12 + i;
+    EXPECT_NEAR(slice[i / 4][i % 4][0].item<int>(), std::round((v * 5.0) / 115 * 65535), 1) << i;
+    EXPECT_NEAR(slice[i / 4][i % 4][1].item<int>(), std::round((1000.0 - v * v - 471) / 529 * 65535), 1) << i;
+  }
+  EXPECT_TRUE(torch::equal(read_png(out + "/images/y_001.png").pixels, slice));  // the same case in the other layout
+  std::ifstream names(out + "/channels.json");
+  EXPECT_EQ(nlohmann::json::parse(names)["names"], nlohmann::json({"T2", "ADC"}));
+  // A case of another channel count, and one of more than a PNG's 4: errors naming the file, nothing written.
+  save(root + "/imagesTr/z.nii", nii(4, 2, t2, 4, 3, 2)), save(root + "/labelsTr/z.nii", nii(2, 1, labels, 4, 3, 2));
+  const auto mixed = test::error_of([&] { unstack_nifti_folder(root + "/imagesTr", root + "/labelsTr", root + "/out2"); });
+  EXPECT_NE(mixed.find("z.nii: is a case of 1 channel(s) but"), std::string::npos) << mixed;
+  EXPECT_FALSE(fs::exists(root + "/out2/images"));
+  std::vector<int64_t> five;
+  for (int c = 0; c < 5; ++c) five.insert(five.end(), t2.begin(), t2.end());
+  auto five_d = nii(4, 2, five, 4, 3, 10);
+  put<int16_t>(five_d, 40, 4), put<int16_t>(five_d, 46, 2), put<int16_t>(five_d, 48, 5);
+  save(root + "/five.nii", five_d);
+  EXPECT_EQ(read_nifti_channels(root + "/five.nii").size(), 5u);
+  const auto many = test::error_of([&] { unstack_nifti(root + "/five.nii", "", root + "/out3"); });
+  EXPECT_NE(many.find("five.nii: is a case of 5 channels: fcn data unstack writes a slice of up to 4"), std::string::npos) << many;
+  const auto one = test::error_of([&] { read_nifti(root + "/five.nii"); });
+  EXPECT_NE(one.find("five.nii: holds 5 volumes along dimension 4 (a 4-D series, or channels)"), std::string::npos) << one;
 }
 
 }  // namespace

@@ -91,6 +91,43 @@ TEST(SegmentVolume, EachSliceAsThePredictorSegmentsItWithProbabilitiesAndObjects
   EXPECT_LT(large.object_count, result.object_count);
 }
 
+// A case of two channels (MRI modalities): slice k of both given to a net of 2 inputs together, each
+// channel mapped by its own range (or by the one window given); a count the net does not take is an
+// error naming the case.
+TEST(SegmentVolume, ChannelsOfACaseGoTogetherEachByItsOwnRange) {
+  Model model;
+  torch::manual_seed(5);
+  model.net = std::make_shared<UNetImpl>(UNetOptions().depth(2).base_channels(4).in_channels(2).num_classes(3).padding(Padding::kSame));
+  model.meta = default_meta(3, 2);
+  const Predictor predictor(model);
+  auto t2 = ct_volume(3), adc = ct_volume(3);
+  adc.voxels = adc.voxels.flip(2).mul(3).add(500);  // another range and picture
+  const auto range = [](const NiftiVolume& v) { return std::pair<double, double>{v.voxels.min().item<double>(), v.voxels.max().item<double>()}; };
+  const auto [t2_low, t2_high] = range(t2);
+  const auto [adc_low, adc_high] = range(adc);
+  int64_t seen = 0;
+  const auto result = segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, {}, [&](const SliceResult& slice) {
+    const auto expected = torch::cat({by_hand(t2, slice.slice, t2_low, t2_high), by_hand(adc, slice.slice, adc_low, adc_high)});
+    EXPECT_TRUE(torch::allclose(slice.image, expected, 0, 1e-6)) << slice.slice;
+    return ++seen > 0;
+  }, "case");
+  EXPECT_EQ(seen, 3);
+  EXPECT_EQ(result.windows, (std::vector<std::pair<double, double>>{range(t2), range(adc)}));
+  EXPECT_EQ(result.window, range(t2));
+  const auto one = predictor(torch::cat({by_hand(t2, 1, t2_low, t2_high), by_hand(adc, 1, adc_low, adc_high)}));
+  EXPECT_LE(result.labels[1].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2);
+  VolumeOptions windowed;
+  windowed.window = {{-1000.0, 1000.0}};
+  EXPECT_EQ(segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, windowed).windows[1], (std::pair<double, double>{-1000.0, 1000.0}));
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, t2, {}, {}, "t2.nii"); }).find("t2.nii: is a case of 1 channel(s) but the model takes 2"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{t2, adc, t2}, {}, {}, "c"); }).find("a case of 3 channel(s)"),
+            std::string::npos);
+  auto small = ct_volume(2);
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{t2, small}, {}, {}, "c"); }).find("c: has channels of different sizes"),
+            std::string::npos);
+}
+
 // Weights so large that any input but 0 overflows float32 (NaN scores) while a slice the net sees as 0
 // (0.5 before the model's normalization: mean 0.5, std 0.5) scores 0 everywhere: every slice but that
 // one fails, is void in the labels and NaN in the probabilities, and the rest go on.

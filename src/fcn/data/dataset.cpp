@@ -279,6 +279,20 @@ void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
     classes_source_ = "background and foreground, as " + root.string() + " has no classes.json to name its own";
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
+  read_channels(root);
+}
+
+void SegmentationDataset::read_channels(const fs::path& root) {
+  const auto file = root / "channels.json";
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  const auto json = nlohmann::json::parse(in, nullptr, false);
+  const bool valid = json.is_object() && json.contains("names") && json["names"].is_array() && !json["names"].empty() &&
+                     json["names"].size() <= 16 &&
+                     std::all_of(json["names"].begin(), json["names"].end(), [](const nlohmann::json& n) { return n.is_string(); });
+  if (!valid)
+    fail(file.string(), "must be {\"names\": [\"FLAIR\", \"T1w\", ...]}: the name of each of the images' 1..16 channels, in order");
+  channel_names_ = json["names"].get<std::vector<std::string>>();
 }
 
 void SegmentationDataset::problem(const std::string& subject, const std::string& message) {
@@ -458,13 +472,21 @@ Sample SegmentationDataset::get(size_t index) const {
 }
 
 torch::Tensor SegmentationDataset::image(size_t index) const {
-  return kept_ != nullptr ? get(index).image : read_image(images_.at(index));
+  return kept_ != nullptr ? get(index).image : checked_image(index);
+}
+
+torch::Tensor SegmentationDataset::checked_image(size_t index) const {
+  auto image = read_image(images_.at(index));
+  if (!channel_names_.empty() && image.size(0) != channels())
+    fail(images_[index], "has " + std::to_string(image.size(0)) + " channel(s) but " + (fs::path(dir_) / "channels.json").string() + " names " +
+                             std::to_string(channels()) + ": every image of this dataset has that many");
+  return image;
 }
 
 Sample SegmentationDataset::decode(size_t index) const {
   Sample sample;
   sample.id = ids_.at(index);
-  sample.image = read_image(images_[index]);
+  sample.image = checked_image(index);
   sample.mask = read_mask(masks_[index]);
   if (sample.image.size(1) != sample.mask.size(0) || sample.image.size(2) != sample.mask.size(1))
     fail(masks_[index], "mask is " + std::to_string(sample.mask.size(0)) + "x" + std::to_string(sample.mask.size(1)) + " but image " +

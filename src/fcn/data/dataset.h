@@ -71,6 +71,12 @@ class SegmentationDataset {
   // Where the classes came from, for messages: "from DIR/classes.json", or the default taken without one.
   const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
+  // The images' channels where the folder's channels.json names them ({"names": ["FLAIR", "T1w"]}: fcn
+  // data unstack writes it for volumes of several channels, whose slices are PNGs of 2 to 4 samples);
+  // every image is then checked to have that many. 0 and none without one: images are gray or RGB
+  // (alpha dropped).
+  int64_t channels() const { return static_cast<int64_t>(channel_names_.size()); }
+  const std::vector<std::string>& channel_names() const { return channel_names_; }
   // Masks of 0 and 255 (folder pairs without classes.json): 255 reads as class 1, foreground.
   bool binary() const { return binary_; }
   const std::string& dir() const { return dir_; }
@@ -93,9 +99,11 @@ class SegmentationDataset {
   void list_pairs(const std::filesystem::path& root);
   std::vector<std::string> read_list(const std::filesystem::path& list) const;  // a split file's ids
   void read_classes(const std::filesystem::path& root, bool voc);
+  void read_channels(const std::filesystem::path& root);
+  torch::Tensor checked_image(size_t index) const;
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
-  std::vector<std::string> class_names_;
+  std::vector<std::string> class_names_, channel_names_;
   std::string classes_source_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground

@@ -95,11 +95,16 @@ int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, c
   return v.numel() > 0 ? static_cast<int64_t>(v.max().item<double>()) : 0;
 }
 
-// Slice k of `volume` as a 16-bit gray PNG (`window` to 0..65535) and, where `labels`, its labels' slice
-// as an 8-bit PNG (16-bit where `wide`).
-void write_nifti_slice(const NiftiVolume& volume, const NiftiVolume* labels, int64_t k, std::pair<double, double> window, bool wide,
-                       const std::string& image, const std::string& mask) {
-  write_png16(image, nifti_slice_image(volume, k, window)[0].mul(65535).round().to(torch::kInt));
+using Window = std::pair<double, double>;
+
+// Slice k of a case's channels as one 16-bit PNG (channel c's `windows[c]` to 0..65535: gray, gray +
+// alpha, RGB, RGBA samples for 1..4 channels) and, where `labels`, its labels' slice as an 8-bit PNG
+// (16-bit where `wide`).
+void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
+                       bool wide, const std::string& image, const std::string& mask) {
+  std::vector<torch::Tensor> planes;
+  for (size_t c = 0; c < channels.size(); ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c])[0]);
+  write_png16(image, torch::stack(planes, 2).mul(65535).round().to(torch::kInt));
   if (!labels) return;
   const auto slice = labels->voxels[k].to(torch::kLong);
   if (wide)
@@ -119,7 +124,42 @@ int64_t name_classes(const std::string& out_dir, int64_t most) {
   return most + 1;
 }
 
-// A volume of images_dir, its label volume (or "") and the case name its slices are named by.
+// A case's channels read (read_nifti_case), checked: at most the 4 a slice's PNG carries.
+std::vector<NiftiVolume> read_case(const std::string& path) {
+  auto channels = read_nifti_case(path);
+  if (channels.size() > 4)
+    fail(path, "is a case of " + std::to_string(channels.size()) + " channels: fcn data unstack writes a slice of up to 4 (one PNG's samples)");
+  return channels;
+}
+
+// Each channel's window: `window` for all, else each its own minimum..maximum (as fcn predict maps them).
+std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, const std::optional<Window>& window) {
+  std::vector<Window> windows;
+  for (const auto& channel : channels) windows.push_back(window ? *window : nifti_window(channel));
+  return windows;
+}
+
+// Cases of several channels: OUT/channels.json names them, so that fcn train gives a new net that many
+// inputs (a PNG of 2 or 4 samples would otherwise read as gray or RGB with alpha, which nets drop). The
+// names come from the task's dataset.json beside images_dir (the Decathlon's "modality", nnU-Net v2's
+// "channel_names"), else "channel c".
+void name_channels(const std::string& out_dir, size_t channels, const std::string& images_dir) {
+  if (channels < 2) return;
+  std::vector<std::string> names;
+  for (size_t c = 0; c < channels; ++c) names.push_back("channel " + std::to_string(c));
+  std::ifstream in(fs::absolute(images_dir).parent_path() / "dataset.json");
+  const auto task = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  for (const char* key : {"modality", "channel_names"})
+    if (task.is_object() && task.contains(key) && task[key].is_object())
+      for (const auto& [number, name] : task[key].items())
+        if (name.is_string() && !number.empty() && number.find_first_not_of("0123456789") == std::string::npos &&
+            std::stoull(number) < channels)
+          names[std::stoull(number)] = name.get<std::string>();
+  const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
+  write_file_atomic((fs::path(out_dir) / "channels.json").string(), text.data(), text.size());
+}
+
+// A case of images_dir (its channel 0's file), its label volume (or "") and the case name its slices are named by.
 struct VolumePair {
   std::string image, mask, name;
 };
@@ -135,30 +175,23 @@ std::string label_volume_of(const std::string& masks_dir, const std::string& ste
   return "";
 }
 
-// The NIfTI volumes of images_dir in name order, each with its label volume of the same case name in
-// masks_dir (where given). Hidden files (macOS's "._NAME.nii.gz" beside each volume in some archives)
-// are left out. fcn::Error naming the volume: no label volume, two volumes of one name, nnU-Net's
-// channels of one case (NAME_0000, NAME_0001: fcn reads a volume of one channel).
+// The NIfTI cases of images_dir in name order (nnU-Net's later channels NAME_0001, ... with their
+// NAME_0000), each with its label volume of the same case name in masks_dir (where given). Hidden files
+// (macOS's "._NAME.nii.gz" beside each volume in some archives) are left out. fcn::Error naming the
+// volume: no label volume, two volumes of one name.
 std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::string& masks_dir) {
   if (!fs::is_directory(images_dir)) fail(images_dir, "is not a folder");
   if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
   std::vector<VolumePair> pairs;
   for (const auto& entry : fs::directory_iterator(images_dir)) {
     const auto name = entry.path().filename().string();
-    if (is_hidden(name) || !is_nifti_path(name) || !fs::is_regular_file(entry.path())) continue;
-    pairs.push_back({entry.path().string(), "", nifti_stem(name)});
+    if (is_hidden(name) || !is_nifti_path(name) || !fs::is_regular_file(entry.path()) || is_later_channel_file(entry.path().string())) continue;
+    pairs.push_back({entry.path().string(), "", nifti_case_name(entry.path().string())});
   }
   if (pairs.empty()) fail(images_dir, "holds no NIfTI volume (.nii, .nii.gz)");
   std::sort(pairs.begin(), pairs.end(), [](const VolumePair& a, const VolumePair& b) { return a.image < b.image; });
-  std::map<std::string, std::string> names, stems;
-  for (const auto& pair : pairs) stems.emplace(nifti_stem(pair.image), pair.image);
+  std::map<std::string, std::string> names;
   for (auto& pair : pairs) {
-    const auto stem = nifti_stem(pair.image);
-    const bool channel = stem.size() > 5 && stem[stem.size() - 5] == '_' &&
-                         stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;  // nnU-Net's CASE_0001
-    if (const auto first = stems.find(stem.substr(0, stem.size() - 5) + "_0000"); channel && first != stems.end() && first->first != stem)
-      fail(pair.image, "and " + first->second + " are both case " + stem.substr(0, stem.size() - 5) +
-                           ": fcn reads volumes of one channel (nnU-Net's NAME_0000), not several");
     if (!masks_dir.empty() && (pair.mask = label_volume_of(masks_dir, nifti_stem(pair.image), pair.name)).empty())
       fail(pair.image, "has no label volume of its name in " + masks_dir + " (" + nifti_stem(pair.image) + ".nii.gz not found)");
     if (const auto [at, added] = names.emplace(pair.name, pair.image); !added)
@@ -193,16 +226,18 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
 
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              std::optional<std::pair<double, double>> window, const std::function<void(int64_t, int64_t)>& progress) {
-  const auto volume = read_nifti(images_nifti);
+  const auto channels = read_case(images_nifti);
+  const auto& volume = channels.front();
   std::optional<NiftiVolume> labels;
   int64_t most = 0;
   if (!masks_nifti.empty()) labels = read_nifti(masks_nifti), most = label_volume_max(volume, *labels, images_nifti, masks_nifti);
-  const auto used = window ? *window : nifti_window(volume);
+  const auto windows = channel_windows(channels, window);
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
-    write_nifti_slice(volume, labels ? &*labels : nullptr, k, used, most > 255, image, mask);
+    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, most > 255, image, mask);
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
-  return {slices, used, name_classes(out_dir, most)};
+  name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string());
+  return {slices, windows.front(), name_classes(out_dir, most), windows};
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
@@ -217,7 +252,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   std::vector<int64_t> first{0};  // the first slice of each volume in the folders' order, and past the last
   std::vector<std::string> stems;
   for (const auto& [image, mask, name] : pairs) {  // headers only: a label volume of another size is found before any slice is written
-    const auto shape = nifti_shape(image);
+    const auto shape = nifti_shape(image, true);
     if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
       fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
                      " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
@@ -226,27 +261,33 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   }
   NiftiFolderUnstacked result;
   size_t at = pairs.size();  // the volume in memory (none yet)
-  NiftiVolume volume, labels;
+  std::vector<NiftiVolume> channels;
+  NiftiVolume labels;
   int64_t most = 0;
   const auto index = [&](int64_t k) { return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), k) - first.begin() - 1); };
   const auto name = [&](int64_t k) { const auto v = index(k); return stems[v] + "_" + page_name(k - first[v], first[v + 1] - first[v]); };
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
     if (const auto v = index(k); v != at) {  // the next volume: read, its labels checked, its window taken
       at = v;
-      volume = read_nifti(pairs[v].image);
+      channels = read_case(pairs[v].image);
+      const auto& volume = channels.front();
       if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].image, "changed while it was being unstacked");
-      const auto used = window ? *window : nifti_window(volume);
-      result.windows.push_back(used);
+      if (v > 0 && static_cast<int64_t>(channels.size()) != result.channels)
+        fail(pairs[v].image, "is a case of " + std::to_string(channels.size()) + " channel(s) but " + pairs[0].image + " one of " +
+                                 std::to_string(result.channels) + ": a dataset's images have one channel count");
+      result.channels = static_cast<int64_t>(channels.size());
+      result.windows.push_back(channel_windows(channels, window));
       if (!masks_dir.empty()) {
         labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
       }
     }
-    write_nifti_slice(volume, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), most > 255, image, mask);
+    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), most > 255, image, mask);
   };
   result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
   result.volumes = static_cast<int64_t>(pairs.size());
   result.named = name_classes(out_dir, result.classes - 1);
+  name_channels(out_dir, static_cast<size_t>(result.channels), images_dir);
   if (!masks_dir.empty() && val_fraction > 0) {
     std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);
     std::ifstream list(fs::path(out_dir) / "splits" / "val.txt");

@@ -27,15 +27,21 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
 // A NIfTI volume (MRI, CT: .nii, .nii.gz) and its label volume the same way, slice k along the third
 // axis as images/NNN.png and masks/NNN.png (rows j, columns i, as stored): the voxels mapped linearly
 // from window's LOW..HIGH (else the volume's own minimum..maximum) to a 16-bit gray PNG, as fcn predict
-// maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). fcn::Error naming the
+// maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). A case of 2 to 4
+// channels (a 4-D file, or nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it: read_nifti_case)
+// is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA), each channel mapped by
+// the window or its own minimum..maximum, and OUT/channels.json names the channels (the task's
+// dataset.json "modality" or "channel_names" beside the volumes' folder, else "channel c") so that fcn
+// train gives a new net that many inputs. fcn::Error naming the
 // file where the volumes differ in size or a label is not an integer 0..65535. Labels up to 2..254
 // get OUT/classes.json ("background", "label 1", ...: rename them there) unless one is there, as a
 // folder without one reads background / foreground only. Returns the slices written, the window used
-// and the classes classes.json names (0: none written).
+// (channel 0's), the classes classes.json names (0: none written) and every channel's window.
 struct NiftiUnstacked {
   int64_t slices = 0;
   std::pair<double, double> window;
   int64_t classes = 0;
+  std::vector<std::pair<double, double>> windows;
 };
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              std::optional<std::pair<double, double>> window = std::nullopt,
@@ -46,14 +52,16 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
 // as images/NAME_NNN.png and masks/NAME_NNN.png, written as unstack_nifti writes them, each volume's
 // voxels mapped by `window` (else by its own minimum..maximum, as fcn predict maps a volume by
 // default). Hidden files (macOS's ._NAME.nii.gz) are left out. nnU-Net's layout pairs too: imagesTr/
-// NAME_0000.nii.gz (channel 0) with labelsTr/NAME.nii.gz, slices named NAME_NNN; a case of several
-// channels (NAME_0001, ...) is an error, as fcn reads volumes of one channel. With val_fraction in (0, 1) and labels,
+// NAME_0000.nii.gz (channel 0; NAME_0001, ... its other channels) with labelsTr/NAME.nii.gz, slices
+// named NAME_NNN. Cases of several channels are written as unstack_nifti writes them, every case with
+// the same count (else fcn::Error). With val_fraction in (0, 1) and labels,
 // whole volumes are held out for validation (write_split_lists by volume, from `seed`): no patient's
 // slices in both splits. fcn::Error naming the file: a volume without its label volume, two volumes of
 // one name (a.nii and a.nii.gz), those unstack_nifti names; nothing is left behind then.
 struct NiftiFolderUnstacked {
   int64_t volumes = 0, slices = 0;
-  std::vector<std::pair<double, double>> windows;  // each volume's window, in name order
+  int64_t channels = 1;                            // each case's
+  std::vector<std::vector<std::pair<double, double>>> windows;  // each case's channels' windows, in name order
   int64_t classes = 0;  // the label volumes' largest label + 1 (0: no labels)
   int64_t named = 0;    // the classes classes.json names (0: none written)
   size_t train_slices = 0, val_slices = 0;  // with val_fraction

@@ -65,6 +65,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
   if (report.class_names.empty()) {
     report.class_names = dataset.class_names();
     report.classes_source = dataset.classes_source();
+    report.channel_names = dataset.channel_names();
     report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   }
   auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);

@@ -32,6 +32,7 @@ struct DatasetReport {
   std::vector<std::string> warnings;  // nothing wrong with a file, but worth a look (train and val sharing images)
   std::vector<std::string> class_names;
   std::string classes_source;        // SegmentationDataset::classes_source
+  std::vector<std::string> channel_names;  // channels.json's (none: gray or RGB images)
   torch::Tensor histogram;           // over every readable mask of every split
   std::vector<torch::Tensor> split_histograms;  // the same per split, as `splits` (undefined: not opened)
   torch::Tensor suggested_weights;   // median_frequency_weights(histogram)

@@ -48,13 +48,13 @@ void set_field(std::vector<char>& header, size_t offset, T value, bool swapped) 
 
 // What a header says of its voxels.
 struct Layout {
-  int64_t width = 1, height = 1, slices = 1;
+  int64_t width = 1, height = 1, slices = 1, channels = 1;
   torch::ScalarType stored = torch::kByte;  // the type of the stored bits (uint16, uint32: their signed twins)
   int64_t bytes = 1;                        // per voxel
   int16_t datatype = 0;
   int64_t offset = kDataStart;              // where the voxels start
   float slope = 0, inter = 0;
-  int64_t voxel_bytes() const { return width * height * slices * bytes; }
+  int64_t voxel_bytes() const { return width * height * slices * channels * bytes; }
 };
 
 // NIfTI's data types fcn reads: code, stored type, bytes; and names for those it does not.
@@ -90,7 +90,8 @@ bool byte_order(const std::vector<char>& header, const std::string& path) {
   return size != 348;
 }
 
-Layout parse_header(const std::vector<char>& header, const std::string& path, bool& swapped) {
+// `channels`: a 4th dimension of up to kMostNiftiChannels is channels (else an error).
+Layout parse_header(const std::vector<char>& header, const std::string& path, bool& swapped, bool channels = false) {
   if (header.size() < kHeaderBytes) fail(path, "is not a NIfTI-1 volume: " + std::to_string(header.size()) + " bytes, a header alone is 348");
   swapped = byte_order(header, path);
   const std::string magic(header.data() + kMagic, 4);
@@ -104,10 +105,15 @@ Layout parse_header(const std::vector<char>& header, const std::string& path, bo
   for (int i = 1; i <= dims; ++i) {
     const int16_t n = field<int16_t>(header, kDim + 2 * static_cast<size_t>(i), swapped);
     if (n < 1) fail(path, "dim[" + std::to_string(i) + "] is " + std::to_string(n) + ": every dimension needs at least one voxel");
-    if (i <= 3) *sizes[i - 1] = n;
-    else if (n > 1)
+    if (i <= 3) {
+      *sizes[i - 1] = n;
+    } else if (i == 4 && n > 1 && channels && n <= kMostNiftiChannels) {
+      layout.channels = n;
+    } else if (n > 1) {
       fail(path, "holds " + std::to_string(n) + " volumes along dimension " + std::to_string(i) +
-                     " (a 4-D series): fcn segments one 3-D volume at a time; split the series first (e.g. fslsplit)");
+                     (i == 4 && channels ? " (channels: fcn reads up to " + std::to_string(kMostNiftiChannels) + ")"
+                                         : " (a 4-D series, or channels): fcn reads one 3-D volume here; split the series first (e.g. fslsplit)"));
+    }
   }
   check_image_size(path, layout.height, layout.width);
   layout.datatype = field<int16_t>(header, kDatatype, swapped);
@@ -198,11 +204,14 @@ std::string nifti_stem(const std::string& path) {
   return stem.string();
 }
 
-NiftiVolume read_nifti(const std::string& path) {
+namespace {
+
+// The voxels of every channel the header at `path` declares (one unless `channels`), as stored.
+std::vector<NiftiVolume> read_volumes(const std::string& path, bool channels) {
   GzipFile file(path);
   auto header = read_header(file);
   bool swapped = false;
-  const auto layout = parse_header(header, path, swapped);
+  const auto layout = parse_header(header, path, swapped, channels);
   std::error_code error;
   const auto size = static_cast<int64_t>(std::filesystem::file_size(path, error));
   if (file.plain() && !error && size - layout.offset < layout.voxel_bytes())  // cut short: said before allocating the voxels
@@ -210,16 +219,87 @@ NiftiVolume read_nifti(const std::string& path) {
                    std::to_string(layout.voxel_bytes()));
   std::vector<char> extensions(static_cast<size_t>(layout.offset) - kDataStart);
   file.read(extensions.data(), static_cast<int64_t>(extensions.size()), "its header extensions");
-  auto raw = torch::empty({layout.width * layout.height * layout.slices}, torch::TensorOptions().dtype(layout.stored));
+  const int64_t per_channel = layout.width * layout.height * layout.slices;
+  auto raw = torch::empty({per_channel * layout.channels}, torch::TensorOptions().dtype(layout.stored));
   file.read(static_cast<char*>(raw.data_ptr()), layout.voxel_bytes(), "its voxels");
-  return volume_from(std::move(header), swapped, layout, raw);
+  std::vector<NiftiVolume> volumes;
+  for (int64_t c = 0; c < layout.channels; ++c) volumes.push_back(volume_from(header, swapped, layout, raw.narrow(0, c * per_channel, per_channel)));
+  return volumes;
 }
 
-std::vector<int64_t> nifti_shape(const std::string& path) {
+// NAME_0000.nii.gz's NAME and channel number (nnU-Net's naming), or {"", -1}.
+std::pair<std::string, int> channel_name(const std::string& path) {
+  const auto stem = nifti_stem(path);
+  const bool numbered = is_nifti_path(path) && stem.size() > 5 && stem[stem.size() - 5] == '_' &&
+                        stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;
+  if (!numbered) return {"", -1};
+  return {stem.substr(0, stem.size() - 5), std::stoi(stem.substr(stem.size() - 4))};
+}
+
+// The file of channel `c` of the case whose channel `like` is, in its folder: NAME_000c with like's
+// extension, else .nii.gz or .nii; "" where there is none.
+std::string channel_file(const std::string& like, const std::string& name, int c) {
+  const auto file = std::filesystem::path(like).filename().string();
+  char number[8];
+  std::snprintf(number, sizeof number, "_%04d", c);
+  std::error_code error;
+  for (const auto& extension : {file.substr(nifti_stem(like).size()), std::string(".nii.gz"), std::string(".nii")}) {  // like's: its letter case kept
+    const auto candidate = std::filesystem::path(like).parent_path() / (name + number + extension);
+    if (std::filesystem::is_regular_file(candidate, error)) return candidate.string();
+  }
+  return "";
+}
+
+}  // namespace
+
+NiftiVolume read_nifti(const std::string& path) { return std::move(read_volumes(path, false).front()); }
+
+std::vector<NiftiVolume> read_nifti_channels(const std::string& path) { return read_volumes(path, true); }
+
+std::vector<std::string> nifti_channel_files(const std::string& path) {
+  const auto [name, channel] = channel_name(path);
+  if (channel != 0 || channel_file(path, name, 1).empty()) return {path};
+  std::vector<std::string> files = {path};
+  for (auto next = channel_file(path, name, 1); !next.empty() && files.size() <= static_cast<size_t>(kMostNiftiChannels);
+       next = channel_file(path, name, static_cast<int>(files.size())))
+    files.push_back(next);
+  if (files.size() > static_cast<size_t>(kMostNiftiChannels))
+    fail(path, "has more than " + std::to_string(kMostNiftiChannels) + " channel files beside it (" + name + "_0000 ...): fcn reads up to " +
+                   std::to_string(kMostNiftiChannels));
+  return files;
+}
+
+bool is_later_channel_file(const std::string& path) {
+  const auto [name, channel] = channel_name(path);
+  return channel > 0 && !channel_file(path, name, 0).empty();
+}
+
+std::string nifti_case_name(const std::string& path) {
+  const auto files = nifti_channel_files(path);
+  return files.size() > 1 ? channel_name(path).first : nifti_stem(path);
+}
+
+std::vector<NiftiVolume> read_nifti_case(const std::string& path) {
+  const auto files = nifti_channel_files(path);
+  if (files.size() == 1) return read_nifti_channels(path);
+  std::vector<NiftiVolume> channels;
+  for (const auto& file : files) {
+    channels.push_back(read_nifti(file));
+    const auto& first = channels.front();
+    const auto& last = channels.back();
+    if (last.width != first.width || last.height != first.height || last.slices != first.slices)
+      fail(file, "is " + std::to_string(last.width) + "x" + std::to_string(last.height) + "x" + std::to_string(last.slices) + " voxels but " +
+                     files.front() + ", channel 0 of its case, is " + std::to_string(first.width) + "x" + std::to_string(first.height) + "x" +
+                     std::to_string(first.slices));
+  }
+  return channels;
+}
+
+std::vector<int64_t> nifti_shape(const std::string& path, bool channels) {
   GzipFile file(path);
   const auto header = read_header(file);
   bool swapped = false;
-  const auto layout = parse_header(header, path, swapped);
+  const auto layout = parse_header(header, path, swapped, channels);
   return {layout.slices, layout.height, layout.width};
 }
 

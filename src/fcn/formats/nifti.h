@@ -38,8 +38,28 @@ std::string nifti_stem(const std::string& path);
 // data type fcn does not read, RGB), where a slice exceeds the image limits, or where the file holds
 // fewer voxels than its header says. Only as many bytes as the header declares are ever decompressed.
 NiftiVolume read_nifti(const std::string& path);
-// The header's sizes alone (slices x height x width), reading no voxel.
-std::vector<int64_t> nifti_shape(const std::string& path);
+// The header's sizes alone (slices x height x width), reading no voxel; `channels`: a 4th dimension
+// of channels allowed, as read_nifti_channels allows it.
+std::vector<int64_t> nifti_shape(const std::string& path, bool channels = false);
+
+// Volumes of several channels (MRI modalities: FLAIR, T1, T1-Gd, T2; T2 and ADC), in either layout
+// medical data comes in. Each channel is a NiftiVolume as read_nifti gives it.
+constexpr int64_t kMostNiftiChannels = 16;
+// One file whose 4th dimension holds up to kMostNiftiChannels channels (the Medical Segmentation
+// Decathlon stores a case so: 240 x 240 x 155 x 4), channel c its c-th 3-D volume, each with the file's
+// header; a 3-D file gives one.
+std::vector<NiftiVolume> read_nifti_channels(const std::string& path);
+// nnU-Net's layout, a file per channel: for NAME_0000.nii.gz with NAME_0001.nii.gz beside it, the files
+// NAME_0000, NAME_0001, ... (the same extension) up to the first number missing; any other path alone.
+std::vector<std::string> nifti_channel_files(const std::string& path);
+// NAME_000k.nii.gz (k >= 1) with NAME_0000 beside it: a later channel of that case, not a case itself.
+bool is_later_channel_file(const std::string& path);
+// A case's name: NAME for NAME_0000.nii.gz with later channels beside it, else nifti_stem (a
+// single-channel NAME_0000 keeps its name, as fcn has named it).
+std::string nifti_case_name(const std::string& path);
+// A case's channels: nifti_channel_files' files read (3-D each, one size: fcn::Error naming the one that
+// differs), or else read_nifti_channels of the one file.
+std::vector<NiftiVolume> read_nifti_case(const std::string& path);
 // The same from an uncompressed .nii's bytes; `path` names it in errors.
 NiftiVolume parse_nifti(const std::vector<char>& bytes, const std::string& path);
 

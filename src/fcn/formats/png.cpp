@@ -185,12 +185,14 @@ std::vector<char> encode_png(const torch::Tensor& pixels) {
 void write_png(const std::string& path, const torch::Tensor& pixels) { write_file_atomic(path, encode_png(pixels)); }
 
 void write_png16(const std::string& path, const torch::Tensor& values) {
-  TORCH_CHECK(values.dim() == 2, "write_png16: H x W expected");
+  TORCH_CHECK(values.dim() == 2 || (values.dim() == 3 && values.size(2) >= 1 && values.size(2) <= 4), "write_png16: H x W or H x W x 1..4 expected");
   // PNG stores 16-bit samples big-endian.
-  const auto v = values.to(torch::kInt).clamp(0, 65535).contiguous();
-  const auto bytes = torch::stack({v.div(256, "floor"), v.remainder(256)}, 2).to(torch::kByte).contiguous();
-  write_file_atomic(path, encode(path, static_cast<int>(v.size(1)), static_cast<int>(v.size(0)), PNG_COLOR_TYPE_GRAY,
-                                 nullptr, bytes.data_ptr<uint8_t>(), static_cast<int>(v.size(1) * 2), 16));
+  const auto v = (values.dim() == 2 ? values.unsqueeze(2) : values).to(torch::kInt).clamp(0, 65535).contiguous();
+  const int64_t channels = v.size(2);
+  const auto bytes = torch::stack({v.div(256, "floor"), v.remainder(256)}, 3).to(torch::kByte).contiguous();
+  const int types[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+  write_file_atomic(path, encode(path, static_cast<int>(v.size(1)), static_cast<int>(v.size(0)), types[channels - 1], nullptr,
+                                 bytes.data_ptr<uint8_t>(), static_cast<int>(v.size(1) * channels * 2), 16));
 }
 
 }  // namespace fcn

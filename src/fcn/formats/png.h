@@ -30,7 +30,8 @@ void write_png_indexed(const std::string& path, const torch::Tensor& indices,
 void write_png(const std::string& path, const torch::Tensor& pixels);
 // The same picture as PNG bytes (for embedding, e.g. in an HTML report).
 std::vector<char> encode_png(const torch::Tensor& pixels);
-// H x W integers in 0..65535 -> 16-bit gray PNG (e.g. probabilities scaled by 65535). Atomic.
+// H x W integers in 0..65535 -> 16-bit gray PNG (e.g. probabilities scaled by 65535); H x W x C, C of
+// 1..4 -> gray, gray + alpha, RGB, RGBA samples (a slice's channels: MRI modalities). Atomic.
 void write_png16(const std::string& path, const torch::Tensor& values);
 
 }  // namespace fcn

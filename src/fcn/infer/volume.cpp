@@ -30,6 +30,26 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
                      std::to_string(bytes >> 20) + " MiB, past the limit of " + std::to_string(limits().max_tensor_bytes >> 20) + " MiB");
 }
 
+// A case's channels, checked: one size, and a count the net takes (one channel goes to a net of 3 as gray).
+void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channels, const std::string& source) {
+  if (channels.empty()) fail(source, "has no channels");
+  for (const auto& channel : channels)
+    if (channel.voxels.sizes() != channels.front().voxels.sizes())
+      fail(source, "has channels of different sizes: " + c10::str(channels.front().voxels.sizes()) + " and " + c10::str(channel.voxels.sizes()));
+  const auto count = static_cast<int64_t>(channels.size());
+  if (count != in_channels && !(count == 1 && in_channels == 3))
+    fail(source, "is a case of " + std::to_string(count) + " channel(s) but the model takes " + std::to_string(in_channels) +
+                     (count == 1 ? " (its other channels: nnU-Net's NAME_0001.nii.gz ... beside NAME_0000, or a 4-D file)" : ""));
+}
+
+// Slice k of every channel, each mapped by its window: C x H x W in [0, 1].
+torch::Tensor slice_image(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows) {
+  if (channels.size() == 1) return nifti_slice_image(channels.front(), k, windows.front());
+  std::vector<torch::Tensor> planes;
+  for (size_t c = 0; c < channels.size(); ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c]));
+  return torch::cat(planes, 0);
+}
+
 // The predictions of slices given together (one pass where the predictor runs them so), one at a time
 // where the pass fails, each slice's error kept for its own result.
 std::vector<SliceResult> segment_pass(const Predictor& predictor, std::vector<SliceResult> pass) {
@@ -82,10 +102,18 @@ void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classe
 
 VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume& volume, const VolumeOptions& options,
                                   const std::function<bool(const SliceResult&)>& on_slice, const std::string& source) {
+  return segment_volume(predictor, std::vector<NiftiVolume>{volume}, options, on_slice, source);
+}
+
+VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<NiftiVolume>& channels, const VolumeOptions& options,
+                                  const std::function<bool(const SliceResult&)>& on_slice, const std::string& source) {
   const int64_t classes = predictor.model().net->label_classes();
+  check_channels(channels, predictor.model().net->in_channels(), source);
+  const auto& volume = channels.front();
   check_options(options, volume, classes, source);
   VolumeSegmentation result;
-  result.window = options.window ? *options.window : nifti_window(volume);
+  for (const auto& channel : channels) result.windows.push_back(options.window ? *options.window : nifti_window(channel));
+  result.window = result.windows.front();
   result.void_label = classes <= 255 ? 255 : 65535;
   result.class_names = predictor.model().meta.class_names;
   result.palette = predictor.model().meta.palette;
@@ -100,7 +128,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume&
     SliceResult slice;
     slice.slice = k;
     slice.source = source + " slice " + std::to_string(k);
-    slice.image = nifti_slice_image(volume, k, result.window);
+    slice.image = slice_image(channels, k, result.windows);
     pass.push_back(std::move(slice));
     if (pass.size() < most && k + 1 < volume.slices) continue;
     for (const auto& done : segment_pass(predictor, std::move(pass)))

@@ -12,6 +12,9 @@
 //   fcn::write_nifti_labels("ct-labels.nii.gz", ct, result.labels);
 //   fcn::write_nifti_labels("ct-instances.nii.gz", ct, result.objects);
 //   fcn::write_png("ct-overlay.png", fcn::volume_overlay(ct, result));
+//   // MRI of several channels: nnU-Net's BRATS_001_0000.nii.gz, _0001, ... or one 4-D file.
+//   const auto mri = fcn::read_nifti_case("BRATS_001_0000.nii.gz");
+//   const auto labels = fcn::segment_volume(fcn::Predictor{"brats.fcn"}, mri).labels;
 #pragma once
 
 #include <array>
@@ -43,7 +46,7 @@ struct VolumeOptions {
 struct SliceResult {
   int64_t slice = 0;
   std::string source;      // "SOURCE slice K": what errors name
-  torch::Tensor image;     // 1 x H x W float in [0, 1]: the slice as the net saw it
+  torch::Tensor image;     // C x H x W float in [0, 1]: the slice's channels as the net saw them
   Prediction prediction;   // labels undefined where the slice failed
   std::exception_ptr error;  // why it failed (fcn::Error, c10::Error, std::bad_alloc); null where it did not
 };
@@ -58,7 +61,8 @@ struct VolumeSegmentation {
   torch::Tensor objects;
   int64_t object_count = 0;
   std::vector<int64_t> objects_per_class;  // classes 0..K-1
-  std::pair<double, double> window;        // what mapped the voxels to 0..1
+  std::pair<double, double> window;        // what mapped the voxels to 0..1 (channel 0's)
+  std::vector<std::pair<double, double>> windows;  // each channel's
   int64_t void_label = 255;                // 65535 past 255 classes
   int64_t slices_done = 0;                 // slices segmented or failed: all of them unless on_slice stopped it
   std::vector<int64_t> failed_slices;      // void in labels (their errors went to on_slice)
@@ -74,6 +78,13 @@ struct VolumeSegmentation {
 // Errors (fcn::Error naming the option): probabilities past fcn::limits().max_tensor_bytes, a window
 // that is not finite and increasing, min_object < 1.
 VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume& volume, const VolumeOptions& options = {},
+                                  const std::function<bool(const SliceResult&)>& on_slice = {},
+                                  const std::string& source = "volume");
+// The same for a case of several channels (read_nifti_case: MRI modalities), slice k of every channel
+// given to the net together, channel c mapped by options.window or else by its own minimum..maximum.
+// fcn::Error naming `source`: channels of different sizes, or a channel count the net does not take (one
+// channel goes to a net of 3 as gray; any other count must be the net's).
+VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<NiftiVolume>& channels, const VolumeOptions& options = {},
                                   const std::function<bool(const SliceResult&)>& on_slice = {},
                                   const std::string& source = "volume");
 
