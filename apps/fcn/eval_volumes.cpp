@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "eval_volumes.h"
+#include "fcn/data/stacks.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
@@ -39,19 +40,11 @@ std::string ml_cell(double value) {
 // Class names from a Medical Segmentation Decathlon dataset.json beside the truth folder ("labels":
 // {"0": "background", "1": "left atrium"}, or nnU-Net v2's {"background": 0, ...}); else "label c".
 std::vector<std::string> class_names(const std::string& truth, int64_t classes) {
-  std::vector<std::string> names;
-  for (int64_t c = 0; c < classes; ++c) names.push_back(c == 0 ? "background" : "label " + std::to_string(c));
   namespace fs = std::filesystem;
   const auto folder = fs::is_directory(truth) ? fs::path(truth) : fs::path(truth).parent_path();
-  std::ifstream in(folder.parent_path() / "dataset.json");
-  if (!in) return names;
-  const auto json = nlohmann::json::parse(in, nullptr, false);
-  if (json.is_discarded() || !json.contains("labels") || !json["labels"].is_object()) return names;  // not ours to judge: plain names
-  for (const auto& [key, value] : json["labels"].items()) {
-    const bool by_number = value.is_string() && !key.empty() && key.find_first_not_of("0123456789") == std::string::npos;
-    const auto c = by_number ? std::stoll(key) : value.is_number_integer() ? value.get<int64_t>() : -1;
-    if (c >= 0 && c < classes) names[static_cast<size_t>(c)] = by_number ? value.get<std::string>() : key;
-  }
+  const auto task = task_names(folder.string(), "labels");
+  std::vector<std::string> names;
+  for (int64_t c = 0; c < classes; ++c) names.push_back(task.count(c) ? task.at(c) : c == 0 ? "background" : "label " + std::to_string(c));
   return names;
 }
 

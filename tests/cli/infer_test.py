@@ -737,6 +737,7 @@ def _():
     p = run("data", "unstack", path("mc/imagesTr"), "--masks", path("mc/labelsTr"), "--val", 0.34, "--out", path("mc_ds"))
     assert "+ channels.json (2 channels a slice" in p.stdout and "9 slice(s) of 3 volume(s)" in p.stdout, p.stdout
     assert json.load(open(path("mc_ds/channels.json"))) == {"names": ["T2", "ADC"]}
+    assert json.load(open(path("mc_ds/classes.json")))["names"] == ["background", "bright", "both"]  # the task's names, into the model
     assert sorted(os.listdir(path("mc_ds/images")))[:3] == ["p_000.png", "p_001.png", "p_002.png"], os.listdir(path("mc_ds/images"))
     png = open(path("mc_ds/images/p_001.png"), "rb").read()
     assert png[24:26] == bytes([16, 4]), png[24:26]  # IHDR: 16-bit, colour type 4 (gray + alpha): T2 and ADC

@@ -233,6 +233,23 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   EXPECT_TRUE(fs::exists(root + "/nn/out/images/x_001.png") && fs::exists(root + "/nn/out/masks/x_001.png"));
 }
 
+// A task's dataset.json beside its folders of volumes names classes and channels in either form (the
+// Decathlon's {"1": "name"}, nnU-Net v2's {"name": 1}); a missing or malformed file names nothing.
+TEST(TaskNames, BothFormsFromTheFileBesideTheFolder) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/task_names";
+  fs::remove_all(root);
+  fs::create_directories(root + "/imagesTr");
+  EXPECT_TRUE(task_names(root + "/imagesTr", "labels").empty());
+  std::ofstream(root + "/dataset.json") << R"({"labels": {"0": "background", "2": "tumour"}, "channel_names": {"background": 0, "T2": 1, "regions": [1, 2]},
+                                             "modality": "none"})";
+  EXPECT_EQ(task_names(root + "/imagesTr", "labels"), (std::map<int64_t, std::string>{{0, "background"}, {2, "tumour"}}));
+  EXPECT_EQ(task_names(root + "/imagesTr/", "channel_names"), (std::map<int64_t, std::string>{{0, "background"}, {1, "T2"}}));
+  EXPECT_TRUE(task_names(root + "/imagesTr", "modality").empty());
+  std::ofstream(root + "/dataset.json") << "{not json";
+  EXPECT_TRUE(task_names(root + "/imagesTr", "labels").empty());
+}
+
 // Cases of several channels (MRI modalities), in both layouts: nnU-Net's file per channel (NAME_0000,
 // NAME_0001) and the Decathlon's 4-D file. Each slice is one PNG of that many 16-bit samples, channel
 // c mapped by its own window; channels.json names them from the task's dataset.json.

@@ -113,12 +113,14 @@ void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolu
     write_png(mask, slice.to(torch::kByte).unsqueeze(2).contiguous());
 }
 
-// Labels up to `most` of 2..254: OUT/classes.json names them ("background", "label 1", ...) unless one is
-// there, so the folder reads them all. The classes named (0: none).
-int64_t name_classes(const std::string& out_dir, int64_t most) {
-  if (most < 2 || most > 254 || fs::exists(fs::path(out_dir) / "classes.json")) return 0;
-  nlohmann::json names = {"background"};
-  for (int64_t c = 1; c <= most; ++c) names.push_back("label " + std::to_string(c));
+// Labels up to `most` of 2..254 (1..254 where the task names them): OUT/classes.json names them (the task's
+// dataset.json "labels" beside `volumes_dir`, else "background", "label 1", ...) unless one is there, so the
+// folder reads them all. The classes named (0: none).
+int64_t name_classes(const std::string& out_dir, int64_t most, const std::string& volumes_dir) {
+  const auto task = task_names(volumes_dir, "labels");
+  if (most < (task.empty() ? 2 : 1) || most > 254 || fs::exists(fs::path(out_dir) / "classes.json")) return 0;
+  nlohmann::json names = nlohmann::json::array();
+  for (int64_t c = 0; c <= most; ++c) names.push_back(task.count(c) ? task.at(c) : c == 0 ? "background" : "label " + std::to_string(c));
   const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
   write_file_atomic((fs::path(out_dir) / "classes.json").string(), text.data(), text.size());
   return most + 1;
@@ -145,16 +147,10 @@ std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, co
 // "channel_names"), else "channel c".
 void name_channels(const std::string& out_dir, size_t channels, const std::string& images_dir) {
   if (channels < 2) return;
+  auto task = task_names(images_dir, "modality");
+  if (task.empty()) task = task_names(images_dir, "channel_names");
   std::vector<std::string> names;
-  for (size_t c = 0; c < channels; ++c) names.push_back("channel " + std::to_string(c));
-  std::ifstream in(fs::absolute(images_dir).parent_path() / "dataset.json");
-  const auto task = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-  for (const char* key : {"modality", "channel_names"})
-    if (task.is_object() && task.contains(key) && task[key].is_object())
-      for (const auto& [number, name] : task[key].items())
-        if (name.is_string() && !number.empty() && number.find_first_not_of("0123456789") == std::string::npos &&
-            std::stoull(number) < channels)
-          names[std::stoull(number)] = name.get<std::string>();
+  for (size_t c = 0; c < channels; ++c) names.push_back(task.count(static_cast<int64_t>(c)) ? task.at(static_cast<int64_t>(c)) : "channel " + std::to_string(c));
   const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
   write_file_atomic((fs::path(out_dir) / "channels.json").string(), text.data(), text.size());
 }
@@ -202,6 +198,21 @@ std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::s
 
 }  // namespace
 
+std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const std::string& key) {
+  std::map<int64_t, std::string> names;
+  auto folder = fs::absolute(volumes_dir);
+  if (!folder.has_filename()) folder = folder.parent_path();  // imagesTr/
+  std::ifstream in(folder.parent_path() / "dataset.json");
+  const auto task = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  if (!task.is_object() || !task.contains(key) || !task[key].is_object()) return names;  // not ours to judge: plain names
+  for (const auto& [k, value] : task[key].items()) {
+    const bool by_number = value.is_string() && !k.empty() && k.size() < 6 && k.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t index = by_number ? std::stoll(k) : value.is_number_integer() ? value.get<int64_t>() : -1;
+    if (index >= 0 && index < 65536) names[index] = by_number ? value.get<std::string>() : k;
+  }
+  return names;
+}
+
 int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
                      const std::function<void(int64_t, int64_t)>& progress) {
   TiffStackReader image_stack(images_tiff);
@@ -237,7 +248,7 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
   name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string());
-  return {slices, windows.front(), name_classes(out_dir, most), windows};
+  return {slices, windows.front(), name_classes(out_dir, most, fs::path(images_nifti).parent_path().string()), windows};
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
@@ -286,7 +297,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   };
   result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
   result.volumes = static_cast<int64_t>(pairs.size());
-  result.named = name_classes(out_dir, result.classes - 1);
+  result.named = name_classes(out_dir, result.classes - 1, images_dir);
   name_channels(out_dir, static_cast<size_t>(result.channels), images_dir);
   if (!masks_dir.empty() && val_fraction > 0) {
     std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,6 +24,13 @@ namespace fcn {
 // called as pages are written; after an error nothing is left behind. Returns the pages written.
 int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_tiff, const std::string& out_dir,
                      const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Names from the dataset.json of the Medical Segmentation Decathlon or nnU-Net task whose folder of volumes
+// `volumes_dir` is (imagesTr/, labelsTs/: the file is beside it, in its parent): the object `key`
+// ("labels", "modality", nnU-Net v2's "channel_names") as {"0": "background", "1": "left atrium"} or nnU-Net
+// v2's {"background": 0, "left atrium": 1}, by index. Empty where the file is missing or malformed or lacks
+// the key (plain names then; nnU-Net v2's region lists are left out).
+std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const std::string& key);
 
 // A NIfTI volume (MRI, CT: .nii, .nii.gz) and its label volume the same way, slice k along the third
 // axis as images/NNN.png and masks/NNN.png (rows j, columns i, as stored): the voxels mapped linearly
