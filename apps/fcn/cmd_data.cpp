@@ -157,24 +157,30 @@ void add_split(CLI::App* cmd) {
   });
 }
 
+// How unstack mapped each volume's voxels (or each channel's), for its line: the values given, its own
+// percentiles, or its own minimum..maximum; and the --window that makes fcn predict map them so.
+std::string mapping_text(const VolumeWindow& given, std::pair<double, double> used, bool several) {
+  if (given.values)
+    return " (voxels " + number_text(used.first) + ".." + number_text(used.second) + " as black..white: predict with --window " +
+           number_text(used.first) + "," + number_text(used.second) + " maps them so)";
+  const std::string whose = several ? "each volume's (each channel's)" : "the volume's";
+  if (given.percentiles) {
+    const auto flag = "p" + number_text(given.percentiles->first) + ",p" + number_text(given.percentiles->second);
+    return " (" + whose + " own percentiles " + flag + " as black..white: predict with --window " + flag + " maps them so)";
+  }
+  return " (" + whose + " own minimum..maximum as black..white, as fcn predict maps a volume without --window)";
+}
+
 // How unstack mapped one volume's voxels (or a case's channels), for its line.
-std::string volume_mapping(const NiftiUnstacked& result, bool window_given) {
+std::string volume_mapping(const NiftiUnstacked& result, const VolumeWindow& given) {
   const auto channels = result.windows.size();
-  if (channels > 1 && !window_given)
-    return " (each of the " + std::to_string(channels) + " channels' own minimum..maximum as black..white, as fcn predict maps "
-           "a case without --window) + channels.json (name them there)";
-  return " (voxels " + number_text(result.window.first) + ".." + number_text(result.window.second) + " as black..white: predict with --window " +
-         number_text(result.window.first) + "," + number_text(result.window.second) + " maps them so)" +
+  return mapping_text(given, result.window, channels > 1) +
          (channels > 1 ? " + channels.json (" + std::to_string(channels) + " channels: name them there)" : "");
 }
 
 // unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
-void report_folder(const NiftiFolderUnstacked& r, const std::string& out, bool window_given, bool masks) {
-  const auto window = r.windows[0][0];
-  std::string mapped = window_given ? " (voxels " + number_text(window.first) + ".." + number_text(window.second) +
-                                          " as black..white: predict with --window " + number_text(window.first) + "," +
-                                          number_text(window.second) + " maps them so)"
-                                    : " (each volume's own minimum..maximum as black..white, as fcn predict maps a volume without --window)";
+void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks) {
+  std::string mapped = mapping_text(given, r.windows[0][0], true);
   if (r.channels > 1) mapped += " + channels.json (" + std::to_string(r.channels) + " channels a slice: PNGs of that many samples)";
   if (r.named > 0) mapped += " + classes.json (" + std::to_string(r.named) + " classes: name them there)";
   std::printf("wrote %s: %lld slice(s) of %lld volume(s) as images/%s%s\n", out.c_str(), static_cast<long long>(r.slices),
@@ -208,7 +214,10 @@ void add_unstack(CLI::App* cmd) {
                                         "background/foreground), for a NIfTI volume a NIfTI label volume of its size, for a folder of "
                                         "volumes a folder of their label volumes under the same file names");
   unstack->add_option("--window", window, "NIfTI: the voxel values LOW,HIGH mapped to black..white in the 16-bit PNGs, as fcn predict --window "
-                                          "maps them (CT in Hounsfield units, e.g. -1000,400); default: each volume's own minimum and maximum");
+                                          "maps them (CT in Hounsfield units, e.g. -1000,400), or pLOW,pHIGH: percentiles of each volume's "
+                                          "(each channel's) own voxels (MRI, whose scale varies from scan to scan, e.g. p0.5,p99.5: the few "
+                                          "hottest voxels do not squeeze the rest into a few grey levels); default: each volume's own "
+                                          "minimum and maximum");
   unstack->add_option("--val", val, "a folder of volumes: the share of the volumes held out whole for validation (splits/), in (0, 1); "
                                     "slices of one patient are never in both splits");
   unstack->add_option("--seed", seed, "--val: random seed of the volumes held out")->capture_default_str();
@@ -225,7 +234,7 @@ void add_unstack(CLI::App* cmd) {
       fail(masks, volume ? "is not a NIfTI label volume (.nii, .nii.gz) for the NIfTI volume " + images : "is a NIfTI volume: the labels of a TIFF stack are a TIFF stack");
     if (folder && !masks.empty() && !std::filesystem::is_directory(masks))
       fail(masks, "is not a folder: the labels of a folder of volumes are a folder of label volumes, one for each by name");
-    const auto mapping = window.empty() ? std::nullopt : std::optional(parse_window(window));
+    const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
     if (folder) {
       std::optional<Progress> progress;  // its total known once the volumes' headers are read
       const auto result = unstack_nifti_folder(images, masks, out, mapping, val, seed, [&](int64_t done, int64_t total) {
@@ -233,7 +242,7 @@ void add_unstack(CLI::App* cmd) {
         progress->update(done);
       });
       if (progress) progress->finish();
-      return report_folder(result, out, mapping.has_value(), !masks.empty());
+      return report_folder(result, out, mapping, !masks.empty());
     }
     Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
     const auto update = [&](int64_t done, int64_t) { progress.update(done); };
@@ -242,7 +251,7 @@ void add_unstack(CLI::App* cmd) {
     if (volume) {
       const auto result = unstack_nifti(images, masks, out, mapping, update);
       pages = result.slices;
-      mapped = volume_mapping(result, mapping.has_value());
+      mapped = volume_mapping(result, mapping);
       if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
     } else {
       pages = unstack_tiff(images, masks, out, update);

@@ -74,7 +74,7 @@ class Segmenter {
       return skip(path, error);
     const auto& volume = channels.front();
     VolumeOptions options;
-    options.window = f_.intensities;
+    options.window = f_.intensities.values, options.percentiles = f_.intensities.percentiles;
     options.probabilities = f_.probs == "nii";
     options.objects = f_.instances;
     options.min_object = f_.min_object;
@@ -368,6 +368,10 @@ class Segmenter {
     const int64_t slices = volume.slices;
     nlohmann::json entry = {{"stack", path}, {"pages", slices}, {"pages_written", result.slices_done}, {"void_pages", result.failed_slices},
                             {"window", {result.window.first, result.window.second}}};
+    if (result.windows.size() > 1) {  // a case of several channels: each channel's
+      entry["windows"] = nlohmann::json::array();
+      for (const auto& [low, high] : result.windows) entry["windows"].push_back({low, high});
+    }
     if (!result.complete()) {
       std::cerr << "fcn: warning: " << printable(path) << ": stopped by Ctrl-C at slice " << result.slices_done << " of " << slices
                 << ", so its labels are not written\n";
@@ -495,7 +499,7 @@ void run_predict(PredictFlags& f) {
   if (const auto other = std::find_if(images.begin(), images.end(), [](const std::string& input) { return !is_nifti_path(input); });
       f.probs == "nii" && other != images.end())
     fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
-  if (f.intensities && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
+  if (f.intensities.given() && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
   const auto pages = pages_of(images);
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
     fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
@@ -589,7 +593,8 @@ void add_predict(CLI::App& app) {
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");
   cmd->add_option("--window", f.window,
                   "NIfTI volumes (.nii, .nii.gz): the voxel values LOW,HIGH mapped to black..white for the net, as it was trained "
-                  "(CT in Hounsfield units, e.g. -1000,400); default: each volume's own minimum and maximum");
+                  "(CT in Hounsfield units, e.g. -1000,400), or pLOW,pHIGH: percentiles of each volume's (each channel's) own voxels "
+                  "(MRI, e.g. p0.5,p99.5); default: each volume's own minimum and maximum");
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

@@ -257,12 +257,21 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   return {h, w};
 }
 
-std::pair<double, double> parse_window(const std::string& text) {
+VolumeWindow parse_window(const std::string& text) {
   double low = 0, high = 0;
   char extra = 0;
+  VolumeWindow window;
+  if (std::sscanf(text.c_str(), "p%lf,p%lf%c", &low, &high, &extra) == 2) {
+    if (!(low >= 0 && low < high && high <= 100))
+      fail("--window", "'" + text + "': percentiles must be 0 <= LOW < HIGH <= 100 (e.g. p0.5,p99.5)");
+    window.percentiles = {low, high};
+    return window;
+  }
   if (std::sscanf(text.c_str(), "%lf,%lf%c", &low, &high, &extra) != 2 || !std::isfinite(low) || !std::isfinite(high) || !(low < high))
-    fail("--window", "'" + text + "' is not LOW,HIGH with LOW < HIGH (the voxel values shown black and white, e.g. -1000,400)");
-  return {low, high};
+    fail("--window", "'" + text + "' is not LOW,HIGH with LOW < HIGH (the voxel values shown black and white, e.g. -1000,400) nor "
+                     "pLOW,pHIGH (percentiles of each volume's own voxels, e.g. p0.5,p99.5)");
+  window.values = {low, high};
+  return window;
 }
 
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,

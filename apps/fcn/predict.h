@@ -28,7 +28,7 @@ struct PredictFlags {
   int64_t every = 1;  // videos: every Nth frame
   int64_t min_object = 1;  // --instances: the fewest pixels an object has
   PredictOptions options;
-  std::optional<std::pair<double, double>> intensities;  // --window: NIfTI voxels mapped to 0..1 (else each volume's own range)
+  VolumeWindow intensities;  // --window: NIfTI voxels mapped to 0..1 (values or percentiles; else each volume's own range)
 };
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...

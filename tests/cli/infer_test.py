@@ -13,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -565,6 +566,35 @@ def _():
     assert (again["kept"], again["succeeded"]) == (0, 4) and os.path.exists(path("objvol_out/objvol-instances.tif")), again
 
 
+def png16_pixels(file):
+    """H x W x C samples of a 16-bit PNG of 1-4 samples (PIL reads none with alpha at 16 bits), unfiltered by hand
+    (PNG's five row filters)."""
+    data, at, idat = open(file, "rb").read(), 8, b""
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", data[at + 8:at + 18])
+        idat += data[at + 8:at + 8 + size] if kind == b"IDAT" else b""
+        at += 12 + size
+    channels = {0: 1, 4: 2, 2: 3, 6: 4}[colour]
+    assert depth == 16, depth
+    bpp, stride = 2 * channels, 2 * channels * width
+    raw, rows, previous = zlib.decompress(idat), [], np.zeros(stride, np.int64)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int64)
+        out = np.zeros(stride, np.int64)
+        for i in range(stride):
+            a, b = (out[i - bpp] if i >= bpp else 0), previous[i]
+            c = previous[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            paeth = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c
+            out[i] = (line[i] + [0, a, b, (a + b) // 2, paeth][kind]) % 256
+        rows.append(out)
+        previous = out
+    samples = np.array(rows).reshape(height, width, channels, 2)
+    return samples[..., 0] * 256 + samples[..., 1]
+
+
 def nifti_bytes(volume, order="<", code=4, slope=0.0, inter=0.0, dims=None):
     """A single-file NIfTI-1 (.nii) laid out from nifti1.h: 348-byte header, extension flag, voxels (z, y, x) at 352,
     0.8 x 0.8 x 2.5 mm voxels and an sform, in byte order `order`."""
@@ -765,6 +795,22 @@ def _():
     assert (read_nifti_file(path("mc_api-labels.nii.gz"))[2] == read_nifti_file(path("mc_masks/q-labels.nii.gz"))[2]).all()
     r = json.loads(run("eval", "--predictions", path("mc_masks"), "--truth", path("mc/labelsTr"), "--json").stdout)
     assert [v["name"] for v in r["volumes"]] == ["p", "q", "r"] and r["classes"] == ["background", "bright", "both"], r["classes"]
+    # --window pLOW,pHIGH: each channel's own percentiles (numpy's), in unstack and predict alike.
+    p = run("data", "unstack", path("mc/imagesTr"), "--masks", path("mc/labelsTr"), "--window", "p1,p99", "--out", path("mc_p"))
+    assert "own percentiles p1,p99 as black..white: predict with --window p1,p99" in p.stdout, p.stdout
+    t2, adc, _ = cases["q"]
+    low, high = np.percentile(adc, 1), np.percentile(adc, 99)
+    mapped = np.round(np.clip((adc[2].astype(np.float64) - low) / (high - low), 0, 1) * 65535)
+    pixels = png16_pixels(path("mc_p/images/q_002.png"))  # 16 x 20 x (T2, ADC)
+    assert pixels.shape == (16, 20, 2) and np.abs(pixels[..., 1] - mapped).max() <= 1, "ADC by its own 1st..99th percentile"
+    t2_low, t2_high = np.percentile(t2, 1), np.percentile(t2, 99)
+    assert np.abs(pixels[..., 0] - np.round(np.clip((t2[2] - t2_low) / (t2_high - t2_low), 0, 1) * 65535)).max() <= 1, "T2 by its own"
+    out = json.loads(run("predict", path("mc.fcn"), path("mc/imagesTr/q_0000.nii.gz"), "--window", "p1,p99", "--out", path("mc_pm"),
+                         "--json").stdout)
+    windows = out["stacks"][0]["windows"]
+    assert np.allclose(windows, [[np.percentile(t2, 1), np.percentile(t2, 99)], [low, high]], rtol=0, atol=1e-9), windows
+    one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--window", "p50,p20", "--out", path("mc_bad"), ok=False),
+                   "--window: 'p50,p20': percentiles must be 0 <= LOW < HIGH <= 100")
     # A one-channel net on a case of two: one line naming the case.
     run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("mc1.fcn"))
     p = run("predict", path("mc1.fcn"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_bad"), "--quiet", ok=False)

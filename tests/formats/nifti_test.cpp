@@ -121,6 +121,30 @@ TEST(Nifti, SliceImagesMapTheWindowToZeroOne) {
   EXPECT_TRUE(torch::allclose(nifti_slice_image(volume, 1, {-1000, 400}), torch::tensor({{{1.0f, 1.0f}}})));  // clamped
 }
 
+// Percentile windows as numpy's percentile gives them (linear between the two voxels a rank falls
+// between), over finite voxels only; VolumeWindow picks values, percentiles or the range.
+TEST(Nifti, PercentileWindowsAsNumpyInterpolatesThem) {
+  const auto volume = parse_nifti(nii(4, 2, {30, 0, 20, 10, 5000, 15, 25, 35}, 4, 2, 1), "mr.nii");  // 5000: one hot voxel
+  EXPECT_EQ(nifti_percentile_window(volume, 0, 100), (std::pair<double, double>{0.0, 5000.0}));
+  // sorted 0 10 15 20 25 30 35 5000: rank 0.25 * 7 = 1.75 -> 10 + 0.75 * 5; rank 0.9 * 7 = 6.3 -> 35 + 0.3 * 4965
+  const auto [low, high] = nifti_percentile_window(volume, 25, 90);
+  EXPECT_DOUBLE_EQ(low, 13.75);
+  EXPECT_DOUBLE_EQ(high, 35 + 0.3 * 4965);
+  const auto nan = std::nanf("");
+  int32_t nan_bits = 0;
+  std::memcpy(&nan_bits, &nan, 4);
+  const auto floats = parse_nifti(nii(16, 4, {0x40000000, nan_bits, 0x3f800000, 0x40400000}, 4, 1, 1), "f.nii");  // 2, NaN, 1, 3
+  EXPECT_EQ(nifti_percentile_window(floats, 0, 50), (std::pair<double, double>{1.0, 2.0}));
+  VolumeWindow window;
+  EXPECT_EQ(window.of(volume), (std::pair<double, double>{0.0, 5000.0}));
+  window.percentiles = {25.0, 90.0};
+  EXPECT_DOUBLE_EQ(window.of(volume).first, 13.75);
+  window.values = {-1.0, 1.0};  // values win
+  EXPECT_EQ(window.of(volume), (std::pair<double, double>{-1.0, 1.0}));
+  EXPECT_NE(test::error_of([&] { nifti_percentile_window(volume, 50, 50); }).find("must be 0 <= low < high <= 100"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { nifti_percentile_window(volume, -1, 50); }).find("must be 0 <= low < high <= 100"), std::string::npos);
+}
+
 TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   const auto message = [](std::vector<char> bytes) { return test::error_of([&] { parse_nifti(bytes, "x.nii"); }); };
   const auto contains = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
@@ -297,6 +321,10 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
     EXPECT_NEAR(slice[i / 4][i % 4][1].item<int>(), std::round((1000.0 - v * v - 471) / 529 * 65535), 1) << i;
   }
   EXPECT_TRUE(torch::equal(read_png(out + "/images/y_001.png").pixels, slice));  // the same case in the other layout
+  VolumeWindow percentiles;
+  percentiles.percentiles = {{10.0, 90.0}};
+  const auto clipped = unstack_nifti_folder(root + "/imagesTr", root + "/labelsTr", root + "/out_p", percentiles);
+  EXPECT_EQ(clipped.windows[0], (std::vector<std::pair<double, double>>{nifti_percentile_window(x[0], 10, 90), nifti_percentile_window(x[1], 10, 90)}));
   std::ifstream names(out + "/channels.json");
   EXPECT_EQ(nlohmann::json::parse(names)["names"], nlohmann::json({"T2", "ADC"}));
   // A case of another channel count, and one of more than a PNG's 4: errors naming the file, nothing written.

@@ -116,6 +116,13 @@ TEST(SegmentVolume, ChannelsOfACaseGoTogetherEachByItsOwnRange) {
   EXPECT_EQ(result.window, range(t2));
   const auto one = predictor(torch::cat({by_hand(t2, 1, t2_low, t2_high), by_hand(adc, 1, adc_low, adc_high)}));
   EXPECT_LE(result.labels[1].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2);
+  VolumeOptions by_percentiles;  // each channel its own percentiles
+  by_percentiles.percentiles = {{2.0, 98.0}};
+  const auto clipped = segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, by_percentiles);
+  EXPECT_EQ(clipped.windows, (std::vector<std::pair<double, double>>{nifti_percentile_window(t2, 2, 98), nifti_percentile_window(adc, 2, 98)}));
+  EXPECT_GT(clipped.windows[1].first, adc_low);
+  by_percentiles.window = {{0.0, 1.0}};
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, by_percentiles); }).find("both given"), std::string::npos);
   VolumeOptions windowed;
   windowed.window = {{-1000.0, 1000.0}};
   EXPECT_EQ(segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, windowed).windows[1], (std::pair<double, double>{-1000.0, 1000.0}));

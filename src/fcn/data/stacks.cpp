@@ -134,10 +134,11 @@ std::vector<NiftiVolume> read_case(const std::string& path) {
   return channels;
 }
 
-// Each channel's window: `window` for all, else each its own minimum..maximum (as fcn predict maps them).
-std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, const std::optional<Window>& window) {
+// Each channel's window: the values given for all, else each its own percentiles or minimum..maximum (as
+// fcn predict maps them).
+std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, const VolumeWindow& window) {
   std::vector<Window> windows;
-  for (const auto& channel : channels) windows.push_back(window ? *window : nifti_window(channel));
+  for (const auto& channel : channels) windows.push_back(window.of(channel));
   return windows;
 }
 
@@ -236,7 +237,7 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
 }
 
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
-                             std::optional<std::pair<double, double>> window, const std::function<void(int64_t, int64_t)>& progress) {
+                             const VolumeWindow& window, const std::function<void(int64_t, int64_t)>& progress) {
   const auto channels = read_case(images_nifti);
   const auto& volume = channels.front();
   std::optional<NiftiVolume> labels;
@@ -252,7 +253,7 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
-                                          std::optional<std::pair<double, double>> window, double val_fraction, uint64_t seed,
+                                          const VolumeWindow& window, double val_fraction, uint64_t seed,
                                           const std::function<void(int64_t, int64_t)>& progress) {
   const auto pairs = volume_pairs(images_dir, masks_dir);
   if (val_fraction != 0 && !(val_fraction > 0 && val_fraction < 1))

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "fcn/formats/nifti.h"
+
 namespace fcn {
 
 // Writes page k of `images_tiff` to OUT/images/NNN.png and, where `masks_tiff` is given, its page k
@@ -34,7 +36,7 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 
 // A NIfTI volume (MRI, CT: .nii, .nii.gz) and its label volume the same way, slice k along the third
 // axis as images/NNN.png and masks/NNN.png (rows j, columns i, as stored): the voxels mapped linearly
-// from window's LOW..HIGH (else the volume's own minimum..maximum) to a 16-bit gray PNG, as fcn predict
+// by `window` (fixed values, the volume's own percentiles, else its minimum..maximum) to a 16-bit gray PNG, as fcn predict
 // maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). A case of 2 to 4
 // channels (a 4-D file, or nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it: read_nifti_case)
 // is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA), each channel mapped by
@@ -52,13 +54,13 @@ struct NiftiUnstacked {
   std::vector<std::pair<double, double>> windows;
 };
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
-                             std::optional<std::pair<double, double>> window = std::nullopt,
+                             const VolumeWindow& window = {},
                              const std::function<void(int64_t, int64_t)>& progress = {});
 
 // A folder of NIfTI volumes and a folder of their label volumes, the same file names (a Medical
 // Segmentation Decathlon task's imagesTr/ and labelsTr/), as one dataset folder: slice k of NAME.nii.gz
 // as images/NAME_NNN.png and masks/NAME_NNN.png, written as unstack_nifti writes them, each volume's
-// voxels mapped by `window` (else by its own minimum..maximum, as fcn predict maps a volume by
+// voxels mapped by `window` (its own percentiles where it gives them, else by its own minimum..maximum, as fcn predict maps a volume by
 // default). Hidden files (macOS's ._NAME.nii.gz) are left out. nnU-Net's layout pairs too: imagesTr/
 // NAME_0000.nii.gz (channel 0; NAME_0001, ... its other channels) with labelsTr/NAME.nii.gz, slices
 // named NAME_NNN. Cases of several channels are written as unstack_nifti writes them, every case with
@@ -76,7 +78,7 @@ struct NiftiFolderUnstacked {
   std::vector<std::string> val_volumes;     // the volumes held out, by name (NAME of NAME.nii.gz), sorted
 };
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
-                                          std::optional<std::pair<double, double>> window = std::nullopt, double val_fraction = 0,
+                                          const VolumeWindow& window = {}, double val_fraction = 0,
                                           uint64_t seed = 0, const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn

@@ -436,6 +436,35 @@ std::pair<double, double> nifti_window(const NiftiVolume& volume) {
   return {low.item<double>(), high.item<double>()};
 }
 
+std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high) {
+  if (!(low >= 0 && low < high && high <= 100))
+    fail("percentile window", "must be 0 <= low < high <= 100, got " + number_text(low) + ", " + number_text(high));
+  const auto voxels = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels.flatten();
+  const auto values = voxels.to(torch::kDouble).contiguous();
+  std::vector<double> sorted(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  if (sorted.empty()) return {0.0, 1.0};
+  const auto at = [&](double percent) {  // the order statistics it falls between, found in linear time
+    const double rank = percent / 100 * static_cast<double>(sorted.size() - 1);
+    const auto below = static_cast<size_t>(std::floor(rank));
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(below), sorted.end());
+    const double a = sorted[below];
+    const double b = below + 1 < sorted.size() ? *std::min_element(sorted.begin() + static_cast<std::ptrdiff_t>(below) + 1, sorted.end()) : a;
+    return a + (b - a) * (rank - static_cast<double>(below));
+  };
+  return {at(low), at(high)};
+}
+
+std::pair<double, double> VolumeWindow::of(const NiftiVolume& volume) const {
+  if (values) {
+    const auto [low, high] = *values;
+    if (!std::isfinite(low) || !std::isfinite(high) || !(low < high))
+      fail("window", "must be two finite voxel values, low < high (got " + number_text(low) + ", " + number_text(high) + ")");
+    return *values;
+  }
+  if (percentiles) return nifti_percentile_window(volume, percentiles->first, percentiles->second);
+  return nifti_window(volume);
+}
+
 torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window) {
   if (k < 0 || k >= volume.slices) fail("NIfTI volume", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(volume.slices - 1) + ")");
   const double span = window.second - window.first;

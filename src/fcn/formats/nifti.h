@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,5 +86,24 @@ std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume);
 // window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).
 torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window);
 std::pair<double, double> nifti_window(const NiftiVolume& volume);
+// The `low` and `high` percentiles (0..100) of the volume's finite voxels, each interpolated linearly
+// between the two voxels it falls between (numpy's percentile): exact, from a copy of the voxels.
+std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high);
+
+// How a volume's voxels map to 0..1 for a net: fixed voxel values (CT in Hounsfield units, -1000..400),
+// percentiles of each volume's own voxels (MRI, whose intensity scale differs from scan to scan: 0.5..99.5
+// leaves out the few hottest voxels that would squeeze the rest into a few grey levels), or, neither
+// given, each volume's own minimum..maximum (nifti_window).
+struct VolumeWindow {
+  std::optional<std::pair<double, double>> values;
+  std::optional<std::pair<double, double>> percentiles;
+  VolumeWindow() = default;
+  VolumeWindow(std::nullopt_t) {}                                                   // NOLINT: as std::optional takes it
+  VolumeWindow(std::optional<std::pair<double, double>> fixed) : values(fixed) {}  // NOLINT
+  bool given() const { return values.has_value() || percentiles.has_value(); }
+  // The window for `volume`; fcn::Error naming the option where values are not finite with low < high
+  // or percentiles not 0 <= low < high <= 100.
+  std::pair<double, double> of(const NiftiVolume& volume) const;
+};
 
 }  // namespace fcn

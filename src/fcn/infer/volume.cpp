@@ -22,6 +22,12 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
     if (!std::isfinite(low) || !std::isfinite(high) || !(low < high))
       fail("VolumeOptions.window", "must be two finite values, low < high (got " + std::to_string(low) + ", " + std::to_string(high) + ")");
   }
+  if (options.percentiles) {
+    const auto [low, high] = *options.percentiles;
+    if (options.window) fail("VolumeOptions.percentiles", "and VolumeOptions.window both given: give one");
+    if (!(low >= 0 && low < high && high <= 100))
+      fail("VolumeOptions.percentiles", "must be 0 <= low < high <= 100 (got " + std::to_string(low) + ", " + std::to_string(high) + ")");
+  }
   if (options.min_object < 1) fail("VolumeOptions.min_object", "must be at least 1 (got " + std::to_string(options.min_object) + ")");
   if (!options.probabilities) return;
   const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4;
@@ -112,7 +118,9 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   const auto& volume = channels.front();
   check_options(options, volume, classes, source);
   VolumeSegmentation result;
-  for (const auto& channel : channels) result.windows.push_back(options.window ? *options.window : nifti_window(channel));
+  VolumeWindow how;
+  how.values = options.window, how.percentiles = options.percentiles;
+  for (const auto& channel : channels) result.windows.push_back(how.of(channel));
   result.window = result.windows.front();
   result.void_label = classes <= 255 ? 255 : 65535;
   result.class_names = predictor.model().meta.class_names;

@@ -37,6 +37,9 @@ struct VolumeOptions {
   // Voxel values mapped to 0..1 (clamped), low to high (for CT, Hounsfield units such as -1000, 400);
   // none: the volume's own minimum to maximum (nifti_window). Give the window the net was trained with.
   std::optional<std::pair<double, double>> window;
+  // Else percentiles (0..100) of each volume's (each channel's) own voxels, e.g. 0.5, 99.5 for MRI:
+  // nifti_percentile_window.
+  std::optional<std::pair<double, double>> percentiles;
   bool probabilities = false;  // also the class probabilities, K x slices x H x W float32
   bool objects = false;        // also the objects through the volume (each class's 26-connected components)
   int64_t min_object = 1;      // objects of fewer voxels in all are left out (id 0, not counted): specks
