@@ -171,6 +171,13 @@ std::string mapping_text(const VolumeWindow& given, std::pair<double, double> us
   return " (" + whose + " own minimum..maximum as black..white, as fcn predict maps a volume without --window)";
 }
 
+// --context's part of unstack's line.
+std::string context_text(int64_t context) {
+  return context > 0 ? " + channels.json (2.5-D: slices k-" + std::to_string(context) + "..k+" + std::to_string(context) +
+                           " as each PNG's channels; fcn predict gives volumes to the net so)"
+                     : "";
+}
+
 // How unstack mapped one volume's voxels (or a case's channels), for its line.
 std::string volume_mapping(const NiftiUnstacked& result, const VolumeWindow& given) {
   const auto channels = result.windows.size();
@@ -179,8 +186,8 @@ std::string volume_mapping(const NiftiUnstacked& result, const VolumeWindow& giv
 }
 
 // unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
-void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks) {
-  std::string mapped = mapping_text(given, r.windows[0][0], true);
+void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks, int64_t context) {
+  std::string mapped = mapping_text(given, r.windows[0][0], true) + context_text(context);
   if (r.channels > 1) mapped += " + channels.json (" + std::to_string(r.channels) + " channels a slice: PNGs of that many samples)";
   if (r.named > 0) mapped += " + classes.json (" + std::to_string(r.named) + " classes: name them there)";
   std::printf("wrote %s: %lld slice(s) of %lld volume(s) as images/%s%s\n", out.c_str(), static_cast<long long>(r.slices),
@@ -196,6 +203,55 @@ void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const 
               r.val_slices, static_cast<long long>(r.val_volumes.size()), names.c_str(), out.c_str());
 }
 
+struct UnstackFlags {
+  std::string images, masks, out, window;
+  double val = 0;
+  uint64_t seed = 0;
+  int64_t context = 0;
+};
+
+void run_unstack(const UnstackFlags& f) {
+  const auto& [images, masks, out, window, val, seed, context] = f;
+  const bool folder = std::filesystem::is_directory(images);
+  const bool volume = folder || is_nifti_path(images);
+  if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
+  if (val != 0 && !folder)
+    fail("--val", "holds whole volumes of a folder out; " + images + " is one stack: fcn data split " + out + " --val " + number_text(val));
+  if (val != 0 && !(val > 0 && val < 1)) fail("--val", "must be between 0 and 1 (the share of the volumes held out), got " + number_text(val));
+  if (val != 0 && masks.empty()) fail("--val", "holds labelled slices out for validation: give --masks");
+  if (!folder && !masks.empty() && is_nifti_path(masks) != volume)
+    fail(masks, volume ? "is not a NIfTI label volume (.nii, .nii.gz) for the NIfTI volume " + images : "is a NIfTI volume: the labels of a TIFF stack are a TIFF stack");
+  if (folder && !masks.empty() && !std::filesystem::is_directory(masks))
+    fail(masks, "is not a folder: the labels of a folder of volumes are a folder of label volumes, one for each by name");
+  if (context != 0 && !volume) fail("--context", "stacks neighbouring slices of NIfTI volumes, and " + images + " is not one (.nii, .nii.gz)");
+  const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
+  const NiftiSlicing slicing(mapping, context);
+  if (folder) {
+    std::optional<Progress> progress;  // its total known once the volumes' headers are read
+    const auto result = unstack_nifti_folder(images, masks, out, slicing, val, seed, [&](int64_t done, int64_t total) {
+      if (!progress) progress.emplace("unstack", total);
+      progress->update(done);
+    });
+    if (progress) progress->finish();
+    return report_folder(result, out, mapping, !masks.empty(), context);
+  }
+  Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
+  const auto update = [&](int64_t done, int64_t) { progress.update(done); };
+  int64_t pages = 0;
+  std::string mapped;
+  if (volume) {
+    const auto result = unstack_nifti(images, masks, out, slicing, update);
+    pages = result.slices;
+    mapped = volume_mapping(result, mapping) + context_text(context);
+    if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
+  } else {
+    pages = unstack_tiff(images, masks, out, update);
+  }
+  progress.finish();
+  std::printf("wrote %s: %lld %s as images/%s%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
+              volume ? "slice(s)" : "page(s)", masks.empty() ? "" : " + masks/", mapped.c_str(), out.c_str());
+}
+
 void add_unstack(CLI::App* cmd) {
   auto* unstack = cmd->add_subcommand("unstack", "Turn a multi-page TIFF stack or a NIfTI volume (and its labels) into images/ + masks/, one PNG per page\n"
                                                  "  example: fcn data unstack train-volume.tif --masks train-labels.tif --out em\n"
@@ -203,63 +259,30 @@ void add_unstack(CLI::App* cmd) {
                                                  "  example: fcn data unstack ct.nii.gz --masks ct-seg.nii.gz --window -1000,400 --out ct   (slice by slice)\n"
                                                  "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --val 0.2 --out ct\n"
                                                  "  (a folder of volumes, a Medical Segmentation Decathlon task's: whole volumes held out for validation)");
-  static std::string images, masks, out, window;
-  static double val = 0;
-  static uint64_t seed = 0;
-  unstack->add_option("STACK", images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
+  static UnstackFlags f;
+  unstack->add_option("STACK", f.images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
                                        "(slice k of NAME.nii.gz as images/NAME_NNN.png); a case of 2 to 4 channels (a 4-D volume, or "
                                        "nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it) as PNGs of that many 16-bit samples "
                                        "+ channels.json")->required();
-  unstack->add_option("--masks", masks, "its labels, page for page: a multi-page TIFF of label masks (class indices, 8- or 16-bit; 0/255 for "
+  unstack->add_option("--masks", f.masks, "its labels, page for page: a multi-page TIFF of label masks (class indices, 8- or 16-bit; 0/255 for "
                                         "background/foreground), for a NIfTI volume a NIfTI label volume of its size, for a folder of "
                                         "volumes a folder of their label volumes under the same file names");
-  unstack->add_option("--window", window, "NIfTI: the voxel values LOW,HIGH mapped to black..white in the 16-bit PNGs, as fcn predict --window "
+  unstack->add_option("--window", f.window, "NIfTI: the voxel values LOW,HIGH mapped to black..white in the 16-bit PNGs, as fcn predict --window "
                                           "maps them (CT in Hounsfield units, e.g. -1000,400), or pLOW,pHIGH: percentiles of each volume's "
                                           "(each channel's) own voxels (MRI, whose scale varies from scan to scan, e.g. p0.5,p99.5: the few "
                                           "hottest voxels do not squeeze the rest into a few grey levels); default: each volume's own "
                                           "minimum and maximum");
-  unstack->add_option("--val", val, "a folder of volumes: the share of the volumes held out whole for validation (splits/), in (0, 1); "
+  unstack->add_option("--val", f.val, "a folder of volumes: the share of the volumes held out whole for validation (splits/), in (0, 1); "
                                     "slices of one patient are never in both splits");
-  unstack->add_option("--seed", seed, "--val: random seed of the volumes held out")->capture_default_str();
-  add_out_flag(unstack, out, "dataset folder to write (images/, masks/)")->required();
-  unstack->callback([] {
-    const bool folder = std::filesystem::is_directory(images);
-    const bool volume = folder || is_nifti_path(images);
-    if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
-    if (val != 0 && !folder)
-      fail("--val", "holds whole volumes of a folder out; " + images + " is one stack: fcn data split " + out + " --val " + number_text(val));
-    if (val != 0 && !(val > 0 && val < 1)) fail("--val", "must be between 0 and 1 (the share of the volumes held out), got " + number_text(val));
-    if (val != 0 && masks.empty()) fail("--val", "holds labelled slices out for validation: give --masks");
-    if (!folder && !masks.empty() && is_nifti_path(masks) != volume)
-      fail(masks, volume ? "is not a NIfTI label volume (.nii, .nii.gz) for the NIfTI volume " + images : "is a NIfTI volume: the labels of a TIFF stack are a TIFF stack");
-    if (folder && !masks.empty() && !std::filesystem::is_directory(masks))
-      fail(masks, "is not a folder: the labels of a folder of volumes are a folder of label volumes, one for each by name");
-    const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
-    if (folder) {
-      std::optional<Progress> progress;  // its total known once the volumes' headers are read
-      const auto result = unstack_nifti_folder(images, masks, out, mapping, val, seed, [&](int64_t done, int64_t total) {
-        if (!progress) progress.emplace("unstack", total);
-        progress->update(done);
-      });
-      if (progress) progress->finish();
-      return report_folder(result, out, mapping, !masks.empty());
-    }
-    Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
-    const auto update = [&](int64_t done, int64_t) { progress.update(done); };
-    int64_t pages = 0;
-    std::string mapped;
-    if (volume) {
-      const auto result = unstack_nifti(images, masks, out, mapping, update);
-      pages = result.slices;
-      mapped = volume_mapping(result, mapping);
-      if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
-    } else {
-      pages = unstack_tiff(images, masks, out, update);
-    }
-    progress.finish();
-    std::printf("wrote %s: %lld %s as images/%s%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
-                volume ? "slice(s)" : "page(s)", masks.empty() ? "" : " + masks/", mapped.c_str(), out.c_str());
-  });
+  unstack->add_option("--seed", f.seed, "--val: random seed of the volumes held out")->capture_default_str();
+  add_out_flag(unstack, f.out, "dataset folder to write (images/, masks/)")->required();
+  unstack->add_option("--context", f.context, "NIfTI, 2.5-D: each PNG holds a slice with its N neighbours on either side as its channels "
+                                            "(1: slices k-1, k, k+1 as RGB; the end slices repeated), and channels.json says so, so that "
+                                            "fcn train makes a net fcn predict gives volumes to that way (3-D context for a 2-D net; an "
+                                            "RGB-pretrained backbone takes the three slices)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1}))
+      ->capture_default_str();
+  unstack->callback([] { run_unstack(f); });
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ void add_info(CLI::App& app) {
   static bool json_output = false;
   cmd->add_option("MODEL", path, "model file")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
-  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training");
+  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets)");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
@@ -38,6 +38,7 @@ void add_info(CLI::App& app) {
                               {"net", c10::str(net)}};
     const auto training = nlohmann::json::parse(model.meta.training, nullptr, false);  // how the file was made, where it says
     if (training.is_object() && !training.empty()) summary["training"] = training;
+    if (model.meta.slice_context > 0) summary["slice_context"] = model.meta.slice_context;
     if (json_output) {
       std::cout << summary.dump(2) << "\n";
       return;
@@ -48,6 +49,9 @@ void add_info(CLI::App& app) {
                 model.meta.class_names.empty() ? "" : model.meta.class_names.front().c_str(),
                 model.meta.class_names.size() > 1 ? ", ..." : "", parameter_count(net) / 1e6, flops / 1e9, h, w);
     if (summary.contains("training")) std::printf("  training    %s\n", printable(training.dump()).c_str());
+    if (model.meta.slice_context > 0)
+      std::printf("  2.5-D       a volume's slices k-%ld..k+%ld as its channels (fcn predict gives volumes so)\n",
+                  static_cast<long>(model.meta.slice_context), static_cast<long>(model.meta.slice_context));
     std::cout << net << "\n";
   });
 }

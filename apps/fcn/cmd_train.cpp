@@ -127,6 +127,12 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
     fail(f.channels_given ? "--in-channels" : "the starting net",
          "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " + train.dir() + "/channels.json names " +
              std::to_string(train.channels()) + " (the images' channels)");
+  const bool trained = !f.weights.empty() || !f.from.empty();  // a segmenter already: it keeps what its inputs are
+  if (trained && model.meta.slice_context != train.slice_context())
+    fail(!f.weights.empty() ? f.weights : f.from, "was trained on " + std::to_string(2 * model.meta.slice_context + 1) + " slice(s) a sample but " +
+                                                      train.dir() + " holds " + std::to_string(2 * train.slice_context() + 1) +
+                                                      " (fcn data unstack --context)");
+  model.meta.slice_context = train.slice_context();  // fcn predict gives volumes to it as it was trained
   return model;
 }
 

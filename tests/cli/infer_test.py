@@ -748,7 +748,7 @@ def _():
     one_line_error(run("data", "unstack", path("empty_vols"), "--out", path("dec_bad"), ok=False), "empty_vols: holds no NIfTI volume")
 
 
-@check("NIfTI cases of several channels: nnU-Net's NAME_0000 + NAME_0001 and a 4-D volume unstack, train, predict and eval as one case")
+@check("NIfTI cases of several channels: nnU-Net's NAME_0000 + NAME_0001 and a 4-D volume unstack, train, predict and eval as one case; 2.5-D --context")
 def _():
     rng = np.random.default_rng(12)
     os.makedirs(path("mc/imagesTr")), os.makedirs(path("mc/labelsTr")), os.makedirs(path("mc4/imagesTr"))
@@ -811,6 +811,31 @@ def _():
     assert np.allclose(windows, [[np.percentile(t2, 1), np.percentile(t2, 99)], [low, high]], rtol=0, atol=1e-9), windows
     one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--window", "p50,p20", "--out", path("mc_bad"), ok=False),
                    "--window: 'p50,p20': percentiles must be 0 <= LOW < HIGH <= 100")
+    # 2.5-D: each slice with its neighbours as RGB (--context 1); the net remembers it and predict gives volumes so.
+    os.makedirs(path("ctx/imagesTr"))
+    for name in ("p", "q", "r"):
+        shutil.copy(path(f"mc/imagesTr/{name}_0000.nii.gz"), path(f"ctx/imagesTr/{name}.nii.gz"))
+    p = run("data", "unstack", path("ctx/imagesTr"), "--masks", path("mc/labelsTr"), "--context", 1, "--val", 0.34, "--out", path("ctx_ds"))
+    assert "2.5-D: slices k-1..k+1" in p.stdout, p.stdout
+    assert json.load(open(path("ctx_ds/channels.json"))) == {"names": ["slice -1", "slice 0", "slice +1"], "context": 1}
+    rgb = np.array(Image.open(path("ctx_ds/images/q_000.png")))  # 8-bit view of the 16-bit RGB: slices 0, 0, 1
+    assert rgb.shape == (16, 20, 3) and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] != rgb[..., 2]).any()
+    run("train", "--data", path("ctx_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 4, "--out", path("ctx.fcn"))
+    assert json.loads(torch.load(path("ctx.fcn"))["meta"])["slice_context"] == 1
+    assert "2.5-D       a volume's slices k-1..k+1" in run("info", path("ctx.fcn")).stdout
+    run("export", path("ctx.fcn"), "--onnx", path("ctx.onnx"), "--size", "16x16")
+    assert b"fcn.slice_context" in open(path("ctx.onnx"), "rb").read()
+    run("predict", path("ctx.fcn"), path("ctx/imagesTr/r.nii.gz"), "--out", path("ctx_masks"), "--quiet")
+    run("predict", path("ctx.fcn"), path("ctx_ds/images"), "--out", path("ctx_png"), "--quiet")
+    volume = read_nifti_file(path("ctx_masks/r-labels.nii.gz"))[2]
+    for k in range(3):  # the volume's slice k as the net saw the unstacked PNG (16-bit rounding aside)
+        same = (volume[k] == np.array(Image.open(path(f"ctx_png/r_{k:03d}.png")))).mean()
+        assert same > 0.97, (k, same)
+    run("data", "unstack", path("ctx/imagesTr"), "--masks", path("mc/labelsTr"), "--out", path("ctx_plain"))
+    one_line_error(run("train", "--data", path("ctx_plain"), "--arch", "unet", "--weights", path("ctx.fcn"), "--epochs", 1, "--out", path("ctx2.fcn"), ok=False),
+                   "ctx.fcn: was trained on 3 slice(s) a sample but", "holds 1 (fcn data unstack --context)")
+    one_line_error(run("data", "unstack", path("mc/imagesTr"), "--context", 1, "--out", path("ctx_bad"), ok=False),
+                   "p_0000.nii.gz: is a case of 2 channels: --context stacks neighbouring slices of one channel")
     # A one-channel net on a case of two: one line naming the case.
     run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("mc1.fcn"))
     p = run("predict", path("mc1.fcn"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_bad"), "--quiet", ok=False)

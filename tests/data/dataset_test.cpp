@@ -174,6 +174,11 @@ TEST(Dataset, ChannelsJsonNamesTheImagesChannels) {
   EXPECT_FLOAT_EQ(image[1][3][3].item<float>(), 0.2f);
   write_png16(dir + "/images/a.png", two.select(2, 0));
   expect_names(test::error_of([&] { mri.get(0); }), "images/a.png", "has 1 channel(s) but");
+  EXPECT_EQ(mri.slice_context(), 0);
+  std::ofstream(dir + "/channels.json") << R"({"names": ["T2", "ADC"], "context": 1})";  // 1 neighbour each side is 3 slices, not 2
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "context must be a whole number N >= 1");
+  std::ofstream(dir + "/channels.json") << R"({"names": ["slice -1", "slice 0", "slice +1"], "context": 1})";
+  EXPECT_EQ(SegmentationDataset(dir, "all").slice_context(), 1);
   std::ofstream(dir + "/channels.json") << R"({"names": "T2"})";
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "must be {\"names\"");
 }

@@ -217,7 +217,7 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   save(root + "/labels/a.nii", nii(2, 1, a_labels, 4, 3, 2));
   save(root + "/labels/b.nii", nii(2, 1, b_labels, 4, 3, 3));
   const auto out = root + "/out";
-  const auto result = unstack_nifti_folder(root + "/images", root + "/labels", out, std::nullopt, 0.5, 0);
+  const auto result = unstack_nifti_folder(root + "/images", root + "/labels", out, {}, 0.5, 0);
   EXPECT_EQ(result.volumes, 2);
   EXPECT_EQ(result.slices, 5);
   EXPECT_EQ(result.classes, 3);
@@ -246,7 +246,7 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   const auto other = test::error_of([&] { unstack_nifti_folder(root + "/images", root + "/labels", root + "/out2"); });
   EXPECT_NE(other.find("labels/b.nii: is 3x4x3 voxels but"), std::string::npos) << other;
   EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
-  const auto lone = test::error_of([&] { unstack_nifti_folder(root + "/labels", "", root + "/out3", std::nullopt, 0.2); });
+  const auto lone = test::error_of([&] { unstack_nifti_folder(root + "/labels", "", root + "/out3", {}, 0.2); });
   EXPECT_NE(lone.find("a validation split holds out labelled slices"), std::string::npos) << lone;
   // nnU-Net's layout: imagesTr/CASE_0000.nii (channel 0) with labelsTr/CASE.nii.gz, slices CASE_NNN.
   fs::create_directories(root + "/nn/imagesTr"), fs::create_directories(root + "/nn/labelsTr");
@@ -332,6 +332,23 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
   const auto mixed = test::error_of([&] { unstack_nifti_folder(root + "/imagesTr", root + "/labelsTr", root + "/out2"); });
   EXPECT_NE(mixed.find("z.nii: is a case of 1 channel(s) but"), std::string::npos) << mixed;
   EXPECT_FALSE(fs::exists(root + "/out2/images"));
+  // 2.5-D: each slice with its neighbours (RGB: k-1, k, k+1, the ends repeated) of a one-channel volume.
+  const auto context = unstack_nifti(root + "/labelsTr/x.nii", "", root + "/out_context", NiftiSlicing({}, 1));
+  EXPECT_EQ(context.slices, 2);
+  const auto rgb = read_png(root + "/out_context/images/000.png").pixels;  // slices 0, 0, 1 of labels 0/1 over 0..1
+  ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{3, 4, 3}));
+  for (int64_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(rgb[i / 4][i % 4][0].item<int>(), labels[static_cast<size_t>(i)] * 65535) << i;
+    EXPECT_EQ(rgb[i / 4][i % 4][1].item<int>(), labels[static_cast<size_t>(i)] * 65535) << i;
+    EXPECT_EQ(rgb[i / 4][i % 4][2].item<int>(), labels[static_cast<size_t>(12 + i)] * 65535) << i;
+  }
+  std::ifstream context_names(root + "/out_context/channels.json");
+  EXPECT_EQ(nlohmann::json::parse(context_names), nlohmann::json({{"names", {"slice -1", "slice 0", "slice +1"}}, {"context", 1}}));
+  EXPECT_NE(test::error_of([&] { unstack_nifti(root + "/imagesTr/x_0000.nii", "", root + "/out_c2", NiftiSlicing({}, 1)); })
+                .find("x_0000.nii: is a case of 2 channels: --context stacks neighbouring slices of one channel"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { unstack_nifti(root + "/labelsTr/x.nii", "", root + "/out_c3", NiftiSlicing({}, 2)); }).find("a PNG holds up to 4"),
+            std::string::npos);
   std::vector<int64_t> five;
   for (int c = 0; c < 5; ++c) five.insert(five.end(), t2.begin(), t2.end());
   auto five_d = nii(4, 2, five, 4, 3, 10);

@@ -135,6 +135,35 @@ TEST(SegmentVolume, ChannelsOfACaseGoTogetherEachByItsOwnRange) {
             std::string::npos);
 }
 
+// A 2.5-D net (slice_context 1) is given slices k-1, k, k+1 as its three channels, the end slices
+// repeated past the ends; a case of several channels is no input for it.
+TEST(SegmentVolume, TwoAndAHalfDNetSeesEachSliceWithItsNeighbours) {
+  Model model;
+  torch::manual_seed(5);
+  model.net = std::make_shared<UNetImpl>(UNetOptions().depth(2).base_channels(4).in_channels(3).num_classes(3).padding(Padding::kSame));
+  model.meta = default_meta(3, 3);
+  model.meta.slice_context = 1;
+  const Predictor predictor(model);
+  const auto volume = ct_volume(4);
+  VolumeOptions options;
+  options.window = {{-1000.0, 1000.0}};
+  std::vector<int64_t> seen;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
+    const int64_t k = slice.slice;
+    const auto expected = torch::cat({by_hand(volume, std::max<int64_t>(k - 1, 0), -1000, 1000), by_hand(volume, k, -1000, 1000),
+                                      by_hand(volume, std::min<int64_t>(k + 1, 3), -1000, 1000)});
+    EXPECT_TRUE(torch::allclose(slice.image, expected, 0, 1e-6)) << k;
+    seen.push_back(k);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 2, 3}));
+  const auto one = predictor(torch::cat({by_hand(volume, 1, -1000, 1000), by_hand(volume, 2, -1000, 1000), by_hand(volume, 3, -1000, 1000)}));
+  EXPECT_LE(result.labels[2].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2);
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{volume, volume}, {}, {}, "c"); })
+                .find("c: is a case of 2 channels, but the model takes one channel's slice with 1 neighbour(s)"),
+            std::string::npos);
+}
+
 // Weights so large that any input but 0 overflows float32 (NaN scores) while a slice the net sees as 0
 // (0.5 before the model's normalization: mean 0.5, std 0.5) scores 0 everywhere: every slice but that
 // one fails, is void in the labels and NaN in the probabilities, and the rest go on.

@@ -45,6 +45,26 @@ TEST(ModelFile, EveryArchRoundTrips) {
   }
 }
 
+// A 2.5-D net's slice context travels with it (absent from files of one slice); one that does not match
+// the net's inputs (2N + 1 slices as channels) is refused by name.
+TEST(ModelFile, SliceContextRoundTripsAndMustMatchTheInputs) {
+  const std::string path = test::temp_dir() + "/context.fcn";
+  Model model{std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(4).in_channels(3)), default_meta(2, 3)};
+  save_model(path, model);
+  EXPECT_EQ(load_model(path).meta.slice_context, 0);
+  EXPECT_FALSE(meta_to_json(model.meta).contains("slice_context"));
+  model.meta.slice_context = 1;
+  save_model(path, model);
+  EXPECT_EQ(load_model(path).meta.slice_context, 1);
+  model.meta.slice_context = 2;  // 5 slices for a net of 3 inputs
+  save_model(path, model);
+  const auto error = test::error_of([&] { load_model(path); });
+  EXPECT_NE(error.find("context.fcn: slice_context 2 gives a net 5 slices as channels, but it has 3 inputs"), std::string::npos) << error;
+  auto json = meta_to_json(model.meta);
+  json["slice_context"] = -1;
+  EXPECT_NE(test::error_of([&] { meta_from_json(json, "m"); }).find("slice_context -1 is not 0..8"), std::string::npos);
+}
+
 TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {
   const std::string path = test::temp_dir() + "/cut.fcn";
   auto net = every_arch()[2];

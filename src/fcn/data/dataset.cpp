@@ -293,6 +293,12 @@ void SegmentationDataset::read_channels(const fs::path& root) {
   if (!valid)
     fail(file.string(), "must be {\"names\": [\"FLAIR\", \"T1w\", ...]}: the name of each of the images' 1..16 channels, in order");
   channel_names_ = json["names"].get<std::vector<std::string>>();
+  if (json.contains("context")) {  // 2.5-D: slice k and its neighbours as the channels (fcn data unstack --context)
+    const auto& context = json["context"];
+    if (!context.is_number_integer() || context.get<int64_t>() < 1 || 2 * context.get<int64_t>() + 1 != channels())
+      fail(file.string(), "context must be a whole number N >= 1 whose 2N + 1 slices are the " + std::to_string(channels()) + " channels named");
+    slice_context_ = context.get<int64_t>();
+  }
 }
 
 void SegmentationDataset::problem(const std::string& subject, const std::string& message) {

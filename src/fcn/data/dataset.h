@@ -77,6 +77,9 @@ class SegmentationDataset {
   // (alpha dropped).
   int64_t channels() const { return static_cast<int64_t>(channel_names_.size()); }
   const std::vector<std::string>& channel_names() const { return channel_names_; }
+  // 2.5-D slices (channels.json "context": N): the channels are a volume's slice and its N neighbours on
+  // either side, so a net trained here takes volumes so (ModelMeta::slice_context). 0: not.
+  int64_t slice_context() const { return slice_context_; }
   // Masks of 0 and 255 (folder pairs without classes.json): 255 reads as class 1, foreground.
   bool binary() const { return binary_; }
   const std::string& dir() const { return dir_; }
@@ -107,6 +110,7 @@ class SegmentationDataset {
   std::string classes_source_;
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
+  int64_t slice_context_ = 0;
   std::vector<std::string>* problems_ = nullptr;  // where problem() records while listing; null: it throws
   Sample decode(size_t index) const;
   std::shared_ptr<KeptSamples> kept_;  // keep_decoded's store; null: none

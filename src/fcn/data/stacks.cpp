@@ -98,12 +98,15 @@ int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, c
 using Window = std::pair<double, double>;
 
 // Slice k of a case's channels as one 16-bit PNG (channel c's `windows[c]` to 0..65535: gray, gray +
-// alpha, RGB, RGBA samples for 1..4 channels) and, where `labels`, its labels' slice as an 8-bit PNG
-// (16-bit where `wide`).
+// alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
+// k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit
+// PNG (16-bit where `wide`).
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
-                       bool wide, const std::string& image, const std::string& mask) {
+                       int64_t context, bool wide, const std::string& image, const std::string& mask) {
   std::vector<torch::Tensor> planes;
-  for (size_t c = 0; c < channels.size(); ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c])[0]);
+  for (int64_t d = -context; d <= context && context > 0; ++d)
+    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front())[0]);
+  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c])[0]);
   write_png16(image, torch::stack(planes, 2).mul(65535).round().to(torch::kInt));
   if (!labels) return;
   const auto slice = labels->voxels[k].to(torch::kLong);
@@ -126,9 +129,12 @@ int64_t name_classes(const std::string& out_dir, int64_t most, const std::string
   return most + 1;
 }
 
-// A case's channels read (read_nifti_case), checked: at most the 4 a slice's PNG carries.
-std::vector<NiftiVolume> read_case(const std::string& path) {
+// A case's channels read (read_nifti_case), checked: at most the 4 a slice's PNG carries; with `context`,
+// one channel, whose 2 context + 1 slices are the PNG's samples.
+std::vector<NiftiVolume> read_case(const std::string& path, int64_t context) {
   auto channels = read_nifti_case(path);
+  if (context > 0 && channels.size() > 1)
+    fail(path, "is a case of " + std::to_string(channels.size()) + " channels: --context stacks neighbouring slices of one channel");
   if (channels.size() > 4)
     fail(path, "is a case of " + std::to_string(channels.size()) + " channels: fcn data unstack writes a slice of up to 4 (one PNG's samples)");
   return channels;
@@ -146,14 +152,26 @@ std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, co
 // inputs (a PNG of 2 or 4 samples would otherwise read as gray or RGB with alpha, which nets drop). The
 // names come from the task's dataset.json beside images_dir (the Decathlon's "modality", nnU-Net v2's
 // "channel_names"), else "channel c".
-void name_channels(const std::string& out_dir, size_t channels, const std::string& images_dir) {
-  if (channels < 2) return;
+// With `context`, the channels are slices (2.5-D): "slice -1", "slice 0", "slice +1" and "context": N.
+void name_channels(const std::string& out_dir, size_t channels, const std::string& images_dir, int64_t context) {
+  if (channels < 2 && context == 0) return;
   auto task = task_names(images_dir, "modality");
   if (task.empty()) task = task_names(images_dir, "channel_names");
   std::vector<std::string> names;
-  for (size_t c = 0; c < channels; ++c) names.push_back(task.count(static_cast<int64_t>(c)) ? task.at(static_cast<int64_t>(c)) : "channel " + std::to_string(c));
-  const auto text = nlohmann::json{{"names", names}}.dump(2) + "\n";
+  for (size_t c = 0; c < channels && context == 0; ++c)
+    names.push_back(task.count(static_cast<int64_t>(c)) ? task.at(static_cast<int64_t>(c)) : "channel " + std::to_string(c));
+  for (int64_t d = -context; d <= context && context > 0; ++d) names.push_back("slice " + std::string(d > 0 ? "+" : "") + std::to_string(d));
+  auto json = nlohmann::json{{"names", names}};
+  if (context > 0) json["context"] = context;
+  const auto text = json.dump(2) + "\n";
   write_file_atomic((fs::path(out_dir) / "channels.json").string(), text.data(), text.size());
+}
+
+// --context: 1 (k-1, k, k+1: an RGB PNG's three samples) is what a slice's PNG holds.
+void check_context(int64_t context) {
+  if (context < 0 || context > 1)
+    fail("--context", std::to_string(context) + ": a slice and its N neighbours on either side are 2N + 1 channels, and a PNG holds up to 4: "
+                          "N is 0 or 1");
 }
 
 // A case of images_dir (its channel 0's file), its label volume (or "") and the case name its slices are named by.
@@ -237,24 +255,26 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
 }
 
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
-                             const VolumeWindow& window, const std::function<void(int64_t, int64_t)>& progress) {
-  const auto channels = read_case(images_nifti);
+                             const NiftiSlicing& slicing, const std::function<void(int64_t, int64_t)>& progress) {
+  check_context(slicing.context);
+  const auto channels = read_case(images_nifti, slicing.context);
   const auto& volume = channels.front();
   std::optional<NiftiVolume> labels;
   int64_t most = 0;
   if (!masks_nifti.empty()) labels = read_nifti(masks_nifti), most = label_volume_max(volume, *labels, images_nifti, masks_nifti);
-  const auto windows = channel_windows(channels, window);
+  const auto windows = channel_windows(channels, slicing.window);
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
-    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, most > 255, image, mask);
+    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, image, mask);
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
-  name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string());
+  name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string(), slicing.context);
   return {slices, windows.front(), name_classes(out_dir, most, fs::path(images_nifti).parent_path().string()), windows};
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
-                                          const VolumeWindow& window, double val_fraction, uint64_t seed,
+                                          const NiftiSlicing& slicing, double val_fraction, uint64_t seed,
                                           const std::function<void(int64_t, int64_t)>& progress) {
+  check_context(slicing.context);
   const auto pairs = volume_pairs(images_dir, masks_dir);
   if (val_fraction != 0 && !(val_fraction > 0 && val_fraction < 1))
     fail(out_dir, "the validation fraction must be in (0, 1), got " + number_text(val_fraction));
@@ -281,25 +301,26 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
     if (const auto v = index(k); v != at) {  // the next volume: read, its labels checked, its window taken
       at = v;
-      channels = read_case(pairs[v].image);
+      channels = read_case(pairs[v].image, slicing.context);
       const auto& volume = channels.front();
       if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].image, "changed while it was being unstacked");
       if (v > 0 && static_cast<int64_t>(channels.size()) != result.channels)
         fail(pairs[v].image, "is a case of " + std::to_string(channels.size()) + " channel(s) but " + pairs[0].image + " one of " +
                                  std::to_string(result.channels) + ": a dataset's images have one channel count");
       result.channels = static_cast<int64_t>(channels.size());
-      result.windows.push_back(channel_windows(channels, window));
+      result.windows.push_back(channel_windows(channels, slicing.window));
       if (!masks_dir.empty()) {
         labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
       }
     }
-    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), most > 255, image, mask);
+    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, image,
+                      mask);
   };
   result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
   result.volumes = static_cast<int64_t>(pairs.size());
   result.named = name_classes(out_dir, result.classes - 1, images_dir);
-  name_channels(out_dir, static_cast<size_t>(result.channels), images_dir);
+  name_channels(out_dir, static_cast<size_t>(result.channels), images_dir, slicing.context);
   if (!masks_dir.empty() && val_fraction > 0) {
     std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);
     std::ifstream list(fs::path(out_dir) / "splits" / "val.txt");

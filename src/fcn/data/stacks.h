@@ -47,6 +47,17 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // get OUT/classes.json ("background", "label 1", ...: rename them there) unless one is there, as a
 // folder without one reads background / foreground only. Returns the slices written, the window used
 // (channel 0's), the classes classes.json names (0: none written) and every channel's window.
+// How volumes become slices: the window mapping voxels to 0..1, and for 2.5-D nets `context` N: each
+// PNG holds a slice with its N neighbours on either side as its channels (k-1, k, k+1 for 1: RGB; the end
+// slices repeated past the ends), of a volume of one channel, and channels.json says so ("context": N)
+// so that fcn train makes a net fcn predict gives volumes to that way (ModelMeta::slice_context). A PNG
+// holds up to 4 channels: N is 0 or 1.
+struct NiftiSlicing {
+  VolumeWindow window;
+  int64_t context = 0;
+  NiftiSlicing(VolumeWindow w = {}, int64_t c = 0) : window(std::move(w)), context(c) {}  // NOLINT: a window alone converts
+};
+
 struct NiftiUnstacked {
   int64_t slices = 0;
   std::pair<double, double> window;
@@ -54,7 +65,7 @@ struct NiftiUnstacked {
   std::vector<std::pair<double, double>> windows;
 };
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
-                             const VolumeWindow& window = {},
+                             const NiftiSlicing& slicing = {},
                              const std::function<void(int64_t, int64_t)>& progress = {});
 
 // A folder of NIfTI volumes and a folder of their label volumes, the same file names (a Medical
@@ -78,7 +89,7 @@ struct NiftiFolderUnstacked {
   std::vector<std::string> val_volumes;     // the volumes held out, by name (NAME of NAME.nii.gz), sorted
 };
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
-                                          const VolumeWindow& window = {}, double val_fraction = 0,
+                                          const NiftiSlicing& slicing = {}, double val_fraction = 0,
                                           uint64_t seed = 0, const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn

@@ -36,20 +36,35 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
                      std::to_string(bytes >> 20) + " MiB, past the limit of " + std::to_string(limits().max_tensor_bytes >> 20) + " MiB");
 }
 
-// A case's channels, checked: one size, and a count the net takes (one channel goes to a net of 3 as gray).
-void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channels, const std::string& source) {
+// A case's channels, checked: one size, and a count the net takes (one channel goes to a net of 3 as gray;
+// a 2.5-D net takes one channel, its slices the net's channels).
+void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channels, int64_t context, const std::string& source) {
   if (channels.empty()) fail(source, "has no channels");
   for (const auto& channel : channels)
     if (channel.voxels.sizes() != channels.front().voxels.sizes())
       fail(source, "has channels of different sizes: " + c10::str(channels.front().voxels.sizes()) + " and " + c10::str(channel.voxels.sizes()));
   const auto count = static_cast<int64_t>(channels.size());
+  if (context > 0) {
+    if (count != 1)
+      fail(source, "is a case of " + std::to_string(count) + " channels, but the model takes one channel's slice with " + std::to_string(context) +
+                       " neighbour(s) on either side (slice_context)");
+    return;
+  }
   if (count != in_channels && !(count == 1 && in_channels == 3))
     fail(source, "is a case of " + std::to_string(count) + " channel(s) but the model takes " + std::to_string(in_channels) +
                      (count == 1 ? " (its other channels: nnU-Net's NAME_0001.nii.gz ... beside NAME_0000, or a 4-D file)" : ""));
 }
 
-// Slice k of every channel, each mapped by its window: C x H x W in [0, 1].
-torch::Tensor slice_image(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows) {
+// Slice k of every channel, each mapped by its window: C x H x W in [0, 1]; with `context`, the one
+// channel's slices k - context .. k + context (the end slices repeated past the ends).
+torch::Tensor slice_image(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
+                          int64_t context) {
+  if (context > 0) {
+    std::vector<torch::Tensor> slices;
+    for (int64_t d = -context; d <= context; ++d)
+      slices.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front()));
+    return torch::cat(slices, 0);
+  }
   if (channels.size() == 1) return nifti_slice_image(channels.front(), k, windows.front());
   std::vector<torch::Tensor> planes;
   for (size_t c = 0; c < channels.size(); ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c]));
@@ -114,7 +129,8 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume&
 VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<NiftiVolume>& channels, const VolumeOptions& options,
                                   const std::function<bool(const SliceResult&)>& on_slice, const std::string& source) {
   const int64_t classes = predictor.model().net->label_classes();
-  check_channels(channels, predictor.model().net->in_channels(), source);
+  const int64_t context = predictor.model().meta.slice_context;
+  check_channels(channels, predictor.model().net->in_channels(), context, source);
   const auto& volume = channels.front();
   check_options(options, volume, classes, source);
   VolumeSegmentation result;
@@ -136,7 +152,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
     SliceResult slice;
     slice.slice = k;
     slice.source = source + " slice " + std::to_string(k);
-    slice.image = slice_image(channels, k, result.windows);
+    slice.image = slice_image(channels, k, result.windows, context);
     pass.push_back(std::move(slice));
     if (pass.size() < most && k + 1 < volume.slices) continue;
     for (const auto& done : segment_pass(predictor, std::move(pass)))

@@ -85,6 +85,8 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume&
                                   const std::string& source = "volume");
 // The same for a case of several channels (read_nifti_case: MRI modalities), slice k of every channel
 // given to the net together, channel c mapped by options.window or else by its own minimum..maximum.
+// A 2.5-D net (ModelMeta::slice_context N) is given one channel's slices k-N..k+N together, the end
+// slices repeated past the ends, as fcn data unstack --context wrote its training slices.
 // fcn::Error naming `source`: channels of different sizes, or a channel count the net does not take (one
 // channel goes to a net of 3 as gray; any other count must be the net's).
 VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<NiftiVolume>& channels, const VolumeOptions& options = {},

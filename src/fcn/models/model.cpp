@@ -69,10 +69,12 @@ void validate_net_config(const json& config, const std::string& context) {
 }
 
 json meta_to_json(const ModelMeta& meta) {
-  return {{"class_names", meta.class_names},
-          {"palette", meta.palette},
-          {"normalization", {{"mean", meta.normalization.mean}, {"std", meta.normalization.std}}},
-          {"training", json::parse(meta.training)}};
+  json out = {{"class_names", meta.class_names},
+              {"palette", meta.palette},
+              {"normalization", {{"mean", meta.normalization.mean}, {"std", meta.normalization.std}}},
+              {"training", json::parse(meta.training)}};
+  if (meta.slice_context > 0) out["slice_context"] = meta.slice_context;  // absent: one slice, as files before it
+  return out;
 }
 
 ModelMeta meta_from_json(const json& j, const std::string& context) {
@@ -87,6 +89,11 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
     for (const double sd : meta.normalization.std)
       if (!std::isfinite(sd) || sd <= 0) fail(context, "normalisation std " + number_text(sd) + " must be positive");
     if (j.contains("training")) meta.training = j.at("training").dump();
+    if (j.contains("slice_context")) {
+      meta.slice_context = j.at("slice_context").get<int64_t>();
+      if (meta.slice_context < 0 || meta.slice_context > kMostSliceContext)
+        fail(context, "slice_context " + std::to_string(meta.slice_context) + " is not 0.." + std::to_string(kMostSliceContext));
+    }
     return meta;
   } catch (const json::exception& e) {
     fail(context, std::string("bad model metadata: ") + first_line(e.what()));

@@ -21,12 +21,18 @@ struct ModelMeta {
   std::vector<std::array<uint8_t, 3>> palette;  // RGB per class
   Normalization normalization;
   std::string training = "{}";  // JSON provenance: data, epochs, seed, train seconds, ...
+  // 2.5-D: the net sees a volume's slice k with its `slice_context` neighbours on either side as its
+  // channels (k-1, k, k+1 for 1; the first and last slices repeated past the ends), as fcn data unstack
+  // --context wrote its training slices; segment_volume gives it volumes so. 0: one slice.
+  int64_t slice_context = 0;
 };
 
 struct Model {
   std::shared_ptr<NetImpl> net;
   ModelMeta meta;
 };
+
+constexpr int64_t kMostSliceContext = 8;
 
 nlohmann::json meta_to_json(const ModelMeta& meta);
 ModelMeta meta_from_json(const nlohmann::json& json, const std::string& context);

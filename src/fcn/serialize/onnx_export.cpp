@@ -452,6 +452,8 @@ void add_model_metadata(onnx::ModelProto& proto, const Model& model, const std::
   add_metadata(proto, "fcn.preprocessing", "RGB (or gray) pixels / 255, then (x - mean) / std per channel; NCHW float32");
   add_metadata(proto, "fcn.input_sizes", input_rule);
   add_metadata(proto, "fcn.training", model.meta.training);
+  if (model.meta.slice_context > 0)  // 2.5-D: a volume's slices k-N..k+N (the ends repeated) are the channels
+    add_metadata(proto, "fcn.slice_context", std::to_string(model.meta.slice_context));
 }
 
 // A model with fcn's producer fields and an empty graph named after the architecture.
