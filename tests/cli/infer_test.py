@@ -715,6 +715,11 @@ def _():
     assert "left atrium Dice" in text and "HD95 mm" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
     assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | NSD 2 mm | HD95 mm | mL true / predicted | scar Dice |")
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--data", path("dec"), "--nsd-tolerance", 1, ok=False), "--nsd-tolerance", "--truth")
+    # Files named without a folder, from the folder they are in: the working folder, whose parent holds dataset.json.
+    shutil.copy(path("labelsTr/a.nii.gz"), path("dec_masks/a_truth.nii.gz"))
+    assert "left atrium Dice" in run("eval", "--predictions", "a-labels.nii.gz", "--truth", "a_truth.nii.gz", cwd=path("dec_masks")).stdout
+    p = run("data", "unstack", "a_truth.nii.gz", "--masks", "a_truth.nii.gz", "--out", "a_here", cwd=path("dec_masks"))
+    assert "3 slice(s)" in p.stdout, p.stdout
     # A truth header without the slice spacing, a prediction over other voxel sizes: scored, each said once.
     labels = np.zeros((2, 3, 4), np.uint8)
     labels[0, 0, 0] = 1

@@ -265,6 +265,7 @@ TEST(TaskNames, BothFormsFromTheFileBesideTheFolder) {
   fs::remove_all(root);
   fs::create_directories(root + "/imagesTr");
   EXPECT_TRUE(task_names(root + "/imagesTr", "labels").empty());
+  EXPECT_NO_THROW(task_names("", "labels"));  // a file named without a folder: its folder is the working one
   std::ofstream(root + "/dataset.json") << R"({"labels": {"0": "background", "2": "tumour"}, "channel_names": {"background": 0, "T2": 1, "regions": [1, 2]},
                                              "modality": "none"})";
   EXPECT_EQ(task_names(root + "/imagesTr", "labels"), (std::map<int64_t, std::string>{{0, "background"}, {2, "tumour"}}));

@@ -219,8 +219,8 @@ std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::s
 
 std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const std::string& key) {
   std::map<int64_t, std::string> names;
-  auto folder = fs::absolute(volumes_dir);
-  if (!folder.has_filename()) folder = folder.parent_path();  // imagesTr/
+  auto folder = fs::absolute(volumes_dir.empty() ? fs::path(".") : fs::path(volumes_dir)).lexically_normal();  // "": the working folder
+  if (!folder.has_filename()) folder = folder.parent_path();  // imagesTr/ (and "." made /cwd/)
   std::ifstream in(folder.parent_path() / "dataset.json");
   const auto task = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
   if (!task.is_object() || !task.contains(key) || !task[key].is_object()) return names;  // not ours to judge: plain names
