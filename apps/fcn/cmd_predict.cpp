@@ -1,6 +1,7 @@
 // fcn predict: images, TIFF stacks, NIfTI volumes and videos segmented in input order (the Segmenter),
 // their files written as predict.h says; the verb's flags.
 #include <algorithm>
+#include <sstream>
 #include <array>
 #include <cmath>
 #include <filesystem>
@@ -75,6 +76,7 @@ class Segmenter {
     const auto& volume = channels.front();
     VolumeOptions options;
     options.window = f_.intensities.values, options.percentiles = f_.intensities.percentiles;
+    options.largest = f_.largest_classes;
     options.probabilities = f_.probs == "nii";
     options.objects = f_.instances;
     options.min_object = f_.min_object;
@@ -428,10 +430,13 @@ class Segmenter {
   }
 
   // Writes an image's outputs (those of a stack page that do not go to its stack files) and reports it.
-  void finish(const Pending& item, const Prediction& prediction) {
+  void finish(const Pending& item, const Prediction& predicted) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
     const bool volume = !item.volume_file.empty();
+    Prediction prediction = predicted;
+    if (f_.largest_classes && !volume && !item.stack)  // an image's (a volume's are kept through the volume: segment_volume)
+      prediction.labels = keep_largest_objects(predicted.labels, instances_from_labels(predicted.labels, -1, 8), *f_.largest_classes);
     const bool labels = !(item.stack && f_.label_stack) && !volume;
     const bool probs = !(item.stack && f_.probs == "tif") && !(volume && f_.probs == "nii");  // else in the stack's or volume's file
     const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
@@ -480,6 +485,40 @@ std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
   return images;
 }
 
+// The flags that fit some inputs only, against the inputs given: one line naming the flag and an input.
+void check_inputs(const PredictFlags& f, const std::vector<std::string>& images, const std::vector<int64_t>& pages) {
+  const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
+  if (f.probs == "tif" && volume != images.end())
+    fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs nii (a 4-D volume)");
+  if (const auto other = std::find_if(images.begin(), images.end(), [](const std::string& input) { return !is_nifti_path(input); });
+      f.probs == "nii" && other != images.end())
+    fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
+  if (f.intensities.given() && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
+  if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
+    fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
+  for (size_t i = 0; i < images.size() && !f.largest.empty(); ++i)
+    if (has_video_extension(images[i]) || (pages[i] > 1 && !is_nifti_path(images[i])))
+      fail("--largest", "keeps the largest objects of images and NIfTI volumes, and " + images[i] + " is a " +
+                            (pages[i] > 1 ? "TIFF stack" : "video") + " (its pages or frames are segmented one by one)");
+}
+
+// --largest: "all" (empty), or classes by number or name, each a class of the model other than background.
+std::vector<int64_t> parse_largest(const std::string& text, const std::vector<std::string>& names) {
+  if (text == "all") return {};
+  std::vector<int64_t> classes;
+  std::stringstream parts(text);
+  for (std::string part; std::getline(parts, part, ',');) {
+    const auto named = std::find(names.begin(), names.end(), part);
+    const bool number = !part.empty() && part.size() < 7 && part.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t c = named != names.end() ? named - names.begin() : number ? std::stoll(part) : -1;
+    if (c < 1 || c >= static_cast<int64_t>(names.size()))
+      fail("--largest", "'" + part + "' is not a class of the model other than background (1.." + std::to_string(names.size() - 1) +
+                            " or a class name), nor 'all'");
+    classes.push_back(c);
+  }
+  return classes;
+}
+
 void run_predict(PredictFlags& f) {
   if (!f.window.empty()) f.intensities = parse_window(f.window);
   apply_inference_flags(f.inference, f.options);
@@ -492,17 +531,9 @@ void run_predict(PredictFlags& f) {
   if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
-
-  const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
-  if (f.probs == "tif" && volume != images.end())
-    fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs nii (a 4-D volume)");
-  if (const auto other = std::find_if(images.begin(), images.end(), [](const std::string& input) { return !is_nifti_path(input); });
-      f.probs == "nii" && other != images.end())
-    fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
-  if (f.intensities.given() && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
   const auto pages = pages_of(images);
-  if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
-    fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
+  check_inputs(f, images, pages);
+  if (!f.largest.empty()) f.largest_classes = parse_largest(f.largest, predictor.model().meta.class_names);
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
@@ -585,6 +616,10 @@ void add_predict(CLI::App& app) {
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
                 "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
                 "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
+  cmd->add_option("--largest", f.largest,
+                  "keep only each class's largest object, the rest background (nnU-Net's 'keep the largest component': one organ, "
+                  "islands elsewhere removed): all, or classes by number or name (e.g. 1,liver); through a NIfTI volume 3-D "
+                  "(26-connected), in an image 8-connected; probabilities are left as the net gave them");
   cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks; through a volume (a NIfTI volume, --label-stack) objects of fewer voxels in all")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->needs(instances);

@@ -29,6 +29,8 @@ struct PredictFlags {
   int64_t min_object = 1;  // --instances: the fewest pixels an object has
   PredictOptions options;
   VolumeWindow intensities;  // --window: NIfTI voxels mapped to 0..1 (values or percentiles; else each volume's own range)
+  std::string largest;       // --largest: "all" or classes (numbers or names)
+  std::optional<std::vector<int64_t>> largest_classes;  // parsed: empty for all; none without the flag
 };
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...

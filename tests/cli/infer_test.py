@@ -816,6 +816,36 @@ def _():
     assert np.allclose(windows, [[np.percentile(t2, 1), np.percentile(t2, 99)], [low, high]], rtol=0, atol=1e-9), windows
     one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--window", "p50,p20", "--out", path("mc_bad"), ok=False),
                    "--window: 'p50,p20': percentiles must be 0 <= LOW < HIGH <= 100")
+    # --largest: each class's largest object (26-connected through a volume, 8-connected in an image), the rest background.
+    def largest_by_hand(labels, components):
+        ids, count = components(labels)
+        out = labels.copy()
+        for c in np.unique(labels[labels > 0]):
+            sizes = {i: (ids == i).sum() for i in range(1, count + 1) if (labels[ids == i] == c).all() and (ids == i).any()}
+            best = max(sorted(sizes), key=lambda i: sizes[i])
+            out[(labels == c) & (ids != best)] = 0
+        return out
+
+    def flood2d(labels):  # each class's 8-connected components of an image, numbered 1..N
+        ids, count = np.zeros(labels.shape, np.int64), 0
+        for c in np.unique(labels[labels > 0]):
+            for component in components8(labels == c):
+                count += 1
+                for at in component:
+                    ids[at] = count
+        return ids, count
+
+    run("predict", path("mc.fcn"), path("mc/imagesTr/r_0000.nii.gz"), "--largest", "all", "--out", path("mc_largest"), "--quiet")
+    kept, plain = read_nifti_file(path("mc_largest/r-labels.nii.gz"))[2], read_nifti_file(path("mc_masks/r-labels.nii.gz"))[2]
+    assert (kept == largest_by_hand(plain, flood3d)).all() and (kept != plain).any(), "the largest object of each class in 3-D"
+    run("predict", path("mc.fcn"), path("mc_ds/images/r_001.png"), "--largest", "both", "--out", path("mc_largest_png"), "--quiet")
+    run("predict", path("mc.fcn"), path("mc_ds/images/r_001.png"), "--out", path("mc_plain_png"), "--quiet")
+    kept, plain = (np.array(Image.open(path(f"{d}/r_001.png"))) for d in ("mc_largest_png", "mc_plain_png"))
+    expected = largest_by_hand(plain, flood2d)
+    expected[(plain == 1)] = 1  # only class 2 ("both") filtered
+    assert (kept == expected).all(), "class 2's largest 8-connected object in the image"
+    one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--largest", "0", "--out", path("mc_bad"), ok=False),
+                   "--largest: '0' is not a class of the model other than background")
     # 2.5-D: each slice with its neighbours as RGB (--context 1); the net remembers it and predict gives volumes so.
     os.makedirs(path("ctx/imagesTr"))
     for name in ("p", "q", "r"):

@@ -116,6 +116,27 @@ TEST(ConnectedComponents, FourAndEightConnectivity) {
 
 // 3-D objects by hand: links to the page before through the 9 pixels over a pixel, one class at a time;
 // numbered by first page, then class, then raster order.
+// Each chosen class's largest object kept, its others background, by hand: class 1 in blobs of 3 and 5
+// pixels, class 2 in two of 2 (a tie: the lower id, the first in raster order, stays); void 255 untouched.
+TEST(KeepLargestObjects, EachClassItsLargestObjectByHand) {
+  const auto labels = torch::tensor({1, 1, 0, 1, 1, 0,  //
+                                     1, 0, 0, 1, 1, 1,  //
+                                     0, 2, 2, 0, 0, 0,  //
+                                     255, 0, 0, 0, 2, 2}, torch::kByte).view({4, 6});
+  const auto ids = instances_from_labels(labels, 255, 8);
+  const auto all = keep_largest_objects(labels, ids);
+  const auto expected = torch::tensor({0, 0, 0, 1, 1, 0,  //
+                                       0, 0, 0, 1, 1, 1,  //
+                                       0, 2, 2, 0, 0, 0,  //
+                                       255, 0, 0, 0, 0, 0}, torch::kByte).view({4, 6});
+  EXPECT_TRUE(torch::equal(all, expected)) << all;
+  EXPECT_EQ(all.scalar_type(), torch::kByte);
+  const auto only_two = keep_largest_objects(labels, ids, {2});  // class 1 left as it was
+  EXPECT_TRUE(torch::equal(only_two.slice(0, 0, 2), labels.slice(0, 0, 2)));
+  EXPECT_EQ(only_two[3][4].item<int>(), 0);
+  EXPECT_TRUE(torch::equal(keep_largest_objects(labels, ids, {3}), labels));  // a class with no object
+}
+
 TEST(VolumeObjects, JoinsEachClassAcrossPagesByHand) {
   std::vector<torch::Tensor> pages(3, torch::zeros({6, 6}, torch::kLong));
   for (auto& page : pages) page = page.clone();

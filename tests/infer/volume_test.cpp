@@ -82,6 +82,17 @@ TEST(SegmentVolume, EachSliceAsThePredictorSegmentsItWithProbabilitiesAndObjects
   EXPECT_EQ(plain.window, (std::pair<double, double>{low, high}));
   EXPECT_FALSE(plain.probabilities.defined() || plain.objects.defined());
   EXPECT_LE(plain.labels[3].to(torch::kLong).ne(predictor(by_hand(volume, 3, low, high)).labels).sum().item<int64_t>(), 2);
+  // largest: each class's largest object through the volume (26-connected), the rest background.
+  VolumeOptions largest;
+  largest.window = options.window;
+  largest.largest = std::vector<int64_t>{};
+  largest.objects = true;
+  const auto kept = segment_volume(predictor, volume, largest);
+  auto ids = torch::zeros(result.labels.sizes(), torch::kLong);
+  for (int64_t k = 0; k < 11; ++k) ids[k].copy_(objects.page(k, result.labels[k]));
+  EXPECT_TRUE(torch::equal(kept.labels, keep_largest_objects(result.labels, ids)));
+  EXPECT_FALSE(torch::equal(kept.labels, result.labels));
+  EXPECT_LE(kept.object_count, 3);  // one a class at most, found after the filter
   // min_object: objects of fewer voxels through the volume are left out.
   options.min_object = 40;
   const auto large = segment_volume(predictor, volume, options);

@@ -1,6 +1,7 @@
 #include "fcn/data/instances.h"
 
 #include <algorithm>
+#include <map>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -131,6 +132,26 @@ torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& l
   auto classes = torch::zeros({count + 1}, torch::kLong).index_put_({flat}, labels.to(torch::kCPU, torch::kLong).flatten());
   classes[0] = 0;
   return classes;
+}
+
+torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Tensor& ids, const std::vector<int64_t>& classes) {
+  TORCH_CHECK(labels.sizes() == ids.sizes(), "keep_largest_objects: labels and ids of different sizes");
+  const auto flat = ids.to(torch::kCPU, torch::kLong).flatten().contiguous();
+  if (flat.numel() == 0) return labels.clone();
+  const auto of = component_classes(ids, labels).contiguous();  // each id's class
+  const auto sizes = torch::bincount(flat).contiguous();
+  const auto* cls = of.data_ptr<int64_t>();
+  const auto* size = sizes.data_ptr<int64_t>();
+  const int64_t n = of.size(0);
+  const auto chosen = [&](int64_t c) { return classes.empty() || std::find(classes.begin(), classes.end(), c) != classes.end(); };
+  std::map<int64_t, int64_t> best;  // class -> its largest object's id
+  for (int64_t id = 1; id < n; ++id)
+    if (const auto [at, added] = best.emplace(cls[id], id); !added && size[id] > size[at->second]) at->second = id;
+  auto keep = torch::ones({n}, torch::kBool);
+  auto* kept = keep.data_ptr<bool>();
+  for (int64_t id = 1; id < n; ++id) kept[id] = !chosen(cls[id]) || best[cls[id]] == id;
+  const auto drop = keep.logical_not().index({flat}).view(labels.sizes());
+  return labels.masked_fill(drop.to(labels.device()), 0);
 }
 
 void VolumeObjects::add(const torch::Tensor& labels) {

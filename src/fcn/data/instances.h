@@ -26,6 +26,13 @@ torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore 
 // (entry 0, no component, is 0).
 torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& labels);
 
+// Labels with each chosen class's largest object kept and its other objects set to background 0 (nnU-Net's
+// "keep the largest component": one organ a class, islands of it elsewhere removed). `ids`: the objects
+// of `labels`, one class each (instances_from_labels', or VolumeObjects' pages stacked: any shape, 0 no
+// object, left as it is); `classes`: the classes to filter (empty: every class). Largest by pixel (voxel)
+// count, a tie keeping the lower id. A copy of `labels` in its dtype.
+torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Tensor& ids, const std::vector<int64_t>& classes = {});
+
 // Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
 // --label-stack's): each class's components joined within a page (8-connected) and across pages (a
 // pixel joins the objects of its class on the page before at its own place or one of its 8

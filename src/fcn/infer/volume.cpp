@@ -109,6 +109,15 @@ bool gather(VolumeSegmentation& result, const SliceResult& slice, const std::fun
   return !on_slice || on_slice(slice);
 }
 
+// Each chosen class's largest object through the slices done kept, its other objects background.
+void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classes) {
+  VolumeObjects objects(result.void_label);
+  for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
+  auto ids = torch::zeros(result.labels.sizes(), torch::kLong);
+  for (int64_t k = 0; k < result.slices_done; ++k) ids[k].copy_(objects.page(k, result.labels[k]));
+  result.labels = keep_largest_objects(result.labels, ids, classes);
+}
+
 // The objects through the slices done (void slices make none), numbered as VolumeObjects numbers them.
 void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
   VolumeObjects objects(result.void_label, min_object);
@@ -159,6 +168,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
       if (going) going = gather(result, done, on_slice);
     pass.clear();
   }
+  if (options.largest) keep_largest(result, *options.largest);
   if (options.objects) find_objects(result, options.min_object, classes);
   return result;
 }

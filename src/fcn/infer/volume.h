@@ -43,6 +43,10 @@ struct VolumeOptions {
   bool probabilities = false;  // also the class probabilities, K x slices x H x W float32
   bool objects = false;        // also the objects through the volume (each class's 26-connected components)
   int64_t min_object = 1;      // objects of fewer voxels in all are left out (id 0, not counted): specks
+  // Keep each class's largest object through the volume (26-connected) and make its other objects
+  // background (keep_largest_objects): the classes listed, every class where the list is empty; none
+  // where not given. Before `objects` are found; on_slice sees each slice's labels before it.
+  std::optional<std::vector<int64_t>> largest;
 };
 
 // What segment_volume's on_slice is given after each slice, in slice order.
