@@ -486,7 +486,14 @@ std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
 }
 
 // The flags that fit some inputs only, against the inputs given: one line naming the flag and an input.
-void check_inputs(const PredictFlags& f, const std::vector<std::string>& images, const std::vector<int64_t>& pages) {
+// `context`: the model's slice_context (a 2.5-D net takes volumes, or the RGB slices unstack --context wrote;
+// a TIFF stack's pages or a video's frames would pass for slices without a word).
+void check_inputs(const PredictFlags& f, const std::vector<std::string>& images, const std::vector<int64_t>& pages, int64_t context) {
+  for (size_t i = 0; i < images.size() && context > 0; ++i)
+    if (has_video_extension(images[i]) || (pages[i] > 1 && !is_nifti_path(images[i])))
+      fail(f.model, "is a 2.5-D net (a volume's slices k-" + std::to_string(context) + "..k+" + std::to_string(context) +
+                        " as its channels), and " + images[i] + " is a " + (pages[i] > 1 ? "TIFF stack" : "video") +
+                        ": give it NIfTI volumes, or the slices fcn data unstack --context wrote");
   const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
   if (f.probs == "tif" && volume != images.end())
     fail("--probs", "tif writes TIFF stacks, and " + *volume + " is a NIfTI volume: its probabilities as --probs nii (a 4-D volume)");
@@ -532,7 +539,7 @@ void run_predict(PredictFlags& f) {
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
   const auto pages = pages_of(images);
-  check_inputs(f, images, pages);
+  check_inputs(f, images, pages, predictor.model().meta.slice_context);
   if (!f.largest.empty()) f.largest_classes = parse_largest(f.largest, predictor.model().meta.class_names);
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);

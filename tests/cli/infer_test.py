@@ -867,6 +867,8 @@ def _():
         same = (volume[k] == np.array(Image.open(path(f"ctx_png/r_{k:03d}.png")))).mean()
         assert same > 0.97, (k, same)
     run("data", "unstack", path("ctx/imagesTr"), "--masks", path("mc/labelsTr"), "--out", path("ctx_plain"))
+    one_line_error(run("predict", path("ctx.fcn"), path("ctx_plain/images/r_001.png"), "--out", path("ctx_bad"), "--quiet", ok=False),
+                   "r_001.png: has 1 channel(s), and the model is a 2.5-D net")  # not three equal slices without a word
     one_line_error(run("train", "--data", path("ctx_plain"), "--arch", "unet", "--weights", path("ctx.fcn"), "--epochs", 1, "--out", path("ctx2.fcn"), ok=False),
                    "ctx.fcn: was trained on 3 slice(s) a sample but", "holds 1 (fcn data unstack --context)")
     one_line_error(run("data", "unstack", path("mc/imagesTr"), "--context", 1, "--out", path("ctx_bad"), ok=False),

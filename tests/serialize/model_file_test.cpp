@@ -56,6 +56,10 @@ TEST(ModelFile, SliceContextRoundTripsAndMustMatchTheInputs) {
   model.meta.slice_context = 1;
   save_model(path, model);
   EXPECT_EQ(load_model(path).meta.slice_context, 1);
+  EXPECT_NE(test::error_of([&] { model_input(load_model(path), torch::rand({1, 8, 8}), "gray.png"); })
+                .find("gray.png: has 1 channel(s), and the model is a 2.5-D net"),
+            std::string::npos);  // not three equal slices without a word
+  EXPECT_EQ(model_input(load_model(path), torch::rand({3, 8, 8}), "rgb.png").sizes(), (std::vector<int64_t>{1, 3, 8, 8}));
   model.meta.slice_context = 2;  // 5 slices for a net of 3 inputs
   save_model(path, model);
   const auto error = test::error_of([&] { load_model(path); });

@@ -43,7 +43,9 @@ void validate_net_config(const nlohmann::json& config, const std::string& contex
 // num_classes is the net's; a binary net (1) gets the two label classes.
 ModelMeta default_meta(int64_t num_classes, int64_t in_channels);
 
-// An image (C x H x W in [0, 1], any channel count) as this model's net input: 1 x C x H x W.
+// An image (C x H x W in [0, 1], any channel count) as this model's net input: 1 x C x H x W. A 2.5-D
+// model (slice_context N) takes exactly 2N + 1 channels: fcn::Error naming `source` for a gray image, which
+// would otherwise pass as 2N + 1 equal slices.
 torch::Tensor model_input(const Model& model, const torch::Tensor& image, const std::string& source);
 
 }  // namespace fcn
