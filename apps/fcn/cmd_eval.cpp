@@ -106,6 +106,7 @@ struct EvalFlags {
   PredictOptions options = scoring_options();
   InferenceFlags inference;
   VolumeScoreOptions volumes;
+  std::string largest;
 };
 
 // What one model or folder of predictions left in the sinks, added to its result; its line of the
@@ -157,7 +158,9 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                            const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
   const auto model = load_model(path);
   Scored scored;
-  const auto confusion = evaluate(model, dataset, options, target, f.json_output, scored.sinks(f));
+  auto sinks = scored.sinks(f);
+  if (!f.largest.empty()) sinks.largest = parse_largest(f.largest, model.meta.class_names);
+  const auto confusion = evaluate(model, dataset, options, target, f.json_output, sinks);
   return report(result_json(path, dataset, confusion, &model, options), scored, confusion, f, dataset, describe_inference(options),
                 first, failed);
 }
@@ -238,7 +241,7 @@ void add_eval(CLI::App& app) {
               "  Classes absent from both ground truth and predictions are left out of the means.");
   static EvalFlags f;
   auto& [models, predictions, data, split, markdown, device, confusion_png, dtype, truth, json_output, cache_mib, worst, min_object, threads,
-         options, inference, volumes] = f;
+         options, inference, volumes, largest] = f;
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
                   "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
@@ -272,6 +275,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--worst", worst, "list the N images with the lowest mean IU, each scored on its own (--json: worst)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
+  cmd->add_option("--largest", largest, std::string("models: their labels as fcn predict --largest writes them, before they are scored: ") +
+                                          kLargestHelp);
   cmd->add_option("--min-object", min_object,
                   "with instance masks: predicted segments of fewer pixels are not objects in 'objects found' (specks; "
                   "as fcn predict --instances --min-object leaves them out)")

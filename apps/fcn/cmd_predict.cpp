@@ -509,23 +509,6 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
                             (pages[i] > 1 ? "TIFF stack" : "video") + " (its pages or frames are segmented one by one)");
 }
 
-// --largest: "all" (empty), or classes by number or name, each a class of the model other than background.
-std::vector<int64_t> parse_largest(const std::string& text, const std::vector<std::string>& names) {
-  if (text == "all") return {};
-  std::vector<int64_t> classes;
-  std::stringstream parts(text);
-  for (std::string part; std::getline(parts, part, ',');) {
-    const auto named = std::find(names.begin(), names.end(), part);
-    const bool number = !part.empty() && part.size() < 7 && part.find_first_not_of("0123456789") == std::string::npos;
-    const int64_t c = named != names.end() ? named - names.begin() : number ? std::stoll(part) : -1;
-    if (c < 1 || c >= static_cast<int64_t>(names.size()))
-      fail("--largest", "'" + part + "' is not a class of the model other than background (1.." + std::to_string(names.size() - 1) +
-                            " or a class name), nor 'all'");
-    classes.push_back(c);
-  }
-  return classes;
-}
-
 void run_predict(PredictFlags& f) {
   if (!f.window.empty()) f.intensities = parse_window(f.window);
   apply_inference_flags(f.inference, f.options);
@@ -623,10 +606,7 @@ void add_predict(CLI::App& app) {
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
                 "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
                 "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
-  cmd->add_option("--largest", f.largest,
-                  "keep only each class's largest object, the rest background (nnU-Net's 'keep the largest component': one organ, "
-                  "islands elsewhere removed): all, or classes by number or name (e.g. 1,liver); through a NIfTI volume 3-D "
-                  "(26-connected), in an image 8-connected; probabilities are left as the net gave them");
+  cmd->add_option("--largest", f.largest, kLargestHelp);
   cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks; through a volume (a NIfTI volume, --label-stack) objects of fewer voxels in all")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->needs(instances);

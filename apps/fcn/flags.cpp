@@ -257,6 +257,28 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::strin
   return {h, w};
 }
 
+// --largest: "all" (empty), or classes by number or name, each a class of the model other than background.
+std::vector<int64_t> parse_largest(const std::string& text, const std::vector<std::string>& names) {
+  if (text == "all") return {};
+  std::vector<int64_t> classes;
+  std::stringstream parts(text);
+  for (std::string part; std::getline(parts, part, ',');) {
+    const auto named = std::find(names.begin(), names.end(), part);
+    const bool number = !part.empty() && part.size() < 7 && part.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t c = named != names.end() ? named - names.begin() : number ? std::stoll(part) : -1;
+    if (c < 1 || c >= static_cast<int64_t>(names.size()))
+      fail("--largest", "'" + part + "' is not a class of the model other than background (1.." + std::to_string(names.size() - 1) +
+                            " or a class name), nor 'all'");
+    classes.push_back(c);
+  }
+  return classes;
+}
+
+const char* const kLargestHelp =
+    "keep only each class's largest object, the rest background (nnU-Net's 'keep the largest component': one organ, "
+    "islands elsewhere removed): all, or classes by number or name (e.g. 1,liver); through a NIfTI volume 3-D "
+    "(26-connected), in an image 8-connected; probabilities are left as the net gave them";
+
 VolumeWindow parse_window(const std::string& text) {
   double low = 0, high = 0;
   char extra = 0;

@@ -62,7 +62,11 @@ torch::Device parse_device(const std::string& text);
 // "500" -> (500, 500); "375x500" -> (375, 500) as height x width. Throws fcn::Error naming `flag`.
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag);
 // --window's "LOW,HIGH" (e.g. "-1000,400"): finite, LOW < HIGH. Throws fcn::Error naming --window.
-VolumeWindow parse_window(const std::string& text);  // --window LOW,HIGH or pLOW,pHIGH (percentiles)
+VolumeWindow parse_window(const std::string& text);
+// --largest: "all" (empty: every class), or classes by number or name, each a class of `names` other than background.
+std::vector<int64_t> parse_largest(const std::string& text, const std::vector<std::string>& names);
+// --largest's help: the same flag in predict and eval.
+extern const char* const kLargestHelp;  // --window LOW,HIGH or pLOW,pHIGH (percentiles)
 // "w0=10,sigma=5" (or positionally "10,5") -> values for `keys` in order, starting from `values`
 // (the defaults); a key left out keeps its default. Throws fcn::Error naming `flag`.
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,

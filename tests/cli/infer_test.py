@@ -844,6 +844,13 @@ def _():
     expected = largest_by_hand(plain, flood2d)
     expected[(plain == 1)] = 1  # only class 2 ("both") filtered
     assert (kept == expected).all(), "class 2's largest 8-connected object in the image"
+    # eval --largest scores a model's labels as predict --largest writes them: the same confusion as scoring those files.
+    run("predict", path("mc.fcn"), path("mc_ds/images"), "--largest", "all", "--out", path("mc_largest_all"), "--quiet")
+    files = json.loads(run("eval", "--predictions", path("mc_largest_all"), "--data", path("mc_ds"), "--json").stdout)
+    model = json.loads(run("eval", path("mc.fcn"), "--data", path("mc_ds"), "--largest", "all", "--json").stdout)
+    raw = json.loads(run("eval", path("mc.fcn"), "--data", path("mc_ds"), "--json").stdout)
+    files, model, raw = (r[0] if isinstance(r, list) else r for r in (files, model, raw))
+    assert files["confusion"] == model["confusion"] != raw["confusion"], (files["confusion"], model["confusion"], raw["confusion"])
     one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--largest", "0", "--out", path("mc_bad"), ok=False),
                    "--largest: '0' is not a class of the model other than background")
     # 2.5-D: each slice with its neighbours as RGB (--context 1); the net remembers it and predict gives volumes so.

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/data/instances.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/util/error.h"
@@ -94,6 +95,7 @@ class Scorer {
       skipped_->push_back(dataset_.image_path(i) + ": out of memory segmenting this image");
       return;
     }
+    if (sinks_.largest) labels = keep_largest_objects(labels, instances_from_labels(labels, -1, 8), *sinks_.largest);
     record(i, dataset_.image_path(i), labels, sample.mask, sample.instances, confusion_, sinks_);
     progress_.update(static_cast<int64_t>(i + 1));
   }

@@ -4,6 +4,7 @@
 // metrics.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ struct EvalSinks {
   ObjectScore* objects = nullptr;
   // Predicted segments of fewer pixels are not objects in `objects` (specks; fcn eval --min-object).
   int64_t min_object = 1;
+  // A model's labels with each listed class's largest object kept, the rest background, before they
+  // are scored (keep_largest_objects, 8-connected; empty: every class): as fcn predict --largest writes
+  // them. Not given: the labels as the net gives them.
+  std::optional<std::vector<int64_t>> largest = std::nullopt;
 };
 
 // Each image as the Predictor with `options` segments it on `device`; neighbouring images of one

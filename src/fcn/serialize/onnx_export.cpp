@@ -449,7 +449,12 @@ void add_model_metadata(onnx::ModelProto& proto, const Model& model, const std::
   add_metadata(proto, "fcn.palette", meta["palette"].dump());
   add_metadata(proto, "fcn.mean", nlohmann::json(model.meta.normalization.mean).dump());
   add_metadata(proto, "fcn.std", nlohmann::json(model.meta.normalization.std).dump());
-  add_metadata(proto, "fcn.preprocessing", "RGB (or gray) pixels / 255, then (x - mean) / std per channel; NCHW float32");
+  const int64_t channels = model.net->in_channels();
+  const std::string pixels = model.meta.slice_context > 0 ? "a volume's slices k-N..k+N as channels (fcn.slice_context), each mapped to 0..1"
+                             : channels == 1            ? "gray pixels / 255 (or / 65535 for 16-bit)"
+                             : channels == 3            ? "RGB pixels / 255 (or / 65535 for 16-bit)"
+                                                        : std::to_string(channels) + " channels (e.g. MRI modalities), each mapped to 0..1";
+  add_metadata(proto, "fcn.preprocessing", pixels + ", then (x - mean) / std per channel; NCHW float32");
   add_metadata(proto, "fcn.input_sizes", input_rule);
   add_metadata(proto, "fcn.training", model.meta.training);
   if (model.meta.slice_context > 0)  // 2.5-D: a volume's slices k-N..k+N (the ends repeated) are the channels
