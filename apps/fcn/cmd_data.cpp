@@ -258,7 +258,10 @@ void add_unstack(CLI::App* cmd) {
                                                  "  (the U-Net paper's ISBI 2012 data; then fcn data split em --val 0.2 and fcn train --data em --arch unet)\n"
                                                  "  example: fcn data unstack ct.nii.gz --masks ct-seg.nii.gz --window -1000,400 --out ct   (slice by slice)\n"
                                                  "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --val 0.2 --out ct\n"
-                                                 "  (a folder of volumes, a Medical Segmentation Decathlon task's: whole volumes held out for validation)");
+                                                 "  (a folder of volumes, a Medical Segmentation Decathlon task's: whole volumes held out for validation)\n"
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window p0.5,p99.5 --val 0.2 --out brats\n"
+                                                 "  (MRI of several channels, nnU-Net's NAME_0000..NAME_0003 or 4-D volumes: each channel by its own percentiles)\n"
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --context 1 --out ct25d   (2.5-D)");
   static UnstackFlags f;
   unstack->add_option("STACK", f.images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
                                        "(slice k of NAME.nii.gz as images/NAME_NNN.png); a case of 2 to 4 channels (a 4-D volume, or "
