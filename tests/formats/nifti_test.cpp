@@ -135,6 +135,16 @@ TEST(Nifti, PercentileWindowsAsNumpyInterpolatesThem) {
   std::memcpy(&nan_bits, &nan, 4);
   const auto floats = parse_nifti(nii(16, 4, {0x40000000, nan_bits, 0x3f800000, 0x40400000}, 4, 1, 1), "f.nii");  // 2, NaN, 1, 3
   EXPECT_EQ(nifti_percentile_window(floats, 0, 50), (std::pair<double, double>{1.0, 2.0}));
+  std::vector<int64_t> doubles;  // float64 voxels 3, 1, 2, 0: reordered in a copy, never in the volume
+  for (const double v : {3.0, 1.0, 2.0, 0.0}) {
+    int64_t bits = 0;
+    std::memcpy(&bits, &v, 8);
+    doubles.push_back(bits);
+  }
+  const auto f64 = parse_nifti(nii(64, 8, doubles, 4, 1, 1), "d.nii");
+  const auto before = f64.voxels.clone();
+  EXPECT_EQ(nifti_percentile_window(f64, 0, 100), (std::pair<double, double>{0.0, 3.0}));
+  EXPECT_TRUE(torch::equal(f64.voxels, before));
   VolumeWindow window;
   EXPECT_EQ(window.of(volume), (std::pair<double, double>{0.0, 5000.0}));
   window.percentiles = {25.0, 90.0};
