@@ -477,11 +477,16 @@ std::vector<int64_t> pages_of(const std::vector<std::string>& inputs) {
   return pages;
 }
 
-// The inputs to segment: files, folders' images, videos and volumes (list_images), less nnU-Net's later
-// channels (NAME_0001.nii.gz beside NAME_0000), which are read with their case.
+// The inputs to segment: files, folders' images, videos and volumes (list_images), nnU-Net's later channels
+// (NAME_0001.nii.gz beside NAME_0000) standing for their case, each volume or case once: a folder's or a
+// glob's channel files give it once, and a later channel named alone still segments its case.
 std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
-  auto images = list_images(inputs, true);
-  images.erase(std::remove_if(images.begin(), images.end(), [](const std::string& input) { return is_later_channel_file(input); }), images.end());
+  std::vector<std::string> images;
+  std::set<std::string> cases;
+  for (const auto& input : list_images(inputs, true)) {
+    const auto file = is_nifti_path(input) ? nifti_case_file(input) : input;
+    if (!is_nifti_path(input) || cases.insert(file).second) images.push_back(file);
+  }
   return images;
 }
 

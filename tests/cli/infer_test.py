@@ -791,6 +791,10 @@ def _():
     run("predict", path("mc.fcn"), path("mc/imagesTr"), "--out", path("mc_masks"), "--quiet")
     assert sorted(os.listdir(path("mc_masks"))) == ["p-labels.nii.gz", "q-labels.nii.gz", "r-labels.nii.gz"], os.listdir(path("mc_masks"))
     run("predict", path("mc.fcn"), path("mc4/imagesTr"), "--out", path("mc4_masks"), "--quiet")
+    # A later channel named alone, or with its case's other files (a glob), stands for its case, segmented once.
+    run("predict", path("mc.fcn"), path("mc/imagesTr/p_0001.nii"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_one"), "--quiet")
+    assert os.listdir(path("mc_one")) == ["p-labels.nii.gz"], os.listdir(path("mc_one"))
+    assert (read_nifti_file(path("mc_one/p-labels.nii.gz"))[2] == read_nifti_file(path("mc_masks/p-labels.nii.gz"))[2]).all()
     for name in ("p", "q", "r"):
         a, b = read_nifti_file(path(f"mc_masks/{name}-labels.nii.gz"))[2], read_nifti_file(path(f"mc4_masks/{name}-labels.nii.gz"))[2]
         assert a.shape == (3, 16, 20) and (a == b).all(), name

@@ -309,6 +309,8 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
   EXPECT_TRUE(is_later_channel_file(root + "/imagesTr/x_0001.nii"));
   EXPECT_FALSE(is_later_channel_file(root + "/imagesTr/x_0000.nii") || is_later_channel_file(root + "/imagesTr/y.nii"));
   EXPECT_EQ(nifti_case_name(root + "/imagesTr/x_0000.nii"), "x");
+  EXPECT_EQ(nifti_case_file(root + "/imagesTr/x_0001.nii"), root + "/imagesTr/x_0000.nii");
+  EXPECT_EQ(nifti_case_file(root + "/imagesTr/y.nii"), root + "/imagesTr/y.nii");
   const auto x = read_nifti_case(root + "/imagesTr/x_0000.nii"), y = read_nifti_case(root + "/imagesTr/y.nii");
   ASSERT_EQ(x.size(), 2u);
   ASSERT_EQ(y.size(), 2u);

@@ -274,6 +274,12 @@ bool is_later_channel_file(const std::string& path) {
   return channel > 0 && !channel_file(path, name, 0).empty();
 }
 
+std::string nifti_case_file(const std::string& path) {
+  const auto [name, channel] = channel_name(path);
+  const auto first = channel > 0 ? channel_file(path, name, 0) : "";
+  return first.empty() ? path : first;
+}
+
 std::string nifti_case_name(const std::string& path) {
   const auto files = nifti_channel_files(path);
   return files.size() > 1 ? channel_name(path).first : nifti_stem(path);

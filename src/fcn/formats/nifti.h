@@ -55,6 +55,8 @@ std::vector<NiftiVolume> read_nifti_channels(const std::string& path);
 std::vector<std::string> nifti_channel_files(const std::string& path);
 // NAME_000k.nii.gz (k >= 1) with NAME_0000 beside it: a later channel of that case, not a case itself.
 bool is_later_channel_file(const std::string& path);
+// The case a file is a channel of, by its channel 0's file: NAME_0000's for a later channel file, else `path`.
+std::string nifti_case_file(const std::string& path);
 // A case's name: NAME for NAME_0000.nii.gz with later channels beside it, else nifti_stem (a
 // single-channel NAME_0000 keeps its name, as fcn has named it).
 std::string nifti_case_name(const std::string& path);
