@@ -284,9 +284,8 @@ VolumeWindow parse_window(const std::string& text) {
   char extra = 0;
   VolumeWindow window;
   if (std::sscanf(text.c_str(), "p%lf,p%lf%c", &low, &high, &extra) == 2) {
-    if (!(low >= 0 && low < high && high <= 100))
-      fail("--window", "'" + text + "': percentiles must be 0 <= LOW < HIGH <= 100 (e.g. p0.5,p99.5)");
     window.percentiles = {low, high};
+    if (const auto problem = window.problem(); !problem.empty()) fail("--window", "'" + text + "': " + problem + " (e.g. p0.5,p99.5)");
     return window;
   }
   if (std::sscanf(text.c_str(), "%lf,%lf%c", &low, &high, &extra) != 2 || !std::isfinite(low) || !std::isfinite(high) || !(low < high))

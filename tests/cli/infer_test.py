@@ -819,7 +819,7 @@ def _():
     windows = out["stacks"][0]["windows"]
     assert np.allclose(windows, [[np.percentile(t2, 1), np.percentile(t2, 99)], [low, high]], rtol=0, atol=1e-9), windows
     one_line_error(run("predict", path("mc.fcn"), path("mc/imagesTr"), "--window", "p50,p20", "--out", path("mc_bad"), ok=False),
-                   "--window: 'p50,p20': percentiles must be 0 <= LOW < HIGH <= 100")
+                   "--window: 'p50,p20': the percentiles must be 0 <= low < high <= 100 (got 50, 20)")
     # --largest: each class's largest object (26-connected through a volume, 8-connected in an image), the rest background.
     def largest_by_hand(labels, components):
         ids, count = components(labels)

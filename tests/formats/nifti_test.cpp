@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -149,8 +150,13 @@ TEST(Nifti, PercentileWindowsAsNumpyInterpolatesThem) {
   EXPECT_EQ(window.of(volume), (std::pair<double, double>{0.0, 5000.0}));
   window.percentiles = {25.0, 90.0};
   EXPECT_DOUBLE_EQ(window.of(volume).first, 13.75);
-  window.values = {-1.0, 1.0};  // values win
+  window.values = {-1.0, 1.0};  // one or the other, never both
+  EXPECT_NE(test::error_of([&] { window.of(volume); }).find("VolumeWindow: both voxel values and percentiles given: give one"), std::string::npos);
+  window.percentiles.reset();
   EXPECT_EQ(window.of(volume), (std::pair<double, double>{-1.0, 1.0}));
+  window.values = {1.0, std::numeric_limits<double>::infinity()};
+  EXPECT_NE(test::error_of([&] { window.of(volume); }).find("VolumeWindow: the window must be two finite voxel values, low < high (got 1, inf)"),
+            std::string::npos);
   EXPECT_NE(test::error_of([&] { nifti_percentile_window(volume, 50, 50); }).find("must be 0 <= low < high <= 100"), std::string::npos);
   EXPECT_NE(test::error_of([&] { nifti_percentile_window(volume, -1, 50); }).find("must be 0 <= low < high <= 100"), std::string::npos);
 }

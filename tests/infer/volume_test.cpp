@@ -133,7 +133,7 @@ TEST(SegmentVolume, ChannelsOfACaseGoTogetherEachByItsOwnRange) {
   EXPECT_EQ(clipped.windows, (std::vector<std::pair<double, double>>{nifti_percentile_window(t2, 2, 98), nifti_percentile_window(adc, 2, 98)}));
   EXPECT_GT(clipped.windows[1].first, adc_low);
   by_percentiles.window = {{0.0, 1.0}};
-  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, by_percentiles); }).find("both given"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, by_percentiles); }).find("both voxel values and percentiles given"), std::string::npos);
   VolumeOptions windowed;
   windowed.window = {{-1000.0, 1000.0}};
   EXPECT_EQ(segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, windowed).windows[1], (std::pair<double, double>{-1000.0, 1000.0}));
@@ -238,9 +238,13 @@ TEST(SegmentVolume, BadOptionsAreErrorsNamingThem) {
   };
   VolumeOptions window;
   window.window = {{400.0, -1000.0}};
-  EXPECT_NE(message(window).find("VolumeOptions.window: must be two finite values, low < high"), std::string::npos) << message(window);
+  EXPECT_NE(message(window).find("VolumeOptions: the window must be two finite voxel values, low < high (got 400, -1000)"), std::string::npos) << message(window);
   window.window = {{0.0, std::nan("")}};
-  EXPECT_NE(message(window).find("VolumeOptions.window"), std::string::npos);
+  EXPECT_NE(message(window).find("VolumeOptions: the window must be"), std::string::npos);
+  window.window = {{0.0, 1.0}}, window.percentiles = {{1.0, 99.0}};
+  EXPECT_NE(message(window).find("VolumeOptions: both voxel values and percentiles given"), std::string::npos) << message(window);
+  window.window.reset(), window.percentiles = {{99.0, 1.0}};
+  EXPECT_NE(message(window).find("VolumeOptions: the percentiles must be 0 <= low < high <= 100 (got 99, 1)"), std::string::npos) << message(window);
   VolumeOptions min_object;
   min_object.min_object = 0;
   EXPECT_NE(message(min_object).find("VolumeOptions.min_object: must be at least 1"), std::string::npos) << message(min_object);

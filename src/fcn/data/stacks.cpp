@@ -183,7 +183,7 @@ struct VolumePair {
 // nnU-Net's channel 0 (NAME_0000.nii.gz) NAME's; "" where there is none. `name` gets the case name.
 std::string label_volume_of(const std::string& masks_dir, const std::string& stem, std::string& name) {
   std::vector<std::string> cases{stem};
-  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_0000") == 0) cases.push_back(stem.substr(0, stem.size() - 5));
+  if (const auto [case_name, channel] = nnunet_channel(stem); channel == 0) cases.push_back(case_name);
   for (const auto& case_name : cases)
     for (const char* ending : {".nii.gz", ".nii"})
       if (const auto mask = fs::path(masks_dir) / (case_name + ending); fs::is_regular_file(mask)) return name = case_name, mask.string();

@@ -12,6 +12,7 @@
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/util/error.h"
+#include "fcn/util/quantile.h"
 
 namespace fcn {
 namespace {
@@ -71,15 +72,6 @@ torch::Tensor surface(const torch::Tensor& mask) {
   return mask & interior.eq(0);
 }
 
-// The q-th quantile of `values` with linear interpolation (numpy's percentile default).
-double percentile(const torch::Tensor& values, double q) {
-  const auto sorted = std::get<0>(values.to(torch::kDouble).sort());
-  const double at = q * static_cast<double>(sorted.numel() - 1);
-  const auto low = static_cast<int64_t>(std::floor(at)), high = static_cast<int64_t>(std::ceil(at));
-  const double a = sorted[low].item<double>(), b = sorted[high].item<double>();
-  return a + (b - a) * (at - static_cast<double>(low));
-}
-
 struct SurfaceScores {
   double hd95 = std::nan(""), nsd = std::nan("");
 };
@@ -107,7 +99,7 @@ SurfaceScores surface_scores(const torch::Tensor& predicted, const torch::Tensor
   // float32 distances: a distance equal to the tolerance (2 mm at 2 mm spacing) counts, rounding aside.
   const double within = tolerance * (1 + 1e-6);
   const auto agreeing = to_truth.le(within).sum().item<int64_t>() + to_predicted.le(within).sum().item<int64_t>();
-  return {std::max(percentile(to_truth, 0.95), percentile(to_predicted, 0.95)),
+  return {std::max(linear_quantiles(to_truth, {0.95})[0], linear_quantiles(to_predicted, {0.95})[0]),
           static_cast<double>(agreeing) / static_cast<double>(to_truth.numel() + to_predicted.numel())};
 }
 
@@ -194,7 +186,7 @@ std::vector<std::pair<std::string, std::string>> pair_label_volumes(const std::s
   std::map<std::string, std::string> scored;  // truth name -> prediction
   for (const auto& [name, path] : by_name) {
     auto found = truths.find(name);
-    if (found == truths.end() && ends_with(name, "_0000")) found = truths.find(name.substr(0, name.size() - 5));  // nnU-Net's channel 0
+    if (const auto [case_name, channel] = nnunet_channel(name); found == truths.end() && channel == 0) found = truths.find(case_name);
     if (found == truths.end()) fail(path, "has no ground truth " + name + ".nii.gz or " + name + ".nii in " + truth);
     if (const auto [at, added] = scored.emplace(found->first, path); !added) fail(path, "and " + at->second + " both predict " + found->second);
     pairs.emplace_back(path, found->second);

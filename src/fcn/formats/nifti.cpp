@@ -15,6 +15,7 @@
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
+#include "fcn/util/quantile.h"
 
 namespace fcn {
 namespace {
@@ -229,11 +230,7 @@ std::vector<NiftiVolume> read_volumes(const std::string& path, bool channels) {
 
 // NAME_0000.nii.gz's NAME and channel number (nnU-Net's naming), or {"", -1}.
 std::pair<std::string, int> channel_name(const std::string& path) {
-  const auto stem = nifti_stem(path);
-  const bool numbered = is_nifti_path(path) && stem.size() > 5 && stem[stem.size() - 5] == '_' &&
-                        stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;
-  if (!numbered) return {"", -1};
-  return {stem.substr(0, stem.size() - 5), std::stoi(stem.substr(stem.size() - 4))};
+  return is_nifti_path(path) ? nnunet_channel(nifti_stem(path)) : std::pair<std::string, int>{"", -1};
 }
 
 // The file of channel `c` of the case whose channel `like` is, in its folder: NAME_000c with like's
@@ -251,6 +248,12 @@ std::string channel_file(const std::string& like, const std::string& name, int c
 }
 
 }  // namespace
+
+std::pair<std::string, int> nnunet_channel(const std::string& stem) {
+  const bool numbered = stem.size() > 5 && stem[stem.size() - 5] == '_' && stem.find_first_not_of("0123456789", stem.size() - 4) == std::string::npos;
+  if (!numbered) return {"", -1};
+  return {stem.substr(0, stem.size() - 5), std::stoi(stem.substr(stem.size() - 4))};
+}
 
 NiftiVolume read_nifti(const std::string& path) { return std::move(read_volumes(path, false).front()); }
 
@@ -443,32 +446,27 @@ std::pair<double, double> nifti_window(const NiftiVolume& volume) {
 }
 
 std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high) {
-  if (!(low >= 0 && low < high && high <= 100))
-    fail("percentile window", "must be 0 <= low < high <= 100, got " + number_text(low) + ", " + number_text(high));
-  const auto voxels = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels.flatten();
-  // One copy, as double (exact for every type read), reordered in place: 8 bytes a voxel.
-  auto values = voxels.to(torch::kDouble, /*non_blocking=*/false, /*copy=*/true).contiguous();
-  double* first = values.data_ptr<double>();
-  const auto n = static_cast<size_t>(values.numel());
-  if (n == 0) return {0.0, 1.0};
-  const auto at = [&](double percent) {  // the order statistics it falls between, found in linear time
-    const double rank = percent / 100 * static_cast<double>(n - 1);
-    const auto below = static_cast<size_t>(std::floor(rank));
-    std::nth_element(first, first + below, first + n);
-    const double a = first[below];
-    const double b = below + 1 < n ? *std::min_element(first + below + 1, first + n) : a;
-    return a + (b - a) * (rank - static_cast<double>(below));
-  };
-  return {at(low), at(high)};
+  VolumeWindow window;
+  window.percentiles = {low, high};
+  if (const auto problem = window.problem(); !problem.empty()) fail("nifti_percentile_window", problem);
+  const auto voxels = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels;
+  if (voxels.numel() == 0) return {0.0, 1.0};
+  const auto q = linear_quantiles(voxels, {low / 100, high / 100});
+  return {q[0], q[1]};
+}
+
+std::string VolumeWindow::problem() const {
+  if (values && percentiles) return "both voxel values and percentiles given: give one";
+  if (values && !(std::isfinite(values->first) && std::isfinite(values->second) && values->first < values->second))
+    return "the window must be two finite voxel values, low < high (got " + number_text(values->first) + ", " + number_text(values->second) + ")";
+  if (percentiles && !(percentiles->first >= 0 && percentiles->first < percentiles->second && percentiles->second <= 100))
+    return "the percentiles must be 0 <= low < high <= 100 (got " + number_text(percentiles->first) + ", " + number_text(percentiles->second) + ")";
+  return "";
 }
 
 std::pair<double, double> VolumeWindow::of(const NiftiVolume& volume) const {
-  if (values) {
-    const auto [low, high] = *values;
-    if (!std::isfinite(low) || !std::isfinite(high) || !(low < high))
-      fail("window", "must be two finite voxel values, low < high (got " + number_text(low) + ", " + number_text(high) + ")");
-    return *values;
-  }
+  if (const auto wrong = problem(); !wrong.empty()) fail("VolumeWindow", wrong);
+  if (values) return *values;
   if (percentiles) return nifti_percentile_window(volume, percentiles->first, percentiles->second);
   return nifti_window(volume);
 }

@@ -53,6 +53,9 @@ std::vector<NiftiVolume> read_nifti_channels(const std::string& path);
 // nnU-Net's layout, a file per channel: for NAME_0000.nii.gz with NAME_0001.nii.gz beside it, the files
 // NAME_0000, NAME_0001, ... (the same extension) up to the first number missing; any other path alone.
 std::vector<std::string> nifti_channel_files(const std::string& path);
+// nnU-Net's naming of a case's channel files: {NAME, c} for the stem NAME_000c (4 digits after the
+// last '_'), else {"", -1}. Channel 0's stem also names the case's label volume, NAME.nii.gz.
+std::pair<std::string, int> nnunet_channel(const std::string& stem);
 // NAME_000k.nii.gz (k >= 1) with NAME_0000 beside it: a later channel of that case, not a case itself.
 bool is_later_channel_file(const std::string& path);
 // The case a file is a channel of, by its channel 0's file: NAME_0000's for a later channel file, else `path`.
@@ -103,8 +106,10 @@ struct VolumeWindow {
   VolumeWindow(std::nullopt_t) {}                                                   // NOLINT: as std::optional takes it
   VolumeWindow(std::optional<std::pair<double, double>> fixed) : values(fixed) {}  // NOLINT
   bool given() const { return values.has_value() || percentiles.has_value(); }
-  // The window for `volume`; fcn::Error naming the option where values are not finite with low < high
-  // or percentiles not 0 <= low < high <= 100.
+  // "" where the window is one fcn can use, else what is wrong: values not finite with low < high,
+  // percentiles not 0 <= low < high <= 100, or both given. The one place these bounds are checked.
+  std::string problem() const;
+  // The window for `volume`; fcn::Error with problem() where there is one.
   std::pair<double, double> of(const NiftiVolume& volume) const;
 };
 

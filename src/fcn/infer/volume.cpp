@@ -17,17 +17,9 @@ namespace fcn {
 namespace {
 
 void check_options(const VolumeOptions& options, const NiftiVolume& volume, int64_t classes, const std::string& source) {
-  if (options.window) {
-    const auto [low, high] = *options.window;
-    if (!std::isfinite(low) || !std::isfinite(high) || !(low < high))
-      fail("VolumeOptions.window", "must be two finite values, low < high (got " + std::to_string(low) + ", " + std::to_string(high) + ")");
-  }
-  if (options.percentiles) {
-    const auto [low, high] = *options.percentiles;
-    if (options.window) fail("VolumeOptions.percentiles", "and VolumeOptions.window both given: give one");
-    if (!(low >= 0 && low < high && high <= 100))
-      fail("VolumeOptions.percentiles", "must be 0 <= low < high <= 100 (got " + std::to_string(low) + ", " + std::to_string(high) + ")");
-  }
+  VolumeWindow window;
+  window.values = options.window, window.percentiles = options.percentiles;
+  if (const auto problem = window.problem(); !problem.empty()) fail("VolumeOptions", problem);
   if (options.min_object < 1) fail("VolumeOptions.min_object", "must be at least 1 (got " + std::to_string(options.min_object) + ")");
   if (!options.probabilities) return;
   const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4;
