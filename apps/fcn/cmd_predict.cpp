@@ -82,11 +82,13 @@ class Segmenter {
     options.min_object = f_.min_object;
     const auto labels_file = output(stem + "-labels.nii.gz");
     const InterruptGuard guard;  // Ctrl-C: the slice reached is finished, then the run ends
+    std::vector<HeldSlice> held;  // --largest: slices finished once the volume's labels are kept
     const auto on_slice = [&](const SliceResult& slice) {
       const Pending item{slice.source, slice.image, numbered(stem, slice.slice), nullptr, labels_file};
       if (slice.error)
         skip(slice.source, error_of(slice.source, [&] { std::rethrow_exception(slice.error); }));
-      else if (const auto error = error_of(slice.source, [&] { finish(item, slice.prediction); }); !error.empty())
+      else if (const auto error = error_of(slice.source, [&] { options.largest ? hold(item, slice, held) : finish(item, slice.prediction); });
+               !error.empty())
         skip(slice.source, error);
       else
         progress_.update(++done_);
@@ -96,6 +98,7 @@ class Segmenter {
     if (const auto error = error_of(path, [&] { result = segment_volume(predictor_, channels, options, on_slice, path); }); !error.empty())
       return skip(path, error);
     stopped = stopped || !result.complete();
+    finish_held(held, channels, result);
     write_volume(path, volume, result, labels_file, stem);
   }
 
@@ -253,6 +256,37 @@ class Segmenter {
     std::shared_ptr<StackFiles> stack;  // --label-stack, --probs tif: the files this page goes to
     std::string volume_file;  // a NIfTI volume's slice: the volume's labels file, where its labels go
   };
+
+  // A slice of a volume whose labels --largest keeps through the volume: its probabilities written now
+  // (as the net gave them), its overlay and its line once the volume's labels are kept (finish_held).
+  // Neither its image nor its probabilities are held: the volume's memory stays that of its labels.
+  struct HeldSlice {
+    int64_t slice = 0;
+    Pending item;           // no image: made again from the volume (volume_slice_image)
+    Prediction prediction;  // no labels (the volume's are), probabilities K x 0 x 0: their class count alone
+    std::vector<std::string> files;
+  };
+  void hold(const Pending& item, const SliceResult& slice, std::vector<HeldSlice>& held) {
+    const auto files = write_outputs(f_, item.stem, item.image, slice.prediction, false, false, f_.probs != "nii").files;
+    HeldSlice kept{slice.slice, item, slice.prediction, files};
+    kept.item.image = torch::Tensor();
+    kept.prediction.labels = torch::Tensor();
+    kept.prediction.probs = torch::empty({slice.prediction.probs.size(0), 0, 0});
+    held.push_back(std::move(kept));
+  }
+  void finish_held(std::vector<HeldSlice>& held, const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result) {
+    for (auto& slice : held) {
+      const auto error = error_of(slice.item.source, [&] {
+        slice.prediction.labels = result.labels[slice.slice].to(torch::kLong);
+        slice.item.image = volume_slice_image(channels, result, slice.slice);
+        auto written = write_outputs(f_, slice.item.stem, slice.item.image, slice.prediction, f_.overlay, false, false);
+        written.files.insert(written.files.begin(), slice.files.begin(), slice.files.end());
+        report_image(slice.item, slice.prediction, written);
+      });
+      if (!error.empty()) skip(slice.item.source, error);
+    }
+    held.clear();
+  }
 
   // The stack reader, the stack files, and OUT/NAME/ where pages write files of their own.
   void open_stack(const std::string& path, const std::string& stem, std::optional<TiffStackReader>& stack,
@@ -431,15 +465,21 @@ class Segmenter {
 
   // Writes an image's outputs (those of a stack page that do not go to its stack files) and reports it.
   void finish(const Pending& item, const Prediction& predicted) {
-    const std::string& path = item.source;
-    const torch::Tensor& image = item.image;
     const bool volume = !item.volume_file.empty();
     Prediction prediction = predicted;
     if (f_.largest_classes && !volume && !item.stack)  // an image's (a volume's are kept through the volume: segment_volume)
       prediction.labels = keep_largest_objects(predicted.labels, instances_from_labels(predicted.labels, -1, 8), *f_.largest_classes);
     const bool labels = !(item.stack && f_.label_stack) && !volume;
     const bool probs = !(item.stack && f_.probs == "tif") && !(volume && f_.probs == "nii");  // else in the stack's or volume's file
-    const auto written = write_outputs(f_, item.stem, image, prediction, f_.overlay, labels, probs);
+    report_image(item, prediction, write_outputs(f_, item.stem, item.image, prediction, f_.overlay, labels, probs));
+  }
+
+  // An image's time, its --json entry or its line, once its files are written.
+  void report_image(const Pending& item, const Prediction& prediction, const Written& written) {
+    const std::string& path = item.source;
+    const torch::Tensor& image = item.image;
+    const bool volume = !item.volume_file.empty();
+    const bool labels = !(item.stack && f_.label_stack) && !volume;
     const auto& files = written.files;
     const auto& objects = written.per_class;  // --instances
     times.ms.push_back(prediction.milliseconds);

@@ -839,9 +839,26 @@ def _():
                     ids[at] = count
         return ids, count
 
-    run("predict", path("mc.fcn"), path("mc/imagesTr/r_0000.nii.gz"), "--largest", "all", "--out", path("mc_largest"), "--quiet")
+    # Each slice's overlay and --json counts show the labels kept (made once the volume is whole); its
+    # probabilities stay as the net gave them.
+    outputs = ("--overlay", "--probs", "npy", "--json")
+    largest = json.loads(run("predict", path("mc.fcn"), path("mc/imagesTr/r_0000.nii.gz"), "--largest", "all", *outputs,
+                             "--out", path("mc_largest")).stdout)
+    unfiltered = json.loads(run("predict", path("mc.fcn"), path("mc/imagesTr/r_0000.nii.gz"), *outputs, "--out", path("mc_unfiltered")).stdout)
     kept, plain = read_nifti_file(path("mc_largest/r-labels.nii.gz"))[2], read_nifti_file(path("mc_masks/r-labels.nii.gz"))[2]
     assert (kept == largest_by_hand(plain, flood3d)).all() and (kept != plain).any(), "the largest object of each class in 3-D"
+    assert (read_nifti_file(path("mc_unfiltered/r-labels.nii.gz"))[2] == plain).all()
+    slices = [e for e in largest["images"] if " slice " in e["image"]]
+    assert len(slices) == kept.shape[0], largest
+    names = json.load(open(path("mc_ds/classes.json")))["names"] if os.path.exists(path("mc_ds/classes.json")) else None
+    for k, entry in enumerate(slices):
+        assert entry["image"].endswith(f"slice {k}"), entry
+        counts = {(names[c] if names else str(c)): int((kept[k] == c).sum()) for c in range(3) if (kept[k] == c).any()}
+        assert entry["class_pixels"] == counts, (k, entry["class_pixels"], counts)
+        assert sorted(os.path.basename(f) for f in entry["files"]) == ["000%03d-overlay.png" % k, "000%03d-probs.npy" % k], entry["files"]
+        ours, theirs = (np.array(Image.open(path(f"{d}/r/000{k:03d}-overlay.png"))) for d in ("mc_largest", "mc_unfiltered"))
+        assert (ours == theirs).all() == (kept[k] == plain[k]).all(), f"slice {k}: the overlay shows the labels kept"
+        assert (np.load(path(f"mc_largest/r/000{k:03d}-probs.npy")) == np.load(path(f"mc_unfiltered/r/000{k:03d}-probs.npy"))).all()
     run("predict", path("mc.fcn"), path("mc_ds/images/r_001.png"), "--largest", "both", "--out", path("mc_largest_png"), "--quiet")
     run("predict", path("mc.fcn"), path("mc_ds/images/r_001.png"), "--out", path("mc_plain_png"), "--quiet")
     kept, plain = (np.array(Image.open(path(f"{d}/r_001.png"))) for d in ("mc_largest_png", "mc_plain_png"))

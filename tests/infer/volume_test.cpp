@@ -116,13 +116,18 @@ TEST(SegmentVolume, ChannelsOfACaseGoTogetherEachByItsOwnRange) {
   const auto range = [](const NiftiVolume& v) { return std::pair<double, double>{v.voxels.min().item<double>(), v.voxels.max().item<double>()}; };
   const auto [t2_low, t2_high] = range(t2);
   const auto [adc_low, adc_high] = range(adc);
-  int64_t seen = 0;
-  const auto result = segment_volume(predictor, std::vector<NiftiVolume>{t2, adc}, {}, [&](const SliceResult& slice) {
+  std::vector<torch::Tensor> seen;
+  const std::vector<NiftiVolume> both{t2, adc};
+  const auto result = segment_volume(predictor, both, {}, [&](const SliceResult& slice) {
     const auto expected = torch::cat({by_hand(t2, slice.slice, t2_low, t2_high), by_hand(adc, slice.slice, adc_low, adc_high)});
     EXPECT_TRUE(torch::allclose(slice.image, expected, 0, 1e-6)) << slice.slice;
-    return ++seen > 0;
+    seen.push_back(slice.image);
+    return true;
   }, "case");
-  EXPECT_EQ(seen, 3);
+  ASSERT_EQ(seen.size(), 3u);
+  for (int64_t k = 0; k < 3; ++k) EXPECT_TRUE(torch::equal(volume_slice_image(both, result, k), seen[k])) << k;  // the image again, afterwards
+  EXPECT_NE(test::error_of([&] { volume_slice_image(both, result, 3); }).find("volume_slice_image: has no slice 3 (slices 0..2)"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { volume_slice_image({t2}, result, 0); }).find("the channels are not those of the result"), std::string::npos);
   EXPECT_EQ(result.windows, (std::vector<std::pair<double, double>>{range(t2), range(adc)}));
   EXPECT_EQ(result.window, range(t2));
   const auto one = predictor(torch::cat({by_hand(t2, 1, t2_low, t2_high), by_hand(adc, 1, adc_low, adc_high)}));
@@ -159,15 +164,18 @@ TEST(SegmentVolume, TwoAndAHalfDNetSeesEachSliceWithItsNeighbours) {
   VolumeOptions options;
   options.window = {{-1000.0, 1000.0}};
   std::vector<int64_t> seen;
+  std::vector<torch::Tensor> images;
   const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
     const int64_t k = slice.slice;
     const auto expected = torch::cat({by_hand(volume, std::max<int64_t>(k - 1, 0), -1000, 1000), by_hand(volume, k, -1000, 1000),
                                       by_hand(volume, std::min<int64_t>(k + 1, 3), -1000, 1000)});
     EXPECT_TRUE(torch::allclose(slice.image, expected, 0, 1e-6)) << k;
-    seen.push_back(k);
+    seen.push_back(k), images.push_back(slice.image);
     return true;
   });
   EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(result.slice_context, 1);
+  for (int64_t k : {0, 3}) EXPECT_TRUE(torch::equal(volume_slice_image({volume}, result, k), images[k])) << k;
   const auto one = predictor(torch::cat({by_hand(volume, 1, -1000, 1000), by_hand(volume, 2, -1000, 1000), by_hand(volume, 3, -1000, 1000)}));
   EXPECT_LE(result.labels[2].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2);
   EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{volume, volume}, {}, {}, "c"); })

@@ -139,6 +139,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   how.values = options.window, how.percentiles = options.percentiles;
   for (const auto& channel : channels) result.windows.push_back(how.of(channel));
   result.window = result.windows.front();
+  result.slice_context = context;
   result.void_label = classes <= 255 ? 255 : 65535;
   result.class_names = predictor.model().meta.class_names;
   result.palette = predictor.model().meta.palette;
@@ -163,6 +164,15 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   if (options.largest) keep_largest(result, *options.largest);
   if (options.objects) find_objects(result, options.min_object, classes);
   return result;
+}
+
+torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result, int64_t k) {
+  if (channels.size() != result.windows.size() || !result.labels.defined() || channels.front().slices != result.labels.size(0))
+    fail("volume_slice_image", "the channels are not those of the result (" + std::to_string(channels.size()) + " channel(s), " +
+                                   std::to_string(result.windows.size()) + " window(s))");
+  if (k < 0 || k >= result.labels.size(0))
+    fail("volume_slice_image", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(result.labels.size(0) - 1) + ")");
+  return slice_image(channels, k, result.windows, result.slice_context);
 }
 
 torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation& result) {

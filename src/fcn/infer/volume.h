@@ -70,6 +70,7 @@ struct VolumeSegmentation {
   std::vector<int64_t> objects_per_class;  // classes 0..K-1
   std::pair<double, double> window;        // what mapped the voxels to 0..1 (channel 0's)
   std::vector<std::pair<double, double>> windows;  // each channel's
+  int64_t slice_context = 0;               // the net's (ModelMeta::slice_context): its slices k-N..k+N
   int64_t void_label = 255;                // 65535 past 255 classes
   int64_t slices_done = 0;                 // slices segmented or failed: all of them unless on_slice stopped it
   std::vector<int64_t> failed_slices;      // void in labels (their errors went to on_slice)
@@ -96,6 +97,12 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume&
 VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<NiftiVolume>& channels, const VolumeOptions& options = {},
                                   const std::function<bool(const SliceResult&)>& on_slice = {},
                                   const std::string& source = "volume");
+
+// Slice k as segment_volume gave it to the net (SliceResult.image again): each channel mapped by its
+// window in result.windows, or one channel's slices k-N..k+N for a 2.5-D net. For work on a slice after
+// the volume is whole (an overlay of the labels that VolumeOptions.largest kept) without holding every
+// slice's image. fcn::Error: channels or k not those of the result.
+torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result, int64_t k);
 
 // A volume's picture: up to 16 slices evenly spaced through it (first and last included), each shown as
 // the net saw it with its labels blended in (alpha 0.5) and its objects outlined in white where there
