@@ -94,6 +94,20 @@ TEST(DistanceTransform, ThreeDimensionalWithSpacingIsExact) {
         ASSERT_NEAR(d[z][y][x].item<float>(), best, 1e-4) << z << "," << y << "," << x;
       }
   EXPECT_TRUE(std::isinf(distance_transform_3d(torch::zeros({2, 2, 2}, torch::kBool))[1][1][1].item<float>()));
+  // Large enough that the threads share each axis's lines: still exact everywhere.
+  const int64_t depth = 23, height = 41, width = 57;
+  auto big = torch::zeros({depth, height, width}, torch::kBool);
+  const std::vector<std::array<int64_t, 3>> seeds = {{0, 0, 0}, {22, 40, 56}, {11, 3, 50}, {5, 30, 9}, {17, 20, 28}};
+  for (const auto& [z, y, x] : seeds) big[z][y][x] = true;
+  const auto far = distance_transform_3d(big, spacing);
+  const auto at = far.accessor<float, 3>();
+  for (int64_t z = 0; z < depth; ++z)
+    for (int64_t y = 0; y < height; ++y)
+      for (int64_t x = 0; x < width; ++x) {
+        double best = std::numeric_limits<double>::infinity();
+        for (const auto& [sz, sy, sx] : seeds) best = std::min(best, std::hypot((z - sz) * spacing[0], (y - sy) * spacing[1], (x - sx) * spacing[2]));
+        ASSERT_NEAR(at[z][y][x], best, 1e-4 * std::max(1.0, best)) << z << "," << y << "," << x;
+      }
 }
 
 TEST(ConnectedComponents, FourAndEightConnectivity) {

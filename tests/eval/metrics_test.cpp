@@ -45,18 +45,29 @@ TEST(Metrics, AllVoidIsUndefinedNotZero) {
   EXPECT_TRUE(std::isnan(m.mean_dice));
 }
 
-// Past the 4M elements update() takes at a time: the counts of one bincount over everything (a CT volume's voxels).
+// Integer labels on the CPU are counted in one pass as they lie, any integer type, any layout; other
+// labels (floating, a GPU's) 4M elements at a time. Both give one bincount over everything (a CT
+// volume's voxels), predictions out of range clamped to the first or last class as before.
 TEST(Metrics, LargeInputsCountedInChunksAsInOne) {
   torch::manual_seed(2);
   const int64_t n = (int64_t{1} << 22) * 2 + 12347;  // a multiple of 5, not of the chunk
   auto targets = torch::randint(0, 4, {n}, torch::kInt);
   targets.slice(0, 0, n, 7).fill_(255);  // void every 7th
-  const auto predictions = torch::randint(0, 4, {n}, torch::kInt);
-  ConfusionMatrix matrix(4);
-  matrix.update(predictions.view({-1, 5}), targets.view({-1, 5}));
+  auto predictions = torch::randint(0, 4, {n}, torch::kInt);
+  predictions.slice(0, 3, n, 1001).fill_(-3), predictions.slice(0, 5, n, 997).fill_(9);
   const auto valid = targets.ne(255);
-  const auto expected = torch::bincount(targets.masked_select(valid).to(torch::kLong) * 4 + predictions.masked_select(valid).to(torch::kLong), {}, 16);
-  EXPECT_TRUE(torch::equal(matrix.matrix().flatten(), expected));
+  const auto cells = targets.masked_select(valid).to(torch::kLong) * 4 + predictions.masked_select(valid).clamp(0, 3).to(torch::kLong);
+  const auto expected = torch::bincount(cells, {}, 16);
+  const auto counted = [](const torch::Tensor& p, const torch::Tensor& t) {
+    ConfusionMatrix matrix(4);
+    matrix.update(p, t);
+    return matrix.matrix().flatten();
+  };
+  EXPECT_TRUE(torch::equal(counted(predictions.view({-1, 5}), targets.view({-1, 5})), expected));
+  EXPECT_TRUE(torch::equal(counted(predictions.to(torch::kFloat), targets.to(torch::kFloat)), expected));  // in chunks
+  EXPECT_TRUE(torch::equal(counted(predictions.to(torch::kShort), targets.to(torch::kByte)), expected));   // uint8 volume, int16 labels
+  const auto p2 = predictions.view({5, -1}).t(), t2 = targets.view({5, -1}).t();  // not contiguous
+  EXPECT_TRUE(torch::equal(counted(p2.to(torch::kLong), t2), expected));
 }
 
 TEST(Metrics, MatchNumpyOracleWithIgnoreAndAbsentClasses) {

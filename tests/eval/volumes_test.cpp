@@ -180,6 +180,11 @@ TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
   EXPECT_EQ(scores.volumes[0].nsd[2], 0.0);
   EXPECT_EQ(scores.volumes[0].metrics.dice[2], 0.0);
   EXPECT_TRUE(std::isnan(scores.volumes[0].hd95[2]));
+  options.classes = 258;  // classes past the uint8 volumes' 255: none of their voxels (257 is not 1 wrapped)
+  const auto wide = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, options);
+  EXPECT_NEAR(wide.volumes[0].hd95[1], expected.hd95, 1e-5);
+  EXPECT_TRUE(std::isnan(wide.volumes[0].hd95[257]) && std::isnan(wide.volumes[0].nsd[257]));
+  EXPECT_EQ(wide.volumes[0].predicted_ml[257], 0.0);
 }
 
 // The distances and mL are in the truth header's voxel sizes: those sizes are reported, an axis whose size

@@ -15,12 +15,41 @@ void ConfusionMatrix::add(const torch::Tensor& counts) {
   matrix_ += counts.to(torch::kCPU, torch::kLong);
 }
 
+namespace {
+
+// Each counted pixel's (target row, prediction column) cell incremented in place: one pass over the
+// two label tensors as they lie, no int64 copies (a CT volume is tens of millions of voxels).
+template <typename T, typename P>
+void count_pairs(const T* target, const P* prediction, int64_t size, int64_t n, int64_t ignore, int64_t* cells) {
+  for (int64_t i = 0; i < size; ++i) {
+    const auto t = static_cast<int64_t>(target[i]);
+    if (t == ignore || t < 0 || t >= n) continue;
+    ++cells[t * n + std::clamp<int64_t>(static_cast<int64_t>(prediction[i]), 0, n - 1)];
+  }
+}
+
+bool is_cpu_integral(const torch::Tensor& t) { return t.device().is_cpu() && c10::isIntegralType(t.scalar_type(), /*includeBool=*/false); }
+
+}  // namespace
+
 void ConfusionMatrix::update(const torch::Tensor& predictions, const torch::Tensor& targets, int64_t ignore) {
   TORCH_CHECK(predictions.sizes() == targets.sizes(), "ConfusionMatrix: predictions ", predictions.sizes(), " vs targets ",
               targets.sizes());
   const int64_t n = num_classes(), size = predictions.numel();
+  if (is_cpu_integral(predictions) && is_cpu_integral(targets)) {
+    const auto target = targets.contiguous(), prediction = predictions.contiguous();
+    auto* cells = matrix_.data_ptr<int64_t>();
+    AT_DISPATCH_INTEGRAL_TYPES(target.scalar_type(), "ConfusionMatrix", [&] {
+      const auto* t = target.data_ptr<scalar_t>();
+      using Target = scalar_t;
+      AT_DISPATCH_INTEGRAL_TYPES(prediction.scalar_type(), "ConfusionMatrix", [&] {
+        count_pairs<Target, scalar_t>(t, prediction.data_ptr<scalar_t>(), size, n, ignore, cells);
+      });
+    });
+    return;
+  }
   const auto all_targets = targets.flatten(), all_predictions = predictions.flatten();
-  constexpr int64_t kChunk = int64_t{1} << 22;  // voxels at a time: a CT volume's int64 copies stay ~100 MB, not 3 x its size
+  constexpr int64_t kChunk = int64_t{1} << 22;  // pixels at a time (GPU or floating labels): int64 copies stay ~100 MB
   for (int64_t from = 0; from < size; from += kChunk) {
     const int64_t to = std::min(size, from + kChunk);
     const auto target = all_targets.slice(0, from, to).to(torch::kCPU, torch::kLong);

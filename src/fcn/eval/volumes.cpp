@@ -43,59 +43,105 @@ std::map<std::string, std::string> volumes_in(const std::string& path, const std
   return found;
 }
 
-// A label volume's voxels as int32 class indices (half int64's memory: a CT volume is tens of millions of
-// voxels), checked: integers, 0..65535.
+// A label volume's voxels as class indices, checked: integers, 0..65535. Integer voxels are used as
+// they lie (a CT volume is tens of millions of voxels: int32 copies of both volumes were 2 x 4 bytes a
+// voxel); int64 and float voxels (labels stored as float) become int32.
 torch::Tensor labels_of(const NiftiVolume& volume, const std::string& path) {
   const auto& v = volume.voxels;
   if (v.is_floating_point() && !torch::equal(v, v.round()))
     fail(path, "holds fractional values: a label volume holds class indices (is it a scan or probabilities?)");
-  if (v.numel() > 0 && (v.min().item<double>() < 0 || v.max().item<double>() > 65535))
-    fail(path, "holds values outside 0..65535: a label volume holds class indices");
-  return v.to(torch::kInt);
+  if (v.numel() == 0) return v.to(torch::kInt);
+  const auto [low, high] = torch::aminmax(v);
+  if (low.item<double>() < 0 || high.item<double>() > 65535) fail(path, "holds values outside 0..65535: a label volume holds class indices");
+  return v.is_floating_point() || v.scalar_type() == torch::kLong ? v.to(torch::kInt) : v;
 }
 
-// Class i's count at entry i of a `classes`-long vector (the counts of `labels` below `classes`), times `ml`.
-std::vector<double> volumes_ml(const torch::Tensor& labels, int64_t classes, double ml) {
-  const auto counts = torch::bincount(labels.flatten(), {}, classes);
-  std::vector<double> out(static_cast<size_t>(classes));
-  for (int64_t c = 0; c < classes; ++c) out[static_cast<size_t>(c)] = static_cast<double>(counts[c].item<int64_t>()) * ml;
+// Voxels per label value (0..the largest; void's entry included): one pass, no copy of the volume.
+std::vector<int64_t> label_counts(const torch::Tensor& labels) {
+  const auto counts = torch::bincount(labels.flatten()).contiguous();
+  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+}
+
+// Classes 0..classes-1's voxels (`counts` from label_counts, void's taken out), times `ml`.
+std::vector<double> volumes_ml(const std::vector<int64_t>& counts, int64_t classes, double ml) {
+  std::vector<double> out(static_cast<size_t>(classes), 0.0);
+  for (size_t c = 0; c < std::min(out.size(), counts.size()); ++c) out[c] = static_cast<double>(counts[c]) * ml;
   return out;
 }
 
-// The voxels of `mask` with a 6-neighbour outside it (past the volume's edge counts as outside).
+// The largest label with a voxel, void's left out; 0 where there is none.
+int64_t largest_label(const std::vector<int64_t>& counts) {
+  for (auto c = static_cast<int64_t>(counts.size()) - 1; c > 0; --c)
+    if (counts[static_cast<size_t>(c)] > 0 && c != kVoid) return c;
+  return 0;
+}
+
+// The voxels of `mask` (D x H x W bool) with a 6-neighbour outside it (past the volume's edge counts as
+// outside): one pass, one tensor made (six shifted copies of the box were ten).
 torch::Tensor surface(const torch::Tensor& mask) {
-  const auto p = torch::constant_pad_nd(mask.to(torch::kByte), {1, 1, 1, 1, 1, 1}, 0);
-  const auto at = [&](int64_t dz, int64_t dy, int64_t dx) {
-    return p.slice(0, 1 + dz, p.size(0) - 1 + dz).slice(1, 1 + dy, p.size(1) - 1 + dy).slice(2, 1 + dx, p.size(2) - 1 + dx);
-  };
-  const auto interior = at(-1, 0, 0) & at(1, 0, 0) & at(0, -1, 0) & at(0, 1, 0) & at(0, 0, -1) & at(0, 0, 1);
-  return mask & interior.eq(0);
+  const auto m = mask.contiguous();
+  const int64_t d = m.size(0), h = m.size(1), w = m.size(2), plane = h * w;
+  auto out = torch::zeros(m.sizes(), torch::kBool);
+  const bool* in = m.data_ptr<bool>();
+  bool* edge = out.data_ptr<bool>();
+  at::parallel_for(0, d, 1, [&](int64_t from, int64_t to) {
+    for (int64_t z = from; z < to; ++z)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t i = z * plane + y * w + x;
+          edge[i] = in[i] && (z == 0 || z == d - 1 || y == 0 || y == h - 1 || x == 0 || x == w - 1 || !in[i - plane] || !in[i + plane] ||
+                              !in[i - w] || !in[i + w] || !in[i - 1] || !in[i + 1]);
+        }
+  });
+  return out;
+}
+
+// The values of `grid` (float) where `mask` (bool, the same shape, both contiguous) is set, in raster
+// order: masked_select, without the int64 copy and prefix sum of the mask it makes (16 bytes a voxel).
+torch::Tensor values_on(const torch::Tensor& grid, const torch::Tensor& mask) {
+  const float* value = grid.data_ptr<float>();
+  const bool* set = mask.data_ptr<bool>();
+  const int64_t n = mask.numel();
+  auto out = torch::empty({static_cast<int64_t>(std::count(set, set + n, true))}, torch::kFloat);
+  float* to = out.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    if (set[i]) *to++ = value[i];
+  return out;
 }
 
 struct SurfaceScores {
   double hd95 = std::nan(""), nsd = std::nan("");
 };
 
-// How the surfaces of `predicted` and `truth` (boolean volumes, voxels `spacing` {z, y, x} apart) lie to
-// each other: the 95th-percentile Hausdorff distance, the larger of the two directed 95th percentiles of
-// each surface voxel's distance to the other surface (as MONAI computes it; NaN where either is empty),
-// and the normalised surface Dice at `tolerance` (VolumeScore::nsd).
-SurfaceScores surface_scores(const torch::Tensor& predicted, const torch::Tensor& truth, std::array<double, 3> spacing, double tolerance) {
-  const bool any_predicted = predicted.any().item<bool>(), any_truth = truth.any().item<bool>();
-  if (!any_predicted || !any_truth) return {std::nan(""), any_predicted || any_truth ? 0.0 : std::nan("")};
-  const auto either = predicted | truth;  // both lie in their joint bounding box: the transform there is exact
-  auto p = predicted, t = truth;
+// How the surfaces of class `c`, present in both label volumes `predicted_labels` and `truth_labels`
+// (voxels `spacing` {z, y, x} apart), lie to each other: the 95th-percentile Hausdorff distance, the
+// larger of the two directed 95th percentiles of each surface voxel's distance to the other surface (as
+// MONAI computes it), and the normalised surface Dice at `tolerance` (VolumeScore::nsd).
+SurfaceScores surface_scores(const torch::Tensor& predicted_labels, const torch::Tensor& truth_labels, int64_t c, std::array<double, 3> spacing,
+                             double tolerance) {
+  // Both masks lie in their joint bounding box, found a slab of slices at a time (no mask of the whole
+  // volume is made): the transform there is exact.
+  const int64_t slices = truth_labels.size(0), plane = truth_labels.size(1) * truth_labels.size(2);
+  const int64_t slab = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(plane, 1));
+  std::vector<torch::Tensor> in_slices;
+  auto in_rows = torch::zeros({truth_labels.size(1)}, torch::kBool), in_columns = torch::zeros({truth_labels.size(2)}, torch::kBool);
+  for (int64_t from = 0; from < slices; from += slab) {
+    const int64_t to = std::min(slices, from + slab);
+    const auto either = predicted_labels.slice(0, from, to).eq(c) | truth_labels.slice(0, from, to).eq(c);
+    const auto rows = either.any(2);  // slab x H
+    in_slices.push_back(rows.any(1)), in_rows |= rows.any(0), in_columns |= either.any(1).any(0);
+  }
+  const std::array<torch::Tensor, 3> present = {torch::cat(in_slices).nonzero(), in_rows.nonzero(), in_columns.nonzero()};
+  auto p = predicted_labels, t = truth_labels;
   for (int64_t axis = 0; axis < 3; ++axis) {
-    std::vector<int64_t> others;
-    for (int64_t other = 0; other < 3; ++other)
-      if (other != axis) others.push_back(other);
-    const auto present = either.any(others[1]).any(others[0]).nonzero();  // the indices along `axis` with a voxel
-    const int64_t from = present.min().item<int64_t>(), to = present.max().item<int64_t>() + 1;
+    const auto& at = present[static_cast<size_t>(axis)];
+    const int64_t from = at.min().item<int64_t>(), to = at.max().item<int64_t>() + 1;
     p = p.slice(axis, from, to), t = t.slice(axis, from, to);
   }
+  p = p.eq(c), t = t.eq(c);
   const auto surface_p = surface(p), surface_t = surface(t);
-  const auto to_truth = distance_transform_3d(surface_t, spacing).masked_select(surface_p);
-  const auto to_predicted = distance_transform_3d(surface_p, spacing).masked_select(surface_t);
+  const auto to_truth = values_on(distance_transform_3d(surface_t, spacing), surface_p);
+  const auto to_predicted = values_on(distance_transform_3d(surface_p, spacing), surface_t);
   // float32 distances: a distance equal to the tolerance (2 mm at 2 mm spacing) counts, rounding aside.
   const double within = tolerance * (1 + 1e-6);
   const auto agreeing = to_truth.le(within).sum().item<int64_t>() + to_predicted.le(within).sum().item<int64_t>();
@@ -108,7 +154,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                        torch::Tensor& confusion) {
   const auto truth_volume = read_nifti(truth_path);
   auto truth = labels_of(truth_volume, truth_path);
-  const auto predicted_volume = read_nifti(prediction_path);
+  const auto predicted_volume = read_nifti(prediction_path);  // its voxels are the labels below (void made 0 in place)
   auto predicted = labels_of(predicted_volume, prediction_path);
   if (predicted.sizes() != truth.sizes())
     fail(prediction_path, "is " + std::to_string(predicted.size(2)) + "x" + std::to_string(predicted.size(1)) + "x" + std::to_string(predicted.size(0)) +
@@ -116,12 +162,16 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                               "x" + std::to_string(truth.size(0)));
   VolumeScore score;
   score.name = nifti_stem(truth_path), score.prediction = prediction_path, score.truth = truth_path;
-  const auto void_predicted = predicted.eq(kVoid);
-  score.void_voxels = void_predicted.sum().item<int64_t>();
-  predicted.masked_fill_(void_predicted, 0);  // a slice predict could not segment: background
-  const auto counted = truth.ne(kVoid);
-  const int64_t most_predicted = predicted.numel() ? predicted.max().item<int64_t>() : 0;
-  const int64_t most = std::max(most_predicted, counted.any().item<bool>() ? truth.masked_select(counted).max().item<int64_t>() : 0);
+  // Counts by label (bool sums would cast the volume to int64: 8 bytes a voxel).
+  auto predicted_counts = label_counts(predicted), truth_counts = label_counts(truth);
+  if (predicted_counts.size() > kVoid) {  // a slice predict could not segment: background
+    score.void_voxels = predicted_counts[kVoid];
+    if (score.void_voxels > 0) predicted.masked_fill_(predicted.eq(kVoid), 0);
+    predicted_counts[0] += predicted_counts[kVoid], predicted_counts[kVoid] = 0;
+  }
+  if (truth_counts.size() > kVoid) truth_counts[kVoid] = 0;  // not scored
+  const int64_t most_predicted = largest_label(predicted_counts);
+  const int64_t most = std::max(most_predicted, largest_label(truth_counts));
   if (most >= kMostClasses)
     fail(most == most_predicted ? prediction_path : truth_path,
          "holds label " + std::to_string(most) + ": per-class scores go up to " + std::to_string(kMostClasses) + " classes (is it a volume of object ids?)");
@@ -130,8 +180,8 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   matrix.update(predicted, truth, kVoid);
   confusion = matrix.matrix();  // its metrics over every volume's classes: score_label_volumes
   const double ml = nifti_voxel_ml(truth_volume);
-  score.true_ml = volumes_ml(truth.masked_select(counted), k, ml);
-  score.predicted_ml = volumes_ml(predicted, k, ml);
+  score.true_ml = volumes_ml(truth_counts, k, ml);
+  score.predicted_ml = volumes_ml(predicted_counts, k, ml);
   const auto mm = nifti_voxel_mm(truth_volume);  // {x, y, z}; unknown sizes as 1
   const auto predicted_mm = nifti_voxel_mm(predicted_volume);
   score.voxel_mm = mm;
@@ -139,8 +189,15 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
     score.voxel_sizes_differ |= !std::isnan(mm[axis]) && !std::isnan(predicted_mm[axis]) && std::abs(mm[axis] - predicted_mm[axis]) > 1e-4 * mm[axis];
   const std::array<double, 3> spacing = {std::isnan(mm[2]) ? 1 : mm[2], std::isnan(mm[1]) ? 1 : mm[1], std::isnan(mm[0]) ? 1 : mm[0]};
   score.hd95.assign(static_cast<size_t>(k), std::nan("")), score.nsd.assign(static_cast<size_t>(k), std::nan(""));
+  const auto has = [](const std::vector<int64_t>& counts, int64_t c) {
+    return c < static_cast<int64_t>(counts.size()) && counts[static_cast<size_t>(c)] > 0;
+  };
   for (int64_t c = 1; c < k; ++c) {
-    const auto surfaces = surface_scores(predicted.eq(c), truth.eq(c), spacing, options.nsd_tolerance_mm);
+    // A class one volume lacks is scored by its counts (no surface; and eq(c) past a uint8 volume's 255 would wrap).
+    const bool in_predicted = has(predicted_counts, c), in_truth = has(truth_counts, c);
+    const auto surfaces = in_predicted && in_truth ? surface_scores(predicted, truth, c, spacing, options.nsd_tolerance_mm)
+                          : in_predicted || in_truth ? SurfaceScores{std::nan(""), 0.0}
+                                                     : SurfaceScores{};
     score.hd95[static_cast<size_t>(c)] = surfaces.hd95, score.nsd[static_cast<size_t>(c)] = surfaces.nsd;
   }
   return score;
