@@ -276,12 +276,14 @@ class Segmenter {
   }
   void finish_held(std::vector<HeldSlice>& held, const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result) {
     for (auto& slice : held) {
-      const auto error = error_of(slice.item.source, [&] {
-        slice.prediction.labels = result.labels[slice.slice].to(torch::kLong);
-        slice.item.image = volume_slice_image(channels, result, slice.slice);
-        auto written = write_outputs(f_, slice.item.stem, slice.item.image, slice.prediction, f_.overlay, false, false);
+      const auto error = error_of(slice.item.source, [&] {  // the image and labels made for this slice alone, then let go
+        Pending item = slice.item;
+        Prediction prediction = slice.prediction;
+        prediction.labels = result.labels[slice.slice].to(torch::kLong);
+        item.image = volume_slice_image(channels, result, slice.slice);
+        auto written = write_outputs(f_, item.stem, item.image, prediction, f_.overlay, false, false);
         written.files.insert(written.files.begin(), slice.files.begin(), slice.files.end());
-        report_image(slice.item, slice.prediction, written);
+        report_image(item, prediction, written);
       });
       if (!error.empty()) skip(slice.item.source, error);
     }

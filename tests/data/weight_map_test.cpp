@@ -181,6 +181,20 @@ TEST(VolumeObjects, JoinsEachClassAcrossPagesByHand) {
   for (const int64_t value : {1, 255, 1}) with_void.add(torch::full({2, 2}, value, torch::kLong));
   EXPECT_EQ(with_void.count(), 2);
   EXPECT_EQ(with_void.per_class(2), (std::vector<int64_t>{0, 2}));
+  // Each object's class and voxels by id (A: 4 + 1 + 1, B: 4, C: 4, D: 1, E: 1, the 5 x 5 page: 25), and
+  // largest_objects_kept's choice from them as keep_largest_objects makes it over the stacked ids.
+  EXPECT_EQ(objects.object_classes(), (std::vector<int64_t>{0, 1, 2, 1, 2, 1, 1}));
+  EXPECT_EQ(objects.object_voxels(), (std::vector<int64_t>{0, 6, 4, 4, 1, 1, 25}));
+  EXPECT_TRUE(torch::equal(largest_objects_kept(objects.object_classes(), objects.object_voxels()),
+                           torch::tensor({true, false, true, false, false, false, true})));
+  const auto first_three = torch::stack({pages[0], pages[1], pages[2]});
+  VolumeObjects three;
+  for (const auto& page : pages) three.add(page);
+  const auto ids = torch::stack({three.page(0, pages[0]), three.page(1, pages[1]), three.page(2, pages[2])});
+  auto by_table = first_three.clone();
+  by_table.masked_fill_(largest_objects_kept(three.object_classes(), three.object_voxels(), {1}).logical_not().index({ids}), 0);
+  EXPECT_TRUE(torch::equal(by_table, keep_largest_objects(first_three, ids, {1})));
+  EXPECT_EQ(by_table.sum().item<int64_t>(), 6 * 1 + (4 + 1) * 2);  // A (class 1) kept, C and E not; B and D (class 2, not filtered)
 }
 
 // Against a 3-D flood fill (26-connected, one class at a time) over random labels: the same partition.

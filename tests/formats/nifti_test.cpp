@@ -136,6 +136,12 @@ TEST(Nifti, PercentileWindowsAsNumpyInterpolatesThem) {
   std::memcpy(&nan_bits, &nan, 4);
   const auto floats = parse_nifti(nii(16, 4, {0x40000000, nan_bits, 0x3f800000, 0x40400000}, 4, 1, 1), "f.nii");  // 2, NaN, 1, 3
   EXPECT_EQ(nifti_percentile_window(floats, 0, 50), (std::pair<double, double>{1.0, 2.0}));
+  EXPECT_EQ(nifti_window(floats), (std::pair<double, double>{1.0, 3.0}));  // the finite voxels' minimum..maximum
+  auto odd = floats;
+  odd.voxels = torch::tensor({{{-std::numeric_limits<float>::infinity(), 7.0F, std::nanf(""), 9.0F}}});
+  EXPECT_EQ(nifti_window(odd), (std::pair<double, double>{7.0, 9.0}));
+  odd.voxels = torch::full({1, 1, 2}, std::nanf(""));
+  EXPECT_EQ(nifti_window(odd), (std::pair<double, double>{0.0, 1.0}));  // nothing finite: a window all the same
   std::vector<int64_t> doubles;  // float64 voxels 3, 1, 2, 0: reordered in a copy, never in the volume
   for (const double v : {3.0, 1.0, 2.0, 0.0}) {
     int64_t bits = 0;

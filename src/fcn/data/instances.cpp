@@ -134,22 +134,28 @@ torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& l
   return classes;
 }
 
+torch::Tensor largest_objects_kept(const std::vector<int64_t>& object_class, const std::vector<int64_t>& object_size,
+                                   const std::vector<int64_t>& classes) {
+  TORCH_CHECK(object_class.size() == object_size.size(), "largest_objects_kept: classes and sizes of different counts");
+  const auto n = static_cast<int64_t>(object_class.size());
+  const auto chosen = [&](int64_t c) { return classes.empty() || std::find(classes.begin(), classes.end(), c) != classes.end(); };
+  std::map<int64_t, int64_t> best;  // class -> its largest object's id
+  for (int64_t id = 1; id < n; ++id)
+    if (const auto [at, added] = best.emplace(object_class[id], id); !added && object_size[id] > object_size[at->second]) at->second = id;
+  auto keep = torch::ones({std::max<int64_t>(n, 1)}, torch::kBool);
+  auto* kept = keep.data_ptr<bool>();
+  for (int64_t id = 1; id < n; ++id) kept[id] = !chosen(object_class[id]) || best[object_class[id]] == id;
+  return keep;
+}
+
 torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Tensor& ids, const std::vector<int64_t>& classes) {
   TORCH_CHECK(labels.sizes() == ids.sizes(), "keep_largest_objects: labels and ids of different sizes");
   const auto flat = ids.to(torch::kCPU, torch::kLong).flatten().contiguous();
   if (flat.numel() == 0) return labels.clone();
   const auto of = component_classes(ids, labels).contiguous();  // each id's class
-  const auto sizes = torch::bincount(flat).contiguous();
-  const auto* cls = of.data_ptr<int64_t>();
-  const auto* size = sizes.data_ptr<int64_t>();
-  const int64_t n = of.size(0);
-  const auto chosen = [&](int64_t c) { return classes.empty() || std::find(classes.begin(), classes.end(), c) != classes.end(); };
-  std::map<int64_t, int64_t> best;  // class -> its largest object's id
-  for (int64_t id = 1; id < n; ++id)
-    if (const auto [at, added] = best.emplace(cls[id], id); !added && size[id] > size[at->second]) at->second = id;
-  auto keep = torch::ones({n}, torch::kBool);
-  auto* kept = keep.data_ptr<bool>();
-  for (int64_t id = 1; id < n; ++id) kept[id] = !chosen(cls[id]) || best[cls[id]] == id;
+  const auto sizes = torch::bincount(flat, {}, of.size(0)).contiguous();
+  const auto keep = largest_objects_kept({of.data_ptr<int64_t>(), of.data_ptr<int64_t>() + of.numel()},
+                                         {sizes.data_ptr<int64_t>(), sizes.data_ptr<int64_t>() + sizes.numel()}, classes);
   const auto drop = keep.logical_not().index({flat}).view(labels.sizes());
   return labels.masked_fill(drop.to(labels.device()), 0);
 }
@@ -190,11 +196,23 @@ void VolumeObjects::number() {
   std::vector<int64_t> size(parent_.size(), 0);  // each set's voxels, at its root
   for (size_t i = 1; i < parent_.size(); ++i) size[static_cast<size_t>(root_of(parent_, static_cast<int64_t>(i)))] += voxels_[i];
   objects_ = 0;
+  object_class_.assign(1, 0), object_voxels_.assign(1, 0);
   for (size_t i = 1; i < parent_.size(); ++i) {  // a set's root is its smallest component: numbered when first met
     const auto root = static_cast<size_t>(root_of(parent_, static_cast<int64_t>(i)));
     if (size[root] < min_voxels_) continue;  // a speck: 0
+    if (root == i) object_class_.push_back(class_[i]), object_voxels_.push_back(size[root]);
     numbers_[i] = root == i ? ++objects_ : numbers_[root];
   }
+}
+
+const std::vector<int64_t>& VolumeObjects::object_classes() {
+  number();
+  return object_class_;
+}
+
+const std::vector<int64_t>& VolumeObjects::object_voxels() {
+  number();
+  return object_voxels_;
 }
 
 int64_t VolumeObjects::count() {

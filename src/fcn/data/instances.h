@@ -32,6 +32,11 @@ torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& l
 // object, left as it is); `classes`: the classes to filter (empty: every class). Largest by pixel (voxel)
 // count, a tie keeping the lower id. A copy of `labels` in its dtype.
 torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Tensor& ids, const std::vector<int64_t>& classes = {});
+// Its choice by each object's class and size (entry `id`; entry 0, no object, ignored): true for an
+// object kept (and for 0), false for one made background. For objects counted without a volume of their
+// ids (VolumeObjects::object_classes and object_voxels, applied page by page).
+torch::Tensor largest_objects_kept(const std::vector<int64_t>& object_class, const std::vector<int64_t>& object_size,
+                                   const std::vector<int64_t>& classes = {});
 
 // Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
 // --label-stack's): each class's components joined within a page (8-connected) and across pages (a
@@ -50,6 +55,9 @@ class VolumeObjects {
   // The objects of the pages added so far, and how many of them each class 0..classes-1 has.
   int64_t count();
   std::vector<int64_t> per_class(int64_t classes);
+  // Each object's class and voxels through the volume, by id (entry 0: none), count() + 1 entries.
+  const std::vector<int64_t>& object_classes();
+  const std::vector<int64_t>& object_voxels();
   // Page k's objects, H x W int64: 0 none, else 1..count(), numbered in order of the first page each
   // is on (within it, class by class, then raster order). `labels`: the labels add() was given for it.
   torch::Tensor page(int64_t k, const torch::Tensor& labels);
@@ -60,6 +68,7 @@ class VolumeObjects {
   std::vector<int64_t> offsets_, counts_;   // per page: its first component's id - 1, its components
   std::vector<int64_t> parent_{0}, class_{0}, voxels_{0};  // union-find over every page's components (0: none), each one's class and pixels
   std::vector<int64_t> numbers_;            // component -> object id (1..count), after number()
+  std::vector<int64_t> object_class_, object_voxels_;  // by object id, after number()
   int64_t objects_ = 0;
   torch::Tensor previous_, previous_labels_;  // the last page's components and labels
 };

@@ -403,7 +403,8 @@ void write_nifti_labels(const std::string& path, const NiftiVolume& like, const 
   if (labels.dim() != 3 || labels.size(0) != like.slices || labels.size(1) != like.height || labels.size(2) != like.width)
     fail(path, "labels of " + std::to_string(labels.dim()) + " dimensions do not match the volume's " + std::to_string(like.slices) +
                    " x " + std::to_string(like.height) + " x " + std::to_string(like.width));
-  const auto values = labels.to(torch::kCPU, torch::kLong);
+  // Integer labels as they lie (an int64 copy of a CT volume's uint8 labels was 8 bytes a voxel).
+  const auto values = labels.is_floating_point() ? labels.to(torch::kCPU, torch::kLong) : labels.to(torch::kCPU);
   const auto [low, high] = torch::aminmax(values);
   if (low.item<int64_t>() < 0) fail(path, "labels must not be negative");
   const int64_t most = high.item<int64_t>();
@@ -439,10 +440,19 @@ double nifti_voxel_ml(const NiftiVolume& volume) {
 }
 
 std::pair<double, double> nifti_window(const NiftiVolume& volume) {
-  const auto finite = volume.voxels.is_floating_point() ? volume.voxels.masked_select(volume.voxels.isfinite()) : volume.voxels.flatten();
-  if (finite.numel() == 0) return {0.0, 1.0};
-  const auto [low, high] = torch::aminmax(finite.to(torch::kDouble));
-  return {low.item<double>(), high.item<double>()};
+  const auto& v = volume.voxels;
+  if (v.numel() == 0) return {0.0, 1.0};
+  // Over the voxels as they lie: a double copy (or masked_select's int64 prefix sum) of a CT volume is
+  // 8-16 bytes a voxel. Non-finite float voxels are left out by standing in as the other end.
+  const bool all_finite = !v.is_floating_point() || v.isfinite().all().item<bool>();
+  if (all_finite) {
+    const auto [low, high] = torch::aminmax(v);
+    return {low.item<double>(), high.item<double>()};
+  }
+  const auto finite = v.isfinite();
+  if (!finite.any().item<bool>()) return {0.0, 1.0};
+  const double inf = std::numeric_limits<double>::infinity();
+  return {torch::where(finite, v, inf).min().item<double>(), torch::where(finite, v, -inf).max().item<double>()};
 }
 
 std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high) {

@@ -101,13 +101,16 @@ bool gather(VolumeSegmentation& result, const SliceResult& slice, const std::fun
   return !on_slice || on_slice(slice);
 }
 
-// Each chosen class's largest object through the slices done kept, its other objects background.
+// Each chosen class's largest object through the slices done kept, its other objects background: the
+// objects counted through the volume, then made background slice by slice (no volume of ids: 8 bytes a voxel).
 void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classes) {
   VolumeObjects objects(result.void_label);
   for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
-  auto ids = torch::zeros(result.labels.sizes(), torch::kLong);
-  for (int64_t k = 0; k < result.slices_done; ++k) ids[k].copy_(objects.page(k, result.labels[k]));
-  result.labels = keep_largest_objects(result.labels, ids, classes);
+  const auto drop = largest_objects_kept(objects.object_classes(), objects.object_voxels(), classes).logical_not();
+  for (int64_t k = 0; k < result.slices_done; ++k) {
+    auto slice = result.labels[k];
+    slice.masked_fill_(drop.index({objects.page(k, slice)}), 0);  // page k read before its labels change
+  }
 }
 
 // The objects through the slices done (void slices make none), numbered as VolumeObjects numbers them.
