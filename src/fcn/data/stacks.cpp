@@ -86,13 +86,21 @@ int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, c
     fail(masks_path, "is " + std::to_string(labels.width) + "x" + std::to_string(labels.height) + "x" + std::to_string(labels.slices) +
                          " voxels but " + images_path + " is " + std::to_string(volume.width) + "x" + std::to_string(volume.height) + "x" +
                          std::to_string(volume.slices));
+  if (labels.voxels.numel() == 0) return 0;
+  {  // the usual case checked over the voxels as they lie (a CT volume's int64 copy is 8 bytes a voxel)
+    const auto& voxels = labels.voxels;
+    const auto [low, high] = torch::aminmax(voxels);
+    const bool whole = !voxels.is_floating_point() || torch::equal(voxels, voxels.round());
+    if (whole && low.item<double>() >= 0 && high.item<double>() <= 65535) return static_cast<int64_t>(high.item<double>());
+  }
+  // Else the first voxel that is not a class index, named.
   const auto v = labels.voxels.to(labels.voxels.is_floating_point() ? torch::kDouble : torch::kLong);  // 65535 fits the comparisons
   const auto bad = v.is_floating_point() ? (v != v.round()) | (v < 0) | (v > 65535) : (v < 0) | (v > 65535);
   if (const auto where = bad.nonzero(); where.size(0) > 0)
     fail(masks_path, "voxel (" + std::to_string(where[0][2].item<int64_t>()) + "," + std::to_string(where[0][1].item<int64_t>()) + "," +
                          std::to_string(where[0][0].item<int64_t>()) + ") holds " + number_text(v[where[0][0]][where[0][1]][where[0][2]].item<double>()) +
                          ": a label volume holds class indices 0..65535");
-  return v.numel() > 0 ? static_cast<int64_t>(v.max().item<double>()) : 0;
+  return static_cast<int64_t>(v.max().item<double>());
 }
 
 using Window = std::pair<double, double>;
