@@ -189,7 +189,7 @@ torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation
     tiles.push_back(tile);
   }
   const auto& names = result.class_names;
-  const auto counts = torch::bincount(result.labels.flatten().to(torch::kLong).clamp_max(static_cast<int64_t>(result.palette.size())));
+  const auto counts = torch::bincount(result.labels.flatten());  // uint8 or int32 labels as they lie (void's bin past the names)
   std::vector<int64_t> present;
   for (int64_t c = 0; c < std::min<int64_t>(counts.size(0), static_cast<int64_t>(names.size())); ++c)
     if (counts[c].item<int64_t>() > 0) present.push_back(c);
