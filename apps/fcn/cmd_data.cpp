@@ -122,7 +122,7 @@ void add_check(CLI::App* cmd) {
       for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
       if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
-      std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
+      if (!histogram.empty()) std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
       for (size_t c = 0; c < histogram.size(); ++c)
         std::printf("%-4zu %-16s %12ld %7.2f%% %10.3f\n", c, report.class_names[c].c_str(), static_cast<long>(histogram[c]),
                     100.0 * static_cast<double>(histogram[c]) / total, weights[c]);
@@ -185,6 +185,12 @@ std::string volume_mapping(const NiftiUnstacked& result, const VolumeWindow& giv
          (channels > 1 ? " + channels.json (" + std::to_string(channels) + " channels: name them there)" : "");
 }
 
+// Label volumes that do not lie over their scans: written voxel for voxel all the same (as nnU-Net
+// warns and goes on), each named on stderr.
+void warn_misaligned(const std::vector<std::string>& warnings) {
+  for (const auto& warning : warnings) std::cerr << "fcn: warning: " << printable(warning) << "\n";
+}
+
 // unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
 void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks, int64_t context) {
   std::string mapped = mapping_text(given, r.windows[0][0], true) + context_text(context);
@@ -233,14 +239,17 @@ void run_unstack(const UnstackFlags& f) {
       progress->update(done);
     });
     if (progress) progress->finish();
+    warn_misaligned(result.warnings);
     return report_folder(result, out, mapping, !masks.empty(), context);
   }
   Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
   const auto update = [&](int64_t done, int64_t) { progress.update(done); };
   int64_t pages = 0;
   std::string mapped;
+  std::vector<std::string> warnings;
   if (volume) {
     const auto result = unstack_nifti(images, masks, out, slicing, update);
+    warnings = result.warnings;
     pages = result.slices;
     mapped = volume_mapping(result, mapping) + context_text(context);
     if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
@@ -248,6 +257,7 @@ void run_unstack(const UnstackFlags& f) {
     pages = unstack_tiff(images, masks, out, update);
   }
   progress.finish();
+  warn_misaligned(warnings);
   std::printf("wrote %s: %lld %s as images/%s%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
               volume ? "slice(s)" : "page(s)", masks.empty() ? "" : " + masks/", mapped.c_str(), out.c_str());
 }

@@ -60,7 +60,7 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
     volumes.push_back({{"name", v.name}, {"prediction", v.prediction}, {"truth", v.truth}, {"dice", list(v.metrics.dice)},
                        {"iou", list(v.metrics.iou)}, {"nsd", list(v.nsd)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
                        {"voxel_mm", list({v.voxel_mm.begin(), v.voxel_mm.end()})},
-                       {"void_voxels", v.void_voxels}});
+                       {"void_voxels", v.void_voxels}, {"misalignment", v.misalignment.empty() ? nlohmann::json() : nlohmann::json(v.misalignment)}});
   const auto all = scores.all.metrics();
   return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
           {"mean_nsd", list(scores.mean_nsd)}, {"nsd_tolerance_mm", scores.nsd_tolerance_mm}, {"mean_hd95_mm", list(scores.mean_hd95)},
@@ -126,6 +126,8 @@ void warn_about(const VolumeScores& scores) {
     if (!unknown.empty())
       std::cerr << "fcn: warning: " << printable(v.truth) << ": its header gives no voxel size along " << unknown
                 << ": HD95 and NSD count one voxel as 1 mm there, and its mL are unknown\n";
+    if (!v.misalignment.empty())
+      std::cerr << "fcn: warning: " << printable(v.prediction) << ": " << printable(v.misalignment) << " (scored voxel for voxel all the same)\n";
     if (v.voxel_sizes_differ)
       std::cerr << "fcn: warning: " << printable(v.prediction) << ": its voxel sizes differ from its truth's (" << printable(v.truth)
                 << "): its voxels are paired one for one and distances taken in the truth's sizes\n";

@@ -655,6 +655,9 @@ def _():
     assert f"({held.pop()})" in p.stdout, p.stdout
     check = json.loads(run("data", "check", path("dec"), "--json").stdout)
     assert check["splits"] == ["train", "val"] and sum(check["sizes"]) == 9, check
+    p = run("data", "check", path("imagesTr"), ok=False)  # the volumes themselves where a dataset belongs: the command that makes one
+    assert f"it holds NIfTI volumes: fcn data unstack {path('imagesTr')} --masks LABEL_VOLUMES --out DATASET" in p.stdout, p.stdout
+    assert "id   class" not in p.stdout, p.stdout
     # --window: one mapping for every volume; fcn data split --by-volume re-splits by volume.
     p = run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--window", "-500,500", "--out", path("dec_w"))
     assert "voxels -500..500 as black..white" in p.stdout and "--by-volume" in p.stdout, p.stdout
@@ -680,6 +683,26 @@ def _():
             if c and expected is not None:
                 sums[c].append(expected)
     assert all(abs(r["mean_dice"][c] - np.mean(sums[c])) < 1e-9 for c in (1, 2)), (r["mean_dice"], sums)
+    assert all(v["misalignment"] is None for v in r["volumes"]), r["volumes"]  # predict writes over the scan's header
+    # Labels whose header places them elsewhere than their scan (first voxel 5 mm off; an axis flipped): named on
+    # stderr by eval --truth and unstack, scored and written voxel for voxel all the same.
+    os.makedirs(path("labels_moved"))
+    for name, (ct, seg) in volumes.items():
+        raw = bytearray(nifti_bytes(seg, "<", code=2))
+        if name == "b":
+            struct.pack_into("<f", raw, 292, 95.0)  # srow_x's offset: 90 -> 95 mm
+        open(path(f"labels_moved/{name}.nii"), "wb").write(bytes(raw))
+    p = run("eval", "--predictions", path("dec_masks"), "--truth", path("labels_moved"), "--json")
+    moved = json.loads(p.stdout)
+    assert [v["misalignment"] for v in moved["volumes"]] == [None, f"its first voxel lies 5 mm from that of {path('labels_moved/b.nii')}: voxel for voxel, they do not pair the same places", None], moved["volumes"]
+    assert f"fcn: warning: {path('dec_masks/b-labels.nii.gz')}: its first voxel lies 5 mm from that of" in p.stderr, p.stderr
+    assert moved["volumes"][1]["dice"] == r["volumes"][1]["dice"]
+    raw = bytearray(nifti_bytes(volumes["a"][1], "<", code=2))
+    struct.pack_into("<f", raw, 280, 0.8)  # srow_x[0]: -0.8 -> 0.8, the i axis flipped
+    open(path("labels_moved/a.nii"), "wb").write(bytes(raw))
+    p = run("data", "unstack", path("imagesTr/a.nii.gz"), "--masks", path("labels_moved/a.nii"), "--out", path("dec_flipped"))
+    assert f"fcn: warning: {path('labels_moved/a.nii')}: its i axis points another way than that of {path('imagesTr/a.nii.gz')}" in p.stderr, p.stderr
+    assert (np.array(Image.open(path("dec_flipped/masks/001.png"))) == volumes["a"][1][1]).all()
 
     def surface_points(mask):  # voxels with a 6-neighbour outside (past the edge too), in mm (z 2.5, y 0.8, x 0.8)
         padded = np.pad(mask, 1)

@@ -216,6 +216,20 @@ TEST(LabelVolumes, VoxelSizesFromTheTruthHeader) {
   EXPECT_FALSE(unknown.voxel_sizes_differ);  // an unknown size differs from nothing
   EXPECT_NEAR(unknown.hd95[1], 1.0, 1e-6);
   EXPECT_TRUE(std::isnan(unknown.true_ml[1]));
+  EXPECT_EQ(unknown.misalignment, "");  // test::nifti_file's sform maps only x: nothing to compare
+  // Whole sforms: the prediction's first voxel 3 mm along x from the truth's is named, scored all the same.
+  const auto placed = [&](const std::string& file, const std::vector<int64_t>& labels, float x0) {
+    auto bytes = test::nifti_file(2, 1, labels, 4, 3, 2);
+    const float rows[12] = {0.5F, 0, 0, x0, 0, 0.75F, 0, 0, 0, 0, 2, 0};
+    for (size_t i = 0; i < 12; ++i) test::put<float>(bytes, 280 + 4 * i, rows[i]);
+    std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  placed(root + "/t.nii", truth, 0), placed(root + "/p.nii", predicted, 0);
+  EXPECT_EQ(score_label_volumes({{root + "/p.nii", root + "/t.nii"}}).volumes[0].misalignment, "");
+  placed(root + "/p.nii", predicted, 3);
+  const auto shifted = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}).volumes[0];
+  EXPECT_EQ(shifted.misalignment, "its first voxel lies 3 mm from that of " + root + "/t.nii: voxel for voxel, they do not pair the same places");
+  EXPECT_NEAR(shifted.hd95[1], 2.0, 1e-6);
 }
 
 TEST(LabelVolumes, PairingAndBadVolumesAreErrorsNamingTheFile) {

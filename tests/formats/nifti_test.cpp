@@ -207,6 +207,47 @@ TEST(Nifti, FilesItDoesNotReadAreOneLineErrors) {
   EXPECT_TRUE(is_nifti_path("a/b.NII.GZ") && is_nifti_path("c.nii") && !is_nifti_path("d.gz") && !is_nifti_path(".nii"));
 }
 
+// The voxel-to-place map by hand from nifti1.h: the sform's rows where sform_code > 0, else the qform
+// (quaternion b, c, d with a = sqrt(1 - b^2 - c^2 - d^2), voxel sizes, qfac in pixdim[0], qoffset).
+TEST(Nifti, AffineFromTheSformElseTheQform) {
+  auto bytes = nii(2, 1, std::vector<int64_t>(12, 0), 4, 3, 1);  // pixdim 0.5 x 0.75 x 2
+  put<int16_t>(bytes, 254, 0);                                  // no sform, no qform: sizes alone
+  EXPECT_FALSE(nifti_affine(parse_nifti(bytes, "v.nii")).has_value());
+  // qform: 90 degrees about z (b = c = 0, d = sqrt(1/2)), qfac -1, offset (10, -20, 30).
+  put<int16_t>(bytes, 252, 1), put<float>(bytes, 76, -1), put<float>(bytes, 264, std::sqrt(0.5F));
+  for (const auto& [at, value] : {std::pair<size_t, float>{268, 10}, {272, -20}, {276, 30}}) put<float>(bytes, at, value);
+  const std::array<double, 12> turned = {0, -0.75, 0, 10,  //  x = -0.75 j + 10
+                                         0.5, 0, 0, -20,   //  y = 0.5 i - 20
+                                         0, 0, -2, 30};    //  z = -2 k + 30 (qfac -1)
+  const auto q = nifti_affine(parse_nifti(bytes, "v.nii"));
+  ASSERT_TRUE(q.has_value());
+  for (size_t i = 0; i < 12; ++i) EXPECT_NEAR((*q)[i], turned[i], 1e-6) << i;
+  bytes[123] = 1;  // metres: the map in mm
+  EXPECT_NEAR((*nifti_affine(parse_nifti(bytes, "v.nii")))[3], 10e3, 1e-3);
+  bytes[123] = 2;
+  // sform wins over the qform where both are given.
+  put<int16_t>(bytes, 254, 2);
+  const float rows[12] = {-0.5F, 0, 0, 90, 0, 0.75F, 0, -120, 0, 0, 2, -60};
+  for (size_t i = 0; i < 12; ++i) put<float>(bytes, 280 + 4 * i, rows[i]);
+  const auto a = nifti_affine(parse_nifti(bytes, "v.nii"));
+  ASSERT_TRUE(a.has_value());
+  for (size_t i = 0; i < 12; ++i) EXPECT_DOUBLE_EQ((*a)[i], rows[i]) << i;
+  // Alignment: the same map, a first voxel shifted by under and by over half the smallest side (0.5 mm),
+  // and a flipped axis.
+  const auto scan = parse_nifti(bytes, "ct.nii");
+  EXPECT_EQ(nifti_misalignment(scan, scan, "ct.nii"), "");
+  put<float>(bytes, 280 + 4 * 3, 90.2F);
+  EXPECT_EQ(nifti_misalignment(parse_nifti(bytes, "l.nii"), scan, "ct.nii"), "");
+  put<float>(bytes, 280 + 4 * 3, 93.0F), put<float>(bytes, 280 + 4 * 7, -116.0F);
+  EXPECT_EQ(nifti_misalignment(parse_nifti(bytes, "l.nii"), scan, "ct.nii"),
+            "its first voxel lies 5 mm from that of ct.nii: voxel for voxel, they do not pair the same places");
+  put<float>(bytes, 280 + 4 * 3, 90.0F), put<float>(bytes, 280 + 4 * 7, -120.0F), put<float>(bytes, 280 + 4 * 5, -0.75F);  // y flipped
+  EXPECT_EQ(nifti_misalignment(parse_nifti(bytes, "l.nii"), scan, "ct.nii"),
+            "its j axis points another way than that of ct.nii (a turned or flipped volume): voxel for voxel, they do not pair the same places");
+  put<int16_t>(bytes, 254, 0), put<int16_t>(bytes, 252, 0);  // a header without a map: nothing to compare
+  EXPECT_EQ(nifti_misalignment(parse_nifti(bytes, "l.nii"), scan, "ct.nii"), "");
+}
+
 // One voxel's mL from pixdim 0.5 x 0.75 x 2 and xyzt_units: unknown read as mm, metres, micrometres.
 TEST(Nifti, VoxelVolumeFromItsSizesAndUnits) {
   auto bytes = nii(2, 1, std::vector<int64_t>(12, 0), 4, 3, 1);
@@ -277,6 +318,21 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   const auto nn = unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out");
   EXPECT_EQ(nn.slices, 2);
   EXPECT_TRUE(fs::exists(root + "/nn/out/images/x_001.png") && fs::exists(root + "/nn/out/masks/x_001.png"));
+  EXPECT_TRUE(nn.warnings.empty() && result.warnings.empty());
+  // A label volume whose header turns it against its scan's: written voxel for voxel, with a warning naming both.
+  const auto placed = [](std::vector<char> bytes, float x_step) {  // a whole sform: 0.5 x 0.75 x 2 mm, x stepping by x_step
+    const float rows[12] = {x_step, 0, 0, 0, 0, 0.75F, 0, 0, 0, 0, 2, 0};
+    for (size_t i = 0; i < 12; ++i) put<float>(bytes, 280 + 4 * i, rows[i]);
+    return bytes;
+  };
+  save(root + "/nn/imagesTr/x_0000.nii", placed(nii(4, 2, a, 4, 3, 2), 0.5F));
+  save(root + "/nn/labelsTr/x.nii", placed(nii(2, 1, a_labels, 4, 3, 2), 0.5F));
+  EXPECT_TRUE(unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out_placed").warnings.empty());
+  save(root + "/nn/labelsTr/x.nii", placed(nii(2, 1, a_labels, 4, 3, 2), -0.5F));
+  const auto flipped = unstack_nifti_folder(root + "/nn/imagesTr", root + "/nn/labelsTr", root + "/nn/out_flipped");
+  EXPECT_EQ(flipped.warnings, (std::vector<std::string>{root + "/nn/labelsTr/x.nii: its i axis points another way than that of " + root +
+                                                        "/nn/imagesTr/x_0000.nii (a turned or flipped volume): voxel for voxel, they do not pair the same places"}));
+  EXPECT_EQ(unstack_nifti(root + "/nn/imagesTr/x_0000.nii", root + "/nn/labelsTr/x.nii", root + "/nn/out_one").warnings, flipped.warnings);
 }
 
 // A task's dataset.json beside its folders of volumes names classes and channels in either form (the

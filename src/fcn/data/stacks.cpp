@@ -269,14 +269,18 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
   const auto& volume = channels.front();
   std::optional<NiftiVolume> labels;
   int64_t most = 0;
-  if (!masks_nifti.empty()) labels = read_nifti(masks_nifti), most = label_volume_max(volume, *labels, images_nifti, masks_nifti);
+  std::vector<std::string> warnings;
+  if (!masks_nifti.empty()) {
+    labels = read_nifti(masks_nifti), most = label_volume_max(volume, *labels, images_nifti, masks_nifti);
+    if (const auto off = nifti_misalignment(*labels, volume, images_nifti); !off.empty()) warnings.push_back(masks_nifti + ": " + off);
+  }
   const auto windows = channel_windows(channels, slicing.window);
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
     write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, image, mask);
   };
   const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
   name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string(), slicing.context);
-  return {slices, windows.front(), name_classes(out_dir, most, fs::path(images_nifti).parent_path().string()), windows};
+  return {slices, windows.front(), name_classes(out_dir, most, fs::path(images_nifti).parent_path().string()), windows, warnings};
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
@@ -320,6 +324,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
       if (!masks_dir.empty()) {
         labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
+        if (const auto off = nifti_misalignment(labels, volume, pairs[v].image); !off.empty()) result.warnings.push_back(pairs[v].mask + ": " + off);
       }
     }
     write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, image,

@@ -63,6 +63,7 @@ struct NiftiUnstacked {
   std::pair<double, double> window;
   int64_t classes = 0;
   std::vector<std::pair<double, double>> windows;
+  std::vector<std::string> warnings;  // "LABELS: ..." where the label volume does not lie over its scan (nifti_misalignment)
 };
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              const NiftiSlicing& slicing = {},
@@ -87,6 +88,7 @@ struct NiftiFolderUnstacked {
   int64_t named = 0;    // the classes classes.json names (0: none written)
   size_t train_slices = 0, val_slices = 0;  // with val_fraction
   std::vector<std::string> val_volumes;     // the volumes held out, by name (NAME of NAME.nii.gz), sorted
+  std::vector<std::string> warnings;        // "LABELS: ..." for each label volume that does not lie over its scan
 };
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
                                           const NiftiSlicing& slicing = {}, double val_fraction = 0,

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/models/preprocess.h"
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
@@ -161,6 +162,15 @@ void suggest_weights(DatasetReport& report) {
   if (report.histogram.defined()) report.suggested_weights = median_frequency_weights(report.histogram);
 }
 
+// For a folder of NIfTI volumes given where a dataset folder belongs: the command that makes one of it.
+std::string volumes_hint(const std::string& dir) {
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
+    if (is_nifti_path(it->path().string()))
+      return "; it holds NIfTI volumes: fcn data unstack " + dir + " --masks LABEL_VOLUMES --out DATASET makes a dataset of their slices";
+  return "";
+}
+
 }  // namespace
 
 DatasetReport check_dataset(const std::string& dir, const std::string& only_split,
@@ -168,7 +178,7 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
   DatasetReport report;
   const auto splits = only_split.empty() ? dataset_splits(dir) : std::vector<std::string>{only_split};
   if (splits.empty()) {
-    report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)");
+    report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)" + volumes_hint(dir));
     return report;
   }
   std::optional<SegmentationDataset> train, val;

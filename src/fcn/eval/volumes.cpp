@@ -185,6 +185,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
   const auto mm = nifti_voxel_mm(truth_volume);  // {x, y, z}; unknown sizes as 1
   const auto predicted_mm = nifti_voxel_mm(predicted_volume);
   score.voxel_mm = mm;
+  score.misalignment = nifti_misalignment(predicted_volume, truth_volume, truth_path);
   for (size_t axis = 0; axis < 3; ++axis)
     score.voxel_sizes_differ |= !std::isnan(mm[axis]) && !std::isnan(predicted_mm[axis]) && std::abs(mm[axis] - predicted_mm[axis]) > 1e-4 * mm[axis];
   const std::array<double, 3> spacing = {std::isnan(mm[2]) ? 1 : mm[2], std::isnan(mm[1]) ? 1 : mm[1], std::isnan(mm[0]) ? 1 : mm[0]};

@@ -51,6 +51,9 @@ struct VolumeScore {
   // another scan: scored on the truth's grid all the same, as its voxels are paired one for one).
   std::array<double, 3> voxel_mm{};
   bool voxel_sizes_differ = false;
+  // Where both headers place their voxels and the prediction's do not lie over the truth's (a turned or
+  // flipped axis, first voxels apart): nifti_misalignment's words, naming the truth; "" where they do.
+  std::string misalignment;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -437,6 +438,57 @@ std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume) {
 double nifti_voxel_ml(const NiftiVolume& volume) {
   const auto mm = nifti_voxel_mm(volume);
   return mm[0] * mm[1] * mm[2] / 1000;  // NaN where a size is
+}
+
+std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume) {
+  const auto& h = volume.header;
+  if (h.size() < kHeaderBytes) return std::nullopt;
+  const auto f = [&](size_t offset) { return static_cast<double>(field<float>(h, offset, volume.swapped)); };
+  const int units = static_cast<unsigned char>(h[123]) & 7;            // as nifti_voxel_mm reads them
+  const double scale = units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;       // to mm
+  std::array<double, 12> a{};
+  if (field<int16_t>(h, 254, volume.swapped) > 0) {  // sform: srow_x, srow_y, srow_z
+    for (size_t i = 0; i < 12; ++i) a[i] = f(280 + 4 * i) * scale;
+  } else if (field<int16_t>(h, 252, volume.swapped) > 0) {  // qform: a rotation (quaternion b, c, d), voxel sizes, qfac
+    const double b = f(256), c = f(260), d = f(264);
+    const double w = std::sqrt(std::max(0.0, 1 - b * b - c * c - d * d));
+    const double rotation[3][3] = {{w * w + b * b - c * c - d * d, 2 * (b * c - w * d), 2 * (b * d + w * c)},
+                                   {2 * (b * c + w * d), w * w + c * c - b * b - d * d, 2 * (c * d - w * b)},
+                                   {2 * (b * d - w * c), 2 * (c * d + w * b), w * w + d * d - c * c - b * b}};
+    const double qfac = f(76) < 0 ? -1 : 1;
+    const double sizes[3] = {f(80), f(84), f(88) * qfac};
+    for (size_t row = 0; row < 3; ++row) {
+      for (size_t column = 0; column < 3; ++column) a[row * 4 + column] = rotation[row][column] * sizes[column] * scale;
+      a[row * 4 + 3] = f(268 + 4 * row) * scale;  // qoffset_x, y, z
+    }
+  } else {
+    return std::nullopt;  // voxel sizes alone: no orientation or place to compare
+  }
+  if (!std::all_of(a.begin(), a.end(), [](double v) { return std::isfinite(v); })) return std::nullopt;
+  return a;
+}
+
+std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& other, const std::string& other_name) {
+  const auto mine = nifti_affine(volume), theirs = nifti_affine(other);
+  if (!mine || !theirs) return "";
+  const auto column = [](const std::array<double, 12>& a, size_t c) { return std::array<double, 3>{a[c], a[4 + c], a[8 + c]}; };
+  const auto length = [](const std::array<double, 3>& v) { return std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]); };
+  double smallest = std::numeric_limits<double>::infinity();
+  for (size_t axis = 0; axis < 3; ++axis) {
+    const auto u = column(*mine, axis), v = column(*theirs, axis);
+    const double lu = length(u), lv = length(v);
+    if (lu == 0 || lv == 0) return "";  // a degenerate map: nothing to compare
+    smallest = std::min(smallest, lu);
+    if ((u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (lu * lv) < 0.999)
+      return std::string("its ") + "ijk"[axis] + " axis points another way than that of " + other_name +
+             " (a turned or flipped volume): voxel for voxel, they do not pair the same places";
+  }
+  const auto origin = column(*mine, 3), their_origin = column(*theirs, 3);
+  const double apart = length({origin[0] - their_origin[0], origin[1] - their_origin[1], origin[2] - their_origin[2]});
+  if (apart > smallest / 2)
+    return "its first voxel lies " + number_text(std::round(apart * 100) / 100) + " mm from that of " + other_name +
+           ": voxel for voxel, they do not pair the same places";
+  return "";
 }
 
 std::pair<double, double> nifti_window(const NiftiVolume& volume) {

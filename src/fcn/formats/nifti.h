@@ -86,6 +86,16 @@ double nifti_voxel_ml(const NiftiVolume& volume);
 // NaN where a size is missing or not positive.
 std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume);
 
+// The header's map from voxel (i, j, k) to place (x, y, z) in mm, 3 x 4 row-major, x = a[0] i + a[1] j +
+// a[2] k + a[3]: the sform where sform_code > 0, else the qform (rotation quaternion, voxel sizes, qfac,
+// offset) where qform_code > 0; none where the header gives neither (voxel sizes alone).
+std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume);
+// Whether `volume`'s voxels lie where `other`'s do (labels over their scan, a prediction over its truth),
+// where both headers give a map: "" where they do (axes within 2.6 degrees, first voxels within half the
+// smallest voxel side); else a phrase naming `other_name`: an axis turned or flipped, or the first voxels
+// apart by so many mm. Files paired voxel for voxel that fail it do not pair the same places.
+std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& other, const std::string& other_name);
+
 // Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
 // window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
 // window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).
