@@ -86,17 +86,63 @@ nlohmann::json split_pixels(const DatasetReport& report) {
   return out;
 }
 
+// Whether `dir` is a folder of NIfTI volumes rather than a dataset folder (no splits, a .nii or .nii.gz in it).
+bool is_volume_folder(const std::string& dir) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error) || !dataset_splits(dir).empty()) return false;
+  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
+    if (is_nifti_path(it->path().string()) && !is_hidden(it->path().filename().string())) return true;
+  return false;
+}
+
+std::string millimetres(const std::array<double, 3>& mm) {
+  std::string out;
+  for (size_t axis = 0; axis < 3; ++axis) out += (axis ? " x " : "") + (std::isnan(mm[axis]) ? std::string("?") : number_text(std::round(mm[axis] * 1000) / 1000));
+  return out;
+}
+
+// fcn data check on a folder of NIfTI cases: their headers' fingerprint (check_volume_folder).
+void check_volumes(const std::string& dir, bool json_output) {
+  const auto report = check_volume_folder(dir);
+  if (json_output) {
+    auto cases = nlohmann::json::array();
+    const auto list = [](const std::array<double, 3>& mm) {
+      auto out = nlohmann::json::array();
+      for (const double v : mm) out.push_back(std::isnan(v) ? nlohmann::json() : nlohmann::json(v));
+      return out;
+    };
+    for (const auto& c : report.cases)
+      cases.push_back({{"name", c.name}, {"file", c.file}, {"channels", c.channels}, {"size", {c.width, c.height, c.slices}},
+                       {"voxel_mm", list(c.voxel_mm)}, {"axes", c.axes}});
+    std::cout << nlohmann::json{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings}}.dump(2) << "\n";
+    return;
+  }
+  std::printf("%s: %zu case(s) of NIfTI volumes (their headers; no voxel read)\n", printable(dir).c_str(), report.cases.size());
+  std::printf("%-20s %8s %16s %22s %5s  %s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", "slices");
+  for (const auto& c : report.cases) {
+    const auto size = std::to_string(c.width) + " " + std::to_string(c.height) + " " + std::to_string(c.slices);
+    const char* plane = c.axes.empty() ? "?" : c.axes[2] == 'S' || c.axes[2] == 'I' ? "axial" : c.axes[2] == 'A' || c.axes[2] == 'P' ? "coronal" : "sagittal";
+    std::printf("%-20s %8lld %16s %22s %5s  %s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
+                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), plane);
+  }
+  std::printf("median voxel: %s mm\n", millimetres(report.median_mm).c_str());
+  for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());
+  std::printf("next: fcn data unstack %s --masks LABEL_VOLUMES --val 0.2 --out DATASET\n", printable(dir).c_str());
+}
+
 void add_check(CLI::App* cmd) {
   auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
                                              "  example: fcn data check scenes --split train\n"
+                                             "  example: fcn data check imagesTr   (a folder of NIfTI cases: sizes, voxel sizes, orientations)\n"
                                              "  Exit code 1 when any problem is found.");
   static std::string dir, split;
   static bool json_output = false;
-  check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/)")->required();
+  check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/), or a folder of NIfTI cases")->required();
   check->add_option("--split", split, "only this split (default: all)");
   add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights");
   add_max_pixels_flag(check);
   check->callback([] {
+    if (is_volume_folder(dir)) return check_volumes(dir, json_output);  // cases, not a dataset: no splits to choose
     std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
       if (done == 1) progress = std::make_unique<Progress>("check", total, json_output);

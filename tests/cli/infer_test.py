@@ -655,9 +655,11 @@ def _():
     assert f"({held.pop()})" in p.stdout, p.stdout
     check = json.loads(run("data", "check", path("dec"), "--json").stdout)
     assert check["splits"] == ["train", "val"] and sum(check["sizes"]) == 9, check
-    p = run("data", "check", path("imagesTr"), ok=False)  # the volumes themselves where a dataset belongs: the command that makes one
-    assert f"it holds NIfTI volumes: fcn data unstack {path('imagesTr')} --masks LABEL_VOLUMES --out DATASET" in p.stdout, p.stdout
-    assert "id   class" not in p.stdout, p.stdout
+    # data check on the volumes themselves: their headers' sizes, voxel sizes and orientations (LAS: the sform's -x first).
+    p = run("data", "check", path("imagesTr"))
+    assert "3 case(s) of NIfTI volumes" in p.stdout and "warning" not in p.stdout, p.stdout
+    assert re.search(r"^b +1 +10 8 2 +0\.8 x 0\.8 x 2\.5 +LAS  axial$", p.stdout, re.M), p.stdout
+    assert f"next: fcn data unstack {path('imagesTr')} --masks LABEL_VOLUMES --val 0.2 --out DATASET" in p.stdout, p.stdout
     # --window: one mapping for every volume; fcn data split --by-volume re-splits by volume.
     p = run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--window", "-500,500", "--out", path("dec_w"))
     assert "voxels -500..500 as black..white" in p.stdout and "--by-volume" in p.stdout, p.stdout
@@ -703,6 +705,10 @@ def _():
     p = run("data", "unstack", path("imagesTr/a.nii.gz"), "--masks", path("labels_moved/a.nii"), "--out", path("dec_flipped"))
     assert f"fcn: warning: {path('labels_moved/a.nii')}: its i axis points another way than that of {path('imagesTr/a.nii.gz')}" in p.stderr, p.stderr
     assert (np.array(Image.open(path("dec_flipped/masks/001.png"))) == volumes["a"][1][1]).all()
+    fingerprint = json.loads(run("data", "check", path("labels_moved"), "--json").stdout)
+    assert [(c["name"], c["axes"], c["size"]) for c in fingerprint["cases"]] == [("a", "RAS", [10, 8, 3]), ("b", "LAS", [10, 8, 2]), ("c", "LAS", [10, 8, 4])]
+    assert np.allclose(fingerprint["median_mm"], [0.8, 0.8, 2.5]) and len(fingerprint["warnings"]) == 1, fingerprint
+    assert fingerprint["warnings"][0].startswith("the cases are stored in 2 orientations: 2 LAS (axial slices: b, c); 1 RAS (axial slices: a)")
 
     def surface_points(mask):  # voxels with a 6-neighbour outside (past the edge too), in mm (z 2.5, y 0.8, x 0.8)
         padded = np.pad(mask, 1)

@@ -116,6 +116,14 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
   std::ofstream(dir + "/ImageSets/Segmentation/train.txt").close();
   expect_names(test::error_of([&] { SegmentationDataset(dir, "train"); }), "train.txt", "lists no images");
   expect_names(test::error_of([&] { SegmentationDataset(dir, "val"); }), "val.txt", "not found");
+
+  dir = test::temp_dir() + "/volumes_not_a_dataset";  // NIfTI cases where a dataset belongs: the command that makes one
+  fs::remove_all(dir), fs::create_directories(dir);
+  EXPECT_EQ(check_dataset(dir).errors, (std::vector<std::string>{dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)"}));
+  std::ofstream(dir + "/ct.nii.gz") << "x";
+  EXPECT_EQ(check_dataset(dir).errors,
+            (std::vector<std::string>{dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/); it holds NIfTI volumes: "
+                                             "fcn data unstack " + dir + " --masks LABEL_VOLUMES --out DATASET makes a dataset of their slices"}));
 }
 
 TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {

@@ -222,6 +222,7 @@ TEST(Nifti, AffineFromTheSformElseTheQform) {
   const auto q = nifti_affine(parse_nifti(bytes, "v.nii"));
   ASSERT_TRUE(q.has_value());
   for (size_t i = 0; i < 12; ++i) EXPECT_NEAR((*q)[i], turned[i], 1e-6) << i;
+  EXPECT_EQ(nifti_axis_codes(parse_nifti(bytes, "v.nii")), "ALI");  // i along +y, j along -x, k along -z
   bytes[123] = 1;  // metres: the map in mm
   EXPECT_NEAR((*nifti_affine(parse_nifti(bytes, "v.nii")))[3], 10e3, 1e-3);
   bytes[123] = 2;
@@ -232,6 +233,7 @@ TEST(Nifti, AffineFromTheSformElseTheQform) {
   const auto a = nifti_affine(parse_nifti(bytes, "v.nii"));
   ASSERT_TRUE(a.has_value());
   for (size_t i = 0; i < 12; ++i) EXPECT_DOUBLE_EQ((*a)[i], rows[i]) << i;
+  EXPECT_EQ(nifti_axis_codes(parse_nifti(bytes, "v.nii")), "LAS");
   // Alignment: the same map, a first voxel shifted by under and by over half the smallest side (0.5 mm),
   // and a flipped axis.
   const auto scan = parse_nifti(bytes, "ct.nii");
@@ -333,6 +335,42 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
   EXPECT_EQ(flipped.warnings, (std::vector<std::string>{root + "/nn/labelsTr/x.nii: its i axis points another way than that of " + root +
                                                         "/nn/imagesTr/x_0000.nii (a turned or flipped volume): voxel for voxel, they do not pair the same places"}));
   EXPECT_EQ(unstack_nifti(root + "/nn/imagesTr/x_0000.nii", root + "/nn/labelsTr/x.nii", root + "/nn/out_one").warnings, flipped.warnings);
+}
+
+// A folder of cases by their headers alone: sizes, voxel sizes, orientations, and the warnings a 2-D net's
+// user needs (mixed orientations, in-plane sizes far apart, no map).
+TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_check";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const auto save = [&](const std::string& name, float x_step, bool map) {
+    auto bytes = nii(2, 1, std::vector<int64_t>(4 * 3 * 2, 0), 4, 3, 2);
+    put<float>(bytes, 80, std::abs(x_step));
+    const float rows[12] = {x_step, 0, 0, 0, 0, 0.75F, 0, 0, 0, 0, 2, 0};
+    for (size_t i = 0; i < 12; ++i) put<float>(bytes, 280 + 4 * i, rows[i]);
+    if (!map) put<int16_t>(bytes, 254, 0);
+    std::ofstream(root + "/" + name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  save("a.nii", 0.5F, true), save("b.nii", 0.5F, true), save("c.nii", -1.0F, true), save("d.nii", 0.5F, false);
+  const auto report = check_volume_folder(root);
+  ASSERT_EQ(report.cases.size(), 4u);
+  EXPECT_EQ(report.cases[0].name, "a");
+  EXPECT_EQ(report.cases[0].axes, "RAS");
+  EXPECT_EQ(report.cases[2].axes, "LAS");
+  EXPECT_EQ(report.cases[3].axes, "");
+  EXPECT_EQ(report.cases[2].voxel_mm, (std::array<double, 3>{1.0, 0.75, 2.0}));
+  EXPECT_EQ((std::array<int64_t, 4>{report.cases[1].channels, report.cases[1].width, report.cases[1].height, report.cases[1].slices}),
+            (std::array<int64_t, 4>{1, 4, 3, 2}));
+  EXPECT_EQ(report.median_mm, (std::array<double, 3>{0.5, 0.75, 2.0}));
+  ASSERT_EQ(report.warnings.size(), 3u) << report.warnings.size();
+  EXPECT_EQ(report.warnings[0].rfind("the cases are stored in 2 orientations: 1 LAS (axial slices: c); 2 RAS (axial slices: a, b). ", 0), 0u)
+      << report.warnings[0];
+  EXPECT_EQ(report.warnings[1].rfind("in-plane voxel sides range 0.5 to 1 mm: a 2-D net sees the same anatomy at scales up to 2x apart", 0), 0u)
+      << report.warnings[1];
+  EXPECT_EQ(report.warnings[2], "1 case(s) give no orientation (neither sform nor qform): d");
+  fs::remove(root + "/c.nii"), fs::remove(root + "/d.nii");
+  EXPECT_TRUE(check_volume_folder(root).warnings.empty());
 }
 
 // A task's dataset.json beside its folders of volumes names classes and channels in either form (the

@@ -1,8 +1,10 @@
 #include "fcn/data/stacks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -342,6 +344,80 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
     result.val_volumes.assign(held_out.begin(), held_out.end());
   }
   return result;
+}
+
+}  // namespace fcn
+
+namespace fcn {
+namespace {
+
+// "a, b, c" of the first `most` names, then "...".
+std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < most; ++i) out += (i ? ", " : "") + names[i];
+  return names.size() > most ? out + ", ..." : out;
+}
+
+const char* plane_of(char third) { return third == 'S' || third == 'I' ? "axial" : third == 'A' || third == 'P' ? "coronal" : "sagittal"; }
+
+// The warnings of check_volume_folder over its cases.
+std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
+  std::vector<std::string> warnings;
+  std::map<std::string, std::vector<std::string>> by_axes, by_channels;
+  std::vector<std::string> unsized, unplaced;
+  double least = std::numeric_limits<double>::infinity(), most = 0;
+  for (const auto& c : cases) {
+    by_axes[c.axes].push_back(c.name), by_channels[std::to_string(c.channels)].push_back(c.name);
+    if (c.axes.empty()) unplaced.push_back(c.name);
+    if (std::isnan(c.voxel_mm[0]) || std::isnan(c.voxel_mm[1]) || std::isnan(c.voxel_mm[2])) unsized.push_back(c.name);
+    for (size_t axis = 0; axis < 2; ++axis)
+      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
+  }
+  by_axes.erase("");
+  if (by_axes.size() > 1) {
+    std::string groups;
+    for (const auto& [axes, names] : by_axes)
+      groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + plane_of(axes[2]) + " slices: " + some_names(names) + ")";
+    warnings.push_back("the cases are stored in " + std::to_string(by_axes.size()) + " orientations: " + groups +
+                       ". fcn slices each case along its third stored axis, so their slices are other planes or mirrored: "
+                       "reorient them alike (e.g. to RAS) before unstacking");
+  }
+  if (most > 1.5 * least)
+    warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
+                       number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
+                       number_text(std::round(most / least * 10) / 10) + "x apart (fcn does not resample; nnU-Net resamples to the median)");
+  if (!unsized.empty()) warnings.push_back(std::to_string(unsized.size()) + " case(s) give no voxel size: " + some_names(unsized));
+  if (!unplaced.empty())
+    warnings.push_back(std::to_string(unplaced.size()) + " case(s) give no orientation (neither sform nor qform): " + some_names(unplaced));
+  if (by_channels.size() > 1) warnings.push_back("the cases have " + std::to_string(by_channels.size()) + " channel counts: unstack takes one");
+  return warnings;
+}
+
+}  // namespace
+
+VolumeFolderReport check_volume_folder(const std::string& images_dir) {
+  VolumeFolderReport report;
+  for (const auto& pair : volume_pairs(images_dir, "")) {
+    VolumeCase c;
+    c.name = pair.name, c.file = pair.image;
+    const auto files = nifti_channel_files(pair.image);
+    const auto header = read_nifti_header(pair.image, &c.channels);
+    if (files.size() > 1) c.channels = static_cast<int64_t>(files.size());
+    c.width = header.width, c.height = header.height, c.slices = header.slices;
+    c.voxel_mm = nifti_voxel_mm(header), c.axes = nifti_axis_codes(header);
+    report.cases.push_back(std::move(c));
+  }
+  for (size_t axis = 0; axis < 3; ++axis) {
+    std::vector<double> sides;
+    for (const auto& c : report.cases)
+      if (!std::isnan(c.voxel_mm[axis])) sides.push_back(c.voxel_mm[axis]);
+    std::sort(sides.begin(), sides.end());
+    report.median_mm[axis] = sides.empty() ? std::nan("")
+                             : sides.size() % 2 ? sides[sides.size() / 2]
+                                                : (sides[sides.size() / 2 - 1] + sides[sides.size() / 2]) / 2;
+  }
+  report.warnings = volume_folder_warnings(report.cases);
+  return report;
 }
 
 }  // namespace fcn

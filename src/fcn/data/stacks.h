@@ -4,6 +4,7 @@
 // pair becomes one: page k is images/k.png and masks/k.png, which fcn data split then splits.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -93,5 +94,23 @@ struct NiftiFolderUnstacked {
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
                                           const NiftiSlicing& slicing = {}, double val_fraction = 0,
                                           uint64_t seed = 0, const std::function<void(int64_t, int64_t)>& progress = {});
+
+// What a folder of NIfTI cases holds, from their headers alone (no voxel is read): each case's size,
+// channels, voxel sizes and orientation, and what a 2-D net trained on its slices would suffer (nnU-Net's
+// dataset fingerprint, in part). Cases as unstack_nifti_folder pairs them (nnU-Net's channel files as one).
+struct VolumeCase {
+  std::string name, file;                 // the case's name and its (channel 0's) file
+  int64_t channels = 1, width = 0, height = 0, slices = 0;
+  std::array<double, 3> voxel_mm{};       // x, y, z (NaN: the header gives none)
+  std::string axes;                       // nifti_axis_codes ("RAS", "LPS", ...; "": no map)
+};
+struct VolumeFolderReport {
+  std::vector<VolumeCase> cases;          // in name order
+  std::array<double, 3> median_mm{};      // each side's median over the cases that give it
+  // Mixed orientations (slices of other planes or mirrored), in-plane voxel sizes more than 1.5x apart
+  // (the same organ at other scales: fcn does not resample), missing voxel sizes or maps, mixed channel counts.
+  std::vector<std::string> warnings;
+};
+VolumeFolderReport check_volume_folder(const std::string& images_dir);
 
 }  // namespace fcn

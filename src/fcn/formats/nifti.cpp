@@ -313,6 +313,16 @@ std::vector<int64_t> nifti_shape(const std::string& path, bool channels) {
   return {layout.slices, layout.height, layout.width};
 }
 
+NiftiVolume read_nifti_header(const std::string& path, int64_t* channels) {
+  GzipFile file(path);
+  auto header = read_header(file);
+  bool swapped = false;
+  const auto layout = parse_header(header, path, swapped, true);
+  if (channels != nullptr) *channels = layout.channels;
+  header.resize(kHeaderBytes);
+  return {std::move(header), swapped, layout.width, layout.height, layout.slices, torch::Tensor()};
+}
+
 NiftiVolume parse_nifti(const std::vector<char>& bytes, const std::string& path) {
   bool swapped = false;
   const auto layout = parse_header(bytes, path, swapped);
@@ -466,6 +476,21 @@ std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume) {
   }
   if (!std::all_of(a.begin(), a.end(), [](double v) { return std::isfinite(v); })) return std::nullopt;
   return a;
+}
+
+std::string nifti_axis_codes(const NiftiVolume& volume) {
+  const auto a = nifti_affine(volume);
+  if (!a) return "";
+  std::string codes;
+  for (size_t axis = 0; axis < 3; ++axis) {  // the world axis each voxel axis runs along most, and which way
+    const double along[3] = {(*a)[axis], (*a)[4 + axis], (*a)[8 + axis]};
+    size_t most = 0;
+    for (size_t w = 1; w < 3; ++w)
+      if (std::abs(along[w]) > std::abs(along[most])) most = w;
+    if (along[most] == 0) return "";
+    codes += (along[most] > 0 ? "RAS" : "LPI")[most];
+  }
+  return codes;
 }
 
 std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& other, const std::string& other_name) {

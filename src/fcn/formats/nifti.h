@@ -39,6 +39,9 @@ std::string nifti_stem(const std::string& path);
 // data type fcn does not read, RGB), where a slice exceeds the image limits, or where the file holds
 // fewer voxels than its header says. Only as many bytes as the header declares are ever decompressed.
 NiftiVolume read_nifti(const std::string& path);
+// The header alone, reading no voxel: sizes, voxel sizes, the map (nifti_affine); voxels left undefined.
+// `channels` (where given) gets the 4th dimension's count, 1 for a 3-D file.
+NiftiVolume read_nifti_header(const std::string& path, int64_t* channels = nullptr);
 // The header's sizes alone (slices x height x width), reading no voxel; `channels`: a 4th dimension
 // of channels allowed, as read_nifti_channels allows it.
 std::vector<int64_t> nifti_shape(const std::string& path, bool channels = false);
@@ -90,6 +93,10 @@ std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume);
 // a[2] k + a[3]: the sform where sform_code > 0, else the qform (rotation quaternion, voxel sizes, qfac,
 // offset) where qform_code > 0; none where the header gives neither (voxel sizes alone).
 std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume);
+// Where each voxel axis (i, j, k) points, as nibabel's aff2axcodes names it in NIfTI's RAS+ world: the
+// world axis it runs along most, R/L, A/P or S/I by its sign ("RAS", "LPS", "LAS", ...); "" without a map.
+// The third letter says which planes fcn's slices are: S/I axial, A/P coronal, R/L sagittal.
+std::string nifti_axis_codes(const NiftiVolume& volume);
 // Whether `volume`'s voxels lie where `other`'s do (labels over their scan, a prediction over its truth),
 // where both headers give a map: "" where they do (axes within 2.6 degrees, first voxels within half the
 // smallest voxel side); else a phrase naming `other_name`: an axis turned or flipped, or the first voxels
