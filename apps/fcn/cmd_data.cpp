@@ -121,9 +121,8 @@ void check_volumes(const std::string& dir, bool json_output) {
   std::printf("%-20s %8s %16s %22s %5s  %s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", "slices");
   for (const auto& c : report.cases) {
     const auto size = std::to_string(c.width) + " " + std::to_string(c.height) + " " + std::to_string(c.slices);
-    const char* plane = c.axes.empty() ? "?" : c.axes[2] == 'S' || c.axes[2] == 'I' ? "axial" : c.axes[2] == 'A' || c.axes[2] == 'P' ? "coronal" : "sagittal";
     std::printf("%-20s %8lld %16s %22s %5s  %s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
-                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), plane);
+                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), c.axes.empty() ? "?" : slice_plane(c.axes).c_str());
   }
   std::printf("median voxel: %s mm\n", millimetres(report.median_mm).c_str());
   for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());

@@ -223,6 +223,10 @@ TEST(Nifti, AffineFromTheSformElseTheQform) {
   ASSERT_TRUE(q.has_value());
   for (size_t i = 0; i < 12; ++i) EXPECT_NEAR((*q)[i], turned[i], 1e-6) << i;
   EXPECT_EQ(nifti_axis_codes(parse_nifti(bytes, "v.nii")), "ALI");  // i along +y, j along -x, k along -z
+  EXPECT_EQ(slice_plane("ALI"), "axial");
+  EXPECT_EQ(slice_plane("RSA"), "coronal");
+  EXPECT_EQ(slice_plane("ASL"), "sagittal");
+  EXPECT_EQ(slice_plane(""), "");
   bytes[123] = 1;  // metres: the map in mm
   EXPECT_NEAR((*nifti_affine(parse_nifti(bytes, "v.nii")))[3], 10e3, 1e-3);
   bytes[123] = 2;

@@ -358,8 +358,6 @@ std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
   return names.size() > most ? out + ", ..." : out;
 }
 
-const char* plane_of(char third) { return third == 'S' || third == 'I' ? "axial" : third == 'A' || third == 'P' ? "coronal" : "sagittal"; }
-
 // The warnings of check_volume_folder over its cases.
 std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
   std::vector<std::string> warnings;
@@ -377,7 +375,7 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
   if (by_axes.size() > 1) {
     std::string groups;
     for (const auto& [axes, names] : by_axes)
-      groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + plane_of(axes[2]) + " slices: " + some_names(names) + ")";
+      groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + slice_plane(axes) + " slices: " + some_names(names) + ")";
     warnings.push_back("the cases are stored in " + std::to_string(by_axes.size()) + " orientations: " + groups +
                        ". fcn slices each case along its third stored axis, so their slices are other planes or mirrored: "
                        "reorient them alike (e.g. to RAS) before unstacking");

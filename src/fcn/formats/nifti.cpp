@@ -493,6 +493,12 @@ std::string nifti_axis_codes(const NiftiVolume& volume) {
   return codes;
 }
 
+std::string slice_plane(const std::string& axis_codes) {
+  if (axis_codes.size() != 3) return "";
+  const char third = axis_codes[2];
+  return third == 'S' || third == 'I' ? "axial" : third == 'A' || third == 'P' ? "coronal" : "sagittal";
+}
+
 std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& other, const std::string& other_name) {
   const auto mine = nifti_affine(volume), theirs = nifti_affine(other);
   if (!mine || !theirs) return "";

@@ -97,6 +97,8 @@ std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume);
 // world axis it runs along most, R/L, A/P or S/I by its sign ("RAS", "LPS", "LAS", ...); "" without a map.
 // The third letter says which planes fcn's slices are: S/I axial, A/P coronal, R/L sagittal.
 std::string nifti_axis_codes(const NiftiVolume& volume);
+// The planes of a volume's slices from its axis codes' third letter: "axial", "coronal", "sagittal"; "" for "".
+std::string slice_plane(const std::string& axis_codes);
 // Whether `volume`'s voxels lie where `other`'s do (labels over their scan, a prediction over its truth),
 // where both headers give a map: "" where they do (axes within 2.6 degrees, first voxels within half the
 // smallest voxel side); else a phrase naming `other_name`: an axis turned or flipped, or the first voxels
