@@ -114,7 +114,11 @@ void check_volumes(const std::string& dir, bool json_output) {
     for (const auto& c : report.cases)
       cases.push_back({{"name", c.name}, {"file", c.file}, {"channels", c.channels}, {"size", {c.width, c.height, c.slices}},
                        {"voxel_mm", list(c.voxel_mm)}, {"axes", c.axes}});
-    std::cout << nlohmann::json{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings}}.dump(2) << "\n";
+    std::cout << nlohmann::json{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings},
+                                {"errors", report.errors}}
+                     .dump(2)
+              << "\n";
+    if (!report.errors.empty()) throw CLI::RuntimeError(1);
     return;
   }
   std::printf("%s: %zu case(s) of NIfTI volumes (their headers; no voxel read)\n", printable(dir).c_str(), report.cases.size());
@@ -126,6 +130,11 @@ void check_volumes(const std::string& dir, bool json_output) {
   }
   std::printf("median voxel: %s mm\n", millimetres(report.median_mm).c_str());
   for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());
+  for (const auto& error : report.errors) std::printf("error: %s\n", printable(error).c_str());
+  if (!report.errors.empty()) {
+    std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
+    throw CLI::RuntimeError(1);
+  }
   std::printf("next: fcn data unstack %s --masks LABEL_VOLUMES --val 0.2 --out DATASET\n", printable(dir).c_str());
 }
 

@@ -373,8 +373,14 @@ TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
   EXPECT_EQ(report.warnings[1].rfind("in-plane voxel sides range 0.5 to 1 mm: a 2-D net sees the same anatomy at scales up to 2x apart", 0), 0u)
       << report.warnings[1];
   EXPECT_EQ(report.warnings[2], "1 case(s) give no orientation (neither sform nor qform): d");
+  EXPECT_TRUE(report.errors.empty());
   fs::remove(root + "/c.nii"), fs::remove(root + "/d.nii");
   EXPECT_TRUE(check_volume_folder(root).warnings.empty());
+  std::ofstream(root + "/e.nii", std::ios::binary) << "not a header";  // a bad header: named, the others still listed
+  const auto with_bad = check_volume_folder(root);
+  EXPECT_EQ(with_bad.cases.size(), 2u);
+  ASSERT_EQ(with_bad.errors.size(), 1u);
+  EXPECT_EQ(with_bad.errors[0].rfind(root + "/e.nii: ", 0), 0u) << with_bad.errors[0];
 }
 
 // A task's dataset.json beside its folders of volumes names classes and channels in either form (the

@@ -398,12 +398,16 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir) {
   for (const auto& pair : volume_pairs(images_dir, "")) {
     VolumeCase c;
     c.name = pair.name, c.file = pair.image;
-    const auto files = nifti_channel_files(pair.image);
-    const auto header = read_nifti_header(pair.image, &c.channels);
-    if (files.size() > 1) c.channels = static_cast<int64_t>(files.size());
-    c.width = header.width, c.height = header.height, c.slices = header.slices;
-    c.voxel_mm = nifti_voxel_mm(header), c.axes = nifti_axis_codes(header);
-    report.cases.push_back(std::move(c));
+    try {
+      const auto files = nifti_channel_files(pair.image);
+      const auto header = read_nifti_header(pair.image, &c.channels);
+      if (files.size() > 1) c.channels = static_cast<int64_t>(files.size());
+      c.width = header.width, c.height = header.height, c.slices = header.slices;
+      c.voxel_mm = nifti_voxel_mm(header), c.axes = nifti_axis_codes(header);
+      report.cases.push_back(std::move(c));
+    } catch (const Error& e) {
+      report.errors.push_back(e.what());
+    }
   }
   for (size_t axis = 0; axis < 3; ++axis) {
     std::vector<double> sides;

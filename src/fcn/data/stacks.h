@@ -110,6 +110,7 @@ struct VolumeFolderReport {
   // Mixed orientations (slices of other planes or mirrored), in-plane voxel sizes more than 1.5x apart
   // (the same organ at other scales: fcn does not resample), missing voxel sizes or maps, mixed channel counts.
   std::vector<std::string> warnings;
+  std::vector<std::string> errors;        // "FILE: ..." for each case whose header fcn cannot read (the others listed)
 };
 VolumeFolderReport check_volume_folder(const std::string& images_dir);
 

@@ -415,7 +415,8 @@ void write_nifti_labels(const std::string& path, const NiftiVolume& like, const 
     fail(path, "labels of " + std::to_string(labels.dim()) + " dimensions do not match the volume's " + std::to_string(like.slices) +
                    " x " + std::to_string(like.height) + " x " + std::to_string(like.width));
   // Integer labels as they lie (an int64 copy of a CT volume's uint8 labels was 8 bytes a voxel).
-  const auto values = labels.is_floating_point() ? labels.to(torch::kCPU, torch::kLong) : labels.to(torch::kCPU);
+  const bool integer = c10::isIntegralType(labels.scalar_type(), /*includeBool=*/false);
+  const auto values = integer ? labels.to(torch::kCPU) : labels.to(torch::kCPU, torch::kLong);
   const auto [low, high] = torch::aminmax(values);
   if (low.item<int64_t>() < 0) fail(path, "labels must not be negative");
   const int64_t most = high.item<int64_t>();
