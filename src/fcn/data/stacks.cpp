@@ -113,11 +113,7 @@ using Window = std::pair<double, double>;
 // PNG (16-bit where `wide`).
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
                        int64_t context, bool wide, const std::string& image, const std::string& mask) {
-  std::vector<torch::Tensor> planes;
-  for (int64_t d = -context; d <= context && context > 0; ++d)
-    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front())[0]);
-  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c])[0]);
-  write_png16(image, torch::stack(planes, 2).mul(65535).round().to(torch::kInt));
+  write_png16(image, nifti_case_slice(channels, k, windows, context).permute({1, 2, 0}).mul(65535).round().to(torch::kInt).contiguous());
   if (!labels) return;
   const auto slice = labels->voxels[k].to(torch::kLong);
   if (wide)

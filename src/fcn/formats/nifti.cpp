@@ -573,4 +573,14 @@ torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<
   return scaled.to(torch::kFloat).unsqueeze(0);
 }
 
+torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
+                               int64_t context) {
+  if (channels.empty() || windows.size() < channels.size()) fail("nifti_case_slice", "needs a window for each of the case's channels");
+  std::vector<torch::Tensor> planes;
+  for (int64_t d = -context; d <= context && context > 0; ++d)
+    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front()));
+  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c]));
+  return planes.size() == 1 ? planes.front() : torch::cat(planes, 0);
+}
+
 }  // namespace fcn

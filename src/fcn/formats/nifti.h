@@ -110,6 +110,11 @@ std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& oth
 // window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).
 torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window);
 std::pair<double, double> nifti_window(const NiftiVolume& volume);
+// Slice k of a case as a net sees it (and fcn data unstack writes it): each channel's slice mapped by
+// its window, C x H x W in [0, 1]; with `context` > 0 (a 2.5-D net), the one channel's slices
+// k - context .. k + context instead, the end slices repeated past the ends.
+torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
+                               int64_t context = 0);
 // The `low` and `high` percentiles (0..100) of the volume's finite voxels, each interpolated linearly
 // between the two voxels it falls between (numpy's percentile): exact, from a copy of the voxels.
 std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high);

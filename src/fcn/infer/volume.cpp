@@ -47,22 +47,6 @@ void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channel
                      (count == 1 ? " (its other channels: nnU-Net's NAME_0001.nii.gz ... beside NAME_0000, or a 4-D file)" : ""));
 }
 
-// Slice k of every channel, each mapped by its window: C x H x W in [0, 1]; with `context`, the one
-// channel's slices k - context .. k + context (the end slices repeated past the ends).
-torch::Tensor slice_image(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
-                          int64_t context) {
-  if (context > 0) {
-    std::vector<torch::Tensor> slices;
-    for (int64_t d = -context; d <= context; ++d)
-      slices.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front()));
-    return torch::cat(slices, 0);
-  }
-  if (channels.size() == 1) return nifti_slice_image(channels.front(), k, windows.front());
-  std::vector<torch::Tensor> planes;
-  for (size_t c = 0; c < channels.size(); ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c]));
-  return torch::cat(planes, 0);
-}
-
 // The predictions of slices given together (one pass where the predictor runs them so), one at a time
 // where the pass fails, each slice's error kept for its own result.
 std::vector<SliceResult> segment_pass(const Predictor& predictor, std::vector<SliceResult> pass) {
@@ -157,7 +141,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
     SliceResult slice;
     slice.slice = k;
     slice.source = source + " slice " + std::to_string(k);
-    slice.image = slice_image(channels, k, result.windows, context);
+    slice.image = nifti_case_slice(channels, k, result.windows, context);
     pass.push_back(std::move(slice));
     if (pass.size() < most && k + 1 < volume.slices) continue;
     for (const auto& done : segment_pass(predictor, std::move(pass)))
@@ -175,7 +159,7 @@ torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const
                                    std::to_string(result.windows.size()) + " window(s))");
   if (k < 0 || k >= result.labels.size(0))
     fail("volume_slice_image", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(result.labels.size(0) - 1) + ")");
-  return slice_image(channels, k, result.windows, result.slice_context);
+  return nifti_case_slice(channels, k, result.windows, result.slice_context);
 }
 
 torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation& result) {
