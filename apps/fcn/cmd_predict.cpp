@@ -471,17 +471,20 @@ class Segmenter {
     Prediction prediction = predicted;
     if (f_.largest_classes && !volume && !item.stack)  // an image's (a volume's are kept through the volume: segment_volume)
       prediction.labels = keep_largest_objects(predicted.labels, instances_from_labels(predicted.labels, -1, 8), *f_.largest_classes);
-    const bool labels = !(item.stack && f_.label_stack) && !volume;
     const bool probs = !(item.stack && f_.probs == "tif") && !(volume && f_.probs == "nii");  // else in the stack's or volume's file
-    report_image(item, prediction, write_outputs(f_, item.stem, item.image, prediction, f_.overlay, labels, probs));
+    report_image(item, prediction, write_outputs(f_, item.stem, item.image, prediction, f_.overlay, own_labels(item), probs));
   }
+
+  // Whether an image's labels go to a file of its own: not a volume's slice (the volume's file) nor a
+  // --label-stack page (the stack's).
+  bool own_labels(const Pending& item) const { return !(item.stack && f_.label_stack) && item.volume_file.empty(); }
 
   // An image's time, its --json entry or its line, once its files are written.
   void report_image(const Pending& item, const Prediction& prediction, const Written& written) {
     const std::string& path = item.source;
     const torch::Tensor& image = item.image;
     const bool volume = !item.volume_file.empty();
-    const bool labels = !(item.stack && f_.label_stack) && !volume;
+    const bool labels = own_labels(item);
     const auto& files = written.files;
     const auto& objects = written.per_class;  // --instances
     times.ms.push_back(prediction.milliseconds);

@@ -433,12 +433,21 @@ void write_nifti_probabilities(const std::string& path, const NiftiVolume& like,
   write_over(path, like, probabilities.to(torch::kCPU, torch::kFloat), {kDataTypes[3], probabilities.size(0), 0, 0, 1, "fcn class probabilities"});
 }
 
+namespace {
+
+// Millimetres per unit of the header's sizes and places: xyzt_units 1 m, 2 mm (0: unknown, read as mm), 3 um.
+double mm_per_unit(const std::vector<char>& header) {
+  const int units = static_cast<unsigned char>(header[123]) & 7;
+  return units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;
+}
+
+}  // namespace
+
 std::array<double, 3> nifti_voxel_mm(const NiftiVolume& volume) {
   std::array<double, 3> mm;
   mm.fill(std::nan(""));
   if (volume.header.size() < kHeaderBytes) return mm;
-  const int units = static_cast<unsigned char>(volume.header[123]) & 7;  // xyzt_units: 1 m, 2 mm (0: unknown, read as mm), 3 um
-  const double scale = units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;         // to mm
+  const double scale = mm_per_unit(volume.header);
   for (size_t axis = 0; axis < 3; ++axis) {
     const double size = std::abs(field<float>(volume.header, 80 + 4 * axis, volume.swapped)) * scale;  // pixdim[1..3]
     mm[axis] = std::isfinite(size) && size > 0 ? size : std::nan("");
@@ -455,8 +464,7 @@ std::optional<std::array<double, 12>> nifti_affine(const NiftiVolume& volume) {
   const auto& h = volume.header;
   if (h.size() < kHeaderBytes) return std::nullopt;
   const auto f = [&](size_t offset) { return static_cast<double>(field<float>(h, offset, volume.swapped)); };
-  const int units = static_cast<unsigned char>(h[123]) & 7;            // as nifti_voxel_mm reads them
-  const double scale = units == 1 ? 1e3 : units == 3 ? 1e-3 : 1;       // to mm
+  const double scale = mm_per_unit(h);
   std::array<double, 12> a{};
   if (field<int16_t>(h, 254, volume.swapped) > 0) {  // sform: srow_x, srow_y, srow_z
     for (size_t i = 0; i < 12; ++i) a[i] = f(280 + 4 * i) * scale;
