@@ -135,7 +135,8 @@ void check_volumes(const std::string& dir, bool json_output) {
     std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
     throw CLI::RuntimeError(1);
   }
-  std::printf("next: fcn data unstack %s --masks LABEL_VOLUMES --val 0.2 --out DATASET\n", printable(dir).c_str());
+  std::printf("next: fcn data unstack %s --masks LABEL_VOLUMES%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
+              report.mixed_scales ? " --spacing median" : "");
 }
 
 void add_check(CLI::App* cmd) {
@@ -147,7 +148,7 @@ void add_check(CLI::App* cmd) {
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/), or a folder of NIfTI cases")->required();
   check->add_option("--split", split, "only this split (default: all)");
-  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights");
+  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm (spacing.json)");
   add_max_pixels_flag(check);
   check->callback([] {
     if (is_volume_folder(dir)) return check_volumes(dir, json_output);  // cases, not a dataset: no splits to choose
@@ -164,6 +165,7 @@ void add_check(CLI::App* cmd) {
                                   {"errors", report.errors}, {"warnings", report.warnings}, {"classes", report.class_names},
                                   {"classes_source", report.classes_source}, {"channels", report.channel_names}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
+                                  {"pixel_mm", report.pixel_mm ? nlohmann::json(*report.pixel_mm) : nlohmann::json()},
                                   {"suggested_weights", weights}}
                        .dump(2)
                 << "\n";
@@ -175,6 +177,9 @@ void add_check(CLI::App* cmd) {
       std::string channels;
       for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
       if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
+      if (report.pixel_mm)
+        std::printf("pixels: %s mm (spacing.json: slices resampled so; a net trained here resamples volumes alike)\n",
+                    pixel_text(*report.pixel_mm).c_str());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       if (!histogram.empty()) std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
       for (size_t c = 0; c < histogram.size(); ++c)
@@ -246,8 +251,9 @@ void warn_misaligned(const std::vector<std::string>& warnings) {
 }
 
 // unstack's line for a folder of volumes: "wrote OUT: S slices of V volumes as images/ + masks/ (...)".
-void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks, int64_t context) {
-  std::string mapped = mapping_text(given, r.windows[0][0], true) + context_text(context);
+void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const VolumeWindow& given, bool masks, int64_t context,
+                   const std::string& resampled) {
+  std::string mapped = mapping_text(given, r.windows[0][0], true) + context_text(context) + resampled;
   if (r.channels > 1) mapped += " + channels.json (" + std::to_string(r.channels) + " channels a slice: PNGs of that many samples)";
   if (r.named > 0) mapped += " + classes.json (" + std::to_string(r.named) + " classes: name them there)";
   std::printf("wrote %s: %lld slice(s) of %lld volume(s) as images/%s%s\n", out.c_str(), static_cast<long long>(r.slices),
@@ -264,14 +270,24 @@ void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const 
 }
 
 struct UnstackFlags {
-  std::string images, masks, out, window;
+  std::string images, masks, out, window, spacing;
   double val = 0;
   uint64_t seed = 0;
   int64_t context = 0;
 };
 
+// --spacing: MM or X,Y; for a folder of volumes also "median", the median in-plane voxel of its cases
+// (nnU-Net's choice), from their headers.
+std::array<double, 2> unstack_spacing(const std::string& text, const std::string& images, bool folder) {
+  if (text != "median") return parse_spacing(text, "median (the cases' median voxel, for a folder of volumes)");
+  if (!folder) fail("--spacing", "median is the median voxel of a folder's cases; " + images + " is one volume: give MM or X,Y");
+  const auto median = check_volume_folder(images).median_mm;
+  if (std::isnan(median[0]) || std::isnan(median[1])) fail("--spacing", "median: no case in " + images + " gives its voxel size (pixdim)");
+  return {median[0], median[1]};
+}
+
 void run_unstack(const UnstackFlags& f) {
-  const auto& [images, masks, out, window, val, seed, context] = f;
+  const auto& [images, masks, out, window, spacing, val, seed, context] = f;
   const bool folder = std::filesystem::is_directory(images);
   const bool volume = folder || is_nifti_path(images);
   if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
@@ -284,8 +300,12 @@ void run_unstack(const UnstackFlags& f) {
   if (folder && !masks.empty() && !std::filesystem::is_directory(masks))
     fail(masks, "is not a folder: the labels of a folder of volumes are a folder of label volumes, one for each by name");
   if (context != 0 && !volume) fail("--context", "stacks neighbouring slices of NIfTI volumes, and " + images + " is not one (.nii, .nii.gz)");
+  if (!spacing.empty() && !volume) fail("--spacing", "resamples NIfTI volumes' slices by their voxel sizes, and " + images + " is not one (.nii, .nii.gz)");
   const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
-  const NiftiSlicing slicing(mapping, context);
+  const NiftiSlicing slicing(mapping, context, spacing.empty() ? std::nullopt : std::optional(unstack_spacing(spacing, images, folder)));
+  const auto resampled = slicing.pixel_mm ? " + spacing.json (slices resampled to " + pixel_text(*slicing.pixel_mm) +
+                                                " mm pixels; fcn predict resamples volumes so)"
+                                          : std::string();
   if (folder) {
     std::optional<Progress> progress;  // its total known once the volumes' headers are read
     const auto result = unstack_nifti_folder(images, masks, out, slicing, val, seed, [&](int64_t done, int64_t total) {
@@ -294,7 +314,7 @@ void run_unstack(const UnstackFlags& f) {
     });
     if (progress) progress->finish();
     warn_misaligned(result.warnings);
-    return report_folder(result, out, mapping, !masks.empty(), context);
+    return report_folder(result, out, mapping, !masks.empty(), context, resampled);
   }
   Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
   const auto update = [&](int64_t done, int64_t) { progress.update(done); };
@@ -305,7 +325,7 @@ void run_unstack(const UnstackFlags& f) {
     const auto result = unstack_nifti(images, masks, out, slicing, update);
     warnings = result.warnings;
     pages = result.slices;
-    mapped = volume_mapping(result, mapping) + context_text(context);
+    mapped = volume_mapping(result, mapping) + context_text(context) + resampled;
     if (result.classes > 0) mapped += " + classes.json (" + std::to_string(result.classes) + " classes: name them there)";
   } else {
     pages = unstack_tiff(images, masks, out, update);
@@ -325,7 +345,9 @@ void add_unstack(CLI::App* cmd) {
                                                  "  (a folder of volumes, a Medical Segmentation Decathlon task's: whole volumes held out for validation)\n"
                                                  "  example: fcn data unstack imagesTr --masks labelsTr --window p0.5,p99.5 --val 0.2 --out brats\n"
                                                  "  (MRI of several channels, nnU-Net's NAME_0000..NAME_0003 or 4-D volumes: each channel by its own percentiles)\n"
-                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --context 1 --out ct25d   (2.5-D)");
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --context 1 --out ct25d   (2.5-D)\n"
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --spacing median --val 0.2 --out ct\n"
+                                                 "  (every slice resampled to the cases' median voxel side: one anatomy at one scale)");
   static UnstackFlags f;
   unstack->add_option("STACK", f.images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
                                        "(slice k of NAME.nii.gz as images/NAME_NNN.png); a case of 2 to 4 channels (a 4-D volume, or "
@@ -349,6 +371,11 @@ void add_unstack(CLI::App* cmd) {
                                             "RGB-pretrained backbone takes the three slices)")
       ->check(CLI::Range(int64_t{0}, int64_t{1}))
       ->capture_default_str();
+  unstack->add_option("--spacing", f.spacing, "NIfTI: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres, "
+                                            "whatever each volume's voxel sides (images bilinearly, labels by class), and write "
+                                            "spacing.json so that the trained model resamples volumes at fcn predict alike; 'median': "
+                                            "the median voxel of a folder's cases (nnU-Net's choice; fcn data check shows it); "
+                                            "default: slices as stored");
   unstack->callback([] { run_unstack(f); });
 }
 

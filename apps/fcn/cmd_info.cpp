@@ -20,7 +20,7 @@ void add_info(CLI::App& app) {
   static bool json_output = false;
   cmd->add_option("MODEL", path, "model file")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
-  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets)");
+  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets), pixel_mm (nets trained on resampled slices)");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
@@ -39,6 +39,7 @@ void add_info(CLI::App& app) {
     const auto training = nlohmann::json::parse(model.meta.training, nullptr, false);  // how the file was made, where it says
     if (training.is_object() && !training.empty()) summary["training"] = training;
     if (model.meta.slice_context > 0) summary["slice_context"] = model.meta.slice_context;
+    if (model.meta.pixel_mm) summary["pixel_mm"] = *model.meta.pixel_mm;
     if (json_output) {
       std::cout << summary.dump(2) << "\n";
       return;
@@ -52,6 +53,9 @@ void add_info(CLI::App& app) {
     if (model.meta.slice_context > 0)
       std::printf("  2.5-D       a volume's slices k-%ld..k+%ld as its channels (fcn predict gives volumes so)\n",
                   static_cast<long>(model.meta.slice_context), static_cast<long>(model.meta.slice_context));
+    if (model.meta.pixel_mm)
+      std::printf("  pixels      %s mm (trained on slices resampled so; fcn predict resamples volumes to them)\n",
+                  pixel_text(*model.meta.pixel_mm).c_str());
     std::cout << net << "\n";
   });
 }

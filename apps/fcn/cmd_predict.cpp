@@ -80,6 +80,7 @@ class Segmenter {
     options.probabilities = f_.probs == "nii";
     options.objects = f_.instances;
     options.min_object = f_.min_object;
+    options.pixel_mm = f_.pixel_mm, options.resample = f_.spacing != "none";
     const auto labels_file = output(stem + "-labels.nii.gz");
     const InterruptGuard guard;  // Ctrl-C: the slice reached is finished, then the run ends
     std::vector<HeldSlice> held;  // --largest: slices finished once the volume's labels are kept
@@ -406,6 +407,8 @@ class Segmenter {
     const int64_t slices = volume.slices;
     nlohmann::json entry = {{"stack", path}, {"pages", slices}, {"pages_written", result.slices_done}, {"void_pages", result.failed_slices},
                             {"window", {result.window.first, result.window.second}}};
+    entry["pixel_mm"] = result.pixel_mm ? nlohmann::json(*result.pixel_mm) : nlohmann::json();  // null: slices as stored
+    entry["net_size"] = {result.net_width, result.net_height};
     if (result.windows.size() > 1) {  // a case of several channels: each channel's
       entry["windows"] = nlohmann::json::array();
       for (const auto& [low, high] : result.windows) entry["windows"].push_back({low, high});
@@ -433,6 +436,9 @@ class Segmenter {
     }
     const auto overlay_file = output(stem + "-overlay.png");
     if (f_.overlay) write("overlay", overlay_file, [&] { write_png(overlay_file, volume_overlay(volume, result)); });
+    if (result.pixel_mm)
+      written += " (slices resampled to " + pixel_text(*result.pixel_mm) + " mm pixels for the net: " + std::to_string(result.net_width) + "x" +
+                 std::to_string(result.net_height) + ")";
     report_stack(entry, path, slices, "slices", written);
   }
 
@@ -551,6 +557,8 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
       f.probs == "nii" && other != images.end())
     fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
   if (f.intensities.given() && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
+  if (!f.spacing.empty() && volume == images.end())
+    fail("--spacing", "resamples the slices of NIfTI volumes (.nii, .nii.gz) by their voxel sizes, and no input is one");
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
     fail("--label-stack", "writes the labels of multi-page TIFF stacks, and no input is one");
   for (size_t i = 0; i < images.size() && !f.largest.empty(); ++i)
@@ -561,6 +569,7 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
 
 void run_predict(PredictFlags& f) {
   if (!f.window.empty()) f.intensities = parse_window(f.window);
+  if (!f.spacing.empty() && f.spacing != "none") f.pixel_mm = parse_spacing(f.spacing, "none (slices as stored)");
   apply_inference_flags(f.inference, f.options);
   f.options.dtype = parse_dtype(f.dtype);
   apply_threads(f.threads);
@@ -668,6 +677,10 @@ void add_predict(CLI::App& app) {
                   "NIfTI volumes (.nii, .nii.gz): the voxel values LOW,HIGH mapped to black..white for the net, as it was trained "
                   "(CT in Hounsfield units, e.g. -1000,400), or pLOW,pHIGH: percentiles of each volume's (each channel's) own voxels "
                   "(MRI, e.g. p0.5,p99.5); default: each volume's own minimum and maximum");
+  cmd->add_option("--spacing", f.spacing,
+                  "NIfTI volumes: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres for the net, its "
+                  "labels back to the scan's voxels; 'none': slices as stored; default: the pixels the model was trained on where "
+                  "fcn data unstack --spacing made its data (fcn info shows them), else as stored");
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

@@ -133,6 +133,12 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
                                                       train.dir() + " holds " + std::to_string(2 * train.slice_context() + 1) +
                                                       " (fcn data unstack --context)");
   model.meta.slice_context = train.slice_context();  // fcn predict gives volumes to it as it was trained
+  if (trained && model.meta.pixel_mm && model.meta.pixel_mm != train.pixel_mm())
+    std::fprintf(stderr, "fcn: warning: %s was trained on slices of %s mm pixels, and %s holds %s: the new model takes volumes as %s holds them\n",
+                 printable(!f.weights.empty() ? f.weights : f.from).c_str(), pixel_text(*model.meta.pixel_mm).c_str(), printable(train.dir()).c_str(),
+                 train.pixel_mm() ? (pixel_text(*train.pixel_mm()) + " mm pixels").c_str() : "slices as stored (no spacing.json)",
+                 printable(train.dir()).c_str());
+  model.meta.pixel_mm = train.pixel_mm();  // fcn predict resamples volumes to the pixels it was trained on
   return model;
 }
 

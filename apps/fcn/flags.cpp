@@ -37,6 +37,8 @@ const std::map<std::string, std::string>& option_flags() {
       {"PredictOptions.batch", "--batch"},
       {"PredictOptions.resize", "--resize"},
       {"PredictOptions.scales", "--scales"},
+      {"VolumeOptions.resample", "--spacing"},
+      {"VolumeOptions.pixel_mm", "--spacing"},
       {"TrainOptions.run_dir", "--out"},
       {"TrainOptions.epochs", "--epochs"},
       {"TrainOptions.patience", "--patience"},
@@ -293,6 +295,23 @@ VolumeWindow parse_window(const std::string& text) {
                      "pLOW,pHIGH (percentiles of each volume's own voxels, e.g. p0.5,p99.5)");
   window.values = {low, high};
   return window;
+}
+
+std::array<double, 2> parse_spacing(const std::string& text, const std::string& words) {
+  double x = 0, y = 0;
+  char extra = 0;
+  const bool pair = std::sscanf(text.c_str(), "%lf,%lf%c", &x, &y, &extra) == 2;
+  if (!pair && std::sscanf(text.c_str(), "%lf%c", &x, &extra) != 1)
+    fail("--spacing", "'" + text + "' is not MM (square pixels, e.g. 0.8), X,Y (mm across and down, e.g. 0.8,0.7) nor " + words);
+  if (!pair) y = x;
+  const std::array<double, 2> pixel_mm{x, y};
+  if (const auto problem = pixel_mm_problem(pixel_mm); !problem.empty()) fail("--spacing", "'" + text + "': " + problem);
+  return pixel_mm;
+}
+
+std::string pixel_text(const std::array<double, 2>& pixel_mm) {
+  const auto side = [](double mm) { return number_text(std::round(mm * 10000) / 10000); };
+  return pixel_mm[0] == pixel_mm[1] ? side(pixel_mm[0]) : side(pixel_mm[0]) + " x " + side(pixel_mm[1]);
 }
 
 std::vector<double> parse_key_values(const std::string& text, const std::string& flag, const std::vector<std::string>& keys,

@@ -3,6 +3,7 @@
 // the map from library option names in fcn::Error subjects ("PredictOptions.overlap") to flags.
 #pragma once
 
+#include <array>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +64,11 @@ torch::Device parse_device(const std::string& text);
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const std::string& flag);
 // --window's "LOW,HIGH" (e.g. "-1000,400"): finite, LOW < HIGH. Throws fcn::Error naming --window.
 VolumeWindow parse_window(const std::string& text);
+// --spacing's "MM" (square pixels) or "X,Y" (mm across, down) as {x, y}: pixel_mm_problem's bounds. Throws
+// fcn::Error naming --spacing; `words` are what else the flag takes ("median", "none"), for the message.
+std::array<double, 2> parse_spacing(const std::string& text, const std::string& words);
+// A pixel size for messages: "0.8" (square) or "0.8 x 0.7".
+std::string pixel_text(const std::array<double, 2>& pixel_mm);
 // --largest: "all" (empty: every class), or classes by number or name, each a class of `names` other than background.
 std::vector<int64_t> parse_largest(const std::string& text, const std::vector<std::string>& names);
 // --largest's help: the same flag in predict and eval.

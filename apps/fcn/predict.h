@@ -2,6 +2,7 @@
 // image and how it names it (predict_outputs.cpp), and videos frame by frame (predict_video.cpp).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -31,6 +32,8 @@ struct PredictFlags {
   VolumeWindow intensities;  // --window: NIfTI voxels mapped to 0..1 (values or percentiles; else each volume's own range)
   std::string largest;       // --largest: "all" or classes (numbers or names)
   std::optional<std::vector<int64_t>> largest_classes;  // parsed: empty for all; none without the flag
+  std::string spacing;       // --spacing: MM, X,Y or "none" (NIfTI slices as stored); default: the model's pixels
+  std::optional<std::array<double, 2>> pixel_mm;  // parsed MM or X,Y
 };
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...

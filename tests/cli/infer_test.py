@@ -782,6 +782,84 @@ def _():
     one_line_error(run("data", "unstack", path("empty_vols"), "--out", path("dec_bad"), ok=False), "empty_vols: holds no NIfTI volume")
 
 
+@check("NIfTI spacing: data unstack --spacing median resamples every case's slices (PyTorch's bilinear as the oracle); the model keeps the pixels and predict resamples volumes to them")
+def _():
+    import torch.nn.functional as F
+    rng = np.random.default_rng(8)
+    os.makedirs(path("sp/imagesTr")), os.makedirs(path("sp/labelsTr"))
+    cases = {}
+    for name, shape, mm in (("a", (3, 16, 20), 0.8), ("b", (2, 8, 10), 1.6), ("c", (2, 8, 10), 1.6)):
+        ct = rng.integers(-1000, 1000, shape).astype(np.int16)
+        seg = np.kron(rng.integers(0, 3, (shape[0], shape[1] // 2, shape[2] // 2)), np.ones((1, 2, 2))).astype(np.uint8)
+        seg[:, 0, :3] = 2  # a run of three: a pair and a half-pixel's share at 2:1
+        cases[name] = (ct, seg)
+        for folder, data, code in (("imagesTr", ct, 4), ("labelsTr", seg, 2)):
+            raw = bytearray(nifti_bytes(data, code=code))
+            struct.pack_into("<ff", raw, 80, mm, mm)  # pixdim[1], pixdim[2]
+            open(path(f"sp/{folder}/{name}.nii"), "wb").write(bytes(raw))
+    p = run("data", "check", path("sp/imagesTr"))
+    assert "in-plane voxel sides range 0.8 to 1.6 mm" in p.stdout and "--spacing median --val 0.2" in p.stdout, p.stdout
+    p = run("data", "unstack", path("sp/imagesTr"), "--masks", path("sp/labelsTr"), "--spacing", "median", "--out", path("sp_ds"))
+    assert "+ spacing.json (slices resampled to 1.6 mm pixels; fcn predict resamples volumes so)" in p.stdout, p.stdout
+    assert np.allclose(json.load(open(path("sp_ds/spacing.json")))["pixel_mm"], [1.6, 1.6], atol=1e-6)
+    assert "pixels: 1.6 mm (spacing.json" in run("data", "check", path("sp_ds")).stdout
+    assert np.allclose(json.loads(run("data", "check", path("sp_ds"), "--json").stdout)["pixel_mm"], [1.6, 1.6], atol=1e-6)
+    ct, seg = cases["a"]
+    low, high = ct.min(), ct.max()
+    for k in range(3):  # a: 16 x 20 voxels of 0.8 mm -> 8 x 10 pixels of 1.6 mm, as PyTorch's bilinear (half-pixel centres) resamples
+        mapped = torch.tensor((ct[k].astype(np.float64) - low) / (high - low), dtype=torch.float32)[None, None]
+        expected = F.interpolate(mapped, size=(8, 10), mode="bilinear", align_corners=False)[0, 0].numpy()
+        png = np.array(Image.open(path(f"sp_ds/images/a_{k:03d}.png"))).astype(np.int64)
+        assert png.shape == (8, 10) and np.abs(png - np.round(expected * 65535)).max() <= 1, (k, png.shape)
+        values = np.unique(seg[k])  # labels: each value's indicator resampled, the largest taken (the lower value where tied)
+        indicators = torch.tensor(np.stack([seg[k] == v for v in values]).astype(np.float32))[None]
+        by_value = values[F.interpolate(indicators, size=(8, 10), mode="bilinear", align_corners=False)[0].argmax(0).numpy()]
+        assert (np.array(Image.open(path(f"sp_ds/masks/a_{k:03d}.png"))) == by_value).all(), k
+    for k in range(2):  # b's voxels are the pixels asked for: as stored
+        assert (np.array(Image.open(path(f"sp_ds/masks/b_{k:03d}.png"))) == cases["b"][1][k]).all(), k
+    # The model trained on them keeps the pixels (info, ONNX); predict resamples each slice to them and the scores back.
+    run("train", "--data", path("sp_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 7, "--out", path("sp0.fcn"))
+    randomize_model_file(path("sp0.fcn"), path("sp.fcn"), 3)
+    assert np.allclose(json.loads(torch.load(path("sp.fcn"))["meta"])["pixel_mm"], [1.6, 1.6], atol=1e-6)
+    assert "pixels      1.6 mm (trained on slices resampled so" in run("info", path("sp.fcn")).stdout
+    run("export", path("sp.fcn"), "--onnx", path("sp.onnx"), "--size", "16x16")
+    assert b"fcn.pixel_mm" in open(path("sp.onnx"), "rb").read()
+    p = run("predict", path("sp.fcn"), path("sp/imagesTr/a.nii"), "--out", path("sp_masks"), "--probs", "nii", "--json")
+    entry = json.loads(p.stdout)["stacks"][0]
+    assert entry["net_size"] == [10, 8] and np.allclose(entry["pixel_mm"], [1.6, 1.6], atol=1e-6), entry
+    probs = np.frombuffer(gzip.decompress(open(path("sp_masks/a-probs.nii.gz"), "rb").read()), "<f4", 3 * 3 * 16 * 20, 352).reshape(3, 3, 16, 20)
+    labels = read_nifti_file(path("sp_masks/a-labels.nii.gz"))[2]
+    assert labels.shape == (3, 16, 20), labels.shape  # over the scan's voxels
+    for k in range(3):  # the net on the resampled slice (fcn forward on the unstacked PNG), its logits resampled back, softmax
+        run("forward", path("sp.fcn"), path(f"sp_ds/images/a_{k:03d}.png"), "--out", path("sp_logits.npy"))
+        logits = F.interpolate(torch.tensor(np.load(path("sp_logits.npy"))), size=(16, 20), mode="bilinear", align_corners=False)[0]
+        expected = torch.softmax(logits, 0).numpy()
+        assert np.abs(probs[:, k] - expected).max() < 2e-3, (k, np.abs(probs[:, k] - expected).max())
+        assert (labels[k] == expected.argmax(0)).mean() > 0.97, k
+    stored = json.loads(run("predict", path("sp.fcn"), path("sp/imagesTr/a.nii"), "--out", path("sp_stored"), "--spacing", "none", "--probs", "nii", "--json").stdout)
+    assert stored["stacks"][0]["net_size"] == [20, 16] and stored["stacks"][0]["pixel_mm"] is None, stored["stacks"][0]
+    other = np.frombuffer(gzip.decompress(open(path("sp_stored/a-probs.nii.gz"), "rb").read()), "<f4", 3 * 3 * 16 * 20, 352).reshape(3, 3, 16, 20)
+    assert np.abs(other - probs).max() > 1e-2, "as stored is not resampled"
+    assert "(slices resampled to 1.6 mm pixels for the net: 10x8)" in run("predict", path("sp.fcn"), path("sp/imagesTr/a.nii"), "--out", path("sp_text")).stdout
+    # Fine-tuned on slices as stored, the new model takes volumes as stored, and train says so.
+    run("data", "unstack", path("sp/imagesTr/b.nii"), "--masks", path("sp/labelsTr/b.nii"), "--out", path("sp_b"))
+    p = run("train", "--data", path("sp_b"), "--arch", "unet", "--weights", path("sp.fcn"), "--epochs", 1, "--out", path("sp_b.fcn"))
+    assert "sp.fcn was trained on slices of 1.6 mm pixels, and" in p.stderr and "holds slices as stored (no spacing.json)" in p.stderr, p.stderr
+    assert "pixel_mm" not in json.loads(torch.load(path("sp_b.fcn"))["meta"])
+    one_line_error(run("data", "unstack", path("sp/imagesTr/a.nii"), "--spacing", "median", "--out", path("sp_bad"), ok=False),
+                   "--spacing: median is the median voxel of a folder's cases;", "a.nii is one volume: give MM or X,Y")
+    one_line_error(run("data", "unstack", path("sp/imagesTr"), "--spacing", "0,1", "--out", path("sp_bad"), ok=False),
+                   "--spacing: '0,1': a pixel's sides must be 0.001..1000 mm (got 0 x 1)")
+    one_line_error(run("data", "unstack", path("sp/imagesTr"), "--spacing", "1.6x", "--out", path("sp_bad"), ok=False),
+                   "--spacing: '1.6x' is not MM (square pixels, e.g. 0.8), X,Y")
+    one_line_error(run("data", "unstack", path("sp_ds/images/a_000.png"), "--spacing", "1", "--out", path("sp_bad"), ok=False),
+                   "--spacing: resamples NIfTI volumes' slices by their voxel sizes, and", "a_000.png is not one")
+    one_line_error(run("predict", path("sp.fcn"), path("sp_ds/images/a_000.png"), "--spacing", "1", "--out", path("sp_bad"), ok=False),
+                   "--spacing: resamples the slices of NIfTI volumes (.nii, .nii.gz) by their voxel sizes, and no input is one")
+    p = run("predict", path("sp.fcn"), path("sp/imagesTr/a.nii"), "--resize", 32, "--out", path("sp_bad"), ok=False)
+    assert p.returncode != 0 and "--spacing: slices resampled to 1.6 x 1.6 mm pixels" in p.stderr and "(--resize, --scales): give one" in p.stderr, p.stderr
+
+
 @check("NIfTI cases of several channels: nnU-Net's NAME_0000 + NAME_0001 and a 4-D volume unstack, train, predict and eval as one case; 2.5-D --context")
 def _():
     rng = np.random.default_rng(12)

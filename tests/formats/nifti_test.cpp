@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fcn/data/dataset.h"
 #include "fcn/data/stacks.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/png.h"
@@ -488,6 +489,96 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
   EXPECT_NE(many.find("five.nii: is a case of 5 channels: fcn data unstack writes a slice of up to 4"), std::string::npos) << many;
   const auto one = test::error_of([&] { read_nifti(root + "/five.nii"); });
   EXPECT_NE(one.find("five.nii: holds 5 volumes along dimension 4 (a 4-D series, or channels)"), std::string::npos) << one;
+}
+
+// In-plane resampling by hand: the slice size from the header's voxel sides (0.5 x 0.75 mm) and the pixel
+// asked for; labels by each value's bilinear indicator, the largest taken, ties to the lower value.
+TEST(Nifti, SlicesResampledToAPixelSizeByHand) {
+  auto bytes = nii(2, 1, std::vector<int64_t>(4 * 3 * 2, 0), 4, 3, 2);
+  const auto volume = parse_nifti(bytes, "v.nii");
+  EXPECT_EQ(resampled_slice_size(volume, {1, 1}, "v.nii"), (std::pair<int64_t, int64_t>{2, 2}));  // round(3 x 0.75), round(4 x 0.5)
+  EXPECT_EQ(resampled_slice_size(volume, {0.25, 0.25}, "v.nii"), (std::pair<int64_t, int64_t>{9, 8}));
+  EXPECT_EQ(resampled_slice_size(volume, {0.5, 0.75}, "v.nii"), (std::pair<int64_t, int64_t>{3, 4}));
+  EXPECT_EQ(resampled_slice_size(volume, {100, 100}, "v.nii"), (std::pair<int64_t, int64_t>{1, 1}));  // at least one pixel
+  EXPECT_TRUE(pixel_mm_problem({0.8, 0.8}).empty());
+  EXPECT_FALSE(pixel_mm_problem({0, 1}).empty() || pixel_mm_problem({std::nan(""), 1}).empty() || pixel_mm_problem({1, 2000}).empty());
+  const auto bad = test::error_of([&] { resampled_slice_size(volume, {-1, 1}, "v.nii"); });
+  EXPECT_EQ(bad, "v.nii: a pixel's sides must be 0.001..1000 mm (got -1 x 1)");
+  put<float>(bytes, 80, 0);  // pixdim[1] = 0: no x size
+  const auto unsized = test::error_of([&] { resampled_slice_size(parse_nifti(bytes, "v.nii"), {1, 1}, "v.nii"); });
+  EXPECT_EQ(unsized.rfind("v.nii: gives no in-plane voxel size (pixdim)", 0), 0u) << unsized;
+  // Labels: 0 | 255 doubled across: columns at source x -0.25, 0.25, 0.75, 1.25 give 255 weight 0, 0.25, 0.75, 1.
+  const auto halves = torch::tensor({0, 255, 0, 255}, torch::kByte).view({2, 2});
+  const auto wide = resample_labels(halves, 2, 4);
+  EXPECT_EQ(wide.scalar_type(), torch::kByte);
+  EXPECT_TRUE(torch::equal(wide, torch::tensor({0, 0, 255, 255, 0, 0, 255, 255}, torch::kByte).view({2, 4})));
+  // Halved: each output pixel's source x is 0.5 and 2.5, between two equal labels.
+  const auto sides = torch::tensor({1, 1, 2, 2}, torch::kLong).repeat({4, 1});
+  EXPECT_TRUE(torch::equal(resample_labels(sides, 2, 2), torch::tensor({1, 2, 1, 2}, torch::kLong).view({2, 2})));
+  EXPECT_EQ(resample_labels(torch::tensor({5, 9}, torch::kInt).view({1, 2}), 1, 1).item<int>(), 5);  // 0.5 each: the lower value
+  EXPECT_TRUE(torch::equal(resample_labels(torch::full({1, 1}, 3, torch::kShort), 2, 3), torch::full({2, 3}, 3, torch::kShort)));
+  torch::manual_seed(3);
+  const auto values = torch::tensor({0, 4, 255}, torch::kLong);
+  const auto random = values.index({torch::randint(0, 3, {7, 9}, torch::kLong)});
+  const auto resampled = resample_labels(random, 13, 5);
+  EXPECT_EQ(resampled.sizes(), (std::vector<int64_t>{13, 5}));
+  EXPECT_TRUE(torch::isin(resampled, values).all().item<bool>()) << "no value made up";
+  EXPECT_TRUE(torch::equal(resample_labels(random, 7, 9), random));
+  EXPECT_NE(test::error_of([&] { resample_labels(random.to(torch::kFloat), 2, 2); }).find("needs H x W integer labels"), std::string::npos);
+}
+
+// fcn data unstack --spacing: each case's slices resampled to the pixel given, whatever its own voxel
+// sides; images bilinearly (a pixel by hand), labels by resample_labels; spacing.json, which the dataset reads.
+TEST(NiftiFolder, UnstackResamplesEachCaseToTheSpacingGiven) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_spacing";
+  fs::remove_all(root);
+  fs::create_directories(root + "/images"), fs::create_directories(root + "/labels");
+  const auto save = [](const std::string& file, const std::vector<char>& bytes) { std::ofstream(file, std::ios::binary).write(bytes.data(), bytes.size()); };
+  std::vector<int64_t> a(4 * 3 * 2), a_labels(a.size());
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<int64_t>(i * 7) - 50, a_labels[i] = static_cast<int64_t>(i % 3);
+  save(root + "/images/a.nii", nii(4, 2, a, 4, 3, 2)), save(root + "/labels/a.nii", nii(2, 1, a_labels, 4, 3, 2));
+  auto b = nii(4, 2, a, 4, 3, 2);
+  put<float>(b, 80, 1.0F), put<float>(b, 84, 1.5F);  // 1 x 1.5 mm voxels
+  save(root + "/images/b.nii", b), save(root + "/labels/b.nii", nii(2, 1, a_labels, 4, 3, 2));
+  const auto out = root + "/out";
+  const auto result = unstack_nifti_folder(root + "/images", root + "/labels", out, NiftiSlicing({}, 0, {{0.25, 0.25}}));
+  EXPECT_EQ(result.slices, 4);
+  EXPECT_EQ(read_png(out + "/images/a_000.png").pixels.sizes(), (std::vector<int64_t>{9, 8, 1}));   // 3 x 0.75 / 0.25, 4 x 0.5 / 0.25
+  EXPECT_EQ(read_png(out + "/images/b_001.png").pixels.sizes(), (std::vector<int64_t>{18, 16, 1}));  // 3 x 1.5 / 0.25, 4 x 1 / 0.25
+  EXPECT_EQ(read_png(out + "/masks/b_001.png").pixels.sizes(), (std::vector<int64_t>{18, 16, 1}));
+  // a's slice 0 over its window -50..111: voxel (y, x) is ((4y + x) 7) / 161. Output (4, 3) samples source
+  // y = 4.5 x 3/9 - 0.5 = 1, x = 3.5 x 4/8 - 0.5 = 1.25: voxels (1, 1) and (1, 2) weighted 0.75 and 0.25.
+  const auto image = read_png(out + "/images/a_000.png").pixels;
+  EXPECT_NEAR(image[4][3][0].item<int>(), std::round((5 * 7 * 0.75 + 6 * 7 * 0.25) / 161 * 65535), 1);
+  EXPECT_EQ(image[0][0][0].item<int>(), 0);
+  const auto mask = read_png(out + "/masks/a_000.png").pixels;  // labels (4y + x) % 3: 2 at (1, 1) outweighs 0 at (1, 2)
+  EXPECT_EQ(mask[4][3][0].item<int>(), 2);
+  EXPECT_EQ(mask[0][0][0].item<int>(), 0);
+  EXPECT_TRUE(torch::isin(mask, torch::tensor({0, 1, 2}, mask.options())).all().item<bool>());
+  std::ifstream spacing(out + "/spacing.json");
+  EXPECT_EQ(nlohmann::json::parse(spacing), nlohmann::json({{"pixel_mm", {0.25, 0.25}}}));
+  EXPECT_EQ(SegmentationDataset(out, "all").pixel_mm(), (std::optional<std::array<double, 2>>{{0.25, 0.25}}));
+  // One volume: the size written; without --spacing no spacing.json and slices as stored.
+  const auto one = unstack_nifti(root + "/images/b.nii", root + "/labels/b.nii", root + "/one", NiftiSlicing({}, 0, {{0.5, 0.5}}));
+  EXPECT_EQ((std::pair<int64_t, int64_t>{one.height, one.width}), (std::pair<int64_t, int64_t>{9, 8}));
+  const auto plain = unstack_nifti(root + "/images/b.nii", root + "/labels/b.nii", root + "/plain");
+  EXPECT_EQ((std::pair<int64_t, int64_t>{plain.height, plain.width}), (std::pair<int64_t, int64_t>{3, 4}));
+  EXPECT_FALSE(fs::exists(root + "/plain/spacing.json"));
+  EXPECT_EQ(SegmentationDataset(root + "/plain", "all").pixel_mm(), std::nullopt);
+  // A case whose header gives no voxel size: named before any slice is written.
+  auto unsized = nii(4, 2, a, 4, 3, 2);
+  put<float>(unsized, 84, 0);
+  save(root + "/images/c.nii", unsized), save(root + "/labels/c.nii", nii(2, 1, a_labels, 4, 3, 2));
+  const auto error = test::error_of([&] { unstack_nifti_folder(root + "/images", root + "/labels", root + "/out2", NiftiSlicing({}, 0, {{1, 1}})); });
+  EXPECT_EQ(error.rfind(root + "/images/c.nii: gives no in-plane voxel size", 0), 0u) << error;
+  EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
+  // spacing.json that is not a pixel size: one line naming it.
+  std::ofstream(out + "/spacing.json") << R"({"pixel_mm": [0, 1]})";
+  const auto zero = test::error_of([&] { SegmentationDataset(out, "all"); });
+  EXPECT_EQ(zero, out + "/spacing.json: a pixel's sides must be 0.001..1000 mm (got 0 x 1)");
+  std::ofstream(out + "/spacing.json") << R"({"pixel_mm": 0.8})";
+  EXPECT_NE(test::error_of([&] { SegmentationDataset(out, "all"); }).find("spacing.json: must be {\"pixel_mm\": [X, Y]}"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "fcn/models/unet.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
+#include "test_util.h"
 
 namespace fcn {
 namespace {
@@ -181,6 +182,55 @@ TEST(SegmentVolume, TwoAndAHalfDNetSeesEachSliceWithItsNeighbours) {
   EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{volume, volume}, {}, {}, "c"); })
                 .find("c: is a case of 2 channels, but the model takes one channel's slice with 1 neighbour(s)"),
             std::string::npos);
+}
+
+// A net trained on slices resampled to 1 mm pixels (ModelMeta::pixel_mm) is given each slice of a volume
+// of 0.5 x 0.75 mm voxels resampled so (24 x 20 -> 12 x 15), its scores resampled back before the labels:
+// by hand, with LibTorch's bilinear resampling around the net's logits. Options override or switch it off.
+TEST(SegmentVolume, SlicesResampledToThePixelsTheNetWasTrainedOn) {
+  auto model = gray_unet();
+  model.meta.pixel_mm = {{1.0, 1.0}};
+  const Predictor predictor(model);
+  auto volume = ct_volume(3);
+  volume.header = parse_nifti(test::nifti_file(4, 2, std::vector<int64_t>(24 * 20 * 3, 0), 24, 20, 3), "x.nii").header;  // 0.5 x 0.75 mm
+  VolumeOptions options;
+  options.window = {{-1000.0, 1000.0}};
+  options.probabilities = true;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
+    EXPECT_EQ(slice.image.sizes(), (std::vector<int64_t>{1, 20, 24}));  // as the volume holds it, for overlays
+    EXPECT_EQ(slice.prediction.labels.sizes(), (std::vector<int64_t>{20, 24}));
+    return true;
+  });
+  EXPECT_EQ(result.pixel_mm, model.meta.pixel_mm);
+  EXPECT_EQ((std::pair<int64_t, int64_t>{result.net_height, result.net_width}), (std::pair<int64_t, int64_t>{15, 12}));
+  EXPECT_EQ(result.labels.sizes(), (std::vector<int64_t>{3, 20, 24}));
+  for (int64_t k = 0; k < 3; ++k) {
+    const auto small = torch::upsample_bilinear2d(by_hand(volume, k, -1000, 1000).unsqueeze(0), {15, 12}, false)[0];
+    const auto logits = torch::upsample_bilinear2d(predictor.logits(small).unsqueeze(0), {20, 24}, false)[0];
+    const auto probs = torch::softmax(logits, 0);
+    EXPECT_TRUE(torch::allclose(result.probabilities.select(1, k), probs, 0, 1e-4)) << k;
+    EXPECT_LE(result.labels[k].to(torch::kLong).ne(probs.argmax(0)).sum().item<int64_t>(), 2) << k;
+    EXPECT_FALSE(torch::allclose(result.probabilities.select(1, k), predictor(by_hand(volume, k, -1000, 1000)).probs, 0, 1e-3)) << k;
+  }
+  VolumeOptions as_stored = options;
+  as_stored.resample = false;
+  const auto stored = segment_volume(predictor, volume, as_stored);
+  EXPECT_EQ(stored.pixel_mm, std::nullopt);
+  EXPECT_EQ((std::pair<int64_t, int64_t>{stored.net_height, stored.net_width}), (std::pair<int64_t, int64_t>{20, 24}));
+  EXPECT_TRUE(torch::allclose(stored.probabilities.select(1, 1), predictor(by_hand(volume, 1, -1000, 1000)).probs, 0, 1e-4));
+  VolumeOptions own = options;
+  own.pixel_mm = {{0.5, 0.75}};  // the volume's own voxels: nothing to resample
+  const auto same = segment_volume(predictor, volume, own);
+  EXPECT_EQ((std::pair<int64_t, int64_t>{same.net_height, same.net_width}), (std::pair<int64_t, int64_t>{20, 24}));
+  EXPECT_TRUE(torch::allclose(same.probabilities.select(1, 2), stored.probabilities.select(1, 2)));
+  const auto unsized = test::error_of([&] { segment_volume(predictor, ct_volume(2), options, {}, "ct.nii"); });
+  EXPECT_EQ(unsized.rfind("ct.nii: gives no in-plane voxel size (pixdim), so its slices cannot be resampled to 1 x 1 mm pixels", 0), 0u) << unsized;
+  PredictOptions scaled;
+  scaled.scales = {1.0, 0.5};
+  const auto both = test::error_of([&] { segment_volume(Predictor(model, torch::kCPU, scaled), volume, options); });
+  EXPECT_EQ(both.rfind("VolumeOptions.resample: slices resampled to 1 x 1 mm pixels", 0), 0u) << both;
+  own.pixel_mm = {{0, 1}};
+  EXPECT_EQ(test::error_of([&] { segment_volume(predictor, volume, own); }), "VolumeOptions.pixel_mm: a pixel's sides must be 0.001..1000 mm (got 0 x 1)");
 }
 
 // Weights so large that any input but 0 overflows float32 (NaN scores) while a slice the net sees as 0

@@ -69,6 +69,24 @@ TEST(ModelFile, SliceContextRoundTripsAndMustMatchTheInputs) {
   EXPECT_NE(test::error_of([&] { meta_from_json(json, "m"); }).find("slice_context -1 is not 0..8"), std::string::npos);
 }
 
+// The pixels a net was trained on (fcn data unstack --spacing) travel with it, absent where slices were as
+// stored; a size that is not one is refused by name.
+TEST(ModelFile, PixelSizeRoundTripsAndIsChecked) {
+  const std::string path = test::temp_dir() + "/pixels.fcn";
+  Model model{std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(4).in_channels(1)), default_meta(2, 1)};
+  save_model(path, model);
+  EXPECT_EQ(load_model(path).meta.pixel_mm, std::nullopt);
+  EXPECT_FALSE(meta_to_json(model.meta).contains("pixel_mm"));
+  model.meta.pixel_mm = {{0.8, 0.75}};
+  save_model(path, model);
+  EXPECT_EQ(load_model(path).meta.pixel_mm, (std::optional<std::array<double, 2>>{{0.8, 0.75}}));
+  auto json = meta_to_json(model.meta);
+  json["pixel_mm"] = {0.8, -1};
+  EXPECT_EQ(test::error_of([&] { meta_from_json(json, "m"); }), "m: pixel_mm: a pixel's sides must be 0.001..1000 mm (got 0.8 x -1)");
+  json["pixel_mm"] = {0.8};
+  EXPECT_NE(test::error_of([&] { meta_from_json(json, "m"); }).find("m: bad model metadata"), std::string::npos);
+}
+
 TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {
   const std::string path = test::temp_dir() + "/cut.fcn";
   auto net = every_arch()[2];

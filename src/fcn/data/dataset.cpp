@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/image.h"
+#include "fcn/formats/nifti.h"
 #include "fcn/formats/palette.h"
 #include "fcn/formats/png.h"
 #include "fcn/util/atomic_file.h"
@@ -280,6 +281,7 @@ void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
   read_channels(root);
+  read_spacing(root);
 }
 
 void SegmentationDataset::read_channels(const fs::path& root) {
@@ -299,6 +301,19 @@ void SegmentationDataset::read_channels(const fs::path& root) {
       fail(file.string(), "context must be a whole number N >= 1 whose 2N + 1 slices are the " + std::to_string(channels()) + " channels named");
     slice_context_ = context.get<int64_t>();
   }
+}
+
+void SegmentationDataset::read_spacing(const fs::path& root) {
+  const auto file = root / "spacing.json";
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  const auto json = nlohmann::json::parse(in, nullptr, false);
+  const auto& mm = json.is_object() && json.contains("pixel_mm") ? json["pixel_mm"] : nlohmann::json();
+  const bool valid = mm.is_array() && mm.size() == 2 && mm[0].is_number() && mm[1].is_number();
+  if (!valid) fail(file.string(), "must be {\"pixel_mm\": [X, Y]}: the side in mm of the slices' pixels, across and down");
+  const std::array<double, 2> pixel_mm{mm[0].get<double>(), mm[1].get<double>()};
+  if (const auto wrong = pixel_mm_problem(pixel_mm); !wrong.empty()) fail(file.string(), wrong);
+  pixel_mm_ = pixel_mm;
 }
 
 void SegmentationDataset::problem(const std::string& subject, const std::string& message) {

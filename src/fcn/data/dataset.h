@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,9 @@ class SegmentationDataset {
   // 2.5-D slices (channels.json "context": N): the channels are a volume's slice and its N neighbours on
   // either side, so a net trained here takes volumes so (ModelMeta::slice_context). 0: not.
   int64_t slice_context() const { return slice_context_; }
+  // Slices resampled to pixels of this side in mm {x, y} (spacing.json {"pixel_mm": [X, Y]}: fcn data unstack
+  // --spacing writes it), so that a net trained here resamples volumes so (ModelMeta::pixel_mm). None: not.
+  const std::optional<std::array<double, 2>>& pixel_mm() const { return pixel_mm_; }
   // Masks of 0 and 255 (folder pairs without classes.json): 255 reads as class 1, foreground.
   bool binary() const { return binary_; }
   const std::string& dir() const { return dir_; }
@@ -103,6 +107,7 @@ class SegmentationDataset {
   std::vector<std::string> read_list(const std::filesystem::path& list) const;  // a split file's ids
   void read_classes(const std::filesystem::path& root, bool voc);
   void read_channels(const std::filesystem::path& root);
+  void read_spacing(const std::filesystem::path& root);
   torch::Tensor checked_image(size_t index) const;
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
@@ -111,6 +116,7 @@ class SegmentationDataset {
   std::vector<std::array<uint8_t, 3>> palette_;
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
   int64_t slice_context_ = 0;
+  std::optional<std::array<double, 2>> pixel_mm_;
   std::vector<std::string>* problems_ = nullptr;  // where problem() records while listing; null: it throws
   Sample decode(size_t index) const;
   std::shared_ptr<KeptSamples> kept_;  // keep_decoded's store; null: none

@@ -111,11 +111,16 @@ using Window = std::pair<double, double>;
 // alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
 // k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit
 // PNG (16-bit where `wide`).
+// With `size` (height, width), both resampled to it: the image bilinearly, the labels by resample_labels.
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
-                       int64_t context, bool wide, const std::string& image, const std::string& mask) {
-  write_png16(image, nifti_case_slice(channels, k, windows, context).permute({1, 2, 0}).mul(65535).round().to(torch::kInt).contiguous());
+                       int64_t context, bool wide, const std::optional<std::pair<int64_t, int64_t>>& size, const std::string& image,
+                       const std::string& mask) {
+  auto pixels = nifti_case_slice(channels, k, windows, context);
+  if (size) pixels = torch::upsample_bilinear2d(pixels.unsqueeze(0), {size->first, size->second}, false)[0];
+  write_png16(image, pixels.permute({1, 2, 0}).mul(65535).round().to(torch::kInt).contiguous());
   if (!labels) return;
-  const auto slice = labels->voxels[k].to(torch::kLong);
+  auto slice = labels->voxels[k].to(torch::kLong);
+  if (size) slice = resample_labels(slice, size->first, size->second);
   if (wide)
     write_png16(mask, slice);
   else
@@ -171,6 +176,20 @@ void name_channels(const std::string& out_dir, size_t channels, const std::strin
   if (context > 0) json["context"] = context;
   const auto text = json.dump(2) + "\n";
   write_file_atomic((fs::path(out_dir) / "channels.json").string(), text.data(), text.size());
+}
+
+// The size a case's slices are written at: resampled to slicing.pixel_mm where given, else none (as stored).
+std::optional<std::pair<int64_t, int64_t>> slice_size(const NiftiVolume& volume, const NiftiSlicing& slicing, const std::string& path) {
+  if (!slicing.pixel_mm) return std::nullopt;
+  return resampled_slice_size(volume, *slicing.pixel_mm, path);
+}
+
+// OUT/spacing.json {"pixel_mm": [X, Y]} where the slices were resampled, so that fcn train gives the net's
+// model the pixels it was trained on (ModelMeta::pixel_mm) and fcn predict resamples volumes to them.
+void write_spacing(const std::string& out_dir, const NiftiSlicing& slicing) {
+  if (!slicing.pixel_mm) return;
+  const auto text = nlohmann::json{{"pixel_mm", *slicing.pixel_mm}}.dump(2) + "\n";
+  write_file_atomic((fs::path(out_dir) / "spacing.json").string(), text.data(), text.size());
 }
 
 // --context: 1 (k-1, k, k+1: an RGB PNG's three samples) is what a slice's PNG holds.
@@ -273,12 +292,18 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
     if (const auto off = nifti_misalignment(*labels, volume, images_nifti); !off.empty()) warnings.push_back(masks_nifti + ": " + off);
   }
   const auto windows = channel_windows(channels, slicing.window);
+  const auto size = slice_size(volume, slicing, images_nifti);
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
-    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, image, mask);
+    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, size, image, mask);
   };
-  const int64_t slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
+  NiftiUnstacked result;
+  result.slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
   name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string(), slicing.context);
-  return {slices, windows.front(), name_classes(out_dir, most, fs::path(images_nifti).parent_path().string()), windows, warnings};
+  write_spacing(out_dir, slicing);
+  result.window = windows.front(), result.windows = windows, result.warnings = warnings;
+  result.classes = name_classes(out_dir, most, fs::path(images_nifti).parent_path().string());
+  result.height = size ? size->first : volume.height, result.width = size ? size->second : volume.width;
+  return result;
 }
 
 NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const std::string& masks_dir, const std::string& out_dir,
@@ -298,6 +323,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
     if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
       fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
                      " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
+    if (slicing.pixel_mm) slice_size(read_nifti_header(image), slicing, image);  // a case without voxel sizes named before any slice
     first.push_back(first.back() + shape[0]);
     stems.push_back(name);
   }
@@ -306,6 +332,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   std::vector<NiftiVolume> channels;
   NiftiVolume labels;
   int64_t most = 0;
+  std::optional<std::pair<int64_t, int64_t>> size;
   const auto index = [&](int64_t k) { return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), k) - first.begin() - 1); };
   const auto name = [&](int64_t k) { const auto v = index(k); return stems[v] + "_" + page_name(k - first[v], first[v + 1] - first[v]); };
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
@@ -319,19 +346,21 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
                                  std::to_string(result.channels) + ": a dataset's images have one channel count");
       result.channels = static_cast<int64_t>(channels.size());
       result.windows.push_back(channel_windows(channels, slicing.window));
+      size = slice_size(volume, slicing, pairs[v].image);
       if (!masks_dir.empty()) {
         labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
         if (const auto off = nifti_misalignment(labels, volume, pairs[v].image); !off.empty()) result.warnings.push_back(pairs[v].mask + ": " + off);
       }
     }
-    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, image,
-                      mask);
+    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, size,
+                      image, mask);
   };
   result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
   result.volumes = static_cast<int64_t>(pairs.size());
   result.named = name_classes(out_dir, result.classes - 1, images_dir);
   name_channels(out_dir, static_cast<size_t>(result.channels), images_dir, slicing.context);
+  write_spacing(out_dir, slicing);
   if (!masks_dir.empty() && val_fraction > 0) {
     std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);
     std::ifstream list(fs::path(out_dir) / "splits" / "val.txt");
@@ -354,19 +383,26 @@ std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
   return names.size() > most ? out + ", ..." : out;
 }
 
+// The smallest and largest in-plane voxel side of the cases that give them (inf, 0 where none does).
+std::pair<double, double> in_plane_sides(const std::vector<VolumeCase>& cases) {
+  double least = std::numeric_limits<double>::infinity(), most = 0;
+  for (const auto& c : cases)
+    for (size_t axis = 0; axis < 2; ++axis)
+      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
+  return {least, most};
+}
+
 // The warnings of check_volume_folder over its cases.
 std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
   std::vector<std::string> warnings;
   std::map<std::string, std::vector<std::string>> by_axes, by_channels;
   std::vector<std::string> unsized, unplaced;
-  double least = std::numeric_limits<double>::infinity(), most = 0;
   for (const auto& c : cases) {
     by_axes[c.axes].push_back(c.name), by_channels[std::to_string(c.channels)].push_back(c.name);
     if (c.axes.empty()) unplaced.push_back(c.name);
     if (std::isnan(c.voxel_mm[0]) || std::isnan(c.voxel_mm[1]) || std::isnan(c.voxel_mm[2])) unsized.push_back(c.name);
-    for (size_t axis = 0; axis < 2; ++axis)
-      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
   }
+  const auto [least, most] = in_plane_sides(cases);
   by_axes.erase("");
   if (by_axes.size() > 1) {
     std::string groups;
@@ -379,7 +415,8 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
   if (most > 1.5 * least)
     warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
                        number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
-                       number_text(std::round(most / least * 10) / 10) + "x apart (fcn does not resample; nnU-Net resamples to the median)");
+                       number_text(std::round(most / least * 10) / 10) +
+                       "x apart: fcn data unstack --spacing median resamples every slice to the median voxel, as nnU-Net does");
   if (!unsized.empty()) warnings.push_back(std::to_string(unsized.size()) + " case(s) give no voxel size: " + some_names(unsized));
   if (!unplaced.empty())
     warnings.push_back(std::to_string(unplaced.size()) + " case(s) give no orientation (neither sform nor qform): " + some_names(unplaced));
@@ -415,6 +452,8 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir) {
                                                 : (sides[sides.size() / 2 - 1] + sides[sides.size() / 2]) / 2;
   }
   report.warnings = volume_folder_warnings(report.cases);
+  const auto [least, most] = in_plane_sides(report.cases);
+  report.mixed_scales = most > 1.5 * least;
   return report;
 }
 

@@ -53,10 +53,17 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // slices repeated past the ends), of a volume of one channel, and channels.json says so ("context": N)
 // so that fcn train makes a net fcn predict gives volumes to that way (ModelMeta::slice_context). A PNG
 // holds up to 4 channels: N is 0 or 1.
+// `pixel_mm` {x, y}: each slice resampled in-plane to pixels of that side in mm (bilinearly; labels by
+// resample_labels), whatever each volume's voxel sides (nnU-Net resamples to the cases' median spacing:
+// check_volume_folder's median_mm), and OUT/spacing.json says so, so that fcn train gives the net's model
+// those pixels (ModelMeta::pixel_mm) and fcn predict resamples volumes to them. fcn::Error naming the
+// volume whose header gives no voxel size. None: slices as stored.
 struct NiftiSlicing {
   VolumeWindow window;
   int64_t context = 0;
-  NiftiSlicing(VolumeWindow w = {}, int64_t c = 0) : window(std::move(w)), context(c) {}  // NOLINT: a window alone converts
+  std::optional<std::array<double, 2>> pixel_mm;
+  NiftiSlicing(VolumeWindow w = {}, int64_t c = 0, std::optional<std::array<double, 2>> mm = std::nullopt)  // NOLINT: a window alone converts
+      : window(std::move(w)), context(c), pixel_mm(mm) {}
 };
 
 struct NiftiUnstacked {
@@ -65,6 +72,7 @@ struct NiftiUnstacked {
   int64_t classes = 0;
   std::vector<std::pair<double, double>> windows;
   std::vector<std::string> warnings;  // "LABELS: ..." where the label volume does not lie over its scan (nifti_misalignment)
+  int64_t height = 0, width = 0;      // the slices' size as written (resampled to pixel_mm where given)
 };
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              const NiftiSlicing& slicing = {},
@@ -108,9 +116,10 @@ struct VolumeFolderReport {
   std::vector<VolumeCase> cases;          // in name order
   std::array<double, 3> median_mm{};      // each side's median over the cases that give it
   // Mixed orientations (slices of other planes or mirrored), in-plane voxel sizes more than 1.5x apart
-  // (the same organ at other scales: fcn does not resample), missing voxel sizes or maps, mixed channel counts.
+  // (the same organ at other scales: NiftiSlicing.pixel_mm resamples them), missing voxel sizes or maps, mixed channel counts.
   std::vector<std::string> warnings;
   std::vector<std::string> errors;        // "FILE: ..." for each case whose header fcn cannot read (the others listed)
+  bool mixed_scales = false;              // in-plane voxel sides more than 1.5x apart: unstack with --spacing median
 };
 VolumeFolderReport check_volume_folder(const std::string& images_dir);
 

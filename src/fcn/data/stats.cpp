@@ -67,6 +67,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     report.class_names = dataset.class_names();
     report.classes_source = dataset.classes_source();
     report.channel_names = dataset.channel_names();
+    report.pixel_mm = dataset.pixel_mm();
     report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   }
   auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);

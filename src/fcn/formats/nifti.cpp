@@ -557,6 +557,38 @@ std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, dou
   return {q[0], q[1]};
 }
 
+std::string pixel_mm_problem(const std::array<double, 2>& pixel_mm) {
+  for (const double side : pixel_mm)
+    if (!(std::isfinite(side) && side >= 0.001 && side <= 1000))
+      return "a pixel's sides must be 0.001..1000 mm (got " + number_text(pixel_mm[0]) + " x " + number_text(pixel_mm[1]) + ")";
+  return "";
+}
+
+std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source) {
+  if (const auto problem = pixel_mm_problem(pixel_mm); !problem.empty()) fail(source, problem);
+  const auto voxel = nifti_voxel_mm(volume);
+  if (std::isnan(voxel[0]) || std::isnan(voxel[1]))
+    fail(source, "gives no in-plane voxel size (pixdim), so its slices cannot be resampled to " + number_text(pixel_mm[0]) + " x " +
+                     number_text(pixel_mm[1]) + " mm pixels");
+  const auto side = [](int64_t n, double from, double to) {
+    return std::max<int64_t>(1, std::llround(static_cast<double>(n) * from / to));
+  };
+  const int64_t height = side(volume.height, voxel[1], pixel_mm[1]), width = side(volume.width, voxel[0], pixel_mm[0]);
+  check_image_size(source + " (resampled to " + number_text(pixel_mm[0]) + " x " + number_text(pixel_mm[1]) + " mm pixels)", height, width);
+  return {height, width};
+}
+
+torch::Tensor resample_labels(const torch::Tensor& labels, int64_t height, int64_t width) {
+  if (!labels.defined() || labels.dim() != 2 || labels.is_floating_point()) fail("resample_labels", "needs H x W integer labels");
+  if (labels.size(0) == height && labels.size(1) == width) return labels;
+  if (labels.numel() == 0) fail("resample_labels", "the labels are empty");
+  const auto values = std::get<0>(torch::_unique(labels.flatten(), true));  // sorted
+  if (values.size(0) == 1) return torch::full({height, width}, values[0].item<int64_t>(), labels.options());
+  const auto indicators = labels.unsqueeze(0).eq(values.view({-1, 1, 1})).to(torch::kFloat).unsqueeze(0);
+  const auto smooth = torch::upsample_bilinear2d(indicators, {height, width}, false)[0];
+  return values.index({smooth.argmax(0)});
+}
+
 std::string VolumeWindow::problem() const {
   if (values && percentiles) return "both voxel values and percentiles given: give one";
   if (values && !(std::isfinite(values->first) && std::isfinite(values->second) && values->first < values->second))

@@ -115,6 +115,19 @@ std::pair<double, double> nifti_window(const NiftiVolume& volume);
 // k - context .. k + context instead, the end slices repeated past the ends.
 torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
                                int64_t context = 0);
+// In-plane resampling (nnU-Net's, for a 2-D net): slices whose pixels are `pixel_mm` {x, y} mm wide and
+// high, whatever the scanner's voxel sides, so that a net sees one anatomy at one scale. "" where
+// pixel_mm is usable (finite, 0.001..1000 mm), else what is wrong: the one check of a pixel size.
+std::string pixel_mm_problem(const std::array<double, 2>& pixel_mm);
+// The height and width of `volume`'s slices resampled to pixel_mm: round(height x voxel y / pixel y),
+// round(width x voxel x / pixel x), at least 1. fcn::Error naming `source`: pixel_mm_problem, a header that
+// gives no in-plane voxel size, a slice past the image limits.
+std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source);
+// Labels (H x W integers, any values: 255 void included) resampled to height x width: each value's
+// indicator interpolated bilinearly (half-pixel centres, as images are resampled), the largest taken (the
+// lower value where tied), so borders stay smooth and no value is made up (nnU-Net resamples labels so,
+// order 1). The labels' dtype kept.
+torch::Tensor resample_labels(const torch::Tensor& labels, int64_t height, int64_t width);
 // The `low` and `high` percentiles (0..100) of the volume's finite voxels, each interpolated linearly
 // between the two voxels it falls between (numpy's percentile): exact, from a copy of the voxels.
 std::pair<double, double> nifti_percentile_window(const NiftiVolume& volume, double low, double high);

@@ -127,6 +127,15 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.channels_last) to_channels_last(*model_.net);
 }
 
+Predictor Predictor::resized(int64_t height, int64_t width) const {
+  if (!one_scale(options_)) fail("PredictOptions.scales", "resize the images or scale them, not both");
+  if (height < 1 || width < 1) fail("Predictor::resized", "needs a size of at least 1 x 1 (got " + std::to_string(width) + " x " + std::to_string(height) + ")");
+  check_image_size("Predictor::resized", height, width);
+  Predictor copy = *this;
+  copy.options_.resize_height = height, copy.options_.resize_width = width;
+  return copy;
+}
+
 torch::Tensor Predictor::forward(const torch::Tensor& input) const {
   // Channels-last activations: oneDNN's fast convolution layout on AVX-512 CPUs (docs/machines.md).
   const auto x = input.to(device_, options_.dtype)

@@ -110,6 +110,11 @@ class Predictor {
   // at a time and each error names its image.
   std::vector<Prediction> pass_or_nothing(const std::vector<torch::Tensor>& images, const std::vector<std::string>& sources) const;
 
+  // This predictor with each image resized (bilinear) to height x width for the net and its logits resized
+  // back (PredictOptions.resize_height/width), sharing the net and its path: a volume's slices resampled
+  // to the pixels the net was trained on (segment_volume). fcn::Error: scales set (PredictOptions.scales),
+  // a size past the image limits.
+  Predictor resized(int64_t height, int64_t width) const;
   // Raw logits (num_classes x H x W, float32 on the CPU) of one view, whole or tiled per options.
   torch::Tensor logits(const torch::Tensor& image, const std::string& source = "image") const;
 

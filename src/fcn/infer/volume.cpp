@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <new>
+#include <tuple>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -45,6 +46,20 @@ void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channel
   if (count != in_channels && !(count == 1 && in_channels == 3))
     fail(source, "is a case of " + std::to_string(count) + " channel(s) but the model takes " + std::to_string(in_channels) +
                      (count == 1 ? " (its other channels: nnU-Net's NAME_0001.nii.gz ... beside NAME_0000, or a 4-D file)" : ""));
+}
+
+// The pixels a volume's slices are resampled to for the net (options', else the model's; none where not
+// resampled), checked against the predictor's own resize and scales.
+std::optional<std::array<double, 2>> pixels_for_net(const Predictor& predictor, const VolumeOptions& options) {
+  const auto pixel_mm = !options.resample ? std::nullopt : options.pixel_mm ? options.pixel_mm : predictor.model().meta.pixel_mm;
+  if (!pixel_mm) return pixel_mm;
+  if (const auto problem = pixel_mm_problem(*pixel_mm); !problem.empty()) fail("VolumeOptions.pixel_mm", problem);
+  const auto& given = predictor.options();
+  if (given.resize_height > 0 || given.scales != std::vector<double>{1.0})
+    fail("VolumeOptions.resample", "slices resampled to " + number_text((*pixel_mm)[0]) + " x " + number_text((*pixel_mm)[1]) +
+                                       " mm pixels (the model's, or VolumeOptions.pixel_mm) cannot also be resized or scaled "
+                                       "(PredictOptions.resize, PredictOptions.scales): give one");
+  return pixel_mm;
 }
 
 // The predictions of slices given together (one pass where the predictor runs them so), one at a time
@@ -127,6 +142,11 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   for (const auto& channel : channels) result.windows.push_back(how.of(channel));
   result.window = result.windows.front();
   result.slice_context = context;
+  result.pixel_mm = pixels_for_net(predictor, options);
+  std::tie(result.net_height, result.net_width) =
+      result.pixel_mm ? resampled_slice_size(volume, *result.pixel_mm, source) : std::make_pair(volume.height, volume.width);
+  const auto resampled = result.net_height != volume.height || result.net_width != volume.width;
+  const auto net = resampled ? predictor.resized(result.net_height, result.net_width) : predictor;  // a copy sharing the net
   result.void_label = classes <= 255 ? 255 : 65535;
   result.class_names = predictor.model().meta.class_names;
   result.palette = predictor.model().meta.palette;
@@ -134,7 +154,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   result.labels = torch::full(shape, result.void_label, classes <= 255 ? torch::kByte : torch::kInt);
   if (options.probabilities)
     result.probabilities = torch::full({classes, volume.slices, volume.height, volume.width}, std::numeric_limits<float>::quiet_NaN(), torch::kFloat);
-  const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
+  const size_t most = net.passes_together() ? kImagesPerPass : 1;
   std::vector<SliceResult> pass;
   bool going = true;
   for (int64_t k = 0; k < volume.slices && going; ++k) {
@@ -144,7 +164,7 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
     slice.image = nifti_case_slice(channels, k, result.windows, context);
     pass.push_back(std::move(slice));
     if (pass.size() < most && k + 1 < volume.slices) continue;
-    for (const auto& done : segment_pass(predictor, std::move(pass)))
+    for (const auto& done : segment_pass(net, std::move(pass)))
       if (going) going = gather(result, done, on_slice);
     pass.clear();
   }

@@ -47,6 +47,12 @@ struct VolumeOptions {
   // background (keep_largest_objects): the classes listed, every class where the list is empty; none
   // where not given. Before `objects` are found; on_slice sees each slice's labels before it.
   std::optional<std::vector<int64_t>> largest;
+  // Each slice resampled in-plane (bilinear) to pixels of this side in mm {x, y} for the net, and the net's
+  // scores resampled back to the scan's voxels before labels are taken; none given: the pixels the net was
+  // trained on (ModelMeta::pixel_mm, where fcn data unstack --spacing made its data), else slices as stored.
+  // `resample` false: slices as stored whatever the model says. Needs the volume's voxel sizes (pixdim).
+  std::optional<std::array<double, 2>> pixel_mm;
+  bool resample = true;
 };
 
 // What segment_volume's on_slice is given after each slice, in slice order.
@@ -71,6 +77,8 @@ struct VolumeSegmentation {
   std::pair<double, double> window;        // what mapped the voxels to 0..1 (channel 0's)
   std::vector<std::pair<double, double>> windows;  // each channel's
   int64_t slice_context = 0;               // the net's (ModelMeta::slice_context): its slices k-N..k+N
+  std::optional<std::array<double, 2>> pixel_mm;  // the pixels the slices were resampled to for the net; none: as stored
+  int64_t net_height = 0, net_width = 0;   // the slices' size as the net saw them (the volume's unless resampled)
   int64_t void_label = 255;                // 65535 past 255 classes
   int64_t slices_done = 0;                 // slices segmented or failed: all of them unless on_slice stopped it
   std::vector<int64_t> failed_slices;      // void in labels (their errors went to on_slice)
@@ -84,7 +92,8 @@ struct VolumeSegmentation {
 // void in the labels and the rest go on; on_slice (where given) sees each slice's result, its error
 // included, and returns false to stop after it (Ctrl-C). `source` names the volume in errors.
 // Errors (fcn::Error naming the option): probabilities past fcn::limits().max_tensor_bytes, a window
-// that is not finite and increasing, min_object < 1.
+// that is not finite and increasing, min_object < 1; resampling (VolumeOptions.pixel_mm) of a volume
+// whose header gives no voxel size, or with the predictor's own resize or scales.
 VolumeSegmentation segment_volume(const Predictor& predictor, const NiftiVolume& volume, const VolumeOptions& options = {},
                                   const std::function<bool(const SliceResult&)>& on_slice = {},
                                   const std::string& source = "volume");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/formats/nifti.h"
 #include "fcn/formats/palette.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -74,6 +75,7 @@ json meta_to_json(const ModelMeta& meta) {
               {"normalization", {{"mean", meta.normalization.mean}, {"std", meta.normalization.std}}},
               {"training", json::parse(meta.training)}};
   if (meta.slice_context > 0) out["slice_context"] = meta.slice_context;  // absent: one slice, as files before it
+  if (meta.pixel_mm) out["pixel_mm"] = *meta.pixel_mm;  // absent: slices as stored, as files before it
   return out;
 }
 
@@ -93,6 +95,10 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
       meta.slice_context = j.at("slice_context").get<int64_t>();
       if (meta.slice_context < 0 || meta.slice_context > kMostSliceContext)
         fail(context, "slice_context " + std::to_string(meta.slice_context) + " is not 0.." + std::to_string(kMostSliceContext));
+    }
+    if (j.contains("pixel_mm")) {
+      meta.pixel_mm = j.at("pixel_mm").get<std::array<double, 2>>();
+      if (const auto problem = pixel_mm_problem(*meta.pixel_mm); !problem.empty()) fail(context, "pixel_mm: " + problem);
     }
     return meta;
   } catch (const json::exception& e) {

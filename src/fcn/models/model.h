@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct ModelMeta {
   // channels (k-1, k, k+1 for 1; the first and last slices repeated past the ends), as fcn data unstack
   // --context wrote its training slices; segment_volume gives it volumes so. 0: one slice.
   int64_t slice_context = 0;
+  // The side in mm {x, y} of the pixels of the slices the net was trained on, where fcn data unstack
+  // --spacing resampled a volume's slices to them: segment_volume resamples a volume's slices so, and the
+  // net's labels back to the scan's voxels. None: slices as stored.
+  std::optional<std::array<double, 2>> pixel_mm;
 };
 
 struct Model {

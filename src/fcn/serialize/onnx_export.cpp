@@ -459,6 +459,8 @@ void add_model_metadata(onnx::ModelProto& proto, const Model& model, const std::
   add_metadata(proto, "fcn.training", model.meta.training);
   if (model.meta.slice_context > 0)  // 2.5-D: a volume's slices k-N..k+N (the ends repeated) are the channels
     add_metadata(proto, "fcn.slice_context", std::to_string(model.meta.slice_context));
+  if (model.meta.pixel_mm)  // slices resampled in-plane to pixels of [x, y] mm before the net, its scores back after it
+    add_metadata(proto, "fcn.pixel_mm", meta["pixel_mm"].dump());
 }
 
 // A model with fcn's producer fields and an empty graph named after the architecture.
