@@ -67,8 +67,8 @@ Written write_outputs(const PredictFlags& f, const std::string& stem, const torc
     else
       write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
-  auto& ids = written.objects;  // --instances: outlined in the overlay too
-  if (f.instances) std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
+  auto& ids = written.objects;  // --instances: outlined in the overlay too (a volume's slice needs them for nothing else)
+  if (f.instances && (labels || overlay)) std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
   if (f.instances && labels) {
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));

@@ -1,8 +1,10 @@
 // U-Net's weight map against a brute-force PyTorch oracle (tests/oracle/unet_paper.py), and the
 // instance tools it stands on: exact distance transform, connected components.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -126,6 +128,52 @@ TEST(ConnectedComponents, FourAndEightConnectivity) {
   u.select(1, 4).fill_(true);
   u[2].fill_(true);
   EXPECT_EQ(connected_components(u, 4).max().item<int64_t>(), 1);
+}
+
+// Instances in one scan against a flood fill of each class by hand (breadth first from each unvisited pixel in
+// raster order, classes ascending): the same ids on random label maps of several classes, void and negative
+// values included, 4- and 8-connected, wide, tall and one-pixel shapes.
+TEST(ConnectedComponents, InstancesEqualAFloodFillOfEachClass) {
+  const auto flood = [](const torch::Tensor& labels, int64_t ignore, int connectivity) {
+    const auto v = labels.to(torch::kLong).contiguous();
+    const int64_t h = v.size(0), w = v.size(1);
+    const int64_t* in = v.data_ptr<int64_t>();
+    auto ids = torch::zeros({h, w}, torch::kLong);
+    int64_t* id = ids.data_ptr<int64_t>();
+    int64_t next = 0;
+    std::vector<int64_t> classes(in, in + h * w);
+    std::sort(classes.begin(), classes.end());
+    classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+    for (const int64_t c : classes) {
+      if (c == 0 || c == ignore) continue;
+      for (int64_t start = 0; start < h * w; ++start) {
+        if (in[start] != c || id[start] != 0) continue;
+        std::vector<int64_t> queue{start};
+        id[start] = ++next;
+        for (size_t q = 0; q < queue.size(); ++q) {
+          const int64_t y = queue[q] / w, x = queue[q] % w;
+          for (int64_t dy = -1; dy <= 1; ++dy)
+            for (int64_t dx = -1; dx <= 1; ++dx) {
+              const int64_t ny = y + dy, nx = x + dx;
+              if ((dy == 0 && dx == 0) || (connectivity == 4 && dy != 0 && dx != 0) || ny < 0 || nx < 0 || ny >= h || nx >= w) continue;
+              if (in[ny * w + nx] == c && id[ny * w + nx] == 0) id[ny * w + nx] = next, queue.push_back(ny * w + nx);
+            }
+        }
+      }
+    }
+    return ids;
+  };
+  torch::manual_seed(11);
+  const auto values = torch::tensor({0, 1, 2, 7, 255, -3}, torch::kLong);
+  for (const auto& size : std::vector<std::vector<int64_t>>{{23, 31}, {1, 40}, {40, 1}, {1, 1}, {64, 64}})
+    for (const int64_t choices : {2, 6}) {
+      const auto labels = values.index({torch::randint(0, choices, size, torch::kLong)});
+      for (const int connectivity : {4, 8}) {
+        EXPECT_TRUE(torch::equal(instances_from_labels(labels, 255, connectivity), flood(labels, 255, connectivity))) << size << " " << connectivity;
+        EXPECT_TRUE(torch::equal(instances_from_labels(labels.to(torch::kInt), -1, connectivity), flood(labels, -1, connectivity)));
+        EXPECT_TRUE(torch::equal(connected_components(labels == 2, connectivity), flood((labels == 2).to(torch::kLong), -1, connectivity)));
+      }
+    }
 }
 
 // 3-D objects by hand: links to the page before through the 9 pixels over a pixel, one class at a time;

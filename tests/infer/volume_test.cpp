@@ -76,7 +76,8 @@ TEST(SegmentVolume, EachSliceAsThePredictorSegmentsItWithProbabilitiesAndObjects
   for (int64_t k = 0; k < 11; ++k) objects.add(result.labels[k]);
   EXPECT_EQ(result.object_count, objects.count());
   EXPECT_EQ(result.objects_per_class, objects.per_class(3));
-  for (int64_t k = 0; k < 11; ++k) EXPECT_TRUE(torch::equal(result.objects[k], objects.page(k, result.labels[k]))) << k;
+  EXPECT_EQ(result.objects.scalar_type(), torch::kInt);  // 4 bytes a voxel
+  for (int64_t k = 0; k < 11; ++k) EXPECT_TRUE(torch::equal(result.objects[k].to(torch::kLong), objects.page(k, result.labels[k]))) << k;
   // Without a window: the volume's own range; without the options, no probabilities or objects.
   const auto plain = segment_volume(predictor, volume);
   const double low = volume.voxels.min().item<double>(), high = volume.voxels.max().item<double>();

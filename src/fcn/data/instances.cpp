@@ -25,17 +25,6 @@ void unite(std::vector<int64_t>& parent, int64_t a, int64_t b) {
   if (a != b) parent[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
 }
 
-// Union-find over provisional labels.
-struct DisjointSets {
-  std::vector<int64_t> parent;
-  int64_t make() {
-    parent.push_back(static_cast<int64_t>(parent.size()));
-    return parent.back();
-  }
-  int64_t find(int64_t x) { return root_of(parent, x); }
-  void unite(int64_t a, int64_t b) { fcn::unite(parent, a, b); }
-};
-
 // One row or column of the squared-distance transform: d[q] = min_p (q - p)^2 + f[p], by the lower
 // envelope of the parabolas rooted at each p (Felzenszwalb & Huttenlocher, algorithm DT(f)).
 void squared_distance_1d(const std::vector<double>& f, std::vector<double>& d, std::vector<int64_t>& v, std::vector<double>& z) {
@@ -71,59 +60,78 @@ void squared_distance_1d(const std::vector<double>& f, std::vector<double>& d, s
 
 }  // namespace
 
-torch::Tensor connected_components(const torch::Tensor& mask, int connectivity) {
-  TORCH_CHECK(mask.dim() == 2, "connected_components: mask must be H x W");
-  TORCH_CHECK(connectivity == 4 || connectivity == 8, "connected_components: connectivity 4 or 8");
-  const auto inside = mask.to(torch::kCPU, torch::kBool).contiguous();
-  const int64_t h = inside.size(0), w = inside.size(1);
-  auto labels = torch::zeros({h, w}, torch::kLong);
-  const bool* in = inside.data_ptr<bool>();
-  int64_t* out = labels.data_ptr<int64_t>();
-  DisjointSets sets;
-  sets.make();  // 0: outside
-  // First pass: provisional labels from the already-visited neighbours (left, up; and the upper diagonals for 8).
+namespace {
+
+// Each class's components of H x W labels (0 and `ignore` make none), 4- or 8-connected, in one scan:
+// ids numbered class by class (ascending), each class's in raster order of their first pixel (what
+// connected_components of each class's mask, offset by the classes before, gives), with each id's class
+// and pixels (entry 0: none). Union-find over provisional labels; no mask or copy per class.
+struct Components {
+  torch::Tensor ids;  // H x W int64
+  std::vector<int64_t> classes{0}, pixels{0};
+};
+
+Components components_of(const torch::Tensor& labels, int64_t ignore, int connectivity) {
+  TORCH_CHECK(connectivity == 4 || connectivity == 8, "connected components: connectivity 4 or 8");
+  const auto values = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t h = values.size(0), w = values.size(1), n = h * w;
+  Components out;
+  out.ids = torch::empty({h, w}, torch::kLong);
+  const int64_t* in = values.data_ptr<int64_t>();
+  int64_t* id = out.ids.data_ptr<int64_t>();
+  std::vector<int64_t> parent{0}, class_of{0};  // provisional labels' sets (a root is its smallest member) and classes
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x) {
-      if (!in[y * w + x]) continue;
-      int64_t label = 0;
-      auto join = [&](int64_t ny, int64_t nx) {
-        if (ny < 0 || nx < 0 || nx >= w || out[ny * w + nx] == 0) return;
-        if (label == 0) label = out[ny * w + nx];
-        else sets.unite(label, out[ny * w + nx]);
-      };
-      join(y, x - 1);
-      join(y - 1, x);
-      if (connectivity == 8) {
-        join(y - 1, x - 1);
-        join(y - 1, x + 1);
+      const int64_t i = y * w + x, v = in[i];
+      if (v == 0 || v == ignore) {
+        id[i] = 0;
+        continue;
       }
-      out[y * w + x] = label != 0 ? label : sets.make();
+      int64_t label = 0;
+      const auto join = [&](int64_t j) {  // a visited neighbour of the same class (labelled, as v makes objects)
+        if (in[j] != v) return;
+        if (label == 0) label = id[j];
+        else if (id[j] != label) unite(parent, label, id[j]);
+      };
+      if (x > 0) join(i - 1);
+      if (y > 0) {
+        join(i - w);
+        if (connectivity == 8 && x > 0) join(i - w - 1);
+        if (connectivity == 8 && x + 1 < w) join(i - w + 1);
+      }
+      if (label == 0) label = static_cast<int64_t>(parent.size()), parent.push_back(label), class_of.push_back(v);
+      id[i] = label;
     }
-  // Second pass: roots renumbered 1..K in raster order.
-  std::vector<int64_t> number(sets.parent.size(), 0);
-  int64_t next = 0;
-  for (int64_t i = 0; i < h * w; ++i) {
-    if (out[i] == 0) continue;
-    auto& n = number[static_cast<size_t>(sets.find(out[i]))];
-    if (n == 0) n = ++next;
-    out[i] = n;
+  std::vector<int64_t> order(parent.size(), 0);  // each set's number within its class, by its first pixel in raster order
+  std::map<int64_t, int64_t> per_class;
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] == 0) continue;
+    const auto root = static_cast<size_t>(root_of(parent, id[i]));
+    if (order[root] == 0) order[root] = ++per_class[class_of[root]];
+    id[i] = static_cast<int64_t>(root);
   }
-  return labels;
+  std::map<int64_t, int64_t> before;  // the components of the classes below each
+  int64_t total = 0;
+  for (const auto& [c, count] : per_class) before[c] = total, total += count;
+  std::vector<int64_t> number(parent.size(), 0);
+  out.classes.assign(static_cast<size_t>(total + 1), 0), out.pixels.assign(static_cast<size_t>(total + 1), 0);
+  for (size_t r = 1; r < parent.size(); ++r)
+    if (order[r] > 0) number[r] = before[class_of[r]] + order[r], out.classes[static_cast<size_t>(number[r])] = class_of[r];
+  for (int64_t i = 0; i < n; ++i)
+    if (id[i] != 0) id[i] = number[static_cast<size_t>(id[i])], ++out.pixels[static_cast<size_t>(id[i])];
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor connected_components(const torch::Tensor& mask, int connectivity) {
+  TORCH_CHECK(mask.dim() == 2, "connected_components: mask must be H x W");
+  return components_of(mask.to(torch::kCPU, torch::kBool), -1, connectivity).ids;
 }
 
 torch::Tensor instances_from_labels(const torch::Tensor& labels, int64_t ignore, int connectivity) {
   TORCH_CHECK(labels.dim() == 2, "instances_from_labels: labels must be H x W");
-  const auto classes = std::get<0>(torch::_unique(labels.to(torch::kCPU, torch::kLong)));
-  auto instances = torch::zeros(labels.sizes(), torch::kLong);
-  int64_t offset = 0;
-  for (int64_t i = 0; i < classes.size(0); ++i) {
-    const int64_t c = classes[i].item<int64_t>();
-    if (c == 0 || c == ignore) continue;
-    const auto components = connected_components(labels.to(torch::kCPU) == c, connectivity);
-    instances += torch::where(components > 0, components + offset, torch::zeros_like(components));
-    offset += components.max().item<int64_t>();
-  }
-  return instances;
+  return components_of(labels, ignore, connectivity).ids;
 }
 
 torch::Tensor component_classes(const torch::Tensor& ids, const torch::Tensor& labels) {
@@ -163,13 +171,12 @@ torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Ten
 void VolumeObjects::add(const torch::Tensor& labels) {
   TORCH_CHECK(labels.dim() == 2, "VolumeObjects: a page's labels must be H x W");
   const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
-  const auto components = instances_from_labels(page_labels, ignore_, 8).contiguous();
-  const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = components.max().item<int64_t>();
+  auto found_here = components_of(page_labels, ignore_, 8);
+  const auto& components = found_here.ids;
+  const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = static_cast<int64_t>(found_here.classes.size()) - 1;
   offsets_.push_back(offset), counts_.push_back(found);
-  const auto classes = component_classes(components, page_labels);
-  class_.insert(class_.end(), classes.data_ptr<int64_t>() + 1, classes.data_ptr<int64_t>() + found + 1);
-  const auto pixels = torch::bincount(components.flatten(), {}, found + 1);
-  voxels_.insert(voxels_.end(), pixels.data_ptr<int64_t>() + 1, pixels.data_ptr<int64_t>() + found + 1);
+  class_.insert(class_.end(), found_here.classes.begin() + 1, found_here.classes.end());
+  voxels_.insert(voxels_.end(), found_here.pixels.begin() + 1, found_here.pixels.end());
   for (int64_t i = 1; i <= found; ++i) parent_.push_back(offset + i);
   if (previous_.defined() && previous_.sizes() == components.sizes()) {  // links to the page before: the 9 pixels over each
     const int64_t h = components.size(0), w = components.size(1), before = offsets_[offsets_.size() - 2];
@@ -232,9 +239,10 @@ std::vector<int64_t> VolumeObjects::per_class(int64_t classes) {
 torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
   TORCH_CHECK(k >= 0 && k < pages(), "VolumeObjects: no page ", k, " (", pages(), " added)");
   number();
-  const auto components = instances_from_labels(labels.to(torch::kCPU, torch::kLong), ignore_, 8);
+  const auto found_here = components_of(labels, ignore_, 8);
+  const auto& components = found_here.ids;
   const int64_t offset = offsets_[static_cast<size_t>(k)], found = counts_[static_cast<size_t>(k)];
-  TORCH_CHECK(components.max().item<int64_t>() == found, "VolumeObjects: page ", k, "'s labels are not those add() was given");
+  TORCH_CHECK(static_cast<int64_t>(found_here.classes.size()) - 1 == found, "VolumeObjects: page ", k, "'s labels are not those add() was given");
   auto ids = torch::zeros({found + 1}, torch::kLong);
   std::copy(numbers_.begin() + offset + 1, numbers_.begin() + offset + found + 1, ids.data_ptr<int64_t>() + 1);
   return ids.index({components});

@@ -240,6 +240,54 @@ std::vector<VolumePair> volume_pairs(const std::string& images_dir, const std::s
   return pairs;
 }
 
+// "a, b, c" of the first `most` names, then "...".
+std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < most; ++i) out += (i ? ", " : "") + names[i];
+  return names.size() > most ? out + ", ..." : out;
+}
+
+// The smallest and largest in-plane voxel side of the cases that give them (inf, 0 where none does).
+std::pair<double, double> in_plane_sides(const std::vector<VolumeCase>& cases) {
+  double least = std::numeric_limits<double>::infinity(), most = 0;
+  for (const auto& c : cases)
+    for (size_t axis = 0; axis < 2; ++axis)
+      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
+  return {least, most};
+}
+
+// The warnings of check_volume_folder over its cases.
+std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
+  std::vector<std::string> warnings;
+  std::map<std::string, std::vector<std::string>> by_axes, by_channels;
+  std::vector<std::string> unsized, unplaced;
+  for (const auto& c : cases) {
+    by_axes[c.axes].push_back(c.name), by_channels[std::to_string(c.channels)].push_back(c.name);
+    if (c.axes.empty()) unplaced.push_back(c.name);
+    if (std::isnan(c.voxel_mm[0]) || std::isnan(c.voxel_mm[1]) || std::isnan(c.voxel_mm[2])) unsized.push_back(c.name);
+  }
+  const auto [least, most] = in_plane_sides(cases);
+  by_axes.erase("");
+  if (by_axes.size() > 1) {
+    std::string groups;
+    for (const auto& [axes, names] : by_axes)
+      groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + slice_plane(axes) + " slices: " + some_names(names) + ")";
+    warnings.push_back("the cases are stored in " + std::to_string(by_axes.size()) + " orientations: " + groups +
+                       ". fcn slices each case along its third stored axis, so their slices are other planes or mirrored: "
+                       "reorient them alike (e.g. to RAS) before unstacking");
+  }
+  if (most > 1.5 * least)
+    warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
+                       number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
+                       number_text(std::round(most / least * 10) / 10) +
+                       "x apart: fcn data unstack --spacing median resamples every slice to the median voxel, as nnU-Net does");
+  if (!unsized.empty()) warnings.push_back(std::to_string(unsized.size()) + " case(s) give no voxel size: " + some_names(unsized));
+  if (!unplaced.empty())
+    warnings.push_back(std::to_string(unplaced.size()) + " case(s) give no orientation (neither sform nor qform): " + some_names(unplaced));
+  if (by_channels.size() > 1) warnings.push_back("the cases have " + std::to_string(by_channels.size()) + " channel counts: unstack takes one");
+  return warnings;
+}
+
 }  // namespace
 
 std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const std::string& key) {
@@ -370,61 +418,6 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   }
   return result;
 }
-
-}  // namespace fcn
-
-namespace fcn {
-namespace {
-
-// "a, b, c" of the first `most` names, then "...".
-std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < most; ++i) out += (i ? ", " : "") + names[i];
-  return names.size() > most ? out + ", ..." : out;
-}
-
-// The smallest and largest in-plane voxel side of the cases that give them (inf, 0 where none does).
-std::pair<double, double> in_plane_sides(const std::vector<VolumeCase>& cases) {
-  double least = std::numeric_limits<double>::infinity(), most = 0;
-  for (const auto& c : cases)
-    for (size_t axis = 0; axis < 2; ++axis)
-      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
-  return {least, most};
-}
-
-// The warnings of check_volume_folder over its cases.
-std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
-  std::vector<std::string> warnings;
-  std::map<std::string, std::vector<std::string>> by_axes, by_channels;
-  std::vector<std::string> unsized, unplaced;
-  for (const auto& c : cases) {
-    by_axes[c.axes].push_back(c.name), by_channels[std::to_string(c.channels)].push_back(c.name);
-    if (c.axes.empty()) unplaced.push_back(c.name);
-    if (std::isnan(c.voxel_mm[0]) || std::isnan(c.voxel_mm[1]) || std::isnan(c.voxel_mm[2])) unsized.push_back(c.name);
-  }
-  const auto [least, most] = in_plane_sides(cases);
-  by_axes.erase("");
-  if (by_axes.size() > 1) {
-    std::string groups;
-    for (const auto& [axes, names] : by_axes)
-      groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + slice_plane(axes) + " slices: " + some_names(names) + ")";
-    warnings.push_back("the cases are stored in " + std::to_string(by_axes.size()) + " orientations: " + groups +
-                       ". fcn slices each case along its third stored axis, so their slices are other planes or mirrored: "
-                       "reorient them alike (e.g. to RAS) before unstacking");
-  }
-  if (most > 1.5 * least)
-    warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
-                       number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
-                       number_text(std::round(most / least * 10) / 10) +
-                       "x apart: fcn data unstack --spacing median resamples every slice to the median voxel, as nnU-Net does");
-  if (!unsized.empty()) warnings.push_back(std::to_string(unsized.size()) + " case(s) give no voxel size: " + some_names(unsized));
-  if (!unplaced.empty())
-    warnings.push_back(std::to_string(unplaced.size()) + " case(s) give no orientation (neither sform nor qform): " + some_names(unplaced));
-  if (by_channels.size() > 1) warnings.push_back("the cases have " + std::to_string(by_channels.size()) + " channel counts: unstack takes one");
-  return warnings;
-}
-
-}  // namespace
 
 VolumeFolderReport check_volume_folder(const std::string& images_dir) {
   VolumeFolderReport report;

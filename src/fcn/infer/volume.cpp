@@ -116,7 +116,8 @@ void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classe
 void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
   VolumeObjects objects(result.void_label, min_object);
   for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
-  result.objects = torch::zeros(result.labels.sizes(), torch::kLong);
+  const bool narrow = objects.count() <= std::numeric_limits<int32_t>::max();  // 4 bytes a voxel where the ids fit
+  result.objects = torch::zeros(result.labels.sizes(), narrow ? torch::kInt : torch::kLong);
   for (int64_t k = 0; k < result.slices_done; ++k) result.objects[k].copy_(objects.page(k, result.labels[k]));
   result.object_count = objects.count();
   result.objects_per_class = objects.per_class(classes);

@@ -69,7 +69,7 @@ struct VolumeSegmentation {
   // or was not reached (a stop); write_nifti_labels writes it over the scan.
   torch::Tensor labels;
   torch::Tensor probabilities;  // VolumeOptions.probabilities: K x slices x H x W float32, NaN where no labels
-  // VolumeOptions.objects: slices x H x W int64 ids, 0 none, 1..object_count numbered in order of the
+  // VolumeOptions.objects: slices x H x W int32 ids (int64 past 2^31 - 1 objects), 0 none, 1..object_count numbered in order of the
   // first slice each is on (within it, class by class, then raster order); void slices make none.
   torch::Tensor objects;
   int64_t object_count = 0;
