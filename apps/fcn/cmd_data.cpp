@@ -101,9 +101,25 @@ std::string millimetres(const std::array<double, 3>& mm) {
   return out;
 }
 
-// fcn data check on a folder of NIfTI cases: their headers' fingerprint (check_volume_folder).
-void check_volumes(const std::string& dir, bool json_output) {
-  const auto report = check_volume_folder(dir);
+// Each label's voxels over the label volumes and its share, named by the task's dataset.json where it names them.
+void print_label_voxels(const std::vector<int64_t>& voxels, const std::map<int64_t, std::string>& names) {
+  const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(voxels.begin(), voxels.end(), int64_t{0})));
+  std::printf("%-6s %-16s %14s %8s\n", "label", "name", "voxels", "share");
+  for (size_t v = 0; v < voxels.size(); ++v)
+    if (voxels[v] > 0)
+      std::printf("%-6zu %-16s %14lld %7.3f%%\n", v, names.count(static_cast<int64_t>(v)) ? printable(names.at(static_cast<int64_t>(v))).c_str() : "",
+                  static_cast<long long>(voxels[v]), 100.0 * static_cast<double>(voxels[v]) / total);
+}
+
+// fcn data check on a folder of NIfTI cases: their headers' fingerprint (check_volume_folder), and with
+// --masks their label volumes read and checked.
+void check_volumes(const std::string& dir, const std::string& masks, bool json_output) {
+  std::unique_ptr<Progress> progress;  // label volumes are read whole: a bar where there are some
+  const auto report = check_volume_folder(dir, masks, [&](int64_t done, int64_t total) {
+    if (done == 1) progress = std::make_unique<Progress>("check", total, json_output || total < 2);
+    progress->update(done);
+  });
+  if (progress) progress->finish();
   if (json_output) {
     auto cases = nlohmann::json::array();
     const auto list = [](const std::array<double, 3>& mm) {
@@ -111,47 +127,58 @@ void check_volumes(const std::string& dir, bool json_output) {
       for (const double v : mm) out.push_back(std::isnan(v) ? nlohmann::json() : nlohmann::json(v));
       return out;
     };
-    for (const auto& c : report.cases)
+    for (const auto& c : report.cases) {
       cases.push_back({{"name", c.name}, {"file", c.file}, {"channels", c.channels}, {"size", {c.width, c.height, c.slices}},
                        {"voxel_mm", list(c.voxel_mm)}, {"axes", c.axes}});
-    std::cout << nlohmann::json{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings},
-                                {"errors", report.errors}}
-                     .dump(2)
-              << "\n";
+      if (!masks.empty()) cases.back()["mask"] = c.mask, cases.back()["labels"] = c.labels;
+    }
+    nlohmann::json out{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings},
+                       {"errors", report.errors}};
+    if (!masks.empty()) out["masks"] = masks, out["label_voxels"] = report.label_voxels;
+    std::cout << out.dump(2) << "\n";
     if (!report.errors.empty()) throw CLI::RuntimeError(1);
     return;
   }
-  std::printf("%s: %zu case(s) of NIfTI volumes (their headers; no voxel read)\n", printable(dir).c_str(), report.cases.size());
-  std::printf("%-20s %8s %16s %22s %5s  %s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", "slices");
+  std::printf("%s: %zu case(s) of NIfTI volumes (%s)\n", printable(dir).c_str(), report.cases.size(),
+              masks.empty() ? "their headers; no voxel read" : ("their headers, and their label volumes in " + printable(masks) + " read").c_str());
+  std::printf("%-20s %8s %16s %22s %5s  %-8s%s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", "slices", masks.empty() ? "" : "  labels");
   for (const auto& c : report.cases) {
     const auto size = std::to_string(c.width) + " " + std::to_string(c.height) + " " + std::to_string(c.slices);
-    std::printf("%-20s %8lld %16s %22s %5s  %s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
-                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), c.axes.empty() ? "?" : slice_plane(c.axes).c_str());
+    std::string labels;
+    for (const auto v : c.labels) labels += (labels.empty() ? "" : ",") + std::to_string(v);
+    std::printf("%-20s %8lld %16s %22s %5s  %-8s%s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
+                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), c.axes.empty() ? "?" : slice_plane(c.axes).c_str(),
+                masks.empty() ? "" : ("  " + (c.mask.empty() ? std::string("none") : labels)).c_str());
   }
   std::printf("median voxel: %s mm\n", millimetres(report.median_mm).c_str());
+  if (!masks.empty()) print_label_voxels(report.label_voxels, task_names(dir, "labels"));
   for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());
   for (const auto& error : report.errors) std::printf("error: %s\n", printable(error).c_str());
   if (!report.errors.empty()) {
     std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
     throw CLI::RuntimeError(1);
   }
-  std::printf("next: fcn data unstack %s --masks LABEL_VOLUMES%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
-              report.mixed_scales ? " --spacing median" : "");
+  std::printf("next: fcn data unstack %s --masks %s%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
+              masks.empty() ? "LABEL_VOLUMES" : printable(masks).c_str(), report.mixed_scales ? " --spacing median" : "");
 }
 
 void add_check(CLI::App* cmd) {
   auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
                                              "  example: fcn data check scenes --split train\n"
                                              "  example: fcn data check imagesTr   (a folder of NIfTI cases: sizes, voxel sizes, orientations)\n"
+                                             "  example: fcn data check imagesTr --masks labelsTr   (and their label volumes, read: labels, sizes, places)\n"
                                              "  Exit code 1 when any problem is found.");
-  static std::string dir, split;
+  static std::string dir, split, masks;
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/), or a folder of NIfTI cases")->required();
+  check->add_option("--masks", masks, "a folder of NIfTI cases: the folder of their label volumes (labelsTr), each read and checked: "
+                                    "there, of its case's size and place, labels 0..65535 that the task's dataset.json names");
   check->add_option("--split", split, "only this split (default: all)");
   add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm (spacing.json)");
   add_max_pixels_flag(check);
   check->callback([] {
-    if (is_volume_folder(dir)) return check_volumes(dir, json_output);  // cases, not a dataset: no splits to choose
+    if (is_volume_folder(dir)) return check_volumes(dir, masks, json_output);  // cases, not a dataset: no splits to choose
+    if (!masks.empty()) fail("--masks", "checks the label volumes of a folder of NIfTI cases, and " + dir + " is none (a dataset's masks/ are checked as it is)");
     std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
       if (done == 1) progress = std::make_unique<Progress>("check", total, json_output);

@@ -799,6 +799,18 @@ def _():
             open(path(f"sp/{folder}/{name}.nii"), "wb").write(bytes(raw))
     p = run("data", "check", path("sp/imagesTr"))
     assert "in-plane voxel sides range 0.8 to 1.6 mm" in p.stdout and "--spacing median --val 0.2" in p.stdout, p.stdout
+    # data check --masks reads the label volumes too: the labels of each case, their voxels (numpy's counts), every problem listed.
+    checked = json.loads(run("data", "check", path("sp/imagesTr"), "--masks", path("sp/labelsTr"), "--json").stdout)
+    assert [c["labels"] for c in checked["cases"]] == [[0, 1, 2]] * 3 and checked["errors"] == [], checked
+    assert checked["label_voxels"] == np.bincount(np.concatenate([seg.ravel() for _, seg in cases.values()])).tolist(), checked["label_voxels"]
+    assert re.search(r"^a +1 +20 16 3 +0\.8 x 0\.8 x 2\.5 +LAS  axial +0,1,2$", run("data", "check", path("sp/imagesTr"), "--masks", path("sp/labelsTr")).stdout, re.M)
+    os.makedirs(path("sp/labels_bad"))
+    shutil.copy(path("sp/labelsTr/a.nii"), path("sp/labels_bad/a.nii"))
+    open(path("sp/labels_bad/b.nii"), "wb").write(nifti_bytes(np.zeros((2, 10, 8), np.uint8), code=2))  # 8 x 10 x 2: turned
+    p = run("data", "check", path("sp/imagesTr"), "--masks", path("sp/labels_bad"), ok=False)
+    assert p.returncode == 1 and "error: " + path("sp/labels_bad/b.nii") + ": is 8x10x2 voxels but" in p.stdout, p.stdout
+    assert f"error: {path('sp/imagesTr/c.nii')}: has no label volume of its name in" in p.stdout and "2 problems found" in p.stdout, p.stdout
+    one_line_error(run("data", "check", path("sp"), "--masks", path("sp/labelsTr"), ok=False), "--masks: checks the label volumes of a folder of NIfTI cases")
     p = run("data", "unstack", path("sp/imagesTr"), "--masks", path("sp/labelsTr"), "--spacing", "median", "--out", path("sp_ds"))
     assert "+ spacing.json (slices resampled to 1.6 mm pixels; fcn predict resamples volumes so)" in p.stdout, p.stdout
     assert np.allclose(json.load(open(path("sp_ds/spacing.json")))["pixel_mm"], [1.6, 1.6], atol=1e-6)

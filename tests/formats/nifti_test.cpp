@@ -384,6 +384,61 @@ TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
   EXPECT_EQ(with_bad.errors[0].rfind(root + "/e.nii: ", 0), 0u) << with_bad.errors[0];
 }
 
+// With a folder of label volumes, each is read and checked as nnU-Net's dataset check does: every problem
+// listed by file (none found, another size, a voxel that is no label, a label the task does not name), the
+// labels present and their voxels counted by hand, and warnings for other voxel sizes, another place and a
+// label volume without its case.
+TEST(NiftiFolder, CheckWithLabelVolumesReadsAndNamesEachProblem) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_check_labels";
+  fs::remove_all(root);
+  fs::create_directories(root + "/imagesTr"), fs::create_directories(root + "/labelsTr");
+  const auto save = [](const std::string& file, std::vector<char> bytes) {  // with a whole sform: 0.5 x 0.75 x 2 mm, RAS
+    const float rows[12] = {get<float>(bytes, 80), 0, 0, get<float>(bytes, 292), 0, 0.75F, 0, 0, 0, 0, 2, 0};
+    for (size_t i = 0; i < 12; ++i) put<float>(bytes, 280 + 4 * i, rows[i]);
+    std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  std::vector<int64_t> labels(4 * 3 * 2, 0);
+  labels[5] = 1, labels[6] = 2, labels[7] = 2;  // 21 background, 1 of label 1, 2 of label 2
+  for (const char* name : {"a", "b", "c", "d", "e", "f", "g"}) save(root + "/imagesTr/" + name + ".nii", nii(4, 2, std::vector<int64_t>(24, 0), 4, 3, 2));
+  save(root + "/labelsTr/a.nii", nii(2, 1, labels, 4, 3, 2));
+  auto b = nii(2, 1, labels, 4, 3, 2);
+  put<float>(b, 80, 0.6F);  // 0.6 mm voxels across, against the case's 0.5
+  save(root + "/labelsTr/b.nii", b);
+  save(root + "/labelsTr/c.nii", nii(2, 1, std::vector<int64_t>(24, 0), 3, 4, 2));  // 3 x 4 x 2
+  auto e = labels;
+  e[9] = 7;  // a label the task does not name
+  save(root + "/labelsTr/e.nii", nii(2, 1, e, 4, 3, 2));
+  save(root + "/labelsTr/f.nii", nii(16, 4, std::vector<int64_t>(24, 0x3FC00000), 4, 3, 2));  // float32 1.5 everywhere
+  auto g = nii(2, 1, labels, 4, 3, 2);
+  put<float>(g, 280 + 12, 5.0F);  // srow_x's offset: the first voxel 5 mm away
+  save(root + "/labelsTr/g.nii", g);
+  save(root + "/labelsTr/z.nii", nii(2, 1, labels, 4, 3, 2));  // no case of its name
+  std::ofstream(root + "/dataset.json") << R"({"labels": {"0": "background", "1": "liver", "2": "tumour"}})";
+  int64_t calls = 0;
+  const auto report = check_volume_folder(root + "/imagesTr", root + "/labelsTr", [&](int64_t done, int64_t total) {
+    EXPECT_EQ((std::pair<int64_t, int64_t>{done, total}), (std::pair<int64_t, int64_t>{++calls, 7}));
+  });
+  EXPECT_EQ(calls, 7);
+  ASSERT_EQ(report.cases.size(), 7u);  // every case listed, its problems beside it
+  EXPECT_EQ(report.cases[0].mask, root + "/labelsTr/a.nii");
+  EXPECT_EQ(report.cases[0].labels, (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(report.cases[3].mask, "");
+  // a, b, e and g are counted (c and f fail before, d has none): 4 x 21 background less e's one, 4 of label 1, 8 of label 2, e's 7.
+  EXPECT_EQ(report.label_voxels, (std::vector<int64_t>{83, 4, 8, 0, 0, 0, 0, 1}));
+  const std::vector<std::string> errors{
+      root + "/labelsTr/c.nii: is 3x4x2 voxels but " + root + "/imagesTr/c.nii is 4x3x2",
+      root + "/imagesTr/d.nii: has no label volume of its name in " + root + "/labelsTr (d.nii.gz not found)",
+      root + "/labelsTr/e.nii: holds label 7 in 1 voxel(s), which the task's dataset.json does not name",
+      root + "/labelsTr/f.nii: voxel (0,0,0) holds 1.5: a label volume holds class indices 0..65535"};
+  EXPECT_EQ(report.errors, errors);
+  ASSERT_EQ(report.warnings.size(), 3u);
+  EXPECT_EQ(report.warnings[0], root + "/labelsTr/b.nii: its voxels are 0.6 x 0.75 x 2 mm but those of " + root + "/imagesTr/b.nii are 0.5 x 0.75 x 2 mm");
+  EXPECT_EQ(report.warnings[1].rfind(root + "/labelsTr/g.nii: its first voxel lies 5 mm from that of " + root + "/imagesTr/g.nii", 0), 0u) << report.warnings[1];
+  EXPECT_EQ(report.warnings[2], "1 label volume(s) in " + root + "/labelsTr have no volume of their name in " + root + "/imagesTr: z.nii");
+  EXPECT_NE(test::error_of([&] { check_volume_folder(root + "/imagesTr", root + "/nowhere"); }).find("nowhere: is not a folder"), std::string::npos);
+}
+
 // A task's dataset.json beside its folders of volumes names classes and channels in either form (the
 // Decathlon's {"1": "name"}, nnU-Net v2's {"name": 1}); a missing or malformed file names nothing.
 TEST(TaskNames, BothFormsFromTheFileBesideTheFolder) {

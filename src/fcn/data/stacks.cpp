@@ -81,13 +81,19 @@ int64_t write_folders(const std::string& out_dir, int64_t total, bool with_masks
   return total;
 }
 
-// The largest label of a label volume for `volume` (images_path's), checked: the same size, every voxel an
-// integer 0..65535; fcn::Error naming masks_path otherwise.
-int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, const std::string& images_path, const std::string& masks_path) {
-  if (labels.voxels.sizes() != volume.voxels.sizes())
+// fcn::Error naming masks_path where the label volume `labels` is not of the size of `volume` (images_path's;
+// headers will do).
+void check_label_size(const NiftiVolume& volume, const NiftiVolume& labels, const std::string& images_path, const std::string& masks_path) {
+  if (labels.width != volume.width || labels.height != volume.height || labels.slices != volume.slices)
     fail(masks_path, "is " + std::to_string(labels.width) + "x" + std::to_string(labels.height) + "x" + std::to_string(labels.slices) +
                          " voxels but " + images_path + " is " + std::to_string(volume.width) + "x" + std::to_string(volume.height) + "x" +
                          std::to_string(volume.slices));
+}
+
+// The largest label of a label volume for `volume` (images_path's), checked: the same size, every voxel an
+// integer 0..65535; fcn::Error naming masks_path otherwise.
+int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, const std::string& images_path, const std::string& masks_path) {
+  check_label_size(volume, labels, images_path, masks_path);
   if (labels.voxels.numel() == 0) return 0;
   {  // the usual case checked over the voxels as they lie (a CT volume's int64 copy is 8 bytes a voxel)
     const auto& voxels = labels.voxels;
@@ -256,6 +262,47 @@ std::pair<double, double> in_plane_sides(const std::vector<VolumeCase>& cases) {
   return {least, most};
 }
 
+// check_volume_folder's look at case c's label volume in masks_dir (its voxels read): there, of the case's size,
+// integers 0..65535 within the task's labels where its dataset.json names them (errors); the labels present and
+// their voxels counted; voxel sizes or a place other than the case's (warnings, as unstack warns).
+void check_case_labels(VolumeCase& c, const NiftiVolume& header, const std::string& masks_dir, const std::map<int64_t, std::string>& task,
+                       VolumeFolderReport& report) {
+  std::string name;
+  c.mask = label_volume_of(masks_dir, nifti_stem(c.file), name);
+  if (c.mask.empty()) {
+    report.errors.push_back(c.file + ": has no label volume of its name in " + masks_dir + " (" + c.name + ".nii.gz not found)");
+    return;
+  }
+  try {
+    const auto labels = read_nifti(c.mask);
+    label_volume_max(header, labels, c.file, c.mask);
+    const auto counts = torch::bincount((labels.voxels.is_floating_point() ? labels.voxels.to(torch::kInt) : labels.voxels).flatten()).to(torch::kLong);
+    if (static_cast<int64_t>(report.label_voxels.size()) < counts.size(0)) report.label_voxels.resize(static_cast<size_t>(counts.size(0)), 0);
+    for (int64_t v = 0; v < counts.size(0); ++v) {
+      const int64_t n = counts[v].item<int64_t>();
+      if (n == 0) continue;
+      c.labels.push_back(v), report.label_voxels[static_cast<size_t>(v)] += n;
+      if (!task.empty() && !task.count(v))
+        report.errors.push_back(c.mask + ": holds label " + std::to_string(v) + " in " + std::to_string(n) +
+                                " voxel(s), which the task's dataset.json does not name");
+    }
+    const auto mm = nifti_voxel_mm(labels);
+    const auto sides = [](const std::array<double, 3>& v) {
+      std::string text;
+      for (size_t axis = 0; axis < 3; ++axis) text += (axis ? " x " : "") + number_text(std::round(v[axis] * 10000) / 10000);
+      return text + " mm";
+    };
+    for (size_t axis = 0; axis < 3; ++axis)
+      if (std::abs(mm[axis] - c.voxel_mm[axis]) > 1e-3 * std::max(mm[axis], c.voxel_mm[axis])) {
+        report.warnings.push_back(c.mask + ": its voxels are " + sides(mm) + " but those of " + c.file + " are " + sides(c.voxel_mm));
+        break;
+      }
+    if (const auto off = nifti_misalignment(labels, header, c.file); !off.empty()) report.warnings.push_back(c.mask + ": " + off);
+  } catch (const Error& e) {
+    report.errors.push_back(e.what());
+  }
+}
+
 // The warnings of check_volume_folder over its cases.
 std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
   std::vector<std::string> warnings;
@@ -419,9 +466,14 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   return result;
 }
 
-VolumeFolderReport check_volume_folder(const std::string& images_dir) {
+VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir,
+                                       const std::function<void(int64_t, int64_t)>& progress) {
+  if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
   VolumeFolderReport report;
-  for (const auto& pair : volume_pairs(images_dir, "")) {
+  const auto task = task_names(images_dir, "labels");
+  const auto pairs = volume_pairs(images_dir, "");
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto& pair = pairs[i];
     VolumeCase c;
     c.name = pair.name, c.file = pair.image;
     try {
@@ -430,10 +482,12 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir) {
       if (files.size() > 1) c.channels = static_cast<int64_t>(files.size());
       c.width = header.width, c.height = header.height, c.slices = header.slices;
       c.voxel_mm = nifti_voxel_mm(header), c.axes = nifti_axis_codes(header);
+      if (!masks_dir.empty()) check_case_labels(c, header, masks_dir, task, report);
       report.cases.push_back(std::move(c));
     } catch (const Error& e) {
       report.errors.push_back(e.what());
     }
+    if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(pairs.size()));
   }
   for (size_t axis = 0; axis < 3; ++axis) {
     std::vector<double> sides;
@@ -444,7 +498,19 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir) {
                              : sides.size() % 2 ? sides[sides.size() / 2]
                                                 : (sides[sides.size() / 2 - 1] + sides[sides.size() / 2]) / 2;
   }
-  report.warnings = volume_folder_warnings(report.cases);
+  auto warnings = volume_folder_warnings(report.cases);
+  report.warnings.insert(report.warnings.begin(), warnings.begin(), warnings.end());
+  if (!masks_dir.empty()) {  // label volumes no case pairs with
+    std::set<std::string> paired;
+    for (const auto& c : report.cases) paired.insert(fs::path(c.mask).filename().string());
+    std::vector<std::string> lone;
+    for (const auto& entry : fs::directory_iterator(masks_dir))
+      if (const auto name = entry.path().filename().string(); is_nifti_path(name) && !is_hidden(name) && !paired.count(name)) lone.push_back(name);
+    std::sort(lone.begin(), lone.end());
+    if (!lone.empty())
+      report.warnings.push_back(std::to_string(lone.size()) + " label volume(s) in " + masks_dir + " have no volume of their name in " + images_dir +
+                                ": " + some_names(lone));
+  }
   const auto [least, most] = in_plane_sides(report.cases);
   report.mixed_scales = most > 1.5 * least;
   return report;

@@ -111,6 +111,8 @@ struct VolumeCase {
   int64_t channels = 1, width = 0, height = 0, slices = 0;
   std::array<double, 3> voxel_mm{};       // x, y, z (NaN: the header gives none)
   std::string axes;                       // nifti_axis_codes ("RAS", "LPS", ...; "": no map)
+  std::string mask;                       // with a masks folder: its label volume ("": none found)
+  std::vector<int64_t> labels;            // the labels present in it, ascending
 };
 struct VolumeFolderReport {
   std::vector<VolumeCase> cases;          // in name order
@@ -120,7 +122,14 @@ struct VolumeFolderReport {
   std::vector<std::string> warnings;
   std::vector<std::string> errors;        // "FILE: ..." for each case whose header fcn cannot read (the others listed)
   bool mixed_scales = false;              // in-plane voxel sides more than 1.5x apart: unstack with --spacing median
+  std::vector<int64_t> label_voxels;      // with a masks folder: each label's voxels over the label volumes read
 };
-VolumeFolderReport check_volume_folder(const std::string& images_dir);
+// With `masks_dir` (labelsTr/), each case's label volume is read too, as nnU-Net's dataset check reads them:
+// errors for a case without one, one of another size, voxels that are not labels 0..65535, labels the task's
+// dataset.json (beside images_dir) does not name; warnings for voxel sizes or a place other than the case's
+// (nifti_misalignment) and label volumes no case pairs with. Every problem is listed, not the first alone.
+// `progress(done, total)` after each case.
+VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir = "",
+                                       const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace fcn
