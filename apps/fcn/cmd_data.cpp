@@ -141,14 +141,15 @@ void check_volumes(const std::string& dir, const std::string& masks, bool json_o
   }
   std::printf("%s: %zu case(s) of NIfTI volumes (%s)\n", printable(dir).c_str(), report.cases.size(),
               masks.empty() ? "their headers; no voxel read" : ("their headers, and their label volumes in " + printable(masks) + " read").c_str());
-  std::printf("%-20s %8s %16s %22s %5s  %-8s%s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", "slices", masks.empty() ? "" : "  labels");
+  std::printf("%-20s %8s %16s %22s %5s  %s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", masks.empty() ? "slices" : "slices    labels");
   for (const auto& c : report.cases) {
     const auto size = std::to_string(c.width) + " " + std::to_string(c.height) + " " + std::to_string(c.slices);
     std::string labels;
     for (const auto v : c.labels) labels += (labels.empty() ? "" : ",") + std::to_string(v);
-    std::printf("%-20s %8lld %16s %22s %5s  %-8s%s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
-                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), c.axes.empty() ? "?" : slice_plane(c.axes).c_str(),
-                masks.empty() ? "" : ("  " + (c.mask.empty() ? std::string("none") : labels)).c_str());
+    auto plane = c.axes.empty() ? std::string("?") : slice_plane(c.axes);
+    if (!masks.empty()) plane += std::string(plane.size() < 10 ? 10 - plane.size() : 1, ' ') + (c.mask.empty() ? std::string("none") : labels);
+    std::printf("%-20s %8lld %16s %22s %5s  %s\n", printable(c.name).c_str(), static_cast<long long>(c.channels), size.c_str(),
+                millimetres(c.voxel_mm).c_str(), c.axes.empty() ? "?" : c.axes.c_str(), plane.c_str());
   }
   std::printf("median voxel: %s mm\n", millimetres(report.median_mm).c_str());
   if (!masks.empty()) print_label_voxels(report.label_voxels, task_names(dir, "labels"));
@@ -158,8 +159,9 @@ void check_volumes(const std::string& dir, const std::string& masks, bool json_o
     std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");
     throw CLI::RuntimeError(1);
   }
-  std::printf("next: fcn data unstack %s --masks %s%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
-              masks.empty() ? "LABEL_VOLUMES" : printable(masks).c_str(), report.mixed_scales ? " --spacing median" : "");
+  std::printf("next: fcn data unstack %s --masks %s%s%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
+              masks.empty() ? "LABEL_VOLUMES" : printable(masks).c_str(), report.mixed_orientations ? " --orient RAS" : "",
+              report.mixed_scales ? " --spacing median" : "");
 }
 
 void add_check(CLI::App* cmd) {
@@ -174,7 +176,7 @@ void add_check(CLI::App* cmd) {
   check->add_option("--masks", masks, "a folder of NIfTI cases: the folder of their label volumes (labelsTr), each read and checked: "
                                     "there, of its case's size and place, labels 0..65535 that the task's dataset.json names");
   check->add_option("--split", split, "only this split (default: all)");
-  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm (spacing.json)");
+  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm and axes (slicing.json)");
   add_max_pixels_flag(check);
   check->callback([] {
     if (is_volume_folder(dir)) return check_volumes(dir, masks, json_output);  // cases, not a dataset: no splits to choose
@@ -205,7 +207,7 @@ void add_check(CLI::App* cmd) {
       for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
       if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
       if (report.pixel_mm)
-        std::printf("pixels: %s mm (spacing.json: slices resampled so; a net trained here resamples volumes alike)\n",
+        std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n",
                     pixel_text(*report.pixel_mm).c_str());
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       if (!histogram.empty()) std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
@@ -297,7 +299,7 @@ void report_folder(const NiftiFolderUnstacked& r, const std::string& out, const 
 }
 
 struct UnstackFlags {
-  std::string images, masks, out, window, spacing;
+  std::string images, masks, out, window, spacing, orient;
   double val = 0;
   uint64_t seed = 0;
   int64_t context = 0;
@@ -314,7 +316,7 @@ std::array<double, 2> unstack_spacing(const std::string& text, const std::string
 }
 
 void run_unstack(const UnstackFlags& f) {
-  const auto& [images, masks, out, window, spacing, val, seed, context] = f;
+  const auto& [images, masks, out, window, spacing, orient, val, seed, context] = f;
   const bool folder = std::filesystem::is_directory(images);
   const bool volume = folder || is_nifti_path(images);
   if (!window.empty() && !volume) fail("--window", "maps a NIfTI volume's voxels, and " + images + " is not one (.nii, .nii.gz)");
@@ -329,10 +331,14 @@ void run_unstack(const UnstackFlags& f) {
   if (context != 0 && !volume) fail("--context", "stacks neighbouring slices of NIfTI volumes, and " + images + " is not one (.nii, .nii.gz)");
   if (!spacing.empty() && !volume) fail("--spacing", "resamples NIfTI volumes' slices by their voxel sizes, and " + images + " is not one (.nii, .nii.gz)");
   const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
-  const NiftiSlicing slicing(mapping, context, spacing.empty() ? std::nullopt : std::optional(unstack_spacing(spacing, images, folder)));
-  const auto resampled = slicing.pixel_mm ? " + spacing.json (slices resampled to " + pixel_text(*slicing.pixel_mm) +
-                                                " mm pixels; fcn predict resamples volumes so)"
-                                          : std::string();
+  if (!orient.empty() && !volume) fail("--orient", "cuts NIfTI volumes into slices by their orientation, and " + images + " is not one (.nii, .nii.gz)");
+  if (!orient.empty() && !valid_axis_codes(orient))
+    fail("--orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  const NiftiSlicing slicing(mapping, context, spacing.empty() ? std::nullopt : std::optional(unstack_spacing(spacing, images, folder)), orient);
+  std::string resampled;  // slicing.json's part of the line
+  if (!orient.empty()) resampled += "cut as " + orient + " slices";
+  if (slicing.pixel_mm) resampled += (resampled.empty() ? "" : ", ") + ("resampled to " + pixel_text(*slicing.pixel_mm) + " mm pixels");
+  if (!resampled.empty()) resampled = " + slicing.json (" + resampled + "; fcn predict gives the net volumes alike)";
   if (folder) {
     std::optional<Progress> progress;  // its total known once the volumes' headers are read
     const auto result = unstack_nifti_folder(images, masks, out, slicing, val, seed, [&](int64_t done, int64_t total) {
@@ -343,8 +349,11 @@ void run_unstack(const UnstackFlags& f) {
     warn_misaligned(result.warnings);
     return report_folder(result, out, mapping, !masks.empty(), context, resampled);
   }
-  Progress progress("unstack", volume ? nifti_shape(images, true)[0] : image_pages(images));
-  const auto update = [&](int64_t done, int64_t) { progress.update(done); };
+  std::optional<Progress> progress;  // the total is the slices of the cut
+  const auto update = [&](int64_t done, int64_t total) {
+    if (!progress) progress.emplace("unstack", total);
+    progress->update(done);
+  };
   int64_t pages = 0;
   std::string mapped;
   std::vector<std::string> warnings;
@@ -357,7 +366,7 @@ void run_unstack(const UnstackFlags& f) {
   } else {
     pages = unstack_tiff(images, masks, out, update);
   }
-  progress.finish();
+  if (progress) progress->finish();
   warn_misaligned(warnings);
   std::printf("wrote %s: %lld %s as images/%s%s; next: fcn data split %s --val 0.2\n", out.c_str(), static_cast<long long>(pages),
               volume ? "slice(s)" : "page(s)", masks.empty() ? "" : " + masks/", mapped.c_str(), out.c_str());
@@ -374,7 +383,9 @@ void add_unstack(CLI::App* cmd) {
                                                  "  (MRI of several channels, nnU-Net's NAME_0000..NAME_0003 or 4-D volumes: each channel by its own percentiles)\n"
                                                  "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --context 1 --out ct25d   (2.5-D)\n"
                                                  "  example: fcn data unstack imagesTr --masks labelsTr --window -1000,400 --spacing median --val 0.2 --out ct\n"
-                                                 "  (every slice resampled to the cases' median voxel side: one anatomy at one scale)");
+                                                 "  (every slice resampled to the cases' median voxel side: one anatomy at one scale)\n"
+                                                 "  example: fcn data unstack imagesTr --masks labelsTr --orient RAS --spacing median --out ct   "
+                                                 "(cases stored in other orientations cut alike)");
   static UnstackFlags f;
   unstack->add_option("STACK", f.images, "multi-page TIFF of images, a NIfTI volume (.nii, .nii.gz), or a folder of NIfTI volumes "
                                        "(slice k of NAME.nii.gz as images/NAME_NNN.png); a case of 2 to 4 channels (a 4-D volume, or "
@@ -400,9 +411,13 @@ void add_unstack(CLI::App* cmd) {
       ->capture_default_str();
   unstack->add_option("--spacing", f.spacing, "NIfTI: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres, "
                                             "whatever each volume's voxel sides (images bilinearly, labels by class), and write "
-                                            "spacing.json so that the trained model resamples volumes at fcn predict alike; 'median': "
+                                            "slicing.json so that the trained model resamples volumes at fcn predict alike; 'median': "
                                             "the median voxel of a folder's cases (nnU-Net's choice; fcn data check shows it); "
                                             "default: slices as stored");
+  unstack->add_option("--orient", f.orient, "NIfTI: cut each volume (and its labels) into slices as a volume stored in this orientation "
+                                          "would be, from its header's map (RAS: axial slices from the feet up, whatever plane or way "
+                                          "round a case was stored), and write slicing.json so that the trained model cuts volumes at "
+                                          "fcn predict alike; default: slices as stored, along the third axis");
   unstack->callback([] { run_unstack(f); });
 }
 

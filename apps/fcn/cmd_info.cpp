@@ -20,7 +20,7 @@ void add_info(CLI::App& app) {
   static bool json_output = false;
   cmd->add_option("MODEL", path, "model file")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
-  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets), pixel_mm (nets trained on resampled slices)");
+  add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets), pixel_mm (nets trained on resampled slices), axes (on slices cut in an orientation)");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
     const auto model = load_model(path);
@@ -40,6 +40,7 @@ void add_info(CLI::App& app) {
     if (training.is_object() && !training.empty()) summary["training"] = training;
     if (model.meta.slice_context > 0) summary["slice_context"] = model.meta.slice_context;
     if (model.meta.pixel_mm) summary["pixel_mm"] = *model.meta.pixel_mm;
+    if (!model.meta.axes.empty()) summary["axes"] = model.meta.axes;
     if (json_output) {
       std::cout << summary.dump(2) << "\n";
       return;
@@ -56,6 +57,8 @@ void add_info(CLI::App& app) {
     if (model.meta.pixel_mm)
       std::printf("  pixels      %s mm (trained on slices resampled so; fcn predict resamples volumes to them)\n",
                   pixel_text(*model.meta.pixel_mm).c_str());
+    if (!model.meta.axes.empty())
+      std::printf("  slices      cut as %s (trained so; fcn predict cuts volumes alike, whatever their stored orientation)\n", model.meta.axes.c_str());
     std::cout << net << "\n";
   });
 }

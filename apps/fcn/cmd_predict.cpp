@@ -81,6 +81,7 @@ class Segmenter {
     options.objects = f_.instances;
     options.min_object = f_.min_object;
     options.pixel_mm = f_.pixel_mm, options.resample = f_.spacing != "none";
+    if (!f_.orient.empty()) options.axes = f_.orient == "stored" ? "" : f_.orient;
     const auto labels_file = output(stem + "-labels.nii.gz");
     const InterruptGuard guard;  // Ctrl-C: the slice reached is finished, then the run ends
     std::vector<HeldSlice> held;  // --largest: slices finished once the volume's labels are kept
@@ -280,7 +281,7 @@ class Segmenter {
       const auto error = error_of(slice.item.source, [&] {  // the image and labels made for this slice alone, then let go
         Pending item = slice.item;
         Prediction prediction = slice.prediction;
-        prediction.labels = result.labels[slice.slice].to(torch::kLong);
+        prediction.labels = volume_slice_labels(result, slice.slice).to(torch::kLong);
         item.image = volume_slice_image(channels, result, slice.slice);
         auto written = write_outputs(f_, item.stem, item.image, prediction, f_.overlay, false, false);
         written.files.insert(written.files.begin(), slice.files.begin(), slice.files.end());
@@ -404,11 +405,12 @@ class Segmenter {
   // does it again).
   void write_volume(const std::string& path, const NiftiVolume& volume, const VolumeSegmentation& result, const std::string& labels_file,
                     const std::string& stem) {
-    const int64_t slices = volume.slices;
+    const int64_t slices = result.slices;  // the volume's own, unless cut in another orientation
     nlohmann::json entry = {{"stack", path}, {"pages", slices}, {"pages_written", result.slices_done}, {"void_pages", result.failed_slices},
                             {"window", {result.window.first, result.window.second}}};
     entry["pixel_mm"] = result.pixel_mm ? nlohmann::json(*result.pixel_mm) : nlohmann::json();  // null: slices as stored
     entry["net_size"] = {result.net_width, result.net_height};
+    entry["axes"] = result.axes.empty() ? nlohmann::json() : nlohmann::json(result.axes);  // null: slices as stored
     if (result.windows.size() > 1) {  // a case of several channels: each channel's
       entry["windows"] = nlohmann::json::array();
       for (const auto& [low, high] : result.windows) entry["windows"].push_back({low, high});
@@ -436,6 +438,7 @@ class Segmenter {
     }
     const auto overlay_file = output(stem + "-overlay.png");
     if (f_.overlay) write("overlay", overlay_file, [&] { write_png(overlay_file, volume_overlay(volume, result)); });
+    if (!result.axes.empty()) written += " (cut as " + result.axes + " slices)";
     if (result.pixel_mm)
       written += " (slices resampled to " + pixel_text(*result.pixel_mm) + " mm pixels for the net: " + std::to_string(result.net_width) + "x" +
                  std::to_string(result.net_height) + ")";
@@ -557,6 +560,10 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
       f.probs == "nii" && other != images.end())
     fail("--probs", "nii writes the probabilities of NIfTI volumes, and " + *other + " is not one (.nii, .nii.gz): --probs npy, png or tif");
   if (f.intensities.given() && volume == images.end()) fail("--window", "maps the voxels of NIfTI volumes (.nii, .nii.gz), and no input is one");
+  if (!f.orient.empty() && volume == images.end())
+    fail("--orient", "cuts NIfTI volumes (.nii, .nii.gz) into slices by their orientation, and no input is one");
+  if (!f.orient.empty() && f.orient != "stored" && !valid_axis_codes(f.orient))
+    fail("--orient", "'" + f.orient + "' is neither stored nor an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
   if (!f.spacing.empty() && volume == images.end())
     fail("--spacing", "resamples the slices of NIfTI volumes (.nii, .nii.gz) by their voxel sizes, and no input is one");
   if (f.label_stack && std::none_of(pages.begin(), pages.end(), [](int64_t n) { return n > 1; }))
@@ -681,6 +688,10 @@ void add_predict(CLI::App& app) {
                   "NIfTI volumes: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres for the net, its "
                   "labels back to the scan's voxels; 'none': slices as stored; default: the pixels the model was trained on where "
                   "fcn data unstack --spacing made its data (fcn info shows them), else as stored");
+  cmd->add_option("--orient", f.orient,
+                  "NIfTI volumes: cut each into slices as a volume stored in this orientation would be (RAS: axial slices whatever "
+                  "plane it was stored in), the labels put back where its voxels lie; 'stored': slices as stored; default: the "
+                  "orientation the model was trained on where fcn data unstack --orient made its data (fcn info shows it), else as stored");
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

@@ -136,9 +136,14 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   if (trained && model.meta.pixel_mm && model.meta.pixel_mm != train.pixel_mm())
     std::fprintf(stderr, "fcn: warning: %s was trained on slices of %s mm pixels, and %s holds %s: the new model takes volumes as %s holds them\n",
                  printable(!f.weights.empty() ? f.weights : f.from).c_str(), pixel_text(*model.meta.pixel_mm).c_str(), printable(train.dir()).c_str(),
-                 train.pixel_mm() ? (pixel_text(*train.pixel_mm()) + " mm pixels").c_str() : "slices as stored (no spacing.json)",
+                 train.pixel_mm() ? (pixel_text(*train.pixel_mm()) + " mm pixels").c_str() : "slices as stored (no slicing.json)",
                  printable(train.dir()).c_str());
   model.meta.pixel_mm = train.pixel_mm();  // fcn predict resamples volumes to the pixels it was trained on
+  if (trained && !model.meta.axes.empty() && model.meta.axes != train.slice_axes())
+    std::fprintf(stderr, "fcn: warning: %s was trained on slices cut as %s, and %s holds %s: the new model takes volumes as %s holds them\n",
+                 printable(!f.weights.empty() ? f.weights : f.from).c_str(), model.meta.axes.c_str(), printable(train.dir()).c_str(),
+                 train.slice_axes().empty() ? "slices as stored" : (train.slice_axes() + " ones").c_str(), printable(train.dir()).c_str());
+  model.meta.axes = train.slice_axes();  // fcn predict cuts volumes as it was trained
   return model;
 }
 

@@ -34,6 +34,7 @@ struct PredictFlags {
   std::optional<std::vector<int64_t>> largest_classes;  // parsed: empty for all; none without the flag
   std::string spacing;       // --spacing: MM, X,Y or "none" (NIfTI slices as stored); default: the model's pixels
   std::optional<std::array<double, 2>> pixel_mm;  // parsed MM or X,Y
+  std::string orient;        // --orient: RAS (any orientation code) or "stored"; default: the model's
 };
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...

@@ -812,9 +812,9 @@ def _():
     assert f"error: {path('sp/imagesTr/c.nii')}: has no label volume of its name in" in p.stdout and "2 problems found" in p.stdout, p.stdout
     one_line_error(run("data", "check", path("sp"), "--masks", path("sp/labelsTr"), ok=False), "--masks: checks the label volumes of a folder of NIfTI cases")
     p = run("data", "unstack", path("sp/imagesTr"), "--masks", path("sp/labelsTr"), "--spacing", "median", "--out", path("sp_ds"))
-    assert "+ spacing.json (slices resampled to 1.6 mm pixels; fcn predict resamples volumes so)" in p.stdout, p.stdout
-    assert np.allclose(json.load(open(path("sp_ds/spacing.json")))["pixel_mm"], [1.6, 1.6], atol=1e-6)
-    assert "pixels: 1.6 mm (spacing.json" in run("data", "check", path("sp_ds")).stdout
+    assert "+ slicing.json (resampled to 1.6 mm pixels; fcn predict gives the net volumes alike)" in p.stdout, p.stdout
+    assert np.allclose(json.load(open(path("sp_ds/slicing.json")))["pixel_mm"], [1.6, 1.6], atol=1e-6)
+    assert "pixels: 1.6 mm (slicing.json" in run("data", "check", path("sp_ds")).stdout
     assert np.allclose(json.loads(run("data", "check", path("sp_ds"), "--json").stdout)["pixel_mm"], [1.6, 1.6], atol=1e-6)
     ct, seg = cases["a"]
     low, high = ct.min(), ct.max()
@@ -856,7 +856,7 @@ def _():
     # Fine-tuned on slices as stored, the new model takes volumes as stored, and train says so.
     run("data", "unstack", path("sp/imagesTr/b.nii"), "--masks", path("sp/labelsTr/b.nii"), "--out", path("sp_b"))
     p = run("train", "--data", path("sp_b"), "--arch", "unet", "--weights", path("sp.fcn"), "--epochs", 1, "--out", path("sp_b.fcn"))
-    assert "sp.fcn was trained on slices of 1.6 mm pixels, and" in p.stderr and "holds slices as stored (no spacing.json)" in p.stderr, p.stderr
+    assert "sp.fcn was trained on slices of 1.6 mm pixels, and" in p.stderr and "holds slices as stored (no slicing.json)" in p.stderr, p.stderr
     assert "pixel_mm" not in json.loads(torch.load(path("sp_b.fcn"))["meta"])
     one_line_error(run("data", "unstack", path("sp/imagesTr/a.nii"), "--spacing", "median", "--out", path("sp_bad"), ok=False),
                    "--spacing: median is the median voxel of a folder's cases;", "a.nii is one volume: give MM or X,Y")
@@ -870,6 +870,51 @@ def _():
                    "--spacing: resamples the slices of NIfTI volumes (.nii, .nii.gz) by their voxel sizes, and no input is one")
     p = run("predict", path("sp.fcn"), path("sp/imagesTr/a.nii"), "--resize", 32, "--out", path("sp_bad"), ok=False)
     assert p.returncode != 0 and "--spacing: slices resampled to 1.6 x 1.6 mm pixels" in p.stderr and "(--resize, --scales): give one" in p.stderr, p.stderr
+
+
+@check("NIfTI orientation: data unstack --orient RAS cuts a case stored as sagittal slices into the axial slices of the same anatomy stored LAS; the model keeps it and predict puts the labels back where the voxels lie")
+def _():
+    rng = np.random.default_rng(12)
+    anatomy = np.kron(rng.integers(-1000, 1000, (4, 6, 5)), np.ones((1, 4, 4))).astype(np.int16)  # z, y, x: 4 x 24 x 20, LAS
+    seg = (anatomy > 0).astype(np.uint8)
+    def sagittal(data, code):  # stored i along y (A), j along z (S), k along x (L): voxels [x][z][y]
+        raw = bytearray(nifti_bytes(np.ascontiguousarray(np.transpose(data, (2, 0, 1))), code=code))
+        struct.pack_into("<fff", raw, 80, 0.8, 2.5, 0.8)  # pixdim along i, j, k
+        struct.pack_into("<12f", raw, 280, 0, 0, -0.8, 90, 0.8, 0, 0, -120, 0, 2.5, 0, -60)
+        return bytes(raw)
+    os.makedirs(path("or/imagesTr")), os.makedirs(path("or/labelsTr"))
+    for folder, data, code in (("imagesTr", anatomy, 4), ("labelsTr", seg, 2)):
+        open(path(f"or/{folder}/las.nii"), "wb").write(nifti_bytes(data, code=code))
+        open(path(f"or/{folder}/sag.nii"), "wb").write(sagittal(data, code))
+    p = run("data", "check", path("or/imagesTr"))
+    assert "the cases are stored in 2 orientations: 1 ASL (sagittal slices: sag); 1 LAS (axial slices: las)" in p.stdout, p.stdout
+    assert "--orient RAS" in p.stdout.splitlines()[-1], p.stdout
+    p = run("data", "unstack", path("or/imagesTr"), "--masks", path("or/labelsTr"), "--orient", "RAS", "--window", "-1000,1000", "--out", path("or_ds"))
+    assert "8 slice(s) of 2 volume(s)" in p.stdout and "slicing.json (cut as RAS slices;" in p.stdout, p.stdout
+    assert json.load(open(path("or_ds/slicing.json"))) == {"axes": "RAS"}
+    for k in range(4):  # the same anatomy, whichever way it was stored: axial slice k from the feet up, columns left to right
+        las, sag = (np.array(Image.open(path(f"or_ds/images/{n}_{k:03d}.png"))).astype(np.int64) for n in ("las", "sag"))
+        assert las.shape == (24, 20) and (las == sag).all(), k
+        assert (las == np.round((anatomy[k, :, ::-1] + 1000) / 2000 * 65535)).all(), k  # LAS: columns reversed to run left to right
+        assert (np.array(Image.open(path(f"or_ds/masks/sag_{k:03d}.png"))) == seg[k, :, ::-1]).all(), k
+    run("train", "--data", path("or_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 8, "--out", path("or0.fcn"))
+    randomize_model_file(path("or0.fcn"), path("or.fcn"), 5)
+    assert json.loads(torch.load(path("or.fcn"))["meta"])["axes"] == "RAS"
+    assert "slices      cut as RAS" in run("info", path("or.fcn")).stdout
+    r = json.loads(run("predict", path("or.fcn"), path("or/imagesTr"), "--window", "-1000,1000", "--probs", "nii", "--out", path("or_masks"), "--json").stdout)
+    assert [v["axes"] for v in r["stacks"]] == ["RAS", "RAS"] and [v["pages"] for v in r["stacks"]] == [4, 4], r["stacks"]
+    las, sag = (read_nifti_file(path(f"or_masks/{n}-labels.nii.gz"))[2] for n in ("las", "sag"))
+    assert las.shape == (4, 24, 20) and sag.shape == (20, 4, 24), (las.shape, sag.shape)  # each over its own scan's voxels
+    assert (sag == np.transpose(las, (2, 0, 1))).all(), "the same labels where the same anatomy lies"
+    las_p, sag_p = (np.frombuffer(gzip.decompress(open(path(f"or_masks/{n}-probs.nii.gz"), "rb").read()), "<f4", 2 * 1920, 352) for n in ("las", "sag"))
+    las_p, sag_p = las_p.reshape(2, 4, 24, 20), sag_p.reshape(2, 20, 4, 24)
+    assert np.abs(sag_p - np.transpose(las_p, (0, 3, 1, 2))).max() < 1e-6 and las_p.std() > 1e-3, "the same probabilities, not all one"
+    stored = json.loads(run("predict", path("or.fcn"), path("or/imagesTr/sag.nii"), "--orient", "stored", "--out", path("or_stored"), "--json").stdout)
+    assert stored["stacks"][0]["axes"] is None and stored["stacks"][0]["pages"] == 20, stored["stacks"][0]
+    one_line_error(run("data", "unstack", path("or/imagesTr"), "--orient", "RAX", "--out", path("or_bad"), ok=False),
+                   "--orient: 'RAX' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)")
+    one_line_error(run("predict", path("or.fcn"), path("or_ds/images"), "--orient", "RAS", "--out", path("or_bad"), ok=False),
+                   "--orient: cuts NIfTI volumes (.nii, .nii.gz) into slices by their orientation, and no input is one")
 
 
 @check("NIfTI cases of several channels: nnU-Net's NAME_0000 + NAME_0001 and a 4-D volume unstack, train, predict and eval as one case; 2.5-D --context")

@@ -583,7 +583,7 @@ TEST(Nifti, SlicesResampledToAPixelSizeByHand) {
 }
 
 // fcn data unstack --spacing: each case's slices resampled to the pixel given, whatever its own voxel
-// sides; images bilinearly (a pixel by hand), labels by resample_labels; spacing.json, which the dataset reads.
+// sides; images bilinearly (a pixel by hand), labels by resample_labels; slicing.json, which the dataset reads.
 TEST(NiftiFolder, UnstackResamplesEachCaseToTheSpacingGiven) {
   namespace fs = std::filesystem;
   const auto root = test::temp_dir() + "/nifti_spacing";
@@ -611,15 +611,15 @@ TEST(NiftiFolder, UnstackResamplesEachCaseToTheSpacingGiven) {
   EXPECT_EQ(mask[4][3][0].item<int>(), 2);
   EXPECT_EQ(mask[0][0][0].item<int>(), 0);
   EXPECT_TRUE(torch::isin(mask, torch::tensor({0, 1, 2}, mask.options())).all().item<bool>());
-  std::ifstream spacing(out + "/spacing.json");
+  std::ifstream spacing(out + "/slicing.json");
   EXPECT_EQ(nlohmann::json::parse(spacing), nlohmann::json({{"pixel_mm", {0.25, 0.25}}}));
   EXPECT_EQ(SegmentationDataset(out, "all").pixel_mm(), (std::optional<std::array<double, 2>>{{0.25, 0.25}}));
-  // One volume: the size written; without --spacing no spacing.json and slices as stored.
+  // One volume: the size written; without --spacing no slicing.json and slices as stored.
   const auto one = unstack_nifti(root + "/images/b.nii", root + "/labels/b.nii", root + "/one", NiftiSlicing({}, 0, {{0.5, 0.5}}));
   EXPECT_EQ((std::pair<int64_t, int64_t>{one.height, one.width}), (std::pair<int64_t, int64_t>{9, 8}));
   const auto plain = unstack_nifti(root + "/images/b.nii", root + "/labels/b.nii", root + "/plain");
   EXPECT_EQ((std::pair<int64_t, int64_t>{plain.height, plain.width}), (std::pair<int64_t, int64_t>{3, 4}));
-  EXPECT_FALSE(fs::exists(root + "/plain/spacing.json"));
+  EXPECT_FALSE(fs::exists(root + "/plain/slicing.json"));
   EXPECT_EQ(SegmentationDataset(root + "/plain", "all").pixel_mm(), std::nullopt);
   // A case whose header gives no voxel size: named before any slice is written.
   auto unsized = nii(4, 2, a, 4, 3, 2);
@@ -628,12 +628,89 @@ TEST(NiftiFolder, UnstackResamplesEachCaseToTheSpacingGiven) {
   const auto error = test::error_of([&] { unstack_nifti_folder(root + "/images", root + "/labels", root + "/out2", NiftiSlicing({}, 0, {{1, 1}})); });
   EXPECT_EQ(error.rfind(root + "/images/c.nii: gives no in-plane voxel size", 0), 0u) << error;
   EXPECT_FALSE(fs::exists(root + "/out2/images") || fs::exists(root + "/out2/.images.partial"));
-  // spacing.json that is not a pixel size: one line naming it.
-  std::ofstream(out + "/spacing.json") << R"({"pixel_mm": [0, 1]})";
+  // slicing.json that is not a pixel size: one line naming it.
+  std::ofstream(out + "/slicing.json") << R"({"pixel_mm": [0, 1]})";
   const auto zero = test::error_of([&] { SegmentationDataset(out, "all"); });
-  EXPECT_EQ(zero, out + "/spacing.json: a pixel's sides must be 0.001..1000 mm (got 0 x 1)");
-  std::ofstream(out + "/spacing.json") << R"({"pixel_mm": 0.8})";
-  EXPECT_NE(test::error_of([&] { SegmentationDataset(out, "all"); }).find("spacing.json: must be {\"pixel_mm\": [X, Y]}"), std::string::npos);
+  EXPECT_EQ(zero, out + "/slicing.json: a pixel's sides must be 0.001..1000 mm (got 0 x 1)");
+  std::ofstream(out + "/slicing.json") << R"({"pixel_mm": 0.8})";
+  EXPECT_NE(test::error_of([&] { SegmentationDataset(out, "all"); }).find("slicing.json: must be {\"pixel_mm\": [X, Y], \"axes\": \"RAS\"}"), std::string::npos);
+}
+
+// A volume stored PSL (i toward the back, j up, k toward the patient's left: a sagittal stack) cut as RAS: axial
+// slices along j, rows along i reversed, columns along k reversed, each slice checked against the voxels by
+// index by hand; put_slice puts every slice back; the resampled size from the cut's own voxel sides.
+TEST(Nifti, SliceAxesCutAVolumeAsOneStoredInAnotherOrientation) {
+  std::vector<int64_t> values(4 * 3 * 2);
+  for (size_t n = 0; n < values.size(); ++n) values[n] = static_cast<int64_t>(n * 3);
+  auto bytes = nii(4, 2, values, 4, 3, 2);  // i: 4 of 0.5 mm, j: 3 of 0.75, k: 2 of 2
+  const float rows[12] = {0, 0, -2, 10, -0.5F, 0, 0, 20, 0, 0.75F, 0, 30};  // x = -2k, y = -0.5i, z = 0.75j
+  for (size_t n = 0; n < 12; ++n) put<float>(bytes, 280 + 4 * n, rows[n]);
+  const auto volume = parse_nifti(bytes, "psl.nii");
+  EXPECT_EQ(nifti_axis_codes(volume), "PSL");
+  const auto axes = nifti_slice_axes(volume, "RAS", "psl.nii");
+  EXPECT_EQ(axes.axis, (std::array<int, 3>{2, 0, 1}));  // columns along k, rows along i, slices along j
+  EXPECT_EQ(axes.reversed, (std::array<bool, 3>{true, true, false}));
+  EXPECT_EQ(sliced_shape(volume, axes), (std::array<int64_t, 3>{3, 4, 2}));
+  const auto v = volume.voxels.to(torch::kLong);  // [k][j][i]
+  auto back = torch::zeros_like(v);
+  auto probs = torch::stack({v, v * 2}).to(torch::kFloat);  // leading dimensions ride along
+  auto probs_back = torch::zeros_like(probs);
+  for (int64_t s = 0; s < 3; ++s) {
+    const auto slice = cut_slice(v, axes, s);
+    ASSERT_EQ(slice.sizes(), (std::vector<int64_t>{4, 2}));
+    for (int64_t r = 0; r < 4; ++r)
+      for (int64_t c = 0; c < 2; ++c) EXPECT_EQ(slice[r][c].item<int64_t>(), v[1 - c][s][3 - r].item<int64_t>()) << s << r << c;
+    put_slice(back, axes, s, slice);
+    EXPECT_TRUE(torch::equal(cut_slice(probs, axes, s), torch::stack({slice, slice * 2}).to(torch::kFloat)));
+    put_slice(probs_back, axes, s, cut_slice(probs, axes, s));
+    const auto image = nifti_slice_image(volume, s, {0, 69}, axes);
+    EXPECT_TRUE(torch::allclose(image[0], slice.to(torch::kFloat) / 69, 0, 1e-6)) << s;
+  }
+  EXPECT_TRUE(torch::equal(back, v));
+  EXPECT_TRUE(torch::equal(probs_back, probs));
+  EXPECT_TRUE(torch::equal(nifti_case_slice({volume}, 1, {{0, 69}}, 0, axes), nifti_slice_image(volume, 1, {0, 69}, axes)));
+  EXPECT_EQ(resampled_slice_size(volume, {0.25, 0.25}, "psl.nii", axes), (std::pair<int64_t, int64_t>{8, 16}));  // rows 4 x 0.5, columns 2 x 2
+  EXPECT_TRUE(nifti_slice_axes(volume, "PSL", "psl.nii").stored());  // its own orientation: as stored
+  const auto lps = nifti_slice_axes(volume, "LPS", "psl.nii");
+  EXPECT_EQ(lps.reversed, (std::array<bool, 3>{false, false, false}));
+  EXPECT_TRUE(valid_axis_codes("RAS") && valid_axis_codes("SLA") && !valid_axis_codes("RAX") && !valid_axis_codes("RRS") && !valid_axis_codes("RA"));
+  EXPECT_EQ(test::error_of([&] { nifti_slice_axes(volume, "RRS", "psl.nii"); }),
+            "psl.nii: 'RRS' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  auto oblique = bytes;  // i and j both mostly along x
+  const float tilted[12] = {0.5F, 0.6F, 0, 0, 0.1F, 0, 2, 0, 0, 0.3F, 0.1F, 0};
+  for (size_t n = 0; n < 12; ++n) put<float>(oblique, 280 + 4 * n, tilted[n]);
+  const auto skew = test::error_of([&] { nifti_slice_axes(parse_nifti(oblique, "o.nii"), "RAS", "o.nii"); });
+  EXPECT_EQ(skew.rfind("o.nii: is stored ", 0), 0u) << skew;
+  auto unplaced = bytes;
+  put<int16_t>(unplaced, 254, 0), put<int16_t>(unplaced, 252, 0);
+  EXPECT_EQ(test::error_of([&] { nifti_slice_axes(parse_nifti(unplaced, "u.nii"), "RAS", "u.nii"); }),
+            "u.nii: gives no orientation (neither sform nor qform), so its slices cannot be cut as RAS ones");
+  // fcn data unstack --orient RAS: the volume's and its labels' slices as cut; slicing.json says so, the dataset reads it.
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_orient";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  std::ofstream(root + "/psl.nii", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  auto label_bytes = nii(2, 1, std::vector<int64_t>(24, 0), 4, 3, 2);
+  for (size_t n = 0; n < 12; ++n) put<float>(label_bytes, 280 + 4 * n, rows[n]);
+  for (int64_t n = 0; n < 24; ++n) label_bytes[352 + static_cast<size_t>(n)] = static_cast<char>(n % 3);
+  std::ofstream(root + "/psl-seg.nii", std::ios::binary).write(label_bytes.data(), static_cast<std::streamsize>(label_bytes.size()));
+  VolumeWindow window;
+  window.values = {{0.0, 69.0}};
+  const auto result = unstack_nifti(root + "/psl.nii", root + "/psl-seg.nii", root + "/out", NiftiSlicing(window, 0, std::nullopt, "RAS"));
+  EXPECT_EQ(result.slices, 3);
+  EXPECT_EQ((std::pair<int64_t, int64_t>{result.height, result.width}), (std::pair<int64_t, int64_t>{4, 2}));
+  const auto labels = parse_nifti(label_bytes, "seg").voxels.to(torch::kLong);
+  for (int64_t k = 0; k < 3; ++k) {
+    const auto png = read_png(root + "/out/images/00" + std::to_string(k) + ".png").pixels;
+    EXPECT_TRUE(torch::equal(png.squeeze(2).to(torch::kLong), (cut_slice(v, axes, k).to(torch::kDouble) / 69 * 65535).round().to(torch::kLong))) << k;
+    EXPECT_TRUE(torch::equal(read_png(root + "/out/masks/00" + std::to_string(k) + ".png").pixels.squeeze(2).to(torch::kLong), cut_slice(labels, axes, k)));
+  }
+  std::ifstream slicing(root + "/out/slicing.json");
+  EXPECT_EQ(nlohmann::json::parse(slicing), nlohmann::json({{"axes", "RAS"}}));
+  EXPECT_EQ(SegmentationDataset(root + "/out", "all").slice_axes(), "RAS");
+  std::ofstream(root + "/out/slicing.json") << R"({"axes": "RAX"})";
+  EXPECT_NE(test::error_of([&] { SegmentationDataset(root + "/out", "all"); }).find("slicing.json: axes must be an orientation"), std::string::npos);
 }
 
 }  // namespace

@@ -234,6 +234,49 @@ TEST(SegmentVolume, SlicesResampledToThePixelsTheNetWasTrainedOn) {
   EXPECT_EQ(test::error_of([&] { segment_volume(predictor, volume, own); }), "VolumeOptions.pixel_mm: a pixel's sides must be 0.001..1000 mm (got 0 x 1)");
 }
 
+// A volume stored as sagittal slices (PSL), segmented by a net trained on RAS slices (ModelMeta::axes): each slice
+// the net sees is the RAS cut's (the voxels by index by hand), the labels go back where the voxels lie (so the
+// stored volume's labels are each cut slice's labels put back), and the picture shows the cut's slices.
+TEST(SegmentVolume, VolumesCutInTheOrientationTheNetWasTrainedOn) {
+  auto model = gray_unet();
+  model.meta.axes = "RAS";
+  const Predictor predictor(model);
+  auto volume = ct_volume(8);  // 8 x 20 x 24: k, j, i
+  auto bytes = test::nifti_file(4, 2, std::vector<int64_t>(24 * 20 * 8, 0), 24, 20, 8);
+  const float rows[12] = {0, 0, -2, 0, -0.5F, 0, 0, 0, 0, 0.75F, 0, 0};  // x = -2k (L), y = -0.5i (P), z = 0.75j (S)
+  for (size_t n = 0; n < 12; ++n) test::put<float>(bytes, 280 + 4 * n, rows[n]);
+  volume.header = parse_nifti(bytes, "psl.nii").header;
+  VolumeOptions options;
+  options.window = {{-1000.0, 1000.0}};
+  options.probabilities = true;
+  const auto by_index = [&](int64_t s) {  // RAS slice s: rows along i reversed, columns along k reversed
+    return ((volume.voxels.select(1, s).t().flip({0, 1}).to(torch::kDouble) + 1000) / 2000).clamp(0, 1).to(torch::kFloat).unsqueeze(0);
+  };
+  std::vector<torch::Tensor> seen;
+  const auto result = segment_volume(predictor, volume, options, [&](const SliceResult& slice) {
+    EXPECT_TRUE(torch::allclose(slice.image, by_index(slice.slice), 0, 1e-6)) << slice.slice;
+    seen.push_back(slice.prediction.labels);
+    return true;
+  }, "psl.nii");
+  EXPECT_EQ(result.axes, "RAS");
+  EXPECT_EQ(result.slices, 20);  // along j
+  ASSERT_EQ(seen.size(), 20u);
+  EXPECT_TRUE(result.complete());
+  EXPECT_EQ(result.labels.sizes(), (std::vector<int64_t>{8, 20, 24}));  // as stored
+  for (int64_t s = 0; s < 20; ++s) {
+    EXPECT_TRUE(torch::equal(result.labels.select(1, s).t().flip({0, 1}).to(torch::kLong), seen[static_cast<size_t>(s)])) << s;
+    EXPECT_TRUE(torch::equal(volume_slice_labels(result, s).to(torch::kLong), seen[static_cast<size_t>(s)])) << s;
+    EXPECT_TRUE(torch::equal(volume_slice_image({volume}, result, s), by_index(s))) << s;
+  }
+  EXPECT_FALSE(result.probabilities.isnan().any().item<bool>());
+  EXPECT_GE(volume_overlay(volume, result).size(0), 4 * 384);  // 16 of the cut's 24 x 8 slices, enlarged to 384 x 128, in rows of 4
+  VolumeOptions stored = options;
+  stored.axes = "";  // as stored: slices along k
+  EXPECT_EQ(segment_volume(predictor, volume, stored).slices, 8);
+  EXPECT_EQ(test::error_of([&] { segment_volume(predictor, ct_volume(2), options, {}, "ct.nii"); }),
+            "ct.nii: gives no orientation (neither sform nor qform), so its slices cannot be cut as RAS ones");
+}
+
 // Weights so large that any input but 0 overflows float32 (NaN scores) while a slice the net sees as 0
 // (0.5 before the model's normalization: mean 0.5, std 0.5) scores 0 everywhere: every slice but that
 // one fails, is void in the labels and NaN in the probabilities, and the rest go on.

@@ -85,6 +85,14 @@ TEST(ModelFile, PixelSizeRoundTripsAndIsChecked) {
   EXPECT_EQ(test::error_of([&] { meta_from_json(json, "m"); }), "m: pixel_mm: a pixel's sides must be 0.001..1000 mm (got 0.8 x -1)");
   json["pixel_mm"] = {0.8};
   EXPECT_NE(test::error_of([&] { meta_from_json(json, "m"); }).find("m: bad model metadata"), std::string::npos);
+  // The orientation its slices were cut in, the same way.
+  EXPECT_FALSE(meta_to_json(model.meta).contains("axes"));
+  model.meta.axes = "RAS";
+  save_model(path, model);
+  EXPECT_EQ(load_model(path).meta.axes, "RAS");
+  json = meta_to_json(model.meta);
+  json["axes"] = "RAR";
+  EXPECT_EQ(test::error_of([&] { meta_from_json(json, "m"); }), "m: axes 'RAR' is not an orientation (three letters, one of R/L, A/P and S/I each)");
 }
 
 TEST(ModelFile, TruncatedFileIsAOneLineErrorNamingIt) {

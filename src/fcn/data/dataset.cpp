@@ -281,7 +281,7 @@ void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
   }
   if (palette_.empty()) palette_ = voc_palette(num_classes());
   read_channels(root);
-  read_spacing(root);
+  read_slicing(root);
 }
 
 void SegmentationDataset::read_channels(const fs::path& root) {
@@ -303,17 +303,26 @@ void SegmentationDataset::read_channels(const fs::path& root) {
   }
 }
 
-void SegmentationDataset::read_spacing(const fs::path& root) {
-  const auto file = root / "spacing.json";
+void SegmentationDataset::read_slicing(const fs::path& root) {
+  const auto file = root / "slicing.json";
   if (!fs::exists(file)) return;
   std::ifstream in(file);
   const auto json = nlohmann::json::parse(in, nullptr, false);
-  const auto& mm = json.is_object() && json.contains("pixel_mm") ? json["pixel_mm"] : nlohmann::json();
-  const bool valid = mm.is_array() && mm.size() == 2 && mm[0].is_number() && mm[1].is_number();
-  if (!valid) fail(file.string(), "must be {\"pixel_mm\": [X, Y]}: the side in mm of the slices' pixels, across and down");
-  const std::array<double, 2> pixel_mm{mm[0].get<double>(), mm[1].get<double>()};
-  if (const auto wrong = pixel_mm_problem(pixel_mm); !wrong.empty()) fail(file.string(), wrong);
-  pixel_mm_ = pixel_mm;
+  const auto usage = "must be {\"pixel_mm\": [X, Y], \"axes\": \"RAS\"} (either or both): the side in mm of the slices' pixels across and "
+                     "down, and the orientation the volumes were cut in";
+  if (!json.is_object() || (!json.contains("pixel_mm") && !json.contains("axes"))) fail(file.string(), usage);
+  if (json.contains("pixel_mm")) {
+    const auto& mm = json["pixel_mm"];
+    if (!(mm.is_array() && mm.size() == 2 && mm[0].is_number() && mm[1].is_number())) fail(file.string(), usage);
+    const std::array<double, 2> pixel_mm{mm[0].get<double>(), mm[1].get<double>()};
+    if (const auto wrong = pixel_mm_problem(pixel_mm); !wrong.empty()) fail(file.string(), wrong);
+    pixel_mm_ = pixel_mm;
+  }
+  if (json.contains("axes")) {
+    if (!json["axes"].is_string() || !valid_axis_codes(json["axes"].get<std::string>()))
+      fail(file.string(), "axes must be an orientation: three letters, one of R/L, A/P and S/I each (e.g. \"RAS\")");
+    slice_axes_ = json["axes"].get<std::string>();
+  }
 }
 
 void SegmentationDataset::problem(const std::string& subject, const std::string& message) {

@@ -81,9 +81,12 @@ class SegmentationDataset {
   // 2.5-D slices (channels.json "context": N): the channels are a volume's slice and its N neighbours on
   // either side, so a net trained here takes volumes so (ModelMeta::slice_context). 0: not.
   int64_t slice_context() const { return slice_context_; }
-  // Slices resampled to pixels of this side in mm {x, y} (spacing.json {"pixel_mm": [X, Y]}: fcn data unstack
-  // --spacing writes it), so that a net trained here resamples volumes so (ModelMeta::pixel_mm). None: not.
+  // How the slices were cut from volumes (slicing.json, which fcn data unstack --spacing / --orient writes), so
+  // that a net trained here is given volumes alike: resampled to pixels of this side in mm {x, y}
+  // ({"pixel_mm": [X, Y]}: ModelMeta::pixel_mm; none: as stored), cut in this orientation ({"axes": "RAS"}:
+  // ModelMeta::axes; "": as stored).
   const std::optional<std::array<double, 2>>& pixel_mm() const { return pixel_mm_; }
+  const std::string& slice_axes() const { return slice_axes_; }
   // Masks of 0 and 255 (folder pairs without classes.json): 255 reads as class 1, foreground.
   bool binary() const { return binary_; }
   const std::string& dir() const { return dir_; }
@@ -107,7 +110,7 @@ class SegmentationDataset {
   std::vector<std::string> read_list(const std::filesystem::path& list) const;  // a split file's ids
   void read_classes(const std::filesystem::path& root, bool voc);
   void read_channels(const std::filesystem::path& root);
-  void read_spacing(const std::filesystem::path& root);
+  void read_slicing(const std::filesystem::path& root);
   torch::Tensor checked_image(size_t index) const;
   std::string dir_, split_;
   std::vector<std::string> images_, masks_, instances_, ids_;
@@ -117,6 +120,7 @@ class SegmentationDataset {
   bool binary_ = false;  // folder pairs without classes.json: 0 background, 255 (or 1) foreground
   int64_t slice_context_ = 0;
   std::optional<std::array<double, 2>> pixel_mm_;
+  std::string slice_axes_;
   std::vector<std::string>* problems_ = nullptr;  // where problem() records while listing; null: it throws
   Sample decode(size_t index) const;
   std::shared_ptr<KeptSamples> kept_;  // keep_decoded's store; null: none

@@ -117,15 +117,31 @@ using Window = std::pair<double, double>;
 // alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
 // k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit
 // PNG (16-bit where `wide`).
-// With `size` (height, width), both resampled to it: the image bilinearly, the labels by resample_labels.
+// How a case is cut into slices (NiftiSlicing's axes and pixel_mm for its header): the axes, the slices' size
+// where resampled, and how many slices there are.
+struct CaseCut {
+  SliceAxes axes;
+  std::optional<std::pair<int64_t, int64_t>> size;
+  int64_t slices = 0;
+};
+
+CaseCut case_cut(const NiftiVolume& volume, const NiftiSlicing& slicing, const std::string& path) {
+  CaseCut cut;
+  if (!slicing.axes.empty()) cut.axes = nifti_slice_axes(volume, slicing.axes, path);
+  if (slicing.pixel_mm) cut.size = resampled_slice_size(volume, *slicing.pixel_mm, path, cut.axes);
+  cut.slices = sliced_shape(volume, cut.axes)[0];
+  return cut;
+}
+
+// Slice k as `cut` cuts it; with its size, both resampled to it: the image bilinearly, the labels by resample_labels.
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
-                       int64_t context, bool wide, const std::optional<std::pair<int64_t, int64_t>>& size, const std::string& image,
-                       const std::string& mask) {
-  auto pixels = nifti_case_slice(channels, k, windows, context);
+                       int64_t context, bool wide, const CaseCut& cut, const std::string& image, const std::string& mask) {
+  const auto& size = cut.size;
+  auto pixels = nifti_case_slice(channels, k, windows, context, cut.axes);
   if (size) pixels = torch::upsample_bilinear2d(pixels.unsqueeze(0), {size->first, size->second}, false)[0];
   write_png16(image, pixels.permute({1, 2, 0}).mul(65535).round().to(torch::kInt).contiguous());
   if (!labels) return;
-  auto slice = labels->voxels[k].to(torch::kLong);
+  auto slice = cut_slice(labels->voxels, cut.axes, k).to(torch::kLong);
   if (size) slice = resample_labels(slice, size->first, size->second);
   if (wide)
     write_png16(mask, slice);
@@ -184,18 +200,16 @@ void name_channels(const std::string& out_dir, size_t channels, const std::strin
   write_file_atomic((fs::path(out_dir) / "channels.json").string(), text.data(), text.size());
 }
 
-// The size a case's slices are written at: resampled to slicing.pixel_mm where given, else none (as stored).
-std::optional<std::pair<int64_t, int64_t>> slice_size(const NiftiVolume& volume, const NiftiSlicing& slicing, const std::string& path) {
-  if (!slicing.pixel_mm) return std::nullopt;
-  return resampled_slice_size(volume, *slicing.pixel_mm, path);
-}
-
-// OUT/spacing.json {"pixel_mm": [X, Y]} where the slices were resampled, so that fcn train gives the net's
-// model the pixels it was trained on (ModelMeta::pixel_mm) and fcn predict resamples volumes to them.
-void write_spacing(const std::string& out_dir, const NiftiSlicing& slicing) {
-  if (!slicing.pixel_mm) return;
-  const auto text = nlohmann::json{{"pixel_mm", *slicing.pixel_mm}}.dump(2) + "\n";
-  write_file_atomic((fs::path(out_dir) / "spacing.json").string(), text.data(), text.size());
+// OUT/slicing.json {"pixel_mm": [X, Y], "axes": "RAS"} where the slices were resampled or cut in an orientation,
+// so that fcn train gives the net's model what it was trained on (ModelMeta::pixel_mm, axes) and fcn predict
+// gives it volumes alike.
+void write_slicing(const std::string& out_dir, const NiftiSlicing& slicing) {
+  if (!slicing.pixel_mm && slicing.axes.empty()) return;
+  auto json = nlohmann::json::object();
+  if (slicing.pixel_mm) json["pixel_mm"] = *slicing.pixel_mm;
+  if (!slicing.axes.empty()) json["axes"] = slicing.axes;
+  const auto text = json.dump(2) + "\n";
+  write_file_atomic((fs::path(out_dir) / "slicing.json").string(), text.data(), text.size());
 }
 
 // --context: 1 (k-1, k, k+1: an RGB PNG's three samples) is what a slice's PNG holds.
@@ -320,8 +334,8 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
     for (const auto& [axes, names] : by_axes)
       groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + slice_plane(axes) + " slices: " + some_names(names) + ")";
     warnings.push_back("the cases are stored in " + std::to_string(by_axes.size()) + " orientations: " + groups +
-                       ". fcn slices each case along its third stored axis, so their slices are other planes or mirrored: "
-                       "reorient them alike (e.g. to RAS) before unstacking");
+                       ". As stored, their slices are other planes or mirrored: fcn data unstack --orient RAS cuts every case "
+                       "into axial slices the same way round");
   }
   if (most > 1.5 * least)
     warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
@@ -387,17 +401,18 @@ NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string&
     if (const auto off = nifti_misalignment(*labels, volume, images_nifti); !off.empty()) warnings.push_back(masks_nifti + ": " + off);
   }
   const auto windows = channel_windows(channels, slicing.window);
-  const auto size = slice_size(volume, slicing, images_nifti);
+  const auto cut = case_cut(volume, slicing, images_nifti);
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
-    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, size, image, mask);
+    write_nifti_slice(channels, labels ? &*labels : nullptr, k, windows, slicing.context, most > 255, cut, image, mask);
   };
   NiftiUnstacked result;
-  result.slices = write_folders(out_dir, volume.slices, labels.has_value(), write, progress);
+  result.slices = write_folders(out_dir, cut.slices, labels.has_value(), write, progress);
   name_channels(out_dir, channels.size(), fs::path(images_nifti).parent_path().string(), slicing.context);
-  write_spacing(out_dir, slicing);
+  write_slicing(out_dir, slicing);
   result.window = windows.front(), result.windows = windows, result.warnings = warnings;
   result.classes = name_classes(out_dir, most, fs::path(images_nifti).parent_path().string());
-  result.height = size ? size->first : volume.height, result.width = size ? size->second : volume.width;
+  const auto shape = sliced_shape(volume, cut.axes);
+  result.height = cut.size ? cut.size->first : shape[1], result.width = cut.size ? cut.size->second : shape[2];
   return result;
 }
 
@@ -418,8 +433,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
     if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
       fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
                      " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
-    if (slicing.pixel_mm) slice_size(read_nifti_header(image), slicing, image);  // a case without voxel sizes named before any slice
-    first.push_back(first.back() + shape[0]);
+    first.push_back(first.back() + case_cut(read_nifti_header(image), slicing, image).slices);  // a case without sizes or map named before any slice
     stems.push_back(name);
   }
   NiftiFolderUnstacked result;
@@ -427,7 +441,7 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   std::vector<NiftiVolume> channels;
   NiftiVolume labels;
   int64_t most = 0;
-  std::optional<std::pair<int64_t, int64_t>> size;
+  CaseCut cut;
   const auto index = [&](int64_t k) { return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), k) - first.begin() - 1); };
   const auto name = [&](int64_t k) { const auto v = index(k); return stems[v] + "_" + page_name(k - first[v], first[v + 1] - first[v]); };
   const auto write = [&](int64_t k, const std::string& image, const std::string& mask) {
@@ -435,27 +449,27 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
       at = v;
       channels = read_case(pairs[v].image, slicing.context);
       const auto& volume = channels.front();
-      if (volume.slices != first[v + 1] - first[v]) fail(pairs[v].image, "changed while it was being unstacked");
+      cut = case_cut(volume, slicing, pairs[v].image);
+      if (cut.slices != first[v + 1] - first[v]) fail(pairs[v].image, "changed while it was being unstacked");
       if (v > 0 && static_cast<int64_t>(channels.size()) != result.channels)
         fail(pairs[v].image, "is a case of " + std::to_string(channels.size()) + " channel(s) but " + pairs[0].image + " one of " +
                                  std::to_string(result.channels) + ": a dataset's images have one channel count");
       result.channels = static_cast<int64_t>(channels.size());
       result.windows.push_back(channel_windows(channels, slicing.window));
-      size = slice_size(volume, slicing, pairs[v].image);
       if (!masks_dir.empty()) {
         labels = read_nifti(pairs[v].mask), most = label_volume_max(volume, labels, pairs[v].image, pairs[v].mask);
         result.classes = std::max(result.classes, most + 1);
         if (const auto off = nifti_misalignment(labels, volume, pairs[v].image); !off.empty()) result.warnings.push_back(pairs[v].mask + ": " + off);
       }
     }
-    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, size,
+    write_nifti_slice(channels, masks_dir.empty() ? nullptr : &labels, k - first[at], result.windows.back(), slicing.context, most > 255, cut,
                       image, mask);
   };
   result.slices = write_folders(out_dir, first.back(), !masks_dir.empty(), write, progress, name);
   result.volumes = static_cast<int64_t>(pairs.size());
   result.named = name_classes(out_dir, result.classes - 1, images_dir);
   name_channels(out_dir, static_cast<size_t>(result.channels), images_dir, slicing.context);
-  write_spacing(out_dir, slicing);
+  write_slicing(out_dir, slicing);
   if (!masks_dir.empty() && val_fraction > 0) {
     std::tie(result.train_slices, result.val_slices) = write_split_lists(out_dir, val_fraction, seed, false, true);
     std::ifstream list(fs::path(out_dir) / "splits" / "val.txt");
@@ -513,6 +527,10 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir, const std:
   }
   const auto [least, most] = in_plane_sides(report.cases);
   report.mixed_scales = most > 1.5 * least;
+  std::set<std::string> orientations;
+  for (const auto& c : report.cases)
+    if (!c.axes.empty()) orientations.insert(c.axes);
+  report.mixed_orientations = orientations.size() > 1;
   return report;
 }
 

@@ -55,15 +55,20 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // holds up to 4 channels: N is 0 or 1.
 // `pixel_mm` {x, y}: each slice resampled in-plane to pixels of that side in mm (bilinearly; labels by
 // resample_labels), whatever each volume's voxel sides (nnU-Net resamples to the cases' median spacing:
-// check_volume_folder's median_mm), and OUT/spacing.json says so, so that fcn train gives the net's model
+// check_volume_folder's median_mm), and OUT/slicing.json says so, so that fcn train gives the net's model
 // those pixels (ModelMeta::pixel_mm) and fcn predict resamples volumes to them. fcn::Error naming the
 // volume whose header gives no voxel size. None: slices as stored.
+// `axes` ("RAS"): each volume cut into slices as a volume stored so would be (nifti_slice_axes: axial slices
+// whatever plane a case was stored in, all the same way round), its labels alike, and slicing.json says so
+// (ModelMeta::axes). fcn::Error naming the volume whose header gives no orientation. "": slices as stored.
 struct NiftiSlicing {
   VolumeWindow window;
   int64_t context = 0;
   std::optional<std::array<double, 2>> pixel_mm;
-  NiftiSlicing(VolumeWindow w = {}, int64_t c = 0, std::optional<std::array<double, 2>> mm = std::nullopt)  // NOLINT: a window alone converts
-      : window(std::move(w)), context(c), pixel_mm(mm) {}
+  std::string axes;
+  NiftiSlicing(VolumeWindow w = {}, int64_t c = 0, std::optional<std::array<double, 2>> mm = std::nullopt,  // NOLINT: a window alone converts
+               std::string codes = "")
+      : window(std::move(w)), context(c), pixel_mm(mm), axes(std::move(codes)) {}
 };
 
 struct NiftiUnstacked {
@@ -122,6 +127,7 @@ struct VolumeFolderReport {
   std::vector<std::string> warnings;
   std::vector<std::string> errors;        // "FILE: ..." for each case whose header fcn cannot read (the others listed)
   bool mixed_scales = false;              // in-plane voxel sides more than 1.5x apart: unstack with --spacing median
+  bool mixed_orientations = false;        // cases stored in several orientations: unstack with --orient RAS
   std::vector<int64_t> label_voxels;      // with a masks folder: each label's voxels over the label volumes read
 };
 // With `masks_dir` (labelsTr/), each case's label volume is read too, as nnU-Net's dataset check reads them:

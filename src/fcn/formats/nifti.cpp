@@ -502,6 +502,80 @@ std::string nifti_axis_codes(const NiftiVolume& volume) {
   return codes;
 }
 
+bool valid_axis_codes(const std::string& codes) {
+  if (codes.size() != 3) return false;
+  std::array<bool, 3> seen{false, false, false};
+  for (const char c : codes) {
+    const auto at = std::string("RLAPSI").find(c);
+    if (at == std::string::npos || seen[at / 2]) return false;
+    seen[at / 2] = true;
+  }
+  return true;
+}
+
+SliceAxes nifti_slice_axes(const NiftiVolume& volume, const std::string& codes, const std::string& source) {
+  if (!valid_axis_codes(codes)) fail(source, "'" + codes + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  const auto stored = nifti_axis_codes(volume);
+  if (stored.empty()) fail(source, "gives no orientation (neither sform nor qform), so its slices cannot be cut as " + codes + " ones");
+  SliceAxes axes;
+  const std::string letters = "RLAPSI";
+  for (size_t target = 0; target < 3; ++target) {
+    const auto world = letters.find(codes[target]) / 2;
+    int found = -1;
+    for (int v = 0; v < 3; ++v)
+      if (letters.find(stored[static_cast<size_t>(v)]) / 2 == world) found = found < 0 ? v : 3;
+    if (found < 0 || found > 2)
+      fail(source, "is stored " + stored + ", too oblique to tell which voxel axis runs along " + codes[target] + ": reorient it first");
+    axes.axis[target] = found, axes.reversed[target] = stored[static_cast<size_t>(found)] != codes[target];
+  }
+  return axes;
+}
+
+namespace {
+
+// The dimension of voxels (S x H x W last) that voxel axis v (0 i, 1 j, 2 k) is.
+int64_t dim_of(const torch::Tensor& voxels, int axis) { return voxels.dim() - 1 - axis; }
+
+// `voxels` with its last three dimensions in the cut's order (slices, rows, columns): a view.
+torch::Tensor cut_order(const torch::Tensor& voxels, const SliceAxes& axes) {
+  std::vector<int64_t> order;
+  for (int64_t d = 0; d < voxels.dim() - 3; ++d) order.push_back(d);
+  for (const int target : {2, 1, 0}) order.push_back(dim_of(voxels, axes.axis[static_cast<size_t>(target)]));
+  return voxels.permute(order);
+}
+
+}  // namespace
+
+std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& axes) {
+  const std::array<int64_t, 3> sides{volume.width, volume.height, volume.slices};  // along i, j, k
+  return {sides[static_cast<size_t>(axes.axis[2])], sides[static_cast<size_t>(axes.axis[1])], sides[static_cast<size_t>(axes.axis[0])]};
+}
+
+torch::Tensor cut_slice(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k) {
+  if (axes.stored()) return voxels.select(-3, k);
+  const auto ordered = cut_order(voxels, axes);
+  const int64_t n = ordered.size(-3);
+  auto slice = ordered.select(-3, axes.reversed[2] ? n - 1 - k : k);
+  std::vector<int64_t> flips;
+  if (axes.reversed[1]) flips.push_back(slice.dim() - 2);
+  if (axes.reversed[0]) flips.push_back(slice.dim() - 1);
+  return flips.empty() ? slice : slice.flip(flips);
+}
+
+void put_slice(torch::Tensor& voxels, const SliceAxes& axes, int64_t k, const torch::Tensor& slice) {
+  if (axes.stored()) {
+    voxels.select(-3, k).copy_(slice);
+    return;
+  }
+  const auto ordered = cut_order(voxels, axes);
+  const int64_t n = ordered.size(-3);
+  auto place = ordered.select(-3, axes.reversed[2] ? n - 1 - k : k);
+  std::vector<int64_t> flips;
+  if (axes.reversed[1]) flips.push_back(slice.dim() - 2);
+  if (axes.reversed[0]) flips.push_back(slice.dim() - 1);
+  place.copy_(flips.empty() ? slice : slice.flip(flips));
+}
+
 std::string slice_plane(const std::string& axis_codes) {
   if (axis_codes.size() != 3) return "";
   const char third = axis_codes[2];
@@ -564,16 +638,19 @@ std::string pixel_mm_problem(const std::array<double, 2>& pixel_mm) {
   return "";
 }
 
-std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source) {
+std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source,
+                                                 const SliceAxes& axes) {
   if (const auto problem = pixel_mm_problem(pixel_mm); !problem.empty()) fail(source, problem);
-  const auto voxel = nifti_voxel_mm(volume);
+  const auto stored = nifti_voxel_mm(volume);
+  const std::array<double, 2> voxel{stored[static_cast<size_t>(axes.axis[0])], stored[static_cast<size_t>(axes.axis[1])]};  // columns', rows'
+  const auto shape = sliced_shape(volume, axes);
   if (std::isnan(voxel[0]) || std::isnan(voxel[1]))
     fail(source, "gives no in-plane voxel size (pixdim), so its slices cannot be resampled to " + number_text(pixel_mm[0]) + " x " +
                      number_text(pixel_mm[1]) + " mm pixels");
   const auto side = [](int64_t n, double from, double to) {
     return std::max<int64_t>(1, std::llround(static_cast<double>(n) * from / to));
   };
-  const int64_t height = side(volume.height, voxel[1], pixel_mm[1]), width = side(volume.width, voxel[0], pixel_mm[0]);
+  const int64_t height = side(shape[1], voxel[1], pixel_mm[1]), width = side(shape[2], voxel[0], pixel_mm[0]);
   check_image_size(source + " (resampled to " + number_text(pixel_mm[0]) + " x " + number_text(pixel_mm[1]) + " mm pixels)", height, width);
   return {height, width};
 }
@@ -605,21 +682,23 @@ std::pair<double, double> VolumeWindow::of(const NiftiVolume& volume) const {
   return nifti_window(volume);
 }
 
-torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window) {
-  if (k < 0 || k >= volume.slices) fail("NIfTI volume", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(volume.slices - 1) + ")");
+torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window, const SliceAxes& axes) {
+  const int64_t slices = sliced_shape(volume, axes)[0];
+  if (k < 0 || k >= slices) fail("NIfTI volume", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(slices - 1) + ")");
   const double span = window.second - window.first;
-  const auto values = torch::nan_to_num(volume.voxels[k].to(torch::kDouble), window.first);
+  const auto values = torch::nan_to_num(cut_slice(volume.voxels, axes, k).to(torch::kDouble), window.first);
   const auto scaled = span > 0 ? ((values - window.first) / span).clamp(0, 1) : torch::zeros_like(values);
   return scaled.to(torch::kFloat).unsqueeze(0);
 }
 
 torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
-                               int64_t context) {
+                               int64_t context, const SliceAxes& axes) {
   if (channels.empty() || windows.size() < channels.size()) fail("nifti_case_slice", "needs a window for each of the case's channels");
   std::vector<torch::Tensor> planes;
+  const int64_t last = sliced_shape(channels.front(), axes)[0] - 1;
   for (int64_t d = -context; d <= context && context > 0; ++d)
-    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, channels.front().slices - 1), windows.front()));
-  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c]));
+    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, last), windows.front(), axes));
+  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c], axes));
   return planes.size() == 1 ? planes.front() : torch::cat(planes, 0);
 }
 

@@ -105,16 +105,41 @@ std::string slice_plane(const std::string& axis_codes);
 // apart by so many mm. Files paired voxel for voxel that fail it do not pair the same places.
 std::string nifti_misalignment(const NiftiVolume& volume, const NiftiVolume& other, const std::string& other_name);
 
+// How a volume is cut into slices for a net: the voxel axis (0 i, 1 j, 2 k) its slices go along and those its
+// rows and columns run along, each maybe reversed. The default is as stored: slices along k, rows j, columns i.
+// Cut by nifti_slice_axes(volume, "RAS"), every volume gives a net the same planes the same way round whatever its
+// stored orientation (nibabel's as_closest_canonical without the copy): axial slices from the feet up, rows from
+// the back forward, columns from the patient's left to right.
+struct SliceAxes {
+  std::array<int, 3> axis{0, 1, 2};             // the voxel axis of columns, rows, slices
+  std::array<bool, 3> reversed{false, false, false};
+  bool stored() const { return axis == std::array<int, 3>{0, 1, 2} && reversed == std::array<bool, 3>{false, false, false}; }
+};
+// The axes that cut `volume` as a volume stored in `codes` ("RAS", "LPS", ...: one of R/L, A/P, S/I each) would be
+// cut as stored, from its header's map (nifti_axis_codes). fcn::Error naming `source`: codes that are not such,
+// a header with no map, or axes too oblique to tell (two voxel axes along one world axis).
+SliceAxes nifti_slice_axes(const NiftiVolume& volume, const std::string& codes, const std::string& source);
+// Whether `codes` are three letters, one of R/L, A/P and S/I each (any order).
+bool valid_axis_codes(const std::string& codes);
+// The number of slices, and their height and width, `axes` cut a volume of slices x height x width into.
+std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& axes);
+// Slice k as `axes` cut it, of a tensor laid out as a volume's voxels (slices x height x width, or any leading
+// dimensions before those three, as K x slices x height x width probabilities): a view, or a copy where reversed.
+torch::Tensor cut_slice(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k);
+// The inverse: `slice` (leading dimensions, then the cut's height x width) written where slice k lies in `voxels`.
+void put_slice(torch::Tensor& voxels, const SliceAxes& axes, int64_t k, const torch::Tensor& slice);
+
 // Slice k as an image for a net: 1 x H x W float32 in [0, 1], the voxels mapped linearly from
 // window.first to window.second (clamped). nifti_window(): the volume's own minimum and maximum, the
 // window where none is given (a CT user gives one in Hounsfield units, e.g. -1000,400).
-torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window);
+torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window, const SliceAxes& axes = {});
 std::pair<double, double> nifti_window(const NiftiVolume& volume);
 // Slice k of a case as a net sees it (and fcn data unstack writes it): each channel's slice mapped by
 // its window, C x H x W in [0, 1]; with `context` > 0 (a 2.5-D net), the one channel's slices
 // k - context .. k + context instead, the end slices repeated past the ends.
+// Slices are cut by `axes` (as stored by default).
 torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
-                               int64_t context = 0);
+                               int64_t context = 0, const SliceAxes& axes = {});
 // In-plane resampling (nnU-Net's, for a 2-D net): slices whose pixels are `pixel_mm` {x, y} mm wide and
 // high, whatever the scanner's voxel sides, so that a net sees one anatomy at one scale. "" where
 // pixel_mm is usable (finite, 0.001..1000 mm), else what is wrong: the one check of a pixel size.
@@ -122,7 +147,9 @@ std::string pixel_mm_problem(const std::array<double, 2>& pixel_mm);
 // The height and width of `volume`'s slices resampled to pixel_mm: round(height x voxel y / pixel y),
 // round(width x voxel x / pixel x), at least 1. fcn::Error naming `source`: pixel_mm_problem, a header that
 // gives no in-plane voxel size, a slice past the image limits.
-std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source);
+// Slices cut by `axes`: their rows' and columns' voxel sides.
+std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source,
+                                                 const SliceAxes& axes = {});
 // Labels (H x W integers, any values: 255 void included) resampled to height x width: each value's
 // indicator interpolated bilinearly (half-pixel centres, as images are resampled), the largest taken (the
 // lower value where tied), so borders stay smooth and no value is made up (nnU-Net resamples labels so,

@@ -93,32 +93,36 @@ bool gather(VolumeSegmentation& result, const SliceResult& slice, const std::fun
   if (slice.error) {
     result.failed_slices.push_back(k);
   } else {
-    result.labels[k].copy_(slice.prediction.labels);
-    if (result.probabilities.defined()) result.probabilities.select(1, k).copy_(slice.prediction.probs);
+    put_slice(result.labels, result.cut, k, slice.prediction.labels);
+    if (result.probabilities.defined()) put_slice(result.probabilities, result.cut, k, slice.prediction.probs);
   }
   result.slices_done = k + 1;
   return !on_slice || on_slice(slice);
 }
 
-// Each chosen class's largest object through the slices done kept, its other objects background: the
-// objects counted through the volume, then made background slice by slice (no volume of ids: 8 bytes a voxel).
+// Each chosen class's largest object through the volume kept (slices not reached are void: no objects), its
+// other objects background: the objects counted through the volume, then made background page by page as
+// stored (no volume of ids: 8 bytes a voxel).
 void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classes) {
   VolumeObjects objects(result.void_label);
-  for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
+  const int64_t pages = result.labels.size(0);
+  for (int64_t k = 0; k < pages; ++k) objects.add(result.labels[k]);
   const auto drop = largest_objects_kept(objects.object_classes(), objects.object_voxels(), classes).logical_not();
-  for (int64_t k = 0; k < result.slices_done; ++k) {
+  for (int64_t k = 0; k < pages; ++k) {
     auto slice = result.labels[k];
     slice.masked_fill_(drop.index({objects.page(k, slice)}), 0);  // page k read before its labels change
   }
 }
 
-// The objects through the slices done (void slices make none), numbered as VolumeObjects numbers them.
+// The objects through the volume (void slices make none), numbered as VolumeObjects numbers them over its pages
+// as stored.
 void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
   VolumeObjects objects(result.void_label, min_object);
-  for (int64_t k = 0; k < result.slices_done; ++k) objects.add(result.labels[k]);
+  const int64_t pages = result.labels.size(0);
+  for (int64_t k = 0; k < pages; ++k) objects.add(result.labels[k]);
   const bool narrow = objects.count() <= std::numeric_limits<int32_t>::max();  // 4 bytes a voxel where the ids fit
   result.objects = torch::zeros(result.labels.sizes(), narrow ? torch::kInt : torch::kLong);
-  for (int64_t k = 0; k < result.slices_done; ++k) result.objects[k].copy_(objects.page(k, result.labels[k]));
+  for (int64_t k = 0; k < pages; ++k) result.objects[k].copy_(objects.page(k, result.labels[k]));
   result.object_count = objects.count();
   result.objects_per_class = objects.per_class(classes);
 }
@@ -143,28 +147,31 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   for (const auto& channel : channels) result.windows.push_back(how.of(channel));
   result.window = result.windows.front();
   result.slice_context = context;
+  result.axes = options.axes ? *options.axes : predictor.model().meta.axes;
+  if (!result.axes.empty()) result.cut = nifti_slice_axes(volume, result.axes, source);
+  const auto shape = sliced_shape(volume, result.cut);  // the cut's slices, height, width
+  result.slices = shape[0];
   result.pixel_mm = pixels_for_net(predictor, options);
   std::tie(result.net_height, result.net_width) =
-      result.pixel_mm ? resampled_slice_size(volume, *result.pixel_mm, source) : std::make_pair(volume.height, volume.width);
-  const auto resampled = result.net_height != volume.height || result.net_width != volume.width;
+      result.pixel_mm ? resampled_slice_size(volume, *result.pixel_mm, source, result.cut) : std::make_pair(shape[1], shape[2]);
+  const auto resampled = result.net_height != shape[1] || result.net_width != shape[2];
   const auto net = resampled ? predictor.resized(result.net_height, result.net_width) : predictor;  // a copy sharing the net
   result.void_label = classes <= 255 ? 255 : 65535;
   result.class_names = predictor.model().meta.class_names;
   result.palette = predictor.model().meta.palette;
-  const auto shape = std::vector<int64_t>{volume.slices, volume.height, volume.width};
-  result.labels = torch::full(shape, result.void_label, classes <= 255 ? torch::kByte : torch::kInt);
+  result.labels = torch::full({volume.slices, volume.height, volume.width}, result.void_label, classes <= 255 ? torch::kByte : torch::kInt);
   if (options.probabilities)
     result.probabilities = torch::full({classes, volume.slices, volume.height, volume.width}, std::numeric_limits<float>::quiet_NaN(), torch::kFloat);
   const size_t most = net.passes_together() ? kImagesPerPass : 1;
   std::vector<SliceResult> pass;
   bool going = true;
-  for (int64_t k = 0; k < volume.slices && going; ++k) {
+  for (int64_t k = 0; k < result.slices && going; ++k) {
     SliceResult slice;
     slice.slice = k;
     slice.source = source + " slice " + std::to_string(k);
-    slice.image = nifti_case_slice(channels, k, result.windows, context);
+    slice.image = nifti_case_slice(channels, k, result.windows, context, result.cut);
     pass.push_back(std::move(slice));
-    if (pass.size() < most && k + 1 < volume.slices) continue;
+    if (pass.size() < most && k + 1 < result.slices) continue;
     for (const auto& done : segment_pass(net, std::move(pass)))
       if (going) going = gather(result, done, on_slice);
     pass.clear();
@@ -175,22 +182,29 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
 }
 
 torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result, int64_t k) {
-  if (channels.size() != result.windows.size() || !result.labels.defined() || channels.front().slices != result.labels.size(0))
+  if (channels.size() != result.windows.size() || !result.labels.defined() || channels.front().voxels.sizes() != result.labels.sizes())
     fail("volume_slice_image", "the channels are not those of the result (" + std::to_string(channels.size()) + " channel(s), " +
                                    std::to_string(result.windows.size()) + " window(s))");
-  if (k < 0 || k >= result.labels.size(0))
-    fail("volume_slice_image", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(result.labels.size(0) - 1) + ")");
-  return nifti_case_slice(channels, k, result.windows, result.slice_context);
+  if (k < 0 || k >= result.slices)
+    fail("volume_slice_image", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(result.slices - 1) + ")");
+  return nifti_case_slice(channels, k, result.windows, result.slice_context, result.cut);
+}
+
+torch::Tensor volume_slice_labels(const VolumeSegmentation& result, int64_t k) {
+  if (!result.labels.defined() || k < 0 || k >= result.slices)
+    fail("volume_slice_labels", "has no slice " + std::to_string(k) + " (slices 0.." + std::to_string(result.slices - 1) + ")");
+  return cut_slice(result.labels, result.cut, k);
 }
 
 torch::Tensor volume_overlay(const NiftiVolume& volume, const VolumeSegmentation& result) {
   if (!result.labels.defined() || result.labels.size(0) != volume.slices) fail("volume_overlay", "the result is not this volume's");
-  const int64_t slices = volume.slices, shown = std::min<int64_t>(slices, 16);
+  const int64_t slices = result.slices, shown = std::min<int64_t>(slices, 16);
   std::vector<torch::Tensor> tiles;
   for (int64_t i = 0; i < shown; ++i) {
     const int64_t k = shown == 1 ? 0 : (i * (slices - 1) + (shown - 1) / 2) / (shown - 1);  // evenly spaced, first and last included
-    auto tile = enlarge(blend(to_rgb8(nifti_slice_image(volume, k, result.window)), colorize(result.labels[k], result.palette), 0.5), 128);
-    if (result.objects.defined()) tile = with_outlines(tile, enlarge(result.objects[k], 128));
+    const auto labels = cut_slice(result.labels, result.cut, k);
+    auto tile = enlarge(blend(to_rgb8(nifti_slice_image(volume, k, result.window, result.cut)), colorize(labels, result.palette), 0.5), 128);
+    if (result.objects.defined()) tile = with_outlines(tile, enlarge(cut_slice(result.objects, result.cut, k), 128));
     tiles.push_back(tile);
   }
   const auto& names = result.class_names;

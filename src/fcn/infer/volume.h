@@ -53,6 +53,10 @@ struct VolumeOptions {
   // `resample` false: slices as stored whatever the model says. Needs the volume's voxel sizes (pixdim).
   std::optional<std::array<double, 2>> pixel_mm;
   bool resample = true;
+  // The orientation each volume is cut in ("RAS": nifti_slice_axes; axial slices whatever plane it was stored
+  // in), the labels put back where its voxels lie; none given: the model's (ModelMeta::axes, where fcn data
+  // unstack --orient cut its data); "": slices as stored. Needs the volume's map (sform or qform).
+  std::optional<std::string> axes;
 };
 
 // What segment_volume's on_slice is given after each slice, in slice order.
@@ -65,8 +69,8 @@ struct SliceResult {
 };
 
 struct VolumeSegmentation {
-  // slices x H x W: uint8 class indices (up to 255 classes; else int32), void_label where a slice failed
-  // or was not reached (a stop); write_nifti_labels writes it over the scan.
+  // slices x H x W as the volume stores them (whatever `cut`): uint8 class indices (up to 255 classes; else
+  // int32), void_label where a slice failed or was not reached (a stop); write_nifti_labels writes it over the scan.
   torch::Tensor labels;
   torch::Tensor probabilities;  // VolumeOptions.probabilities: K x slices x H x W float32, NaN where no labels
   // VolumeOptions.objects: slices x H x W int32 ids (int64 past 2^31 - 1 objects), 0 none, 1..object_count numbered in order of the
@@ -78,14 +82,17 @@ struct VolumeSegmentation {
   std::vector<std::pair<double, double>> windows;  // each channel's
   int64_t slice_context = 0;               // the net's (ModelMeta::slice_context): its slices k-N..k+N
   std::optional<std::array<double, 2>> pixel_mm;  // the pixels the slices were resampled to for the net; none: as stored
+  std::string axes;                        // the orientation the volume was cut in ("RAS"); "": as stored
+  SliceAxes cut;                           // how: slice k of the cut is cut_slice(labels, cut, k)
+  int64_t slices = 0;                      // the slices it was cut into (the volume's own unless cut otherwise)
   int64_t net_height = 0, net_width = 0;   // the slices' size as the net saw them (the volume's unless resampled)
   int64_t void_label = 255;                // 65535 past 255 classes
-  int64_t slices_done = 0;                 // slices segmented or failed: all of them unless on_slice stopped it
+  int64_t slices_done = 0;                 // slices of the cut segmented or failed: all of them unless on_slice stopped it
   std::vector<int64_t> failed_slices;      // void in labels (their errors went to on_slice)
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> palette;
 
-  bool complete() const { return labels.defined() && slices_done == labels.size(0); }
+  bool complete() const { return labels.defined() && slices_done == slices; }
 };
 
 // Segments every slice of `volume` with `predictor`. A slice that fails (out of memory, NaN scores) is
@@ -112,8 +119,11 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
 // the volume is whole (an overlay of the labels that VolumeOptions.largest kept) without holding every
 // slice's image. fcn::Error: channels or k not those of the result.
 torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result, int64_t k);
+// Slice k's labels as the net's labels of it were put into the volume (after VolumeOptions.largest): H x W of
+// the cut, in the labels' dtype. fcn::Error: k not a slice of the result.
+torch::Tensor volume_slice_labels(const VolumeSegmentation& result, int64_t k);
 
-// A volume's picture: up to 16 slices evenly spaced through it (first and last included), each shown as
+// A volume's picture: up to 16 slices of the cut evenly spaced through it (first and last included), each shown as
 // the net saw it with its labels blended in (alpha 0.5) and its objects outlined in white where there
 // are some, in rows of 4 with a legend of the classes present; slices enlarged so the shorter side is at
 // least 128 pixels. H x W x 3 uint8 (write_png).

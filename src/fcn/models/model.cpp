@@ -76,6 +76,7 @@ json meta_to_json(const ModelMeta& meta) {
               {"training", json::parse(meta.training)}};
   if (meta.slice_context > 0) out["slice_context"] = meta.slice_context;  // absent: one slice, as files before it
   if (meta.pixel_mm) out["pixel_mm"] = *meta.pixel_mm;  // absent: slices as stored, as files before it
+  if (!meta.axes.empty()) out["axes"] = meta.axes;
   return out;
 }
 
@@ -99,6 +100,10 @@ ModelMeta meta_from_json(const json& j, const std::string& context) {
     if (j.contains("pixel_mm")) {
       meta.pixel_mm = j.at("pixel_mm").get<std::array<double, 2>>();
       if (const auto problem = pixel_mm_problem(*meta.pixel_mm); !problem.empty()) fail(context, "pixel_mm: " + problem);
+    }
+    if (j.contains("axes")) {
+      meta.axes = j.at("axes").get<std::string>();
+      if (!valid_axis_codes(meta.axes)) fail(context, "axes '" + meta.axes + "' is not an orientation (three letters, one of R/L, A/P and S/I each)");
     }
     return meta;
   } catch (const json::exception& e) {

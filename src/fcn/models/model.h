@@ -30,6 +30,10 @@ struct ModelMeta {
   // --spacing resampled a volume's slices to them: segment_volume resamples a volume's slices so, and the
   // net's labels back to the scan's voxels. None: slices as stored.
   std::optional<std::array<double, 2>> pixel_mm;
+  // The orientation ("RAS") whose slices the net was trained on, where fcn data unstack --orient cut each volume
+  // so (nifti_slice_axes): segment_volume cuts volumes alike, and puts the labels back where the voxels lie.
+  // "": slices as stored.
+  std::string axes;
 };
 
 struct Model {

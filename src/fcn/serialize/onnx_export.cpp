@@ -461,6 +461,8 @@ void add_model_metadata(onnx::ModelProto& proto, const Model& model, const std::
     add_metadata(proto, "fcn.slice_context", std::to_string(model.meta.slice_context));
   if (model.meta.pixel_mm)  // slices resampled in-plane to pixels of [x, y] mm before the net, its scores back after it
     add_metadata(proto, "fcn.pixel_mm", meta["pixel_mm"].dump());
+  if (!model.meta.axes.empty())  // volumes cut into slices as ones stored in this orientation would be
+    add_metadata(proto, "fcn.axes", model.meta.axes);
 }
 
 // A model with fcn's producer fields and an empty graph named after the architecture.
