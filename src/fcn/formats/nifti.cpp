@@ -544,6 +544,18 @@ torch::Tensor cut_order(const torch::Tensor& voxels, const SliceAxes& axes) {
   return voxels.permute(order);
 }
 
+// Where slice k of the cut lies in `voxels`: a view, its rows and columns in the cut's order but not reversed,
+// and the dimensions a slice is reversed along to match it.
+std::pair<torch::Tensor, std::vector<int64_t>> slice_place(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k) {
+  const auto ordered = cut_order(voxels, axes);
+  const int64_t n = ordered.size(-3);
+  auto place = ordered.select(-3, axes.reversed[2] ? n - 1 - k : k);
+  std::vector<int64_t> flips;
+  if (axes.reversed[1]) flips.push_back(place.dim() - 2);
+  if (axes.reversed[0]) flips.push_back(place.dim() - 1);
+  return {place, flips};
+}
+
 }  // namespace
 
 std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& axes) {
@@ -552,28 +564,14 @@ std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& 
 }
 
 torch::Tensor cut_slice(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k) {
-  if (axes.stored()) return voxels.select(-3, k);
-  const auto ordered = cut_order(voxels, axes);
-  const int64_t n = ordered.size(-3);
-  auto slice = ordered.select(-3, axes.reversed[2] ? n - 1 - k : k);
-  std::vector<int64_t> flips;
-  if (axes.reversed[1]) flips.push_back(slice.dim() - 2);
-  if (axes.reversed[0]) flips.push_back(slice.dim() - 1);
-  return flips.empty() ? slice : slice.flip(flips);
+  const auto [place, flips] = slice_place(voxels, axes, k);
+  return flips.empty() ? place : place.flip(flips);
 }
 
 void put_slice(torch::Tensor& voxels, const SliceAxes& axes, int64_t k, const torch::Tensor& slice) {
-  if (axes.stored()) {
-    voxels.select(-3, k).copy_(slice);
-    return;
-  }
-  const auto ordered = cut_order(voxels, axes);
-  const int64_t n = ordered.size(-3);
-  auto place = ordered.select(-3, axes.reversed[2] ? n - 1 - k : k);
-  std::vector<int64_t> flips;
-  if (axes.reversed[1]) flips.push_back(slice.dim() - 2);
-  if (axes.reversed[0]) flips.push_back(slice.dim() - 1);
-  place.copy_(flips.empty() ? slice : slice.flip(flips));
+  const auto [place, flips] = slice_place(voxels, axes, k);
+  auto target = place;
+  target.copy_(flips.empty() ? slice : slice.flip(flips));
 }
 
 std::string slice_plane(const std::string& axis_codes) {
