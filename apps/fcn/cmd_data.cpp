@@ -195,6 +195,7 @@ void add_check(CLI::App* cmd) {
                                   {"classes_source", report.classes_source}, {"channels", report.channel_names}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
                                   {"pixel_mm", report.pixel_mm ? nlohmann::json(*report.pixel_mm) : nlohmann::json()},
+                                  {"axes", report.slice_axes.empty() ? nlohmann::json() : nlohmann::json(report.slice_axes)},
                                   {"suggested_weights", weights}}
                        .dump(2)
                 << "\n";
@@ -206,6 +207,8 @@ void add_check(CLI::App* cmd) {
       std::string channels;
       for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
       if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
+      if (!report.slice_axes.empty())
+        std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
       if (report.pixel_mm)
         std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n",
                     pixel_text(*report.pixel_mm).c_str());

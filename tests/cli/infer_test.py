@@ -892,6 +892,7 @@ def _():
     p = run("data", "unstack", path("or/imagesTr"), "--masks", path("or/labelsTr"), "--orient", "RAS", "--window", "-1000,1000", "--out", path("or_ds"))
     assert "8 slice(s) of 2 volume(s)" in p.stdout and "slicing.json (cut as RAS slices;" in p.stdout, p.stdout
     assert json.load(open(path("or_ds/slicing.json"))) == {"axes": "RAS"}
+    assert "slices: cut as RAS (slicing.json" in run("data", "check", path("or_ds")).stdout
     for k in range(4):  # the same anatomy, whichever way it was stored: axial slice k from the feet up, columns left to right
         las, sag = (np.array(Image.open(path(f"or_ds/images/{n}_{k:03d}.png"))).astype(np.int64) for n in ("las", "sag"))
         assert las.shape == (24, 20) and (las == sag).all(), k

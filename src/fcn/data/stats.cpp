@@ -68,6 +68,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     report.classes_source = dataset.classes_source();
     report.channel_names = dataset.channel_names();
     report.pixel_mm = dataset.pixel_mm();
+    report.slice_axes = dataset.slice_axes();
     report.histogram = torch::zeros({dataset.num_classes()}, torch::kLong);
   }
   auto histogram = torch::zeros({dataset.num_classes()}, torch::kLong);

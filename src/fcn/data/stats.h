@@ -35,6 +35,7 @@ struct DatasetReport {
   std::string classes_source;        // SegmentationDataset::classes_source
   std::vector<std::string> channel_names;  // channels.json's (none: gray or RGB images)
   std::optional<std::array<double, 2>> pixel_mm;  // slicing.json's: the slices' pixels in mm (none: as stored)
+  std::string slice_axes;                         // slicing.json's: the orientation volumes were cut in ("": as stored)
   torch::Tensor histogram;           // over every readable mask of every split
   std::vector<torch::Tensor> split_histograms;  // the same per split, as `splits` (undefined: not opened)
   torch::Tensor suggested_weights;   // median_frequency_weights(histogram)
