@@ -574,6 +574,18 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
                             (pages[i] > 1 ? "TIFF stack" : "video") + " (its pages or frames are segmented one by one)");
 }
 
+// Volumes resampled to pixels (the model's, or --spacing's) cannot also be resized or scaled: one line before any
+// input is read, where an input is a volume, instead of each volume skipped.
+void check_resampling(const PredictFlags& f, const std::vector<std::string>& images, const std::optional<std::array<double, 2>>& model_pixels) {
+  const auto pixels = f.spacing == "none" ? std::nullopt : f.pixel_mm ? f.pixel_mm : model_pixels;
+  const bool sized = f.options.resize_height > 0 || f.options.scales != std::vector<double>{1.0};
+  const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
+  if (!pixels || !sized || volume == images.end()) return;
+  fail(f.options.resize_height > 0 ? "--resize" : "--scales",
+       "resizes images, and " + *volume + " is a NIfTI volume whose slices are resampled to " + pixel_text(*pixels) + " mm pixels (" +
+           (f.pixel_mm ? "--spacing" : f.model + "'s") + "): give --spacing none to resize its slices as stored, or leave --resize and --scales out");
+}
+
 void run_predict(PredictFlags& f) {
   if (!f.window.empty()) f.intensities = parse_window(f.window);
   if (!f.spacing.empty() && f.spacing != "none") f.pixel_mm = parse_spacing(f.spacing, "none (slices as stored)");
@@ -589,6 +601,7 @@ void run_predict(PredictFlags& f) {
   std::filesystem::create_directories(f.out);
   const auto pages = pages_of(images);
   check_inputs(f, images, pages, predictor.model().meta.slice_context);
+  check_resampling(f, images, predictor.model().meta.pixel_mm);
   if (!f.largest.empty()) f.largest_classes = parse_largest(f.largest, predictor.model().meta.class_names);
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
