@@ -86,15 +86,6 @@ nlohmann::json split_pixels(const DatasetReport& report) {
   return out;
 }
 
-// Whether `dir` is a folder of NIfTI volumes rather than a dataset folder (no splits, a .nii or .nii.gz in it).
-bool is_volume_folder(const std::string& dir) {
-  std::error_code error;
-  if (!std::filesystem::is_directory(dir, error) || !dataset_splits(dir).empty()) return false;
-  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
-    if (is_nifti_path(it->path().string()) && !is_hidden(it->path().filename().string())) return true;
-  return false;
-}
-
 std::string millimetres(const std::array<double, 3>& mm) {
   std::string out;
   for (size_t axis = 0; axis < 3; ++axis) out += (axis ? " x " : "") + (std::isnan(mm[axis]) ? std::string("?") : number_text(std::round(mm[axis] * 1000) / 1000));

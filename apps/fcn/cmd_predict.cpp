@@ -34,6 +34,19 @@
 namespace fcn::cli {
 namespace {
 
+// How the flags segment a NIfTI volume (segment_volume's options).
+VolumeOptions volume_options(const PredictFlags& f) {
+  VolumeOptions options;
+  options.window = f.intensities.values, options.percentiles = f.intensities.percentiles;
+  options.largest = f.largest_classes;
+  options.probabilities = f.probs == "nii";
+  options.objects = f.instances;
+  options.min_object = f.min_object;
+  options.pixel_mm = f.pixel_mm, options.resample = f.spacing != "none";
+  if (!f.orient.empty()) options.axes = f.orient == "stored" ? "" : f.orient;
+  return options;
+}
+
 // The images of a folder, segmented in order: consecutive readable images of one size go through
 // the net together where the Predictor runs them so (whole images, no resize or TTA: up to 8 and
 // kPassPixels a pass; small images share the per-pass overheads); each image's files are written
@@ -74,14 +87,7 @@ class Segmenter {
     if (const auto error = error_of(path, [&] { channels = read_nifti_case(path), prepare_volume(path, channels.front(), stem); }); !error.empty())
       return skip(path, error);
     const auto& volume = channels.front();
-    VolumeOptions options;
-    options.window = f_.intensities.values, options.percentiles = f_.intensities.percentiles;
-    options.largest = f_.largest_classes;
-    options.probabilities = f_.probs == "nii";
-    options.objects = f_.instances;
-    options.min_object = f_.min_object;
-    options.pixel_mm = f_.pixel_mm, options.resample = f_.spacing != "none";
-    if (!f_.orient.empty()) options.axes = f_.orient == "stored" ? "" : f_.orient;
+    const auto options = volume_options(f_);
     const auto labels_file = output(stem + "-labels.nii.gz");
     const InterruptGuard guard;  // Ctrl-C: the slice reached is finished, then the run ends
     std::vector<HeldSlice> held;  // --largest: slices finished once the volume's labels are kept
@@ -576,8 +582,8 @@ void check_inputs(const PredictFlags& f, const std::vector<std::string>& images,
 
 // Volumes resampled to pixels (the model's, or --spacing's) cannot also be resized or scaled: one line before any
 // input is read, where an input is a volume, instead of each volume skipped.
-void check_resampling(const PredictFlags& f, const std::vector<std::string>& images, const std::optional<std::array<double, 2>>& model_pixels) {
-  const auto pixels = f.spacing == "none" ? std::nullopt : f.pixel_mm ? f.pixel_mm : model_pixels;
+void check_resampling(const PredictFlags& f, const std::vector<std::string>& images, const ModelMeta& model) {
+  const auto pixels = volume_pixels(volume_options(f), model);
   const bool sized = f.options.resize_height > 0 || f.options.scales != std::vector<double>{1.0};
   const auto volume = std::find_if(images.begin(), images.end(), [](const std::string& input) { return is_nifti_path(input); });
   if (!pixels || !sized || volume == images.end()) return;
@@ -601,7 +607,7 @@ void run_predict(PredictFlags& f) {
   std::filesystem::create_directories(f.out);
   const auto pages = pages_of(images);
   check_inputs(f, images, pages, predictor.model().meta.slice_context);
-  check_resampling(f, images, predictor.model().meta.pixel_mm);
+  check_resampling(f, images, predictor.model().meta);
   if (!f.largest.empty()) f.largest_classes = parse_largest(f.largest, predictor.model().meta.class_names);
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);

@@ -133,16 +133,18 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
                                                       train.dir() + " holds " + std::to_string(2 * train.slice_context() + 1) +
                                                       " (fcn data unstack --context)");
   model.meta.slice_context = train.slice_context();  // fcn predict gives volumes to it as it was trained
-  if (trained && model.meta.pixel_mm && model.meta.pixel_mm != train.pixel_mm())
-    std::fprintf(stderr, "fcn: warning: %s was trained on slices of %s mm pixels, and %s holds %s: the new model takes volumes as %s holds them\n",
-                 printable(!f.weights.empty() ? f.weights : f.from).c_str(), pixel_text(*model.meta.pixel_mm).c_str(), printable(train.dir()).c_str(),
-                 train.pixel_mm() ? (pixel_text(*train.pixel_mm()) + " mm pixels").c_str() : "slices as stored (no slicing.json)",
+  // A segmenter fine-tuned on slices made otherwise from volumes: the new model takes volumes as the data holds them.
+  const auto warn_slicing = [&](const std::string& was, const std::string& now) {
+    std::fprintf(stderr, "fcn: warning: %s was trained on slices %s, and %s holds %s: the new model takes volumes as %s holds them\n",
+                 printable(!f.weights.empty() ? f.weights : f.from).c_str(), was.c_str(), printable(train.dir()).c_str(), now.c_str(),
                  printable(train.dir()).c_str());
+  };
+  if (trained && model.meta.pixel_mm && model.meta.pixel_mm != train.pixel_mm())
+    warn_slicing("of " + pixel_text(*model.meta.pixel_mm) + " mm pixels",
+                 train.pixel_mm() ? pixel_text(*train.pixel_mm()) + " mm pixels" : "slices as stored (no slicing.json)");
   model.meta.pixel_mm = train.pixel_mm();  // fcn predict resamples volumes to the pixels it was trained on
   if (trained && !model.meta.axes.empty() && model.meta.axes != train.slice_axes())
-    std::fprintf(stderr, "fcn: warning: %s was trained on slices cut as %s, and %s holds %s: the new model takes volumes as %s holds them\n",
-                 printable(!f.weights.empty() ? f.weights : f.from).c_str(), model.meta.axes.c_str(), printable(train.dir()).c_str(),
-                 train.slice_axes().empty() ? "slices as stored" : (train.slice_axes() + " ones").c_str(), printable(train.dir()).c_str());
+    warn_slicing("cut as " + model.meta.axes, train.slice_axes().empty() ? "slices as stored" : train.slice_axes() + " ones");
   model.meta.axes = train.slice_axes();  // fcn predict cuts volumes as it was trained
   return model;
 }

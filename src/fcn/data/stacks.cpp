@@ -113,10 +113,6 @@ int64_t label_volume_max(const NiftiVolume& volume, const NiftiVolume& labels, c
 
 using Window = std::pair<double, double>;
 
-// Slice k of a case's channels as one 16-bit PNG (channel c's `windows[c]` to 0..65535: gray, gray +
-// alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
-// k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit
-// PNG (16-bit where `wide`).
 // How a case is cut into slices (NiftiSlicing's axes and pixel_mm for its header): the axes, the slices' size
 // where resampled, and how many slices there are.
 struct CaseCut {
@@ -133,7 +129,11 @@ CaseCut case_cut(const NiftiVolume& volume, const NiftiSlicing& slicing, const s
   return cut;
 }
 
-// Slice k as `cut` cuts it; with its size, both resampled to it: the image bilinearly, the labels by resample_labels.
+// Slice k of a case's channels, as `cut` cuts it, as one 16-bit PNG (channel c's `windows[c]` to 0..65535: gray,
+// gray + alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
+// k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit PNG
+// (16-bit where `wide`); with the cut's size, both resampled to it: the image bilinearly, the labels by
+// resample_labels.
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
                        int64_t context, bool wide, const CaseCut& cut, const std::string& image, const std::string& mask) {
   const auto& size = cut.size;
@@ -317,8 +317,9 @@ void check_case_labels(VolumeCase& c, const NiftiVolume& header, const std::stri
   }
 }
 
-// The warnings of check_volume_folder over its cases.
-std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases) {
+// The warnings of check_volume_folder over its cases, and the report's mixed_orientations and mixed_scales
+// they come from.
+std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases, VolumeFolderReport& report) {
   std::vector<std::string> warnings;
   std::map<std::string, std::vector<std::string>> by_axes, by_channels;
   std::vector<std::string> unsized, unplaced;
@@ -329,7 +330,8 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
   }
   const auto [least, most] = in_plane_sides(cases);
   by_axes.erase("");
-  if (by_axes.size() > 1) {
+  report.mixed_orientations = by_axes.size() > 1, report.mixed_scales = most > 1.5 * least;
+  if (report.mixed_orientations) {
     std::string groups;
     for (const auto& [axes, names] : by_axes)
       groups += (groups.empty() ? "" : "; ") + std::to_string(names.size()) + " " + axes + " (" + slice_plane(axes) + " slices: " + some_names(names) + ")";
@@ -337,7 +339,7 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
                        ". As stored, their slices are other planes or mirrored: fcn data unstack --orient RAS cuts every case "
                        "into axial slices the same way round");
   }
-  if (most > 1.5 * least)
+  if (report.mixed_scales)
     warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
                        number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
                        number_text(std::round(most / least * 10) / 10) +
@@ -429,11 +431,12 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   std::vector<int64_t> first{0};  // the first slice of each volume in the folders' order, and past the last
   std::vector<std::string> stems;
   for (const auto& [image, mask, name] : pairs) {  // headers only: a label volume of another size is found before any slice is written
-    const auto shape = nifti_shape(image, true);
+    const auto header = read_nifti_header(image);  // one read: its sizes (a 4-D file of channels allowed) and its cut
+    const std::vector<int64_t> shape{header.slices, header.height, header.width};
     if (const auto other = mask.empty() ? shape : nifti_shape(mask); other != shape)
       fail(mask, "is " + std::to_string(other[2]) + "x" + std::to_string(other[1]) + "x" + std::to_string(other[0]) + " voxels but " + image +
                      " is " + std::to_string(shape[2]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[0]));
-    first.push_back(first.back() + case_cut(read_nifti_header(image), slicing, image).slices);  // a case without sizes or map named before any slice
+    first.push_back(first.back() + case_cut(header, slicing, image).slices);  // a case without sizes or map named before any slice
     stems.push_back(name);
   }
   NiftiFolderUnstacked result;
@@ -480,6 +483,14 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
   return result;
 }
 
+bool is_volume_folder(const std::string& dir) {
+  std::error_code error;
+  if (!fs::is_directory(dir, error) || !dataset_splits(dir).empty()) return false;
+  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
+    if (is_nifti_path(it->path().string()) && !is_hidden(it->path().filename().string())) return true;
+  return false;
+}
+
 VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir,
                                        const std::function<void(int64_t, int64_t)>& progress) {
   if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
@@ -512,7 +523,7 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir, const std:
                              : sides.size() % 2 ? sides[sides.size() / 2]
                                                 : (sides[sides.size() / 2 - 1] + sides[sides.size() / 2]) / 2;
   }
-  auto warnings = volume_folder_warnings(report.cases);
+  const auto warnings = volume_folder_warnings(report.cases, report);
   report.warnings.insert(report.warnings.begin(), warnings.begin(), warnings.end());
   if (!masks_dir.empty()) {  // label volumes no case pairs with
     std::set<std::string> paired;
@@ -525,12 +536,6 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir, const std:
       report.warnings.push_back(std::to_string(lone.size()) + " label volume(s) in " + masks_dir + " have no volume of their name in " + images_dir +
                                 ": " + some_names(lone));
   }
-  const auto [least, most] = in_plane_sides(report.cases);
-  report.mixed_scales = most > 1.5 * least;
-  std::set<std::string> orientations;
-  for (const auto& c : report.cases)
-    if (!c.axes.empty()) orientations.insert(c.axes);
-  report.mixed_orientations = orientations.size() > 1;
   return report;
 }
 

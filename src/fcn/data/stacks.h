@@ -108,6 +108,10 @@ NiftiFolderUnstacked unstack_nifti_folder(const std::string& images_dir, const s
                                           const NiftiSlicing& slicing = {}, double val_fraction = 0,
                                           uint64_t seed = 0, const std::function<void(int64_t, int64_t)>& progress = {});
 
+// Whether `dir` is a folder of NIfTI cases rather than a dataset folder: no splits (dataset_splits), and a .nii or
+// .nii.gz in it that is not hidden (macOS's ._NAME.nii.gz alone makes none).
+bool is_volume_folder(const std::string& dir);
+
 // What a folder of NIfTI cases holds, from their headers alone (no voxel is read): each case's size,
 // channels, voxel sizes and orientation, and what a 2-D net trained on its slices would suffer (nnU-Net's
 // dataset fingerprint, in part). Cases as unstack_nifti_folder pairs them (nnU-Net's channel files as one).

@@ -6,8 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "fcn/data/stacks.h"
 #include "fcn/formats/image.h"
-#include "fcn/formats/nifti.h"
 #include "fcn/models/preprocess.h"
 #include "fcn/util/error.h"
 #include "fcn/util/prefetch.h"
@@ -166,11 +166,8 @@ void suggest_weights(DatasetReport& report) {
 
 // For a folder of NIfTI volumes given where a dataset folder belongs: the command that makes one of it.
 std::string volumes_hint(const std::string& dir) {
-  std::error_code error;
-  for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
-    if (is_nifti_path(it->path().string()))
-      return "; it holds NIfTI volumes: fcn data unstack " + dir + " --masks LABEL_VOLUMES --out DATASET makes a dataset of their slices";
-  return "";
+  if (!is_volume_folder(dir)) return "";
+  return "; it holds NIfTI volumes: fcn data unstack " + dir + " --masks LABEL_VOLUMES --out DATASET makes a dataset of their slices";
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channel
 // The pixels a volume's slices are resampled to for the net (options', else the model's; none where not
 // resampled), checked against the predictor's own resize and scales.
 std::optional<std::array<double, 2>> pixels_for_net(const Predictor& predictor, const VolumeOptions& options) {
-  const auto pixel_mm = !options.resample ? std::nullopt : options.pixel_mm ? options.pixel_mm : predictor.model().meta.pixel_mm;
+  const auto pixel_mm = volume_pixels(options, predictor.model().meta);
   if (!pixel_mm) return pixel_mm;
   if (const auto problem = pixel_mm_problem(*pixel_mm); !problem.empty()) fail("VolumeOptions.pixel_mm", problem);
   const auto& given = predictor.options();
@@ -179,6 +179,11 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
   if (options.largest) keep_largest(result, *options.largest);
   if (options.objects) find_objects(result, options.min_object, classes);
   return result;
+}
+
+std::optional<std::array<double, 2>> volume_pixels(const VolumeOptions& options, const ModelMeta& meta) {
+  if (!options.resample) return std::nullopt;
+  return options.pixel_mm ? options.pixel_mm : meta.pixel_mm;
 }
 
 torch::Tensor volume_slice_image(const std::vector<NiftiVolume>& channels, const VolumeSegmentation& result, int64_t k) {

@@ -114,6 +114,11 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
                                   const std::function<bool(const SliceResult&)>& on_slice = {},
                                   const std::string& source = "volume");
 
+// The pixels segment_volume resamples a volume's slices to for a model of `meta` under `options`:
+// options.pixel_mm, else the model's (ModelMeta::pixel_mm); none where options.resample is off or neither
+// gives any (slices as stored). Unchecked: segment_volume checks it.
+std::optional<std::array<double, 2>> volume_pixels(const VolumeOptions& options, const ModelMeta& meta);
+
 // Slice k as segment_volume gave it to the net (SliceResult.image again): each channel mapped by its
 // window in result.windows, or one channel's slices k-N..k+N for a 2.5-D net. For work on a slice after
 // the volume is whole (an overlay of the labels that VolumeOptions.largest kept) without holding every
