@@ -663,6 +663,8 @@ void add_predict(CLI::App& app) {
                  "  example: fcn predict unet.fcn volume.tif --out masks --label-stack   (masks/volume-labels.tif, page for page)\n"
                  "  example: fcn predict unet.fcn ct.nii.gz --out masks --window -1000,400   (masks/ct-labels.nii.gz, slice for slice)\n"
                  "  example: fcn predict brats.fcn imagesTs/ --out masks --window p0.5,p99.5 --largest all   (a case of 4 MRI channels each)\n"
+                 "  example: fcn predict ct.fcn imagesTs/ --out masks --json   (a net trained on slices of fcn data unstack --orient RAS --spacing median: "
+                 "each volume cut and resampled alike, labels put back over the scan; --orient stored, --spacing none: as stored)\n"
                  "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
                  "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
   static PredictFlags f;
