@@ -653,20 +653,23 @@ void run_predict(PredictFlags& f) {
 
 }  // namespace
 
+// fcn predict's --help: what it does, with an example of each kind of input.
+constexpr const char* kPredictHelp =
+    "Segment images and videos: a palette PNG of class indices per image (opens as a colour picture)\n"
+    "  example: fcn predict fcn8s.fcn photos/ --out masks --overlay\n"
+    "  example: fcn predict fcn8s.fcn clip.mp4 --out masks --overlay   (masks/clip/000000.png, ...; masks/clip-overlay.mp4)\n"
+    "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
+    "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
+    "  example: fcn predict unet.fcn volume.tif --out masks --label-stack   (masks/volume-labels.tif, page for page)\n"
+    "  example: fcn predict unet.fcn ct.nii.gz --out masks --window -1000,400   (masks/ct-labels.nii.gz, slice for slice)\n"
+    "  example: fcn predict brats.fcn imagesTs/ --out masks --window p0.5,p99.5 --largest all   (a case of 4 MRI channels each)\n"
+    "  example: fcn predict ct.fcn imagesTs/ --out masks --json   (a net trained on slices of fcn data unstack --orient RAS --spacing median: "
+    "each volume cut and resampled alike, labels put back over the scan; --orient stored, --spacing none: as stored)\n"
+    "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
+    "  A bad image is reported and skipped; the exit code is 1 if any image failed.";
+
 void add_predict(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "predict", "Segment images and videos: a palette PNG of class indices per image (opens as a colour picture)\n"
-                 "  example: fcn predict fcn8s.fcn photos/ --out masks --overlay\n"
-                 "  example: fcn predict fcn8s.fcn clip.mp4 --out masks --overlay   (masks/clip/000000.png, ...; masks/clip-overlay.mp4)\n"
-                 "  example: fcn predict fcn8s.fcn big.png --out masks --tile 512 --overlap 64 --probs npy\n"
-                 "  example: fcn predict unet.fcn 'scans/*.png' --out masks --tta flip --json\n"
-                 "  example: fcn predict unet.fcn volume.tif --out masks --label-stack   (masks/volume-labels.tif, page for page)\n"
-                 "  example: fcn predict unet.fcn ct.nii.gz --out masks --window -1000,400   (masks/ct-labels.nii.gz, slice for slice)\n"
-                 "  example: fcn predict brats.fcn imagesTs/ --out masks --window p0.5,p99.5 --largest all   (a case of 4 MRI channels each)\n"
-                 "  example: fcn predict ct.fcn imagesTs/ --out masks --json   (a net trained on slices of fcn data unstack --orient RAS --spacing median: "
-                 "each volume cut and resampled alike, labels put back over the scan; --orient stored, --spacing none: as stored)\n"
-                 "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
-                 "  A bad image is reported and skipped; the exit code is 1 if any image failed.");
+  auto* cmd = app.add_subcommand("predict", kPredictHelp);
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
   cmd->add_option("INPUT", f.inputs, "image files, multi-page TIFF stacks (every page), NIfTI volumes (.nii, .nii.gz: every slice, labels in "
