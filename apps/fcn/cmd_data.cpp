@@ -102,14 +102,23 @@ void print_label_voxels(const std::vector<int64_t>& voxels, const std::map<int64
                   static_cast<long long>(voxels[v]), 100.0 * static_cast<double>(voxels[v]) / total);
 }
 
+// --orient CODE of data check and unstack ("": as stored).
+void check_orient_flag(const std::string& orient) {
+  if (!orient.empty() && !valid_axis_codes(orient))
+    fail("--orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+}
+
 // fcn data check on a folder of NIfTI cases: their headers' fingerprint (check_volume_folder), and with
 // --masks their label volumes read and checked.
-void check_volumes(const std::string& dir, const std::string& masks, bool json_output) {
+void check_volumes(const std::string& dir, const std::string& masks, const std::string& orient, bool json_output) {
   std::unique_ptr<Progress> progress;  // label volumes are read whole: a bar where there are some
-  const auto report = check_volume_folder(dir, masks, [&](int64_t done, int64_t total) {
-    if (done == 1) progress = std::make_unique<Progress>("check", total, json_output || total < 2);
-    progress->update(done);
-  });
+  const auto report = check_volume_folder(
+      dir, masks,
+      [&](int64_t done, int64_t total) {
+        if (done == 1) progress = std::make_unique<Progress>("check", total, json_output || total < 2);
+        progress->update(done);
+      },
+      orient);
   if (progress) progress->finish();
   if (json_output) {
     auto cases = nlohmann::json::array();
@@ -126,12 +135,14 @@ void check_volumes(const std::string& dir, const std::string& masks, bool json_o
     nlohmann::json out{{"volumes", dir}, {"cases", cases}, {"median_mm", list(report.median_mm)}, {"warnings", report.warnings},
                        {"errors", report.errors}};
     if (!masks.empty()) out["masks"] = masks, out["label_voxels"] = report.label_voxels;
+    if (!orient.empty()) out["orient"] = orient;
     std::cout << out.dump(2) << "\n";
     if (!report.errors.empty()) throw CLI::RuntimeError(1);
     return;
   }
   std::printf("%s: %zu case(s) of NIfTI volumes (%s)\n", printable(dir).c_str(), report.cases.size(),
               masks.empty() ? "their headers; no voxel read" : ("their headers, and their label volumes in " + printable(masks) + " read").c_str());
+  if (!orient.empty()) std::printf("sizes and voxels as the slices cut %s have them (columns, rows, slices); axes as stored\n", orient.c_str());
   std::printf("%-20s %8s %16s %22s %5s  %s\n", "case", "channels", "size (x y z)", "voxel (mm)", "axes", masks.empty() ? "slices" : "slices    labels");
   for (const auto& c : report.cases) {
     const auto size = std::to_string(c.width) + " " + std::to_string(c.height) + " " + std::to_string(c.slices);
@@ -151,7 +162,8 @@ void check_volumes(const std::string& dir, const std::string& masks, bool json_o
     throw CLI::RuntimeError(1);
   }
   std::printf("next: fcn data unstack %s --masks %s%s%s --val 0.2 --out DATASET\n", printable(dir).c_str(),
-              masks.empty() ? "LABEL_VOLUMES" : printable(masks).c_str(), report.mixed_orientations ? " --orient RAS" : "",
+              masks.empty() ? "LABEL_VOLUMES" : printable(masks).c_str(),
+              !orient.empty() ? (" --orient " + orient).c_str() : report.mixed_orientations ? " --orient RAS" : "",
               report.mixed_scales ? " --spacing median" : "");
 }
 
@@ -161,17 +173,21 @@ void add_check(CLI::App* cmd) {
                                              "  example: fcn data check imagesTr   (a folder of NIfTI cases: sizes, voxel sizes, orientations)\n"
                                              "  example: fcn data check imagesTr --masks labelsTr   (and their label volumes, read: labels, sizes, places)\n"
                                              "  Exit code 1 when any problem is found.");
-  static std::string dir, split, masks;
+  static std::string dir, split, masks, orient;
   static bool json_output = false;
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/), or a folder of NIfTI cases")->required();
   check->add_option("--masks", masks, "a folder of NIfTI cases: the folder of their label volumes (labelsTr), each read and checked: "
                                     "there, of its case's size and place, labels 0..65535 that the task's dataset.json names");
+  check->add_option("--orient", orient, "a folder of NIfTI cases: sizes, voxel sides, their median and the scale warning as the slices "
+                                      "cut in this orientation have them (fcn data unstack --orient CODE)");
   check->add_option("--split", split, "only this split (default: all)");
   add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm and axes (slicing.json)");
   add_max_pixels_flag(check);
   check->callback([] {
-    if (is_volume_folder(dir)) return check_volumes(dir, masks, json_output);  // cases, not a dataset: no splits to choose
+    check_orient_flag(orient);
+    if (is_volume_folder(dir)) return check_volumes(dir, masks, orient, json_output);  // cases, not a dataset: no splits to choose
     if (!masks.empty()) fail("--masks", "checks the label volumes of a folder of NIfTI cases, and " + dir + " is none (a dataset's masks/ are checked as it is)");
+    if (!orient.empty()) fail("--orient", "cuts a folder of NIfTI cases, and " + dir + " is none (a dataset's axes are in its slicing.json)");
     std::unique_ptr<Progress> progress;  // one bar per split
     const auto report = check_dataset(dir, split, [&](int64_t done, int64_t total) {
       if (done == 1) progress = std::make_unique<Progress>("check", total, json_output);
@@ -301,10 +317,10 @@ struct UnstackFlags {
 
 // --spacing: MM or X,Y; for a folder of volumes also "median", the median in-plane voxel of its cases
 // (nnU-Net's choice), from their headers.
-std::array<double, 2> unstack_spacing(const std::string& text, const std::string& images, bool folder) {
+std::array<double, 2> unstack_spacing(const std::string& text, const std::string& images, bool folder, const std::string& orient) {
   if (text != "median") return parse_spacing(text, "median (the cases' median voxel, for a folder of volumes)");
   if (!folder) fail("--spacing", "median is the median voxel of a folder's cases; " + images + " is one volume: give MM or X,Y");
-  const auto median = check_volume_folder(images).median_mm;
+  const auto median = check_volume_folder(images, "", {}, orient).median_mm;  // the sides of the slices as cut
   if (std::isnan(median[0]) || std::isnan(median[1])) fail("--spacing", "median: no case in " + images + " gives its voxel size (pixdim)");
   return {median[0], median[1]};
 }
@@ -326,9 +342,8 @@ void run_unstack(const UnstackFlags& f) {
   if (!spacing.empty() && !volume) fail("--spacing", "resamples NIfTI volumes' slices by their voxel sizes, and " + images + " is not one (.nii, .nii.gz)");
   const auto mapping = window.empty() ? VolumeWindow{} : parse_window(window);
   if (!orient.empty() && !volume) fail("--orient", "cuts NIfTI volumes into slices by their orientation, and " + images + " is not one (.nii, .nii.gz)");
-  if (!orient.empty() && !valid_axis_codes(orient))
-    fail("--orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
-  const NiftiSlicing slicing(mapping, context, spacing.empty() ? std::nullopt : std::optional(unstack_spacing(spacing, images, folder)), orient);
+  check_orient_flag(orient);
+  const NiftiSlicing slicing(mapping, context, spacing.empty() ? std::nullopt : std::optional(unstack_spacing(spacing, images, folder, orient)), orient);
   std::string resampled;  // slicing.json's part of the line
   if (!orient.empty()) resampled += "cut as " + orient + " slices";
   if (slicing.pixel_mm) resampled += (resampled.empty() ? "" : ", ") + ("resampled to " + pixel_text(*slicing.pixel_mm) + " mm pixels");

@@ -890,6 +890,12 @@ def _():
     p = run("data", "check", path("or/imagesTr"))
     assert "the cases are stored in 2 orientations: 1 ASL (sagittal slices: sag); 1 LAS (axial slices: las)" in p.stdout, p.stdout
     assert "--orient RAS" in p.stdout.splitlines()[-1], p.stdout
+    assert "in-plane voxel sides" not in p.stdout and "--spacing" not in p.stdout, p.stdout  # as stored 0.8 x 2.5 against 0.8 x 0.8; cut alike, one scale
+    cut = json.loads(run("data", "check", path("or/imagesTr"), "--orient", "RAS", "--json").stdout)
+    assert [(c["size"], c["axes"]) for c in cut["cases"]] == [([20, 24, 4], "LAS"), ([20, 24, 4], "ASL")], cut  # sizes as cut, axes as stored
+    assert np.allclose([c["voxel_mm"] for c in cut["cases"]] + [cut["median_mm"]], [0.8, 0.8, 2.5]), cut
+    assert cut["orient"] == "RAS" and not cut["warnings"], cut
+    assert "--orient RAS" in run("data", "check", path("or/imagesTr"), "--orient", "RAS").stdout.splitlines()[-1]
     p = run("data", "unstack", path("or/imagesTr"), "--masks", path("or/labelsTr"), "--orient", "RAS", "--window", "-1000,1000", "--out", path("or_ds"))
     assert "8 slice(s) of 2 volume(s)" in p.stdout and "slicing.json (cut as RAS slices;" in p.stdout, p.stdout
     assert json.load(open(path("or_ds/slicing.json"))) == {"axes": "RAS"}
@@ -915,6 +921,9 @@ def _():
     assert stored["stacks"][0]["axes"] is None and stored["stacks"][0]["pages"] == 20, stored["stacks"][0]
     one_line_error(run("data", "unstack", path("or/imagesTr"), "--orient", "RAX", "--out", path("or_bad"), ok=False),
                    "--orient: 'RAX' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)")
+    one_line_error(run("data", "check", path("or/imagesTr"), "--orient", "RAX", ok=False),
+                   "--orient: 'RAX' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)")
+    one_line_error(run("data", "check", path("or_ds"), "--orient", "RAS", ok=False), "--orient: cuts a folder of NIfTI cases, and")
     one_line_error(run("predict", path("or.fcn"), path("or_ds/images"), "--orient", "RAS", "--out", path("or_bad"), ok=False),
                    "--orient: cuts NIfTI volumes (.nii, .nii.gz) into slices by their orientation, and no input is one")
 

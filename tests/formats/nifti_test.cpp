@@ -371,7 +371,10 @@ TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
   ASSERT_EQ(report.warnings.size(), 3u) << report.warnings.size();
   EXPECT_EQ(report.warnings[0].rfind("the cases are stored in 2 orientations: 1 LAS (axial slices: c); 2 RAS (axial slices: a, b). ", 0), 0u)
       << report.warnings[0];
-  EXPECT_EQ(report.warnings[1].rfind("in-plane voxel sides range 0.5 to 1 mm: a 2-D net sees the same anatomy at scales up to 2x apart", 0), 0u)
+  EXPECT_EQ(report.warnings[1].rfind("cut as RAS, their in-plane voxel sides range 0.5 to 1 mm: a 2-D net sees the same anatomy at scales up "
+                                     "to 2x apart",
+                                     0),
+            0u)
       << report.warnings[1];
   EXPECT_EQ(report.warnings[2], "1 case(s) give no orientation (neither sform nor qform): d");
   EXPECT_TRUE(report.errors.empty());
@@ -382,6 +385,53 @@ TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
   EXPECT_EQ(with_bad.cases.size(), 2u);
   ASSERT_EQ(with_bad.errors.size(), 1u);
   EXPECT_EQ(with_bad.errors[0].rfind(root + "/e.nii: ", 0), 0u) << with_bad.errors[0];
+}
+
+// Scales are judged in the slices a net would see: two cases of the same 0.5 x 0.5 x 3 mm voxels, one stored axial
+// and one sagittal, look alike as stored, but cut alike (RAS, as the orientation warning suggests) the sagittal
+// case's columns are 3 mm wide. With orient, sizes, voxel sides and their median are the cut's, by hand.
+TEST(NiftiFolder, CheckJudgesScalesInTheSlicesTheNetWouldSee) {
+  namespace fs = std::filesystem;
+  const auto root = test::temp_dir() + "/nifti_check_cut";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const auto save = [&](const std::string& name, const std::array<float, 12>& rows, bool map) {
+    auto bytes = nii(2, 1, std::vector<int64_t>(4 * 3 * 2, 0), 4, 3, 2);  // i 4, j 3, k 2
+    const float pixdim[3] = {0.5F, 0.5F, 3};
+    for (size_t i = 0; i < 3; ++i) put<float>(bytes, 80 + 4 * i, pixdim[i]);
+    for (size_t i = 0; i < 12; ++i) put<float>(bytes, 280 + 4 * i, rows[i]);
+    if (!map) put<int16_t>(bytes, 254, 0), put<int16_t>(bytes, 252, 0);
+    std::ofstream(root + "/" + name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  save("axial.nii", {0.5F, 0, 0, 0, 0, 0.5F, 0, 0, 0, 0, 3, 0}, true);       // RAS
+  save("sagittal.nii", {0, 0, -3, 0, -0.5F, 0, 0, 0, 0, 0.5F, 0, 0}, true);  // x = -3k, y = -0.5i, z = 0.5j: PSL
+  const auto stored = check_volume_folder(root);
+  ASSERT_EQ(stored.cases.size(), 2u);
+  EXPECT_EQ(stored.cases[1].axes, "PSL");
+  EXPECT_EQ(stored.cases[1].voxel_mm, (std::array<double, 3>{0.5, 0.5, 3}));
+  EXPECT_TRUE(stored.mixed_orientations && stored.mixed_scales);
+  ASSERT_EQ(stored.warnings.size(), 2u);
+  EXPECT_EQ(stored.warnings[1].rfind("cut as RAS, their in-plane voxel sides range 0.5 to 3 mm: a 2-D net sees the same anatomy at scales up to 6x "
+                                     "apart",
+                                     0),
+            0u)
+      << stored.warnings[1];
+  const auto cut = check_volume_folder(root, "", {}, "RAS");
+  ASSERT_EQ(cut.cases.size(), 2u);
+  EXPECT_EQ(cut.cases[1].axes, "PSL");  // as stored
+  EXPECT_EQ(cut.cases[1].voxel_mm, (std::array<double, 3>{3, 0.5, 0.5}));  // columns along k, rows along i, slices along j
+  EXPECT_EQ((std::array<int64_t, 3>{cut.cases[1].width, cut.cases[1].height, cut.cases[1].slices}), (std::array<int64_t, 3>{2, 4, 3}));
+  EXPECT_EQ((std::array<int64_t, 3>{cut.cases[0].width, cut.cases[0].height, cut.cases[0].slices}), (std::array<int64_t, 3>{4, 3, 2}));
+  EXPECT_EQ(cut.median_mm, (std::array<double, 3>{1.75, 0.5, 1.75}));
+  EXPECT_TRUE(!cut.mixed_orientations && cut.mixed_scales);
+  ASSERT_EQ(cut.warnings.size(), 1u);
+  EXPECT_EQ(cut.warnings[0].rfind("in-plane voxel sides range 0.5 to 3 mm", 0), 0u) << cut.warnings[0];
+  save("z.nii", {0.5F, 0, 0, 0, 0, 0.5F, 0, 0, 0, 0, 3, 0}, false);  // no map: cannot be cut, named
+  const auto unplaced = check_volume_folder(root, "", {}, "LPS");
+  EXPECT_EQ(unplaced.cases.size(), 2u);
+  EXPECT_EQ(unplaced.errors, (std::vector<std::string>{root + "/z.nii: gives no orientation (neither sform nor qform), so its slices cannot be cut as LPS ones"}));
+  EXPECT_EQ(test::error_of([&] { check_volume_folder(root, "", {}, "RAX"); }),
+            "orient: 'RAX' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
 }
 
 // With a folder of label volumes, each is read and checked as nnU-Net's dataset check does: every problem

@@ -267,13 +267,40 @@ std::string some_names(const std::vector<std::string>& names, size_t most = 5) {
   return names.size() > most ? out + ", ..." : out;
 }
 
+// The voxel sides of a case's slices, columns' and rows' ({NaN, NaN} where the header gives none or the cut
+// cannot be told).
+using InPlane = std::array<double, 2>;
+
 // The smallest and largest in-plane voxel side of the cases that give them (inf, 0 where none does).
-std::pair<double, double> in_plane_sides(const std::vector<VolumeCase>& cases) {
+std::pair<double, double> in_plane_sides(const std::vector<InPlane>& sides) {
   double least = std::numeric_limits<double>::infinity(), most = 0;
-  for (const auto& c : cases)
-    for (size_t axis = 0; axis < 2; ++axis)
-      if (!std::isnan(c.voxel_mm[axis])) least = std::min(least, c.voxel_mm[axis]), most = std::max(most, c.voxel_mm[axis]);
+  for (const auto& side : sides)
+    for (const double mm : side)
+      if (!std::isnan(mm)) least = std::min(least, mm), most = std::max(most, mm);
   return {least, most};
+}
+
+// Case c's size and voxel sides as the slices cut in orientation `orient` have them (columns, rows, slices),
+// from its header. fcn::Error naming the case where its map cannot tell the cut (nifti_slice_axes).
+void cut_case(VolumeCase& c, const NiftiVolume& header, const std::string& orient) {
+  const auto axes = nifti_slice_axes(header, orient, c.file);
+  const auto shape = sliced_shape(header, axes);
+  const auto stored = c.voxel_mm;
+  for (size_t i = 0; i < 3; ++i) c.voxel_mm[i] = stored[static_cast<size_t>(axes.axis[i])];
+  c.slices = shape[0], c.height = shape[1], c.width = shape[2];
+}
+
+// The in-plane voxel sides of case c's RAS cut (what `--orient RAS` would give the net), from its header;
+// NaN where it has no map or one too oblique.
+InPlane ras_in_plane(const VolumeCase& c, const NiftiVolume& header) {
+  if (c.axes.empty()) return {std::nan(""), std::nan("")};
+  try {
+    VolumeCase cut = c;
+    cut_case(cut, header, "RAS");
+    return {cut.voxel_mm[0], cut.voxel_mm[1]};
+  } catch (const Error&) {
+    return {std::nan(""), std::nan("")};
+  }
 }
 
 // check_volume_folder's look at case c's label volume in masks_dir (its voxels read): there, of the case's size,
@@ -318,8 +345,12 @@ void check_case_labels(VolumeCase& c, const NiftiVolume& header, const std::stri
 }
 
 // The warnings of check_volume_folder over its cases, and the report's mixed_orientations and mixed_scales
-// they come from.
-std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases, VolumeFolderReport& report) {
+// they come from. The scales are judged in the slices the net would see: the cases' as given (as stored, or as
+// cut in an orientation asked for), but where they are stored in several orientations and none was asked for,
+// in the RAS cut (`ras`, each case's) that the orientation warning suggests: as stored, one case's rows are
+// another's slices.
+std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& cases, const std::vector<InPlane>& ras, bool cut,
+                                                VolumeFolderReport& report) {
   std::vector<std::string> warnings;
   std::map<std::string, std::vector<std::string>> by_axes, by_channels;
   std::vector<std::string> unsized, unplaced;
@@ -328,9 +359,12 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
     if (c.axes.empty()) unplaced.push_back(c.name);
     if (std::isnan(c.voxel_mm[0]) || std::isnan(c.voxel_mm[1]) || std::isnan(c.voxel_mm[2])) unsized.push_back(c.name);
   }
-  const auto [least, most] = in_plane_sides(cases);
   by_axes.erase("");
-  report.mixed_orientations = by_axes.size() > 1, report.mixed_scales = most > 1.5 * least;
+  report.mixed_orientations = by_axes.size() > 1 && !cut;
+  std::vector<InPlane> sides;
+  for (const auto& c : cases) sides.push_back({c.voxel_mm[0], c.voxel_mm[1]});
+  const auto [least, most] = in_plane_sides(report.mixed_orientations ? ras : sides);
+  report.mixed_scales = most > 1.5 * least;
   if (report.mixed_orientations) {
     std::string groups;
     for (const auto& [axes, names] : by_axes)
@@ -340,7 +374,7 @@ std::vector<std::string> volume_folder_warnings(const std::vector<VolumeCase>& c
                        "into axial slices the same way round");
   }
   if (report.mixed_scales)
-    warnings.push_back("in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
+    warnings.push_back(std::string(report.mixed_orientations ? "cut as RAS, their " : "") + "in-plane voxel sides range " + number_text(std::round(least * 1000) / 1000) + " to " +
                        number_text(std::round(most * 1000) / 1000) + " mm: a 2-D net sees the same anatomy at scales up to " +
                        number_text(std::round(most / least * 10) / 10) +
                        "x apart: fcn data unstack --spacing median resamples every slice to the median voxel, as nnU-Net does");
@@ -492,11 +526,14 @@ bool is_volume_folder(const std::string& dir) {
 }
 
 VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir,
-                                       const std::function<void(int64_t, int64_t)>& progress) {
+                                       const std::function<void(int64_t, int64_t)>& progress, const std::string& orient) {
   if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
+  if (!orient.empty() && !valid_axis_codes(orient))
+    fail("orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
   VolumeFolderReport report;
   const auto task = task_names(images_dir, "labels");
   const auto pairs = volume_pairs(images_dir, "");
+  std::vector<InPlane> ras;  // each case's in-plane sides cut as RAS
   for (size_t i = 0; i < pairs.size(); ++i) {
     const auto& pair = pairs[i];
     VolumeCase c;
@@ -507,8 +544,12 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir, const std:
       if (files.size() > 1) c.channels = static_cast<int64_t>(files.size());
       c.width = header.width, c.height = header.height, c.slices = header.slices;
       c.voxel_mm = nifti_voxel_mm(header), c.axes = nifti_axis_codes(header);
-      if (!masks_dir.empty()) check_case_labels(c, header, masks_dir, task, report);
-      report.cases.push_back(std::move(c));
+      auto as_cut = c;
+      if (!orient.empty()) cut_case(as_cut, header, orient);
+      if (!masks_dir.empty()) check_case_labels(c, header, masks_dir, task, report);  // against the stored voxel sides
+      as_cut.mask = c.mask, as_cut.labels = c.labels;
+      ras.push_back(ras_in_plane(c, header));
+      report.cases.push_back(std::move(as_cut));
     } catch (const Error& e) {
       report.errors.push_back(e.what());
     }
@@ -523,7 +564,7 @@ VolumeFolderReport check_volume_folder(const std::string& images_dir, const std:
                              : sides.size() % 2 ? sides[sides.size() / 2]
                                                 : (sides[sides.size() / 2 - 1] + sides[sides.size() / 2]) / 2;
   }
-  const auto warnings = volume_folder_warnings(report.cases, report);
+  const auto warnings = volume_folder_warnings(report.cases, ras, !orient.empty(), report);
   report.warnings.insert(report.warnings.begin(), warnings.begin(), warnings.end());
   if (!masks_dir.empty()) {  // label volumes no case pairs with
     std::set<std::string> paired;

@@ -117,9 +117,9 @@ bool is_volume_folder(const std::string& dir);
 // dataset fingerprint, in part). Cases as unstack_nifti_folder pairs them (nnU-Net's channel files as one).
 struct VolumeCase {
   std::string name, file;                 // the case's name and its (channel 0's) file
-  int64_t channels = 1, width = 0, height = 0, slices = 0;
-  std::array<double, 3> voxel_mm{};       // x, y, z (NaN: the header gives none)
-  std::string axes;                       // nifti_axis_codes ("RAS", "LPS", ...; "": no map)
+  int64_t channels = 1, width = 0, height = 0, slices = 0;  // as stored, or as cut in `orient`
+  std::array<double, 3> voxel_mm{};       // x, y, z (NaN: the header gives none); with `orient`, columns', rows', slices'
+  std::string axes;                       // nifti_axis_codes, as stored ("RAS", "LPS", ...; "": no map)
   std::string mask;                       // with a masks folder: its label volume ("": none found)
   std::vector<int64_t> labels;            // the labels present in it, ascending
 };
@@ -139,7 +139,10 @@ struct VolumeFolderReport {
 // dataset.json (beside images_dir) does not name; warnings for voxel sizes or a place other than the case's
 // (nifti_misalignment) and label volumes no case pairs with. Every problem is listed, not the first alone.
 // `progress(done, total)` after each case.
+// With `orient` (a code, e.g. "RAS"), each case's size, voxel sides, median_mm and the scale warning are those of
+// the slices fcn data unstack --orient cuts (an error for a case whose map cannot tell them); without it, as
+// stored, but where the cases are stored in several orientations the scale warning judges their RAS cut.
 VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir = "",
-                                       const std::function<void(int64_t, int64_t)>& progress = {});
+                                       const std::function<void(int64_t, int64_t)>& progress = {}, const std::string& orient = "");
 
 }  // namespace fcn
