@@ -278,6 +278,20 @@ TEST(VolumeObjects, PartitionOfA26ConnectedFloodFill) {
   }
   EXPECT_EQ(objects.count(), filled);
   EXPECT_GT(filled, 3);
+  // Components written by add() and numbered in place: the ids page() gives, each page labelled once.
+  VolumeObjects written;
+  auto in_place = torch::full({d, h, w}, -7, torch::kInt);
+  for (int64_t k = 0; k < d; ++k) {
+    auto page = in_place[k];
+    written.add(volume[k], &page);
+  }
+  for (int64_t k = 0; k < d; ++k) {
+    auto page = in_place[k];
+    written.number_page(k, page);
+  }
+  EXPECT_TRUE(torch::equal(in_place.to(torch::kLong), ids));
+  auto wrong = torch::full({h, w}, static_cast<int>(h * w), torch::kInt);  // more components than page 0 has
+  EXPECT_THROW(written.number_page(0, wrong), c10::Error);
   // One id for one flood region and back: the pairs (id, flood) are as many as either's distinct values.
   const auto inside = volume > 0;
   const auto pairs = std::get<0>(torch::_unique(ids.masked_select(inside) * (filled + 1) + flood.masked_select(inside)));

@@ -95,6 +95,24 @@ TEST(SegmentVolume, EachSliceAsThePredictorSegmentsItWithProbabilitiesAndObjects
   EXPECT_TRUE(torch::equal(kept.labels, keep_largest_objects(result.labels, ids)));
   EXPECT_FALSE(torch::equal(kept.labels, result.labels));
   EXPECT_LE(kept.object_count, 3);  // one a class at most, found after the filter
+  // Filtered and found in one labelling: the ids, count and per class that VolumeObjects gives over the filtered
+  // labels, page by page; with a minimum size too (the largest chosen among all, then specks left out); without
+  // objects, the same labels.
+  for (const int64_t min_object : {int64_t{1}, int64_t{49}}) {  // the one object kept has 48 voxels
+    largest.min_object = min_object;
+    const auto filtered = segment_volume(predictor, volume, largest);
+    EXPECT_TRUE(torch::equal(filtered.labels, kept.labels));
+    VolumeObjects after(255, min_object);
+    for (int64_t k = 0; k < 11; ++k) after.add(kept.labels[k]);
+    EXPECT_EQ(filtered.object_count, after.count()) << min_object;
+    EXPECT_EQ(filtered.object_count, min_object == 1 ? 1 : 0);
+    EXPECT_EQ(filtered.objects_per_class, after.per_class(3)) << min_object;
+    EXPECT_EQ(filtered.objects.scalar_type(), torch::kInt);
+    for (int64_t k = 0; k < 11; ++k)
+      EXPECT_TRUE(torch::equal(filtered.objects[k].to(torch::kLong), after.page(k, kept.labels[k]))) << k << " " << min_object;
+  }
+  largest.objects = false;
+  EXPECT_TRUE(torch::equal(segment_volume(predictor, volume, largest).labels, kept.labels));
   // min_object: objects of fewer voxels through the volume are left out.
   options.min_object = 40;
   const auto large = segment_volume(predictor, volume, options);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include <torch/torch.h>
@@ -168,11 +169,15 @@ torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Ten
   return labels.masked_fill(drop.to(labels.device()), 0);
 }
 
-void VolumeObjects::add(const torch::Tensor& labels) {
+void VolumeObjects::add(const torch::Tensor& labels, torch::Tensor* written) {
   TORCH_CHECK(labels.dim() == 2, "VolumeObjects: a page's labels must be H x W");
+  TORCH_CHECK(!written || (written->sizes() == labels.sizes() && written->is_contiguous() &&
+                           (written->scalar_type() == torch::kInt || written->scalar_type() == torch::kLong)),
+              "VolumeObjects: a page's components go to a contiguous H x W int32 or int64 tensor of the labels' size");
   const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
   auto found_here = components_of(page_labels, ignore_, 8);
   const auto& components = found_here.ids;
+  if (written) written->copy_(components);
   const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = static_cast<int64_t>(found_here.classes.size()) - 1;
   offsets_.push_back(offset), counts_.push_back(found);
   class_.insert(class_.end(), found_here.classes.begin() + 1, found_here.classes.end());
@@ -246,6 +251,25 @@ torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
   auto ids = torch::zeros({found + 1}, torch::kLong);
   std::copy(numbers_.begin() + offset + 1, numbers_.begin() + offset + found + 1, ids.data_ptr<int64_t>() + 1);
   return ids.index({components});
+}
+
+void VolumeObjects::number_page(int64_t k, torch::Tensor& components) {
+  TORCH_CHECK(k >= 0 && k < pages(), "VolumeObjects: no page ", k, " (", pages(), " added)");
+  TORCH_CHECK(components.is_contiguous() && (components.scalar_type() == torch::kInt || components.scalar_type() == torch::kLong),
+              "VolumeObjects: a page's components are a contiguous int32 or int64 tensor");
+  number();
+  const int64_t offset = offsets_[static_cast<size_t>(k)], found = counts_[static_cast<size_t>(k)];
+  TORCH_CHECK(components.scalar_type() == torch::kLong || objects_ <= std::numeric_limits<int32_t>::max(),
+              "VolumeObjects: ", objects_, " objects do not fit int32 ids");
+  const auto renumber = [&](auto* c) {
+    for (int64_t i = 0, n = components.numel(); i < n; ++i) {
+      const int64_t local = c[i];
+      TORCH_CHECK(local >= 0 && local <= found, "VolumeObjects: page ", k, "'s components are not those add() wrote");
+      c[i] = static_cast<std::remove_pointer_t<decltype(c)>>(local == 0 ? 0 : numbers_[static_cast<size_t>(offset + local)]);
+    }
+  };
+  if (components.scalar_type() == torch::kInt) renumber(components.data_ptr<int32_t>());
+  else renumber(components.data_ptr<int64_t>());
 }
 
 torch::Tensor distance_transform_3d(const torch::Tensor& mask, std::array<double, 3> spacing) {

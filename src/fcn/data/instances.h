@@ -43,14 +43,18 @@ torch::Tensor largest_objects_kept(const std::vector<int64_t>& object_class, con
 // pixel joins the objects of its class on the page before at its own place or one of its 8
 // neighbours: 26-connected in 3-D), so a cell through 40 slices is one object, not 40. Two passes,
 // so that the pages need not all be held: add() each page (its components and their links to the page
-// before), then page() each again with the same labels for its ids.
+// before), then page() each again with the same labels for its ids. Where a volume of ids is to be held
+// anyway, add() writes each page's components into it and number_page() numbers them in place: each page
+// labelled once.
 class VolumeObjects {
  public:
   // `ignore`: a label that makes no objects besides background 0 (void, 255; -1: none). Objects of
   // fewer than `min_voxels` voxels through the whole volume are left out (id 0, not counted): specks.
   explicit VolumeObjects(int64_t ignore = -1, int64_t min_voxels = 1) : ignore_(ignore), min_voxels_(min_voxels) {}
   // The next page's H x W integer labels. A page of another size than the one before is not joined to it.
-  void add(const torch::Tensor& labels);
+  // `components` (where given: H x W int32 or int64, contiguous, such as page k of the volume that is to hold
+  // the ids) gets the page's components, 1..n within the page (0: none), for number_page().
+  void add(const torch::Tensor& labels, torch::Tensor* components = nullptr);
   int64_t pages() const { return static_cast<int64_t>(offsets_.size()); }
   // The objects of the pages added so far, and how many of them each class 0..classes-1 has.
   int64_t count();
@@ -61,6 +65,9 @@ class VolumeObjects {
   // Page k's objects, H x W int64: 0 none, else 1..count(), numbered in order of the first page each
   // is on (within it, class by class, then raster order). `labels`: the labels add() was given for it.
   torch::Tensor page(int64_t k, const torch::Tensor& labels);
+  // The same ids from page k's components as add() wrote them, in place (its dtype kept: int32 where count()
+  // fits). No page is labelled again.
+  void number_page(int64_t k, torch::Tensor& components);
 
  private:
   void number();  // the final ids of the objects so far, in numbers_ (0: a speck)

@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <tuple>
+#include <type_traits>
 
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
@@ -114,17 +115,63 @@ void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classe
   }
 }
 
-// The objects through the volume (void slices make none), numbered as VolumeObjects numbers them over its pages
-// as stored.
+// The ids of `objects` through the volume (void slices make none), numbered as VolumeObjects numbers them over
+// its pages as stored, each page labelled once: its components written into the volume of ids, then numbered in
+// place. int32, 4 bytes a voxel (int64 past 2^31 - 1 objects).
+torch::Tensor object_ids(const VolumeSegmentation& result, VolumeObjects& objects) {
+  const int64_t pages = result.labels.size(0);
+  auto ids = torch::zeros(result.labels.sizes(), torch::kInt);
+  for (int64_t k = 0; k < pages; ++k) {
+    auto page = ids[k];
+    objects.add(result.labels[k], &page);
+  }
+  if (objects.count() > std::numeric_limits<int32_t>::max()) ids = ids.to(torch::kLong);
+  for (int64_t k = 0; k < pages; ++k) {
+    auto page = ids[k];
+    objects.number_page(k, page);
+  }
+  return ids;
+}
+
 void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
   VolumeObjects objects(result.void_label, min_object);
-  const int64_t pages = result.labels.size(0);
-  for (int64_t k = 0; k < pages; ++k) objects.add(result.labels[k]);
-  const bool narrow = objects.count() <= std::numeric_limits<int32_t>::max();  // 4 bytes a voxel where the ids fit
-  result.objects = torch::zeros(result.labels.sizes(), narrow ? torch::kInt : torch::kLong);
-  for (int64_t k = 0; k < pages; ++k) result.objects[k].copy_(objects.page(k, result.labels[k]));
+  result.objects = object_ids(result, objects);
   result.object_count = objects.count();
   result.objects_per_class = objects.per_class(classes);
+}
+
+// keep_largest and find_objects in one labelling (--largest with objects): every object found once, the ones
+// not kept made background, and the kept ones of min_object voxels or more renumbered in their order, 1, 2, ...
+// That is what find_objects gives over the filtered labels: making other objects background changes no kept
+// object's voxels, nor its first page, class and pixel, by which VolumeObjects numbers them.
+void keep_largest_and_find(VolumeSegmentation& result, const std::vector<int64_t>& chosen, int64_t min_object, int64_t classes) {
+  VolumeObjects objects(result.void_label);  // specks too: each class's largest is chosen among all its objects
+  auto ids = object_ids(result, objects);
+  const auto& object_class = objects.object_classes();
+  const auto& object_voxels = objects.object_voxels();
+  const auto kept = largest_objects_kept(object_class, object_voxels, chosen);
+  const bool* keep = kept.data_ptr<bool>();
+  std::vector<int64_t> renumber(object_class.size(), 0);
+  result.objects_per_class.assign(static_cast<size_t>(std::max<int64_t>(classes, 0)), 0);
+  result.object_count = 0;
+  for (size_t id = 1; id < object_class.size(); ++id) {
+    if (!keep[id] || object_voxels[id] < min_object) continue;
+    renumber[id] = ++result.object_count;
+    if (object_class[id] >= 0 && object_class[id] < classes) ++result.objects_per_class[static_cast<size_t>(object_class[id])];
+  }
+  const auto apply = [&](auto* labels, auto* id) {
+    for (int64_t i = 0, n = ids.numel(); i < n; ++i) {
+      const auto object = static_cast<size_t>(id[i]);
+      if (!keep[object]) labels[i] = 0;
+      id[i] = static_cast<std::remove_pointer_t<decltype(id)>>(renumber[object]);
+    }
+  };
+  const bool byte = result.labels.scalar_type() == torch::kByte, narrow = ids.scalar_type() == torch::kInt;
+  if (byte && narrow) apply(result.labels.data_ptr<uint8_t>(), ids.data_ptr<int32_t>());
+  else if (byte) apply(result.labels.data_ptr<uint8_t>(), ids.data_ptr<int64_t>());
+  else if (narrow) apply(result.labels.data_ptr<int32_t>(), ids.data_ptr<int32_t>());
+  else apply(result.labels.data_ptr<int32_t>(), ids.data_ptr<int64_t>());
+  result.objects = std::move(ids);
 }
 
 }  // namespace
@@ -176,8 +223,9 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
       if (going) going = gather(result, done, on_slice);
     pass.clear();
   }
-  if (options.largest) keep_largest(result, *options.largest);
-  if (options.objects) find_objects(result, options.min_object, classes);
+  if (options.largest && options.objects) keep_largest_and_find(result, *options.largest, options.min_object, classes);
+  else if (options.largest) keep_largest(result, *options.largest);  // no volume of ids held
+  else if (options.objects) find_objects(result, options.min_object, classes);
   return result;
 }
 
