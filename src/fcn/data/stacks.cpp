@@ -427,7 +427,7 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
 NiftiUnstacked unstack_nifti(const std::string& images_nifti, const std::string& masks_nifti, const std::string& out_dir,
                              const NiftiSlicing& slicing, const std::function<void(int64_t, int64_t)>& progress) {
   check_context(slicing.context);
-  const auto channels = read_case(images_nifti, slicing.context);
+  const auto channels = read_case(nifti_case_file(images_nifti), slicing.context);  // NAME_0001 named alone: its case, as fcn predict takes it
   const auto& volume = channels.front();
   std::optional<NiftiVolume> labels;
   int64_t most = 0;

@@ -39,8 +39,8 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // axis as images/NNN.png and masks/NNN.png (rows j, columns i, as stored): the voxels mapped linearly
 // by `window` (fixed values, the volume's own percentiles, else its minimum..maximum) to a 16-bit gray PNG, as fcn predict
 // maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). A case of 2 to 4
-// channels (a 4-D file, or nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it: read_nifti_case)
-// is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA), each channel mapped by
+// channels (a 4-D file, or nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it: read_nifti_case; a later
+// channel's file named stands for its case, nifti_case_file) is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA), each channel mapped by
 // the window or its own minimum..maximum, and OUT/channels.json names the channels (the task's
 // dataset.json "modality" or "channel_names" beside the volumes' folder, else "channel c") so that fcn
 // train gives a new net that many inputs. fcn::Error naming the
