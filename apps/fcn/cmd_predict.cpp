@@ -164,13 +164,15 @@ class Segmenter {
     const auto error = error_of(path, [&] { summary = segment_video(f_, predictor_, path, unique_stem(path, stems_), f_.quiet || f_.json); });
     if (!error.empty()) return skip(path, error);
     stopped = summary["stopped"].get<bool>();
+    kept += summary["frames_kept"].get<int64_t>();
     videos.push_back(summary);
     progress_.update(++done_);
     if (f_.json) return;
     const auto files = summary["files"].get<std::vector<std::string>>();
     const auto every = f_.every > 1 ? ", 1 in " + std::to_string(f_.every) : std::string();
     std::cout << printable(path) << " (" << summary["width"] << "x" << summary["height"] << ", " << summary["frames"]
-              << " frames" << every << (stopped ? ", stopped by Ctrl-C" : "") << ") -> " << files[0] << (files.size() > 1 ? " + " + files[1] : "")
+              << " frames" << every << (stopped ? ", stopped by Ctrl-C" : "")
+              << (summary["frames_kept"] > 0 ? ", " + summary["frames_kept"].dump() + " kept from an earlier run" : std::string()) << ") -> " << files[0] << (files.size() > 1 ? " + " + files[1] : "")
               << "  median " << summary["median_ms"].get<double>() << " ms/frame\n";
   }
 
@@ -201,11 +203,7 @@ class Segmenter {
     const auto out = fs::path(f_.out);
     const int64_t classes = predictor_.model().net->label_classes();
     std::error_code error;
-    const auto written = [&](const std::vector<std::vector<std::string>>& files) {
-      return std::all_of(files.begin(), files.end(), [&](const std::vector<std::string>& names) {
-        return std::any_of(names.begin(), names.end(), [&](const std::string& name) { return fs::is_regular_file(out / name, error); });
-      });
-    };
+    const auto written = [&](const std::vector<std::vector<std::string>>& files) { return outputs_written(f_, files); };
     const auto holds = [&](const std::string& suffix, int64_t count) {  // a TIFF stack file of `count` pages
       const auto file = (out / (stem + suffix)).string();
       bool full = false;  // a file that is not a TIFF stack of every page (stopped, damaged) is written again
@@ -691,7 +689,8 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--skip-existing", f.skip_existing,
                 "images whose outputs exist already (the label file OUT/NAME.png and each file the other flags ask for) are "
                 "skipped: a run stopped midway (Ctrl-C) goes on where it stopped, and a run with a flag added writes what is "
-                "missing (a TIFF stack is skipped when all its pages' outputs are there; videos are segmented again)");
+                "missing (a TIFF stack is skipped when all its pages' outputs are there; a video's frames whose outputs are there "
+                "are passed over, but with --overlay, whose video needs every frame, a video is kept only when finished)");
   auto* instances = cmd->add_flag("--instances", f.instances,
                 "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
                 "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "

@@ -55,6 +55,8 @@ std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& pred
 // alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.
 std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const std::string& stem, int64_t classes, bool overlay,
                                                  bool labels = true, bool probs = true);
+// Whether every one of `files` (outputs_of's) is under OUT, as one of its alternatives.
+bool outputs_written(const PredictFlags& f, const std::vector<std::vector<std::string>>& files);
 
 // What write_outputs wrote: the files; with --instances the objects (H x W ids, 0: none) and each class's count.
 struct Written {
@@ -89,7 +91,10 @@ std::string error_of(const std::string& path, F&& body) {
 // A video, frame by frame as images are segmented (up to 8 frames a pass; with --every N, frames 0, N,
 // 2N, ...): the frames' masks (and --probs) in OUT/NAME/ named by frame number, 000000.png, ...; with
 // --overlay, OUT/NAME-overlay.mp4 at the video's frame rate / N (each frame's objects outlined with
-// --instances). Ctrl-C stops at the frame reached and keeps what was written. Returns what --json reports.
+// --instances). Ctrl-C stops at the frame reached and keeps what was written. --skip-existing: frames whose
+// files an earlier run wrote are passed over, so a stopped video goes on where it stopped; with --overlay, whose
+// video needs every frame, a finished video is kept whole and any other segmented again. Returns what --json
+// reports ("frames" segmented, "frames_kept" from an earlier run).
 nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, const std::string& path, const std::string& stem,
                              bool quiet);
 

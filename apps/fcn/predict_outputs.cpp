@@ -54,6 +54,14 @@ std::vector<std::vector<std::string>> outputs_of(const PredictFlags& f, const st
   return files;
 }
 
+bool outputs_written(const PredictFlags& f, const std::vector<std::vector<std::string>>& files) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  return std::all_of(files.begin(), files.end(), [&](const std::vector<std::string>& names) {
+    return std::any_of(names.begin(), names.end(), [&](const std::string& name) { return fs::is_regular_file(fs::path(f.out) / name, error); });
+  });
+}
+
 Written write_outputs(const PredictFlags& f, const std::string& stem, const torch::Tensor& image, const Prediction& prediction,
                       bool overlay, bool labels, bool probs) {
   namespace fs = std::filesystem;

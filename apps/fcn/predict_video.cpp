@@ -1,6 +1,7 @@
 // fcn predict on videos, frame by frame (predict.h).
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -43,11 +44,35 @@ void check_frames_read(const std::string& path, const VideoReader& video, int64_
 }
 
 // The next frame --every N takes (numbers 0, N, 2N, ...) with its number; an undefined tensor after the last.
-std::pair<int64_t, torch::Tensor> next_taken(VideoReader& video, int64_t every) {
-  while (video.frames_read() % every != 0)
+// Frames `done` says an earlier run wrote (--skip-existing) are passed over, not converted, and counted in `kept`.
+std::pair<int64_t, torch::Tensor> next_taken(VideoReader& video, int64_t every, const std::function<bool(int64_t)>& done, int64_t& kept) {
+  for (;;) {
+    while (video.frames_read() % every != 0)
+      if (!video.skip()) return {video.frames_read(), torch::Tensor()};
+    const int64_t number = video.frames_read();
+    if (!done || !done(number)) return {number, video.next()};
     if (!video.skip()) return {video.frames_read(), torch::Tensor()};
-  const int64_t number = video.frames_read();
-  return {number, video.next()};
+    ++kept;
+  }
+}
+
+// --skip-existing with --overlay: the overlay video needs every frame's picture, so the video is kept whole only
+// where an earlier run finished it: its overlay holds every frame --every takes of those the header lists, and
+// each one's files are there. Else it is segmented again, whole.
+bool finished_before(const std::string& overlay_path, const VideoInfo& info, int64_t every, const std::function<bool(int64_t)>& done) {
+  if (info.frames <= 0 || !std::filesystem::is_regular_file(overlay_path)) return false;
+  int64_t written = -1;
+  error_of(overlay_path, [&] { written = VideoReader(overlay_path).info().frames; });
+  if (written != (info.frames + every - 1) / every) return false;
+  for (int64_t number = 0; number < info.frames; number += every)
+    if (!done(number)) return false;
+  return true;
+}
+
+// --skip-existing: whether frame n's files are under OUT (none without the flag).
+std::function<bool(int64_t)> frame_done(const PredictFlags& f, const std::string& stem, int64_t classes) {
+  if (!f.skip_existing) return nullptr;
+  return [&f, stem, classes](int64_t number) { return outputs_written(f, outputs_of(f, numbered(stem, number), classes, false)); };
 }
 
 }  // namespace
@@ -59,6 +84,10 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
   const auto& info = video.info();
   fs::create_directories(fs::path(f.out) / stem);
   const auto overlay_path = (fs::path(f.out) / (stem + "-overlay.mp4")).string();
+  auto done = frame_done(f, stem, predictor.model().net->label_classes());
+  const bool whole = done && f.overlay && finished_before(overlay_path, info, f.every, done);
+  int64_t kept = whole ? (info.frames + f.every - 1) / f.every : 0;  // frames an earlier run wrote, not segmented again
+  if (f.overlay) done = nullptr;  // the overlay is written again: every frame segmented
   std::unique_ptr<VideoWriter> overlay;
   Progress progress(path, info.frames, quiet || info.frames < 2);
   const InterruptGuard guard;
@@ -89,8 +118,8 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
   };
   const size_t most = predictor.passes_together() ? kImagesPerPass : 1;
   try {
-    while (!InterruptGuard::requested()) {
-      const auto [number, frame] = next_taken(video, f.every);
+    while (!InterruptGuard::requested() && !whole) {
+      const auto [number, frame] = next_taken(video, f.every, done, kept);
       if (!frame.defined()) break;
       if (!pass.empty() && !joins_pass(pass[0].sizes(), pass.size(), frame.sizes(), most)) segment_pass();
       pass.push_back(frame), sources.push_back(path + " frame " + std::to_string(number)), numbers.push_back(number);
@@ -101,14 +130,14 @@ nlohmann::json segment_video(const PredictFlags& f, const Predictor& predictor, 
     throw;
   }
   segment_pass();
-  progress.update(video.frames_read());
+  progress.update(whole ? info.frames : video.frames_read());
   if (overlay) overlay->close();
   const auto frames = static_cast<int64_t>(times.ms.size());
-  check_frames_read(path, video, frames);
+  if (!whole) check_frames_read(path, video, frames + kept);
   std::vector<std::string> files{(fs::path(f.out) / stem).string() + "/"};
-  if (overlay) files.push_back(overlay_path);
+  if (overlay || whole) files.push_back(overlay_path);
   return {{"video", path}, {"height", info.height}, {"width", info.width}, {"fps", info.fps},
-          {"frames", frames}, {"frames_read", video.frames_read()}, {"frames_listed", info.frames}, {"every", f.every},
+          {"frames", frames}, {"frames_kept", kept}, {"frames_read", video.frames_read()}, {"frames_listed", info.frames}, {"every", f.every},
           {"decode_errors", video.decode_errors()},
           {"median_ms", times.median()}, {"class_pixels", named_counts(pixels, names)}, {"files", files},
           {"stopped", InterruptGuard::requested()}};

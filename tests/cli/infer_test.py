@@ -307,6 +307,29 @@ def _():
     assert p.returncode == 1 and "--every: 2 picks frames of videos, and no input is a video" in p.stderr, p.stderr
     text = run("predict", model, path("clip.mkv"), "--out", path("vid2"), "--quiet").stdout
     assert "clip.mkv (32x32, 12 frames) -> " in text and "1 video(s) segmented" in text, text
+    # --skip-existing: a video stopped after frame 6 (frames 7.. missing) and one whose frame 3 lacks its probabilities
+    # go on where they stopped: only the missing frames segmented, as the whole run segmented them; the frames kept
+    # untouched. With --overlay (its video needs every frame) a finished video is kept whole, any other done again.
+    shutil.copytree(path("vid/clip"), path("vid_resume/clip"))
+    for k in range(7, 12):
+        os.remove(path(f"vid_resume/clip/{k:06d}.png")), os.remove(path(f"vid_resume/clip/{k:06d}-probs.npy"))
+    os.remove(path("vid_resume/clip/000003-probs.npy"))
+    before = os.stat(path("vid_resume/clip/000000.png")).st_mtime_ns
+    resumed = json.loads(run("predict", model, path("clip.mkv"), "--out", path("vid_resume"), "--probs", "npy", "--skip-existing", "--json").stdout)
+    assert (resumed["videos"][0]["frames"], resumed["videos"][0]["frames_kept"], resumed["kept"]) == (6, 6, 6), resumed["videos"][0]
+    assert sorted(os.listdir(path("vid_resume/clip"))) == sorted(os.listdir(path("vid/clip"))), os.listdir(path("vid_resume/clip"))
+    for k in (3, 7, 11):
+        assert np.abs(np.load(path(f"vid_resume/clip/{k:06d}-probs.npy")) - np.load(path(f"vid/clip/{k:06d}-probs.npy"))).max() < 1e-6, k
+    assert os.stat(path("vid_resume/clip/000000.png")).st_mtime_ns == before, "a kept frame is not written again"
+    again = ["predict", model, path("clip.mkv"), "--out", path("vid"), "--overlay", "--probs", "npy", "--skip-existing"]
+    overlay_time = os.stat(path("vid/clip-overlay.mp4")).st_mtime_ns
+    text = run(*again).stdout
+    assert "clip.mkv (32x32, 0 frames, 12 kept from an earlier run) -> " in text and "12 kept from an earlier run" in text.splitlines()[-1], text
+    assert os.stat(path("vid/clip-overlay.mp4")).st_mtime_ns == overlay_time
+    os.remove(path("vid/clip/000011.png"))
+    redone = json.loads(run(*again, "--json").stdout)["videos"][0]
+    assert (redone["frames"], redone["frames_kept"]) == (12, 0) and os.path.exists(path("vid/clip/000011.png")), redone
+    assert os.stat(path("vid/clip-overlay.mp4")).st_mtime_ns != overlay_time
     # A video cut short decodes up to the cut: segmented, with a warning naming the frames its header lists.
     data = open(path("clip.mkv"), "rb").read()
     open(path("cut.mkv"), "wb").write(data[: len(data) * 2 // 3])
