@@ -367,6 +367,10 @@ void run_unstack(const UnstackFlags& f) {
   std::string mapped;
   std::vector<std::string> warnings;
   if (volume) {
+    if (is_later_channel_file(images))  // a case is one file name everywhere, as fcn predict takes it
+      std::fprintf(stderr, "fcn: note: %s is a later channel of case %s: its %zu channels are unstacked (one channel alone: copy it out of the folder)\n",
+                   printable(images).c_str(), printable(nifti_case_name(nifti_case_file(images))).c_str(),
+                   nifti_channel_files(nifti_case_file(images)).size());
     const auto result = unstack_nifti(images, masks, out, slicing, update);
     warnings = result.warnings;
     pages = result.slices;

@@ -981,6 +981,7 @@ def _():
         p = run("data", "unstack", path(f"mc/imagesTr/q_{channel}"), "--masks", path("mc/labelsTr/q.nii.gz"), "--out", path(f"mc_q{channel[:4]}"))
         assert sorted(os.listdir(path(f"mc_q{channel[:4]}/images"))) == ["000.png", "001.png", "002.png"], p.stdout
         assert open(path(f"mc_q{channel[:4]}/images/002.png"), "rb").read() == open(path("mc_ds/images/q_002.png"), "rb").read(), channel
+        assert ("is a later channel of case q: its 2 channels are unstacked" in p.stderr) == (channel == "0001.nii"), p.stderr
     for name in ("p_000.png", "q_002.png"):  # the 4-D layout gives the same slices
         assert open(path(f"mc4_ds/images/{name}"), "rb").read() == open(path(f"mc_ds/images/{name}"), "rb").read(), name
     # A new net takes the channels channels.json names; one of another count is refused before training.
