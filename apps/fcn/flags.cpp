@@ -52,6 +52,7 @@ const std::map<std::string, std::string>& option_flags() {
       {"AugmentOptions.elastic_alpha", "--elastic alpha"},
       {"AugmentOptions.elastic_grid", "--elastic grid"},
       {"AugmentOptions.gamma", "--gamma"},
+      {"AugmentOptions.foreground", "--foreground"},
       {"WeightMapOptions", "--weight-map"},
       {"UNetOptions.dropout", "--dropout"},
       {"PredictOptions.threshold", "--threshold"},

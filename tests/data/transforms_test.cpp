@@ -74,7 +74,52 @@ TEST(Gamma, ChangesGreyValuesOnlyAndKeepsRange) {
   EXPECT_LE(out.image.max().item<float>(), 1.0f);
 }
 
+// nnU-Net's foreground oversampling: with foreground 1 every crop of an image with foreground holds some, each
+// present class as likely as another (a 1-pixel class as often as a large one), centred on the pixel as far as
+// the image allows; image and mask cut at one place; void is no foreground; foreground 0 draws as before.
+TEST(Crop, ForegroundOversamplingPlacesCropsOnEachClassAlike) {
+  const int64_t h = 60, w = 80, c = 16;
+  auto image = (torch::arange(h * w, torch::kFloat) / (h * w)).view({1, h, w});  // each pixel's place in its value
+  auto mask = torch::zeros({h, w}, torch::kLong);
+  mask.slice(0, 0, 30).slice(1, 40, 80).fill_(1);  // a large class
+  mask[50][3] = 2;                                   // one pixel, near a corner
+  mask.slice(0, 55, 60).fill_(kIgnoreLabel);         // void: not foreground
+  const Sample s{image, mask, "two classes"};
+  int64_t with_two = 0, with_one = 0;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    std::mt19937_64 rng(seed);
+    const auto out = augment(s, AugmentOptions().crop(c).foreground(1.0), rng);
+    ASSERT_EQ(out.mask.sizes(), (std::vector<int64_t>{c, c}));
+    const int64_t top = std::llround(out.image[0][0][0].item<double>() * h * w) / w, left = std::llround(out.image[0][0][0].item<double>() * h * w) % w;
+    ASSERT_TRUE(torch::equal(out.mask, mask.slice(0, top, top + c).slice(1, left, left + c))) << seed;  // image and mask together
+    const bool two = out.mask.eq(2).any().item<bool>(), one = out.mask.eq(1).any().item<bool>();
+    ASSERT_TRUE(two || one) << seed;
+    with_two += two, with_one += one;
+    if (two && !one) EXPECT_EQ(std::make_pair(top, left), std::make_pair(int64_t{42}, int64_t{0})) << seed;  // 50 - 8, clamped at 0
+  }
+  EXPECT_GT(with_two, 160);  // half the draws, 200 expected (binomial sd 10)
+  EXPECT_LT(with_two, 240);
+  EXPECT_GT(with_one, 160);
+  // Random crops hold the 1-pixel class about (16 x 16 places of 45 x 65) 9% of the time; foreground 0 draws as before.
+  int64_t random_two = 0;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    std::mt19937_64 a(seed), b(seed);
+    const auto out = augment(s, AugmentOptions().crop(c), a), same = augment(s, AugmentOptions().crop(c).foreground(0.0), b);
+    ASSERT_TRUE(torch::equal(out.image, same.image));
+    random_two += out.mask.eq(2).any().item<bool>();
+  }
+  EXPECT_LT(random_two, 80);
+  // Only void and background: a random crop, no error.
+  const Sample empty{image, torch::where(mask > 0, torch::full_like(mask, kIgnoreLabel), mask), "no foreground"};
+  std::mt19937_64 rng(3);
+  EXPECT_EQ(augment(empty, AugmentOptions().crop(c).foreground(1.0), rng).mask.sizes(), (std::vector<int64_t>{c, c}));
+}
+
 TEST(AugmentOptions, NonsenseIsRefusedNamingTheField) {
+  EXPECT_EQ(test::error_of([] { validate(AugmentOptions().crop(8).foreground(1.5)); }),
+            "AugmentOptions.foreground: is the share of crops placed on foreground: 0..1 (nnU-Net: 0.33), got 1.5");
+  EXPECT_EQ(test::error_of([] { validate(AugmentOptions().foreground(0.33)); }),
+            "AugmentOptions.foreground: places crops: it needs a crop size (AugmentOptions.crop)");
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(-5)); }).find("AugmentOptions.crop"), std::string::npos);
   // A crop is an image the net sees: over the image limits it is refused before any allocation.
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(100000)); }).find("AugmentOptions.crop: image is 100000x100000"),

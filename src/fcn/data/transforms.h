@@ -29,6 +29,12 @@ struct AugmentOptions {
   TORCH_ARG(double, elastic_alpha) = 0.0;
   TORCH_ARG(int64_t, elastic_grid) = 3;
   TORCH_ARG(double, gamma) = 1.0;  // >= 1: intensity^g with log g uniform in [-log gamma, log gamma]
+  // nnU-Net's foreground oversampling (its oversample_foreground_percent, 0.33): the share of crops placed on
+  // a foreground pixel where the sample has one. A class present other than background 0 and void is
+  // drawn, each such class as likely as another (a small tumour as often as a large organ), then a pixel
+  // of it, and the crop is centred on that pixel as far as the image allows. Random crops of an image with
+  // a small structure rarely hold it. 0: every crop placed at random. Needs crop.
+  TORCH_ARG(double, foreground) = 0.0;
 };
 
 // Throws fcn::Error naming the field (AugmentOptions.crop, ...) for values that mean nothing.
