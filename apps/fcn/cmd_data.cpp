@@ -102,6 +102,20 @@ void print_label_voxels(const std::vector<int64_t>& voxels, const std::map<int64
                   static_cast<long long>(voxels[v]), 100.0 * static_cast<double>(voxels[v]) / total);
 }
 
+// A note where a class other than background holds under 1% of the labelled pixels (a lesion, a small organ): random
+// crops rarely hold it, and the ways fcn train has to see it more (nnU-Net oversamples foreground).
+void note_rare_classes(const std::vector<int64_t>& histogram, const std::vector<std::string>& names) {
+  const double total = static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0}));
+  std::string rare;
+  for (size_t c = 1; c < histogram.size(); ++c)
+    if (histogram[c] > 0 && static_cast<double>(histogram[c]) < 0.01 * total)
+      rare += (rare.empty() ? "" : ", ") + printable(c < names.size() ? names[c] : std::to_string(c));
+  if (!rare.empty())
+    std::printf("note: %s under 1%% of the pixels: random crops rarely hold it; fcn train --crop PX --foreground 0.33 centres a "
+                "third of the crops on a class present (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up\n",
+                rare.c_str());
+}
+
 // --orient CODE of data check and unstack ("": as stored).
 void check_orient_flag(const std::string& orient) {
   if (!orient.empty() && !valid_axis_codes(orient))
@@ -224,6 +238,7 @@ void add_check(CLI::App* cmd) {
       for (size_t c = 0; c < histogram.size(); ++c)
         std::printf("%-4zu %-16s %12ld %7.2f%% %10.3f\n", c, report.class_names[c].c_str(), static_cast<long>(histogram[c]),
                     100.0 * static_cast<double>(histogram[c]) / total, weights[c]);
+      note_rare_classes(histogram, report.class_names);
       for (const auto& warning : report.warnings) std::printf("warning: %s\n", printable(warning).c_str());
       for (const auto& error : report.errors) std::printf("error: %s\n", printable(error).c_str());
       std::printf("%zu problem%s found\n", report.errors.size(), report.errors.size() == 1 ? "" : "s");

@@ -416,6 +416,25 @@ def _():
     assert not same("median", "none"), "class weights changed nothing: the check cannot fail"
 
 
+@check("a class under 1% of the pixels: data check names it and the ways to see it more; train --crop --foreground runs")
+def _():
+    os.makedirs(path("rare/images")), os.makedirs(path("rare/masks"))
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[:16] = 1  # half the pixels
+        mask[20 + i, 5] = 2  # one pixel of 1024
+        Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(path(f"rare/images/r{i}.png"))
+        Image.fromarray(mask).save(path(f"rare/masks/r{i}.png"))
+    json.dump({"names": ["background", "half", "speck"]}, open(path("rare/classes.json"), "w"))
+    notes = [line for line in run("data", "check", path("rare")).stdout.splitlines() if line.startswith("note:")]
+    assert notes == ["note: speck under 1% of the pixels: random crops rarely hold it; fcn train --crop PX --foreground 0.33 centres a third of "
+                     "the crops on a class present (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up"], notes
+    net = ["train", "--data", path("rare"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 2]
+    assert json.loads(run(*net, "--crop", 8, "--foreground", 0.5, "--out", path("rare.fcn"), "--json").stdout)["epochs_done"] == 1
+    one_line_error(run(*net, "--foreground", 0.33, "--out", path("rare2.fcn"), ok=False), "--foreground: places crops: it needs a crop size (--crop)")
+
+
 @check("bad data: one-line errors naming the file (and value) in data check and in train")
 def _():
     cases = {}
