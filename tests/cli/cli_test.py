@@ -432,7 +432,7 @@ def _():
                      "the crops on a class present (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up"], notes
     net = ["train", "--data", path("rare"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 2]
     assert json.loads(run(*net, "--crop", 8, "--foreground", 0.5, "--out", path("rare.fcn"), "--json").stdout)["epochs_done"] == 1
-    one_line_error(run(*net, "--foreground", 0.33, "--out", path("rare2.fcn"), ok=False), "--foreground: places crops: it needs a crop size (--crop)")
+    one_line_error(run(*net, "--foreground", 1.5, "--out", path("rare2.fcn"), ok=False), "--foreground: is the share of crops placed on foreground: 0..1")
 
 
 @check("bad data: one-line errors naming the file (and value) in data check and in train")

@@ -100,6 +100,13 @@ TEST(Crop, ForegroundOversamplingPlacesCropsOnEachClassAlike) {
   EXPECT_GT(with_two, 160);  // half the draws, 200 expected (binomial sd 10)
   EXPECT_LT(with_two, 240);
   EXPECT_GT(with_one, 160);
+  // A class asked for (the trainer's class-balanced draw): every crop on it; one the image lacks: any present.
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    std::mt19937_64 rng(seed);
+    EXPECT_TRUE(augment(s, AugmentOptions().crop(c).foreground(1.0).foreground_class(2), rng).mask.eq(2).any().item<bool>()) << seed;
+    const auto any = augment(s, AugmentOptions().crop(c).foreground(1.0).foreground_class(7), rng).mask;
+    EXPECT_TRUE(any.eq(1).any().item<bool>() || any.eq(2).any().item<bool>()) << seed;
+  }
   // Random crops hold the 1-pixel class about (16 x 16 places of 45 x 65) 9% of the time; foreground 0 draws as before.
   int64_t random_two = 0;
   for (uint64_t seed = 0; seed < 400; ++seed) {
@@ -118,8 +125,7 @@ TEST(Crop, ForegroundOversamplingPlacesCropsOnEachClassAlike) {
 TEST(AugmentOptions, NonsenseIsRefusedNamingTheField) {
   EXPECT_EQ(test::error_of([] { validate(AugmentOptions().crop(8).foreground(1.5)); }),
             "AugmentOptions.foreground: is the share of crops placed on foreground: 0..1 (nnU-Net: 0.33), got 1.5");
-  EXPECT_EQ(test::error_of([] { validate(AugmentOptions().foreground(0.33)); }),
-            "AugmentOptions.foreground: places crops: it needs a crop size (AugmentOptions.crop)");
+  EXPECT_NO_THROW(validate(AugmentOptions().foreground(0.33)));  // without a crop: samples chosen in training, not crops
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(-5)); }).find("AugmentOptions.crop"), std::string::npos);
   // A crop is an image the net sees: over the image limits it is refused before any allocation.
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(100000)); }).find("AugmentOptions.crop: image is 100000x100000"),

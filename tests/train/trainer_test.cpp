@@ -166,6 +166,45 @@ TEST(Trainer, KeptSamplesTrainAsDecodedOnes) {
   EXPECT_GE(kept_val.kept_stats().hits, 4u);  // the second validation
 }
 
+// nnU-Net's foreground oversampling in training: with foreground 1 every batch item is forced, so on a set where one
+// image of six has foreground every item is that image, cropped on it: the run equals one on six copies of it, draw
+// for draw. With foreground 0, it does not (the check can fail).
+TEST(Trainer, ForegroundOversamplingSwapsImagesWithoutForegroundForOnesWithSome) {
+  const auto folder = [](const std::string& name, bool copies) {
+    const auto dir = test::temp_dir() + "/" + name;
+    fs::remove_all(dir);
+    fs::create_directories(dir + "/images"), fs::create_directories(dir + "/masks");
+    const std::string classes = R"({"names": ["background", "thing"]})";
+    write_file_atomic(dir + "/classes.json", classes.data(), classes.size());
+    for (int i = 0; i < 6; ++i) {
+      const int64_t k = copies ? 0 : i;
+      torch::manual_seed(100 + static_cast<uint64_t>(k));
+      write_png(dir + "/images/" + std::to_string(i) + ".png", torch::randint(0, 256, {20, 20, 1}, torch::kByte));
+      auto mask = torch::zeros({20, 20}, torch::kByte);
+      if (k == 0) mask.slice(0, 12, 15).slice(1, 2, 6).fill_(1);  // a small thing in image 0 alone
+      write_png_indexed(dir + "/masks/" + std::to_string(i) + ".png", mask, voc_palette(2));
+    }
+    return dir;
+  };
+  const SegmentationDataset mixed(folder("fg_mixed", false), "train"), same(folder("fg_copies", true), "train");
+  const auto run = [](const SegmentationDataset& data, double share, const std::string& name) {
+    torch::manual_seed(7);
+    Model model;
+    model.net = std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(4).in_channels(1).num_classes(2).padding(Padding::kSame));
+    model.meta = default_meta(2, 1);
+    auto o = options(name, 1).batch_size(3).conv(ConvAlgorithm::kDirect);
+    o.augment(AugmentOptions().crop(8).foreground(share));
+    train_segmentation(model, data, nullptr, o);
+    return model;
+  };
+  const auto forced = run(mixed, 1.0, "fg_forced"), copies = run(same, 1.0, "fg_forced_copies"), plain = run(mixed, 0.0, "fg_plain");
+  expect_same_weights(forced, copies);
+  const auto a = weights_of(forced), b = weights_of(plain);
+  bool differs = false;
+  for (size_t i = 0; i < a.size(); ++i) differs = differs || !torch::equal(a[i], b[i]);
+  EXPECT_TRUE(differs) << "foreground 0 trained as foreground 1 did: the check cannot fail";
+}
+
 TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   const SegmentationDataset train(scenes(), "train"), val(scenes(), "val");
   auto straight = small_fcn8s(2);

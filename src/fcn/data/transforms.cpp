@@ -45,22 +45,23 @@ void scale(Sample& out, double factor) {
 }
 
 // The top-left corner of a crop of side c over `mask` (at least c x c) centred, as far as the mask allows, on a
-// pixel of a foreground class (not background 0, not void), the class drawn first among those present, then
-// the pixel; false where the mask has no foreground.
-bool place_on_foreground(const torch::Tensor& mask, int64_t c, int64_t& top, int64_t& left, std::mt19937_64& rng) {
+// pixel of a foreground class (not background 0, not void): `wanted` where the mask holds it, else one drawn
+// among those present; then the pixel. False where the mask has no foreground.
+bool place_on_foreground(const torch::Tensor& mask, int64_t c, int64_t wanted, int64_t& top, int64_t& left, std::mt19937_64& rng) {
   const auto present = std::get<0>(torch::_unique(mask)).to(torch::kLong);
   std::vector<int64_t> classes;
   for (int64_t i = 0; i < present.size(0); ++i)
     if (const int64_t value = present[i].item<int64_t>(); value != 0 && value != kIgnoreLabel) classes.push_back(value);
   if (classes.empty()) return false;
-  const auto pixels = torch::nonzero(mask.eq(classes[rng() % classes.size()]));  // N x 2: row, column
+  const bool held = std::find(classes.begin(), classes.end(), wanted) != classes.end();
+  const auto pixels = torch::nonzero(mask.eq(held ? wanted : classes[rng() % classes.size()]));  // N x 2: row, column
   const auto pixel = pixels[static_cast<int64_t>(rng() % static_cast<uint64_t>(pixels.size(0)))];
   top = std::clamp<int64_t>(pixel[0].item<int64_t>() - c / 2, 0, mask.size(0) - c);
   left = std::clamp<int64_t>(pixel[1].item<int64_t>() - c / 2, 0, mask.size(1) - c);
   return true;
 }
 
-void crop(Sample& out, int64_t c, double foreground, std::mt19937_64& rng) {
+void crop(Sample& out, int64_t c, double foreground, int64_t wanted, std::mt19937_64& rng) {
   const int64_t pad_h = std::max<int64_t>(0, c - out.image.size(1)), pad_w = std::max<int64_t>(0, c - out.image.size(2));
   if (pad_h > 0 || pad_w > 0) {
     out.image = torch::constant_pad_nd(out.image, {0, pad_w, 0, pad_h}, 0.0);
@@ -70,7 +71,7 @@ void crop(Sample& out, int64_t c, double foreground, std::mt19937_64& rng) {
   }
   int64_t top = 0, left = 0;
   const bool on_foreground = foreground > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < foreground &&
-                             place_on_foreground(out.mask, c, top, left, rng);
+                             place_on_foreground(out.mask, c, wanted, top, left, rng);
   if (!on_foreground) {  // no draw more than before where foreground is 0: a seed's crops stay the same
     top = static_cast<int64_t>(rng() % static_cast<uint64_t>(out.image.size(1) - c + 1));
     left = static_cast<int64_t>(rng() % static_cast<uint64_t>(out.image.size(2) - c + 1));
@@ -106,7 +107,6 @@ void validate(const AugmentOptions& o) {
   if (!(o.gamma() >= 1) || !std::isfinite(o.gamma())) fail("AugmentOptions.gamma", "must be >= 1 (1: off)");
   if (!(o.foreground() >= 0 && o.foreground() <= 1))
     fail("AugmentOptions.foreground", "is the share of crops placed on foreground: 0..1 (nnU-Net: 0.33), got " + number_text(o.foreground()));
-  if (o.foreground() > 0 && o.crop() == 0) fail("AugmentOptions.foreground", "places crops: it needs a crop size (AugmentOptions.crop)");
 }
 
 torch::Tensor warp_grid(int64_t height, int64_t width, const AugmentOptions& options, std::mt19937_64& rng) {
@@ -147,7 +147,7 @@ Sample augment(const Sample& input, const AugmentOptions& options, std::mt19937_
     if (out.instances.defined()) out.instances = resample(out.instances, grid, kNearest);
     if (out.weights.defined()) out.weights = resample(out.weights, grid, kBilinear);
   }
-  if (options.crop() > 0) crop(out, options.crop(), options.foreground(), rng);
+  if (options.crop() > 0) crop(out, options.crop(), options.foreground(), options.foreground_class(), rng);
   if (options.flip() && uniform(rng) < 0.5) flip(out);
   if (options.gamma() > 1) {
     const double log_gamma = std::log(options.gamma());

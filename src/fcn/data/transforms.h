@@ -33,8 +33,13 @@ struct AugmentOptions {
   // a foreground pixel where the sample has one. A class present other than background 0 and void is
   // drawn, each such class as likely as another (a small tumour as often as a large organ), then a pixel
   // of it, and the crop is centred on that pixel as far as the image allows. Random crops of an image with
-  // a small structure rarely hold it. 0: every crop placed at random. Needs crop.
+  // a small structure rarely hold it. 0: every crop placed at random. In training (fcn::train) it is the
+  // share of batch items forced so, class-balanced over the train set: a forced item draws a foreground class
+  // among those the train masks hold (each as likely), and where its sample lacks it takes one of the train
+  // samples that hold it (most images of a defect or lesion set have none), cropped on it; with or without a crop.
   TORCH_ARG(double, foreground) = 0.0;
+  // The class forced crops are centred on where the sample holds it (-1, or not held: one of those present).
+  TORCH_ARG(int64_t, foreground_class) = -1;
 };
 
 // Throws fcn::Error naming the field (AugmentOptions.crop, ...) for values that mean nothing.

@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <utility>
 
@@ -125,6 +127,7 @@ class Run {
   TrainResult all_epochs() {
     check_class_count(train_, *model_.net);
     if (val_ != nullptr) check_class_count(*val_, *model_.net);
+    find_foreground_samples();
     model_.net->to(options_.device());
     share_rank0_weights();
     InterruptGuard interrupt;
@@ -251,6 +254,35 @@ class Run {
     return sample;
   }
 
+  // AugmentOptions::foreground: for each class other than background and void that the train masks hold, the
+  // samples holding it, from their masks alone, once (before any worker reads them), in index order.
+  void find_foreground_samples() {
+    if (options_.augment().foreground() <= 0 || !holding_.empty()) return;
+    for (size_t i = 0; i < train_.size(); ++i) {
+      const auto present = std::get<0>(torch::_unique(train_.read_mask(train_.mask_path(i)))).to(torch::kLong);
+      for (int64_t j = 0; j < present.size(0); ++j)
+        if (const int64_t c = present[j].item<int64_t>(); c != 0 && c != kIgnoreLabel) holding_[c].push_back(static_cast<int64_t>(i));
+    }
+  }
+
+  // Slot k's sample and augmentation. With AugmentOptions::foreground P (nnU-Net's oversampling, class-balanced),
+  // the slot is forced with probability P: a class of those the train masks hold is drawn, each as likely; where
+  // the slot's sample lacks it, one of the samples holding it takes its place; and its crop is centred on the
+  // class. An unforced slot keeps its sample and a random crop. The draws are keyed by the slot, as the
+  // augmentation's are.
+  std::pair<int64_t, AugmentOptions> slot_sample(uint64_t key, int64_t k, int64_t index) const {
+    auto augment = options_.augment();
+    if (augment.foreground() <= 0) return {index, augment};
+    std::mt19937_64 pick(mix(key, k, 2));
+    const bool forced = std::uniform_real_distribution<double>(0.0, 1.0)(pick) < augment.foreground();
+    if (forced && !holding_.empty()) {
+      const auto& [c, samples] = *std::next(holding_.begin(), static_cast<int64_t>(pick() % holding_.size()));
+      if (!std::binary_search(samples.begin(), samples.end(), index)) index = samples[static_cast<size_t>(pick() % samples.size())];
+      augment.foreground_class(c);
+    }
+    return {index, augment.foreground(forced ? 1.0 : 0.0)};
+  }
+
   // This rank's contiguous part of batch `step` of the epoch's order, each sample augmented with
   // randomness keyed by (seed, epoch, step, its place in the order): the same whichever rank or
   // thread makes it. A rank whose part is empty (a last batch smaller than the ranks) takes the
@@ -262,7 +294,8 @@ class Run {
     std::vector<Sample> samples;
     for (int64_t k = first; k < std::max(last, first + 1); ++k) {
       std::mt19937_64 rng(mix(key, k, 0) ^ 0x5bd1e995u);
-      samples.push_back(augment(training_sample(order[static_cast<size_t>(std::min(k, begin + count - 1))]), options_.augment(), rng));
+      const auto [index, augment_options] = slot_sample(key, k, order[static_cast<size_t>(std::min(k, begin + count - 1))]);
+      samples.push_back(augment(training_sample(index), augment_options, rng));
     }
     if (last == first) {
       samples[0].mask.fill_(kIgnoreLabel);
@@ -387,6 +420,7 @@ class Run {
   const RunPath path_ = run_path(options_, at_);  // TrainOptions.conv and .layout, or the resumed run's
   TrainResult result_;
   std::vector<torch::Tensor> weight_maps_;  // per sample, computed at first use (by any loader thread)
+  std::map<int64_t, std::vector<int64_t>> holding_;  // AugmentOptions::foreground: class -> the train samples holding it, ascending
 };
 
 // metrics.jsonl, rewritten whole and atomically from the run's history (a checked write: a full
