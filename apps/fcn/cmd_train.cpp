@@ -445,8 +445,9 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--class-weights", f.class_weights, "none | auto | median-freq | FILE.npy")->capture_default_str();
   cmd->add_option("--crop", f.crop, "random crop side (pads with ignore); 0: none")->capture_default_str();
   cmd->add_option("--foreground", f.foreground,
-                  "the share of batch items forced to show foreground (nnU-Net's oversampling: 0.33): an image without any "
-                  "swapped for one with some, its --crop centred on a pixel of a class present, each class as likely")
+                  "the share of batch items forced to show foreground (nnU-Net's oversampling: 0.33), class-balanced: a class "
+                  "of the train masks' drawn, each as likely, an image holding it in place of one that does not, its --crop "
+                  "centred on it")
       ->capture_default_str();
   cmd->add_option("--scale-min", f.min_scale, "random scale lower bound")->capture_default_str();
   cmd->add_option("--scale-max", f.max_scale, "random scale upper bound")->capture_default_str();
