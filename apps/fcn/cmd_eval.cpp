@@ -253,9 +253,10 @@ void add_eval(CLI::App& app) {
   auto* truth_flag = cmd->add_option("--truth", truth,
                   "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
                   "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
-                  "NAME.nii.gz): each volume's 3-D Dice, normalised surface Dice (NSD), HD95 (mm) and true / predicted mL per class, "
-                  "each class's Dice, NSD and HD95 averaged over the volumes (--json: volumes, mean_dice, mean_nsd, mean_hd95_mm, "
-                  "mean_foreground_dice, all_voxels)");
+                  "NAME.nii.gz): each volume's 3-D Dice, normalised surface Dice (NSD), HD95 (mm), true / predicted mL and objects "
+                  "found (lesion-wise: 26-connected, found where a predicted voxel of its class lies in it) per class, each class's "
+                  "Dice, NSD and HD95 averaged over the volumes (--json: volumes, mean_dice, mean_nsd, mean_hd95_mm, "
+                  "mean_foreground_dice, objects, all_voxels)");
   cmd->add_option("--nsd-tolerance", volumes.nsd_tolerance_mm,
                   "with --truth: the NSD's tolerance in mm, how far a predicted surface voxel may lie from the true surface (and the "
                   "other way round) and still agree; choose it per structure, from how far two raters' outlines differ")

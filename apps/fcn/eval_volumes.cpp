@@ -60,33 +60,43 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
     volumes.push_back({{"name", v.name}, {"prediction", v.prediction}, {"truth", v.truth}, {"dice", list(v.metrics.dice)},
                        {"iou", list(v.metrics.iou)}, {"nsd", list(v.nsd)}, {"hd95_mm", list(v.hd95)}, {"true_ml", list(v.true_ml)}, {"predicted_ml", list(v.predicted_ml)},
                        {"voxel_mm", list({v.voxel_mm.begin(), v.voxel_mm.end()})},
+                       {"objects", {{"true", v.true_objects}, {"found", v.found_objects}, {"predicted", v.predicted_objects}, {"false", v.false_objects}}},
                        {"void_voxels", v.void_voxels}, {"misalignment", v.misalignment.empty() ? nlohmann::json() : nlohmann::json(v.misalignment)}});
   const auto all = scores.all.metrics();
   return {{"predictions", predictions}, {"truth", truth}, {"classes", names}, {"volumes", volumes}, {"mean_dice", list(scores.mean_dice)},
           {"mean_nsd", list(scores.mean_nsd)}, {"nsd_tolerance_mm", scores.nsd_tolerance_mm}, {"mean_hd95_mm", list(scores.mean_hd95)},
           {"mean_foreground_dice", or_null(scores.mean_foreground_dice)},
+          {"objects", {{"true", scores.true_objects}, {"found", scores.found_objects}, {"predicted", scores.predicted_objects},
+                       {"false", scores.false_objects}, {"sensitivity", list(scores.object_sensitivity)}, {"precision", list(scores.object_precision)}}},
           {"all_voxels", {{"pixel_acc", or_null(all.pixel_acc)}, {"mean_iu", or_null(all.mean_iu)}, {"mean_dice", or_null(all.mean_dice)},
                           {"dice", list(all.dice)}, {"confusion", scores.all.rows()}}}};
 }
 
-// The rows of the table: a row per volume (each foreground class's Dice, NSD, HD95 and true / predicted
-// mL), then the means.
+// "found of true, N false": object-wise detection in a cell.
+std::string objects_cell(int64_t found, int64_t truth, int64_t wrong) {
+  return std::to_string(found) + " of " + std::to_string(truth) + ", " + std::to_string(wrong) + " false";
+}
+
+// The rows of the table: a row per volume (each foreground class's Dice, NSD, HD95, true / predicted mL and
+// objects found), then the means (and the objects over all volumes).
 std::vector<std::vector<std::string>> table_rows(const VolumeScores& scores, const std::vector<std::string>& names) {
   std::vector<std::vector<std::string>> rows(1, {"volume"});
   char tolerance[32];
   std::snprintf(tolerance, sizeof tolerance, "%g", scores.nsd_tolerance_mm);
   const auto nsd_header = "NSD " + std::string(tolerance) + " mm";
   for (int64_t c = 1; c < scores.classes; ++c)
-    rows[0].insert(rows[0].end(), {names[static_cast<size_t>(c)] + " Dice", nsd_header, "HD95 mm", "mL true / predicted"});
+    rows[0].insert(rows[0].end(), {names[static_cast<size_t>(c)] + " Dice", nsd_header, "HD95 mm", "mL true / predicted", "objects found"});
   for (const auto& v : scores.volumes) {
     rows.push_back({v.name});
     for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c)
       rows.back().insert(rows.back().end(), {number_cell(v.metrics.dice[c], 3), number_cell(v.nsd[c], 3), number_cell(v.hd95[c], 2),
-                                             ml_cell(v.true_ml[c]) + " / " + ml_cell(v.predicted_ml[c])});
+                                             ml_cell(v.true_ml[c]) + " / " + ml_cell(v.predicted_ml[c]),
+                                             objects_cell(v.found_objects[c], v.true_objects[c], v.false_objects[c])});
   }
   rows.push_back({"mean of " + std::to_string(scores.volumes.size()) + " volume(s)"});
   for (size_t c = 1; c < static_cast<size_t>(scores.classes); ++c)
-    rows.back().insert(rows.back().end(), {number_cell(scores.mean_dice[c], 3), number_cell(scores.mean_nsd[c], 3), number_cell(scores.mean_hd95[c], 2), ""});
+    rows.back().insert(rows.back().end(), {number_cell(scores.mean_dice[c], 3), number_cell(scores.mean_nsd[c], 3), number_cell(scores.mean_hd95[c], 2), "",
+                                           objects_cell(scores.found_objects[c], scores.true_objects[c], scores.false_objects[c])});
   return rows;
 }
 

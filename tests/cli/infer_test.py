@@ -765,7 +765,40 @@ def _():
     assert all(abs(r["mean_nsd"][c] - np.nanmean([np.nan if v["nsd"][c] is None else v["nsd"][c] for v in r["volumes"]])) < 1e-12 for c in (1, 2)), r
     text = run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr")).stdout
     assert "left atrium Dice" in text and "HD95 mm" in text and "mean of 3 volume(s)" in text and "foreground mean Dice" in text, text
-    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | NSD 2 mm | HD95 mm | mL true / predicted | scar Dice |")
+    assert open(path("dec.md")).read().startswith("| volume | left atrium Dice | NSD 2 mm | HD95 mm | mL true / predicted | objects found | scar Dice |")
+
+    def objects_of(mask):  # 26-connected components of a boolean volume, by a breadth-first flood fill: a list of voxel lists
+        seen, found = np.zeros_like(mask), []
+        for start in map(tuple, np.argwhere(mask)):
+            if seen[start]:
+                continue
+            seen[start], todo, voxels = True, [start], []
+            while todo:
+                voxel = todo.pop()
+                voxels.append(voxel)
+                for step in np.ndindex(3, 3, 3):
+                    n = tuple(np.array(voxel) + np.array(step) - 1)
+                    if all(0 <= n[a] < mask.shape[a] for a in range(3)) and mask[n] and not seen[n]:
+                        seen[n] = True
+                        todo.append(n)
+            found.append(voxels)
+        return found
+
+    totals = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
+    for v in r["volumes"]:  # lesion-wise: a true object found where a predicted voxel of its class lies in it
+        truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
+        expected = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
+        for c in (1, 2):
+            true_objects, predicted_objects = objects_of(truth == c), objects_of(predicted == c)
+            expected["true"][c], expected["predicted"][c] = len(true_objects), len(predicted_objects)
+            expected["found"][c] = sum(any(predicted[x] == c for x in o) for o in true_objects)
+            expected["false"][c] = sum(not any(truth[x] == c for x in o) for o in predicted_objects)
+        assert v["objects"] == expected, (v["name"], v["objects"], expected)
+        for key in totals:
+            totals[key] = [a + b for a, b in zip(totals[key], expected[key])]
+    assert sum(totals["true"]) > 0 and sum(totals["predicted"]) > 0, totals  # something to find
+    assert {k: r["objects"][k] for k in totals} == totals, (r["objects"], totals)
+    assert r["objects"]["sensitivity"][1] == (totals["found"][1] / totals["true"][1] if totals["true"][1] else None), r["objects"]
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--data", path("dec"), "--nsd-tolerance", 1, ok=False), "--nsd-tolerance", "--truth")
     # Files named without a folder, from the folder they are in: the working folder, whose parent holds dataset.json.
     shutil.copy(path("labelsTr/a.nii.gz"), path("dec_masks/a_truth.nii.gz"))

@@ -147,6 +147,46 @@ TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
   EXPECT_EQ(strict.volumes[1].metrics.dice[1], b.metrics.dice[1]);
 }
 
+// Object-wise detection (lesion-wise) by hand, 26-connected: a true object found by one voxel of its class, one
+// missed, a predicted object of no true voxel, one lying on a true object of another class (false), void no object.
+TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
+  const auto root = test::temp_dir() + "/label_objects";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const int64_t w = 8, h = 6, slices = 4;
+  std::vector<int64_t> truth(static_cast<size_t>(w * h * slices), 0), predicted(truth.size(), 0);
+  const auto at = [&](int64_t s, int64_t r, int64_t c) { return static_cast<size_t>((s * h + r) * w + c); };
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t r = 1; r < 3; ++r)
+      for (int64_t c = 1; c < 3; ++c) truth[at(s, r, c)] = 1;  // A: a 2 x 2 x 2 block
+  truth[at(2, 3, 3)] = 1;                                      // A too: a corner away from (1, 2, 2)
+  truth[at(3, 4, 6)] = 1;                                      // B: one voxel, missed
+  truth[at(0, 4, 5)] = truth[at(0, 5, 6)] = truth[at(0, 4, 6)] = 2;  // D, class 2
+  truth[at(3, 0, 0)] = 255;                                    // void: no object
+  predicted[at(2, 3, 3)] = 1;                                  // finds A through its corner
+  predicted[at(3, 0, 7)] = 1;                                  // false: no truth there
+  predicted[at(0, 4, 5)] = 1;                                  // false: on D, of another class
+  predicted[at(0, 5, 6)] = 2;                                  // finds D
+  const auto save_volume = [&](const std::string& file, const std::vector<int64_t>& labels) {
+    const auto bytes = test::nifti_file(2, 1, labels, static_cast<int16_t>(w), static_cast<int16_t>(h), static_cast<int16_t>(slices));
+    std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  save_volume(root + "/p.nii", predicted), save_volume(root + "/t.nii", truth);
+  const auto scores = score_label_volumes({{root + "/p.nii", root + "/t.nii"}, {root + "/p.nii", root + "/t.nii"}});
+  const auto& v = scores.volumes[0];
+  EXPECT_EQ(v.true_objects, (std::vector<int64_t>{0, 2, 1}));
+  EXPECT_EQ(v.found_objects, (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(v.predicted_objects, (std::vector<int64_t>{0, 3, 1}));
+  EXPECT_EQ(v.false_objects, (std::vector<int64_t>{0, 2, 0}));
+  EXPECT_EQ(scores.true_objects, (std::vector<int64_t>{0, 4, 2}));  // two volumes summed
+  EXPECT_EQ(scores.false_objects, (std::vector<int64_t>{0, 4, 0}));
+  EXPECT_TRUE(std::isnan(scores.object_sensitivity[0]));
+  EXPECT_DOUBLE_EQ(scores.object_sensitivity[1], 0.5);
+  EXPECT_DOUBLE_EQ(scores.object_precision[1], 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(scores.object_sensitivity[2], 1.0);
+  EXPECT_DOUBLE_EQ(scores.object_precision[2], 1.0);
+}
+
 // Balls with interiors (only their surfaces count), the prediction shifted and dented, in a volume
 // larger than both (the distances are taken in their joint bounding box): HD95 as brute force gives it.
 TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {

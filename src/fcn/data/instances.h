@@ -68,6 +68,8 @@ class VolumeObjects {
   // The same ids from page k's components as add() wrote them, in place (its dtype kept: int32 where count()
   // fits). No page is labelled again.
   void number_page(int64_t k, torch::Tensor& components);
+  // The id of page k's component `component` (1..n, as add() wrote them; 0: none, or a speck).
+  int64_t object_of(int64_t k, int64_t component);
 
  private:
   void number();  // the final ids of the objects so far, in numbers_ (0: a speck)

@@ -149,6 +149,41 @@ SurfaceScores surface_scores(const torch::Tensor& predicted_labels, const torch:
           static_cast<double>(agreeing) / static_cast<double>(to_truth.numel() + to_predicted.numel())};
 }
 
+// VolumeScore's object-wise detection for classes 0..k-1 of the two label volumes (truth void: no object; the
+// prediction's void already background): each volume's slices labelled once (VolumeObjects), and the components
+// holding a voxel both volumes give the same class marked; after the last slice, an object is marked where one of
+// its components is. No volume of ids is held, and no slice labelled twice.
+void score_objects(const torch::Tensor& predicted, const torch::Tensor& truth, int64_t k, VolumeScore& score) {
+  VolumeObjects truth_objects(kVoid), predicted_objects(kVoid);
+  const int64_t slices = truth.size(0);
+  auto components = torch::empty({truth.size(1), truth.size(2)}, torch::kInt);
+  std::vector<std::pair<int64_t, int64_t>> truth_marks, predicted_marks;  // (slice, component) holding an agreeing voxel
+  for (int64_t d = 0; d < slices; ++d) {
+    const auto agree = predicted[d].eq(truth[d]).logical_and_(truth[d].ne(0)).logical_and_(truth[d].ne(kVoid)).contiguous();
+    const bool* same = agree.data_ptr<bool>();
+    for (auto [objects, marks, labels] : {std::make_tuple(&truth_objects, &truth_marks, truth[d]), std::make_tuple(&predicted_objects, &predicted_marks, predicted[d])}) {
+      objects->add(labels, &components);
+      std::vector<char> marked;
+      const int32_t* component = components.data_ptr<int32_t>();
+      for (int64_t i = 0, n = components.numel(); i < n; ++i) {
+        if (!same[i]) continue;
+        if (static_cast<size_t>(component[i]) >= marked.size()) marked.resize(static_cast<size_t>(component[i]) + 1, 0);
+        if (!marked[static_cast<size_t>(component[i])]) marked[static_cast<size_t>(component[i])] = 1, marks->emplace_back(d, component[i]);
+      }
+    }
+  }
+  std::vector<char> truth_hit(static_cast<size_t>(truth_objects.count() + 1), 0), predicted_hit(static_cast<size_t>(predicted_objects.count() + 1), 0);
+  for (const auto& [d, c] : truth_marks) truth_hit[static_cast<size_t>(truth_objects.object_of(d, c))] = 1;
+  for (const auto& [d, c] : predicted_marks) predicted_hit[static_cast<size_t>(predicted_objects.object_of(d, c))] = 1;
+  for (auto* counts : {&score.true_objects, &score.found_objects, &score.predicted_objects, &score.false_objects}) counts->assign(static_cast<size_t>(k), 0);
+  const auto tally = [k](const std::vector<int64_t>& classes, const std::vector<char>& hit, std::vector<int64_t>& all, std::vector<int64_t>& marked, bool count_hit) {
+    for (size_t id = 1; id < classes.size(); ++id)
+      if (classes[id] > 0 && classes[id] < k) ++all[static_cast<size_t>(classes[id])], marked[static_cast<size_t>(classes[id])] += (hit[id] != 0) == count_hit;
+  };
+  tally(truth_objects.object_classes(), truth_hit, score.true_objects, score.found_objects, true);
+  tally(predicted_objects.object_classes(), predicted_hit, score.predicted_objects, score.false_objects, false);
+}
+
 // One pair scored with its own class count; its confusion returned for the whole.
 VolumeScore score_pair(const std::string& prediction_path, const std::string& truth_path, const VolumeScoreOptions& options,
                        torch::Tensor& confusion) {
@@ -201,6 +236,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                                                      : SurfaceScores{};
     score.hd95[static_cast<size_t>(c)] = surfaces.hd95, score.nsd[static_cast<size_t>(c)] = surfaces.nsd;
   }
+  score_objects(predicted, truth, k, score);
   return score;
 }
 
@@ -281,6 +317,16 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
     volume.metrics = own.metrics();
     volume.true_ml.resize(static_cast<size_t>(k), 0.0), volume.predicted_ml.resize(static_cast<size_t>(k), 0.0);
     volume.hd95.resize(static_cast<size_t>(k), std::nan("")), volume.nsd.resize(static_cast<size_t>(k), std::nan(""));
+    for (auto [own, all] : {std::make_pair(&volume.true_objects, &scores.true_objects), std::make_pair(&volume.found_objects, &scores.found_objects),
+                            std::make_pair(&volume.predicted_objects, &scores.predicted_objects), std::make_pair(&volume.false_objects, &scores.false_objects)}) {
+      own->resize(static_cast<size_t>(k), 0), all->resize(static_cast<size_t>(k), 0);
+      for (size_t c = 0; c < own->size(); ++c) (*all)[c] += (*own)[c];
+    }
+  }
+  const auto ratio = [](int64_t a, int64_t b) { return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : std::nan(""); };
+  for (size_t c = 0; c < static_cast<size_t>(k); ++c) {
+    scores.object_sensitivity.push_back(c == 0 ? std::nan("") : ratio(scores.found_objects[c], scores.true_objects[c]));
+    scores.object_precision.push_back(c == 0 ? std::nan("") : ratio(scores.predicted_objects[c] - scores.false_objects[c], scores.predicted_objects[c]));
   }
   scores.mean_hd95 = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.hd95; });
   scores.mean_nsd = mean_over_volumes(scores.volumes, k, [](const VolumeScore& v) -> const std::vector<double>& { return v.nsd; });

@@ -55,6 +55,11 @@ struct VolumeScore {
   // flipped axis, first voxels apart): nifti_misalignment's words, naming the truth; "" where they do.
   std::string misalignment;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
+  // Object-wise detection per class (lesion-wise, as LiTS and BraTS score tumours): the 26-connected objects of
+  // each class in the truth and in the prediction (VolumeObjects'); a true object is found where a predicted
+  // voxel of its class lies in it, a predicted object is false where no true voxel of its class lies in it.
+  // Every object counts, however small. 0 for background.
+  std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
 };
 
 struct VolumeScores {
@@ -64,6 +69,10 @@ struct VolumeScores {
   double mean_foreground_dice = 0;   // classes 1.. of mean_dice, averaged (NaN: none defined)
   std::vector<double> mean_hd95;     // per class over the volumes where it is defined (NaN: none)
   std::vector<double> mean_nsd;      // the same for the NSD
+  // Object-wise detection summed over the volumes (VolumeScore's), and from them each class's sensitivity
+  // (found / true objects) and precision ((predicted - false) / predicted objects); NaN where 0/0.
+  std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
+  std::vector<double> object_sensitivity, object_precision;
   double nsd_tolerance_mm = 0;       // the tolerance the NSD was taken at
   ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
 };
