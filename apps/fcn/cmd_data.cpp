@@ -111,8 +111,8 @@ void note_rare_classes(const std::vector<int64_t>& histogram, const std::vector<
     if (histogram[c] > 0 && static_cast<double>(histogram[c]) < 0.01 * total)
       rare += (rare.empty() ? "" : ", ") + printable(c < names.size() ? names[c] : std::to_string(c));
   if (!rare.empty())
-    std::printf("note: %s under 1%% of the pixels: random crops rarely hold it; fcn train --crop PX --foreground 0.33 centres a "
-                "third of the crops on a class present (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up\n",
+    std::printf("note: %s under 1%% of the pixels: random crops rarely hold it; fcn train --foreground 0.33 shows a class, each as likely, in a "
+                "third of the batch items, crops centred on it (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up\n",
                 rare.c_str());
 }
 

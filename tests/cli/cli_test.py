@@ -428,8 +428,8 @@ def _():
         Image.fromarray(mask).save(path(f"rare/masks/r{i}.png"))
     json.dump({"names": ["background", "half", "speck"]}, open(path("rare/classes.json"), "w"))
     notes = [line for line in run("data", "check", path("rare")).stdout.splitlines() if line.startswith("note:")]
-    assert notes == ["note: speck under 1% of the pixels: random crops rarely hold it; fcn train --crop PX --foreground 0.33 centres a third of "
-                     "the crops on a class present (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up"], notes
+    assert notes == ["note: speck under 1% of the pixels: random crops rarely hold it; fcn train --foreground 0.33 shows a class, each as likely, in a third of "
+                     "the batch items, crops centred on it (nnU-Net's oversampling), --loss ce+dice or --class-weights median-freq weigh it up"], notes
     net = ["train", "--data", path("rare"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 2]
     assert json.loads(run(*net, "--crop", 8, "--foreground", 0.5, "--out", path("rare.fcn"), "--json").stdout)["epochs_done"] == 1
     one_line_error(run(*net, "--foreground", 1.5, "--out", path("rare2.fcn"), ok=False), "--foreground: is the share of crops placed on foreground: 0..1")
