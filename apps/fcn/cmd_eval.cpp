@@ -185,7 +185,9 @@ void run_eval(const EvalFlags& f) {
     if (!f.models.empty()) fail("--truth", "scores --predictions label volumes; a model is scored on --data");
     if (!f.data.empty()) fail("--truth", "takes the ground truth as label volumes, in place of --data");
     if (f.predictions.empty()) fail("--truth", "scores --predictions label volumes (fcn predict's NAME-labels.nii.gz) against it: give --predictions");
-    return run_volume_eval(f.predictions, f.truth, f.volumes, f.json_output, f.markdown);
+    auto options = f.volumes;
+    options.min_object = f.min_object;  // objects of fewer voxels are specks in the object counts
+    return run_volume_eval(f.predictions, f.truth, options, f.json_output, f.markdown);
   }
   if (f.data.empty()) fail("--data", "give the dataset folder to score on (or --truth with label volumes)");
   if (f.models.empty() && f.predictions.empty())
@@ -280,7 +282,8 @@ void add_eval(CLI::App& app) {
                                           kLargestHelp);
   cmd->add_option("--min-object", min_object,
                   "with instance masks: predicted segments of fewer pixels are not objects in 'objects found' (specks; "
-                  "as fcn predict --instances --min-object leaves them out)")
+                  "as fcn predict --instances --min-object leaves them out); with --truth: true and predicted objects of fewer "
+                  "voxels are not counted")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
   add_threads_flag(cmd, threads, "LibTorch's");

@@ -784,21 +784,26 @@ def _():
             found.append(voxels)
         return found
 
-    totals = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
-    for v in r["volumes"]:  # lesion-wise: a true object found where a predicted voxel of its class lies in it
-        truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
-        expected = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
-        for c in (1, 2):
-            true_objects, predicted_objects = objects_of(truth == c), objects_of(predicted == c)
-            expected["true"][c], expected["predicted"][c] = len(true_objects), len(predicted_objects)
-            expected["found"][c] = sum(any(predicted[x] == c for x in o) for o in true_objects)
-            expected["false"][c] = sum(not any(truth[x] == c for x in o) for o in predicted_objects)
-        assert v["objects"] == expected, (v["name"], v["objects"], expected)
-        for key in totals:
-            totals[key] = [a + b for a, b in zip(totals[key], expected[key])]
-    assert sum(totals["true"]) > 0 and sum(totals["predicted"]) > 0, totals  # something to find
-    assert {k: r["objects"][k] for k in totals} == totals, (r["objects"], totals)
-    assert r["objects"]["sensitivity"][1] == (totals["found"][1] / totals["true"][1] if totals["true"][1] else None), r["objects"]
+    r_large = json.loads(run("eval", "--predictions", path("dec_masks"), "--truth", path("labelsTr"), "--min-object", 3, "--json").stdout)
+    assert r_large["objects"]["min_object"] == 3 and r["objects"]["min_object"] == 1
+    for scored, least in ((r, 1), (r_large, 3)):  # lesion-wise: objects of `least` voxels or more, the smaller ones as background
+        totals = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
+        for v in scored["volumes"]:
+            truth, predicted = volumes[v["name"]][1].astype(np.int64), read_nifti_file(path(f"dec_masks/{v['name']}-labels.nii.gz"))[2]
+            expected = {"true": [0] * 3, "found": [0] * 3, "predicted": [0] * 3, "false": [0] * 3}
+            for c in (1, 2):
+                true_objects = [set(o) for o in objects_of(truth == c) if len(o) >= least]
+                predicted_objects = [set(o) for o in objects_of(predicted == c) if len(o) >= least]
+                expected["true"][c], expected["predicted"][c] = len(true_objects), len(predicted_objects)
+                expected["found"][c] = sum(any(t & p for p in predicted_objects) for t in true_objects)
+                expected["false"][c] = sum(not any(t & p for t in true_objects) for p in predicted_objects)
+            assert v["objects"] == expected, (least, v["name"], v["objects"], expected)
+            for key in totals:
+                totals[key] = [a + b for a, b in zip(totals[key], expected[key])]
+        assert sum(totals["true"]) > 0 and sum(totals["predicted"]) > 0, totals  # something to find
+        assert {k: scored["objects"][k] for k in totals} == totals, (least, scored["objects"], totals)
+        assert scored["objects"]["sensitivity"][1] == (totals["found"][1] / totals["true"][1] if totals["true"][1] else None), scored["objects"]
+    assert r_large["objects"]["predicted"] != r["objects"]["predicted"], "--min-object 3 left no speck out: the check cannot tell"
     one_line_error(run("eval", "--predictions", path("dec_masks"), "--data", path("dec"), "--nsd-tolerance", 1, ok=False), "--nsd-tolerance", "--truth")
     # Files named without a folder, from the folder they are in: the working folder, whose parent holds dataset.json.
     shutil.copy(path("labelsTr/a.nii.gz"), path("dec_masks/a_truth.nii.gz"))

@@ -185,6 +185,24 @@ TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
   EXPECT_DOUBLE_EQ(scores.object_precision[1], 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(scores.object_sensitivity[2], 1.0);
   EXPECT_DOUBLE_EQ(scores.object_precision[2], 1.0);
+  // min_object 2: the one-voxel objects are specks, as if background: true B, and every predicted object (each one
+  // voxel); A (9 voxels) and D (3) stay, found by none now. With a predicted voxel added beside the one on A, that
+  // object (2 voxels) counts and finds A.
+  VolumeScoreOptions large;
+  large.min_object = 2;
+  const auto big = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, large).volumes[0];
+  EXPECT_EQ(big.true_objects, (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(big.predicted_objects, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(big.found_objects, (std::vector<int64_t>{0, 0, 0}));
+  predicted[at(2, 4, 4)] = 1;
+  save_volume(root + "/p2.nii", predicted);
+  const auto grown = score_label_volumes({{root + "/p2.nii", root + "/t.nii"}}, large).volumes[0];
+  EXPECT_EQ(grown.predicted_objects, (std::vector<int64_t>{0, 1, 0}));
+  EXPECT_EQ(grown.found_objects, (std::vector<int64_t>{0, 1, 0}));
+  EXPECT_EQ(grown.false_objects, (std::vector<int64_t>{0, 0, 0}));
+  large.min_object = 0;
+  EXPECT_NE(test::error_of([&] { score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, large); }).find("min_object must be at least 1"),
+            std::string::npos);
 }
 
 // Balls with interiors (only their surfaces count), the prediction shifted and dented, in a volume

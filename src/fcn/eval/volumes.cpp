@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <torch/torch.h>
 
@@ -150,31 +151,33 @@ SurfaceScores surface_scores(const torch::Tensor& predicted_labels, const torch:
 }
 
 // VolumeScore's object-wise detection for classes 0..k-1 of the two label volumes (truth void: no object; the
-// prediction's void already background): each volume's slices labelled once (VolumeObjects), and the components
-// holding a voxel both volumes give the same class marked; after the last slice, an object is marked where one of
-// its components is. No volume of ids is held, and no slice labelled twice.
-void score_objects(const torch::Tensor& predicted, const torch::Tensor& truth, int64_t k, VolumeScore& score) {
-  VolumeObjects truth_objects(kVoid), predicted_objects(kVoid);
+// prediction's void already background): each volume's slices labelled once (VolumeObjects), and each pair of a
+// true and a predicted component that share a voxel of one class noted; after the last slice, the pair's two
+// objects mark each other where both are objects (not specks under min_object: as if they were background). No
+// volume of ids is held, and no slice labelled twice.
+void score_objects(const torch::Tensor& predicted, const torch::Tensor& truth, int64_t k, int64_t min_object, VolumeScore& score) {
+  VolumeObjects truth_objects(kVoid, min_object), predicted_objects(kVoid, min_object);
   const int64_t slices = truth.size(0);
-  auto components = torch::empty({truth.size(1), truth.size(2)}, torch::kInt);
-  std::vector<std::pair<int64_t, int64_t>> truth_marks, predicted_marks;  // (slice, component) holding an agreeing voxel
+  auto truth_components = torch::empty({truth.size(1), truth.size(2)}, torch::kInt), predicted_components = torch::empty_like(truth_components);
+  std::vector<std::array<int64_t, 3>> pairs;  // (slice, true component, predicted component) sharing a voxel of a class
   for (int64_t d = 0; d < slices; ++d) {
+    truth_objects.add(truth[d], &truth_components), predicted_objects.add(predicted[d], &predicted_components);
     const auto agree = predicted[d].eq(truth[d]).logical_and_(truth[d].ne(0)).logical_and_(truth[d].ne(kVoid)).contiguous();
     const bool* same = agree.data_ptr<bool>();
-    for (auto [objects, marks, labels] : {std::make_tuple(&truth_objects, &truth_marks, truth[d]), std::make_tuple(&predicted_objects, &predicted_marks, predicted[d])}) {
-      objects->add(labels, &components);
-      std::vector<char> marked;
-      const int32_t* component = components.data_ptr<int32_t>();
-      for (int64_t i = 0, n = components.numel(); i < n; ++i) {
-        if (!same[i]) continue;
-        if (static_cast<size_t>(component[i]) >= marked.size()) marked.resize(static_cast<size_t>(component[i]) + 1, 0);
-        if (!marked[static_cast<size_t>(component[i])]) marked[static_cast<size_t>(component[i])] = 1, marks->emplace_back(d, component[i]);
-      }
+    const int32_t *t = truth_components.data_ptr<int32_t>(), *p = predicted_components.data_ptr<int32_t>();
+    std::set<std::pair<int32_t, int32_t>> seen;
+    std::pair<int32_t, int32_t> last{0, 0};
+    for (int64_t i = 0, n = truth_components.numel(); i < n; ++i) {
+      if (!same[i] || (t[i] == last.first && p[i] == last.second)) continue;  // runs of one pair: looked up once
+      last = {t[i], p[i]};
+      if (seen.insert(last).second) pairs.push_back({d, t[i], p[i]});
     }
   }
   std::vector<char> truth_hit(static_cast<size_t>(truth_objects.count() + 1), 0), predicted_hit(static_cast<size_t>(predicted_objects.count() + 1), 0);
-  for (const auto& [d, c] : truth_marks) truth_hit[static_cast<size_t>(truth_objects.object_of(d, c))] = 1;
-  for (const auto& [d, c] : predicted_marks) predicted_hit[static_cast<size_t>(predicted_objects.object_of(d, c))] = 1;
+  for (const auto& [d, t, p] : pairs) {
+    const int64_t true_id = truth_objects.object_of(d, t), predicted_id = predicted_objects.object_of(d, p);
+    if (true_id > 0 && predicted_id > 0) truth_hit[static_cast<size_t>(true_id)] = predicted_hit[static_cast<size_t>(predicted_id)] = 1;
+  }
   for (auto* counts : {&score.true_objects, &score.found_objects, &score.predicted_objects, &score.false_objects}) counts->assign(static_cast<size_t>(k), 0);
   const auto tally = [k](const std::vector<int64_t>& classes, const std::vector<char>& hit, std::vector<int64_t>& all, std::vector<int64_t>& marked, bool count_hit) {
     for (size_t id = 1; id < classes.size(); ++id)
@@ -236,7 +239,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                                                      : SurfaceScores{};
     score.hd95[static_cast<size_t>(c)] = surfaces.hd95, score.nsd[static_cast<size_t>(c)] = surfaces.nsd;
   }
-  score_objects(predicted, truth, k, score);
+  score_objects(predicted, truth, k, options.min_object, score);
   return score;
 }
 
@@ -296,10 +299,11 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
   if (pairs.empty()) fail("score_label_volumes", "no volumes to score");
   if (options.classes < 0 || options.classes > kMostClasses)
     fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(options.classes));
+  if (options.min_object < 1) fail("score_label_volumes", "min_object must be at least 1 voxel, got " + std::to_string(options.min_object));
   if (!std::isfinite(options.nsd_tolerance_mm) || options.nsd_tolerance_mm < 0)
     fail("score_label_volumes", "the NSD tolerance must be a finite number of mm >= 0, got " + std::to_string(options.nsd_tolerance_mm));
   VolumeScores scores;
-  scores.nsd_tolerance_mm = options.nsd_tolerance_mm;
+  scores.nsd_tolerance_mm = options.nsd_tolerance_mm, scores.min_object = options.min_object;
   std::vector<torch::Tensor> confusions;
   for (const auto& [prediction, truth] : pairs) {
     confusions.emplace_back();

@@ -58,7 +58,7 @@ struct VolumeScore {
   // Object-wise detection per class (lesion-wise, as LiTS and BraTS score tumours): the 26-connected objects of
   // each class in the truth and in the prediction (VolumeObjects'); a true object is found where a predicted
   // voxel of its class lies in it, a predicted object is false where no true voxel of its class lies in it.
-  // Every object counts, however small. 0 for background.
+  // Objects of fewer than VolumeScoreOptions::min_object voxels are not counted. 0 for background.
   std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
 };
 
@@ -73,6 +73,7 @@ struct VolumeScores {
   // (found / true objects) and precision ((predicted - false) / predicted objects); NaN where 0/0.
   std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
   std::vector<double> object_sensitivity, object_precision;
+  int64_t min_object = 1;            // the smallest object counted, in voxels (VolumeScoreOptions')
   double nsd_tolerance_mm = 0;       // the tolerance the NSD was taken at
   ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
 };
@@ -84,6 +85,9 @@ struct VolumeScoreOptions {
   // lie apart); 2 mm is what several CT challenges used. Voxels along an axis whose size the header
   // lacks count as 1 mm there.
   double nsd_tolerance_mm = 2.0;
+  // Objects of fewer voxels (through the volume) are not objects in the object-wise counts, true or predicted
+  // (specks: a one-voxel false positive then does not count; fcn predict --min-object leaves such out alike).
+  int64_t min_object = 1;
 };
 
 // Reads each pair (one volume pair in memory at a time), checks the sizes agree and the labels are
