@@ -118,8 +118,7 @@ void note_rare_classes(const std::vector<int64_t>& histogram, const std::vector<
 
 // --orient CODE of data check and unstack ("": as stored).
 void check_orient_flag(const std::string& orient) {
-  if (!orient.empty() && !valid_axis_codes(orient))
-    fail("--orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  if (!orient.empty()) check_axis_codes(orient, "--orient");
 }
 
 // fcn data check on a folder of NIfTI cases: their headers' fingerprint (check_volume_folder), and with

@@ -285,8 +285,7 @@ std::pair<double, double> in_plane_sides(const std::vector<InPlane>& sides) {
 void cut_case(VolumeCase& c, const NiftiVolume& header, const std::string& orient) {
   const auto axes = nifti_slice_axes(header, orient, c.file);
   const auto shape = sliced_shape(header, axes);
-  const auto stored = c.voxel_mm;
-  for (size_t i = 0; i < 3; ++i) c.voxel_mm[i] = stored[static_cast<size_t>(axes.axis[i])];
+  c.voxel_mm = sliced_voxel_mm(header, axes);
   c.slices = shape[0], c.height = shape[1], c.width = shape[2];
 }
 
@@ -295,9 +294,8 @@ void cut_case(VolumeCase& c, const NiftiVolume& header, const std::string& orien
 InPlane ras_in_plane(const VolumeCase& c, const NiftiVolume& header) {
   if (c.axes.empty()) return {std::nan(""), std::nan("")};
   try {
-    VolumeCase cut = c;
-    cut_case(cut, header, "RAS");
-    return {cut.voxel_mm[0], cut.voxel_mm[1]};
+    const auto mm = sliced_voxel_mm(header, nifti_slice_axes(header, "RAS", c.file));
+    return {mm[0], mm[1]};
   } catch (const Error&) {
     return {std::nan(""), std::nan("")};
   }
@@ -528,8 +526,7 @@ bool is_volume_folder(const std::string& dir) {
 VolumeFolderReport check_volume_folder(const std::string& images_dir, const std::string& masks_dir,
                                        const std::function<void(int64_t, int64_t)>& progress, const std::string& orient) {
   if (!masks_dir.empty() && !fs::is_directory(masks_dir)) fail(masks_dir, "is not a folder (the label volumes of the volumes in " + images_dir + ")");
-  if (!orient.empty() && !valid_axis_codes(orient))
-    fail("orient", "'" + orient + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  if (!orient.empty()) check_axis_codes(orient, "orient");
   VolumeFolderReport report;
   const auto task = task_names(images_dir, "labels");
   const auto pairs = volume_pairs(images_dir, "");

@@ -513,8 +513,12 @@ bool valid_axis_codes(const std::string& codes) {
   return true;
 }
 
+void check_axis_codes(const std::string& codes, const std::string& subject) {
+  if (!valid_axis_codes(codes)) fail(subject, "'" + codes + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+}
+
 SliceAxes nifti_slice_axes(const NiftiVolume& volume, const std::string& codes, const std::string& source) {
-  if (!valid_axis_codes(codes)) fail(source, "'" + codes + "' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)");
+  check_axis_codes(codes, source);
   const auto stored = nifti_axis_codes(volume);
   if (stored.empty()) fail(source, "gives no orientation (neither sform nor qform), so its slices cannot be cut as " + codes + " ones");
   SliceAxes axes;
@@ -561,6 +565,11 @@ std::pair<torch::Tensor, std::vector<int64_t>> slice_place(const torch::Tensor& 
 std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& axes) {
   const std::array<int64_t, 3> sides{volume.width, volume.height, volume.slices};  // along i, j, k
   return {sides[static_cast<size_t>(axes.axis[2])], sides[static_cast<size_t>(axes.axis[1])], sides[static_cast<size_t>(axes.axis[0])]};
+}
+
+std::array<double, 3> sliced_voxel_mm(const NiftiVolume& volume, const SliceAxes& axes) {
+  const auto stored = nifti_voxel_mm(volume);  // along i, j, k
+  return {stored[static_cast<size_t>(axes.axis[0])], stored[static_cast<size_t>(axes.axis[1])], stored[static_cast<size_t>(axes.axis[2])]};
 }
 
 torch::Tensor cut_slice(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k) {
@@ -639,8 +648,7 @@ std::string pixel_mm_problem(const std::array<double, 2>& pixel_mm) {
 std::pair<int64_t, int64_t> resampled_slice_size(const NiftiVolume& volume, const std::array<double, 2>& pixel_mm, const std::string& source,
                                                  const SliceAxes& axes) {
   if (const auto problem = pixel_mm_problem(pixel_mm); !problem.empty()) fail(source, problem);
-  const auto stored = nifti_voxel_mm(volume);
-  const std::array<double, 2> voxel{stored[static_cast<size_t>(axes.axis[0])], stored[static_cast<size_t>(axes.axis[1])]};  // columns', rows'
+  const auto voxel = sliced_voxel_mm(volume, axes);  // columns', rows', slices'
   const auto shape = sliced_shape(volume, axes);
   if (std::isnan(voxel[0]) || std::isnan(voxel[1]))
     fail(source, "gives no in-plane voxel size (pixdim), so its slices cannot be resampled to " + number_text(pixel_mm[0]) + " x " +

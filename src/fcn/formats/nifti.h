@@ -121,8 +121,12 @@ struct SliceAxes {
 SliceAxes nifti_slice_axes(const NiftiVolume& volume, const std::string& codes, const std::string& source);
 // Whether `codes` are three letters, one of R/L, A/P and S/I each (any order).
 bool valid_axis_codes(const std::string& codes);
+// fcn::Error naming `subject` where `codes` are not valid_axis_codes: the one wording of that error.
+void check_axis_codes(const std::string& codes, const std::string& subject);
 // The number of slices, and their height and width, `axes` cut a volume of slices x height x width into.
 std::array<int64_t, 3> sliced_shape(const NiftiVolume& volume, const SliceAxes& axes);
+// The voxel sides (mm; NaN where the header gives none) of the cut's columns, rows and slices.
+std::array<double, 3> sliced_voxel_mm(const NiftiVolume& volume, const SliceAxes& axes);
 // Slice k as `axes` cut it, of a tensor laid out as a volume's voxels (slices x height x width, or any leading
 // dimensions before those three, as K x slices x height x width probabilities): a view, or a copy where reversed.
 torch::Tensor cut_slice(const torch::Tensor& voxels, const SliceAxes& axes, int64_t k);
