@@ -17,6 +17,7 @@
 #include "fcn/data/stats.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/models/model.h"
 #include "fcn/util/error.h"
 #include "fcn/util/progress.h"
 
@@ -191,8 +192,8 @@ void add_check(CLI::App* cmd) {
   check->add_option("DIR", dir, "dataset folder (VOC layout or images/ + masks/), or a folder of NIfTI cases")->required();
   check->add_option("--masks", masks, "a folder of NIfTI cases: the folder of their label volumes (labelsTr), each read and checked: "
                                     "there, of its case's size and place, labels 0..65535 that the task's dataset.json names");
-  check->add_option("--orient", orient, "a folder of NIfTI cases: sizes, voxel sides, their median and the scale warning as the slices "
-                                      "cut in this orientation have them (fcn data unstack --orient CODE)");
+  orientation_case(check->add_option("--orient", orient, "a folder of NIfTI cases: sizes, voxel sides, their median and the scale warning as "
+                                                       "the slices cut in this orientation have them (fcn data unstack --orient CODE)"));
   check->add_option("--split", split, "only this split (default: all)");
   add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm and axes (slicing.json)");
   add_max_pixels_flag(check);
@@ -286,7 +287,7 @@ std::string mapping_text(const VolumeWindow& given, std::pair<double, double> us
 // --context's part of unstack's line.
 std::string context_text(int64_t context) {
   return context > 0 ? " + channels.json (2.5-D: slices k-" + std::to_string(context) + "..k+" + std::to_string(context) +
-                           " as each PNG's channels; fcn predict gives volumes to the net so)"
+                           " as each image's channels; fcn predict gives volumes to the net so)"
                      : "";
 }
 
@@ -430,21 +431,23 @@ void add_unstack(CLI::App* cmd) {
                                     "slices of one patient are never in both splits");
   unstack->add_option("--seed", f.seed, "--val: random seed of the volumes held out")->capture_default_str();
   add_out_flag(unstack, f.out, "dataset folder to write (images/, masks/)")->required();
-  unstack->add_option("--context", f.context, "NIfTI, 2.5-D: each PNG holds a slice with its N neighbours on either side as its channels "
-                                            "(1: slices k-1, k, k+1 as RGB; the end slices repeated), and channels.json says so, so that "
+  unstack->add_option("--context", f.context, "NIfTI, 2.5-D: each image holds a slice with its N neighbours on either side as its channels "
+                                            "(1: slices k-1, k, k+1 as an RGB PNG; the end slices repeated; of each channel of a case of "
+                                            "several; past 4 planes a uint16 .npy array), and channels.json says so, so that "
                                             "fcn train makes a net fcn predict gives volumes to that way (3-D context for a 2-D net; an "
-                                            "RGB-pretrained backbone takes the three slices)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1}))
+                                            "RGB-pretrained backbone takes the three slices of 1)")
+      ->check(CLI::Range(int64_t{0}, kMostSliceContext))
       ->capture_default_str();
   unstack->add_option("--spacing", f.spacing, "NIfTI: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres, "
                                             "whatever each volume's voxel sides (images bilinearly, labels by class), and write "
                                             "slicing.json so that the trained model resamples volumes at fcn predict alike; 'median': "
                                             "the median voxel of a folder's cases (nnU-Net's choice; fcn data check shows it); "
                                             "default: slices as stored");
-  unstack->add_option("--orient", f.orient, "NIfTI: cut each volume (and its labels) into slices as a volume stored in this orientation "
-                                          "would be, from its header's map (RAS: axial slices from the feet up, whatever plane or way "
-                                          "round a case was stored), and write slicing.json so that the trained model cuts volumes at "
-                                          "fcn predict alike; default: slices as stored, along the third axis");
+  orientation_case(unstack->add_option("--orient", f.orient, "NIfTI: cut each volume (and its labels) into slices as a volume stored in this "
+                                                           "orientation would be, from its header's map (RAS: axial slices from the feet up, "
+                                                           "whatever plane or way round a case was stored), and write slicing.json so that the "
+                                                           "trained model cuts volumes at fcn predict alike; default: slices as stored, along "
+                                                           "the third axis"));
   unstack->callback([] { run_unstack(f); });
 }
 

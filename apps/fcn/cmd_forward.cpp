@@ -20,7 +20,8 @@ void add_forward(CLI::App& app) {
                                             "  the net's own output (fcn predict segments any size).");
   static std::string path, input, out, device = "cpu";
   cmd->add_option("MODEL", path, "model file")->required();
-  cmd->add_option("INPUT", input, "image file, or float32 NCHW .npy")->required();
+  cmd->add_option("INPUT", input, "image file (a .npy image: H x W or C x H x W, preprocessed as predict does), or the net's "
+                                  "input as a float32 N x C x H x W .npy (as it is)")->required();
   add_out_flag(cmd, out, "logits .npy to write")->required();
   add_device_flag(cmd, device);
   add_max_pixels_flag(cmd);
@@ -28,8 +29,8 @@ void add_forward(CLI::App& app) {
     const auto model = load_model(path);
     const auto target = parse_device(device);
     torch::Tensor x;
-    if (input.size() >= 4 && input.compare(input.size() - 4, 4, ".npy") == 0) {
-      x = read_npy(input);
+    if (is_npy_path(input)) x = read_npy(input);
+    if (x.defined() && x.dim() == 4) {  // the net's input as it is; fewer dimensions: an image
       if (x.scalar_type() != torch::kFloat) fail(input, std::string("must hold float32, found ") + c10::toString(x.scalar_type()));
       if (x.dim() != 4 || x.size(1) != model.net->in_channels())
         fail(input, "must be N x " + std::to_string(model.net->in_channels()) + " x H x W, found shape " +

@@ -670,7 +670,7 @@ void add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", kPredictHelp);
   static PredictFlags f;
   cmd->add_option("MODEL", f.model, "model file")->required();
-  cmd->add_option("INPUT", f.inputs, "image files, multi-page TIFF stacks (every page), NIfTI volumes (.nii, .nii.gz: every slice, labels in "
+  cmd->add_option("INPUT", f.inputs, "image files (.npy arrays: C x H x W, any channel count), multi-page TIFF stacks (every page), NIfTI volumes (.nii, .nii.gz: every slice, labels in "
                                     "OUT/NAME-labels.nii.gz over the scan's header), videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
   add_out_flag(cmd, f.out, "output folder (created)")->required();
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
@@ -711,10 +711,11 @@ void add_predict(CLI::App& app) {
                   "NIfTI volumes: resample each slice in-plane to pixels of MM (or X,Y: across, down) millimetres for the net, its "
                   "labels back to the scan's voxels; 'none': slices as stored; default: the pixels the model was trained on where "
                   "fcn data unstack --spacing made its data (fcn info shows them), else as stored");
-  cmd->add_option("--orient", f.orient,
-                  "NIfTI volumes: cut each into slices as a volume stored in this orientation would be (RAS: axial slices whatever "
-                  "plane it was stored in), the labels put back where its voxels lie; 'stored': slices as stored; default: the "
-                  "orientation the model was trained on where fcn data unstack --orient made its data (fcn info shows it), else as stored");
+  orientation_case(cmd->add_option("--orient", f.orient,
+                                   "NIfTI volumes: cut each into slices as a volume stored in this orientation would be (RAS: axial slices "
+                                   "whatever plane it was stored in), the labels put back where its voxels lie; 'stored': slices as stored; "
+                                   "default: the orientation the model was trained on where fcn data unstack --orient made its data (fcn info "
+                                   "shows it), else as stored"));
   cmd->add_option("--every", f.every, "videos: segment every Nth frame (0, N, 2N, ...; masks named by frame number, the overlay at the frame rate / N)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");

@@ -16,6 +16,7 @@
 #include "training_path.h"
 #include "fcn/data/dataset.h"
 #include "fcn/data/stats.h"
+#include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
 #include "fcn/bench/benchmark.h"
 #include "fcn/infer/fast_path.h"
@@ -93,6 +94,14 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
+// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray 1, a PNG's
+// gray + alpha, RGB or RGBA 3 (alpha dropped), a .npy array's as many as it holds (each one data).
+int64_t data_channels(const SegmentationDataset& train) {
+  if (train.channels() > 0) return train.channels();
+  const int64_t first = train.get(0).image.size(0);
+  return first == 1 ? 1 : is_npy_path(train.image_path(0)) ? first : 3;
+}
+
 // The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or
 // fresh from the recipe (classes and input channels from the data unless given).
 Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
@@ -111,7 +120,7 @@ Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
   if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
   if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
   f.recipe.classes = classes;
-  if (!f.channels_given) f.recipe.in_channels = train.channels() > 0 ? train.channels() : train.get(0).image.size(0) == 1 ? 1 : 3;
+  if (!f.channels_given) f.recipe.in_channels = data_channels(train);
   Model model;
   model.net = make_net(f.recipe);
   model.meta = default_meta(classes, f.recipe.in_channels);
@@ -119,14 +128,18 @@ Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
   return model;
 }
 
-// starting_point's net, checked against channels.json's count where the data names its channels: a net
-// of 3 inputs would read 4 MRI modalities as RGB with alpha and drop one without a word.
+// starting_point's net, checked against channels.json's count where the data names its channels (a net
+// of 3 inputs would read 4 MRI modalities as RGB with alpha and drop one without a word), else against a
+// .npy array's of more than one (before the first epoch, not at the first sample).
 Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   auto model = starting_point(f, train);
-  if (train.channels() > 0 && model.net->in_channels() != train.channels())
+  const int64_t holds = data_channels(train);
+  if ((train.channels() > 0 || (is_npy_path(train.image_path(0)) && holds > 1)) && model.net->in_channels() != holds)
     fail(f.channels_given ? "--in-channels" : "the starting net",
-         "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " + train.dir() + "/channels.json names " +
-             std::to_string(train.channels()) + " (the images' channels)");
+         "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " +
+             (train.channels() > 0 ? train.dir() + "/channels.json names " + std::to_string(holds)
+                                   : train.image_path(0) + " is a .npy array of " + std::to_string(holds)) +
+             " (the images' channels)");
   const bool trained = !f.weights.empty() || !f.from.empty();  // a segmenter already: it keeps what its inputs are
   if (trained && model.meta.slice_context != train.slice_context())
     fail(!f.weights.empty() ? f.weights : f.from, "was trained on " + std::to_string(2 * model.meta.slice_context + 1) + " slice(s) a sample but " +

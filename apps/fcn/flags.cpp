@@ -113,6 +113,17 @@ void check_whole_numbers(CLI::App& app) {
   for (CLI::App* verb : app.get_subcommands([](CLI::App*) { return true; })) check_whole_numbers(*verb);
 }
 
+void orientation_case(CLI::Option* option) {
+  option->transform(CLI::Validator(
+      [](std::string& text) {
+        std::string upper = text;
+        std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+        text = upper == "STORED" ? "stored" : upper.size() == 3 ? upper : text;
+        return std::string();
+      },
+      ""));
+}
+
 void add_max_pixels_flag(CLI::App* cmd) {
   cmd->add_option_function<int64_t>(
          "--max-pixels", [](const int64_t& pixels) { set_max_pixels(pixels); },

@@ -99,6 +99,9 @@ std::string cli_message(const std::string& subject, const std::string& message);
 // text is a whole number the flag's type holds: CLI11 2.1 reads "-1" as 2^64 - 1 for an unsigned
 // 64-bit flag (--seed) and clamps 99999999999999999999 to the largest 64-bit value, silently.
 void check_whole_numbers(CLI::App& app);
+// An --orient option's value in the case the library reads: orientation codes upper case (ras -> RAS), "stored"
+// (any case) lower case; anything else as given, for the verb's own error.
+void orientation_case(CLI::Option* option);
 
 // This process's command line (from /proc/self/cmdline) without `flags` and their values: what each
 // rank of a --nproc job runs.

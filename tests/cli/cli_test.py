@@ -58,7 +58,7 @@ def _():
     assert err <= 1e-4, err
 
 
-@check("forward on a .npy feeds it as is; info --json counts parameters and FLOPs")
+@check("forward on an N x C x H x W .npy feeds it as is, on a .npy image as on its PNG; info --json counts parameters and FLOPs")
 def _():
     run("init", "--arch", "unet", "--padding", "valid", "--depth", "2", "--base-channels", "4", "--in-channels", "1",
         "--classes", "3", "--out", path("unet.fcn"))
@@ -74,6 +74,12 @@ def _():
     got = np.load(path("y.npy"))
     assert got.shape == expected.shape == (2, 3, 4, 20), got.shape
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    # An image as a .npy array (H x W uint8) is preprocessed as the same image as a PNG is.
+    pixels = np.random.default_rng(2).integers(0, 256, (44, 60)).astype(np.uint8)
+    np.save(path("gray.npy"), pixels), Image.fromarray(pixels).save(path("gray.png"))
+    run("forward", path("unet_random.fcn"), path("gray.npy"), "--out", path("y_npy.npy"))
+    run("forward", path("unet_random.fcn"), path("gray.png"), "--out", path("y_png.npy"))
+    assert (np.load(path("y_npy.npy")) == np.load(path("y_png.npy"))).all() and np.load(path("y_npy.npy")).shape == (1, 3, 4, 20)
     info = json.loads(run("info", path("unet_random.fcn"), "--size", "44x60", "--json").stdout)
     assert info["parameters"] == sum(v.numel() for k, v in sd.items() if "running" not in k and "num_batches" not in k)
     # FLOPs by hand: 2 * MACs of every conv at its output size.

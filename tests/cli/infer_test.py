@@ -952,12 +952,12 @@ def _():
     assert "the cases are stored in 2 orientations: 1 ASL (sagittal slices: sag); 1 LAS (axial slices: las)" in p.stdout, p.stdout
     assert "--orient RAS" in p.stdout.splitlines()[-1], p.stdout
     assert "in-plane voxel sides" not in p.stdout and "--spacing" not in p.stdout, p.stdout  # as stored 0.8 x 2.5 against 0.8 x 0.8; cut alike, one scale
-    cut = json.loads(run("data", "check", path("or/imagesTr"), "--orient", "RAS", "--json").stdout)
+    cut = json.loads(run("data", "check", path("or/imagesTr"), "--orient", "ras", "--json").stdout)  # codes in any case
     assert [(c["size"], c["axes"]) for c in cut["cases"]] == [([20, 24, 4], "LAS"), ([20, 24, 4], "ASL")], cut  # sizes as cut, axes as stored
     assert np.allclose([c["voxel_mm"] for c in cut["cases"]] + [cut["median_mm"]], [0.8, 0.8, 2.5]), cut
     assert cut["orient"] == "RAS" and not cut["warnings"], cut
     assert "--orient RAS" in run("data", "check", path("or/imagesTr"), "--orient", "RAS").stdout.splitlines()[-1]
-    p = run("data", "unstack", path("or/imagesTr"), "--masks", path("or/labelsTr"), "--orient", "RAS", "--window", "-1000,1000", "--out", path("or_ds"))
+    p = run("data", "unstack", path("or/imagesTr"), "--masks", path("or/labelsTr"), "--orient", "Ras", "--window", "-1000,1000", "--out", path("or_ds"))
     assert "8 slice(s) of 2 volume(s)" in p.stdout and "slicing.json (cut as RAS slices;" in p.stdout, p.stdout
     assert json.load(open(path("or_ds/slicing.json"))) == {"axes": "RAS"}
     assert "slices: cut as RAS (slicing.json" in run("data", "check", path("or_ds")).stdout
@@ -978,7 +978,7 @@ def _():
     las_p, sag_p = (np.frombuffer(gzip.decompress(open(path(f"or_masks/{n}-probs.nii.gz"), "rb").read()), "<f4", 2 * 1920, 352) for n in ("las", "sag"))
     las_p, sag_p = las_p.reshape(2, 4, 24, 20), sag_p.reshape(2, 20, 4, 24)
     assert np.abs(sag_p - np.transpose(las_p, (0, 3, 1, 2))).max() < 1e-6 and las_p.std() > 1e-3, "the same probabilities, not all one"
-    stored = json.loads(run("predict", path("or.fcn"), path("or/imagesTr/sag.nii"), "--orient", "stored", "--out", path("or_stored"), "--json").stdout)
+    stored = json.loads(run("predict", path("or.fcn"), path("or/imagesTr/sag.nii"), "--orient", "Stored", "--out", path("or_stored"), "--json").stdout)
     assert stored["stacks"][0]["axes"] is None and stored["stacks"][0]["pages"] == 20, stored["stacks"][0]
     one_line_error(run("data", "unstack", path("or/imagesTr"), "--orient", "RAX", "--out", path("or_bad"), ok=False),
                    "--orient: 'RAX' is not an orientation: three letters, one of R/L, A/P and S/I each (e.g. RAS)")
@@ -1140,12 +1140,82 @@ def _():
                    "r_001.png: has 1 channel(s), and the model is a 2.5-D net")  # not three equal slices without a word
     one_line_error(run("train", "--data", path("ctx_plain"), "--arch", "unet", "--weights", path("ctx.fcn"), "--epochs", 1, "--out", path("ctx2.fcn"), ok=False),
                    "ctx.fcn: was trained on 3 slice(s) a sample but", "holds 1 (fcn data unstack --context)")
-    one_line_error(run("data", "unstack", path("mc/imagesTr"), "--context", 1, "--out", path("ctx_bad"), ok=False),
-                   "p_0000.nii.gz: is a case of 2 channels: --context stacks neighbouring slices of one channel")
+    # Past a PNG's 4 planes: each channel's slices k-N..k+N, channel after channel, as uint16 C x H x W .npy arrays (numpy's
+    # window by hand), a net of that many inputs, and predict giving it volumes so (the centre slice of T2 in its overlays).
+    p = run("data", "unstack", path("mc/imagesTr"), "--masks", path("mc/labelsTr"), "--context", 2, "--val", 0.34, "--out", path("ctx5_ds"))
+    assert "2.5-D: slices k-2..k+2 as each image's channels" in p.stdout, p.stdout
+    assert json.load(open(path("ctx5_ds/channels.json"))) == {
+        "names": [f"{c} slice {d:+d}".replace("+0", "0") for c in ("T2", "ADC") for d in range(-2, 3)], "context": 2}
+    assert sorted(os.listdir(path("ctx5_ds/images")))[:3] == ["p_000.npy", "p_001.npy", "p_002.npy"]
+    t2, adc, _ = cases["q"]
+    planes = np.load(path("ctx5_ds/images/q_000.npy"))
+    assert planes.dtype == np.uint16 and planes.shape == (10, 16, 20), (planes.dtype, planes.shape)
+    for c, volume in enumerate((t2, adc)):
+        low, high = float(volume.min()), float(volume.max())
+        for d, z in enumerate((0, 0, 0, 1, 2)):  # slices 0-2..0+2, the first repeated
+            assert np.abs(planes[5 * c + d] - np.round((volume[z] - low) / (high - low) * 65535)).max() <= 1, (c, d)
+    run("train", "--data", path("ctx5_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 4, "--out", path("ctx5.fcn"))
+    saved = torch.load(path("ctx5.fcn"))
+    assert json.loads(saved["meta"])["slice_context"] == 2 and json.loads(saved["config"])["in_channels"] == 10
+    run("predict", path("ctx5.fcn"), path("mc/imagesTr/r_0000.nii.gz"), "--overlay", "--out", path("ctx5_masks"), "--quiet")
+    run("predict", path("ctx5.fcn"), path("ctx5_ds/images"), "--out", path("ctx5_npy"), "--quiet")
+    volume = read_nifti_file(path("ctx5_masks/r-labels.nii.gz"))[2]
+    for k in range(3):  # the volume's slice k as the net saw the unstacked array (16-bit rounding aside)
+        same = (volume[k] == np.array(Image.open(path(f"ctx5_npy/r_{k:03d}.png")))).mean()
+        assert same > 0.97, (k, same)
+    overlay = np.array(Image.open(path("ctx5_masks/r/000001-overlay.png")).convert("RGB"))[::16, ::16][:16, :20].astype(int)  # enlarged 16x
+    t2r = cases["r"][0]
+    centre = np.round((t2r[1] - float(t2r.min())) / float(t2r.max() - t2r.min()) * 255)  # T2 slice 1, under the labels' colours
+    background = volume[1] == 0
+    if background.any():
+        assert np.abs(overlay[background][:, 0] - np.round(centre[background] * 0.5)).max() <= 2, "the centre slice in gray"
+    one_line_error(run("predict", path("ctx5.fcn"), path("ctx/imagesTr/r.nii.gz"), "--out", path("ctx_bad"), "--quiet", ok=False),
+                   "r.nii.gz: is a case of 1 channel(s), but the model takes 2 channel(s)' slice with 2 neighbour(s) on either side")
+    one_line_error(run("data", "unstack", path("mc/imagesTr"), "--context", 9, "--out", path("ctx_bad"), ok=False), "--context")
     # A one-channel net on a case of two: one line naming the case.
     run("init", "--arch", "unet", "--depth", 1, "--base-channels", 4, "--classes", 3, "--in-channels", 1, "--out", path("mc1.fcn"))
     p = run("predict", path("mc1.fcn"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_bad"), "--quiet", ok=False)
     one_line_error(p, "p_0000.nii.gz: is a case of 2 channel(s) but the model takes 1")
+
+
+@check("images as .npy arrays: numpy's C x H x W bands and integer masks check, train, predict and eval; each bad array named")
+def _():
+    rng = np.random.default_rng(21)
+    os.makedirs(path("bands/images")), os.makedirs(path("bands/masks"))
+    for i in range(8):  # six bands; the object shows in band 3 alone
+        image = (rng.random((6, 24, 28)) * 0.2).astype(np.float32)
+        mask = np.zeros((24, 28), np.int64)
+        y, x = rng.integers(2, 14, 2)
+        mask[y:y + 8, x:x + 10] = 1
+        image[3][mask == 1] += 0.7
+        np.save(path(f"bands/images/s{i}.npy"), image), np.save(path(f"bands/masks/s{i}.npy"), mask)
+    check = json.loads(run("data", "check", path("bands"), "--json").stdout)
+    assert not check["errors"], check
+    run("data", "split", path("bands"), "--val", 0.25)
+    run("train", "--data", path("bands"), "--arch", "unet", "--depth", 1, "--base-channels", 8, "--epochs", 8, "--batch", 2,
+        "--optimizer", "adamw", "--lr", 0.01, "--out", path("bands.fcn"))
+    assert json.loads(torch.load(path("bands.fcn"))["config"])["in_channels"] == 6  # every band, none taken for alpha
+    one_line_error(run("train", "--data", path("bands"), "--arch", "unet", "--depth", 1, "--in-channels", 3, "--epochs", 1,
+                       "--out", path("bands3.fcn"), ok=False), ".npy: has 6 channels (a .npy array: each one data", "the model takes 3")
+    run("predict", path("bands.fcn"), path("bands/images"), "--out", path("bands_masks"), "--quiet")
+    confusion = np.zeros((2, 2), np.int64)
+    for i in range(8):
+        predicted = np.array(Image.open(path(f"bands_masks/s{i}.png")))
+        confusion += np.bincount(np.load(path(f"bands/masks/s{i}.npy")).ravel() * 2 + predicted.ravel(), minlength=4).reshape(2, 2)
+    r = json.loads(run("eval", path("bands.fcn"), "--data", path("bands"), "--split", "all", "--json").stdout)
+    r = r[0] if isinstance(r, list) else r
+    assert r["confusion"] == confusion.tolist(), (r["confusion"], confusion)
+    assert confusion[1, 1] > confusion[1].sum() * 0.5, confusion  # it learned the band
+    bad = {"hwc.npy": (np.zeros((24, 28, 3), np.uint8), "channels last (H x W x C) by the look of it"),
+           "int32.npy": (np.zeros((6, 24, 28), np.int32), "holds int32 values"),
+           "nan.npy": (np.full((6, 24, 28), np.nan, np.float32), "that are not finite"),
+           "four.npy": (np.zeros((4, 24, 28), np.uint16), "has 4 channels (a .npy array: each one data, none dropped or mixed), the model takes 6")}
+    for name, (array, words) in bad.items():
+        np.save(path(name), array)
+        one_line_error(run("predict", path("bands.fcn"), path(name), "--out", path("bands_bad"), "--quiet", ok=False), name + ": ", words)
+    np.save(path("bands/masks/s0.npy"), np.full((24, 28), -1, np.int64))  # another library's ignore index
+    check = json.loads(run("data", "check", path("bands"), "--json", ok=False).stdout)
+    assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]
 
 
 @check("a net trained on a case's two channels learns a label that needs both; one trained on one channel cannot")

@@ -16,6 +16,7 @@
 #include "fcn/data/transforms.h"
 #include "fcn/eval/separation.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "fcn/models/model.h"
 #include "fcn/util/allocator.h"
@@ -187,8 +188,36 @@ TEST(Dataset, ChannelsJsonNamesTheImagesChannels) {
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "context must be a whole number N >= 1");
   std::ofstream(dir + "/channels.json") << R"({"names": ["slice -1", "slice 0", "slice +1"], "context": 1})";
   EXPECT_EQ(SegmentationDataset(dir, "all").slice_context(), 1);
+  std::ofstream(dir + "/channels.json") << R"({"names": ["T2 -1", "T2 0", "T2 +1", "ADC -1", "ADC 0", "ADC +1"], "context": 1})";
+  EXPECT_EQ(SegmentationDataset(dir, "all").slice_context(), 1);  // two channels' 3 slices each
+  std::ofstream(dir + "/channels.json") << R"({"names": ["a", "b", "c", "d"], "context": 1})";
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "context must be a whole number N >= 1");
   std::ofstream(dir + "/channels.json") << R"({"names": "T2"})";
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all"); }), "channels.json", "must be {\"names\"");
+}
+
+// Images of more channels than a PNG holds as .npy arrays, and masks as numpy's integer arrays.
+TEST(Dataset, NpyImagesAndMasks) {
+  const std::string dir = test::temp_dir() + "/npy_pairs";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/images"), fs::create_directories(dir + "/masks");
+  const auto image = torch::randint(0, 256, {6, 4, 5}, torch::kByte);
+  write_npy(dir + "/images/a.npy", image);
+  auto mask = torch::zeros({4, 5}, torch::kLong);
+  mask[1][2] = 1, mask[3][4] = 1;
+  write_npy(dir + "/masks/a.npy", mask);
+  const SegmentationDataset data(dir, "all");
+  const auto sample = data.get(0);
+  EXPECT_TRUE(torch::equal(sample.image, image.to(torch::kFloat).div(255.0f)));
+  EXPECT_TRUE(torch::equal(sample.mask, mask));
+  mask[0][1] = -1;  // another library's ignore index
+  write_npy(dir + "/masks/a.npy", mask);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy", "label -1 at (0,1) is not a class (0..1) nor ignore (255)");
+  write_npy(dir + "/masks/a.npy", torch::zeros({4, 5}));
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy",
+               "a mask in .npy is an H x W array of integers (class indices, 255 void); this one is <f4 of 2 dimension(s)");
+  write_npy(dir + "/masks/a.npy", torch::zeros({4, 6}, torch::kByte));
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy", "mask is 4x6 but image");
 }
 
 TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {

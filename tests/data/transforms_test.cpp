@@ -72,6 +72,22 @@ TEST(Gamma, ChangesGreyValuesOnlyAndKeepsRange) {
   EXPECT_FALSE(torch::allclose(out.image, s.image));
   EXPECT_GE(out.image.min().item<float>(), 0.0f);
   EXPECT_LE(out.image.max().item<float>(), 1.0f);
+  // A float .npy image past 0..1 (values -2.2..4.2 and one 1.0): gamma over that range, by hand, with the exponent
+  // the 0..1 image got from the same seed; warps keep the values within the range.
+  const double exponent = std::log(out.image[0][0][0].item<double>()) / std::log(0.1);
+  auto wide = s;
+  wide.image = s.image * 8 - 3;
+  wide.image[0][0][0] = 1.0;
+  std::mt19937_64 same(5);
+  const auto g = augment(wide, AugmentOptions().gamma(2.0), same).image;
+  const auto expected = ((wide.image + 2.2) / 6.4).pow(exponent) * 6.4 - 2.2;
+  EXPECT_TRUE(torch::allclose(g, expected, 1e-5, 1e-5)) << (g - expected).abs().max().item<float>();
+  EXPECT_GT(std::abs(g[0][0][0].item<double>() - 1.0), 0.05);  // the middle moved
+  EXPECT_NEAR(g.min().item<double>(), -2.2, 1e-5);              // not clamped at 0 as a 0..1 image's would be
+  const auto warped = augment(wide, AugmentOptions().rotate(30), same).image;
+  EXPECT_GE(warped.min().item<float>(), -2.2f - 1e-5f);
+  EXPECT_LE(warped.max().item<float>(), 4.2f + 1e-5f);
+  EXPECT_LT(warped.min().item<float>(), -0.5f);  // not clamped to 0..1
 }
 
 // nnU-Net's foreground oversampling: with foreground 1 every crop of an image with foreground holds some, each

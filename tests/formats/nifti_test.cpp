@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -17,7 +18,9 @@
 
 #include "fcn/data/dataset.h"
 #include "fcn/data/stacks.h"
+#include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "test_util.h"
 
@@ -579,10 +582,26 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
   }
   std::ifstream context_names(root + "/out_context/channels.json");
   EXPECT_EQ(nlohmann::json::parse(context_names), nlohmann::json({{"names", {"slice -1", "slice 0", "slice +1"}}, {"context", 1}}));
-  EXPECT_NE(test::error_of([&] { unstack_nifti(root + "/imagesTr/x_0000.nii", "", root + "/out_c2", NiftiSlicing({}, 1)); })
-                .find("x_0000.nii: is a case of 2 channels: --context stacks neighbouring slices of one channel"),
-            std::string::npos);
-  EXPECT_NE(test::error_of([&] { unstack_nifti(root + "/labelsTr/x.nii", "", root + "/out_c3", NiftiSlicing({}, 2)); }).find("a PNG holds up to 4"),
+  // Past a PNG's 4 planes, a uint16 C x H x W .npy of the same values: each channel's slices k-1..k+1 in turn.
+  unstack_nifti(root + "/imagesTr/x_0000.nii", "", root + "/out_c2", NiftiSlicing({}, 1));
+  const auto planes = read_npy(root + "/out_c2/images/000.npy");  // T2 and ADC slices 0, 0, 1
+  ASSERT_EQ(planes.sizes(), (std::vector<int64_t>{6, 3, 4}));
+  const auto at = [&](const std::string& file, int64_t c) { return read_png(out + "/images/" + file).pixels.select(2, c); };
+  for (const auto& [plane, file, c] : std::vector<std::tuple<int64_t, std::string, int64_t>>{
+           {0, "x_000.png", 0}, {1, "x_000.png", 0}, {2, "x_001.png", 0}, {3, "x_000.png", 1}, {4, "x_000.png", 1}, {5, "x_001.png", 1}})
+    EXPECT_TRUE(torch::equal(planes[plane], at(file, c))) << plane;
+  EXPECT_TRUE(torch::allclose(read_image(root + "/out_c2/images/000.npy"), planes.to(torch::kFloat) / 65535.0f, 0, 0));
+  std::ifstream names_c2(root + "/out_c2/channels.json");
+  EXPECT_EQ(nlohmann::json::parse(names_c2),
+            nlohmann::json({{"names", {"T2 slice -1", "T2 slice 0", "T2 slice +1", "ADC slice -1", "ADC slice 0", "ADC slice +1"}}, {"context", 1}}));
+  unstack_nifti(root + "/labelsTr/x.nii", "", root + "/out_c3", NiftiSlicing({}, 2));  // 5 slices of one channel: 0, 0, 0, 1, 1
+  const auto five_slices = read_npy(root + "/out_c3/images/001.npy");
+  ASSERT_EQ(five_slices.sizes(), (std::vector<int64_t>{5, 3, 4}));
+  for (int64_t d = 0; d < 5; ++d)
+    for (int64_t i = 0; i < 12; ++i)
+      EXPECT_EQ(five_slices[d][i / 4][i % 4].item<int>(), labels[static_cast<size_t>((d == 0 ? 0 : 12) + i)] * 65535) << d << " " << i;
+  EXPECT_NE(test::error_of([&] { unstack_nifti(root + "/labelsTr/x.nii", "", root + "/out_c4", NiftiSlicing({}, 9)); })
+                .find("--context: 9: a slice and its N neighbours on either side, N of 0..8"),
             std::string::npos);
   std::vector<int64_t> five;
   for (int c = 0; c < 5; ++c) five.insert(five.end(), t2.begin(), t2.end());
@@ -590,8 +609,14 @@ TEST(NiftiFolder, CasesOfSeveralChannelsAsPngsOfThatManySamples) {
   put<int16_t>(five_d, 40, 4), put<int16_t>(five_d, 46, 2), put<int16_t>(five_d, 48, 5);
   save(root + "/five.nii", five_d);
   EXPECT_EQ(read_nifti_channels(root + "/five.nii").size(), 5u);
-  const auto many = test::error_of([&] { unstack_nifti(root + "/five.nii", "", root + "/out3"); });
-  EXPECT_NE(many.find("five.nii: is a case of 5 channels: fcn data unstack writes a slice of up to 4"), std::string::npos) << many;
+  unstack_nifti(root + "/five.nii", "", root + "/out3");  // five channels, each the T2 volume: five equal planes
+  const auto five_channels = read_npy(root + "/out3/images/001.npy");
+  ASSERT_EQ(five_channels.sizes(), (std::vector<int64_t>{5, 3, 4}));
+  for (int64_t c = 0; c < 5; ++c) EXPECT_TRUE(torch::equal(five_channels[c], at("x_001.png", 0))) << c;
+  const auto many = test::error_of([&] { unstack_nifti(root + "/five.nii", "", root + "/out4", NiftiSlicing({}, 7)); });
+  EXPECT_NE(many.find("five.nii: is a case of 5 channel(s), 75 planes a slice with --context 7: fcn data unstack writes slices of up to 64 planes"),
+            std::string::npos)
+      << many;
   const auto one = test::error_of([&] { read_nifti(root + "/five.nii"); });
   EXPECT_NE(one.find("five.nii: holds 5 volumes along dimension 4 (a 4-D series, or channels)"), std::string::npos) << one;
 }

@@ -411,6 +411,10 @@ TEST(Predictor, ChannelsAreAdaptedAndBadImagesNamed) {
   EXPECT_TRUE(torch::equal(predict(gray).labels, predict(gray.expand({3, -1, -1})).labels));  // replicated
   const auto gray_alpha = torch::cat({gray, torch::rand({1, 33, 40})});  // a PNG's LA: the gray, replicated
   EXPECT_TRUE(torch::equal(predict(gray_alpha).labels, predict(gray.expand({3, -1, -1})).labels));
+  // A .npy array's channels are data: one is replicated as gray is, none dropped (4 is no RGBA) or mixed.
+  EXPECT_TRUE(torch::equal(predict(gray, "gray.npy").labels, predict(gray.expand({3, -1, -1})).labels));
+  EXPECT_EQ(test::error_of([&] { predict(rgba, "bands.npy"); }),
+            "bands.npy: has 4 channels (a .npy array: each one data, none dropped or mixed), the model takes 3");
   EXPECT_NE(test::error_of([&] { predict(torch::zeros({3, 0, 0}), "empty.png"); }).find("empty.png"), std::string::npos);
   EXPECT_NE(test::error_of([&] { predict(std::string("/nonexistent/x.png")); }).find("/nonexistent/x.png"), std::string::npos);
   Model classifier;
@@ -462,6 +466,12 @@ TEST(Predictor, ColorizeAndOverlayUseThePalette) {
   EXPECT_EQ(overlay[0][1][0].item<int>(), 192);  // (255 + 128) / 2 rounded
   EXPECT_EQ(overlay[0][1][1].item<int>(), 128);
   EXPECT_EQ(p.class_pixels(), (std::vector<int64_t>{1, 1, 1}));
+  // Past 4 channels (bands, not colour) the first in gray; a 2.5-D net's picture is its centre slice.
+  const auto bands = torch::stack({torch::full({2, 2}, 0.2f), torch::full({2, 2}, 1.0f), torch::zeros({2, 2}), torch::zeros({2, 2}),
+                                   torch::zeros({2, 2})});
+  EXPECT_EQ(p.overlay(bands, 0.0)[0][0][1].item<int>(), 51);  // 0.2 * 255
+  p.picture_channel = 1;
+  EXPECT_TRUE(torch::equal(p.overlay(bands, 0.0), torch::full({2, 2, 3}, 255, torch::kByte)));
 }
 
 TEST(Heatmap, ConvolutionalizedClassifierGivesPerWindowProbabilities) {

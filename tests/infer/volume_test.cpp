@@ -199,8 +199,26 @@ TEST(SegmentVolume, TwoAndAHalfDNetSeesEachSliceWithItsNeighbours) {
   const auto one = predictor(torch::cat({by_hand(volume, 1, -1000, 1000), by_hand(volume, 2, -1000, 1000), by_hand(volume, 3, -1000, 1000)}));
   EXPECT_LE(result.labels[2].to(torch::kLong).ne(one.labels).sum().item<int64_t>(), 2);
   EXPECT_NE(test::error_of([&] { segment_volume(predictor, std::vector<NiftiVolume>{volume, volume}, {}, {}, "c"); })
-                .find("c: is a case of 2 channels, but the model takes one channel's slice with 1 neighbour(s)"),
+                .find("c: is a case of 2 channel(s), but the model takes 1 channel(s)' slice with 1 neighbour(s) on either side"),
             std::string::npos);
+  // A case of two channels to a net of 6 inputs: each channel's slices k-1..k+1 in turn.
+  Model two;
+  two.net = std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(4).in_channels(6).num_classes(3).padding(Padding::kSame));
+  two.meta = default_meta(3, 6);
+  two.meta.slice_context = 1;
+  auto other = volume;
+  other.voxels = volume.voxels.neg();
+  int64_t checked = 0;
+  segment_volume(Predictor(two), std::vector<NiftiVolume>{volume, other}, options, [&](const SliceResult& slice) {
+    const int64_t k = slice.slice, before = std::max<int64_t>(k - 1, 0), after = std::min<int64_t>(k + 1, 3);
+    std::vector<torch::Tensor> planes;
+    for (const NiftiVolume* channel : {&volume, static_cast<const NiftiVolume*>(&other)})
+      for (const int64_t z : {before, k, after}) planes.push_back(by_hand(*channel, z, -1000, 1000));
+    EXPECT_TRUE(torch::allclose(slice.image, torch::cat(planes), 0, 1e-6)) << k;
+    ++checked;
+    return true;
+  });
+  EXPECT_EQ(checked, 4);
 }
 
 // A net trained on slices resampled to 1 mm pixels (ModelMeta::pixel_mm) is given each slice of a volume

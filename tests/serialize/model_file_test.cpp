@@ -63,7 +63,15 @@ TEST(ModelFile, SliceContextRoundTripsAndMustMatchTheInputs) {
   model.meta.slice_context = 2;  // 5 slices for a net of 3 inputs
   save_model(path, model);
   const auto error = test::error_of([&] { load_model(path); });
-  EXPECT_NE(error.find("context.fcn: slice_context 2 gives a net 5 slices as channels, but it has 3 inputs"), std::string::npos) << error;
+  EXPECT_NE(error.find("context.fcn: slice_context 2 gives a net 5 slices of each channel as its inputs, but it has 3 inputs"), std::string::npos) << error;
+  Model two{std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(4).in_channels(6)), default_meta(2, 6)};
+  two.meta.slice_context = 1;  // two channels' slices k-1..k+1
+  save_model(path, two);
+  EXPECT_EQ(model_input(load_model(path), torch::rand({6, 8, 8}), "six.npy").sizes(), (std::vector<int64_t>{1, 6, 8, 8}));
+  const auto three = test::error_of([&] { model_input(load_model(path), torch::rand({3, 8, 8}), "rgb.png"); });
+  EXPECT_NE(three.find("rgb.png: has 3 channel(s), and the model is a 2.5-D net that takes 6: a volume's slices k-1..k+1 of each of its 2 channels"),
+            std::string::npos)
+      << three;
   auto json = meta_to_json(model.meta);
   json["slice_context"] = -1;
   EXPECT_NE(test::error_of([&] { meta_from_json(json, "m"); }).find("slice_context -1 is not 0..8"), std::string::npos);

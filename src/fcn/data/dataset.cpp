@@ -12,10 +12,12 @@
 
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/palette.h"
 #include "fcn/formats/png.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
+#include "fcn/util/limits.h"
 
 namespace fcn {
 namespace {
@@ -290,15 +292,17 @@ void SegmentationDataset::read_channels(const fs::path& root) {
   std::ifstream in(file);
   const auto json = nlohmann::json::parse(in, nullptr, false);
   const bool valid = json.is_object() && json.contains("names") && json["names"].is_array() && !json["names"].empty() &&
-                     json["names"].size() <= 16 &&
+                     json["names"].size() <= static_cast<size_t>(kMostImageChannels) &&
                      std::all_of(json["names"].begin(), json["names"].end(), [](const nlohmann::json& n) { return n.is_string(); });
   if (!valid)
-    fail(file.string(), "must be {\"names\": [\"FLAIR\", \"T1w\", ...]}: the name of each of the images' 1..16 channels, in order");
+    fail(file.string(), "must be {\"names\": [\"FLAIR\", \"T1w\", ...]}: the name of each of the images' 1.." + std::to_string(kMostImageChannels) +
+                            " channels, in order");
   channel_names_ = json["names"].get<std::vector<std::string>>();
   if (json.contains("context")) {  // 2.5-D: slice k and its neighbours as the channels (fcn data unstack --context)
     const auto& context = json["context"];
-    if (!context.is_number_integer() || context.get<int64_t>() < 1 || 2 * context.get<int64_t>() + 1 != channels())
-      fail(file.string(), "context must be a whole number N >= 1 whose 2N + 1 slices are the " + std::to_string(channels()) + " channels named");
+    if (!context.is_number_integer() || context.get<int64_t>() < 1 || channels() % (2 * context.get<int64_t>() + 1) != 0)
+      fail(file.string(), "context must be a whole number N >= 1 whose 2N + 1 slices (of each of the volumes' channels) are the " +
+                              std::to_string(channels()) + " channels named");
     slice_context_ = context.get<int64_t>();
   }
 }
@@ -350,7 +354,18 @@ torch::Tensor SegmentationDataset::read_instances(const std::string& path) {
 }
 
 torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
-  const auto png = read_png(path);
+  const auto bytes = read_file(path);
+  if (bytes.size() >= 6 && std::equal(bytes.begin(), bytes.begin() + 6, "\x93NUMPY")) {  // H x W class indices from numpy
+    std::string stored;
+    const auto values = parse_npy(bytes, path, &stored);
+    if (values.dim() != 2 || !(values.scalar_type() == torch::kByte || values.scalar_type() == torch::kShort ||
+                               values.scalar_type() == torch::kInt || values.scalar_type() == torch::kLong || values.scalar_type() == torch::kBool))
+      fail(path, "a mask in .npy is an H x W array of integers (class indices, 255 void); this one is " + stored + " of " +
+                     std::to_string(values.dim()) + " dimension(s)");
+    check_image_size(path, values.size(0), values.size(1));
+    return mask_from_values(values, path);
+  }
+  const auto png = parse_png(bytes, path);
   torch::Tensor labels;
   const int64_t channels = png.pixels.size(2);
   if (png.indexed || channels == 1 || channels == 2) {
@@ -379,7 +394,7 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
 torch::Tensor SegmentationDataset::mask_from_values(const torch::Tensor& values, const std::string& source) const {
   auto labels = values.to(torch::kLong);
   if (binary_) labels = torch::where(labels == 255, torch::ones_like(labels), labels);
-  const auto bad = ((labels >= num_classes()) & (labels != kIgnoreLabel)).nonzero();
+  const auto bad = ((labels < 0) | ((labels >= num_classes()) & (labels != kIgnoreLabel))).nonzero();  // negative: a .npy mask's -1
   if (bad.size(0) > 0) {
     const int64_t y = bad[0][0].item<int64_t>(), x = bad[0][1].item<int64_t>();
     fail(source, "label " + std::to_string(labels[y][x].item<int64_t>()) + " at (" + std::to_string(y) + "," + std::to_string(x) +

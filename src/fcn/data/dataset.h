@@ -73,7 +73,8 @@ class SegmentationDataset {
   const std::string& classes_source() const { return classes_source_; }
   const std::vector<std::array<uint8_t, 3>>& palette() const { return palette_; }
   // The images' channels where the folder's channels.json names them ({"names": ["FLAIR", "T1w"]}: fcn
-  // data unstack writes it for volumes of several channels, whose slices are PNGs of 2 to 4 samples);
+  // data unstack writes it for volumes of several channels, whose slices are PNGs of 2 to 4 samples, or
+  // .npy arrays of more);
   // every image is then checked to have that many. 0 and none without one: images are gray or RGB
   // (alpha dropped).
   int64_t channels() const { return static_cast<int64_t>(channel_names_.size()); }

@@ -17,8 +17,10 @@
 #include "fcn/data/dataset.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/tiff.h"
+#include "fcn/models/model.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
@@ -130,8 +132,9 @@ CaseCut case_cut(const NiftiVolume& volume, const NiftiSlicing& slicing, const s
 }
 
 // Slice k of a case's channels, as `cut` cuts it, as one 16-bit PNG (channel c's `windows[c]` to 0..65535: gray,
-// gray + alpha, RGB, RGBA samples for 1..4 channels; with `context`, the one channel's slices k - context ..
-// k + context, the end slices repeated past the ends) and, where `labels`, its labels' slice as an 8-bit PNG
+// gray + alpha, RGB, RGBA samples for 1..4 planes; with `context`, each channel's slices k - context ..
+// k + context, the end slices repeated past the ends), or past 4 planes one uint16 C x H x W .npy array of the
+// same values under the name with .npy for .png; and, where `labels`, its labels' slice as an 8-bit PNG
 // (16-bit where `wide`); with the cut's size, both resampled to it: the image bilinearly, the labels by
 // resample_labels.
 void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolume* labels, int64_t k, const std::vector<Window>& windows,
@@ -139,7 +142,11 @@ void write_nifti_slice(const std::vector<NiftiVolume>& channels, const NiftiVolu
   const auto& size = cut.size;
   auto pixels = nifti_case_slice(channels, k, windows, context, cut.axes);
   if (size) pixels = torch::upsample_bilinear2d(pixels.unsqueeze(0), {size->first, size->second}, false)[0];
-  write_png16(image, pixels.permute({1, 2, 0}).mul(65535).round().to(torch::kInt).contiguous());
+  const auto values = pixels.mul(65535).round().to(torch::kInt);
+  if (values.size(0) > 4)
+    write_npy_uint16(fs::path(image).replace_extension(".npy").string(), values);
+  else
+    write_png16(image, values.permute({1, 2, 0}).contiguous());
   if (!labels) return;
   auto slice = cut_slice(labels->voxels, cut.axes, k).to(torch::kLong);
   if (size) slice = resample_labels(slice, size->first, size->second);
@@ -162,14 +169,15 @@ int64_t name_classes(const std::string& out_dir, int64_t most, const std::string
   return most + 1;
 }
 
-// A case's channels read (read_nifti_case), checked: at most the 4 a slice's PNG carries; with `context`,
-// one channel, whose 2 context + 1 slices are the PNG's samples.
+// A case's channels read (read_nifti_case), checked: a slice's planes (each channel's 2 context + 1 slices)
+// at most the kMostImageChannels an image holds.
 std::vector<NiftiVolume> read_case(const std::string& path, int64_t context) {
   auto channels = read_nifti_case(path);
-  if (context > 0 && channels.size() > 1)
-    fail(path, "is a case of " + std::to_string(channels.size()) + " channels: --context stacks neighbouring slices of one channel");
-  if (channels.size() > 4)
-    fail(path, "is a case of " + std::to_string(channels.size()) + " channels: fcn data unstack writes a slice of up to 4 (one PNG's samples)");
+  const auto planes = static_cast<int64_t>(channels.size()) * (2 * context + 1);
+  if (planes > kMostImageChannels)
+    fail(path, "is a case of " + std::to_string(channels.size()) + " channel(s)" +
+                   (context > 0 ? ", " + std::to_string(planes) + " planes a slice with --context " + std::to_string(context) : std::string()) +
+                   ": fcn data unstack writes slices of up to " + std::to_string(kMostImageChannels) + " planes");
   return channels;
 }
 
@@ -185,15 +193,19 @@ std::vector<Window> channel_windows(const std::vector<NiftiVolume>& channels, co
 // inputs (a PNG of 2 or 4 samples would otherwise read as gray or RGB with alpha, which nets drop). The
 // names come from the task's dataset.json beside images_dir (the Decathlon's "modality", nnU-Net v2's
 // "channel_names"), else "channel c".
-// With `context`, the channels are slices (2.5-D): "slice -1", "slice 0", "slice +1" and "context": N.
+// With `context`, each channel's slices (2.5-D): "slice -1", "slice 0", "slice +1" (of one channel; of several
+// "FLAIR slice -1", ...) and "context": N.
 void name_channels(const std::string& out_dir, size_t channels, const std::string& images_dir, int64_t context) {
   if (channels < 2 && context == 0) return;
   auto task = task_names(images_dir, "modality");
   if (task.empty()) task = task_names(images_dir, "channel_names");
   std::vector<std::string> names;
-  for (size_t c = 0; c < channels && context == 0; ++c)
-    names.push_back(task.count(static_cast<int64_t>(c)) ? task.at(static_cast<int64_t>(c)) : "channel " + std::to_string(c));
-  for (int64_t d = -context; d <= context && context > 0; ++d) names.push_back("slice " + std::string(d > 0 ? "+" : "") + std::to_string(d));
+  for (size_t c = 0; c < channels; ++c) {
+    const auto channel = task.count(static_cast<int64_t>(c)) ? task.at(static_cast<int64_t>(c)) : "channel " + std::to_string(c);
+    if (context == 0) names.push_back(channel);
+    for (int64_t d = -context; d <= context && context > 0; ++d)
+      names.push_back((channels > 1 ? channel + " " : std::string()) + "slice " + (d > 0 ? "+" : "") + std::to_string(d));
+  }
   auto json = nlohmann::json{{"names", names}};
   if (context > 0) json["context"] = context;
   const auto text = json.dump(2) + "\n";
@@ -212,11 +224,10 @@ void write_slicing(const std::string& out_dir, const NiftiSlicing& slicing) {
   write_file_atomic((fs::path(out_dir) / "slicing.json").string(), text.data(), text.size());
 }
 
-// --context: 1 (k-1, k, k+1: an RGB PNG's three samples) is what a slice's PNG holds.
+// --context N: 0..kMostSliceContext (a model file's bound).
 void check_context(int64_t context) {
-  if (context < 0 || context > 1)
-    fail("--context", std::to_string(context) + ": a slice and its N neighbours on either side are 2N + 1 channels, and a PNG holds up to 4: "
-                          "N is 0 or 1");
+  if (context < 0 || context > kMostSliceContext)
+    fail("--context", std::to_string(context) + ": a slice and its N neighbours on either side, N of 0.." + std::to_string(kMostSliceContext));
 }
 
 // A case of images_dir (its channel 0's file), its label volume (or "") and the case name its slices are named by.

@@ -40,7 +40,8 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // by `window` (fixed values, the volume's own percentiles, else its minimum..maximum) to a 16-bit gray PNG, as fcn predict
 // maps a volume's slices for the net; labels as 8-bit PNGs (16-bit past 255). A case of 2 to 4
 // channels (a 4-D file, or nnU-Net's NAME_0000.nii.gz with NAME_0001... beside it: read_nifti_case; a later
-// channel's file named stands for its case, nifti_case_file) is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA), each channel mapped by
+// channel's file named stands for its case, nifti_case_file) is written as PNGs of that many 16-bit samples (gray + alpha, RGB, RGBA),
+// a case of more as uint16 C x H x W .npy arrays (images/NNN.npy; read_image reads both), each channel mapped by
 // the window or its own minimum..maximum, and OUT/channels.json names the channels (the task's
 // dataset.json "modality" or "channel_names" beside the volumes' folder, else "channel c") so that fcn
 // train gives a new net that many inputs. fcn::Error naming the
@@ -48,11 +49,11 @@ std::map<int64_t, std::string> task_names(const std::string& volumes_dir, const 
 // get OUT/classes.json ("background", "label 1", ...: rename them there) unless one is there, as a
 // folder without one reads background / foreground only. Returns the slices written, the window used
 // (channel 0's), the classes classes.json names (0: none written) and every channel's window.
-// How volumes become slices: the window mapping voxels to 0..1, and for 2.5-D nets `context` N: each
-// PNG holds a slice with its N neighbours on either side as its channels (k-1, k, k+1 for 1: RGB; the end
-// slices repeated past the ends), of a volume of one channel, and channels.json says so ("context": N)
-// so that fcn train makes a net fcn predict gives volumes to that way (ModelMeta::slice_context). A PNG
-// holds up to 4 channels: N is 0 or 1.
+// How volumes become slices: the window mapping voxels to 0..1, and for 2.5-D nets `context` N (0..
+// kMostSliceContext): each image holds a slice with its N neighbours on either side as its channels (k-1, k,
+// k+1 for 1: an RGB PNG; the end slices repeated past the ends), of each of a case's channels in turn (past 4
+// planes a .npy array), and channels.json says so ("context": N) so that fcn train makes a net fcn predict
+// gives volumes to that way (ModelMeta::slice_context).
 // `pixel_mm` {x, y}: each slice resampled in-plane to pixels of that side in mm (bilinearly; labels by
 // resample_labels), whatever each volume's voxel sides (nnU-Net resamples to the cases' median spacing:
 // check_volume_folder's median_mm), and OUT/slicing.json says so, so that fcn train gives the net's model

@@ -91,6 +91,14 @@ void flip(Sample& out) {
 
 bool warps(const AugmentOptions& o) { return o.rotate() > 0 || o.shift() > 0 || o.elastic_alpha() > 0; }
 
+// The range an image's values keep through warps and gamma: 0..1, widened to the image's own values where they
+// reach past it (a float .npy image is taken as stored).
+std::pair<double, double> value_range(const torch::Tensor& image) {
+  if (image.numel() == 0) return {0.0, 1.0};
+  const auto [lowest, highest] = torch::aminmax(image);
+  return {std::min(0.0, lowest.item<double>()), std::max(1.0, highest.item<double>())};
+}
+
 }  // namespace
 
 void validate(const AugmentOptions& o) {
@@ -142,7 +150,8 @@ Sample augment(const Sample& input, const AugmentOptions& options, std::mt19937_
   if (std::abs(factor - 1.0) > 1e-9) scale(out, factor);
   if (warps(options)) {
     const auto grid = warp_grid(out.image.size(1), out.image.size(2), options, rng);
-    out.image = resample(out.image, grid, kBicubic).clamp(0.0, 1.0);  // bicubic overshoots
+    const auto [low, high] = value_range(out.image);
+    out.image = resample(out.image, grid, kBicubic).clamp(low, high);  // bicubic overshoots
     out.mask = resample(out.mask, grid, kNearest);
     if (out.instances.defined()) out.instances = resample(out.instances, grid, kNearest);
     if (out.weights.defined()) out.weights = resample(out.weights, grid, kBilinear);
@@ -151,7 +160,12 @@ Sample augment(const Sample& input, const AugmentOptions& options, std::mt19937_
   if (options.flip() && uniform(rng) < 0.5) flip(out);
   if (options.gamma() > 1) {
     const double log_gamma = std::log(options.gamma());
-    out.image = out.image.clamp_min(0.0).pow(std::exp(log_gamma * (2 * uniform(rng) - 1)));
+    const double g = std::exp(log_gamma * (2 * uniform(rng) - 1));
+    const auto [low, high] = value_range(out.image);
+    if (low == 0 && high == 1)
+      out.image = out.image.clamp_min(0.0).pow(g);
+    else  // values past 0..1 (a float .npy image): over that wider range, as nnU-Net's gamma over the image's own
+      out.image = out.image.sub(low).div_(high - low).clamp_(0.0, 1.0).pow_(g).mul_(high - low).add_(low);
   }
   return out;
 }

@@ -4,7 +4,8 @@
 // nearest for labels, bilinear for weights, mirrored at the borders), random crop (padding the
 // image with 0 and the mask with the ignore label), horizontal flip, and a random grey-value
 // gamma. Randomness comes from the caller's generator, so a run is reproducible from its seed;
-// an augmentation that is off draws no random numbers.
+// an augmentation that is off draws no random numbers. Images are 0..1 (a float .npy image may reach
+// past it: warps keep its values within their own range, and gamma works over that range).
 #pragma once
 
 #include <random>
@@ -28,7 +29,7 @@ struct AugmentOptions {
   // 3 x 3), interpolated bicubically to per-pixel displacements. 0: off.
   TORCH_ARG(double, elastic_alpha) = 0.0;
   TORCH_ARG(int64_t, elastic_grid) = 3;
-  TORCH_ARG(double, gamma) = 1.0;  // >= 1: intensity^g with log g uniform in [-log gamma, log gamma]
+  TORCH_ARG(double, gamma) = 1.0;  // >= 1: intensity^g with log g uniform in [-log gamma, log gamma] (past 0..1: of the values rescaled from their range)
   // nnU-Net's foreground oversampling (its oversample_foreground_percent, 0.33): the share of crops placed on
   // a foreground pixel where the sample has one. A class present other than background 0 and void is
   // drawn, each such class as likely as another (a small tumour as often as a large organ), then a pixel

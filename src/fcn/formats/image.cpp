@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "fcn/formats/nifti.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/opencv_quiet.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/tiff.h"
@@ -107,6 +108,52 @@ torch::Tensor png_to_tensor(const PngContent& png) {
   return png.pixels.permute({2, 0, 1}).to(torch::kFloat).div(max_value).contiguous();
 }
 
+bool is_npy(const std::vector<char>& bytes) { return bytes.size() >= 6 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0; }
+
+std::string shape_text(const torch::Tensor& array) {
+  std::string text;
+  for (const auto d : array.sizes()) text += (text.empty() ? "" : " x ") + std::to_string(d);
+  return text;
+}
+
+// A .npy array as an image (npy.h has the rules): C x H x W float32.
+torch::Tensor npy_image(const std::vector<char>& bytes, const std::string& path) {
+  std::string stored;
+  const auto array = parse_npy(bytes, path, &stored);
+  if (array.dim() != 2 && array.dim() != 3)
+    fail(path, "is a .npy array of " + shape_text(array) + ": an image is H x W (one channel) or C x H x W (channels first, as PyTorch)");
+  const auto image = array.dim() == 2 ? array.unsqueeze(0) : array;
+  const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
+  if ((w <= 4 && h > 4 && c > 4) || c > kMostImageChannels)  // at most 4 wide: colour samples, by the look of it
+    fail(path, "is a .npy array of " + shape_text(array) + (w <= kMostImageChannels ? ", channels last (H x W x C) by the look of it" : "") +
+                   ": fcn reads C x H x W (channels first, as PyTorch), up to " + std::to_string(kMostImageChannels) +
+                   " channels" + (w <= kMostImageChannels ? " (numpy: np.save(f, a.transpose(2, 0, 1)))" : ""));
+  check_image_size(path, h, w);
+  if (h == 0 || w == 0) fail(path, "is empty (a .npy array of " + shape_text(array) + ")");
+  switch (image.scalar_type()) {
+    case torch::kByte: return image.to(torch::kFloat).div(255.0f).contiguous();
+    case torch::kInt:  // uint16, widened by parse_npy; an int32 array has no scale to read
+      if (stored == "<u2") return image.to(torch::kFloat).div(65535.0f).contiguous();
+      break;
+    case torch::kBool: return image.to(torch::kFloat);
+    case torch::kHalf:
+    case torch::kFloat:
+    case torch::kDouble: {
+      auto values = image.to(torch::kFloat).contiguous();
+      const auto bad = values.isfinite().logical_not_().nonzero();
+      if (bad.size(0) > 0)
+        fail(path, "holds " + std::to_string(bad.size(0)) + " value(s) that are not finite (NaN or infinite), the first at channel " +
+                       std::to_string(bad[0][0].item<int64_t>()) + ", row " + std::to_string(bad[0][1].item<int64_t>()) + ", column " +
+                       std::to_string(bad[0][2].item<int64_t>()));
+      return values;
+    }
+    default: break;
+  }
+  const auto type = image.scalar_type() == torch::kShort ? "int16" : image.scalar_type() == torch::kInt ? "int32" : "int64";
+  fail(path, "holds " + std::string(type) + " values: an image in .npy is uint8 (0..255), uint16 (0..65535), " +
+                 "bool, or float (taken as stored; the other image formats give 0..1)");
+}
+
 }  // namespace
 
 int exif_orientation(const std::vector<char>& bytes) {
@@ -190,6 +237,7 @@ void check_jpeg(const std::vector<char>& bytes, const std::string& path) {
 
 torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& path) {
   if (is_png(bytes)) return png_to_tensor(parse_png(bytes, path));
+  if (is_npy(bytes)) return npy_image(bytes, path);
   if (is_jpeg(bytes)) check_jpeg(bytes, path);
   if (bytes.empty()) fail(path, "is empty (0 bytes)");
   if (is_tiff(bytes)) {  // OpenCV would decode a stack's first page alone, without a word
@@ -332,7 +380,7 @@ void TiffStackReader::read_chunk(int64_t first) {
 }
 
 const std::vector<std::string>& image_extensions() {
-  static const std::vector<std::string> known = {".jpg", ".png", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".webp"};
+  static const std::vector<std::string> known = {".jpg", ".png", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".webp", ".npy"};
   return known;
 }
 
@@ -340,6 +388,8 @@ bool has_image_extension(const std::string& path) {
   const auto& known = image_extensions();
   return std::find(known.begin(), known.end(), lower_extension(path)) != known.end();
 }
+
+bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
 
 std::string lower_extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();

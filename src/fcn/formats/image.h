@@ -11,7 +11,14 @@
 
 namespace fcn {
 
-// C x H x W float32 in [0, 1], as stored (palette PNGs expanded to RGB). Errors name the file.
+// Images of more channels than a PNG's 4 (multispectral bands, MRI sequences, 2.5-D slices) come as
+// NumPy .npy arrays: H x W (one channel) or C x H x W (channels first, as PyTorch), C up to this many;
+// uint8 read as / 255, uint16 as / 65535, bool as 0/1, float as stored (finite). An array that looks
+// channels-last (H x W x C: its last dimension 1..4, the other two past 4) is an error that says how to
+// transpose it.
+constexpr int64_t kMostImageChannels = 64;
+
+// C x H x W float32 in [0, 1], as stored (palette PNGs expanded to RGB; .npy arrays as above). Errors name the file.
 // Sizes are checked against Limits.max_pixels before decoding (PNG, JPEG) or right after (others);
 // a JPEG cut short (no end-of-image marker after its last scan) is an error, not a grey bottom.
 torch::Tensor read_image(const std::string& path);
@@ -57,6 +64,7 @@ void check_jpeg(const std::vector<char>& bytes, const std::string& path);
 // The file extensions list_images takes for images (lower case, with the dot).
 const std::vector<std::string>& image_extensions();
 bool has_image_extension(const std::string& path);  // by extension, case-insensitive
+bool is_npy_path(const std::string& path);          // NAME.npy (any case): an image whose channels are all data
 
 // A file whose name starts with a dot: left out of folder listings, as ls and shell globs leave it out
 // (macOS's ._NAME resource forks beside each file of an archive made on a Mac, .DS_Store).

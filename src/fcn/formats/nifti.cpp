@@ -702,9 +702,9 @@ torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t
   if (channels.empty() || windows.size() < channels.size()) fail("nifti_case_slice", "needs a window for each of the case's channels");
   std::vector<torch::Tensor> planes;
   const int64_t last = sliced_shape(channels.front(), axes)[0] - 1;
-  for (int64_t d = -context; d <= context && context > 0; ++d)
-    planes.push_back(nifti_slice_image(channels.front(), std::clamp<int64_t>(k + d, 0, last), windows.front(), axes));
-  for (size_t c = 0; c < channels.size() && context == 0; ++c) planes.push_back(nifti_slice_image(channels[c], k, windows[c], axes));
+  for (size_t c = 0; c < channels.size(); ++c)
+    for (int64_t d = -context; d <= context; ++d)
+      planes.push_back(nifti_slice_image(channels[c], std::clamp<int64_t>(k + d, 0, last), windows[c], axes));
   return planes.size() == 1 ? planes.front() : torch::cat(planes, 0);
 }
 

@@ -139,8 +139,8 @@ void put_slice(torch::Tensor& voxels, const SliceAxes& axes, int64_t k, const to
 torch::Tensor nifti_slice_image(const NiftiVolume& volume, int64_t k, std::pair<double, double> window, const SliceAxes& axes = {});
 std::pair<double, double> nifti_window(const NiftiVolume& volume);
 // Slice k of a case as a net sees it (and fcn data unstack writes it): each channel's slice mapped by
-// its window, C x H x W in [0, 1]; with `context` > 0 (a 2.5-D net), the one channel's slices
-// k - context .. k + context instead, the end slices repeated past the ends.
+// its window, C x H x W in [0, 1]; with `context` N > 0 (a 2.5-D net), each channel's slices k - N ..
+// k + N instead, the end slices repeated past the ends: C (2N + 1) planes, channel by channel.
 // Slices are cut by `axes` (as stored by default).
 torch::Tensor nifti_case_slice(const std::vector<NiftiVolume>& channels, int64_t k, const std::vector<std::pair<double, double>>& windows,
                                int64_t context = 0, const SliceAxes& axes = {});

@@ -17,9 +17,10 @@ struct DType {
   const char* descr;
   torch::ScalarType type;
 };
-constexpr DType kDTypes[] = {{"<f4", torch::kFloat}, {"<f8", torch::kDouble}, {"<i8", torch::kLong},
-                             {"<i4", torch::kInt},   {"|u1", torch::kByte},   {"|b1", torch::kBool},
-                             {"<u1", torch::kByte},  {"<f2", torch::kHalf}};
+// uint16 ("<u2") has no torch type: read as int16 bits and widened to int32 (0..65535) after.
+constexpr DType kDTypes[] = {{"<f4", torch::kFloat}, {"<f8", torch::kDouble}, {"<i8", torch::kLong}, {"<i4", torch::kInt},
+                             {"|u1", torch::kByte},  {"|b1", torch::kBool},   {"<u1", torch::kByte}, {"<f2", torch::kHalf},
+                             {"<i2", torch::kShort}, {"<u2", torch::kShort}};
 
 // The value of `key` in a .npy header dict ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"),
 // read by hand (linear, no regex: a 60,000-character field must not recurse).
@@ -62,9 +63,29 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
   return shape;
 }
 
+// `tensor` (contiguous, on the CPU) written with the header of `dtype`, atomically.
+void write_npy_as(const std::string& path, const torch::Tensor& tensor, const DType* dtype) {
+  std::string shape;
+  for (auto s : tensor.sizes()) shape += std::to_string(s) + ", ";
+  if (tensor.dim() > 1) shape.resize(shape.size() - 1);  // "(3,)" for 1-D, "(1, 2)" otherwise
+  if (tensor.dim() > 1) shape.pop_back();
+  std::string header = std::string("{'descr': '") + dtype->descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  const size_t unpadded = 10 + header.size() + 1;
+  header += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
+  std::vector<char> bytes(kMagic, kMagic + 6);
+  bytes.push_back(1);
+  bytes.push_back(0);
+  bytes.push_back(static_cast<char>(header.size() & 0xff));
+  bytes.push_back(static_cast<char>(header.size() >> 8));
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  const auto* data = static_cast<const char*>(tensor.data_ptr());
+  bytes.insert(bytes.end(), data, data + tensor.numel() * tensor.element_size());
+  write_file_atomic(path, bytes);
+}
+
 }  // namespace
 
-torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path) {
+torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path, std::string* stored) {
   if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len = 0, offset = 0;
@@ -84,7 +105,9 @@ torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path)
   const DType* dtype = nullptr;
   for (const auto& d : kDTypes)
     if (descr == d.descr) dtype = &d;
-  if (dtype == nullptr) fail(path, "dtype '" + printable(descr.substr(0, 40)) + "' is not supported (float16/32/64, int32/64, uint8, bool)");
+  if (dtype == nullptr)
+    fail(path, "dtype '" + printable(descr.substr(0, 40)) + "' is not supported (float16/32/64, int16/32/64, uint8/16, bool)");
+  if (stored != nullptr) *stored = descr;
   if (header_field(header, "fortran_order", path).find("True") != std::string::npos)
     fail(path, "Fortran-order arrays are not supported; save with numpy.ascontiguousarray");
   const auto shape = parse_shape(header_field(header, "shape", path), path);
@@ -98,6 +121,7 @@ torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path)
                    " (truncated?)");
   auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype->type));
   if (need > 0) std::memcpy(tensor.data_ptr(), bytes.data() + data_offset, static_cast<size_t>(need));
+  if (descr == "<u2") return tensor.to(torch::kInt).bitwise_and_(0xffff);
   return tensor;
 }
 
@@ -109,22 +133,14 @@ void write_npy(const std::string& path, const torch::Tensor& input) {
   for (const auto& d : kDTypes)
     if (tensor.scalar_type() == d.type && dtype == nullptr) dtype = &d;
   if (dtype == nullptr) fail(path, std::string("cannot write dtype ") + c10::toString(tensor.scalar_type()) + " as .npy");
-  std::string shape;
-  for (auto s : tensor.sizes()) shape += std::to_string(s) + ", ";
-  if (tensor.dim() > 1) shape.resize(shape.size() - 1);  // "(3,)" for 1-D, "(1, 2)" otherwise
-  if (tensor.dim() > 1) shape.pop_back();
-  std::string header = std::string("{'descr': '") + dtype->descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
-  const size_t unpadded = 10 + header.size() + 1;
-  header += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
-  std::vector<char> bytes(kMagic, kMagic + 6);
-  bytes.push_back(1);
-  bytes.push_back(0);
-  bytes.push_back(static_cast<char>(header.size() & 0xff));
-  bytes.push_back(static_cast<char>(header.size() >> 8));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  const auto* data = static_cast<const char*>(tensor.data_ptr());
-  bytes.insert(bytes.end(), data, data + tensor.numel() * tensor.element_size());
-  write_file_atomic(path, bytes);
+  write_npy_as(path, tensor, dtype);
+}
+
+void write_npy_uint16(const std::string& path, const torch::Tensor& values) {
+  const auto wide = values.detach().to(torch::kCPU, torch::kInt);
+  if (wide.numel() > 0 && (wide.min().item<int>() < 0 || wide.max().item<int>() > 65535))
+    fail(path, "uint16 values must lie in 0..65535");
+  write_npy_as(path, wide.to(torch::kShort).contiguous(), &kDTypes[9]);  // the same 16 bits, "<u2"
 }
 
 }  // namespace fcn

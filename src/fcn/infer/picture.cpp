@@ -24,7 +24,7 @@ torch::Tensor colorize(const torch::Tensor& labels, const std::vector<std::array
 torch::Tensor to_rgb8(const torch::Tensor& image) {
   TORCH_CHECK(image.dim() == 3, "to_rgb8: C x H x W expected");
   auto rgb = image.to(torch::kCPU, torch::kFloat);
-  if (rgb.size(0) == 1 || rgb.size(0) == 2) rgb = rgb.slice(0, 0, 1).expand({3, -1, -1});
+  if (rgb.size(0) == 1 || rgb.size(0) == 2 || rgb.size(0) > 4) rgb = rgb.slice(0, 0, 1).expand({3, -1, -1});  // > 4: bands, not colour
   rgb = rgb.slice(0, 0, 3);
   return rgb.clamp(0, 1).mul(255).round().to(torch::kByte).permute({1, 2, 0}).contiguous();
 }

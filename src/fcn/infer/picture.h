@@ -13,7 +13,8 @@ namespace fcn {
 
 // H x W integer labels -> H x W x 3 uint8 in `palette` (labels beyond it, e.g. 255, are grey).
 torch::Tensor colorize(const torch::Tensor& labels, const std::vector<std::array<uint8_t, 3>>& palette);
-// C x H x W float in [0, 1] (1, 3 or 4 channels) -> H x W x 3 uint8.
+// C x H x W float in [0, 1] -> H x W x 3 uint8: gray (1, or 2: gray + alpha), RGB (3, or 4: alpha dropped);
+// past 4 channels (bands, MRI sequences, slices: not colour) the first in gray.
 torch::Tensor to_rgb8(const torch::Tensor& image);
 // (1 - alpha) * picture + alpha * colors, both H x W x 3 uint8.
 torch::Tensor blend(const torch::Tensor& picture, const torch::Tensor& colors, double alpha);

@@ -287,6 +287,7 @@ Prediction Predictor::result(const torch::Tensor& probs, double milliseconds, co
   r.labels = model_.net->num_classes() == 1 ? probs[1].gt(options_.threshold).to(torch::kLong) : class_labels(probs);
   r.class_names = model_.meta.class_names;
   r.palette = model_.meta.palette;
+  if (model_.meta.slice_context > 0) r.picture_channel = model_.meta.slice_context;
   return r;
 }
 
@@ -377,7 +378,8 @@ Prediction Predictor::operator()(const std::string& image_path) const { return (
 torch::Tensor Prediction::colorize() const { return fcn::colorize(labels, palette); }
 
 torch::Tensor Prediction::overlay(const torch::Tensor& image, double alpha) const {
-  return blend(to_rgb8(image), colorize(), alpha);
+  const bool one = picture_channel >= 0 && picture_channel < image.size(0);
+  return blend(to_rgb8(one ? image.narrow(0, picture_channel, 1) : image), colorize(), alpha);
 }
 
 std::vector<int64_t> Prediction::class_pixels() const {

@@ -72,6 +72,9 @@ struct Prediction {
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> palette;
   double milliseconds = 0;  // network time for this image (all tiles and views)
+  // The image channel overlay() shows in gray: a 2.5-D net's centre slice (its first channel's); -1: the
+  // image as a picture (to_rgb8: gray, RGB, alpha dropped; past 4 channels the first in gray).
+  int64_t picture_channel = -1;
 
   // H x W x 3 uint8 picture of the labels in the model's palette.
   torch::Tensor colorize() const;

@@ -31,7 +31,7 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
 }
 
 // A case's channels, checked: one size, and a count the net takes (one channel goes to a net of 3 as gray;
-// a 2.5-D net takes one channel, its slices the net's channels).
+// a 2.5-D net takes each channel's 2N + 1 slices as its channels).
 void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channels, int64_t context, const std::string& source) {
   if (channels.empty()) fail(source, "has no channels");
   for (const auto& channel : channels)
@@ -39,9 +39,10 @@ void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channel
       fail(source, "has channels of different sizes: " + c10::str(channels.front().voxels.sizes()) + " and " + c10::str(channel.voxels.sizes()));
   const auto count = static_cast<int64_t>(channels.size());
   if (context > 0) {
-    if (count != 1)
-      fail(source, "is a case of " + std::to_string(count) + " channels, but the model takes one channel's slice with " + std::to_string(context) +
-                       " neighbour(s) on either side (slice_context)");
+    if (count * (2 * context + 1) != in_channels)
+      fail(source, "is a case of " + std::to_string(count) + " channel(s), but the model takes " + std::to_string(in_channels / (2 * context + 1)) +
+                       " channel(s)' slice with " + std::to_string(context) + " neighbour(s) on either side (slice_context: " +
+                       std::to_string(in_channels) + " inputs)");
     return;
   }
   if (count != in_channels && !(count == 1 && in_channels == 3))

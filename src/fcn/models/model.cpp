@@ -126,9 +126,11 @@ ModelMeta default_meta(int64_t num_classes, int64_t in_channels) {
 
 torch::Tensor model_input(const Model& model, const torch::Tensor& image, const std::string& source) {
   const int64_t context = model.meta.slice_context;
-  if (context > 0 && image.defined() && image.dim() >= 3 && image.size(-3) != 2 * context + 1)  // gray would pass as 3 equal slices
-    fail(source, "has " + std::to_string(image.size(-3)) + " channel(s), and the model is a 2.5-D net that takes a volume's slices k-" +
-                     std::to_string(context) + "..k+" + std::to_string(context) +
+  const int64_t inputs = model.net->in_channels();
+  if (context > 0 && image.defined() && image.dim() >= 3 && image.size(-3) != inputs)  // gray would pass as 3 equal slices
+    fail(source, "has " + std::to_string(image.size(-3)) + " channel(s), and the model is a 2.5-D net that takes " + std::to_string(inputs) +
+                     ": a volume's slices k-" + std::to_string(context) + "..k+" + std::to_string(context) +
+                     (inputs > 2 * context + 1 ? " of each of its " + std::to_string(inputs / (2 * context + 1)) + " channels" : "") +
                      " together: give it the NIfTI volume, or the slices fcn data unstack --context wrote");
   return preprocess(image, model.net->in_channels(), model.meta.normalization, source);
 }

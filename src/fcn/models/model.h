@@ -23,7 +23,8 @@ struct ModelMeta {
   Normalization normalization;
   std::string training = "{}";  // JSON provenance: data, epochs, seed, train seconds, ...
   // 2.5-D: the net sees a volume's slice k with its `slice_context` neighbours on either side as its
-  // channels (k-1, k, k+1 for 1; the first and last slices repeated past the ends), as fcn data unstack
+  // channels (k-1, k, k+1 for 1; the first and last slices repeated past the ends; of each of a case's
+  // channels in turn: its inputs are (2 slice_context + 1) x the case's channels), as fcn data unstack
   // --context wrote its training slices; segment_volume gives it volumes so. 0: one slice.
   int64_t slice_context = 0;
   // The side in mm {x, y} of the pixels of the slices the net was trained on, where fcn data unstack
@@ -53,8 +54,8 @@ void validate_net_config(const nlohmann::json& config, const std::string& contex
 ModelMeta default_meta(int64_t num_classes, int64_t in_channels);
 
 // An image (C x H x W in [0, 1], any channel count) as this model's net input: 1 x C x H x W. A 2.5-D
-// model (slice_context N) takes exactly 2N + 1 channels: fcn::Error naming `source` for a gray image, which
-// would otherwise pass as 2N + 1 equal slices.
+// model (slice_context N) takes exactly its inputs, 2N + 1 slices of each channel: fcn::Error naming
+// `source` for a gray image, which would otherwise pass as 2N + 1 equal slices.
 torch::Tensor model_input(const Model& model, const torch::Tensor& image, const std::string& source);
 
 }  // namespace fcn

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "fcn/formats/image.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
@@ -14,13 +15,16 @@ torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const
     shape[shape.size() - 3] = 3;
     return image.expand(shape).contiguous();
   }
+  if (is_npy_path(source) && have != 1)  // no alpha, no colour
+    fail(source, "has " + std::to_string(have) + " channels (a .npy array: each one data, none dropped or mixed), the model takes " +
+                     std::to_string(channels));
   if (channels == 3 && have == 4) return image.narrow(-3, 0, 3);
   if (channels == 1 && (have == 3 || have == 4)) {
     const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}, image.options()).view({3, 1, 1});
     return (image.narrow(-3, 0, 3) * weights).sum(-3, true);
   }
   if (have == 2 && (channels == 1 || channels == 3)) return adapt_channels(image.narrow(-3, 0, 1), channels, source);  // gray + alpha
-  fail(source, "image has " + std::to_string(have) + " channels, the model expects " + std::to_string(channels));
+  fail(source, "image has " + std::to_string(have) + " channel(s), the model expects " + std::to_string(channels));
 }
 
 torch::Tensor normalize(const torch::Tensor& image, const Normalization& normalization) {

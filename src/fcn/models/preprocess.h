@@ -17,7 +17,8 @@ struct Normalization {
 
 // C x H x W or N x C x H x W in [0, 1] -> the same with `channels` channels. Gray -> RGB by
 // replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601), gray+alpha -> gray
-// (and on to RGB by replication).
+// (and on to RGB by replication). A .npy image's channels (`source` ending in .npy) are all data, not
+// colour: one channel is still replicated, but none is dropped or mixed.
 // fcn::Error naming `source` for any other combination.
 torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source);
 
