@@ -94,12 +94,13 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
-// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray 1, a PNG's
-// gray + alpha, RGB or RGBA 3 (alpha dropped), a .npy array's as many as it holds (each one data).
+// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray 1, gray +
+// alpha, RGB or RGBA 3 (alpha dropped), a .npy array's as many as it holds (each one data), as any image's
+// past 4 (a multispectral TIFF's bands).
 int64_t data_channels(const SegmentationDataset& train) {
   if (train.channels() > 0) return train.channels();
   const int64_t first = train.get(0).image.size(0);
-  return first == 1 ? 1 : is_npy_path(train.image_path(0)) ? first : 3;
+  return first == 1 ? 1 : is_npy_path(train.image_path(0)) || first > 4 ? first : 3;
 }
 
 // The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or

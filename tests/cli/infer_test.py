@@ -1178,7 +1178,36 @@ def _():
     one_line_error(p, "p_0000.nii.gz: is a case of 2 channel(s) but the model takes 1")
 
 
-@check("images as .npy arrays: numpy's C x H x W bands and integer masks check, train, predict and eval; each bad array named")
+def planar_float_tiff(planes, claim=None):
+    """A little-endian TIFF of C x H x W float32 planes, one strip a plane (PlanarConfiguration 2), gray + C-1 extra samples;
+    `claim` (H, W): the size its header gives instead (a bomb)."""
+    c, h, w = planes.shape
+    h, w = claim or (h, w)
+    entries = []  # (tag, type, count, value or bytes)
+    data = planes.astype("<f4").tobytes()
+    plane = planes.shape[1] * planes.shape[2] * 4
+    shorts = lambda values: struct.pack("<%dH" % len(values), *values)
+    longs = lambda values: struct.pack("<%dI" % len(values), *values)
+    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [32] * c), (259, 3, [1]), (262, 3, [1]), (273, 4, None), (277, 3, [c]),
+            (278, 4, [h]), (279, 4, [plane] * c), (284, 3, [2]), (338, 3, [0] * (c - 1)), (339, 3, [3] * c)]
+    ifd_size = 2 + 12 * len(tags) + 4
+    extra_at = 8 + ifd_size  # values too long for their field, then the pixels
+    blobs, out_entries = b"", []
+    pixels_at = extra_at + sum(len(shorts(v) if t == 3 else longs(v)) for _, t, v in tags if v is not None and len(v) * (2 if t == 3 else 4) > 4) + 4 * c
+    for tag, kind, values in tags:
+        if values is None:
+            values = [pixels_at + k * plane for k in range(c)]
+        raw = shorts(values) if kind == 3 else longs(values)
+        if len(raw) <= 4:
+            out_entries.append(struct.pack("<HHI", tag, kind, len(values)) + raw.ljust(4, b"\0"))
+        else:
+            out_entries.append(struct.pack("<HHII", tag, kind, len(values), extra_at + len(blobs)))
+            blobs += raw
+    assert extra_at + len(blobs) == pixels_at
+    return b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + b"".join(out_entries) + struct.pack("<I", 0) + blobs + data
+
+
+@check("images as .npy arrays (and a multispectral TIFF): numpy's C x H x W bands and integer masks check, train, predict and eval; each bad array named")
 def _():
     rng = np.random.default_rng(21)
     os.makedirs(path("bands/images")), os.makedirs(path("bands/masks"))
@@ -1213,6 +1242,14 @@ def _():
     for name, (array, words) in bad.items():
         np.save(path(name), array)
         one_line_error(run("predict", path("bands.fcn"), path(name), "--out", path("bands_bad"), "--quiet", ok=False), name + ": ", words)
+    # The same bands as a multispectral TIFF (float32, a plane a sample; written by hand): every band read, the same labels.
+    planes = np.load(path("bands/images/s0.npy"))
+    open(path("s0.tif"), "wb").write(planar_float_tiff(planes))
+    run("predict", path("bands.fcn"), path("s0.tif"), "--out", path("bands_tif"), "--quiet")
+    assert (np.array(Image.open(path("bands_tif/s0.png"))) == np.array(Image.open(path("bands_masks/s0.png")))).all()
+    open(path("bomb.tif"), "wb").write(planar_float_tiff(planes, claim=(16384, 16384)))  # 6 GiB of samples claimed in 17 KB
+    one_line_error(run("predict", path("bands.fcn"), path("bomb.tif"), "--out", path("bands_bad"), "--quiet", ok=False),
+                   "bomb.tif: TIFF page of 6 samples of 16384x16384 pixels (6144 MiB) in a file of", "truncated, or a bomb")
     np.save(path("bands/masks/s0.npy"), np.full((24, 28), -1, np.int64))  # another library's ignore index
     check = json.loads(run("data", "check", path("bands"), "--json", ok=False).stdout)
     assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]

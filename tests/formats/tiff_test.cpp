@@ -1,9 +1,11 @@
 // TIFF stacks (fcn/formats/tiff.h, image.h): the page table from the directory chain, checked
 // against hand-built chains (both byte orders, BigTIFF, thumbnails, loops, cuts) and against OpenCV's
 // own multi-page writer; a stack is read page by page and never as its first page alone.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <tuple>
 
 #include <gtest/gtest.h>
@@ -16,6 +18,8 @@
 #include "test_util.h"
 
 #ifdef FCN_WITH_OPENCV
+#include <tiffio.h>
+
 #include <opencv2/imgcodecs.hpp>
 #endif
 
@@ -339,6 +343,94 @@ TEST(Tiff, StackWriterPagesReadBackAsWritten) {
   TiffStackWriter empty(dir + "/empty.tif");
   EXPECT_NE(error_of([&] { empty.finish(); }).find("empty.tif: no page to write"), std::string::npos);
   EXPECT_NE(error_of([&] { TiffStackWriter(dir + "/absent/x.tif"); }).find("x.tif: cannot create the file"), std::string::npos);
+}
+#endif
+
+#ifdef FCN_WITH_OPENCV
+// A page of C samples (C x H x W `values` of the TIFF type `bits`/`format`) written by libtiff: interleaved or
+// one plane a sample, in strips or tiles, deflated, gray photometric (RGB where `rgb`).
+void write_samples(const std::string& path, const torch::Tensor& values, int bits, int format, bool planar, bool tiled, bool rgb = false) {
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  const auto c = static_cast<uint16_t>(values.size(0));
+  const auto h = static_cast<uint32_t>(values.size(1)), w = static_cast<uint32_t>(values.size(2));
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w), TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, c), TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits);
+  TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, format);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, rgb ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, planar ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+  const int extra_count = c - (rgb ? 3 : 1);
+  std::vector<uint16_t> extra(static_cast<size_t>(std::max(extra_count, 1)), EXTRASAMPLE_UNSPECIFIED);
+  if (extra_count > 0) TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, static_cast<uint16_t>(extra_count), extra.data());
+  // The bytes of each plane (planar) or of the interleaved pixels, in rows.
+  const auto type = bits == 8 ? torch::kByte : bits == 16 ? torch::kShort : torch::kFloat;
+  const auto laid = (planar ? values : values.permute({1, 2, 0})).to(type).contiguous();
+  const auto* data = static_cast<const unsigned char*>(laid.data_ptr());
+  const int64_t row = static_cast<int64_t>(w) * (planar ? 1 : c) * (bits / 8);
+  const int64_t planes = planar ? c : 1;
+  if (!tiled) {
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 3);
+    for (int64_t p = 0; p < planes; ++p)
+      for (uint32_t y = 0; y < h; ++y)
+        ASSERT_GE(TIFFWriteScanline(tif, const_cast<unsigned char*>(data + (p * h + y) * row), y, static_cast<uint16_t>(p)), 0);
+  } else {
+    const uint32_t side = 16;
+    TIFFSetField(tif, TIFFTAG_TILEWIDTH, side), TIFFSetField(tif, TIFFTAG_TILELENGTH, side);
+    const int64_t pixel = row / w;
+    std::vector<unsigned char> tile(static_cast<size_t>(side * side * pixel));
+    for (int64_t p = 0; p < planes; ++p)
+      for (uint32_t y0 = 0; y0 < h; y0 += side)
+        for (uint32_t x0 = 0; x0 < w; x0 += side) {
+          std::fill(tile.begin(), tile.end(), 0);
+          for (uint32_t y = y0; y < std::min(y0 + side, h); ++y)
+            std::copy_n(data + (p * h + y) * row + x0 * pixel, std::min(side, w - x0) * pixel, tile.data() + (y - y0) * side * pixel);
+          ASSERT_GE(TIFFWriteTile(tif, tile.data(), x0, y0, 0, static_cast<uint16_t>(p)), 0);
+        }
+  }
+  TIFFClose(tif);
+}
+
+// Multispectral pages (more than 4 samples, gray with extra samples, a plane a sample) are read sample for
+// sample, each a channel, scaled as PNGs by their depth: OpenCV read some as one gray channel, the rest dropped.
+TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
+  const std::string dir = test::temp_dir() + "/tiff_samples";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(8);
+  const auto bytes = torch::randint(0, 256, {5, 21, 37}, torch::kInt), words = torch::randint(0, 65536, {3, 21, 37}, torch::kInt);
+  const auto floats = torch::randn({4, 21, 37});
+  for (const bool planar : {false, true})
+    for (const bool tiled : {false, true}) {
+      const auto name = dir + "/" + std::to_string(planar) + std::to_string(tiled);
+      write_samples(name + "-8.tif", bytes, 8, SAMPLEFORMAT_UINT, planar, tiled);
+      EXPECT_TRUE(torch::equal(read_image(name + "-8.tif"), bytes.to(torch::kFloat).div(255.0f))) << name;
+      write_samples(name + "-16.tif", words, 16, SAMPLEFORMAT_UINT, planar, tiled);
+      EXPECT_TRUE(torch::equal(read_image(name + "-16.tif"), words.to(torch::kFloat).div(65535.0f))) << name;
+      write_samples(name + "-f.tif", floats, 32, SAMPLEFORMAT_IEEEFP, planar, tiled);
+      EXPECT_TRUE(torch::equal(read_image(name + "-f.tif"), floats)) << name;
+    }
+  const auto file_bytes = read_file(dir + "/11-8.tif");  // from memory too, and the page table says why
+  EXPECT_TRUE(torch::equal(decode_image(file_bytes, "bands.tif"), bytes.to(torch::kFloat).div(255.0f)));
+  const auto page = tiff_pages(file_bytes, "bands.tif")[0];
+  EXPECT_EQ(std::make_tuple(page.samples, page.planar, page.photometric, page.sample_format), std::make_tuple(5, 2, 1, 1));
+  EXPECT_TRUE(page.samples_apart());
+  // An RGB page of 3 or 4 samples is OpenCV's as before; gray with one extra sample is two channels.
+  write_samples(dir + "/rgb.tif", bytes.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, true);
+  EXPECT_FALSE(tiff_pages(dir + "/rgb.tif")[0].samples_apart());
+  EXPECT_TRUE(torch::allclose(read_image(dir + "/rgb.tif"), bytes.slice(0, 0, 3).to(torch::kFloat).div(255.0f), 0, 1e-7));  // OpenCV: x * (1 / 255)
+  write_samples(dir + "/two.tif", bytes.slice(0, 0, 2), 8, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_EQ(read_image(dir + "/two.tif").size(0), 2);
+  // Samples of no known scale, and non-finite floats: one line naming the file.
+  write_samples(dir + "/signed.tif", words.slice(0, 0, 2) - 30000, 16, SAMPLEFORMAT_INT, false, false);
+  EXPECT_NE(error_of([&] { read_image(dir + "/signed.tif"); }).find("signed.tif: holds 16-bit samples of format 2"), std::string::npos);
+  auto nan = floats.clone();
+  nan[2][3][4] = std::numeric_limits<float>::quiet_NaN();
+  write_samples(dir + "/nan.tif", nan, 32, SAMPLEFORMAT_IEEEFP, true, false);
+  EXPECT_NE(error_of([&] { read_image(dir + "/nan.tif"); }).find("nan.tif: holds samples that are not finite"), std::string::npos);
+  auto cut = read_file(dir + "/00-8.tif");
+  cut.resize(cut.size() / 2);
+  EXPECT_NE(error_of([&] { decode_image(cut, "cut.tif"); }).find("cut.tif: "), std::string::npos);
 }
 #endif
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include <torch/torch.h>
 
@@ -69,6 +70,99 @@ void decode_heard(const std::string& subject, Decode&& decode) {
     fail(subject, "cannot decode image: " + printable(first_line(e.msg)));
   }
   if (!errors.empty()) fail(subject, "corrupt TIFF: " + printable(first_line(errors.front())));
+}
+
+// libtiff reading a TIFF in memory (TIFFClientOpen's procedures; never written, never mapped).
+struct MemoryTiff {
+  const std::vector<char>* bytes;
+  uint64_t at = 0;
+};
+tmsize_t memory_read(thandle_t handle, void* out, tmsize_t n) {
+  auto* m = static_cast<MemoryTiff*>(handle);
+  const uint64_t size = m->bytes->size();
+  if (n <= 0 || m->at >= size) return 0;
+  const auto k = std::min<uint64_t>(static_cast<uint64_t>(n), size - m->at);
+  std::memcpy(out, m->bytes->data() + m->at, k);
+  m->at += k;
+  return static_cast<tmsize_t>(k);
+}
+tmsize_t memory_write(thandle_t, void*, tmsize_t) { return -1; }
+toff_t memory_seek(thandle_t handle, toff_t offset, int whence) {
+  auto* m = static_cast<MemoryTiff*>(handle);
+  const uint64_t base = whence == SEEK_CUR ? m->at : whence == SEEK_END ? m->bytes->size() : 0;
+  return m->at = base + offset;
+}
+int memory_close(thandle_t) { return 0; }
+toff_t memory_size(thandle_t handle) { return static_cast<MemoryTiff*>(handle)->bytes->size(); }
+int memory_map(thandle_t, void**, toff_t*) { return 0; }
+void memory_unmap(thandle_t, void*, toff_t) {}
+
+// The samples of `tif`'s current page, read by strips' scanlines or by tiles, into `raw`: H x W x C where
+// the samples are interleaved, C x H x W where each has its plane.
+void read_samples(TIFF* tif, const TiffPage& page, std::vector<unsigned char>& raw, const std::string& subject) {
+  const int64_t c = page.samples, h = page.height, w = page.width, size = page.bits / 8;
+  const bool chunky = page.planar != 2;
+  const int64_t pixel = chunky ? c * size : size, planes = chunky ? 1 : c;  // bytes a pixel in a plane; planes
+  if (!TIFFIsTiled(tif)) {
+    if (TIFFScanlineSize64(tif) != static_cast<uint64_t>(w * pixel)) fail(subject, "TIFF rows of an unexpected size (corrupt?)");
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t y = 0; y < h; ++y)
+        if (TIFFReadScanline(tif, raw.data() + (p * h + y) * w * pixel, static_cast<uint32_t>(y), static_cast<uint16_t>(p)) < 0)
+          fail(subject, "corrupt TIFF: row " + std::to_string(y) + " cannot be read");
+    return;
+  }
+  uint32_t tile_w = 0, tile_h = 0;
+  TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_w), TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);
+  if (tile_w == 0 || tile_h == 0 || TIFFTileSize64(tif) != uint64_t{tile_w} * tile_h * static_cast<uint64_t>(pixel))
+    fail(subject, "TIFF tiles of an unexpected size (corrupt?)");
+  std::vector<unsigned char> tile(static_cast<size_t>(TIFFTileSize64(tif)));
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t y0 = 0; y0 < h; y0 += tile_h)
+      for (int64_t x0 = 0; x0 < w; x0 += tile_w) {
+        if (TIFFReadTile(tif, tile.data(), static_cast<uint32_t>(x0), static_cast<uint32_t>(y0), 0, static_cast<uint16_t>(p)) < 0)
+          fail(subject, "corrupt TIFF: the tile at column " + std::to_string(x0) + ", row " + std::to_string(y0) + " cannot be read");
+        const int64_t across = std::min<int64_t>(tile_w, w - x0);
+        for (int64_t y = y0; y < std::min<int64_t>(y0 + tile_h, h); ++y)
+          std::memcpy(raw.data() + ((p * h + y) * w + x0) * pixel, tile.data() + (y - y0) * tile_w * pixel, static_cast<size_t>(across * pixel));
+      }
+}
+
+// A page whose samples are apart (TiffPage::samples_apart: a multispectral image) decoded by libtiff, each
+// sample a channel: C x H x W float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as
+// stored (finite).
+torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject) {
+  if (page.samples > kMostImageChannels)
+    fail(subject, "has " + std::to_string(page.samples) + " samples a pixel, past the " + std::to_string(kMostImageChannels) + " channels an image may have");
+  const bool floating = page.sample_format == 3 && page.bits == 32;
+  if (!floating && !((page.bits == 8 || page.bits == 16) && page.sample_format == 1))
+    fail(subject, "holds " + std::to_string(page.bits) + "-bit samples of format " + std::to_string(page.sample_format) +
+                      ": a TIFF of several samples a pixel is read as 8- or 16-bit unsigned integers or 32-bit floats");
+  // What the page's samples take, against what the file's bytes can hold: LZW, TIFF's most expanding coding,
+  // gives at most 4096 bytes a 12-bit code (a small file claiming gigabytes is refused before allocating).
+  const int64_t need = page.samples * page.height * page.width * (page.bits / 8);
+  if (need > limits().max_tensor_bytes || need > static_cast<int64_t>(bytes.size()) * 2731 + (int64_t{1} << 20))
+    fail(subject, "TIFF page of " + std::to_string(page.samples) + " samples of " + std::to_string(page.width) + "x" + std::to_string(page.height) +
+                      " pixels (" + std::to_string(need >> 20) + " MiB) in a file of " + std::to_string(bytes.size()) + " bytes: truncated, or a bomb");
+  std::vector<unsigned char> raw(static_cast<size_t>(need));
+  decode_heard(subject, [&] {
+    MemoryTiff source{&bytes};
+    TIFF* tif = TIFFClientOpen(subject.c_str(), "rm", &source, memory_read, memory_write, memory_seek, memory_close, memory_size, memory_map,
+                               memory_unmap);
+    if (tif == nullptr) fail(subject, "corrupt TIFF: libtiff cannot open it");
+    const std::unique_ptr<TIFF, void (*)(TIFF*)> closing(tif, TIFFClose);
+    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory))) fail(subject, "corrupt TIFF: its directory cannot be read");
+    read_samples(tif, page, raw, subject);
+  });
+  const auto type = floating ? torch::kFloat : page.bits == 16 ? torch::kShort : torch::kByte;
+  auto values = torch::from_blob(raw.data(), {static_cast<int64_t>(raw.size()) / (page.bits / 8)}, type).clone();
+  values = page.planar == 2 ? values.view({page.samples, page.height, page.width})
+                            : values.view({page.height, page.width, page.samples}).permute({2, 0, 1});
+  if (floating) {
+    if (!values.isfinite().all().item<bool>()) fail(subject, "holds samples that are not finite (NaN or infinite)");
+    return values.contiguous();
+  }
+  return page.bits == 16 ? values.to(torch::kInt).bitwise_and_(0xffff).to(torch::kFloat).div_(65535.0f).contiguous()
+                         : values.to(torch::kFloat).div_(255.0f).contiguous();
 }
 
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
@@ -250,6 +344,9 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
     if (pages[0].directory != 0)
       fail(path, "its full image is TIFF directory " + std::to_string(pages[0].directory) +
                      ", after a reduced-resolution one (a thumbnail): read it from its file (read_image)");
+#ifdef FCN_WITH_OPENCV
+    if (pages[0].samples_apart()) return decode_tiff_samples(bytes, pages[0], path);
+#endif
   }
 #ifdef FCN_WITH_OPENCV
   return decode_with_opencv(bytes, path);
@@ -293,6 +390,7 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
   const auto subject = path + " page " + std::to_string(page);
   check_image_size(subject, wanted.height, wanted.width);
 #ifdef FCN_WITH_OPENCV
+  if (wanted.samples_apart()) return decode_tiff_samples(read_file(path), wanted, subject);
   quiet_opencv();
   std::vector<cv::Mat> read;
   decode_heard(subject, [&] { cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED); });
@@ -355,6 +453,8 @@ void TiffStackReader::read_chunk(int64_t first) {
   chunk_.assign(static_cast<size_t>(count), torch::Tensor());
 #ifdef FCN_WITH_OPENCV
   if (count < 2) return;
+  for (int64_t k = 0; k < count; ++k)
+    if (pages_[static_cast<size_t>(first + k)].samples_apart()) return;  // libtiff reads those, each page alone
   const auto& start = pages_[static_cast<size_t>(first)];
   const int64_t directories = pages_[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
   std::vector<cv::Mat> read;

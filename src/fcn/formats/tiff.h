@@ -15,6 +15,15 @@ struct TiffPage {
   int64_t directory = 0;        // the page's place in the chain (what OpenCV's imreadmulti counts)
   int64_t height = 0, width = 0;
   int64_t bits = 0;             // bits per sample (the first sample's); 0 where the page does not say
+  int64_t samples = 1;          // samples per pixel (TIFF's default 1)
+  int64_t planar = 1;           // 1: samples interleaved (chunky), 2: one plane per sample
+  int64_t photometric = -1;     // 0/1: gray (min-is-white/black), 2: RGB, ...; -1 where the page does not say
+  int64_t sample_format = 1;    // 1: unsigned integer, 2: signed, 3: floating point
+
+  // A page of samples OpenCV would read wrong (a multispectral image: more than 4 samples, or gray with
+  // extra samples, or one plane per sample; OpenCV reads some of these as one gray channel and drops the
+  // rest without a word): read with libtiff, each sample a channel (decode_tiff_samples).
+  bool samples_apart() const { return samples > 4 || (samples > 1 && (photometric == 0 || photometric == 1 || planar == 2)); }
 };
 
 // By the header: "II*\0" or "MM\0*" (classic TIFF), "II+\0" or "MM\0+" (BigTIFF).
