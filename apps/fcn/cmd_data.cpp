@@ -181,6 +181,27 @@ void check_volumes(const std::string& dir, const std::string& masks, const std::
               report.mixed_scales ? " --spacing median" : "");
 }
 
+// DatasetReport::image_channels as JSON: {"3": images of 3 channels, ...}.
+nlohmann::json image_channel_counts(const DatasetReport& report) {
+  auto counts = nlohmann::json::object();
+  for (const auto& [channels, seen] : report.image_channels) counts[std::to_string(channels)] = seen.first;
+  return counts;
+}
+
+// What the images hold for a net, in check's lines: the channels channels.json names (or how many past a PNG's
+// 4 each image holds), and how slices were cut from volumes (slicing.json).
+void print_inputs(const DatasetReport& report) {
+  std::string channels;
+  for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
+  if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
+  const auto& counts = report.image_channels;
+  if (channels.empty() && counts.size() == 1 && counts.begin()->first > 4)
+    std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(counts.begin()->first));
+  if (!report.slice_axes.empty()) std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
+  if (report.pixel_mm)
+    std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n", pixel_text(*report.pixel_mm).c_str());
+}
+
 void add_check(CLI::App* cmd) {
   auto* check = cmd->add_subcommand("check", "Check a dataset folder: pairing, sizes, unreadable files, label values\n"
                                              "  example: fcn data check scenes --split train\n"
@@ -213,7 +234,8 @@ void add_check(CLI::App* cmd) {
     if (json_output) {
       std::cout << nlohmann::json{{"dir", dir},           {"splits", report.splits},   {"sizes", report.split_sizes},
                                   {"errors", report.errors}, {"warnings", report.warnings}, {"classes", report.class_names},
-                                  {"classes_source", report.classes_source}, {"channels", report.channel_names}, {"pixels", histogram},
+                                  {"classes_source", report.classes_source}, {"channels", report.channel_names},
+                                  {"image_channels", image_channel_counts(report)}, {"pixels", histogram},
                                   {"split_pixels", split_pixels(report)},
                                   {"pixel_mm", report.pixel_mm ? nlohmann::json(*report.pixel_mm) : nlohmann::json()},
                                   {"axes", report.slice_axes.empty() ? nlohmann::json() : nlohmann::json(report.slice_axes)},
@@ -225,14 +247,7 @@ void add_check(CLI::App* cmd) {
         std::printf("split %-10s %ld pairs%s\n", report.splits[s].c_str(), static_cast<long>(report.split_sizes[s]),
                     report.splits[s] == "all" ? " (no train/val split: fcn data split DIR --val 0.2 holds some out)" : "");
       if (!report.classes_source.empty()) std::printf("classes: %s\n", printable(report.classes_source).c_str());
-      std::string channels;
-      for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
-      if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
-      if (!report.slice_axes.empty())
-        std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
-      if (report.pixel_mm)
-        std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n",
-                    pixel_text(*report.pixel_mm).c_str());
+      print_inputs(report);
       const double total = std::max<double>(1.0, static_cast<double>(std::accumulate(histogram.begin(), histogram.end(), int64_t{0})));
       if (!histogram.empty()) std::printf("%-4s %-16s %12s %8s %10s\n", "id", "class", "pixels", "share", "weight");
       for (size_t c = 0; c < histogram.size(); ++c)

@@ -1219,7 +1219,7 @@ def _():
         image[3][mask == 1] += 0.7
         np.save(path(f"bands/images/s{i}.npy"), image), np.save(path(f"bands/masks/s{i}.npy"), mask)
     check = json.loads(run("data", "check", path("bands"), "--json").stdout)
-    assert not check["errors"], check
+    assert not check["errors"] and check["image_channels"] == {"6": 8}, check
     run("data", "split", path("bands"), "--val", 0.25)
     run("train", "--data", path("bands"), "--arch", "unet", "--depth", 1, "--base-channels", 8, "--epochs", 8, "--batch", 2,
         "--optimizer", "adamw", "--lr", 0.01, "--out", path("bands.fcn"))

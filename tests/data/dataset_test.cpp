@@ -218,6 +218,16 @@ TEST(Dataset, NpyImagesAndMasks) {
                "a mask in .npy is an H x W array of integers (class indices, 255 void); this one is <f4 of 2 dimension(s)");
   write_npy(dir + "/masks/a.npy", torch::zeros({4, 6}, torch::kByte));
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy", "mask is 4x6 but image");
+  // The check counts the images' channels; counts that differ past a PNG's 4 are one error.
+  write_npy(dir + "/masks/a.npy", torch::zeros({4, 5}, torch::kByte));
+  write_npy(dir + "/images/b.npy", torch::zeros({3, 4, 5}, torch::kByte)), write_npy(dir + "/masks/b.npy", torch::zeros({4, 5}, torch::kByte));
+  write_npy(dir + "/images/c.npy", torch::zeros({6, 4, 5}, torch::kByte)), write_npy(dir + "/masks/c.npy", torch::zeros({4, 5}, torch::kByte));
+  const auto report = check_dataset(dir);
+  EXPECT_EQ(report.image_channels.at(6).first, 2);
+  EXPECT_EQ(report.image_channels.at(3), std::make_pair(int64_t{1}, dir + "/images/b.npy"));
+  ASSERT_EQ(report.errors.size(), 1u);
+  EXPECT_EQ(report.errors[0], "images of different channel counts: 1 of 3 channel(s) (" + dir + "/images/b.npy), 2 of 6 channel(s) (" + dir +
+                                  "/images/a.npy): a net takes one count (name them in channels.json)");
 }
 
 TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {
@@ -535,12 +545,15 @@ TEST(KeptSamples, AreTheDecodedSampleBitForBitAndReadNoFileAgain) {
     expect_same_sample(kept.get(i), decoded[i]);
   }
   ASSERT_EQ(decoded[0].id, "a");
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(fresh.mask(i), decoded[i].mask)) << i;  // read from its file
   const size_t pixels = 6 * 7;  // a: bytes RGB; b: float gray; masks bytes; instances int32
   EXPECT_EQ(kept.kept_stats().samples, 2u);
   EXPECT_EQ(kept.kept_stats().bytes, (3 + 1 + 4) * pixels + (4 + 1 + 4) * pixels);
   EXPECT_EQ(kept.kept_stats().hits, 0u);
   fs::remove_all(dir);
   EXPECT_FALSE(test::error_of([&] { fresh.get(0); }).empty());  // the files are gone
+  EXPECT_FALSE(test::error_of([&] { fresh.mask(0); }).empty());
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(kept.mask(i), decoded[i].mask)) << i;  // held: no file read
   for (size_t i = 0; i < 2; ++i) {
     auto again = kept.get(i);
     expect_same_sample(again, decoded[i]);

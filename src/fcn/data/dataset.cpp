@@ -516,6 +516,18 @@ Sample SegmentationDataset::get(size_t index) const {
   return sample;
 }
 
+torch::Tensor SegmentationDataset::mask(size_t index) const {
+  if (kept_ != nullptr) {
+    std::shared_ptr<const CompactSample> found;
+    {
+      const std::lock_guard<std::mutex> lock(kept_->mutex);
+      found = kept_->slots.at(index);
+    }
+    if (found != nullptr) return found->mask.view().to(torch::kLong);
+  }
+  return read_mask(masks_.at(index));
+}
+
 torch::Tensor SegmentationDataset::image(size_t index) const {
   return kept_ != nullptr ? get(index).image : checked_image(index);
 }

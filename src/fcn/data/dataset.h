@@ -97,6 +97,9 @@ class SegmentationDataset {
 
   // H x W int64 labels of a mask file, decoded as this dataset's masks are (and validated).
   torch::Tensor read_mask(const std::string& path) const;
+  // Sample `index`'s labels: from keep_decoded's store where it holds the sample (no file read: after the
+  // check pass of fcn train), else read_mask of its file.
+  torch::Tensor mask(size_t index) const;
   // The same for a gray mask's stored values (H x W integers: a page of a label stack), `source`
   // naming it in errors.
   torch::Tensor mask_from_values(const torch::Tensor& values, const std::string& source) const;

@@ -59,6 +59,18 @@ void warn_turned(const SegmentationDataset& dataset, DatasetReport& report) {
                             "a mask drawn on the turned view does not line up; turn the files (exiftran -ai) or look at a mask over its image");
 }
 
+// An error where the images seen so far hold different channel counts and one is past a PNG's 4 (a .npy
+// array's or a multispectral TIFF's bands): a net takes one count. Said once.
+void mixed_channels(DatasetReport& report) {
+  const auto& counts = report.image_channels;
+  if (counts.size() < 2 || counts.rbegin()->first <= 4) return;
+  std::string text;
+  for (const auto& [channels, seen] : counts)
+    text += (text.empty() ? "" : ", ") + std::to_string(seen.first) + " of " + std::to_string(channels) + " channel(s) (" + seen.second + ")";
+  const auto error = "images of different channel counts: " + text + ": a net takes one count (name them in channels.json)";
+  if (std::find(report.errors.begin(), report.errors.end(), error) == report.errors.end()) report.errors.push_back(error);
+}
+
 // One opened split of check_dataset: every pair read through get(), its problems and mask histogram added.
 void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
                    const std::function<void(int64_t, int64_t)>& progress) {
@@ -77,14 +89,19 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
   // (problems in file order, the histogram) is the one a single thread would write.
   const int64_t size = static_cast<int64_t>(dataset.size());
   const int64_t workers = size > 1 ? std::min<int64_t>(available_cpus(), 8) : 0;
-  Prefetcher<torch::Tensor> counts(0, size, workers, 4 * workers, [&](int64_t i) {
+  Prefetcher<std::pair<torch::Tensor, int64_t>> counts(0, size, workers, 4 * workers, [&](int64_t i) {
     if (workers > 0) single_threaded_kernels_in_this_thread();  // a decoding thread: no OpenMP team of its own
-    const auto labels = dataset.get(static_cast<size_t>(i)).mask.flatten();
-    return torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong);
+    const auto sample = dataset.get(static_cast<size_t>(i));
+    const auto labels = sample.mask.flatten();
+    return std::make_pair(torch::bincount(labels.masked_select(labels != kIgnoreLabel), {}, dataset.num_classes()).to(torch::kLong),
+                          sample.image.size(0));
   });
   for (size_t i = 0; i < dataset.size(); ++i) {
     try {
-      histogram += counts.next();
+      const auto [pixels, channels] = counts.next();
+      histogram += pixels;
+      auto& seen = report.image_channels[channels];
+      if (seen.first++ == 0) seen.second = dataset.image_path(i);
       ++read;
     } catch (const Error& e) {
       report.errors.push_back(e.what());
@@ -94,6 +111,7 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
   }
   warn_turned(dataset, report);
+  mixed_channels(report);
   report.split_histograms.push_back(histogram);
   if (histogram.sizes() == report.histogram.sizes()) report.histogram += histogram;  // splits of one class table
   const int64_t labelled = histogram.sum().item<int64_t>();

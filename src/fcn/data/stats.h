@@ -5,6 +5,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct DatasetReport {
   std::vector<std::string> class_names;
   std::string classes_source;        // SegmentationDataset::classes_source
   std::vector<std::string> channel_names;  // channels.json's (none: gray or RGB images)
+  // The images' channel counts as read: count -> how many images of it and the first of them. Counts that
+  // differ where one is past a PNG's 4 are an error (a net takes one count; gray beside RGB is fine).
+  std::map<int64_t, std::pair<int64_t, std::string>> image_channels;
   std::optional<std::array<double, 2>> pixel_mm;  // slicing.json's: the slices' pixels in mm (none: as stored)
   std::string slice_axes;                         // slicing.json's: the orientation volumes were cut in ("": as stored)
   torch::Tensor histogram;           // over every readable mask of every split

@@ -255,13 +255,14 @@ class Run {
   }
 
   // AugmentOptions::foreground: for each class other than background and void that the train masks hold, the
-  // samples holding it, from their masks alone, once (before any worker reads them), in index order.
+  // samples holding it, from their masks alone (kept decoded since the data check, where they fit the cache),
+  // once (before any worker reads them), in index order.
   void find_foreground_samples() {
     if (options_.augment().foreground() <= 0 || !holding_.empty()) return;
     Progress progress("foreground", n_, options_.quiet() || rank_ != 0 || n_ < 2);
     for (size_t i = 0; i < train_.size(); ++i) {
       progress.update(static_cast<int64_t>(i + 1));
-      const auto present = std::get<0>(torch::_unique(train_.read_mask(train_.mask_path(i)))).to(torch::kLong);
+      const auto present = torch::bincount(train_.mask(i).flatten()).nonzero().flatten();  // the mask held since the check pass, mostly
       for (int64_t j = 0; j < present.size(0); ++j)
         if (const int64_t c = present[j].item<int64_t>(); c != 0 && c != kIgnoreLabel) holding_[c].push_back(static_cast<int64_t>(i));
     }
