@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/data/stacks.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/tiff.h"
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/util/atomic_file.h"
@@ -415,6 +417,14 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
   const auto page = tiff_pages(file_bytes, "bands.tif")[0];
   EXPECT_EQ(std::make_tuple(page.samples, page.planar, page.photometric, page.sample_format), std::make_tuple(5, 2, 1, 1));
   EXPECT_TRUE(page.samples_apart());
+  // fcn data unstack writes such pages as .npy arrays of the values as read (uint8, uint16, float32), never 3 of them as RGB.
+  for (const auto& [file, type] : std::vector<std::pair<std::string, torch::ScalarType>>{{"10-8", torch::kByte}, {"01-16", torch::kInt}, {"11-f", torch::kFloat}}) {
+    const auto out = dir + "/unstacked-" + file;
+    EXPECT_EQ(unstack_tiff(dir + "/" + file + ".tif", "", out), 1);
+    const auto array = read_npy(out + "/images/000.npy");
+    EXPECT_EQ(array.scalar_type(), type) << file;
+    EXPECT_TRUE(torch::equal(read_image(out + "/images/000.npy"), read_image(dir + "/" + file + ".tif"))) << file;
+  }
   // An RGB page of 3 or 4 samples is OpenCV's as before; gray with one extra sample is two channels.
   write_samples(dir + "/rgb.tif", bytes.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, true);
   EXPECT_FALSE(tiff_pages(dir + "/rgb.tif")[0].samples_apart());

@@ -37,11 +37,17 @@ torch::Tensor stored_values(const torch::Tensor& page, bool& sixteen_bit) {
   return sixteen_bit ? page.mul(65535).round().to(torch::kInt) : as_8bit.round().to(torch::kByte);
 }
 
-void write_page(const std::string& path, const torch::Tensor& page, const std::string& source) {
+void write_page(const std::string& path, const torch::Tensor& page) {
   bool sixteen_bit = false;
-  const auto values = stored_values(page, sixteen_bit);
+  const bool unit = page.numel() > 0 && page.min().item<float>() >= 0 && page.max().item<float>() <= 1;
+  const auto values = unit ? stored_values(page, sixteen_bit) : torch::Tensor();
+  const bool exact = unit && torch::allclose(values.to(torch::kFloat).div(sixteen_bit ? 65535.0f : 255.0f), page, 0, 1e-6);
   const int64_t channels = page.size(0);
-  if (sixteen_bit && channels != 1) fail(source, "16-bit colour pages are not supported (16-bit gray or 8-bit pages are)");
+  if (channels > 4 || !exact || (sixteen_bit && channels != 1)) {  // bands, floats, 16-bit colour: the values as read, a .npy array
+    const auto array = fs::path(path).replace_extension(".npy").string();
+    if (!exact) return write_npy(array, page.contiguous());
+    return sixteen_bit ? write_npy_uint16(array, values) : write_npy(array, values.contiguous());
+  }
   if (sixteen_bit) return write_png16(path, values[0]);
   const int64_t kept = channels >= 3 ? 3 : 1;  // gray or RGB; alpha dropped, as the nets drop it
   write_png(path, values.slice(0, 0, kept).permute({1, 2, 0}).contiguous());
@@ -426,9 +432,8 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
                              " but that of " + images_tiff + " is " + std::to_string(pages[k].width) + "x" + std::to_string(pages[k].height));
   }
   const auto write = [&](int64_t page, const std::string& image, const std::string& mask) {
-    const auto which = " page " + std::to_string(page);
-    write_page(image, image_stack.page(page), images_tiff + which);
-    if (mask_stack) write_page(mask, mask_stack->page(page), masks_tiff + which);
+    write_page(image, image_stack.page(page));
+    if (mask_stack) write_page(mask, mask_stack->page(page));
   };
   return write_folders(out_dir, static_cast<int64_t>(pages.size()), !masks_tiff.empty(), write, progress);
 }

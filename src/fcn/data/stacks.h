@@ -20,8 +20,10 @@ namespace fcn {
 // Writes page k of `images_tiff` to OUT/images/NNN.png and, where `masks_tiff` is given, its page k
 // to OUT/masks/NNN.png (NNN: k, zero-padded to 3 or more digits), each as stored: 8-bit, or 16-bit
 // for gray pages that use the depth (a 0/255 mask reads as background / foreground, a 16-bit one as
-// class indices). fcn::Error naming the file where the stacks differ in page count or page size, a
-// page is 16-bit colour, or OUT already holds images/ or masks/. The folders are written as
+// class indices); an image page of more than 4 channels (a multispectral stack), of 16-bit colour or of
+// float samples as OUT/images/NNN.npy (C x H x W: uint8, uint16 or float32, the values as read_image reads
+// them back). fcn::Error naming the file where the stacks differ in page count or page size, or OUT
+// already holds images/ or masks/. The folders are written as
 // OUT/.images.partial and OUT/.masks.partial and renamed when every page is in: a run stopped midway
 // leaves no half folder under the names (and the next run starts afresh). `progress(done, total)` is
 // called as pages are written; after an error nothing is left behind. Returns the pages written.
