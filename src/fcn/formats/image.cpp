@@ -151,6 +151,12 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
     if (tif == nullptr) fail(subject, "corrupt TIFF: libtiff cannot open it");
     const std::unique_ptr<TIFF, void (*)(TIFF*)> closing(tif, TIFFClose);
     if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory))) fail(subject, "corrupt TIFF: its directory cannot be read");
+    uint32_t width = 0, height = 0;
+    uint16_t samples = 0, bits = 0;
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width), TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples), TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+    if (width != page.width || height != page.height || samples != page.samples || bits != page.bits)
+      fail(subject, "corrupt TIFF: libtiff reads its directory otherwise than its page table");  // never a buffer of the wrong size
     read_samples(tif, page, raw, subject);
   });
   const auto type = floating ? torch::kFloat : page.bits == 16 ? torch::kShort : torch::kByte;
