@@ -1,8 +1,12 @@
 // TIFF's directory chain (fcn/formats/tiff.h), walked for the page table of every TIFF fcn reads:
 // both byte orders, BigTIFF, offsets past the end, chains that loop, directories cut short; and the
-// first page's calibration (resolution rationals, ImageJ's description), read past any thumbnail.
+// first page's calibration (resolution rationals, ImageJ's description), read past any thumbnail; and a
+// single page of several samples apart (a multispectral image) decoded by libtiff from memory.
 #include <cmath>
 
+#include <torch/torch.h>
+
+#include "fcn/formats/image.h"
 #include "fcn/formats/tiff.h"
 #include "fuzz_common.h"
 
@@ -15,4 +19,9 @@ FCN_FUZZ_TARGET({
   if (pages.empty()) __builtin_trap();
   for (const auto& page : pages)
     if (page.height <= 0 || page.width <= 0 || page.directory < 0) __builtin_trap();
+  if (pages.size() == 1 && pages[0].directory == 0 && pages[0].samples_apart()) {
+    const auto image = fcn::decode_image(bytes, "fuzz.tif");  // throws fcn::Error on anything it cannot read
+    if (image.dim() != 3 || image.size(0) != pages[0].samples || image.size(1) != pages[0].height || image.size(2) != pages[0].width)
+      __builtin_trap();
+  }
 })

@@ -27,6 +27,10 @@
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
+// libtiff comes with OpenCV's build; the fuzzers (fuzz/) build the multi-sample TIFF reader with it alone.
+#if defined(FCN_WITH_OPENCV) || defined(FCN_WITH_LIBTIFF)
+#define FCN_READS_TIFF_SAMPLES 1
 #include <tiffio.h>
 #endif
 
@@ -40,7 +44,9 @@ bool is_jpeg(const std::vector<char>& bytes) {
 
 #ifdef FCN_WITH_OPENCV
 torch::Tensor to_tensor(cv::Mat image, const std::string& path);
+#endif
 
+#ifdef FCN_READS_TIFF_SAMPLES
 // libtiff's error lines while fcn decodes on this thread. OpenCV's TIFF decoder drops them (its own
 // handler prints nothing at its usual log level) and returns what it has: a strip that does not
 // inflate came back as zeros, a corrupt file as a picture. libtiff calls the extended handler fcn
@@ -64,11 +70,15 @@ void decode_heard(const std::string& subject, Decode&& decode) {
   (void)installed;
   std::vector<std::string> errors;
   const Listening<std::vector<std::string>> listening(tiff_errors, errors);
+#ifdef FCN_WITH_OPENCV
   try {
     decode();
   } catch (const cv::Exception& e) {
     fail(subject, "cannot decode image: " + printable(first_line(e.msg)));
   }
+#else
+  decode();
+#endif
   if (!errors.empty()) fail(subject, "corrupt TIFF: " + printable(first_line(errors.front())));
 }
 
@@ -170,7 +180,9 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
   return page.bits == 16 ? values.to(torch::kInt).bitwise_and_(0xffff).to(torch::kFloat).div_(65535.0f).contiguous()
                          : values.to(torch::kFloat).div_(255.0f).contiguous();
 }
+#endif  // FCN_READS_TIFF_SAMPLES
 
+#ifdef FCN_WITH_OPENCV
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
   quiet_opencv();
   cv::Mat image;
@@ -350,7 +362,7 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
     if (pages[0].directory != 0)
       fail(path, "its full image is TIFF directory " + std::to_string(pages[0].directory) +
                      ", after a reduced-resolution one (a thumbnail): read it from its file (read_image)");
-#ifdef FCN_WITH_OPENCV
+#ifdef FCN_READS_TIFF_SAMPLES
     if (pages[0].samples_apart()) return decode_tiff_samples(bytes, pages[0], path);
 #endif
   }
