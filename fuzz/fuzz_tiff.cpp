@@ -19,7 +19,7 @@ FCN_FUZZ_TARGET({
   if (pages.empty()) __builtin_trap();
   for (const auto& page : pages)
     if (page.height <= 0 || page.width <= 0 || page.directory < 0) __builtin_trap();
-  if (pages.size() == 1 && pages[0].directory == 0 && pages[0].samples_apart()) {
+  if (pages.size() == 1 && pages[0].directory == 0 && pages[0].read_by_libtiff()) {
     const auto image = fcn::decode_image(bytes, "fuzz.tif");  // throws fcn::Error on anything it cannot read
     if (image.dim() != 3 || image.size(0) != pages[0].samples || image.size(1) != pages[0].height || image.size(2) != pages[0].width)
       __builtin_trap();

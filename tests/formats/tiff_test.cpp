@@ -416,7 +416,7 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
   EXPECT_TRUE(torch::equal(decode_image(file_bytes, "bands.tif"), bytes.to(torch::kFloat).div(255.0f)));
   const auto page = tiff_pages(file_bytes, "bands.tif")[0];
   EXPECT_EQ(std::make_tuple(page.samples, page.planar, page.photometric, page.sample_format), std::make_tuple(5, 2, 1, 1));
-  EXPECT_TRUE(page.samples_apart());
+  EXPECT_TRUE(page.read_by_libtiff());
   // fcn data unstack writes such pages as .npy arrays of the values as read (uint8, uint16, float32), never 3 of them as RGB.
   for (const auto& [file, type] : std::vector<std::pair<std::string, torch::ScalarType>>{{"10-8", torch::kByte}, {"01-16", torch::kInt}, {"11-f", torch::kFloat}}) {
     const auto out = dir + "/unstacked-" + file;
@@ -427,10 +427,14 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
   }
   // An RGB page of 3 or 4 samples is OpenCV's as before; gray with one extra sample is two channels.
   write_samples(dir + "/rgb.tif", bytes.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, true);
-  EXPECT_FALSE(tiff_pages(dir + "/rgb.tif")[0].samples_apart());
+  EXPECT_FALSE(tiff_pages(dir + "/rgb.tif")[0].read_by_libtiff());
   EXPECT_TRUE(torch::allclose(read_image(dir + "/rgb.tif"), bytes.slice(0, 0, 3).to(torch::kFloat).div(255.0f), 0, 1e-7));  // OpenCV: x * (1 / 255)
   write_samples(dir + "/two.tif", bytes.slice(0, 0, 2), 8, SAMPLEFORMAT_UINT, false, false);
   EXPECT_EQ(read_image(dir + "/two.tif").size(0), 2);
+  // One float sample (microscopy, elevation): as stored, where OpenCV's path refused it.
+  write_samples(dir + "/float1.tif", floats.slice(0, 0, 1) * 1000, 32, SAMPLEFORMAT_IEEEFP, false, true);
+  EXPECT_TRUE(tiff_pages(dir + "/float1.tif")[0].read_by_libtiff());
+  EXPECT_TRUE(torch::equal(read_image(dir + "/float1.tif"), floats.slice(0, 0, 1) * 1000));
   // Samples of no known scale, and non-finite floats: one line naming the file.
   write_samples(dir + "/signed.tif", words.slice(0, 0, 2) - 30000, 16, SAMPLEFORMAT_INT, false, false);
   EXPECT_NE(error_of([&] { read_image(dir + "/signed.tif"); }).find("signed.tif: holds 16-bit samples of format 2"), std::string::npos);

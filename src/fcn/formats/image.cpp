@@ -137,7 +137,7 @@ void read_samples(TIFF* tif, const TiffPage& page, std::vector<unsigned char>& r
       }
 }
 
-// A page whose samples are apart (TiffPage::samples_apart: a multispectral image) decoded by libtiff, each
+// A page whose samples are apart (TiffPage::read_by_libtiff: a multispectral image) decoded by libtiff, each
 // sample a channel: C x H x W float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as
 // stored (finite).
 torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject) {
@@ -363,7 +363,7 @@ torch::Tensor decode_image(const std::vector<char>& bytes, const std::string& pa
       fail(path, "its full image is TIFF directory " + std::to_string(pages[0].directory) +
                      ", after a reduced-resolution one (a thumbnail): read it from its file (read_image)");
 #ifdef FCN_READS_TIFF_SAMPLES
-    if (pages[0].samples_apart()) return decode_tiff_samples(bytes, pages[0], path);
+    if (pages[0].read_by_libtiff()) return decode_tiff_samples(bytes, pages[0], path);
 #endif
   }
 #ifdef FCN_WITH_OPENCV
@@ -408,7 +408,7 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
   const auto subject = path + " page " + std::to_string(page);
   check_image_size(subject, wanted.height, wanted.width);
 #ifdef FCN_WITH_OPENCV
-  if (wanted.samples_apart()) return decode_tiff_samples(read_file(path), wanted, subject);
+  if (wanted.read_by_libtiff()) return decode_tiff_samples(read_file(path), wanted, subject);
   quiet_opencv();
   std::vector<cv::Mat> read;
   decode_heard(subject, [&] { cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED); });
@@ -472,7 +472,7 @@ void TiffStackReader::read_chunk(int64_t first) {
 #ifdef FCN_WITH_OPENCV
   if (count < 2) return;
   for (int64_t k = 0; k < count; ++k)
-    if (pages_[static_cast<size_t>(first + k)].samples_apart()) return;  // libtiff reads those, each page alone
+    if (pages_[static_cast<size_t>(first + k)].read_by_libtiff()) return;  // libtiff reads those, each page alone
   const auto& start = pages_[static_cast<size_t>(first)];
   const int64_t directories = pages_[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
   std::vector<cv::Mat> read;

@@ -20,10 +20,13 @@ struct TiffPage {
   int64_t photometric = -1;     // 0/1: gray (min-is-white/black), 2: RGB, ...; -1 where the page does not say
   int64_t sample_format = 1;    // 1: unsigned integer, 2: signed, 3: floating point
 
-  // A page of samples OpenCV would read wrong (a multispectral image: more than 4 samples, or gray with
-  // extra samples, or one plane per sample; OpenCV reads some of these as one gray channel and drops the
-  // rest without a word): read with libtiff, each sample a channel (decode_tiff_samples).
-  bool samples_apart() const { return samples > 4 || (samples > 1 && (photometric == 0 || photometric == 1 || planar == 2)); }
+  // A page OpenCV would read wrong or not at all, read with libtiff, each sample a channel: a multispectral
+  // image (more than 4 samples, or gray with extra samples, or one plane per sample; OpenCV reads some of these
+  // as one gray channel and drops the rest without a word) or floating-point samples (OpenCV's path refuses
+  // them; libtiff's takes 32-bit floats as stored).
+  bool read_by_libtiff() const {
+    return samples > 4 || (samples > 1 && (photometric == 0 || photometric == 1 || planar == 2)) || sample_format == 3;
+  }
 };
 
 // By the header: "II*\0" or "MM\0*" (classic TIFF), "II+\0" or "MM\0+" (BigTIFF).
