@@ -51,9 +51,11 @@ void add_info(CLI::App& app) {
                 model.meta.class_names.empty() ? "" : model.meta.class_names.front().c_str(),
                 model.meta.class_names.size() > 1 ? ", ..." : "", parameter_count(net) / 1e6, flops / 1e9, h, w);
     if (summary.contains("training")) std::printf("  training    %s\n", printable(training.dump()).c_str());
-    if (model.meta.slice_context > 0)
-      std::printf("  2.5-D       a volume's slices k-%ld..k+%ld as its channels (fcn predict gives volumes so)\n",
-                  static_cast<long>(model.meta.slice_context), static_cast<long>(model.meta.slice_context));
+    if (const long n = static_cast<long>(model.meta.slice_context); n > 0) {
+      const long channels = static_cast<long>(net.in_channels()) / (2 * n + 1);
+      const auto each = channels > 1 ? " of each of its " + std::to_string(channels) + " channels" : std::string();
+      std::printf("  2.5-D       a volume's slices k-%ld..k+%ld%s as its inputs (fcn predict gives volumes so)\n", n, n, each.c_str());
+    }
     if (model.meta.pixel_mm)
       std::printf("  pixels      %s mm (trained on slices resampled so; fcn predict resamples volumes to them)\n",
                   pixel_text(*model.meta.pixel_mm).c_str());

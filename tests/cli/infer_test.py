@@ -1157,6 +1157,7 @@ def _():
     run("train", "--data", path("ctx5_ds"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--batch", 4, "--out", path("ctx5.fcn"))
     saved = torch.load(path("ctx5.fcn"))
     assert json.loads(saved["meta"])["slice_context"] == 2 and json.loads(saved["config"])["in_channels"] == 10
+    assert "2.5-D       a volume's slices k-2..k+2 of each of its 2 channels as its inputs" in run("info", path("ctx5.fcn")).stdout
     run("predict", path("ctx5.fcn"), path("mc/imagesTr/r_0000.nii.gz"), "--overlay", "--out", path("ctx5_masks"), "--quiet")
     run("predict", path("ctx5.fcn"), path("ctx5_ds/images"), "--out", path("ctx5_npy"), "--quiet")
     volume = read_nifti_file(path("ctx5_masks/r-labels.nii.gz"))[2]
