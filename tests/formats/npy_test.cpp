@@ -58,6 +58,17 @@ TEST(Npy, Uint16AndInt16RoundTrip) {
   EXPECT_EQ(stored, "<i2");
 }
 
+// An empty array whose other sides multiply past any array (the fuzzer's find: LibTorch's copy of it threw
+// its own error) is refused by the shape.
+TEST(Npy, EmptyShapeWithHugeSidesIsAClearError) {
+  std::string header = "{'descr': '<u2', 'fortran_order': False, 'shape': (0, 1000000, 1000000), }";
+  header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
+  const std::string file = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size()) + '\0' + header;
+  const std::vector<char> bytes(file.begin(), file.end());
+  EXPECT_NE(test::error_of([&] { parse_npy(bytes, "empty.npy"); }).find("empty.npy: .npy shape (0, 1000000, 1000000) is past any array"),
+            std::string::npos);
+}
+
 // Images as .npy arrays: any channel count, scaled by their type as PNGs are by their depth.
 TEST(Npy, ImagesOfAnyChannelCount) {
   const std::string dir = test::temp_dir();

@@ -1,5 +1,6 @@
 #include "fcn/formats/npy.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <torch/torch.h>
@@ -44,7 +45,7 @@ std::string header_field(const std::string& header, const std::string& key, cons
 std::vector<int64_t> parse_shape(const std::string& text, const std::string& path) {
   std::vector<int64_t> shape;
   size_t i = 0;
-  int64_t numel = 1;
+  int64_t numel = 1, extent = 1;
   while (i < text.size()) {
     while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
     if (i == text.size()) break;
@@ -58,6 +59,10 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
     }
     shape.push_back(dim);
     numel = checked_mul(path, ".npy shape", numel, dim);
+    // Past a zero the element count stays 0, but LibTorch still multiplies the other sides (strides, copies):
+    // their product is bounded as any array's (a shape of 0 x 10^10 x 10^10 is no array to read).
+    extent = checked_mul(path, ".npy shape", extent, std::max<int64_t>(dim, 1));
+    if (extent > limits().max_tensor_bytes) fail(path, ".npy shape (" + printable(text.substr(0, 40)) + ") is past any array fcn reads");
     if (shape.size() > 32) fail(path, ".npy shape has more than 32 dimensions");
   }
   return shape;
