@@ -62,9 +62,10 @@ std::vector<int64_t> parse_shape(const std::string& text, const std::string& pat
     // Past a zero the element count stays 0, but LibTorch still multiplies the other sides (strides, copies):
     // their product is bounded as any array's (a shape of 0 x 10^10 x 10^10 is no array to read).
     extent = checked_mul(path, ".npy shape", extent, std::max<int64_t>(dim, 1));
-    if (extent > limits().max_tensor_bytes) fail(path, ".npy shape (" + printable(text.substr(0, 40)) + ") is past any array fcn reads");
     if (shape.size() > 32) fail(path, ".npy shape has more than 32 dimensions");
   }
+  if (numel == 0 && extent > limits().max_tensor_bytes)  // an array with elements meets the data-size check instead
+    fail(path, ".npy shape (" + printable(text.substr(0, 40)) + ") is past any array fcn reads");
   return shape;
 }
 
