@@ -32,7 +32,7 @@ void add_forward(CLI::App& app) {
     if (is_npy_path(input)) x = read_npy(input);
     if (x.defined() && x.dim() == 4) {  // the net's input as it is; fewer dimensions: an image
       if (x.scalar_type() != torch::kFloat) fail(input, std::string("must hold float32, found ") + c10::toString(x.scalar_type()));
-      if (x.dim() != 4 || x.size(1) != model.net->in_channels())
+      if (x.size(1) != model.net->in_channels())
         fail(input, "must be N x " + std::to_string(model.net->in_channels()) + " x H x W, found shape " +
                         c10::str(x.sizes()));
     } else {

@@ -355,7 +355,7 @@ torch::Tensor SegmentationDataset::read_instances(const std::string& path) {
 
 torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
   const auto bytes = read_file(path);
-  if (bytes.size() >= 6 && std::equal(bytes.begin(), bytes.begin() + 6, "\x93NUMPY")) {  // H x W class indices from numpy
+  if (is_npy(bytes)) {  // H x W class indices from numpy
     std::string stored;
     const auto values = parse_npy(bytes, path, &stored);
     if (values.dim() != 2 || !(values.scalar_type() == torch::kByte || values.scalar_type() == torch::kShort ||

@@ -220,8 +220,6 @@ torch::Tensor png_to_tensor(const PngContent& png) {
   return png.pixels.permute({2, 0, 1}).to(torch::kFloat).div(max_value).contiguous();
 }
 
-bool is_npy(const std::vector<char>& bytes) { return bytes.size() >= 6 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0; }
-
 std::string shape_text(const torch::Tensor& array) {
   std::string text;
   for (const auto d : array.sizes()) text += (text.empty() ? "" : " x ") + std::to_string(d);

@@ -91,8 +91,10 @@ void write_npy_as(const std::string& path, const torch::Tensor& tensor, const DT
 
 }  // namespace
 
+bool is_npy(const std::vector<char>& bytes) { return bytes.size() >= 6 && std::memcmp(bytes.data(), kMagic, 6) == 0; }
+
 torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path, std::string* stored) {
-  if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
+  if (bytes.size() < 10 || !is_npy(bytes)) fail(path, "not a .npy file (no \\x93NUMPY magic)");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len = 0, offset = 0;
   if (major == 1) {

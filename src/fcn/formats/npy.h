@@ -11,6 +11,7 @@
 namespace fcn {
 
 torch::Tensor read_npy(const std::string& path);  // throws fcn::Error naming the file
+bool is_npy(const std::vector<char>& bytes);       // by the \x93NUMPY magic
 // The same from the file's bytes; `path` names it in errors. Sizes are checked before allocating.
 // `stored`, where given, gets the array's dtype as the file names it ("<u2", "|u1", "<f4", ...).
 torch::Tensor parse_npy(const std::vector<char>& bytes, const std::string& path, std::string* stored = nullptr);
