@@ -95,12 +95,12 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
 }
 
 // The net's inputs where no flag gives them: channels.json's count, else the first image's: gray 1, gray +
-// alpha, RGB or RGBA 3 (alpha dropped), a .npy array's as many as it holds (each one data), as any image's
-// past 4 (a multispectral TIFF's bands).
+// alpha, RGB or RGBA 3 (alpha dropped), as many as it holds where each is data (channels_are_data: a .npy
+// array, a multispectral TIFF's bands, RGB + near-infrared).
 int64_t data_channels(const SegmentationDataset& train) {
   if (train.channels() > 0) return train.channels();
   const int64_t first = train.get(0).image.size(0);
-  return first == 1 ? 1 : is_npy_path(train.image_path(0)) || first > 4 ? first : 3;
+  return first == 1 ? 1 : channels_are_data(train.image_path(0)) || first > 4 ? first : 3;
 }
 
 // The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or
@@ -131,15 +131,15 @@ Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
 
 // starting_point's net, checked against channels.json's count where the data names its channels (a net
 // of 3 inputs would read 4 MRI modalities as RGB with alpha and drop one without a word), else against a
-// .npy array's of more than one (before the first epoch, not at the first sample).
+// count of channels that are all data where more than one (before the first epoch, not at the first sample).
 Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   auto model = starting_point(f, train);
   const int64_t holds = data_channels(train);
-  if ((train.channels() > 0 || (is_npy_path(train.image_path(0)) && holds > 1)) && model.net->in_channels() != holds)
+  if ((train.channels() > 0 || (channels_are_data(train.image_path(0)) && holds > 1)) && model.net->in_channels() != holds)
     fail(f.channels_given ? "--in-channels" : "the starting net",
          "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " +
              (train.channels() > 0 ? train.dir() + "/channels.json names " + std::to_string(holds)
-                                   : train.image_path(0) + " is a .npy array of " + std::to_string(holds)) +
+                                   : train.image_path(0) + " holds " + std::to_string(holds) + ", each one data") +
              " (the images' channels)");
   const bool trained = !f.weights.empty() || !f.from.empty();  // a segmenter already: it keeps what its inputs are
   if (trained && model.meta.slice_context != train.slice_context())

@@ -1256,6 +1256,39 @@ def _():
     assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]
 
 
+@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored")
+def _():
+    rng = np.random.default_rng(22)
+    for kind in ("rgbn", "rgba"):
+        os.makedirs(path(f"{kind}/images")), os.makedirs(path(f"{kind}/masks"))
+    for i in range(8):  # the object shows in the 4th band alone
+        pixels = (rng.random((24, 28, 4)) * 50).astype(np.uint8)
+        mask = np.zeros((24, 28), np.uint8)
+        y, x = rng.integers(2, 14, 2)
+        mask[y:y + 8, x:x + 10] = 1
+        pixels[..., 3][mask == 1] += 180
+        Image.frombytes("RGBX", (28, 24), pixels.tobytes()).save(path(f"rgbn/images/s{i}.tif"))  # PIL: ExtraSamples 0
+        Image.fromarray(pixels, "RGBA").save(path(f"rgba/images/s{i}.tif"))  # PIL: ExtraSamples 2, unassociated alpha
+        for kind in ("rgbn", "rgba"):
+            Image.fromarray(mask).save(path(f"{kind}/masks/s{i}.png"))
+    inputs = {}
+    for kind in ("rgbn", "rgba"):
+        run("data", "split", path(kind), "--val", 0.25)
+        run("train", "--data", path(kind), "--arch", "unet", "--depth", 1, "--base-channels", 8, "--epochs", 8, "--batch", 2,
+            "--optimizer", "adamw", "--lr", 0.01, "--out", path(f"{kind}.fcn"))
+        inputs[kind] = json.loads(torch.load(path(f"{kind}.fcn"))["config"])["in_channels"]
+    assert inputs == {"rgbn": 4, "rgba": 3}, inputs  # the band is data, alpha is dropped as a PNG's
+    r = json.loads(run("eval", path("rgbn.fcn"), "--data", path("rgbn"), "--split", "all", "--json").stdout)
+    r = r[0] if isinstance(r, list) else r
+    assert r["confusion"][1][1] > sum(r["confusion"][1]) * 0.5, r["confusion"]  # it learned the band
+    one_line_error(run("train", "--data", path("rgbn"), "--arch", "unet", "--depth", 1, "--in-channels", 3, "--epochs", 1,
+                       "--out", path("rgbn3.fcn"), ok=False), "--in-channels: takes 3 input channel(s) but", ".tif holds 4, each one data")
+    # RGBA as stored (OpenCV's path multiplied the colours by alpha): predict on the TIFF equals predict on the PNG.
+    Image.open(path("rgba/images/s0.tif")).save(path("s0_rgba.png"))
+    run("predict", path("rgba.fcn"), path("rgba/images/s0.tif"), path("s0_rgba.png"), "--out", path("rgba_out"), "--probs", "npy", "--quiet")
+    assert (np.load(path("rgba_out/s0-probs.npy")) == np.load(path("rgba_out/s0_rgba-probs.npy"))).all()
+
+
 @check("a net trained on a case's two channels learns a label that needs both; one trained on one channel cannot")
 def _():
     rng = np.random.default_rng(3)

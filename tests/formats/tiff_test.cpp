@@ -349,11 +349,10 @@ TEST(Tiff, StackWriterPagesReadBackAsWritten) {
 #endif
 
 #ifdef FCN_WITH_OPENCV
-// A page of C samples (C x H x W `values` of the TIFF type `bits`/`format`) written by libtiff: interleaved or
-// one plane a sample, in strips or tiles, deflated, gray photometric (RGB where `rgb`).
-void write_samples(const std::string& path, const torch::Tensor& values, int bits, int format, bool planar, bool tiled, bool rgb = false) {
-  TIFF* tif = TIFFOpen(path.c_str(), "w");
-  ASSERT_NE(tif, nullptr);
+// One page of C samples (C x H x W `values` of the TIFF type `bits`/`format`) into `tif`: interleaved or one
+// plane a sample, in strips of 3 rows or tiles, deflated, gray photometric (RGB where `rgb`), the samples past
+// the colour model's declared `extra` (ExtraSamples: unspecified data, or associated / unassociated alpha).
+void write_sample_page(TIFF* tif, const torch::Tensor& values, int bits, int format, bool planar, bool tiled, bool rgb, uint16_t extra) {
   const auto c = static_cast<uint16_t>(values.size(0));
   const auto h = static_cast<uint32_t>(values.size(1)), w = static_cast<uint32_t>(values.size(2));
   TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w), TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
@@ -363,8 +362,8 @@ void write_samples(const std::string& path, const torch::Tensor& values, int bit
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, planar ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
   const int extra_count = c - (rgb ? 3 : 1);
-  std::vector<uint16_t> extra(static_cast<size_t>(std::max(extra_count, 1)), EXTRASAMPLE_UNSPECIFIED);
-  if (extra_count > 0) TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, static_cast<uint16_t>(extra_count), extra.data());
+  std::vector<uint16_t> extras(static_cast<size_t>(std::max(extra_count, 1)), extra);
+  if (extra_count > 0) TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, static_cast<uint16_t>(extra_count), extras.data());
   // The bytes of each plane (planar) or of the interleaved pixels, in rows.
   const auto type = bits == 8 ? torch::kByte : bits == 16 ? torch::kShort : torch::kFloat;
   const auto laid = (planar ? values : values.permute({1, 2, 0})).to(type).contiguous();
@@ -390,7 +389,23 @@ void write_samples(const std::string& path, const torch::Tensor& values, int bit
           ASSERT_GE(TIFFWriteTile(tif, tile.data(), x0, y0, 0, static_cast<uint16_t>(p)), 0);
         }
   }
+}
+
+// A file of such pages, one after another (a stack where there are several).
+void write_sample_pages(const std::string& path, const std::vector<torch::Tensor>& pages, int bits, int format, bool planar, bool tiled,
+                        bool rgb = false, uint16_t extra = EXTRASAMPLE_UNSPECIFIED) {
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  for (const auto& page : pages) {
+    write_sample_page(tif, page, bits, format, planar, tiled, rgb, extra);
+    ASSERT_TRUE(TIFFWriteDirectory(tif));
+  }
   TIFFClose(tif);
+}
+
+void write_samples(const std::string& path, const torch::Tensor& values, int bits, int format, bool planar, bool tiled, bool rgb = false,
+                   uint16_t extra = EXTRASAMPLE_UNSPECIFIED) {
+  write_sample_pages(path, {values}, bits, format, planar, tiled, rgb, extra);
 }
 
 // Multispectral pages (more than 4 samples, gray with extra samples, a plane a sample) are read sample for
@@ -425,7 +440,7 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
     EXPECT_EQ(array.scalar_type(), type) << file;
     EXPECT_TRUE(torch::equal(read_image(out + "/images/000.npy"), read_image(dir + "/" + file + ".tif"))) << file;
   }
-  // An RGB page of 3 or 4 samples is OpenCV's as before; gray with one extra sample is two channels.
+  // An RGB page of 3 samples is OpenCV's as before (of 4: the next test); gray with one extra sample is two channels.
   write_samples(dir + "/rgb.tif", bytes.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, true);
   EXPECT_FALSE(tiff_pages(dir + "/rgb.tif")[0].read_by_libtiff());
   EXPECT_TRUE(torch::allclose(read_image(dir + "/rgb.tif"), bytes.slice(0, 0, 3).to(torch::kFloat).div(255.0f), 0, 1e-7));  // OpenCV: x * (1 / 255)
@@ -445,6 +460,96 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
   auto cut = read_file(dir + "/00-8.tif");
   cut.resize(cut.size() / 2);
   EXPECT_NE(error_of([&] { decode_image(cut, "cut.tif"); }).find("cut.tif: "), std::string::npos);
+}
+
+// RGB with a 4th sample reads as stored. OpenCV read such pages through libtiff's RGBA interface, which
+// multiplies the colours by an unassociated alpha (PIL's and GIMP's RGBA TIFFs: colours darker where alpha is
+// low, unlike the same image as a PNG). Whether the samples past the colour model are data (ExtraSamples 0:
+// RGB + near-infrared) or alpha is the page's word, and channels_are_data's, so that a new net takes the band.
+TEST(Tiff, FourthSampleOfRgbAsStoredAndDataWhereDeclared) {
+  const std::string dir = test::temp_dir() + "/tiff_extra";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(9);
+  auto rgba = torch::randint(0, 256, {4, 13, 17}, torch::kInt);
+  rgba[3] = torch::arange(13 * 17).view({13, 17}).remainder(256);  // alpha from 0 up: premultiplying changes most pixels
+  const auto words = torch::randint(0, 65536, {4, 13, 17}, torch::kInt);
+  for (const uint16_t extra : {EXTRASAMPLE_UNASSALPHA, EXTRASAMPLE_ASSOCALPHA, EXTRASAMPLE_UNSPECIFIED}) {
+    const auto name = dir + "/rgb" + std::to_string(extra);
+    write_samples(name + "-8.tif", rgba, 8, SAMPLEFORMAT_UINT, false, false, true, extra);
+    EXPECT_TRUE(torch::equal(read_image(name + "-8.tif"), rgba.to(torch::kFloat).div(255.0f))) << "ExtraSamples " << extra;
+    write_samples(name + "-16.tif", words, 16, SAMPLEFORMAT_UINT, false, true, true, extra);
+    EXPECT_TRUE(torch::equal(read_image(name + "-16.tif"), words.to(torch::kFloat).div(65535.0f))) << "ExtraSamples " << extra;
+    const auto page = tiff_pages(name + "-8.tif")[0];
+    EXPECT_EQ(std::make_tuple(page.samples, page.photometric, page.extra_samples), std::make_tuple(4, 2, int64_t{extra}));
+    EXPECT_TRUE(page.read_by_libtiff());
+    EXPECT_EQ(page.samples_are_data(), extra == EXTRASAMPLE_UNSPECIFIED);
+    EXPECT_EQ(channels_are_data(name + "-8.tif"), extra == EXTRASAMPLE_UNSPECIFIED);
+  }
+  // Gray with a band beside it is data, gray with alpha is not; more than 4 samples always are; RGB alone is colour.
+  write_samples(dir + "/gray-band.tif", rgba.slice(0, 0, 2), 8, SAMPLEFORMAT_UINT, false, false);
+  write_samples(dir + "/gray-alpha.tif", rgba.slice(0, 0, 2), 8, SAMPLEFORMAT_UINT, false, false, false, EXTRASAMPLE_UNASSALPHA);
+  write_samples(dir + "/rgb.tif", rgba.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, true);
+  write_samples(dir + "/bands.tif", torch::cat({rgba, rgba.slice(0, 0, 1)}), 8, SAMPLEFORMAT_UINT, true, false);
+  EXPECT_TRUE(channels_are_data(dir + "/gray-band.tif"));
+  EXPECT_FALSE(channels_are_data(dir + "/gray-alpha.tif"));
+  EXPECT_FALSE(channels_are_data(dir + "/rgb.tif"));
+  EXPECT_TRUE(channels_are_data(dir + "/bands.tif"));
+  EXPECT_TRUE(torch::equal(read_image(dir + "/gray-alpha.tif"), rgba.slice(0, 0, 2).to(torch::kFloat).div(255.0f)));
+  // Other images by their kind; a file that is missing or no TIFF is not data (its reader says what is wrong).
+  write_npy(dir + "/bands.npy", rgba.to(torch::kByte));
+  EXPECT_TRUE(channels_are_data(dir + "/bands.npy"));
+  std::ofstream(dir + "/fake.tif") << "not a TIFF";
+  EXPECT_FALSE(channels_are_data(dir + "/fake.tif"));
+  EXPECT_FALSE(channels_are_data(dir + "/missing.tif"));
+  EXPECT_FALSE(channels_are_data(dir + "/rgb0-8.png"));
+}
+
+// A stack of pages libtiff reads (RGB + near-infrared here) goes through the stack reader a chunk at a time
+// from one open file, as OpenCV's pages do: what read_image_page gives page for page, across the chunk border
+// (256 pages), and a corrupt page is its own error while the pages around it read. fcn data unstack writes
+// each page's 4 channels as a .npy array, where a PNG would hold the band as alpha (and the nets drop alpha).
+TEST(Tiff, StackOfMultiSamplePagesReadsInChunks) {
+  const std::string dir = test::temp_dir() + "/tiff_sample_stack";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(10);
+  std::vector<torch::Tensor> pages;
+  for (int i = 0; i < 260; ++i) pages.push_back(torch::randint(0, 256, {4, 3, 5}, torch::kInt));
+  const std::string file = dir + "/rgbn.tif";
+  write_sample_pages(file, pages, 8, SAMPLEFORMAT_UINT, false, false, true);
+  auto bytes = read_file(file);
+  const size_t strip = entry_of(bytes, 257, 273);  // StripOffsets of page 257: one strip of 3 rows, deflated
+  ASSERT_NE(strip, 0u);
+  ASSERT_EQ(u32(bytes, strip + 4), 1u) << "one strip per page expected";
+  for (size_t k = 0; k < 8; ++k) bytes[u32(bytes, strip + 8) + k] = static_cast<char>(0x5a + 11 * k);
+  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const auto corrupt = error_of([&] { read_image_page(file, 257); });
+  ASSERT_NE(corrupt.find("rgbn.tif page 257: corrupt TIFF"), std::string::npos) << corrupt;
+  TiffStackReader stack(file);
+  ASSERT_EQ(stack.size(), 260);
+  for (const int64_t page : {0, 1, 254, 255, 256, 257, 258, 259, 7}) {
+    if (page == 257) {
+      EXPECT_EQ(error_of([&] { stack.page(page); }), corrupt);
+      continue;
+    }
+    const auto image = stack.page(page);
+    EXPECT_TRUE(torch::equal(image, pages[static_cast<size_t>(page)].to(torch::kFloat).div(255.0f))) << "page " << page;
+    EXPECT_TRUE(torch::equal(image, read_image_page(file, page))) << "page " << page;
+  }
+  // Unstacked: 4 channels a page as uint8 .npy arrays (the good pages of a copy without the corrupt one).
+  write_sample_pages(file, {pages[0], pages[1]}, 8, SAMPLEFORMAT_UINT, false, false, true);
+  EXPECT_EQ(unstack_tiff(file, "", dir + "/out"), 2);
+  for (int k = 0; k < 2; ++k) {
+    const auto array = read_npy(dir + "/out/images/00" + std::to_string(k) + ".npy");
+    EXPECT_EQ(array.scalar_type(), torch::kByte);
+    EXPECT_TRUE(torch::equal(array.to(torch::kInt), pages[static_cast<size_t>(k)])) << k;
+  }
+  // Alpha is alpha: an RGBA stack unstacks to RGB PNGs, as before.
+  write_sample_pages(dir + "/rgba.tif", {pages[0], pages[1]}, 8, SAMPLEFORMAT_UINT, false, false, true, EXTRASAMPLE_UNASSALPHA);
+  EXPECT_EQ(unstack_tiff(dir + "/rgba.tif", "", dir + "/out_rgba"), 2);
+  EXPECT_TRUE(fs::exists(dir + "/out_rgba/images/001.png"));
+  EXPECT_TRUE(torch::equal(read_image(dir + "/out_rgba/images/001.png"), pages[1].slice(0, 0, 3).to(torch::kFloat).div(255.0f)));
 }
 #endif
 

@@ -37,13 +37,15 @@ torch::Tensor stored_values(const torch::Tensor& page, bool& sixteen_bit) {
   return sixteen_bit ? page.mul(65535).round().to(torch::kInt) : as_8bit.round().to(torch::kByte);
 }
 
-void write_page(const std::string& path, const torch::Tensor& page) {
+// A stack's page as `path` (a PNG) or beside it as NAME.npy: bands, floats, 16-bit colour, and pages whose
+// channels are all `data` (TiffPage::samples_are_data: RGB + near-infrared), whose 4th a PNG would hold as alpha.
+void write_page(const std::string& path, const torch::Tensor& page, bool data = false) {
   bool sixteen_bit = false;
   const bool unit = page.numel() > 0 && page.min().item<float>() >= 0 && page.max().item<float>() <= 1;
   const auto values = unit ? stored_values(page, sixteen_bit) : torch::Tensor();
   const bool exact = unit && torch::allclose(values.to(torch::kFloat).div(sixteen_bit ? 65535.0f : 255.0f), page, 0, 1e-6);
   const int64_t channels = page.size(0);
-  if (channels > 4 || !exact || (sixteen_bit && channels != 1)) {  // bands, floats, 16-bit colour: the values as read, a .npy array
+  if (channels > 4 || !exact || (sixteen_bit && channels != 1) || (data && channels > 1)) {  // the values as read, a .npy array
     const auto array = fs::path(path).replace_extension(".npy").string();
     if (!exact) return write_npy(array, page.contiguous());
     return sixteen_bit ? write_npy_uint16(array, values) : write_npy(array, values.contiguous());
@@ -432,7 +434,7 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
                              " but that of " + images_tiff + " is " + std::to_string(pages[k].width) + "x" + std::to_string(pages[k].height));
   }
   const auto write = [&](int64_t page, const std::string& image, const std::string& mask) {
-    write_page(image, image_stack.page(page));
+    write_page(image, image_stack.page(page), pages[static_cast<size_t>(page)].samples_are_data());
     if (mask_stack) write_page(mask, mask_stack->page(page));
   };
   return write_folders(out_dir, static_cast<int64_t>(pages.size()), !masks_tiff.empty(), write, progress);

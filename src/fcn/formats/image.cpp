@@ -137,40 +137,39 @@ void read_samples(TIFF* tif, const TiffPage& page, std::vector<unsigned char>& r
       }
 }
 
-// A page whose samples are apart (TiffPage::read_by_libtiff: a multispectral image) decoded by libtiff, each
-// sample a channel: C x H x W float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as
-// stored (finite).
-torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject) {
+// Refuses a page the sample reader cannot take, before a byte of it is read: samples of no known scale, more
+// channels than an image may have, or more bytes than the file's `file_size` can hold (LZW, TIFF's most
+// expanding coding, gives at most 4096 bytes a 12-bit code: a small file claiming gigabytes is refused before
+// allocating). Returns the bytes the page's samples take.
+int64_t check_sample_page(const TiffPage& page, uint64_t file_size, const std::string& subject) {
   if (page.samples > kMostImageChannels)
     fail(subject, "has " + std::to_string(page.samples) + " samples a pixel, past the " + std::to_string(kMostImageChannels) + " channels an image may have");
   const bool floating = page.sample_format == 3 && page.bits == 32;
   if (!floating && !((page.bits == 8 || page.bits == 16) && page.sample_format == 1))
     fail(subject, "holds " + std::to_string(page.bits) + "-bit samples of format " + std::to_string(page.sample_format) +
                       ": a TIFF of several samples a pixel is read as 8- or 16-bit unsigned integers or 32-bit floats");
-  // What the page's samples take, against what the file's bytes can hold: LZW, TIFF's most expanding coding,
-  // gives at most 4096 bytes a 12-bit code (a small file claiming gigabytes is refused before allocating).
   const int64_t need = page.samples * page.height * page.width * (page.bits / 8);
-  if (need > limits().max_tensor_bytes || need > static_cast<int64_t>(bytes.size()) * 2731 + (int64_t{1} << 20))
+  if (need > limits().max_tensor_bytes || static_cast<uint64_t>(need) > file_size * 2731 + (uint64_t{1} << 20))
     fail(subject, "TIFF page of " + std::to_string(page.samples) + " samples of " + std::to_string(page.width) + "x" + std::to_string(page.height) +
-                      " pixels (" + std::to_string(need >> 20) + " MiB) in a file of " + std::to_string(bytes.size()) + " bytes: truncated, or a bomb");
+                      " pixels (" + std::to_string(need >> 20) + " MiB) in a file of " + std::to_string(file_size) + " bytes: truncated, or a bomb");
+  return need;
+}
+
+// The page `tif` is at (TiffPage::read_by_libtiff: a multispectral image), each sample a channel: C x H x W
+// float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as stored (finite). Run heard
+// (decode_heard), after check_sample_page.
+torch::Tensor read_sample_page(TIFF* tif, const TiffPage& page, int64_t need, const std::string& subject) {
+  uint32_t width = 0, height = 0;
+  uint16_t samples = 0, bits = 0;
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width), TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+  TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples), TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  if (width != page.width || height != page.height || samples != page.samples || bits != page.bits)
+    fail(subject, "corrupt TIFF: libtiff reads its directory otherwise than its page table");  // never a buffer of the wrong size
   std::vector<unsigned char> raw(static_cast<size_t>(need));
-  decode_heard(subject, [&] {
-    MemoryTiff source{&bytes};
-    TIFF* tif = TIFFClientOpen(subject.c_str(), "rm", &source, memory_read, memory_write, memory_seek, memory_close, memory_size, memory_map,
-                               memory_unmap);
-    if (tif == nullptr) fail(subject, "corrupt TIFF: libtiff cannot open it");
-    const std::unique_ptr<TIFF, void (*)(TIFF*)> closing(tif, TIFFClose);
-    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory))) fail(subject, "corrupt TIFF: its directory cannot be read");
-    uint32_t width = 0, height = 0;
-    uint16_t samples = 0, bits = 0;
-    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width), TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples), TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
-    if (width != page.width || height != page.height || samples != page.samples || bits != page.bits)
-      fail(subject, "corrupt TIFF: libtiff reads its directory otherwise than its page table");  // never a buffer of the wrong size
-    read_samples(tif, page, raw, subject);
-  });
+  read_samples(tif, page, raw, subject);
+  const bool floating = page.sample_format == 3;
   const auto type = floating ? torch::kFloat : page.bits == 16 ? torch::kShort : torch::kByte;
-  auto values = torch::from_blob(raw.data(), {static_cast<int64_t>(raw.size()) / (page.bits / 8)}, type).clone();
+  auto values = torch::from_blob(raw.data(), {need / (page.bits / 8)}, type).clone();
   values = page.planar == 2 ? values.view({page.samples, page.height, page.width})
                             : values.view({page.height, page.width, page.samples}).permute({2, 0, 1});
   if (floating) {
@@ -179,6 +178,22 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
   }
   return page.bits == 16 ? values.to(torch::kInt).bitwise_and_(0xffff).to(torch::kFloat).div_(65535.0f).contiguous()
                          : values.to(torch::kFloat).div_(255.0f).contiguous();
+}
+
+// read_sample_page for a TIFF in memory.
+torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject) {
+  const int64_t need = check_sample_page(page, bytes.size(), subject);
+  torch::Tensor image;
+  decode_heard(subject, [&] {
+    MemoryTiff source{&bytes};
+    TIFF* tif = TIFFClientOpen(subject.c_str(), "rm", &source, memory_read, memory_write, memory_seek, memory_close, memory_size, memory_map,
+                               memory_unmap);
+    if (tif == nullptr) fail(subject, "corrupt TIFF: libtiff cannot open it");
+    const std::unique_ptr<TIFF, void (*)(TIFF*)> closing(tif, TIFFClose);
+    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory))) fail(subject, "corrupt TIFF: its directory cannot be read");
+    image = read_sample_page(tif, page, need, subject);
+  });
+  return image;
 }
 #endif  // FCN_READS_TIFF_SAMPLES
 
@@ -420,14 +435,14 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
 #endif
 }
 
-// How many pages from `first` one pass decodes: at most kChunkPages and kChunkPixels together, each
-// within the image limits (a page past them is read alone, and refused there by name).
-constexpr int64_t kChunkPages = 256, kChunkPixels = int64_t{1} << 24;
+// How many pages from `first` one pass decodes: at most kChunkPages and kChunkValues samples together (128
+// MiB decoded), each within the image limits (a page past them is read alone, and refused there by name).
+constexpr int64_t kChunkPages = 256, kChunkValues = int64_t{1} << 25;
 int64_t chunk_pages(const std::string& path, const std::vector<TiffPage>& pages, int64_t first) {
-  int64_t count = 0, pixels = 0;
+  int64_t count = 0, values = 0;
   for (auto k = static_cast<size_t>(first); k < pages.size() && count < kChunkPages; ++k, ++count) {
-    pixels += pages[k].height * pages[k].width;
-    if (count > 0 && pixels > kChunkPixels) break;
+    values += pages[k].height * pages[k].width * std::clamp<int64_t>(pages[k].samples, 1, kMostImageChannels);
+    if (count > 0 && values > kChunkValues) break;
     try {
       check_image_size(path, pages[k].height, pages[k].width);
     } catch (const Error&) {
@@ -460,38 +475,86 @@ torch::Tensor TiffStackReader::page_values(int64_t index) {
   return image.mul(top).round().to(torch::kLong);
 }
 
-// Decodes pages first.. in one pass over the directory chain (imreadmulti walks it from the start
-// on every call). A page it cannot give cleanly — a decoding error, libtiff's complaint, a size other
-// than its directory's — is left undefined, and page() decodes it alone for its own error.
+#ifdef FCN_WITH_OPENCV
+namespace {
+
+// The pages of `chunk` (pages first.. of `pages`) decoded by OpenCV in one imreadmulti call (which walks the
+// directory chain from its start on every call). A page it cannot give cleanly is left undefined.
+void read_opencv_chunk(const std::string& path, const std::vector<TiffPage>& pages, int64_t first, std::vector<torch::Tensor>& chunk) {
+  const auto count = static_cast<int64_t>(chunk.size());
+  const auto& start = pages[static_cast<size_t>(first)];
+  const int64_t directories = pages[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
+  std::vector<cv::Mat> read;
+  try {
+    quiet_opencv();
+    decode_heard(path, [&] {
+      cv::imreadmulti(path, read, static_cast<int>(start.directory), static_cast<int>(directories), cv::IMREAD_UNCHANGED);
+    });
+  } catch (const Error&) {
+    return;  // each page of the chunk alone
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    const auto& page = pages[static_cast<size_t>(first + k)];
+    const auto d = static_cast<size_t>(page.directory - start.directory);
+    if (d >= read.size() || read[d].rows != page.height || read[d].cols != page.width) continue;
+    try {
+      chunk[static_cast<size_t>(k)] = to_tensor(read[d], path + " page " + std::to_string(first + k));
+    } catch (const Error&) {
+    }
+    read[d].release();
+  }
+}
+
+// The pages of `chunk` that libtiff reads (TiffPage::read_by_libtiff: multispectral stacks) from one open
+// file, each directory reached from the one before: decode_page reads the whole file for each page, and
+// TIFFSetDirectory walks the chain from its start. A page that fails is left undefined.
+void read_sample_chunk(const std::string& path, const std::vector<TiffPage>& pages, int64_t first, std::vector<torch::Tensor>& chunk) {
+  std::error_code error;
+  const auto file_size = std::filesystem::file_size(path, error);
+  if (error) return;
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tif(nullptr, TIFFClose);
+  int64_t at = pages[static_cast<size_t>(first)].directory;  // the directory tif is at
+  for (size_t k = 0; k < chunk.size(); ++k) {
+    const auto& page = pages[static_cast<size_t>(first) + k];
+    const auto subject = path + " page " + std::to_string(first + static_cast<int64_t>(k));
+    try {
+      decode_heard(subject, [&] {
+        if (!tif) {  // a failure's own words come when the page is read alone
+          tif.reset(TIFFOpen(path.c_str(), "rm"));
+          if (!tif || !TIFFSetDirectory(tif.get(), static_cast<tdir_t>(at))) fail(subject, "cannot be opened");
+        }
+        for (; at < page.directory; ++at)
+          if (!TIFFReadDirectory(tif.get())) fail(subject, "its directory cannot be read");
+      });
+    } catch (const Error&) {
+      return;  // where libtiff is in the file is unknown: the rest each alone
+    }
+    try {
+      const int64_t need = check_sample_page(page, file_size, subject);
+      decode_heard(subject, [&] { chunk[k] = read_sample_page(tif.get(), page, need, subject); });
+    } catch (const Error&) {
+      chunk[k] = torch::Tensor();
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+// Decodes pages first.. in one pass over the directory chain: by OpenCV, or where every page of the chunk is
+// libtiff's, by libtiff (pages of both kinds are read each alone). A page it cannot give cleanly — a decoding
+// error, libtiff's complaint, a size other than its directory's — is left undefined, and page() decodes it
+// alone for its own error.
 void TiffStackReader::read_chunk(int64_t first) {
   const int64_t count = chunk_pages(path_, pages_, first);
   first_ = first;
   chunk_.assign(static_cast<size_t>(count), torch::Tensor());
 #ifdef FCN_WITH_OPENCV
   if (count < 2) return;
-  for (int64_t k = 0; k < count; ++k)
-    if (pages_[static_cast<size_t>(first + k)].read_by_libtiff()) return;  // libtiff reads those, each page alone
-  const auto& start = pages_[static_cast<size_t>(first)];
-  const int64_t directories = pages_[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
-  std::vector<cv::Mat> read;
-  try {
-    quiet_opencv();
-    decode_heard(path_, [&] {
-      cv::imreadmulti(path_, read, static_cast<int>(start.directory), static_cast<int>(directories), cv::IMREAD_UNCHANGED);
-    });
-  } catch (const Error&) {
-    return;  // each page of the chunk alone
-  }
-  for (int64_t k = 0; k < count; ++k) {
-    const auto& page = pages_[static_cast<size_t>(first + k)];
-    const auto d = static_cast<size_t>(page.directory - start.directory);
-    if (d >= read.size() || read[d].rows != page.height || read[d].cols != page.width) continue;
-    try {
-      chunk_[static_cast<size_t>(k)] = to_tensor(read[d], path_ + " page " + std::to_string(first + k));
-    } catch (const Error&) {
-    }
-    read[d].release();
-  }
+  const auto begin = pages_.begin() + first;
+  const auto by_libtiff = std::count_if(begin, begin + count, [](const TiffPage& page) { return page.read_by_libtiff(); });
+  if (by_libtiff == count) return read_sample_chunk(path_, pages_, first, chunk_);
+  if (by_libtiff == 0) read_opencv_chunk(path_, pages_, first, chunk_);
 #endif
 }
 
@@ -506,6 +569,17 @@ bool has_image_extension(const std::string& path) {
 }
 
 bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
+
+bool channels_are_data(const std::string& path) {
+  if (is_npy_path(path)) return true;
+  const auto extension = lower_extension(path);
+  if (extension != ".tif" && extension != ".tiff") return false;
+  try {
+    return tiff_pages(path).front().samples_are_data();
+  } catch (const Error&) {
+    return false;
+  }
+}
 
 std::string lower_extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();

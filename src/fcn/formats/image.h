@@ -65,6 +65,11 @@ void check_jpeg(const std::vector<char>& bytes, const std::string& path);
 const std::vector<std::string>& image_extensions();
 bool has_image_extension(const std::string& path);  // by extension, case-insensitive
 bool is_npy_path(const std::string& path);          // NAME.npy (any case): an image whose channels are all data
+// Whether every channel of the image at `path` is data, none alpha to drop or colour to mix (a new net takes
+// them all): a .npy array; a TIFF whose first page holds more than 4 samples, or declares its samples past
+// gray's or RGB's data (TiffPage::samples_are_data: RGB + near-infrared). False for other images, and where
+// the file cannot be read as one (its reader gives that error).
+bool channels_are_data(const std::string& path);
 
 // A file whose name starts with a dot: left out of folder listings, as ls and shell globs leave it out
 // (macOS's ._NAME resource forks beside each file of an archive made on a Mac, .DS_Store).

@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t kMaxDirectories = int64_t{1} << 20;
 constexpr uint16_t kNewSubfileType = 254, kImageWidth = 256, kImageLength = 257, kBitsPerSample = 258, kPhotometric = 262, kImageDescription = 270,
                    kSamplesPerPixel = 277, kXResolution = 282, kYResolution = 283, kPlanarConfiguration = 284, kResolutionUnit = 296,
-                   kSampleFormat = 339;
+                   kExtraSamples = 338, kSampleFormat = 339;
 constexpr uint16_t kAscii = 2, kShort = 3, kRational = 5;
 
 // One directory entry: its tag and type, the count of values, the value read as its type says
@@ -183,6 +183,7 @@ class Directories {
       if (entry.tag == kPlanarConfiguration && entry.count == 1) page.planar = entry.value;
       if (entry.tag == kPhotometric && entry.count == 1) page.photometric = entry.value;
       if (entry.tag == kSampleFormat && entry.type == kShort && entry.count >= 1) page.sample_format = first_short(entry);
+      if (entry.tag == kExtraSamples && entry.type == kShort && entry.count >= 1) page.extra_samples = first_short(entry);
     });
     if (page.directory >= 0 && (page.height <= 0 || page.width <= 0))
       fail(path_, "TIFF page " + std::to_string(directory) + " has no image width and length" + where(offset, directory));

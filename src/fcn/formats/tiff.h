@@ -19,14 +19,23 @@ struct TiffPage {
   int64_t planar = 1;           // 1: samples interleaved (chunky), 2: one plane per sample
   int64_t photometric = -1;     // 0/1: gray (min-is-white/black), 2: RGB, ...; -1 where the page does not say
   int64_t sample_format = 1;    // 1: unsigned integer, 2: signed, 3: floating point
+  int64_t extra_samples = -1;   // ExtraSamples' first value: 0 data ("unspecified"), 1 associated alpha,
+                                // 2 unassociated alpha; -1 where the page declares none
 
-  // A page OpenCV would read wrong or not at all, read with libtiff, each sample a channel: a multispectral
-  // image (more than 4 samples, or gray with extra samples, or one plane per sample; OpenCV reads some of these
-  // as one gray channel and drops the rest without a word) or floating-point samples (OpenCV's path refuses
-  // them; libtiff's takes 32-bit floats as stored).
+  // A page OpenCV would read wrong or not at all, read with libtiff, each sample a channel as stored: a
+  // multispectral image (more than 4 samples, or gray with extra samples, or one plane per sample; OpenCV reads
+  // some of these as one gray channel and drops the rest without a word), RGB with a 4th sample (OpenCV reads
+  // those through libtiff's RGBA interface, which multiplies the colours of an unassociated alpha by it: PIL's
+  // and GIMP's RGBA TIFFs came out darker where they were transparent), or floating-point samples (OpenCV's
+  // path refuses them; libtiff's takes 32-bit floats as stored).
   bool read_by_libtiff() const {
-    return samples > 4 || (samples > 1 && (photometric == 0 || photometric == 1 || planar == 2)) || sample_format == 3;
+    return samples > 4 || (samples > 1 && (photometric == 0 || photometric == 1 || planar == 2)) || (photometric == 2 && samples > 3) ||
+           sample_format == 3;
   }
+  // Every sample is data, none alpha or colour to mix: more than 4 samples, or samples past the colour model's
+  // (gray 1, RGB 3) that the page declares data (ExtraSamples 0: a near-infrared band beside RGB, a second band
+  // beside gray). Those past the colour model with alpha, or undeclared, are alpha, as OpenCV and PIL take them.
+  bool samples_are_data() const { return samples > 4 || (samples > (photometric == 2 ? 3 : 1) && extra_samples == 0); }
 };
 
 // By the header: "II*\0" or "MM\0*" (classic TIFF), "II+\0" or "MM\0+" (BigTIFF).
