@@ -127,16 +127,17 @@ put("tiff", "be.tif", tiff(b"MM", False, [(0, 7, 9), (0, 7, 9)]))
 put("tiff", "big.tif", tiff(b"II", True, [(0, 512, 512), (1, 256, 256)]))
 
 
-def samples_tiff(planes, planar, bits, fmt):
-    """One page of C x H x W samples apart (a multispectral image: gray + C-1 extra samples), uncompressed, a strip a
-    plane (planar) or one strip of interleaved pixels."""
+def samples_tiff(planes, planar, bits, fmt, photometric=1, extra=0):
+    """One page of C x H x W samples apart (a multispectral image: gray + C-1 extra samples, or RGB + C-3 where
+    photometric is 2; `extra` their ExtraSamples kind), uncompressed, a strip a plane (planar) or one strip of
+    interleaved pixels."""
     c, h, w = planes.shape
     dtype = {8: "u1", 16: "<u2", 32: "<f4"}[bits]
     data = (planes if planar else planes.transpose(1, 2, 0)).astype(dtype).tobytes()
     strips = c if planar else 1
     strip = len(data) // strips
-    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [bits] * c), (259, 3, [1]), (262, 3, [1]), (273, 4, None), (277, 3, [c]),
-            (278, 4, [h]), (279, 4, [strip] * strips), (284, 3, [2 if planar else 1]), (338, 3, [0] * (c - 1)), (339, 3, [fmt] * c)]
+    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [bits] * c), (259, 3, [1]), (262, 3, [photometric]), (273, 4, None), (277, 3, [c]),
+            (278, 4, [h]), (279, 4, [strip] * strips), (284, 3, [2 if planar else 1]), (338, 3, [extra] * (c - (3 if photometric == 2 else 1))), (339, 3, [fmt] * c)]
     pack = lambda kind, values: struct.pack("<%d%s" % (len(values), "H" if kind == 3 else "I"), *values)
     extra_at = 8 + 2 + 12 * len(tags) + 4
     sizes = [len(pack(k, v if v is not None else [0] * strips)) for _, k, v in tags]
@@ -156,6 +157,7 @@ bands = np.arange(5 * 6 * 7).reshape(5, 6, 7) % 251
 put("tiff", "bands-chunky.tif", samples_tiff(bands, False, 8, 1))
 put("tiff", "bands-planar16.tif", samples_tiff(bands * 200, True, 16, 1))
 put("tiff", "bands-float.tif", samples_tiff(bands / 7.0, True, 32, 3))
+put("tiff", "rgba.tif", samples_tiff(bands[:4], False, 8, 1, photometric=2, extra=2))  # RGB + unassociated alpha
 
 
 def nifti(order, code, dtype, values, dims, slope=0.0, inter=0.0, magic=b"n+1\0"):
