@@ -216,7 +216,7 @@ void add_check(CLI::App* cmd) {
   orientation_case(check->add_option("--orient", orient, "a folder of NIfTI cases: sizes, voxel sides, their median and the scale warning as "
                                                        "the slices cut in this orientation have them (fcn data unstack --orient CODE)"));
   check->add_option("--split", split, "only this split (default: all)");
-  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), suggested weights, pixel_mm and axes (slicing.json)");
+  add_json_flag(check, json_output, "splits, sizes, errors, warnings, histogram (all and per split), image_channels, suggested weights, pixel_mm and axes (slicing.json)");
   add_max_pixels_flag(check);
   check->callback([] {
     check_orient_flag(orient);

@@ -228,6 +228,14 @@ TEST(Dataset, NpyImagesAndMasks) {
   ASSERT_EQ(report.errors.size(), 1u);
   EXPECT_EQ(report.errors[0], "images of different channel counts: 1 of 3 channel(s) (" + dir + "/images/b.npy), 2 of 6 channel(s) (" + dir +
                                   "/images/a.npy): a net takes one count (name them in channels.json)");
+
+  // Split into train (a, b) and val (c): one error over both splits, not one a split as the counts grew.
+  fs::create_directories(dir + "/splits");
+  std::ofstream(dir + "/splits/train.txt") << "a\nb\n";
+  std::ofstream(dir + "/splits/val.txt") << "c\n";
+  const auto split = check_dataset(dir);
+  ASSERT_EQ(split.splits, (std::vector<std::string>{"train", "val"}));
+  EXPECT_EQ(split.errors, report.errors);
 }
 
 TEST(Dataset, FolderPairsSplitByListsThatFcnDataSplitWrites) {

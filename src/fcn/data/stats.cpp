@@ -59,16 +59,15 @@ void warn_turned(const SegmentationDataset& dataset, DatasetReport& report) {
                             "a mask drawn on the turned view does not line up; turn the files (exiftran -ai) or look at a mask over its image");
 }
 
-// An error where the images seen so far hold different channel counts and one is past a PNG's 4 (a .npy
-// array's or a multispectral TIFF's bands): a net takes one count. Said once.
+// An error where the images of the splits checked hold different channel counts and one is past a PNG's 4 (a .npy
+// array's or a multispectral TIFF's bands): a net takes one count. Said once, after the last split.
 void mixed_channels(DatasetReport& report) {
   const auto& counts = report.image_channels;
   if (counts.size() < 2 || counts.rbegin()->first <= 4) return;
   std::string text;
   for (const auto& [channels, seen] : counts)
     text += (text.empty() ? "" : ", ") + std::to_string(seen.first) + " of " + std::to_string(channels) + " channel(s) (" + seen.second + ")";
-  const auto error = "images of different channel counts: " + text + ": a net takes one count (name them in channels.json)";
-  if (std::find(report.errors.begin(), report.errors.end(), error) == report.errors.end()) report.errors.push_back(error);
+  report.errors.push_back("images of different channel counts: " + text + ": a net takes one count (name them in channels.json)");
 }
 
 // One opened split of check_dataset: every pair read through get(), its problems and mask histogram added.
@@ -111,7 +110,6 @@ void check_samples(const SegmentationDataset& dataset, DatasetReport& report,
     if (progress) progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(dataset.size()));
   }
   warn_turned(dataset, report);
-  mixed_channels(report);
   report.split_histograms.push_back(histogram);
   if (histogram.sizes() == report.histogram.sizes()) report.histogram += histogram;  // splits of one class table
   const int64_t labelled = histogram.sum().item<int64_t>();
@@ -206,6 +204,7 @@ DatasetReport check_dataset(const std::string& dir, const std::string& only_spli
     if (split == "train") train = std::move(opened);
     if (split == "val") val = std::move(opened);
   }
+  mixed_channels(report);
   warn_overlap(train, val, report);
   if (only_split.empty()) warn_unlisted(dir, listed, report);
   suggest_weights(report);
@@ -220,6 +219,7 @@ TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool 
   if (check) {
     data.train = open_checked(dir, "train", keep_bytes, data.report, progress);
     if (has_val) data.val = open_checked(dir, "val", keep_bytes, data.report, progress);
+    mixed_channels(data.report);
     warn_overlap(data.train, data.val, data.report);
     suggest_weights(data.report);
     return data;
