@@ -554,9 +554,9 @@ TEST(KeptSamples, AreTheDecodedSampleBitForBitAndReadNoFileAgain) {
   }
   ASSERT_EQ(decoded[0].id, "a");
   for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(fresh.mask(i), decoded[i].mask)) << i;  // read from its file
-  const size_t pixels = 6 * 7;  // a: bytes RGB; b: float gray; masks bytes; instances int32
+  const size_t pixels = 6 * 7;  // a: bytes RGB; b: 16-bit words gray; masks bytes; instances int32
   EXPECT_EQ(kept.kept_stats().samples, 2u);
-  EXPECT_EQ(kept.kept_stats().bytes, (3 + 1 + 4) * pixels + (4 + 1 + 4) * pixels);
+  EXPECT_EQ(kept.kept_stats().bytes, (3 + 1 + 4) * pixels + (2 + 1 + 4) * pixels);
   EXPECT_EQ(kept.kept_stats().hits, 0u);
   fs::remove_all(dir);
   EXPECT_FALSE(test::error_of([&] { fresh.get(0); }).empty());  // the files are gone

@@ -427,7 +427,7 @@ struct HeldTensor {
 
 // One sample as keep_decoded holds it: the fewest bytes that give the decoded tensors back exactly.
 struct CompactSample {
-  HeldTensor image, mask, instances;  // image: uint8 (x / 255 is the decoded value) or the float itself
+  HeldTensor image, mask, instances;  // image: uint8 (x / 255 is the decoded value), int16 (its 16 bits / 65535) or the float
   bool has_instances = false;
   size_t bytes() const { return image.data.size() + mask.data.size() + instances.data.size(); }
 };
@@ -442,12 +442,21 @@ struct KeptSamples {
 namespace {
 
 torch::Tensor image_from_bytes(const torch::Tensor& bytes) { return bytes.to(torch::kFloat).div_(255.0f); }
+// int16 holding uint16's bits (LibTorch 1.13 has no uint16) -> the 16-bit decoders' value, word / 65535.
+torch::Tensor image_from_words(const torch::Tensor& words) { return words.to(torch::kInt).bitwise_and_(0xffff).to(torch::kFloat).div_(65535.0f); }
+
+// The image in the fewest bytes that give it back exactly: 8-bit sources decode to exactly byte / 255, 16-bit
+// ones (CT and MRI slices as 16-bit PNGs, uint16 .npy arrays) to word / 65535; floats of other values as they are.
+torch::Tensor compact_image(const torch::Tensor& image) {
+  const auto bytes = image.mul(255.0f).round_().clamp_(0, 255).to(torch::kByte);
+  if (torch::equal(image_from_bytes(bytes), image)) return bytes;
+  const auto words = image.mul(65535.0f).round_().clamp_(0, 65535).to(torch::kInt).to(torch::kShort);
+  return torch::equal(image_from_words(words), image) ? words : image;
+}
 
 CompactSample compact(const Sample& sample) {
   CompactSample out;
-  const auto bytes = sample.image.mul(255.0f).round_().clamp_(0, 255).to(torch::kByte);
-  // 8-bit sources decode to exactly byte / 255; a 16-bit one (or another rounding) is kept as it is.
-  out.image = HeldTensor::of(torch::equal(image_from_bytes(bytes), sample.image) ? bytes : sample.image);
+  out.image = HeldTensor::of(compact_image(sample.image));
   out.mask = HeldTensor::of(sample.mask.to(torch::kByte));  // validated: 0..classes-1 (at most 254) or 255
   out.has_instances = sample.instances.defined();
   if (out.has_instances) out.instances = HeldTensor::of(sample.instances.to(torch::kInt));  // PNG ids: at most 65535
@@ -458,7 +467,7 @@ CompactSample compact(const Sample& sample) {
 Sample expand(const CompactSample& kept) {
   Sample out;
   const auto image = kept.image.view();
-  out.image = image.scalar_type() == torch::kByte ? image_from_bytes(image) : image.clone();
+  out.image = image.scalar_type() == torch::kByte ? image_from_bytes(image) : image.scalar_type() == torch::kShort ? image_from_words(image) : image.clone();
   out.mask = kept.mask.view().to(torch::kLong);
   if (kept.has_instances) out.instances = kept.instances.view().to(torch::kLong);
   return out;
