@@ -229,6 +229,29 @@ void run_eval(const EvalFlags& f) {
   }
 }
 
+// --truth and the flags that score label volumes against it.
+void add_truth_flags(CLI::App* cmd, std::string& truth, VolumeScoreOptions& volumes) {
+  auto* truth_flag = cmd->add_option("--truth", truth,
+                  "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
+                  "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
+                  "NAME.nii.gz): each volume's 3-D Dice, normalised surface Dice (NSD), HD95 (mm), true / predicted mL and objects "
+                  "found (lesion-wise: 26-connected unless --connectivity, found where a predicted voxel of its class lies in it) per class, each class's "
+                  "Dice, NSD and HD95 averaged over the volumes (--json: volumes, mean_dice, mean_nsd, mean_hd95_mm, "
+                  "mean_foreground_dice, objects, all_voxels)");
+  cmd->add_option("--nsd-tolerance", volumes.nsd_tolerance_mm,
+                  "with --truth: the NSD's tolerance in mm, how far a predicted surface voxel may lie from the true surface (and the "
+                  "other way round) and still agree; choose it per structure, from how far two raters' outlines differ")
+      ->needs(truth_flag)
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--connectivity", volumes.connectivity,
+                  "with --truth: a class's voxels that touch by a face, edge or corner are one object in the objects found (26), by "
+                  "a face or edge (18), by a face alone (6); a challenge's own rule where it names one, as fcn predict --connectivity")
+      ->needs(truth_flag)
+      ->check(CLI::IsMember({6, 18, 26}))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void add_eval(CLI::App& app) {
@@ -252,19 +275,7 @@ void add_eval(CLI::App& app) {
                   "the image stack, page k as image ID k")
       ->allow_extra_args(false);  // one folder a flag: a model after it stays a model
   cmd->add_option("--data", data, "dataset folder (required unless --truth)");
-  auto* truth_flag = cmd->add_option("--truth", truth,
-                  "ground-truth NIfTI label volumes (a .nii/.nii.gz, or a folder of them: a Decathlon task's labelsTs/) to score "
-                  "--predictions label volumes against, volume by volume (NAME-labels.nii.gz, as fcn predict writes them, against "
-                  "NAME.nii.gz): each volume's 3-D Dice, normalised surface Dice (NSD), HD95 (mm), true / predicted mL and objects "
-                  "found (lesion-wise: 26-connected, found where a predicted voxel of its class lies in it) per class, each class's "
-                  "Dice, NSD and HD95 averaged over the volumes (--json: volumes, mean_dice, mean_nsd, mean_hd95_mm, "
-                  "mean_foreground_dice, objects, all_voxels)");
-  cmd->add_option("--nsd-tolerance", volumes.nsd_tolerance_mm,
-                  "with --truth: the NSD's tolerance in mm, how far a predicted surface voxel may lie from the true surface (and the "
-                  "other way round) and still agree; choose it per structure, from how far two raters' outlines differ")
-      ->needs(truth_flag)
-      ->check(CLI::Range(0.0, 1e6))
-      ->capture_default_str();
+  add_truth_flags(cmd, truth, volumes);
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
   cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
   add_inference_flags(cmd, options, inference);

@@ -41,7 +41,7 @@ VolumeOptions volume_options(const PredictFlags& f) {
   options.largest = f.largest_classes;
   options.probabilities = f.probs == "nii";
   options.objects = f.instances;
-  options.min_object = f.min_object;
+  options.min_object = f.min_object, options.connectivity = f.connectivity;
   options.pixel_mm = f.pixel_mm, options.resample = f.spacing != "none";
   if (!f.orient.empty()) options.axes = f.orient == "stored" ? "" : f.orient;
   return options;
@@ -315,7 +315,7 @@ class Segmenter {
     if (f_.label_stack) {
       if (files->classes > 65535) fail(path, "--label-stack: " + std::to_string(files->classes) + " classes do not fit a 16-bit TIFF page");
       files->labels = std::make_unique<TiffStackWriter>(file("-labels.tif"), calibration, StackLayout{}, pixels * (files->void_label == 255 ? 1 : 2));
-      if (f_.instances) files->objects.emplace(files->void_label, f_.min_object), files->instances_file = file("-instances.tif");
+      if (f_.instances) files->objects.emplace(files->void_label, f_.min_object, f_.connectivity), files->instances_file = file("-instances.tif");
     }
     if (f_.probs == "tif")
       files->probs = std::make_unique<TiffStackWriter>(file("-probs.tif"), calibration, StackLayout{files->classes, 0, 1}, pixels * files->classes * 4);
@@ -483,7 +483,8 @@ class Segmenter {
     const bool volume = !item.volume_file.empty();
     Prediction prediction = predicted;
     if (f_.largest_classes && !volume && !item.stack)  // an image's (a volume's are kept through the volume: segment_volume)
-      prediction.labels = keep_largest_objects(predicted.labels, instances_from_labels(predicted.labels, -1, 8), *f_.largest_classes);
+      prediction.labels = keep_largest_objects(predicted.labels, instances_from_labels(predicted.labels, -1, plane_connectivity(f_.connectivity)),
+                                               *f_.largest_classes);
     const bool probs = !(item.stack && f_.probs == "tif") && !(volume && f_.probs == "nii");  // else in the stack's or volume's file
     report_image(item, prediction, write_outputs(f_, item.stem, item.image, prediction, f_.overlay, own_labels(item), probs));
   }
@@ -666,6 +667,29 @@ constexpr const char* kPredictHelp =
     "  Any image size: padded (mirrored) to a size the net accepts and cropped back.\n"
     "  A bad image is reported and skipped; the exit code is 1 if any image failed.";
 
+namespace {
+
+// --instances, --largest and the flags that say what an object is.
+void add_object_flags(CLI::App* cmd, PredictFlags& f) {
+  auto* instances = cmd->add_flag("--instances", f.instances,
+                "also write NAME-instances.png: the objects, each class's 8-connected components (4-connected with --connectivity 6) numbered 1..N (16-bit; "
+                "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
+                "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
+                "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
+  cmd->add_option("--largest", f.largest, kLargestHelp);
+  cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks; through a volume (a NIfTI volume, --label-stack) objects of fewer voxels in all")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->needs(instances);
+  cmd->add_option("--connectivity", f.connectivity,
+                  "--instances and --largest: a class's voxels that touch by a face, edge or corner are one object through a volume "
+                  "(26), by a face or edge (18), by a face alone (6: a challenge's rule where it names one); within an image or "
+                  "slice 8-connected, 4-connected for 6")
+      ->check(CLI::IsMember({6, 18, 26}))
+      ->capture_default_str();
+}
+
+}  // namespace
+
 void add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", kPredictHelp);
   static PredictFlags f;
@@ -692,15 +716,7 @@ void add_predict(CLI::App& app) {
                 "skipped: a run stopped midway (Ctrl-C) goes on where it stopped, and a run with a flag added writes what is "
                 "missing (a TIFF stack is skipped when all its pages' outputs are there; a video's frames whose outputs are there "
                 "are passed over, but with --overlay, whose video needs every frame, a video is kept only when finished)");
-  auto* instances = cmd->add_flag("--instances", f.instances,
-                "also write NAME-instances.png: the objects, each class's 8-connected components numbered 1..N (16-bit; "
-                "0 background; past 65535 objects an int32 NAME-instances.npy), with their count per class (--json: objects); "
-                "with --overlay, their outlines drawn in white (in a video's overlay too); with --label-stack, a stack's objects "
-                "through its pages (joined across pages too: a cell through 40 slices is one object) in OUT/NAME-instances.tif");
-  cmd->add_option("--largest", f.largest, kLargestHelp);
-  cmd->add_option("--min-object", f.min_object, "--instances: components of fewer pixels are left out (id 0, not counted): specks; through a volume (a NIfTI volume, --label-stack) objects of fewer voxels in all")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
-      ->needs(instances);
+  add_object_flags(cmd, f);
   cmd->add_flag("--label-stack", f.label_stack,
                 "multi-page TIFF inputs: their labels as one multi-page TIFF, OUT/NAME-labels.tif (8-bit; 16-bit past 255 classes; "
                 "a page that fails is void, 255), in place of a PNG per page; opens in Fiji or napari as a volume");
@@ -722,7 +738,11 @@ void add_predict(CLI::App& app) {
   add_json_flag(cmd, f.json, "one object per run: per image size, time, class pixel counts, files; per video frames, fps, class pixels, files; inference");
   cmd->add_flag("--quiet", f.quiet, "no progress bar: a line per image instead (for logs)");
   add_max_pixels_flag(cmd);
-  cmd->callback([] { run_predict(f); });
+  cmd->callback([cmd] {
+    if (cmd->get_option("--connectivity")->count() > 0 && !f.instances && f.largest.empty())
+      fail("--connectivity", "says how --instances and --largest join pixels into objects, and neither is given");
+    run_predict(f);
+  });
 }
 
 }  // namespace fcn::cli

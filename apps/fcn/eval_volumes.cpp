@@ -68,7 +68,7 @@ nlohmann::json scores_json(const VolumeScores& scores, const std::vector<std::st
           {"mean_foreground_dice", or_null(scores.mean_foreground_dice)},
           {"objects", {{"true", scores.true_objects}, {"found", scores.found_objects}, {"predicted", scores.predicted_objects},
                        {"false", scores.false_objects}, {"sensitivity", list(scores.object_sensitivity)}, {"precision", list(scores.object_precision)},
-                       {"min_object", scores.min_object}}},
+                       {"min_object", scores.min_object}, {"connectivity", scores.connectivity}}},
           {"all_voxels", {{"pixel_acc", or_null(all.pixel_acc)}, {"mean_iu", or_null(all.mean_iu)}, {"mean_dice", or_null(all.mean_dice)},
                           {"dice", list(all.dice)}, {"confusion", scores.all.rows()}}}};
 }
@@ -85,7 +85,8 @@ std::vector<std::vector<std::string>> table_rows(const VolumeScores& scores, con
   char tolerance[32];
   std::snprintf(tolerance, sizeof tolerance, "%g", scores.nsd_tolerance_mm);
   const auto nsd_header = "NSD " + std::string(tolerance) + " mm";
-  const auto objects_header = scores.min_object > 1 ? "objects of " + std::to_string(scores.min_object) + "+ voxels found" : std::string("objects found");
+  const auto objects_header = (scores.min_object > 1 ? "objects of " + std::to_string(scores.min_object) + "+ voxels found" : std::string("objects found")) +
+                              (scores.connectivity != 26 ? " (" + std::to_string(scores.connectivity) + "-conn.)" : "");
   for (int64_t c = 1; c < scores.classes; ++c)
     rows[0].insert(rows[0].end(), {names[static_cast<size_t>(c)] + " Dice", nsd_header, "HD95 mm", "mL true / predicted", objects_header});
   for (const auto& v : scores.volumes) {

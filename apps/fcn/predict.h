@@ -28,6 +28,7 @@ struct PredictFlags {
   bool overlay = false, json = false, quiet = false, label_stack = false, skip_existing = false, instances = false;
   int64_t every = 1;  // videos: every Nth frame
   int64_t min_object = 1;  // --instances: the fewest pixels an object has
+  int connectivity = 26;   // --connectivity: objects through a volume 26-, 18- or 6-connected; in a plane 4-connected for 6, else 8
   PredictOptions options;
   VolumeWindow intensities;  // --window: NIfTI voxels mapped to 0..1 (values or percentiles; else each volume's own range)
   std::string largest;       // --largest: "all" or classes (numbers or names)
@@ -47,9 +48,12 @@ std::string numbered(const std::string& stem, int64_t number);
 // How an image's label file is named after its stem: a palette PNG, or past 256 classes an int32 .npy.
 std::string label_suffix(int64_t classes);
 
-// --instances: the objects of a prediction — each class's 8-connected components (background, class
-// 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each class has.
-std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels);
+// --instances: the objects of a prediction — each class's 8-connected components (4-connected where `connectivity`
+// is 6; background, class 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each
+// class has.
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels, int connectivity = 26);
+// The connectivity within one plane (an image, a slice) that a volume's --connectivity gives: 4 for 6, else 8.
+inline int plane_connectivity(int connectivity) { return connectivity == 6 ? 4 : 8; }
 
 // The files write_outputs writes for `stem` with `overlay`, `labels` and `probs`, under OUT, each as its
 // alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.

@@ -27,9 +27,9 @@ std::string unique_stem(const std::string& path, std::set<std::string>& used) { 
 
 std::string label_suffix(int64_t classes) { return classes <= 256 ? ".png" : "-labels.npy"; }
 
-std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels) {
+std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels, int connectivity) {
   const auto& labels = prediction.labels;
-  auto ids = instances_from_labels(labels, -1, 8);  // no class is void in a net's labels
+  auto ids = instances_from_labels(labels, -1, plane_connectivity(connectivity));  // no class is void in a net's labels
   if (min_pixels > 1) {  // specks left out, the rest numbered again 1..N in their order
     const auto kept = torch::bincount(ids.flatten()).ge(min_pixels);
     kept[0] = false;
@@ -76,7 +76,7 @@ Written write_outputs(const PredictFlags& f, const std::string& stem, const torc
       write_npy(files.back(), prediction.labels.to(torch::kInt));
   }
   auto& ids = written.objects;  // --instances: outlined in the overlay too (a volume's slice needs them for nothing else)
-  if (f.instances && (labels || overlay)) std::tie(ids, written.per_class) = objects_of(prediction, f.min_object);
+  if (f.instances && (labels || overlay)) std::tie(ids, written.per_class) = objects_of(prediction, f.min_object, f.connectivity);
   if (f.instances && labels) {
     const bool fits = ids.numel() == 0 || ids.max().item<int64_t>() <= 65535;  // else int32 .npy, as labels past 256 classes
     files.push_back(path(fits ? "-instances.png" : "-instances.npy"));

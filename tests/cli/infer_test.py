@@ -128,8 +128,8 @@ def _():
     assert (np.array(Image.open(path("dup_out/x.png"))) == np.array(Image.open(path("dup_fresh/a.png")))).all()
 
 
-def components8(mask):
-    """8-connected components of a boolean mask, by flood fill: a list of sets of (y, x)."""
+def components8(mask, four=False):
+    """8-connected components of a boolean mask (4-connected where `four`), by flood fill: a list of sets of (y, x)."""
     seen, found = np.zeros(mask.shape, bool), []
     for start in zip(*np.nonzero(mask)):
         if seen[start]:
@@ -141,6 +141,8 @@ def components8(mask):
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     n = (y + dy, x + dx)
+                    if four and dy and dx:
+                        continue
                     if 0 <= n[0] < mask.shape[0] and 0 <= n[1] < mask.shape[1] and mask[n] and not seen[n]:
                         seen[n] = True
                         todo.append(n)
@@ -175,6 +177,12 @@ def _():
         total += sum(counts.values())
         classes.update(counts)
     assert total >= 10 and len(classes) >= 2, (total, classes)  # many objects of several classes: the check compares something
+    # --connectivity 6 (a volume's faces): an image's objects 4-connected, more of them.
+    run("predict", model, scenes[0], "--out", path("objects4"), "--instances", "--connectivity", 6)
+    labels, ids4 = np.array(Image.open(path("objects/b0.png"))), np.array(Image.open(path("objects4/b0-instances.png")))
+    four = [(c, component) for c in np.unique(labels[labels > 0]) for component in components8(labels == c, four=True)]
+    assert all(len({int(ids4[p]) for p in component}) == 1 for _, component in four) and ids4.max() == len(four), (ids4.max(), len(four))
+    assert len(four) > np.array(Image.open(path("objects/b0-instances.png"))).max()
     p = run("predict", model, scenes[0], "--out", path("objects_line"), "--instances")
     assert re.search(r"-> .*\.png  [0-9.]+ ms, [0-9]+ object\(s\)", p.stdout), p.stdout
     # --min-object N: components of fewer pixels left out (0), the rest numbered again 1..M in their order.
@@ -521,8 +529,10 @@ def _():
     assert (pngs["kept"], pngs["succeeded"]) == (4, 0), pngs
 
 
-def flood3d(labels):
-    """Each class's 26-connected components of a labels volume (0: none), by flood fill: ids 1..N."""
+def flood3d(labels, hops=3):
+    """Each class's 26-connected components of a labels volume (0: none), by flood fill: ids 1..N. Neighbours at most
+    `hops` unit steps away: 3 (26-connected), 2 (18: faces and edges) or 1 (6: faces)."""
+    steps = [s for s in np.ndindex(3, 3, 3) if sum(abs(d - 1) for d in s) <= hops]
     flood, count = np.zeros(labels.shape, np.int64), 0
     for start in zip(*np.nonzero(labels)):
         if flood[start]:
@@ -531,7 +541,7 @@ def flood3d(labels):
         flood[start], todo = count, [start]
         while todo:
             at = todo.pop()
-            for step in np.ndindex(3, 3, 3):
+            for step in steps:
                 n = tuple(int(a) + d - 1 for a, d in zip(at, step))
                 if all(0 <= n[i] < labels.shape[i] for i in range(3)) and not flood[n] and labels[n] == labels[at]:
                     flood[n] = count
@@ -568,6 +578,9 @@ def _():
     inside = labels > 0
     assert (ids > 0).tolist() == inside.tolist() and ids.max() == count, (ids.max(), count)
     assert len(set(zip(ids[inside], flood[inside]))) == count, count  # one id per flood region, one region per id
+    run("predict", model, path("objvol.tif"), "--out", path("objvol_6"), "--label-stack", "--instances", "--connectivity", 6)
+    six, (flood6, count6) = read(path("objvol_6/objvol-instances.tif")), flood3d(labels, hops=1)  # faces only: more objects
+    assert six.max() == count6 > count and len(set(zip(six[inside], flood6[inside]))) == count6, (six.max(), count6, count)
     per_page = sum(len(np.unique(components)) for components in [flood[k][inside[k]] for k in range(4)])
     assert count >= 10 and per_page > count, (count, per_page)  # objects through several pages: counted once
     assert sorted(stack["objects"].values()) == sorted(found.values()), (stack["objects"], found)
@@ -1359,6 +1372,18 @@ def _():
     inside = labels > 0
     assert ids.max() == count and ((ids > 0) == inside).all() and len(set(zip(ids[inside], flood[inside]))) == count, (ids.max(), count)
     assert sum(out["stacks"][0]["objects"].values()) == count >= 10, (out["stacks"][0]["objects"], count)
+    counts = {26: count}  # --connectivity 18 and 6: by faces and edges, by faces alone, as the flood fills of 2 and 1 steps
+    for connectivity, hops in ((18, 2), (6, 1)):
+        run("predict", model, path("ct.nii"), "--out", path(f"nii_{connectivity}"), "--instances", "--connectivity", connectivity)
+        _, _, ids_c = read_nifti_file(path(f"nii_{connectivity}/ct-instances.nii.gz"))
+        flood_c, counts[connectivity] = flood3d(labels.astype(np.int64), hops)
+        assert ids_c.max() == counts[connectivity] and len(set(zip(ids_c[inside], flood_c[inside]))) == counts[connectivity], connectivity
+    assert counts[26] < counts[18] < counts[6], counts
+    scored = json.loads(run("eval", "--predictions", path("nii_6/ct-labels.nii.gz"), "--truth", path("nii_out/ct-labels.nii.gz"),
+                            "--connectivity", 6, "--json").stdout)
+    assert scored["objects"]["connectivity"] == 6 and sum(scored["objects"]["true"]) == counts[6], (scored["objects"], counts)
+    one_line_error(run("predict", model, path("ct.nii"), "--out", path("nii_c"), "--connectivity", 6, ok=False),
+                   "--connectivity: says how --instances and --largest join pixels into objects, and neither is given")
     sizes = np.bincount(flood.ravel())  # --min-object: objects of fewer voxels through the volume left out
     least = int(np.median(sizes[1:])) + 1
     big = sizes >= least

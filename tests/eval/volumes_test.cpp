@@ -148,7 +148,8 @@ TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
 }
 
 // Object-wise detection (lesion-wise) by hand, 26-connected: a true object found by one voxel of its class, one
-// missed, a predicted object of no true voxel, one lying on a true object of another class (false), void no object.
+// missed, a predicted object of no true voxel, one lying on a true object of another class (false), void no object;
+// then 18- and 6-connected, where a corner no longer joins.
 TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
   const auto root = test::temp_dir() + "/label_objects";
   fs::remove_all(root);
@@ -202,6 +203,21 @@ TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
   EXPECT_EQ(grown.false_objects, (std::vector<int64_t>{0, 0, 0}));
   large.min_object = 0;
   EXPECT_NE(test::error_of([&] { score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, large); }).find("min_object must be at least 1"),
+            std::string::npos);
+  // 18- or 6-connected: A's corner voxel (2, 3, 3) is an object of its own, found by the predicted voxel on it, and
+  // the block is missed; D's voxels touch by faces, one object still.
+  for (const int connectivity : {18, 6}) {
+    VolumeScoreOptions faces;
+    faces.connectivity = connectivity;
+    const auto split = score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, faces);
+    EXPECT_EQ(split.connectivity, connectivity);
+    EXPECT_EQ(split.volumes[0].true_objects, (std::vector<int64_t>{0, 3, 1})) << connectivity;
+    EXPECT_EQ(split.volumes[0].found_objects, (std::vector<int64_t>{0, 1, 1})) << connectivity;
+    EXPECT_EQ(split.volumes[0].predicted_objects, v.predicted_objects) << connectivity;
+    EXPECT_EQ(split.volumes[0].false_objects, v.false_objects) << connectivity;
+  }
+  large.min_object = 1, large.connectivity = 8;
+  EXPECT_NE(test::error_of([&] { score_label_volumes({{root + "/p.nii", root + "/t.nii"}}, large); }).find("connectivity must be 6, 18 or 26"),
             std::string::npos);
 }
 

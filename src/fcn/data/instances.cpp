@@ -1,10 +1,10 @@
 #include "fcn/data/instances.h"
 
 #include <algorithm>
-#include <map>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -174,13 +174,18 @@ torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Ten
   return labels.masked_fill(drop.to(labels.device()), 0);
 }
 
+VolumeObjects::VolumeObjects(int64_t ignore, int64_t min_voxels, int connectivity)
+    : ignore_(ignore), min_voxels_(min_voxels), connectivity_(connectivity) {
+  TORCH_CHECK(connectivity == 26 || connectivity == 18 || connectivity == 6, "VolumeObjects: connectivity 6, 18 or 26");
+}
+
 void VolumeObjects::add(const torch::Tensor& labels, torch::Tensor* written) {
   TORCH_CHECK(labels.dim() == 2, "VolumeObjects: a page's labels must be H x W");
   TORCH_CHECK(!written || (written->sizes() == labels.sizes() && written->is_contiguous() &&
                            (written->scalar_type() == torch::kInt || written->scalar_type() == torch::kLong)),
               "VolumeObjects: a page's components go to a contiguous H x W int32 or int64 tensor of the labels' size");
   const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
-  auto found_here = components_of(page_labels, ignore_, 8);
+  auto found_here = components_of(page_labels, ignore_, plane());
   const auto& components = found_here.ids;
   if (written) written->copy_(components);
   const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = static_cast<int64_t>(found_here.classes.size()) - 1;
@@ -188,26 +193,42 @@ void VolumeObjects::add(const torch::Tensor& labels, torch::Tensor* written) {
   class_.insert(class_.end(), found_here.classes.begin() + 1, found_here.classes.end());
   voxels_.insert(voxels_.end(), found_here.pixels.begin() + 1, found_here.pixels.end());
   for (int64_t i = 1; i <= found; ++i) parent_.push_back(offset + i);
-  if (previous_.defined() && previous_.sizes() == components.sizes()) {  // links to the page before: the 9 pixels over each
-    const int64_t h = components.size(0), w = components.size(1), before = offsets_[offsets_.size() - 2];
-    const int64_t *ids = components.data_ptr<int64_t>(), *up = previous_.data_ptr<int64_t>();
-    const int64_t *now = page_labels.data_ptr<int64_t>(), *then = previous_labels_.data_ptr<int64_t>();
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) {
-        if (ids[y * w + x] == 0) continue;
-        // Where the pixel to the left is of the same component, its links covered columns x - 1 and x: column
-        // x + 1 is left (a third of the look-ups in a run).
-        const int64_t from = x > 0 && ids[y * w + x - 1] == ids[y * w + x] ? x + 1 : std::max<int64_t>(x - 1, 0);
-        for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
-          for (int64_t nx = from; nx <= std::min(x + 1, w - 1); ++nx) {
-            const int64_t a = up[ny * w + nx];
-            if (a == 0 || then[ny * w + nx] != now[y * w + x]) continue;
-            unite(parent_, before + a, offset + ids[y * w + x]);
-          }
-      }
-  }
+  if (previous_.defined() && previous_.sizes() == components.sizes()) link(components, page_labels);
   previous_ = components, previous_labels_ = page_labels;
   numbers_.clear();
+}
+
+// Each pixel's component united with those of its class on the page before: at the 9 pixels over it (26), the
+// pixel over it and its 4 side neighbours (18), or the pixel over it alone (6).
+void VolumeObjects::link(const torch::Tensor& components, const torch::Tensor& page_labels) {
+  const int64_t h = components.size(0), w = components.size(1), before = offsets_[offsets_.size() - 2], offset = offsets_.back();
+  const int64_t *ids = components.data_ptr<int64_t>(), *up = previous_.data_ptr<int64_t>();
+  const int64_t *now = page_labels.data_ptr<int64_t>(), *then = previous_labels_.data_ptr<int64_t>();
+  const auto join = [&](int64_t at, int64_t over) {
+    if (up[over] != 0 && then[over] == now[at]) unite(parent_, before + up[over], offset + ids[at]);
+  };
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t at = y * w + x;
+      if (ids[at] == 0) continue;
+      if (connectivity_ == 6) {
+        join(at, at);
+        continue;
+      }
+      if (connectivity_ == 18) {
+        join(at, at);
+        if (y > 0) join(at, at - w);
+        if (y + 1 < h) join(at, at + w);
+        if (x > 0) join(at, at - 1);
+        if (x + 1 < w) join(at, at + 1);
+        continue;
+      }
+      // Where the pixel to the left is of the same component, its links covered columns x - 1 and x: column
+      // x + 1 is left (a third of the look-ups in a run).
+      const int64_t from = x > 0 && ids[at - 1] == ids[at] ? x + 1 : std::max<int64_t>(x - 1, 0);
+      for (int64_t ny = std::max<int64_t>(y - 1, 0); ny <= std::min(y + 1, h - 1); ++ny)
+        for (int64_t nx = from; nx <= std::min(x + 1, w - 1); ++nx) join(at, ny * w + nx);
+    }
 }
 
 void VolumeObjects::number() {
@@ -252,7 +273,7 @@ std::vector<int64_t> VolumeObjects::per_class(int64_t classes) {
 torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
   TORCH_CHECK(k >= 0 && k < pages(), "VolumeObjects: no page ", k, " (", pages(), " added)");
   number();
-  const auto found_here = components_of(labels, ignore_, 8);
+  const auto found_here = components_of(labels, ignore_, plane());
   const auto& components = found_here.ids;
   const int64_t offset = offsets_[static_cast<size_t>(k)], found = counts_[static_cast<size_t>(k)];
   TORCH_CHECK(static_cast<int64_t>(found_here.classes.size()) - 1 == found, "VolumeObjects: page ", k, "'s labels are not those add() was given");

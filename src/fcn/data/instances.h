@@ -41,7 +41,9 @@ torch::Tensor largest_objects_kept(const std::vector<int64_t>& object_class, con
 // Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
 // --label-stack's): each class's components joined within a page (8-connected) and across pages (a
 // pixel joins the objects of its class on the page before at its own place or one of its 8
-// neighbours: 26-connected in 3-D), so a cell through 40 slices is one object, not 40. Two passes,
+// neighbours: 26-connected in 3-D), so a cell through 40 slices is one object, not 40. Or, by
+// `connectivity`, 18-connected (faces and edges: across pages the pixel's own place and its 4 side
+// neighbours) or 6-connected (faces: 4-connected within a page, the own place alone across). Two passes,
 // so that the pages need not all be held: add() each page (its components and their links to the page
 // before), then page() each again with the same labels for its ids. Where a volume of ids is to be held
 // anyway, add() writes each page's components into it and number_page() numbers them in place: each page
@@ -50,7 +52,8 @@ class VolumeObjects {
  public:
   // `ignore`: a label that makes no objects besides background 0 (void, 255; -1: none). Objects of
   // fewer than `min_voxels` voxels through the whole volume are left out (id 0, not counted): specks.
-  explicit VolumeObjects(int64_t ignore = -1, int64_t min_voxels = 1) : ignore_(ignore), min_voxels_(min_voxels) {}
+  // `connectivity`: 26, 18 or 6 (c10::Error otherwise).
+  explicit VolumeObjects(int64_t ignore = -1, int64_t min_voxels = 1, int connectivity = 26);
   // The next page's H x W integer labels. A page of another size than the one before is not joined to it.
   // `components` (where given: H x W int32 or int64, contiguous, such as page k of the volume that is to hold
   // the ids) gets the page's components, 1..n within the page (0: none), for number_page().
@@ -73,7 +76,10 @@ class VolumeObjects {
 
  private:
   void number();  // the final ids of the objects so far, in numbers_ (0: a speck)
+  void link(const torch::Tensor& components, const torch::Tensor& page_labels);  // page to the page before
+  int plane() const { return connectivity_ == 6 ? 4 : 8; }                      // connectivity within a page
   int64_t ignore_, min_voxels_;
+  int connectivity_;
   std::vector<int64_t> offsets_, counts_;   // per page: its first component's id - 1, its components
   std::vector<int64_t> parent_{0}, class_{0}, voxels_{0};  // union-find over every page's components (0: none), each one's class and pixels
   std::vector<int64_t> numbers_;            // component -> object id (1..count), after number()

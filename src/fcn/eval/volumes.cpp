@@ -155,8 +155,8 @@ SurfaceScores surface_scores(const torch::Tensor& predicted_labels, const torch:
 // true and a predicted component that share a voxel of one class noted; after the last slice, the pair's two
 // objects mark each other where both are objects (not specks under min_object: as if they were background). No
 // volume of ids is held, and no slice labelled twice.
-void score_objects(const torch::Tensor& predicted, const torch::Tensor& truth, int64_t k, int64_t min_object, VolumeScore& score) {
-  VolumeObjects truth_objects(kVoid, min_object), predicted_objects(kVoid, min_object);
+void score_objects(const torch::Tensor& predicted, const torch::Tensor& truth, int64_t k, const VolumeScoreOptions& options, VolumeScore& score) {
+  VolumeObjects truth_objects(kVoid, options.min_object, options.connectivity), predicted_objects(kVoid, options.min_object, options.connectivity);
   const int64_t slices = truth.size(0);
   auto truth_components = torch::empty({truth.size(1), truth.size(2)}, torch::kInt), predicted_components = torch::empty_like(truth_components);
   std::vector<std::array<int64_t, 3>> pairs;  // (slice, true component, predicted component) sharing a voxel of a class
@@ -239,7 +239,7 @@ VolumeScore score_pair(const std::string& prediction_path, const std::string& tr
                                                      : SurfaceScores{};
     score.hd95[static_cast<size_t>(c)] = surfaces.hd95, score.nsd[static_cast<size_t>(c)] = surfaces.nsd;
   }
-  score_objects(predicted, truth, k, options.min_object, score);
+  score_objects(predicted, truth, k, options, score);
   return score;
 }
 
@@ -300,10 +300,12 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
   if (options.classes < 0 || options.classes > kMostClasses)
     fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(options.classes));
   if (options.min_object < 1) fail("score_label_volumes", "min_object must be at least 1 voxel, got " + std::to_string(options.min_object));
+  if (options.connectivity != 6 && options.connectivity != 18 && options.connectivity != 26)
+    fail("score_label_volumes", "connectivity must be 6, 18 or 26, got " + std::to_string(options.connectivity));
   if (!std::isfinite(options.nsd_tolerance_mm) || options.nsd_tolerance_mm < 0)
     fail("score_label_volumes", "the NSD tolerance must be a finite number of mm >= 0, got " + std::to_string(options.nsd_tolerance_mm));
   VolumeScores scores;
-  scores.nsd_tolerance_mm = options.nsd_tolerance_mm, scores.min_object = options.min_object;
+  scores.nsd_tolerance_mm = options.nsd_tolerance_mm, scores.min_object = options.min_object, scores.connectivity = options.connectivity;
   std::vector<torch::Tensor> confusions;
   for (const auto& [prediction, truth] : pairs) {
     confusions.emplace_back();

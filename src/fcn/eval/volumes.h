@@ -55,8 +55,8 @@ struct VolumeScore {
   // flipped axis, first voxels apart): nifti_misalignment's words, naming the truth; "" where they do.
   std::string misalignment;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
-  // Object-wise detection per class (lesion-wise, as LiTS and BraTS score tumours): the 26-connected objects of
-  // each class in the truth and in the prediction (VolumeObjects'); a true object is found where a predicted
+  // Object-wise detection per class (lesion-wise, as LiTS and BraTS score tumours): the objects (26-connected, or
+  // as VolumeScoreOptions::connectivity says) of each class in the truth and in the prediction (VolumeObjects'); a true object is found where a predicted
   // voxel of its class lies in it, a predicted object is false where no true voxel of its class lies in it.
   // Objects of fewer than VolumeScoreOptions::min_object voxels are not counted. 0 for background.
   std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
@@ -74,6 +74,7 @@ struct VolumeScores {
   std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
   std::vector<double> object_sensitivity, object_precision;
   int64_t min_object = 1;            // the smallest object counted, in voxels (VolumeScoreOptions')
+  int connectivity = 26;             // how voxels joined into objects (VolumeScoreOptions')
   double nsd_tolerance_mm = 0;       // the tolerance the NSD was taken at
   ConfusionMatrix all{1};            // every voxel of every volume: the FCN paper's metrics over them
 };
@@ -88,6 +89,9 @@ struct VolumeScoreOptions {
   // Objects of fewer voxels (through the volume) are not objects in the object-wise counts, true or predicted
   // (specks: a one-voxel false positive then does not count; fcn predict --min-object leaves such out alike).
   int64_t min_object = 1;
+  // Voxels of a class that touch by a face, edge or corner are one object (26), by a face or edge (18), or by a
+  // face alone (6): a challenge's own rule, where it names one (VolumeObjects).
+  int connectivity = 26;
 };
 
 // Reads each pair (one volume pair in memory at a time), checks the sizes agree and the labels are

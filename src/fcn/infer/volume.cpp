@@ -23,6 +23,8 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
   window.values = options.window, window.percentiles = options.percentiles;
   if (const auto problem = window.problem(); !problem.empty()) fail("VolumeOptions", problem);
   if (options.min_object < 1) fail("VolumeOptions.min_object", "must be at least 1 (got " + std::to_string(options.min_object) + ")");
+  if (options.connectivity != 6 && options.connectivity != 18 && options.connectivity != 26)
+    fail("VolumeOptions.connectivity", "must be 6, 18 or 26 (got " + std::to_string(options.connectivity) + ")");
   if (!options.probabilities) return;
   const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4;
   if (bytes > limits().max_tensor_bytes)
@@ -105,8 +107,8 @@ bool gather(VolumeSegmentation& result, const SliceResult& slice, const std::fun
 // Each chosen class's largest object through the volume kept (slices not reached are void: no objects), its
 // other objects background: the objects counted through the volume, then made background page by page as
 // stored (no volume of ids: 8 bytes a voxel).
-void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classes) {
-  VolumeObjects objects(result.void_label);
+void keep_largest(VolumeSegmentation& result, const std::vector<int64_t>& classes, int connectivity) {
+  VolumeObjects objects(result.void_label, 1, connectivity);
   const int64_t pages = result.labels.size(0);
   for (int64_t k = 0; k < pages; ++k) objects.add(result.labels[k]);
   const auto drop = largest_objects_kept(objects.object_classes(), objects.object_voxels(), classes).logical_not();
@@ -134,8 +136,8 @@ torch::Tensor object_ids(const VolumeSegmentation& result, VolumeObjects& object
   return ids;
 }
 
-void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classes) {
-  VolumeObjects objects(result.void_label, min_object);
+void find_objects(VolumeSegmentation& result, int64_t min_object, int connectivity, int64_t classes) {
+  VolumeObjects objects(result.void_label, min_object, connectivity);
   result.objects = object_ids(result, objects);
   result.object_count = objects.count();
   result.objects_per_class = objects.per_class(classes);
@@ -145,8 +147,9 @@ void find_objects(VolumeSegmentation& result, int64_t min_object, int64_t classe
 // not kept made background, and the kept ones of min_object voxels or more renumbered in their order, 1, 2, ...
 // That is what find_objects gives over the filtered labels: making other objects background changes no kept
 // object's voxels, nor its first page, class and pixel, by which VolumeObjects numbers them.
-void keep_largest_and_find(VolumeSegmentation& result, const std::vector<int64_t>& chosen, int64_t min_object, int64_t classes) {
-  VolumeObjects objects(result.void_label);  // specks too: each class's largest is chosen among all its objects
+void keep_largest_and_find(VolumeSegmentation& result, const std::vector<int64_t>& chosen, int64_t min_object, int connectivity,
+                           int64_t classes) {
+  VolumeObjects objects(result.void_label, 1, connectivity);  // specks too: each class's largest is chosen among all its objects
   auto ids = object_ids(result, objects);
   const auto& object_class = objects.object_classes();
   const auto& object_voxels = objects.object_voxels();
@@ -224,9 +227,9 @@ VolumeSegmentation segment_volume(const Predictor& predictor, const std::vector<
       if (going) going = gather(result, done, on_slice);
     pass.clear();
   }
-  if (options.largest && options.objects) keep_largest_and_find(result, *options.largest, options.min_object, classes);
-  else if (options.largest) keep_largest(result, *options.largest);  // no volume of ids held
-  else if (options.objects) find_objects(result, options.min_object, classes);
+  if (options.largest && options.objects) keep_largest_and_find(result, *options.largest, options.min_object, options.connectivity, classes);
+  else if (options.largest) keep_largest(result, *options.largest, options.connectivity);  // no volume of ids held
+  else if (options.objects) find_objects(result, options.min_object, options.connectivity, classes);
   return result;
 }
 

@@ -1,7 +1,7 @@
 // NIfTI volumes (MRI, CT) segmented slice by slice: each slice along the third axis, as stored, mapped
 // to a 0..1 image by a window and given to the Predictor (slices of one size up to 8 a pass, where its
 // options allow), the labels gathered into a volume that goes back over the scan's header; optionally
-// the class probabilities and the objects through the volume (26-connected, data/instances.h).
+// the class probabilities and the objects through the volume (26-connected unless asked otherwise, data/instances.h).
 //
 //   fcn::Predictor predict{"unet.fcn"};
 //   const fcn::NiftiVolume ct = fcn::read_nifti("ct.nii.gz");
@@ -41,9 +41,10 @@ struct VolumeOptions {
   // nifti_percentile_window.
   std::optional<std::pair<double, double>> percentiles;
   bool probabilities = false;  // also the class probabilities, K x slices x H x W float32
-  bool objects = false;        // also the objects through the volume (each class's 26-connected components)
+  bool objects = false;        // also the objects through the volume (each class's connected components)
   int64_t min_object = 1;      // objects of fewer voxels in all are left out (id 0, not counted): specks
-  // Keep each class's largest object through the volume (26-connected) and make its other objects
+  int connectivity = 26;       // voxels joined into objects by faces, edges and corners (26), faces and edges (18), faces (6)
+  // Keep each class's largest object through the volume (connected as above) and make its other objects
   // background (keep_largest_objects): the classes listed, every class where the list is empty; none
   // where not given. Before `objects` are found; on_slice sees each slice's labels before it.
   std::optional<std::vector<int64_t>> largest;
