@@ -195,7 +195,9 @@ void print_inputs(const DatasetReport& report) {
   for (const auto& name : report.channel_names) channels += (channels.empty() ? "" : ", ") + name;
   if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
   const auto& counts = report.image_channels;
-  if (channels.empty() && counts.size() == 1 && counts.begin()->first > 4)
+  // Past 4, or where the first image's channels are all data (a .npy array, RGB + a band declared data in a TIFF).
+  const bool data = counts.size() == 1 && (counts.begin()->first > 4 || (counts.begin()->first > 1 && channels_are_data(counts.begin()->second.second)));
+  if (channels.empty() && data)
     std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(counts.begin()->first));
   if (!report.slice_axes.empty()) std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
   if (report.pixel_mm)

@@ -1286,6 +1286,8 @@ def _():
             Image.fromarray(mask).save(path(f"{kind}/masks/s{i}.png"))
     inputs = {}
     for kind in ("rgbn", "rgba"):
+        said = "images: 4 channels each (a new net takes all of them" in run("data", "check", path(kind)).stdout
+        assert said == (kind == "rgbn"), kind  # the check says what train will do
         run("data", "split", path(kind), "--val", 0.25)
         run("train", "--data", path(kind), "--arch", "unet", "--depth", 1, "--base-channels", 8, "--epochs", 8, "--batch", 2,
             "--optimizer", "adamw", "--lr", 0.01, "--out", path(f"{kind}.fcn"))
