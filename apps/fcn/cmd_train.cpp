@@ -143,8 +143,8 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
              " (the images' channels)");
   const bool trained = !f.weights.empty() || !f.from.empty();  // a segmenter already: it keeps what its inputs are
   if (trained && model.meta.slice_context != train.slice_context())
-    fail(!f.weights.empty() ? f.weights : f.from, "was trained on " + std::to_string(2 * model.meta.slice_context + 1) + " slice(s) a sample but " +
-                                                      train.dir() + " holds " + std::to_string(2 * train.slice_context() + 1) +
+    fail(!f.weights.empty() ? f.weights : f.from, "was trained on " + std::to_string(slices_a_sample(model.meta.slice_context)) + " slice(s) a sample but " +
+                                                      train.dir() + " holds " + std::to_string(slices_a_sample(train.slice_context())) +
                                                       " (fcn data unstack --context)");
   model.meta.slice_context = train.slice_context();  // fcn predict gives volumes to it as it was trained
   // A segmenter fine-tuned on slices made otherwise from volumes: the new model takes volumes as the data holds them.

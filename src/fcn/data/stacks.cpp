@@ -181,7 +181,7 @@ int64_t name_classes(const std::string& out_dir, int64_t most, const std::string
 // at most the kMostImageChannels an image holds.
 std::vector<NiftiVolume> read_case(const std::string& path, int64_t context) {
   auto channels = read_nifti_case(path);
-  const auto planes = static_cast<int64_t>(channels.size()) * (2 * context + 1);
+  const auto planes = static_cast<int64_t>(channels.size()) * slices_a_sample(context);
   if (planes > kMostImageChannels)
     fail(path, "is a case of " + std::to_string(channels.size()) + " channel(s)" +
                    (context > 0 ? ", " + std::to_string(planes) + " planes a slice with --context " + std::to_string(context) : std::string()) +

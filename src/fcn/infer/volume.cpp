@@ -41,8 +41,8 @@ void check_channels(const std::vector<NiftiVolume>& channels, int64_t in_channel
       fail(source, "has channels of different sizes: " + c10::str(channels.front().voxels.sizes()) + " and " + c10::str(channel.voxels.sizes()));
   const auto count = static_cast<int64_t>(channels.size());
   if (context > 0) {
-    if (count * (2 * context + 1) != in_channels)
-      fail(source, "is a case of " + std::to_string(count) + " channel(s), but the model takes " + std::to_string(in_channels / (2 * context + 1)) +
+    if (count * slices_a_sample(context) != in_channels)
+      fail(source, "is a case of " + std::to_string(count) + " channel(s), but the model takes " + std::to_string(in_channels / slices_a_sample(context)) +
                        " channel(s)' slice with " + std::to_string(context) + " neighbour(s) on either side (slice_context: " +
                        std::to_string(in_channels) + " inputs)");
     return;

@@ -130,7 +130,7 @@ torch::Tensor model_input(const Model& model, const torch::Tensor& image, const 
   if (context > 0 && image.defined() && image.dim() >= 3 && image.size(-3) != inputs)  // gray would pass as 3 equal slices
     fail(source, "has " + std::to_string(image.size(-3)) + " channel(s), and the model is a 2.5-D net that takes " + std::to_string(inputs) +
                      ": a volume's slices k-" + std::to_string(context) + "..k+" + std::to_string(context) +
-                     (inputs > 2 * context + 1 ? " of each of its " + std::to_string(inputs / (2 * context + 1)) + " channels" : "") +
+                     (inputs > slices_a_sample(context) ? " of each of its " + std::to_string(inputs / slices_a_sample(context)) + " channels" : "") +
                      " together: give it the NIfTI volume, or the slices fcn data unstack --context wrote");
   return preprocess(image, model.net->in_channels(), model.meta.normalization, source);
 }

@@ -17,6 +17,10 @@
 
 namespace fcn {
 
+// The slices a 2.5-D sample holds with `context` neighbours on either side, k-N..k+N (1 for a 2-D net): a net
+// of ModelMeta::slice_context N takes that many planes of each of a case's channels.
+constexpr int64_t slices_a_sample(int64_t context) { return 2 * context + 1; }
+
 struct ModelMeta {
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> palette;  // RGB per class

@@ -71,8 +71,8 @@ Model model_from_archive(const ArchiveDict& dict, const std::string& path) {
   const auto channels = static_cast<size_t>(model.net->in_channels());
   if (model.meta.normalization.mean.size() != channels || model.meta.normalization.std.size() != channels)
     fail(path, "normalisation has the wrong number of channels for a net with " + std::to_string(channels) + " inputs");
-  if (model.meta.slice_context > 0 && static_cast<int64_t>(channels) % (2 * model.meta.slice_context + 1) != 0)
-    fail(path, "slice_context " + std::to_string(model.meta.slice_context) + " gives a net " + std::to_string(2 * model.meta.slice_context + 1) +
+  if (model.meta.slice_context > 0 && static_cast<int64_t>(channels) % slices_a_sample(model.meta.slice_context) != 0)
+    fail(path, "slice_context " + std::to_string(model.meta.slice_context) + " gives a net " + std::to_string(slices_a_sample(model.meta.slice_context)) +
                    " slices of each channel as its inputs, but it has " + std::to_string(channels) + " inputs");
   model.net->eval();
   return model;
