@@ -199,6 +199,11 @@ void print_inputs(const DatasetReport& report) {
   const bool data = counts.size() == 1 && (counts.begin()->first > 4 || (counts.begin()->first > 1 && channels_are_data(counts.begin()->second.second)));
   if (channels.empty() && data)
     std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(counts.begin()->first));
+  const int64_t first = counts.empty() ? 0 : counts.begin()->first;
+  if (channels.empty() && !data && counts.size() == 1 && (first == 2 || first == 4))  // a band stored as alpha is dropped without a word
+    std::printf("images: %s + alpha, the alpha dropped (a new net takes %s); a band, not alpha? name the %ld channels in channels.json "
+                "({\"names\": [...]}) and a new net takes them all\n",
+                first == 2 ? "gray" : "RGB", first == 2 ? "gray" : "RGB", static_cast<long>(first));
   if (!report.slice_axes.empty()) std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
   if (report.pixel_mm)
     std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n", pixel_text(*report.pixel_mm).c_str());

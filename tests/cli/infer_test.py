@@ -1286,13 +1286,17 @@ def _():
             Image.fromarray(mask).save(path(f"{kind}/masks/s{i}.png"))
     inputs = {}
     for kind in ("rgbn", "rgba"):
-        said = "images: 4 channels each (a new net takes all of them" in run("data", "check", path(kind)).stdout
-        assert said == (kind == "rgbn"), kind  # the check says what train will do
+        said = run("data", "check", path(kind)).stdout  # the check says what train will do
+        assert ("images: 4 channels each (a new net takes all of them" in said) == (kind == "rgbn"), (kind, said)
+        assert ("images: RGB + alpha, the alpha dropped (a new net takes RGB); a band, not alpha?" in said) == (kind == "rgba"), (kind, said)
         run("data", "split", path(kind), "--val", 0.25)
         run("train", "--data", path(kind), "--arch", "unet", "--depth", 1, "--base-channels", 8, "--epochs", 8, "--batch", 2,
             "--optimizer", "adamw", "--lr", 0.01, "--out", path(f"{kind}.fcn"))
         inputs[kind] = json.loads(torch.load(path(f"{kind}.fcn"))["config"])["in_channels"]
     assert inputs == {"rgbn": 4, "rgba": 3}, inputs  # the band is data, alpha is dropped as a PNG's
+    json.dump({"names": ["R", "G", "B", "NIR"]}, open(path("rgba/channels.json"), "w"))  # as the check's line says: a band after all
+    run("train", "--data", path("rgba"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--out", path("rgba4.fcn"))
+    assert json.loads(torch.load(path("rgba4.fcn"))["config"])["in_channels"] == 4
     r = json.loads(run("eval", path("rgbn.fcn"), "--data", path("rgbn"), "--split", "all", "--json").stdout)
     r = r[0] if isinstance(r, list) else r
     assert r["confusion"][1][1] > sum(r["confusion"][1]) * 0.5, r["confusion"]  # it learned the band
