@@ -73,6 +73,10 @@ class Segmenter {
     }
     if (const int orientation = exif_orientation(path); orientation != 1 && turned.size() < 1000)
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
+    // A band past the net's inputs (a TIFF's RGB + near-infrared to an RGB net) is dropped as alpha would be: said once.
+    if (const int64_t inputs = predictor_.model().net->in_channels();
+        image.size(0) > std::max<int64_t>(inputs, 1) && !is_npy_path(path) && unused.size() < 1000 && channels_are_data(path))
+      unused.push_back(printable(path) + ": " + std::to_string(image.size(0)) + " channels");
     add_image({path, image, stem, nullptr, ""});
   }
 
@@ -182,6 +186,7 @@ class Segmenter {
   int64_t kept = 0;      // --skip-existing: images whose mask an earlier run wrote
   bool stopped = false;  // Ctrl-C: no more inputs
   std::vector<std::string> turned;  // images with an EXIF orientation: "FILE: shown ... by viewers"
+  std::vector<std::string> unused;  // images of more channels of data than the net takes: "FILE: N channels"
 
  private:
   // A bad image is reported and skipped, so one broken file does not stop a folder.
@@ -626,6 +631,10 @@ void run_predict(PredictFlags& f) {
     std::cerr << "fcn: warning: " << turned.size() << (turned.size() < 1000 ? "" : "+") << " image(s) carry an EXIF orientation ("
               << turned.front() << (turned.size() > 1 ? ", ..." : "") << "): segmented as stored, as PyTorch and PIL "
               << "read them, so their masks look turned against the photos in a viewer\n";
+  if (const auto& unused = segmenter.unused; !unused.empty())
+    std::cerr << "fcn: warning: " << unused.size() << (unused.size() < 1000 ? "" : "+") << " image(s) hold more channels of data than the "
+              << predictor.model().net->in_channels() << " the model takes (" << unused.front() << (unused.size() > 1 ? ", ..." : "")
+              << ", the TIFF's extra samples declared data): the net saw their gray or RGB alone, the bands past it dropped\n";
   const auto& times = segmenter.times;
   const int failed = segmenter.failed;
   const double median = times.median();

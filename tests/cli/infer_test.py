@@ -1302,6 +1302,10 @@ def _():
     assert r["confusion"][1][1] > sum(r["confusion"][1]) * 0.5, r["confusion"]  # it learned the band
     one_line_error(run("train", "--data", path("rgbn"), "--arch", "unet", "--depth", 1, "--in-channels", 3, "--epochs", 1,
                        "--out", path("rgbn3.fcn"), ok=False), "--in-channels: takes 3 input channel(s) but", ".tif holds 4, each one data")
+    # An RGB net given the RGB + band TIFFs sees their RGB, and says the band went unused; the 4-input net says nothing.
+    p = run("predict", path("rgba.fcn"), path("rgbn/images"), "--out", path("rgbn_by_rgb"), "--quiet")
+    assert "warning: 8 image(s) hold more channels of data than the 3 the model takes (" in p.stderr and "s0.tif: 4 channels" in p.stderr, p.stderr
+    assert "warning" not in run("predict", path("rgbn.fcn"), path("rgbn/images"), "--out", path("rgbn_by_rgbn"), "--quiet").stderr
     # RGBA as stored (OpenCV's path multiplied the colours by alpha): predict on the TIFF equals predict on the PNG.
     Image.open(path("rgba/images/s0.tif")).save(path("s0_rgba.png"))
     run("predict", path("rgba.fcn"), path("rgba/images/s0.tif"), path("s0_rgba.png"), "--out", path("rgba_out"), "--probs", "npy", "--quiet")
