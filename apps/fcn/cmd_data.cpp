@@ -196,10 +196,10 @@ void print_inputs(const DatasetReport& report) {
   if (!channels.empty()) std::printf("channels: %s (channels.json; every image has %zu)\n", printable(channels).c_str(), report.channel_names.size());
   const auto& counts = report.image_channels;
   // Past 4, or where the first image's channels are all data (a .npy array, RGB + a band declared data in a TIFF).
-  const bool data = counts.size() == 1 && (counts.begin()->first > 4 || (counts.begin()->first > 1 && channels_are_data(counts.begin()->second.second)));
-  if (channels.empty() && data)
-    std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(counts.begin()->first));
   const int64_t first = counts.empty() ? 0 : counts.begin()->first;
+  const bool data = counts.size() == 1 && (first > 4 || (first > 1 && channels_are_data(counts.begin()->second.second)));
+  if (channels.empty() && data)
+    std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(first));
   if (channels.empty() && !data && counts.size() == 1 && (first == 2 || first == 4))  // a band stored as alpha is dropped without a word
     std::printf("images: %s + alpha, the alpha dropped (a new net takes %s); a band, not alpha? name the %ld channels in channels.json "
                 "({\"names\": [...]}) and a new net takes them all\n",

@@ -85,8 +85,9 @@ std::vector<std::vector<std::string>> table_rows(const VolumeScores& scores, con
   char tolerance[32];
   std::snprintf(tolerance, sizeof tolerance, "%g", scores.nsd_tolerance_mm);
   const auto nsd_header = "NSD " + std::string(tolerance) + " mm";
-  const auto objects_header = (scores.min_object > 1 ? "objects of " + std::to_string(scores.min_object) + "+ voxels found" : std::string("objects found")) +
-                              (scores.connectivity != 26 ? " (" + std::to_string(scores.connectivity) + "-conn.)" : "");
+  const auto objects_header =
+      (scores.min_object > 1 ? "objects of " + std::to_string(scores.min_object) + "+ voxels found" : std::string("objects found")) +
+      (scores.connectivity != 26 ? " (" + std::to_string(scores.connectivity) + "-conn.)" : "");
   for (int64_t c = 1; c < scores.classes; ++c)
     rows[0].insert(rows[0].end(), {names[static_cast<size_t>(c)] + " Dice", nsd_header, "HD95 mm", "mL true / predicted", objects_header});
   for (const auto& v : scores.volumes) {

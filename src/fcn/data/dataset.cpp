@@ -467,7 +467,8 @@ CompactSample compact(const Sample& sample) {
 Sample expand(const CompactSample& kept) {
   Sample out;
   const auto image = kept.image.view();
-  out.image = image.scalar_type() == torch::kByte ? image_from_bytes(image) : image.scalar_type() == torch::kShort ? image_from_words(image) : image.clone();
+  const auto held = image.scalar_type();
+  out.image = held == torch::kByte ? image_from_bytes(image) : held == torch::kShort ? image_from_words(image) : image.clone();
   out.mask = kept.mask.view().to(torch::kLong);
   if (kept.has_instances) out.instances = kept.instances.view().to(torch::kLong);
   return out;

@@ -56,8 +56,9 @@ struct VolumeScore {
   std::string misalignment;
   int64_t void_voxels = 0;                     // voxels the prediction left void (255: a slice it could not segment)
   // Object-wise detection per class (lesion-wise, as LiTS and BraTS score tumours): the objects (26-connected, or
-  // as VolumeScoreOptions::connectivity says) of each class in the truth and in the prediction (VolumeObjects'); a true object is found where a predicted
-  // voxel of its class lies in it, a predicted object is false where no true voxel of its class lies in it.
+  // as VolumeScoreOptions::connectivity says) of each class in the truth and in the prediction (VolumeObjects'); a
+  // true object is found where a predicted voxel of its class lies in it, a predicted object is false where no true
+  // voxel of its class lies in it.
   // Objects of fewer than VolumeScoreOptions::min_object voxels are not counted. 0 for background.
   std::vector<int64_t> true_objects, found_objects, predicted_objects, false_objects;
 };
