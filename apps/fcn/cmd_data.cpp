@@ -203,7 +203,7 @@ void print_inputs(const DatasetReport& report) {
   if (channels.empty() && !data && counts.size() == 1 && (first == 2 || first == 4))  // a band stored as alpha is dropped without a word
     std::printf("images: %s + alpha, the alpha dropped (a new net takes %s); a band, not alpha? name the %ld channels in channels.json "
                 "({\"names\": [...]}) and a new net takes them all\n",
-                first == 2 ? "gray" : "RGB", first == 2 ? "the gray as 3 equal channels" : "RGB", static_cast<long>(first));
+                first == 2 ? "gray" : "RGB", first == 2 ? "the gray" : "RGB", static_cast<long>(first));
   if (!report.slice_axes.empty()) std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
   if (report.pixel_mm)
     std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n", pixel_text(*report.pixel_mm).c_str());

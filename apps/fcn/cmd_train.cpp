@@ -94,13 +94,14 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
-// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray 1, gray +
-// alpha, RGB or RGBA 3 (alpha dropped), as many as it holds where each is data (channels_are_data: a .npy
+// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray or gray +
+// alpha 1, RGB or RGBA 3 (alpha dropped), as many as it holds where each is data (channels_are_data: a .npy
 // array, a multispectral TIFF's bands, RGB + near-infrared).
 int64_t data_channels(const SegmentationDataset& train) {
   if (train.channels() > 0) return train.channels();
   const int64_t first = train.get(0).image.size(0);
-  return first == 1 ? 1 : channels_are_data(train.image_path(0)) || first > 4 ? first : 3;
+  if (first > 1 && (channels_are_data(train.image_path(0)) || first > 4)) return first;
+  return first <= 2 ? 1 : 3;
 }
 
 // The net to train, from exactly one of --init (classifier), --from (coarser FCN), --weights, or

@@ -1269,7 +1269,7 @@ def _():
     assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]
 
 
-@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored")
+@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored; gray + alpha: one input")
 def _():
     rng = np.random.default_rng(22)
     for kind in ("rgbn", "rgba"):
@@ -1310,6 +1310,14 @@ def _():
     Image.open(path("rgba/images/s0.tif")).save(path("s0_rgba.png"))
     run("predict", path("rgba.fcn"), path("rgba/images/s0.tif"), path("s0_rgba.png"), "--out", path("rgba_out"), "--probs", "npy", "--quiet")
     assert (np.load(path("rgba_out/s0-probs.npy")) == np.load(path("rgba_out/s0_rgba-probs.npy"))).all()
+    # Gray + alpha PNGs: a new net of one input, the gray (it was given the gray three times over).
+    os.makedirs(path("la/images")), os.makedirs(path("la/masks"))
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 2)).astype(np.uint8), "LA").save(path(f"la/images/s{i}.png"))
+        Image.fromarray(rng.integers(0, 2, (16, 16)).astype(np.uint8)).save(path(f"la/masks/s{i}.png"))
+    assert "images: gray + alpha, the alpha dropped (a new net takes the gray)" in run("data", "check", path("la")).stdout
+    run("train", "--data", path("la"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--out", path("la.fcn"))
+    assert json.loads(torch.load(path("la.fcn"))["config"])["in_channels"] == 1
 
 
 @check("a net trained on a case's two channels learns a label that needs both; one trained on one channel cannot")
