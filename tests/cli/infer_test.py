@@ -1306,6 +1306,16 @@ def _():
     p = run("predict", path("rgba.fcn"), path("rgbn/images"), "--out", path("rgbn_by_rgb"), "--quiet")
     assert "warning: 8 image(s) hold more channels of data than the 3 the model takes (" in p.stderr and "s0.tif: 4 channels" in p.stderr, p.stderr
     assert "warning" not in run("predict", path("rgbn.fcn"), path("rgbn/images"), "--out", path("rgbn_by_rgbn"), "--quiet").stderr
+    # A GeoTIFF's tags libtiff does not know print no libtiff warning; a corrupt strip is fcn's one line, no libtiff line beside it.
+    pixels = np.array(Image.open(path("rgbn/images/s0.tif")))
+    Image.frombytes("RGBX", (28, 24), pixels.tobytes()).save(path("geo.tif"), tiffinfo={33550: (0.5, 0.5, 0.0)})
+    assert run("predict", path("rgbn.fcn"), path("geo.tif"), "--out", path("geo_out"), "--quiet").stderr == ""
+    Image.frombytes("RGBX", (28, 24), pixels.tobytes()).save(path("broken.tif"), compression="tiff_deflate")
+    broken = bytearray(open(path("broken.tif"), "rb").read())
+    broken[8:40] = bytes(range(32))  # the deflated strip starts after the 8-byte header
+    open(path("broken.tif"), "wb").write(bytes(broken))
+    p = run("predict", path("rgbn.fcn"), path("broken.tif"), "--out", path("geo_out"), "--quiet", ok=False)
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("fcn: error: ") and "broken.tif: corrupt TIFF: " in p.stderr, p.stderr
     # RGBA as stored (OpenCV's path multiplied the colours by alpha): predict on the TIFF equals predict on the PNG.
     Image.open(path("rgba/images/s0.tif")).save(path("s0_rgba.png"))
     run("predict", path("rgba.fcn"), path("rgba/images/s0.tif"), path("s0_rgba.png"), "--out", path("rgba_out"), "--probs", "npy", "--quiet")

@@ -60,11 +60,24 @@ void on_tiff_error(thandle_t, const char* module, const char* format, va_list ar
   tiff_errors->push_back(std::string(module != nullptr ? module : "libtiff") + ": " + line);
 }
 
+// libtiff's printed lines — its warnings (on every page of a GeoTIFF: "Unknown field with tag 33550") and the
+// plain copy of each error — dropped while fcn decodes on this thread (the errors are heard above and become
+// fcn's one-line error); otherwise passed to the handlers there were before (libtiff's own print to stderr).
+TIFFErrorHandler earlier_warning_handler = nullptr, earlier_error_handler = nullptr;
+void on_tiff_warning(const char* module, const char* format, va_list args) {
+  if (tiff_errors == nullptr && earlier_warning_handler != nullptr) earlier_warning_handler(module, format, args);
+}
+void on_tiff_error_line(const char* module, const char* format, va_list args) {
+  if (tiff_errors == nullptr && earlier_error_handler != nullptr) earlier_error_handler(module, format, args);
+}
+
 // `decode` run with libtiff heard: an error it reported fails `subject` ("corrupt TIFF: ZIPDecode: ...").
 template <class Decode>
 void decode_heard(const std::string& subject, Decode&& decode) {
   static const bool installed = [] {
     TIFFSetErrorHandlerExt(on_tiff_error);
+    earlier_warning_handler = TIFFSetWarningHandler(on_tiff_warning);
+    earlier_error_handler = TIFFSetErrorHandler(on_tiff_error_line);
     return true;
   }();
   (void)installed;
