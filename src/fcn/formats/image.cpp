@@ -71,9 +71,9 @@ void on_tiff_error_line(const char* module, const char* format, va_list args) {
   if (tiff_errors == nullptr && earlier_error_handler != nullptr) earlier_error_handler(module, format, args);
 }
 
-// `decode` run with libtiff heard: an error it reported fails `subject` ("corrupt TIFF: ZIPDecode: ...").
-template <class Decode>
-void decode_heard(const std::string& subject, Decode&& decode) {
+// The handlers above put in once for the process (not once per decode_heard instantiation: a second time would
+// take fcn's own handlers for the earlier ones, and each would call itself).
+void install_tiff_handlers() {
   static const bool installed = [] {
     TIFFSetErrorHandlerExt(on_tiff_error);
     earlier_warning_handler = TIFFSetWarningHandler(on_tiff_warning);
@@ -81,6 +81,12 @@ void decode_heard(const std::string& subject, Decode&& decode) {
     return true;
   }();
   (void)installed;
+}
+
+// `decode` run with libtiff heard: an error it reported fails `subject` ("corrupt TIFF: ZIPDecode: ...").
+template <class Decode>
+void decode_heard(const std::string& subject, Decode&& decode) {
+  install_tiff_handlers();
   std::vector<std::string> errors;
   const Listening<std::vector<std::string>> listening(tiff_errors, errors);
 #ifdef FCN_WITH_OPENCV
