@@ -52,7 +52,7 @@ void add_info(CLI::App& app) {
                 model.meta.class_names.size() > 1 ? ", ..." : "", parameter_count(net) / 1e6, flops / 1e9, h, w);
     if (summary.contains("training")) std::printf("  training    %s\n", printable(training.dump()).c_str());
     if (const long n = static_cast<long>(model.meta.slice_context); n > 0) {
-      const long channels = static_cast<long>(net.in_channels()) / (2 * n + 1);
+      const long channels = static_cast<long>(net.in_channels() / slices_a_sample(n));
       const auto each = channels > 1 ? " of each of its " + std::to_string(channels) + " channels" : std::string();
       std::printf("  2.5-D       a volume's slices k-%ld..k+%ld%s as its inputs (fcn predict gives volumes so)\n", n, n, each.c_str());
     }

@@ -52,8 +52,6 @@ std::string label_suffix(int64_t classes);
 // is 6; background, class 0, has none) of at least `min_pixels`, numbered 1..N class by class — and how many each
 // class has.
 std::pair<torch::Tensor, std::vector<int64_t>> objects_of(const Prediction& prediction, int64_t min_pixels, int connectivity = 26);
-// The connectivity within one plane (an image, a slice) that a volume's --connectivity gives: 4 for 6, else 8.
-inline int plane_connectivity(int connectivity) { return connectivity == 6 ? 4 : 8; }
 
 // The files write_outputs writes for `stem` with `overlay`, `labels` and `probs`, under OUT, each as its
 // alternatives (--instances: a PNG, or an .npy past 65535 objects): what --skip-existing looks for.

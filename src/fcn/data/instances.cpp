@@ -176,7 +176,7 @@ torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Ten
 
 VolumeObjects::VolumeObjects(int64_t ignore, int64_t min_voxels, int connectivity)
     : ignore_(ignore), min_voxels_(min_voxels), connectivity_(connectivity) {
-  TORCH_CHECK(connectivity == 26 || connectivity == 18 || connectivity == 6, "VolumeObjects: connectivity 6, 18 or 26");
+  TORCH_CHECK(is_volume_connectivity(connectivity), "VolumeObjects: connectivity 6, 18 or 26");
 }
 
 void VolumeObjects::add(const torch::Tensor& labels, torch::Tensor* written) {
@@ -185,7 +185,7 @@ void VolumeObjects::add(const torch::Tensor& labels, torch::Tensor* written) {
                            (written->scalar_type() == torch::kInt || written->scalar_type() == torch::kLong)),
               "VolumeObjects: a page's components go to a contiguous H x W int32 or int64 tensor of the labels' size");
   const auto page_labels = labels.to(torch::kCPU, torch::kLong).contiguous();
-  auto found_here = components_of(page_labels, ignore_, plane());
+  auto found_here = components_of(page_labels, ignore_, plane_connectivity(connectivity_));
   const auto& components = found_here.ids;
   if (written) written->copy_(components);
   const int64_t offset = static_cast<int64_t>(parent_.size()) - 1, found = static_cast<int64_t>(found_here.classes.size()) - 1;
@@ -273,7 +273,7 @@ std::vector<int64_t> VolumeObjects::per_class(int64_t classes) {
 torch::Tensor VolumeObjects::page(int64_t k, const torch::Tensor& labels) {
   TORCH_CHECK(k >= 0 && k < pages(), "VolumeObjects: no page ", k, " (", pages(), " added)");
   number();
-  const auto found_here = components_of(labels, ignore_, plane());
+  const auto found_here = components_of(labels, ignore_, plane_connectivity(connectivity_));
   const auto& components = found_here.ids;
   const int64_t offset = offsets_[static_cast<size_t>(k)], found = counts_[static_cast<size_t>(k)];
   TORCH_CHECK(static_cast<int64_t>(found_here.classes.size()) - 1 == found, "VolumeObjects: page ", k, "'s labels are not those add() was given");

@@ -38,6 +38,11 @@ torch::Tensor keep_largest_objects(const torch::Tensor& labels, const torch::Ten
 torch::Tensor largest_objects_kept(const std::vector<int64_t>& object_class, const std::vector<int64_t>& object_size,
                                    const std::vector<int64_t>& classes = {});
 
+// A 3-D connectivity VolumeObjects takes: 26 (faces, edges, corners), 18 (faces and edges) or 6 (faces).
+constexpr bool is_volume_connectivity(int connectivity) { return connectivity == 26 || connectivity == 18 || connectivity == 6; }
+// Its connectivity within one plane (a page, a slice, an image): 4 for 6, else 8.
+constexpr int plane_connectivity(int connectivity) { return connectivity == 6 ? 4 : 8; }
+
 // Objects through a volume whose label pages come one after another (a TIFF stack's, fcn predict
 // --label-stack's): each class's components joined within a page (8-connected) and across pages (a
 // pixel joins the objects of its class on the page before at its own place or one of its 8
@@ -77,7 +82,6 @@ class VolumeObjects {
  private:
   void number();  // the final ids of the objects so far, in numbers_ (0: a speck)
   void link(const torch::Tensor& components, const torch::Tensor& page_labels);  // page to the page before
-  int plane() const { return connectivity_ == 6 ? 4 : 8; }                      // connectivity within a page
   int64_t ignore_, min_voxels_;
   int connectivity_;
   std::vector<int64_t> offsets_, counts_;   // per page: its first component's id - 1, its components

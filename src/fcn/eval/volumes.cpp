@@ -300,7 +300,7 @@ VolumeScores score_label_volumes(const std::vector<std::pair<std::string, std::s
   if (options.classes < 0 || options.classes > kMostClasses)
     fail("score_label_volumes", "classes must be 0..1024, got " + std::to_string(options.classes));
   if (options.min_object < 1) fail("score_label_volumes", "min_object must be at least 1 voxel, got " + std::to_string(options.min_object));
-  if (options.connectivity != 6 && options.connectivity != 18 && options.connectivity != 26)
+  if (!is_volume_connectivity(options.connectivity))
     fail("score_label_volumes", "connectivity must be 6, 18 or 26, got " + std::to_string(options.connectivity));
   if (!std::isfinite(options.nsd_tolerance_mm) || options.nsd_tolerance_mm < 0)
     fail("score_label_volumes", "the NSD tolerance must be a finite number of mm >= 0, got " + std::to_string(options.nsd_tolerance_mm));

@@ -23,7 +23,7 @@ void check_options(const VolumeOptions& options, const NiftiVolume& volume, int6
   window.values = options.window, window.percentiles = options.percentiles;
   if (const auto problem = window.problem(); !problem.empty()) fail("VolumeOptions", problem);
   if (options.min_object < 1) fail("VolumeOptions.min_object", "must be at least 1 (got " + std::to_string(options.min_object) + ")");
-  if (options.connectivity != 6 && options.connectivity != 18 && options.connectivity != 26)
+  if (!is_volume_connectivity(options.connectivity))
     fail("VolumeOptions.connectivity", "must be 6, 18 or 26 (got " + std::to_string(options.connectivity) + ")");
   if (!options.probabilities) return;
   const int64_t bytes = classes * volume.slices * volume.height * volume.width * 4;
