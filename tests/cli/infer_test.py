@@ -1269,7 +1269,7 @@ def _():
     assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]
 
 
-@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored; gray + alpha: one input")
+@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored; gray + alpha: one input; gray + bands: the gray")
 def _():
     rng = np.random.default_rng(22)
     for kind in ("rgbn", "rgba"):
@@ -1328,6 +1328,17 @@ def _():
     assert "images: gray + alpha, the alpha dropped (a new net takes the gray)" in run("data", "check", path("la")).stdout
     run("train", "--data", path("la"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--out", path("la.fcn"))
     assert json.loads(torch.load(path("la.fcn"))["config"])["in_channels"] == 1
+    # Gray + 3 bands (a float TIFF of gray photometric, its extra samples declared data): the gray net sees the gray alone,
+    # as the same gray in a .npy gives (the bands were mixed in as if RGB), and says the bands went unused; an RGB net
+    # refuses the image (one band is not copied into three inputs), without the warning.
+    planes = rng.random((4, 16, 16)).astype(np.float32)
+    open(path("gray_bands.tif"), "wb").write(planar_float_tiff(planes))
+    np.save(path("gray_only.npy"), planes[:1])
+    p = run("predict", path("la.fcn"), path("gray_bands.tif"), path("gray_only.npy"), "--out", path("gb_out"), "--probs", "npy", "--quiet")
+    assert "warning: 1 image(s) hold more channels of data than the 1 the model takes (" in p.stderr, p.stderr
+    assert (np.load(path("gb_out/gray_bands-probs.npy")) == np.load(path("gb_out/gray_only-probs.npy"))).all()
+    one_line_error(run("predict", path("rgba.fcn"), path("gray_bands.tif"), "--out", path("gb_out3"), "--quiet", ok=False),
+                   "gray_bands.tif: has 4 channels of data (gray and 3 band(s), as the TIFF declares its samples), the model takes 3")
 
 
 @check("a net trained on a case's two channels learns a label that needs both; one trained on one channel cannot")

@@ -600,6 +600,17 @@ bool channels_are_data(const std::string& path) {
   }
 }
 
+int64_t tiff_colour_channels(const std::string& path) {
+  const auto extension = lower_extension(path);
+  if (extension != ".tif" && extension != ".tiff") return 0;
+  try {
+    const int64_t photometric = tiff_pages(path).front().photometric;
+    return photometric == 0 || photometric == 1 ? 1 : photometric == 2 ? 3 : 0;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
 std::string lower_extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

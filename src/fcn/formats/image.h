@@ -70,6 +70,10 @@ bool is_npy_path(const std::string& path);          // NAME.npy (any case): an i
 // gray's or RGB's data (TiffPage::samples_are_data: RGB + near-infrared). False for other images, and where
 // the file cannot be read as one (its reader gives that error).
 bool channels_are_data(const std::string& path);
+// How many of the channels of a TIFF at `path` are its colour, ahead of its extra samples (alpha or bands), as
+// its first page says: 1 for gray (photometric 0 or 1), 3 for RGB; 0 for other images, TIFFs of another colour
+// model, and files that cannot be read (the count of channels decides there: 2 gray + alpha, 4 RGBA).
+int64_t tiff_colour_channels(const std::string& path);
 
 // A file whose name starts with a dot: left out of folder listings, as ls and shell globs leave it out
 // (macOS's ._NAME resource forks beside each file of an archive made on a Mac, .DS_Store).

@@ -18,6 +18,14 @@ torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const
   if (is_npy_path(source) && have != 1)  // no alpha, no colour
     fail(source, "has " + std::to_string(have) + " channels (a .npy array: each one data, none dropped or mixed), the model takes " +
                      std::to_string(channels));
+  // A TIFF's gray or RGB ahead of its extra samples (alpha, or bands as GDAL writes them): the colour alone for a
+  // net of 1 or 3 inputs, never a band mixed in as if colour. Bands are not copied to fill a net's inputs.
+  if (const int64_t colour = channels == 1 || channels == 3 ? tiff_colour_channels(source) : 0; colour > 0 && colour < have) {
+    if (colour < channels && channels_are_data(source))
+      fail(source, "has " + std::to_string(have) + " channels of data (gray and " + std::to_string(have - 1) +
+                       " band(s), as the TIFF declares its samples), the model takes " + std::to_string(channels));
+    return adapt_channels(image.narrow(-3, 0, colour), channels, source);
+  }
   if (channels == 3 && have == 4) return image.narrow(-3, 0, 3);
   if (channels == 1 && (have == 3 || have == 4)) {
     const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}, image.options()).view({3, 1, 1});

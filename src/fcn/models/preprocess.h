@@ -18,7 +18,9 @@ struct Normalization {
 // C x H x W or N x C x H x W in [0, 1] -> the same with `channels` channels. Gray -> RGB by
 // replication, RGBA -> RGB dropping alpha, colour -> gray by luminance (BT.601), gray+alpha -> gray
 // (and on to RGB by replication). A .npy image's channels (`source` ending in .npy) are all data, not
-// colour: one channel is still replicated, but none is dropped or mixed.
+// colour: one channel is still replicated, but none is dropped or mixed. A TIFF's samples past its gray or RGB
+// (tiff_colour_channels: alpha, or bands) are dropped for a net of 1 or 3 inputs, the colour adapted as above;
+// where they are data (channels_are_data), gray and its bands do not fill a 3-input net.
 // fcn::Error naming `source` for any other combination.
 torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source);
 
