@@ -510,7 +510,7 @@ TEST(Tiff, FourthSampleOfRgbAsStoredAndDataWhereDeclared) {
 
 // A TIFF's extra samples for a net of fewer inputs (adapt_channels): gray + bands (GDAL's gray photometric with
 // ExtraSamples 0) gives a 1-input net its gray, not a luminance mix of gray and bands as if RGB, and is an error
-// for a 3-input net (one band is not copied three times); gray + 2 alphas still fills one; RGB + 2 bands gives an
+// for a 3-input net (one band is not copied three times); gray + 3 alphas still fills one; RGB + 2 bands gives an
 // RGB net its RGB and a gray net the RGB's luminance. Images of as many channels as the net pass as they are.
 TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
   const std::string dir = test::temp_dir() + "/tiff_fewer_inputs";
@@ -521,7 +521,7 @@ TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
   const auto stored = [&](int64_t n) { return values.slice(0, 0, n).to(torch::kFloat).div(255.0f); };
   const auto adapted = [&](const std::string& name, int64_t channels) { return adapt_channels(read_image(dir + name), channels, dir + name); };
   write_samples(dir + "/gray-bands.tif", values.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false);
-  write_samples(dir + "/gray-alphas.tif", values.slice(0, 0, 3), 8, SAMPLEFORMAT_UINT, false, false, false, EXTRASAMPLE_UNASSALPHA);
+  write_samples(dir + "/gray-alphas.tif", values.slice(0, 0, 4), 8, SAMPLEFORMAT_UINT, false, false, false, EXTRASAMPLE_UNASSALPHA);
   write_samples(dir + "/rgb-bands.tif", values, 8, SAMPLEFORMAT_UINT, false, false, true);
   EXPECT_EQ(tiff_colour_channels(dir + "/gray-bands.tif"), 1);
   EXPECT_EQ(tiff_colour_channels(dir + "/rgb-bands.tif"), 3);
@@ -533,6 +533,7 @@ TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
             dir + "/gray-band.tif: has 2 channels of data (gray and 1 band(s), as the TIFF declares its samples), the model takes 3");
   EXPECT_TRUE(torch::equal(adapted("/gray-alphas.tif", 1), stored(1)));
   EXPECT_TRUE(torch::equal(adapted("/gray-alphas.tif", 3), stored(1).expand({3, 6, 7})));
+  EXPECT_TRUE(torch::equal(adapted("/gray-alphas.tif", 4), stored(4)));
   EXPECT_TRUE(torch::equal(adapted("/rgb-bands.tif", 3), stored(3)));
   const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}).view({3, 1, 1});
   EXPECT_TRUE(torch::allclose(adapted("/rgb-bands.tif", 1), (stored(3) * weights).sum(0, true)));
