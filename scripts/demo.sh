@@ -92,15 +92,9 @@ cp "$OUT/predictions/val_00000-overlay.png" "$PICTURES/fcn8s-overlay.png"
   echo "160x160 scene; the probability of '$HEATMAP_CLASS' per 32x32 window (""\`fcn heatmap\`""):"
   echo
   echo "![classifier heatmap](pictures/heatmap.png)"
-  # The Table 1 section is scripts/table1.sh's (make table1), the touching-objects section
-  # scripts/unet-demo.sh's (make unet-demo); the demo keeps the last ones written.
-  for section in table1 unet-demo; do
-    if [ -f "docs/$section.md" ]; then
-      echo
-      echo "<!-- $section: written by scripts/$section.sh -->"
-      cat "docs/$section.md"
-    fi
-  done
-} > "$RESULTS"
+} > "$OUT/results-head.md"
+# The demo's part is the file's head; the sections after it (make table1's, make unet-demo's, those written by
+# hand from bench/ scripts, each after its <!-- NAME: written by ... --> line) stay as they are.
+python3 scripts/results_section.py "$RESULTS" demo "$OUT/results-head.md"
 step "Wrote $RESULTS in $(( $(date +%s) - start )) s"
 cat "$RESULTS" | sed -n '6,12p'
