@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <tuple>
 
 #include "test_util.h"
@@ -90,6 +91,29 @@ TEST(ConvTransposeLayer, Bf16RunsOnTheCpuCloseToFp32) {
 
 // The padding every geometry rule reads (FCN coord maps, VGG's, the ONNX export): the conv's own,
 // per axis, whichever variant type LibTorch holds it in; 'same' is not a padding fcn can map.
+// relu_in_place: the values of relu_ for bf16 and fp32, in the same tensor, NaN kept, with and without autograd
+// (bf16 without autograd goes through threshold_, faster there).
+TEST(ReluInPlace, ValuesOfReluInTheSameTensorNaNKept) {
+  torch::manual_seed(4);
+  for (const auto dtype : {torch::kBFloat16, torch::kFloat}) {
+    auto x = torch::randn({2, 8, 9, 7}).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+    x.index_put_({0, 0, 0, 0}, -0.0);
+    const auto expected = torch::relu(x);
+    {
+      torch::NoGradGuard no_grad;
+      const auto y = relu_in_place(x);
+      EXPECT_TRUE(y.is_same(x));
+      EXPECT_TRUE(torch::equal(x, expected)) << dtype;
+    }
+    auto nan = torch::full({3}, std::numeric_limits<float>::quiet_NaN()).to(dtype);
+    relu_in_place(nan);  // grad mode on: relu_
+    EXPECT_TRUE(nan.isnan().all().item<bool>()) << dtype;
+    torch::NoGradGuard no_grad;
+    relu_in_place(nan);
+    EXPECT_TRUE(nan.isnan().all().item<bool>()) << dtype;
+  }
+}
+
 TEST(ExplicitPadding, IsTheConvsOwnAndSameIsRefused) {
   const auto p = explicit_padding(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).padding({2, 1}))->options);
   EXPECT_EQ(p->at(0), 2);

@@ -56,11 +56,11 @@ torch::Tensor AlexNetImpl::pool(const torch::Tensor& x) const {
 
 Features AlexNetImpl::forward(const torch::Tensor& input) {
   Features f;
-  f.stride8 = pool(conv(conv1, input).relu_());
-  f.stride16 = pool(conv(conv2, f.stride8).relu_());
-  auto x = conv(conv3, f.stride16).relu_();
-  x = conv(conv4, x).relu_();
-  f.stride32 = pool(conv(conv5, x).relu_());
+  f.stride8 = pool(relu_in_place(conv(conv1, input)));
+  f.stride16 = pool(relu_in_place(conv(conv2, f.stride8)));
+  auto x = relu_in_place(conv(conv3, f.stride16));
+  x = relu_in_place(conv(conv4, x));
+  f.stride32 = pool(relu_in_place(conv(conv5, x)));
   return f;
 }
 

@@ -31,6 +31,11 @@ void count_flops(double flops) {
   if (active_counter != nullptr) active_counter->flops_ += flops;
 }
 
+torch::Tensor relu_in_place(torch::Tensor x) {
+  if (x.scalar_type() == torch::kBFloat16 && !torch::GradMode::is_enabled()) return torch::threshold_(x, 0.0, 0.0);
+  return x.relu_();
+}
+
 namespace {
 // nullptr for 'valid' or 'same'. The unqualified call finds std::get_if (LibTorch 2: std::variant) or,
 // by argument-dependent lookup, c10::get_if (LibTorch 1.13: c10::variant).
@@ -129,10 +134,10 @@ torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) 
     y = gemm_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
   } else if (use_gemm_training(g, o.groups(), x, layer->weight)) {
     y = gemm_conv2d_trainable(x, layer->weight, layer->bias, g.padding_h);
-    if (relu) y.relu_();
+    if (relu) relu_in_place(y);
   } else {
     y = direct_conv(g, o.groups(), x, layer->weight, layer->bias, [&] { return layer->forward(x); });
-    if (relu) y.relu_();
+    if (relu) relu_in_place(y);
   }
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw

@@ -56,11 +56,11 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride,
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  auto y = bn1(conv(conv1, x)).relu_();
+  auto y = relu_in_place(bn1(conv(conv1, x)));
   y = bn2(conv(conv2, y));
-  if (!conv3.is_empty()) y = bn3(conv(conv3, y.relu_()));
+  if (!conv3.is_empty()) y = bn3(conv(conv3, relu_in_place(y)));
   const auto identity = downsample_conv.is_empty() ? x : downsample_bn(conv(downsample_conv, x));
-  return (y + identity).relu_();
+  return relu_in_place(y + identity);
 }
 
 ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_) {
@@ -101,7 +101,7 @@ torch::Tensor ResNetImpl::stage(size_t index, torch::Tensor x) {
 }
 
 Features ResNetImpl::forward(const torch::Tensor& input) {
-  auto x = torch::max_pool2d(bn1(conv(conv1, input)).relu_(), 3, 2, 1);
+  auto x = torch::max_pool2d(relu_in_place(bn1(conv(conv1, input))), 3, 2, 1);
   x = stage(0, x);
   Features f;
   f.stride8 = stage(1, x);

@@ -67,8 +67,8 @@ DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool ba
 
 torch::Tensor DoubleConvImpl::forward(const torch::Tensor& input) {
   if (bn1.is_empty()) return conv_relu(conv2, conv_relu(conv1, input));
-  auto x = bn1(conv(conv1, input)).relu_();
-  return bn2(conv(conv2, x)).relu_();
+  auto x = relu_in_place(bn1(conv(conv1, input)));
+  return relu_in_place(bn2(conv(conv2, x)));
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
