@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -243,6 +244,34 @@ TEST(FastPath, AWinByNoiseIsNotKept) {
   EXPECT_EQ(result.best.channels_last, rule_layout);
   EXPECT_EQ(other_layout_timings, 2);
   EXPECT_EQ(result.timings[1].second, 50.0);  // its best time, kept for the record
+}
+
+// fcn's conv kernels are fp32's: a bf16 path says direct convs (what runs: LibTorch's), from the rule, the cache
+// (an entry written as Winograd included) and FCN_NO_TUNE alike, and its tuning times no conv algorithm.
+TEST(FastPath, Bf16SaysDirectConvsAndTunesNoConvAlgorithm) {
+  fresh_cache("bf16");
+  const auto net = tiny_unet();
+  const auto key = tune_key(*net, 64, 64, 1, torch::kBFloat16);
+  EXPECT_EQ(key.dtype, "bf16");
+  EXPECT_EQ(find_path(key).conv, ConvAlgorithm::kDirect);
+  EXPECT_EQ(find_path(tune_key(*net, 64, 64)).conv, rule_path().conv);  // fp32: the rule's (Winograd where built)
+  FakeClock clock;
+  const auto result = tune_path(key, std::ref(clock));
+  EXPECT_EQ(result.timings.size(), 4u);  // layout, allocators, upsampling
+  for (const auto& [path, ms] : result.timings) EXPECT_EQ(path.conv, ConvAlgorithm::kDirect);
+  std::stringstream text;  // the entry as an earlier fcn wrote it: Winograd
+  text << std::ifstream(tune_cache_file()).rdbuf();
+  auto edited = text.str();
+  const std::string direct = "\"conv\": \"direct\"";
+  const auto at = edited.find(direct);
+  ASSERT_NE(at, std::string::npos) << edited;
+  edited.replace(at, direct.size(), "\"conv\": \"winograd\"");
+  std::ofstream(tune_cache_file()) << edited;
+  EXPECT_EQ(find_path(key).source, "cache");
+  EXPECT_EQ(find_path(key).conv, ConvAlgorithm::kDirect);
+  ::setenv("FCN_NO_TUNE", "1", 1);
+  EXPECT_EQ(find_path(key).conv, ConvAlgorithm::kDirect);
+  ::unsetenv("FCN_NO_TUNE");
 }
 
 TEST(FastPath, NoTunePinsTheRule) {

@@ -212,20 +212,31 @@ TrainingLayout training_layout_of(const FastPath& path) {
   return path.channels_last ? TrainingLayout::kChannelsLast : TrainingLayout::kNchw;
 }
 
+namespace {
+// fcn's own conv kernels (Winograd, im2col + sgemm) take fp32 alone: in bf16 every convolution is LibTorch's
+// (oneDNN's, on AMX tiles or AVX512-BF16), so a bf16 path says direct, and the tuner has no conv algorithm to try.
+FastPath as_runs(FastPath path, const TuneKey& key) {
+  if (key.dtype == "bf16") path.conv = ConvAlgorithm::kDirect;
+  return path;
+}
+
+FastPath rule_for(const TuneKey& key) { return as_runs(key.training ? training_rule_path() : rule_path(), key); }
+}  // namespace
+
 FastPath find_path(const TuneKey& key) {
   if (pinned()) {
-    auto path = key.training ? training_rule_path() : rule_path();
+    auto path = rule_for(key);
     path.source = "pinned";
     return path;
   }
   const auto entries = read_entries();
   if (const auto* entry = lookup(entries, key)) {
     try {
-      return FastPath::from_json(entry->at("path"));
+      return as_runs(FastPath::from_json(entry->at("path")), key);
     } catch (const std::exception&) {  // a damaged entry is a miss; fcn tune replaces it
     }
   }
-  return key.training ? training_rule_path() : rule_path();
+  return rule_for(key);
 }
 
 TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPath&)>& time_one,
@@ -240,7 +251,7 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
     result.timings.emplace_back(path, ms);
     return ms;
   };
-  FastPath best = key.training ? training_rule_path() : rule_path();
+  FastPath best = rule_for(key);
   double best_ms = measure(best);
   // A busy VM makes single timings swing by tens of percent: an alternative that looks faster is
   // timed again right after the incumbent, and wins only if it is again faster by 2%.
@@ -272,8 +283,8 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
   // The other conv algorithms, each in the layout kept and in the other one (training: oneDNN's
   // Winograd too, where this CPU has it).
   std::vector<ConvAlgorithm> algorithms;
-  if (winograd_supported()) algorithms = {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd};
-  if (key.training && winograd_onednn_trains()) algorithms.push_back(ConvAlgorithm::kWinogradOneDnn);
+  if (winograd_supported() && key.dtype != "bf16") algorithms = {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd};
+  if (key.training && winograd_onednn_trains() && key.dtype != "bf16") algorithms.push_back(ConvAlgorithm::kWinogradOneDnn);
   const FastPath kept = best;
   for (const auto algorithm : algorithms) {
     if (algorithm == kept.conv) continue;

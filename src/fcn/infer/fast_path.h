@@ -96,7 +96,9 @@ FastPath training_rule_path(const CpuInfo& cpu = cpu_info());
 
 // FCN_NO_TUNE=1: the rule, "pinned". Else the cached choice for `key` ("cache"; for size_class 0
 // the entry of the largest size measured), else the rule. An unreadable cache file is reported on
-// stderr once and ignored. Training keys (key.training) take training_rule_path as their rule.
+// stderr once and ignored. Training keys (key.training) take training_rule_path as their rule. A bf16
+// key's path says direct convs, whatever was cached: fcn's own conv kernels are fp32's, so LibTorch's run
+// (tune_path times no conv algorithm for bf16 either).
 FastPath find_path(const TuneKey& key);
 
 struct TuneResult {
