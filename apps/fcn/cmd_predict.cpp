@@ -75,8 +75,9 @@ class Segmenter {
       turned.push_back(printable(path) + ": shown " + orientation_words(orientation) + " by viewers");
     // A band past the net's inputs (a TIFF's RGB + near-infrared to an RGB net) is dropped as alpha would be: said
     // once. Where the colour is fewer channels than the net takes (gray + bands to an RGB net), adapt_channels refuses.
-    if (const int64_t inputs = predictor_.model().net->in_channels(); image.size(0) > std::max<int64_t>(inputs, 1) && !is_npy_path(path) &&
-                                                                      unused.size() < 1000 && channels_are_data(path) && tiff_colour_channels(path) >= inputs)
+    const int64_t inputs = predictor_.model().net->in_channels();
+    const bool more_channels = image.size(0) > std::max<int64_t>(inputs, 1) && !is_npy_path(path) && unused.size() < 1000;
+    if (more_channels && channels_are_data(path) && tiff_colour_channels(path) >= inputs)
       unused.push_back(printable(path) + ": " + std::to_string(image.size(0)) + " channels");
     add_image({path, image, stem, nullptr, ""});
   }
