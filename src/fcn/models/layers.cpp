@@ -159,8 +159,9 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   const int64_t s = stride, m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
   // A channels-last weight (the net's layout) made contiguous first: LibTorch copies that far faster than it gathers
   // the permuted taps from channels-last strides (U-Net's 1024 -> 512 up-convolution in bf16: 8.2 ms of copying a
-  // call before, 1.1 + 4.2 ms after; AMX Xeon, 2 threads). A contiguous weight is not copied.
-  auto taps = weight.contiguous().view({in, out, m, s, m, s});
+  // call before, 1.1 + 4.2 ms after; AMX Xeon, 2 threads). A contiguous weight is not copied; with m > 1 the flip
+  // below copies anyway.
+  auto taps = (m == 1 ? weight.contiguous() : weight).view({in, out, m, s, m, s});
   // flip() always copies: with U-Net's 2x2 stride-2 kernels (m = 1) there is nothing to flip.
   if (m > 1) taps = taps.flip({2, 4});
   auto k = taps.permute({1, 3, 5, 0, 2, 4})  // out, ry, rx, in, u, v
