@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <memory>
 
@@ -589,26 +590,30 @@ bool has_image_extension(const std::string& path) {
 
 bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
 
+namespace {
+// The first page of the TIFF at `path` (by its extension); nothing for other files and for TIFFs that cannot be
+// read (their reader gives that error).
+std::optional<TiffPage> first_tiff_page(const std::string& path) {
+  const auto extension = lower_extension(path);
+  if (extension != ".tif" && extension != ".tiff") return std::nullopt;
+  try {
+    return tiff_pages(path).front();
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
 bool channels_are_data(const std::string& path) {
   if (is_npy_path(path)) return true;
-  const auto extension = lower_extension(path);
-  if (extension != ".tif" && extension != ".tiff") return false;
-  try {
-    return tiff_pages(path).front().samples_are_data();
-  } catch (const Error&) {
-    return false;
-  }
+  const auto page = first_tiff_page(path);
+  return page && page->samples_are_data();
 }
 
 int64_t tiff_colour_channels(const std::string& path) {
-  const auto extension = lower_extension(path);
-  if (extension != ".tif" && extension != ".tiff") return 0;
-  try {
-    const int64_t photometric = tiff_pages(path).front().photometric;
-    return photometric == 0 || photometric == 1 ? 1 : photometric == 2 ? 3 : 0;
-  } catch (const Error&) {
-    return 0;
-  }
+  const auto page = first_tiff_page(path);
+  if (!page) return 0;
+  return page->photometric == 0 || page->photometric == 1 ? 1 : page->photometric == 2 ? 3 : 0;
 }
 
 std::string lower_extension(const std::string& path) {
