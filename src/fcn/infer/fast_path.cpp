@@ -215,8 +215,10 @@ TrainingLayout training_layout_of(const FastPath& path) {
 namespace {
 // fcn's own conv kernels (Winograd, im2col + sgemm) take fp32 alone: in bf16 every convolution is LibTorch's
 // (oneDNN's, on AMX tiles or AVX512-BF16), so a bf16 path says direct, and the tuner has no conv algorithm to try.
+bool fcn_convs_serve(const TuneKey& key) { return key.dtype != "bf16"; }
+
 FastPath as_runs(FastPath path, const TuneKey& key) {
-  if (key.dtype == "bf16") path.conv = ConvAlgorithm::kDirect;
+  if (!fcn_convs_serve(key)) path.conv = ConvAlgorithm::kDirect;
   return path;
 }
 
@@ -283,8 +285,8 @@ TuneResult tune_path(const TuneKey& key, const std::function<double(const FastPa
   // The other conv algorithms, each in the layout kept and in the other one (training: oneDNN's
   // Winograd too, where this CPU has it).
   std::vector<ConvAlgorithm> algorithms;
-  if (winograd_supported() && key.dtype != "bf16") algorithms = {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd};
-  if (key.training && winograd_onednn_trains() && key.dtype != "bf16") algorithms.push_back(ConvAlgorithm::kWinogradOneDnn);
+  if (winograd_supported() && fcn_convs_serve(key)) algorithms = {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd};
+  if (key.training && winograd_onednn_trains() && fcn_convs_serve(key)) algorithms.push_back(ConvAlgorithm::kWinogradOneDnn);
   const FastPath kept = best;
   for (const auto algorithm : algorithms) {
     if (algorithm == kept.conv) continue;
