@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <thread>
 
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 
 #include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
+#include "fcn/formats/opencv_quiet.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/torch_archive.h"
 #include "fcn/data/fashion_mnist.h"
@@ -23,6 +26,10 @@
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 #include "test_util.h"
+
+#ifdef FCN_WITH_OPENCV
+#include <opencv2/core/utils/logger.hpp>
+#endif
 
 namespace fcn {
 namespace {
@@ -315,6 +322,56 @@ TEST(Printable, ControlCharactersCannotForgeALine) {
   EXPECT_EQ(printable("a\nfcn: error: forged\x1b[2J"), "a\\nfcn: error: forged\\x1b[2J");
   EXPECT_EQ(printable("plain name.png"), "plain name.png");
 }
+
+#ifdef FCN_WITH_OPENCV
+// A BMP cut short: OpenCV 4.6's decoder printed its own failure to std::cerr ("imdecode_(''): can't read data:
+// OpenCV(4.6.0) ...bitstrm.cpp:102: error: (-2:Unspecified error) Unexpected end of input stream in function
+// 'readBlock'" and a blank line) above fcn's error, which said only "cannot decode image". Now the reason is in
+// fcn's one error and nothing is printed.
+TEST(HostileImage, CutBmpIsOneErrorCarryingOpenCvsReasonWithNothingPrinted) {
+  std::vector<char> bmp(54 + 8 * 8 * 3, 0);  // 8x8, 24 bits, uncompressed
+  bmp[0] = 'B';
+  bmp[1] = 'M';
+  test::put<uint32_t>(bmp, 2, static_cast<uint32_t>(bmp.size()));
+  test::put<uint32_t>(bmp, 10, 54);
+  test::put<uint32_t>(bmp, 14, 40);
+  test::put<int32_t>(bmp, 18, 8);
+  test::put<int32_t>(bmp, 22, 8);
+  test::put<uint16_t>(bmp, 26, 1);
+  test::put<uint16_t>(bmp, 28, 24);
+  test::put<uint32_t>(bmp, 34, 8 * 8 * 3);
+  EXPECT_EQ(decode_image(bmp, "whole.bmp").sizes(), torch::IntArrayRef({3, 8, 8}));
+  bmp.resize(54 + 90);
+  testing::internal::CaptureStderr();
+  const auto message = error_of([&] { decode_image(bmp, "cut.bmp"); });
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(message, "cut.bmp: cannot decode image (empty, corrupt or not an image format OpenCV knows): OpenCV: Unexpected end of input stream");
+}
+
+// OpenCvQuiet keeps what its own thread writes to std::cerr, lets another thread's lines through, holds OpenCV's
+// log level silent, and gives back the level there was (a host program's) when it ends.
+TEST(OpenCvQuiet, KeepsThisThreadsLinesOnlyAndGivesTheLogLevelBack) {
+  namespace logging = cv::utils::logging;
+  const auto host_level = logging::setLogLevel(logging::LOG_LEVEL_INFO);
+  testing::internal::CaptureStderr();
+  {
+    const OpenCvQuiet quiet;
+    {
+      const OpenCvQuiet inner;  // nested, as a decoder inside a decoder: the outer scope hears nothing of it
+      std::cerr << "inner line\n";
+      EXPECT_EQ(inner.heard(), "inner line");
+    }
+    std::cerr << "imread_('x'): can't read header: OpenCV(4.6.0) a.cpp:1: error: (-215:Assertion failed) size > 0 in function 'f'\n" << std::endl;
+    std::thread([] { std::cerr << "another thread's line\n"; }).join();
+    EXPECT_EQ(logging::getLogLevel(), logging::LOG_LEVEL_SILENT);
+    EXPECT_EQ(quiet.heard(), "size > 0");
+  }
+  EXPECT_EQ(logging::getLogLevel(), logging::LOG_LEVEL_INFO);
+  std::cerr << "after\n";
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "another thread's line\nafter\n");
+  logging::setLogLevel(host_level);
+}
+#endif
 
 }  // namespace
 }  // namespace fcn

@@ -7,7 +7,6 @@
 #include <iterator>
 #include <limits>
 #include <random>
-#include <sstream>
 #include <tuple>
 
 #include <gtest/gtest.h>
@@ -589,8 +588,8 @@ TEST(Tiff, StackOfMultiSamplePagesReadsInChunks) {
 
 // Such a stack with random bytes changed or cut short, read page by page: each page an image or fcn::Error (never
 // another exception; ASan's build watches for faults), and nothing of libtiff's own printed (its warnings and
-// error lines went to stderr beside fcn's errors). OpenCV prints a line of its own where its reader throws (a page
-// whose directory it reads otherwise than fcn's page table, so fcn handed it to OpenCV): that one is left.
+// error lines went to stderr beside fcn's errors), nor of OpenCV's (its reader printed "imreadmulti_(...): can't
+// read header: ..." where it threw: a page whose directory it reads otherwise than fcn's page table).
 TEST(Tiff, MutatedMultiSampleStacksGiveErrorsOnly) {
   const std::string dir = test::temp_dir() + "/tiff_mutated";
   fs::remove_all(dir);
@@ -623,9 +622,7 @@ TEST(Tiff, MutatedMultiSampleStacksGiveErrorsOnly) {
       ++refused;
     }
   }
-  std::istringstream printed(testing::internal::GetCapturedStderr());
-  for (std::string line; std::getline(printed, line);)
-    EXPECT_TRUE(line.empty() || line.rfind("imreadmulti_(", 0) == 0 || line.rfind(">", 0) == 0) << line;
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
   EXPECT_GT(read, 500);  // most mutations leave most pages readable
   EXPECT_GT(refused, 10);
 }

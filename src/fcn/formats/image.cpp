@@ -10,7 +10,10 @@
 #include <filesystem>
 #include <optional>
 #include <fstream>
+#include <iostream>
 #include <memory>
+#include <mutex>
+#include <streambuf>
 
 #include <torch/torch.h>
 
@@ -219,13 +222,14 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
 
 #ifdef FCN_WITH_OPENCV
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
-  quiet_opencv();
+  const OpenCvQuiet quiet;
   cv::Mat image;
   decode_heard(path, [&] {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
     image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
   });
-  if (image.empty()) fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)");
+  if (image.empty())
+    fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)" + (quiet.heard().empty() ? "" : ": OpenCV: " + quiet.heard()));
   return to_tensor(image, path);
 }
 
@@ -442,10 +446,11 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
   check_image_size(subject, wanted.height, wanted.width);
 #ifdef FCN_WITH_OPENCV
   if (wanted.read_by_libtiff()) return decode_tiff_samples(read_file(path), wanted, subject);
-  quiet_opencv();
   std::vector<cv::Mat> read;
+  const OpenCvQuiet quiet;
   decode_heard(subject, [&] { cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED); });
-  if (read.size() != 1 || read[0].empty()) fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)");
+  if (read.size() != 1 || read[0].empty())
+    fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)" + (quiet.heard().empty() ? "" : ": OpenCV: " + quiet.heard()));
   if (read[0].rows != wanted.height || read[0].cols != wanted.width)
     fail(subject, "decoded as " + std::to_string(read[0].cols) + "x" + std::to_string(read[0].rows) + ", its directory says " +
                       std::to_string(wanted.width) + "x" + std::to_string(wanted.height));
@@ -506,7 +511,7 @@ void read_opencv_chunk(const std::string& path, const std::vector<TiffPage>& pag
   const int64_t directories = pages[static_cast<size_t>(first + count - 1)].directory - start.directory + 1;
   std::vector<cv::Mat> read;
   try {
-    quiet_opencv();
+    const OpenCvQuiet quiet;
     decode_heard(path, [&] {
       cv::imreadmulti(path, read, static_cast<int>(start.directory), static_cast<int>(directories), cv::IMREAD_UNCHANGED);
     });
@@ -623,12 +628,65 @@ std::string lower_extension(const std::string& path) {
 }
 
 #ifdef FCN_WITH_OPENCV
-void quiet_opencv() {
-  static const bool level = [] {
-    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
-    return true;
-  }();
-  (void)level;
+namespace {
+std::mutex quiet_mutex;
+int quiet_scopes = 0;  // OpenCvQuiet scopes alive, on every thread
+cv::utils::logging::LogLevel level_before = cv::utils::logging::LOG_LEVEL_WARNING;
+thread_local std::string* cerr_heard = nullptr;  // the innermost OpenCvQuiet's lines on this thread
+
+// std::cerr's buffer, wrapped: a thread's writes go to its OpenCvQuiet while it holds one, else on to the
+// buffer there was. Unbuffered, so the wrapped buffer's own locking is all there is.
+class CerrHeard : public std::streambuf {
+ public:
+  explicit CerrHeard(std::streambuf* onward) : onward_(onward) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    if (cerr_heard == nullptr) return onward_->sputc(traits_type::to_char_type(c));
+    cerr_heard->push_back(traits_type::to_char_type(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* text, std::streamsize n) override {
+    if (cerr_heard == nullptr) return onward_->sputn(text, n);
+    cerr_heard->append(text, static_cast<size_t>(n));
+    return n;
+  }
+  int sync() override { return cerr_heard == nullptr ? onward_->pubsync() : 0; }
+
+ private:
+  std::streambuf* onward_;
+};
+}  // namespace
+
+OpenCvQuiet::OpenCvQuiet() : outer_(cerr_heard) {
+  {
+    const std::lock_guard<std::mutex> lock(quiet_mutex);
+    // Never deleted: std::cerr may be written to while the process's statics are destroyed.
+    static const bool wrapped = (std::cerr.rdbuf(new CerrHeard(std::cerr.rdbuf())), true);
+    (void)wrapped;
+    if (quiet_scopes++ == 0) level_before = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  }
+  cerr_heard = &lines_;
+}
+
+OpenCvQuiet::~OpenCvQuiet() {
+  cerr_heard = outer_;
+  const std::lock_guard<std::mutex> lock(quiet_mutex);
+  if (--quiet_scopes == 0) cv::utils::logging::setLogLevel(level_before);
+}
+
+std::string OpenCvQuiet::heard() const {
+  // "imdecode_(''): can't read data: OpenCV(4.6.0) ./modules/...cpp:102: error: (-2:Unspecified error) REASON
+  // in function 'readBlock'" -> REASON; a line of another shape as it is.
+  std::string line = first_line(lines_);
+  const auto error = line.find("error: (");
+  const auto code_end = error == std::string::npos ? std::string::npos : line.find(") ", error);
+  if (code_end != std::string::npos) {
+    const auto where = line.rfind(" in function ");
+    line = line.substr(code_end + 2, where != std::string::npos && where > code_end ? where - code_end - 2 : std::string::npos);
+  }
+  return printable(line);
 }
 #endif
 

@@ -25,9 +25,28 @@ class Listening {
 };
 
 #ifdef FCN_WITH_OPENCV
-// OpenCV's log level to errors, once per process. (FFmpeg's own lines, "moov atom not found", go to
-// fcn's log callback, formats/video.cpp, which keeps them as errors rather than printing them.)
-void quiet_opencv();
+// While alive, OpenCV is quiet on this thread: its failure lines would print before fcn's one line on the
+// same failure. OpenCV 4.6's decoders write them to std::cerr ("imdecode_(''): can't read data: ..."):
+// what this thread writes there is kept for heard() instead (std::cerr's buffer is wrapped once per
+// process; other threads' writes pass through). Later OpenCVs log them: the log level is silent while
+// any scope is alive, and the level there was before (the host program's, or OpenCV's default) comes
+// back when the last one ends. (FFmpeg's own lines, "moov atom not found", go to fcn's log callback,
+// formats/video.cpp, which keeps them as errors rather than printing them.)
+class OpenCvQuiet {
+ public:
+  OpenCvQuiet();
+  ~OpenCvQuiet();
+  OpenCvQuiet(const OpenCvQuiet&) = delete;
+  OpenCvQuiet& operator=(const OpenCvQuiet&) = delete;
+
+  // The reason in the first line OpenCV wrote to std::cerr in this scope ("Unexpected end of input
+  // stream"), printable; "" where it wrote none.
+  std::string heard() const;
+
+ private:
+  std::string lines_;
+  std::string* outer_;
+};
 #endif
 
 }  // namespace fcn

@@ -101,6 +101,7 @@ struct VideoReader::Impl {
     FfmpegLines lines;
     bool got = false;
     try {
+      const OpenCvQuiet quiet;
       const Listening<FfmpegLines> listen(listening, lines);
       got = frame != nullptr ? capture.read(*frame) && !frame->empty() : capture.grab();
     } catch (const cv::Exception& e) {
@@ -122,11 +123,11 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (!fs::exists(fs::symlink_status(path, error))) fail(path, "file not found");
   if (fs::is_directory(path, error)) fail(path, "is a folder, not a video");
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv();
   hear_ffmpeg();
   auto& capture = impl_->capture;
   FfmpegLines lines;
   try {
+    const OpenCvQuiet quiet;
     const Listening<FfmpegLines> listen(listening, lines);
     capture.open(path, cv::CAP_FFMPEG);
   } catch (const cv::Exception& e) {
@@ -198,8 +199,8 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, in
   if (!std::isfinite(fps) || fps <= 0 || fps > 1000) fail(path, "frame rate must be in (0, 1000], got " + std::to_string(fps));
   check_image_size(path, height, width);
 #ifdef FCN_WITH_OPENCV
-  quiet_opencv();
   hear_ffmpeg();
+  const OpenCvQuiet quiet;
   impl_->temporary = partial_path(path, ext);
   impl_->pad_rows = height % 2;  // OpenCV's FFmpeg writer crops odd sides for every codec
   impl_->pad_columns = width % 2;
@@ -226,6 +227,7 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int64_t height, in
 VideoWriter::~VideoWriter() {
   if (impl_->closed) return;
 #ifdef FCN_WITH_OPENCV
+  const OpenCvQuiet quiet;
   impl_->writer.release();
 #endif
   std::error_code error;
@@ -248,6 +250,7 @@ void VideoWriter::write(const torch::Tensor& picture) {
   cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
   if (i.pad_rows + i.pad_columns > 0)
     cv::copyMakeBorder(bgr, bgr, 0, static_cast<int>(i.pad_rows), 0, static_cast<int>(i.pad_columns), cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
+  const OpenCvQuiet quiet;
   impl_->writer.write(bgr);
   ++impl_->written;
 #endif
@@ -256,6 +259,7 @@ void VideoWriter::write(const torch::Tensor& picture) {
 void VideoWriter::close() {
   if (impl_->closed) return;
 #ifdef FCN_WITH_OPENCV
+  const OpenCvQuiet quiet;
   impl_->writer.release();
   // OpenCV's writer reports no failed write (a full disk): the container must open and count every frame.
   cv::VideoCapture check(impl_->temporary, cv::CAP_FFMPEG);
