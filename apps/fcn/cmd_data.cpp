@@ -200,10 +200,18 @@ void print_inputs(const DatasetReport& report) {
   const bool data = counts.size() == 1 && (first > 4 || (first > 1 && channels_are_data(counts.begin()->second.second)));
   if (channels.empty() && data)
     std::printf("images: %ld channels each (a new net takes all of them; channels.json may name them)\n", static_cast<long>(first));
-  if (channels.empty() && !data && counts.size() == 1 && (first == 2 || first == 4))  // a band stored as alpha is dropped without a word
-    std::printf("images: %s + alpha, the alpha dropped (a new net takes %s); a band, not alpha? name the %ld channels in channels.json "
+  // The colour a new net takes ahead of alpha (data_channels in cmd_train.cpp): a TIFF's as it declares it, else
+  // gray + alpha or RGBA's. A band stored as alpha is dropped without a word, so the line says so.
+  const int64_t colour = counts.size() == 1 && !data ? tiff_colour_channels(counts.begin()->second.second) : 0;
+  const int64_t kept = colour > 0 && colour < first ? colour : first == 2 ? 1 : first == 4 ? 3 : 0;
+  if (channels.empty() && !data && counts.size() == 1 && kept > 0) {
+    const int64_t dropped = first - kept;
+    const std::string extra = dropped == 1 ? "alpha" : std::to_string(dropped) + " extra samples (alpha among them)";
+    std::printf("images: %s + %s, the %s dropped (a new net takes %s); %s, not alpha? name the %ld channels in channels.json "
                 "({\"names\": [...]}) and a new net takes them all\n",
-                first == 2 ? "gray" : "RGB", first == 2 ? "the gray" : "RGB", static_cast<long>(first));
+                kept == 1 ? "gray" : "RGB", extra.c_str(), dropped == 1 ? "alpha" : "extra samples", kept == 1 ? "the gray" : "RGB",
+                dropped == 1 ? "a band" : "bands", static_cast<long>(first));
+  }
   if (!report.slice_axes.empty()) std::printf("slices: cut as %s (slicing.json; a net trained here cuts volumes alike)\n", report.slice_axes.c_str());
   if (report.pixel_mm)
     std::printf("pixels: %s mm (slicing.json: slices resampled so; a net trained here resamples volumes alike)\n", pixel_text(*report.pixel_mm).c_str());

@@ -94,13 +94,16 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
-// The net's inputs where no flag gives them: channels.json's count, else the first image's: gray or gray +
-// alpha 1, RGB or RGBA 3 (alpha dropped), as many as it holds where each is data (channels_are_data: a .npy
-// array, a multispectral TIFF's bands, RGB + near-infrared).
+// The net's inputs where no flag gives them: channels.json's count, else the first image's: as many as it holds
+// where each is data (channels_are_data: a .npy array, a multispectral TIFF's bands, RGB + near-infrared);
+// else its colour ahead of alpha: a TIFF's as it declares it (gray + 2 alphas: 1), gray or gray + alpha 1,
+// RGB or RGBA 3.
 int64_t data_channels(const SegmentationDataset& train) {
   if (train.channels() > 0) return train.channels();
   const int64_t first = train.get(0).image.size(0);
-  if (first > 1 && (channels_are_data(train.image_path(0)) || first > 4)) return first;
+  const auto& path = train.image_path(0);
+  if (first > 1 && (channels_are_data(path) || first > 4)) return first;
+  if (const int64_t colour = tiff_colour_channels(path); colour > 0 && colour <= first) return colour;
   return first <= 2 ? 1 : 3;
 }
 

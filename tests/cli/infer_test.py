@@ -1192,9 +1192,9 @@ def _():
     one_line_error(p, "p_0000.nii.gz: is a case of 2 channel(s) but the model takes 1")
 
 
-def planar_float_tiff(planes, claim=None):
-    """A little-endian TIFF of C x H x W float32 planes, one strip a plane (PlanarConfiguration 2), gray + C-1 extra samples;
-    `claim` (H, W): the size its header gives instead (a bomb)."""
+def planar_float_tiff(planes, claim=None, extras=None):
+    """A little-endian TIFF of C x H x W float32 planes, one strip a plane (PlanarConfiguration 2), gray + C-1 extra samples
+    (ExtraSamples `extras`, default all 0: data); `claim` (H, W): the size its header gives instead (a bomb)."""
     c, h, w = planes.shape
     h, w = claim or (h, w)
     entries = []  # (tag, type, count, value or bytes)
@@ -1203,7 +1203,7 @@ def planar_float_tiff(planes, claim=None):
     shorts = lambda values: struct.pack("<%dH" % len(values), *values)
     longs = lambda values: struct.pack("<%dI" % len(values), *values)
     tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [32] * c), (259, 3, [1]), (262, 3, [1]), (273, 4, None), (277, 3, [c]),
-            (278, 4, [h]), (279, 4, [plane] * c), (284, 3, [2]), (338, 3, [0] * (c - 1)), (339, 3, [3] * c)]
+            (278, 4, [h]), (279, 4, [plane] * c), (284, 3, [2]), (338, 3, extras or [0] * (c - 1)), (339, 3, [3] * c)]
     ifd_size = 2 + 12 * len(tags) + 4
     extra_at = 8 + ifd_size  # values too long for their field, then the pixels
     blobs, out_entries = b"", []
@@ -1269,7 +1269,7 @@ def _():
     assert any("s0.npy: label -1 at (0,0) is not a class" in e for e in check["errors"]), check["errors"]
 
 
-@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored; gray + alpha: one input; gray + bands: the gray")
+@check("RGB + near-infrared TIFFs (ExtraSamples: data): a new net takes the 4th band and learns from it; RGBA TIFFs keep alpha's meaning and read as stored; gray + alpha: one input; gray + bands: the gray; gray + band + alpha: gray with alpha")
 def _():
     rng = np.random.default_rng(22)
     for kind in ("rgbn", "rgba"):
@@ -1339,6 +1339,21 @@ def _():
     assert (np.load(path("gb_out/gray_bands-probs.npy")) == np.load(path("gb_out/gray_only-probs.npy"))).all()
     one_line_error(run("predict", path("rgba.fcn"), path("gray_bands.tif"), "--out", path("gb_out3"), "--quiet", ok=False),
                    "gray_bands.tif: has 4 channels of data (gray and 3 band(s), as the TIFF declares its samples), the model takes 3")
+    # Gray + a band + alpha (ExtraSamples 0 and 2: the first value alone read as data before): gray with alpha, the check
+    # says so, a new net takes the gray, and an RGB net is given the gray three times, never the alpha as blue.
+    os.makedirs(path("lba/images")), os.makedirs(path("lba/masks"))
+    for i in range(4):
+        open(path(f"lba/images/s{i}.tif"), "wb").write(planar_float_tiff(rng.random((3, 16, 16)).astype(np.float32), extras=[0, 2]))
+        Image.fromarray(rng.integers(0, 2, (16, 16)).astype(np.uint8)).save(path(f"lba/masks/s{i}.png"))
+    said = run("data", "check", path("lba")).stdout
+    assert "images: gray + 2 extra samples (alpha among them), the extra samples dropped (a new net takes the gray); bands" in said, said
+    run("train", "--data", path("lba"), "--arch", "unet", "--depth", 1, "--base-channels", 4, "--epochs", 1, "--out", path("lba.fcn"))
+    assert json.loads(torch.load(path("lba.fcn"))["config"])["in_channels"] == 1
+    gray = planes[:1]
+    open(path("lba.tif"), "wb").write(planar_float_tiff(np.concatenate([gray, planes[1:3]]), extras=[0, 2]))
+    np.save(path("lba_gray3.npy"), np.repeat(gray, 3, axis=0))
+    run("predict", path("rgba.fcn"), path("lba.tif"), path("lba_gray3.npy"), "--out", path("lba_out"), "--probs", "npy", "--quiet")
+    assert (np.load(path("lba_out/lba-probs.npy")) == np.load(path("lba_out/lba_gray3-probs.npy"))).all()
 
 
 @check("a net trained on a case's two channels learns a label that needs both; one trained on one channel cannot")

@@ -539,6 +539,45 @@ TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
   EXPECT_EQ(tiff_colour_channels(dir + "/missing.tif"), 0);  // unknown: the count of channels decides
 }
 
+// ExtraSamples holds a value per extra sample: a page's samples are all data only where every value is 0. Gray + a
+// band + alpha, in either order (two values, in the entry's field) or gray + 2 bands + alpha (three, past it), is
+// gray with alpha: a net of 1 input takes the gray, one of 3 the gray three times, never the alpha as a colour (the
+// first value alone was read: a band first made it all data). Gray + 2 bands stays data.
+TEST(Tiff, ExtraSamplesAreDataOnlyWhereEveryOneIs) {
+  const std::string dir = test::temp_dir() + "/tiff_extra_each";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  torch::manual_seed(12);
+  const auto values = torch::randint(0, 256, {4, 6, 7}, torch::kInt);
+  const auto stored = [&](int64_t n) { return values.slice(0, 0, n).to(torch::kFloat).div(255.0f); };
+  const auto declared = [&](const std::string& name, const std::vector<uint16_t>& kinds) {
+    write_samples(dir + name, values.slice(0, 0, static_cast<int64_t>(kinds.size()) + 1), 8, SAMPLEFORMAT_UINT, false, false);
+    auto bytes = read_file(dir + name);
+    const size_t entry = entry_of(bytes, 0, 338);
+    ASSERT_NE(entry, 0u);
+    ASSERT_EQ(u32(bytes, entry + 4), kinds.size());
+    const size_t at = kinds.size() <= 2 ? entry + 8 : u32(bytes, entry + 8);
+    for (size_t k = 0; k < kinds.size(); ++k) bytes[at + 2 * k] = static_cast<char>(kinds[k]), bytes[at + 2 * k + 1] = 0;
+    std::ofstream(dir + name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  const auto adapted = [&](const std::string& name, int64_t channels) { return adapt_channels(read_image(dir + name), channels, dir + name); };
+  for (const auto& [name, kinds] : {std::pair<std::string, std::vector<uint16_t>>{"/band-alpha.tif", {0, 2}}, {"/alpha-band.tif", {2, 0}},
+                                    {"/bands-alpha.tif", {0, 0, 1}}}) {
+    declared(name, kinds);
+    const auto page = tiff_pages(dir + name)[0];
+    EXPECT_EQ(page.extra_samples, *std::max_element(kinds.begin(), kinds.end())) << name;  // the alpha's kind
+    EXPECT_FALSE(page.samples_are_data()) << name;
+    EXPECT_FALSE(channels_are_data(dir + name)) << name;
+    EXPECT_TRUE(torch::equal(read_image(dir + name), stored(static_cast<int64_t>(kinds.size()) + 1))) << name;  // read as stored
+    EXPECT_TRUE(torch::equal(adapted(name, 1), stored(1))) << name;
+    EXPECT_TRUE(torch::equal(adapted(name, 3), stored(1).expand({3, 6, 7}))) << name;
+  }
+  declared("/bands.tif", {0, 0});
+  EXPECT_EQ(tiff_pages(dir + "/bands.tif")[0].extra_samples, 0);
+  EXPECT_TRUE(channels_are_data(dir + "/bands.tif"));
+  EXPECT_TRUE(torch::equal(adapted("/bands.tif", 3), stored(3)));  // a net of as many inputs takes them as they are
+}
+
 // A stack of pages libtiff reads (RGB + near-infrared here) goes through the stack reader a chunk at a time
 // from one open file, as OpenCV's pages do: what read_image_page gives page for page, across the chunk border
 // (256 pages), and a corrupt page is its own error while the pages around it read. fcn data unstack writes

@@ -130,6 +130,17 @@ class Directories {
     return entry.count <= 65535 && read_(values_at(entry, entry.count * 2), 2, bytes) ? static_cast<int64_t>(number(bytes, 2)) : 0;
   }
 
+  // ExtraSamples' values: 0 where every one is 0 (data), else the first that is not (an alpha: 1 or 2); 0 where
+  // they cannot be read (more than 65535 extra samples: the decoder has its own word on such a page).
+  int64_t first_alpha(const Entry& entry) {
+    if (entry.count == 1) return entry.value;
+    if (entry.count > 65535) return 0;
+    const auto bytes = values(entry, entry.count * 2);
+    for (uint64_t i = 0; i < entry.count; ++i)
+      if (const auto kind = number(bytes.data() + 2 * i, 2); kind != 0) return static_cast<int64_t>(kind);
+    return 0;
+  }
+
   double rational(const Entry& entry) {
     const auto bytes = values(entry, 8);
     const auto numerator = number(bytes.data(), 4), denominator = number(bytes.data() + 4, 4);
@@ -183,7 +194,7 @@ class Directories {
       if (entry.tag == kPlanarConfiguration && entry.count == 1) page.planar = entry.value;
       if (entry.tag == kPhotometric && entry.count == 1) page.photometric = entry.value;
       if (entry.tag == kSampleFormat && entry.type == kShort && entry.count >= 1) page.sample_format = first_short(entry);
-      if (entry.tag == kExtraSamples && entry.type == kShort && entry.count >= 1) page.extra_samples = first_short(entry);
+      if (entry.tag == kExtraSamples && entry.type == kShort && entry.count >= 1) page.extra_samples = first_alpha(entry);
     });
     if (page.directory >= 0 && (page.height <= 0 || page.width <= 0))
       fail(path_, "TIFF page " + std::to_string(directory) + " has no image width and length" + where(offset, directory));

@@ -19,8 +19,8 @@ struct TiffPage {
   int64_t planar = 1;           // 1: samples interleaved (chunky), 2: one plane per sample
   int64_t photometric = -1;     // 0/1: gray (min-is-white/black), 2: RGB, ...; -1 where the page does not say
   int64_t sample_format = 1;    // 1: unsigned integer, 2: signed, 3: floating point
-  int64_t extra_samples = -1;   // ExtraSamples' first value: 0 data ("unspecified"), 1 associated alpha,
-                                // 2 unassociated alpha; -1 where the page declares none
+  int64_t extra_samples = -1;   // ExtraSamples, one value per extra sample: 0 where each is data ("unspecified"),
+                                // else the first alpha's (1 associated, 2 unassociated); -1 where the page declares none
 
   // A page OpenCV would read wrong or not at all, read with libtiff, each sample a channel as stored: a
   // multispectral image (more than 4 samples, or gray with extra samples, or one plane per sample; OpenCV reads

@@ -7,9 +7,18 @@
 
 namespace fcn {
 
+namespace {
+// A TIFF whose samples past its colour (gray or RGB) are not all data: alpha, never an input (gray + 2 alphas
+// has 3 channels, and is gray for an RGB net, not RGB).
+bool alpha_past_colour(const std::string& source, int64_t have) {
+  const int64_t colour = tiff_colour_channels(source);
+  return colour > 0 && colour < have && !channels_are_data(source);
+}
+}  // namespace
+
 torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source) {
   const int64_t have = image.size(-3);
-  if (have == channels) return image;
+  if (have == channels && !(channels == 3 && alpha_past_colour(source, have))) return image;
   if (channels == 3 && have == 1) {
     auto shape = image.sizes().vec();
     shape[shape.size() - 3] = 3;
