@@ -114,6 +114,38 @@ TEST(ReluInPlace, ValuesOfReluInTheSameTensorNaNKept) {
   }
 }
 
+// conv_relu_pool: max_pool(relu(conv)) bit for bit, whichever order it runs them in (the ReLU after the pool for
+// bf16 in inference), for VGG's 2x2 ceil-mode pools on odd sides and AlexNet's padded 3x3 stride-2 ones; a NaN
+// stays NaN; with autograd, the gradient of the input is the reference's.
+TEST(ConvReluPool, MaxPoolOfReluOfTheConvWhicheverOrder) {
+  torch::manual_seed(5);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(4, 6, 3).padding(1));
+  for (const auto dtype : {torch::kBFloat16, torch::kFloat}) {
+    layer->to(dtype);
+    for (const auto& pool : {MaxPool{2, 2, 0, true}, MaxPool{2, 2, 0, false}, MaxPool{3, 2, 1, false}, MaxPool{3, 2, 0, true}}) {
+      auto x = torch::randn({2, 4, 9, 11}).to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+      x.index_put_({1, 2, 4, 5}, std::numeric_limits<float>::quiet_NaN());
+      const auto reference = [&](const torch::Tensor& input) {
+        return torch::max_pool2d(torch::relu(conv(layer, input)), pool.kernel, pool.stride, pool.padding, 1, pool.ceil_mode);
+      };
+      {
+        torch::NoGradGuard no_grad;
+        const auto expected = reference(x), actual = conv_relu_pool(layer, x, pool);
+        ASSERT_EQ(actual.sizes(), expected.sizes());
+        EXPECT_TRUE(torch::equal(actual.nan_to_num(-7), expected.nan_to_num(-7))) << dtype << " kernel " << pool.kernel;
+        EXPECT_TRUE(torch::equal(actual.isnan(), expected.isnan()));
+        EXPECT_TRUE(actual.isnan().any().item<bool>());
+      }
+      if (dtype != torch::kFloat) continue;
+      auto x1 = torch::randn({2, 4, 9, 11}).requires_grad_(true), x2 = x1.detach().clone().requires_grad_(true);
+      const auto g = torch::randn_like(reference(x1));
+      (reference(x1) * g).sum().backward();
+      (conv_relu_pool(layer, x2, pool) * g).sum().backward();
+      EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad()));
+    }
+  }
+}
+
 TEST(ExplicitPadding, IsTheConvsOwnAndSameIsRefused) {
   const auto p = explicit_padding(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).padding({2, 1}))->options);
   EXPECT_EQ(p->at(0), 2);

@@ -49,18 +49,14 @@ AlexNetImpl::AlexNetImpl(const BackboneOptions& options_) : BackboneImpl(options
   conv5 = add("10", torch::nn::Conv2dOptions(c4, c5, 3).padding(1));
 }
 
-torch::Tensor AlexNetImpl::pool(const torch::Tensor& x) const {
-  const auto g = geometry_of(options.layout());
-  return torch::max_pool2d(x, 3, 2, g.pool_padding);
-}
-
 Features AlexNetImpl::forward(const torch::Tensor& input) {
+  const MaxPool pool{3, 2, geometry_of(options.layout()).pool_padding, false};
   Features f;
-  f.stride8 = pool(relu_in_place(conv(conv1, input)));
-  f.stride16 = pool(relu_in_place(conv(conv2, f.stride8)));
+  f.stride8 = conv_relu_pool(conv1, input, pool);
+  f.stride16 = conv_relu_pool(conv2, f.stride8, pool);
   auto x = relu_in_place(conv(conv3, f.stride16));
   x = relu_in_place(conv(conv4, x));
-  f.stride32 = pool(relu_in_place(conv(conv5, x)));
+  f.stride32 = conv_relu_pool(conv5, x, pool);
   return f;
 }
 

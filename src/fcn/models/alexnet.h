@@ -23,9 +23,6 @@ class AlexNetImpl : public BackboneImpl {
 
   // torchvision's names: features.0 (conv1) .. features.10 (conv5).
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, conv4{nullptr}, conv5{nullptr};
-
- private:
-  torch::Tensor pool(const torch::Tensor& x) const;
 };
 
 }  // namespace fcn

@@ -124,7 +124,9 @@ torch::Tensor direct_conv(const ConvGeometry& g, int64_t groups, const torch::Te
              : direct();
 }
 
-torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) {
+// conv(layer, x), relu(...) where `relu`; where `later` is given and the ReLU would be a pass of its own in
+// inference, it is left to the caller: *later = true.
+torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu, bool* later = nullptr) {
   const auto& o = layer->options;
   const auto g = geometry_of(o);
   torch::Tensor y;
@@ -137,7 +139,10 @@ torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) 
     if (relu) relu_in_place(y);
   } else {
     y = direct_conv(g, o.groups(), x, layer->weight, layer->bias, [&] { return layer->forward(x); });
-    if (relu) relu_in_place(y);
+    if (relu && later != nullptr && !torch::GradMode::is_enabled())
+      *later = true;
+    else if (relu)
+      relu_in_place(y);
   }
   if (active_counter != nullptr) {
     const auto& w = layer->weight;  // out x in/groups x kh x kw
@@ -149,6 +154,12 @@ torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu) 
 
 torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, false); }
 torch::Tensor conv_relu(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, true); }
+
+torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, const MaxPool& pool) {
+  bool later = false;
+  auto y = torch::max_pool2d(conv(layer, x, true, &later), pool.kernel, pool.stride, pool.padding, 1, pool.ceil_mode);
+  return later ? relu_in_place(y) : y;
+}
 
 torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                           int64_t stride, int64_t padding) {

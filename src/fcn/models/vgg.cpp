@@ -84,9 +84,10 @@ Features VGGImpl::forward(const torch::Tensor& input) {
   torch::Tensor x = input;
   size_t block = 0;
   for (size_t i = 0; i < convs_.size(); ++i) {
-    x = conv_relu(convs_[i].conv, x);
-    if (static_cast<int>(i) == block_ends_[block]) {
-      x = torch::max_pool2d(x, 2, 2, 0, 1, ceil_mode());
+    if (static_cast<int>(i) != block_ends_[block]) {
+      x = conv_relu(convs_[i].conv, x);
+    } else {
+      x = conv_relu_pool(convs_[i].conv, x, MaxPool{2, 2, 0, ceil_mode()});
       if (block == 2) features.stride8 = x;
       if (block == 3) features.stride16 = x;
       ++block;
