@@ -62,6 +62,13 @@ const std::string& temp_dir() {
   return dir;
 }
 
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = temp_dir() + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 std::string golden(const std::string& file) { return goldens() + "/" + file; }
 
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {

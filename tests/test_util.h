@@ -14,6 +14,8 @@ namespace fcn::test {
 
 // A fresh folder for this test process's files (/tmp/fcn-test-PID), removed at exit.
 const std::string& temp_dir();
+// temp_dir()/NAME, emptied (or made): a test's own folder, as it was never run before.
+std::string fresh_dir(const std::string& name);
 
 // The folder oracle/make_goldens.py wrote (generated on first use when run outside ctest).
 const std::string& goldens();

@@ -151,9 +151,7 @@ TEST(LabelVolumes, DicePerVolumeAndTheMeansByHand) {
 // missed, a predicted object of no true voxel, one lying on a true object of another class (false), void no object;
 // then 18- and 6-connected, where a corner no longer joins.
 TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
-  const auto root = test::temp_dir() + "/label_objects";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("label_objects");
   const int64_t w = 8, h = 6, slices = 4;
   std::vector<int64_t> truth(static_cast<size_t>(w * h * slices), 0), predicted(truth.size(), 0);
   const auto at = [&](int64_t s, int64_t r, int64_t c) { return static_cast<size_t>((s * h + r) * w + c); };
@@ -224,9 +222,7 @@ TEST(LabelVolumes, ObjectsFoundAndFalseByHand) {
 // Balls with interiors (only their surfaces count), the prediction shifted and dented, in a volume
 // larger than both (the distances are taken in their joint bounding box): HD95 as brute force gives it.
 TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
-  const auto root = test::temp_dir() + "/label_volume_balls";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("label_volume_balls");
   const int64_t d = 7, h = 14, w = 16;
   std::vector<int64_t> truth(static_cast<size_t>(d * h * w)), predicted(truth.size());
   for (int64_t z = 0; z < d; ++z)
@@ -264,9 +260,7 @@ TEST(LabelVolumes, HausdorffOfBallsAgainstBruteForce) {
 // The distances and mL are in the truth header's voxel sizes: those sizes are reported, an axis whose size
 // the header lacks counts a voxel as 1 mm (and mL unknown), and a prediction over other sizes is flagged.
 TEST(LabelVolumes, VoxelSizesFromTheTruthHeader) {
-  const auto root = test::temp_dir() + "/label_volume_sizes";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("label_volume_sizes");
   std::vector<int64_t> truth(24, 0), predicted(24, 0);
   truth[0] = 1, predicted[4 * 3 * 1 + 0] = 1;  // one voxel, one slice apart: 2 mm along z
   const auto write = [&](const std::string& file, const std::vector<int64_t>& labels, size_t pixdim_at, float size) {

@@ -349,9 +349,7 @@ TEST(NiftiFolder, UnstacksEveryVolumeAndHoldsWholeVolumesOut) {
 // user needs (mixed orientations, in-plane sizes far apart, no map).
 TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
   namespace fs = std::filesystem;
-  const auto root = test::temp_dir() + "/nifti_check";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("nifti_check");
   const auto save = [&](const std::string& name, float x_step, bool map) {
     auto bytes = nii(2, 1, std::vector<int64_t>(4 * 3 * 2, 0), 4, 3, 2);
     put<float>(bytes, 80, std::abs(x_step));
@@ -395,9 +393,7 @@ TEST(NiftiFolder, CheckReadsTheHeadersAndNamesWhatDiffers) {
 // case's columns are 3 mm wide. With orient, sizes, voxel sides and their median are the cut's, by hand.
 TEST(NiftiFolder, CheckJudgesScalesInTheSlicesTheNetWouldSee) {
   namespace fs = std::filesystem;
-  const auto root = test::temp_dir() + "/nifti_check_cut";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("nifti_check_cut");
   const auto save = [&](const std::string& name, const std::array<float, 12>& rows, bool map) {
     auto bytes = nii(2, 1, std::vector<int64_t>(4 * 3 * 2, 0), 4, 3, 2);  // i 4, j 3, k 2
     const float pixdim[3] = {0.5F, 0.5F, 3};
@@ -762,9 +758,7 @@ TEST(Nifti, SliceAxesCutAVolumeAsOneStoredInAnotherOrientation) {
             "u.nii: gives no orientation (neither sform nor qform), so its slices cannot be cut as RAS ones");
   // fcn data unstack --orient RAS: the volume's and its labels' slices as cut; slicing.json says so, the dataset reads it.
   namespace fs = std::filesystem;
-  const auto root = test::temp_dir() + "/nifti_orient";
-  fs::remove_all(root);
-  fs::create_directories(root);
+  const std::string root = test::fresh_dir("nifti_orient");
   std::ofstream(root + "/psl.nii", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   auto label_bytes = nii(2, 1, std::vector<int64_t>(24, 0), 4, 3, 2);
   for (size_t n = 0; n < 12; ++n) put<float>(label_bytes, 280 + 4 * n, rows[n]);

@@ -114,9 +114,7 @@ TEST(Tiff, ImageJDescription) {
 // OpenCV's own multi-page writer: the page table agrees, each page reads back as written (8- and
 // 16-bit), read_image refuses the stack, a single page TIFF reads as before.
 TEST(Tiff, StackWrittenByOpenCvReadsPageByPage) {
-  const std::string dir = test::temp_dir() + "/tiff_stack";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_stack");
   std::vector<cv::Mat> written;
   for (int i = 0; i < 4; ++i) {
     cv::Mat page(13, 17, CV_16UC1);
@@ -176,9 +174,7 @@ bool mark_reduced(std::vector<char>& b, size_t d) {
 // A camera's or scanner's layout: a thumbnail first (NewSubfileType: reduced resolution), the full
 // image after it. OpenCV's imdecode reads the first directory, the thumbnail; fcn reads the image.
 TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
-  const std::string dir = test::temp_dir() + "/tiff_thumbnail";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_thumbnail");
   const cv::Mat thumbnail(4, 5, CV_8UC1, cv::Scalar(200)), full(13, 17, CV_8UC1, cv::Scalar(51));
   const std::string file = dir + "/scan.tif";
   ASSERT_TRUE(cv::imwritemulti(file, std::vector<cv::Mat>{thumbnail, full}));
@@ -198,9 +194,7 @@ TEST(Tiff, ThumbnailBeforeTheImageReadsTheImage) {
 // borders (300 pages: two chunks), past a thumbnail in the stack, in any order, and a corrupt page is
 // the same error as read alone while the pages around it still read.
 TEST(Tiff, StackReaderGivesWhatReadImagePageGives) {
-  const std::string dir = test::temp_dir() + "/tiff_reader";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_reader");
   std::vector<cv::Mat> written;
   for (int i = 0; i < 301; ++i) {
     cv::Mat page(9, 11, CV_8UC1);
@@ -240,9 +234,7 @@ TEST(Tiff, StackReaderGivesWhatReadImagePageGives) {
 // stack cut short within a slice is an error; float pages are accepted. tiff_calibration reads back
 // what was carried (and nothing from a file without any, or from one that is not a TIFF).
 TEST(Tiff, StackWriterCarriesCalibrationAndLayout) {
-  const std::string dir = test::temp_dir() + "/tiff_calibration";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_calibration");
   TiffCalibration calibration;
   calibration.x_resolution = 2.5, calibration.y_resolution = 4, calibration.resolution_unit = 3;
   calibration.spacing = 0.25, calibration.unit = "micron";
@@ -310,9 +302,7 @@ TEST(Tiff, StackWriterCarriesCalibrationAndLayout) {
 // The writer's pages read back as written, 8-bit (uint8) and 16-bit (wider integers), pages of
 // different sizes; nothing under the name until finish(), nothing left by a writer dropped unfinished.
 TEST(Tiff, StackWriterPagesReadBackAsWritten) {
-  const std::string dir = test::temp_dir() + "/tiff_writer";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_writer");
   torch::manual_seed(6);
   const std::vector<torch::Tensor> bytes = {torch::randint(0, 256, {300, 700}).to(torch::kByte), torch::randint(0, 256, {5, 3}).to(torch::kByte)};
   {
@@ -413,9 +403,7 @@ void write_samples(const std::string& path, const torch::Tensor& values, int bit
 // Multispectral pages (more than 4 samples, gray with extra samples, a plane a sample) are read sample for
 // sample, each a channel, scaled as PNGs by their depth: OpenCV read some as one gray channel, the rest dropped.
 TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
-  const std::string dir = test::temp_dir() + "/tiff_samples";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_samples");
   torch::manual_seed(8);
   const auto bytes = torch::randint(0, 256, {5, 21, 37}, torch::kInt), words = torch::randint(0, 65536, {3, 21, 37}, torch::kInt);
   const auto floats = torch::randn({4, 21, 37});
@@ -469,9 +457,7 @@ TEST(Tiff, MultiSampleImagesGiveEverySampleAsAChannel) {
 // low, unlike the same image as a PNG). Whether the samples past the colour model are data (ExtraSamples 0:
 // RGB + near-infrared) or alpha is the page's word, and channels_are_data's, so that a new net takes the band.
 TEST(Tiff, FourthSampleOfRgbAsStoredAndDataWhereDeclared) {
-  const std::string dir = test::temp_dir() + "/tiff_extra";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_extra");
   torch::manual_seed(9);
   auto rgba = torch::randint(0, 256, {4, 13, 17}, torch::kInt);
   rgba[3] = torch::arange(13 * 17).view({13, 17}).remainder(256);  // alpha from 0 up: premultiplying changes most pixels
@@ -512,9 +498,7 @@ TEST(Tiff, FourthSampleOfRgbAsStoredAndDataWhereDeclared) {
 // for a 3-input net (one band is not copied three times); gray + 3 alphas still fills one; RGB + 2 bands gives an
 // RGB net its RGB and a gray net the RGB's luminance. Images of as many channels as the net pass as they are.
 TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
-  const std::string dir = test::temp_dir() + "/tiff_fewer_inputs";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_fewer_inputs");
   torch::manual_seed(11);
   const auto values = torch::randint(0, 256, {5, 6, 7}, torch::kInt);
   const auto stored = [&](int64_t n) { return values.slice(0, 0, n).to(torch::kFloat).div(255.0f); };
@@ -544,9 +528,7 @@ TEST(Tiff, ExtraSamplesLeftOutForANetOfFewerInputs) {
 // gray with alpha: a net of 1 input takes the gray, one of 3 the gray three times, never the alpha as a colour (the
 // first value alone was read: a band first made it all data). Gray + 2 bands stays data.
 TEST(Tiff, ExtraSamplesAreDataOnlyWhereEveryOneIs) {
-  const std::string dir = test::temp_dir() + "/tiff_extra_each";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_extra_each");
   torch::manual_seed(12);
   const auto values = torch::randint(0, 256, {4, 6, 7}, torch::kInt);
   const auto stored = [&](int64_t n) { return values.slice(0, 0, n).to(torch::kFloat).div(255.0f); };
@@ -583,9 +565,7 @@ TEST(Tiff, ExtraSamplesAreDataOnlyWhereEveryOneIs) {
 // (256 pages), and a corrupt page is its own error while the pages around it read. fcn data unstack writes
 // each page's 4 channels as a .npy array, where a PNG would hold the band as alpha (and the nets drop alpha).
 TEST(Tiff, StackOfMultiSamplePagesReadsInChunks) {
-  const std::string dir = test::temp_dir() + "/tiff_sample_stack";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_sample_stack");
   torch::manual_seed(10);
   std::vector<torch::Tensor> pages;
   for (int i = 0; i < 260; ++i) pages.push_back(torch::randint(0, 256, {4, 3, 5}, torch::kInt));
@@ -630,9 +610,7 @@ TEST(Tiff, StackOfMultiSamplePagesReadsInChunks) {
 // error lines went to stderr beside fcn's errors), nor of OpenCV's (its reader printed "imreadmulti_(...): can't
 // read header: ..." where it threw: a page whose directory it reads otherwise than fcn's page table).
 TEST(Tiff, MutatedMultiSampleStacksGiveErrorsOnly) {
-  const std::string dir = test::temp_dir() + "/tiff_mutated";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("tiff_mutated");
   torch::manual_seed(11);
   std::vector<torch::Tensor> pages;
   for (int i = 0; i < 12; ++i) pages.push_back(torch::randint(0, 256, {5, 7, 9}, torch::kInt));

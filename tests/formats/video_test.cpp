@@ -64,9 +64,7 @@ TEST(Video, ExtensionsAndFilesThatAreNotVideos) {
 // Until close() the frames go to a temporary file: the name appears only then, and a writer dropped
 // without close() leaves nothing behind.
 TEST(Video, LosslessRoundTripAndNoHalfWrittenFile) {
-  const std::string dir = test::temp_dir() + "/video_round_trip";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("video_round_trip");
   const auto frames = random_frames(4, 30, 41);
   {
     VideoWriter writer(dir + "/clip.mkv", 12.5, 30, 41);
@@ -114,9 +112,7 @@ TEST(Video, LosslessRoundTripAndNoHalfWrittenFile) {
 // H.264 (lossy) for people to watch: every frame there, odd sides padded to even ones, a smooth
 // picture close to what was written.
 TEST(Video, Mp4ForWatching) {
-  const std::string dir = test::temp_dir() + "/video_mp4";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("video_mp4");
   const auto ramp = torch::arange(0, 45, torch::kFloat).mul(5).view({1, 45, 1}).expand({33, 45, 3}).to(torch::kByte).contiguous();
   VideoWriter writer(dir + "/clip.mp4", 25, 33, 45);
   for (int i = 0; i < 6; ++i) writer.write(ramp);
@@ -144,9 +140,7 @@ TEST(Video, Mp4ForWatching) {
 // the last good picture for every frame after the change. fcn's reader hears FFmpeg's scaler fail and
 // stops with an error naming the frame, instead of segmenting stale pictures.
 TEST(Video, FrameSizeChangingMidVideoIsAnErrorNotStalePictures) {
-  const std::string dir = test::temp_dir() + "/video_size_change";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("video_size_change");
   for (const auto& [name, height, width] : {std::tuple{"a.mpg", 32, 32}, std::tuple{"b.mpg", 48, 64}}) {
     cv::VideoWriter writer(dir + "/" + name, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('P', 'I', 'M', '1'), 25, cv::Size(width, height));
     ASSERT_TRUE(writer.isOpened()) << "this OpenCV's FFmpeg writes no MPEG-1";
@@ -168,9 +162,7 @@ TEST(Video, FrameSizeChangingMidVideoIsAnErrorNotStalePictures) {
 
 // Damaged data is decoded as far as FFmpeg can, and what FFmpeg said about it is kept, naming the frame.
 TEST(Video, DecodingErrorsAreKeptWithTheirFrame) {
-  const std::string dir = test::temp_dir() + "/video_damaged";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const std::string dir = test::fresh_dir("video_damaged");
   {
     VideoWriter writer(dir + "/clip.mp4", 25, 64, 64);
     for (const auto& frame : random_frames(30, 64, 64)) writer.write(frame);
