@@ -599,6 +599,8 @@ void check_resampling(const PredictFlags& f, const std::vector<std::string>& ima
 }
 
 void run_predict(PredictFlags& f) {
+  if (std::error_code error; std::filesystem::exists(f.out, error) && !std::filesystem::is_directory(f.out, error))
+    fail(f.out, "is a file, not a folder (--out names the folder the masks go to)");
   if (!f.window.empty()) f.intensities = parse_window(f.window);
   if (!f.spacing.empty() && f.spacing != "none") f.pixel_mm = parse_spacing(f.spacing, "none (slices as stored)");
   apply_inference_flags(f.inference, f.options);

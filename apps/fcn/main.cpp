@@ -2,12 +2,26 @@
 // error into one line on stderr and a non-zero exit code.
 #include <c10/util/Exception.h>
 
+#include <filesystem>
 #include <iostream>
+#include <string>
 
 #include "commands.h"
 #include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 #include "fcn/util/threads.h"
+
+namespace {
+// A filesystem error as fcn says every error, the path first: libstdc++'s "filesystem error: cannot create
+// directories: Not a directory [out]" -> "out: cannot create directories: Not a directory".
+std::string filesystem_message(const std::filesystem::filesystem_error& e) {
+  std::string what = fcn::first_line(e.what());
+  if (const std::string prefix = "filesystem error: "; what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+  if (e.path1().empty()) return what;
+  if (const auto at = what.find(" [" + e.path1().string() + "]"); at != std::string::npos) what.erase(at);  // the paths, said first
+  return e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string()) + ": " + what;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   fcn::install_cpu_allocator();  // big activations reused, not page-faulted back (see allocator.h)
@@ -61,6 +75,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::bad_alloc&) {
     std::cerr << "fcn: error: out of memory (a smaller --size, --batch or --tile needs less)\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "fcn: error: " << fcn::printable(filesystem_message(e)) << "\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what())) << "\n";

@@ -188,6 +188,13 @@ def _():
     one_line_error(run("info", path("fcn8s.fcn"), "--size", "70000x10", ok=False), "--size: image is '70000x10' (height x width)")
     one_line_error(run("export", path("fcn8s.fcn"), "--onnx", path("huge.onnx"), "--size", "20000x20000", ok=False),
                    "'20000x20000' (height x width) = 400000000 pixels", "raise it with --max-pixels")
+    # An output folder where a file is: the file named, said as fcn says errors (not libstdc++'s "filesystem error: ...").
+    open(path("a_file"), "w").close()
+    one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("a_file"), ok=False),
+                   path("a_file") + ": is a file, not a folder (--out names the folder the masks go to)")
+    p = run("data", "fashion-scenes", "--out", path("a_file/scenes"), "--train", 2, "--val", 1, ok=False)
+    one_line_error(p, path("a_file/scenes/JPEGImages") + ": cannot create directories: Not a directory")
+    assert "filesystem error" not in p.stderr, p.stderr
     cpus = len(os.sched_getaffinity(0))
     p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
     assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr
