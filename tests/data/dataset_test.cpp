@@ -125,6 +125,10 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
   EXPECT_EQ(check_dataset(dir).errors,
             (std::vector<std::string>{dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/); it holds NIfTI volumes: "
                                              "fcn data unstack " + dir + " --masks LABEL_VOLUMES --out DATASET makes a dataset of their slices"}));
+  // A file given as the dataset: said to be a file, not "not found".
+  EXPECT_EQ(test::error_of([&] { SegmentationDataset(dir + "/ct.nii.gz", "train"); }),
+            dir + "/ct.nii.gz: is a file, not a dataset folder (a VOC layout, or images/ + masks/)");
+  EXPECT_EQ(test::error_of([&] { SegmentationDataset(dir + "/absent", "train"); }), dir + "/absent: dataset folder not found");
 }
 
 TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {

@@ -160,7 +160,8 @@ std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_f
 SegmentationDataset::SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems)
     : dir_(dir), split_(split), problems_(problems) {
   const fs::path root(dir);
-  if (!fs::is_directory(root)) fail(dir, "dataset folder not found");
+  if (std::error_code error; !fs::is_directory(root, error))
+    fail(dir, fs::exists(root, error) ? "is a file, not a dataset folder (a VOC layout, or images/ + masks/)" : "dataset folder not found");
   const fs::path sets = root / "ImageSets" / "Segmentation";
   if (fs::is_directory(sets)) {
     list_voc(root, sets / (split + ".txt"));
