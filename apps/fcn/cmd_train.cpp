@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -20,6 +21,7 @@
 #include "fcn/formats/npy.h"
 #include "fcn/bench/benchmark.h"
 #include "fcn/infer/fast_path.h"
+#include "fcn/models/backbone.h"
 #include "fcn/models/convolutionalize.h"
 #include "fcn/models/fcn.h"
 #include "fcn/models/registry.h"
@@ -38,6 +40,7 @@ namespace {
 struct TrainFlags {
   NetRecipe recipe;  // --arch and a fresh net's shape, as in fcn init and fcn bench
   bool classes_given = false, channels_given = false, overwrite = false;
+  std::vector<std::string> given;  // the flags on the command line ("--arch", ...)
   std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
   std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
   std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
@@ -222,6 +225,46 @@ TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, doubl
                                                           " more problems: fcn data check " + f.data + ")"
                                                     : ""));
   return data;
+}
+
+// What a resumed run's net is for a recipe flag: --arch's name (fcn32s, unet, ...), --backbone's, or the value of its
+// config key (--depth: "depth"); null where the net has no such setting.
+nlohmann::json resumed_value(const std::string& flag, const NetImpl& net, const nlohmann::json& config) {
+  if (flag == "--arch") return net.arch() == "fcn" ? "fcn" + std::to_string(config.value("stride", 0)) + "s" : net.arch();
+  if (flag == "--classes") return net.num_classes();
+  if (flag == "--in-channels") return net.in_channels();
+  if (flag == "--backbone") return config.contains("backbone") ? nlohmann::json(backbone_name(backbone_from_config(config["backbone"]))) : nullptr;
+  if (flag == "--frozen-upsampling") return config.contains("learnable_upsampling") ? nlohmann::json(!config["learnable_upsampling"].get<bool>()) : nullptr;
+  if (flag == "--dropout" && net.arch() != "unet") return nullptr;  // FCN's dropout is not the flag's
+  std::string key = flag.substr(2);
+  std::replace(key.begin(), key.end(), '-', '_');
+  return config.contains(key) ? config[key] : nullptr;
+}
+
+// With --resume the net is the checkpoint's: a recipe flag beside it that asks for another net is an error naming
+// the flag and what the run trains (the flag went unheeded without a word: --arch fcn8s continued an FCN-32s run).
+void check_resumed_net(const TrainFlags& f, const NetImpl& net, const std::string& run) {
+  const auto& r = f.recipe;
+  const auto config = net.config();
+  const std::map<std::string, nlohmann::json> asked = {
+      {"--arch", r.arch}, {"--classes", r.classes}, {"--in-channels", r.in_channels},
+      {"--backbone", r.backbone.empty() ? r.backbone : backbone_name(parse_backbone(r.backbone))},
+      {"--geometry", r.geometry}, {"--fc-channels", r.fc_channels}, {"--fc-kernel", r.fc_kernel},
+      {"--frozen-upsampling", r.frozen_upsampling}, {"--at-once", r.at_once}, {"--aux", r.aux}, {"--depth", r.depth},
+      {"--base-channels", r.base_channels}, {"--padding", r.padding}, {"--upsample", r.upsample},
+      {"--batch-norm", r.batch_norm}, {"--dropout", r.dropout}};
+  for (const auto& flag : f.given) {
+    const auto want = asked.find(flag);
+    if (want == asked.end()) continue;
+    const auto have = resumed_value(flag, net, config);
+    if (have.is_null() || have == want->second) continue;
+    const auto said = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    const bool flag_only = have.is_boolean();  // given: on; so the run's is off
+    fail(flag, (flag_only ? "the run in " + run + " trains without it" : said(want->second) + ", but the run in " + run + " trains " + said(have)) +
+                   " (its checkpoint's net), and --resume continues a run as it started: " +
+                   (flag_only ? "leave " + flag + " out" : "give " + flag + " " + said(have)) + ", or start a new run from it (--from " + run +
+                   "/last.fcn, --weights " + run + "/last.fcn)");
+  }
 }
 
 // --run-dir, else the folder of --resume, else OUT without .fcn plus .run.
@@ -427,6 +470,7 @@ void run_train(TrainFlags& f) {
   Model model;
   TrainResult result;
   if (!f.resume.empty()) {
+    options.on_resume([&f](const Model& resumed) { check_resumed_net(f, *resumed.net, run_dir_of(f)); });
     result = resume_segmentation(f.resume, model, train, val, options);
   } else {
     model = starting_model(f, train);
@@ -521,7 +565,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--init", f.init, "start from a classifier (convolutionalized; transfer learning)");
   cmd->add_option("--from", f.from, "start from a coarser FCN (staged training 32s -> 16s -> 8s)");
   cmd->add_option("--weights", f.weights, "start from a model file's weights");
-  cmd->add_option("--resume", f.resume, "continue the run in this folder (or checkpoint.pt)");
+  cmd->add_option("--resume", f.resume, "continue the run in this folder (or checkpoint.pt): the net it trains, as it started")
+      ->excludes("--init")
+      ->excludes("--from")
+      ->excludes("--weights");
   add_training_flags(cmd, f);
   add_distributed_flags(cmd, f);
   add_device_flag(cmd, f.device);
@@ -532,6 +579,8 @@ void add_train(CLI::App& app) {
   cmd->callback([cmd] {
     f.classes_given = cmd->get_option("--classes")->count() > 0;
     f.channels_given = cmd->get_option("--in-channels")->count() > 0;
+    for (const auto* option : cmd->get_options())
+      if (option->count() > 0) f.given.push_back(option->get_name());
     run_train(f);
   });
 }

@@ -553,6 +553,22 @@ def _():
     assert os.path.exists(path("ctrl_c.fcn"))
     logged = [json.loads(line) for line in open(metrics)]
     assert [(e["epoch"], e["conv"], e["layout"]) for e in logged] == [(i + 1, "direct", "nchw") for i in range(done + 1)], logged
+    # --resume trains the checkpoint's net: a recipe flag asking for another is one line naming it (it went unheeded:
+    # --arch fcn8s continued the FCN-32s run), a starting point beside it too; nothing is trained then.
+    for flag, value, words in (("--arch", "fcn8s", "fcn8s, but the run in " + path("ctrl_c.run") + " trains fcn32s"),
+                               ("--backbone", "vgg16-w0.25", "vgg16-w0.25, but the run in " + path("ctrl_c.run") + " trains vgg16-w0.125"),
+                               ("--at-once", None, "the run in " + path("ctrl_c.run") + " trains without it")):
+        asked = list(args)
+        at = asked.index(flag) if flag in asked else None
+        if at is not None:
+            asked[at + 1] = value
+        else:
+            asked.append(flag)
+        one_line_error(run(*asked, "--epochs", done + 2, "--resume", path("ctrl_c.run"), ok=False), flag + ": " + words,
+                       "--resume continues a run as it started")
+    one_line_error(run(*args, "--epochs", done + 2, "--resume", path("ctrl_c.run"), "--from", path("ctrl_c.fcn"), ok=False),
+                   "--from excludes --resume")
+    assert sum(1 for _ in open(metrics)) == done + 1
 
 
 @check("one recipe: a fresh --arch/--backbone/... is the same net in init, train and bench")

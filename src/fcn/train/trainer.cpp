@@ -531,6 +531,7 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
     }
     torch::serialize::InputArchive archive;
     at = load_checkpoint(path, model, archive);
+    if (options.on_resume()) options.on_resume()(model);
     if (at.history.empty()) {  // a checkpoint from before the history was kept: take the log as it is
       std::ifstream in(options.run_dir() + "/metrics.jsonl");
       at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

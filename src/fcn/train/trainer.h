@@ -14,6 +14,7 @@
 // is split across ranks and the confusion matrices summed. Rank 0 alone writes the run folder.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -78,6 +79,9 @@ struct TrainOptions {
   TORCH_ARG(bool, keep_run_path) = true;
   // This process's connection to the other ranks of a data-parallel job; null: one process.
   TORCH_ARG(std::shared_ptr<Communicator>, communicator);
+  // On resume: called with the checkpoint's model before any step, on every rank; a caller's check that the run
+  // is the one it meant (fcn train: the recipe flags given beside --resume), which throws to stop there.
+  TORCH_ARG(std::function<void(const Model&)>, on_resume);
 };
 
 struct TrainResult {
