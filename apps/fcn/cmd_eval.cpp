@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "eval_volumes.h"
+#include "fcn/data/instances.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/formats/png.h"
 #include "fcn/infer/predictor.h"
@@ -117,7 +118,9 @@ struct Scored {
   ObjectScore objects;
   std::vector<std::string> skipped;  // a bad sample is reported and left out; exit 1 at the end
   std::vector<ImageScore> per_image;
-  EvalSinks sinks(const EvalFlags& f) { return {&separation, &skipped, f.worst > 0 ? &per_image : nullptr, &rand, &objects, f.min_object}; }
+  EvalSinks sinks(const EvalFlags& f) {
+    return {&separation, &skipped, f.worst > 0 ? &per_image : nullptr, &rand, &objects, f.min_object, plane_connectivity(f.volumes.connectivity)};
+  }
 };
 
 nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& confusion, const EvalFlags& f,
@@ -132,6 +135,7 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
     r["rand_error"] = nan_to_null(scored.rand.error());
     const auto& o = scored.objects;
     r["objects"] = {{"true", o.true_objects}, {"predicted", o.predicted_objects}, {"matched", o.matched}, {"min_object", f.min_object},
+                    {"connectivity", plane_connectivity(f.volumes.connectivity)},
                     {"precision", nan_to_null(o.precision())}, {"recall", nan_to_null(o.recall())}, {"f1", nan_to_null(o.f1())}};
   }
   if (!f.confusion_png.empty()) write_png(f.confusion_png, confusion_picture(confusion.matrix()));
@@ -147,8 +151,9 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
                 static_cast<long>(scored.separation.separated), static_cast<long>(scored.separation.touching_pairs),
                 scored.separation.score(), scored.rand.error());
   if (r.contains("objects"))
-    std::printf("%-28s objects found (IoU > 0.5%s): F1 %.4f, %ld of %ld true matched, %ld predicted (precision %.4f, recall %.4f)\n", "",
-                f.min_object > 1 ? (", " + std::to_string(f.min_object) + "+ pixels").c_str() : "", scored.objects.f1(), static_cast<long>(scored.objects.matched), static_cast<long>(scored.objects.true_objects),
+    std::printf("%-28s objects found (IoU > 0.5%s%s): F1 %.4f, %ld of %ld true matched, %ld predicted (precision %.4f, recall %.4f)\n", "",
+                f.min_object > 1 ? (", " + std::to_string(f.min_object) + "+ pixels").c_str() : "",
+                plane_connectivity(f.volumes.connectivity) == 4 ? ", 4-connected" : "", scored.objects.f1(), static_cast<long>(scored.objects.matched), static_cast<long>(scored.objects.true_objects),
                 static_cast<long>(scored.objects.predicted_objects), scored.objects.precision(), scored.objects.recall());
   return r;
 }
@@ -201,6 +206,8 @@ void run_eval(const EvalFlags& f) {
   SegmentationDataset dataset(f.data, f.split);
   if (f.min_object > 1 && !dataset.has_instances())
     fail("--min-object", "sets the smallest predicted object eval counts against instance masks, and " + f.data + " has none");
+  if (f.volumes.connectivity != 26 && !dataset.has_instances() && f.largest.empty())
+    fail("--connectivity", "joins pixels into objects for the object counts against instance masks (and --largest), and " + f.data + " has no instance masks");
   if (!f.json_output && dataset.split() != f.split)
     std::printf("data: all %zu pairs of %s (images/ + masks/ without splits, so no '%s' split)\n", dataset.size(),
                 f.data.c_str(), f.split.c_str());
@@ -246,8 +253,9 @@ void add_truth_flags(CLI::App* cmd, std::string& truth, VolumeScoreOptions& volu
       ->capture_default_str();
   cmd->add_option("--connectivity", volumes.connectivity,
                   "with --truth: a class's voxels that touch by a face, edge or corner are one object in the objects found (26), by "
-                  "a face or edge (18), by a face alone (6); a challenge's own rule where it names one, as fcn predict --connectivity")
-      ->needs(truth_flag)
+                  "a face or edge (18), by a face alone (6); a challenge's own rule where it names one, as fcn predict --connectivity. "
+                  "On images (instance masks' object counts, separation and Rand error; --largest): 6 joins pixels by their sides "
+                  "alone (4-connected), 18 or 26 by sides and corners (8), as fcn predict --connectivity joins an image's")
       ->check(CLI::IsMember({6, 18, 26}))
       ->capture_default_str();
 }

@@ -341,11 +341,8 @@ def _():
     val = [os.path.join(path("cells"), "JPEGImages", f"val_0000{k}.png") for k in range(2)]  # one pass of two, as eval's
     run("predict", path("bin.fcn"), *val, "--out", path("bin_masks"), "--quiet")
     joint = true = predicted = 0
-    found = []  # per image: the instances, the predicted segments
-    for name in ("val_00000", "val_00001"):
-        fg = np.array(Image.open(path(f"bin_masks/{name}.png"))) > 0
-        ids = np.array(Image.open(os.path.join(path("cells"), "SegmentationObject", name + ".png"))).astype(np.int64)
-        ids[ids == 255] = 0
+
+    def components(fg, corners=True):  # connected components by flood fill: 8-connected, or 4 (corners=False)
         segments, count = np.zeros(fg.shape, np.int64), 0
         for start in zip(*np.nonzero(fg)):
             if segments[start]:
@@ -356,11 +353,20 @@ def _():
                 y, x = stack.pop()
                 for ny in range(max(y - 1, 0), min(y + 2, fg.shape[0])):
                     for nx in range(max(x - 1, 0), min(x + 2, fg.shape[1])):
-                        if fg[ny, nx] and not segments[ny, nx]:
+                        if fg[ny, nx] and not segments[ny, nx] and (corners or ny == y or nx == x):
                             segments[ny, nx] = count
                             stack.append((ny, nx))
+        return segments, count
+
+    found, found4 = [], []  # per image: the instances, the predicted segments (8-connected; 4-connected)
+    for name in ("val_00000", "val_00001"):
+        fg = np.array(Image.open(path(f"bin_masks/{name}.png"))) > 0
+        ids = np.array(Image.open(os.path.join(path("cells"), "SegmentationObject", name + ".png"))).astype(np.int64)
+        ids[ids == 255] = 0
+        segments, count = components(fg)
         inside = ids > 0
         found.append((ids, segments))
+        found4.append((ids, components(fg, corners=False)[0]))
         pairs = lambda values: float(sum(n * (n - 1) for n in np.unique(values, return_counts=True)[1]))  # noqa: E731
         joint += pairs(ids[inside] * (count + 1) + segments[inside])
         true += pairs(ids[inside])
@@ -368,7 +374,7 @@ def _():
     precision, recall = joint / predicted, joint / true
     assert abs(r["rand_error"] - (1 - 2 * precision * recall / (precision + recall))) < 1e-9, (r["rand_error"], precision, recall)
 
-    def objects(min_pixels):  # an instance matched where one segment (of min_pixels or more) overlaps it with IoU above 0.5
+    def objects(min_pixels, found=found):  # an instance matched where one segment (of min_pixels or more) overlaps it with IoU above 0.5
         true_objects = predicted_objects = matched = 0
         for ids, segments in found:
             sizes = np.bincount(segments.ravel())
@@ -389,10 +395,16 @@ def _():
     o = json.loads(run("eval", path("bin.fcn"), "--data", path("cells"), "--json", "--min-object", sizes[-1]).stdout)["objects"]
     assert (o["true"], o["predicted"], o["matched"], o["min_object"]) == objects(sizes[-1]) + (sizes[-1],), (o, objects(sizes[-1]))
     assert sizes[0] == sizes[-1] or o["predicted"] < predicted_objects, (sizes, o)
+    # eval --connectivity 6: segments 4-connected, as fcn predict --connectivity 6 finds an image's objects.
+    o = json.loads(run("eval", path("bin.fcn"), "--data", path("cells"), "--json", "--connectivity", 6).stdout)["objects"]
+    assert (o["true"], o["predicted"], o["matched"], o["connectivity"]) == objects(1, found4) + (4,), (o, objects(1, found4))
     shutil.copytree(path("cells"), path("cells_plain"))
     shutil.rmtree(path("cells_plain/SegmentationObject"))
     one_line_error(run("eval", path("bin.fcn"), "--data", path("cells_plain"), "--min-object", 5, ok=False),
                    "--min-object: sets the smallest predicted object eval counts against instance masks, and " + path("cells_plain") + " has none")
+    one_line_error(run("eval", path("bin.fcn"), "--data", path("cells_plain"), "--connectivity", 6, ok=False),
+                   "--connectivity: joins pixels into objects for the object counts against instance masks (and --largest), and " +
+                   path("cells_plain") + " has no instance masks")
     # predict: labels 0/1; a threshold near 1 predicts less foreground than one near 0.
     counts = []
     for threshold in ("0.01", "0.99"):

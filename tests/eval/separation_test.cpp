@@ -125,6 +125,25 @@ TEST(ObjectMatches, InstancesMatchedAboveHalfIoU) {
   EXPECT_TRUE(std::isnan(object_matches(torch::zeros({2, 2}, torch::kLong), torch::zeros({2, 2}, torch::kLong)).f1()));
 }
 
+// Two square objects meeting at one corner: 8-connected, the prediction of both is one segment (their union, IoU 1/2
+// with each: no match, and the pair is not separated); 4-connected (fcn eval --connectivity 6), two segments, each
+// its object. By class as well; anything else is refused.
+TEST(ObjectMatches, FourConnectedPartsObjectsThatMeetAtACorner) {
+  auto ids = torch::zeros({8, 8}, torch::kLong);
+  ids.slice(0, 1, 4).slice(1, 1, 4).fill_(1);
+  ids.slice(0, 4, 7).slice(1, 4, 7).fill_(2);  // its corner (4,4) on 1's (3,3)
+  const auto predicted = ids.gt(0).to(torch::kLong);
+  const auto eight = instance_scores(predicted, ids), four = instance_scores(predicted, ids, 2, 1, {}, 4);
+  EXPECT_EQ(std::make_tuple(eight.objects.predicted_objects, eight.objects.matched), std::make_tuple(1, 0));
+  EXPECT_EQ(std::make_tuple(four.objects.predicted_objects, four.objects.matched), std::make_tuple(2, 2));
+  EXPECT_EQ(std::make_tuple(eight.separation.touching_pairs, eight.separation.separated), std::make_tuple(1, 0));
+  EXPECT_EQ(std::make_tuple(four.separation.touching_pairs, four.separation.separated), std::make_tuple(1, 1));
+  EXPECT_DOUBLE_EQ(four.rand.error(), 0.0);
+  EXPECT_GT(eight.rand.error(), 0.0);
+  EXPECT_EQ(instance_scores(predicted, ids, 2, 1, predicted, 4).objects.matched, 2);  // by class: the same
+  EXPECT_THROW(instance_scores(predicted, ids, 2, 1, {}, 6), c10::Error);
+}
+
 // With the ground truth's classes: each class's components are the segments, and a match needs the
 // instance's class. By hand: two touching objects of classes 1 and 2, then one of them predicted as the
 // wrong class.

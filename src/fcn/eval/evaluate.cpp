@@ -39,7 +39,7 @@ void record(size_t i, const std::string& image, const torch::Tensor& labels, con
     sinks.per_image->push_back({i, image, own.matrix().sum().item<int64_t>(), own.metrics()});
   }
   if ((sinks.separation != nullptr || sinks.rand != nullptr || sinks.objects != nullptr) && instances.defined()) {
-    const auto scores = instance_scores(labels, instances, 2, sinks.min_object, truth);
+    const auto scores = instance_scores(labels, instances, 2, sinks.min_object, truth, sinks.connectivity);
     if (sinks.separation != nullptr) *sinks.separation += scores.separation;
     if (sinks.rand != nullptr) *sinks.rand += scores.rand;
     if (sinks.objects != nullptr) *sinks.objects += scores.objects;
@@ -95,7 +95,7 @@ class Scorer {
       skipped_->push_back(dataset_.image_path(i) + ": out of memory segmenting this image");
       return;
     }
-    if (sinks_.largest) labels = keep_largest_objects(labels, instances_from_labels(labels, -1, 8), *sinks_.largest);
+    if (sinks_.largest) labels = keep_largest_objects(labels, instances_from_labels(labels, -1, sinks_.connectivity), *sinks_.largest);
     record(i, dataset_.image_path(i), labels, sample.mask, sample.instances, confusion_, sinks_);
     progress_.update(static_cast<int64_t>(i + 1));
   }

@@ -54,8 +54,11 @@ struct EvalSinks {
   ObjectScore* objects = nullptr;
   // Predicted segments of fewer pixels are not objects in `objects` (specks; fcn eval --min-object).
   int64_t min_object = 1;
+  // How pixels join into objects, in `objects`, `separation`, `rand` and `largest`: 8 (sides and corners) or 4 (sides
+  // alone; fcn eval --connectivity 6, as fcn predict --connectivity 6 joins an image's).
+  int connectivity = 8;
   // A model's labels with each listed class's largest object kept, the rest background, before they
-  // are scored (keep_largest_objects, 8-connected; empty: every class): as fcn predict --largest writes
+  // are scored (keep_largest_objects, `connectivity`-connected; empty: every class): as fcn predict --largest writes
   // them. Not given: the labels as the net gives them.
   std::optional<std::vector<int64_t>> largest = std::nullopt;
 };

@@ -97,10 +97,11 @@ ObjectScore objects_of(const torch::Tensor& components, const torch::Tensor& ids
   return score;
 }
 
-// The instances as int64 on the CPU and the predicted foreground's 8-connected components.
-std::pair<torch::Tensor, torch::Tensor> ids_and_components(const torch::Tensor& predicted, const torch::Tensor& instances, const char* what) {
+// The instances as int64 on the CPU and the predicted foreground's components (8-connected, or 4).
+std::pair<torch::Tensor, torch::Tensor> ids_and_components(const torch::Tensor& predicted, const torch::Tensor& instances, const char* what,
+                                                           int connectivity = 8) {
   TORCH_CHECK(predicted.sizes() == instances.sizes(), what, ": predicted ", predicted.sizes(), " vs instances ", instances.sizes());
-  return {instances.to(torch::kCPU, torch::kLong), connected_components(predicted.to(torch::kCPU) != 0, 8)};
+  return {instances.to(torch::kCPU, torch::kLong), connected_components(predicted.to(torch::kCPU) != 0, connectivity)};
 }
 
 }  // namespace
@@ -121,14 +122,15 @@ ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& 
 }
 
 InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap, int64_t min_object,
-                               const torch::Tensor& truth) {
-  const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores");
+                               const torch::Tensor& truth, int connectivity) {
+  TORCH_CHECK(connectivity == 4 || connectivity == 8, "instance_scores: connectivity 4 or 8, got ", connectivity);
+  const auto [ids, components] = ids_and_components(predicted, instances, "instance_scores", connectivity);
   if (!truth.defined()) return {separation_of(components, ids, max_gap), rand_of(components, ids), objects_of(components, ids, min_object)};
   // Objects by class: each class's components against the instances of that class (the class most of
   // an instance's pixels have in the ground truth, void left out).
   TORCH_CHECK(truth.sizes() == instances.sizes(), "instance_scores: truth ", truth.sizes(), " vs instances ", instances.sizes());
   const auto labels = predicted.to(torch::kCPU, torch::kLong), classes = truth.to(torch::kCPU, torch::kLong);
-  const auto segments = instances_from_labels(labels, -1, 8);
+  const auto segments = instances_from_labels(labels, -1, connectivity);
   const auto segment_class = component_classes(segments, labels);
   const auto counted = (ids > 0) & (classes != 255);
   const auto voted = classes.masked_select(counted);

@@ -58,9 +58,10 @@ struct ObjectScore {
 // predicted: H x W labels (0 = background, anything else foreground); instances: H x W ground truth (0 = none).
 ObjectScore object_matches(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t min_pixels = 1);
 
-// All three of one image, the predicted foreground's components found once (what evaluate() records).
-// With the ground-truth class labels `truth` (H x W; 255 void), objects are found by class: the
-// predicted segments are each class's 8-connected components (as fcn predict --instances counts
+// All three of one image, the predicted foreground's components found once (what evaluate() records),
+// `connectivity`-connected (8, or 4: pixels joined by their sides alone, as fcn predict --connectivity 6 joins an
+// image's). With the ground-truth class labels `truth` (H x W; 255 void), objects are found by class: the
+// predicted segments are each class's connected components (as fcn predict --instances counts
 // them), and an instance is matched only by a segment of its own class (the class most of its
 // pixels have in `truth`) — so two touching objects of different classes are two objects. For binary
 // labels that is the foreground's components, as without `truth`.
@@ -70,6 +71,6 @@ struct InstanceScores {
   ObjectScore objects;
 };
 InstanceScores instance_scores(const torch::Tensor& predicted, const torch::Tensor& instances, int64_t max_gap = 2,
-                               int64_t min_object = 1, const torch::Tensor& truth = {});
+                               int64_t min_object = 1, const torch::Tensor& truth = {}, int connectivity = 8);
 
 }  // namespace fcn
