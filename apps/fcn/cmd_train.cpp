@@ -255,7 +255,7 @@ void check_resumed_net(const TrainFlags& f, const NetImpl& net, const std::strin
       {"--batch-norm", r.batch_norm}, {"--dropout", r.dropout}};
   for (const auto& flag : f.given) {
     const auto want = asked.find(flag);
-    if (want == asked.end()) continue;
+    if (want == asked.end() || ((flag == "--fc-channels" || flag == "--fc-kernel") && want->second == 0)) continue;  // 0: the backbone's
     const auto have = resumed_value(flag, net, config);
     if (have.is_null() || have == want->second) continue;
     const auto said = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
