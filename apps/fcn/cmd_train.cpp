@@ -97,6 +97,57 @@ Model from_coarser_file(const std::string& path, int64_t stride, int64_t classes
   return {FCN::from_coarser(*coarser, stride).ptr(), source.meta};
 }
 
+// What a net given as it is (a resumed run's, --weights') is for a recipe flag: --arch's name (fcn32s, unet, ...), --backbone's, or the value of its
+// config key (--depth: "depth"); null where the net has no such setting.
+nlohmann::json net_value(const std::string& flag, const NetImpl& net, const nlohmann::json& config) {
+  if (flag == "--arch") return net.arch() == "fcn" ? "fcn" + std::to_string(config.value("stride", 0)) + "s" : net.arch();
+  if (flag == "--classes") return net.num_classes();
+  if (flag == "--in-channels") return net.in_channels();
+  if (flag == "--backbone") return config.contains("backbone") ? nlohmann::json(backbone_name(backbone_from_config(config["backbone"]))) : nullptr;
+  if (flag == "--frozen-upsampling") return config.contains("learnable_upsampling") ? nlohmann::json(!config["learnable_upsampling"].get<bool>()) : nullptr;
+  if (flag == "--dropout" && net.arch() != "unet") return nullptr;  // FCN's dropout is not the flag's
+  std::string key = flag.substr(2);
+  std::replace(key.begin(), key.end(), '-', '_');
+  return config.contains(key) ? config[key] : nullptr;
+}
+
+// Where the net comes from as it is (a checkpoint, a model file), in an error's words.
+struct NetSource {
+  std::string holds;  // "the run in RUN trains", "FILE holds"
+  std::string rule;   // "--resume continues a run as it started"
+  std::string other;  // what to do instead, after "give FLAG VALUE, or "
+};
+
+// With --resume or --weights the net is the checkpoint's or the file's: a recipe flag beside it that asks for
+// another net is an error naming the flag and the net's own value (it went unheeded without a word: --arch fcn8s
+// continued an FCN-32s run; --weights of an FCN-8s trained it as FCN-8s under --arch fcn32s).
+void check_net_flags(const TrainFlags& f, const NetImpl& net, const NetSource& source) {
+  const auto& r = f.recipe;
+  const auto config = net.config();
+  const std::map<std::string, nlohmann::json> asked = {
+      {"--arch", r.arch}, {"--classes", r.classes}, {"--in-channels", r.in_channels},
+      {"--backbone", r.backbone.empty() ? r.backbone : backbone_name(parse_backbone(r.backbone))},
+      {"--geometry", r.geometry}, {"--fc-channels", r.fc_channels}, {"--fc-kernel", r.fc_kernel},
+      {"--frozen-upsampling", r.frozen_upsampling}, {"--at-once", r.at_once}, {"--aux", r.aux}, {"--depth", r.depth},
+      {"--base-channels", r.base_channels}, {"--padding", r.padding}, {"--upsample", r.upsample},
+      {"--batch-norm", r.batch_norm}, {"--dropout", r.dropout}};
+  for (const auto& flag : f.given) {
+    const auto want = asked.find(flag);
+    if (want == asked.end() || ((flag == "--fc-channels" || flag == "--fc-kernel") && want->second == 0)) continue;  // 0: the backbone's
+    const auto have = net_value(flag, net, config);
+    if (have.is_null() || have == want->second) continue;
+    const auto said = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    const bool flag_only = have.is_boolean();  // given: on; so the net's is off
+    fail(flag, (flag_only ? source.holds + " without it" : said(want->second) + ", but " + source.holds + " " + said(have)) + ", and " +
+                   source.rule + ": " + (flag_only ? "leave " + flag + " out" : "give " + flag + " " + said(have)) + ", or " + source.other);
+  }
+}
+
+NetSource resumed_source(const std::string& run) {
+  return {"the run in " + run + " trains", "--resume continues a run as it started",
+          "start a new run from it (--from " + run + "/last.fcn, --weights " + run + "/last.fcn)"};
+}
+
 // The net's inputs where no flag gives them: channels.json's count, else the first image's: as many as it holds
 // where each is data (channels_are_data: a .npy array, a multispectral TIFF's bands, RGB + near-infrared);
 // else its colour ahead of alpha: a TIFF's as it declares it (gray + 2 alphas: 1), gray or gray + alpha 1,
@@ -118,7 +169,11 @@ Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
   const int64_t stride = fcn_stride(f.recipe.arch);
   if (stride == 0 && f.recipe.arch != "unet" && f.recipe.arch != "torchvision-fcn")
     fail("--arch", "'" + f.recipe.arch + "' is not one of fcn32s, fcn16s, fcn8s, unet, torchvision-fcn");
-  if (!f.weights.empty()) return load_model(f.weights);
+  if (!f.weights.empty()) {
+    auto model = load_model(f.weights);
+    check_net_flags(f, *model.net, {f.weights + " holds", "--weights trains that net as it is", "leave --weights out for a fresh net"});
+    return model;
+  }
   // --classes 1 on two-class data: a binary net (one logit channel, sigmoid).
   const bool binary = f.classes_given && f.recipe.classes == 1 && train.num_classes() == 2;
   const int64_t classes = binary ? 1 : train.num_classes();
@@ -225,46 +280,6 @@ TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, doubl
                                                           " more problems: fcn data check " + f.data + ")"
                                                     : ""));
   return data;
-}
-
-// What a resumed run's net is for a recipe flag: --arch's name (fcn32s, unet, ...), --backbone's, or the value of its
-// config key (--depth: "depth"); null where the net has no such setting.
-nlohmann::json resumed_value(const std::string& flag, const NetImpl& net, const nlohmann::json& config) {
-  if (flag == "--arch") return net.arch() == "fcn" ? "fcn" + std::to_string(config.value("stride", 0)) + "s" : net.arch();
-  if (flag == "--classes") return net.num_classes();
-  if (flag == "--in-channels") return net.in_channels();
-  if (flag == "--backbone") return config.contains("backbone") ? nlohmann::json(backbone_name(backbone_from_config(config["backbone"]))) : nullptr;
-  if (flag == "--frozen-upsampling") return config.contains("learnable_upsampling") ? nlohmann::json(!config["learnable_upsampling"].get<bool>()) : nullptr;
-  if (flag == "--dropout" && net.arch() != "unet") return nullptr;  // FCN's dropout is not the flag's
-  std::string key = flag.substr(2);
-  std::replace(key.begin(), key.end(), '-', '_');
-  return config.contains(key) ? config[key] : nullptr;
-}
-
-// With --resume the net is the checkpoint's: a recipe flag beside it that asks for another net is an error naming
-// the flag and what the run trains (the flag went unheeded without a word: --arch fcn8s continued an FCN-32s run).
-void check_resumed_net(const TrainFlags& f, const NetImpl& net, const std::string& run) {
-  const auto& r = f.recipe;
-  const auto config = net.config();
-  const std::map<std::string, nlohmann::json> asked = {
-      {"--arch", r.arch}, {"--classes", r.classes}, {"--in-channels", r.in_channels},
-      {"--backbone", r.backbone.empty() ? r.backbone : backbone_name(parse_backbone(r.backbone))},
-      {"--geometry", r.geometry}, {"--fc-channels", r.fc_channels}, {"--fc-kernel", r.fc_kernel},
-      {"--frozen-upsampling", r.frozen_upsampling}, {"--at-once", r.at_once}, {"--aux", r.aux}, {"--depth", r.depth},
-      {"--base-channels", r.base_channels}, {"--padding", r.padding}, {"--upsample", r.upsample},
-      {"--batch-norm", r.batch_norm}, {"--dropout", r.dropout}};
-  for (const auto& flag : f.given) {
-    const auto want = asked.find(flag);
-    if (want == asked.end() || ((flag == "--fc-channels" || flag == "--fc-kernel") && want->second == 0)) continue;  // 0: the backbone's
-    const auto have = resumed_value(flag, net, config);
-    if (have.is_null() || have == want->second) continue;
-    const auto said = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-    const bool flag_only = have.is_boolean();  // given: on; so the run's is off
-    fail(flag, (flag_only ? "the run in " + run + " trains without it" : said(want->second) + ", but the run in " + run + " trains " + said(have)) +
-                   " (its checkpoint's net), and --resume continues a run as it started: " +
-                   (flag_only ? "leave " + flag + " out" : "give " + flag + " " + said(have)) + ", or start a new run from it (--from " + run +
-                   "/last.fcn, --weights " + run + "/last.fcn)");
-  }
 }
 
 // --run-dir, else the folder of --resume, else OUT without .fcn plus .run.
@@ -470,7 +485,7 @@ void run_train(TrainFlags& f) {
   Model model;
   TrainResult result;
   if (!f.resume.empty()) {
-    options.on_resume([&f](const Model& resumed) { check_resumed_net(f, *resumed.net, run_dir_of(f)); });
+    options.on_resume([&f](const Model& resumed) { check_net_flags(f, *resumed.net, resumed_source(run_dir_of(f))); });
     result = resume_segmentation(f.resume, model, train, val, options);
   } else {
     model = starting_model(f, train);

@@ -581,6 +581,11 @@ def _():
     one_line_error(run(*args, "--epochs", done + 2, "--resume", path("ctrl_c.run"), "--from", path("ctrl_c.fcn"), ok=False),
                    "--from excludes --resume")
     assert sum(1 for _ in open(metrics)) == done + 1
+    # --weights trains the file's net as it is: --arch fcn8s beside an FCN-32s file is one line too (it trained the FCN-32s).
+    one_line_error(run("train", "--data", path("many"), "--arch", "fcn8s", "--weights", path("ctrl_c.fcn"), "--out", path("w8.fcn"),
+                       "--epochs", 1, ok=False),
+                   "--arch: fcn8s, but " + path("ctrl_c.fcn") + " holds fcn32s, and --weights trains that net as it is: give --arch fcn32s")
+    assert not os.path.exists(path("w8.run/checkpoint.pt"))
 
 
 @check("one recipe: a fresh --arch/--backbone/... is the same net in init, train and bench")
