@@ -162,6 +162,7 @@ nlohmann::json report(nlohmann::json r, Scored& scored, const ConfusionMatrix& c
 nlohmann::json score_model(const std::string& path, const EvalFlags& f, const SegmentationDataset& dataset,
                            const PredictOptions& options, torch::Device target, bool first, int64_t& failed) {
   const auto model = load_model(path);
+  warn_unread_threshold(f.inference, *model.net, path);
   Scored scored;
   auto sinks = scored.sinks(f);
   if (!f.largest.empty()) sinks.largest = parse_largest(f.largest, model.meta.class_names);

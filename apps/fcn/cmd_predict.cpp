@@ -609,6 +609,7 @@ void run_predict(PredictFlags& f) {
   const auto device = parse_device(f.device);
   f.options.fast_path = true;  // the layout, allocator and upsampling fcn tune chose for this CPU, else the ISA rule
   const Predictor predictor(f.model, device, f.options);
+  warn_unread_threshold(f.inference, *predictor.model().net, f.model);
   const auto images = inputs_of(f.inputs);
   if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");

@@ -203,8 +203,8 @@ void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags&
                   "multi-scale inference: segment the image resized by each factor, e.g. 0.75,1,1.25 (probabilities averaged)")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--threshold", options.threshold, "binary nets: foreground where its probability exceeds this")
-      ->capture_default_str();
+  flags.threshold = cmd->add_option("--threshold", options.threshold, "binary nets: foreground where its probability exceeds this")
+                        ->capture_default_str();
   cmd->add_option("--resize", flags.resize, "resize images to HxW for the net (stretches; default: pad and crop)");
 }
 
@@ -219,11 +219,55 @@ void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options)
   for (const auto& t : flags.tta) (t == "flip" ? options.flip : options.rot90) = true;
 }
 
+void warn_unread_threshold(const InferenceFlags& flags, const NetImpl& net, const std::string& model) {
+  if (flags.threshold == nullptr || flags.threshold->count() == 0 || net.num_classes() == 1) return;
+  std::fprintf(stderr, "fcn: warning: --threshold is for binary nets (one logit: --classes 1); %s has %ld classes and takes each pixel's most probable: --threshold unused\n",
+               printable(model).c_str(), static_cast<long>(net.num_classes()));
+}
+
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {
   return cmd->add_option("--out", out, what);
 }
 
+namespace {
+bool is_fcn(const std::string& arch) { return fcn_stride(arch) > 0; }
+bool is_unet(const std::string& arch) { return arch == "unet"; }
+
+// The recipe flags one kind of net reads, and which (--arch, --classes and --in-channels: every one).
+struct RecipeFlag {
+  const char* flag;
+  const char* readers;  // in an error's words
+  bool (*reads)(const std::string& arch);
+};
+const RecipeFlag kRecipeFlags[] = {
+    {"--backbone", "FCNs, torchvision-fcn and the classifier, not U-Net (its encoder is its own)", [](const std::string& a) { return !is_unet(a); }},
+    {"--geometry", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
+    {"--fc-kernel", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
+    {"--frozen-upsampling", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
+    {"--fc-channels", "FCNs and the classifier", [](const std::string& a) { return is_fcn(a) || a == "classifier"; }},
+    {"--at-once", "FCN-16s and FCN-8s (the skips it scales)", [](const std::string& a) { return is_fcn(a) && a != "fcn32s"; }},
+    {"--aux", "torchvision-fcn", [](const std::string& a) { return a == "torchvision-fcn"; }},
+    {"--input-size", "the classifier", [](const std::string& a) { return a == "classifier"; }},
+    {"--depth", "U-Net", is_unet},
+    {"--base-channels", "U-Net", is_unet},
+    {"--padding", "U-Net", is_unet},
+    {"--upsample", "U-Net", is_unet},
+    {"--batch-norm", "U-Net", is_unet},
+    {"--dropout", "U-Net", is_unet},
+};
+
+// A recipe flag that --arch's net does not read is one line, not a flag left unheeded (--depth on an FCN, --backbone
+// on U-Net, --at-once on FCN-32s: each built the net without it).
+void check_recipe_flags(const CLI::App& cmd, const NetRecipe& r) {
+  if (!is_fcn(r.arch) && !is_unet(r.arch) && r.arch != "classifier" && r.arch != "torchvision-fcn") return;  // --arch's own error
+  for (const auto& f : kRecipeFlags)
+    if (cmd.get_option(f.flag)->count() > 0 && !f.reads(r.arch))
+      fail(f.flag, std::string("is read by ") + f.readers + ", and --arch " + r.arch + " builds a net without it: leave it out");
+}
+}  // namespace
+
 void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
+  cmd->parse_complete_callback([cmd, &r] { check_recipe_flags(*cmd, r); });
   cmd->add_option("--arch", r.arch, "fcn32s | fcn16s | fcn8s | unet | classifier | torchvision-fcn (--backbone resnet50|101)")
       ->capture_default_str();
   cmd->add_option("--classes", r.classes, "number of classes (default: 21 FCN, 2 U-Net, 1000 classifier; train: the data's)")

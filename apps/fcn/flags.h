@@ -46,6 +46,7 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 struct InferenceFlags {
   std::vector<std::string> tta;
   std::string resize;
+  const CLI::Option* threshold = nullptr;  // --threshold, to tell whether it was given
 };
 void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags);
 // What fcn eval and fcn report segment a split with before their flags: PredictOptions with small
@@ -53,6 +54,9 @@ void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags&
 PredictOptions scoring_options();
 // --tta and --resize into `options` (an error naming --resize when it is not H or HxW).
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options);
+// A line on stderr where --threshold was given for a net that is not binary (it takes each pixel's most probable
+// class, and the flag goes unread): `model` names it.
+void warn_unread_threshold(const InferenceFlags& flags, const NetImpl& net, const std::string& model);
 // The recipe of a fresh net (--arch, --classes, --in-channels, --backbone, --geometry,
 // --fc-channels, --fc-kernel, --frozen-upsampling, --input-size, --depth, --base-channels,
 // --padding, --upsample, --batch-norm), with NetRecipe's defaults, for init, train and bench.

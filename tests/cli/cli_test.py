@@ -604,6 +604,17 @@ def _():
     assert json.loads(torch.load(path("recipe_train2.fcn"))["config"]) == configs[0]
     one_line_error(run("train", "--data", root, *flags[:-1], 7, "--epochs", 1, "--out", path("x.fcn"), ok=False),
                    "--classes", "5 classes")
+    # A flag the --arch's net does not read is one line in every verb of the recipe (each built the net without it).
+    for verb, asked, flag, readers in ((["init", "--out", path("x.fcn")], ["--arch", "fcn8s", "--depth", 3], "--depth", "U-Net"),
+                                       (["train", "--data", root, "--epochs", 1, "--out", path("x.fcn")], ["--arch", "unet", "--backbone", "resnet18"],
+                                        "--backbone", "FCNs, torchvision-fcn and the classifier"),
+                                       (["bench", "--runs", 1], ["--arch", "fcn32s", "--at-once"], "--at-once", "FCN-16s and FCN-8s"),
+                                       (["tune", "--size", 32], ["--arch", "fcn8s", "--aux"], "--aux", "torchvision-fcn")):
+        one_line_error(run(*verb[:1], *asked, *verb[1:], ok=False), flag + ": is read by " + readers, "--arch " + asked[1] + " builds a net without it")
+    assert not os.path.exists(path("x.fcn"))
+    # --threshold on a net of several classes goes unread: said in a line, the masks as without it.
+    p = run("predict", path("recipe_init.fcn"), os.path.join(root, "JPEGImages", "im0.png"), "--out", path("thr"), "--threshold", 0.3, "--quiet")
+    assert "fcn: warning: --threshold is for binary nets (one logit: --classes 1); " + path("recipe_init.fcn") + " has 5 classes" in p.stderr, p.stderr
 
 
 @check("info prints the net layer by layer, as LibTorch prints modules")
