@@ -237,6 +237,15 @@ void run_eval(const EvalFlags& f) {
   }
 }
 
+// Without a model, the flags that say how a model segments go unread: one line naming the flag (--predictions
+// masks and --truth volumes are scored as they are; --tta, --tile, --dtype, --largest, ... did nothing there).
+void check_model_flags(const CLI::App& cmd, const EvalFlags& f) {
+  if (!f.models.empty()) return;
+  for (const char* flag : {"--tile", "--overlap", "--tta", "--scales", "--threshold", "--resize", "--batch", "--device", "--dtype", "--largest"})
+    if (cmd.get_option(flag)->count() > 0)
+      fail(flag, "says how a model segments, and no model is given: --predictions masks (and --truth volumes) are scored as they are");
+}
+
 // --truth and the flags that score label volumes against it.
 void add_truth_flags(CLI::App* cmd, std::string& truth, VolumeScoreOptions& volumes) {
   auto* truth_flag = cmd->add_option("--truth", truth,
@@ -309,7 +318,10 @@ void add_eval(CLI::App& app) {
   add_threads_flag(cmd, threads, "LibTorch's");
   add_json_flag(cmd, json_output, "keys pixel_acc, mean_acc, mean_iu, fw_iu, dice, per_class, confusion, inference, worst; with instance masks separation, rand_error, objects");
   add_max_pixels_flag(cmd);
-  cmd->callback([] { run_eval(f); });
+  cmd->callback([cmd] {
+    check_model_flags(*cmd, f);
+    run_eval(f);
+  });
 }
 
 }  // namespace fcn::cli

@@ -465,7 +465,20 @@ void launch_ranks(const TrainFlags& f) {
   if (code != 0) throw CLI::RuntimeError(code);
 }
 
+// A training flag that the chosen optimizer or loss does not read is one line, not a flag left unheeded
+// (--momentum under AdamW; --class-weights, --weight-map, --reduction under --loss dice: each trained without it).
+void check_unread_training_flags(const TrainFlags& f) {
+  const auto given = [&](const char* flag) { return std::find(f.given.begin(), f.given.end(), flag) != f.given.end(); };
+  if (given("--momentum") && f.optimizer != "sgd")
+    fail("--momentum", "is SGD's, and --optimizer " + f.optimizer + " does not read it (AdamW's betas are LibTorch's: 0.9, 0.999)");
+  if (f.loss != "dice") return;
+  for (const char* flag : {"--class-weights", "--weight-map", "--reduction"})
+    if (given(flag) && !(std::string(flag) == "--class-weights" && f.class_weights == "none"))
+      fail(flag, "weighs the cross-entropy, and --loss dice has none: --loss ce+dice takes both, or leave " + std::string(flag) + " out");
+}
+
 void run_train(TrainFlags& f) {
+  check_unread_training_flags(f);
   if (f.nproc > 1) return launch_ranks(f);
   const auto job = job_of(f);
   if (f.tune) check_tune_flag(f, job.world_size());

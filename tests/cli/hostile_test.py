@@ -145,7 +145,11 @@ def _():
             "--epochs", 1, "--out", path("nonsense.fcn")]
     for flags, needle in ((["--momentum", -1], "--momentum"), (["--weight-decay", "nan"], "--weight-decay"),
                           (["--crop", -5], "--crop"), (["--scale-min", 0, "--scale-max", 0], "--scale-min"),
-                          (["--scale-min", 2, "--scale-max", 0.5], "min_scale <= max_scale")):
+                          (["--scale-min", 2, "--scale-max", 0.5], "min_scale <= max_scale"),
+                          # read by no part of the training chosen: each trained without it, without a word
+                          (["--optimizer", "adamw", "--momentum", 0.5], "--momentum: is SGD's, and --optimizer adamw does not read it"),
+                          (["--loss", "dice", "--weight-map", "paper"], "--weight-map: weighs the cross-entropy, and --loss dice has none"),
+                          (["--loss", "dice", "--class-weights", "median-freq"], "--class-weights: weighs the cross-entropy")):
         one_line(run(*base, *flags, ok=False), needle)
     assert not os.path.exists(path("nonsense.fcn"))
 

@@ -1832,6 +1832,10 @@ def _():
     p = run("eval", "--predictions", path("elsewhere"), "--data", root, ok=False)
     assert p.returncode == 1 and "elsewhere/u1.png: missing: no prediction for " in p.stderr, p.stderr
     one_line_error(run("eval", "--data", root, ok=False), "MODEL: give model files to evaluate, or --predictions folders")
+    # Without a model, a flag that says how a model segments goes unread: one line (--tta did nothing here).
+    for flag in (["--tta", "flip"], ["--tile", 64], ["--dtype", "bf16"], ["--largest", "all"]):
+        one_line_error(run("eval", "--predictions", path("elsewhere"), "--data", root, *flag, ok=False),
+                       flag[0] + ": says how a model segments, and no model is given")
 
 
 
