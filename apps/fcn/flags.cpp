@@ -195,7 +195,7 @@ void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys) {
 void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags) {
   cmd->add_option("--tile", options.tile, "overlap-tile inference with tiles of this side (px); 0 = whole image")
       ->capture_default_str();
-  cmd->add_option("--overlap", options.overlap, "pixels shared by neighbouring tiles")->capture_default_str();
+  flags.overlap = cmd->add_option("--overlap", options.overlap, "pixels shared by neighbouring tiles")->capture_default_str();
   cmd->add_option("--tta", flags.tta, "test-time augmentation: flip and/or rot90 (probabilities averaged)")
       ->check(CLI::IsMember({"flip", "rot90"}))
       ->delimiter(',');
@@ -215,6 +215,8 @@ PredictOptions scoring_options() {
 }
 
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options) {
+  if (flags.overlap != nullptr && flags.overlap->count() > 0 && options.tile == 0)
+    fail("--overlap", "is the overlap of --tile's tiles, and --tile is not given (the whole image is one pass)");
   if (!flags.resize.empty()) std::tie(options.resize_height, options.resize_width) = parse_size(flags.resize, "--resize");
   for (const auto& t : flags.tta) (t == "flip" ? options.flip : options.rot90) = true;
 }

@@ -46,13 +46,15 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 struct InferenceFlags {
   std::vector<std::string> tta;
   std::string resize;
-  const CLI::Option* threshold = nullptr;  // --threshold, to tell whether it was given
+  const CLI::Option* threshold = nullptr;  // --threshold and --overlap, to tell whether they were given
+  const CLI::Option* overlap = nullptr;
 };
 void add_inference_flags(CLI::App* cmd, PredictOptions& options, InferenceFlags& flags);
 // What fcn eval and fcn report segment a split with before their flags: PredictOptions with small
 // images 8 to a forward pass (fcn predict's --batch counts tiles, default 1).
 PredictOptions scoring_options();
-// --tta and --resize into `options` (an error naming --resize when it is not H or HxW).
+// --tta and --resize into `options` (an error naming --resize when it is not H or HxW; one naming --overlap when it
+// is given without --tile, whose tiles it overlaps).
 void apply_inference_flags(const InferenceFlags& flags, PredictOptions& options);
 // A line on stderr where --threshold was given for a net that is not binary (it takes each pixel's most probable
 // class, and the flag goes unread): `model` names it.

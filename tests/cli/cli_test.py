@@ -173,6 +173,8 @@ def _():
                            ok=False), "--threads", needle)
     one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--max-pixels", 0, ok=False),
                    "--max-pixels: must be positive, got 0")
+    one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--overlap", 10, ok=False),
+                   "--overlap: is the overlap of --tile's tiles, and --tile is not given")
     # Whole numbers CLI11 alone would wrap (-1 as 2^64 - 1 for --seed) or clamp to 64 bits, silently.
     one_line_error(run("init", "--arch", "fcn8s", "--out", path("x.fcn"), "--seed", -1, ok=False),
                    "--seed: must not be negative, got -1")
@@ -565,11 +567,11 @@ def _():
     assert os.path.exists(path("ctrl_c.fcn"))
     logged = [json.loads(line) for line in open(metrics)]
     assert [(e["epoch"], e["conv"], e["layout"]) for e in logged] == [(i + 1, "direct", "nchw") for i in range(done + 1)], logged
-    # --resume trains the checkpoint's net: a recipe flag asking for another is one line naming it (it went unheeded:
+    # --resume trains the checkpoint's net: a net flag asking for another is one line naming it (it went unheeded:
     # --arch fcn8s continued the FCN-32s run), a starting point beside it too; nothing is trained then.
     for flag, value, words in (("--arch", "fcn8s", "fcn8s, but the run in " + path("ctrl_c.run") + " trains fcn32s"),
                                ("--backbone", "vgg16-w0.25", "vgg16-w0.25, but the run in " + path("ctrl_c.run") + " trains vgg16-w0.125"),
-                               ("--at-once", None, "the run in " + path("ctrl_c.run") + " trains without it")):
+                               ("--frozen-upsampling", None, "the run in " + path("ctrl_c.run") + " trains without it")):
         asked = list(args)
         at = asked.index(flag) if flag in asked else None
         if at is not None:
