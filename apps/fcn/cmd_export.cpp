@@ -31,8 +31,10 @@ void add_export(CLI::App& app) {
   cmd->add_flag("--dynamic", dynamic, "symbolic batch, height and width (not for the reference FCN geometry)");
   cmd->add_option("--opset", opset, "ONNX opset (>= 11)")->capture_default_str();
   add_max_pixels_flag(cmd);
-  cmd->callback([] {
+  cmd->callback([cmd] {
     if (onnx_path.empty() && pth_path.empty()) fail("export", "nothing to do: give --onnx FILE and/or --pth FILE");
+    for (const char* flag : {"--size", "--dynamic", "--opset"})  // the .pth alone: they would shape nothing
+      if (onnx_path.empty() && cmd->get_option(flag)->count() > 0) fail(flag, "shapes the ONNX graph, and no --onnx FILE is written");
     const auto model = load_model(path);
     if (!pth_path.empty()) {
       write_torch_state_dict(pth_path, state_dict(*model.net));

@@ -175,6 +175,8 @@ def _():
                    "--max-pixels: must be positive, got 0")
     one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--overlap", 10, ok=False),
                    "--overlap: is the overlap of --tile's tiles, and --tile is not given")
+    one_line_error(run("export", path("fcn8s.fcn"), "--pth", path("x.pth"), "--dynamic", ok=False),
+                   "--dynamic: shapes the ONNX graph, and no --onnx FILE is written")
     # Whole numbers CLI11 alone would wrap (-1 as 2^64 - 1 for --seed) or clamp to 64 bits, silently.
     one_line_error(run("init", "--arch", "fcn8s", "--out", path("x.fcn"), "--seed", -1, ok=False),
                    "--seed: must not be negative, got -1")
