@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "training_path.h"
+#include "fcn/models/backbone.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/train/pretrain.h"
 #include "fcn/util/allocator.h"
@@ -54,9 +55,11 @@ void add_pretrain(CLI::App& app) {
                 "  first (as fcn tune --mode train; 2-3 s on 2 cores) and cache the winner");
   add_device_flag(cmd, device);
   add_json_flag(cmd, json_output);
-  cmd->callback([] {
+  cmd->callback([cmd] {
     use_cpu_allocator_for_training();  // same shapes every step: keep freed activation blocks
     if (data != "fashion-mnist") fail("--data", "'" + data + "': pretraining reads fashion-mnist");
+    if (cmd->get_option("--fc-channels")->count() > 0 && !has_fc_head(parse_backbone(backbone).family()))
+      fail("--fc-channels", "is the fc6/fc7 width of VGG and AlexNet, and " + backbone + " has no fc layers (its classifier scores the pooled map)");
     auto options = PretrainOptions()
                        .backbone(backbone)
                        .fc_channels(fc_channels)

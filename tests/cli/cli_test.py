@@ -814,5 +814,7 @@ def _():
     words = "channels-last" if entry["layout"] == "channels_last" else "NCHW"
     assert f"training path: {entry['conv']} convs in {words}" in said.stdout, said.stdout  # cached: taken without --tune
     one_line_error(run(*fit, path("pt4.fcn"), "--tune", "--layout", "nchw", ok=False), "--tune", "--layout")
+    one_line_error(run("pretrain", "--backbone", "resnet18-w0.125", "--fc-channels", 64, "--out", path("pt5.fcn"), ok=False),
+                   "--fc-channels: is the fc6/fc7 width of VGG and AlexNet, and resnet18-w0.125 has no fc layers")  # it went unread
 
 summary()
