@@ -129,6 +129,11 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
   EXPECT_EQ(test::error_of([&] { SegmentationDataset(dir + "/ct.nii.gz", "train"); }),
             dir + "/ct.nii.gz: is a file, not a dataset folder (a VOC layout, or images/ + masks/)");
   EXPECT_EQ(test::error_of([&] { SegmentationDataset(dir + "/absent", "train"); }), dir + "/absent: dataset folder not found");
+  // The same words from data check and data split (they said "no splits found", "is not a folder of images/ + masks/").
+  EXPECT_EQ(check_dataset(dir + "/absent").errors, (std::vector<std::string>{dir + "/absent: dataset folder not found"}));
+  EXPECT_EQ(check_dataset(dir + "/ct.nii.gz").errors,
+            (std::vector<std::string>{dir + "/ct.nii.gz: is a file, not a dataset folder (a VOC layout, or images/ + masks/)"}));
+  EXPECT_EQ(test::error_of([&] { write_split_lists(dir + "/absent", 0.2, 0); }), dir + "/absent: dataset folder not found");
 }
 
 TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {

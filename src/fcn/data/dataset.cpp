@@ -112,8 +112,15 @@ std::string volume_of(const std::string& id) {
   return digits ? id.substr(0, cut) : id;
 }
 
+std::string dataset_folder_problem(const std::string& dir) {
+  std::error_code error;
+  if (fs::is_directory(dir, error)) return "";
+  return fs::exists(dir, error) ? "is a file, not a dataset folder (a VOC layout, or images/ + masks/)" : "dataset folder not found";
+}
+
 std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_fraction, uint64_t seed, bool overwrite, bool by_volume) {
   const fs::path root(dir);
+  if (const auto problem = dataset_folder_problem(dir); !problem.empty()) fail(dir, problem);
   if (fs::is_directory(root / "ImageSets" / "Segmentation")) fail(dir, "is a VOC layout: its splits are ImageSets/Segmentation/*.txt");
   if (!fs::is_directory(root / "images") || !fs::is_directory(root / "masks"))
     fail(dir, "is not a folder of images/ + masks/ (split folders such as train/images are splits already)");
@@ -160,8 +167,7 @@ std::pair<size_t, size_t> write_split_lists(const std::string& dir, double val_f
 SegmentationDataset::SegmentationDataset(const std::string& dir, const std::string& split, std::vector<std::string>* problems)
     : dir_(dir), split_(split), problems_(problems) {
   const fs::path root(dir);
-  if (std::error_code error; !fs::is_directory(root, error))
-    fail(dir, fs::exists(root, error) ? "is a file, not a dataset folder (a VOC layout, or images/ + masks/)" : "dataset folder not found");
+  if (const auto problem = dataset_folder_problem(dir); !problem.empty()) fail(dir, problem);
   const fs::path sets = root / "ImageSets" / "Segmentation";
   if (fs::is_directory(sets)) {
     list_voc(root, sets / (split + ".txt"));

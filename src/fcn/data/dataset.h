@@ -38,6 +38,10 @@ struct KeptStats {
 
 struct KeptSamples;  // dataset.cpp
 
+// What is wrong with `dir` as a dataset folder before its layout is looked at: "dataset folder not found", "is a
+// file, not a dataset folder (...)", or "" for a folder.
+std::string dataset_folder_problem(const std::string& dir);
+
 class SegmentationDataset {
  public:
   // Lists the split and checks that every listed file exists; reads nothing else yet. With

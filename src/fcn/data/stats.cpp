@@ -191,6 +191,10 @@ std::string volumes_hint(const std::string& dir) {
 DatasetReport check_dataset(const std::string& dir, const std::string& only_split,
                             const std::function<void(int64_t, int64_t)>& progress) {
   DatasetReport report;
+  if (const auto problem = dataset_folder_problem(dir); !problem.empty()) {
+    report.errors.push_back(dir + ": " + problem);
+    return report;
+  }
   const auto splits = only_split.empty() ? dataset_splits(dir) : std::vector<std::string>{only_split};
   if (splits.empty()) {
     report.errors.push_back(dir + ": no splits found (neither ImageSets/Segmentation/*.txt nor images/ + masks/)" + volumes_hint(dir));
