@@ -39,8 +39,9 @@ namespace {
 
 struct TrainFlags {
   NetRecipe recipe;  // --arch and a fresh net's shape, as in fcn init and fcn bench
-  bool classes_given = false, channels_given = false, overwrite = false;
+  bool overwrite = false;
   std::vector<std::string> given;  // the flags on the command line ("--arch", ...)
+  bool gave(const std::string& flag) const { return std::find(given.begin(), given.end(), flag) != given.end(); }
   std::string data, init, from, weights, out, run_dir, resume, device = "cpu";
   std::string optimizer = "sgd", schedule = "poly", reduction = "mean", loss = "ce", class_weights = "none";
   std::string weight_map, elastic;  // "w0=10,sigma=5", "alpha=10,grid=3"; empty: off
@@ -175,15 +176,15 @@ Model starting_point(TrainFlags& f, const SegmentationDataset& train) {
     return model;
   }
   // --classes 1 on two-class data: a binary net (one logit channel, sigmoid).
-  const bool binary = f.classes_given && f.recipe.classes == 1 && train.num_classes() == 2;
+  const bool binary = f.gave("--classes") && f.recipe.classes == 1 && train.num_classes() == 2;
   const int64_t classes = binary ? 1 : train.num_classes();
-  if (f.classes_given && f.recipe.classes != classes)
+  if (f.gave("--classes") && f.recipe.classes != classes)
     fail("--classes", std::to_string(f.recipe.classes) + " but the data has " + std::to_string(train.num_classes()) +
                           " classes (" + train.classes_source() + "; --classes 1 makes a binary net for two-class data)");
   if (!f.init.empty()) return from_classifier_file(f.init, f.recipe, classes);
   if (!f.from.empty()) return from_coarser_file(f.from, stride, classes);
   f.recipe.classes = classes;
-  if (!f.channels_given) f.recipe.in_channels = data_channels(train);
+  if (!f.gave("--in-channels")) f.recipe.in_channels = data_channels(train);
   Model model;
   model.net = make_net(f.recipe);
   model.meta = default_meta(classes, f.recipe.in_channels);
@@ -198,7 +199,7 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
   auto model = starting_point(f, train);
   const int64_t holds = data_channels(train);
   if ((train.channels() > 0 || (channels_are_data(train.image_path(0)) && holds > 1)) && model.net->in_channels() != holds)
-    fail(f.channels_given ? "--in-channels" : "the starting net",
+    fail(f.gave("--in-channels") ? "--in-channels" : "the starting net",
          "takes " + std::to_string(model.net->in_channels()) + " input channel(s) but " +
              (train.channels() > 0 ? train.dir() + "/channels.json names " + std::to_string(holds)
                                    : train.image_path(0) + " holds " + std::to_string(holds) + ", each one data") +
@@ -468,12 +469,11 @@ void launch_ranks(const TrainFlags& f) {
 // A training flag that the chosen optimizer or loss does not read is one line, not a flag left unheeded
 // (--momentum under AdamW; --class-weights, --weight-map, --reduction under --loss dice: each trained without it).
 void check_unread_training_flags(const TrainFlags& f) {
-  const auto given = [&](const char* flag) { return std::find(f.given.begin(), f.given.end(), flag) != f.given.end(); };
-  if (given("--momentum") && f.optimizer != "sgd")
+  if (f.gave("--momentum") && f.optimizer != "sgd")
     fail("--momentum", "is SGD's, and --optimizer " + f.optimizer + " does not read it (AdamW's betas are LibTorch's: 0.9, 0.999)");
   if (f.loss != "dice") return;
   for (const char* flag : {"--class-weights", "--weight-map", "--reduction"})
-    if (given(flag) && !(std::string(flag) == "--class-weights" && f.class_weights == "none"))
+    if (f.gave(flag) && !(std::string(flag) == "--class-weights" && f.class_weights == "none"))
       fail(flag, "weighs the cross-entropy, and --loss dice has none: --loss ce+dice takes both, or leave " + std::string(flag) + " out");
 }
 
@@ -605,8 +605,6 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--overwrite", f.overwrite, "replace an earlier run in the run folder (without it: an error, or --resume)");
   add_max_pixels_flag(cmd);
   cmd->callback([cmd] {
-    f.classes_given = cmd->get_option("--classes")->count() > 0;
-    f.channels_given = cmd->get_option("--in-channels")->count() > 0;
     for (const auto* option : cmd->get_options())
       if (option->count() > 0) f.given.push_back(option->get_name());
     run_train(f);
