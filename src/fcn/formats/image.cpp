@@ -221,6 +221,12 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
 #endif  // FCN_READS_TIFF_SAMPLES
 
 #ifdef FCN_WITH_OPENCV
+// ": OpenCV: REASON" for a failure's message, where OpenCV said why in `quiet`'s scope; "" otherwise.
+std::string opencv_reason(const OpenCvQuiet& quiet) {
+  const auto heard = quiet.heard();
+  return heard.empty() ? "" : ": OpenCV: " + heard;
+}
+
 torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::string& path) {
   const OpenCvQuiet quiet;
   cv::Mat image;
@@ -229,7 +235,7 @@ torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::stri
     image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
   });
   if (image.empty())
-    fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)" + (quiet.heard().empty() ? "" : ": OpenCV: " + quiet.heard()));
+    fail(path, "cannot decode image (empty, corrupt or not an image format OpenCV knows)" + opencv_reason(quiet));
   return to_tensor(image, path);
 }
 
@@ -450,7 +456,7 @@ torch::Tensor decode_page(const std::string& path, const std::vector<TiffPage>& 
   const OpenCvQuiet quiet;
   decode_heard(subject, [&] { cv::imreadmulti(path, read, static_cast<int>(wanted.directory), 1, cv::IMREAD_UNCHANGED); });
   if (read.size() != 1 || read[0].empty())
-    fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)" + (quiet.heard().empty() ? "" : ": OpenCV: " + quiet.heard()));
+    fail(subject, "cannot decode (corrupt, or a TIFF compression OpenCV lacks)" + opencv_reason(quiet));
   if (read[0].rows != wanted.height || read[0].cols != wanted.width)
     fail(subject, "decoded as " + std::to_string(read[0].cols) + "x" + std::to_string(read[0].rows) + ", its directory says " +
                       std::to_string(wanted.width) + "x" + std::to_string(wanted.height));
