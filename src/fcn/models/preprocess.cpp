@@ -7,18 +7,14 @@
 
 namespace fcn {
 
-namespace {
-// A TIFF whose samples past its colour (gray or RGB) are not all data: alpha, never an input (gray + 2 alphas
-// has 3 channels, and is gray for an RGB net, not RGB).
-bool alpha_past_colour(const std::string& source, int64_t have) {
-  const int64_t colour = tiff_colour_channels(source);
-  return colour > 0 && colour < have && !channels_are_data(source);
-}
-}  // namespace
-
 torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const std::string& source) {
   const int64_t have = image.size(-3);
-  if (have == channels && !(channels == 3 && alpha_past_colour(source, have))) return image;
+  // A TIFF's gray or RGB ahead of its extra samples, read from its header once, and only where it can matter: for a
+  // net of 1 or 3 inputs given other than it takes, or 3 channels (gray + 2 alphas is no RGB).
+  const int64_t colour = (channels == 1 || channels == 3) && (have != channels || have == 3) ? tiff_colour_channels(source) : 0;
+  const bool past_colour = colour > 0 && colour < have;
+  const bool data = past_colour && (have == channels || colour < channels) && channels_are_data(source);  // where it is asked
+  if (have == channels && !(past_colour && !data)) return image;
   if (channels == 3 && have == 1) {
     auto shape = image.sizes().vec();
     shape[shape.size() - 3] = 3;
@@ -29,8 +25,8 @@ torch::Tensor adapt_channels(const torch::Tensor& image, int64_t channels, const
                      std::to_string(channels));
   // A TIFF's gray or RGB ahead of its extra samples (alpha, or bands as GDAL writes them): the colour alone for a
   // net of 1 or 3 inputs, never a band mixed in as if colour. Bands are not copied to fill a net's inputs.
-  if (const int64_t colour = channels == 1 || channels == 3 ? tiff_colour_channels(source) : 0; colour > 0 && colour < have) {
-    if (colour < channels && channels_are_data(source))
+  if (past_colour) {
+    if (colour < channels && data)
       fail(source, "has " + std::to_string(have) + " channels of data (gray and " + std::to_string(have - 1) +
                        " band(s), as the TIFF declares its samples), the model takes " + std::to_string(channels));
     return adapt_channels(image.narrow(-3, 0, colour), channels, source);
