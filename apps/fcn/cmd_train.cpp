@@ -125,13 +125,7 @@ struct NetSource {
 void check_net_flags(const TrainFlags& f, const NetImpl& net, const NetSource& source) {
   const auto& r = f.recipe;
   const auto config = net.config();
-  const std::map<std::string, nlohmann::json> asked = {
-      {"--arch", r.arch}, {"--classes", r.classes}, {"--in-channels", r.in_channels},
-      {"--backbone", r.backbone.empty() ? r.backbone : backbone_name(parse_backbone(r.backbone))},
-      {"--geometry", r.geometry}, {"--fc-channels", r.fc_channels}, {"--fc-kernel", r.fc_kernel},
-      {"--frozen-upsampling", r.frozen_upsampling}, {"--at-once", r.at_once}, {"--aux", r.aux}, {"--depth", r.depth},
-      {"--base-channels", r.base_channels}, {"--padding", r.padding}, {"--upsample", r.upsample},
-      {"--batch-norm", r.batch_norm}, {"--dropout", r.dropout}};
+  const auto asked = recipe_values(r);
   for (const auto& flag : f.given) {
     const auto want = asked.find(flag);
     if (want == asked.end() || ((flag == "--fc-channels" || flag == "--fc-kernel") && want->second == 0)) continue;  // 0: the backbone's

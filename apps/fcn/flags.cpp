@@ -9,10 +9,12 @@
 #include <map>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
 #include "fcn/infer/predictor.h"
+#include "fcn/models/backbone.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
 #include "fcn/util/threads.h"
@@ -235,27 +237,37 @@ namespace {
 bool is_fcn(const std::string& arch) { return fcn_stride(arch) > 0; }
 bool is_unet(const std::string& arch) { return arch == "unet"; }
 
-// The recipe flags one kind of net reads, and which (--arch, --classes and --in-channels: every one).
+bool every_net(const std::string&) { return true; }
+
+// Each recipe flag: which nets read it, and its value in a recipe (compared with a net given as it is).
 struct RecipeFlag {
   const char* flag;
-  const char* readers;  // in an error's words
+  const char* readers;  // in an error's words; null: every net
   bool (*reads)(const std::string& arch);
+  nlohmann::json (*value)(const NetRecipe& r);
 };
 const RecipeFlag kRecipeFlags[] = {
-    {"--backbone", "FCNs, torchvision-fcn and the classifier, not U-Net (its encoder is its own)", [](const std::string& a) { return !is_unet(a); }},
-    {"--geometry", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
-    {"--fc-kernel", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
-    {"--frozen-upsampling", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn},
-    {"--fc-channels", "FCNs and the classifier", [](const std::string& a) { return is_fcn(a) || a == "classifier"; }},
-    {"--at-once", "FCN-16s and FCN-8s (the skips it scales)", [](const std::string& a) { return is_fcn(a) && a != "fcn32s"; }},
-    {"--aux", "torchvision-fcn", [](const std::string& a) { return a == "torchvision-fcn"; }},
-    {"--input-size", "the classifier", [](const std::string& a) { return a == "classifier"; }},
-    {"--depth", "U-Net", is_unet},
-    {"--base-channels", "U-Net", is_unet},
-    {"--padding", "U-Net", is_unet},
-    {"--upsample", "U-Net", is_unet},
-    {"--batch-norm", "U-Net", is_unet},
-    {"--dropout", "U-Net", is_unet},
+    {"--arch", nullptr, every_net, [](const NetRecipe& r) -> nlohmann::json { return r.arch; }},
+    {"--classes", nullptr, every_net, [](const NetRecipe& r) -> nlohmann::json { return r.classes; }},
+    {"--in-channels", nullptr, every_net, [](const NetRecipe& r) -> nlohmann::json { return r.in_channels; }},
+    {"--backbone", "FCNs, torchvision-fcn and the classifier, not U-Net (its encoder is its own)", [](const std::string& a) { return !is_unet(a); },
+     [](const NetRecipe& r) -> nlohmann::json { return r.backbone.empty() ? r.backbone : backbone_name(parse_backbone(r.backbone)); }},
+    {"--geometry", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn, [](const NetRecipe& r) -> nlohmann::json { return r.geometry; }},
+    {"--fc-kernel", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn, [](const NetRecipe& r) -> nlohmann::json { return r.fc_kernel; }},
+    {"--frozen-upsampling", "FCNs (fcn32s, fcn16s, fcn8s)", is_fcn, [](const NetRecipe& r) -> nlohmann::json { return r.frozen_upsampling; }},
+    {"--fc-channels", "FCNs and the classifier", [](const std::string& a) { return is_fcn(a) || a == "classifier"; },
+     [](const NetRecipe& r) -> nlohmann::json { return r.fc_channels; }},
+    {"--at-once", "FCN-16s and FCN-8s (the skips it scales)", [](const std::string& a) { return is_fcn(a) && a != "fcn32s"; },
+     [](const NetRecipe& r) -> nlohmann::json { return r.at_once; }},
+    {"--aux", "torchvision-fcn", [](const std::string& a) { return a == "torchvision-fcn"; }, [](const NetRecipe& r) -> nlohmann::json { return r.aux; }},
+    {"--input-size", "the classifier", [](const std::string& a) { return a == "classifier"; },
+     [](const NetRecipe& r) -> nlohmann::json { return r.input_size; }},
+    {"--depth", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.depth; }},
+    {"--base-channels", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.base_channels; }},
+    {"--padding", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.padding; }},
+    {"--upsample", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.upsample; }},
+    {"--batch-norm", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.batch_norm; }},
+    {"--dropout", "U-Net", is_unet, [](const NetRecipe& r) -> nlohmann::json { return r.dropout; }},
 };
 
 // A recipe flag that --arch's net does not read is one line, not a flag left unheeded (--depth on an FCN, --backbone
@@ -267,6 +279,12 @@ void check_recipe_flags(const CLI::App& cmd, const NetRecipe& r) {
       fail(f.flag, std::string("is read by ") + f.readers + ", and --arch " + r.arch + " builds a net without it: leave it out");
 }
 }  // namespace
+
+std::map<std::string, nlohmann::json> recipe_values(const NetRecipe& r) {
+  std::map<std::string, nlohmann::json> values;
+  for (const auto& f : kRecipeFlags) values.emplace(f.flag, f.value(r));
+  return values;
+}
 
 void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
   cmd->parse_complete_callback([cmd, &r] { check_recipe_flags(*cmd, r); });

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include "fcn/formats/nifti.h"
@@ -63,6 +65,10 @@ void warn_unread_threshold(const InferenceFlags& flags, const NetImpl& net, cons
 // --fc-channels, --fc-kernel, --frozen-upsampling, --input-size, --depth, --base-channels,
 // --padding, --upsample, --batch-norm), with NetRecipe's defaults, for init, train and bench.
 void add_recipe_flags(CLI::App* cmd, NetRecipe& recipe);
+// Each recipe flag's value in `recipe`, by flag ("--arch": "fcn8s", "--depth": 4; --backbone by its canonical name), to
+// compare the flags given with a net given as it is (a resumed run's, a model file's). One table in flags.cpp says
+// which nets read each flag and where its value lies.
+std::map<std::string, nlohmann::json> recipe_values(const NetRecipe& recipe);
 
 // "cpu" | "cuda" | "cuda:N"; an error naming --device when CUDA is not available.
 torch::Device parse_device(const std::string& text);
