@@ -151,6 +151,14 @@ TEST(Dataset, FolderPairsWithBinaryAndColourMasks) {
   EXPECT_EQ(pairs.num_classes(), 2);
   EXPECT_EQ(pairs.get(0).mask[2][2].item<int64_t>(), 1);  // 0/255 masks: 255 is the foreground
   EXPECT_EQ(pairs.get(0).mask.sum().item<int64_t>(), 1);
+  // An index mask of more classes, without classes.json: the error says that the masks were read as binary, and how
+  // to name the classes.
+  binary[1][3][0] = 4;
+  write_png(dir + "/masks/a.png", binary);
+  const auto message = test::error_of([&] { pairs.get(0); });
+  expect_names(message, "masks/a.png", "label 4 at (1,3) is not a class (0..1); " + dir + " has no classes.json, so its masks are read as background");
+  EXPECT_NE(message.find(dir + "/classes.json ({\"names\""), std::string::npos) << message;
+  EXPECT_EQ(message.find("ignore (255)"), std::string::npos) << message;  // 255 is the foreground here
 
   // RGB colour masks through classes.json's colour table.
   std::ofstream(dir + "/classes.json") << R"({"names": ["bg", "red", "green"], "colors": [[0,0,0],[255,0,0],[0,255,0]]})";
@@ -221,7 +229,7 @@ TEST(Dataset, NpyImagesAndMasks) {
   EXPECT_TRUE(torch::equal(sample.mask, mask));
   mask[0][1] = -1;  // another library's ignore index
   write_npy(dir + "/masks/a.npy", mask);
-  expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy", "label -1 at (0,1) is not a class (0..1) nor ignore (255)");
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy", "label -1 at (0,1) is not a class (0..1)");
   write_npy(dir + "/masks/a.npy", torch::zeros({4, 5}));
   expect_names(test::error_of([&] { SegmentationDataset(dir, "all").get(0); }), "masks/a.npy",
                "a mask in .npy is an H x W array of integers (class indices, 255 void); this one is <f4 of 2 dimension(s)");

@@ -404,8 +404,13 @@ torch::Tensor SegmentationDataset::mask_from_values(const torch::Tensor& values,
   const auto bad = ((labels < 0) | ((labels >= num_classes()) & (labels != kIgnoreLabel))).nonzero();  // negative: a .npy mask's -1
   if (bad.size(0) > 0) {
     const int64_t y = bad[0][0].item<int64_t>(), x = bad[0][1].item<int64_t>();
-    fail(source, "label " + std::to_string(labels[y][x].item<int64_t>()) + " at (" + std::to_string(y) + "," + std::to_string(x) +
-                     ") is not a class (0.." + std::to_string(num_classes() - 1) + ") nor ignore (255)");
+    const int64_t label = labels[y][x].item<int64_t>();
+    // Folder pairs without classes.json are read as binary masks: an index mask of more classes needs the file.
+    const std::string hint = binary_ && label > 1 ? "; " + dir_ + " has no classes.json, so its masks are read as background (0) and foreground (1 or 255): "
+                                                     "name each label in " + (fs::path(dir_) / "classes.json").string() + " ({\"names\": [\"background\", ...]})"
+                                                  : "";
+    fail(source, "label " + std::to_string(label) + " at (" + std::to_string(y) + "," + std::to_string(x) + ") is not a class (0.." +
+                     std::to_string(num_classes() - 1) + ")" + (binary_ ? "" : " nor ignore (255)") + hint);
   }
   return labels;
 }
