@@ -27,8 +27,10 @@ std::shared_ptr<NetImpl> import_net(const std::string& format, const std::string
     for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
     fail("FORMAT", "'" + format + "' is not one of " + known);
   }
-  const auto weights = read_state_dict(file);
   const std::string model = format.substr(std::string("torchvision-").size());
+  if (transform_input && model != "googlenet")
+    fail("--transform-input", "is torchvision-googlenet's, and " + format + " has no such step: leave it out");
+  const auto weights = read_state_dict(file);
   if (model == "alexnet") return import_torchvision_alexnet(weights, file).ptr();
   if (model == "googlenet") return import_torchvision_googlenet(weights, file, transform_input).ptr();
   if (model.rfind("fcn-resnet", 0) == 0) return import_torchvision_fcn(weights, file, std::stoi(model.substr(10))).ptr();

@@ -152,6 +152,9 @@ def _():
                           (["--loss", "dice", "--class-weights", "median-freq"], "--class-weights: weighs the cross-entropy")):
         one_line(run(*base, *flags, ok=False), needle)
     assert not os.path.exists(path("nonsense.fcn"))
+    # googlenet's input step asked of another net: it was imported without it, without a word
+    one_line(run("import", "torchvision-resnet18", path("tiny_unet.fcn"), "--transform-input", "--out", path("x.fcn"), ok=False),
+             "--transform-input: is torchvision-googlenet's, and torchvision-resnet18 has no such step")
 
 
 def voc(name, ids, masks=None, names=("a", "b")):
