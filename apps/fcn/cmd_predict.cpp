@@ -623,15 +623,19 @@ void run_predict(PredictFlags& f) {
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
   InterruptGuard::clear();
   const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
-  for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
-    const auto& input = images[i];
-    if (has_video_extension(input))
-      segmenter.add_video(input);
-    else
-      segmenter.add(input, pages[i]);
-    segmenter.stopped = segmenter.stopped || InterruptGuard::requested();
+  try {
+    for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
+      const auto& input = images[i];
+      if (has_video_extension(input))
+        segmenter.add_video(input);
+      else
+        segmenter.add(input, pages[i]);
+      segmenter.stopped = segmenter.stopped || InterruptGuard::requested();
+    }
+    segmenter.flush();
+  } catch (const OutOfSpace& e) {  // not one bad input but every write after it: stop, saying how to go on
+    throw OutOfSpace(e.subject(), e.message() + "; stopped: free some space, then the same command with --skip-existing goes on where this one stopped");
   }
-  segmenter.flush();
   if (const auto& turned = segmenter.turned; !turned.empty())
     std::cerr << "fcn: warning: " << turned.size() << (turned.size() < 1000 ? "" : "+") << " image(s) carry an EXIF orientation ("
               << turned.front() << (turned.size() > 1 ? ", ..." : "") << "): segmented as stored, as PyTorch and PIL "

@@ -81,6 +81,8 @@ std::string error_of(const std::string& path, F&& body) {
   try {
     body();
     return "";
+  } catch (const fcn::OutOfSpace&) {  // every later write would fail too: the run stops (run_predict)
+    throw;
   } catch (const fcn::Error& e) {
     return cli_message(e.subject(), e.message());
   } catch (const c10::Error& e) {

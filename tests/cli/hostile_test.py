@@ -250,4 +250,51 @@ def _():
     assert os.path.exists(path("busy.fcn"))
 
 
+
+def on_a_small_disk(kib, script):
+    """A shell script run where $SMALL is a file system of KIB KiB of its own (a tmpfs, in a mount namespace that ends
+    with the script), $FCN the binary; None where this machine cannot make one (no user or mount namespaces)."""
+    small = path("small_disk")
+    os.makedirs(small, exist_ok=True)
+    mount = f'mount -t tmpfs -o size={kib}k tmpfs "$SMALL" 2>/dev/null || exit 77\n'
+    for unshare in (["unshare", "-rm"], ["unshare", "-m"]):
+        try:
+            p = subprocess.run([*unshare, "sh", "-c", mount + script], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "SMALL": small, "FCN": FCN, "TMP": path("")})
+        except FileNotFoundError:
+            return None
+        if p.returncode != 77 and not p.stderr.startswith("unshare:"):
+            return p
+    return None
+
+
+@check("a full disk: predict stops at the first write that fails, saying how to go on; train keeps its last checkpoint")
+def _():
+    run("data", "fashion-scenes", "--out", path("full_scenes"), "--train", 12, "--val", 2, "--size", 32)
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--classes", 11, "--out", path("full_unet.fcn"))
+    # Each image's probabilities are 45 KB: the disk is full at the third. Every later write would fail too, and
+    # wrote one "(skipped)" line per image; now the run stops there, and no temporary file is left.
+    p = on_a_small_disk(128, '"$FCN" predict "$TMP/full_unet.fcn" "$TMP/full_scenes/JPEGImages" --out "$SMALL/masks" --probs npy '
+                             '--quiet >/dev/null; echo "rc $?"; ls -a "$SMALL/masks"')
+    if p is None:
+        print("  (no mount namespace here: the full-disk check was not run)")
+        return
+    lines = p.stderr.strip().splitlines()
+    stopped = "-probs.npy: cannot write: No space left on device; stopped: free some space, then the same command with --skip-existing"
+    assert len(lines) == 1 and stopped in lines[0], p.stderr
+    assert p.stdout.splitlines()[0] == "rc 1" and not any(".tmp." in name for name in p.stdout.splitlines()), p.stdout
+    # Training: the disk fills between epochs; the checkpoint before stays whole, and --resume goes on from it.
+    train = '"$FCN" train --data "$TMP/full_scenes" --arch unet --depth 1 --base-channels 2 --out "$SMALL/t.fcn"'
+    p = on_a_small_disk(256, train + ' --epochs 1 >/dev/null 2>&1 || exit 3\n'
+                             'free=$(df -B1 --output=avail "$SMALL" | tail -1)\n'
+                             'dd if=/dev/zero of="$SMALL/filler" bs=1024 count=$(( (free - 16384) / 1024 )) 2>/dev/null\n' +
+                             train + ' --epochs 3 --resume "$SMALL/t.run" >/dev/null; echo "rc $?"\n'
+                             'rm "$SMALL/filler"\n' + train + ' --epochs 3 --resume "$SMALL/t.run" --json')
+    lines = [line for line in p.stderr.splitlines() if not line.startswith("epoch ")]  # its progress lines, then the error
+    assert p.returncode == 0 and len(lines) == 1 and p.stdout.startswith("rc 1"), (p.returncode, p.stdout, p.stderr)
+    kept = "t.run/checkpoint.pt, the run's last checkpoint, is as it was: free some space, then --resume"
+    assert "No space left on device" in lines[0] and kept in lines[0], lines[0]
+    assert json.loads(p.stdout[p.stdout.index("{"):])["epochs_done"] == 3, p.stdout
+
+
 summary()

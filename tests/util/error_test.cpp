@@ -1,10 +1,15 @@
 // fcn::Error's helpers: numbers and library messages as one printed line shows them.
 #include "fcn/util/error.h"
 
+#include <cerrno>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include <gtest/gtest.h>
+
+#include "../test_util.h"
+#include "fcn/util/atomic_file.h"
 
 namespace fcn {
 namespace {
@@ -26,6 +31,39 @@ TEST(Error, SubjectAndMessageMakeOneLine) {
   EXPECT_EQ(error.subject(), "PredictOptions.tile");
   EXPECT_EQ(first_line("one\ntwo\nthree"), "one");
   EXPECT_EQ(printable("a\nb\x1b[2J"), "a\\nb\\x1b[2J");
+}
+
+// A full disk (or a spent quota) is OutOfSpace, which fcn predict stops at instead of skipping input after input;
+// any other failed write is a plain Error with the system's words. (The CLI check "a full disk" fills a real one.)
+TEST(AtomicFile, AFullDiskIsOutOfSpaceAndOtherFailuresArePlainErrors) {
+  const auto dir = test::fresh_dir("out_of_space");
+  const auto file = dir + "/a.png";
+  const auto out_of_space = [&](int error_number, const std::string& otherwise) {
+    try {
+      fail_write(file, error_number, otherwise);
+    } catch (const OutOfSpace& e) {
+      return std::string("OutOfSpace ") + e.what();
+    } catch (const Error& e) {
+      return std::string("Error ") + e.what();
+    }
+    return std::string("nothing thrown");
+  };
+  EXPECT_EQ(out_of_space(ENOSPC, "x"), "OutOfSpace " + file + ": cannot write: No space left on device");
+  EXPECT_EQ(out_of_space(EDQUOT, "x"), "OutOfSpace " + file + ": cannot write: Disk quota exceeded");
+  EXPECT_EQ(out_of_space(EACCES, "x"), "Error " + file + ": cannot write: Permission denied");
+  // A writer that keeps errno to itself (libtiff, a video encoder): the file system's free space decides.
+  EXPECT_EQ(space_error(file, 0), 0) << "the test's own folder has under 1 MiB free";
+  EXPECT_EQ(out_of_space(0, "cannot write the video: 3 frames written, 2 in the file"),
+            "Error " + file + ": cannot write the video: 3 frames written, 2 in the file");
+  EXPECT_EQ(space_error(file, ENOSPC), ENOSPC);
+  EXPECT_EQ(space_error(file, EIO), 0);
+  // write_file_atomic: the error names the file, and no temporary file stays behind.
+  const std::string text = "abc";
+  EXPECT_EQ(test::error_of([&] { write_file_atomic(dir + "/missing/a.png", text.data(), text.size()); }),
+            dir + "/missing/a.png: cannot write: No such file or directory");
+  write_file_atomic(file, text.data(), text.size());
+  EXPECT_EQ(read_file(file), std::vector<char>(text.begin(), text.end()));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
 }
 
 }  // namespace

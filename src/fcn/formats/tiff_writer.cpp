@@ -1,6 +1,7 @@
 #include "fcn/formats/tiff_writer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <sstream>
 #include <system_error>
@@ -50,7 +51,7 @@ void describe(const std::string& path, const std::string& description) {
   const bool written = TIFFSetDirectory(tif, 0) != 0 && TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, description.c_str()) != 0 &&
                        TIFFRewriteDirectory(tif) != 0;
   TIFFClose(tif);
-  if (!written) fail(path, "cannot write the stack's description (disk full?)");
+  if (!written) fail(path, "cannot write the stack's description");
 }
 
 }  // namespace
@@ -95,12 +96,14 @@ void TiffStackWriter::add(const torch::Tensor& page) {
     if (calibration_.resolution_unit != 0) TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, calibration_.resolution_unit);
   }
   const auto* bytes = static_cast<const char*>(samples.data_ptr());
+  errno = 0;  // libtiff's write() leaves ENOSPC here; a full disk is OutOfSpace
   for (uint32_t row = 0, strip = 0; row < height; row += rows, ++strip) {
     const int64_t size = row_bytes * std::min(rows, height - row);
     if (TIFFWriteEncodedStrip(tif, strip, const_cast<char*>(bytes + row_bytes * row), size) < 0)
-      fail(subject, "cannot write (disk full?)");
+      fail_write(subject, space_error(path_, errno), "cannot write");
   }
-  if (TIFFWriteDirectory(tif) == 0) fail(subject, big_ ? "cannot write (disk full?)" : "cannot write (disk full, or past classic TIFF's 4 GB?)");
+  if (TIFFWriteDirectory(tif) == 0)
+    fail_write(subject, space_error(path_, errno), big_ ? "cannot write" : "cannot write (past classic TIFF's 4 GB?)");
   const std::array<int64_t, 3> shape = {height, width, bits};
   if (pages_ == 0) first_shape_ = shape;
   uniform_ = uniform_ && shape == first_shape_;
@@ -113,10 +116,12 @@ void TiffStackWriter::finish() {
   if (pages_ % layout_.channels != 0)
     fail(path_, std::to_string(pages_) + " pages are not a whole number of " + std::to_string(layout_.channels) + "-channel slices");
   auto* tif = static_cast<TIFF*>(tiff_);
+  errno = 0;
   const bool flushed = TIFFFlush(tif) != 0;
+  const int full = flushed ? 0 : space_error(path_, errno);
   TIFFClose(tif);
   tiff_ = nullptr;
-  std::string why = flushed ? "" : "flushing failed (disk full?)";
+  std::string why = flushed ? "" : "flushing failed";
   if (flushed) {
     try {
       if (uniform_) describe(temporary_, imagej_description(pages_, layout_, calibration_));
@@ -129,7 +134,7 @@ void TiffStackWriter::finish() {
   if (why.empty() && error) why = error.message();
   if (!why.empty()) {
     fs::remove(temporary_, error);
-    fail(path_, "cannot write the stack: " + why);
+    fail_write(path_, full, "cannot write the stack: " + why);
   }
 }
 

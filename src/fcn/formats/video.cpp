@@ -264,10 +264,10 @@ void VideoWriter::close() {
   // OpenCV's writer reports no failed write (a full disk): the container must open and count every frame.
   cv::VideoCapture check(impl_->temporary, cv::CAP_FFMPEG);
   const double frames = check.isOpened() ? check.get(cv::CAP_PROP_FRAME_COUNT) : -1;
-  if (frames != static_cast<double>(impl_->written))
-    fail(impl_->path, "cannot write the video: " + std::to_string(impl_->written) + " frames written, " +
-                          (frames < 0 ? std::string("the file does not open") : std::to_string(static_cast<int64_t>(frames)) + " in the file") +
-                          " (disk full?)");
+  if (frames != static_cast<double>(impl_->written))  // a full disk is OutOfSpace, said by the free space left
+    fail_write(impl_->path, space_error(impl_->temporary, 0),
+               "cannot write the video: " + std::to_string(impl_->written) + " frames written, " +
+                   (frames < 0 ? std::string("the file does not open") : std::to_string(static_cast<int64_t>(frames)) + " in the file"));
 #endif
   std::error_code error;
   fs::rename(impl_->temporary, impl_->path, error);

@@ -162,7 +162,7 @@ class Run {
       end_epoch(epoch, stats, progress);
     }
     // Without validation (or before any ran), the final model is the best there is.
-    if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) save_model(dir() + "/best.fcn", model_);
+    if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) saving([&] { save_model(dir() + "/best.fcn", model_); });
     result_.epochs_done = at_.epoch;
     result_.best_mean_iu = at_.best_mean_iu;
     result_.best_epoch = at_.best_epoch;
@@ -172,6 +172,20 @@ class Run {
 
  private:
   const std::string& dir() const { return options_.run_dir(); }
+
+  // Rank 0's writes into the run folder: a full disk (OutOfSpace) says what of the run is kept, and how to go on.
+  template <class Write>
+  void saving(Write&& write) const {
+    try {
+      write();
+    } catch (const OutOfSpace& e) {
+      std::error_code error;
+      const auto checkpoint = dir() + "/checkpoint.pt";
+      throw OutOfSpace(e.subject(), e.message() + (fs::exists(checkpoint, error) ? "; " + checkpoint + ", the run's last checkpoint, is as it was: free some space, then --resume " +
+                                                                                   dir() + " goes on from it"
+                                                                                 : std::string("; no checkpoint of this run was written yet")));
+    }
+  }
   double elapsed() const {
     return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
@@ -229,7 +243,7 @@ class Run {
     at_.step = step;
     at_.seconds = elapsed();
     average_buffers();
-    if (rank_ == 0) save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
+    if (rank_ == 0) saving([&] { save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_); });
     InterruptGuard::clear();
     if (!options_.quiet() && rank_ == 0)
       std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
@@ -386,7 +400,7 @@ class Run {
       if (m.mean_iu > at_.best_mean_iu) {
         at_.best_mean_iu = m.mean_iu;
         at_.best_epoch = epoch + 1;
-        if (rank_ == 0) save_model(dir() + "/best.fcn", model_);
+        if (rank_ == 0) saving([&] { save_model(dir() + "/best.fcn", model_); });
       }
     }
     at_.seconds = elapsed();
@@ -398,11 +412,11 @@ class Run {
       fail(train_.dir(), "every mask pixel of the " + std::to_string(stats.batches) + " batches of epoch " + std::to_string(epoch + 1) +
                              " is void (255): nothing to learn from (see fcn data check)");
     at_.history += line.dump() + "\n";
-    if (rank_ == 0) {
+    if (rank_ == 0) saving([&] {
       save_model(dir() + "/last.fcn", model_);
       save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
       write_metrics(dir(), at_.history);
-    }
+    });
     char status[128];
     std::snprintf(status, sizeof status, "loss %.4f%s", stats.mean_loss(),
                   validate ? (", val mean IU " + std::to_string(result_.last_val.mean_iu)).c_str() : "");

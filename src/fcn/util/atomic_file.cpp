@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "fcn/util/error.h"
@@ -39,17 +40,36 @@ std::string partial_path(const std::string& path, const std::string& extension) 
   return (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + extension)).string();
 }
 
+int space_error(const std::string& path, int error_number) {
+  if (error_number == ENOSPC || error_number == EDQUOT) return error_number;
+  if (error_number != 0) return 0;
+  std::error_code error;  // the writer did not say why: a full file system is told by its free space
+  const auto space = std::filesystem::space(std::filesystem::absolute(path, error).parent_path(), error);
+  return !error && space.available < (uintmax_t{1} << 20) ? ENOSPC : 0;
+}
+
+void fail_write(const std::string& path, int error_number, const std::string& otherwise) {
+  if (const int full = space_error(path, error_number); full != 0) throw OutOfSpace(path, std::string("cannot write: ") + std::strerror(full));
+  fail(path, error_number == 0 ? otherwise : std::string("cannot write: ") + std::strerror(error_number));
+}
+
+// The bytes into a temporary file beside `path` (POSIX calls, so that a full disk is told by errno), then renamed
+// onto it: a reader sees the old file or the whole new one.
 void write_file_atomic(const std::string& path, const char* data, size_t size) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, std::string("cannot write: ") + std::strerror(errno));
-    out.write(data, static_cast<std::streamsize>(size));
-    out.flush();
-    if (!out) {
-      std::remove(temp.c_str());
-      fail(path, "write failed (disk full?)");
-    }
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) fail_write(path, errno);
+  int error_number = 0;
+  for (size_t done = 0; done < size && error_number == 0;) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n > 0) done += static_cast<size_t>(n);
+    else if (n < 0 && errno != EINTR) error_number = errno;
+    else if (n == 0) error_number = EIO;
+  }
+  if (::close(fd) != 0 && error_number == 0) error_number = errno;  // a network file system reports a full disk here
+  if (error_number != 0) {
+    std::remove(temp.c_str());
+    fail_write(path, error_number);
   }
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);

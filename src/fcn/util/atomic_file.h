@@ -16,6 +16,13 @@ void write_file_atomic(const std::string& path, const char* data, size_t size);
 // Where a file written in pieces (a video, a TIFF stack) goes until it is complete and renamed onto
 // `path`: DIR/.STEM.partial-PID`extension` beside it, hidden, with the extension its writer goes by.
 std::string partial_path(const std::string& path, const std::string& extension);
+// Why a write of `path` failed where the file system is out of room: `error_number` (errno) where it is ENOSPC or
+// EDQUOT; ENOSPC where it is 0 (a writer that keeps errno to itself: libtiff, a video encoder) and the file system
+// holding `path` has under 1 MiB left; else 0.
+int space_error(const std::string& path, int error_number);
+// A failed write of `path` as one error: OutOfSpace ("cannot write: No space left on device") where space_error
+// says so; else fcn::Error, "cannot write: " with strerror's words, or `otherwise` where `error_number` is 0.
+[[noreturn]] void fail_write(const std::string& path, int error_number, const std::string& otherwise = "cannot write");
 inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes) {
   write_file_atomic(path, bytes.data(), bytes.size());
 }

@@ -21,6 +21,14 @@ class Error : public std::runtime_error {
   std::string subject_, message_;
 };
 
+// A write that failed because the file system holding it is full (or the user's quota is spent): every later
+// write there would fail too, so a verb that goes on past a bad input (fcn predict over a folder) stops at this
+// one instead. Thrown by write_file_atomic and fcn's other writers (util/atomic_file.h: fail_write).
+class OutOfSpace : public Error {
+ public:
+  using Error::Error;
+};
+
 // Throws Error(subject, message): what() reads "subject: message".
 [[noreturn]] void fail(const std::string& subject, const std::string& message);
 
