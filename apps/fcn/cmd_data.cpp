@@ -32,7 +32,7 @@ void add_fashion_scenes(CLI::App* cmd) {
   static FashionScenesOptions options;
   static int64_t train = options.train(), val = options.val(), size = options.size();
   static uint64_t seed = 0;
-  add_out_flag(scenes, out, "dataset folder to write")->required();
+  add_out_flag(scenes, out, "dataset folder to write (scenes fcn made there before are replaced)")->required();
   scenes->add_option("--train", train, "scenes from the train split")->capture_default_str();
   scenes->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   scenes->add_option("--size", size, "scene side in pixels")->capture_default_str();
@@ -56,7 +56,7 @@ void add_fashion_cells(CLI::App* cmd) {
   static FashionCellsOptions options;
   static int64_t train = options.train(), val = options.val(), size = options.size();
   static uint64_t seed = 0;
-  add_out_flag(cells, out, "dataset folder to write")->required();
+  add_out_flag(cells, out, "dataset folder to write (scenes fcn made there before are replaced)")->required();
   cells->add_option("--train", train, "scenes from the train split")->capture_default_str();
   cells->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   cells->add_option("--size", size, "scene side in pixels")->capture_default_str();

@@ -441,6 +441,34 @@ TEST(FashionScenes, WritesAVocDatasetThatChecksClean) {
   EXPECT_EQ(report.class_names[1], "T-shirt/top");
 }
 
+// Scenes written again into a folder of fcn's scenes replace them whole (fewer scenes left the rest of the old
+// ones in JPEGImages/, cells over scenes mixed both); a dataset of anyone else's there is refused, untouched.
+TEST(FashionScenes, WrittenAgainReplaceTheEarlierScenesAndLeaveOthersDataAlone) {
+  const std::string dir = test::fresh_dir("scenes_again");
+  const auto count = [&](const std::string& sub) { return std::distance(fs::directory_iterator(dir + "/" + sub), fs::directory_iterator()); };
+  write_fashion_scenes(dir, FashionScenesOptions().train(6).val(2).size(32));
+  std::ofstream(dir + "/notes.txt") << "mine";  // not a dataset entry: kept
+  write_fashion_scenes(dir, FashionScenesOptions().train(2).val(1).size(32));
+  EXPECT_EQ(count("JPEGImages"), 3);
+  EXPECT_EQ(count("SegmentationClass"), 3);
+  write_fashion_cells(dir, FashionCellsOptions().train(1).val(1).size(48));
+  EXPECT_EQ(count("JPEGImages"), 2);
+  EXPECT_EQ(count("SegmentationObject"), 2);
+  write_fashion_scenes(dir, FashionScenesOptions().train(1).val(1).size(32));
+  EXPECT_FALSE(fs::exists(dir + "/SegmentationObject"));
+  EXPECT_TRUE(check_dataset(dir).errors.empty());
+  EXPECT_TRUE(fs::exists(dir + "/notes.txt"));
+  // A VOC folder of the user's (its classes.json does not name Fashion-MNIST as the source): refused, as it was.
+  const std::string voc = test::fresh_dir("not_scenes");
+  fs::create_directories(voc + "/JPEGImages");
+  std::ofstream(voc + "/JPEGImages/photo.jpg") << "x";
+  std::ofstream(voc + "/classes.json") << R"({"names": ["bg", "cat"]})";
+  expect_names(test::error_of([&] { write_fashion_scenes(voc, FashionScenesOptions().train(1).val(1).size(32)); }), voc,
+               "already holds a dataset (JPEGImages) that fcn data fashion-scenes or fashion-cells did not make");
+  EXPECT_TRUE(fs::exists(voc + "/JPEGImages/photo.jpg"));
+  EXPECT_FALSE(fs::exists(voc + "/SegmentationClass"));
+}
+
 TEST(Transforms, ImageAndMaskMoveTogether) {
   // The image holds its own labels, so after any augmentation image == mask wherever not padded.
   auto mask = torch::randint(0, 5, {20, 30}, torch::kLong);

@@ -95,16 +95,45 @@ Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& optio
   return {image.clamp(0.0f, 1.0f).mul(255.0f).round().to(torch::kByte), mask, {}};
 }
 
+namespace {
+// A dataset folder's entries that write_voc_scenes writes.
+constexpr const char* kSceneEntries[] = {"JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation", "classes.json"};
+
+// Scenes fcn made in `dir` before (classes.json, written first, names Fashion-MNIST as the source) are removed whole,
+// so that no scene of an earlier, larger or other set stays beside the new lists (20 scenes over 2000 left 1980 of
+// the old ones in JPEGImages/, fashion-cells over fashion-scenes mixed both); a dataset of anyone else's is refused.
+void clear_earlier_scenes(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  std::string found;
+  for (const char* entry : kSceneEntries)
+    if (found.empty() && fs::exists(dir / entry, error) && !(fs::is_directory(dir / entry, error) && fs::is_empty(dir / entry, error))) found = entry;
+  if (found.empty()) return;
+  const auto json = fs::is_regular_file(dir / "classes.json", error) ? nlohmann::json::parse(read_file((dir / "classes.json").string()), nullptr, false)
+                                                                      : nlohmann::json();
+  const bool ours = json.is_object() && json.contains("source") && json["source"].is_string() &&
+                    json["source"].get<std::string>().rfind("Fashion-MNIST ", 0) == 0;
+  if (!ours)
+    fail(dir.string(), "already holds a dataset (" + found + ") that fcn data fashion-scenes or fashion-cells did not make: write the scenes into a new folder");
+  for (const char* entry : kSceneEntries) fs::remove_all(dir / entry);
+  if (fs::is_empty(dir / "ImageSets", error)) fs::remove(dir / "ImageSets", error);
+}
+}  // namespace
+
 void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const std::string& source, const nlohmann::json& classes,
                       const std::function<Scene(const FashionMnist&, const std::string&, int64_t)>& compose,
                       const std::function<void(int64_t, int64_t)>& progress) {
   namespace fs = std::filesystem;
+  const FashionMnist splits[] = {read_fashion_mnist("train", source), read_fashion_mnist("t10k", source)};  // before anything is removed
+  clear_earlier_scenes(dir);
   for (const char* sub : {"JPEGImages", "SegmentationClass", "ImageSets/Segmentation"}) fs::create_directories(fs::path(dir) / sub);
+  const auto text = classes.dump(1);  // first: a run stopped midway leaves scenes that the next one knows as fcn's
+  write_file_atomic(dir + "/classes.json", text.data(), text.size());
   const auto palette = classes.at("colors").get<std::vector<std::array<uint8_t, 3>>>();
   const auto instance_palette = voc_palette(256);
   int64_t done = 0;
   for (const std::string split : {"train", "val"}) {
-    const auto items = read_fashion_mnist(split == "train" ? "train" : "t10k", source);
+    const auto& items = splits[split == "train" ? 0 : 1];
     const int64_t n = split == "train" ? train : val;
     std::string list;
     for (int64_t i = 0; i < n; ++i) {
@@ -122,8 +151,6 @@ void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const 
     }
     write_file_atomic(dir + "/ImageSets/Segmentation/" + split + ".txt", list.data(), list.size());
   }
-  const auto text = classes.dump(1);
-  write_file_atomic(dir + "/classes.json", text.data(), text.size());
 }
 
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,

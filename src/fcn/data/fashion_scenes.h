@@ -39,7 +39,8 @@ struct Scene {
 // Scene `index` of a split; the same (seed, split, index) always gives the same scene.
 Scene compose_scene(const FashionMnist& items, const FashionScenesOptions& options, const std::string& split, int64_t index);
 
-// Writes DIR/{JPEGImages,SegmentationClass,ImageSets/Segmentation} and DIR/classes.json.
+// Writes DIR/{JPEGImages,SegmentationClass,ImageSets/Segmentation} and DIR/classes.json. Scenes that
+// fcn made in DIR before are replaced whole; a dataset there of anyone else's is an fcn::Error naming DIR.
 // `progress(done, total)` is called as scenes are written.
 void write_fashion_scenes(const std::string& dir, const FashionScenesOptions& options,
                           const std::function<void(int64_t, int64_t)>& progress = {});
@@ -58,7 +59,8 @@ torch::Tensor paint_item(torch::Tensor& image, const torch::Tensor& ink, int64_t
 
 // Both splits of scenes `compose(items, split, index)` makes (train scenes from Fashion-MNIST's train
 // split, val from t10k) in the VOC layout, SegmentationObject/ too when scenes have instances;
-// classes.json is `classes` (its "colors" are the mask palette).
+// classes.json is `classes` (its "colors" are the mask palette; its "source", "Fashion-MNIST ...", marks
+// the folder as fcn's: the entries of an earlier set there are removed first, anyone else's refused).
 void write_voc_scenes(const std::string& dir, int64_t train, int64_t val, const std::string& source, const nlohmann::json& classes,
                       const std::function<Scene(const FashionMnist&, const std::string&, int64_t)>& compose,
                       const std::function<void(int64_t, int64_t)>& progress);
