@@ -295,7 +295,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--data", data, "dataset folder (required unless --truth)");
   add_truth_flags(cmd, truth, volumes);
   cmd->add_option("--split", split, "split to evaluate")->capture_default_str();
-  cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file");
+  output_file(cmd->add_option("--markdown", markdown, "also write the results as a Markdown table to this file"));
   add_inference_flags(cmd, options, inference);
   cmd->add_option("--batch", options.batch,
                   "images of one size per forward pass (together at most 1 megapixel; 1: one at a time); with --tile: tiles per pass")
@@ -303,7 +303,7 @@ void add_eval(CLI::App& app) {
   add_cache_flag(cmd, cache_mib, "the second and later models (with several)");
   add_device_flag(cmd, device);
   add_dtype_flag(cmd, dtype);
-  cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG");
+  output_file(cmd->add_option("--confusion", confusion_png, "draw the (row-normalised) confusion matrix of the last model to this PNG"));
   cmd->add_option("--worst", worst, "list the N images with the lowest mean IU, each scored on its own (--json: worst)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();

@@ -25,8 +25,8 @@ void add_export(CLI::App& app) {
   static bool dynamic = false;
   static int64_t opset = 13;
   cmd->add_option("MODEL", path, "model file")->required();
-  cmd->add_option("--onnx", onnx_path, "ONNX file to write");
-  cmd->add_option("--pth", pth_path, "PyTorch state_dict (.pth) to write");
+  output_file(cmd->add_option("--onnx", onnx_path, "ONNX file to write"));
+  output_file(cmd->add_option("--pth", pth_path, "PyTorch state_dict (.pth) to write"));
   add_size_flag(cmd, size, "input size of the ONNX graph (with --dynamic: the probe size)");
   cmd->add_flag("--dynamic", dynamic, "symbolic batch, height and width (not for the reference FCN geometry)");
   cmd->add_option("--opset", opset, "ONNX opset (>= 11)")->capture_default_str();

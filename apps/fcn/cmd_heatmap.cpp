@@ -24,7 +24,7 @@ void add_heatmap(CLI::App& app) {
   cmd->add_option("IMAGE", image_path, "image, larger than the classifier's training size")->required();
   cmd->add_option("--class", class_name, "class name (or index)")->required();
   add_out_flag(cmd, out, "PNG to write: image | heat map overlay")->required();
-  cmd->add_option("--npy", npy, "also write the coarse h x w probabilities as .npy");
+  output_file(cmd->add_option("--npy", npy, "also write the coarse h x w probabilities as .npy"));
   cmd->add_option("--min-side", scale, "enlarge small images (nearest) to at least this side in the picture")->capture_default_str();
   add_max_pixels_flag(cmd);
   cmd->callback([] {

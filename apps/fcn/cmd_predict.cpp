@@ -598,6 +598,24 @@ void check_resampling(const PredictFlags& f, const std::vector<std::string>& ima
            (f.pixel_mm ? "--spacing" : f.model + "'s") + "): give --spacing none to resize its slices as stored, or leave --resize and --scales out");
 }
 
+// Each input in turn until Ctrl-C. A full disk stops the run, saying how to go on (each input after it failed to
+// be written too, a line apiece, its mask computed for nothing).
+void segment_inputs(Segmenter& segmenter, const std::vector<std::string>& images, const std::vector<int64_t>& pages) {
+  try {
+    for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
+      const auto& input = images[i];
+      if (has_video_extension(input))
+        segmenter.add_video(input);
+      else
+        segmenter.add(input, pages[i]);
+      segmenter.stopped = segmenter.stopped || InterruptGuard::requested();
+    }
+    segmenter.flush();
+  } catch (const OutOfSpace& e) {  // not one bad input but every write after it: stop, saying how to go on
+    throw OutOfSpace(e.subject(), e.message() + "; stopped: free some space, then the same command with --skip-existing goes on where this one stopped");
+  }
+}
+
 void run_predict(PredictFlags& f) {
   if (std::error_code error; std::filesystem::exists(f.out, error) && !std::filesystem::is_directory(f.out, error))
     fail(f.out, "is a file, not a folder (--out names the folder the masks go to)");
@@ -623,19 +641,7 @@ void run_predict(PredictFlags& f) {
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
   InterruptGuard::clear();
   const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
-  try {
-    for (size_t i = 0; i < images.size() && !segmenter.stopped; ++i) {
-      const auto& input = images[i];
-      if (has_video_extension(input))
-        segmenter.add_video(input);
-      else
-        segmenter.add(input, pages[i]);
-      segmenter.stopped = segmenter.stopped || InterruptGuard::requested();
-    }
-    segmenter.flush();
-  } catch (const OutOfSpace& e) {  // not one bad input but every write after it: stop, saying how to go on
-    throw OutOfSpace(e.subject(), e.message() + "; stopped: free some space, then the same command with --skip-existing goes on where this one stopped");
-  }
+  segment_inputs(segmenter, images, pages);
   if (const auto& turned = segmenter.turned; !turned.empty())
     std::cerr << "fcn: warning: " << turned.size() << (turned.size() < 1000 ? "" : "+") << " image(s) carry an EXIF orientation ("
               << turned.front() << (turned.size() > 1 ? ", ..." : "") << "): segmented as stored, as PyTorch and PIL "

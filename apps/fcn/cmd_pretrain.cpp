@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -27,18 +28,33 @@ void choose_training_path(PretrainOptions& options, bool tune) {
   if (const auto path = tuned_training_path(key, options.quiet())) options.layout(training_layout_of(*path)).conv(path->conv);
 }
 
+// The run folder: --run-dir, else --resume's (a folder, or the folder of its checkpoint.pt), else OUT without .fcn + .run.
+std::string pretrain_run_dir(const std::string& out, const std::string& run_dir, const std::string& resume) {
+  namespace fs = std::filesystem;
+  const std::string resumed = resume.empty() || fs::is_directory(resume) ? resume : fs::path(resume).parent_path().string();
+  if (!run_dir.empty() && !resume.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(resumed))
+    fail("--run-dir", run_dir + " is not the folder of --resume " + resume + ": give one of them");
+  if (!run_dir.empty()) return run_dir;
+  if (!resume.empty()) return resumed;
+  const bool fcn_suffix = out.size() > 4 && out.compare(out.size() - 4, 4, ".fcn") == 0;
+  return (fcn_suffix ? out.substr(0, out.size() - 4) : out) + ".run";
+}
+
 }  // namespace
 
 void add_pretrain(CLI::App& app) {
   auto* cmd = app.add_subcommand("pretrain", "Train the VGG-style classifier on Fashion-MNIST (the transfer-learning source)\n"
                                              "  example: fcn pretrain --data fashion-mnist --out classifier.fcn --epochs 1 --train-images 20000");
-  static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw", layout = "auto";
+  static std::string data = "fashion-mnist", out, device = "cpu", backbone = "vgg16-w0.25", optimizer = "adamw", layout = "auto", run_dir, resume;
   static int64_t epochs = 1, train_images = 0, batch = 64, fc_channels = 256, input_size = 32;
   static double lr = 1e-3;
   static uint64_t seed = 0;
-  static bool json_output = false, tune = false;
+  static bool json_output = false, tune = false, overwrite = false;
   cmd->add_option("--data", data, "fashion-mnist (Debian's dataset-fashion-mnist)")->capture_default_str();
   add_out_flag(cmd, out, "classifier model file to write")->required();
+  cmd->add_option("--run-dir", run_dir, "run folder: checkpoint.pt after every epoch and at Ctrl-C, until OUT is written (default: OUT without .fcn + .run)");
+  cmd->add_option("--resume", resume, "continue the pretraining in this run folder (or its checkpoint.pt) where it stopped");
+  cmd->add_flag("--overwrite", overwrite, "start afresh where the run folder holds an earlier pretraining's checkpoint")->excludes("--resume");
   add_max_pixels_flag(cmd);
   cmd->add_option("--epochs", epochs, "passes over the training images")->capture_default_str();
   cmd->add_option("--train-images", train_images, "use the first N of a shuffled train split (0: all 60000)")->capture_default_str();
@@ -71,10 +87,17 @@ void add_pretrain(CLI::App& app) {
                        .seed(seed)
                        .device(parse_device(device))
                        .layout(parse_training_layout(layout, "--layout"))
-                       .quiet(json_output);
+                       .quiet(json_output)
+                       .run_dir(pretrain_run_dir(out, run_dir, resume))
+                       .resume(!resume.empty())
+                       .overwrite(overwrite);
     choose_training_path(options, tune);
     auto result = pretrain_fashion_mnist(options);
+    if (result.interrupted) throw CLI::RuntimeError(130);
     save_model(out, result.model);
+    std::error_code error;  // the run is finished and its classifier written: the checkpoint goes (the folder too, where empty)
+    std::filesystem::remove(options.run_dir() + "/checkpoint.pt", error);
+    std::filesystem::remove(options.run_dir(), error);
     if (json_output) {
       std::cout << nlohmann::json{{"model", out}, {"test_accuracy", result.test_accuracy}, {"train_seconds", result.seconds}}.dump(2) << "\n";
     } else {

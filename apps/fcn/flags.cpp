@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -229,8 +230,26 @@ void warn_unread_threshold(const InferenceFlags& flags, const NetImpl& net, cons
                printable(model).c_str(), static_cast<long>(net.num_classes()));
 }
 
+void make_parent_folder(const std::string& path) {
+  namespace fs = std::filesystem;
+  const auto parent = fs::path(path).parent_path();
+  std::error_code error;
+  if (parent.empty() || fs::is_directory(parent, error)) return;
+  for (auto up = parent; !up.empty(); up = up.parent_path()) {  // the nearest that exists must be a folder
+    if (fs::exists(up, error) && !fs::is_directory(up, error))
+      fail(up.string(), "is a file, not a folder (" + path + " would go under it)");
+    if (fs::exists(up, error) || up == up.parent_path()) break;
+  }
+  fs::create_directories(parent, error);
+  if (error) fail(parent.string(), "cannot create the folder for " + path + ": " + error.message());
+}
+
+CLI::Option* output_file(CLI::Option* option) {
+  return option->each([](const std::string& path) { make_parent_folder(path); });
+}
+
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {
-  return cmd->add_option("--out", out, what);
+  return output_file(cmd->add_option("--out", out, what));
 }
 
 namespace {

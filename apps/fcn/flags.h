@@ -41,8 +41,13 @@ void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what);
 void add_threads_flag(CLI::App* cmd, std::vector<int>& threads, const std::string& default_text);
 // --json: print a JSON summary instead of text.
 void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys = "");
-// --out PATH; `what` says what is written.
+// --out PATH; `what` says what is written. Its folder is made as the flag is read (output_file).
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what);
+// `option` names a file fcn writes: its folder is made as the flag is read, so that a missing folder costs no work
+// (fcn pretrain trained for the whole run, then could not write its model into one; fcn report scored the split
+// first); a file on the way is an error naming it. make_parent_folder: that step alone.
+CLI::Option* output_file(CLI::Option* option);
+void make_parent_folder(const std::string& path);
 // How fcn predict and fcn eval run a net on an image, so that eval measures what predict delivers:
 // --tile, --overlap, --scales and --threshold (into `options`), --tta and --resize (text, into `flags`).
 struct InferenceFlags {

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -816,5 +817,25 @@ def _():
     one_line_error(run(*fit, path("pt4.fcn"), "--tune", "--layout", "nchw", ok=False), "--tune", "--layout")
     one_line_error(run("pretrain", "--backbone", "resnet18-w0.125", "--fc-channels", 64, "--out", path("pt5.fcn"), ok=False),
                    "--fc-channels: is the fc6/fc7 width of VGG and AlexNet, and resnet18-w0.125 has no fc layers")  # it went unread
+
+
+@check("Ctrl-C during fcn pretrain leaves a checkpoint that --resume continues; a finished run leaves none")
+def _():
+    args = [FCN, "pretrain", "--backbone", "vgg16-w0.0625", "--train-images", 6000, "--batch", 16, "--out", path("pre_stop.fcn")]
+    proc = subprocess.Popen([*map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # the first progress line: steps are running
+        if "pretrain epoch 1/1" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert re.search(r"interrupted: checkpoint at epoch 0 step \d+ written to .*pre_stop.run/checkpoint.pt \(continue with --resume ", err), err
+    assert os.path.exists(path("pre_stop.run/checkpoint.pt")) and not os.path.exists(path("pre_stop.fcn"))  # it was lost before
+    one_line_error(run(*args[1:], ok=False), "pre_stop.run: holds an earlier pretraining (checkpoint.pt); continue it with --resume")
+    one_line_error(run(*args[1:], "--resume", path("pre_stop.run"), "--fc-channels", 8, ok=False), "checkpoint.pt: holds the pretraining of")
+    p = run(*args[1:], "--resume", path("pre_stop.run"), "--json")
+    assert json.loads(p.stdout)["test_accuracy"] > 0.1, p.stdout
+    assert os.path.exists(path("pre_stop.fcn")) and not os.path.exists(path("pre_stop.run")), os.listdir(path(""))
+
 
 summary()

@@ -251,6 +251,25 @@ def _():
 
 
 
+
+@check("an output file's folder is made before the work, or the file in its way named; the work is not lost")
+def _():
+    # fcn pretrain trained for its whole run, then could not write the classifier into a folder that did not exist
+    # (so did fcn report after scoring the split, fcn export between its two files); train and predict made theirs.
+    p = run("pretrain", "--backbone", "vgg16-w0.0625", "--fc-channels", 16, "--train-images", 64, "--batch", 32,
+            "--out", path("new/folder/c.fcn"))
+    assert os.path.isfile(path("new/folder/c.fcn")), p.stdout
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--classes", 2, "--out", path("out_unet.fcn"))
+    run("export", path("out_unet.fcn"), "--pth", path("exports/a/u.pth"), "--onnx", path("exports/b/u.onnx"), "--size", 32)
+    assert os.path.isfile(path("exports/a/u.pth")) and os.path.isfile(path("exports/b/u.onnx"))
+    open(path("a_file"), "w").write("x")
+    for args in (["export", path("out_unet.fcn"), "--pth", path("u2.pth"), "--onnx", path("a_file/b/u.onnx")],
+                 ["forward", path("out_unet.fcn"), path("a_file"), "--out", path("a_file/l.npy")],
+                 ["init", "--arch", "unet", "--out", path("a_file/x.fcn")]):
+        one_line(run(*args, ok=False), path("a_file") + ": is a file, not a folder (" + path("a_file/"))
+    assert not os.path.exists(path("u2.pth"))  # refused before either file was written
+
+
 def on_a_small_disk(kib, script):
     """A shell script run where $SMALL is a file system of KIB KiB of its own (a tmpfs, in a mount namespace that ends
     with the script), $FCN the binary; None where this machine cannot make one (no user or mount namespaces)."""

@@ -13,9 +13,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "test_util.h"
 #include "fcn/data/fashion_mnist.h"
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/winograd.h"
+#include "fcn/util/progress.h"
 #include "fcn/util/threads.h"
 
 namespace fcn {
@@ -28,6 +30,46 @@ PretrainOptions small_run() {
       .test_images(1000)
       .optimizer(OptimizerOptions().name("adamw").lr(3e-3).weight_decay(1e-4).schedule("cosine"))
       .quiet(true);
+}
+
+// A pretraining stopped midway (Ctrl-C, or here the step limit) leaves a checkpoint; --resume goes on from that
+// step with the weights, optimiser state and dropout stream it had, and ends bit for bit where one uninterrupted run
+// ends. A run folder holding a checkpoint refuses a fresh run unless told to overwrite, and a checkpoint of another
+// classifier is an error naming it. (It had no checkpoint: a Ctrl-C lost the whole run.)
+TEST(Pretrain, StoppedMidwayAndResumedEndsWhereOneRunEnds) {
+  const auto run = [](const std::string& name) {
+    return PretrainOptions()
+        .backbone("vgg11-w0.125")  // fc6/fc7 with dropout: the resumed run must draw the same masks
+        .fc_channels(16)
+        .epochs(2)
+        .train_images(192)
+        .test_images(64)
+        .batch_size(32)
+        .seed(7)
+        .quiet(true)
+        .run_dir(test::fresh_dir(name));
+  };
+  const auto whole = pretrain_fashion_mnist(run("pretrain_whole"));
+  ASSERT_FALSE(whole.interrupted);
+  auto halves = run("pretrain_halves");
+  const auto first = pretrain_fashion_mnist(PretrainOptions(halves).stop_after_steps(8));  // epoch 1, step 2 of 6
+  ASSERT_TRUE(first.interrupted);
+  EXPECT_EQ(first.epochs_done, 1);
+  const auto message = test::error_of([&] { pretrain_fashion_mnist(halves); });
+  EXPECT_NE(message.find("holds an earlier pretraining (checkpoint.pt); continue it with --resume"), std::string::npos) << message;
+  const auto other = test::error_of([&] { pretrain_fashion_mnist(PretrainOptions(halves).resume(true).fc_channels(8)); });
+  EXPECT_NE(other.find(halves.run_dir() + "/checkpoint.pt: holds the pretraining of"), std::string::npos) << other;
+  const auto second = pretrain_fashion_mnist(PretrainOptions(halves).resume(true));
+  ASSERT_FALSE(second.interrupted);
+  EXPECT_EQ(second.epochs_done, 2);
+  const auto a = whole.model.net->parameters(), b = second.model.net->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  EXPECT_EQ(second.test_accuracy, whole.test_accuracy);
+  // Stopped with the flag that Ctrl-C sets: the checkpoint at that step, and the flag cleared.
+  InterruptGuard::request();
+  EXPECT_TRUE(pretrain_fashion_mnist(PretrainOptions(halves).overwrite(true)).interrupted);
+  EXPECT_FALSE(InterruptGuard::requested());
 }
 
 TEST(Pretrain, LearnsTheClassesAndStoresTheCanvasStatistics) {

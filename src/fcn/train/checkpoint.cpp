@@ -29,6 +29,7 @@ void save_checkpoint(const std::string& path, const Model& model, torch::optim::
   archive.write("history", c10::IValue(at.history));
   archive.write("conv", c10::IValue(at.conv));
   archive.write("layout", c10::IValue(at.layout));
+  if (at.rng_state.defined()) archive.write("rng_state", at.rng_state);
   std::ostringstream bytes;
   archive.save_to(bytes);
   const auto text = bytes.str();
@@ -62,6 +63,7 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
     if (archive.try_read("history", value) && value.isString()) at.history = value.toStringRef();
     if (archive.try_read("conv", value) && value.isString()) at.conv = value.toStringRef();
     if (archive.try_read("layout", value) && value.isString()) at.layout = value.toStringRef();
+    if (torch::Tensor state; archive.try_read("rng_state", state)) at.rng_state = state;
   } catch (const c10::Error& e) {
     fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {

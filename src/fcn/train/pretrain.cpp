@@ -1,12 +1,17 @@
 #include "fcn/train/pretrain.h"
 
 #include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <optional>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "fcn/models/classifier.h"
+#include "fcn/models/registry.h"
+#include "fcn/train/checkpoint.h"
 #include "fcn/train/fused_optimizers.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -55,6 +60,131 @@ std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& optio
                                               .num_classes(10));
 }
 
+namespace {
+
+// The CPU generator's state (the dropout stream), to store in a checkpoint and give back on --resume.
+torch::Tensor generator_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+void set_generator_state(const torch::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// A fresh run's folder: made, and an earlier run's checkpoint there refused (removed with overwrite), as fcn train does.
+void prepare_run_dir(const PretrainOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.run_dir().empty()) return;
+  std::error_code error;
+  fs::create_directories(options.run_dir(), error);
+  if (error || !fs::is_directory(options.run_dir())) fail(options.run_dir(), "cannot create the run folder: " + error.message());
+  const auto checkpoint = options.run_dir() + "/checkpoint.pt";
+  if (options.resume() || !fs::exists(checkpoint, error)) return;
+  if (!options.overwrite())
+    fail(options.run_dir(), "holds an earlier pretraining (checkpoint.pt); continue it with --resume " + options.run_dir() +
+                                ", or start over with --overwrite");
+  fs::remove(checkpoint, error);
+}
+
+// The classifier of the run in RUN_DIR/checkpoint.pt, into `model`, where it is the one `options` build.
+RunPosition resumed_run(const PretrainOptions& options, Model& model, const ClassifierImpl& asked, torch::serialize::InputArchive& archive) {
+  if (options.run_dir().empty()) fail("PretrainOptions.resume", "needs the run folder of the checkpoint (PretrainOptions.run_dir)");
+  const auto path = checkpoint_path(options.run_dir());
+  const auto at = load_checkpoint(path, model, archive);
+  const auto have = net_config(*model.net), want = net_config(asked);
+  if (have != want)
+    fail(path, "holds the pretraining of " + have.dump() + ", and the flags given build " + want.dump() +
+                   ": give the run's --backbone, --fc-channels and --input-size to --resume it");
+  return at;
+}
+
+// The epochs of one pretraining, from `at` on; a checkpoint after each epoch and at a Ctrl-C (where run_dir is set).
+class Pretraining {
+ public:
+  Pretraining(const PretrainOptions& options, const FashionMnist& train, PretrainResult& result, torch::optim::Optimizer& optimizer, bool channels_last)
+      : options_(options), train_(train), result_(result), optimizer_(optimizer), channels_last_(channels_last),
+        n_(options.train_images() > 0 ? std::min(options.train_images(), train.images.size(0)) : train.images.size(0)),
+        steps_per_epoch_((n_ + options.batch_size() - 1) / options.batch_size()) {}
+
+  int64_t images() const { return n_; }
+
+  // false where Ctrl-C stopped it (the checkpoint written at that step).
+  bool run(RunPosition& at) {
+    const auto start = std::chrono::steady_clock::now();
+    const double before = at.seconds;  // the invocations before this one (a resumed run)
+    const auto seconds = [&] { return before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    for (int64_t epoch = at.epoch; epoch < options_.epochs(); ++epoch) {
+      result_.model.net->train();
+      auto generator = at::detail::createCPUGenerator(options_.seed() * 1000003u + static_cast<uint64_t>(epoch));
+      const auto order = torch::randperm(train_.images.size(0), generator).slice(0, 0, n_);
+      Progress progress("pretrain epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs()), steps_per_epoch_, options_.quiet());
+      double loss_sum = 0;
+      for (int64_t step = epoch == at.epoch ? at.step : 0; step < steps_per_epoch_; ++step) {
+        const bool step_limit = options_.stop_after_steps() > 0 && steps_ >= options_.stop_after_steps();
+        if (!options_.run_dir().empty() && (InterruptGuard::requested() || step_limit)) return stop(at, epoch, step, seconds(), step_limit);
+        ++steps_;
+        loss_sum += step_loss(epoch, step, order);
+        char status[32];
+        std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(step + 1 - (epoch == at.epoch ? at.step : 0)));
+        progress.update(step + 1, status);
+      }
+      progress.finish();
+      save(at, epoch + 1, 0, seconds());
+    }
+    at.seconds = seconds();
+    return true;
+  }
+
+ private:
+  double step_loss(int64_t epoch, int64_t step, const torch::Tensor& order) {
+    const auto& batch = options_.batch_size();
+    const auto index = order.slice(0, step * batch, std::min(n_, (step + 1) * batch));
+    const auto x = prepare(train_.images.index_select(0, index), result_.model, options_.device(), channels_last_);
+    const auto y = train_.labels.index_select(0, index).to(options_.device());
+    set_lr(optimizer_, options_.optimizer(),
+           scheduled_lr(options_.optimizer(), static_cast<double>(epoch * steps_per_epoch_ + step) /
+                                                  static_cast<double>(options_.epochs() * steps_per_epoch_)));
+    const auto loss = torch::nn::functional::cross_entropy(result_.model.net->forward(x), y);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) fail("pretrain", "training diverged (loss " + number_text(value) + "); lower --lr");
+    clear_gradients(optimizer_);
+    loss.backward();
+    optimizer_.step();
+    return value;
+  }
+
+  void save(RunPosition& at, int64_t epoch, int64_t step, double seconds) {
+    at.epoch = epoch, at.step = step, at.seconds = seconds;
+    result_.epochs_done = epoch;
+    if (options_.run_dir().empty()) return;
+    at.rng_state = generator_state();
+    save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
+  }
+
+  bool stop(RunPosition& at, int64_t epoch, int64_t step, double seconds, bool step_limit) {
+    save(at, epoch, step, seconds);
+    InterruptGuard::clear();
+    if (!options_.quiet())
+      std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
+                   step_limit ? "step limit reached" : "interrupted", static_cast<long>(epoch), static_cast<long>(step),
+                   options_.run_dir().c_str(), options_.run_dir().c_str());
+    return false;
+  }
+
+  const PretrainOptions& options_;
+  const FashionMnist& train_;
+  PretrainResult& result_;
+  torch::optim::Optimizer& optimizer_;
+  const bool channels_last_;
+  const int64_t n_, steps_per_epoch_;
+  int64_t steps_ = 0;  // steps of this call
+};
+
+}  // namespace
+
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
@@ -70,48 +200,36 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   // Statistics of the padded training images, stored in the model file for every later use.
   const auto canvas = padded(train.images, options.input_size());
   result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
-  net->to(options.device());
-  const bool channels_last = training_channels_last(options.layout(), options.device());
-  to_layout(*net, channels_last);
-  auto optimizer = make_optimizer(*net, options.optimizer());
-  const TrainingConvScope convs(options.conv());
-  const int64_t n = options.train_images() > 0 ? std::min(options.train_images(), train.images.size(0)) : train.images.size(0);
-  const int64_t steps_per_epoch = (n + options.batch_size() - 1) / options.batch_size();
-  const auto start = std::chrono::steady_clock::now();
-  for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
-    net->train();
-    auto generator = at::detail::createCPUGenerator(options.seed() * 1000003u + static_cast<uint64_t>(epoch));
-    const auto order = torch::randperm(train.images.size(0), generator).slice(0, 0, n);
-    Progress progress("pretrain epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs()), steps_per_epoch, options.quiet());
-    double loss_sum = 0;
-    for (int64_t step = 0; step < steps_per_epoch; ++step) {
-      const auto index = order.slice(0, step * options.batch_size(), std::min(n, (step + 1) * options.batch_size()));
-      const auto x = prepare(train.images.index_select(0, index), result.model, options.device(), channels_last);
-      const auto y = train.labels.index_select(0, index).to(options.device());
-      set_lr(*optimizer, options.optimizer(),
-             scheduled_lr(options.optimizer(), static_cast<double>(epoch * steps_per_epoch + step) /
-                                                   static_cast<double>(options.epochs() * steps_per_epoch)));
-      const auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) fail("pretrain", "training diverged (loss " + number_text(value) + "); lower --lr");
-      clear_gradients(*optimizer);
-      loss.backward();
-      optimizer->step();
-      loss_sum += value;
-      char status[32];
-      std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(step + 1));
-      progress.update(step + 1, status);
-    }
-    progress.finish();
+  prepare_run_dir(options);
+  RunPosition at;
+  torch::serialize::InputArchive archive;
+  if (options.resume()) {
+    at = resumed_run(options, result.model, *net, archive);
+    if (at.rng_state.defined()) set_generator_state(at.rng_state);
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  to_layout(*net, false);
+  result.model.net->to(options.device());
+  const bool channels_last = training_channels_last(options.layout(), options.device());
+  to_layout(*result.model.net, channels_last);
+  auto optimizer = make_optimizer(*result.model.net, options.optimizer());
+  if (options.resume()) load_optimizer_state(options.run_dir() + "/checkpoint.pt", archive, *optimizer);
+  if (options.resume() && at.epoch >= options.epochs() && !options.quiet())
+    std::fprintf(stderr, "%s/checkpoint.pt: already pretrained %ld of %ld epochs; raise --epochs to continue\n", options.run_dir().c_str(),
+                 static_cast<long>(at.epoch), static_cast<long>(options.epochs()));
+  const TrainingConvScope convs(options.conv());
+  std::optional<InterruptGuard> interrupt;  // with a run folder, Ctrl-C writes a checkpoint instead of ending the process
+  if (!options.run_dir().empty()) interrupt.emplace();
+  Pretraining pretraining(options, train, result, *optimizer, channels_last);
+  result.interrupted = !pretraining.run(at);
+  result.seconds = at.seconds;
+  result.epochs_done = at.epoch;
+  to_layout(*result.model.net, false);
+  if (result.interrupted) return result;
   result.test_accuracy = classifier_accuracy(result.model, test, options.test_images(), options.device());
   result.model.meta.training = nlohmann::json{{"task", "pretrain fashion-mnist"},  {"epochs", options.epochs()},
-                                              {"train_images", n},               {"seed", options.seed()},
+                                              {"train_images", pretraining.images()}, {"seed", options.seed()},
                                               {"train_seconds", result.seconds}, {"test_accuracy", result.test_accuracy}}
                                    .dump();
-  net->to(torch::kCPU);
+  result.model.net->to(torch::kCPU);
   return result;
 }
 

@@ -30,12 +30,23 @@ struct PretrainOptions {
   TORCH_ARG(TrainingLayout, layout) = TrainingLayout::kAuto;  // as TrainOptions.layout
   TORCH_ARG(ConvAlgorithm, conv) = ConvAlgorithm::kDirect;    // as TrainOptions.conv (fcn pretrain --tune may choose Winograd)
   TORCH_ARG(bool, quiet) = false;
+  // RUN_DIR/checkpoint.pt after every epoch, and at the step where SIGINT/SIGTERM (Ctrl-C) stops the run; empty:
+  // none (and Ctrl-C ends the process as usual).
+  TORCH_ARG(std::string, run_dir) = "";
+  // Continue from RUN_DIR/checkpoint.pt at the step it was written: the same classifier (an fcn::Error naming the
+  // file where these options build another), its weights, optimiser state and dropout stream, so that the resumed
+  // run ends where the uninterrupted one would have (on the CPU). Without it, a checkpoint there is an error.
+  TORCH_ARG(bool, resume) = false;
+  TORCH_ARG(bool, overwrite) = false;  // start afresh where RUN_DIR holds a checkpoint (removed first)
+  TORCH_ARG(int64_t, stop_after_steps) = 0;  // > 0: stop as Ctrl-C would after this many steps of this call (tests)
 };
 
 struct PretrainResult {
   Model model;  // a Classifier with Fashion-MNIST class names and normalisation
   double test_accuracy = 0;
-  double seconds = 0;
+  double seconds = 0;     // training time, over every invocation of a resumed run
+  bool interrupted = false;  // stopped by Ctrl-C: the checkpoint holds the run, the model is not finished
+  int64_t epochs_done = 0;
 };
 
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& options);
