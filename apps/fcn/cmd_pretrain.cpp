@@ -96,8 +96,7 @@ void add_pretrain(CLI::App& app) {
     if (result.interrupted) throw CLI::RuntimeError(130);
     save_model(out, result.model);
     std::error_code error;  // the run is finished and its classifier written: the checkpoint goes (the folder too, where empty)
-    std::filesystem::remove(options.run_dir() + "/checkpoint.pt", error);
-    std::filesystem::remove(options.run_dir(), error);
+    for (const char* name : {"/checkpoint.pt", "/.lock", ""}) std::filesystem::remove(options.run_dir() + name, error);
     if (json_output) {
       std::cout << nlohmann::json{{"model", out}, {"test_accuracy", result.test_accuracy}, {"train_seconds", result.seconds}}.dump(2) << "\n";
     } else {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "test_util.h"
 #include "fcn/data/fashion_mnist.h"
 #include "fcn/infer/fast_path.h"
+#include "fcn/train/checkpoint.h"
 #include "fcn/models/winograd.h"
 #include "fcn/util/progress.h"
 #include "fcn/util/threads.h"
@@ -68,6 +70,12 @@ TEST(Pretrain, StoppedMidwayAndResumedEndsWhereOneRunEnds) {
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-5 * b[i].abs().max().item<double>()) << "parameter " << i;
   EXPECT_NEAR(second.test_accuracy, whole.test_accuracy, 1.0 / 64);
+  {  // a second pretraining in the folder while one runs: refused at once, the first one's checkpoint untouched
+    const RunLock running(halves.run_dir(), "fcn pretrain");
+    const auto busy = test::error_of([&] { pretrain_fashion_mnist(PretrainOptions(halves).overwrite(true)); });
+    EXPECT_NE(busy.find(halves.run_dir() + ": is in use by another fcn pretrain (pid "), std::string::npos) << busy;
+    EXPECT_TRUE(std::filesystem::exists(halves.run_dir() + "/checkpoint.pt"));
+  }
   // Stopped with the flag that Ctrl-C sets: the checkpoint at that step, and the flag cleared.
   InterruptGuard::request();
   EXPECT_TRUE(pretrain_fashion_mnist(PretrainOptions(halves).overwrite(true)).interrupted);

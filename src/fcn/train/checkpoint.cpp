@@ -1,5 +1,12 @@
 #include "fcn/train/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -82,6 +89,24 @@ void load_optimizer_state(const std::string& path, torch::serialize::InputArchiv
                    first_line(e.what_without_backtrace()));
   }
 }
+
+RunLock::RunLock(const std::string& run_dir, const std::string& verb) {
+  const std::string path = run_dir + "/.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail(run_dir, std::string("cannot create the run lock .lock: ") + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const auto n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fail(run_dir, "is in use by another " + verb + " (pid " + std::string(pid, n > 0 ? static_cast<size_t>(n) : 0) +
+                      "); wait for it to finish, or run into another folder");
+  }
+  const std::string self = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, self.data(), self.size(), 0) != static_cast<ssize_t>(self.size()))
+    std::fprintf(stderr, "%s/.lock: cannot record the pid of this %s (disk full?)\n", run_dir.c_str(), verb.c_str());
+}
+
+RunLock::~RunLock() { ::close(fd_); }  // closing lets the lock go
 
 std::string checkpoint_path(const std::string& run_or_checkpoint) {
   namespace fs = std::filesystem;

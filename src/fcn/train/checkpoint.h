@@ -35,6 +35,20 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
 // The optimiser state stored beside the model; an error names the file when it does not fit.
 void load_optimizer_state(const std::string& path, torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer);
 
+// An advisory lock on RUN_DIR/.lock while it lives (flock: the system lets it go when the process dies): two runs in
+// one folder would interleave their writes and overwrite each other's checkpoints. A folder locked already is an
+// fcn::Error naming it and the holder's pid; `verb` ("fcn train", "fcn pretrain") is who holds it, in that message.
+class RunLock {
+ public:
+  RunLock(const std::string& run_dir, const std::string& verb);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
 std::string checkpoint_path(const std::string& run_or_checkpoint);
 

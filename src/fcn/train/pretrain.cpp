@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <cmath>
@@ -75,18 +76,21 @@ void set_generator_state(const torch::Tensor& state) {
 }
 
 // A fresh run's folder: made, and an earlier run's checkpoint there refused (removed with overwrite), as fcn train does.
-void prepare_run_dir(const PretrainOptions& options) {
+// The folder is locked first: a second pretraining in it fails at once, naming the first.
+std::unique_ptr<RunLock> prepare_run_dir(const PretrainOptions& options) {
   namespace fs = std::filesystem;
-  if (options.run_dir().empty()) return;
+  if (options.run_dir().empty()) return nullptr;
   std::error_code error;
   fs::create_directories(options.run_dir(), error);
   if (error || !fs::is_directory(options.run_dir())) fail(options.run_dir(), "cannot create the run folder: " + error.message());
+  auto lock = std::make_unique<RunLock>(options.run_dir(), "fcn pretrain");
   const auto checkpoint = options.run_dir() + "/checkpoint.pt";
-  if (options.resume() || !fs::exists(checkpoint, error)) return;
+  if (options.resume() || !fs::exists(checkpoint, error)) return lock;
   if (!options.overwrite())
     fail(options.run_dir(), "holds an earlier pretraining (checkpoint.pt); continue it with --resume " + options.run_dir() +
                                 ", or start over with --overwrite");
   fs::remove(checkpoint, error);
+  return lock;
 }
 
 // The classifier of the run in RUN_DIR/checkpoint.pt, into `model`, where it is the one `options` build.
@@ -200,7 +204,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   // Statistics of the padded training images, stored in the model file for every later use.
   const auto canvas = padded(train.images, options.input_size());
   result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
-  prepare_run_dir(options);
+  const auto lock = prepare_run_dir(options);
   RunPosition at;
   torch::serialize::InputArchive archive;
   if (options.resume()) {

@@ -454,33 +454,6 @@ void prepare_run_dir(const std::string& run_dir) {
   if (error || !fs::is_directory(run_dir)) fail(run_dir, "cannot create the run folder: " + error.message());
 }
 
-// An advisory lock on RUN_DIR/.lock for the life of a trainer: two trainers in one folder would
-// interleave metrics and overwrite each other's checkpoints.
-class RunLock {
- public:
-  explicit RunLock(const std::string& run_dir) {
-    const std::string path = run_dir + "/.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail(run_dir, std::string("cannot create the run lock .lock: ") + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char pid[32] = {};
-      const auto n = ::pread(fd_, pid, sizeof pid - 1, 0);
-      ::close(fd_);
-      fail(run_dir, "is in use by another fcn train (pid " + std::string(pid, n > 0 ? static_cast<size_t>(n) : 0) +
-                        "); wait for it to finish, or train into another folder");
-    }
-    const std::string self = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, self.data(), self.size(), 0) != static_cast<ssize_t>(self.size()))
-      std::fprintf(stderr, "%s/.lock: cannot record the trainer's pid (disk full?)\n", run_dir.c_str());
-  }
-  ~RunLock() { ::close(fd_); }  // closing releases the lock
-  RunLock(const RunLock&) = delete;
-  RunLock& operator=(const RunLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
 // Set-up that every rank must pass before training's first collective. When it fails on one rank,
 // every rank fails (rethrowing its own error where it is this one) instead of the others waiting.
 template <class Setup>
@@ -515,7 +488,7 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
     validate(options.augment());
     if (comm != nullptr && comm->rank() != 0) return;
     prepare_run_dir(options.run_dir());
-    lock.emplace(options.run_dir());
+    lock.emplace(options.run_dir(), "fcn train");
     if (fs::exists(options.run_dir() + "/checkpoint.pt") && !options.overwrite())
       fail(options.run_dir(), "holds an earlier run (checkpoint.pt); continue it with --resume " + options.run_dir() +
                                   ", or start over with TrainOptions.overwrite");
@@ -541,7 +514,7 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
     const auto path = checkpoint_path(checkpoint);
     if (main_rank) {
       prepare_run_dir(options.run_dir());
-      lock.emplace(options.run_dir());
+      lock.emplace(options.run_dir(), "fcn train");
     }
     torch::serialize::InputArchive archive;
     at = load_checkpoint(path, model, archive);
