@@ -31,7 +31,10 @@ void choose_training_path(PretrainOptions& options, bool tune) {
 // The run folder: --run-dir, else --resume's (a folder, or the folder of its checkpoint.pt), else OUT without .fcn + .run.
 std::string pretrain_run_dir(const std::string& out, const std::string& run_dir, const std::string& resume) {
   namespace fs = std::filesystem;
-  const std::string resumed = resume.empty() || fs::is_directory(resume) ? resume : fs::path(resume).parent_path().string();
+  if (std::error_code error; !resume.empty() && !fs::exists(resume, error))
+    fail(resume, "not found: --resume takes the run folder of an earlier fcn pretrain (OUT.run, or its checkpoint.pt)");
+  const auto folder_of = [](const std::string& file) { return fs::path(file).has_parent_path() ? fs::path(file).parent_path().string() : "."; };
+  const std::string resumed = resume.empty() || fs::is_directory(resume) ? resume : folder_of(resume);
   if (!run_dir.empty() && !resume.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(resumed))
     fail("--run-dir", run_dir + " is not the folder of --resume " + resume + ": give one of them");
   if (!run_dir.empty()) return run_dir;

@@ -836,6 +836,7 @@ def _():
     assert os.path.exists(path("pre_stop.run/checkpoint.pt")) and not os.path.exists(path("pre_stop.fcn"))  # it was lost before
     one_line_error(run(*args[1:], ok=False), "pre_stop.run: holds an earlier pretraining (checkpoint.pt); continue it with --resume")
     one_line_error(run(*args[1:], "--resume", path("pre_stop.run"), "--fc-channels", 8, ok=False), "checkpoint.pt: holds the pretraining of")
+    one_line_error(run(*args[1:], "--resume", path("pre_gone.run"), ok=False), "pre_gone.run: not found: --resume takes the run folder")
     p = run(*args[1:], "--resume", path("pre_stop.run"), "--json")
     assert json.loads(p.stdout)["test_accuracy"] > 0.1, p.stdout
     assert os.path.exists(path("pre_stop.fcn")) and not os.path.exists(path("pre_stop.run")), os.listdir(path(""))
