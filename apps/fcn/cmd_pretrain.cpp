@@ -28,7 +28,8 @@ void choose_training_path(PretrainOptions& options, bool tune) {
   if (const auto path = tuned_training_path(key, options.quiet())) options.layout(training_layout_of(*path)).conv(path->conv);
 }
 
-// The run folder: --run-dir, else --resume's (a folder, or the folder of its checkpoint.pt), else OUT without .fcn + .run.
+// run_folder_of, with --resume checked first: it must exist, a checkpoint file in the working folder is resumed
+// from ".", and --run-dir beside it must name the same folder.
 std::string pretrain_run_dir(const std::string& out, const std::string& run_dir, const std::string& resume) {
   namespace fs = std::filesystem;
   if (std::error_code error; !resume.empty() && !fs::exists(resume, error))
@@ -37,10 +38,7 @@ std::string pretrain_run_dir(const std::string& out, const std::string& run_dir,
   const std::string resumed = resume.empty() || fs::is_directory(resume) ? resume : folder_of(resume);
   if (!run_dir.empty() && !resume.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(resumed))
     fail("--run-dir", run_dir + " is not the folder of --resume " + resume + ": give one of them");
-  if (!run_dir.empty()) return run_dir;
-  if (!resume.empty()) return resumed;
-  const bool fcn_suffix = out.size() > 4 && out.compare(out.size() - 4, 4, ".fcn") == 0;
-  return (fcn_suffix ? out.substr(0, out.size() - 4) : out) + ".run";
+  return run_folder_of(out, run_dir, resumed);
 }
 
 }  // namespace

@@ -277,14 +277,7 @@ TrainingData read_data(const TrainFlags& f, size_t keep_bytes, bool quiet, doubl
   return data;
 }
 
-// --run-dir, else the folder of --resume, else OUT without .fcn plus .run.
-std::string run_dir_of(const TrainFlags& f) {
-  namespace fs = std::filesystem;
-  if (!f.run_dir.empty()) return f.run_dir;
-  if (!f.resume.empty()) return fs::is_directory(f.resume) ? f.resume : fs::path(f.resume).parent_path().string();
-  const bool fcn_suffix = f.out.size() > 4 && f.out.compare(f.out.size() - 4, 4, ".fcn") == 0;
-  return (fcn_suffix ? f.out.substr(0, f.out.size() - 4) : f.out) + ".run";
-}
+std::string run_dir_of(const TrainFlags& f) { return run_folder_of(f.out, f.run_dir, f.resume); }
 
 AugmentOptions augment_options(const TrainFlags& f) {
   auto options = AugmentOptions().min_scale(f.min_scale).max_scale(f.max_scale).crop(f.crop).flip(f.flip);

@@ -244,6 +244,14 @@ void make_parent_folder(const std::string& path) {
   if (error) fail(parent.string(), "cannot create the folder for " + path + ": " + error.message());
 }
 
+std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume) {
+  namespace fs = std::filesystem;
+  if (!run_dir.empty()) return run_dir;
+  if (!resume.empty()) return fs::is_directory(resume) ? resume : fs::path(resume).parent_path().string();
+  const bool fcn_suffix = out.size() > 4 && out.compare(out.size() - 4, 4, ".fcn") == 0;
+  return (fcn_suffix ? out.substr(0, out.size() - 4) : out) + ".run";
+}
+
 CLI::Option* output_file(CLI::Option* option) {
   return option->each([](const std::string& path) { make_parent_folder(path); });
 }

@@ -48,6 +48,9 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 // first); a file on the way is an error naming it. make_parent_folder: that step alone.
 CLI::Option* output_file(CLI::Option* option);
 void make_parent_folder(const std::string& path);
+// The run folder of fcn train and fcn pretrain: --run-dir, else --resume's (a folder, or the folder of the
+// checkpoint file it names), else OUT without .fcn plus .run.
+std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume);
 // How fcn predict and fcn eval run a net on an image, so that eval measures what predict delivers:
 // --tile, --overlap, --scales and --threshold (into `options`), --tta and --resize (text, into `flags`).
 struct InferenceFlags {
