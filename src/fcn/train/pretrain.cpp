@@ -161,8 +161,7 @@ class Pretraining {
   }
 
   void save(RunPosition& at, int64_t epoch, int64_t step, double seconds) {
-    at.epoch = epoch, at.step = step, at.seconds = seconds;
-    result_.epochs_done = epoch;
+    at.epoch = epoch, at.step = step, at.seconds = seconds;  // pretrain_fashion_mnist's result reads them from `at`
     if (options_.run_dir().empty()) return;
     at.rng_state = generator_state();
     save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
