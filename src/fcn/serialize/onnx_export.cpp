@@ -536,7 +536,7 @@ OnnxExportSummary export_onnx(const Model& model, const std::string& path, const
   }
   std::string bytes;
   if (!proto.SerializeToString(&bytes)) fail(path, "cannot serialise the ONNX model (over 2 GB?)");
-  write_file_atomic(path, bytes.data(), bytes.size());
+  write_file_atomic(path, bytes.data(), bytes.size(), Durability::kDurable);
   return summary;
 }
 

@@ -61,7 +61,7 @@ StateDict read_state_dict(const std::string& path) {
 void write_torch_state_dict(const std::string& path, const StateDict& weights) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, tensor] : weights) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
-  write_file_atomic(path, torch::pickle_save(dict));
+  write_file_atomic(path, torch::pickle_save(dict), Durability::kDurable);
 }
 
 StateDict state_dict(const torch::nn::Module& module) {

@@ -40,7 +40,7 @@ void save_checkpoint(const std::string& path, const Model& model, torch::optim::
   std::ostringstream bytes;
   archive.save_to(bytes);
   const auto text = bytes.str();
-  write_file_atomic(path, text.data(), text.size());
+  write_file_atomic(path, text.data(), text.size(), Durability::kDurable);
 }
 
 RunPosition load_checkpoint(const std::string& path, Model& model, torch::serialize::InputArchive& archive) {
@@ -91,6 +91,9 @@ void load_optimizer_state(const std::string& path, torch::serialize::InputArchiv
 }
 
 RunLock::RunLock(const std::string& run_dir, const std::string& verb) {
+  std::error_code error;
+  std::filesystem::create_directories(run_dir, error);
+  if (error || !std::filesystem::is_directory(run_dir)) fail(run_dir, "cannot create the run folder: " + error.message());
   const std::string path = run_dir + "/.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(run_dir, std::string("cannot create the run lock .lock: ") + std::strerror(errno));
@@ -107,6 +110,15 @@ RunLock::RunLock(const std::string& run_dir, const std::string& verb) {
 }
 
 RunLock::~RunLock() { ::close(fd_); }  // closing lets the lock go
+
+OutOfSpace run_out_of_space(const OutOfSpace& error, const std::string& run_dir) {
+  std::error_code missing;
+  const auto checkpoint = run_dir + "/checkpoint.pt";
+  return OutOfSpace(error.subject(), error.message() + (std::filesystem::exists(checkpoint, missing)
+                                                            ? "; " + checkpoint + ", the run's last checkpoint, is as it was: free some space, then --resume " +
+                                                                  run_dir + " goes on from it"
+                                                            : std::string("; no checkpoint of this run was written yet")));
+}
 
 std::string checkpoint_path(const std::string& run_or_checkpoint) {
   namespace fs = std::filesystem;

@@ -8,6 +8,7 @@
 #include <torch/serialize/input-archive.h>
 
 #include "fcn/models/model.h"
+#include "fcn/util/error.h"
 
 namespace fcn {
 
@@ -36,8 +37,9 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
 void load_optimizer_state(const std::string& path, torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer);
 
 // An advisory lock on RUN_DIR/.lock while it lives (flock: the system lets it go when the process dies): two runs in
-// one folder would interleave their writes and overwrite each other's checkpoints. A folder locked already is an
-// fcn::Error naming it and the holder's pid; `verb` ("fcn train", "fcn pretrain") is who holds it, in that message.
+// one folder would interleave their writes and overwrite each other's checkpoints. RUN_DIR is made where it is
+// missing. A folder locked already is an fcn::Error naming it and the holder's pid; `verb` ("fcn train",
+// "fcn pretrain") is who holds it, in that message.
 class RunLock {
  public:
   RunLock(const std::string& run_dir, const std::string& verb);
@@ -48,6 +50,10 @@ class RunLock {
  private:
   int fd_ = -1;
 };
+
+// A full disk met while writing into RUN_DIR, told with what of the run is kept: RUN_DIR/checkpoint.pt as it was, and
+// --resume RUN_DIR to go on from it once there is room (or that no checkpoint was written yet).
+OutOfSpace run_out_of_space(const OutOfSpace& error, const std::string& run_dir);
 
 // RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
 std::string checkpoint_path(const std::string& run_or_checkpoint);

@@ -81,8 +81,6 @@ std::unique_ptr<RunLock> prepare_run_dir(const PretrainOptions& options) {
   namespace fs = std::filesystem;
   if (options.run_dir().empty()) return nullptr;
   std::error_code error;
-  fs::create_directories(options.run_dir(), error);
-  if (error || !fs::is_directory(options.run_dir())) fail(options.run_dir(), "cannot create the run folder: " + error.message());
   auto lock = std::make_unique<RunLock>(options.run_dir(), "fcn pretrain");
   const auto checkpoint = options.run_dir() + "/checkpoint.pt";
   if (options.resume() || !fs::exists(checkpoint, error)) return lock;
@@ -164,7 +162,11 @@ class Pretraining {
     at.epoch = epoch, at.step = step, at.seconds = seconds;  // pretrain_fashion_mnist's result reads them from `at`
     if (options_.run_dir().empty()) return;
     at.rng_state = generator_state();
-    save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
+    try {
+      save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
+    } catch (const OutOfSpace& e) {
+      throw run_out_of_space(e, options_.run_dir());
+    }
   }
 
   bool stop(RunPosition& at, int64_t epoch, int64_t step, double seconds, bool step_limit) {

@@ -174,11 +174,7 @@ class Run {
     try {
       write();
     } catch (const OutOfSpace& e) {
-      std::error_code error;
-      const auto checkpoint = dir() + "/checkpoint.pt";
-      throw OutOfSpace(e.subject(), e.message() + (fs::exists(checkpoint, error) ? "; " + checkpoint + ", the run's last checkpoint, is as it was: free some space, then --resume " +
-                                                                                   dir() + " goes on from it"
-                                                                                 : std::string("; no checkpoint of this run was written yet")));
+      throw run_out_of_space(e, dir());
     }
   }
   double elapsed() const {
@@ -442,11 +438,10 @@ void write_metrics(const std::string& run_dir, const std::string& history) {
   write_file_atomic(run_dir + "/metrics.jsonl", history.data(), history.size());
 }
 
-void prepare_run_dir(const std::string& run_dir) {
+// The run folder, made and locked by rank 0 for the whole run.
+void lock_run_dir(std::optional<RunLock>& lock, const std::string& run_dir) {
   if (run_dir.empty()) fail("TrainOptions.run_dir", "a run folder is needed");
-  std::error_code error;
-  fs::create_directories(run_dir, error);
-  if (error || !fs::is_directory(run_dir)) fail(run_dir, "cannot create the run folder: " + error.message());
+  lock.emplace(run_dir, "fcn train");
 }
 
 // Set-up that every rank must pass before training's first collective. When it fails on one rank,
@@ -482,8 +477,7 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
     check_patience(options, val);
     validate(options.augment());
     if (comm != nullptr && comm->rank() != 0) return;
-    prepare_run_dir(options.run_dir());
-    lock.emplace(options.run_dir(), "fcn train");
+    lock_run_dir(lock, options.run_dir());
     if (fs::exists(options.run_dir() + "/checkpoint.pt") && !options.overwrite())
       fail(options.run_dir(), "holds an earlier run (checkpoint.pt); continue it with --resume " + options.run_dir() +
                                   ", or start over with TrainOptions.overwrite");
@@ -508,8 +502,7 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
     check_patience(options, val);
     const auto path = checkpoint_path(checkpoint);
     if (main_rank) {
-      prepare_run_dir(options.run_dir());
-      lock.emplace(options.run_dir(), "fcn train");
+      lock_run_dir(lock, options.run_dir());
     }
     torch::serialize::InputArchive archive;
     at = load_checkpoint(path, model, archive);

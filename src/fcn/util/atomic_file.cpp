@@ -53,9 +53,23 @@ void fail_write(const std::string& path, int error_number, const std::string& ot
   fail(path, error_number == 0 ? otherwise : std::string("cannot write: ") + std::strerror(error_number));
 }
 
+namespace {
+
+// The folder holding `path` flushed, so that a rename into it outlives a power cut. Best effort: some file systems
+// cannot sync a folder (EINVAL), and the file itself is on the disk already.
+void sync_folder_of(const std::string& path) {
+  const auto folder = std::filesystem::path(path).parent_path();
+  const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
 // The bytes into a temporary file beside `path` (POSIX calls, so that a full disk is told by errno), then renamed
 // onto it: a reader sees the old file or the whole new one.
-void write_file_atomic(const std::string& path, const char* data, size_t size) {
+void write_file_atomic(const std::string& path, const char* data, size_t size, Durability durability) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fail_write(path, errno);
@@ -66,7 +80,10 @@ void write_file_atomic(const std::string& path, const char* data, size_t size) {
     else if (n < 0 && errno != EINTR) error_number = errno;
     else if (n == 0) error_number = EIO;
   }
-  if (::close(fd) != 0 && error_number == 0) error_number = errno;  // a network file system reports a full disk here
+  // A file system that allocates late reports a full disk at the fsync (EINVAL: one that cannot sync), a network one
+  // at the close.
+  if (durability == Durability::kDurable && error_number == 0 && ::fsync(fd) != 0 && errno != EINVAL) error_number = errno;
+  if (::close(fd) != 0 && error_number == 0) error_number = errno;
   if (error_number != 0) {
     std::remove(temp.c_str());
     fail_write(path, error_number);
@@ -76,6 +93,7 @@ void write_file_atomic(const std::string& path, const char* data, size_t size) {
     std::remove(temp.c_str());
     fail(path, "cannot rename the temporary file into place: " + why);
   }
+  if (durability == Durability::kDurable) sync_folder_of(path);
 }
 
 }  // namespace fcn

@@ -12,7 +12,12 @@ std::vector<char> read_file(const std::string& path);  // throws fcn::Error nami
 // The file open for binary reading, where it is a regular file: a folder, a device or a pipe (which
 // could block), or one that cannot be opened, is an fcn::Error naming it, as read_file says it.
 std::ifstream open_regular_file(const std::string& path);
-void write_file_atomic(const std::string& path, const char* data, size_t size);
+// How far a written file is carried. kAtomic: written beside `path`, then renamed onto it, so that a crash or a
+// Ctrl-C of fcn leaves the old file or the whole new one. kDurable (models, weights, checkpoints: what a run cannot
+// do without): the file is also flushed to the disk (fsync) before the rename, and its folder after it, so that a
+// power cut or a kernel crash leaves the same; it costs a wait for the disk, so masks and tables are kAtomic.
+enum class Durability { kAtomic, kDurable };
+void write_file_atomic(const std::string& path, const char* data, size_t size, Durability durability = Durability::kAtomic);
 // Where a file written in pieces (a video, a TIFF stack) goes until it is complete and renamed onto
 // `path`: DIR/.STEM.partial-PID`extension` beside it, hidden, with the extension its writer goes by.
 std::string partial_path(const std::string& path, const std::string& extension);
@@ -23,8 +28,8 @@ int space_error(const std::string& path, int error_number);
 // A failed write of `path` as one error: OutOfSpace ("cannot write: No space left on device") where space_error
 // says so; else fcn::Error, "cannot write: " with strerror's words, or `otherwise` where `error_number` is 0.
 [[noreturn]] void fail_write(const std::string& path, int error_number, const std::string& otherwise = "cannot write");
-inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes) {
-  write_file_atomic(path, bytes.data(), bytes.size());
+inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes, Durability durability = Durability::kAtomic) {
+  write_file_atomic(path, bytes.data(), bytes.size(), durability);
 }
 
 }  // namespace fcn
