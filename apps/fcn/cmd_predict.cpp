@@ -613,6 +613,9 @@ void segment_inputs(Segmenter& segmenter, const std::vector<std::string>& images
     segmenter.flush();
   } catch (const OutOfSpace& e) {  // not one bad input but every write after it: stop, saying how to go on
     throw OutOfSpace(e.subject(), e.message() + "; stopped: free some space, then the same command with --skip-existing goes on where this one stopped");
+  } catch (const Unwritable& e) {
+    throw Unwritable(e.subject(), e.message() + "; stopped: every later write there would fail too (after a disk error, see dmesg); once it "
+                                                "takes writes again, the same command with --skip-existing goes on where this one stopped");
   }
 }
 
@@ -632,6 +635,7 @@ void run_predict(PredictFlags& f) {
   if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
   std::filesystem::create_directories(f.out);
+  check_writable_folder(f.out, "the masks");
   const auto pages = pages_of(images);
   check_inputs(f, images, pages, predictor.model().meta.slice_context);
   check_resampling(f, images, predictor.model().meta);

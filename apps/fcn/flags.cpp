@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
@@ -230,18 +233,24 @@ void warn_unread_threshold(const InferenceFlags& flags, const NetImpl& net, cons
                printable(model).c_str(), static_cast<long>(net.num_classes()));
 }
 
+void check_writable_folder(const std::string& folder, const std::string& path) {
+  if (::access(folder.c_str(), W_OK | X_OK) != 0) fail(folder, "cannot write " + path + " there: " + std::strerror(errno));
+}
+
 void make_parent_folder(const std::string& path) {
   namespace fs = std::filesystem;
   const auto parent = fs::path(path).parent_path();
   std::error_code error;
-  if (parent.empty() || fs::is_directory(parent, error)) return;
-  for (auto up = parent; !up.empty(); up = up.parent_path()) {  // the nearest that exists must be a folder
-    if (fs::exists(up, error) && !fs::is_directory(up, error))
-      fail(up.string(), "is a file, not a folder (" + path + " would go under it)");
-    if (fs::exists(up, error) || up == up.parent_path()) break;
+  if (!parent.empty() && !fs::is_directory(parent, error)) {
+    for (auto up = parent; !up.empty(); up = up.parent_path()) {  // the nearest that exists must be a folder
+      if (fs::exists(up, error) && !fs::is_directory(up, error))
+        fail(up.string(), "is a file, not a folder (" + path + " would go under it)");
+      if (fs::exists(up, error) || up == up.parent_path()) break;
+    }
+    fs::create_directories(parent, error);
+    if (error) fail(parent.string(), "cannot create the folder for " + path + ": " + error.message());
   }
-  fs::create_directories(parent, error);
-  if (error) fail(parent.string(), "cannot create the folder for " + path + ": " + error.message());
+  check_writable_folder(parent.empty() ? "." : parent.string(), path);
 }
 
 std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume) {

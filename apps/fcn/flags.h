@@ -45,9 +45,11 @@ void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys = "");
 CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what);
 // `option` names a file fcn writes: its folder is made as the flag is read, so that a missing folder costs no work
 // (fcn pretrain trained for the whole run, then could not write its model into one; fcn report scored the split
-// first); a file on the way is an error naming it. make_parent_folder: that step alone.
+// first); a file on the way is an error naming it, and so is a folder that takes no files (read-only, or not the
+// user's). make_parent_folder: that step alone; check_writable_folder: the last check alone, for `path` in `folder`.
 CLI::Option* output_file(CLI::Option* option);
 void make_parent_folder(const std::string& path);
+void check_writable_folder(const std::string& folder, const std::string& path);
 // The run folder of fcn train and fcn pretrain: --run-dir, else --resume's (a folder, or the folder of the
 // checkpoint file it names), else OUT without .fcn plus .run.
 std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume);

@@ -81,7 +81,7 @@ std::string error_of(const std::string& path, F&& body) {
   try {
     body();
     return "";
-  } catch (const fcn::OutOfSpace&) {  // every later write would fail too: the run stops (run_predict)
+  } catch (const fcn::Unwritable&) {  // every later write would fail too: the run stops (run_predict)
     throw;
   } catch (const fcn::Error& e) {
     return cli_message(e.subject(), e.message());

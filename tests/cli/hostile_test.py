@@ -323,6 +323,34 @@ def _():
     assert "c.run/checkpoint.pt: cannot write: No space left on device; no checkpoint of this run was written yet" in lines[0], lines
 
 
+@check("a read-only folder is named before any work; a file system gone read-only midway stops predict at once")
+def _():
+    run("init", "--arch", "unet", "--depth", 3, "--base-channels", 16, "--classes", 2, "--out", path("ro_unet.fcn"))
+    os.makedirs(path("ro_images"), exist_ok=True)
+    for i in range(200):  # ~20 ms each: seconds of work for the file system to go read-only in
+        write_gray_png(path(f"ro_images/{i:03d}.png"), np.random.default_rng(i).integers(0, 255, (256, 256)))
+    # Before, predict segmented every image and wrote one "cannot write" line per image; pretrain ran to the end
+    # before its first write failed.
+    predict = '"$FCN" predict "$TMP/ro_unet.fcn" "$TMP/ro_images" --out "$SMALL" --quiet'
+    p = on_a_small_disk(4096, 'mount -o remount,ro "$SMALL" || exit 77\n' + predict + '; echo "rc $?"\n'
+                              '"$FCN" pretrain --backbone vgg16-w0.0625 --out "$SMALL/new/c.fcn"; echo "rc $?"\n'
+                              'mount -o remount,rw "$SMALL"\n' + predict + ' >/dev/null & pid=$!\n'
+                              'while [ -z "$(ls "$SMALL")" ]; do sleep 0.01; done\n'  # a disk error remounts it read-only
+                              'until mount -o remount,ro "$SMALL" 2>/dev/null; do sleep 0.01; done\n'
+                              'wait $pid; echo "rc $?"; ls "$SMALL" | wc -l')
+    if p is None:
+        print("  (no mount namespace here: the check was not run)")
+        return
+    small = path("small_disk")
+    assert p.stdout.split()[:6] == ["rc", "1", "rc", "1", "rc", "1"] and int(p.stdout.split()[6]) < 200, (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert lines[:2] == [f"fcn: error: {small}: cannot write the masks there: Read-only file system",
+                         f"fcn: error: {small}/new: cannot create the folder for {small}/new/c.fcn: Read-only file system"], p.stderr
+    assert len(lines) == 3 and lines[2].endswith(": cannot write: Read-only file system; stopped: every later write there would fail "
+                                                 "too (after a disk error, see dmesg); once it takes writes again, the same command "
+                                                 "with --skip-existing goes on where this one stopped"), p.stderr
+
+
 @check("models and checkpoints reach the disk (fsync) before they replace the old file, and their folder after; masks do not wait")
 def _():
     # A rename alone is atomic while the machine runs; after a power cut a file renamed before its data reached the

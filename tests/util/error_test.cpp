@@ -51,6 +51,14 @@ TEST(AtomicFile, AFullDiskIsOutOfSpaceAndOtherFailuresArePlainErrors) {
   EXPECT_EQ(out_of_space(ENOSPC, "x"), "OutOfSpace " + file + ": cannot write: No space left on device");
   EXPECT_EQ(out_of_space(EDQUOT, "x"), "OutOfSpace " + file + ": cannot write: Disk quota exceeded");
   EXPECT_EQ(out_of_space(EACCES, "x"), "Error " + file + ": cannot write: Permission denied");
+  try {  // read-only: every later write fails too (predict stops), but no room would help
+    fail_write(file, EROFS);
+    ADD_FAILURE() << "nothing thrown";
+  } catch (const OutOfSpace& e) {
+    ADD_FAILURE() << "a read-only file system is not a full one: " << e.what();
+  } catch (const Unwritable& e) {
+    EXPECT_STREQ(e.what(), (file + ": cannot write: Read-only file system").c_str());
+  }
   // A writer that keeps errno to itself (libtiff, a video encoder): the file system's free space decides.
   EXPECT_EQ(space_error(file, 0), 0) << "the test's own folder has under 1 MiB free";
   EXPECT_EQ(out_of_space(0, "cannot write the video: 3 frames written, 2 in the file"),

@@ -50,6 +50,7 @@ int space_error(const std::string& path, int error_number) {
 
 void fail_write(const std::string& path, int error_number, const std::string& otherwise) {
   if (const int full = space_error(path, error_number); full != 0) throw OutOfSpace(path, std::string("cannot write: ") + std::strerror(full));
+  if (error_number == EROFS) throw Unwritable(path, std::string("cannot write: ") + std::strerror(error_number));
   fail(path, error_number == 0 ? otherwise : std::string("cannot write: ") + std::strerror(error_number));
 }
 

@@ -26,7 +26,8 @@ std::string partial_path(const std::string& path, const std::string& extension);
 // holding `path` has under 1 MiB left; else 0.
 int space_error(const std::string& path, int error_number);
 // A failed write of `path` as one error: OutOfSpace ("cannot write: No space left on device") where space_error
-// says so; else fcn::Error, "cannot write: " with strerror's words, or `otherwise` where `error_number` is 0.
+// says so; Unwritable for a read-only file system (EROFS); else fcn::Error, "cannot write: " with strerror's words, or
+// `otherwise` where `error_number` is 0.
 [[noreturn]] void fail_write(const std::string& path, int error_number, const std::string& otherwise = "cannot write");
 inline void write_file_atomic(const std::string& path, const std::vector<char>& bytes, Durability durability = Durability::kAtomic) {
   write_file_atomic(path, bytes.data(), bytes.size(), durability);

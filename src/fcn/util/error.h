@@ -21,12 +21,19 @@ class Error : public std::runtime_error {
   std::string subject_, message_;
 };
 
-// A write that failed because the file system holding it is full (or the user's quota is spent): every later
-// write there would fail too, so a verb that goes on past a bad input (fcn predict over a folder) stops at this
-// one instead. Thrown by write_file_atomic and fcn's other writers (util/atomic_file.h: fail_write).
-class OutOfSpace : public Error {
+// A write that failed because the file system holding it takes no writes: every later write there would fail too,
+// so a verb that goes on past a bad input (fcn predict over a folder) stops at this one instead. This class itself:
+// a read-only file system (EROFS; Linux remounts one read-only after a disk error). Thrown by write_file_atomic and
+// fcn's other writers (util/atomic_file.h: fail_write).
+class Unwritable : public Error {
  public:
   using Error::Error;
+};
+
+// An Unwritable file system that is full, or the user's quota spent: room made, the same writes succeed.
+class OutOfSpace : public Unwritable {
+ public:
+  using Unwritable::Unwritable;
 };
 
 // Throws Error(subject, message): what() reads "subject: message".
