@@ -237,20 +237,42 @@ void check_writable_folder(const std::string& folder, const std::string& path) {
   if (::access(folder.c_str(), W_OK | X_OK) != 0) fail(folder, "cannot write " + path + " there: " + std::strerror(errno));
 }
 
+namespace {
+std::vector<std::filesystem::path>& made_folders() {  // the topmost folder each make_parent_folder call made
+  static std::vector<std::filesystem::path> folders;
+  return folders;
+}
+}  // namespace
+
 void make_parent_folder(const std::string& path) {
   namespace fs = std::filesystem;
   const auto parent = fs::path(path).parent_path();
   std::error_code error;
   if (!parent.empty() && !fs::is_directory(parent, error)) {
+    auto top = parent;
     for (auto up = parent; !up.empty(); up = up.parent_path()) {  // the nearest that exists must be a folder
       if (fs::exists(up, error) && !fs::is_directory(up, error))
         fail(up.string(), "is a file, not a folder (" + path + " would go under it)");
       if (fs::exists(up, error) || up == up.parent_path()) break;
+      top = up;
     }
     fs::create_directories(parent, error);
     if (error) fail(parent.string(), "cannot create the folder for " + path + ": " + error.message());
+    made_folders().push_back(top);
   }
   check_writable_folder(parent.empty() ? "." : parent.string(), path);
+}
+
+void remove_unused_output_folders() {
+  namespace fs = std::filesystem;
+  for (const auto& folder : made_folders()) {
+    std::error_code error;
+    bool empty = fs::is_directory(folder, error);
+    for (fs::recursive_directory_iterator it(folder, error), end; empty && !error && it != end; it.increment(error))
+      empty = it->symlink_status(error).type() == fs::file_type::directory;
+    if (empty && !error) fs::remove_all(folder, error);
+  }
+  made_folders().clear();
 }
 
 std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume) {

@@ -50,6 +50,9 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 CLI::Option* output_file(CLI::Option* option);
 void make_parent_folder(const std::string& path);
 void check_writable_folder(const std::string& folder, const std::string& path);
+// The folders make_parent_folder made in this run, removed where they hold no file: fcn calls it when a verb fails, so
+// that a flag refused after --out (or work that failed before writing) leaves no empty folder behind.
+void remove_unused_output_folders();
 // The run folder of fcn train and fcn pretrain: --run-dir, else --resume's (a folder, or the folder of the
 // checkpoint file it names), else OUT without .fcn plus .run.
 std::string run_folder_of(const std::string& out, const std::string& run_dir, const std::string& resume);

@@ -21,6 +21,31 @@ std::string filesystem_message(const std::filesystem::filesystem_error& e) {
   if (const auto at = what.find(" [" + e.path1().string() + "]"); at != std::string::npos) what.erase(at);  // the paths, said first
   return e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string()) + ": " + what;
 }
+
+// The verb the command line names, run; every error as one line on stderr and exit status 1.
+int run_verb(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const fcn::Error& e) {
+    std::cerr << "fcn: error: " << fcn::printable(fcn::cli::cli_message(e.subject(), e.message())) << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what_without_backtrace())) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fcn: error: out of memory (a smaller --size, --batch or --tile needs less)\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "fcn: error: " << fcn::printable(filesystem_message(e)) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what())) << "\n";
+    return 1;
+  }
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,25 +88,7 @@ int main(int argc, char** argv) {
   fcn::cli::add_bench(app);
   fcn::cli::add_tune(app);
   fcn::cli::check_whole_numbers(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const fcn::Error& e) {
-    std::cerr << "fcn: error: " << fcn::printable(fcn::cli::cli_message(e.subject(), e.message())) << "\n";
-    return 1;
-  } catch (const c10::Error& e) {
-    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what_without_backtrace())) << "\n";
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "fcn: error: out of memory (a smaller --size, --batch or --tile needs less)\n";
-    return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::cerr << "fcn: error: " << fcn::printable(filesystem_message(e)) << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fcn: error: " << fcn::printable(fcn::first_line(e.what())) << "\n";
-    return 1;
-  }
-  return 0;
+  const int status = run_verb(app, argc, argv);
+  if (status != 0) fcn::cli::remove_unused_output_folders();  // a refused flag after --out new/m.fcn leaves no new/
+  return status;
 }

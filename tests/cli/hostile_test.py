@@ -269,6 +269,14 @@ def _():
                  ["init", "--arch", "unet", "--out", path("a_file/x.fcn")]):
         one_line(run(*args, ok=False), path("a_file") + ": is a file, not a folder (" + path("a_file/"))
     assert not os.path.exists(path("u2.pth"))  # refused before either file was written
+    # A flag refused after --out made its folder, or work that failed before writing, leaves no empty folder behind;
+    # a folder that was there, or one that holds what the run wrote (a checkpoint), is kept.
+    os.makedirs(path("there/before"), exist_ok=True)
+    for args in (["pretrain", "--out", path("fresh/a/c.fcn"), "--backbone", "nonsense"],
+                 ["init", "--out", path("fresh/m.fcn"), "--arch", "unet", "--classes", "x"],
+                 ["export", path("no_such.fcn"), "--onnx", path("fresh/b/u.onnx"), "--pth", path("there/before/new/u.pth")]):
+        assert run(*args, ok=False).returncode != 0
+        assert not os.path.exists(path("fresh")) and os.listdir(path("there")) == ["before"], args
 
 
 def on_a_small_disk(kib, script):
