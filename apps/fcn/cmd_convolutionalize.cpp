@@ -17,6 +17,7 @@ void add_convolutionalize(CLI::App& app) {
   cmd->add_option("CLASSIFIER", path, "classifier model file (fcn import / fcn init --arch classifier)")->required();
   add_out_flag(cmd, out, "model file to write")->required();
   cmd->callback([] {
+    check_not_input(out, "--out", path);  // the segmenter over its classifier: the classifier gone
     auto model = load_model(path);
     // Keeps the classifier alive: model.net is replaced below.
     const auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model.net);

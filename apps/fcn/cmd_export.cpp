@@ -35,6 +35,8 @@ void add_export(CLI::App& app) {
     if (onnx_path.empty() && pth_path.empty()) fail("export", "nothing to do: give --onnx FILE and/or --pth FILE");
     for (const char* flag : {"--size", "--dynamic", "--opset"})  // the .pth alone: they would shape nothing
       if (onnx_path.empty() && cmd->get_option(flag)->count() > 0) fail(flag, "shapes the ONNX graph, and no --onnx FILE is written");
+    check_not_input(onnx_path, "--onnx", path);
+    check_not_input(pth_path, "--pth", path);
     const auto model = load_model(path);
     if (!pth_path.empty()) {
       write_torch_state_dict(pth_path, state_dict(*model.net));

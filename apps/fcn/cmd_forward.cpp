@@ -26,6 +26,7 @@ void add_forward(CLI::App& app) {
   add_device_flag(cmd, device);
   add_max_pixels_flag(cmd);
   cmd->callback([] {
+    for (const auto& read : {path, input}) check_not_input(out, "--out", read);
     const auto model = load_model(path);
     const auto target = parse_device(device);
     torch::Tensor x;

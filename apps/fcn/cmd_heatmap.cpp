@@ -28,6 +28,10 @@ void add_heatmap(CLI::App& app) {
   cmd->add_option("--min-side", scale, "enlarge small images (nearest) to at least this side in the picture")->capture_default_str();
   add_max_pixels_flag(cmd);
   cmd->callback([] {
+    for (const auto& read : {model_path, image_path}) {
+      check_not_input(out, "--out", read);
+      check_not_input(npy, "--npy", read);
+    }
     const auto model = load_model(model_path);
     const int64_t index = class_index(model.meta, class_name);
     const auto image = read_image(image_path);

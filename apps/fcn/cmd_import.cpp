@@ -54,6 +54,7 @@ void add_import(CLI::App& app) {
   add_out_flag(cmd, out, "model file to write")->required();
   cmd->add_flag("--transform-input", transform_input, "googlenet: torchvision's transform_input (its pretrained weights want it)");
   cmd->callback([] {
+    check_not_input(out, "--out", file);
     Model model;
     model.net = import_net(format, file, transform_input);
     model.meta = default_meta(model.net->num_classes(), model.net->in_channels());

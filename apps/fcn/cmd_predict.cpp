@@ -559,6 +559,32 @@ std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
 // The flags that fit some inputs only, against the inputs given: one line naming the flag and an input.
 // `context`: the model's slice_context (a 2.5-D net takes volumes, or the RGB slices unstack --context wrote;
 // a TIFF stack's pages or a video's frames would pass for slices without a word).
+// No input is among the files the run writes: an image in the --out folder named as an output (a.png's mask is
+// OUT/a.png; OUT/a-overlay.png, OUT/a-probs.npy, OUT/a/...) was replaced by it without a word.
+void check_outputs_spare_inputs(const PredictFlags& f, const std::vector<std::string>& images) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const auto out = fs::weakly_canonical(f.out, error);
+  if (error) return;
+  std::set<std::string> stems;
+  for (const auto& image : images) unique_stem(image, stems);
+  const auto output_named = [&](const std::string& name) {  // STEM.png, STEM-anything
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".png") == 0 && stems.count(name.substr(0, name.size() - 4)) != 0) return true;
+    for (auto dash = name.find('-'); dash != std::string::npos; dash = name.find('-', dash + 1))
+      if (stems.count(name.substr(0, dash)) != 0) return true;
+    return false;
+  };
+  for (const auto& image : images) {
+    const auto file = fs::weakly_canonical(image, error);
+    if (error) continue;
+    const auto folder = file.parent_path();
+    const bool overwritten = (folder == out && output_named(file.filename().string())) ||
+                             (folder.parent_path() == out && stems.count(folder.filename().string()) != 0);  // OUT/STEM/: a video's frames
+    if (overwritten)
+      fail(image, "is in --out " + f.out + " under a name this run writes there, so it would be overwritten by an output: give --out a folder of its own");
+  }
+}
+
 void check_inputs(const PredictFlags& f, const std::vector<std::string>& images, const std::vector<int64_t>& pages, int64_t context) {
   for (size_t i = 0; i < images.size() && context > 0; ++i)
     if (has_video_extension(images[i]) || (pages[i] > 1 && !is_nifti_path(images[i])))
@@ -634,6 +660,7 @@ void run_predict(PredictFlags& f) {
   const auto images = inputs_of(f.inputs);
   if (f.every > 1 && std::none_of(images.begin(), images.end(), [](const std::string& input) { return has_video_extension(input); }))
     fail("--every", std::to_string(f.every) + " picks frames of videos, and no input is a video");
+  check_outputs_spare_inputs(f, images);
   std::filesystem::create_directories(f.out);
   check_writable_folder(f.out, "the masks");
   const auto pages = pages_of(images);

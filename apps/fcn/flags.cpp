@@ -244,6 +244,12 @@ std::vector<std::filesystem::path>& made_folders() {  // the topmost folder each
 }
 }  // namespace
 
+void check_not_input(const std::string& output, const std::string& flag, const std::string& input) {
+  std::error_code error;
+  if (!output.empty() && !input.empty() && std::filesystem::equivalent(output, input, error) && !error)
+    fail(output, flag + " names " + input + ", the file this command reads, and would replace it: write to another file");
+}
+
 void make_parent_folder(const std::string& path) {
   namespace fs = std::filesystem;
   const auto parent = fs::path(path).parent_path();

@@ -50,6 +50,9 @@ CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& wh
 CLI::Option* output_file(CLI::Option* option);
 void make_parent_folder(const std::string& path);
 void check_writable_folder(const std::string& folder, const std::string& path);
+// `output`, given to `flag`, is not the file `input` that the verb reads (fcn export m.fcn --pth m.fcn wrote a
+// state_dict over the model it exported): an fcn::Error naming both, before any work. Nothing where either is empty.
+void check_not_input(const std::string& output, const std::string& flag, const std::string& input);
 // The folders make_parent_folder made in this run, removed where they hold no file: fcn calls it when a verb fails, so
 // that a flag refused after --out (or work that failed before writing) leaves no empty folder behind.
 void remove_unused_output_folders();

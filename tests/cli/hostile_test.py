@@ -279,6 +279,36 @@ def _():
         assert not os.path.exists(path("fresh")) and os.listdir(path("there")) == ["before"], args
 
 
+@check("an output that would replace an input is refused before any work, naming both; predict's --out among the images too")
+def _():
+    # fcn export m.fcn --pth m.fcn wrote a state_dict over the model; fcn predict m.fcn photos/ --out photos wrote
+    # each mask over its PNG photo; forward and heatmap --out over their image: all without a word.
+    run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--classes", 2, "--out", path("own.fcn"))
+    os.makedirs(path("own_photos"), exist_ok=True)
+    write_gray_png(path("own_photos/a.png"), np.full((16, 16), 7, np.uint8))
+    write_gray_png(path("own_photos/b-overlay.png"), np.full((16, 16), 9, np.uint8))
+    before = {name: open(path("own_photos/" + name), "rb").read() for name in os.listdir(path("own_photos"))}
+    model = open(path("own.fcn"), "rb").read()
+    for args, flag, named in ((["export", path("own.fcn"), "--onnx", path("own.onnx"), "--pth", path("./own.fcn")], "--pth", path("./own.fcn")),
+                              (["forward", path("own.fcn"), path("own_photos/a.png"), "--out", path("own_photos/a.png")], "--out", path("own_photos/a.png")),
+                              (["heatmap", path("own.fcn"), path("own_photos/a.png"), "--class", 1, "--out", path("own.fcn")], "--out", path("own.fcn")),
+                              (["import", "torchvision-resnet18", path("own.fcn"), "--out", path("own.fcn")], "--out", path("own.fcn")),
+                              (["convolutionalize", path("own.fcn"), "--out", path("own.fcn")], "--out", path("own.fcn"))):
+        one_line(run(*args, ok=False), named + ": " + flag + " names ", ", the file this command reads, and would replace it")
+    assert not os.path.exists(path("own.onnx"))  # refused before either file was written
+    for inputs in ([path("own_photos")], [path("own_photos/a.png")], [path("own_photos/../own_photos/b-overlay.png"), path("own_photos/b.jpg")]):
+        if len(inputs) == 2:
+            write_gray_png(inputs[1], np.zeros((16, 16), np.uint8))  # b.jpg's mask b.png, with --overlay b-overlay.png
+        p = run("predict", path("own.fcn"), *inputs, "--out", path("own_photos/"), "--overlay", ok=False)
+        one_line(p, "is in --out ", "under a name this run writes there, so it would be overwritten by an output: give --out a folder of its own")
+    assert {name: open(path("own_photos/" + name), "rb").read() for name in before} == before and open(path("own.fcn"), "rb").read() == model
+    # Images whose outputs take other names may share the folder, as before: a JPEG's mask beside it.
+    os.makedirs(path("own_jpegs"), exist_ok=True)
+    open(path("own_jpegs/c.jpg"), "wb").write(encode_jpeg(torch.full((3, 16, 16), 90, dtype=torch.uint8)).numpy().tobytes())
+    run("predict", path("own.fcn"), path("own_jpegs"), "--out", path("own_jpegs"), "--overlay")
+    assert sorted(os.listdir(path("own_jpegs"))) == ["c-overlay.png", "c.jpg", "c.png"]
+
+
 def on_a_small_disk(kib, script):
     """A shell script run where $SMALL is a file system of KIB KiB of its own (a tmpfs, in a mount namespace that ends
     with the script), $FCN the binary; None where this machine cannot make one (no user or mount namespaces)."""
