@@ -187,6 +187,10 @@ void print_per_class(const nlohmann::json& result) {
 }
 
 void run_eval(const EvalFlags& f) {
+  for (const auto& model : f.models) {
+    check_not_input(f.markdown, "--markdown", model);
+    check_not_input(f.confusion_png, "--confusion", model);
+  }
   if (!f.truth.empty()) {
     if (!f.models.empty()) fail("--truth", "scores --predictions label volumes; a model is scored on --data");
     if (!f.data.empty()) fail("--truth", "takes the ground truth as label volumes, in place of --data");

@@ -293,7 +293,8 @@ def _():
                               (["forward", path("own.fcn"), path("own_photos/a.png"), "--out", path("own_photos/a.png")], "--out", path("own_photos/a.png")),
                               (["heatmap", path("own.fcn"), path("own_photos/a.png"), "--class", 1, "--out", path("own.fcn")], "--out", path("own.fcn")),
                               (["import", "torchvision-resnet18", path("own.fcn"), "--out", path("own.fcn")], "--out", path("own.fcn")),
-                              (["convolutionalize", path("own.fcn"), "--out", path("own.fcn")], "--out", path("own.fcn"))):
+                              (["convolutionalize", path("own.fcn"), "--out", path("own.fcn")], "--out", path("own.fcn")),
+                              (["eval", path("own.fcn"), "--data", path("own_photos"), "--markdown", path("own.fcn")], "--markdown", path("own.fcn"))):
         one_line(run(*args, ok=False), named + ": " + flag + " names ", ", the file this command reads, and would replace it")
     assert not os.path.exists(path("own.onnx"))  # refused before either file was written
     for inputs in ([path("own_photos")], [path("own_photos/a.png")], [path("own_photos/../own_photos/b-overlay.png"), path("own_photos/b.jpg")]):
