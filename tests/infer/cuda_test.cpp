@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+
+#include "fcn/data/fashion_mnist.h"
 #include "fcn/infer/predictor.h"
 #include "fcn/models/model.h"
 #include "fcn/models/unet.h"
 #include "fcn/train/loss.h"
+#include "fcn/train/pretrain.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -40,6 +44,26 @@ std::shared_ptr<NetImpl> seeded_unet(uint64_t seed) {
 
 double mask_agreement(const Prediction& a, const Prediction& b) {
   return a.labels.cpu().eq(b.labels.cpu()).to(torch::kDouble).mean().item<double>();
+}
+
+// A pretraining stopped and resumed on the GPU ends where one run ends: its dropout draws from the GPU's generator,
+// whose state the checkpoint keeps (until 2026-12-07 only the CPU's was kept, so a resumed GPU run drew other masks).
+TEST_F(Cuda, PretrainingStoppedAndResumedEndsWhereOneRunEnds) {
+  if (!std::filesystem::exists(std::string(kFashionMnistDir))) GTEST_SKIP() << "no Fashion-MNIST at " << kFashionMnistDir;
+  const auto run = [&](const std::string& name) {
+    return PretrainOptions().backbone("vgg11-w0.125").fc_channels(16).epochs(2).train_images(192).test_images(64).batch_size(32).seed(7)
+        .quiet(true).device(gpu).run_dir(test::fresh_dir(name));
+  };
+  at::globalContext().setDeterministicCuDNN(true);
+  const auto whole = pretrain_fashion_mnist(run("cuda_pretrain_whole"));
+  const auto halves = run("cuda_pretrain_halves");
+  ASSERT_TRUE(pretrain_fashion_mnist(PretrainOptions(halves).stop_after_steps(8)).interrupted);
+  const auto second = pretrain_fashion_mnist(PretrainOptions(halves).resume(true));
+  at::globalContext().setDeterministicCuDNN(false);
+  const auto a = whole.model.net->parameters(), b = second.model.net->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)  // other dropout masks move the weights by ~1e-2 of their scale
+    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4 * b[i].abs().max().item<double>()) << "parameter " << i;
 }
 
 TEST_F(Cuda, NetsGiveTheCpuLogits) {

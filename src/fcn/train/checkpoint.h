@@ -23,9 +23,11 @@ struct RunPosition {
   // The training path the run took: its conv algorithm (conv_algorithm_name) and layout
   // ("channels_last" | "nchw"); empty in checkpoints written before fcn kept them.
   std::string conv, layout;
-  // The CPU generator's state at this position (fcn pretrain: the stream its dropout draws from, so that a resumed
-  // run draws what the uninterrupted one would); undefined where the run seeds each step itself (fcn train).
+  // The state at this position of the generator of the device the run trains on (fcn pretrain: the stream its dropout
+  // draws from, so that a resumed run draws what the uninterrupted one would), and that device's type ("cpu",
+  // "cuda"; "cpu" in checkpoints from before it was kept); undefined where the run seeds each step itself (fcn train).
   torch::Tensor rng_state;
+  std::string rng_device = "cpu";
 };
 
 void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at);

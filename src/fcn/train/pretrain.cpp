@@ -63,16 +63,19 @@ std::shared_ptr<ClassifierImpl> pretrain_classifier(const PretrainOptions& optio
 
 namespace {
 
-// The CPU generator's state (the dropout stream), to store in a checkpoint and give back on --resume.
-torch::Tensor generator_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
+// The state of the generator that dropout on `device` draws from (the CPU's, or the GPU's), to store in a checkpoint
+// and give back on --resume.
+torch::Tensor generator_state(torch::Device device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
   const std::lock_guard<std::mutex> lock(generator.mutex());
   return generator.get_state();
 }
-void set_generator_state(const torch::Tensor& state) {
-  auto generator = at::detail::getDefaultCPUGenerator();
+// A run resumed on another kind of device than it stopped on draws a stream of its own (its numbers differ anyway).
+void set_generator_state(torch::Device device, const RunPosition& at) {
+  if (!at.rng_state.defined() || at.rng_device != c10::DeviceTypeName(device.type(), /*lower_case=*/true)) return;
+  at::Generator generator = at::globalContext().defaultGenerator(device);
   const std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
+  generator.set_state(at.rng_state);
 }
 
 // A fresh run's folder: made, and an earlier run's checkpoint there refused (removed with overwrite), as fcn train does.
@@ -161,7 +164,8 @@ class Pretraining {
   void save(RunPosition& at, int64_t epoch, int64_t step, double seconds) {
     at.epoch = epoch, at.step = step, at.seconds = seconds;  // pretrain_fashion_mnist's result reads them from `at`
     if (options_.run_dir().empty()) return;
-    at.rng_state = generator_state();
+    at.rng_state = generator_state(options_.device());
+    at.rng_device = c10::DeviceTypeName(options_.device().type(), /*lower_case=*/true);
     try {
       save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
     } catch (const OutOfSpace& e) {
@@ -210,7 +214,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   torch::serialize::InputArchive archive;
   if (options.resume()) {
     at = resumed_run(options, result.model, *net, archive);
-    if (at.rng_state.defined()) set_generator_state(at.rng_state);
+    set_generator_state(options.device(), at);
   }
   result.model.net->to(options.device());
   const bool channels_last = training_channels_last(options.layout(), options.device());
