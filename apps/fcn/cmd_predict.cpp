@@ -670,6 +670,7 @@ void run_predict(PredictFlags& f) {
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
+  record_outputs(f);
   InterruptGuard::clear();
   const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
   segment_inputs(segmenter, images, pages);
@@ -796,6 +797,7 @@ void add_predict(CLI::App& app) {
   cmd->callback([cmd] {
     if (cmd->get_option("--connectivity")->count() > 0 && !f.instances && f.largest.empty())
       fail("--connectivity", "says how --instances and --largest join pixels into objects, and neither is given");
+    f.shaping = shaping_flags(*cmd);
     run_predict(f);
   });
 }

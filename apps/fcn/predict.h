@@ -36,7 +36,17 @@ struct PredictFlags {
   std::string spacing;       // --spacing: MM, X,Y or "none" (NIfTI slices as stored); default: the model's pixels
   std::optional<std::array<double, 2>> pixel_mm;  // parsed MM or X,Y
   std::string orient;        // --orient: RAS (any orientation code) or "stored"; default: the model's
+  nlohmann::json shaping = nlohmann::json::object();  // the flags given that shape a mask's content (shaping_flags)
 };
+
+// The flags given to `cmd` (fcn predict) that shape the content of what it writes, with their values: --dtype, --tta,
+// --tile, --threshold, --largest, --window, ... (not those that choose which files are written, such as --overlay,
+// or how fast, such as --threads).
+nlohmann::json shaping_flags(const CLI::App& cmd);
+// OUT/.fcn-predict.json, the record of what made the files in OUT: the model (path, bytes, CRC-32) and the shaping
+// flags. With --skip-existing, an earlier run's record that differs is an fcn::Error naming what differs, as its
+// files would be kept beside ones of another kind; then (with or without) this run's record is written.
+void record_outputs(const PredictFlags& f);
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...
 // where an earlier input took it (two inputs may share a file name in different folders).

@@ -2,11 +2,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <tuple>
+
+#include <zlib.h>
 
 #include <torch/torch.h>
 
 #include "fcn/data/instances.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
@@ -126,6 +130,76 @@ std::string numbered(const std::string& stem, int64_t number) {
   char name[32];
   std::snprintf(name, sizeof name, "/%06lld", static_cast<long long>(number));
   return stem + name;
+}
+
+namespace {
+
+constexpr const char* kShapingFlags[] = {"--dtype", "--tta", "--resize", "--tile", "--overlap", "--scales", "--threshold", "--upsample",
+                                         "--largest", "--min-object", "--connectivity", "--window", "--spacing", "--orient"};
+
+// The file's size and CRC-32, read a MiB at a time (a model is read whole at load anyway, so it is in the page cache).
+nlohmann::json file_identity(const std::string& path) {
+  auto in = open_regular_file(path);
+  std::vector<char> chunk(size_t{1} << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  uint64_t bytes = 0;
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(in.gcount()));
+    bytes += static_cast<uint64_t>(in.gcount());
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc & 0xffffffffUL));
+  return {{"path", path}, {"bytes", bytes}, {"crc32", hex}};
+}
+
+// "--tta: none before, flip now; ..." for the flags whose values differ between two records.
+std::string flag_changes(const nlohmann::json& before, const nlohmann::json& now) {
+  std::set<std::string> flags;
+  for (const auto* record : {&before, &now})
+    for (const auto& item : record->items()) flags.insert(item.key());
+  const auto value = [](const nlohmann::json& record, const std::string& flag) {
+    return record.contains(flag) && record[flag].is_string() ? record[flag].get<std::string>() : std::string("none");
+  };
+  std::string text;
+  for (const auto& flag : flags)
+    if (value(before, flag) != value(now, flag))
+      text += (text.empty() ? "" : "; ") + flag + ": " + value(before, flag) + " before, " + value(now, flag) + " now";
+  return text;
+}
+
+}  // namespace
+
+nlohmann::json shaping_flags(const CLI::App& cmd) {
+  auto flags = nlohmann::json::object();
+  for (const char* name : kShapingFlags) {
+    const auto* option = cmd.get_option_no_throw(name);
+    if (option == nullptr) continue;
+    std::string values;  // as given, else the default (so that --dtype fp32 given reads as the default)
+    for (const auto& value : option->results()) values += (values.empty() ? "" : ",") + value;
+    if (option->count() == 0) values = option->get_default_str();
+    if (!values.empty()) flags[name] = values;
+  }
+  return flags;
+}
+
+void record_outputs(const PredictFlags& f) {
+  namespace fs = std::filesystem;
+  const auto record = (fs::path(f.out) / ".fcn-predict.json").string();
+  const nlohmann::json now = {{"model", file_identity(f.model)}, {"flags", f.shaping}};
+  std::error_code error;
+  if (f.skip_existing && fs::is_regular_file(record, error)) {
+    const auto before = nlohmann::json::parse(read_file(record), nullptr, false);
+    const auto model = before.is_object() ? before.value("model", nlohmann::json::object()) : nlohmann::json::object();
+    const auto flags = before.is_object() ? before.value("flags", nlohmann::json::object()) : nlohmann::json::object();
+    const std::string keep = ": --skip-existing would keep them beside masks of another kind; remake them all without --skip-existing, or write into a new --out";
+    if (model.value("crc32", "") != now["model"]["crc32"] || model.value("bytes", uint64_t{0}) != now["model"]["bytes"].get<uint64_t>())
+      fail(f.out, "holds the outputs of another model (" + model.value("path", std::string("?")) + ", " + model.value("crc32", std::string("?")) +
+                      "), and this run's is " + f.model + " (" + now["model"]["crc32"].get<std::string>() + ")" + keep);
+    if (const auto changes = flag_changes(flags, now["flags"]); !changes.empty())
+      fail(f.out, "holds outputs made with other flags (" + changes + ")" + keep);
+  }
+  const auto text = now.dump(2) + "\n";
+  write_file_atomic(record, text.data(), text.size());
 }
 
 }  // namespace fcn::cli

@@ -19,7 +19,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
 import nets  # noqa: E402
 
-from harness import FCN, check, one_line_error, path, randomize_model_file, run, summary, write_gray_png  # noqa: E402
+from harness import FCN, check, listed, one_line_error, path, randomize_model_file, run, summary, write_gray_png  # noqa: E402
 
 
 def write_ppm(file, image):
@@ -269,7 +269,7 @@ def _():
 def _():
     for sub in ("images", "masks"):
         os.makedirs(path(f"flat/{sub}"), exist_ok=True)
-    for i, name in enumerate(sorted(os.listdir(path("scenes/JPEGImages")))[:5]):
+    for i, name in enumerate(sorted(listed(path("scenes/JPEGImages")))[:5]):
         shutil.copy(path(f"scenes/JPEGImages/{name}"), path(f"flat/images/f{i}.png"))
         shutil.copy(path(f"scenes/SegmentationClass/{name}"), path(f"flat/masks/f{i}.png"))
     shutil.copy(path("scenes/classes.json"), path("flat/classes.json"))
@@ -839,7 +839,7 @@ def _():
     one_line_error(run(*args[1:], "--resume", path("pre_gone.run"), ok=False), "pre_gone.run: not found: --resume takes the run folder")
     p = run(*args[1:], "--resume", path("pre_stop.run"), "--json")
     assert json.loads(p.stdout)["test_accuracy"] > 0.1, p.stdout
-    assert os.path.exists(path("pre_stop.fcn")) and not os.path.exists(path("pre_stop.run")), os.listdir(path(""))
+    assert os.path.exists(path("pre_stop.fcn")) and not os.path.exists(path("pre_stop.run")), listed(path(""))
 
 
 summary()

@@ -26,6 +26,11 @@ def run(*args, ok=True, cwd=None):
     return p
 
 
+def listed(folder):
+    """The files in a folder fcn predict wrote, without its record of what made them (.fcn-predict.json)."""
+    return [name for name in os.listdir(folder) if name != ".fcn-predict.json"]
+
+
 def check(name):
     def wrap(fn):
         if os.environ.get("FCN_CHECK", "") not in name:  # FCN_CHECK=text: only the checks whose name holds it

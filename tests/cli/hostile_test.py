@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg
 
-from harness import FCN, check, one_line_error, path, run, summary, write_gray_png  # noqa: E402
+from harness import FCN, check, listed, one_line_error, path, run, summary, write_gray_png  # noqa: E402
 
 
 def pickle_archive(file, program):
@@ -96,7 +96,7 @@ def _():
     assert "d_loop.png" in p.stderr, p.stderr
     assert "f_pipe.tif: is not a regular file" in p.stderr and "g_bomb.tif: image is 100000x100000" in p.stderr, p.stderr
     assert "2 image(s) segmented" in p.stdout and "5 failed" in p.stdout, p.stdout
-    assert sorted(os.listdir(path("bomb_out"))) == ["c_good.png", "e_good.png"]
+    assert sorted(listed(path("bomb_out"))) == ["c_good.png", "e_good.png"]
     # The limit is the user's: --max-pixels names itself in the message.
     p = run("predict", path("tiny_unet.fcn"), os.path.join(folder, "c_good.png"), "--out", path("bomb_out2"),
             "--max-pixels", 399, ok=False)
@@ -214,7 +214,7 @@ def _():
     p = no_crash(run("predict", path("rgb_unet.fcn"), folder, "--out", path("jpeg_out"), ok=False))
     assert p.returncode == 1 and "cut.jpg: truncated JPEG" in p.stderr, p.stderr
     assert "Premature end" not in p.stderr and "WARN" not in p.stderr, p.stderr
-    assert os.listdir(path("jpeg_out")) == ["whole.png"], os.listdir(path("jpeg_out"))
+    assert listed(path("jpeg_out")) == ["whole.png"], listed(path("jpeg_out"))
 
 
 @check("data check lists every problem of a dataset in one pass")
@@ -276,7 +276,7 @@ def _():
                  ["init", "--out", path("fresh/m.fcn"), "--arch", "unet", "--classes", "x"],
                  ["export", path("no_such.fcn"), "--onnx", path("fresh/b/u.onnx"), "--pth", path("there/before/new/u.pth")]):
         assert run(*args, ok=False).returncode != 0
-        assert not os.path.exists(path("fresh")) and os.listdir(path("there")) == ["before"], args
+        assert not os.path.exists(path("fresh")) and listed(path("there")) == ["before"], args
 
 
 @check("an output that would replace an input is refused before any work, naming both; predict's --out among the images too")
@@ -287,7 +287,7 @@ def _():
     os.makedirs(path("own_photos"), exist_ok=True)
     write_gray_png(path("own_photos/a.png"), np.full((16, 16), 7, np.uint8))
     write_gray_png(path("own_photos/b-overlay.png"), np.full((16, 16), 9, np.uint8))
-    before = {name: open(path("own_photos/" + name), "rb").read() for name in os.listdir(path("own_photos"))}
+    before = {name: open(path("own_photos/" + name), "rb").read() for name in listed(path("own_photos"))}
     model = open(path("own.fcn"), "rb").read()
     for args, flag, named in ((["export", path("own.fcn"), "--onnx", path("own.onnx"), "--pth", path("./own.fcn")], "--pth", path("./own.fcn")),
                               (["forward", path("own.fcn"), path("own_photos/a.png"), "--out", path("own_photos/a.png")], "--out", path("own_photos/a.png")),
@@ -307,7 +307,31 @@ def _():
     os.makedirs(path("own_jpegs"), exist_ok=True)
     open(path("own_jpegs/c.jpg"), "wb").write(encode_jpeg(torch.full((3, 16, 16), 90, dtype=torch.uint8)).numpy().tobytes())
     run("predict", path("own.fcn"), path("own_jpegs"), "--out", path("own_jpegs"), "--overlay")
-    assert sorted(os.listdir(path("own_jpegs"))) == ["c-overlay.png", "c.jpg", "c.png"]
+    assert sorted(listed(path("own_jpegs"))) == ["c-overlay.png", "c.jpg", "c.png"]
+
+
+@check("--skip-existing keeps an earlier run's masks only where the same model and flags made them")
+def _():
+    # Before, a retrained model (or --tta flip) with --skip-existing kept the old masks beside new ones, without a word.
+    for name, seed in (("skip_a.fcn", 1), ("skip_b.fcn", 2)):
+        run("init", "--arch", "unet", "--depth", 1, "--base-channels", 2, "--classes", 2, "--seed", seed, "--out", path(name))
+    os.makedirs(path("skip_images"), exist_ok=True)
+    for i in range(3):
+        write_gray_png(path(f"skip_images/{i}.png"), np.full((16, 16), 60 * i, np.uint8))
+    images = [path(f"skip_images/{i}.png") for i in range(3)]
+    run("predict", path("skip_a.fcn"), *images[:2], "--out", path("skip_masks"), "--dtype", "fp32")
+    p = run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json")  # the same: goes on
+    assert json.loads(p.stdout)["kept"] == 2, p.stdout
+    one_line(run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", ok=False),
+             "skip_masks: holds the outputs of another model (", "skip_a.fcn, ", "and this run's is " + path("skip_b.fcn"),
+             "--skip-existing would keep them beside masks of another kind")
+    one_line(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--tta", "flip", ok=False),
+             "skip_masks: holds outputs made with other flags (--tta: none before, flip now)")
+    run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"))  # without --skip-existing: all remade, recorded
+    p = run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json")
+    assert json.loads(p.stdout)["kept"] == 3, p.stdout
+    os.remove(path("skip_masks/.fcn-predict.json"))  # a folder an earlier fcn wrote, without the record: goes on as before
+    assert json.loads(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json").stdout)["kept"] == 3
 
 
 def on_a_small_disk(kib, script):
@@ -412,7 +436,7 @@ def _():
     assert not re.search(r"fsync\(\d+<[^>]*metrics\.jsonl", trace), trace  # the log is rewritten each epoch: atomic only
     subprocess.run(calls + ["predict", path("sync.fcn"), path("sync_scenes/JPEGImages"), "--out", path("sync_masks"), "--quiet"],
                    check=True, capture_output=True, timeout=300)
-    assert "fsync" not in open(log).read() and len(os.listdir(path("sync_masks"))) == 3, open(log).read()
+    assert "fsync" not in open(log).read() and len(listed(path("sync_masks"))) == 3, open(log).read()
 
 
 summary()

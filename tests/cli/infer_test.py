@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
 import nets  # noqa: E402
 
-from harness import FCN, check, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
+from harness import FCN, check, listed, one_line_error, path, randomize_model_file, run, summary  # noqa: E402
 
 EXAMPLE, TRAIN_EXAMPLE, VIDEO_TOOL = sys.argv[2], sys.argv[3], sys.argv[4]
 
@@ -100,11 +100,11 @@ def _():
     for k in range(1500):
         shutil.copy(scenes[k % len(scenes)], path(f"stopped/m{k:04d}.png"))
     code, err = interrupted(["predict", model, path("stopped"), "--out", path("stopped_out")], "stopped.err")
-    done = len(os.listdir(path("stopped_out")))
+    done = len(listed(path("stopped_out")))
     assert code == 130 and "stopped by Ctrl-C; the same command with --skip-existing goes on" in err, (code, err[-300:])
-    assert 0 < done < 1500 and not any(n.startswith(".") for n in os.listdir(path("stopped_out"))), done  # no partial file
+    assert 0 < done < 1500 and not any(n.startswith(".") for n in listed(path("stopped_out"))), done  # no partial file
     out = json.loads(run("predict", model, path("stopped"), "--out", path("stopped_out"), "--skip-existing", "--json").stdout)
-    assert (out["kept"], out["succeeded"]) == (done, 1500 - done) and len(os.listdir(path("stopped_out"))) == 1500, (out["kept"], done)
+    assert (out["kept"], out["succeeded"]) == (done, 1500 - done) and len(listed(path("stopped_out"))) == 1500, (out["kept"], done)
     run("predict", model, path(f"stopped/m{done - 1:04d}.png"), path(f"stopped/m{done:04d}.png"), "--out", path("stopped_one"))
     for k in (done - 1, done):  # the last mask of the stopped run and the first of the resumed one, as a fresh run writes them
         assert (np.array(Image.open(path(f"stopped_out/m{k:04d}.png"))) == np.array(Image.open(path(f"stopped_one/m{k:04d}.png")))).all(), k
@@ -120,7 +120,7 @@ def _():
     open(path("dup/a/x.png"), "wb").write(b"\x89PNG\r\n\x1a\n broken")
     save(path("dup/b/x.png"), rng.integers(0, 256, (36, 20, 3)))
     first = run("predict", model, path("dup/a"), path("dup/b"), "--out", path("dup_out"), ok=False)
-    assert first.returncode == 1 and sorted(os.listdir(path("dup_out"))) == ["x_2.png"], sorted(os.listdir(path("dup_out")))
+    assert first.returncode == 1 and sorted(listed(path("dup_out"))) == ["x_2.png"], sorted(listed(path("dup_out")))
     shutil.copy(path("dup/a.png"), path("dup/a/x.png"))  # mended
     out = json.loads(run("predict", model, path("dup/a"), path("dup/b"), "--out", path("dup_out"), "--skip-existing", "--json").stdout)
     assert (out["kept"], out["succeeded"]) == (1, 1), out
@@ -238,7 +238,7 @@ def _():
     assert p.returncode == 1, p.returncode
     errors = [line for line in p.stderr.splitlines() if line.startswith("fcn: error")]
     assert len(errors) == 1 and "b.png" in errors[0] and "skipped" in errors[0], p.stderr
-    assert sorted(os.listdir(path("mixed_out"))) == ["a.png", "c.png", "d.png"], os.listdir(path("mixed_out"))
+    assert sorted(listed(path("mixed_out"))) == ["a.png", "c.png", "d.png"], listed(path("mixed_out"))
     one_line_error(run("predict", model, path("nothing/*.png"), "--out", path("x"), ok=False), "matches no file")
     one_line_error(run("predict", path("photos/p0.png"), path("photos"), "--out", path("x"), ok=False), "p0.png")
     one_line_error(run("predict", model, path("photos"), "--out", path("x"), "--tile", 64, "--overlap", 64, ok=False),
@@ -297,12 +297,12 @@ def _():
     probe = subprocess.run([VIDEO_TOOL, "probe", path("vid/clip-overlay.mp4")], capture_output=True, text=True, check=True)
     overlay = json.loads(probe.stdout)  # enlarged to 256 with a legend of the 11 classes, every frame one size
     assert (overlay["frames"], overlay["fps"], overlay["height"]) == (12, 12.5, 256) and overlay["width"] > 256, overlay
-    assert not [f for f in os.listdir(path("vid")) if "partial" in f], os.listdir(path("vid"))  # no temporary file left
+    assert not [f for f in listed(path("vid")) if "partial" in f], listed(path("vid"))  # no temporary file left
     # --every 3: frames 0, 3, 6 and 9, named by their number and segmented as in the whole run; the overlay at 12.5 / 3 fps.
     p = run("predict", model, path("clip.mkv"), "--out", path("vid_every"), "--every", "3", "--overlay", "--probs", "npy", "--json")
     every = json.loads(p.stdout)["videos"][0]
     assert (every["frames"], every["frames_read"], every["every"]) == (4, 12, 3) and "warning" not in p.stderr, (every, p.stderr)
-    assert sorted(os.listdir(path("vid_every/clip"))) == [f"{k:06d}{s}" for k in (0, 3, 6, 9) for s in ("-probs.npy", ".png")]
+    assert sorted(listed(path("vid_every/clip"))) == [f"{k:06d}{s}" for k in (0, 3, 6, 9) for s in ("-probs.npy", ".png")]
     for k in (0, 3, 6, 9):
         picked, whole = np.load(path(f"vid_every/clip/{k:06d}-probs.npy")), np.load(path(f"vid/clip/{k:06d}-probs.npy"))
         assert np.abs(picked - whole).max() < 1e-5, (k, np.abs(picked - whole).max())
@@ -325,7 +325,7 @@ def _():
     before = os.stat(path("vid_resume/clip/000000.png")).st_mtime_ns
     resumed = json.loads(run("predict", model, path("clip.mkv"), "--out", path("vid_resume"), "--probs", "npy", "--skip-existing", "--json").stdout)
     assert (resumed["videos"][0]["frames"], resumed["videos"][0]["frames_kept"], resumed["kept"]) == (6, 6, 6), resumed["videos"][0]
-    assert sorted(os.listdir(path("vid_resume/clip"))) == sorted(os.listdir(path("vid/clip"))), os.listdir(path("vid_resume/clip"))
+    assert sorted(listed(path("vid_resume/clip"))) == sorted(listed(path("vid/clip"))), listed(path("vid_resume/clip"))
     for k in (3, 7, 11):
         assert np.abs(np.load(path(f"vid_resume/clip/{k:06d}-probs.npy")) - np.load(path(f"vid/clip/{k:06d}-probs.npy"))).max() < 1e-6, k
     assert os.stat(path("vid_resume/clip/000000.png")).st_mtime_ns == before, "a kept frame is not written again"
@@ -374,14 +374,14 @@ def _():
     m = re.search(r"changing\.mpg: frame (\d+): FFmpeg could not convert it to an image", p.stderr)
     assert p.returncode == 1 and m and "does the frame size change mid-video?" in p.stderr, p.stderr
     done = int(m.group(1))  # MPEG-1's frame reordering may hold back the first stream's last frame
-    assert 2 <= done <= 4 and sorted(os.listdir(path("vid_changing/changing"))) == [f"{k:06d}.png" for k in range(done)], done
+    assert 2 <= done <= 4 and sorted(listed(path("vid_changing/changing"))) == [f"{k:06d}.png" for k in range(done)], done
     probe = subprocess.run([VIDEO_TOOL, "probe", path("vid_changing/changing-overlay.mp4")], capture_output=True, text=True, check=True)
     assert json.loads(probe.stdout)["frames"] == done, probe.stdout
     os.makedirs(path("footage"), exist_ok=True)  # a folder gives its videos as well as its images
     shutil.copy(path("clip.mkv"), path("footage/clip.mkv"))
     shutil.copy(scenes[0], path("footage/still.png"))
     text = run("predict", model, path("footage"), "--out", path("vid3"), "--quiet").stdout
-    assert "1 image(s) and 1 video(s) segmented" in text and len(os.listdir(path("vid3/clip"))) == 12, text
+    assert "1 image(s) and 1 video(s) segmented" in text and len(listed(path("vid3/clip"))) == 12, text
 
 
 @check("predict --instances on a video: each frame's objects outlined in its overlay mp4, as an image's overlay outlines them")
@@ -425,7 +425,7 @@ def _():
     open(path("em/.images.partial/009.png"), "wb").write(b"half")
     text = run("data", "unstack", path("volume16.tif"), "--masks", path("labels.tif"), "--out", path("em")).stdout
     assert "3 page(s) as images/ + masks/" in text, text
-    assert sorted(os.listdir(path("em"))) == ["images", "masks"] and len(os.listdir(path("em/images"))) == 3, os.listdir(path("em"))
+    assert sorted(listed(path("em"))) == ["images", "masks"] and len(listed(path("em/images"))) == 3, listed(path("em"))
     for k in range(3):  # as stored: 16-bit images, 0/255 masks
         assert (np.array(Image.open(path(f"em/images/{k:03d}.png"))) == np.array(deep[k]).astype(np.int64)).all(), k
         assert (np.array(Image.open(path(f"em/masks/{k:03d}.png"))) == np.array(labels[k])).all(), k
@@ -444,10 +444,10 @@ def _():
     data[strip : strip + 40] = b"\xff" * 40
     open(path("corrupt.tif"), "wb").write(data)
     p = run("data", "unstack", path("corrupt.tif"), "--out", path("em_corrupt"), ok=False)
-    assert "corrupt.tif page 2: corrupt TIFF: " in p.stderr and os.listdir(path("em_corrupt")) == [], (p.stderr, os.listdir(path("em_corrupt")))
+    assert "corrupt.tif page 2: corrupt TIFF: " in p.stderr and listed(path("em_corrupt")) == [], (p.stderr, listed(path("em_corrupt")))
     p = run("predict", model, path("corrupt.tif"), "--out", path("corrupt_out"), "--json", ok=False)
     assert p.returncode == 1 and "corrupt.tif page 2: corrupt TIFF: " in p.stderr, p.stderr
-    assert json.loads(p.stdout)["succeeded"] == 2 and sorted(os.listdir(path("corrupt_out/corrupt"))) == ["000000.png", "000001.png"]
+    assert json.loads(p.stdout)["succeeded"] == 2 and sorted(listed(path("corrupt_out/corrupt"))) == ["000000.png", "000001.png"]
     pages[0].save(path("one.tif"), compression="tiff_deflate")  # one page: the same, through OpenCV's imdecode
     strip = Image.open(path("one.tif")).tag_v2[273][0]
     data = bytearray(open(path("one.tif"), "rb").read())
@@ -476,7 +476,7 @@ def _():
     out = json.loads(run("predict", model, path("vol4.tif"), "--out", path("lstack"), "--label-stack", "--json").stdout)
     assert out["stacks"] == [{"stack": path("vol4.tif"), "pages": 4, "labels": path("lstack/vol4-labels.tif"), "pages_written": 4,
                               "void_pages": []}], out
-    assert os.listdir(path("lstack")) == ["vol4-labels.tif"], os.listdir(path("lstack"))  # no PNG folder, no partial file
+    assert listed(path("lstack")) == ["vol4-labels.tif"], listed(path("lstack"))  # no PNG folder, no partial file
     labels = Image.open(path("lstack/vol4-labels.tif"))
     assert labels.n_frames == 4
     for k in range(4):
@@ -493,7 +493,7 @@ def _():
     p = run("predict", model, path("vol4_bad.tif"), "--out", path("lbad"), "--label-stack", "--overlay", "--instances", ok=False)
     assert p.returncode == 1 and "vol4_bad.tif page 1: corrupt TIFF: " in p.stderr, p.stderr
     assert "1 of 4 page(s) could not be segmented and are void (255) there, the first page 1" in p.stderr, p.stderr
-    assert sorted(os.listdir(path("lbad/vol4_bad"))) == [f"{k:06d}-overlay.png" for k in (0, 2, 3)]  # overlays still per page
+    assert sorted(listed(path("lbad/vol4_bad"))) == [f"{k:06d}-overlay.png" for k in (0, 2, 3)]  # overlays still per page
     objects = Image.open(path("lbad/vol4_bad-instances.tif"))  # --instances: the void page has no objects
     assert objects.n_frames == 4 and (objects.seek(1) or not np.array(objects).any()), objects.n_frames
     labels = Image.open(path("lbad/vol4_bad-labels.tif"))
@@ -511,7 +511,7 @@ def _():
     labels = Image.open(path("llong/long-labels.tif"))
     written = labels.n_frames
     assert 0 < written < 3000 and f"stopped by Ctrl-C, it holds pages 0..{written - 1} of the 3000" in err, (written, err[-500:])
-    assert sorted(os.listdir(path("llong"))) == ["long-instances.tif", "long-labels.tif"], os.listdir(path("llong"))  # no partial file
+    assert sorted(listed(path("llong"))) == ["long-instances.tif", "long-labels.tif"], listed(path("llong"))  # no partial file
     assert Image.open(path("llong/long-instances.tif")).n_frames == written  # the objects of the pages done
     for k in (0, written - 1):
         labels.seek(k)
@@ -563,7 +563,7 @@ def _():
     out = json.loads(run(*args, "--json").stdout)
     stack = out["stacks"][0]
     assert stack["instances"] == path("objvol_out/objvol-instances.tif"), stack
-    assert sorted(os.listdir(path("objvol_out"))) == ["objvol-instances.tif", "objvol-labels.tif"]  # no PNG per page
+    assert sorted(listed(path("objvol_out"))) == ["objvol-instances.tif", "objvol-labels.tif"]  # no PNG per page
 
     def read(file):
         image, planes = Image.open(file), []
@@ -675,8 +675,8 @@ def _():
     open(path("imagesTr/dataset.json"), "w").write("{}")
     p = run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--val", 0.34, "--seed", 1, "--out", path("dec"))
     assert "9 slice(s) of 3 volume(s) as images/ + masks/" in p.stdout and "1 volume(s) held out whole" in p.stdout, p.stdout
-    names = sorted(os.listdir(path("dec/images")))
-    assert names == [f"{n}_{k:03d}.png" for n in "abc" for k in range(len(volumes[n][0]))] == sorted(os.listdir(path("dec/masks"))), names
+    names = sorted(listed(path("dec/images")))
+    assert names == [f"{n}_{k:03d}.png" for n in "abc" for k in range(len(volumes[n][0]))] == sorted(listed(path("dec/masks"))), names
     for n, (ct, seg) in volumes.items():  # each volume over its own range, as predict maps it without --window
         low, high = ct.min(), ct.max()
         for k in range(len(ct)):
@@ -849,7 +849,7 @@ def _():
     open(path("labelsTr/c.nii.gz"), "wb").write(gzip.compress(nifti_bytes(np.zeros((4, 8, 9), np.uint8), code=2)))
     one_line_error(run("data", "unstack", path("imagesTr"), "--masks", path("labelsTr"), "--out", path("dec_bad"), ok=False),
                    "labelsTr/c.nii.gz: is 9x8x4 voxels but", "c.nii.gz is 10x8x4")
-    assert not os.path.exists(path("dec_bad")) or os.listdir(path("dec_bad")) == [], os.listdir(path("dec_bad"))
+    assert not os.path.exists(path("dec_bad")) or listed(path("dec_bad")) == [], listed(path("dec_bad"))
     one_line_error(run("data", "unstack", path("imagesTr/b.nii"), "--val", 0.2, "--out", path("dec_bad"), ok=False), "--val: holds whole volumes of a folder out")
     one_line_error(run("data", "unstack", path("imagesTr"), "--val", 0.2, "--out", path("dec_bad"), ok=False), "--val: holds labelled slices out", "--masks")
     os.makedirs(path("empty_vols"))
@@ -1022,7 +1022,7 @@ def _():
     assert "+ channels.json (2 channels a slice" in p.stdout and "9 slice(s) of 3 volume(s)" in p.stdout, p.stdout
     assert json.load(open(path("mc_ds/channels.json"))) == {"names": ["T2", "ADC"]}
     assert json.load(open(path("mc_ds/classes.json")))["names"] == ["background", "bright", "both"]  # the task's names, into the model
-    assert sorted(os.listdir(path("mc_ds/images")))[:3] == ["p_000.png", "p_001.png", "p_002.png"], os.listdir(path("mc_ds/images"))
+    assert sorted(listed(path("mc_ds/images")))[:3] == ["p_000.png", "p_001.png", "p_002.png"], listed(path("mc_ds/images"))
     png = open(path("mc_ds/images/p_001.png"), "rb").read()
     assert png[24:26] == bytes([16, 4]), png[24:26]  # IHDR: 16-bit, colour type 4 (gray + alpha): T2 and ADC
     check = json.loads(run("data", "check", path("mc_ds"), "--json").stdout)
@@ -1030,7 +1030,7 @@ def _():
     run("data", "unstack", path("mc4/imagesTr"), "--masks", path("mc/labelsTr"), "--out", path("mc4_ds"))
     for channel in ("0000.nii.gz", "0001.nii"):  # one case's file, either channel named: the case's two channels
         p = run("data", "unstack", path(f"mc/imagesTr/q_{channel}"), "--masks", path("mc/labelsTr/q.nii.gz"), "--out", path(f"mc_q{channel[:4]}"))
-        assert sorted(os.listdir(path(f"mc_q{channel[:4]}/images"))) == ["000.png", "001.png", "002.png"], p.stdout
+        assert sorted(listed(path(f"mc_q{channel[:4]}/images"))) == ["000.png", "001.png", "002.png"], p.stdout
         assert open(path(f"mc_q{channel[:4]}/images/002.png"), "rb").read() == open(path("mc_ds/images/q_002.png"), "rb").read(), channel
         assert ("is a later channel of case q: its 2 channels are unstacked" in p.stderr) == (channel == "0001.nii"), p.stderr
     for name in ("p_000.png", "q_002.png"):  # the 4-D layout gives the same slices
@@ -1043,11 +1043,11 @@ def _():
                    "channels.json names 2")
     # predict: the case as one (p-labels.nii.gz; nothing for p_0001), the same labels from either layout; eval pairs p with p.
     run("predict", path("mc.fcn"), path("mc/imagesTr"), "--out", path("mc_masks"), "--quiet")
-    assert sorted(os.listdir(path("mc_masks"))) == ["p-labels.nii.gz", "q-labels.nii.gz", "r-labels.nii.gz"], os.listdir(path("mc_masks"))
+    assert sorted(listed(path("mc_masks"))) == ["p-labels.nii.gz", "q-labels.nii.gz", "r-labels.nii.gz"], listed(path("mc_masks"))
     run("predict", path("mc.fcn"), path("mc4/imagesTr"), "--out", path("mc4_masks"), "--quiet")
     # A later channel named alone, or with its case's other files (a glob), stands for its case, segmented once.
     run("predict", path("mc.fcn"), path("mc/imagesTr/p_0001.nii"), path("mc/imagesTr/p_0000.nii.gz"), "--out", path("mc_one"), "--quiet")
-    assert os.listdir(path("mc_one")) == ["p-labels.nii.gz"], os.listdir(path("mc_one"))
+    assert listed(path("mc_one")) == ["p-labels.nii.gz"], listed(path("mc_one"))
     assert (read_nifti_file(path("mc_one/p-labels.nii.gz"))[2] == read_nifti_file(path("mc_masks/p-labels.nii.gz"))[2]).all()
     for name in ("p", "q", "r"):
         a, b = read_nifti_file(path(f"mc_masks/{name}-labels.nii.gz"))[2], read_nifti_file(path(f"mc4_masks/{name}-labels.nii.gz"))[2]
@@ -1159,7 +1159,7 @@ def _():
     assert "2.5-D: slices k-2..k+2 as each image's channels" in p.stdout, p.stdout
     assert json.load(open(path("ctx5_ds/channels.json"))) == {
         "names": [f"{c} slice {d:+d}".replace("+0", "0") for c in ("T2", "ADC") for d in range(-2, 3)], "context": 2}
-    assert sorted(os.listdir(path("ctx5_ds/images")))[:3] == ["p_000.npy", "p_001.npy", "p_002.npy"]
+    assert sorted(listed(path("ctx5_ds/images")))[:3] == ["p_000.npy", "p_001.npy", "p_002.npy"]
     t2, adc, _ = cases["q"]
     planes = np.load(path("ctx5_ds/images/q_000.npy"))
     assert planes.dtype == np.uint16 and planes.shape == (10, 16, 20), (planes.dtype, planes.shape)
@@ -1387,7 +1387,7 @@ def _():
     open(path("ct_be.nii.gz"), "wb").write(gzip.compress(nifti_bytes(ct, ">")))  # big-endian, gzipped: the same volume
     out = json.loads(run("predict", model, path("ct.nii"), path("ct_be.nii.gz"), "--out", path("nii_out"), "--instances", "--json").stdout)
     assert [v["pages_written"] for v in out["stacks"]] == [4, 4] and out["succeeded"] == 8, out["stacks"]
-    assert sorted(os.listdir(path("nii_out"))) == sorted(f"{n}-{k}.nii.gz" for n in ("ct", "ct_be") for k in ("labels", "instances"))
+    assert sorted(listed(path("nii_out"))) == sorted(f"{n}-{k}.nii.gz" for n in ("ct", "ct_be") for k in ("labels", "instances"))
     header, order, labels = read_nifti_file(path("nii_out/ct-labels.nii.gz"))
     _, order_be, labels_be = read_nifti_file(path("nii_out/ct_be-labels.nii.gz"))
     assert order == "<" and order_be == ">" and (labels == labels_be).all() and labels.shape == ct.shape
@@ -1482,7 +1482,7 @@ def _():
     # Ctrl-C midway: the volume's labels are not written (a part would pass for the whole), and it says so.
     open(path("long.nii"), "wb").write(nifti_bytes(np.tile(ct, (500, 1, 1))))
     code, err = interrupted(["predict", model, path("long.nii"), "--out", path("nii_long")], "nii_long.err")
-    assert code == 130 and "long.nii: stopped by Ctrl-C at slice " in err and os.listdir(path("nii_long")) == [], (code, err[-300:])
+    assert code == 130 and "long.nii: stopped by Ctrl-C at slice " in err and listed(path("nii_long")) == [], (code, err[-300:])
     # What fcn does not read, and flags that do not fit a volume: one line each, naming the file.
     open(path("series.nii"), "wb").write(nifti_bytes(ct, dims=(32, 24, 2, 2)))  # a 4-D volume: channels to predict, a series to the model's 1
     p = run("predict", model, path("series.nii"), "--out", path("nii_bad"), "--quiet", ok=False)
@@ -1513,7 +1513,7 @@ def _():
     out = json.loads(run("predict", model, path("cal.tif"), "--out", path("ptif"), "--label-stack", "--probs", "tif", "--json").stdout)
     assert out["stacks"] == [{"stack": path("cal.tif"), "pages": 4, "labels": path("ptif/cal-labels.tif"), "probs": path("ptif/cal-probs.tif"),
                               "pages_written": 4, "void_pages": []}], out
-    assert sorted(os.listdir(path("ptif"))) == ["cal-labels.tif", "cal-probs.tif"], os.listdir(path("ptif"))
+    assert sorted(listed(path("ptif"))) == ["cal-labels.tif", "cal-probs.tif"], listed(path("ptif"))
     run("predict", model, path("cal.tif"), "--out", path("pnpy"), "--probs", "npy")  # per page: what the stack must hold
     probs = Image.open(path("ptif/cal-probs.tif"))
     assert probs.n_frames == 4 * 11 and probs.mode == "F", (probs.n_frames, probs.mode)
@@ -1538,7 +1538,7 @@ def _():
     for k in (0, 1, 2):
         probs.seek(k * 11 + 5)
         assert np.isnan(np.array(probs)).all() == (k == 1), k
-    assert sorted(os.listdir(path("pbad/vol4_bad"))) == [f"{k:06d}.png" for k in (0, 2, 3)]  # labels still per page
+    assert sorted(listed(path("pbad/vol4_bad"))) == [f"{k:06d}.png" for k in (0, 2, 3)]  # labels still per page
     # One image: its K channels as K pages.
     scene = sorted(glob.glob(path("scenes/JPEGImages/val_*.png")))[0]
     run("predict", model, scene, "--out", path("pone"), "--probs", "tif")
@@ -1565,11 +1565,11 @@ def _():
     classes = len(added["images"][0]["files"]) - 3
     stems = [os.path.splitext(os.path.basename(s))[0] for s in scenes]
     expected = {f"{s}{suffix}" for s in stems for suffix in [".png", "-overlay.png", "-instances.png"] + [f"-prob{c}.png" for c in range(classes)]}
-    assert classes == 11 and set(os.listdir(path("more"))) == expected, sorted(set(os.listdir(path("more"))) ^ expected)
+    assert classes == 11 and set(listed(path("more"))) == expected, sorted(set(listed(path("more"))) ^ expected)
     os.remove(path(f"more/{stems[1]}-prob7.png"))  # one file of one image missing: that image alone again
     again = json.loads(run("predict", model, *scenes, "--out", path("more"), *flags).stdout)
     assert (again["kept"], again["succeeded"], again["images"][0]["image"]) == (2, 1, scenes[1]), again
-    assert set(os.listdir(path("more"))) == expected
+    assert set(listed(path("more"))) == expected
     # A stack: its label stack there, its --probs tif not yet: segmented again; then both there: kept.
     run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack")
     stack = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
@@ -1578,7 +1578,7 @@ def _():
     kept = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
                           "--overlay", "--skip-existing", "--json").stdout)
     assert (kept["kept"], kept["succeeded"]) == (0, 3), kept  # the per-page overlays were not there
-    assert sorted(os.listdir(path("more_stack/vol3"))) == [f"{k:06d}-overlay.png" for k in range(3)]
+    assert sorted(listed(path("more_stack/vol3"))) == [f"{k:06d}-overlay.png" for k in range(3)]
     kept = json.loads(run("predict", model, path("vol3.tif"), "--out", path("more_stack"), "--label-stack", "--probs", "tif",
                           "--overlay", "--skip-existing", "--json").stdout)
     assert (kept["kept"], kept["succeeded"]) == (3, 0), kept
