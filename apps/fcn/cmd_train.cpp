@@ -574,7 +574,6 @@ void add_train(CLI::App& app) {
   static TrainFlags f;
   cmd->add_option("--data", f.data, "dataset folder (VOC layout or images/ + masks/)")->required();
   add_recipe_flags(cmd, f.recipe);
-  cmd->get_option("--arch")->required();
   add_out_flag(cmd, f.out, "model file to write (the best by validation mean IU)")->required();
   cmd->add_option("--run-dir", f.run_dir, "run folder (default: OUT without .fcn + .run)");
   cmd->add_option("--init", f.init, "start from a classifier (convolutionalized; transfer learning)");
@@ -594,6 +593,8 @@ void add_train(CLI::App& app) {
   cmd->callback([cmd] {
     for (const auto* option : cmd->get_options())
       if (option->count() > 0) f.given.push_back(option->get_name());
+    if (!f.gave("--arch") && f.resume.empty() && f.weights.empty())  // a resumed run's net, or a file's, is as it is
+      fail("--arch", "is required: the net to train (fcn32s, fcn16s, fcn8s, unet, torchvision-fcn); only --resume and --weights go without it");
     run_train(f);
   });
 }

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -332,6 +333,24 @@ def _():
     assert json.loads(p.stdout)["kept"] == 3, p.stdout
     os.remove(path("skip_masks/.fcn-predict.json"))  # a folder an earlier fcn wrote, without the record: goes on as before
     assert json.loads(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json").stdout)["kept"] == 3
+
+
+@check("a dataset naming the model's classes in another order is refused by eval and by train --resume, naming the first")
+def _():
+    # Before, eval scored each class against another's truth, and a resumed run trained on the new order under the
+    # old names, without a word.
+    run("data", "fashion-scenes", "--out", path("order_a"), "--train", 2, "--val", 1, "--size", 32)
+    shutil.copytree(path("order_a"), path("order_b"))
+    classes = json.load(open(path("order_b/classes.json")))
+    classes["names"][1], classes["names"][2] = classes["names"][2], classes["names"][1]
+    json.dump(classes, open(path("order_b/classes.json"), "w"))
+    run("train", "--data", path("order_a"), "--arch", "unet", "--depth", 1, "--base-channels", 2, "--epochs", 1, "--out", path("order.fcn"))
+    run("eval", path("order.fcn"), "--data", path("order_a"))
+    refused = (path("order_b") + ": names the model's classes in another order (its class 1 is 'Trouser', the model's is 'T-shirt/top'): "
+               "fcn pairs classes by index")
+    one_line(run("eval", path("order.fcn"), "--data", path("order_b"), ok=False), refused)
+    p = run("train", "--data", path("order_b"), "--resume", path("order.run"), "--epochs", 2, "--out", path("order.fcn"), ok=False)
+    one_line(p, refused)
 
 
 def on_a_small_disk(kib, script):

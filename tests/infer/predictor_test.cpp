@@ -216,6 +216,30 @@ TEST(Predictor, EvaluateInPassesCountsAsOneAtATime) {
   EXPECT_TRUE(torch::equal(with_scores, batched));
 }
 
+// A model scored on a dataset that names its classes in another order is an error naming the first that differs:
+// scores are taken index by index (before, each class was scored against another's truth without a word). The same
+// names in the same order, renamed classes, and a model's default names are scored.
+TEST(Predictor, EvaluateRefusesTheModelsClassesInAnotherOrder) {
+  const std::string dir = test::temp_dir() + "/eval_order";
+  fs::remove_all(dir);
+  write_fashion_scenes(dir, FashionScenesOptions().train(2).val(1).size(32).seed(2));
+  const SegmentationDataset scenes(dir, "train");
+  Model model;
+  model.net = std::make_shared<UNetImpl>(UNetOptions().depth(1).base_channels(2).in_channels(1).num_classes(scenes.num_classes()));
+  model.meta = default_meta(scenes.num_classes(), 1);
+  EXPECT_NO_THROW(evaluate(model, scenes));  // class_0, class_1, ...
+  model.meta.class_names = scenes.class_names();
+  EXPECT_NO_THROW(evaluate(model, scenes));
+  model.meta.class_names.back() = "boot";  // renamed: not checked
+  EXPECT_NO_THROW(evaluate(model, scenes));
+  model.meta.class_names = scenes.class_names();
+  std::swap(model.meta.class_names[3], model.meta.class_names[5]);
+  const auto message = test::error_of([&] { evaluate(model, scenes); });
+  EXPECT_EQ(message, dir + ": names the model's classes in another order (its class 3 is '" + scenes.class_names()[3] + "', the model's is '" +
+                         scenes.class_names()[5] + "'): fcn pairs classes by index, so each would meet another's truth; relabel the "
+                         "masks in the model's order, or train a new model on this dataset");
+}
+
 // Masks made elsewhere are scored as the model is: the labels Predictor gives, written as palette PNGs
 // (ID.png, as fcn predict names them), score the same confusion matrix; the ground truth scores
 // perfectly; a missing, mis-sized or void prediction is an error naming its file.

@@ -24,6 +24,17 @@ void check_class_count(const SegmentationDataset& dataset, const NetImpl& net) {
                             std::to_string(net.label_classes()) + (net.num_classes() == 1 ? " (binary)" : ""));
 }
 
+void check_class_order(const SegmentationDataset& dataset, const ModelMeta& meta) {
+  const auto& ours = dataset.class_names();
+  const auto& theirs = meta.class_names;
+  if (ours == theirs || ours.size() != theirs.size() || !std::is_permutation(ours.begin(), ours.end(), theirs.begin())) return;
+  size_t c = 0;
+  while (ours[c] == theirs[c]) ++c;
+  fail(dataset.dir(), "names the model's classes in another order (its class " + std::to_string(c) + " is '" + ours[c] + "', the model's is '" +
+                          theirs[c] + "'): fcn pairs classes by index, so each would meet another's truth; relabel the masks in the model's "
+                          "order, or train a new model on this dataset");
+}
+
 namespace {
 
 // One image's predicted labels against its ground truth (and instance masks, where defined): into
@@ -124,6 +135,7 @@ std::vector<ImageScore> lowest_mean_iu(std::vector<ImageScore> scores, int64_t c
 ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset, const PredictOptions& options,
                          torch::Device device, bool quiet, EvalSinks sinks, Shard shard) {
   check_class_count(dataset, *model.net);
+  check_class_order(dataset, model.meta);
   const Predictor predictor(model, device, options);
   ConfusionMatrix confusion(dataset.num_classes());
   Progress progress("eval " + dataset.split(), static_cast<int64_t>(dataset.size()), quiet);

@@ -18,6 +18,11 @@ namespace fcn {
 
 // Throws fcn::Error naming the dataset when its class count differs from the model's.
 void check_class_count(const SegmentationDataset& dataset, const NetImpl& net);
+// Throws fcn::Error naming the dataset when it names the model's classes in another order (the model trained on
+// classes.json's names in one order, scored or trained further on masks labelled in another): classes are paired by
+// index, so each would meet another's truth. Names that differ otherwise are not checked (renamed
+// classes, or a model's default class_0, class_1, ...).
+void check_class_order(const SegmentationDataset& dataset, const ModelMeta& meta);
 
 // Which images one of several processes scores: those whose index i has i % count == index
 // (data-parallel validation; the processes' confusion matrices add up to the whole split's).

@@ -121,6 +121,7 @@ class Run {
 
   TrainResult all_epochs() {
     check_class_count(train_, *model_.net);
+    check_class_order(train_, model_.meta);  // a resumed run's classes, in the order it trained on
     if (val_ != nullptr) check_class_count(*val_, *model_.net);
     find_foreground_samples();
     model_.net->to(options_.device());
