@@ -533,7 +533,7 @@ void add_training_flags(CLI::App* cmd, TrainFlags& f) {
   cmd->add_option("--shift", f.shift, "random shift in [-PX, PX] per axis")->capture_default_str();
   cmd->add_option("--elastic", f.elastic, "U-Net's elastic deformation: alpha=10,grid=3 (px std of displacements on a grid x grid lattice)");
   cmd->add_option("--gamma", f.gamma, "random grey-value gamma in [1/G, G] (1: off)")->capture_default_str();
-  cmd->add_option("--val-every", f.val_every, "epochs between validations")->capture_default_str();
+  cmd->add_option("--val-every", f.val_every, "epochs between validations")->check(CLI::Range(int64_t{1}, int64_t{1} << 30))->capture_default_str();
   cmd->add_option("--patience", f.patience, "early stopping: end the run after N epochs without a better validation mean IU (0: off)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();

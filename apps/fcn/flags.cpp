@@ -48,6 +48,7 @@ const std::map<std::string, std::string>& option_flags() {
       {"TrainOptions.run_dir", "--out"},
       {"TrainOptions.epochs", "--epochs"},
       {"TrainOptions.patience", "--patience"},
+      {"TrainOptions.val_every", "--val-every"},
       {"TrainOptions.batch_size", "--batch"},
       {"TrainOptions.reduction", "--reduction"},
       {"TrainOptions.loss", "--loss"},

@@ -504,6 +504,9 @@ def _():
     one_line_error(p, "--elastic")
     one_line_error(run("train", "--data", root, "--arch", "fcn32s", "--patience", -1, "--out", path("bad.fcn"), ok=False),
                    "--patience", "-1")
+    for every in (0, -2):  # validated every epoch, without a word, before
+        one_line_error(run("train", "--data", root, "--arch", "fcn32s", "--val-every", every, "--out", path("bad.fcn"), ok=False),
+                       "--val-every", str(every))
     assert not os.path.exists(path("bad.fcn"))
     # Without classes.json a VOC-layout folder has PASCAL VOC's 21 classes: data check says so, and a --classes
     # that disagrees names where the count came from.

@@ -448,6 +448,9 @@ TEST(Trainer, PatienceEndsARunThatStoppedImproving) {
   EXPECT_NE(test::error_of([&] { train_segmentation(unchecked, train, &val, options("patience_negative", 2).patience(-1)); })
                 .find("TrainOptions.patience: must be >= 0"),
             std::string::npos);
+  EXPECT_NE(test::error_of([&] { train_segmentation(unchecked, train, &val, options("val_every_zero", 2).val_every(0)); })
+                .find("TrainOptions.val_every: must be at least 1 (epochs between validations), got 0"),
+            std::string::npos);
 }
 
 // Item 7: one trainer per run folder, and no silent replacement of a finished run.

@@ -462,6 +462,7 @@ void on_every_rank(Communicator* comm, Setup&& setup) {
 }
 
 void check_patience(const TrainOptions& options, const SegmentationDataset* val) {
+  if (options.val_every() < 1) fail("TrainOptions.val_every", "must be at least 1 (epochs between validations), got " + std::to_string(options.val_every()));
   if (options.patience() < 0) fail("TrainOptions.patience", "must be >= 0 (0: no early stopping), got " + std::to_string(options.patience()));
   if (options.patience() > 0 && val == nullptr) fail("TrainOptions.patience", "early stopping needs validation data (a val split)");
 }
