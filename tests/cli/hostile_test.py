@@ -397,12 +397,16 @@ def _():
     kept = "t.run/checkpoint.pt, the run's last checkpoint, is as it was: free some space, then --resume"
     assert "No space left on device" in lines[0] and kept in lines[0], lines[0]
     assert json.loads(p.stdout[p.stdout.index("{"):])["epochs_done"] == 3, p.stdout
-    # Pretraining's checkpoint on a full disk says so, as training's does (it gave the bare error before).
+    # A disk without room for the run's checkpoint is named before the first step (pretraining gave the bare error
+    # after its first epoch, training after its first epoch too), with the room needed and free.
     p = on_a_small_disk(16, '"$FCN" pretrain --backbone vgg16-w0.0625 --fc-channels 16 --train-images 64 --batch 32 '
-                            '--out "$SMALL/c.fcn"')
-    lines = [line for line in p.stderr.splitlines() if not line.startswith("pretrain epoch ")]
-    assert p.returncode == 1 and len(lines) == 1, (p.returncode, p.stderr)
-    assert "c.run/checkpoint.pt: cannot write: No space left on device; no checkpoint of this run was written yet" in lines[0], lines
+                            '--out "$SMALL/c.fcn"; echo "rc $?"\n' + train.replace("t.fcn", "f.fcn").replace("--base-channels 2", "--base-channels 16")
+                            + '; echo "rc $?"')
+    assert p.stdout.split() == ["rc", "1", "rc", "1"], (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()  # no progress line: no step was taken
+    assert len(lines) == 2 and re.search(r"c\.run: needs about \d+ KiB free for the run's checkpoint, and its file system has \d+ KiB; "
+                                         r"no checkpoint of this run was written yet$", lines[0]), p.stderr
+    assert re.search(r"f\.run: needs about \d+ KiB free for the run's checkpoint and model files, and its file system has", lines[1]), p.stderr
 
 
 @check("a read-only folder is named before any work; a file system gone read-only midway stops predict at once")

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -120,6 +121,27 @@ OutOfSpace run_out_of_space(const OutOfSpace& error, const std::string& run_dir)
                                                             ? "; " + checkpoint + ", the run's last checkpoint, is as it was: free some space, then --resume " +
                                                                   run_dir + " goes on from it"
                                                             : std::string("; no checkpoint of this run was written yet")));
+}
+
+namespace {
+std::string bytes_text(uint64_t bytes) {
+  if (bytes < (uint64_t{1} << 20)) return std::to_string((bytes + 1023) >> 10) + " KiB";
+  return number_text(std::round(static_cast<double>(bytes) / (1 << 20) * 10) / 10) + " MiB";
+}
+}  // namespace
+
+void check_room_for_run(const std::string& run_dir, const torch::nn::Module& net, const std::string& optimizer, int model_files) {
+  uint64_t weights = 0;
+  for (const auto& tensor : net.parameters()) weights += static_cast<uint64_t>(tensor.numel() * tensor.element_size());
+  for (const auto& tensor : net.buffers()) weights += static_cast<uint64_t>(tensor.numel() * tensor.element_size());
+  const uint64_t needed = weights * (optimizer == "sgd" ? 2 : 3) + weights * static_cast<uint64_t>(model_files);
+  std::error_code error;
+  const auto space = std::filesystem::space(run_dir, error);
+  if (error || space.available >= needed) return;
+  throw run_out_of_space(OutOfSpace(run_dir, "needs about " + bytes_text(needed) + " free for the run's checkpoint" +
+                                                 (model_files > 0 ? " and model files" : "") + ", and its file system has " +
+                                                 bytes_text(space.available)),
+                         run_dir);
 }
 
 std::string checkpoint_path(const std::string& run_or_checkpoint) {

@@ -57,6 +57,12 @@ class RunLock {
 // --resume RUN_DIR to go on from it once there is room (or that no checkpoint was written yet).
 OutOfSpace run_out_of_space(const OutOfSpace& error, const std::string& run_dir);
 
+// Before a run's first step: where the file system holding RUN_DIR has less room than its next writes take — a
+// checkpoint (the weights and the optimiser's state: one tensor per weight for "sgd", two for AdamW's moments) and
+// `model_files` model files (last.fcn, best.fcn) — an OutOfSpace saying how much is needed and free (with
+// run_out_of_space's words), so that a full disk costs no epoch of work. Nothing where the room cannot be told.
+void check_room_for_run(const std::string& run_dir, const torch::nn::Module& net, const std::string& optimizer, int model_files);
+
 // RUN_DIR or RUN_DIR/checkpoint.pt -> the checkpoint path (throws if there is none).
 std::string checkpoint_path(const std::string& run_or_checkpoint);
 

@@ -219,6 +219,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   result.model.net->to(options.device());
   const bool channels_last = training_channels_last(options.layout(), options.device());
   to_layout(*result.model.net, channels_last);
+  if (!options.run_dir().empty()) check_room_for_run(options.run_dir(), *result.model.net, options.optimizer().name(), 0);
   auto optimizer = make_optimizer(*result.model.net, options.optimizer());
   if (options.resume()) load_optimizer_state(options.run_dir() + "/checkpoint.pt", archive, *optimizer);
   if (options.resume() && at.epoch >= options.epochs() && !options.quiet())

@@ -486,6 +486,7 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
     // A fresh run starts from nothing: no earlier best.fcn may pass as this run's.
     std::error_code ignored;
     for (const char* name : {"checkpoint.pt", "last.fcn", "best.fcn", "metrics.jsonl"}) fs::remove(options.run_dir() + "/" + name, ignored);
+    check_room_for_run(options.run_dir(), *model.net, options.optimizer().name(), 2);
   });
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
@@ -513,6 +514,7 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
       std::ifstream in(options.run_dir() + "/metrics.jsonl");
       at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
+    if (main_rank) check_room_for_run(options.run_dir(), *model.net, options.optimizer().name(), 0);
     if (main_rank) write_metrics(options.run_dir(), at.history);  // restores a line lost to a full disk or a crash
     model.net->to(options.device());
     optimizer = make_optimizer(*model.net, options.optimizer());
