@@ -556,9 +556,6 @@ std::vector<std::string> inputs_of(const std::vector<std::string>& inputs) {
   return images;
 }
 
-// The flags that fit some inputs only, against the inputs given: one line naming the flag and an input.
-// `context`: the model's slice_context (a 2.5-D net takes volumes, or the RGB slices unstack --context wrote;
-// a TIFF stack's pages or a video's frames would pass for slices without a word).
 // No input is among the files the run writes: an image in the --out folder named as an output (a.png's mask is
 // OUT/a.png; OUT/a-overlay.png, OUT/a-probs.npy, OUT/a/...) was replaced by it without a word.
 void check_outputs_spare_inputs(const PredictFlags& f, const std::vector<std::string>& images) {
@@ -585,6 +582,9 @@ void check_outputs_spare_inputs(const PredictFlags& f, const std::vector<std::st
   }
 }
 
+// The flags that fit some inputs only, against the inputs given: one line naming the flag and an input.
+// `context`: the model's slice_context (a 2.5-D net takes volumes, or the RGB slices unstack --context wrote;
+// a TIFF stack's pages or a video's frames would pass for slices without a word).
 void check_inputs(const PredictFlags& f, const std::vector<std::string>& images, const std::vector<int64_t>& pages, int64_t context) {
   for (size_t i = 0; i < images.size() && context > 0; ++i)
     if (has_video_extension(images[i]) || (pages[i] > 1 && !is_nifti_path(images[i])))

@@ -10,12 +10,12 @@
 #include <torch/torch.h>
 
 #include "fcn/data/instances.h"
-#include "fcn/util/atomic_file.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/infer/picture.h"
+#include "fcn/util/atomic_file.h"
 #include "predict.h"
 
 namespace fcn::cli {
@@ -188,15 +188,20 @@ void record_outputs(const PredictFlags& f) {
   const nlohmann::json now = {{"model", file_identity(f.model)}, {"flags", f.shaping}};
   std::error_code error;
   if (f.skip_existing && fs::is_regular_file(record, error)) {
-    const auto before = nlohmann::json::parse(read_file(record), nullptr, false);
-    const auto model = before.is_object() ? before.value("model", nlohmann::json::object()) : nlohmann::json::object();
-    const auto flags = before.is_object() ? before.value("flags", nlohmann::json::object()) : nlohmann::json::object();
     const std::string keep = ": --skip-existing would keep them beside masks of another kind; remake them all without --skip-existing, or write into a new --out";
-    if (model.value("crc32", "") != now["model"]["crc32"] || model.value("bytes", uint64_t{0}) != now["model"]["bytes"].get<uint64_t>())
-      fail(f.out, "holds the outputs of another model (" + model.value("path", std::string("?")) + ", " + model.value("crc32", std::string("?")) +
-                      "), and this run's is " + f.model + " (" + now["model"]["crc32"].get<std::string>() + ")" + keep);
-    if (const auto changes = flag_changes(flags, now["flags"]); !changes.empty())
-      fail(f.out, "holds outputs made with other flags (" + changes + ")" + keep);
+    nlohmann::json model;
+    std::string changes;
+    try {
+      const auto before = nlohmann::json::parse(read_file(record));
+      model = before.at("model");
+      changes = flag_changes(before.at("flags"), now["flags"]);
+      if (model.at("crc32") != now["model"]["crc32"] || model.at("bytes") != now["model"]["bytes"])
+        fail(f.out, "holds the outputs of another model (" + model.at("path").get<std::string>() + ", " + model.at("crc32").get<std::string>() +
+                        "), and this run's is " + f.model + " (" + now["model"]["crc32"].get<std::string>() + ")" + keep);
+    } catch (const nlohmann::json::exception& e) {
+      fail(record, std::string("is not a record fcn predict wrote (") + e.what() + "): remove it, or write into a new --out");
+    }
+    if (!changes.empty()) fail(f.out, "holds outputs made with other flags (" + changes + ")" + keep);
   }
   const auto text = now.dump(2) + "\n";
   write_file_atomic(record, text.data(), text.size());

@@ -331,6 +331,9 @@ def _():
     run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"))  # without --skip-existing: all remade, recorded
     p = run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json")
     assert json.loads(p.stdout)["kept"] == 3, p.stdout
+    open(path("skip_masks/.fcn-predict.json"), "w").write('{"model": 3}')
+    one_line(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", ok=False),
+             ".fcn-predict.json: is not a record fcn predict wrote (", "): remove it, or write into a new --out")
     os.remove(path("skip_masks/.fcn-predict.json"))  # a folder an earlier fcn wrote, without the record: goes on as before
     assert json.loads(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json").stdout)["kept"] == 3
 
