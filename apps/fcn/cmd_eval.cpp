@@ -171,9 +171,31 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
                 first, failed);
 }
 
+// Masks that fcn predict wrote (its record, FOLDER/.fcn-predict.json, names the model's classes) by a model whose
+// classes the dataset names in another order: an fcn::Error naming the folder, as the masks would be scored against
+// another class's truth (check_class_order). Folders without the record (made elsewhere) are scored as they are.
+void check_predicted_classes(const std::string& folder, const SegmentationDataset& dataset) {
+  const auto record = (std::filesystem::path(folder) / ".fcn-predict.json").string();
+  if (std::error_code error; !std::filesystem::is_regular_file(record, error)) return;
+  const auto json = nlohmann::json::parse(read_file(record), nullptr, false);
+  if (!json.is_object() || !json.contains("model") || !json["model"].is_object() || !json["model"].contains("classes")) return;
+  ModelMeta meta;
+  try {
+    meta.class_names = json["model"]["classes"].get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception&) {
+    return;
+  }
+  try {
+    check_class_order(dataset, meta);
+  } catch (const Error& e) {
+    fail(folder, "holds the masks of " + json["model"].value("path", std::string("a model")) + ", and " + e.what());
+  }
+}
+
 // One folder of predicted masks (ID.png per image), or one label stack (page k: image ID k), scored on the split.
 nlohmann::json score_predictions(const std::string& folder, const EvalFlags& f, const SegmentationDataset& dataset, bool first,
                                  int64_t& failed) {
+  check_predicted_classes(folder, dataset);
   Scored scored;
   const auto confusion = evaluate_masks(folder, dataset, f.json_output, scored.sinks(f));
   return report(result_json(folder, dataset, confusion, nullptr, {}), scored, confusion, f, dataset, "whole image", first, failed);

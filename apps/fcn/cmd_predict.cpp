@@ -670,7 +670,7 @@ void run_predict(PredictFlags& f) {
   const int64_t total = std::accumulate(pages.begin(), pages.end(), int64_t{0});  // a stack counts its pages
   Progress progress("predict", total, f.quiet || f.json || total < 2);
   Segmenter segmenter(f, predictor, f.quiet || total < 2, progress);
-  record_outputs(f);
+  record_outputs(f, predictor.model().meta.class_names);
   InterruptGuard::clear();
   const InterruptGuard guard;  // Ctrl-C: the images so far are finished, then the run ends (--skip-existing goes on)
   segment_inputs(segmenter, images, pages);

@@ -43,10 +43,11 @@ struct PredictFlags {
 // --tile, --threshold, --largest, --window, ... (not those that choose which files are written, such as --overlay,
 // or how fast, such as --threads).
 nlohmann::json shaping_flags(const CLI::App& cmd);
-// OUT/.fcn-predict.json, the record of what made the files in OUT: the model (path, bytes, CRC-32) and the shaping
-// flags. With --skip-existing, an earlier run's record that differs is an fcn::Error naming what differs, as its
-// files would be kept beside ones of another kind; then (with or without) this run's record is written.
-void record_outputs(const PredictFlags& f);
+// OUT/.fcn-predict.json, the record of what made the files in OUT: the model (path, bytes, CRC-32, and its class
+// names, which fcn eval --predictions checks against the dataset's) and the shaping flags. With --skip-existing, an
+// earlier run's record that differs is an fcn::Error naming what differs, as its files would be kept beside ones of
+// another kind; then (with or without) this run's record is written.
+void record_outputs(const PredictFlags& f, const std::vector<std::string>& class_names);
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...
 // where an earlier input took it (two inputs may share a file name in different folders).

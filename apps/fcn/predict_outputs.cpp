@@ -182,10 +182,11 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
   return flags;
 }
 
-void record_outputs(const PredictFlags& f) {
+void record_outputs(const PredictFlags& f, const std::vector<std::string>& class_names) {
   namespace fs = std::filesystem;
   const auto record = (fs::path(f.out) / ".fcn-predict.json").string();
-  const nlohmann::json now = {{"model", file_identity(f.model)}, {"flags", f.shaping}};
+  nlohmann::json now = {{"model", file_identity(f.model)}, {"flags", f.shaping}};
+  now["model"]["classes"] = class_names;
   std::error_code error;
   if (f.skip_existing && fs::is_regular_file(record, error)) {
     const std::string keep = ": --skip-existing would keep them beside masks of another kind; remake them all without --skip-existing, or write into a new --out";

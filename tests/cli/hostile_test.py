@@ -354,6 +354,12 @@ def _():
     one_line(run("eval", path("order.fcn"), "--data", path("order_b"), ok=False), refused)
     p = run("train", "--data", path("order_b"), "--resume", path("order.run"), "--epochs", 2, "--out", path("order.fcn"), ok=False)
     one_line(p, refused)
+    # Masks fcn predict wrote carry their model's classes (its record): eval --predictions checks them alike.
+    val = [path("order_a/JPEGImages/" + i.strip() + ".png") for i in open(path("order_a/ImageSets/Segmentation/val.txt"))]
+    run("predict", path("order.fcn"), *val, "--out", path("order_masks"))
+    run("eval", "--predictions", path("order_masks"), "--data", path("order_a"))
+    one_line(run("eval", "--predictions", path("order_masks"), "--data", path("order_b"), ok=False),
+             path("order_masks") + ": holds the masks of " + path("order.fcn") + ", and " + refused)
 
 
 def on_a_small_disk(kib, script):
