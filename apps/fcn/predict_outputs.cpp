@@ -175,7 +175,9 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
     const auto* option = cmd.get_option_no_throw(name);
     if (option == nullptr) continue;
     std::string values;  // as given, else the default (so that --dtype fp32 given reads as the default)
-    for (const auto& value : option->results()) values += (values.empty() ? "" : ",") + value;
+    auto given = option->results();
+    if (std::string(name) == "--tta") std::sort(given.begin(), given.end());  // a set: flip,rot90 is rot90,flip
+    for (const auto& value : given) values += (values.empty() ? "" : ",") + value;
     if (option->count() == 0) values = option->get_default_str();
     if (!values.empty()) flags[name] = values;
   }

@@ -328,6 +328,8 @@ def _():
              "--skip-existing would keep them beside masks of another kind")
     one_line(run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--tta", "flip", ok=False),
              "skip_masks: holds outputs made with other flags (--tta: none before, flip now)")
+    run("predict", path("skip_a.fcn"), *images[:1], "--out", path("skip_tta"), "--tta", "rot90,flip")
+    run("predict", path("skip_a.fcn"), *images, "--out", path("skip_tta"), "--tta", "flip", "--tta", "rot90", "--skip-existing")
     run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"))  # without --skip-existing: all remade, recorded
     p = run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json")
     assert json.loads(p.stdout)["kept"] == 3, p.stdout
