@@ -32,7 +32,7 @@ void add_fashion_scenes(CLI::App* cmd) {
   static FashionScenesOptions options;
   static int64_t train = options.train(), val = options.val(), size = options.size();
   static uint64_t seed = 0;
-  add_out_flag(scenes, out, "dataset folder to write (scenes fcn made there before are replaced)")->required();
+  add_out_flag(scenes, out, "dataset folder to write (scenes fcn made there before are replaced)", /*folder=*/true)->required();
   scenes->add_option("--train", train, "scenes from the train split")->capture_default_str();
   scenes->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   scenes->add_option("--size", size, "scene side in pixels")->capture_default_str();
@@ -56,7 +56,7 @@ void add_fashion_cells(CLI::App* cmd) {
   static FashionCellsOptions options;
   static int64_t train = options.train(), val = options.val(), size = options.size();
   static uint64_t seed = 0;
-  add_out_flag(cells, out, "dataset folder to write (scenes fcn made there before are replaced)")->required();
+  add_out_flag(cells, out, "dataset folder to write (scenes fcn made there before are replaced)", /*folder=*/true)->required();
   cells->add_option("--train", train, "scenes from the train split")->capture_default_str();
   cells->add_option("--val", val, "scenes from the t10k split")->capture_default_str();
   cells->add_option("--size", size, "scene side in pixels")->capture_default_str();
@@ -460,7 +460,7 @@ void add_unstack(CLI::App* cmd) {
   unstack->add_option("--val", f.val, "a folder of volumes: the share of the volumes held out whole for validation (splits/), in (0, 1); "
                                     "slices of one patient are never in both splits");
   unstack->add_option("--seed", f.seed, "--val: random seed of the volumes held out")->capture_default_str();
-  add_out_flag(unstack, f.out, "dataset folder to write (images/, masks/)")->required();
+  add_out_flag(unstack, f.out, "dataset folder to write (images/, masks/)", /*folder=*/true)->required();
   unstack->add_option("--context", f.context, "NIfTI, 2.5-D: each image holds a slice with its N neighbours on either side as its channels "
                                             "(1: slices k-1, k, k+1 as an RGB PNG; the end slices repeated; of each channel of a case of "
                                             "several; past 4 planes a uint16 .npy array), and channels.json says so, so that "

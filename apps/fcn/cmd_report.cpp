@@ -24,6 +24,7 @@ void add_report(CLI::App& app) {
   add_inference_flags(cmd, predict, inference);
   add_device_flag(cmd, device);
   cmd->callback([] {
+    for (const char* read : {"best.fcn", "last.fcn", "checkpoint.pt", "metrics.jsonl"}) check_not_input(out, "--out", run_dir + "/" + read);
     ReportOptions options;
     options.data = data;
     options.split = split;

@@ -291,11 +291,16 @@ std::string run_folder_of(const std::string& out, const std::string& run_dir, co
 }
 
 CLI::Option* output_file(CLI::Option* option) {
-  return option->each([](const std::string& path) { make_parent_folder(path); });
+  return option->each([option](const std::string& path) {
+    if (std::error_code error; std::filesystem::is_directory(path, error))
+      fail(path, "is a folder, and " + option->get_name() + " names a file to write: give the file's name");
+    make_parent_folder(path);
+  });
 }
 
-CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what) {
-  return output_file(cmd->add_option("--out", out, what));
+CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what, bool folder) {
+  auto* option = cmd->add_option("--out", out, what);
+  return folder ? option->each([](const std::string& path) { make_parent_folder(path); }) : output_file(option);
 }
 
 namespace {

@@ -41,12 +41,14 @@ void add_size_flag(CLI::App* cmd, std::string& size, const std::string& what);
 void add_threads_flag(CLI::App* cmd, std::vector<int>& threads, const std::string& default_text);
 // --json: print a JSON summary instead of text.
 void add_json_flag(CLI::App* cmd, bool& json, const std::string& keys = "");
-// --out PATH; `what` says what is written. Its folder is made as the flag is read (output_file).
-CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what);
+// --out PATH; `what` says what is written. Its folder is made as the flag is read (output_file); `folder`: PATH is the
+// folder the verb writes into (predict, data), else a file, and a folder there is an error naming it.
+CLI::Option* add_out_flag(CLI::App* cmd, std::string& out, const std::string& what, bool folder = false);
 // `option` names a file fcn writes: its folder is made as the flag is read, so that a missing folder costs no work
 // (fcn pretrain trained for the whole run, then could not write its model into one; fcn report scored the split
 // first); a file on the way is an error naming it, and so is a folder that takes no files (read-only, or not the
-// user's). make_parent_folder: that step alone; check_writable_folder: the last check alone, for `path` in `folder`.
+// user's), or a folder where the file would go (found at the rename, after the work). make_parent_folder: the folder
+// alone; check_writable_folder: the last check alone, for `path` in `folder`.
 CLI::Option* output_file(CLI::Option* option);
 void make_parent_folder(const std::string& path);
 void check_writable_folder(const std::string& folder, const std::string& path);

@@ -298,6 +298,18 @@ def _():
                               (["eval", path("own.fcn"), "--data", path("own_photos"), "--markdown", path("own.fcn")], "--markdown", path("own.fcn"))):
         one_line(run(*args, ok=False), named + ": " + flag + " names ", ", the file this command reads, and would replace it")
     assert not os.path.exists(path("own.onnx"))  # refused before either file was written
+    # fcn report RUN --out RUN/best.fcn wrote its HTML over the run's best model; --out on a folder failed at the
+    # rename, after the split was scored.
+    run("data", "fashion-scenes", "--out", path("own_scenes"), "--train", 2, "--val", 1, "--size", 32)
+    run("train", "--data", path("own_scenes"), "--arch", "unet", "--depth", 1, "--base-channels", 2, "--epochs", 1, "--out", path("own_run.fcn"))
+    best = open(path("own_run.run/best.fcn"), "rb").read()
+    one_line(run("report", path("own_run.run"), "--out", path("own_run.run/best.fcn"), ok=False),
+             "--out names " + path("own_run.run/best.fcn") + ", the file this command reads")
+    assert open(path("own_run.run/best.fcn"), "rb").read() == best
+    for args, flag in ((["report", path("own_run.run"), "--out", path("own_run.run")], "--out"),
+                       (["export", path("own.fcn"), "--onnx", path("own_photos")], "--onnx"),
+                       (["init", "--arch", "unet", "--out", path("own_photos")], "--out")):
+        one_line(run(*args, ok=False), ": is a folder, and " + flag + " names a file to write")
     for inputs in ([path("own_photos")], [path("own_photos/a.png")], [path("own_photos/../own_photos/b-overlay.png"), path("own_photos/b.jpg")]):
         if len(inputs) == 2:
             write_gray_png(inputs[1], np.zeros((16, 16), np.uint8))  # b.jpg's mask b.png, with --overlay b-overlay.png
