@@ -753,7 +753,7 @@ void add_predict(CLI::App& app) {
   cmd->add_option("INPUT", f.inputs, "image files (.npy arrays: C x H x W, any channel count), multi-page TIFF stacks (every page), "
                                     "NIfTI volumes (.nii, .nii.gz: every slice, labels in OUT/NAME-labels.nii.gz over the scan's header), "
                                     "videos (.mp4, .mkv, .avi, ...), folders of them or glob patterns")->required();
-  add_out_flag(cmd, f.out, "output folder (created)", /*folder=*/true)->required();
+  add_out_flag(cmd, f.out, "output folder (created)", true)->required();  // a folder
   cmd->add_flag("--overlay", f.overlay, "also write NAME-overlay.png: labels blended over the image, with a legend "
                                       "(a video: NAME-overlay.mp4, H.264 at the video's frame rate; a NIfTI volume: up to 16 "
                                       "slices through it in one NAME-overlay.png, each slice's own in OUT/NAME/)");
