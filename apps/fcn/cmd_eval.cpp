@@ -17,6 +17,7 @@
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/dtype.h"
 #include "fcn/util/error.h"
+#include "predict.h"
 
 namespace fcn::cli {
 namespace {
@@ -175,7 +176,7 @@ nlohmann::json score_model(const std::string& path, const EvalFlags& f, const Se
 // classes the dataset names in another order: an fcn::Error naming the folder, as the masks would be scored against
 // another class's truth (check_class_order). Folders without the record (made elsewhere) are scored as they are.
 void check_predicted_classes(const std::string& folder, const SegmentationDataset& dataset) {
-  const auto record = (std::filesystem::path(folder) / ".fcn-predict.json").string();
+  const auto record = record_path(folder);
   if (std::error_code error; !std::filesystem::is_regular_file(record, error)) return;
   const auto json = nlohmann::json::parse(read_file(record), nullptr, false);
   if (!json.is_object() || !json.contains("model") || !json["model"].is_object() || !json["model"].contains("classes")) return;

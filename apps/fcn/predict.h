@@ -48,6 +48,8 @@ nlohmann::json shaping_flags(const CLI::App& cmd);
 // earlier run's record that differs is an fcn::Error naming what differs, as its files would be kept beside ones of
 // another kind; then (with or without) this run's record is written.
 void record_outputs(const PredictFlags& f, const std::vector<std::string>& class_names);
+// FOLDER/.fcn-predict.json: where record_outputs keeps the record of a predict's output folder.
+std::string record_path(const std::string& folder);
 
 // The output stem an input gets next: its file's stem (scan.nii.gz: scan), or stem_2, stem_3, ...
 // where an earlier input took it (two inputs may share a file name in different folders).

@@ -184,9 +184,11 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
   return flags;
 }
 
+std::string record_path(const std::string& folder) { return (std::filesystem::path(folder) / ".fcn-predict.json").string(); }
+
 void record_outputs(const PredictFlags& f, const std::vector<std::string>& class_names) {
   namespace fs = std::filesystem;
-  const auto record = (fs::path(f.out) / ".fcn-predict.json").string();
+  const auto record = record_path(f.out);
   nlohmann::json now = {{"model", file_identity(f.model)}, {"flags", f.shaping}};
   now["model"]["classes"] = class_names;
   std::error_code error;

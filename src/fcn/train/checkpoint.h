@@ -56,6 +56,15 @@ class RunLock {
 // A full disk met while writing into RUN_DIR, told with what of the run is kept: RUN_DIR/checkpoint.pt as it was, and
 // --resume RUN_DIR to go on from it once there is room (or that no checkpoint was written yet).
 OutOfSpace run_out_of_space(const OutOfSpace& error, const std::string& run_dir);
+// `write()`, a write into RUN_DIR (a checkpoint, a model file), with a full disk told as run_out_of_space tells it.
+template <class Write>
+void writing_into_run(const std::string& run_dir, Write&& write) {
+  try {
+    write();
+  } catch (const OutOfSpace& e) {
+    throw run_out_of_space(e, run_dir);
+  }
+}
 
 // Before a run's first step: where the file system holding RUN_DIR has less room than its next writes take — a
 // checkpoint (the weights and the optimiser's state: one tensor per weight for "sgd", two for AdamW's moments) and

@@ -166,11 +166,7 @@ class Pretraining {
     if (options_.run_dir().empty()) return;
     at.rng_state = generator_state(options_.device());
     at.rng_device = c10::DeviceTypeName(options_.device().type(), /*lower_case=*/true);
-    try {
-      save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at);
-    } catch (const OutOfSpace& e) {
-      throw run_out_of_space(e, options_.run_dir());
-    }
+    writing_into_run(options_.run_dir(), [&] { save_checkpoint(options_.run_dir() + "/checkpoint.pt", result_.model, optimizer_, at); });
   }
 
   bool stop(RunPosition& at, int64_t epoch, int64_t step, double seconds, bool step_limit) {

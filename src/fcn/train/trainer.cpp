@@ -158,7 +158,7 @@ class Run {
       end_epoch(epoch, stats, progress);
     }
     // Without validation (or before any ran), the final model is the best there is.
-    if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) saving([&] { save_model(dir() + "/best.fcn", model_); });
+    if (rank_ == 0 && (val_ == nullptr || !fs::exists(dir() + "/best.fcn"))) writing_into_run(dir(), [&] { save_model(dir() + "/best.fcn", model_); });
     result_.epochs_done = at_.epoch;
     result_.best_mean_iu = at_.best_mean_iu;
     result_.best_epoch = at_.best_epoch;
@@ -169,15 +169,6 @@ class Run {
  private:
   const std::string& dir() const { return options_.run_dir(); }
 
-  // Rank 0's writes into the run folder: a full disk (OutOfSpace) says what of the run is kept, and how to go on.
-  template <class Write>
-  void saving(Write&& write) const {
-    try {
-      write();
-    } catch (const OutOfSpace& e) {
-      throw run_out_of_space(e, dir());
-    }
-  }
   double elapsed() const {
     return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
@@ -235,7 +226,7 @@ class Run {
     at_.step = step;
     at_.seconds = elapsed();
     average_buffers();
-    if (rank_ == 0) saving([&] { save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_); });
+    if (rank_ == 0) writing_into_run(dir(), [&] { save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_); });
     InterruptGuard::clear();
     if (!options_.quiet() && rank_ == 0)
       std::fprintf(stderr, "\n%s: checkpoint at epoch %ld step %ld written to %s/checkpoint.pt (continue with --resume %s)\n",
@@ -392,7 +383,7 @@ class Run {
       if (m.mean_iu > at_.best_mean_iu) {
         at_.best_mean_iu = m.mean_iu;
         at_.best_epoch = epoch + 1;
-        if (rank_ == 0) saving([&] { save_model(dir() + "/best.fcn", model_); });
+        if (rank_ == 0) writing_into_run(dir(), [&] { save_model(dir() + "/best.fcn", model_); });
       }
     }
     at_.seconds = elapsed();
@@ -404,7 +395,7 @@ class Run {
       fail(train_.dir(), "every mask pixel of the " + std::to_string(stats.batches) + " batches of epoch " + std::to_string(epoch + 1) +
                              " is void (255): nothing to learn from (see fcn data check)");
     at_.history += line.dump() + "\n";
-    if (rank_ == 0) saving([&] {
+    if (rank_ == 0) writing_into_run(dir(), [&] {
       save_model(dir() + "/last.fcn", model_);
       save_checkpoint(dir() + "/checkpoint.pt", model_, optimizer_, at_);
       write_metrics(dir(), at_.history);
