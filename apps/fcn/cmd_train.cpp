@@ -594,7 +594,8 @@ void add_train(CLI::App& app) {
     for (const auto* option : cmd->get_options())
       if (option->count() > 0) f.given.push_back(option->get_name());
     if (!f.gave("--arch") && f.resume.empty() && f.weights.empty())  // a resumed run's net, or a file's, is as it is
-      fail("--arch", "is required: the net to train (fcn32s, fcn16s, fcn8s, unet, torchvision-fcn); only --resume and --weights go without it");
+      throw CLI::RequiredError("--arch: is required: the net to train (fcn32s, fcn16s, fcn8s, unet, torchvision-fcn); only --resume and --weights go without it",
+                               CLI::ExitCodes::RequiredError);  // a usage error, as CLI11's own (exit 2)
     run_train(f);
   });
 }

@@ -2,9 +2,11 @@
 // error into one line on stderr and a non-zero exit code.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "fcn/util/allocator.h"
@@ -22,12 +24,85 @@ std::string filesystem_message(const std::filesystem::filesystem_error& e) {
   return e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string()) + ": " + what;
 }
 
-// The verb the command line names, run; every error as one line on stderr and exit status 1.
+// The innermost verb the command line names ("fcn data split": split).
+const CLI::App& named_verb(const CLI::App& app) {
+  for (const CLI::App* verb : app.get_subcommands()) return named_verb(*verb);
+  return app;
+}
+
+std::string verb_path(const CLI::App& verb) {
+  return verb.get_parent() == nullptr ? verb.get_name() : verb_path(*verb.get_parent()) + " " + verb.get_name();
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean --epochs?)" where one of the verb's long flags is within two edits of `flag`.
+std::string nearest_flag(const CLI::App& verb, const std::string& flag) {
+  std::string best;
+  size_t best_distance = 3;
+  for (const CLI::Option* option : verb.get_options())
+    for (const auto& name : option->get_lnames())
+      if (const size_t d = edit_distance(flag, "--" + name); d < best_distance) best_distance = d, best = "--" + name;
+  return best.empty() ? "" : " (did you mean " + best + "?)";
+}
+
+// A command-line word the verb takes no flag or place for: "fcn train has no flag --epoch (did you mean
+// --epochs?)". CLI11 checks required flags before leftovers, so a mistyped flag was reported as "--arch is
+// required"; the word the user mistyped is said first now. Empty when every word was taken.
+std::string unexpected_word(const CLI::App& app, int argc, char** argv) {
+  const CLI::App& verb = named_verb(app);
+  const auto left = verb.remaining(false);
+  for (int i = 1; i < argc; ++i) {  // the first in the command line's order
+    const std::string word = argv[i];
+    if (std::find(left.begin(), left.end(), word) == left.end()) continue;
+    const std::string name = verb_path(verb), help = " (see " + name + " --help)";
+    if (word.size() > 1 && word[0] == '-') {
+      const std::string flag = word.substr(0, word.find('='));
+      return name + " has no flag " + flag + nearest_flag(verb, flag) + help;
+    }
+    const auto verbs = verb.get_subcommands([](const CLI::App*) { return true; });
+    if (!verbs.empty()) {
+      std::string names;
+      for (const CLI::App* v : verbs) names += (names.empty() ? "" : ", ") + v->get_name();
+      return name + " has no verb '" + word + "' (" + names + ")" + help;
+    }
+    return name + " takes no argument '" + word + "' here" + help;
+  }
+  return "";
+}
+
+// Usage errors exit 2 (as getopt's and argparse's), --help 0; a verb's own exit status (1 for inputs it
+// skipped, 130 when stopped) passes through.
+int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  if (dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr || e.get_exit_code() == 0) return app.exit(e);
+  if (const auto word = unexpected_word(app, argc, argv); !word.empty()) {
+    std::cerr << "fcn: error: " << fcn::printable(word) << "\n";
+    return 2;
+  }
+  app.exit(e);
+  return 2;
+}
+
+// The verb the command line names, run; every error as one line on stderr: exit status 2 for a
+// command line fcn cannot read, 1 for every other error.
 int run_verb(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return usage_error(app, e, argc, argv);
   } catch (const fcn::Error& e) {
     std::cerr << "fcn: error: " << fcn::printable(fcn::cli::cli_message(e.subject(), e.message())) << "\n";
     return 1;
@@ -68,8 +143,8 @@ int main(int argc, char** argv) {
                "fcn"};
   app.require_subcommand(1);
   // Flag errors as one line, like every other error.
-  app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return "fcn: error: " + fcn::printable(e.what()) + " (see fcn --help)\n";
+  app.failure_message([](const CLI::App* root, const CLI::Error& e) {
+    return "fcn: error: " + fcn::printable(e.what()) + " (see " + verb_path(named_verb(*root)) + " --help)\n";
   });
   app.set_help_all_flag("--help-all", "Show help for every verb");
   fcn::cli::add_init(app);

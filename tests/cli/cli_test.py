@@ -219,6 +219,25 @@ def _():
     one_line_error(run("predict", path("nan.fcn"), path("small.png"), "--out", path("t"), ok=False),
                    "nan.fcn: key 'score_fr.weight' holds 1 NaN and 0 infinite value(s)")
     assert not os.path.exists(path("x.fcn")), "a failed command left an output behind"
+    # The command line: a mistyped flag is named first (CLI11 alone said "--arch is required" for `init --bogus`),
+    # with the nearest flag the verb has; usage errors exit 2, an input that fails 1, --help 0.
+    p = run("init", "--bogus", ok=False)
+    one_line_error(p, "fcn init has no flag --bogus (see fcn init --help)")
+    assert p.returncode == 2, p.returncode
+    p = run("data", "split", path("x"), "--vall", "0.2", ok=False)
+    one_line_error(p, "fcn data split has no flag --vall (did you mean --val?)")
+    assert p.returncode == 2, p.returncode
+    p = run("train", "--data", path("x"), "--arch", "fcn8s", "--epoch=3", ok=False)
+    one_line_error(p, "fcn train has no flag --epoch (did you mean --epochs?)")
+    one_line_error(run("data", "bogus", ok=False), "fcn data has no verb 'bogus' (fashion-scenes, fashion-cells, check")
+    one_line_error(run("init", "--arch", "fcn8s", "--out", path("x.fcn"), "extra", ok=False), "fcn init takes no argument 'extra'")
+    for args in (["init", "--out", path("x.fcn")], ["train", "--data", path("x"), "--epochs", 1],
+                 ["init", "--arch", "fcn8s", "--classes", 0, "--out", path("x.fcn")]):
+        p = run(*args, ok=False)
+        one_line_error(p, "(see fcn " + args[0] + " --help)")
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+    assert run("info", path("absent.fcn"), ok=False).returncode == 1
+    assert run("train", "--help").returncode == 0
 
 
 def tiny_voc(name):

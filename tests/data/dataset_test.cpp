@@ -106,6 +106,14 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
   auto dir = make_voc("voc_missing");
   fs::remove(dir + "/SegmentationClass/img0.png");
   expect_names(test::error_of([&] { SegmentationDataset(dir, "train"); }), "SegmentationClass/img0.png", "missing mask");
+  // A mask saved as JPEG or TIFF where VOC keeps PNGs is named as what it is, not as missing (it was "missing mask").
+  std::ofstream(dir + "/SegmentationClass/img0.jpg", std::ios::binary) << std::string("\xff\xd8\xff\xe0", 4);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.jpg", "is a JPEG, not a PNG");
+  fs::remove(dir + "/SegmentationClass/img0.jpg");
+  std::ofstream(dir + "/SegmentationClass/img0.tif", std::ios::binary) << std::string("II*\0\x08\0\0\0", 8);
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.tif",
+               "is neither a PNG nor a .npy");
+  EXPECT_EQ(check_dataset(dir).errors.size(), 1u);
 
   dir = make_voc("voc_corrupt");
   const auto image = dir + "/JPEGImages/img1.png";

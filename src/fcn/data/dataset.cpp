@@ -218,10 +218,13 @@ void SegmentationDataset::list_voc(const fs::path& root, const fs::path& list) {
       problem(list.string(), "lists '" + id + "' but JPEGImages/ has no image with that name");
       continue;
     }
-    const auto mask = (root / "SegmentationClass" / (id + ".png")).string();
+    // VOC's masks are PNG; one saved otherwise (.jpg, .tif) is read as the images/ + masks/ layout's are, so a
+    // JPEG mask is named as one rather than as missing.
+    auto mask = (root / "SegmentationClass" / (id + ".png")).string();
     std::error_code error;
-    if (!fs::exists(fs::symlink_status(mask, error))) {
-      problem(mask, "missing mask for '" + id + "' (listed in " + list.filename().string() + ")");
+    if (!fs::exists(fs::symlink_status(mask, error))) mask = find_with_stem(root / "SegmentationClass", id);
+    if (mask.empty()) {
+      problem((root / "SegmentationClass" / (id + ".png")).string(), "missing mask for '" + id + "' (listed in " + list.filename().string() + ")");
       continue;
     }
     ids_.push_back(id);
@@ -372,6 +375,9 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
     check_image_size(path, values.size(0), values.size(1));
     return mask_from_values(values, path);
   }
+  const bool jpeg = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8;
+  if (!is_png(bytes) && !jpeg)  // a JPEG is named as one by parse_png
+    fail(path, "is neither a PNG nor a .npy: a mask is a PNG (class indices, or the colours of classes.json) or an H x W .npy of class indices");
   const auto png = parse_png(bytes, path);
   torch::Tensor labels;
   const int64_t channels = png.pixels.size(2);
