@@ -138,6 +138,76 @@ void check_net_flags(const TrainFlags& f, const NetImpl& net, const NetSource& s
   }
 }
 
+// A flag that sets how a run's steps go, and where run_settings (train/trainer.h) keeps its value: a resumed run takes
+// these from its checkpoint.
+struct SettingFlag {
+  const char* flag;
+  std::vector<const char*> keys;  // JSON pointers into run_settings; the first says whether a switch is on
+};
+
+const std::vector<SettingFlag>& setting_flags() {
+  static const std::vector<SettingFlag> flags = {
+      {"--batch", {"/batch_size"}},         {"--optimizer", {"/optimizer/name"}},
+      {"--lr", {"/optimizer/lr"}},          {"--momentum", {"/optimizer/momentum"}},
+      {"--weight-decay", {"/optimizer/weight_decay"}}, {"--bias-lr-mult", {"/optimizer/bias_lr_mult"}},
+      {"--schedule", {"/optimizer/schedule"}}, {"--loss", {"/loss"}},
+      {"--reduction", {"/reduction"}},      {"--class-weights", {"/class_weights"}},
+      {"--weight-map", {"/weight_map", "/weight_map_options/w0", "/weight_map_options/sigma"}},
+      {"--crop", {"/augment/crop"}},        {"--foreground", {"/augment/foreground"}},
+      {"--scale-min", {"/augment/min_scale"}}, {"--scale-max", {"/augment/max_scale"}},
+      {"--flip", {"/augment/flip"}},        {"--rotate", {"/augment/rotate"}},
+      {"--shift", {"/augment/shift"}},      {"--elastic", {"/augment/elastic_alpha", "/augment/elastic_grid"}},
+      {"--gamma", {"/augment/gamma"}},      {"--seed", {"/seed"}}};
+  return flags;
+}
+
+bool same_setting(const SettingFlag& s, const nlohmann::json& a, const nlohmann::json& b) {
+  return std::all_of(s.keys.begin(), s.keys.end(), [&](const char* key) {
+    const nlohmann::json::json_pointer at(key);
+    return a.contains(at) && b.contains(at) && a[at] == b[at];
+  });
+}
+
+// A setting as its flag says it: "0.01", "adamw", "alpha=10,grid=3"; "" where it is off.
+std::string setting_text(const SettingFlag& s, const nlohmann::json& settings) {
+  const auto value = [&](size_t i) { return settings.value(nlohmann::json::json_pointer(s.keys[i]), nlohmann::json()); };
+  const auto said = [](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.is_number_float() ? number_text(v.get<double>()) : v.dump();
+  };
+  const std::string flag = s.flag;
+  if (flag == "--flip") return value(0) == true ? "on" : "";
+  if (flag == "--weight-map") return value(0) == true ? "w0=" + said(value(1)) + ",sigma=" + said(value(2)) : "";
+  if (flag == "--elastic") return value(0) != 0 ? "alpha=" + said(value(0)) + ",grid=" + said(value(1)) : "";
+  if (flag == "--class-weights") return value(0).is_null() ? "none" : std::to_string(value(0).size()) + " weights " + said(value(0));
+  return said(value(0));
+}
+
+// With --resume the run's steps go as they started: a setting flag given beside it that asks for another value is an
+// error naming the run's (until 2026-12-07 the command line's flags, given or not, replaced the run's without a word:
+// a run started with --batch 4 --crop 32 --lr 0.01 went on with batch 8, no crop and lr 0.001).
+void check_setting_flags(const TrainFlags& f, const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run) {
+  for (const auto& s : setting_flags()) {
+    if (!f.gave(s.flag) || same_setting(s, asked, recorded)) continue;
+    const auto have = setting_text(s, recorded), want = setting_text(s, asked);
+    fail(s.flag, (want.empty() ? std::string("off") : want) + ", but the run in " + run + " trains with " +
+                     (have.empty() ? std::string("it off") : have) + ", and --resume continues a run as it started: " +
+                     (have.empty() || s.flag == std::string("--class-weights") ? "leave " + std::string(s.flag) + " out" : "give " + std::string(s.flag) + " " + have + " or leave it out") +
+                     ", or start a new run from it (--weights " + run + "/last.fcn)");
+  }
+}
+
+// The settings the resumed run takes from its checkpoint where this command line alone would have said otherwise,
+// as flags: "--batch 4 --crop 32 --flip".
+std::string settings_kept(const TrainFlags& f, const nlohmann::json& asked, const nlohmann::json& recorded) {
+  std::string kept;
+  for (const auto& s : setting_flags()) {
+    if (f.gave(s.flag) || same_setting(s, asked, recorded)) continue;
+    const auto text = setting_text(s, recorded);
+    kept += std::string(" ") + s.flag + (text == "on" ? "" : " " + (text.empty() ? std::string("off") : text));
+  }
+  return kept;
+}
+
 NetSource resumed_source(const std::string& run) {
   return {"the run in " + run + " trains", "--resume continues a run as it started",
           "start a new run from it (--from " + run + "/last.fcn, --weights " + run + "/last.fcn)"};
@@ -362,14 +432,41 @@ nlohmann::json provenance(const TrainFlags& f) {
           {"seed", f.seed},  {"lr", f.lr},            {"optimizer", f.optimizer},    {"command", train_command()}};
 }
 
+// A resumed run's provenance: as it started (the command, the net's source), with the epochs it runs to now and
+// the command that resumed it. Before 2026-12-07 --out got this command line's values (--arch's default, the
+// defaults of flags left out) in place of the run's.
+nlohmann::json resumed_provenance(const Model& resumed, int64_t epochs) {
+  auto training = nlohmann::json::parse(resumed.meta.training, nullptr, /*allow_exceptions=*/false);
+  if (!training.is_object()) training = nlohmann::json::object();
+  training["epochs"] = epochs;
+  training["resumed_by"] = train_command();
+  return training;
+}
+
+// With --resume: the run's own settings where no flag is given (said in one line where the command line alone would
+// have said otherwise), a flag given that asks for another step an error; --epochs, --patience and --val-every may
+// change, and are the run's where not given.
+void keep_run_settings(const TrainFlags& f, const nlohmann::json& asked, const TrainOptions& recorded, TrainOptions& run, bool say) {
+  const auto run_dir = run_dir_of(f);
+  const auto settings = nlohmann::json::parse(run_settings(recorded));
+  check_setting_flags(f, asked, settings, run_dir);
+  if (!f.gave("--epochs")) run.epochs(recorded.epochs());
+  if (!f.gave("--patience")) run.patience(recorded.patience());
+  if (!f.gave("--val-every")) run.val_every(recorded.val_every());
+  auto kept = settings_kept(f, asked, settings);
+  for (const auto& [flag, key] : {std::pair{"--epochs", "epochs"}, {"--patience", "patience"}, {"--val-every", "val_every"}})
+    if (!f.gave(flag) && settings[key] != asked[key]) kept += std::string(" ") + flag + " " + settings[key].dump();
+  if (say && !kept.empty())
+    std::printf("%s: resumed with the run's own%s (flags given beside --resume must agree)\n", run_dir.c_str(), kept.c_str()), std::fflush(stdout);
+}
+
 // The best snapshot, with the run's provenance, becomes --out; then the summary.
-void finish(const TrainFlags& f, const TrainResult& result, const std::string& run_dir, const nlohmann::json& data) {
+void finish(const TrainFlags& f, nlohmann::json training, const TrainResult& result, const std::string& run_dir, const nlohmann::json& data) {
   auto best = load_model(run_dir + "/best.fcn");
   // Without validation (no val split, or every validation undefined) best.fcn is the last epoch.
   const bool validated = result.best_epoch > 0;
   const int64_t best_epoch = validated ? result.best_epoch : result.epochs_done;
   const auto best_mean_iu = validated ? nlohmann::json(result.best_mean_iu) : nlohmann::json(nullptr);
-  auto training = provenance(f);
   training.update({{"epochs_done", result.epochs_done},
                    {"train_seconds", result.seconds},
                    {"best_epoch", best_epoch},
@@ -484,15 +581,22 @@ void run_train(TrainFlags& f) {
   torch::manual_seed(f.seed);
   Model model;
   TrainResult result;
+  nlohmann::json training;  // the provenance --out gets: this run's, or a resumed run's as it started
   if (!f.resume.empty()) {
-    options.on_resume([&f](const Model& resumed) { check_net_flags(f, *resumed.net, resumed_source(run_dir_of(f))); });
+    options.on_resume([&f, &training, main_rank, asked = nlohmann::json::parse(run_settings(options))](
+                          const Model& resumed, const TrainOptions& recorded, TrainOptions& run) {
+      check_net_flags(f, *resumed.net, resumed_source(run_dir_of(f)));
+      keep_run_settings(f, asked, recorded, run, main_rank && !f.json_output);
+      training = resumed_provenance(resumed, run.epochs());
+    });
     result = resume_segmentation(f.resume, model, train, val, options);
   } else {
     model = starting_model(f, train);
     model.meta.class_names = train.class_names();
     model.meta.palette = train.palette();
     // The run folder's snapshots carry the provenance too (fcn report reads the data from best.fcn).
-    model.meta.training = provenance(f).dump();
+    training = provenance(f);
+    model.meta.training = training.dump();
     if (f.layout == "auto" && f.conv == "auto" && options.device().is_cpu() && train.size() > 0) {
       const auto shape = step_shape(f, train, job.world_size());
       const auto key = tune_key(*model.net, shape.height, shape.width, shape.batch, torch::kFloat, /*training=*/true);
@@ -502,7 +606,7 @@ void run_train(TrainFlags& f) {
     result = train_segmentation(model, train, val, options);
   }
   if (result.interrupted) throw CLI::RuntimeError(130);
-  if (main_rank) finish(f, result, options.run_dir(), data_summary(data, check_seconds));
+  if (main_rank) finish(f, training, result, options.run_dir(), data_summary(data, check_seconds));
 }
 
 void add_training_flags(CLI::App* cmd, TrainFlags& f) {

@@ -611,6 +611,17 @@ def _():
     one_line_error(run(*args, "--epochs", done + 2, "--resume", path("ctrl_c.run"), "--from", path("ctrl_c.fcn"), ok=False),
                    "--from excludes --resume")
     assert sum(1 for _ in open(metrics)) == done + 1
+    # --resume goes on as the run started: a step flag asking for another value is one line naming the run's; left out,
+    # the run's own is taken and said (until 2026-12-07 this command line's defaults replaced them: batch 8 here).
+    one_line_error(run("train", "--data", path("many"), "--out", path("ctrl_c.fcn"), "--resume", path("ctrl_c.run"),
+                       "--batch", 2, "--epochs", done + 2, ok=False),
+                   "--batch: 2, but the run in " + path("ctrl_c.run") + " trains with 1, and --resume continues a run as it started")
+    p = run("train", "--data", path("many"), "--out", path("ctrl_c.fcn"), "--resume", path("ctrl_c.run"), "--epochs", done + 2)
+    assert path("ctrl_c.run") + ": resumed with the run's own --batch 1 " in p.stdout, p.stdout
+    assert sum(1 for _ in open(metrics)) == done + 2
+    training = json.loads(run("info", path("ctrl_c.fcn"), "--json").stdout)["training"]
+    assert training["arch"] == "fcn32s" and "--batch 1" in training["command"] and training["epochs"] == done + 2, training
+    assert "--resume" in training["resumed_by"], training
     # --weights trains the file's net as it is: --arch fcn8s beside an FCN-32s file is one line too (it trained the FCN-32s).
     one_line_error(run("train", "--data", path("many"), "--arch", "fcn8s", "--weights", path("ctrl_c.fcn"), "--out", path("w8.fcn"),
                        "--epochs", 1, ok=False),

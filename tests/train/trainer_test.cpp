@@ -225,13 +225,29 @@ TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   EXPECT_LT(result.seconds, 2 * wall + 1.0);  // the stopped part plus the rest, not counted twice
   expect_same_weights(straight, resumed);
 
-  // Stopped at the epoch boundary, as after `--epochs 1`, then resumed for the second epoch.
+  // Stopped at the epoch boundary, as after `--epochs 1`, then resumed for the second epoch with options that set
+  // other steps (as `fcn train --resume` with its defaults passed before 2026-12-07: it then trained otherwise, without
+  // a word): the checkpoint's settings are taken, and on_resume sees them; epochs come from the options.
   auto boundary = small_fcn8s(2);
   train_segmentation(boundary, train, &val, options("boundary", 2).stop_after_steps(2));
   Model continued;
-  resume_segmentation(test::temp_dir() + "/boundary/checkpoint.pt", continued, train, &val, options("boundary", 2));
+  auto other = TrainOptions().run_dir(test::temp_dir() + "/boundary").epochs(2).quiet(true);  // batch 8, SGD, no flip, seed 0
+  int64_t recorded_batch = 0;
+  float recorded_lr = 0;
+  other.on_resume([&](const Model&, const TrainOptions& recorded, TrainOptions& run) {
+    recorded_batch = recorded.batch_size(), recorded_lr = static_cast<float>(run.optimizer().lr());
+  });
+  resume_segmentation(test::temp_dir() + "/boundary/checkpoint.pt", continued, train, &val, other);
+  EXPECT_EQ(recorded_batch, 4);
+  EXPECT_EQ(recorded_lr, 3e-3f);
   expect_same_weights(straight, continued);
   EXPECT_TRUE(fs::exists(test::temp_dir() + "/boundary/best.fcn"));
+  // Settings written by a newer fcn that this one cannot read are one error naming the checkpoint.
+  EXPECT_NE(test::error_of([&] { with_run_settings(TrainOptions(), "{\"epochs\": 2}", "x/checkpoint.pt"); }).find("x/checkpoint.pt: holds run settings"),
+            std::string::npos);
+  const auto kept = options("kept", 3).class_weights(torch::tensor({0.25f, 1.5f}));
+  const auto back = with_run_settings(TrainOptions(), run_settings(kept), "kept");
+  EXPECT_EQ(run_settings(back), run_settings(kept));  // every setting goes through, the class weights as float32
 }
 
 // The `conv` and `layout` of each metrics.jsonl line of a run folder.

@@ -39,6 +39,7 @@ void save_checkpoint(const std::string& path, const Model& model, torch::optim::
   archive.write("layout", c10::IValue(at.layout));
   if (at.rng_state.defined()) archive.write("rng_state", at.rng_state);
   if (at.rng_state.defined()) archive.write("rng_device", c10::IValue(at.rng_device));
+  if (!at.settings.empty()) archive.write("settings", c10::IValue(at.settings));
   std::ostringstream bytes;
   archive.save_to(bytes);
   const auto text = bytes.str();
@@ -74,6 +75,7 @@ RunPosition load_checkpoint(const std::string& path, Model& model, torch::serial
     if (archive.try_read("layout", value) && value.isString()) at.layout = value.toStringRef();
     if (torch::Tensor state; archive.try_read("rng_state", state)) at.rng_state = state;
     if (archive.try_read("rng_device", value) && value.isString()) at.rng_device = value.toStringRef();
+    if (archive.try_read("settings", value) && value.isString()) at.settings = value.toStringRef();
   } catch (const c10::Error& e) {
     fail(path, "unreadable checkpoint (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   } catch (const nlohmann::json::exception& e) {

@@ -28,6 +28,9 @@ struct RunPosition {
   // "cuda"; "cpu" in checkpoints from before it was kept); undefined where the run seeds each step itself (fcn train).
   torch::Tensor rng_state;
   std::string rng_device = "cpu";
+  // The settings the run's steps follow, as JSON (fcn train: run_settings, trainer.h), so that a resumed run takes
+  // them from here rather than from whatever its caller passes; empty in checkpoints from before 2026-12-07.
+  std::string settings;
 };
 
 void save_checkpoint(const std::string& path, const Model& model, torch::optim::Optimizer& optimizer, const RunPosition& at);

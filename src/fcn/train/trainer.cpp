@@ -460,6 +460,72 @@ void check_patience(const TrainOptions& options, const SegmentationDataset* val)
 
 }  // namespace
 
+std::string run_settings(const TrainOptions& o) {
+  const auto& a = o.augment();
+  const auto& optimizer = o.optimizer();
+  nlohmann::json weights = nullptr;
+  if (o.class_weights().defined()) {
+    const auto values = o.class_weights().to(torch::kCPU, torch::kDouble).contiguous().flatten();
+    weights = std::vector<double>(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
+  return nlohmann::json{
+      {"epochs", o.epochs()},
+      {"batch_size", o.batch_size()},
+      {"optimizer",
+       {{"name", optimizer.name()}, {"lr", optimizer.lr()}, {"momentum", optimizer.momentum()},
+        {"weight_decay", optimizer.weight_decay()}, {"bias_lr_mult", optimizer.bias_lr_mult()}, {"schedule", optimizer.schedule()}}},
+      {"augment",
+       {{"min_scale", a.min_scale()}, {"max_scale", a.max_scale()}, {"crop", a.crop()}, {"flip", a.flip()},
+        {"rotate", a.rotate()}, {"shift", a.shift()}, {"elastic_alpha", a.elastic_alpha()}, {"elastic_grid", a.elastic_grid()},
+        {"gamma", a.gamma()}, {"foreground", a.foreground()}, {"foreground_class", a.foreground_class()}}},
+      {"reduction", o.reduction() == Reduction::kSum ? "sum" : "mean"},
+      {"loss", loss_kind_name(o.loss())},
+      {"class_weights", weights},
+      {"weight_map", o.weight_map()},
+      {"weight_map_options", {{"w0", o.weight_map_options().w0()}, {"sigma", o.weight_map_options().sigma()}}},
+      {"seed", o.seed()},
+      {"val_every", o.val_every()},
+      {"patience", o.patience()}}
+      .dump();
+}
+
+TrainOptions with_run_settings(TrainOptions o, const std::string& settings, const std::string& source) {
+  try {
+    const auto j = nlohmann::json::parse(settings);
+    const auto& a = j.at("augment");
+    const auto& optimizer = j.at("optimizer");
+    o.epochs(j.at("epochs").get<int64_t>()).batch_size(j.at("batch_size").get<int64_t>());
+    o.optimizer(OptimizerOptions()
+                    .name(optimizer.at("name").get<std::string>())
+                    .lr(optimizer.at("lr").get<double>())
+                    .momentum(optimizer.at("momentum").get<double>())
+                    .weight_decay(optimizer.at("weight_decay").get<double>())
+                    .bias_lr_mult(optimizer.at("bias_lr_mult").get<double>())
+                    .schedule(optimizer.at("schedule").get<std::string>()));
+    o.augment(AugmentOptions()
+                  .min_scale(a.at("min_scale").get<double>())
+                  .max_scale(a.at("max_scale").get<double>())
+                  .crop(a.at("crop").get<int64_t>())
+                  .flip(a.at("flip").get<bool>())
+                  .rotate(a.at("rotate").get<double>())
+                  .shift(a.at("shift").get<double>())
+                  .elastic_alpha(a.at("elastic_alpha").get<double>())
+                  .elastic_grid(a.at("elastic_grid").get<int64_t>())
+                  .gamma(a.at("gamma").get<double>())
+                  .foreground(a.at("foreground").get<double>())
+                  .foreground_class(a.at("foreground_class").get<int64_t>()));
+    o.reduction(parse_reduction(j.at("reduction").get<std::string>())).loss(parse_loss_kind(j.at("loss").get<std::string>()));
+    const auto& weights = j.at("class_weights");
+    o.class_weights(weights.is_null() ? torch::Tensor() : torch::tensor(weights.get<std::vector<double>>(), torch::kDouble).to(torch::kFloat));
+    o.weight_map(j.at("weight_map").get<bool>());
+    o.weight_map_options(WeightMapOptions().w0(j.at("weight_map_options").at("w0").get<double>()).sigma(j.at("weight_map_options").at("sigma").get<double>()));
+    o.seed(j.at("seed").get<uint64_t>()).val_every(j.at("val_every").get<int64_t>()).patience(j.at("patience").get<int64_t>());
+  } catch (const nlohmann::json::exception& e) {
+    fail(source, std::string("holds run settings fcn cannot read (") + e.what() + ")");
+  }
+  return o;
+}
+
 TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
                                const TrainOptions& options) {
   Communicator* comm = options.communicator().get();
@@ -481,7 +547,9 @@ TrainResult train_segmentation(Model& model, const SegmentationDataset& train, c
   });
   model.net->to(options.device());
   auto optimizer = make_optimizer(*model.net, options.optimizer());
-  return Run(model, train, val, options, *optimizer, RunPosition{}).all_epochs();
+  RunPosition start;
+  start.settings = run_settings(options);  // what a resume of this run takes
+  return Run(model, train, val, options, *optimizer, start).all_epochs();
 }
 
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
@@ -491,30 +559,38 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
   std::optional<RunLock> lock;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   RunPosition at;
+  TrainOptions run = options;  // the checkpoint's settings, with options' epochs, patience and val_every
   // Every rank reads the checkpoint (the run folder is shared, or copied to each machine).
   on_every_rank(comm, [&] {
-    check_patience(options, val);
     const auto path = checkpoint_path(checkpoint);
     if (main_rank) {
       lock_run_dir(lock, options.run_dir());
     }
     torch::serialize::InputArchive archive;
     at = load_checkpoint(path, model, archive);
-    if (options.on_resume()) options.on_resume()(model);
+    const TrainOptions recorded = at.settings.empty() ? options : with_run_settings(options, at.settings, path);
+    run = recorded;
+    run.epochs(options.epochs()).patience(options.patience()).val_every(options.val_every());
+    if (options.on_resume()) options.on_resume()(model, recorded, run);
+    if (run.epochs() < 1) fail("TrainOptions.epochs", "must be at least 1");
+    check_patience(run, val);
+    validate(run.augment());
+    validate(run.optimizer());
+    at.settings = run_settings(run);  // a raised epoch count is the run's from here on
     if (at.history.empty()) {  // a checkpoint from before the history was kept: take the log as it is
       std::ifstream in(options.run_dir() + "/metrics.jsonl");
       at.history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
-    if (main_rank) check_room_for_run(options.run_dir(), *model.net, options.optimizer().name(), 0);
-    if (main_rank) write_metrics(options.run_dir(), at.history);  // restores a line lost to a full disk or a crash
-    model.net->to(options.device());
-    optimizer = make_optimizer(*model.net, options.optimizer());
+    if (main_rank) check_room_for_run(run.run_dir(), *model.net, run.optimizer().name(), 0);
+    if (main_rank) write_metrics(run.run_dir(), at.history);  // restores a line lost to a full disk or a crash
+    model.net->to(run.device());
+    optimizer = make_optimizer(*model.net, run.optimizer());
     load_optimizer_state(path, archive, *optimizer);
-    if (at.epoch >= options.epochs() && !options.quiet() && main_rank)
+    if (at.epoch >= run.epochs() && !run.quiet() && main_rank)
       std::fprintf(stderr, "%s: already trained %ld of %ld epochs; raise --epochs to continue\n", path.c_str(),
-                   static_cast<long>(at.epoch), static_cast<long>(options.epochs()));
+                   static_cast<long>(at.epoch), static_cast<long>(run.epochs()));
   });
-  return Run(model, train, val, options, *optimizer, at).all_epochs();
+  return Run(model, train, val, run, *optimizer, at).all_epochs();
 }
 
 }  // namespace fcn

@@ -79,10 +79,21 @@ struct TrainOptions {
   TORCH_ARG(bool, keep_run_path) = true;
   // This process's connection to the other ranks of a data-parallel job; null: one process.
   TORCH_ARG(std::shared_ptr<Communicator>, communicator);
-  // On resume: called with the checkpoint's model before any step, on every rank; a caller's check that the run
-  // is the one it meant (fcn train: the recipe flags given beside --resume), which throws to stop there.
-  TORCH_ARG(std::function<void(const Model&)>, on_resume);
+  // On resume: called before any step, on every rank, with the checkpoint's model, the options the run started with
+  // (`recorded`: these options with the checkpoint's run_settings in place; these options as they are where the
+  // checkpoint predates its settings) and the options the resumed run takes (`run`: `recorded`, but epochs, patience
+  // and val_every from these options). A caller's check that the run is the one it meant, which throws to stop
+  // there (fcn train: the flags given beside --resume), and which may change `run` (fcn train: the run's epochs
+  // where --epochs is not given).
+  TORCH_ARG(std::function<void(const Model& model, const TrainOptions& recorded, TrainOptions& run)>, on_resume);
 };
+
+// The settings a run's steps follow, as JSON, which its checkpoint keeps: epochs, batch_size, optimizer, augment,
+// reduction, loss, class_weights, weight_map and its options, seed, val_every, patience.
+std::string run_settings(const TrainOptions& options);
+// `options` with the settings of `settings` (run_settings' JSON) in place of its own; an fcn::Error naming `source`
+// where the JSON is not such settings.
+TrainOptions with_run_settings(TrainOptions options, const std::string& settings, const std::string& source);
 
 struct TrainResult {
   int64_t epochs_done = 0;
@@ -98,9 +109,12 @@ struct TrainResult {
 TrainResult train_segmentation(Model& model, const SegmentationDataset& train, const SegmentationDataset* val,
                                const TrainOptions& options);
 
-// Continues the run whose checkpoint is at `checkpoint` (RUN_DIR/checkpoint.pt or RUN_DIR):
-// restores model, optimiser and position; `options` gives the data-independent settings (pass
-// the same as the first run; epochs may be raised to train longer). Returns the resumed model.
+// Continues the run whose checkpoint is at `checkpoint` (RUN_DIR/checkpoint.pt or RUN_DIR): restores model,
+// optimiser and position, and the settings its steps follow (run_settings: batch, optimiser, augmentation, loss,
+// class weights, seed, ...), whatever `options` says of them, so that the run goes on as it started (until
+// 2026-12-07 they were `options`', and a resume with other ones trained on otherwise without a word). From
+// `options` it takes epochs (raised to train longer), patience, val_every, and what leaves the steps as they are
+// (run_dir, device, workers, quiet, ...); on_resume may check them, and change them. Returns the resumed model.
 TrainResult resume_segmentation(const std::string& checkpoint, Model& model, const SegmentationDataset& train,
                                 const SegmentationDataset* val, const TrainOptions& options);
 
