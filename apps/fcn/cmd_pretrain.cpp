@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "training_path.h"
 #include "fcn/models/backbone.h"
 #include "fcn/serialize/model_file.h"
@@ -39,6 +40,25 @@ std::string pretrain_run_dir(const std::string& out, const std::string& run_dir,
   if (!run_dir.empty() && !resume.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(resumed))
     fail("--run-dir", run_dir + " is not the folder of --resume " + resume + ": give one of them");
   return run_folder_of(out, run_dir, resumed);
+}
+
+// With --resume: the run's own steps (pretrain_settings) where no flag is given, said in one line where this command
+// line alone would have said otherwise; a flag given that asks for another step is an error naming the run's value.
+void keep_pretraining_settings(PretrainOptions& options, const CLI::App* cmd, bool say) {
+  static const std::vector<SettingFlag> flags = {{"--train-images", {"/train_images"}}, {"--batch", {"/batch_size"}},
+                                                 {"--lr", {"/optimizer/lr"}},             {"--optimizer", {"/optimizer/name"}},
+                                                 {"--seed", {"/seed"}}};
+  const auto asked = nlohmann::json::parse(pretrain_settings(options));
+  options.on_resume([cmd, say, asked, run_dir = options.run_dir()](const PretrainOptions& recorded, PretrainOptions& run) {
+    const auto given = [cmd](const std::string& flag) { return cmd->get_option(flag)->count() > 0; };
+    const auto settings = nlohmann::json::parse(pretrain_settings(recorded));
+    check_setting_flags(flags, given, asked, settings, run_dir, "start afresh with --overwrite");
+    auto kept = settings_kept(flags, given, asked, settings);
+    if (!given("--epochs")) run.epochs(recorded.epochs());
+    if (!given("--epochs") && settings["epochs"] != asked["epochs"]) kept += " --epochs " + settings["epochs"].dump();
+    if (say && !kept.empty())
+      std::printf("%s: resumed with the run's own%s (flags given beside --resume must agree)\n", run_dir.c_str(), kept.c_str()), std::fflush(stdout);
+  });
 }
 
 }  // namespace
@@ -93,6 +113,7 @@ void add_pretrain(CLI::App& app) {
                        .resume(!resume.empty())
                        .overwrite(overwrite);
     choose_training_path(options, tune);
+    if (!resume.empty()) keep_pretraining_settings(options, cmd, !json_output);
     auto result = pretrain_fashion_mnist(options);
     if (result.interrupted) throw CLI::RuntimeError(130);
     save_model(out, result.model);

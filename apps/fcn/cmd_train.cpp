@@ -138,13 +138,8 @@ void check_net_flags(const TrainFlags& f, const NetImpl& net, const NetSource& s
   }
 }
 
-// A flag that sets how a run's steps go, and where run_settings (train/trainer.h) keeps its value: a resumed run takes
-// these from its checkpoint.
-struct SettingFlag {
-  const char* flag;
-  std::vector<const char*> keys;  // JSON pointers into run_settings; the first says whether a switch is on
-};
-
+// The flags that set how a run's steps go, and where run_settings (train/trainer.h) keeps each: a resumed run
+// takes these from its checkpoint.
 const std::vector<SettingFlag>& setting_flags() {
   static const std::vector<SettingFlag> flags = {
       {"--batch", {"/batch_size"}},         {"--optimizer", {"/optimizer/name"}},
@@ -159,53 +154,6 @@ const std::vector<SettingFlag>& setting_flags() {
       {"--shift", {"/augment/shift"}},      {"--elastic", {"/augment/elastic_alpha", "/augment/elastic_grid"}},
       {"--gamma", {"/augment/gamma"}},      {"--seed", {"/seed"}}};
   return flags;
-}
-
-bool same_setting(const SettingFlag& s, const nlohmann::json& a, const nlohmann::json& b) {
-  return std::all_of(s.keys.begin(), s.keys.end(), [&](const char* key) {
-    const nlohmann::json::json_pointer at(key);
-    return a.contains(at) && b.contains(at) && a[at] == b[at];
-  });
-}
-
-// A setting as its flag says it: "0.01", "adamw", "alpha=10,grid=3"; "" where it is off.
-std::string setting_text(const SettingFlag& s, const nlohmann::json& settings) {
-  const auto value = [&](size_t i) { return settings.value(nlohmann::json::json_pointer(s.keys[i]), nlohmann::json()); };
-  const auto said = [](const nlohmann::json& v) {
-    return v.is_string() ? v.get<std::string>() : v.is_number_float() ? number_text(v.get<double>()) : v.dump();
-  };
-  const std::string flag = s.flag;
-  if (flag == "--flip") return value(0) == true ? "on" : "";
-  if (flag == "--weight-map") return value(0) == true ? "w0=" + said(value(1)) + ",sigma=" + said(value(2)) : "";
-  if (flag == "--elastic") return value(0) != 0 ? "alpha=" + said(value(0)) + ",grid=" + said(value(1)) : "";
-  if (flag == "--class-weights") return value(0).is_null() ? "none" : std::to_string(value(0).size()) + " weights " + said(value(0));
-  return said(value(0));
-}
-
-// With --resume the run's steps go as they started: a setting flag given beside it that asks for another value is an
-// error naming the run's (until 2026-12-07 the command line's flags, given or not, replaced the run's without a word:
-// a run started with --batch 4 --crop 32 --lr 0.01 went on with batch 8, no crop and lr 0.001).
-void check_setting_flags(const TrainFlags& f, const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run) {
-  for (const auto& s : setting_flags()) {
-    if (!f.gave(s.flag) || same_setting(s, asked, recorded)) continue;
-    const auto have = setting_text(s, recorded), want = setting_text(s, asked);
-    fail(s.flag, (want.empty() ? std::string("off") : want) + ", but the run in " + run + " trains with " +
-                     (have.empty() ? std::string("it off") : have) + ", and --resume continues a run as it started: " +
-                     (have.empty() || s.flag == std::string("--class-weights") ? "leave " + std::string(s.flag) + " out" : "give " + std::string(s.flag) + " " + have + " or leave it out") +
-                     ", or start a new run from it (--weights " + run + "/last.fcn)");
-  }
-}
-
-// The settings the resumed run takes from its checkpoint where this command line alone would have said otherwise,
-// as flags: "--batch 4 --crop 32 --flip".
-std::string settings_kept(const TrainFlags& f, const nlohmann::json& asked, const nlohmann::json& recorded) {
-  std::string kept;
-  for (const auto& s : setting_flags()) {
-    if (f.gave(s.flag) || same_setting(s, asked, recorded)) continue;
-    const auto text = setting_text(s, recorded);
-    kept += std::string(" ") + s.flag + (text == "on" ? "" : " " + (text.empty() ? std::string("off") : text));
-  }
-  return kept;
 }
 
 NetSource resumed_source(const std::string& run) {
@@ -449,11 +397,12 @@ nlohmann::json resumed_provenance(const Model& resumed, int64_t epochs) {
 void keep_run_settings(const TrainFlags& f, const nlohmann::json& asked, const TrainOptions& recorded, TrainOptions& run, bool say) {
   const auto run_dir = run_dir_of(f);
   const auto settings = nlohmann::json::parse(run_settings(recorded));
-  check_setting_flags(f, asked, settings, run_dir);
+  const auto given = [&f](const std::string& flag) { return f.gave(flag); };
+  check_setting_flags(setting_flags(), given, asked, settings, run_dir, "start a new run from it (--weights " + run_dir + "/last.fcn)");
   if (!f.gave("--epochs")) run.epochs(recorded.epochs());
   if (!f.gave("--patience")) run.patience(recorded.patience());
   if (!f.gave("--val-every")) run.val_every(recorded.val_every());
-  auto kept = settings_kept(f, asked, settings);
+  auto kept = settings_kept(setting_flags(), given, asked, settings);
   for (const auto& [flag, key] : {std::pair{"--epochs", "epochs"}, {"--patience", "patience"}, {"--val-every", "val_every"}})
     if (!f.gave(flag) && settings[key] != asked[key]) kept += std::string(" ") + flag + " " + settings[key].dump();
   if (say && !kept.empty())

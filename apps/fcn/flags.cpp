@@ -527,4 +527,52 @@ std::vector<std::string> command_line_without(const std::vector<std::string>& fl
   return kept;
 }
 
+namespace {
+
+bool same_setting(const SettingFlag& s, const nlohmann::json& a, const nlohmann::json& b) {
+  return std::all_of(s.keys.begin(), s.keys.end(), [&](const char* key) {
+    const nlohmann::json::json_pointer at(key);
+    return a.contains(at) && b.contains(at) && a[at] == b[at];
+  });
+}
+
+// A setting as its flag says it: "0.01", "adamw", "alpha=10,grid=3"; "" where it is off.
+std::string setting_text(const SettingFlag& s, const nlohmann::json& settings) {
+  const auto value = [&](size_t i) { return settings.value(nlohmann::json::json_pointer(s.keys[i]), nlohmann::json()); };
+  const auto said = [](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.is_number_float() ? number_text(v.get<double>()) : v.dump();
+  };
+  const std::string flag = s.flag;
+  if (flag == "--flip") return value(0) == true ? "on" : "";
+  if (flag == "--weight-map") return value(0) == true ? "w0=" + said(value(1)) + ",sigma=" + said(value(2)) : "";
+  if (flag == "--elastic") return value(0) != 0 ? "alpha=" + said(value(0)) + ",grid=" + said(value(1)) : "";
+  if (flag == "--class-weights") return value(0).is_null() ? "none" : std::to_string(value(0).size()) + " weights " + said(value(0));
+  return said(value(0));
+}
+
+}  // namespace
+
+void check_setting_flags(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
+                         const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run, const std::string& instead) {
+  for (const auto& s : flags) {
+    if (!given(s.flag) || same_setting(s, asked, recorded)) continue;
+    const auto have = setting_text(s, recorded), want = setting_text(s, asked);
+    fail(s.flag, (want.empty() ? std::string("off") : want) + ", but the run in " + run + " trains with " +
+                     (have.empty() ? std::string("it off") : have) + ", and --resume continues a run as it started: " +
+                     (have.empty() || s.flag == std::string("--class-weights") ? "leave " + std::string(s.flag) + " out" : "give " + std::string(s.flag) + " " + have + " or leave it out") +
+                     ", or " + instead);
+  }
+}
+
+std::string settings_kept(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
+                          const nlohmann::json& asked, const nlohmann::json& recorded) {
+  std::string kept;
+  for (const auto& s : flags) {
+    if (given(s.flag) || same_setting(s, asked, recorded)) continue;
+    const auto text = setting_text(s, recorded);
+    kept += std::string(" ") + s.flag + (text == "on" ? "" : " " + (text.empty() ? std::string("off") : text));
+  }
+  return kept;
+}
+
 }  // namespace fcn::cli

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -136,5 +137,23 @@ void orientation_case(CLI::Option* option);
 // This process's command line (from /proc/self/cmdline) without `flags` and their values: what each
 // rank of a --nproc job runs.
 std::vector<std::string> command_line_without(const std::vector<std::string>& flags);
+
+// A flag that sets how a run's steps go (--batch, --lr, ...), and where the settings JSON its checkpoint keeps
+// (run_settings, pretrain_settings) has its value: JSON pointers, the first saying whether a switch is on. A resumed
+// run takes these from its checkpoint (until 2026-12-07 the command line's flags, given or not, replaced the run's
+// without a word: a run started with --batch 4 --crop 32 --lr 0.01 went on with batch 8, no crop and lr 0.001).
+struct SettingFlag {
+  const char* flag;
+  std::vector<const char*> keys;
+};
+// With --resume: a flag given (`given`) that asks for another value (`asked`: the settings this command line says)
+// than the run's (`recorded`) is an fcn::Error naming the run's value; `instead` is what else to do ("start afresh
+// with --overwrite").
+void check_setting_flags(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
+                         const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run, const std::string& instead);
+// The run's settings taken where no flag is given and this command line alone would have said otherwise, as flags:
+// " --batch 4 --crop 32 --flip".
+std::string settings_kept(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
+                          const nlohmann::json& asked, const nlohmann::json& recorded);
 
 }  // namespace fcn::cli

@@ -60,7 +60,13 @@ TEST(Pretrain, StoppedMidwayAndResumedEndsWhereOneRunEnds) {
   EXPECT_NE(message.find("holds an earlier pretraining (checkpoint.pt); continue it with --resume"), std::string::npos) << message;
   const auto other = test::error_of([&] { pretrain_fashion_mnist(PretrainOptions(halves).resume(true).fc_channels(8)); });
   EXPECT_NE(other.find(halves.run_dir() + "/checkpoint.pt: holds the pretraining of"), std::string::npos) << other;
-  const auto second = pretrain_fashion_mnist(PretrainOptions(halves).resume(true));
+  // Resumed with other step settings (as fcn pretrain --resume with its defaults passed before 2026-12-07): the
+  // checkpoint's are taken, and on_resume sees them.
+  int64_t recorded_batch = 0;
+  auto resumed = PretrainOptions(halves).resume(true).batch_size(16).seed(3).optimizer(OptimizerOptions().name("sgd").lr(0.5));
+  resumed.on_resume([&](const PretrainOptions& recorded, PretrainOptions&) { recorded_batch = recorded.batch_size(); });
+  const auto second = pretrain_fashion_mnist(resumed);
+  EXPECT_EQ(recorded_batch, 32);
   ASSERT_FALSE(second.interrupted);
   EXPECT_EQ(second.epochs_done, 2);
   const auto a = whole.model.net->parameters(), b = second.model.net->parameters();

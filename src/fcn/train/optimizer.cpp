@@ -2,12 +2,28 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/train/fused_optimizers.h"
 #include "fcn/util/error.h"
 
 namespace fcn {
+
+nlohmann::json optimizer_json(const OptimizerOptions& o) {
+  return {{"name", o.name()},       {"lr", o.lr()},           {"momentum", o.momentum()},
+          {"weight_decay", o.weight_decay()}, {"bias_lr_mult", o.bias_lr_mult()}, {"schedule", o.schedule()}};
+}
+
+OptimizerOptions optimizer_from_json(const nlohmann::json& j) {
+  return OptimizerOptions()
+      .name(j.at("name").get<std::string>())
+      .lr(j.at("lr").get<double>())
+      .momentum(j.at("momentum").get<double>())
+      .weight_decay(j.at("weight_decay").get<double>())
+      .bias_lr_mult(j.at("bias_lr_mult").get<double>())
+      .schedule(j.at("schedule").get<std::string>());
+}
 
 void validate(const OptimizerOptions& o) {
   if (o.name() != "sgd" && o.name() != "adamw") fail("OptimizerOptions.name", "'" + o.name() + "' is not one of sgd, adamw");

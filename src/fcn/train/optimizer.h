@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
@@ -22,6 +23,9 @@ struct OptimizerOptions {
 };
 
 void validate(const OptimizerOptions& options);  // throws fcn::Error naming the flag
+// As a run's checkpoint keeps them (run_settings, pretrain_settings); nlohmann::json::exception for a JSON without them.
+nlohmann::json optimizer_json(const OptimizerOptions& options);
+OptimizerOptions optimizer_from_json(const nlohmann::json& json);
 // Two parameter groups: weights, then biases (trainable parameters only).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const OptimizerOptions& options);
 // Learning rate at `progress` in [0, 1] of the run.

@@ -190,7 +190,42 @@ class Pretraining {
 
 }  // namespace
 
-PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
+std::string pretrain_settings(const PretrainOptions& o) {
+  return nlohmann::json{{"epochs", o.epochs()}, {"train_images", o.train_images()}, {"batch_size", o.batch_size()},
+                        {"optimizer", optimizer_json(o.optimizer())}, {"seed", o.seed()}}
+      .dump();
+}
+
+PretrainOptions with_pretrain_settings(PretrainOptions o, const std::string& settings, const std::string& source) {
+  try {
+    const auto j = nlohmann::json::parse(settings);
+    o.epochs(j.at("epochs").get<int64_t>()).train_images(j.at("train_images").get<int64_t>()).batch_size(j.at("batch_size").get<int64_t>());
+    o.optimizer(optimizer_from_json(j.at("optimizer"))).seed(j.at("seed").get<uint64_t>());
+  } catch (const nlohmann::json::exception& e) {
+    fail(source, std::string("holds pretraining settings fcn cannot read (") + e.what() + ")");
+  }
+  return o;
+}
+
+namespace {
+
+// A resumed pretraining's options: the checkpoint's settings (where it keeps them), epochs from `asked`, then on_resume's say.
+PretrainOptions resumed_options(const PretrainOptions& asked, const RunPosition& at) {
+  const auto source = asked.run_dir() + "/checkpoint.pt";
+  const PretrainOptions recorded = at.settings.empty() ? asked : with_pretrain_settings(asked, at.settings, source);
+  PretrainOptions run = recorded;
+  run.epochs(asked.epochs());
+  if (asked.on_resume()) asked.on_resume()(recorded, run);
+  if (run.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
+  if (run.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
+  validate(run.optimizer());
+  return run;
+}
+
+}  // namespace
+
+PretrainResult pretrain_fashion_mnist(const PretrainOptions& asked) {
+  PretrainOptions options = asked;  // a resumed run's: its checkpoint's settings (resumed_options)
   if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
   if (options.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
   const OpenBlasOnCallingThread blas;  // its Linear layers: a pool of its own would spin against OpenMP's
@@ -210,8 +245,10 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& options) {
   torch::serialize::InputArchive archive;
   if (options.resume()) {
     at = resumed_run(options, result.model, *net, archive);
+    options = resumed_options(asked, at);
     set_generator_state(options.device(), at);
   }
+  at.settings = pretrain_settings(options);  // what a resume of this run takes
   result.model.net->to(options.device());
   const bool channels_last = training_channels_last(options.layout(), options.device());
   to_layout(*result.model.net, channels_last);

@@ -3,6 +3,8 @@
 // classes from the 28x28 images, zero-padded to 32x32 (or input_size) so five pools leave a 1x1 pool5).
 #pragma once
 
+#include <functional>
+
 #include <torch/arg.h>
 #include <torch/types.h>
 
@@ -39,7 +41,18 @@ struct PretrainOptions {
   TORCH_ARG(bool, resume) = false;
   TORCH_ARG(bool, overwrite) = false;  // start afresh where RUN_DIR holds a checkpoint (removed first)
   TORCH_ARG(int64_t, stop_after_steps) = 0;  // > 0: stop as Ctrl-C would after this many steps of this call (tests)
+  // On resume: the steps go as the run started, with the settings its checkpoint keeps (pretrain_settings: train_images,
+  // batch_size, optimizer, seed) whatever these options say of them (until 2026-12-07 these options' were taken), and
+  // epochs from these options. Called before any step with the options the run started with (`recorded`) and those
+  // the resumed run takes (`run`), which it may change: fcn pretrain refuses a flag given otherwise, and takes the
+  // run's epochs where --epochs is not given.
+  TORCH_ARG(std::function<void(const PretrainOptions& recorded, PretrainOptions& run)>, on_resume);
 };
+
+// The settings of a pretraining's steps, as JSON its checkpoint keeps: epochs, train_images, batch_size, optimizer,
+// seed. with_pretrain_settings: `options` with them in place; an fcn::Error naming `source` for other JSON.
+std::string pretrain_settings(const PretrainOptions& options);
+PretrainOptions with_pretrain_settings(PretrainOptions options, const std::string& settings, const std::string& source);
 
 struct PretrainResult {
   Model model;  // a Classifier with Fashion-MNIST class names and normalisation

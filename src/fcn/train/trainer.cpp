@@ -462,7 +462,6 @@ void check_patience(const TrainOptions& options, const SegmentationDataset* val)
 
 std::string run_settings(const TrainOptions& o) {
   const auto& a = o.augment();
-  const auto& optimizer = o.optimizer();
   nlohmann::json weights = nullptr;
   if (o.class_weights().defined()) {
     const auto values = o.class_weights().to(torch::kCPU, torch::kDouble).contiguous().flatten();
@@ -471,9 +470,7 @@ std::string run_settings(const TrainOptions& o) {
   return nlohmann::json{
       {"epochs", o.epochs()},
       {"batch_size", o.batch_size()},
-      {"optimizer",
-       {{"name", optimizer.name()}, {"lr", optimizer.lr()}, {"momentum", optimizer.momentum()},
-        {"weight_decay", optimizer.weight_decay()}, {"bias_lr_mult", optimizer.bias_lr_mult()}, {"schedule", optimizer.schedule()}}},
+      {"optimizer", optimizer_json(o.optimizer())},
       {"augment",
        {{"min_scale", a.min_scale()}, {"max_scale", a.max_scale()}, {"crop", a.crop()}, {"flip", a.flip()},
         {"rotate", a.rotate()}, {"shift", a.shift()}, {"elastic_alpha", a.elastic_alpha()}, {"elastic_grid", a.elastic_grid()},
@@ -493,15 +490,8 @@ TrainOptions with_run_settings(TrainOptions o, const std::string& settings, cons
   try {
     const auto j = nlohmann::json::parse(settings);
     const auto& a = j.at("augment");
-    const auto& optimizer = j.at("optimizer");
     o.epochs(j.at("epochs").get<int64_t>()).batch_size(j.at("batch_size").get<int64_t>());
-    o.optimizer(OptimizerOptions()
-                    .name(optimizer.at("name").get<std::string>())
-                    .lr(optimizer.at("lr").get<double>())
-                    .momentum(optimizer.at("momentum").get<double>())
-                    .weight_decay(optimizer.at("weight_decay").get<double>())
-                    .bias_lr_mult(optimizer.at("bias_lr_mult").get<double>())
-                    .schedule(optimizer.at("schedule").get<std::string>()));
+    o.optimizer(optimizer_from_json(j.at("optimizer")));
     o.augment(AugmentOptions()
                   .min_scale(a.at("min_scale").get<double>())
                   .max_scale(a.at("max_scale").get<double>())
