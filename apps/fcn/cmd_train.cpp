@@ -512,6 +512,9 @@ void check_unread_training_flags(const TrainFlags& f) {
 
 void run_train(TrainFlags& f) {
   check_unread_training_flags(f);
+  // Staged training's usual slip (--from fcn32s.fcn --out fcn32s.fcn) wrote the finer net over the coarser one at the end.
+  for (const auto& [flag, read] : {std::pair{"--init", f.init}, {"--from", f.from}, {"--weights", f.weights}, {"--class-weights", f.class_weights}})
+    check_not_input(f.out, "--out", read);
   if (f.nproc > 1) return launch_ranks(f);
   const auto job = job_of(f);
   if (f.tune) check_tune_flag(f, job.world_size());

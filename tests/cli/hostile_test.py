@@ -306,6 +306,13 @@ def _():
     one_line(run("report", path("own_run.run"), "--out", path("own_run.run/best.fcn"), ok=False),
              "--out names " + path("own_run.run/best.fcn") + ", the file this command reads")
     assert open(path("own_run.run/best.fcn"), "rb").read() == best
+    # Staged training's slip: --from fcn32s.fcn --out fcn32s.fcn wrote the finer net over the coarser one at the end.
+    trained = open(path("own_run.fcn"), "rb").read()
+    for flag in ("--weights", "--from"):
+        p = run("train", "--data", path("own_scenes"), "--arch", "unet", flag, path("own_run.fcn"), "--epochs", 1,
+                "--out", path("./own_run.fcn"), "--run-dir", path("own_again.run"), ok=False)
+        one_line(p, path("./own_run.fcn") + ": --out names " + path("own_run.fcn") + ", the file this command reads")
+    assert open(path("own_run.fcn"), "rb").read() == trained and not os.path.exists(path("own_again.run"))
     for args, flag in ((["report", path("own_run.run"), "--out", path("own_run.run")], "--out"),
                        (["export", path("own.fcn"), "--onnx", path("own_photos")], "--onnx"),
                        (["init", "--arch", "unet", "--out", path("own_photos")], "--out")):
