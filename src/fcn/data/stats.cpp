@@ -172,7 +172,7 @@ void warn_unlisted(const std::string& dir, const std::set<std::string>& listed, 
     return;  // the splits' own problems are in the report already
   }
   if (unlisted.empty()) return;
-  report.warnings.push_back(dir + ": " + std::to_string(unlisted.size()) + " pairs are in no split list (" +
+  report.warnings.push_back(dir + ": " + std::to_string(unlisted.size()) + (unlisted.size() == 1 ? " pair is" : " pairs are") + " in no split list (" +
                             first_names(unlisted) + "): neither trained nor validated on");
 }
 
@@ -225,6 +225,16 @@ TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool 
     if (has_val) data.val = open_checked(dir, "val", keep_bytes, data.report, progress);
     mixed_channels(data.report);
     warn_overlap(data.train, data.val, data.report);
+    // Pairs added after `fcn data split` are in no list: trained without them, said as data check says it.
+    std::set<std::string> listed;
+    for (const auto& split : splits) {
+      try {
+        const SegmentationDataset named(dir, split);  // lists only: nothing is decoded
+        for (size_t i = 0; i < named.size(); ++i) listed.insert(named.id(i));
+      } catch (const Error&) {  // a list's own problems are the check's
+      }
+    }
+    warn_unlisted(dir, listed, data.report);
     suggest_weights(data.report);
     return data;
   }
