@@ -19,7 +19,7 @@ void add_init(CLI::App& app) {
   static std::string out;
   static uint64_t seed = 0;
   add_recipe_flags(cmd, recipe);
-  cmd->get_option("--arch")->required();
+  cmd->get_option("--arch")->required()->default_str("");  // required: a default shown in --help would never be used
   add_out_flag(cmd, out, "model file to write")->required();
   cmd->add_option("--seed", seed, "random seed for the initial weights")->capture_default_str();
   cmd->callback([] {

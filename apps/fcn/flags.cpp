@@ -100,12 +100,15 @@ std::string whole_number_problem(const std::string& text, bool is_unsigned) {
   const bool negative = digits != std::string::npos && text[digits] == '-';
   if (is_unsigned && negative) return "must not be negative, got " + text;
   errno = 0;
+  char* end = nullptr;
   if (is_unsigned)
-    std::strtoull(text.c_str(), nullptr, 0);
+    std::strtoull(text.c_str(), &end, 0);
   else
-    std::strtoll(text.c_str(), nullptr, 0);
+    std::strtoll(text.c_str(), &end, 0);
   if (errno == ERANGE) return text + " is out of range (a 64-bit " + (is_unsigned ? "unsigned " : "") + "integer)";
-  return "";  // anything else CLI11's own conversion accepts or refuses
+  // As CLI11 converts (the whole text, base 0); said here, ahead of a range check's "Value abc not in range 1 to N".
+  if (text.empty() || end != text.c_str() + text.size()) return "'" + text + "' is not a whole number";
+  return "";
 }
 
 }  // namespace
@@ -115,7 +118,8 @@ void check_whole_numbers(CLI::App& app) {
     const std::string type = option->get_type_name();
     const bool is_unsigned = type.rfind("UINT", 0) == 0;
     if (!is_unsigned && type.rfind("INT", 0) != 0) continue;
-    option->check(CLI::Validator([is_unsigned](std::string& text) { return whole_number_problem(text, is_unsigned); }, ""));
+    // transform: ahead of the option's own checks (CLI11 runs them in order, and check() appends)
+    option->transform(CLI::Validator([is_unsigned](std::string& text) { return whole_number_problem(text, is_unsigned); }, ""));
   }
   for (CLI::App* verb : app.get_subcommands([](CLI::App*) { return true; })) check_whole_numbers(*verb);
 }

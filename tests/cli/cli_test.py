@@ -236,6 +236,11 @@ def _():
         p = run(*args, ok=False)
         one_line_error(p, "(see fcn " + args[0] + " --help)")
         assert p.returncode == 2, (args, p.returncode, p.stderr)
+    # A value that is no whole number is said so, ahead of a range check ("Value 1.5 not in range 1 to 65536").
+    one_line_error(run("init", "--arch", "fcn8s", "--classes", "1.5", "--out", path("x.fcn"), ok=False),
+                   "--classes: '1.5' is not a whole number (see fcn init --help)")
+    one_line_error(run("train", "--data", path("x"), "--arch", "fcn8s", "--epochs", "ten", "--out", path("x.fcn"), ok=False),
+                   "--epochs: 'ten' is not a whole number")
     assert run("info", path("absent.fcn"), ok=False).returncode == 1
     assert run("train", "--help").returncode == 0
 

@@ -25,6 +25,8 @@
 #include "fcn/models/unet.h"
 #include "fcn/models/winograd.h"
 #include "fcn/serialize/model_file.h"
+#include "fcn/train/checkpoint.h"
+#include "fcn/train/optimizer.h"
 #include "fcn/train/trainer.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/progress.h"
@@ -248,6 +250,34 @@ TEST(Trainer, ResumeEqualsTheUninterruptedRun) {
   const auto kept = options("kept", 3).class_weights(torch::tensor({0.25f, 1.5f}));
   const auto back = with_run_settings(TrainOptions(), run_settings(kept), "kept");
   EXPECT_EQ(run_settings(back), run_settings(kept));  // every setting goes through, the class weights as float32
+}
+
+// A checkpoint written before fcn kept a run's settings goes on with the options given, and says so (nothing else
+// can be known of how it started).
+TEST(Trainer, ACheckpointWithoutSettingsGoesOnWithTheOptionsGiven) {
+  const SegmentationDataset train(scenes(), "train");
+  auto model = small_fcn8s(2);
+  train_segmentation(model, train, nullptr, options("unkept", 2).stop_after_steps(2));
+  const auto path = test::temp_dir() + "/unkept/checkpoint.pt";
+  {  // as an earlier fcn wrote it: the same, without "settings"
+    Model stored;
+    torch::serialize::InputArchive archive;
+    auto at = load_checkpoint(path, stored, archive);
+    ASSERT_FALSE(at.settings.empty());
+    auto optimizer = make_optimizer(*stored.net, options("unkept", 2).optimizer());
+    load_optimizer_state(path, archive, *optimizer);
+    at.settings.clear();
+    save_checkpoint(path, stored, *optimizer, at);
+  }
+  int64_t recorded_batch = 0;
+  auto given = options("unkept", 2).batch_size(3).quiet(false);
+  given.on_resume([&](const Model&, const TrainOptions& recorded, TrainOptions&) { recorded_batch = recorded.batch_size(); });
+  Model resumed;
+  testing::internal::CaptureStderr();
+  resume_segmentation(path, resumed, train, nullptr, given);
+  const auto said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(recorded_batch, 3);
+  EXPECT_NE(said.find(path + ": written before fcn kept a run's settings: it goes on with the settings given now"), std::string::npos) << said;
 }
 
 // The `conv` and `layout` of each metrics.jsonl line of a run folder.

@@ -1,6 +1,7 @@
 #include "fcn/train/pretrain.h"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -213,6 +214,9 @@ namespace {
 PretrainOptions resumed_options(const PretrainOptions& asked, const RunPosition& at) {
   const auto source = asked.run_dir() + "/checkpoint.pt";
   const PretrainOptions recorded = at.settings.empty() ? asked : with_pretrain_settings(asked, at.settings, source);
+  if (at.settings.empty() && !asked.quiet())
+    std::fprintf(stderr, "%s: written before fcn kept a run's settings: it goes on with the settings given now (repeat the flags it started with)\n",
+                 source.c_str());
   PretrainOptions run = recorded;
   run.epochs(asked.epochs());
   if (asked.on_resume()) asked.on_resume()(recorded, run);

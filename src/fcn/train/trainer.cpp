@@ -559,6 +559,9 @@ TrainResult resume_segmentation(const std::string& checkpoint, Model& model, con
     torch::serialize::InputArchive archive;
     at = load_checkpoint(path, model, archive);
     const TrainOptions recorded = at.settings.empty() ? options : with_run_settings(options, at.settings, path);
+    if (at.settings.empty() && main_rank && !options.quiet())
+      std::fprintf(stderr, "%s: written before fcn kept a run's settings: it goes on with the settings given now (repeat the flags it started with)\n",
+                   path.c_str());
     run = recorded;
     run.epochs(options.epochs()).patience(options.patience()).val_every(options.val_every());
     if (options.on_resume()) options.on_resume()(model, recorded, run);
