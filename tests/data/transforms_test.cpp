@@ -143,6 +143,9 @@ TEST(AugmentOptions, NonsenseIsRefusedNamingTheField) {
             "AugmentOptions.foreground: is the share of crops placed on foreground: 0..1 (nnU-Net: 0.33), got 1.5");
   EXPECT_NO_THROW(validate(AugmentOptions().foreground(0.33)));  // without a crop: samples chosen in training, not crops
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(-5)); }).find("AugmentOptions.crop"), std::string::npos);
+  // A shift of 1e9 px made each scene one pixel's value (the grid's float coordinates that far out lose their pixels).
+  EXPECT_EQ(test::error_of([] { validate(AugmentOptions().shift(1e9)); }), "AugmentOptions.shift: must be 0..65536 pixels, got 1e+09");
+  EXPECT_NO_THROW(validate(AugmentOptions().shift(40).elastic_alpha(10)));
   // A crop is an image the net sees: over the image limits it is refused before any allocation.
   EXPECT_NE(test::error_of([] { validate(AugmentOptions().crop(100000)); }).find("AugmentOptions.crop: image is 100000x100000"),
             std::string::npos);

@@ -109,8 +109,12 @@ void validate(const AugmentOptions& o) {
   if (o.crop() < 0) fail("AugmentOptions.crop", "must be >= 0 (0: no crop), got " + std::to_string(o.crop()));
   if (o.crop() > 0) check_image_size("AugmentOptions.crop", o.crop(), o.crop());  // a crop is an image the net sees
   if (!(o.rotate() >= 0 && o.rotate() <= 180)) fail("AugmentOptions.rotate", "must be in 0..180 degrees");
-  if (!(o.shift() >= 0) || !std::isfinite(o.shift())) fail("AugmentOptions.shift", "must be >= 0 pixels");
-  if (!(o.elastic_alpha() >= 0) || !std::isfinite(o.elastic_alpha())) fail("AugmentOptions.elastic_alpha", "must be >= 0 pixels");
+  // Past an image's largest side a shift only mirrors the image round again, and far past it the sampling grid's
+  // float coordinates lose their pixels (at 1e9 every pixel of a 64 x 64 scene samples one source pixel).
+  const double side = static_cast<double>(limits().max_side);
+  if (!(o.shift() >= 0 && o.shift() <= side)) fail("AugmentOptions.shift", "must be 0.." + number_text(side) + " pixels, got " + number_text(o.shift()));
+  if (!(o.elastic_alpha() >= 0 && o.elastic_alpha() <= side))
+    fail("AugmentOptions.elastic_alpha", "must be 0.." + number_text(side) + " pixels, got " + number_text(o.elastic_alpha()));
   if (o.elastic_grid() < 2) fail("AugmentOptions.elastic_grid", "must be at least 2 (the paper: 3)");
   if (!(o.gamma() >= 1) || !std::isfinite(o.gamma())) fail("AugmentOptions.gamma", "must be >= 1 (1: off)");
   if (!(o.foreground() >= 0 && o.foreground() <= 1))
