@@ -1,6 +1,8 @@
 // What fcn predict writes for one image and how it names it (predict.h).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <tuple>
@@ -152,13 +154,33 @@ nlohmann::json file_identity(const std::string& path) {
   return {{"path", path}, {"bytes", bytes}, {"crc32", hex}};
 }
 
+// A flag's comma-separated values with each number written one way: "1.0,0.75" -> "1,0.75" (it was a change of
+// flags for --skip-existing: "--scales: 1 before, 1.0 now").
+std::string canonical_values(const std::string& values) {
+  std::string out;
+  for (size_t start = 0; start <= values.size();) {
+    const size_t end = std::min(values.find(',', start), values.size());
+    std::string token = values.substr(start, end - start);
+    char* stop = nullptr;
+    const double number = token.empty() ? 0.0 : std::strtod(token.c_str(), &stop);
+    if (!token.empty() && stop == token.c_str() + token.size() && std::isfinite(number)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.15g", number);
+      token = text;
+    }
+    out += (start == 0 ? "" : ",") + token;
+    start = end + 1;
+  }
+  return out;
+}
+
 // "--tta: none before, flip now; ..." for the flags whose values differ between two records.
 std::string flag_changes(const nlohmann::json& before, const nlohmann::json& now) {
   std::set<std::string> flags;
   for (const auto* record : {&before, &now})
     for (const auto& item : record->items()) flags.insert(item.key());
   const auto value = [](const nlohmann::json& record, const std::string& flag) {
-    return record.contains(flag) && record[flag].is_string() ? record[flag].get<std::string>() : std::string("none");
+    return record.contains(flag) && record[flag].is_string() ? canonical_values(record[flag].get<std::string>()) : std::string("none");
   };
   std::string text;
   for (const auto& flag : flags)
@@ -179,7 +201,7 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
     if (std::string(name) == "--tta") std::sort(given.begin(), given.end());  // a set: flip,rot90 is rot90,flip
     for (const auto& value : given) values += (values.empty() ? "" : ",") + value;
     if (option->count() == 0) values = option->get_default_str();
-    if (!values.empty()) flags[name] = values;
+    if (!values.empty()) flags[name] = canonical_values(values);
   }
   return flags;
 }

@@ -342,6 +342,9 @@ def _():
     run("predict", path("skip_a.fcn"), *images[:2], "--out", path("skip_masks"), "--dtype", "fp32")
     p = run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--json")  # the same: goes on
     assert json.loads(p.stdout)["kept"] == 2, p.stdout
+    # A number written another way is the same flag (it was "--scales: 1 before, 1.0 now").
+    p = run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--scales", "1.0", "--json")
+    assert json.loads(p.stdout)["kept"] == 3, p.stdout
     one_line(run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", ok=False),
              "skip_masks: holds the outputs of another model (", "skip_a.fcn, ", "and this run's is " + path("skip_b.fcn"),
              "--skip-existing would keep them beside masks of another kind")
