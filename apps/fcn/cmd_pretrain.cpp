@@ -42,12 +42,13 @@ std::string pretrain_run_dir(const std::string& out, const std::string& run_dir,
   return run_folder_of(out, run_dir, resumed);
 }
 
-// With --resume: the run's own steps (pretrain_settings) where no flag is given, said in one line where this command
+// With --resume: the run's own classifier and steps (pretrain_settings) where no flag is given, said in one line where this command
 // line alone would have said otherwise; a flag given that asks for another step is an error naming the run's value.
 void keep_pretraining_settings(PretrainOptions& options, const CLI::App* cmd, bool say) {
-  static const std::vector<SettingFlag> flags = {{"--train-images", {"/train_images"}}, {"--batch", {"/batch_size"}},
-                                                 {"--lr", {"/optimizer/lr"}},             {"--optimizer", {"/optimizer/name"}},
-                                                 {"--seed", {"/seed"}}};
+  static const std::vector<SettingFlag> flags = {
+      {"--backbone", {"/backbone"}},   {"--fc-channels", {"/fc_channels"}}, {"--input-size", {"/input_size"}},
+      {"--train-images", {"/train_images"}}, {"--batch", {"/batch_size"}}, {"--lr", {"/optimizer/lr"}},
+      {"--optimizer", {"/optimizer/name"}}, {"--seed", {"/seed"}}};
   const auto asked = nlohmann::json::parse(pretrain_settings(options));
   options.on_resume([cmd, say, asked, run_dir = options.run_dir()](const PretrainOptions& recorded, PretrainOptions& run) {
     const auto given = [cmd](const std::string& flag) { return cmd->get_option(flag)->count() > 0; };

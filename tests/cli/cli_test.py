@@ -873,7 +873,8 @@ def _():
     assert re.search(r"interrupted: checkpoint at epoch 0 step \d+ written to .*pre_stop.run/checkpoint.pt \(continue with --resume ", err), err
     assert os.path.exists(path("pre_stop.run/checkpoint.pt")) and not os.path.exists(path("pre_stop.fcn"))  # it was lost before
     one_line_error(run(*args[1:], ok=False), "pre_stop.run: holds an earlier pretraining (checkpoint.pt); continue it with --resume")
-    one_line_error(run(*args[1:], "--resume", path("pre_stop.run"), "--fc-channels", 8, ok=False), "checkpoint.pt: holds the pretraining of")
+    one_line_error(run(*args[1:], "--resume", path("pre_stop.run"), "--fc-channels", 8, ok=False),
+                   "--fc-channels: 8, but the run in " + path("pre_stop.run") + " trains with 256, and --resume continues a run as it started")
     one_line_error(run(*args[1:], "--resume", path("pre_gone.run"), ok=False), "pre_gone.run: not found: --resume takes the run folder")
     # The run's own steps: a flag asking for another is one line naming the run's; left out (--train-images and --batch
     # here), the run's are taken and said (before 2026-12-07: all 60000 images in batches of 64).
@@ -881,8 +882,9 @@ def _():
     other[other.index("--batch") + 1] = 32
     one_line_error(run(*other, "--resume", path("pre_stop.run"), ok=False),
                    "--batch: 32, but the run in " + path("pre_stop.run") + " trains with 16, and --resume continues a run as it started")
-    p = run(*[a for a in args[1:] if a not in ("--train-images", 6000, "--batch", 16)], "--resume", path("pre_stop.run"))
-    assert "pre_stop.run: resumed with the run's own --train-images 6000 --batch 16 (flags given" in p.stdout, p.stdout
+    p = run(*[a for a in args[1:] if a not in ("--backbone", "vgg16-w0.0625", "--train-images", 6000, "--batch", 16)],
+            "--resume", path("pre_stop.run"))
+    assert "pre_stop.run: resumed with the run's own --backbone vgg16-w0.0625 --train-images 6000 --batch 16 (flags given" in p.stdout, p.stdout
     training = json.loads(run("info", path("pre_stop.fcn"), "--json").stdout)["training"]
     assert training["train_images"] == 6000 and training["test_accuracy"] > 0.1, training
     assert os.path.exists(path("pre_stop.fcn")) and not os.path.exists(path("pre_stop.run")), listed(path(""))

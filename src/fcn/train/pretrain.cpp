@@ -95,12 +95,32 @@ std::unique_ptr<RunLock> prepare_run_dir(const PretrainOptions& options) {
   return lock;
 }
 
-// The classifier of the run in RUN_DIR/checkpoint.pt, into `model`, where it is the one `options` build.
-RunPosition resumed_run(const PretrainOptions& options, Model& model, const ClassifierImpl& asked, torch::serialize::InputArchive& archive) {
-  if (options.run_dir().empty()) fail("PretrainOptions.resume", "needs the run folder of the checkpoint (PretrainOptions.run_dir)");
-  const auto path = checkpoint_path(options.run_dir());
+// A resumed pretraining's options: the checkpoint's settings (where it keeps them), epochs from `asked`, then on_resume's say.
+PretrainOptions resumed_options(const PretrainOptions& asked, const RunPosition& at) {
+  const auto source = asked.run_dir() + "/checkpoint.pt";
+  const PretrainOptions recorded = at.settings.empty() ? asked : with_pretrain_settings(asked, at.settings, source);
+  if (at.settings.empty() && !asked.quiet())
+    std::fprintf(stderr, "%s: written before fcn kept a run's settings: it goes on with the settings given now (repeat the flags it started with)\n",
+                 source.c_str());
+  PretrainOptions run = recorded;
+  run.epochs(asked.epochs());
+  if (asked.on_resume()) asked.on_resume()(recorded, run);
+  if (run.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
+  if (run.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
+  validate(run.optimizer());
+  return run;
+}
+
+
+// The run in RUN_DIR/checkpoint.pt: its classifier into `model`, and into `options` the settings it goes on with
+// (resumed_options), whose classifier must be the checkpoint's (it is, but for a checkpoint that kept no settings and
+// flags that build another).
+RunPosition resumed_run(const PretrainOptions& asked, PretrainOptions& options, Model& model, torch::serialize::InputArchive& archive) {
+  if (asked.run_dir().empty()) fail("PretrainOptions.resume", "needs the run folder of the checkpoint (PretrainOptions.run_dir)");
+  const auto path = checkpoint_path(asked.run_dir());
   const auto at = load_checkpoint(path, model, archive);
-  const auto have = net_config(*model.net), want = net_config(asked);
+  options = resumed_options(asked, at);
+  const auto have = net_config(*model.net), want = net_config(*pretrain_classifier(options));
   if (have != want)
     fail(path, "holds the pretraining of " + have.dump() + ", and the flags given build " + want.dump() +
                    ": give the run's --backbone, --fc-channels and --input-size to --resume it");
@@ -192,7 +212,8 @@ class Pretraining {
 }  // namespace
 
 std::string pretrain_settings(const PretrainOptions& o) {
-  return nlohmann::json{{"epochs", o.epochs()}, {"train_images", o.train_images()}, {"batch_size", o.batch_size()},
+  return nlohmann::json{{"backbone", o.backbone()},         {"fc_channels", o.fc_channels()}, {"input_size", o.input_size()},
+                        {"epochs", o.epochs()},             {"train_images", o.train_images()}, {"batch_size", o.batch_size()},
                         {"optimizer", optimizer_json(o.optimizer())}, {"seed", o.seed()}}
       .dump();
 }
@@ -202,31 +223,13 @@ PretrainOptions with_pretrain_settings(PretrainOptions o, const std::string& set
     const auto j = nlohmann::json::parse(settings);
     o.epochs(j.at("epochs").get<int64_t>()).train_images(j.at("train_images").get<int64_t>()).batch_size(j.at("batch_size").get<int64_t>());
     o.optimizer(optimizer_from_json(j.at("optimizer"))).seed(j.at("seed").get<uint64_t>());
+    o.backbone(j.at("backbone").get<std::string>()).fc_channels(j.at("fc_channels").get<int64_t>()).input_size(j.at("input_size").get<int64_t>());
   } catch (const nlohmann::json::exception& e) {
     fail(source, std::string("holds pretraining settings fcn cannot read (") + e.what() + ")");
   }
   return o;
 }
 
-namespace {
-
-// A resumed pretraining's options: the checkpoint's settings (where it keeps them), epochs from `asked`, then on_resume's say.
-PretrainOptions resumed_options(const PretrainOptions& asked, const RunPosition& at) {
-  const auto source = asked.run_dir() + "/checkpoint.pt";
-  const PretrainOptions recorded = at.settings.empty() ? asked : with_pretrain_settings(asked, at.settings, source);
-  if (at.settings.empty() && !asked.quiet())
-    std::fprintf(stderr, "%s: written before fcn kept a run's settings: it goes on with the settings given now (repeat the flags it started with)\n",
-                 source.c_str());
-  PretrainOptions run = recorded;
-  run.epochs(asked.epochs());
-  if (asked.on_resume()) asked.on_resume()(recorded, run);
-  if (run.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
-  if (run.batch_size() < 1) fail("PretrainOptions.batch_size", "must be at least 1");
-  validate(run.optimizer());
-  return run;
-}
-
-}  // namespace
 
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& asked) {
   PretrainOptions options = asked;  // a resumed run's: its checkpoint's settings (resumed_options)
@@ -248,8 +251,7 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& asked) {
   RunPosition at;
   torch::serialize::InputArchive archive;
   if (options.resume()) {
-    at = resumed_run(options, result.model, *net, archive);
-    options = resumed_options(asked, at);
+    at = resumed_run(asked, options, result.model, archive);
     set_generator_state(options.device(), at);
   }
   at.settings = pretrain_settings(options);  // what a resume of this run takes

@@ -35,22 +35,23 @@ struct PretrainOptions {
   // RUN_DIR/checkpoint.pt after every epoch, and at the step where SIGINT/SIGTERM (Ctrl-C) stops the run; empty:
   // none (and Ctrl-C ends the process as usual).
   TORCH_ARG(std::string, run_dir) = "";
-  // Continue from RUN_DIR/checkpoint.pt at the step it was written: the same classifier (an fcn::Error naming the
-  // file where these options build another), its weights, optimiser state and dropout stream, so that the resumed
-  // run ends where the uninterrupted one would have (on the CPU). Without it, a checkpoint there is an error.
+  // Continue from RUN_DIR/checkpoint.pt at the step it was written: its classifier, weights, optimiser state and
+  // dropout stream (on_resume below), so that the resumed run ends where the uninterrupted one would have (on the
+  // CPU). Without it, a checkpoint there is an error.
   TORCH_ARG(bool, resume) = false;
   TORCH_ARG(bool, overwrite) = false;  // start afresh where RUN_DIR holds a checkpoint (removed first)
   TORCH_ARG(int64_t, stop_after_steps) = 0;  // > 0: stop as Ctrl-C would after this many steps of this call (tests)
-  // On resume: the steps go as the run started, with the settings its checkpoint keeps (pretrain_settings: train_images,
-  // batch_size, optimizer, seed) whatever these options say of them (until 2026-12-07 these options' were taken), and
-  // epochs from these options. Called before any step with the options the run started with (`recorded`) and those
+  // On resume: the run goes on as it started, with the classifier and settings its checkpoint keeps (pretrain_settings:
+  // backbone, fc_channels, input_size, train_images, batch_size, optimizer, seed) whatever these options say of them
+  // (until 2026-12-07 these options' were taken, and the classifier had to be asked for again), and epochs from these
+  // options. Called before any step with the options the run started with (`recorded`) and those
   // the resumed run takes (`run`), which it may change: fcn pretrain refuses a flag given otherwise, and takes the
   // run's epochs where --epochs is not given.
   TORCH_ARG(std::function<void(const PretrainOptions& recorded, PretrainOptions& run)>, on_resume);
 };
 
-// The settings of a pretraining's steps, as JSON its checkpoint keeps: epochs, train_images, batch_size, optimizer,
-// seed. with_pretrain_settings: `options` with them in place; an fcn::Error naming `source` for other JSON.
+// The settings of a pretraining, as JSON its checkpoint keeps: backbone, fc_channels, input_size, epochs,
+// train_images, batch_size, optimizer, seed. with_pretrain_settings: `options` with them in place; an fcn::Error naming `source` for other JSON.
 std::string pretrain_settings(const PretrainOptions& options);
 PretrainOptions with_pretrain_settings(PretrainOptions options, const std::string& settings, const std::string& source);
 
