@@ -111,7 +111,6 @@ PretrainOptions resumed_options(const PretrainOptions& asked, const RunPosition&
   return run;
 }
 
-
 // The run in RUN_DIR/checkpoint.pt: its classifier into `model`, and into `options` the settings it goes on with
 // (resumed_options), whose classifier must be the checkpoint's (it is, but for a checkpoint that kept no settings and
 // flags that build another).
