@@ -216,6 +216,12 @@ Model starting_model(TrainFlags& f, const SegmentationDataset& train) {
              (train.channels() > 0 ? train.dir() + "/channels.json names " + std::to_string(holds)
                                    : train.image_path(0) + " holds " + std::to_string(holds) + ", each one data") +
              " (the images' channels)");
+  // A gray net started from a file (a Fashion-MNIST classifier) on colour images sees them as gray: said, not silent.
+  const std::string source = !f.init.empty() ? f.init : !f.from.empty() ? f.from : f.weights;
+  if (!source.empty() && model.net->in_channels() == 1 && holds == 3)
+    std::fprintf(stderr, "fcn: warning: %s takes 1 input channel and %s's images are colour: the net sees them as gray "
+                         "(luminance); a fresh net (--in-channels 3) or a colour classifier sees their colour\n",
+                 printable(source).c_str(), printable(train.dir()).c_str());
   const bool trained = !f.weights.empty() || !f.from.empty();  // a segmenter already: it keeps what its inputs are
   if (trained && model.meta.slice_context != train.slice_context())
     fail(!f.weights.empty() ? f.weights : f.from, "was trained on " + std::to_string(slices_a_sample(model.meta.slice_context)) + " slice(s) a sample but " +

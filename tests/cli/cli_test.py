@@ -548,6 +548,21 @@ def _():
     assert p.returncode == 1 and "(raise it with --max-pixels) (skipped)" in p.stderr and "Limits." not in p.stderr, p.stderr
 
 
+@check("a gray classifier started on colour images says that the net sees them as gray; on gray images nothing")
+def _():
+    run("init", "--arch", "classifier", "--backbone", "vgg11-w0.0625", "--in-channels", 1, "--classes", 10, "--out", path("gray_cls.fcn"))
+    gray = tiny_voc("gray_voc")
+    colour = tiny_voc("colour_voc")
+    rng = np.random.default_rng(5)
+    for i in range(4):  # the same layout, RGB images
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "RGB").save(os.path.join(colour, "JPEGImages", f"im{i}.png"))
+    flags = ["--arch", "fcn32s", "--init", path("gray_cls.fcn"), "--epochs", 1, "--batch", 3]
+    p = run("train", "--data", colour, *flags, "--out", path("gray_on_colour.fcn"))
+    assert f"fcn: warning: {path('gray_cls.fcn')} takes 1 input channel and {colour}'s images are colour: the net sees them as gray" in p.stderr, p.stderr
+    p = run("train", "--data", gray, *flags, "--out", path("gray_on_gray.fcn"))
+    assert "warning" not in p.stderr, p.stderr
+
+
 @check("EXIF orientation: data check and predict warn where photos carry one (PIL reads the tag; pixels stay as stored)")
 def _():
     root = path("turned")
