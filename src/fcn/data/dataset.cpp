@@ -375,8 +375,7 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
     check_image_size(path, values.size(0), values.size(1));
     return mask_from_values(values, path);
   }
-  const bool jpeg = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8;
-  if (!is_png(bytes) && !jpeg)  // a JPEG is named as one by parse_png
+  if (!is_png(bytes) && !is_jpeg(bytes))  // a JPEG is named as one by parse_png
     fail(path, "is neither a PNG nor a .npy: a mask is a PNG (class indices, or the colours of classes.json) or an H x W .npy of class indices");
   const auto png = parse_png(bytes, path);
   torch::Tensor labels;

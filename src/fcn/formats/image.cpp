@@ -41,11 +41,6 @@
 namespace fcn {
 namespace {
 
-bool is_jpeg(const std::vector<char>& bytes) {
-  return bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8 &&
-         static_cast<unsigned char>(bytes[2]) == 0xff;
-}
-
 #ifdef FCN_WITH_OPENCV
 torch::Tensor to_tensor(cv::Mat image, const std::string& path);
 #endif

@@ -75,6 +75,11 @@ bool is_png(const std::vector<char>& bytes) {
   return bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0;
 }
 
+bool is_jpeg(const std::vector<char>& bytes) {
+  return bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8 &&
+         static_cast<unsigned char>(bytes[2]) == 0xff;
+}
+
 namespace {
 
 // Frees libpng's read state on every way out (error longjmps land in read_png, whose frame holds it).
@@ -87,7 +92,7 @@ struct ReadState {
 // The error for bytes that are no PNG; a mask saved as JPEG (its labels blurred into other values
 // along every edge) is named as such.
 [[noreturn]] void not_png(const std::vector<char>& bytes, const std::string& path) {
-  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xff && static_cast<unsigned char>(bytes[1]) == 0xd8)
+  if (is_jpeg(bytes))
     fail(path, "is a JPEG, not a PNG: masks must be lossless (JPEG changes the labels along every edge); save them as PNG");
   fail(path, "not a PNG file");
 }

@@ -22,6 +22,7 @@ struct PngContent {
 PngContent read_png(const std::string& path);
 PngContent parse_png(const std::vector<char>& bytes, const std::string& path);  // the same from memory
 bool is_png(const std::vector<char>& bytes);  // by signature
+bool is_jpeg(const std::vector<char>& bytes);  // by its start-of-image marker and the marker after it (FF D8 FF)
 
 // H x W uint8 indices + palette (<= 256 colours) -> palette PNG. Atomic.
 void write_png_indexed(const std::string& path, const torch::Tensor& indices,
