@@ -48,17 +48,14 @@ void keep_pretraining_settings(PretrainOptions& options, const CLI::App* cmd, bo
   static const std::vector<SettingFlag> flags = {
       {"--backbone", {"/backbone"}},   {"--fc-channels", {"/fc_channels"}}, {"--input-size", {"/input_size"}},
       {"--train-images", {"/train_images"}}, {"--batch", {"/batch_size"}}, {"--lr", {"/optimizer/lr"}},
-      {"--optimizer", {"/optimizer/name"}}, {"--seed", {"/seed"}}};
+      {"--optimizer", {"/optimizer/name"}}, {"--seed", {"/seed"}}, {"--epochs", {"/epochs"}, true}};
   const auto asked = nlohmann::json::parse(pretrain_settings(options));
   options.on_resume([cmd, say, asked, run_dir = options.run_dir()](const PretrainOptions& recorded, PretrainOptions& run) {
     const auto given = [cmd](const std::string& flag) { return cmd->get_option(flag)->count() > 0; };
     const auto settings = nlohmann::json::parse(pretrain_settings(recorded));
     check_setting_flags(flags, given, asked, settings, run_dir, "start afresh with --overwrite");
-    auto kept = settings_kept(flags, given, asked, settings);
     if (!given("--epochs")) run.epochs(recorded.epochs());
-    if (!given("--epochs") && settings["epochs"] != asked["epochs"]) kept += " --epochs " + settings["epochs"].dump();
-    if (say && !kept.empty())
-      std::printf("%s: resumed with the run's own%s (flags given beside --resume must agree)\n", run_dir.c_str(), kept.c_str()), std::fflush(stdout);
+    if (say) say_settings_kept(run_dir, settings_kept(flags, given, asked, settings));
   });
 }
 

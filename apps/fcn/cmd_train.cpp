@@ -152,7 +152,8 @@ const std::vector<SettingFlag>& setting_flags() {
       {"--scale-min", {"/augment/min_scale"}}, {"--scale-max", {"/augment/max_scale"}},
       {"--flip", {"/augment/flip"}},        {"--rotate", {"/augment/rotate"}},
       {"--shift", {"/augment/shift"}},      {"--elastic", {"/augment/elastic_alpha", "/augment/elastic_grid"}},
-      {"--gamma", {"/augment/gamma"}},      {"--seed", {"/seed"}}};
+      {"--gamma", {"/augment/gamma"}},      {"--seed", {"/seed"}},
+      {"--epochs", {"/epochs"}, true},      {"--patience", {"/patience"}, true}, {"--val-every", {"/val_every"}, true}};
   return flags;
 }
 
@@ -408,11 +409,7 @@ void keep_run_settings(const TrainFlags& f, const nlohmann::json& asked, const T
   if (!f.gave("--epochs")) run.epochs(recorded.epochs());
   if (!f.gave("--patience")) run.patience(recorded.patience());
   if (!f.gave("--val-every")) run.val_every(recorded.val_every());
-  auto kept = settings_kept(setting_flags(), given, asked, settings);
-  for (const auto& [flag, key] : {std::pair{"--epochs", "epochs"}, {"--patience", "patience"}, {"--val-every", "val_every"}})
-    if (!f.gave(flag) && settings[key] != asked[key]) kept += std::string(" ") + flag + " " + settings[key].dump();
-  if (say && !kept.empty())
-    std::printf("%s: resumed with the run's own%s (flags given beside --resume must agree)\n", run_dir.c_str(), kept.c_str()), std::fflush(stdout);
+  if (say) say_settings_kept(run_dir, settings_kept(setting_flags(), given, asked, settings));
 }
 
 // The best snapshot, with the run's provenance, becomes --out; then the summary.

@@ -559,7 +559,7 @@ std::string setting_text(const SettingFlag& s, const nlohmann::json& settings) {
 void check_setting_flags(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
                          const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run, const std::string& instead) {
   for (const auto& s : flags) {
-    if (!given(s.flag) || same_setting(s, asked, recorded)) continue;
+    if (s.may_change || !given(s.flag) || same_setting(s, asked, recorded)) continue;
     const auto have = setting_text(s, recorded), want = setting_text(s, asked);
     fail(s.flag, (want.empty() ? std::string("off") : want) + ", but the run in " + run + " trains with " +
                      (have.empty() ? std::string("it off") : have) + ", and --resume continues a run as it started: " +
@@ -577,6 +577,12 @@ std::string settings_kept(const std::vector<SettingFlag>& flags, const std::func
     kept += std::string(" ") + s.flag + (text == "on" ? "" : " " + (text.empty() ? std::string("off") : text));
   }
   return kept;
+}
+
+void say_settings_kept(const std::string& run, const std::string& kept) {
+  if (kept.empty()) return;
+  std::printf("%s: resumed with the run's own%s (flags given beside --resume must agree)\n", run.c_str(), kept.c_str());
+  std::fflush(stdout);
 }
 
 }  // namespace fcn::cli

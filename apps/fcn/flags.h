@@ -145,15 +145,18 @@ std::vector<std::string> command_line_without(const std::vector<std::string>& fl
 struct SettingFlag {
   const char* flag;
   std::vector<const char*> keys;
+  bool may_change = false;  // --epochs, --patience, --val-every: given, it changes the run; left out, the run's
 };
 // With --resume: a flag given (`given`) that asks for another value (`asked`: the settings this command line says)
-// than the run's (`recorded`) is an fcn::Error naming the run's value; `instead` is what else to do ("start afresh
-// with --overwrite").
+// than the run's (`recorded`) is an fcn::Error naming the run's value, but for one that may change; `instead` is what
+// else to do ("start afresh with --overwrite").
 void check_setting_flags(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
                          const nlohmann::json& asked, const nlohmann::json& recorded, const std::string& run, const std::string& instead);
 // The run's settings taken where no flag is given and this command line alone would have said otherwise, as flags:
 // " --batch 4 --crop 32 --flip".
 std::string settings_kept(const std::vector<SettingFlag>& flags, const std::function<bool(const std::string&)>& given,
                           const nlohmann::json& asked, const nlohmann::json& recorded);
+// "RUN: resumed with the run's own --batch 4 ... (flags given beside --resume must agree)" on stdout, where any were kept.
+void say_settings_kept(const std::string& run, const std::string& kept);
 
 }  // namespace fcn::cli
