@@ -239,13 +239,14 @@ PretrainResult pretrain_fashion_mnist(const PretrainOptions& asked) {
   const auto train = read_fashion_mnist("train", options.source());
   const auto test = read_fashion_mnist("t10k", options.source());
   PretrainResult result;
-  auto net = pretrain_classifier(options);
-  result.model.net = net;
-  result.model.meta = default_meta(10, 1);
-  result.model.meta.class_names = fashion_mnist_classes();
-  // Statistics of the padded training images, stored in the model file for every later use.
-  const auto canvas = padded(train.images, options.input_size());
-  result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
+  if (!options.resume()) {  // a resumed run's classifier and metadata (its statistics too) are its checkpoint's
+    result.model.net = pretrain_classifier(options);
+    result.model.meta = default_meta(10, 1);
+    result.model.meta.class_names = fashion_mnist_classes();
+    // Statistics of the padded training images, stored in the model file for every later use.
+    const auto canvas = padded(train.images, options.input_size());
+    result.model.meta.normalization = {{canvas.mean().item<double>()}, {canvas.std().item<double>()}};
+  }
   const auto lock = prepare_run_dir(options);
   RunPosition at;
   torch::serialize::InputArchive archive;
