@@ -227,7 +227,10 @@ TrainingData open_training_data(const std::string& dir, size_t keep_bytes, bool 
     warn_overlap(data.train, data.val, data.report);
     // Pairs added after `fcn data split` are in no list: trained without them, said as data check says it.
     std::set<std::string> listed;
+    for (const auto* opened : {&data.train, &data.val})
+      for (size_t i = 0; opened->has_value() && i < (*opened)->size(); ++i) listed.insert((*opened)->id(i));
     for (const auto& split : splits) {
+      if (split == "train" || split == "val") continue;  // read above
       try {
         const SegmentationDataset named(dir, split);  // lists only: nothing is decoded
         for (size_t i = 0; i < named.size(); ++i) listed.insert(named.id(i));
