@@ -315,7 +315,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("MODEL", models, "model file(s)");
   cmd->add_option("--predictions", predictions,
                   "a folder of predicted masks to score instead of (or beside) models: ID.png per image, as fcn predict writes them "
-                  "or any mask format the data reads; from another framework, run or annotator (repeat the flag for several); "
+                  "or any mask format the data reads (or ID.npy, ID.tif); from another framework, run or annotator (repeat the flag for several); "
                   "or a label stack (multi-page TIFF, fcn predict --label-stack's; or a NIfTI label volume, slice k) against the folder fcn data unstack made of "
                   "the image stack, page k as image ID k")
       ->allow_extra_args(false);  // one folder a flag: a model after it stays a model

@@ -110,9 +110,12 @@ TEST(Dataset, MissingMaskCorruptPngAndEmptySplit) {
   std::ofstream(dir + "/SegmentationClass/img0.jpg", std::ios::binary) << std::string("\xff\xd8\xff\xe0", 4);
   expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.jpg", "is a JPEG, not a PNG");
   fs::remove(dir + "/SegmentationClass/img0.jpg");
-  std::ofstream(dir + "/SegmentationClass/img0.tif", std::ios::binary) << std::string("II*\0\x08\0\0\0", 8);
-  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.tif",
-               "is neither a PNG nor a .npy");
+  std::ofstream(dir + "/SegmentationClass/img0.bmp", std::ios::binary) << "BM";
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.bmp",
+               "is neither a PNG, a TIFF nor a .npy");
+  fs::remove(dir + "/SegmentationClass/img0.bmp");
+  std::ofstream(dir + "/SegmentationClass/img0.tif", std::ios::binary) << std::string("II*\0\x08\0\0\0", 8);  // a TIFF is read, this one cut short
+  expect_names(test::error_of([&] { SegmentationDataset(dir, "train").get(0); }), "SegmentationClass/img0.tif", "past the end");
   EXPECT_EQ(check_dataset(dir).errors.size(), 1u);
 
   dir = make_voc("voc_corrupt");

@@ -315,6 +315,11 @@ TEST(HostileModelFile, SaneNumbersWithAnInsaneProductAreRefused) {
 TEST(HostileModelFile, FolderGivenAsAFileIsNamed) {
   const auto message = error_of([] { load_model(test::temp_dir()); });
   EXPECT_NE(message.find("is a folder, not a model file"), std::string::npos) << message;
+  const auto run = test::fresh_dir("run_folder_as_model");  // fcn train's NAME.run: its models named
+  std::ofstream(run + "/last.fcn") << "x";
+  EXPECT_NE(error_of([&] { load_model(run); }).find("run_folder_as_model: is a folder, not a model file: a training run's, give its model " + run +
+                                                      "/last.fcn"),
+            std::string::npos);
   EXPECT_NE(error_of([] { read_file(test::temp_dir()); }).find("is a folder, not a file"), std::string::npos);
 }
 

@@ -12,9 +12,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/data/dataset.h"
 #include "fcn/data/stacks.h"
 #include "fcn/formats/image.h"
 #include "fcn/formats/npy.h"
+#include "fcn/formats/png.h"
 #include "fcn/formats/tiff.h"
 #include "fcn/formats/tiff_writer.h"
 #include "fcn/models/preprocess.h"
@@ -357,7 +359,8 @@ void write_sample_page(TIFF* tif, const torch::Tensor& values, int bits, int for
   std::vector<uint16_t> extras(static_cast<size_t>(std::max(extra_count, 1)), extra);
   if (extra_count > 0) TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, static_cast<uint16_t>(extra_count), extras.data());
   // The bytes of each plane (planar) or of the interleaved pixels, in rows.
-  const auto type = bits == 8 ? torch::kByte : bits == 16 ? torch::kShort : torch::kFloat;
+  const auto type = bits == 8 ? (format == SAMPLEFORMAT_INT ? torch::kChar : torch::kByte) : bits == 16 ? torch::kShort
+                    : format == SAMPLEFORMAT_IEEEFP ? torch::kFloat : torch::kInt;
   const auto laid = (planar ? values : values.permute({1, 2, 0})).to(type).contiguous();
   const auto* data = static_cast<const unsigned char*>(laid.data_ptr());
   const int64_t row = static_cast<int64_t>(w) * (planar ? 1 : c) * (bits / 8);
@@ -642,6 +645,88 @@ TEST(Tiff, MutatedMultiSampleStacksGiveErrorsOnly) {
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
   EXPECT_GT(read, 500);  // most mutations leave most pages readable
   EXPECT_GT(refused, 10);
+}
+
+// A 1-bit (bilevel) page of `rows` x 8 pixels, each row one byte, BitsPerSample left out as PIL leaves it.
+void write_bilevel(const std::string& path, const std::vector<uint8_t>& rows) {
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 8), TIFFSetField(tif, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(rows.size()));
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 1);
+  for (uint32_t y = 0; y < rows.size(); ++y) {
+    uint8_t row = rows[y];
+    ASSERT_GE(TIFFWriteScanline(tif, &row, y, 0), 0);
+  }
+  TIFFClose(tif);
+}
+
+// Label images in TIFF (masks, instance masks, label stacks) give the integers they store: 16-bit and
+// 32-bit ids past 255 and 65535, signed and float pages of whole numbers, a bilevel page's 0/1. Wrong
+// before: a float label stack's page was scaled by 255 (0/1 became 0/255, void under 3 classes), and a
+// single TIFF mask was "neither a PNG nor a .npy".
+TEST(Tiff, LabelImagesGiveTheIntegersStored) {
+  const std::string dir = test::fresh_dir("tiff_labels");
+  const auto labels_of = [&](const std::string& name) { return decode_tiff_labels(read_file(dir + "/" + name), name); };
+  const auto ids = torch::tensor({0, 7, 300, 65535, 1, 2}, torch::kLong).reshape({1, 2, 3});
+  write_samples(dir + "/u16.tif", ids, 16, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_TRUE(torch::equal(labels_of("u16.tif"), ids));
+  const auto wide = torch::tensor(std::vector<int64_t>{0, 70000, 3, 3000000000LL}).reshape({1, 2, 2});
+  write_samples(dir + "/u32.tif", wide, 32, SAMPLEFORMAT_UINT, false, true);
+  EXPECT_TRUE(torch::equal(labels_of("u32.tif"), wide));
+  write_samples(dir + "/i32.tif", ids, 32, SAMPLEFORMAT_INT, true, false);
+  EXPECT_TRUE(torch::equal(labels_of("i32.tif"), ids));
+  write_samples(dir + "/f32.tif", wide.clamp_max(16777216), 32, SAMPLEFORMAT_IEEEFP, false, false);  // fcn predict's float32 instances past 65535
+  EXPECT_TRUE(torch::equal(labels_of("f32.tif"), wide.clamp_max(16777216)));
+  write_bilevel(dir + "/bits.tif", {0x80, 0x01, 0xff});
+  const auto bits = labels_of("bits.tif");
+  EXPECT_EQ(bits.sizes(), (std::vector<int64_t>{1, 3, 8}));
+  EXPECT_EQ(bits.sum().item<int64_t>(), 10);
+  EXPECT_EQ(bits[0][0][0].item<int64_t>(), 1);
+  EXPECT_EQ(bits[0][1][7].item<int64_t>(), 1);
+  write_samples(dir + "/negative.tif", torch::tensor({0, -1, 2, 3}).reshape({1, 2, 2}), 16, SAMPLEFORMAT_INT, false, false);
+  EXPECT_NE(error_of([&] { labels_of("negative.tif"); }).find("negative.tif: holds -1 at (0,1): labels (class indices, object ids) are 0 or more"),
+            std::string::npos);
+  write_samples(dir + "/half.tif", torch::tensor({0.0f, 1.0f, 2.0f, 0.5f}).reshape({1, 2, 2}), 32, SAMPLEFORMAT_IEEEFP, false, false);
+  EXPECT_NE(error_of([&] { labels_of("half.tif"); }).find("half.tif: holds 0.5 at (1,1): labels in a float TIFF are whole numbers"),
+            std::string::npos);
+  write_sample_pages(dir + "/stack.tif", {ids, ids}, 16, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_NE(error_of([&] { labels_of("stack.tif"); }).find("stack.tif: holds 2 pages (a multi-page TIFF stack), where a mask is one picture: fcn data unstack"),
+            std::string::npos);
+
+  // A label stack: float pages as stored (fcn eval's --label-stack scoring, fcn data unstack's masks), 16-bit
+  // past 255; unstacked masks hold the labels, an 8-bit PNG where they fit, else a 16-bit one.
+  const auto page0 = torch::tensor({0, 1, 2, 1}).reshape({1, 2, 2}), page1 = torch::tensor({0, 1, 1, 0}).reshape({1, 2, 2});
+  write_sample_pages(dir + "/float-labels.tif", {page0, page1}, 32, SAMPLEFORMAT_IEEEFP, false, false);
+  TiffStackReader float_labels(dir + "/float-labels.tif");
+  EXPECT_TRUE(torch::equal(float_labels.page_values(1), page1));
+  write_sample_pages(dir + "/images.tif", {page0 * 100, page1 * 100}, 8, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_EQ(unstack_tiff(dir + "/images.tif", dir + "/float-labels.tif", dir + "/unstacked"), 2);
+  EXPECT_TRUE(torch::equal(read_png(dir + "/unstacked/masks/001.png").pixels.select(2, 0).to(torch::kLong), page1[0]));
+  write_sample_pages(dir + "/wide-labels.tif", {page0 * 150, page1}, 16, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_EQ(unstack_tiff(dir + "/images.tif", dir + "/wide-labels.tif", dir + "/unstacked-wide"), 2);
+  const auto wide_mask = read_png(dir + "/unstacked-wide/masks/000.png");
+  EXPECT_EQ(wide_mask.pixels.scalar_type(), torch::kInt);
+  EXPECT_TRUE(torch::equal(wide_mask.pixels.select(2, 0).to(torch::kLong), page0[0] * 150));
+  EXPECT_EQ(read_png(dir + "/unstacked-wide/masks/001.png").pixels.scalar_type(), torch::kByte);
+  write_sample_pages(dir + "/huge-labels.tif", {page0 * 40000, page1}, 32, SAMPLEFORMAT_IEEEFP, false, false);
+  EXPECT_NE(error_of([&] { unstack_tiff(dir + "/images.tif", dir + "/huge-labels.tif", dir + "/unstacked-huge"); })
+                .find("huge-labels.tif page 0: holds label 80000: a mask holds class indices up to 65535"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir + "/unstacked-huge/masks"));
+
+  // A dataset of TIFF masks and instance masks reads them as it reads PNGs.
+  fs::create_directories(dir + "/set/images"), fs::create_directories(dir + "/set/masks"), fs::create_directories(dir + "/set/instances");
+  std::ofstream(dir + "/set/classes.json") << R"({"names": ["background", "a", "b"]})";
+  write_png(dir + "/set/images/s0.png", torch::zeros({2, 2, 3}, torch::kByte));
+  write_samples(dir + "/set/masks/s0.tif", page0, 16, SAMPLEFORMAT_UINT, false, false);
+  write_samples(dir + "/set/instances/s0.tif", wide, 32, SAMPLEFORMAT_UINT, false, false);
+  const SegmentationDataset dataset(dir + "/set", "train");
+  ASSERT_TRUE(dataset.has_instances());
+  EXPECT_TRUE(torch::equal(dataset.read_mask(dataset.mask_path(0)), page0[0]));
+  EXPECT_TRUE(torch::equal(SegmentationDataset::read_instances(dataset.instance_path(0)), wide[0]));
+  write_samples(dir + "/set/masks/s0.tif", page0 * 3, 16, SAMPLEFORMAT_UINT, false, false);
+  EXPECT_NE(error_of([&] { dataset.read_mask(dataset.mask_path(0)); }).find("s0.tif: label 3 at (0,1) is not a class (0..2)"), std::string::npos);
 }
 #endif
 

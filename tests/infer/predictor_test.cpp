@@ -10,6 +10,7 @@
 #include "fcn/data/fashion_scenes.h"
 #include "fcn/eval/evaluate.h"
 #include "fcn/formats/image.h"
+#include "fcn/formats/npy.h"
 #include "fcn/formats/png.h"
 #include "fcn/infer/heatmap.h"
 #include "fcn/infer/picture.h"
@@ -264,6 +265,14 @@ TEST(Predictor, EvaluateMasksScoresWrittenLabelsAsTheModelIsScored) {
   std::vector<ImageScore> per_image;
   const auto by_masks = evaluate_masks(predicted, scenes, true, {nullptr, nullptr, &per_image}).matrix();
   EXPECT_TRUE(torch::equal(by_masks, by_model)) << by_masks << by_model;
+  // Another framework's masks, ID.npy (or ID.tif) where there is no ID.png, are scored alike (they were "missing").
+  const auto npy = predicted + "/" + scenes.id(2) + ".npy";
+  write_npy(npy, predict(scenes.image_path(2)).labels.to(torch::kInt).contiguous());
+  fs::remove(predicted + "/" + scenes.id(2) + ".png");
+  EXPECT_EQ(predicted_mask_path(predicted, scenes, 2), npy);
+  EXPECT_TRUE(torch::equal(evaluate_masks(predicted, scenes).matrix(), by_model));
+  fs::remove(npy);
+  write_png_indexed(predicted_mask_path(predicted, scenes, 2), predict(scenes.image_path(2)).labels.to(torch::kByte), model.meta.palette);
   ASSERT_EQ(per_image.size(), scenes.size());
   EXPECT_EQ(per_image[2].image, scenes.image_path(2));
   const auto truth = evaluate_masks(dir + "/SegmentationClass", scenes).metrics();  // the ground truth as predictions

@@ -15,6 +15,7 @@
 #include "fcn/formats/npy.h"
 #include "fcn/formats/palette.h"
 #include "fcn/formats/png.h"
+#include "fcn/formats/tiff.h"
 #include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 #include "fcn/util/limits.h"
@@ -357,7 +358,9 @@ void SegmentationDataset::find_instances(const std::filesystem::path& folder, co
 }
 
 torch::Tensor SegmentationDataset::read_instances(const std::string& path) {
-  const auto png = read_png(path);
+  const auto bytes = read_file(path);
+  if (is_tiff(bytes)) return decode_tiff_labels(bytes, path)[0];  // Fiji's, Cellpose's 16-bit label images: ids as stored
+  const auto png = parse_png(bytes, path);
   auto ids = png.pixels.select(2, 0).to(torch::kLong);
   if (png.pixels.scalar_type() == torch::kByte) ids.masked_fill_(ids == 255, 0);  // VOC: 255 marks object borders
   return ids;
@@ -375,16 +378,24 @@ torch::Tensor SegmentationDataset::read_mask(const std::string& path) const {
     check_image_size(path, values.size(0), values.size(1));
     return mask_from_values(values, path);
   }
-  if (!is_png(bytes) && !is_jpeg(bytes))  // a JPEG is named as one by parse_png
-    fail(path, "is neither a PNG nor a .npy: a mask is a PNG (class indices, or the colours of classes.json) or an H x W .npy of class indices");
-  const auto png = parse_png(bytes, path);
+  torch::Tensor pixels;  // H x W x C, the values stored
+  bool indexed = false;
+  if (is_tiff(bytes)) {
+    pixels = decode_tiff_labels(bytes, path).permute({1, 2, 0});
+  } else if (is_png(bytes) || is_jpeg(bytes)) {  // a JPEG is named as one by parse_png
+    auto png = parse_png(bytes, path);
+    pixels = std::move(png.pixels), indexed = png.indexed;
+  } else {
+    fail(path, "is neither a PNG, a TIFF nor a .npy: a mask is a PNG or TIFF (class indices, or the colours of classes.json) or an H x W "
+               ".npy of class indices");
+  }
   torch::Tensor labels;
-  const int64_t channels = png.pixels.size(2);
-  if (png.indexed || channels == 1 || channels == 2) {
-    labels = png.pixels.select(2, 0).to(torch::kLong);
+  const int64_t channels = pixels.size(2);
+  if (indexed || channels == 1 || channels == 2) {
+    labels = pixels.select(2, 0).to(torch::kLong);
   } else {
     // Colour mask: map each colour through the class colour table (and VOC's void colour).
-    const auto rgb = png.pixels.slice(2, 0, 3).to(torch::kLong);
+    const auto rgb = pixels.slice(2, 0, 3).to(torch::kLong);
     const auto codes = rgb.select(2, 0) * 65536 + rgb.select(2, 1) * 256 + rgb.select(2, 2);
     labels = torch::full_like(codes, -1);
     for (size_t c = 0; c < palette_.size(); ++c) {

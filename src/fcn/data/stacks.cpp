@@ -55,6 +55,20 @@ void write_page(const std::string& path, const torch::Tensor& page, bool data = 
   write_png(path, values.slice(0, 0, kept).permute({1, 2, 0}).contiguous());
 }
 
+// Page k of a label stack as `path`: a gray page as the labels it stores (TiffStackReader::page_values: a float
+// page's whole numbers too), in an 8-bit PNG, or 16-bit past label 255; a colour page (the colours of
+// classes.json) as write_page writes images. Labels are never scaled: a float page of 0/1 was once written 0/255,
+// and under a classes.json of more than 2 classes every 1 became void (255).
+void write_label_page(const std::string& path, TiffStackReader& stack, int64_t k) {
+  if (stack.pages()[static_cast<size_t>(k)].samples != 1) return write_page(path, stack.page(k));
+  const auto labels = stack.page_values(k)[0];
+  const int64_t most = labels.numel() > 0 ? labels.max().item<int64_t>() : 0;
+  if (most > 65535)
+    fail(stack.path() + " page " + std::to_string(k), "holds label " + std::to_string(most) + ": a mask holds class indices up to 65535 (a 16-bit PNG)");
+  if (most > 255) return write_png16(path, labels.to(torch::kInt));
+  write_png(path, labels.to(torch::kByte).unsqueeze(2).contiguous());
+}
+
 // NNN.png for page k of `total`: k zero-padded to 3 or more digits.
 std::string page_name(int64_t k, int64_t total) {
   const size_t digits = std::max<size_t>(3, std::to_string(std::max<int64_t>(total - 1, 0)).size());
@@ -435,7 +449,7 @@ int64_t unstack_tiff(const std::string& images_tiff, const std::string& masks_ti
   }
   const auto write = [&](int64_t page, const std::string& image, const std::string& mask) {
     write_page(image, image_stack.page(page), pages[static_cast<size_t>(page)].samples_are_data());
-    if (mask_stack) write_page(mask, mask_stack->page(page));
+    if (mask_stack) write_label_page(mask, *mask_stack, page);
   };
   return write_folders(out_dir, static_cast<int64_t>(pages.size()), !masks_tiff.empty(), write, progress);
 }

@@ -147,7 +147,13 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
 }
 
 std::string predicted_mask_path(const std::string& predictions, const SegmentationDataset& dataset, size_t index) {
-  return (std::filesystem::path(predictions) / (dataset.id(index) + ".png")).string();
+  const auto png = std::filesystem::path(predictions) / (dataset.id(index) + ".png");
+  std::error_code error;
+  if (std::filesystem::exists(png, error)) return png.string();
+  for (const char* extension : {".npy", ".tif", ".tiff"})  // another framework's or annotator's masks
+    if (const auto other = std::filesystem::path(predictions) / (dataset.id(index) + extension); std::filesystem::exists(other, error))
+      return other.string();
+  return png.string();
 }
 
 namespace {
@@ -182,7 +188,8 @@ class PredictedMasks {
     if (!stack_ && !volume_) {
       const auto file = predicted_mask_path(predictions_, dataset_, index);
       std::error_code error;
-      if (!std::filesystem::exists(file, error)) fail(file, "missing: no prediction for " + dataset_.image_path(index));
+      if (!std::filesystem::exists(file, error))
+        fail(file, "missing: no prediction for " + dataset_.image_path(index) + " (nor " + dataset_.id(index) + ".npy, .tif or .tiff)");
       return {dataset_.read_mask(file), file};
     }
     const int64_t page = page_number(dataset_.id(index));

@@ -86,7 +86,8 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
 // page of a page predict could not segment) is an error for its image.
 ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet = true,
                                EvalSinks sinks = {});
-// predictions/ID.png: where evaluate_masks looks for image `index`'s predicted mask.
+// predictions/ID.png: where evaluate_masks looks for image `index`'s predicted mask (ID.npy, ID.tif or
+// ID.tiff where there is no ID.png and one of those is there: another framework's masks).
 std::string predicted_mask_path(const std::string& predictions, const SegmentationDataset& dataset, size_t index);
 
 }  // namespace fcn

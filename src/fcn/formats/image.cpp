@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <streambuf>
 
 #include <torch/torch.h>
@@ -158,12 +159,15 @@ void read_samples(TIFF* tif, const TiffPage& page, std::vector<unsigned char>& r
 // Refuses a page the sample reader cannot take, before a byte of it is read: samples of no known scale, more
 // channels than an image may have, or more bytes than the file's `file_size` can hold (LZW, TIFF's most
 // expanding coding, gives at most 4096 bytes a 12-bit code: a small file claiming gigabytes is refused before
-// allocating). Returns the bytes the page's samples take.
-int64_t check_sample_page(const TiffPage& page, uint64_t file_size, const std::string& subject) {
+// allocating). Returns the bytes the page's samples take. `labels`: integers signed or unsigned of 8, 16 or 32
+// bits too (label images, read as stored).
+int64_t check_sample_page(const TiffPage& page, uint64_t file_size, const std::string& subject, bool labels = false) {
   if (page.samples > kMostImageChannels)
     fail(subject, "has " + std::to_string(page.samples) + " samples a pixel, past the " + std::to_string(kMostImageChannels) + " channels an image may have");
   const bool floating = page.sample_format == 3 && page.bits == 32;
-  if (!floating && !((page.bits == 8 || page.bits == 16) && page.sample_format == 1))
+  const bool integers = (page.bits == 8 || page.bits == 16) && page.sample_format == 1;
+  const bool label_integers = (page.bits == 8 || page.bits == 16 || page.bits == 32) && (page.sample_format == 1 || page.sample_format == 2);
+  if (!floating && !integers && !(labels && label_integers))
     fail(subject, "holds " + std::to_string(page.bits) + "-bit samples of format " + std::to_string(page.sample_format) +
                       ": a TIFF of several samples a pixel is read as 8- or 16-bit unsigned integers or 32-bit floats");
   const int64_t need = page.samples * page.height * page.width * (page.bits / 8);
@@ -174,9 +178,9 @@ int64_t check_sample_page(const TiffPage& page, uint64_t file_size, const std::s
 }
 
 // The page `tif` is at (TiffPage::read_by_libtiff: a multispectral image), each sample a channel: C x H x W
-// float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as stored (finite). Run heard
-// (decode_heard), after check_sample_page.
-torch::Tensor read_sample_page(TIFF* tif, const TiffPage& page, int64_t need, const std::string& subject) {
+// float32, 8-bit / 255, 16-bit / 65535 (as PNGs by their depth), 32-bit float as stored (finite); `stored`:
+// integers as stored, int64 (check_sample_page's `labels`). Run heard (decode_heard), after check_sample_page.
+torch::Tensor read_sample_page(TIFF* tif, const TiffPage& page, int64_t need, const std::string& subject, bool stored = false) {
   uint32_t width = 0, height = 0;
   uint16_t samples = 0, bits = 0;
   TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width), TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
@@ -185,8 +189,8 @@ torch::Tensor read_sample_page(TIFF* tif, const TiffPage& page, int64_t need, co
     fail(subject, "corrupt TIFF: libtiff reads its directory otherwise than its page table");  // never a buffer of the wrong size
   std::vector<unsigned char> raw(static_cast<size_t>(need));
   read_samples(tif, page, raw, subject);
-  const bool floating = page.sample_format == 3;
-  const auto type = floating ? torch::kFloat : page.bits == 16 ? torch::kShort : torch::kByte;
+  const bool floating = page.sample_format == 3, is_signed = page.sample_format == 2;
+  const auto type = floating ? torch::kFloat : page.bits == 32 ? torch::kInt : page.bits == 16 ? torch::kShort : is_signed ? torch::kChar : torch::kByte;
   auto values = torch::from_blob(raw.data(), {need / (page.bits / 8)}, type).clone();
   values = page.planar == 2 ? values.view({page.samples, page.height, page.width})
                             : values.view({page.height, page.width, page.samples}).permute({2, 0, 1});
@@ -194,13 +198,18 @@ torch::Tensor read_sample_page(TIFF* tif, const TiffPage& page, int64_t need, co
     if (!values.isfinite().all().item<bool>()) fail(subject, "holds samples that are not finite (NaN or infinite)");
     return values.contiguous();
   }
+  if (stored) {
+    auto wide = values.to(torch::kLong);
+    if (!is_signed && page.bits > 8) wide.bitwise_and_(page.bits == 16 ? int64_t{0xffff} : int64_t{0xffffffff});
+    return wide.contiguous();
+  }
   return page.bits == 16 ? values.to(torch::kInt).bitwise_and_(0xffff).to(torch::kFloat).div_(65535.0f).contiguous()
                          : values.to(torch::kFloat).div_(255.0f).contiguous();
 }
 
 // read_sample_page for a TIFF in memory.
-torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject) {
-  const int64_t need = check_sample_page(page, bytes.size(), subject);
+torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage& page, const std::string& subject, bool stored = false) {
+  const int64_t need = check_sample_page(page, bytes.size(), subject, stored);
   torch::Tensor image;
   decode_heard(subject, [&] {
     MemoryTiff source{&bytes};
@@ -209,7 +218,7 @@ torch::Tensor decode_tiff_samples(const std::vector<char>& bytes, const TiffPage
     if (tif == nullptr) fail(subject, "corrupt TIFF: libtiff cannot open it");
     const std::unique_ptr<TIFF, void (*)(TIFF*)> closing(tif, TIFFClose);
     if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory))) fail(subject, "corrupt TIFF: its directory cannot be read");
-    image = read_sample_page(tif, page, need, subject);
+    image = read_sample_page(tif, page, need, subject, stored);
   });
   return image;
 }
@@ -496,9 +505,61 @@ torch::Tensor TiffStackReader::page(int64_t index) {
 }
 
 torch::Tensor TiffStackReader::page_values(int64_t index) {
-  const auto image = page(index);  // a page out of range is its error
-  const double top = pages_[static_cast<size_t>(index)].bits == 16 ? 65535.0 : 255.0;
-  return image.mul(top).round().to(torch::kLong);
+  if (index < 0 || index >= size()) return page(index);  // the error naming the pages there are
+  const auto subject = path_ + " page " + std::to_string(index);
+  check_label_page(pages_[static_cast<size_t>(index)], subject, false);
+  return label_values(page(index), pages_[static_cast<size_t>(index)], subject);
+}
+
+void check_label_page(const TiffPage& page, const std::string& subject, bool wide) {
+  const int64_t bits = page.bits == 0 ? 1 : page.bits;  // TIFF's default: bilevel (PIL's mode "1" leaves the tag out)
+  if ((page.sample_format == 1 && (bits == 1 || bits == 8 || bits == 16)) || (page.sample_format == 3 && bits == 32)) return;
+  if (wide && (page.sample_format == 1 || page.sample_format == 2) && (bits == 8 || bits == 16 || bits == 32)) return;
+  const std::string kind = page.sample_format == 2 ? "signed" : page.sample_format == 3 ? "floating-point" : page.sample_format == 1 ? "unsigned" : "format " + std::to_string(page.sample_format);
+  fail(subject, "holds " + std::to_string(bits) + "-bit " + kind + " samples: labels (class indices, object ids) in a TIFF are read as " +
+                    (wide ? "8-, 16- or 32-bit integers (unsigned 1-bit too), or 32-bit floats of whole numbers"
+                          : "unsigned 1-, 8- or 16-bit integers, or 32-bit floats of whole numbers, in a stack (a single mask may hold 32-bit or signed integers)"));
+}
+
+torch::Tensor label_values(const torch::Tensor& image, const TiffPage& page, const std::string& subject) {
+  if (page.sample_format != 3) return image.mul(page.bits == 16 ? 65535.0 : page.bits <= 1 ? 1.0 : 255.0).round().to(torch::kLong);
+  const auto bad = ((image != image.round()) | (image < 0) | (image > 16777216)).nonzero();  // float32's exact whole numbers
+  if (bad.size(0) > 0) {
+    const int64_t c = bad[0][0].item<int64_t>(), y = bad[0][1].item<int64_t>(), x = bad[0][2].item<int64_t>();
+    std::ostringstream value;
+    value << image[c][y][x].item<float>();
+    fail(subject, "holds " + value.str() + " at (" + std::to_string(y) + "," + std::to_string(x) + ")" +
+                      (image.size(0) > 1 ? " of sample " + std::to_string(c) : "") +
+                      ": labels in a float TIFF are whole numbers 0..16777216 (class indices, object ids)");
+  }
+  return image.to(torch::kLong);
+}
+
+torch::Tensor decode_tiff_labels(const std::vector<char>& bytes, const std::string& path) {
+  const auto pages = tiff_pages(bytes, path);
+  if (pages.size() > 1)
+    fail(path, "holds " + std::to_string(pages.size()) + " pages (a multi-page TIFF stack), where a mask is one picture: fcn data unstack "
+               "IMAGES.tif --masks " + std::filesystem::path(path).filename().string() + " --out DIR writes a mask per page");
+  const auto& page = pages[0];
+#ifdef FCN_READS_TIFF_SAMPLES
+  check_label_page(page, path, true);
+  torch::Tensor values;
+  if (page.bits > 1) {  // libtiff, samples as stored: a palette page's indices, 32-bit and signed integers
+    check_image_size(path, page.height, page.width);
+    values = page.sample_format == 3 ? label_values(decode_tiff_samples(bytes, page, path), page, path) : decode_tiff_samples(bytes, page, path, true);
+  } else {
+    values = label_values(decode_image(bytes, path), page, path);
+  }
+  const auto negative = (values < 0).nonzero();
+  if (negative.size(0) > 0)
+    fail(path, "holds " + std::to_string(values.index({negative[0][0], negative[0][1], negative[0][2]}).item<int64_t>()) + " at (" +
+                   std::to_string(negative[0][1].item<int64_t>()) + "," + std::to_string(negative[0][2].item<int64_t>()) +
+                   "): labels (class indices, object ids) are 0 or more");
+  return values;
+#else
+  check_label_page(page, path, false);
+  return label_values(decode_image(bytes, path), page, path);
+#endif
 }
 
 #ifdef FCN_WITH_OPENCV

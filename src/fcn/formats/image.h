@@ -38,10 +38,11 @@ class TiffStackReader {
  public:
   explicit TiffStackReader(std::string path);
   int64_t size() const { return static_cast<int64_t>(pages_.size()); }
+  const std::string& path() const { return path_; }
   const std::vector<TiffPage>& pages() const { return pages_; }
   torch::Tensor page(int64_t index);
-  // Page `index` as the integers it stores (C x H x W int64: a label stack's class indices), page()
-  // scaled back by the page's bits per sample (16, else 8).
+  // Page `index` as the integers it stores (C x H x W int64: a label stack's class indices), as
+  // label_values gives them: page() scaled back by the page's bits per sample, float pages as stored.
   torch::Tensor page_values(int64_t index);
 
  private:
@@ -51,6 +52,20 @@ class TiffStackReader {
   int64_t first_ = 0;                  // the page chunk_[0] holds
   std::vector<torch::Tensor> chunk_;   // decoded, not yet handed out (undefined: decode alone)
 };
+// Label images in TIFF (masks of class indices, instance masks of object ids: Fiji's, Cellpose's and
+// napari's 16-bit label images, scikit-image's int32 ones): check_label_page refuses, before a pixel is
+// decoded, a page whose samples are not unsigned 1-, 8- or 16-bit integers or 32-bit floats (`wide`: signed
+// and 32-bit integers too); label_values turns read_image's page (C x H x W in [0, 1]) back into the
+// integers stored (int64: 8-bit x 255, 16-bit x 65535, a 1-bit page's 0/1 as stored, where OpenCV gives
+// 0/255), a float page as stored where every value is a whole number 0..2^24 (fcn predict's float32 instance
+// masks past 65535 objects).
+// decode_tiff_labels gives a TIFF of one page as the labels it stores, C x H x W int64 (libtiff's samples as
+// stored: a palette page's indices, not its colours), refusing a stack (a mask is one picture) and negative
+// labels. fcn::Error naming `subject` for each.
+void check_label_page(const TiffPage& page, const std::string& subject, bool wide);
+torch::Tensor label_values(const torch::Tensor& image, const TiffPage& page, const std::string& subject);
+torch::Tensor decode_tiff_labels(const std::vector<char>& bytes, const std::string& path);
+
 // A JPEG's EXIF orientation (1..8; 1, "as stored", where there is none or the file is no JPEG), from
 // the bytes or from the head of a file. fcn reads pixels as stored, as PyTorch, PIL and OpenCV's
 // IMREAD_UNCHANGED do, while viewers and labelling tools turn the picture: a mask drawn on the turned

@@ -30,7 +30,14 @@ void save_model(const std::string& path, const Model& model) {
 
 Model load_model(const std::string& path) {
   std::error_code error;
-  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a model file");
+  if (std::filesystem::is_directory(path, error)) {
+    // A training run's folder (fcn train's NAME.run): name the models in it.
+    std::string inside;
+    for (const char* name : {"best.fcn", "last.fcn"})
+      if (std::filesystem::is_regular_file(std::filesystem::path(path) / name, error))
+        inside += (inside.empty() ? "" : " or ") + (std::filesystem::path(path) / name).string();
+    fail(path, "is a folder, not a model file" + (inside.empty() ? std::string() : ": a training run's, give its model " + inside));
+  }
   std::ifstream in(path, std::ios::binary);
   char head[4] = {};
   if (!in) fail(path, "cannot open (missing or unreadable)");
