@@ -1,7 +1,8 @@
 // TIFF's directory chain (fcn/formats/tiff.h), walked for the page table of every TIFF fcn reads:
 // both byte orders, BigTIFF, offsets past the end, chains that loop, directories cut short; and the
 // first page's calibration (resolution rationals, ImageJ's description), read past any thumbnail; and a
-// single page of several samples apart (a multispectral image) decoded by libtiff from memory.
+// single page of several samples apart (a multispectral image) decoded by libtiff from memory; a single page
+// read as a label image (decode_tiff_labels: signed, 32-bit and float samples as stored).
 #include <cmath>
 
 #include <torch/torch.h>
@@ -23,5 +24,14 @@ FCN_FUZZ_TARGET({
     const auto image = fcn::decode_image(bytes, "fuzz.tif");  // throws fcn::Error on anything it cannot read
     if (image.dim() != 3 || image.size(0) != pages[0].samples || image.size(1) != pages[0].height || image.size(2) != pages[0].width)
       __builtin_trap();
+  }
+  if (pages.size() == 1) {  // a label image (mask, instance mask): integers as stored, by libtiff
+    try {
+      const auto labels = fcn::decode_tiff_labels(bytes, "fuzz.tif");
+      if (labels.dim() != 3 || labels.scalar_type() != torch::kLong || labels.size(1) != pages[0].height || labels.size(2) != pages[0].width ||
+          (labels.numel() > 0 && labels.min().item<int64_t>() < 0))
+        __builtin_trap();
+    } catch (const fcn::Error&) {
+    }
   }
 })

@@ -64,6 +64,10 @@ for name, obj in (("state.pth", state), ("checkpoint.pth", {"state_dict": state,
     put("archive", name, buffer.getvalue())
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as z:
         put("pickle", name.replace(".", "_") + ".pkl", z.read([n for n in z.namelist() if n.endswith("data.pkl")][0]))
+for protocol in (2, 4):  # torch.save's legacy format (before PyTorch 1.6)
+    buffer = io.BytesIO()
+    torch.save(state, buffer, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    put("archive", f"legacy_p{protocol}.pth", buffer.getvalue())
 
 header = json.dumps({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
                      "b": {"dtype": "I64", "shape": [1], "data_offsets": [16, 24]}}).encode()
@@ -97,6 +101,12 @@ calibrated = io.BytesIO()  # the calibration fcn carries into the stacks it writ
 pages[0].save(calibrated, format="TIFF", save_all=True, append_images=pages[1:], tiffinfo={282: 4.0, 283: 2.5, 296: 3},
               description="ImageJ=1.53t\nimages=3\nslices=3\nunit=micron\nspacing=0.5\n")
 put("tiff", "calibrated.tif", calibrated.getvalue())
+for name, labels in (("labels16.tif", np.array([[0, 7, 300], [65535, 1, 2]], np.uint16)),  # label images: 16-bit, int32, float32
+                     ("labels32.tif", np.array([[0, -1, 70000], [3, 1, 2]], np.int32)),
+                     ("labelsf.tif", np.array([[0, 1.5, 2], [3, 1, 2]], np.float32))):
+    label_page = io.BytesIO()
+    Image.fromarray(labels).save(label_page, format="TIFF")
+    put("tiff", name, label_page.getvalue())
 
 
 def tiff(order, big, sizes):

@@ -93,6 +93,10 @@ def _():
     model = small_torchvision_vgg16(3)
     torch.save(model.state_dict(), path("vgg.pth"))
     run("import", "torchvision-vgg16", path("vgg.pth"), "--out", path("vgg.fcn"))
+    # torch.save's legacy format (before PyTorch 1.6: torchvision's 2017 VGG files) gives the same model file.
+    torch.save(model.state_dict(), path("vgg-legacy.pth"), _use_new_zipfile_serialization=False)
+    run("import", "torchvision-vgg16", path("vgg-legacy.pth"), "--out", path("vgg-legacy.fcn"))
+    assert open(path("vgg-legacy.fcn"), "rb").read() == open(path("vgg.fcn"), "rb").read()
     x = np.random.default_rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
     np.save(path("x64.npy"), x)
     run("forward", path("vgg.fcn"), path("x64.npy"), "--out", path("logits64.npy"))

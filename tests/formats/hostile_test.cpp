@@ -353,6 +353,22 @@ TEST(HostileImage, CutBmpIsOneErrorCarryingOpenCvsReasonWithNothingPrinted) {
   EXPECT_EQ(message, "cut.bmp: cannot decode image (empty, corrupt or not an image format OpenCV knows): OpenCV: Unexpected end of input stream");
 }
 
+// fuzz_tiff's input (2026-12-07): a 178-byte TIFF page of one 32-bit sample declaring tiles of 2.5 GiB, read as a
+// label image (decode_tiff_labels, libtiff's sample reader): the tile buffer was allocated before a byte was
+// decoded. Refused now by the tile's size against the page's.
+TEST(HostileTiff, TilesFarLargerThanThePageAreRefusedBeforeAllocating) {
+  const std::string bytes(
+      "\x49\x49\x2a\x00\x08\x00\x00\x00\x0a\x00\x00\x01\x04\x00\x01\x00\x00\x00\x03\x00\x00\x00\x01\x01\x04\x00\x01\x00\x00\x00\x44\x00"
+      "\x00\x00\x02\x01\x03\x00\x01\x00\x00\x00\x20\x00\x00\x00\x03\x00\x00\x01\x00\x01\x03\x00\x01\xd7\x00\x0b\x06\x01\x03\x00\x01\x00"
+      "\x00\x00\x01\x00\x00\x00\x11\x01\x04\x00\x01\x00\x00\x00\x86\x00\x00\x00\x16\x01\x04\x00\x01\x00\x00\x00\x0a\x00\x00\x28\x17\x01"
+      "\x04\x00\x00\x00\x01\x00\x18\x00\x00\x00\x1c\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00\x42\x01\x03\x00\x01\x00\x00\x00\x01\x00"
+      "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x03\xf8\x01\x00\x00\x00\x01\x49\x49\x2a\x07\x00\x00"
+      "\x00\x03\x00\x00\x00\x07\x00\x00\x87\xa0\xb8\xa1\xad\x80\xa2\x60\x48\xa3",
+      178);
+  const auto message = error_of([&] { decode_tiff_labels(std::vector<char>(bytes.begin(), bytes.end()), "tiles.tif"); });
+  EXPECT_EQ(message.rfind("tiles.tif: ", 0), 0u) << message;
+}
+
 // OpenCvQuiet keeps what its own thread writes to std::cerr, lets another thread's lines through, holds OpenCV's
 // log level silent, and gives back the level there was (a host program's) when it ends.
 TEST(OpenCvQuiet, KeepsThisThreadsLinesOnlyAndGivesTheLogLevelBack) {

@@ -6,8 +6,10 @@ fcn's JSON config of each case. Weights are random, score and upsampling layers 
 every path of each net is exercised. Plus the torchvision VGG16 classifier case (vgg16.pth as
 torchvision writes it), and small torchvision-layout VGG16 files for the bad-input tests.
 """
+import collections
 import json
 import os
+import pickle
 import struct
 import sys
 
@@ -66,6 +68,44 @@ def write_safetensors(path, state_dict):
         f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
+def save_before_pytorch_04(state_dict, path):
+    """torch.save's legacy format as PyTorch 0.3 wrote it (torchvision's 2017 VGG and AlexNet weights): the
+    magic number, protocol version and system info pickles, the object with tensors rebuilt by
+    torch._utils._rebuild_tensor (no requires_grad, no hooks), the sorted storage keys, then each storage's
+    int64 element count and elements. torch.load reads it (the test checks that it does)."""
+    storages = {}
+
+    class Storage:
+        def __init__(self, flat):
+            self.flat = flat
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if not isinstance(obj, Storage):
+                return None
+            key = str(len(storages))
+            storages[key] = obj.flat
+            kind = {torch.float32: torch.FloatStorage, torch.int64: torch.LongStorage}[obj.flat.dtype]
+            return ("storage", kind, key, "cpu", obj.flat.numel(), None)
+
+        def reducer_override(self, obj):
+            if isinstance(obj, torch.Tensor):
+                plain = obj.detach().contiguous()
+                return (torch._utils._rebuild_tensor, (Storage(plain.flatten()), 0, tuple(plain.shape), plain.stride()))
+            return NotImplemented
+
+    with open(path, "wb") as f:
+        for header in (0x1950a86a20f9469cfc6c, 1001, dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4))):
+            pickle.dump(header, f, protocol=2)
+        Pickler(f, protocol=2).dump(collections.OrderedDict(state_dict))
+        keys = sorted(storages)
+        pickle.dump(keys, f, protocol=2)
+        for key in keys:
+            f.write(struct.pack("<q", storages[key].numel()) + storages[key].numpy().tobytes())
+    loaded = torch.load(path)
+    assert all(torch.equal(loaded[k], v) for k, v in state_dict.items())
+
+
 def small_torchvision_vgg16(seed):
     """torchvision's VGG class with 1/4 widths, a 2x2 pool5 window and small fc layers."""
     cfg = []
@@ -118,6 +158,10 @@ def main(out):
         y = small(x)
     sd = small.state_dict()
     torch.save(sd, os.path.join(out, "small_vgg16.pth"))
+    # The same in torch.save's legacy format (before PyTorch 1.6): protocol 2 and 4, and as PyTorch 0.3 wrote it.
+    torch.save(sd, os.path.join(out, "small_vgg16_legacy.pth"), _use_new_zipfile_serialization=False)
+    torch.save(sd, os.path.join(out, "small_vgg16_legacy_p4.pth"), _use_new_zipfile_serialization=False, pickle_protocol=4)
+    save_before_pytorch_04(sd, os.path.join(out, "small_vgg16_pytorch03.pth"))
     write_safetensors(os.path.join(out, "small_vgg16.safetensors"), sd)
     np.save(os.path.join(out, "small_vgg16_input.npy"), x.numpy())
     np.save(os.path.join(out, "small_vgg16_output.npy"), y.numpy())

@@ -1,5 +1,6 @@
 // Weight files: torch.save archives and safetensors read by name; every broken file is a
 // one-line error naming the file and the key (acceptance 7).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -7,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "fcn/formats/torch_archive.h"
 #include "fcn/serialize/weights.h"
+#include "fcn/util/atomic_file.h"
 #include "test_util.h"
 
 namespace fcn {
@@ -26,6 +29,38 @@ TEST(Weights, PthAndSafetensorsHoldTheSameTensors) {
   std::map<std::string, torch::Tensor> by_name(safetensors.begin(), safetensors.end());
   for (const auto& [name, tensor] : pth) EXPECT_TRUE(torch::equal(tensor, by_name.at(name))) << name;
   EXPECT_EQ(pth.front().first, "features.0.weight");  // file order kept
+}
+
+// torch.save's legacy format (PyTorch before 1.6; torchvision's VGG and AlexNet weights): written by PyTorch
+// with pickle protocol 2 and 4, and as PyTorch 0.3 wrote it (_rebuild_tensor), each the zip archive's tensors.
+// It was "legacy (pre-1.6) PyTorch format; re-save it": a C++ user had to go through Python to import VGG16.
+TEST(Weights, LegacyPthFilesHoldTheZipArchivesTensors) {
+  const auto pth = read_state_dict(test::golden("small_vgg16.pth"));
+  for (const char* name : {"small_vgg16_legacy.pth", "small_vgg16_legacy_p4.pth", "small_vgg16_pytorch03.pth"}) {
+    const auto legacy = read_state_dict(test::golden(name));
+    ASSERT_EQ(legacy.size(), pth.size()) << name;
+    for (size_t i = 0; i < pth.size(); ++i) {
+      EXPECT_EQ(legacy[i].first, pth[i].first) << name;  // file order kept
+      EXPECT_TRUE(torch::equal(legacy[i].second, pth[i].second)) << name << " " << pth[i].first;
+    }
+  }
+  // Cut anywhere (in the pickles, in a storage's count or its elements): one line naming the file.
+  const auto bytes = read_file(test::golden("small_vgg16_legacy.pth"));
+  ASSERT_TRUE(is_legacy_torch(bytes));
+  for (const size_t keep : {size_t{20}, size_t{300}, bytes.size() / 2, bytes.size() - 3}) {
+    const auto message = test::error_of([&] { parse_torch_legacy_dict(std::vector<char>(bytes.begin(), bytes.begin() + keep), "cut.pth"); });
+    EXPECT_EQ(message.rfind("cut.pth: ", 0), 0u) << keep << ": " << message;
+  }
+  // A storage whose element count disagrees with its tensor's is refused before it is read: features.0.weight's
+  // count (432, as 8 little-endian bytes) found after the pickles and made 433.
+  auto wrong = bytes;
+  const int64_t first_numel = parse_torch_legacy_dict(bytes, "x.pth").front().second.tensor.numel();
+  std::vector<char> count(8);
+  for (int i = 0; i < 8; ++i) count[i] = static_cast<char>((first_numel >> (8 * i)) & 0xff);
+  const auto at = std::search(wrong.begin() + 300, wrong.end(), count.begin(), count.end());
+  ASSERT_NE(at, wrong.end());
+  *at = static_cast<char>(*at + 1);
+  EXPECT_NE(test::error_of([&] { parse_torch_legacy_dict(wrong, "wrong.pth"); }).find("wrong.pth: storage '"), std::string::npos);
 }
 
 TEST(Weights, MissingKeyIsNamed) {

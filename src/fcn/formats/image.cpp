@@ -144,6 +144,11 @@ void read_samples(TIFF* tif, const TiffPage& page, std::vector<unsigned char>& r
   TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_w), TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_h);
   if (tile_w == 0 || tile_h == 0 || TIFFTileSize64(tif) != uint64_t{tile_w} * tile_h * static_cast<uint64_t>(pixel))
     fail(subject, "TIFF tiles of an unexpected size (corrupt?)");
+  // A tile may overhang the page (its sides are multiples of 16), not dwarf it: a few bytes declaring 2 GiB
+  // tiles for a small page were allocated before a byte was decoded (found by fuzz_tiff).
+  if (TIFFTileSize64(tif) > std::max<uint64_t>(4 * raw.size(), uint64_t{16} << 20))
+    fail(subject, "TIFF tiles of " + std::to_string(tile_w) + "x" + std::to_string(tile_h) + " pixels for a page of " + std::to_string(w) + "x" +
+                      std::to_string(h) + " (corrupt?)");
   std::vector<unsigned char> tile(static_cast<size_t>(TIFFTileSize64(tif)));
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t y0 = 0; y0 < h; y0 += tile_h)

@@ -61,7 +61,13 @@ std::vector<int64_t> int_tuple(const ValuePtr& v, const std::string& path) {
 class Unpickler {
  public:
   Unpickler(std::vector<char> pickle, const StorageReader& storages, const std::string& path)
-      : storages_reader_(storages), path_(path), bytes_(std::move(pickle)) {}
+      : storages_reader_(storages), path_(path), owned_(std::move(pickle)), bytes_(owned_) {}
+  // The pickle starting at `start` of `bytes` (one of several one after another: PyTorch's legacy format),
+  // read in place. A StorageReader may give undefined storages (a first pass that only learns which there
+  // are): the tensors of those are undefined, their views checked against the declared element counts.
+  Unpickler(const std::vector<char>& bytes, size_t start, const StorageReader& storages, const std::string& path)
+      : storages_reader_(storages), path_(path), bytes_(bytes), pos_(start) {}
+  size_t end() const { return pos_; }  // after run(): the byte after the pickle's STOP
 
   ValuePtr run() {
     while (true) {
@@ -262,9 +268,12 @@ class Unpickler {
     const std::string& name = callable->text;
     const auto& a = args->items;
     if (callable->kind == Value::Kind::kGlobal && name == "collections.OrderedDict") return make(Value::Kind::kDict);
-    if (callable->kind == Value::Kind::kGlobal && name == "torch._utils._rebuild_tensor_v2" && a.size() >= 4 &&
-        a[0]->kind == Value::Kind::kStorage) {
+    // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks); _rebuild_tensor(storage, offset,
+    // size, stride) in files saved before PyTorch 0.4.
+    if (callable->kind == Value::Kind::kGlobal && (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") &&
+        a.size() >= 4 && a[0]->kind == Value::Kind::kStorage) {
       const auto& storage = a[0]->tensor;
+      const int64_t storage_numel = a[0]->integer;
       const auto sizes = int_tuple(a[2], path_);
       const auto strides = int_tuple(a[3], path_);
       if (sizes.size() != strides.size()) fail(path_, "malformed tensor record (sizes and strides differ in length)");
@@ -276,16 +285,16 @@ class Unpickler {
         if (sizes[i] > 0 && __builtin_add_overflow(last, checked_mul(path_, "a tensor's extent", sizes[i] - 1, strides[i]), &last))
           fail(path_, "a tensor's extent overflows 64 bits (corrupt file?)");
       }
-      if (numel > 0 && last >= storage.numel())
+      if (numel > 0 && last >= storage_numel)
         fail(path_, "tensor view exceeds its storage record '" + printable(a[0]->text) + "' (corrupt file?)");
       // A view with more elements than its storage repeats elements (stride 0): a 1 KB file could
       // ask for gigabytes. State dicts hold plain tensors; such a one must be saved .contiguous().
-      if (numel > storage.numel())
+      if (numel > storage_numel)
         fail(path_, "a tensor of " + std::to_string(numel) + " elements is a broadcast (stride-0) view of storage record '" +
-                        printable(a[0]->text) + "' of " + std::to_string(storage.numel()) +
+                        printable(a[0]->text) + "' of " + std::to_string(storage_numel) +
                         "; fcn reads plain tensors (save it with .contiguous())");
       auto v = make(Value::Kind::kTensor);
-      v->tensor = storage.as_strided(sizes, strides, offset).clone();
+      if (storage.defined()) v->tensor = storage.as_strided(sizes, strides, offset).clone();
       return v;
     }
     // _rebuild_parameter(data, requires_grad, hooks); restore_type_tag(value, "Dict[str, Tensor]") from LibTorch.
@@ -296,13 +305,19 @@ class Unpickler {
   }
 
   ValuePtr load_storage(const ValuePtr& id) {
-    // ('storage', <class torch.FloatStorage>, key, location, numel)
+    // ('storage', <class torch.FloatStorage>, key, location, numel), and in the legacy format a 6th item,
+    // the view's (key, offset, size) where the storage is a view of another (None for whole storages).
     if (id->kind != Value::Kind::kTuple || id->items.size() < 5 || id->items[0]->text != "storage" ||
         id->items[4]->kind != Value::Kind::kInt || id->items[4]->integer < 0)
       fail(path_, "malformed persistent id in the pickle");
+    if (id->items.size() > 5 && id->items[5]->kind != Value::Kind::kNone)
+      fail(path_, "holds a view of a storage (legacy PyTorch format): re-save it with torch.save(sd, f) from PyTorch 1.6 or later");
     const std::string key = id->items[2]->text;
     auto v = make(Value::Kind::kStorage);
     v->text = key;
+    v->integer = id->items[4]->integer;
+    if (const auto [seen, first] = numels_.emplace(key, v->integer); !first && seen->second != v->integer)
+      fail(path_, "storage record '" + printable(key) + "' is declared with two sizes (corrupt file?)");
     auto cached = storages_.find(key);
     if (cached != storages_.end()) {
       v->tensor = cached->second;
@@ -316,12 +331,14 @@ class Unpickler {
 
   const StorageReader& storages_reader_;
   const std::string& path_;
-  std::vector<char> bytes_;
+  std::vector<char> owned_;
+  const std::vector<char>& bytes_;
   size_t pos_ = 0;
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, torch::Tensor> storages_;
+  std::map<std::string, int64_t> numels_;  // each storage's element count, as its first persistent id declares it
   std::vector<std::unique_ptr<Value>> arena_;
 };
 
@@ -441,6 +458,71 @@ ArchiveDict read_archive(caffe2::serialize::PyTorchStreamReader& reader, const s
   return parse_pickle_dict(std::move(pickle), storages, path);
 }
 
+// Reads `n` bytes at `pos` into `out`; returns how many there were (fewer at the end).
+using LegacyBytes = std::function<size_t(size_t pos, size_t n, char* out)>;
+
+// The first pickle of a legacy file holds the magic number 0x1950a86a20f9469cfc6c: LONG1 of 10 bytes, then STOP,
+// after PROTO (and a FRAME from protocol 4 on). Where that pickle ends; 0 where `head` starts otherwise.
+size_t legacy_magic_end(const std::vector<char>& head) {
+  static const std::string kMagic("\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 13);
+  if (head.size() < 2 || static_cast<unsigned char>(head[0]) != 0x80) return 0;
+  const size_t at = static_cast<unsigned char>(head[1]) >= 4 ? 11 : 2;  // PROTO n [FRAME size]
+  return head.size() >= at + kMagic.size() && std::memcmp(head.data() + at, kMagic.data(), kMagic.size()) == 0 ? at + kMagic.size() : 0;
+}
+
+// The legacy format (torch_archive.h) from a file of `size` bytes: its pickles read from its head (up to 64
+// MiB), the object's twice (first to learn its storages, then with them), each storage read straight into its
+// tensor after its element count is checked against the pickle's, the file's size and the limits.
+ArchiveDict read_legacy(size_t size, const LegacyBytes& read, const std::string& path) {
+  std::vector<char> head(std::min<size_t>(size, size_t{64} << 20));
+  head.resize(read(0, head.size(), head.data()));
+  const size_t magic_end = legacy_magic_end(head);
+  if (magic_end == 0) fail(path, "not a legacy PyTorch file (no magic number)");
+  const StorageReader none = [&](const std::string&, torch::ScalarType, int64_t) -> torch::Tensor { fail(path, "a tensor where none belongs (corrupt file?)"); };
+  Unpickler version(head, magic_end, none, path);
+  if (const auto v = version.run(); v->kind != Value::Kind::kInt || v->integer != 1001)
+    fail(path, "legacy PyTorch file of protocol version " + std::to_string(v->integer) + "; fcn reads 1001 (PyTorch 0.4 to 1.5)");
+  Unpickler info(head, version.end(), none, path);
+  for (const auto& [key, value] : info.run()->entries)
+    if (key->text == "little_endian" && value->kind == Value::Kind::kBool && value->integer == 0) fail(path, "big-endian files are not supported");
+  const size_t object = info.end();
+  std::map<std::string, std::pair<torch::ScalarType, int64_t>> declared;
+  const StorageReader learn = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    declared[key] = {dtype, numel};
+    return torch::Tensor();
+  };
+  Unpickler first(head, object, learn, path);
+  first.run();
+  Unpickler keys(head, first.end(), none, path);
+  const auto listed = keys.run();
+  if (listed->kind != Value::Kind::kList) fail(path, "malformed legacy PyTorch file (no list of storage keys after the object)");
+  std::map<std::string, size_t> at;  // key -> where its elements start
+  size_t pos = keys.end();
+  for (const auto& key : listed->items) {
+    const auto it = declared.find(key->text);
+    if (key->kind != Value::Kind::kString || it == declared.end() || at.count(key->text))
+      fail(path, "malformed legacy PyTorch file (storage key '" + printable(key->text) + "' listed but not used, or twice)");
+    char count[8];
+    if (read(pos, 8, count) != 8) fail(path, "ends before storage '" + printable(key->text) + "' (truncated file?)");
+    if (static_cast<int64_t>(read_le(reinterpret_cast<const unsigned char*>(count), 8)) != it->second.second)
+      fail(path, "storage '" + printable(key->text) + "' holds another element count than its tensors say (corrupt file?)");
+    const int64_t bytes = checked_mul(path, "a storage's size", it->second.second, static_cast<int64_t>(c10::elementSize(it->second.first)));
+    if (bytes > limits().max_tensor_bytes || static_cast<uint64_t>(bytes) > size - std::min(size, pos + 8))
+      fail(path, "storage '" + printable(key->text) + "' of " + std::to_string(bytes) + " bytes runs past the file's end (truncated?) or over Limits.max_tensor_bytes");
+    at[key->text] = pos + 8;
+    pos += 8 + static_cast<size_t>(bytes);
+  }
+  if (at.size() != declared.size()) fail(path, "malformed legacy PyTorch file (a storage its tensors use has no data)");
+  const StorageReader storages = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    auto storage = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    const size_t bytes = storage.nbytes();
+    if (read(at.at(key), bytes, static_cast<char*>(storage.data_ptr())) != bytes) fail(path, "ends inside storage '" + printable(key) + "'");
+    return storage;
+  };
+  Unpickler second(head, object, storages, path);
+  return to_archive_dict(second.run(), path);
+}
+
 class MemoryAdapter : public caffe2::serialize::ReadAdapterInterface {
  public:
   explicit MemoryAdapter(const std::vector<char>& bytes) : bytes_(bytes) {}
@@ -496,6 +578,32 @@ ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::
   } catch (const c10::Error& e) {
     fail(path, "not a readable PyTorch archive (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   }
+}
+
+bool is_legacy_torch(const std::vector<char>& head) { return legacy_magic_end(head) > 0; }
+
+ArchiveDict read_torch_legacy_dict(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a file");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail(path, "cannot open");
+  const auto size = static_cast<size_t>(in.tellg());
+  return read_legacy(size, [&](size_t pos, size_t n, char* out) -> size_t {
+    if (pos >= size) return 0;
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(pos));
+    in.read(out, static_cast<std::streamsize>(std::min(n, size - pos)));
+    return static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0));
+  }, path);
+}
+
+ArchiveDict parse_torch_legacy_dict(const std::vector<char>& bytes, const std::string& path) {
+  return read_legacy(bytes.size(), [&](size_t pos, size_t n, char* out) -> size_t {
+    if (pos >= bytes.size()) return 0;
+    n = std::min(n, bytes.size() - pos);
+    std::memcpy(out, bytes.data() + pos, n);
+    return n;
+  }, path);
 }
 
 StateDict state_dict_of(const ArchiveDict& dict, const std::string& path) {

@@ -35,6 +35,15 @@ using ArchiveDict = std::vector<std::pair<std::string, ArchiveEntry>>;  // in fi
 // before it is read; the pickle runs in an arena (self-references and deep nesting are inert).
 ArchiveDict read_torch_archive_dict(const std::string& path);
 ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::string& path);  // the same from memory
+// PyTorch's format before 1.6, still written by torch.save(..., _use_new_zipfile_serialization=False) and
+// found in files saved before 1.6 (torchvision's VGG and AlexNet weights among them): pickles one after
+// another (the magic number, the protocol version, the system's info, the object, its storage keys), then
+// each storage's int64 element count and elements. Tensors as in the zip format (_rebuild_tensor_v2, and
+// _rebuild_tensor of files before PyTorch 0.4); little-endian files only; every count checked against the
+// pickle's, the file's size and Limits.max_tensor_bytes before a storage is read.
+bool is_legacy_torch(const std::vector<char>& head);  // by the magic number's pickle at the start (its first 24 bytes)
+ArchiveDict read_torch_legacy_dict(const std::string& path);
+ArchiveDict parse_torch_legacy_dict(const std::vector<char>& bytes, const std::string& path);  // the same from memory
 // The state dict of an archive's top-level dict (see read_torch_archive).
 StateDict state_dict_of(const ArchiveDict& dict, const std::string& path);
 
