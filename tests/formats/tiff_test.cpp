@@ -647,6 +647,19 @@ TEST(Tiff, MutatedMultiSampleStacksGiveErrorsOnly) {
   EXPECT_GT(refused, 10);
 }
 
+// A TIFF image of signed samples (a CT slice's Hounsfield units as int16) is one line saying what to do: it was
+// "only 8- and 16-bit images are supported", of a 16-bit image. As a label image it reads as stored.
+TEST(Tiff, SignedImagesAreRefusedSayingWhatToDo) {
+  const std::string dir = test::fresh_dir("tiff_signed");
+  const auto hounsfield = torch::tensor({-1000, 40, 400, 3000}).reshape({1, 2, 2});
+  write_samples(dir + "/ct.tif", hounsfield, 16, SAMPLEFORMAT_INT, false, false);
+  EXPECT_NE(error_of([&] { read_image(dir + "/ct.tif"); }).find("ct.tif: holds signed 16-bit samples, which have no scale to read them on"),
+            std::string::npos);
+  write_samples(dir + "/ct32.tif", hounsfield, 32, SAMPLEFORMAT_INT, false, false);
+  EXPECT_NE(error_of([&] { read_image(dir + "/ct32.tif"); }).find("ct32.tif: holds signed 32-bit samples"), std::string::npos);
+  EXPECT_NE(error_of([&] { decode_tiff_labels(read_file(dir + "/ct.tif"), "ct.tif"); }).find("ct.tif: holds -1000 at (0,0)"), std::string::npos);
+}
+
 // A 1-bit (bilevel) page of `rows` x 8 pixels, each row one byte, BitsPerSample left out as PIL leaves it.
 void write_bilevel(const std::string& path, const std::vector<uint8_t>& rows) {
   TIFF* tif = TIFFOpen(path.c_str(), "w");

@@ -248,14 +248,24 @@ torch::Tensor decode_with_opencv(const std::vector<char>& bytes, const std::stri
   return to_tensor(image, path);
 }
 
-// OpenCV's 8- or 16-bit gray, BGR or BGRA image as read_image gives images.
+// OpenCV's 8- or 16-bit (or float) gray, BGR or BGRA image as read_image gives images; signed integers refused.
 torch::Tensor to_tensor(cv::Mat image, const std::string& path) {
   check_image_size(path, image.rows, image.cols);
-  if (image.depth() != CV_8U && image.depth() != CV_16U) fail(path, "only 8- and 16-bit images are supported");
+  const int depth = image.depth();
+  if (depth == CV_8S || depth == CV_16S || depth == CV_32S)  // a CT slice's Hounsfield units as int16, say
+    fail(path, std::string("holds signed ") + (depth == CV_8S ? "8" : depth == CV_16S ? "16" : "32") +
+                   "-bit samples, which have no scale to read them on (unsigned 8- and 16-bit samples are read as 0..1 of their "
+                   "range): save the values as float32 (TIFF or .npy: taken as stored, the net's normalisation scales them) or as "
+                   "unsigned integers");
+  if (depth != CV_8U && depth != CV_16U && depth != CV_32F && depth != CV_64F)
+    fail(path, "holds samples of a kind fcn does not read (OpenCV depth " + std::to_string(depth) + "): 8- or 16-bit unsigned, or float");
   if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2RGBA);
-  cv::Mat as_float;
-  image.convertTo(as_float, CV_32F, image.depth() == CV_8U ? 1.0 / 255.0 : 1.0 / 65535.0);
+  cv::Mat as_float;  // float images (Radiance .hdr, float TIFFs OpenCV reads) as stored, as libtiff's float pages
+  image.convertTo(as_float, CV_32F, depth == CV_8U ? 1.0 / 255.0 : depth == CV_16U ? 1.0 / 65535.0 : 1.0);
+  if (depth == CV_32F || depth == CV_64F) {
+    if (!cv::checkRange(as_float)) fail(path, "holds samples that are not finite (NaN or infinite)");
+  }
   return torch::from_blob(as_float.data, {as_float.rows, as_float.cols, as_float.channels()}, torch::kFloat)
       .permute({2, 0, 1})
       .clone();
