@@ -20,22 +20,40 @@ const std::vector<std::string>& formats() {
   return names;
 }
 
-// The net in `file`, read as the torchvision model `format` names.
-std::shared_ptr<NetImpl> import_net(const std::string& format, const std::string& file, bool transform_input) {
-  if (std::find(formats().begin(), formats().end(), format) == formats().end()) {
-    std::string known;
-    for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
-    fail("FORMAT", "'" + format + "' is not one of " + known);
-  }
+// The net in `weights` (from `file`), read as the torchvision model `format` names.
+std::shared_ptr<NetImpl> import_weights(const std::string& format, const StateDict& weights, const std::string& file, bool transform_input) {
   const std::string model = format.substr(std::string("torchvision-").size());
-  if (transform_input && model != "googlenet")
-    fail("--transform-input", "is torchvision-googlenet's, and " + format + " has no such step: leave it out");
-  const auto weights = read_state_dict(file);
   if (model == "alexnet") return import_torchvision_alexnet(weights, file).ptr();
   if (model == "googlenet") return import_torchvision_googlenet(weights, file, transform_input).ptr();
   if (model.rfind("fcn-resnet", 0) == 0) return import_torchvision_fcn(weights, file, std::stoi(model.substr(10))).ptr();
   if (model.rfind("resnet", 0) == 0) return import_torchvision_resnet(weights, file, std::stoi(model.substr(6))).ptr();
   return import_torchvision_vgg(weights, file, std::stoi(model.substr(3))).ptr();
+}
+
+// The net in `file`, read as the torchvision model `format` names, or as the one its keys show (`auto`). Where
+// the format asked for fails and the keys show another, the error says which: "vgg.pth: missing key
+// 'classifier.1.weight' (torchvision alexnet); its keys are those of torchvision-vgg16".
+std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file, bool transform_input) {
+  if (format != "auto" && std::find(formats().begin(), formats().end(), format) == formats().end()) {
+    std::string known;
+    for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
+    fail("FORMAT", "'" + format + "' is not one of " + known + ", nor auto");
+  }
+  const auto weights = read_state_dict(file);
+  const auto seen = torchvision_format(weights);
+  if (format == "auto") {
+    if (seen.empty()) fail(file, "holds no torchvision model fcn imports, by its keys (" + std::to_string(weights.size()) + " tensors; fcn info " + file + " lists them)");
+    std::cout << file << ": its keys are those of " << seen << "\n";
+    format = seen;
+  }
+  if (transform_input && format != "torchvision-googlenet")
+    fail("--transform-input", "is torchvision-googlenet's, and " + format + " has no such step: leave it out");
+  try {
+    return import_weights(format, weights, file, transform_input);
+  } catch (const Error& e) {
+    if (seen.empty() || seen == format) throw;
+    throw Error(e.subject(), e.message() + "; its keys are those of " + seen + " (fcn import " + seen + " or auto)");
+  }
 }
 
 }  // namespace
@@ -44,11 +62,13 @@ void add_import(CLI::App& app) {
   auto* cmd = app.add_subcommand("import", "Import a classifier's weights from PyTorch (.pth) or safetensors\n"
                                            "  example: fcn import torchvision-vgg16 vgg16.pth --out vgg16.fcn\n"
                                            "  example: fcn import torchvision-resnet50 resnet50.safetensors --out resnet50.fcn\n"
+                                           "  example: fcn import auto weights.pth --out model.fcn   (the torchvision model its keys show)\n"
                                            "  (vgg16.pth as written by torch.save(torchvision.models.vgg16().state_dict(), f))");
   static std::string format, file, out;
   static bool transform_input = false;
   cmd->add_option("FORMAT", format,
-                  "torchvision-vgg11|13|16|19, torchvision-alexnet, torchvision-resnet18|34|50|101, torchvision-googlenet, torchvision-fcn-resnet50|101")
+                  "torchvision-vgg11|13|16|19, torchvision-alexnet, torchvision-resnet18|34|50|101, torchvision-googlenet, torchvision-fcn-resnet50|101, "
+                  "or auto (the one the file's keys show)")
       ->required();
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();
   add_out_flag(cmd, out, "model file to write")->required();

@@ -1,5 +1,8 @@
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -8,9 +11,55 @@
 #include "fcn/models/cost.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
+#include "fcn/serialize/weights.h"
+#include "fcn/util/atomic_file.h"
 #include "fcn/util/error.h"
 
 namespace fcn::cli {
+namespace {
+
+// Whether `path` is a weights file rather than an fcn model file: safetensors, a legacy .pth, or a zip
+// archive whose dict has no "format" entry (torch.save of a state dict).
+bool is_weights_file(const std::string& path) {
+  std::vector<char> head(24);
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  }
+  if (head.size() >= 9 && head[8] == '{') return true;
+  if (is_legacy_torch(head)) return true;
+  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04") return false;
+  const auto dict = read_torch_archive_dict(path);
+  return std::none_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; });
+}
+
+// fcn info of a weights file: its tensors, and the torchvision model its keys show, with the command to import it.
+void describe_weights(const std::string& path, bool json_output) {
+  const auto weights = read_state_dict(path);
+  const auto format = torchvision_format(weights);
+  int64_t values = 0;
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& [name, tensor] : weights) {
+    values += tensor.numel();
+    tensors.push_back({{"name", name}, {"shape", tensor.sizes().vec()}, {"dtype", std::string(c10::toString(tensor.scalar_type()))}});
+  }
+  if (json_output) {
+    std::cout << nlohmann::json({{"weights", path}, {"values", values}, {"tensors", tensors}, {"torchvision_format", format}}).dump(2) << "\n";
+    return;
+  }
+  std::printf("%s\n  weights     a state dict of %zu tensors, %.3f M values (not an fcn model file)\n", printable(path).c_str(), weights.size(),
+              static_cast<double>(values) / 1e6);
+  if (format.empty())
+    std::printf("  import      its keys are none of the torchvision models fcn imports (fcn import --help)\n");
+  else
+    std::printf("  import      its keys are those of %s: fcn import %s %s --out MODEL.fcn\n", format.c_str(), format.c_str(), printable(path).c_str());
+  for (const auto& tensor : tensors)
+    std::printf("  %-40s %-22s %s\n", printable(tensor["name"].get<std::string>()).c_str(), tensor["shape"].dump().c_str(),
+                tensor["dtype"].get<std::string>().c_str());
+}
+
+}  // namespace
 
 void add_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Describe a model file: architecture, classes, parameters, FLOPs\n"
@@ -18,12 +67,23 @@ void add_info(CLI::App& app) {
                                          "  Prints the net layer by layer as LibTorch does (fcn::FCN(...), its modules).");
   static std::string path, size;
   static bool json_output = false;
-  cmd->add_option("MODEL", path, "model file")->required();
+  cmd->add_option("MODEL", path, "model file (or a weights file, .pth or .safetensors: its tensors and the torchvision model they are)")->required();
   add_size_flag(cmd, size, "input size for FLOPs (default: the classifier's training size, else 224)");
   add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets), pixel_mm (nets trained on resampled slices), axes (on slices cut in an orientation)");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
-    const auto model = load_model(path);
+    Model model;
+    try {
+      model = load_model(path);
+    } catch (const Error&) {
+      bool weights = false;
+      try {
+        weights = is_weights_file(path);
+      } catch (const Error&) {  // neither: the model file's own error stands
+      }
+      if (!weights) throw;
+      return describe_weights(path, json_output);
+    }
     auto& net = *model.net;
     const auto config = net_config(net);
     const int64_t default_size = config.value("input_size", int64_t{224});  // classifiers know their training size

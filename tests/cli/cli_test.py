@@ -131,7 +131,14 @@ def _():
         assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), name
     p = run("import", "torchvision-alexnet", path("vgg.pth"), "--out", path("wrong.fcn"), ok=False)
     assert p.returncode == 1
-    one_line_error(p, "vgg.pth", "missing key 'classifier.1.weight' (torchvision alexnet)")
+    one_line_error(p, "vgg.pth", "missing key 'classifier.1.weight' (torchvision alexnet); its keys are those of torchvision-vgg16")
+    # auto: the model the keys show, the same file as named; fcn info of a weights file says which and lists the tensors.
+    p = run("import", "auto", path("resnet18.pth"), "--out", path("resnet18-auto.fcn"))
+    assert "its keys are those of torchvision-resnet18" in p.stdout, p.stdout
+    assert open(path("resnet18-auto.fcn"), "rb").read() == open(path("resnet18.fcn"), "rb").read()
+    info = json.loads(run("info", path("resnet18.pth"), "--json").stdout)
+    assert info["torchvision_format"] == "torchvision-resnet18" and len(info["tensors"]) == len(torchvision.models.resnet18().state_dict())
+    assert info["tensors"][0] == {"name": "conv1.weight", "shape": [64, 3, 7, 7], "dtype": "Float"}, info["tensors"][0]
     one_line_error(run("import", "torchvision-resnet50", path("resnet18.pth"), "--out", path("wrong.fcn"), ok=False),
                    "resnet18.pth", "key 'layer1.0.conv1.weight' has shape", "(torchvision resnet50)")
     assert not os.path.exists(path("wrong.fcn"))

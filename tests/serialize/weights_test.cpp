@@ -63,6 +63,39 @@ TEST(Weights, LegacyPthFilesHoldTheZipArchivesTensors) {
   EXPECT_NE(test::error_of([&] { parse_torch_legacy_dict(wrong, "wrong.pth"); }).find("wrong.pth: storage '"), std::string::npos);
 }
 
+// fcn import auto (and fcn info of a .pth) tell the torchvision model by the keys alone: torchvision's own
+// files (goldens written by torchvision), and synthetic key sets for the depths there is no golden of.
+TEST(Weights, TorchvisionFormatIsToldByTheKeys) {
+  for (const auto& [file, format] : std::vector<std::pair<std::string, std::string>>{
+           {"tv_alexnet.pth", "torchvision-alexnet"},   {"tv_resnet18.pth", "torchvision-resnet18"},
+           {"tv_resnet50.pth", "torchvision-resnet50"}, {"tv_googlenet.pth", "torchvision-googlenet"},
+           {"tv_googlenet_ti.pth", "torchvision-googlenet"}, {"tv_fcn_resnet50.pth", "torchvision-fcn-resnet50"},
+           {"small_vgg16.pth", "torchvision-vgg16"},     {"small_vgg16_legacy.pth", "torchvision-vgg16"}})
+    EXPECT_EQ(torchvision_format(read_state_dict(test::golden(file))), format) << file;
+  const auto keys = [](const std::vector<std::string>& names) {
+    StateDict out;
+    for (const auto& name : names) out.emplace_back(name, torch::zeros({1}));
+    return out;
+  };
+  const auto resnet = [&](const std::string& prefix, bool bottleneck, int layer3, std::vector<std::string> extra) {
+    std::vector<std::string> names = {prefix + "conv1.weight", prefix + "layer1.0.conv1.weight"};
+    if (bottleneck) names.push_back(prefix + "layer1.0.conv3.weight");
+    for (int b = 0; b < layer3; ++b) names.push_back(prefix + "layer3." + std::to_string(b) + ".conv1.weight");
+    names.insert(names.end(), extra.begin(), extra.end());
+    return keys(names);
+  };
+  EXPECT_EQ(torchvision_format(resnet("", false, 6, {"fc.weight"})), "torchvision-resnet34");
+  EXPECT_EQ(torchvision_format(resnet("", true, 23, {"fc.weight"})), "torchvision-resnet101");
+  EXPECT_EQ(torchvision_format(resnet("", true, 7, {"fc.weight"})), "");  // no torchvision depth
+  EXPECT_EQ(torchvision_format(resnet("backbone.", true, 23, {"classifier.4.weight"})), "torchvision-fcn-resnet101");
+  for (const auto& [convs, format] : std::vector<std::pair<int, std::string>>{{8, "torchvision-vgg11"}, {10, "torchvision-vgg13"}, {16, "torchvision-vgg19"}, {9, ""}}) {
+    std::vector<std::string> names = {"classifier.0.weight", "classifier.6.weight"};
+    for (int i = 0; i < convs; ++i) names.push_back("features." + std::to_string(3 * i) + ".weight");
+    EXPECT_EQ(torchvision_format(keys(names)), format) << convs;
+  }
+  EXPECT_EQ(torchvision_format(keys({"encoder.weight", "decoder.weight"})), "");
+}
+
 TEST(Weights, MissingKeyIsNamed) {
   const auto file = test::golden("missing_key.pth");
   expect_one_line_naming(test::error_of([&] { import_torchvision_vgg(read_state_dict(file), file); }), file,

@@ -224,4 +224,40 @@ TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::strin
   return net;
 }
 
+std::string torchvision_format(const StateDict& weights) {
+  std::set<std::string> keys;
+  for (const auto& [key, tensor] : weights) keys.insert(key);
+  const auto has = [&](const std::string& key) { return keys.count(key) > 0; };
+  // Distinct N of keys "PREFIXN.rest" (blocks of a layer, indices of a Sequential), with `suffix` after them.
+  const auto count = [&](const std::string& prefix, const std::string& suffix) {
+    std::set<std::string> seen;
+    for (const auto& key : keys)
+      if (key.rfind(prefix, 0) == 0 && key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+        seen.insert(key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size()));
+    return static_cast<int64_t>(seen.size());
+  };
+  const auto resnet_depth = [&](const std::string& prefix) -> int64_t {
+    const bool bottleneck = has(prefix + "layer1.0.conv3.weight");
+    const int64_t blocks = count(prefix + "layer3.", ".conv1.weight");
+    if (!bottleneck) return blocks == 2 ? 18 : blocks == 6 ? 34 : 0;
+    return blocks == 6 ? 50 : blocks == 23 ? 101 : 0;
+  };
+  if (has("backbone.conv1.weight") && has("classifier.4.weight")) {
+    const int64_t depth = resnet_depth("backbone.");
+    return depth >= 50 ? "torchvision-fcn-resnet" + std::to_string(depth) : "";
+  }
+  if (has("inception3a.branch1.conv.weight") && has("fc.weight")) return "torchvision-googlenet";
+  if (has("conv1.weight") && has("layer1.0.conv1.weight") && has("fc.weight")) {
+    const int64_t depth = resnet_depth("");
+    return depth > 0 ? "torchvision-resnet" + std::to_string(depth) : "";
+  }
+  const int64_t convs = count("features.", ".weight");  // VGG's and AlexNet's features hold convs alone (no batch norm)
+  if (has("classifier.6.weight") && has("classifier.1.weight") && convs == 5) return "torchvision-alexnet";
+  if (has("classifier.6.weight") && has("classifier.0.weight")) {
+    for (const auto& [n, depth] : std::vector<std::pair<int64_t, int64_t>>{{8, 11}, {10, 13}, {13, 16}, {16, 19}})
+      if (convs == n) return "torchvision-vgg" + std::to_string(depth);
+  }
+  return "";
+}
+
 }  // namespace fcn

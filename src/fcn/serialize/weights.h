@@ -39,4 +39,10 @@ Classifier import_torchvision_googlenet(const StateDict& weights, const std::str
 // torchvision fcn_resnet{50,101} (backbone.*, classifier.*, aux_classifier.* if present) -> TorchvisionFCN.
 TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth);
 
+// Which of the torchvision models above a state dict holds, by its keys alone ("torchvision-vgg16",
+// "torchvision-resnet50", "torchvision-fcn-resnet101", ... as fcn import names them; "" where none): the
+// features' conv count for VGG and AlexNet, ResNet's blocks (basic or bottleneck, layer3's count), googlenet's
+// inception modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
+std::string torchvision_format(const StateDict& weights);
+
 }  // namespace fcn
