@@ -122,6 +122,12 @@ TEST(ModelFile, ForeignFilesAreRejectedByName) {
   const auto weights = test::golden("small_vgg16.pth");
   const auto message = test::error_of([&] { load_model(weights); });
   EXPECT_NE(message.find(weights), std::string::npos) << message;
+  // Each weights format is named as one, with the command that makes a model of it (was "no 'format' entry").
+  EXPECT_NE(message.find("is a weights file (a PyTorch state dict), not an fcn model file: fcn import auto " + weights), std::string::npos) << message;
+  for (const auto& [file, kind] : std::vector<std::pair<std::string, std::string>>{{"small_vgg16_legacy.pth", "a state dict in torch.save's legacy format"},
+                                                                                   {"small_vgg16.safetensors", "safetensors"}})
+    EXPECT_NE(test::error_of([&] { load_model(test::golden(file)); }).find("is a weights file (" + kind + "), not an fcn model file"), std::string::npos)
+        << file;
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include "fcn/serialize/model_file.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -28,6 +30,13 @@ void save_model(const std::string& path, const Model& model) {
   write_file_atomic(path, torch::pickle_save(root), Durability::kDurable);
 }
 
+namespace {
+// What to do with a weights file given where a model file belongs.
+std::string import_hint(const std::string& path) {
+  return "fcn import auto " + path + " --out MODEL.fcn makes one of a torchvision model's weights (fcn info " + path + ": which model its keys are)";
+}
+}  // namespace
+
 Model load_model(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {
@@ -39,10 +48,15 @@ Model load_model(const std::string& path) {
     fail(path, "is a folder, not a model file" + (inside.empty() ? std::string() : ": a training run's, give its model " + inside));
   }
   std::ifstream in(path, std::ios::binary);
-  char head[4] = {};
+  std::vector<char> head(24);
   if (!in) fail(path, "cannot open (missing or unreadable)");
-  in.read(head, 4);
-  if (in.gcount() < 4 || std::string(head, 4) != "PK\x03\x04")
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  const bool safetensors = head.size() >= 9 && head[8] == '{';
+  if (safetensors || is_legacy_torch(head))
+    fail(path, std::string("is a weights file (") + (safetensors ? "safetensors" : "a state dict in torch.save's legacy format") +
+                   "), not an fcn model file: " + import_hint(path));
+  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04")
     fail(path, "not an fcn model file (expected a zip archive; make one with `fcn init` or `fcn import`)");
   return model_from_archive(read_torch_archive_dict(path), path);
 }
@@ -54,6 +68,13 @@ Model model_from_archive(const ArchiveDict& dict, const std::string& path) {
       if (entry.kind != kind) fail(path, std::string("not an fcn model file ('") + key + "' is not " + what + ")");
       return entry;
     }
+    // torch.save(model.state_dict()): tensors alone, or a checkpoint holding them under "state_dict" or "model".
+    const bool state_dict = std::all_of(dict.begin(), dict.end(), [](const auto& e) { return e.second.kind == ArchiveEntry::Kind::kTensor; }) ||
+                            std::any_of(dict.begin(), dict.end(), [](const auto& e) {
+                              return (e.first == "state_dict" || e.first == "model") && e.second.kind == ArchiveEntry::Kind::kTensorDict;
+                            });
+    if (std::string(key) == "format" && !dict.empty() && state_dict)
+      fail(path, "is a weights file (a PyTorch state dict), not an fcn model file: " + import_hint(path));
     fail(path, std::string("not an fcn model file (no '") + key + "' entry)");
   };
   if (get("format", ArchiveEntry::Kind::kString, "a string").text != kFormatName) fail(path, "not an fcn model file (format is not fcn-model)");
