@@ -320,6 +320,9 @@ TEST(HostileModelFile, FolderGivenAsAFileIsNamed) {
   EXPECT_NE(error_of([&] { load_model(run); }).find("run_folder_as_model: is a folder, not a model file: a training run's, give its model " + run +
                                                       "/last.fcn"),
             std::string::npos);
+  std::ofstream(run + "/checkpoint.pt") << "x";  // and its checkpoint is named as one
+  EXPECT_NE(error_of([&] { load_model(run + "/checkpoint.pt"); }).find("checkpoint.pt: is a training run's checkpoint (what --resume takes), not a model file"),
+            std::string::npos);
   EXPECT_NE(error_of([] { read_file(test::temp_dir()); }).find("is a folder, not a file"), std::string::npos);
 }
 

@@ -47,6 +47,10 @@ Model load_model(const std::string& path) {
         inside += (inside.empty() ? "" : " or ") + (std::filesystem::path(path) / name).string();
     fail(path, "is a folder, not a model file" + (inside.empty() ? std::string() : ": a training run's, give its model " + inside));
   }
+  const auto run = std::filesystem::path(path).parent_path();  // fcn train's RUN/checkpoint.pt beside RUN/last.fcn
+  if (std::filesystem::path(path).filename() == "checkpoint.pt" && std::filesystem::is_regular_file(run / "last.fcn", error))
+    fail(path, "is a training run's checkpoint (what --resume takes), not a model file: give its model " + (run / "best.fcn").string() + " or " +
+                   (run / "last.fcn").string());
   std::ifstream in(path, std::ios::binary);
   std::vector<char> head(24);
   if (!in) fail(path, "cannot open (missing or unreadable)");
