@@ -174,13 +174,30 @@ std::string canonical_values(const std::string& values) {
   return out;
 }
 
+// A list of numbers in ascending order ("1,0.5" -> "0.5,1"): --scales, whose average the predictor takes in that
+// order whatever order they were given in (a record of 1,0.5 holds the masks 0.5,1 makes).
+std::string ascending(const std::string& values) {
+  std::vector<std::string> tokens;
+  for (size_t start = 0; start <= values.size();) {
+    const size_t end = std::min(values.find(',', start), values.size());
+    tokens.push_back(values.substr(start, end - start));
+    start = end + 1;
+  }
+  std::stable_sort(tokens.begin(), tokens.end(), [](const std::string& a, const std::string& b) { return std::strtod(a.c_str(), nullptr) < std::strtod(b.c_str(), nullptr); });
+  std::string out;
+  for (const auto& token : tokens) out += (out.empty() ? "" : ",") + token;
+  return out;
+}
+
 // "--tta: none before, flip now; ..." for the flags whose values differ between two records.
 std::string flag_changes(const nlohmann::json& before, const nlohmann::json& now) {
   std::set<std::string> flags;
   for (const auto* record : {&before, &now})
     for (const auto& item : record->items()) flags.insert(item.key());
   const auto value = [](const nlohmann::json& record, const std::string& flag) {
-    return record.contains(flag) && record[flag].is_string() ? canonical_values(record[flag].get<std::string>()) : std::string("none");
+    if (!record.contains(flag) || !record[flag].is_string()) return std::string("none");
+    const auto values = canonical_values(record[flag].get<std::string>());
+    return flag == "--scales" ? ascending(values) : values;  // records written before scales were put in order
   };
   std::string text;
   for (const auto& flag : flags)
@@ -201,7 +218,7 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
     if (std::string(name) == "--tta") std::sort(given.begin(), given.end());  // a set: flip,rot90 is rot90,flip
     for (const auto& value : given) values += (values.empty() ? "" : ",") + value;
     if (option->count() == 0) values = option->get_default_str();
-    if (!values.empty()) flags[name] = canonical_values(values);
+    if (!values.empty()) flags[name] = std::string(name) == "--scales" ? ascending(canonical_values(values)) : canonical_values(values);
   }
   return flags;
 }

@@ -345,6 +345,10 @@ def _():
     # A number written another way is the same flag (it was "--scales: 1 before, 1.0 now").
     p = run("predict", path("skip_a.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", "--scales", "1.0", "--json")
     assert json.loads(p.stdout)["kept"] == 3, p.stdout
+    # Scales in another order are the same average (it was "--scales: 1,0.5 before, 0.5,1 now").
+    run("predict", path("skip_a.fcn"), *images[:1], "--out", path("skip_scales"), "--scales", "1,0.5")
+    p = run("predict", path("skip_a.fcn"), *images, "--out", path("skip_scales"), "--skip-existing", "--scales", "0.5,1", "--json")
+    assert json.loads(p.stdout)["kept"] == 1, p.stdout
     one_line(run("predict", path("skip_b.fcn"), *images, "--out", path("skip_masks"), "--skip-existing", ok=False),
              "skip_masks: holds the outputs of another model (", "skip_a.fcn, ", "and this run's is " + path("skip_b.fcn"),
              "--skip-existing would keep them beside masks of another kind")

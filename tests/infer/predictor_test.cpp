@@ -420,6 +420,8 @@ TEST(Predictor, ScalesAverageTheProbabilitiesOfTheResizedImage) {
   EXPECT_LE((result.probs - expected).abs().max().item<float>(), 1e-5f);
   EXPECT_TRUE(torch::equal(result.labels, result.probs.argmax(0)));
   EXPECT_GT((result.probs - plain(image).probs).abs().max().item<float>(), 1e-3f);  // the scales change it
+  options.scales = {1.5, 0.5, 1};  // any order: the same average to the bit (fcn predict --skip-existing takes it as the same)
+  EXPECT_TRUE(torch::equal(Predictor(model, torch::kCPU, options)(image).probs, result.probs));
 
   options.scales = {};
   EXPECT_NE(test::error_of([&] { Predictor(model, torch::kCPU, options); }).find("PredictOptions.scales: needs at least one"),

@@ -100,6 +100,7 @@ Predictor::Predictor(Model model, torch::Device device, PredictOptions options, 
   if (options_.scales.empty()) fail("PredictOptions.scales", "needs at least one scale (1: the image as it is)");
   for (const double scale : options_.scales)
     if (!(scale >= 0.0625 && scale <= 8)) fail("PredictOptions.scales", "each must be between 0.0625 and 8, got " + number_text(scale));
+  std::sort(options_.scales.begin(), options_.scales.end());  // averaged in one order whatever order given: 1,0.5 is 0.5,1 to the bit
   if (options_.resize_height > 0 && !one_scale(options_))
     fail("PredictOptions.scales", "resize the images or scale them, not both");
   if (options_.tile > 0) {
