@@ -11,6 +11,7 @@
 #include "fcn/models/fcn.h"
 #include "fcn/models/registry.h"
 #include "fcn/models/unet.h"
+#include "fcn/formats/png.h"
 #include "fcn/serialize/model_file.h"
 #include "test_util.h"
 
@@ -118,6 +119,9 @@ TEST(ModelFile, ForeignFilesAreRejectedByName) {
   const std::string text = test::temp_dir() + "/text.fcn";
   std::ofstream(text) << "not a model";
   EXPECT_NE(test::error_of([&] { load_model(text); }).find("not an fcn model file"), std::string::npos);
+  const std::string png = test::temp_dir() + "/photo.png";  // fcn predict photo.png model.fcn: the arguments swapped
+  write_png(png, torch::zeros({2, 2, 1}, torch::kByte));
+  EXPECT_NE(test::error_of([&] { load_model(png); }).find("photo.png: is an image, not a model file: the model comes first"), std::string::npos);
   // A weights file is a zip archive too, but not a model.
   const auto weights = test::golden("small_vgg16.pth");
   const auto message = test::error_of([&] { load_model(weights); });

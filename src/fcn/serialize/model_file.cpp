@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fcn/formats/png.h"
+#include "fcn/formats/tiff.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/weights.h"
 #include "fcn/util/atomic_file.h"
@@ -60,6 +62,8 @@ Model load_model(const std::string& path) {
   if (safetensors || is_legacy_torch(head))
     fail(path, std::string("is a weights file (") + (safetensors ? "safetensors" : "a state dict in torch.save's legacy format") +
                    "), not an fcn model file: " + import_hint(path));
+  if (is_png(head) || is_jpeg(head) || is_tiff(head))  // fcn predict photo.png model.fcn: the arguments swapped
+    fail(path, "is an image, not a model file: the model comes first (fcn predict MODEL IMAGES..., fcn heatmap MODEL IMAGE)");
   if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04")
     fail(path, "not an fcn model file (expected a zip archive; make one with `fcn init` or `fcn import`)");
   return model_from_archive(read_torch_archive_dict(path), path);
