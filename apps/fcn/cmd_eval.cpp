@@ -226,6 +226,10 @@ void run_eval(const EvalFlags& f) {
   if (f.models.empty() && f.predictions.empty())
     fail("MODEL", "give model files to evaluate, or --predictions folders of masks (or label stacks) to score");
   if (f.options.batch < 1) fail("--batch", "must be at least 1, got " + std::to_string(f.options.batch));
+  for (const auto& model : f.models) {  // a slip in the second of several (a folder, a missing file) named before the first is scored
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(model, error)) load_model(model);  // its error: missing, a folder (a run's, a dataset's)
+  }
   PredictOptions options = f.options;  // each image as fcn predict segments it with the same flags
   apply_inference_flags(f.inference, options);
   options.dtype = parse_dtype(f.dtype);

@@ -296,6 +296,10 @@ def _():
     assert len(result["per_class"]) == 11 and len(result["confusion"]) == 11
     run("eval", path("s8.fcn"), "--data", path("scenes"), "--markdown", path("table.md"))
     assert "| s8.fcn |" in open(path("table.md")).read()
+    # The dataset given as a second model: named before the first model is scored, with where it belongs.
+    p = run("eval", path("s8.fcn"), path("scenes"), "--data", path("scenes"), ok=False)
+    one_line_error(p, path("scenes") + ": is a folder, not a model file: a dataset's, which --data takes")
+    assert "pixel acc" not in p.stdout, p.stdout
     d = torch.load(path("s8.fcn"))
     assert json.loads(d["meta"])["class_names"][1] == "T-shirt/top"
 

@@ -320,6 +320,10 @@ TEST(HostileModelFile, FolderGivenAsAFileIsNamed) {
   EXPECT_NE(error_of([&] { load_model(run); }).find("run_folder_as_model: is a folder, not a model file: a training run's, give its model " + run +
                                                       "/last.fcn"),
             std::string::npos);
+  const auto dataset = test::fresh_dir("dataset_as_model");  // fcn eval m.fcn scenes: the dataset is --data's
+  std::filesystem::create_directories(dataset + "/images");
+  EXPECT_NE(error_of([&] { load_model(dataset); }).find("dataset_as_model: is a folder, not a model file: a dataset's, which --data takes"),
+            std::string::npos);
   std::ofstream(run + "/checkpoint.pt") << "x";  // and its checkpoint is named as one
   EXPECT_NE(error_of([&] { load_model(run + "/checkpoint.pt"); }).find("checkpoint.pt: is a training run's checkpoint (what --resume takes), not a model file"),
             std::string::npos);

@@ -47,7 +47,11 @@ Model load_model(const std::string& path) {
     for (const char* name : {"best.fcn", "last.fcn"})
       if (std::filesystem::is_regular_file(std::filesystem::path(path) / name, error))
         inside += (inside.empty() ? "" : " or ") + (std::filesystem::path(path) / name).string();
-    fail(path, "is a folder, not a model file" + (inside.empty() ? std::string() : ": a training run's, give its model " + inside));
+    const auto folder = std::filesystem::path(path);  // a dataset given where the model belongs: fcn eval m.fcn scenes
+    const bool dataset = std::filesystem::is_directory(folder / "images", error) || std::filesystem::is_directory(folder / "JPEGImages", error);
+    fail(path, "is a folder, not a model file" + (!inside.empty() ? ": a training run's, give its model " + inside
+                                                  : dataset     ? std::string(": a dataset's, which --data takes")
+                                                                : std::string()));
   }
   const auto run = std::filesystem::path(path).parent_path();  // fcn train's RUN/checkpoint.pt beside RUN/last.fcn
   if (std::filesystem::path(path).filename() == "checkpoint.pt" && std::filesystem::is_regular_file(run / "last.fcn", error))
