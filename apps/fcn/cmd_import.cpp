@@ -37,7 +37,9 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
   if (format != "auto" && std::find(formats().begin(), formats().end(), format) == formats().end()) {
     std::string known;
     for (const auto& name : formats()) known += (known.empty() ? "" : ", ") + name;
-    fail("FORMAT", "'" + format + "' is not one of " + known + ", nor auto");
+    const bool swapped = std::find(formats().begin(), formats().end(), file) != formats().end() || file == "auto";
+    fail("FORMAT", "'" + format + "' is not one of " + known + ", nor auto" +
+                       (swapped ? " (the format comes first: fcn import " + file + " " + format + " --out MODEL.fcn)" : ""));
   }
   const auto weights = read_state_dict(file);
   const auto seen = torchvision_format(weights);

@@ -132,6 +132,8 @@ def _():
     p = run("import", "torchvision-alexnet", path("vgg.pth"), "--out", path("wrong.fcn"), ok=False)
     assert p.returncode == 1
     one_line_error(p, "vgg.pth", "missing key 'classifier.1.weight' (torchvision alexnet); its keys are those of torchvision-vgg16")
+    one_line_error(run("import", path("vgg.pth"), "torchvision-vgg16", "--out", path("wrong.fcn"), ok=False),
+                   "(the format comes first: fcn import torchvision-vgg16 " + path("vgg.pth"))
     # auto: the model the keys show, the same file as named; fcn info of a weights file says which and lists the tensors.
     p = run("import", "auto", path("resnet18.pth"), "--out", path("resnet18-auto.fcn"))
     assert "its keys are those of torchvision-resnet18" in p.stdout, p.stdout
