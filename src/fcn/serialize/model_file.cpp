@@ -62,12 +62,12 @@ Model load_model(const std::string& path) {
   if (!in) fail(path, "cannot open (missing or unreadable)");
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  if (is_png(head) || is_jpeg(head) || is_tiff(head))  // fcn predict photo.png model.fcn: the arguments swapped
+    fail(path, "is an image, not a model file: the model comes first (fcn predict MODEL IMAGES..., fcn heatmap MODEL IMAGE)");
   const bool safetensors = head.size() >= 9 && head[8] == '{';
   if (safetensors || is_legacy_torch(head))
     fail(path, std::string("is a weights file (") + (safetensors ? "safetensors" : "a state dict in torch.save's legacy format") +
                    "), not an fcn model file: " + import_hint(path));
-  if (is_png(head) || is_jpeg(head) || is_tiff(head))  // fcn predict photo.png model.fcn: the arguments swapped
-    fail(path, "is an image, not a model file: the model comes first (fcn predict MODEL IMAGES..., fcn heatmap MODEL IMAGE)");
   if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04")
     fail(path, "not an fcn model file (expected a zip archive; make one with `fcn init` or `fcn import`)");
   return model_from_archive(read_torch_archive_dict(path), path);
