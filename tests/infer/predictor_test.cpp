@@ -3,6 +3,7 @@
 // stated tolerance for a trained FCN-8s), test-time augmentation is the average it claims, and
 // bad images are clear errors or handled.
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -271,6 +272,9 @@ TEST(Predictor, EvaluateMasksScoresWrittenLabelsAsTheModelIsScored) {
   fs::remove(predicted + "/" + scenes.id(2) + ".png");
   EXPECT_EQ(predicted_mask_path(predicted, scenes, 2), npy);
   EXPECT_TRUE(torch::equal(evaluate_masks(predicted, scenes).matrix(), by_model));
+  std::ofstream(predicted + "/" + scenes.id(2) + ".tif") << "x";  // two masks of one image: which to score is the user's call
+  EXPECT_NE(test::error_of([&] { evaluate_masks(predicted, scenes); }).find(scenes.id(2) + ".tif are both predictions for "), std::string::npos);
+  fs::remove(predicted + "/" + scenes.id(2) + ".tif");
   fs::remove(npy);
   write_png_indexed(predicted_mask_path(predicted, scenes, 2), predict(scenes.image_path(2)).labels.to(torch::kByte), model.meta.palette);
   ASSERT_EQ(per_image.size(), scenes.size());

@@ -150,10 +150,12 @@ std::string predicted_mask_path(const std::string& predictions, const Segmentati
   const auto png = std::filesystem::path(predictions) / (dataset.id(index) + ".png");
   std::error_code error;
   if (std::filesystem::exists(png, error)) return png.string();
-  for (const char* extension : {".npy", ".tif", ".tiff"})  // another framework's or annotator's masks
+  std::vector<std::string> others;  // another framework's or annotator's masks
+  for (const char* extension : {".npy", ".tif", ".tiff"})
     if (const auto other = std::filesystem::path(predictions) / (dataset.id(index) + extension); std::filesystem::exists(other, error))
-      return other.string();
-  return png.string();
+      others.push_back(other.string());
+  if (others.size() > 1) fail(others[0], "and " + others[1] + " are both predictions for " + dataset.image_path(index) + ": keep one");
+  return others.empty() ? png.string() : others[0];
 }
 
 namespace {

@@ -87,7 +87,8 @@ ConfusionMatrix evaluate(const Model& model, const SegmentationDataset& dataset,
 ConfusionMatrix evaluate_masks(const std::string& predictions, const SegmentationDataset& dataset, bool quiet = true,
                                EvalSinks sinks = {});
 // predictions/ID.png: where evaluate_masks looks for image `index`'s predicted mask (ID.npy, ID.tif or
-// ID.tiff where there is no ID.png and one of those is there: another framework's masks).
+// ID.tiff where there is no ID.png and one of those is there: another framework's masks; two of them is an
+// error naming both).
 std::string predicted_mask_path(const std::string& predictions, const SegmentationDataset& dataset, size_t index);
 
 }  // namespace fcn
