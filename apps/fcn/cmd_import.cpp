@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +42,8 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
     fail("FORMAT", "'" + format + "' is not one of " + known + ", nor auto" +
                        (swapped ? " (the format comes first: fcn import " + file + " " + format + " --out MODEL.fcn)" : ""));
   }
+  if (transform_input && format != "auto" && format != "torchvision-googlenet")  // before a large file is read
+    fail("--transform-input", "is torchvision-googlenet's, and " + format + " has no such step: leave it out");
   const auto weights = read_state_dict(file);
   const auto seen = torchvision_format(weights);
   if (format == "auto") {
@@ -50,6 +53,9 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
   }
   if (transform_input && format != "torchvision-googlenet")
     fail("--transform-input", "is torchvision-googlenet's, and " + format + " has no such step: leave it out");
+  if (!transform_input && format == "torchvision-googlenet")  // the file cannot say; torchvision's pretrained weights want it
+    std::fprintf(stderr, "fcn: note: imported without --transform-input: torchvision's pretrained GoogLeNet weights want it "
+                         "(torchvision.models.googlenet(weights=...) turns it on); weights trained without it do not\n");
   try {
     return import_weights(format, weights, file, transform_input);
   } catch (const Error& e) {

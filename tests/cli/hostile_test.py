@@ -157,6 +157,13 @@ def _():
     # googlenet's input step asked of another net: it was imported without it, without a word
     one_line(run("import", "torchvision-resnet18", path("tiny_unet.fcn"), "--transform-input", "--out", path("x.fcn"), ok=False),
              "--transform-input: is torchvision-googlenet's, and torchvision-resnet18 has no such step")
+    # and GoogLeNet imported without it: torchvision's pretrained weights want it, and the file cannot say (a note, not an error)
+    import torchvision
+    torch.save(torchvision.models.googlenet(num_classes=3, aux_logits=False, init_weights=False).state_dict(), path("googlenet.pth"))
+    p = run("import", "auto", path("googlenet.pth"), "--out", path("googlenet.fcn"))
+    assert "fcn: note: imported without --transform-input: torchvision's pretrained GoogLeNet weights want it" in p.stderr, p.stderr
+    p = run("import", "torchvision-googlenet", path("googlenet.pth"), "--transform-input", "--out", path("googlenet-ti.fcn"))
+    assert "note" not in p.stderr, p.stderr
 
 
 def voc(name, ids, masks=None, names=("a", "b")):
