@@ -545,18 +545,37 @@ ArchiveDict parse_pickle_dict(std::vector<char> pickle, const StorageReader& sto
   return to_archive_dict(unpickler.run(), path);
 }
 
+namespace {
+// A weights file opened for reads at any place: its size, and read(pos, n, out) giving how many bytes there were.
+class OpenedFile {
+ public:
+  explicit OpenedFile(const std::string& path) {
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a file");
+    in_.open(path, std::ios::binary | std::ios::ate);
+    if (!in_) fail(path, "cannot open");
+    size_ = static_cast<size_t>(in_.tellg());
+  }
+  size_t size() const { return size_; }
+  size_t read(size_t pos, size_t n, char* out) {
+    if (pos >= size_) return 0;
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(pos));
+    in_.read(out, static_cast<std::streamsize>(std::min(n, size_ - pos)));
+    return static_cast<size_t>(std::max<std::streamsize>(in_.gcount(), 0));
+  }
+
+ private:
+  std::ifstream in_;
+  size_t size_ = 0;
+};
+}  // namespace
+
 ArchiveDict read_torch_archive_dict(const std::string& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a file");
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail(path, "cannot open");
-  const auto file_size = static_cast<size_t>(in.tellg());
-  check_zip_records(file_size, [&](size_t pos, size_t n) {
+  OpenedFile file(path);
+  check_zip_records(file.size(), [&](size_t pos, size_t n) {
     std::string out(n, '\0');
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(pos));
-    in.read(out.data(), static_cast<std::streamsize>(n));
-    out.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    out.resize(file.read(pos, n, out.data()));
     return out;
   }, path);
   try {
@@ -583,18 +602,8 @@ ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::
 bool is_legacy_torch(const std::vector<char>& head) { return legacy_magic_end(head) > 0; }
 
 ArchiveDict read_torch_legacy_dict(const std::string& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a file");
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail(path, "cannot open");
-  const auto size = static_cast<size_t>(in.tellg());
-  return read_legacy(size, [&](size_t pos, size_t n, char* out) -> size_t {
-    if (pos >= size) return 0;
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(pos));
-    in.read(out, static_cast<std::streamsize>(std::min(n, size - pos)));
-    return static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0));
-  }, path);
+  OpenedFile file(path);
+  return read_legacy(file.size(), [&](size_t pos, size_t n, char* out) { return file.read(pos, n, out); }, path);
 }
 
 ArchiveDict parse_torch_legacy_dict(const std::vector<char>& bytes, const std::string& path) {
