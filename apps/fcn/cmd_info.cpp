@@ -27,8 +27,7 @@ bool is_weights_file(const std::string& path) {
     in.read(head.data(), static_cast<std::streamsize>(head.size()));
     head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
   }
-  if (head.size() >= 9 && head[8] == '{') return true;
-  if (is_legacy_torch(head)) return true;
+  if (is_safetensors(head) || is_legacy_torch(head)) return true;
   if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04") return false;
   const auto dict = read_torch_archive_dict(path);
   return std::none_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; });

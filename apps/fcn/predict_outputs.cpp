@@ -155,9 +155,10 @@ nlohmann::json file_identity(const std::string& path) {
 }
 
 // A flag's comma-separated values with each number written one way: "1.0,0.75" -> "1,0.75" (it was a change of
-// flags for --skip-existing: "--scales: 1 before, 1.0 now").
-std::string canonical_values(const std::string& values) {
-  std::string out;
+// flags for --skip-existing: "--scales: 1 before, 1.0 now"). `ascending`: in ascending order too ("1,0.5" ->
+// "0.5,1"): --scales, whose average the predictor takes in that order whatever order they were given in.
+std::string canonical_values(const std::string& values, bool ascending = false) {
+  std::vector<std::string> tokens;
   for (size_t start = 0; start <= values.size();) {
     const size_t end = std::min(values.find(',', start), values.size());
     std::string token = values.substr(start, end - start);
@@ -168,24 +169,14 @@ std::string canonical_values(const std::string& values) {
       std::snprintf(text, sizeof text, "%.15g", number);
       token = text;
     }
-    out += (start == 0 ? "" : ",") + token;
+    tokens.push_back(token);
     start = end + 1;
   }
-  return out;
-}
-
-// A list of numbers in ascending order ("1,0.5" -> "0.5,1"): --scales, whose average the predictor takes in that
-// order whatever order they were given in (a record of 1,0.5 holds the masks 0.5,1 makes).
-std::string ascending(const std::string& values) {
-  std::vector<std::string> tokens;
-  for (size_t start = 0; start <= values.size();) {
-    const size_t end = std::min(values.find(',', start), values.size());
-    tokens.push_back(values.substr(start, end - start));
-    start = end + 1;
-  }
-  std::stable_sort(tokens.begin(), tokens.end(), [](const std::string& a, const std::string& b) { return std::strtod(a.c_str(), nullptr) < std::strtod(b.c_str(), nullptr); });
+  if (ascending)
+    std::stable_sort(tokens.begin(), tokens.end(),
+                     [](const std::string& a, const std::string& b) { return std::strtod(a.c_str(), nullptr) < std::strtod(b.c_str(), nullptr); });
   std::string out;
-  for (const auto& token : tokens) out += (out.empty() ? "" : ",") + token;
+  for (size_t k = 0; k < tokens.size(); ++k) out += (k == 0 ? "" : ",") + tokens[k];
   return out;
 }
 
@@ -196,8 +187,7 @@ std::string flag_changes(const nlohmann::json& before, const nlohmann::json& now
     for (const auto& item : record->items()) flags.insert(item.key());
   const auto value = [](const nlohmann::json& record, const std::string& flag) {
     if (!record.contains(flag) || !record[flag].is_string()) return std::string("none");
-    const auto values = canonical_values(record[flag].get<std::string>());
-    return flag == "--scales" ? ascending(values) : values;  // records written before scales were put in order
+    return canonical_values(record[flag].get<std::string>(), flag == "--scales");  // records written before scales were put in order too
   };
   std::string text;
   for (const auto& flag : flags)
@@ -218,7 +208,7 @@ nlohmann::json shaping_flags(const CLI::App& cmd) {
     if (std::string(name) == "--tta") std::sort(given.begin(), given.end());  // a set: flip,rot90 is rot90,flip
     for (const auto& value : given) values += (values.empty() ? "" : ",") + value;
     if (option->count() == 0) values = option->get_default_str();
-    if (!values.empty()) flags[name] = std::string(name) == "--scales" ? ascending(canonical_values(values)) : canonical_values(values);
+    if (!values.empty()) flags[name] = canonical_values(values, std::string(name) == "--scales");
   }
   return flags;
 }

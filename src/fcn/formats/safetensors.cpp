@@ -48,6 +48,8 @@ std::vector<T> whole_numbers(const nlohmann::json& list, const std::string& path
 
 StateDict read_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
 
+bool is_safetensors(const std::vector<char>& head) { return head.size() >= 9 && head[8] == '{'; }
+
 StateDict parse_safetensors(const std::vector<char>& bytes, const std::string& path) {
   if (bytes.size() < 8) fail(path, "too short for a safetensors file (truncated?)");
   uint64_t header_size = 0;

@@ -10,6 +10,8 @@
 
 namespace fcn {
 
+// By the head of a file (its first 9 bytes or more): the 8-byte header length, then the JSON header's '{'.
+bool is_safetensors(const std::vector<char>& head);
 StateDict read_safetensors(const std::string& path);  // throws fcn::Error naming the file
 // The same from the file's bytes; `path` names it in errors.
 StateDict parse_safetensors(const std::vector<char>& bytes, const std::string& path);

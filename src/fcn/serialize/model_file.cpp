@@ -64,7 +64,7 @@ Model load_model(const std::string& path) {
   head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
   if (is_png(head) || is_jpeg(head) || is_tiff(head))  // fcn predict photo.png model.fcn: the arguments swapped
     fail(path, "is an image, not a model file: the model comes first (fcn predict MODEL IMAGES..., fcn heatmap MODEL IMAGE)");
-  const bool safetensors = head.size() >= 9 && head[8] == '{';
+  const bool safetensors = is_safetensors(head);
   if (safetensors || is_legacy_torch(head))
     fail(path, std::string("is a weights file (") + (safetensors ? "safetensors" : "a state dict in torch.save's legacy format") +
                    "), not an fcn model file: " + import_hint(path));

@@ -47,13 +47,14 @@ StateDict read_state_dict(const std::string& path) {
   const auto head = [&] {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, "cannot open");
-    char buffer[24] = {};
-    in.read(buffer, 24);
-    return std::string(buffer, static_cast<size_t>(in.gcount()));
+    std::vector<char> bytes(24);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    bytes.resize(static_cast<size_t>(in.gcount()));
+    return bytes;
   }();
-  if (head.size() >= 4 && head.compare(0, 4, "PK\x03\x04") == 0) return read_torch_archive(path);
-  if (head.size() >= 9 && head[8] == '{') return read_safetensors(path);
-  if (is_legacy_torch(std::vector<char>(head.begin(), head.end()))) return state_dict_of(read_torch_legacy_dict(path), path);
+  if (head.size() >= 4 && std::string(head.data(), 4) == "PK\x03\x04") return read_torch_archive(path);
+  if (is_safetensors(head)) return read_safetensors(path);
+  if (is_legacy_torch(head)) return state_dict_of(read_torch_legacy_dict(path), path);
   if (!head.empty() && static_cast<unsigned char>(head[0]) == 0x80)
     fail(path, "a pickle, but not as torch.save writes one (a legacy file saved with another pickle_protocol?); re-save it with torch.save(sd, f)");
   fail(path, "neither a PyTorch .pth archive nor a safetensors file");

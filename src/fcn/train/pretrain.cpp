@@ -229,7 +229,6 @@ PretrainOptions with_pretrain_settings(PretrainOptions o, const std::string& set
   return o;
 }
 
-
 PretrainResult pretrain_fashion_mnist(const PretrainOptions& asked) {
   PretrainOptions options = asked;  // a resumed run's: its checkpoint's settings (resumed_options)
   if (options.epochs() < 1) fail("PretrainOptions.epochs", "must be at least 1");
