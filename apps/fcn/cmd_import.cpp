@@ -47,7 +47,12 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
   const auto weights = read_state_dict(file);
   const auto seen = torchvision_format(weights);
   if (format == "auto") {
-    if (seen.empty()) fail(file, "holds no torchvision model fcn imports, by its keys (" + std::to_string(weights.size()) + " tensors; fcn info " + file + " lists them)");
+    if (seen.empty()) {
+      const auto other = torchvision_unimported(weights);
+      fail(file, (other.empty() ? "holds no torchvision model fcn imports, by its keys"
+                                : "holds torchvision's " + other + " (by its keys), which fcn does not import (fcn import --help lists those it does)") +
+                     " (" + std::to_string(weights.size()) + " tensors; fcn info " + file + " lists them)");
+    }
     std::cout << file << ": its keys are those of " << seen << "\n";
     format = seen;
   }
@@ -59,7 +64,12 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
   try {
     return import_weights(format, weights, file, transform_input);
   } catch (const Error& e) {
-    if (seen.empty() || seen == format) throw;
+    if (seen == format) throw;
+    if (seen.empty()) {
+      const auto other = torchvision_unimported(weights);
+      if (other.empty()) throw;
+      throw Error(e.subject(), e.message() + "; its keys are those of torchvision's " + other + ", which fcn does not import");
+    }
     throw Error(e.subject(), e.message() + "; its keys are those of " + seen + " (fcn import " + seen + " or auto)");
   }
 }

@@ -37,6 +37,7 @@ bool is_weights_file(const std::string& path) {
 void describe_weights(const std::string& path, bool json_output) {
   const auto weights = read_state_dict(path);
   const auto format = torchvision_format(weights);
+  const auto other = torchvision_unimported(weights);
   int64_t values = 0;
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& [name, tensor] : weights) {
@@ -44,12 +45,15 @@ void describe_weights(const std::string& path, bool json_output) {
     tensors.push_back({{"name", name}, {"shape", tensor.sizes().vec()}, {"dtype", std::string(c10::toString(tensor.scalar_type()))}});
   }
   if (json_output) {
-    std::cout << nlohmann::json({{"weights", path}, {"values", values}, {"tensors", tensors}, {"torchvision_format", format}}).dump(2) << "\n";
+    std::cout << nlohmann::json({{"weights", path}, {"values", values}, {"tensors", tensors}, {"torchvision_format", format}, {"torchvision_unimported", other}}).dump(2) << "\n";
     return;
   }
   std::printf("%s\n  weights     a state dict of %zu tensors, %.3f M values (not an fcn model file)\n", printable(path).c_str(), weights.size(),
               static_cast<double>(values) / 1e6);
-  if (format.empty())
+  if (!other.empty())
+    std::printf("  import      its keys are those of torchvision's %s, which fcn does not import (fcn import --help lists those it does)\n",
+                other.c_str());
+  else if (format.empty())
     std::printf("  import      its keys are none of the torchvision models fcn imports (fcn import --help)\n");
   else
     std::printf("  import      its keys are those of %s: fcn import %s %s --out MODEL.fcn\n", format.c_str(), format.c_str(), printable(path).c_str());

@@ -141,6 +141,11 @@ def _():
     info = json.loads(run("info", path("resnet18.pth"), "--json").stdout)
     assert info["torchvision_format"] == "torchvision-resnet18" and len(info["tensors"]) == len(torchvision.models.resnet18().state_dict())
     assert info["tensors"][0] == {"name": "conv1.weight", "shape": [64, 3, 7, 7], "dtype": "Float"}, info["tensors"][0]
+    # A torchvision model fcn does not import is named, not "none of those fcn imports".
+    torch.save(torchvision.models.squeezenet1_0(num_classes=3).state_dict(), path("squeezenet.pth"))
+    one_line_error(run("import", "auto", path("squeezenet.pth"), "--out", path("wrong.fcn"), ok=False),
+                   "squeezenet.pth: holds torchvision's squeezenet (by its keys), which fcn does not import")
+    assert json.loads(run("info", path("squeezenet.pth"), "--json").stdout)["torchvision_unimported"] == "squeezenet"
     one_line_error(run("import", "torchvision-resnet50", path("resnet18.pth"), "--out", path("wrong.fcn"), ok=False),
                    "resnet18.pth", "key 'layer1.0.conv1.weight' has shape", "(torchvision resnet50)")
     assert not os.path.exists(path("wrong.fcn"))

@@ -264,8 +264,37 @@ def torchvision_classifiers(out):
     torch.save(wrong, os.path.join(out, "tv_resnet18_wrong_shape.pth"))
 
 
+
+def torchvision_key_shapes(out):
+    """The keys and shapes of torchvision's models, those fcn imports and those it does not, as their
+    state dicts have them (tv_keys.json): what fcn import auto and fcn info tell a file by. The weights are
+    not initialised (torch.nn.init made a no-op), so that building a VGG16 takes no time."""
+    init = {f: getattr(torch.nn.init, f) for f in dir(torch.nn.init) if f.endswith("_") and not f.startswith("_")}
+    for f in init:
+        setattr(torch.nn.init, f, lambda t, *args, **kwargs: t)
+    try:
+        seg = torchvision.models.segmentation
+        models = {name: (lambda n=name: getattr(torchvision.models, n)()) for name in [
+            "alexnet", "vgg11", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101",
+            "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121", "mobilenet_v2",
+            "mobilenet_v3_large", "squeezenet1_0", "efficientnet_b0", "shufflenet_v2_x1_0", "regnet_y_400mf",
+            "convnext_tiny", "vit_b_16", "swin_t", "mnasnet0_5"]}
+        models["googlenet"] = lambda: torchvision.models.googlenet(init_weights=False)
+        models["inception_v3"] = lambda: torchvision.models.inception_v3(init_weights=False)
+        for name in ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large",
+                     "lraspp_mobilenet_v3_large"]:
+            models[name] = lambda n=name: getattr(seg, n)(weights=None, weights_backbone=None)
+        keys = {name: [[key, list(t.shape)] for key, t in make().state_dict().items()] for name, make in models.items()}
+    finally:
+        for f, function in init.items():
+            setattr(torch.nn.init, f, function)
+    with open(os.path.join(out, "tv_keys.json"), "w") as f:
+        json.dump(keys, f)
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
     metrics_and_loss(sys.argv[1])
     torchvision_classifiers(sys.argv[1])
+    torchvision_key_shapes(sys.argv[1])
     unet_paper.write(sys.argv[1])

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "fcn/formats/torch_archive.h"
@@ -64,7 +66,7 @@ TEST(Weights, LegacyPthFilesHoldTheZipArchivesTensors) {
 }
 
 // fcn import auto (and fcn info of a .pth) tell the torchvision model by the keys alone: torchvision's own
-// files (goldens written by torchvision), and synthetic key sets for the depths there is no golden of.
+// files (goldens written by torchvision), and synthetic VGG key sets (a conv count of no VGG).
 TEST(Weights, TorchvisionFormatIsToldByTheKeys) {
   for (const auto& [file, format] : std::vector<std::pair<std::string, std::string>>{
            {"tv_alexnet.pth", "torchvision-alexnet"},   {"tv_resnet18.pth", "torchvision-resnet18"},
@@ -77,23 +79,61 @@ TEST(Weights, TorchvisionFormatIsToldByTheKeys) {
     for (const auto& name : names) out.emplace_back(name, torch::zeros({1}));
     return out;
   };
-  const auto resnet = [&](const std::string& prefix, bool bottleneck, int layer3, std::vector<std::string> extra) {
-    std::vector<std::string> names = {prefix + "conv1.weight", prefix + "layer1.0.conv1.weight"};
-    if (bottleneck) names.push_back(prefix + "layer1.0.conv3.weight");
-    for (int b = 0; b < layer3; ++b) names.push_back(prefix + "layer3." + std::to_string(b) + ".conv1.weight");
-    names.insert(names.end(), extra.begin(), extra.end());
-    return keys(names);
-  };
-  EXPECT_EQ(torchvision_format(resnet("", false, 6, {"fc.weight"})), "torchvision-resnet34");
-  EXPECT_EQ(torchvision_format(resnet("", true, 23, {"fc.weight"})), "torchvision-resnet101");
-  EXPECT_EQ(torchvision_format(resnet("", true, 7, {"fc.weight"})), "");  // no torchvision depth
-  EXPECT_EQ(torchvision_format(resnet("backbone.", true, 23, {"classifier.4.weight"})), "torchvision-fcn-resnet101");
   for (const auto& [convs, format] : std::vector<std::pair<int, std::string>>{{8, "torchvision-vgg11"}, {10, "torchvision-vgg13"}, {16, "torchvision-vgg19"}, {9, ""}}) {
     std::vector<std::string> names = {"classifier.0.weight", "classifier.6.weight"};
     for (int i = 0; i < convs; ++i) names.push_back("features." + std::to_string(3 * i) + ".weight");
     EXPECT_EQ(torchvision_format(keys(names)), format) << convs;
   }
   EXPECT_EQ(torchvision_format(keys({"encoder.weight", "decoder.weight"})), "");
+  EXPECT_EQ(torchvision_unimported(keys({"encoder.weight", "decoder.weight"})), "");
+}
+
+// Every depth fcn imports, and the torchvision models it does not (named in the error instead of "none"), told
+// by the keys and shapes torchvision's own state dicts have (tv_keys.json, written by torchvision 0.14).
+TEST(Weights, TorchvisionModelsFcnDoesNotImportAreNamed) {
+  std::ifstream in(test::golden("tv_keys.json"));
+  const auto models = nlohmann::json::parse(in);
+  const std::map<std::string, std::pair<std::string, std::string>> expected = {
+      {"alexnet", {"torchvision-alexnet", ""}},
+      {"vgg11", {"torchvision-vgg11", ""}},
+      {"vgg16", {"torchvision-vgg16", ""}},
+      {"vgg19", {"torchvision-vgg19", ""}},
+      {"resnet18", {"torchvision-resnet18", ""}},
+      {"resnet34", {"torchvision-resnet34", ""}},
+      {"resnet50", {"torchvision-resnet50", ""}},
+      {"resnet101", {"torchvision-resnet101", ""}},
+      {"googlenet", {"torchvision-googlenet", ""}},
+      {"fcn_resnet50", {"torchvision-fcn-resnet50", ""}},
+      {"fcn_resnet101", {"torchvision-fcn-resnet101", ""}},
+      {"vgg11_bn", {"", "vgg11_bn"}},
+      {"vgg16_bn", {"", "vgg16_bn"}},
+      {"resnet152", {"", "resnet152"}},
+      {"resnext50_32x4d", {"", "resnext50_32x4d"}},
+      {"resnext101_32x8d", {"", "resnext101_32x8d"}},
+      {"wide_resnet50_2", {"", "wide_resnet50_2"}},
+      {"deeplabv3_resnet50", {"", "deeplabv3_resnet50"}},
+      {"deeplabv3_mobilenet_v3_large", {"", "deeplabv3_mobilenet_v3_large"}},
+      {"lraspp_mobilenet_v3_large", {"", "lraspp_mobilenet_v3_large"}},
+      {"densenet121", {"", "densenet"}},
+      {"mobilenet_v2", {"", "mobilenet_v2"}},
+      {"mobilenet_v3_large", {"", "mobilenet_v3"}},
+      {"squeezenet1_0", {"", "squeezenet"}},
+      {"efficientnet_b0", {"", "efficientnet"}},
+      {"shufflenet_v2_x1_0", {"", "shufflenet_v2"}},
+      {"regnet_y_400mf", {"", "regnet"}},
+      {"convnext_tiny", {"", "convnext"}},
+      {"vit_b_16", {"", "vit"}},
+      {"swin_t", {"", "swin"}},
+      {"mnasnet0_5", {"", "mnasnet"}},
+      {"inception_v3", {"", "inception_v3"}}};
+  ASSERT_EQ(models.size(), expected.size());
+  for (const auto& [name, keys] : models.items()) {
+    StateDict weights;  // shapes without values: meta tensors
+    for (const auto& key : keys) weights.emplace_back(key[0].get<std::string>(), torch::empty(key[1].get<std::vector<int64_t>>(), torch::kMeta));
+    ASSERT_EQ(expected.count(name), 1u) << name;
+    EXPECT_EQ(torchvision_format(weights), expected.at(name).first) << name;
+    EXPECT_EQ(torchvision_unimported(weights), expected.at(name).second) << name;
+  }
 }
 
 TEST(Weights, MissingKeyIsNamed) {
@@ -165,6 +205,26 @@ TEST(Weights, WrittenStateDictReadsBack) {
   std::map<std::string, torch::Tensor> by_name(back.begin(), back.end());
   EXPECT_TRUE(torch::equal(by_name.at("a.weight"), weights[0].second));
   EXPECT_TRUE(torch::equal(by_name.at("b"), weights[1].second));
+}
+
+// write_torch_archive streams the archive into the file (no whole-archive buffer: a VGG16 import peaked at 2.2 GB
+// with one, 1.3 GB without), and writes the bytes torch::pickle_save does: files stay what PyTorch and older fcn read.
+TEST(Weights, StreamedArchivesAreTheBytesPickleSaveWrites) {
+  const std::string path = test::temp_dir() + "/streamed.pth";
+  c10::Dict<std::string, torch::Tensor> dict;
+  dict.insert("a.weight", torch::randn({64, 33}));
+  dict.insert("b", torch::arange(7, torch::kLong));
+  dict.insert("c", torch::randn({5}).to(torch::kBFloat16));
+  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
+  root.insert("format", std::string("x"));
+  root.insert("version", int64_t{3});
+  root.insert("state_dict", dict);
+  write_torch_archive(path, root, Durability::kAtomic);
+  EXPECT_EQ(read_file(path), torch::pickle_save(root));
+  const auto back = read_torch_archive(path);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_TRUE(torch::equal(back[0].second, dict.at("a.weight")));
+  EXPECT_TRUE(torch::equal(back[2].second, dict.at("c")));
 }
 
 }  // namespace

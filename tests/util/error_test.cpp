@@ -3,10 +3,12 @@
 
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <limits>
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include "../test_util.h"
 #include "fcn/util/atomic_file.h"
@@ -72,6 +74,44 @@ TEST(AtomicFile, AFullDiskIsOutOfSpaceAndOtherFailuresArePlainErrors) {
   write_file_atomic(file, text.data(), text.size());
   EXPECT_EQ(read_file(file), std::vector<char>(text.begin(), text.end()));
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
+}
+
+// A streamed write (models, checkpoints) gives the pieces in order; a producer that throws, or a write that fails
+// part way (here: past the process's file size limit, EFBIG), leaves the old file and no temporary one.
+TEST(AtomicFile, StreamedWritesLeaveTheWholeFileOrTheOldOne) {
+  const auto dir = test::fresh_dir("streamed");
+  const auto file = dir + "/model.fcn";
+  const auto produce = [](int pieces) {
+    return [pieces](const ByteSink& sink) {
+      for (int i = 0; i < pieces; ++i) sink(std::string(1000, static_cast<char>('a' + i)).data(), 1000);
+    };
+  };
+  write_file_atomic(file, produce(3), Durability::kDurable);
+  const auto old = read_file(file);
+  ASSERT_EQ(old.size(), 3000u);
+  EXPECT_EQ(std::string(old.data() + 1000, 1000), std::string(1000, 'b'));
+  const auto files = [&] { return std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()); };
+  EXPECT_EQ(test::error_of([&] {
+              write_file_atomic(file, [&](const ByteSink& sink) {
+                sink("xyz", 3);
+                fail("producer", "gave up");
+              });
+            }),
+            "producer: gave up");
+  EXPECT_EQ(read_file(file), old);
+  EXPECT_EQ(files(), 1);
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &limit), 0);
+  const auto previous = std::signal(SIGXFSZ, SIG_IGN);  // past the limit, write() fails with EFBIG instead
+  rlimit small = limit;
+  small.rlim_cur = 2500;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const auto error = test::error_of([&] { write_file_atomic(file, produce(4)); });
+  ::setrlimit(RLIMIT_FSIZE, &limit);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_EQ(error, file + ": cannot write: File too large");
+  EXPECT_EQ(read_file(file), old);
+  EXPECT_EQ(files(), 1);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "fcn/formats/torch_archive.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <algorithm>
 #include <cstring>
@@ -627,5 +629,24 @@ StateDict state_dict_of(const ArchiveDict& dict, const std::string& path) {
 }
 
 StateDict read_torch_archive(const std::string& path) { return state_dict_of(read_torch_archive_dict(path), path); }
+
+void write_torch_archive(const std::string& path, const c10::IValue& value, Durability durability) {
+  write_file_atomic(
+      path,
+      [&](const ByteSink& sink) {
+        std::vector<char> pickle;  // data.pkl: the object's structure, small; the tensors are only referenced
+        torch::jit::Pickler pickler([&](const char* data, size_t size) { pickle.insert(pickle.end(), data, data + size); });
+        pickler.protocol();
+        pickler.pushIValue(value);
+        pickler.stop();
+        caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+          sink(static_cast<const char*>(data), size);
+          return size;
+        });
+        torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+        writer.writeEndOfFile();
+      },
+      durability);
+}
 
 }  // namespace fcn

@@ -29,7 +29,7 @@ void save_model(const std::string& path, const Model& model) {
   root.insert("config", net_config(*model.net).dump());
   root.insert("meta", meta_to_json(model.meta).dump());
   root.insert("state_dict", weights);
-  write_file_atomic(path, torch::pickle_save(root), Durability::kDurable);
+  write_torch_archive(path, root, Durability::kDurable);
 }
 
 namespace {

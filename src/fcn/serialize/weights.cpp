@@ -63,7 +63,7 @@ StateDict read_state_dict(const std::string& path) {
 void write_torch_state_dict(const std::string& path, const StateDict& weights) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, tensor] : weights) dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
-  write_file_atomic(path, torch::pickle_save(dict), Durability::kDurable);
+  write_torch_archive(path, dict, Durability::kDurable);
 }
 
 StateDict state_dict(const torch::nn::Module& module) {
@@ -225,39 +225,103 @@ TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::strin
   return net;
 }
 
-std::string torchvision_format(const StateDict& weights) {
-  std::set<std::string> keys;
-  for (const auto& [key, tensor] : weights) keys.insert(key);
-  const auto has = [&](const std::string& key) { return keys.count(key) > 0; };
+namespace {
+
+// A state dict's keys and shapes, asked as torchvision_format and torchvision_unimported read them.
+class Keys {
+ public:
+  explicit Keys(const StateDict& weights) {
+    for (const auto& [key, tensor] : weights) shapes_[key] = tensor.sizes().vec();
+  }
+  bool has(const std::string& key) const { return shapes_.count(key) > 0; }
+  bool any_from(const std::string& prefix) const {
+    const auto it = shapes_.lower_bound(prefix);
+    return it != shapes_.end() && it->first.rfind(prefix, 0) == 0;
+  }
+  int64_t size(const std::string& key, size_t dim) const {  // -1 where the key or the dimension is absent
+    const auto it = shapes_.find(key);
+    return it == shapes_.end() || it->second.size() <= dim ? -1 : it->second[dim];
+  }
   // Distinct N of keys "PREFIXN.rest" (blocks of a layer, indices of a Sequential), with `suffix` after them.
-  const auto count = [&](const std::string& prefix, const std::string& suffix) {
+  int64_t count(const std::string& prefix, const std::string& suffix) const {
     std::set<std::string> seen;
-    for (const auto& key : keys)
-      if (key.rfind(prefix, 0) == 0 && key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+    for (auto it = shapes_.lower_bound(prefix); it != shapes_.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+      const auto& key = it->first;
+      if (key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
         seen.insert(key.substr(prefix.size(), key.find('.', prefix.size()) - prefix.size()));
+    }
     return static_cast<int64_t>(seen.size());
-  };
-  const auto resnet_depth = [&](const std::string& prefix) -> int64_t {
-    const bool bottleneck = has(prefix + "layer1.0.conv3.weight");
+  }
+  // A ResNet's depth by its blocks (basic or bottleneck, layer3's count); 0 where no torchvision depth has them.
+  int64_t resnet_depth(const std::string& prefix) const {
     const int64_t blocks = count(prefix + "layer3.", ".conv1.weight");
-    if (!bottleneck) return blocks == 2 ? 18 : blocks == 6 ? 34 : 0;
-    return blocks == 6 ? 50 : blocks == 23 ? 101 : 0;
+    if (!has(prefix + "layer1.0.conv3.weight")) return blocks == 2 ? 18 : blocks == 6 ? 34 : 0;
+    return blocks == 6 ? 50 : blocks == 23 ? 101 : blocks == 36 ? 152 : 0;
+  }
+  // ResNet's own 3x3 convs, not ResNeXt's grouped ones nor Wide ResNet's doubled ones.
+  bool plain_resnet(const std::string& prefix) const {
+    const int64_t out = size(prefix + "layer1.0.conv2.weight", 0);
+    return out == size(prefix + "layer1.0.conv2.weight", 1) && out == size(prefix + "conv1.weight", 0);
+  }
+  // The VGG of `convs` convolutions (11, 13, 16, 19), 0 for another count.
+  static int64_t vgg_depth(int64_t convs) { return convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : convs == 16 ? 19 : 0; }
+
+ private:
+  std::map<std::string, std::vector<int64_t>> shapes_;
+};
+
+}  // namespace
+
+std::string torchvision_format(const StateDict& weights) {
+  const Keys keys(weights);
+  // torchvision's FCNHead: classifier.0 the 3x3 conv, .4 the 1x1 (DeepLabV3's head has a .4 too, after its ASPP).
+  if (keys.has("backbone.conv1.weight") && keys.has("classifier.0.weight") && keys.has("classifier.4.weight")) {
+    const int64_t depth = keys.resnet_depth("backbone.");
+    return (depth == 50 || depth == 101) && keys.plain_resnet("backbone.") ? "torchvision-fcn-resnet" + std::to_string(depth) : "";
+  }
+  if (keys.has("inception3a.branch1.conv.weight") && keys.has("fc.weight")) return "torchvision-googlenet";
+  if (keys.has("conv1.weight") && keys.has("layer1.0.conv1.weight") && keys.has("fc.weight")) {
+    const int64_t depth = keys.resnet_depth("");
+    return depth > 0 && depth != 152 && keys.plain_resnet("") ? "torchvision-resnet" + std::to_string(depth) : "";
+  }
+  const int64_t convs = keys.count("features.", ".weight");  // VGG's and AlexNet's features hold convs alone (no batch norm)
+  if (keys.has("classifier.6.weight") && keys.has("classifier.1.weight") && convs == 5) return "torchvision-alexnet";
+  if (keys.has("classifier.6.weight") && keys.has("classifier.0.weight") && !keys.has("features.1.running_var") && Keys::vgg_depth(convs) > 0)
+    return "torchvision-vgg" + std::to_string(Keys::vgg_depth(convs));
+  return "";
+}
+
+std::string torchvision_unimported(const StateDict& weights) {
+  if (!torchvision_format(weights).empty()) return "";
+  const Keys keys(weights);
+  const auto resnet_name = [&](const std::string& prefix) -> std::string {
+    const int64_t depth = keys.resnet_depth(prefix), width = keys.size(prefix + "conv1.weight", 0);
+    const int64_t out = keys.size(prefix + "layer1.0.conv2.weight", 0), in = keys.size(prefix + "layer1.0.conv2.weight", 1);
+    if (depth == 0 || width <= 0 || out <= 0 || in <= 0) return "";
+    if (out != in) return "resnext" + std::to_string(depth) + "_" + std::to_string(out / in) + "x" + std::to_string(in) + "d";
+    if (out != width) return "wide_resnet" + std::to_string(depth) + "_" + std::to_string(out / width);
+    return "resnet" + std::to_string(depth);
   };
-  if (has("backbone.conv1.weight") && has("classifier.4.weight")) {
-    const int64_t depth = resnet_depth("backbone.");
-    return depth >= 50 ? "torchvision-fcn-resnet" + std::to_string(depth) : "";
+  const auto segmenter = [&](const std::string& head) {  // torchvision's segmentation nets on a ResNet
+    const auto backbone = resnet_name("backbone.");
+    return backbone.empty() ? std::string() : head + "_" + backbone;
+  };
+  if (keys.has("classifier.0.convs.0.0.weight")) return keys.has("backbone.conv1.weight") ? segmenter("deeplabv3") : "deeplabv3_mobilenet_v3_large";
+  if (keys.has("backbone.conv1.weight") && keys.has("classifier.0.weight") && keys.has("classifier.4.weight")) return segmenter("fcn");
+  if (keys.has("conv1.weight") && keys.has("layer1.0.conv1.weight") && keys.has("fc.weight")) return resnet_name("");
+  if (keys.has("classifier.6.weight") && keys.has("features.1.running_var")) {
+    const int64_t depth = Keys::vgg_depth(keys.count("features.", ".running_var"));
+    return depth > 0 ? "vgg" + std::to_string(depth) + "_bn" : "";
   }
-  if (has("inception3a.branch1.conv.weight") && has("fc.weight")) return "torchvision-googlenet";
-  if (has("conv1.weight") && has("layer1.0.conv1.weight") && has("fc.weight")) {
-    const int64_t depth = resnet_depth("");
-    return depth > 0 ? "torchvision-resnet" + std::to_string(depth) : "";
-  }
-  const int64_t convs = count("features.", ".weight");  // VGG's and AlexNet's features hold convs alone (no batch norm)
-  if (has("classifier.6.weight") && has("classifier.1.weight") && convs == 5) return "torchvision-alexnet";
-  if (has("classifier.6.weight") && has("classifier.0.weight")) {
-    for (const auto& [n, depth] : std::vector<std::pair<int64_t, int64_t>>{{8, 11}, {10, 13}, {13, 16}, {16, 19}})
-      if (convs == n) return "torchvision-vgg" + std::to_string(depth);
-  }
+  // Models with nothing of fcn's: known by a key of their own.
+  static const std::vector<std::pair<const char*, const char*>> marks = {
+      {"classifier.cbr.", "lraspp_mobilenet_v3_large"}, {"features.denseblock1.", "densenet"},  {"Conv2d_1a_3x3.", "inception_v3"},
+      {"features.3.squeeze.", "squeezenet"},             {"class_token", "vit"},                 {"stage2.0.", "shufflenet_v2"},
+      {"trunk_output.", "regnet"},                       {"layers.0.weight", "mnasnet"},         {"features.1.conv.", "mobilenet_v2"},
+      {"features.1.block.", "mobilenet_v3"},             {"features.1.0.layer_scale", "convnext"}, {"features.1.0.attn.", "swin"},
+      {"features.1.0.block.", "efficientnet"}};
+  for (const auto& [prefix, name] : marks)
+    if (keys.any_from(prefix)) return name;
   return "";
 }
 

@@ -44,5 +44,9 @@ TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::strin
 // features' conv count for VGG and AlexNet, ResNet's blocks (basic or bottleneck, layer3's count), googlenet's
 // inception modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
 std::string torchvision_format(const StateDict& weights);
+// Where torchvision_format finds none: which torchvision model it is that fcn does not import, for the error
+// ("vgg16_bn", "resnet152", "resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
+// "" where its keys are none that fcn knows.
+std::string torchvision_unimported(const StateDict& weights);
 
 }  // namespace fcn

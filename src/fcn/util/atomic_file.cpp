@@ -70,16 +70,25 @@ void sync_folder_of(const std::string& path) {
 
 // The bytes into a temporary file beside `path` (POSIX calls, so that a full disk is told by errno), then renamed
 // onto it: a reader sees the old file or the whole new one.
-void write_file_atomic(const std::string& path, const char* data, size_t size, Durability durability) {
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce, Durability durability) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) fail_write(path, errno);
   int error_number = 0;
-  for (size_t done = 0; done < size && error_number == 0;) {
-    const ssize_t n = ::write(fd, data + done, size - done);
-    if (n > 0) done += static_cast<size_t>(n);
-    else if (n < 0 && errno != EINTR) error_number = errno;
-    else if (n == 0) error_number = EIO;
+  const ByteSink sink = [&](const char* data, size_t size) {
+    for (size_t done = 0; done < size && error_number == 0;) {
+      const ssize_t n = ::write(fd, data + done, size - done);
+      if (n > 0) done += static_cast<size_t>(n);
+      else if (n < 0 && errno != EINTR) error_number = errno;
+      else if (n == 0) error_number = EIO;
+    }
+  };
+  try {
+    produce(sink);
+  } catch (...) {
+    ::close(fd);
+    std::remove(temp.c_str());
+    throw;
   }
   // A file system that allocates late reports a full disk at the fsync (EINVAL: one that cannot sync), a network one
   // at the close.
@@ -95,6 +104,10 @@ void write_file_atomic(const std::string& path, const char* data, size_t size, D
     fail(path, "cannot rename the temporary file into place: " + why);
   }
   if (durability == Durability::kDurable) sync_folder_of(path);
+}
+
+void write_file_atomic(const std::string& path, const char* data, size_t size, Durability durability) {
+  write_file_atomic(path, [&](const ByteSink& sink) { sink(data, size); }, durability);
 }
 
 }  // namespace fcn

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,13 @@ std::ifstream open_regular_file(const std::string& path);
 // power cut or a kernel crash leaves the same; it costs a wait for the disk, so masks and tables are kAtomic.
 enum class Durability { kAtomic, kDurable };
 void write_file_atomic(const std::string& path, const char* data, size_t size, Durability durability = Durability::kAtomic);
+// The same for a file too large to hold whole in memory (a model or checkpoint of a GB): `produce` hands its bytes to
+// the sink in as many pieces as it likes, and they go straight into the temporary file. The sink never throws (a
+// producer such as a zip writer must not be unwound mid-record); a failed write is remembered, later pieces are
+// dropped, and it is thrown once `produce` returns, as fail_write tells it. An exception from `produce` removes
+// the temporary file and goes on.
+using ByteSink = std::function<void(const char* data, size_t size)>;
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce, Durability durability = Durability::kAtomic);
 // Where a file written in pieces (a video, a TIFF stack) goes until it is complete and renamed onto
 // `path`: DIR/.STEM.partial-PID`extension` beside it, hidden, with the extension its writer goes by.
 std::string partial_path(const std::string& path, const std::string& extension);
