@@ -110,6 +110,21 @@ def _():
     np.save(path("x_big.npy"), np.zeros((1, 3, 96, 160), np.float32))
     run("forward", path("vgg-conv.fcn"), path("x_big.npy"), "--out", path("heat_big.npy"))
     assert np.load(path("heat_big.npy")).shape == (1, 10, 2, 4)
+    # torchvision's VGG with batch norm (vgg11_bn's layout): told by its keys, torchvision's logits after import.
+    bn = small_torchvision_vgg16(4, depth=11, batch_norm=True)
+    with torch.no_grad():
+        for name, b in bn.named_buffers():
+            if name.endswith("running_var"):
+                b.uniform_(0.5, 1.5)
+    torch.save(bn.state_dict(), path("vgg11_bn.pth"))
+    p = run("import", "auto", path("vgg11_bn.pth"), "--out", path("vgg11_bn.fcn"))
+    assert "its keys are those of torchvision-vgg11_bn" in p.stdout, p.stdout
+    run("forward", path("vgg11_bn.fcn"), path("x64.npy"), "--out", path("logits_bn.npy"))
+    with torch.no_grad():
+        expected = bn.eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(np.load(path("logits_bn.npy")) - expected).max() <= 1e-4 * np.abs(expected).max()
+    one_line_error(run("import", "torchvision-vgg11", path("vgg11_bn.pth"), "--out", path("wrong.fcn"), ok=False),
+                   "vgg11_bn.pth", "its keys are those of torchvision-vgg11_bn")
 
 
 @check("import torchvision ResNet-18 and AlexNet: fcn's logits are torchvision's; a wrong family is one line")

@@ -106,12 +106,13 @@ def save_before_pytorch_04(state_dict, path):
     assert all(torch.equal(loaded[k], v) for k, v in state_dict.items())
 
 
-def small_torchvision_vgg16(seed):
-    """torchvision's VGG class with 1/4 widths, a 2x2 pool5 window and small fc layers."""
+def small_torchvision_vgg16(seed, depth=16, batch_norm=False):
+    """torchvision's VGG class with 1/4 widths, a 2x2 pool5 window and small fc layers (its make_layers with
+    batch_norm: vgg*_bn's layout)."""
     cfg = []
-    for blocks, ch in zip(nets.VGG_BLOCKS[16], nets.VGG_CHANNELS):
+    for blocks, ch in zip(nets.VGG_BLOCKS[depth], nets.VGG_CHANNELS):
         cfg += [ch // 4] * blocks + ["M"]
-    model = torchvision.models.vgg.VGG(torchvision.models.vgg.make_layers(cfg), num_classes=10)
+    model = torchvision.models.vgg.VGG(torchvision.models.vgg.make_layers(cfg, batch_norm=batch_norm), num_classes=10)
     model.avgpool = torch.nn.AdaptiveAvgPool2d((2, 2))
     model.classifier[0] = torch.nn.Linear(128 * 2 * 2, 32)
     model.classifier[3] = torch.nn.Linear(32, 32)
@@ -238,6 +239,8 @@ def torchvision_classifiers(out):
         "googlenet_ti": (torchvision.models.googlenet(transform_input=True, aux_logits=False, init_weights=True),
                          torch.randn(1, 3, 128, 160)),
     }
+    # torchvision's vgg11_bn layout (small: 1/4 widths, 2x2 pool5 window, small fc layers), randomised throughout.
+    nets_and_inputs["vgg11_bn"] = (small_torchvision_vgg16(12, depth=11, batch_norm=True), torch.randn(2, 3, 64, 96))
     for name, (model, x) in nets_and_inputs.items():
         randomize_bn_statistics(model, len(name))
         with torch.no_grad():

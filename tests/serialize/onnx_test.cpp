@@ -165,6 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"fcn8s_reference_at_once", with(fcn_config(8, "reference"), {{"at_once", true}}), {{75, 53}}},
                     Case{"fcn8s_alexnet", with(fcn_config(8, "same"), {{"backbone", {{"name", "alexnet-w0.125"}, {"in_channels", 3}}}}),
                          {{64, 96}, {75, 53}}},
+                    Case{"fcn8s_vgg16_bn", with(fcn_config(8, "same"), {{"backbone", {{"name", "vgg16_bn-w0.0625"}, {"in_channels", 3}}}}),
+                         {{64, 96}}},
                     Case{"fcn16s_resnet18",
                          with(fcn_config(16, "same"), {{"backbone", {{"name", "resnet18-w0.125"}, {"in_channels", 3}}}, {"fc_channels", 0}}),
                          {{64, 96}, {75, 53}}},

@@ -72,7 +72,8 @@ TEST(Weights, TorchvisionFormatIsToldByTheKeys) {
            {"tv_alexnet.pth", "torchvision-alexnet"},   {"tv_resnet18.pth", "torchvision-resnet18"},
            {"tv_resnet50.pth", "torchvision-resnet50"}, {"tv_googlenet.pth", "torchvision-googlenet"},
            {"tv_googlenet_ti.pth", "torchvision-googlenet"}, {"tv_fcn_resnet50.pth", "torchvision-fcn-resnet50"},
-           {"small_vgg16.pth", "torchvision-vgg16"},     {"small_vgg16_legacy.pth", "torchvision-vgg16"}})
+           {"small_vgg16.pth", "torchvision-vgg16"},     {"small_vgg16_legacy.pth", "torchvision-vgg16"},
+           {"tv_vgg11_bn.pth", "torchvision-vgg11_bn"}})
     EXPECT_EQ(torchvision_format(read_state_dict(test::golden(file))), format) << file;
   const auto keys = [](const std::vector<std::string>& names) {
     StateDict out;
@@ -105,8 +106,8 @@ TEST(Weights, TorchvisionModelsFcnDoesNotImportAreNamed) {
       {"googlenet", {"torchvision-googlenet", ""}},
       {"fcn_resnet50", {"torchvision-fcn-resnet50", ""}},
       {"fcn_resnet101", {"torchvision-fcn-resnet101", ""}},
-      {"vgg11_bn", {"", "vgg11_bn"}},
-      {"vgg16_bn", {"", "vgg16_bn"}},
+      {"vgg11_bn", {"torchvision-vgg11_bn", ""}},
+      {"vgg16_bn", {"torchvision-vgg16_bn", ""}},
       {"resnet152", {"", "resnet152"}},
       {"resnext50_32x4d", {"", "resnext50_32x4d"}},
       {"resnext101_32x8d", {"", "resnext101_32x8d"}},

@@ -38,7 +38,7 @@ const Family& family_of(BackboneFamily family) {
 }
 
 [[noreturn]] void bad_name(const std::string& name) {
-  fail("backbone", "'" + name + "' is not a backbone name like vgg16, alexnet, resnet50 or googlenet, optionally -wWIDTH with WIDTH in (0, 4]");
+  fail("backbone", "'" + name + "' is not a backbone name like vgg16, vgg16_bn, alexnet, resnet50 or googlenet, optionally -wWIDTH with WIDTH in (0, 4]");
 }
 
 }  // namespace
@@ -56,7 +56,12 @@ BackboneOptions parse_backbone(const std::string& name) {
     options.family(f.family).depth(f.family == BackboneFamily::kGoogLeNet ? 22 : f.depths.empty() ? 8 : 0);
     std::string rest = name.substr(std::string(f.prefix).size());
     const auto dash = rest.find("-w");
-    const std::string depth = rest.substr(0, dash);
+    std::string depth = rest.substr(0, dash);
+    const std::string bn = "_bn";  // torchvision's VGG with batch norm
+    if (f.family == BackboneFamily::kVGG && depth.size() > bn.size() && depth.compare(depth.size() - bn.size(), bn.size(), bn) == 0) {
+      options.batch_norm(true);
+      depth.resize(depth.size() - bn.size());
+    }
     try {
       size_t used = 0;
       if (!f.depths.empty()) options.depth(std::stoi(depth, &used));
@@ -86,6 +91,7 @@ std::string backbone_name(const BackboneOptions& options) {
   std::ostringstream out;
   out << f.prefix;
   if (!f.depths.empty()) out << options.depth();
+  if (options.batch_norm()) out << "_bn";
   if (options.width() != 1.0) out << "-w" << options.width();
   return out.str();
 }

@@ -34,14 +34,16 @@ struct BackboneOptions {
   TORCH_ARG(int64_t, output_stride) = 32;
   // GoogLeNet: torchvision's transform_input (ImageNet-normalised input re-expressed as (x - 0.5) / 0.5).
   TORCH_ARG(bool, transform_input) = false;
+  // VGG: a batch norm after every conv, as torchvision's vgg11_bn ... vgg19_bn ("vgg16_bn", "vgg16_bn-w0.25").
+  TORCH_ARG(bool, batch_norm) = false;
 };
 
 // Whether the family's classifier has fc6/fc7 over a k x k window (VGG, AlexNet) or a global pool
 // and one dense layer (ResNet, GoogLeNet).
 bool has_fc_head(BackboneFamily family);
 
-// "vgg16", "vgg16-w0.25", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25", "googlenet" <-> options
-// (family, depth, width). fcn::Error (subject "backbone") for anything else.
+// "vgg16", "vgg16-w0.25", "vgg16_bn", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25", "googlenet" <->
+// options (family, depth, batch norm, width). fcn::Error (subject "backbone") for anything else.
 BackboneOptions parse_backbone(const std::string& name);
 std::string backbone_name(const BackboneOptions& options);
 // {"name": "vgg16-w0.25", "in_channels": 3} <-> options, as model configs store a backbone.

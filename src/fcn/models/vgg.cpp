@@ -34,16 +34,17 @@ int64_t pool_index(int64_t stride) {
 VGGImpl::VGGImpl(const BackboneOptions& options_) : BackboneImpl(options_) {
   const auto blocks = convs_per_block(options.depth());
   int64_t in = options.in_channels();
-  int64_t torchvision_index = 0;  // torchvision: conv, relu, conv, relu, ..., pool
+  int64_t torchvision_index = 0;  // torchvision: conv, (batch norm,) relu, conv, ..., pool
   for (int b = 0; b < 5; ++b) {
     const int64_t out = scaled_channels(kBlockChannels[b], options.width());
     for (int i = 0; i < blocks[b]; ++i) {
       const int64_t padding = (b == 0 && i == 0) ? first_padding(options) : 1;
-      const std::string name = "conv" + std::to_string(b + 1) + "_" + std::to_string(i + 1);
-      auto layer = register_module(name, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(padding)));
+      const std::string suffix = std::to_string(b + 1) + "_" + std::to_string(i + 1);
+      auto layer = register_module("conv" + suffix, torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(padding)));
       init_kaiming(layer);
-      convs_.push_back({name, torchvision_index, layer});
-      torchvision_index += 2;
+      convs_.push_back({"conv" + suffix, torchvision_index, layer});
+      if (options.batch_norm()) convs_.back().bn = register_module("bn" + suffix, torch::nn::BatchNorm2d(out));
+      torchvision_index += options.batch_norm() ? 3 : 2;
       in = out;
     }
     block_ends_.push_back(static_cast<int>(convs_.size()) - 1);
@@ -84,10 +85,14 @@ Features VGGImpl::forward(const torch::Tensor& input) {
   torch::Tensor x = input;
   size_t block = 0;
   for (size_t i = 0; i < convs_.size(); ++i) {
-    if (static_cast<int>(i) != block_ends_[block]) {
-      x = conv_relu(convs_[i].conv, x);
+    const bool pool = static_cast<int>(i) == block_ends_[block];
+    if (convs_[i].bn) {  // torchvision's order: conv, batch norm, relu (, pool)
+      x = relu_in_place(convs_[i].bn(conv(convs_[i].conv, x)));
+      if (pool) x = torch::max_pool2d(x, 2, 2, 0, 1, ceil_mode());
     } else {
-      x = conv_relu_pool(convs_[i].conv, x, MaxPool{2, 2, 0, ceil_mode()});
+      x = pool ? conv_relu_pool(convs_[i].conv, x, MaxPool{2, 2, 0, ceil_mode()}) : conv_relu(convs_[i].conv, x);
+    }
+    if (pool) {
       if (block == 2) features.stride8 = x;
       if (block == 3) features.stride16 = x;
       ++block;

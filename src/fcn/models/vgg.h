@@ -1,12 +1,14 @@
 // VGG backbone (Simonyan & Zisserman), the FCN paper's VGG16: laid out as torchvision's
 // vgg11/13/16/19 `features` (weights import by index), its convs named as in the paper (conv1_1 ..
-// conv5_3). Layouts: kClassifier = kSame (3x3 convs padded by 1, floor pools); kCaffe (conv1_1
-// padded by 100 so any input, even 1x1, survives five pools; pools that round up).
+// conv5_3); as torchvision's vgg*_bn, a batch norm after each conv (bn1_1 ..). Layouts: kClassifier =
+// kSame (3x3 convs padded by 1, floor pools); kCaffe (conv1_1 padded by 100 so any input, even 1x1,
+// survives five pools; pools that round up).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 
 #include "fcn/models/backbone.h"
@@ -25,10 +27,12 @@ class VGGImpl : public BackboneImpl {
 
   // Conv layers in order, named as in the paper ("conv1_1" ... "conv5_3"), each with the index
   // it has in torchvision's `features` Sequential (for weight import).
+  // With batch norm, the conv's BatchNorm2d ("bn1_1" ...), at torchvision_index + 1.
   struct NamedConv {
     std::string name;
     int64_t torchvision_index;
     torch::nn::Conv2d conv;
+    torch::nn::BatchNorm2d bn{nullptr};
   };
   const std::vector<NamedConv>& convs() const { return convs_; }
   bool ceil_mode() const { return options.layout() == BackboneLayout::kCaffe; }

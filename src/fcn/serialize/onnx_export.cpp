@@ -214,7 +214,9 @@ TracedFeatures trace_vgg(Tracer& g, const VGGImpl& vgg, Value x) {
   TracedFeatures f;
   const auto& convs = vgg.convs();
   for (size_t i = 0; i < convs.size(); ++i) {
-    x = g.relu(g.conv("backbone." + convs[i].name, convs[i].conv, x));
+    x = g.conv("backbone." + convs[i].name, convs[i].conv, x);
+    if (convs[i].bn) x = g.batch_norm("backbone.bn" + convs[i].name.substr(4), convs[i].bn, x);
+    x = g.relu(x);
     const bool block_end = i + 1 == convs.size() || convs[i + 1].name.substr(0, 5) != convs[i].name.substr(0, 5);
     if (!block_end) continue;
     x = g.max_pool(x, vgg.ceil_mode());

@@ -145,13 +145,14 @@ torch::IntArrayRef shape_of(const StateDict& weights, const std::string& key, in
 
 }  // namespace
 
-Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth) {
-  const std::string what = "torchvision vgg" + std::to_string(depth);
+Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth, bool batch_norm) {
+  const std::string what = "torchvision vgg" + std::to_string(depth) + (batch_norm ? "_bn" : "");
   // Read the variant off the shapes, then let the strict copy check every other key.
   const auto first = shape_of(weights, "features.0.weight", 4, source, what);
   const auto fc6 = shape_of(weights, "classifier.0.weight", 2, source, what);
   const auto fc8 = shape_of(weights, "classifier.6.weight", 2, source, what);
-  const auto backbone = BackboneOptions().depth(depth).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
+  const auto backbone =
+      BackboneOptions().depth(depth).batch_norm(batch_norm).width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
   const int64_t c5 = make_backbone(backbone)->channels(32);
   const auto k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(fc6[1]) / static_cast<double>(c5))));
   if (k < 1 || k * k * c5 != fc6[1])
@@ -159,8 +160,10 @@ Classifier import_torchvision_vgg(const StateDict& weights, const std::string& s
                      " x k x k for any k (pool5 has " + std::to_string(c5) + " channels)");
   Classifier net(ClassifierOptions().backbone(backbone).input_size(32 * k).fc_channels(fc6[0]).num_classes(fc8[0]));
   Renames renames = {{"fc6.", "classifier.0."}, {"fc7.", "classifier.3."}, {"fc8.", "classifier.6."}};
-  for (const auto& conv : dynamic_cast<const VGGImpl&>(*net->backbone).convs())
+  for (const auto& conv : dynamic_cast<const VGGImpl&>(*net->backbone).convs()) {
     renames.emplace_back("backbone." + conv.name + ".", "features." + std::to_string(conv.torchvision_index) + ".");
+    if (conv.bn) renames.emplace_back("backbone.bn" + conv.name.substr(4) + ".", "features." + std::to_string(conv.torchvision_index + 1) + ".");
+  }
   load_torchvision(*net, weights, source, what, renames);
   return net;
 }
@@ -286,8 +289,11 @@ std::string torchvision_format(const StateDict& weights) {
   }
   const int64_t convs = keys.count("features.", ".weight");  // VGG's and AlexNet's features hold convs alone (no batch norm)
   if (keys.has("classifier.6.weight") && keys.has("classifier.1.weight") && convs == 5) return "torchvision-alexnet";
-  if (keys.has("classifier.6.weight") && keys.has("classifier.0.weight") && !keys.has("features.1.running_var") && Keys::vgg_depth(convs) > 0)
-    return "torchvision-vgg" + std::to_string(Keys::vgg_depth(convs));
+  if (keys.has("classifier.6.weight") && keys.has("classifier.0.weight")) {
+    const bool bn = keys.has("features.1.running_var");  // torchvision's vgg*_bn: a batch norm after each conv
+    const int64_t depth = Keys::vgg_depth(bn ? keys.count("features.", ".running_var") : convs);
+    if (depth > 0) return "torchvision-vgg" + std::to_string(depth) + (bn ? "_bn" : "");
+  }
   return "";
 }
 
@@ -309,10 +315,6 @@ std::string torchvision_unimported(const StateDict& weights) {
   if (keys.has("classifier.0.convs.0.0.weight")) return keys.has("backbone.conv1.weight") ? segmenter("deeplabv3") : "deeplabv3_mobilenet_v3_large";
   if (keys.has("backbone.conv1.weight") && keys.has("classifier.0.weight") && keys.has("classifier.4.weight")) return segmenter("fcn");
   if (keys.has("conv1.weight") && keys.has("layer1.0.conv1.weight") && keys.has("fc.weight")) return resnet_name("");
-  if (keys.has("classifier.6.weight") && keys.has("features.1.running_var")) {
-    const int64_t depth = Keys::vgg_depth(keys.count("features.", ".running_var"));
-    return depth > 0 ? "vgg" + std::to_string(depth) + "_bn" : "";
-  }
   // Models with nothing of fcn's: known by a key of their own.
   static const std::vector<std::pair<const char*, const char*>> marks = {
       {"classifier.cbr.", "lraspp_mobilenet_v3_large"}, {"features.denseblock1.", "densenet"},  {"Conv2d_1a_3x3.", "inception_v3"},

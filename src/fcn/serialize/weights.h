@@ -26,9 +26,10 @@ StateDict state_dict(const torch::nn::Module& module);
 // infinite (once copied into the net's dtype) is an error naming its key.
 void load_state_dict(torch::nn::Module& module, const StateDict& weights, const std::string& source);
 
-// torchvision vgg{11,13,16,19} (features.N.*, classifier.{0,3,6}.*) -> Classifier. Width,
-// input channels, fc size, class count and the fc6 window k are read off the tensor shapes.
-Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth = 16);
+// torchvision vgg{11,13,16,19} (features.N.*, classifier.{0,3,6}.*) -> Classifier; with batch_norm, vgg*_bn
+// (features.N conv, N+1 batch norm). Width, input channels, fc size, class count and the fc6 window k are read
+// off the tensor shapes.
+Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth = 16, bool batch_norm = false);
 // torchvision alexnet (features.{0,3,6,8,10}.*, classifier.{1,4,6}.*) -> Classifier (k = 6 at 224).
 Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source);
 // torchvision resnet{18,34,50,101} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc.
@@ -45,7 +46,7 @@ TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::strin
 // inception modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
 std::string torchvision_format(const StateDict& weights);
 // Where torchvision_format finds none: which torchvision model it is that fcn does not import, for the error
-// ("vgg16_bn", "resnet152", "resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
+// ("resnet152", "resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
 // "" where its keys are none that fcn knows.
 std::string torchvision_unimported(const StateDict& weights);
 
