@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,24 +19,24 @@
 namespace fcn::cli {
 namespace {
 
-// Whether `path` is a weights file rather than an fcn model file: safetensors, a legacy .pth, or a zip
-// archive whose dict has no "format" entry (torch.save of a state dict).
-bool is_weights_file(const std::string& path) {
+// The tensors of `path` where it is a weights file rather than an fcn model file: safetensors, a legacy .pth,
+// or a zip archive whose dict has no "format" entry (torch.save of a state dict); else none. Read once.
+std::optional<StateDict> weights_in(const std::string& path) {
   std::vector<char> head(24);
   {
     std::ifstream in(path, std::ios::binary);
     in.read(head.data(), static_cast<std::streamsize>(head.size()));
     head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
   }
-  if (is_safetensors(head) || is_legacy_torch(head)) return true;
-  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04") return false;
+  if (is_safetensors(head) || is_legacy_torch(head)) return read_state_dict(path);
+  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04") return std::nullopt;
   const auto dict = read_torch_archive_dict(path);
-  return std::none_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; });
+  if (std::any_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; })) return std::nullopt;
+  return state_dict_of(dict, path);
 }
 
 // fcn info of a weights file: its tensors, and the torchvision model its keys show, with the command to import it.
-void describe_weights(const std::string& path, bool json_output) {
-  const auto weights = read_state_dict(path);
+void describe_weights(const std::string& path, const StateDict& weights, bool json_output) {
   const auto format = torchvision_format(weights);
   const auto other = torchvision_unimported(weights);
   int64_t values = 0;
@@ -79,13 +80,13 @@ void add_info(CLI::App& app) {
     try {
       model = load_model(path);
     } catch (const Error&) {
-      bool weights = false;
+      std::optional<StateDict> weights;
       try {
-        weights = is_weights_file(path);
+        weights = weights_in(path);
       } catch (const Error&) {  // neither: the model file's own error stands
       }
       if (!weights) throw;
-      return describe_weights(path, json_output);
+      return describe_weights(path, *weights, json_output);
     }
     auto& net = *model.net;
     const auto config = net_config(net);
