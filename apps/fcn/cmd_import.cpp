@@ -17,7 +17,9 @@ const std::vector<std::string>& formats() {
   static const std::vector<std::string> names = {"torchvision-vgg11",     "torchvision-vgg13",     "torchvision-vgg16",
                                                  "torchvision-vgg19",     "torchvision-vgg11_bn",  "torchvision-vgg13_bn",
                                                  "torchvision-vgg16_bn",  "torchvision-vgg19_bn",  "torchvision-alexnet",   "torchvision-resnet18",
-                                                 "torchvision-resnet34",  "torchvision-resnet50",  "torchvision-resnet101",
+                                                 "torchvision-resnet34",  "torchvision-resnet50",  "torchvision-resnet101", "torchvision-resnet152",
+                                                 "torchvision-resnext50_32x4d", "torchvision-resnext101_32x8d", "torchvision-resnext101_64x4d",
+                                                 "torchvision-wide_resnet50_2", "torchvision-wide_resnet101_2",
                                                  "torchvision-googlenet", "torchvision-fcn-resnet50", "torchvision-fcn-resnet101"};
   return names;
 }
@@ -28,7 +30,10 @@ std::shared_ptr<NetImpl> import_weights(const std::string& format, const StateDi
   if (model == "alexnet") return import_torchvision_alexnet(weights, file).ptr();
   if (model == "googlenet") return import_torchvision_googlenet(weights, file, transform_input).ptr();
   if (model.rfind("fcn-resnet", 0) == 0) return import_torchvision_fcn(weights, file, std::stoi(model.substr(10))).ptr();
-  if (model.rfind("resnet", 0) == 0) return import_torchvision_resnet(weights, file, std::stoi(model.substr(6))).ptr();
+  if (model.rfind("resnet", 0) == 0 || model.rfind("resnext", 0) == 0 || model.rfind("wide_resnet", 0) == 0) {
+    const auto backbone = parse_backbone(model);  // resnext50_32x4d: depth 50, 32 groups of 4 channels
+    return import_torchvision_resnet(weights, file, backbone.depth(), backbone.groups(), backbone.width_per_group()).ptr();
+  }
   const bool batch_norm = model.size() > 3 && model.compare(model.size() - 3, 3, "_bn") == 0;  // vgg16_bn
   return import_torchvision_vgg(weights, file, std::stoi(model.substr(3)), batch_norm).ptr();
 }
@@ -87,7 +92,7 @@ void add_import(CLI::App& app) {
   static std::string format, file, out;
   static bool transform_input = false;
   cmd->add_option("FORMAT", format,
-                  "torchvision-vgg11|13|16|19, torchvision-vgg11_bn|13_bn|16_bn|19_bn, torchvision-alexnet, torchvision-resnet18|34|50|101, torchvision-googlenet, torchvision-fcn-resnet50|101, "
+                  "torchvision-vgg11|13|16|19, torchvision-vgg11_bn|13_bn|16_bn|19_bn, torchvision-alexnet, torchvision-resnet18|34|50|101|152, torchvision-resnext50_32x4d|101_32x8d|101_64x4d, torchvision-wide_resnet50_2|101_2, torchvision-googlenet, torchvision-fcn-resnet50|101, "
                   "or auto (the one the file's keys show)")
       ->required();
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();

@@ -368,7 +368,7 @@ void add_recipe_flags(CLI::App* cmd, NetRecipe& r) {
       ->check(CLI::Range(int64_t{1}, int64_t{65536}));
   cmd->add_option("--in-channels", r.in_channels, "input channels (train: the data's)")->capture_default_str();
   cmd->add_option("--backbone", r.backbone,
-                  "FCN/classifier: vgg11|13|16|19 (with batch norm: vgg16_bn), alexnet, googlenet, resnet18|34|50|101, optionally -wWIDTH (vgg16-w0.25)")
+                  "FCN/classifier: vgg11|13|16|19 (with batch norm: vgg16_bn), alexnet, googlenet, resnet18|34|50|101|152, resnext50_32x4d, wide_resnet50_2, optionally -wWIDTH (vgg16-w0.25)")
       ->capture_default_str();
   cmd->add_option("--geometry", r.geometry, "FCN: same | reference (the Caffe VGG nets: pad 100 + crops)")->capture_default_str();
   cmd->add_option("--fc-channels", r.fc_channels, "FCN/classifier: fc6/fc7 width (default 4096 x backbone width; ResNet: none)");

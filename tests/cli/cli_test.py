@@ -156,6 +156,18 @@ def _():
     info = json.loads(run("info", path("resnet18.pth"), "--json").stdout)
     assert info["torchvision_format"] == "torchvision-resnet18" and len(info["tensors"]) == len(torchvision.models.resnet18().state_dict())
     assert info["tensors"][0] == {"name": "conv1.weight", "shape": [64, 3, 7, 7], "dtype": "Float"}, info["tensors"][0]
+    # torchvision's ResNeXt layout (grouped 3x3 convs, here 8 groups of 8 channels): auto tells it, torchvision's logits.
+    resnext = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [3, 4, 6, 3], groups=8, width_per_group=8,
+                                               num_classes=5).eval()
+    torch.save(resnext.state_dict(), path("resnext.pth"))
+    p = run("import", "auto", path("resnext.pth"), "--out", path("resnext.fcn"))
+    assert "its keys are those of torchvision-resnext50_8x8d" in p.stdout, p.stdout
+    run("forward", path("resnext.fcn"), path("x_tv.npy"), "--out", path("resnext_logits.npy"))
+    with torch.no_grad():
+        expected = resnext(torch.from_numpy(np.load(path("x_tv.npy")))).numpy()
+    assert np.abs(np.load(path("resnext_logits.npy")) - expected).max() <= 1e-4 * np.abs(expected).max()
+    one_line_error(run("import", "torchvision-resnet50", path("resnext.pth"), "--out", path("wrong.fcn"), ok=False),
+                   "resnext.pth", "its keys are those of torchvision-resnext50_8x8d")
     # A torchvision model fcn does not import is named, not "none of those fcn imports".
     torch.save(torchvision.models.squeezenet1_0(num_classes=3).state_dict(), path("squeezenet.pth"))
     one_line_error(run("import", "auto", path("squeezenet.pth"), "--out", path("wrong.fcn"), ok=False),

@@ -23,6 +23,7 @@ Classifier import_golden(const std::string& name) {
   auto net = name == "alexnet"                ? import_torchvision_alexnet(weights, file)
              : name == "vgg11_bn"               ? import_torchvision_vgg(weights, file, 11, true)
              : name.rfind("googlenet", 0) == 0 ? import_torchvision_googlenet(weights, file, name == "googlenet_ti")
+             : name == "resnext50_8x8d"         ? import_torchvision_resnet(weights, file, 50, 8, 8)
                                                : import_torchvision_resnet(weights, file, std::stoi(name.substr(6)));
   net->eval();
   return net;
@@ -37,10 +38,10 @@ TEST_P(TorchvisionGolden, ImportedClassifierGivesTorchvisionsLogits) {
   EXPECT_LE(test::relative_error(y, read_npy(test::golden("tv_" + GetParam() + "_output.npy"))), 1e-4) << GetParam();
 }
 
-INSTANTIATE_TEST_SUITE_P(Classifiers, TorchvisionGolden, ::testing::Values("alexnet", "vgg11_bn", "resnet18", "resnet50", "googlenet", "googlenet_ti"));
+INSTANTIATE_TEST_SUITE_P(Classifiers, TorchvisionGolden, ::testing::Values("alexnet", "vgg11_bn", "resnet18", "resnet50", "resnext50_8x8d", "googlenet", "googlenet_ti"));
 
 TEST(Backbones, NamesRoundTripAndShapesFollowTheFamilies) {
-  for (const std::string name : {"vgg16", "vgg11-w0.25", "vgg16_bn", "vgg13_bn-w0.5", "alexnet", "alexnet-w0.5", "resnet18", "resnet101-w0.25", "googlenet-w0.5"})
+  for (const std::string name : {"vgg16", "vgg11-w0.25", "vgg16_bn", "vgg13_bn-w0.5", "resnext50_32x4d", "resnext101_32x8d-w0.25", "wide_resnet50_2", "wide_resnet101_2-w0.5", "alexnet", "alexnet-w0.5", "resnet18", "resnet101-w0.25", "googlenet-w0.5"})
     EXPECT_EQ(backbone_name(parse_backbone(name)), name);
   EXPECT_EQ(backbone_output_side(parse_backbone("alexnet"), 224), 6);  // torchvision's 6 x 6 pool5
   EXPECT_EQ(backbone_output_side(parse_backbone("resnet50"), 224), 7);
@@ -50,8 +51,13 @@ TEST(Backbones, NamesRoundTripAndShapesFollowTheFamilies) {
   EXPECT_EQ(make_backbone(parse_backbone("googlenet"))->channels(32), 1024);
   EXPECT_EQ(backbone_output_side(parse_backbone("googlenet"), 224), 7);
   EXPECT_TRUE(parse_backbone("vgg16_bn").batch_norm());
+  EXPECT_EQ(parse_backbone("resnext101_32x8d").groups(), 32);
+  EXPECT_EQ(parse_backbone("resnext101_32x8d").width_per_group(), 8);
+  EXPECT_EQ(parse_backbone("wide_resnet50_2").width_per_group(), 128);
+  EXPECT_EQ(make_backbone(parse_backbone("resnext50_32x4d-w0.125"))->channels(32), 256);  // 4 x 64, as ResNet-50's
   EXPECT_FALSE(parse_backbone("vgg16").batch_norm());
-  for (const std::string bad : {"resnet20", "alexnet8", "vgg16-w0", "googlenet22", "lenet5", "vgg_bn", "resnet50_bn", "vgg16_bn_bn"})
+  for (const std::string bad : {"resnet20", "alexnet8", "vgg16-w0", "googlenet22", "lenet5", "vgg_bn", "resnet50_bn", "vgg16_bn_bn", "resnext18_32x4d", "resnext50", "resnext50_32x4",
+                                "resnext50_1x4d", "wide_resnet50", "wide_resnet50_1", "resnet50_32x4d", "wide_resnet34_2"})
     EXPECT_NE(test::error_of([&] { parse_backbone(bad); }).find("backbone"), std::string::npos) << bad;
 }
 
@@ -137,7 +143,8 @@ FCN trained_like(const std::string& backbone, int64_t stride) {
 }
 
 TEST(FCNOnEveryBackbone, InputSizedOutputAndStagedTrainingStartsWhereTheCoarserStopped) {
-  for (const std::string backbone : {"alexnet-w0.125", "vgg11_bn-w0.125", "resnet18-w0.125", "resnet50-w0.0625", "googlenet-w0.125"}) {
+  for (const std::string backbone : {"alexnet-w0.125", "vgg11_bn-w0.125", "resnet18-w0.125", "resnet50-w0.0625", "resnext50_32x4d-w0.125",
+                                     "wide_resnet50_2-w0.0625", "googlenet-w0.125"}) {
     for (const auto& [from, to] : std::vector<std::pair<int64_t, int64_t>>{{32, 16}, {16, 8}}) {
       auto coarse = trained_like(backbone, from);
       auto fine = FCN::from_coarser(*coarse, to);

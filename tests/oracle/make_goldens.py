@@ -241,6 +241,10 @@ def torchvision_classifiers(out):
     }
     # torchvision's vgg11_bn layout (small: 1/4 widths, 2x2 pool5 window, small fc layers), randomised throughout.
     nets_and_inputs["vgg11_bn"] = (small_torchvision_vgg16(12, depth=11, batch_norm=True), torch.randn(2, 3, 64, 96))
+    # torchvision's ResNeXt (grouped 3x3 convs): ResNet-50's blocks in 8 groups of 8 channels (resnext50_8x8d).
+    resnext = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [3, 4, 6, 3], groups=8, width_per_group=8,
+                                               num_classes=7)
+    nets_and_inputs["resnext50_8x8d"] = (resnext, torch.randn(1, 3, 64, 96))
     for name, (model, x) in nets_and_inputs.items():
         randomize_bn_statistics(model, len(name))
         with torch.no_grad():

@@ -108,10 +108,10 @@ TEST(Weights, TorchvisionModelsFcnDoesNotImportAreNamed) {
       {"fcn_resnet101", {"torchvision-fcn-resnet101", ""}},
       {"vgg11_bn", {"torchvision-vgg11_bn", ""}},
       {"vgg16_bn", {"torchvision-vgg16_bn", ""}},
-      {"resnet152", {"", "resnet152"}},
-      {"resnext50_32x4d", {"", "resnext50_32x4d"}},
-      {"resnext101_32x8d", {"", "resnext101_32x8d"}},
-      {"wide_resnet50_2", {"", "wide_resnet50_2"}},
+      {"resnet152", {"torchvision-resnet152", ""}},
+      {"resnext50_32x4d", {"torchvision-resnext50_32x4d", ""}},
+      {"resnext101_32x8d", {"torchvision-resnext101_32x8d", ""}},
+      {"wide_resnet50_2", {"torchvision-wide_resnet50_2", ""}},
       {"deeplabv3_resnet50", {"", "deeplabv3_resnet50"}},
       {"deeplabv3_mobilenet_v3_large", {"", "deeplabv3_mobilenet_v3_large"}},
       {"lraspp_mobilenet_v3_large", {"", "lraspp_mobilenet_v3_large"}},
@@ -134,6 +134,24 @@ TEST(Weights, TorchvisionModelsFcnDoesNotImportAreNamed) {
     ASSERT_EQ(expected.count(name), 1u) << name;
     EXPECT_EQ(torchvision_format(weights), expected.at(name).first) << name;
     EXPECT_EQ(torchvision_unimported(weights), expected.at(name).second) << name;
+  }
+}
+
+// fcn's ResNet-152, ResNeXt-50 32x4d and Wide ResNet-50-2 (no golden files of their 100-270 MB) have torchvision's
+// keys and shapes exactly, once renamed as the import renames them: the import's strict copy would take such files.
+TEST(Weights, DeepWideAndGroupedResnetsHaveTorchvisionsKeysAndShapes) {
+  std::ifstream in(test::golden("tv_keys.json"));
+  const auto models = nlohmann::json::parse(in);
+  for (const std::string name : {"resnet152", "resnext50_32x4d", "wide_resnet50_2"}) {
+    std::map<std::string, std::vector<int64_t>> expected;
+    for (const auto& key : models.at(name)) expected[key[0].get<std::string>()] = key[1].get<std::vector<int64_t>>();
+    Classifier net(ClassifierOptions().backbone(parse_backbone(name)).input_size(224).fc_channels(0).num_classes(1000));
+    std::map<std::string, std::vector<int64_t>> got;
+    for (const auto& [key, tensor] : state_dict(*net)) {
+      const auto renamed = key.rfind("backbone.", 0) == 0 ? key.substr(9) : key.rfind("fc8.", 0) == 0 ? "fc." + key.substr(4) : key;
+      got[renamed] = tensor.sizes().vec();
+    }
+    EXPECT_EQ(got, expected) << name;
   }
 }
 

@@ -15,30 +15,72 @@
 namespace fcn {
 namespace {
 
+// What a name may carry after its depth: vgg16_bn's batch norm, resnext50_32x4d's groups and width per group,
+// wide_resnet50_2's widening.
+enum class Variant { kNone, kBatchNorm, kResNeXt, kWide };
+
 struct Family {
   BackboneFamily family;
   const char* prefix;
   std::vector<int64_t> depths;  // empty: the name carries no depth
+  Variant variant = Variant::kNone;
 };
 
 const std::vector<Family>& families() {
   static const std::vector<Family> table = {
-      {BackboneFamily::kVGG, "vgg", {11, 13, 16, 19}},
+      {BackboneFamily::kVGG, "vgg", {11, 13, 16, 19}, Variant::kBatchNorm},
       {BackboneFamily::kAlexNet, "alexnet", {}},
-      {BackboneFamily::kResNet, "resnet", {18, 34, 50, 101}},
+      {BackboneFamily::kResNet, "resnet", {18, 34, 50, 101, 152}},
+      {BackboneFamily::kResNet, "resnext", {50, 101, 152}, Variant::kResNeXt},
+      {BackboneFamily::kResNet, "wide_resnet", {50, 101, 152}, Variant::kWide},
       {BackboneFamily::kGoogLeNet, "googlenet", {}},
   };
   return table;
 }
 
-const Family& family_of(BackboneFamily family) {
+const Family& family_of(const BackboneOptions& options) {
+  const bool resnext = options.groups() != 1, wide = !resnext && options.width_per_group() != 64;
   for (const auto& f : families())
-    if (f.family == family) return f;
+    if (f.family == options.family() && (f.family != BackboneFamily::kResNet || (f.variant == Variant::kResNeXt) == resnext) &&
+        (f.family != BackboneFamily::kResNet || (f.variant == Variant::kWide) == wide))
+      return f;
   TORCH_CHECK(false, "unregistered backbone family");
 }
 
 [[noreturn]] void bad_name(const std::string& name) {
-  fail("backbone", "'" + name + "' is not a backbone name like vgg16, vgg16_bn, alexnet, resnet50 or googlenet, optionally -wWIDTH with WIDTH in (0, 4]");
+  fail("backbone", "'" + name + "' is not a backbone name like vgg16, vgg16_bn, alexnet, resnet50, resnext50_32x4d, wide_resnet50_2 or googlenet, "
+                   "optionally -wWIDTH with WIDTH in (0, 4]");
+}
+
+// A positive whole number of at most 4 digits spelling all of `text`, else 0.
+int64_t small_number(const std::string& text) {
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoll(text);
+}
+
+// The part of `depth` after the depth itself, read into `options` as `f` spells it ("_bn", "_32x4d", "_2"); `depth`
+// keeps the number. False where it is not spelled so.
+bool take_variant(const Family& f, std::string& depth, BackboneOptions& options) {
+  const auto underscore = depth.find('_');
+  const std::string suffix = underscore == std::string::npos ? "" : depth.substr(underscore + 1);
+  if (underscore != std::string::npos) depth.resize(underscore);
+  switch (f.variant) {
+    case Variant::kNone: return underscore == std::string::npos;
+    case Variant::kBatchNorm:
+      if (underscore != std::string::npos && suffix != "bn") return false;
+      options.batch_norm(underscore != std::string::npos);
+      return true;
+    case Variant::kResNeXt: {  // GxWd
+      const auto x = suffix.find('x');
+      if (x == std::string::npos || suffix.empty() || suffix.back() != 'd') return false;
+      options.groups(small_number(suffix.substr(0, x))).width_per_group(small_number(suffix.substr(x + 1, suffix.size() - x - 2)));
+      return options.groups() > 1 && options.width_per_group() > 0;
+    }
+    case Variant::kWide:
+      options.width_per_group(64 * small_number(suffix));
+      return options.width_per_group() > 64;
+  }
+  return false;
 }
 
 }  // namespace
@@ -57,11 +99,7 @@ BackboneOptions parse_backbone(const std::string& name) {
     std::string rest = name.substr(std::string(f.prefix).size());
     const auto dash = rest.find("-w");
     std::string depth = rest.substr(0, dash);
-    const std::string bn = "_bn";  // torchvision's VGG with batch norm
-    if (f.family == BackboneFamily::kVGG && depth.size() > bn.size() && depth.compare(depth.size() - bn.size(), bn.size(), bn) == 0) {
-      options.batch_norm(true);
-      depth.resize(depth.size() - bn.size());
-    }
+    if (!take_variant(f, depth, options)) bad_name(name);
     try {
       size_t used = 0;
       if (!f.depths.empty()) options.depth(std::stoi(depth, &used));
@@ -87,11 +125,13 @@ BackboneOptions parse_backbone(const std::string& name) {
 }
 
 std::string backbone_name(const BackboneOptions& options) {
-  const auto& f = family_of(options.family());
+  const auto& f = family_of(options);
   std::ostringstream out;
   out << f.prefix;
   if (!f.depths.empty()) out << options.depth();
   if (options.batch_norm()) out << "_bn";
+  if (f.variant == Variant::kResNeXt) out << "_" << options.groups() << "x" << options.width_per_group() << "d";
+  if (f.variant == Variant::kWide) out << "_" << options.width_per_group() / 64;
   if (options.width() != 1.0) out << "-w" << options.width();
   return out.str();
 }

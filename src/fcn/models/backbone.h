@@ -25,7 +25,7 @@ enum class BackboneLayout { kClassifier, kSame, kCaffe };
 
 struct BackboneOptions {
   TORCH_ARG(BackboneFamily, family) = BackboneFamily::kVGG;
-  TORCH_ARG(int64_t, depth) = 16;   // VGG: 11, 13, 16, 19 weight layers; ResNet: 18, 34, 50, 101; AlexNet: 8
+  TORCH_ARG(int64_t, depth) = 16;   // VGG: 11, 13, 16, 19 weight layers; ResNet: 18, 34, 50, 101, 152; AlexNet: 8
   TORCH_ARG(double, width) = 1.0;   // channel multiplier: VGG16 at 0.25 gives 16-32-64-128-128
   TORCH_ARG(int64_t, in_channels) = 3;
   TORCH_ARG(BackboneLayout, layout) = BackboneLayout::kClassifier;
@@ -36,14 +36,19 @@ struct BackboneOptions {
   TORCH_ARG(bool, transform_input) = false;
   // VGG: a batch norm after every conv, as torchvision's vgg11_bn ... vgg19_bn ("vgg16_bn", "vgg16_bn-w0.25").
   TORCH_ARG(bool, batch_norm) = false;
+  // Bottleneck ResNets: the 3x3 conv's groups and channels per group at 64 planes (torchvision's groups and
+  // width_per_group): 1 and 64 are ResNet's, 32 and 4 ResNeXt-50 32x4d's ("resnext50_32x4d"), 1 and 128 Wide
+  // ResNet-50-2's ("wide_resnet50_2").
+  TORCH_ARG(int64_t, groups) = 1;
+  TORCH_ARG(int64_t, width_per_group) = 64;
 };
 
 // Whether the family's classifier has fc6/fc7 over a k x k window (VGG, AlexNet) or a global pool
 // and one dense layer (ResNet, GoogLeNet).
 bool has_fc_head(BackboneFamily family);
 
-// "vgg16", "vgg16-w0.25", "vgg16_bn", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25", "googlenet" <->
-// options (family, depth, batch norm, width). fcn::Error (subject "backbone") for anything else.
+// "vgg16", "vgg16-w0.25", "vgg16_bn", "alexnet", "alexnet-w0.5", "resnet50", "resnet18-w0.25", "resnext50_32x4d",
+// "wide_resnet50_2", "googlenet" <-> options (family, depth, batch norm, groups, width per group, width). fcn::Error (subject "backbone") for anything else.
 BackboneOptions parse_backbone(const std::string& name);
 std::string backbone_name(const BackboneOptions& options);
 // {"name": "vgg16-w0.25", "in_channels": 3} <-> options, as model configs store a backbone.

@@ -27,7 +27,7 @@ struct NetRecipe {
   std::string arch = "fcn8s";       // fcn32s | fcn16s | fcn8s | unet | classifier | torchvision-fcn
   int64_t classes = 0;              // 0: the arch's usual count (FCN 21, U-Net 2, classifier 1000)
   int64_t in_channels = 3;
-  std::string backbone = "vgg16";   // FCN, classifier: vgg11|13|16|19 (vgg16_bn: batch norm), alexnet, resnet18|34|50|101, -wWIDTH
+  std::string backbone = "vgg16";   // FCN, classifier: vgg11|13|16|19 (vgg16_bn: batch norm), alexnet, resnet18|34|50|101|152, resnext50_32x4d, wide_resnet50_2, -wWIDTH
   std::string geometry = "same";    // FCN: same | reference (the Caffe nets; VGG)
   int64_t fc_channels = 0;          // FCN, classifier: fc6/fc7 width; 0 = the backbone's (4096 x width; ResNet: none)
   int64_t fc_kernel = 0;            // FCN: fc6 kernel; 0 = the classifier's k at 224 (VGG 7, AlexNet 6)

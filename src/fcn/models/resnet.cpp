@@ -14,13 +14,14 @@ std::vector<int64_t> blocks_per_stage(int64_t depth) {
     case 34: return {3, 4, 6, 3};
     case 50: return {3, 4, 6, 3};
     case 101: return {3, 4, 23, 3};
-    default: fail("backbone", "ResNet depth " + std::to_string(depth) + " is not one of 18, 34, 50, 101");
+    case 152: return {3, 8, 36, 3};
+    default: fail("backbone", "ResNet depth " + std::to_string(depth) + " is not one of 18, 34, 50, 101, 152");
   }
 }
 
-torch::nn::Conv2d conv_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation = 1) {
+torch::nn::Conv2d conv_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation = 1, int64_t groups = 1) {
   torch::nn::Conv2d layer(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(dilation * (kernel / 2)).dilation(dilation).bias(false));
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(dilation * (kernel / 2)).dilation(dilation).groups(groups).bias(false));
   // torchvision's init: Kaiming-normal, fan-out, ReLU.
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_normal_(layer->weight, 0.0, torch::kFanOut, torch::kReLU);
@@ -33,14 +34,16 @@ constexpr int64_t kStagePlanes[4] = {64, 128, 256, 512};
 
 }  // namespace
 
-ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t out, int64_t dilation) {
-  if (dilation > 1 && !bottleneck) fail("backbone", "dilation is for bottleneck ResNets (50, 101), as in torchvision");
+ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t out, int64_t dilation,
+                                     int64_t inner, int64_t groups) {
+  if (dilation > 1 && !bottleneck) fail("backbone", "dilation is for bottleneck ResNets (50, 101, 152), as in torchvision");
   if (bottleneck) {
-    conv1 = register_module("conv1", conv_layer(in, planes, 1, 1));
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
-    conv2 = register_module("conv2", conv_layer(planes, planes, 3, stride, dilation));
-    bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
-    conv3 = register_module("conv3", conv_layer(planes, out, 1, 1));
+    if (inner <= 0) inner = planes;
+    conv1 = register_module("conv1", conv_layer(in, inner, 1, 1));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(inner));
+    conv2 = register_module("conv2", conv_layer(inner, inner, 3, stride, dilation, groups));
+    bn2 = register_module("bn2", torch::nn::BatchNorm2d(inner));
+    conv3 = register_module("conv3", conv_layer(inner, out, 1, 1));
     bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
   } else {
     conv1 = register_module("conv1", conv_layer(in, planes, 3, stride));
@@ -69,7 +72,12 @@ ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_)
   const auto blocks = blocks_per_stage(options.depth());
   if (options.output_stride() != 32 && options.output_stride() != 8)
     fail("backbone", "output stride " + std::to_string(options.output_stride()) + " is not 32 or 8");
-  if (options.output_stride() == 8 && !bottleneck()) fail("backbone", backbone_name(options) + " cannot dilate (torchvision: 50, 101)");
+  if (options.output_stride() == 8 && !bottleneck()) fail("backbone", backbone_name(options) + " cannot dilate (torchvision: 50, 101, 152)");
+  if (options.groups() < 1 || options.width_per_group() < 1 || options.width_per_group() * options.groups() > 65536 ||
+      (options.groups() == 1 && options.width_per_group() % 64 != 0))
+    fail("backbone", "groups " + std::to_string(options.groups()) + " x width per group " + std::to_string(options.width_per_group()) + " is out of range");
+  if (!bottleneck() && (options.groups() != 1 || options.width_per_group() != 64))
+    fail("backbone", "groups and width per group are for bottleneck ResNets (50, 101, 152), as in torchvision");
   const int64_t stem = scaled_channels(64, options.width());
   conv1 = register_module("conv1", conv_layer(options.in_channels(), stem, 7, 2));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(stem));
@@ -80,6 +88,9 @@ ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_)
     auto holder = register_module("layer" + std::to_string(s + 1), std::make_shared<torch::nn::Module>());
     layers.emplace_back();
     const int64_t planes = scaled_channels(kStagePlanes[s], options.width());
+    // torchvision's Bottleneck: int(planes * width_per_group / 64) * groups inner channels (at least one a group, for
+    // the narrow nets a width multiplier makes).
+    const int64_t inner = std::max<int64_t>(1, planes * options.width_per_group() / 64) * options.groups();
     // torchvision's _make_layer: a dilated stage keeps stride 1; its first block uses the old dilation.
     int64_t stride = s > 0 ? 2 : 1;
     const int64_t first_dilation = dilation;
@@ -88,7 +99,8 @@ ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_)
       stride = 1;
     }
     for (int64_t b = 0; b < blocks[s]; ++b) {
-      auto block = ResidualBlock(in, planes, b == 0 ? stride : 1, bottleneck(), planes * expansion, b == 0 ? first_dilation : dilation);
+      auto block = ResidualBlock(in, planes, b == 0 ? stride : 1, bottleneck(), planes * expansion, b == 0 ? first_dilation : dilation,
+                                 inner, options.groups());
       layers.back().push_back(holder->register_module(std::to_string(b), block));
       in = planes * expansion;
     }

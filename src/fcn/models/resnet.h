@@ -1,4 +1,4 @@
-// ResNet backbone (He et al.), as torchvision's resnet18/34/50/101 (v1.5: the stride of a
+// ResNet backbone (He et al.), as torchvision's resnet18/34/50/101/152, resnext and wide_resnet (v1.5: the stride of a
 // bottleneck on its 3x3 conv) with the same module names (conv1, bn1, layer1.0.conv1, ...,
 // layerN.0.downsample.{0,1}), so torchvision weights import by name; a width multiplier scales
 // every stage. Taps: layer2 (stride 8), layer3 (16), layer4 (32). Its classifier head is a global
@@ -15,11 +15,12 @@
 
 namespace fcn {
 
-// One residual block: BasicBlock (two 3x3 convs) or Bottleneck (1x1, 3x3, 1x1 with 4x expansion).
+// One residual block: BasicBlock (two 3x3 convs) or Bottleneck (1x1, 3x3, 1x1 with 4x expansion), the bottleneck's
+// inner convs `inner` channels wide (planes for ResNet, wider for ResNeXt and Wide ResNet) and its 3x3 in `groups`.
 class ResidualBlockImpl : public torch::nn::Module {
  public:
   ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride, bool bottleneck, int64_t expansion_channels,
-                    int64_t dilation = 1);
+                    int64_t dilation = 1, int64_t inner = 0, int64_t groups = 1);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};

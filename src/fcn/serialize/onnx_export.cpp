@@ -45,6 +45,12 @@ class Tracer {
     ints(n, "strides", {o.stride()->at(0), o.stride()->at(1)});
     ints(n, "pads", {padding->at(0), padding->at(1), padding->at(0), padding->at(1)});
     ints(n, "dilations", {o.dilation()->at(0), o.dilation()->at(1)});
+    if (o.groups() != 1) {  // ResNeXt's 3x3 convs
+      auto* group = n->add_attribute();
+      group->set_name("group");
+      group->set_type(onnx::AttributeProto::INT);
+      group->set_i(o.groups());
+    }
     return {n->output(0), layer->forward(x.t)};
   }
 

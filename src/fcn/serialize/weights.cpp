@@ -181,15 +181,13 @@ Classifier import_torchvision_alexnet(const StateDict& weights, const std::strin
   return net;
 }
 
-Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth) {
-  const std::string what = "torchvision resnet" + std::to_string(depth);
+Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth, int64_t groups,
+                                     int64_t width_per_group) {
+  auto backbone = BackboneOptions().family(BackboneFamily::kResNet).depth(depth).groups(groups).width_per_group(width_per_group);
+  const std::string what = "torchvision " + backbone_name(backbone);
   const auto first = shape_of(weights, "conv1.weight", 4, source, what);
   const auto fc = shape_of(weights, "fc.weight", 2, source, what);
-  const auto backbone = BackboneOptions()
-                            .family(BackboneFamily::kResNet)
-                            .depth(depth)
-                            .width(static_cast<double>(first[0]) / 64.0)
-                            .in_channels(first[1]);
+  backbone.width(static_cast<double>(first[0]) / 64.0).in_channels(first[1]);
   Classifier net(ClassifierOptions().backbone(backbone).input_size(224).fc_channels(0).num_classes(fc[0]));
   load_torchvision(*net, weights, source, what, {{"fc8.", "fc."}, {"backbone.", ""}});
   return net;
@@ -266,6 +264,17 @@ class Keys {
     const int64_t out = size(prefix + "layer1.0.conv2.weight", 0);
     return out == size(prefix + "layer1.0.conv2.weight", 1) && out == size(prefix + "conv1.weight", 0);
   }
+  // "resnet50", "resnext50_32x4d", "wide_resnet50_2" (the backbone names), by layer1's first 3x3 conv against the
+  // stem: its groups, and its channels per group at the stem's width; "" where no depth fits.
+  std::string resnet_name(const std::string& prefix) const {
+    const int64_t depth = resnet_depth(prefix), stem = size(prefix + "conv1.weight", 0);
+    const int64_t out = size(prefix + "layer1.0.conv2.weight", 0), in = size(prefix + "layer1.0.conv2.weight", 1);
+    if (depth == 0 || stem <= 0 || out <= 0 || in <= 0 || out % in != 0) return "";
+    const int64_t groups = out / in, per_group = in * 64 / stem;
+    if (groups > 1) return "resnext" + std::to_string(depth) + "_" + std::to_string(groups) + "x" + std::to_string(per_group) + "d";
+    if (per_group != 64) return per_group % 64 == 0 ? "wide_resnet" + std::to_string(depth) + "_" + std::to_string(per_group / 64) : "";
+    return "resnet" + std::to_string(depth);
+  }
   // The VGG of `convs` convolutions (11, 13, 16, 19), 0 for another count.
   static int64_t vgg_depth(int64_t convs) { return convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : convs == 16 ? 19 : 0; }
 
@@ -284,8 +293,8 @@ std::string torchvision_format(const StateDict& weights) {
   }
   if (keys.has("inception3a.branch1.conv.weight") && keys.has("fc.weight")) return "torchvision-googlenet";
   if (keys.has("conv1.weight") && keys.has("layer1.0.conv1.weight") && keys.has("fc.weight")) {
-    const int64_t depth = keys.resnet_depth("");
-    return depth > 0 && depth != 152 && keys.plain_resnet("") ? "torchvision-resnet" + std::to_string(depth) : "";
+    const auto name = keys.resnet_name("");  // ResNet, ResNeXt, Wide ResNet
+    return name.empty() ? "" : "torchvision-" + name;
   }
   const int64_t convs = keys.count("features.", ".weight");  // VGG's and AlexNet's features hold convs alone (no batch norm)
   if (keys.has("classifier.6.weight") && keys.has("classifier.1.weight") && convs == 5) return "torchvision-alexnet";
@@ -300,21 +309,12 @@ std::string torchvision_format(const StateDict& weights) {
 std::string torchvision_unimported(const StateDict& weights) {
   if (!torchvision_format(weights).empty()) return "";
   const Keys keys(weights);
-  const auto resnet_name = [&](const std::string& prefix) -> std::string {
-    const int64_t depth = keys.resnet_depth(prefix), width = keys.size(prefix + "conv1.weight", 0);
-    const int64_t out = keys.size(prefix + "layer1.0.conv2.weight", 0), in = keys.size(prefix + "layer1.0.conv2.weight", 1);
-    if (depth == 0 || width <= 0 || out <= 0 || in <= 0) return "";
-    if (out != in) return "resnext" + std::to_string(depth) + "_" + std::to_string(out / in) + "x" + std::to_string(in) + "d";
-    if (out != width) return "wide_resnet" + std::to_string(depth) + "_" + std::to_string(out / width);
-    return "resnet" + std::to_string(depth);
-  };
   const auto segmenter = [&](const std::string& head) {  // torchvision's segmentation nets on a ResNet
-    const auto backbone = resnet_name("backbone.");
+    const auto backbone = keys.resnet_name("backbone.");
     return backbone.empty() ? std::string() : head + "_" + backbone;
   };
   if (keys.has("classifier.0.convs.0.0.weight")) return keys.has("backbone.conv1.weight") ? segmenter("deeplabv3") : "deeplabv3_mobilenet_v3_large";
   if (keys.has("backbone.conv1.weight") && keys.has("classifier.0.weight") && keys.has("classifier.4.weight")) return segmenter("fcn");
-  if (keys.has("conv1.weight") && keys.has("layer1.0.conv1.weight") && keys.has("fc.weight")) return resnet_name("");
   // Models with nothing of fcn's: known by a key of their own.
   static const std::vector<std::pair<const char*, const char*>> marks = {
       {"classifier.cbr.", "lraspp_mobilenet_v3_large"}, {"features.denseblock1.", "densenet"},  {"Conv2d_1a_3x3.", "inception_v3"},

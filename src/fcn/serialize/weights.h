@@ -32,8 +32,10 @@ void load_state_dict(torch::nn::Module& module, const StateDict& weights, const 
 Classifier import_torchvision_vgg(const StateDict& weights, const std::string& source, int64_t depth = 16, bool batch_norm = false);
 // torchvision alexnet (features.{0,3,6,8,10}.*, classifier.{1,4,6}.*) -> Classifier (k = 6 at 224).
 Classifier import_torchvision_alexnet(const StateDict& weights, const std::string& source);
-// torchvision resnet{18,34,50,101} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc.
-Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth);
+// torchvision resnet{18,34,50,101,152} (conv1, bn1, layer1..4, fc) -> Classifier with fc8 = fc; with `groups` and
+// `width_per_group`, resnext (resnext50_32x4d: 32, 4) and wide_resnet (wide_resnet50_2: 1, 128).
+Classifier import_torchvision_resnet(const StateDict& weights, const std::string& source, int64_t depth, int64_t groups = 1,
+                                     int64_t width_per_group = 64);
 // torchvision googlenet (conv1..3, inception3a..5b, fc; aux1/aux2 dropped, as the FCN paper does) ->
 // Classifier. transform_input is not in the file: torchvision's pretrained weights want it (true).
 Classifier import_torchvision_googlenet(const StateDict& weights, const std::string& source, bool transform_input);
@@ -46,7 +48,7 @@ TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::strin
 // inception modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
 std::string torchvision_format(const StateDict& weights);
 // Where torchvision_format finds none: which torchvision model it is that fcn does not import, for the error
-// ("resnet152", "resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
+// ("resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
 // "" where its keys are none that fcn knows.
 std::string torchvision_unimported(const StateDict& weights);
 
