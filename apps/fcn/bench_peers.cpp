@@ -145,10 +145,16 @@ nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::
   cv::dnn::Net opencv_net;
   if (opencv) opencv_net = cv::dnn::readNetFromONNX(files.onnx);
 #endif
+  bool torch_defined = true;  // bench/peers has a PyTorch definition of this net (VGG FCNs and U-Nets)
   for (const int threads : thread_counts) {
     for (const bool tuned : {false, true}) {
-      if (tuned && !o.device.is_cpu()) continue;  // host malloc settings do not reach a GPU's memory
+      if ((tuned && !o.device.is_cpu()) || !torch_defined) continue;  // host malloc settings do not reach a GPU's memory
       const auto torch_peer = run_torch_peer(files, o, threads, tuned);
+      if (torch_peer.contains("unsupported")) {  // the other peers run on fcn's own ONNX export
+        torch_defined = false;
+        peers["skipped"]["pytorch"] = torch_peer["unsupported"];
+        continue;
+      }
       nlohmann::json info = {{"peak_rss_mib", torch_peer["peak_rss_mib"]}, {"version", torch_peer["torch"]},
                              {"what", tuned ? what + ", with " + kTunedMalloc : what}};
       for (const char* key : {"device_name", "peak_gpu_mib"})

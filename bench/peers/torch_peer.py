@@ -6,11 +6,12 @@ gradients set to None between steps).
 Usage: /usr/bin/python3 torch_peer.py CONFIG_JSON WEIGHTS_PTH --size HxW --batch N --mode infer|train
                                       --runs R --warmup W --threads T [--device cpu|cuda|cuda:N]
 Prints one JSON object: {"ms": [...], "peak_rss_mib": ..., "torch": version}; on a GPU also its name
-and peak_gpu_mib. GPU runs are timed to the device's end (synchronize), as fcn bench times its own.
+and peak_gpu_mib; {"unsupported": why} for a net nets.py has no definition of (fcn bench skips the peer). GPU runs are timed to the device's end (synchronize), as fcn bench times its own.
 """
 import argparse
 import json
 import os
+import re
 import resource
 import sys
 import time
@@ -21,12 +22,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import nets  # noqa: E402
 
 
+def unsupported(why):
+    print(json.dumps({"unsupported": why}))
+    sys.exit(0)
+
+
 def build(config):
     backbone = config.get("backbone", {})
     if config["arch"] == "fcn":
         name = backbone["name"]
-        depth = int(name[3:].split("-w")[0])
-        width = float(name.split("-w")[1]) if "-w" in name else 1.0
+        plain_vgg = re.fullmatch(r"vgg(11|13|16|19)(?:-w([0-9.]+))?", name)
+        if not plain_vgg:
+            unsupported(f"no PyTorch definition of an FCN on {name} here (tests/oracle/nets.py: VGG FCNs and U-Nets)")
+        depth = int(plain_vgg.group(1))
+        width = float(plain_vgg.group(2)) if plain_vgg.group(2) else 1.0
         common = dict(depth=depth, width=width, in_channels=backbone["in_channels"], fc_channels=config["fc_channels"])
         if config["geometry"] == "reference":
             assert config["fc_kernel"] == 7, "nets.CaffeFCN has Caffe's 7x7 fc6"
@@ -35,7 +44,7 @@ def build(config):
     if config["arch"] == "unet":
         return nets.UNet(config["depth"], config["base_channels"], config["in_channels"], config["num_classes"],
                          config["padding"], config["upsample"], config["batch_norm"])
-    raise SystemExit(f"torch_peer: no PyTorch definition for arch {config['arch']}")
+    unsupported(f"no PyTorch definition of arch {config['arch']} here (tests/oracle/nets.py: VGG FCNs and U-Nets)")
 
 
 def main():

@@ -1745,6 +1745,12 @@ def _():
             mine, theirs = r["ms_per_image"], p["by_threads"][str(r["threads"])]
             assert abs(r["ratio"][peer] - mine / theirs) < 1e-9, (peer, r)
     assert out["cpu_allocator"].startswith("fcn"), out["cpu_allocator"]
+    # A net bench/peers has no PyTorch definition of (an FCN on a ResNet): that peer is skipped with its reason, the
+    # ONNX peers still run (the bench once stopped at the peer's traceback).
+    out = json.loads(run("bench", "--backbone", "resnet18-w0.125", "--size", 64, "--runs", 1, "--threads", "1", "--peers",
+                         "--json").stdout)
+    assert "no PyTorch definition of an FCN on resnet18-w0.125" in out["peers_skipped"]["pytorch"], out["peers_skipped"]
+    assert "pytorch" not in out["peers"] and out["peers"]["opencv_dnn"]["ms_per_image"] > 0, out["peers"]
     train = json.loads(run("bench", "--arch", "unet", "--size", 32, "--batch", 2, "--mode", "train", "--runs", 1,
                            "--classes", 3, "--json").stdout)
     assert train["mode"] == "train" and train["ms_per_image"] > 0
