@@ -30,12 +30,11 @@ std::shared_ptr<NetImpl> import_weights(const std::string& format, const StateDi
   if (model == "alexnet") return import_torchvision_alexnet(weights, file).ptr();
   if (model == "googlenet") return import_torchvision_googlenet(weights, file, transform_input).ptr();
   if (model.rfind("fcn-resnet", 0) == 0) return import_torchvision_fcn(weights, file, std::stoi(model.substr(10))).ptr();
-  if (model.rfind("resnet", 0) == 0 || model.rfind("resnext", 0) == 0 || model.rfind("wide_resnet", 0) == 0) {
-    const auto backbone = parse_backbone(model);  // resnext50_32x4d: depth 50, 32 groups of 4 channels
+  // The rest are backbone names: resnext50_32x4d is depth 50 in 32 groups of 4 channels, vgg16_bn VGG16 with batch norm.
+  const auto backbone = parse_backbone(model);
+  if (backbone.family() == BackboneFamily::kResNet)
     return import_torchvision_resnet(weights, file, backbone.depth(), backbone.groups(), backbone.width_per_group()).ptr();
-  }
-  const bool batch_norm = model.size() > 3 && model.compare(model.size() - 3, 3, "_bn") == 0;  // vgg16_bn
-  return import_torchvision_vgg(weights, file, std::stoi(model.substr(3)), batch_norm).ptr();
+  return import_torchvision_vgg(weights, file, backbone.depth(), backbone.batch_norm()).ptr();
 }
 
 // The net in `file`, read as the torchvision model `format` names, or as the one its keys show (`auto`). Where

@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -22,14 +21,9 @@ namespace {
 // The tensors of `path` where it is a weights file rather than an fcn model file: safetensors, a legacy .pth,
 // or a zip archive whose dict has no "format" entry (torch.save of a state dict); else none. Read once.
 std::optional<StateDict> weights_in(const std::string& path) {
-  std::vector<char> head(24);
-  {
-    std::ifstream in(path, std::ios::binary);
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
-  }
+  const auto head = read_head(path, 24).value_or(std::vector<char>{});
   if (is_safetensors(head) || is_legacy_torch(head)) return read_state_dict(path);
-  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04") return std::nullopt;
+  if (!is_torch_zip(head)) return std::nullopt;
   const auto dict = read_torch_archive_dict(path);
   if (std::any_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; })) return std::nullopt;
   return state_dict_of(dict, path);

@@ -601,6 +601,8 @@ ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::
   }
 }
 
+bool is_torch_zip(const std::vector<char>& head) { return head.size() >= 4 && std::string(head.data(), 4) == "PK\x03\x04"; }
+
 bool is_legacy_torch(const std::vector<char>& head) { return legacy_magic_end(head) > 0; }
 
 ArchiveDict read_torch_legacy_dict(const std::string& path) {

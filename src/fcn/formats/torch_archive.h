@@ -43,6 +43,7 @@ ArchiveDict parse_torch_archive_dict(const std::vector<char>& bytes, const std::
 // each storage's int64 element count and elements. Tensors as in the zip format (_rebuild_tensor_v2, and
 // _rebuild_tensor of files before PyTorch 0.4); little-endian files only; every count checked against the
 // pickle's, the file's size and Limits.max_tensor_bytes before a storage is read.
+bool is_torch_zip(const std::vector<char>& head);     // torch.save's zip format (since 1.6), fcn's model files: "PK\3\4"
 bool is_legacy_torch(const std::vector<char>& head);  // by the magic number's pickle at the start (its first 24 bytes)
 ArchiveDict read_torch_legacy_dict(const std::string& path);
 ArchiveDict parse_torch_legacy_dict(const std::vector<char>& bytes, const std::string& path);  // the same from memory

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -57,18 +56,16 @@ Model load_model(const std::string& path) {
   if (std::filesystem::path(path).filename() == "checkpoint.pt" && std::filesystem::is_regular_file(run / "last.fcn", error))
     fail(path, "is a training run's checkpoint (what --resume takes), not a model file: give its model " + (run / "best.fcn").string() + " or " +
                    (run / "last.fcn").string());
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> head(24);
-  if (!in) fail(path, "cannot open (missing or unreadable)");
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  const auto opened = read_head(path, 24);
+  if (!opened) fail(path, "cannot open (missing or unreadable)");
+  const auto& head = *opened;
   if (is_png(head) || is_jpeg(head) || is_tiff(head))  // fcn predict photo.png model.fcn: the arguments swapped
     fail(path, "is an image, not a model file: the model comes first (fcn predict MODEL IMAGES..., fcn heatmap MODEL IMAGE)");
   const bool safetensors = is_safetensors(head);
   if (safetensors || is_legacy_torch(head))
     fail(path, std::string("is a weights file (") + (safetensors ? "safetensors" : "a state dict in torch.save's legacy format") +
                    "), not an fcn model file: " + import_hint(path));
-  if (head.size() < 4 || std::string(head.data(), 4) != "PK\x03\x04")
+  if (!is_torch_zip(head))
     fail(path, "not an fcn model file (expected a zip archive; make one with `fcn init` or `fcn import`)");
   return model_from_archive(read_torch_archive_dict(path), path);
 }

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -44,15 +43,10 @@ void check_finite(const torch::Tensor& tensor, const std::string& key, const std
 StateDict read_state_dict(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) fail(path, "is a folder, not a weights file");
-  const auto head = [&] {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, "cannot open");
-    std::vector<char> bytes(24);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    bytes.resize(static_cast<size_t>(in.gcount()));
-    return bytes;
-  }();
-  if (head.size() >= 4 && std::string(head.data(), 4) == "PK\x03\x04") return read_torch_archive(path);
+  const auto opened = read_head(path, 24);
+  if (!opened) fail(path, "cannot open");
+  const auto& head = *opened;
+  if (is_torch_zip(head)) return read_torch_archive(path);
   if (is_safetensors(head)) return read_safetensors(path);
   if (is_legacy_torch(head)) return state_dict_of(read_torch_legacy_dict(path), path);
   if (!head.empty() && static_cast<unsigned char>(head[0]) == 0x80)

@@ -43,12 +43,13 @@ Classifier import_torchvision_googlenet(const StateDict& weights, const std::str
 TorchvisionFCN import_torchvision_fcn(const StateDict& weights, const std::string& source, int64_t depth);
 
 // Which of the torchvision models above a state dict holds, by its keys alone ("torchvision-vgg16",
-// "torchvision-resnet50", "torchvision-fcn-resnet101", ... as fcn import names them; "" where none): the
-// features' conv count for VGG and AlexNet, ResNet's blocks (basic or bottleneck, layer3's count), googlenet's
-// inception modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
+// "torchvision-vgg16_bn", "torchvision-resnet50", "torchvision-resnext50_32x4d", "torchvision-fcn-resnet101", ... as
+// fcn import names them; "" where none): the features' conv (or batch norm) count for VGG and AlexNet, ResNet's
+// blocks (basic or bottleneck, layer3's count) and its first 3x3 conv's groups and width, googlenet's inception
+// modules, the segmentation FCN's backbone. A guess to try: the import itself checks every shape.
 std::string torchvision_format(const StateDict& weights);
 // Where torchvision_format finds none: which torchvision model it is that fcn does not import, for the error
-// ("resnext50_32x4d", "wide_resnet50_2", "deeplabv3_resnet50", "densenet", "vit", ...);
+// ("deeplabv3_resnet50", "fcn_resnet152", "densenet", "mobilenet_v3", "vit", ...);
 // "" where its keys are none that fcn knows.
 std::string torchvision_unimported(const StateDict& weights);
 

@@ -35,6 +35,15 @@ std::vector<char> read_file(const std::string& path) {
   return bytes;
 }
 
+std::optional<std::vector<char>> read_head(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::vector<char> head(n);
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  return head;
+}
+
 std::string partial_path(const std::string& path, const std::string& extension) {
   const std::filesystem::path p(path);
   return (p.parent_path() / ("." + p.stem().string() + ".partial-" + std::to_string(::getpid()) + extension)).string();

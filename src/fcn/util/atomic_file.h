@@ -4,12 +4,16 @@
 
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace fcn {
 
 std::vector<char> read_file(const std::string& path);  // throws fcn::Error naming the file
+// The first `n` bytes of `path` (fewer where it is shorter), to tell its format by; none where it cannot be opened
+// (the caller says so in its own words).
+std::optional<std::vector<char>> read_head(const std::string& path, size_t n);
 // The file open for binary reading, where it is a regular file: a folder, a device or a pipe (which
 // could block), or one that cannot be opened, is an fcn::Error naming it, as read_file says it.
 std::ifstream open_regular_file(const std::string& path);
