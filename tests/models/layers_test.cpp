@@ -2,12 +2,14 @@
 // conv_transpose2d, values and gradients, for every upsampler shape fcn builds; a conv's explicit
 // padding as fcn's geometry rules read it.
 #include "fcn/models/layers.h"
+#include "fcn/models/winograd.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <limits>
 #include <tuple>
+#include <vector>
 
 #include "test_util.h"
 
@@ -68,6 +70,81 @@ TEST(SubpixelTransposed, KernelEqualToStrideInEitherWeightLayout) {
   const auto actual = conv(layer, x.to(torch::kBFloat16).contiguous(torch::MemoryFormat::ChannelsLast));
   EXPECT_EQ(actual.scalar_type(), torch::kBFloat16);
   EXPECT_LT((actual.to(torch::kFloat) - expected).abs().max().item<double>(), 0.05 * expected.abs().max().item<double>());
+}
+
+// Inference (no grad) takes other routes than training: the rearranged weights kept between calls and, where the
+// fast path runs fcn's kernels, on channels-last activations phases ordered so that a permuting copy replaces
+// pixel_shuffle, and the phases' convolution on oneDNN at more than one thread. Each FCN upsampler shape, each
+// layout, 1 and 2 threads, with and without bias, either conv algorithm, against LibTorch's conv_transpose2d; then
+// again after the weights change in place (an optimizer step between two evaluations), so a kept rearrangement of
+// the old weights would show.
+TEST(ConvTransposeLayer, InferenceEqualsConvTranspose2dAtEitherThreadCountAndAfterAWeightChange) {
+  const int threads_before = at::get_num_threads();
+  const std::vector<std::tuple<int, int, int, bool>> shapes{
+      {4, 2, 1, false}, {16, 8, 4, true}, {64, 32, 16, false}, {2, 2, 0, true}};
+  for (const auto algorithm : {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd})
+    for (const auto& [kernel, stride, padding, with_bias] : shapes)
+      for (const bool channels_last : {true, false})
+        for (const int threads : {1, 2}) {
+          SCOPED_TRACE(::testing::Message() << "kernel " << kernel << " stride " << stride << " channels_last "
+                                            << channels_last << " threads " << threads << " "
+                                            << conv_algorithm_name(algorithm));
+          at::set_num_threads(threads);
+          set_conv_algorithm(algorithm);
+          torch::manual_seed(kernel + threads);
+          torch::nn::ConvTranspose2d layer(
+              torch::nn::ConvTranspose2dOptions(6, 5, kernel).stride(stride).padding(padding).bias(with_bias));
+          auto x = torch::randn({2, 6, 5, 4});
+          if (channels_last) {
+            x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+            to_channels_last(*layer);
+          }
+          torch::NoGradGuard no_grad;
+          for (int step = 0; step < 2; ++step) {
+            const auto expected = torch::conv_transpose2d(x, layer->weight, layer->bias, stride, padding);
+            const auto actual = conv(layer, x);
+            ASSERT_EQ(actual.sizes(), expected.sizes());
+            EXPECT_EQ(actual.suggest_memory_format(), x.suggest_memory_format());
+            EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-4) << "step " << step;
+            EXPECT_TRUE(torch::allclose(conv(layer, x), actual)) << "a second call, from the kept weights";
+            layer->weight.add_(torch::randn_like(layer->weight));
+            if (with_bias) layer->bias.mul_(-2);
+          }
+        }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  at::set_num_threads(threads_before);
+}
+
+// Batch-1 inference on small maps under kernels LibTorch would run on its one-threaded im2col path goes to oneDNN
+// where the fast path runs fcn's kernels: the same values as LibTorch's conv2d, for 3x3 layers (stride 1 and 2, with
+// ReLU fused or not) and a 2x2, in either layout; 1x1 and batch 2 stay LibTorch's. With direct convs (kDirect) every
+// layer is LibTorch's own, bit for bit.
+TEST(ConvLayer, SmallMapsInInferenceEqualLibTorchsConvolution) {
+  torch::NoGradGuard no_grad;
+  const std::vector<std::tuple<int, int, int, int, int>> layers{
+      {16, 16, 32, 3, 1}, {16, 32, 32, 3, 2}, {32, 32, 16, 3, 1}, {21, 8, 12, 2, 1}, {16, 21, 16, 1, 1}};
+  for (const auto algorithm : {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd})
+    for (const auto& [in, out, side, kernel, stride] : layers)
+      for (const bool channels_last : {true, false})
+        for (const int64_t batch : {1, 2}) {
+          SCOPED_TRACE(::testing::Message() << in << "->" << out << " " << side << "^2 k" << kernel << " s" << stride
+                                            << " channels_last " << channels_last << " batch " << batch << " "
+                                            << conv_algorithm_name(algorithm));
+          set_conv_algorithm(algorithm);
+          torch::manual_seed(in + side);
+          torch::nn::Conv2d layer(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2));
+          auto x = torch::randn({batch, in, side, side});
+          if (channels_last) {
+            x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+            to_channels_last(*layer);
+          }
+          const auto expected = torch::conv2d(x, layer->weight, layer->bias, stride, kernel / 2);
+          const auto y = conv(layer, x);
+          EXPECT_LT((y - expected).abs().max().item<double>(), 1e-4);
+          EXPECT_LT((conv_relu(layer, x) - expected.relu()).abs().max().item<double>(), 1e-4);
+          if (algorithm == ConvAlgorithm::kDirect) EXPECT_TRUE(torch::equal(y, expected));
+        }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
 }
 
 TEST(ConvTransposeLayer, OtherShapesFallBackToLibTorch) {

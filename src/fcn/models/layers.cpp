@@ -4,9 +4,11 @@
 
 #include <array>
 #include <atomic>
+#include <string>
 #include <variant>
 
 #include "fcn/models/conv_train.h"
+#include "fcn/models/derived_weights.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/upsampling.h"
 #include "fcn/models/winograd.h"
@@ -99,6 +101,22 @@ bool use_gemm_training(const ConvGeometry& g, int64_t groups, const torch::Tenso
   return g.stride > 0 && gemm_conv_trains_well(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 
+bool onednn_on() { return at::hasMKLDNN() && at::globalContext().userEnabledMkldnn(); }
+
+// Small maps in inference, where the fast path runs fcn's kernels (ConvAlgorithm::kDirect stays LibTorch's, bitwise):
+// batch 1, kernels larger than 1x1 that fcn's own kernels leave (narrow layers, strided ones). LibTorch 1.13 sends a
+// batch-1 fp32 input of at most 20,480 values under a kernel of at most 3x3 to its _slow_conv2d_forward (im2col +
+// OpenBLAS on one thread), which ran ResNet-18-w0.25's 16-channel 32x32 3x3 layers at 0.1-0.9 ms a call where
+// oneDNN's direct kernel takes 0.04 (AVX-512 Zen 5). 1x1 kernels stay LibTorch's (one sgemm, faster than oneDNN's
+// at these sizes).
+bool use_onednn_small(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
+  if (!fcn_kernels_serve(false) || !onednn_on()) return false;
+  if (!x.is_cpu() || x.scalar_type() != torch::kFloat || weight.scalar_type() != torch::kFloat || x.dim() != 4) return false;
+  if (g.stride < 1 || g.dilation < 1 || g.padding_h < 0 || groups != 1) return false;
+  const int64_t kh = weight.size(2), kw = weight.size(3);
+  return x.size(0) == 1 && kh * kw > 1 && !(kh > 3 && kw > 3) && x.numel() <= 20480;
+}
+
 // A transposed convolution's output less its `padding` on every side.
 torch::Tensor without_border(const torch::Tensor& y, int64_t padding) {
   return padding > 0 ? crop(y, padding, padding, y.size(2) - 2 * padding, y.size(3) - 2 * padding) : y;
@@ -137,6 +155,10 @@ torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu, 
   } else if (use_gemm_training(g, o.groups(), x, layer->weight)) {
     y = gemm_conv2d_trainable(x, layer->weight, layer->bias, g.padding_h);
     if (relu) relu_in_place(y);
+  } else if (use_onednn_small(g, o.groups(), x, layer->weight)) {
+    y = at::mkldnn_convolution(x, layer->weight, layer->bias, {g.padding_h, g.padding_w}, {g.stride, g.stride},
+                               {g.dilation, g.dilation}, 1);
+    if (relu) relu_in_place(y);
   } else {
     y = direct_conv(g, o.groups(), x, layer->weight, layer->bias, [&] { return layer->forward(x); });
     if (relu && later != nullptr && !torch::GradMode::is_enabled())
@@ -161,13 +183,11 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
   return later ? relu_in_place(y) : y;
 }
 
-torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                          int64_t stride, int64_t padding) {
-  // Output pixel (q*s + r) of a stride-s transposed convolution with a k = m*s kernel receives
-  // input q - a through kernel tap a*s + r, a in [0, m). So each of the s*s phases r is an m x m
-  // correlation of the input padded by m - 1, with the taps flipped: one convolution with
-  // C_out*s*s outputs, then pixel_shuffle interleaves the phases.
-  const int64_t s = stride, m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
+namespace {
+// A stride-s transposed convolution's in x out x (m*s) x (m*s) weight as the (out*s*s) x in x m x m weight of the
+// stride-1 convolution that computes its s*s phases (transposed_as_subpixel_conv), in the activations' layout.
+torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last) {
+  const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
   // A channels-last weight (the net's layout) made contiguous first: LibTorch copies that far faster than it gathers
   // the permuted taps from channels-last strides (U-Net's 1024 -> 512 up-convolution in bf16: 8.2 ms of copying a
   // call before, 1.1 + 4.2 ms after; AMX Xeon, 2 threads). A contiguous weight is not copied; with m > 1 the flip
@@ -177,10 +197,65 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   if (m > 1) taps = taps.flip({2, 4});
   auto k = taps.permute({1, 3, 5, 0, 2, 4})  // out, ry, rx, in, u, v
                .reshape({out * s * s, in, m, m});
-  if (x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) k = k.contiguous(torch::MemoryFormat::ChannelsLast);
-  const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
+  return channels_last ? k.contiguous(torch::MemoryFormat::ChannelsLast) : k;
+}
+
+// The subpixel phases' stride-1 m x m convolution (x padded by m - 1) in inference where the fast path runs fcn's
+// kernels (else LibTorch's, as in training): oneDNN's with more than one thread,
+// as LibTorch sends these batch-1 2x2 convolutions to its one-threaded im2col path (2.5x slower at 2 threads for
+// FCN's 32x upsampling of a 4x4 map); LibTorch's on one thread, where that path's sgemm is the faster (0.98 vs
+// 1.9 ms there; AVX-512 Zen 5).
+torch::Tensor phase_conv_inference(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& b, int64_t m) {
+  if (fcn_kernels_serve(false) && x.is_cpu() && x.scalar_type() == torch::kFloat && at::get_num_threads() > 1 && onednn_on())
+    return at::mkldnn_convolution(x, k, b, {m - 1, m - 1}, {1, 1}, {1, 1}, 1);
+  return torch::conv2d(x, k, b, 1, m - 1);
+}
+
+// Inference on channels-last activations where the fast path runs fcn's kernels: the phases' output channels ordered (ry, rx, out) instead of (out, ry, rx),
+// so that the convolution's result, N x h x w x (s x s x out) in memory, becomes the N x (h*s) x (w*s) x out output by
+// one copy of whole s x out runs (a permute) instead of pixel_shuffle's gather: 3-8x faster at FCN's sizes (AVX-512
+// Zen 5: FCN-8s ResNet-18-w0.25 at 128^2, 0.47 -> 0.06 ms for the 32x upsampling).
+torch::Tensor subpixel_conv_channels_last(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                          int64_t s, int64_t padding) {
+  const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
+  const auto k = derived_weight("subpixel phase-major " + std::to_string(s), {weight}, [&] {
+    auto taps = weight.contiguous().view({in, out, m, s, m, s});
+    if (m > 1) taps = taps.flip({2, 4});
+    return taps.permute({3, 5, 1, 0, 2, 4}).reshape({s * s * out, in, m, m}).contiguous(torch::MemoryFormat::ChannelsLast);
+  });
+  const auto b = bias.defined() ? derived_weight("subpixel phase-major bias " + std::to_string(s), {bias}, [&] { return bias.repeat(s * s); })
+                                : torch::Tensor();
+  const auto phases = phase_conv_inference(x.contiguous(torch::MemoryFormat::ChannelsLast), k, b, m);
+  const int64_t n = phases.size(0), h = phases.size(2), w = phases.size(3);
+  const auto pixels = phases.permute({0, 2, 3, 1})  // N, h, w, (ry, rx, out): contiguous in channels-last
+                          .view({n, h, w, s, s, out})
+                          .permute({0, 1, 3, 2, 4, 5})  // N, h, ry, w, rx, out
+                          .contiguous()
+                          .view({n, h * s, w * s, out})
+                          .permute({0, 3, 1, 2});  // N x out x H x W, channels-last strides
+  return without_border(pixels, padding);
+}
+}  // namespace
+
+torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                          int64_t stride, int64_t padding) {
+  // Output pixel (q*s + r) of a stride-s transposed convolution with a k = m*s kernel receives
+  // input q - a through kernel tap a*s + r, a in [0, m). So each of the s*s phases r is an m x m
+  // correlation of the input padded by m - 1, with the taps flipped: one convolution with
+  // C_out*s*s outputs, then pixel_shuffle interleaves the phases. In inference the rearranged weights
+  // are made once per weight version (derived_weights.h); in training on every call (differentiable).
+  const int64_t s = stride, m = weight.size(2) / s;
+  const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
+  if (channels_last && fcn_kernels_serve(false) && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat)
+    return subpixel_conv_channels_last(x, weight, bias, s, padding);
+  const std::string kind = "subpixel " + std::to_string(s) + (channels_last ? " channels_last" : " contiguous");
+  const auto k = derived_weight(kind, {weight}, [&] { return subpixel_weight(weight, s, channels_last); });
+  const auto b = bias.defined() ? derived_weight("subpixel bias " + std::to_string(s), {bias}, [&] { return bias.repeat_interleave(s * s); })
+                                : torch::Tensor();
   const ConvGeometry g{1, 1, m - 1, m - 1};
-  auto y = torch::pixel_shuffle(direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); }), s);
+  const auto phases = torch::GradMode::is_enabled() ? direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); })
+                                                   : phase_conv_inference(x, k, b, m);
+  auto y = torch::pixel_shuffle(phases, s);
   return without_border(y, padding);
 }
 

@@ -44,7 +44,10 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
 // training keep relu_.
 torch::Tensor relu_in_place(torch::Tensor x);
 // CPU: computed as a convolution + pixel_shuffle when the kernel is a multiple of the stride
-// (every fcn upsampler), which oneDNN runs ~10x faster than LibTorch 1.13's transposed kernel.
+// (every fcn upsampler), which oneDNN runs ~10x faster than LibTorch 1.13's transposed kernel. In
+// inference the rearranged weights are kept while the layer's weights are unchanged
+// (derived_weights.h), and on channels-last activations the phases come out pixel-ordered, so one
+// permuting copy replaces pixel_shuffle.
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x);
 // The identity behind it, exposed for tests: conv_transpose2d(x, weight, bias, stride, padding)
 // for a square kernel that is a multiple of `stride`.

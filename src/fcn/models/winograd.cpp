@@ -53,6 +53,10 @@ TrainingConvScope::TrainingConvScope(ConvAlgorithm algorithm) : before_(training
   set_training_conv_algorithm(winograd_supported() ? algorithm : ConvAlgorithm::kDirect);
 }
 TrainingConvScope::~TrainingConvScope() { training_algorithm = before_; }
+InferenceConvScope::InferenceConvScope(ConvAlgorithm a) : before_(conv_algorithm()) {
+  set_conv_algorithm(winograd_supported() ? a : ConvAlgorithm::kDirect);
+}
+InferenceConvScope::~InferenceConvScope() { algorithm = before_; }
 
 const char* conv_algorithm_name(ConvAlgorithm a) {
   switch (a) {

@@ -53,6 +53,19 @@ class TrainingConvScope {
  private:
   ConvAlgorithm before_;
 };
+// The inference conv algorithm while alive, then the one before: a trainer's validation runs the kernels its
+// training runs (fcn's where those are), as fcn eval of the saved model does by the fast path's rule, so that the
+// scores agree (near-tied logits of a young net otherwise flip pixels between kernels' roundings).
+class InferenceConvScope {
+ public:
+  explicit InferenceConvScope(ConvAlgorithm algorithm);
+  ~InferenceConvScope();
+  InferenceConvScope(const InferenceConvScope&) = delete;
+  InferenceConvScope& operator=(const InferenceConvScope&) = delete;
+
+ private:
+  ConvAlgorithm before_;
+};
 // "direct" | "winograd" | "winograd_onednn" (or "winograd-onednn"); throws fcn::Error naming `what` otherwise.
 ConvAlgorithm parse_conv_algorithm(const std::string& name, const std::string& what);
 inline bool is_winograd(ConvAlgorithm a) { return a != ConvAlgorithm::kDirect; }

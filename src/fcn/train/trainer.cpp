@@ -358,6 +358,7 @@ class Run {
   SegmentationMetrics validate_now() {
     PredictOptions as_is;
     as_is.channels_last = path_.channels_last;  // the weights stay in the layout training uses
+    InferenceConvScope convs(training_conv_algorithm());  // fcn eval's kernels where training runs fcn's
     as_is.batch = std::max<int64_t>(1, options_.batch_size() / world_);  // small images: a training batch per pass
     auto confusion = evaluate(model_, *val_, as_is, options_.device(), true, {}, Shard{rank_, world_});
     if (comm_ == nullptr) return confusion.metrics();
