@@ -227,8 +227,8 @@ torch::Tensor subpixel_conv_channels_last(const torch::Tensor& x, const torch::T
                                 : torch::Tensor();
   const auto phases = phase_conv_inference(x.contiguous(torch::MemoryFormat::ChannelsLast), k, b, m);
   const int64_t n = phases.size(0), h = phases.size(2), w = phases.size(3);
-  const auto pixels = phases.permute({0, 2, 3, 1})  // N, h, w, (ry, rx, out): contiguous in channels-last
-                          .view({n, h, w, s, s, out})
+  const auto pixels = phases.permute({0, 2, 3, 1})  // N, h, w, (ry, rx, out): no copy where channels-last
+                          .reshape({n, h, w, s, s, out})
                           .permute({0, 1, 3, 2, 4, 5})  // N, h, ry, w, rx, out
                           .contiguous()
                           .view({n, h * s, w * s, out})
