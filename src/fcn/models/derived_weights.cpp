@@ -24,9 +24,8 @@ struct Source {
   explicit Source(const torch::Tensor& t)
       : impl(t.getIntrusivePtr()), address(t.unsafeGetTensorImpl()), data(t.data_ptr()), version(t._version()) {}
   bool dead() const { return impl.expired(); }
-  // Still the same live tensor, unchanged. Comparing the address only after
-  // checking that the weak reference is alive: a dead tensor's address may hold
-  // a new one.
+  // Still the same live tensor, unchanged. Comparing the address only after checking that the weak reference is
+  // alive: a dead tensor's address may hold a new one.
   bool same(const torch::Tensor& t) const {
     return !dead() && address == t.unsafeGetTensorImpl() && data == t.data_ptr() && version == t._version();
   }
@@ -63,8 +62,7 @@ bool matches(const Entry& e, const std::string& kind, std::initializer_list<torc
   return true;
 }
 
-// Drops entries of dead or changed sources, then the oldest until `incoming`
-// more bytes fit the budget.
+// Drops entries of dead sources, then the oldest until `incoming` more bytes fit the budget.
 void make_room(Cache& c, size_t incoming) {
   c.entries.remove_if([](const Entry& e) {
     return std::any_of(e.sources.begin(), e.sources.end(), [](const Source& s) { return s.dead(); });
@@ -93,15 +91,14 @@ torch::Tensor derived_weight(const std::string& kind, std::initializer_list<torc
       }
     ++c.stats.misses;
   }
-  torch::Tensor value = make();  // outside the lock: another thread may make the
-                                 // same entry meanwhile
+  torch::Tensor value = make();  // outside the lock: another thread may make the same entry meanwhile
   const size_t bytes = value.defined() ? value.numel() * value.element_size() : 0;
   if (bytes > kDerivedWeightMaxBytes) return value;
   Entry entry{kind, {}, value, bytes};
   for (const auto& t : sources) entry.sources.emplace_back(t);
   std::lock_guard<std::mutex> lock(c.mutex);
-  // An entry for a source that has since changed is stale: drop every entry of
-  // the same kind whose sources are these tensors (live, but another version).
+  // An entry for a source that has since changed is stale: drop every entry of the same kind whose sources are these
+  // tensors (live, but another version).
   c.entries.remove_if([&](const Entry& e) {
     if (e.kind != kind || e.sources.size() != entry.sources.size()) return false;
     for (size_t i = 0; i < e.sources.size(); ++i)

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include "fcn/models/conv_train.h"
@@ -184,9 +185,13 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
 }
 
 namespace {
+// The phases' output channels in the order pixel_shuffle reads them, (out, ry, rx), or phase-major, (ry, rx, out),
+// for subpixel_conv_channels_last's permuting copy.
+enum class PhaseOrder { kOutMajor, kPhaseMajor };
+
 // A stride-s transposed convolution's in x out x (m*s) x (m*s) weight as the (out*s*s) x in x m x m weight of the
 // stride-1 convolution that computes its s*s phases (transposed_as_subpixel_conv), in the activations' layout.
-torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last) {
+torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last, PhaseOrder order) {
   const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
   // A channels-last weight (the net's layout) made contiguous first: LibTorch copies that far faster than it gathers
   // the permuted taps from channels-last strides (U-Net's 1024 -> 512 up-convolution in bf16: 8.2 ms of copying a
@@ -195,9 +200,25 @@ torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool chann
   auto taps = (m == 1 ? weight.contiguous() : weight).view({in, out, m, s, m, s});
   // flip() always copies: with U-Net's 2x2 stride-2 kernels (m = 1) there is nothing to flip.
   if (m > 1) taps = taps.flip({2, 4});
-  auto k = taps.permute({1, 3, 5, 0, 2, 4})  // out, ry, rx, in, u, v
+  auto k = (order == PhaseOrder::kOutMajor ? taps.permute({1, 3, 5, 0, 2, 4})    // out, ry, rx, in, u, v
+                                           : taps.permute({3, 5, 1, 0, 2, 4}))   // ry, rx, out, in, u, v
                .reshape({out * s * s, in, m, m});
   return channels_last ? k.contiguous(torch::MemoryFormat::ChannelsLast) : k;
+}
+
+// The bias of each of the (out*s*s) phase channels, in `order`.
+torch::Tensor subpixel_bias(const torch::Tensor& bias, int64_t s, PhaseOrder order) {
+  return order == PhaseOrder::kOutMajor ? bias.repeat_interleave(s * s) : bias.repeat(s * s);
+}
+
+// Both, made once per weight (or bias) version in inference (derived_weights.h); in grad mode on every call.
+std::pair<torch::Tensor, torch::Tensor> subpixel_operands(const torch::Tensor& weight, const torch::Tensor& bias, int64_t s,
+                                                          bool channels_last, PhaseOrder order) {
+  const std::string kind = "subpixel " + std::to_string(s) + (order == PhaseOrder::kOutMajor ? " out-major" : " phase-major");
+  auto k = derived_weight(kind + (channels_last ? " channels_last" : " contiguous"), {weight},
+                          [&] { return subpixel_weight(weight, s, channels_last, order); });
+  auto b = bias.defined() ? derived_weight(kind + " bias", {bias}, [&] { return subpixel_bias(bias, s, order); }) : torch::Tensor();
+  return {std::move(k), std::move(b)};
 }
 
 // The subpixel phases' stride-1 m x m convolution (x padded by m - 1) in inference where the fast path runs fcn's
@@ -217,14 +238,8 @@ torch::Tensor phase_conv_inference(const torch::Tensor& x, const torch::Tensor& 
 // Zen 5: FCN-8s ResNet-18-w0.25 at 128^2, 0.47 -> 0.06 ms for the 32x upsampling).
 torch::Tensor subpixel_conv_channels_last(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                           int64_t s, int64_t padding) {
-  const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
-  const auto k = derived_weight("subpixel phase-major " + std::to_string(s), {weight}, [&] {
-    auto taps = weight.contiguous().view({in, out, m, s, m, s});
-    if (m > 1) taps = taps.flip({2, 4});
-    return taps.permute({3, 5, 1, 0, 2, 4}).reshape({s * s * out, in, m, m}).contiguous(torch::MemoryFormat::ChannelsLast);
-  });
-  const auto b = bias.defined() ? derived_weight("subpixel phase-major bias " + std::to_string(s), {bias}, [&] { return bias.repeat(s * s); })
-                                : torch::Tensor();
+  const int64_t m = weight.size(2) / s, out = weight.size(1);
+  const auto [k, b] = subpixel_operands(weight, bias, s, true, PhaseOrder::kPhaseMajor);
   const auto phases = phase_conv_inference(x.contiguous(torch::MemoryFormat::ChannelsLast), k, b, m);
   const int64_t n = phases.size(0), h = phases.size(2), w = phases.size(3);
   const auto pixels = phases.permute({0, 2, 3, 1})  // N, h, w, (ry, rx, out): no copy where channels-last
@@ -248,10 +263,7 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
   if (channels_last && fcn_kernels_serve(false) && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat)
     return subpixel_conv_channels_last(x, weight, bias, s, padding);
-  const std::string kind = "subpixel " + std::to_string(s) + (channels_last ? " channels_last" : " contiguous");
-  const auto k = derived_weight(kind, {weight}, [&] { return subpixel_weight(weight, s, channels_last); });
-  const auto b = bias.defined() ? derived_weight("subpixel bias " + std::to_string(s), {bias}, [&] { return bias.repeat_interleave(s * s); })
-                                : torch::Tensor();
+  const auto [k, b] = subpixel_operands(weight, bias, s, channels_last, PhaseOrder::kOutMajor);
   const ConvGeometry g{1, 1, m - 1, m - 1};
   const auto phases = torch::GradMode::is_enabled() ? direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); })
                                                    : phase_conv_inference(x, k, b, m);
