@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -35,13 +36,14 @@ def check(name):
     def wrap(fn):
         if os.environ.get("FCN_CHECK", "") not in name:  # FCN_CHECK=text: only the checks whose name holds it
             return fn
+        start = time.monotonic()
         try:
             fn()
             results.append((name, None))
-            print(f"[ OK ] {name}")
+            print(f"[ OK ] {name} ({time.monotonic() - start:.1f} s)")
         except Exception as e:  # noqa: BLE001 - report every failure and go on
             results.append((name, e))
-            print(f"[FAIL] {name}: {e}")
+            print(f"[FAIL] {name} ({time.monotonic() - start:.1f} s): {e}")
         return fn
     return wrap
 

@@ -303,6 +303,47 @@ TEST(FastPath, DamagedCacheIsIgnoredThenRewritten) {
   EXPECT_EQ(find_path(key).source, "cache");
 }
 
+// Every net with batch norms (folded into their convs under fcn's kernels) and every FCN upsampler (fcn's phase sgemm,
+// the kSame geometry's sum added in place) gives, in eval mode with statistics away from their init, the logits of
+// LibTorch's own kernels (ConvAlgorithm::kDirect: conv, then batch norm; conv_transpose2d's arithmetic).
+TEST(FastPath, FcnsKernelsGiveLibTorchsLogitsForEveryBatchNormNet) {
+  std::vector<NetRecipe> recipes(5);
+  recipes[0].backbone = "resnet18-w0.125";
+  recipes[1].backbone = "resnet50-w0.0625";
+  recipes[2].backbone = "vgg11_bn-w0.0625";
+  recipes[2].fc_channels = 16;
+  recipes[2].fc_kernel = 2;
+  recipes[3].arch = "unet";
+  recipes[3].base_channels = 8;
+  recipes[3].depth = 2;
+  recipes[3].batch_norm = true;
+  recipes[4].arch = "torchvision-fcn";
+  recipes[4].backbone = "resnet50-w0.0625";
+  for (auto& recipe : recipes) {
+    SCOPED_TRACE(recipe.arch + " " + recipe.backbone);
+    recipe.classes = 5;
+    torch::manual_seed(1);
+    const auto net = make_net(recipe);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : net->parameters()) p.normal_(0, 0.2);
+      for (auto& item : net->named_buffers())
+        if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2);
+        else if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0, 0.2);
+    }
+    net->eval();
+    to_layout(*net, true);
+    const auto input = torch::rand({1, 3, 64, 64}).contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor logits[2];
+    for (const auto algorithm : {ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd}) {
+      InferenceConvScope scope(algorithm);
+      c10::InferenceMode guard;
+      logits[algorithm == ConvAlgorithm::kWinograd] = net->forward(input);
+    }
+    EXPECT_LE(test::relative_error(logits[1], logits[0]), 1e-4);
+  }
+}
+
 TEST(FastPath, ApplyPathSwitchesAllocatorAndUpsamplingWithTheSameLogits) {
   NetRecipe recipe;
   recipe.arch = "fcn8s";

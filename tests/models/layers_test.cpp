@@ -115,6 +115,109 @@ TEST(ConvTransposeLayer, InferenceEqualsConvTranspose2dAtEitherThreadCountAndAft
   at::set_num_threads(threads_before);
 }
 
+// fcn's phase sgemm (gemm_conv.h) where products span several chunks (a 32x upsampler of 21 classes: 64 phase pixels a
+// chunk, 169 in all), kernels three times the stride, crops of every size, and phases shared unevenly by 3 threads:
+// conv_transpose2d's values in either layout.
+TEST(ConvTransposeLayer, PhaseSgemmCoversEveryChunkCropAndThreadSplit) {
+  if (!winograd_supported()) GTEST_SKIP() << "fcn built without oneDNN";
+  const int threads_before = at::get_num_threads();
+  const std::vector<std::tuple<int, int, int, int, int>> shapes{// in, out, kernel, stride, padding
+                                                                {6, 21, 64, 32, 16}, {5, 3, 6, 2, 2}, {4, 7, 9, 3, 0}, {3, 4, 8, 4, 5}};
+  set_conv_algorithm(ConvAlgorithm::kWinograd);
+  torch::NoGradGuard no_grad;
+  for (const auto& [in, out, kernel, stride, padding] : shapes)
+    for (const bool channels_last : {true, false})
+      for (const int threads : {1, 2, 3}) {
+        SCOPED_TRACE(::testing::Message() << in << "->" << out << " kernel " << kernel << " stride " << stride << " padding "
+                                          << padding << " channels_last " << channels_last << " threads " << threads);
+        at::set_num_threads(threads);
+        torch::manual_seed(kernel + threads);
+        torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(in, out, kernel).stride(stride).padding(padding));
+        auto x = torch::randn({1, in, 12, 11});
+        if (channels_last) {
+          x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+          to_channels_last(*layer);
+        }
+        const auto expected = torch::conv_transpose2d(x, layer->weight, layer->bias, stride, padding);
+        const auto actual = conv(layer, x);
+        ASSERT_EQ(actual.sizes(), expected.sizes());
+        EXPECT_EQ(actual.suggest_memory_format(), x.suggest_memory_format());
+        EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-4);
+      }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  at::set_num_threads(threads_before);
+}
+
+// conv_add = sum + conv: in place (the sum's own storage) where fcn's phase sgemm runs the layer on a channels-last
+// sum, with and without bias; a new tensor for an NCHW sum, with direct convs, and in grad mode.
+TEST(ConvTransposeLayer, ConvAddAddsIntoAChannelsLastSumAndElseAddsAsUsual) {
+  for (const bool with_bias : {false, true})
+    for (const auto algorithm : {ConvAlgorithm::kWinograd, ConvAlgorithm::kDirect})
+      for (const bool channels_last : {true, false})
+        for (const bool grad : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << "bias " << with_bias << " " << conv_algorithm_name(algorithm) << " channels_last "
+                                            << channels_last << " grad " << grad);
+          set_conv_algorithm(algorithm);
+          torch::manual_seed(7);
+          torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(5, 5, 16).stride(8).padding(4).bias(with_bias));
+          auto x = torch::randn({1, 5, 4, 3}), sum = torch::randn({1, 5, 32, 24});
+          if (channels_last) {
+            x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+            sum = sum.contiguous(torch::MemoryFormat::ChannelsLast);
+            to_channels_last(*layer);
+          }
+          torch::AutoGradMode mode(grad);
+          const auto expected = (sum + torch::conv_transpose2d(x, layer->weight, layer->bias, 8, 4)).detach();
+          const auto* storage = sum.data_ptr<float>();
+          const auto actual = conv_add(layer, x, grad ? sum : sum.detach());
+          EXPECT_LT((actual.detach() - expected).abs().max().item<double>(), 1e-4);
+          const bool in_place = winograd_supported() && algorithm == ConvAlgorithm::kWinograd && channels_last && !grad;
+          EXPECT_EQ(actual.data_ptr<float>() == storage, in_place);
+        }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+}
+
+// conv_bn folds the batch norm into the conv in inference under fcn's kernels: bn(conv(x)) (and its ReLU) in value for
+// 3x3 (Winograd's), 1x1 strided, 7x7 strided and small-map layers, with and without a conv bias, in either layout; again
+// after each of the running statistics, gamma, beta and the conv weight changes in place; in training mode
+// (batch statistics) and with direct convs it is bn(conv(x)) itself.
+TEST(ConvBn, FoldedInInferenceEqualsConvThenBatchNormAndFollowsEveryChange) {
+  const std::vector<std::tuple<int, int, int, int, int, int>> layers{// in, out, kernel, stride, padding, side
+                                                                     {16, 16, 3, 1, 1, 24}, {8, 16, 1, 2, 0, 20}, {3, 8, 7, 2, 3, 32}, {16, 16, 3, 1, 1, 6}};
+  for (const auto algorithm : {ConvAlgorithm::kWinograd, ConvAlgorithm::kDirect})
+    for (const auto& [in, out, kernel, stride, padding, side] : layers)
+      for (const bool channels_last : {true, false})
+        for (const bool conv_bias : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << in << "->" << out << " k" << kernel << " s" << stride << " channels_last "
+                                            << channels_last << " bias " << conv_bias << " " << conv_algorithm_name(algorithm));
+          set_conv_algorithm(algorithm);
+          torch::manual_seed(kernel + side);
+          torch::nn::Conv2d layer(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(conv_bias));
+          torch::nn::BatchNorm2d bn(torch::nn::BatchNorm2dOptions(out).eps(1e-3));
+          auto x = torch::randn({1, in, side, side});
+          torch::NoGradGuard no_grad;
+          bn->running_mean.normal_();
+          bn->running_var.uniform_(0.5, 2);
+          bn->weight.normal_();
+          bn->bias.normal_();
+          if (channels_last) {
+            x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+            to_channels_last(*layer);
+          }
+          bn->eval();
+          for (int change = 0; change < 5; ++change) {
+            const auto expected = bn(torch::conv2d(x, layer->weight, layer->bias, stride, padding));
+            EXPECT_LT((conv_bn(layer, bn, x) - expected).abs().max().item<double>(), 1e-4) << "change " << change;
+            EXPECT_LT((conv_bn(layer, bn, x, true) - expected.relu()).abs().max().item<double>(), 1e-4) << "change " << change;
+            const std::vector<torch::Tensor> changed{bn->running_mean, bn->running_var, bn->weight, bn->bias, layer->weight};
+            changed[change].mul_(change == 1 ? 2.0 : -1.5);
+          }
+          bn->train();
+          EXPECT_TRUE(torch::equal(conv_bn(layer, bn, x), bn(conv(layer, x)))) << "training mode: batch statistics";
+        }
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+}
+
 // Batch-1 inference on small maps under kernels LibTorch would run on its one-threaded im2col path goes to oneDNN
 // where the fast path runs fcn's kernels: the same values as LibTorch's conv2d, for 3x3 layers (stride 1 and 2, with
 // ReLU fused or not) and a 2x2, in either layout; 1x1 and batch 2 stay LibTorch's. With direct convs (kDirect) every

@@ -61,9 +61,10 @@ struct FastPath {
 // under 256 pixels by im2col + sgemm with the threads sharing the output channels, ~20% off a 64^2
 // U-Net at 2 threads; 8: the same in training, with its own gradients, ~25-30% off the demo's FCN-8s
 // step; 9: an upsampler's rearranged weights kept in inference, its phases laid out without pixel_shuffle on
-// channels-last activations, batch-1 small maps on oneDNN: FCN-8s ResNet-18-w0.25 at 128^2 ~3x faster), so that a
-// choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 9;
+// channels-last activations, batch-1 small maps on oneDNN: FCN-8s ResNet-18-w0.25 at 128^2 ~3x faster; 10: upsamplers
+// by fcn's phase sgemm writing the output itself, the kSame sum added in place, batch norms folded into their convs:
+// the same net ~1.5x faster again), so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 10;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

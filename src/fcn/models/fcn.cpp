@@ -191,8 +191,8 @@ torch::Tensor FCNImpl::forward_reference(const Features& f, const torch::Tensor&
 
 torch::Tensor FCNImpl::forward_same(const Features& f, const torch::Tensor& score, int64_t h, int64_t w) {
   auto x = conv(upscore, score);
-  if (!score_pool4.is_empty()) x = x + conv(upscore16, conv(score_pool4, skip(f.stride16, kAtOnceScalePool4)));
-  if (!score_pool3.is_empty()) x = x + conv(upscore8, conv(score_pool3, skip(f.stride8, kAtOnceScalePool3)));
+  if (!score_pool4.is_empty()) x = conv_add(upscore16, conv(score_pool4, skip(f.stride16, kAtOnceScalePool4)), x);
+  if (!score_pool3.is_empty()) x = conv_add(upscore8, conv(score_pool3, skip(f.stride8, kAtOnceScalePool3)), x);
   return crop(x, 0, 0, h, w);
 }
 

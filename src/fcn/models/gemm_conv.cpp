@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
+#include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
 #include "fcn/util/threads.h"
 
@@ -319,6 +321,110 @@ torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor& input, const
   return nhwc ? y : y.contiguous();
 }
 
+namespace {
+
+// Products per chunk of phase pixels: large enough that the sgemm runs near peak (at least 64 rows), small enough
+// that a chunk's products are still in cache for the writes that follow.
+constexpr int64_t kPhaseBufferBytes = int64_t{2} << 20;
+
+// One chunk's products (rows x s*s*out, phases (ry, rx) ry*s + rx in [first_phase, end_phase)) to their output
+// pixels: phase pixel (image, i, j)'s phase (ry, rx) is output pixel (i*s + ry - padding, j*s + rx - padding), if
+// inside. Each ry's run of rx is one copy (plus the bias), or one sum where `add`.
+struct PhaseScatter {
+  int64_t s, out, phase_h, phase_w, height, width, padding;
+  const float* bias;
+  bool add;
+
+  void operator()(const float* products, int64_t first, int64_t rows, int64_t first_phase, int64_t end_phase, float* y) const {
+    const int64_t cols = s * s * out;
+    for (int64_t p = 0; p < rows; ++p) {
+      const int64_t pixel = first + p, image = pixel / (phase_h * phase_w), i = pixel / phase_w % phase_h, j = pixel % phase_w;
+      const int64_t x0 = j * s - padding;
+      for (int64_t ry = first_phase / s; ry <= (end_phase - 1) / s; ++ry) {
+        const int64_t row = i * s + ry - padding;
+        if (row < 0 || row >= height) continue;
+        const int64_t lo = std::max({ry * s, first_phase, ry * s - x0}) - ry * s;
+        const int64_t hi = std::min({ry * s + s, end_phase, ry * s + width - x0}) - ry * s;
+        if (lo >= hi) continue;
+        const float* src = products + p * cols + (ry * s + lo) * out;
+        float* dst = y + ((image * height + row) * width + x0 + lo) * out;
+        const int64_t run = (hi - lo) * out;
+        if (bias == nullptr && !add) {
+          std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(run));
+        } else if (bias == nullptr) {
+          for (int64_t k = 0; k < run; ++k) dst[k] += src[k];
+        } else {
+          for (int64_t rx = 0; rx < hi - lo; ++rx)
+            for (int64_t o = 0; o < out; ++o) dst[rx * out + o] = (add ? dst[rx * out + o] : 0.f) + src[rx * out + o] + bias[o];
+        }
+      }
+    }
+  }
+};
+
+// C (rows x n, row stride ldc) = A (rows x depth, row stride depth) times B (depth x n, row stride ldb), on the
+// calling thread. oneDNN's sgemm where the CPU has AVX-512; elsewhere LibTorch's BLAS (OpenBLAS on Debian): limited to
+// AVX2 code, OpenBLAS's Haswell kernel ran the phase products of FCN's 8x/16x/32x upsamplers at 102-186 GFLOP/s on
+// one thread where oneDNN's AVX2 kernel reached 49-107; with AVX-512 oneDNN's ran them at 139-208 and Debian's
+// OpenBLAS, AVX2 code even there, at 88-164 (AMD EPYC Zen 5, limited with ONEDNN_MAX_CPU_ISA=AVX2).
+void phase_product(int64_t rows, int64_t n, int64_t depth, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                   bool onednn) {
+  if (onednn) return check_sgemm(dnnl_sgemm('N', 'N', rows, n, depth, 1.f, a, depth, b, ldb, 0.f, c, ldc));
+  const auto options = at::TensorOptions().dtype(at::kFloat);
+  auto product = at::from_blob(c, {rows, n}, {ldc, 1}, options);
+  at::mm_out(product, at::from_blob(const_cast<float*>(a), {rows, depth}, {depth, 1}, options),
+             at::from_blob(const_cast<float*>(b), {depth, n}, {ldb, 1}, options));
+}
+
+}  // namespace
+
+torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& input, const torch::Tensor& phase_weights, const torch::Tensor& bias,
+                                           int64_t stride, int64_t m, int64_t padding, const torch::Tensor& into) {
+  RECORD_FUNCTION("fcn::phase_gemm_transposed_conv2d", std::vector<c10::IValue>());
+  const int64_t s = stride, phases = s * s;
+  if (!input.defined() || !input.is_cpu() || input.dim() != 4 || input.scalar_type() != at::kFloat || s < 1 || m < 1 ||
+      padding < 0 || !phase_weights.defined() || phase_weights.dim() != 2 || phase_weights.scalar_type() != at::kFloat ||
+      !phase_weights.is_contiguous() || phase_weights.size(0) != m * m * input.size(1) || phase_weights.size(1) % phases != 0)
+    fail("upsampling", "needs a float32 CPU N x C x h x w input and (m*m*C) x (s*s*out) float32 phase weights");
+  const int64_t cols = phase_weights.size(1), out = cols / phases;
+  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto g = Im2col::of({x.size(0), x.size(1), x.size(2), x.size(3)}, m, m, m - 1, true);
+  const int64_t height = g.out_h * s - 2 * padding, width = g.out_w * s - 2 * padding;
+  if (height <= 0 || width <= 0) fail("upsampling", "the padding crops the whole output");
+  const auto b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
+  const bool add = into.defined();
+  if (add && (!into.is_cpu() || into.scalar_type() != at::kFloat || into.sizes() != at::IntArrayRef{g.n, out, height, width} ||
+              !into.is_contiguous(at::MemoryFormat::ChannelsLast)))
+    fail("upsampling", "adds only into a float32 CPU channels-last tensor of the output's sizes");
+  auto y = add ? into : at::empty({g.n, out, height, width}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const int64_t pixels = g.pixels(), depth = g.depth();
+  if (pixels == 0 || out == 0) return nhwc || add ? y : y.contiguous();
+  const int64_t chunk = std::min(pixels, std::max<int64_t>(64, kPhaseBufferBytes / (cols * static_cast<int64_t>(sizeof(float)))));
+  auto columns = at::empty({chunk, depth}, x.options()), products = at::empty({chunk, cols}, x.options());
+  const PhaseScatter scatter{s, out, g.out_h, g.out_w, height, width, padding, b.defined() ? b.data_ptr<float>() : nullptr, add};
+  const float *xp = x.data_ptr<float>(), *wp = phase_weights.data_ptr<float>();
+  float *cp = columns.data_ptr<float>(), *pp = products.data_ptr<float>(), *yp = y.data_ptr<float>();
+  // The threads share each chunk's phases: each computes and writes its own columns of the product.
+  const int64_t parts = std::min(phases, at::in_parallel_region() ? int64_t{1} : int64_t{at::get_num_threads()});
+  const bool onednn = cpu_info().has("avx512f");
+  std::optional<OpenBlasOnCallingThread> blas_here;  // OpenBLAS's own threads would compete with ours
+  if (!onednn) blas_here.emplace();
+  for (int64_t first = 0; first < pixels; first += chunk) {
+    const int64_t rows = std::min(chunk, pixels - first);
+    g.gather_rows(xp, first, rows, cp);
+    at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+      SingleThreadedKernels one_thread;
+      for (int64_t part = begin; part < end; ++part) {
+        const int64_t p0 = part * phases / parts, p1 = (part + 1) * phases / parts;
+        phase_product(rows, (p1 - p0) * out, depth, cp, wp + p0 * out, cols, pp + p0 * out, cols, onednn);
+        scatter(pp, first, rows, p0, p1, yp);
+      }
+    });
+  }
+  return nhwc || add ? y : y.contiguous();
+}
+
 #else  // built without oneDNN: every layer runs direct
 
 torch::Tensor gemm_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {
@@ -327,6 +433,11 @@ torch::Tensor gemm_conv2d(const torch::Tensor&, const torch::Tensor&, const torc
 
 torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
   fail("up-convolution", "fcn was built without oneDNN (libdnnl-dev)");
+}
+
+torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, int64_t, int64_t,
+                                           const torch::Tensor&) {
+  fail("upsampling", "fcn was built without oneDNN (libdnnl-dev)");
 }
 
 torch::Tensor gemm_conv2d_trainable(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {

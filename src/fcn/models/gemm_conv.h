@@ -72,4 +72,19 @@ bool nonoverlapping_transposed_serves(const torch::Tensor& x, const torch::Tenso
 torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                                int64_t stride);
 
+// FCN's upsamplers for inference: a stride-s transposed convolution with an (m*s) x (m*s) kernel, m > 1 (kernel =
+// stride is nonoverlapping_transposed_conv2d's), as the stride-1 m x m convolution of its s*s phases
+// (transposed_as_subpixel_conv, layers.h) by im2col + sgemm, each chunk of the products written straight to its
+// places in the output, cropped by `padding`, bias added on the way: no phases tensor, no pixel_shuffle or permuting
+// copy. LibTorch sends these batch-1 2x2 convolutions with thousands of output channels (21 classes x 32 x 32 phases)
+// to its im2col path at 50-60 GFLOP/s on one AVX-512 Zen 5 core, oneDNN's direct kernels to ~60; their sgemm with
+// the weights stored (depth x outputs) runs at 140-210, and the threads share the phases (columns) of each product.
+// phase_weights: float32 (m*m*in) x (s*s*out), rows (u, v, in) of the flipped taps, columns (ry, rx, out)
+// (subpixel_phase_weights, layers.cpp, makes it once per weight version). x: float32 CPU N x in x h x w. The result is
+// N x out x H x W, H = (h + m - 1) * s - 2 * padding (W likewise), in x's layout. With `into` (float32 CPU, those
+// sizes, channels-last): the result is added into it in place (an FCN's sum of upsampled scores without a pass of its
+// own) and `into` is returned.
+torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& x, const torch::Tensor& phase_weights, const torch::Tensor& bias,
+                                           int64_t stride, int64_t m, int64_t padding, const torch::Tensor& into = {});
+
 }  // namespace fcn

@@ -26,7 +26,7 @@ BasicConvImpl::BasicConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
   bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out).eps(0.001)));
 }
 
-torch::Tensor BasicConvImpl::forward(const torch::Tensor& x) { return relu_in_place(bn(fcn::conv(conv, x))); }
+torch::Tensor BasicConvImpl::forward(const torch::Tensor& x) { return conv_bn(conv, bn, x, true); }
 
 InceptionImpl::InceptionImpl(int64_t in, int64_t ch1x1, int64_t ch3x3red, int64_t ch3x3, int64_t ch5x5red, int64_t ch5x5,
                              int64_t pool_proj)

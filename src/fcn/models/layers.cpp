@@ -143,40 +143,94 @@ torch::Tensor direct_conv(const ConvGeometry& g, int64_t groups, const torch::Te
              : direct();
 }
 
-// conv(layer, x), relu(...) where `relu`; where `later` is given and the ReLU would be a pass of its own in
-// inference, it is left to the caller: *later = true.
-torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu, bool* later = nullptr) {
-  const auto& o = layer->options;
+// A convolution of x by (weight, bias) with `o`'s geometry, relu(...) where `relu`: fcn's kernels where they serve,
+// else direct() (LibTorch's). Where `later` is given and the ReLU would be a pass of its own in inference, it is left
+// to the caller: *later = true.
+template <typename Direct>
+torch::Tensor conv_with(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& weight, const torch::Tensor& bias,
+                        const torch::Tensor& x, bool relu, bool* later, Direct direct) {
   const auto g = geometry_of(o);
   torch::Tensor y;
-  if (use_winograd(g, o.groups(), x, layer->weight)) {
-    y = winograd_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
-  } else if (use_gemm(g, o.groups(), x, layer->weight)) {
-    y = gemm_conv2d(x, layer->weight, layer->bias, g.padding_h, relu);
-  } else if (use_gemm_training(g, o.groups(), x, layer->weight)) {
-    y = gemm_conv2d_trainable(x, layer->weight, layer->bias, g.padding_h);
+  if (use_winograd(g, o.groups(), x, weight)) {
+    y = winograd_conv2d(x, weight, bias, g.padding_h, relu);
+  } else if (use_gemm(g, o.groups(), x, weight)) {
+    y = gemm_conv2d(x, weight, bias, g.padding_h, relu);
+  } else if (use_gemm_training(g, o.groups(), x, weight)) {
+    y = gemm_conv2d_trainable(x, weight, bias, g.padding_h);
     if (relu) relu_in_place(y);
-  } else if (use_onednn_small(g, o.groups(), x, layer->weight)) {
-    y = at::mkldnn_convolution(x, layer->weight, layer->bias, {g.padding_h, g.padding_w}, {g.stride, g.stride},
-                               {g.dilation, g.dilation}, 1);
+  } else if (use_onednn_small(g, o.groups(), x, weight)) {
+    y = at::mkldnn_convolution(x, weight, bias, {g.padding_h, g.padding_w}, {g.stride, g.stride}, {g.dilation, g.dilation}, 1);
     if (relu) relu_in_place(y);
   } else {
-    y = direct_conv(g, o.groups(), x, layer->weight, layer->bias, [&] { return layer->forward(x); });
+    y = direct_conv(g, o.groups(), x, weight, bias, direct);
     if (relu && later != nullptr && !torch::GradMode::is_enabled())
       *later = true;
     else if (relu)
       relu_in_place(y);
   }
-  if (active_counter != nullptr) {
-    const auto& w = layer->weight;  // out x in/groups x kh x kw
-    count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));
-  }
+  if (active_counter != nullptr)  // weight: out x in/groups x kh x kw
+    count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(weight.numel() / weight.size(0)));
   return y;
+}
+
+torch::Tensor conv(torch::nn::Conv2d& layer, const torch::Tensor& x, bool relu, bool* later = nullptr) {
+  return conv_with(layer->options, layer->weight, layer->bias, x, relu, later, [&] { return layer->forward(x); });
+}
+
+// Convs with at most this many bytes of weights get their batch norm folded in (conv_bn). The folded weights are kept
+// beside the layer's own, and what folding saves is LibTorch's batch-norm call, slow on narrow channels-last maps
+// (0.45 ms for a 16-channel 64x64 map on one AVX-512 Zen 5 core): ResNet-18-w0.25's batch norms were 16% of an
+// FCN-8s's 256^2 forward. Folding every layer of torchvision's FCN ResNet-50 at 512^2 gained nothing measurable
+// (650-690 ms at 2 threads either way, as the AMX class had found) and raised peak memory by 151 MiB (576 -> 727).
+constexpr int64_t kFoldMaxWeightBytes = int64_t{1} << 20;
+
+// Whether conv_bn folds `bn` into `layer`: inference where the fast path runs fcn's kernels (kDirect stays LibTorch's
+// conv and batch norm, bit for bit), float32 on the CPU, a batch norm in eval mode with affine parameters and running
+// statistics, and a conv of explicit zero padding and at most kFoldMaxWeightBytes of weights.
+bool folds(const torch::nn::Conv2d& layer, const torch::nn::BatchNorm2d& bn, const torch::Tensor& x) {
+  if (!fcn_kernels_serve(false) || !x.is_cpu() || x.scalar_type() != torch::kFloat || layer->weight.scalar_type() != torch::kFloat ||
+      layer->weight.numel() * static_cast<int64_t>(sizeof(float)) > kFoldMaxWeightBytes)
+    return false;
+  const auto g = geometry_of(layer->options);
+  return g.stride > 0 && g.dilation > 0 && g.padding_h >= 0 && !bn->is_training() && bn->options.affine() &&
+         bn->options.track_running_stats() && bn->running_mean.defined() && bn->running_var.defined() &&
+         bn->running_mean.scalar_type() == torch::kFloat && bn->weight.scalar_type() == torch::kFloat;
+}
+
+// The conv's weight and bias with the batch norm folded in: w * s and beta + (b - mean) * s per output channel,
+// s = gamma / sqrt(var + eps); made once per version of any of them (derived_weights.h).
+std::pair<torch::Tensor, torch::Tensor> folded(const torch::nn::Conv2d& layer, const torch::nn::BatchNorm2d& bn) {
+  const std::string kind = "batch norm folded, eps " + std::to_string(bn->options.eps());
+  // (an undefined conv bias stands for zeros: the bn's running mean is its stand-in as a source)
+  const auto& conv_bias = layer->bias.defined() ? layer->bias : bn->running_mean;
+  const auto sources = {layer->weight, conv_bias, bn->weight, bn->bias, bn->running_mean, bn->running_var};
+  const auto scale = [&] { return bn->weight / torch::sqrt(bn->running_var + bn->options.eps()); };
+  auto w = derived_weight(kind + " weight", sources, [&] {
+    const auto& weight = layer->weight;
+    return (weight * scale().view({-1, 1, 1, 1})).contiguous(weight.suggest_memory_format());
+  });
+  auto b = derived_weight(kind + " bias", sources, [&] {
+    const auto shift = layer->bias.defined() ? layer->bias - bn->running_mean : -bn->running_mean;
+    return bn->bias + shift * scale();
+  });
+  return {std::move(w), std::move(b)};
 }
 }  // namespace
 
 torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, false); }
 torch::Tensor conv_relu(torch::nn::Conv2d layer, const torch::Tensor& x) { return conv(layer, x, true); }
+
+torch::Tensor conv_bn(torch::nn::Conv2d layer, torch::nn::BatchNorm2d bn, const torch::Tensor& x, bool relu) {
+  if (!folds(layer, bn, x)) {
+    auto y = bn(conv(layer, x, false));
+    return relu ? relu_in_place(y) : y;
+  }
+  const auto [w, b] = folded(layer, bn);
+  const auto& o = layer->options;
+  const auto g = geometry_of(o);
+  return conv_with(o, w, b, x, relu, nullptr,
+                   [&] { return torch::conv2d(x, w, b, o.stride(), {g.padding_h, g.padding_w}, o.dilation(), o.groups()); });
+}
 
 torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, const MaxPool& pool) {
   bool later = false;
@@ -185,13 +239,10 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
 }
 
 namespace {
-// The phases' output channels in the order pixel_shuffle reads them, (out, ry, rx), or phase-major, (ry, rx, out),
-// for subpixel_conv_channels_last's permuting copy.
-enum class PhaseOrder { kOutMajor, kPhaseMajor };
-
 // A stride-s transposed convolution's in x out x (m*s) x (m*s) weight as the (out*s*s) x in x m x m weight of the
-// stride-1 convolution that computes its s*s phases (transposed_as_subpixel_conv), in the activations' layout.
-torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last, PhaseOrder order) {
+// stride-1 convolution that computes its s*s phases (transposed_as_subpixel_conv), channels (out, ry, rx) as
+// pixel_shuffle reads them, in the activations' layout.
+torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last) {
   const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
   // A channels-last weight (the net's layout) made contiguous first: LibTorch copies that far faster than it gathers
   // the permuted taps from channels-last strides (U-Net's 1024 -> 512 up-convolution in bf16: 8.2 ms of copying a
@@ -200,55 +251,26 @@ torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool chann
   auto taps = (m == 1 ? weight.contiguous() : weight).view({in, out, m, s, m, s});
   // flip() always copies: with U-Net's 2x2 stride-2 kernels (m = 1) there is nothing to flip.
   if (m > 1) taps = taps.flip({2, 4});
-  auto k = (order == PhaseOrder::kOutMajor ? taps.permute({1, 3, 5, 0, 2, 4})    // out, ry, rx, in, u, v
-                                           : taps.permute({3, 5, 1, 0, 2, 4}))   // ry, rx, out, in, u, v
-               .reshape({out * s * s, in, m, m});
+  auto k = taps.permute({1, 3, 5, 0, 2, 4}).reshape({out * s * s, in, m, m});  // out, ry, rx, in, u, v
   return channels_last ? k.contiguous(torch::MemoryFormat::ChannelsLast) : k;
 }
 
-// The bias of each of the (out*s*s) phase channels, in `order`.
-torch::Tensor subpixel_bias(const torch::Tensor& bias, int64_t s, PhaseOrder order) {
-  return order == PhaseOrder::kOutMajor ? bias.repeat_interleave(s * s) : bias.repeat(s * s);
+// The same taps as phase_gemm_transposed_conv2d's (m*m*in) x (s*s*out) matrix: rows (u, v, in), columns (ry, rx, out).
+torch::Tensor subpixel_phase_weights(const torch::Tensor& weight, int64_t s) {
+  const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
+  auto taps = weight.contiguous().view({in, out, m, s, m, s});
+  if (m > 1) taps = taps.flip({2, 4});
+  return taps.permute({2, 4, 0, 3, 5, 1}).reshape({m * m * in, s * s * out}).contiguous();  // u, v, in, ry, rx, out
 }
 
-// Both, made once per weight (or bias) version in inference (derived_weights.h); in grad mode on every call.
-std::pair<torch::Tensor, torch::Tensor> subpixel_operands(const torch::Tensor& weight, const torch::Tensor& bias, int64_t s,
-                                                          bool channels_last, PhaseOrder order) {
-  const std::string kind = "subpixel " + std::to_string(s) + (order == PhaseOrder::kOutMajor ? " out-major" : " phase-major");
-  auto k = derived_weight(kind + (channels_last ? " channels_last" : " contiguous"), {weight},
-                          [&] { return subpixel_weight(weight, s, channels_last, order); });
-  auto b = bias.defined() ? derived_weight(kind + " bias", {bias}, [&] { return subpixel_bias(bias, s, order); }) : torch::Tensor();
-  return {std::move(k), std::move(b)};
+// Inference where the fast path runs fcn's kernels, in float32 on the CPU: fcn's phase sgemm runs the upsampler.
+bool phase_gemm_runs(const torch::Tensor& x, const torch::Tensor& weight) {
+  return fcn_kernels_serve(false) && x.is_cpu() && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat;
 }
 
-// The subpixel phases' stride-1 m x m convolution (x padded by m - 1) in inference where the fast path runs fcn's
-// kernels (else LibTorch's, as in training): oneDNN's with more than one thread,
-// as LibTorch sends these batch-1 2x2 convolutions to its one-threaded im2col path (2.5x slower at 2 threads for
-// FCN's 32x upsampling of a 4x4 map); LibTorch's on one thread, where that path's sgemm is the faster (0.98 vs
-// 1.9 ms there; AVX-512 Zen 5).
-torch::Tensor phase_conv_inference(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& b, int64_t m) {
-  if (fcn_kernels_serve(false) && x.is_cpu() && x.scalar_type() == torch::kFloat && at::get_num_threads() > 1 && onednn_on())
-    return at::mkldnn_convolution(x, k, b, {m - 1, m - 1}, {1, 1}, {1, 1}, 1);
-  return torch::conv2d(x, k, b, 1, m - 1);
-}
-
-// Inference on channels-last activations where the fast path runs fcn's kernels: the phases' output channels ordered (ry, rx, out) instead of (out, ry, rx),
-// so that the convolution's result, N x h x w x (s x s x out) in memory, becomes the N x (h*s) x (w*s) x out output by
-// one copy of whole s x out runs (a permute) instead of pixel_shuffle's gather: 3-8x faster at FCN's sizes (AVX-512
-// Zen 5: FCN-8s ResNet-18-w0.25 at 128^2, 0.47 -> 0.06 ms for the 32x upsampling).
-torch::Tensor subpixel_conv_channels_last(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                          int64_t s, int64_t padding) {
-  const int64_t m = weight.size(2) / s, out = weight.size(1);
-  const auto [k, b] = subpixel_operands(weight, bias, s, true, PhaseOrder::kPhaseMajor);
-  const auto phases = phase_conv_inference(x.contiguous(torch::MemoryFormat::ChannelsLast), k, b, m);
-  const int64_t n = phases.size(0), h = phases.size(2), w = phases.size(3);
-  const auto pixels = phases.permute({0, 2, 3, 1})  // N, h, w, (ry, rx, out): no copy where channels-last
-                          .reshape({n, h, w, s, s, out})
-                          .permute({0, 1, 3, 2, 4, 5})  // N, h, ry, w, rx, out
-                          .contiguous()
-                          .view({n, h * s, w * s, out})
-                          .permute({0, 3, 1, 2});  // N x out x H x W, channels-last strides
-  return without_border(pixels, padding);
+// Its weight matrix, made once per weight version (derived_weights.h).
+torch::Tensor phase_matrix(const torch::Tensor& weight, int64_t s) {
+  return derived_weight("subpixel " + std::to_string(s) + " phase matrix", {weight}, [&] { return subpixel_phase_weights(weight, s); });
 }
 }  // namespace
 
@@ -257,19 +279,34 @@ torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::T
   // Output pixel (q*s + r) of a stride-s transposed convolution with a k = m*s kernel receives
   // input q - a through kernel tap a*s + r, a in [0, m). So each of the s*s phases r is an m x m
   // correlation of the input padded by m - 1, with the taps flipped: one convolution with
-  // C_out*s*s outputs, then pixel_shuffle interleaves the phases. In inference the rearranged weights
-  // are made once per weight version (derived_weights.h); in training on every call (differentiable).
+  // C_out*s*s outputs, then pixel_shuffle interleaves the phases. In inference where the fast path runs fcn's kernels,
+  // fcn's phase sgemm writes the phases to their pixels itself (gemm_conv.h), its weight matrix made once per weight
+  // version (derived_weights.h); elsewhere the rearranged weights are made on every call (differentiable in training).
   const int64_t s = stride, m = weight.size(2) / s;
+  if (phase_gemm_runs(x, weight)) return phase_gemm_transposed_conv2d(x, phase_matrix(weight, s), bias, s, m, padding);
   const bool channels_last = x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast;
-  if (channels_last && fcn_kernels_serve(false) && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat)
-    return subpixel_conv_channels_last(x, weight, bias, s, padding);
-  const auto [k, b] = subpixel_operands(weight, bias, s, channels_last, PhaseOrder::kOutMajor);
+  const auto k = subpixel_weight(weight, s, channels_last);
+  const auto b = bias.defined() ? bias.repeat_interleave(s * s) : torch::Tensor();
   const ConvGeometry g{1, 1, m - 1, m - 1};
-  const auto phases = torch::GradMode::is_enabled() ? direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); })
-                                                   : phase_conv_inference(x, k, b, m);
-  auto y = torch::pixel_shuffle(phases, s);
-  return without_border(y, padding);
+  const auto phases = direct_conv(g, 1, x, k, b, [&] { return torch::conv2d(x, k, b, 1, m - 1); });
+  return without_border(torch::pixel_shuffle(phases, s), padding);
 }
+
+namespace {
+// The FCN/U-Net upsamplers' shape: a square kernel a multiple of the stride, the same padding on both axes, one group,
+// no dilation or output padding (transposed_as_subpixel_conv's identity holds).
+bool subpixel_shape(const torch::nn::detail::ConvNdOptions<2>& o) {
+  const auto pad = explicit_padding(o);
+  return o.stride()->at(0) == o.stride()->at(1) && o.kernel_size()->at(0) == o.kernel_size()->at(1) &&
+         o.kernel_size()->at(0) % o.stride()->at(0) == 0 && pad->at(0) == pad->at(1) && o.groups() == 1 &&
+         o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 && o.output_padding()->at(0) == 0 && o.output_padding()->at(1) == 0;
+}
+
+void count_transposed_flops(const torch::Tensor& x, const torch::Tensor& w) {
+  if (active_counter != nullptr)  // each input pixel scatters a kernel: in x out/groups x kh x kw
+    count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(w.numel() / w.size(0)));
+}
+}  // namespace
 
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
   // LibTorch 1.13 runs transposed convolutions on the CPU through a slow im2col path (and not at
@@ -279,20 +316,31 @@ torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x) {
   // on the fly (differentiable, so training updates the same parameters).
   const auto& o = layer->options;
   const auto& w = layer->weight;
-  const auto pad = explicit_padding(o);
-  const bool subpixel = x.is_cpu() && upsampling == UpsamplingPath::kSubpixel && o.stride()->at(0) == o.stride()->at(1) && o.kernel_size()->at(0) == o.kernel_size()->at(1) &&
-                        o.kernel_size()->at(0) % o.stride()->at(0) == 0 && pad->at(0) == pad->at(1) && o.groups() == 1 &&
-                        o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 && o.output_padding()->at(0) == 0 &&
-                        o.output_padding()->at(1) == 0;
+  const int64_t s = o.stride()->at(0), padding = explicit_padding(o)->at(0);
+  const bool subpixel = x.is_cpu() && upsampling == UpsamplingPath::kSubpixel && subpixel_shape(o);
   torch::Tensor y;
   if (subpixel && use_nonoverlapping(o, x, w)) {
-    y = without_border(nonoverlapping_transposed_conv2d(x, w, layer->bias, o.stride()->at(0)), pad->at(0));
+    y = without_border(nonoverlapping_transposed_conv2d(x, w, layer->bias, s), padding);
   } else {
-    y = subpixel ? transposed_as_subpixel_conv(x, w, layer->bias, o.stride()->at(0), pad->at(0)) : layer->forward(x);
+    y = subpixel ? transposed_as_subpixel_conv(x, w, layer->bias, s, padding) : layer->forward(x);
   }
-  if (active_counter != nullptr)  // each input pixel scatters a kernel: in x out/groups x kh x kw
-    count_flops(2.0 * static_cast<double>(x.numel()) * static_cast<double>(w.numel() / w.size(0)));
+  count_transposed_flops(x, w);
   return y;
+}
+
+torch::Tensor conv_add(torch::nn::ConvTranspose2d layer, const torch::Tensor& x, torch::Tensor sum) {
+  const auto& o = layer->options;
+  const auto& w = layer->weight;
+  const int64_t s = o.stride()->at(0), m = o.kernel_size()->at(0) / std::max<int64_t>(1, s), padding = explicit_padding(o)->at(0);
+  const bool in_place = x.is_cpu() && x.dim() == 4 && upsampling == UpsamplingPath::kSubpixel && subpixel_shape(o) && m > 1 &&
+                        phase_gemm_runs(x, w) && sum.is_cpu() && sum.scalar_type() == torch::kFloat && !sum.requires_grad() &&
+                        sum.sizes() == torch::IntArrayRef{x.size(0), w.size(1), (x.size(2) + m - 1) * s - 2 * padding,
+                                                          (x.size(3) + m - 1) * s - 2 * padding} &&
+                        sum.is_contiguous(torch::MemoryFormat::ChannelsLast) && !sum.is_contiguous();
+  if (!in_place) return sum + conv(layer, x);
+  phase_gemm_transposed_conv2d(x, phase_matrix(w, s), layer->bias, s, m, padding, sum);
+  count_transposed_flops(x, w);
+  return sum;
 }
 
 void to_channels_last(torch::nn::Module& module) {

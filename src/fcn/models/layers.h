@@ -27,6 +27,12 @@ void count_flops(double flops);
 torch::Tensor conv(torch::nn::Conv2d layer, const torch::Tensor& x);
 // relu(conv(layer, x)), the ReLU fused into the Winograd inference kernel's output pass where that runs.
 torch::Tensor conv_relu(torch::nn::Conv2d layer, const torch::Tensor& x);
+// bn(conv(layer, x)), then a ReLU where `relu`. In inference where the fast path runs fcn's kernels, the batch norm
+// (eval mode) of a conv with at most 1 MiB of weights is folded into the conv's weights and bias, made once per
+// version of any of them (derived_weights.h): no batch-norm call, and the ReLU fused where the conv's kernel fuses it
+// (ResNet-18-w0.25's batch norms were 16% of an FCN-8s's 256^2 forward). Elsewhere (training, larger convs,
+// ConvAlgorithm::kDirect) conv, then bn.
+torch::Tensor conv_bn(torch::nn::Conv2d layer, torch::nn::BatchNorm2d bn, const torch::Tensor& x, bool relu = false);
 // A max-pool's window, as torch::max_pool2d takes it (dilation 1).
 struct MaxPool {
   int64_t kernel = 2, stride = 2, padding = 0;
@@ -45,10 +51,14 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
 torch::Tensor relu_in_place(torch::Tensor x);
 // CPU: computed as a convolution + pixel_shuffle when the kernel is a multiple of the stride
 // (every fcn upsampler), which oneDNN runs ~10x faster than LibTorch 1.13's transposed kernel. In
-// inference the rearranged weights are kept while the layer's weights are unchanged
-// (derived_weights.h), and on channels-last activations the phases come out pixel-ordered, so one
-// permuting copy replaces pixel_shuffle.
+// inference where the fast path runs fcn's kernels: by fcn's phase sgemm, which writes each phase
+// to its pixels (gemm_conv.h), its weight matrix kept while the layer's weights are unchanged
+// (derived_weights.h); U-Net's up-convolutions (kernel = stride) by nonoverlapping_transposed_conv2d.
 torch::Tensor conv(torch::nn::ConvTranspose2d layer, const torch::Tensor& x);
+// sum + conv(layer, x). Where fcn's phase sgemm runs the layer and `sum` is a channels-last float32 tensor of the
+// result's sizes, the upsampled values are added into `sum` itself (no pass of its own over the sum: FCN-8s's three
+// full-resolution scores in the kSame geometry) and `sum` is returned: pass a tensor no one else reads.
+torch::Tensor conv_add(torch::nn::ConvTranspose2d layer, const torch::Tensor& x, torch::Tensor sum);
 // The identity behind it, exposed for tests: conv_transpose2d(x, weight, bias, stride, padding)
 // for a square kernel that is a multiple of `stride`.
 torch::Tensor transposed_as_subpixel_conv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,

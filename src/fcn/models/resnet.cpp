@@ -59,10 +59,10 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t planes, int64_t stride,
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  auto y = relu_in_place(bn1(conv(conv1, x)));
-  y = bn2(conv(conv2, y));
-  if (!conv3.is_empty()) y = bn3(conv(conv3, relu_in_place(y)));
-  const auto identity = downsample_conv.is_empty() ? x : downsample_bn(conv(downsample_conv, x));
+  auto y = conv_bn(conv1, bn1, x, true);
+  y = conv_bn(conv2, bn2, y, !conv3.is_empty());
+  if (!conv3.is_empty()) y = conv_bn(conv3, bn3, y);
+  const auto identity = downsample_conv.is_empty() ? x : conv_bn(downsample_conv, downsample_bn, x);
   return relu_in_place(y + identity);
 }
 
@@ -113,7 +113,7 @@ torch::Tensor ResNetImpl::stage(size_t index, torch::Tensor x) {
 }
 
 Features ResNetImpl::forward(const torch::Tensor& input) {
-  auto x = torch::max_pool2d(relu_in_place(bn1(conv(conv1, input))), 3, 2, 1);
+  auto x = torch::max_pool2d(conv_bn(conv1, bn1, input, true), 3, 2, 1);
   x = stage(0, x);
   Features f;
   f.stride8 = stage(1, x);

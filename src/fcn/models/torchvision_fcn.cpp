@@ -16,7 +16,7 @@ FCNHeadImpl::FCNHeadImpl(int64_t in, int64_t classes) {
   score = register_module("4", torch::nn::Conv2d(torch::nn::Conv2dOptions(inter, classes, 1)));
 }
 
-torch::Tensor FCNHeadImpl::forward(const torch::Tensor& x) { return fcn::conv(score, dropout(relu_in_place(bn(fcn::conv(conv, x))))); }
+torch::Tensor FCNHeadImpl::forward(const torch::Tensor& x) { return fcn::conv(score, dropout(conv_bn(conv, bn, x, true))); }
 
 TorchvisionFCNImpl::TorchvisionFCNImpl(const TorchvisionFCNOptions& options_) : options(options_) {
   if (options.backbone().family() != BackboneFamily::kResNet || options.backbone().depth() < 50)

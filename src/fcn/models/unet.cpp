@@ -67,8 +67,7 @@ DoubleConvImpl::DoubleConvImpl(int64_t in, int64_t out, int64_t padding, bool ba
 
 torch::Tensor DoubleConvImpl::forward(const torch::Tensor& input) {
   if (bn1.is_empty()) return conv_relu(conv2, conv_relu(conv1, input));
-  auto x = relu_in_place(bn1(conv(conv1, input)));
-  return relu_in_place(bn2(conv(conv2, x)));
+  return conv_bn(conv2, bn2, conv_bn(conv1, bn1, input, true), true);
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {

@@ -87,7 +87,7 @@ Features VGGImpl::forward(const torch::Tensor& input) {
   for (size_t i = 0; i < convs_.size(); ++i) {
     const bool pool = static_cast<int>(i) == block_ends_[block];
     if (convs_[i].bn) {  // torchvision's order: conv, batch norm, relu (, pool)
-      x = relu_in_place(convs_[i].bn(conv(convs_[i].conv, x)));
+      x = conv_bn(convs_[i].conv, convs_[i].bn, x, true);
       if (pool) x = torch::max_pool2d(x, 2, 2, 0, 1, ceil_mode());
     } else {
       x = pool ? conv_relu_pool(convs_[i].conv, x, MaxPool{2, 2, 0, ceil_mode()}) : conv_relu(convs_[i].conv, x);
