@@ -63,8 +63,9 @@ struct FastPath {
 // step; 9: an upsampler's rearranged weights kept in inference, its phases laid out without pixel_shuffle on
 // channels-last activations, batch-1 small maps on oneDNN: FCN-8s ResNet-18-w0.25 at 128^2 ~3x faster; 10: upsamplers
 // by fcn's phase sgemm writing the output itself, the kSame sum added in place, batch norms folded into their convs:
-// the same net ~1.5x faster again), so that a choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 10;
+// the same net ~1.5x faster again; 11: the huge-pages allocator merges freed neighbours, as fast as glibc's for that
+// net where it had been 10-25% slower), so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 11;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {
