@@ -239,10 +239,9 @@ torch::Tensor conv_relu_pool(torch::nn::Conv2d layer, const torch::Tensor& x, co
 }
 
 namespace {
-// A stride-s transposed convolution's in x out x (m*s) x (m*s) weight as the (out*s*s) x in x m x m weight of the
-// stride-1 convolution that computes its s*s phases (transposed_as_subpixel_conv), channels (out, ry, rx) as
-// pixel_shuffle reads them, in the activations' layout.
-torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last) {
+// A stride-s transposed convolution's in x out x (m*s) x (m*s) weight as in x out x m x s x m x s (tap a*s + r), the
+// m axes flipped: the taps of its s*s phases' stride-1 m x m convolution (transposed_as_subpixel_conv).
+torch::Tensor flipped_taps(const torch::Tensor& weight, int64_t s) {
   const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
   // A channels-last weight (the net's layout) made contiguous first: LibTorch copies that far faster than it gathers
   // the permuted taps from channels-last strides (U-Net's 1024 -> 512 up-convolution in bf16: 8.2 ms of copying a
@@ -250,17 +249,21 @@ torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool chann
   // below copies anyway.
   auto taps = (m == 1 ? weight.contiguous() : weight).view({in, out, m, s, m, s});
   // flip() always copies: with U-Net's 2x2 stride-2 kernels (m = 1) there is nothing to flip.
-  if (m > 1) taps = taps.flip({2, 4});
-  auto k = taps.permute({1, 3, 5, 0, 2, 4}).reshape({out * s * s, in, m, m});  // out, ry, rx, in, u, v
+  return m > 1 ? taps.flip({2, 4}) : taps;
+}
+
+// Those taps as the (out*s*s) x in x m x m weight of that convolution, channels (out, ry, rx) as pixel_shuffle reads
+// them, in the activations' layout.
+torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t s, bool channels_last) {
+  const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
+  auto k = flipped_taps(weight, s).permute({1, 3, 5, 0, 2, 4}).reshape({out * s * s, in, m, m});  // out, ry, rx, in, u, v
   return channels_last ? k.contiguous(torch::MemoryFormat::ChannelsLast) : k;
 }
 
 // The same taps as phase_gemm_transposed_conv2d's (m*m*in) x (s*s*out) matrix: rows (u, v, in), columns (ry, rx, out).
 torch::Tensor subpixel_phase_weights(const torch::Tensor& weight, int64_t s) {
   const int64_t m = weight.size(2) / s, in = weight.size(0), out = weight.size(1);
-  auto taps = weight.contiguous().view({in, out, m, s, m, s});
-  if (m > 1) taps = taps.flip({2, 4});
-  return taps.permute({2, 4, 0, 3, 5, 1}).reshape({m * m * in, s * s * out}).contiguous();  // u, v, in, ry, rx, out
+  return flipped_taps(weight, s).permute({2, 4, 0, 3, 5, 1}).reshape({m * m * in, s * s * out}).contiguous();  // u, v, in, ry, rx, out
 }
 
 // Inference where the fast path runs fcn's kernels, in float32 on the CPU: fcn's phase sgemm runs the upsampler.
