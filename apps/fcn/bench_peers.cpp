@@ -125,11 +125,14 @@ Timing run_opencv_peer(cv::dnn::Net& net, const BenchOptions& o, int64_t in_chan
 
 nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::vector<int>& thread_counts) {
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-  const bool opencv = o.mode == "infer" && o.device.is_cpu();
+  const bool exported = onnx_exports(model);  // the ONNX peers run fcn's own export
+  const bool opencv = o.mode == "infer" && o.device.is_cpu() && exported;
 #else
-  const bool opencv = false;
+  const bool exported = false, opencv = false;
 #endif
-  const std::string onnxruntime_why = opencv ? onnxruntime_missing() : "needs --mode infer on the CPU and fcn built with ONNX export";
+  const std::string onnxruntime_why = opencv     ? onnxruntime_missing()
+                                      : exported ? "needs --mode infer on the CPU and fcn built with ONNX export"
+                                                 : "only fcn, unet and torchvision-fcn models export to ONNX, not '" + model.net->arch() + "'";
   const bool onnxruntime = opencv && onnxruntime_why.empty();  // on the same ONNX file
   const PeerFiles files(model, o, opencv);
   const std::string what = o.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
@@ -175,6 +178,7 @@ nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::
     }
   }
   if (opencv && !onnxruntime) peers["skipped"]["onnxruntime"] = onnxruntime_why;
+  if (!exported && o.mode == "infer" && o.device.is_cpu()) peers["skipped"]["onnxruntime"] = peers["skipped"]["opencv_dnn"] = onnxruntime_why;
   return peers;
 }
 

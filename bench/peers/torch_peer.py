@@ -1,5 +1,5 @@
 """PyTorch-Python eager peer for `fcn bench --peers`: the same architecture (tests/oracle/nets.py,
-identical parameter names), the same weights (fcn export --pth) and the same input size, timed the
+identical parameter names; torchvision's own fcn_resnet50/101 for fcn's torchvision-fcn), the same weights (fcn export --pth) and the same input size, timed the
 way a PyTorch user runs it (eval, inference_mode, NCHW fp32 eager; train: SGD momentum 0.9,
 gradients set to None between steps).
 
@@ -17,6 +17,7 @@ import sys
 import time
 
 import torch
+import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "oracle"))
 import nets  # noqa: E402
@@ -29,22 +30,39 @@ def unsupported(why):
 
 def build(config):
     backbone = config.get("backbone", {})
+    if config["arch"] == "torchvision-fcn":
+        depth = re.fullmatch(r"resnet(50|101)", backbone["name"])
+        if not depth or backbone["in_channels"] != 3:
+            unsupported(f"torchvision has no fcn on {backbone['name']} with {backbone['in_channels']} input channels")
+        make = getattr(torchvision.models.segmentation, f"fcn_resnet{depth.group(1)}")
+        return make(weights=None, weights_backbone=None, num_classes=config["num_classes"], aux_loss=config["aux"])
     if config["arch"] == "fcn":
-        name = backbone["name"]
-        plain_vgg = re.fullmatch(r"vgg(11|13|16|19)(?:-w([0-9.]+))?", name)
-        if not plain_vgg:
-            unsupported(f"no PyTorch definition of an FCN on {name} here (tests/oracle/nets.py: VGG FCNs and U-Nets)")
-        depth = int(plain_vgg.group(1))
-        width = float(plain_vgg.group(2)) if plain_vgg.group(2) else 1.0
-        common = dict(depth=depth, width=width, in_channels=backbone["in_channels"], fc_channels=config["fc_channels"])
-        if config["geometry"] == "reference":
-            assert config["fc_kernel"] == 7, "nets.CaffeFCN has Caffe's 7x7 fc6"
+        name, same = backbone["name"], config["geometry"] == "same"
+        common = dict(in_channels=backbone["in_channels"], fc_channels=config["fc_channels"], dropout=config["dropout"])
+        other = nets.backbone_from_name(name, backbone["in_channels"], backbone.get("transform_input", False))
+        if other is not None and same:
+            return nets.SameFCN(config["stride"], config["num_classes"], fc_kernel=config["fc_kernel"], backbone=other, **common)
+        vgg = re.fullmatch(r"vgg(11|13|16|19)(_bn)?(?:-w([0-9.]+))?", name)
+        if not vgg:
+            unsupported(f"no PyTorch definition of an FCN on {name} in the {config['geometry']} geometry here "
+                        "(tests/oracle/nets.py)")
+        common.update(depth=int(vgg.group(1)), width=float(vgg.group(3)) if vgg.group(3) else 1.0, batch_norm=bool(vgg.group(2)))
+        if not same:
+            if config["fc_kernel"] != 7:
+                unsupported(f"nets.CaffeFCN has Caffe's 7x7 fc6, not {config['fc_kernel']}x{config['fc_kernel']}")
             return nets.CaffeFCN(config["stride"], config["num_classes"], **common)
         return nets.SameFCN(config["stride"], config["num_classes"], fc_kernel=config["fc_kernel"], **common)
     if config["arch"] == "unet":
         return nets.UNet(config["depth"], config["base_channels"], config["in_channels"], config["num_classes"],
                          config["padding"], config["upsample"], config["batch_norm"])
-    unsupported(f"no PyTorch definition of arch {config['arch']} here (tests/oracle/nets.py: VGG FCNs and U-Nets)")
+    unsupported(f"no PyTorch definition of arch {config['arch']} here (tests/oracle/nets.py: FCNs and U-Nets; torchvision's "
+                "FCN)")
+
+
+def forward(net, x):
+    """The outputs a step trains on: torchvision's segmentation nets return {"out", "aux"}."""
+    y = net(x)
+    return [y["out"]] + ([y["aux"]] if "aux" in y else []) if isinstance(y, dict) else [y]
 
 
 def main():
@@ -87,10 +105,14 @@ def main():
         for i in range(a.warmup + a.runs):
             start = time.perf_counter()
             sgd.zero_grad(set_to_none=True)  # PyTorch 2's default, as fcn's trainer does
-            logits = net(x)
+            outputs = forward(net, x)
             if labels is None:
-                labels = torch.randint(0, logits.shape[1], (logits.shape[0], logits.shape[2], logits.shape[3])).to(device)
-            torch.nn.functional.cross_entropy(logits, labels, ignore_index=255).backward()
+                n, c, h, w = outputs[0].shape
+                labels = torch.randint(0, c, (n, h, w)).to(device)
+            loss = torch.nn.functional.cross_entropy(outputs[0], labels, ignore_index=255)
+            for aux in outputs[1:]:  # torchvision's references: the auxiliary loss at weight 0.5, as fcn's trainer
+                loss = loss + 0.5 * torch.nn.functional.cross_entropy(aux, labels, ignore_index=255)
+            loss.backward()
             sgd.step()
             sync()
             if i >= a.warmup:

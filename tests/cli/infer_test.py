@@ -1745,12 +1745,19 @@ def _():
             mine, theirs = r["ms_per_image"], p["by_threads"][str(r["threads"])]
             assert abs(r["ratio"][peer] - mine / theirs) < 1e-9, (peer, r)
     assert out["cpu_allocator"].startswith("fcn"), out["cpu_allocator"]
-    # A net bench/peers has no PyTorch definition of (an FCN on a ResNet): that peer is skipped with its reason, the
-    # ONNX peers still run (the bench once stopped at the peer's traceback).
+    # An FCN on a ResNet: PyTorch's is nets.SameFCN on nets.ResNet, loaded from fcn's export (strict names).
     out = json.loads(run("bench", "--backbone", "resnet18-w0.125", "--size", 64, "--runs", 1, "--threads", "1", "--peers",
                          "--json").stdout)
-    assert "no PyTorch definition of an FCN on resnet18-w0.125" in out["peers_skipped"]["pytorch"], out["peers_skipped"]
-    assert "pytorch" not in out["peers"] and out["peers"]["opencv_dnn"]["ms_per_image"] > 0, out["peers"]
+    assert out["peers"]["pytorch"]["ms_per_image"] > 0 and "pytorch" not in out.get("peers_skipped", {}), out
+    # A net no peer runs (a classifier: no PyTorch definition in bench/peers, no ONNX export): each peer is skipped
+    # with its reason and fcn's own time stands (the bench once stopped at the peer's traceback, later at the export).
+    out = json.loads(run("bench", "--arch", "classifier", "--backbone", "vgg11-w0.125", "--fc-channels", 16, "--classes", 5,
+                         "--size", 64, "--runs", 1, "--threads", "1", "--peers", "--json").stdout)
+    skipped = out["peers_skipped"]
+    assert "no PyTorch definition of arch classifier" in skipped["pytorch"], skipped
+    for peer in ("opencv_dnn", "onnxruntime"):
+        assert "only fcn, unet and torchvision-fcn models export to ONNX, not 'classifier'" in skipped[peer], skipped
+    assert out["peers"] == {} and out["ms_per_image"] > 0, out
     train = json.loads(run("bench", "--arch", "unet", "--size", 32, "--batch", 2, "--mode", "train", "--runs", 1,
                            "--classes", 3, "--json").stdout)
     assert train["mode"] == "train" and train["ms_per_image"] > 0

@@ -21,6 +21,18 @@ INSTANTIATE_TEST_SUITE_P(Cases, FCNGolden,
                          ::testing::Values("fcn32s_reference", "fcn16s_reference", "fcn8s_reference", "fcn32s_same",
                                            "fcn16s_same", "fcn8s_same"));
 
+// FCNs on the ResNet family against nets.SameFCN on nets.ResNet (torchvision's blocks and stage builder,
+// widths scaled): the backbone, the skips from layer2/layer3 and the folded batch norms of inference.
+INSTANTIATE_TEST_SUITE_P(ResNets, FCNGolden,
+                         ::testing::Values("fcn32s_resnet18-w0.25", "fcn16s_resnet18-w0.25", "fcn8s_resnet18-w0.25", "fcn8s_resnet50-w0.125",
+                                           "fcn8s_resnext50_32x4d-w0.25", "fcn16s_wide_resnet50_2-w0.125"));
+
+// The paper's AlexNet and GoogLeNet (torchvision's Inception modules; once with its transform_input) and VGG with
+// batch norm in both geometries.
+INSTANTIATE_TEST_SUITE_P(OtherBackbones, FCNGolden,
+                         ::testing::Values("fcn8s_alexnet-w0.25", "fcn16s_googlenet-w0.125", "fcn8s_googlenet-w0.25_transform_input",
+                                           "fcn8s_vgg11_bn-w0.25", "fcn8s_reference_vgg11_bn-w0.25"));
+
 FCNOptions small(int64_t stride, Geometry geometry) {
   return FCNOptions().stride(stride).num_classes(4).backbone(BackboneOptions().width(0.125)).geometry(geometry).fc_channels(16);
 }

@@ -133,6 +133,29 @@ def main(out):
         save_case(out, f"fcn{stride}s_reference", m, x, cfg, cases)
         m = randomize(nets.SameFCN(stride, classes, width=width, fc_channels=fc, fc_kernel=3), 100 + stride)
         save_case(out, f"fcn{stride}s_same", m, x, dict(cfg, geometry="same", fc_kernel=3), cases)
+    # FCNs on the ResNet family (fcn's same geometry, no fc6/fc7): torchvision's blocks, widths scaled.
+    for backbone, stride in (("resnet18-w0.25", 32), ("resnet18-w0.25", 16), ("resnet18-w0.25", 8), ("resnet50-w0.125", 8),
+                             ("resnext50_32x4d-w0.25", 8), ("wide_resnet50_2-w0.125", 16)):
+        m = randomize(nets.SameFCN(stride, classes, fc_channels=0, backbone=nets.backbone_from_name(backbone)), 200 + stride)
+        cfg = {"arch": "fcn", "stride": stride, "num_classes": classes, "backbone": {"name": backbone, "in_channels": 3},
+               "geometry": "same", "fc_channels": 0, "fc_kernel": 1, "dropout": 0.5, "learnable_upsampling": True}
+        save_case(out, f"fcn{stride}s_{backbone}", m, x, cfg, cases)
+    # The paper's other nets and VGG with batch norm: AlexNet (fc6 6x6, as its classifier's at 224), GoogLeNet (no
+    # fc6/fc7; once with torchvision's transform_input), vgg11_bn in both geometries.
+    for backbone, stride, fc, k, extra in (("alexnet-w0.25", 8, 32, 6, {}), ("googlenet-w0.125", 16, 0, 1, {}),
+                                           ("googlenet-w0.25", 8, 0, 1, {"transform_input": True}),
+                                           ("vgg11_bn-w0.25", 8, 32, 3, {})):
+        bb = {"name": backbone, "in_channels": 3, **extra}
+        other = nets.backbone_from_name(backbone, 3, bool(extra))
+        kw = dict(backbone=other) if other is not None else dict(depth=11, width=0.25, batch_norm=True)
+        m = randomize(nets.SameFCN(stride, classes, fc_channels=fc, fc_kernel=k, **kw), 300 + stride)
+        cfg = {"arch": "fcn", "stride": stride, "num_classes": classes, "backbone": bb, "geometry": "same", "fc_channels": fc,
+               "fc_kernel": k, "dropout": 0.5, "learnable_upsampling": True}
+        save_case(out, f"fcn{stride}s_{backbone}" + ("_transform_input" if extra else ""), m, x, cfg, cases)
+    m = randomize(nets.CaffeFCN(8, classes, depth=11, width=0.25, fc_channels=32, batch_norm=True), 308)
+    cfg = {"arch": "fcn", "stride": 8, "num_classes": classes, "backbone": {"name": "vgg11_bn-w0.25", "in_channels": 3},
+           "geometry": "reference", "fc_channels": 32, "fc_kernel": 7, "dropout": 0.5, "learnable_upsampling": True}
+    save_case(out, "fcn8s_reference_vgg11_bn-w0.25", m, x, cfg, cases)
     for padding, upsample, bn, size in (("valid", "transposed", False, 140), ("valid", "bilinear", True, 108),
                                         ("same", "transposed", True, 45), ("same", "bilinear", False, 37)):
         m = randomize(nets.UNet(3, 4, 1, 3, padding, upsample, bn), size)

@@ -98,14 +98,19 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
   torch::Tensor labels;
   time_runs([&] {
     clear_gradients(sgd);
-    const auto logits = net.forward(input);
+    const auto outputs = net.forward_with_aux(input);  // auxiliary heads as the trainer runs them
     if (!labels.defined()) {  // a class per pixel (N x H x W), or per image for a classifier (N)
-      auto shape = logits.sizes().vec();
+      auto shape = outputs[0].sizes().vec();
       shape.erase(shape.begin() + 1);
       labels = torch::randint(0, net.num_classes(), shape, torch::TensorOptions().dtype(torch::kLong).device(options.device));
     }
-    const auto scores = logits.to(torch::kFloat);
-    (scores.dim() == 2 ? torch::nn::functional::cross_entropy(scores, labels) : segmentation_loss(scores, labels)).backward();
+    const auto loss_of = [&](const torch::Tensor& logits) {
+      const auto scores = logits.to(torch::kFloat);
+      return scores.dim() == 2 ? torch::nn::functional::cross_entropy(scores, labels) : segmentation_loss(scores, labels);
+    };
+    auto loss = loss_of(outputs[0]);
+    for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i]);  // the trainer's weight
+    loss.backward();
     if (options.communicator) options.communicator->all_reduce_gradients(net.parameters());
     sgd.step();
   });

@@ -23,8 +23,11 @@ struct OnnxExportSummary {
   int64_t input_multiple = 1;                      // dynamic: H and W must be multiples of this
 };
 
+// Whether export_onnx takes this model's net: fcn, unet and torchvision-fcn nets (not a classifier).
+bool onnx_exports(const Model& model);
+
 // Writes `path` atomically after onnx::checker accepts the model. fcn::Error on unsupported
-// models (only fcn and unet nets are exported) or options.
+// models (those onnx_exports refuses) or options.
 OnnxExportSummary export_onnx(const Model& model, const std::string& path, const OnnxExportOptions& options);
 
 }  // namespace fcn
