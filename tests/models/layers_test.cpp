@@ -250,6 +250,28 @@ TEST(ConvLayer, SmallMapsInInferenceEqualLibTorchsConvolution) {
   set_conv_algorithm(ConvAlgorithm::kDirect);
 }
 
+// 1x1 convs on larger maps at one thread, where LibTorch 1.13 runs its _slow_conv2d_forward: oneDNN's kernel under
+// fcn's kernels (the same values as LibTorch's conv2d, within float rounding), LibTorch's own with direct convs.
+TEST(ConvLayer, OneByOneOnLargerMapsAtOneThreadIsOneDnns) {
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch without oneDNN";
+  torch::NoGradGuard no_grad;
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  torch::manual_seed(6);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(64, 96, 1));
+  to_channels_last(*layer);
+  const auto x = torch::randn({2, 64, 24, 20}).contiguous(torch::MemoryFormat::ChannelsLast);  // 30,720 values an image
+  const auto expected = torch::conv2d(x, layer->weight, layer->bias);
+  set_conv_algorithm(ConvAlgorithm::kWinograd);
+  const auto y = conv(layer, x);
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  const auto direct = conv(layer, x);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(y, at::mkldnn_convolution(x, layer->weight, layer->bias, {0, 0}, {1, 1}, {1, 1}, 1)));
+  EXPECT_LE(test::relative_error(y, expected), 1e-5);
+  EXPECT_TRUE(torch::equal(direct, expected));
+}
+
 TEST(ConvTransposeLayer, OtherShapesFallBackToLibTorch) {
   torch::manual_seed(1);
   torch::nn::ConvTranspose2d layer(torch::nn::ConvTranspose2dOptions(4, 2, 3).stride(2).padding(1).output_padding(1));

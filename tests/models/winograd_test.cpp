@@ -222,6 +222,47 @@ TEST(Winograd, UsesTheWeightsAsTheyAreNow) {
   check(x, torch::randn({64, 64, 3, 3}) / 24.0);
 }
 
+// A dilated conv as d*d phase convs in one Winograd batch: every dilation's phases, sides not multiples of d (the
+// phases of unequal sizes), both layouts, bias and the fused ReLU, a batch of 2; and fcn::conv takes this path for a
+// dilated layer in inference (torchvision's FCN, DeepLab) where the phases' batch has the tiles Winograd pays on.
+TEST(Winograd, DilatedConvByPhasesMatchesDirectConvolution) {
+  SKIP_WITHOUT_WINOGRAD();
+  torch::manual_seed(4);
+  torch::NoGradGuard no_grad;
+  for (const int64_t d : {2, 3, 4}) {
+    for (const bool channels_last : {false, true}) {
+      const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+      const auto x = torch::randn({2, 64, 37, 30}).contiguous(format);
+      const auto weight = (torch::randn({80, 64, 3, 3}) / 24.0).contiguous(format);
+      const auto bias = torch::randn({80});
+      const auto expected = torch::conv2d(x, weight, bias, 1, d, d);
+      const auto y = dilated_winograd_conv2d(x, weight, bias, d);
+      SCOPED_TRACE(std::to_string(d) + (channels_last ? " channels-last" : " NCHW"));
+      ASSERT_EQ(y.sizes(), expected.sizes());
+      EXPECT_LE(test::relative_error(y, expected), 1e-4);
+      EXPECT_GT(test::relative_error(y, expected), 0.0) << "bitwise equal: did Winograd run at all?";
+      EXPECT_TRUE(y.is_contiguous(format));
+      EXPECT_LE(test::relative_error(dilated_winograd_conv2d(x, weight, bias, d, /*relu=*/true), expected.relu()), 1e-4);
+    }
+  }
+  const auto w = torch::zeros({64, 64, 3, 3});
+  EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 2, 1, 2, 2));  // phases 4 x 32 x 32
+  EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 4, 1, 4, 4));  // 16 x 16 x 16
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 32, 32}), w, 1, 4, 1, 4, 4));  // phases of 8 x 8
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 1, 1, 1, 1));  // not dilated
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 2, 1, 1, 1));  // padding not d
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 2, 2, 1, 2, 2));  // stride
+  EXPECT_NE(test::error_of([&] { dilated_winograd_conv2d(torch::zeros({1, 64, 8, 8}), w, {}, 1); }).find("dilation >= 2"),
+            std::string::npos);
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(64, 64, 3).padding(2).dilation(2));
+  const auto x = torch::randn({1, 64, 64, 64}).contiguous(torch::MemoryFormat::ChannelsLast);
+  set_conv_algorithm(ConvAlgorithm::kWinograd);
+  const auto y = conv(layer, x);
+  set_conv_algorithm(ConvAlgorithm::kDirect);
+  EXPECT_TRUE(torch::equal(y, dilated_winograd_conv2d(x, layer->weight, layer->bias, 2)));
+  EXPECT_TRUE(torch::equal(conv(layer, x), layer->forward(x)));  // --conv direct: LibTorch's
+}
+
 TEST(Winograd, OnlyLayersItServes) {
   const auto x = torch::zeros({1, 64, 8, 8});
   const auto w = torch::zeros({64, 64, 3, 3});

@@ -86,6 +86,13 @@ bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x,
          (training ? winograd_trains_well(x, g.padding_h) : winograd_infers_well(x, g.padding_h));
 }
 
+// Dilated 3x3 convs (torchvision's FCN, DeepLab) by Winograd on their phases in inference, where the fast path runs
+// fcn's kernels and Winograd pays on the phases (winograd.h).
+bool use_dilated_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
+  if (!fcn_kernels_serve(false)) return false;
+  return dilated_winograd_serves(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
+}
+
 // im2col + sgemm (fcn/models/gemm_conv.h) for fc6-sized weights in inference, where the fast path
 // runs fcn's kernels (the same choice as Winograd's: both are fcn's, on oneDNN's sgemm).
 bool use_gemm(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
@@ -104,18 +111,21 @@ bool use_gemm_training(const ConvGeometry& g, int64_t groups, const torch::Tenso
 
 bool onednn_on() { return at::hasMKLDNN() && at::globalContext().userEnabledMkldnn(); }
 
-// Small maps in inference, where the fast path runs fcn's kernels (ConvAlgorithm::kDirect stays LibTorch's, bitwise):
-// batch 1, kernels larger than 1x1 that fcn's own kernels leave (narrow layers, strided ones). LibTorch 1.13 sends a
-// batch-1 fp32 input of at most 20,480 values under a kernel of at most 3x3 to its _slow_conv2d_forward (im2col +
-// OpenBLAS on one thread), which ran ResNet-18-w0.25's 16-channel 32x32 3x3 layers at 0.1-0.9 ms a call where
-// oneDNN's direct kernel takes 0.04 (AVX-512 Zen 5). 1x1 kernels stay LibTorch's (one sgemm, faster than oneDNN's
-// at these sizes).
-bool use_onednn_small(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
+// Where LibTorch 1.13 would run its _slow_conv2d_forward (im2col + OpenBLAS on one thread) and oneDNN's direct kernel
+// is faster, in inference where the fast path runs fcn's kernels (ConvAlgorithm::kDirect stays LibTorch's, bitwise):
+// - small maps: a batch-1 fp32 input of at most 20,480 values under a kernel of 2x2..3x3 that fcn's own kernels leave
+//   (narrow layers, strided ones): ResNet-18-w0.25's 16-channel 32x32 3x3 layers took 0.1-0.9 ms a call there where
+//   oneDNN's takes 0.04 (AVX-512 Zen 5). 1x1 kernels on such maps stay LibTorch's (one sgemm, faster than oneDNN's).
+// - 1x1 kernels on larger maps at one thread (LibTorch takes oneDNN for them at two or more, and from batch 16):
+//   ResNet-50's bottleneck convs at 64x64 ran at about half oneDNN's speed there, so that torchvision's FCN ResNet-50
+//   at 512^2 took 2.7x as long on one thread as on two (AVX-512 Zen 5; docs/benchmarks.md).
+bool use_onednn(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   if (!fcn_kernels_serve(false) || !onednn_on()) return false;
   if (!x.is_cpu() || x.scalar_type() != torch::kFloat || weight.scalar_type() != torch::kFloat || x.dim() != 4) return false;
   if (g.stride < 1 || g.dilation < 1 || g.padding_h < 0 || groups != 1) return false;
   const int64_t kh = weight.size(2), kw = weight.size(3);
-  return x.size(0) == 1 && kh * kw > 1 && !(kh > 3 && kw > 3) && x.numel() <= 20480;
+  if (kh * kw == 1) return x.size(0) < 16 && x.numel() / x.size(0) > 20480 && at::get_num_threads() == 1;
+  return x.size(0) == 1 && !(kh > 3 && kw > 3) && x.numel() <= 20480;
 }
 
 // A transposed convolution's output less its `padding` on every side.
@@ -153,12 +163,14 @@ torch::Tensor conv_with(const torch::nn::detail::ConvNdOptions<2>& o, const torc
   torch::Tensor y;
   if (use_winograd(g, o.groups(), x, weight)) {
     y = winograd_conv2d(x, weight, bias, g.padding_h, relu);
+  } else if (use_dilated_winograd(g, o.groups(), x, weight)) {
+    y = dilated_winograd_conv2d(x, weight, bias, g.dilation, relu);
   } else if (use_gemm(g, o.groups(), x, weight)) {
     y = gemm_conv2d(x, weight, bias, g.padding_h, relu);
   } else if (use_gemm_training(g, o.groups(), x, weight)) {
     y = gemm_conv2d_trainable(x, weight, bias, g.padding_h);
     if (relu) relu_in_place(y);
-  } else if (use_onednn_small(g, o.groups(), x, weight)) {
+  } else if (use_onednn(g, o.groups(), x, weight)) {
     y = at::mkldnn_convolution(x, weight, bias, {g.padding_h, g.padding_w}, {g.stride, g.stride}, {g.dilation, g.dilation}, 1);
     if (relu) relu_in_place(y);
   } else {

@@ -32,12 +32,17 @@ bool winograd_trains_well(const torch::Tensor& x, int64_t padding) {
 
 int64_t winograd_inference_min_tiles(const CpuInfo& cpu) { return cpu.has("avx512f") ? 64 : 16; }
 
-bool winograd_infers_well(const torch::Tensor& x, int64_t padding) {
+namespace {
+bool infers_well(int64_t batch, int64_t height, int64_t width, int64_t padding) {
   static const int64_t min_tiles = winograd_inference_min_tiles();
-  if (x.dim() != 4) return false;
-  const int64_t rows = x.size(2) + 2 * padding - 2, cols = x.size(3) + 2 * padding - 2;
-  const int64_t tiles = x.size(0) * ((rows + 3) / 4) * ((cols + 3) / 4);
+  const int64_t rows = height + 2 * padding - 2, cols = width + 2 * padding - 2;
+  const int64_t tiles = batch * ((rows + 3) / 4) * ((cols + 3) / 4);
   return rows >= kFcnInferenceMinSide && cols >= kFcnInferenceMinSide && tiles >= min_tiles;
+}
+}  // namespace
+
+bool winograd_infers_well(const torch::Tensor& x, int64_t padding) {
+  return x.dim() == 4 && infers_well(x.size(0), x.size(2), x.size(3), padding);
 }
 
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
@@ -82,6 +87,48 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
   return weight.size(2) == 3 && weight.size(3) == 3 && stride == 1 && dilation == 1 && groups == 1 &&
          padding_h == padding_w && (padding_h == 0 || padding_h == 1) && out % 16 == 0 && in % 16 == 0 &&
          std::min(out, in) >= 64 && x.size(1) == in && x.size(2) + 2 * padding_h >= 3 && x.size(3) + 2 * padding_w >= 3;
+}
+
+namespace {
+// The phases' batch of a dilated conv's input: sides rounded up to a multiple of d (zeros past the input, which the
+// conv's zero padding reads there anyway), phase (p, q) = x[:, :, p::d, q::d] as images p*d+q of every batch
+// element: [d*d*N, C, ceil(H/d), ceil(W/d)], channels-last (Winograd's fastest input).
+torch::Tensor phases_of(const torch::Tensor& x, int64_t d) {
+  const int64_t n = x.size(0), c = x.size(1), h = (x.size(2) + d - 1) / d, w = (x.size(3) + d - 1) / d;
+  auto padded = x;
+  if (h * d != x.size(2) || w * d != x.size(3)) padded = torch::constant_pad_nd(x, {0, w * d - x.size(3), 0, h * d - x.size(2)}, 0.0);
+  auto phases = at::empty({d, d, n, h, w, c}, x.options());
+  // padded as N x h x d x w x d x C (an NHWC view of any layout), permuted to the phases' order
+  phases.copy_(padded.permute({0, 2, 3, 1}).reshape({n, h, d, w, d, c}).permute({2, 4, 0, 1, 3, 5}));
+  return phases.view({d * d * n, h, w, c}).permute({0, 3, 1, 2});
+}
+
+// The inverse: the phase convs' outputs [d*d*N, K, h, w] back to one N x K x H x W map in `layout`.
+torch::Tensor from_phases(const torch::Tensor& y, int64_t d, int64_t n, int64_t height, int64_t width, at::MemoryFormat layout) {
+  const int64_t k = y.size(1), h = y.size(2), w = y.size(3);
+  auto nhwc = y.permute({0, 2, 3, 1}).reshape({d, d, n, h, w, k}).permute({2, 3, 0, 4, 1, 5});  // N, h, d, w, d, K
+  if (h * d == height && w * d == width && layout == at::MemoryFormat::ChannelsLast)
+    return nhwc.contiguous().view({n, height, width, k}).permute({0, 3, 1, 2});
+  const auto full = nhwc.reshape({n, h * d, w * d, k}).permute({0, 3, 1, 2});
+  return full.narrow(2, 0, height).narrow(3, 0, width).contiguous(layout);
+}
+}  // namespace
+
+bool dilated_winograd_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
+                             int64_t groups, int64_t padding_h, int64_t padding_w) {
+  if (dilation < 2 || padding_h != dilation || padding_w != dilation || !winograd_eligible(x, weight, stride, 1, groups, 1, 1))
+    return false;
+  const int64_t d = dilation;
+  return infers_well(d * d * x.size(0), (x.size(2) + d - 1) / d, (x.size(3) + d - 1) / d, 1);
+}
+
+torch::Tensor dilated_winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                      int64_t dilation, bool relu) {
+  if (dilation < 2 || !winograd_eligible(x, weight, 1, 1, 1, 1, 1))
+    fail("winograd convolution", "a dilated conv by phases needs dilation >= 2, a float32 CPU N x C x H x W input and a 3x3 "
+                                 "weight with channels in multiples of 16");
+  const auto y = winograd_conv2d(phases_of(x, dilation), weight, bias, 1, relu);
+  return from_phases(y, dilation, x.size(0), x.size(2), x.size(3), x.suggest_memory_format());
 }
 
 #ifdef FCN_WITH_ONEDNN

@@ -106,6 +106,18 @@ bool winograd_infers_well(const torch::Tensor& x, int64_t padding);
 bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
                        int64_t groups, int64_t padding_h, int64_t padding_w);
 
+// A dilated 3x3 conv (dilation d > 1, stride 1, padding d: the 'same' atrous conv of DeepLab and torchvision's FCN)
+// is d*d ordinary 3x3 convs with padding 1, one on each phase x[:, :, p::d, q::d] of its input. In inference, where
+// fcn's Winograd would serve such a phase conv and pays on the d*d phases as one batch, dilated_winograd_conv2d
+// runs it so.
+bool dilated_winograd_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
+                             int64_t groups, int64_t padding_h, int64_t padding_w);
+// conv2d(x, weight, bias, stride 1, padding d, dilation d) by Winograd on the phases (see above); relu as in
+// winograd_conv2d. The result has x's layout. Throws fcn::Error for a layer dilated_winograd_serves does not take
+// (its tile-count rule aside).
+torch::Tensor dilated_winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                      int64_t dilation, bool relu = false);
+
 // conv2d(x, weight, bias, stride 1, padding) by Winograd; x float32 on the CPU, NCHW or
 // channels-last (the result has x's layout). Throws fcn::Error for a layer it does not serve. In
 // grad mode, with an input that requires grad, it runs the training conv algorithm's kernels (fcn's
