@@ -66,6 +66,34 @@ TEST(ChannelsLastTrainer, GradientsMatchLibTorch) {
   EXPECT_NE(test::error_of([&] { torch::autograd::grad({y.sum()}, {x}, {}, true, true); }).find("double backward"), std::string::npos);
 }
 
+// A 1x1 stride-1 conv on a larger map at one thread, where LibTorch 1.13 would run its _slow_conv2d path: the forward
+// pass and the input gradient by oneDNN's kernel (the input gradient as the 1x1 conv of dy by the transposed weight),
+// against LibTorch's autograd; at two threads, or on a small map, LibTorch's own call (bitwise).
+TEST(ChannelsLastTrainer, OneByOneOnLargerMapsAtOneThreadIsOneDnns) {
+  SKIP_WITHOUT_ONEDNN();
+  const int threads = at::get_num_threads();
+  for (const int t : {1, 2}) {
+    at::set_num_threads(t);
+    for (const int64_t side : {32, 8}) {  // 48 x 32 x 32 = 49,152 values an image; 3,072
+      SCOPED_TRACE(std::to_string(t) + " thread(s), " + std::to_string(side) + "^2");
+      torch::manual_seed(side);
+      const auto x = torch::randn({2, 48, side, side}).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+      const auto weight = (torch::randn({80, 48, 1, 1}) / 7.0).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+      const auto bias = torch::randn({80}).requires_grad_(true);
+      EXPECT_EQ(onednn_beats_libtorch_1x1(x, weight, {1, 1}, {0, 0}), t == 1 && side == 32);
+      EXPECT_FALSE(onednn_beats_libtorch_1x1(x, weight, {2, 2}, {0, 0}));  // strided: LibTorch takes oneDNN itself
+      const auto expected = torch::conv2d(x, weight, bias);
+      const auto y = channels_last_conv2d(x, weight, bias, {1, 1}, {0, 0}, {1, 1});
+      EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-5);
+      if (t == 2 || side == 8) EXPECT_TRUE(torch::equal(y.detach(), expected.detach()));
+      const auto wanted = test::gradient_inputs(x, weight, bias, true, true);
+      const auto [got, oracle] = test::gradients_against(y, expected, wanted);
+      for (size_t i = 0; i < wanted.size(); ++i) EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-5) << "gradient " << i;
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(ChannelsLastTrainer, ServesOnlyWhatItCan) {
   SKIP_WITHOUT_ONEDNN();
   const auto cl = [](torch::Tensor t) { return t.contiguous(torch::MemoryFormat::ChannelsLast); };

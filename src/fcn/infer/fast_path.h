@@ -65,9 +65,10 @@ struct FastPath {
 // by fcn's phase sgemm writing the output itself, the kSame sum added in place, batch norms folded into their convs:
 // the same net ~1.5x faster again; 11: the huge-pages allocator merges freed neighbours, as fast as glibc's for that
 // net where it had been 10-25% slower; 12: dilated 3x3 convs by Winograd on their phases, 1x1 convs on larger maps at
-// one thread by oneDNN: torchvision's FCN ResNet-50 at 512^2 1.7x faster at one thread, 1.15x at two), so that a
-// choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 12;
+// one thread by oneDNN: torchvision's FCN ResNet-50 at 512^2 1.7x faster at one thread, 1.15x at two; 13: those 1x1
+// convs in channels-last training too, forward and input gradient: its 320^2 step 1.15-1.3x faster at one thread), so
+// that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 13;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

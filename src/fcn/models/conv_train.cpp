@@ -23,6 +23,16 @@
 #include "fcn/util/error.h"
 
 namespace fcn {
+
+bool onednn_beats_libtorch_1x1(const torch::Tensor& x, const torch::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding) {
+  if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn() || !x.is_cpu() || x.dim() != 4 || weight.dim() != 4 ||
+      x.scalar_type() != torch::kFloat || weight.scalar_type() != torch::kFloat)
+    return false;
+  const bool one_by_one = weight.size(2) == 1 && weight.size(3) == 1 && x.size(1) == weight.size(1);
+  const bool plain = stride.size() == 2 && stride[0] == 1 && stride[1] == 1 && padding.size() == 2 && padding[0] == 0 && padding[1] == 0;
+  return one_by_one && plain && x.size(0) > 0 && x.size(0) < 16 && x.numel() / x.size(0) > 20480 && at::get_num_threads() == 1;
+}
+
 #ifdef FCN_WITH_ONEDNN
 namespace {
 
@@ -154,6 +164,8 @@ class ChannelsLastConv : public torch::autograd::Function<ChannelsLastConv> {
     ctx->saved_data["geometry"] = geometry;
     ctx->saved_data["bias"] = bias.numel() > 0;
     const auto g = unpack(geometry);
+    if (onednn_beats_libtorch_1x1(x, weight, g.stride, g.padding))
+      return at::mkldnn_convolution(x, weight, bias.numel() > 0 ? bias : at::Tensor(), g.padding, g.stride, g.dilation, 1);
     return at::convolution(x, weight, bias.numel() > 0 ? bias : at::Tensor(), g.stride, g.padding, g.dilation, false, {0, 0}, 1);
   }
 
@@ -166,7 +178,11 @@ class ChannelsLastConv : public torch::autograd::Function<ChannelsLastConv> {
     const bool bias = ctx->saved_data["bias"].toBool();
     const auto dy = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0))
+    if (ctx->needs_input_grad(0) && onednn_beats_libtorch_1x1(dy, weight.transpose(0, 1), g.stride, g.padding))
+      // a 1x1 stride-1 conv's input gradient is the 1x1 conv of dy by the transposed weight (C x K)
+      dx = at::mkldnn_convolution(dy, weight.transpose(0, 1).contiguous(at::MemoryFormat::ChannelsLast), at::Tensor(), {0, 0},
+                                  {1, 1}, {1, 1}, 1);
+    else if (ctx->needs_input_grad(0))
       dx = std::get<0>(at::convolution_backward(dy, x, weight, c10::nullopt, g.stride, g.padding, g.dilation, false, {0, 0}, 1,
                                                 {true, false, false}));
     if (ctx->needs_input_grad(1) || (bias && ctx->needs_input_grad(2))) {

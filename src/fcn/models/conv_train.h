@@ -20,6 +20,13 @@ namespace fcn {
 bool channels_last_trainer_serves(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 
+// A 1x1 stride-1 unpadded float32 CPU convolution that LibTorch 1.13 would run by its _slow_conv2d_forward/backward
+// (im2col-free OpenBLAS on NCHW copies): one thread, a batch under 16, more than 20,480 values an image (smaller maps
+// are faster there). oneDNN's kernel, which LibTorch itself takes at two threads or more, ran ResNet-50's bottleneck
+// convs at 64x64 about twice as fast on one AVX-512 Zen 5 core, and even to a little faster on its AVX2 proxy. False
+// without oneDNN in LibTorch.
+bool onednn_beats_libtorch_1x1(const torch::Tensor& x, const torch::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding);
+
 // conv2d(x, weight, bias, stride, padding, dilation) with autograd (first derivatives only: no
 // create_graph); the weight gradient in the weight's own layout, as LibTorch's backward gives it.
 // Throws fcn::Error for a layer it does not serve.

@@ -116,15 +116,14 @@ bool onednn_on() { return at::hasMKLDNN() && at::globalContext().userEnabledMkld
 // - small maps: a batch-1 fp32 input of at most 20,480 values under a kernel of 2x2..3x3 that fcn's own kernels leave
 //   (narrow layers, strided ones): ResNet-18-w0.25's 16-channel 32x32 3x3 layers took 0.1-0.9 ms a call there where
 //   oneDNN's takes 0.04 (AVX-512 Zen 5). 1x1 kernels on such maps stay LibTorch's (one sgemm, faster than oneDNN's).
-// - 1x1 kernels on larger maps at one thread (LibTorch takes oneDNN for them at two or more, and from batch 16):
-//   ResNet-50's bottleneck convs at 64x64 ran at about half oneDNN's speed there, so that torchvision's FCN ResNet-50
+// - 1x1 kernels on larger maps at one thread (onednn_beats_libtorch_1x1, conv_train.h): torchvision's FCN ResNet-50
 //   at 512^2 took 2.7x as long on one thread as on two (AVX-512 Zen 5; docs/benchmarks.md).
 bool use_onednn(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
   if (!fcn_kernels_serve(false) || !onednn_on()) return false;
   if (!x.is_cpu() || x.scalar_type() != torch::kFloat || weight.scalar_type() != torch::kFloat || x.dim() != 4) return false;
   if (g.stride < 1 || g.dilation < 1 || g.padding_h < 0 || groups != 1) return false;
   const int64_t kh = weight.size(2), kw = weight.size(3);
-  if (kh * kw == 1) return x.size(0) < 16 && x.numel() / x.size(0) > 20480 && at::get_num_threads() == 1;
+  if (kh * kw == 1) return onednn_beats_libtorch_1x1(x, weight, {g.stride, g.stride}, {g.padding_h, g.padding_w});
   return x.size(0) == 1 && !(kh > 3 && kw > 3) && x.numel() <= 20480;
 }
 
