@@ -148,7 +148,7 @@ nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::
   cv::dnn::Net opencv_net;
   if (opencv) opencv_net = cv::dnn::readNetFromONNX(files.onnx);
 #endif
-  bool torch_defined = true;  // bench/peers has a PyTorch definition of this net (VGG FCNs and U-Nets)
+  bool torch_defined = true;  // bench/peers has a PyTorch definition of this net (FCNs, U-Nets, torchvision's FCN)
   for (const int threads : thread_counts) {
     for (const bool tuned : {false, true}) {
       if ((tuned && !o.device.is_cpu()) || !torch_defined) continue;  // host malloc settings do not reach a GPU's memory
