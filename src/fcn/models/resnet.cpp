@@ -63,7 +63,8 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
   y = conv_bn(conv2, bn2, y, !conv3.is_empty());
   if (!conv3.is_empty()) y = conv_bn(conv3, bn3, y);
   const auto identity = downsample_conv.is_empty() ? x : conv_bn(downsample_conv, downsample_bn, x);
-  return relu_in_place(y + identity);
+  // In inference the sum goes into y, the block's own fresh output: one map fewer to allocate and write.
+  return relu_in_place(torch::GradMode::is_enabled() ? y + identity : y.add_(identity));
 }
 
 ResNetImpl::ResNetImpl(const BackboneOptions& options_) : BackboneImpl(options_) {
