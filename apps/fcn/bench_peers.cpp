@@ -124,15 +124,17 @@ Timing run_opencv_peer(cv::dnn::Net& net, const BenchOptions& o, int64_t in_chan
 }  // namespace
 
 nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::vector<int>& thread_counts) {
+  // The ONNX peers (OpenCV DNN, ONNX Runtime) run fcn's own export, in inference on the CPU.
 #if defined(FCN_WITH_OPENCV) && defined(FCN_WITH_ONNX)
-  const bool exported = onnx_exports(model);  // the ONNX peers run fcn's own export
-  const bool opencv = o.mode == "infer" && o.device.is_cpu() && exported;
+  const std::string not_exported = onnx_refusal(model);
 #else
-  const bool exported = false, opencv = false;
+  const std::string not_exported = "fcn was built without ONNX export or OpenCV";
 #endif
-  const std::string onnxruntime_why = opencv     ? onnxruntime_missing()
-                                      : exported ? "needs --mode infer on the CPU and fcn built with ONNX export"
-                                                 : "only fcn, unet and torchvision-fcn models export to ONNX, not '" + model.net->arch() + "'";
+  const bool onnx_peers_apply = o.mode == "infer" && o.device.is_cpu();
+  const bool opencv = onnx_peers_apply && not_exported.empty();
+  const std::string onnxruntime_why = !onnx_peers_apply     ? "needs --mode infer on the CPU"
+                                      : !not_exported.empty() ? not_exported
+                                                              : onnxruntime_missing();
   const bool onnxruntime = opencv && onnxruntime_why.empty();  // on the same ONNX file
   const PeerFiles files(model, o, opencv);
   const std::string what = o.mode == "infer" ? "PyTorch-Python eager, NCHW fp32, inference_mode"
@@ -177,8 +179,8 @@ nlohmann::json time_peers(const Model& model, const BenchOptions& o, const std::
               {"what", "ONNX Runtime (onnxruntime-node, CPU, graph optimisation all) on fcn export --onnx"}});
     }
   }
-  if (opencv && !onnxruntime) peers["skipped"]["onnxruntime"] = onnxruntime_why;
-  if (!exported && o.mode == "infer" && o.device.is_cpu()) peers["skipped"]["onnxruntime"] = peers["skipped"]["opencv_dnn"] = onnxruntime_why;
+  if (onnx_peers_apply && !onnxruntime) peers["skipped"]["onnxruntime"] = onnxruntime_why;
+  if (onnx_peers_apply && !opencv) peers["skipped"]["opencv_dnn"] = not_exported;
   return peers;
 }
 

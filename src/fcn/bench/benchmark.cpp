@@ -104,13 +104,10 @@ Timing time_net(NetImpl& net, const BenchOptions& options) {
       shape.erase(shape.begin() + 1);
       labels = torch::randint(0, net.num_classes(), shape, torch::TensorOptions().dtype(torch::kLong).device(options.device));
     }
-    const auto loss_of = [&](const torch::Tensor& logits) {
+    loss_with_aux(outputs, [&](const torch::Tensor& logits) {
       const auto scores = logits.to(torch::kFloat);
       return scores.dim() == 2 ? torch::nn::functional::cross_entropy(scores, labels) : segmentation_loss(scores, labels);
-    };
-    auto loss = loss_of(outputs[0]);
-    for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i]);  // the trainer's weight
-    loss.backward();
+    }).backward();
     if (options.communicator) options.communicator->all_reduce_gradients(net.parameters());
     sgd.step();
   });

@@ -178,10 +178,9 @@ class ChannelsLastConv : public torch::autograd::Function<ChannelsLastConv> {
     const bool bias = ctx->saved_data["bias"].toBool();
     const auto dy = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0) && onednn_beats_libtorch_1x1(dy, weight.transpose(0, 1), g.stride, g.padding))
-      // a 1x1 stride-1 conv's input gradient is the 1x1 conv of dy by the transposed weight (C x K)
-      dx = at::mkldnn_convolution(dy, weight.transpose(0, 1).contiguous(at::MemoryFormat::ChannelsLast), at::Tensor(), {0, 0},
-                                  {1, 1}, {1, 1}, 1);
+    const auto transposed = weight.transpose(0, 1);  // C x K: a 1x1 stride-1 conv's input gradient is dy's conv by it
+    if (ctx->needs_input_grad(0) && onednn_beats_libtorch_1x1(dy, transposed, g.stride, g.padding))
+      dx = at::mkldnn_convolution(dy, transposed.contiguous(at::MemoryFormat::ChannelsLast), at::Tensor(), {0, 0}, {1, 1}, {1, 1}, 1);
     else if (ctx->needs_input_grad(0))
       dx = std::get<0>(at::convolution_backward(dy, x, weight, c10::nullopt, g.stride, g.padding, g.dilation, false, {0, 0}, 1,
                                                 {true, false, false}));

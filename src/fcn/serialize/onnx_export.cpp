@@ -490,17 +490,19 @@ onnx::ModelProto empty_model(const std::string& arch, int64_t opset_version) {
 
 }  // namespace
 
-bool onnx_exports(const Model& model) {
+std::string onnx_refusal(const Model& model) {
   const auto* net = model.net.get();
-  return dynamic_cast<const FCNImpl*>(net) != nullptr || dynamic_cast<const UNetImpl*>(net) != nullptr ||
-         dynamic_cast<const TorchvisionFCNImpl*>(net) != nullptr;
+  if (dynamic_cast<const FCNImpl*>(net) != nullptr || dynamic_cast<const UNetImpl*>(net) != nullptr ||
+      dynamic_cast<const TorchvisionFCNImpl*>(net) != nullptr)
+    return "";
+  return "only fcn, unet and torchvision-fcn models export to ONNX, not '" + net->arch() + "'";
 }
 
 OnnxExportSummary export_onnx(const Model& model, const std::string& path, const OnnxExportOptions& options) {
   auto* fcn_net = dynamic_cast<FCNImpl*>(model.net.get());
   auto* unet = dynamic_cast<UNetImpl*>(model.net.get());
   auto* torchvision = dynamic_cast<TorchvisionFCNImpl*>(model.net.get());
-  if (!onnx_exports(model)) fail(path, "only fcn, unet and torchvision-fcn models export to ONNX, not '" + model.net->arch() + "'");
+  if (const auto refusal = onnx_refusal(model); !refusal.empty()) fail(path, refusal);
   if (torchvision != nullptr && options.dynamic)
     fail("OnnxExportOptions.dynamic", "torchvision-fcn resizes to the input's size: export it at a fixed size");
   if (options.opset < 11) fail("OnnxExportOptions.opset", std::to_string(options.opset) + " is below 11 (Resize and Pad need 11+)");

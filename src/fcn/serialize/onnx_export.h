@@ -23,11 +23,11 @@ struct OnnxExportSummary {
   int64_t input_multiple = 1;                      // dynamic: H and W must be multiples of this
 };
 
-// Whether export_onnx takes this model's net: fcn, unet and torchvision-fcn nets (not a classifier).
-bool onnx_exports(const Model& model);
+// Why export_onnx refuses this model's net (a classifier); empty for the fcn, unet and torchvision-fcn nets it takes.
+std::string onnx_refusal(const Model& model);
 
 // Writes `path` atomically after onnx::checker accepts the model. fcn::Error on unsupported
-// models (those onnx_exports refuses) or options.
+// models (onnx_refusal's reason) or options.
 OnnxExportSummary export_onnx(const Model& model, const std::string& path, const OnnxExportOptions& options);
 
 }  // namespace fcn

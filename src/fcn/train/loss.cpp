@@ -59,6 +59,12 @@ torch::Tensor reduce(const torch::Tensor& sums, Reduction reduction) {
 
 }  // namespace
 
+torch::Tensor loss_with_aux(const std::vector<torch::Tensor>& outputs, const std::function<torch::Tensor(const torch::Tensor&)>& loss_of) {
+  auto loss = loss_of(outputs.at(0));
+  for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i]);
+  return loss;
+}
+
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& class_weights,
                                 Reduction reduction, int64_t ignore, const torch::Tensor& pixel_weights, const BatchSum& batch_sum) {
   check_shapes(logits, targets, "segmentation_loss");

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -33,6 +34,10 @@ using BatchSum = std::function<torch::Tensor(const torch::Tensor&)>;
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& targets,
                                 const torch::Tensor& class_weights = {}, Reduction reduction = Reduction::kMean,
                                 int64_t ignore = 255, const torch::Tensor& pixel_weights = {}, const BatchSum& batch_sum = {});
+
+// The training loss of a net's outputs (NetImpl::forward_with_aux): loss_of(outputs[0]) plus each auxiliary head's
+// (torchvision's FCN) at weight 0.5, as torchvision's references train it. The trainer's and fcn bench's step.
+torch::Tensor loss_with_aux(const std::vector<torch::Tensor>& outputs, const std::function<torch::Tensor(const torch::Tensor&)>& loss_of);
 
 // Soft Dice loss over the batch's valid pixels: 1 - mean_c (2 sum p_c g_c + s) / (sum p_c + sum g_c + s)
 // with p = softmax(logits) and g the one-hot targets, every class in the mean (Pytorch-UNet's

@@ -328,9 +328,7 @@ class Run {
     auto input = model_input(model_, batch.images, train_.dir()).to(options_.device());
     if (path_.channels_last) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
     const auto outputs = model_.net->forward_with_aux(input);
-    auto loss = loss_of(outputs[0], targets, pixel_weights);
-    // Auxiliary heads (torchvision's FCN) join the loss at weight 0.5, as torchvision's references do.
-    for (size_t i = 1; i < outputs.size(); ++i) loss = loss + 0.5 * loss_of(outputs[i], targets, pixel_weights);
+    const auto loss = loss_with_aux(outputs, [&](const torch::Tensor& logits) { return loss_of(logits, targets, pixel_weights); });
     const double value = loss.item<double>();
     if (!std::isfinite(value))
       fail(dir(), "training diverged: loss is " + number_text(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
