@@ -44,7 +44,7 @@ void BM_VggConvBlock(benchmark::State& state) {
 }
 BENCHMARK(BM_VggConvBlock)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Unit(benchmark::kMillisecond);
 
-// One eligible 3x3 layer of FCN-8s VGG16 at 500x500 (the reference geometry: conv1 at 698x698), with
+// One eligible 3x3 layer of FCN-8s VGG16 at 500x500 (the reference geometry: conv1 at 698x698) and others, with
 // its ReLU, channels-last fp32 inference: LibTorch's direct convolution (arg 3 = 0) or fcn's Winograd (1).
 void BM_Winograd3x3(benchmark::State& state) {
   const int64_t in = state.range(0), out = state.range(1), size = state.range(2);
@@ -69,6 +69,12 @@ BENCHMARK(BM_Winograd3x3)
     ->ArgsProduct({{256}, {512}, {88}, {0, 1}})
     ->ArgsProduct({{512}, {512}, {88}, {0, 1}})
     ->ArgsProduct({{512}, {512}, {44}, {0, 1}})
+    // Layers whose transformed weights exceed 64 MiB, run in blocks of input channels (winograd_tiles.h): U-Net's
+    // 1024-channel levels at 512x512 and torchvision's FCN head (2048 -> 512 at 512x512's stride 8)
+    ->ArgsProduct({{512}, {1024}, {32}, {0, 1}})
+    ->ArgsProduct({{1024}, {1024}, {32}, {0, 1}})
+    ->ArgsProduct({{1024}, {512}, {64}, {0, 1}})
+    ->ArgsProduct({{2048}, {512}, {64}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
 // Inference on small maps (U-Net's and small inputs' deep levels): a K x K 3x3 layer on a batch of

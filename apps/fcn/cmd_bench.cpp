@@ -164,6 +164,11 @@ void print_text(const nlohmann::json& r, int64_t rows) {
               r["cpu"].get<std::string>().c_str(), r["isa"].get<std::string>().c_str(), gpu ? "on " : "",
               gpu ? (r["device"].get<std::string>() + ": ").c_str() : "", r["sgemm_gflops_per_s"].get<double>(), conv_peak,
               r["dtype"].get<std::string>().c_str());
+  const auto core = r["blas"]["openblas_core"].get<std::string>();
+  if (!gpu && !core.empty() && !openblas_core_has_avx2_kernels(core) && cpu_info().has("avx2"))
+    std::printf("note: OpenBLAS, LibTorch's BLAS, runs its %s kernels on this CPU, which it predates (SGEMM %.0f GFLOP/s). fcn's "
+                "GEMMs are oneDNN's; for LibTorch's own (torch::mm, nn::Linear) set OPENBLAS_CORETYPE=%s\n",
+                printable(core).c_str(), r["blas"]["sgemm_gflops_per_s"].get<double>(), cpu_info().has("avx512f") ? "SkylakeX" : "Haswell");
   for (const auto& run : r["runs"])
     std::printf("  fcn, %d thread(s): %9.1f ms/image  %6.2f images/s  %6.1f GFLOP/s (%.0f%% of conv peak)  [%.1f .. %.1f ms]\n",
                 run["threads"].get<int>(), run["ms_per_image"].get<double>(), run["images_per_s"].get<double>(),
@@ -299,6 +304,16 @@ void check_nproc(const BenchFlags& f) {
     fail("--batch", std::to_string(f.options.batch) + " does not split evenly over --nproc " + std::to_string(f.nproc) + " ranks");
 }
 
+// The machine a run measured: its CPU and ISA class, and LibTorch's BLAS on its own with OpenBLAS's kernels for this
+// CPU ("" where the BLAS is another one).
+nlohmann::json machine_json(const SgemmPeak& gemm) {
+  return {{"cpu", cpu_info().model},
+          {"isa", cpu_info().isa_class()},
+          {"isa_flags", cpu_info().flags},
+          {"openblas_threads", openblas_threads()},  // 0: LibTorch's BLAS is not OpenBLAS's own pthreads pool
+          {"blas", {{"sgemm_gflops_per_s", gemm.libtorch_blas}, {"openblas_core", openblas_core()}}}};
+}
+
 void run_bench(BenchFlags& f) {
   if (const char* output = std::getenv(kRankOutput); output != nullptr && std::getenv("RANK") != nullptr) {
     std::tie(f.options.height, f.options.width) = parse_size(f.size, "--size");
@@ -327,7 +342,8 @@ void run_bench(BenchFlags& f) {
   const double gflop = forward_flops(*model.net, f.options.height, f.options.width) * 1e-9 * static_cast<double>(f.options.batch) *
                        (f.options.mode == "train" ? 3.0 : 1.0);  // backward ~ 2x forward
   torch::set_num_threads(*std::max_element(f.threads.begin(), f.threads.end()));
-  const double gemm = sgemm_gflops(f.options.device), conv_peak = conv_gflops(parse_dtype(f.options.dtype), f.options.device);
+  const auto gemm = sgemm_peak(f.options.device);
+  const double conv_peak = conv_gflops(parse_dtype(f.options.dtype), f.options.device);
   const auto runs = time_fcn(model, f, gflop);
   const double rss = peak_rss_mib();
   // Peers after fcn, so fcn's peak memory is its own. They time shapes, not values: the weights
@@ -339,14 +355,11 @@ void run_bench(BenchFlags& f) {
                            {"device", f.options.device.str()}, {"channels_last", runs.back()["path"]["layout"] == "channels_last"},
                            {"path", runs.back()["path"]},
                            {"gflop_per_run", gflop}, {"runs", runs}, {"ms_per_image", best["ms_per_image"]},
-                           {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm}, {"conv_gflops_per_s", conv_peak},
+                           {"gflops_per_s", best["gflops_per_s"]}, {"sgemm_gflops_per_s", gemm.best}, {"conv_gflops_per_s", conv_peak},
                            {"fraction_of_conv_peak", best["gflops_per_s"].get<double>() / conv_peak},
                            {"peak_rss_mib", rss}, {"peers", f.peers ? time_peers(model, f.options, f.threads) : nlohmann::json::object()},
-                           {"cpu_allocator", runs.back()["cpu_allocator"]},
-                           {"cpu", cpu_info().model},
-                           {"isa", cpu_info().isa_class()},
-                           {"isa_flags", cpu_info().flags},
-                           {"openblas_threads", openblas_threads()}};  // 0: LibTorch's BLAS is not OpenBLAS's own pthreads pool
+                           {"cpu_allocator", runs.back()["cpu_allocator"]}};
+  result.update(machine_json(gemm));
   if (result["peers"].contains("skipped")) {  // not timed, and why: kept apart from the peers' ratios
     result["peers_skipped"] = result["peers"]["skipped"];
     result["peers"].erase("skipped");

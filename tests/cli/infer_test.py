@@ -1730,6 +1730,26 @@ def _():
     assert len(lines.splitlines()) <= 45
 
 
+@check("bench: a note where OpenBLAS runs kernels older than the CPU, none where they fit")
+def _():
+    def bench(core):
+        env = dict(os.environ, OPENBLAS_CORETYPE=core)
+        args = ["bench", "--backbone", "vgg16-w0.0625", "--geometry", "same", "--size", "32", "--runs", "1", "--threads", "1"]
+        text = subprocess.run([FCN, *args], capture_output=True, text=True, timeout=300, env=env, check=True).stdout
+        out = json.loads(subprocess.run([FCN, *args, "--json"], capture_output=True, text=True, timeout=300, env=env,
+                                        check=True).stdout)
+        return text, out["blas"]["openblas_core"]
+    text, core = bench("Prescott")  # OpenBLAS's SSE3 kernels, what an OpenBLAS older than the CPU falls back to
+    if core == "":
+        print("  (skipped: LibTorch's BLAS here is not OpenBLAS)")
+        return
+    assert core == "Prescott", core
+    assert "note: OpenBLAS, LibTorch's BLAS, runs its Prescott kernels on this CPU" in text, text
+    assert "OPENBLAS_CORETYPE=" in text, text
+    text, core = bench("Haswell")
+    assert core == "Haswell" and "note: OpenBLAS" not in text, (core, text)
+
+
 @check("bench --peers --json: every figure, PyTorch-Python and OpenCV DNN peers on the same model")
 def _():
     out = json.loads(run("bench", "--backbone", "vgg16-w0.0625", "--geometry", "same", "--size", 64, "--runs", 2,
@@ -1738,6 +1758,9 @@ def _():
                 "peak_rss_mib"):
         assert out[key] > 0, (key, out)
     assert [r["threads"] for r in out["runs"]] == [1, 2]
+    # The SGEMM peak is the faster of LibTorch's BLAS and oneDNN's sgemm; the BLAS's own and OpenBLAS's kernels beside.
+    assert 0 < out["blas"]["sgemm_gflops_per_s"] <= out["sgemm_gflops_per_s"], out["blas"]
+    assert isinstance(out["blas"]["openblas_core"], str), out["blas"]
     for peer in ("pytorch", "pytorch_tuned_malloc", "opencv_dnn"):
         p = out["peers"][peer]
         assert p["ms_per_image"] > 0 and abs(p["ratio"] - out["ms_per_image"] / p["ms_per_image"]) < 1e-9, (peer, p)

@@ -13,6 +13,8 @@
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/layers.h"
 #include "fcn/models/registry.h"
+#include "fcn/models/winograd_tiles.h"
+#include "fcn/util/allocator.h"
 #include "fcn/util/error.h"
 #include "test_util.h"
 
@@ -48,6 +50,38 @@ TEST(Winograd, MatchesDirectConvolution) {
     const auto fused = winograd_conv2d(x, weight, bias, k.padding, /*relu=*/true);  // ReLU in the output pass
     EXPECT_LE(test::relative_error(fused, expected.relu()), 1e-4);
     EXPECT_EQ(fused.min().item<float>(), 0.f);
+  }
+}
+
+// A layer whose transformed weights (36 x K x C floats) exceed 64 MiB runs a block of input channels at a time where
+// the blocks read them fewer times, the blocks' outputs summed: the same convolution, holding less than the whole
+// layer's transformed weights at once (1024 -> 512: 72 MiB, as fcn's allocator counts the most in use at once).
+TEST(Winograd, LargeLayersRunInBlocksOfInputChannels) {
+  SKIP_WITHOUT_WINOGRAD();
+  EXPECT_EQ(winograd_input_channel_blocks(512, 512, 484), 1);    // VGG's 512-channel layers: 36 MiB
+  EXPECT_EQ(winograd_input_channel_blocks(512, 2048, 256), 3);   // torchvision's FCN head at 512x512: 144 MiB
+  EXPECT_EQ(winograd_input_channel_blocks(512, 1024, 256), 2);   // U-Net 512x512, 1024 -> 512 at 64x64
+  EXPECT_EQ(winograd_input_channel_blocks(1024, 1024, 64), 1);   // and 1024 -> 1024 at 32x32: no fewer reads
+  EXPECT_EQ(winograd_input_channel_blocks(512, 2048, 16), 1);    // one chunk either way
+  EXPECT_EQ(winograd_input_channel_blocks(1 << 16, 16, 256), 1);  // never less than 16 channels a block
+  torch::manual_seed(0);
+  const bool measured = std::getenv("FCN_CPU_ALLOCATOR") == nullptr && std::getenv("FCN_CPU_CACHE_MIB") == nullptr &&
+                        set_cpu_allocator_policy(CpuAllocatorPolicy::kHugePages) == CpuAllocatorPolicy::kHugePages;
+  for (const bool channels_last : {false, true}) {
+    const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto x = torch::randn({1, 1024, 31, 32}).contiguous(format);  // 8 x 8 tiles: 2 chunks whole, 1 per block
+    const auto weight = (torch::randn({512, 1024, 3, 3}) / std::sqrt(9.0 * 1024)).contiguous(format);
+    const auto bias = torch::randn({512});
+    torch::NoGradGuard no_grad;
+    const auto expected = torch::conv2d(x, weight, bias, 1, 1);
+    release_cached_cpu_memory();  // the most in use at once counts from here
+    const auto before = cpu_allocator_stats();
+    const auto y = winograd_conv2d(x, weight, bias, 1, /*relu=*/true);
+    const auto after = cpu_allocator_stats();
+    EXPECT_LE(test::relative_error(y, expected.relu()), 1e-4) << (channels_last ? "channels-last" : "NCHW");
+    EXPECT_EQ(y.is_contiguous(torch::MemoryFormat::ChannelsLast) && !y.is_contiguous(), channels_last);
+    EXPECT_EQ(y.min().item<float>(), 0.f);
+    if (measured) EXPECT_LT(after.peak_live_bytes - before.live_bytes, size_t{72} << 20);
   }
 }
 

@@ -86,5 +86,23 @@ TEST(Threads, OpenBlasOnTheCallingThreadUnlessOpenBlasNumThreadsIsSet) {
   at::set_num_threads(omp_before);
 }
 
+// OpenBLAS picks its kernels for the CPU at load time and, where it predates the CPU, falls back to SSE3 ones
+// ("Prescott"): fcn's GEMMs that could run on LibTorch's BLAS take oneDNN's then (gemm_conv.cpp's phase products).
+TEST(Threads, OpenBlasKernelsOfAvx2OrWiderAreKnownByName) {
+  for (const char* fast : {"Haswell", "Zen", "SkylakeX", "skylakex", "Cooperlake", "SapphireRapids"})
+    EXPECT_TRUE(openblas_core_has_avx2_kernels(fast)) << fast;
+  for (const char* slow : {"Prescott", "Core2", "Nehalem", "Sandybridge", "Unknown", "", "Haswell2"})
+    EXPECT_FALSE(openblas_core_has_avx2_kernels(slow)) << slow;
+  std::ifstream maps("/proc/self/maps");
+  const std::string loaded((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  if (loaded.find("openblas") == std::string::npos) {
+    EXPECT_EQ(openblas_core(), "");
+    EXPECT_FALSE(libtorch_blas_is_fast_openblas());
+    GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS";
+  }
+  EXPECT_FALSE(openblas_core().empty());
+  EXPECT_EQ(libtorch_blas_is_fast_openblas(), openblas_core_has_avx2_kernels(openblas_core()));
+}
+
 }  // namespace
 }  // namespace fcn

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "fcn/infer/fast_path.h"
+#include "fcn/models/gemm_conv.h"
 #include "fcn/models/layers.h"
 #include "fcn/train/fused_optimizers.h"
 #include "fcn/train/loss.h"
@@ -173,14 +174,19 @@ class OpenBlasAtRunThreads {
 
 }  // namespace
 
-double sgemm_gflops(torch::Device device) {
+SgemmPeak sgemm_peak(torch::Device device) {
   c10::InferenceMode guard;
   OpenBlasAtRunThreads blas;  // the machine's SGEMM peak at the run's threads
   const int64_t n = device.is_cpu() ? 2048 : 8192;
   const auto on = torch::TensorOptions().device(device);
   const auto a = torch::rand({n, n}, on), b = torch::rand({n, n}, on);
-  const double ms = best_ms(device, [&] { torch::mm(a, b); }, 5);
-  return 2.0 * static_cast<double>(n * n * n) / (ms * 1e6);
+  const auto gflops = [&](double ms) { return 2.0 * static_cast<double>(n * n * n) / (ms * 1e6); };
+  SgemmPeak peak;
+  peak.libtorch_blas = gflops(best_ms(device, [&] { torch::mm(a, b); }, 5));
+  peak.best = peak.libtorch_blas;
+  if (device.is_cpu() && onednn_mm(a.narrow(0, 0, 64), b).defined())  // built with oneDNN
+    peak.best = std::max(peak.best, gflops(best_ms(device, [&] { onednn_mm(a, b); }, 5)));
+  return peak;
 }
 
 double conv_gflops(torch::Dtype dtype, torch::Device device) {

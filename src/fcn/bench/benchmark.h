@@ -66,9 +66,16 @@ class TrainingTuneGuard {
 };
 
 // GFLOP/s of an SGEMM and of a 3x3 256->256 convolution (channels-last, the given dtype), each the
-// best of a few runs: what this machine reaches through LibTorch. On the CPU a 2048^2 SGEMM and one
-// 64^2 map; on a GPU sizes that fill it (8192^2; 16 maps of 128^2), timed to the device's end.
-double sgemm_gflops(torch::Device device = torch::kCPU);
+// best of a few runs: what this machine reaches through LibTorch and, for the SGEMM on the CPU, oneDNN's
+// sgemm (fcn's kernels' GEMM), whichever is faster: LibTorch's BLAS alone understates the machine where
+// OpenBLAS predates the CPU (threads.h: 28 GFLOP/s on an AMX Xeon whose oneDNN sgemm ran ~200). On the CPU
+// a 2048^2 SGEMM and one 64^2 map; on a GPU sizes that fill it (8192^2; 16 maps of 128^2), timed to the
+// device's end.
+struct SgemmPeak {
+  double best = 0;           // the faster of the two
+  double libtorch_blas = 0;  // torch::mm's: OpenBLAS on Debian, cuBLAS on a GPU
+};
+SgemmPeak sgemm_peak(torch::Device device = torch::kCPU);
 double conv_gflops(torch::Dtype dtype, torch::Device device = torch::kCPU);
 
 // Peak resident memory of this process so far, MiB (getrusage).

@@ -363,7 +363,8 @@ struct PhaseScatter {
 };
 
 // C (rows x n, row stride ldc) = A (rows x depth, row stride depth) times B (depth x n, row stride ldb), on the
-// calling thread. oneDNN's sgemm where the CPU has AVX-512; elsewhere LibTorch's BLAS (OpenBLAS on Debian): limited to
+// calling thread. oneDNN's sgemm where the CPU has AVX-512 or LibTorch's BLAS is not OpenBLAS with AVX2 kernels (an
+// OpenBLAS older than the CPU runs SSE3 ones: threads.h); elsewhere LibTorch's BLAS (OpenBLAS on Debian): limited to
 // AVX2 code, OpenBLAS's Haswell kernel ran the phase products of FCN's 8x/16x/32x upsamplers at 102-186 GFLOP/s on
 // one thread where oneDNN's AVX2 kernel reached 49-107; with AVX-512 oneDNN's ran them at 139-208 and Debian's
 // OpenBLAS, AVX2 code even there, at 88-164 (AMD EPYC Zen 5, limited with ONEDNN_MAX_CPU_ISA=AVX2).
@@ -407,7 +408,7 @@ torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& input, const tor
   float *cp = columns.data_ptr<float>(), *pp = products.data_ptr<float>(), *yp = y.data_ptr<float>();
   // The threads share each chunk's phases: each computes and writes its own columns of the product.
   const int64_t parts = std::min(phases, at::in_parallel_region() ? int64_t{1} : int64_t{at::get_num_threads()});
-  const bool onednn = cpu_info().has("avx512f");
+  const bool onednn = cpu_info().has("avx512f") || !libtorch_blas_is_fast_openblas();
   std::optional<OpenBlasOnCallingThread> blas_here;  // OpenBLAS's own threads would compete with ours
   if (!onednn) blas_here.emplace();
   for (int64_t first = 0; first < pixels; first += chunk) {
@@ -425,7 +426,20 @@ torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& input, const tor
   return nhwc || add ? y : y.contiguous();
 }
 
+torch::Tensor onednn_mm(const torch::Tensor& a_in, const torch::Tensor& b_in) {
+  if (a_in.dim() != 2 || b_in.dim() != 2 || a_in.size(1) != b_in.size(0) || !a_in.is_cpu() || !b_in.is_cpu() ||
+      a_in.scalar_type() != at::kFloat || b_in.scalar_type() != at::kFloat)
+    fail("sgemm", "needs float32 CPU matrices m x k and k x n");
+  const auto a = a_in.contiguous(), b = b_in.contiguous();
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  auto c = at::empty({m, n}, a.options());
+  check_sgemm(dnnl_sgemm('N', 'N', m, n, k, 1.f, a.data_ptr<float>(), k, b.data_ptr<float>(), n, 0.f, c.data_ptr<float>(), n));
+  return c;
+}
+
 #else  // built without oneDNN: every layer runs direct
+
+torch::Tensor onednn_mm(const torch::Tensor&, const torch::Tensor&) { return {}; }
 
 torch::Tensor gemm_conv2d(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, bool) {
   fail("gemm convolution", "fcn was built without oneDNN (libdnnl-dev)");

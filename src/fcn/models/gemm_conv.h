@@ -87,4 +87,8 @@ torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor& x, const tor
 torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& x, const torch::Tensor& phase_weights, const torch::Tensor& bias,
                                            int64_t stride, int64_t m, int64_t padding, const torch::Tensor& into = {});
 
+// a (m x k) times b (k x n), float32 CPU, by oneDNN's sgemm (the GEMM of fcn's kernels) on LibTorch's threads; an
+// undefined tensor where fcn was built without oneDNN. For fcn bench's SGEMM peak.
+torch::Tensor onednn_mm(const torch::Tensor& a, const torch::Tensor& b);
+
 }  // namespace fcn

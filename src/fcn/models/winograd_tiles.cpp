@@ -225,7 +225,10 @@ struct Tiling {
   // huge-page size). Every chunk streams all 36 x K x C transformed weights: 512-channel layers got
   // 56 tiles per chunk from a 4 MiB bound and ran 10-25% faster with 113 (Zen 5 and the AVX2 proxy,
   // 1 and 2 threads; docs/benchmarks.md "Larger chunks"); 64-128 channels stay at 128, where 256 lost 4-8%.
-  int64_t chunk() const { return std::min(count, std::clamp<int64_t>((int64_t{2} << 20) / (36 * std::max(c, k)), 16, 128)); }
+  int64_t chunk() const { return tiles_per_chunk(count, c, k); }
+  static int64_t tiles_per_chunk(int64_t count, int64_t c, int64_t k) {
+    return std::min(count, std::clamp<int64_t>((int64_t{2} << 20) / (36 * std::max(c, k)), 16, 128));
+  }
 };
 
 // Range i of `parts` near-equal ranges of [0, n).
@@ -408,10 +411,43 @@ at::Tensor conv_by_tiles(const at::Tensor& input, const at::Tensor& u, int64_t k
 
 }  // namespace
 
+int64_t winograd_input_channel_blocks(int64_t out_channels, int64_t in_channels, int64_t tiles) {
+  const int64_t bytes = 36 * out_channels * in_channels * static_cast<int64_t>(sizeof(float));
+  const int64_t blocks = std::min((bytes + kWinogradWeightBlockBytes - 1) / kWinogradWeightBlockBytes, std::max<int64_t>(1, in_channels / 16));
+  // Every chunk of tiles streams all the transformed weights it multiplies by: in blocks, fewer input channels make
+  // longer chunks (Tiling::chunk), so blocks pay where the chunks a block takes are fewer than the layer's; elsewhere
+  // (fewer tiles, or more output than input channels) they would read as much and add a pass over the output.
+  const auto chunks = [&](int64_t c) {
+    const int64_t chunk = Tiling::tiles_per_chunk(tiles, c, out_channels);
+    return (tiles + chunk - 1) / chunk;
+  };
+  return blocks > 1 && chunks((in_channels + blocks - 1) / blocks) < chunks(in_channels) ? blocks : 1;
+}
+
 at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
                                  bool relu) {
   RECORD_FUNCTION("fcn::winograd_conv2d", std::vector<c10::IValue>());  // a row of its own in operator profiles
-  return conv_by_tiles(input, transform_weights(weight), weight.size(0), false, bias, padding, relu);
+  const int64_t k = weight.size(0), c = weight.size(1);
+  const int64_t blocks = winograd_input_channel_blocks(k, c, Tiling(input, k, padding, relu).count);
+  if (blocks == 1) return conv_by_tiles(input, transform_weights(weight), k, false, bias, padding, relu);
+  // The sum over blocks of input channels, each block's weights transformed in turn (and freed before the next):
+  // the output transform is linear, so the blocks' outputs add up to the layer's; the bias goes with the first, the
+  // ReLU after the last. Each block's input is copied out of x (channels in multiples of 16, as the kernel takes).
+  const auto layout = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
+                                                                                                     : at::MemoryFormat::Contiguous;
+  const int64_t groups = c / 16;
+  at::Tensor y;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const auto r = part(groups, blocks, b);
+    const auto x_block = input.narrow(1, 16 * r.begin, 16 * r.size).contiguous(layout);
+    auto y_block = conv_by_tiles(x_block, transform_weights(weight.narrow(1, 16 * r.begin, 16 * r.size)), k, false,
+                                 b == 0 ? bias : at::Tensor(), padding, false);
+    if (b == 0)
+      y = std::move(y_block);
+    else
+      y.add_(y_block);
+  }
+  return relu ? y.relu_() : y;
 }
 
 at::Tensor winograd_tiles_input_grad(const at::Tensor& dy, const at::Tensor& weight, int64_t padding) {

@@ -25,9 +25,18 @@ namespace fcn {
 // conv2d(x, weight, bias, stride 1, padding, dilation 1, groups 1): x float32 CPU N x C x H x W (any
 // layout; the result has x's: channels-last or contiguous), weight K x C x 3 x 3 with C and K
 // multiples of 16, bias K or undefined; with `relu`, max(0, .) of it, in the same pass. The caller
-// checks eligibility (winograd_eligible).
+// checks eligibility (winograd_eligible). A layer whose transformed weights (36 x K x C floats, 4x its
+// own) exceed kWinogradWeightBlockBytes runs in blocks of input channels, summed, where that reads
+// them fewer times (winograd_input_channel_blocks): torchvision's FCN head (3x3, 2048 -> 512 at
+// 64x64) held 144 MiB of them for the call, raising the net's peak memory above PyTorch's, and
+// streamed them once per 28 tiles (docs/benchmarks.md, "Large layers in blocks").
 at::Tensor winograd_tiles_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
                                  bool relu = false);
+
+constexpr int64_t kWinogradWeightBlockBytes = int64_t{64} << 20;
+// ceil(transformed weight bytes / kWinogradWeightBlockBytes), at most one block per 16 input channels, where the
+// blocks' chunks of `tiles` 4x4 output tiles are fewer than the whole layer's; else 1.
+int64_t winograd_input_channel_blocks(int64_t out_channels, int64_t in_channels, int64_t tiles);
 
 // The gradient of winograd_tiles_conv2d(x, weight, ., padding) with respect to x, given the output
 // gradient dy (N x K x H' x W', any layout; the result has its): the convolution of dy, padded by

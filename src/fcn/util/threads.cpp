@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -69,6 +70,25 @@ const OpenBlas& openblas() {
 }  // namespace
 
 int openblas_threads() { return openblas().get_threads != nullptr ? openblas().get_threads() : 0; }
+
+std::string openblas_core() {
+  const auto corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = corename != nullptr ? corename() : nullptr;
+  return name != nullptr ? name : "";
+}
+
+bool openblas_core_has_avx2_kernels(const std::string& core) {
+  std::string lower;
+  for (const char ch : core) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* known : {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"})
+    if (lower == known) return true;
+  return false;
+}
+
+bool libtorch_blas_is_fast_openblas() {
+  static const bool fast = openblas_core_has_avx2_kernels(openblas_core());
+  return fast;
+}
 
 int set_openblas_threads(int threads) {
   if (openblas().set_threads != nullptr) openblas().set_threads(std::max(1, threads));

@@ -3,6 +3,8 @@
 // step's own: on 2 cores an epoch with 2 loader threads took 3x as long (bench/scaling.sh).
 #pragma once
 
+#include <string>
+
 namespace fcn {
 
 // The CPUs this process may run on: its affinity mask (taskset, cpusets), capped by a cgroup v2
@@ -28,6 +30,18 @@ int use_available_cpus();
 // 0 where there is none (another BLAS, or OpenBLAS's OpenMP build, which shares LibTorch's team).
 int set_openblas_threads(int threads);
 int openblas_threads();  // OpenBLAS's pthreads pool size; 0 where there is none
+
+// The kernel set OpenBLAS picked for this CPU at load time (openblas_get_corename: "Haswell", "SkylakeX",
+// "Prescott", ...); "" where LibTorch's BLAS is not OpenBLAS. An OpenBLAS older than the CPU does not know it
+// and falls back to its SSE3 "Prescott" kernels: Debian 12's OpenBLAS 0.3.21 on an Intel Xeon of family 6 model
+// 207 (AMX) ran a 2048^2 SGEMM at 52 GFLOP/s on one thread, against 184-237 with OPENBLAS_CORETYPE=SkylakeX
+// (docs/benchmarks.md, "OpenBLAS older than the CPU").
+std::string openblas_core();
+// Whether `core` names OpenBLAS kernels of AVX2 or wider (Haswell, Zen, SkylakeX, Cooperlake, SapphireRapids).
+bool openblas_core_has_avx2_kernels(const std::string& core);
+// LibTorch's BLAS is OpenBLAS with kernels of AVX2 or wider: fcn's GEMMs that could use either take it only then
+// (oneDNN's sgemm otherwise).
+bool libtorch_blas_is_fast_openblas();
 
 // While alive: OpenBLAS on the calling thread (set_openblas_threads(1)) unless OPENBLAS_NUM_THREADS is
 // set, then the count it had before. pretrain_fashion_mnist holds one, so a program of one's own that
