@@ -5,6 +5,7 @@
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
+//   build/bench/fcn_micro --benchmark_filter=OneByOne  (ResNet's 1x1 convs: oneDNN's conv, its sgemm, LibTorch's)
 //   build/bench/fcn_micro --benchmark_filter=ClassLabels  (labels: docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=Nifti  (NIfTI volumes read and labels written: docs/benchmarks.md)
 #include <cmath>
@@ -170,6 +171,41 @@ BENCHMARK(BM_LargeConv)
     ->ArgsProduct({{512}, {7}, {22}, {0}, {0, 1}})
     ->ArgsProduct({{512}, {7}, {16}, {3}, {0, 1}})
     ->ArgsProduct({{256}, {6}, {13}, {0}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
+
+// A 1x1 conv of ResNet-50 in torchvision's FCN at 512x512 (C -> K on a size x size map), channels-last fp32 inference
+// with its bias: oneDNN's convolution, what fcn runs (arg 3 = 0); the same product by oneDNN's sgemm on the
+// channels-last map seen as a (pixels x C) matrix, the bias added after (1); LibTorch's own choice (2: at one thread
+// its _slow_conv2d_forward on the BLAS).
+void BM_OneByOne(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), size = state.range(2), path = state.range(3);
+  if (path == 1 && !fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  c10::InferenceMode guard;
+  const auto x = torch::rand({1, in, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto w = (torch::randn({out, in, 1, 1}) / std::sqrt(1.0 * in)).contiguous(torch::MemoryFormat::ChannelsLast);
+  const auto b = torch::randn({out});
+  const auto w_t = w.view({out, in}).t().contiguous();  // C x K, made once as a derived weight would be
+  for (auto _ : state) {
+    if (path == 0) {
+      benchmark::DoNotOptimize(at::mkldnn_convolution(x, w, b, {0, 0}, {1, 1}, {1, 1}, 1));
+    } else if (path == 1) {
+      auto y = fcn::onednn_mm(x.permute({0, 2, 3, 1}).reshape({size * size, in}), w_t);
+      benchmark::DoNotOptimize(y.add_(b));
+    } else {
+      benchmark::DoNotOptimize(torch::conv2d(x, w, b));
+    }
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * size * size * in * out, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+  state.SetLabel(path == 0 ? "onednn conv" : path == 1 ? "onednn sgemm" : "libtorch");
+}
+BENCHMARK(BM_OneByOne)
+    ->ArgsProduct({{1024}, {256}, {64}, {0, 1, 2}})
+    ->ArgsProduct({{256}, {1024}, {64}, {0, 1, 2}})
+    ->ArgsProduct({{2048}, {512}, {64}, {0, 1, 2}})
+    ->ArgsProduct({{512}, {2048}, {64}, {0, 1, 2}})
+    ->ArgsProduct({{256}, {64}, {128}, {0, 1, 2}})
+    ->ArgsProduct({{64}, {256}, {128}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond);
 
 // FCN-8s upscore8 at 500x500 (21 classes, 16x16 kernel, stride 8, from a 70x70 map): LibTorch's
