@@ -13,6 +13,7 @@
 #include "fcn/infer/fast_path.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/layers.h"
+#include "fcn/models/winograd.h"
 #include "fcn/train/fused_optimizers.h"
 #include "fcn/train/loss.h"
 #include "fcn/util/cpu.h"
@@ -184,7 +185,7 @@ SgemmPeak sgemm_peak(torch::Device device) {
   SgemmPeak peak;
   peak.libtorch_blas = gflops(best_ms(device, [&] { torch::mm(a, b); }, 5));
   peak.best = peak.libtorch_blas;
-  if (device.is_cpu() && onednn_mm(a.narrow(0, 0, 64), b).defined())  // built with oneDNN
+  if (device.is_cpu() && winograd_supported())  // built with oneDNN
     peak.best = std::max(peak.best, gflops(best_ms(device, [&] { onednn_mm(a, b); }, 5)));
   return peak;
 }

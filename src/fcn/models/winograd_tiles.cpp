@@ -421,7 +421,8 @@ int64_t winograd_input_channel_blocks(int64_t out_channels, int64_t in_channels,
     const int64_t chunk = Tiling::tiles_per_chunk(tiles, c, out_channels);
     return (tiles + chunk - 1) / chunk;
   };
-  return blocks > 1 && chunks((in_channels + blocks - 1) / blocks) < chunks(in_channels) ? blocks : 1;
+  const int64_t largest_block = 16 * ((in_channels / 16 + blocks - 1) / blocks);  // winograd_tiles_conv2d's split
+  return blocks > 1 && chunks(largest_block) < chunks(in_channels) ? blocks : 1;
 }
 
 at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, int64_t padding,
@@ -432,14 +433,14 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   if (blocks == 1) return conv_by_tiles(input, transform_weights(weight), k, false, bias, padding, relu);
   // The sum over blocks of input channels, each block's weights transformed in turn (and freed before the next):
   // the output transform is linear, so the blocks' outputs add up to the layer's; the bias goes with the first, the
-  // ReLU after the last. Each block's input is copied out of x (channels in multiples of 16, as the kernel takes).
-  const auto layout = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                                                     : at::MemoryFormat::Contiguous;
+  // ReLU after the last. Each block's input is copied out of x once, in the kernel's channels-last layout (channels in
+  // multiples of 16, as the kernel takes), and the sum stays channels-last until the end.
+  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t groups = c / 16;
   at::Tensor y;
   for (int64_t b = 0; b < blocks; ++b) {
     const auto r = part(groups, blocks, b);
-    const auto x_block = input.narrow(1, 16 * r.begin, 16 * r.size).contiguous(layout);
+    const auto x_block = input.narrow(1, 16 * r.begin, 16 * r.size).contiguous(at::MemoryFormat::ChannelsLast);
     auto y_block = conv_by_tiles(x_block, transform_weights(weight.narrow(1, 16 * r.begin, 16 * r.size)), k, false,
                                  b == 0 ? bias : at::Tensor(), padding, false);
     if (b == 0)
@@ -447,7 +448,8 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
     else
       y.add_(y_block);
   }
-  return relu ? y.relu_() : y;
+  if (relu) y.relu_();
+  return nhwc ? y : y.contiguous();
 }
 
 at::Tensor winograd_tiles_input_grad(const at::Tensor& dy, const at::Tensor& weight, int64_t padding) {
