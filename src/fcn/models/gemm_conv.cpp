@@ -18,6 +18,7 @@
 
 #include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
+#include "fcn/util/layout.h"
 #include "fcn/util/threads.h"
 
 namespace fcn {
@@ -166,9 +167,9 @@ struct ColumnOperands {
   Im2col g;
 };
 ColumnOperands operands_of(const at::Tensor& input, const at::Tensor& weight, int64_t padding) {
-  const bool taps_major = !weight.is_contiguous() && weight.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool taps_major = strictly_channels_last(weight);
   ColumnOperands o{input.contiguous(at::MemoryFormat::ChannelsLast), taps_major ? weight : weight.contiguous(),
-                   !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast), {}};
+                   strictly_channels_last(input), {}};
   o.g = Im2col::of({input.size(0), input.size(1), input.size(2), input.size(3)}, weight.size(2), weight.size(3), padding, taps_major);
   return o;
 }
@@ -280,7 +281,7 @@ torch::Tensor nonoverlapping_transposed_conv2d(const torch::Tensor& input, const
   RECORD_FUNCTION("fcn::nonoverlapping_transposed_conv2d", std::vector<c10::IValue>());
   if (!nonoverlapping_transposed_serves(input, weight, stride, 1, 1, 0))
     fail("up-convolution", "needs a float32 CPU N x C x H x W input and a C x out x s x s weight with stride s");
-  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool nhwc = strictly_channels_last(input);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto w = weight.contiguous(at::MemoryFormat::ChannelsLast);  // in x s x s x out in memory: an in x (s*s*out) matrix
   const auto b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
@@ -388,7 +389,7 @@ torch::Tensor phase_gemm_transposed_conv2d(const torch::Tensor& input, const tor
       !phase_weights.is_contiguous() || phase_weights.size(0) != m * m * input.size(1) || phase_weights.size(1) % phases != 0)
     fail("upsampling", "needs a float32 CPU N x C x h x w input and (m*m*C) x (s*s*out) float32 phase weights");
   const int64_t cols = phase_weights.size(1), out = cols / phases;
-  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool nhwc = strictly_channels_last(input);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto g = Im2col::of({x.size(0), x.size(1), x.size(2), x.size(3)}, m, m, m - 1, true);
   const int64_t height = g.out_h * s - 2 * padding, width = g.out_w * s - 2 * padding;

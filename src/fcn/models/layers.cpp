@@ -14,6 +14,7 @@
 #include "fcn/models/upsampling.h"
 #include "fcn/models/winograd.h"
 #include "fcn/util/error.h"
+#include "fcn/util/layout.h"
 
 namespace fcn {
 namespace {
@@ -350,7 +351,7 @@ torch::Tensor conv_add(torch::nn::ConvTranspose2d layer, const torch::Tensor& x,
                         phase_gemm_runs(x, w) && sum.is_cpu() && sum.scalar_type() == torch::kFloat && !sum.requires_grad() &&
                         sum.sizes() == torch::IntArrayRef{x.size(0), w.size(1), (x.size(2) + m - 1) * s - 2 * padding,
                                                           (x.size(3) + m - 1) * s - 2 * padding} &&
-                        sum.is_contiguous(torch::MemoryFormat::ChannelsLast) && !sum.is_contiguous();
+                        strictly_channels_last(sum);
   if (!in_place) return sum + conv(layer, x);
   phase_gemm_transposed_conv2d(x, phase_matrix(w, s), layer->bias, s, m, padding, sum);
   count_transposed_flops(x, w);

@@ -19,6 +19,7 @@
 
 #include "fcn/models/winograd_tiles.h"
 #include "fcn/util/error.h"
+#include "fcn/util/layout.h"
 
 namespace fcn {
 namespace {
@@ -180,11 +181,9 @@ TrainingDescs training_descs(const Shape& s) {
           {{alg, src, weights, bias_desc(s), dst, one, pad, pad}, engine(), forward}};
 }
 
-bool channels_last(const at::Tensor& t) { return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast); }
-
 // `t` (dims, NCHW / OIHW or channels-last) reordered into oneDNN's layout `want`, held by `hold`.
 dnnl::memory blocked_copy(const at::Tensor& t, const Dims& dims, const Desc& want, at::Tensor& hold, dnnl::stream& stream) {
-  const bool nhwc = channels_last(t);
+  const bool nhwc = strictly_channels_last(t);
   const auto plain = nhwc ? t : t.contiguous();  // oneDNN reads NCHW and NHWC directly, else NCHW first
   dnnl::memory user({dims, kF32, nhwc ? Tag::nhwc : Tag::nchw}, engine(), plain.data_ptr());
   hold = bytes_for(want);
@@ -197,7 +196,7 @@ dnnl::memory blocked_copy(const at::Tensor& t, const Dims& dims, const Desc& wan
 // A new tensor of `dims` in the layout of `like` (channels-last or contiguous) holding `from`.
 // (Weights: OIHW reads as NCHW and OHWI as NHWC, the same order of dimensions in memory.)
 at::Tensor plain_copy(dnnl::memory from, const Dims& dims, const at::Tensor& like, dnnl::stream& stream) {
-  const bool nhwc = channels_last(like);
+  const bool nhwc = strictly_channels_last(like);
   auto y = at::empty(at::IntArrayRef(dims.data(), dims.size()),
                      like.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
   dnnl::memory user({dims, kF32, nhwc ? Tag::nhwc : Tag::nchw}, engine(), y.data_ptr());

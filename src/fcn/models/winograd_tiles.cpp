@@ -15,6 +15,7 @@
 
 #include "fcn/util/cpu.h"
 #include "fcn/util/error.h"
+#include "fcn/util/layout.h"
 #include "fcn/util/threads.h"
 
 namespace fcn {
@@ -183,7 +184,7 @@ at::Tensor transform_weights(const at::Tensor& weight, bool flipped = false) {
   auto u = at::empty({36, k, c}, weight.options());
   const float* g = (flipped ? g_kron_g_flipped() : g_kron_g()).data();
   float* out = u.data_ptr<float>();
-  if (weight.is_contiguous() || !weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+  if (!strictly_channels_last(weight)) {
     const auto w = weight.contiguous();
     check(dnnl_sgemm('N', 'T', 36, k * c, 9, 1.f, g, 9, w.data_ptr<float>(), 9, 0.f, out, k * c));
     return u;
@@ -375,7 +376,7 @@ void weight_grad_group(const Tiling& s, const Group& g, const Operands& o, float
 // where u_in_by_out).
 at::Tensor conv_by_tiles(const at::Tensor& input, const at::Tensor& u, int64_t k, bool u_in_by_out, const at::Tensor& bias_in,
                          int64_t padding, bool relu) {
-  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool nhwc = strictly_channels_last(input);
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const auto bias = bias_in.defined() ? bias_in.to(at::kFloat).contiguous() : at::Tensor();
   const Tiling s(x, k, padding, relu);
@@ -435,7 +436,7 @@ at::Tensor winograd_tiles_conv2d(const at::Tensor& input, const at::Tensor& weig
   // the output transform is linear, so the blocks' outputs add up to the layer's; the bias goes with the first, the
   // ReLU after the last. Each block's input is copied out of x once, in the kernel's channels-last layout (channels in
   // multiples of 16, as the kernel takes), and the sum stays channels-last until the end.
-  const bool nhwc = !input.is_contiguous() && input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const bool nhwc = strictly_channels_last(input);
   const int64_t groups = c / 16;
   at::Tensor y;
   for (int64_t b = 0; b < blocks; ++b) {
