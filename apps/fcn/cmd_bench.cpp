@@ -307,7 +307,7 @@ void check_nproc(const BenchFlags& f) {
 // The machine a run measured: its CPU and ISA class, and LibTorch's BLAS on its own with OpenBLAS's kernels for this
 // CPU ("" where the BLAS is another one).
 nlohmann::json machine_json(const SgemmPeak& gemm) {
-  return {{"cpu", cpu_info().model},
+  return {{"cpu", cpu_info().name()},
           {"isa", cpu_info().isa_class()},
           {"isa_flags", cpu_info().flags},
           {"openblas_threads", openblas_threads()},  // 0: LibTorch's BLAS is not OpenBLAS's own pthreads pool

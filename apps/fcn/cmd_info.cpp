@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,15 +20,30 @@
 namespace fcn::cli {
 namespace {
 
-// The tensors of `path` where it is a weights file rather than an fcn model file: safetensors, a legacy .pth,
-// or a zip archive whose dict has no "format" entry (torch.save of a state dict); else none. Read once.
-std::optional<StateDict> weights_in(const std::string& path) {
+// What `path` holds, read once: an fcn model file, or a weights file (safetensors, a legacy .pth, or a zip archive whose
+// dict has no "format" entry: torch.save of a state dict). Anything else is load_model's error: a checkpoint, an image,
+// a folder, a file fcn does not read.
+std::variant<Model, StateDict> model_or_weights(const std::string& path) {
   const auto head = read_head(path, 24).value_or(std::vector<char>{});
+  std::error_code error;
+  if (is_torch_zip(head) && !std::filesystem::is_directory(path, error)) {
+    std::optional<ArchiveDict> dict;
+    try {
+      dict = read_torch_archive_dict(path);
+    } catch (const Error&) {  // not an archive fcn reads: load_model's error below
+    }
+    if (dict) {
+      const bool has_format = std::any_of(dict->begin(), dict->end(), [](const auto& entry) { return entry.first == "format"; });
+      try {
+        if (has_format) return model_from_archive(*dict, path);
+        return state_dict_of(*dict, path);
+      } catch (const Error&) {  // load_model names what is wrong (a training checkpoint, say), reading it again
+      }
+    }
+    return load_model(path);
+  }
   if (is_safetensors(head) || is_legacy_torch(head)) return read_state_dict(path);
-  if (!is_torch_zip(head)) return std::nullopt;
-  const auto dict = read_torch_archive_dict(path);
-  if (std::any_of(dict.begin(), dict.end(), [](const auto& entry) { return entry.first == "format"; })) return std::nullopt;
-  return state_dict_of(dict, path);
+  return load_model(path);
 }
 
 // fcn info of a weights file: its tensors, and the torchvision model its keys show, with the command to import it.
@@ -70,18 +87,9 @@ void add_info(CLI::App& app) {
   add_json_flag(cmd, json_output, "model, config, classes, parameters, size, gflops, net, training, slice_context (2.5-D nets), pixel_mm (nets trained on resampled slices), axes (on slices cut in an orientation)");
   add_max_pixels_flag(cmd);
   cmd->callback([] {
-    Model model;
-    try {
-      model = load_model(path);
-    } catch (const Error&) {
-      std::optional<StateDict> weights;
-      try {
-        weights = weights_in(path);
-      } catch (const Error&) {  // neither: the model file's own error stands
-      }
-      if (!weights) throw;
-      return describe_weights(path, *weights, json_output);
-    }
+    auto read = model_or_weights(path);
+    if (auto* weights = std::get_if<StateDict>(&read)) return describe_weights(path, *weights, json_output);
+    const auto& model = std::get<Model>(read);
     auto& net = *model.net;
     const auto config = net_config(net);
     const int64_t default_size = config.value("input_size", int64_t{224});  // classifiers know their training size

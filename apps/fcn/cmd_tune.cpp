@@ -72,7 +72,7 @@ void run_tune(TuneFlags& t) {
                       {"speedup_over_rule", speedup}, {"timings", timings}});
   }
   if (t.json) {
-    std::cout << nlohmann::json{{"cache", tune_cache_file()}, {"cpu", cpu_info().model}, {"isa", cpu_info().isa_class()},
+    std::cout << nlohmann::json{{"cache", tune_cache_file()}, {"cpu", cpu_info().name()}, {"isa", cpu_info().isa_class()},
                                 {"winograd_supported", winograd_supported()}, {"tuned", report}}
                      .dump(2)
               << "\n";

@@ -40,5 +40,25 @@ TEST(Cpu, ClassesFromTheFlags) {
   EXPECT_EQ(cpu_info_from("flags : sse2\n", nullptr).model, "unknown CPU");
 }
 
+// Virtual machines name several generations alike; the family and model numbers tell them apart (tune_key files
+// fcn tune's choices under name()).
+TEST(Cpu, GenerationsOfOneNameAreToldApart) {
+  const auto zen4 = cpu_info_from("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                                  "model name\t: AMD EPYC\nflags\t\t: avx2 avx512f avx512_bf16\n", nullptr);
+  const auto zen5 = cpu_info_from("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                                  "model name\t: AMD EPYC\nflags\t\t: avx2 avx512f avx512_bf16\n", nullptr);
+  EXPECT_EQ(zen4.model, "AMD EPYC");
+  EXPECT_EQ(zen4.family, "25");
+  EXPECT_EQ(zen4.model_number, "17");
+  EXPECT_EQ(zen4.name(), "AMD EPYC (family 25, model 17)");
+  EXPECT_EQ(zen5.name(), "AMD EPYC (family 26, model 2)");
+  EXPECT_EQ(zen4.isa_class(), zen5.isa_class());
+  // "model" is its own key, wherever "model name" stands
+  const auto xeon = cpu_info_from("model name : Intel(R) Xeon(R) Processor\ncpu family : 6\nmodel : 207\n", nullptr);
+  EXPECT_EQ(xeon.model_number, "207");
+  EXPECT_EQ(xeon.model, "Intel(R) Xeon(R) Processor");
+  EXPECT_EQ(cpu_info_from("model name : Y\nflags : avx2\n", nullptr).name(), "Y");  // no numbers (not x86): the name alone
+}
+
 }  // namespace
 }  // namespace fcn

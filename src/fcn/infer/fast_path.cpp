@@ -171,7 +171,7 @@ std::string TuneKey::str() const {
 TuneKey tune_key(const NetImpl& net, int64_t height, int64_t width, int64_t batch, torch::Dtype dtype, bool training) {
   TuneKey key;
   key.training = training;
-  key.cpu = cpu_info().model;
+  key.cpu = cpu_info().name();  // with the family and model numbers: VMs name several generations alike
   key.isa = cpu_info().isa_class();
   key.torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
                       std::to_string(TORCH_VERSION_PATCH);

@@ -22,12 +22,14 @@ std::vector<std::string> flags_of_interest(const std::string& text) {
   return found;
 }
 
-// The value of the first "key : value" line of /proc/cpuinfo with this key.
+// The value of the first "key : value" line of /proc/cpuinfo with this key (the whole key: "model" is not "model name").
 std::string cpuinfo_field(const std::string& text, const std::string& key) {
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     const auto colon = line.find(':');
-    if (colon == std::string::npos || line.compare(0, key.size(), key) != 0) continue;
+    if (colon == std::string::npos || line.compare(0, key.size(), key) != 0 ||
+        line.find_first_not_of(" \t", key.size()) != colon)
+      continue;
     const auto value = line.find_first_not_of(" \t", colon + 1);
     return value == std::string::npos ? "" : line.substr(value);
   }
@@ -46,8 +48,15 @@ CpuInfo cpu_info_from(const std::string& cpuinfo_text, const char* forced_flags)
   CpuInfo info;
   info.model = cpuinfo_field(cpuinfo_text, "model name");
   if (info.model.empty()) info.model = "unknown CPU";
+  info.family = cpuinfo_field(cpuinfo_text, "cpu family");
+  info.model_number = cpuinfo_field(cpuinfo_text, "model");
   info.flags = flags_of_interest(forced_flags != nullptr ? forced_flags : cpuinfo_field(cpuinfo_text, "flags"));
   return info;
+}
+
+std::string CpuInfo::name() const {
+  if (family.empty() && model_number.empty()) return model;
+  return model + " (family " + (family.empty() ? "?" : family) + ", model " + (model_number.empty() ? "?" : model_number) + ")";
 }
 
 bool CpuInfo::has(const std::string& flag) const { return std::find(flags.begin(), flags.end(), flag) != flags.end(); }

@@ -14,7 +14,12 @@ namespace fcn {
 struct CpuInfo {
   std::string model;               // "Intel(R) Xeon(R) Processor", "AMD EPYC 7551P ..."
   std::vector<std::string> flags;  // those of interest that this CPU has: avx2, avx512f, avx512_bf16, amx_bf16
+  std::string family, model_number;  // /proc/cpuinfo's "cpu family" and "model" ("25", "17": AMD Zen 4); "" where absent
   bool has(const std::string& flag) const;
+  // The model name with the family and model numbers: "AMD EPYC (family 25, model 17)". Virtual machines often name
+  // every generation alike ("AMD EPYC" for Zen 4 and Zen 5, "Intel(R) Xeon(R) Processor" for three Xeons), and what is
+  // fastest differs between them, so a tuned choice is filed under this.
+  std::string name() const;
   // "amx" | "avx512_bf16" | "avx512" | "avx2" | "baseline": the best class this CPU belongs to.
   std::string isa_class() const;
   bool native_bf16() const { return has("avx512_bf16") || has("amx_bf16"); }
