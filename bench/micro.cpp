@@ -5,6 +5,7 @@
 //   build/bench/fcn_micro --benchmark_min_time=0.5
 //   build/bench/fcn_micro --benchmark_filter=Winograd   (the per-layer table of docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=LargeConv  (fc6: docs/benchmarks.md)
+//   build/bench/fcn_micro --benchmark_filter=DilatedTrain  (dilated 3x3 convs direct or by phases: docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=OneByOne  (ResNet's 1x1 convs: oneDNN's conv, its sgemm, LibTorch's)
 //   build/bench/fcn_micro --benchmark_filter=ClassLabels  (labels: docs/benchmarks.md)
 //   build/bench/fcn_micro --benchmark_filter=Nifti  (NIfTI volumes read and labels written: docs/benchmarks.md)
@@ -19,6 +20,7 @@
 #include "fcn/eval/metrics.h"
 #include "fcn/formats/nifti.h"
 #include "fcn/infer/predictor.h"
+#include "fcn/models/conv_train.h"
 #include "fcn/models/gemm_conv.h"
 #include "fcn/models/init.h"
 #include "fcn/models/layers.h"
@@ -121,6 +123,46 @@ void BM_Winograd3x3Train(benchmark::State& state) {
 }
 BENCHMARK(BM_Winograd3x3Train)
     ->ArgsProduct({{64, 128}, {64, 128}, {4, 8, 16, 32, 64}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
+
+// A dilated 3x3 layer of torchvision's FCN ResNet-50 (layer3: 256 channels, dilation 2; layer4: 512, dilation 4) at
+// batch 1 on maps from 8x8 to the stride-8 maps of 320x320 and 512x512 inputs, channels-last fp32: its training step
+// (arg 4 = 0: forward, then the input, weight and bias gradients) or its inference (1), direct (arg 3 = 0: fcn's
+// channels-last direct trainer; oneDNN's direct kernel in inference) or by fcn's Winograd on the d*d phases as one
+// batch (1), regardless of the rule (kDilatedPhaseMinSide, kDilatedPhaseMinTiles).
+void BM_DilatedTrain(benchmark::State& state) {
+  const int64_t channels = state.range(0), dilation = state.range(1), size = state.range(2);
+  const bool phases = state.range(3) != 0;
+  if (!fcn::winograd_supported()) return state.SkipWithError("fcn was built without oneDNN");
+  if (state.range(4) != 0) {  // inference
+    c10::InferenceMode guard;
+    const auto x = torch::rand({1, channels, size, size}).contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto w =
+        (torch::randn({channels, channels, 3, 3}) / std::sqrt(9.0 * channels)).contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto b = torch::zeros({channels});
+    for (auto _ : state)
+      benchmark::DoNotOptimize(phases ? fcn::dilated_winograd_conv2d(x, w, b, dilation)
+                                      : at::mkldnn_convolution(x, w, b, {dilation, dilation}, {1, 1}, {dilation, dilation}, 1));
+    state.SetLabel(phases ? "inference, winograd on phases" : "inference, direct");
+    return;
+  }
+  const auto x = torch::rand({1, channels, size, size}).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_();
+  const auto w = (torch::randn({channels, channels, 3, 3}) / std::sqrt(9.0 * channels))
+                     .contiguous(torch::MemoryFormat::ChannelsLast)
+                     .requires_grad_();
+  const auto b = torch::zeros({channels}).requires_grad_();
+  for (auto _ : state) {
+    const auto y = phases ? fcn::dilated_winograd_conv2d(x, w, b, dilation)
+                          : fcn::channels_last_conv2d(x, w, b, {1, 1}, {dilation, dilation}, {dilation, dilation});
+    y.backward(torch::ones_like(y));
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(3 * 2.0 * size * size * channels * channels * 9,
+                                                 benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(phases ? "winograd on phases" : "direct");
+}
+BENCHMARK(BM_DilatedTrain)
+    ->ArgsProduct({{256}, {2}, {8, 16, 24, 40, 64}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{512}, {4}, {8, 16, 24, 32, 40, 64}, {0, 1}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
 // A short product's training step (forward, then the input, weight and bias gradients), fp32, in

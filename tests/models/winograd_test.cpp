@@ -282,7 +282,12 @@ TEST(Winograd, DilatedConvByPhasesMatchesDirectConvolution) {
   const auto w = torch::zeros({64, 64, 3, 3});
   EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 2, 1, 2, 2));  // phases 4 x 32 x 32
   EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 4, 1, 4, 4));  // 16 x 16 x 16
-  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 32, 32}), w, 1, 4, 1, 4, 4));  // phases of 8 x 8
+  EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 32, 32}), w, 1, 4, 1, 4, 4));  // 16 x 8 x 8: 64 tiles
+  EXPECT_TRUE(dilated_winograd_serves(torch::zeros({1, 64, 24, 24}), w, 1, 2, 1, 2, 2));  // 4 x 12 x 12: 36 tiles
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 16, 16}), w, 1, 2, 1, 2, 2));  // 4 x 8 x 8: 16 tiles
+  EXPECT_TRUE(dilated_winograd_serves(torch::zeros({2, 64, 16, 16}), w, 1, 2, 1, 2, 2));   // a batch of 2: 32 tiles
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 24, 24}), w, 1, 4, 1, 4, 4));  // phases of 6 x 6
+  EXPECT_FALSE(dilated_winograd_serves(torch::zeros({4, 64, 16, 16}), w, 1, 4, 1, 4, 4));  // phases of 4 x 4
   EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 1, 1, 1, 1));  // not dilated
   EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 1, 2, 1, 1, 1));  // padding not d
   EXPECT_FALSE(dilated_winograd_serves(torch::zeros({1, 64, 64, 64}), w, 2, 2, 1, 2, 2));  // stride
@@ -295,6 +300,49 @@ TEST(Winograd, DilatedConvByPhasesMatchesDirectConvolution) {
   set_conv_algorithm(ConvAlgorithm::kDirect);
   EXPECT_TRUE(torch::equal(y, dilated_winograd_conv2d(x, layer->weight, layer->bias, 2)));
   EXPECT_TRUE(torch::equal(conv(layer, x), layer->forward(x)));  // --conv direct: LibTorch's
+}
+
+// Training a dilated conv by Winograd on its phases: forward, input, weight and bias gradients against LibTorch's
+// autograd through the dilated conv2d, for each trainer, both layouts, sides not multiples of d; and fcn::conv trains
+// a dilated layer so where the trainer runs fcn's kernels and the phases pay (torchvision's FCN ResNet-50: layer3 at
+// dilation 2, layer4 at 4).
+TEST(Winograd, DilatedConvTrainsByPhases) {
+  SKIP_WITHOUT_WINOGRAD();
+  torch::manual_seed(6);
+  for (const auto trainer : trainers()) {
+    const TrainingConvScope scope(trainer);
+    for (const int64_t d : {2, 4}) {
+      for (const bool channels_last : {false, true}) {
+        SCOPED_TRACE(std::string(conv_algorithm_name(trainer)) + " d " + std::to_string(d) + (channels_last ? " channels-last" : " NCHW"));
+        const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+        const auto x = torch::randn({2, 64, 21, 18}).contiguous(format).requires_grad_();
+        const auto weight = (torch::randn({80, 64, 3, 3}) / 24.0).contiguous(format).requires_grad_();
+        const auto bias = torch::randn({80}).requires_grad_();
+        const auto expected = torch::conv2d(x, weight, bias, 1, d, d);
+        const auto y = dilated_winograd_conv2d(x, weight, bias, d);
+        ASSERT_TRUE(y.requires_grad());
+        ASSERT_EQ(y.sizes(), expected.sizes());
+        EXPECT_LE(test::relative_error(y.detach(), expected.detach()), 1e-4);
+        const auto wanted = test::gradient_inputs(x, weight, bias, true, true);
+        const auto [got, oracle] = test::gradients_against(y, expected, wanted);
+        for (size_t i = 0; i < wanted.size(); ++i) {
+          ASSERT_EQ(got[i].sizes(), oracle[i].sizes()) << "gradient " << i;
+          EXPECT_LE(test::relative_error(got[i], oracle[i]), 1e-4) << "gradient " << i;
+          if (i < 2) EXPECT_GT(test::relative_error(got[i], oracle[i]), 0.0) << "gradient " << i << " bitwise LibTorch's: did Winograd run?";
+        }
+      }
+    }
+  }
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(64, 64, 3).padding(4).dilation(4));
+  const auto x = torch::randn({1, 64, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_();
+  const auto upstream = torch::randn({1, 64, 32, 32});
+  const auto grads_of = [&](const torch::Tensor& y) { return torch::autograd::grad({y}, {x, layer->weight}, {upstream}); };
+  const TrainingConvScope scope(ConvAlgorithm::kWinograd);
+  const auto by_conv = grads_of(conv(layer, x));
+  const auto by_phases = grads_of(dilated_winograd_conv2d(x, layer->weight, layer->bias, 4));
+  EXPECT_TRUE(torch::equal(by_conv[0], by_phases[0]) && torch::equal(by_conv[1], by_phases[1])) << "fcn::conv trained it another way";
+  const TrainingConvScope direct(ConvAlgorithm::kDirect);
+  EXPECT_TRUE(torch::equal(grads_of(conv(layer, x))[1], grads_of(layer->forward(x))[1]));  // --conv direct: LibTorch's
 }
 
 TEST(Winograd, OnlyLayersItServes) {

@@ -66,9 +66,10 @@ struct FastPath {
 // the same net ~1.5x faster again; 11: the huge-pages allocator merges freed neighbours, as fast as glibc's for that
 // net where it had been 10-25% slower; 12: dilated 3x3 convs by Winograd on their phases, 1x1 convs on larger maps at
 // one thread by oneDNN: torchvision's FCN ResNet-50 at 512^2 1.7x faster at one thread, 1.15x at two; 13: those 1x1
-// convs in channels-last training too, forward and input gradient: its 320^2 step 1.15-1.3x faster at one thread), so
-// that a choice timed before is timed again, not reused.
-constexpr int kFcnKernels = 13;
+// convs in channels-last training too, forward and input gradient: its 320^2 step 1.15-1.3x faster at one thread; 14:
+// dilated convs trained by Winograd on their phases too, and their phases' rule by tiles: the same step 10-15% faster),
+// so that a choice timed before is timed again, not reused.
+constexpr int kFcnKernels = 14;
 
 // What a choice is valid for. Any field that differs makes it a different entry.
 struct TuneKey {

@@ -87,10 +87,10 @@ bool use_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x,
          (training ? winograd_trains_well(x, g.padding_h) : winograd_infers_well(x, g.padding_h));
 }
 
-// Dilated 3x3 convs (torchvision's FCN, DeepLab) by Winograd on their phases in inference, where the fast path runs
-// fcn's kernels and Winograd pays on the phases (winograd.h).
+// Dilated 3x3 convs (torchvision's FCN, DeepLab) by Winograd on their phases, where the fast path (inference) or the
+// trainer (grad mode) runs fcn's kernels and Winograd pays on the phases (winograd.h).
 bool use_dilated_winograd(const ConvGeometry& g, int64_t groups, const torch::Tensor& x, const torch::Tensor& weight) {
-  if (!fcn_kernels_serve(false)) return false;
+  if (!fcn_kernels_serve(torch::GradMode::is_enabled())) return false;
   return dilated_winograd_serves(x, weight, g.stride, g.dilation, groups, g.padding_h, g.padding_w);
 }
 

@@ -119,8 +119,9 @@ bool dilated_winograd_serves(const torch::Tensor& x, const torch::Tensor& weight
                              int64_t groups, int64_t padding_h, int64_t padding_w) {
   if (dilation < 2 || padding_h != dilation || padding_w != dilation || !winograd_eligible(x, weight, stride, 1, groups, 1, 1))
     return false;
-  const int64_t d = dilation;
-  return infers_well(d * d * x.size(0), (x.size(2) + d - 1) / d, (x.size(3) + d - 1) / d, 1);
+  const int64_t d = dilation, rows = (x.size(2) + d - 1) / d, cols = (x.size(3) + d - 1) / d;  // the phases' outputs
+  return rows >= kDilatedPhaseMinSide && cols >= kDilatedPhaseMinSide &&
+         d * d * x.size(0) * ((rows + 3) / 4) * ((cols + 3) / 4) >= kDilatedPhaseMinTiles;
 }
 
 torch::Tensor dilated_winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,

@@ -107,13 +107,20 @@ bool winograd_eligible(const torch::Tensor& x, const torch::Tensor& weight, int6
                        int64_t groups, int64_t padding_h, int64_t padding_w);
 
 // A dilated 3x3 conv (dilation d > 1, stride 1, padding d: the 'same' atrous conv of DeepLab and torchvision's FCN)
-// is d*d ordinary 3x3 convs with padding 1, one on each phase x[:, :, p::d, q::d] of its input. In inference, where
-// fcn's Winograd would serve such a phase conv and pays on the d*d phases as one batch, dilated_winograd_conv2d
-// runs it so.
+// is d*d ordinary 3x3 convs with padding 1, one on each phase x[:, :, p::d, q::d] of its input. In inference and in
+// training, where fcn's Winograd would serve such a phase conv and pays on the d*d phases as one batch,
+// dilated_winograd_conv2d runs it so. It pays where the phases are at least kDilatedPhaseMinSide on each side and
+// hold kDilatedPhaseMinTiles 4x4 output tiles between them (fcn_micro --benchmark_filter=DilatedTrain: torchvision's
+// FCN ResNet-50 layers, on an AVX-512 Zen 4 and on its AVX2 proxy, docs/benchmarks.md): 512 channels at dilation 4 on
+// a 32x32 map (16 phases of 8x8, 64 tiles) trained 1.6-2.3x and inferred 1.5-2.4x faster than direct; phases of 4x4
+// lost up to 3.4x; 8x8 phases with 16 tiles and 6x6 ones (64 tiles, half of them padding) were within ~30% either way.
+constexpr int64_t kDilatedPhaseMinSide = 8;
+constexpr int64_t kDilatedPhaseMinTiles = 32;
 bool dilated_winograd_serves(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t dilation,
                              int64_t groups, int64_t padding_h, int64_t padding_w);
 // conv2d(x, weight, bias, stride 1, padding d, dilation d) by Winograd on the phases (see above); relu as in
-// winograd_conv2d. The result has x's layout. Throws fcn::Error for a layer dilated_winograd_serves does not take
+// winograd_conv2d, and in grad mode with autograd as winograd_conv2d records it (the phases' copies are ATen ops). The
+// result has x's layout. Throws fcn::Error for a layer dilated_winograd_serves does not take
 // (its tile-count rule aside).
 torch::Tensor dilated_winograd_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                       int64_t dilation, bool relu = false);
