@@ -1,10 +1,14 @@
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "fcn/data/dataset.h"
+#include "fcn/formats/palette.h"
 #include "fcn/models/registry.h"
 #include "fcn/serialize/model_file.h"
 #include "fcn/serialize/weights.h"
@@ -80,6 +84,31 @@ std::shared_ptr<NetImpl> import_net(std::string format, const std::string& file,
   }
 }
 
+// The class names (and colours) `given` names for `meta`'s classes: a classes.json as a dataset's ({"names": [...],
+// "colors": [...]}) where it is a file, else names separated by commas. Their count is the net's.
+void name_classes(ModelMeta& meta, const std::string& given) {
+  std::error_code error;
+  ClassTable table;
+  if (std::filesystem::is_regular_file(given, error)) {
+    std::ifstream in(given);
+    table = parse_classes_json(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), given);
+  } else {
+    for (size_t start = 0; start <= given.size();) {
+      const auto comma = std::min(given.find(',', start), given.size());
+      const auto name = given.substr(start, comma - start);
+      const auto first = name.find_first_not_of(" \t");
+      if (first == std::string::npos) fail("--class-names", "has an empty name in '" + given + "' (names separated by commas, or a classes.json)");
+      table.names.push_back(name.substr(first, name.find_last_not_of(" \t") - first + 1));
+      start = comma + 1;
+    }
+  }
+  if (table.names.size() != meta.class_names.size())
+    fail("--class-names", "gives " + std::to_string(table.names.size()) + " names, and the net has " + std::to_string(meta.class_names.size()) +
+                              " classes");
+  meta.class_names = table.names;
+  if (!table.colors.empty()) meta.palette = table.colors;
+}
+
 }  // namespace
 
 void add_import(CLI::App& app) {
@@ -88,7 +117,7 @@ void add_import(CLI::App& app) {
                                            "  example: fcn import torchvision-resnet50 resnet50.safetensors --out resnet50.fcn\n"
                                            "  example: fcn import auto weights.pth --out model.fcn   (the torchvision model its keys show)\n"
                                            "  (vgg16.pth as written by torch.save(torchvision.models.vgg16().state_dict(), f))");
-  static std::string format, file, out;
+  static std::string format, file, out, class_names;
   static bool transform_input = false;
   cmd->add_option("FORMAT", format,
                   "torchvision-vgg11|13|16|19, torchvision-vgg11_bn|13_bn|16_bn|19_bn, torchvision-alexnet, torchvision-resnet18|34|50|101|152, torchvision-resnext50_32x4d|101_32x8d|101_64x4d, torchvision-wide_resnet50_2|101_2, torchvision-googlenet, torchvision-fcn-resnet50|101, "
@@ -97,11 +126,21 @@ void add_import(CLI::App& app) {
   cmd->add_option("FILE", file, "weights: .pth/.pt (torch.save) or .safetensors")->required();
   add_out_flag(cmd, out, "model file to write")->required();
   cmd->add_flag("--transform-input", transform_input, "googlenet: torchvision's transform_input (its pretrained weights want it)");
+  cmd->add_option("--class-names", class_names,
+                  "the classes' names: NAME,NAME,... or a classes.json ({\"names\": [...], \"colors\": [[r,g,b], ...]}, as a dataset's); "
+                  "default: PASCAL VOC's for torchvision's 21-class segmentation FCNs, class_0.. otherwise");
   cmd->callback([] {
     check_not_input(out, "--out", file);
     Model model;
     model.net = import_net(format, file, transform_input);
     model.meta = default_meta(model.net->num_classes(), model.net->in_channels());
+    if (!class_names.empty()) {
+      name_classes(model.meta, class_names);
+    } else if (model.net->arch() == "torchvision-fcn" && model.net->num_classes() == 21) {  // torchvision's pretrained weights
+      model.meta.class_names = voc_class_names();
+      std::cout << "classes: PASCAL VOC's 21 (background, aeroplane, ..., tvmonitor), as torchvision's pretrained FCNs predict "
+                   "them; --class-names names others\n";
+    }
     save_model(out, model);
     std::cout << "wrote " << out << ": " << model.net->arch() << " from " << file << ", " << net_config(*model.net).dump() << "\n";
   });

@@ -177,9 +177,26 @@ def _():
                    "resnet18.pth", "key 'layer1.0.conv1.weight' has shape", "(torchvision resnet50)")
     assert not os.path.exists(path("wrong.fcn"))
     # torchvision's segmentation FCN: fcn predict's labels are torchvision's argmax.
-    seg = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=4, aux_loss=True)
+    # 21 classes, as torchvision's pretrained FCNs: named as PASCAL VOC's unless --class-names says otherwise.
+    seg = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
     torch.save(seg.state_dict(), path("fcn_resnet50.pth"))
-    run("import", "torchvision-fcn-resnet50", path("fcn_resnet50.pth"), "--out", path("tvfcn.fcn"))
+    p = run("import", "torchvision-fcn-resnet50", path("fcn_resnet50.pth"), "--out", path("tvfcn.fcn"))
+    assert "PASCAL VOC's 21" in p.stdout, p.stdout
+    classes = json.loads(run("info", path("tvfcn.fcn"), "--json").stdout)["classes"]
+    assert classes[0] == "background" and classes[15] == "person" and classes[20] == "tvmonitor", classes
+    names = [f"part {i}" for i in range(21)]
+    with open(path("tv_classes.json"), "w") as f:
+        json.dump({"names": names, "colors": [[i, 2 * i, 3 * i] for i in range(21)]}, f)
+    run("import", "auto", path("fcn_resnet50.pth"), "--out", path("tvfcn-named.fcn"), "--class-names", path("tv_classes.json"))
+    assert json.loads(torch.load(path("tvfcn-named.fcn"))["meta"])["palette"][20] == [20, 40, 60]
+    assert json.loads(run("info", path("tvfcn-named.fcn"), "--json").stdout)["classes"] == names
+    one_line_error(run("import", "auto", path("fcn_resnet50.pth"), "--out", path("wrong.fcn"), "--class-names", "sky, road", ok=False),
+                   "--class-names: gives 2 names, and the net has 21 classes")
+    one_line_error(run("import", "auto", path("resnet18.pth"), "--out", path("wrong.fcn"), "--class-names", "a,,b", ok=False),
+                   "--class-names: has an empty name")
+    p = run("import", "auto", path("resnext.pth"), "--out", path("resnext-named.fcn"), "--class-names", " a, b ,c,d,e")
+    assert "PASCAL VOC" not in p.stdout
+    assert json.loads(run("info", path("resnext-named.fcn"), "--json").stdout)["classes"] == ["a", "b", "c", "d", "e"]
     image = np.random.default_rng(5).integers(0, 256, (64, 64, 3)).astype(np.uint8)
     write_ppm(path("tv.ppm"), image)
     run("predict", path("tvfcn.fcn"), path("tv.ppm"), "--out", path("tv_masks"), "--probs", "npy")

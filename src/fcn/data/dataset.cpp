@@ -25,13 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string>& voc_class_names() {
-  static const std::vector<std::string> names = {
-      "background", "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",   "car",  "cat",   "chair", "cow",
-      "diningtable", "dog",      "horse",   "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"};
-  return names;
-}
-
 // stem -> path for the image files of a folder (hidden ones left out: macOS's ._NAME.png beside NAME.png).
 std::map<std::string, std::string> files_by_stem(const fs::path& folder) {
   std::map<std::string, std::string> out;

@@ -17,6 +17,13 @@ std::array<uint8_t, 3> voc_color(int index) {
   return rgb;
 }
 
+const std::vector<std::string>& voc_class_names() {
+  static const std::vector<std::string> names = {
+      "background", "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",   "car",  "cat",   "chair", "cow",
+      "diningtable", "dog",      "horse",   "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"};
+  return names;
+}
+
 std::vector<std::array<uint8_t, 3>> voc_palette(int64_t classes) {
   std::vector<std::array<uint8_t, 3>> palette;
   for (int64_t c = 0; c < classes; ++c) palette.push_back(voc_color(static_cast<int>(c % 256)));

@@ -13,6 +13,9 @@ namespace fcn {
 
 // VOC's colour of label `index` (0..255; 255, the void label, is cream 224,224,192).
 std::array<uint8_t, 3> voc_color(int index);
+// PASCAL VOC's 21 class names, background first: those of a VOC dataset without classes.json, and of torchvision's
+// pretrained segmentation FCNs (COCO images with VOC's labels).
+const std::vector<std::string>& voc_class_names();
 // The first `classes` VOC colours (repeating after 256).
 std::vector<std::array<uint8_t, 3>> voc_palette(int64_t classes);
 // [[r, g, b], ...] with every value an integer in 0..255 (300 is an error, not 44); errors name
