@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -90,8 +89,7 @@ void name_classes(ModelMeta& meta, const std::string& given) {
   std::error_code error;
   ClassTable table;
   if (std::filesystem::is_regular_file(given, error)) {
-    std::ifstream in(given);
-    table = parse_classes_json(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), given);
+    table = read_classes_json(given);
   } else {
     for (size_t start = 0; start <= given.size();) {
       const auto comma = std::min(given.find(',', start), given.size());

@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <variant>
@@ -24,9 +23,8 @@ namespace {
 // dict has no "format" entry: torch.save of a state dict). Anything else is load_model's error: a checkpoint, an image,
 // a folder, a file fcn does not read.
 std::variant<Model, StateDict> model_or_weights(const std::string& path) {
-  const auto head = read_head(path, 24).value_or(std::vector<char>{});
-  std::error_code error;
-  if (is_torch_zip(head) && !std::filesystem::is_directory(path, error)) {
+  const auto head = read_head(path, 24).value_or(std::vector<char>{});  // none of a folder: load_model says what it is
+  if (is_torch_zip(head)) {
     std::optional<ArchiveDict> dict;
     try {
       dict = read_torch_archive_dict(path);

@@ -99,6 +99,11 @@ ClassTable parse_classes_json(const std::string& text, const std::string& path) 
   return table;
 }
 
+ClassTable read_classes_json(const std::string& path) {
+  const auto bytes = read_file(path);
+  return parse_classes_json(std::string(bytes.begin(), bytes.end()), path);
+}
+
 std::string volume_of(const std::string& id) {
   const auto cut = id.rfind('_');
   if (cut == std::string::npos || cut == 0 || cut + 1 == id.size()) return id;
@@ -271,9 +276,7 @@ void SegmentationDataset::list_pairs(const fs::path& root) {
 void SegmentationDataset::read_classes(const fs::path& root, bool voc) {
   const fs::path classes = root / "classes.json";
   if (fs::exists(classes)) {
-    std::ifstream in(classes);
-    const auto table = parse_classes_json(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
-                                          classes.string());
+    const auto table = read_classes_json(classes.string());
     class_names_ = table.names;
     palette_ = table.colors;
     classes_source_ = "from " + classes.string();

@@ -144,6 +144,7 @@ struct ClassTable {
   std::vector<std::array<uint8_t, 3>> colors;
 };
 ClassTable parse_classes_json(const std::string& text, const std::string& path);  // fcn::Error naming `path`
+ClassTable read_classes_json(const std::string& path);  // the file read and parsed; fcn::Error naming it
 
 // The splits a dataset folder offers (VOC: ImageSets/Segmentation/*.txt; pairs: SPLIT/ folders, or "all"
 // and the lists in splits/*.txt).
